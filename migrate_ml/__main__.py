@@ -1,0 +1,5 @@
+import sys
+
+from migrate_ml.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""``migrate-ml rewrite``: the codemod."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from migrate_ml.commands._common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, UsageError, console, split_codes
+from migrate_ml.engine.report import change_summary, finding_lines, json_report, totals_line, unified_diff
+from migrate_ml.engine.runner import STDIN, FileOutcome, discover, process_file, process_files
+from migrate_ml.engine.transform import Settings, select_rules
+from migrate_ml.rules import load_rules
+
+NAME = "rewrite"
+HELP = "Rewrite single-label training code to multi-label, in place (or show the diff)."
+ORDER = 10
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to rewrite; - reads stdin and writes stdout")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--diff", action="store_true", help="print a unified diff and write nothing (exit 1 if changes are pending)")
+    mode.add_argument("--check", action="store_true", help="write nothing, report what would change and what needs review (exit 1 if anything does)")
+    parser.add_argument("--select", action="append", metavar="CODES", help="only these rule codes or prefixes (comma-separated)")
+    parser.add_argument("--ignore", action="append", metavar="CODES", help="skip these rule codes or prefixes (comma-separated)")
+    parser.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes whose correctness migrate-ml cannot prove")
+    parser.add_argument("--threshold", type=_threshold, default=0.5, metavar="FLOAT", help="decision threshold for sigmoid outputs in rewritten code (default 0.5)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching GLOB inside folders")
+    parser.add_argument("--output-format", choices=("text", "json"), default="text", help="report format (default text)")
+    parser.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="process files in N worker processes")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only findings and errors")
+
+
+def _threshold(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 < number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return number
+
+
+def _jobs(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings(
+        select=split_codes(args.select),
+        ignore=split_codes(args.ignore),
+        unsafe_fixes=args.unsafe_fixes,
+        threshold=args.threshold,
+    )
+    try:
+        select_rules(load_rules(), settings.select, settings.ignore)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    mode = "diff" if args.diff else "check" if args.check else "rewrite"
+    write = mode == "rewrite"
+    if STDIN in args.paths:
+        if len(args.paths) > 1:
+            raise UsageError("- (stdin) cannot be combined with other paths")
+        outcomes = [process_file(STDIN, settings, write=False, data=sys.stdin.buffer.read())]
+        if write and outcomes[0].error is None:
+            sys.stdout.buffer.write(outcomes[0].new_data)
+            sys.stdout.buffer.flush()
+    else:
+        outcomes = process_files(list(discover(args.paths, args.exclude)), settings, write, args.jobs)
+    _print(outcomes, mode, args, stdin=STDIN in args.paths)
+    if any(o.error is not None for o in outcomes):
+        return EXIT_ERROR
+    if mode == "diff" and any(o.changed for o in outcomes):
+        return EXIT_PENDING
+    if mode == "check" and any(o.changed or o.findings for o in outcomes):
+        return EXIT_PENDING
+    return EXIT_OK
+
+
+def _print(outcomes: list[FileOutcome], mode: str, args: argparse.Namespace, stdin: bool) -> None:
+    if args.output_format == "json":
+        print(json_report(outcomes, mode))
+        return
+    out = console()
+    # Reports go to stderr whenever stdout carries the code or the patch.
+    report = console(stderr=True) if (stdin and mode == "rewrite") or mode == "diff" else out
+    if mode == "diff":
+        for outcome in outcomes:
+            _print_diff(out, unified_diff(outcome))
+    if not args.quiet:
+        verb = "Rewrote" if mode == "rewrite" else "Would rewrite"
+        for outcome in outcomes:
+            if outcome.changed:
+                report.print(f"{verb} {change_summary(outcome)}", style="bold")
+    for outcome in outcomes:
+        for line in finding_lines(outcome):
+            style = "red" if outcome.error else ("dim" if line.startswith("  help:") else "yellow")
+            report.print(line, style=style, markup=False)
+    if not args.quiet:
+        report.print(totals_line(outcomes, mode), markup=False)
+
+
+def _print_diff(out, diff: str) -> None:
+    if not diff:
+        return
+    if not out.is_terminal:
+        sys.stdout.write(diff)
+        sys.stdout.flush()
+        return
+    from rich.text import Text
+
+    for line in diff.splitlines():
+        style = ""
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("@@"):
+            style = "cyan"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        out.print(Text(line, style=style))

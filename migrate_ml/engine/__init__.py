@@ -1,0 +1,1 @@
+"""The rewrite engine: reading files, running rules in one pass, applying fixes, reporting."""

@@ -1,0 +1,135 @@
+"""Finding files and processing them, serially or in worker processes."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from migrate_ml.engine.source import SourceError, decode_source, read_source, write_atomic
+from migrate_ml.engine.transform import Change, FileTransformer, Finding, Settings, select_rules
+from migrate_ml.rules import load_rules
+
+STDIN = "-"
+
+SKIPPED_FOLDERS = frozenset(
+    {"__pycache__", "build", "dist", "site-packages", "node_modules", "venv", "env", ".venv"}
+)
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file. Plain data: it crosses process boundaries."""
+
+    path: str
+    changes: list[Change] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    error: SourceError | None = None
+    old_text: str = ""
+    new_text: str = ""
+    new_data: bytes = b""
+    written: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.error is None and self.old_text != self.new_text
+
+
+def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[str]:
+    """Expand folders into their ``*.py`` files, in a stable order.
+
+    Files named explicitly are always kept (as black and ruff do); inside folders, hidden
+    folders, virtual environments and build output are skipped, and so is anything matching an
+    ``--exclude`` glob (matched against the relative path and against the base name).
+    """
+    for raw in paths:
+        if raw == STDIN:
+            yield raw
+            continue
+        path = Path(raw)
+        if not path.is_dir():
+            yield raw
+            continue
+        for folder, subfolders, files in os.walk(path):
+            subfolders[:] = sorted(
+                name
+                for name in subfolders
+                if not name.startswith(".")
+                and name not in SKIPPED_FOLDERS
+                and not _is_virtualenv(os.path.join(folder, name))
+                and not _excluded(os.path.join(folder, name), exclude)
+            )
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    full = os.path.join(folder, name)
+                    if not _excluded(full, exclude):
+                        yield full
+
+
+def _is_virtualenv(folder: str) -> bool:
+    return os.path.exists(os.path.join(folder, "pyvenv.cfg"))
+
+
+def _excluded(path: str, patterns: Iterable[str]) -> bool:
+    normalized = os.path.normpath(path)
+    base = os.path.basename(normalized)
+    return any(
+        fnmatch.fnmatch(normalized, pattern) or fnmatch.fnmatch(base, pattern)
+        or fnmatch.fnmatch(normalized, f"*/{pattern}")
+        for pattern in patterns
+    )
+
+
+_worker_transformer: FileTransformer | None = None
+
+
+def _transformer_for(settings: Settings) -> FileTransformer:
+    global _worker_transformer
+    if _worker_transformer is None or _worker_transformer.settings != settings:
+        rules = select_rules(load_rules(), settings.select, settings.ignore)
+        _worker_transformer = FileTransformer(rules, settings)
+    return _worker_transformer
+
+
+def process_file(path: str, settings: Settings, write: bool, data: bytes | None = None) -> FileOutcome:
+    """Rewrite one file. Errors are captured in the outcome; nothing is written on error."""
+    outcome = FileOutcome(path=path)
+    try:
+        source = decode_source(path, data) if data is not None else read_source(path)
+        outcome.old_text = source.text
+        result = _transformer_for(settings).transform(source)
+        outcome.new_text, outcome.new_data = result.new_text, result.new_data
+        outcome.changes = result.changes
+        written = write and result.changed and path != STDIN
+        outcome.findings = result.findings_after if written else result.findings_before
+        if written:
+            write_atomic(path, result.new_data)
+            outcome.written = True
+    except SourceError as error:
+        outcome.error = error
+        outcome.new_text = outcome.old_text
+    except OSError as error:
+        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}")
+        outcome.new_text = outcome.old_text
+    except RecursionError:
+        outcome.error = SourceError(path, "too deeply nested to process")
+        outcome.new_text = outcome.old_text
+    return outcome
+
+
+def _process_star(arguments: tuple[str, Settings, bool]) -> FileOutcome:
+    return process_file(*arguments)
+
+
+def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int = 1) -> list[FileOutcome]:
+    """Process files, in parallel when ``jobs > 1``; results keep the input order."""
+    work = [(path, settings, write) for path in paths]
+    if jobs <= 1 or len(work) < 2:
+        return [_process_star(item) for item in work]
+    from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for the import
+
+    chunk = max(1, len(work) // (jobs * 4))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_process_star, work, chunksize=chunk))

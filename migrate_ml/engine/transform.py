@@ -1,0 +1,348 @@
+"""One file's rewrite: parse once, run every selected rule in one traversal, apply the fixes.
+
+The flow for a file is:
+
+1. a text pre-filter drops the rules whose triggers do not occur (most files stop here,
+   unparsed);
+2. the module is parsed once and all remaining rules visit it together
+   (``MetadataWrapper.visit_batched``), each reporting violations;
+3. violations silenced by a ``# migrate-ml: ignore[...]`` comment are dropped;
+4. enabled fixes are applied by one transformer, then the import edits they queued run
+   through LibCST's ``AddImportsVisitor``/``RemoveImportsVisitor``;
+5. the new text is parsed again (it must parse, or nothing is written) and detection runs on
+   it until no enabled fix remains, so that a second run is a no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from migrate_ml.engine.source import SourceError, SourceFile
+from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
+
+MAX_PASSES = 4
+"""Fix passes per file. One is the norm; more only when a fix uncovers another."""
+
+_SUPPRESSION = re.compile(r"#\s*migrate-ml:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+_ALL_CODES = frozenset({"*"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user asked for. Plain data, so it can be sent to worker processes."""
+
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    unsafe_fixes: bool = False
+    threshold: float = 0.5
+
+    def enabled(self, applicability: Applicability) -> bool:
+        if applicability is Applicability.SAFE:
+            return True
+        return applicability is Applicability.UNSAFE and self.unsafe_fixes
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A violation that was not fixed: it needs a human or ``--unsafe-fixes``."""
+
+    code: str
+    line: int
+    column: int
+    message: str
+    suggestion: str
+    applicability: str
+    """The fix's applicability, or ``"display-only"`` when the rule offers no fix."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A fix that was applied. Positions refer to the original text."""
+
+    code: str
+    line: int
+    column: int
+    end_line: int
+    message: str
+    applicability: str
+
+
+@dataclass
+class TransformResult:
+    source: SourceFile
+    new_data: bytes
+    new_text: str
+    changes: list[Change] = field(default_factory=list)
+    findings_before: list[Finding] = field(default_factory=list)
+    """Unfixed findings, positioned in the original text (what ``--check``/``--diff`` show)."""
+    findings_after: list[Finding] = field(default_factory=list)
+    """Unfixed findings, positioned in the rewritten text (what a written file shows)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.new_data != self.source.data
+
+
+def select_rules(
+    rules: dict[str, type[Rule]], select: Sequence[str], ignore: Sequence[str]
+) -> list[type[Rule]]:
+    """Rules whose code starts with a selected prefix and with no ignored prefix.
+
+    Raises ``ValueError`` for a prefix that matches no rule, so typos do not pass silently.
+    """
+    for prefix in (*select, *ignore):
+        if not any(code.startswith(prefix) for code in rules):
+            raise ValueError(f"unknown rule code or prefix: {prefix}")
+    chosen = []
+    for code in sorted(rules):
+        if select and not any(code.startswith(prefix) for prefix in select):
+            continue
+        if any(code.startswith(prefix) for prefix in ignore):
+            continue
+        chosen.append(rules[code])
+    return chosen
+
+
+def parse_suppressions(text: str) -> dict[int, frozenset[str]]:
+    """Map 1-based line numbers to the codes (or prefixes) a comment on that line silences."""
+    silenced: dict[int, frozenset[str]] = {}
+    if "migrate-ml" not in text:
+        return silenced
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _SUPPRESSION.search(line)
+        if match is None:
+            continue
+        codes = match.group("codes")
+        if codes is None or not codes.strip():
+            silenced[number] = _ALL_CODES
+        else:
+            silenced[number] = frozenset(c.strip() for c in codes.split(",") if c.strip())
+    return silenced
+
+
+def choose_threshold_name(text: str) -> str:
+    """``THRESHOLD`` unless the file already uses that name for something else."""
+    for candidate in ("THRESHOLD", "MULTILABEL_THRESHOLD"):
+        if not re.search(rf"\b{candidate}\b", text) or re.search(
+            rf"^{candidate}\s*=\s*[0-9.]+\s*(#.*)?$", text, re.MULTILINE
+        ):
+            return candidate
+    suffix = 2
+    while re.search(rf"\bMULTILABEL_THRESHOLD_{suffix}\b", text):
+        suffix += 1
+    return f"MULTILABEL_THRESHOLD_{suffix}"
+
+
+def _parse(path: str, data: bytes) -> cst.Module:
+    try:
+        return cst.parse_module(data)
+    except cst.ParserSyntaxError as exc:
+        message = exc.message.removeprefix("parser error: ")
+        raise SourceError(path, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
+    except (SyntaxError, RecursionError) as exc:
+        raise SourceError(path, f"cannot parse: {exc}") from None
+
+
+class _ApplyEdits(cst.CSTTransformer):
+    def __init__(self, fixes: Iterable[Fix]) -> None:
+        super().__init__()
+        self._edits: dict[cst.CSTNode, list] = {}
+        for fix in fixes:
+            for edit in fix.edits:
+                self._edits.setdefault(edit.node, []).append(edit.apply)
+
+    def on_leave(self, original_node, updated_node):  # type: ignore[override]
+        for apply in self._edits.get(original_node, ()):
+            if not isinstance(updated_node, cst.CSTNode):
+                break  # an earlier edit removed the node
+            updated_node = apply(updated_node)
+        return updated_node
+
+
+def _insert_threshold(module: cst.Module, name: str, value: float) -> cst.Module:
+    """Add ``NAME = value`` after the docstring and the leading imports, once."""
+    for statement in module.body:
+        if m_assigns_name(statement, name):
+            return module
+    position = 0
+    for index, statement in enumerate(module.body):
+        if _is_docstring_or_import(statement, index):
+            position = index + 1
+        else:
+            break
+    constant = cst.parse_statement(
+        f"{name} = {value!r}  # multi-label decision threshold on sigmoid outputs; tune per class on validation data\n",
+        config=module.config_for_parsing,
+    )
+    constant = constant.with_changes(leading_lines=[cst.EmptyLine()] if position else [])
+    body = list(module.body)
+    if position < len(body) and position:
+        following = body[position]
+        if not following.leading_lines:
+            body[position] = following.with_changes(leading_lines=[cst.EmptyLine()])
+    body.insert(position, constant)
+    return module.with_changes(body=body)
+
+
+def m_assigns_name(statement: cst.CSTNode, name: str) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    for small in statement.body:
+        if isinstance(small, cst.Assign):
+            for target in small.targets:
+                if isinstance(target.target, cst.Name) and target.target.value == name:
+                    return True
+    return False
+
+
+def _is_docstring_or_import(statement: cst.CSTNode, index: int) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    first = statement.body[0]
+    if isinstance(first, (cst.Import, cst.ImportFrom)):
+        return True
+    return index == 0 and isinstance(first, cst.Expr) and isinstance(first.value, cst.SimpleString)
+
+
+class FileTransformer:
+    """Runs the selected rules on files. Build one per process and reuse it."""
+
+    def __init__(self, rules: Sequence[type[Rule]], settings: Settings) -> None:
+        self.rules = list(rules)
+        self.settings = settings
+
+    def transform(self, source: SourceFile) -> TransformResult:
+        result = TransformResult(source=source, new_data=source.data, new_text=source.text)
+        candidates = [rule for rule in self.rules if rule.could_apply(source.text)]
+        if not candidates:
+            return result
+        module = _parse(source.path, source.data)
+        threshold_name = choose_threshold_name(source.text)
+        text = source.text
+        original_compiles = _compiles(source.text, source.path)
+        for pass_number in range(MAX_PASSES):
+            violations, positions = self._detect(module, candidates, source.path, threshold_name, text)
+            fixes = [v for v in violations if v.fix and self.settings.enabled(v.fix.applicability)]
+            findings = [self._finding(v, positions) for v in violations if v not in fixes]
+            if pass_number == 0:
+                result.findings_before = findings
+            result.findings_after = findings
+            if not fixes:
+                break
+            if pass_number == 0:
+                result.changes = [self._change(v, positions) for v in fixes]
+            module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
+            new_data = module.bytes
+            module = _reparse(source.path, new_data, original_compiles)
+            text = module.code
+            result.new_data, result.new_text = new_data, text
+            candidates = [rule for rule in self.rules if rule.could_apply(text)]
+        return result
+
+    def _detect(
+        self,
+        module: cst.Module,
+        rules: Sequence[type[Rule]],
+        path: str,
+        threshold_name: str,
+        text: str,
+    ) -> tuple[list[Violation], dict]:
+        context = RuleContext(path=path, threshold=self.settings.threshold, threshold_name=threshold_name)
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        wrapper.visit_batched([rule(context) for rule in rules])
+        positions = wrapper.resolve(PositionProvider)
+        silenced = parse_suppressions(text)
+        kept = [v for v in context.violations if not self._is_silenced(v, positions, silenced)]
+        kept.sort(key=lambda v: (positions[v.node].start.line, positions[v.node].start.column, v.code))
+        return kept, positions
+
+    @staticmethod
+    def _is_silenced(violation: Violation, positions, silenced: dict[int, frozenset[str]]) -> bool:
+        if not silenced:
+            return False
+        for node in (violation.node, *violation.extra_nodes):
+            span = positions.get(node)
+            if span is None:
+                continue
+            for line in range(span.start.line, span.end.line + 1):
+                codes = silenced.get(line)
+                if codes and (codes is _ALL_CODES or any(violation.code.startswith(c) for c in codes)):
+                    return True
+        return False
+
+    @staticmethod
+    def _finding(violation: Violation, positions) -> Finding:
+        start = positions[violation.node].start
+        applicability = violation.fix.applicability.value if violation.fix else Applicability.DISPLAY_ONLY.value
+        return Finding(
+            code=violation.code,
+            line=start.line,
+            column=start.column + 1,
+            message=violation.message,
+            suggestion=violation.suggestion,
+            applicability=applicability,
+        )
+
+    @staticmethod
+    def _change(violation: Violation, positions) -> Change:
+        span = positions[violation.node]
+        assert violation.fix is not None
+        end_line = max(
+            [span.end.line] + [positions[n].end.line for n in violation.extra_nodes if n in positions]
+        )
+        return Change(
+            code=violation.code,
+            line=span.start.line,
+            column=span.start.column + 1,
+            end_line=end_line,
+            message=violation.message,
+            applicability=violation.fix.applicability.value,
+        )
+
+    def _apply(self, module: cst.Module, fixes: list[Fix], path: str, threshold_name: str) -> cst.Module:
+        module = module.visit(_ApplyEdits(fixes))
+        if any(fix.needs_threshold for fix in fixes):
+            module = _insert_threshold(module, threshold_name, self.settings.threshold)
+        adds = [imp for fix in fixes for imp in fix.add_imports]
+        removes = [imp for fix in fixes for imp in fix.remove_imports]
+        if adds or removes:
+            # libcst.codemod imports libcst.matchers (~0.3 s): pay for it only when imports change.
+            from libcst.codemod import CodemodContext
+            from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+
+            context = CodemodContext(filename=path)
+            for imp in adds:
+                AddImportsVisitor.add_needed_import(context, imp.module, imp.obj, imp.asname)
+            for imp in removes:
+                RemoveImportsVisitor.remove_unused_import(context, imp.module, imp.obj, imp.asname)
+            if adds:
+                module = AddImportsVisitor(context).transform_module(module)
+            if removes:
+                module = RemoveImportsVisitor(context).transform_module(module)
+        return module
+
+
+def _compiles(text: str, path: str) -> bool:
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _reparse(path: str, data: bytes, must_compile: bool) -> cst.Module:
+    """The rewritten text must parse, and compile if the original did, or nothing is written."""
+    try:
+        reparsed = cst.parse_module(data)
+    except Exception as exc:  # a rule produced invalid code: refuse the whole file
+        raise SourceError(
+            path, f"internal error: rewritten code does not parse ({exc}); file left unchanged"
+        ) from None
+    if must_compile and not _compiles(reparsed.code, path):
+        raise SourceError(path, "internal error: rewritten code does not compile; file left unchanged")
+    return reparsed

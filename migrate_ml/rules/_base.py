@@ -1,0 +1,164 @@
+"""The contract every rule implements.
+
+A rule is a LibCST ``BatchableCSTVisitor``: the engine runs all selected rules over a file in
+one traversal. Detection and fixing are separate: while visiting, a rule *reports* a
+:class:`Violation`; the fix it may carry is a description of node edits and import edits that
+the engine applies afterwards, only if the fix's applicability is enabled.
+
+Subclassing :class:`Rule` with a ``code`` registers the rule; no central list is edited.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Iterable
+
+import libcst as cst
+from libcst.metadata import PositionProvider
+
+
+class Applicability(str, enum.Enum):
+    """How much a fix can be trusted, modelled on ruff's fix applicability."""
+
+    SAFE = "safe"
+    """Applied by default: the rewrite is correct whenever the rule matched."""
+    UNSAFE = "unsafe"
+    """Applied only with ``--unsafe-fixes``: correct under an assumption the tool cannot prove."""
+    DISPLAY_ONLY = "display-only"
+    """Never applied: a human decides. Reported with a suggestion."""
+
+
+@dataclass(frozen=True)
+class ImportEdit:
+    """An import to add or drop: ``from module import obj as asname`` or ``import module``."""
+
+    module: str
+    obj: str | None = None
+    asname: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeEdit:
+    """Replace ``node`` (a node of the original tree) by ``apply(updated_node)``.
+
+    ``apply`` receives the node after edits to its children were made, so edits nested inside
+    one another compose instead of overwriting each other.
+    """
+
+    node: cst.CSTNode
+    apply: Callable[[cst.CSTNode], cst.CSTNode]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Everything one violation changes. Its parts are accepted or rejected together."""
+
+    edits: tuple[NodeEdit, ...]
+    applicability: Applicability = Applicability.SAFE
+    add_imports: tuple[ImportEdit, ...] = ()
+    remove_imports: tuple[ImportEdit, ...] = ()
+    needs_threshold: bool = False
+    """True when the edits refer to the module-level threshold constant."""
+
+
+@dataclass
+class Violation:
+    """One thing a rule found. ``node`` locates it; ``fix`` is optional."""
+
+    code: str
+    node: cst.CSTNode
+    message: str
+    suggestion: str = ""
+    fix: Fix | None = None
+    extra_nodes: tuple[cst.CSTNode, ...] = ()
+    """Further places the fix touches; a suppression comment on any of them also applies."""
+
+
+@dataclass
+class RuleContext:
+    """Per-file settings and services shared by all rules of one pass."""
+
+    path: str
+    threshold: float = 0.5
+    threshold_name: str = "THRESHOLD"
+    """Name of the module-level decision-threshold constant, chosen by the engine per file."""
+    violations: list[Violation] = field(default_factory=list)
+
+
+_CODE_PATTERN = re.compile(r"^ML\d{3}$")
+
+RULES: dict[str, type["Rule"]] = {}
+"""Every registered rule class, keyed by code. Filled by ``Rule.__init_subclass__``."""
+
+
+class Rule(cst.BatchableCSTVisitor):
+    """Base class of all rules.
+
+    Subclasses set the class attributes below and implement ``visit_*``/``leave_*`` methods
+    that call :meth:`report`. They must not mutate the tree.
+    """
+
+    code: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    """One line: what the rule changes."""
+    rationale: ClassVar[str] = ""
+    """One paragraph: why the change is needed for multi-label training."""
+    applicability: ClassVar[Applicability] = Applicability.SAFE
+    """The rule's usual fix safety; individual violations may carry another."""
+    example_before: ClassVar[str] = ""
+    example_after: ClassVar[str] = ""
+    triggers: ClassVar[tuple[str, ...]] = ()
+    """Substrings of which at least one must occur in a file for the rule to run on it.
+
+    This is the cheap pre-filter that lets the engine skip parsing files that cannot need
+    this rule. Keep the strings as specific as the rule allows.
+    """
+
+    METADATA_DEPENDENCIES: ClassVar[tuple] = (PositionProvider,)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.code:
+            return  # an abstract helper base, not a rule
+        if not _CODE_PATTERN.match(cls.code):
+            raise ValueError(f"rule code {cls.code!r} must look like ML123")
+        if cls.code in RULES and RULES[cls.code] is not cls:
+            raise ValueError(f"rule code {cls.code} is used by {RULES[cls.code].__name__} too")
+        for attr in ("name", "summary", "rationale", "example_before", "example_after"):
+            if not getattr(cls, attr):
+                raise ValueError(f"rule {cls.code} must set {attr}")
+        if not cls.triggers:
+            raise ValueError(f"rule {cls.code} must set triggers for the pre-filter")
+        RULES[cls.code] = cls
+
+    def __init__(self, context: RuleContext) -> None:
+        super().__init__()
+        self.context = context
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        """Cheap text test run before parsing; override for a sharper filter."""
+        return any(trigger in source for trigger in cls.triggers)
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        suggestion: str = "",
+        fix: Fix | None = None,
+        extra_nodes: Iterable[cst.CSTNode] = (),
+    ) -> None:
+        self.context.violations.append(
+            Violation(
+                code=self.code,
+                node=node,
+                message=message,
+                suggestion=suggestion,
+                fix=fix,
+                extra_nodes=tuple(extra_nodes),
+            )
+        )

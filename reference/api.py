@@ -1,0 +1,50 @@
+"""The stable functional API of the reference runtime, for ``migrate-ml verify`` and users.
+
+Everything here is importable without side effects (no files written, no threads set, nothing
+downloaded). Names listed in ``__all__`` keep their signatures and semantics across patch
+releases; see docs/reference.md.
+
+Threshold convention: a label is positive when ``prob > threshold`` (strict), everywhere.
+"""
+
+from .dataset import (
+    DatasetFormatError,
+    MultiLabelCsvDataset,
+    MultiLabelJsonDataset,
+    load_tensors,
+    open_dataset,
+    read_classes,
+)
+from .metrics import (
+    METRIC_KEYS,
+    PER_CLASS_KEYS,
+    MultilabelEvaluator,
+    binarize,
+    exact_match,
+    multilabel_metrics,
+    tune_thresholds,
+)
+from .model import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, create_reference_model
+from .sample import class_names, make_sample_tensors, write_sample_data
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_MODEL_KWARGS",
+    "METRIC_KEYS",
+    "PER_CLASS_KEYS",
+    "DatasetFormatError",
+    "MultiLabelCsvDataset",
+    "MultiLabelJsonDataset",
+    "MultilabelEvaluator",
+    "binarize",
+    "class_names",
+    "create_reference_model",
+    "exact_match",
+    "load_tensors",
+    "make_sample_tensors",
+    "multilabel_metrics",
+    "open_dataset",
+    "read_classes",
+    "tune_thresholds",
+    "write_sample_data",
+]
