@@ -20,6 +20,7 @@ Definitions (``TP_c``, ``FP_c``, ``FN_c`` are class ``c``'s counts at the given 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -78,7 +79,7 @@ def exact_match(preds: torch.Tensor, targets: torch.Tensor) -> float:
 
     preds = torch.as_tensor(preds).long().cpu()
     targets = torch.as_tensor(targets).long().cpu()
-    return float(multilabel_exact_match(preds, targets, num_labels=targets.shape[1]))
+    return float(multilabel_exact_match(preds, targets, num_labels=targets.shape[1], validate_args=False))
 
 
 def _harmonic(p: float, r: float) -> float:
@@ -126,12 +127,16 @@ def multilabel_metrics(
     kw = {"num_labels": c, "validate_args": False}
 
     support = targets.sum(0)
-    ap = multilabel_average_precision(probs, targets, average=None, **kw)
+    # torchmetrics squeezes per-class results to a scalar when C == 1. Its warning about
+    # classes without positives is moot: their AP is set to NaN and left out of mAP below.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No positive samples found in target")
+        ap = multilabel_average_precision(probs, targets, average=None, **kw).reshape(c)
     ap = torch.where(support > 0, ap, torch.full_like(ap, math.nan))
     has_pos = support > 0
-    precision = multilabel_precision(preds, targets, average=None, **kw)
-    recall = multilabel_recall(preds, targets, average=None, **kw)
-    f1 = multilabel_f1_score(preds, targets, average=None, **kw)
+    precision = multilabel_precision(preds, targets, average=None, **kw).reshape(c)
+    recall = multilabel_recall(preds, targets, average=None, **kw).reshape(c)
+    f1 = multilabel_f1_score(preds, targets, average=None, **kw).reshape(c)
     cp, cr = float(precision.mean()), float(recall.mean())
     op = float(multilabel_precision(preds, targets, average="micro", **kw))
     orr = float(multilabel_recall(preds, targets, average="micro", **kw))
