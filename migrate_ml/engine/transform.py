@@ -16,8 +16,9 @@ The flow for a file is:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -58,6 +59,8 @@ class Finding:
     suggestion: str
     applicability: str
     """The fix's applicability, or ``"display-only"`` when the rule offers no fix."""
+    cell: int | None = None
+    """In a notebook, the 1-based cell that ``line`` (then counted inside the cell) is in."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,22 @@ class Change:
     end_line: int
     message: str
     applicability: str
+    touches_header: bool = False
+    """The fix also adds or removes imports or the threshold constant near the top."""
+    cell: int | None = None
+    """In a notebook, the 1-based cell that ``line``/``end_line`` (counted in the cell) are in."""
+
+
+@dataclass
+class Proposal:
+    """An enabled fix offered to ``FileTransformer.transform``'s ``accept`` callback."""
+
+    change: Change
+    violation: Violation
+    text: str
+    """The text the fix applies to."""
+    preview: Callable[[], str]
+    """The text with only this fix applied (computed on demand: it costs a transform)."""
 
 
 @dataclass
@@ -216,7 +235,12 @@ class FileTransformer:
         self.rules = list(rules)
         self.settings = settings
 
-    def transform(self, source: SourceFile) -> TransformResult:
+    def transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None = None) -> TransformResult:
+        """Rewrite one file; with ``accept``, apply only the fixes it returns True for.
+
+        A fix declined once is not offered again in later passes of the same file.
+        """
+        declined: Counter = Counter()
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
         candidates = [rule for rule in self.rules if rule.could_apply(source.text)]
         if not candidates:
@@ -232,6 +256,8 @@ class FileTransformer:
             if pass_number == 0:
                 result.findings_before = findings
             result.findings_after = findings
+            if accept is not None:
+                fixes = self._ask(accept, module, fixes, positions, text, source.path, threshold_name, declined)
             if not fixes:
                 break
             if pass_number == 0:
@@ -243,6 +269,26 @@ class FileTransformer:
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
         return result
+
+    def _ask(self, accept, module, fixes, positions, text, path, threshold_name, declined) -> list[Violation]:
+        still_declined = Counter(declined)
+        chosen = []
+        for violation in fixes:
+            key = (violation.code, module.code_for_node(violation.node))
+            if still_declined[key] > 0:
+                still_declined[key] -= 1
+                continue
+            proposal = Proposal(
+                change=self._change(violation, positions),
+                violation=violation,
+                text=text,
+                preview=lambda v=violation: self._apply(module, [v.fix], path, threshold_name).code,
+            )
+            if accept(proposal):
+                chosen.append(violation)
+            else:
+                declined[key] += 1
+        return chosen
 
     def _detect(
         self,
@@ -302,6 +348,9 @@ class FileTransformer:
             end_line=end_line,
             message=violation.message,
             applicability=violation.fix.applicability.value,
+            touches_header=bool(
+                violation.fix.add_imports or violation.fix.remove_imports or violation.fix.needs_threshold
+            ),
         )
 
     def _apply(self, module: cst.Module, fixes: list[Fix], path: str, threshold_name: str) -> cst.Module:
