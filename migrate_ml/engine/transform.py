@@ -15,6 +15,7 @@ The flow for a file is:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
 
 _SUPPRESSION = re.compile(r"#\s*migrate-ml:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""Line breaks as Python and LibCST count them (``str.splitlines`` also splits on form feeds)."""
+_THRESHOLD_VALUE = r"(?:0?\.[0-9_]*|0|1\.?0*|[0-9.]+[eE]-[0-9]+)"
+"""A float literal the engine could have written for a threshold in (0, 1)."""
 _ALL_CODES = frozenset({"*"})
 
 
@@ -65,7 +70,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class Change:
-    """A fix that was applied. Positions refer to the original text."""
+    """A fix that was applied.
+
+    Positions refer to the text the fix was applied to: the original text for the first pass,
+    which is nearly always the only one (a later pass runs only when a fix uncovers another).
+    """
 
     code: str
     line: int
@@ -132,29 +141,29 @@ def parse_suppressions(text: str) -> dict[int, frozenset[str]]:
     silenced: dict[int, frozenset[str]] = {}
     if "migrate-ml" not in text:
         return silenced
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _SUPPRESSION.search(line)
-        if match is None:
-            continue
+    for match in _SUPPRESSION.finditer(text):
+        number = len(_LINE_BREAK.findall(text, 0, match.start())) + 1
         codes = match.group("codes")
         if codes is None or not codes.strip():
             silenced[number] = _ALL_CODES
         else:
-            silenced[number] = frozenset(c.strip() for c in codes.split(",") if c.strip())
+            silenced[number] = frozenset(c.strip().upper() for c in codes.split(",") if c.strip())
     return silenced
 
 
 def choose_threshold_name(text: str) -> str:
-    """``THRESHOLD`` unless the file already uses that name for something else."""
-    for candidate in ("THRESHOLD", "MULTILABEL_THRESHOLD"):
+    """``THRESHOLD`` unless the file already uses that name for something else.
+
+    A module-level ``NAME = <float in (0, 1)>`` is taken to be the constant an earlier run
+    inserted (or the user's own threshold), so a second run picks the same name.
+    """
+    numbered = (f"MULTILABEL_THRESHOLD_{n}" for n in itertools.count(2))
+    for candidate in itertools.chain(("THRESHOLD", "MULTILABEL_THRESHOLD"), numbered):
         if not re.search(rf"\b{candidate}\b", text) or re.search(
-            rf"^{candidate}\s*=\s*[0-9.]+\s*(#.*)?$", text, re.MULTILINE
+            rf"^{candidate}[ \t]*=[ \t]*{_THRESHOLD_VALUE}[ \t]*(#.*)?$", text, re.MULTILINE
         ):
             return candidate
-    suffix = 2
-    while re.search(rf"\bMULTILABEL_THRESHOLD_{suffix}\b", text):
-        suffix += 1
-    return f"MULTILABEL_THRESHOLD_{suffix}"
+    raise AssertionError("unreachable: a finite text cannot use every numbered name")
 
 
 def _parse(path: str, data: bytes) -> cst.Module:
@@ -165,6 +174,8 @@ def _parse(path: str, data: bytes) -> cst.Module:
         raise SourceError(path, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
     except (SyntaxError, RecursionError) as exc:
         raise SourceError(path, f"cannot parse: {exc}") from None
+    except Exception as exc:  # the native parser reports some inputs with other exception types
+        raise SourceError(path, f"cannot parse: {type(exc).__name__}: {exc}") from None
 
 
 class _ApplyEdits(cst.CSTTransformer):
@@ -248,8 +259,9 @@ class FileTransformer:
         module = _parse(source.path, source.data)
         threshold_name = choose_threshold_name(source.text)
         text = source.text
-        original_compiles = _compiles(source.text, source.path)
-        for pass_number in range(MAX_PASSES):
+        original_compiles: bool | None = None  # compiling costs time: only checked once a fix applies
+        # One detection more than there are fix passes: the last one proves the result is stable.
+        for pass_number in range(MAX_PASSES + 1):
             violations, positions = self._detect(module, candidates, source.path, threshold_name, text)
             fixes = [v for v in violations if v.fix and self.settings.enabled(v.fix.applicability)]
             findings = [self._finding(v, positions) for v in violations if v not in fixes]
@@ -260,10 +272,18 @@ class FileTransformer:
                 fixes = self._ask(accept, module, fixes, positions, text, source.path, threshold_name, declined)
             if not fixes:
                 break
-            if pass_number == 0:
-                result.changes = [self._change(v, positions) for v in fixes]
+            if pass_number == MAX_PASSES:
+                # Writing now would leave work for the next run: refuse instead of breaking idempotency.
+                pending = ", ".join(sorted({v.code for v in fixes}))
+                raise SourceError(
+                    source.path,
+                    f"internal error: fixes ({pending}) still apply after {MAX_PASSES} passes; file left unchanged",
+                )
+            result.changes.extend(self._change(v, positions) for v in fixes)
             module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
             new_data = module.bytes
+            if original_compiles is None:
+                original_compiles = _compiles(source.text, source.path)
             module = _reparse(source.path, new_data, original_compiles)
             text = module.code
             result.new_data, result.new_text = new_data, text
@@ -309,13 +329,20 @@ class FileTransformer:
 
     @staticmethod
     def _is_silenced(violation: Violation, positions, silenced: dict[int, frozenset[str]]) -> bool:
+        """Whether a suppression comment sits on a line the violation reports or its fix edits.
+
+        Only the first and last line of each node count, as a comment can only trail those of a
+        multi-line call; a comment inside a function body must not silence a violation reported
+        on the whole function.
+        """
         if not silenced:
             return False
-        for node in (violation.node, *violation.extra_nodes):
+        edited = violation.fix.edits if violation.fix else ()
+        for node in (violation.node, *violation.extra_nodes, *(edit.node for edit in edited)):
             span = positions.get(node)
             if span is None:
                 continue
-            for line in range(span.start.line, span.end.line + 1):
+            for line in {span.start.line, span.end.line}:
                 codes = silenced.get(line)
                 if codes and (codes is _ALL_CODES or any(violation.code.startswith(c) for c in codes)):
                     return True
