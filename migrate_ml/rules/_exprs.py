@@ -73,3 +73,82 @@ def map_argument(call: cst.Call, index: int, transform) -> cst.Call:
     args = list(call.args)
     args[index] = args[index].with_changes(value=transform(args[index].value))
     return call.with_changes(args=args)
+
+
+def keyword_arguments(call: cst.Call) -> dict[str, cst.Arg]:
+    return {arg.keyword.value: arg for arg in call.args if arg.keyword is not None}
+
+
+def positional_arguments(call: cst.Call) -> list[cst.Arg]:
+    return [arg for arg in call.args if arg.keyword is None]
+
+
+def without_argument(index: int):
+    """An edit dropping ``call.args[index]`` (by index, for the reason given in map_argument)."""
+
+    def apply(call: cst.Call) -> cst.Call:
+        args = [arg for i, arg in enumerate(call.args) if i != index]
+        if args:
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return call.with_changes(args=args)
+
+    return apply
+
+
+def smoothed_target(epsilon: cst.BaseExpression):
+    """Float targets smoothed towards 0.5: ``y.float() * (1 - e) + e / 2``.
+
+    This is what label smoothing means for independent binary labels: each positive becomes
+    ``1 - e/2`` and each negative ``e/2``, the same rule timm's ``BinaryCrossEntropy`` applies
+    to dense targets with ``smooth_dense=True``.
+    """
+
+    def apply(target: cst.BaseExpression) -> cst.BaseExpression:
+        eps = parenthesize(epsilon.deep_clone())
+        kept = cst.BinaryOperation(
+            left=cst.Integer("1"),
+            operator=cst.Subtract(),
+            right=eps,
+            lpar=[cst.LeftParen()],
+            rpar=[cst.RightParen()],
+        )
+        return cst.BinaryOperation(
+            left=cst.BinaryOperation(left=as_float_target(target), operator=cst.Multiply(), right=kept),
+            operator=cst.Add(),
+            right=cst.BinaryOperation(left=eps.deep_clone(), operator=cst.Divide(), right=cst.Integer("2")),
+        )
+
+    return apply
+
+
+def map_target(loss_call_node: cst.Call, target: cst.Arg, transform):
+    """A ``NodeEdit`` apply function that transforms the target argument of a loss call."""
+    index = loss_call_node.args.index(target)
+    return lambda updated: map_argument(updated, index, transform)
+
+
+def is_flattened(expression: cst.BaseExpression) -> bool:
+    """``labels.view(-1)`` / ``labels.reshape(-1)`` / ``labels.flatten()``: a class-index vector."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    method = expression.func.attr.value
+    if method == "flatten" and not expression.args:
+        return True
+    if method in ("view", "reshape") and len(expression.args) == 1:
+        value = expression.args[0].value
+        return isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus) and (
+            isinstance(value.expression, cst.Integer) and value.expression.value == "1"
+        )
+    return False
+
+
+def is_argmax(expression: cst.BaseExpression) -> bool:
+    """``t.argmax(1)``, ``torch.argmax(t, dim=1)``, ``t.max(1)[1]``: class indices from scores."""
+    while isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute) and (
+        expression.func.attr.value in ("to", "cuda", "long", "detach")
+    ):
+        expression = expression.func.value
+    if isinstance(expression, cst.Call) and isinstance(expression.func, (cst.Attribute, cst.Name)):
+        name = expression.func.attr.value if isinstance(expression.func, cst.Attribute) else expression.func.value
+        return name == "argmax"
+    return False

@@ -59,6 +59,11 @@ class LossConstruction:
     qualified_name: str
     target: cst.BaseExpression | None
     """What the criterion is bound to: a ``Name``, a ``self.attr`` ``Attribute``, or None."""
+    uses_followed: bool = False
+    """True when every use of the criterion is one of its followed calls (or passes it to a
+    module-local function whose parameter is used that way). Only then does rewriting the calls
+    rewrite *all* of them, which edits that change the call sites (label smoothing moved onto
+    the targets) need before they can be safe."""
 
 
 @dataclass(eq=False)
@@ -113,6 +118,13 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._by_target: dict[cst.CSTNode, LossConstruction] = {}
         self._by_attribute: dict[tuple[cst.ClassDef | None, str], list[LossConstruction]] = {}
         self._functions: dict[str, list[cst.FunctionDef]] = {}
+        self._attribute_uses: dict[tuple[cst.ClassDef | None, str], list[cst.Attribute]] = {}
+        self._roots: dict[LossConstruction, cst.BaseExpression] = {}
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if _is_self(node.value):
+            key = (self._enclosing(node, cst.ClassDef), node.attr.value)
+            self._attribute_uses.setdefault(key, []).append(node)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._functions.setdefault(node.name.value, []).append(node)
@@ -128,24 +140,99 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                 return
 
     def _record_construction(self, node: cst.Call, kind: str, name: str) -> None:
-        parent = self.get_metadata(ParentNodeProvider, node)
+        root = self._device_chain_root(node)
+        parent = self.get_metadata(ParentNodeProvider, root)
         target: cst.BaseExpression | None = None
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             target = parent.targets[0].target
-        elif isinstance(parent, (cst.AnnAssign,)) and parent.value is node:
+        elif isinstance(parent, (cst.AnnAssign,)) and parent.value is root:
             target = parent.target
         construction = LossConstruction(call=node, kind=kind, qualified_name=name, target=target)
         self._flow.constructions.append(construction)
+        self._roots[construction] = root
         if isinstance(target, cst.Name):
             self._by_target[target] = construction
         elif isinstance(target, cst.Attribute) and _is_self(target.value):
             key = (self._enclosing(node, cst.ClassDef), target.attr.value)
             self._by_attribute.setdefault(key, []).append(construction)
 
+    def _device_chain_root(self, node: cst.Call) -> cst.BaseExpression:
+        """``nn.CrossEntropyLoss().cuda()`` / ``.to(device)``: the outermost call of the chain."""
+        current: cst.BaseExpression = node
+        while True:
+            attribute = self.get_metadata(ParentNodeProvider, current, None)
+            if not (
+                isinstance(attribute, cst.Attribute)
+                and attribute.value is current
+                and attribute.attr.value in _DEVICE_METHODS
+            ):
+                return current
+            call = self.get_metadata(ParentNodeProvider, attribute, None)
+            if not (isinstance(call, cst.Call) and call.func is attribute):
+                return current
+            current = call
+
     def leave_Module(self, original_node: cst.Module) -> None:
         for call in self._calls:
             self._resolve_call(call)
+        followed = {call.call: call for call in self._flow.calls}
+        for construction in self._flow.constructions:
+            construction.uses_followed = self._uses_followed(construction, followed)
         self.set_metadata(original_node, self._flow)
+
+    def _uses_followed(self, construction: LossConstruction, followed: dict[cst.Call, LossCall]) -> bool:
+        target = construction.target
+        if target is None:
+            return self._use_followed(self._roots[construction], construction, followed, 0)
+        if isinstance(target, cst.Attribute) and _is_self(target.value):
+            key = (self._enclosing(target, cst.ClassDef), target.attr.value)
+            uses = [use for use in self._attribute_uses.get(key, ()) if not self._is_assigned(use)]
+            return bool(uses) and all(self._use_followed(u, construction, followed, 0) for u in uses)
+        if isinstance(target, cst.Name):
+            return self._name_uses_followed(target, construction, followed, 0)
+        return False
+
+    def _name_uses_followed(self, bound: cst.CSTNode, construction, followed, depth: int) -> bool:
+        """Every access of the binding ``bound`` (an assigned ``Name`` or a ``Param``) is followed."""
+        name = bound.name if isinstance(bound, cst.Param) else bound
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None or not isinstance(name, cst.Name):
+            return False
+        accesses = [
+            access
+            for assignment in scope.assignments[name.value]
+            if getattr(assignment, "node", None) is bound
+            for access in assignment.references
+        ]
+        return bool(accesses) and all(
+            self._use_followed(access.node, construction, followed, depth) for access in accesses
+        )
+
+    def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int) -> bool:
+        """``node`` evaluates to the criterion: it is called by a followed loss call, or passed
+        to a module-local function whose parameter is itself only used that way."""
+        if depth > 3:
+            return False
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, cst.Call) and parent.func is node:
+            loss_call = followed.get(parent)
+            return loss_call is not None and construction in loss_call.constructions
+        if not isinstance(parent, cst.Arg) or parent.value is not node or parent.star:
+            return False
+        call = self.get_metadata(ParentNodeProvider, parent, None)
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name)):
+            return False
+        functions = self._functions.get(call.func.value, ())
+        if len(functions) != 1:
+            return False
+        param = _parameter_for(functions[0], call, parent)
+        return param is not None and self._name_uses_followed(param, construction, followed, depth + 1)
+
+    def _is_assigned(self, node: cst.CSTNode) -> bool:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, cst.AssignTarget) and parent.target is node:
+            return True
+        return isinstance(parent, cst.AnnAssign) and parent.target is node
 
     def _resolve_call(self, call: cst.Call) -> None:
         names = _qualified(self, call.func)
@@ -233,6 +320,20 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             current = self.get_metadata(ParentNodeProvider, current, None)
             if current is None or isinstance(current, kind):
                 return current
+
+
+_DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
+
+
+def _parameter_for(function: cst.FunctionDef, call: cst.Call, argument: cst.Arg) -> cst.Param | None:
+    """The parameter of ``function`` that ``argument`` of ``call`` binds."""
+    parameters = function.params
+    if argument.keyword is not None:
+        every = [*parameters.posonly_params, *parameters.params, *parameters.kwonly_params]
+        return next((p for p in every if p.name.value == argument.keyword.value), None)
+    positional = [*parameters.posonly_params, *parameters.params]
+    index = [arg for arg in call.args if arg.keyword is None and not arg.star].index(argument)
+    return positional[index] if index < len(positional) else None
 
 
 def _is_self(expression: cst.BaseExpression) -> bool:

@@ -5,10 +5,45 @@ from __future__ import annotations
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._exprs import as_float_target, map_argument, parenthesize
-from migrate_ml.rules._flow import LossConstruction, LossFlow, LossFlowProvider
+from migrate_ml.rules._exprs import (
+    as_float_target,
+    is_flattened,
+    keyword_arguments,
+    map_target,
+    positional_arguments,
+    smoothed_target,
+    without_argument,
+)
+from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 
 _BCE = "BCEWithLogitsLoss"
+
+WEIGHT_NOTE = (
+    "weight= is kept: in BCEWithLogitsLoss it scales each label's loss (positives and negatives "
+    "alike); to up-weight the positives of rare labels use pos_weight=negatives/positives per label"
+)
+IGNORE_INDEX_SUGGESTION = (
+    "multi-hot targets have no ignored class index; to skip samples use reduction='none' and "
+    "average over a mask: (loss * mask).sum() / mask.sum()"
+)
+
+
+def smoothing_suggestion(epsilon: str) -> str:
+    return (
+        f"smooth the float targets at each call and drop the argument: "
+        f"criterion(logits, targets.float() * (1 - {epsilon}) + {epsilon} / 2), or use "
+        f"timm.loss.BinaryCrossEntropy(smoothing={epsilon}, smooth_dense=True)"
+    )
+
+
+def smoothing_movable(construction: LossConstruction, calls: list[LossCall]) -> bool:
+    """Smoothing can move onto the targets when every use is a followed call of this criterion
+    alone: a call shared with another criterion (if/else) would smooth that branch too."""
+    return (
+        construction.uses_followed
+        and bool(calls)
+        and all(call.constructions == (construction,) and call.target is not None for call in calls)
+    )
 
 
 class CrossEntropyLossRule(Rule):
@@ -21,21 +56,27 @@ class CrossEntropyLossRule(Rule):
         "independent sigmoid per label, which BCEWithLogitsLoss computes in a numerically "
         "stable way from the raw logits. BCEWithLogitsLoss needs float targets of the same "
         "shape as the logits ([B, C] multi-hot), so every call of the criterion that migrate-ml "
-        "can follow gets `.float()` on its target, after any `.to(device)` chain. Worse than a "
-        "crash, CrossEntropyLoss fed float multi-hot targets still runs and trains the wrong "
+        "can follow (through names, `self.` attributes and the parameters of functions called in "
+        "the same file) gets `.float()` on its target, after any `.to(device)` chain. Worse than "
+        "a crash, CrossEntropyLoss fed float multi-hot targets still runs and trains the wrong "
         "objective, which is why this rule converts the criterion rather than the targets only. "
-        "`reduction` carries over; `weight` is kept (in BCE it scales each label's loss) with a "
-        "note about `pos_weight`; `label_smoothing` moves onto the targets (`y*(1-e)+e/2`) as an "
-        "unsafe fix; `ignore_index` has no BCE equivalent and is reported."
+        "Every spelling is recognised (`nn.`, `torch.nn.`, from-imports, aliases, "
+        "`CrossEntropyLoss()(z, y)`), and imports are fixed. `reduction` carries over. "
+        "`weight` is kept (in BCE it scales each label's loss) with a note about `pos_weight`. "
+        "`label_smoothing` moves onto the targets (`y*(1-e)+e/2`, which is label smoothing for "
+        "independent binary labels) when every use of the criterion is a followed call; "
+        "otherwise the criterion is reported and left as it is, never silently unsmoothed. "
+        "`ignore_index` has no BCE equivalent and is reported, as is a loss computed on "
+        "flattened class indices (`labels.view(-1)`), which must become `[B, C]` multi-hot."
     )
     applicability = Applicability.SAFE
     example_before = (
-        "criterion = nn.CrossEntropyLoss()\n"
+        "criterion = nn.CrossEntropyLoss(label_smoothing=0.1)\n"
         "loss = criterion(outputs, labels.to(device))\n"
     )
     example_after = (
         "criterion = nn.BCEWithLogitsLoss()\n"
-        "loss = criterion(outputs, labels.to(device).float())\n"
+        "loss = criterion(outputs, labels.to(device).float() * (1 - 0.1) + 0.1 / 2)\n"
     )
     triggers = ("CrossEntropyLoss",)
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider)
@@ -48,35 +89,49 @@ class CrossEntropyLossRule(Rule):
 
     def _check(self, construction: LossConstruction, flow: LossFlow) -> None:
         call = construction.call
-        keywords = {arg.keyword.value: arg for arg in call.args if arg.keyword is not None}
-        positional = [arg for arg in call.args if arg.keyword is None]
+        keywords = keyword_arguments(call)
+        positional = positional_arguments(call)
         if "ignore_index" in keywords or len(positional) > 1 or any(arg.star for arg in call.args):
             self.report(
                 call,
                 "CrossEntropyLoss with ignore_index or positional options has no direct BCEWithLogitsLoss equivalent",
-                suggestion=(
-                    "use nn.BCEWithLogitsLoss(reduction='none') and mask the ignored samples: "
-                    "(loss * mask).sum() / mask.sum()"
-                ),
+                suggestion=IGNORE_INDEX_SUGGESTION,
             )
             return
 
         calls = flow.calls_of(construction)
-        edits = [NodeEdit(call.func, _rename_to_bce)]
+        flattened = [c for c in calls if c.target is not None and is_flattened(c.target.value)]
+        if flattened:
+            self.report(
+                flattened[0].call,
+                "the loss is computed on flattened class indices (labels.view(-1)); multi-label "
+                "targets are [B, C] multi-hot rows, so this loss cannot be converted mechanically",
+                suggestion=(
+                    "use BCEWithLogitsLoss()(logits, labels.float()) with labels of shape [B, C] "
+                    "(keep logits as [B, C]: logits.view(-1, num_classes))"
+                ),
+            )
+            return
+
         smoothing = keywords.get("label_smoothing")
-        applicability = Applicability.SAFE
+        if smoothing is not None and not smoothing_movable(construction, calls):
+            epsilon = cst.Module([]).code_for_node(smoothing.value)
+            self.report(
+                call,
+                "CrossEntropyLoss(label_smoothing=...) is used where migrate-ml cannot follow "
+                "every call, so the smoothing cannot be moved onto the targets; left unchanged",
+                suggestion=smoothing_suggestion(epsilon),
+            )
+            return
+
+        edits = [NodeEdit(call.func, _rename_to_bce)]
+        transform = as_float_target
         if smoothing is not None:
-            applicability = Applicability.UNSAFE
-            index = call.args.index(smoothing)
-            edits.append(NodeEdit(call, _without_argument(index)))
+            edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
+            transform = smoothed_target(smoothing.value)
         for loss_call in calls:
-            if loss_call.target is None:
-                continue
-            index = loss_call.call.args.index(loss_call.target)
-            transform = as_float_target
-            if smoothing is not None:
-                transform = _smoothed_target(smoothing.value)
-            edits.append(NodeEdit(loss_call.call, lambda updated, i=index, t=transform: map_argument(updated, i, t)))
+            if loss_call.target is not None:
+                edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
 
         add_imports: tuple[ImportEdit, ...] = ()
         remove_imports: tuple[ImportEdit, ...] = ()
@@ -88,29 +143,20 @@ class CrossEntropyLossRule(Rule):
 
         message = "CrossEntropyLoss models one label per image; use BCEWithLogitsLoss with float multi-hot targets"
         if smoothing is not None:
-            message += " (label_smoothing moves onto the targets: y*(1-e)+e/2)"
+            message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
+        if "weight" in keywords or positional:
+            message += f"; {WEIGHT_NOTE}"
         self.report(
             call,
             message,
-            suggestion="run with --unsafe-fixes to move label_smoothing onto the targets" if smoothing else "",
-            fix=Fix(
-                edits=tuple(edits),
-                applicability=applicability,
-                add_imports=add_imports,
-                remove_imports=remove_imports,
-            ),
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
             extra_nodes=[c.call for c in calls],
         )
-        if "weight" in keywords or positional:
+        if not construction.uses_followed:
             self.report(
                 call,
-                "weight= is kept: in BCEWithLogitsLoss it scales each label's loss, it does not balance positives against negatives",
-                suggestion="for rare labels consider pos_weight=(negatives/positives per label), e.g. `migrate-ml reference train --pos-weight auto`",
-            )
-        if not calls:
-            self.report(
-                call,
-                "the calls of this criterion could not be followed, so their targets were not cast",
+                "not every use of this criterion could be followed, so targets passed to it "
+                "elsewhere were not cast",
                 suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
             )
 
@@ -119,31 +165,3 @@ def _rename_to_bce(func: cst.CSTNode) -> cst.CSTNode:
     if isinstance(func, cst.Attribute):
         return func.with_changes(attr=cst.Name(_BCE))
     return cst.Name(_BCE)
-
-
-def _without_argument(index: int):
-    def apply(call: cst.Call) -> cst.Call:
-        args = [arg for i, arg in enumerate(call.args) if i != index]
-        if args:
-            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-        return call.with_changes(args=args)
-
-    return apply
-
-
-def _smoothed_target(epsilon: cst.BaseExpression):
-    """Targets smoothed the way CE's label_smoothing treats each class: y*(1-e) + e/2."""
-
-    def apply(target: cst.BaseExpression) -> cst.BaseExpression:
-        eps = parenthesize(epsilon.deep_clone())
-        kept = cst.BinaryOperation(
-            left=cst.Integer("1"), operator=cst.Subtract(), right=eps,
-            lpar=[cst.LeftParen()], rpar=[cst.RightParen()],
-        )
-        return cst.BinaryOperation(
-            left=cst.BinaryOperation(left=as_float_target(target), operator=cst.Multiply(), right=kept),
-            operator=cst.Add(),
-            right=cst.BinaryOperation(left=eps.deep_clone(), operator=cst.Divide(), right=cst.Integer("2")),
-        )
-
-    return apply
