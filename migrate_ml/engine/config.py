@@ -1,0 +1,140 @@
+"""Project configuration: the ``[tool.migrate-ml]`` table of ``pyproject.toml``.
+
+The table is looked up from the first target path upward (the nearest ``pyproject.toml`` that
+has it wins, as with ruff and black). Every key is optional; the command line overrides any
+key it sets. ``exclude`` patterns work like ``--exclude``; ``per-file-ignores`` patterns are
+relative to the folder that holds the ``pyproject.toml`` (a pattern without ``/`` matches
+base names anywhere).
+
+.. code-block:: toml
+
+    [tool.migrate-ml]
+    select = ["ML0"]
+    ignore = ["ML101"]
+    threshold = 0.4
+    exclude = ["legacy/*"]
+    unsafe-fixes = false
+    per-file-ignores = { "notebooks/*.ipynb" = ["ML101"] }
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+TABLE = "tool.migrate-ml"
+KEYS = ("select", "ignore", "threshold", "exclude", "unsafe-fixes", "per-file-ignores")
+
+
+class ConfigError(Exception):
+    """A bad ``[tool.migrate-ml]`` value; ``str()`` is ``path: error: [tool.migrate-ml] key: why``."""
+
+    def __init__(self, path: Path, key: str | None, message: str) -> None:
+        where = f"[{TABLE}] {key}: " if key else ""
+        super().__init__(f"{path}: error: {where}{message}")
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    path: Path | None = None
+    select: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] | None = None
+    threshold: float | None = None
+    exclude: tuple[str, ...] | None = None
+    unsafe_fixes: bool | None = None
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(absolute glob, codes) pairs."""
+
+
+def find_pyproject(start: str) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.migrate-ml]`` table."""
+    folder = Path(start).resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    for candidate in (folder, *folder.parents):
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file() and _mentions_table(pyproject):
+            return pyproject
+    return None
+
+
+def _mentions_table(pyproject: Path) -> bool:
+    # A cheap text test first: most pyproject.toml files have no such table, and parsing TOML
+    # for each of them would cost every run.
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "tool.migrate-ml" in text or '"migrate-ml"' in text
+
+
+def load_config(targets: Sequence[str], known_codes: Sequence[str]) -> ProjectConfig:
+    """The configuration that applies to ``targets`` (found from the first one), or defaults."""
+    start = next((t for t in targets if t != "-"), os.getcwd())
+    pyproject = find_pyproject(start)
+    if pyproject is None:
+        return ProjectConfig()
+    return parse_config(pyproject, known_codes)
+
+
+def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(pyproject, None, f"cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(pyproject, None, f"invalid TOML: {error}") from None
+    table = document.get("tool", {}).get("migrate-ml")
+    if table is None:
+        return ProjectConfig(path=pyproject)
+    if not isinstance(table, dict):
+        raise ConfigError(pyproject, None, f"[{TABLE}] must be a table")
+    for key in table:
+        if key not in KEYS:
+            raise ConfigError(pyproject, key, f"unknown key; known keys: {', '.join(KEYS)}")
+    root = pyproject.parent
+
+    def codes(key: str, value: object) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(pyproject, key, "must be a list of rule codes or prefixes, like [\"ML001\", \"ML02\"]")
+        normalized = tuple(item.strip().upper() for item in value)
+        for prefix in normalized:
+            if not any(code.startswith(prefix) for code in known_codes) or not prefix:
+                raise ConfigError(pyproject, key, f"unknown rule code or prefix: {prefix or repr('')}")
+        return normalized
+
+    def globs(key: str, value: object) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(pyproject, key, "must be a list of glob patterns")
+        return tuple(value)
+
+    threshold = table.get("threshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise ConfigError(pyproject, "threshold", "must be a number between 0 and 1 (exclusive)")
+        threshold = float(threshold)
+    unsafe = table.get("unsafe-fixes")
+    if unsafe is not None and not isinstance(unsafe, bool):
+        raise ConfigError(pyproject, "unsafe-fixes", "must be true or false")
+    per_file = table.get("per-file-ignores", {})
+    if not isinstance(per_file, dict):
+        raise ConfigError(pyproject, "per-file-ignores", 'must be a table of glob = [codes], like { "tests/*" = ["ML101"] }')
+    exclude = table.get("exclude")
+    return ProjectConfig(
+        path=pyproject,
+        select=codes("select", table["select"]) if "select" in table else None,
+        ignore=codes("ignore", table["ignore"]) if "ignore" in table else None,
+        threshold=threshold,
+        exclude=globs("exclude", exclude) if exclude is not None else None,
+        unsafe_fixes=unsafe,
+        per_file_ignores=tuple(
+            (str(root / pattern) if "/" in pattern else pattern, codes(f"per-file-ignores.{pattern}", value))
+            for pattern, value in per_file.items()
+        ),
+    )
