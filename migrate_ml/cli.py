@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from typing import Sequence
 
 from migrate_ml import __version__, commands
 from migrate_ml.commands._common import EXIT_ERROR, UsageError
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, like the rest of our errors
@@ -55,3 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("migrate-ml: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `migrate-ml rewrite --diff . | head`: the reader left; stop quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR

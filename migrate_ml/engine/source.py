@@ -7,6 +7,7 @@ LibCST does not do: precise errors for unreadable input and atomic, mode-preserv
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import tempfile
@@ -34,6 +35,8 @@ class SourceFile:
     path: str
     data: bytes
     text: str
+    encoding: str = "utf-8"
+    """The codec ``data`` was decoded with; ``utf-8-sig`` when it starts with a BOM."""
 
 
 def read_source(path: str) -> SourceFile:
@@ -57,21 +60,35 @@ def decode_source(path: str, data: bytes) -> SourceFile:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise SourceError(path, str(exc.msg if hasattr(exc, "msg") else exc)) from None
+        message = str(getattr(exc, "msg", exc))
+        if not message.startswith("invalid or missing encoding declaration"):
+            raise SourceError(path, message, _cookie_line(data)) from None
+        # No cookie and undecodable UTF-8 in the first lines: decoding names the exact byte.
+        encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SourceError(
-            path,
-            f"cannot decode byte 0x{data[exc.start]:02x} as {encoding}",
-            line,
-            column,
-        ) from None
+        raise _decode_error(path, data, encoding, exc) from None
     except LookupError:
-        raise SourceError(path, f"unknown encoding {encoding!r}") from None
-    return SourceFile(path=path, data=data, text=text)
+        raise SourceError(path, f"unknown encoding {encoding!r}", _cookie_line(data)) from None
+    return SourceFile(path=path, data=data, text=text, encoding=encoding)
+
+
+def _decode_error(path: str, data: bytes, encoding: str, exc: UnicodeDecodeError) -> SourceError:
+    # utf-8-sig reports offsets after the BOM it stripped.
+    start = exc.start + (len(codecs.BOM_UTF8) if encoding == "utf-8-sig" else 0)
+    line_start = data.rfind(b"\n", 0, start) + 1
+    column = len(data[line_start:start].decode(encoding, errors="replace").lstrip("\ufeff")) + 1
+    line = data.count(b"\n", 0, start) + 1
+    return SourceError(path, f"cannot decode byte 0x{data[start]:02x} as {encoding}", line, column)
+
+
+def _cookie_line(data: bytes) -> int:
+    """The line of the coding cookie that tokenize rejected (1 or 2)."""
+    first_line_end = data.find(b"\n")
+    if first_line_end != -1 and b"coding" not in data[:first_line_end] and b"coding" in data[first_line_end:]:
+        return 2
+    return 1
 
 
 def write_atomic(path: str, data: bytes) -> None:
