@@ -1,0 +1,132 @@
+"""ML002: ``F.cross_entropy`` becomes ``F.binary_cross_entropy_with_logits`` on float targets."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
+from migrate_ml.rules._exprs import (
+    as_float_target,
+    is_argmax,
+    is_flattened,
+    keyword_arguments,
+    map_target,
+    positional_arguments,
+    smoothed_target,
+    without_argument,
+)
+from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
+
+FUNCTIONAL_BCE = "binary_cross_entropy_with_logits"
+FUNCTIONAL_MODULE = "torch.nn.functional"
+
+# F.cross_entropy(input, target, weight, size_average, ignore_index, reduce, reduction, ...) and
+# F.binary_cross_entropy_with_logits(input, target, weight, size_average, reduce, ...) agree on
+# the first three positions only.
+_SHARED_POSITIONS = 3
+
+
+def rename_functional(func: cst.CSTNode) -> cst.CSTNode:
+    """``F.cross_entropy`` -> ``F.binary_cross_entropy_with_logits``, keeping the user's alias."""
+    if isinstance(func, cst.Attribute):
+        return func.with_changes(attr=cst.Name(FUNCTIONAL_BCE))
+    return cst.Name(FUNCTIONAL_BCE)
+
+
+def functional_imports(func: cst.BaseExpression, qualified_name: str) -> tuple[tuple, tuple]:
+    """Import edits for a bare ``cross_entropy``/``nll_loss`` from-import; none for ``F.x``."""
+    if not isinstance(func, cst.Name):
+        return (), ()
+    obj = qualified_name.rpartition(".")[2]
+    asname = func.value if func.value != obj else None
+    return (ImportEdit(FUNCTIONAL_MODULE, FUNCTIONAL_BCE),), (ImportEdit(FUNCTIONAL_MODULE, obj, asname),)
+
+
+class FunctionalCrossEntropyRule(Rule):
+    code = "ML002"
+    name = "functional-cross-entropy"
+    summary = "F.cross_entropy(z, y) becomes F.binary_cross_entropy_with_logits(z, y.float())."
+    rationale = (
+        "`torch.nn.functional.cross_entropy` is a softmax over classes followed by the negative "
+        "log-likelihood of the one true class, so it can only express one label per image. The "
+        "multi-label loss is an independent sigmoid per label, "
+        "`binary_cross_entropy_with_logits`, which takes the same raw logits and float "
+        "multi-hot targets of the same shape. The function keeps the user's module alias "
+        "(`F.`, `torch.nn.functional.`, or a from-import, whose import is fixed), the target "
+        "gets `.float()` after any `.to(device)` chain, and `reduction` and `weight` carry "
+        "over (with a note: BCE's `weight` scales each label's loss). `label_smoothing` moves "
+        "onto the targets of that call (`y*(1-e)+e/2`). `ignore_index`, options passed "
+        "positionally past `weight`, and targets that are not labels (a teacher's `argmax`, "
+        "as in DeiT's hard distillation, or flattened `labels.view(-1)`) are reported instead."
+    )
+    applicability = Applicability.SAFE
+    example_before = "loss = F.cross_entropy(logits, labels.to(device), reduction='sum')\n"
+    example_after = (
+        "loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float(), reduction='sum')\n"
+    )
+    triggers = ("cross_entropy",)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        flow: LossFlow = self.get_metadata(LossFlowProvider, node)
+        for loss_call in flow.calls:
+            if loss_call.functional and loss_call.kinds == {"ce"}:
+                self._check(loss_call.call, loss_call.target)
+
+    def _check(self, call: cst.Call, target: cst.Arg | None) -> None:
+        keywords = keyword_arguments(call)
+        if (
+            target is None
+            or "ignore_index" in keywords
+            or len(positional_arguments(call)) > _SHARED_POSITIONS
+            or any(arg.star for arg in call.args)
+        ):
+            self.report(
+                call,
+                "cross_entropy with ignore_index or options past weight passed by position has "
+                "no direct binary_cross_entropy_with_logits equivalent",
+                suggestion=IGNORE_INDEX_SUGGESTION,
+            )
+            return
+        if is_argmax(target.value):
+            self.report(
+                call,
+                "the target is an argmax of scores (hard distillation): in multi-label training "
+                "the teacher's decision is every label above the threshold, not one class",
+                suggestion=(
+                    "use F.binary_cross_entropy_with_logits(outputs, "
+                    "(torch.sigmoid(teacher_outputs) > THRESHOLD).float())"
+                ),
+            )
+            return
+        if is_flattened(target.value):
+            self.report(
+                call,
+                "the loss is computed on flattened class indices (labels.view(-1)); multi-label "
+                "targets are [B, C] multi-hot rows",
+                suggestion="use F.binary_cross_entropy_with_logits(logits, labels.float()) with [B, C] labels",
+            )
+            return
+
+        smoothing = keywords.get("label_smoothing")
+        transform = smoothed_target(smoothing.value) if smoothing is not None else as_float_target
+        edits = [
+            NodeEdit(call, map_target(call, target, transform)),
+            NodeEdit(call.func, rename_functional),
+        ]
+        if smoothing is not None:
+            # Runs after the target edit on the same node, so indices below it are unchanged.
+            edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
+        add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")
+
+        message = "cross_entropy models one label per image; use binary_cross_entropy_with_logits on float multi-hot targets"
+        if smoothing is not None:
+            message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
+        if "weight" in keywords or len(positional_arguments(call)) > 2:
+            message += f"; {WEIGHT_NOTE}"
+        self.report(
+            call,
+            message,
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+        )

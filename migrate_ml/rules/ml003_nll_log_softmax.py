@@ -1,0 +1,214 @@
+"""ML003: ``F.nll_loss(F.log_softmax(z, dim=1), y)`` becomes BCE-with-logits on the raw logits."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._exprs import (
+    as_float_target,
+    keyword_arguments,
+    map_argument,
+    positional_arguments,
+)
+from migrate_ml.rules._flow import LossCall, LossFlow, LossFlowProvider
+from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION
+from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
+
+_LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
+_MODULE_ROOTS = frozenset({"torch", "scipy", "numpy", "jax", "tensorflow"})
+_SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
+
+
+def log_softmax_input(rule: Rule, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``z`` when ``expression`` is a log-softmax of ``z`` over the class dimension (1 or -1)."""
+    if not isinstance(expression, cst.Call):
+        return None
+    if isinstance(expression.func, cst.Attribute) and expression.func.attr.value == "log_softmax":
+        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
+        if qualified & _LOG_SOFTMAX_FUNCTIONS:
+            source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
+        elif any(name.partition(".")[0] in _MODULE_ROOTS for name in qualified):
+            return None  # a log_softmax of another module (e.g. scipy.special)
+        else:
+            source, dim = expression.func.value, _argument(expression, 0, "dim")
+    elif isinstance(expression.func, cst.Name):
+        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
+        if not qualified & _LOG_SOFTMAX_FUNCTIONS:
+            return None
+        source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
+    else:
+        return None
+    if source is None or not _is_class_dim(dim):
+        return None
+    return source
+
+
+def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
+    positional = positional_arguments(call)
+    if len(positional) > index and not positional[index].star:
+        return positional[index].value
+    argument = keyword_arguments(call).get(keyword)
+    return argument.value if argument is not None else None
+
+
+def _is_class_dim(dim: cst.BaseExpression | None) -> bool:
+    if dim is None:
+        return True  # the implicit dim of a 2-D input is 1
+    if isinstance(dim, cst.Integer):
+        return dim.value == "1"
+    return (
+        isinstance(dim, cst.UnaryOperation)
+        and isinstance(dim.operator, cst.Minus)
+        and isinstance(dim.expression, cst.Integer)
+        and dim.expression.value == "1"
+    )
+
+
+def nll_options_supported(call: cst.Call) -> bool:
+    return (
+        "ignore_index" not in keyword_arguments(call)
+        and len(positional_arguments(call)) <= _SHARED_POSITIONS
+        and not any(arg.star for arg in call.args)
+    )
+
+
+def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, ...]:
+    """Rename ``nll_loss`` (alias kept), replace its input, cast its target."""
+    call = loss_call.call
+    assert loss_call.target is not None and call.args
+    input_index = 0 if call.args[0].keyword is None else call.args.index(
+        keyword_arguments(call)["input"]
+    )
+    target_index = call.args.index(loss_call.target)
+
+    def apply(updated: cst.Call) -> cst.Call:
+        updated = map_argument(updated, input_index, logits_transform)
+        return map_argument(updated, target_index, as_float_target)
+
+    return (NodeEdit(call, apply), NodeEdit(call.func, rename_functional))
+
+
+class NllOverLogSoftmaxRule(Rule):
+    code = "ML003"
+    name = "nll-over-log-softmax"
+    summary = "F.nll_loss(F.log_softmax(z, dim=1), y) becomes F.binary_cross_entropy_with_logits(z, y.float())."
+    rationale = (
+        "`nll_loss` over `log_softmax` is cross-entropy written in two steps: the softmax makes "
+        "the classes compete, so only one label per image can be right. Multi-label training "
+        "scores each label with its own sigmoid, so the loss becomes "
+        "`binary_cross_entropy_with_logits` on the raw logits `z` (the `log_softmax` is dropped, "
+        "not converted) with float multi-hot targets. This is done when the `log_softmax` is "
+        "visible: nested in the call, or assigned once to a name in the same function from "
+        "logits that are not reassigned there (the assignment stays for any other use). `reduction` and `weight` carry "
+        "over; `ignore_index` is reported. An `nll_loss` whose log-probabilities come from "
+        "elsewhere (usually a `log_softmax` in the model's `forward`) is reported, since the "
+        "model must return raw logits first (see ML103)."
+    )
+    applicability = Applicability.SAFE
+    example_before = (
+        "z = model(x)\n"
+        "out = F.log_softmax(z, dim=1)\n"
+        "loss = F.nll_loss(out, y, reduction='sum')\n"
+    )
+    example_after = (
+        "z = model(x)\n"
+        "out = F.log_softmax(z, dim=1)\n"
+        "loss = F.binary_cross_entropy_with_logits(z, y.float(), reduction='sum')\n"
+    )
+    triggers = ("nll_loss",)
+    METADATA_DEPENDENCIES = (
+        *Rule.METADATA_DEPENDENCIES,
+        LossFlowProvider,
+        ParentNodeProvider,
+        QualifiedNameProvider,
+        ScopeProvider,
+    )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        flow: LossFlow = self.get_metadata(LossFlowProvider, node)
+        forward_log_softmax = "def forward" in node.code and "log_softmax" in node.code
+        for loss_call in flow.calls:
+            if not (loss_call.functional and loss_call.kinds == {"nll"}):
+                continue
+            logits = self._raw_logits(loss_call.logits)
+            if logits is None:
+                if not forward_log_softmax:  # ML103 owns the case where forward is in this file
+                    self.report(
+                        loss_call.call,
+                        "nll_loss consumes log-probabilities made elsewhere (usually a log_softmax "
+                        "in the model's forward), which make the classes compete",
+                        suggestion=(
+                            "make the model return raw logits, then use "
+                            "F.binary_cross_entropy_with_logits(logits, target.float())"
+                        ),
+                    )
+                continue
+            if loss_call.target is None or not nll_options_supported(loss_call.call):
+                self.report(
+                    loss_call.call,
+                    "nll_loss with ignore_index or options past weight passed by position has no "
+                    "direct binary_cross_entropy_with_logits equivalent",
+                    suggestion=IGNORE_INDEX_SUGGESTION,
+                )
+                continue
+            add_imports, remove_imports = functional_imports(
+                loss_call.call.func, "torch.nn.functional.nll_loss"
+            )
+            self.report(
+                loss_call.call,
+                "nll_loss over log_softmax models one label per image; use "
+                "binary_cross_entropy_with_logits on the raw logits and float multi-hot targets",
+                fix=Fix(
+                    edits=nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone()),
+                    add_imports=add_imports,
+                    remove_imports=remove_imports,
+                ),
+            )
+
+    def _raw_logits(self, expression: cst.BaseExpression | None) -> cst.BaseExpression | None:
+        """The logits under a log_softmax: nested, or through a name bound once in this scope."""
+        if expression is None:
+            return None
+        direct = log_softmax_input(self, expression)
+        if direct is not None:
+            return direct
+        if not isinstance(expression, cst.Name):
+            return None
+        bound = _single_assigned_value(self, expression)
+        if bound is None:
+            return None
+        logits = log_softmax_input(self, bound)
+        if logits is None or not _is_stable(self, logits, expression):
+            return None
+        return logits
+
+
+def _single_assigned_value(rule: Rule, name: cst.Name) -> cst.BaseExpression | None:
+    """The value of ``name = value`` when that is the name's only binding in its scope."""
+    scope = rule.get_metadata(ScopeProvider, name, None)
+    if scope is None:
+        return None
+    assignments = list(scope[name.value])
+    if len(assignments) != 1:
+        return None
+    target = getattr(assignments[0], "node", None)
+    assign_target = rule.get_metadata(ParentNodeProvider, target, None) if target is not None else None
+    statement = rule.get_metadata(ParentNodeProvider, assign_target, None) if assign_target else None
+    if isinstance(assign_target, cst.AssignTarget) and isinstance(statement, cst.Assign):
+        if len(statement.targets) == 1:
+            return statement.value
+    return None
+
+
+def _is_stable(rule: Rule, logits: cst.BaseExpression, use: cst.CSTNode) -> bool:
+    """The logits mean the same at the loss call: a name bound at most once in the scope.
+
+    A call such as ``model(x)`` is not accepted: repeating it at the loss would run the model
+    a second time.
+    """
+    if not isinstance(logits, cst.Name):
+        return False
+    scope = rule.get_metadata(ScopeProvider, use, None)
+    return scope is not None and len(list(scope[logits.value])) <= 1

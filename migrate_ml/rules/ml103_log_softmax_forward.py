@@ -1,0 +1,152 @@
+"""ML103: a model whose ``forward`` returns ``log_softmax`` feeds a single-label ``nll_loss``."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
+from migrate_ml.rules.ml003_nll_log_softmax import (
+    log_softmax_input,
+    nll_options_supported,
+    nll_to_bce_edits,
+)
+
+SUGGESTION = (
+    "return raw logits from forward (drop the log_softmax) and use "
+    "F.binary_cross_entropy_with_logits(output, target.float()) instead of nll_loss"
+)
+
+
+class LogSoftmaxInForwardRule(Rule):
+    code = "ML103"
+    name = "log-softmax-in-forward"
+    summary = "A model's forward returns log_softmax: report it; unsafe fix returns raw logits and converts nll_loss."
+    rationale = (
+        "A classifier whose `forward` ends in `log_softmax` over the classes (the pytorch/examples "
+        "MNIST and Lightning baseline style) can only express one label per image: the "
+        "log-probabilities sum to one across classes, and `nll_loss` reads the one true class. "
+        "Multi-label training needs the raw logits, scored per label by "
+        "`binary_cross_entropy_with_logits`. The change spans the model and the loss, and other "
+        "code may rely on the model's log-probabilities (saved checkpoints are unaffected, the "
+        "layer has no weights), so this is reported at the `log_softmax`. When the file also "
+        "holds the `nll_loss` calls that consume the model's output, an unsafe fix removes the "
+        "`log_softmax` from `forward` and converts those calls (targets cast to float); "
+        "`argmax` over the raw logits picks the same class as over log-probabilities, so the "
+        "single-label evaluation code keeps working until the prediction rules rewrite it."
+    )
+    applicability = Applicability.UNSAFE
+    example_before = (
+        "def forward(self, x):\n"
+        "    x = self.fc2(F.relu(self.fc1(x)))\n"
+        "    return F.log_softmax(x, dim=1)\n"
+        "...\n"
+        "loss = F.nll_loss(model(data), target)\n"
+    )
+    example_after = (
+        "def forward(self, x):\n"
+        "    x = self.fc2(F.relu(self.fc1(x)))\n"
+        "    return x\n"
+        "...\n"
+        "loss = F.binary_cross_entropy_with_logits(model(data), target.float())\n"
+    )
+    triggers = ("log_softmax",)
+    METADATA_DEPENDENCIES = (
+        *Rule.METADATA_DEPENDENCIES,
+        LossFlowProvider,
+        ParentNodeProvider,
+        QualifiedNameProvider,
+        ScopeProvider,
+    )
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._returned: list[cst.Call] = []
+        self._in_forward: list[bool] = []
+        """One entry per enclosing function: is it a method named ``forward``?"""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        class_body = isinstance(parent, cst.IndentedBlock) and isinstance(
+            self.get_metadata(ParentNodeProvider, parent, None), cst.ClassDef
+        )
+        self._in_forward.append(node.name.value == "forward" and class_body)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._in_forward.pop()
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if not (self._in_forward and self._in_forward[-1]) or node.value is None:
+            return
+        value = node.value
+        if log_softmax_input(self, value) is not None:
+            self._returned.append(value)
+        elif isinstance(value, cst.Name):
+            bound = self._log_softmax_bound_to(value)
+            if bound is not None:
+                self._returned.append(bound)
+
+    def _log_softmax_bound_to(self, name: cst.Name) -> cst.Call | None:
+        """``output = F.log_softmax(x, dim=1); return output`` with one binding in forward."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return None
+        assignments = list(scope[name.value])
+        if len(assignments) != 1:
+            return None
+        target = getattr(assignments[0], "node", None)
+        assign_target = self.get_metadata(ParentNodeProvider, target, None) if target else None
+        statement = self.get_metadata(ParentNodeProvider, assign_target, None) if assign_target else None
+        if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+            value = statement.value
+            if isinstance(value, cst.Call) and log_softmax_input(self, value) is not None:
+                return value
+        return None
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        if not self._returned:
+            return
+        flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
+        consumers = [
+            call
+            for call in flow.calls
+            if call.functional
+            and call.kinds == {"nll"}
+            and call.logits is not None
+            and log_softmax_input(self, call.logits) is None
+            and not self._bound_to_log_softmax(call.logits)
+        ]
+        fix = None
+        if consumers and all(c.target is not None and nll_options_supported(c.call) for c in consumers):
+            edits: list[NodeEdit] = []
+            adds: list = []
+            removes: list = []
+            for log_softmax in self._returned:
+                logits = log_softmax_input(self, log_softmax)
+                edits.append(NodeEdit(log_softmax, lambda _old, z=logits: z.deep_clone()))
+            for consumer in consumers:
+                edits.extend(nll_to_bce_edits(consumer, lambda value: value))
+                add, remove = functional_imports(consumer.call.func, "torch.nn.functional.nll_loss")
+                adds.extend(add)
+                removes.extend(remove)
+            fix = Fix(
+                edits=tuple(edits),
+                applicability=Applicability.UNSAFE,
+                add_imports=tuple(adds),
+                remove_imports=tuple(removes),
+            )
+        for log_softmax in self._returned:
+            self.report(
+                log_softmax,
+                "forward returns log_softmax over the classes, which makes the labels compete: "
+                "a multi-label model must return raw logits",
+                suggestion=SUGGESTION,
+                fix=fix,
+                extra_nodes=[c.call for c in consumers] if fix else (),
+            )
+            fix = None  # one violation carries the edits; the others point at the same change
+
+    def _bound_to_log_softmax(self, expression: cst.BaseExpression) -> bool:
+        return isinstance(expression, cst.Name) and self._log_softmax_bound_to(expression) is not None
