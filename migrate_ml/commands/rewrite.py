@@ -21,12 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--diff", action="store_true", help="print a unified diff and write nothing (exit 1 if changes are pending)")
     mode.add_argument("--check", action="store_true", help="write nothing, report what would change and what needs review (exit 1 if anything does)")
-    parser.add_argument("--select", action="append", metavar="CODES", help="only these rule codes or prefixes (comma-separated)")
-    parser.add_argument("--ignore", action="append", metavar="CODES", help="skip these rule codes or prefixes (comma-separated)")
-    parser.add_argument("--unsafe-fixes", action="store_true", help="also apply fixes whose correctness migrate-ml cannot prove")
-    parser.add_argument("--threshold", type=_threshold, default=0.5, metavar="FLOAT", help="decision threshold for sigmoid outputs in rewritten code (default 0.5)")
-    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching GLOB inside folders")
-    parser.add_argument("--output-format", choices=("text", "json"), default="text", help="report format (default text)")
+    configure_settings(parser)
+    parser.add_argument("--output-format", choices=("text", "json", "github", "sarif"), default="text", help="report format: text, json, github (workflow annotations) or sarif 2.1.0 (default text)")
     parser.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="process files in N worker processes")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only findings and errors")
 
@@ -51,16 +47,35 @@ def _jobs(value: str) -> int:
     return number
 
 
+def configure_settings(parser: argparse.ArgumentParser) -> None:
+    """The options that choose and tune the rules; they override ``[tool.migrate-ml]``."""
+    parser.add_argument("--select", action="append", metavar="CODES", help="only these rule codes or prefixes (comma-separated)")
+    parser.add_argument("--ignore", action="append", metavar="CODES", help="skip these rule codes or prefixes (comma-separated)")
+    parser.add_argument("--unsafe-fixes", action=argparse.BooleanOptionalAction, default=None, help="also apply fixes whose correctness migrate-ml cannot prove")
+    parser.add_argument("--threshold", type=_threshold, default=None, metavar="FLOAT", help="decision threshold for sigmoid outputs in rewritten code (default 0.5)")
+    parser.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="skip paths matching GLOB inside folders")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    settings = Settings(
-        select=split_codes(args.select),
-        ignore=split_codes(args.ignore),
-        unsafe_fixes=args.unsafe_fixes,
-        threshold=args.threshold,
-    )
+    """Settings from the command line over the project's ``[tool.migrate-ml]``.
+
+    Also sets ``args.exclude`` to the globs in force.
+    """
+    from migrate_ml.engine.config import ConfigError, resolve_settings
+
+    rules = load_rules()
     try:
-        select_rules(load_rules(), settings.select, settings.ignore)
-    except ValueError as error:
+        settings, args.exclude = resolve_settings(
+            args.paths,
+            list(rules),
+            select=split_codes(args.select),
+            ignore=split_codes(args.ignore),
+            unsafe_fixes=args.unsafe_fixes,
+            threshold=args.threshold,
+            exclude=args.exclude,
+        )
+        select_rules(rules, settings.select, settings.ignore)
+    except (ConfigError, ValueError) as error:
         raise UsageError(str(error)) from None
     return settings
 
@@ -89,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(outcomes: list[FileOutcome], mode: str, args: argparse.Namespace, stdin: bool) -> None:
-    if args.output_format == "json":
-        print(json_report(outcomes, mode))
+    if args.output_format != "text":
+        from migrate_ml.engine import formats
+
+        render = {"json": json_report, "github": formats.github_annotations, "sarif": formats.sarif_log}
+        print(render[args.output_format](outcomes, mode).rstrip("\n"))
         return
     out = console()
     # Reports go to stderr whenever stdout carries the code or the patch.

@@ -24,16 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from migrate_ml.engine.transform import Settings
+
 TABLE = "tool.migrate-ml"
 KEYS = ("select", "ignore", "threshold", "exclude", "unsafe-fixes", "per-file-ignores")
 
 
 class ConfigError(Exception):
-    """A bad ``[tool.migrate-ml]`` value; ``str()`` is ``path: error: [tool.migrate-ml] key: why``."""
+    """A bad ``[tool.migrate-ml]`` value; ``str()`` is ``path: [tool.migrate-ml] key: why``."""
 
     def __init__(self, path: Path, key: str | None, message: str) -> None:
         where = f"[{TABLE}] {key}: " if key else ""
-        super().__init__(f"{path}: error: {where}{message}")
+        super().__init__(f"{path}: {where}{message}")
 
 
 @dataclass(frozen=True)
@@ -138,3 +140,31 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
             for pattern, value in per_file.items()
         ),
     )
+
+
+def resolve_settings(
+    targets: Sequence[str],
+    known_codes: Sequence[str],
+    *,
+    select: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = (),
+    unsafe_fixes: bool | None = None,
+    threshold: float | None = None,
+    exclude: Sequence[str] | None = None,
+) -> tuple[Settings, tuple[str, ...]]:
+    """Settings and exclude globs: each command-line value given replaces the project's."""
+    config = load_config(targets, known_codes)
+
+    def pick(cli, project, default):
+        if cli:
+            return cli
+        return project if project is not None else default
+
+    settings = Settings(
+        select=pick(select, config.select, ()),
+        ignore=pick(ignore, config.ignore, ()),
+        unsafe_fixes=unsafe_fixes if unsafe_fixes is not None else bool(config.unsafe_fixes),
+        threshold=threshold if threshold is not None else (config.threshold or 0.5),
+        per_file_ignores=config.per_file_ignores,
+    )
+    return settings, tuple(pick(exclude, config.exclude, ()))

@@ -4,33 +4,80 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter
 from typing import Sequence
 
+from migrate_ml.engine.notebook import is_notebook, source_json_lines
 from migrate_ml.engine.runner import FileOutcome
 from migrate_ml.rules import RULES
 
 JSON_SCHEMA_VERSION = 1
 
 
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+
+
 def unified_diff(outcome: FileOutcome) -> str:
-    """A ``git apply``-able unified diff of one file (empty when unchanged)."""
+    """A ``git apply``-able unified diff of one file (empty when unchanged).
+
+    Each hunk header names the rules behind it after the second ``@@`` (``@@ -3,7 +3,7 @@
+    ML001 cross-entropy-loss``): git and patch ignore the text there, so the patch still
+    applies, and a reviewer reading it in a pull request sees why each line changed.
+    """
     if not outcome.changed:
         return ""
     old = outcome.old_text.splitlines(keepends=True)
     new = outcome.new_text.splitlines(keepends=True)
     name = outcome.path.lstrip("/") if outcome.path != "-" else "<stdin>"
+    spans = _change_spans(outcome)
     lines = []
     for line in difflib.unified_diff(old, new, fromfile=f"a/{name}", tofile=f"b/{name}"):
+        header = _HUNK_HEADER.match(line)
+        if header and spans:
+            start = int(header.group(1))
+            length = 1 if header.group(2) is None else int(header.group(2))
+            codes = _codes_for(start, max(start + length - 1, start), spans)
+            if codes:
+                line = f"{line.rstrip()} {', '.join(f'{code} {rule_name(code)}' for code in codes)}\n"
         if not line.endswith(("\n", "\r")):
             line += "\n\\ No newline at end of file\n"
         lines.append(line)
     return "".join(lines)
 
 
+def _change_spans(outcome: FileOutcome) -> list[tuple[str, int, int, bool]]:
+    """(code, first line, last line, touches header) of each change, in old-file lines."""
+    spans = []
+    cell_starts = source_json_lines(outcome.old_text) if is_notebook(outcome.path) else {}
+    for change in outcome.changes:
+        first, last = change.line, change.end_line
+        if change.cell is not None:
+            first_key, last_key = cell_starts.get(change.cell), cell_starts.get(change.end_cell)
+            if first_key is None or last_key is None:
+                continue
+            first, last = first_key + first, last_key + last
+        spans.append((change.code, first, last, change.touches_header))
+    return spans
+
+
+def _codes_for(first: int, last: int, spans: list[tuple[str, int, int, bool]]) -> list[str]:
+    codes = {code for code, start, end, _ in spans if start <= last and end >= first}
+    if not codes:
+        # Nothing edited here: an import or the threshold constant that a fix added.
+        codes = {code for code, _, _, header in spans if header}
+    return sorted(codes)
+
+
 def rule_name(code: str) -> str:
     rule = RULES.get(code)
     return rule.name if rule else code
+
+
+def location(path: str, item) -> str:
+    """``path:line:col``, or ``path:cell N:line:col`` in a notebook (ruff's form)."""
+    cell = f"cell {item.cell}:" if getattr(item, "cell", None) is not None else ""
+    return f"{path}:{cell}{item.line}:{item.column}"
 
 
 def finding_lines(outcome: FileOutcome) -> list[str]:
@@ -42,7 +89,7 @@ def finding_lines(outcome: FileOutcome) -> list[str]:
         tag = ""
         if finding.applicability == "unsafe":
             tag = " [unsafe fix available: --unsafe-fixes]"
-        lines.append(f"{outcome.path}:{finding.line}:{finding.column}: {finding.code} {finding.message}{tag}")
+        lines.append(f"{location(outcome.path, finding)}: {finding.code} {finding.message}{tag}")
         if finding.suggestion:
             lines.append(f"  help: {finding.suggestion}")
     return lines

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from migrate_ml.engine.notebook import NOTEBOOK_SUFFIX, is_notebook, transform_notebook
 from migrate_ml.engine.source import SourceError, decode_source, read_source, write_atomic
 from migrate_ml.engine.transform import Change, FileTransformer, Finding, Settings, select_rules
 from migrate_ml.rules import load_rules
@@ -38,7 +39,7 @@ class FileOutcome:
 
 
 def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[str]:
-    """Expand folders into their ``*.py`` files, in a stable order.
+    """Expand folders into their ``*.py`` and ``*.ipynb`` files, in a stable order.
 
     Files named explicitly are always kept (as black and ruff do); inside folders, hidden
     folders, virtual environments and build output are skipped, and so is anything matching an
@@ -62,7 +63,7 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[str]
                 and not _excluded(os.path.join(folder, name), exclude)
             )
             for name in sorted(files):
-                if name.endswith(".py"):
+                if name.endswith((".py", NOTEBOOK_SUFFIX)):
                     full = os.path.join(folder, name)
                     if not _excluded(full, exclude):
                         yield full
@@ -82,15 +83,17 @@ def _excluded(path: str, patterns: Iterable[str]) -> bool:
     )
 
 
-_worker_transformer: FileTransformer | None = None
+_worker_transformers: dict[Settings, FileTransformer] = {}
+"""One transformer per distinct settings (per-file ignores make a few) in this process."""
 
 
 def _transformer_for(settings: Settings) -> FileTransformer:
-    global _worker_transformer
-    if _worker_transformer is None or _worker_transformer.settings != settings:
+    transformer = _worker_transformers.get(settings)
+    if transformer is None:
         rules = select_rules(load_rules(), settings.select, settings.ignore)
-        _worker_transformer = FileTransformer(rules, settings)
-    return _worker_transformer
+        transformer = _worker_transformers[settings] = FileTransformer(rules, settings)
+    return transformer
+
 
 
 def process_file(path: str, settings: Settings, write: bool, data: bytes | None = None) -> FileOutcome:
@@ -99,7 +102,8 @@ def process_file(path: str, settings: Settings, write: bool, data: bytes | None 
     try:
         source = decode_source(path, data) if data is not None else read_source(path)
         outcome.old_text = source.text
-        result = _transformer_for(settings).transform(source)
+        transformer = _transformer_for(settings.for_file(path))
+        result = transform_notebook(transformer, source) if is_notebook(path) else transformer.transform(source)
         outcome.new_text, outcome.new_data = result.new_text, result.new_data
         outcome.changes = result.changes
         written = write and result.changed and path != STDIN

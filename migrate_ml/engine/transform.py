@@ -46,11 +46,31 @@ class Settings:
     ignore: tuple[str, ...] = ()
     unsafe_fixes: bool = False
     threshold: float = 0.5
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(glob, codes) pairs: the codes are ignored in files matching the glob (project config)."""
 
     def enabled(self, applicability: Applicability) -> bool:
         if applicability is Applicability.SAFE:
             return True
         return applicability is Applicability.UNSAFE and self.unsafe_fixes
+
+    def for_file(self, path: str) -> "Settings":
+        """These settings with the per-file ignores that match ``path`` folded into ``ignore``."""
+        if not self.per_file_ignores:
+            return self
+        import fnmatch
+        import os
+
+        full = os.path.abspath(path)
+        extra = tuple(
+            code
+            for pattern, codes in self.per_file_ignores
+            # An absolute pattern matches the whole path, a bare one (no folder) the base name.
+            if fnmatch.fnmatch(full if os.path.isabs(pattern) else os.path.basename(full), pattern)
+            for code in codes
+        )
+        return Settings(self.select, self.ignore + extra, self.unsafe_fixes, self.threshold)
+
 
 
 @dataclass(frozen=True)
@@ -85,7 +105,9 @@ class Change:
     touches_header: bool = False
     """The fix also adds or removes imports or the threshold constant near the top."""
     cell: int | None = None
-    """In a notebook, the 1-based cell that ``line``/``end_line`` (counted in the cell) are in."""
+    """In a notebook, the 1-based cell that ``line`` (counted in the cell) is in."""
+    end_cell: int | None = None
+    """In a notebook, the cell of ``end_line``: a fix may reach into later cells."""
 
 
 @dataclass
