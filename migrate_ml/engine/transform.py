@@ -204,8 +204,12 @@ class _ApplyEdits(cst.CSTTransformer):
     def __init__(self, fixes: Iterable[Fix]) -> None:
         super().__init__()
         self._edits: dict[cst.CSTNode, list] = {}
+        seen: set[int] = set()
         for fix in fixes:
             for edit in fix.edits:
+                if id(edit) in seen:
+                    continue  # one edit shared by the fixes of several rules (ML020/ML021) runs once
+                seen.add(id(edit))
                 self._edits.setdefault(edit.node, []).append(edit.apply)
 
     def on_leave(self, original_node, updated_node):  # type: ignore[override]

@@ -1,0 +1,84 @@
+"""ML020: arg-max predictions over the classifier's scores become thresholded sigmoids."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
+
+TRAINING_MARKERS = ("loss", "Loss", "model(", "net(", "self(", ".eval()", "accuracy", "correct", "predict")
+"""Text that shows training, evaluation or inference code. ``argmax``/``softmax`` alone are
+everywhere in model code (attention, patch selection), so rules keyed on them also need one of
+these before the file is parsed."""
+
+
+def has_training_marker(source: str) -> bool:
+    return any(marker in source for marker in TRAINING_MARKERS)
+
+
+class ArgmaxPredictionRule(Rule):
+    code = "ML020"
+    name = "argmax-prediction"
+    summary = "argmax/max predictions over the classifier's logits become torch.sigmoid(z) > THRESHOLD."
+    rationale = (
+        "`argmax` picks exactly one class per image, so a multi-label model evaluated with it can "
+        "never predict two labels, nor none. The multi-label decision is one independent yes/no "
+        "per label: `torch.sigmoid(z) > THRESHOLD`, a boolean [B, C] tensor (the constant is "
+        "inserted at the top of the module from `--threshold`; strict `>` as in torchmetrics). "
+        "Every spelling is handled: `torch.max(z, 1)[1]`, `_, p = torch.max(z.data, 1)` (the "
+        "unpacking is removed), `z.max(1)[1]`, `z.argmax(dim=-1, keepdim=True)`, "
+        "`torch.argmax(z, 1)`, and arg-max over `softmax(z)` (the softmax goes: sigmoid replaces "
+        "it). The rewrite is GUARDED: `z` must be proven to be the classifier's output, i.e. bound "
+        "from a call of the model object (`model(x)`, `net(x)`, `self.model(x)`, `self(x)`, "
+        "`model(x).logits`) or the logits argument of a loss call. Arg-max over anything else "
+        "(attention maps, patch indices, top tokens, a distillation teacher's targets, "
+        "`np.argmax(val_scores)` for model selection) is left alone. The accuracy comparisons "
+        "of the prediction with the labels are rewritten in the same fix (see ML021), because a "
+        "[B, C] prediction compared with `==` and summed would count labels, not samples, and "
+        "push `correct / total` above 1."
+    )
+    applicability = Applicability.SAFE
+    example_before = (
+        "outputs = model(images)\n"
+        "_, predicted = torch.max(outputs.data, 1)\n"
+        "correct += (predicted == labels).sum().item()\n"
+    )
+    example_after = (
+        "THRESHOLD = 0.5\n"
+        "outputs = model(images)\n"
+        "predicted = torch.sigmoid(outputs.data) > THRESHOLD\n"
+        "correct += (predicted == labels.bool()).all(dim=1).sum().item()\n"
+    )
+    triggers = ("argmax", ".max(")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return super().could_apply(source) and has_training_marker(source)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        for prediction in flow.predictions:
+            if not prediction.proven:
+                self.report(
+                    prediction.node,
+                    "this arg-max is compared like a class prediction, but migrate-ml cannot prove it is taken over the classifier's logits",
+                    suggestion=(
+                        f"if it is, use torch.sigmoid(logits) > {self.context.threshold_name} and compare per sample: "
+                        "(pred == labels.bool()).all(dim=1)"
+                    ),
+                )
+            elif prediction.blocked:
+                self.report(
+                    prediction.node,
+                    f"arg-max prediction left as is: {prediction.blocked}",
+                    suggestion=f"predict every label above the threshold: pred = torch.sigmoid(logits) > {self.context.threshold_name}",
+                )
+            else:
+                self.report(
+                    prediction.node,
+                    "arg-max predicts exactly one label per sample; predict every label whose sigmoid is above the threshold",
+                    fix=flow.fix_for(prediction, self.context.threshold_name),
+                    extra_nodes=[c.node for c in prediction.comparisons],
+                )

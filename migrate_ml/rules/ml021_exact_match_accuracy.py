@@ -1,0 +1,60 @@
+"""ML021: accuracy comparisons of arg-max predictions become per-sample exact match."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
+from migrate_ml.rules.ml020_argmax_prediction import has_training_marker
+
+
+class ExactMatchAccuracyRule(Rule):
+    code = "ML021"
+    name = "exact-match-accuracy"
+    summary = "pred == labels becomes (pred == labels.bool()).all(dim=1): one hit or miss per sample."
+    rationale = (
+        "After ML020 a prediction is a boolean [B, C] tensor and the labels are multi-hot [B, C]. "
+        "Comparing them element-wise and summing would count matching *labels*, so "
+        "`correct / total` (with `total += labels.size(0)`) would exceed 1. Exact match (subset "
+        "accuracy) keeps one value per sample: `(pred == labels.bool()).all(dim=1)`, so every "
+        "existing counter and denominator (`correct / total`, `accu_num / sample_num`, "
+        "`100. * correct / len(loader.dataset)`, `.float().mean()`) stays correct unchanged. The "
+        "labels are compared as booleans, so int64 and float32 multi-hot targets both work and "
+        "metric code never needs `.float()`. Handled spellings: `==` either way round, "
+        "`pred.eq(y)`, `pred.eq(target.view_as(pred))`, `torch.eq(pred, y)`, "
+        "`torch.sum(preds == labels.data)`, on a named prediction or inline. This rewrite is "
+        "part of the same fix as the prediction it compares (ML020): selecting or accepting "
+        "either code applies both, because one without the other computes a wrong accuracy. "
+        "Exact match is strict; for a softer view also report sample-F1 or mAP "
+        "(`migrate-ml reference` has both)."
+    )
+    applicability = Applicability.SAFE
+    example_before = (
+        "pred_classes = torch.max(pred, dim=1)[1]\n"
+        "accu_num += torch.eq(pred_classes, labels.to(device)).sum()\n"
+    )
+    example_after = (
+        "pred_classes = torch.sigmoid(pred) > THRESHOLD\n"
+        "accu_num += torch.eq(pred_classes, labels.to(device).bool()).all(dim=1).sum()\n"
+    )
+    triggers = ("argmax", ".max(")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return super().could_apply(source) and ("==" in source or "eq(" in source) and has_training_marker(source)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        for prediction in flow.predictions:
+            if not prediction.proven or prediction.blocked:
+                continue
+            fix = flow.fix_for(prediction, self.context.threshold_name)
+            for comparison in prediction.comparisons:
+                self.report(
+                    comparison.node,
+                    "element-wise == on multi-hot predictions counts labels, not samples; compare per sample (exact match)",
+                    fix=fix,
+                    extra_nodes=[prediction.node],
+                )
