@@ -1,0 +1,87 @@
+"""ML005: Hugging Face models sized by ``num_labels`` get ``problem_type="multi_label_classification"``."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import QualifiedNameProvider
+
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._exprs import keyword_arguments
+
+PROBLEM_TYPE = "multi_label_classification"
+
+
+def _is_hf_sizing_call(rule: Rule, call: cst.Call) -> bool:
+    """``X.from_pretrained(...)`` or a transformers ``...Config(...)`` constructor."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained":
+        return True
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    if not name.endswith("Config"):
+        return False
+    qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, func, set())}
+    return any(q.startswith("transformers.") for q in qualified)
+
+
+class HuggingFaceProblemTypeRule(Rule):
+    code = "ML005"
+    name = "hf-problem-type"
+    summary = 'from_pretrained(..., num_labels=n) and transformers configs get problem_type="multi_label_classification".'
+    rationale = (
+        "Hugging Face classification heads compute the loss themselves (`outputs.loss`) and pick "
+        "it from the config: with `num_labels > 1` and integer labels they use CrossEntropyLoss, "
+        "the single-label loss. Setting `problem_type=\"multi_label_classification\"` makes the "
+        "model use BCEWithLogitsLoss, the multi-label loss, so the rewrite adds it next to "
+        "`num_labels` in `from_pretrained(...)` and in `AutoConfig.from_pretrained(...)` or "
+        "`XxxConfig(...)` calls, unless a `problem_type` is already given. The labels in the "
+        "batches must then be float multi-hot rows of shape [B, num_labels]: a model fed "
+        "integer labels fails in its BCE loss, and the dataset or collate function that builds "
+        "them is for a human to change."
+    )
+    applicability = Applicability.SAFE
+    example_before = 'model = AutoModelForImageClassification.from_pretrained(name, num_labels=len(labels))\n'
+    example_after = (
+        "model = AutoModelForImageClassification.from_pretrained(\n"
+        '    name, num_labels=len(labels), problem_type="multi_label_classification"\n'
+        ")\n"
+    )
+    triggers = ("num_labels",)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        keywords = keyword_arguments(node)
+        if "num_labels" not in keywords or "problem_type" in keywords:
+            return
+        if any(arg.star == "**" for arg in node.args) or not _is_hf_sizing_call(self, node):
+            return
+        index = node.args.index(keywords["num_labels"])
+        self.report(
+            node,
+            "num_labels alone gives a single-label (softmax cross-entropy) head; set "
+            f'problem_type="{PROBLEM_TYPE}" and feed float multi-hot labels [B, num_labels]',
+            fix=Fix(edits=(NodeEdit(node, lambda call, i=index: _insert_after(call, i)),)),
+        )
+
+
+def _insert_after(call: cst.Call, index: int) -> cst.Call:
+    """Insert ``problem_type=...`` after ``args[index]``, in the layout of the call."""
+    args = list(call.args)
+    anchor = args[index]
+    last = index == len(args) - 1
+    separator = anchor.comma
+    if last:
+        # The anchor's own comma (if any) is the trailing one: it moves to the new argument,
+        # and the anchor takes the separator used between the earlier arguments.
+        earlier = args[index - 1].comma if index else cst.MaybeSentinel.DEFAULT
+        separator = earlier if isinstance(earlier, cst.Comma) else cst.Comma(
+            whitespace_after=cst.SimpleWhitespace(" ")
+        )
+    new = cst.Arg(
+        keyword=cst.Name("problem_type"),
+        value=cst.SimpleString(f'"{PROBLEM_TYPE}"'),
+        equal=anchor.equal,
+        comma=anchor.comma,
+    )
+    args[index] = anchor.with_changes(comma=separator)
+    args.insert(index + 1, new)
+    return call.with_changes(args=args)

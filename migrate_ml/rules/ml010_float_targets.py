@@ -1,0 +1,147 @@
+"""ML010: the target of a BCE-with-logits call must be float."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, ScopeProvider
+
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._exprs import as_float_target, is_float_cast, map_target
+from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
+
+TORCH_BCE = frozenset(
+    {
+        "torch.nn.BCEWithLogitsLoss",
+        "torch.nn.modules.loss.BCEWithLogitsLoss",
+        "torch.nn.functional.binary_cross_entropy_with_logits",
+    }
+)
+
+# Parameter names that, by near-universal convention, hold the criterion. A name alone proves
+# nothing, which is why calls found this way only get an unsafe fix.
+CRITERION_PARAMETERS = frozenset(
+    {"criterion", "loss_fn", "loss_func", "loss_function", "loss_fct", "base_criterion", "train_criterion"}
+)
+
+
+def provably_float(rule: Rule, expression: cst.BaseExpression, depth: int = 0) -> bool:
+    """An explicit float cast, float arithmetic (``y * 0.9 + 0.05``), or a name whose only
+    binding in its scope is one of those."""
+    if depth > 3:
+        return False
+    if is_float_cast(expression) or isinstance(expression, cst.Float):
+        return True
+    if isinstance(expression, cst.BinaryOperation):
+        return provably_float(rule, expression.left, depth + 1) or provably_float(
+            rule, expression.right, depth + 1
+        )
+    if isinstance(expression, cst.Name):
+        scope = rule.get_metadata(ScopeProvider, expression, None)
+        if scope is None:
+            return False
+        assignments = list(scope[expression.value])
+        if len(assignments) != 1:
+            return False
+        target = getattr(assignments[0], "node", None)
+        holder = rule.get_metadata(ParentNodeProvider, target, None) if target is not None else None
+        statement = rule.get_metadata(ParentNodeProvider, holder, None) if holder is not None else None
+        if isinstance(holder, cst.AssignTarget) and isinstance(statement, cst.Assign):
+            return provably_float(rule, statement.value, depth + 1)
+    return False
+
+
+class FloatTargetsRule(Rule):
+    code = "ML010"
+    name = "float-loss-targets"
+    summary = "The target of a BCEWithLogitsLoss / binary_cross_entropy_with_logits call gets .float()."
+    rationale = (
+        "`BCEWithLogitsLoss` and `binary_cross_entropy_with_logits` need float targets of the "
+        "logits' shape; integer multi-hot labels (what most datasets and collate functions "
+        "build, int64) make them fail with a dtype error. The loss rules (ML001–ML004) cast the "
+        "targets of the calls they convert; this rule covers the rest: BCE calls that already "
+        "exist (for example a hand migration that forgot the cast) get `.float()` after any "
+        "`.to(device)`/`.cuda()` chain, unless the target is already provably float "
+        "(`.float()`, `.to(torch.float32)`, `.type(torch.float)`, `.to(device, "
+        "dtype=torch.float)`, float arithmetic, or a name bound once to one of those). A "
+        "criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
+        "code in the same file calls cannot be proven to be a BCE loss, so its calls are "
+        "reported with an unsafe fix that adds the cast. `.float()` on a target that is "
+        "already float is a no-op, so the cast is never harmful to a BCE loss."
+    )
+    applicability = Applicability.SAFE
+    example_before = (
+        "criterion = nn.BCEWithLogitsLoss()\n"
+        "loss = criterion(outputs, labels.to(device))\n"
+    )
+    example_after = (
+        "criterion = nn.BCEWithLogitsLoss()\n"
+        "loss = criterion(outputs, labels.to(device).float())\n"
+    )
+    triggers = (
+        "BCEWithLogits",
+        "binary_cross_entropy_with_logits",
+        *(f"{name}(" for name in CRITERION_PARAMETERS),
+    )
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._parameter_calls: list[cst.Call] = []
+        self._local_callees: set[str] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name):
+            self._local_callees.add(node.func.value)
+            if node.func.value in CRITERION_PARAMETERS:
+                self._parameter_calls.append(node)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
+        followed = {loss_call.call for loss_call in flow.calls}
+        for loss_call in flow.calls:
+            names = {c.qualified_name for c in loss_call.constructions}
+            if loss_call.functional:
+                names = {"torch.nn.functional.binary_cross_entropy_with_logits"} if loss_call.kinds == {"bce"} else set()
+            if not names or not names <= TORCH_BCE or loss_call.target is None:
+                continue
+            if provably_float(self, loss_call.target.value):
+                continue
+            self.report(
+                loss_call.call,
+                "BCE-with-logits needs float targets; this target is not provably float",
+                fix=Fix(edits=(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)),)),
+            )
+        for call in self._parameter_calls:
+            if call not in followed:
+                self._check_parameter_call(call)
+
+    def _check_parameter_call(self, call: cst.Call) -> None:
+        target = call_argument(call, 1, "target")
+        if target is None or len(call.args) != 2 or provably_float(self, target.value):
+            return
+        function = self._parameter_owner(call.func)
+        if function is None or function.name.value in self._local_callees:
+            return  # called in this file: the flow analysis decides, not the name
+        self.report(
+            call,
+            f"{call.func.value} is a parameter of {function.name.value}(), whose callers are in "
+            "other files: if it is a BCE-with-logits criterion its target must be float",
+            suggestion=f"{call.func.value}(output, target.float()) with float multi-hot targets [B, C]",
+            fix=Fix(
+                edits=(NodeEdit(call, map_target(call, target, as_float_target)),),
+                applicability=Applicability.UNSAFE,
+            ),
+        )
+
+    def _parameter_owner(self, name: cst.Name) -> cst.FunctionDef | None:
+        """The function whose parameter ``name`` is, when that is its only binding."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return None
+        assignments = list(scope[name.value])
+        if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
+            return None
+        node: cst.CSTNode | None = assignments[0].node
+        while node is not None and not isinstance(node, cst.FunctionDef):
+            node = self.get_metadata(ParentNodeProvider, node, None)
+        return node
