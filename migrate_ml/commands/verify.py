@@ -1,0 +1,99 @@
+"""``migrate-ml verify``: check migrated code statically and by running it on sample data."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+
+from migrate_ml.commands._common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, UsageError, console
+
+NAME = "verify"
+HELP = "Check migrated code: re-scan it, then run its train/eval functions on sample multi-label data."
+ORDER = 30
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="migrated files or folders")
+    parser.add_argument("--bind", action="append", default=[], metavar="NAME=VALUE",
+                        help="give a parameter (or args.ATTR) a value: a Python literal, or @ROLE "
+                             "(model, loader, optimizer, device, epoch, criterion, args, …)")
+    parser.add_argument("--timeout", type=_positive, default=60.0, metavar="S",
+                        help="seconds allowed per file for running its code (default 60)")
+    parser.add_argument("--threshold", type=_threshold, default=None, metavar="F",
+                        help="decision threshold for the reference metrics (default: the file's THRESHOLD, else 0.5)")
+    parser.add_argument("--epochs", type=_epochs, default=3, metavar="N",
+                        help="epochs to run training functions for (default 3)")
+    parser.add_argument("--static-only", action="store_true", help="skip the dynamic pass (no torch needed)")
+    parser.add_argument("--output-format", choices=("text", "json"), default="text", help="report format (default text)")
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return number
+
+
+def _threshold(value: str) -> float:
+    number = _positive(value)
+    if not number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return number
+
+
+def _epochs(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def parse_bind(text: str):
+    from migrate_ml.verify import Bind
+    from migrate_ml.verify.locate import ROLES
+
+    name, separator, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not separator or not name:
+        raise UsageError(f"--bind {text!r}: expected NAME=VALUE")
+    if value.startswith("@"):
+        role = value[1:]
+        if role not in ROLES:
+            raise UsageError(f"--bind {text!r}: unknown role {role!r}; known roles: {', '.join(sorted(ROLES))}")
+        return Bind(name=name, role=role)
+    try:
+        literal = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise UsageError(f"--bind {text!r}: the value must be a Python literal (1e-3, 'cpu', None, [1, 2]) or @ROLE") from None
+    return Bind(name=name, value=literal)
+
+
+def run(args: argparse.Namespace) -> int:
+    from migrate_ml.verify import VerifyOptions, verify
+    from migrate_ml.verify.report import json_report, print_text
+
+    if "-" in args.paths:
+        raise UsageError("verify runs files, not stdin: pass file or folder paths")
+    options = VerifyOptions(
+        binds=tuple(parse_bind(b) for b in args.bind),
+        threshold=args.threshold,
+        timeout=args.timeout,
+        epochs=args.epochs,
+        dynamic=not args.static_only,
+    )
+    report = verify(args.paths, options)
+    if not report.files:
+        raise UsageError("no Python files found in the given paths")
+    if args.output_format == "json":
+        print(json_report(report, args.threshold))
+    else:
+        print_text(report, console())
+    if any(c.check == "read" for c in report.checks):
+        return EXIT_ERROR
+    return EXIT_OK if report.ok else EXIT_PENDING

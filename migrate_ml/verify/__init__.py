@@ -1,0 +1,133 @@
+"""``migrate-ml verify``: check that migrated code behaves as multi-label code.
+
+Two passes per run. The static pass re-scans each file with the rules in check mode. The
+dynamic pass locates the functions that hold the loss calls and metric code, then runs them on
+sample multi-label data in a subprocess (the reference runtime's harness) and checks what the
+losses received and what the metrics returned. See docs/verify.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migrate_ml.engine.runner import discover
+from migrate_ml.engine.source import SourceError, read_source
+from migrate_ml.verify.checks import FAIL, PASS, SKIP, Check
+from migrate_ml.verify.dynamic import DynamicOptions, run_dynamic, runtime_missing
+from migrate_ml.verify.locate import Bind, FilePlan, locate
+from migrate_ml.verify.static import static_checks
+
+__all__ = ["Bind", "Check", "VerifyOptions", "VerifyReport", "verify", "FAIL", "PASS", "SKIP"]
+
+DEFAULT_THRESHOLD = 0.5
+
+SAMPLE_DATA_HINT = (
+    "move the loop into a function such as train_one_epoch(model, optimizer, data_loader, device, epoch) "
+    "so verify can call it; or run the script itself on sample data: "
+    "`migrate-ml sample-data /tmp/ml-sample --n 200` writes labels.csv + images/ "
+    "(read it with migrate_ml_reference.MultiLabelCsvDataset), point the script's data path there "
+    "and check that the loss falls and the metrics are thresholded"
+)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    binds: tuple[Bind, ...] = ()
+    threshold: float | None = None
+    """Overrides each file's own threshold constant; None uses the file's, else 0.5."""
+    timeout: float = 60.0
+    epochs: int = 3
+    dynamic: bool = True
+
+
+@dataclass
+class VerifyReport:
+    checks: list[Check] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and not any(c.status == FAIL for c in self.checks)
+
+
+def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
+    report = VerifyReport(files=list(discover(paths)))
+    binds = {b.name: b for b in options.binds}
+    plans: list[tuple[FilePlan, float, str]] = []
+    by_file: dict[str, list[Check]] = {}
+    for path in report.files:
+        checks = by_file.setdefault(path, [])
+        try:
+            text = read_source(path).text
+        except SourceError as error:
+            checks.append(Check(file=path, line=error.line, check="read", status=FAIL, reason=error.message, phase="static"))
+            continue
+        statics = static_checks(path, options.threshold or DEFAULT_THRESHOLD)
+        checks.extend(statics)
+        if any(c.check == "static: parse" for c in statics):
+            continue
+        plan = locate(path, text, binds)
+        threshold = options.threshold or plan.threshold or DEFAULT_THRESHOLD
+        checks.extend(_plan_checks(plan))
+        plans.append((plan, threshold, path))
+    _fill_missing_criteria([p for p, _, _ in plans])
+    if options.dynamic:
+        missing = runtime_missing()
+        runnable = [item for item in plans if item[0].callable_functions or item[0].model_classes]
+        if missing and runnable:
+            for _, _, path in runnable:
+                by_file[path].append(Check(file=path, check="dynamic pass", status=FAIL, reason=missing,
+                                           hint="the static pass above still ran"))
+        elif runnable:
+            for check in run_dynamic(runnable, DynamicOptions(timeout=options.timeout, epochs=options.epochs)):
+                by_file.setdefault(check.file, []).append(check)
+    exercised = any(c.status == PASS and c.phase == "dynamic" and c.function for c in _all(by_file))
+    for check in _all(by_file):
+        if check.status == SKIP and check.check == "entry point" and not exercised:
+            check.status = FAIL
+            check.reason += "; nothing else in this run exercised the code either"
+    report.checks = [c for path in report.files for c in by_file.get(path, [])]
+    return report
+
+
+def _all(by_file: dict[str, list[Check]]):
+    for checks in by_file.values():
+        yield from checks
+
+
+def _fill_missing_criteria(plans: list[FilePlan]) -> None:
+    """A criterion parameter the loss flow could not follow gets the file's own construction,
+    else one built in another file of the run (``train.py`` builds what ``utils.py`` receives);
+    with none at all the harness passes ``BCEWithLogitsLoss()``."""
+    everywhere = [c for plan in plans for c in plan.constructions]
+    for plan in plans:
+        for function in plan.functions:
+            if function.criterion is None and any(p.get("role") == "criterion" for p in function.params):
+                candidates = plan.constructions or everywhere
+                function.criterion = candidates[0] if candidates else None
+
+
+def _plan_checks(plan: FilePlan) -> list[Check]:
+    checks = []
+    for function in plan.functions:
+        if function.unbound:
+            names = ", ".join(function.unbound)
+            example = function.unbound[0]
+            checks.append(Check(
+                file=plan.path, line=function.line, function=function.name, check="call", status=FAIL,
+                reason=f"cannot call {function.name}(): no sample value for parameter(s) {names}",
+                hint=f"bind them, e.g. --bind {example}=@loader (a role) or --bind {example}=None (a literal)",
+            ))
+    if plan.functions or not plan.uncovered:
+        if not plan.functions and not plan.model_classes:
+            checks.append(Check(file=plan.path, check="dynamic", status=SKIP,
+                                reason="nothing to run: no loss, metric or prediction code"))
+        return checks
+    line, where = plan.uncovered[0]
+    more = f" (and {len(plan.uncovered) - 1} more place{'s' if len(plan.uncovered) > 2 else ''})" if len(plan.uncovered) > 1 else ""
+    checks.append(Check(
+        file=plan.path, line=line, check="entry point", status=SKIP,
+        reason=f"no callable entry point: its {where}{more}, so verify cannot run it on sample data",
+        hint=SAMPLE_DATA_HINT,
+    ))
+    return checks

@@ -1,0 +1,116 @@
+"""The dynamic pass, seen from the CLI: write the harness spec, run it in a subprocess, read rows.
+
+User code never runs in this process. The harness (``migrate_ml_reference.harness``, part of
+the ``runtime`` extra) runs in a child interpreter started from a scratch folder, with the
+network refused, and forks once more per file so that each file has its own deadline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from migrate_ml.verify.checks import FAIL, Check
+from migrate_ml.verify.locate import FilePlan
+
+INSTALL_HINT = "pip install 'migrate-ml[runtime]'"
+HARNESS_MODULE = "migrate_ml_reference.harness"
+STARTUP_ALLOWANCE_S = 180.0
+"""Importing torch, timm and torchmetrics once: seconds normally, minutes on a loaded machine."""
+PER_FILE_GRACE_S = 10.0
+
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+@dataclass(frozen=True)
+class DynamicOptions:
+    timeout: float = 60.0
+    epochs: int = 3
+
+
+def runtime_missing() -> str | None:
+    """Why the dynamic pass cannot run here, or None. Looks the packages up without importing them."""
+    for name in ("torch", "timm", "torchmetrics", "migrate_ml_reference"):
+        if importlib.util.find_spec(name) is None:
+            return f"the dynamic pass needs the reference runtime ({name} is not installed): {INSTALL_HINT}"
+    if importlib.util.find_spec(HARNESS_MODULE) is None:
+        return f"the installed reference runtime has no verify harness: {INSTALL_HINT}"
+    return None
+
+
+def run_dynamic(plans: list[tuple[FilePlan, float, str]], options: DynamicOptions) -> list[Check]:
+    """Run the callable functions of each plan; ``(plan, threshold, display path)`` per file."""
+    work = [(plan, threshold, shown) for plan, threshold, shown in plans if plan.callable_functions or plan.model_classes]
+    if not work:
+        return []
+    scratch = tempfile.mkdtemp(prefix="migrate-ml-verify-")
+    try:
+        return _run(work, options, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scratch: str) -> list[Check]:
+    user_files = [os.path.abspath(plan.path) for plan, _, _ in work]
+    spec = {
+        "version": 1,
+        "result": os.path.join(scratch, "rows.json"),
+        "scratch": scratch,
+        "timeout": options.timeout,
+        "epochs": options.epochs,
+        "units": [
+            {
+                "path": os.path.abspath(plan.path),
+                "module": os.path.splitext(os.path.basename(plan.path))[0],
+                "search_path": [os.path.dirname(os.path.abspath(plan.path))],
+                "user_files": user_files,
+                "threshold": threshold,
+                "functions": [f.to_spec() for f in plan.callable_functions],
+                "model_classes": plan.model_classes,
+            }
+            for plan, threshold, _ in work
+        ],
+    }
+    spec_path = os.path.join(scratch, "spec.json")
+    with open(spec_path, "w", encoding="utf-8") as handle:
+        json.dump(spec, handle)
+    environment = {**os.environ, **OFFLINE_ENVIRONMENT}
+    limit = STARTUP_ALLOWANCE_S + len(work) * (options.timeout + PER_FILE_GRACE_S)
+    failure = ""
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", HARNESS_MODULE, spec_path],
+            cwd=scratch, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            errors="replace", timeout=limit, check=False,
+        )
+        if completed.returncode != 0:
+            failure = f"the verify harness exited with status {completed.returncode}:\n{completed.stderr[-4000:]}"
+    except subprocess.TimeoutExpired as expired:
+        stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else expired.stderr or ""
+        failure = f"the verify harness did not finish within {limit:.0f} s\n{stderr[-4000:]}"
+    rows: list[dict] = []
+    if os.path.exists(spec["result"]):
+        with open(spec["result"], encoding="utf-8") as handle:
+            rows = json.load(handle)
+    shown = {os.path.abspath(plan.path): display for plan, _, display in work}
+    checks = [Check.from_harness(row, shown.get(os.path.abspath(row["file"]), row["file"])) for row in rows]
+    reported = {os.path.abspath(row["file"]) for row in rows}
+    for plan, _, display in work:
+        if os.path.abspath(plan.path) not in reported:
+            checks.append(Check(file=display, check="run", status=FAIL,
+                                reason="not run: " + (failure.splitlines()[0] if failure else "the harness wrote no result"),
+                                traceback=failure or None, hint=f"check the runtime installation ({INSTALL_HINT})"))
+    return checks

@@ -1,0 +1,378 @@
+"""Where a file's training and evaluation code lives, and how to call it.
+
+The locator reads a file with the same LibCST analysis the rules use (:class:`LossFlowProvider`
+for loss calls and the criteria behind them) and produces a plan the harness can execute
+without importing migrate-ml: which module-level functions to call, the role of each
+parameter, the criterion a ``criterion`` parameter should receive, which ``args.X`` attributes
+and batch keys the function reads, and what it returns.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+
+from migrate_ml.rules._flow import LossConstruction, LossFlowProvider
+
+# Parameter name -> role. Exact names first, then the patterns below.
+ROLE_NAMES: dict[str, str] = {
+    **dict.fromkeys(("model", "net", "network", "classifier", "vit", "backbone", "module"), "model"),
+    **dict.fromkeys(("optimizer", "optim", "opt", "optimiser"), "optimizer"),
+    **dict.fromkeys(("device", "dev"), "device"),
+    **dict.fromkeys(("epoch", "epoch_idx", "epoch_num", "cur_epoch", "current_epoch", "ep", "epoch_index"), "epoch"),
+    **dict.fromkeys(("criterion", "loss_fn", "loss_func", "loss_function", "lossfn", "loss_fun", "criteria",
+                     "loss_fcn", "loss_module"), "criterion"),
+    **dict.fromkeys(("args", "opts", "cfg", "config", "hparams", "hp", "flags"), "args"),
+    **dict.fromkeys(("dl", "train_dl", "val_dl", "valid_dl", "test_dl", "data_iter", "batches"), "loader"),
+    **dict.fromkeys(("output", "outputs", "logits", "preds", "pred", "y_pred", "scores", "predictions"), "logits"),
+    **dict.fromkeys(("target", "targets", "labels", "label", "y", "y_true", "gt"), "labels"),
+    **dict.fromkeys(("threshold", "thresh", "thr"), "threshold"),
+    **dict.fromkeys(("num_classes", "n_classes", "nb_classes", "num_labels"), "num_classes"),
+    **dict.fromkeys(("class_names", "classes", "class_indict", "labels_list"), "class_names"),
+    **dict.fromkeys(("scaler", "loss_scaler", "grad_scaler"), "scaler"),
+    **dict.fromkeys(("scheduler", "lr_scheduler", "sched"), "scheduler"),
+    **dict.fromkeys(("print_freq", "log_interval", "log_freq", "print_every"), "print_freq"),
+    **dict.fromkeys(("max_norm", "clip_grad", "grad_clip"), "max_norm"),
+    **dict.fromkeys(("mixup_fn", "mixup"), "mixup_fn"),
+    **dict.fromkeys(("model_ema", "ema"), "model_ema"),
+    **dict.fromkeys(("log_writer", "writer", "tb_writer", "summary_writer", "logger"), "log_writer"),
+    **dict.fromkeys(("use_amp", "amp", "fp16"), "use_amp"),
+    "dry_run": "dry_run",
+    "verbose": "verbose",
+    "batch_idx": "batch_idx",
+}
+ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"loader|dataloader"), "loader"),
+    (re.compile(r"(_model|_net)$"), "model"),
+    (re.compile(r"optimizer$"), "optimizer"),
+    (re.compile(r"criterion"), "criterion"),
+)
+ROLES = frozenset(ROLE_NAMES.values())
+
+_PREDICTION_CALLS = frozenset({"sigmoid", "softmax", "log_softmax", "argmax", "topk"})
+_METRIC_FUNCTION = re.compile(r"acc|metric|score|exact|f1|precision|recall|hamming", re.I)
+_THRESHOLD_CONSTANT = re.compile(r"^(MULTILABEL_)?THRESHOLD(_\d+)?$")
+
+
+def role_of(name: str) -> str | None:
+    if name in ROLE_NAMES:
+        return ROLE_NAMES[name]
+    for pattern, role in ROLE_PATTERNS:
+        if pattern.search(name):
+            return role
+    return None
+
+
+@dataclass
+class Bind:
+    """``--bind name=value``: a role (``@loader``) or a Python literal, for a parameter or ``args.attr``."""
+
+    name: str
+    role: str | None = None
+    value: object = None
+
+
+@dataclass
+class FunctionPlan:
+    name: str
+    line: int
+    params: list[dict]
+    trains: bool
+    criterion: dict | None
+    args_attributes: list[str]
+    args_values: dict[str, object]
+    batch_keys: list[str]
+    returns: list[str]
+    return_line: int | None
+    unbound: list[str] = field(default_factory=list)
+    """Required parameters with no role and no bind: the function cannot be called."""
+
+    def to_spec(self) -> dict:
+        return {
+            "name": self.name,
+            "line": self.line,
+            "params": self.params,
+            "trains": self.trains,
+            "criterion": self.criterion,
+            "args_attributes": self.args_attributes,
+            "args_values": self.args_values,
+            "batch_keys": self.batch_keys,
+            "returns": self.returns,
+            "return_line": self.return_line,
+        }
+
+
+@dataclass
+class FilePlan:
+    path: str
+    functions: list[FunctionPlan] = field(default_factory=list)
+    model_classes: list[str] = field(default_factory=list)
+    uncovered: list[tuple[int, str]] = field(default_factory=list)
+    """Loss or prediction code outside any callable function: (line, where)."""
+    threshold: float | None = None
+    constructions: list[dict] = field(default_factory=list)
+
+    @property
+    def callable_functions(self) -> list[FunctionPlan]:
+        return [f for f in self.functions if not f.unbound]
+
+
+def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
+    """Plan the dynamic pass for one file (``text`` must parse; the static pass checked it)."""
+    module = cst.parse_module(text)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    visitor = _Collector(path, binds)
+    wrapper.visit(visitor)
+    return visitor.plan
+
+
+class _Collector(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (LossFlowProvider, ParentNodeProvider, PositionProvider)
+
+    def __init__(self, path: str, binds: dict[str, Bind]) -> None:
+        super().__init__()
+        self.plan = FilePlan(path=path)
+        self.binds = binds
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        # Metadata is only resolvable while the wrapper's visit runs, so the plan is built here.
+        module = original_node
+        flow = self.get_metadata(LossFlowProvider, module)
+        self.plan.constructions = [_criterion_spec(c, module) for c in flow.constructions]
+        self.plan.constructions = [c for c in self.plan.constructions if c]
+        for statement in module.body:
+            self._module_statement(statement, module)
+        functions = {f.name: f for f in module.body if isinstance(f, cst.FunctionDef)}
+        loss_sites: dict[str, list] = {}
+        for loss_call in flow.calls:
+            owner = self._top_level_function(loss_call.call)
+            if owner is not None and owner.name.value != "main":
+                loss_sites.setdefault(owner.name.value, []).append(loss_call)
+            else:
+                self.plan.uncovered.append((self._line(loss_call.call), self._where(loss_call.call, owner, "loss")))
+        for name, function in functions.items():
+            plan = self._function_plan(function, loss_sites.get(name, []), module)
+            if plan is not None:
+                self.plan.functions.append(plan)
+        covered = {f.name for f in self.plan.functions}
+        for call in _PredictionCalls.find(module):
+            owner = self._top_level_function(call)
+            if owner is None or owner.name.value not in covered:
+                if not self._inside_class(call):
+                    self.plan.uncovered.append((self._line(call), self._where(call, owner, "prediction")))
+        self.plan.uncovered.sort()
+
+    # -- module level
+
+    def _module_statement(self, statement: cst.CSTNode, module: cst.Module) -> None:
+        if isinstance(statement, cst.ClassDef) and _is_module_subclass(statement, module):
+            if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in statement.body.body):
+                self.plan.model_classes.append(statement.name.value)
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                if (isinstance(small, cst.Assign) and len(small.targets) == 1
+                        and isinstance(small.targets[0].target, cst.Name)
+                        and _THRESHOLD_CONSTANT.match(small.targets[0].target.value)):
+                    try:
+                        value = ast.literal_eval(module.code_for_node(small.value))
+                    except (ValueError, SyntaxError):
+                        continue
+                    if isinstance(value, (int, float)) and 0 < value < 1:
+                        self.plan.threshold = float(value)
+
+    # -- functions
+
+    def _function_plan(self, function: cst.FunctionDef, losses: list, module: cst.Module) -> FunctionPlan | None:
+        if function.name.value == "main":
+            return None
+        params = _parameters(function)
+        roles = {p.name.value: role_of(p.name.value) for p, _ in params}
+        has = set(roles.values())
+        metric_helper = (
+            {"logits", "labels"} <= has and "model" not in has and _METRIC_FUNCTION.search(function.name.value)
+        )
+        if not (losses or {"model", "loader"} <= has or metric_helper):
+            return None
+        body = _BodyFacts.of(function, {n for n, r in roles.items() if r == "args"})
+        specs = []
+        unbound = []
+        for param, kind in params:
+            name = param.name.value
+            bind = self.binds.get(name)
+            spec: dict = {"name": name, "kind": kind}
+            if bind is not None and bind.role is None:
+                spec.update(role="bound", value=bind.value)
+            elif bind is not None:
+                spec["role"] = bind.role
+            elif roles[name] is not None and not (roles[name] in ("logits", "labels") and not metric_helper):
+                spec["role"] = roles[name]
+            elif param.default is not None:
+                spec["role"] = "default"
+            else:
+                unbound.append(name)
+                continue
+            specs.append(spec)
+        args_values = {
+            b.name.split(".", 1)[1]: b.value for b in self.binds.values() if b.name.startswith("args.") and b.role is None
+        }
+        return FunctionPlan(
+            name=function.name.value,
+            line=self._line(function),
+            params=specs,
+            trains="optimizer" in has or body.trains,
+            criterion=self._criterion_for(function, losses, roles, module),
+            args_attributes=sorted(body.args_attributes | set(args_values)),
+            args_values=args_values,
+            batch_keys=sorted(body.batch_keys),
+            returns=body.returns,
+            return_line=self._line(body.return_node) if body.return_node is not None else None,
+            unbound=unbound,
+        )
+
+    def _criterion_for(self, function, losses, roles, module) -> dict | None:
+        if "criterion" not in roles.values():
+            return None
+        for loss_call in losses:
+            func = loss_call.call.func
+            if isinstance(func, cst.Name) and roles.get(func.value) == "criterion" and loss_call.constructions:
+                spec = _criterion_spec(loss_call.constructions[0], module)
+                if spec:
+                    return spec
+        return None  # the orchestrator falls back to constructions elsewhere in the run
+
+    # -- positions and ownership
+
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.get_metadata(PositionProvider, node).start.line
+
+    def _top_level_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        owner = None
+        current = node
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            if parent is None:
+                return owner if isinstance(owner, cst.FunctionDef) else None
+            if isinstance(parent, cst.ClassDef):
+                owner = parent
+            elif isinstance(parent, cst.FunctionDef):
+                owner = parent
+            current = parent
+
+    def _inside_class(self, node: cst.CSTNode) -> bool:
+        current = node
+        while current is not None:
+            current = self.get_metadata(ParentNodeProvider, current, None)
+            if isinstance(current, cst.ClassDef):
+                return True
+        return False
+
+    def _where(self, node: cst.CSTNode, owner: cst.FunctionDef | None, what: str) -> str:
+        if owner is not None and owner.name.value == "main":
+            return f"{what} code inside main()"
+        if self._inside_class(node):
+            return f"{what} code inside a class method"
+        if owner is not None:
+            return f"{what} code inside {owner.name.value}(), which verify cannot call"
+        return f"{what} code at module level"
+
+
+def _parameters(function: cst.FunctionDef) -> list[tuple[cst.Param, str]]:
+    p = function.params
+    return (
+        [(param, "positional_only") for param in p.posonly_params]
+        + [(param, "normal") for param in p.params]
+        + [(param, "keyword_only") for param in p.kwonly_params]
+    )
+
+
+def _is_module_subclass(node: cst.ClassDef, module: cst.Module) -> bool:
+    return any(module.code_for_node(base.value).split(".")[-1].endswith("Module") for base in node.bases)
+
+
+def _criterion_spec(construction: LossConstruction, module: cst.Module) -> dict | None:
+    kwargs = {}
+    for arg in construction.call.args:
+        if arg.keyword is None:
+            continue
+        try:
+            kwargs[arg.keyword.value] = ast.literal_eval(module.code_for_node(arg.value))
+        except (ValueError, SyntaxError):
+            continue  # built from runtime values (a pos_weight tensor …): the harness uses the defaults
+    return {"qualified_name": construction.qualified_name, "kwargs": kwargs}
+
+
+class _BodyFacts(cst.CSTVisitor):
+    """What a function body reads and returns; nested functions and classes are not its body."""
+
+    def __init__(self, function: cst.FunctionDef, args_names: set[str]) -> None:
+        super().__init__()
+        self.root = function
+        self.args_names = args_names
+        self.args_attributes: set[str] = set()
+        self.batch_keys: set[str] = set()
+        self.trains = False
+        self.returns: list[str] = []
+        self.return_node: cst.Return | None = None
+        self._module = cst.Module(body=[])
+
+    @classmethod
+    def of(cls, function: cst.FunctionDef, args_names: set[str]) -> "_BodyFacts":
+        facts = cls(function, args_names)
+        function.body.visit(facts)
+        return facts
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if isinstance(node.value, cst.Name) and node.value.value in self.args_names:
+            self.args_attributes.add(node.attr.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("backward", "step"):
+            self.trains = True
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            key = node.slice[0].slice.value
+            if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str):
+                self.batch_keys.add(key.evaluated_value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is None:
+            return
+        self.return_node = node
+        value = node.value
+        if isinstance(value, (cst.Tuple, cst.List)):
+            self.returns = [self._module.code_for_node(e.value) for e in value.elements]
+        elif isinstance(value, cst.Dict):
+            self.returns = []  # dict results are named by their keys at run time
+        else:
+            self.returns = [self._module.code_for_node(value)]
+
+
+class _PredictionCalls(cst.CSTVisitor):
+    """Calls of sigmoid/softmax/argmax-like functions anywhere in a module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[cst.Call] = []
+
+    @classmethod
+    def find(cls, module: cst.Module) -> list[cst.Call]:
+        finder = cls()
+        module.visit(finder)
+        return finder.calls
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+        if name in _PREDICTION_CALLS:
+            self.calls.append(node)

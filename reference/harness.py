@@ -1,0 +1,856 @@
+"""The dynamic pass of ``migrate-ml verify``: run migrated code on sample multi-label data.
+
+``python -m migrate_ml_reference.harness SPEC.json`` reads a spec written by ``migrate-ml verify``
+(which found the functions and the role of each parameter; this module never imports
+``migrate_ml``), and writes a JSON list of check rows to ``spec["result"]``.
+
+The parent process imports torch, timm and torchmetrics once, then runs each user file in a
+forked child (a fresh subprocess per file where ``fork`` is missing), from a scratch working
+folder, with network connections refused and a deadline: a child that hangs dumps its stack
+and exits, and the parent kills it if even that fails. User code never runs in the parent.
+
+In the child, every loss call is intercepted (the functional losses and the ``forward`` of the
+loss modules, patched before the user module is imported so ``from ... import`` binds the
+patched ones). Each function is called with sample objects chosen by parameter role, once with
+int64 and once with float32 multi-hot labels. Checks: what each loss received (criterion kind,
+target dtype/shape/range, logits that are really log-probabilities or probabilities), that the
+loss is finite and falls over epochs, that returned metrics equal the reference metrics on the
+very predictions the model produced during the call, and that the file's own model classes
+return raw logits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import functools
+import importlib.util
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+SAMPLES = 128
+BATCH_SIZE = 32
+IMAGE_SIZE = 32
+SAMPLE_KIND = "shapes"
+LEARNING_RATE = 3e-3
+TOLERANCE = 1e-3
+HINT_LOGIT = 3.0
+HINT_FLIP_FRACTION = 0.4
+KILL_GRACE_S = 5.0
+
+LABEL_FORMS = ("int64", "float32")
+METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|\bmap\b|m_ap|precision|recall|score|metric|hamming", re.I)
+LOSS_NAME = re.compile(r"loss", re.I)
+
+_HERE = os.path.abspath(__file__)
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _row(status: str, check: str, reason: str, *, file: str, line: int | None = None, function: str | None = None,
+         code: str | None = None, hint: str = "", trace: str | None = None) -> dict:
+    return {
+        "file": file,
+        "line": line,
+        "function": function,
+        "check": check,
+        "status": status,
+        "code": code,
+        "reason": reason,
+        "hint": hint,
+        "traceback": trace,
+    }
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The exception's traceback without this harness's own frames."""
+    te = traceback.TracebackException.from_exception(error)
+    for link in _chain(te):
+        link.stack = traceback.StackSummary.from_list([f for f in link.stack if os.path.abspath(f.filename) != _HERE])
+    return "".join(te.format())
+
+
+def _chain(te: traceback.TracebackException):
+    while te is not None:
+        yield te
+        te = te.__cause__ or te.__context__
+
+
+def _user_line(error: BaseException, path: str) -> int | None:
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if os.path.abspath(frame.filename) == path:
+            line = frame.lineno
+    return line
+
+
+# ----------------------------------------------------------------------------- isolation
+
+
+def _block_network() -> None:
+    def refuse(*_args, **_kwargs):
+        raise OSError("network access is disabled while migrate-ml verify runs user code")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    socket.socket.connect_ex = refuse  # type: ignore[method-assign]
+    socket.create_connection = refuse  # type: ignore[assignment]
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"):
+        os.environ[name] = "offline" if name == "WANDB_MODE" else "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m migrate_ml_reference.harness")
+    parser.add_argument("spec")
+    parser.add_argument("--unit", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    with open(options.spec, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    _block_network()
+    if options.unit is not None:  # the no-fork path: this process is the child
+        _child(spec, options.unit)
+        return 0
+    # Loaded once here, inherited by every forked child.
+    import timm  # noqa: F401
+    import torchmetrics.functional.classification  # noqa: F401
+
+    from . import api  # noqa: F401
+
+    rows: list[dict] = []
+    for index, unit in enumerate(spec["units"]):
+        rows.extend(_run_isolated(spec, index, unit))
+        _write_json(spec["result"], rows)
+    _write_json(spec["result"], rows)
+    return 0
+
+
+def _write_json(path: str, value: Any) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(value, handle)
+    os.replace(temporary, path)
+
+
+def _unit_paths(spec: dict, index: int) -> tuple[str, str, str]:
+    folder = os.path.join(spec["scratch"], f"unit{index}")
+    os.makedirs(folder, exist_ok=True)
+    return folder, os.path.join(folder, "rows.json"), os.path.join(folder, "stack.txt")
+
+
+def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
+    folder, rows_path, stack_path = _unit_paths(spec, index)
+    timeout = float(spec["timeout"])
+    if hasattr(os, "fork"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _child(spec, index)
+            finally:
+                os._exit(0)
+        deadline = time.monotonic() + timeout + KILL_GRACE_S
+        while True:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.05)
+    else:
+        try:
+            subprocess.run([sys.executable, "-m", "migrate_ml_reference.harness", sys.argv[1], "--unit", str(index)],
+                           cwd=folder, timeout=timeout + KILL_GRACE_S, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+    if os.path.exists(rows_path):
+        with open(rows_path, encoding="utf-8") as handle:
+            return json.load(handle)
+    return [_lost_child(unit, stack_path, timeout)]
+
+
+def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
+    stack = ""
+    if os.path.exists(stack_path):
+        with open(stack_path, encoding="utf-8", errors="replace") as handle:
+            stack = handle.read()
+    path = unit["path"]
+    line = None
+    where = ""
+    for match in re.finditer(r'File "([^"]+)", line (\d+) in (\S+)', stack):
+        if os.path.abspath(match.group(1)) == path:
+            line = int(match.group(2))
+            where = f" in {match.group(3)} ({os.path.basename(path)}:{line})"
+            break  # faulthandler lists the most recent call first
+    if stack.strip():
+        return _row("FAIL", "run", f"timed out after {timeout:g} s{where}", file=path, line=line,
+                    hint="make the function finish on 128 samples, or raise --timeout", trace=stack)
+    return _row("FAIL", "run", "the process running this file died without a result (killed, or crashed in native code)",
+                file=path, hint="run the file on `migrate-ml sample-data` output to see the crash")
+
+
+def _child(spec: dict, index: int) -> None:
+    folder, rows_path, stack_path = _unit_paths(spec, index)
+    unit = spec["units"][index]
+    os.chdir(folder)
+    with open(stack_path, "w", encoding="utf-8") as stack:
+        faulthandler.dump_traceback_later(float(spec["timeout"]), exit=True, file=stack)
+        try:
+            rows = UnitRun(spec, unit).run()
+        except BaseException as error:  # the harness itself failed: still a row, never silence
+            rows = [_row("FAIL", "run", f"verify could not run this file: {type(error).__name__}: {error}",
+                         file=unit["path"], trace=_user_traceback(error))]
+        faulthandler.cancel_dump_traceback_later()
+    _write_json(rows_path, rows)
+
+
+# ----------------------------------------------------------------------------- loss interception
+
+
+class LossRecorder:
+    """Records what every loss call received; nested calls (a module calling F.*) count once."""
+
+    def __init__(self, user_files: set[str]) -> None:
+        self.user_files = user_files
+        self.records: list[dict] = []
+        self._inside = False
+
+    def wrap(self, original: Callable, kind: str, label: str, offset: int) -> Callable:
+        recorder = self
+
+        @functools.wraps(original)
+        def intercepted(*args, **kwargs):
+            if recorder._inside:
+                return original(*args, **kwargs)
+            logits = args[offset] if len(args) > offset else kwargs.get("input")
+            target = args[offset + 1] if len(args) > offset + 1 else kwargs.get("target")
+            recorder._inside = True
+            try:
+                result = original(*args, **kwargs)
+            except Exception as error:
+                recorder._add(kind, label, logits, target, None, error)
+                raise
+            finally:
+                recorder._inside = False
+            recorder._add(kind, label, logits, target, result, None)
+            return result
+
+        return intercepted
+
+    def install(self) -> None:
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        for name, kind in (("cross_entropy", "ce"), ("nll_loss", "nll"),
+                           ("binary_cross_entropy_with_logits", "bce"), ("binary_cross_entropy", "bce-prob")):
+            setattr(F, name, self.wrap(getattr(F, name), kind, f"F.{name}", 0))
+        classes = [(nn.CrossEntropyLoss, "ce"), (nn.NLLLoss, "nll"), (nn.BCEWithLogitsLoss, "bce"), (nn.BCELoss, "bce-prob")]
+        import timm.loss as timm_loss
+
+        for name, kind in (("LabelSmoothingCrossEntropy", "ce"), ("SoftTargetCrossEntropy", "ce"),
+                           ("BinaryCrossEntropy", "bce"), ("AsymmetricLossMultiLabel", "bce")):
+            if hasattr(timm_loss, name):
+                classes.append((getattr(timm_loss, name), kind))
+        for cls, kind in classes:
+            cls.forward = self.wrap(cls.forward, kind, cls.__name__, 1)
+
+    def _site(self) -> tuple[str | None, int | None]:
+        frame = sys._getframe(2)
+        while frame is not None:
+            if os.path.abspath(frame.f_code.co_filename) in self.user_files:
+                return frame.f_code.co_filename, frame.f_lineno
+            frame = frame.f_back
+        return None, None
+
+    def _add(self, kind, label, logits, target, result, error) -> None:
+        import torch
+
+        path, line = self._site()
+        record: dict[str, Any] = {"kind": kind, "label": label, "path": path, "line": line, "error": None}
+        if error is not None:
+            record["error"] = f"{type(error).__name__}: {error}"
+        if isinstance(logits, torch.Tensor):
+            record["logits_shape"] = list(logits.shape)
+            record["logits_form"] = _logits_form(logits.detach())
+        if isinstance(target, torch.Tensor):
+            t = target.detach()
+            record["target_dtype"] = str(t.dtype).removeprefix("torch.")
+            record["target_float"] = t.is_floating_point()
+            record["target_shape"] = list(t.shape)
+            if t.numel():
+                record["target_min"], record["target_max"] = float(t.min()), float(t.max())
+        if isinstance(result, torch.Tensor) and result.numel() >= 1:
+            record["loss"] = float(result.detach().float().mean())
+        self.records.append(record)
+
+
+def _logits_form(z) -> str:
+    """``log_softmax``/``softmax`` when each row is a normalised distribution, else ``raw``."""
+    import torch
+
+    if z.ndim != 2 or z.shape[1] < 2 or not z.is_floating_point() or not torch.isfinite(z).all():
+        return "raw"
+    z = z.double()
+    if bool((z <= 1e-6).all()) and bool((z.exp().sum(1) - 1).abs().max() < 1e-3):
+        return "log_softmax"
+    if bool(((z >= 0) & (z <= 1)).all()) and bool((z.sum(1) - 1).abs().max() < 1e-3):
+        return "softmax"
+    return "raw"
+
+
+def _patch_cuda() -> None:
+    """``.cuda()`` in user code is a no-op here, so GPU-only scripts can be checked on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+
+
+# ----------------------------------------------------------------------------- sample objects
+
+
+class Sample:
+    """The sample split every function of a file sees, and how to recognise its rows."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from .api import make_sample_tensors
+
+        self.images, self.targets, self.class_names = make_sample_tensors(SAMPLE_KIND, SAMPLES, IMAGE_SIZE, seed=0)
+        self.num_classes = self.targets.shape[1]
+        generator = torch.Generator().manual_seed(0)
+        self._projection = torch.randn(self.images[0].numel(), generator=generator, dtype=torch.float64)
+        self._keys = self.images.flatten(1).double() @ self._projection
+        hint = self.targets * 2 - 1
+        flipped = torch.rand(SAMPLES, generator=generator) < HINT_FLIP_FRACTION
+        column = torch.randint(self.num_classes, (SAMPLES,), generator=generator)
+        rows = torch.nonzero(flipped).flatten()
+        hint[rows, column[rows]] *= -1
+        self.hint_logits = hint * HINT_LOGIT
+
+    def rows_of(self, images) -> Any:
+        """Sample index of each row of ``images`` (-1 where the row is not a sample image)."""
+        import torch
+
+        if tuple(images.shape[1:]) != tuple(self.images.shape[1:]):
+            return torch.full((images.shape[0],), -1, dtype=torch.long)
+        keys = images.detach().cpu().flatten(1).double() @ self._projection
+        distance = (keys[:, None] - self._keys[None, :]).abs()
+        best = distance.argmin(1)
+        scale = self._keys.abs().max() + 1
+        return torch.where(distance.gather(1, best[:, None])[:, 0] < 1e-6 * scale, best, torch.full_like(best, -1))
+
+    def loader(self, form: str, keys: list[str]):
+        import torch
+        from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+        labels = self.targets.long() if form == "int64" else self.targets.clone()
+        if not keys:
+            return DataLoader(TensorDataset(self.images, labels), batch_size=BATCH_SIZE, shuffle=False)
+        images = self.images
+
+        class DictDataset(Dataset):
+            def __len__(self):
+                return SAMPLES
+
+            def __getitem__(self, i):
+                return {key: labels[i] if _is_label_key(key) else images[i] for key in keys}
+
+        del torch
+        return DataLoader(DictDataset(), batch_size=BATCH_SIZE, shuffle=False)
+
+
+def _is_label_key(key: str) -> bool:
+    return bool(re.search(r"label|target|^y$|^gt$", key, re.I))
+
+
+def _recording_model(sample: Sample, hinted: bool):
+    """The reference model, recording its outputs; ``hinted`` adds near-correct logits.
+
+    Hints (true labels at +-3 logits, one label flipped on 40% of the samples) make an
+    untrained model's predictions structured, so exact match, per-label accuracy and
+    thresholded softmax give different numbers and a wrong metric cannot match by chance.
+    """
+    import torch
+    import torch.nn as nn
+
+    from .api import create_reference_model
+
+    class RecordingModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = create_reference_model(sample.num_classes, img_size=IMAGE_SIZE)
+            self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def forward(self, x, *args, **kwargs):
+            out = self.net(x, *args, **kwargs)
+            rows = sample.rows_of(x)
+            if hinted:
+                found = rows >= 0
+                hint = torch.zeros_like(out)
+                hint[found] = sample.hint_logits[rows[found]].to(out.dtype)
+                out = out + hint
+            self.outputs.append((out.detach().float().cpu(), rows))
+            return out
+
+    torch.manual_seed(0)
+    return RecordingModel()
+
+
+ROLE_DEFAULTS: dict[str, Any] = {
+    "print_freq": 10**9, "max_norm": 0, "mixup_fn": None, "model_ema": None, "log_writer": None,
+    "use_amp": False, "dry_run": False, "verbose": False, "batch_idx": 0,
+}
+
+
+def _args_namespace(attributes: list[str], values: dict[str, Any], overrides: dict[str, Any]):
+    import argparse as _argparse
+
+    known = {
+        "lr": LEARNING_RATE, "learning_rate": LEARNING_RATE, "device": "cpu", "batch_size": BATCH_SIZE,
+        "epochs": 1, "num_classes": values["num_classes"], "nb_classes": values["num_classes"],
+        "n_classes": values["num_classes"], "num_labels": values["num_classes"], "threshold": values["threshold"],
+        "log_interval": 10**9, "print_freq": 10**9, "dry_run": False, "no_cuda": True, "cuda": False,
+        "use_cuda": False, "amp": False, "clip_grad": None, "max_norm": 0, "distributed": False, "gpu": None,
+        "local_rank": -1, "world_size": 1, "rank": 0, "smoothing": 0.0, "mixup": 0.0, "cutmix": 0.0,
+        "debug": False, "verbose": False, "seed": 0, "num_workers": 0, "workers": 0,
+    }
+    namespace = _argparse.Namespace()
+    for attribute in attributes:
+        setattr(namespace, attribute, overrides.get(attribute, known.get(attribute)))
+    return namespace
+
+
+# ----------------------------------------------------------------------------- one file
+
+
+class UnitRun:
+    def __init__(self, spec: dict, unit: dict) -> None:
+        self.spec = spec
+        self.unit = unit
+        self.path = unit["path"]
+        self.threshold = float(unit["threshold"])
+        self.epochs = max(1, int(spec["epochs"]))
+        self.rows: list[dict] = []
+
+    def row(self, status: str, check: str, reason: str, **kw) -> None:
+        self.rows.append(_row(status, check, reason, file=self.path, **kw))
+
+    def run(self) -> list[dict]:
+        import torch
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        self.recorder = LossRecorder({os.path.abspath(p) for p in self.unit["user_files"]})
+        self.recorder.install()
+        _patch_cuda()
+        try:
+            module = self._import()
+        except BaseException as error:
+            self.row("FAIL", "import", f"importing the file failed: {type(error).__name__}: {error}",
+                     line=_user_line(error, self.path), trace=_user_traceback(error),
+                     hint="the module must import without side effects; guard scripts with if __name__ == '__main__':")
+            return self.rows
+        self.sample = Sample()
+        for name in self.unit.get("model_classes", []):
+            self._check_model_class(module, name)
+        for function in self.unit["functions"]:
+            self._run_function(module, function)
+        return self.rows
+
+    def _import(self):
+        for folder in reversed(self.unit["search_path"]):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+        name = self.unit["module"]
+        spec = importlib.util.spec_from_file_location(name, self.path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    # -- model classes
+
+    def _check_model_class(self, module, name: str) -> None:
+        import inspect
+
+        import torch
+
+        cls = getattr(module, name, None)
+        if cls is None:
+            return
+        try:
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):
+            return
+        kwargs = {}
+        for parameter in signature.parameters.values():
+            if re.fullmatch(r"(num|n|nb)_?(classes|labels|class)|classes|out_features|output_dim", parameter.name):
+                kwargs[parameter.name] = self.sample.num_classes
+            elif parameter.default is inspect.Parameter.empty and parameter.kind not in (
+                    inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                return  # not a classifier we know how to build
+        try:
+            model = cls(**kwargs).eval()
+        except Exception:
+            return
+        for shape in ((3, IMAGE_SIZE, IMAGE_SIZE), (1, 28, 28), (1, IMAGE_SIZE, IMAGE_SIZE), (3, 224, 224)):
+            try:
+                with torch.no_grad():
+                    out = model(torch.rand(2, *shape))
+            except Exception:
+                continue
+            if not isinstance(out, torch.Tensor) or out.ndim != 2:
+                return
+            line = self._line_of(cls)
+            form = _logits_form(out)
+            if form == "log_softmax":
+                self.row("FAIL", f"model {name} outputs", f"{name}.forward returns log-probabilities (log_softmax over "
+                         "classes: each row's exp sums to 1), which couples the labels",
+                         line=line, code="ML103", hint="return raw logits from forward and use BCEWithLogitsLoss (rule ML103)")
+            elif form == "softmax":
+                self.row("FAIL", f"model {name} outputs", f"{name}.forward returns softmax probabilities (each row "
+                         "sums to 1), so labels compete", line=line, code="ML024",
+                         hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
+            else:
+                self.row("PASS", f"model {name} outputs", f"{name}.forward returns raw logits {list(out.shape)}", line=line)
+            return
+
+    @staticmethod
+    def _line_of(obj) -> int | None:
+        import inspect
+
+        try:
+            return inspect.getsourcelines(obj)[1]
+        except (OSError, TypeError):
+            return None
+
+    # -- functions
+
+    def _run_function(self, module, function: dict) -> None:
+        name = function["name"]
+        func = getattr(module, name, None)
+        if not callable(func):
+            self.row("FAIL", "call", f"{name} is not a callable attribute of the imported module",
+                     line=function["line"], function=name)
+            return
+        for form in LABEL_FORMS:
+            self._run_form(func, function, form)
+
+    def _arguments(self, function: dict, form: str, model, epoch: int):
+        import torch
+
+        loader = self.sample.loader(form, function.get("batch_keys", []))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+        values = {"num_classes": self.sample.num_classes, "threshold": self.threshold}
+        positional: list = []
+        keywords: dict = {}
+        first_batch = next(iter(loader))
+        for param in function["params"]:
+            role = param["role"]
+            if role == "bound":
+                value = param["value"]
+            elif role == "model":
+                value = model
+            elif role == "loader":
+                value = loader
+            elif role == "optimizer":
+                value = optimizer
+            elif role == "device":
+                value = torch.device("cpu")
+            elif role == "epoch":
+                value = epoch
+            elif role == "criterion":
+                value = self._criterion(function.get("criterion"))
+            elif role == "args":
+                value = _args_namespace(function.get("args_attributes", []), values, function.get("args_values", {}))
+            elif role == "logits":
+                value = model(first_batch[0] if isinstance(first_batch, (list, tuple)) else self.sample.images[:BATCH_SIZE])
+            elif role == "labels":
+                value = self.sample.targets[:BATCH_SIZE].long() if form == "int64" else self.sample.targets[:BATCH_SIZE].clone()
+            elif role == "threshold":
+                value = self.threshold
+            elif role == "num_classes":
+                value = self.sample.num_classes
+            elif role == "class_names":
+                value = list(self.sample.class_names)
+            elif role == "scaler":
+                value = torch.amp.GradScaler("cpu", enabled=False)
+            elif role == "scheduler":
+                value = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _epoch: 1.0)
+            elif role in ROLE_DEFAULTS:
+                value = ROLE_DEFAULTS[role]
+            elif role == "default":
+                continue
+            else:
+                raise KeyError(role)
+            if param["kind"] == "positional_only":
+                positional.append(value)
+            else:
+                keywords[param["name"]] = value
+        return positional, keywords
+
+    def _criterion(self, criterion: dict | None):
+        import torch
+
+        if criterion:
+            module_name, _, attribute = criterion["qualified_name"].rpartition(".")
+            try:
+                cls = getattr(importlib.import_module(module_name), attribute)
+                return cls(**criterion.get("kwargs", {}))
+            except Exception:
+                pass
+        return torch.nn.BCEWithLogitsLoss()
+
+    def _run_form(self, func, function: dict, form: str) -> None:
+        name = function["name"]
+        trains = function["trains"]
+        model = _recording_model(self.sample, hinted=not trains)
+        labels = f"{form} labels"
+        epochs = self.epochs if trains else 1
+        epoch_losses: list[list[float]] = []
+        returned = None
+        first_output = 0  # a metric helper's logits are computed while its arguments are built
+        try:
+            positional, keywords = self._arguments(function, form, model, 0)
+        except Exception as error:
+            self.row("FAIL", f"call ({labels})", f"could not build the sample arguments: {type(error).__name__}: {error}",
+                     line=function["line"], function=name, trace=_user_traceback(error))
+            return
+        for epoch in range(epochs):
+            for param in function["params"]:
+                if param["role"] == "epoch":
+                    if param["kind"] == "positional_only":
+                        continue
+                    keywords[param["name"]] = epoch
+            start = len(self.recorder.records)
+            if epoch:
+                first_output = len(model.outputs)
+            try:
+                returned = func(*positional, **keywords)
+            except BaseException as error:  # SystemExit too: user code must not end the check
+                self._loss_rows(name, labels, self.recorder.records[start:])
+                self.row("FAIL", f"call ({labels})", f"{name} raised {type(error).__name__}: {error}",
+                         line=_user_line(error, self.path) or function["line"], function=name,
+                         trace=_user_traceback(error), hint=_crash_hint(error))
+                return
+            epoch_losses.append([r["loss"] for r in self.recorder.records[start:] if "loss" in r])
+            if epoch == epochs - 1:
+                self._loss_rows(name, labels, self.recorder.records[start:])
+        if trains:
+            self._falls_row(function, labels, epoch_losses)
+        self._metric_rows(function, labels, returned, model.outputs[first_output:])
+        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {SAMPLES} sample "
+                 "images", line=function["line"], function=name)
+
+    # -- checks
+
+    def _loss_rows(self, function: str, labels: str, records: list[dict]) -> None:
+        by_site: dict[tuple, list[dict]] = {}
+        for record in records:
+            by_site.setdefault((record["path"], record["line"], record["label"]), []).append(record)
+        for (path, line, label), group in by_site.items():
+            where = f"{os.path.basename(path)}:{line}" if path else "a library"
+            check = f"loss at {where} ({labels})"
+            failure = next((f for f in (_loss_failure(r, labels) for r in group) if f), None)
+            if failure:
+                reason, code, hint = failure
+                self.row("FAIL", check, reason, line=line, function=function, code=code, hint=hint)
+            else:
+                record = group[-1]
+                self.row("PASS", check, f"{label}: {record['target_dtype']} target {record['target_shape']} in [0, 1], "
+                         f"logits {record['logits_shape']}, loss {record['loss']:.3f}", line=line, function=function)
+
+    def _falls_row(self, function: dict, labels: str, epoch_losses: list[list[float]]) -> None:
+        means = [sum(losses) / len(losses) for losses in epoch_losses if losses]
+        if not means:
+            return
+        check = f"loss falls ({labels})"
+        name = function["name"]
+        if not all(math.isfinite(m) for m in means):
+            self.row("FAIL", check, f"loss is not finite: {means}", line=function["line"], function=name,
+                     hint="check the loss input: raw logits and float multi-hot targets")
+        elif len(means) < 2:
+            self.row("PASS", check, f"one epoch run, loss {means[0]:.3f}", line=function["line"], function=name)
+        elif means[-1] < means[0]:
+            self.row("PASS", check, f"mean loss fell from {means[0]:.3f} to {means[-1]:.3f} over {len(means)} epochs",
+                     line=function["line"], function=name)
+        else:
+            self.row("FAIL", check, f"mean loss did not fall over {len(means)} epochs on learnable sample data "
+                     f"({means[0]:.3f} -> {means[-1]:.3f})", line=function["line"], function=name,
+                     hint="check that optimizer.step() runs and the loss is computed on the model's logits")
+
+    def _metric_rows(self, function: dict, labels: str, returned, outputs: list) -> None:
+        named = _returned_numbers(returned, function.get("returns", []))
+        metrics = [(n, v) for n, v in named if METRIC_NAME.search(n) and not LOSS_NAME.search(n)]
+        if not metrics:
+            return
+        reference = self._reference(outputs)
+        for label, value in metrics:
+            check = f"metric {label} ({labels})"
+            line = function.get("return_line") or function["line"]
+            if reference is None:
+                self.row("FAIL", check, f"returned {value:.4g}, but the model produced no predictions on sample images "
+                         "during the call, so it cannot be compared", line=line, function=function["name"],
+                         hint="compute the metric from model(images) on the loader's batches")
+                continue
+            status, reason, code, hint = _judge_metric(value, reference, self.threshold)
+            self.row(status, check, reason, line=line, function=function["name"], code=code, hint=hint)
+
+    def _reference(self, outputs: list) -> dict | None:
+        import torch
+
+        from .api import exact_match, multilabel_metrics
+
+        logits = [out[rows >= 0] for out, rows in outputs if out.ndim == 2]
+        indices = [rows[rows >= 0] for out, rows in outputs if out.ndim == 2]
+        if not logits or sum(len(i) for i in indices) == 0:
+            return None
+        z = torch.cat(logits)
+        y = self.sample.targets[torch.cat(indices)]
+        probs = torch.sigmoid(z)
+        preds = (probs > self.threshold).long()
+        correct = (preds == y.long()).float()
+        softmax_preds = (torch.softmax(z, dim=1) > self.threshold).long()
+        metrics = multilabel_metrics(probs, y, self.threshold)
+        return {
+            "exact_match": exact_match(preds, y),
+            "per_element": float(correct.mean()),
+            "per_element_over_samples": float(correct.sum() / len(y)),
+            "softmax_exact_match": exact_match(softmax_preds, y),
+            "others": {k: metrics[k] for k in ("F1_micro", "F1_macro", "OF1", "CF1", "mAP", "mAP_micro", "OP", "OR", "CP", "CR")},
+            "samples": len(y),
+        }
+
+
+def _crash_hint(error: BaseException) -> str:
+    text = str(error)
+    if "Found dtype Long" in text or "result type Float can't be cast" in text:
+        return "the loss received integer targets: add .float() to the target at the loss call (rule ML010)"
+    if "multi-target" in text or "0D or 1D target" in text:
+        return "a class-index loss received multi-hot targets: use BCEWithLogitsLoss (rule ML001)"
+    return "the traceback above is from your code running on sample multi-label batches"
+
+
+def _loss_failure(record: dict, labels: str) -> tuple[str, str | None, str] | None:
+    label = record["label"]
+    kind = record["kind"]
+    shape = record.get("target_shape")
+    multi_hot = record.get("target_float") and shape is not None and shape == record.get("logits_shape")
+    if kind == "ce":
+        code = "ML002" if label.startswith("F.") else "ML001"
+        if multi_hot:
+            return (f"{label} received float multi-hot targets: it trains a softmax over labels (wrong objective)",
+                    code, f"use BCEWithLogitsLoss / binary_cross_entropy_with_logits (rule {code})")
+        return (f"{label} is a single-label loss (target {record.get('target_dtype')} {shape})", code,
+                f"use BCEWithLogitsLoss with float multi-hot targets (rule {code})")
+    if kind == "nll":
+        return (f"{label} expects log-softmax scores and class indices: a single-label loss", "ML003",
+                "drop log_softmax and use binary_cross_entropy_with_logits on raw logits (rule ML003)")
+    form = record.get("logits_form")
+    if kind == "bce" and form == "log_softmax":
+        return (f"{label} received log-probabilities (log_softmax over classes: each row's exp sums to 1), not raw logits",
+                "ML103", "remove log_softmax from the model's forward (rule ML103)")
+    if form == "softmax":
+        return (f"{label} received softmax probabilities (each row sums to 1): the labels compete", "ML024",
+                "pass raw logits to BCEWithLogitsLoss; use torch.sigmoid for probabilities (rule ML024)")
+    if "target_float" in record and not record["target_float"]:
+        if labels.startswith("float32"):
+            return (f"{label} received {record['target_dtype']} targets although the loader yields float32 labels: "
+                    "a .long() cast is left on the labels", "ML011", "replace .long() with .float() (rule ML011)")
+        return (f"{label} received {record['target_dtype']} targets {shape}: BCE needs floating-point targets",
+                "ML010", "add .float() to the target at the loss call (rule ML010)")
+    if shape is not None and shape != record.get("logits_shape"):
+        return (f"{label} target shape {shape} differs from logits {record.get('logits_shape')}: labels are not "
+                "multi-hot [B, C]", "ML101", "the dataset/collate must yield float multi-hot [B, C] targets (rule ML101)")
+    low, high = record.get("target_min"), record.get("target_max")
+    if low is not None and (low < 0 or high > 1):
+        return (f"{label} target values span [{low:g}, {high:g}], outside [0, 1]", None,
+                "targets must be multi-hot 0/1 (or soft labels in [0, 1])")
+    if record.get("error"):
+        return (f"{label} raised {record['error']}", None, "see the call's traceback")
+    loss = record.get("loss")
+    if loss is None or not math.isfinite(loss):
+        return (f"{label} returned a non-finite loss ({loss})", None, "pass raw logits and float multi-hot targets")
+    return None
+
+
+def _returned_numbers(value, names: list[str]) -> list[tuple[str, float]]:
+    import torch
+
+    def number(x):
+        if isinstance(x, bool):
+            return None
+        if isinstance(x, (int, float)):
+            return float(x)
+        if isinstance(x, torch.Tensor) and x.numel() == 1:
+            return float(x.detach().float())
+        try:
+            import numpy as np
+
+            if isinstance(x, np.generic) and x.size == 1:
+                return float(x)
+        except ImportError:
+            pass
+        return None
+
+    found = []
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (tuple, list)):
+        items = [(names[i] if len(names) == len(value) else f"return[{i}]", v) for i, v in enumerate(value)]
+    else:
+        items = [(names[0] if len(names) == 1 else "return value", value)]
+    for label, item in items:
+        n = number(item)
+        if n is not None:
+            found.append((label, n))
+    return found
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= TOLERANCE
+
+
+def _judge_metric(value: float, ref: dict, threshold: float) -> tuple[str, str, str | None, str]:
+    em = ref["exact_match"]
+    scaled = [value] + ([value / 100] if value > 1 else [])
+    fix21 = "use exact match: (preds == targets).all(dim=1) per sample, divided by the sample count (rule ML021)"
+    if not math.isfinite(value):
+        return "FAIL", f"returned {value}", "ML021", fix21
+    if any(_close(v, em) for v in scaled):
+        return "PASS", f"{value:.4g} equals the reference exact match {em:.4f} at threshold {threshold:g}", None, ""
+    if any(_close(v, ref["per_element"]) for v in scaled) and not _close(ref["per_element"], em):
+        return ("FAIL", f"accuracy {value:.4g} equals per-element (label-wise) accuracy, inflated by negatives; "
+                f"reference exact match is {em:.4f}", "ML021", fix21)
+    if _close(value, ref["per_element_over_samples"]) or (value > 1 and _close(value / 100, ref["per_element_over_samples"])):
+        return ("FAIL", f"accuracy {value:.4g} counts correct labels per element but divides by the sample count "
+                f"(out of range); reference exact match is {em:.4f}", "ML021", fix21)
+    if any(_close(v, ref["softmax_exact_match"]) for v in scaled) and not _close(ref["softmax_exact_match"], em):
+        return ("FAIL", f"{value:.4g} matches predictions thresholded after a softmax (labels compete); with sigmoid "
+                f"the reference exact match is {em:.4f}", "ML024",
+                "replace softmax by torch.sigmoid before the threshold (rule ML024)")
+    for key, other in ref["others"].items():
+        if isinstance(other, float) and math.isfinite(other) and any(_close(v, other) for v in scaled):
+            return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}", None, ""
+    if not 0 <= value <= 1 and not (value > 1 and value <= 100):
+        return "FAIL", f"{value:.4g} is out of range for a metric; reference exact match is {em:.4f}", "ML021", fix21
+    return ("FAIL", f"{value:.4g} differs from the reference exact match {em:.4f} at threshold {threshold:g} "
+            f"(per-label accuracy would be {ref['per_element']:.4f})", "ML021", fix21)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
