@@ -1,0 +1,83 @@
+"""ML104: mixup/cutmix written for class indices must mix multi-hot targets instead."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import QualifiedNameProvider
+
+from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._flow import LossFlowProvider
+
+TIMM_MIXUP = frozenset(
+    {"timm.data.Mixup", "timm.data.mixup.Mixup", "timm.data.FastCollateMixup", "timm.data.mixup.FastCollateMixup"}
+)
+MIX_SUGGESTION = (
+    "mix the float multi-hot targets with the same permutation as the images: "
+    "lam * y + (1 - lam) * y.flip(0) (for cutmix, lam = kept area fraction), or turn mixup off"
+)
+
+
+class MixupOnClassIndicesRule(Rule):
+    code = "ML104"
+    name = "mixup-on-class-indices"
+    summary = "timm Mixup / mixup_fn(x, y) and hand-written two-loss mixup are reported with the multi-hot mixing to use."
+    rationale = (
+        "timm's `Mixup` (and `FastCollateMixup`) one-hot encodes class indices internally "
+        "(`num_classes`, `label_smoothing`) before mixing; fed multi-hot targets it produces "
+        "wrong targets without failing. For multi-label training the float multi-hot target "
+        "rows themselves are mixed with the images' permutation and weight: "
+        "`lam * y + (1 - lam) * y.flip(0)`, then one BCE loss. Mixup written by hand as two "
+        "losses weighted by lambda (`lam * criterion(out, y_a) + (1 - lam) * criterion(out, "
+        "y_b)`) equals one BCE on the mixed targets once the loss is BCE (BCE is linear in the "
+        "target), but it still needs the permuted labels to be multi-hot rows, and one loss on "
+        "mixed targets is the clearer form. Both are reported for a human; nothing is "
+        "rewritten."
+    )
+    applicability = Applicability.DISPLAY_ONLY
+    example_before = (
+        "mixup_fn = Mixup(mixup_alpha=0.8, num_classes=nb_classes)\n"
+        "samples, targets = mixup_fn(samples, targets)\n"
+    )
+    example_after = (
+        "lam = np.random.beta(0.8, 0.8)\n"
+        "samples = lam * samples + (1 - lam) * samples.flip(0)\n"
+        "targets = lam * targets + (1 - lam) * targets.flip(0)\n"
+    )
+    triggers = ("Mixup", "mixup", "lam *", "* lam", "lambda_", "- lam")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, LossFlowProvider)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        if qualified & TIMM_MIXUP:
+            self.report(
+                node,
+                "timm Mixup one-hot encodes class indices; it cannot mix multi-hot targets",
+                suggestion=MIX_SUGGESTION,
+            )
+        elif isinstance(node.func, cst.Name) and "mixup" in node.func.value.lower() and len(node.args) == 2:
+            self.report(
+                node,
+                f"{node.func.value}(inputs, targets) mixes class-index targets; multi-hot targets "
+                "must be mixed as rows",
+                suggestion=MIX_SUGGESTION,
+            )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._loss_calls = {call.call for call in self.get_metadata(LossFlowProvider, node).calls}
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if not isinstance(node.operator, cst.Add):
+            return
+        if self._weighted_loss(node.left) and self._weighted_loss(node.right):
+            self.report(
+                node,
+                "mixup written as two losses weighted by lambda assumes class-index targets",
+                suggestion="compute one loss on the mixed multi-hot targets: "
+                "criterion(outputs, lam * y_a.float() + (1 - lam) * y_b.float())",
+            )
+
+    def _weighted_loss(self, expression: cst.BaseExpression) -> bool:
+        """``lam * loss_call`` or ``loss_call * (1 - lam)``."""
+        if not (isinstance(expression, cst.BinaryOperation) and isinstance(expression.operator, cst.Multiply)):
+            return False
+        return any(side in self._loss_calls for side in (expression.left, expression.right))
