@@ -160,7 +160,8 @@ class PredictionFlow:
     torch_name: str = "torch"
     torch_imported: bool = True
     is_classifier_scores: Callable[[cst.BaseExpression], bool] = lambda expression: False
-    """The proof described in the module docstring, for rules that need it on other expressions."""
+    """The proof described in the module docstring, answered for the first argument of any call
+    with two or more arguments (metric updates, ``accuracy(output, target)``…)."""
     _edits: dict = field(default_factory=dict)
     _fixes: dict = field(default_factory=dict)
 
@@ -294,7 +295,14 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._loss = loss
         self._loss_logits = self._loss_logit_names(loss)
         self._loss_targets = {id(c.target.value) for c in loss.calls if c.target is not None}
-        flow.is_classifier_scores = lambda expression: self._is_scores(expression, 0)
+        # Rules ask about the first argument of metric-like calls after this provider has run,
+        # when its scope metadata is gone: answer those questions now.
+        proven = {
+            id(call.args[0].value)
+            for call in self._calls
+            if len(call.args) >= 2 and self._is_scores(call.args[0].value, 0)
+        }
+        flow.is_classifier_scores = lambda expression: id(expression) in proven
 
         softmax_by_call: dict[cst.Call, Softmax] = {}
         for call in self._calls:

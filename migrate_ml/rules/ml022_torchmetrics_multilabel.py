@@ -1,0 +1,216 @@
+"""ML022: torchmetrics multiclass metrics become their multilabel forms, fed probabilities."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+
+from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
+from migrate_ml.rules._exprs import method_call
+from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, strip_transparent
+
+# Task-dispatching classes and functions, by their last name component: True when they take a threshold.
+_TASK_METRICS = {"Accuracy": True, "F1Score": True, "Precision": True, "Recall": True, "AUROC": False, "AveragePrecision": False}
+_TASK_FUNCTIONS = {"accuracy": True, "f1_score": True, "precision": True, "recall": True, "auroc": False, "average_precision": False}
+_INTEGER_CASTS = frozenset({"int", "long", "bool"})
+
+
+def _keyword(call: cst.Call, name: str) -> cst.Arg | None:
+    return next((arg for arg in call.args if arg.keyword is not None and arg.keyword.value == name), None)
+
+
+def _is_string(arg: cst.Arg | None, value: str) -> bool:
+    return arg is not None and isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value == value
+
+
+def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
+    quote = original.quote
+    return cst.SimpleString(f"{original.prefix}{quote}{value}{quote}")
+
+
+class TorchmetricsMultilabelRule(Rule):
+    code = "ML022"
+    name = "torchmetrics-multilabel"
+    summary = "torchmetrics multiclass metrics become multilabel (num_labels=K, threshold=THRESHOLD), fed sigmoid probabilities and int targets."
+    rationale = (
+        "A torchmetrics multiclass metric takes class indices or one score row per sample and "
+        "counts one hit per sample; given multi-hot targets it fails its shape checks, or worse, "
+        "scores the wrong thing. The multilabel metrics score each label independently: "
+        "`Accuracy(task=\"multiclass\", num_classes=K)` becomes `Accuracy(task=\"multilabel\", "
+        "num_labels=K, threshold=THRESHOLD)`, `MulticlassF1Score(K)` becomes "
+        "`MultilabelF1Score(K, threshold=THRESHOLD)`, and the functional forms "
+        "(`torchmetrics.functional.accuracy(..., task=\"multiclass\")`, `multiclass_accuracy`) "
+        "change the same way (AUROC and AveragePrecision take no threshold; `top_k` has no "
+        "multilabel meaning and is dropped). torchmetrics applies a sigmoid only when the values "
+        "fall outside [0, 1], so a batch of logits that happens to lie inside it would be "
+        "thresholded raw: the proven classifier logits passed to `update()`, to the metric call or "
+        "to the function become `torch.sigmoid(z)` (a softmax over them becomes a sigmoid), and "
+        "the targets become `.int()`, as multilabel metrics require integer targets."
+    )
+    applicability = Applicability.SAFE
+    example_before = (
+        "self.val_acc = torchmetrics.Accuracy(task=\"multiclass\", num_classes=10)\n"
+        "self.val_acc.update(logits, y)\n"
+    )
+    example_after = (
+        "self.val_acc = torchmetrics.Accuracy(task=\"multilabel\", num_labels=10, threshold=THRESHOLD)\n"
+        "self.val_acc.update(torch.sigmoid(logits), y.int())\n"
+    )
+    triggers = ("multiclass", "Multiclass")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, PredictionFlowProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return "torchmetrics" in source and super().could_apply(source)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        self._metric_objects: dict[str, cst.Call] = {}
+        self._feeds: list[cst.Call] = []
+
+    def _names(self, node: cst.CSTNode) -> set[str]:
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set()) if q.name.startswith("torchmetrics.")}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        names = self._names(node.func)
+        for name in names:
+            last = name.rpartition(".")[2]
+            if ".functional." in name or name.startswith("torchmetrics.functional"):
+                if last in _TASK_FUNCTIONS and _is_string(_keyword(node, "task"), "multiclass"):
+                    self._convert(node, _TASK_FUNCTIONS[last], rename=None, feeds=True)
+                elif last.startswith("multiclass_") and last.removeprefix("multiclass_") in _TASK_FUNCTIONS:
+                    self._convert(node, _TASK_FUNCTIONS[last.removeprefix("multiclass_")], rename=last.replace("multiclass_", "multilabel_"), feeds=True, qualified=name)
+                return
+            if last in _TASK_METRICS and _is_string(_keyword(node, "task"), "multiclass"):
+                self._convert(node, _TASK_METRICS[last], rename=None, feeds=False)
+            elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
+                self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=last.replace("Multiclass", "Multilabel"), feeds=False, qualified=name)
+            return
+        if node.args and len(node.args) >= 2:
+            self._feeds.append(node)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for call in self._feeds:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("update", "forward"):
+                func = func.value
+            key = self._code(func)
+            construction = self._metric_objects.get(key)
+            if construction is not None:
+                self._report_feed(call, construction)
+
+    def _code(self, node: cst.CSTNode) -> str:
+        return cst.Module(body=[]).code_for_node(node)
+
+    def _convert(self, call: cst.Call, takes_threshold: bool, rename: str | None, feeds: bool, qualified: str = "") -> None:
+        threshold = self.context.threshold_name
+        num_classes = _keyword(call, "num_classes")
+
+        def apply(updated: cst.CSTNode) -> cst.CSTNode:
+            assert isinstance(updated, cst.Call)
+            args = []
+            for arg in updated.args:
+                keyword = arg.keyword.value if arg.keyword is not None else None
+                if keyword == "top_k":
+                    continue
+                if keyword == "task":
+                    assert isinstance(arg.value, cst.SimpleString)
+                    arg = arg.with_changes(value=_string_like(arg.value, "multilabel"))
+                elif keyword == "num_classes":
+                    arg = arg.with_changes(keyword=cst.Name("num_labels"))
+                args.append(arg)
+            if takes_threshold and _keyword(updated, "threshold") is None:
+                args.append(cst.Arg(keyword=cst.Name("threshold"), value=cst.Name(threshold), equal=_tight_equal(args)))
+            if args:
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            func = updated.func
+            if rename is not None:
+                func = func.with_changes(attr=cst.Name(rename)) if isinstance(func, cst.Attribute) else cst.Name(rename)
+            return updated.with_changes(func=func, args=args)
+
+        edits = [NodeEdit(call, apply)]
+        add_imports: tuple[ImportEdit, ...] = ()
+        remove_imports: tuple[ImportEdit, ...] = ()
+        if rename is not None and isinstance(call.func, cst.Name):
+            module = qualified.rpartition(".")[0]
+            add_imports = (ImportEdit(module, rename),)
+            remove_imports = (ImportEdit(module, call.func.value),)
+        if feeds:
+            edits.extend(self._feed_edits(call, 0))
+            add_imports += self._flow.torch_imports
+        message = "a multiclass metric counts one class per sample; multi-hot targets need the multilabel metric"
+        if num_classes is None and not (rename and call.args and call.args[0].keyword is None):
+            message += " (num_labels= must be given)"
+        self.report(
+            call,
+            message,
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, needs_threshold=takes_threshold),
+        )
+        if not feeds:
+            self._record_object(call)
+
+    def _record_object(self, call: cst.Call) -> None:
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            self._metric_objects[self._code(parent.targets[0].target)] = call
+
+    def _feed_edits(self, call: cst.Call, first: int) -> list[NodeEdit]:
+        """Edits turning ``(logits, y)`` into ``(torch.sigmoid(logits), y.int())``."""
+        edits = []
+        preds = call_argument(call, first, "preds")
+        target = call_argument(call, first + 1, "target")
+        if preds is not None:
+            scores = self._scores_behind(preds.value)
+            if scores is not None:
+                index = call.args.index(preds)
+                sigmoid = self._flow.sigmoid(scores)
+                edits.append(NodeEdit(call, lambda updated, i=index: _replace_argument(updated, i, lambda _: sigmoid)))
+        if target is not None and not _integer_cast(target.value):
+            index = call.args.index(target)
+            edits.append(NodeEdit(call, lambda updated, i=index: _replace_argument(updated, i, lambda v: method_call(v, "int"))))
+        return edits
+
+    def _scores_behind(self, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+        """Logits to wrap in a sigmoid: the proven scores, or the input of a softmax over them."""
+        inner = strip_transparent(expression)
+        for softmax in self._flow.softmaxes:
+            if softmax.call is inner:
+                return softmax.scores
+        if self._flow.is_classifier_scores(expression):
+            return expression
+        return None
+
+    def _report_feed(self, call: cst.Call, construction: cst.Call) -> None:
+        edits = self._feed_edits(call, 0)
+        if not edits:
+            return
+        self.report(
+            call,
+            "multilabel metrics need probabilities and integer targets: torchmetrics only applies a sigmoid to values outside [0, 1]",
+            fix=Fix(edits=tuple(edits), add_imports=self._flow.torch_imports),
+            extra_nodes=[construction],
+        )
+
+
+def _tight_equal(args: list[cst.Arg]) -> cst.AssignEqual | cst.MaybeSentinel:
+    """Match the spacing of the call's existing keywords (``k=v`` unless they use ``k = v``)."""
+    for arg in args:
+        if arg.keyword is not None and isinstance(arg.equal, cst.AssignEqual):
+            return arg.equal
+    return cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+
+
+def _integer_cast(expression: cst.BaseExpression) -> bool:
+    return (
+        isinstance(expression, cst.Call)
+        and isinstance(expression.func, cst.Attribute)
+        and expression.func.attr.value in _INTEGER_CASTS
+        and not expression.args
+    )
+
+
+def _replace_argument(call: cst.Call, index: int, transform) -> cst.Call:
+    args = list(call.args)
+    args[index] = args[index].with_changes(value=transform(args[index].value))
+    return call.with_changes(args=args)

@@ -1,0 +1,116 @@
+"""ML102: top-k accuracy helpers have no multi-label meaning (REVIEW)."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, above_threshold, as_bool
+
+_TIMM_ACCURACY = frozenset({"timm.utils.accuracy", "timm.utils.metrics.accuracy"})
+
+
+def _callee_name(func: cst.BaseExpression) -> str:
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
+
+
+class TopkAccuracyRule(Rule):
+    code = "ML102"
+    name = "topk-accuracy"
+    summary = "Reports top-k accuracy helpers (accuracy(output, target, topk=(1, 5)), timm.utils.accuracy)."
+    rationale = (
+        "Top-k accuracy asks whether *the* true class is among the k highest scores. With several "
+        "true labels per image there is no single true class, and `target` is a [B, C] multi-hot "
+        "tensor that the helper's `pred.eq(target.view(1, -1))` cannot even broadcast against. "
+        "The usual `def accuracy(output, target, topk=(1,))` helper (pytorch/examples, DeiT, "
+        "Swin, MAE) and timm's `accuracy` must be replaced by a thresholded metric: exact match, "
+        "sample-F1 or mAP. migrate-ml reports every definition and call; for timm's helper over "
+        "proven classifier logits it offers an unsafe fix that computes exact-match accuracy in "
+        "percent for every name the call returned (`acc1 = acc5 = ...`), which keeps the logging "
+        "code running but makes acc5 a copy of acc1, so a human should rename or drop it."
+    )
+    applicability = Applicability.DISPLAY_ONLY
+    example_before = "acc1, acc5 = accuracy(output, target, topk=(1, 5))\n"
+    example_after = (
+        "# with --unsafe-fixes, for timm.utils.accuracy:\n"
+        "acc1 = acc5 = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100\n"
+    )
+    triggers = ("topk", "timm.utils")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, PredictionFlowProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return "accuracy" in source and super().could_apply(source)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        params = [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]
+        if "accuracy" in node.name.value and any(p.name.value == "topk" for p in params):
+            self.report(
+                node.name,
+                "top-k accuracy helper: with several true labels per image there is no single true class to find in the top k",
+                suggestion="replace it with a thresholded metric: exact match ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1), sample-F1 or mAP",
+            )
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        is_timm = bool(qualified & _TIMM_ACCURACY)
+        has_topk = any(arg.keyword is not None and arg.keyword.value == "topk" for arg in node.args)
+        if not (is_timm or (has_topk and "accuracy" in _callee_name(node.func))):
+            return
+        self.report(
+            node,
+            "top-k accuracy has no multi-label meaning and cannot compare against multi-hot targets",
+            suggestion="report exact match, sample-F1 or mAP instead (e.g. torchmetrics MultilabelAveragePrecision)",
+            fix=self._timm_fix(node) if is_timm else None,
+        )
+
+    def _timm_fix(self, call: cst.Call) -> Fix | None:
+        output = call_argument(call, 0, "output")
+        target = call_argument(call, 1, "target")
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        if output is None or target is None or not self._flow.is_classifier_scores(output.value):
+            return None
+        if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.value is call):
+            return None
+        names = statement.targets[0].target
+        elements = names.elements if isinstance(names, (cst.Tuple, cst.List)) else None
+        if elements is None or not all(isinstance(e.value, cst.Name) for e in elements):
+            return None
+        decision = above_threshold(self._flow.sigmoid(output.value), self.context.threshold_name)
+        exact = cst.Call(
+            func=cst.Attribute(
+                value=cst.Call(
+                    func=cst.Attribute(
+                        value=cst.Call(
+                            func=cst.Attribute(
+                                value=cst.Comparison(
+                                    left=decision.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]),
+                                    comparisons=[cst.ComparisonTarget(cst.Equal(), as_bool(target.value))],
+                                    lpar=[cst.LeftParen()],
+                                    rpar=[cst.RightParen()],
+                                ),
+                                attr=cst.Name("all"),
+                            ),
+                            args=[cst.Arg(keyword=cst.Name("dim"), value=cst.Integer("1"), equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))],
+                        ),
+                        attr=cst.Name("float"),
+                    )
+                ),
+                attr=cst.Name("mean"),
+            )
+        )
+        value = cst.BinaryOperation(left=exact, operator=cst.Multiply(), right=cst.Integer("100"))
+        targets = [cst.AssignTarget(target=e.value) for e in elements]
+        return Fix(
+            edits=(NodeEdit(statement, lambda updated: updated.with_changes(targets=targets, value=value)),),
+            applicability=Applicability.UNSAFE,
+            add_imports=self._flow.torch_imports,
+            needs_threshold=True,
+        )

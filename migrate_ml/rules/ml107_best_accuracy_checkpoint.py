@@ -1,0 +1,62 @@
+"""ML107: best-checkpoint selection on accuracy (REVIEW)."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from migrate_ml.rules._base import Applicability, Rule
+
+_BEST_ACCURACY = re.compile(r"^(best|max)_?(val_|valid_|test_|eval_)?(acc|accuracy|acc1|top1|prec1|acc_1)$", re.IGNORECASE)
+
+
+def _accuracy_name(expression: cst.BaseExpression) -> str | None:
+    if isinstance(expression, cst.Attribute):
+        expression = expression.attr
+    if isinstance(expression, cst.Name) and _BEST_ACCURACY.match(expression.value):
+        return expression.value
+    return None
+
+
+class BestAccuracyCheckpointRule(Rule):
+    code = "ML107"
+    name = "best-accuracy-checkpoint"
+    summary = "Reports best-checkpoint selection on accuracy (best_acc, max_accuracy, best_acc1)."
+    rationale = (
+        "Training scripts keep the checkpoint with the best validation accuracy "
+        "(`if acc > best_acc: torch.save(...)`, `max_accuracy = max(max_accuracy, acc1)`, "
+        "`is_best = acc1 > best_acc1`). After the migration that accuracy is exact match, which "
+        "is strict, noisy on rare label combinations and often flat for many epochs, so it picks "
+        "checkpoints poorly; a threshold-free ranking metric (mAP, macro average precision) or "
+        "sample-F1 is the usual choice for multi-label model selection. Which metric matters is "
+        "a project decision, so migrate-ml reports each comparison or update of the best-accuracy "
+        "variable and leaves it alone."
+    )
+    applicability = Applicability.DISPLAY_ONLY
+    example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"
+    example_after = "if mAP > best_map:\n    best_map = mAP\n    torch.save(model.state_dict(), path)\n"
+    triggers = ("best_", "max_acc", "max_val", "Best_", "best")
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return any(t in source for t in ("best_acc", "max_acc", "best_prec", "best_top1", "best_val_acc", "max_val_acc", "best_accuracy"))
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        names = [_accuracy_name(node.left)] + [_accuracy_name(t.comparator) for t in node.comparisons]
+        name = next((n for n in names if n), None)
+        if name and any(isinstance(t.operator, (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)) for t in node.comparisons):
+            self._report(node, name)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "max":
+            name = next((n for n in (_accuracy_name(a.value) for a in node.args) if n), None)
+            if name:
+                self._report(node, name)
+
+    def _report(self, node: cst.CSTNode, name: str) -> None:
+        self.report(
+            node,
+            f"the best checkpoint is chosen on accuracy (`{name}`); multi-label exact match is a poor selection metric",
+            suggestion="select on validation mAP (torchmetrics MultilabelAveragePrecision) or sample-F1, and rename the variable accordingly",
+        )
