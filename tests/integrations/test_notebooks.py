@@ -1,0 +1,136 @@
+"""Notebooks: rewritten cell by cell, everything but the edited sources kept as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from tests.integrations.conftest import make_notebook
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def test_rewrite_changes_only_code_sources_and_stays_valid(run_cli, notebook_file):
+    before = json.loads(notebook_file.read_text())
+    code, out, _ = run_cli("rewrite", str(notebook_file))
+    assert code == 0, out
+    after = json.loads(notebook_file.read_text())
+    nbformat.validate(nbformat.read(str(notebook_file), as_version=nbformat.NO_CONVERT))
+    assert (after["nbformat"], after["nbformat_minor"], after["metadata"]) == (
+        before["nbformat"], before["nbformat_minor"], before["metadata"]
+    )
+    for old, new in zip(before["cells"], after["cells"]):
+        assert {k: v for k, v in old.items() if k != "source"} == {k: v for k, v in new.items() if k != "source"}
+    sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in after["cells"]]
+    assert sources[2] == "!nvidia-smi\ncriterion = nn.BCEWithLogitsLoss()"
+    assert sources[4] == (
+        "for images, labels in loader:\n    out = model(images)\n    loss = criterion(out, labels.float())\n"
+        "    files = !ls\n    loss.backward()"
+    )
+    assert sources[1] == "%matplotlib inline\nimport torch\nimport torch.nn as nn"
+    assert sources[3] == "%%bash\necho untouched"
+
+
+def test_diff_is_minimal_and_only_touches_edited_lines(run_cli, notebook_file):
+    before = notebook_file.read_text().splitlines()
+    run_cli("rewrite", str(notebook_file))
+    after = notebook_file.read_text().splitlines()
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(changed) == 2
+
+
+def test_second_run_is_a_no_op(run_cli, notebook_file):
+    run_cli("rewrite", str(notebook_file))
+    once = notebook_file.read_bytes()
+    code, _, _ = run_cli("rewrite", "--check", str(notebook_file))
+    assert code == 0
+    assert notebook_file.read_bytes() == once
+
+
+def test_check_and_diff_name_cells_and_write_nothing(run_cli, notebook_file, tmp_path):
+    original = notebook_file.read_bytes()
+    code, out, _ = run_cli("rewrite", "--check", str(notebook_file))
+    assert code == 1 and "Would rewrite" in out
+    code, out, err = run_cli("rewrite", "--diff", str(notebook_file))
+    assert code == 1
+    assert notebook_file.read_bytes() == original
+    headers = [line for line in out.splitlines() if line.startswith("@@")]
+    assert len(headers) == 2 and all(line.endswith("@@ ML001 cross-entropy-loss") for line in headers)
+
+
+def test_diff_applies_with_git(notebook_file, tmp_path):
+    repo = notebook_file.parent
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    diff = subprocess.run(
+        [sys.executable, "-m", "migrate_ml", "rewrite", "--diff", notebook_file.name],
+        cwd=repo, capture_output=True, text=True,
+    )
+    assert diff.returncode == 1
+    subprocess.run(["git", "apply", "-"], cwd=repo, input=diff.stdout, text=True, check=True)
+    nbformat.validate(nbformat.read(str(notebook_file), as_version=nbformat.NO_CONVERT))
+    assert "BCEWithLogitsLoss" in notebook_file.read_text()
+
+
+def test_findings_point_at_cell_and_line(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [new_markdown_cell("x"), new_code_cell("import torch.nn as nn\n\nmasked = nn.CrossEntropyLoss(ignore_index=-1)")]
+    path = tmp_path / "review.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, _ = run_cli("rewrite", "--check", str(path))
+    assert code == 1
+    assert f"{path}:cell 2:3:10: ML001" in out
+
+
+def test_folders_include_notebooks(run_cli, tmp_path):
+    (tmp_path / "nb").mkdir()
+    make_notebook(tmp_path / "nb" / "train.ipynb")
+    code, out, _ = run_cli("rewrite", "--check", str(tmp_path / "nb"))
+    assert code == 1 and "train.ipynb" in out
+
+
+def test_broken_cell_is_reported_by_cell_and_nothing_is_written(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [new_code_cell("import torch.nn as nn"), new_code_cell("criterion = nn.CrossEntropyLoss(\nx = 1")]
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, str(path))
+    original = path.read_bytes()
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 2
+    assert f"{path}:cell 2:" in out + err
+    assert path.read_bytes() == original
+
+
+def test_invalid_json_is_a_positioned_error(run_cli, tmp_path):
+    path = tmp_path / "bad.ipynb"
+    path.write_text('{"cells": [\n  CrossEntropyLoss\n')
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 2
+    assert f"{path}:2:3: error: not a notebook: invalid JSON" in out + err
+
+
+@pytest.mark.parametrize("source_as_string", [True, False])
+def test_source_stored_as_string_or_list_keeps_its_form(run_cli, tmp_path, source_as_string):
+    cell_source = "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n"
+    raw = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "abc", "metadata": {}, "outputs": [],
+                   "source": cell_source if source_as_string else cell_source.splitlines(keepends=True)}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+    }
+    path = tmp_path / "forms.ipynb"
+    path.write_text(json.dumps(raw, indent=2) + "\n")
+    run_cli("rewrite", str(path))
+    source = _cells(path)[0]["source"]
+    assert isinstance(source, str) == source_as_string
+    assert "BCEWithLogitsLoss" in "".join(source)
+    assert path.read_text().startswith('{\n  "cells"')  # the file's indentation is kept
