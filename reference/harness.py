@@ -194,6 +194,10 @@ def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
             where = f" in {match.group(3)} ({os.path.basename(path)}:{line})"
             break  # faulthandler lists the most recent call first
     if stack.strip():
+        if line is not None:  # keep the user's frames: torch's internals say nothing about the hang
+            kept = [text for text in stack.splitlines()
+                    if not text.startswith("  File ") or f'"{path}"' in text or any(f'"{p}"' in text for p in unit["user_files"])]
+            stack = "\n".join(kept) + "\n"
         return _row("FAIL", "run", f"timed out after {timeout:g} s{where}", file=path, line=line,
                     hint="make the function finish on 128 samples, or raise --timeout", trace=stack)
     return _row("FAIL", "run", "the process running this file died without a result (killed, or crashed in native code)",
@@ -475,7 +479,7 @@ class UnitRun:
         for folder in reversed(self.unit["search_path"]):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
-        name = self.unit["module"]
+        name = re.sub(r"\W", "_", self.unit["module"])
         spec = importlib.util.spec_from_file_location(name, self.path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -726,7 +730,12 @@ class UnitRun:
         correct = (preds == y.long()).float()
         softmax_preds = (torch.softmax(z, dim=1) > self.threshold).long()
         metrics = multilabel_metrics(probs, y, self.threshold)
+        last_out, last_rows = next((out, rows) for out, rows in reversed(outputs) if out.ndim == 2)
+        last_found = last_rows >= 0
+        last_preds = (torch.sigmoid(last_out[last_found]) > self.threshold).long()
         return {
+            "last_batch_exact_match": exact_match(last_preds, self.sample.targets[last_rows[last_found]])
+            if bool(last_found.any()) else math.nan,
             "exact_match": exact_match(preds, y),
             "per_element": float(correct.mean()),
             "per_element_over_samples": float(correct.sum() / len(y)),
@@ -825,14 +834,25 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= TOLERANCE
 
 
+def _percent_of(value: float, fraction: float) -> bool:
+    """``value`` is ``fraction`` in percent, possibly floored or rounded to a whole number."""
+    if value == int(value):
+        return abs(value - 100 * fraction) < 1
+    return abs(value - 100 * fraction) <= 100 * TOLERANCE
+
+
 def _judge_metric(value: float, ref: dict, threshold: float) -> tuple[str, str, str | None, str]:
     em = ref["exact_match"]
     scaled = [value] + ([value / 100] if value > 1 else [])
     fix21 = "use exact match: (preds == targets).all(dim=1) per sample, divided by the sample count (rule ML021)"
     if not math.isfinite(value):
         return "FAIL", f"returned {value}", "ML021", fix21
-    if any(_close(v, em) for v in scaled):
+    if _close(value, em) or (value > 1 and _percent_of(value, em)):
         return "PASS", f"{value:.4g} equals the reference exact match {em:.4f} at threshold {threshold:g}", None, ""
+    last = ref.get("last_batch_exact_match", math.nan)
+    if math.isfinite(last) and (_close(value, last) or (value > 1 and _percent_of(value, last))):
+        return ("PASS", f"{value:.4g} equals the reference exact match {last:.4f} of the last batch at threshold "
+                f"{threshold:g}", None, "")
     if any(_close(v, ref["per_element"]) for v in scaled) and not _close(ref["per_element"], em):
         return ("FAIL", f"accuracy {value:.4g} equals per-element (label-wise) accuracy, inflated by negatives; "
                 f"reference exact match is {em:.4f}", "ML021", fix21)

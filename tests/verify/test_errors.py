@@ -1,0 +1,53 @@
+"""User code that hangs, raises or fails to import is a failure with the user's traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from verify_helpers import VERIFY_FIXTURES, failures, run_verify
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def errors():
+    return run_verify(str(VERIFY_FIXTURES / "errors"), "--timeout", "8", "--epochs", "1")
+
+
+def test_exit_code(errors):
+    code, report = errors
+    assert code == 1
+    assert report["summary"]["failed"] >= 3
+
+
+def test_timeout_names_the_user_line(errors):
+    _, report = errors
+    rows = failures(report, "times_out.py")
+    assert len(rows) == 1
+    assert rows[0]["reason"].startswith("timed out after 8 s in evaluate (times_out.py:")
+    assert "times_out.py" in rows[0]["traceback"]
+
+
+def test_exception_in_user_code(errors):
+    _, report = errors
+    rows = [c for c in failures(report, "raises.py") if c["check"].startswith("call")]
+    assert rows and rows[0]["reason"] == "train raised RuntimeError: user bug: checkpoint folder missing"
+    assert rows[0]["line"] == 9
+    assert 'raises.py", line 9, in train' in rows[0]["traceback"]
+    assert "harness.py" not in rows[0]["traceback"]
+
+
+def test_import_error(errors):
+    _, report = errors
+    rows = failures(report, "import_error.py")
+    assert len(rows) == 1 and rows[0]["check"] == "import"
+    assert "ModuleNotFoundError" in rows[0]["reason"] and rows[0]["line"] == 4
+    assert "import_error.py" in rows[0]["traceback"]
+
+
+def test_script_alone_fails(tmp_path):
+    """With nothing else exercised, a script without an entry point fails the run."""
+    code, report = run_verify(str(VERIFY_FIXTURES / "script"), "--static-only")
+    entry = [c for c in report["checks"] if c["check"] == "entry point"]
+    assert code == 1 and entry[0]["status"] == "FAIL"
+    assert "no callable entry point" in entry[0]["reason"]

@@ -1,0 +1,99 @@
+"""The locator: which functions verify calls, the role of each parameter, what is left uncallable."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrate_ml.commands._common import UsageError
+from migrate_ml.commands.verify import parse_bind
+from migrate_ml.verify.locate import Bind, locate, role_of
+
+SOURCE = '''\
+import torch
+import torch.nn as nn
+
+THRESHOLD = 0.35
+
+
+class Net(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def build():
+    return nn.BCEWithLogitsLoss(reduction="sum")
+
+
+def train(args, model, device, train_loader, optimizer, epoch, criterion):
+    for batch in train_loader:
+        loss = criterion(model(batch["pixel_values"]), batch["labels"].float())
+        loss.backward()
+        if args.dry_run:
+            break
+    return loss.item(), 0.5
+
+
+def evaluate(model, val_dl, device, scaler_state):
+    return sum(torch.sigmoid(model(x)).sum() for x, _ in val_dl)
+
+
+def accuracy(outputs, targets):
+    return ((torch.sigmoid(outputs) > THRESHOLD) == targets).all(1).float().mean()
+
+
+def main():
+    z = torch.softmax(torch.zeros(2, 3), dim=1)
+'''
+
+
+def _plan(binds=()):
+    return locate("example.py", SOURCE, {b.name: b for b in binds})
+
+
+def test_roles_from_common_names():
+    assert role_of("trainloader") == "loader"
+    assert role_of("data_loader") == "loader"
+    assert role_of("net") == "model"
+    assert role_of("teacher_model") == "model"
+    assert role_of("loss_fn") == "criterion"
+    assert role_of("epoch") == "epoch"
+    assert role_of("whatever") is None
+
+
+def test_plan_of_a_training_function():
+    plan = _plan()
+    assert plan.threshold == 0.35
+    assert plan.model_classes == ["Net"]
+    train = next(f for f in plan.functions if f.name == "train")
+    assert [p["role"] for p in train.params] == ["args", "model", "device", "loader", "optimizer", "epoch", "criterion"]
+    assert train.trains
+    assert train.args_attributes == ["dry_run"]
+    assert train.batch_keys == ["labels", "pixel_values"]
+    assert train.returns == ["loss.item()", "0.5"]
+    # The flow cannot prove what reaches the parameter; the run falls back to this file's construction.
+    assert train.criterion is None
+    assert plan.constructions == [{"qualified_name": "torch.nn.BCEWithLogitsLoss", "kwargs": {"reduction": "sum"}}]
+
+
+def test_unknown_required_parameter_makes_a_function_uncallable_until_bound():
+    evaluate = next(f for f in _plan().functions if f.name == "evaluate")
+    assert evaluate.unbound == ["scaler_state"] and not evaluate.trains
+    bound = next(f for f in _plan([Bind("scaler_state", value=None)]).functions if f.name == "evaluate")
+    assert not bound.unbound
+    assert {"name": "scaler_state", "kind": "normal", "role": "bound", "value": None} in bound.params
+
+
+def test_metric_helpers_and_main():
+    plan = _plan()
+    names = [f.name for f in plan.functions]
+    assert "accuracy" in names and "main" not in names and "build" not in names
+    assert plan.uncovered == [(34, "prediction code inside main()")]
+
+
+def test_bind_parsing():
+    assert parse_bind("val_dl=@loader") == Bind("val_dl", role="loader")
+    assert parse_bind("args.lr=0.1") == Bind("args.lr", value=0.1)
+    with pytest.raises(UsageError):
+        parse_bind("x=@nonsense")
+    with pytest.raises(UsageError):
+        parse_bind("x=open('f')")
