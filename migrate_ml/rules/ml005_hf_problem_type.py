@@ -28,15 +28,17 @@ class HuggingFaceProblemTypeRule(Rule):
     name = "hf-problem-type"
     summary = 'from_pretrained(..., num_labels=n) and transformers configs get problem_type="multi_label_classification".'
     rationale = (
-        "Hugging Face classification heads compute the loss themselves (`outputs.loss`) and pick "
-        "it from the config: with `num_labels > 1` and integer labels they use CrossEntropyLoss, "
-        "the single-label loss. Setting `problem_type=\"multi_label_classification\"` makes the "
-        "model use BCEWithLogitsLoss, the multi-label loss, so the rewrite adds it next to "
-        "`num_labels` in `from_pretrained(...)` and in `AutoConfig.from_pretrained(...)` or "
-        "`XxxConfig(...)` calls, unless a `problem_type` is already given. The labels in the "
-        "batches must then be float multi-hot rows of shape [B, num_labels]: a model fed "
-        "integer labels fails in its BCE loss, and the dataset or collate function that builds "
-        "them is for a human to change."
+        "Hugging Face classification heads compute the loss themselves (`outputs.loss`) and, "
+        "when `config.problem_type` is unset, guess it from the labels on every batch: integer "
+        "labels with `num_labels > 1` select CrossEntropyLoss, the single-label loss. Integer "
+        "multi-hot labels (the usual int64 output of a dataset) would therefore be sent to the "
+        "wrong loss. Setting `problem_type=\"multi_label_classification\"` fixes the choice "
+        "to BCEWithLogitsLoss, so the rewrite adds it next to `num_labels` in "
+        "`from_pretrained(...)`, `AutoConfig.from_pretrained(...)` and transformers "
+        "`XxxConfig(...)` calls, unless a `problem_type` is already given. The labels must "
+        "still reach the model as float multi-hot rows [B, num_labels] (BCEWithLogitsLoss "
+        "needs float targets); the dataset or collate function that builds them is for a "
+        "human to change."
     )
     applicability = Applicability.SAFE
     example_before = 'model = AutoModelForImageClassification.from_pretrained(name, num_labels=len(labels))\n'

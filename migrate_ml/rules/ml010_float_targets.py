@@ -65,8 +65,8 @@ class FloatTargetsRule(Rule):
         "dtype=torch.float)`, float arithmetic, or a name bound once to one of those). A "
         "criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
         "code in the same file calls cannot be proven to be a BCE loss, so its calls are "
-        "reported with an unsafe fix that adds the cast. `.float()` on a target that is "
-        "already float is a no-op, so the cast is never harmful to a BCE loss."
+        "reported with an unsafe fix that adds the cast. `.float()` returns a float32 target "
+        "unchanged, so the added cast costs nothing where the labels were float already."
     )
     applicability = Applicability.SAFE
     example_before = (
