@@ -255,23 +255,32 @@ class MultilabelEvaluator:
         index = torch.cat(self._index) if self._index else None
         if index is not None and len(index) != len(probs):
             raise ValueError("pass index with every update() or with none")
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            probs, targets = _all_gather_rows(probs), _all_gather_rows(targets)
-            index = _all_gather_rows(index[:, None])[:, 0] if index is not None else None
-        if index is not None:
-            order = torch.argsort(index, stable=True)
-            index, probs, targets = index[order], probs[order], targets[order]
-            first = torch.ones_like(index, dtype=torch.bool)
-            first[1:] = index[1:] != index[:-1]
-            probs, targets = probs[first], targets[first]
-        return probs, targets
+        return gather_rows(index, probs, targets)
 
     def compute(self, thresholds: float | Sequence[float] | torch.Tensor = 0.5) -> dict:
         """:func:`multilabel_metrics` over everything seen (on every rank)."""
         probs, targets = self.gather()
         return multilabel_metrics(probs, targets, thresholds, self.class_names)
+
+
+def gather_rows(index: torch.Tensor | None, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Concatenate row-aligned tensors from every rank (a no-op without torch.distributed).
+
+    With ``index`` (each row's dataset index), rows are returned in index order with repeats
+    dropped, which undoes ``DistributedSampler``'s sharding and padding exactly.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        tensors = tuple(_all_gather_rows(t) for t in tensors)
+        index = _all_gather_rows(index[:, None])[:, 0] if index is not None else None
+    if index is None:
+        return tensors
+    order = torch.argsort(index, stable=True)
+    index = index[order]
+    first = torch.ones_like(index, dtype=torch.bool)
+    first[1:] = index[1:] != index[:-1]
+    return tuple(t[order][first] for t in tensors)
 
 
 def _all_gather_rows(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,162 @@
+"""Run-folder outputs: atomic JSON/checkpoint writes, the rich per-class table, PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+
+def atomic_write_bytes(path: str | os.PathLike, write) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    A reader (or a resumed run after a crash) sees the old file or the new one, never half.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Atomically ``torch.save`` a dict of tensors and plain containers (``weights_only``-loadable)."""
+    atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """``torch.load(path, map_location="cpu", weights_only=True)``."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON; NaN/inf become ``null``."""
+    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n"
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def _fmt(value: float) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def per_class_table(at_half: dict, at_tuned: dict | None, title: str):
+    """A rich Table: per class AP, support, P/R/F1 at 0.5 and, if given, at the tuned thresholds."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("class", "support", "AP", "P@0.5", "R@0.5", "F1@0.5"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    if at_tuned is not None:
+        for col in ("thr", "P@thr", "R@thr", "F1@thr"):
+            table.add_column(col, justify="right")
+    tuned_rows = at_tuned["per_class"] if at_tuned is not None else [None] * len(at_half["per_class"])
+    for row, tuned in zip(at_half["per_class"], tuned_rows):
+        cells = [row["class"], str(row["support"]), _fmt(row["AP"]), _fmt(row["precision"]), _fmt(row["recall"]), _fmt(row["F1"])]
+        if tuned is not None:
+            cells += [_fmt(tuned["threshold"]), _fmt(tuned["precision"]), _fmt(tuned["recall"]), _fmt(tuned["F1"])]
+        table.add_row(*cells)
+    summary = ["all", str(at_half["num_samples"]), _fmt(at_half["mAP"]), _fmt(at_half["CP"]), _fmt(at_half["CR"]), _fmt(at_half["F1_macro"])]
+    if at_tuned is not None:
+        summary += ["", _fmt(at_tuned["CP"]), _fmt(at_tuned["CR"]), _fmt(at_tuned["F1_macro"])]
+    table.add_section()
+    table.add_row(*summary)
+    return table
+
+
+def summary_line(name: str, m: dict) -> str:
+    """One line of headline metrics."""
+    return (
+        f"{name}: mAP {m['mAP']:.4f}  CF1 {m['CF1']:.4f}  OF1 {m['OF1']:.4f}  "
+        f"F1 macro {m['F1_macro']:.4f}  exact match {m['exact_match']:.4f}  Hamming {m['hamming_loss']:.4f}"
+    )
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_pr_curves(path: str | os.PathLike, probs: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str], thresholds: torch.Tensor) -> None:
+    """Per-class precision-recall curves (exact, torchmetrics) with each tuned operating point."""
+    from torchmetrics.functional.classification import multilabel_precision_recall_curve
+
+    plt = _pyplot()
+    c = len(class_names)
+    precision, recall, _ = multilabel_precision_recall_curve(probs, targets.long(), num_labels=c)
+    cols = min(c, 5)
+    rows = math.ceil(c / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= c:
+            ax.axis("off")
+            continue
+        ax.plot(recall[i].numpy(), precision[i].numpy(), lw=1.2)
+        pred = probs[:, i] > thresholds[i]
+        tp = (pred & (targets[:, i] > 0)).sum().item()
+        pos = max(int(targets[:, i].sum().item()), 1)
+        ax.plot([tp / pos], [tp / max(int(pred.sum().item()), 1)], "o", ms=4, label=f"thr {float(thresholds[i]):.2f}")
+        ax.set(title=str(class_names[i]), xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
+        ax.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_thresholds(path: str | os.PathLike, class_names: Sequence[str], thresholds: torch.Tensor, f1_tuned: Sequence[float], f1_half: Sequence[float]) -> None:
+    """Bar chart of the tuned threshold per class, annotated with F1 at 0.5 and at the threshold."""
+    plt = _pyplot()
+    c = len(class_names)
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * c + 1), 3.2))
+    ax.bar(range(c), thresholds.tolist(), color="tab:blue")
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    for i in range(c):
+        ax.text(i, float(thresholds[i]) + 0.02, f"{f1_half[i]:.2f}→{f1_tuned[i]:.2f}", ha="center", fontsize=6, rotation=90)
+    ax.set(xticks=range(c), ylim=(0, 1.15), ylabel="threshold (prob > t)", title="tuned thresholds (labels: F1 at 0.5 → at t)")
+    ax.set_xticklabels([str(n) for n in class_names], rotation=45, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_training_curves(path: str | os.PathLike, history: Sequence[dict]) -> None:
+    """Training loss and validation mAP per epoch against elapsed seconds."""
+    plt = _pyplot()
+    seconds = [h["elapsed_seconds"] for h in history]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(seconds, [h["train_loss"] for h in history], "-o", ms=3, color="tab:red", label="train loss")
+    ax.set(xlabel="seconds", ylabel="train loss (BCE)")
+    ax2 = ax.twinx()
+    ax2.plot(seconds, [h["val_mAP"] for h in history], "-o", ms=3, color="tab:blue", label="val mAP")
+    ax2.set(ylabel="validation mAP", ylim=(0, 1.0))
+    lines = ax.get_lines() + ax2.get_lines()
+    ax2.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
