@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from migrate_ml.commands._common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, UsageError, console, split_codes
-from migrate_ml.engine.report import change_summary, finding_lines, json_report, totals_line, unified_diff
+from migrate_ml.engine.report import (
+    change_summary,
+    finding_lines,
+    json_report,
+    patch_bytes,
+    totals_line,
+    unified_diff,
+)
 from migrate_ml.engine.runner import STDIN, FileOutcome, discover, process_file, process_files
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
@@ -84,16 +92,17 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     mode = "diff" if args.diff else "check" if args.check else "rewrite"
     write = mode == "rewrite"
-    if STDIN in args.paths:
+    stdin = STDIN in args.paths
+    if stdin:
         if len(args.paths) > 1:
             raise UsageError("- (stdin) cannot be combined with other paths")
-        outcomes = [process_file(STDIN, settings, write=False, data=sys.stdin.buffer.read())]
+        outcomes = [process_file(STDIN, settings, write=write, data=sys.stdin.buffer.read())]
         if write and outcomes[0].error is None:
             sys.stdout.buffer.write(outcomes[0].new_data)
             sys.stdout.buffer.flush()
     else:
         outcomes = process_files(list(discover(args.paths, args.exclude)), settings, write, args.jobs)
-    _print(outcomes, mode, args, stdin=STDIN in args.paths)
+    _print(outcomes, mode, args, stdin=stdin)
     if any(o.error is not None for o in outcomes):
         return EXIT_ERROR
     if mode == "diff" and any(o.changed for o in outcomes):
@@ -104,48 +113,69 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(outcomes: list[FileOutcome], mode: str, args: argparse.Namespace, stdin: bool) -> None:
+    # Reports go to stderr whenever stdout carries the code (stdin rewrite) or the patch (--diff);
+    # a JSON report replaces the patch, so it goes to stdout unless stdout carries code.
+    code_on_stdout = stdin and mode == "rewrite"
     if args.output_format != "text":
         from migrate_ml.engine import formats
 
         render = {"json": json_report, "github": formats.github_annotations, "sarif": formats.sarif_log}
-        print(render[args.output_format](outcomes, mode).rstrip("\n"))
+        _Output(sys.stderr if code_on_stdout else sys.stdout).write(render[args.output_format](outcomes, mode).rstrip("\n"))
         return
-    out = console()
-    # Reports go to stderr whenever stdout carries the code or the patch.
-    report = console(stderr=True) if (stdin and mode == "rewrite") or mode == "diff" else out
+    report = _Output(sys.stderr if code_on_stdout or mode == "diff" else sys.stdout)
     if mode == "diff":
+        patch = _Output(sys.stdout)
         for outcome in outcomes:
-            _print_diff(out, unified_diff(outcome))
+            patch.write_patch(unified_diff(outcome), outcome.encoding)
     if not args.quiet:
         verb = "Rewrote" if mode == "rewrite" else "Would rewrite"
         for outcome in outcomes:
             if outcome.changed:
-                report.print(f"{verb} {change_summary(outcome)}", style="bold")
+                report.write(f"{verb} {change_summary(outcome)}", style="bold")
     for outcome in outcomes:
         for line in finding_lines(outcome):
             style = "red" if outcome.error else ("dim" if line.startswith("  help:") else "yellow")
-            report.print(line, style=style, markup=False)
+            report.write(line, style=style)
     if not args.quiet:
-        report.print(totals_line(outcomes, mode), markup=False)
+        report.write(totals_line(outcomes, mode))
 
 
-def _print_diff(out, diff: str) -> None:
-    if not diff:
-        return
-    if not out.is_terminal:
-        sys.stdout.write(diff)
-        sys.stdout.flush()
-        return
-    from rich.text import Text
+_PATCH_STYLES = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
 
-    for line in diff.splitlines():
-        style = ""
-        if line.startswith(("+++", "---")):
-            style = "bold"
-        elif line.startswith("@@"):
-            style = "cyan"
-        elif line.startswith("+"):
-            style = "green"
-        elif line.startswith("-"):
-            style = "red"
-        out.print(Text(line, style=style))
+
+class _Output:
+    """One output stream: rich colour on a terminal, plain text (and no rich import) when piped."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self._console = console(stderr=stream is sys.stderr) if _is_terminal(stream) else None
+
+    def write(self, text: str, style: str = "") -> None:
+        if self._console is None:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+            return
+        # Paths and messages are data, not markup: `data[1].py` or `:smile:` stay as written.
+        self._console.print(text, style=style or None, markup=False, emoji=False, highlight=False)
+
+    def write_patch(self, diff: str, encoding: str) -> None:
+        if not diff:
+            return
+        if self._console is None:
+            # Bytes in the file's own encoding, so that `git apply` matches non-UTF-8 files.
+            self.stream.flush()
+            self.stream.buffer.write(patch_bytes(diff, encoding))
+            self.stream.buffer.flush()
+            return
+        from rich.text import Text
+
+        for line in diff.splitlines():
+            style = next((style for prefix, style in _PATCH_STYLES if line.startswith(prefix)), "")
+            self._console.print(Text(line, style=style))
+
+
+def _is_terminal(stream) -> bool:
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections import Counter
 from typing import Sequence
@@ -15,6 +16,7 @@ from migrate_ml.rules import RULES
 JSON_SCHEMA_VERSION = 1
 
 
+_PATCH_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
 
 
@@ -27,9 +29,11 @@ def unified_diff(outcome: FileOutcome) -> str:
     """
     if not outcome.changed:
         return ""
-    old = outcome.old_text.splitlines(keepends=True)
-    new = outcome.new_text.splitlines(keepends=True)
-    name = outcome.path.lstrip("/") if outcome.path != "-" else "<stdin>"
+    # The BOM is part of the file's first line as git sees it; decoding dropped it.
+    bom = "\ufeff" if outcome.encoding == "utf-8-sig" else ""
+    old = _patch_lines(bom + outcome.old_text)
+    new = _patch_lines(bom + outcome.new_text)
+    name = _patch_name(outcome.path)
     spans = _change_spans(outcome)
     lines = []
     for line in difflib.unified_diff(old, new, fromfile=f"a/{name}", tofile=f"b/{name}"):
@@ -67,6 +71,31 @@ def _codes_for(first: int, last: int, spans: list[tuple[str, int, int, bool]]) -
         # Nothing edited here: an import or the threshold constant that a fix added.
         codes = {code for code, _, _, header in spans if header}
     return sorted(codes)
+
+
+def patch_bytes(diff: str, encoding: str) -> bytes:
+    """A file's patch in that file's encoding, so that ``git apply`` finds its bytes."""
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    return diff.encode(codec, errors="surrogateescape")
+
+
+def _patch_lines(text: str) -> list[str]:
+    """Lines as git and patch see them: split at ``\\n`` only.
+
+    ``str.splitlines`` also splits at form feeds, ``\\x1c``-``\\x1e``, ``\\x85`` and U+2028, which
+    would put a "No newline at end of file" marker in the middle of the patch.
+    """
+    return _PATCH_LINE.findall(text)
+
+
+def _patch_name(path: str) -> str:
+    """The path relative to the working directory when it is inside it, with ``/`` separators."""
+    if path == "-":
+        return "<stdin>"
+    relative = os.path.relpath(path)
+    if relative.startswith(os.pardir):
+        relative = os.path.abspath(path).lstrip(os.sep)
+    return relative.replace(os.sep, "/")
 
 
 def rule_name(code: str) -> str:

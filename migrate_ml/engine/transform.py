@@ -15,6 +15,7 @@ The flow for a file is:
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 from collections import Counter
@@ -70,7 +71,6 @@ class Settings:
             for code in codes
         )
         return Settings(self.select, self.ignore + extra, self.unsafe_fixes, self.threshold)
-
 
 
 @dataclass(frozen=True)
@@ -192,12 +192,35 @@ def _parse(path: str, data: bytes) -> cst.Module:
     try:
         return cst.parse_module(data)
     except cst.ParserSyntaxError as exc:
-        message = exc.message.removeprefix("parser error: ")
-        raise SourceError(path, f"syntax error: {message}", exc.raw_line, exc.raw_column + 1) from None
+        raise _syntax_error(path, data, exc) from None
     except (SyntaxError, RecursionError) as exc:
         raise SourceError(path, f"cannot parse: {exc}") from None
     except Exception as exc:  # the native parser reports some inputs with other exception types
         raise SourceError(path, f"cannot parse: {type(exc).__name__}: {exc}") from None
+
+
+_LIBCST_POSITION = re.compile(r"error at (\d+):(\d+): (.*)", re.DOTALL)
+
+
+def _syntax_error(path: str, data: bytes, exc: cst.ParserSyntaxError) -> SourceError:
+    """The error as CPython words and positions it; LibCST's own positions are coarse.
+
+    Only on the error path: CPython's parser runs to get its message and position.
+    """
+    try:
+        compile(data, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as python_error:
+        return SourceError(
+            path, f"syntax error: {python_error.msg}", python_error.lineno or 1, python_error.offset or 1
+        )
+    except ValueError:
+        pass  # null bytes: fall back to LibCST's report
+    message = exc.message.removeprefix("parser error: ")
+    line, column = exc.raw_line, exc.raw_column + 1
+    located = _LIBCST_POSITION.match(message)
+    if located:
+        line, column, message = int(located.group(1)), int(located.group(2)) + 1, located.group(3)
+    return SourceError(path, f"syntax error (LibCST cannot parse this): {message}", line, column)
 
 
 class _ApplyEdits(cst.CSTTransformer):
@@ -233,11 +256,12 @@ def _insert_threshold(module: cst.Module, name: str, value: float) -> cst.Module
             break
     constant = cst.parse_statement(
         f"{name} = {value!r}  # multi-label decision threshold on sigmoid outputs; tune per class on validation data\n",
-        config=module.config_for_parsing,
+        # Not module.config_for_parsing: it rejects indents LibCST itself parsed (e.g. "\x0c ").
+        config=cst.PartialParserConfig(default_newline=module.default_newline),
     )
     constant = constant.with_changes(leading_lines=[cst.EmptyLine()] if position else [])
     body = list(module.body)
-    if position < len(body) and position:
+    if position < len(body):
         following = body[position]
         if not following.leading_lines:
             body[position] = following.with_changes(leading_lines=[cst.EmptyLine()])
@@ -422,10 +446,16 @@ class FileTransformer:
                 AddImportsVisitor.add_needed_import(context, imp.module, imp.obj, imp.asname)
             for imp in removes:
                 RemoveImportsVisitor.remove_unused_import(context, imp.module, imp.obj, imp.asname)
+            # The import visitors re-parse with module.config_for_parsing, which rejects an indent
+            # LibCST parsed itself when it holds a form feed. Imports are not indented, so a plain
+            # indent is lent while they run and the file's own is put back.
+            indent = module.default_indent
+            module = module.with_changes(default_indent=indent.replace("\x0c", "") or "    ")
             if adds:
                 module = AddImportsVisitor(context).transform_module(module)
             if removes:
                 module = RemoveImportsVisitor(context).transform_module(module)
+            module = module.with_changes(default_indent=indent)
         return module
 
 

@@ -1,0 +1,182 @@
+"""One file through the engine: fixes, safety levels, suppressions, threshold, refusals."""
+
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+
+from migrate_ml.engine.source import SourceError, decode_source
+from migrate_ml.engine.transform import (
+    FileTransformer,
+    Settings,
+    choose_threshold_name,
+    parse_suppressions,
+)
+from migrate_ml.rules import Applicability
+
+
+def rename(call: cst.Call) -> cst.Call:
+    return call.with_changes(func=cst.Name("modern_call"))
+
+
+def thresholded(call: cst.Call) -> cst.BaseExpression:
+    """``legacy_call(z)`` -> ``modern_call(z) > THRESHOLD`` (the engine inserts the constant)."""
+    return cst.Comparison(
+        left=rename(call),
+        comparisons=[cst.ComparisonTarget(operator=cst.GreaterThan(), comparator=cst.Name("THRESHOLD"))],
+    )
+
+
+def run(rule, text: str, **settings):
+    transformer = FileTransformer([rule], Settings(**settings))
+    return transformer.transform(decode_source("t.py", text.encode()))
+
+
+def test_safe_fix_is_applied_once(make_rule):
+    rule = make_rule("ML901", rename)
+    result = run(rule, "x = legacy_call(1)  # keep me\n")
+    assert result.new_text == "x = modern_call(1)  # keep me\n"
+    assert [(c.code, c.line, c.column) for c in result.changes] == [("ML901", 1, 5)]
+    again = run(rule, result.new_text)
+    assert not again.changed and not again.changes
+
+
+def test_unsafe_fix_is_reported_unless_enabled(make_rule):
+    rule = make_rule("ML902", rename, applicability=Applicability.UNSAFE)
+    reported = run(rule, "x = legacy_call(1)\n")
+    assert not reported.changed
+    assert [(f.code, f.applicability) for f in reported.findings_before] == [("ML902", "unsafe")]
+    fixed = run(rule, "x = legacy_call(1)\n", unsafe_fixes=True)
+    assert fixed.new_text == "x = modern_call(1)\n"
+    assert [c.applicability for c in fixed.changes] == ["unsafe"]
+
+
+def test_rule_without_fix_is_a_finding_with_its_suggestion(make_rule):
+    rule = make_rule("ML903", None)
+    result = run(rule, "a = 1\nx = legacy_call(1)\n")
+    assert not result.changed
+    (finding,) = result.findings_before
+    assert (finding.line, finding.column, finding.applicability) == (2, 5, "display-only")
+    assert finding.suggestion == "call modern_call instead"
+
+
+@pytest.mark.parametrize(
+    "comment, silenced",
+    [
+        ("# migrate-ml: ignore", True),
+        ("# migrate-ml: ignore[ML904]", True),
+        ("# migrate-ml: ignore[ml904]", True),
+        ("# migrate-ml: ignore[ML9]", True),
+        ("# migrate-ml: ignore[ML001, ML904]", True),
+        ("# migrate-ml:ignore[]", True),
+        ("# migrate-ml: ignore[ML001]", False),
+        ("# unrelated comment", False),
+    ],
+)
+def test_suppression_comment(make_rule, comment, silenced):
+    rule = make_rule("ML904", rename)
+    result = run(rule, f"x = legacy_call(1)  {comment}\ny = legacy_call(2)\n")
+    first_line = result.new_text.splitlines()[0]
+    assert ("legacy_call" in first_line) is silenced
+    assert "modern_call(2)" in result.new_text  # other lines are still fixed
+    assert not any(f.line == 1 for f in result.findings_before)  # silenced means not reported
+
+
+def test_suppression_on_last_line_of_a_multiline_call(make_rule):
+    rule = make_rule("ML905", rename)
+    text = "x = legacy_call(\n    1,\n)  # migrate-ml: ignore[ML905]\n"
+    assert not run(rule, text).changed
+
+
+def test_suppression_lines_are_counted_like_python_after_a_form_feed(make_rule):
+    # str.splitlines() treats \x0c as a line break; Python and LibCST do not.
+    rule = make_rule("ML906", rename)
+    text = "a = 1\n\x0c\nx = legacy_call(1)  # migrate-ml: ignore\ny = legacy_call(2)\n"
+    result = run(rule, text)
+    assert "legacy_call(1)" in result.new_text and "modern_call(2)" in result.new_text
+    assert parse_suppressions(text) == {3: frozenset({"*"})}
+
+
+def test_threshold_constant_is_inserted_after_docstring_and_imports(make_rule):
+    rule = make_rule("ML907", thresholded, needs_threshold=True)
+    text = '"""Doc."""\nimport torch\n\n\ndef f(z):\n    return legacy_call(z)\n'
+    result = run(rule, text, threshold=0.3)
+    lines = result.new_text.splitlines()
+    assert lines[:3] == ['"""Doc."""', "import torch", ""]
+    assert lines[3].startswith("THRESHOLD = 0.3  # ")
+    assert "return modern_call(z) > THRESHOLD" in result.new_text
+    compile(result.new_text, "t.py", "exec")
+    assert not run(rule, result.new_text).changed
+
+
+def test_threshold_constant_keeps_crlf(make_rule):
+    rule = make_rule("ML908", thresholded, needs_threshold=True)
+    result = run(rule, "import torch\r\np = legacy_call(z)\r\n")
+    assert result.new_data.count(b"\r\n") == result.new_data.count(b"\n")
+    assert b"THRESHOLD = 0.5" in result.new_data
+
+
+def test_threshold_name_avoids_an_existing_meaning(make_rule):
+    rule = make_rule("ML909", lambda call: thresholded(call).with_changes(
+        comparisons=[cst.ComparisonTarget(operator=cst.GreaterThan(), comparator=cst.Name("MULTILABEL_THRESHOLD"))]
+    ), needs_threshold=True)
+    result = run(rule, "THRESHOLD = 5  # patience epochs\np = legacy_call(z)\n")
+    assert "MULTILABEL_THRESHOLD = 0.5" in result.new_text
+    assert "THRESHOLD = 5  # patience epochs" in result.new_text
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("x = 1\n", "THRESHOLD"),
+        ("THRESHOLD = 0.25  # mine\n", "THRESHOLD"),
+        ("THRESHOLD = 1e-05\n", "THRESHOLD"),
+        ("THRESHOLD = 5\n", "MULTILABEL_THRESHOLD"),
+        ("def f(THRESHOLD): pass\n", "MULTILABEL_THRESHOLD"),
+        ("THRESHOLD = 5\nMULTILABEL_THRESHOLD = 'x'\nMULTILABEL_THRESHOLD_2 = 0.5\n", "MULTILABEL_THRESHOLD_2"),
+        ("THRESHOLD = 5\nMULTILABEL_THRESHOLD = 'x'\n", "MULTILABEL_THRESHOLD_2"),
+    ],
+)
+def test_choose_threshold_name(text, name):
+    assert choose_threshold_name(text) == name
+
+
+def test_findings_are_positioned_in_original_and_in_rewritten_text(make_rule):
+    fixing = make_rule("ML910", thresholded, needs_threshold=True)
+    reporting = make_rule("ML911", None)
+    transformer = FileTransformer([fixing, reporting], Settings())
+    result = transformer.transform(decode_source("t.py", b"import torch\np = legacy_call(z)\n"))
+    assert [f.line for f in result.findings_before] == [2]
+    after_line = result.new_text.splitlines().index("p = modern_call(z) > THRESHOLD") + 1
+    assert after_line > 2
+    assert result.findings_after == []  # the call it reported is gone from the rewritten text
+
+
+def test_rewritten_code_that_does_not_parse_is_refused(make_rule):
+    rule = make_rule("ML912", lambda call: call.with_changes(func=cst.Name("def")))
+    with pytest.raises(SourceError, match="does not parse"):
+        run(rule, "x = legacy_call(1)\n")
+
+
+def test_fixes_that_never_settle_are_refused(make_rule):
+    # Wrapping the call in another legacy_call gives the rule new work on every pass.
+    rule = make_rule("ML913", lambda call: cst.Call(func=cst.Name("legacy_call"), args=[cst.Arg(call)]))
+    with pytest.raises(SourceError, match="still apply after"):
+        run(rule, "x = legacy_call(1)\n")
+
+
+def test_syntax_error_is_positioned(make_rule):
+    rule = make_rule("ML914", rename)
+    with pytest.raises(SourceError) as caught:
+        run(rule, "x = legacy_call(1)\ny = (\n")
+    assert caught.value.line >= 2
+    assert str(caught.value).startswith("t.py:")
+    assert ": error: syntax error" in str(caught.value)
+
+
+def test_files_without_triggers_are_not_parsed(make_rule):
+    # The pre-filter is what keeps the tool fast; the price is that a syntax error in a file
+    # no rule could change is not reported (documented in docs/cli.md).
+    rule = make_rule("ML915", rename)
+    result = run(rule, "y = (\n")
+    assert not result.changed and not result.findings_before
