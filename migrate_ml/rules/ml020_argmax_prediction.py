@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
 
-TRAINING_MARKERS = ("loss", "Loss", "model(", "net(", "self(", ".eval()", "accuracy", "correct", "predict")
+_TRAINING_MARKER = re.compile(
+    r"\b(?:model|net|self|model_ft)\(|\.eval\(\)|\bcriterion\b|\bloss_fn\(|accuracy\(|\bacc\d?\s*\+?=|\bcorrect(?:s|_\w+)?\s*\+?="
+    r"|\bpredict\b|_step\(self|compute_metrics|torchmetrics"
+)
 """Text that shows training, evaluation or inference code. ``argmax``/``softmax`` alone are
 everywhere in model code (attention, patch selection), so rules keyed on them also need one of
 these before the file is parsed."""
 
 
 def has_training_marker(source: str) -> bool:
-    return any(marker in source for marker in TRAINING_MARKERS)
+    return _TRAINING_MARKER.search(source) is not None
 
 
 class ArgmaxPredictionRule(Rule):
