@@ -37,7 +37,8 @@ def create_reference_model(num_classes: int, model_name: str = DEFAULT_MODEL, **
     """``timm.create_model(model_name, pretrained=False, num_classes=num_classes, **kwargs)``.
 
     ``kwargs`` are :data:`DEFAULT_MODEL_KWARGS` for the default model, updated by ``overrides``
-    (e.g. ``img_size=64`` or ``depth=6``). The model outputs one logit per class; apply
+    (e.g. ``depth=6``; ``image_size=64`` sets the default ViT's ``img_size``). The model
+    outputs one logit per class; apply
     ``torch.sigmoid`` for probabilities. Never downloads weights.
     """
     import timm

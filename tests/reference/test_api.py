@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+import migrate_ml_reference
+from migrate_ml_reference import api
+
+
+def test_package_import_does_not_load_torch():
+    code = "import sys, migrate_ml_reference; assert 'torch' not in sys.modules, 'torch imported'"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_lazy_names_match_api_module():
+    assert sorted(migrate_ml_reference.__all__) == sorted(api.__all__)
+    for name in api.__all__:
+        assert getattr(migrate_ml_reference, name) is getattr(api, name)
+
+
+def test_reference_never_imports_the_codemod():
+    from pathlib import Path
+
+    for path in Path(api.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert "import migrate_ml\n" not in text and "from migrate_ml " not in text and "from migrate_ml." not in text, path
+
+
+def test_reference_model_outputs_one_logit_per_class():
+    import torch
+
+    model = api.create_reference_model(7, image_size=64)
+    assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 7)
