@@ -1,0 +1,149 @@
+"""Speed of ``migrate-ml rewrite --diff`` on the installed timm source tree (not part of CI).
+
+Measured in one run, interleaved so that load from other work on the machine hits every
+command alike: a bare LibCST round trip (``parse_module(src).code`` for every file, in a fresh
+interpreter so that start-up counts on both sides), ``migrate-ml rewrite --diff -j1`` and
+``-j2``, each repeated; medians are reported. Then the wall time of one small file, start-up
+included. The installed ``migrate-ml`` script next to this interpreter is called the way a user
+calls it. Usage::
+
+    /root/.pyenv/versions/3.11.7/bin/python3 bench/bench_rewrite.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROUND_TRIP = """
+import sys, libcst
+for path in sys.argv[1:]:
+    with open(path, encoding="utf-8") as handle:
+        libcst.parse_module(handle.read()).code
+"""
+
+SMALL_TRAINING_FILE = """\
+import torch
+import torch.nn as nn
+
+criterion = nn.CrossEntropyLoss()
+
+
+def train_step(model, images, labels):
+    logits = model(images)
+    loss = criterion(logits, labels)
+    preds = logits.argmax(dim=1)
+    return loss, (preds == labels).float().mean()
+"""
+
+
+def package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"{name} is not installed")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def migrate_ml_command() -> list[str]:
+    beside = Path(sys.executable).parent / "migrate-ml"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("migrate-ml")
+    if found is None:
+        sys.exit("migrate-ml is not installed (pip install -e .)")
+    return [found]
+
+
+def timed(command: list[str], allowed: tuple[int, ...] = (0, 1)) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in allowed:
+        sys.exit(f"{' '.join(command[:4])} … exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def machine() -> dict[str, str]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except FileNotFoundError:
+        pass
+    from importlib.metadata import version
+
+    return {
+        "cpu": model,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "libcst": version("libcst"),
+        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    tree = package_dir("timm")
+    files = sorted(str(p) for p in tree.rglob("*.py"))
+    tool = migrate_ml_command()
+    from migrate_ml.rules import load_rules
+
+    info = {"machine": machine(), "tree": str(tree), "files": len(files), "rules": sorted(load_rules())}
+    commands = {
+        "libcst round trip": [sys.executable, "-c", ROUND_TRIP, *files],
+        "rewrite --diff -j1": [*tool, "rewrite", "--diff", "-j1", str(tree)],
+        "rewrite --diff -j2": [*tool, "rewrite", "--diff", "-j2", str(tree)],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for repetition in range(args.repeat):
+        for name, command in commands.items():
+            times[name].append(timed(command))
+        print(f"repetition {repetition + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as folder:
+        plain = Path(folder, "plain.py")
+        plain.write_text("print('hello')\n")
+        training = Path(folder, "train.py")
+        training.write_text(SMALL_TRAINING_FILE)
+        small = {
+            "python start-up (baseline)": [sys.executable, "-c", "pass"],
+            "python + import libcst (baseline)": [sys.executable, "-c", "import libcst"],
+            "small file without triggers": [*tool, "rewrite", "--diff", str(plain)],
+            "small training file (rules fire)": [*tool, "rewrite", "--diff", str(training)],
+        }
+        for name, command in small.items():
+            times[name] = [timed(command) for _ in range(max(5, args.repeat))]
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    round_trip = medians["libcst round trip"]
+    j1, j2 = medians["rewrite --diff -j1"], medians["rewrite --diff -j2"]
+    targets = {
+        "rewrite --diff (-j1) <= 1/3 of round trip": (j1 / round_trip, j1 <= round_trip / 3),
+        "-j2 >= 1.7x faster than -j1": (j1 / j2, j1 / j2 >= 1.7),
+        "small training file < 0.5 s": (medians["small training file (rules fire)"], medians["small training file (rules fire)"] < 0.5),
+    }
+    report = {
+        **info,
+        "times_s": {name: [round(v, 3) for v in values] for name, values in times.items()},
+        "medians_s": {name: round(value, 3) for name, value in medians.items()},
+        "targets": {name: {"value": round(value, 3), "met": met} for name, (value, met) in targets.items()},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
