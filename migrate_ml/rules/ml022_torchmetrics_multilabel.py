@@ -14,6 +14,15 @@ from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
 _TASK_METRICS = {"Accuracy": True, "F1Score": True, "Precision": True, "Recall": True, "AUROC": False, "AveragePrecision": False}
 _TASK_FUNCTIONS = {"accuracy": True, "f1_score": True, "precision": True, "recall": True, "auroc": False, "average_precision": False}
 _INTEGER_CASTS = frozenset({"int", "long", "bool"})
+_EXACT_MATCH = {
+    "Accuracy": "ExactMatch",
+    "accuracy": "exact_match",
+    "MulticlassAccuracy": "MultilabelExactMatch",
+    "multiclass_accuracy": "multilabel_exact_match",
+}
+"""Accuracy becomes exact match, as hand-written accuracy does (ML021); see the rationale."""
+_EXACT_MATCH_DROPS = frozenset({"top_k", "average"})
+"""Multiclass accuracy arguments exact match does not take (``average`` has no per-sample meaning)."""
 
 
 def _keyword(call: cst.Call, name: str) -> cst.Arg | None:
@@ -32,21 +41,35 @@ def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
 class TorchmetricsMultilabelRule(Rule):
     code = "ML022"
     name = "torchmetrics-multilabel"
-    summary = "torchmetrics multiclass metrics become multilabel (num_labels=K, threshold=THRESHOLD), fed sigmoid probabilities and int targets."
+    summary = (
+        "torchmetrics multiclass metrics become multilabel (num_labels=K, threshold=THRESHOLD), accuracy "
+        "becomes exact match, fed sigmoid probabilities and int targets."
+    )
     rationale = (
         "A torchmetrics multiclass metric takes class indices or one score row per sample and "
         "counts one hit per sample; given multi-hot targets it fails its shape checks, or worse, "
         "scores the wrong thing. The multilabel metrics score each label independently: "
-        "`Accuracy(task=\"multiclass\", num_classes=K)` becomes `Accuracy(task=\"multilabel\", "
-        "num_labels=K, threshold=THRESHOLD)`, `MulticlassF1Score(K)` becomes "
-        "`MultilabelF1Score(K, threshold=THRESHOLD)`, and the functional forms "
-        "(`torchmetrics.functional.accuracy(..., task=\"multiclass\")`, `multiclass_accuracy`) "
-        "change the same way (AUROC and AveragePrecision take no threshold; `top_k` has no "
-        "multilabel meaning and is dropped). torchmetrics applies a sigmoid only when the values "
-        "fall outside [0, 1], so a batch of logits that happens to lie inside it would be "
-        "thresholded raw: the proven classifier logits passed to `update()`, to the metric call or "
-        "to the function become `torch.sigmoid(z)` (a softmax over them becomes a sigmoid), and "
-        "the targets become `.int()`, as multilabel metrics require integer targets."
+        "`MulticlassF1Score(K)` becomes `MultilabelF1Score(K, threshold=THRESHOLD)` and "
+        "`F1Score(task=\"multiclass\", num_classes=K)` becomes `F1Score(task=\"multilabel\", "
+        "num_labels=K, threshold=THRESHOLD)` (likewise Precision, Recall, AUROC and "
+        "AveragePrecision, the last two without a threshold; `top_k` has no multilabel meaning and "
+        "is dropped). Accuracy is the exception: `MultilabelAccuracy` is per-label accuracy, the "
+        "mean over labels of (TP + TN) / N, which on sparse labels is dominated by the true "
+        "negatives (a model predicting nothing scores about 1 - label density), disagrees with "
+        "the exact match ML021 gives hand-written accuracy in the same project, and is what "
+        "`migrate-ml verify` flags as accuracy inflated by negatives. So "
+        "`Accuracy(task=\"multiclass\", num_classes=K)` becomes `ExactMatch(task=\"multilabel\", "
+        "num_labels=K, threshold=THRESHOLD)`, `MulticlassAccuracy(K)` becomes "
+        "`MultilabelExactMatch(K, threshold=THRESHOLD)` and the functional `accuracy(..., "
+        "task=\"multiclass\")`/`multiclass_accuracy` become `exact_match`/`multilabel_exact_match` "
+        "(their `average` and `top_k` go: exact match is one hit or miss per sample); the fraction "
+        "of images with every label right, so a `val_acc` monitor keeps its meaning. For a "
+        "softer score log the F1 or AveragePrecision metrics beside it. torchmetrics applies a "
+        "sigmoid only when the values fall outside [0, 1], so a batch of logits that happens to "
+        "lie inside it would be thresholded raw: the proven classifier logits passed to "
+        "`update()`, to the metric call or to the function become `torch.sigmoid(z)` (a softmax "
+        "over them becomes a sigmoid), and the targets become `.int()`, as multilabel metrics "
+        "require integer targets."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -54,7 +77,7 @@ class TorchmetricsMultilabelRule(Rule):
         "self.val_acc.update(logits, y)\n"
     )
     example_after = (
-        "self.val_acc = torchmetrics.Accuracy(task=\"multilabel\", num_labels=10, threshold=THRESHOLD)\n"
+        "self.val_acc = torchmetrics.ExactMatch(task=\"multilabel\", num_labels=10, threshold=THRESHOLD)\n"
         "self.val_acc.update(torch.sigmoid(logits), y.int())\n"
     )
     triggers = ("multiclass", "Multiclass")
@@ -78,14 +101,14 @@ class TorchmetricsMultilabelRule(Rule):
             last = name.rpartition(".")[2]
             if ".functional." in name or name.startswith("torchmetrics.functional"):
                 if last in _TASK_FUNCTIONS and _is_string(_keyword(node, "task"), "multiclass"):
-                    self._convert(node, _TASK_FUNCTIONS[last], rename=None, feeds=True)
+                    self._convert(node, _TASK_FUNCTIONS[last], rename=_EXACT_MATCH.get(last), feeds=True, qualified=name)
                 elif last.startswith("multiclass_") and last.removeprefix("multiclass_") in _TASK_FUNCTIONS:
-                    self._convert(node, _TASK_FUNCTIONS[last.removeprefix("multiclass_")], rename=last.replace("multiclass_", "multilabel_"), feeds=True, qualified=name)
+                    self._convert(node, _TASK_FUNCTIONS[last.removeprefix("multiclass_")], rename=_EXACT_MATCH.get(last, last.replace("multiclass_", "multilabel_")), feeds=True, qualified=name)
                 return
             if last in _TASK_METRICS and _is_string(_keyword(node, "task"), "multiclass"):
-                self._convert(node, _TASK_METRICS[last], rename=None, feeds=False)
+                self._convert(node, _TASK_METRICS[last], rename=_EXACT_MATCH.get(last), feeds=False, qualified=name)
             elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
-                self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=last.replace("Multiclass", "Multilabel"), feeds=False, qualified=name)
+                self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=_EXACT_MATCH.get(last, last.replace("Multiclass", "Multilabel")), feeds=False, qualified=name)
             return
         if node.args and len(node.args) >= 2:
             self._feeds.append(node)
@@ -106,13 +129,14 @@ class TorchmetricsMultilabelRule(Rule):
     def _convert(self, call: cst.Call, takes_threshold: bool, rename: str | None, feeds: bool, qualified: str = "") -> None:
         threshold = self.context.threshold_name
         num_classes = _keyword(call, "num_classes")
+        dropped = _EXACT_MATCH_DROPS if rename in _EXACT_MATCH.values() else frozenset({"top_k"})
 
         def apply(updated: cst.CSTNode) -> cst.CSTNode:
             assert isinstance(updated, cst.Call)
             args = []
             for arg in updated.args:
                 keyword = arg.keyword.value if arg.keyword is not None else None
-                if keyword == "top_k":
+                if keyword in dropped:
                     continue
                 if keyword == "task":
                     assert isinstance(arg.value, cst.SimpleString)
@@ -134,6 +158,8 @@ class TorchmetricsMultilabelRule(Rule):
         remove_imports: tuple[ImportEdit, ...] = ()
         if rename is not None and isinstance(call.func, cst.Name):
             module = qualified.rpartition(".")[0]
+            if rename in _EXACT_MATCH.values() and module.endswith(".accuracy"):
+                module = module.removesuffix(".accuracy") + ".exact_match"  # imported from the defining module
             add_imports = (ImportEdit(module, rename),)
             remove_imports = (ImportEdit(module, call.func.value),)
         if feeds:

@@ -57,6 +57,16 @@ CASES: dict[str, Case] = {
     ),
     "nll_examples": Case(train="train", evaluate="test"),
     "dict_batches": Case(train="train_epoch", evaluate="evaluate", accuracy=float, dict_batches=True),
+    "pytorch_examples_eq": Case(train="train", evaluate="test", accuracy=lambda result: result[1] / 100),
+    "transfer_learning": Case(train="train", evaluate="evaluate", accuracy=float),
+    # torchmetrics accuracy becomes ExactMatch (ML022), so it must equal the exact match computed here.
+    "lightning_torchmetrics": Case(
+        train="fit", model_class="LitClassifier", evaluate_step="validation_step", accuracy=float
+    ),
+    "torchmetrics_epoch": Case(train="train", evaluate="evaluate", accuracy=float),
+    "hf_compute_metrics": Case(
+        train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
+    ),
 }
 
 LOADER_NAMES = frozenset(
