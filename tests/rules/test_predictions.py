@@ -1,0 +1,257 @@
+"""The proofs of ``_predictions.py``: what counts as the classifier's output, and what is excluded.
+
+Every prediction rule (ML020-ML024) rewrites only what these proofs accept, so a false positive
+here is a silent wrong rewrite of attention maps, distillation targets or model selection.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+import pytest
+from libcst.metadata import MetadataWrapper
+
+from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, is_model_callee, strip_transparent
+
+
+def _flow(source: str) -> tuple[cst.Module, PredictionFlow]:
+    wrapper = MetadataWrapper(cst.parse_module(textwrap.dedent(source)))
+    flows = wrapper.resolve(PredictionFlowProvider)
+    return wrapper.module, flows[wrapper.module]
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def _predictions(source: str) -> dict[str, tuple[bool, str]]:
+    """``{code of the prediction: (proven, blocked reason)}``."""
+    _, flow = _flow(source)
+    return {_code(p.node).strip(): (p.proven, p.blocked) for p in flow.predictions}
+
+
+@pytest.mark.parametrize(
+    "callee",
+    ["model", "net", "model_ft", "student", "vit", "classifier", "ema_model", "self", "self.model", "self.net"],
+)
+def test_model_callees(callee: str) -> None:
+    assert is_model_callee(cst.parse_expression(f"{callee}(x)").func)
+
+
+@pytest.mark.parametrize(
+    "callee",
+    ["teacher", "teacher_model", "model_teacher", "create_model", "get_model", "build_net", "train_model",
+     "evaluate_model", "attn", "forward_fn", "self.teacher", "self.attn", "F.softmax", "torch.nn.Linear"],
+)
+def test_not_model_callees(callee: str) -> None:
+    assert not is_model_callee(cst.parse_expression(f"{callee}(x)").func)
+
+
+@pytest.mark.parametrize(
+    ("expression", "inner"),
+    [
+        ("model(x).logits.detach().cpu()", "model(x)"),
+        ("outputs.data", "outputs"),
+        ("model(x).to(device).float()", "model(x)"),
+        ("torch.squeeze(model(img))", "model(img)"),
+        ("model(img).squeeze()", "model(img)"),
+        ("torch.cuda(out)", "torch.cuda(out)"),  # a torch function, not a method of the scores
+        ("out.numpy()", "out.numpy()"),  # leaves the tensor world: not transparent for torch rules
+    ],
+)
+def test_strip_transparent(expression: str, inner: str) -> None:
+    assert _code(strip_transparent(cst.parse_expression(expression))) == inner
+
+
+@pytest.mark.parametrize(
+    ("bindings", "proven"),
+    [
+        ("out = model(x)", True),
+        ("out: torch.Tensor = self.model(x).logits", True),
+        ("out = model(x)\n    out = out[:, :3]", False),  # one binding is not the model's output
+        ("out = scorer(x)", False),
+        ("out, aux = model(x)", False),  # unpacked outputs: which element holds the logits is unknown
+    ],
+)
+def test_names_are_scores_only_when_every_binding_is_a_model_call(bindings: str, proven: bool) -> None:
+    _, flow = _flow(
+        f"""
+import torch
+
+def evaluate(self, model, scorer, x, y):
+    {bindings}
+    pred = out.argmax(dim=1)
+    return (pred == y).sum()
+"""
+    )
+    assert [p.proven for p in flow.predictions] == [proven]
+
+
+def test_loss_logits_prove_scores_from_any_callee() -> None:
+    _, flow = _flow(
+        """
+        import torch.nn as nn
+
+        criterion = nn.CrossEntropyLoss()
+
+        def step(forward_fn, x, y):
+            scores = forward_fn(x)
+            loss = criterion(scores, y)
+            return loss, (scores.argmax(1) == y).float().mean()
+        """
+    )
+    assert [p.proven for p in flow.predictions] == [True]
+
+
+def test_teacher_and_distillation_targets_are_not_predictions() -> None:
+    _, flow = _flow(
+        """
+        import torch.nn as nn
+
+        criterion = nn.CrossEntropyLoss()
+
+        def distill(model, teacher, x, y):
+            outputs = model(x)
+            hard = teacher(x).argmax(dim=1)
+            loss = criterion(outputs, model(x).argmax(dim=1))
+            return loss, (hard == y).sum()
+        """
+    )
+    # The teacher's arg-max is compared, so it is reported but never proven; the arg-max used as
+    # a loss target is no prediction at all.
+    assert [(_code(p.node), p.proven) for p in flow.predictions] == [("teacher(x).argmax(dim=1)", False)]
+
+
+def test_softmax_inside_the_model_is_never_a_candidate() -> None:
+    _, flow = _flow(
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Attention(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.softmax = nn.Softmax(dim=-1)
+
+            def forward(self, q, k):
+                weights = self.softmax(q @ k.transpose(-2, -1))
+                return F.softmax(self.model(q), dim=-1), weights
+
+        def predict(model, x):
+            return F.softmax(model(x), dim=1)
+        """
+    )
+    assert [_code(s.call) for s in flow.softmaxes] == ["F.softmax(model(x), dim=1)"]
+
+
+def test_argmax_over_attention_or_numpy_is_ignored() -> None:
+    found = _predictions(
+        """
+        import numpy as np
+        import torch
+
+        def select(attn, tokens, val_scores, model, x):
+            idx = attn.mean(1).argmax(dim=-1)
+            best = int(np.argmax(val_scores))
+            chosen = np.argmax(model(x).detach().numpy(), axis=1)
+            return tokens[idx], best, chosen
+        """
+    )
+    assert found == {}
+
+
+@pytest.mark.parametrize(
+    ("use", "reason"),
+    [
+        ("return pred == 3", "compared with a class index"),
+        ("return names[pred]", "used as an index"),
+        ("return pred.item()", ".item()"),
+        ("return int(pred)", "int()"),
+    ],
+)
+def test_uses_as_one_class_index_block_the_rewrite(use: str, reason: str) -> None:
+    _, flow = _flow(
+        f"""
+        import torch
+
+        def predict(model, x, names):
+            pred = torch.argmax(model(x), dim=1)
+            {use}
+        """
+    )
+    (prediction,) = flow.predictions
+    assert prediction.proven and reason in prediction.blocked
+
+
+def test_used_max_values_block_the_unpacking() -> None:
+    _, flow = _flow(
+        """
+        import torch
+
+        def predict(model, x):
+            confidence, pred = torch.max(model(x), 1)
+            return confidence, pred
+        """
+    )
+    (prediction,) = flow.predictions
+    assert prediction.unpacking and "confidence" in prediction.blocked
+
+
+def test_sigmoid_and_probability_names_feed_the_decision_directly() -> None:
+    _, flow = _flow(
+        """
+        import torch
+        import torch.nn.functional as F
+
+        def evaluate(model, x, y):
+            probs = F.softmax(model(x), dim=1)
+            pred = probs.argmax(dim=1)
+            gated = torch.sigmoid(model(x)).argmax(dim=1)
+            return (pred == y).sum(), (gated == y).sum()
+        """
+    )
+    decisions = {_code(p.node): _code(p.decision_input) for p in flow.predictions}
+    assert decisions == {"probs.argmax(dim=1)": "probs", "torch.sigmoid(model(x)).argmax(dim=1)": "torch.sigmoid(model(x))"}
+    (with_softmax,) = [p for p in flow.predictions if p.softmaxes]
+    assert _code(with_softmax.softmaxes[0].call) == "F.softmax(model(x), dim=1)"
+
+
+def test_comparisons_are_found_through_the_binding() -> None:
+    _, flow = _flow(
+        """
+        import torch
+
+        def evaluate(model, loader):
+            correct = 0
+            for images, labels in loader:
+                outputs = model(images)
+                _, predicted = torch.max(outputs.data, 1)
+                correct += (predicted == labels).sum().item()
+                correct += predicted.eq(labels.view_as(predicted)).sum().item()
+                correct += torch.eq(labels, predicted).sum().item()
+            return correct
+        """
+    )
+    (prediction,) = flow.predictions
+    assert prediction.proven and not prediction.blocked
+    assert sorted(c.label_position for c in prediction.comparisons) == ["arg0", "arg0", "right"]
+
+
+def test_metric_arguments_are_answered_after_the_traversal() -> None:
+    module, flow = _flow(
+        """
+        def step(model, metric, x, y):
+            logits = model(x)
+            metric.update(logits, y)
+            metric.update(x, y)
+        """
+    )
+    calls = [
+        node.value
+        for statement in module.body[0].body.body
+        for node in statement.body
+        if isinstance(node, cst.Expr)
+    ]
+    assert [flow.is_classifier_scores(call.args[0].value) for call in calls] == [True, False]
