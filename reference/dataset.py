@@ -309,6 +309,23 @@ def open_dataset(
     raise DatasetFormatError(root / "labels.csv", 0, "no labels.csv or labels.json found")
 
 
+def has_split(root: str | os.PathLike, split: str) -> bool:
+    """Whether ``root`` holds ``split``: a ``root/split`` folder with a labels file, or a
+    ``split`` column in ``root/labels.csv`` with at least one such row."""
+    root = Path(root)
+    if any((root / split / name).is_file() for name in ("labels.csv", "labels.json")):
+        return True
+    if not (root / "labels.csv").is_file():
+        return False
+    with open(root / "labels.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if "split" not in header[2:]:
+            return False
+        col = header.index("split", 2)
+        return any(len(row) > col and row[col].strip() == split for row in reader)
+
+
 def load_tensors(dataset: Dataset, image_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read a whole dataset into memory: ``(images float [N, 3, S, S], targets float [N, C])``.
 

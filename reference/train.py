@@ -111,16 +111,13 @@ def _data_source(cfg: dict) -> str:
 def load_splits(cfg: dict) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[str]]:
     """``{split: (images, targets)}`` for train/val(/test) and the class names, per ``cfg``."""
     if cfg.get("data"):
-        from .dataset import load_tensors, open_dataset
+        from .dataset import has_split, load_tensors, open_dataset
 
         splits, names = {}, None
         for split in ("train", "val", "test"):
-            try:
-                ds = open_dataset(cfg["data"], split)
-            except ValueError:
-                if split == "test":
-                    continue
-                raise
+            if split == "test" and not has_split(cfg["data"], split):
+                continue
+            ds = open_dataset(cfg["data"], split)
             if names is not None and ds.classes != names:
                 raise ValueError(f"{cfg['data']}: split {split!r} has different classes from train")
             names = ds.classes

@@ -29,3 +29,14 @@ def test_reference_model_outputs_one_logit_per_class():
 
     model = api.create_reference_model(7, image_size=64)
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 7)
+
+
+def test_cli_defaults_mirror_train_config():
+    import dataclasses
+
+    from migrate_ml_reference.cli import TrainDefaults
+    from migrate_ml_reference.train import TrainConfig
+
+    config = TrainConfig()
+    for field in dataclasses.fields(TrainDefaults):
+        assert getattr(TrainDefaults(), field.name) == getattr(config, field.name), field.name

@@ -105,3 +105,16 @@ def test_torchrun_two_processes(tmp_path):
     single = evaluate(str(tmp_path / "checkpoint.pt"), split="test", show=False)
     assert single["at_0.5"]["mAP"] == pytest.approx(metrics["report_at_0.5"]["mAP"], abs=1e-5)
     assert single["at_tuned"]["exact_match"] == pytest.approx(metrics["report_at_tuned"]["exact_match"], abs=1e-5)
+
+
+def test_folder_without_test_split_tunes_and_reports_on_val_halves(tmp_path):
+    from migrate_ml_reference import write_sample_data
+    from migrate_ml_reference.dataset import has_split
+
+    data = write_sample_data(tmp_path / "data", kind="shapes", n=200, seed=5)
+    lines = (data / "labels.csv").read_text().splitlines(keepends=True)
+    (data / "labels.csv").write_text("".join(line for line in lines if not line.rstrip().endswith(",test")))
+    assert has_split(data, "val") and not has_split(data, "test")
+    result = train(TrainConfig(out=str(tmp_path / "run"), data=str(data), epochs=1, **dict(TINY, batch_size=32)))
+    assert (result["tuned_on"], result["reported_on"]) == ("val[0::2]", "val[1::2]")
+    assert result["report_at_tuned"]["num_samples"] == 10
