@@ -184,7 +184,10 @@ class SklearnHfMetricsRule(Rule):
         in_compute_metrics = self._in_compute_metrics(call)
         if not (metric_calls or evaluate_feeds or in_compute_metrics):
             return  # an arg-max that reaches no metric: not this rule's business
-        if not self._is_logits(scores, self._excluded(statement), 0):
+        # `z.argmax(axis=1)` on a tensor is torch's own arg-max, possibly on the GPU: NumPy's sigmoid
+        # only fits it when the scores were converted with .numpy(); np.argmax already needed that.
+        tensor_ok = bool(self._qualified(call.func) & {"numpy.argmax"})
+        if not self._is_logits(scores, self._excluded(statement), 0, tensor_ok):
             if metric_calls or evaluate_feeds:
                 self.report(
                     call,
@@ -290,13 +293,20 @@ class SklearnHfMetricsRule(Rule):
 
     # -- proofs -------------------------------------------------------------------------------------
 
-    def _is_logits(self, expression: cst.BaseExpression, excluded: cst.CSTNode | None, depth: int) -> bool:
-        """The classifier's logits: a model call's output or Hugging Face's ``predictions``."""
+    def _is_logits(
+        self, expression: cst.BaseExpression, excluded: cst.CSTNode | None, depth: int, tensor_ok: bool
+    ) -> bool:
+        """The classifier's logits: a model call's output or Hugging Face's ``predictions``.
+
+        ``tensor_ok`` False asks for a NumPy array: a model call counts only behind ``.numpy()``.
+        """
         if depth > 5:
             return False
-        expression = self._strip(expression)
+        stripped = self._strip(expression)
+        tensor_ok = tensor_ok or _converted_to_numpy(expression, stripped)
+        expression = stripped
         if isinstance(expression, cst.Call):
-            return is_model_callee(expression.func)
+            return tensor_ok and is_model_callee(expression.func)
         if isinstance(expression, cst.Attribute) and expression.attr.value == "predictions":
             return self._is_prediction_output(expression.value, depth + 1)
         if (
@@ -306,7 +316,7 @@ class SklearnHfMetricsRule(Rule):
             and isinstance(expression.slice[0].slice.value, cst.Integer)
             and expression.slice[0].slice.value.value == "0"
         ):
-            return self._is_logits(expression.value, excluded, depth + 1)  # logits = logits[0] of a tuple output
+            return self._is_logits(expression.value, excluded, depth + 1, tensor_ok)  # logits = logits[0] of a tuple output
         if not isinstance(expression, cst.Name):
             return False
         if self._is_eval_prediction(expression):
@@ -321,7 +331,7 @@ class SklearnHfMetricsRule(Rule):
             kind, node = value
             if kind == "first-of-eval-pred":
                 continue
-            if not self._is_logits(node, self._excluded(self._statement(node)), depth + 1):
+            if not self._is_logits(node, self._excluded(self._statement(node)), depth + 1, tensor_ok):
                 return False
         return True
 
@@ -565,6 +575,21 @@ class SklearnHfMetricsRule(Rule):
     def _in_compute_metrics(self, node: cst.CSTNode) -> bool:
         function = self._enclosing(node, cst.FunctionDef)
         return isinstance(function, cst.FunctionDef) and "compute_metrics" in function.name.value
+
+
+def _converted_to_numpy(expression: cst.BaseExpression, inner: cst.BaseExpression) -> bool:
+    """True when a ``.numpy()`` call lies between ``expression`` and the ``inner`` node it wraps."""
+    while expression is not inner:
+        if isinstance(expression, cst.Attribute):  # .data, .logits
+            expression = expression.value
+        elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
+            if expression.func.attr.value == "numpy":
+                return True
+            method_form = not (isinstance(expression.func.value, cst.Name) and expression.func.value.value == "torch")
+            expression = expression.func.value if method_form else expression.args[0].value  # torch.squeeze(z)
+        else:
+            return False
+    return False
 
 
 def _micro(equal: cst.AssignEqual | cst.MaybeSentinel) -> cst.Arg:
