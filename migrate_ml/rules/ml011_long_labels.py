@@ -8,6 +8,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import INTEGER_METHODS
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules._prefilter import has_loss_marker
 
 _CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", *INTEGER_METHODS})
 
@@ -53,6 +54,10 @@ class LongLabelsRule(Rule):
     example_after = "labels = labels.float()\nloss = criterion(outputs, labels.float())\n"
     triggers = (".long()", ".int()")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return super().could_apply(source) and has_loss_marker(source)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
-
-_TRAINING_MARKER = re.compile(
-    r"\b(?:model|net|self|model_ft)\(|\.eval\(\)|\bcriterion\b|\bloss_fn\(|accuracy\(|\bacc\d?\s*\+?=|\bcorrect(?:s|_\w+)?\s*\+?="
-    r"|\bpredict\b|_step\(self|compute_metrics|torchmetrics"
-)
-"""Text that shows training, evaluation or inference code. ``argmax``/``softmax`` alone are
-everywhere in model code (attention, patch selection), so rules keyed on them also need one of
-these before the file is parsed."""
-
-
-def has_training_marker(source: str) -> bool:
-    return _TRAINING_MARKER.search(source) is not None
+from migrate_ml.rules._prefilter import has_training_marker
 
 
 class ArgmaxPredictionRule(Rule):

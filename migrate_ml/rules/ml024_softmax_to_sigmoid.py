@@ -6,7 +6,7 @@ import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Fix, Rule
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
-from migrate_ml.rules.ml020_argmax_prediction import has_training_marker
+from migrate_ml.rules._prefilter import has_training_marker
 
 
 class SoftmaxToSigmoidRule(Rule):

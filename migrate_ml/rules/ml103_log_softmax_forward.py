@@ -61,6 +61,10 @@ class LogSoftmaxInForwardRule(Rule):
         ScopeProvider,
     )
 
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return super().could_apply(source) and "def forward" in source
+
     def __init__(self, context) -> None:
         super().__init__(context)
         self._returned: list[cst.Call] = []

@@ -7,6 +7,7 @@ from libcst.metadata import QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._flow import LossFlowProvider
+from migrate_ml.rules._prefilter import has_loss_marker
 
 TIMM_MIXUP = frozenset(
     {"timm.data.Mixup", "timm.data.mixup.Mixup", "timm.data.FastCollateMixup", "timm.data.mixup.FastCollateMixup"}
@@ -45,6 +46,13 @@ class MixupOnClassIndicesRule(Rule):
     )
     triggers = ("Mixup", "mixup", "lam *", "* lam", "lambda_", "- lam")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, LossFlowProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        # A timm Mixup built or applied is reason enough; the weighted-loss form needs a loss.
+        return super().could_apply(source) and (
+            "Mixup(" in source or "mixup_fn(" in source or has_loss_marker(source)
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
