@@ -16,6 +16,7 @@ The flow for a file is:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import re
 from collections import Counter
@@ -310,6 +311,7 @@ class FileTransformer:
         threshold_name = choose_threshold_name(source.text)
         text = source.text
         original_compiles: bool | None = None  # compiling costs time: only checked once a fix applies
+        carried: list[Finding] = []
         # One detection more than there are fix passes: the last one proves the result is stable.
         for pass_number in range(MAX_PASSES + 1):
             violations, positions = self._detect(module, candidates, source.path, threshold_name, text)
@@ -317,7 +319,11 @@ class FileTransformer:
             findings = [self._finding(v, positions) for v in violations if v not in fixes]
             if pass_number == 0:
                 result.findings_before = findings
-            result.findings_after = findings
+            fresh = {(f.code, f.message) for f in findings}
+            result.findings_after = sorted(
+                findings + [f for f in carried if (f.code, f.message) not in fresh],
+                key=lambda f: (f.line, f.column, f.code),
+            )
             if accept is not None:
                 fixes = self._ask(accept, module, fixes, positions, text, source.path, threshold_name, declined)
             if not fixes:
@@ -330,11 +336,15 @@ class FileTransformer:
                     f"internal error: fixes ({pending}) still apply after {MAX_PASSES} passes; file left unchanged",
                 )
             result.changes.extend(self._change(v, positions) for v in fixes)
+            # A rule's own notes about code that its fix rewrites cannot be detected again in the
+            # new text, yet still need a human (e.g. "not every use of this criterion was followed").
+            inside_fixes = [f for f in findings if _within_fixes(f, fixes, positions)]
             module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
             new_data = module.bytes
             if original_compiles is None:
                 original_compiles = _compiles(source.text, source.path)
             module = _reparse(source.path, new_data, original_compiles)
+            carried = _moved(carried, text, module.code) + _moved(inside_fixes, text, module.code)
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
@@ -478,3 +488,34 @@ def _reparse(path: str, data: bytes, must_compile: bool) -> cst.Module:
     if must_compile and not _compiles(reparsed.code, path):
         raise SourceError(path, "internal error: rewritten code does not compile; file left unchanged")
     return reparsed
+
+
+def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bool:
+    """Whether a finding sits on a line that an applied fix of the same rule edits."""
+    for violation in fixes:
+        assert violation.fix is not None
+        if violation.code != finding.code:
+            continue
+        for node in (violation.node, *(edit.node for edit in violation.fix.edits)):
+            span = positions.get(node)
+            if span is not None and span.start.line <= finding.line <= span.end.line:
+                return True
+    return False
+
+
+def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Finding]:
+    """The findings with their lines mapped from ``old_text`` to ``new_text``."""
+    if not findings:
+        return []
+    import difflib  # only paid for by files whose fixes left notes behind
+
+    matcher = difflib.SequenceMatcher(None, old_text.splitlines(), new_text.splitlines(), autojunk=False)
+    moved = []
+    for finding in findings:
+        line = finding.line
+        for tag, old_start, old_end, new_start, _ in matcher.get_opcodes():
+            if old_start < finding.line <= old_end or (old_start == old_end == finding.line - 1):
+                line = new_start + (finding.line - 1 - old_start if tag == "equal" else 0) + 1
+                break
+        moved.append(dataclasses.replace(finding, line=line))
+    return moved

@@ -180,3 +180,17 @@ def test_files_without_triggers_are_not_parsed(make_rule):
     rule = make_rule("ML915", rename)
     result = run(rule, "y = (\n")
     assert not result.changed and not result.findings_before
+
+
+def test_a_rules_note_on_code_its_fix_rewrote_survives_the_rewrite(tmp_path):
+    """ML001 converts the criterion and notes that some uses were not followed; once written,
+    the criterion is BCE and ML001 no longer fires, but the note must still reach the user,
+    positioned in the rewritten text."""
+    source = b"import torch.nn as nn\n\ncriterion = nn.CrossEntropyLoss()\n\n\ndef make():\n    return criterion\n"
+    from migrate_ml.rules import load_rules
+
+    transformer = FileTransformer(select_rules(load_rules(), ("ML001",), ()), Settings())
+    result = transformer.transform(decode_source("t.py", source))
+    assert "nn.BCEWithLogitsLoss()" in result.new_text
+    assert [(f.code, f.line) for f in result.findings_after] == [("ML001", 3)]
+    assert "not every use" in result.findings_after[0].message
