@@ -77,3 +77,14 @@ def test_rewritten_example_imports_without_running(rewritten) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == ""
+
+
+REWRITTEN = EXAMPLE.with_name("vit_single_label_rewritten")
+
+
+def test_rewrite_matches_the_checked_in_rewritten_example(rewritten) -> None:
+    """examples/vit_single_label_rewritten is what users read as the worked result."""
+    folder, _ = rewritten
+    produced = {p.name: p.read_text() for p in folder.glob("*.py")}
+    checked_in = {p.name: p.read_text() for p in REWRITTEN.glob("*.py")}
+    assert produced == checked_in
