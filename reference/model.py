@@ -43,4 +43,11 @@ def create_reference_model(num_classes: int, model_name: str = DEFAULT_MODEL, **
     """
     import timm
 
-    return timm.create_model(model_name, pretrained=False, num_classes=num_classes, **model_kwargs(model_name, **overrides))
+    try:
+        return timm.create_model(
+            model_name, pretrained=False, num_classes=num_classes, **model_kwargs(model_name, **overrides)
+        )
+    except (RuntimeError, TypeError) as err:
+        # timm raises RuntimeError for an unknown name and TypeError for a keyword the
+        # architecture does not take; both are the user's input, reported in one line.
+        raise ValueError(f"model {model_name!r}: {err}") from None

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import migrate_ml_reference
 from migrate_ml_reference import api
 
@@ -40,3 +42,13 @@ def test_cli_defaults_mirror_train_config():
     config = TrainConfig()
     for field in dataclasses.fields(TrainDefaults):
         assert getattr(TrainDefaults(), field.name) == getattr(config, field.name), field.name
+
+
+@pytest.mark.parametrize("argv", [["--model", "no_such_model_xyz"], ["--model-kwarg", "no_such_kwarg=3"]])
+def test_bad_model_is_a_one_line_error(argv, capsys, tmp_path) -> None:
+    from migrate_ml_reference.cli import main
+
+    code = main(["reference", "train", "--sample", "digits", "--epochs", "1", "--out", str(tmp_path), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
