@@ -1,0 +1,239 @@
+"""ML108: a hand-written (label-smoothing) cross-entropy ``nn.Module`` is single-label by design."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+from libcst.metadata import (
+    ParentNodeProvider,
+    QualifiedNameProvider,
+    QualifiedNameSource,
+    ScopeProvider,
+)
+
+from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
+from migrate_ml.rules._flow import LOSS_CLASSES
+from migrate_ml.rules._prefilter import has_loss_marker
+
+_MODULE_BASES = frozenset(
+    {
+        "torch.nn.Module",
+        "torch.nn.modules.module.Module",
+        "torch.nn.modules.loss._Loss",
+        "torch.nn.modules.loss._WeightedLoss",
+    }
+)
+_LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
+_LOG_SOFTMAX_MODULES = frozenset({"torch.nn.LogSoftmax", "torch.nn.modules.activation.LogSoftmax"})
+_INDEX_METHODS = frozenset({"scatter_", "scatter", "gather", "scatter_add_", "scatter_add"})
+_INDEX_FUNCTIONS = frozenset({"torch.gather", "torch.scatter", "torch.scatter_add"})
+_NON_TORCH_ROOTS = frozenset({"scipy", "numpy", "jax", "tensorflow"})
+_IMPORTED_SMOOTHING_CLASS = re.compile(r"^LabelSmoothing\w*$")
+"""An imported class named like this (from the user's own modules) is the same hand-written
+loss defined in another file; timm's own class resolves to ``timm.*`` and is ML004's."""
+
+
+def bce_suggestion(epsilon: str | None) -> str:
+    if epsilon is None:
+        return (
+            "delete the class and use nn.BCEWithLogitsLoss() on the raw logits with float "
+            "multi-hot targets [B, C]: criterion(logits, targets.float())"
+        )
+    return (
+        f"delete the class and use nn.BCEWithLogitsLoss() on smoothed float multi-hot targets: "
+        f"criterion(logits, targets.float() * (1 - {epsilon}) + {epsilon} / 2)"
+    )
+
+
+class HandWrittenCrossEntropyRule(Rule):
+    code = "ML108"
+    name = "hand-written-cross-entropy"
+    summary = (
+        "A hand-written (label-smoothing) cross-entropy nn.Module (log_softmax + scatter_/gather on "
+        "the class index) and its constructions are reported: replace the class with BCEWithLogitsLoss."
+    )
+    rationale = (
+        "Label-smoothing cross-entropy is often written by hand (omihub ViT-CIFAR's "
+        "`LabelSmoothingCrossEntropyLoss`, copies of timm's `LabelSmoothingCrossEntropy`): a "
+        "`forward` that takes `log_softmax` over the classes and then reads the one true class "
+        "with `gather`, or builds a smoothed one-hot target with `scatter_(1, target.unsqueeze(1), "
+        "confidence)`. Both steps assume one class index per image: the softmax makes the labels "
+        "compete, and `target.unsqueeze(1)` as an index cannot hold two labels (multi-hot float "
+        "targets make `gather`/`scatter_` fail, or worse, index with 0s and 1s). No edit inside the "
+        "class turns it into a multi-label loss, so the whole class is replaced: "
+        "`BCEWithLogitsLoss` on float multi-hot targets, with the smoothing moved onto the targets "
+        "as `y*(1-e)+e/2` (each label pulled towards 0.5, which is label smoothing for independent "
+        "binary labels). migrate-ml reports the class (a subclass of `nn.Module`/`_Loss` whose "
+        "`forward` both takes a log-softmax and indexes with one of its own arguments through "
+        "`scatter_`/`gather`) and every construction of it in the same file, quoting the "
+        "`smoothing` passed there, plus constructions of an imported `LabelSmoothing...` class "
+        "from the user's own modules; nothing is rewritten, since the class may be used elsewhere."
+    )
+    applicability = Applicability.DISPLAY_ONLY
+    example_before = (
+        "class LabelSmoothingCrossEntropyLoss(nn.Module):\n"
+        "    def forward(self, pred, target):\n"
+        "        pred = pred.log_softmax(dim=-1)\n"
+        "        true_dist = torch.full_like(pred, self.smoothing / (self.cls - 1))\n"
+        "        true_dist.scatter_(1, target.unsqueeze(1), self.confidence)\n"
+        "        return torch.mean(torch.sum(-true_dist * pred, dim=-1))\n"
+        "\n"
+        "criterion = LabelSmoothingCrossEntropyLoss(classes, smoothing=0.1)\n"
+        "loss = criterion(out, y)\n"
+    )
+    example_after = (
+        "criterion = nn.BCEWithLogitsLoss()\n"
+        "loss = criterion(out, y.float() * (1 - 0.1) + 0.1 / 2)\n"
+    )
+    triggers = ("scatter", "gather", "LabelSmoothing")
+    METADATA_DEPENDENCIES = (
+        *Rule.METADATA_DEPENDENCIES,
+        ParentNodeProvider,
+        QualifiedNameProvider,
+        ScopeProvider,
+    )
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        defines = (
+            ("log_softmax" in source or "LogSoftmax" in source)
+            and ("scatter" in source or "gather" in source)
+            and "def forward" in source
+        )
+        return defines or ("LabelSmoothing" in source and has_loss_marker(source))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not any(self._qualified(base.value) & _MODULE_BASES for base in node.bases):
+            return
+        forward = next(
+            (
+                statement
+                for statement in node.body.body
+                if isinstance(statement, cst.FunctionDef) and statement.name.value in ("forward", "__call__")
+            ),
+            None,
+        )
+        if forward is None or not self._single_label_forward(node, forward):
+            return
+        smoothing = "smooth" in cst.Module([]).code_for_node(node).lower()
+        kind = "label-smoothing cross-entropy" if smoothing else "cross-entropy"
+        self.report(
+            node.name,
+            f"{node.name.value} is a hand-written {kind}: log_softmax makes the classes compete and "
+            "scatter_/gather index one class per image, so it cannot train multi-label targets",
+            suggestion=bce_suggestion("smoothing" if smoothing else None),
+        )
+        self._report_constructions(node, kind, smoothing)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        """Constructions of a ``LabelSmoothing...`` class imported from the user's own modules."""
+        if not isinstance(node.func, (cst.Name, cst.Attribute)):
+            return
+        for qualified in self.get_metadata(QualifiedNameProvider, node.func, set()):
+            if qualified.source is not QualifiedNameSource.IMPORT:
+                continue
+            name = qualified.name
+            if name in LOSS_CLASSES or name.lstrip(".").partition(".")[0] in ("timm", "torch"):
+                return
+            if _IMPORTED_SMOOTHING_CLASS.match(name.rpartition(".")[2]):
+                epsilon = _smoothing_text(node)
+                self.report(
+                    node,
+                    f"{name.rpartition('.')[2]} (imported from {name.rpartition('.')[0] or 'another module'}) "
+                    "is a label-smoothing cross-entropy: it trains one label per image",
+                    suggestion=bce_suggestion(epsilon or "smoothing"),
+                )
+                return
+
+    def _single_label_forward(self, class_def: cst.ClassDef, forward: cst.FunctionDef) -> bool:
+        calls = _Calls()
+        forward.visit(calls)
+        log_softmax = any(self._is_log_softmax(call) for call in calls.found) or self._has_log_softmax_layer(class_def)
+        if not log_softmax:
+            return False
+        # the index must be a target argument: not `self`, not the scores (the first argument)
+        targets = {param.name.value for param in (*forward.params.posonly_params, *forward.params.params)[2:]}
+        return any(self._indexes_with(call, targets) for call in calls.found)
+
+    def _is_log_softmax(self, call: cst.Call) -> bool:
+        qualified = self._qualified(call.func)
+        if qualified & _LOG_SOFTMAX_FUNCTIONS:
+            return True
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "log_softmax":
+            # `x.log_softmax(dim)` on a tensor; `scipy.special.log_softmax(...)` is not torch
+            return not any(name.partition(".")[0] in _NON_TORCH_ROOTS for name in qualified)
+        return False
+
+    def _has_log_softmax_layer(self, class_def: cst.ClassDef) -> bool:
+        calls = _Calls()
+        class_def.visit(calls)
+        return any(self._qualified(call.func) & _LOG_SOFTMAX_MODULES for call in calls.found)
+
+    def _indexes_with(self, call: cst.Call, arguments: set[str]) -> bool:
+        """``x.scatter_(1, target.unsqueeze(1), v)`` / ``x.gather(1, target...)`` / ``torch.gather(x, 1, target)``
+        with the index derived from one of ``arguments``."""
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value in _INDEX_METHODS:
+            index_position = 1
+        elif self._qualified(call.func) & _INDEX_FUNCTIONS:
+            index_position = 2
+        else:
+            return False
+        positional = positional_arguments(call)
+        index = keyword_arguments(call).get("index")
+        if index is None and len(positional) > index_position:
+            index = positional[index_position]
+        if index is None:
+            return False
+        root = _chain_root(index.value)
+        return isinstance(root, cst.Name) and root.value in arguments
+
+    def _report_constructions(self, class_def: cst.ClassDef, kind: str, smoothing: bool) -> None:
+        scope = self.get_metadata(ScopeProvider, class_def, None)
+        if scope is None:
+            return
+        for assignment in scope.assignments[class_def.name.value]:
+            if getattr(assignment, "node", None) is not class_def:
+                continue
+            for access in assignment.references:
+                call = self.get_metadata(ParentNodeProvider, access.node, None)
+                if not (isinstance(call, cst.Call) and call.func is access.node):
+                    continue
+                epsilon = _smoothing_text(call) if smoothing else None
+                self.report(
+                    call,
+                    f"constructs {class_def.name.value}, a hand-written {kind} (single-label)",
+                    suggestion=bce_suggestion(epsilon or ("smoothing" if smoothing else None)),
+                )
+
+    def _qualified(self, node: cst.CSTNode) -> set[str]:
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+
+def _smoothing_text(call: cst.Call) -> str | None:
+    """The source of the ``smoothing``/``label_smoothing``/``eps`` argument, if passed by keyword."""
+    for keyword in ("smoothing", "label_smoothing", "eps", "epsilon"):
+        argument = keyword_arguments(call).get(keyword)
+        if argument is not None:
+            return cst.Module([]).code_for_node(argument.value)
+    return None
+
+
+class _Calls(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found: list[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.found.append(node)
+
+
+def _chain_root(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """``target`` of ``target.data.unsqueeze(1)``, ``target.view(-1, 1)``, ``target[:, None]``."""
+    while True:
+        if isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
+            expression = expression.func.value
+        elif isinstance(expression, (cst.Attribute, cst.Subscript)):
+            expression = expression.value
+        else:
+            return expression
