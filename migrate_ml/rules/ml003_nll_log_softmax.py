@@ -5,15 +5,15 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
-from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
     as_float_target,
     keyword_arguments,
     map_argument,
     positional_arguments,
 )
-from migrate_ml.rules._flow import LossCall, LossFlow, LossFlowProvider
-from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION
+from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
 
 _LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
@@ -40,7 +40,7 @@ def log_softmax_input(rule: Rule, expression: cst.BaseExpression) -> cst.BaseExp
         source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
     else:
         return None
-    if source is None or not _is_class_dim(dim):
+    if source is None or not is_class_dim(dim):
         return None
     return source
 
@@ -53,7 +53,7 @@ def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | 
     return argument.value if argument is not None else None
 
 
-def _is_class_dim(dim: cst.BaseExpression | None) -> bool:
+def is_class_dim(dim: cst.BaseExpression | None) -> bool:
     if dim is None:
         return True  # the implicit dim of a 2-D input is 1
     if isinstance(dim, cst.Integer):
@@ -93,7 +93,10 @@ def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, .
 class NllOverLogSoftmaxRule(Rule):
     code = "ML003"
     name = "nll-over-log-softmax"
-    summary = "F.nll_loss(F.log_softmax(z, dim=1), y) becomes F.binary_cross_entropy_with_logits(z, y.float())."
+    summary = (
+        "F.nll_loss(F.log_softmax(z, dim=1), y) becomes F.binary_cross_entropy_with_logits(z, y.float()); "
+        "nn.NLLLoss() over a visible log_softmax becomes nn.BCEWithLogitsLoss()."
+    )
     rationale = (
         "`nll_loss` over `log_softmax` is cross-entropy written in two steps: the softmax makes "
         "the classes compete, so only one label per image can be right. Multi-label training "
@@ -104,7 +107,11 @@ class NllOverLogSoftmaxRule(Rule):
         "logits that are not reassigned there (the assignment stays for any other use). `reduction` and `weight` carry "
         "over; `ignore_index` is reported. An `nll_loss` whose log-probabilities come from "
         "elsewhere (usually a `log_softmax` in the model's `forward`) is reported, since the "
-        "model must return raw logits first (see ML103)."
+        "model must return raw logits first (see ML103). The class form `criterion = "
+        "nn.NLLLoss()` is handled the same way: it becomes `nn.BCEWithLogitsLoss()` (imports "
+        "and aliases fixed, `weight`/`reduction` kept) when every use of the criterion is a "
+        "followed call whose input is such a visible `log_softmax`; otherwise the construction "
+        "is reported."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -117,7 +124,7 @@ class NllOverLogSoftmaxRule(Rule):
         "out = F.log_softmax(z, dim=1)\n"
         "loss = F.binary_cross_entropy_with_logits(z, y.float(), reduction='sum')\n"
     )
-    triggers = ("nll_loss",)
+    triggers = ("nll_loss", "NLLLoss")
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES,
         LossFlowProvider,
@@ -167,6 +174,62 @@ class NllOverLogSoftmaxRule(Rule):
                 ),
             )
 
+        for construction in flow.constructions:
+            if construction.kind == "nll" and construction.qualified_name.endswith(".NLLLoss"):
+                self._nll_class(construction, flow)
+
+    def _nll_class(self, construction: LossConstruction, flow: LossFlow) -> None:
+        call = construction.call
+        keywords = keyword_arguments(call)
+        if "ignore_index" in keywords or len(positional_arguments(call)) > 1 or any(a.star for a in call.args):
+            self.report(
+                call,
+                "NLLLoss with ignore_index or options past weight passed by position has no "
+                "direct BCEWithLogitsLoss equivalent",
+                suggestion=IGNORE_INDEX_SUGGESTION,
+            )
+            return
+        calls = flow.calls_of(construction)
+        logits = [self._raw_logits(loss_call.logits) for loss_call in calls]
+        convertible = (
+            construction.uses_followed
+            and bool(calls)
+            and all(c.constructions == (construction,) and c.target is not None for c in calls)
+            and all(z is not None for z in logits)
+        )
+        if not convertible:
+            self.report(
+                call,
+                "NLLLoss reads one class per image from log-probabilities (a log_softmax over the "
+                "classes) that migrate-ml cannot see at every call of this criterion",
+                suggestion=(
+                    "make the model return raw logits (drop its log_softmax / nn.LogSoftmax), then "
+                    "use nn.BCEWithLogitsLoss() with criterion(logits, target.float())"
+                ),
+            )
+            return
+        edits = [NodeEdit(call.func, _to_bce_class)]
+        for loss_call, z in zip(calls, logits):
+            edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z)))
+        add_imports: tuple[ImportEdit, ...] = ()
+        remove_imports: tuple[ImportEdit, ...] = ()
+        if isinstance(call.func, cst.Name):
+            module, _, obj = construction.qualified_name.rpartition(".")
+            add_imports = (ImportEdit("torch.nn", _BCE_CLASS),)
+            remove_imports = (ImportEdit(module, obj, call.func.value if call.func.value != obj else None),)
+        message = (
+            "NLLLoss over log_softmax models one label per image; use BCEWithLogitsLoss on the raw "
+            "logits and float multi-hot targets"
+        )
+        if "weight" in keywords or positional_arguments(call):
+            message += f"; {WEIGHT_NOTE}"
+        self.report(
+            call,
+            message,
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+            extra_nodes=[c.call for c in calls],
+        )
+
     def _raw_logits(self, expression: cst.BaseExpression | None) -> cst.BaseExpression | None:
         """The logits under a log_softmax: nested, or through a name bound once in this scope."""
         if expression is None:
@@ -183,6 +246,30 @@ class NllOverLogSoftmaxRule(Rule):
         if logits is None or not _is_stable(self, logits, expression):
             return None
         return logits
+
+
+_BCE_CLASS = "BCEWithLogitsLoss"
+
+
+def _to_bce_class(func: cst.CSTNode) -> cst.CSTNode:
+    if isinstance(func, cst.Attribute):
+        return func.with_changes(attr=cst.Name(_BCE_CLASS))
+    return cst.Name(_BCE_CLASS)
+
+
+def _class_call_edit(loss_call: LossCall, logits: cst.BaseExpression):
+    """``criterion(log_probs, y)`` -> ``criterion(logits, y.float())``."""
+    call = loss_call.call
+    assert loss_call.target is not None
+    input_arg = call_argument(call, 0, "input")
+    assert input_arg is not None
+    input_index, target_index = call.args.index(input_arg), call.args.index(loss_call.target)
+
+    def apply(updated: cst.Call) -> cst.Call:
+        updated = map_argument(updated, input_index, lambda _old: logits.deep_clone())
+        return map_argument(updated, target_index, as_float_target)
+
+    return apply
 
 
 def _single_assigned_value(rule: Rule, name: cst.Name) -> cst.BaseExpression | None:

@@ -8,10 +8,19 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
+from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
 from migrate_ml.rules.ml003_nll_log_softmax import (
+    is_class_dim,
     log_softmax_input,
     nll_options_supported,
     nll_to_bce_edits,
+)
+
+_LOG_SOFTMAX_LAYERS = frozenset({"torch.nn.LogSoftmax", "torch.nn.modules.activation.LogSoftmax"})
+_SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
+LAYER_SUGGESTION = (
+    "remove the nn.LogSoftmax layer so the model returns raw logits, and train with "
+    "nn.BCEWithLogitsLoss() on float multi-hot targets instead of NLLLoss/nll_loss"
 )
 
 SUGGESTION = (
@@ -35,7 +44,10 @@ class LogSoftmaxInForwardRule(Rule):
         "holds the `nll_loss` calls that consume the model's output, an unsafe fix removes the "
         "`log_softmax` from `forward` and converts those calls (targets cast to float); "
         "`argmax` over the raw logits picks the same class as over log-probabilities, so the "
-        "single-label evaluation code keeps working until the prediction rules rewrite it."
+        "single-label evaluation code keeps working until the prediction rules rewrite it. An "
+        "`nn.LogSoftmax(dim=1)` layer does the same and is reported, without a fix, where it "
+        "shapes the model's output: an element of `nn.Sequential(...)`, or a `self.` layer whose "
+        "call `forward` returns (a `LogSoftmax` inside a loss class is ML108's concern)."
     )
     applicability = Applicability.UNSAFE
     example_before = (
@@ -52,7 +64,7 @@ class LogSoftmaxInForwardRule(Rule):
         "...\n"
         "loss = F.binary_cross_entropy_with_logits(model(data), target.float())\n"
     )
-    triggers = ("log_softmax",)
+    triggers = ("log_softmax", "LogSoftmax(")
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES,
         LossFlowProvider,
@@ -63,13 +75,59 @@ class LogSoftmaxInForwardRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and "def forward" in source
+        return ("log_softmax" in source and "def forward" in source) or "LogSoftmax(" in source
 
     def __init__(self, context) -> None:
         super().__init__(context)
         self._returned: list[cst.Call] = []
         self._in_forward: list[bool] = []
         """One entry per enclosing function: is it a method named ``forward``?"""
+        self._layer_attributes: list[dict[str, cst.Call]] = []
+        """Per enclosing class: ``self.<name> = nn.LogSoftmax(...)`` layers."""
+        self._returned_attributes: list[set[str]] = []
+        """Per enclosing class: ``self.<name>`` layers whose call ``forward`` returns."""
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._layer_attributes.append({})
+        self._returned_attributes.append(set())
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        layers, returned = self._layer_attributes.pop(), self._returned_attributes.pop()
+        for name in sorted(returned & layers.keys()):
+            self._report_layer(layers[name])
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self._is_log_softmax_layer(node):
+            return
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        container = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        if isinstance(container, cst.Call) and self._qualified(container.func) & _SEQUENTIAL:
+            self._report_layer(node)
+        elif (
+            isinstance(parent, cst.Assign)
+            and len(parent.targets) == 1
+            and _self_attribute(parent.targets[0].target) is not None
+            and self._layer_attributes
+        ):
+            self._layer_attributes[-1][_self_attribute(parent.targets[0].target)] = node
+
+    def _is_log_softmax_layer(self, call: cst.Call) -> bool:
+        if not self._qualified(call.func) & _LOG_SOFTMAX_LAYERS:
+            return False
+        positional = positional_arguments(call)
+        dim = positional[0] if positional else keyword_arguments(call).get("dim")
+        return is_class_dim(dim.value if dim is not None else None)
+
+    def _report_layer(self, layer: cst.Call) -> None:
+        self.report(
+            layer,
+            "an nn.LogSoftmax layer makes the model output log-probabilities over competing "
+            "classes: a multi-label model must return raw logits",
+            suggestion=LAYER_SUGGESTION,
+        )
+
+    def _qualified(self, node: cst.CSTNode) -> set[str]:
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         parent = self.get_metadata(ParentNodeProvider, node, None)
@@ -85,6 +143,9 @@ class LogSoftmaxInForwardRule(Rule):
         if not (self._in_forward and self._in_forward[-1]) or node.value is None:
             return
         value = node.value
+        layer = _returned_layer(value)
+        if layer is not None and self._returned_attributes:
+            self._returned_attributes[-1].add(layer)
         if log_softmax_input(self, value) is not None:
             self._returned.append(value)
         elif isinstance(value, cst.Name):
@@ -154,3 +215,21 @@ class LogSoftmaxInForwardRule(Rule):
 
     def _bound_to_log_softmax(self, expression: cst.BaseExpression) -> bool:
         return isinstance(expression, cst.Name) and self._log_softmax_bound_to(expression) is not None
+
+
+def _self_attribute(expression: cst.BaseExpression) -> str | None:
+    """``name`` of ``self.name``."""
+    if (
+        isinstance(expression, cst.Attribute)
+        and isinstance(expression.value, cst.Name)
+        and expression.value.value == "self"
+    ):
+        return expression.attr.value
+    return None
+
+
+def _returned_layer(value: cst.BaseExpression) -> str | None:
+    """``name`` of a returned ``self.name(...)``."""
+    if isinstance(value, cst.Call):
+        return _self_attribute(value.func)
+    return None
