@@ -11,8 +11,9 @@ from migrate_ml.engine.transform import (
     Settings,
     choose_threshold_name,
     parse_suppressions,
+    select_rules,
 )
-from migrate_ml.rules import Applicability
+from migrate_ml.rules import Applicability, load_rules
 
 
 def rename(call: cst.Call) -> cst.Call:
@@ -182,13 +183,11 @@ def test_files_without_triggers_are_not_parsed(make_rule):
     assert not result.changed and not result.findings_before
 
 
-def test_a_rules_note_on_code_its_fix_rewrote_survives_the_rewrite(tmp_path):
+def test_a_rules_note_on_code_its_fix_rewrote_survives_the_rewrite():
     """ML001 converts the criterion and notes that some uses were not followed; once written,
     the criterion is BCE and ML001 no longer fires, but the note must still reach the user,
     positioned in the rewritten text."""
     source = b"import torch.nn as nn\n\ncriterion = nn.CrossEntropyLoss()\n\n\ndef make():\n    return criterion\n"
-    from migrate_ml.rules import load_rules
-
     transformer = FileTransformer(select_rules(load_rules(), ("ML001",), ()), Settings())
     result = transformer.transform(decode_source("t.py", source))
     assert "nn.BCEWithLogitsLoss()" in result.new_text
