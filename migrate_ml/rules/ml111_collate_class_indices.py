@@ -1,0 +1,129 @@
+"""ML111: a collate function that stacks class indices into a label tensor."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+
+from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._exprs import FLOAT_DTYPES, keyword_arguments
+
+_TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor", "torch.from_numpy"})
+_LABEL_WORD = re.compile(r"label|target|class|^ys?$", re.IGNORECASE)
+"""How a collate function names what it batches: the label tensor is told from image ids,
+lengths or masks by its name (``labels``, ``targets``, ``example["label"]``, ``y``)."""
+
+SUGGESTION = (
+    "have the Dataset return float multi-hot [C] rows and stack them: "
+    "labels = torch.stack(multi_hot).float() (or use migrate_ml_reference.MultiLabelCsvDataset, "
+    "whose items already are (image, float multi-hot [C]) and need no custom collate)"
+)
+
+
+class CollateClassIndicesRule(Rule):
+    code = "ML111"
+    name = "collate-class-indices"
+    summary = (
+        "A collate function building the label tensor from per-sample class indices "
+        "(torch.as_tensor(labels), torch.tensor([ex['labels'] ...])) is reported: stack multi-hot rows instead."
+    )
+    rationale = (
+        "Custom collate functions (WZ's `my_dataset.collate_fn`, Hugging Face image-classification "
+        "examples) batch the labels with `torch.as_tensor(labels)` or "
+        "`torch.tensor([example[\"labels\"] for example in examples])`: one integer per sample, a "
+        "[B] tensor of class indices, which is what a single-label dataset yields. Multi-label "
+        "training needs a float [B, C] multi-hot batch, so the collate has to stack per-sample "
+        "multi-hot rows (`torch.stack(multi_hot).float()`), and the Dataset feeding it has to "
+        "produce those rows in the first place. This is tied to the dataset format, which "
+        "migrate-ml cannot see, so it is reported, not rewritten. A collate function is a "
+        "function whose name contains `collate` (including a `@staticmethod def collate_fn`) or "
+        "one passed as `collate_fn=` in the same file; inside it, `torch.tensor`, "
+        "`torch.as_tensor`, `torch.LongTensor` and `torch.from_numpy` calls (names resolved, so "
+        "aliases count) are reported when the value or the name it is stored in is a label "
+        "(`label`, `target`, `class`, `y`) and no float `dtype=` is given."
+    )
+    applicability = Applicability.DISPLAY_ONLY
+    example_before = (
+        "@staticmethod\n"
+        "def collate_fn(batch):\n"
+        "    images, labels = tuple(zip(*batch))\n"
+        "    images = torch.stack(images, dim=0)\n"
+        "    labels = torch.as_tensor(labels)\n"
+        "    return images, labels\n"
+    )
+    example_after = (
+        "@staticmethod\n"
+        "def collate_fn(batch):\n"
+        "    images, labels = tuple(zip(*batch))  # labels: float multi-hot [C] rows\n"
+        "    images = torch.stack(images, dim=0)\n"
+        "    labels = torch.stack(labels).float()\n"
+        "    return images, labels\n"
+    )
+    triggers = ("collate",)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider, QualifiedNameProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        return "collate" in source and ("torch.tensor(" in source or "as_tensor(" in source or "Tensor(" in source or "from_numpy(" in source)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._passed_as_collate: set[str] = set()
+        self._candidates: list[tuple[str, cst.Call]] = []
+        """(enclosing function name, label tensor call)"""
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None and node.keyword.value == "collate_fn" and isinstance(node.value, cst.Name):
+            self._passed_as_collate.add(node.value.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        if not qualified & _TENSOR_BUILDERS or not node.args:
+            return
+        dtype = keyword_arguments(node).get("dtype")
+        if dtype is not None and isinstance(dtype.value, cst.Attribute) and dtype.value.attr.value in FLOAT_DTYPES:
+            return
+        function = self._enclosing_function(node)
+        if function is not None and self._names_a_label(node):
+            self._candidates.append((function.name.value, node))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for function, call in self._candidates:
+            if "collate" in function or function in self._passed_as_collate:
+                self.report(
+                    call,
+                    f"{function}() batches one class index per sample into the label tensor; "
+                    "multi-label training needs float multi-hot rows [B, C]",
+                    suggestion=SUGGESTION,
+                )
+
+    def _names_a_label(self, call: cst.Call) -> bool:
+        words = _Words()
+        call.args[0].value.visit(words)
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Assign):
+            for target in parent.targets:
+                target.target.visit(words)
+        elif isinstance(parent, cst.DictElement):
+            parent.key.visit(words)
+        return any(_LABEL_WORD.search(word) for word in words.found)
+
+    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        current = self.get_metadata(ParentNodeProvider, node, None)
+        while current is not None and not isinstance(current, cst.FunctionDef):
+            current = self.get_metadata(ParentNodeProvider, current, None)
+        return current
+
+
+class _Words(cst.CSTVisitor):
+    """Identifiers and string keys: ``labels``, ``example["label"]``."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.found.append(node.value)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        self.found.append(node.evaluated_value if isinstance(node.evaluated_value, str) else "")
