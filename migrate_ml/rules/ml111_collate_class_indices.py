@@ -14,6 +14,12 @@ _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTens
 _LABEL_WORD = re.compile(r"label|target|class|^ys?$", re.IGNORECASE)
 """How a collate function names what it batches: the label tensor is told from image ids,
 lengths or masks by its name (``labels``, ``targets``, ``example["label"]``, ``y``)."""
+_LABEL_TENSOR_TEXT = re.compile(
+    r"(?:label|target|class|\by)\w*[\"']?\s*[:=]\s*[\w.]*(?:tensor|LongTensor|from_numpy)\("
+    r"|(?:tensor|LongTensor|from_numpy)\([^\n]*(?:label|target|class)",
+    re.IGNORECASE,
+)
+"""Pre-filter text: a label-named value built with one of the tensor builders."""
 
 SUGGESTION = (
     "have the Dataset return float multi-hot [C] rows and stack them: "
@@ -66,7 +72,7 @@ class CollateClassIndicesRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return "collate" in source and ("torch.tensor(" in source or "as_tensor(" in source or "Tensor(" in source or "from_numpy(" in source)
+        return "collate" in source and _LABEL_TENSOR_TEXT.search(source) is not None
 
     def visit_Module(self, node: cst.Module) -> None:
         self._passed_as_collate: set[str] = set()
