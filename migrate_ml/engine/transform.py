@@ -304,7 +304,7 @@ class FileTransformer:
         """
         declined: Counter = Counter()
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
-        candidates = [rule for rule in self.rules if rule.could_apply(source.text)]
+        candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text)
         if not candidates:
             return result
         module = _parse(source.path, source.data)
@@ -519,3 +519,14 @@ def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Findin
                 break
         moved.append(dataclasses.replace(finding, line=line))
     return moved
+
+
+def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
+    """Drop the rules whose ``could_apply_tree`` rejects the file; parse with ``ast`` only if asked."""
+    if not any(rule.checks_tree() for rule in rules):
+        return rules
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return rules  # LibCST will report the problem with its position
+    return [rule for rule in rules if not rule.checks_tree() or rule.could_apply_tree(tree)]

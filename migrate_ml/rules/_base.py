@@ -10,6 +10,7 @@ Subclassing :class:`Rule` with a ``code`` registers the rule; no central list is
 
 from __future__ import annotations
 
+import ast
 import enum
 import re
 from dataclasses import dataclass, field
@@ -142,6 +143,20 @@ class Rule(cst.BatchableCSTVisitor):
     def could_apply(cls, source: str) -> bool:
         """Cheap text test run before parsing; override for a sharper filter."""
         return any(trigger in source for trigger in cls.triggers)
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """Second pre-filter, on CPython's own syntax tree, for files that passed the text test.
+
+        ``ast.parse`` costs a small fraction of LibCST's parse plus metadata, so a rule whose
+        words also occur where it can never fire (``softmax`` inside attention, say) overrides
+        this to skip those files. The default keeps every file.
+        """
+        return True
+
+    @classmethod
+    def checks_tree(cls) -> bool:
+        return cls.could_apply_tree.__func__ is not Rule.could_apply_tree.__func__
 
     def report(
         self,

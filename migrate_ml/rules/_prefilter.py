@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 _TRAINING_MARKER = re.compile(
-    r"\b(?:model|net|self|model_ft)\(|\.eval\(\)|\bcriterion\b|\bloss_fn\(|accuracy\(|\bacc\d?\s*\+?=|\bcorrect(?:s|_\w+)?\s*\+?="
-    r"|\bpredict\b|_step\(self|compute_metrics|torchmetrics"
+    r"\b(?:model|net|self|model_ft)\(|\b(?:model|net|model_ft)\.eval\(\)|\bcriterion\b|\bloss_fn\(|accuracy\("
+    r"|\bacc\d?\s*\+?=|\bcorrect(?:s|_\w+)?\s*\+=|\bpredict\b|_step\(self|compute_metrics|torchmetrics"
 )
 
 _LOSS_MARKER = re.compile(

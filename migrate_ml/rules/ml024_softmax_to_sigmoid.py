@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Fix, Rule
@@ -41,6 +43,14 @@ class SoftmaxToSigmoidRule(Rule):
     def could_apply(cls, source: str) -> bool:
         return super().could_apply(source) and has_training_marker(source)
 
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """Some softmax outside ``forward*``/``__init__``: inside them it is model code (attention)."""
+        return any(
+            _is_softmax_call(node) and not _in_model_code(node, parents)
+            for node, parents in _walk_with_functions(tree)
+        )
+
     def visit_Module(self, node: cst.Module) -> None:
         flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
         for softmax in flow.softmaxes:
@@ -51,3 +61,23 @@ class SoftmaxToSigmoidRule(Rule):
                 "softmax makes the labels compete for one unit of probability; each label needs its own sigmoid",
                 fix=Fix(edits=(flow.softmax_edit(softmax),), add_imports=flow.torch_imports),
             )
+
+
+def _walk_with_functions(tree: ast.AST, functions: tuple[str, ...] = ()):
+    """Every node with the names of the functions enclosing it."""
+    for child in ast.iter_child_nodes(tree):
+        yield child, functions
+        inner = functions + (child.name,) if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else functions
+        yield from _walk_with_functions(child, inner)
+
+
+def _is_softmax_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return name in ("softmax", "Softmax")
+
+
+def _in_model_code(node: ast.AST, functions: tuple[str, ...]) -> bool:
+    return any(name.startswith("forward") or name == "__init__" for name in functions)

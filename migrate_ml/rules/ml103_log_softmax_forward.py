@@ -64,7 +64,7 @@ class LogSoftmaxInForwardRule(Rule):
         "...\n"
         "loss = F.binary_cross_entropy_with_logits(model(data), target.float())\n"
     )
-    triggers = ("log_softmax", "LogSoftmax(")
+    triggers = ("log_softmax(", "LogSoftmax(")
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES,
         LossFlowProvider,
@@ -75,7 +75,7 @@ class LogSoftmaxInForwardRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return ("log_softmax" in source and "def forward" in source) or "LogSoftmax(" in source
+        return ("log_softmax(" in source and "def forward" in source) or "LogSoftmax(" in source
 
     def __init__(self, context) -> None:
         super().__init__(context)

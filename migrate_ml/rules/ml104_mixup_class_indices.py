@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
@@ -54,6 +56,15 @@ class MixupOnClassIndicesRule(Rule):
             "Mixup(" in source or "mixup_fn(" in source or has_loss_marker(source)
         )
 
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """A mixup applied outside a class body (not a mixup implementation), or two weighted losses."""
+        return _mixup_call_outside_classes(tree) or any(
+            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+            and _weighted_loss_call(node.left) and _weighted_loss_call(node.right)
+            for node in ast.walk(tree)
+        )
+
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if qualified & TIMM_MIXUP:
@@ -89,3 +100,30 @@ class MixupOnClassIndicesRule(Rule):
         if not (isinstance(expression, cst.BinaryOperation) and isinstance(expression.operator, cst.Multiply)):
             return False
         return any(side in self._loss_calls for side in (expression.left, expression.right))
+
+
+def _mixup_call_outside_classes(tree: ast.AST) -> bool:
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ClassDef):
+            continue
+        if isinstance(node, ast.Call) and "mixup" in _called_name(node).lower():
+            return True
+        if _mixup_call_outside_classes(node):
+            return True
+    return False
+
+
+def _weighted_loss_call(node: ast.AST) -> bool:
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
+        return False
+    return any(
+        isinstance(side, ast.Call) and any(word in _called_name(side).lower() for word in ("loss", "criterion", "entropy"))
+        for side in (node.left, node.right)
+    )
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
@@ -77,6 +79,11 @@ class OneHotTargetRule(Rule):
             has_loss_marker(source) or any(name in source for name in _DATA_FUNCTIONS)
         )
 
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """A ``one_hot`` call that is not inside a function defining one-hot encoding itself."""
+        return _one_hot_call_outside(tree, inside_one_hot_helper=False)
+
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
         self._loss_targets = {id(call.target): call for call in flow.calls if call.target is not None}
@@ -130,3 +137,18 @@ class OneHotTargetRule(Rule):
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current
+
+
+def _one_hot_call_outside(node: ast.AST, inside_one_hot_helper: bool) -> bool:
+    for child in ast.iter_child_nodes(node):
+        helper = inside_one_hot_helper or (
+            isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and "one_hot" in child.name
+        )
+        if isinstance(child, ast.Call) and not helper:
+            func = child.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name == "one_hot":
+                return True
+        if _one_hot_call_outside(child, helper):
+            return True
+    return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import ast
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
@@ -73,6 +75,15 @@ class CollateClassIndicesRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         return "collate" in source and _LABEL_TENSOR_TEXT.search(source) is not None
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """A collate *function* (by name or passed as ``collate_fn=``); collator classes are not followed."""
+        return any(
+            (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "collate" in node.name)
+            or (isinstance(node, ast.keyword) and node.arg == "collate_fn")
+            for node in ast.walk(tree)
+        )
 
     def visit_Module(self, node: cst.Module) -> None:
         self._passed_as_collate: set[str] = set()
