@@ -21,7 +21,7 @@ import pytest
 from tests.integrations.conftest import TRAIN, make_notebook
 
 REPO = Path(__file__).resolve().parents[2]
-GUIDES = [REPO / "docs" / "user-guide.md", REPO / "docs" / "migration-guide.md"]
+GUIDES = [REPO / "README.md", REPO / "docs" / "user-guide.md", REPO / "docs" / "migration-guide.md"]
 CONSOLE = re.compile(r"```console\n(.*?)```", re.DOTALL)
 
 
