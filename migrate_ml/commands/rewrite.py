@@ -6,7 +6,16 @@ import argparse
 import os
 import sys
 
-from migrate_ml.commands._common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, UsageError, console, split_codes
+from migrate_ml.commands._common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PENDING,
+    UsageError,
+    console,
+    positive_int,
+    split_codes,
+    threshold_value,
+)
 from migrate_ml.engine.report import (
     change_summary,
     finding_lines,
@@ -31,28 +40,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--check", action="store_true", help="write nothing, report what would change and what needs review (exit 1 if anything does)")
     configure_settings(parser)
     parser.add_argument("--output-format", choices=("text", "json", "github", "sarif"), default="text", help="report format: text, json, github (workflow annotations) or sarif 2.1.0 (default text)")
-    parser.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="process files in N worker processes")
+    parser.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N", help="process files in N worker processes")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only findings and errors")
 
 
-def _threshold(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not 0.0 < number < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
-    return number
 
 
-def _jobs(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 def configure_settings(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +53,7 @@ def configure_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--select", action="append", metavar="CODES", help="only these rule codes or prefixes (comma-separated)")
     parser.add_argument("--ignore", action="append", metavar="CODES", help="skip these rule codes or prefixes (comma-separated)")
     parser.add_argument("--unsafe-fixes", action=argparse.BooleanOptionalAction, default=None, help="also apply fixes whose correctness migrate-ml cannot prove")
-    parser.add_argument("--threshold", type=_threshold, default=None, metavar="FLOAT", help="decision threshold for sigmoid outputs in rewritten code (default 0.5)")
+    parser.add_argument("--threshold", type=threshold_value, default=None, metavar="FLOAT", help="decision threshold for sigmoid outputs in rewritten code (default 0.5)")
     parser.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="skip paths matching GLOB inside folders")
 
 

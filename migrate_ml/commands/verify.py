@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import ast
 
-from migrate_ml.commands._common import EXIT_ERROR, EXIT_OK, EXIT_PENDING, UsageError, console
+from migrate_ml.commands._common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PENDING,
+    UsageError,
+    console,
+    positive_float,
+    positive_int,
+    threshold_value,
+)
 
 NAME = "verify"
 HELP = "Check migrated code: re-scan it, then run its train/eval functions on sample multi-label data."
@@ -17,41 +26,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", action="append", default=[], metavar="NAME=VALUE",
                         help="give a parameter (or args.ATTR) a value: a Python literal, or @ROLE "
                              "(model, loader, optimizer, device, epoch, criterion, args, …)")
-    parser.add_argument("--timeout", type=_positive, default=60.0, metavar="S",
+    parser.add_argument("--timeout", type=positive_float, default=60.0, metavar="S",
                         help="seconds allowed per file for running its code (default 60)")
-    parser.add_argument("--threshold", type=_threshold, default=None, metavar="F",
+    parser.add_argument("--threshold", type=threshold_value, default=None, metavar="F",
                         help="decision threshold for the reference metrics (default: the file's THRESHOLD, else 0.5)")
-    parser.add_argument("--epochs", type=_epochs, default=3, metavar="N",
+    parser.add_argument("--epochs", type=positive_int, default=3, metavar="N",
                         help="epochs to run training functions for (default 3)")
     parser.add_argument("--static-only", action="store_true", help="skip the dynamic pass (no torch needed)")
     parser.add_argument("--output-format", choices=("text", "json"), default="text", help="report format (default text)")
 
 
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return number
 
 
-def _threshold(value: str) -> float:
-    number = _positive(value)
-    if not number < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
-    return number
 
 
-def _epochs(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 def parse_bind(text: str):

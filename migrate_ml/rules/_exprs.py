@@ -152,3 +152,14 @@ def is_argmax(expression: cst.BaseExpression) -> bool:
         name = expression.func.attr.value if isinstance(expression.func, cst.Attribute) else expression.func.value
         return name == "argmax"
     return False
+
+
+def chain_root(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """``labels`` of ``labels.to(device).long()``, ``batch["labels"]``, ``y[:, None]``."""
+    while True:
+        if isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
+            expression = expression.func.value
+        elif isinstance(expression, (cst.Attribute, cst.Subscript)):
+            expression = expression.value
+        else:
+            return expression

@@ -32,7 +32,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
-from migrate_ml.rules._exprs import method_call, parenthesize
+from migrate_ml.rules._exprs import method_call
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
 
 _MODEL_NAME = re.compile(r"^(?:[a-z0-9]+_)?(?:model|net|network|classifier|clf|vit|cnn|convnet|resnet|student)(?:_[a-z0-9]+)?$")

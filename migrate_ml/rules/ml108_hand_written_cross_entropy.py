@@ -13,7 +13,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
+from migrate_ml.rules._exprs import chain_root, keyword_arguments, positional_arguments
 from migrate_ml.rules._flow import LOSS_CLASSES
 from migrate_ml.rules._prefilter import has_loss_marker
 
@@ -186,7 +186,7 @@ class HandWrittenCrossEntropyRule(Rule):
             index = positional[index_position]
         if index is None:
             return False
-        root = _chain_root(index.value)
+        root = chain_root(index.value)
         return isinstance(root, cst.Name) and root.value in arguments
 
     def _report_constructions(self, class_def: cst.ClassDef, kind: str, smoothing: bool) -> None:
@@ -226,14 +226,3 @@ class _Calls(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         self.found.append(node)
-
-
-def _chain_root(expression: cst.BaseExpression) -> cst.BaseExpression:
-    """``target`` of ``target.data.unsqueeze(1)``, ``target.view(-1, 1)``, ``target[:, None]``."""
-    while True:
-        if isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
-            expression = expression.func.value
-        elif isinstance(expression, (cst.Attribute, cst.Subscript)):
-            expression = expression.value
-        else:
-            return expression

@@ -10,6 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
+from migrate_ml.rules._exprs import chain_root
 
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
 _DATA_FUNCTIONS = ("__getitem__", "collate")
@@ -21,16 +22,6 @@ SUGGESTION = (
     "not from a class index)"
 )
 
-
-def chain_root(expression: cst.BaseExpression) -> cst.BaseExpression:
-    """``labels`` of ``labels.to(device).long()``, ``batch["labels"]``, ``y[:, None]``."""
-    while True:
-        if isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
-            expression = expression.func.value
-        elif isinstance(expression, (cst.Attribute, cst.Subscript)):
-            expression = expression.value
-        else:
-            return expression
 
 
 class OneHotTargetRule(Rule):
