@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
 
     table = Table(title="migrate-ml rules", title_justify="left")
     for column in ("Code", "Name", "Safety", "Summary"):
-        table.add_column(column, overflow="fold")
+        # Codes, names and safety are looked up and copied: only the summary may wrap.
+        table.add_column(column, overflow="fold", no_wrap=column != "Summary")
     for code, rule in sorted(rules.items()):
         table.add_row(code, rule.name, rule.applicability.value, rule.summary)
     console().print(table)

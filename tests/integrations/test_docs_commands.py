@@ -60,9 +60,9 @@ def _toml_example() -> str:
 
 def _run(command: str, cwd: Path) -> subprocess.CompletedProcess:
     # `migrate-ml` and `python` as the current interpreter runs them, whatever is on PATH.
-    shell = command.replace("migrate-ml ", f"{sys.executable} -m migrate_ml ").replace(
-        "python -m ", f"{sys.executable} -m "
-    )
+    # One pass, so an interpreter path ending in "python" is never substituted twice.
+    replacements = {"migrate-ml ": f"{sys.executable} -m migrate_ml ", "python -m ": f"{sys.executable} -m "}
+    shell = re.sub(r"(?<![\w/.-])(?:migrate-ml |python -m )", lambda m: replacements[m.group(0)], command)
     return subprocess.run(["bash", "-c", shell], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
