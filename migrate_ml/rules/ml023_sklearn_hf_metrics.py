@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import (
@@ -47,6 +48,23 @@ _ARRAY_CHAIN = frozenset({"numpy", "cpu", "detach", "tolist", "cuda", "to"})
 """Conversions between the arg-max and the metric, or between the model output and the arg-max."""
 _PREDICT_METHODS = frozenset({"predict"})
 """``trainer.predict(ds).predictions`` holds the logits, as ``EvalPrediction.predictions`` does."""
+_ACCUMULATE_METHODS = frozenset({"append", "extend"})
+_CONCATENATE_FUNCTIONS = frozenset({"numpy.concatenate", "torch.cat", "torch.concatenate"})
+_JOIN_FUNCTIONS = _CONCATENATE_FUNCTIONS | {"numpy.stack", "torch.stack", "numpy.array", "numpy.asarray"}
+"""How per-batch rows are joined after the loop; only the concatenating ones keep ``[B, C]`` rows ``[N, C]``."""
+_LITERAL_AVERAGES = (cst.SimpleString, cst.ConcatenatedString)
+
+
+@dataclass
+class _Accumulation:
+    """A prediction appended to a list per batch, and what the list is turned into and fed to."""
+
+    append: cst.Call
+    joins: list[cst.Call]
+    consumers: list[cst.CSTNode]
+    """Every use of the joined arrays (as ``_consumers`` finds them), and the list itself passed to a metric."""
+    other_uses: bool
+    """The list is also read otherwise: appended elsewhere, printed, passed as is, re-bound from a non-empty value."""
 
 
 def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
@@ -116,7 +134,14 @@ class SklearnHfMetricsRule(Rule):
         "`trainer.predict(ds).predictions`, or a model call's output (`model(x)`, "
         "`outputs.logits`) converted with `.detach().cpu().numpy()`; and every use of the "
         "prediction must be one of these metrics. `np.argmax(val_scores)` (model selection) "
-        "and arg-max over probabilities are left alone or reported. A Hugging Face `evaluate` "
+        "and arg-max over probabilities are left alone or reported. Arg-max rows appended per "
+        "batch and joined after the loop (`np.concatenate(all_preds)`, timm's `validate.py`) "
+        "before a scikit-learn metric are reported with the multi-hot row to append instead; "
+        "the rewrite is offered as an unsafe fix only when the `np.argmax` is the direct "
+        "argument of `.append`, the list starts empty and is only concatenated into metrics, "
+        "and no metric takes `average=` from a variable: a flag-driven average (`average="
+        "args.metrics_avg`) is reported, since it must not be `\"binary\"` for multi-hot input. "
+        "A Hugging Face `evaluate` "
         "metric (`evaluate.load(\"accuracy\")`, `metric.add_batch(predictions=...)`) is "
         "reported for review, not rewritten: its single-label configuration rejects multi-hot "
         "rows, and it must be loaded as `evaluate.load(\"f1\", \"multilabel\")` with "
@@ -157,6 +182,7 @@ class SklearnHfMetricsRule(Rule):
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
         self._candidates: list[cst.Call] = []
         self._average_edits: dict[int, NodeEdit | None] = {}
+        self._reported_averages: set[int] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -179,7 +205,8 @@ class SklearnHfMetricsRule(Rule):
         if scores is None:
             return
         statement = self._statement(call)
-        consumers = self._consumers(call, statement)
+        direct_consumers = self._consumers(call, statement)
+        consumers, accumulations = self._follow_accumulations(direct_consumers)
         metric_calls, evaluate_feeds, blocked = self._classify(consumers)
         in_compute_metrics = self._in_compute_metrics(call)
         if not (metric_calls or evaluate_feeds or in_compute_metrics):
@@ -211,6 +238,9 @@ class SklearnHfMetricsRule(Rule):
                 ),
                 extra_nodes=evaluate_feeds,
             )
+            return
+        if accumulations:
+            self._accumulated_prediction(call, scores, accumulations, metric_calls, blocked, direct_consumers == [call])
             return
         if blocked:
             self.report(
@@ -521,6 +551,149 @@ class SklearnHfMetricsRule(Rule):
         self._average_edits[key] = edit
         return edit
 
+    # -- predictions accumulated across batches ---------------------------------------------------
+
+    def _follow_accumulations(self, consumers: list[cst.CSTNode]) -> tuple[list[cst.CSTNode], list[_Accumulation]]:
+        """Replace each ``rows.append(prediction)`` by the uses of ``np.concatenate(rows)``."""
+        followed: list[cst.CSTNode] = []
+        accumulations: list[_Accumulation] = []
+        for consumer in consumers:
+            accumulation = self._accumulation(consumer)
+            if accumulation is None:
+                followed.append(consumer)
+            else:
+                accumulations.append(accumulation)
+                followed.extend(accumulation.consumers)
+        return followed, accumulations
+
+    def _accumulation(self, consumer: cst.CSTNode) -> _Accumulation | None:
+        """``rows.append(consumer)`` / ``rows.extend(consumer)`` with ``rows`` joined later in the function."""
+        argument = self.get_metadata(ParentNodeProvider, consumer, None)
+        append = self.get_metadata(ParentNodeProvider, argument, None) if isinstance(argument, cst.Arg) else None
+        if not (
+            isinstance(append, cst.Call)
+            and len(append.args) == 1
+            and append.args[0] is argument
+            and argument.keyword is None
+            and isinstance(append.func, cst.Attribute)
+            and append.func.attr.value in _ACCUMULATE_METHODS
+            and isinstance(append.func.value, cst.Name)
+        ):
+            return None
+        rows = append.func.value
+        scope = self.get_metadata(ScopeProvider, rows, None)
+        if scope is None:
+            return None
+        joins: list[cst.Call] = []
+        consumers: list[cst.CSTNode] = []
+        other_uses = False
+        for access in scope.accesses[rows.value]:
+            node = access.node
+            if node is rows:
+                continue
+            parent = self.get_metadata(ParentNodeProvider, node, None)
+            join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+            if isinstance(join, cst.Call) and join.args[0] is parent and self._qualified(join.func) & _JOIN_FUNCTIONS:
+                joins.append(join)
+                consumers.extend(self._consumers(join, self._statement(join)))
+                continue
+            if isinstance(join, cst.Call) and self._sklearn_metric(join) is not None:
+                consumers.append(node)  # `f1_score(y_true, y_pred)` on the list of `.tolist()` rows
+            other_uses = True
+        if not consumers:
+            return None
+        for assignment in scope[rows.value]:
+            bound = self._bound_value(assignment.node) if isinstance(getattr(assignment, "node", None), cst.Name) else None
+            if bound is None or not (isinstance(bound[1], cst.List) and not bound[1].elements):
+                other_uses = True  # rows that may already hold something else than these predictions
+        return _Accumulation(append, joins, consumers, other_uses)
+
+    def _accumulated_prediction(
+        self,
+        call: cst.Call,
+        scores: cst.BaseExpression,
+        accumulations: list[_Accumulation],
+        metric_calls: list[cst.Call],
+        blocked: str,
+        direct_append: bool,
+    ) -> None:
+        """An arg-max collected per batch and concatenated before scikit-learn (timm ``validate.py``)."""
+        flag_averages = self._report_flag_averages(metric_calls)
+        accumulation = accumulations[0]
+        rows = accumulation.append.func.value.value
+        row = self._multi_hot_row(scores)
+        suggestion = (
+            f"append multi-hot rows instead, {rows}.append({row}); keep the targets as [N, C] multi-hot rows "
+            "and pass average=\"micro\" (or \"samples\") to f1/precision/recall"
+        )
+        sound = (
+            direct_append
+            and len(accumulations) == 1
+            and accumulation.append.func.attr.value == "append"
+            and not accumulation.other_uses
+            and all(self._qualified(join.func) & _CONCATENATE_FUNCTIONS for join in accumulation.joins)
+            and not blocked
+            and not flag_averages
+        )
+        if not sound:
+            self.report(
+                call,
+                "arg-max rows accumulated across batches reach a scikit-learn metric: one label per sample",
+                suggestion=suggestion,
+                extra_nodes=metric_calls,
+            )
+            return
+        edits = [NodeEdit(call, self._decision_rewrite(call))]
+        edits.extend(edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None)
+        add_imports: tuple[ImportEdit, ...] = ()
+        if _expit_alias(self._module) is None and self._numpy_name(call) is None:
+            add_imports = (ImportEdit("numpy"),)
+        self.report(
+            call,
+            "arg-max rows accumulated across batches predict one label per sample; append every label whose sigmoid is above the threshold",
+            suggestion="the concatenated targets must be [N, C] multi-hot rows as well",
+            fix=Fix(edits=tuple(edits), applicability=Applicability.UNSAFE, add_imports=add_imports, needs_threshold=True),
+            extra_nodes=metric_calls,
+        )
+
+    def _multi_hot_row(self, scores: cst.BaseExpression) -> str:
+        """The row to append: the PyTorch decision converted back, or NumPy's when the scores already are an array."""
+        tensor = scores
+        while (
+            isinstance(tensor, cst.Call)
+            and isinstance(tensor.func, cst.Attribute)
+            and tensor.func.attr.value in ("numpy", "cpu", "detach")
+            and not tensor.args
+        ):
+            tensor = tensor.func.value
+        threshold = self.context.threshold_name
+        if _converted_to_numpy(scores, tensor):
+            return f"({self._flow.torch_name}.sigmoid({self._module.code_for_node(tensor)}) > {threshold}).cpu().numpy()"
+        return f"1 / (1 + np.exp(-{self._module.code_for_node(scores)})) > {threshold}"
+
+    def _report_flag_averages(self, metric_calls: list[cst.Call]) -> list[cst.Arg]:
+        """``average=args.metrics_avg``: a value migrate-ml cannot read, reported once per metric call."""
+        flagged = []
+        for metric in metric_calls:
+            average = next((a for a in metric.args if a.keyword is not None and a.keyword.value == "average"), None)
+            if average is None or isinstance(average.value, _LITERAL_AVERAGES) or (
+                isinstance(average.value, cst.Name) and average.value.value == "None"
+            ):
+                continue
+            flagged.append(average)
+            if id(average) in self._reported_averages:
+                continue
+            self._reported_averages.add(id(average))
+            self.report(
+                average.value,
+                "a flag-driven average must not be 'binary' for multi-hot input",
+                suggestion=(
+                    f"make sure {self._module.code_for_node(average.value)} is \"micro\", \"macro\", \"weighted\" or "
+                    "\"samples\" (restrict the flag's choices); scikit-learn raises on multi-label input with \"binary\""
+                ),
+            )
+        return flagged
+
     # -- PyTorch predictions (ML020) reaching scikit-learn -------------------------------------------
 
     def _torch_prediction_average(self, prediction) -> None:
@@ -528,7 +701,10 @@ class SklearnHfMetricsRule(Rule):
             consumers = self._reads(prediction.binding, self._statement(prediction.binding))
         else:
             consumers = [self._through_chain(prediction.node)]
+        consumers, accumulations = self._follow_accumulations(consumers)
         metric_calls, _, _ = self._classify(consumers)
+        if accumulations:
+            self._report_flag_averages(metric_calls)
         edits = [edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None]
         if not edits:
             return
