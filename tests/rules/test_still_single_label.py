@@ -17,6 +17,7 @@ from migrate_ml.cli import main
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, parse_suppressions, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
 from migrate_ml.rules._still_single_label import KINDS, SingleLabelConstruct, find_single_label
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -384,3 +385,23 @@ def test_every_construct_in_a_rewritten_fixture_is_reported(path: Path) -> None:
         if not reported.intersection((c.line, *c.related_lines))
     ]
     assert unreported == []
+
+
+# --- the pre-filter markers ML100 and other rules share --------------------------------------
+
+TRAINING = ["out = model(x)", "net.eval()", "criterion", "loss_fn(a, b)", "accuracy(o, t)", "acc1 += 1",
+            "correct_top1 += 1", "predict", "def training_step(self, b)", "compute_metrics", "import torchmetrics"]
+LOSS = ["nn.CrossEntropyLoss()", "F.cross_entropy", "BCEWithLogitsLoss", "binary_cross_entropy", "F.nll_loss",
+        "nn.NLLLoss()", "criterion", "loss_fn", "loss.backward()"]
+
+
+@pytest.mark.parametrize("text", TRAINING)
+def test_every_training_marker_alternative_still_matches(text: str) -> None:
+    assert has_training_marker(f"x = 1\n{text}\n")
+    assert not has_training_marker("x = 1\ny = x + 2\n")
+
+
+@pytest.mark.parametrize("text", LOSS)
+def test_every_loss_marker_alternative_still_matches(text: str) -> None:
+    assert has_loss_marker(f"x = 1\n{text}\n")
+    assert not has_loss_marker("x = 1\ny = x + 2\n")
