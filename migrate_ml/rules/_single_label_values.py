@@ -24,6 +24,8 @@ MULTI_HOT = "multi-hot"
 """A thresholded multi-label prediction: ``torch.sigmoid(z) > t``."""
 MODEL_OUTPUT = "model-output"
 """What a model call returned: logits (or probabilities) over classes."""
+MATCHES = "matches"
+"""``preds == labels`` element by element, for thresholded predictions: [B, C] booleans."""
 PAIR = "pair"
 """The (values, indices) pair ``torch.max(z, 1)`` or ``z.topk(k)`` returns."""
 
@@ -183,7 +185,14 @@ class ValueTracker(ast.NodeVisitor):
                 return MODEL_OUTPUT, node.lineno
             return None, 0
         if isinstance(node, ast.Compare):
-            return (MULTI_HOT, node.lineno) if self.is_thresholded(node) else (None, 0)
+            if self.is_thresholded(node):
+                return MULTI_HOT, node.lineno
+            if len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+                sides = [self.value_of(side) for side in (node.left, node.comparators[0])]
+                lines = [line for value, line in sides if value == MULTI_HOT]
+                if lines:
+                    return MATCHES, lines[0]
+            return None, 0
         if isinstance(node, ast.Call):
             return self.call_value(node)
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.BitAnd, ast.BitOr)):
@@ -195,21 +204,9 @@ class ValueTracker(ast.NodeVisitor):
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         receiver = func.value if isinstance(func, ast.Attribute) else None
-        if receiver is None and name not in self.imports:
-            pass  # the builtin max() or the file's own argmax(), not torch's or NumPy's
-        elif name in ARGMAX_FUNCTIONS:
-            subject = receiver if receiver is not None and not self.is_module(receiver) else (node.args[0] if node.args else None)
-            if subject is not None and self.predicts_a_class(subject):
-                return CLASS_INDEX, node.lineno
-            return None, 0
-        elif name in INDEX_PAIR_FUNCTIONS:
-            on_module = receiver is None or self.is_module(receiver)
-            subject = node.args[0] if on_module and node.args else receiver
-            dims = node.args[1:] if on_module else node.args
-            has_dim = bool(dims) or any(k.arg in ("dim", "k") for k in node.keywords) or name == "topk"
-            if subject is not None and has_dim and self.predicts_a_class(subject):
-                return PAIR, node.lineno
-            return None, 0
+        subject = self.index_subject(node)
+        if subject is not None and self.predicts_a_class(subject):
+            return (CLASS_INDEX if name in ARGMAX_FUNCTIONS else PAIR), node.lineno
         if name == "round":
             subject = receiver if receiver is not None and not self.is_module(receiver) else (node.args[0] if node.args else None)
             if subject is not None and self.is_sigmoid(subject):
@@ -223,6 +220,26 @@ class ValueTracker(ast.NodeVisitor):
         if self.is_model_call(node):
             return MODEL_OUTPUT, node.lineno
         return None, 0
+
+    def index_subject(self, node: ast.Call) -> ast.AST | None:
+        """What an arg-max (``z.argmax(1)``, ``np.argmax(z, axis=1)``) or an index pair
+        (``torch.max(z, 1)``, ``z.topk(k)``) is taken over; None for other calls, for
+        ``max`` without a dimension (a value) and for the builtin ``max`` or a file's own
+        ``argmax``."""
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        receiver = func.value if isinstance(func, ast.Attribute) else None
+        if name not in ARGMAX_FUNCTIONS and name not in INDEX_PAIR_FUNCTIONS:
+            return None
+        if receiver is None and name not in self.imports:
+            return None
+        on_module = receiver is None or self.is_module(receiver)
+        subject = (node.args[0] if node.args else None) if on_module else receiver
+        if name in INDEX_PAIR_FUNCTIONS and name != "topk":
+            dims = node.args[1:] if on_module else node.args
+            if not dims and not any(k.arg in ("dim", "axis") for k in node.keywords):
+                return None
+        return subject
 
     def is_module(self, node: ast.AST) -> bool:
         qualified = self.qualified(node)

@@ -29,6 +29,8 @@ from migrate_ml.rules._single_label_values import (
     ATTENTION,
     CLASS_INDEX,
     LABEL_NAME,
+    MATCHES,
+    MODEL_OUTPUT,
     MULTI_HOT,
     PASS_THROUGH_METHODS,
     ValueTracker,
@@ -39,6 +41,7 @@ __all__ = ["KINDS", "SingleLabelConstruct", "find_single_label", "could_contain_
 
 KINDS = (
     "single-label-loss",
+    "argmax-prediction",
     "argmax-compared",
     "argmax-metric",
     "softmax-class-dim",
@@ -72,13 +75,22 @@ class SingleLabelConstruct:
 
 _TRIGGER = re.compile(
     r"CrossEntropy|cross_entropy|nll_loss|NLLLoss|argmax|\.max\(|topk|softmax|[Aa]ccuracy|multiclass|Multiclass"
-    r"|==|\.eq\(|_score\("
+    r"|==|\.eq\(|_score\(|ignite|evaluate\.load"
 )
+
+
+_API = re.compile(r"(?=[CcnNaAMmi_e])(?:CrossEntropy|cross_entropy|nll_loss|NLLLoss|[Aa]ccuracy|[Mm]ulticlass|ignite|_score\(|evaluate\.load)")
+"""Names specific enough to look at a file for, even outside recognisable training code."""
 
 
 def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
     return _TRIGGER.search(text) is not None
+
+
+def names_a_single_label_api(text: str) -> bool:
+    """A loss or metric name the detector knows (not a common word such as ``argmax`` or ``==``)."""
+    return _API.search(text) is not None
 
 
 def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
@@ -200,9 +212,12 @@ class _Detector(ValueTracker):
 
     def _finish(self) -> list[SingleLabelConstruct]:
         constructs = []
+        built_on = {line for record in self.found.values() for line in record.related}
         for record in self.found.values():
             if record.kind == "softmax-class-dim" and record.bound_to and not record.used:
                 continue  # a softmax whose result is never read (left behind by a loss rewrite) changes nothing
+            if record.kind == "argmax-prediction" and record.line in built_on:
+                continue  # the comparison or metric that uses it is the construct to report
             related = tuple(sorted(record.related - {record.line}))
             constructs.append(
                 SingleLabelConstruct(record.line, record.column, record.kind, record.message, record.suggestion, related)
@@ -271,6 +286,8 @@ class _Detector(ValueTracker):
         self._check_metric_inputs(node)
         self._check_eq_method(node)
         self._check_item(node)
+        self._check_element_count(node)
+        self._check_prediction(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
@@ -403,15 +420,28 @@ class _Detector(ValueTracker):
         if name not in ("softmax", "log_softmax"):
             return
         scope = self.scope()
-        if scope.function.startswith("forward") or scope.function in ("__init__", "__call__"):
-            return
-        if ATTENTION.search(scope.function) or ATTENTION.search(scope.class_name):
+        if scope.function == "__init__" or ATTENTION.search(scope.function) or ATTENTION.search(scope.class_name):
             return
         method = isinstance(func, ast.Attribute) and not self.is_module(func.value)
         subject = func.value if method else (node.args[0] if node.args else None)
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return
-        if not self.model_output_like(subject):
+        parent = self.parents.get(node)
+        if scope.function.startswith("forward") or scope.function == "__call__":
+            # Model code: only a softmax the model returns is over its classes.
+            if not isinstance(parent, ast.Return):
+                return
+            if name == "softmax":
+                self._report(
+                    node,
+                    "softmax-class-dim",
+                    "forward returns softmax probabilities: the labels compete for one unit of probability, "
+                    "and a BCE-with-logits loss or a sigmoid applied to them is wrong",
+                    "return the raw logits from forward; apply torch.sigmoid(logits) where probabilities are needed",
+                )
+            return  # a log_softmax returned from forward is ML103's
+        fed_to_metric = isinstance(parent, ast.Call) and node in parent.args and self._is_metric_call(parent)
+        if not fed_to_metric and not self.model_output_like(subject):
             return
         if name == "softmax":
             message = "softmax over the classes makes the labels compete for one unit of probability"
@@ -478,20 +508,25 @@ class _Detector(ValueTracker):
                 "replace it with thresholded metrics: exact match, F1 (micro/macro), mAP",
             )
 
-    def _check_metric_inputs(self, node: ast.Call) -> None:
+    def _is_metric_call(self, node: ast.Call) -> bool:
+        """``accuracy_score(...)``, ``acc(...)`` on a metric object, ``metric.update(...)``/``add_batch``."""
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         receiver_name = ""
         if isinstance(func, ast.Attribute):
             receiver = func.value
             receiver_name = receiver.attr if isinstance(receiver, ast.Attribute) else receiver.id if isinstance(receiver, ast.Name) else ""
-        is_metric = (
+        return (
             bool(_METRIC_FUNCTION.search(name))
             or name in self.metric_objects
             or (name in _METRIC_UPDATE_METHODS and (receiver_name in self.metric_objects or bool(_METRIC_FUNCTION.search(receiver_name))))
         )
-        if not is_metric:
+
+    def _check_metric_inputs(self, node: ast.Call) -> None:
+        if not self._is_metric_call(node):
             return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         arguments = [*node.args, *(k.value for k in node.keywords if k.arg in _METRIC_PREDICTION_KEYWORDS)]
         lines = [line for value, line in (self.value_of(argument) for argument in arguments) if value == CLASS_INDEX]
         if lines:
@@ -521,3 +556,48 @@ class _Detector(ValueTracker):
             (line,),
         )
 
+    def _check_element_count(self, node: ast.Call) -> None:
+        """``matches.long().sum()`` where ``matches = preds == labels`` on thresholded predictions."""
+        func = node.func
+        if node.args or node.keywords:
+            subject = node.args[0] if len(node.args) == 1 and not node.keywords else None
+            if subject is None or self.qualified(func).split(".")[-1] not in ("sum", "mean", "count_nonzero"):
+                return
+            if not (isinstance(func, ast.Attribute) and self.is_module(func.value)):
+                return
+        elif isinstance(func, ast.Attribute) and func.attr in ("sum", "mean", "count_nonzero"):
+            subject = func.value
+        else:
+            return
+        while isinstance(subject, ast.Call) and isinstance(subject.func, ast.Attribute) and subject.func.attr in PASS_THROUGH_METHODS:
+            subject = subject.func.value
+        if isinstance(subject, ast.Compare):
+            return  # the comparison itself is checked where it is written
+        value, line = self.value_of(subject)
+        if value == MATCHES:
+            self._report(
+                node,
+                "per-element-accuracy",
+                "element-wise matches of a thresholded multi-label prediction are counted over all B x C entries "
+                "(label-wise accuracy; divided by the number of images it exceeds 100 %)",
+                "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
+                (line,),
+            )
+
+    def _check_prediction(self, node: ast.Call) -> None:
+        """An arg-max over a model's output: one class per image, even when nothing here compares it."""
+        subject = self.index_subject(node)
+        if subject is None or self.value_of(subject)[0] != MODEL_OUTPUT and not (
+            isinstance(subject, ast.Call) and self.is_model_call(subject)
+        ):
+            return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name != "argmax" and not self._takes_indices(node):
+            return
+        self._report(
+            node,
+            "argmax-prediction",
+            "an arg-max over the model's output predicts exactly one class per image",
+            _SUGGEST_THRESHOLD,
+        )

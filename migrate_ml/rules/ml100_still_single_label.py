@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
-from migrate_ml.rules._still_single_label import KINDS, could_contain_single_label
+from migrate_ml.rules._still_single_label import KINDS, could_contain_single_label, names_a_single_label_api
 
 
 class StillSingleLabelRule(Rule):
@@ -44,5 +44,8 @@ class StillSingleLabelRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        """A detector word in training, evaluation or loss code; never a model definition alone."""
-        return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))
+        """A single-label loss or metric API anywhere; a common word (``argmax``, ``==``) only in
+        training, evaluation or loss code."""
+        if not could_contain_single_label(source):
+            return False
+        return names_a_single_label_api(source) or has_training_marker(source) or has_loss_marker(source)

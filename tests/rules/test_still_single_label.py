@@ -175,6 +175,37 @@ POSITIVES = {
         """,
         [(3, "target-argmax")],
     ),
+    "arg-max over a model's output, returned": (
+        """
+        import numpy as np
+        def predict(model, x):
+            logits = model(x)
+            return np.argmax(logits, axis=1)
+        """,
+        [(5, "argmax-prediction")],
+    ),
+    "matches bound to a name, then counted": (
+        """
+        import torch
+        def hits(model, x, y, THRESHOLD=0.5):
+            preds = torch.sigmoid(model(x)) > THRESHOLD
+            matches = preds == y
+            return matches.long().sum()
+        """,
+        [(6, "per-element-accuracy")],
+    ),
+    "forward returns softmax; softmax handed to a metric": (
+        """
+        import torch
+        import torch.nn.functional as F
+        class Net(torch.nn.Module):
+            def forward(self, x):
+                return F.softmax(self.fc(x), dim=-1)
+            def training_step(self, batch, out):
+                self.train_accuracy(torch.softmax(out["logits"], dim=-1), batch[1])
+        """,
+        [(6, "softmax-class-dim"), (8, "softmax-class-dim")],
+    ),
     "top-k accuracy helper call": (
         """
         from timm.utils import accuracy
@@ -214,6 +245,16 @@ NEGATIVES = {
         def attention(q, k, v):
             scores = q @ k.transpose(-2, -1)
             return scores.softmax(dim=-1) @ v
+        """,
+    "attention weights returned from forward": """
+        import torch.nn as nn
+        class CrossAttention(nn.Module):
+            def forward(self, q, k):
+                return (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        class Pooling(nn.Module):
+            def forward(self, scores):
+                weights = scores.softmax(dim=-1)
+                return weights
         """,
     "model selection by arg-max over validation accuracy": """
         import numpy as np
