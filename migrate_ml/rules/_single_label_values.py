@@ -86,8 +86,11 @@ class Scope:
 class ValueTracker(ast.NodeVisitor):
     """Walks a module in statement order, one scope per function, tracking what names hold."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
         self.tree = tree
+        self.seeds = seeds or {}
+        """Function name -> {parameter position: line of the call}: parameters that some call in
+        this file passes a thresholded prediction to (found by an earlier walk)."""
         self.parents: dict[ast.AST, ast.AST] = {}
         self.imports: dict[str, str] = {}
         """Local name -> what it was imported as (``nn`` -> ``torch.nn``)."""
@@ -327,6 +330,10 @@ class ValueTracker(ast.NodeVisitor):
             self.visit(child)
         self.visit(node.args)
         self.scopes.append(Scope(function=node.name, class_name=self.scope().class_name, line=node.lineno))
+        positional = [*node.args.posonlyargs, *node.args.args]
+        for position, line in self.seeds.get(node.name, {}).items():
+            if position < len(positional):
+                self.bind(ast.Name(id=positional[position].arg, ctx=ast.Store()), MULTI_HOT, line)
         for statement in node.body:
             self.visit(statement)
         self.scopes.pop()

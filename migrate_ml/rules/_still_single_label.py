@@ -75,11 +75,14 @@ class SingleLabelConstruct:
 
 _TRIGGER = re.compile(
     r"CrossEntropy|cross_entropy|nll_loss|NLLLoss|argmax|\.max\(|topk|softmax|[Aa]ccuracy|multiclass|Multiclass"
-    r"|==|\.eq\(|_score\(|ignite|evaluate\.load"
+    r"|==|\.eq\(|_score\(|ignite|evaluate\.load|classification_report|confusion_matrix|\]\.item\("
 )
 
 
-_API = re.compile(r"(?=[CcnNaAMmi_e])(?:CrossEntropy|cross_entropy|nll_loss|NLLLoss|[Aa]ccuracy|[Mm]ulticlass|ignite|_score\(|evaluate\.load)")
+_API = re.compile(
+    r"(?=[CcnNaAMmi_e])(?:CrossEntropy|cross_entropy|nll_loss|NLLLoss|[Aa]ccuracy|[Mm]ulticlass|ignite|_score\(|evaluate\.load"
+    r"|classification_report|confusion_matrix)"
+)
 """Names specific enough to look at a file for, even outside recognisable training code."""
 
 
@@ -106,7 +109,13 @@ def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    return _Detector(text, tree).run()
+    detector = _Detector(text, tree)
+    found = detector.run()
+    if detector.helper_inputs:
+        # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
+        # walk again with its parameters known, so that its body is checked too.
+        found = _Detector(text, tree, detector.helper_inputs).run()
+    return found
 
 
 # --- what the detector knows, as data -------------------------------------------------------
@@ -184,9 +193,11 @@ a finding where that name is used covers them, and so does the line that uses th
 
 
 class _Detector(ValueTracker):
-    def __init__(self, text: str, tree: ast.Module) -> None:
-        super().__init__(tree)
+    def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
+        super().__init__(tree, seeds)
         self.lines = text.splitlines()
+        self.helper_inputs: dict[str, dict[int, int]] = {}
+        """The file's own functions called with thresholded predictions: name -> {position: line}."""
         self.found: dict[int, _Record] = {}
         self.bound_constructs: dict[str, _Record] = {}
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
@@ -288,6 +299,14 @@ class _Detector(ValueTracker):
         self._check_item(node)
         self._check_element_count(node)
         self._check_prediction(node)
+        self._note_helper_inputs(node)
+
+    def _note_helper_inputs(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports:
+            for position, argument in enumerate(node.args):
+                value, _ = self.value_of(argument)
+                if value == MULTI_HOT:
+                    self.helper_inputs.setdefault(node.func.id, {})[position] = node.lineno
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
