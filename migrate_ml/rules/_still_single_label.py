@@ -73,27 +73,24 @@ class SingleLabelConstruct:
     rule made on one of them already covers this construct."""
 
 
-_TRIGGER = re.compile(
-    r"CrossEntropy|cross_entropy|nll_loss|NLLLoss|argmax|\.max\(|topk|softmax|[Aa]ccuracy|multiclass|Multiclass"
-    r"|==|\.eq\(|_score\(|ignite|evaluate\.load|classification_report|confusion_matrix|\]\.item\("
+API_WORDS = (
+    "CrossEntropy", "cross_entropy", "nll_loss", "NLLLoss", "ccuracy", "ulticlass", "ignite", "_score(",
+    "evaluate.load", "classification_report", "confusion_matrix",
 )
-
-
-_API = re.compile(
-    r"(?=[CcnNaAMmi_e])(?:CrossEntropy|cross_entropy|nll_loss|NLLLoss|[Aa]ccuracy|[Mm]ulticlass|ignite|_score\(|evaluate\.load"
-    r"|classification_report|confusion_matrix)"
-)
-"""Names specific enough to look at a file for, even outside recognisable training code."""
+"""Loss and metric names specific enough to look at a file for, even outside training code."""
+COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
+"""Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
+``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
 
 
 def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
-    return _TRIGGER.search(text) is not None
+    return names_a_single_label_api(text) or any(word in text for word in COMMON_WORDS)
 
 
 def names_a_single_label_api(text: str) -> bool:
-    """A loss or metric name the detector knows (not a common word such as ``argmax`` or ``==``)."""
-    return _API.search(text) is not None
+    """A loss or metric name the detector knows (not a common word such as ``argmax``)."""
+    return any(word in text for word in API_WORDS)
 
 
 def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
@@ -156,6 +153,10 @@ _IGNITE_SINGLE_LABEL_ONLY = frozenset({"TopKCategoricalAccuracy"})
 _HF_CLASS_METRICS = frozenset({"accuracy", "f1", "precision", "recall"})
 
 _SUGGEST_THRESHOLD = "predict with (torch.sigmoid(logits) > THRESHOLD) — one decision per label — instead of one arg-max class"
+_SUGGEST_TORCHMETRICS = (
+    'use the multilabel task: task="multilabel", num_labels=C, threshold=THRESHOLD '
+    "(or MultilabelAccuracy / MultilabelF1Score / MultilabelAveragePrecision)"
+)
 _SUGGEST_EXACT_MATCH = (
     "compare whole rows: (preds == labels.bool()).all(dim=1) for exact match, or use per-label metrics "
     "(F1 micro/macro, mAP, Hamming loss)"
@@ -470,8 +471,8 @@ class _Detector(ValueTracker):
             suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
         self._report(node, "softmax-class-dim", message, suggestion)
 
-    def _metric_kind(self, node: ast.Call) -> str | None:
-        """Why a metric construction counts class indices, or None when it is multi-label."""
+    def _metric_kind(self, node: ast.Call) -> tuple[str, str] | None:
+        """(why, what to use) for a metric construction that counts class indices; None when it is multi-label."""
         qualified = self.qualified(node.func)
         parts = qualified.split(".")
         name = parts[-1]
@@ -480,20 +481,23 @@ class _Detector(ValueTracker):
         task_value = task.value if isinstance(task, ast.Constant) else None
         if qualified.startswith(_TORCHMETRICS_ROOTS):
             if name.startswith("Multiclass") or name.startswith("multiclass_"):
-                return f"torchmetrics {name} scores one class index per image"
+                return f"torchmetrics {name} scores one class index per image", _SUGGEST_TORCHMETRICS
             if name in _TORCHMETRICS_TASK_METRICS:
                 if task_value == "multiclass":
-                    return f'torchmetrics {name}(task="multiclass") scores one class index per image'
+                    return f'torchmetrics {name}(task="multiclass") scores one class index per image', _SUGGEST_TORCHMETRICS
                 if task is None and "num_labels" not in keywords and parts[-2:-1] != ["functional"] and name[0].isupper():
-                    return f"torchmetrics {name}() without task= scores class indices"
+                    return f"torchmetrics {name}() without task= scores class indices", _SUGGEST_TORCHMETRICS
             return None
         if qualified.startswith("ignite.metrics"):
             if name in _IGNITE_SINGLE_LABEL_ONLY:
-                return f"ignite {name} ranks one true class per image"
+                return f"ignite {name} ranks one true class per image", "drop it; report thresholded metrics (exact match, F1, mAP)"
             if name in _IGNITE_MULTILABEL_METRICS:
                 flag = keywords.get("is_multilabel")
                 if not (isinstance(flag, ast.Constant) and flag.value is True):
-                    return f"ignite {name}() without is_multilabel=True expects one class index per image"
+                    return (
+                        f"ignite {name}() without is_multilabel=True expects one class index per image",
+                        f"{name}(output_transform=..., is_multilabel=True) on thresholded (sigmoid > THRESHOLD) outputs",
+                    )
             return None
         if qualified in ("evaluate.load", "datasets.load_metric") and node.args:
             first = node.args[0]
@@ -503,19 +507,16 @@ class _Detector(ValueTracker):
                 and first.value in _HF_CLASS_METRICS
                 and not (isinstance(config, ast.Constant) and config.value == "multilabel")
             ):
-                return f'evaluate.load("{first.value}") without the "multilabel" configuration expects one class per example'
+                return (
+                    f'evaluate.load("{first.value}") without the "multilabel" configuration expects one class per example',
+                    f'evaluate.load("{first.value}", "multilabel") fed thresholded multi-hot predictions',
+                )
         return None
 
     def _check_class_metric(self, node: ast.Call) -> None:
-        why = self._metric_kind(node)
-        if why is not None:
-            self._report(
-                node,
-                "class-index-metric",
-                why,
-                'use the multi-label form: torchmetrics task="multilabel", num_labels=C, threshold=THRESHOLD '
-                '(MultilabelAccuracy/F1Score/AveragePrecision); ignite is_multilabel=True; evaluate.load(name, "multilabel")',
-            )
+        kind = self._metric_kind(node)
+        if kind is not None:
+            self._report(node, "class-index-metric", *kind)
             return
         keywords = {k.arg for k in node.keywords}
         name = self.qualified(node.func).split(".")[-1]
