@@ -5,9 +5,11 @@ command alike: a bare LibCST round trip (``parse_module(src).code`` for every fi
 interpreter so that start-up counts on both sides), ``migrate-ml rewrite --diff -j1`` and
 ``-j2``, each repeated; medians are reported. Then the wall time of one small file, start-up
 included. The installed ``migrate-ml`` script next to this interpreter is called the way a user
-calls it. Usage::
+calls it. ``--compare NAME=PATH`` times another ``migrate-ml`` executable (another checkout's,
+say ``main``) with ``rewrite --diff -j1`` in the same interleaved rounds, so that a change is
+judged against its baseline under the same load. Usage::
 
-    /root/.pyenv/versions/3.11.7/bin/python3 bench/bench_rewrite.py [--repeat 3]
+    /root/.pyenv/versions/3.11.7/bin/python3 bench/bench_rewrite.py [--repeat 3] [--compare main=/path/to/migrate-ml]
 """
 
 from __future__ import annotations
@@ -95,6 +97,13 @@ def machine() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also time this migrate-ml executable (rewrite --diff -j1) in the same rounds",
+    )
     args = parser.parse_args()
 
     tree = package_dir("timm")
@@ -108,6 +117,11 @@ def main() -> None:
         "rewrite --diff -j1": [*tool, "rewrite", "--diff", "-j1", str(tree)],
         "rewrite --diff -j2": [*tool, "rewrite", "--diff", "-j2", str(tree)],
     }
+    for spec in args.compare:
+        name, _, path = spec.partition("=")
+        if not path:
+            sys.exit(f"--compare expects NAME=PATH, got {spec!r}")
+        commands[f"{name}: rewrite --diff -j1"] = [path, "rewrite", "--diff", "-j1", str(tree)]
     times: dict[str, list[float]] = {name: [] for name in commands}
     for repetition in range(args.repeat):
         for name, command in commands.items():
@@ -136,6 +150,10 @@ def main() -> None:
         "-j2 >= 1.7x faster than -j1": (j1 / j2, j1 / j2 >= 1.7),
         "small training file < 0.5 s": (medians["small training file (rules fire)"], medians["small training file (rules fire)"] < 0.5),
     }
+    for spec in args.compare:
+        name = spec.partition("=")[0]
+        ratio = medians[f"{name}: rewrite --diff -j1"] / round_trip
+        targets[f"{name}: rewrite --diff (-j1) <= 1/3 of round trip"] = (ratio, ratio <= 1 / 3)
     report = {
         **info,
         "times_s": {name: [round(v, 3) for v in values] for name, values in times.items()},

@@ -14,9 +14,11 @@ in statement order (a name bound to an arg-max, then rebound to a thresholded si
 multi-hot prediction from then on).
 
 It is deliberately conservative about code that is already multi-label: an arg-max only
-counts when its result is compared with something or handed to a metric, softmax only when
-it is taken over a model's output outside ``forward`` (never attention), and a comparison of a
-thresholded prediction only when it is averaged over every element instead of per sample.
+counts when it is taken over a model's output, compared with something or handed to a metric
+(never ``np.argmax(val_accuracy)``), softmax only over a model's output or into a metric outside
+``forward``, or as what ``forward`` returns (never attention), and a comparison of a thresholded
+prediction only when it is averaged over every element instead of per sample (``!=`` averaged
+that way is the Hamming loss, a multi-label metric).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from migrate_ml.rules._single_label_values import (
     ATTENTION,
@@ -37,7 +40,18 @@ from migrate_ml.rules._single_label_values import (
     int_constant,
 )
 
-__all__ = ["KINDS", "SingleLabelConstruct", "find_single_label", "could_contain_single_label"]
+if TYPE_CHECKING:
+    import libcst
+
+__all__ = [
+    "API_WORDS",
+    "COMMON_WORDS",
+    "KINDS",
+    "SingleLabelConstruct",
+    "could_contain_single_label",
+    "find_single_label",
+    "names_a_single_label_api",
+]
 
 KINDS = (
     "single-label-loss",
@@ -93,13 +107,13 @@ def names_a_single_label_api(text: str) -> bool:
     return any(word in text for word in API_WORDS)
 
 
-def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
+def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]:
     """Every still-single-label construct in ``module`` (a ``libcst.Module`` or source text).
 
     Text that does not parse yields nothing: the engine and ``verify`` report syntax errors
     themselves.
     """
-    text = module if isinstance(module, str) else module.code  # type: ignore[attr-defined]
+    text = module if isinstance(module, str) else module.code
     if not could_contain_single_label(text):
         return []
     try:
