@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,12 +67,24 @@ def migrate_ml_command() -> list[str]:
     return [found]
 
 
-def timed(command: list[str], allowed: tuple[int, ...] = (0, 1)) -> float:
+CPU_TIMES: dict[str, list[float]] = {}
+"""CPU seconds (user + system) of each timed command, by name: on a loaded machine the wall
+time of a run swings by half, its CPU time much less."""
+
+
+def timed(command: list[str], allowed: tuple[int, ...] = (0, 1), name: str = "") -> float:
+    """Wall seconds of ``command``; its CPU seconds are recorded under ``name``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, stderr = process.communicate()
     elapsed = time.perf_counter() - start
-    if done.returncode not in allowed:
-        sys.exit(f"{' '.join(command[:4])} … exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if name:
+        spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        CPU_TIMES.setdefault(name, []).append(spent)
+    if process.returncode not in allowed:
+        sys.exit(f"{' '.join(command[:4])} … exited {process.returncode}: {stderr.decode()[-2000:]}")
     return elapsed
 
 
@@ -125,7 +138,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in commands}
     for repetition in range(args.repeat):
         for name, command in commands.items():
-            times[name].append(timed(command))
+            times[name].append(timed(command, name=name))
         print(f"repetition {repetition + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -154,8 +167,14 @@ def main() -> None:
         name = spec.partition("=")[0]
         ratio = medians[f"{name}: rewrite --diff -j1"] / round_trip
         targets[f"{name}: rewrite --diff (-j1) <= 1/3 of round trip"] = (ratio, ratio <= 1 / 3)
+    cpu = {name: statistics.median(values) for name, values in CPU_TIMES.items()}
+    cpu_ratios = {
+        name: round(value / cpu["libcst round trip"], 3) for name, value in cpu.items() if "-j1" in name
+    }
     report = {
         **info,
+        "cpu_medians_s": {name: round(value, 3) for name, value in cpu.items()},
+        "cpu_ratio_to_round_trip": cpu_ratios,
         "times_s": {name: [round(v, 3) for v in values] for name, values in times.items()},
         "medians_s": {name: round(value, 3) for name, value in medians.items()},
         "targets": {name: {"value": round(value, 3), "met": met} for name, (value, met) in targets.items()},
