@@ -32,7 +32,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
-from migrate_ml.rules._exprs import method_call
+from migrate_ml.rules._exprs import is_argmax, method_call
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
 
 _MODEL_NAME = re.compile(r"^(?:[a-z0-9]+_)?(?:model|net|network|classifier|clf|vit|cnn|convnet|resnet|student)(?:_[a-z0-9]+)?$")
@@ -173,10 +173,18 @@ class PredictionFlow:
         return torch_sigmoid(self.torch_name, scores)
 
     def softmax_edit(self, softmax: Softmax) -> NodeEdit:
-        key = id(softmax)
+        key = ("softmax", id(softmax))
         if key not in self._edits:
             replacement = self.sigmoid(softmax.scores).with_changes(lpar=softmax.call.lpar, rpar=softmax.call.rpar)
             self._edits[key] = NodeEdit(softmax.call, lambda updated: replacement)
+        return self._edits[key]
+
+    def comparison_edit(self, comparison: Comparison) -> NodeEdit:
+        """One edit per comparison node: predictions that share a name (a module-level
+        ``predicted`` bound in two loops) share the comparisons of that name too."""
+        key = ("comparison", id(comparison.node))
+        if key not in self._edits:
+            self._edits[key] = NodeEdit(comparison.node, _exact_match_rewrite(comparison.label_position))
         return self._edits[key]
 
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
@@ -185,7 +193,7 @@ class PredictionFlow:
         if key not in self._fixes:
             edits = [NodeEdit(prediction.node, self._prediction_rewrite(prediction, threshold_name))]
             edits.extend(self.softmax_edit(softmax) for softmax in prediction.softmaxes)
-            edits.extend(NodeEdit(c.node, _exact_match_rewrite(c.label_position)) for c in prediction.comparisons)
+            edits.extend(self.comparison_edit(comparison) for comparison in prediction.comparisons)
             self._fixes[key] = Fix(edits=tuple(edits), add_imports=self.torch_imports, needs_threshold=True)
         return self._fixes[key]
 
@@ -247,6 +255,71 @@ def as_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
     ):
         return expression
     return method_call(expression, "bool")
+
+
+def is_class_index_target(rule, expression: cst.BaseExpression, depth: int = 0) -> bool:
+    """A loss target that is an arg-max of scores: inline (``t.argmax(dim=1)``, ``t.max(1)[1]``)
+    or through a name every binding of which in its scope is one (``hard = t.argmax(dim=-1)``,
+    ``_, hard = t.max(1)``). Such a target is one class per sample (hard distillation), which a
+    ``.float()`` cast does not turn into multi-hot labels. ``rule`` must depend on
+    ``ScopeProvider`` and ``ParentNodeProvider``."""
+    if depth > 2:
+        return False
+    if is_argmax(expression) or _is_max_indices(expression):
+        return True
+    if not isinstance(expression, cst.Name):
+        return False
+    scope = rule.get_metadata(ScopeProvider, expression, None)
+    assignments = list(scope[expression.value]) if scope is not None else []
+    if not assignments:
+        return False
+    for assignment in assignments:
+        bound = getattr(assignment, "node", None)
+        holder = rule.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+        if isinstance(holder, cst.AssignTarget):
+            statement = rule.get_metadata(ParentNodeProvider, holder, None)
+            if not (isinstance(statement, cst.Assign) and is_class_index_target(rule, statement.value, depth + 1)):
+                return False
+        elif isinstance(holder, cst.Element):  # `_, hard = t.max(1)`
+            pair = rule.get_metadata(ParentNodeProvider, holder, None)
+            target = rule.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+            statement = rule.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+            if not (
+                isinstance(statement, cst.Assign)
+                and len(pair.elements) == 2
+                and pair.elements[1] is holder
+                and _is_reducing_max(statement.value)
+            ):
+                return False
+        else:
+            return False
+    return True
+
+
+def _is_reducing_max(expression: cst.BaseExpression) -> bool:
+    """``t.max(1)``, ``t.max(dim=-1)``, ``torch.max(t, 1)``: a (values, indices) pair."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    if expression.func.attr.value != "max":
+        return False
+    module = isinstance(expression.func.value, cst.Name) and expression.func.value.value == "torch"
+    dim = call_argument(expression, 1 if module else 0, "dim")
+    return dim is not None and dim_value(dim.value) in (1, -1)
+
+
+def _is_max_indices(expression: cst.BaseExpression) -> bool:
+    """``t.max(1)[1]`` or ``t.max(1).indices``."""
+    if isinstance(expression, cst.Attribute) and expression.attr.value == "indices":
+        return _is_reducing_max(expression.value)
+    if isinstance(expression, cst.Subscript) and len(expression.slice) == 1:
+        index = expression.slice[0].slice
+        return (
+            isinstance(index, cst.Index)
+            and isinstance(index.value, cst.Integer)
+            and index.value.value == "1"
+            and _is_reducing_max(expression.value)
+        )
+    return False
 
 
 def _qualified(owner, node: cst.CSTNode) -> set[str]:
