@@ -47,6 +47,58 @@ MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
 """Functions whose softmax belongs to the model itself (attention, heads) and is never touched."""
 
 
+LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
+_MODULE_ROOTS = frozenset({"torch", "scipy", "numpy", "jax", "tensorflow"})
+
+
+def log_softmax_input(rule, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``z`` when ``expression`` is a log-softmax of ``z`` over the class dimension (1 or -1).
+
+    ``rule`` is anything with ``get_metadata`` that depends on ``QualifiedNameProvider``."""
+    if not isinstance(expression, cst.Call):
+        return None
+    if isinstance(expression.func, cst.Attribute) and expression.func.attr.value == "log_softmax":
+        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
+        if qualified & LOG_SOFTMAX_FUNCTIONS:
+            source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
+        elif any(name.partition(".")[0] in _MODULE_ROOTS for name in qualified):
+            return None  # a log_softmax of another module (e.g. scipy.special)
+        else:
+            source, dim = expression.func.value, _argument(expression, 0, "dim")
+    elif isinstance(expression.func, cst.Name):
+        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
+        if not qualified & LOG_SOFTMAX_FUNCTIONS:
+            return None
+        source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
+    else:
+        return None
+    if source is None or not is_class_dim(dim):
+        return None
+    return source
+
+
+def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
+    positional = [arg for arg in call.args if arg.keyword is None]
+    if len(positional) > index and not positional[index].star:
+        return positional[index].value
+    argument = next((arg for arg in call.args if arg.keyword is not None and arg.keyword.value == keyword), None)
+    return argument.value if argument is not None else None
+
+
+def is_class_dim(dim: cst.BaseExpression | None) -> bool:
+    if dim is None:
+        return True  # the implicit dim of a 2-D input is 1
+    if isinstance(dim, cst.Integer):
+        return dim.value == "1"
+    return (
+        isinstance(dim, cst.UnaryOperation)
+        and isinstance(dim.operator, cst.Minus)
+        and isinstance(dim.expression, cst.Integer)
+        and dim.expression.value == "1"
+    )
+
+
+
 def is_model_callee(func: cst.BaseExpression) -> bool:
     """``model``, ``net``, ``model_ft``, ``self.model``, ``self`` (a Lightning module calling itself)."""
     if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
@@ -399,8 +451,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def _loss_logit_names(self, loss: LossFlow) -> set[tuple[object, str]]:
         names = set()
         for call in loss.calls:
-            if call.logits is None:
-                continue
+            if call.logits is None or "nll" in call.kinds:
+                continue  # nll_loss reads log-probabilities: a sigmoid over them is meaningless
             logits = strip_transparent(call.logits)
             if isinstance(logits, cst.Name):
                 names.add((self.get_metadata(ScopeProvider, logits, None), logits.value))
@@ -521,6 +573,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.decision_input = inner
         elif self._is_scores(scores, 0):
             prediction.decision_input = torch_sigmoid(self._torch_name, scores)
+        elif self._log_softmax_scores(inner) is not None:
+            # arg-max over log_softmax(z) is the arg-max over z: decide on sigmoid(z)
+            prediction.decision_input = torch_sigmoid(self._torch_name, self._log_softmax_scores(inner))
         elif isinstance(inner, cst.Name):
             softmaxes = self._probability_bindings(inner, softmax_by_call)
             if softmaxes is not None:
@@ -529,6 +584,21 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         prediction.proven = prediction.decision_input is not None
         self._bind(prediction)
         return prediction
+
+    def _log_softmax_scores(self, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+        """``z`` for ``F.log_softmax(z, dim=1)`` over proven scores, inline or through a name bound
+        once; ``z`` must be a name bound at most once, so that reading it again is the same."""
+        if isinstance(expression, cst.Name):
+            scope = self.get_metadata(ScopeProvider, expression, None)
+            assignments = list(scope[expression.value]) if scope is not None else []
+            if len(assignments) != 1:
+                return None
+            expression = self._assigned_value(getattr(assignments[0], "node", None))
+        scores = log_softmax_input(self, expression) if isinstance(expression, cst.Call) else None
+        if not isinstance(scores, cst.Name) or not self._is_scores(scores, 0):
+            return None
+        scope = self.get_metadata(ScopeProvider, scores, None)
+        return scores if scope is not None and len(list(scope[scores.value])) == 1 else None
 
     def _probability_bindings(self, name: cst.Name, softmax_by_call: dict[cst.Call, Softmax]) -> list[Softmax] | None:
         """Softmaxes behind ``probs`` when every binding is softmax/sigmoid of the scores; else None."""
