@@ -405,7 +405,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             index = node.slice[0].slice.value
-            if isinstance(index, cst.Integer) and index.value == "1" and isinstance(node.value, cst.Call):
+            if dim_value(index) in (1, -1) and isinstance(node.value, cst.Call):  # indices of (values, indices)
                 self._candidates.append(node)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
@@ -522,23 +522,41 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     # -- predictions ---------------------------------------------------------------------------
 
     def _max_call(self, call: cst.CSTNode) -> cst.Call | None:
-        """``torch.max(z, 1)`` or ``z.max(1)``/``z.max(dim=-1)``: the reducing form of max."""
-        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "max"):
+        """``torch.max(z, 1)`` or ``z.max(1)``/``z.max(dim=-1)``: the reducing form of max; also
+        ``z.topk(1)``/``torch.topk(z, 1)``, whose indices are the arg-max (with a kept dim)."""
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+            return None
+        if call.func.attr.value == "topk":
+            return self._top1_call(call)
+        if call.func.attr.value != "max":
             return None
         if _qualified(self, call.func) & {"torch.max"}:
-            dim = call_argument(call, 1, "dim")
+            dim = call_argument(call, 1, "dim") or call_argument(call, 10**6, "axis")
         elif _imported(self, call.func.value):
             return None  # np.max and other libraries' module functions
         else:
             dim = call_argument(call, 0, "dim")
         return call if dim is not None and dim_value(dim.value) in (1, -1) else None
 
+    def _top1_call(self, call: cst.Call) -> cst.Call | None:
+        """``z.topk(1)``, ``z.topk(1, dim=1)``, ``torch.topk(z, 1)``: k is the literal 1 and the
+        dimension (default -1) is the class dimension."""
+        module = bool(_qualified(self, call.func) & {"torch.topk"})
+        if not module and _imported(self, call.func.value):
+            return None
+        offset = 1 if module else 0
+        k = call_argument(call, offset, "k")
+        dim = call_argument(call, offset + 1, "dim")
+        if k is None or dim_value(k.value) != 1:
+            return None
+        return call if dim is None or dim_value(dim.value) in (1, -1) else None
+
     def _prediction(self, node: cst.CSTNode, softmax_by_call: dict[cst.Call, Softmax]) -> Prediction | None:
         if isinstance(node, (cst.Subscript, cst.Attribute)):
             call = self._max_call(node.value)
             if call is None:
                 return None
-            method = not (_qualified(self, call.func) & {"torch.max"})
+            method = not (_qualified(self, call.func) & {"torch.max", "torch.topk"})
         else:
             assert isinstance(node, cst.Call)
             call = node
@@ -552,7 +570,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             else:
                 if method and _imported(self, call.func.value):
                     return None  # np.argmax and other libraries' module functions
-                dim = call_argument(call, 0, "dim") if method else call_argument(call, 1, "dim")
+                dim = call_argument(call, 0, "dim") if method else (
+                    call_argument(call, 1, "dim") or call_argument(call, 10**6, "axis")  # torch accepts numpy's name
+                )
                 if dim is None or dim_value(dim.value) not in (1, -1):
                     return None
         if self._inside_loss_target(node) or self._inside_model(node):
