@@ -40,6 +40,9 @@ _NOT_A_MODEL = re.compile(r"^(?:create|get|build|load|save|init|make|export|free
 _TRANSPARENT_METHODS = frozenset({"detach", "cpu", "cuda", "to", "float", "double", "clone", "contiguous", "squeeze"})
 _TRANSPARENT_ATTRIBUTES = frozenset({"data", "logits"})
 _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
+_GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
+"""Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
+_JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
 _SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 _SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
 _LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
@@ -184,6 +187,8 @@ class Comparison:
     node: cst.CSTNode
     label_position: str
     """``left``/``right`` of a ``==``; ``arg0``/``arg1`` or ``receiver`` of an ``eq`` call."""
+    numpy: bool = False
+    """The prediction reaches the comparison as a NumPy array (``.numpy()``, ``np.concatenate``)."""
 
 
 @dataclass(eq=False)
@@ -236,7 +241,7 @@ class PredictionFlow:
         ``predicted`` bound in two loops) share the comparisons of that name too."""
         key = ("comparison", id(comparison.node))
         if key not in self._edits:
-            self._edits[key] = NodeEdit(comparison.node, _exact_match_rewrite(comparison.label_position))
+            self._edits[key] = NodeEdit(comparison.node, _exact_match_rewrite(comparison.label_position, comparison.numpy))
         return self._edits[key]
 
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
@@ -264,32 +269,34 @@ class PredictionFlow:
         return apply
 
 
-def _exact_match_rewrite(label_position: str):
-    """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample."""
+def _exact_match_rewrite(label_position: str, numpy: bool = False):
+    """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample; on NumPy
+    arrays ``(p == y.astype(bool)).all(axis=1)``."""
+    to_bool = as_numpy_bool if numpy else as_bool
 
     def apply(updated: cst.CSTNode) -> cst.CSTNode:
         if isinstance(updated, cst.Comparison):
             target = updated.comparisons[0]
             if label_position == "left":
-                compared = updated.with_changes(left=as_bool(updated.left), lpar=[], rpar=[])
+                compared = updated.with_changes(left=to_bool(updated.left), lpar=[], rpar=[])
             else:
                 compared = updated.with_changes(
-                    comparisons=[target.with_changes(comparator=as_bool(target.comparator))], lpar=[], rpar=[]
+                    comparisons=[target.with_changes(comparator=to_bool(target.comparator))], lpar=[], rpar=[]
                 )
             compared = compared.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         else:
             assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
             if label_position == "receiver":
-                compared = updated.with_changes(func=updated.func.with_changes(value=as_bool(updated.func.value)))
+                compared = updated.with_changes(func=updated.func.with_changes(value=to_bool(updated.func.value)))
             else:
                 index = int(label_position.removeprefix("arg"))
                 args = list(updated.args)
-                args[index] = args[index].with_changes(value=as_bool(args[index].value))
+                args[index] = args[index].with_changes(value=to_bool(args[index].value))
                 compared = updated.with_changes(args=args)
             compared = compared.with_changes(lpar=[], rpar=[])
         return cst.Call(
             func=cst.Attribute(value=compared, attr=cst.Name("all")),
-            args=[cst.Arg(keyword=cst.Name("dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
+            args=[cst.Arg(keyword=cst.Name("axis" if numpy else "dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))],
             lpar=updated.lpar if isinstance(updated, cst.Call) else [],
             rpar=updated.rpar if isinstance(updated, cst.Call) else [],
@@ -307,6 +314,10 @@ def as_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
     ):
         return expression
     return method_call(expression, "bool")
+
+
+def as_numpy_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
+    return method_call(expression, "astype", cst.Arg(cst.Name("bool")))
 
 
 def is_class_index_target(rule, expression: cst.BaseExpression, depth: int = 0) -> bool:
@@ -694,25 +705,124 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         return any(getattr(a, "node", None) is name and a.references for a in scope[name.value])
 
     def _link_comparisons(self, predictions: list[Prediction]) -> None:
-        bindings = {p.binding for p in predictions if p.binding is not None and p.proven and not p.blocked}
+        holders: dict[int, list[tuple[cst.Name, bool]]] = {}
         for prediction in predictions:
-            if prediction.binding is None:
-                continue
-            scope = self.get_metadata(ScopeProvider, prediction.binding, None)
-            if scope is None:
-                continue
-            for assignment in scope[prediction.binding.value]:
-                if getattr(assignment, "node", None) is not prediction.binding:
-                    continue
-                for access in assignment.references:
-                    referents = [getattr(r, "node", None) for r in access.referents]
+            found = [(prediction.binding, False)] if prediction.binding is not None else []
+            seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
+            for seed in seeds:
+                found.extend(self._carried_names(seed, seed is prediction.binding, 0))
+            holders[id(prediction)] = found
+        bindings = {
+            name for p in predictions if p.proven and not p.blocked for name, _ in holders[id(p)]
+        }
+        for prediction in predictions:
+            for name, numpy in holders[id(prediction)]:
+                for use in self._reads(name):
+                    referents = [getattr(r, "node", None) for r in use.referents]
                     if prediction.proven and not all(r in bindings for r in referents):
                         continue  # another binding of the name is not a rewritten prediction
-                    use = self._comparison_of(access.node)
-                    if isinstance(use, Comparison):
-                        prediction.comparisons.append(use)
-                    elif use and not prediction.blocked:
-                        prediction.blocked = use
+                    kinds = {flag for n, flag in holders[id(prediction)] if n in referents}
+                    self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None)
+
+    def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None) -> None:
+        use = self._comparison_of(node)
+        if isinstance(use, Comparison) and numpy is None:
+            use = "the name holds a tensor in one place and a NumPy array in another"
+        if isinstance(use, Comparison):
+            use.numpy = bool(numpy)
+            prediction.comparisons.append(use)
+        elif use and not prediction.blocked:
+            prediction.blocked = use
+
+    def _reads(self, binding: cst.Name) -> list:
+        scope = self.get_metadata(ScopeProvider, binding, None)
+        if scope is None:
+            return []
+        return [
+            access
+            for assignment in scope[binding.value]
+            if getattr(assignment, "node", None) is binding
+            for access in assignment.references
+        ]
+
+    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.Name, bool]]:
+        """Names the prediction reaches after transfers that keep one row per sample:
+        ``.cpu()``/``.detach()``/``.numpy()``, ``accelerator.gather_for_metrics((preds, labels))``
+        (also ``gather``/``all_gather``/``pad_across_processes``) with tuple unpacking, and rows
+        appended to a list that ``torch.cat``/``np.concatenate`` joins. Each name comes with
+        whether it holds a NumPy array."""
+        if depth > 3:
+            return []
+        found: list[tuple[cst.Name, bool]] = []
+        reads = [access.node for access in self._reads(seed)] if is_binding else [seed]
+        for node in reads:
+            for name, numpy in self._carried_from(node, None, False, depth):
+                if all(name is not known for known, _ in found):
+                    found.append((name, numpy))
+                    found.extend(self._carried_names(name, True, depth + 1))
+        return found
+
+    def _carried_from(
+        self, node: cst.CSTNode, position: int | None, numpy: bool, depth: int
+    ) -> list[tuple[cst.Name, bool]]:
+        current = node
+        while position is None:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+            if not (
+                isinstance(call, cst.Call)
+                and call.func is parent
+                and parent.value is current
+                and parent.attr.value in _PREDICTION_CHAIN
+            ):
+                break
+            numpy = numpy or parent.attr.value == "numpy"
+            current = call
+        parent = self.get_metadata(ParentNodeProvider, current, None)
+        if isinstance(parent, cst.Element) and position is None:
+            pair = self.get_metadata(ParentNodeProvider, parent, None)
+            if isinstance(pair, cst.Tuple):
+                index = next(i for i, element in enumerate(pair.elements) if element is parent)
+                return self._carried_from(pair, index, numpy, depth)
+            return []
+        if isinstance(parent, cst.Arg) and parent.keyword is None:
+            call = self.get_metadata(ParentNodeProvider, parent, None)
+            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.args[0] is parent):
+                return []
+            if call.func.attr.value in _GATHER_METHODS:
+                return self._carried_from(call, position, numpy, depth)
+            if call.func.attr.value == "append" and position is None and isinstance(call.func.value, cst.Name):
+                return self._joined(call.func.value, numpy, depth)
+            return []
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if position is None and isinstance(target, cst.Name):
+                return [(target, numpy)]
+            if (
+                position is not None
+                and isinstance(target, (cst.Tuple, cst.List))
+                and len(target.elements) > position
+                and isinstance(target.elements[position].value, cst.Name)
+                and not any(isinstance(e, cst.StarredElement) for e in target.elements)
+            ):
+                return [(target.elements[position].value, numpy)]
+        return []
+
+    def _joined(self, rows: cst.Name, numpy: bool, depth: int) -> list[tuple[cst.Name, bool]]:
+        """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that rows are appended to."""
+        scope = self.get_metadata(ScopeProvider, rows, None)
+        if scope is None:
+            return []
+        found = []
+        for assignment in scope[rows.value]:
+            for access in assignment.references:
+                parent = self.get_metadata(ParentNodeProvider, access.node, None)
+                join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+                if isinstance(join, cst.Call) and join.args and join.args[0] is parent:
+                    qualified = _qualified(self, join.func)
+                    if qualified & _JOIN_FUNCTIONS:
+                        found.extend(self._carried_from(join, None, numpy or "numpy.concatenate" in qualified, depth))
+        return found
 
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         """How a prediction is used: an accuracy comparison with the labels, a use as one class
