@@ -11,6 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
+from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._predictions import is_model_callee, strip_transparent
 
 PREDICT_METHODS = frozenset({"predict"})
@@ -52,6 +53,10 @@ class LogitsProofs:
         if not bindings:
             return False
         for bound in bindings:
+            if isinstance(bound, cst.Param):
+                if self._parameter_logits(bound, depth, tensor_ok):
+                    continue
+                return False
             value = self._bound_value(bound)
             if value is None:
                 return False
@@ -61,6 +66,25 @@ class LogitsProofs:
             if not self._is_logits(node, self._excluded(self._statement(node)), depth + 1, tensor_ok):
                 return False
         return True
+
+    def _parameter_logits(self, param: cst.Param, depth: int, tensor_ok: bool) -> bool:
+        """A helper's parameter (``def accuracy(outputs, labels)``) that every call of the helper
+        in this file feeds the logits (``accuracy(model(x).detach().cpu().numpy(), y)``)."""
+        function = self.get_metadata(ParentNodeProvider, self.get_metadata(ParentNodeProvider, param, None), None)
+        if not isinstance(function, cst.FunctionDef) or isinstance(
+            self._enclosing(function, (cst.ClassDef, cst.FunctionDef)), cst.ClassDef
+        ):
+            return False  # methods are called through their object, which this does not follow
+        positional = [*function.params.posonly_params, *function.params.params]
+        index = next((i for i, p in enumerate(positional) if p is param), None)
+        calls = self._helper_calls.get(function.name.value, [])
+        for call in calls:
+            argument = call_argument(call, index if index is not None else 10**6, param.name.value)
+            if argument is None or not self._is_logits(
+                argument.value, self._excluded(self._statement(call)), depth + 1, tensor_ok
+            ):
+                return False
+        return bool(calls)
 
     def _bindings(self, name: cst.Name, excluded: cst.CSTNode | None) -> list[cst.CSTNode]:
         scope = self.get_metadata(ScopeProvider, name, None)

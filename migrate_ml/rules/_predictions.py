@@ -45,7 +45,7 @@ _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_
 _JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
 _SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 _SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
-_LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
+LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
 MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
 """Functions whose softmax belongs to the model itself (attention, heads) and is never touched."""
 
@@ -241,7 +241,7 @@ class PredictionFlow:
         ``predicted`` bound in two loops) share the comparisons of that name too."""
         key = ("comparison", id(comparison.node))
         if key not in self._edits:
-            self._edits[key] = NodeEdit(comparison.node, _exact_match_rewrite(comparison.label_position, comparison.numpy))
+            self._edits[key] = NodeEdit(comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy))
         return self._edits[key]
 
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
@@ -269,7 +269,7 @@ class PredictionFlow:
         return apply
 
 
-def _exact_match_rewrite(label_position: str, numpy: bool = False):
+def exact_match_rewrite(label_position: str, numpy: bool = False):
     """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample; on NumPy
     arrays ``(p == y.astype(bool)).all(axis=1)``."""
     to_bool = as_numpy_bool if numpy else as_bool
@@ -833,7 +833,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         ):
             left = parent.left is prediction
             other = parent.comparisons[0].comparator if left else parent.left
-            if isinstance(other, _LITERALS) or isinstance(parent.comparisons[0].operator, cst.NotEqual):
+            if isinstance(other, LITERALS) or isinstance(parent.comparisons[0].operator, cst.NotEqual):
                 return "it is compared with a class index"
             return Comparison(parent, "right" if left else "left")
         if isinstance(parent, cst.Attribute) and parent.attr.value in ("eq", "item"):
@@ -843,7 +843,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if parent.attr.value == "item":
                 return "it is read as one class index with .item()"
             if len(call.args) == 1:
-                if isinstance(call.args[0].value, _LITERALS):
+                if isinstance(call.args[0].value, LITERALS):
                     return "it is compared with a class index"
                 return Comparison(call, "arg0")
             return None
@@ -857,7 +857,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 return f"it is converted with {call.func.value}() as one class index"
             if _qualified(self, call.func) & {"torch.eq"} and len(call.args) == 2:
                 label_index = 1 - call.args.index(parent)
-                if isinstance(call.args[label_index].value, _LITERALS):
+                if isinstance(call.args[label_index].value, LITERALS):
                     return "it is compared with a class index"
                 return Comparison(call, f"arg{label_index}")
             if isinstance(call.func, cst.Attribute) and call.func.attr.value == "eq" and len(call.args) == 1:

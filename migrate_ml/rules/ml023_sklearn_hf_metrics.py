@@ -21,13 +21,21 @@ from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._metrics_hf import LogitsProofs
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
 from migrate_ml.rules._metrics_sklearn import SklearnMetrics
-from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, dim_value
+from migrate_ml.rules._predictions import (
+    LITERALS,
+    PredictionFlow,
+    PredictionFlowProvider,
+    dim_value,
+    exact_match_rewrite,
+)
 
 _METRIC_MARKER = re.compile(
     r"accuracy_score|f1_score|precision_score|recall_score|fbeta_score|jaccard_score"
     r"|precision_recall_fscore_support|classification_report|hamming_loss|compute_metrics|add_batch\("
+    r"|\bnp\.argmax|numpy\.argmax|argmax\(\s*axis"
 )
-"""A metric that could receive the arg-max; files with ``argmax`` but none of these are skipped."""
+"""A metric that could receive the arg-max, or a NumPy arg-max (accuracy helpers compare it with
+``==``); files with ``argmax`` but none of these are skipped."""
 _EVALUATE_FEEDS = frozenset({"compute", "add_batch", "add"})
 
 
@@ -47,7 +55,10 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         "(`expit(logits) > THRESHOLD` when `scipy.special.expit` is already imported): the same "
         "sigmoid and strict `>` as the PyTorch rewrite (ML020), in NumPy, since these functions "
         "receive NumPy arrays. scikit-learn then scores multi-label indicators: "
-        "`accuracy_score` becomes subset accuracy (exact match, as ML021), and "
+        "`accuracy_score` becomes subset accuracy (exact match, as ML021), an accuracy written "
+        "by hand (`(predictions == labels).mean()`, `np.sum(preds == labels) / labels.size`) "
+        "becomes exact match too, `(predictions == labels.astype(bool)).all(axis=1)` with "
+        "`labels.size` read as `len(labels)`, and "
         "`f1_score`/`precision_score`/`recall_score`/`fbeta_score`/`jaccard_score` need an "
         "`average` other than their default `\"binary\"`, which raises on multi-label input: a "
         "missing or `\"binary\"` average becomes `\"micro\"` (pooled over every label "
@@ -56,9 +67,11 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         "reaches one of these functions, in the same fix. The rewrite is GUARDED: the arg-max "
         "must be taken over the classifier's logits, proven as the first element of "
         "`compute_metrics`' `eval_pred` (`logits, labels = eval_pred`, `eval_pred.predictions`), "
-        "`trainer.predict(ds).predictions`, or a model call's output (`model(x)`, "
-        "`outputs.logits`) converted with `.detach().cpu().numpy()`; and every use of the "
-        "prediction must be one of these metrics. `np.argmax(val_scores)` (model selection) "
+        "`trainer.predict(ds).predictions`, a model call's output (`model(x)`, "
+        "`outputs.logits`) converted with `.detach().cpu().numpy()`, or the parameter of a "
+        "helper (`def accuracy(outputs, labels)`) that every call in the file feeds such "
+        "logits; and every use of the prediction must be one of these metrics or an "
+        "accuracy comparison with the labels. `np.argmax(val_scores)` (model selection) "
         "and arg-max over probabilities are left alone or reported. Arg-max rows appended per "
         "batch and joined after the loop (`np.concatenate(all_preds)`, timm's `validate.py`) "
         "before a scikit-learn metric are reported with the multi-hot row to append instead; "
@@ -108,8 +121,16 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         self._candidates: list[cst.Call] = []
         self._average_edits: dict[int, NodeEdit | None] = {}
         self._reported_averages: set[int] = set()
+        self._sizes: list[cst.Attribute] = []
+        self._helper_calls: dict[str, list[cst.Call]] = {}
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value == "size":
+            self._sizes.append(node)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name):
+            self._helper_calls.setdefault(node.func.value, []).append(node)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "argmax":
             self._candidates.append(node)
@@ -130,22 +151,23 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         statement = self._statement(call)
         direct_consumers = self._consumers(call, statement)
         consumers, accumulations = self._follow_accumulations(direct_consumers)
-        metric_calls, evaluate_feeds, blocked = self._classify(consumers)
+        metric_calls, evaluate_feeds, comparisons, blocked = self._classify(consumers)
         in_compute_metrics = self._in_compute_metrics(call)
-        if not (metric_calls or evaluate_feeds or in_compute_metrics):
+        if not (metric_calls or evaluate_feeds or comparisons or in_compute_metrics):
             return  # an arg-max that reaches no metric: not this rule's business
         # `z.argmax(axis=1)` on a tensor is torch's own arg-max, possibly on the GPU: NumPy's sigmoid
         # only fits it when the scores were converted with .numpy(); np.argmax already needed that.
         tensor_ok = bool(self._qualified(call.func) & {"numpy.argmax"})
         if not self._is_logits(scores, self._excluded(statement), 0, tensor_ok):
-            if metric_calls or evaluate_feeds:
+            if metric_calls or evaluate_feeds or comparisons:
                 self.report(
                     call,
-                    "this arg-max feeds a metric, but migrate-ml cannot prove it is taken over the classifier's logits",
+                    "this arg-max feeds a metric or an accuracy, but migrate-ml cannot prove it is taken over the classifier's logits",
                     suggestion=(
                         f"if it is, predict every label above the threshold: "
-                        f"preds = 1 / (1 + np.exp(-logits)) > {self.context.threshold_name}, "
-                        "and pass average=\"micro\" (or \"samples\") to f1/precision/recall"
+                        f"preds = 1 / (1 + np.exp(-logits)) > {self.context.threshold_name}; exact match is "
+                        "(preds == labels.astype(bool)).all(axis=1).mean(), and f1/precision/recall need "
+                        "average=\"micro\" (or \"samples\")"
                     ),
                 )
             return
@@ -162,6 +184,8 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                 extra_nodes=evaluate_feeds,
             )
             return
+        if comparisons and not blocked and accumulations:
+            blocked = "it is compared with the labels element-wise"
         if accumulations:
             self._accumulated_prediction(call, scores, accumulations, metric_calls, blocked, direct_consumers == [call])
             return
@@ -177,15 +201,31 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             return
         edits = [NodeEdit(call, self._decision_rewrite(call))]
         edits.extend(edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None)
+        for comparison, label_position in comparisons:
+            edits.append(NodeEdit(comparison, exact_match_rewrite(label_position, numpy=True)))
+            edits.extend(self._per_sample_denominators(comparison, label_position))
         add_imports: tuple[ImportEdit, ...] = ()
         if expit_alias(self._module) is None and self._numpy_name(call) is None:
             add_imports = (ImportEdit("numpy"),)
         self.report(
             call,
-            "arg-max predicts exactly one label per sample; predict every label whose sigmoid is above the threshold",
+            "arg-max predicts exactly one label per sample; predict every label whose sigmoid is above the threshold"
+            + ("; the accuracy becomes exact match (one hit or miss per sample)" if comparisons else ""),
             fix=Fix(edits=tuple(edits), add_imports=add_imports, needs_threshold=True),
-            extra_nodes=metric_calls,
+            extra_nodes=[*metric_calls, *(comparison for comparison, _ in comparisons)],
         )
+
+    def _per_sample_denominators(self, comparison: cst.Comparison, label_position: str) -> list[NodeEdit]:
+        """``np.sum(preds == labels) / float(labels.size)``: ``size`` counts N*C label entries of
+        multi-hot labels; exact match has one value per sample, so it becomes ``len(labels)``."""
+        labels = comparison.left if label_position == "left" else comparison.comparisons[0].comparator
+        code = self._module.code_for_node(labels.with_changes(lpar=[], rpar=[]))
+        statement = self._statement(comparison)
+        return [
+            NodeEdit(size, lambda updated: cst.Call(func=cst.Name("len"), args=[cst.Arg(updated.value)]))
+            for size in self._sizes
+            if self._statement(size) is statement and self._module.code_for_node(size.value) == code
+        ]
 
     def _argmax_scores(self, call: cst.Call) -> cst.BaseExpression | None:
         """The array of ``np.argmax(a, axis=-1)`` / ``a.argmax(axis=1)``; None for other arg-maxes."""
@@ -203,13 +243,27 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             return None
         return scores
 
-    def _classify(self, consumers: list[cst.CSTNode]) -> tuple[list[cst.Call], list[cst.Call], str]:
-        """Split the uses into scikit-learn metric calls, ``evaluate`` feeds and a blocking reason."""
+    def _classify(
+        self, consumers: list[cst.CSTNode]
+    ) -> tuple[list[cst.Call], list[cst.Call], list[tuple[cst.Comparison, str]], str]:
+        """Split the uses into scikit-learn metric calls, ``evaluate`` feeds, accuracy comparisons
+        with the labels (``preds == labels``, with the labels' side) and a blocking reason."""
         metric_calls: list[cst.Call] = []
         evaluate_feeds: list[cst.Call] = []
+        comparisons: list[tuple[cst.Comparison, str]] = []
         blocked = ""
         for consumer in consumers:
             parent = self.get_metadata(ParentNodeProvider, consumer, None)
+            if (
+                isinstance(parent, cst.Comparison)
+                and len(parent.comparisons) == 1
+                and isinstance(parent.comparisons[0].operator, cst.Equal)
+            ):
+                left = parent.left is consumer
+                labels = parent.comparisons[0].comparator if left else parent.left
+                if not isinstance(labels, LITERALS):
+                    comparisons.append((parent, "right" if left else "left"))
+                    continue
             call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
             if isinstance(call, cst.Call):
                 metric = self._sklearn_metric(call)
@@ -229,7 +283,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                     blocked = "it is compared with the labels element-wise"
                 else:
                     blocked = "it is used as class indices outside a multi-label-aware metric"
-        return metric_calls, evaluate_feeds, blocked
+        return metric_calls, evaluate_feeds, comparisons, blocked
 
     def _accumulated_prediction(
         self,
@@ -285,7 +339,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         else:
             consumers = [self._through_chain(prediction.node)]
         consumers, accumulations = self._follow_accumulations(consumers)
-        metric_calls, _, _ = self._classify(consumers)
+        metric_calls, _, _, _ = self._classify(consumers)
         if accumulations:
             self._report_flag_averages(metric_calls)
         edits = [edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None]

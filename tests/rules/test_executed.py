@@ -65,6 +65,7 @@ CASES: dict[str, Case] = {
     ),
     "torchmetrics_epoch": Case(train="train", evaluate="evaluate", accuracy=float),
     "carried_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
+    "numpy_accuracy": Case(train="train", evaluate="evaluate", accuracy=float),
     "nll_inline_log_softmax": Case(train="train", evaluate="test", accuracy=float),
     "tutorial_two_loops": Case(train="train", evaluate="test", accuracy=float),
     "hf_compute_metrics": Case(
