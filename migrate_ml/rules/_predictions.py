@@ -219,6 +219,8 @@ class PredictionFlow:
     is_classifier_scores: Callable[[cst.BaseExpression], bool] = lambda expression: False
     """The proof described in the module docstring, answered for the first argument of any call
     with two or more arguments (metric updates, ``accuracy(output, target)``…)."""
+    collapsed_targets: list[cst.CSTNode] = field(default_factory=list)
+    """Arg-max over the targets (``target.argmax(1)``) that predictions are compared with."""
     _edits: dict = field(default_factory=dict)
     _fixes: dict = field(default_factory=dict)
 
@@ -320,43 +322,50 @@ def as_numpy_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
     return method_call(expression, "astype", cst.Arg(cst.Name("bool")))
 
 
-def is_class_index_target(rule, expression: cst.BaseExpression, depth: int = 0) -> bool:
+def is_class_index_target(rule, expression: cst.BaseExpression) -> bool:
     """A loss target that is an arg-max of scores: inline (``t.argmax(dim=1)``, ``t.max(1)[1]``)
     or through a name every binding of which in its scope is one (``hard = t.argmax(dim=-1)``,
-    ``_, hard = t.max(1)``). Such a target is one class per sample (hard distillation), which a
-    ``.float()`` cast does not turn into multi-hot labels. ``rule`` must depend on
-    ``ScopeProvider`` and ``ParentNodeProvider``."""
+    ``_, hard = t.max(1)``). Such a target is one class per sample (hard distillation, or
+    one-hot/multi-hot targets collapsed to one index), which a ``.float()`` cast does not turn
+    into multi-hot labels. ``rule`` must depend on ``ScopeProvider`` and ``ParentNodeProvider``."""
+    return bool(class_index_sources(rule, expression))
+
+
+def class_index_sources(rule, expression: cst.BaseExpression, depth: int = 0) -> list[cst.CSTNode]:
+    """The arg-max expressions behind ``expression`` when it is one class index per sample (see
+    :func:`is_class_index_target`); empty when it is not, or not in every binding."""
     if depth > 2:
-        return False
+        return []
     if is_argmax(expression) or _is_max_indices(expression):
-        return True
+        return [expression]
     if not isinstance(expression, cst.Name):
-        return False
+        return []
     scope = rule.get_metadata(ScopeProvider, expression, None)
     assignments = list(scope[expression.value]) if scope is not None else []
-    if not assignments:
-        return False
+    sources: list[cst.CSTNode] = []
     for assignment in assignments:
         bound = getattr(assignment, "node", None)
         holder = rule.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+        found: list[cst.CSTNode] = []
         if isinstance(holder, cst.AssignTarget):
             statement = rule.get_metadata(ParentNodeProvider, holder, None)
-            if not (isinstance(statement, cst.Assign) and is_class_index_target(rule, statement.value, depth + 1)):
-                return False
+            if isinstance(statement, cst.Assign):
+                found = class_index_sources(rule, statement.value, depth + 1)
         elif isinstance(holder, cst.Element):  # `_, hard = t.max(1)`
             pair = rule.get_metadata(ParentNodeProvider, holder, None)
             target = rule.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
             statement = rule.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-            if not (
+            if (
                 isinstance(statement, cst.Assign)
                 and len(pair.elements) == 2
                 and pair.elements[1] is holder
                 and _is_reducing_max(statement.value)
             ):
-                return False
-        else:
-            return False
-    return True
+                found = [statement.value]
+        if not found:
+            return []
+        sources.extend(found)
+    return sources
 
 
 def _is_reducing_max(expression: cst.BaseExpression) -> bool:
@@ -406,6 +415,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._calls: list[cst.Call] = []
         self._candidates: list[cst.CSTNode] = []
         self._module: cst.Module | None = None
+        self._collapsed_targets: list[cst.CSTNode] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -454,6 +464,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if prediction is not None:
                 flow.predictions.append(prediction)
         self._link_comparisons(flow.predictions)
+        flow.collapsed_targets = self._collapsed_targets
         flow.predictions = [p for p in flow.predictions if p.proven or p.comparisons]
         self.set_metadata(original_node, flow)
 
@@ -826,8 +837,30 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
 
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         """How a prediction is used: an accuracy comparison with the labels, a use as one class
-        index (a reason that blocks the rewrite), or None for anything neutral."""
+        index (a reason that blocks the rewrite), or None for anything neutral. Labels that are
+        themselves an arg-max (``target.argmax(1)``: one-hot or multi-hot targets collapsed to
+        one class index) block it too, and are recorded to be reported where they are made."""
+        use = self._use_of(prediction)
+        if not isinstance(use, Comparison):
+            return use
+        sources = class_index_sources(self, _label_side(use))
+        if not sources:
+            return use
+        self._collapsed_targets.extend(s for s in sources if all(s is not known for known in self._collapsed_targets))
+        return "the labels it is compared with are one class index per sample (an arg-max over the targets)"
+
+    def _use_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         parent = self.get_metadata(ParentNodeProvider, prediction, None)
+        if (
+            isinstance(parent, cst.Subscript)
+            and parent.value is prediction
+            and len(parent.slice) == 1
+            and isinstance(parent.slice[0].slice, cst.Index)
+        ):
+            return (
+                "it is read one sample at a time (pred[i]) as one class index; collect whole rows "
+                "instead (y_pred.extend(pred.tolist()), with the targets' rows alike)"
+            )
         if isinstance(parent, cst.Comparison) and len(parent.comparisons) == 1 and isinstance(
             parent.comparisons[0].operator, (cst.Equal, cst.NotEqual)
         ):
@@ -863,6 +896,17 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if isinstance(call.func, cst.Attribute) and call.func.attr.value == "eq" and len(call.args) == 1:
                 return Comparison(call, "receiver")
         return None
+
+
+def _label_side(comparison: Comparison) -> cst.BaseExpression:
+    node, position = comparison.node, comparison.label_position
+    if isinstance(node, cst.Comparison):
+        return node.left if position == "left" else node.comparisons[0].comparator
+    assert isinstance(node, cst.Call)
+    if position == "receiver":
+        assert isinstance(node.func, cst.Attribute)
+        return node.func.value
+    return node.args[int(position.removeprefix("arg"))].value
 
 
 def _argmax_call(call: cst.Call) -> bool:

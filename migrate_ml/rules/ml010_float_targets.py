@@ -241,11 +241,25 @@ class FloatTargetsRule(Rule):
 
     def _check_parameter_call(self, call: cst.Call) -> None:
         target = call_argument(call, 1, "target")
-        if target is None or len(call.args) != 2 or target_origin(self, target.value) not in ("integer", "data"):
+        if target is None or len(call.args) != 2:
             return
+        origin = target_origin(self, target.value)
         function = self._parameter_owner(call.func)
         if function is None or function.name.value in self._local_callees:
             return  # called in this file: the flow analysis decides, not the name
+        if origin == "class-index":
+            self.report(
+                call,
+                "the target is an arg-max (one class index per sample): targets collapsed from one-hot or "
+                "multi-hot rows, or a teacher's decision",
+                suggestion=(
+                    "pass the [B, C] multi-hot targets as floats, or a teacher's decision as "
+                    f"(torch.sigmoid(teacher_logits) > {self.context.threshold_name}).float()"
+                ),
+            )
+            return
+        if origin not in ("integer", "data"):
+            return
         self.report(
             call,
             f"{call.func.value} is a parameter of {function.name.value}(), whose callers are in "

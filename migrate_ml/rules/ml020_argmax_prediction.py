@@ -52,6 +52,12 @@ class ArgmaxPredictionRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        for collapsed in flow.collapsed_targets:
+            self.report(
+                collapsed,
+                "the targets are collapsed to one class index per sample (arg-max over one-hot or multi-hot rows)",
+                suggestion="keep the [B, C] multi-hot targets and compare per sample: (pred == targets.bool()).all(dim=1)",
+            )
         for prediction in flow.predictions:
             if not prediction.proven:
                 self.report(
