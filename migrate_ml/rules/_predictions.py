@@ -43,6 +43,10 @@ _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
 """Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
 _JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
+_FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "log"}
+"""Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
+_NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
+_METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
 _SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 _SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
 LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
@@ -208,6 +212,8 @@ class Prediction:
     comparisons: list[Comparison] = field(default_factory=list)
     blocked: str = ""
     """Why a proven prediction still cannot be rewritten (empty when it can)."""
+    escapes: list[cst.Call] = field(default_factory=list)
+    """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
 
 
 @dataclass
@@ -703,11 +709,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
             prediction.binding = parent.targets[0].target
         elif current is node:
-            use = self._comparison_of(node)
-            if isinstance(use, Comparison):
-                prediction.comparisons.append(use)
-            elif use:
-                prediction.blocked = use
+            self._classify_use(prediction, node, False)
+        else:
+            self._note_escape(prediction, current)
 
     def _is_used(self, name: cst.Name) -> bool:
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -730,12 +734,13 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             for name, numpy in holders[id(prediction)]:
                 for use in self._reads(name):
                     referents = [getattr(r, "node", None) for r in use.referents]
-                    if prediction.proven and not all(r in bindings for r in referents):
+                    if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
                         continue  # another binding of the name is not a rewritten prediction
                     kinds = {flag for n, flag in holders[id(prediction)] if n in referents}
                     self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None)
 
     def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None) -> None:
+        self._note_escape(prediction, node)
         use = self._comparison_of(node)
         if isinstance(use, Comparison) and numpy is None:
             use = "the name holds a tensor in one place and a NumPy array in another"
@@ -744,6 +749,36 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.comparisons.append(use)
         elif use and not prediction.blocked:
             prediction.blocked = use
+
+    def _starts_empty(self, bound: cst.CSTNode | None) -> bool:
+        """``rows = []``: the accumulator a joined prediction re-binds (``rows = torch.cat(rows)``)."""
+        value = self._assigned_value(bound)
+        return isinstance(value, cst.List) and not value.elements
+
+    def _note_escape(self, prediction: Prediction, node: cst.CSTNode) -> None:
+        """Record a call that receives the prediction (after ``.cpu()``/``.numpy()``…) and that
+        nothing here follows: a helper defined elsewhere, ``np.bincount``, a plotting function."""
+        current = node
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+            if not (isinstance(call, cst.Call) and call.func is parent and parent.attr.value in _PREDICTION_CHAIN | {"tolist"}):
+                break
+            current = call
+        parent = self.get_metadata(ParentNodeProvider, current, None)
+        call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        if not isinstance(call, cst.Call) or parent.value is not current:
+            return
+        func = call.func
+        if isinstance(func, cst.Attribute) and (func.attr.value in _FOLLOWED_METHODS or func.attr.value.endswith("_as")):
+            return  # followed or reported elsewhere; `labels.view_as(pred)` only reads the shape
+        if isinstance(func, cst.Name) and func.value in _NEUTRAL_BUILTINS:
+            return
+        qualified = _qualified(self, func)
+        if qualified & _JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
+            return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
+        if all(call is not known for known in prediction.escapes):
+            prediction.escapes.append(call)
 
     def _reads(self, binding: cst.Name) -> list:
         scope = self.get_metadata(ScopeProvider, binding, None)
@@ -884,7 +919,18 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return "it is used as an index (one class per sample)"
         if isinstance(parent, cst.Arg):
             call = self.get_metadata(ParentNodeProvider, parent, None)
-            if not isinstance(call, cst.Call) or parent.keyword is not None:
+            if not isinstance(call, cst.Call):
+                return None
+            if parent.keyword is not None:
+                if (
+                    parent.keyword.value == "predictions"
+                    and isinstance(call.func, cst.Attribute)
+                    and call.func.attr.value in ("add_batch", "add", "compute")
+                ):
+                    return (
+                        "it is fed to a Hugging Face `evaluate` metric, whose single-label configuration "
+                        "rejects multi-hot rows (load evaluate.load(\"f1\", \"multilabel\") and pass average=\"micro\")"
+                    )
                 return None
             if isinstance(call.func, cst.Name) and call.func.value in ("int", "str"):
                 return f"it is converted with {call.func.value}() as one class index"

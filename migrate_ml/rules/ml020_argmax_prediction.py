@@ -29,7 +29,14 @@ class ArgmaxPredictionRule(Rule):
         "`np.argmax(val_scores)` for model selection) is left alone. The accuracy comparisons "
         "of the prediction with the labels are rewritten in the same fix (see ML021), because a "
         "[B, C] prediction compared with `==` and summed would count labels, not samples, and "
-        "push `correct / total` above 1."
+        "push `correct / total` above 1. The comparisons are found where the prediction goes: "
+        "through `.cpu()`/`.detach()`/`.numpy()`, `accelerator.gather_for_metrics((preds, "
+        "labels))` and other gathers with tuple unpacking, and rows appended per batch then "
+        "joined with `torch.cat`/`np.concatenate` (NumPy comparisons become "
+        "`(p == y.astype(bool)).all(axis=1)`). A prediction read per sample (`pred[i].item()`), "
+        "compared with targets collapsed by an arg-max (`target.argmax(1)`, reported at their "
+        "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead; "
+        "one passed to a function nothing here follows is rewritten with a note naming it."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -81,3 +88,16 @@ class ArgmaxPredictionRule(Rule):
                     fix=flow.fix_for(prediction, self.context.threshold_name),
                     extra_nodes=[c.node for c in prediction.comparisons],
                 )
+                for call in prediction.escapes:
+                    # Reported on the rewritten prediction (a line the fix edits) so that the note
+                    # survives the rewrite: the call itself no longer looks single-label.
+                    callee = cst.Module([]).code_for_node(call.func)
+                    self.report(
+                        prediction.node,
+                        f"the prediction is later passed to {callee}(), which migrate-ml cannot follow: "
+                        "after the rewrite it receives multi-hot boolean rows [B, C], not class indices",
+                        suggestion=(
+                            f"make {callee}() take [B, C] rows: exact match is (pred == labels.bool()).all(dim=1); "
+                            "per-label counts are sums over dim 0"
+                        ),
+                    )
