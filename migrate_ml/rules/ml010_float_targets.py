@@ -63,7 +63,7 @@ def target_origin(rule: Rule, expression: cst.BaseExpression, depth: int = 0, vi
     * ``"float"``: provably float (:func:`provably_float`);
     * ``"class-index"``: an arg-max of scores, one class per sample;
     * ``"integer"``: an integer cast, ``F.one_hot(...)`` or ``dtype=torch.long``;
-    * ``"data"``: labels as the loader yields them (a loop variable, a parameter, ``batch["labels"]``,
+    * ``"data"``: labels as the loader yields them (a loop variable, ``batch["labels"]``,
       ``data[1]``), possibly moved with ``.to(device)``/``.cuda()``: int64 in most datasets;
     * ``"computed"``: anything else (``torch.zeros_like(logits)``, ``y.to(logits.dtype)``, soft
       targets from a sigmoid or mixup arithmetic), which is what already-multi-label code builds.
@@ -99,7 +99,7 @@ def target_origin(rule: Rule, expression: cst.BaseExpression, depth: int = 0, vi
 
 def _binding_origin(rule: Rule, bound: cst.CSTNode | None, depth: int, visiting: frozenset) -> str:
     if isinstance(bound, cst.Param):
-        return "data"
+        return "computed"  # a loss helper's `targets` (focal loss, smoothing): its callers decide
     holder = rule.get_metadata(ParentNodeProvider, bound, None) if bound is not None else None
     if isinstance(holder, cst.AssignTarget):
         statement = rule.get_metadata(ParentNodeProvider, holder, None)
@@ -172,11 +172,12 @@ class FloatTargetsRule(Rule):
         "example a hand migration that forgot the cast). It adds `.float()`, after any "
         "`.to(device)`/`.cuda()` chain, only where the target is provably an integer "
         "(`.long()`, `F.one_hot(...)`, `dtype=torch.long`) or is the labels as the loader "
-        "yields them (a loop variable, a parameter, `batch[\"labels\"]`, moved to the device), "
+        "yields them (a loop variable, `batch[\"labels\"]`, moved to the device), "
         "whose dtype is usually int64. Targets the code computes itself (`torch.zeros_like"
         "(logits)`, `y.to(logits.dtype)`, `y.type_as(logits)`, a sigmoid or a mixup of soft "
-        "targets) and provably float ones (`.float()`, `.to(torch.float32)`, float arithmetic) "
-        "belong to code that is already multi-label and are left as written. A target that is "
+        "targets), a loss helper's `targets` parameter (its callers decide) and provably "
+        "float ones (`.float()`, `.to(torch.float32)`, float arithmetic) belong to code that "
+        "is already multi-label and are left as written. A target that is "
         "an arg-max of scores is one class per sample, which no cast repairs: it is reported. "
         "A criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
         "code in the same file calls cannot be proven to be a BCE loss, so its calls are "
