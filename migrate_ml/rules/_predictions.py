@@ -746,7 +746,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             use = "the name holds a tensor in one place and a NumPy array in another"
         if isinstance(use, Comparison):
             use.numpy = bool(numpy)
-            prediction.comparisons.append(use)
+            if all(use.node is not known.node for known in prediction.comparisons):
+                prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
         elif use and not prediction.blocked:
             prediction.blocked = use
 
