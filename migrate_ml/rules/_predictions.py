@@ -106,6 +106,47 @@ def is_class_dim(dim: cst.BaseExpression | None) -> bool:
 
 
 
+def droppable_log_softmax(owner, name: cst.Name, is_nll_input: Callable[[cst.Call], bool]) -> cst.Call | None:
+    """The ``F.log_softmax(model(x), dim=1)`` that ``name`` is bound to, once, when ML003 drops it:
+    the logits have no name of their own and every use of ``name`` is the input of an NLL loss
+    call (``is_nll_input``) or an arg-max over the classes, which picks the same class from
+    logits as from log-probabilities. ``owner`` depends on ``ScopeProvider``,
+    ``ParentNodeProvider`` and ``QualifiedNameProvider``."""
+    scope = owner.get_metadata(ScopeProvider, name, None)
+    assignments = list(scope[name.value]) if scope is not None else []
+    if len(assignments) != 1:
+        return None
+    bound = getattr(assignments[0], "node", None)
+    target = owner.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+    statement = owner.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+    if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call)):
+        return None
+    if not isinstance(log_softmax_input(owner, statement.value), cst.Call):
+        return None  # a named input is used directly
+    accesses = [access.node for access in assignments[0].references]
+    if not accesses or not all(_logits_safe_use(owner, node, is_nll_input) for node in accesses):
+        return None
+    return statement.value
+
+
+def _logits_safe_use(owner, node: cst.CSTNode, is_nll_input: Callable[[cst.Call], bool]) -> bool:
+    parent = owner.get_metadata(ParentNodeProvider, node, None)
+    if isinstance(parent, cst.Arg) and parent.keyword is None:
+        call = owner.get_metadata(ParentNodeProvider, parent, None)
+        if isinstance(call, cst.Call) and call.args and call.args[0] is parent:
+            if is_nll_input(call):
+                return True
+            if {q.name for q in owner.get_metadata(QualifiedNameProvider, call.func, set())} & {"torch.argmax", "torch.max"}:
+                dim = call_argument(call, 1, "dim")
+                return dim is not None and is_class_dim(dim.value)
+        return False
+    if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in ("argmax", "max"):
+        call = owner.get_metadata(ParentNodeProvider, parent, None)
+        dim = call_argument(call, 0, "dim") if isinstance(call, cst.Call) and call.func is parent else None
+        return dim is not None and is_class_dim(dim.value)
+    return False
+
+
 def is_model_callee(func: cst.BaseExpression) -> bool:
     """``model``, ``net``, ``model_ft``, ``self.model``, ``self`` (a Lightning module calling itself)."""
     if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
@@ -447,6 +488,14 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._loss = loss
         self._loss_logits = self._loss_logit_names(loss)
         self._loss_targets = {id(c.target.value) for c in loss.calls if c.target is not None}
+        # Functional nll_loss calls ML003 converts (no ignore_index, options by keyword).
+        self._functional_nll = {
+            id(c.call)
+            for c in loss.calls
+            if c.functional and c.kinds == {"nll"} and c.target is not None
+            and not any(a.star or (a.keyword is not None and a.keyword.value == "ignore_index") for a in c.call.args)
+            and len([a for a in c.call.args if a.keyword is None]) <= 3
+        }
         # Rules ask about the first argument of metric-like calls after this provider has run,
         # when its scope metadata is gone: answer those questions now.
         proven = {
@@ -624,6 +673,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         elif self._log_softmax_scores(inner) is not None:
             # arg-max over log_softmax(z) is the arg-max over z: decide on sigmoid(z)
             prediction.decision_input = torch_sigmoid(self._torch_name, self._log_softmax_scores(inner))
+        elif isinstance(inner, cst.Name) and droppable_log_softmax(self, inner, self._droppable_nll_input):
+            # ML003 drops this log_softmax in the same fix pass: the name holds the logits
+            prediction.decision_input = torch_sigmoid(self._torch_name, scores)
         elif isinstance(inner, cst.Name):
             softmaxes = self._probability_bindings(inner, softmax_by_call)
             if softmaxes is not None:
@@ -632,6 +684,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         prediction.proven = prediction.decision_input is not None
         self._bind(prediction)
         return prediction
+
+    def _droppable_nll_input(self, call: cst.Call) -> bool:
+        return id(call) in self._functional_nll
 
     def _log_softmax_scores(self, expression: cst.BaseExpression) -> cst.BaseExpression | None:
         """``z`` for ``F.log_softmax(z, dim=1)`` over proven scores, inline or through a name bound

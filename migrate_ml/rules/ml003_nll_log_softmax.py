@@ -15,7 +15,7 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
-from migrate_ml.rules._predictions import is_class_dim, log_softmax_input
+from migrate_ml.rules._predictions import droppable_log_softmax, is_class_dim, log_softmax_input
 
 _SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
 
@@ -94,7 +94,14 @@ class NllOverLogSoftmaxRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
-        self._nll_calls = {id(c.call) for c in flow.calls if c.kinds == {"nll"}}
+        # The NLL calls whose input may lose its log_softmax: those this rule converts (a class
+        # criterion's calls are converted together or not at all).
+        self._nll_calls = {
+            id(c.call)
+            for c in flow.calls
+            if c.kinds == {"nll"}
+            and (not c.functional or (c.target is not None and nll_options_supported(c.call)))
+        }
         forward_log_softmax = "def forward" in node.code and "log_softmax" in node.code
         for loss_call in flow.calls:
             if not (loss_call.functional and loss_call.kinds == {"nll"}):
@@ -239,46 +246,16 @@ class NllOverLogSoftmaxRule(Rule):
 
     def _dropped_log_softmax(self, name: cst.Name, log_softmax: cst.Call) -> NodeEdit | None:
         """``output = F.log_softmax(model(x), dim=1)`` has no name for the logits. When every use
-        of ``output`` is the input of an ``nll_loss`` or an arg-max over the classes (which
-        picks the same class from logits as from log-probabilities), the ``log_softmax`` is
-        dropped there, so ``output`` holds the raw logits: the loss becomes BCE-with-logits on
-        them, and a later pass turns the arg-max into ``torch.sigmoid(output) > THRESHOLD``
-        (ML020), never a sigmoid of log-probabilities."""
-        inner = log_softmax_input(self, log_softmax)
-        if not isinstance(inner, cst.Call):
-            return None  # a named input is used directly (see _is_stable)
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return None
-        accesses = [access.node for assignment in scope[name.value] for access in assignment.references]
-        if not accesses or not all(self._logits_safe_use(node) for node in accesses):
+        of ``output`` is the input of an ``nll_loss`` or an arg-max over the classes, the
+        ``log_softmax`` is dropped there, so ``output`` holds the raw logits: the loss becomes
+        BCE-with-logits on them, and the arg-max ``torch.sigmoid(output) > THRESHOLD`` (ML020,
+        which applies the same test), never a sigmoid of log-probabilities."""
+        if droppable_log_softmax(self, name, lambda call: id(call) in self._nll_calls) is not log_softmax:
             return None
         key = id(log_softmax)
         if key not in self._drops:
             self._drops[key] = NodeEdit(log_softmax, _first_argument_value)
         return self._drops[key]
-
-    def _logits_safe_use(self, node: cst.CSTNode) -> bool:
-        """The input of a (functional or class) NLL loss call, or an arg-max over dim 1/-1."""
-        parent = self.get_metadata(ParentNodeProvider, node, None)
-        if isinstance(parent, cst.Arg) and parent.keyword is None:
-            call = self.get_metadata(ParentNodeProvider, parent, None)
-            if isinstance(call, cst.Call) and call.args and call.args[0] is parent:
-                if id(call) in self._nll_calls:
-                    return True
-                qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, call.func, set())}
-                if qualified & {"torch.argmax", "torch.max"}:
-                    return _class_dim_reduction(call, 1)
-            return False
-        if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in ("argmax", "max"):
-            call = self.get_metadata(ParentNodeProvider, parent, None)
-            return isinstance(call, cst.Call) and call.func is parent and _class_dim_reduction(call, 0)
-        return False
-
-
-def _class_dim_reduction(call: cst.Call, dim_position: int) -> bool:
-    dim = call_argument(call, dim_position, "dim")
-    return dim is not None and is_class_dim(dim.value)
 
 
 def _first_argument_value(updated: cst.CSTNode) -> cst.CSTNode:

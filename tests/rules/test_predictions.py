@@ -349,3 +349,23 @@ def test_class_index_targets(target: str, expected: bool) -> None:
     probe = Probe()
     wrapper.visit(probe)
     assert probe.found == [expected]
+
+
+@pytest.mark.parametrize(("other_use", "proven"), [("", True), ("confidence = output.exp()", False)])
+def test_argmax_over_a_dropped_log_softmax_decides_on_the_name(other_use: str, proven: bool) -> None:
+    # ML003 drops `F.log_softmax(model(x))` in the same pass only when nothing else reads `output`.
+    _, flow = _flow(
+        f"""
+        import torch.nn.functional as F
+
+        def test(model, data, target):
+            output = F.log_softmax(model(data), dim=1)
+            loss = F.nll_loss(output, target)
+            {other_use}
+            return loss, output.argmax(dim=1) == target
+        """
+    )
+    (prediction,) = flow.predictions
+    assert prediction.proven is proven
+    if proven:
+        assert _code(prediction.decision_input) == "torch.sigmoid(output)"
