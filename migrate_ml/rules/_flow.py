@@ -82,10 +82,37 @@ class LossCall:
         return not self.constructions
 
 
+@dataclass(frozen=True)
+class ParameterHop:
+    """One parameter a criterion passes through: ``function(..., parameter, ...)``."""
+
+    function: str
+    parameter: str
+
+
+@dataclass(eq=False)
+class OpenParameterCall:
+    """A call of a parameter (``loss_fn(y_pred, y)``) that no criterion built in this file reaches.
+
+    ``chains`` lists each route the parameter takes through the file's own calls, innermost
+    function first, to a function that no code in the file calls (an entry point, called from
+    other files): ``train_step(loss_fn)`` <- ``train(loss_fn)``. It is empty when some call site
+    passes something that is neither a criterion nor a parameter (then nothing is known).
+    """
+
+    call: cst.Call
+    chains: tuple[tuple[ParameterHop, ...], ...]
+
+    @property
+    def entries(self) -> frozenset[ParameterHop]:
+        return frozenset(chain[-1] for chain in self.chains)
+
+
 @dataclass
 class LossFlow:
     constructions: list[LossConstruction] = field(default_factory=list)
     calls: list[LossCall] = field(default_factory=list)
+    open_parameter_calls: list[OpenParameterCall] = field(default_factory=list)
 
     def calls_of(self, construction: LossConstruction) -> list[LossCall]:
         return [call for call in self.calls if construction in call.constructions]
@@ -176,6 +203,12 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         for call in self._calls:
             self._resolve_call(call)
         followed = {call.call: call for call in self._flow.calls}
+        for call in self._calls:
+            if call not in followed and isinstance(call.func, cst.Name):
+                param = self._only_parameter_binding(call.func)
+                if param is not None:
+                    chains = self._entry_chains(param, depth=0)
+                    self._flow.open_parameter_calls.append(OpenParameterCall(call, tuple(chains or ())))
         for construction in self._flow.constructions:
             construction.uses_followed = self._uses_followed(construction, followed)
         self.set_metadata(original_node, self._flow)
@@ -313,6 +346,51 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                 return []
             found.extend(behind)
         return found if call_sites else []
+
+    def _only_parameter_binding(self, name: cst.Name) -> cst.Param | None:
+        """The parameter ``name`` refers to, when that is its only binding in its scope."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return None
+        assignments = list(scope[name.value])
+        if len(assignments) != 1:
+            return None
+        bound = getattr(assignments[0], "node", None)
+        return bound if isinstance(bound, cst.Param) else None
+
+    def _entry_chains(self, param: cst.Param, depth: int) -> list[tuple[ParameterHop, ...]] | None:
+        """Routes from ``param`` through this file's call sites of its function to parameters of
+        functions that nothing in the file calls; None when a call site passes anything else."""
+        function = self._enclosing(param, (cst.FunctionDef, cst.Lambda))
+        if not isinstance(function, cst.FunctionDef) or depth > 3:
+            return None
+        hop = ParameterHop(function.name.value, param.name.value)
+        if self._enclosing(function, (cst.ClassDef, cst.FunctionDef)) is not None:
+            # A method or a nested function: its callers are not found by name, so it is an
+            # entry only when nothing in the file names it as a callee.
+            callees = {c.func.value if isinstance(c.func, cst.Name) else c.func.attr.value
+                       for c in self._calls if isinstance(c.func, (cst.Name, cst.Attribute))}
+            return [(hop,)] if function.name.value not in callees else None
+        if len(self._functions.get(function.name.value, ())) != 1:
+            return None
+        call_sites = [c for c in self._calls if isinstance(c.func, cst.Name) and c.func.value == function.name.value]
+        if not call_sites:
+            return [(hop,)]
+        positional = [*function.params.posonly_params, *function.params.params]
+        index = next((i for i, p in enumerate(positional) if p is param), 10**6)
+        chains: list[tuple[ParameterHop, ...]] = []
+        for call in call_sites:
+            if any(arg.star for arg in call.args):
+                return None
+            argument = call_argument(call, index, param.name.value)
+            if argument is None or not isinstance(argument.value, cst.Name):
+                return None
+            outer = self._only_parameter_binding(argument.value)
+            routes = self._entry_chains(outer, depth + 1) if outer is not None else None
+            if routes is None:
+                return None
+            chains.extend((hop, *route) for route in routes if (hop, *route) not in chains)
+        return chains
 
     def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
         current = node

@@ -7,7 +7,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import as_float_target, is_float_cast, map_target
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
 
 TORCH_BCE = frozenset(
     {
@@ -64,8 +64,10 @@ class FloatTargetsRule(Rule):
         "(`.float()`, `.to(torch.float32)`, `.type(torch.float)`, `.to(device, "
         "dtype=torch.float)`, float arithmetic, or a name bound once to one of those). A "
         "criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
-        "code in the same file calls cannot be proven to be a BCE loss, so its calls are "
-        "reported with an unsafe fix that adds the cast. `.float()` returns a float32 target "
+        "code in the same file calls, or only passes its own parameter to (`train(..., "
+        "loss_fn)` calling `train_step(..., loss_fn=loss_fn)`), cannot be proven to be a BCE "
+        "loss, so its calls are reported, naming that chain, with an unsafe fix that adds the "
+        "cast. `.float()` returns a float32 target "
         "unchanged, so the added cast costs nothing where the labels were float already."
     )
     applicability = Applicability.SAFE
@@ -84,20 +86,8 @@ class FloatTargetsRule(Rule):
     )
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameter_calls: list[cst.Call] = []
-        self._local_callees: set[str] = set()
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name):
-            self._local_callees.add(node.func.value)
-            if node.func.value in CRITERION_PARAMETERS:
-                self._parameter_calls.append(node)
-
     def leave_Module(self, original_node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
-        followed = {loss_call.call for loss_call in flow.calls}
         for loss_call in flow.calls:
             names = {c.qualified_name for c in loss_call.constructions}
             if loss_call.functional:
@@ -111,37 +101,33 @@ class FloatTargetsRule(Rule):
                 "BCE-with-logits needs float targets; this target is not provably float",
                 fix=Fix(edits=(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)),)),
             )
-        for call in self._parameter_calls:
-            if call not in followed:
-                self._check_parameter_call(call)
+        for open_call in flow.open_parameter_calls:
+            self._check_parameter_call(open_call)
 
-    def _check_parameter_call(self, call: cst.Call) -> None:
+    def _check_parameter_call(self, open_call: OpenParameterCall) -> None:
+        call = open_call.call
+        name = call.func.value
         target = call_argument(call, 1, "target")
+        if name not in CRITERION_PARAMETERS or not open_call.chains:
+            return  # not named like a criterion, or fed something else by this file's own calls
         if target is None or len(call.args) != 2 or provably_float(self, target.value):
             return
-        function = self._parameter_owner(call.func)
-        if function is None or function.name.value in self._local_callees:
-            return  # called in this file: the flow analysis decides, not the name
         self.report(
             call,
-            f"{call.func.value} is a parameter of {function.name.value}(), whose callers are in "
-            "other files: if it is a BCE-with-logits criterion its target must be float",
-            suggestion=f"{call.func.value}(output, target.float()) with float multi-hot targets [B, C]",
+            f"{name} is {describe_route(open_call.chains[0])}, whose callers are in other files: "
+            "if it is a BCE-with-logits criterion its target must be float",
+            suggestion=f"{name}(output, target.float()) with float multi-hot targets [B, C]",
             fix=Fix(
                 edits=(NodeEdit(call, map_target(call, target, as_float_target)),),
                 applicability=Applicability.UNSAFE,
             ),
         )
 
-    def _parameter_owner(self, name: cst.Name) -> cst.FunctionDef | None:
-        """The function whose parameter ``name`` is, when that is its only binding."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return None
-        assignments = list(scope[name.value])
-        if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
-            return None
-        node: cst.CSTNode | None = assignments[0].node
-        while node is not None and not isinstance(node, cst.FunctionDef):
-            node = self.get_metadata(ParentNodeProvider, node, None)
-        return node
+
+def describe_route(chain: tuple[ParameterHop, ...]) -> str:
+    """``a parameter of train_step(), passed from train(loss_fn)``."""
+    first, *rest = chain
+    text = f"a parameter of {first.function}()"
+    if rest:
+        text += ", passed from " + " <- ".join(f"{hop.function}({hop.parameter})" for hop in rest)
+    return text

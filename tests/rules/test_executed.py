@@ -64,6 +64,8 @@ CASES: dict[str, Case] = {
         train="fit", model_class="LitClassifier", evaluate_step="validation_step", accuracy=float
     ),
     "torchmetrics_epoch": Case(train="train", evaluate="evaluate", accuracy=float),
+    # The criterion reaches train_step() through train()'s parameter (issue 9, call chains).
+    "chained_criterion": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result[1]),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
