@@ -28,6 +28,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
+from migrate_ml.rules._project import FileFacts, facts_in_effect
 
 MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
@@ -297,11 +298,21 @@ class FileTransformer:
         self.rules = list(rules)
         self.settings = settings
 
-    def transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None = None) -> TransformResult:
+    def transform(
+        self,
+        source: SourceFile,
+        accept: Callable[[Proposal], bool] | None = None,
+        project: FileFacts | None = None,
+    ) -> TransformResult:
         """Rewrite one file; with ``accept``, apply only the fixes it returns True for.
 
-        A fix declined once is not offered again in later passes of the same file.
+        A fix declined once is not offered again in later passes of the same file. ``project``
+        holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
+        with facts_in_effect(project):
+            return self._transform(source, accept)
+
+    def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
         candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text)

@@ -22,6 +22,8 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
+from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
+
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
     "torch.nn.CrossEntropyLoss": "ce",
@@ -64,6 +66,11 @@ class LossConstruction:
     module-local function whose parameter is used that way). Only then does rewriting the calls
     rewrite *all* of them, which edits that change the call sites (label smoothing moved onto
     the targets) need before they can be safe."""
+    handed_over: tuple[HandOver, ...] = ()
+    """Uses that pass the criterion to a function in another file of the run that casts the
+    targets of its calls (see ``_project.py``)."""
+    uses_accounted: bool = False
+    """Every use is followed here or handed over to a file of the run that casts its targets."""
 
 
 @dataclass(eq=False)
@@ -102,6 +109,14 @@ class OpenParameterCall:
 
     call: cst.Call
     chains: tuple[tuple[ParameterHop, ...], ...]
+    facts: tuple[ParameterFact, ...] = ()
+    """What the run's other files pass to the entry parameters, where they pass anything."""
+
+    @property
+    def proven_bce(self) -> bool:
+        """Every entry is fed, by the other files of this run, criteria that end up BCE."""
+        entries = self.entries
+        return bool(entries) and len(self.facts) == len(entries) and all(f.proven_bce for f in self.facts)
 
     @property
     def entries(self) -> frozenset[ParameterHop]:
@@ -147,6 +162,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._functions: dict[str, list[cst.FunctionDef]] = {}
         self._attribute_uses: dict[tuple[cst.ClassDef | None, str], list[cst.Attribute]] = {}
         self._roots: dict[LossConstruction, cst.BaseExpression] = {}
+        self._facts: FileFacts | None = current_facts()
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
@@ -207,25 +223,42 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             if call not in followed and isinstance(call.func, cst.Name):
                 param = self._only_parameter_binding(call.func)
                 if param is not None:
-                    chains = self._entry_chains(param, depth=0)
-                    self._flow.open_parameter_calls.append(OpenParameterCall(call, tuple(chains or ())))
+                    self._flow.open_parameter_calls.append(self._open_call(call, param))
         for construction in self._flow.constructions:
             construction.uses_followed = self._uses_followed(construction, followed)
+            if self._facts is not None and self._facts.hand_overs:
+                handed: list[HandOver] = []
+                construction.uses_accounted = self._uses_followed(construction, followed, handed)
+                construction.handed_over = tuple(dict.fromkeys(handed))
+            else:
+                construction.uses_accounted = construction.uses_followed
         self.set_metadata(original_node, self._flow)
 
-    def _uses_followed(self, construction: LossConstruction, followed: dict[cst.Call, LossCall]) -> bool:
+    def _open_call(self, call: cst.Call, param: cst.Param) -> OpenParameterCall:
+        chains = tuple(self._entry_chains(param, depth=0) or ())
+        facts: tuple[ParameterFact, ...] = ()
+        if self._facts is not None:
+            found = (self._facts.parameter(hop.function, hop.parameter) for hop in {c[-1] for c in chains})
+            facts = tuple(fact for fact in found if fact is not None)
+        return OpenParameterCall(call, chains, facts)
+
+    def _uses_followed(
+        self, construction: LossConstruction, followed: dict[cst.Call, LossCall], handed: list | None = None
+    ) -> bool:
+        """Every use is a followed call; with ``handed``, uses handed over to another file of the
+        run that casts the targets count too, and are collected there."""
         target = construction.target
         if target is None:
-            return self._use_followed(self._roots[construction], construction, followed, 0)
+            return self._use_followed(self._roots[construction], construction, followed, 0, handed)
         if isinstance(target, cst.Attribute) and _is_self(target.value):
             key = (self._enclosing(target, cst.ClassDef), target.attr.value)
             uses = [use for use in self._attribute_uses.get(key, ()) if not self._is_assigned(use)]
-            return bool(uses) and all(self._use_followed(u, construction, followed, 0) for u in uses)
+            return bool(uses) and all(self._use_followed(u, construction, followed, 0, handed) for u in uses)
         if isinstance(target, cst.Name):
-            return self._name_uses_followed(target, construction, followed, 0)
+            return self._name_uses_followed(target, construction, followed, 0, handed)
         return False
 
-    def _name_uses_followed(self, bound: cst.CSTNode, construction, followed, depth: int) -> bool:
+    def _name_uses_followed(self, bound: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
         """Every access of the binding ``bound`` (an assigned ``Name`` or a ``Param``) is followed."""
         name = bound.name if isinstance(bound, cst.Param) else bound
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -238,10 +271,10 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             for access in assignment.references
         ]
         return bool(accesses) and all(
-            self._use_followed(access.node, construction, followed, depth) for access in accesses
+            self._use_followed(access.node, construction, followed, depth, handed) for access in accesses
         )
 
-    def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int) -> bool:
+    def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
         """``node`` evaluates to the criterion: it is called by a followed loss call, or passed
         to a module-local function whose parameter is itself only used that way."""
         if depth > 3:
@@ -253,13 +286,29 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if not isinstance(parent, cst.Arg) or parent.value is not node or parent.star:
             return False
         call = self.get_metadata(ParentNodeProvider, parent, None)
-        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name)):
+        if not isinstance(call, cst.Call):
+            return False
+        if handed is not None and self._facts is not None:
+            hand_over = self._hand_over(call, parent)
+            if hand_over is not None and hand_over.cast:
+                handed.append(hand_over)
+                return True
+        if not isinstance(call.func, cst.Name):
             return False
         functions = self._functions.get(call.func.value, ())
         if len(functions) != 1:
             return False
         param = _parameter_for(functions[0], call, parent)
-        return param is not None and self._name_uses_followed(param, construction, followed, depth + 1)
+        return param is not None and self._name_uses_followed(param, construction, followed, depth + 1, handed)
+
+    def _hand_over(self, call: cst.Call, argument: cst.Arg) -> HandOver | None:
+        callee = dotted_name(call.func)
+        if callee is None or self._facts is None:
+            return None
+        if argument.keyword is not None:
+            return self._facts.hand_over(callee, argument.keyword.value)
+        positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+        return self._facts.hand_over(callee, str(positional.index(argument)))
 
     def _is_assigned(self, node: cst.CSTNode) -> bool:
         parent = self.get_metadata(ParentNodeProvider, node, None)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import as_float_target, is_float_cast, map_target
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
 
 TORCH_BCE = frozenset(
@@ -67,7 +70,10 @@ class FloatTargetsRule(Rule):
         "code in the same file calls, or only passes its own parameter to (`train(..., "
         "loss_fn)` calling `train_step(..., loss_fn=loss_fn)`), cannot be proven to be a BCE "
         "loss, so its calls are reported, naming that chain, with an unsafe fix that adds the "
-        "cast. `.float()` returns a float32 target "
+        "cast. When `rewrite` is given the other files too (a folder, or `main.py engine.py`), "
+        "the criteria they pass are followed across modules: a parameter fed only criteria "
+        "that are (or this run makes) `BCEWithLogitsLoss` gets the cast as a safe fix, and the "
+        "finding names the file and line where the criterion is built. `.float()` returns a float32 target "
         "unchanged, so the added cast costs nothing where the labels were float already."
     )
     applicability = Applicability.SAFE
@@ -85,6 +91,11 @@ class FloatTargetsRule(Rule):
         *(f"{name}(" for name in CRITERION_PARAMETERS),
     )
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        facts = current_facts()  # another file of the run passes this one a criterion
+        return super().could_apply(source) or (facts is not None and bool(facts.parameters))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
@@ -108,20 +119,32 @@ class FloatTargetsRule(Rule):
         call = open_call.call
         name = call.func.value
         target = call_argument(call, 1, "target")
-        if name not in CRITERION_PARAMETERS or not open_call.chains:
-            return  # not named like a criterion, or fed something else by this file's own calls
+        if not open_call.chains or not (name in CRITERION_PARAMETERS or open_call.facts):
+            return  # not named or passed like a criterion, or fed something else by this file's own calls
         if target is None or len(call.args) != 2 or provably_float(self, target.value):
             return
+        route = describe_route(open_call.chains[0])
+        cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
+        if open_call.proven_bce:
+            self.report(
+                call,
+                f"{name} is {route}, which other files of this run pass "
+                f"{_sources(open_call)} (BCE-with-logits after this run): its target must be float",
+                fix=cast,
+            )
+            return
+        passed = f"; other files of this run pass it {_sources(open_call)}" if open_call.facts else ""
         self.report(
             call,
-            f"{name} is {describe_route(open_call.chains[0])}, whose callers are in other files: "
-            "if it is a BCE-with-logits criterion its target must be float",
+            f"{name} is {route}, whose callers are in other files{passed}: if it is a "
+            "BCE-with-logits criterion its target must be float",
             suggestion=f"{name}(output, target.float()) with float multi-hot targets [B, C]",
-            fix=Fix(
-                edits=(NodeEdit(call, map_target(call, target, as_float_target)),),
-                applicability=Applicability.UNSAFE,
-            ),
+            fix=dataclasses.replace(cast, applicability=Applicability.UNSAFE),
         )
+
+
+def _sources(open_call: OpenParameterCall) -> str:
+    return "; ".join(dict.fromkeys(fact.describe() for fact in open_call.facts))
 
 
 def describe_route(chain: tuple[ParameterHop, ...]) -> str:
