@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -32,7 +33,7 @@ from migrate_ml.rules import load_rules
 from migrate_ml.rules._flow import LOSS_CLASSES
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 
-_LOSS_WORDS = tuple(sorted({name.rpartition(".")[2].encode() for name in LOSS_CLASSES}))
+_LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
 _MAX_FORWARDING = 3
 """How many functions of the callee's file a parameter may be passed through."""
@@ -58,7 +59,7 @@ def _names_a_loss(path: str) -> bool:
             data = handle.read()
     except OSError:
         return False  # reported when the file itself is processed
-    return any(word in data for word in _LOSS_WORDS)
+    return _LOSS_WORDS.search(data) is not None
 
 
 @dataclass
@@ -133,16 +134,25 @@ class _Project:
         if tree is None:
             return
         names = _ImportedNames(self, full, tree)
+        if not names.modules and not names.functions:
+            return  # imports nothing of the run
+        calls = [
+            (call, scope)
+            for call, scope in _calls_by_scope(tree)
+            if isinstance(call.func, (ast.Name, ast.Attribute)) and names.run_function(call.func) is not None
+        ]
+        if not calls:
+            return
         converting = self._converting_rules(path)
         module_bindings = _bindings(tree.body, names, path, converting)
-        scopes: list[tuple[list[ast.stmt], dict, set[str]]] = [(tree.body, module_bindings, set())]
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                parameters = {a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)}
-                scopes.append((node.body, _bindings(node.body, names, path, converting), parameters))
-        for body, bindings, parameters in scopes:
-            for call in _calls(body):
-                self._record_call(call, names, path, full, bindings, module_bindings, parameters)
+        by_scope: dict[ast.AST, dict] = {tree: module_bindings}
+        for call, scope in calls:
+            if scope not in by_scope:
+                by_scope[scope] = _bindings(scope.body, names, path, converting)
+            parameters = set() if scope is tree else {
+                a.arg for a in (*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs)
+            }
+            self._record_call(call, names, path, full, by_scope[scope], module_bindings, parameters)
 
     def _converting_rules(self, path: str) -> frozenset[str]:
         settings = self._settings.for_file(path)
@@ -251,7 +261,7 @@ class _ImportedNames:
         self.modules: dict[str, str] = {}
         self.functions: dict[str, tuple[str, str]] = {}
         self._project = project
-        for node in ast.walk(tree):
+        for node in _module_level(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     local = alias.asname or alias.name.partition(".")[0]
@@ -348,6 +358,17 @@ def _becomes_bce(qualified: str, call: ast.Call, converting: frozenset[str]) -> 
     return kind == "timm-soft-target-ce" and "ML004" in converting
 
 
+def _module_level(tree: ast.Module) -> Iterable[ast.stmt]:
+    """Module-level statements, including those inside module-level if/try blocks."""
+    stack: list[ast.stmt] = list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.If, ast.Try, getattr(ast, "TryStar", ast.Try))):
+            for block in (node.body, node.orelse, getattr(node, "finalbody", []), *[h.body for h in getattr(node, "handlers", [])]):
+                stack.extend(reversed(block))
+
+
 def _scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
     """The nodes of a scope, without descending into nested functions, classes or lambdas."""
     stack: list[ast.AST] = list(reversed(body))
@@ -359,8 +380,15 @@ def _scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
                 stack.append(child)
 
 
-def _calls(body: list[ast.stmt]) -> Iterable[ast.Call]:
-    return (node for node in _scope_nodes(body) if isinstance(node, ast.Call))
+def _calls_by_scope(tree: ast.Module) -> Iterable[tuple[ast.Call, ast.AST]]:
+    """Every call with the function (or the module) whose scope it is in, in one traversal."""
+    stack: list[tuple[ast.AST, ast.AST]] = [(tree, tree)]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, ast.Call):
+            yield node, scope
+        inner = node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
 
 
 def _assigned_names(target: ast.expr | None) -> Iterable[str]:
