@@ -51,6 +51,14 @@ LOSS_FUNCTIONS: dict[str, str] = {
 
 MULTI_LABEL_KINDS = frozenset({"bce"})
 
+ENGINE_LOSS_ARGUMENTS: dict[str, tuple[int, str]] = {
+    "ignite.engine.create_supervised_trainer": (2, "loss_fn"),
+    "ignite.metrics.Loss": (0, "loss_fn"),
+    "ignite.metrics.loss.Loss": (0, "loss_fn"),
+}
+"""Library calls that take a criterion and call it on the loader's labels: (position, keyword).
+ML027 wraps a BCE criterion passed there so that it casts the labels."""
+
 
 @dataclass(eq=False)
 class LossConstruction:
@@ -226,12 +234,11 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                     self._flow.open_parameter_calls.append(self._open_call(call, param))
         for construction in self._flow.constructions:
             construction.uses_followed = self._uses_followed(construction, followed)
-            if self._facts is not None and self._facts.hand_overs:
-                handed: list[HandOver] = []
-                construction.uses_accounted = self._uses_followed(construction, followed, handed)
-                construction.handed_over = tuple(dict.fromkeys(handed))
-            else:
-                construction.uses_accounted = construction.uses_followed
+            handed: list[HandOver] = []
+            construction.uses_accounted = construction.uses_followed or self._uses_followed(
+                construction, followed, handed
+            )
+            construction.handed_over = tuple(dict.fromkeys(handed))
         self.set_metadata(original_node, self._flow)
 
     def _open_call(self, call: cst.Call, param: cst.Param) -> OpenParameterCall:
@@ -288,7 +295,9 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         call = self.get_metadata(ParentNodeProvider, parent, None)
         if not isinstance(call, cst.Call):
             return False
-        if handed is not None and self._facts is not None:
+        if handed is not None:
+            if self._passed_to_engine_loss(call, parent):
+                return True
             hand_over = self._hand_over(call, parent)
             if hand_over is not None and hand_over.cast:
                 handed.append(hand_over)
@@ -300,6 +309,16 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             return False
         param = _parameter_for(functions[0], call, parent)
         return param is not None and self._name_uses_followed(param, construction, followed, depth + 1, handed)
+
+    def _passed_to_engine_loss(self, call: cst.Call, argument: cst.Arg) -> bool:
+        """``create_supervised_trainer(model, optimizer, criterion)``: a library calls the
+        criterion on the loader's labels, and ML027 wraps it to cast them."""
+        for name in _qualified(self, call.func):
+            consumer = ENGINE_LOSS_ARGUMENTS.get(name)
+            if consumer is not None:
+                index, keyword = consumer
+                return call_argument(call, index, keyword) is argument
+        return False
 
     def _hand_over(self, call: cst.Call, argument: cst.Arg) -> HandOver | None:
         callee = dotted_name(call.func)
