@@ -49,9 +49,15 @@ class SingleClassNameRule(Rule):
         self._every_class: list[set[str]] = []
         """Names bound by the enclosing ``for`` loops over ``range(...)``/``enumerate(...)``:
         indices that walk every class, not one predicted class."""
+        self._top_k: set[str] = set()
+        """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
 
     def visit_For(self, node: cst.For) -> None:
         iterator = node.iter
+        if self._top_k and _names_in(iterator) & self._top_k:
+            self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
+            self._every_class.append(set())
+            return
         walks = isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("range", "enumerate")
         self._every_class.append(_bound_names(node.target) if walks else set())
 
@@ -73,6 +79,8 @@ class SingleClassNameRule(Rule):
         looked_up = key.args[0].value if as_text else key
         if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._every_class):
             return  # a loop over every class (print each label's probability) is already multi-label
+        if _names_in(looked_up) & self._top_k:
+            return  # the names of a top-k reported where it is taken: one finding per construct
         i = "str(i)" if as_text else "i"
         self.report(
             node,
@@ -97,6 +105,10 @@ class SingleClassNameRule(Rule):
             receiver = node.args[0].value if node.args else receiver
         text = cst.Module(body=[]).code_for_node(receiver)
         if "prob" in text or "softmax" in text or "sigmoid" in text:
+            statement = self.get_metadata(ParentNodeProvider, node, None)
+            if isinstance(statement, cst.Assign):
+                for target in statement.targets:
+                    self._top_k |= _bound_names(target.target)
             self.report(
                 node,
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
@@ -110,3 +122,11 @@ def _bound_names(target: cst.BaseExpression) -> set[str]:
     if isinstance(target, (cst.Tuple, cst.List)):
         return {name for element in target.elements for name in _bound_names(element.value)}
     return set()
+
+
+def _names_in(expression: cst.CSTNode) -> set[str]:
+    if isinstance(expression, cst.Name):
+        return {expression.value}
+    if isinstance(expression, cst.Attribute):
+        return _names_in(expression.value)  # `indices.shape`, not the attribute name
+    return {name for child in expression.children for name in _names_in(child)}
