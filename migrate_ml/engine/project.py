@@ -120,11 +120,22 @@ class _Project:
         return self._trees[full]
 
     def _function(self, full: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        """The module-level function ``name``, or the ``__init__`` of the module-level class ``name``."""
         tree = self._tree(full)
         if tree is None:
             return None
-        found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name]
-        return found[0] if len(found) == 1 else None
+        found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name == name]
+        if len(found) != 1:
+            return None
+        if not isinstance(found[0], ast.ClassDef):
+            return found[0]
+        inits = [s for s in found[0].body if isinstance(s, ast.FunctionDef) and s.name == "__init__"]
+        return inits[0] if len(inits) == 1 and inits[0].args.args else None
+
+    @staticmethod
+    def _positional(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
+        every = [*function.args.posonlyargs, *function.args.args]
+        return every[1:] if function.name == "__init__" else every  # a constructor's self
 
     # -- the caller side -------------------------------------------------------------------
 
@@ -170,7 +181,7 @@ class _Project:
         if function is None:
             return
         callee = _dotted(call.func)
-        positional = [*function.args.posonlyargs, *function.args.args]
+        positional = self._positional(function)
         keywords = {a.arg for a in (*positional, *function.args.kwonlyargs)}
         for index, argument in enumerate(call.args):
             if isinstance(argument, ast.Starred):
@@ -227,11 +238,12 @@ class _Project:
 
     def _only_loss_calls(self, full: str, function_name: str, parameter: str, depth: int) -> bool:
         """Every use of ``parameter`` in the function is a two-argument call (a loss call the
-        callee's rewrite casts) or passes it on to another function of that file."""
+        callee's rewrite casts) or passes it on to another function of that file; in a class's
+        ``__init__``, it is stored once as ``self.attr`` and every ``self.attr`` is such a call."""
         function = self._function(full, function_name)
         if function is None or depth > _MAX_FORWARDING:
             return False
-        parents = {child: node for node in ast.walk(function) for child in ast.iter_child_nodes(node)}
+        parents = _parents(function)
         uses = [n for n in ast.walk(function) if isinstance(n, ast.Name) and n.id == parameter]
         if not uses:
             return False
@@ -239,10 +251,10 @@ class _Project:
             parent = parents.get(use)
             if not isinstance(use.ctx, ast.Load):
                 return False
-            if isinstance(parent, ast.Call) and parent.func is use:
-                if len(parent.args) != 2 or parent.keywords or any(isinstance(a, ast.Starred) for a in parent.args):
-                    return False
+            if _two_argument_call(parent, use):
                 continue
+            if function.name == "__init__" and len(uses) == 1 and _stored_on_self(parent, use):
+                return self._attribute_only_called(full, function_name, parent.targets[0].attr)
             forwarded = _forwarded_to(parent, use, parents)
             if forwarded is None or self._function(full, forwarded[0]) is None:
                 return False
@@ -251,6 +263,19 @@ class _Project:
             if name is None or not self._only_loss_calls(full, forwarded[0], name, depth + 1):
                 return False
         return True
+
+    def _attribute_only_called(self, full: str, class_name: str, attribute: str) -> bool:
+        tree = self._tree(full)
+        owner = next((s for s in tree.body if isinstance(s, ast.ClassDef) and s.name == class_name), None) if tree else None
+        if owner is None:
+            return False
+        parents = _parents(owner)
+        uses = [
+            n for n in ast.walk(owner)
+            if isinstance(n, ast.Attribute) and n.attr == attribute and isinstance(n.value, ast.Name) and n.value.id == "self"
+        ]
+        loads = [use for use in uses if isinstance(use.ctx, ast.Load)]
+        return len(uses) == len(loads) + 1 and bool(loads) and all(_two_argument_call(parents.get(u), u) for u in loads)
 
 
 class _ImportedNames:
@@ -410,6 +435,32 @@ def _dotted(node: ast.expr) -> str | None:
         return None
     parts.append(node.id)
     return ".".join(reversed(parts))
+
+
+def _parents(node: ast.AST) -> dict[ast.AST, ast.AST]:
+    return {child: parent for parent in ast.walk(node) for child in ast.iter_child_nodes(parent)}
+
+
+def _two_argument_call(parent: ast.AST | None, use: ast.expr) -> bool:
+    return (
+        isinstance(parent, ast.Call)
+        and parent.func is use
+        and len(parent.args) == 2
+        and not parent.keywords
+        and not any(isinstance(a, ast.Starred) for a in parent.args)
+    )
+
+
+def _stored_on_self(parent: ast.AST | None, use: ast.Name) -> bool:
+    """``self.attr = use``."""
+    return (
+        isinstance(parent, ast.Assign)
+        and parent.value is use
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0], ast.Attribute)
+        and isinstance(parent.targets[0].value, ast.Name)
+        and parent.targets[0].value.id == "self"
+    )
 
 
 def _forwarded_to(parent, use: ast.Name, parents) -> tuple[str, int | str] | None:

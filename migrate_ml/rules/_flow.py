@@ -228,10 +228,16 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             self._resolve_call(call)
         followed = {call.call: call for call in self._flow.calls}
         for call in self._calls:
-            if call not in followed and isinstance(call.func, cst.Name):
+            if call in followed:
+                continue
+            if isinstance(call.func, cst.Name):
                 param = self._only_parameter_binding(call.func)
-                if param is not None:
-                    self._flow.open_parameter_calls.append(self._open_call(call, param))
+            elif isinstance(call.func, cst.Attribute) and _is_self(call.func.value):
+                param = self._attribute_parameter(call.func)
+            else:
+                param = None
+            if param is not None:
+                self._flow.open_parameter_calls.append(self._open_call(call, param))
         for construction in self._flow.constructions:
             construction.uses_followed = self._uses_followed(construction, followed)
             handed: list[HandOver] = []
@@ -415,6 +421,22 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             found.extend(behind)
         return found if call_sites else []
 
+    def _attribute_parameter(self, attribute: cst.Attribute) -> cst.Param | None:
+        """``self.base_criterion`` bound once, in ``__init__``, to a parameter of it."""
+        key = (self._enclosing(attribute, cst.ClassDef), attribute.attr.value)
+        if key in self._by_attribute:
+            return None  # a criterion built here: the flow follows it
+        stores = [use for use in self._attribute_uses.get(key, ()) if self._is_assigned(use)]
+        if len(stores) != 1:
+            return None
+        assignment = self.get_metadata(ParentNodeProvider, self.get_metadata(ParentNodeProvider, stores[0], None), None)
+        function = self._enclosing(stores[0], cst.FunctionDef)
+        if not (isinstance(assignment, cst.Assign) and isinstance(assignment.value, cst.Name)):
+            return None
+        if not (isinstance(function, cst.FunctionDef) and function.name.value == "__init__"):
+            return None
+        return self._only_parameter_binding(assignment.value)
+
     def _only_parameter_binding(self, name: cst.Name) -> cst.Param | None:
         """The parameter ``name`` refers to, when that is its only binding in its scope."""
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -433,7 +455,13 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if not isinstance(function, cst.FunctionDef) or depth > 3:
             return None
         hop = ParameterHop(function.name.value, param.name.value)
-        if self._enclosing(function, (cst.ClassDef, cst.FunctionDef)) is not None:
+        owner = self._enclosing(function, (cst.ClassDef, cst.FunctionDef))
+        if function.name.value == "__init__" and isinstance(owner, cst.ClassDef):
+            # A constructor parameter: the class is called by name. Built in this file, the
+            # argument is followed (or not) from there; otherwise the class is an entry.
+            built = any(isinstance(c.func, cst.Name) and c.func.value == owner.name.value for c in self._calls)
+            return None if built else [(ParameterHop(owner.name.value, param.name.value),)]
+        if owner is not None:
             # A method or a nested function: its callers are not found by name, so it is an
             # entry only when nothing in the file names it as a callee.
             callees = {c.func.value if isinstance(c.func, cst.Name) else c.func.attr.value

@@ -77,6 +77,13 @@ class TimmLossRule(Rule):
             fix=Fix(edits=tuple(edits), add_imports=adds, remove_imports=removes),
             extra_nodes=[c.call for c in calls],
         )
+        if not construction.uses_accounted:
+            self.report(
+                construction.call,
+                "not every use of this criterion could be followed, so targets passed to it "
+                "elsewhere were not cast",
+                suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
+            )
 
     def _label_smoothing(self, construction: LossConstruction, flow: LossFlow) -> None:
         call = construction.call

@@ -117,13 +117,15 @@ class FloatTargetsRule(Rule):
 
     def _check_parameter_call(self, open_call: OpenParameterCall) -> None:
         call = open_call.call
-        name = call.func.value
+        attribute = isinstance(call.func, cst.Attribute)
+        name = cst.Module([]).code_for_node(call.func)
+        short = call.func.attr.value if attribute else name
         target = call_argument(call, 1, "target")
-        if not open_call.chains or not (name in CRITERION_PARAMETERS or open_call.facts):
+        if not open_call.chains or not (short in CRITERION_PARAMETERS or open_call.facts):
             return  # not named or passed like a criterion, or fed something else by this file's own calls
         if target is None or len(call.args) != 2 or provably_float(self, target.value):
             return
-        route = describe_route(open_call.chains[0])
+        route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
         cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
         if open_call.proven_bce:
             self.report(

@@ -186,3 +186,24 @@ def test_only_multi_file_runs_with_a_loss_pay_for_the_pass(tmp_path: Path) -> No
     paths = [str(folder / "main.py"), str(folder / "engine.py")]
     assert build_project_facts(paths, Settings()) == {}
     assert build_project_facts(paths[:1], Settings()) == {}
+
+
+def test_a_criterion_passed_to_a_class_of_the_run_is_cast_there(tmp_path: Path) -> None:
+    # DeiT: main.py wraps the criterion in losses.DistillationLoss, which calls self.base_criterion.
+    losses = (
+        "import torch\n\n\nclass DistillationLoss(torch.nn.Module):\n"
+        "    def __init__(self, base_criterion, alpha):\n"
+        "        super().__init__()\n        self.base_criterion = base_criterion\n        self.alpha = alpha\n\n"
+        "    def forward(self, outputs, labels):\n"
+        "        return self.base_criterion(outputs, labels) * (1 - self.alpha)\n"
+    )
+    main = (
+        "from torch import nn\nfrom losses import DistillationLoss\n\n"
+        "def build():\n    base = nn.CrossEntropyLoss()\n    return DistillationLoss(base, alpha=0.5)\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "losses.py": losses}), write=False)
+    [cast] = [c for c in outcomes["losses.py"].changes if c.code == "ML010"]
+    assert "self.base_criterion is set from a parameter of DistillationLoss()" in cast.message
+    assert "main.py:5" in cast.message
+    assert "labels.float()" in outcomes["losses.py"].new_text
+    assert outcomes["main.py"].findings == [] and outcomes["losses.py"].findings == []
