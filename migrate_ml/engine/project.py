@@ -10,11 +10,15 @@ to its functions, so each file can still be rewritten alone (and in a worker pro
   LibCST's cost; every other file is only read); its imports of the run's own modules
   (``import engine``, ``from engine import train_one_epoch``, ``from . import engine``) and the
   criteria bound to names in each function are resolved;
-* each call of a function of another file of the run that passes such a name records, for
-  that function's parameter, where the criterion is built and whether this run makes it a
+* each call of a function (or class) of another file of the run that passes such a name
+  records, for that parameter, where the criterion is built and whether this run makes it a
   ``BCEWithLogitsLoss`` (the facts the callee's file gets), and, for the caller, whether every
   use of the parameter in the callee is a loss call that the run casts (the fact the caller's
-  file gets, so that it does not report the criterion as not followed).
+  file gets, so that it does not report the criterion as not followed);
+* a parameter that every call site passes a model's output (``accuracy(outputs, labels)``
+  with ``outputs = model(images)``) is recorded as classifier scores, so that the prediction
+  rules can rewrite the helper's arg-max; a file not parsed here that calls a function of the
+  same name leaves it unproven.
 
 The facts are :mod:`migrate_ml.rules._project` data; the flow provider reads them.
 """
@@ -28,9 +32,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+import libcst as cst
+
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules._flow import LOSS_CLASSES
+from migrate_ml.rules._predictions import is_model_callee
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 
 _LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
@@ -44,22 +51,27 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}
-    callers = [path for path in python if _names_a_loss(path)]
+    data = {path: _read(path) for path in python}
+    callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
     if not callers:
         return {}
     project = _Project(python, settings)
     for path in callers:
         project.scan_caller(path)
-    return project.facts()
+    unscanned = [data[path] for path in python if path not in callers]
+    return project.facts(unscanned)
 
 
-def _names_a_loss(path: str) -> bool:
+def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except OSError:
-        return False  # reported when the file itself is processed
-    return _LOSS_WORDS.search(data) is not None
+        return b""  # reported when the file itself is processed
+
+
+_MODEL_OUTPUT = object()
+"""A binding to what a model call returns (``outputs = model(images)``): classifier scores."""
 
 
 @dataclass
@@ -83,6 +95,8 @@ class _Project:
                 self._by_dotted[".".join(parts[start:])].append(full)
         self._trees: dict[str, ast.Module | None] = {}
         self._passed: dict[tuple[str, str, str], list[_Passed]] = defaultdict(list)
+        self._scores: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
+        """Per parameter of a run function: whether each call site passes classifier scores."""
         self._hand_overs: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
 
     # -- resolving the run's own modules --------------------------------------------------
@@ -203,18 +217,22 @@ class _Project:
             if found is None:
                 passed.unknown.append(place)
             else:
-                passed.sources.extend(s for s in found if s is not None)
-                passed.unknown.extend(place for s in found if s is None)
+                passed.sources.extend(s for s in found if isinstance(s, CriterionSource))
+                passed.unknown.extend(place for s in found if not isinstance(s, CriterionSource))
         else:
             passed.unknown.append(place)
+            found = None
         key = (callee_path, function_name, parameter)
         self._passed[key].append(passed)
+        self._scores[key].append(bool(found) and all(s is _MODEL_OUTPUT for s in found))
         if passed.sources and callee is not None:
             self._hand_overs[path].append((callee, argument, callee_path, function_name, parameter))
 
     # -- the facts -------------------------------------------------------------------------
 
-    def facts(self) -> dict[str, FileFacts]:
+    def facts(self, unscanned: Sequence[bytes]) -> dict[str, FileFacts]:
+        """``unscanned``: the text of the run's files not scanned as callers; a function whose
+        name they call is not proven to receive scores, whatever the scanned callers pass."""
         parameters: dict[str, list[ParameterFact]] = defaultdict(list)
         for (callee_path, function, parameter), passes in self._passed.items():
             sources = tuple(dict.fromkeys(s for p in passes for s in p.sources))
@@ -231,9 +249,16 @@ class _Project:
                 hand_overs[path].append(
                     HandOver(callee, argument, self._paths[callee_path], function, parameter, cast)
                 )
+        scores: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for (callee_path, function, parameter), passes in self._scores.items():
+            called_elsewhere = re.compile(rb"(?<!def )\b" + re.escape(function.encode()) + rb"\s*\(")
+            if all(passes) and not any(called_elsewhere.search(text) for text in unscanned):
+                scores[self._paths[callee_path]].append((function, parameter))
         return {
-            path: FileFacts(tuple(parameters.get(path, ())), tuple(hand_overs.get(path, ())))
-            for path in {*parameters, *hand_overs}
+            path: FileFacts(
+                tuple(parameters.get(path, ())), tuple(hand_overs.get(path, ())), tuple(scores.get(path, ()))
+            )
+            for path in {*parameters, *hand_overs, *scores}
         }
 
     def _only_loss_calls(self, full: str, function_name: str, parameter: str, depth: int) -> bool:
@@ -329,8 +354,9 @@ class _ImportedNames:
 
 
 def _bindings(body: list[ast.stmt], names: _ImportedNames, path: str, converting: frozenset[str]):
-    """Each name assigned in a scope -> what it may hold: criterion sources, None for anything else."""
-    bound: dict[str, list[CriterionSource | None]] = defaultdict(list)
+    """Each name assigned in a scope -> what it may hold: criterion sources, ``_MODEL_OUTPUT``,
+    None for anything else."""
+    bound: dict[str, list[object]] = defaultdict(list)
     for node in _scope_nodes(body):
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
@@ -348,7 +374,7 @@ def _bindings(body: list[ast.stmt], names: _ImportedNames, path: str, converting
     return bound
 
 
-def _source(value: ast.expr, names: _ImportedNames, path: str, converting: frozenset[str]) -> CriterionSource | None:
+def _source(value: ast.expr, names: _ImportedNames, path: str, converting: frozenset[str]) -> object:
     while (  # nn.CrossEntropyLoss().to(device) / .cuda()
         isinstance(value, ast.Call)
         and isinstance(value.func, ast.Attribute)
@@ -360,7 +386,7 @@ def _source(value: ast.expr, names: _ImportedNames, path: str, converting: froze
         return None
     qualified = names.loss_class(value.func)
     if qualified is None:
-        return None
+        return _MODEL_OUTPUT if _is_model_call(value) else None
     return CriterionSource(path, value.lineno, qualified.rpartition(".")[2], _becomes_bce(qualified, value, converting))
 
 
@@ -392,6 +418,12 @@ def _module_level(tree: ast.Module) -> Iterable[ast.stmt]:
         if isinstance(node, (ast.If, ast.Try, getattr(ast, "TryStar", ast.Try))):
             for block in (node.body, node.orelse, getattr(node, "finalbody", []), *[h.body for h in getattr(node, "handlers", [])]):
                 stack.extend(reversed(block))
+
+
+def _is_model_call(call: ast.Call) -> bool:
+    """``model(images)``, ``self.model(x)``: the prediction rules' own test, on the callee."""
+    dotted = _dotted(call.func)
+    return dotted is not None and is_model_callee(cst.parse_expression(dotted))
 
 
 def _scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:

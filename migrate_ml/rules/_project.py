@@ -75,6 +75,12 @@ class HandOver:
 class FileFacts:
     parameters: tuple[ParameterFact, ...] = ()
     hand_overs: tuple[HandOver, ...] = ()
+    score_parameters: tuple[tuple[str, str], ...] = ()
+    """(function, parameter) of this file's metric helpers that every caller in the run passes a
+    model's output (``accuracy(outputs, labels)`` with ``outputs = model(images)``)."""
+
+    def receives_scores(self, function: str, parameter: str) -> bool:
+        return (function, parameter) in self.score_parameters
 
     def parameter(self, function: str, parameter: str) -> ParameterFact | None:
         return next((f for f in self.parameters if (f.function, f.parameter) == (function, parameter)), None)

@@ -1,4 +1,5 @@
-"""Whole-project migration: a criterion built in main.py and called in engine.py (issue 9, §3).
+"""Whole-project migration: a criterion built in main.py and called in engine.py, a model's
+outputs passed to an accuracy helper in utils.py (issue 9, §3).
 
 ``tests/fixtures/projects/<name>/before`` is rewritten as one run (serially and with two worker
 processes) and must equal ``after``; the rewritten project is then imported and trained on
@@ -41,14 +42,34 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def _deit_style(module, model, loader) -> float:
+    return module.main(model, loader, loader, epochs=8)
+
+
+def _utils_accuracy(module, model, loader) -> float:
+    optimizer = module.torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(8):
+        module.train(model, loader, optimizer)
+    return module.evaluate(model, loader)
+
+
+PROJECT_CASES = {
+    # the criterion is built in main.py and called in engine.py
+    "deit_style": ("main", _deit_style),
+    # the model's outputs reach an accuracy helper in utils.py
+    "utils_accuracy": ("train", _utils_accuracy),
+}
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_project_rewrite_matches_golden(tmp_path: Path, jobs: int) -> None:
-    folder = _copy(tmp_path, "deit_style")
+@pytest.mark.parametrize("project", sorted(PROJECT_CASES))
+def test_project_rewrite_matches_golden(tmp_path: Path, project: str, jobs: int) -> None:
+    folder = _copy(tmp_path, project)
     outcomes = _run(folder, jobs=jobs)
-    for name in ("main.py", "engine.py"):
-        assert (folder / name).read_text() == (PROJECTS / "deit_style" / "after" / name).read_text(), name
-        assert outcomes[name].error is None
-        assert outcomes[name].findings == []
+    for path in sorted((PROJECTS / project / "after").glob("*.py")):
+        assert (folder / path.name).read_text() == path.read_text(), path.name
+        assert outcomes[path.name].error is None
+        assert outcomes[path.name].findings == []
 
 
 def test_project_changes_name_both_places(tmp_path: Path) -> None:
@@ -61,8 +82,9 @@ def test_project_changes_name_both_places(tmp_path: Path) -> None:
     assert "engine.py" in built[0].message
 
 
-def test_rewritten_project_is_idempotent(tmp_path: Path) -> None:
-    outcomes = _run(_copy(tmp_path, "deit_style", "after"))
+@pytest.mark.parametrize("project", sorted(PROJECT_CASES))
+def test_rewritten_project_is_idempotent(tmp_path: Path, project: str) -> None:
+    outcomes = _run(_copy(tmp_path, project, "after"))
     assert not any(o.changed for o in outcomes.values())
 
 
@@ -80,14 +102,16 @@ def test_a_file_rewritten_alone_keeps_its_finding(tmp_path: Path, alone: str) ->
 
 
 @pytest.mark.parametrize("dtype", ["int64", "float32"])
-def test_rewritten_project_trains_multi_label(tmp_path: Path, dtype: str, monkeypatch) -> None:
+@pytest.mark.parametrize("project", sorted(PROJECT_CASES))
+def test_rewritten_project_trains_multi_label(tmp_path: Path, project: str, dtype: str, monkeypatch) -> None:
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    folder = _copy(tmp_path, "deit_style", "after")
+    folder = _copy(tmp_path, project, "after")
     monkeypatch.syspath_prepend(str(folder))
-    for name in ("main", "engine"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    main = importlib.import_module("main")
+    for path in folder.glob("*.py"):
+        monkeypatch.delitem(sys.modules, path.stem, raising=False)
+    entry, drive = PROJECT_CASES[project]
+    module = importlib.import_module(entry)
 
     generator = torch.Generator().manual_seed(1)
     features = torch.randn(256, 8, generator=generator)
@@ -102,7 +126,7 @@ def test_rewritten_project_trains_multi_label(tmp_path: Path, dtype: str, monkey
             return torch.nn.functional.binary_cross_entropy_with_logits(model(features), labels.float()).item()
 
     before = bce()
-    accuracy = main.main(model, loader, loader, epochs=8)
+    accuracy = drive(module, model, loader)
     assert bce() < 0.6 * before
     with torch.no_grad():
         exact = ((torch.sigmoid(model(features)) > 0.5) == labels.bool()).all(1).float().mean().item()
@@ -207,3 +231,17 @@ def test_a_criterion_passed_to_a_class_of_the_run_is_cast_there(tmp_path: Path) 
     assert "main.py:5" in cast.message
     assert "labels.float()" in outcomes["losses.py"].new_text
     assert outcomes["main.py"].findings == [] and outcomes["losses.py"].findings == []
+
+
+def test_a_helper_called_from_a_file_not_scanned_stays_unproven(tmp_path: Path) -> None:
+    utils = "def accuracy(output, target):\n    pred = output.argmax(dim=1)\n    return (pred == target).float().mean()\n"
+    train = (
+        "from torch import nn\nfrom utils import accuracy\n\ndef step(model, x, y):\n"
+        "    outputs = model(x)\n    nn.CrossEntropyLoss()(outputs, y).backward()\n    return accuracy(outputs, y)\n"
+    )
+    # no loss here, so the pass does not parse it; it calls the helper with something else
+    report = "from utils import accuracy\n\ndef score(probs, y):\n    return accuracy(probs, y)\n"
+    folder = _write(tmp_path / "project", {"utils.py": utils, "train.py": train, "report.py": report})
+    outcomes = _run(folder, write=False)
+    assert not outcomes["utils.py"].changed
+    assert [f.code for f in outcomes["utils.py"].findings] == ["ML020"]
