@@ -171,6 +171,8 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._attribute_uses: dict[tuple[cst.ClassDef | None, str], list[cst.Attribute]] = {}
         self._roots: dict[LossConstruction, cst.BaseExpression] = {}
         self._facts: FileFacts | None = current_facts()
+        self._by_callee: dict[str, list[cst.Call]] | None = None
+        self._called: set[str] | None = None
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
@@ -437,6 +439,22 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             return None
         return self._only_parameter_binding(assignment.value)
 
+    def _calls_by_name(self) -> dict[str, list[cst.Call]]:
+        """Calls of a plain name, by that name (built once per file, on first use)."""
+        if self._by_callee is None:
+            self._by_callee = {}
+            for call in self._calls:
+                if isinstance(call.func, cst.Name):
+                    self._by_callee.setdefault(call.func.value, []).append(call)
+        return self._by_callee
+
+    def _callee_names(self) -> set[str]:
+        """Every name called, plain (``f(x)``) or as an attribute (``obj.f(x)``); built once."""
+        if self._called is None:
+            attributes = {c.func.attr.value for c in self._calls if isinstance(c.func, cst.Attribute)}
+            self._called = attributes | set(self._calls_by_name())
+        return self._called
+
     def _only_parameter_binding(self, name: cst.Name) -> cst.Param | None:
         """The parameter ``name`` refers to, when that is its only binding in its scope."""
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -459,17 +477,15 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if function.name.value == "__init__" and isinstance(owner, cst.ClassDef):
             # A constructor parameter: the class is called by name. Built in this file, the
             # argument is followed (or not) from there; otherwise the class is an entry.
-            built = any(isinstance(c.func, cst.Name) and c.func.value == owner.name.value for c in self._calls)
+            built = owner.name.value in self._calls_by_name()
             return None if built else [(ParameterHop(owner.name.value, param.name.value),)]
         if owner is not None:
             # A method or a nested function: its callers are not found by name, so it is an
             # entry only when nothing in the file names it as a callee.
-            callees = {c.func.value if isinstance(c.func, cst.Name) else c.func.attr.value
-                       for c in self._calls if isinstance(c.func, (cst.Name, cst.Attribute))}
-            return [(hop,)] if function.name.value not in callees else None
+            return [(hop,)] if function.name.value not in self._callee_names() else None
         if len(self._functions.get(function.name.value, ())) != 1:
             return None
-        call_sites = [c for c in self._calls if isinstance(c.func, cst.Name) and c.func.value == function.name.value]
+        call_sites = self._calls_by_name().get(function.name.value, [])
         if not call_sites:
             return [(hop,)]
         positional = [*function.params.posonly_params, *function.params.params]
