@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from migrate_ml.engine.notebook import NOTEBOOK_SUFFIX, is_notebook, transform_notebook
+from migrate_ml.engine.project import build_project_facts
 from migrate_ml.engine.source import SourceError, decode_source, read_source, write_atomic
 from migrate_ml.engine.transform import Change, FileTransformer, Finding, Settings, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules._project import FileFacts
 
 STDIN = "-"
 
@@ -104,18 +106,24 @@ def _transformer_for(settings: Settings) -> FileTransformer:
     return transformer
 
 
-def process_file(path: str, settings: Settings, write: bool, data: bytes | None = None) -> FileOutcome:
+def process_file(
+    path: str, settings: Settings, write: bool, data: bytes | None = None, project: FileFacts | None = None
+) -> FileOutcome:
     """Rewrite one file. Errors are captured in the outcome; nothing is written on error.
 
     ``write`` means the rewritten text is what the user gets (written in place, or printed for
     stdin), so findings are positioned in it; otherwise they are positioned in the original.
+    ``project`` is what the run's other files say about this one (``engine/project.py``).
     """
     outcome = FileOutcome(path=path)
     try:
         source = decode_source(path, data) if data is not None else read_source(path)
         outcome.old_text, outcome.encoding = source.text, source.encoding
         transformer = _transformer_for(settings.for_file(path))
-        result = transform_notebook(transformer, source) if is_notebook(path) else transformer.transform(source)
+        if is_notebook(path):
+            result = transform_notebook(transformer, source)
+        else:
+            result = transformer.transform(source, project=project)
         outcome.new_text, outcome.new_data = result.new_text, result.new_data
         outcome.changes = result.changes
         written = write and result.changed and path != STDIN
@@ -138,11 +146,11 @@ def process_file(path: str, settings: Settings, write: bool, data: bytes | None 
     return outcome
 
 
-def _process_star(arguments: tuple[str, Settings, bool]) -> FileOutcome:
+def _process_star(arguments: tuple) -> FileOutcome:
     return process_file(*arguments)
 
 
-def _process_in_worker(arguments: tuple[str, Settings, bool]) -> FileOutcome:
+def _process_in_worker(arguments: tuple) -> FileOutcome:
     outcome = process_file(*arguments)
     if not outcome.changed:
         # The texts of an unchanged file are never shown: do not pickle them back.
@@ -157,7 +165,8 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
     Workers take the largest files first, in small chunks, so that one big file picked up last
     does not leave the other workers idle at the end.
     """
-    work = [(path, settings, write) for path in paths]
+    facts = build_project_facts(paths, settings)  # criteria passed between the run's files
+    work = [(path, settings, write, None, facts.get(path)) for path in paths]
     if jobs <= 1 or len(work) < 2:
         return [_process_star(item) for item in work]
     from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for the import

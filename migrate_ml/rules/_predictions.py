@@ -34,6 +34,7 @@ from libcst.metadata import (
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
 from migrate_ml.rules._exprs import is_argmax, method_call
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules._project import current_facts
 
 _MODEL_NAME = re.compile(r"^(?:[a-z0-9]+_)?(?:model|net|network|classifier|clf|vit|cnn|convnet|resnet|student)(?:_[a-z0-9]+)?$")
 _NOT_A_MODEL = re.compile(r"^(?:create|get|build|load|save|init|make|export|freeze|train|evaluate|eval|test|run|prepare|wrap|unwrap|teacher)_|teacher")
@@ -552,10 +553,19 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         if not assignments:
             return False
         for assignment in assignments:
-            value = self._assigned_value(getattr(assignment, "node", None))
+            bound = getattr(assignment, "node", None)
+            if isinstance(bound, cst.Param) and self._scores_from_project(bound):
+                continue
+            value = self._assigned_value(bound)
             if value is None or not self._is_scores(value, depth + 1):
                 return False
         return True
+
+    def _scores_from_project(self, param: cst.Param) -> bool:
+        """Every caller in the run's other files passes this helper parameter a model's output."""
+        facts = current_facts()
+        function = self._enclosing(param, cst.FunctionDef) if facts is not None else None
+        return isinstance(function, cst.FunctionDef) and facts.receives_scores(function.name.value, param.name.value)
 
     def _assigned_value(self, bound: cst.CSTNode | None) -> cst.BaseExpression | None:
         """The value a plain ``name = value`` binds; None for loops, parameters, unpacking…"""

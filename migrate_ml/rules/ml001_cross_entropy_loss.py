@@ -38,6 +38,14 @@ def smoothing_suggestion(epsilon: str) -> str:
     )
 
 
+def handed_over_note(construction: LossConstruction) -> str:
+    """Names the other files of the run whose calls of this criterion get float targets."""
+    if not construction.handed_over:
+        return ""
+    places = ", ".join(dict.fromkeys(f"{h.function}({h.parameter}) in {h.path}" for h in construction.handed_over))
+    return f"; it is passed to {places}, whose loss calls get float targets in this run"
+
+
 def smoothing_movable(construction: LossConstruction, calls: list[LossCall]) -> bool:
     """Smoothing can move onto the targets when every use is a followed call of this criterion
     alone: a call shared with another criterion (if/else) would smooth that branch too."""
@@ -158,13 +166,14 @@ class CrossEntropyLossRule(Rule):
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if "weight" in keywords or positional:
             message += f"; {WEIGHT_NOTE}"
+        message += handed_over_note(construction)
         self.report(
             call,
             message,
             fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
             extra_nodes=[c.call for c in calls],
         )
-        if not construction.uses_followed:
+        if not construction.uses_accounted:
             self.report(
                 call,
                 "not every use of this criterion could be followed, so targets passed to it "

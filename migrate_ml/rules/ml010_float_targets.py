@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import INTEGER_METHODS, as_float_target, is_float_cast, map_target
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
 from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules._project import current_facts
 
 TORCH_BCE = frozenset(
     {
@@ -180,8 +183,13 @@ class FloatTargetsRule(Rule):
         "is already multi-label and are left as written. A target that is "
         "an arg-max of scores is one class per sample, which no cast repairs: it is reported. "
         "A criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
-        "code in the same file calls cannot be proven to be a BCE loss, so its calls are "
-        "reported with an unsafe fix that adds the cast."
+        "code in the same file calls, or only passes its own parameter to (`train(..., "
+        "loss_fn)` calling `train_step(..., loss_fn=loss_fn)`), cannot be proven to be a BCE "
+        "loss, so its calls are reported, naming that chain, with an unsafe fix that adds the "
+        "cast. When `rewrite` is given the other files too (a folder, or `main.py engine.py`), "
+        "the criteria they pass are followed across modules: a parameter fed only criteria "
+        "that are (or this run makes) `BCEWithLogitsLoss` gets the cast as a safe fix, and the "
+        "finding names the file and line where the criterion is built."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -201,20 +209,13 @@ class FloatTargetsRule(Rule):
         *Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider, QualifiedNameProvider
     )
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameter_calls: list[cst.Call] = []
-        self._local_callees: set[str] = set()
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name):
-            self._local_callees.add(node.func.value)
-            if node.func.value in CRITERION_PARAMETERS:
-                self._parameter_calls.append(node)
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        facts = current_facts()  # another file of the run passes this one a criterion
+        return super().could_apply(source) or (facts is not None and bool(facts.parameters))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
-        followed = {loss_call.call for loss_call in flow.calls}
         for loss_call in flow.calls:
             names = {c.qualified_name for c in loss_call.constructions}
             if loss_call.functional:
@@ -236,18 +237,20 @@ class FloatTargetsRule(Rule):
                 "BCE-with-logits needs float targets; this target is not provably float",
                 fix=Fix(edits=(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)),)),
             )
-        for call in self._parameter_calls:
-            if call not in followed:
-                self._check_parameter_call(call)
+        for open_call in flow.open_parameter_calls:
+            self._check_parameter_call(open_call)
 
-    def _check_parameter_call(self, call: cst.Call) -> None:
+    def _check_parameter_call(self, open_call: OpenParameterCall) -> None:
+        call = open_call.call
+        attribute = isinstance(call.func, cst.Attribute)
+        name = cst.Module([]).code_for_node(call.func)
+        short = call.func.attr.value if attribute else name
         target = call_argument(call, 1, "target")
+        if not open_call.chains or not (short in CRITERION_PARAMETERS or open_call.facts):
+            return  # not named or passed like a criterion, or fed something else by this file's own calls
         if target is None or len(call.args) != 2:
             return
         origin = target_origin(self, target.value)
-        function = self._parameter_owner(call.func)
-        if function is None or function.name.value in self._local_callees:
-            return  # called in this file: the flow analysis decides, not the name
         if origin == "class-index":
             self.report(
                 call,
@@ -260,27 +263,35 @@ class FloatTargetsRule(Rule):
             )
             return
         if origin not in ("integer", "data"):
+            return  # float, or built by already-multi-label code: left as written
+        route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
+        cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
+        if open_call.proven_bce:
+            self.report(
+                call,
+                f"{name} is {route}, which other files of this run pass "
+                f"{_sources(open_call)} (BCE-with-logits after this run): its target must be float",
+                fix=cast,
+            )
             return
+        passed = f"; other files of this run pass it {_sources(open_call)}" if open_call.facts else ""
         self.report(
             call,
-            f"{call.func.value} is a parameter of {function.name.value}(), whose callers are in "
-            "other files: if it is a BCE-with-logits criterion its target must be float",
-            suggestion=f"{call.func.value}(output, target.float()) with float multi-hot targets [B, C]",
-            fix=Fix(
-                edits=(NodeEdit(call, map_target(call, target, as_float_target)),),
-                applicability=Applicability.UNSAFE,
-            ),
+            f"{name} is {route}, whose callers are in other files{passed}: if it is a "
+            "BCE-with-logits criterion its target must be float",
+            suggestion=f"{name}(output, target.float()) with float multi-hot targets [B, C]",
+            fix=dataclasses.replace(cast, applicability=Applicability.UNSAFE),
         )
 
-    def _parameter_owner(self, name: cst.Name) -> cst.FunctionDef | None:
-        """The function whose parameter ``name`` is, when that is its only binding."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return None
-        assignments = list(scope[name.value])
-        if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
-            return None
-        node: cst.CSTNode | None = assignments[0].node
-        while node is not None and not isinstance(node, cst.FunctionDef):
-            node = self.get_metadata(ParentNodeProvider, node, None)
-        return node
+
+def _sources(open_call: OpenParameterCall) -> str:
+    return "; ".join(dict.fromkeys(fact.describe() for fact in open_call.facts))
+
+
+def describe_route(chain: tuple[ParameterHop, ...]) -> str:
+    """``a parameter of train_step(), passed from train(loss_fn)``."""
+    first, *rest = chain
+    text = f"a parameter of {first.function}()"
+    if rest:
+        text += ", passed from " + " <- ".join(f"{hop.function}({hop.parameter})" for hop in rest)
+    return text
