@@ -1,9 +1,12 @@
-"""Finding files and processing them, serially or in worker processes."""
+"""Finding files and processing them; parsing happens in worker processes that may crash."""
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import signal
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -121,13 +124,13 @@ def process_file(path: str, settings: Settings, write: bool, data: bytes | None 
         written = write and result.changed and path != STDIN
         outcome.findings = result.findings_after if write else result.findings_before
         if written:
-            write_atomic(path, result.new_data)
+            write_atomic(path, result.new_data, source.stamp)
             outcome.written = True
     except SourceError as error:
         outcome.error = error
         outcome.new_text = outcome.old_text
     except OSError as error:
-        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}")
+        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}", line=None)
         outcome.new_text = outcome.old_text
     except RecursionError:
         outcome.error = SourceError(path, "too deeply nested to process")
@@ -138,37 +141,52 @@ def process_file(path: str, settings: Settings, write: bool, data: bytes | None 
     return outcome
 
 
-def _process_star(arguments: tuple[str, Settings, bool]) -> FileOutcome:
-    return process_file(*arguments)
-
-
-def _process_in_worker(arguments: tuple[str, Settings, bool]) -> FileOutcome:
-    outcome = process_file(*arguments)
+def _without_texts(outcome: FileOutcome) -> FileOutcome:
     if not outcome.changed:
-        # The texts of an unchanged file are never shown: do not pickle them back.
+        # The texts of an unchanged file are never shown: do not keep or pickle them.
         outcome.old_text = outcome.new_text = ""
         outcome.new_data = b""
     return outcome
 
 
-def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int = 1) -> list[FileOutcome]:
-    """Process files, in parallel when ``jobs > 1``; results keep the input order.
+def _settled_without_parsing(path: str, settings: Settings) -> FileOutcome | None:
+    """The outcome of a file that cannot be read or that no rule could change; None otherwise.
 
-    Workers take the largest files first, in small chunks, so that one big file picked up last
-    does not leave the other workers idle at the end.
+    This is the text pre-filter the transformer starts with, run before any parse: most files
+    stop here, in this process, and only the rest go to the parser in a worker process.
     """
-    work = [(path, settings, write) for path in paths]
-    if jobs <= 1 or len(work) < 2:
-        return [_process_star(item) for item in work]
-    from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for the import
+    if path == STDIN or is_notebook(path):
+        return None
+    outcome = FileOutcome(path=path)
+    try:
+        source = read_source(path)
+    except SourceError as error:
+        outcome.error = error
+        return outcome
+    if any(rule.could_apply(source.text) for rule in _transformer_for(settings.for_file(path)).rules):
+        return None
+    outcome.encoding = source.encoding
+    return outcome
 
-    _transformer_for(settings)  # built once here, inherited by forked workers
-    order = sorted(range(len(work)), key=lambda index: -_size(work[index][0]))
-    chunk = max(1, len(work) // (jobs * 64))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-        results = pool.map(_process_in_worker, [work[index] for index in order], chunksize=chunk)
-        by_index = dict(zip(order, results))
-    return [by_index[index] for index in range(len(work))]
+
+def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int = 1) -> list[FileOutcome]:
+    """Process files in up to ``jobs`` worker processes; results keep the input order.
+
+    Files are parsed only in workers, because LibCST's native parser can crash the process on
+    some inputs (a stack overflow on thousands of nested brackets): a worker that dies is
+    replaced, its file is reported as ``the parser crashed on this file`` and the other files
+    finish. Workers live for the whole run and take one file at a time, largest first, so that
+    a crash names its file and one big file picked up last does not leave the others idle.
+    """
+    outcomes: list[FileOutcome | None] = [_settled_without_parsing(path, settings) for path in paths]
+    pending = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    if pending:
+        _transformer_for(settings)  # built once here, inherited by the forked workers
+        pending.sort(key=lambda index: -_size(paths[index]))
+        pool = _WorkerPool(min(jobs, len(pending)))
+        for index, outcome in pool.run([(index, paths[index], settings, write) for index in pending]):
+            outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _size(path: str) -> int:
@@ -176,3 +194,142 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0  # reported when the file is processed
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while workers were running (raised in the main process)."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
+def _serve(connection, inherited) -> None:
+    """A worker's loop: receive ``(index, path, settings, write)``, send the outcome back."""
+    for other in inherited:
+        other.close()  # the parent's pipe ends: holding them would keep pipes open after it died
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a parser crash must not drop a core file
+    except (ImportError, ValueError, OSError):
+        pass
+    while True:
+        try:
+            index, path, settings, write = connection.recv()
+        except (EOFError, OSError):
+            return  # the parent closed the pipe, or died
+        outcome = _without_texts(process_file(path, settings, write))
+        try:
+            connection.send(outcome)
+        except OSError:
+            return
+
+
+def _exit_on_sigterm(signum, frame):
+    # SystemExit unwinds the file being written, so no temporary file is left behind.
+    raise SystemExit(128 + signum)
+
+
+class _Worker:
+    def __init__(self, context, others: list["_Worker"]) -> None:
+        self.connection, child_end = context.Pipe()
+        inherited = [worker.connection for worker in others] + [self.connection]
+        self.process = context.Process(target=_serve, args=(child_end, inherited), daemon=True)
+        self.process.start()
+        child_end.close()
+        self.task: tuple[int, str] | None = None
+
+    def death(self) -> str:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                return signal.Signals(-code).name
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit status {code}"
+
+    def stop(self) -> None:
+        self.connection.close()
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+class _WorkerPool:
+    """Long-lived forked workers, one file each at a time; a dead worker costs only its file."""
+
+    def __init__(self, size: int) -> None:
+        import multiprocessing  # only runs that parse pay for the import
+
+        self.size = max(1, size)
+        self.context = multiprocessing.get_context("fork")  # workers inherit the loaded rules
+        self.workers: list[_Worker] = []
+
+    def run(self, work: list[tuple[int, str, Settings, bool]]) -> list[tuple[int, FileOutcome]]:
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+        try:
+            return list(self._dispatch(deque(work)))
+        except _Terminated:
+            self._stop()
+            # Die of the signal, as the process would have without the handler.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+        finally:
+            self._stop()
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _dispatch(self, queue: deque) -> Iterator[tuple[int, FileOutcome]]:
+        from multiprocessing.connection import wait
+
+        busy: dict[object, _Worker] = {}
+        while queue or busy:
+            while queue and len(busy) < self.size:
+                worker = next((w for w in self.workers if w.task is None), None) or self._spawn()
+                task = queue.popleft()
+                worker.task = (task[0], task[1])
+                try:
+                    worker.connection.send(task)
+                except OSError:  # died while idle: not this file's fault, so it is tried again
+                    queue.appendleft(task)
+                    self._replace(worker)
+                    continue
+                busy[worker.connection] = worker
+            for connection in wait(list(busy)):
+                worker = busy.pop(connection)
+                index, path = worker.task
+                try:
+                    outcome = connection.recv()
+                except (EOFError, OSError):
+                    reason = worker.death()
+                    outcome = FileOutcome(path=path, error=SourceError(
+                        path, f"the parser crashed on this file ({reason}); file left unchanged", line=None
+                    ))
+                    self._replace(worker)
+                else:
+                    worker.task = None
+                yield index, outcome
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self.context, self.workers)
+        self.workers.append(worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.stop()
+        self.workers.remove(worker)
+
+    def _stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        self.workers = []

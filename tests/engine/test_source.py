@@ -43,14 +43,14 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_permission_denied_on_read(tmp_path, monkeypatch):
-    """Tests run as root, for whom chmod 000 does not stop a read; ``open`` is made to refuse."""
+    """Tests run as root, for whom chmod 000 does not stop a read; ``os.open`` is made to refuse."""
     path = tmp_path / "locked.py"
     path.write_text("x = 1\n")
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("builtins.open", refuse)
+    monkeypatch.setattr(source.os, "open", refuse)
     with pytest.raises(SourceError, match=r"locked.py:1:1: error: permission denied"):
         read_source(str(path))
 
