@@ -348,6 +348,10 @@ class FileTransformer:
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
+        if result.changed and source.text.endswith("\r") and not result.new_text.endswith(("\r", "\n")):
+            # LibCST drops the last line break of a file with "\r" line endings: put it back.
+            result.new_text += "\r"
+            result.new_data += b"\r"
         return result
 
     def _ask(self, accept, module, fixes, positions, text, path, threshold_name, declined) -> list[Violation]:
