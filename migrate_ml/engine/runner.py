@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import fnmatch
 import os
 import signal
@@ -210,6 +211,7 @@ def _serve(connection, inherited) -> None:
         other.close()  # the parent's pipe ends: holding them would keep pipes open after it died
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    faulthandler.disable()  # a parser crash is reported in one line, not with a thread dump
     try:
         import resource
 

@@ -174,7 +174,12 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
     checks and with its space reserved first.
     """
     target = os.path.realpath(path)
-    status = os.stat(target)
+    try:
+        status = os.stat(target)
+    except FileNotFoundError:
+        if expected is None:
+            raise
+        raise SourceError(path, CHANGED_WHILE_RUNNING, line=None) from None  # deleted or moved meanwhile
     if not stat.S_ISREG(status.st_mode):
         raise SourceError(path, _not_regular(status.st_mode), line=None)
     if not os.access(target, os.W_OK):
