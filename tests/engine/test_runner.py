@@ -241,3 +241,20 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
     except OSError:
         return False
+
+
+CR_ONLY = b"import torch.nn as nn\rcriterion = nn.CrossEntropyLoss()\rloss = criterion(out, labels)\r"
+
+
+def test_cr_only_line_endings_give_a_patch_git_applies_and_keep_the_last_break(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "train.py").write_bytes(CR_ONLY)
+    (tmp_path / "rewritten.py").write_bytes(CR_ONLY)
+    command = [sys.executable, "-m", "migrate_ml", "rewrite"]
+    patch = subprocess.run([*command, "--diff", "train.py"], cwd=tmp_path, capture_output=True, timeout=60)
+    assert patch.returncode == 1
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=patch.stdout, check=True, capture_output=True)
+    assert subprocess.run([*command, "rewritten.py"], cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    expected = CR_ONLY.replace(b"CrossEntropyLoss", b"BCEWithLogitsLoss").replace(b"labels)", b"labels.float())")
+    assert (tmp_path / "rewritten.py").read_bytes() == expected
+    assert (tmp_path / "train.py").read_bytes() == expected
