@@ -143,10 +143,12 @@ def _check_code_sources(source: SourceFile, notebook: dict, spans: dict[int, tup
         value = cell.get("source", "")
         if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
             continue
-        kind = "a list holding a non-string" if isinstance(value, list) else f"a {_json_type(value)}"
-        line = source.text.count("\n", 0, spans[index][0]) + 1 if index in spans else 1
+        kind = "a list holding a non-string" if isinstance(value, list) else _with_article(_json_type(value))
+        start = spans.get(index, (0, 0))[0]
+        line = source.text.count("\n", 0, start) + 1
+        column = start - source.text.rfind("\n", 0, start)
         raise SourceError(
-            source.path, f"malformed notebook: the source of cell {index + 1} is {kind}, not text", line
+            source.path, f"malformed notebook: the source of cell {index + 1} is {kind}, not text", line, column
         )
 
 
@@ -154,6 +156,10 @@ def _json_type(value) -> str:
     if isinstance(value, bool) or value is None:
         return "boolean" if isinstance(value, bool) else "null"
     return {int: "number", float: "number", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 class _Joined:
