@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import faulthandler
 import fnmatch
+import gc
 import os
+import pickle
 import signal
+import struct
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,10 +209,8 @@ def _terminate(signum, frame):
     raise _Terminated
 
 
-def _serve(connection, inherited) -> None:
-    """A worker's loop: receive ``(index, path, settings, write)``, send the outcome back."""
-    for other in inherited:
-        other.close()  # the parent's pipe ends: holding them would keep pipes open after it died
+def _serve(tasks: int, results: int) -> None:
+    """A worker's loop: read ``(path, settings, write)`` tasks, write back their outcomes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     faulthandler.disable()  # a parser crash is reported in one line, not with a thread dump
@@ -219,13 +221,12 @@ def _serve(connection, inherited) -> None:
     except (ImportError, ValueError, OSError):
         pass
     while True:
+        task = _receive(tasks)
+        if task is None:
+            return  # the parent closed the pipe: the run is over, or the parent died
+        outcome = _without_texts(process_file(*task))
         try:
-            index, path, settings, write = connection.recv()
-        except (EOFError, OSError):
-            return  # the parent closed the pipe, or died
-        outcome = _without_texts(process_file(path, settings, write))
-        try:
-            connection.send(outcome)
+            _send(results, outcome)
         except OSError:
             return
 
@@ -235,18 +236,74 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+_LENGTH = struct.Struct("<Q")
+
+
+def _send(descriptor: int, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
+def _receive(descriptor: int):
+    """One message, or None at the end of the pipe (also when the writer died mid-message)."""
+    header = _read_exactly(descriptor, _LENGTH.size)
+    if header is None:
+        return None
+    data = _read_exactly(descriptor, _LENGTH.unpack(header)[0])
+    return None if data is None else pickle.loads(data)
+
+
+def _read_exactly(descriptor: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(descriptor, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
 class _Worker:
-    def __init__(self, context, others: list["_Worker"]) -> None:
-        self.connection, child_end = context.Pipe()
-        inherited = [worker.connection for worker in others] + [self.connection]
-        self.process = context.Process(target=_serve, args=(child_end, inherited), daemon=True)
-        self.process.start()
-        child_end.close()
+    """A forked process with a task pipe and a result pipe.
+
+    Plain ``os.fork`` and pipes rather than ``multiprocessing``: importing that costs more than
+    rewriting a small file, and a crash needs nothing but the end of the result pipe.
+    """
+
+    def __init__(self, others: list["_Worker"]) -> None:
+        task_read, self.tasks = os.pipe()
+        self.results, result_write = os.pipe()
+        # Objects the garbage collector would walk in the child are copied page by page on
+        # first touch: frozen, they stay shared, and a worker starts in a millisecond or two.
+        gc.freeze()
+        self.pid = os.fork()
+        if self.pid:
+            gc.unfreeze()
+        else:
+            code = 0
+            try:
+                # The parent's pipe ends: holding them would keep pipes open after it died.
+                for descriptor in (self.tasks, self.results, *(d for w in others for d in (w.tasks, w.results))):
+                    os.close(descriptor)
+                _serve(task_read, result_write)
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)  # never run the parent's exit handlers or flush its buffers twice
+        os.close(task_read)
+        os.close(result_write)
         self.task: tuple[int, str] | None = None
+        self.status: int | None = None
 
     def death(self) -> str:
-        self.process.join(timeout=5)
-        code = self.process.exitcode
+        """Why the worker ended, once its result pipe closed."""
+        self._reap(block=True)
+        code = os.waitstatus_to_exitcode(self.status) if self.status is not None else None
         if code is not None and code < 0:
             try:
                 return signal.Signals(-code).name
@@ -254,20 +311,50 @@ class _Worker:
                 return f"signal {-code}"
         return f"exit status {code}"
 
-    def stop(self) -> None:
-        self.connection.close()
-        if self.process.is_alive():
-            self.process.terminate()
+    def _reap(self, block: bool) -> bool:
+        if self.status is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                pid, status = self.pid, 0
+            if pid == self.pid:
+                self.status = status
+        return self.status is not None
+
+    def close(self) -> None:
+        for descriptor in (self.tasks, self.results):
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+
+    def stop(self, wait: float) -> None:
+        """Close the pipes (an idle worker exits), stop a busy one, and reap it."""
+        self.close()
+        if self._reap(block=False):
+            return
+        if self.task is not None:
+            self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while not self._reap(block=False):
+            if time.monotonic() > deadline:
+                self._signal(signal.SIGKILL)
+                self._reap(block=True)
+                return
+            time.sleep(0.005)
+
+    def _signal(self, number: int) -> None:
+        try:
+            os.kill(self.pid, number)
+        except ProcessLookupError:
+            pass
 
 
 class _WorkerPool:
     """Long-lived forked workers, one file each at a time; a dead worker costs only its file."""
 
     def __init__(self, size: int) -> None:
-        import multiprocessing  # only runs that parse pay for the import
-
         self.size = max(1, size)
-        self.context = multiprocessing.get_context("fork")  # workers inherit the loaded rules
         self.workers: list[_Worker] = []
 
     def run(self, work: list[tuple[int, str, Settings, bool]]) -> list[tuple[int, FileOutcome]]:
@@ -287,51 +374,48 @@ class _WorkerPool:
                 signal.signal(signal.SIGTERM, previous)
 
     def _dispatch(self, queue: deque) -> Iterator[tuple[int, FileOutcome]]:
-        from multiprocessing.connection import wait
+        import select
 
-        busy: dict[object, _Worker] = {}
+        busy: dict[int, _Worker] = {}
         while queue or busy:
             while queue and len(busy) < self.size:
                 worker = next((w for w in self.workers if w.task is None), None) or self._spawn()
-                task = queue.popleft()
-                worker.task = (task[0], task[1])
+                index, path, settings, write = queue.popleft()
+                worker.task = (index, path)
                 try:
-                    worker.connection.send(task)
+                    _send(worker.tasks, (path, settings, write))
                 except OSError:  # died while idle: not this file's fault, so it is tried again
-                    queue.appendleft(task)
-                    self._replace(worker)
+                    queue.appendleft((index, path, settings, write))
+                    self._retire(worker)
                     continue
-                busy[worker.connection] = worker
-            for connection in wait(list(busy)):
-                worker = busy.pop(connection)
+                busy[worker.results] = worker
+            ready, _, _ = select.select(list(busy), [], [])
+            for descriptor in ready:
+                worker = busy.pop(descriptor)
                 index, path = worker.task
-                try:
-                    outcome = connection.recv()
-                except (EOFError, OSError):
+                outcome = _receive(descriptor)
+                if outcome is None:
                     reason = worker.death()
                     outcome = FileOutcome(path=path, error=SourceError(
                         path, f"the parser crashed on this file ({reason}); file left unchanged", line=None
                     ))
-                    self._replace(worker)
+                    self._retire(worker)
                 else:
                     worker.task = None
                 yield index, outcome
 
     def _spawn(self) -> _Worker:
-        worker = _Worker(self.context, self.workers)
+        worker = _Worker(self.workers)
         self.workers.append(worker)
         return worker
 
-    def _replace(self, worker: _Worker) -> None:
-        worker.stop()
+    def _retire(self, worker: _Worker) -> None:
+        worker.stop(wait=5)
         self.workers.remove(worker)
 
     def _stop(self) -> None:
         for worker in self.workers:
-            worker.stop()
+            worker.close()
         for worker in self.workers:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
+            worker.stop(wait=5)
         self.workers = []
