@@ -133,7 +133,7 @@ def review_file(path: str, transformer: FileTransformer, reviewer: Reviewer) -> 
     except SourceError as error:
         outcome.error = error
     except OSError as error:
-        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}", line=None)
+        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}")
     return outcome
 
 

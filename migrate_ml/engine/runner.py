@@ -135,7 +135,7 @@ def process_file(path: str, settings: Settings, write: bool, data: bytes | None 
         outcome.error = error
         outcome.new_text = outcome.old_text
     except OSError as error:
-        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}", line=None)
+        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}")
         outcome.new_text = outcome.old_text
     except RecursionError:
         outcome.error = SourceError(path, "too deeply nested to process")
