@@ -170,8 +170,9 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
     system: a reader sees the old file or the new one, never half of either. A symbolic link is
     followed, so the link stays a link. Where the rename would lose something (a file with
     several hard links would be split from its other names; an owner, group or attribute that
-    this user may not set on a new file), the file is written in place instead, after the same
-    checks and with its space reserved first.
+    this user may not set on a new file; a folder this user may not create the temporary file
+    in), the file is written in place instead, after the same checks and with its space
+    reserved first.
     """
     target = os.path.realpath(path)
     try:
@@ -188,9 +189,13 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
         _write_in_place(path, target, data, expected)
         return
     folder = os.path.dirname(target) or "."
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.", suffix=".migrate-ml.tmp", dir=folder
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(target)}.", suffix=".migrate-ml.tmp", dir=folder
+        )
+    except PermissionError:  # a writable file in a folder this user may not add files to
+        _write_in_place(path, target, data, expected)
+        return
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)

@@ -262,3 +262,27 @@ def test_a_read_only_file_is_not_replaced_for_a_non_root_user():
         assert os.listdir(folder) == ["train.py"]
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_writable_file_in_a_closed_folder_is_written_in_place(tmp_path, monkeypatch):
+    path = tmp_path / "train.py"
+    path.write_bytes(b"old\n")
+    inode = path.stat().st_ino
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(source.tempfile, "mkstemp", refuse)
+    write_atomic(str(path), b"new\n", read_source(str(path)).stamp)
+    assert path.read_bytes() == b"new\n" and path.stat().st_ino == inode
+
+
+def test_whole_file_errors_survive_pickling():
+    """Outcomes cross from worker processes to the main one."""
+    import pickle
+
+    for error in (SourceError("a.py", "changed", line=None), SourceError("a.py", "bad", 3, 4)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert (str(copy), copy.line, copy.column, copy.positioned) == (
+            str(error), error.line, error.column, error.positioned
+        )
