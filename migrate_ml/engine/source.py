@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import codecs
 import errno
-import hashlib
 import io
 import os
 import stat
 import tempfile
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CHANGED_WHILE_RUNNING = "changed while migrate-ml was running; run again"
 
@@ -51,21 +50,21 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class FileStamp:
-    """What a file was when it was read; a write goes ahead only while it still matches."""
+    """What a file was when it was read; a write goes ahead only while it still matches.
+
+    The content is kept and compared byte for byte rather than through a hash: it is the
+    ``data`` the source holds anyway, and no collision can fool an equality test.
+    """
 
     size: int
     mtime_ns: int
     inode: int
     device: int
-    digest: bytes
+    content: bytes = field(repr=False)
 
     @classmethod
     def of(cls, status: os.stat_result, data: bytes) -> "FileStamp":
-        return cls(status.st_size, status.st_mtime_ns, status.st_ino, status.st_dev, _digest(data))
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+        return cls(status.st_size, status.st_mtime_ns, status.st_ino, status.st_dev, data)
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
     """Replace ``path`` by ``data``, keeping what the file had; raise before touching it otherwise.
 
     With ``expected`` (the stamp of the read the new text was computed from), the file must be
-    unchanged (size, modification time, inode and content hash) right before it is replaced;
+    unchanged (size, modification time, inode and content) right before it is replaced;
     if not, :class:`SourceError` ``changed while migrate-ml was running`` is raised and the
     file is left alone. A file the user may not write raises ``PermissionError`` (as an editor
     refuses a read-only file), even where the folder would allow the rename.
@@ -250,7 +249,7 @@ def _check_unchanged(path: str, target: str, expected: FileStamp | None) -> None
         )
         if same:
             with open(target, "rb") as handle:
-                same = _digest(handle.read()) == expected.digest
+                same = handle.read() == expected.content
     except FileNotFoundError:
         same = False
     if not same:

@@ -115,7 +115,7 @@ def test_a_file_changed_since_it_was_read_is_left_alone(tmp_path, same_size_and_
     stamp = read_source(str(path)).stamp
     status = path.stat()
     if same_size_and_time:
-        # An edit that keeps size and modification time: only the content hash tells.
+        # An edit that keeps size and modification time: only the content tells.
         path.write_bytes(b"x = 2\n")
         os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
     else:
