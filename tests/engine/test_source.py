@@ -225,18 +225,19 @@ def test_a_read_only_file_is_not_replaced(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["train.py"]
 
 
-NON_ROOT_WRITE = """
+NON_ROOT_REWRITE = """
 import os, sys
-from migrate_ml.engine.source import read_source, write_atomic
-path = sys.argv[1]
+import libcst
+from migrate_ml.cli import build_parser, main
+from migrate_ml.rules import load_rules
+
+# Everything is imported before dropping privileges: the interpreter lives under /root.
+build_parser()
+load_rules()
+libcst.parse_module("x = 1\\n")
 os.setgid(65534)
 os.setuid(65534)
-try:
-    write_atomic(path, b"new\\n", read_source(path).stamp)
-except PermissionError as error:
-    print("refused:", error.strerror)
-else:
-    print("written")
+sys.exit(main(["rewrite", sys.argv[1]]))
 """
 
 
@@ -251,14 +252,16 @@ def test_a_read_only_file_is_not_replaced_for_a_non_root_user():
     try:
         os.chmod(folder, 0o777)  # the folder would let the user rename a new file over the old one
         path = os.path.join(folder, "train.py")
+        original = b"import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n"
         with open(path, "wb") as handle:
-            handle.write(b"old\n")
+            handle.write(original)
         os.chown(path, 65534, 65534)
         os.chmod(path, 0o444)
-        done = subprocess.run([sys.executable, "-c", NON_ROOT_WRITE, path], capture_output=True, text=True, timeout=60)
-        assert done.stdout.strip() == "refused: Permission denied", done.stderr
+        done = subprocess.run([sys.executable, "-c", NON_ROOT_REWRITE, path], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"{path}:1:1: error: cannot write: Permission denied" in done.stdout
         with open(path, "rb") as handle:
-            assert handle.read() == b"old\n"
+            assert handle.read() == original
         assert os.listdir(folder) == ["train.py"]
     finally:
         shutil.rmtree(folder)
