@@ -191,7 +191,7 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
         pool = _WorkerPool(min(jobs, len(pending)))
         for index, outcome in pool.run([(index, paths[index], settings, write) for index in pending]):
             outcomes[index] = outcome
-    return [outcome for outcome in outcomes if outcome is not None]
+    return outcomes  # type: ignore[return-value]  # the pool answers every task, if only with a crash
 
 
 def _size(path: str) -> int:
@@ -389,8 +389,10 @@ class _WorkerPool:
                     self._retire(worker)
                     continue
                 busy[worker.results] = worker
-            ready, _, _ = select.select(list(busy), [], [])
-            for descriptor in ready:
+            poller = select.poll()  # not select.select: it fails on descriptors above 1023
+            for descriptor in busy:
+                poller.register(descriptor, select.POLLIN)
+            for descriptor, _ in poller.poll():
                 worker = busy.pop(descriptor)
                 index, path = worker.task
                 outcome = _receive(descriptor)
