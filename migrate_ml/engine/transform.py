@@ -304,6 +304,12 @@ class FileTransformer:
         self.safety_net = StillSingleLabelRule in rules
         self.settings = settings
 
+    def needs_parse(self, text: str) -> bool:
+        """Whether any selected rule, or the safety net, could have something to say about ``text``."""
+        return any(rule.could_apply(text) for rule in self.rules) or (
+            self.safety_net and StillSingleLabelRule.could_apply(text)
+        )
+
     def transform(
         self,
         source: SourceFile,
@@ -367,6 +373,10 @@ class FileTransformer:
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
+        if result.changed and source.text.endswith("\r") and not result.new_text.endswith(("\r", "\n")):
+            # LibCST drops the last line break of a file with "\r" line endings: put it back.
+            result.new_text += "\r"
+            result.new_data += b"\r"
         if result.changes:
             result.findings_before = _still_open(result.findings_before, result.findings_after, source.text, text)
         net = self._safety_net(text, result.findings_after, reported_lines)
