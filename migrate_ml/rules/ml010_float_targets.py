@@ -120,7 +120,20 @@ def _binding_origin(rule: Rule, bound: cst.CSTNode | None, depth: int, visiting:
             statement = rule.get_metadata(ParentNodeProvider, current, None)
             if isinstance(statement, cst.Assign) and isinstance(statement.value, (cst.Name, cst.Subscript, cst.Attribute)):
                 return "data"
+            paired = _paired_value(current.target, holder, statement.value) if isinstance(statement, cst.Assign) else None
+            if paired is not None:  # `x, y = x.to(device), y.to(device)`
+                return target_origin(rule, paired, depth + 1, visiting)
     return "computed"
+
+
+def _paired_value(target: cst.BaseExpression, element: cst.Element, value: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The value a flat tuple assignment gives to one of its targets, when both sides have the same length."""
+    if not (isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List))):
+        return None
+    if len(target.elements) != len(value.elements) or element not in target.elements:
+        return None
+    paired = value.elements[target.elements.index(element)]
+    return None if isinstance(paired, cst.StarredElement) else paired.value
 
 
 def _is_device_move(expression: cst.BaseExpression) -> bool:
@@ -262,7 +275,7 @@ class FloatTargetsRule(Rule):
                 ),
             )
             return
-        if origin == "float" or (open_call.proven_bce and origin == "computed"):
+        if origin == "float" or (origin == "computed" and not self._is_parameter(target.value)):
             return  # float, or built by already-multi-label code: left as written
         route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
         cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
@@ -282,6 +295,15 @@ class FloatTargetsRule(Rule):
             suggestion=f"{name}(output, target.float()) with float multi-hot targets [B, C]",
             fix=dataclasses.replace(cast, applicability=Applicability.UNSAFE),
         )
+
+
+    def _is_parameter(self, expression: cst.BaseExpression) -> bool:
+        """A bare parameter (``forward(self, outputs, labels)``): whatever its callers pass, often int64 labels."""
+        if not isinstance(expression, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, expression, None)
+        assignments = list(scope[expression.value]) if scope is not None else []
+        return bool(assignments) and all(isinstance(getattr(a, "node", None), cst.Param) for a in assignments)
 
 
 def _sources(open_call: OpenParameterCall) -> str:
