@@ -82,6 +82,19 @@ def test_parallel_results_match_serial_ones_in_input_order(tmp_path, make_rule):
     assert [o.changed for o in serial].count(True) == 4
 
 
+def test_without_fork_files_are_processed_in_this_process(tmp_path, make_rule, monkeypatch):
+    make_rule("ML929", rename)
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"f{index}.py"
+        path.write_text("y = legacy_call(1)\n" if index else "x = 1\n")
+        paths.append(str(path))
+    monkeypatch.delattr(os, "fork")
+    outcomes = process_files(paths, Settings(), write=True, jobs=2)
+    assert [o.written for o in outcomes] == [False, True, True]
+    assert (tmp_path / "f1.py").read_text() == "y = modern_call(1)\n"
+
+
 def test_findings_follow_the_text_the_user_gets(make_rule):
     make_rule("ML923", rename)
     make_rule("ML924", None, message="legacy_call seen")
