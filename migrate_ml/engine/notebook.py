@@ -135,7 +135,7 @@ def _load(source: SourceFile) -> dict:
     return notebook
 
 
-def _check_code_sources(source: SourceFile, notebook: dict, spans: dict[int, tuple[int, int]]) -> None:
+def _check_code_sources(source: SourceFile, notebook: dict) -> None:
     """A code cell's ``source`` must be a string or a list of strings (nbformat's schema)."""
     for index, cell in enumerate(notebook["cells"]):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -144,7 +144,7 @@ def _check_code_sources(source: SourceFile, notebook: dict, spans: dict[int, tup
         if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
             continue
         kind = "a list holding a non-string" if isinstance(value, list) else _with_article(_json_type(value))
-        start = spans.get(index, (0, 0))[0]
+        start = _JsonText(source.text).source_spans().get(index, (0, 0))[0]
         line = source.text.count("\n", 0, start) + 1
         column = start - source.text.rfind("\n", 0, start)
         raise SourceError(
@@ -348,9 +348,7 @@ def transform_notebook(
 ) -> TransformResult:
     """Rewrite the code cells of a notebook; positions in the result are per cell."""
     notebook = _load(source)
-    json_text = _JsonText(source.text)
-    spans = json_text.source_spans()
-    _check_code_sources(source, notebook, spans)
+    _check_code_sources(source, notebook)
     joined = _Joined(notebook)
     module_source = SourceFile(path=source.path, data=joined.text.encode("utf-8"), text=joined.text)
     if accept is not None:
@@ -367,6 +365,9 @@ def transform_notebook(
     result.findings_after = [_in_cell(joined, inner.new_text, finding) for finding in inner.findings_after]
     if inner.new_text == joined.text:
         return result
+    # Located only now: a notebook with large outputs costs a few JSON scans more to map.
+    json_text = _JsonText(source.text)
+    spans = json_text.source_spans()
     ascii_only = source.text.isascii()
     new_text = source.text
     # From the last cell to the first, so that earlier spans stay where they are.

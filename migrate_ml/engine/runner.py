@@ -191,13 +191,18 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
     replaced, its file is reported as ``the parser crashed on this file`` and the other files
     finish. Workers live for the whole run and take one file at a time, largest first, so that
     a crash names its file and one big file picked up last does not leave the others idle.
+    Where processes cannot fork (Windows), files are parsed in this process, one by one.
     """
     facts = build_project_facts(paths, settings)  # criteria passed between the run's files
     outcomes: list[FileOutcome | None] = [
         _settled_without_parsing(path, settings, facts.get(path)) for path in paths
     ]
     pending = [index for index, outcome in enumerate(outcomes) if outcome is None]
-    if pending:
+    if pending and not hasattr(os, "fork"):
+        # No fork (Windows): parse here, without the crash containment.
+        for index in pending:
+            outcomes[index] = process_file(paths[index], settings, write)
+    elif pending:
         _transformer_for(settings)  # built once here, inherited by the forked workers
         pending.sort(key=lambda index: -_size(paths[index]))
         pool = _WorkerPool(min(jobs, len(pending)))

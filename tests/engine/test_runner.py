@@ -82,6 +82,19 @@ def test_parallel_results_match_serial_ones_in_input_order(tmp_path, make_rule):
     assert [o.changed for o in serial].count(True) == 4
 
 
+def test_without_fork_files_are_processed_in_this_process(tmp_path, make_rule, monkeypatch):
+    make_rule("ML929", rename)
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"f{index}.py"
+        path.write_text("y = legacy_call(1)\n" if index else "x = 1\n")
+        paths.append(str(path))
+    monkeypatch.delattr(os, "fork")
+    outcomes = process_files(paths, Settings(), write=True, jobs=2)
+    assert [o.written for o in outcomes] == [False, True, True]
+    assert (tmp_path / "f1.py").read_text() == "y = modern_call(1)\n"
+
+
 def test_findings_follow_the_text_the_user_gets(make_rule):
     make_rule("ML923", rename)
     make_rule("ML924", None, message="legacy_call seen")
@@ -111,16 +124,14 @@ def test_a_parser_crash_fails_its_file_only(tmp_path, jobs):
     assert [pid for pid in _children(os.getpid()) if _alive(pid)] == []  # every worker was reaped
 
 
-def test_a_parser_crash_exits_2_and_names_the_file(tmp_path):
+def test_a_parser_crash_exits_2_and_names_the_file(tmp_path, monkeypatch, run_cli):
     (tmp_path / "deep.py").write_text(DEEP)
     (tmp_path / "train.py").write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "migrate_ml", "rewrite", "-j1", "."], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "deep.py: error: the parser crashed on this file" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("rewrite", "-j1", ".")
+    assert code == 2
+    assert "deep.py: error: the parser crashed on this file (SIGSEGV); file left unchanged" in out
+    assert "Traceback" not in out + err
     assert "BCEWithLogitsLoss" in (tmp_path / "train.py").read_text()
     assert sorted(os.listdir(tmp_path)) == ["deep.py", "train.py"]  # no core file, no temporary file
 
@@ -245,15 +256,15 @@ def _alive(pid: int) -> bool:
 CR_ONLY = b"import torch.nn as nn\rcriterion = nn.CrossEntropyLoss()\rloss = criterion(out, labels)\r"
 
 
-def test_cr_only_line_endings_give_a_patch_git_applies_and_keep_the_last_break(tmp_path):
+def test_cr_only_line_endings_give_a_patch_git_applies_and_keep_the_last_break(tmp_path, monkeypatch, run_cli):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "train.py").write_bytes(CR_ONLY)
     (tmp_path / "rewritten.py").write_bytes(CR_ONLY)
-    command = [sys.executable, "-m", "migrate_ml", "rewrite"]
-    patch = subprocess.run([*command, "--diff", "train.py"], cwd=tmp_path, capture_output=True, timeout=60)
-    assert patch.returncode == 1
-    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=patch.stdout, check=True, capture_output=True)
-    assert subprocess.run([*command, "rewritten.py"], cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    monkeypatch.chdir(tmp_path)
+    code, patch, _ = run_cli("rewrite", "--diff", "train.py")
+    assert code == 1
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=patch.encode(), check=True, capture_output=True)
+    assert run_cli("rewrite", "rewritten.py")[0] == 0
     expected = CR_ONLY.replace(b"CrossEntropyLoss", b"BCEWithLogitsLoss").replace(b"labels)", b"labels.float())")
     assert (tmp_path / "rewritten.py").read_bytes() == expected
     assert (tmp_path / "train.py").read_bytes() == expected
