@@ -51,7 +51,11 @@ class ProjectConfig:
 
 
 def find_pyproject(start: str) -> Path | None:
-    """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.migrate-ml]`` table."""
+    """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.migrate-ml]`` table.
+
+    A ``pyproject.toml`` on the way that cannot be read, or is not UTF-8 (as TOML must be), is
+    an error: skipping it could silently drop the settings it holds.
+    """
     folder = Path(start).resolve()
     if not folder.is_dir():
         folder = folder.parent
@@ -63,13 +67,18 @@ def find_pyproject(start: str) -> Path | None:
 
 
 def _mentions_table(pyproject: Path) -> bool:
-    # A cheap text test first: most pyproject.toml files have no such table, and parsing TOML
+    # A cheap byte test first: most pyproject.toml files have no such table, and parsing TOML
     # for each of them would cost every run.
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return "tool.migrate-ml" in text or '"migrate-ml"' in text
+        data = pyproject.read_bytes()
+    except OSError as error:
+        raise ConfigError(pyproject, None, f"cannot read: {error.strerror or error}") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(pyproject, None, f"line {line}: cannot decode byte 0x{data[error.start]:02x} as UTF-8 (TOML files must be UTF-8)") from None
+    return b"tool.migrate-ml" in data or b'"migrate-ml"' in data
 
 
 def load_config(targets: Sequence[str], known_codes: Sequence[str]) -> ProjectConfig:
@@ -92,7 +101,10 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
         raise ConfigError(pyproject, None, f"cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(pyproject, None, f"invalid TOML: {error}") from None
-    table = document.get("tool", {}).get("migrate-ml")
+    tools = document.get("tool", {})
+    if not isinstance(tools, dict):
+        raise ConfigError(pyproject, None, "tool must be a table ([tool.migrate-ml] lives inside it)")
+    table = tools.get("migrate-ml")
     if table is None:
         return ProjectConfig(path=pyproject)
     if not isinstance(table, dict):

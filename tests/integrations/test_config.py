@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -104,4 +105,43 @@ def test_bad_value_is_a_one_line_error_naming_the_key(run_cli, tmp_path, table, 
     assert out == ""
     assert err.startswith(f"migrate-ml: error: {tmp_path / 'pyproject.toml'}: ")
     assert message in err and err.count("\n") == 1
+    assert path.read_text() == TRAIN
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # A project named migrate-ml mentions the table's name without having the table.
+        (b'tool = 5\n[project]\nname = "migrate-ml"\n', "tool must be a table"),
+        # A latin-1 comment: the threshold below must not be dropped silently.
+        (b"# caf\xe9\n[tool.migrate-ml]\nthreshold = 0.9\n", "line 1: cannot decode byte 0xe9 as UTF-8"),
+        (b"# caf\xe9, not our table\n[tool.black]\n", "line 1: cannot decode byte 0xe9 as UTF-8"),
+    ],
+)
+def test_malformed_pyproject_is_a_one_line_error(run_cli, tmp_path, content, message):
+    (tmp_path / "pyproject.toml").write_bytes(content)
+    path = tmp_path / "train.py"
+    path.write_text(TRAIN)
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 2
+    assert err == f"migrate-ml: error: {tmp_path / 'pyproject.toml'}: {message}" + err.split(message, 1)[1]
+    assert err.count("\n") == 1
+    assert path.read_text() == TRAIN
+
+
+def test_unreadable_pyproject_is_reported_not_skipped(run_cli, tmp_path, monkeypatch):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.migrate-ml]\nthreshold = 0.9\n")
+    read_bytes = Path.read_bytes
+
+    def refuse(self):  # chmod 0 does not stop root, who runs the CI containers
+        if self == pyproject:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    path = tmp_path / "train.py"
+    path.write_text(TRAIN)
+    code, _, err = run_cli("rewrite", str(path))
+    assert (code, err) == (2, f"migrate-ml: error: {pyproject}: cannot read: Permission denied\n")
     assert path.read_text() == TRAIN
