@@ -104,38 +104,15 @@ def run(args: argparse.Namespace) -> int:
     log = _Output(sys.stderr) if args.verbose else None
     started = time.perf_counter()
     if name:
-        data = _read_stdin()
-        excluded = force_excluded(name, args.exclude) if args.force_exclude and name != STDIN else ""
-        if excluded:
-            # As ruff does: the editor or hook gets its code back untouched.
-            if log:
-                log.write(f"migrate-ml: skipped {name}: {excluded}", style="dim")
-            if write:
-                sys.stdout.buffer.write(data)
+        jobs = 1
+        outcomes = _rewrite_stdin(name, settings, write, args, log)
+        if outcomes is None:
             return EXIT_OK
-        outcomes = [process_file(name, settings, write=write, data=data)]
-        if write and outcomes[0].error is None:
-            sys.stdout.buffer.write(outcomes[0].new_data)
-            sys.stdout.buffer.flush()
     else:
-        skipped: list[tuple[str, str]] = []
-        paths = list(
-            discover(
-                args.paths,
-                args.exclude,
-                respect_gitignore=args.respect_gitignore,
-                force_exclude=args.force_exclude,
-                on_skip=lambda path, reason: skipped.append((path, reason)),
-            )
-        )
-        if log:
-            for path, reason in skipped:
-                log.write(f"migrate-ml: skipped {path}: {reason}", style="dim")
-            log.write(f"migrate-ml: found {len(paths)} file{'s' if len(paths) != 1 else ''} in {time.perf_counter() - started:.2f} s", style="dim")
         jobs = args.jobs or usable_cpus()
-        outcomes = process_files(paths, settings, write, jobs)
+        outcomes = process_files(_discover(args, log), settings, write, jobs)
     if log:
-        for line in verbose_lines(outcomes, time.perf_counter() - started, jobs=1 if name else jobs):
+        for line in verbose_lines(outcomes, time.perf_counter() - started, jobs):
             log.write(line, style="dim")
     _print(outcomes, mode, args, stdin=bool(name))
     if any(o.error is not None for o in outcomes):
@@ -146,6 +123,44 @@ def run(args: argparse.Namespace) -> int:
     if args.diff and pending:
         return EXIT_PENDING
     return EXIT_OK
+
+
+def _discover(args: argparse.Namespace, log: _Output | None) -> list[str]:
+    started = time.perf_counter()
+    skipped: list[tuple[str, str]] = []
+    paths = list(
+        discover(
+            args.paths,
+            args.exclude,
+            respect_gitignore=args.respect_gitignore,
+            force_exclude=args.force_exclude,
+            on_skip=lambda path, reason: skipped.append((path, reason)),
+        )
+    )
+    if log:
+        for path, reason in skipped:
+            log.write(f"migrate-ml: skipped {path}: {reason}", style="dim")
+        log.write(f"migrate-ml: found {len(paths)} file{'s' if len(paths) != 1 else ''} in {time.perf_counter() - started:.2f} s", style="dim")
+    return paths
+
+
+def _rewrite_stdin(name: str, settings: Settings, write: bool, args: argparse.Namespace, log: _Output | None) -> list[FileOutcome] | None:
+    """Process stdin's code as ``name``; None when ``--force-exclude`` excludes that name."""
+    data = _read_stdin()
+    excluded = force_excluded(name, args.exclude) if args.force_exclude and name != STDIN else ""
+    if excluded:
+        # As ruff does: the editor or hook gets its code back untouched.
+        if log:
+            log.write(f"migrate-ml: skipped {name}: {excluded}", style="dim")
+        if write:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        return None
+    outcome = process_file(name, settings, write=write, data=data)
+    if write and outcome.error is None:
+        sys.stdout.buffer.write(outcome.new_data)
+        sys.stdout.buffer.flush()
+    return [outcome]
 
 
 def _stdin_name(args: argparse.Namespace) -> str:
