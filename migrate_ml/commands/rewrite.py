@@ -62,7 +62,7 @@ def configure_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore", action="append", metavar="CODES", help="skip these rule codes or prefixes (comma-separated)")
     parser.add_argument("--unsafe-fixes", action=argparse.BooleanOptionalAction, default=None, help="also apply fixes whose correctness migrate-ml cannot prove")
     parser.add_argument("--threshold", type=threshold_value, default=None, metavar="FLOAT", help="decision threshold for sigmoid outputs in rewritten code (default 0.5)")
-    parser.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="skip paths matching GLOB inside folders")
+    parser.add_argument("--exclude", action="append", default=None, metavar="GLOB", help="skip paths matching GLOB inside folders (named files too, with --force-exclude)")
 
 
 def configure_discovery(parser: argparse.ArgumentParser) -> None:
