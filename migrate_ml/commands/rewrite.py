@@ -67,21 +67,22 @@ def configure_settings(parser: argparse.ArgumentParser) -> None:
 
 def configure_discovery(parser: argparse.ArgumentParser) -> None:
     """The options that choose which files a folder argument stands for."""
-    parser.add_argument("--force-exclude", action="store_true", help="apply the exclude globs to files named on the command line too (pre-commit and editors name files)")
-    parser.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=True, help="inside a git work tree, skip what git ignores (.gitignore, .git/info/exclude, global excludes) in folders (default on)")
+    parser.add_argument("--force-exclude", action=argparse.BooleanOptionalAction, default=None, help="apply the exclude globs to files named on the command line too (pre-commit and editors name files)")
+    parser.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=None, help="inside a git work tree, skip what git ignores (.gitignore, .git/info/exclude, global excludes) in folders (default on)")
 
 
 def settings_from(args: argparse.Namespace, targets: list[str] | None = None) -> Settings:
     """Settings from the command line over the project's ``[tool.migrate-ml]``.
 
     The configuration is looked up from ``targets`` (default: the paths). Also sets
-    ``args.exclude`` to the globs in force.
+    ``args.exclude``, ``args.force_exclude`` and ``args.respect_gitignore`` to the values in
+    force.
     """
     from migrate_ml.engine.config import ConfigError, resolve_settings
 
     rules = load_rules()
     try:
-        settings, args.exclude = resolve_settings(
+        settings, discovery = resolve_settings(
             targets or args.paths,
             list(rules),
             select=split_codes(args.select),
@@ -89,10 +90,13 @@ def settings_from(args: argparse.Namespace, targets: list[str] | None = None) ->
             unsafe_fixes=args.unsafe_fixes,
             threshold=args.threshold,
             exclude=args.exclude,
+            force_exclude=args.force_exclude,
+            respect_gitignore=args.respect_gitignore,
         )
         select_rules(rules, settings.select, settings.ignore)
     except (ConfigError, ValueError) as error:
         raise UsageError(str(error)) from None
+    args.exclude, args.force_exclude, args.respect_gitignore = discovery
     return settings
 
 

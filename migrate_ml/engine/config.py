@@ -13,6 +13,8 @@ base names anywhere).
     ignore = ["ML101"]
     threshold = 0.4
     exclude = ["legacy/*"]
+    force-exclude = true        # exclude named files too (pre-commit, editors)
+    respect-gitignore = true
     unsafe-fixes = false
     per-file-ignores = { "notebooks/*.ipynb" = ["ML101"] }
 """
@@ -22,12 +24,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from migrate_ml.engine.transform import Settings
 
 TABLE = "tool.migrate-ml"
-KEYS = ("select", "ignore", "threshold", "exclude", "unsafe-fixes", "per-file-ignores")
+KEYS = ("select", "ignore", "threshold", "exclude", "force-exclude", "respect-gitignore", "unsafe-fixes", "per-file-ignores")
 
 
 class ConfigError(Exception):
@@ -45,6 +47,8 @@ class ProjectConfig:
     ignore: tuple[str, ...] | None = None
     threshold: float | None = None
     exclude: tuple[str, ...] | None = None
+    force_exclude: bool | None = None
+    respect_gitignore: bool | None = None
     unsafe_fixes: bool | None = None
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(absolute glob, codes) pairs."""
@@ -133,9 +137,12 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
             raise ConfigError(pyproject, "threshold", "must be a number between 0 and 1 (exclusive)")
         threshold = float(threshold)
-    unsafe = table.get("unsafe-fixes")
-    if unsafe is not None and not isinstance(unsafe, bool):
-        raise ConfigError(pyproject, "unsafe-fixes", "must be true or false")
+    def flag(key: str) -> bool | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(pyproject, key, "must be true or false")
+        return value
+
     per_file = table.get("per-file-ignores", {})
     if not isinstance(per_file, dict):
         raise ConfigError(pyproject, "per-file-ignores", 'must be a table of glob = [codes], like { "tests/*" = ["ML101"] }')
@@ -146,12 +153,22 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
         ignore=codes("ignore", table["ignore"]) if "ignore" in table else None,
         threshold=threshold,
         exclude=globs("exclude", exclude) if exclude is not None else None,
-        unsafe_fixes=unsafe,
+        force_exclude=flag("force-exclude"),
+        respect_gitignore=flag("respect-gitignore"),
+        unsafe_fixes=flag("unsafe-fixes"),
         per_file_ignores=tuple(
             (str(root / pattern) if "/" in pattern else pattern, codes(f"per-file-ignores.{pattern}", value))
             for pattern, value in per_file.items()
         ),
     )
+
+
+class Discovery(NamedTuple):
+    """What a folder argument stands for: ``discover``'s options."""
+
+    exclude: tuple[str, ...] = ()
+    force_exclude: bool = False
+    respect_gitignore: bool = True
 
 
 def resolve_settings(
@@ -163,20 +180,27 @@ def resolve_settings(
     unsafe_fixes: bool | None = None,
     threshold: float | None = None,
     exclude: Sequence[str] | None = None,
-) -> tuple[Settings, tuple[str, ...]]:
-    """Settings and exclude globs: each command-line value given replaces the project's."""
+    force_exclude: bool | None = None,
+    respect_gitignore: bool | None = None,
+) -> tuple[Settings, Discovery]:
+    """Settings and discovery options: each command-line value given replaces the project's."""
     config = load_config(targets, known_codes)
 
     def pick(cli, project, default):
-        if cli:
+        if cli is not None and cli != ():
             return cli
         return project if project is not None else default
 
     settings = Settings(
         select=pick(select, config.select, ()),
         ignore=pick(ignore, config.ignore, ()),
-        unsafe_fixes=unsafe_fixes if unsafe_fixes is not None else bool(config.unsafe_fixes),
-        threshold=threshold if threshold is not None else (config.threshold or 0.5),
+        unsafe_fixes=pick(unsafe_fixes, config.unsafe_fixes, False),
+        threshold=pick(threshold, config.threshold, 0.5),
         per_file_ignores=config.per_file_ignores,
     )
-    return settings, tuple(pick(exclude, config.exclude, ()))
+    discovery = Discovery(
+        exclude=tuple(pick(exclude, config.exclude, ())),
+        force_exclude=pick(force_exclude, config.force_exclude, False),
+        respect_gitignore=pick(respect_gitignore, config.respect_gitignore, True),
+    )
+    return settings, discovery

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def test_exclude_and_threshold(run_cli, tmp_path):
     from migrate_ml.engine.config import resolve_settings
     from migrate_ml.rules import load_rules
 
-    settings, exclude = resolve_settings([str(path)], list(load_rules()))
-    assert settings.threshold == 0.3 and exclude == ("legacy",)
+    settings, discovery = resolve_settings([str(path)], list(load_rules()))
+    assert settings.threshold == 0.3 and discovery.exclude == ("legacy",)
     settings, _ = resolve_settings([str(path)], list(load_rules()), threshold=0.7)
     assert settings.threshold == 0.7
 
@@ -92,6 +93,8 @@ def test_nearest_pyproject_with_the_table_wins(tmp_path):
         ('ignore = ["ML999"]\n', "[tool.migrate-ml] ignore: unknown rule code or prefix: ML999"),
         ('unsafe-fixes = "yes"\n', "[tool.migrate-ml] unsafe-fixes: must be true or false"),
         ("exclude = [1]\n", "[tool.migrate-ml] exclude: must be a list of glob patterns"),
+        ('force-exclude = "yes"\n', "[tool.migrate-ml] force-exclude: must be true or false"),
+        ("respect-gitignore = 0\n", "[tool.migrate-ml] respect-gitignore: must be true or false"),
         ('per-file-ignores = ["x"]\n', "[tool.migrate-ml] per-file-ignores: must be a table"),
         ('per-file-ignores = { "x.py" = ["ZZ1"] }\n', "[tool.migrate-ml] per-file-ignores.x.py: unknown rule code"),
         ('selct = ["ML001"]\n', "[tool.migrate-ml] selct: unknown key"),
@@ -145,3 +148,21 @@ def test_unreadable_pyproject_is_reported_not_skipped(run_cli, tmp_path, monkeyp
     code, _, err = run_cli("rewrite", str(path))
     assert (code, err) == (2, f"migrate-ml: error: {pyproject}: cannot read: Permission denied\n")
     assert path.read_text() == TRAIN
+
+
+def test_force_exclude_and_respect_gitignore_from_config(run_cli, tmp_path, monkeypatch):
+    path = _project(tmp_path, 'exclude = ["legacy/*"]\nforce-exclude = true\nrespect-gitignore = false\n')
+    monkeypatch.chdir(tmp_path)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "old.py").write_text(TRAIN)
+    # What pre-commit runs: the files named; the project's force-exclude keeps legacy/ out.
+    code, out, _ = run_cli("rewrite", "--check", "legacy/old.py", str(path))
+    assert code == 1 and "legacy" not in out and "1 file would be rewritten" in out
+    code, out, _ = run_cli("rewrite", "--check", "--no-force-exclude", "legacy/old.py")
+    assert code == 1 and "Would rewrite legacy/old.py" in out
+    # respect-gitignore = false: a git-ignored folder is searched.
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("src/\n")
+    assert "1 file would be rewritten" in run_cli("rewrite", "--check", ".")[1]
+    assert "0 files would be rewritten" in run_cli("rewrite", "--check", "--respect-gitignore", ".")[1]
