@@ -141,6 +141,7 @@ class _GitIgnored:
         try:
             listed = subprocess.run(
                 ["git", "-C", folder, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
+                stdin=subprocess.DEVNULL,  # review reads its answers from stdin
                 capture_output=True,
                 timeout=120,
             )
