@@ -163,7 +163,7 @@ def test_summary_counts_what_was_asked(run_cli, tmp_path):
 
 def test_a_file_too_deeply_nested_is_one_line_and_the_next_file_is_reviewed(run_cli, tmp_path, train_file):
     deep = tmp_path / "deep.py"
-    deep.write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nx = " + "[" * 1000 + "]" * 1000 + "\n")
+    deep.write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nx = " + "[" * 300 + "]" * 300 + "\n")
     code, out, err = run_cli("review", str(deep), str(train_file), stdin=b"y\ny\n")
     assert code == 2
     assert err == f"{deep}:1:1: error: too deeply nested to process\n"
