@@ -110,6 +110,11 @@ def test_outside_a_work_tree_nothing_is_ignored(project):
     assert list(discover(["."])) == ["train.py", "generated/train.py"]
 
 
+def test_without_a_git_command_nothing_is_ignored(work_tree, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    assert "generated/train.py" in list(discover(["."]))
+
+
 def test_verbose_says_what_was_left_out_and_why(work_tree, run_cli):
     (work_tree / "plain.py").write_text(PLAIN)
     # Attention inside a model's forward: words that trigger ML024, code it never touches.
