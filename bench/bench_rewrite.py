@@ -2,12 +2,17 @@
 
 Measured in one run, interleaved so that load from other work on the machine hits every
 command alike: a bare LibCST round trip (``parse_module(src).code`` for every file, in a fresh
-interpreter so that start-up counts on both sides), ``migrate-ml rewrite --diff -j1`` and
-``-j2``, each repeated; medians are reported. Then the wall time of one small file, start-up
+interpreter so that start-up counts on both sides), ``migrate-ml rewrite --diff -j1``, ``-j2``
+and with no ``-j`` (the default: one worker per usable CPU), each repeated; medians are
+reported. Then the wall time of one small file, start-up
 included. The installed ``migrate-ml`` script next to this interpreter is called the way a user
 calls it. Usage::
 
     /root/.pyenv/versions/3.11.7/bin/python3 bench/bench_rewrite.py [--repeat 3]
+
+``--jobs-only`` compares the default ``-j`` with ``-j1`` alone, side by side (alternating which
+goes first), with the CPU time of each run and the load average before it: on a shared machine
+the load says how many of the CPUs the workers could actually get.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,6 +79,35 @@ def timed(command: list[str], allowed: tuple[int, ...] = (0, 1)) -> float:
     return elapsed
 
 
+def timed_with_cpu(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the command and its worker processes)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(command)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def compare_jobs(tree: Path, tool: list[str], repeat: int) -> dict:
+    commands = {
+        "rewrite --diff -j1": [*tool, "rewrite", "--diff", "-j1", str(tree)],
+        "rewrite --diff (default -j)": [*tool, "rewrite", "--diff", str(tree)],
+    }
+    runs: list[dict] = []
+    for repetition in range(repeat):
+        names = list(commands) if repetition % 2 == 0 else list(reversed(commands))
+        for name in names:
+            load = os.getloadavg()[0]
+            wall, cpu = timed_with_cpu(commands[name])
+            runs.append({"command": name, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "load_1min_before": round(load, 2)})
+            print(f"{name}: {wall:.2f}s wall, {cpu:.2f}s cpu, load {load:.2f}", file=sys.stderr)
+    medians = {
+        name: {key: round(statistics.median(r[key] for r in runs if r["command"] == name), 3) for key in ("wall_s", "cpu_s")}
+        for name in commands
+    }
+    speedup = medians["rewrite --diff -j1"]["wall_s"] / medians["rewrite --diff (default -j)"]["wall_s"]
+    return {"runs": runs, "medians": medians, "default_speedup_over_j1": round(speedup, 2)}
+
+
 def machine() -> dict[str, str]:
     model = platform.processor() or "unknown"
     try:
@@ -83,11 +118,14 @@ def machine() -> dict[str, str]:
         pass
     from importlib.metadata import version
 
+    from migrate_ml.engine.runner import usable_cpus
+
     return {
         "cpu": model,
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "libcst": version("libcst"),
+        "usable_cpus": str(usable_cpus()),
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -95,6 +133,7 @@ def machine() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs-only", action="store_true", help="compare the default -j with -j1 only")
     args = parser.parse_args()
 
     tree = package_dir("timm")
@@ -103,10 +142,16 @@ def main() -> None:
     from migrate_ml.rules import load_rules
 
     info = {"machine": machine(), "tree": str(tree), "files": len(files), "rules": sorted(load_rules())}
+    if args.jobs_only:
+        report = {**info, **compare_jobs(tree, tool, args.repeat)}
+        report["machine"]["load_average_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(json.dumps(report, indent=2))
+        return
     commands = {
         "libcst round trip": [sys.executable, "-c", ROUND_TRIP, *files],
         "rewrite --diff -j1": [*tool, "rewrite", "--diff", "-j1", str(tree)],
         "rewrite --diff -j2": [*tool, "rewrite", "--diff", "-j2", str(tree)],
+        "rewrite --diff (default -j)": [*tool, "rewrite", "--diff", str(tree)],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
     for repetition in range(args.repeat):
@@ -131,11 +176,14 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     round_trip = medians["libcst round trip"]
     j1, j2 = medians["rewrite --diff -j1"], medians["rewrite --diff -j2"]
+    default = medians["rewrite --diff (default -j)"]
     targets = {
         "rewrite --diff (-j1) <= 1/3 of round trip": (j1 / round_trip, j1 <= round_trip / 3),
         "-j2 >= 1.7x faster than -j1": (j1 / j2, j1 / j2 >= 1.7),
+        "default -j faster than -j1": (j1 / default, default < j1),
         "small training file < 0.5 s": (medians["small training file (rules fire)"], medians["small training file (rules fire)"] < 0.5),
     }
+    info["machine"]["load_average_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report = {
         **info,
         "times_s": {name: [round(v, 3) for v in values] for name, values in times.items()},

@@ -359,7 +359,7 @@ def transform_notebook(
         cell, line = joined.locate(joined.text, error.line)
         raise SourceError(f"{source.path}:cell {cell}", error.message, line, error.column) from None
 
-    result = TransformResult(source=source, new_data=source.data, new_text=source.text)
+    result = TransformResult(source=source, new_data=source.data, new_text=source.text, skipped=inner.skipped)
     result.changes = [_in_cell(joined, joined.text, change) for change in inner.changes]
     result.findings_before = [_in_cell(joined, joined.text, finding) for finding in inner.findings_before]
     result.findings_after = [_in_cell(joined, inner.new_text, finding) for finding in inner.findings_after]
@@ -401,7 +401,7 @@ def _per_cell_proposals(joined: _Joined, accept: Callable[[Proposal], bool]) -> 
         return accept(
             dataclasses.replace(
                 proposal,
-                change=_in_cell(joined, proposal.text, proposal.change),
+                changes=tuple(_in_cell(joined, proposal.text, change) for change in proposal.changes),
                 text=joined.render(proposal.text),
                 preview=lambda: joined.render(proposal.preview()),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import fnmatch
 import gc
@@ -9,12 +10,13 @@ import os
 import pickle
 import signal
 import struct
+import subprocess
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from migrate_ml.engine.notebook import NOTEBOOK_SUFFIX, is_notebook, transform_notebook
 from migrate_ml.engine.project import build_project_facts
@@ -43,48 +45,128 @@ class FileOutcome:
     written: bool = False
     encoding: str = "utf-8"
     """The file's codec, so that a patch can be written in the bytes the file has."""
+    skipped: str = ""
+    """Why the pre-filter left the file unparsed (empty when it was parsed): for ``--verbose``."""
+    seconds: float = 0.0
+    """Time spent on the file, reading and writing included."""
 
     @property
     def changed(self) -> bool:
         return self.error is None and self.old_text != self.new_text
 
 
-def discover(paths: Sequence[str], exclude: Sequence[str] = ()) -> Iterator[str]:
+SkipCallback = Callable[[str, str], None]
+"""``on_skip(path, reason)``: told about each file or folder that discovery leaves out."""
+
+
+def discover(
+    paths: Sequence[str],
+    exclude: Sequence[str] = (),
+    *,
+    respect_gitignore: bool = True,
+    force_exclude: bool = False,
+    on_skip: SkipCallback | None = None,
+) -> Iterator[str]:
     """Expand folders into their ``*.py`` and ``*.ipynb`` files, in a stable order.
 
-    Files named explicitly are always kept (as black and ruff do); inside folders, hidden
-    folders, virtual environments and build output are skipped, and so is anything matching an
-    ``--exclude`` glob (matched against the relative path and against the base name). A file
-    reached twice (named and inside a named folder) is yielded once: two workers writing the
-    same file would race.
+    Files named explicitly are kept (as black and ruff do) unless ``force_exclude`` is set and
+    an ``exclude`` glob or a skipped folder name matches them; inside folders, hidden folders,
+    virtual environments and build output are skipped, and so is anything matching an
+    ``exclude`` glob (matched against the relative path and against the base name) and, with
+    ``respect_gitignore``, anything git ignores in a work tree. A file reached twice (named and
+    inside a named folder) is yielded once: two workers writing the same file would race.
     """
     seen: set[str] = set()
+    report = on_skip or (lambda path, reason: None)
     for raw in paths:
-        for found in _expand(raw, exclude):
+        for found in _expand(raw, exclude, respect_gitignore, force_exclude, report):
             key = os.path.realpath(found) if found != STDIN else found
             if key not in seen:
                 seen.add(key)
                 yield found
 
 
-def _expand(raw: str, exclude: Sequence[str]) -> Iterator[str]:
+def _expand(raw: str, exclude: Sequence[str], respect_gitignore: bool, force_exclude: bool, report: SkipCallback) -> Iterator[str]:
     if raw == STDIN or not Path(raw).is_dir():
-        yield raw
+        reason = force_excluded(raw, exclude) if force_exclude and raw != STDIN else ""
+        if reason:
+            report(raw, reason)
+        else:
+            yield raw
         return
+    ignored = _GitIgnored(raw) if respect_gitignore else None
     for folder, subfolders, files in os.walk(raw):
-        subfolders[:] = sorted(
-            name
-            for name in subfolders
-            if not name.startswith(".")
-            and name not in SKIPPED_FOLDERS
-            and not _is_virtualenv(os.path.join(folder, name))
-            and not _excluded(os.path.join(folder, name), exclude)
-        )
+        kept = []
+        for name in sorted(subfolders):
+            full = os.path.join(folder, name)
+            if name.startswith(".") or name in SKIPPED_FOLDERS or _is_virtualenv(full):
+                continue
+            reason = _exclusion(full, exclude) or (ignored.reason(full) if ignored else "")
+            if reason:
+                report(os.path.normpath(full) + os.sep, reason)
+                continue
+            if ignored is not None and os.path.exists(os.path.join(full, ".git")):
+                ignored.add_repository(full)  # a nested repository has its own ignore files
+            kept.append(name)
+        subfolders[:] = kept
         for name in sorted(files):
             if name.endswith((".py", NOTEBOOK_SUFFIX)):
                 full = os.path.normpath(os.path.join(folder, name))
-                if not _excluded(full, exclude):
+                reason = _exclusion(full, exclude) or (ignored.reason(full) if ignored else "")
+                if reason:
+                    report(full, reason)
+                else:
                     yield full
+
+
+def force_excluded(path: str, exclude: Sequence[str]) -> str:
+    """Why ``--force-exclude`` drops a named file: an exclude glob, or a folder a walk skips."""
+    reason = _exclusion(path, exclude)
+    if reason:
+        return f"{reason} (--force-exclude)"
+    relative = os.path.relpath(path)
+    if relative.startswith(os.pardir):
+        return ""  # outside the working folder: only the globs apply
+    for part in Path(relative).parent.parts:
+        if part in SKIPPED_FOLDERS or part.startswith("."):
+            return f"inside {part!r}, a folder that is never searched (--force-exclude)"
+    return ""
+
+
+class _GitIgnored:
+    """What git ignores below a folder: ``.gitignore`` files, ``.git/info/exclude`` and the
+    global excludes file, as ``git ls-files --others --ignored --exclude-standard`` lists them.
+
+    Tracked files are never ignored (git's own rule). Outside a work tree, or without git,
+    nothing is ignored. A folder that git ignores as a whole is searched anyway when it is
+    named: the user asked for it.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self._paths: set[str] = set()
+        self.add_repository(folder)
+
+    def add_repository(self, folder: str) -> None:
+        try:
+            listed = subprocess.run(
+                ["git", "-C", folder, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"],
+                stdin=subprocess.DEVNULL,  # review reads its answers from stdin
+                capture_output=True,
+                timeout=120,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return
+        if listed.returncode != 0:
+            return
+        entries = [os.fsdecode(entry) for entry in listed.stdout.split(b"\0") if entry]
+        if "./" in entries:
+            return
+        self._paths.update(os.path.normpath(os.path.join(folder, entry)) for entry in entries)
+
+    def reason(self, path: str) -> str:
+        if os.path.normpath(path) in self._paths:
+            return "ignored by git (.gitignore, .git/info/exclude or the global excludes file)"
+        return ""
 
 
 def _is_virtualenv(folder: str) -> bool:
@@ -92,14 +174,14 @@ def _is_virtualenv(folder: str) -> bool:
     return os.path.exists(os.path.join(folder, "pyvenv.cfg")) or os.path.isdir(os.path.join(folder, "conda-meta"))
 
 
-def _excluded(path: str, patterns: Iterable[str]) -> bool:
+def _exclusion(path: str, patterns: Iterable[str]) -> str:
+    """``matches exclude pattern 'glob'`` for the first glob that matches, else empty."""
     normalized = os.path.normpath(path)
     base = os.path.basename(normalized)
-    return any(
-        fnmatch.fnmatch(normalized, pattern) or fnmatch.fnmatch(base, pattern)
-        or fnmatch.fnmatch(normalized, f"*/{pattern}")
-        for pattern in patterns
-    )
+    for pattern in patterns:
+        if fnmatch.fnmatch(normalized, pattern) or fnmatch.fnmatch(base, pattern) or fnmatch.fnmatch(normalized, f"*/{pattern}"):
+            return f"matches exclude pattern {pattern!r}"
+    return ""
 
 
 _worker_transformers: dict[Settings, FileTransformer] = {}
@@ -114,17 +196,41 @@ def _transformer_for(settings: Settings) -> FileTransformer:
     return transformer
 
 
+@contextlib.contextmanager
+def contain_errors(outcome: FileOutcome) -> Iterator[None]:
+    """Turn whatever goes wrong with one file into that file's one-line error: the run goes on.
+
+    On error the outcome shows the file unchanged; nothing is written.
+    """
+    try:
+        yield
+    except SourceError as error:
+        outcome.error = error
+    except OSError as error:
+        outcome.error = SourceError(outcome.path, f"cannot write: {error.strerror or error}")
+    except RecursionError:
+        outcome.error = SourceError(outcome.path, "too deeply nested to process")
+    except Exception as error:  # a bug in one rule must not stop the other files
+        outcome.error = SourceError(outcome.path, f"internal error: {type(error).__name__}: {error}; file left unchanged")
+    if outcome.error is not None:
+        outcome.new_text = outcome.old_text
+        outcome.written = False
+
+
 def process_file(
     path: str, settings: Settings, write: bool, data: bytes | None = None, project: FileFacts | None = None
 ) -> FileOutcome:
     """Rewrite one file. Errors are captured in the outcome; nothing is written on error.
 
-    ``write`` means the rewritten text is what the user gets (written in place, or printed for
-    stdin), so findings are positioned in it; otherwise they are positioned in the original.
-    ``project`` is what the run's other files say about this one (``engine/project.py``).
+    ``write`` means the rewritten text is what the user gets (written in place, or printed when
+    ``data`` was read from stdin), so findings are positioned in it; otherwise they are
+    positioned in the original. Given ``data``, ``path`` only names the code (``-`` or
+    ``--stdin-filename``): nothing is written to it. ``project`` is what the run's other files
+    say about this one (``engine/project.py``).
     """
     outcome = FileOutcome(path=path)
-    try:
+    started = time.perf_counter()
+    with contain_errors(outcome):
         source = decode_source(path, data) if data is not None else read_source(path)
         outcome.old_text, outcome.encoding = source.text, source.encoding
         transformer = _transformer_for(settings.for_file(path))
@@ -133,24 +239,12 @@ def process_file(
         else:
             result = transformer.transform(source, project=project)
         outcome.new_text, outcome.new_data = result.new_text, result.new_data
-        outcome.changes = result.changes
-        written = write and result.changed and path != STDIN
+        outcome.changes, outcome.skipped = result.changes, result.skipped
         outcome.findings = result.findings_after if write else result.findings_before
-        if written:
+        if write and result.changed and data is None:
             write_atomic(path, result.new_data, source.stamp)
             outcome.written = True
-    except SourceError as error:
-        outcome.error = error
-        outcome.new_text = outcome.old_text
-    except OSError as error:
-        outcome.error = SourceError(path, f"cannot write: {error.strerror or error}")
-        outcome.new_text = outcome.old_text
-    except RecursionError:
-        outcome.error = SourceError(path, "too deeply nested to process")
-        outcome.new_text = outcome.old_text
-    except Exception as error:  # a bug in one rule must not stop the other files
-        outcome.error = SourceError(path, f"internal error: {type(error).__name__}: {error}; file left unchanged")
-        outcome.new_text = outcome.old_text
+    outcome.seconds = time.perf_counter() - started
     return outcome
 
 
@@ -160,6 +254,16 @@ def _without_texts(outcome: FileOutcome) -> FileOutcome:
         outcome.old_text = outcome.new_text = ""
         outcome.new_data = b""
     return outcome
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, not every CPU of the machine)."""
+    process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if process_cpu_count is not None:
+        return process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _settled_without_parsing(path: str, settings: Settings, project: FileFacts | None) -> FileOutcome | None:
@@ -180,11 +284,13 @@ def _settled_without_parsing(path: str, settings: Settings, project: FileFacts |
         if _transformer_for(settings.for_file(path)).needs_parse(source.text):
             return None
     outcome.encoding = source.encoding
+    outcome.skipped = "no trigger word of the selected rules occurs"
     return outcome
 
 
-def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int = 1) -> list[FileOutcome]:
-    """Process files in up to ``jobs`` worker processes; results keep the input order.
+def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int | None = None) -> list[FileOutcome]:
+    """Process files in up to ``jobs`` worker processes (default: one per usable CPU); results
+    keep the input order.
 
     Files are parsed only in workers, because LibCST's native parser can crash the process on
     some inputs (a stack overflow on thousands of nested brackets): a worker that dies is
@@ -201,11 +307,11 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
     if pending and not hasattr(os, "fork"):
         # No fork (Windows): parse here, without the crash containment.
         for index in pending:
-            outcomes[index] = process_file(paths[index], settings, write)
+            outcomes[index] = process_file(paths[index], settings, write, project=facts.get(paths[index]))
     elif pending:
         _transformer_for(settings)  # built once here, inherited by the forked workers
         pending.sort(key=lambda index: -_size(paths[index]))
-        pool = _WorkerPool(min(jobs, len(pending)))
+        pool = _WorkerPool(min(usable_cpus() if jobs is None else jobs, len(pending)))
         work = [(index, paths[index], settings, write, facts.get(paths[index])) for index in pending]
         for index, outcome in pool.run(work):
             outcomes[index] = outcome

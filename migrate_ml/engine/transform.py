@@ -118,10 +118,15 @@ class Change:
 
 @dataclass
 class Proposal:
-    """An enabled fix offered to ``FileTransformer.transform``'s ``accept`` callback."""
+    """An enabled fix offered to ``FileTransformer.transform``'s ``accept`` callback.
 
-    change: Change
-    violation: Violation
+    Violations whose fixes share an edit are one proposal (ML020's prediction and ML021's
+    accuracy comparison of it, say): one cannot be applied without the other.
+    """
+
+    changes: tuple[Change, ...]
+    """One per violation the fix resolves, in file order."""
+    violations: tuple[Violation, ...]
     text: str
     """The text the fix applies to."""
     preview: Callable[[], str]
@@ -138,6 +143,8 @@ class TransformResult:
     """Unfixed findings, positioned in the original text (what ``--check``/``--diff`` show)."""
     findings_after: list[Finding] = field(default_factory=list)
     """Unfixed findings, positioned in the rewritten text (what a written file shows)."""
+    skipped: str = ""
+    """Why the pre-filter left the file unparsed; empty when it was parsed."""
 
     @property
     def changed(self) -> bool:
@@ -327,7 +334,13 @@ class FileTransformer:
     def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
-        candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text)
+        text_candidates = [rule for rule in self.rules if rule.could_apply(source.text)]
+        candidates = _tree_filter(text_candidates, source.text)
+        if not text_candidates:
+            result.skipped = "no trigger word of the selected rules occurs"
+        elif not candidates:
+            rules = ", ".join(rule.code for rule in text_candidates)
+            result.skipped = f"trigger words of {rules} occur, but not in code those rules handle (syntax-tree pre-check)"
         if not candidates:
             result.findings_before = result.findings_after = self._safety_net(source.text, [], set())
             return result
@@ -424,21 +437,21 @@ class FileTransformer:
     def _ask(self, accept, module, fixes, positions, text, path, threshold_name, declined) -> list[Violation]:
         still_declined = Counter(declined)
         chosen = []
-        for violation in fixes:
-            key = (violation.code, module.code_for_node(violation.node))
-            if still_declined[key] > 0:
-                still_declined[key] -= 1
+        for group in _shared_fixes(fixes):
+            keys = [(violation.code, module.code_for_node(violation.node)) for violation in group]
+            if any(still_declined[key] > 0 for key in keys):  # declined in an earlier pass
+                still_declined.subtract(key for key in keys if still_declined[key] > 0)
                 continue
             proposal = Proposal(
-                change=self._change(violation, positions),
-                violation=violation,
+                changes=tuple(self._change(violation, positions) for violation in group),
+                violations=tuple(group),
                 text=text,
-                preview=lambda v=violation: self._apply(module, [v.fix], path, threshold_name).code,
+                preview=lambda g=group: self._apply(module, [v.fix for v in g], path, threshold_name).code,
             )
             if accept(proposal):
-                chosen.append(violation)
+                chosen.extend(group)
             else:
-                declined[key] += 1
+                declined.update(keys)
         return chosen
 
     def _detect(
@@ -539,6 +552,27 @@ class FileTransformer:
                 module = RemoveImportsVisitor(context).transform_module(module)
             module = module.with_changes(default_indent=indent)
         return module
+
+
+def _shared_fixes(fixes: list[Violation]) -> list[list[Violation]]:
+    """Group violations whose fixes share an edit (transitively), in order of first appearance."""
+    groups: list[list[Violation]] = []
+    group_of_edit: dict[int, int] = {}
+    for violation in fixes:
+        assert violation.fix is not None
+        edits = {id(edit) for edit in violation.fix.edits}
+        joined = sorted({group_of_edit[edit] for edit in edits if edit in group_of_edit})
+        if not joined:
+            groups.append([])
+            joined = [len(groups) - 1]
+        target = joined[0]
+        for other in joined[1:]:
+            groups[target].extend(groups[other])
+            groups[other] = []
+            group_of_edit.update({edit: target for edit, group in group_of_edit.items() if group == other})
+        groups[target].append(violation)
+        group_of_edit.update(dict.fromkeys(edits, target))
+    return [group for group in groups if group]
 
 
 def _compiles(text: str, path: str) -> bool:

@@ -28,7 +28,9 @@ def _git(cwd: Path, *args: str) -> None:
 
 def test_hook_definition():
     hook = _hook("migrate-ml-check")
-    assert hook["entry"] == "migrate-ml rewrite --check"
+    # pre-commit names every staged file: --force-exclude keeps [tool.migrate-ml] exclude in force.
+    assert hook["entry"] == "migrate-ml rewrite --check --force-exclude"
+    assert hook["require_serial"] is True  # the command runs one worker per CPU itself
     assert hook["language"] == "python"
     assert hook["types_or"] == ["python", "jupyter"]
 
