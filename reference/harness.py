@@ -6,8 +6,10 @@
 
 The parent process imports torch, timm and torchmetrics once, then runs each user file in a
 forked child (a fresh subprocess per file where ``fork`` is missing), from a scratch working
-folder, with network connections refused and a deadline: a child that hangs dumps its stack
-and exits, and the parent kills it if even that fails. User code never runs in the parent.
+folder, in a process group of its own, cut off from the network, and with a deadline: a child
+that hangs dumps its stack and exits, and the parent kills it if even that fails. Whatever the
+file's code started is killed with its group when its run ends. User code never runs in the
+parent.
 
 In the child, every loss call is intercepted (the functional losses and the ``forward`` of the
 loss modules, patched before the user module is imported so ``from ... import`` binds the
@@ -97,15 +99,72 @@ def _user_line(error: BaseException, path: str) -> int | None:
 # ----------------------------------------------------------------------------- isolation
 
 
-def _block_network() -> None:
+PR_SET_PDEATHSIG = 1
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+
+
+def _block_network() -> str:
+    """Cut this process (and all it starts) off the network; return how.
+
+    Where the kernel allows it, a new network namespace: no interface but a loopback that is
+    down, so no connection of any kind can be made, whatever library makes it. As root that
+    is ``unshare(CLONE_NEWNET)``; otherwise inside a user namespace mapping our own uid/gid.
+    Where neither is permitted (macOS, containers without namespace rights), socket
+    connections made through the ``socket`` module are refused, which code calling ``_socket``
+    or the C library directly can bypass (see docs/verify.md).
+    """
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"):
+        os.environ[name] = "offline" if name == "WANDB_MODE" else "1"
+    if _unshare_network():
+        return "namespace"
+
     def refuse(*_args, **_kwargs):
         raise OSError("network access is disabled while migrate-ml verify runs user code")
 
     socket.socket.connect = refuse  # type: ignore[method-assign]
     socket.socket.connect_ex = refuse  # type: ignore[method-assign]
     socket.create_connection = refuse  # type: ignore[assignment]
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"):
-        os.environ[name] = "offline" if name == "WANDB_MODE" else "1"
+    return "socket module"
+
+
+def _unshare_network() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        unshare = libc.unshare
+    except (OSError, AttributeError):
+        return False
+    if unshare(CLONE_NEWNET) == 0:
+        return True
+    uid, gid = os.getuid(), os.getgid()
+    if unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        return False
+    try:  # keep our own uid/gid inside the user namespace, so file access is unchanged
+        with open("/proc/self/setgroups", "w") as handle:
+            handle.write("deny")
+        with open("/proc/self/uid_map", "w") as handle:
+            handle.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as handle:
+            handle.write(f"{gid} {gid} 1")
+    except OSError:
+        pass  # unmapped ids read as nobody; the network is cut off all the same
+    return True
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so a killed ``migrate-ml`` leaves nothing behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     with open(options.spec, encoding="utf-8") as handle:
         spec = json.load(handle)
+    _die_with_parent()
     _block_network()
     if options.unit is not None:  # the no-fork path: this process is the child
         _child(spec, options.unit)
@@ -155,6 +215,8 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         pid = os.fork()
         if pid == 0:
             try:
+                os.setpgid(0, 0)  # the file's own process group: whatever it starts dies with it
+                _die_with_parent()
                 _child(spec, index)
             finally:
                 os._exit(0)
@@ -168,16 +230,30 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
                 os.waitpid(pid, 0)
                 break
             time.sleep(0.05)
+        _kill_group(pid)
     else:
+        child = subprocess.Popen([sys.executable, "-m", "migrate_ml_reference.harness", sys.argv[1], "--unit", str(index)],
+                                 cwd=folder, start_new_session=True)
         try:
-            subprocess.run([sys.executable, "-m", "migrate_ml_reference.harness", sys.argv[1], "--unit", str(index)],
-                           cwd=folder, timeout=timeout + KILL_GRACE_S, check=False)
+            child.wait(timeout + KILL_GRACE_S)
         except subprocess.TimeoutExpired:
             pass
+        _kill_group(child.pid)
+        child.wait()
     if os.path.exists(rows_path):
         with open(rows_path, encoding="utf-8") as handle:
             return json.load(handle)
     return [_lost_child(unit, stack_path, timeout)]
+
+
+def _kill_group(group: int) -> None:
+    """Kill what the file's code left running (a Popen, a forked loop) once its run is over."""
+    if not hasattr(os, "killpg"):
+        return
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 
 from migrate_ml.commands._common import (
     EXIT_ERROR,
@@ -26,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", action="append", default=[], metavar="NAME=VALUE",
                         help="give a parameter (or args.ATTR) a value: a Python literal, or @ROLE "
                              "(model, loader, optimizer, device, epoch, criterion, args, …)")
-    parser.add_argument("--timeout", type=positive_float, default=60.0, metavar="S",
+    parser.add_argument("--timeout", type=timeout_seconds, default=60.0, metavar="S",
                         help="seconds allowed per file for running its code (default 60)")
     parser.add_argument("--threshold", type=threshold_value, default=None, metavar="F",
                         help="decision threshold for the reference metrics (default: the file's THRESHOLD, else 0.5)")
@@ -36,10 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-format", choices=("text", "json"), default="text", help="report format (default text)")
 
 
-
-
-
-
+def timeout_seconds(value: str) -> float:
+    """argparse type: a positive, finite number of seconds (``nan`` and ``inf`` are no deadline)."""
+    seconds = positive_float(value)
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {value!r}")
+    return seconds
 
 
 def parse_bind(text: str):
@@ -82,6 +85,6 @@ def run(args: argparse.Namespace) -> int:
         print(json_report(report, args.threshold))
     else:
         print_text(report, console())
-    if any(c.check == "read" for c in report.checks):
+    if any(c.check in ("read", "static: parse") for c in report.checks):
         return EXIT_ERROR
     return EXIT_OK if report.ok else EXIT_PENDING

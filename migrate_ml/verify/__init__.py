@@ -62,11 +62,16 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
         except SourceError as error:
             checks.append(Check(file=path, line=error.line, check="read", status=FAIL, reason=error.message, phase="static"))
             continue
+        try:
+            plan = locate(path, text, binds)
+        except SourceError as error:
+            checks.append(Check(file=path, line=error.line, check="static: parse", status=FAIL, reason=error.message,
+                                hint="fix the file so that it parses", phase="static"))
+            continue
         statics = static_checks(path, options.threshold or DEFAULT_THRESHOLD)
         checks.extend(statics)
         if any(c.check == "static: parse" for c in statics):
             continue
-        plan = locate(path, text, binds)
         threshold = options.threshold or plan.threshold or DEFAULT_THRESHOLD
         checks.extend(_plan_checks(plan))
         plans.append((plan, threshold, path))

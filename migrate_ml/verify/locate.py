@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
+from migrate_ml.engine.source import SourceError
 from migrate_ml.rules._flow import LossConstruction, LossFlowProvider
 
 # Parameter name -> role. Exact names first, then the patterns below.
@@ -122,8 +123,8 @@ class FilePlan:
 
 
 def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
-    """Plan the dynamic pass for one file (``text`` must parse; the static pass checked it)."""
-    module = cst.parse_module(text)
+    """Plan the dynamic pass for one file; :class:`SourceError` with its position when it does not parse."""
+    module = parse(path, text)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     visitor = _Collector(path, binds)
     wrapper.visit(visitor)
@@ -278,6 +279,21 @@ class _Collector(cst.CSTVisitor):
         if owner is not None:
             return f"{what} code inside {owner.name.value}(), which verify cannot call"
         return f"{what} code at module level"
+
+
+def parse(path: str, text: str) -> cst.Module:
+    """Parse ``text``; a syntax error is a :class:`SourceError` worded and positioned as CPython does."""
+    try:
+        return cst.parse_module(text)
+    except cst.ParserSyntaxError as error:
+        try:
+            compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as python_error:
+            raise SourceError(path, f"syntax error: {python_error.msg}", python_error.lineno or 1,
+                              python_error.offset or 1) from None
+        raise SourceError(path, f"syntax error: {error.message}", error.raw_line, error.raw_column + 1) from None
+    except (SyntaxError, ValueError, RecursionError) as error:
+        raise SourceError(path, f"cannot parse: {error}") from None
 
 
 def _parameters(function: cst.FunctionDef) -> list[tuple[cst.Param, str]]:
