@@ -405,12 +405,14 @@ def _patch_cuda() -> None:
 class Sample:
     """The sample split every function of a file sees, and how to recognise its rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int | None = None) -> None:
         import torch
 
         from .api import make_sample_tensors
 
         self.images, self.targets, self.class_names = make_sample_tensors(SAMPLE_KIND, SAMPLES, IMAGE_SIZE, seed=0)
+        if num_classes and num_classes != self.targets.shape[1]:
+            self._resize(num_classes)
         self.num_classes = self.targets.shape[1]
         generator = torch.Generator().manual_seed(0)
         self._projection = torch.randn(self.images[0].numel(), generator=generator, dtype=torch.float64)
@@ -421,6 +423,18 @@ class Sample:
         rows = torch.nonzero(flipped).flatten()
         hint[rows, column[rows]] *= -1
         self.hint_logits = hint * HINT_LOGIT
+
+    def _resize(self, num_classes: int) -> None:
+        """Sized to the file's own class count: columns dropped, or random extra labels (p=0.2) added."""
+        import torch
+
+        kept = self.targets[:, :num_classes]
+        extra = num_classes - kept.shape[1]
+        if extra > 0:
+            generator = torch.Generator().manual_seed(1)
+            kept = torch.cat([kept, (torch.rand(SAMPLES, extra, generator=generator) < 0.2).float()], dim=1)
+        self.targets = kept
+        self.class_names = (list(self.class_names) + [f"label{i}" for i in range(len(self.class_names), num_classes)])[:num_classes]
 
     def rows_of(self, images) -> Any:
         """Sample index of each row of ``images`` (-1 where the row is not a sample image)."""
@@ -544,11 +558,23 @@ class UnitRun:
                      line=_user_line(error, self.path), trace=_user_traceback(error),
                      hint="the module must import without side effects; guard scripts with if __name__ == '__main__':")
             return self.rows
-        self.sample = Sample()
+        self.sample = Sample(self.unit.get("num_classes"))
         for name in self.unit.get("model_classes", []):
             self._check_model_class(module, name)
         for function in self.unit["functions"]:
             self._run_function(module, function)
+        for spec in self.unit.get("classes", []):
+            cls = getattr(module, spec["name"], None)
+            if not isinstance(cls, type):
+                self.row("FAIL", "build", f"{spec['name']} is not a class of the imported module", line=spec["line"])
+            elif spec["kind"] == "lightning":
+                from .harness_lightning import run_lightning
+
+                run_lightning(self, cls, spec)
+            else:
+                for method in spec["methods"]:
+                    for form in LABEL_FORMS:
+                        self._run_form(None, method, form, owner=(cls, spec))
         return self.rows
 
     def _import(self):
@@ -661,6 +687,9 @@ class UnitRun:
                 value = model(first_batch[0] if isinstance(first_batch, (list, tuple)) else self.sample.images[:BATCH_SIZE])
             elif role == "labels":
                 value = self.sample.targets[:BATCH_SIZE].long() if form == "int64" else self.sample.targets[:BATCH_SIZE].clone()
+            elif role == "eval_prediction":
+                value = _eval_prediction(model(self.sample.images).detach().numpy(),
+                                         self.sample.targets.numpy().astype("int64" if form == "int64" else "float32"))
             elif role == "threshold":
                 value = self.threshold
             elif role == "num_classes":
@@ -695,16 +724,28 @@ class UnitRun:
                 pass
         return torch.nn.BCEWithLogitsLoss()
 
-    def _run_form(self, func, function: dict, form: str) -> None:
-        name = function["name"]
+    def _run_form(self, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
+        """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
         trains = function["trains"]
         model = _recording_model(self.sample, hinted=not trains)
+        name = function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}"
         labels = f"{form} labels"
         epochs = self.epochs if trains else 1
         epoch_losses: list[list[float]] = []
         returned = None
         first_output = 0  # a metric helper's logits are computed while its arguments are built
         try:
+            if owner is not None:
+                cls, spec = owner
+                init_positional, init_keywords = self._arguments(spec["init"], form, model, 0)
+                try:
+                    instance = cls(*init_positional, **init_keywords)
+                except BaseException as error:
+                    self.row("FAIL", f"build ({labels})", f"{spec['name']}(...) raised {type(error).__name__}: {error}",
+                             line=_user_line(error, self.path) or spec["line"], function=spec["name"],
+                             trace=_user_traceback(error), hint=BUILD_HINT)
+                    return
+                func = getattr(instance, function["name"])
             positional, keywords = self._arguments(function, form, model, 0)
         except Exception as error:
             self.row("FAIL", f"call ({labels})", f"could not build the sample arguments: {type(error).__name__}: {error}",
@@ -819,6 +860,19 @@ class UnitRun:
             "others": {k: metrics[k] for k in ("F1_micro", "F1_macro", "OF1", "CF1", "mAP", "mAP_micro", "OP", "OR", "CP", "CR")},
             "samples": len(y),
         }
+
+
+BUILD_HINT = ("verify builds the class from sample arguments chosen by parameter name; give the others with "
+              "--bind NAME=VALUE (see docs/verify.md)")
+
+
+def _eval_prediction(logits, labels):
+    """A Hugging Face ``EvalPrediction`` (a tuple of predictions and label ids where transformers is missing)."""
+    try:
+        from transformers import EvalPrediction
+    except ImportError:
+        return (logits, labels)
+    return EvalPrediction(predictions=logits, label_ids=labels)
 
 
 def _crash_hint(error: BaseException) -> str:

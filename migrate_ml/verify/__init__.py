@@ -78,7 +78,7 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
     _fill_missing_criteria([p for p, _, _ in plans])
     if options.dynamic:
         missing = runtime_missing()
-        runnable = [item for item in plans if item[0].callable_functions or item[0].model_classes]
+        runnable = [item for item in plans if item[0].runnable]
         if missing and runnable:
             for _, _, path in runnable:
                 by_file[path].append(Check(file=path, check="dynamic pass", status=FAIL, reason=missing,

@@ -54,7 +54,7 @@ def runtime_missing() -> str | None:
 
 def run_dynamic(plans: list[tuple[FilePlan, float, str]], options: DynamicOptions) -> list[Check]:
     """Run the callable functions of each plan; ``(plan, threshold, display path)`` per file."""
-    work = [(plan, threshold, shown) for plan, threshold, shown in plans if plan.callable_functions or plan.model_classes]
+    work = [(plan, threshold, shown) for plan, threshold, shown in plans if plan.runnable]
     if not work:
         return []
     scratch = tempfile.mkdtemp(prefix="migrate-ml-verify-")
@@ -80,7 +80,9 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
                 "user_files": user_files,
                 "threshold": threshold,
                 "functions": [f.to_spec() for f in plan.callable_functions],
+                "classes": [c.to_spec() for c in plan.callable_classes],
                 "model_classes": plan.model_classes,
+                "num_classes": plan.num_classes,
             }
             for plan, threshold, _ in work
         ],
