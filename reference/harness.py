@@ -772,8 +772,8 @@ class UnitRun:
             if epoch == epochs - 1:
                 self._loss_rows(name, labels, self.recorder.records[start:])
         if trains:
-            self._falls_row(function, labels, epoch_losses)
-        self._metric_rows(function, labels, returned, model.outputs[first_output:])
+            self._falls_row({**function, "name": name}, labels, epoch_losses)
+        self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:])
         self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {SAMPLES} sample "
                  "images", line=function["line"], function=name)
 
@@ -881,6 +881,9 @@ def _crash_hint(error: BaseException) -> str:
         return "the loss received integer targets: add .float() to the target at the loss call (rule ML010)"
     if "multi-target" in text or "0D or 1D target" in text:
         return "a class-index loss received multi-hot targets: use BCEWithLogitsLoss (rule ML001)"
+    if "cannot be converted to Scalar" in text:
+        return ("a label row is multi-hot: .item() cannot read one class from it; compare whole rows, "
+                "(preds == labels).all(dim=1) for exact match (rule ML021)")
     return "the traceback above is from your code running on sample multi-label batches"
 
 

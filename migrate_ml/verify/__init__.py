@@ -124,7 +124,7 @@ def _plan_checks(plan: FilePlan) -> list[Check]:
                 hint=f"bind them, e.g. --bind {example}=@loader (a role) or --bind {example}=None (a literal)",
             ))
     if plan.functions or not plan.uncovered:
-        if not plan.functions and not plan.model_classes:
+        if not plan.functions and not plan.classes and not plan.model_classes:
             checks.append(Check(file=plan.path, check="dynamic", status=SKIP,
                                 reason="nothing to run: no loss, metric or prediction code"))
         return checks
