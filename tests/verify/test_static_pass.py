@@ -83,3 +83,45 @@ def test_per_element_accuracy_reason_comes_from_the_safety_net(report):
 
 def test_clean_file_passes(report):
     assert _static(report, "clean.py") == [(None, None, "PASS")]
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("epochs", "--bind epochs=1"),
+    ("img_path", "--bind img_path='path/to/img_path'"),
+    ("use_ema", "--bind use_ema=False"),
+    ("mystery", "--bind mystery=@ROLE"),
+])
+def test_bind_hints_fit_the_parameter(name, hint):
+    from migrate_ml.verify import bind_example
+
+    assert bind_example(name).startswith(hint)
+    assert "@loader" not in bind_example(name)
+
+
+def test_unbound_parameters_of_classes_and_functions_are_named(tmp_path):
+    (tmp_path / "unbound.py").write_text(textwrap.dedent("""\
+        import torch.nn.functional as F
+
+
+        def train(model, loader, epochs):
+            for x, y in loader:
+                F.binary_cross_entropy_with_logits(model(x), y.float()).backward()
+
+
+        class Trainer:
+            def __init__(self, model, mystery):
+                self.model = model
+
+            def train_epoch(self, loader, total_steps):
+                for x, y in loader:
+                    F.binary_cross_entropy_with_logits(self.model(x), y.float()).backward()
+        """))
+    _, report = run_verify(str(tmp_path), "--static-only")
+    calls = [(c["line"], c["reason"], c["hint"].split(";")[0]) for c in report["checks"] if c["check"] == "call"]
+    assert calls == [
+        (4, "cannot call train(): no sample value for parameter(s) epochs", "bind them, e.g. --bind epochs=1"),
+        (10, "cannot call Trainer(): no sample value for parameter(s) mystery",
+         "bind them, e.g. --bind mystery=@ROLE (model, loader, optimizer, criterion, …: docs/verify.md) or --bind mystery=None"),
+        (13, "cannot call Trainer.train_epoch(): no sample value for parameter(s) total_steps",
+         "bind them, e.g. --bind total_steps=1"),
+    ]
