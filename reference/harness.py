@@ -50,7 +50,7 @@ HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
 
 LABEL_FORMS = ("int64", "float32")
-METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|\bmap\b|m_ap|precision|recall|score|metric|hamming", re.I)
+METRIC_NAME = re.compile(r"acc|correct|hits?\b|exact|match|f1|\bmap\b|m_ap|precision|recall|score|metric|hamming", re.I)
 LOSS_NAME = re.compile(r"loss", re.I)
 
 _HERE = os.path.abspath(__file__)
@@ -472,7 +472,7 @@ def _is_label_key(key: str) -> bool:
     return bool(re.search(r"label|target|^y$|^gt$", key, re.I))
 
 
-def _recording_model(sample: Sample, hinted: bool):
+def _recording_model(sample: Sample, hinted: bool, hf: bool = False):
     """The reference model, recording its outputs; ``hinted`` adds near-correct logits.
 
     Hints (true labels at +-3 logits, one label flipped on 40% of the samples) make an
@@ -502,6 +502,10 @@ def _recording_model(sample: Sample, hinted: bool):
             return out
 
     torch.manual_seed(0)
+    if hf:
+        from .harness_frameworks import hf_style
+
+        return hf_style(RecordingModel(), num_labels=sample.num_classes)
     return RecordingModel()
 
 
@@ -551,6 +555,15 @@ class UnitRun:
         self.recorder = LossRecorder({os.path.abspath(p) for p in self.unit["user_files"]})
         self.recorder.install()
         _patch_cuda()
+        self.sample = Sample(self.unit.get("num_classes"))
+        pretrained = None
+        if self.unit.get("from_pretrained"):
+            from .harness_frameworks import PretrainedCalls, hf_style
+
+            pretrained = PretrainedCalls(self.recorder.user_files, lambda num_labels, problem_type: hf_style(
+                _recording_model(self.sample, hinted=False), problem_type, num_labels))
+            if not pretrained.install():
+                pretrained = None
         try:
             module = self._import()
         except BaseException as error:
@@ -558,7 +571,6 @@ class UnitRun:
                      line=_user_line(error, self.path), trace=_user_traceback(error),
                      hint="the module must import without side effects; guard scripts with if __name__ == '__main__':")
             return self.rows
-        self.sample = Sample(self.unit.get("num_classes"))
         for name in self.unit.get("model_classes", []):
             self._check_model_class(module, name)
         for function in self.unit["functions"]:
@@ -575,7 +587,26 @@ class UnitRun:
                 for method in spec["methods"]:
                     for form in LABEL_FORMS:
                         self._run_form(None, method, form, owner=(cls, spec))
+        if pretrained is not None:
+            self._problem_type_rows(pretrained.calls)
         return self.rows
+
+    def _problem_type_rows(self, calls: list[dict]) -> None:
+        """One row per ``from_pretrained`` site: its head must be built for multi-label."""
+        seen = set()
+        for call in calls:
+            if call["line"] in seen:
+                continue
+            seen.add(call["line"])
+            check = f"problem_type of {call['class']}.from_pretrained"
+            if call["problem_type"] == "multi_label_classification":
+                self.row("PASS", check, "problem_type='multi_label_classification': the head's loss is "
+                         "BCEWithLogitsLoss", line=call["line"])
+            else:
+                self.row("FAIL", check, f"problem_type is {call['problem_type']!r}: with integer labels transformers "
+                         "infers single_label_classification and trains a cross-entropy (softmax) head",
+                         line=call["line"], code="ML005",
+                         hint="pass problem_type='multi_label_classification' to from_pretrained (rule ML005)")
 
     def _import(self):
         for folder in reversed(self.unit["search_path"]):
@@ -690,6 +721,10 @@ class UnitRun:
             elif role == "eval_prediction":
                 value = _eval_prediction(model(self.sample.images).detach().numpy(),
                                          self.sample.targets.numpy().astype("int64" if form == "int64" else "float32"))
+            elif role == "accelerator":
+                from .harness_frameworks import SingleProcessAccelerator
+
+                value = SingleProcessAccelerator()
             elif role == "threshold":
                 value = self.threshold
             elif role == "num_classes":
@@ -727,7 +762,7 @@ class UnitRun:
     def _run_form(self, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
         """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
         trains = function["trains"]
-        model = _recording_model(self.sample, hinted=not trains)
+        model = _recording_model(self.sample, hinted=not trains, hf=function.get("hf_model", False))
         name = function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}"
         labels = f"{form} labels"
         epochs = self.epochs if trains else 1
@@ -763,14 +798,14 @@ class UnitRun:
             try:
                 returned = func(*positional, **keywords)
             except BaseException as error:  # SystemExit too: user code must not end the check
-                self._loss_rows(name, labels, self.recorder.records[start:])
+                self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
                 self.row("FAIL", f"call ({labels})", f"{name} raised {type(error).__name__}: {error}",
                          line=_user_line(error, self.path) or function["line"], function=name,
                          trace=_user_traceback(error), hint=_crash_hint(error))
                 return
             epoch_losses.append([r["loss"] for r in self.recorder.records[start:] if "loss" in r])
             if epoch == epochs - 1:
-                self._loss_rows(name, labels, self.recorder.records[start:])
+                self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
         if trains:
             self._falls_row({**function, "name": name}, labels, epoch_losses)
         self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:])
@@ -779,7 +814,9 @@ class UnitRun:
 
     # -- checks
 
-    def _loss_rows(self, function: str, labels: str, records: list[dict]) -> None:
+    def _loss_rows(self, function: str, labels: str, records: list[dict], criterion: dict | None = None) -> None:
+        """One row per loss call site. ``criterion``: what verify built for a criterion parameter the
+        way the file's caller builds it; a failure of that criterion names the line that builds it."""
         by_site: dict[tuple, list[dict]] = {}
         for record in records:
             by_site.setdefault((record["path"], record["line"], record["label"]), []).append(record)
@@ -789,6 +826,12 @@ class UnitRun:
             failure = next((f for f in (_loss_failure(r, labels) for r in group) if f), None)
             if failure:
                 reason, code, hint = failure
+                built = criterion and criterion.get("line") and criterion["qualified_name"].rpartition(".")[2] == label
+                if built:
+                    built_in = os.path.basename(criterion.get("path") or self.path)
+                    reason += f"; the criterion passed to {function}() is built at {built_in}:{criterion['line']}"
+                    if os.path.abspath(criterion.get("path") or self.path) == self.path:
+                        line = criterion["line"]
                 self.row("FAIL", check, reason, line=line, function=function, code=code, hint=hint)
             else:
                 record = group[-1]

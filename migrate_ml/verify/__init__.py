@@ -160,7 +160,7 @@ def _plan_checks(plan: FilePlan) -> list[Check]:
                 hint="bind them, e.g. " + "; ".join(bind_example(name) for name in unbound[:2]),
             ))
     if plan.functions or plan.classes or not plan.uncovered:
-        if not plan.functions and not plan.classes and not plan.model_classes:
+        if not plan.functions and not plan.classes and not plan.model_classes and not plan.from_pretrained:
             checks.append(Check(file=plan.path, check="dynamic", status=SKIP,
                                 reason="nothing to run: no loss, metric or prediction code"))
         return checks

@@ -83,6 +83,7 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
                 "classes": [c.to_spec() for c in plan.callable_classes],
                 "model_classes": plan.model_classes,
                 "num_classes": plan.num_classes,
+                "from_pretrained": plan.from_pretrained,
             }
             for plan, threshold, _ in work
         ],

@@ -42,6 +42,7 @@ ROLE_NAMES: dict[str, str] = {
     **dict.fromkeys(("model_ema", "ema"), "model_ema"),
     **dict.fromkeys(("log_writer", "writer", "tb_writer", "summary_writer", "logger"), "log_writer"),
     **dict.fromkeys(("use_amp", "amp", "fp16"), "use_amp"),
+    **dict.fromkeys(("accelerator", "accel"), "accelerator"),
     "dry_run": "dry_run",
     "verbose": "verbose",
     "batch_idx": "batch_idx",
@@ -93,10 +94,12 @@ class FunctionPlan:
     return_line: int | None
     unbound: list[str] = field(default_factory=list)
     """Required parameters with no role and no bind: the function cannot be called."""
+    hf_model: bool = False
 
     def to_spec(self) -> dict:
         return {
             "name": self.name,
+            "hf_model": self.hf_model,
             "line": self.line,
             "params": self.params,
             "trains": self.trains,
@@ -145,6 +148,8 @@ class FilePlan:
     uncovered: list[tuple[int, str]] = field(default_factory=list)
     """Loss or prediction code outside any callable function: (line, where)."""
     threshold: float | None = None
+    from_pretrained: bool = False
+    """The file calls ``from_pretrained``: the harness builds Hugging Face models offline and checks ``problem_type``."""
     num_classes: int | None = None
     """The file's own class count (``NUM_CLASSES = 20``, ``classes = [...]``): sample data gets as many labels."""
     constructions: list[dict] = field(default_factory=list)
@@ -159,7 +164,7 @@ class FilePlan:
 
     @property
     def runnable(self) -> bool:
-        return bool(self.callable_functions or self.callable_classes or self.model_classes)
+        return bool(self.callable_functions or self.callable_classes or self.model_classes or self.from_pretrained)
 
 
 def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
@@ -168,6 +173,7 @@ def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     visitor = _Collector(path, binds)
     wrapper.visit(visitor)
+    visitor.plan.from_pretrained = ".from_pretrained(" in text
     return visitor.plan
 
 
@@ -183,7 +189,7 @@ class _Collector(cst.CSTVisitor):
         # Metadata is only resolvable while the wrapper's visit runs, so the plan is built here.
         module = original_node
         flow = self.get_metadata(LossFlowProvider, module)
-        self.plan.constructions = [_criterion_spec(c, module) for c in flow.constructions]
+        self.plan.constructions = [_criterion_spec(c, module, self.plan.path, self._line(c.call)) for c in flow.constructions]
         self.plan.constructions = [c for c in self.plan.constructions if c]
         for statement in module.body:
             self._module_statement(statement, module)
@@ -348,6 +354,7 @@ class _Collector(cst.CSTVisitor):
             returns=body.returns,
             return_line=self._line(body.return_node) if body.return_node is not None else None,
             unbound=unbound,
+            hf_model=body.hf_model,
         )
 
     def _criterion_for(self, function, losses, roles, module) -> dict | None:
@@ -356,7 +363,8 @@ class _Collector(cst.CSTVisitor):
         for loss_call in losses:
             func = loss_call.call.func
             if isinstance(func, cst.Name) and roles.get(func.value) == "criterion" and loss_call.constructions:
-                spec = _criterion_spec(loss_call.constructions[0], module)
+                spec = _criterion_spec(loss_call.constructions[0], module, self.plan.path,
+                                       self._line(loss_call.constructions[0].call))
                 if spec:
                     return spec
         return None  # the orchestrator falls back to constructions elsewhere in the run
@@ -447,7 +455,7 @@ def _is_module_subclass(node: cst.ClassDef, module: cst.Module) -> bool:
     return any(module.code_for_node(base.value).split(".")[-1].endswith("Module") for base in node.bases)
 
 
-def _criterion_spec(construction: LossConstruction, module: cst.Module) -> dict | None:
+def _criterion_spec(construction: LossConstruction, module: cst.Module, path: str, line: int) -> dict | None:
     kwargs = {}
     for arg in construction.call.args:
         if arg.keyword is None:
@@ -456,7 +464,7 @@ def _criterion_spec(construction: LossConstruction, module: cst.Module) -> dict 
             kwargs[arg.keyword.value] = ast.literal_eval(module.code_for_node(arg.value))
         except (ValueError, SyntaxError):
             continue  # built from runtime values (a pos_weight tensor …): the harness uses the defaults
-    return {"qualified_name": construction.qualified_name, "kwargs": kwargs}
+    return {"qualified_name": construction.qualified_name, "kwargs": kwargs, "path": path, "line": line}
 
 
 class _BodyFacts(cst.CSTVisitor):
@@ -469,6 +477,8 @@ class _BodyFacts(cst.CSTVisitor):
         self.args_attributes: set[str] = set()
         self.batch_keys: set[str] = set()
         self.trains = False
+        self.hf_model = False
+        """Reads ``.logits`` or calls with ``**batch``: the function expects a Hugging Face model."""
         self.returns: list[str] = []
         self.return_node: cst.Return | None = None
         self._module = cst.Module(body=[])
@@ -488,8 +498,13 @@ class _BodyFacts(cst.CSTVisitor):
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if isinstance(node.value, cst.Name) and node.value.value in self.args_names:
             self.args_attributes.add(node.attr.value)
+        if node.attr.value == "logits":
+            self.hf_model = True
 
     def visit_Call(self, node: cst.Call) -> None:
+        if any(arg.star == "**" for arg in node.args):
+            self.hf_model = True
+            self.batch_keys.update(("pixel_values", "labels"))
         if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("backward", "step"):
             self.trains = True
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def report():
-    return run_verify(str(VERIFY_FIXTURES / "entry_points"), "--epochs", "2")[1]
+    return run_verify(str(VERIFY_FIXTURES / "entry_points"), "--epochs", "1")[1]
 
 
 def _dynamic_failures(report, name):
@@ -78,3 +78,36 @@ def test_item_loop_over_multi_hot_rows_fails_at_its_line(report):
 
 def test_no_nothing_to_run_rows_for_classes(report):
     assert not [c for c in report["checks"] if c["reason"].startswith("nothing to run")]
+
+
+@pytest.mark.parametrize("name", ["hf_model_good.py", "accelerate_loop.py"])
+def test_framework_forms_pass(report, name):
+    rows = rows_for(report, name)
+    assert rows and [c for c in rows if c["status"] != "PASS"] == []
+    assert any(c["check"].startswith("metric exact_match") for c in rows)
+
+
+def test_hf_model_built_offline_and_its_problem_type_checked(report):
+    rows = rows_for(report, "hf_model_good.py")
+    assert ("problem_type of AutoModelForImageClassification.from_pretrained", 10, "PASS") in {
+        (c["check"], c["line"], c["status"]) for c in rows}
+
+
+def test_missing_problem_type_fails_at_the_from_pretrained_line(report):
+    rows = failures(report, "hf_missing_problem_type.py")
+    assert {(c["phase"], c["line"], c["code"]) for c in rows} == {("static", 4, "ML005"), ("dynamic", 4, "ML005")}
+    dynamic = next(c for c in rows if c["phase"] == "dynamic")
+    assert "infers single_label_classification" in dynamic["reason"]
+
+
+def test_accelerate_per_element_count(report):
+    rows = _dynamic_failures(report, "accelerate_per_element.py")
+    assert rows and all(line == 12 and code == "ML021" for line, _, code, _ in rows)
+    assert "divides by the sample count" in rows[0][3]
+
+
+def test_wrong_criterion_from_the_caller_names_its_construction(report):
+    rows = failures(report, "criterion_from_caller.py", phase="dynamic")
+    assert rows and all(c["line"] == 14 and c["code"] == "ML001" for c in rows)
+    assert rows[0]["check"] == "loss at criterion_from_caller.py:7 (int64 labels)"
+    assert "the criterion passed to train_one_epoch() is built at criterion_from_caller.py:14" in rows[0]["reason"]

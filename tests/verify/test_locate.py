@@ -72,7 +72,8 @@ def test_plan_of_a_training_function():
     assert train.returns == ["loss.item()", "0.5"]
     # The flow cannot prove what reaches the parameter; the run falls back to this file's construction.
     assert train.criterion is None
-    assert plan.constructions == [{"qualified_name": "torch.nn.BCEWithLogitsLoss", "kwargs": {"reduction": "sum"}}]
+    assert plan.constructions == [{"qualified_name": "torch.nn.BCEWithLogitsLoss", "kwargs": {"reduction": "sum"},
+                                   "path": "example.py", "line": 13}]
 
 
 def test_unknown_required_parameter_makes_a_function_uncallable_until_bound():
