@@ -12,6 +12,9 @@ from verify_helpers import VERIFY_FIXTURES, failures, rows_for, run_verify
 
 pytestmark = pytest.mark.slow
 
+for framework in ("lightning", "pytorch_lightning", "transformers"):  # the test extra installs them
+    pytest.importorskip(framework)
+
 
 @pytest.fixture(scope="module")
 def report():
