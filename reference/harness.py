@@ -50,7 +50,7 @@ HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
 
 LABEL_FORMS = ("int64", "float32")
-METRIC_NAME = re.compile(r"acc|correct|hits?\b|exact|match|f1|\bmap\b|m_ap|precision|recall|score|metric|hamming", re.I)
+METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|\bmap\b|m_ap|precision|recall|score|metric|hamming", re.I)
 LOSS_NAME = re.compile(r"loss", re.I)
 
 _HERE = os.path.abspath(__file__)
@@ -593,6 +593,9 @@ class UnitRun:
 
     def _problem_type_rows(self, calls: list[dict]) -> None:
         """One row per ``from_pretrained`` site: its head must be built for multi-label."""
+        if not calls and not self.rows:
+            self.row("SKIP", "problem_type", "from_pretrained was not called on import or by an entry point verify "
+                     "runs, so its problem_type was checked by the static pass only")
         seen = set()
         for call in calls:
             if call["line"] in seen:
@@ -654,16 +657,17 @@ class UnitRun:
                 return
             line = self._line_of(cls)
             form = _logits_form(out)
+            what = f"{name}.forward" if isinstance(cls, type) else f"the model {name}() builds"
             if form == "log_softmax":
-                self.row("FAIL", f"model {name} outputs", f"{name}.forward returns log-probabilities (log_softmax over "
+                self.row("FAIL", f"model {name} outputs", f"{what} returns log-probabilities (log_softmax over "
                          "classes: each row's exp sums to 1), which couples the labels",
                          line=line, code="ML103", hint="return raw logits from forward and use BCEWithLogitsLoss (rule ML103)")
             elif form == "softmax":
-                self.row("FAIL", f"model {name} outputs", f"{name}.forward returns softmax probabilities (each row "
+                self.row("FAIL", f"model {name} outputs", f"{what} returns softmax probabilities (each row "
                          "sums to 1), so labels compete", line=line, code="ML024",
                          hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
             else:
-                self.row("PASS", f"model {name} outputs", f"{name}.forward returns raw logits {list(out.shape)}", line=line)
+                self.row("PASS", f"model {name} outputs", f"{what} returns raw logits {list(out.shape)}", line=line)
             return
 
     @staticmethod
@@ -721,6 +725,10 @@ class UnitRun:
             elif role == "eval_prediction":
                 value = _eval_prediction(model(self.sample.images).detach().numpy(),
                                          self.sample.targets.numpy().astype("int64" if form == "int64" else "float32"))
+            elif role == "image_path":
+                from .harness_frameworks import sample_image_file
+
+                value = sample_image_file(self.sample)
             elif role == "accelerator":
                 from .harness_frameworks import SingleProcessAccelerator
 
@@ -761,6 +769,10 @@ class UnitRun:
 
     def _run_form(self, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
         """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
+        if function.get("predicts") and func is not None:
+            from .harness_frameworks import prepare_default_files
+
+            prepare_default_files(func, self.sample)
         trains = function["trains"]
         model = _recording_model(self.sample, hinted=not trains, hf=function.get("hf_model", False))
         name = function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}"
@@ -809,8 +821,16 @@ class UnitRun:
         if trains:
             self._falls_row({**function, "name": name}, labels, epoch_losses)
         self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:])
-        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {SAMPLES} sample "
-                 "images", line=function["line"], function=name)
+        if function.get("predicts"):
+            from .harness_frameworks import judge_prediction
+
+
+            status, reason, code, hint = judge_prediction(returned, self.sample)
+            self.row(status, f"prediction ({labels})", reason, line=function.get("return_line") or function["line"],
+                     function=name, code=code, hint=hint)
+        what = "a sample image file" if function.get("predicts") else f"{SAMPLES} sample images"
+        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {what}",
+                 line=function["line"], function=name)
 
     # -- checks
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -95,7 +96,15 @@ class PretrainedCalls:
                                 "num_labels": num_labels, "problem_type": problem_type})
             return calls.build(num_labels, problem_type)
 
+        def config_from_pretrained(cls, name=None, *args, **kwargs):
+            calls.calls.append({"line": calls._line(), "class": getattr(cls, "__name__", str(cls)), "name": str(name),
+                                "num_labels": kwargs.get("num_labels"), "problem_type": kwargs.get("problem_type")})
+            config_class = transformers.PretrainedConfig if cls is transformers.AutoConfig else cls
+            return config_class(**{k: v for k, v in kwargs.items() if k not in ("cache_dir", "revision", "token")})
+
         transformers.PreTrainedModel.from_pretrained = classmethod(from_pretrained)
+        transformers.PretrainedConfig.from_pretrained = classmethod(config_from_pretrained)
+        transformers.AutoConfig.from_pretrained = classmethod(config_from_pretrained)
         # Each Auto class carries its own copy of the method.
         for value in [auto_factory._BaseAutoModelClass, *vars(modeling_auto).values()]:
             if isinstance(value, type) and issubclass(value, auto_factory._BaseAutoModelClass):
@@ -164,3 +173,91 @@ class SingleProcessAccelerator:
         import torch
 
         torch.save(obj, path)
+
+
+# --------------------------------------------------------------------------- prediction functions
+
+MODEL_FACTORY = re.compile(r"^(create|build|get|make|init|load)_?(\w+_)?(model|net|network|classifier|vit)$", re.I)
+SAMPLE_IMAGE = "sample_image.png"
+
+
+def sample_image_file(sample) -> str:
+    """The first sample image as a PNG in the working (scratch) folder; its path."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = (sample.images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(SAMPLE_IMAGE)
+    return os.path.abspath(SAMPLE_IMAGE)
+
+
+def prepare_default_files(func, sample) -> None:
+    """Files a prediction function reads through relative default paths, written in the scratch folder:
+    a class-index map for ``*.json`` (``{"0": name, ...}``) and, for ``*.pth``/``*.pt``, the
+    ``state_dict`` of the model a factory of the file's namespace (``create_model``) builds."""
+    import inspect
+    import json
+
+    for parameter in inspect.signature(func).parameters.values():
+        default = parameter.default
+        if not isinstance(default, str) or os.path.isabs(default) or os.path.exists(default):
+            continue
+        if default.endswith(".json"):
+            _write(default, lambda path: json.dump({str(i): n for i, n in enumerate(sample.class_names)},
+                                                   open(path, "w", encoding="utf-8")))
+        elif default.endswith((".pth", ".pt")):
+            factory = next((value for name, value in func.__globals__.items()
+                            if callable(value) and MODEL_FACTORY.match(name)), None)
+            if factory is not None:
+                import torch
+
+                _write(default, lambda path: torch.save(_build(factory, sample.num_classes).state_dict(), path))
+
+
+def _write(path: str, writer) -> None:
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    try:
+        writer(path)
+    except Exception:
+        pass  # the prediction function reports the missing file itself
+
+
+def _build(factory, num_classes: int):
+    import inspect
+
+    names = [p.name for p in inspect.signature(factory).parameters.values()]
+    count = next((n for n in names if re.fullmatch(r"(num|n|nb)_?(classes|labels|class)|classes", n)), None)
+    return factory(**{count: num_classes}) if count else factory()
+
+
+def judge_prediction(returned, sample) -> tuple[str, str, str | None, str]:
+    """A multi-label prediction for one image names every label above the threshold, so it is a
+    collection (names, indices, a multi-hot or probability vector), never one class."""
+    import numpy as np
+    import torch
+
+    fix = ("return every label above the threshold, e.g. [class_indict[str(i)] for i in "
+           "(probs > THRESHOLD).nonzero().flatten().tolist()] (rule ML106)")
+    value = returned[0] if isinstance(returned, tuple) and returned and not isinstance(returned[0], (int, float)) else returned
+    if isinstance(value, str):
+        return "FAIL", f"returned one class name ({value!r}) for an image with several labels", "ML106", fix
+    if _one_number(value):
+        return "FAIL", f"returned one class index ({int(value)}) for an image with several labels", "ML106", fix
+    if isinstance(value, (list, tuple, set, dict)):
+        return "PASS", f"returned {len(value)} label(s) for the sample image", None, ""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape)[-1:] == (sample.num_classes,):
+        return "PASS", f"returned a {list(value.shape)} score or multi-hot vector", None, ""
+    return "FAIL", f"returned {type(value).__name__}, not the labels predicted for the image", "ML106", fix
+
+
+def _one_number(value) -> bool:
+    import numpy as np
+    import torch
+
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return True
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return isinstance(value, np.ndarray) and value.size == 1

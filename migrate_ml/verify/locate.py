@@ -43,6 +43,8 @@ ROLE_NAMES: dict[str, str] = {
     **dict.fromkeys(("log_writer", "writer", "tb_writer", "summary_writer", "logger"), "log_writer"),
     **dict.fromkeys(("use_amp", "amp", "fp16"), "use_amp"),
     **dict.fromkeys(("accelerator", "accel"), "accelerator"),
+    **dict.fromkeys(("img_path", "image_path", "image_file", "img_file", "image_filename", "path_to_image", "image",
+                     "img"), "image_path"),
     "dry_run": "dry_run",
     "verbose": "verbose",
     "batch_idx": "batch_idx",
@@ -56,6 +58,8 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 ROLES = frozenset(ROLE_NAMES.values())
 
 _PREDICTION_CALLS = frozenset({"sigmoid", "softmax", "log_softmax", "argmax", "topk"})
+MODEL_FACTORY = re.compile(r"^(create|build|get|make|init|load)_?(\w+_)?(model|net|network|classifier|vit)$", re.I)
+"""Module-level functions that build the model (``create_model(num_classes)``): checked like model classes."""
 _METRIC_FUNCTION = re.compile(r"acc|metric|score|exact|f1|precision|recall|hamming", re.I)
 _THRESHOLD_CONSTANT = re.compile(r"^(MULTILABEL_)?THRESHOLD(_\d+)?$")
 _CLASS_COUNT = re.compile(r"^(NUM_CLASSES|N_CLASSES|NB_CLASSES|NUM_LABELS|num_classes|n_classes|num_labels|CLASSES|"
@@ -95,10 +99,13 @@ class FunctionPlan:
     unbound: list[str] = field(default_factory=list)
     """Required parameters with no role and no bind: the function cannot be called."""
     hf_model: bool = False
+    predicts: bool = False
+    """Classifies the image file it is given: what it returns must hold every label above the threshold."""
 
     def to_spec(self) -> dict:
         return {
             "name": self.name,
+            "predicts": self.predicts,
             "hf_model": self.hf_model,
             "line": self.line,
             "params": self.params,
@@ -272,6 +279,8 @@ class _Collector(cst.CSTVisitor):
     # -- module level
 
     def _module_statement(self, statement: cst.CSTNode, module: cst.Module) -> None:
+        if isinstance(statement, cst.FunctionDef) and MODEL_FACTORY.match(statement.name.value):
+            self.plan.model_classes.append(statement.name.value)
         if isinstance(statement, cst.ClassDef) and _is_module_subclass(statement, module):
             if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in statement.body.body):
                 self.plan.model_classes.append(statement.name.value)
@@ -318,7 +327,8 @@ class _Collector(cst.CSTVisitor):
         ) or _is_hf_compute_metrics(function, params)
         if metric_helper and "logits" not in has:
             roles[params[0][0].name.value] = "eval_prediction"
-        if not (losses or {"model", "loader"} <= has or metric_helper or always):
+        predictor = "image_path" in has and _predicts(function)
+        if not (losses or {"model", "loader"} <= has or metric_helper or always or predictor):
             return None
         body = _BodyFacts.of(function, {n for n, r in roles.items() if r == "args"})
         specs = []
@@ -355,6 +365,7 @@ class _Collector(cst.CSTVisitor):
             return_line=self._line(body.return_node) if body.return_node is not None else None,
             unbound=unbound,
             hf_model=body.hf_model,
+            predicts=predictor and not losses,
         )
 
     def _criterion_for(self, function, losses, roles, module) -> dict | None:
