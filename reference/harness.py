@@ -565,7 +565,7 @@ class UnitRun:
             if not pretrained.install():
                 pretrained = None
         try:
-            module = self._import()
+            module = self.module = self._import()
         except BaseException as error:
             self.row("FAIL", "import", f"importing the file failed: {type(error).__name__}: {error}",
                      line=_user_line(error, self.path), trace=_user_traceback(error),
@@ -590,6 +590,15 @@ class UnitRun:
         if pretrained is not None:
             self._problem_type_rows(pretrained.calls)
         return self.rows
+
+    def build(self, cls: type, spec: dict, positional: list, keywords: dict):
+        """An instance of ``cls``: from the ``--bind CLASS='FUNCTION()'`` factory, else from sample arguments."""
+        factory = spec.get("factory")
+        if not factory:
+            return cls(*positional, **keywords)
+        module_name, _, attribute = factory.rpartition(".")
+        owner = importlib.import_module(module_name) if module_name else self.module
+        return getattr(owner, attribute)()
 
     def _problem_type_rows(self, calls: list[dict]) -> None:
         """One row per ``from_pretrained`` site: its head must be built for multi-label."""
@@ -786,7 +795,7 @@ class UnitRun:
                 cls, spec = owner
                 init_positional, init_keywords = self._arguments(spec["init"], form, model, 0)
                 try:
-                    instance = cls(*init_positional, **init_keywords)
+                    instance = self.build(cls, spec, init_positional, init_keywords)
                 except BaseException as error:
                     self.row("FAIL", f"build ({labels})", f"{spec['name']}(...) raised {type(error).__name__}: {error}",
                              line=_user_line(error, self.path) or spec["line"], function=spec["name"],

@@ -173,7 +173,7 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
     try:
         placeholder = h._recording_model(unit.sample, hinted=False)
         positional, keywords = unit._arguments(spec["init"], form, placeholder, 0)
-        instance = cls(*positional, **keywords)
+        instance = unit.build(cls, spec, positional, keywords)
     except BaseException as error:
         unit.row("FAIL", f"build ({labels})", f"{name}(...) raised {type(error).__name__}: {error}",
                  line=h._user_line(error, unit.path) or spec["line"], function=name, trace=h._user_traceback(error),

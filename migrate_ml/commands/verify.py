@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import math
+import re
 
 from migrate_ml.commands._common import (
     EXIT_ERROR,
@@ -26,7 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="migrated files or folders")
     parser.add_argument("--bind", action="append", default=[], metavar="NAME=VALUE",
                         help="give a parameter (or args.ATTR) a value: a Python literal, or @ROLE "
-                             "(model, loader, optimizer, device, epoch, criterion, args, …)")
+                             "(model, loader, optimizer, device, epoch, criterion, args, …); or build a class "
+                             "with a function of the file: CLASS='FUNCTION()'")
     parser.add_argument("--timeout", type=timeout_seconds, default=60.0, metavar="S",
                         help="seconds allowed per file for running its code (default 60)")
     parser.add_argument("--threshold", type=threshold_value, default=None, metavar="F",
@@ -45,6 +47,10 @@ def timeout_seconds(value: str) -> float:
     return seconds
 
 
+_FACTORY_CALL = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(\)$")
+"""``--bind LitModel='make_model()'``: build a class by calling a function without arguments."""
+
+
 def parse_bind(text: str):
     from migrate_ml.verify import Bind
     from migrate_ml.verify.locate import ROLES
@@ -53,6 +59,9 @@ def parse_bind(text: str):
     name, value = name.strip(), value.strip()
     if not separator or not name:
         raise UsageError(f"--bind {text!r}: expected NAME=VALUE")
+    factory = _FACTORY_CALL.match(value)
+    if factory:
+        return Bind(name=name, factory=factory.group(1))
     if value.startswith("@"):
         role = value[1:]
         if role not in ROLES:

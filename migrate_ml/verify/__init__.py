@@ -157,7 +157,9 @@ def _plan_checks(plan: FilePlan) -> list[Check]:
             checks.append(Check(
                 file=plan.path, line=owner.line, function=entry.name, check="call", status=FAIL,
                 reason=f"cannot call {owner.name}(): no sample value for parameter(s) {names}",
-                hint="bind them, e.g. " + "; ".join(bind_example(name) for name in unbound[:2]),
+                hint="bind them, e.g. " + "; ".join(bind_example(name) for name in unbound[:2])
+                + (f"; or build the class with a function of the file: --bind {entry.name}='make_{entry.name}()'"
+                   if isinstance(entry, ClassPlan) and owner.name == entry.name else ""),
             ))
     if plan.functions or plan.classes or not plan.uncovered:
         if not plan.functions and not plan.classes and not plan.model_classes and not plan.from_pretrained:

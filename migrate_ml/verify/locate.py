@@ -77,11 +77,13 @@ def role_of(name: str) -> str | None:
 
 @dataclass
 class Bind:
-    """``--bind name=value``: a role (``@loader``) or a Python literal, for a parameter or ``args.attr``."""
+    """``--bind name=value``: a role (``@loader``) or a Python literal, for a parameter or ``args.attr``;
+    or, for a class, the function that builds it (``--bind LitModel='make_model()'``)."""
 
     name: str
     role: str | None = None
     value: object = None
+    factory: str | None = None
 
 
 @dataclass
@@ -136,13 +138,15 @@ class ClassPlan:
     methods: list[FunctionPlan]
     """Trainer: the methods to call. Lightning: the steps it defines, in training order."""
     batch_keys: list[str] = field(default_factory=list)
+    factory: str | None = None
+    """``--bind CLASS='FUNCTION()'``: built by calling FUNCTION (of the file, or a dotted import path)."""
 
     @property
     def unbound(self) -> list[str]:
         return self.init.unbound + [name for method in self.methods for name in method.unbound]
 
     def to_spec(self) -> dict:
-        return {"name": self.name, "line": self.line, "kind": self.kind, "init": self.init.to_spec(),
+        return {"name": self.name, "line": self.line, "kind": self.kind, "init": self.init.to_spec(), "factory": self.factory,
                 "methods": [m.to_spec() for m in self.methods], "batch_keys": self.batch_keys}
 
 
@@ -240,7 +244,9 @@ class _Collector(cst.CSTVisitor):
     def _class_plan(self, node: cst.ClassDef, method_sites: dict, module: cst.Module) -> ClassPlan | None:
         methods = {m.name.value: m for m in node.body.body if isinstance(m, cst.FunctionDef)}
         init = methods.get("__init__")
-        init_plan = (self._function_plan(init, [], module, method=True, always=True) if init is not None
+        bind = self.binds.get(node.name.value)
+        factory = bind.factory if bind is not None else None
+        init_plan = (self._function_plan(init, [], module, method=True, always=True) if init is not None and not factory
                      else FunctionPlan(name="__init__", line=self._line(node), params=[], trains=False, criterion=None,
                                        args_attributes=[], args_values={}, batch_keys=[], returns=[], return_line=None))
         if _is_lightning_module(node, module):
@@ -250,7 +256,7 @@ class _Collector(cst.CSTVisitor):
             if not steps:
                 return None
             keys = sorted({key for step in steps for key in step.batch_keys})
-            return ClassPlan(node.name.value, self._line(node), "lightning", init_plan, steps, keys)
+            return ClassPlan(node.name.value, self._line(node), "lightning", init_plan, steps, keys, factory)
         if _is_module_subclass(node, module):
             return None
         called = []
@@ -263,7 +269,7 @@ class _Collector(cst.CSTVisitor):
                 called.append(plan)
         if not called:
             return None
-        return ClassPlan(node.name.value, self._line(node), "trainer", init_plan, called)
+        return ClassPlan(node.name.value, self._line(node), "trainer", init_plan, called, factory=factory)
 
     def _method_of(self, node: cst.CSTNode) -> tuple[str, str] | None:
         """(class, method) when ``node`` is inside a method of a module-level class."""

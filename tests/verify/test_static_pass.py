@@ -125,3 +125,26 @@ def test_unbound_parameters_of_classes_and_functions_are_named(tmp_path):
         (13, "cannot call Trainer.train_epoch(): no sample value for parameter(s) total_steps",
          "bind them, e.g. --bind total_steps=1"),
     ]
+
+
+def test_piped_text_is_one_line_per_check(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from verify_helpers import REPO
+
+    folder = tmp_path / ("a_rather_long_folder_name_that_would_wrap_in_a_table" * 2)
+    folder.mkdir()
+    (folder / "per_element.py").write_text(textwrap.dedent(SOURCES["per_element.py"]))
+    completed = subprocess.run([sys.executable, "-m", "migrate_ml", "verify", "--static-only", str(folder)],
+                               capture_output=True, text=True, cwd=REPO, env={"PATH": "", "COLUMNS": "80"},
+                               check=False)
+    lines = completed.stdout.splitlines()
+    assert lines[0] == (f"FAIL {folder}/per_element.py:8 static: ML100: still single-label (per-element-accuracy): "
+                        "a thresholded multi-label prediction is compared element by element and averaged over all "
+                        "B x C entries (label-wise accuracy, dominated by negatives; a count over B images exceeds 100 %)")
+    assert lines[1].startswith("    fix: reduce per image first")
+    assert re.match(r"SKIP \S+per_element.py:4 evaluate\(\) dynamic: not run \(--static-only\)$", lines[2])
+    assert lines[-1].startswith("1 file, 2 checks: 0 passed, 1 failed, 1 skipped")
+    assert not any(ch in completed.stdout for ch in "┃│┏")
