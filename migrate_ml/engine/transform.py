@@ -30,6 +30,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
+from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules._still_single_label import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 
@@ -303,11 +304,27 @@ class FileTransformer:
         self.safety_net = StillSingleLabelRule in rules
         self.settings = settings
 
-    def transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None = None) -> TransformResult:
+    def needs_parse(self, text: str) -> bool:
+        """Whether any selected rule, or the safety net, could have something to say about ``text``."""
+        return any(rule.could_apply(text) for rule in self.rules) or (
+            self.safety_net and StillSingleLabelRule.could_apply(text)
+        )
+
+    def transform(
+        self,
+        source: SourceFile,
+        accept: Callable[[Proposal], bool] | None = None,
+        project: FileFacts | None = None,
+    ) -> TransformResult:
         """Rewrite one file; with ``accept``, apply only the fixes it returns True for.
 
-        A fix declined once is not offered again in later passes of the same file.
+        A fix declined once is not offered again in later passes of the same file. ``project``
+        holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
+        with facts_in_effect(project):
+            return self._transform(source, accept)
+
+    def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
         candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text)
@@ -356,6 +373,12 @@ class FileTransformer:
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
+        if result.changed and source.text.endswith("\r") and not result.new_text.endswith(("\r", "\n")):
+            # LibCST drops the last line break of a file with "\r" line endings: put it back.
+            result.new_text += "\r"
+            result.new_data += b"\r"
+        if result.changes:
+            result.findings_before = _still_open(result.findings_before, result.findings_after, source.text, text)
         net = self._safety_net(text, result.findings_after, reported_lines)
         if net:
             result.findings_after = sorted(result.findings_after + net, key=lambda f: (f.line, f.column, f.code))
@@ -550,6 +573,33 @@ def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bo
             if span is not None and span.start.line <= finding.line <= span.end.line:
                 return True
     return False
+
+
+def _still_open(before: list[Finding], after: list[Finding], old_text: str, new_text: str) -> list[Finding]:
+    """The findings of the original text that the applied fixes did not resolve.
+
+    ``--diff``/``--check`` show findings in the original text; one about code that the same run
+    rewrites away (two cross-entropy losses weighted by lambda, which ML001 makes BCE) would
+    describe code the user never gets. A finding stays when the written text still has one of
+    its code with the same message or on the line it moved to.
+    """
+    if not before:
+        return before
+    moved = _moved(before, old_text, new_text)
+    open_lines = Counter((f.code, f.line) for f in after)
+    kept = [False] * len(before)
+    for index, finding in enumerate(moved):  # the same construct, where it moved to
+        if open_lines[finding.code, finding.line] > 0:
+            open_lines[finding.code, finding.line] -= 1
+            kept[index] = True
+    unmatched = Counter((f.code, f.message) for f in after) - Counter(
+        (f.code, f.message) for f, keep in zip(before, kept) if keep
+    )
+    for index, finding in enumerate(before):  # a construct a fix moved further than a line
+        if not kept[index] and unmatched[finding.code, finding.message] > 0:
+            unmatched[finding.code, finding.message] -= 1
+            kept[index] = True
+    return [finding for finding, keep in zip(before, kept) if keep]
 
 
 def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Finding]:

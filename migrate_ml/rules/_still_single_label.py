@@ -24,12 +24,24 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from typing import Iterator
+
+from migrate_ml.rules._single_label_values import (
+    ATTENTION,
+    CLASS_INDEX,
+    LABEL_NAME,
+    MATCHES,
+    MODEL_OUTPUT,
+    MULTI_HOT,
+    PASS_THROUGH_METHODS,
+    ValueTracker,
+    int_constant,
+)
 
 __all__ = ["KINDS", "SingleLabelConstruct", "find_single_label", "could_contain_single_label"]
 
 KINDS = (
     "single-label-loss",
+    "argmax-prediction",
     "argmax-compared",
     "argmax-metric",
     "softmax-class-dim",
@@ -61,15 +73,24 @@ class SingleLabelConstruct:
     rule made on one of them already covers this construct."""
 
 
-_TRIGGER = re.compile(
-    r"CrossEntropy|cross_entropy|nll_loss|NLLLoss|argmax|\.max\(|topk|softmax|[Aa]ccuracy|multiclass|Multiclass"
-    r"|==|\.eq\(|_score\("
+API_WORDS = (
+    "CrossEntropy", "cross_entropy", "nll_loss", "NLLLoss", "ccuracy", "ulticlass", "ignite", "_score(",
+    "evaluate.load", "classification_report", "confusion_matrix",
 )
+"""Loss and metric names specific enough to look at a file for, even outside training code."""
+COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
+"""Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
+``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
 
 
 def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
-    return _TRIGGER.search(text) is not None
+    return names_a_single_label_api(text) or any(word in text for word in COMMON_WORDS)
+
+
+def names_a_single_label_api(text: str) -> bool:
+    """A loss or metric name the detector knows (not a common word such as ``argmax``)."""
+    return any(word in text for word in API_WORDS)
 
 
 def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
@@ -85,7 +106,13 @@ def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    return _Detector(text, tree).run()
+    detector = _Detector(text, tree)
+    found = detector.run()
+    if detector.helper_inputs:
+        # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
+        # walk again with its parameters known, so that its body is checked too.
+        found = _Detector(text, tree, detector.helper_inputs).run()
+    return found
 
 
 # --- what the detector knows, as data -------------------------------------------------------
@@ -102,23 +129,6 @@ _LOSSES = {
 _LOSS_ROOTS = ("torch", "timm")
 """Packages whose losses these are; a name the file defines or imports elsewhere is someone else's."""
 
-_ARGMAX_FUNCTIONS = {"argmax"}
-_INDEX_PAIR_FUNCTIONS = {"max", "topk"}
-"""``torch.max(z, 1)``/``z.max(1)``/``z.topk(k)`` return (values, indices)."""
-
-_PASS_THROUGH_METHODS = frozenset(
-    {
-        "cpu", "cuda", "detach", "numpy", "tolist", "to", "view", "view_as", "reshape", "squeeze",
-        "unsqueeze", "t", "flatten", "float", "long", "int", "bool", "clone", "type", "contiguous",
-        "data", "astype", "ravel", "double", "half",
-    }
-)
-_PASS_THROUGH_FUNCTIONS = frozenset(
-    {
-        "cat", "concatenate", "stack", "vstack", "hstack", "array", "asarray", "tensor", "as_tensor",
-        "from_numpy", "list", "gather", "gather_for_metrics", "all_gather", "concat", "squeeze", "flatten",
-    }
-)
 _METRIC_FUNCTION = re.compile(
     r"(^|_)(accuracy|acc|f1|fbeta|precision|recall|jaccard|kappa|matthews|confusion|classification_report"
     r"|score|metric|metrics|auroc|auc)(_|$|\d)",
@@ -126,20 +136,6 @@ _METRIC_FUNCTION = re.compile(
 )
 _METRIC_UPDATE_METHODS = frozenset({"update", "add_batch", "add", "compute", "forward"})
 _METRIC_PREDICTION_KEYWORDS = frozenset({"predictions", "preds", "y_pred", "pred", "input", "output"})
-
-_NOT_MODEL_OUTPUT = re.compile(
-    r"acc|loss|metric|auc|f1|iou|epoch|best|dist|sim|cost|reward|count|len|perf|val_|valid|history|map_",
-    re.IGNORECASE,
-)
-"""Names an arg-max may select from without predicting a class (``np.argmax(val_accuracy)``)."""
-_LABEL_NAME = re.compile(r"^(y|y_true|ys|gt|gts|label|labels|target|targets|true|truth|y_batch|one_hot\w*|onehot\w*)$")
-_OUTPUT_NAME = re.compile(
-    r"^(out|outs|output|outputs|logit|logits|pred|preds|prediction|predictions|y_hat|yhat|y_pred|prob|probs"
-    r"|probabilities|class_logits|cls_logits|pred_logits|model_output|model_outputs|net_out)$"
-)
-_MODEL_CALLEE = re.compile(r"(^|_)(model|net|self|classifier|backbone|vit|teacher|student|ema|encoder)(_|$|\d)", re.IGNORECASE)
-_ATTENTION = re.compile(r"att(e)?n|attention|qk|affinity|energy|sim\b|similarity", re.IGNORECASE)
-_THRESHOLD_NAME = re.compile(r"thresh", re.IGNORECASE)
 
 _TORCHMETRICS_ROOTS = ("torchmetrics", "pytorch_lightning.metrics", "lightning.pytorch.metrics", "pl.metrics")
 _TORCHMETRICS_TASK_METRICS = frozenset(
@@ -157,20 +153,14 @@ _IGNITE_SINGLE_LABEL_ONLY = frozenset({"TopKCategoricalAccuracy"})
 _HF_CLASS_METRICS = frozenset({"accuracy", "f1", "precision", "recall"})
 
 _SUGGEST_THRESHOLD = "predict with (torch.sigmoid(logits) > THRESHOLD) — one decision per label — instead of one arg-max class"
+_SUGGEST_TORCHMETRICS = (
+    'use the multilabel task: task="multilabel", num_labels=C, threshold=THRESHOLD '
+    "(or MultilabelAccuracy / MultilabelF1Score / MultilabelAveragePrecision)"
+)
 _SUGGEST_EXACT_MATCH = (
     "compare whole rows: (preds == labels.bool()).all(dim=1) for exact match, or use per-label metrics "
     "(F1 micro/macro, mAP, Hamming loss)"
 )
-
-
-def _int_constant(node: ast.AST) -> int | None:
-    """The value of ``1`` or ``-1`` (a unary minus over a constant in the tree)."""
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _int_constant(node.operand)
-        return None if inner is None else -inner
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return node.value
-    return None
 
 
 def _binding_key(target: ast.AST) -> str:
@@ -183,17 +173,6 @@ def _binding_key(target: ast.AST) -> str:
 
 
 # --- the detector -----------------------------------------------------------------------------
-
-# What a value is known to hold.
-CLASS_INDEX = "class-index"
-"""One class per sample: an arg-max, ``max(dim)[1]``, ``topk(k)[1]``."""
-MULTI_HOT = "multi-hot"
-"""A thresholded multi-label prediction: ``torch.sigmoid(z) > t``."""
-MODEL_OUTPUT = "model-output"
-"""What a model call returned: logits (or probabilities) over classes."""
-PAIR = "pair"
-"""The (values, indices) pair ``torch.max(z, 1)`` or ``z.topk(k)`` returns."""
-
 
 @dataclass
 class _Record:
@@ -214,43 +193,18 @@ _FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-in
 a finding where that name is used covers them, and so does the line that uses them."""
 
 
-@dataclass
-class _Scope:
-    function: str
-    class_name: str
-    line: int = 0
-    """The line of the ``def`` or ``class`` statement."""
-    values: dict[str, object] = field(default_factory=dict)
-    origins: dict[str, int] = field(default_factory=dict)
-    """The line a tracked name got its value on."""
-
-
-class _Detector(ast.NodeVisitor):
-    def __init__(self, text: str, tree: ast.Module) -> None:
+class _Detector(ValueTracker):
+    def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
+        super().__init__(tree, seeds)
         self.lines = text.splitlines()
-        self.tree = tree
+        self.helper_inputs: dict[str, dict[int, int]] = {}
+        """The file's own functions called with thresholded predictions: name -> {position: line}."""
         self.found: dict[int, _Record] = {}
         self.bound_constructs: dict[str, _Record] = {}
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
-        self.parents: dict[ast.AST, ast.AST] = {}
-        self.imports: dict[str, str] = {}
-        self.defined: set[str] = set()
-        self.scopes: list[_Scope] = [_Scope(function="", class_name="")]
         self.metric_objects: set[str] = set()
 
     def run(self) -> list[SingleLabelConstruct]:
-        for node in ast.walk(self.tree):
-            for child in ast.iter_child_nodes(node):
-                self.parents[child] = node
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    local = alias.asname or alias.name.split(".")[0]
-                    self.imports[local] = alias.name if alias.asname else local
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.defined.add(node.name)
         self.visit(self.tree)
         return self._finish()
 
@@ -270,233 +224,21 @@ class _Detector(ast.NodeVisitor):
 
     def _finish(self) -> list[SingleLabelConstruct]:
         constructs = []
+        built_on = {line for record in self.found.values() for line in record.related}
         for record in self.found.values():
             if record.kind == "softmax-class-dim" and record.bound_to and not record.used:
                 continue  # a softmax whose result is never read (left behind by a loss rewrite) changes nothing
+            if record.kind == "argmax-prediction" and record.line in built_on:
+                continue  # the comparison or metric that uses it is the construct to report
             related = tuple(sorted(record.related - {record.line}))
             constructs.append(
                 SingleLabelConstruct(record.line, record.column, record.kind, record.message, record.suggestion, related)
             )
         return sorted(constructs, key=lambda c: (c.line, c.column, c.kind))
 
-    # -- names
-
-    def qualified(self, node: ast.AST) -> str:
-        """``torch.nn.CrossEntropyLoss`` for ``nn.CrossEntropyLoss`` after ``import torch.nn as nn``."""
-        parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
-            return ""
-        head = self.imports.get(node.id, node.id)
-        return ".".join([head, *reversed(parts)])
-
-    def _scope(self) -> _Scope:
-        return self.scopes[-1]
-
-    def lookup(self, name: str) -> tuple[object, int]:
-        for scope in reversed(self.scopes):
-            if name in scope.values:
-                return scope.values[name], scope.origins.get(name, 0)
-        return None, 0
-
-    def bind(self, target: ast.AST, value: object, line: int) -> None:
-        if isinstance(target, ast.Name):
-            scope = self._scope()
-            if value is None:
-                scope.values.pop(target.id, None)
-                scope.origins.pop(target.id, None)
-            else:
-                scope.values[target.id] = value
-                scope.origins[target.id] = line
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            items = value if isinstance(value, tuple) else None
-            if value == PAIR:
-                items = (None, CLASS_INDEX)
-            for index, element in enumerate(target.elts):
-                element_value = items[index] if items is not None and index < len(items) else None
-                self.bind(element, element_value, line)
-        elif isinstance(target, ast.Starred):
-            self.bind(target.value, None, line)
-
-    # -- what an expression holds
-
-    def value_of(self, node: ast.AST) -> tuple[object, int]:
-        """(kind, line of origin) of what ``node`` evaluates to, as far as it is tracked."""
-        if isinstance(node, ast.Name):
-            return self.lookup(node.id)
-        if isinstance(node, (ast.Tuple, ast.List)):
-            values = [self.value_of(element) for element in node.elts]
-            if isinstance(node, ast.List) and len(values) == 1:
-                return values[0]
-            return tuple(v for v, _ in values), max((line for _, line in values), default=0)
-        if isinstance(node, ast.Subscript):
-            inner, line = self.value_of(node.value)
-            index = node.slice
-            if inner == PAIR and _int_constant(index) in (1, -1):
-                return CLASS_INDEX, line
-            position = _int_constant(index)
-            if isinstance(inner, tuple) and position is not None:
-                try:
-                    return inner[position], line
-                except IndexError:
-                    return None, 0
-            if inner in (CLASS_INDEX, MULTI_HOT):
-                return inner, line
-            if inner == MODEL_OUTPUT and not isinstance(index, ast.Constant):
-                return MODEL_OUTPUT, line
-            return None, 0
-        if isinstance(node, ast.Attribute):
-            if node.attr == "indices":
-                inner, line = self.value_of(node.value)
-                return (CLASS_INDEX, line) if inner == PAIR else (None, 0)
-            if node.attr in ("data", "T"):
-                return self.value_of(node.value)
-            if node.attr == "logits":
-                return MODEL_OUTPUT, node.lineno
-            return None, 0
-        if isinstance(node, ast.Compare):
-            return (MULTI_HOT, node.lineno) if self._is_thresholded(node) else (None, 0)
-        if isinstance(node, ast.Call):
-            return self._call_value(node)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.BitAnd, ast.BitOr)):
-            left, line = self.value_of(node.left)
-            return (left, line) if left == MULTI_HOT else (None, 0)
-        return None, 0
-
-    def _call_value(self, node: ast.Call) -> tuple[object, int]:
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        receiver = func.value if isinstance(func, ast.Attribute) else None
-        if receiver is None and name not in self.imports:
-            pass  # the builtin max() or the file's own argmax(), not torch's or NumPy's
-        elif name in _ARGMAX_FUNCTIONS:
-            subject = receiver if receiver is not None and not self._is_module(receiver) else (node.args[0] if node.args else None)
-            if subject is not None and self._predicts_a_class(subject):
-                return CLASS_INDEX, node.lineno
-            return None, 0
-        elif name in _INDEX_PAIR_FUNCTIONS:
-            on_module = receiver is None or self._is_module(receiver)
-            subject = node.args[0] if on_module and node.args else receiver
-            dims = node.args[1:] if on_module else node.args
-            has_dim = bool(dims) or any(k.arg in ("dim", "k") for k in node.keywords) or name == "topk"
-            if subject is not None and has_dim and self._predicts_a_class(subject):
-                return PAIR, node.lineno
-            return None, 0
-        if name == "round":
-            subject = receiver if receiver is not None and not self._is_module(receiver) else (node.args[0] if node.args else None)
-            if subject is not None and self._is_sigmoid(subject):
-                return MULTI_HOT, node.lineno
-        if name in ("gt", "ge") and receiver is not None and self._is_sigmoid(receiver):
-            return MULTI_HOT, node.lineno
-        if name in _PASS_THROUGH_METHODS and receiver is not None and not self._is_module(receiver):
-            return self.value_of(receiver)
-        if name in _PASS_THROUGH_FUNCTIONS and node.args:
-            return self.value_of(node.args[0])
-        if self._is_model_call(node):
-            return MODEL_OUTPUT, node.lineno
-        return None, 0
-
-    def _is_module(self, node: ast.AST) -> bool:
-        qualified = self.qualified(node)
-        return qualified.split(".")[0] in ("torch", "numpy", "np", "F", "jnp", "tf")
-
-    def _root_name(self, node: ast.AST) -> str:
-        while True:
-            if isinstance(node, ast.Attribute):
-                if node.attr not in _PASS_THROUGH_METHODS and node.attr not in ("logits",):
-                    return node.attr
-                node = node.value
-            elif isinstance(node, ast.Call):
-                func = node.func
-                if isinstance(func, ast.Attribute) and func.attr in _PASS_THROUGH_METHODS | {"softmax", "sigmoid", "log_softmax"}:
-                    node = func.value
-                elif node.args and self.qualified(func).split(".")[-1] in {"softmax", "log_softmax", "sigmoid", *_PASS_THROUGH_FUNCTIONS}:
-                    node = node.args[0]
-                else:
-                    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-                    return name
-            elif isinstance(node, ast.Subscript):
-                node = node.value
-            elif isinstance(node, ast.Name):
-                return node.id
-            else:
-                return ""
-
-    def _predicts_a_class(self, subject: ast.AST) -> bool:
-        """An arg-max over this selects a class: not a list of accuracies, not the labels."""
-        root = self._root_name(subject)
-        if _LABEL_NAME.match(root):
-            return False
-        return not (root and _NOT_MODEL_OUTPUT.search(root))
-
-    def _is_sigmoid(self, node: ast.AST) -> bool:
-        if isinstance(node, ast.Call):
-            func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name in ("sigmoid", "expit"):
-                return True
-            if name in _PASS_THROUGH_METHODS and isinstance(func, ast.Attribute):
-                return self._is_sigmoid(func.value)
-        if isinstance(node, ast.Name):
-            return bool(re.search(r"prob|sigm|score", node.id, re.IGNORECASE)) and self.lookup(node.id)[0] != CLASS_INDEX
-        return False
-
-    def _is_thresholded(self, node: ast.Compare) -> bool:
-        if len(node.ops) != 1 or not isinstance(node.ops[0], (ast.Gt, ast.GtE)):
-            return False
-        right = node.comparators[0]
-        threshold = (isinstance(right, ast.Name) and _THRESHOLD_NAME.search(right.id)) or (
-            isinstance(right, ast.Attribute) and _THRESHOLD_NAME.search(right.attr)
-        )
-        return bool(threshold) or self._is_sigmoid(node.left)
-
-    def _is_model_call(self, node: ast.Call) -> bool:
-        func = node.func
-        if isinstance(func, ast.Name):
-            return bool(_MODEL_CALLEE.search(func.id)) and func.id not in self.defined
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            return bool(_MODEL_CALLEE.search(func.attr))
-        return False
-
-    def _model_output_like(self, node: ast.AST) -> bool:
-        value, _ = self.value_of(node)
-        if value == MODEL_OUTPUT:
-            return True
-        if isinstance(node, ast.Call) and self._is_model_call(node):
-            return True
-        root = self._root_name(node)
-        return bool(_OUTPUT_NAME.match(root)) and value is None and not _ATTENTION.search(root)
-
-    # -- scopes and statements
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        for child in node.bases + node.keywords + node.decorator_list:
-            self.visit(child)
-        self.scopes.append(_Scope(function=self._scope().function, class_name=node.name, line=node.lineno))
-        for statement in node.body:
-            self.visit(statement)
-        self.scopes.pop()
-
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        for child in node.decorator_list:
-            self.visit(child)
-        self.visit(node.args)
-        self.scopes.append(_Scope(function=node.name, class_name=self._scope().class_name, line=node.lineno))
-        for statement in node.body:
-            self.visit(statement)
-        self.scopes.pop()
-
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
-
     def visit_Assign(self, node: ast.Assign) -> None:
         before = set(self.found)
-        self.visit(node.value)
-        value, line = self.value_of(node.value)
-        for target in node.targets:
-            self.visit(target)
-            self.bind(target, value, line or node.lineno)
+        super().visit_Assign(node)
         self._note_metric_object(node.targets, node.value)
         self._follow(node.targets, [self.found[line] for line in set(self.found) - before])
 
@@ -532,45 +274,9 @@ class _Detector(ast.NodeVisitor):
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
             before = set(self.found)
-            self.visit(node.value)
-            value, line = self.value_of(node.value)
-            self.bind(node.target, value, line or node.lineno)
+            super().visit_AnnAssign(node)
             self._note_metric_object([node.target], node.value)
             self._follow([node.target], [self.found[line] for line in set(self.found) - before])
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        self.visit(node.value)
-        self.visit(node.target)
-        value, line = self.value_of(node.value)
-        if value in (CLASS_INDEX, MULTI_HOT) and isinstance(node.target, ast.Name):
-            self.bind(node.target, value, line)
-
-    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
-        self.visit(node.iter)
-        value, line = self.value_of(node.iter)
-        if isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Name) and node.iter.func.id == "zip":
-            parts = [self.value_of(arg) for arg in node.iter.args]
-            value, line = tuple(v for v, _ in parts), max((ln for _, ln in parts), default=0)
-        self.bind(node.target, value if value != MODEL_OUTPUT else None, line)
-        for statement in node.body + node.orelse:
-            self.visit(statement)
-
-    visit_AsyncFor = visit_For  # type: ignore[assignment]
-
-    def visit_Expr(self, node: ast.Expr) -> None:
-        self.generic_visit(node)
-        call = node.value
-        # preds.append(p) / preds.extend(p): the list holds what was appended.
-        if (
-            isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Attribute)
-            and call.func.attr in ("append", "extend")
-            and isinstance(call.func.value, ast.Name)
-            and call.args
-        ):
-            value, line = self.value_of(call.args[0])
-            if value in (CLASS_INDEX, MULTI_HOT):
-                self.bind(call.func.value, value, line)
 
     def _note_metric_object(self, targets, value: ast.AST) -> None:
         """Remember names bound to metric objects, so that ``acc(preds, y)`` is a metric call."""
@@ -592,6 +298,16 @@ class _Detector(ast.NodeVisitor):
         self._check_metric_inputs(node)
         self._check_eq_method(node)
         self._check_item(node)
+        self._check_element_count(node)
+        self._check_prediction(node)
+        self._note_helper_inputs(node)
+
+    def _note_helper_inputs(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports:
+            for position, argument in enumerate(node.args):
+                value, _ = self.value_of(argument)
+                if value == MULTI_HOT:
+                    self.helper_inputs.setdefault(node.func.id, {})[position] = node.lineno
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
@@ -645,7 +361,7 @@ class _Detector(ast.NodeVisitor):
                     return False
                 if method in ("sum", "mean", "count_nonzero"):
                     return not call.args and not call.keywords
-                if method in _PASS_THROUGH_METHODS or method in ("squeeze", "item"):
+                if method in PASS_THROUGH_METHODS or method in ("squeeze", "item"):
                     current = call
                     continue
                 return False
@@ -661,7 +377,7 @@ class _Detector(ast.NodeVisitor):
     def _check_eq_method(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Attribute) and func.attr in ("eq", "ne", "equal") and node.args:
-            if self._is_module(func.value):
+            if self.is_module(func.value):
                 if len(node.args) >= 2:
                     self._check_equality(node, list(node.args[:2]), func.attr != "ne")
             else:
@@ -689,15 +405,15 @@ class _Detector(ast.NodeVisitor):
         if name not in ("argmax", "max"):
             return
         receiver = func.value if isinstance(func, ast.Attribute) else None
-        on_module = receiver is None or self._is_module(receiver)
+        on_module = receiver is None or self.is_module(receiver)
         subject = node.args[0] if on_module and node.args else receiver
         dims = (node.args[1:] if on_module else node.args) or [k.value for k in node.keywords if k.arg in ("dim", "axis")]
         if subject is None or not dims:
             return
         if name == "max" and not self._takes_indices(node):
             return
-        root = self._root_name(subject)
-        if not _LABEL_NAME.match(root):
+        root = self.root_name(subject)
+        if not LABEL_NAME.match(root):
             return
         self._report(
             node,
@@ -708,7 +424,7 @@ class _Detector(ast.NodeVisitor):
 
     def _takes_indices(self, node: ast.Call) -> bool:
         parent = self.parents.get(node)
-        if isinstance(parent, ast.Subscript) and _int_constant(parent.slice) in (1, -1):
+        if isinstance(parent, ast.Subscript) and int_constant(parent.slice) in (1, -1):
             return True
         if isinstance(parent, ast.Attribute) and parent.attr == "indices":
             return True
@@ -723,16 +439,29 @@ class _Detector(ast.NodeVisitor):
         name = qualified.split(".")[-1]
         if name not in ("softmax", "log_softmax"):
             return
-        scope = self._scope()
-        if scope.function.startswith("forward") or scope.function in ("__init__", "__call__"):
+        scope = self.scope()
+        if scope.function == "__init__" or ATTENTION.search(scope.function) or ATTENTION.search(scope.class_name):
             return
-        if _ATTENTION.search(scope.function) or _ATTENTION.search(scope.class_name):
-            return
-        method = isinstance(func, ast.Attribute) and not self._is_module(func.value)
+        method = isinstance(func, ast.Attribute) and not self.is_module(func.value)
         subject = func.value if method else (node.args[0] if node.args else None)
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return
-        if not self._model_output_like(subject):
+        parent = self.parents.get(node)
+        if scope.function.startswith("forward") or scope.function == "__call__":
+            # Model code: only a softmax the model returns is over its classes.
+            if not isinstance(parent, ast.Return):
+                return
+            if name == "softmax":
+                self._report(
+                    node,
+                    "softmax-class-dim",
+                    "forward returns softmax probabilities: the labels compete for one unit of probability, "
+                    "and a BCE-with-logits loss or a sigmoid applied to them is wrong",
+                    "return the raw logits from forward; apply torch.sigmoid(logits) where probabilities are needed",
+                )
+            return  # a log_softmax returned from forward is ML103's
+        fed_to_metric = isinstance(parent, ast.Call) and node in parent.args and self._is_metric_call(parent)
+        if not fed_to_metric and not self.model_output_like(subject):
             return
         if name == "softmax":
             message = "softmax over the classes makes the labels compete for one unit of probability"
@@ -742,8 +471,8 @@ class _Detector(ast.NodeVisitor):
             suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
         self._report(node, "softmax-class-dim", message, suggestion)
 
-    def _metric_kind(self, node: ast.Call) -> str | None:
-        """Why a metric construction counts class indices, or None when it is multi-label."""
+    def _metric_kind(self, node: ast.Call) -> tuple[str, str] | None:
+        """(why, what to use) for a metric construction that counts class indices; None when it is multi-label."""
         qualified = self.qualified(node.func)
         parts = qualified.split(".")
         name = parts[-1]
@@ -752,20 +481,23 @@ class _Detector(ast.NodeVisitor):
         task_value = task.value if isinstance(task, ast.Constant) else None
         if qualified.startswith(_TORCHMETRICS_ROOTS):
             if name.startswith("Multiclass") or name.startswith("multiclass_"):
-                return f"torchmetrics {name} scores one class index per image"
+                return f"torchmetrics {name} scores one class index per image", _SUGGEST_TORCHMETRICS
             if name in _TORCHMETRICS_TASK_METRICS:
                 if task_value == "multiclass":
-                    return f'torchmetrics {name}(task="multiclass") scores one class index per image'
+                    return f'torchmetrics {name}(task="multiclass") scores one class index per image', _SUGGEST_TORCHMETRICS
                 if task is None and "num_labels" not in keywords and parts[-2:-1] != ["functional"] and name[0].isupper():
-                    return f"torchmetrics {name}() without task= scores class indices"
+                    return f"torchmetrics {name}() without task= scores class indices", _SUGGEST_TORCHMETRICS
             return None
         if qualified.startswith("ignite.metrics"):
             if name in _IGNITE_SINGLE_LABEL_ONLY:
-                return f"ignite {name} ranks one true class per image"
+                return f"ignite {name} ranks one true class per image", "drop it; report thresholded metrics (exact match, F1, mAP)"
             if name in _IGNITE_MULTILABEL_METRICS:
                 flag = keywords.get("is_multilabel")
                 if not (isinstance(flag, ast.Constant) and flag.value is True):
-                    return f"ignite {name}() without is_multilabel=True expects one class index per image"
+                    return (
+                        f"ignite {name}() without is_multilabel=True expects one class index per image",
+                        f"{name}(output_transform=..., is_multilabel=True) on thresholded (sigmoid > THRESHOLD) outputs",
+                    )
             return None
         if qualified in ("evaluate.load", "datasets.load_metric") and node.args:
             first = node.args[0]
@@ -775,19 +507,16 @@ class _Detector(ast.NodeVisitor):
                 and first.value in _HF_CLASS_METRICS
                 and not (isinstance(config, ast.Constant) and config.value == "multilabel")
             ):
-                return f'evaluate.load("{first.value}") without the "multilabel" configuration expects one class per example'
+                return (
+                    f'evaluate.load("{first.value}") without the "multilabel" configuration expects one class per example',
+                    f'evaluate.load("{first.value}", "multilabel") fed thresholded multi-hot predictions',
+                )
         return None
 
     def _check_class_metric(self, node: ast.Call) -> None:
-        why = self._metric_kind(node)
-        if why is not None:
-            self._report(
-                node,
-                "class-index-metric",
-                why,
-                'use the multi-label form: torchmetrics task="multilabel", num_labels=C, threshold=THRESHOLD '
-                '(MultilabelAccuracy/F1Score/AveragePrecision); ignite is_multilabel=True; evaluate.load(name, "multilabel")',
-            )
+        kind = self._metric_kind(node)
+        if kind is not None:
+            self._report(node, "class-index-metric", *kind)
             return
         keywords = {k.arg for k in node.keywords}
         name = self.qualified(node.func).split(".")[-1]
@@ -799,20 +528,25 @@ class _Detector(ast.NodeVisitor):
                 "replace it with thresholded metrics: exact match, F1 (micro/macro), mAP",
             )
 
-    def _check_metric_inputs(self, node: ast.Call) -> None:
+    def _is_metric_call(self, node: ast.Call) -> bool:
+        """``accuracy_score(...)``, ``acc(...)`` on a metric object, ``metric.update(...)``/``add_batch``."""
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         receiver_name = ""
         if isinstance(func, ast.Attribute):
             receiver = func.value
             receiver_name = receiver.attr if isinstance(receiver, ast.Attribute) else receiver.id if isinstance(receiver, ast.Name) else ""
-        is_metric = (
+        return (
             bool(_METRIC_FUNCTION.search(name))
             or name in self.metric_objects
             or (name in _METRIC_UPDATE_METHODS and (receiver_name in self.metric_objects or bool(_METRIC_FUNCTION.search(receiver_name))))
         )
-        if not is_metric:
+
+    def _check_metric_inputs(self, node: ast.Call) -> None:
+        if not self._is_metric_call(node):
             return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         arguments = [*node.args, *(k.value for k in node.keywords if k.arg in _METRIC_PREDICTION_KEYWORDS)]
         lines = [line for value, line in (self.value_of(argument) for argument in arguments) if value == CLASS_INDEX]
         if lines:
@@ -842,3 +576,48 @@ class _Detector(ast.NodeVisitor):
             (line,),
         )
 
+    def _check_element_count(self, node: ast.Call) -> None:
+        """``matches.long().sum()`` where ``matches = preds == labels`` on thresholded predictions."""
+        func = node.func
+        if node.args or node.keywords:
+            subject = node.args[0] if len(node.args) == 1 and not node.keywords else None
+            if subject is None or self.qualified(func).split(".")[-1] not in ("sum", "mean", "count_nonzero"):
+                return
+            if not (isinstance(func, ast.Attribute) and self.is_module(func.value)):
+                return
+        elif isinstance(func, ast.Attribute) and func.attr in ("sum", "mean", "count_nonzero"):
+            subject = func.value
+        else:
+            return
+        while isinstance(subject, ast.Call) and isinstance(subject.func, ast.Attribute) and subject.func.attr in PASS_THROUGH_METHODS:
+            subject = subject.func.value
+        if isinstance(subject, ast.Compare):
+            return  # the comparison itself is checked where it is written
+        value, line = self.value_of(subject)
+        if value == MATCHES:
+            self._report(
+                node,
+                "per-element-accuracy",
+                "element-wise matches of a thresholded multi-label prediction are counted over all B x C entries "
+                "(label-wise accuracy; divided by the number of images it exceeds 100 %)",
+                "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
+                (line,),
+            )
+
+    def _check_prediction(self, node: ast.Call) -> None:
+        """An arg-max over a model's output: one class per image, even when nothing here compares it."""
+        subject = self.index_subject(node)
+        if subject is None or self.value_of(subject)[0] != MODEL_OUTPUT and not (
+            isinstance(subject, ast.Call) and self.is_model_call(subject)
+        ):
+            return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name != "argmax" and not self._takes_indices(node):
+            return
+        self._report(
+            node,
+            "argmax-prediction",
+            "an arg-max over the model's output predicts exactly one class per image",
+            _SUGGEST_THRESHOLD,
+        )

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
-from migrate_ml.rules._still_single_label import KINDS, could_contain_single_label
+from migrate_ml.rules._still_single_label import (
+    API_WORDS,
+    COMMON_WORDS,
+    KINDS,
+    could_contain_single_label,
+    names_a_single_label_api,
+)
 
 
 class StillSingleLabelRule(Rule):
@@ -40,9 +46,12 @@ class StillSingleLabelRule(Rule):
         "preds = torch.sigmoid(logits) > THRESHOLD\n"
         "acc = (preds == labels.bool()).all(dim=1).float().mean()  # exact match: every label right\n"
     )
-    triggers = ("CrossEntropy", "cross_entropy", "nll_loss", "NLLLoss", "argmax", "max(", "topk", "softmax", "ccuracy", "ulticlass", "==", ".eq(", "_score(")
+    triggers = (*API_WORDS, *COMMON_WORDS)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        """A detector word in training, evaluation or loss code; never a model definition alone."""
+        """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
+        only in training, evaluation or loss code."""
+        if names_a_single_label_api(source):
+            return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

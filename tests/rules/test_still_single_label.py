@@ -17,6 +17,7 @@ from migrate_ml.cli import main
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, parse_suppressions, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
 from migrate_ml.rules._still_single_label import KINDS, SingleLabelConstruct, find_single_label
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -174,6 +175,37 @@ POSITIVES = {
         """,
         [(3, "target-argmax")],
     ),
+    "arg-max over a model's output, returned": (
+        """
+        import numpy as np
+        def predict(model, x):
+            logits = model(x)
+            return np.argmax(logits, axis=1)
+        """,
+        [(5, "argmax-prediction")],
+    ),
+    "matches bound to a name, then counted": (
+        """
+        import torch
+        def hits(model, x, y, THRESHOLD=0.5):
+            preds = torch.sigmoid(model(x)) > THRESHOLD
+            matches = preds == y
+            return matches.long().sum()
+        """,
+        [(6, "per-element-accuracy")],
+    ),
+    "forward returns softmax; softmax handed to a metric": (
+        """
+        import torch
+        import torch.nn.functional as F
+        class Net(torch.nn.Module):
+            def forward(self, x):
+                return F.softmax(self.fc(x), dim=-1)
+            def training_step(self, batch, out):
+                self.train_accuracy(torch.softmax(out["logits"], dim=-1), batch[1])
+        """,
+        [(6, "softmax-class-dim"), (8, "softmax-class-dim")],
+    ),
     "top-k accuracy helper call": (
         """
         from timm.utils import accuracy
@@ -213,6 +245,16 @@ NEGATIVES = {
         def attention(q, k, v):
             scores = q @ k.transpose(-2, -1)
             return scores.softmax(dim=-1) @ v
+        """,
+    "attention weights returned from forward": """
+        import torch.nn as nn
+        class CrossAttention(nn.Module):
+            def forward(self, q, k):
+                return (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        class Pooling(nn.Module):
+            def forward(self, scores):
+                weights = scores.softmax(dim=-1)
+                return weights
         """,
     "model selection by arg-max over validation accuracy": """
         import numpy as np
@@ -384,3 +426,23 @@ def test_every_construct_in_a_rewritten_fixture_is_reported(path: Path) -> None:
         if not reported.intersection((c.line, *c.related_lines))
     ]
     assert unreported == []
+
+
+# --- the pre-filter markers ML100 and other rules share --------------------------------------
+
+TRAINING = ["out = model(x)", "net.eval()", "criterion", "loss_fn(a, b)", "accuracy(o, t)", "acc1 += 1",
+            "correct_top1 += 1", "predict", "def training_step(self, b)", "compute_metrics", "import torchmetrics"]
+LOSS = ["nn.CrossEntropyLoss()", "F.cross_entropy", "BCEWithLogitsLoss", "binary_cross_entropy", "F.nll_loss",
+        "nn.NLLLoss()", "criterion", "loss_fn", "loss.backward()"]
+
+
+@pytest.mark.parametrize("text", TRAINING)
+def test_every_training_marker_alternative_still_matches(text: str) -> None:
+    assert has_training_marker(f"x = 1\n{text}\n")
+    assert not has_training_marker("x = 1\ny = x + 2\n")
+
+
+@pytest.mark.parametrize("text", LOSS)
+def test_every_loss_marker_alternative_still_matches(text: str) -> None:
+    assert has_loss_marker(f"x = 1\n{text}\n")
+    assert not has_loss_marker("x = 1\ny = x + 2\n")
