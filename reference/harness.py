@@ -104,8 +104,8 @@ CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 
 
-def _block_network() -> str:
-    """Cut this process (and all it starts) off the network; return how.
+def _block_network() -> None:
+    """Cut this process (and all it starts) off the network.
 
     Where the kernel allows it, a new network namespace: no interface but a loopback that is
     down, so no connection of any kind can be made, whatever library makes it. As root that
@@ -117,7 +117,7 @@ def _block_network() -> str:
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"):
         os.environ[name] = "offline" if name == "WANDB_MODE" else "1"
     if _unshare_network():
-        return "namespace"
+        return
 
     def refuse(*_args, **_kwargs):
         raise OSError("network access is disabled while migrate-ml verify runs user code")
@@ -125,7 +125,6 @@ def _block_network() -> str:
     socket.socket.connect = refuse  # type: ignore[method-assign]
     socket.socket.connect_ex = refuse  # type: ignore[method-assign]
     socket.create_connection = refuse  # type: ignore[assignment]
-    return "socket module"
 
 
 def _unshare_network() -> bool:
