@@ -203,7 +203,7 @@ def load_splits(cfg: dict, classes: list[str] | None = None) -> tuple[dict[str, 
     """``({split: Split}, class names, table or None)`` for train/val(/test), per ``cfg``."""
     if cfg.get("data"):
         table = _read_table(cfg, classes)
-        names, _ = _row_splits(cfg, table)
+        names, assigned = _row_splits(cfg, table)
         splits = {}
         for split in SPLIT_NAMES:
             rows = [i for i, s in enumerate(names) if s == split]
@@ -213,7 +213,7 @@ def load_splits(cfg: dict, classes: list[str] | None = None) -> tuple[dict[str, 
         for split in ("train", "val"):
             if split not in splits:
                 raise DatasetFormatError(table.source, 0, f"no {split} rows (check the split column or --val-fraction)")
-        return splits, table.classes, (table, names)
+        return splits, table.classes, (table, names if assigned else None)
     from .sample import make_sample_tensors
 
     splits = {}
