@@ -239,11 +239,14 @@ def write_sample_data(
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: folder is not empty; pass --overwrite to write the sample data into it anyway")
     names = class_names(kind)
+    sizes = default_split_sizes(n)
+    if image_size < 4 or image_size % GRID:
+        raise ValueError(f"image_size must be an even number of pixels >= 4, got {image_size}")
     image_dir = out / ("train-jpg" if format == "csv" else "images")
     image_dir.mkdir(parents=True, exist_ok=True)
     suffix = ".jpg" if format == "csv" else ".png"
     rows = []
-    for split, count in default_split_sizes(n).items():
+    for split, count in sizes.items():
         images, targets, _ = make_sample_tensors(kind, count, image_size, seed, split)
         pixels = (images * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         for i in range(count):

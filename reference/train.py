@@ -692,7 +692,7 @@ def evaluate(
     if out is not None:
         write_json(Path(out) / "eval.json", result)
     if show:
-        _print_report(result["at_0.5"], result["at_tuned"], f"{eval_name} of {result['data']}", Path(out) if out else None)
+        _print_report(result["at_0.5"], result["at_tuned"], f"{eval_name if eval_name == 'all' else eval_name + ' split'} of {result['data']}", Path(out) if out else None)
     return result
 
 
@@ -702,7 +702,7 @@ def _eval_split(cfg: dict, split: str | None, names: list[str], own_data: bool) 
         split = split or "test"
         if split not in splits:
             raise InputError(f"{_data_source(cfg)}: no {split!r} split")
-        return splits[split], f"{split} split"
+        return splits[split], split
     table = _read_table(cfg, names)
     if own_data:
         # The run's own data: its splits, as training assigned them (seeded, so reproducible).
@@ -712,11 +712,11 @@ def _eval_split(cfg: dict, split: str | None, names: list[str], own_data: bool) 
     if split is None:
         split = "test" if row_names is not None and "test" in row_names else None
     if split is None:
-        return Split(table.targets.float(), files=table.files), "all rows"
+        return Split(table.targets.float(), files=table.files), "all"
     if row_names is None:
         raise DatasetFormatError(table.source, 0, f"split {split!r} requested but the data has no split column or split folders")
     rows = [i for i, s in enumerate(row_names) if s == split]
     if not rows:
         raise DatasetFormatError(table.source, 0, f"no rows for split {split!r}")
     sub = table.subset(rows)
-    return Split(sub.targets.float(), files=sub.files), f"{split} split"
+    return Split(sub.targets.float(), files=sub.files), split

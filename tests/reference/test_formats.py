@@ -45,7 +45,7 @@ def test_train_predict_eval_on_each_format(runs, fmt, tmp_path, capsys):
 
     assert main(["reference", "eval", "--checkpoint", str(run / "checkpoint.pt"), "--data", str(data), "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
-    assert result["split"] == ("test split" if fmt == "folder" else "all rows") and result["at_0.5"]["num_samples"] in (8, 80)
+    assert result["split"] == ("test" if fmt == "folder" else "all") and result["at_0.5"]["num_samples"] in (8, 80)
     # The run's own data by default: its (recorded, seeded) test split reproduces the report.
     own = json.loads((run / "metrics.json").read_text())["report_at_0.5"]["mAP"]
     assert main(["reference", "eval", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(tmp_path), "--overwrite"]) == 0

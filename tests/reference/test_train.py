@@ -108,13 +108,12 @@ def test_torchrun_two_processes(tmp_path):
 
 
 def test_folder_without_test_split_tunes_and_reports_on_val_halves(tmp_path):
-    from migrate_ml_reference import write_sample_data
-    from migrate_ml_reference.dataset import has_split
+    from migrate_ml_reference import read_labels, write_sample_data
 
     data = write_sample_data(tmp_path / "data", kind="shapes", n=200, seed=5)
     lines = (data / "labels.csv").read_text().splitlines(keepends=True)
     (data / "labels.csv").write_text("".join(line for line in lines if not line.rstrip().endswith(",test")))
-    assert has_split(data, "val") and not has_split(data, "test")
+    assert set(read_labels(data).splits) == {"train", "val"}
     result = train(TrainConfig(out=str(tmp_path / "run"), data=str(data), epochs=1, **dict(TINY, batch_size=32)))
     assert (result["tuned_on"], result["reported_on"]) == ("val[0::2]", "val[1::2]")
     assert result["report_at_tuned"]["num_samples"] == 10
