@@ -531,7 +531,7 @@ def train(config: TrainConfig) -> dict | None:
     plot_training_curves(out / "training_curves.png", history)
     if cfg["progress"]:
         _print_report(at_half, at_tuned, f"{report_split} split (thresholds tuned on {tune_split})", out)
-        _print_threshold_notes(few, tune_split, worse, at_half, at_tuned, report_split)
+    _print_threshold_notes(few, tune_split, worse if cfg["progress"] else [], at_half, at_tuned, report_split)
     ddp.barrier()
     return result
 

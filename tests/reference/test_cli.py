@@ -193,10 +193,21 @@ def test_non_utf8_labels_csv_names_path_and_line(tmp_path, capsys):
     _one_line_error(capsys, f"{data / 'labels.csv'}:3:", "not UTF-8")
 
 
-def test_plain_progress_lines_when_not_a_terminal(tmp_path, capsys):
-    assert main(["reference", "train", *SMALL, "--sample", "digits", "--out", str(tmp_path / "run")]) == 0
-    out = capsys.readouterr().out
-    assert "epoch 1/1  step 2/2" in out and "ETA" in out and "\r" not in out and "\x1b[" not in out
+def test_plain_progress_lines_and_few_positives_warning_when_not_a_terminal(tmp_path, capsys):
+    assert main(["reference", "train", *SMALL, "--n-val", "8", "--sample", "digits", "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/1  step 2/2" in captured.out and "ETA" in captured.out
+    assert "\r" not in captured.out and "\x1b[" not in captured.out
+    assert "warning: fewer than 5 positives on val for '0' (" in captured.err and "unreliable" in captured.err
+
+
+def test_report_says_when_tuned_thresholds_did_worse(capsys):
+    from migrate_ml_reference.train import _print_threshold_notes
+
+    half = {"F1_macro": 0.8}
+    _print_threshold_notes({}, "val", ["cat"], half, {"F1_macro": 0.7}, "test")
+    assert capsys.readouterr().out == ("note: on test, tuned thresholds did worse than 0.5 for 1 class(es) ('cat'); "
+                                       "macro F1 0.8000 at 0.5 vs 0.7000 tuned\n")
 
 
 def _without_torch(argv, module="migrate_ml"):

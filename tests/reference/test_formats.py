@@ -19,8 +19,10 @@ def runs(tmp_path_factory):
         assert main(["sample-data", str(root / fmt), "--format", fmt, "--n", "80", "--kind", "shapes", "--image-size", "16"]) == 0
         data = {"folder": root / fmt, "csv": root / fmt / "train_v2.csv", "onehot": root / fmt / "labels.csv",
                 "coco": root / fmt / "annotations.json"}[fmt]
-        # Options before and after each other in any order.
-        assert main(["reference", "train", *TINY, "--out", str(root / f"run-{fmt}"), "--data", str(data), "--image-size", "16"]) == 0
+        # Options before and after each other in any order; the CSV run also exercises
+        # DataLoader workers and RandAugment.
+        extra = ["--augment", "randaug", "--workers", "1"] if fmt == "csv" else []
+        assert main(["reference", "train", *TINY, "--out", str(root / f"run-{fmt}"), "--data", str(data), "--image-size", "16", *extra]) == 0
         made[fmt] = (data, root / f"run-{fmt}")
     return made
 
@@ -35,6 +37,9 @@ def test_train_predict_eval_on_each_format(runs, fmt, tmp_path, capsys):
     assert len(metrics["run"]["class_names"]) == 7 and metrics["report_at_0.5"]["num_samples"] > 0
     assert (run / "classes.txt").read_text().split("\n")[:-1] == metrics["run"]["class_names"]
     assert (run / "splits.csv").is_file() == (fmt != "folder")  # assigned splits are recorded
+    # 8 validation images: every class has too few positives to tune a threshold reliably.
+    assert set(metrics["few_positive_classes"]) == set(metrics["run"]["class_names"])
+    assert set(metrics["tuned_worse_than_0.5"]) == {"classes", "F1_macro_at_0.5", "F1_macro_at_tuned"}
 
     images = data if data.is_dir() else data.parent
     capsys.readouterr()
