@@ -31,6 +31,13 @@ def resolve_data_config(model: torch.nn.Module, image_size: int) -> dict[str, An
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
+def legacy_data_config(image_size: int) -> dict[str, Any]:
+    """What runs saved before the data config was recorded trained on: [0, 1] RGB, bilinear
+    resize, no normalisation."""
+    return {"input_size": [3, image_size, image_size], "interpolation": "bilinear", "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0], "crop_pct": 1.0, "crop_mode": "squash"}
+
+
 def create_transform(data_config: dict[str, Any], training: bool = False, augment: str = "none"):
     """timm's ``create_transform``: eval (resize + normalise) or, with ``augment`` other than
     ``none``, training (random resized crop, flip; ``randaug`` adds RandAugment)."""

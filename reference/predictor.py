@@ -61,7 +61,7 @@ class Predictor:
 
     def __init__(self, checkpoint: str | os.PathLike, device: str | None = None, thresholds: str | os.PathLike | None = None):
         from .model import create_reference_model
-        from .pipeline import create_transform, resolve_data_config
+        from .pipeline import create_transform, legacy_data_config
         from .train import pick_device, read_run_checkpoint, read_thresholds
 
         state = read_run_checkpoint(checkpoint)
@@ -71,7 +71,7 @@ class Predictor:
         model = create_reference_model(len(self.classes), state["model_name"], **state["model_kwargs"])
         model.load_state_dict(state["model"])
         self.model = model.to(self.device).eval()
-        self.data_config = state.get("data_config") or resolve_data_config(model, state["config"]["image_size"])
+        self.data_config = state.get("data_config") or legacy_data_config(state["config"]["image_size"])
         self.transform = create_transform(self.data_config)
         side = Path(checkpoint).with_name("thresholds.json")
         if thresholds is not None:

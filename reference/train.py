@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
 from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
-from .pipeline import create_transform, default_workers, loader, normalise, resolve_data_config
+from .pipeline import create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
     load_checkpoint,
     per_class_table,
@@ -672,7 +672,7 @@ def evaluate(
     model = create_reference_model(len(names), state["model_name"], **state["model_kwargs"])
     model.load_state_dict(state["model"])
     model = model.to(dev)
-    data_config = state.get("data_config") or resolve_data_config(model, cfg["image_size"])
+    data_config = state.get("data_config") or legacy_data_config(cfg["image_size"])
     if eval_split.images is not None:
         eval_split.images = normalise(eval_split.images, data_config)
     thresholds = state["thresholds"]

@@ -37,8 +37,9 @@ def test_train_predict_eval_on_each_format(runs, fmt, tmp_path, capsys):
     assert len(metrics["run"]["class_names"]) == 7 and metrics["report_at_0.5"]["num_samples"] > 0
     assert (run / "classes.txt").read_text().split("\n")[:-1] == metrics["run"]["class_names"]
     assert (run / "splits.csv").is_file() == (fmt != "folder")  # assigned splits are recorded
-    # 8 validation images: every class has too few positives to tune a threshold reliably.
-    assert set(metrics["few_positive_classes"]) == set(metrics["run"]["class_names"])
+    # 8 validation images: classes with under 5 positives there are flagged.
+    few = metrics["few_positive_classes"]
+    assert few and set(few) <= set(metrics["run"]["class_names"]) and all(count < 5 for count in few.values())
     assert set(metrics["tuned_worse_than_0.5"]) == {"classes", "F1_macro_at_0.5", "F1_macro_at_tuned"}
 
     images = data if data.is_dir() else data.parent
