@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
 from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
-from .pipeline import create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
+from .pipeline import AUGMENTS, create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
     load_checkpoint,
     per_class_table,
@@ -249,11 +249,6 @@ def predict_dataset(model: torch.nn.Module, dataset: Dataset, device: torch.devi
     if not probs:
         return torch.zeros(0, 0)
     return gather_rows(index, torch.cat(probs))[0]
-
-
-def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, ddp: _Dist | None = None, batch_size: int = 1024) -> torch.Tensor:
-    """Sigmoid probabilities ``[N, C]`` for in-memory (already normalised) ``images``."""
-    return predict_dataset(model, TensorDataset(images, torch.zeros(len(images))), device, ddp, batch_size)
 
 
 def _rng_state() -> dict:
@@ -570,8 +565,8 @@ def _check_config(cfg: dict) -> None:
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 <= cfg[key] < 1.0:
             raise InputError(f"--{key.replace('_', '-')} must be in [0, 1), got {cfg[key]}")
-    if cfg["augment"] not in ("none", "basic", "randaug"):
-        raise InputError(f"--augment must be none, basic or randaug, got {cfg['augment']!r}")
+    if cfg["augment"] not in AUGMENTS:
+        raise InputError(f"--augment must be one of {', '.join(AUGMENTS)}, got {cfg['augment']!r}")
 
 
 def _print_report(at_half: dict, at_tuned: dict | None, title: str, out: Path | None) -> None:
