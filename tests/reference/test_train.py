@@ -73,12 +73,12 @@ def _cli(*args, **kw):
 def test_cli_train_on_folder_then_eval(tmp_path):
     assert _cli("sample-data", str(tmp_path / "data"), "--n", "300", "--kind", "shapes").returncode == 0
     run = _cli("reference", "train", "--data", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "32",
-               "--threads", "1", "--out", str(tmp_path / "run"), "--model-kwarg", "depth=1")
+               "--threads", "1", "--workers", "0", "--out", str(tmp_path / "run"), "--model-kwarg", "depth=1")
     assert run.returncode == 0, run.stderr
     assert "F1@thr" in run.stdout  # the rich per-class table
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["run"]["data"] == str(tmp_path / "data") and metrics["run"]["model_kwargs"]["depth"] == 1
-    ev = _cli("reference", "eval", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--split", "val")
+    ev = _cli("reference", "eval", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--split", "val", "--workers", "0")
     assert ev.returncode == 0, ev.stderr
 
 
