@@ -83,3 +83,15 @@ def test_init_checkpoint_resizes_the_head(runs, tmp_path, capsys):
                  "--pretrained", str(run / "checkpoint.pt"), "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert f"from {run / 'checkpoint.pt'}" in out and "re-initialised" in out and "head.weight" in out and "head.bias" in out
+
+
+@pytest.mark.slow
+def test_any_timm_model_trains_and_predicts(runs, tmp_path, capsys):
+    data, _ = runs["folder"]
+    run = tmp_path / "run"
+    assert main(["reference", "train", "--data", str(data), "--model", "mobilenetv3_small_050", "--image-size", "16",
+                 "--epochs", "1", "--batch-size", "16", "--threads", "1", "--workers", "0", "--quiet", "--out", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text())["run"]["model"] == "mobilenetv3_small_050"
+    capsys.readouterr()
+    assert main(["reference", "predict", "--checkpoint", str(run / "checkpoint.pt"), str(data / "images")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 81
