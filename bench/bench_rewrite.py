@@ -2,14 +2,19 @@
 
 Measured in one run, interleaved so that load from other work on the machine hits every
 command alike: a bare LibCST round trip (``parse_module(src).code`` for every file, in a fresh
-interpreter so that start-up counts on both sides), ``migrate-ml rewrite --diff -j1`` and
-``-j2``, each repeated; medians are reported. Then the wall time of one small file, start-up
+interpreter so that start-up counts on both sides), ``migrate-ml rewrite --diff -j1``, ``-j2``
+and with no ``-j`` (the default: one worker per usable CPU), each repeated; medians are
+reported. Then the wall time of one small file, start-up
 included. The installed ``migrate-ml`` script next to this interpreter is called the way a user
 calls it. ``--compare NAME=PATH`` times another ``migrate-ml`` executable (another checkout's,
 say ``main``) with ``rewrite --diff -j1`` in the same interleaved rounds, so that a change is
 judged against its baseline under the same load. Usage::
 
     /root/.pyenv/versions/3.11.7/bin/python3 bench/bench_rewrite.py [--repeat 3] [--compare main=/path/to/migrate-ml]
+
+``--jobs-only`` compares the default ``-j`` with ``-j1`` alone, side by side (alternating which
+goes first), with the CPU time of each run and the load average before it: on a shared machine
+the load says how many of the CPUs the workers could actually get.
 """
 
 from __future__ import annotations
@@ -72,20 +77,45 @@ CPU_TIMES: dict[str, list[float]] = {}
 time of a run swings by half, its CPU time much less."""
 
 
-def timed(command: list[str], allowed: tuple[int, ...] = (0, 1), name: str = "") -> float:
-    """Wall seconds of ``command``; its CPU seconds are recorded under ``name``."""
+def timed_with_cpu(command: list[str], allowed: tuple[int, ...] = (0, 1)) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the command and its worker processes)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, stderr = process.communicate()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in allowed:
+        sys.exit(f"{' '.join(command[:4])} … exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def timed(command: list[str], allowed: tuple[int, ...] = (0, 1), name: str = "") -> float:
+    """Wall seconds of ``command``; its CPU seconds are recorded under ``name``."""
+    wall, cpu = timed_with_cpu(command, allowed)
     if name:
-        spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        CPU_TIMES.setdefault(name, []).append(spent)
-    if process.returncode not in allowed:
-        sys.exit(f"{' '.join(command[:4])} … exited {process.returncode}: {stderr.decode()[-2000:]}")
-    return elapsed
+        CPU_TIMES.setdefault(name, []).append(cpu)
+    return wall
+
+
+def compare_jobs(tree: Path, tool: list[str], repeat: int) -> dict:
+    commands = {
+        "rewrite --diff -j1": [*tool, "rewrite", "--diff", "-j1", str(tree)],
+        "rewrite --diff (default -j)": [*tool, "rewrite", "--diff", str(tree)],
+    }
+    runs: list[dict] = []
+    for repetition in range(repeat):
+        names = list(commands) if repetition % 2 == 0 else list(reversed(commands))
+        for name in names:
+            load = os.getloadavg()[0]
+            wall, cpu = timed_with_cpu(commands[name])
+            runs.append({"command": name, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "load_1min_before": round(load, 2)})
+            print(f"{name}: {wall:.2f}s wall, {cpu:.2f}s cpu, load {load:.2f}", file=sys.stderr)
+    medians = {
+        name: {key: round(statistics.median(r[key] for r in runs if r["command"] == name), 3) for key in ("wall_s", "cpu_s")}
+        for name in commands
+    }
+    speedup = medians["rewrite --diff -j1"]["wall_s"] / medians["rewrite --diff (default -j)"]["wall_s"]
+    return {"runs": runs, "medians": medians, "default_speedup_over_j1": round(speedup, 2)}
 
 
 def machine() -> dict[str, str]:
@@ -98,11 +128,14 @@ def machine() -> dict[str, str]:
         pass
     from importlib.metadata import version
 
+    from migrate_ml.engine.runner import usable_cpus
+
     return {
         "cpu": model,
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "libcst": version("libcst"),
+        "usable_cpus": str(usable_cpus()),
         "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -110,6 +143,7 @@ def machine() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs-only", action="store_true", help="compare the default -j with -j1 only")
     parser.add_argument(
         "--compare",
         action="append",
@@ -125,10 +159,16 @@ def main() -> None:
     from migrate_ml.rules import load_rules
 
     info = {"machine": machine(), "tree": str(tree), "files": len(files), "rules": sorted(load_rules())}
+    if args.jobs_only:
+        report = {**info, **compare_jobs(tree, tool, args.repeat)}
+        report["machine"]["load_average_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(json.dumps(report, indent=2))
+        return
     commands = {
         "libcst round trip": [sys.executable, "-c", ROUND_TRIP, *files],
         "rewrite --diff -j1": [*tool, "rewrite", "--diff", "-j1", str(tree)],
         "rewrite --diff -j2": [*tool, "rewrite", "--diff", "-j2", str(tree)],
+        "rewrite --diff (default -j)": [*tool, "rewrite", "--diff", str(tree)],
     }
     for spec in args.compare:
         name, _, path = spec.partition("=")
@@ -158,9 +198,11 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     round_trip = medians["libcst round trip"]
     j1, j2 = medians["rewrite --diff -j1"], medians["rewrite --diff -j2"]
+    default = medians["rewrite --diff (default -j)"]
     targets = {
         "rewrite --diff (-j1) <= 1/3 of round trip": (j1 / round_trip, j1 <= round_trip / 3),
         "-j2 >= 1.7x faster than -j1": (j1 / j2, j1 / j2 >= 1.7),
+        "default -j faster than -j1": (j1 / default, default < j1),
         "small training file < 0.5 s": (medians["small training file (rules fire)"], medians["small training file (rules fire)"] < 0.5),
     }
     for spec in args.compare:
@@ -171,6 +213,7 @@ def main() -> None:
     cpu_ratios = {
         name: round(value / cpu["libcst round trip"], 3) for name, value in cpu.items() if "-j1" in name
     }
+    info["machine"]["load_average_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report = {
         **info,
         "cpu_medians_s": {name: round(value, 3) for name, value in cpu.items()},

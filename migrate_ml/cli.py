@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from migrate_ml import __version__, commands
-from migrate_ml.commands._common import EXIT_ERROR, UsageError
+from migrate_ml.commands._common import COLOR_CHOICES, EXIT_ERROR, UsageError, set_color
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     for module in sorted(_command_modules(), key=lambda m: getattr(m, "ORDER", 50)):
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP, **getattr(module, "PARSER_OPTIONS", {}))
         module.configure(sub)
+        sub.add_argument(
+            "--color",
+            choices=COLOR_CHOICES,
+            default="auto",
+            help="style output: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it), always or never (default auto)",
+        )
         sub.set_defaults(handler=module.run)
     return parser
 
@@ -49,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(arguments)
+    set_color(args.color)
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # POSIX file names are bytes: print one that is not UTF-8 as its own bytes, as ls does.
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         return args.handler(args)
     except UsageError as error:

@@ -12,6 +12,14 @@ from typing import Any
 
 _API_NAMES = frozenset(
     {
+        "CheckpointError",
+        "ImageFiles",
+        "ImageReadError",
+        "InputError",
+        "LabelTable",
+        "Predictor",
+        "load",
+        "read_labels",
         "DEFAULT_MODEL",
         "DEFAULT_MODEL_KWARGS",
         "METRIC_KEYS",

@@ -8,13 +8,16 @@ Threshold convention: a label is positive when ``prob > threshold`` (strict), ev
 """
 
 from .dataset import (
-    DatasetFormatError,
+    ImageFiles,
+    LabelTable,
     MultiLabelCsvDataset,
     MultiLabelJsonDataset,
     load_tensors,
     open_dataset,
     read_classes,
+    read_labels,
 )
+from .errors import CheckpointError, DatasetFormatError, ImageReadError, InputError
 from .metrics import (
     METRIC_KEYS,
     PER_CLASS_KEYS,
@@ -25,9 +28,18 @@ from .metrics import (
     tune_thresholds,
 )
 from .model import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, create_reference_model
+from .predictor import Predictor, load
 from .sample import class_names, make_sample_tensors, write_sample_data
 
 __all__ = [
+    "CheckpointError",
+    "ImageFiles",
+    "ImageReadError",
+    "InputError",
+    "LabelTable",
+    "Predictor",
+    "load",
+    "read_labels",
     "DEFAULT_MODEL",
     "DEFAULT_MODEL_KWARGS",
     "METRIC_KEYS",

@@ -6,8 +6,10 @@
 
 The parent process imports torch, timm and torchmetrics once, then runs each user file in a
 forked child (a fresh subprocess per file where ``fork`` is missing), from a scratch working
-folder, with network connections refused and a deadline: a child that hangs dumps its stack
-and exits, and the parent kills it if even that fails. User code never runs in the parent.
+folder, in a process group of its own, cut off from the network, and with a deadline: a child
+that hangs dumps its stack and exits, and the parent kills it if even that fails. Whatever the
+file's code started is killed with its group when its run ends. User code never runs in the
+parent.
 
 In the child, every loss call is intercepted (the functional losses and the ``forward`` of the
 loss modules, patched before the user module is imported so ``from ... import`` binds the
@@ -97,15 +99,71 @@ def _user_line(error: BaseException, path: str) -> int | None:
 # ----------------------------------------------------------------------------- isolation
 
 
+PR_SET_PDEATHSIG = 1
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+
+
 def _block_network() -> None:
+    """Cut this process (and all it starts) off the network.
+
+    Where the kernel allows it, a new network namespace: no interface but a loopback that is
+    down, so no connection of any kind can be made, whatever library makes it. As root that
+    is ``unshare(CLONE_NEWNET)``; otherwise inside a user namespace mapping our own uid/gid.
+    Where neither is permitted (macOS, containers without namespace rights), socket
+    connections made through the ``socket`` module are refused, which code calling ``_socket``
+    or the C library directly can bypass (see docs/verify.md).
+    """
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"):
+        os.environ[name] = "offline" if name == "WANDB_MODE" else "1"
+    if _unshare_network():
+        return
+
     def refuse(*_args, **_kwargs):
         raise OSError("network access is disabled while migrate-ml verify runs user code")
 
     socket.socket.connect = refuse  # type: ignore[method-assign]
     socket.socket.connect_ex = refuse  # type: ignore[method-assign]
     socket.create_connection = refuse  # type: ignore[assignment]
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "WANDB_MODE"):
-        os.environ[name] = "offline" if name == "WANDB_MODE" else "1"
+
+
+def _unshare_network() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        unshare = libc.unshare
+    except (OSError, AttributeError):
+        return False
+    if unshare(CLONE_NEWNET) == 0:
+        return True
+    uid, gid = os.getuid(), os.getgid()
+    if unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        return False
+    try:  # keep our own uid/gid inside the user namespace, so file access is unchanged
+        with open("/proc/self/setgroups", "w") as handle:
+            handle.write("deny")
+        with open("/proc/self/uid_map", "w") as handle:
+            handle.write(f"{uid} {uid} 1")
+        with open("/proc/self/gid_map", "w") as handle:
+            handle.write(f"{gid} {gid} 1")
+    except OSError:
+        pass  # unmapped ids read as nobody; the network is cut off all the same
+    return True
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so a killed ``migrate-ml`` leaves nothing behind."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     with open(options.spec, encoding="utf-8") as handle:
         spec = json.load(handle)
+    _die_with_parent()
     _block_network()
     if options.unit is not None:  # the no-fork path: this process is the child
         _child(spec, options.unit)
@@ -155,6 +214,8 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         pid = os.fork()
         if pid == 0:
             try:
+                os.setpgid(0, 0)  # the file's own process group: whatever it starts dies with it
+                _die_with_parent()
                 _child(spec, index)
             finally:
                 os._exit(0)
@@ -168,16 +229,30 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
                 os.waitpid(pid, 0)
                 break
             time.sleep(0.05)
+        _kill_group(pid)
     else:
+        child = subprocess.Popen([sys.executable, "-m", "migrate_ml_reference.harness", sys.argv[1], "--unit", str(index)],
+                                 cwd=folder, start_new_session=True)
         try:
-            subprocess.run([sys.executable, "-m", "migrate_ml_reference.harness", sys.argv[1], "--unit", str(index)],
-                           cwd=folder, timeout=timeout + KILL_GRACE_S, check=False)
+            child.wait(timeout + KILL_GRACE_S)
         except subprocess.TimeoutExpired:
             pass
+        _kill_group(child.pid)
+        child.wait()
     if os.path.exists(rows_path):
         with open(rows_path, encoding="utf-8") as handle:
             return json.load(handle)
     return [_lost_child(unit, stack_path, timeout)]
+
+
+def _kill_group(group: int) -> None:
+    """Kill what the file's code left running (a Popen, a forked loop) once its run is over."""
+    if not hasattr(os, "killpg"):
+        return
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
@@ -329,12 +404,14 @@ def _patch_cuda() -> None:
 class Sample:
     """The sample split every function of a file sees, and how to recognise its rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int | None = None) -> None:
         import torch
 
         from .api import make_sample_tensors
 
         self.images, self.targets, self.class_names = make_sample_tensors(SAMPLE_KIND, SAMPLES, IMAGE_SIZE, seed=0)
+        if num_classes and num_classes != self.targets.shape[1]:
+            self._resize(num_classes)
         self.num_classes = self.targets.shape[1]
         generator = torch.Generator().manual_seed(0)
         self._projection = torch.randn(self.images[0].numel(), generator=generator, dtype=torch.float64)
@@ -345,6 +422,18 @@ class Sample:
         rows = torch.nonzero(flipped).flatten()
         hint[rows, column[rows]] *= -1
         self.hint_logits = hint * HINT_LOGIT
+
+    def _resize(self, num_classes: int) -> None:
+        """Sized to the file's own class count: columns dropped, or random extra labels (p=0.2) added."""
+        import torch
+
+        kept = self.targets[:, :num_classes]
+        extra = num_classes - kept.shape[1]
+        if extra > 0:
+            generator = torch.Generator().manual_seed(1)
+            kept = torch.cat([kept, (torch.rand(SAMPLES, extra, generator=generator) < 0.2).float()], dim=1)
+        self.targets = kept
+        self.class_names = (list(self.class_names) + [f"label{i}" for i in range(len(self.class_names), num_classes)])[:num_classes]
 
     def rows_of(self, images) -> Any:
         """Sample index of each row of ``images`` (-1 where the row is not a sample image)."""
@@ -382,7 +471,7 @@ def _is_label_key(key: str) -> bool:
     return bool(re.search(r"label|target|^y$|^gt$", key, re.I))
 
 
-def _recording_model(sample: Sample, hinted: bool):
+def _recording_model(sample: Sample, hinted: bool, hf: bool = False):
     """The reference model, recording its outputs; ``hinted`` adds near-correct logits.
 
     Hints (true labels at +-3 logits, one label flipped on 40% of the samples) make an
@@ -412,6 +501,10 @@ def _recording_model(sample: Sample, hinted: bool):
             return out
 
     torch.manual_seed(0)
+    if hf:
+        from .harness_frameworks import hf_style
+
+        return hf_style(RecordingModel(), num_labels=sample.num_classes)
     return RecordingModel()
 
 
@@ -461,19 +554,70 @@ class UnitRun:
         self.recorder = LossRecorder({os.path.abspath(p) for p in self.unit["user_files"]})
         self.recorder.install()
         _patch_cuda()
+        self.sample = Sample(self.unit.get("num_classes"))
+        pretrained = None
+        if self.unit.get("from_pretrained"):
+            from .harness_frameworks import PretrainedCalls, hf_style
+
+            pretrained = PretrainedCalls(self.recorder.user_files, lambda num_labels, problem_type: hf_style(
+                _recording_model(self.sample, hinted=False), problem_type, num_labels))
+            if not pretrained.install():
+                pretrained = None
         try:
-            module = self._import()
+            module = self.module = self._import()
         except BaseException as error:
             self.row("FAIL", "import", f"importing the file failed: {type(error).__name__}: {error}",
                      line=_user_line(error, self.path), trace=_user_traceback(error),
                      hint="the module must import without side effects; guard scripts with if __name__ == '__main__':")
             return self.rows
-        self.sample = Sample()
         for name in self.unit.get("model_classes", []):
             self._check_model_class(module, name)
         for function in self.unit["functions"]:
             self._run_function(module, function)
+        for spec in self.unit.get("classes", []):
+            cls = getattr(module, spec["name"], None)
+            if not isinstance(cls, type):
+                self.row("FAIL", "build", f"{spec['name']} is not a class of the imported module", line=spec["line"])
+            elif spec["kind"] == "lightning":
+                from .harness_lightning import run_lightning
+
+                run_lightning(self, cls, spec)
+            else:
+                for method in spec["methods"]:
+                    for form in LABEL_FORMS:
+                        self._run_form(None, method, form, owner=(cls, spec))
+        if pretrained is not None:
+            self._problem_type_rows(pretrained.calls)
         return self.rows
+
+    def build(self, cls: type, spec: dict, positional: list, keywords: dict):
+        """An instance of ``cls``: from the ``--bind CLASS='FUNCTION()'`` factory, else from sample arguments."""
+        factory = spec.get("factory")
+        if not factory:
+            return cls(*positional, **keywords)
+        module_name, _, attribute = factory.rpartition(".")
+        owner = importlib.import_module(module_name) if module_name else self.module
+        return getattr(owner, attribute)()
+
+    def _problem_type_rows(self, calls: list[dict]) -> None:
+        """One row per ``from_pretrained`` site: its head must be built for multi-label."""
+        if not calls and not self.rows:
+            self.row("SKIP", "problem_type", "from_pretrained was not called on import or by an entry point verify "
+                     "runs, so its problem_type was checked by the static pass only")
+        seen = set()
+        for call in calls:
+            if call["line"] in seen:
+                continue
+            seen.add(call["line"])
+            check = f"problem_type of {call['class']}.from_pretrained"
+            if call["problem_type"] == "multi_label_classification":
+                self.row("PASS", check, "problem_type='multi_label_classification': the head's loss is "
+                         "BCEWithLogitsLoss", line=call["line"])
+            else:
+                self.row("FAIL", check, f"problem_type is {call['problem_type']!r}: with integer labels transformers "
+                         "infers single_label_classification and trains a cross-entropy (softmax) head",
+                         line=call["line"], code="ML005",
+                         hint="pass problem_type='multi_label_classification' to from_pretrained (rule ML005)")
 
     def _import(self):
         for folder in reversed(self.unit["search_path"]):
@@ -521,16 +665,17 @@ class UnitRun:
                 return
             line = self._line_of(cls)
             form = _logits_form(out)
+            what = f"{name}.forward" if isinstance(cls, type) else f"the model {name}() builds"
             if form == "log_softmax":
-                self.row("FAIL", f"model {name} outputs", f"{name}.forward returns log-probabilities (log_softmax over "
+                self.row("FAIL", f"model {name} outputs", f"{what} returns log-probabilities (log_softmax over "
                          "classes: each row's exp sums to 1), which couples the labels",
                          line=line, code="ML103", hint="return raw logits from forward and use BCEWithLogitsLoss (rule ML103)")
             elif form == "softmax":
-                self.row("FAIL", f"model {name} outputs", f"{name}.forward returns softmax probabilities (each row "
+                self.row("FAIL", f"model {name} outputs", f"{what} returns softmax probabilities (each row "
                          "sums to 1), so labels compete", line=line, code="ML024",
                          hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
             else:
-                self.row("PASS", f"model {name} outputs", f"{name}.forward returns raw logits {list(out.shape)}", line=line)
+                self.row("PASS", f"model {name} outputs", f"{what} returns raw logits {list(out.shape)}", line=line)
             return
 
     @staticmethod
@@ -585,6 +730,17 @@ class UnitRun:
                 value = model(first_batch[0] if isinstance(first_batch, (list, tuple)) else self.sample.images[:BATCH_SIZE])
             elif role == "labels":
                 value = self.sample.targets[:BATCH_SIZE].long() if form == "int64" else self.sample.targets[:BATCH_SIZE].clone()
+            elif role == "eval_prediction":
+                value = _eval_prediction(model(self.sample.images).detach().numpy(),
+                                         self.sample.targets.numpy().astype("int64" if form == "int64" else "float32"))
+            elif role == "image_path":
+                from .harness_frameworks import sample_image_file
+
+                value = sample_image_file(self.sample)
+            elif role == "accelerator":
+                from .harness_frameworks import SingleProcessAccelerator
+
+                value = SingleProcessAccelerator()
             elif role == "threshold":
                 value = self.threshold
             elif role == "num_classes":
@@ -619,16 +775,32 @@ class UnitRun:
                 pass
         return torch.nn.BCEWithLogitsLoss()
 
-    def _run_form(self, func, function: dict, form: str) -> None:
-        name = function["name"]
+    def _run_form(self, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
+        """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
+        if function.get("predicts") and func is not None:
+            from .harness_frameworks import prepare_default_files
+
+            prepare_default_files(func, self.sample)
         trains = function["trains"]
-        model = _recording_model(self.sample, hinted=not trains)
+        model = _recording_model(self.sample, hinted=not trains, hf=function.get("hf_model", False))
+        name = function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}"
         labels = f"{form} labels"
         epochs = self.epochs if trains else 1
         epoch_losses: list[list[float]] = []
         returned = None
         first_output = 0  # a metric helper's logits are computed while its arguments are built
         try:
+            if owner is not None:
+                cls, spec = owner
+                init_positional, init_keywords = self._arguments(spec["init"], form, model, 0)
+                try:
+                    instance = self.build(cls, spec, init_positional, init_keywords)
+                except BaseException as error:
+                    self.row("FAIL", f"build ({labels})", f"{spec['name']}(...) raised {type(error).__name__}: {error}",
+                             line=_user_line(error, self.path) or spec["line"], function=spec["name"],
+                             trace=_user_traceback(error), hint=BUILD_HINT)
+                    return
+                func = getattr(instance, function["name"])
             positional, keywords = self._arguments(function, form, model, 0)
         except Exception as error:
             self.row("FAIL", f"call ({labels})", f"could not build the sample arguments: {type(error).__name__}: {error}",
@@ -646,23 +818,33 @@ class UnitRun:
             try:
                 returned = func(*positional, **keywords)
             except BaseException as error:  # SystemExit too: user code must not end the check
-                self._loss_rows(name, labels, self.recorder.records[start:])
+                self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
                 self.row("FAIL", f"call ({labels})", f"{name} raised {type(error).__name__}: {error}",
                          line=_user_line(error, self.path) or function["line"], function=name,
                          trace=_user_traceback(error), hint=_crash_hint(error))
                 return
             epoch_losses.append([r["loss"] for r in self.recorder.records[start:] if "loss" in r])
             if epoch == epochs - 1:
-                self._loss_rows(name, labels, self.recorder.records[start:])
+                self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
         if trains:
-            self._falls_row(function, labels, epoch_losses)
-        self._metric_rows(function, labels, returned, model.outputs[first_output:])
-        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {SAMPLES} sample "
-                 "images", line=function["line"], function=name)
+            self._falls_row({**function, "name": name}, labels, epoch_losses)
+        self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:])
+        if function.get("predicts"):
+            from .harness_frameworks import judge_prediction
+
+
+            status, reason, code, hint = judge_prediction(returned, self.sample)
+            self.row(status, f"prediction ({labels})", reason, line=function.get("return_line") or function["line"],
+                     function=name, code=code, hint=hint)
+        what = "a sample image file" if function.get("predicts") else f"{SAMPLES} sample images"
+        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {what}",
+                 line=function["line"], function=name)
 
     # -- checks
 
-    def _loss_rows(self, function: str, labels: str, records: list[dict]) -> None:
+    def _loss_rows(self, function: str, labels: str, records: list[dict], criterion: dict | None = None) -> None:
+        """One row per loss call site. ``criterion``: what verify built for a criterion parameter the
+        way the file's caller builds it; a failure of that criterion names the line that builds it."""
         by_site: dict[tuple, list[dict]] = {}
         for record in records:
             by_site.setdefault((record["path"], record["line"], record["label"]), []).append(record)
@@ -672,6 +854,12 @@ class UnitRun:
             failure = next((f for f in (_loss_failure(r, labels) for r in group) if f), None)
             if failure:
                 reason, code, hint = failure
+                built = criterion and criterion.get("line") and criterion["qualified_name"].rpartition(".")[2] == label
+                if built:
+                    built_in = os.path.basename(criterion.get("path") or self.path)
+                    reason += f"; the criterion passed to {function}() is built at {built_in}:{criterion['line']}"
+                    if os.path.abspath(criterion.get("path") or self.path) == self.path:
+                        line = criterion["line"]
                 self.row("FAIL", check, reason, line=line, function=function, code=code, hint=hint)
             else:
                 record = group[-1]
@@ -745,12 +933,28 @@ class UnitRun:
         }
 
 
+BUILD_HINT = ("verify builds the class from sample arguments chosen by parameter name; give the others with "
+              "--bind NAME=VALUE (see docs/verify.md)")
+
+
+def _eval_prediction(logits, labels):
+    """A Hugging Face ``EvalPrediction`` (a tuple of predictions and label ids where transformers is missing)."""
+    try:
+        from transformers import EvalPrediction
+    except ImportError:
+        return (logits, labels)
+    return EvalPrediction(predictions=logits, label_ids=labels)
+
+
 def _crash_hint(error: BaseException) -> str:
     text = str(error)
     if "Found dtype Long" in text or "result type Float can't be cast" in text:
         return "the loss received integer targets: add .float() to the target at the loss call (rule ML010)"
     if "multi-target" in text or "0D or 1D target" in text:
         return "a class-index loss received multi-hot targets: use BCEWithLogitsLoss (rule ML001)"
+    if "cannot be converted to Scalar" in text:
+        return ("a label row is multi-hot: .item() cannot read one class from it; compare whole rows, "
+                "(preds == labels).all(dim=1) for exact match (rule ML021)")
     return "the traceback above is from your code running on sample multi-label batches"
 
 

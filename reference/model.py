@@ -22,12 +22,13 @@ DEFAULT_MODEL_KWARGS: dict[str, Any] = {
 def model_kwargs(model_name: str = DEFAULT_MODEL, image_size: int | None = None, **overrides: Any) -> dict[str, Any]:
     """The keyword arguments :func:`create_reference_model` passes to ``timm.create_model``.
 
-    The default architecture kwargs, and ``image_size`` as its ``img_size``, apply only to
-    :data:`DEFAULT_MODEL` (other timm models take different kwargs; pass them as
-    ``overrides``, which win over both).
+    The default architecture kwargs apply only to :data:`DEFAULT_MODEL` (other timm models take
+    different kwargs; pass them as ``overrides``, which win). ``image_size`` becomes
+    ``img_size``, which models with a fixed input grid (ViTs) need and
+    :func:`create_reference_model` drops for models that do not take it (CNNs).
     """
     kwargs: dict[str, Any] = dict(DEFAULT_MODEL_KWARGS) if model_name == DEFAULT_MODEL else {}
-    if image_size is not None and model_name == DEFAULT_MODEL:
+    if image_size is not None:
         kwargs["img_size"] = image_size
     kwargs.update(overrides)
     return kwargs
@@ -43,11 +44,50 @@ def create_reference_model(num_classes: int, model_name: str = DEFAULT_MODEL, **
     """
     import timm
 
+    kwargs = model_kwargs(model_name, **overrides)
     try:
-        return timm.create_model(
-            model_name, pretrained=False, num_classes=num_classes, **model_kwargs(model_name, **overrides)
-        )
+        try:
+            return timm.create_model(model_name, pretrained=False, num_classes=num_classes, **kwargs)
+        except TypeError as err:
+            if "img_size" not in str(err):
+                raise
+            kwargs.pop("img_size")
+            return timm.create_model(model_name, pretrained=False, num_classes=num_classes, **kwargs)
     except (RuntimeError, TypeError) as err:
         # timm raises RuntimeError for an unknown name and TypeError for a keyword the
         # architecture does not take; both are the user's input, reported in one line.
-        raise ValueError(f"model {model_name!r}: {err}") from None
+        raise ValueError(f"model {model_name!r}: {str(err).splitlines()[0]}") from None
+
+
+def load_init_weights(model, path: str) -> str:
+    """Initialise ``model`` from a local weights file before training (``--init-checkpoint``).
+
+    Accepts a run's ``checkpoint.pt``, a plain ``state_dict`` or a timm/DeiT-style checkpoint
+    (``model``/``state_dict``/``model_ema`` key, ``module.`` prefixes). Tensors whose shape
+    differs from the model's (the classifier head when the number of classes differs) are left
+    freshly initialised. Returns a one-line summary; raises ``CheckpointError`` when the file
+    cannot be read or no tensor fits.
+    """
+    import torch
+
+    from .errors import CheckpointError
+    from .report import load_checkpoint
+
+    state = load_checkpoint(path)
+    for key in ("model", "state_dict", "model_ema", "state_dict_ema"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a state dict or checkpoint")
+    state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    resized = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    if not usable:
+        raise CheckpointError(f"{path}: no tensor matches the model's parameters (a different architecture?)")
+    model.load_state_dict(usable, strict=False)
+    note = f"initialised {len(usable)}/{len(own)} tensors from {path}"
+    if resized:
+        note += f"; re-initialised (shape differs, e.g. the head): {', '.join(resized)}"
+    return note

@@ -25,11 +25,24 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; run files are ordinary files (0666 less the umask, e.g. 0644).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write UTF-8 ``text``."""
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -38,8 +51,25 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load(path, map_location="cpu", weights_only=True)``."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """``torch.load(path, map_location="cpu", weights_only=True)``; a missing, empty, truncated
+    or non-checkpoint file, or one holding arbitrary objects, is a one-line ``CheckpointError``."""
+    import pickle
+
+    from .errors import CheckpointError
+
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path}: checkpoint is an empty file (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # weights_only refused to unpickle something other than tensors and plain containers.
+        raise CheckpointError(f"{path}: refused: the checkpoint holds objects other than tensors and plain containers "
+                              "(loading it could run code)") from None
+    except Exception as err:  # noqa: BLE001 - torch/zipfile/pickle raise many types for a bad file
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: cannot read checkpoint (corrupt or truncated?): {detail}") from None
 
 
 def _json_safe(value: Any) -> Any:
@@ -103,8 +133,10 @@ def _pyplot():
     return plt
 
 
-def plot_pr_curves(path: str | os.PathLike, probs: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str], thresholds: torch.Tensor) -> None:
-    """Per-class precision-recall curves (exact, torchmetrics) with each tuned operating point."""
+def plot_pr_curves(path: str | os.PathLike, probs: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str],
+                   thresholds: torch.Tensor, per_class: Sequence[dict] | None = None, split: str | None = None) -> None:
+    """Per-class precision-recall curves (exact, torchmetrics) with each tuned operating point;
+    each panel's title gives the class, its AP and support (from ``per_class``) on ``split``."""
     from torchmetrics.functional.classification import multilabel_precision_recall_curve
 
     plt = _pyplot()
@@ -122,8 +154,13 @@ def plot_pr_curves(path: str | os.PathLike, probs: torch.Tensor, targets: torch.
         tp = (pred & (targets[:, i] > 0)).sum().item()
         pos = max(int(targets[:, i].sum().item()), 1)
         ax.plot([tp / pos], [tp / max(int(pred.sum().item()), 1)], "o", ms=4, label=f"thr {float(thresholds[i]):.2f}")
-        ax.set(title=str(class_names[i]), xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
+        title = str(class_names[i])
+        if per_class is not None:
+            title += f"\nAP {_fmt(per_class[i]['AP'])}, support {per_class[i]['support']}"
+        ax.set(title=title, xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
         ax.legend(loc="lower left", fontsize=7)
+    if split:
+        fig.suptitle(f"precision-recall on {split}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

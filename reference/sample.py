@@ -201,47 +201,98 @@ def default_split_sizes(n: int) -> dict[str, int]:
     return {"train": n_train, "val": n_val, "test": n_test}
 
 
+FORMATS = ("folder", "csv", "onehot", "coco")
+
+
 def write_sample_data(
     out_dir: str | os.PathLike,
     kind: str = "digits",
     n: int = 1000,
     image_size: int = 32,
     seed: int = 0,
+    format: str = "folder",
+    overwrite: bool = False,
 ) -> Path:
-    """Write a sample dataset in the CSV layout that :class:`MultiLabelCsvDataset` reads.
+    """Write a sample dataset in one of the formats the runtime reads; returns the ``--data`` path.
 
-    Layout::
+    Formats (``n`` images; ``folder`` splits them 80/10/10 with a split column, the others carry
+    no split, so training draws a seeded validation/test split)::
 
-        DIR/classes.txt          one class name per line, in target-column order
-        DIR/labels.csv           header ``file,labels,split``; one row per image:
-                                 ``train_000000.png,3 7,train`` (labels space-separated)
-        DIR/images/*.png         RGB PNGs
+        folder  DIR/classes.txt, DIR/labels.csv (file,labels,split; labels space-separated),
+                DIR/images/*.png                                  -> returns DIR
+        csv     DIR/train_v2.csv (image_name,tags; names without extension, Planet-style),
+                DIR/train-jpg/*.jpg                               -> returns DIR/train_v2.csv
+        onehot  DIR/labels.csv (image,<one 0/1 column per class>), DIR/images/*.png
+                                                                  -> returns DIR/labels.csv
+        coco    DIR/annotations.json (COCO instances: images, annotations, categories),
+                DIR/images/*.png                                  -> returns DIR/annotations.json
 
-    ``n`` images are split 80/10/10 into train/val/test. Returns ``Path(out_dir)``.
+    A non-empty ``out_dir`` is refused (``FileExistsError``) unless ``overwrite``.
     """
     from PIL import Image
 
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out}: folder is not empty; pass --overwrite to write the sample data into it anyway")
     names = class_names(kind)
+    sizes = default_split_sizes(n)
+    if image_size < 4 or image_size % GRID:
+        raise ValueError(f"image_size must be an even number of pixels >= 4, got {image_size}")
+    image_dir = out / ("train-jpg" if format == "csv" else "images")
+    image_dir.mkdir(parents=True, exist_ok=True)
+    suffix = ".jpg" if format == "csv" else ".png"
     rows = []
-    for split, count in default_split_sizes(n).items():
+    for split, count in sizes.items():
         images, targets, _ = make_sample_tensors(kind, count, image_size, seed, split)
         pixels = (images * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         for i in range(count):
-            fname = f"{split}_{i:06d}.png"
-            Image.fromarray(pixels[i], mode="RGB").save(out / "images" / fname)
-            labels = " ".join(names[j] for j in torch.nonzero(targets[i]).flatten().tolist())
-            rows.append((fname, labels, split))
-    (out / "classes.txt").write_text("".join(f"{c}\n" for c in names), encoding="utf-8")
-    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+            stem = f"{split}_{i:06d}"
+            Image.fromarray(pixels[i], mode="RGB").save(image_dir / f"{stem}{suffix}", **({"quality": 95} if suffix == ".jpg" else {}))
+            rows.append((stem, torch.nonzero(targets[i]).flatten().tolist(), split))
+    if format == "folder":
+        (out / "classes.txt").write_text("".join(f"{c}\n" for c in names), encoding="utf-8")
+        _write_csv(out / "labels.csv", ("file", "labels", "split"),
+                   [(f"{stem}.png", " ".join(names[j] for j in cols), split) for stem, cols, split in rows])
+        return out
+    if format == "csv":
+        _write_csv(out / "train_v2.csv", ("image_name", "tags"), [(stem, " ".join(names[j] for j in cols)) for stem, cols, _ in rows])
+        return out / "train_v2.csv"
+    if format == "onehot":
+        _write_csv(out / "labels.csv", ("image", *names),
+                   [(f"{stem}.png", *(int(j in cols) for j in range(len(names)))) for stem, cols, _ in rows])
+        return out / "labels.csv"
+    return _write_coco(out / "annotations.json", rows, names, image_size)
+
+
+def _write_csv(path: Path, header, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(("file", "labels", "split"))
+        writer.writerow(header)
         writer.writerows(rows)
-    return out
+
+
+def _write_coco(path: Path, rows, names: list[str], image_size: int) -> Path:
+    import json
+
+    images, annotations = [], []
+    for image_id, (stem, cols, _) in enumerate(rows, start=1):
+        images.append({"id": image_id, "file_name": f"{stem}.png", "width": image_size, "height": image_size})
+        for j in cols:
+            # The sample has labels, not boxes: each annotation spans the whole image.
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": j + 1,
+                                "bbox": [0, 0, image_size, image_size], "area": image_size * image_size, "iscrowd": 0})
+    doc = {"images": images, "annotations": annotations,
+           "categories": [{"id": j + 1, "name": name, "supercategory": "sample"} for j, name in enumerate(names)]}
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 __all__ = [
+    "FORMATS",
     "KINDS",
     "SPLITS",
     "SHAPE_CLASSES",

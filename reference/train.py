@@ -1,27 +1,30 @@
 """Reference multi-label training and evaluation (``migrate-ml reference train|eval``).
 
-BCEWithLogitsLoss, AdamW (timm's optimizer factory, no weight decay on norms and biases) and a
-linear-warmup cosine schedule. Data lives in memory as tensors; each epoch's order comes from
-``DistributedSampler`` seeded by ``(seed, epoch)``, so an epoch is the same whether the run is
-fresh, resumed, single-process or one of several ``torchrun`` ranks. Checkpoints hold tensors
-and plain containers only and are loaded with ``weights_only=True``.
+BCEWithLogitsLoss, AdamW (timm's optimizer factory, no weight decay on norms and biases) and
+timm's cosine schedule with linear warm-up. Users' data streams from files through a
+DataLoader (see :mod:`.pipeline`); the bundled sample data is indexed in memory. Each epoch's
+order comes from ``DistributedSampler`` seeded by ``(seed, epoch)``, so an epoch is the same
+whether the run is fresh, resumed, single-process or one of several ``torchrun`` ranks.
+Checkpoints hold tensors and plain containers only and are loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 
+from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
-from .model import DEFAULT_MODEL, create_reference_model, model_kwargs
+from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
+from .pipeline import AUGMENTS, create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
     load_checkpoint,
     per_class_table,
@@ -31,11 +34,21 @@ from .report import (
     save_checkpoint,
     summary_line,
     write_json,
+    write_text,
 )
 
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "migrate-ml-reference-checkpoint/1"
 METRICS_SCHEMA_VERSION = 1
 THRESHOLD_RULE = "prob > threshold"
+SPLIT_NAMES = ("train", "val", "test")
+# Below this many positives on the tuning split, a tuned threshold is mostly noise.
+MIN_TUNING_POSITIVES = 5
+# Run-folder files a run writes; --overwrite replaces these and nothing else.
+RUN_FILES = (CHECKPOINT, "metrics.json", "thresholds.json", "classes.txt", "splits.csv",
+             "pr_curves.png", "thresholds.png", "training_curves.png")
+# How often (seconds) the plain progress line is printed when stdout is not a terminal.
+LOG_SECONDS = 10.0
 
 
 @dataclasses.dataclass
@@ -65,6 +78,42 @@ class TrainConfig:
     stop_after_epoch: int | None = None
     progress: bool = True
     log_every: int = 20
+    images: str | None = None
+    image_col: str | None = None
+    labels_col: str | None = None
+    label_sep: str | None = None
+    image_ext: str | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    augment: str = "none"
+    workers: int | None = None
+    init_checkpoint: str | None = None
+    overwrite: bool = False
+
+
+@dataclasses.dataclass
+class Split:
+    """One split's data: float multi-hot ``targets`` and either in-memory ``images`` or ``files``."""
+
+    targets: torch.Tensor
+    images: torch.Tensor | None = None
+    files: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def dataset(self, transform, classes: list[str]) -> Dataset:
+        if self.images is not None:
+            return TensorDataset(self.images, self.targets)
+        from .dataset import ImageFiles
+
+        return ImageFiles(self.files, self.targets, classes, transform)
+
+    def rows(self, keep) -> "Split":
+        keep = list(keep)
+        index = torch.as_tensor(keep, dtype=torch.long)
+        return Split(self.targets[index], self.images[index] if self.images is not None else None,
+                     [self.files[i] for i in keep] if self.files is not None else None)
 
 
 class _Dist:
@@ -91,12 +140,26 @@ class _Dist:
             dist.barrier()
 
 
-def _pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
+def pick_device(name: str | None) -> torch.device:
+    """``--device``: validated (unknown names and absent GPUs are one-line errors)."""
+    if not name:
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name}: unknown device (use cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: no CUDA GPU is available to this process")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {name}: MPS is not available on this machine")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"--device {name}: unsupported device type {device.type!r} (use cpu, cuda, cuda:N or mps)")
+    return device
 
 
 def _default_threads(local_world: int) -> int:
@@ -108,59 +171,83 @@ def _data_source(cfg: dict) -> str:
     return str(cfg["data"]) if cfg.get("data") else f"sample:{cfg['sample']}"
 
 
-def load_splits(cfg: dict) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[str]]:
-    """``{split: (images, targets)}`` for train/val(/test) and the class names, per ``cfg``."""
-    if cfg.get("data"):
-        from .dataset import has_split, load_tensors, open_dataset
+def _read_table(cfg: dict, classes: list[str] | None = None):
+    from .dataset import read_labels
 
-        splits, names = {}, None
-        for split in ("train", "val", "test"):
-            if split == "test" and not has_split(cfg["data"], split):
-                continue
-            ds = open_dataset(cfg["data"], split)
-            if names is not None and ds.classes != names:
-                raise ValueError(f"{cfg['data']}: split {split!r} has different classes from train")
-            names = ds.classes
-            splits[split] = load_tensors(ds, cfg["image_size"])
-        return splits, names
+    return read_labels(cfg["data"], images=cfg.get("images"), classes=classes, image_col=cfg.get("image_col"),
+                       labels_col=cfg.get("labels_col"), label_sep=cfg.get("label_sep"), image_ext=cfg.get("image_ext"))
+
+
+def _row_splits(cfg: dict, table) -> tuple[list[str], bool]:
+    """Each row's split: the data's own (split column or folders), else a seeded random one.
+    Returns the names and whether they were assigned here (then the run folder records them)."""
+    from .dataset import assign_splits
+
+    if table.splits is not None and any(table.splits):
+        for name, line in zip(table.splits, table.lines):
+            if name not in SPLIT_NAMES:
+                raise DatasetFormatError(table.source, line, f"split {name!r}: expected one of {', '.join(SPLIT_NAMES)}")
+        names = list(table.splits)
+        if "val" not in names:
+            # A train/test-only split: carve validation rows out of train, seeded.
+            train_rows = [i for i, s in enumerate(names) if s == "train"]
+            carved = assign_splits(len(train_rows), cfg["val_fraction"], 0.0, cfg["seed"])
+            for row, name in zip(train_rows, carved):
+                names[row] = name
+            return names, True
+        return names, False
+    return assign_splits(len(table.files), cfg["val_fraction"], cfg["test_fraction"], cfg["seed"]), True
+
+
+def load_splits(cfg: dict, classes: list[str] | None = None) -> tuple[dict[str, Split], list[str], Any]:
+    """``({split: Split}, class names, table or None)`` for train/val(/test), per ``cfg``."""
+    if cfg.get("data"):
+        table = _read_table(cfg, classes)
+        names, assigned = _row_splits(cfg, table)
+        splits = {}
+        for split in SPLIT_NAMES:
+            rows = [i for i, s in enumerate(names) if s == split]
+            if rows:
+                sub = table.subset(rows)
+                splits[split] = Split(sub.targets.float(), files=sub.files)
+        for split in ("train", "val"):
+            if split not in splits:
+                raise DatasetFormatError(table.source, 0, f"no {split} rows (check the split column or --val-fraction)")
+        return splits, table.classes, (table, names if assigned else None)
     from .sample import make_sample_tensors
 
     splits = {}
-    for split in ("train", "val", "test"):
+    for split in SPLIT_NAMES:
         images, targets, names = make_sample_tensors(cfg["sample"], cfg[f"n_{split}"], cfg["image_size"], cfg["seed"], split)
-        splits[split] = (images, targets)
-    return splits, names
+        splits[split] = Split(targets, images=images)
+    return splits, names, None
 
 
-def _tune_and_report_splits(splits: dict) -> tuple[str, str, dict]:
+def _tune_and_report_splits(splits: dict[str, Split]) -> tuple[str, str, dict[str, Split]]:
     """Thresholds are tuned on val and reported on test; without a test split, val is halved."""
     if "test" in splits:
         return "val", "test", splits
-    images, targets = splits["val"]
+    val = splits["val"]
     halves = dict(splits)
-    halves["val[0::2]"] = (images[0::2], targets[0::2])
-    halves["val[1::2]"] = (images[1::2], targets[1::2])
+    halves["val[0::2]"] = val.rows(range(0, len(val), 2))
+    halves["val[1::2]"] = val.rows(range(1, len(val), 2))
     return "val[0::2]", "val[1::2]", halves
 
 
-def _lr_factor(progress: float, warmup: float) -> float:
-    if progress < warmup:
-        return progress / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup) / max(1e-12, 1.0 - warmup))))
-
-
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, ddp: _Dist | None = None, batch_size: int = 1024) -> torch.Tensor:
-    """Sigmoid probabilities ``[N, C]`` for ``images``; under torchrun each rank scores a shard
+def predict_dataset(model: torch.nn.Module, dataset: Dataset, device: torch.device, ddp: _Dist | None = None,
+                    batch_size: int = 256, workers: int = 0) -> torch.Tensor:
+    """Sigmoid probabilities ``[N, C]`` in dataset order; under torchrun each rank scores a shard
     and the result is gathered, identical on every rank."""
     model.eval()
     world, rank = (ddp.world, ddp.rank) if ddp is not None else (1, 0)
-    n = images.shape[0]
-    index = torch.tensor(list(DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=False)), dtype=torch.long)
-    probs = []
-    for start in range(0, len(index), batch_size):
-        idx = index[start : start + batch_size]
-        probs.append(torch.sigmoid(model(images[idx].to(device)).float()).cpu())
+    if isinstance(dataset, TensorDataset) or (isinstance(dataset, Subset) and isinstance(dataset.dataset, TensorDataset)):
+        workers = 0
+    data, sampler = loader(dataset, batch_size, workers, world=world, rank=rank, pin_memory=device.type == "cuda")
+    probs = [torch.sigmoid(model(x.to(device, non_blocking=True)).float()).cpu() for x, _ in data]
+    index = torch.tensor(list(sampler), dtype=torch.long)
+    if not probs:
+        return torch.zeros(0, 0)
     return gather_rows(index, torch.cat(probs))[0]
 
 
@@ -177,35 +264,129 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse a file, an unwritable folder, or a non-empty one (unless overwrite/resume)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resume):
+        raise InputError(f"{out}: run folder is not empty; pass --overwrite to replace its run files, or --resume to continue")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{out}: cannot create the run folder: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"{out}: run folder is not writable")
+    if overwrite and not resume:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+
+
+def read_run_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint written by this runtime, or :class:`CheckpointError` naming the path."""
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a migrate-ml reference checkpoint (no {CHECKPOINT_FORMAT!r} marker)")
+    return state
+
+
+class _Progress:
+    """A rich progress bar with an ETA on a terminal; plain periodic lines otherwise."""
+
+    def __init__(self, enabled: bool, total: int, epochs: int, completed: int, last_map: float | None):
+        self.enabled, self.total, self.epochs = enabled, total, epochs
+        self.rich = enabled and sys.stdout.isatty()
+        self.started = time.perf_counter()
+        self.last_line = self.started
+        self.done = completed
+        if self.rich:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}  val mAP {task.fields[map]}"), TimeElapsedColumn(),
+                TextColumn("ETA"), TimeRemainingColumn(),
+            )
+            self.task = self.bar.add_task("train", total=total, completed=completed, epoch=0, loss="-",
+                                          map="-" if last_map is None else f"{last_map:.4f}")
+
+    def __enter__(self):
+        if self.rich:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.rich:
+            self.bar.__exit__(*exc)
+
+    def update(self, completed: float, epoch: int, loss: float | None = None, val_map: float | None = None, end_of_epoch: bool = False) -> None:
+        if not self.enabled:
+            return
+        self.done = min(self.total, completed)
+        fields = {"epoch": epoch}
+        if loss is not None:
+            fields["loss"] = f"{loss:.4f}"
+        if val_map is not None:
+            fields["map"] = f"{val_map:.4f}"
+        if self.rich:
+            self.bar.update(self.task, completed=self.done, **fields)
+            return
+        now = time.perf_counter()
+        if end_of_epoch or now - self.last_line >= LOG_SECONDS:
+            self.last_line = now
+            spent = now - self.started
+            eta = spent / self.done * (self.total - self.done) if self.done else float("nan")
+            parts = [f"epoch {epoch}/{self.epochs}", f"step {int(self.done)}/{self.total}"]
+            if loss is not None:
+                parts.append(f"loss {loss:.4f}")
+            if val_map is not None:
+                parts.append(f"val mAP {val_map:.4f}")
+            parts.append(f"elapsed {spent:.0f}s, ETA {eta:.0f}s")
+            print("  ".join(parts), flush=True)
+
+
 def train(config: TrainConfig) -> dict | None:
     """Run training per ``config``; returns the ``metrics.json`` dict (``None`` on ranks other
     than 0, and when ``stop_after_epoch`` ends the run early)."""
     cfg = dataclasses.asdict(config)
-    device = _pick_device(cfg["device"])
+    _check_config(cfg)
+    device = pick_device(cfg["device"])
+    out = Path(cfg["out"])
+    prepare_run_folder(out, cfg["overwrite"], cfg["resume"])
     ddp = _Dist(device)
     torch.set_num_threads(cfg["threads"] or _default_threads(ddp.local_world))
-    out = Path(cfg["out"])
     ckpt_path = out / CHECKPOINT
+    workers = cfg["workers"] if cfg["workers"] is not None else default_workers()
 
-    splits, names = load_splits(cfg)
+    splits, names, table = load_splits(cfg)
     num_classes = len(names)
-    train_x, train_y = splits["train"]
+    if num_classes < 2:
+        raise DatasetFormatError(_data_source(cfg), 0, f"only {num_classes} class ({', '.join(names) or 'none'}); multi-label training needs at least 2")
     kwargs = model_kwargs(cfg["model"], image_size=cfg["image_size"], **cfg["model_kwargs"])
     torch.manual_seed(cfg["seed"])
-    model = create_reference_model(num_classes, cfg["model"], **kwargs).to(device)
+    model = create_reference_model(num_classes, cfg["model"], **kwargs)
+    init_note = load_init_weights(model, cfg["init_checkpoint"]) if cfg["init_checkpoint"] and not (cfg["resume"] and ckpt_path.is_file()) else None
+    model = model.to(device)
+    data_config = resolve_data_config(model, cfg["image_size"])
+    for split in splits.values():
+        if split.images is not None:
+            split.images = normalise(split.images, data_config)
+    train_transform = create_transform(data_config, training=True, augment=cfg["augment"])
+    eval_transform = create_transform(data_config)
+    train_split = splits["train"]
 
     from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
 
     optimizer = create_optimizer_v2(model, opt="adamw", lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     pos_weight = None
     if cfg["pos_weight"] == "auto":
-        positives = train_y.sum(0)
-        pos_weight = ((len(train_y) - positives) / positives.clamp(min=1.0)).to(device)
+        positives = train_split.targets.sum(0)
+        pos_weight = ((len(train_split) - positives) / positives.clamp(min=1.0)).to(device)
     criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     epoch, step, elapsed, history = 0, 0, 0.0, []
     if cfg["resume"] and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
+        state = read_run_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed_seconds"], list(state["history"])
@@ -215,37 +396,32 @@ def train(config: TrainConfig) -> dict | None:
     if ddp.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    sampler = DistributedSampler(range(len(train_x)), num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=cfg["seed"], drop_last=True)
     bs = cfg["batch_size"]
-    steps_per_epoch = len(sampler) // bs
+    per_process = len(DistributedSampler(range(len(train_split)), num_replicas=ddp.world, rank=ddp.rank, drop_last=True))
+    steps_per_epoch = per_process // bs
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {bs} is larger than the {len(sampler)} training images per process")
+        raise InputError(f"--batch-size {bs} is larger than the {per_process} training images per process")
     total_steps = cfg["epochs"] * steps_per_epoch
-    val_x, val_y = splits["val"]
+    warmup_steps = int(cfg["warmup"] * total_steps)
+    # The schedule is driven by update count; time-budgeted runs convert elapsed time to an
+    # equivalent count, so the cosine follows the clock.
+    scheduler = CosineLRScheduler(optimizer, t_initial=max(1, total_steps - warmup_steps), warmup_t=warmup_steps,
+                                  warmup_prefix=True, t_in_epochs=False, lr_min=0.0)
+    if init_note and ddp.main and cfg["progress"]:
+        print(init_note, flush=True)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  val mAP {task.fields[map]}"),
-        TimeElapsedColumn(),
-        disable=not (cfg["progress"] and ddp.main),
-    )
     last_map = history[-1]["val_mAP"] if history else None
-    task = progress.add_task("train", total=total_steps, completed=step, epoch=epoch, loss="-", map="-" if last_map is None else f"{last_map:.4f}")
+    progress = _Progress(cfg["progress"] and ddp.main, total_steps, cfg["epochs"], step, last_map)
     out_of_time = cfg["max_seconds"] is not None and elapsed >= cfg["max_seconds"]
+    val_data = splits["val"].dataset(eval_transform, names)
 
     with progress:
         while epoch < cfg["epochs"] and not out_of_time:
             net.train()
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler), dtype=torch.long)
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             steps_done = 0
-            for i in range(steps_per_epoch):
+            for x, y in _epoch_batches(train_split, names, train_transform, bs, workers, cfg["seed"], epoch, ddp, steps_per_epoch, device):
                 now = elapsed + time.perf_counter() - epoch_start
                 frac = step / total_steps
                 if cfg["max_seconds"] is not None:
@@ -255,11 +431,9 @@ def train(config: TrainConfig) -> dict | None:
                         out_of_time = True
                         break
                     frac = max(frac, now / cfg["max_seconds"])
-                for group in optimizer.param_groups:
-                    group["lr"] = cfg["lr"] * _lr_factor(frac, cfg["warmup"])
-                idx = order[i * bs : (i + 1) * bs]
-                x = train_x[idx].to(device, non_blocking=True)
-                y = train_y[idx].to(device, non_blocking=True)
+                scheduler.step_update(num_updates=round(frac * total_steps))
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
                 loss = criterion(net(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -268,12 +442,12 @@ def train(config: TrainConfig) -> dict | None:
                 step += 1
                 steps_done += 1
                 if step % cfg["log_every"] == 0:
-                    progress.update(task, completed=step, epoch=epoch + 1, loss=f"{loss.item():.4f}")
+                    progress.update(max(step, frac * total_steps), epoch + 1, loss=loss.item())
             train_seconds = time.perf_counter() - epoch_start
             if steps_done == 0:
                 break
-            probs = predict(model, val_x, device, ddp)
-            val_map = multilabel_metrics(probs, val_y, 0.5, names)["mAP"]
+            probs = predict_dataset(model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
+            val_map = multilabel_metrics(probs, splits["val"].targets, 0.5, names)["mAP"]
             epoch += 1
             elapsed += time.perf_counter() - epoch_start
             history.append(
@@ -287,23 +461,29 @@ def train(config: TrainConfig) -> dict | None:
                     "val_mAP": val_map,
                 }
             )
-            progress.update(task, completed=step, epoch=epoch, loss=f"{history[-1]['train_loss']:.4f}", map=f"{val_map:.4f}")
+            done = step if cfg["max_seconds"] is None else max(step, elapsed / cfg["max_seconds"] * total_steps)
+            progress.update(done, epoch, loss=history[-1]["train_loss"], val_map=val_map, end_of_epoch=True)
             if ddp.main:
-                save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, model, optimizer, epoch, step, elapsed, history, None))
+                save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, None))
             ddp.barrier()
             if cfg["stop_after_epoch"] is not None and epoch >= cfg["stop_after_epoch"] and epoch < cfg["epochs"]:
                 return None
 
     tune_split, report_split, eval_splits = _tune_and_report_splits(splits)
-    tune_probs = predict(model, eval_splits[tune_split][0], device, ddp)
-    tune_targets = eval_splits[tune_split][1]
+    tune_targets = eval_splits[tune_split].targets
+    tune_probs = predict_dataset(model, eval_splits[tune_split].dataset(eval_transform, names), device, ddp, workers=workers)
     thresholds = tune_thresholds(tune_probs, tune_targets)
-    report_probs = predict(model, eval_splits[report_split][0], device, ddp)
-    report_targets = eval_splits[report_split][1]
+    report_targets = eval_splits[report_split].targets
+    report_probs = predict_dataset(model, eval_splits[report_split].dataset(eval_transform, names), device, ddp, workers=workers)
     if not ddp.main:
         ddp.barrier()
         return None
 
+    support = tune_targets.sum(0)
+    few = {names[j]: int(support[j]) for j in range(num_classes) if support[j] < MIN_TUNING_POSITIVES}
+    at_half = multilabel_metrics(report_probs, report_targets, 0.5, names)
+    at_tuned = multilabel_metrics(report_probs, report_targets, thresholds, names)
+    worse = [a["class"] for a, t in zip(at_half["per_class"], at_tuned["per_class"]) if t["F1"] < a["F1"]]
     result = {
         "schema_version": METRICS_SCHEMA_VERSION,
         "threshold_rule": THRESHOLD_RULE,
@@ -313,6 +493,7 @@ def train(config: TrainConfig) -> dict | None:
             "model": cfg["model"],
             "model_kwargs": kwargs,
             "image_size": cfg["image_size"],
+            "data_config": data_config,
             "epochs_completed": epoch,
             "steps": step,
             "elapsed_seconds": elapsed,
@@ -320,27 +501,72 @@ def train(config: TrainConfig) -> dict | None:
             "world_size": ddp.world,
             "device": str(device),
             "threads": torch.get_num_threads(),
+            "workers": workers,
             "seed": cfg["seed"],
             "torch_version": torch.__version__,
         },
         "tuned_on": tune_split,
         "reported_on": report_split,
+        "few_positive_classes": few,
+        "tuned_worse_than_0.5": {"classes": worse, "F1_macro_at_0.5": at_half["F1_macro"], "F1_macro_at_tuned": at_tuned["F1_macro"]},
         "tuning_at_0.5": multilabel_metrics(tune_probs, tune_targets, 0.5, names),
-        "report_at_0.5": multilabel_metrics(report_probs, report_targets, 0.5, names),
-        "report_at_tuned": multilabel_metrics(report_probs, report_targets, thresholds, names),
+        "report_at_0.5": at_half,
+        "report_at_tuned": at_tuned,
         "history": history,
     }
     thresholds_doc = {"threshold_rule": THRESHOLD_RULE, "tuned_on": tune_split, "objective": "per-class F1", "class_names": names, "thresholds": thresholds.tolist()}
-    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, model, optimizer, epoch, step, elapsed, history, thresholds.tolist()))
+    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, thresholds.tolist()))
     write_json(out / "metrics.json", result)
     write_json(out / "thresholds.json", thresholds_doc)
-    plot_pr_curves(out / "pr_curves.png", report_probs, report_targets, names, thresholds)
-    plot_thresholds(out / "thresholds.png", names, thresholds, [r["F1"] for r in result["report_at_tuned"]["per_class"]], [r["F1"] for r in result["report_at_0.5"]["per_class"]])
+    write_text(out / "classes.txt", "".join(f"{name}\n" for name in names))
+    if table is not None and table[1] is not None:
+        _write_splits(out / "splits.csv", table[0], table[1])
+    plot_pr_curves(out / "pr_curves.png", report_probs, report_targets, names, thresholds, at_tuned["per_class"], report_split)
+    plot_thresholds(out / "thresholds.png", names, thresholds, [r["F1"] for r in at_tuned["per_class"]], [r["F1"] for r in at_half["per_class"]])
     plot_training_curves(out / "training_curves.png", history)
     if cfg["progress"]:
-        _print_report(result["report_at_0.5"], result["report_at_tuned"], f"{report_split} split (thresholds tuned on {tune_split})", out)
+        _print_report(at_half, at_tuned, f"{report_split} split (thresholds tuned on {tune_split})", out)
+    _print_threshold_notes(few, tune_split, worse if cfg["progress"] else [], at_half, at_tuned, report_split)
     ddp.barrier()
     return result
+
+
+def _epoch_batches(split: Split, names, transform, bs: int, workers: int, seed: int, epoch: int, ddp: _Dist, steps: int, device):
+    """This epoch's training batches, in the order fixed by ``(seed, epoch)``."""
+    if split.images is not None:
+        # In memory: index the tensors directly (no per-item collate).
+        sampler = DistributedSampler(range(len(split)), num_replicas=ddp.world, rank=ddp.rank, shuffle=True, seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler), dtype=torch.long)
+        for i in range(steps):
+            idx = order[i * bs : (i + 1) * bs]
+            yield split.images[idx], split.targets[idx]
+        return
+    data, _ = loader(split.dataset(transform, names), bs, workers, shuffle=True, drop_last=True, seed=seed, epoch=epoch,
+                     world=ddp.world, rank=ddp.rank, pin_memory=device.type == "cuda")
+    yield from data
+
+
+def _write_splits(path: Path, table, names: list[str]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(("image", "split"))
+    writer.writerows(zip(table.files, names))
+    write_text(path, buffer.getvalue())
+
+
+def _check_config(cfg: dict) -> None:
+    for key in ("batch_size", "epochs", "image_size", "n_train", "n_val", "n_test"):
+        if cfg[key] < 1:
+            raise InputError(f"--{key.replace('_', '-')} must be at least 1, got {cfg[key]}")
+    for key in ("val_fraction", "test_fraction"):
+        if not 0.0 <= cfg[key] < 1.0:
+            raise InputError(f"--{key.replace('_', '-')} must be in [0, 1), got {cfg[key]}")
+    if cfg["augment"] not in AUGMENTS:
+        raise InputError(f"--augment must be one of {', '.join(AUGMENTS)}, got {cfg['augment']!r}")
 
 
 def _print_report(at_half: dict, at_tuned: dict | None, title: str, out: Path | None) -> None:
@@ -357,13 +583,24 @@ def _print_report(at_half: dict, at_tuned: dict | None, title: str, out: Path | 
         console.print(f"run folder: {out}")
 
 
-def _checkpoint(cfg, names, kwargs, model, optimizer, epoch, step, elapsed, history, thresholds) -> dict:
+def _print_threshold_notes(few: dict, tune_split: str, worse: list[str], at_half: dict, at_tuned: dict, report_split: str) -> None:
+    if few:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in few.items())
+        print(f"warning: fewer than {MIN_TUNING_POSITIVES} positives on {tune_split} for {listed}: "
+              "their tuned thresholds are unreliable", file=sys.stderr)
+    if worse:
+        print(f"note: on {report_split}, tuned thresholds did worse than 0.5 for {len(worse)} class(es) "
+              f"({', '.join(map(repr, worse))}); macro F1 {at_half['F1_macro']:.4f} at 0.5 vs {at_tuned['F1_macro']:.4f} tuned")
+
+
+def _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, thresholds) -> dict:
     return {
-        "format": "migrate-ml-reference-checkpoint/1",
+        "format": CHECKPOINT_FORMAT,
         "config": cfg,
         "class_names": names,
         "model_name": cfg["model"],
         "model_kwargs": kwargs,
+        "data_config": data_config,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
@@ -375,58 +612,106 @@ def _checkpoint(cfg, names, kwargs, model, optimizer, epoch, step, elapsed, hist
     }
 
 
+def read_thresholds(path: str | os.PathLike, names: list[str]) -> list[float]:
+    """A ``thresholds.json`` for ``names``, or :class:`CheckpointError` naming the path."""
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: cannot read thresholds: {str(err).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("thresholds"), list):
+        raise CheckpointError(f"{path}: no 'thresholds' list (expected the thresholds.json a run writes)")
+    if doc.get("class_names", names) != names:
+        raise CheckpointError(f"{path}: class names differ from the checkpoint's")
+    values = doc["thresholds"]
+    if len(values) != len(names) or not all(isinstance(v, (int, float)) for v in values):
+        raise CheckpointError(f"{path}: expected {len(names)} numeric thresholds, got {len(values)}")
+    return [float(v) for v in values]
+
+
 def evaluate(
     checkpoint: str,
     data: str | None = None,
     sample: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     thresholds_path: str | None = None,
     out: str | None = None,
     device: str | None = None,
     show: bool = True,
+    workers: int | None = None,
+    overwrite: bool = True,
+    **data_options,
 ) -> dict:
-    """Evaluate a saved run on a split, at 0.5 and at the run's tuned thresholds.
+    """Evaluate a saved run at 0.5 and at the run's tuned thresholds.
 
-    Data defaults to what the run trained on. Thresholds come from ``thresholds_path``, else
-    the checkpoint (written there at the end of training), else ``thresholds.json`` beside it.
-    Returns ``{"checkpoint", "data", "split", "threshold_rule", "at_0.5", "at_tuned"}``
-    (``at_tuned`` is ``None`` when no thresholds exist) and writes it to ``out/eval.json``.
+    Data defaults to what the run trained on (its test split). Other labelled data (any
+    format :func:`read_labels` takes) is evaluated on its ``split`` when named, else its test
+    split if it has one, else every row. Thresholds come from ``thresholds_path``, else the
+    checkpoint, else ``thresholds.json`` beside it. Returns ``{"checkpoint", "data", "split",
+    "threshold_rule", "at_0.5", "at_tuned"}`` (``at_tuned`` is ``None`` without thresholds)
+    and writes it to ``out/eval.json``.
     """
-    import json
-
-    state = load_checkpoint(checkpoint)
+    state = read_run_checkpoint(checkpoint)
+    names = list(state["class_names"])
     cfg = dict(state["config"])
     if data is not None:
-        cfg["data"] = data
+        cfg.update(data=data, images=None, image_col=None, labels_col=None, label_sep=None, image_ext=None)
+        cfg.update({k: v for k, v in data_options.items() if v is not None})
     elif sample is not None:
         cfg["data"], cfg["sample"] = None, sample
-    splits, names = load_splits(cfg)
-    if split not in splits:
-        raise ValueError(f"{_data_source(cfg)}: no {split!r} split")
-    if names != list(state["class_names"]):
-        raise ValueError(f"{_data_source(cfg)}: classes {names} differ from the checkpoint's {list(state['class_names'])}")
-    dev = _pick_device(device)
-    model = create_reference_model(len(names), state["model_name"], **state["model_kwargs"]).to(dev)
+    if out is not None and (Path(out) / "eval.json").exists() and not overwrite:
+        raise InputError(f"{Path(out) / 'eval.json'}: exists; pass --overwrite to replace it")
+    dev = pick_device(device)
+    eval_split, eval_name = _eval_split(cfg, split, names, own_data=data is None and sample is None)
+    model = create_reference_model(len(names), state["model_name"], **state["model_kwargs"])
     model.load_state_dict(state["model"])
+    model = model.to(dev)
+    data_config = state.get("data_config") or legacy_data_config(cfg["image_size"])
+    if eval_split.images is not None:
+        eval_split.images = normalise(eval_split.images, data_config)
     thresholds = state["thresholds"]
     side = Path(checkpoint).with_name("thresholds.json")
     if thresholds_path is not None or (thresholds is None and side.is_file()):
-        doc = json.loads(Path(thresholds_path or side).read_text(encoding="utf-8"))
-        if doc["class_names"] != names:
-            raise ValueError(f"{thresholds_path or side}: class names differ from the checkpoint's")
-        thresholds = doc["thresholds"]
-    images, targets = splits[split]
-    probs = predict(model, images, dev)
+        thresholds = read_thresholds(thresholds_path or side, names)
+    probs = predict_dataset(model, eval_split.dataset(create_transform(data_config), names), dev,
+                            workers=default_workers() if workers is None else workers)
     result = {
         "checkpoint": str(checkpoint),
         "data": _data_source(cfg),
-        "split": split,
+        "split": eval_name,
         "threshold_rule": THRESHOLD_RULE,
-        "at_0.5": multilabel_metrics(probs, targets, 0.5, names),
-        "at_tuned": multilabel_metrics(probs, targets, torch.tensor(thresholds), names) if thresholds is not None else None,
+        "at_0.5": multilabel_metrics(probs, eval_split.targets, 0.5, names),
+        "at_tuned": multilabel_metrics(probs, eval_split.targets, torch.tensor(thresholds), names) if thresholds is not None else None,
     }
     if out is not None:
         write_json(Path(out) / "eval.json", result)
     if show:
-        _print_report(result["at_0.5"], result["at_tuned"], f"{split} split of {result['data']}", Path(out) if out else None)
+        _print_report(result["at_0.5"], result["at_tuned"], f"{eval_name if eval_name == 'all' else eval_name + ' split'} of {result['data']}", Path(out) if out else None)
     return result
+
+
+def _eval_split(cfg: dict, split: str | None, names: list[str], own_data: bool) -> tuple[Split, str]:
+    if not cfg.get("data"):
+        splits, _, _ = load_splits(cfg)
+        split = split or "test"
+        if split not in splits:
+            raise InputError(f"{_data_source(cfg)}: no {split!r} split")
+        return splits[split], split
+    table = _read_table(cfg, names)
+    if own_data:
+        # The run's own data: its splits, as training assigned them (seeded, so reproducible).
+        row_names, _ = _row_splits(cfg, table)
+    else:
+        row_names = table.splits if table.splits is not None and any(table.splits) else None
+    if split is None:
+        split = "test" if row_names is not None and "test" in row_names else None
+    if split is None:
+        return Split(table.targets.float(), files=table.files), "all"
+    if row_names is None:
+        raise DatasetFormatError(table.source, 0, f"split {split!r} requested but the data has no split column or split folders")
+    rows = [i for i, s in enumerate(row_names) if s == split]
+    if not rows:
+        raise DatasetFormatError(table.source, 0, f"no rows for split {split!r}")
+    sub = table.subset(rows)
+    return Split(sub.targets.float(), files=sub.files), split

@@ -1,7 +1,7 @@
 """Commands served by the reference runtime (the ``runtime`` install extra).
 
-They are thin: the runtime parses its own arguments. Importing it here, only when one of these
-commands runs, keeps torch out of every other command.
+They are thin: the runtime parses its own arguments (options in any order, ``--help`` included).
+Importing it here, only when one of these commands runs, keeps torch out of every other command.
 """
 
 from __future__ import annotations
@@ -24,4 +24,18 @@ def forward(argv: list[str]) -> int:
 
 
 def configure_passthrough(parser: argparse.ArgumentParser) -> None:
+    """Hand every argument after the command name to the runtime's own parser, unparsed.
+
+    A ``REMAINDER`` positional alone would reject a leading option (``sample-data --help``,
+    ``sample-data --n 5 DIR``), so this subparser's parsing is replaced outright.
+    """
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def take_everything(args=None, namespace=None):
+        namespace = namespace if namespace is not None else argparse.Namespace()
+        for key, value in parser._defaults.items():  # the handler set by set_defaults()
+            setattr(namespace, key, value)
+        namespace.arguments = list(sys.argv[1:] if args is None else args)
+        return namespace, []
+
+    parser.parse_known_args = take_everything

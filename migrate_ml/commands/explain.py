@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from migrate_ml.commands._common import EXIT_OK, UsageError, console
+from migrate_ml.commands._common import EXIT_OK, UsageError, color_enabled, console
 from migrate_ml.rules import load_rules
 
 NAME = "explain"
@@ -32,9 +33,8 @@ def run(args: argparse.Namespace) -> int:
         f"## Before\n\n```python\n{rule.example_before.rstrip()}\n```\n\n"
         f"## After\n\n```python\n{rule.example_after.rstrip()}\n```\n"
     )
-    out = console()
-    if out.is_terminal:
-        out.print(Markdown(text))
+    if color_enabled(sys.stdout):
+        console().print(Markdown(text))
     else:
         print(text, end="")
     return EXIT_OK

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
+import re
 
 from migrate_ml.commands._common import (
     EXIT_ERROR,
@@ -25,8 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="migrated files or folders")
     parser.add_argument("--bind", action="append", default=[], metavar="NAME=VALUE",
                         help="give a parameter (or args.ATTR) a value: a Python literal, or @ROLE "
-                             "(model, loader, optimizer, device, epoch, criterion, args, …)")
-    parser.add_argument("--timeout", type=positive_float, default=60.0, metavar="S",
+                             "(model, loader, optimizer, device, epoch, criterion, args, …); or build a class "
+                             "with a function of the file: CLASS='FUNCTION()'")
+    parser.add_argument("--timeout", type=timeout_seconds, default=60.0, metavar="S",
                         help="seconds allowed per file for running its code (default 60)")
     parser.add_argument("--threshold", type=threshold_value, default=None, metavar="F",
                         help="decision threshold for the reference metrics (default: the file's THRESHOLD, else 0.5)")
@@ -36,10 +39,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-format", choices=("text", "json"), default="text", help="report format (default text)")
 
 
+def timeout_seconds(value: str) -> float:
+    """argparse type: a positive, finite number of seconds (``nan`` and ``inf`` are no deadline)."""
+    seconds = positive_float(value)
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {value!r}")
+    return seconds
 
 
-
-
+_FACTORY_CALL = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(\)$")
+"""``--bind LitModel='make_model()'``: build a class by calling a function without arguments."""
 
 
 def parse_bind(text: str):
@@ -50,6 +59,9 @@ def parse_bind(text: str):
     name, value = name.strip(), value.strip()
     if not separator or not name:
         raise UsageError(f"--bind {text!r}: expected NAME=VALUE")
+    factory = _FACTORY_CALL.match(value)
+    if factory:
+        return Bind(name=name, factory=factory.group(1))
     if value.startswith("@"):
         role = value[1:]
         if role not in ROLES:
@@ -82,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
         print(json_report(report, args.threshold))
     else:
         print_text(report, console())
-    if any(c.check == "read" for c in report.checks):
+    if any(c.check in ("read", "static: parse") for c in report.checks):
         return EXIT_ERROR
     return EXIT_OK if report.ok else EXIT_PENDING

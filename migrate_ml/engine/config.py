@@ -13,6 +13,8 @@ base names anywhere).
     ignore = ["ML101"]
     threshold = 0.4
     exclude = ["legacy/*"]
+    force-exclude = true        # exclude named files too (pre-commit, editors)
+    respect-gitignore = true
     unsafe-fixes = false
     per-file-ignores = { "notebooks/*.ipynb" = ["ML101"] }
 """
@@ -22,12 +24,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from migrate_ml.engine.transform import Settings
 
 TABLE = "tool.migrate-ml"
-KEYS = ("select", "ignore", "threshold", "exclude", "unsafe-fixes", "per-file-ignores")
+KEYS = ("select", "ignore", "threshold", "exclude", "force-exclude", "respect-gitignore", "unsafe-fixes", "per-file-ignores")
 
 
 class ConfigError(Exception):
@@ -45,13 +47,19 @@ class ProjectConfig:
     ignore: tuple[str, ...] | None = None
     threshold: float | None = None
     exclude: tuple[str, ...] | None = None
+    force_exclude: bool | None = None
+    respect_gitignore: bool | None = None
     unsafe_fixes: bool | None = None
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(absolute glob, codes) pairs."""
 
 
 def find_pyproject(start: str) -> Path | None:
-    """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.migrate-ml]`` table."""
+    """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.migrate-ml]`` table.
+
+    A ``pyproject.toml`` on the way that cannot be read, or is not UTF-8 (as TOML must be), is
+    an error: skipping it could silently drop the settings it holds.
+    """
     folder = Path(start).resolve()
     if not folder.is_dir():
         folder = folder.parent
@@ -63,13 +71,18 @@ def find_pyproject(start: str) -> Path | None:
 
 
 def _mentions_table(pyproject: Path) -> bool:
-    # A cheap text test first: most pyproject.toml files have no such table, and parsing TOML
+    # A cheap byte test first: most pyproject.toml files have no such table, and parsing TOML
     # for each of them would cost every run.
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return "tool.migrate-ml" in text or '"migrate-ml"' in text
+        data = pyproject.read_bytes()
+    except OSError as error:
+        raise ConfigError(pyproject, None, f"cannot read: {error.strerror or error}") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(pyproject, None, f"line {line}: cannot decode byte 0x{data[error.start]:02x} as UTF-8 (TOML files must be UTF-8)") from None
+    return b"tool.migrate-ml" in data or b'"migrate-ml"' in data
 
 
 def load_config(targets: Sequence[str], known_codes: Sequence[str]) -> ProjectConfig:
@@ -92,7 +105,10 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
         raise ConfigError(pyproject, None, f"cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(pyproject, None, f"invalid TOML: {error}") from None
-    table = document.get("tool", {}).get("migrate-ml")
+    tools = document.get("tool", {})
+    if not isinstance(tools, dict):
+        raise ConfigError(pyproject, None, "tool must be a table ([tool.migrate-ml] lives inside it)")
+    table = tools.get("migrate-ml")
     if table is None:
         return ProjectConfig(path=pyproject)
     if not isinstance(table, dict):
@@ -121,9 +137,12 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
             raise ConfigError(pyproject, "threshold", "must be a number between 0 and 1 (exclusive)")
         threshold = float(threshold)
-    unsafe = table.get("unsafe-fixes")
-    if unsafe is not None and not isinstance(unsafe, bool):
-        raise ConfigError(pyproject, "unsafe-fixes", "must be true or false")
+    def flag(key: str) -> bool | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(pyproject, key, "must be true or false")
+        return value
+
     per_file = table.get("per-file-ignores", {})
     if not isinstance(per_file, dict):
         raise ConfigError(pyproject, "per-file-ignores", 'must be a table of glob = [codes], like { "tests/*" = ["ML101"] }')
@@ -134,12 +153,22 @@ def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
         ignore=codes("ignore", table["ignore"]) if "ignore" in table else None,
         threshold=threshold,
         exclude=globs("exclude", exclude) if exclude is not None else None,
-        unsafe_fixes=unsafe,
+        force_exclude=flag("force-exclude"),
+        respect_gitignore=flag("respect-gitignore"),
+        unsafe_fixes=flag("unsafe-fixes"),
         per_file_ignores=tuple(
             (str(root / pattern) if "/" in pattern else pattern, codes(f"per-file-ignores.{pattern}", value))
             for pattern, value in per_file.items()
         ),
     )
+
+
+class Discovery(NamedTuple):
+    """What a folder argument stands for: ``discover``'s options."""
+
+    exclude: tuple[str, ...] = ()
+    force_exclude: bool = False
+    respect_gitignore: bool = True
 
 
 def resolve_settings(
@@ -151,20 +180,27 @@ def resolve_settings(
     unsafe_fixes: bool | None = None,
     threshold: float | None = None,
     exclude: Sequence[str] | None = None,
-) -> tuple[Settings, tuple[str, ...]]:
-    """Settings and exclude globs: each command-line value given replaces the project's."""
+    force_exclude: bool | None = None,
+    respect_gitignore: bool | None = None,
+) -> tuple[Settings, Discovery]:
+    """Settings and discovery options: each command-line value given replaces the project's."""
     config = load_config(targets, known_codes)
 
     def pick(cli, project, default):
-        if cli:
+        if cli is not None and cli != ():
             return cli
         return project if project is not None else default
 
     settings = Settings(
         select=pick(select, config.select, ()),
         ignore=pick(ignore, config.ignore, ()),
-        unsafe_fixes=unsafe_fixes if unsafe_fixes is not None else bool(config.unsafe_fixes),
-        threshold=threshold if threshold is not None else (config.threshold or 0.5),
+        unsafe_fixes=pick(unsafe_fixes, config.unsafe_fixes, False),
+        threshold=pick(threshold, config.threshold, 0.5),
         per_file_ignores=config.per_file_ignores,
     )
-    return settings, tuple(pick(exclude, config.exclude, ()))
+    discovery = Discovery(
+        exclude=tuple(pick(exclude, config.exclude, ())),
+        force_exclude=pick(force_exclude, config.force_exclude, False),
+        respect_gitignore=pick(respect_gitignore, config.respect_gitignore, True),
+    )
+    return settings, discovery

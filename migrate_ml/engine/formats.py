@@ -83,9 +83,11 @@ def github_annotations(outcomes: Sequence[FileOutcome], mode: str) -> str:
 
 
 def _artifact_uri(path: str) -> str:
+    # Percent-encode the name's bytes: a file name that is not UTF-8 (kept as surrogate
+    # escapes by Python) still gives a valid URI naming exactly that file.
     if os.path.isabs(path):
-        return "file://" + quote(path.replace(os.sep, "/"))
-    return quote(os.path.normpath(path).replace(os.sep, "/"))
+        return "file://" + quote(os.fsencode(path.replace(os.sep, "/")))
+    return quote(os.fsencode(os.path.normpath(path).replace(os.sep, "/")))
 
 
 def sarif_log(outcomes: Sequence[FileOutcome], mode: str) -> str:

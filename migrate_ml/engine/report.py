@@ -44,7 +44,8 @@ def unified_diff(outcome: FileOutcome) -> str:
             codes = _codes_for(start, max(start + length - 1, start), spans)
             if codes:
                 line = f"{line.rstrip()} {', '.join(f'{code} {rule_name(code)}' for code in codes)}\n"
-        if not line.endswith(("\n", "\r")):
+        if not line.endswith("\n"):
+            # A last line without "\n" (a file with "\r" line endings is one such line for git).
             line += "\n\\ No newline at end of file\n"
         lines.append(line)
     return "".join(lines)
@@ -143,6 +144,27 @@ def totals_line(outcomes: Sequence[FileOutcome], mode: str) -> str:
     if errors:
         parts.append(f"{errors} file{'s' if errors != 1 else ''} could not be processed")
     return ", ".join(parts)
+
+
+def verbose_lines(outcomes: Sequence[FileOutcome], seconds: float, jobs: int) -> list[str]:
+    """``--verbose``: for each file, whether it was parsed and how long it took, then totals."""
+    lines = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            what = "could not be processed"
+        elif outcome.skipped:
+            what = f"not parsed, pre-filter: {outcome.skipped}"
+        else:
+            what = "parsed and checked"
+        lines.append(f"migrate-ml: {outcome.path}: {what} ({outcome.seconds:.3f} s)")
+    parsed = sum(1 for o in outcomes if o.error is None and not o.skipped)
+    workers = min(jobs, len(outcomes))
+    how = f"{workers} worker processes" if workers > 1 else "this process"
+    lines.append(
+        f"migrate-ml: {len(outcomes)} file{'s' if len(outcomes) != 1 else ''} in {seconds:.2f} s with {how}: "
+        f"{parsed} parsed, {sum(1 for o in outcomes if o.skipped)} left unparsed by the pre-filter"
+    )
+    return lines
 
 
 def json_report(outcomes: Sequence[FileOutcome], mode: str) -> str:

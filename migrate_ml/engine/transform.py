@@ -30,6 +30,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
+from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules._still_single_label import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 
@@ -117,10 +118,15 @@ class Change:
 
 @dataclass
 class Proposal:
-    """An enabled fix offered to ``FileTransformer.transform``'s ``accept`` callback."""
+    """An enabled fix offered to ``FileTransformer.transform``'s ``accept`` callback.
 
-    change: Change
-    violation: Violation
+    Violations whose fixes share an edit are one proposal (ML020's prediction and ML021's
+    accuracy comparison of it, say): one cannot be applied without the other.
+    """
+
+    changes: tuple[Change, ...]
+    """One per violation the fix resolves, in file order."""
+    violations: tuple[Violation, ...]
     text: str
     """The text the fix applies to."""
     preview: Callable[[], str]
@@ -137,6 +143,8 @@ class TransformResult:
     """Unfixed findings, positioned in the original text (what ``--check``/``--diff`` show)."""
     findings_after: list[Finding] = field(default_factory=list)
     """Unfixed findings, positioned in the rewritten text (what a written file shows)."""
+    skipped: str = ""
+    """Why the pre-filter left the file unparsed; empty when it was parsed."""
 
     @property
     def changed(self) -> bool:
@@ -303,14 +311,36 @@ class FileTransformer:
         self.safety_net = StillSingleLabelRule in rules
         self.settings = settings
 
-    def transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None = None) -> TransformResult:
+    def needs_parse(self, text: str) -> bool:
+        """Whether any selected rule, or the safety net, could have something to say about ``text``."""
+        return any(rule.could_apply(text) for rule in self.rules) or (
+            self.safety_net and StillSingleLabelRule.could_apply(text)
+        )
+
+    def transform(
+        self,
+        source: SourceFile,
+        accept: Callable[[Proposal], bool] | None = None,
+        project: FileFacts | None = None,
+    ) -> TransformResult:
         """Rewrite one file; with ``accept``, apply only the fixes it returns True for.
 
-        A fix declined once is not offered again in later passes of the same file.
+        A fix declined once is not offered again in later passes of the same file. ``project``
+        holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
+        with facts_in_effect(project):
+            return self._transform(source, accept)
+
+    def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
-        candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text)
+        text_candidates = [rule for rule in self.rules if rule.could_apply(source.text)]
+        candidates = _tree_filter(text_candidates, source.text)
+        if not text_candidates:
+            result.skipped = "no trigger word of the selected rules occurs"
+        elif not candidates:
+            rules = ", ".join(rule.code for rule in text_candidates)
+            result.skipped = f"trigger words of {rules} occur, but not in code those rules handle (syntax-tree pre-check)"
         if not candidates:
             result.findings_before = result.findings_after = self._safety_net(source.text, [], set())
             return result
@@ -356,6 +386,12 @@ class FileTransformer:
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
+        if result.changed and source.text.endswith("\r") and not result.new_text.endswith(("\r", "\n")):
+            # LibCST drops the last line break of a file with "\r" line endings: put it back.
+            result.new_text += "\r"
+            result.new_data += b"\r"
+        if result.changes:
+            result.findings_before = _still_open(result.findings_before, result.findings_after, source.text, text)
         net = self._safety_net(text, result.findings_after, reported_lines)
         if net:
             result.findings_after = sorted(result.findings_after + net, key=lambda f: (f.line, f.column, f.code))
@@ -401,21 +437,21 @@ class FileTransformer:
     def _ask(self, accept, module, fixes, positions, text, path, threshold_name, declined) -> list[Violation]:
         still_declined = Counter(declined)
         chosen = []
-        for violation in fixes:
-            key = (violation.code, module.code_for_node(violation.node))
-            if still_declined[key] > 0:
-                still_declined[key] -= 1
+        for group in _shared_fixes(fixes):
+            keys = [(violation.code, module.code_for_node(violation.node)) for violation in group]
+            if any(still_declined[key] > 0 for key in keys):  # declined in an earlier pass
+                still_declined.subtract(key for key in keys if still_declined[key] > 0)
                 continue
             proposal = Proposal(
-                change=self._change(violation, positions),
-                violation=violation,
+                changes=tuple(self._change(violation, positions) for violation in group),
+                violations=tuple(group),
                 text=text,
-                preview=lambda v=violation: self._apply(module, [v.fix], path, threshold_name).code,
+                preview=lambda g=group: self._apply(module, [v.fix for v in g], path, threshold_name).code,
             )
             if accept(proposal):
-                chosen.append(violation)
+                chosen.extend(group)
             else:
-                declined[key] += 1
+                declined.update(keys)
         return chosen
 
     def _detect(
@@ -518,6 +554,27 @@ class FileTransformer:
         return module
 
 
+def _shared_fixes(fixes: list[Violation]) -> list[list[Violation]]:
+    """Group violations whose fixes share an edit (transitively), in order of first appearance."""
+    groups: list[list[Violation]] = []
+    group_of_edit: dict[int, int] = {}
+    for violation in fixes:
+        assert violation.fix is not None
+        edits = {id(edit) for edit in violation.fix.edits}
+        joined = sorted({group_of_edit[edit] for edit in edits if edit in group_of_edit})
+        if not joined:
+            groups.append([])
+            joined = [len(groups) - 1]
+        target = joined[0]
+        for other in joined[1:]:
+            groups[target].extend(groups[other])
+            groups[other] = []
+            group_of_edit.update({edit: target for edit, group in group_of_edit.items() if group == other})
+        groups[target].append(violation)
+        group_of_edit.update(dict.fromkeys(edits, target))
+    return [group for group in groups if group]
+
+
 def _compiles(text: str, path: str) -> bool:
     try:
         compile(text, path, "exec", dont_inherit=True)
@@ -550,6 +607,33 @@ def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bo
             if span is not None and span.start.line <= finding.line <= span.end.line:
                 return True
     return False
+
+
+def _still_open(before: list[Finding], after: list[Finding], old_text: str, new_text: str) -> list[Finding]:
+    """The findings of the original text that the applied fixes did not resolve.
+
+    ``--diff``/``--check`` show findings in the original text; one about code that the same run
+    rewrites away (two cross-entropy losses weighted by lambda, which ML001 makes BCE) would
+    describe code the user never gets. A finding stays when the written text still has one of
+    its code with the same message or on the line it moved to.
+    """
+    if not before:
+        return before
+    moved = _moved(before, old_text, new_text)
+    open_lines = Counter((f.code, f.line) for f in after)
+    kept = [False] * len(before)
+    for index, finding in enumerate(moved):  # the same construct, where it moved to
+        if open_lines[finding.code, finding.line] > 0:
+            open_lines[finding.code, finding.line] -= 1
+            kept[index] = True
+    unmatched = Counter((f.code, f.message) for f in after) - Counter(
+        (f.code, f.message) for f, keep in zip(before, kept) if keep
+    )
+    for index, finding in enumerate(before):  # a construct a fix moved further than a line
+        if not kept[index] and unmatched[finding.code, finding.message] > 0:
+            unmatched[finding.code, finding.message] -= 1
+            kept[index] = True
+    return [finding for finding, keep in zip(before, kept) if keep]
 
 
 def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Finding]:

@@ -22,6 +22,8 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
+from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
+
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
     "torch.nn.CrossEntropyLoss": "ce",
@@ -49,6 +51,14 @@ LOSS_FUNCTIONS: dict[str, str] = {
 
 MULTI_LABEL_KINDS = frozenset({"bce"})
 
+ENGINE_LOSS_ARGUMENTS: dict[str, tuple[int, str]] = {
+    "ignite.engine.create_supervised_trainer": (2, "loss_fn"),
+    "ignite.metrics.Loss": (0, "loss_fn"),
+    "ignite.metrics.loss.Loss": (0, "loss_fn"),
+}
+"""Library calls that take a criterion and call it on the loader's labels: (position, keyword).
+ML027 wraps a BCE criterion passed there so that it casts the labels."""
+
 
 @dataclass(eq=False)
 class LossConstruction:
@@ -64,6 +74,11 @@ class LossConstruction:
     module-local function whose parameter is used that way). Only then does rewriting the calls
     rewrite *all* of them, which edits that change the call sites (label smoothing moved onto
     the targets) need before they can be safe."""
+    handed_over: tuple[HandOver, ...] = ()
+    """Uses that pass the criterion to a function in another file of the run that casts the
+    targets of its calls (see ``_project.py``)."""
+    uses_accounted: bool = False
+    """Every use is followed here or handed over to a file of the run that casts its targets."""
 
 
 @dataclass(eq=False)
@@ -82,10 +97,45 @@ class LossCall:
         return not self.constructions
 
 
+@dataclass(frozen=True)
+class ParameterHop:
+    """One parameter a criterion passes through: ``function(..., parameter, ...)``."""
+
+    function: str
+    parameter: str
+
+
+@dataclass(eq=False)
+class OpenParameterCall:
+    """A call of a parameter (``loss_fn(y_pred, y)``) that no criterion built in this file reaches.
+
+    ``chains`` lists each route the parameter takes through the file's own calls, innermost
+    function first, to a function that no code in the file calls (an entry point, called from
+    other files): ``train_step(loss_fn)`` <- ``train(loss_fn)``. It is empty when some call site
+    passes something that is neither a criterion nor a parameter (then nothing is known).
+    """
+
+    call: cst.Call
+    chains: tuple[tuple[ParameterHop, ...], ...]
+    facts: tuple[ParameterFact, ...] = ()
+    """What the run's other files pass to the entry parameters, where they pass anything."""
+
+    @property
+    def proven_bce(self) -> bool:
+        """Every entry is fed, by the other files of this run, criteria that end up BCE."""
+        entries = self.entries
+        return bool(entries) and len(self.facts) == len(entries) and all(f.proven_bce for f in self.facts)
+
+    @property
+    def entries(self) -> frozenset[ParameterHop]:
+        return frozenset(chain[-1] for chain in self.chains)
+
+
 @dataclass
 class LossFlow:
     constructions: list[LossConstruction] = field(default_factory=list)
     calls: list[LossCall] = field(default_factory=list)
+    open_parameter_calls: list[OpenParameterCall] = field(default_factory=list)
 
     def calls_of(self, construction: LossConstruction) -> list[LossCall]:
         return [call for call in self.calls if construction in call.constructions]
@@ -120,6 +170,9 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._functions: dict[str, list[cst.FunctionDef]] = {}
         self._attribute_uses: dict[tuple[cst.ClassDef | None, str], list[cst.Attribute]] = {}
         self._roots: dict[LossConstruction, cst.BaseExpression] = {}
+        self._facts: FileFacts | None = current_facts()
+        self._by_callee: dict[str, list[cst.Call]] | None = None
+        self._called: set[str] | None = None
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
@@ -176,23 +229,51 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         for call in self._calls:
             self._resolve_call(call)
         followed = {call.call: call for call in self._flow.calls}
+        for call in self._calls:
+            if call in followed:
+                continue
+            if isinstance(call.func, cst.Name):
+                param = self._only_parameter_binding(call.func)
+            elif isinstance(call.func, cst.Attribute) and _is_self(call.func.value):
+                param = self._attribute_parameter(call.func)
+            else:
+                param = None
+            if param is not None:
+                self._flow.open_parameter_calls.append(self._open_call(call, param))
         for construction in self._flow.constructions:
             construction.uses_followed = self._uses_followed(construction, followed)
+            handed: list[HandOver] = []
+            construction.uses_accounted = construction.uses_followed or self._uses_followed(
+                construction, followed, handed
+            )
+            construction.handed_over = tuple(dict.fromkeys(handed))
         self.set_metadata(original_node, self._flow)
 
-    def _uses_followed(self, construction: LossConstruction, followed: dict[cst.Call, LossCall]) -> bool:
+    def _open_call(self, call: cst.Call, param: cst.Param) -> OpenParameterCall:
+        chains = tuple(self._entry_chains(param, depth=0) or ())
+        facts: tuple[ParameterFact, ...] = ()
+        if self._facts is not None:
+            found = (self._facts.parameter(hop.function, hop.parameter) for hop in {c[-1] for c in chains})
+            facts = tuple(fact for fact in found if fact is not None)
+        return OpenParameterCall(call, chains, facts)
+
+    def _uses_followed(
+        self, construction: LossConstruction, followed: dict[cst.Call, LossCall], handed: list | None = None
+    ) -> bool:
+        """Every use is a followed call; with ``handed``, uses handed over to another file of the
+        run that casts the targets count too, and are collected there."""
         target = construction.target
         if target is None:
-            return self._use_followed(self._roots[construction], construction, followed, 0)
+            return self._use_followed(self._roots[construction], construction, followed, 0, handed)
         if isinstance(target, cst.Attribute) and _is_self(target.value):
             key = (self._enclosing(target, cst.ClassDef), target.attr.value)
             uses = [use for use in self._attribute_uses.get(key, ()) if not self._is_assigned(use)]
-            return bool(uses) and all(self._use_followed(u, construction, followed, 0) for u in uses)
+            return bool(uses) and all(self._use_followed(u, construction, followed, 0, handed) for u in uses)
         if isinstance(target, cst.Name):
-            return self._name_uses_followed(target, construction, followed, 0)
+            return self._name_uses_followed(target, construction, followed, 0, handed)
         return False
 
-    def _name_uses_followed(self, bound: cst.CSTNode, construction, followed, depth: int) -> bool:
+    def _name_uses_followed(self, bound: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
         """Every access of the binding ``bound`` (an assigned ``Name`` or a ``Param``) is followed."""
         name = bound.name if isinstance(bound, cst.Param) else bound
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -205,10 +286,10 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             for access in assignment.references
         ]
         return bool(accesses) and all(
-            self._use_followed(access.node, construction, followed, depth) for access in accesses
+            self._use_followed(access.node, construction, followed, depth, handed) for access in accesses
         )
 
-    def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int) -> bool:
+    def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
         """``node`` evaluates to the criterion: it is called by a followed loss call, or passed
         to a module-local function whose parameter is itself only used that way."""
         if depth > 3:
@@ -220,13 +301,41 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if not isinstance(parent, cst.Arg) or parent.value is not node or parent.star:
             return False
         call = self.get_metadata(ParentNodeProvider, parent, None)
-        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name)):
+        if not isinstance(call, cst.Call):
+            return False
+        if handed is not None:
+            if self._passed_to_engine_loss(call, parent):
+                return True
+            hand_over = self._hand_over(call, parent)
+            if hand_over is not None and hand_over.cast:
+                handed.append(hand_over)
+                return True
+        if not isinstance(call.func, cst.Name):
             return False
         functions = self._functions.get(call.func.value, ())
         if len(functions) != 1:
             return False
         param = _parameter_for(functions[0], call, parent)
-        return param is not None and self._name_uses_followed(param, construction, followed, depth + 1)
+        return param is not None and self._name_uses_followed(param, construction, followed, depth + 1, handed)
+
+    def _passed_to_engine_loss(self, call: cst.Call, argument: cst.Arg) -> bool:
+        """``create_supervised_trainer(model, optimizer, criterion)``: a library calls the
+        criterion on the loader's labels, and ML027 wraps it to cast them."""
+        for name in _qualified(self, call.func):
+            consumer = ENGINE_LOSS_ARGUMENTS.get(name)
+            if consumer is not None:
+                index, keyword = consumer
+                return call_argument(call, index, keyword) is argument
+        return False
+
+    def _hand_over(self, call: cst.Call, argument: cst.Arg) -> HandOver | None:
+        callee = dotted_name(call.func)
+        if callee is None or self._facts is None:
+            return None
+        if argument.keyword is not None:
+            return self._facts.hand_over(callee, argument.keyword.value)
+        positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+        return self._facts.hand_over(callee, str(positional.index(argument)))
 
     def _is_assigned(self, node: cst.CSTNode) -> bool:
         parent = self.get_metadata(ParentNodeProvider, node, None)
@@ -313,6 +422,87 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                 return []
             found.extend(behind)
         return found if call_sites else []
+
+    def _attribute_parameter(self, attribute: cst.Attribute) -> cst.Param | None:
+        """``self.base_criterion`` bound once, in ``__init__``, to a parameter of it."""
+        key = (self._enclosing(attribute, cst.ClassDef), attribute.attr.value)
+        if key in self._by_attribute:
+            return None  # a criterion built here: the flow follows it
+        stores = [use for use in self._attribute_uses.get(key, ()) if self._is_assigned(use)]
+        if len(stores) != 1:
+            return None
+        assignment = self.get_metadata(ParentNodeProvider, self.get_metadata(ParentNodeProvider, stores[0], None), None)
+        function = self._enclosing(stores[0], cst.FunctionDef)
+        if not (isinstance(assignment, cst.Assign) and isinstance(assignment.value, cst.Name)):
+            return None
+        if not (isinstance(function, cst.FunctionDef) and function.name.value == "__init__"):
+            return None
+        return self._only_parameter_binding(assignment.value)
+
+    def _calls_by_name(self) -> dict[str, list[cst.Call]]:
+        """Calls of a plain name, by that name (built once per file, on first use)."""
+        if self._by_callee is None:
+            self._by_callee = {}
+            for call in self._calls:
+                if isinstance(call.func, cst.Name):
+                    self._by_callee.setdefault(call.func.value, []).append(call)
+        return self._by_callee
+
+    def _callee_names(self) -> set[str]:
+        """Every name called, plain (``f(x)``) or as an attribute (``obj.f(x)``); built once."""
+        if self._called is None:
+            attributes = {c.func.attr.value for c in self._calls if isinstance(c.func, cst.Attribute)}
+            self._called = attributes | set(self._calls_by_name())
+        return self._called
+
+    def _only_parameter_binding(self, name: cst.Name) -> cst.Param | None:
+        """The parameter ``name`` refers to, when that is its only binding in its scope."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return None
+        assignments = list(scope[name.value])
+        if len(assignments) != 1:
+            return None
+        bound = getattr(assignments[0], "node", None)
+        return bound if isinstance(bound, cst.Param) else None
+
+    def _entry_chains(self, param: cst.Param, depth: int) -> list[tuple[ParameterHop, ...]] | None:
+        """Routes from ``param`` through this file's call sites of its function to parameters of
+        functions that nothing in the file calls; None when a call site passes anything else."""
+        function = self._enclosing(param, (cst.FunctionDef, cst.Lambda))
+        if not isinstance(function, cst.FunctionDef) or depth > 3:
+            return None
+        hop = ParameterHop(function.name.value, param.name.value)
+        owner = self._enclosing(function, (cst.ClassDef, cst.FunctionDef))
+        if function.name.value == "__init__" and isinstance(owner, cst.ClassDef):
+            # A constructor parameter: the class is called by name. Built in this file, the
+            # argument is followed (or not) from there; otherwise the class is an entry.
+            built = owner.name.value in self._calls_by_name()
+            return None if built else [(ParameterHop(owner.name.value, param.name.value),)]
+        if owner is not None:
+            # A method or a nested function: its callers are not found by name, so it is an
+            # entry only when nothing in the file names it as a callee.
+            return [(hop,)] if function.name.value not in self._callee_names() else None
+        if len(self._functions.get(function.name.value, ())) != 1:
+            return None
+        call_sites = self._calls_by_name().get(function.name.value, [])
+        if not call_sites:
+            return [(hop,)]
+        positional = [*function.params.posonly_params, *function.params.params]
+        index = next((i for i, p in enumerate(positional) if p is param), 10**6)
+        chains: list[tuple[ParameterHop, ...]] = []
+        for call in call_sites:
+            if any(arg.star for arg in call.args):
+                return None
+            argument = call_argument(call, index, param.name.value)
+            if argument is None or not isinstance(argument.value, cst.Name):
+                return None
+            outer = self._only_parameter_binding(argument.value)
+            routes = self._entry_chains(outer, depth + 1) if outer is not None else None
+            if routes is None:
+                return None
+            chains.extend((hop, *route) for route in routes if (hop, *route) not in chains)
+        return chains
 
     def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
         current = node

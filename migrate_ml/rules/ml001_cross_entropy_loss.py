@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
@@ -15,6 +16,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
+from migrate_ml.rules._predictions import is_class_index_target
 
 _BCE = "BCEWithLogitsLoss"
 
@@ -34,6 +36,14 @@ def smoothing_suggestion(epsilon: str) -> str:
         f"criterion(logits, targets.float() * (1 - {epsilon}) + {epsilon} / 2), or use "
         f"timm.loss.BinaryCrossEntropy(smoothing={epsilon}, smooth_dense=True)"
     )
+
+
+def handed_over_note(construction: LossConstruction) -> str:
+    """Names the other files of the run whose calls of this criterion get float targets."""
+    if not construction.handed_over:
+        return ""
+    places = ", ".join(dict.fromkeys(f"{h.function}({h.parameter}) in {h.path}" for h in construction.handed_over))
+    return f"; it is passed to {places}, whose loss calls get float targets in this run"
 
 
 def smoothing_movable(construction: LossConstruction, calls: list[LossCall]) -> bool:
@@ -79,7 +89,7 @@ class CrossEntropyLossRule(Rule):
         "loss = criterion(outputs, labels.to(device).float() * (1 - 0.1) + 0.1 / 2)\n"
     )
     triggers = ("CrossEntropyLoss",)
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
@@ -110,6 +120,16 @@ class CrossEntropyLossRule(Rule):
                     "use BCEWithLogitsLoss()(logits, labels.float()) with labels of shape [B, C] "
                     "(keep logits as [B, C]: logits.view(-1, num_classes))"
                 ),
+            )
+            return
+
+        distilled = [c for c in calls if c.target is not None and is_class_index_target(self, c.target.value)]
+        if distilled:
+            self.report(
+                distilled[0].call,
+                "the target is an argmax of scores (hard distillation): in multi-label training "
+                "the teacher's decision is every label above the threshold, not one class",
+                suggestion="criterion(outputs, (torch.sigmoid(teacher_outputs) > THRESHOLD).float())",
             )
             return
 
@@ -146,13 +166,14 @@ class CrossEntropyLossRule(Rule):
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if "weight" in keywords or positional:
             message += f"; {WEIGHT_NOTE}"
+        message += handed_over_note(construction)
         self.report(
             call,
             message,
             fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
             extra_nodes=[c.call for c in calls],
         )
-        if not construction.uses_followed:
+        if not construction.uses_accounted:
             self.report(
                 call,
                 "not every use of this criterion could be followed, so targets passed to it "

@@ -13,7 +13,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
 )
 from migrate_ml.rules._flow import LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules.ml001_cross_entropy_loss import smoothing_movable
+from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, smoothing_movable
 
 _BCE = "BCEWithLogitsLoss"
 _TIMM_BCE = "BinaryCrossEntropy"
@@ -73,10 +73,17 @@ class TimmLossRule(Rule):
         self.report(
             construction.call,
             "SoftTargetCrossEntropy is a softmax cross-entropy; multi-label (also mixed) targets "
-            "need BCEWithLogitsLoss",
+            "need BCEWithLogitsLoss" + handed_over_note(construction),
             fix=Fix(edits=tuple(edits), add_imports=adds, remove_imports=removes),
             extra_nodes=[c.call for c in calls],
         )
+        if not construction.uses_accounted:
+            self.report(
+                construction.call,
+                "not every use of this criterion could be followed, so targets passed to it "
+                "elsewhere were not cast",
+                suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
+            )
 
     def _label_smoothing(self, construction: LossConstruction, flow: LossFlow) -> None:
         call = construction.call

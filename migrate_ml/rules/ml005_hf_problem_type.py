@@ -9,6 +9,9 @@ from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import keyword_arguments
 
 PROBLEM_TYPE = "multi_label_classification"
+SIZING_KEYWORDS = ("num_labels", "id2label", "label2id")
+"""Keywords that size a classification head, in the order the new argument prefers to follow
+them: transformers derives ``num_labels`` from ``id2label`` when only the maps are given."""
 
 
 def _is_hf_sizing_call(rule: Rule, call: cst.Call) -> bool:
@@ -26,14 +29,19 @@ def _is_hf_sizing_call(rule: Rule, call: cst.Call) -> bool:
 class HuggingFaceProblemTypeRule(Rule):
     code = "ML005"
     name = "hf-problem-type"
-    summary = 'from_pretrained(..., num_labels=n) and transformers configs get problem_type="multi_label_classification".'
+    summary = (
+        'from_pretrained(..., num_labels=n or id2label=...) and transformers configs get '
+        'problem_type="multi_label_classification".'
+    )
     rationale = (
         "Hugging Face classification heads compute the loss themselves (`outputs.loss`) and, "
         "when `config.problem_type` is unset, guess it from the labels on every batch: integer "
         "labels with `num_labels > 1` select CrossEntropyLoss, the single-label loss. Integer "
         "multi-hot labels (the usual int64 output of a dataset) would therefore be sent to the "
         "wrong loss. Setting `problem_type=\"multi_label_classification\"` fixes the choice "
-        "to BCEWithLogitsLoss, so the rewrite adds it next to `num_labels` in "
+        "to BCEWithLogitsLoss, so the rewrite adds it next to `num_labels` (or, when the head "
+        "is sized by its label maps alone, next to `id2label`/`label2id`, from which "
+        "transformers takes `num_labels`) in "
         "`from_pretrained(...)`, `AutoConfig.from_pretrained(...)` and transformers "
         "`XxxConfig(...)` calls, unless a `problem_type` is already given. The labels must "
         "still reach the model as float multi-hot rows [B, num_labels] (BCEWithLogitsLoss "
@@ -47,19 +55,20 @@ class HuggingFaceProblemTypeRule(Rule):
         '    name, num_labels=len(labels), problem_type="multi_label_classification"\n'
         ")\n"
     )
-    triggers = ("num_labels",)
+    triggers = ("num_labels", "id2label", "label2id")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
 
     def visit_Call(self, node: cst.Call) -> None:
         keywords = keyword_arguments(node)
-        if "num_labels" not in keywords or "problem_type" in keywords:
+        sizing = next((keywords[name] for name in SIZING_KEYWORDS if name in keywords), None)
+        if sizing is None or "problem_type" in keywords:
             return
         if any(arg.star == "**" for arg in node.args) or not _is_hf_sizing_call(self, node):
             return
-        index = node.args.index(keywords["num_labels"])
+        index = node.args.index(sizing)
         self.report(
             node,
-            "num_labels alone gives a single-label (softmax cross-entropy) head; set "
+            f"{sizing.keyword.value} alone gives a single-label (softmax cross-entropy) head; set "
             f'problem_type="{PROBLEM_TYPE}" and feed float multi-hot labels [B, num_labels]',
             fix=Fix(edits=(NodeEdit(node, lambda call, i=index: _insert_after(call, i)),)),
         )

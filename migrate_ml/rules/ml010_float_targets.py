@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._exprs import as_float_target, is_float_cast, map_target
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules._exprs import INTEGER_METHODS, as_float_target, is_float_cast, map_target
+from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
+from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules._project import current_facts
 
 TORCH_BCE = frozenset(
     {
@@ -50,6 +54,128 @@ def provably_float(rule: Rule, expression: cst.BaseExpression, depth: int = 0) -
     return False
 
 
+_INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32", "int16", "int8", "uint8"})
+_ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
+_DATA_CHAIN = frozenset({"cuda", "cpu", "detach", "contiguous"})
+_DEVICE_HINTS = ("device", "cuda", "gpu", "rank")
+
+
+def target_origin(rule: Rule, expression: cst.BaseExpression, depth: int = 0, visiting: frozenset = frozenset()) -> str:
+    """Where a BCE target comes from, as far as this file shows:
+
+    * ``"float"``: provably float (:func:`provably_float`);
+    * ``"class-index"``: an arg-max of scores, one class per sample;
+    * ``"integer"``: an integer cast, ``F.one_hot(...)`` or ``dtype=torch.long``;
+    * ``"data"``: labels as the loader yields them (a loop variable, ``batch["labels"]``,
+      ``data[1]``), possibly moved with ``.to(device)``/``.cuda()``: int64 in most datasets;
+    * ``"computed"``: anything else (``torch.zeros_like(logits)``, ``y.to(logits.dtype)``, soft
+      targets from a sigmoid or mixup arithmetic), which is what already-multi-label code builds.
+    """
+    if provably_float(rule, expression):
+        return "float"
+    if is_class_index_target(rule, expression):
+        return "class-index"
+    if depth > 3:
+        return "computed"
+    if _is_integer(rule, expression):
+        return "integer"
+    while _is_device_move(expression):
+        expression = expression.func.value
+    if isinstance(expression, (cst.Subscript, cst.Attribute)) and isinstance(
+        expression.value, (cst.Name, cst.Attribute)
+    ):
+        return "data"  # batch["labels"], data[1], batch.y
+    if not isinstance(expression, cst.Name):
+        return "computed"
+    scope = rule.get_metadata(ScopeProvider, expression, None)
+    assignments = list(scope[expression.value]) if scope is not None else []
+    bindings = [getattr(a, "node", None) for a in assignments]
+    # `targets = targets.to(device)` reads the name's other bindings: each is looked at once.
+    origins = {_binding_origin(rule, b, depth, visiting | set(map(id, bindings))) for b in bindings if id(b) not in visiting}
+    if not bindings or "computed" in origins:
+        return "computed"
+    for origin in ("class-index", "integer", "data"):
+        if origin in origins:
+            return origin
+    return "float"
+
+
+def _binding_origin(rule: Rule, bound: cst.CSTNode | None, depth: int, visiting: frozenset) -> str:
+    if isinstance(bound, cst.Param):
+        return "computed"  # a loss helper's `targets` (focal loss, smoothing): its callers decide
+    holder = rule.get_metadata(ParentNodeProvider, bound, None) if bound is not None else None
+    if isinstance(holder, cst.AssignTarget):
+        statement = rule.get_metadata(ParentNodeProvider, holder, None)
+        if isinstance(statement, cst.Assign):
+            return target_origin(rule, statement.value, depth + 1, visiting)
+    if isinstance(holder, (cst.For, cst.CompFor)) and holder.target is bound:
+        return "data"
+    if isinstance(holder, cst.Element):  # `for images, labels in loader` / `x, y = batch`
+        current = holder
+        while isinstance(current, (cst.Element, cst.Tuple, cst.List)):
+            current = rule.get_metadata(ParentNodeProvider, current, None)
+        if isinstance(current, (cst.For, cst.CompFor)):
+            return "data"
+        if isinstance(current, cst.AssignTarget):
+            statement = rule.get_metadata(ParentNodeProvider, current, None)
+            if isinstance(statement, cst.Assign) and isinstance(statement.value, (cst.Name, cst.Subscript, cst.Attribute)):
+                return "data"
+            paired = _paired_value(current.target, holder, statement.value) if isinstance(statement, cst.Assign) else None
+            if paired is not None:  # `x, y = x.to(device), y.to(device)`
+                return target_origin(rule, paired, depth + 1, visiting)
+    return "computed"
+
+
+def _paired_value(target: cst.BaseExpression, element: cst.Element, value: cst.BaseExpression) -> cst.BaseExpression | None:
+    """The value a flat tuple assignment gives to one of its targets, when both sides have the same length."""
+    if not (isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List))):
+        return None
+    if len(target.elements) != len(value.elements) or element not in target.elements:
+        return None
+    paired = value.elements[target.elements.index(element)]
+    return None if isinstance(paired, cst.StarredElement) else paired.value
+
+
+def _is_device_move(expression: cst.BaseExpression) -> bool:
+    """``.cuda()``, ``.detach()``, ``.to(device)``, ``.to(args.device, non_blocking=True)``."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    method = expression.func.attr.value
+    if method in _DATA_CHAIN:
+        return True
+    if method != "to" or any(arg.keyword is not None and arg.keyword.value == "dtype" for arg in expression.args):
+        return False
+    positional = [arg.value for arg in expression.args if arg.keyword is None]
+    return len(positional) == 1 and _names_a_device(positional[0])
+
+
+def _names_a_device(expression: cst.BaseExpression) -> bool:
+    if isinstance(expression, cst.SimpleString):
+        return True  # "cuda", "cpu", "cuda:0"
+    if isinstance(expression, cst.Call):
+        return isinstance(expression.func, (cst.Name, cst.Attribute)) and _names_a_device(expression.func)
+    text = expression.attr.value if isinstance(expression, cst.Attribute) else getattr(expression, "value", "")
+    return isinstance(text, str) and any(hint in text.lower() for hint in _DEVICE_HINTS)
+
+
+def _is_integer(rule: Rule, expression: cst.BaseExpression) -> bool:
+    if not isinstance(expression, cst.Call):
+        return False
+    func = expression.func
+    if isinstance(func, cst.Attribute) and func.attr.value in INTEGER_METHODS and not expression.args:
+        return True
+    if {q.name for q in rule.get_metadata(QualifiedNameProvider, func, set())} & _ONE_HOT:
+        return True
+    for arg in expression.args:
+        value = arg.value
+        dtype = arg.keyword is not None and arg.keyword.value == "dtype"
+        if (dtype or (isinstance(func, cst.Attribute) and func.attr.value in ("to", "type"))) and (
+            isinstance(value, cst.Attribute) and value.attr.value in _INTEGER_DTYPES
+        ):
+            return True
+    return False
+
+
 class FloatTargetsRule(Rule):
     code = "ML010"
     name = "float-loss-targets"
@@ -58,15 +184,25 @@ class FloatTargetsRule(Rule):
         "`BCEWithLogitsLoss` and `binary_cross_entropy_with_logits` need float targets of the "
         "logits' shape; integer multi-hot labels (what most datasets and collate functions "
         "build, int64) make them fail with a dtype error. The loss rules (ML001–ML004) cast the "
-        "targets of the calls they convert; this rule covers the rest: BCE calls that already "
-        "exist (for example a hand migration that forgot the cast) get `.float()` after any "
-        "`.to(device)`/`.cuda()` chain, unless the target is already provably float "
-        "(`.float()`, `.to(torch.float32)`, `.type(torch.float)`, `.to(device, "
-        "dtype=torch.float)`, float arithmetic, or a name bound once to one of those). A "
-        "criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
-        "code in the same file calls cannot be proven to be a BCE loss, so its calls are "
-        "reported with an unsafe fix that adds the cast. `.float()` returns a float32 target "
-        "unchanged, so the added cast costs nothing where the labels were float already."
+        "targets of the calls they convert; this rule covers BCE calls that already exist (for "
+        "example a hand migration that forgot the cast). It adds `.float()`, after any "
+        "`.to(device)`/`.cuda()` chain, only where the target is provably an integer "
+        "(`.long()`, `F.one_hot(...)`, `dtype=torch.long`) or is the labels as the loader "
+        "yields them (a loop variable, `batch[\"labels\"]`, moved to the device), "
+        "whose dtype is usually int64. Targets the code computes itself (`torch.zeros_like"
+        "(logits)`, `y.to(logits.dtype)`, `y.type_as(logits)`, a sigmoid or a mixup of soft "
+        "targets), a loss helper's `targets` parameter (its callers decide) and provably "
+        "float ones (`.float()`, `.to(torch.float32)`, float arithmetic) belong to code that "
+        "is already multi-label and are left as written. A target that is "
+        "an arg-max of scores is one class per sample, which no cast repairs: it is reported. "
+        "A criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
+        "code in the same file calls, or only passes its own parameter to (`train(..., "
+        "loss_fn)` calling `train_step(..., loss_fn=loss_fn)`), cannot be proven to be a BCE "
+        "loss, so its calls are reported, naming that chain, with an unsafe fix that adds the "
+        "cast. When `rewrite` is given the other files too (a folder, or `main.py engine.py`), "
+        "the criteria they pass are followed across modules: a parameter fed only criteria "
+        "that are (or this run makes) `BCEWithLogitsLoss` gets the cast as a safe fix, and the "
+        "finding names the file and line where the criterion is built."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -82,66 +218,102 @@ class FloatTargetsRule(Rule):
         "binary_cross_entropy_with_logits",
         *(f"{name}(" for name in CRITERION_PARAMETERS),
     )
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
+    METADATA_DEPENDENCIES = (
+        *Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider, QualifiedNameProvider
+    )
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameter_calls: list[cst.Call] = []
-        self._local_callees: set[str] = set()
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name):
-            self._local_callees.add(node.func.value)
-            if node.func.value in CRITERION_PARAMETERS:
-                self._parameter_calls.append(node)
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        facts = current_facts()  # another file of the run passes this one a criterion
+        return super().could_apply(source) or (facts is not None and bool(facts.parameters))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
-        followed = {loss_call.call for loss_call in flow.calls}
         for loss_call in flow.calls:
             names = {c.qualified_name for c in loss_call.constructions}
             if loss_call.functional:
                 names = {"torch.nn.functional.binary_cross_entropy_with_logits"} if loss_call.kinds == {"bce"} else set()
             if not names or not names <= TORCH_BCE or loss_call.target is None:
                 continue
-            if provably_float(self, loss_call.target.value):
-                continue
+            origin = target_origin(self, loss_call.target.value)
+            if origin == "class-index":
+                self.report(
+                    loss_call.call,
+                    "the target is an arg-max of scores (one class per sample), not multi-hot labels; "
+                    ".float() would not make it a multi-label target",
+                    suggestion=f"use (torch.sigmoid(teacher_logits) > {self.context.threshold_name}).float() as the target",
+                )
+            if origin not in ("integer", "data"):
+                continue  # float, or built by already-multi-label code: left as written
             self.report(
                 loss_call.call,
                 "BCE-with-logits needs float targets; this target is not provably float",
                 fix=Fix(edits=(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)),)),
             )
-        for call in self._parameter_calls:
-            if call not in followed:
-                self._check_parameter_call(call)
+        for open_call in flow.open_parameter_calls:
+            self._check_parameter_call(open_call)
 
-    def _check_parameter_call(self, call: cst.Call) -> None:
+    def _check_parameter_call(self, open_call: OpenParameterCall) -> None:
+        call = open_call.call
+        attribute = isinstance(call.func, cst.Attribute)
+        name = cst.Module([]).code_for_node(call.func)
+        short = call.func.attr.value if attribute else name
         target = call_argument(call, 1, "target")
-        if target is None or len(call.args) != 2 or provably_float(self, target.value):
+        if not open_call.chains or not (short in CRITERION_PARAMETERS or open_call.facts):
+            return  # not named or passed like a criterion, or fed something else by this file's own calls
+        if target is None or len(call.args) != 2:
             return
-        function = self._parameter_owner(call.func)
-        if function is None or function.name.value in self._local_callees:
-            return  # called in this file: the flow analysis decides, not the name
+        origin = target_origin(self, target.value)
+        if origin == "class-index":
+            self.report(
+                call,
+                "the target is an arg-max (one class index per sample): targets collapsed from one-hot or "
+                "multi-hot rows, or a teacher's decision",
+                suggestion=(
+                    "pass the [B, C] multi-hot targets as floats, or a teacher's decision as "
+                    f"(torch.sigmoid(teacher_logits) > {self.context.threshold_name}).float()"
+                ),
+            )
+            return
+        if origin == "float" or (origin == "computed" and not self._is_parameter(target.value)):
+            return  # float, or built by already-multi-label code: left as written
+        route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
+        cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
+        if open_call.proven_bce:
+            self.report(
+                call,
+                f"{name} is {route}, which other files of this run pass "
+                f"{_sources(open_call)} (BCE-with-logits after this run): its target must be float",
+                fix=cast,
+            )
+            return
+        passed = f"; other files of this run pass it {_sources(open_call)}" if open_call.facts else ""
         self.report(
             call,
-            f"{call.func.value} is a parameter of {function.name.value}(), whose callers are in "
-            "other files: if it is a BCE-with-logits criterion its target must be float",
-            suggestion=f"{call.func.value}(output, target.float()) with float multi-hot targets [B, C]",
-            fix=Fix(
-                edits=(NodeEdit(call, map_target(call, target, as_float_target)),),
-                applicability=Applicability.UNSAFE,
-            ),
+            f"{name} is {route}, whose callers are in other files{passed}: if it is a "
+            "BCE-with-logits criterion its target must be float",
+            suggestion=f"{name}(output, target.float()) with float multi-hot targets [B, C]",
+            fix=dataclasses.replace(cast, applicability=Applicability.UNSAFE),
         )
 
-    def _parameter_owner(self, name: cst.Name) -> cst.FunctionDef | None:
-        """The function whose parameter ``name`` is, when that is its only binding."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return None
-        assignments = list(scope[name.value])
-        if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
-            return None
-        node: cst.CSTNode | None = assignments[0].node
-        while node is not None and not isinstance(node, cst.FunctionDef):
-            node = self.get_metadata(ParentNodeProvider, node, None)
-        return node
+
+    def _is_parameter(self, expression: cst.BaseExpression) -> bool:
+        """A bare parameter (``forward(self, outputs, labels)``): whatever its callers pass, often int64 labels."""
+        if not isinstance(expression, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, expression, None)
+        assignments = list(scope[expression.value]) if scope is not None else []
+        return bool(assignments) and all(isinstance(getattr(a, "node", None), cst.Param) for a in assignments)
+
+
+def _sources(open_call: OpenParameterCall) -> str:
+    return "; ".join(dict.fromkeys(fact.describe() for fact in open_call.facts))
+
+
+def describe_route(chain: tuple[ParameterHop, ...]) -> str:
+    """``a parameter of train_step(), passed from train(loss_fn)``."""
+    first, *rest = chain
+    text = f"a parameter of {first.function}()"
+    if rest:
+        text += ", passed from " + " <- ".join(f"{hop.function}({hop.parameter})" for hop in rest)
+    return text

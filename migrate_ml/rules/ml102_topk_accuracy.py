@@ -29,15 +29,17 @@ class TopkAccuracyRule(Rule):
         "The usual `def accuracy(output, target, topk=(1,))` helper (pytorch/examples, DeiT, "
         "Swin, MAE) and timm's `accuracy` must be replaced by a thresholded metric: exact match, "
         "sample-F1 or mAP. migrate-ml reports every definition and call; for timm's helper over "
-        "proven classifier logits it offers an unsafe fix that computes exact-match accuracy in "
-        "percent for every name the call returned (`acc1 = acc5 = ...`), which keeps the logging "
-        "code running but makes acc5 a copy of acc1, so a human should rename or drop it."
+        "proven classifier logits with one top-k (`acc1, = accuracy(output, target, "
+        "topk=(1,))`) it offers an unsafe fix that computes exact-match accuracy in percent "
+        "instead. With several k (`acc1, acc5 = ...`) there is nothing to give the other names "
+        "(a copy of acc1 would log a made-up top-5), so the call is reported with the exact "
+        "match to use for the first and a note to drop the others and their logging."
     )
     applicability = Applicability.DISPLAY_ONLY
-    example_before = "acc1, acc5 = accuracy(output, target, topk=(1, 5))\n"
+    example_before = "acc1, = accuracy(output, target, topk=(1,))\n"
     example_after = (
         "# with --unsafe-fixes, for timm.utils.accuracy:\n"
-        "acc1 = acc5 = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100\n"
+        "acc1 = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100\n"
     )
     triggers = ("topk", "timm.utils")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, PredictionFlowProvider)
@@ -64,24 +66,37 @@ class TopkAccuracyRule(Rule):
         has_topk = any(arg.keyword is not None and arg.keyword.value == "topk" for arg in node.args)
         if not (is_timm or (has_topk and "accuracy" in _callee_name(node.func))):
             return
+        names = self._unpacked_names(node)
+        suggestion = "report exact match, sample-F1 or mAP instead (e.g. torchmetrics MultilabelAveragePrecision)"
+        if names is not None and len(names) > 1:
+            first, rest = names[0].value, ", ".join(n.value for n in names[1:])
+            suggestion = (
+                f"{first} = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100 "
+                f"(exact match), and drop {rest} and its logging: top-k has no multi-label counterpart"
+            )
         self.report(
             node,
             "top-k accuracy has no multi-label meaning and cannot compare against multi-hot targets",
-            suggestion="report exact match, sample-F1 or mAP instead (e.g. torchmetrics MultilabelAveragePrecision)",
-            fix=self._timm_fix(node) if is_timm else None,
+            suggestion=suggestion,
+            fix=self._timm_fix(node, names) if is_timm and names is not None and len(names) == 1 else None,
         )
 
-    def _timm_fix(self, call: cst.Call) -> Fix | None:
-        output = call_argument(call, 0, "output")
-        target = call_argument(call, 1, "target")
+    def _unpacked_names(self, call: cst.Call) -> list[cst.Name] | None:
+        """The names of ``a, b = call``; None for any other statement shape."""
         statement = self.get_metadata(ParentNodeProvider, call, None)
-        if output is None or target is None or not self._flow.is_classifier_scores(output.value):
-            return None
         if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and statement.value is call):
             return None
         names = statement.targets[0].target
         elements = names.elements if isinstance(names, (cst.Tuple, cst.List)) else None
         if elements is None or not all(isinstance(e.value, cst.Name) for e in elements):
+            return None
+        return [e.value for e in elements]
+
+    def _timm_fix(self, call: cst.Call, names: list[cst.Name]) -> Fix | None:
+        output = call_argument(call, 0, "output")
+        target = call_argument(call, 1, "target")
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        if output is None or target is None or not self._flow.is_classifier_scores(output.value):
             return None
         decision = above_threshold(self._flow.sigmoid(output.value), self.context.threshold_name)
         exact = cst.Call(
@@ -107,7 +122,7 @@ class TopkAccuracyRule(Rule):
             )
         )
         value = cst.BinaryOperation(left=exact, operator=cst.Multiply(), right=cst.Integer("100"))
-        targets = [cst.AssignTarget(target=e.value) for e in elements]
+        targets = [cst.AssignTarget(target=name) for name in names]
         return Fix(
             edits=(NodeEdit(statement, lambda updated: updated.with_changes(targets=targets, value=value)),),
             applicability=Applicability.UNSAFE,

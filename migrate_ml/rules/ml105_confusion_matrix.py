@@ -39,6 +39,15 @@ class ConfusionMatrixRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._reported_counters: set[str] = set()
+        self._loops: list[cst.For] = []
+        self._reported_loops: set[cst.For] = set()
+        """One finding per counting loop: its counters (class_correct, class_total) are one construct."""
+
+    def visit_For(self, node: cst.For) -> None:
+        self._loops.append(node)
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self._loops.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
@@ -81,8 +90,11 @@ class ConfusionMatrixRule(Rule):
         if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name)):
             return
         counter = target.value.value
-        if _PER_CLASS_COUNTERS.match(counter) and counter not in self._reported_counters:
+        loop = self._loops[-1] if self._loops else None
+        if _PER_CLASS_COUNTERS.match(counter) and counter not in self._reported_counters and loop not in self._reported_loops:
             self._reported_counters.add(counter)
+            if loop is not None:
+                self._reported_loops.add(loop)
             self.report(
                 node,
                 f"per-class accuracy loop: `{counter}[...]` is indexed by the sample's one label",

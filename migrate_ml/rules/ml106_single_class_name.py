@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 
@@ -22,9 +23,12 @@ class SingleClassNameRule(Rule):
         "`model.config.id2label[idx]`) or prints the top-k names of a softmax. A multi-label "
         "prediction is a set: every label whose sigmoid is above the threshold, possibly none. "
         "The index-to-name map stays; the lookup becomes a list, "
-        "`[class_indict[str(i)] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]`, "
+        "`[class_indict[str(i)] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]` "
+        "(`[classes[i] for i in ...]` for a list or an int-keyed map), "
         "and top-k printing becomes 'every label above the threshold, with its probability'. "
-        "The output format changes, so migrate-ml reports these lines instead of rewriting them."
+        "The output format changes, so migrate-ml reports these lines instead of rewriting them. "
+        "Building a label map (`id2label[str(i)] = label`) and loops over every class "
+        "(`for i in range(len(probs))`) are left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -38,6 +42,28 @@ class SingleClassNameRule(Rule):
     def could_apply(cls, source: str) -> bool:
         return super().could_apply(source) and ("argmax" in source or "max(" in source or "topk" in source)
 
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider)
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._every_class: list[set[str]] = []
+        """Names bound by the enclosing ``for`` loops over ``range(...)``/``enumerate(...)``:
+        indices that walk every class, not one predicted class."""
+        self._top_k: set[str] = set()
+        """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
+
+    def visit_For(self, node: cst.For) -> None:
+        iterator = node.iter
+        if self._top_k and _names_in(iterator) & self._top_k:
+            self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
+            self._every_class.append(set())
+            return
+        walks = isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("range", "enumerate")
+        self._every_class.append(_bound_names(node.target) if walks else set())
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self._every_class.pop()
+
     def visit_Subscript(self, node: cst.Subscript) -> None:
         owner = node.value
         name = owner.attr.value if isinstance(owner, cst.Attribute) else getattr(owner, "value", None)
@@ -46,11 +72,29 @@ class SingleClassNameRule(Rule):
         index = node.slice[0].slice
         if not isinstance(index, cst.Index) or isinstance(index.value, _LITERALS):
             return
+        if self._is_assigned(node):
+            return  # building the label map: id2label[str(i)] = label
+        key = index.value
+        as_text = isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value == "str" and len(key.args) == 1
+        looked_up = key.args[0].value if as_text else key
+        if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._every_class):
+            return  # a loop over every class (print each label's probability) is already multi-label
+        if _names_in(looked_up) & self._top_k:
+            return  # the names of a top-k reported where it is taken: one finding per construct
+        i = "str(i)" if as_text else "i"
         self.report(
             node,
             f"one class name per image: `{name}[...]` looks up a single predicted index",
-            suggestion=f"list every label above the threshold: [{name}[str(i)] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
+            suggestion=f"list every label above the threshold: [{name}[{i}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
         )
+
+    def _is_assigned(self, node: cst.CSTNode) -> bool:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        while isinstance(parent, (cst.Element, cst.Tuple, cst.List, cst.StarredElement)):
+            node, parent = parent, self.get_metadata(ParentNodeProvider, parent, None)
+        if isinstance(parent, cst.AssignTarget) or (isinstance(parent, (cst.AnnAssign, cst.AugAssign)) and parent.target is node):
+            return True
+        return isinstance(parent, (cst.For, cst.CompFor)) and parent.target is node
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
@@ -61,8 +105,28 @@ class SingleClassNameRule(Rule):
             receiver = node.args[0].value if node.args else receiver
         text = cst.Module(body=[]).code_for_node(receiver)
         if "prob" in text or "softmax" in text or "sigmoid" in text:
+            statement = self.get_metadata(ParentNodeProvider, node, None)
+            if isinstance(statement, cst.Assign):
+                for target in statement.targets:
+                    self._top_k |= _bound_names(target.target)
             self.report(
                 node,
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
                 suggestion="use (probs > THRESHOLD).nonzero() to list the predicted labels, with probs = torch.sigmoid(logits)",
             )
+
+
+def _bound_names(target: cst.BaseExpression) -> set[str]:
+    if isinstance(target, cst.Name):
+        return {target.value}
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return {name for element in target.elements for name in _bound_names(element.value)}
+    return set()
+
+
+def _names_in(expression: cst.CSTNode) -> set[str]:
+    if isinstance(expression, cst.Name):
+        return {expression.value}
+    if isinstance(expression, cst.Attribute):
+        return _names_in(expression.value)  # `indices.shape`, not the attribute name
+    return {name for child in expression.children for name in _names_in(child)}

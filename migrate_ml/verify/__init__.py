@@ -8,13 +8,14 @@ losses received and what the metrics returned. See docs/verify.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 
 from migrate_ml.engine.runner import discover
 from migrate_ml.engine.source import SourceError, read_source
 from migrate_ml.verify.checks import FAIL, PASS, SKIP, Check
 from migrate_ml.verify.dynamic import DynamicOptions, run_dynamic, runtime_missing
-from migrate_ml.verify.locate import Bind, FilePlan, locate
+from migrate_ml.verify.locate import Bind, ClassPlan, FilePlan, locate
 from migrate_ml.verify.static import static_checks
 
 __all__ = ["Bind", "Check", "VerifyOptions", "VerifyReport", "verify", "FAIL", "PASS", "SKIP"]
@@ -62,18 +63,26 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
         except SourceError as error:
             checks.append(Check(file=path, line=error.line, check="read", status=FAIL, reason=error.message, phase="static"))
             continue
+        try:
+            plan = locate(path, text, binds)
+        except SourceError as error:
+            checks.append(Check(file=path, line=error.line, check="static: parse", status=FAIL, reason=error.message,
+                                hint="fix the file so that it parses", phase="static"))
+            continue
         statics = static_checks(path, options.threshold or DEFAULT_THRESHOLD)
         checks.extend(statics)
         if any(c.check == "static: parse" for c in statics):
             continue
-        plan = locate(path, text, binds)
         threshold = options.threshold or plan.threshold or DEFAULT_THRESHOLD
         checks.extend(_plan_checks(plan))
         plans.append((plan, threshold, path))
     _fill_missing_criteria([p for p, _, _ in plans])
+    if not options.dynamic:
+        for plan, _, path in plans:
+            by_file[path].extend(_not_run(plan))
     if options.dynamic:
         missing = runtime_missing()
-        runnable = [item for item in plans if item[0].callable_functions or item[0].model_classes]
+        runnable = [item for item in plans if item[0].runnable]
         if missing and runnable:
             for _, _, path in runnable:
                 by_file[path].append(Check(file=path, check="dynamic pass", status=FAIL, reason=missing,
@@ -81,7 +90,8 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
         elif runnable:
             for check in run_dynamic(runnable, DynamicOptions(timeout=options.timeout, epochs=options.epochs)):
                 by_file.setdefault(check.file, []).append(check)
-    exercised = any(c.status == PASS and c.phase == "dynamic" and c.function for c in _all(by_file))
+    # Decided from the plans, not from the results, so the verdict is the same with --static-only.
+    exercised = any(plan.callable_functions or plan.callable_classes for plan, _, _ in plans)
     for check in _all(by_file):
         if check.status == SKIP and check.check == "entry point" and not exercised:
             check.status = FAIL
@@ -93,6 +103,31 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
 def _all(by_file: dict[str, list[Check]]):
     for checks in by_file.values():
         yield from checks
+
+
+def _unbound_parameters(entry) -> list[tuple]:
+    """(function or method, its unbound parameters) for a function plan or each part of a class plan."""
+    if isinstance(entry, ClassPlan):
+        named = [(replace(entry.init, name=entry.name), entry.init.unbound)]
+        named += [(replace(m, name=f"{entry.name}.{m.name}"), m.unbound) for m in entry.methods]
+        return [(part, unbound) for part, unbound in named if unbound]
+    return [(entry, entry.unbound)] if entry.unbound else []
+
+
+_COUNT_NAME = re.compile(r"epoch|step|iter|num|count|size|len|freq|interval|^n_|^k$|top", re.I)
+_PATH_NAME = re.compile(r"path|dir|file|root|folder|checkpoint|ckpt|weights", re.I)
+_FLAG_NAME = re.compile(r"^(is|use|do|with|enable|disable|no)_|flag", re.I)
+
+
+def bind_example(name: str) -> str:
+    """A ``--bind`` that fits the parameter's name: a count gets a number, a path a path, never ``epochs=@loader``."""
+    if _COUNT_NAME.search(name):
+        return f"--bind {name}=1"
+    if _PATH_NAME.search(name):
+        return f"--bind {name}='path/to/{name}'"
+    if _FLAG_NAME.search(name):
+        return f"--bind {name}=False"
+    return f"--bind {name}=@ROLE (model, loader, optimizer, criterion, …: docs/verify.md) or --bind {name}=None"
 
 
 def _fill_missing_criteria(plans: list[FilePlan]) -> None:
@@ -107,19 +142,27 @@ def _fill_missing_criteria(plans: list[FilePlan]) -> None:
                 function.criterion = candidates[0] if candidates else None
 
 
+def _not_run(plan: FilePlan) -> list[Check]:
+    """--static-only: one SKIP per entry point the dynamic pass would run."""
+    entries = [(f.line, f.name) for f in plan.callable_functions] + [(c.line, c.name) for c in plan.callable_classes]
+    return [Check(file=plan.path, line=line, function=name, check="dynamic", status=SKIP,
+                  reason="not run (--static-only)") for line, name in entries]
+
+
 def _plan_checks(plan: FilePlan) -> list[Check]:
     checks = []
-    for function in plan.functions:
-        if function.unbound:
-            names = ", ".join(function.unbound)
-            example = function.unbound[0]
+    for entry in [*plan.functions, *plan.classes]:
+        for owner, unbound in _unbound_parameters(entry):
+            names = ", ".join(unbound)
             checks.append(Check(
-                file=plan.path, line=function.line, function=function.name, check="call", status=FAIL,
-                reason=f"cannot call {function.name}(): no sample value for parameter(s) {names}",
-                hint=f"bind them, e.g. --bind {example}=@loader (a role) or --bind {example}=None (a literal)",
+                file=plan.path, line=owner.line, function=entry.name, check="call", status=FAIL,
+                reason=f"cannot call {owner.name}(): no sample value for parameter(s) {names}",
+                hint="bind them, e.g. " + "; ".join(bind_example(name) for name in unbound[:2])
+                + (f"; or build the class with a function of the file: --bind {entry.name}='make_{entry.name}()'"
+                   if isinstance(entry, ClassPlan) and owner.name == entry.name else ""),
             ))
-    if plan.functions or not plan.uncovered:
-        if not plan.functions and not plan.model_classes:
+    if plan.functions or plan.classes or not plan.uncovered:
+        if not plan.functions and not plan.classes and not plan.model_classes and not plan.from_pretrained:
             checks.append(Check(file=plan.path, check="dynamic", status=SKIP,
                                 reason="nothing to run: no loss, metric or prediction code"))
         return checks

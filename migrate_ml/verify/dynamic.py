@@ -1,8 +1,9 @@
 """The dynamic pass, seen from the CLI: write the harness spec, run it in a subprocess, read rows.
 
 User code never runs in this process. The harness (``migrate_ml_reference.harness``, part of
-the ``runtime`` extra) runs in a child interpreter started from a scratch folder, with the
-network refused, and forks once more per file so that each file has its own deadline.
+the ``runtime`` extra) runs in a child interpreter started from a scratch folder, in a session
+of its own (see :mod:`migrate_ml.verify.contain`), with the network cut off, and forks once
+more per file so that each file has its own deadline.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 
 from migrate_ml.verify.checks import FAIL, Check
+from migrate_ml.verify.contain import run_contained
 from migrate_ml.verify.locate import FilePlan
 
 INSTALL_HINT = "pip install 'migrate-ml[runtime]'"
@@ -53,7 +54,7 @@ def runtime_missing() -> str | None:
 
 def run_dynamic(plans: list[tuple[FilePlan, float, str]], options: DynamicOptions) -> list[Check]:
     """Run the callable functions of each plan; ``(plan, threshold, display path)`` per file."""
-    work = [(plan, threshold, shown) for plan, threshold, shown in plans if plan.callable_functions or plan.model_classes]
+    work = [(plan, threshold, shown) for plan, threshold, shown in plans if plan.runnable]
     if not work:
         return []
     scratch = tempfile.mkdtemp(prefix="migrate-ml-verify-")
@@ -79,7 +80,10 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
                 "user_files": user_files,
                 "threshold": threshold,
                 "functions": [f.to_spec() for f in plan.callable_functions],
+                "classes": [c.to_spec() for c in plan.callable_classes],
                 "model_classes": plan.model_classes,
+                "num_classes": plan.num_classes,
+                "from_pretrained": plan.from_pretrained,
             }
             for plan, threshold, _ in work
         ],
@@ -89,18 +93,13 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
         json.dump(spec, handle)
     environment = {**os.environ, **OFFLINE_ENVIRONMENT}
     limit = STARTUP_ALLOWANCE_S + len(work) * (options.timeout + PER_FILE_GRACE_S)
+    outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
+                            timeout=limit)
     failure = ""
-    try:
-        completed = subprocess.run(
-            [sys.executable, "-m", HARNESS_MODULE, spec_path],
-            cwd=scratch, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            errors="replace", timeout=limit, check=False,
-        )
-        if completed.returncode != 0:
-            failure = f"the verify harness exited with status {completed.returncode}:\n{completed.stderr[-4000:]}"
-    except subprocess.TimeoutExpired as expired:
-        stderr = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else expired.stderr or ""
-        failure = f"the verify harness did not finish within {limit:.0f} s\n{stderr[-4000:]}"
+    if outcome.timed_out:
+        failure = f"the verify harness did not finish within {limit:.0f} s\n{outcome.tail}"
+    elif outcome.returncode != 0:
+        failure = f"the verify harness exited with status {outcome.returncode}:\n{outcome.tail}"
     rows: list[dict] = []
     if os.path.exists(spec["result"]):
         with open(spec["result"], encoding="utf-8") as handle:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
+from migrate_ml.engine.source import SourceError
 from migrate_ml.rules._flow import LossConstruction, LossFlowProvider
 
 # Parameter name -> role. Exact names first, then the patterns below.
@@ -41,6 +42,9 @@ ROLE_NAMES: dict[str, str] = {
     **dict.fromkeys(("model_ema", "ema"), "model_ema"),
     **dict.fromkeys(("log_writer", "writer", "tb_writer", "summary_writer", "logger"), "log_writer"),
     **dict.fromkeys(("use_amp", "amp", "fp16"), "use_amp"),
+    **dict.fromkeys(("accelerator", "accel"), "accelerator"),
+    **dict.fromkeys(("img_path", "image_path", "image_file", "img_file", "image_filename", "path_to_image", "image",
+                     "img"), "image_path"),
     "dry_run": "dry_run",
     "verbose": "verbose",
     "batch_idx": "batch_idx",
@@ -54,8 +58,12 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 ROLES = frozenset(ROLE_NAMES.values())
 
 _PREDICTION_CALLS = frozenset({"sigmoid", "softmax", "log_softmax", "argmax", "topk"})
+MODEL_FACTORY = re.compile(r"^(create|build|get|make|init|load)_?(\w+_)?(model|net|network|classifier|vit)$", re.I)
+"""Module-level functions that build the model (``create_model(num_classes)``): checked like model classes."""
 _METRIC_FUNCTION = re.compile(r"acc|metric|score|exact|f1|precision|recall|hamming", re.I)
 _THRESHOLD_CONSTANT = re.compile(r"^(MULTILABEL_)?THRESHOLD(_\d+)?$")
+_CLASS_COUNT = re.compile(r"^(NUM_CLASSES|N_CLASSES|NB_CLASSES|NUM_LABELS|num_classes|n_classes|num_labels|CLASSES|"
+                          r"CLASS_NAMES|classes|class_names|LABELS|labels)$")
 
 
 def role_of(name: str) -> str | None:
@@ -69,11 +77,13 @@ def role_of(name: str) -> str | None:
 
 @dataclass
 class Bind:
-    """``--bind name=value``: a role (``@loader``) or a Python literal, for a parameter or ``args.attr``."""
+    """``--bind name=value``: a role (``@loader``) or a Python literal, for a parameter or ``args.attr``;
+    or, for a class, the function that builds it (``--bind LitModel='make_model()'``)."""
 
     name: str
     role: str | None = None
     value: object = None
+    factory: str | None = None
 
 
 @dataclass
@@ -90,10 +100,15 @@ class FunctionPlan:
     return_line: int | None
     unbound: list[str] = field(default_factory=list)
     """Required parameters with no role and no bind: the function cannot be called."""
+    hf_model: bool = False
+    predicts: bool = False
+    """Classifies the image file it is given: what it returns must hold every label above the threshold."""
 
     def to_spec(self) -> dict:
         return {
             "name": self.name,
+            "predicts": self.predicts,
+            "hf_model": self.hf_model,
             "line": self.line,
             "params": self.params,
             "trains": self.trains,
@@ -106,27 +121,70 @@ class FunctionPlan:
         }
 
 
+LIGHTNING_STEPS = ("training_step", "validation_step", "test_step")
+
+
+@dataclass
+class ClassPlan:
+    """A class verify builds from sample arguments, then drives: a ``LightningModule`` (its steps,
+    with the optimizers of ``configure_optimizers``) or a plain trainer class (its methods)."""
+
+    name: str
+    line: int
+    kind: str
+    """``lightning`` or ``trainer``."""
+    init: FunctionPlan
+    """``__init__``'s parameters (``self`` left out); an empty plan when the class has none."""
+    methods: list[FunctionPlan]
+    """Trainer: the methods to call. Lightning: the steps it defines, in training order."""
+    batch_keys: list[str] = field(default_factory=list)
+    factory: str | None = None
+    """``--bind CLASS='FUNCTION()'``: built by calling FUNCTION (of the file, or a dotted import path)."""
+
+    @property
+    def unbound(self) -> list[str]:
+        return self.init.unbound + [name for method in self.methods for name in method.unbound]
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "line": self.line, "kind": self.kind, "init": self.init.to_spec(), "factory": self.factory,
+                "methods": [m.to_spec() for m in self.methods], "batch_keys": self.batch_keys}
+
+
 @dataclass
 class FilePlan:
     path: str
     functions: list[FunctionPlan] = field(default_factory=list)
+    classes: list[ClassPlan] = field(default_factory=list)
     model_classes: list[str] = field(default_factory=list)
     uncovered: list[tuple[int, str]] = field(default_factory=list)
     """Loss or prediction code outside any callable function: (line, where)."""
     threshold: float | None = None
+    from_pretrained: bool = False
+    """The file calls ``from_pretrained``: the harness builds Hugging Face models offline and checks ``problem_type``."""
+    num_classes: int | None = None
+    """The file's own class count (``NUM_CLASSES = 20``, ``classes = [...]``): sample data gets as many labels."""
     constructions: list[dict] = field(default_factory=list)
 
     @property
     def callable_functions(self) -> list[FunctionPlan]:
         return [f for f in self.functions if not f.unbound]
 
+    @property
+    def callable_classes(self) -> list[ClassPlan]:
+        return [c for c in self.classes if not c.unbound]
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.callable_functions or self.callable_classes or self.model_classes or self.from_pretrained)
+
 
 def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
-    """Plan the dynamic pass for one file (``text`` must parse; the static pass checked it)."""
-    module = cst.parse_module(text)
+    """Plan the dynamic pass for one file; :class:`SourceError` with its position when it does not parse."""
+    module = parse(path, text)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     visitor = _Collector(path, binds)
     wrapper.visit(visitor)
+    visitor.plan.from_pretrained = ".from_pretrained(" in text
     return visitor.plan
 
 
@@ -142,22 +200,37 @@ class _Collector(cst.CSTVisitor):
         # Metadata is only resolvable while the wrapper's visit runs, so the plan is built here.
         module = original_node
         flow = self.get_metadata(LossFlowProvider, module)
-        self.plan.constructions = [_criterion_spec(c, module) for c in flow.constructions]
+        self.plan.constructions = [_criterion_spec(c, module, self.plan.path, self._line(c.call)) for c in flow.constructions]
         self.plan.constructions = [c for c in self.plan.constructions if c]
         for statement in module.body:
             self._module_statement(statement, module)
         functions = {f.name: f for f in module.body if isinstance(f, cst.FunctionDef)}
+        classes = {c.name.value: c for c in module.body if isinstance(c, cst.ClassDef)}
         loss_sites: dict[str, list] = {}
+        method_sites: dict[tuple[str, str], list] = {}
+        loose_losses = []
         for loss_call in flow.calls:
             owner = self._top_level_function(loss_call.call)
+            method = self._method_of(loss_call.call)
             if owner is not None and owner.name.value != "main":
                 loss_sites.setdefault(owner.name.value, []).append(loss_call)
+            elif method is not None:
+                method_sites.setdefault(method, []).append(loss_call)
+                loose_losses.append((loss_call.call, owner))
             else:
-                self.plan.uncovered.append((self._line(loss_call.call), self._where(loss_call.call, owner, "loss")))
+                loose_losses.append((loss_call.call, owner))
         for name, function in functions.items():
             plan = self._function_plan(function, loss_sites.get(name, []), module)
             if plan is not None:
                 self.plan.functions.append(plan)
+        for name, node in classes.items():
+            plan = self._class_plan(node, method_sites, module)
+            if plan is not None:
+                self.plan.classes.append(plan)
+        planned = {c.name for c in self.plan.classes}
+        for call, owner in loose_losses:
+            if (self._method_of(call) or ("", ""))[0] not in planned:
+                self.plan.uncovered.append((self._line(call), self._where(call, owner, "loss")))
         covered = {f.name for f in self.plan.functions}
         for call in _PredictionCalls.find(module):
             owner = self._top_level_function(call)
@@ -166,9 +239,54 @@ class _Collector(cst.CSTVisitor):
                     self.plan.uncovered.append((self._line(call), self._where(call, owner, "prediction")))
         self.plan.uncovered.sort()
 
+    # -- classes
+
+    def _class_plan(self, node: cst.ClassDef, method_sites: dict, module: cst.Module) -> ClassPlan | None:
+        methods = {m.name.value: m for m in node.body.body if isinstance(m, cst.FunctionDef)}
+        init = methods.get("__init__")
+        bind = self.binds.get(node.name.value)
+        factory = bind.factory if bind is not None else None
+        init_plan = (self._function_plan(init, [], module, method=True, always=True) if init is not None and not factory
+                     else FunctionPlan(name="__init__", line=self._line(node), params=[], trains=False, criterion=None,
+                                       args_attributes=[], args_values={}, batch_keys=[], returns=[], return_line=None))
+        if _is_lightning_module(node, module):
+            steps = [self._function_plan(methods[name], method_sites.get((node.name.value, name), []), module,
+                                         method=True, always=True, step=True)
+                     for name in LIGHTNING_STEPS if name in methods]
+            if not steps:
+                return None
+            keys = sorted({key for step in steps for key in step.batch_keys})
+            return ClassPlan(node.name.value, self._line(node), "lightning", init_plan, steps, keys, factory)
+        if _is_module_subclass(node, module):
+            return None
+        called = []
+        for name, method in methods.items():
+            if name.startswith("__"):
+                continue
+            sites = method_sites.get((node.name.value, name), [])
+            plan = self._function_plan(method, sites, module, method=True, always=bool(sites) or _predicts(method))
+            if plan is not None:
+                called.append(plan)
+        if not called:
+            return None
+        return ClassPlan(node.name.value, self._line(node), "trainer", init_plan, called, factory=factory)
+
+    def _method_of(self, node: cst.CSTNode) -> tuple[str, str] | None:
+        """(class, method) when ``node`` is inside a method of a module-level class."""
+        chain = []
+        current = node
+        while (current := self.get_metadata(ParentNodeProvider, current, None)) is not None:
+            if isinstance(current, (cst.ClassDef, cst.FunctionDef)):
+                chain.append(current)
+        if len(chain) >= 2 and isinstance(chain[-1], cst.ClassDef) and isinstance(chain[-2], cst.FunctionDef):
+            return chain[-1].name.value, chain[-2].name.value
+        return None
+
     # -- module level
 
     def _module_statement(self, statement: cst.CSTNode, module: cst.Module) -> None:
+        if isinstance(statement, cst.FunctionDef) and MODEL_FACTORY.match(statement.name.value):
+            self.plan.model_classes.append(statement.name.value)
         if isinstance(statement, cst.ClassDef) and _is_module_subclass(statement, module):
             if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in statement.body.body):
                 self.plan.model_classes.append(statement.name.value)
@@ -183,19 +301,40 @@ class _Collector(cst.CSTVisitor):
                         continue
                     if isinstance(value, (int, float)) and 0 < value < 1:
                         self.plan.threshold = float(value)
+                if (isinstance(small, cst.Assign) and len(small.targets) == 1
+                        and isinstance(small.targets[0].target, cst.Name)
+                        and _CLASS_COUNT.match(small.targets[0].target.value)):
+                    try:
+                        value = ast.literal_eval(module.code_for_node(small.value))
+                    except (ValueError, SyntaxError):
+                        continue
+                    count = len(value) if isinstance(value, (list, tuple)) else value
+                    if isinstance(count, int) and not isinstance(count, bool) and 2 <= count <= 1000:
+                        self.plan.num_classes = count
 
     # -- functions
 
-    def _function_plan(self, function: cst.FunctionDef, losses: list, module: cst.Module) -> FunctionPlan | None:
-        if function.name.value == "main":
+    def _function_plan(self, function: cst.FunctionDef, losses: list, module: cst.Module, *, method: bool = False,
+                       always: bool = False, step: bool = False) -> FunctionPlan | None:
+        """How to call ``function``; None when it is not training or evaluation code.
+
+        ``method``: ``self`` is left out. ``always``: plan it whatever its parameters.
+        ``step``: a Lightning step, whose ``batch`` and ``batch_idx`` the harness supplies.
+        """
+        if function.name.value == "main" and not method:
             return None
-        params = _parameters(function)
+        params = _parameters(function)[1 if method else 0:]
         roles = {p.name.value: role_of(p.name.value) for p, _ in params}
+        if step:
+            roles.update({p.name.value: "step_input" for p, _ in params[:2]})
         has = set(roles.values())
         metric_helper = (
             {"logits", "labels"} <= has and "model" not in has and _METRIC_FUNCTION.search(function.name.value)
-        )
-        if not (losses or {"model", "loader"} <= has or metric_helper):
+        ) or _is_hf_compute_metrics(function, params)
+        if metric_helper and "logits" not in has:
+            roles[params[0][0].name.value] = "eval_prediction"
+        predictor = "image_path" in has and _predicts(function)
+        if not (losses or {"model", "loader"} <= has or metric_helper or always or predictor):
             return None
         body = _BodyFacts.of(function, {n for n, r in roles.items() if r == "args"})
         specs = []
@@ -223,7 +362,7 @@ class _Collector(cst.CSTVisitor):
             name=function.name.value,
             line=self._line(function),
             params=specs,
-            trains="optimizer" in has or body.trains,
+            trains="optimizer" in has or body.trains or function.name.value == "training_step",
             criterion=self._criterion_for(function, losses, roles, module),
             args_attributes=sorted(body.args_attributes | set(args_values)),
             args_values=args_values,
@@ -231,6 +370,8 @@ class _Collector(cst.CSTVisitor):
             returns=body.returns,
             return_line=self._line(body.return_node) if body.return_node is not None else None,
             unbound=unbound,
+            hf_model=body.hf_model,
+            predicts=predictor and not losses,
         )
 
     def _criterion_for(self, function, losses, roles, module) -> dict | None:
@@ -239,7 +380,8 @@ class _Collector(cst.CSTVisitor):
         for loss_call in losses:
             func = loss_call.call.func
             if isinstance(func, cst.Name) and roles.get(func.value) == "criterion" and loss_call.constructions:
-                spec = _criterion_spec(loss_call.constructions[0], module)
+                spec = _criterion_spec(loss_call.constructions[0], module, self.plan.path,
+                                       self._line(loss_call.constructions[0].call))
                 if spec:
                     return spec
         return None  # the orchestrator falls back to constructions elsewhere in the run
@@ -280,6 +422,21 @@ class _Collector(cst.CSTVisitor):
         return f"{what} code at module level"
 
 
+def parse(path: str, text: str) -> cst.Module:
+    """Parse ``text``; a syntax error is a :class:`SourceError` worded and positioned as CPython does."""
+    try:
+        return cst.parse_module(text)
+    except cst.ParserSyntaxError as error:
+        try:
+            compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as python_error:
+            raise SourceError(path, f"syntax error: {python_error.msg}", python_error.lineno or 1,
+                              python_error.offset or 1) from None
+        raise SourceError(path, f"syntax error: {error.message}", error.raw_line, error.raw_column + 1) from None
+    except (SyntaxError, ValueError, RecursionError) as error:
+        raise SourceError(path, f"cannot parse: {error}") from None
+
+
 def _parameters(function: cst.FunctionDef) -> list[tuple[cst.Param, str]]:
     p = function.params
     return (
@@ -289,11 +446,33 @@ def _parameters(function: cst.FunctionDef) -> list[tuple[cst.Param, str]]:
     )
 
 
+_EVAL_PREDICTION_PARAMS = frozenset({"eval_pred", "eval_preds", "eval_prediction", "p", "pred", "prediction"})
+
+
+def _is_hf_compute_metrics(function: cst.FunctionDef, params: list[tuple[cst.Param, str]]) -> bool:
+    """A Hugging Face ``compute_metrics(eval_pred)``: one required parameter, an ``EvalPrediction``."""
+    required = [p for p, _ in params if p.default is None]
+    if len(required) != 1:
+        return False
+    name = function.name.value
+    return name == "compute_metrics" or (
+        required[0].name.value in _EVAL_PREDICTION_PARAMS and bool(_METRIC_FUNCTION.search(name))
+    )
+
+
+def _is_lightning_module(node: cst.ClassDef, module: cst.Module) -> bool:
+    return any(module.code_for_node(base.value).split(".")[-1] == "LightningModule" for base in node.bases)
+
+
+def _predicts(function: cst.FunctionDef) -> bool:
+    return bool(_PredictionCalls.find(function))
+
+
 def _is_module_subclass(node: cst.ClassDef, module: cst.Module) -> bool:
     return any(module.code_for_node(base.value).split(".")[-1].endswith("Module") for base in node.bases)
 
 
-def _criterion_spec(construction: LossConstruction, module: cst.Module) -> dict | None:
+def _criterion_spec(construction: LossConstruction, module: cst.Module, path: str, line: int) -> dict | None:
     kwargs = {}
     for arg in construction.call.args:
         if arg.keyword is None:
@@ -302,7 +481,7 @@ def _criterion_spec(construction: LossConstruction, module: cst.Module) -> dict 
             kwargs[arg.keyword.value] = ast.literal_eval(module.code_for_node(arg.value))
         except (ValueError, SyntaxError):
             continue  # built from runtime values (a pos_weight tensor …): the harness uses the defaults
-    return {"qualified_name": construction.qualified_name, "kwargs": kwargs}
+    return {"qualified_name": construction.qualified_name, "kwargs": kwargs, "path": path, "line": line}
 
 
 class _BodyFacts(cst.CSTVisitor):
@@ -315,6 +494,8 @@ class _BodyFacts(cst.CSTVisitor):
         self.args_attributes: set[str] = set()
         self.batch_keys: set[str] = set()
         self.trains = False
+        self.hf_model = False
+        """Reads ``.logits`` or calls with ``**batch``: the function expects a Hugging Face model."""
         self.returns: list[str] = []
         self.return_node: cst.Return | None = None
         self._module = cst.Module(body=[])
@@ -334,8 +515,13 @@ class _BodyFacts(cst.CSTVisitor):
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if isinstance(node.value, cst.Name) and node.value.value in self.args_names:
             self.args_attributes.add(node.attr.value)
+        if node.attr.value == "logits":
+            self.hf_model = True
 
     def visit_Call(self, node: cst.Call) -> None:
+        if any(arg.star == "**" for arg in node.args):
+            self.hf_model = True
+            self.batch_keys.update(("pixel_values", "labels"))
         if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("backward", "step"):
             self.trains = True
 

@@ -1,4 +1,4 @@
-"""Rendering a verify report: a rich table (text) or the JSON document of docs/verify.md."""
+"""Rendering a verify report: a rich table on a terminal, one line per check when piped, or JSON."""
 
 from __future__ import annotations
 
@@ -31,6 +31,41 @@ def json_report(report: VerifyReport, threshold: float | None) -> str:
 
 
 def print_text(report: VerifyReport, out) -> None:
+    """A table on a terminal; one line per check when piped (CI logs, ``| less``, ``| grep FAIL``)."""
+    from rich.text import Text
+
+    if out.is_terminal:
+        _print_table(report, out)
+    else:
+        for line in check_lines(report):
+            out.print(Text(line), soft_wrap=True)
+    for check in report.checks:
+        if check.status == FAIL and check.traceback:
+            out.print(Text(f"\n{check.location}: {check.check}: {check.reason}", style="bold"), soft_wrap=True)
+            out.print(Text(check.traceback.rstrip()), soft_wrap=True)
+    totals = summary(report)
+    verdict = "all checks passed" if report.ok else f"{totals['failed']} check{'s' if totals['failed'] != 1 else ''} failed"
+    out.print(Text(f"{totals['files']} file{'s' if totals['files'] != 1 else ''}, {totals['checks']} checks: "
+                   f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped: {verdict}",
+                   style="green" if report.ok else "red"), soft_wrap=True)
+
+
+def check_lines(report: VerifyReport) -> list[str]:
+    """``STATUS path:line check: reason`` per check, with an indented ``fix:`` line when there is one."""
+    lines = []
+    for check in report.checks:
+        where = check.location + (f" {check.function}()" if check.function else "")
+        lines.append(f"{check.status} {where} {check.check}: {_one_line(check.reason)}")
+        if check.hint and check.status != PASS:
+            lines.append(f"    fix: {_one_line(check.hint)}")
+    return lines
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _print_table(report: VerifyReport, out) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -45,12 +80,3 @@ def print_text(report: VerifyReport, out) -> None:
         table.add_row(Text(check.status, style=_STYLE[check.status]), Text(where), Text(check.check),
                       Text(check.reason), Text(fix))
     out.print(table)
-    for check in report.checks:
-        if check.status == FAIL and check.traceback:
-            out.print(Text(f"\n{check.location}: {check.check}: {check.reason}", style="bold"))
-            out.print(Text(check.traceback.rstrip()))
-    totals = summary(report)
-    verdict = "all checks passed" if report.ok else f"{totals['failed']} check{'s' if totals['failed'] != 1 else ''} failed"
-    out.print(Text(f"{totals['files']} file{'s' if totals['files'] != 1 else ''}, {totals['checks']} checks: "
-                   f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped: {verdict}",
-                   style="green" if report.ok else "red"))

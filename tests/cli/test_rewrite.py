@@ -86,7 +86,9 @@ def test_usage_errors_exit_2(project, run_cli):
     assert code == 2 and "unknown rule code or prefix: XX9" in err
     code, _, err = run_cli("rewrite", "-", "a.py")
     assert code == 2 and "cannot be combined" in err
-    for argv in (("rewrite", "--threshold", "1.5", "a.py"), ("rewrite", "-j", "0", "a.py"), ("rewrite",)):
+    code, _, err = run_cli("rewrite")
+    assert code == 2 and "no PATH given" in err
+    for argv in (("rewrite", "--threshold", "1.5", "a.py"), ("rewrite", "-j", "0", "a.py"), ("rewrite", "--color", "red", "a.py")):
         with pytest.raises(SystemExit) as caught:
             run_cli(*argv)
         assert caught.value.code == 2

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -73,3 +76,25 @@ def test_sarif_for_notebook_points_into_the_json_file(run_cli, notebook_file):
     line = result["locations"][0]["physicalLocation"]["region"]["startLine"]
     assert "nn.CrossEntropyLoss()" in notebook_file.read_text().splitlines()[line - 1]
     assert "in cell 3 line 2" in result["message"]["text"]
+
+
+def test_sarif_names_a_non_utf8_file_by_its_bytes(run_cli, train_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"caf\xe9_train.py")  # latin-1 bytes: not UTF-8
+    (tmp_path / name).write_text(train_file.read_text())
+    code, out, err = run_cli("rewrite", "--check", "--output-format", "sarif", ".")
+    assert code == 1 and err == ""
+    out.encode("utf-8")  # no lone surrogate escapes: valid UTF-8 text
+    log = _validate_sarif(out)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in log["runs"][0]["results"]}
+    assert uris == {"caf%E9_train.py", "train.py"}
+
+
+def test_text_report_prints_a_non_utf8_file_name_as_its_bytes(train_file, tmp_path):
+    (tmp_path / os.fsdecode(b"caf\xe9.py")).write_text(train_file.read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate_ml", "rewrite", "--check", "-j1", "."],
+        cwd=tmp_path, capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert b"Would rewrite caf\xe9.py: ML001, ML002\n" in done.stdout

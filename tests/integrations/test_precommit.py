@@ -28,9 +28,18 @@ def _git(cwd: Path, *args: str) -> None:
 
 def test_hook_definition():
     hook = _hook("migrate-ml-check")
-    assert hook["entry"] == "migrate-ml rewrite --check"
+    # pre-commit names every staged file: --force-exclude keeps [tool.migrate-ml] exclude in force.
+    assert hook["entry"] == "migrate-ml rewrite --check --force-exclude"
+    assert hook["require_serial"] is True  # the command runs one worker per CPU itself
     assert hook["language"] == "python"
     assert hook["types_or"] == ["python", "jupyter"]
+
+
+@pytest.mark.parametrize("hook_id", ["migrate-ml-check", "migrate-ml-rewrite"])
+def test_hooks_that_take_notebooks_install_nbformat(hook_id):
+    hook = _hook(hook_id)
+    assert "jupyter" in hook["types_or"]
+    assert any(requirement.startswith("nbformat") for requirement in hook.get("additional_dependencies", []))
 
 
 def test_hook_entry_command_fails_on_pending_migration(tmp_path):

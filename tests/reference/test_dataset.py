@@ -42,7 +42,7 @@ def test_json_variant_and_split_folders(sample_dir, tmp_path):
     (root / "classes.txt").write_text((sample_dir / "classes.txt").read_text())
     ds = MultiLabelJsonDataset(root, split="train")
     assert torch.equal(ds.targets, csv_ds.targets)
-    assert isinstance(open_dataset(root, "train"), MultiLabelJsonDataset)
+    assert torch.equal(open_dataset(root, "train").targets.float(), csv_ds.targets)
 
 
 def _csv_case(tmp_path, body):
@@ -96,3 +96,123 @@ def test_json_bad_rows_name_file_and_line(tmp_path, body, line, needle):
     with pytest.raises(DatasetFormatError) as info:
         MultiLabelJsonDataset(root)
     assert info.value.line == line and needle in str(info.value)
+
+
+# --- users' formats: label-list CSV, one-hot CSV, COCO; classes; splits ---------------------
+
+from migrate_ml_reference import read_labels  # noqa: E402
+from migrate_ml_reference.dataset import assign_splits  # noqa: E402
+
+
+def _images(root, *names):
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (8, 8)).save(root / name)
+    return root
+
+
+@pytest.mark.parametrize("fmt,data_name", [("folder", None), ("csv", "train_v2.csv"), ("onehot", "labels.csv"), ("coco", "annotations.json")])
+def test_every_sample_format_reads_back_the_same_targets(tmp_path, fmt, data_name):
+    data = write_sample_data(tmp_path / fmt, kind="shapes", n=20, image_size=16, seed=3, format=fmt)
+    assert data == (tmp_path / fmt if data_name is None else tmp_path / fmt / data_name)
+    table = read_labels(data)
+    reference = read_labels(write_sample_data(tmp_path / "ref", kind="shapes", n=20, image_size=16, seed=3, overwrite=True))
+    assert sorted(table.classes) == sorted(reference.classes) and len(table.files) == 20
+    by_class = {c: table.targets[:, table.classes.index(c)] for c in table.classes}
+    for c in reference.classes:
+        assert torch.equal(by_class[c], reference.targets[:, reference.classes.index(c)]), c
+    assert (table.splits is not None) == (fmt == "folder")
+
+
+def test_planet_style_csv_names_without_extension(tmp_path):
+    _images(tmp_path / "train-jpg", "train_0.jpg", "train_1.jpg")
+    (tmp_path / "train_v2.csv").write_text("image_name,tags\ntrain_0,haze primary\ntrain_1,clear primary water\n")
+    table = read_labels(tmp_path / "train_v2.csv")
+    assert table.classes == ["clear", "haze", "primary", "water"]  # inferred, sorted
+    assert table.targets.tolist() == [[0, 1, 1, 0], [1, 0, 1, 1]]
+    assert table.files[0].endswith("train-jpg/train_0.jpg")
+    explicit = read_labels(tmp_path / "train_v2.csv", images=tmp_path / "train-jpg", image_ext="jpg")
+    assert explicit.files == table.files
+
+
+def test_class_names_with_spaces_and_a_bom_in_classes_txt(tmp_path):
+    _images(tmp_path / "images", "a.png", "b.png")
+    (tmp_path / "classes.txt").write_text("\ufefftraffic light\nstop sign\n", encoding="utf-8")
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,traffic light;stop sign\nb.png,stop sign\n")
+    table = read_labels(tmp_path / "labels.csv", label_sep=";")
+    assert table.classes == ["traffic light", "stop sign"]
+    assert table.targets.tolist() == [[1, 1], [0, 1]]
+
+
+def test_bom_in_labels_csv_header_and_one_hot_detection(tmp_path):
+    _images(tmp_path / "images", "a.png", "b.png")
+    (tmp_path / "labels.csv").write_text("\ufeffimage,cat,dog,split\na.png,1,0,train\nb.png,1,1,val\n", encoding="utf-8")
+    table = read_labels(tmp_path)
+    assert table.classes == ["cat", "dog"] and table.targets.tolist() == [[1, 0], [1, 1]]
+    assert table.splits == ["train", "val"]
+
+
+def test_coco_image_without_annotations_is_all_negative(tmp_path):
+    _images(tmp_path / "images", "a.png", "b.png")
+    doc = {"images": [{"id": 7, "file_name": "a.png"}, {"id": 8, "file_name": "b.png"}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 3}, {"id": 2, "image_id": 7, "category_id": 3}],
+           "categories": [{"id": 3, "name": "fire hydrant"}, {"id": 1, "name": "person"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(doc, indent=1))
+    table = read_labels(tmp_path / "instances.json")
+    assert table.classes == ["person", "fire hydrant"] and table.targets.tolist() == [[0, 1], [0, 0]]
+
+
+def _bad(tmp_path, name, text, **options):
+    _images(tmp_path / "images", "a.png", "b.png")
+    (tmp_path / "images" / "empty.png").write_bytes(b"")
+    (tmp_path / "outside.png").write_bytes((tmp_path / "images" / "a.png").read_bytes())
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DatasetFormatError) as info:
+        read_labels(path, **options)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "name,text,line,needle",
+    [
+        ("l.csv", "image,tags\na.png,x\nc.png,y\n", 3, "missing image 'c.png'"),
+        ("l.csv", "image,tags\na.png,x\n,y\n", 3, "empty row: no image name"),
+        ("l.csv", "image,tags\na.png,x\nb.png\n", 3, "expected 2 columns"),
+        ("l.csv", "image,tags\na.png,x\nempty.png,y\n", 3, "empty file (0 bytes)"),
+        ("l.csv", "image,tags\na.png,x\n../outside.png,y\n", 3, "resolves outside the images folder"),
+        ("l.csv", "image,tags\na.png,x\n/etc/passwd,y\n", 3, "resolves outside the images folder"),
+        ("l.csv", "image,cat,dog\na.png,1,0\nb.png,1,2\n", 3, "column 'dog': expected 0 or 1, got '2'"),
+        ("l.csv", "image,a,b,c\na.png,x,y,z\n", 1, "cannot tell which column holds the labels"),
+        ("l.csv", "image,tags\na.png,caf\xe9\n".encode("latin-1"), 2, "not UTF-8 text"),
+        ("c.json", '{"images": [{"id": 1, "file_name": "a.png"},\n {"id": 2, "file_name": "z.png"}],\n "annotations": [],\n "categories": [{"id": 1, "name": "x"}]}', 2, "missing image 'z.png'"),
+        ("c.json", '{"images": [{"id": 1, "file_name": "a.png"}],\n "annotations": [\n {"image_id": 1, "category_id": 9}],\n "categories": [{"id": 1, "name": "x"}]}', 3, "unknown category_id 9"),
+    ],
+)
+def test_bad_rows_in_users_formats_name_file_and_line(tmp_path, name, text, line, needle):
+    err = _bad(tmp_path, name, text)
+    assert err.line == line and needle in str(err), str(err)
+    assert str(err).startswith(f"{tmp_path / name}:{line}: ") and "\n" not in str(err)
+
+
+def test_unknown_class_with_a_classes_file(tmp_path):
+    (tmp_path / "classes.txt").write_text("x\ny\n")
+    err = _bad(tmp_path, "l.csv", "image,tags\na.png,x\nb.png,y z\n")
+    assert err.line == 3 and "unknown label 'z'" in str(err)
+
+
+def test_symlink_leading_out_of_the_images_root_is_refused(tmp_path):
+    _images(tmp_path / "images", "a.png")
+    (tmp_path / "images" / "link.png").symlink_to(tmp_path / "elsewhere.png")
+    (tmp_path / "elsewhere.png").write_bytes((tmp_path / "images" / "a.png").read_bytes())
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,x\nlink.png,y\n")
+    with pytest.raises(DatasetFormatError, match="resolves outside"):
+        read_labels(tmp_path)
+
+
+def test_assign_splits_is_seeded_and_sized():
+    a = assign_splits(100, 0.1, 0.2, seed=1)
+    assert a == assign_splits(100, 0.1, 0.2, seed=1) and a != assign_splits(100, 0.1, 0.2, seed=2)
+    assert (a.count("train"), a.count("val"), a.count("test")) == (70, 10, 20)

@@ -73,5 +73,6 @@ def test_cli_sample_data_and_bad_args(tmp_path):
     done = subprocess.run(run, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "d" / "labels.csv").read_text().splitlines()) == 21
-    bad = subprocess.run(run[:-4] + ["--image-size", "15"], capture_output=True, text=True)
+    bad = subprocess.run([*run[:4], str(tmp_path / "e"), "--image-size", "15"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "image_size" in bad.stderr
+    assert not (tmp_path / "e").exists()

@@ -1,9 +1,10 @@
-"""The README demo: rewrite the bundled single-label example, then verify it.
+"""The README demo: rewrite the bundled single-label example, then verify the whole project.
 
-The demo verifies utils.py (the module with the training and evaluation functions) and must
-pass. The whole project must not pass: train.py and predict.py keep review findings that need
-a human (ImageFolder, best-accuracy checkpoint, one class name per prediction), and verify
-names exactly those.
+verify runs the training and evaluation functions (utils.py), checks the model factory
+(train.py's create_model) and runs the prediction function (predict.py's predict) on a sample
+image. The project must not pass: train.py and predict.py keep findings that need a human
+(ImageFolder, best-accuracy checkpoint, one class name per prediction), and verify names exactly
+those, statically and, for the prediction, by running it.
 """
 
 from __future__ import annotations
@@ -31,19 +32,43 @@ def project(tmp_path_factory):
     return project
 
 
-def test_demo_verify_of_the_training_module_passes(project):
-    code, report = run_verify(str(project / "utils.py"), "--epochs", "2")
+@pytest.fixture(scope="module")
+def report(project):
+    return run_verify(str(project), "--epochs", "2")
+
+
+def _rows(report, file_name):
+    return [c for c in report[1]["checks"] if c["file"].endswith(file_name)]
+
+
+def test_training_and_evaluation_functions_pass(report):
+    rows = _rows(report, "utils.py")
     assert any(c["function"] == "train_one_epoch" and c["check"].startswith("loss falls") and c["status"] == "PASS"
-               for c in report["checks"])
-    assert [c for c in report["checks"] if c["status"] == "FAIL"] == []
-    assert code == 0
+               for c in rows)
+    assert any(c["function"] == "evaluate" and c["check"].startswith("metric") and c["status"] == "PASS" for c in rows)
+    assert [c for c in rows if c["status"] != "PASS"] == []
 
 
-def test_whole_project_fails_on_exactly_the_open_review_findings(project):
-    code, report = run_verify(str(project), "--epochs", "1")
-    failed = [c for c in report["checks"] if c["status"] == "FAIL"]
-    assert [c for c in failed if c["phase"] == "dynamic"] == []
-    assert sorted((c["code"], c["file"].rsplit("/", 1)[-1]) for c in failed) == [
-        ("ML101", "train.py"), ("ML101", "train.py"), ("ML106", "predict.py"), ("ML107", "train.py"),
+def test_training_scripts_model_is_checked(report):
+    rows = _rows(report, "train.py")
+    assert ("model create_model outputs", "PASS") in {(c["check"], c["status"]) for c in rows}
+
+
+def test_prediction_code_is_run_on_a_sample_image(report):
+    rows = _rows(report, "predict.py")
+    calls = [c for c in rows if c["check"].startswith("call")]
+    assert calls and all(c["status"] == "PASS" and "a sample image file" in c["reason"] for c in calls)
+    predictions = [c for c in rows if c["check"].startswith("prediction")]
+    assert predictions and all(c["status"] == "FAIL" and c["code"] == "ML106" and c["line"] == 31 for c in predictions)
+    assert "returned one class name" in predictions[0]["reason"]
+
+
+def test_whole_project_fails_on_exactly_the_open_findings(report):
+    code, data = report
+    failed = sorted((c["phase"], c["code"], c["file"].rsplit("/", 1)[-1]) for c in data["checks"] if c["status"] == "FAIL")
+    assert failed == [
+        ("dynamic", "ML106", "predict.py"), ("dynamic", "ML106", "predict.py"),
+        ("static", "ML101", "train.py"), ("static", "ML101", "train.py"), ("static", "ML106", "predict.py"),
+        ("static", "ML107", "train.py"),
     ]
     assert code == 1

@@ -51,3 +51,13 @@ def test_script_alone_fails(tmp_path):
     entry = [c for c in report["checks"] if c["check"] == "entry point"]
     assert code == 1 and entry[0]["status"] == "FAIL"
     assert "no callable entry point" in entry[0]["reason"]
+
+
+def test_entry_point_verdict_is_the_same_with_and_without_static_only():
+    paths = [str(VERIFY_FIXTURES / "script" / "module_level_script.py"),
+             str(VERIFY_FIXTURES / "broken" / "good_migration.py")]
+    verdicts = []
+    for extra in ([], ["--static-only"]):
+        _, report = run_verify(*paths, "--epochs", "1", *extra)
+        verdicts.append([(c["file"], c["line"], c["status"]) for c in report["checks"] if c["check"] == "entry point"])
+    assert verdicts[0] == verdicts[1] and verdicts[0][0][2] == "SKIP"

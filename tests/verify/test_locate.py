@@ -72,7 +72,8 @@ def test_plan_of_a_training_function():
     assert train.returns == ["loss.item()", "0.5"]
     # The flow cannot prove what reaches the parameter; the run falls back to this file's construction.
     assert train.criterion is None
-    assert plan.constructions == [{"qualified_name": "torch.nn.BCEWithLogitsLoss", "kwargs": {"reduction": "sum"}}]
+    assert plan.constructions == [{"qualified_name": "torch.nn.BCEWithLogitsLoss", "kwargs": {"reduction": "sum"},
+                                   "path": "example.py", "line": 13}]
 
 
 def test_unknown_required_parameter_makes_a_function_uncallable_until_bound():
@@ -93,7 +94,35 @@ def test_metric_helpers_and_main():
 def test_bind_parsing():
     assert parse_bind("val_dl=@loader") == Bind("val_dl", role="loader")
     assert parse_bind("args.lr=0.1") == Bind("args.lr", value=0.1)
+    assert parse_bind("LitModel=make_model()") == Bind("LitModel", factory="make_model")
+    assert parse_bind("LitModel=pkg.factories.build()") == Bind("LitModel", factory="pkg.factories.build")
     with pytest.raises(UsageError):
         parse_bind("x=@nonsense")
     with pytest.raises(UsageError):
         parse_bind("x=open('f')")
+
+
+LIGHTNING = """\
+import lightning as L
+
+
+class Lit(L.LightningModule):
+    def __init__(self, backbone, head_width):
+        super().__init__()
+
+    def training_step(self, batch, batch_idx):
+        return self(batch[0]).sum()
+
+
+def make_lit():
+    return Lit(None, 4)
+"""
+
+
+def test_lightning_module_plan_and_factory_bind():
+    plan = locate("lit.py", LIGHTNING, {})
+    (lit,) = plan.classes
+    assert (lit.kind, lit.unbound, [m.name for m in lit.methods]) == ("lightning", ["head_width"], ["training_step"])
+    assert [p["role"] for p in lit.methods[0].params] == ["step_input", "step_input"]
+    bound = locate("lit.py", LIGHTNING, {"Lit": Bind("Lit", factory="make_lit")}).classes[0]
+    assert bound.unbound == [] and bound.to_spec()["factory"] == "make_lit"

@@ -1,0 +1,519 @@
+"""Whole-project facts: criteria built in one file of a run and called in another.
+
+Real projects build the criterion in ``main.py`` and call it in ``engine.py``
+(``train_one_epoch(model, criterion, data_loader, ...)``). Rewriting each file alone, the call
+in ``engine.py`` cannot be proven to be a loss. When ``rewrite`` is given several files, this
+pass runs once before any file is rewritten and records, for each file, what the others pass
+to its functions, so each file can still be rewritten alone (and in a worker process):
+
+* a file whose text names a loss class is parsed with CPython's ``ast`` (a small fraction of
+  LibCST's cost; every other file is only read); its imports of the run's own modules
+  (``import engine``, ``from engine import train_one_epoch``, ``from . import engine``) and the
+  criteria bound to names in each function are resolved;
+* each call of a function (or class) of another file of the run that passes such a name
+  records, for that parameter, where the criterion is built and whether this run makes it a
+  ``BCEWithLogitsLoss`` (the facts the callee's file gets), and, for the caller, whether every
+  use of the parameter in the callee is a loss call that the run casts (the fact the caller's
+  file gets, so that it does not report the criterion as not followed);
+* a parameter that every call site passes a model's output (``accuracy(outputs, labels)``
+  with ``outputs = model(images)``) is recorded as classifier scores, so that the prediction
+  rules can rewrite the helper's arg-max; a file not parsed here that calls a function of the
+  same name leaves it unproven.
+
+The facts are :mod:`migrate_ml.rules._project` data; the flow provider reads them.
+"""
+
+from __future__ import annotations
+
+import ast
+import stat
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import libcst as cst
+
+from migrate_ml.engine.transform import Settings, select_rules
+from migrate_ml.rules import load_rules
+from migrate_ml.rules._flow import LOSS_CLASSES
+from migrate_ml.rules._predictions import is_model_callee
+from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
+
+_LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
+_DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
+_MAX_FORWARDING = 3
+"""How many functions of the callee's file a parameter may be passed through."""
+
+
+def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, FileFacts]:
+    """Facts for the files of one run, keyed by path; empty for a run of fewer than two files."""
+    python = [path for path in paths if path.endswith(".py")]
+    if len(python) < 2:
+        return {}
+    data = {path: _read(path) for path in python}
+    callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
+    if not callers:
+        return {}
+    project = _Project(python, settings)
+    for path in callers:
+        project.scan_caller(path)
+    unscanned = [data[path] for path in python if path not in callers]
+    return project.facts(unscanned)
+
+
+def _read(path: str) -> bytes:
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b""  # a FIFO or device would block the read; refused when the file is processed
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""  # reported when the file itself is processed
+
+
+_MODEL_OUTPUT = object()
+"""A binding to what a model call returns (``outputs = model(images)``): classifier scores."""
+
+
+@dataclass
+class _Passed:
+    """What one call site passes to a parameter."""
+
+    sources: list[CriterionSource] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+class _Project:
+    def __init__(self, paths: Sequence[str], settings: Settings) -> None:
+        self._settings = settings
+        self._paths = {os.path.normpath(os.path.abspath(path)): path for path in paths}
+        self._by_dotted: dict[str, list[str]] = defaultdict(list)
+        for full in self._paths:
+            parts = full[: -len(".py")].split(os.sep)
+            if parts[-1] == "__init__":
+                parts.pop()
+            for start in range(len(parts) - 1, 0, -1):
+                self._by_dotted[".".join(parts[start:])].append(full)
+        self._trees: dict[str, ast.Module | None] = {}
+        self._passed: dict[tuple[str, str, str], list[_Passed]] = defaultdict(list)
+        self._scores: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
+        """Per parameter of a run function: whether each call site passes classifier scores."""
+        self._hand_overs: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
+
+    # -- resolving the run's own modules --------------------------------------------------
+
+    def _module(self, dotted: str, importer: str, level: int = 0) -> str | None:
+        """The run's file for ``dotted`` imported from ``importer`` (absolute path), or None."""
+        if level:
+            folder = os.path.dirname(importer)
+            for _ in range(level - 1):
+                folder = os.path.dirname(folder)
+            base = os.path.join(folder, *dotted.split(".")) if dotted else folder
+            for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+                if candidate in self._paths:
+                    return candidate
+            return None
+        candidates = self._by_dotted.get(dotted, [])
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        # Several files end in this dotted name: the one nearest the importer (a script's own
+        # folder comes first on sys.path), if that is unambiguous.
+        def shared(candidate: str) -> int:
+            return len(os.path.commonpath([candidate, importer]))
+
+        best = max(shared(c) for c in candidates)
+        nearest = [c for c in candidates if shared(c) == best]
+        return nearest[0] if len(nearest) == 1 else None
+
+    def _tree(self, full: str) -> ast.Module | None:
+        if full not in self._trees:
+            try:
+                self._trees[full] = ast.parse(_read(full))
+            except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+                self._trees[full] = None  # reported when the file itself is processed
+        return self._trees[full]
+
+    def _function(self, full: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        """The module-level function ``name``, or the ``__init__`` of the module-level class ``name``."""
+        tree = self._tree(full)
+        if tree is None:
+            return None
+        found = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name == name]
+        if len(found) != 1:
+            return None
+        if not isinstance(found[0], ast.ClassDef):
+            return found[0]
+        inits = [s for s in found[0].body if isinstance(s, ast.FunctionDef) and s.name == "__init__"]
+        return inits[0] if len(inits) == 1 and inits[0].args.args else None
+
+    @staticmethod
+    def _positional(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
+        every = [*function.args.posonlyargs, *function.args.args]
+        return every[1:] if function.name == "__init__" else every  # a constructor's self
+
+    # -- the caller side -------------------------------------------------------------------
+
+    def scan_caller(self, path: str) -> None:
+        full = os.path.normpath(os.path.abspath(path))
+        tree = self._tree(full)
+        if tree is None:
+            return
+        names = _ImportedNames(self, full, tree)
+        if not names.modules and not names.functions:
+            return  # imports nothing of the run
+        calls = [
+            (call, scope)
+            for call, scope in _calls_by_scope(tree)
+            if isinstance(call.func, (ast.Name, ast.Attribute)) and names.run_function(call.func) is not None
+        ]
+        if not calls:
+            return
+        converting = self._converting_rules(path)
+        module_bindings = _bindings(tree.body, names, path, converting)
+        by_scope: dict[ast.AST, dict] = {tree: module_bindings}
+        for call, scope in calls:
+            if scope not in by_scope:
+                by_scope[scope] = _bindings(scope.body, names, path, converting)
+            parameters = set() if scope is tree else {
+                a.arg for a in (*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs)
+            }
+            self._record_call(call, names, path, full, by_scope[scope], module_bindings, parameters)
+
+    def _converting_rules(self, path: str) -> frozenset[str]:
+        settings = self._settings.for_file(path)
+        try:
+            return frozenset(rule.code for rule in select_rules(load_rules(), settings.select, settings.ignore))
+        except ValueError:
+            return frozenset()
+
+    def _record_call(self, call: ast.Call, names, path, full, bindings, module_bindings, parameters) -> None:
+        target = names.run_function(call.func)
+        if target is None:
+            return
+        callee_path, function_name = target
+        function = self._function(callee_path, function_name)
+        if function is None:
+            return
+        callee = _dotted(call.func)
+        positional = self._positional(function)
+        keywords = {a.arg for a in (*positional, *function.args.kwonlyargs)}
+        for index, argument in enumerate(call.args):
+            if isinstance(argument, ast.Starred):
+                return  # positions after a *args are unknown
+            if index < len(positional):
+                self._record_argument(argument, str(index), positional[index].arg, callee, callee_path,
+                                      function_name, path, bindings, module_bindings, parameters)
+        for keyword in call.keywords:
+            if keyword.arg is not None and keyword.arg in keywords:
+                self._record_argument(keyword.value, keyword.arg, keyword.arg, callee, callee_path,
+                                      function_name, path, bindings, module_bindings, parameters)
+
+    def _record_argument(self, value, argument, parameter, callee, callee_path, function_name, path,
+                         bindings, module_bindings, parameters) -> None:
+        passed = _Passed()
+        place = f"{path}:{value.lineno}"
+        if isinstance(value, ast.Name):
+            found = bindings.get(value.id) if value.id in bindings or value.id in parameters else module_bindings.get(value.id)
+            if found is None:
+                passed.unknown.append(place)
+            else:
+                passed.sources.extend(s for s in found if isinstance(s, CriterionSource))
+                passed.unknown.extend(place for s in found if not isinstance(s, CriterionSource))
+        else:
+            passed.unknown.append(place)
+            found = None
+        key = (callee_path, function_name, parameter)
+        self._passed[key].append(passed)
+        self._scores[key].append(bool(found) and all(s is _MODEL_OUTPUT for s in found))
+        if passed.sources and callee is not None:
+            self._hand_overs[path].append((callee, argument, callee_path, function_name, parameter))
+
+    # -- the facts -------------------------------------------------------------------------
+
+    def facts(self, unscanned: Sequence[bytes]) -> dict[str, FileFacts]:
+        """``unscanned``: the text of the run's files not scanned as callers; a function whose
+        name they call is not proven to receive scores, whatever the scanned callers pass."""
+        parameters: dict[str, list[ParameterFact]] = defaultdict(list)
+        for (callee_path, function, parameter), passes in self._passed.items():
+            sources = tuple(dict.fromkeys(s for p in passes for s in p.sources))
+            if not sources:
+                continue  # no criterion passed here: not a criterion parameter
+            unknown = tuple(dict.fromkeys(u for p in passes for u in p.unknown))
+            fact = ParameterFact(function, parameter, sources, unknown)
+            parameters[self._paths[callee_path]].append(fact)
+        hand_overs: dict[str, list[HandOver]] = defaultdict(list)
+        for path, entries in self._hand_overs.items():
+            for callee, argument, callee_path, function, parameter in entries:
+                fact = next(f for f in parameters[self._paths[callee_path]] if (f.function, f.parameter) == (function, parameter))
+                cast = fact.proven_bce and self._only_loss_calls(callee_path, function, parameter, 0)
+                hand_overs[path].append(
+                    HandOver(callee, argument, self._paths[callee_path], function, parameter, cast)
+                )
+        scores: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for (callee_path, function, parameter), passes in self._scores.items():
+            called_elsewhere = re.compile(rb"(?<!def )\b" + re.escape(function.encode()) + rb"\s*\(")
+            if all(passes) and not any(called_elsewhere.search(text) for text in unscanned):
+                scores[self._paths[callee_path]].append((function, parameter))
+        return {
+            path: FileFacts(
+                tuple(parameters.get(path, ())), tuple(hand_overs.get(path, ())), tuple(scores.get(path, ()))
+            )
+            for path in {*parameters, *hand_overs, *scores}
+        }
+
+    def _only_loss_calls(self, full: str, function_name: str, parameter: str, depth: int) -> bool:
+        """Every use of ``parameter`` in the function is a two-argument call (a loss call the
+        callee's rewrite casts) or passes it on to another function of that file; in a class's
+        ``__init__``, it is stored once as ``self.attr`` and every ``self.attr`` is such a call."""
+        function = self._function(full, function_name)
+        if function is None or depth > _MAX_FORWARDING:
+            return False
+        parents = _parents(function)
+        uses = [n for n in ast.walk(function) if isinstance(n, ast.Name) and n.id == parameter]
+        if not uses:
+            return False
+        for use in uses:
+            parent = parents.get(use)
+            if not isinstance(use.ctx, ast.Load):
+                return False
+            if _two_argument_call(parent, use):
+                continue
+            if function.name == "__init__" and len(uses) == 1 and _stored_on_self(parent, use):
+                return self._attribute_only_called(full, function_name, parent.targets[0].attr)
+            forwarded = _forwarded_to(parent, use, parents)
+            if forwarded is None or self._function(full, forwarded[0]) is None:
+                return False
+            inner = self._function(full, forwarded[0])
+            name = _parameter_name(inner, forwarded[1])
+            if name is None or not self._only_loss_calls(full, forwarded[0], name, depth + 1):
+                return False
+        return True
+
+    def _attribute_only_called(self, full: str, class_name: str, attribute: str) -> bool:
+        tree = self._tree(full)
+        owner = next((s for s in tree.body if isinstance(s, ast.ClassDef) and s.name == class_name), None) if tree else None
+        if owner is None:
+            return False
+        parents = _parents(owner)
+        uses = [
+            n for n in ast.walk(owner)
+            if isinstance(n, ast.Attribute) and n.attr == attribute and isinstance(n.value, ast.Name) and n.value.id == "self"
+        ]
+        loads = [use for use in uses if isinstance(use.ctx, ast.Load)]
+        return len(uses) == len(loads) + 1 and bool(loads) and all(_two_argument_call(parents.get(u), u) for u in loads)
+
+
+class _ImportedNames:
+    """The names a file binds to the run's own modules and their functions, and to loss classes."""
+
+    def __init__(self, project: _Project, full: str, tree: ast.Module) -> None:
+        self.qualified: dict[str, str] = {}
+        self.modules: dict[str, str] = {}
+        self.functions: dict[str, tuple[str, str]] = {}
+        self._project = project
+        for node in _module_level(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    local = alias.asname or alias.name.partition(".")[0]
+                    self.qualified[local] = alias.name if alias.asname else local
+                    module = project._module(alias.name, full)
+                    if module is not None and alias.asname:
+                        self.modules[alias.asname] = module
+                    elif module is not None and "." not in alias.name:
+                        self.modules[alias.name] = module
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    local = alias.asname or alias.name
+                    if not node.level and node.module:
+                        self.qualified[local] = f"{node.module}.{alias.name}"
+                    dotted = f"{node.module}.{alias.name}" if node.module else alias.name
+                    module = project._module(dotted, full, node.level)
+                    if module is not None:
+                        self.modules[local] = module
+                        continue
+                    owner = project._module(node.module or "", full, node.level) if (node.module or node.level) else None
+                    if owner is not None:
+                        self.functions[local] = (owner, alias.name)
+
+    def run_function(self, func: ast.expr) -> tuple[str, str] | None:
+        if isinstance(func, ast.Name):
+            return self.functions.get(func.id)
+        if isinstance(func, ast.Attribute):
+            owner = _dotted(func.value)
+            if owner in self.modules:
+                return self.modules[owner], func.attr
+        return None
+
+    def loss_class(self, func: ast.expr) -> str | None:
+        dotted = _dotted(func)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        qualified = self.qualified.get(head, head) + (f".{rest}" if rest else "")
+        return qualified if qualified in LOSS_CLASSES else None
+
+
+def _bindings(body: list[ast.stmt], names: _ImportedNames, path: str, converting: frozenset[str]):
+    """Each name assigned in a scope -> what it may hold: criterion sources, ``_MODEL_OUTPUT``,
+    None for anything else."""
+    bound: dict[str, list[object]] = defaultdict(list)
+    for node in _scope_nodes(body):
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets, value = [node.target], node.value
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr)):
+            targets = [getattr(node, "target", None)] + [i.optional_vars for i in getattr(node, "items", ())]
+            value = None
+        else:
+            continue
+        for target in targets:
+            for name in _assigned_names(target):
+                simple = len(targets) == 1 and isinstance(target, ast.Name)
+                bound[name].append(_source(value, names, path, converting) if simple and value is not None else None)
+    return bound
+
+
+def _source(value: ast.expr, names: _ImportedNames, path: str, converting: frozenset[str]) -> object:
+    while (  # nn.CrossEntropyLoss().to(device) / .cuda()
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in _DEVICE_METHODS
+        and isinstance(value.func.value, ast.Call)
+    ):
+        value = value.func.value
+    if not isinstance(value, ast.Call):
+        return None
+    qualified = names.loss_class(value.func)
+    if qualified is None:
+        return _MODEL_OUTPUT if _is_model_call(value) else None
+    return CriterionSource(path, value.lineno, qualified.rpartition(".")[2], _becomes_bce(qualified, value, converting))
+
+
+def _becomes_bce(qualified: str, call: ast.Call, converting: frozenset[str]) -> bool:
+    """Already BCE-with-logits in torch, or a construction that ML001/ML004 rewrite to it in
+    every case (the cases they only report, such as ``ignore_index`` or label smoothing that
+    cannot move onto the targets, stay what they are)."""
+    kind = LOSS_CLASSES[qualified]
+    if qualified.startswith("torch.") and kind == "bce":
+        return True
+    if qualified.endswith(".CrossEntropyLoss"):
+        keywords = {k.arg for k in call.keywords}
+        return (
+            "ML001" in converting
+            and len(call.args) <= 1
+            and not any(isinstance(a, ast.Starred) for a in call.args)
+            and None not in keywords
+            and not keywords & {"ignore_index", "label_smoothing"}
+        )
+    return kind == "timm-soft-target-ce" and "ML004" in converting
+
+
+def _module_level(tree: ast.Module) -> Iterable[ast.stmt]:
+    """Module-level statements, including those inside module-level if/try blocks."""
+    stack: list[ast.stmt] = list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.If, ast.Try, getattr(ast, "TryStar", ast.Try))):
+            for block in (node.body, node.orelse, getattr(node, "finalbody", []), *[h.body for h in getattr(node, "handlers", [])]):
+                stack.extend(reversed(block))
+
+
+def _is_model_call(call: ast.Call) -> bool:
+    """``model(images)``, ``self.model(x)``: the prediction rules' own test, on the callee."""
+    dotted = _dotted(call.func)
+    return dotted is not None and is_model_callee(cst.parse_expression(dotted))
+
+
+def _scope_nodes(body: list[ast.stmt]) -> Iterable[ast.AST]:
+    """The nodes of a scope, without descending into nested functions, classes or lambdas."""
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in reversed(list(ast.iter_child_nodes(node))):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                stack.append(child)
+
+
+def _calls_by_scope(tree: ast.Module) -> Iterable[tuple[ast.Call, ast.AST]]:
+    """Every call with the function (or the module) whose scope it is in, in one traversal."""
+    stack: list[tuple[ast.AST, ast.AST]] = [(tree, tree)]
+    while stack:
+        node, scope = stack.pop()
+        if isinstance(node, ast.Call):
+            yield node, scope
+        inner = node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node))
+
+
+def _assigned_names(target: ast.expr | None) -> Iterable[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _assigned_names(element)
+    elif isinstance(target, ast.Starred):
+        yield from _assigned_names(target.value)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _parents(node: ast.AST) -> dict[ast.AST, ast.AST]:
+    return {child: parent for parent in ast.walk(node) for child in ast.iter_child_nodes(parent)}
+
+
+def _two_argument_call(parent: ast.AST | None, use: ast.expr) -> bool:
+    return (
+        isinstance(parent, ast.Call)
+        and parent.func is use
+        and len(parent.args) == 2
+        and not parent.keywords
+        and not any(isinstance(a, ast.Starred) for a in parent.args)
+    )
+
+
+def _stored_on_self(parent: ast.AST | None, use: ast.Name) -> bool:
+    """``self.attr = use``."""
+    return (
+        isinstance(parent, ast.Assign)
+        and parent.value is use
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0], ast.Attribute)
+        and isinstance(parent.targets[0].value, ast.Name)
+        and parent.targets[0].value.id == "self"
+    )
+
+
+def _forwarded_to(parent, use: ast.Name, parents) -> tuple[str, int | str] | None:
+    """``f(..., use, ...)`` / ``f(..., p=use)`` with ``f`` a plain name: (f, position or keyword)."""
+    if isinstance(parent, ast.keyword):
+        call = parents.get(parent)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and parent.arg is not None:
+            return call.func.id, parent.arg
+        return None
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and use in parent.args:
+        index = parent.args.index(use)
+        if not any(isinstance(a, ast.Starred) for a in parent.args[: index + 1]):
+            return parent.func.id, index
+    return None
+
+
+def _parameter_name(function: ast.FunctionDef | ast.AsyncFunctionDef, position: int | str) -> str | None:
+    every = [*function.args.posonlyargs, *function.args.args]
+    if isinstance(position, int):
+        return every[position].arg if position < len(every) else None
+    names = {a.arg for a in (*every, *function.args.kwonlyargs)}
+    return position if position in names else None

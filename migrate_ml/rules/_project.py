@@ -1,0 +1,118 @@
+"""What the other files of a run say about this one: criteria built in one module, called in another.
+
+Real projects build the criterion in ``main.py`` and call it in ``engine.py``
+(``train_one_epoch(model, criterion, data_loader, ...)``). When ``rewrite`` is given several
+files, the engine's project pass (``migrate_ml.engine.project``) collects these facts for
+every file of the run before any file is rewritten, so that each worker can rewrite its file
+alone. The flow provider reads the facts of the file being rewritten from
+:func:`current_facts`; rules read them from the ``LossFlow`` it computes.
+
+This module holds plain data only (it is pickled to worker processes) and never imports the
+engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Iterator
+
+import libcst as cst
+
+
+@dataclass(frozen=True)
+class CriterionSource:
+    """A criterion built in some file of the run and passed to a function of another."""
+
+    path: str
+    line: int
+    class_name: str
+    becomes_bce: bool
+    """Already ``BCEWithLogitsLoss``, or a construction this run rewrites to it (so its targets
+    must be float at every call)."""
+
+    def describe(self) -> str:
+        return f"{self.class_name} built at {self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class ParameterFact:
+    """What the run's other files pass to ``function(parameter)`` of this file."""
+
+    function: str
+    parameter: str
+    sources: tuple[CriterionSource, ...]
+    unknown: tuple[str, ...] = ()
+    """``path:line`` of call sites that pass something not proven to be a criterion."""
+
+    @property
+    def proven_bce(self) -> bool:
+        return bool(self.sources) and not self.unknown and all(s.becomes_bce for s in self.sources)
+
+    def describe(self) -> str:
+        described = [source.describe() for source in self.sources]
+        described += [f"an unknown value passed at {place}" for place in self.unknown]
+        return ", ".join(described)
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """A call in this file that passes a criterion to a function defined in another file of the run."""
+
+    callee: str
+    """The callee as written here, as a dotted name: ``engine.train_one_epoch``."""
+    argument: str
+    """The parameter's keyword, or the argument's position (``"1"``)."""
+    path: str
+    function: str
+    parameter: str
+    cast: bool
+    """The run casts the targets at every call this criterion reaches in ``path``."""
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    parameters: tuple[ParameterFact, ...] = ()
+    hand_overs: tuple[HandOver, ...] = ()
+    score_parameters: tuple[tuple[str, str], ...] = ()
+    """(function, parameter) of this file's metric helpers that every caller in the run passes a
+    model's output (``accuracy(outputs, labels)`` with ``outputs = model(images)``)."""
+
+    def receives_scores(self, function: str, parameter: str) -> bool:
+        return (function, parameter) in self.score_parameters
+
+    def parameter(self, function: str, parameter: str) -> ParameterFact | None:
+        return next((f for f in self.parameters if (f.function, f.parameter) == (function, parameter)), None)
+
+    def hand_over(self, callee: str, argument: str) -> HandOver | None:
+        return next((h for h in self.hand_overs if (h.callee, h.argument) == (callee, argument)), None)
+
+
+_CURRENT: ContextVar[FileFacts | None] = ContextVar("migrate_ml_project_facts", default=None)
+
+
+def current_facts() -> FileFacts | None:
+    """The project facts of the file being rewritten; None outside a multi-file run."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def facts_in_effect(facts: FileFacts | None) -> Iterator[None]:
+    token = _CURRENT.set(facts)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def dotted_name(node: cst.CSTNode) -> str | None:
+    """``a.b.c`` for a ``Name``/``Attribute`` chain; None for anything else."""
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    return ".".join(reversed(parts))

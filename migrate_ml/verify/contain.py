@@ -1,0 +1,129 @@
+"""Running the verify harness so that nothing it starts outlives it, and its output stays small.
+
+The harness runs user code, which may start processes of its own (a ``Popen(['sleep', ...])``,
+a forked data-loading loop) or print without end. Three guarantees:
+
+* the harness starts a session of its own (``start_new_session``), and every process left in
+  that session is killed when the harness finishes, times out, or when this process is
+  interrupted (Ctrl-C) or terminated (SIGTERM);
+* its stdout and stderr are read as they come and only the last ``TAIL_BYTES`` are kept, so a
+  run that prints gigabytes costs a fixed amount of memory;
+* a run that passes its deadline is reported as timed out, never waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+
+TAIL_BYTES = 64 * 1024
+READ_CHUNK = 64 * 1024
+REAP_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Contained:
+    returncode: int | None
+    """None when the run was killed at its deadline."""
+    tail: str
+    """The last ``TAIL_BYTES`` of stdout and stderr together."""
+    timed_out: bool
+
+
+class _Tail:
+    """Reads a pipe to its end on a thread, keeping only the last ``limit`` bytes."""
+
+    def __init__(self, pipe, limit: int) -> None:
+        self._pipe = pipe
+        self._limit = limit
+        self._kept = bytearray()
+        self._thread = threading.Thread(target=self._read, name="verify-output", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for chunk in iter(lambda: self._pipe.read1(READ_CHUNK), b""):
+            self._kept += chunk
+            if len(self._kept) > 2 * self._limit:
+                del self._kept[: len(self._kept) - self._limit]
+
+    def text(self, wait: float) -> str:
+        self._thread.join(wait)
+        kept = bytes(self._kept[-self._limit:])
+        return kept.decode("utf-8", errors="replace")
+
+
+def run_contained(argv: list[str], *, cwd: str, env: dict[str, str], timeout: float,
+                  tail_bytes: int = TAIL_BYTES) -> Contained:
+    """Run ``argv`` in a new session; kill the session when it ends, times out or we are stopped."""
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    tail = _Tail(process.stdout, tail_bytes)
+    timed_out = False
+    previous = _terminate_as_interrupt()
+    try:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    finally:
+        kill_session(process.pid)
+        process.wait()
+        _restore(previous)
+    # The pipe closes once every process holding it is gone; a process that left the session
+    # (setsid) and kept the pipe open must not hold the report back.
+    text = tail.text(REAP_WAIT_S)
+    return Contained(returncode=None if timed_out else process.returncode, tail=text, timed_out=timed_out)
+
+
+def kill_session(session: int) -> None:
+    """SIGKILL every process of the session led by ``session`` (its process groups included)."""
+    for pid in _session_members(session):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.killpg(session, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _session_members(session: int) -> list[int]:
+    """Processes whose session id is ``session`` (Linux ``/proc``; elsewhere only its group is killed)."""
+    members = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return members
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 3 and int(fields[3]) == session:
+            members.append(int(entry))
+    return members
+
+
+def _terminate_as_interrupt():
+    """While the harness runs, SIGTERM unwinds like Ctrl-C so that the session is killed first."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,247 @@
+"""Whole-project migration: a criterion built in main.py and called in engine.py, a model's
+outputs passed to an accuracy helper in utils.py (issue 9, §3).
+
+``tests/fixtures/projects/<name>/before`` is rewritten as one run (serially and with two worker
+processes) and must equal ``after``; the rewritten project is then imported and trained on
+int64 and on float32 multi-hot labels. Each file rewritten alone keeps the finding that names
+the parameter and the function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from migrate_ml.engine.project import build_project_facts
+from migrate_ml.engine.runner import process_files
+from migrate_ml.engine.transform import Settings
+
+PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
+
+
+def _copy(tmp_path: Path, name: str, state: str = "before") -> Path:
+    folder = tmp_path / name
+    shutil.copytree(PROJECTS / name / state, folder)
+    return folder
+
+
+def _run(folder: Path, jobs: int = 1, write: bool = True, settings: Settings = Settings()):
+    paths = sorted(str(p) for p in folder.glob("*.py"))
+    return {Path(o.path).name: o for o in process_files(paths, settings, write=write, jobs=jobs)}
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def _deit_style(module, model, loader) -> float:
+    return module.main(model, loader, loader, epochs=8)
+
+
+def _utils_accuracy(module, model, loader) -> float:
+    optimizer = module.torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(8):
+        module.train(model, loader, optimizer)
+    return module.evaluate(model, loader)
+
+
+PROJECT_CASES = {
+    # the criterion is built in main.py and called in engine.py
+    "deit_style": ("main", _deit_style),
+    # the model's outputs reach an accuracy helper in utils.py
+    "utils_accuracy": ("train", _utils_accuracy),
+}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("project", sorted(PROJECT_CASES))
+def test_project_rewrite_matches_golden(tmp_path: Path, project: str, jobs: int) -> None:
+    folder = _copy(tmp_path, project)
+    outcomes = _run(folder, jobs=jobs)
+    for path in sorted((PROJECTS / project / "after").glob("*.py")):
+        assert (folder / path.name).read_text() == path.read_text(), path.name
+        assert outcomes[path.name].error is None
+        assert outcomes[path.name].findings == []
+
+
+def test_project_changes_name_both_places(tmp_path: Path) -> None:
+    outcomes = _run(_copy(tmp_path, "deit_style"), write=False)
+    cast = [c for c in outcomes["engine.py"].changes if c.code == "ML010"]
+    assert len(cast) == 1 and cast[0].line == 11
+    assert "CrossEntropyLoss built at" in cast[0].message and "main.py:9" in cast[0].message
+    built = [c for c in outcomes["main.py"].changes if c.code == "ML001"]
+    assert len(built) == 1 and "train_one_epoch(criterion) in " in built[0].message
+    assert "engine.py" in built[0].message
+
+
+@pytest.mark.parametrize("project", sorted(PROJECT_CASES))
+def test_rewritten_project_is_idempotent(tmp_path: Path, project: str) -> None:
+    outcomes = _run(_copy(tmp_path, project, "after"))
+    assert not any(o.changed for o in outcomes.values())
+
+
+@pytest.mark.parametrize("alone", ["engine.py", "main.py"])
+def test_a_file_rewritten_alone_keeps_its_finding(tmp_path: Path, alone: str) -> None:
+    folder = _copy(tmp_path, "deit_style")
+    [outcome] = process_files([str(folder / alone)], Settings(), write=False)
+    findings = [f for f in outcome.findings if f.code in {"ML001", "ML010"}]
+    assert len(findings) == 1
+    if alone == "engine.py":
+        assert findings[0].line == 11
+        assert "criterion is a parameter of train_one_epoch()" in findings[0].message
+    else:
+        assert "not every use of this criterion could be followed" in findings[0].message
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32"])
+@pytest.mark.parametrize("project", sorted(PROJECT_CASES))
+def test_rewritten_project_trains_multi_label(tmp_path: Path, project: str, dtype: str, monkeypatch) -> None:
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    folder = _copy(tmp_path, project, "after")
+    monkeypatch.syspath_prepend(str(folder))
+    for path in folder.glob("*.py"):
+        monkeypatch.delitem(sys.modules, path.stem, raising=False)
+    entry, drive = PROJECT_CASES[project]
+    module = importlib.import_module(entry)
+
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(256, 8, generator=generator)
+    labels = (features[:, :4] > 0).to(getattr(torch, dtype))
+    dataset = torch.utils.data.TensorDataset(features, labels)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True, generator=generator)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+
+    def bce() -> float:
+        with torch.no_grad():
+            return torch.nn.functional.binary_cross_entropy_with_logits(model(features), labels.float()).item()
+
+    before = bce()
+    accuracy = drive(module, model, loader)
+    assert bce() < 0.6 * before
+    with torch.no_grad():
+        exact = ((torch.sigmoid(model(features)) > 0.5) == labels.bool()).all(1).float().mean().item()
+    assert accuracy == pytest.approx(exact, abs=1e-6)
+
+
+ENGINE = (
+    "def train_one_epoch(model, criterion, loader):\n"
+    "    for x, y in loader:\n"
+    "        criterion(model(x), y).backward()\n"
+)
+
+
+@pytest.mark.parametrize(
+    "main",
+    [
+        "import torch.nn as nn\nimport engine as eng\n\ncriterion = nn.CrossEntropyLoss()\n"
+        "eng.train_one_epoch(None, criterion, [])\n",
+        "from torch import nn\nfrom . import engine\n\ndef run():\n    loss = nn.CrossEntropyLoss().cuda()\n"
+        "    engine.train_one_epoch(None, loader=[], criterion=loss)\n",
+        "from timm.loss import SoftTargetCrossEntropy\nfrom .engine import train_one_epoch\n\n"
+        "def run():\n    criterion = SoftTargetCrossEntropy()\n    train_one_epoch(None, criterion, [])\n",
+        "import torch\nfrom pkg.engine import train_one_epoch\n\ncriterion = torch.nn.BCEWithLogitsLoss()\n"
+        "train_one_epoch(None, criterion, [])\n",
+    ],
+    ids=["import-as", "relative-module", "relative-function", "package-function"],
+)
+def test_imports_of_the_run_are_resolved(tmp_path: Path, main: str) -> None:
+    folder = _write(tmp_path / "pkg", {"__init__.py": "", "main.py": main, "engine.py": ENGINE})
+    outcomes = _run(folder, write=False)
+    cast = [c for c in outcomes["engine.py"].changes if c.code == "ML010"]
+    assert len(cast) == 1 and "main.py:" in cast[0].message
+    assert outcomes["engine.py"].findings == [] and outcomes["main.py"].findings == []
+
+
+@pytest.mark.parametrize(
+    "build, passed",
+    [
+        ("nn.CrossEntropyLoss(label_smoothing=0.1)", "CrossEntropyLoss built at"),
+        ("nn.CrossEntropyLoss(ignore_index=-1)", "CrossEntropyLoss built at"),
+        ("make_loss()", "an unknown value passed at"),
+    ],
+)
+def test_criteria_this_run_does_not_make_bce_are_reported(tmp_path: Path, build: str, passed: str) -> None:
+    main = (
+        "from torch import nn\nfrom engine import train_one_epoch\n\ndef run(make_loss, flag):\n"
+        "    criterion = nn.CrossEntropyLoss()\n    if flag:\n"
+        f"        criterion = {build}\n    train_one_epoch(None, criterion, [])\n"
+    )
+    folder = _write(tmp_path / "project", {"main.py": main, "engine.py": ENGINE})
+    outcomes = _run(folder, write=False)
+    assert not [c for c in outcomes["engine.py"].changes if c.code == "ML010"]
+    [finding] = [f for f in outcomes["engine.py"].findings if f.code == "ML010"]
+    assert finding.applicability == "unsafe"
+    assert "criterion is a parameter of train_one_epoch()" in finding.message and passed in finding.message
+
+
+def test_a_criterion_the_callee_does_not_only_call_stays_reported(tmp_path: Path) -> None:
+    # DeiT wraps the criterion (DistillationLoss(criterion, ...)): engine.py does not cast it.
+    engine = "def train_one_epoch(model, criterion, loader):\n    return Wrapper(criterion)\n"
+    main = (
+        "from torch import nn\nimport engine\n\ncriterion = nn.CrossEntropyLoss()\n"
+        "engine.train_one_epoch(None, criterion, [])\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "engine.py": engine}), write=False)
+    [note] = [f for f in outcomes["main.py"].findings if f.code == "ML001"]
+    assert "not every use of this criterion could be followed" in note.message
+
+
+def test_conversion_not_selected_means_no_cast(tmp_path: Path) -> None:
+    main = "from torch import nn\nimport engine\n\ncriterion = nn.CrossEntropyLoss()\nengine.train_one_epoch(None, criterion, [])\n"
+    folder = _write(tmp_path / "project", {"main.py": main, "engine.py": ENGINE})
+    outcomes = _run(folder, write=False, settings=Settings(select=("ML010",)))
+    assert outcomes["engine.py"].changes == []
+    [finding] = outcomes["engine.py"].findings
+    assert "CrossEntropyLoss built at" in finding.message
+
+
+def test_only_multi_file_runs_with_a_loss_pay_for_the_pass(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "project", {"main.py": "import engine\nengine.train_one_epoch(None, None, [])\n", "engine.py": ENGINE})
+    paths = [str(folder / "main.py"), str(folder / "engine.py")]
+    assert build_project_facts(paths, Settings()) == {}
+    assert build_project_facts(paths[:1], Settings()) == {}
+
+
+def test_a_criterion_passed_to_a_class_of_the_run_is_cast_there(tmp_path: Path) -> None:
+    # DeiT: main.py wraps the criterion in losses.DistillationLoss, which calls self.base_criterion.
+    losses = (
+        "import torch\n\n\nclass DistillationLoss(torch.nn.Module):\n"
+        "    def __init__(self, base_criterion, alpha):\n"
+        "        super().__init__()\n        self.base_criterion = base_criterion\n        self.alpha = alpha\n\n"
+        "    def forward(self, outputs, labels):\n"
+        "        return self.base_criterion(outputs, labels) * (1 - self.alpha)\n"
+    )
+    main = (
+        "from torch import nn\nfrom losses import DistillationLoss\n\n"
+        "def build():\n    base = nn.CrossEntropyLoss()\n    return DistillationLoss(base, alpha=0.5)\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "losses.py": losses}), write=False)
+    [cast] = [c for c in outcomes["losses.py"].changes if c.code == "ML010"]
+    assert "self.base_criterion is set from a parameter of DistillationLoss()" in cast.message
+    assert "main.py:5" in cast.message
+    assert "labels.float()" in outcomes["losses.py"].new_text
+    assert outcomes["main.py"].findings == [] and outcomes["losses.py"].findings == []
+
+
+def test_a_helper_called_from_a_file_not_scanned_stays_unproven(tmp_path: Path) -> None:
+    utils = "def accuracy(output, target):\n    pred = output.argmax(dim=1)\n    return (pred == target).float().mean()\n"
+    train = (
+        "from torch import nn\nfrom utils import accuracy\n\ndef step(model, x, y):\n"
+        "    outputs = model(x)\n    nn.CrossEntropyLoss()(outputs, y).backward()\n    return accuracy(outputs, y)\n"
+    )
+    # no loss here, so the pass does not parse it; it calls the helper with something else
+    report = "from utils import accuracy\n\ndef score(probs, y):\n    return accuracy(probs, y)\n"
+    folder = _write(tmp_path / "project", {"utils.py": utils, "train.py": train, "report.py": report})
+    outcomes = _run(folder, write=False)
+    assert not outcomes["utils.py"].changed
+    assert [f.code for f in outcomes["utils.py"].findings] == ["ML020"]

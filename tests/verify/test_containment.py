@@ -1,0 +1,149 @@
+"""What verify runs stays contained: no process outlives the run, output costs bounded memory,
+the network is cut off (issue 13, items 10-12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from verify_helpers import REPO, VERIFY_FIXTURES, failures, rows_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
+
+PROCESSES = VERIFY_FIXTURES / "containment" / "processes"
+OUTPUT = VERIFY_FIXTURES / "containment" / "output"
+
+
+def _marked(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (everything the run started inherits it)."""
+    found = []
+    needle = f"MIGRATE_ML_TEST_MARKER={marker}".encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if needle in handle.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _settled(marker: str, seconds: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def contained_run():
+    marker = uuid.uuid4().hex
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setblocking(False)
+    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": str(server.getsockname()[1])}
+    started = time.monotonic()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "migrate_ml", "verify", str(PROCESSES), "--timeout", "10", "--epochs", "1",
+             "--output-format", "json"],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=200, check=False,
+        )
+    finally:
+        elapsed = time.monotonic() - started
+        left = _settled(marker)
+        _kill(left)
+    try:
+        connection, _ = server.accept()
+        connection.close()
+        connected = True
+    except BlockingIOError:
+        connected = False
+    finally:
+        server.close()
+    return json.loads(completed.stdout), elapsed, left, connected
+
+
+def test_no_process_outlives_the_run(contained_run):
+    report, elapsed, left, _ = contained_run
+    assert left == [], "processes started by user code outlived verify"
+    # The sleeps last 300 s: the run must not wait for them.
+    assert elapsed < 150
+    assert rows_for(report, "leaves_processes.py")
+
+
+def test_a_file_that_finishes_but_leaves_processes_is_judged_on_its_own_result(contained_run):
+    report, *_ = contained_run
+    rows = rows_for(report, "leaves_processes.py")
+    assert [c for c in rows if c["phase"] == "dynamic" and c["status"] == "FAIL"] == []
+    assert any(c["check"].startswith("metric") and c["status"] == "PASS" for c in rows)
+
+
+def test_timeout_is_a_failure_and_its_processes_are_killed(contained_run):
+    report, *_ = contained_run
+    rows = failures(report, "hangs_after_spawning.py", phase="dynamic")
+    assert [c["check"] for c in rows] == ["run"]
+    assert rows[0]["reason"].startswith("timed out after 10 s")
+
+
+def test_the_network_is_cut_off_below_the_socket_module(contained_run):
+    _, _, _, connected = contained_run
+    assert not connected, "user code connected through _socket"
+
+
+def test_interrupt_kills_everything_the_run_started():
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9"}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "migrate_ml", "verify", str(PROCESSES / "leaves_processes.py"), "--timeout", "60"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 150
+        # The CLI and the harness carry the marker too; wait for the user code's own processes.
+        while len(_marked(marker)) < 4 and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.2)
+        assert cli.poll() is None, "verify finished before it could be interrupted"
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=30)
+        left = _settled(marker)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        _kill(_marked(marker))
+    assert cli.returncode == 130 and "interrupted" in stderr.decode()
+    assert left == []
+
+
+def test_output_of_user_code_costs_bounded_memory():
+    """200 MB printed by user code: the CLI keeps only the tail (it held it all before)."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forked parent (pytest, with torch loaded).
+    script = (
+        "import re, sys\n"
+        "from migrate_ml.cli import main\n"
+        f"code = main(['verify', {str(OUTPUT)!r}, '--epochs', '1', '--output-format', 'json'])\n"
+        "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "print(code, peak, file=sys.stderr)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
+                               timeout=300, check=False)
+    code, peak_kib = completed.stderr.split()[-2:]
+    report = json.loads(completed.stdout)
+    assert int(code) == 0, report
+    assert int(peak_kib) < 150 * 1024, f"verify's own peak memory was {int(peak_kib) // 1024} MiB"

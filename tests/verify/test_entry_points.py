@@ -1,0 +1,116 @@
+"""Entry points beyond module functions: LightningModules, Hugging Face compute_metrics, trainer
+classes. Each kind has a correct migration that passes and broken ones that fail naming the line.
+
+One verify run covers the set (starting the harness imports torch and timm once).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from verify_helpers import VERIFY_FIXTURES, failures, rows_for, run_verify
+
+pytestmark = pytest.mark.slow
+
+for framework in ("lightning", "pytorch_lightning", "transformers"):  # the test extra installs them
+    pytest.importorskip(framework)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_verify(str(VERIFY_FIXTURES / "entry_points"), "--epochs", "1")[1]
+
+
+def _dynamic_failures(report, name):
+    return [(c["line"], c["check"], c["code"], c["reason"]) for c in failures(report, name, phase="dynamic")]
+
+
+@pytest.mark.parametrize("name", ["lightning_good.py", "hf_metrics_good.py", "trainer_good.py"])
+def test_correct_migrations_pass(report, name):
+    rows = rows_for(report, name)
+    assert rows and [c for c in rows if c["status"] != "PASS"] == []
+
+
+def test_lightning_module_is_trained_and_its_logged_metric_judged(report):
+    rows = rows_for(report, "lightning_good.py")
+    checks = {(c["function"], c["check"]) for c in rows}
+    assert ("LitClassifier.training_step", "loss falls (float32 labels)") in checks
+    assert ("LitClassifier.validation_step", "logged val_acc (float32 labels)") in checks
+    logged = next(c for c in rows if c["check"] == "logged val_acc (int64 labels)")
+    assert logged["line"] == 28 and "equals the reference exact match" in logged["reason"]
+
+
+def test_lightning_per_element_accuracy_names_the_log_line(report):
+    rows = _dynamic_failures(report, "lightning_per_element.py")
+    assert [(line, check, code) for line, check, code, _ in rows] == [
+        (25, "logged val_acc (int64 labels)", "ML021"), (25, "logged val_acc (float32 labels)", "ML021")]
+    assert "equals per-element (label-wise) accuracy, inflated by negatives" in rows[0][3]
+
+
+def test_lightning_sample_labels_follow_the_files_class_count(report):
+    loss = next(c for c in rows_for(report, "lightning_per_element.py") if c["check"].startswith("loss at"))
+    assert "target [32, 5]" in loss["reason"]  # NUM_CLASSES = 5
+
+
+def test_arg_max_left_in_a_lightning_metric(report):
+    rows = _dynamic_failures(report, "lightning_argmax_metric.py")
+    assert {(line, check) for line, check, _, _ in rows} == {
+        (24, "logged test_acc (int64 labels)"), (24, "logged test_acc (float32 labels)")}
+    static = {(c["line"], c["code"]) for c in failures(report, "lightning_argmax_metric.py", phase="static")}
+    assert (23, "ML020") in static
+
+
+def test_hf_compute_metrics_per_element_accuracy(report):
+    rows = _dynamic_failures(report, "hf_metrics_per_element.py")
+    assert [(line, check, code) for line, check, code, _ in rows] == [
+        (9, "metric accuracy (int64 labels)", "ML021"), (9, "metric accuracy (float32 labels)", "ML021")]
+
+
+def test_trainer_class_cross_entropy_on_float_targets(report):
+    rows = _dynamic_failures(report, "trainer_ce_float.py")
+    assert rows and all(line == 15 and code == "ML001" for line, _, code, _ in rows)
+    assert "CrossEntropyLoss received float multi-hot targets" in rows[0][3]
+    assert {c["function"] for c in failures(report, "trainer_ce_float.py", phase="dynamic")} == {"Trainer.train_epoch"}
+
+
+def test_item_loop_over_multi_hot_rows_fails_at_its_line(report):
+    rows = failures(report, "trainer_item_loop.py", phase="dynamic")
+    assert [(c["line"], c["check"]) for c in rows] == [(16, "call (int64 labels)"), (16, "call (float32 labels)")]
+    assert "cannot be converted to Scalar" in rows[0]["reason"] and "rule ML021" in rows[0]["hint"]
+
+
+def test_no_nothing_to_run_rows_for_classes(report):
+    assert not [c for c in report["checks"] if c["reason"].startswith("nothing to run")]
+
+
+@pytest.mark.parametrize("name", ["hf_model_good.py", "accelerate_loop.py"])
+def test_framework_forms_pass(report, name):
+    rows = rows_for(report, name)
+    assert rows and [c for c in rows if c["status"] != "PASS"] == []
+    assert any(c["check"].startswith("metric exact_match") for c in rows)
+
+
+def test_hf_model_built_offline_and_its_problem_type_checked(report):
+    rows = rows_for(report, "hf_model_good.py")
+    assert ("problem_type of AutoModelForImageClassification.from_pretrained", 10, "PASS") in {
+        (c["check"], c["line"], c["status"]) for c in rows}
+
+
+def test_missing_problem_type_fails_at_the_from_pretrained_line(report):
+    rows = failures(report, "hf_missing_problem_type.py")
+    assert {(c["phase"], c["line"], c["code"]) for c in rows} == {("static", 4, "ML005"), ("dynamic", 4, "ML005")}
+    dynamic = next(c for c in rows if c["phase"] == "dynamic")
+    assert "infers single_label_classification" in dynamic["reason"]
+
+
+def test_accelerate_per_element_count(report):
+    rows = _dynamic_failures(report, "accelerate_per_element.py")
+    assert rows and all(line == 12 and code == "ML021" for line, _, code, _ in rows)
+    assert "divides by the sample count" in rows[0][3]
+
+
+def test_wrong_criterion_from_the_caller_names_its_construction(report):
+    rows = failures(report, "criterion_from_caller.py", phase="dynamic")
+    assert rows and all(c["line"] == 14 and c["code"] == "ML001" for c in rows)
+    assert rows[0]["check"] == "loss at criterion_from_caller.py:7 (int64 labels)"
+    assert "the criterion passed to train_one_epoch() is built at criterion_from_caller.py:14" in rows[0]["reason"]
