@@ -145,6 +145,8 @@ class ValueTracker(ast.NodeVisitor):
             items = value if isinstance(value, tuple) else None
             if value == PAIR:
                 items = (None, CLASS_INDEX)
+            elif value == MODEL_OUTPUT:
+                items = (MODEL_OUTPUT,)  # logits, attn = model(x): the logits come first
             for index, element in enumerate(target.elts):
                 element_value = items[index] if items is not None and index < len(items) else None
                 self.bind(element, element_value, line)

@@ -184,6 +184,15 @@ POSITIVES = {
         """,
         [(5, "argmax-prediction")],
     ),
+    "arg-max over the logits a model returns first": (
+        """
+        import torch
+        def predict(model, x):
+            logits, attn_weights = model(x)
+            return torch.argmax(logits, dim=-1)
+        """,
+        [(5, "argmax-prediction")],
+    ),
     "matches bound to a name, then counted": (
         """
         import torch
