@@ -43,6 +43,11 @@ _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
 """Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
 _JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
+_JOINS = {
+    "append": _JOIN_FUNCTIONS | {"numpy.vstack", "torch.vstack"},
+    "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
+}
+"""How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""
 _FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
@@ -807,8 +812,17 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.blocked = use
 
     def _starts_empty(self, bound: cst.CSTNode | None) -> bool:
-        """``rows = []``: the accumulator a joined prediction re-binds (``rows = torch.cat(rows)``)."""
+        """``rows = []`` or ``rows, labels = [], []``: the accumulator a joined prediction re-binds
+        (``rows = torch.cat(rows)``)."""
         value = self._assigned_value(bound)
+        element = self.get_metadata(ParentNodeProvider, bound, None) if value is None else None
+        pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
+        target = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+        statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+        if isinstance(statement, cst.Assign) and isinstance(statement.value, cst.Tuple):
+            index = next(i for i, e in enumerate(pair.elements) if e is element)
+            values = statement.value.elements
+            value = values[index].value if len(values) == len(pair.elements) else None
         return isinstance(value, cst.List) and not value.elements
 
     def _note_escape(self, prediction: Prediction, node: cst.CSTNode) -> None:
@@ -875,7 +889,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 isinstance(call, cst.Call)
                 and call.func is parent
                 and parent.value is current
-                and parent.attr.value in _PREDICTION_CHAIN
+                and (parent.attr.value in _PREDICTION_CHAIN or (parent.attr.value == "tolist" and self._extends(call)))
             ):
                 break
             numpy = numpy or parent.attr.value == "numpy"
@@ -893,8 +907,12 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 return []
             if call.func.attr.value in _GATHER_METHODS:
                 return self._carried_from(call, position, numpy, depth)
-            if call.func.attr.value == "append" and position is None and isinstance(call.func.value, cst.Name):
-                return self._joined(call.func.value, numpy, depth)
+            if call.func.attr.value in ("append", "extend") and position is None and isinstance(call.func.value, cst.Name):
+                return self._joined(call.func.value, call.func.attr.value, numpy, depth)
+            return []
+        if isinstance(parent, cst.AugAssign) and isinstance(parent.operator, cst.AddAssign) and position is None:
+            if isinstance(parent.target, cst.Name) and parent.value is current:
+                return self._joined(parent.target, "extend", numpy, depth)  # rows += pred.tolist()
             return []
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             target = parent.targets[0].target
@@ -910,8 +928,17 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 return [(target.elements[position].value, numpy)]
         return []
 
-    def _joined(self, rows: cst.Name, numpy: bool, depth: int) -> list[tuple[cst.Name, bool]]:
-        """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that rows are appended to."""
+    def _extends(self, tolist: cst.Call) -> bool:
+        """``rows.extend(pred.tolist())`` / ``rows += pred.tolist()``: the list gains the rows."""
+        parent = self.get_metadata(ParentNodeProvider, tolist, None)
+        if isinstance(parent, cst.AugAssign):
+            return parent.value is tolist and isinstance(parent.operator, cst.AddAssign)
+        call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "extend"
+
+    def _joined(self, rows: cst.Name, how: str, numpy: bool, depth: int) -> list[tuple[cst.Name, bool]]:
+        """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that batches are appended
+        to, or ``np.array(all_preds)`` for one extended with their rows (``how``)."""
         scope = self.get_metadata(ScopeProvider, rows, None)
         if scope is None:
             return []
@@ -921,9 +948,10 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
                 join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
                 if isinstance(join, cst.Call) and join.args and join.args[0] is parent:
-                    qualified = _qualified(self, join.func)
-                    if qualified & _JOIN_FUNCTIONS:
-                        found.extend(self._carried_from(join, None, numpy or "numpy.concatenate" in qualified, depth))
+                    qualified = _qualified(self, join.func) & _JOINS[how]
+                    if qualified:
+                        as_numpy = numpy or any(name.startswith("numpy.") for name in qualified)
+                        found.extend(self._carried_from(join, None, as_numpy, depth))
         return found
 
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
