@@ -38,6 +38,7 @@ KNOWN_LIMITATIONS = {
     "executed/torchmetrics_epoch.out.py": "its metrics are sized by a module constant NUM_CLASSES = 4; verify's sample data has 7 labels (bind a matching loader to run it)",
     "ML023/torch_loop_to_numpy.out.py": "calls model(**batch) and reads outputs.logits (a Hugging Face model API); verify passes a plain model",
     "ML020/method_max_forms.out.py": "adds three spellings of the same count into one accumulator, so its accuracy is 3x",
+    "executed/numpy_accuracy.out.py": "accuracy() takes NumPy logits (its caller passes .detach().cpu().numpy()); verify passes a tensor that requires grad",
 }
 
 
