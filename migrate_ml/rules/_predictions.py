@@ -111,6 +111,18 @@ def is_class_dim(dim: cst.BaseExpression | None) -> bool:
 
 
 
+_NLL_SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
+
+
+def nll_options_supported(call: cst.Call) -> bool:
+    """An ``nll_loss`` call ML003 converts: no ``ignore_index``, nothing past ``weight`` by position."""
+    return (
+        all(arg.keyword is None or arg.keyword.value != "ignore_index" for arg in call.args)
+        and len([arg for arg in call.args if arg.keyword is None]) <= _NLL_SHARED_POSITIONS
+        and not any(arg.star for arg in call.args)
+    )
+
+
 def droppable_log_softmax(owner, name: cst.Name, is_nll_input: Callable[[cst.Call], bool]) -> cst.Call | None:
     """The ``F.log_softmax(model(x), dim=1)`` that ``name`` is bound to, once, when ML003 drops it:
     the logits have no name of their own and every use of ``name`` is the input of an NLL loss
@@ -432,17 +444,12 @@ def _is_reducing_max(expression: cst.BaseExpression) -> bool:
 
 
 def _is_max_indices(expression: cst.BaseExpression) -> bool:
-    """``t.max(1)[1]`` or ``t.max(1).indices``."""
+    """``t.max(1)[1]``, ``t.max(1)[-1]`` or ``t.max(1).indices``."""
     if isinstance(expression, cst.Attribute) and expression.attr.value == "indices":
         return _is_reducing_max(expression.value)
     if isinstance(expression, cst.Subscript) and len(expression.slice) == 1:
         index = expression.slice[0].slice
-        return (
-            isinstance(index, cst.Index)
-            and isinstance(index.value, cst.Integer)
-            and index.value.value == "1"
-            and _is_reducing_max(expression.value)
-        )
+        return isinstance(index, cst.Index) and dim_value(index.value) in (1, -1) and _is_reducing_max(expression.value)
     return False
 
 
@@ -497,9 +504,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._functional_nll = {
             id(c.call)
             for c in loss.calls
-            if c.functional and c.kinds == {"nll"} and c.target is not None
-            and not any(a.star or (a.keyword is not None and a.keyword.value == "ignore_index") for a in c.call.args)
-            and len([a for a in c.call.args if a.keyword is None]) <= 3
+            if c.functional and c.kinds == {"nll"} and c.target is not None and nll_options_supported(c.call)
         }
         # Rules ask about the first argument of metric-like calls after this provider has run,
         # when its scope metadata is gone: answer those questions now.
