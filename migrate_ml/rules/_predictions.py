@@ -785,7 +785,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         return any(getattr(a, "node", None) is name and a.references for a in scope[name.value])
 
     def _link_comparisons(self, predictions: list[Prediction]) -> None:
-        holders: dict[int, list[tuple[cst.Name, bool]]] = {}
+        holders: dict[int, list[tuple[cst.CSTNode, bool]]] = {}
         for prediction in predictions:
             found = [(prediction.binding, False)] if prediction.binding is not None else []
             seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
@@ -797,6 +797,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         }
         for prediction in predictions:
             for name, numpy in holders[id(prediction)]:
+                if not isinstance(name, cst.Name):
+                    self._classify_use(prediction, name, numpy)  # torch.cat(rows) == labels
+                    continue
                 for use in self._reads(name):
                     referents = [getattr(r, "node", None) for r in use.referents]
                     if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
@@ -849,6 +852,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return  # followed or reported elsewhere; `labels.view_as(pred)` only reads the shape
         if isinstance(func, cst.Name) and func.value in _NEUTRAL_BUILTINS:
             return
+        if isinstance(func, (cst.Name, cst.Attribute)) and (func.value if isinstance(func, cst.Name) else func.attr.value).endswith("_like"):
+            return  # torch.zeros_like(pred) reads only the shape
         qualified = _qualified(self, func)
         if qualified & _JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
@@ -866,26 +871,31 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             for access in assignment.references
         ]
 
-    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.Name, bool]]:
-        """Names the prediction reaches after transfers that keep one row per sample:
+    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.CSTNode, bool]]:
+        """Names (or unnamed joins, ``torch.cat(rows)``) the prediction reaches after transfers
+        that keep one row per sample:
         ``.cpu()``/``.detach()``/``.numpy()``, ``accelerator.gather_for_metrics((preds, labels))``
         (also ``gather``/``all_gather``/``pad_across_processes``) with tuple unpacking, and rows
         appended to a list that ``torch.cat``/``np.concatenate`` joins. Each name comes with
         whether it holds a NumPy array."""
         if depth > 3:
             return []
-        found: list[tuple[cst.Name, bool]] = []
+        found: list[tuple[cst.CSTNode, bool]] = []
         reads = [access.node for access in self._reads(seed)] if is_binding else [seed]
         for node in reads:
-            for name, numpy in self._carried_from(node, None, False, depth):
-                if all(name is not known for known, _ in found):
-                    found.append((name, numpy))
-                    found.extend(self._carried_names(name, True, depth + 1))
+            for holder, numpy in self._carried_from(node, None, False, depth):
+                if all(holder is not known for known, _ in found):
+                    found.append((holder, numpy))
+                    if isinstance(holder, cst.Name):
+                        found.extend(self._carried_names(holder, True, depth + 1))
         return found
 
     def _carried_from(
-        self, node: cst.CSTNode, position: int | None, numpy: bool, depth: int
-    ) -> list[tuple[cst.Name, bool]]:
+        self, node: cst.CSTNode, position: int | None, numpy: bool, depth: int, collected: bool = False
+    ) -> list[tuple[cst.CSTNode, bool]]:
+        """Where the value of ``node`` (element ``position`` of it, for a tuple) is bound. A
+        ``collected`` value (a join or a gather's result) that is used without a name is
+        returned itself, so that a comparison on it is found too."""
         current = node
         while position is None:
             parent = self.get_metadata(ParentNodeProvider, current, None)
@@ -908,10 +918,20 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return []
         if isinstance(parent, cst.Arg) and parent.keyword is None:
             call = self.get_metadata(ParentNodeProvider, parent, None)
-            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.args[0] is parent):
+            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+                return []
+            if (
+                call.func.attr.value == "all_gather"
+                and len(call.args) == 2
+                and call.args[1] is parent
+                and isinstance(call.args[0].value, cst.Name)
+                and position is None
+            ):
+                return self._joined(call.args[0].value, "append", numpy, depth)  # dist.all_gather(rows, pred)
+            if call.args[0] is not parent:
                 return []
             if call.func.attr.value in _GATHER_METHODS:
-                return self._carried_from(call, position, numpy, depth)
+                return self._carried_from(call, position, numpy, depth, collected=True)
             if call.func.attr.value in ("append", "extend") and position is None and isinstance(call.func.value, cst.Name):
                 return self._joined(call.func.value, call.func.attr.value, numpy, depth)
             return []
@@ -931,7 +951,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 and not any(isinstance(e, cst.StarredElement) for e in target.elements)
             ):
                 return [(target.elements[position].value, numpy)]
-        return []
+        return [(current, numpy)] if collected and position is None else []
 
     def _extends(self, tolist: cst.Call) -> bool:
         """``rows.extend(pred.tolist())`` / ``rows += pred.tolist()``: the list gains the rows."""
@@ -941,7 +961,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
         return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "extend"
 
-    def _joined(self, rows: cst.Name, how: str, numpy: bool, depth: int) -> list[tuple[cst.Name, bool]]:
+    def _joined(self, rows: cst.Name, how: str, numpy: bool, depth: int) -> list[tuple[cst.CSTNode, bool]]:
         """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that batches are appended
         to, or ``np.array(all_preds)`` for one extended with their rows (``how``)."""
         scope = self.get_metadata(ScopeProvider, rows, None)
@@ -956,7 +976,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                     qualified = _qualified(self, join.func) & _JOINS[how]
                     if qualified:
                         as_numpy = numpy or any(name.startswith("numpy.") for name in qualified)
-                        found.extend(self._carried_from(join, None, as_numpy, depth))
+                        found.extend(self._carried_from(join, None, as_numpy, depth, collected=True))
         return found
 
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
