@@ -99,8 +99,9 @@ class NllOverLogSoftmaxRule(Rule):
             if logits is None and self._bound_log_softmax(loss_call.logits):
                 self.report(
                     loss_call.call,
-                    "nll_loss over a log_softmax whose log-probabilities are also used for more "
-                    "than this loss and an arg-max, so the log_softmax cannot simply be dropped",
+                    "nll_loss over a log_softmax that cannot simply be dropped: its logits are "
+                    "re-bound before the loss, or its log-probabilities are used for more than "
+                    "NLL losses and an arg-max",
                     suggestion=(
                         "bind the logits first (logits = model(x)), use "
                         "F.binary_cross_entropy_with_logits(logits, target.float()) and "
