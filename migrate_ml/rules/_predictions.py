@@ -44,6 +44,11 @@ _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
 """Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
 _JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
+_JOINS = {
+    "append": _JOIN_FUNCTIONS | {"numpy.vstack", "torch.vstack"},
+    "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
+}
+"""How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""
 _FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
@@ -105,6 +110,18 @@ def is_class_dim(dim: cst.BaseExpression | None) -> bool:
         and dim.expression.value == "1"
     )
 
+
+
+_NLL_SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
+
+
+def nll_options_supported(call: cst.Call) -> bool:
+    """An ``nll_loss`` call ML003 converts: no ``ignore_index``, nothing past ``weight`` by position."""
+    return (
+        all(arg.keyword is None or arg.keyword.value != "ignore_index" for arg in call.args)
+        and len([arg for arg in call.args if arg.keyword is None]) <= _NLL_SHARED_POSITIONS
+        and not any(arg.star for arg in call.args)
+    )
 
 
 def droppable_log_softmax(owner, name: cst.Name, is_nll_input: Callable[[cst.Call], bool]) -> cst.Call | None:
@@ -428,17 +445,12 @@ def _is_reducing_max(expression: cst.BaseExpression) -> bool:
 
 
 def _is_max_indices(expression: cst.BaseExpression) -> bool:
-    """``t.max(1)[1]`` or ``t.max(1).indices``."""
+    """``t.max(1)[1]``, ``t.max(1)[-1]`` or ``t.max(1).indices``."""
     if isinstance(expression, cst.Attribute) and expression.attr.value == "indices":
         return _is_reducing_max(expression.value)
     if isinstance(expression, cst.Subscript) and len(expression.slice) == 1:
         index = expression.slice[0].slice
-        return (
-            isinstance(index, cst.Index)
-            and isinstance(index.value, cst.Integer)
-            and index.value.value == "1"
-            and _is_reducing_max(expression.value)
-        )
+        return isinstance(index, cst.Index) and dim_value(index.value) in (1, -1) and _is_reducing_max(expression.value)
     return False
 
 
@@ -493,9 +505,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._functional_nll = {
             id(c.call)
             for c in loss.calls
-            if c.functional and c.kinds == {"nll"} and c.target is not None
-            and not any(a.star or (a.keyword is not None and a.keyword.value == "ignore_index") for a in c.call.args)
-            and len([a for a in c.call.args if a.keyword is None]) <= 3
+            if c.functional and c.kinds == {"nll"} and c.target is not None and nll_options_supported(c.call)
         }
         # Rules ask about the first argument of metric-like calls after this provider has run,
         # when its scope metadata is gone: answer those questions now.
@@ -785,7 +795,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         return any(getattr(a, "node", None) is name and a.references for a in scope[name.value])
 
     def _link_comparisons(self, predictions: list[Prediction]) -> None:
-        holders: dict[int, list[tuple[cst.Name, bool]]] = {}
+        holders: dict[int, list[tuple[cst.CSTNode, bool]]] = {}
         for prediction in predictions:
             found = [(prediction.binding, False)] if prediction.binding is not None else []
             seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
@@ -797,6 +807,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         }
         for prediction in predictions:
             for name, numpy in holders[id(prediction)]:
+                if not isinstance(name, cst.Name):
+                    self._classify_use(prediction, name, numpy)  # torch.cat(rows) == labels
+                    continue
                 for use in self._reads(name):
                     referents = [getattr(r, "node", None) for r in use.referents]
                     if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
@@ -817,8 +830,17 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.blocked = use
 
     def _starts_empty(self, bound: cst.CSTNode | None) -> bool:
-        """``rows = []``: the accumulator a joined prediction re-binds (``rows = torch.cat(rows)``)."""
+        """``rows = []`` or ``rows, labels = [], []``: the accumulator a joined prediction re-binds
+        (``rows = torch.cat(rows)``)."""
         value = self._assigned_value(bound)
+        element = self.get_metadata(ParentNodeProvider, bound, None) if value is None else None
+        pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
+        target = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+        statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+        if isinstance(statement, cst.Assign) and isinstance(statement.value, cst.Tuple):
+            index = next(i for i, e in enumerate(pair.elements) if e is element)
+            values = statement.value.elements
+            value = values[index].value if len(values) == len(pair.elements) else None
         return isinstance(value, cst.List) and not value.elements
 
     def _note_escape(self, prediction: Prediction, node: cst.CSTNode) -> None:
@@ -840,6 +862,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return  # followed or reported elsewhere; `labels.view_as(pred)` only reads the shape
         if isinstance(func, cst.Name) and func.value in _NEUTRAL_BUILTINS:
             return
+        if isinstance(func, (cst.Name, cst.Attribute)) and (func.value if isinstance(func, cst.Name) else func.attr.value).endswith("_like"):
+            return  # torch.zeros_like(pred) reads only the shape
         qualified = _qualified(self, func)
         if qualified & _JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
@@ -857,26 +881,31 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             for access in assignment.references
         ]
 
-    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.Name, bool]]:
-        """Names the prediction reaches after transfers that keep one row per sample:
+    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.CSTNode, bool]]:
+        """Names (or unnamed joins, ``torch.cat(rows)``) the prediction reaches after transfers
+        that keep one row per sample:
         ``.cpu()``/``.detach()``/``.numpy()``, ``accelerator.gather_for_metrics((preds, labels))``
         (also ``gather``/``all_gather``/``pad_across_processes``) with tuple unpacking, and rows
         appended to a list that ``torch.cat``/``np.concatenate`` joins. Each name comes with
         whether it holds a NumPy array."""
         if depth > 3:
             return []
-        found: list[tuple[cst.Name, bool]] = []
+        found: list[tuple[cst.CSTNode, bool]] = []
         reads = [access.node for access in self._reads(seed)] if is_binding else [seed]
         for node in reads:
-            for name, numpy in self._carried_from(node, None, False, depth):
-                if all(name is not known for known, _ in found):
-                    found.append((name, numpy))
-                    found.extend(self._carried_names(name, True, depth + 1))
+            for holder, numpy in self._carried_from(node, None, False, depth):
+                if all(holder is not known for known, _ in found):
+                    found.append((holder, numpy))
+                    if isinstance(holder, cst.Name):
+                        found.extend(self._carried_names(holder, True, depth + 1))
         return found
 
     def _carried_from(
-        self, node: cst.CSTNode, position: int | None, numpy: bool, depth: int
-    ) -> list[tuple[cst.Name, bool]]:
+        self, node: cst.CSTNode, position: int | None, numpy: bool, depth: int, collected: bool = False
+    ) -> list[tuple[cst.CSTNode, bool]]:
+        """Where the value of ``node`` (element ``position`` of it, for a tuple) is bound. A
+        ``collected`` value (a join or a gather's result) that is used without a name is
+        returned itself, so that a comparison on it is found too."""
         current = node
         while position is None:
             parent = self.get_metadata(ParentNodeProvider, current, None)
@@ -885,7 +914,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 isinstance(call, cst.Call)
                 and call.func is parent
                 and parent.value is current
-                and parent.attr.value in _PREDICTION_CHAIN
+                and (parent.attr.value in _PREDICTION_CHAIN or (parent.attr.value == "tolist" and self._extends(call)))
             ):
                 break
             numpy = numpy or parent.attr.value == "numpy"
@@ -899,12 +928,26 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return []
         if isinstance(parent, cst.Arg) and parent.keyword is None:
             call = self.get_metadata(ParentNodeProvider, parent, None)
-            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.args[0] is parent):
+            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+                return []
+            if (
+                call.func.attr.value == "all_gather"
+                and len(call.args) == 2
+                and call.args[1] is parent
+                and isinstance(call.args[0].value, cst.Name)
+                and position is None
+            ):
+                return self._joined(call.args[0].value, "append", numpy, depth)  # dist.all_gather(rows, pred)
+            if call.args[0] is not parent:
                 return []
             if call.func.attr.value in _GATHER_METHODS:
-                return self._carried_from(call, position, numpy, depth)
-            if call.func.attr.value == "append" and position is None and isinstance(call.func.value, cst.Name):
-                return self._joined(call.func.value, numpy, depth)
+                return self._carried_from(call, position, numpy, depth, collected=True)
+            if call.func.attr.value in ("append", "extend") and position is None and isinstance(call.func.value, cst.Name):
+                return self._joined(call.func.value, call.func.attr.value, numpy, depth)
+            return []
+        if isinstance(parent, cst.AugAssign) and isinstance(parent.operator, cst.AddAssign) and position is None:
+            if isinstance(parent.target, cst.Name) and parent.value is current:
+                return self._joined(parent.target, "extend", numpy, depth)  # rows += pred.tolist()
             return []
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             target = parent.targets[0].target
@@ -918,10 +961,19 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 and not any(isinstance(e, cst.StarredElement) for e in target.elements)
             ):
                 return [(target.elements[position].value, numpy)]
-        return []
+        return [(current, numpy)] if collected and position is None else []
 
-    def _joined(self, rows: cst.Name, numpy: bool, depth: int) -> list[tuple[cst.Name, bool]]:
-        """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that rows are appended to."""
+    def _extends(self, tolist: cst.Call) -> bool:
+        """``rows.extend(pred.tolist())`` / ``rows += pred.tolist()``: the list gains the rows."""
+        parent = self.get_metadata(ParentNodeProvider, tolist, None)
+        if isinstance(parent, cst.AugAssign):
+            return parent.value is tolist and isinstance(parent.operator, cst.AddAssign)
+        call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "extend"
+
+    def _joined(self, rows: cst.Name, how: str, numpy: bool, depth: int) -> list[tuple[cst.CSTNode, bool]]:
+        """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that batches are appended
+        to, or ``np.array(all_preds)`` for one extended with their rows (``how``)."""
         scope = self.get_metadata(ScopeProvider, rows, None)
         if scope is None:
             return []
@@ -931,9 +983,10 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
                 join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
                 if isinstance(join, cst.Call) and join.args and join.args[0] is parent:
-                    qualified = _qualified(self, join.func)
-                    if qualified & _JOIN_FUNCTIONS:
-                        found.extend(self._carried_from(join, None, numpy or "numpy.concatenate" in qualified, depth))
+                    qualified = _qualified(self, join.func) & _JOINS[how]
+                    if qualified:
+                        as_numpy = numpy or any(name.startswith("numpy.") for name in qualified)
+                        found.extend(self._carried_from(join, None, as_numpy, depth, collected=True))
         return found
 
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:

@@ -15,18 +15,7 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
-from migrate_ml.rules._predictions import droppable_log_softmax, is_class_dim, log_softmax_input
-
-_SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
-
-
-def nll_options_supported(call: cst.Call) -> bool:
-    return (
-        "ignore_index" not in keyword_arguments(call)
-        and len(positional_arguments(call)) <= _SHARED_POSITIONS
-        and not any(arg.star for arg in call.args)
-    )
-
+from migrate_ml.rules._predictions import droppable_log_softmax, log_softmax_input, nll_options_supported
 
 def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, ...]:
     """Rename ``nll_loss`` (alias kept), replace its input, cast its target."""
@@ -110,8 +99,9 @@ class NllOverLogSoftmaxRule(Rule):
             if logits is None and self._bound_log_softmax(loss_call.logits):
                 self.report(
                     loss_call.call,
-                    "nll_loss over a log_softmax whose log-probabilities are also used for more "
-                    "than this loss and an arg-max, so the log_softmax cannot simply be dropped",
+                    "nll_loss over a log_softmax that cannot simply be dropped: its logits are "
+                    "re-bound before the loss, or its log-probabilities are used for more than "
+                    "NLL losses and an arg-max",
                     suggestion=(
                         "bind the logits first (logits = model(x)), use "
                         "F.binary_cross_entropy_with_logits(logits, target.float()) and "

@@ -9,12 +9,8 @@ from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
 from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
-from migrate_ml.rules.ml003_nll_log_softmax import (
-    is_class_dim,
-    log_softmax_input,
-    nll_options_supported,
-    nll_to_bce_edits,
-)
+from migrate_ml.rules._predictions import is_class_dim, log_softmax_input, nll_options_supported
+from migrate_ml.rules.ml003_nll_log_softmax import nll_to_bce_edits
 
 _LOG_SOFTMAX_LAYERS = frozenset({"torch.nn.LogSoftmax", "torch.nn.modules.activation.LogSoftmax"})
 _SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
