@@ -11,9 +11,19 @@ and the sweep checks that
 * a second ``--diff`` on the patched copy is empty (idempotency).
 
 Files the command could not process (input LibCST cannot parse, say) are counted separately.
-Usage::
 
-    /root/.pyenv/versions/3.11.7/bin/python3 bench/robustness_sweep.py [-j 2] [torch torchvision timm]
+The pseudo-package ``adversarial`` is a generated folder of inputs built to break a rewriter:
+brackets nested 5,000 deep (LibCST's native parser overflows its stack), a FIFO and
+``/dev/zero`` among the inputs, ``\\r``-only and CRLF+BOM line endings, notebooks whose cells
+quote the internal markers or keep CRLF, a BOM, ``\\uXXXX`` escapes and ``1.10``, and odd
+notebooks (a number or a list holding a number as a cell's source, no cells, invalid JSON).
+Besides the checks above, each command must finish within a time limit (nothing hangs), every
+error must be one line naming its file, and no byte may be lost: after an in-place
+``rewrite``, a file not reported as rewritten is byte-identical, a rewritten file is exactly
+what its ``--diff`` patch gives, and a rewritten notebook changed no line outside its cells'
+``source`` values; each rewritten input must hold exactly the two expected edits. Usage::
+
+    /root/.pyenv/versions/3.11.7/bin/python3 bench/robustness_sweep.py [-j 2] [adversarial torch torchvision timm]
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -114,9 +125,168 @@ def sweep(package: str, scratch: Path, jobs: int) -> dict:
     return result
 
 
+CROSS_ENTROPY = "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(out, labels)\n"
+
+
+def _notebook(cells: list, **top) -> dict:
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5, **top}
+
+
+def _code_cell(source, **fields) -> dict:
+    return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source, **fields}
+
+
+def adversarial_inputs() -> dict[str, bytes | None]:
+    """{relative path: bytes}; None makes a FIFO."""
+    deep = "[" * 5000 + "]" * 5000
+    styled_output = {"name": "stdout", "output_type": "stream", "text": ["caf\u00e9 \u2713 loss 2.3\n"]}
+    styled = json.dumps(_notebook([
+        _code_cell(["import torch.nn as nn\n", "criterion = nn.CrossEntropyLoss()\n", "x = 1"], outputs=[styled_output]),
+        _code_cell(["print('untouched')"], metadata={"scale": 1.5}),
+    ]), indent=3).replace("1.5", "1.10").replace("\n", "\r\n") + "\r\n"
+    quoted = ["pass  # migrate-ml-magic:0\n", "# migrate-ml-cell:1\n", "pass  # migrate-ml-cell-0:2\n",
+              "import migrate_ml_magic_0_0\n"]
+    collisions = json.dumps(_notebook([
+        _code_cell(["%matplotlib inline\n", "import torch.nn as nn"]),
+        _code_cell([*quoted, "criterion = nn.CrossEntropyLoss()\n", "x = 2"]),
+        _code_cell(["!ls\n", *quoted, "y = 3"]),
+    ]), indent=1) + "\n"
+    return {
+        "deep/nested_with_trigger.py": (CROSS_ENTROPY + f"x = {deep}\n").encode(),
+        "deep/nested_without_trigger.py": f"x = {deep}\n".encode(),
+        "deep/nested_calls.py": (CROSS_ENTROPY + "y = " + "f(" * 3000 + ")" * 3000 + "\n").encode(),
+        "special/fifo.py": None,
+        "endings/cr_only.py": CROSS_ENTROPY.replace("\n", "\r").encode(),
+        "endings/crlf_bom.py": b"\xef\xbb\xbf" + CROSS_ENTROPY.replace("\n", "\r\n").encode(),
+        "endings/no_final_newline.py": CROSS_ENTROPY.rstrip("\n").encode(),
+        "endings/latin1_cookie.py": b"# -*- coding: latin-1 -*-\n# caf\xe9\n" + CROSS_ENTROPY.encode(),
+        "bad/undecodable.py": b"x = '\xff'\n" + CROSS_ENTROPY.encode(),
+        "bad/null_byte.py": CROSS_ENTROPY.encode() + b"\x00\n",
+        "bad/syntax_error.py": CROSS_ENTROPY.encode() + b"def (:\n",
+        "bad/empty.py": b"",
+        "notebooks/styled.ipynb": b"\xef\xbb\xbf" + styled.encode(),
+        "notebooks/marker_collisions.ipynb": collisions.encode(),
+        "notebooks/number_source.ipynb": json.dumps(_notebook([_code_cell(CROSS_ENTROPY), _code_cell(5)])).encode(),
+        "notebooks/list_with_number.ipynb": json.dumps(_notebook([_code_cell(["x = 1\n", 7])])).encode(),
+        "notebooks/null_source.ipynb": json.dumps(_notebook([_code_cell(None)])).encode(),
+        "notebooks/no_cells.ipynb": json.dumps({"metadata": {}, "nbformat": 4}).encode(),
+        "notebooks/cells_not_a_list.ipynb": json.dumps(_notebook({"a": 1})).encode(),
+        "notebooks/invalid_json.ipynb": b'{"cells": [\n  CrossEntropyLoss\n',
+        "notebooks/empty.ipynb": b"",
+        "notebooks/cell_magic_only.ipynb": json.dumps(_notebook([_code_cell("%%bash\necho CrossEntropyLoss\n")])).encode(),
+    }
+
+
+def expected_rewrite(before: bytes) -> bytes:
+    """What the rules must make of an input built around ``CROSS_ENTROPY``: two edits, nothing else."""
+    return before.replace(b"nn.CrossEntropyLoss()", b"nn.BCEWithLogitsLoss()").replace(
+        b"criterion(out, labels)", b"criterion(out, labels.float())"
+    )
+
+
+def _source_spellings(notebook_text: str) -> set[str]:
+    """Every way a line of a cell's source can appear in the JSON, as a patch line would show it."""
+    spellings = set()
+    for cell in json.loads(notebook_text).get("cells", []):
+        source = cell.get("source", "") if isinstance(cell, dict) else ""
+        lines = source if isinstance(source, list) else [source]
+        for line in lines:
+            if isinstance(line, str):
+                spellings.update({json.dumps(line), json.dumps(line, ensure_ascii=False)})
+    return spellings
+
+
+def _lost_bytes(name: str, before: bytes, after: bytes, patched: bytes | None, rewritten: bool) -> str | None:
+    if not rewritten:
+        return None if after == before else f"{name}: changed although not reported as rewritten"
+    if patched is not None and after != patched:
+        return f"{name}: the rewritten file differs from what its --diff patch gives"
+    if name.endswith(".ipynb"):
+        import difflib
+
+        old_lines = before.decode("utf-8-sig").splitlines()
+        spellings = _source_spellings(before.decode("utf-8-sig"))
+        new_lines = after.decode("utf-8-sig").splitlines()
+        for tag, first, last, _, _ in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
+            for line in old_lines[first:last] if tag != "equal" else ():
+                if line.strip().rstrip(",") not in spellings and not line.strip().startswith('"source":'):
+                    return f"{name}: a line outside the cells' sources changed: {line.strip()[:80]}"
+        if before.startswith(b"\xef\xbb\xbf") != after.startswith(b"\xef\xbb\xbf"):
+            return f"{name}: BOM lost"
+    return None
+
+
+def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
+    root = scratch / "adversarial"
+    inputs = adversarial_inputs()
+    for name, data in inputs.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            os.mkfifo(path)
+        else:
+            path.write_bytes(data)
+    tool = migrate_ml_command()
+    arguments = ["adversarial", "/dev/zero"]
+    result: dict = {"package": "adversarial", "inputs": len(inputs) + 1, "hung": []}
+
+    def run(*extra: str):
+        try:
+            return subprocess.run([*tool, "rewrite", *extra, f"-j{jobs}", *arguments], cwd=scratch,
+                                  capture_output=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            result["hung"].append(" ".join(extra) or "rewrite")
+            return None
+
+    start = time.perf_counter()
+    diff = run("--diff")
+    originals = {name: (root / name).read_bytes() for name, data in inputs.items() if data is not None}
+    rewrite = run()
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    if diff is None or rewrite is None:
+        return result
+    output = (diff.stderr + rewrite.stdout + rewrite.stderr).decode("utf-8", "replace")
+    errors = sorted({line for line in output.splitlines() if ": error: " in line})
+    result.update({
+        "exit_codes": [diff.returncode, rewrite.returncode],
+        "tracebacks": output.count("Traceback"),
+        "internal_errors": [line for line in errors if "internal error" in line],
+        "errors_not_naming_a_file": [line for line in errors if not line.startswith(("adversarial/", "/dev/zero"))],
+        "error_lines": errors,
+    })
+    rewritten = set(re.findall(r"^Rewrote (\S+):", rewrite.stdout.decode("utf-8", "replace"), re.MULTILINE))
+    # The --diff patch, applied to a copy of the originals, is what the in-place rewrite must give.
+    patched_root = scratch / "adversarial-patched"
+    shutil.rmtree(patched_root, ignore_errors=True)
+    for name, data in originals.items():
+        (patched_root / name).parent.mkdir(parents=True, exist_ok=True)
+        (patched_root / name).write_bytes(data)
+    patch = diff.stdout.replace(b" a/adversarial/", b" a/adversarial-patched/").replace(b" b/adversarial/", b" b/adversarial-patched/")
+    applied = subprocess.run(["git", "apply", "--unsafe-paths", "-"], cwd=scratch, input=patch, capture_output=True)
+    result["patch_applies"] = applied.returncode == 0
+    lost = []
+    for name, before in originals.items():
+        after = (root / name).read_bytes()
+        patched = (patched_root / name).read_bytes() if result["patch_applies"] else None
+        problem = _lost_bytes(name, before, after, patched, f"adversarial/{name}" in rewritten)
+        if problem:
+            lost.append(problem)
+    result["rewritten"] = sorted(rewritten)
+    result["lost_bytes"] = lost
+    # Each rewritable input holds the same two edits: anything else is a corrupted cell or line.
+    result["unexpected_rewrites"] = [
+        name for name, before in originals.items()
+        if f"adversarial/{name}" in rewritten and (root / name).read_bytes() != expected_rewrite(before)
+    ]
+    result["crashed"] = bool(result["tracebacks"] or result["internal_errors"] or result["hung"]
+                             or result["lost_bytes"] or result["unexpected_rewrites"]
+                             or any(code not in (0, 1, 2) for code in result["exit_codes"]))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("packages", nargs="*", default=["torch", "torchvision", "timm"])
+    parser.add_argument("packages", nargs="*", default=["adversarial", "torch", "torchvision", "timm"])
     parser.add_argument("-j", "--jobs", type=int, default=2)
     args = parser.parse_args()
     from migrate_ml.rules import load_rules
@@ -126,7 +296,10 @@ def main() -> None:
         scratch = Path(folder)
         subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
         for package in args.packages:
-            results.append(sweep(package, scratch, args.jobs))
+            if package == "adversarial":
+                results.append(adversarial_sweep(scratch, args.jobs))
+            else:
+                results.append(sweep(package, scratch, args.jobs))
             print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"rules": sorted(load_rules()), "results": results}, indent=2))
 

@@ -128,7 +128,7 @@ def review_file(path: str, transformer: FileTransformer, reviewer: Reviewer) -> 
         outcome.changes = result.changes
         outcome.findings = result.findings_after if result.changed else result.findings_before
         if result.changed:
-            write_atomic(path, result.new_data)
+            write_atomic(path, result.new_data, source.stamp)
             outcome.new_text, outcome.new_data, outcome.written = result.new_text, result.new_data, True
     except SourceError as error:
         outcome.error = error

@@ -2,34 +2,42 @@
 
 The code cells are joined into one module so that the rules see the whole notebook (a
 criterion built in one cell and called in another is followed like in a ``.py`` file). Each
-cell after the first starts with a marker statement, ``pass  # migrate-ml-cell:N``, which no
+cell after the first starts with a marker statement, ``pass  # migrate-ml-cell-T:N``, which no
 rule edits, so the rewritten module splits back into the same cells. IPython syntax that is
-not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``) is masked line by line with
-``pass  # migrate-ml-magic:N`` at the same indentation and restored unchanged afterwards;
-cells that start with a ``%%`` cell magic are left out entirely.
+not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``) is masked line by line with a
+placeholder import, ``import migrate_ml_magic_T_N``, at the same indentation and restored
+unchanged afterwards; being an import, it keeps the threshold constant and added imports below
+the magics (``!pip install``, ``%matplotlib``) of the cell they land in. Cells that start with a
+``%%`` cell magic are left out entirely. ``T`` is a tag chosen so that no cell contains either
+marker: a cell that quotes them cannot be mistaken for one.
 
-Only the cells' ``source`` changes: outputs, metadata, ids, ``nbformat``/``nbformat_minor`` and
-key order are kept, and the JSON is written back with the indentation the file had, so the
-diff shows only the edited source lines. Positions are reported per cell: ``line`` counts from
-1 inside the cell, and ``cell`` is the cell's 1-based position among all cells (markdown
-included), as a reader counts them in the notebook.
+The file is written back as it was read, with only the edited cells' ``source`` values replaced
+in the JSON text: line endings, BOM, indentation, escapes, number spellings, outputs and key
+order are kept, and a list-form source keeps the spelling of every line that did not change.
+Positions are reported per cell: ``line`` counts from 1 inside the cell, and ``cell`` is the
+cell's 1-based position among all cells (markdown included), as a reader counts them in the
+notebook.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
+import warnings
 from typing import Callable
 
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.engine.transform import FileTransformer, Proposal, TransformResult
 
 NOTEBOOK_SUFFIX = ".ipynb"
+NOTEBOOKS_EXTRA_HINT = "pip install 'migrate-ml[notebooks]'"
 
-_CELL_MARKER = re.compile(r"^pass  # migrate-ml-cell:(\d+)$")
-_MAGIC_PLACEHOLDER = re.compile(r"^(\s*)pass  # migrate-ml-magic:(\d+)$")
 _IPYTHON_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])|^[^#'\"]*[\w)\]]\?{1,2}\s*$")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_JSON_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
+"""Lines of a list-form source as nbformat stores them: split after each ``\\n`` only."""
 
 
 def is_notebook(path: str) -> bool:
@@ -42,7 +50,44 @@ class _Cell:
     """0-based position in the notebook's ``cells`` list."""
     source: str
     masked: str
-    magic_lines: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Markers:
+    """The cell marker and magic placeholder, tagged so that no cell's text contains them."""
+
+    tag: int
+
+    @classmethod
+    def avoiding(cls, texts: list[str]) -> "_Markers":
+        for tag in itertools.count():
+            markers = cls(tag)
+            if not any(markers.cell_prefix in text or markers.magic_prefix in text for text in texts):
+                return markers
+        raise AssertionError("unreachable: finite texts cannot hold every tag")
+
+    @property
+    def cell_prefix(self) -> str:
+        return f"migrate-ml-cell-{self.tag}:"
+
+    @property
+    def magic_prefix(self) -> str:
+        return f"migrate_ml_magic_{self.tag}_"
+
+    def cell_line(self, index: int) -> str:
+        return f"pass  # {self.cell_prefix}{index + 1}\n"
+
+    def cell_number(self, line: str) -> int | None:
+        """The 1-based cell a marker line starts, or None for any other line."""
+        match = re.fullmatch(rf"pass  # {re.escape(self.cell_prefix)}(\d+)", line.rstrip("\r\n"))
+        return int(match.group(1)) if match else None
+
+    def magic_line(self, indent: str, number: int) -> str:
+        return f"{indent}import {self.magic_prefix}{number}"
+
+    def magic_number(self, line: str) -> int | None:
+        match = re.fullmatch(rf"\s*import {re.escape(self.magic_prefix)}(\d+)", line.rstrip("\r\n"))
+        return int(match.group(1)) if match else None
 
 
 def _cell_text(cell: dict) -> str:
@@ -50,7 +95,7 @@ def _cell_text(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
-def _mask(source: str, magic_lines: list[str]) -> str:
+def _mask(source: str, markers: _Markers, magic_lines: list[str]) -> str:
     """Replace IPython-only lines by placeholders, unless the cell is plain Python already."""
     try:
         compile(source, "<cell>", "exec", dont_inherit=True)
@@ -64,19 +109,18 @@ def _mask(source: str, magic_lines: list[str]) -> str:
             body = line.rstrip("\r\n")
             ending = line[len(body):]
             indent = body[: len(body) - len(body.lstrip())]
-            lines[number] = f"{indent}pass  # migrate-ml-magic:{len(magic_lines)}{ending}"
+            lines[number] = markers.magic_line(indent, len(magic_lines)) + ending
             magic_lines.append(body)
             continuing = body.endswith("\\")
     return "".join(lines)
 
 
-def _unmask(text: str, magic_lines: list[str]) -> str:
+def _unmask(text: str, markers: _Markers, magic_lines: list[str]) -> str:
     def restore(line: str) -> str:
-        body = line.rstrip("\r\n")
-        match = _MAGIC_PLACEHOLDER.match(body)
-        if match is None:
+        number = markers.magic_number(line)
+        if number is None:
             return line
-        return magic_lines[int(match.group(2))] + line[len(body):]
+        return magic_lines[number] + line[len(line.rstrip("\r\n")):]
 
     return "".join(restore(line) for line in text.splitlines(keepends=True))
 
@@ -91,23 +135,53 @@ def _load(source: SourceFile) -> dict:
     return notebook
 
 
+def _check_code_sources(source: SourceFile, notebook: dict, spans: dict[int, tuple[int, int]]) -> None:
+    """A code cell's ``source`` must be a string or a list of strings (nbformat's schema)."""
+    for index, cell in enumerate(notebook["cells"]):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        value = cell.get("source", "")
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            continue
+        kind = "a list holding a non-string" if isinstance(value, list) else _with_article(_json_type(value))
+        start = spans.get(index, (0, 0))[0]
+        line = source.text.count("\n", 0, start) + 1
+        column = start - source.text.rfind("\n", 0, start)
+        raise SourceError(
+            source.path, f"malformed notebook: the source of cell {index + 1} is {kind}, not text", line, column
+        )
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return "boolean" if isinstance(value, bool) else "null"
+    return {int: "number", float: "number", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
 class _Joined:
     """The code cells as one module, and the way back."""
 
     def __init__(self, notebook: dict) -> None:
         self.magic_lines: list[str] = []
         self.cells: list[_Cell] = []
-        for index, cell in enumerate(notebook["cells"]):
-            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-                continue
-            source = _cell_text(cell)
+        code_cells = [
+            (index, _cell_text(cell))
+            for index, cell in enumerate(notebook["cells"])
+            if isinstance(cell, dict) and cell.get("cell_type") == "code"
+        ]
+        self.markers = _Markers.avoiding([text for _, text in code_cells])
+        for index, source in code_cells:
             if source.lstrip().startswith("%%"):
                 continue  # a cell magic: its body may not be Python at all
-            self.cells.append(_Cell(index, source, _mask(source, self.magic_lines), self.magic_lines))
+            self.cells.append(_Cell(index, source, _mask(source, self.markers, self.magic_lines)))
         parts = []
         for position, cell in enumerate(self.cells):
             if position:
-                parts.append(f"pass  # migrate-ml-cell:{cell.index + 1}\n")
+                parts.append(self.markers.cell_line(cell.index))
             parts.append(cell.masked)
             if cell.masked and not cell.masked.endswith("\n"):
                 parts.append("\n")
@@ -118,16 +192,18 @@ class _Joined:
         chunks: dict[int, list[str]] = {}
         current = self.cells[0].index if self.cells else 0
         for line in text.splitlines(keepends=True):
-            match = _CELL_MARKER.match(line.rstrip("\r\n"))
-            if match:
-                current = int(match.group(1)) - 1
+            number = self.markers.cell_number(line)
+            if number is not None:
+                current = number - 1
                 continue
             chunks.setdefault(current, []).append(line)
         sources = {}
         for cell in self.cells:
-            new = _unmask("".join(chunks.get(cell.index, [])), self.magic_lines)
-            if not cell.source.endswith("\n") and new.endswith("\n"):
-                new = new[:-1]
+            new = _unmask("".join(chunks.get(cell.index, [])), self.markers, self.magic_lines)
+            if not cell.source.endswith(("\n", "\r")):
+                # The cell ended without a line break: so does its new text, even where a
+                # fix added lines at its end (the threshold constant, with a blank line after).
+                new = new.rstrip("\r\n")
             sources[cell.index] = new
         return sources
 
@@ -136,9 +212,9 @@ class _Joined:
         cell = (self.cells[0].index if self.cells else 0) + 1
         in_cell = 0
         for number, content in enumerate(text.splitlines(), start=1):
-            match = _CELL_MARKER.match(content)
-            if match:
-                cell, in_cell = int(match.group(1)), 0
+            marker = self.markers.cell_number(content)
+            if marker is not None:
+                cell, in_cell = marker, 0
             else:
                 in_cell += 1
             if number == line:
@@ -163,16 +239,106 @@ def _indent_of(text: str) -> int | None:
     return len(second) - len(second.lstrip(" "))
 
 
-def _dump(notebook: dict, original_text: str) -> str:
-    text = json.dumps(notebook, indent=_indent_of(original_text), ensure_ascii=False)
-    return text + "\n" if original_text.endswith("\n") else text
+class _JsonText:
+    """Where values sit in the notebook's JSON text, so that edits replace only their bytes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._decoder = json.JSONDecoder()
+
+    def _skip(self, position: int) -> int:
+        return _WHITESPACE.match(self.text, position).end()
+
+    def members(self, position: int) -> dict[str, tuple[int, int]]:
+        """{key: (start, end) of its value} of the object at ``position`` (the last of a repeated key)."""
+        found: dict[str, tuple[int, int]] = {}
+        position = self._skip(position + 1)
+        while self.text[position] != "}":
+            key, position = self._decoder.raw_decode(self.text, position)
+            position = self._skip(self._skip(position) + 1)  # past the colon
+            _, end = self._decoder.raw_decode(self.text, position)
+            found[key] = (position, end)
+            position = self._skip(end)
+            if self.text[position] == ",":
+                position = self._skip(position + 1)
+        return found
+
+    def items(self, position: int) -> list[tuple[int, int]]:
+        """(start, end) of each item of the array at ``position``."""
+        found = []
+        position = self._skip(position + 1)
+        while self.text[position] != "]":
+            _, end = self._decoder.raw_decode(self.text, position)
+            found.append((position, end))
+            position = self._skip(end)
+            if self.text[position] == ",":
+                position = self._skip(position + 1)
+        return found
+
+    def source_spans(self) -> dict[int, tuple[int, int]]:
+        """{0-based cell index: (start, end) of its ``"source"`` value}."""
+        cells = self.members(self._skip(0)).get("cells")
+        spans = {}
+        for index, (start, _) in enumerate(self.items(cells[0]) if cells else []):
+            if self.text[start] == "{":
+                source = self.members(start).get("source")
+                if source is not None:
+                    spans[index] = source
+        return spans
+
+
+def _spell(value: str, ascii_only: bool) -> str:
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+def _source_json(json_text: _JsonText, span: tuple[int, int], new_source: str, ascii_only: bool) -> str:
+    """The JSON for a cell's new source, laid out like its old one.
+
+    A string stays a string. A list keeps its brackets, separators and the exact spelling of
+    each line that is still there; only new or edited lines are spelled afresh.
+    """
+    text = json_text.text
+    start, end = span
+    if text[start] != "[":
+        return _spell(new_source, ascii_only)
+    lines = _JSON_LINE.findall(new_source)
+    if not lines:
+        return "[]"
+    items = json_text.items(start)
+    spelled = {json.loads(text[a:b]): text[a:b] for a, b in reversed(items)}  # the first spelling wins
+    if items:
+        opening, closing = text[start + 1 : items[0][0]], text[items[-1][1] : end - 1]
+        separator = text[items[0][1] : items[1][0]] if len(items) > 1 else "," + opening
+    else:
+        opening, closing, separator = _fresh_list_layout(text, start)
+    body = separator.join(spelled.get(line) or _spell(line, ascii_only) for line in lines)
+    return f"[{opening}{body}{closing}]"
+
+
+def _fresh_list_layout(text: str, start: int) -> tuple[str, str, str]:
+    """Opening, closing and separator for lines put into an empty ``[]``, as nbformat lays them out."""
+    step = _indent_of(text)
+    if step is None:
+        return "", "", ", "
+    newline = "\r\n" if "\r\n" in text else "\n"
+    line_start = text.rfind("\n", 0, start) + 1
+    key_line = text[line_start:start]
+    indent = key_line[: len(key_line) - len(key_line.lstrip(" "))]
+    return newline + indent + " " * step, newline + indent, "," + newline + indent + " " * step
 
 
 def _validate(path: str, text: str) -> None:
-    import nbformat  # the `notebooks` extra; imported only when a notebook actually changes
+    try:
+        import nbformat  # the `notebooks` extra; imported only when a notebook actually changes
+    except ImportError:
+        raise SourceError(
+            path, f"rewriting notebooks needs the nbformat package: {NOTEBOOKS_EXTRA_HINT}", line=None
+        ) from None
 
     try:
-        nbformat.validate(nbformat.reads(text, as_version=nbformat.NO_CONVERT))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat's advice (e.g. "missing id") concerns the user's file
+            nbformat.validate(nbformat.reads(text, as_version=nbformat.NO_CONVERT))
     except nbformat.ValidationError as error:
         raise SourceError(path, f"internal error: rewritten notebook is not valid ({error.message}); file left unchanged") from None
 
@@ -182,6 +348,9 @@ def transform_notebook(
 ) -> TransformResult:
     """Rewrite the code cells of a notebook; positions in the result are per cell."""
     notebook = _load(source)
+    json_text = _JsonText(source.text)
+    spans = json_text.source_spans()
+    _check_code_sources(source, notebook, spans)
     joined = _Joined(notebook)
     module_source = SourceFile(path=source.path, data=joined.text.encode("utf-8"), text=joined.text)
     if accept is not None:
@@ -198,15 +367,20 @@ def transform_notebook(
     result.findings_after = [_in_cell(joined, inner.new_text, finding) for finding in inner.findings_after]
     if inner.new_text == joined.text:
         return result
-    new_sources = joined.split(inner.new_text)
-    for index, new_source in new_sources.items():
-        cell = notebook["cells"][index]
-        if new_source == _cell_text(cell):
+    ascii_only = source.text.isascii()
+    new_text = source.text
+    # From the last cell to the first, so that earlier spans stay where they are.
+    for index, new_source in sorted(joined.split(inner.new_text).items(), reverse=True):
+        if new_source == _cell_text(notebook["cells"][index]):
             continue
-        cell["source"] = new_source.splitlines(keepends=True) if isinstance(cell.get("source"), list) else new_source
-    new_text = _dump(notebook, source.text)
+        if index not in spans:
+            raise SourceError(source.path, f"malformed notebook: cell {index + 1} has no source", line=None)
+        start, end = spans[index]
+        new_text = new_text[:start] + _source_json(json_text, spans[index], new_source, ascii_only) + new_text[end:]
+    if new_text == source.text:
+        return result
     _validate(source.path, new_text)
-    result.new_text, result.new_data = new_text, new_text.encode("utf-8")
+    result.new_text, result.new_data = new_text, new_text.encode(source.encoding)
     return result
 
 

@@ -26,6 +26,7 @@ The facts are :mod:`migrate_ml.rules._project` data; the flow provider reads the
 from __future__ import annotations
 
 import ast
+import stat
 import os
 import re
 from collections import defaultdict
@@ -64,6 +65,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
 
 def _read(path: str) -> bytes:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b""  # a FIFO or device would block the read; refused when the file is processed
         with open(path, "rb") as handle:
             return handle.read()
     except OSError:
@@ -127,8 +130,7 @@ class _Project:
     def _tree(self, full: str) -> ast.Module | None:
         if full not in self._trees:
             try:
-                with open(full, "rb") as handle:
-                    self._trees[full] = ast.parse(handle.read())
+                self._trees[full] = ast.parse(_read(full))
             except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
                 self._trees[full] = None  # reported when the file itself is processed
         return self._trees[full]

@@ -44,7 +44,8 @@ def unified_diff(outcome: FileOutcome) -> str:
             codes = _codes_for(start, max(start + length - 1, start), spans)
             if codes:
                 line = f"{line.rstrip()} {', '.join(f'{code} {rule_name(code)}' for code in codes)}\n"
-        if not line.endswith(("\n", "\r")):
+        if not line.endswith("\n"):
+            # A last line without "\n" (a file with "\r" line endings is one such line for git).
             line += "\n\\ No newline at end of file\n"
         lines.append(line)
     return "".join(lines)

@@ -1,9 +1,17 @@
-"""Finding files and processing them, serially or in worker processes."""
+"""Finding files and processing them; parsing happens in worker processes that may crash."""
 
 from __future__ import annotations
 
+import faulthandler
 import fnmatch
+import gc
 import os
+import pickle
+import signal
+import struct
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -13,7 +21,7 @@ from migrate_ml.engine.project import build_project_facts
 from migrate_ml.engine.source import SourceError, decode_source, read_source, write_atomic
 from migrate_ml.engine.transform import Change, FileTransformer, Finding, Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._project import FileFacts
+from migrate_ml.rules._project import FileFacts, facts_in_effect
 
 STDIN = "-"
 
@@ -129,7 +137,7 @@ def process_file(
         written = write and result.changed and path != STDIN
         outcome.findings = result.findings_after if write else result.findings_before
         if written:
-            write_atomic(path, result.new_data)
+            write_atomic(path, result.new_data, source.stamp)
             outcome.written = True
     except SourceError as error:
         outcome.error = error
@@ -146,38 +154,57 @@ def process_file(
     return outcome
 
 
-def _process_star(arguments: tuple) -> FileOutcome:
-    return process_file(*arguments)
-
-
-def _process_in_worker(arguments: tuple) -> FileOutcome:
-    outcome = process_file(*arguments)
+def _without_texts(outcome: FileOutcome) -> FileOutcome:
     if not outcome.changed:
-        # The texts of an unchanged file are never shown: do not pickle them back.
+        # The texts of an unchanged file are never shown: do not keep or pickle them.
         outcome.old_text = outcome.new_text = ""
         outcome.new_data = b""
     return outcome
 
 
-def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int = 1) -> list[FileOutcome]:
-    """Process files, in parallel when ``jobs > 1``; results keep the input order.
+def _settled_without_parsing(path: str, settings: Settings, project: FileFacts | None) -> FileOutcome | None:
+    """The outcome of a file that cannot be read or that no rule could change; None otherwise.
 
-    Workers take the largest files first, in small chunks, so that one big file picked up last
-    does not leave the other workers idle at the end.
+    This is the text pre-filter the transformer starts with, run before any parse: most files
+    stop here, in this process, and only the rest go to the parser in a worker process.
+    """
+    if path == STDIN or is_notebook(path):
+        return None
+    outcome = FileOutcome(path=path)
+    try:
+        source = read_source(path)
+    except SourceError as error:
+        outcome.error = error
+        return outcome
+    with facts_in_effect(project):  # a criterion passed in from another file makes ML010 apply
+        if _transformer_for(settings.for_file(path)).needs_parse(source.text):
+            return None
+    outcome.encoding = source.encoding
+    return outcome
+
+
+def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: int = 1) -> list[FileOutcome]:
+    """Process files in up to ``jobs`` worker processes; results keep the input order.
+
+    Files are parsed only in workers, because LibCST's native parser can crash the process on
+    some inputs (a stack overflow on thousands of nested brackets): a worker that dies is
+    replaced, its file is reported as ``the parser crashed on this file`` and the other files
+    finish. Workers live for the whole run and take one file at a time, largest first, so that
+    a crash names its file and one big file picked up last does not leave the others idle.
     """
     facts = build_project_facts(paths, settings)  # criteria passed between the run's files
-    work = [(path, settings, write, None, facts.get(path)) for path in paths]
-    if jobs <= 1 or len(work) < 2:
-        return [_process_star(item) for item in work]
-    from concurrent.futures import ProcessPoolExecutor  # only parallel runs pay for the import
-
-    _transformer_for(settings)  # built once here, inherited by forked workers
-    order = sorted(range(len(work)), key=lambda index: -_size(work[index][0]))
-    chunk = max(1, len(work) // (jobs * 64))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-        results = pool.map(_process_in_worker, [work[index] for index in order], chunksize=chunk)
-        by_index = dict(zip(order, results))
-    return [by_index[index] for index in range(len(work))]
+    outcomes: list[FileOutcome | None] = [
+        _settled_without_parsing(path, settings, facts.get(path)) for path in paths
+    ]
+    pending = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    if pending:
+        _transformer_for(settings)  # built once here, inherited by the forked workers
+        pending.sort(key=lambda index: -_size(paths[index]))
+        pool = _WorkerPool(min(jobs, len(pending)))
+        work = [(index, paths[index], settings, write, facts.get(paths[index])) for index in pending]
+        for index, outcome in pool.run(work):
+            outcomes[index] = outcome
+    return outcomes  # type: ignore[return-value]  # the pool answers every task, if only with a crash
 
 
 def _size(path: str) -> int:
@@ -185,3 +212,225 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0  # reported when the file is processed
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while workers were running (raised in the main process)."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
+def _serve(tasks: int, results: int) -> None:
+    """A worker's loop: read ``process_file`` argument tuples, write back their outcomes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    faulthandler.disable()  # a parser crash is reported in one line, not with a thread dump
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a parser crash must not drop a core file
+    except (ImportError, ValueError, OSError):
+        pass
+    while True:
+        task = _receive(tasks)
+        if task is None:
+            return  # the parent closed the pipe: the run is over, or the parent died
+        outcome = _without_texts(process_file(*task))
+        try:
+            _send(results, outcome)
+        except OSError:
+            return
+
+
+def _exit_on_sigterm(signum, frame):
+    # SystemExit unwinds the file being written, so no temporary file is left behind.
+    raise SystemExit(128 + signum)
+
+
+_LENGTH = struct.Struct("<Q")
+
+
+def _send(descriptor: int, message) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
+def _receive(descriptor: int):
+    """One message, or None at the end of the pipe (also when the writer died mid-message)."""
+    header = _read_exactly(descriptor, _LENGTH.size)
+    if header is None:
+        return None
+    data = _read_exactly(descriptor, _LENGTH.unpack(header)[0])
+    return None if data is None else pickle.loads(data)
+
+
+def _read_exactly(descriptor: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(descriptor, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+class _Worker:
+    """A forked process with a task pipe and a result pipe.
+
+    Plain ``os.fork`` and pipes rather than ``multiprocessing``: importing that costs more than
+    rewriting a small file, and a crash needs nothing but the end of the result pipe.
+    """
+
+    def __init__(self, others: list["_Worker"]) -> None:
+        task_read, self.tasks = os.pipe()
+        self.results, result_write = os.pipe()
+        # Objects the garbage collector would walk in the child are copied page by page on
+        # first touch: frozen, they stay shared, and a worker starts in a millisecond or two.
+        gc.freeze()
+        self.pid = os.fork()
+        if self.pid:
+            gc.unfreeze()
+        else:
+            code = 0
+            try:
+                # The parent's pipe ends: holding them would keep pipes open after it died.
+                for descriptor in (self.tasks, self.results, *(d for w in others for d in (w.tasks, w.results))):
+                    os.close(descriptor)
+                _serve(task_read, result_write)
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)  # never run the parent's exit handlers or flush its buffers twice
+        os.close(task_read)
+        os.close(result_write)
+        self.task: tuple[int, str] | None = None
+        self.status: int | None = None
+
+    def death(self) -> str:
+        """Why the worker ended, once its result pipe closed."""
+        self._reap(block=True)
+        code = os.waitstatus_to_exitcode(self.status) if self.status is not None else None
+        if code is not None and code < 0:
+            try:
+                return signal.Signals(-code).name
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit status {code}"
+
+    def _reap(self, block: bool) -> bool:
+        if self.status is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                pid, status = self.pid, 0
+            if pid == self.pid:
+                self.status = status
+        return self.status is not None
+
+    def close(self) -> None:
+        for descriptor in (self.tasks, self.results):
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+
+    def stop(self, wait: float) -> None:
+        """Close the pipes (an idle worker exits), stop a busy one, and reap it."""
+        self.close()
+        if self._reap(block=False):
+            return
+        if self.task is not None:
+            self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while not self._reap(block=False):
+            if time.monotonic() > deadline:
+                self._signal(signal.SIGKILL)
+                self._reap(block=True)
+                return
+            time.sleep(0.005)
+
+    def _signal(self, number: int) -> None:
+        try:
+            os.kill(self.pid, number)
+        except ProcessLookupError:
+            pass
+
+
+class _WorkerPool:
+    """Long-lived forked workers, one file each at a time; a dead worker costs only its file."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self.workers: list[_Worker] = []
+
+    def run(self, work: list[tuple[int, str, Settings, bool, FileFacts | None]]) -> list[tuple[int, FileOutcome]]:
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+        try:
+            return list(self._dispatch(deque(work)))
+        except _Terminated:
+            self._stop()
+            # Die of the signal, as the process would have without the handler.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+        finally:
+            self._stop()
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _dispatch(self, queue: deque) -> Iterator[tuple[int, FileOutcome]]:
+        import select
+
+        busy: dict[int, _Worker] = {}
+        while queue or busy:
+            while queue and len(busy) < self.size:
+                worker = next((w for w in self.workers if w.task is None), None) or self._spawn()
+                index, path, settings, write, project = queue.popleft()
+                worker.task = (index, path)
+                try:
+                    _send(worker.tasks, (path, settings, write, None, project))
+                except OSError:  # died while idle: not this file's fault, so it is tried again
+                    queue.appendleft((index, path, settings, write, project))
+                    self._retire(worker)
+                    continue
+                busy[worker.results] = worker
+            poller = select.poll()  # not select.select: it fails on descriptors above 1023
+            for descriptor in busy:
+                poller.register(descriptor, select.POLLIN)
+            for descriptor, _ in poller.poll():
+                worker = busy.pop(descriptor)
+                index, path = worker.task
+                outcome = _receive(descriptor)
+                if outcome is None:
+                    reason = worker.death()
+                    outcome = FileOutcome(path=path, error=SourceError(
+                        path, f"the parser crashed on this file ({reason}); file left unchanged", line=None
+                    ))
+                    self._retire(worker)
+                else:
+                    worker.task = None
+                yield index, outcome
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self.workers)
+        self.workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.stop(wait=5)
+        self.workers.remove(worker)
+
+    def _stop(self) -> None:
+        for worker in self.workers:
+            worker.close()
+        for worker in self.workers:
+            worker.stop(wait=5)
+        self.workers = []

@@ -2,32 +2,69 @@
 
 LibCST keeps the encoding (coding cookie or BOM) and the newline style of a module it parsed
 from bytes, so the engine parses bytes and writes ``module.bytes`` back. This module adds what
-LibCST does not do: precise errors for unreadable input and atomic, mode-preserving writes.
+LibCST does not do: precise errors for unreadable input, and writes that are as careful with
+the user's only copy of a file as git is:
+
+* only regular files are read (a FIFO or ``/dev/zero`` among the inputs would hang or never end);
+* a file that changed after it was read (an editor saved it, ``git checkout`` ran) is left alone;
+* a file the user may not write (mode 0444) is not replaced, even though its folder would allow
+  a rename;
+* the new file keeps the old one's mode, owner, group and extended attributes; a file with
+  several hard links is written in place, so that every link sees the new text.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import io
 import os
+import stat
 import tempfile
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+CHANGED_WHILE_RUNNING = "changed while migrate-ml was running; run again"
 
 
 class SourceError(Exception):
-    """A file that cannot be processed. ``str()`` is the one-line ``path:line:col: error: …``."""
+    """A file that cannot be processed. ``str()`` is the one-line ``path:line:col: error: …``.
 
-    def __init__(self, path: str, message: str, line: int = 1, column: int = 1) -> None:
+    An error about the whole file rather than a place in it (``line=None``) reads
+    ``path: error: …``; ``line`` and ``column`` are then 1 for reports that need a position.
+    """
+
+    def __init__(self, path: str, message: str, line: int | None = 1, column: int = 1) -> None:
         self.path = path
-        self.line = line
+        self.positioned = line is not None
+        self.line = line if line is not None else 1
         self.column = column
         self.message = message
-        super().__init__(f"{path}:{line}:{column}: error: {message}")
+        where = f"{path}:{self.line}:{column}" if self.positioned else path
+        super().__init__(f"{where}: error: {message}")
 
     def __reduce__(self):
         # Rebuild from the fields: the default reduction would call __init__ with one argument.
-        return (SourceError, (self.path, self.message, self.line, self.column))
+        return (SourceError, (self.path, self.message, self.line if self.positioned else None, self.column))
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What a file was when it was read; a write goes ahead only while it still matches.
+
+    The content is kept and compared byte for byte rather than through a hash: it is the
+    ``data`` the source holds anyway, and no collision can fool an equality test.
+    """
+
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    content: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, status: os.stat_result, data: bytes) -> "FileStamp":
+        return cls(status.st_size, status.st_mtime_ns, status.st_ino, status.st_dev, data)
 
 
 @dataclass(frozen=True)
@@ -37,13 +74,27 @@ class SourceFile:
     text: str
     encoding: str = "utf-8"
     """The codec ``data`` was decoded with; ``utf-8-sig`` when it starts with a BOM."""
+    stamp: FileStamp | None = None
+    """The file as read from disk (None for stdin and derived texts)."""
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((f" ({name})" for is_kind, name in _KINDS if is_kind(mode)), "")
+    return f"not a regular file{kind}; only regular files are read"
 
 
 def read_source(path: str) -> SourceFile:
-    """Read and decode ``path``; raise :class:`SourceError` naming the position of any problem."""
+    """Read and decode ``path``; raise :class:`SourceError` naming the position of any problem.
+
+    The file is opened without blocking and checked to be a regular file before a byte is read,
+    so a FIFO without a writer or an endless device is refused instead of hanging the run.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SourceError(path, "no such file") from None
     except IsADirectoryError:
@@ -52,7 +103,20 @@ def read_source(path: str) -> SourceFile:
         raise SourceError(path, "permission denied") from None
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
-    return decode_source(path, data)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(descriptor)
+            if stat.S_ISDIR(mode):
+                raise SourceError(path, "is a directory")
+            raise SourceError(path, _not_regular(mode), line=None)
+        with open(descriptor, "rb") as handle:
+            data = handle.read()
+            status = os.fstat(descriptor)
+    except OSError as exc:
+        raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
+    source = decode_source(path, data)
+    return SourceFile(source.path, source.data, source.text, source.encoding, FileStamp.of(status, data))
 
 
 def decode_source(path: str, data: bytes) -> SourceFile:
@@ -91,27 +155,132 @@ def _cookie_line(data: bytes) -> int:
     return 1
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically, keeping its permission bits.
+def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> None:
+    """Replace ``path`` by ``data``, keeping what the file had; raise before touching it otherwise.
 
-    The temporary file lives in the same folder so the final ``os.replace`` is a rename on one
-    file system: a reader sees the old file or the new one, never half of either. A symbolic
-    link is followed, so the link stays a link.
+    With ``expected`` (the stamp of the read the new text was computed from), the file must be
+    unchanged (size, modification time, inode and content) right before it is replaced;
+    if not, :class:`SourceError` ``changed while migrate-ml was running`` is raised and the
+    file is left alone. A file the user may not write raises ``PermissionError`` (as an editor
+    refuses a read-only file), even where the folder would allow the rename.
+
+    The new text goes to a temporary file in the same folder, which gets the old file's mode,
+    owner, group and extended attributes, so the final ``os.replace`` is a rename on one file
+    system: a reader sees the old file or the new one, never half of either. A symbolic link is
+    followed, so the link stays a link. Where the rename would lose something (a file with
+    several hard links would be split from its other names; an owner, group or attribute that
+    this user may not set on a new file; a folder this user may not create the temporary file
+    in), the file is written in place instead, after the same checks and with its space
+    reserved first.
     """
     target = os.path.realpath(path)
+    try:
+        status = os.stat(target)
+    except FileNotFoundError:
+        if expected is None:
+            raise
+        raise SourceError(path, CHANGED_WHILE_RUNNING, line=None) from None  # deleted or moved meanwhile
+    if not stat.S_ISREG(status.st_mode):
+        raise SourceError(path, _not_regular(status.st_mode), line=None)
+    if not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    if status.st_nlink > 1:
+        _write_in_place(path, target, data, expected)
+        return
     folder = os.path.dirname(target) or "."
-    mode = os.stat(target).st_mode & 0o7777
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.", suffix=".migrate-ml.tmp", dir=folder
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(target)}.", suffix=".migrate-ml.tmp", dir=folder
+        )
+    except PermissionError:  # a writable file in a folder this user may not add files to
+        _write_in_place(path, target, data, expected)
+        return
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
+        os.chmod(temporary, stat.S_IMODE(status.st_mode))
+        if not _copy_owner_and_attributes(target, temporary, status):
+            os.unlink(temporary)
+            _write_in_place(path, target, data, expected)
+            return
+        _check_unchanged(path, target, expected)
         os.replace(temporary, target)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _copy_owner_and_attributes(source: str, destination: str, status: os.stat_result) -> bool:
+    """Give ``destination`` the owner, group and extended attributes of ``source``.
+
+    False when this user may not (a non-root user replacing a file owned by someone else): the
+    caller then writes in place rather than change who owns the file.
+    """
+    created = os.stat(destination)
+    if (created.st_uid, created.st_gid) != (status.st_uid, status.st_gid):
+        try:
+            os.chown(destination, status.st_uid, status.st_gid)
+        except PermissionError:
+            return False
+        # chown clears set-user/group-ID bits: put the mode back.
+        os.chmod(destination, stat.S_IMODE(status.st_mode))
+    try:
+        names = os.listxattr(source)
+    except (AttributeError, OSError):
+        return True  # no extended attributes on this platform or file system
+    for name in names:
+        try:
+            os.setxattr(destination, name, os.getxattr(source, name))
+        except OSError:
+            return False
+    return True
+
+
+def _check_unchanged(path: str, target: str, expected: FileStamp | None) -> None:
+    if expected is None:
+        return
+    try:
+        status = os.stat(target)
+        same = (status.st_size, status.st_mtime_ns, status.st_ino, status.st_dev) == (
+            expected.size, expected.mtime_ns, expected.inode, expected.device
+        )
+        if same:
+            with open(target, "rb") as handle:
+                same = handle.read() == expected.content
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise SourceError(path, CHANGED_WHILE_RUNNING, line=None)
+
+
+def _write_in_place(path: str, target: str, data: bytes, expected: FileStamp | None) -> None:
+    """Overwrite ``target``'s bytes through its own inode: links, owner and attributes stay.
+
+    Not atomic, so the risky part comes first: the space for the new text is reserved before
+    any byte changes, and a failed write puts the old bytes back.
+    """
+    with open(target, "r+b") as handle:
+        _check_unchanged(path, target, expected)
+        original = handle.read()
+        if len(data) > len(original):
+            try:
+                os.posix_fallocate(handle.fileno(), 0, len(data))
+            except (AttributeError, OSError) as error:
+                if getattr(error, "errno", None) == errno.ENOSPC:
+                    handle.truncate(len(original))  # an emulated fallocate may have grown it
+                    raise
+        try:
+            handle.seek(0)
+            handle.write(data)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            handle.seek(0)
+            handle.write(original)
+            handle.truncate()
+            handle.flush()
+            raise

@@ -10,7 +10,9 @@ The flow for a file is:
 4. enabled fixes are applied by one transformer, then the import edits they queued run
    through LibCST's ``AddImportsVisitor``/``RemoveImportsVisitor``;
 5. the new text is parsed again (it must parse, or nothing is written) and detection runs on
-   it until no enabled fix remains, so that a second run is a no-op.
+   it until no enabled fix remains, so that a second run is a no-op;
+6. the safety net (ML100) looks over the final text once and reports every construct that
+   still assumes one label per image and that no rule reported at that line.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
 from migrate_ml.rules._project import FileFacts, facts_in_effect
+from migrate_ml.rules._still_single_label import find_single_label
+from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 
 MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
@@ -295,8 +299,16 @@ class FileTransformer:
     """Runs the selected rules on files. Build one per process and reuse it."""
 
     def __init__(self, rules: Sequence[type[Rule]], settings: Settings) -> None:
-        self.rules = list(rules)
+        # ML100 does not visit the tree: it scans the final text (see ``_safety_net``).
+        self.rules = [rule for rule in rules if rule is not StillSingleLabelRule]
+        self.safety_net = StillSingleLabelRule in rules
         self.settings = settings
+
+    def needs_parse(self, text: str) -> bool:
+        """Whether any selected rule, or the safety net, could have something to say about ``text``."""
+        return any(rule.could_apply(text) for rule in self.rules) or (
+            self.safety_net and StillSingleLabelRule.could_apply(text)
+        )
 
     def transform(
         self,
@@ -317,15 +329,17 @@ class FileTransformer:
         result = TransformResult(source=source, new_data=source.data, new_text=source.text)
         candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text)
         if not candidates:
+            result.findings_before = result.findings_after = self._safety_net(source.text, [], set())
             return result
         module = _parse(source.path, source.data)
         threshold_name = choose_threshold_name(source.text)
         text = source.text
         original_compiles: bool | None = None  # compiling costs time: only checked once a fix applies
         carried: list[Finding] = []
+        reported_lines: set[int] = set()
         # One detection more than there are fix passes: the last one proves the result is stable.
         for pass_number in range(MAX_PASSES + 1):
-            violations, positions = self._detect(module, candidates, source.path, threshold_name, text)
+            violations, positions, reported_lines = self._detect(module, candidates, source.path, threshold_name, text)
             fixes = [v for v in violations if v.fix and self.settings.enabled(v.fix.applicability)]
             findings = [self._finding(v, positions) for v in violations if v not in fixes]
             if pass_number == 0:
@@ -359,9 +373,53 @@ class FileTransformer:
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
+        if result.changed and source.text.endswith("\r") and not result.new_text.endswith(("\r", "\n")):
+            # LibCST drops the last line break of a file with "\r" line endings: put it back.
+            result.new_text += "\r"
+            result.new_data += b"\r"
         if result.changes:
             result.findings_before = _still_open(result.findings_before, result.findings_after, source.text, text)
+        net = self._safety_net(text, result.findings_after, reported_lines)
+        if net:
+            result.findings_after = sorted(result.findings_after + net, key=lambda f: (f.line, f.column, f.code))
+            if text != source.text:
+                net = _moved(net, text, source.text)  # --check/--diff show positions in the original
+            covered = {f.line for f in result.findings_before}
+            result.findings_before = sorted(
+                result.findings_before + [f for f in net if f.line not in covered],
+                key=lambda f: (f.line, f.column, f.code),
+            )
         return result
+
+    def _safety_net(self, text: str, findings: Sequence[Finding], reported_lines: set[int]) -> list[Finding]:
+        """ML100: what still assumes one label per image in ``text`` and is reported nowhere.
+
+        A construct counts as reported when any rule's finding, or a violation a suppression
+        comment silenced, sits on its line or on a line it is built from (the arg-max that a
+        comparison uses).
+        """
+        if not self.safety_net or not StillSingleLabelRule.could_apply(text):
+            return []
+        covered = reported_lines | {f.line for f in findings}
+        silenced = parse_suppressions(text)
+        net = []
+        for construct in find_single_label(text):
+            if covered.intersection((construct.line, *construct.related_lines)):
+                continue
+            codes = silenced.get(construct.line)
+            if codes and (codes is _ALL_CODES or any(StillSingleLabelRule.code.startswith(c) for c in codes)):
+                continue
+            net.append(
+                Finding(
+                    code=StillSingleLabelRule.code,
+                    line=construct.line,
+                    column=construct.column,
+                    message=f"still single-label ({construct.kind}): {construct.message}",
+                    suggestion=construct.suggestion,
+                    applicability=Applicability.DISPLAY_ONLY.value,
+                )
+            )
+        return net
 
     def _ask(self, accept, module, fixes, positions, text, path, threshold_name, declined) -> list[Violation]:
         still_declined = Counter(declined)
@@ -390,7 +448,8 @@ class FileTransformer:
         path: str,
         threshold_name: str,
         text: str,
-    ) -> tuple[list[Violation], dict]:
+    ) -> tuple[list[Violation], dict, set[int]]:
+        """The violations no comment silences, node positions, and the lines of every violation."""
         context = RuleContext(path=path, threshold=self.settings.threshold, threshold_name=threshold_name)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         wrapper.visit_batched([rule(context) for rule in rules])
@@ -398,7 +457,7 @@ class FileTransformer:
         silenced = parse_suppressions(text)
         kept = [v for v in context.violations if not self._is_silenced(v, positions, silenced)]
         kept.sort(key=lambda v: (positions[v.node].start.line, positions[v.node].start.column, v.code))
-        return kept, positions
+        return kept, positions, {positions[v.node].start.line for v in context.violations}
 
     @staticmethod
     def _is_silenced(violation: Violation, positions, silenced: dict[int, frozenset[str]]) -> bool:

@@ -32,7 +32,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
-from migrate_ml.rules._exprs import method_call
+from migrate_ml.rules._exprs import is_argmax, method_call
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules._project import current_facts
 
@@ -41,11 +41,111 @@ _NOT_A_MODEL = re.compile(r"^(?:create|get|build|load|save|init|make|export|free
 _TRANSPARENT_METHODS = frozenset({"detach", "cpu", "cuda", "to", "float", "double", "clone", "contiguous", "squeeze"})
 _TRANSPARENT_ATTRIBUTES = frozenset({"data", "logits"})
 _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
+_GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
+"""Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
+_JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
+_FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "log"}
+"""Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
+_NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
+_METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
 _SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 _SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
-_LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
+LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
 MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
 """Functions whose softmax belongs to the model itself (attention, heads) and is never touched."""
+
+
+LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
+_MODULE_ROOTS = frozenset({"torch", "scipy", "numpy", "jax", "tensorflow"})
+
+
+def log_softmax_input(rule, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``z`` when ``expression`` is a log-softmax of ``z`` over the class dimension (1 or -1).
+
+    ``rule`` is anything with ``get_metadata`` that depends on ``QualifiedNameProvider``."""
+    if not isinstance(expression, cst.Call):
+        return None
+    if isinstance(expression.func, cst.Attribute) and expression.func.attr.value == "log_softmax":
+        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
+        if qualified & LOG_SOFTMAX_FUNCTIONS:
+            source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
+        elif any(name.partition(".")[0] in _MODULE_ROOTS for name in qualified):
+            return None  # a log_softmax of another module (e.g. scipy.special)
+        else:
+            source, dim = expression.func.value, _argument(expression, 0, "dim")
+    elif isinstance(expression.func, cst.Name):
+        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
+        if not qualified & LOG_SOFTMAX_FUNCTIONS:
+            return None
+        source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
+    else:
+        return None
+    if source is None or not is_class_dim(dim):
+        return None
+    return source
+
+
+def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
+    positional = [arg for arg in call.args if arg.keyword is None]
+    if len(positional) > index and not positional[index].star:
+        return positional[index].value
+    argument = next((arg for arg in call.args if arg.keyword is not None and arg.keyword.value == keyword), None)
+    return argument.value if argument is not None else None
+
+
+def is_class_dim(dim: cst.BaseExpression | None) -> bool:
+    if dim is None:
+        return True  # the implicit dim of a 2-D input is 1
+    if isinstance(dim, cst.Integer):
+        return dim.value == "1"
+    return (
+        isinstance(dim, cst.UnaryOperation)
+        and isinstance(dim.operator, cst.Minus)
+        and isinstance(dim.expression, cst.Integer)
+        and dim.expression.value == "1"
+    )
+
+
+
+def droppable_log_softmax(owner, name: cst.Name, is_nll_input: Callable[[cst.Call], bool]) -> cst.Call | None:
+    """The ``F.log_softmax(model(x), dim=1)`` that ``name`` is bound to, once, when ML003 drops it:
+    the logits have no name of their own and every use of ``name`` is the input of an NLL loss
+    call (``is_nll_input``) or an arg-max over the classes, which picks the same class from
+    logits as from log-probabilities. ``owner`` depends on ``ScopeProvider``,
+    ``ParentNodeProvider`` and ``QualifiedNameProvider``."""
+    scope = owner.get_metadata(ScopeProvider, name, None)
+    assignments = list(scope[name.value]) if scope is not None else []
+    if len(assignments) != 1:
+        return None
+    bound = getattr(assignments[0], "node", None)
+    target = owner.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+    statement = owner.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+    if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call)):
+        return None
+    if not isinstance(log_softmax_input(owner, statement.value), cst.Call):
+        return None  # a named input is used directly
+    accesses = [access.node for access in assignments[0].references]
+    if not accesses or not all(_logits_safe_use(owner, node, is_nll_input) for node in accesses):
+        return None
+    return statement.value
+
+
+def _logits_safe_use(owner, node: cst.CSTNode, is_nll_input: Callable[[cst.Call], bool]) -> bool:
+    parent = owner.get_metadata(ParentNodeProvider, node, None)
+    if isinstance(parent, cst.Arg) and parent.keyword is None:
+        call = owner.get_metadata(ParentNodeProvider, parent, None)
+        if isinstance(call, cst.Call) and call.args and call.args[0] is parent:
+            if is_nll_input(call):
+                return True
+            if {q.name for q in owner.get_metadata(QualifiedNameProvider, call.func, set())} & {"torch.argmax", "torch.max"}:
+                dim = call_argument(call, 1, "dim")
+                return dim is not None and is_class_dim(dim.value)
+        return False
+    if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in ("argmax", "max"):
+        call = owner.get_metadata(ParentNodeProvider, parent, None)
+        dim = call_argument(call, 0, "dim") if isinstance(call, cst.Call) and call.func is parent else None
+        return dim is not None and is_class_dim(dim.value)
+    return False
 
 
 def is_model_callee(func: cst.BaseExpression) -> bool:
@@ -133,6 +233,8 @@ class Comparison:
     node: cst.CSTNode
     label_position: str
     """``left``/``right`` of a ``==``; ``arg0``/``arg1`` or ``receiver`` of an ``eq`` call."""
+    numpy: bool = False
+    """The prediction reaches the comparison as a NumPy array (``.numpy()``, ``np.concatenate``)."""
 
 
 @dataclass(eq=False)
@@ -152,6 +254,8 @@ class Prediction:
     comparisons: list[Comparison] = field(default_factory=list)
     blocked: str = ""
     """Why a proven prediction still cannot be rewritten (empty when it can)."""
+    escapes: list[cst.Call] = field(default_factory=list)
+    """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
 
 
 @dataclass
@@ -163,6 +267,8 @@ class PredictionFlow:
     is_classifier_scores: Callable[[cst.BaseExpression], bool] = lambda expression: False
     """The proof described in the module docstring, answered for the first argument of any call
     with two or more arguments (metric updates, ``accuracy(output, target)``…)."""
+    collapsed_targets: list[cst.CSTNode] = field(default_factory=list)
+    """Arg-max over the targets (``target.argmax(1)``) that predictions are compared with."""
     _edits: dict = field(default_factory=dict)
     _fixes: dict = field(default_factory=dict)
 
@@ -174,10 +280,18 @@ class PredictionFlow:
         return torch_sigmoid(self.torch_name, scores)
 
     def softmax_edit(self, softmax: Softmax) -> NodeEdit:
-        key = id(softmax)
+        key = ("softmax", id(softmax))
         if key not in self._edits:
             replacement = self.sigmoid(softmax.scores).with_changes(lpar=softmax.call.lpar, rpar=softmax.call.rpar)
             self._edits[key] = NodeEdit(softmax.call, lambda updated: replacement)
+        return self._edits[key]
+
+    def comparison_edit(self, comparison: Comparison) -> NodeEdit:
+        """One edit per comparison node: predictions that share a name (a module-level
+        ``predicted`` bound in two loops) share the comparisons of that name too."""
+        key = ("comparison", id(comparison.node))
+        if key not in self._edits:
+            self._edits[key] = NodeEdit(comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy))
         return self._edits[key]
 
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
@@ -186,7 +300,7 @@ class PredictionFlow:
         if key not in self._fixes:
             edits = [NodeEdit(prediction.node, self._prediction_rewrite(prediction, threshold_name))]
             edits.extend(self.softmax_edit(softmax) for softmax in prediction.softmaxes)
-            edits.extend(NodeEdit(c.node, _exact_match_rewrite(c.label_position)) for c in prediction.comparisons)
+            edits.extend(self.comparison_edit(comparison) for comparison in prediction.comparisons)
             self._fixes[key] = Fix(edits=tuple(edits), add_imports=self.torch_imports, needs_threshold=True)
         return self._fixes[key]
 
@@ -205,32 +319,34 @@ class PredictionFlow:
         return apply
 
 
-def _exact_match_rewrite(label_position: str):
-    """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample."""
+def exact_match_rewrite(label_position: str, numpy: bool = False):
+    """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample; on NumPy
+    arrays ``(p == y.astype(bool)).all(axis=1)``."""
+    to_bool = as_numpy_bool if numpy else as_bool
 
     def apply(updated: cst.CSTNode) -> cst.CSTNode:
         if isinstance(updated, cst.Comparison):
             target = updated.comparisons[0]
             if label_position == "left":
-                compared = updated.with_changes(left=as_bool(updated.left), lpar=[], rpar=[])
+                compared = updated.with_changes(left=to_bool(updated.left), lpar=[], rpar=[])
             else:
                 compared = updated.with_changes(
-                    comparisons=[target.with_changes(comparator=as_bool(target.comparator))], lpar=[], rpar=[]
+                    comparisons=[target.with_changes(comparator=to_bool(target.comparator))], lpar=[], rpar=[]
                 )
             compared = compared.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
         else:
             assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
             if label_position == "receiver":
-                compared = updated.with_changes(func=updated.func.with_changes(value=as_bool(updated.func.value)))
+                compared = updated.with_changes(func=updated.func.with_changes(value=to_bool(updated.func.value)))
             else:
                 index = int(label_position.removeprefix("arg"))
                 args = list(updated.args)
-                args[index] = args[index].with_changes(value=as_bool(args[index].value))
+                args[index] = args[index].with_changes(value=to_bool(args[index].value))
                 compared = updated.with_changes(args=args)
             compared = compared.with_changes(lpar=[], rpar=[])
         return cst.Call(
             func=cst.Attribute(value=compared, attr=cst.Name("all")),
-            args=[cst.Arg(keyword=cst.Name("dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
+            args=[cst.Arg(keyword=cst.Name("axis" if numpy else "dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))],
             lpar=updated.lpar if isinstance(updated, cst.Call) else [],
             rpar=updated.rpar if isinstance(updated, cst.Call) else [],
@@ -248,6 +364,82 @@ def as_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
     ):
         return expression
     return method_call(expression, "bool")
+
+
+def as_numpy_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
+    return method_call(expression, "astype", cst.Arg(cst.Name("bool")))
+
+
+def is_class_index_target(rule, expression: cst.BaseExpression) -> bool:
+    """A loss target that is an arg-max of scores: inline (``t.argmax(dim=1)``, ``t.max(1)[1]``)
+    or through a name every binding of which in its scope is one (``hard = t.argmax(dim=-1)``,
+    ``_, hard = t.max(1)``). Such a target is one class per sample (hard distillation, or
+    one-hot/multi-hot targets collapsed to one index), which a ``.float()`` cast does not turn
+    into multi-hot labels. ``rule`` must depend on ``ScopeProvider`` and ``ParentNodeProvider``."""
+    return bool(class_index_sources(rule, expression))
+
+
+def class_index_sources(rule, expression: cst.BaseExpression, depth: int = 0) -> list[cst.CSTNode]:
+    """The arg-max expressions behind ``expression`` when it is one class index per sample (see
+    :func:`is_class_index_target`); empty when it is not, or not in every binding."""
+    if depth > 2:
+        return []
+    if is_argmax(expression) or _is_max_indices(expression):
+        return [expression]
+    if not isinstance(expression, cst.Name):
+        return []
+    scope = rule.get_metadata(ScopeProvider, expression, None)
+    assignments = list(scope[expression.value]) if scope is not None else []
+    sources: list[cst.CSTNode] = []
+    for assignment in assignments:
+        bound = getattr(assignment, "node", None)
+        holder = rule.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+        found: list[cst.CSTNode] = []
+        if isinstance(holder, cst.AssignTarget):
+            statement = rule.get_metadata(ParentNodeProvider, holder, None)
+            if isinstance(statement, cst.Assign):
+                found = class_index_sources(rule, statement.value, depth + 1)
+        elif isinstance(holder, cst.Element):  # `_, hard = t.max(1)`
+            pair = rule.get_metadata(ParentNodeProvider, holder, None)
+            target = rule.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+            statement = rule.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+            if (
+                isinstance(statement, cst.Assign)
+                and len(pair.elements) == 2
+                and pair.elements[1] is holder
+                and _is_reducing_max(statement.value)
+            ):
+                found = [statement.value]
+        if not found:
+            return []
+        sources.extend(found)
+    return sources
+
+
+def _is_reducing_max(expression: cst.BaseExpression) -> bool:
+    """``t.max(1)``, ``t.max(dim=-1)``, ``torch.max(t, 1)``: a (values, indices) pair."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    if expression.func.attr.value != "max":
+        return False
+    module = isinstance(expression.func.value, cst.Name) and expression.func.value.value == "torch"
+    dim = call_argument(expression, 1 if module else 0, "dim")
+    return dim is not None and dim_value(dim.value) in (1, -1)
+
+
+def _is_max_indices(expression: cst.BaseExpression) -> bool:
+    """``t.max(1)[1]`` or ``t.max(1).indices``."""
+    if isinstance(expression, cst.Attribute) and expression.attr.value == "indices":
+        return _is_reducing_max(expression.value)
+    if isinstance(expression, cst.Subscript) and len(expression.slice) == 1:
+        index = expression.slice[0].slice
+        return (
+            isinstance(index, cst.Index)
+            and isinstance(index.value, cst.Integer)
+            and index.value.value == "1"
+            and _is_reducing_max(expression.value)
+        )
+    return False
 
 
 def _qualified(owner, node: cst.CSTNode) -> set[str]:
@@ -271,6 +463,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._calls: list[cst.Call] = []
         self._candidates: list[cst.CSTNode] = []
         self._module: cst.Module | None = None
+        self._collapsed_targets: list[cst.CSTNode] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -281,7 +474,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             index = node.slice[0].slice.value
-            if isinstance(index, cst.Integer) and index.value == "1" and isinstance(node.value, cst.Call):
+            if dim_value(index) in (1, -1) and isinstance(node.value, cst.Call):  # indices of (values, indices)
                 self._candidates.append(node)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
@@ -296,6 +489,14 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._loss = loss
         self._loss_logits = self._loss_logit_names(loss)
         self._loss_targets = {id(c.target.value) for c in loss.calls if c.target is not None}
+        # Functional nll_loss calls ML003 converts (no ignore_index, options by keyword).
+        self._functional_nll = {
+            id(c.call)
+            for c in loss.calls
+            if c.functional and c.kinds == {"nll"} and c.target is not None
+            and not any(a.star or (a.keyword is not None and a.keyword.value == "ignore_index") for a in c.call.args)
+            and len([a for a in c.call.args if a.keyword is None]) <= 3
+        }
         # Rules ask about the first argument of metric-like calls after this provider has run,
         # when its scope metadata is gone: answer those questions now.
         proven = {
@@ -319,6 +520,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if prediction is not None:
                 flow.predictions.append(prediction)
         self._link_comparisons(flow.predictions)
+        flow.collapsed_targets = self._collapsed_targets
         flow.predictions = [p for p in flow.predictions if p.proven or p.comparisons]
         self.set_metadata(original_node, flow)
 
@@ -327,8 +529,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def _loss_logit_names(self, loss: LossFlow) -> set[tuple[object, str]]:
         names = set()
         for call in loss.calls:
-            if call.logits is None:
-                continue
+            if call.logits is None or "nll" in call.kinds:
+                continue  # nll_loss reads log-probabilities: a sigmoid over them is meaningless
             logits = strip_transparent(call.logits)
             if isinstance(logits, cst.Name):
                 names.add((self.get_metadata(ScopeProvider, logits, None), logits.value))
@@ -407,23 +609,41 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     # -- predictions ---------------------------------------------------------------------------
 
     def _max_call(self, call: cst.CSTNode) -> cst.Call | None:
-        """``torch.max(z, 1)`` or ``z.max(1)``/``z.max(dim=-1)``: the reducing form of max."""
-        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "max"):
+        """``torch.max(z, 1)`` or ``z.max(1)``/``z.max(dim=-1)``: the reducing form of max; also
+        ``z.topk(1)``/``torch.topk(z, 1)``, whose indices are the arg-max (with a kept dim)."""
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+            return None
+        if call.func.attr.value == "topk":
+            return self._top1_call(call)
+        if call.func.attr.value != "max":
             return None
         if _qualified(self, call.func) & {"torch.max"}:
-            dim = call_argument(call, 1, "dim")
+            dim = call_argument(call, 1, "dim") or call_argument(call, 10**6, "axis")
         elif _imported(self, call.func.value):
             return None  # np.max and other libraries' module functions
         else:
             dim = call_argument(call, 0, "dim")
         return call if dim is not None and dim_value(dim.value) in (1, -1) else None
 
+    def _top1_call(self, call: cst.Call) -> cst.Call | None:
+        """``z.topk(1)``, ``z.topk(1, dim=1)``, ``torch.topk(z, 1)``: k is the literal 1 and the
+        dimension (default -1) is the class dimension."""
+        module = bool(_qualified(self, call.func) & {"torch.topk"})
+        if not module and _imported(self, call.func.value):
+            return None
+        offset = 1 if module else 0
+        k = call_argument(call, offset, "k")
+        dim = call_argument(call, offset + 1, "dim")
+        if k is None or dim_value(k.value) != 1:
+            return None
+        return call if dim is None or dim_value(dim.value) in (1, -1) else None
+
     def _prediction(self, node: cst.CSTNode, softmax_by_call: dict[cst.Call, Softmax]) -> Prediction | None:
         if isinstance(node, (cst.Subscript, cst.Attribute)):
             call = self._max_call(node.value)
             if call is None:
                 return None
-            method = not (_qualified(self, call.func) & {"torch.max"})
+            method = not (_qualified(self, call.func) & {"torch.max", "torch.topk"})
         else:
             assert isinstance(node, cst.Call)
             call = node
@@ -437,7 +657,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             else:
                 if method and _imported(self, call.func.value):
                     return None  # np.argmax and other libraries' module functions
-                dim = call_argument(call, 0, "dim") if method else call_argument(call, 1, "dim")
+                dim = call_argument(call, 0, "dim") if method else (
+                    call_argument(call, 1, "dim") or call_argument(call, 10**6, "axis")  # torch accepts numpy's name
+                )
                 if dim is None or dim_value(dim.value) not in (1, -1):
                     return None
         if self._inside_loss_target(node) or self._inside_model(node):
@@ -458,6 +680,12 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.decision_input = inner
         elif self._is_scores(scores, 0):
             prediction.decision_input = torch_sigmoid(self._torch_name, scores)
+        elif self._log_softmax_scores(inner) is not None:
+            # arg-max over log_softmax(z) is the arg-max over z: decide on sigmoid(z)
+            prediction.decision_input = torch_sigmoid(self._torch_name, self._log_softmax_scores(inner))
+        elif isinstance(inner, cst.Name) and droppable_log_softmax(self, inner, self._droppable_nll_input):
+            # ML003 drops this log_softmax in the same fix pass: the name holds the logits
+            prediction.decision_input = torch_sigmoid(self._torch_name, scores)
         elif isinstance(inner, cst.Name):
             softmaxes = self._probability_bindings(inner, softmax_by_call)
             if softmaxes is not None:
@@ -466,6 +694,24 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         prediction.proven = prediction.decision_input is not None
         self._bind(prediction)
         return prediction
+
+    def _droppable_nll_input(self, call: cst.Call) -> bool:
+        return id(call) in self._functional_nll
+
+    def _log_softmax_scores(self, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+        """``z`` for ``F.log_softmax(z, dim=1)`` over proven scores, inline or through a name bound
+        once; ``z`` must be a name bound at most once, so that reading it again is the same."""
+        if isinstance(expression, cst.Name):
+            scope = self.get_metadata(ScopeProvider, expression, None)
+            assignments = list(scope[expression.value]) if scope is not None else []
+            if len(assignments) != 1:
+                return None
+            expression = self._assigned_value(getattr(assignments[0], "node", None))
+        scores = log_softmax_input(self, expression) if isinstance(expression, cst.Call) else None
+        if not isinstance(scores, cst.Name) or not self._is_scores(scores, 0):
+            return None
+        scope = self.get_metadata(ScopeProvider, scores, None)
+        return scores if scope is not None and len(list(scope[scores.value])) == 1 else None
 
     def _probability_bindings(self, name: cst.Name, softmax_by_call: dict[cst.Call, Softmax]) -> list[Softmax] | None:
         """Softmaxes behind ``probs`` when every binding is softmax/sigmoid of the scores; else None."""
@@ -528,11 +774,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
             prediction.binding = parent.targets[0].target
         elif current is node:
-            use = self._comparison_of(node)
-            if isinstance(use, Comparison):
-                prediction.comparisons.append(use)
-            elif use:
-                prediction.blocked = use
+            self._classify_use(prediction, node, False)
+        else:
+            self._note_escape(prediction, current)
 
     def _is_used(self, name: cst.Name) -> bool:
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -541,36 +785,189 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         return any(getattr(a, "node", None) is name and a.references for a in scope[name.value])
 
     def _link_comparisons(self, predictions: list[Prediction]) -> None:
-        bindings = {p.binding for p in predictions if p.binding is not None and p.proven and not p.blocked}
+        holders: dict[int, list[tuple[cst.Name, bool]]] = {}
         for prediction in predictions:
-            if prediction.binding is None:
-                continue
-            scope = self.get_metadata(ScopeProvider, prediction.binding, None)
-            if scope is None:
-                continue
-            for assignment in scope[prediction.binding.value]:
-                if getattr(assignment, "node", None) is not prediction.binding:
-                    continue
-                for access in assignment.references:
-                    referents = [getattr(r, "node", None) for r in access.referents]
-                    if prediction.proven and not all(r in bindings for r in referents):
+            found = [(prediction.binding, False)] if prediction.binding is not None else []
+            seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
+            for seed in seeds:
+                found.extend(self._carried_names(seed, seed is prediction.binding, 0))
+            holders[id(prediction)] = found
+        bindings = {
+            name for p in predictions if p.proven and not p.blocked for name, _ in holders[id(p)]
+        }
+        for prediction in predictions:
+            for name, numpy in holders[id(prediction)]:
+                for use in self._reads(name):
+                    referents = [getattr(r, "node", None) for r in use.referents]
+                    if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
                         continue  # another binding of the name is not a rewritten prediction
-                    use = self._comparison_of(access.node)
-                    if isinstance(use, Comparison):
-                        prediction.comparisons.append(use)
-                    elif use and not prediction.blocked:
-                        prediction.blocked = use
+                    kinds = {flag for n, flag in holders[id(prediction)] if n in referents}
+                    self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None)
+
+    def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None) -> None:
+        self._note_escape(prediction, node)
+        use = self._comparison_of(node)
+        if isinstance(use, Comparison) and numpy is None:
+            use = "the name holds a tensor in one place and a NumPy array in another"
+        if isinstance(use, Comparison):
+            use.numpy = bool(numpy)
+            if all(use.node is not known.node for known in prediction.comparisons):
+                prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
+        elif use and not prediction.blocked:
+            prediction.blocked = use
+
+    def _starts_empty(self, bound: cst.CSTNode | None) -> bool:
+        """``rows = []``: the accumulator a joined prediction re-binds (``rows = torch.cat(rows)``)."""
+        value = self._assigned_value(bound)
+        return isinstance(value, cst.List) and not value.elements
+
+    def _note_escape(self, prediction: Prediction, node: cst.CSTNode) -> None:
+        """Record a call that receives the prediction (after ``.cpu()``/``.numpy()``…) and that
+        nothing here follows: a helper defined elsewhere, ``np.bincount``, a plotting function."""
+        current = node
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+            if not (isinstance(call, cst.Call) and call.func is parent and parent.attr.value in _PREDICTION_CHAIN | {"tolist"}):
+                break
+            current = call
+        parent = self.get_metadata(ParentNodeProvider, current, None)
+        call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        if not isinstance(call, cst.Call) or parent.value is not current:
+            return
+        func = call.func
+        if isinstance(func, cst.Attribute) and (func.attr.value in _FOLLOWED_METHODS or func.attr.value.endswith("_as")):
+            return  # followed or reported elsewhere; `labels.view_as(pred)` only reads the shape
+        if isinstance(func, cst.Name) and func.value in _NEUTRAL_BUILTINS:
+            return
+        qualified = _qualified(self, func)
+        if qualified & _JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
+            return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
+        if all(call is not known for known in prediction.escapes):
+            prediction.escapes.append(call)
+
+    def _reads(self, binding: cst.Name) -> list:
+        scope = self.get_metadata(ScopeProvider, binding, None)
+        if scope is None:
+            return []
+        return [
+            access
+            for assignment in scope[binding.value]
+            if getattr(assignment, "node", None) is binding
+            for access in assignment.references
+        ]
+
+    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.Name, bool]]:
+        """Names the prediction reaches after transfers that keep one row per sample:
+        ``.cpu()``/``.detach()``/``.numpy()``, ``accelerator.gather_for_metrics((preds, labels))``
+        (also ``gather``/``all_gather``/``pad_across_processes``) with tuple unpacking, and rows
+        appended to a list that ``torch.cat``/``np.concatenate`` joins. Each name comes with
+        whether it holds a NumPy array."""
+        if depth > 3:
+            return []
+        found: list[tuple[cst.Name, bool]] = []
+        reads = [access.node for access in self._reads(seed)] if is_binding else [seed]
+        for node in reads:
+            for name, numpy in self._carried_from(node, None, False, depth):
+                if all(name is not known for known, _ in found):
+                    found.append((name, numpy))
+                    found.extend(self._carried_names(name, True, depth + 1))
+        return found
+
+    def _carried_from(
+        self, node: cst.CSTNode, position: int | None, numpy: bool, depth: int
+    ) -> list[tuple[cst.Name, bool]]:
+        current = node
+        while position is None:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+            if not (
+                isinstance(call, cst.Call)
+                and call.func is parent
+                and parent.value is current
+                and parent.attr.value in _PREDICTION_CHAIN
+            ):
+                break
+            numpy = numpy or parent.attr.value == "numpy"
+            current = call
+        parent = self.get_metadata(ParentNodeProvider, current, None)
+        if isinstance(parent, cst.Element) and position is None:
+            pair = self.get_metadata(ParentNodeProvider, parent, None)
+            if isinstance(pair, cst.Tuple):
+                index = next(i for i, element in enumerate(pair.elements) if element is parent)
+                return self._carried_from(pair, index, numpy, depth)
+            return []
+        if isinstance(parent, cst.Arg) and parent.keyword is None:
+            call = self.get_metadata(ParentNodeProvider, parent, None)
+            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.args[0] is parent):
+                return []
+            if call.func.attr.value in _GATHER_METHODS:
+                return self._carried_from(call, position, numpy, depth)
+            if call.func.attr.value == "append" and position is None and isinstance(call.func.value, cst.Name):
+                return self._joined(call.func.value, numpy, depth)
+            return []
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if position is None and isinstance(target, cst.Name):
+                return [(target, numpy)]
+            if (
+                position is not None
+                and isinstance(target, (cst.Tuple, cst.List))
+                and len(target.elements) > position
+                and isinstance(target.elements[position].value, cst.Name)
+                and not any(isinstance(e, cst.StarredElement) for e in target.elements)
+            ):
+                return [(target.elements[position].value, numpy)]
+        return []
+
+    def _joined(self, rows: cst.Name, numpy: bool, depth: int) -> list[tuple[cst.Name, bool]]:
+        """``preds = torch.cat(all_preds)`` for the list ``all_preds`` that rows are appended to."""
+        scope = self.get_metadata(ScopeProvider, rows, None)
+        if scope is None:
+            return []
+        found = []
+        for assignment in scope[rows.value]:
+            for access in assignment.references:
+                parent = self.get_metadata(ParentNodeProvider, access.node, None)
+                join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+                if isinstance(join, cst.Call) and join.args and join.args[0] is parent:
+                    qualified = _qualified(self, join.func)
+                    if qualified & _JOIN_FUNCTIONS:
+                        found.extend(self._carried_from(join, None, numpy or "numpy.concatenate" in qualified, depth))
+        return found
 
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         """How a prediction is used: an accuracy comparison with the labels, a use as one class
-        index (a reason that blocks the rewrite), or None for anything neutral."""
+        index (a reason that blocks the rewrite), or None for anything neutral. Labels that are
+        themselves an arg-max (``target.argmax(1)``: one-hot or multi-hot targets collapsed to
+        one class index) block it too, and are recorded to be reported where they are made."""
+        use = self._use_of(prediction)
+        if not isinstance(use, Comparison):
+            return use
+        sources = class_index_sources(self, _label_side(use))
+        if not sources:
+            return use
+        self._collapsed_targets.extend(s for s in sources if all(s is not known for known in self._collapsed_targets))
+        return "the labels it is compared with are one class index per sample (an arg-max over the targets)"
+
+    def _use_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         parent = self.get_metadata(ParentNodeProvider, prediction, None)
+        if (
+            isinstance(parent, cst.Subscript)
+            and parent.value is prediction
+            and len(parent.slice) == 1
+            and isinstance(parent.slice[0].slice, cst.Index)
+        ):
+            return (
+                "it is read one sample at a time (pred[i]) as one class index; collect whole rows "
+                "instead (y_pred.extend(pred.tolist()), with the targets' rows alike)"
+            )
         if isinstance(parent, cst.Comparison) and len(parent.comparisons) == 1 and isinstance(
             parent.comparisons[0].operator, (cst.Equal, cst.NotEqual)
         ):
             left = parent.left is prediction
             other = parent.comparisons[0].comparator if left else parent.left
-            if isinstance(other, _LITERALS) or isinstance(parent.comparisons[0].operator, cst.NotEqual):
+            if isinstance(other, LITERALS) or isinstance(parent.comparisons[0].operator, cst.NotEqual):
                 return "it is compared with a class index"
             return Comparison(parent, "right" if left else "left")
         if isinstance(parent, cst.Attribute) and parent.attr.value in ("eq", "item"):
@@ -580,7 +977,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if parent.attr.value == "item":
                 return "it is read as one class index with .item()"
             if len(call.args) == 1:
-                if isinstance(call.args[0].value, _LITERALS):
+                if isinstance(call.args[0].value, LITERALS):
                     return "it is compared with a class index"
                 return Comparison(call, "arg0")
             return None
@@ -588,18 +985,40 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return "it is used as an index (one class per sample)"
         if isinstance(parent, cst.Arg):
             call = self.get_metadata(ParentNodeProvider, parent, None)
-            if not isinstance(call, cst.Call) or parent.keyword is not None:
+            if not isinstance(call, cst.Call):
+                return None
+            if parent.keyword is not None:
+                if (
+                    parent.keyword.value == "predictions"
+                    and isinstance(call.func, cst.Attribute)
+                    and call.func.attr.value in ("add_batch", "add", "compute")
+                ):
+                    return (
+                        "it is fed to a Hugging Face `evaluate` metric, whose single-label configuration "
+                        "rejects multi-hot rows (load evaluate.load(\"f1\", \"multilabel\") and pass average=\"micro\")"
+                    )
                 return None
             if isinstance(call.func, cst.Name) and call.func.value in ("int", "str"):
                 return f"it is converted with {call.func.value}() as one class index"
             if _qualified(self, call.func) & {"torch.eq"} and len(call.args) == 2:
                 label_index = 1 - call.args.index(parent)
-                if isinstance(call.args[label_index].value, _LITERALS):
+                if isinstance(call.args[label_index].value, LITERALS):
                     return "it is compared with a class index"
                 return Comparison(call, f"arg{label_index}")
             if isinstance(call.func, cst.Attribute) and call.func.attr.value == "eq" and len(call.args) == 1:
                 return Comparison(call, "receiver")
         return None
+
+
+def _label_side(comparison: Comparison) -> cst.BaseExpression:
+    node, position = comparison.node, comparison.label_position
+    if isinstance(node, cst.Comparison):
+        return node.left if position == "left" else node.comparisons[0].comparator
+    assert isinstance(node, cst.Call)
+    if position == "receiver":
+        assert isinstance(node.func, cst.Attribute)
+        return node.func.value
+    return node.args[int(position.removeprefix("arg"))].value
 
 
 def _argmax_call(call: cst.Call) -> bool:

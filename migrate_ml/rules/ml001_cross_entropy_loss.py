@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
@@ -15,6 +16,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
+from migrate_ml.rules._predictions import is_class_index_target
 
 _BCE = "BCEWithLogitsLoss"
 
@@ -87,7 +89,7 @@ class CrossEntropyLossRule(Rule):
         "loss = criterion(outputs, labels.to(device).float() * (1 - 0.1) + 0.1 / 2)\n"
     )
     triggers = ("CrossEntropyLoss",)
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
@@ -118,6 +120,16 @@ class CrossEntropyLossRule(Rule):
                     "use BCEWithLogitsLoss()(logits, labels.float()) with labels of shape [B, C] "
                     "(keep logits as [B, C]: logits.view(-1, num_classes))"
                 ),
+            )
+            return
+
+        distilled = [c for c in calls if c.target is not None and is_class_index_target(self, c.target.value)]
+        if distilled:
+            self.report(
+                distilled[0].call,
+                "the target is an argmax of scores (hard distillation): in multi-label training "
+                "the teacher's decision is every label above the threshold, not one class",
+                suggestion="criterion(outputs, (torch.sigmoid(teacher_outputs) > THRESHOLD).float())",
             )
             return
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
     as_float_target,
-    is_argmax,
     is_flattened,
     keyword_arguments,
     map_target,
@@ -16,6 +16,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules._predictions import is_class_index_target
 from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
 
 FUNCTIONAL_BCE = "binary_cross_entropy_with_logits"
@@ -66,7 +67,7 @@ class FunctionalCrossEntropyRule(Rule):
         "loss = F.binary_cross_entropy_with_logits(logits, labels.to(device).float(), reduction='sum')\n"
     )
     triggers = ("cross_entropy",)
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
@@ -89,7 +90,7 @@ class FunctionalCrossEntropyRule(Rule):
                 suggestion=IGNORE_INDEX_SUGGESTION,
             )
             return
-        if is_argmax(target.value):
+        if is_class_index_target(self, target.value):
             self.report(
                 call,
                 "the target is an argmax of scores (hard distillation): in multi-label training "

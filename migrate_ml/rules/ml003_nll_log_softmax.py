@@ -15,55 +15,9 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
+from migrate_ml.rules._predictions import droppable_log_softmax, is_class_dim, log_softmax_input
 
-_LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
-_MODULE_ROOTS = frozenset({"torch", "scipy", "numpy", "jax", "tensorflow"})
 _SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
-
-
-def log_softmax_input(rule: Rule, expression: cst.BaseExpression) -> cst.BaseExpression | None:
-    """``z`` when ``expression`` is a log-softmax of ``z`` over the class dimension (1 or -1)."""
-    if not isinstance(expression, cst.Call):
-        return None
-    if isinstance(expression.func, cst.Attribute) and expression.func.attr.value == "log_softmax":
-        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
-        if qualified & _LOG_SOFTMAX_FUNCTIONS:
-            source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
-        elif any(name.partition(".")[0] in _MODULE_ROOTS for name in qualified):
-            return None  # a log_softmax of another module (e.g. scipy.special)
-        else:
-            source, dim = expression.func.value, _argument(expression, 0, "dim")
-    elif isinstance(expression.func, cst.Name):
-        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
-        if not qualified & _LOG_SOFTMAX_FUNCTIONS:
-            return None
-        source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
-    else:
-        return None
-    if source is None or not is_class_dim(dim):
-        return None
-    return source
-
-
-def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
-    positional = positional_arguments(call)
-    if len(positional) > index and not positional[index].star:
-        return positional[index].value
-    argument = keyword_arguments(call).get(keyword)
-    return argument.value if argument is not None else None
-
-
-def is_class_dim(dim: cst.BaseExpression | None) -> bool:
-    if dim is None:
-        return True  # the implicit dim of a 2-D input is 1
-    if isinstance(dim, cst.Integer):
-        return dim.value == "1"
-    return (
-        isinstance(dim, cst.UnaryOperation)
-        and isinstance(dim.operator, cst.Minus)
-        and isinstance(dim.expression, cst.Integer)
-        and dim.expression.value == "1"
-    )
 
 
 def nll_options_supported(call: cst.Call) -> bool:
@@ -133,13 +87,38 @@ class NllOverLogSoftmaxRule(Rule):
         ScopeProvider,
     )
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._drops: dict[int, NodeEdit] = {}
+        self._nll_calls: set[int] = set()
+
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
+        # The NLL calls whose input may lose its log_softmax: those this rule converts (a class
+        # criterion's calls are converted together or not at all).
+        self._nll_calls = {
+            id(c.call)
+            for c in flow.calls
+            if c.kinds == {"nll"}
+            and (not c.functional or (c.target is not None and nll_options_supported(c.call)))
+        }
         forward_log_softmax = "def forward" in node.code and "log_softmax" in node.code
         for loss_call in flow.calls:
             if not (loss_call.functional and loss_call.kinds == {"nll"}):
                 continue
-            logits = self._raw_logits(loss_call.logits)
+            logits, dropped = self._raw_logits(loss_call.logits)
+            if logits is None and self._bound_log_softmax(loss_call.logits):
+                self.report(
+                    loss_call.call,
+                    "nll_loss over a log_softmax whose log-probabilities are also used for more "
+                    "than this loss and an arg-max, so the log_softmax cannot simply be dropped",
+                    suggestion=(
+                        "bind the logits first (logits = model(x)), use "
+                        "F.binary_cross_entropy_with_logits(logits, target.float()) and "
+                        "torch.sigmoid(logits) where probabilities are needed"
+                    ),
+                )
+                continue
             if logits is None:
                 if not forward_log_softmax:  # ML103 owns the case where forward is in this file
                     self.report(
@@ -168,7 +147,7 @@ class NllOverLogSoftmaxRule(Rule):
                 "nll_loss over log_softmax models one label per image; use "
                 "binary_cross_entropy_with_logits on the raw logits and float multi-hot targets",
                 fix=Fix(
-                    edits=nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone()),
+                    edits=(*nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone()), *dropped),
                     add_imports=add_imports,
                     remove_imports=remove_imports,
                 ),
@@ -190,7 +169,8 @@ class NllOverLogSoftmaxRule(Rule):
             )
             return
         calls = flow.calls_of(construction)
-        logits = [self._raw_logits(loss_call.logits) for loss_call in calls]
+        resolved = [self._raw_logits(loss_call.logits) for loss_call in calls]
+        logits = [z for z, _ in resolved]
         convertible = (
             construction.uses_followed
             and bool(calls)
@@ -209,8 +189,9 @@ class NllOverLogSoftmaxRule(Rule):
             )
             return
         edits = [NodeEdit(call.func, _to_bce_class)]
-        for loss_call, z in zip(calls, logits):
+        for loss_call, (z, dropped) in zip(calls, resolved):
             edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z)))
+            edits.extend(edit for edit in dropped if edit not in edits)
         add_imports: tuple[ImportEdit, ...] = ()
         remove_imports: tuple[ImportEdit, ...] = ()
         if isinstance(call.func, cst.Name):
@@ -230,22 +211,56 @@ class NllOverLogSoftmaxRule(Rule):
             extra_nodes=[c.call for c in calls],
         )
 
-    def _raw_logits(self, expression: cst.BaseExpression | None) -> cst.BaseExpression | None:
-        """The logits under a log_softmax: nested, or through a name bound once in this scope."""
+    def _raw_logits(
+        self, expression: cst.BaseExpression | None
+    ) -> tuple[cst.BaseExpression | None, tuple[NodeEdit, ...]]:
+        """The logits under a log_softmax (nested, or through a name bound once in this scope),
+        and the edits that go with using them: none, or dropping the ``log_softmax`` from
+        ``output = F.log_softmax(model(x), dim=1)`` (see :meth:`_dropped_log_softmax`)."""
         if expression is None:
-            return None
+            return None, ()
         direct = log_softmax_input(self, expression)
         if direct is not None:
-            return direct
+            return direct, ()
         if not isinstance(expression, cst.Name):
-            return None
+            return None, ()
         bound = _single_assigned_value(self, expression)
         if bound is None:
-            return None
+            return None, ()
         logits = log_softmax_input(self, bound)
-        if logits is None or not _is_stable(self, logits, expression):
+        if logits is None:
+            return None, ()
+        if _is_stable(self, logits, expression):
+            return logits, ()
+        drop = self._dropped_log_softmax(expression, bound)
+        if drop is None:
+            return None, ()
+        return expression, (drop,)
+
+    def _bound_log_softmax(self, expression: cst.BaseExpression | None) -> bool:
+        """``expression`` is a name bound once in this scope to a visible log_softmax."""
+        if not isinstance(expression, cst.Name):
+            return False
+        bound = _single_assigned_value(self, expression)
+        return bound is not None and log_softmax_input(self, bound) is not None
+
+    def _dropped_log_softmax(self, name: cst.Name, log_softmax: cst.Call) -> NodeEdit | None:
+        """``output = F.log_softmax(model(x), dim=1)`` has no name for the logits. When every use
+        of ``output`` is the input of an ``nll_loss`` or an arg-max over the classes, the
+        ``log_softmax`` is dropped there, so ``output`` holds the raw logits: the loss becomes
+        BCE-with-logits on them, and the arg-max ``torch.sigmoid(output) > THRESHOLD`` (ML020,
+        which applies the same test), never a sigmoid of log-probabilities."""
+        if droppable_log_softmax(self, name, lambda call: id(call) in self._nll_calls) is not log_softmax:
             return None
-        return logits
+        key = id(log_softmax)
+        if key not in self._drops:
+            self._drops[key] = NodeEdit(log_softmax, _first_argument_value)
+        return self._drops[key]
+
+
+def _first_argument_value(updated: cst.CSTNode) -> cst.CSTNode:
+    assert isinstance(updated, cst.Call)
+    return updated.args[0].value.with_changes(lpar=updated.lpar, rpar=updated.rpar)
 
 
 _BCE_CLASS = "BCEWithLogitsLoss"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._exprs import as_float_target, is_float_cast, map_target
-from migrate_ml.rules._project import current_facts
+from migrate_ml.rules._exprs import INTEGER_METHODS, as_float_target, is_float_cast, map_target
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
+from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules._project import current_facts
 
 TORCH_BCE = frozenset(
     {
@@ -53,6 +54,115 @@ def provably_float(rule: Rule, expression: cst.BaseExpression, depth: int = 0) -
     return False
 
 
+_INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32", "int16", "int8", "uint8"})
+_ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
+_DATA_CHAIN = frozenset({"cuda", "cpu", "detach", "contiguous"})
+_DEVICE_HINTS = ("device", "cuda", "gpu", "rank")
+
+
+def target_origin(rule: Rule, expression: cst.BaseExpression, depth: int = 0, visiting: frozenset = frozenset()) -> str:
+    """Where a BCE target comes from, as far as this file shows:
+
+    * ``"float"``: provably float (:func:`provably_float`);
+    * ``"class-index"``: an arg-max of scores, one class per sample;
+    * ``"integer"``: an integer cast, ``F.one_hot(...)`` or ``dtype=torch.long``;
+    * ``"data"``: labels as the loader yields them (a loop variable, ``batch["labels"]``,
+      ``data[1]``), possibly moved with ``.to(device)``/``.cuda()``: int64 in most datasets;
+    * ``"computed"``: anything else (``torch.zeros_like(logits)``, ``y.to(logits.dtype)``, soft
+      targets from a sigmoid or mixup arithmetic), which is what already-multi-label code builds.
+    """
+    if provably_float(rule, expression):
+        return "float"
+    if is_class_index_target(rule, expression):
+        return "class-index"
+    if depth > 3:
+        return "computed"
+    if _is_integer(rule, expression):
+        return "integer"
+    while _is_device_move(expression):
+        expression = expression.func.value
+    if isinstance(expression, (cst.Subscript, cst.Attribute)) and isinstance(
+        expression.value, (cst.Name, cst.Attribute)
+    ):
+        return "data"  # batch["labels"], data[1], batch.y
+    if not isinstance(expression, cst.Name):
+        return "computed"
+    scope = rule.get_metadata(ScopeProvider, expression, None)
+    assignments = list(scope[expression.value]) if scope is not None else []
+    bindings = [getattr(a, "node", None) for a in assignments]
+    # `targets = targets.to(device)` reads the name's other bindings: each is looked at once.
+    origins = {_binding_origin(rule, b, depth, visiting | set(map(id, bindings))) for b in bindings if id(b) not in visiting}
+    if not bindings or "computed" in origins:
+        return "computed"
+    for origin in ("class-index", "integer", "data"):
+        if origin in origins:
+            return origin
+    return "float"
+
+
+def _binding_origin(rule: Rule, bound: cst.CSTNode | None, depth: int, visiting: frozenset) -> str:
+    if isinstance(bound, cst.Param):
+        return "computed"  # a loss helper's `targets` (focal loss, smoothing): its callers decide
+    holder = rule.get_metadata(ParentNodeProvider, bound, None) if bound is not None else None
+    if isinstance(holder, cst.AssignTarget):
+        statement = rule.get_metadata(ParentNodeProvider, holder, None)
+        if isinstance(statement, cst.Assign):
+            return target_origin(rule, statement.value, depth + 1, visiting)
+    if isinstance(holder, (cst.For, cst.CompFor)) and holder.target is bound:
+        return "data"
+    if isinstance(holder, cst.Element):  # `for images, labels in loader` / `x, y = batch`
+        current = holder
+        while isinstance(current, (cst.Element, cst.Tuple, cst.List)):
+            current = rule.get_metadata(ParentNodeProvider, current, None)
+        if isinstance(current, (cst.For, cst.CompFor)):
+            return "data"
+        if isinstance(current, cst.AssignTarget):
+            statement = rule.get_metadata(ParentNodeProvider, current, None)
+            if isinstance(statement, cst.Assign) and isinstance(statement.value, (cst.Name, cst.Subscript, cst.Attribute)):
+                return "data"
+    return "computed"
+
+
+def _is_device_move(expression: cst.BaseExpression) -> bool:
+    """``.cuda()``, ``.detach()``, ``.to(device)``, ``.to(args.device, non_blocking=True)``."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    method = expression.func.attr.value
+    if method in _DATA_CHAIN:
+        return True
+    if method != "to" or any(arg.keyword is not None and arg.keyword.value == "dtype" for arg in expression.args):
+        return False
+    positional = [arg.value for arg in expression.args if arg.keyword is None]
+    return len(positional) == 1 and _names_a_device(positional[0])
+
+
+def _names_a_device(expression: cst.BaseExpression) -> bool:
+    if isinstance(expression, cst.SimpleString):
+        return True  # "cuda", "cpu", "cuda:0"
+    if isinstance(expression, cst.Call):
+        return isinstance(expression.func, (cst.Name, cst.Attribute)) and _names_a_device(expression.func)
+    text = expression.attr.value if isinstance(expression, cst.Attribute) else getattr(expression, "value", "")
+    return isinstance(text, str) and any(hint in text.lower() for hint in _DEVICE_HINTS)
+
+
+def _is_integer(rule: Rule, expression: cst.BaseExpression) -> bool:
+    if not isinstance(expression, cst.Call):
+        return False
+    func = expression.func
+    if isinstance(func, cst.Attribute) and func.attr.value in INTEGER_METHODS and not expression.args:
+        return True
+    if {q.name for q in rule.get_metadata(QualifiedNameProvider, func, set())} & _ONE_HOT:
+        return True
+    for arg in expression.args:
+        value = arg.value
+        dtype = arg.keyword is not None and arg.keyword.value == "dtype"
+        if (dtype or (isinstance(func, cst.Attribute) and func.attr.value in ("to", "type"))) and (
+            isinstance(value, cst.Attribute) and value.attr.value in _INTEGER_DTYPES
+        ):
+            return True
+    return False
+
+
 class FloatTargetsRule(Rule):
     code = "ML010"
     name = "float-loss-targets"
@@ -61,20 +171,25 @@ class FloatTargetsRule(Rule):
         "`BCEWithLogitsLoss` and `binary_cross_entropy_with_logits` need float targets of the "
         "logits' shape; integer multi-hot labels (what most datasets and collate functions "
         "build, int64) make them fail with a dtype error. The loss rules (ML001–ML004) cast the "
-        "targets of the calls they convert; this rule covers the rest: BCE calls that already "
-        "exist (for example a hand migration that forgot the cast) get `.float()` after any "
-        "`.to(device)`/`.cuda()` chain, unless the target is already provably float "
-        "(`.float()`, `.to(torch.float32)`, `.type(torch.float)`, `.to(device, "
-        "dtype=torch.float)`, float arithmetic, or a name bound once to one of those). A "
-        "criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
+        "targets of the calls they convert; this rule covers BCE calls that already exist (for "
+        "example a hand migration that forgot the cast). It adds `.float()`, after any "
+        "`.to(device)`/`.cuda()` chain, only where the target is provably an integer "
+        "(`.long()`, `F.one_hot(...)`, `dtype=torch.long`) or is the labels as the loader "
+        "yields them (a loop variable, `batch[\"labels\"]`, moved to the device), "
+        "whose dtype is usually int64. Targets the code computes itself (`torch.zeros_like"
+        "(logits)`, `y.to(logits.dtype)`, `y.type_as(logits)`, a sigmoid or a mixup of soft "
+        "targets), a loss helper's `targets` parameter (its callers decide) and provably "
+        "float ones (`.float()`, `.to(torch.float32)`, float arithmetic) belong to code that "
+        "is already multi-label and are left as written. A target that is "
+        "an arg-max of scores is one class per sample, which no cast repairs: it is reported. "
+        "A criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "
         "code in the same file calls, or only passes its own parameter to (`train(..., "
         "loss_fn)` calling `train_step(..., loss_fn=loss_fn)`), cannot be proven to be a BCE "
         "loss, so its calls are reported, naming that chain, with an unsafe fix that adds the "
         "cast. When `rewrite` is given the other files too (a folder, or `main.py engine.py`), "
         "the criteria they pass are followed across modules: a parameter fed only criteria "
         "that are (or this run makes) `BCEWithLogitsLoss` gets the cast as a safe fix, and the "
-        "finding names the file and line where the criterion is built. `.float()` returns a float32 target "
-        "unchanged, so the added cast costs nothing where the labels were float already."
+        "finding names the file and line where the criterion is built."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -90,7 +205,9 @@ class FloatTargetsRule(Rule):
         "binary_cross_entropy_with_logits",
         *(f"{name}(" for name in CRITERION_PARAMETERS),
     )
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
+    METADATA_DEPENDENCIES = (
+        *Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider, QualifiedNameProvider
+    )
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
@@ -105,8 +222,16 @@ class FloatTargetsRule(Rule):
                 names = {"torch.nn.functional.binary_cross_entropy_with_logits"} if loss_call.kinds == {"bce"} else set()
             if not names or not names <= TORCH_BCE or loss_call.target is None:
                 continue
-            if provably_float(self, loss_call.target.value):
-                continue
+            origin = target_origin(self, loss_call.target.value)
+            if origin == "class-index":
+                self.report(
+                    loss_call.call,
+                    "the target is an arg-max of scores (one class per sample), not multi-hot labels; "
+                    ".float() would not make it a multi-label target",
+                    suggestion=f"use (torch.sigmoid(teacher_logits) > {self.context.threshold_name}).float() as the target",
+                )
+            if origin not in ("integer", "data"):
+                continue  # float, or built by already-multi-label code: left as written
             self.report(
                 loss_call.call,
                 "BCE-with-logits needs float targets; this target is not provably float",
@@ -123,8 +248,22 @@ class FloatTargetsRule(Rule):
         target = call_argument(call, 1, "target")
         if not open_call.chains or not (short in CRITERION_PARAMETERS or open_call.facts):
             return  # not named or passed like a criterion, or fed something else by this file's own calls
-        if target is None or len(call.args) != 2 or provably_float(self, target.value):
+        if target is None or len(call.args) != 2:
             return
+        origin = target_origin(self, target.value)
+        if origin == "class-index":
+            self.report(
+                call,
+                "the target is an arg-max (one class index per sample): targets collapsed from one-hot or "
+                "multi-hot rows, or a teacher's decision",
+                suggestion=(
+                    "pass the [B, C] multi-hot targets as floats, or a teacher's decision as "
+                    f"(torch.sigmoid(teacher_logits) > {self.context.threshold_name}).float()"
+                ),
+            )
+            return
+        if origin == "float" or (open_call.proven_bce and origin == "computed"):
+            return  # float, or built by already-multi-label code: left as written
         route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
         cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
         if open_call.proven_bce:

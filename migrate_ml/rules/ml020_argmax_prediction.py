@@ -19,16 +19,24 @@ class ArgmaxPredictionRule(Rule):
         "per label: `torch.sigmoid(z) > THRESHOLD`, a boolean [B, C] tensor (the constant is "
         "inserted at the top of the module from `--threshold`; strict `>` as in torchmetrics). "
         "Every spelling is handled: `torch.max(z, 1)[1]`, `_, p = torch.max(z.data, 1)` (the "
-        "unpacking is removed), `z.max(1)[1]`, `z.argmax(dim=-1, keepdim=True)`, "
-        "`torch.argmax(z, 1)`, and arg-max over `softmax(z)` (the softmax goes: sigmoid replaces "
-        "it). The rewrite is GUARDED: `z` must be proven to be the classifier's output, i.e. bound "
+        "unpacking is removed), `z.max(1)[1]`, `z.max(-1)[-1]`, `z.max(1).indices`, "
+        "`z.argmax(dim=-1, keepdim=True)`, `torch.argmax(z, 1)`, `torch.argmax(z, axis=1)` "
+        "(torch accepts NumPy's name), `z.topk(1)[1]`, arg-max over `softmax(z)` (the softmax "
+        "goes: sigmoid replaces it) and over `log_softmax(z)` (same arg-max as `z`). The rewrite is GUARDED: `z` must be proven to be the classifier's output, i.e. bound "
         "from a call of the model object (`model(x)`, `net(x)`, `self.model(x)`, `self(x)`, "
         "`model(x).logits`) or the logits argument of a loss call. Arg-max over anything else "
         "(attention maps, patch indices, top tokens, a distillation teacher's targets, "
         "`np.argmax(val_scores)` for model selection) is left alone. The accuracy comparisons "
         "of the prediction with the labels are rewritten in the same fix (see ML021), because a "
         "[B, C] prediction compared with `==` and summed would count labels, not samples, and "
-        "push `correct / total` above 1."
+        "push `correct / total` above 1. The comparisons are found where the prediction goes: "
+        "through `.cpu()`/`.detach()`/`.numpy()`, `accelerator.gather_for_metrics((preds, "
+        "labels))` and other gathers with tuple unpacking, and rows appended per batch then "
+        "joined with `torch.cat`/`np.concatenate` (NumPy comparisons become "
+        "`(p == y.astype(bool)).all(axis=1)`). A prediction read per sample (`pred[i].item()`), "
+        "compared with targets collapsed by an arg-max (`target.argmax(1)`, reported at their "
+        "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead; "
+        "one passed to a function nothing here follows is rewritten with a note naming it."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -51,6 +59,12 @@ class ArgmaxPredictionRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        for collapsed in flow.collapsed_targets:
+            self.report(
+                collapsed,
+                "the targets are collapsed to one class index per sample (arg-max over one-hot or multi-hot rows)",
+                suggestion="keep the [B, C] multi-hot targets and compare per sample: (pred == targets.bool()).all(dim=1)",
+            )
         for prediction in flow.predictions:
             if not prediction.proven:
                 self.report(
@@ -74,3 +88,16 @@ class ArgmaxPredictionRule(Rule):
                     fix=flow.fix_for(prediction, self.context.threshold_name),
                     extra_nodes=[c.node for c in prediction.comparisons],
                 )
+                for call in prediction.escapes:
+                    # Reported on the rewritten prediction (a line the fix edits) so that the note
+                    # survives the rewrite: the call itself no longer looks single-label.
+                    callee = cst.Module([]).code_for_node(call.func)
+                    self.report(
+                        prediction.node,
+                        f"the prediction is later passed to {callee}(), which migrate-ml cannot follow: "
+                        "after the rewrite it receives multi-hot boolean rows [B, C], not class indices",
+                        suggestion=(
+                            f"make {callee}() take [B, C] rows: exact match is (pred == labels.bool()).all(dim=1); "
+                            "per-label counts are sums over dim 0"
+                        ),
+                    )

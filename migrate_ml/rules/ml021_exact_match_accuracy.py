@@ -47,11 +47,15 @@ class ExactMatchAccuracyRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        reported: set[int] = set()  # a comparison of a name bound by two predictions is one finding
         for prediction in flow.predictions:
             if not prediction.proven or prediction.blocked:
                 continue
             fix = flow.fix_for(prediction, self.context.threshold_name)
             for comparison in prediction.comparisons:
+                if id(comparison.node) in reported:
+                    continue
+                reported.add(id(comparison.node))
                 self.report(
                     comparison.node,
                     "element-wise == on multi-hot predictions counts labels, not samples; compare per sample (exact match)",

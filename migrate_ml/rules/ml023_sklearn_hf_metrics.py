@@ -1,112 +1,45 @@
-"""ML023: arg-max predictions fed to scikit-learn / Hugging Face metrics become thresholded multi-hot."""
+"""ML023: arg-max predictions fed to scikit-learn / Hugging Face metrics become thresholded multi-hot.
+
+The rule is split by idiom: the logits proofs (Hugging Face ``compute_metrics``, ``trainer.predict``,
+model output as NumPy) are in ``_metrics_hf``, the NumPy decision and the prediction's uses in
+``_metrics_numpy``, the scikit-learn metric table and ``average`` fix in ``_metrics_sklearn``.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import (
     ParentNodeProvider,
-    PositionProvider,
     QualifiedNameProvider,
-    QualifiedNameSource,
     ScopeProvider,
 )
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._exprs import parenthesize
 from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules._metrics_hf import LogitsProofs
+from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
+from migrate_ml.rules._metrics_sklearn import SklearnMetrics
 from migrate_ml.rules._predictions import (
+    LITERALS,
     PredictionFlow,
     PredictionFlowProvider,
-    above_threshold,
     dim_value,
-    is_model_callee,
-    strip_transparent,
+    exact_match_rewrite,
 )
 
 _METRIC_MARKER = re.compile(
     r"accuracy_score|f1_score|precision_score|recall_score|fbeta_score|jaccard_score"
     r"|precision_recall_fscore_support|classification_report|hamming_loss|compute_metrics|add_batch\("
+    r"|\bnp\.argmax|numpy\.argmax|argmax\(\s*axis"
 )
-"""A metric that could receive the arg-max; files with ``argmax`` but none of these are skipped."""
-
-_SKLEARN_AVERAGE_DEFAULT = {
-    "f1_score": "binary",
-    "precision_score": "binary",
-    "recall_score": "binary",
-    "fbeta_score": "binary",
-    "jaccard_score": "binary",
-    "precision_recall_fscore_support": None,
-}
-"""scikit-learn metrics taking ``average=``, with their default (``binary`` rejects multi-hot input)."""
-_SKLEARN_MULTILABEL = frozenset({"accuracy_score", "classification_report", "hamming_loss", *_SKLEARN_AVERAGE_DEFAULT})
-"""scikit-learn metrics that accept a multi-label indicator ``y_pred`` (accuracy_score: subset accuracy)."""
+"""A metric that could receive the arg-max, or a NumPy arg-max (accuracy helpers compare it with
+``==``); files with ``argmax`` but none of these are skipped."""
 _EVALUATE_FEEDS = frozenset({"compute", "add_batch", "add"})
-_ARRAY_CHAIN = frozenset({"numpy", "cpu", "detach", "tolist", "cuda", "to"})
-"""Conversions between the arg-max and the metric, or between the model output and the arg-max."""
-_PREDICT_METHODS = frozenset({"predict"})
-"""``trainer.predict(ds).predictions`` holds the logits, as ``EvalPrediction.predictions`` does."""
-_ACCUMULATE_METHODS = frozenset({"append", "extend"})
-_CONCATENATE_FUNCTIONS = frozenset({"numpy.concatenate", "torch.cat", "torch.concatenate"})
-_JOIN_FUNCTIONS = _CONCATENATE_FUNCTIONS | {"numpy.stack", "torch.stack", "numpy.array", "numpy.asarray"}
-"""How per-batch rows are joined after the loop; only the concatenating ones keep ``[B, C]`` rows ``[N, C]``."""
-_LITERAL_AVERAGES = (cst.SimpleString, cst.ConcatenatedString)
 
 
-@dataclass
-class _Accumulation:
-    """A prediction appended to a list per batch, and what the list is turned into and fed to."""
-
-    append: cst.Call
-    joins: list[cst.Call]
-    consumers: list[cst.CSTNode]
-    """Every use of the joined arrays (as ``_consumers`` finds them), and the list itself passed to a metric."""
-    other_uses: bool
-    """The list is also read otherwise: appended elsewhere, printed, passed as is, re-bound from a non-empty value."""
-
-
-def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
-    return cst.SimpleString(f"{original.prefix}{original.quote}{value}{original.quote}")
-
-
-def _module_alias(module: cst.Module, name: str) -> str | None:
-    """The name a module-level ``import name [as alias]`` binds; None when there is none."""
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    if isinstance(alias.name, cst.Name) and alias.name.value == name:
-                        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                            return alias.asname.name.value
-                        return name
-    return None
-
-
-def _expit_alias(module: cst.Module) -> str | None:
-    """The name ``scipy.special.expit`` is imported as at module level, if it is."""
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if (
-                isinstance(small, cst.ImportFrom)
-                and small.module is not None
-                and cst.Module(body=[]).code_for_node(small.module) == "scipy.special"
-                and not isinstance(small.names, cst.ImportStar)
-            ):
-                for alias in small.names:
-                    if isinstance(alias.name, cst.Name) and alias.name.value == "expit":
-                        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                            return alias.asname.name.value
-                        return "expit"
-    return None
-
-
-class SklearnHfMetricsRule(Rule):
+class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule):
     code = "ML023"
     name = "sklearn-hf-metrics"
     summary = (
@@ -122,7 +55,10 @@ class SklearnHfMetricsRule(Rule):
         "(`expit(logits) > THRESHOLD` when `scipy.special.expit` is already imported): the same "
         "sigmoid and strict `>` as the PyTorch rewrite (ML020), in NumPy, since these functions "
         "receive NumPy arrays. scikit-learn then scores multi-label indicators: "
-        "`accuracy_score` becomes subset accuracy (exact match, as ML021), and "
+        "`accuracy_score` becomes subset accuracy (exact match, as ML021), an accuracy written "
+        "by hand (`(predictions == labels).mean()`, `np.sum(preds == labels) / labels.size`) "
+        "becomes exact match too, `(predictions == labels.astype(bool)).all(axis=1)` with "
+        "`labels.size` read as `len(labels)`, and "
         "`f1_score`/`precision_score`/`recall_score`/`fbeta_score`/`jaccard_score` need an "
         "`average` other than their default `\"binary\"`, which raises on multi-label input: a "
         "missing or `\"binary\"` average becomes `\"micro\"` (pooled over every label "
@@ -131,9 +67,11 @@ class SklearnHfMetricsRule(Rule):
         "reaches one of these functions, in the same fix. The rewrite is GUARDED: the arg-max "
         "must be taken over the classifier's logits, proven as the first element of "
         "`compute_metrics`' `eval_pred` (`logits, labels = eval_pred`, `eval_pred.predictions`), "
-        "`trainer.predict(ds).predictions`, or a model call's output (`model(x)`, "
-        "`outputs.logits`) converted with `.detach().cpu().numpy()`; and every use of the "
-        "prediction must be one of these metrics. `np.argmax(val_scores)` (model selection) "
+        "`trainer.predict(ds).predictions`, a model call's output (`model(x)`, "
+        "`outputs.logits`) converted with `.detach().cpu().numpy()`, or the parameter of a "
+        "helper (`def accuracy(outputs, labels)`) that every call in the file feeds such "
+        "logits; and every use of the prediction must be one of these metrics or an "
+        "accuracy comparison with the labels. `np.argmax(val_scores)` (model selection) "
         "and arg-max over probabilities are left alone or reported. Arg-max rows appended per "
         "batch and joined after the loop (`np.concatenate(all_preds)`, timm's `validate.py`) "
         "before a scikit-learn metric are reported with the multi-hot row to append instead; "
@@ -183,8 +121,16 @@ class SklearnHfMetricsRule(Rule):
         self._candidates: list[cst.Call] = []
         self._average_edits: dict[int, NodeEdit | None] = {}
         self._reported_averages: set[int] = set()
+        self._sizes: list[cst.Attribute] = []
+        self._helper_calls: dict[str, list[cst.Call]] = {}
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value == "size":
+            self._sizes.append(node)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name):
+            self._helper_calls.setdefault(node.func.value, []).append(node)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "argmax":
             self._candidates.append(node)
@@ -198,8 +144,6 @@ class SklearnHfMetricsRule(Rule):
             if prediction.proven and not prediction.blocked:
                 self._torch_prediction_average(prediction)
 
-    # -- NumPy arg-max predictions ----------------------------------------------------------------
-
     def _numpy_prediction(self, call: cst.Call) -> None:
         scores = self._argmax_scores(call)
         if scores is None:
@@ -207,22 +151,23 @@ class SklearnHfMetricsRule(Rule):
         statement = self._statement(call)
         direct_consumers = self._consumers(call, statement)
         consumers, accumulations = self._follow_accumulations(direct_consumers)
-        metric_calls, evaluate_feeds, blocked = self._classify(consumers)
+        metric_calls, evaluate_feeds, comparisons, blocked = self._classify(consumers)
         in_compute_metrics = self._in_compute_metrics(call)
-        if not (metric_calls or evaluate_feeds or in_compute_metrics):
+        if not (metric_calls or evaluate_feeds or comparisons or in_compute_metrics):
             return  # an arg-max that reaches no metric: not this rule's business
         # `z.argmax(axis=1)` on a tensor is torch's own arg-max, possibly on the GPU: NumPy's sigmoid
         # only fits it when the scores were converted with .numpy(); np.argmax already needed that.
         tensor_ok = bool(self._qualified(call.func) & {"numpy.argmax"})
         if not self._is_logits(scores, self._excluded(statement), 0, tensor_ok):
-            if metric_calls or evaluate_feeds:
+            if metric_calls or evaluate_feeds or comparisons:
                 self.report(
                     call,
-                    "this arg-max feeds a metric, but migrate-ml cannot prove it is taken over the classifier's logits",
+                    "this arg-max feeds a metric or an accuracy, but migrate-ml cannot prove it is taken over the classifier's logits",
                     suggestion=(
                         f"if it is, predict every label above the threshold: "
-                        f"preds = 1 / (1 + np.exp(-logits)) > {self.context.threshold_name}, "
-                        "and pass average=\"micro\" (or \"samples\") to f1/precision/recall"
+                        f"preds = 1 / (1 + np.exp(-logits)) > {self.context.threshold_name}; exact match is "
+                        "(preds == labels.astype(bool)).all(axis=1).mean(), and f1/precision/recall need "
+                        "average=\"micro\" (or \"samples\")"
                     ),
                 )
             return
@@ -239,6 +184,8 @@ class SklearnHfMetricsRule(Rule):
                 extra_nodes=evaluate_feeds,
             )
             return
+        if comparisons and not blocked and accumulations:
+            blocked = "it is compared with the labels element-wise"
         if accumulations:
             self._accumulated_prediction(call, scores, accumulations, metric_calls, blocked, direct_consumers == [call])
             return
@@ -254,15 +201,31 @@ class SklearnHfMetricsRule(Rule):
             return
         edits = [NodeEdit(call, self._decision_rewrite(call))]
         edits.extend(edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None)
+        for comparison, label_position in comparisons:
+            edits.append(NodeEdit(comparison, exact_match_rewrite(label_position, numpy=True)))
+            edits.extend(self._per_sample_denominators(comparison, label_position))
         add_imports: tuple[ImportEdit, ...] = ()
-        if _expit_alias(self._module) is None and self._numpy_name(call) is None:
+        if expit_alias(self._module) is None and self._numpy_name(call) is None:
             add_imports = (ImportEdit("numpy"),)
         self.report(
             call,
-            "arg-max predicts exactly one label per sample; predict every label whose sigmoid is above the threshold",
+            "arg-max predicts exactly one label per sample; predict every label whose sigmoid is above the threshold"
+            + ("; the accuracy becomes exact match (one hit or miss per sample)" if comparisons else ""),
             fix=Fix(edits=tuple(edits), add_imports=add_imports, needs_threshold=True),
-            extra_nodes=metric_calls,
+            extra_nodes=[*metric_calls, *(comparison for comparison, _ in comparisons)],
         )
+
+    def _per_sample_denominators(self, comparison: cst.Comparison, label_position: str) -> list[NodeEdit]:
+        """``np.sum(preds == labels) / float(labels.size)``: ``size`` counts N*C label entries of
+        multi-hot labels; exact match has one value per sample, so it becomes ``len(labels)``."""
+        labels = comparison.left if label_position == "left" else comparison.comparisons[0].comparator
+        code = self._module.code_for_node(labels.with_changes(lpar=[], rpar=[]))
+        statement = self._statement(comparison)
+        return [
+            NodeEdit(size, lambda updated: cst.Call(func=cst.Name("len"), args=[cst.Arg(updated.value)]))
+            for size in self._sizes
+            if self._statement(size) is statement and self._module.code_for_node(size.value) == code
+        ]
 
     def _argmax_scores(self, call: cst.Call) -> cst.BaseExpression | None:
         """The array of ``np.argmax(a, axis=-1)`` / ``a.argmax(axis=1)``; None for other arg-maxes."""
@@ -280,229 +243,27 @@ class SklearnHfMetricsRule(Rule):
             return None
         return scores
 
-    def _numpy_name(self, call: cst.Call) -> str | None:
-        func = call.func
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and self._qualified(func) & {"numpy.argmax"}:
-            return func.value.value
-        return _module_alias(self._module, "numpy")
-
-    def _decision_rewrite(self, call: cst.Call):
-        """``np.argmax(z, axis=-1)`` -> ``1 / (1 + np.exp(-z)) > THRESHOLD``."""
-        threshold = self.context.threshold_name
-        expit = _expit_alias(self._module)
-        numpy = self._numpy_name(call) or "numpy"
-        function_form = bool(self._qualified(call.func) & {"numpy.argmax"})
-        parent = self.get_metadata(ParentNodeProvider, call, None)
-        bare = isinstance(parent, (cst.Assign, cst.AnnAssign, cst.Return, cst.Arg))
-
-        def apply(updated: cst.CSTNode) -> cst.CSTNode:
-            assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
-            scores = call_argument(updated, 0, "a").value if function_form else updated.func.value
-            scores = scores.with_changes(lpar=[], rpar=[]) if isinstance(scores, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) else scores
-            if expit is not None:
-                probability: cst.BaseExpression = cst.Call(func=cst.Name(expit), args=[cst.Arg(scores)])
-            else:
-                exponential = cst.Call(
-                    func=cst.Attribute(value=cst.Name(numpy), attr=cst.Name("exp")),
-                    args=[cst.Arg(cst.UnaryOperation(operator=cst.Minus(), expression=parenthesize(scores)))],
-                )
-                probability = cst.BinaryOperation(
-                    left=cst.Integer("1"),
-                    operator=cst.Divide(),
-                    right=cst.BinaryOperation(
-                        left=cst.Integer("1"), operator=cst.Add(), right=exponential,
-                        lpar=[cst.LeftParen()], rpar=[cst.RightParen()],
-                    ),
-                )
-            decision = above_threshold(probability, threshold)
-            if bare:
-                return decision.with_changes(lpar=updated.lpar, rpar=updated.rpar)
-            return decision.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-
-        return apply
-
-    # -- proofs -------------------------------------------------------------------------------------
-
-    def _is_logits(
-        self, expression: cst.BaseExpression, excluded: cst.CSTNode | None, depth: int, tensor_ok: bool
-    ) -> bool:
-        """The classifier's logits: a model call's output or Hugging Face's ``predictions``.
-
-        ``tensor_ok`` False asks for a NumPy array: a model call counts only behind ``.numpy()``.
-        """
-        if depth > 5:
-            return False
-        stripped = self._strip(expression)
-        tensor_ok = tensor_ok or _converted_to_numpy(expression, stripped)
-        expression = stripped
-        if isinstance(expression, cst.Call):
-            return tensor_ok and is_model_callee(expression.func)
-        if isinstance(expression, cst.Attribute) and expression.attr.value == "predictions":
-            return self._is_prediction_output(expression.value, depth + 1)
-        if (
-            isinstance(expression, cst.Subscript)
-            and len(expression.slice) == 1
-            and isinstance(expression.slice[0].slice, cst.Index)
-            and isinstance(expression.slice[0].slice.value, cst.Integer)
-            and expression.slice[0].slice.value.value == "0"
-        ):
-            return self._is_logits(expression.value, excluded, depth + 1, tensor_ok)  # logits = logits[0] of a tuple output
-        if not isinstance(expression, cst.Name):
-            return False
-        if self._is_eval_prediction(expression):
-            return False  # the (logits, labels) pair itself, not the logits
-        bindings = self._bindings(expression, excluded)
-        if not bindings:
-            return False
-        for bound in bindings:
-            value = self._bound_value(bound)
-            if value is None:
-                return False
-            kind, node = value
-            if kind == "first-of-eval-pred":
-                continue
-            if not self._is_logits(node, self._excluded(self._statement(node)), depth + 1, tensor_ok):
-                return False
-        return True
-
-    def _bindings(self, name: cst.Name, excluded: cst.CSTNode | None) -> list[cst.CSTNode]:
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return []
-        found = []
-        for assignment in scope[name.value]:
-            node = getattr(assignment, "node", None)
-            if node is None:
-                return []
-            if excluded is not None and self._statement(node) is excluded:
-                continue  # `logits = logits[0]`, `preds = np.argmax(preds, 1)`: the statement reads the binding before it
-            found.append(node)
-        return found
-
-    def _bound_value(self, bound: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
-        """What a binding assigns: ``("value", expr)``, or ``("first-of-eval-pred", name)`` for
-        ``logits, labels = eval_pred``; None for parameters, loops and anything else."""
-        parent = self.get_metadata(ParentNodeProvider, bound, None)
-        if isinstance(parent, cst.AssignTarget):
-            statement = self.get_metadata(ParentNodeProvider, parent, None)
-            if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
-                return "value", statement.value
-            return None
-        if isinstance(parent, cst.AnnAssign) and parent.value is not None:
-            return "value", parent.value
-        if not isinstance(parent, cst.Element):
-            return None
-        tuple_node = self.get_metadata(ParentNodeProvider, parent, None)
-        target = self.get_metadata(ParentNodeProvider, tuple_node, None)
-        statement = self.get_metadata(ParentNodeProvider, target, None)
-        if not (isinstance(tuple_node, (cst.Tuple, cst.List)) and isinstance(target, cst.AssignTarget) and isinstance(statement, cst.Assign)):
-            return None
-        position = list(tuple_node.elements).index(parent)
-        value = statement.value
-        if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(tuple_node.elements):
-            return "value", value.elements[position].value
-        if position == 0 and isinstance(value, cst.Name) and self._is_eval_prediction(value):
-            return "first-of-eval-pred", value
-        return None
-
-    def _is_eval_prediction(self, name: cst.Name) -> bool:
-        """The first parameter of ``compute_metrics``: Hugging Face's ``EvalPrediction``."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return False
-        assignments = list(scope[name.value])
-        if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
-            return False
-        param = assignments[0].node
-        function = self._enclosing(param, cst.FunctionDef)
-        if not isinstance(function, cst.FunctionDef) or "compute_metrics" not in function.name.value:
-            return False
-        params = [p for p in function.params.params if p.name.value not in ("self", "cls")]
-        return bool(params) and params[0] is param
-
-    def _is_prediction_output(self, expression: cst.BaseExpression, depth: int) -> bool:
-        """``eval_pred`` of compute_metrics, or ``trainer.predict(...)`` (directly or by name)."""
-        expression = self._strip(expression)
-        if isinstance(expression, cst.Call):
-            return isinstance(expression.func, cst.Attribute) and expression.func.attr.value in _PREDICT_METHODS
-        if not isinstance(expression, cst.Name) or depth > 5:
-            return False
-        if self._is_eval_prediction(expression):
-            return True
-        bindings = self._bindings(expression, None)
-        for bound in bindings:
-            value = self._bound_value(bound)
-            if value is None or value[0] != "value" or not self._is_prediction_output(value[1], depth + 1):
-                return False
-        return bool(bindings)
-
-    def _strip(self, expression: cst.BaseExpression) -> cst.BaseExpression:
-        """Drop ``.numpy()``/``.cpu()``/``.detach()``… and the transparent chains of ML020's proof."""
-        while True:
-            stripped = strip_transparent(expression)
-            if (
-                isinstance(stripped, cst.Call)
-                and isinstance(stripped.func, cst.Attribute)
-                and stripped.func.attr.value == "numpy"
-                and not stripped.args
-            ):
-                stripped = stripped.func.value
-            if stripped is expression:
-                return expression
-            expression = stripped
-
-    # -- uses of a prediction -----------------------------------------------------------------------
-
-    def _consumers(self, node: cst.CSTNode, statement: cst.CSTNode | None) -> list[cst.CSTNode]:
-        """Where the prediction's value goes: its own position, or every read of the name it is assigned to."""
-        current = self._through_chain(node)
-        parent = self.get_metadata(ParentNodeProvider, current, None)
-        if (
-            isinstance(parent, cst.Assign)
-            and len(parent.targets) == 1
-            and isinstance(parent.targets[0].target, cst.Name)
-            and parent.value is current
-        ):
-            return self._reads(parent.targets[0].target, statement)
-        return [current]
-
-    def _reads(self, binding: cst.Name, statement: cst.CSTNode | None) -> list[cst.CSTNode]:
-        """Every read of ``binding``, each climbed through its conversions (``.cpu().numpy()``)."""
-        scope = self.get_metadata(ScopeProvider, binding, None)
-        if scope is None:
-            return [binding]  # unknown uses block the rewrite
-        start = self.get_metadata(PositionProvider, statement).start if self._excluded(statement) is not None else None
-        reads = []
-        for assignment in scope[binding.value]:
-            if getattr(assignment, "node", None) is not binding:
-                continue
-            for access in assignment.references:
-                if self._statement(access.node) is statement:
-                    continue
-                if start is not None and self.get_metadata(PositionProvider, access.node).start.line < start.line:
-                    continue  # read before this binding, in straight-line code: another binding's value
-                reads.append(self._through_chain(access.node))
-        return reads
-
-    def _through_chain(self, node: cst.CSTNode) -> cst.CSTNode:
-        """Climb ``pred.cpu().numpy()``/``pred.tolist()``: conversions keep the prediction."""
-        current = node
-        while True:
-            parent = self.get_metadata(ParentNodeProvider, current, None)
-            if isinstance(parent, cst.Attribute) and parent.attr.value in _ARRAY_CHAIN:
-                call = self.get_metadata(ParentNodeProvider, parent, None)
-                if isinstance(call, cst.Call) and call.func is parent:
-                    current = call
-                    continue
-            return current
-
-    def _classify(self, consumers: list[cst.CSTNode]) -> tuple[list[cst.Call], list[cst.Call], str]:
-        """Split the uses into scikit-learn metric calls, ``evaluate`` feeds and a blocking reason."""
+    def _classify(
+        self, consumers: list[cst.CSTNode]
+    ) -> tuple[list[cst.Call], list[cst.Call], list[tuple[cst.Comparison, str]], str]:
+        """Split the uses into scikit-learn metric calls, ``evaluate`` feeds, accuracy comparisons
+        with the labels (``preds == labels``, with the labels' side) and a blocking reason."""
         metric_calls: list[cst.Call] = []
         evaluate_feeds: list[cst.Call] = []
+        comparisons: list[tuple[cst.Comparison, str]] = []
         blocked = ""
         for consumer in consumers:
             parent = self.get_metadata(ParentNodeProvider, consumer, None)
+            if (
+                isinstance(parent, cst.Comparison)
+                and len(parent.comparisons) == 1
+                and isinstance(parent.comparisons[0].operator, cst.Equal)
+            ):
+                left = parent.left is consumer
+                labels = parent.comparisons[0].comparator if left else parent.left
+                if not isinstance(labels, LITERALS):
+                    comparisons.append((parent, "right" if left else "left"))
+                    continue
             call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
             if isinstance(call, cst.Call):
                 metric = self._sklearn_metric(call)
@@ -522,97 +283,13 @@ class SklearnHfMetricsRule(Rule):
                     blocked = "it is compared with the labels element-wise"
                 else:
                     blocked = "it is used as class indices outside a multi-label-aware metric"
-        return metric_calls, evaluate_feeds, blocked
-
-    def _sklearn_metric(self, call: cst.Call) -> str | None:
-        for name in self._qualified(call.func):
-            module, _, last = name.rpartition(".")
-            if module.startswith("sklearn.metrics") and last in _SKLEARN_MULTILABEL:
-                return last
-        return None
-
-    def _average_edit(self, call: cst.Call) -> NodeEdit | None:
-        """``average="binary"`` or the binary default -> ``average="micro"``; one edit per call."""
-        key = id(call)
-        if key in self._average_edits:
-            return self._average_edits[key]
-        metric = self._sklearn_metric(call)
-        edit = None
-        if metric in _SKLEARN_AVERAGE_DEFAULT:
-            average = next((a for a in call.args if a.keyword is not None and a.keyword.value == "average"), None)
-            if average is None and _SKLEARN_AVERAGE_DEFAULT[metric] == "binary":
-                edit = NodeEdit(call, _add_micro_average)
-            elif (
-                average is not None
-                and isinstance(average.value, cst.SimpleString)
-                and average.value.evaluated_value == "binary"
-            ):
-                edit = NodeEdit(call, _binary_to_micro)
-        self._average_edits[key] = edit
-        return edit
-
-    # -- predictions accumulated across batches ---------------------------------------------------
-
-    def _follow_accumulations(self, consumers: list[cst.CSTNode]) -> tuple[list[cst.CSTNode], list[_Accumulation]]:
-        """Replace each ``rows.append(prediction)`` by the uses of ``np.concatenate(rows)``."""
-        followed: list[cst.CSTNode] = []
-        accumulations: list[_Accumulation] = []
-        for consumer in consumers:
-            accumulation = self._accumulation(consumer)
-            if accumulation is None:
-                followed.append(consumer)
-            else:
-                accumulations.append(accumulation)
-                followed.extend(accumulation.consumers)
-        return followed, accumulations
-
-    def _accumulation(self, consumer: cst.CSTNode) -> _Accumulation | None:
-        """``rows.append(consumer)`` / ``rows.extend(consumer)`` with ``rows`` joined later in the function."""
-        argument = self.get_metadata(ParentNodeProvider, consumer, None)
-        append = self.get_metadata(ParentNodeProvider, argument, None) if isinstance(argument, cst.Arg) else None
-        if not (
-            isinstance(append, cst.Call)
-            and len(append.args) == 1
-            and append.args[0] is argument
-            and argument.keyword is None
-            and isinstance(append.func, cst.Attribute)
-            and append.func.attr.value in _ACCUMULATE_METHODS
-            and isinstance(append.func.value, cst.Name)
-        ):
-            return None
-        rows = append.func.value
-        scope = self.get_metadata(ScopeProvider, rows, None)
-        if scope is None:
-            return None
-        joins: list[cst.Call] = []
-        consumers: list[cst.CSTNode] = []
-        other_uses = False
-        for access in scope.accesses[rows.value]:
-            node = access.node
-            if node is rows:
-                continue
-            parent = self.get_metadata(ParentNodeProvider, node, None)
-            join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
-            if isinstance(join, cst.Call) and join.args[0] is parent and self._qualified(join.func) & _JOIN_FUNCTIONS:
-                joins.append(join)
-                consumers.extend(self._consumers(join, self._statement(join)))
-                continue
-            if isinstance(join, cst.Call) and self._sklearn_metric(join) is not None:
-                consumers.append(node)  # `f1_score(y_true, y_pred)` on the list of `.tolist()` rows
-            other_uses = True
-        if not consumers:
-            return None
-        for assignment in scope[rows.value]:
-            bound = self._bound_value(assignment.node) if isinstance(getattr(assignment, "node", None), cst.Name) else None
-            if bound is None or not (isinstance(bound[1], cst.List) and not bound[1].elements):
-                other_uses = True  # rows that may already hold something else than these predictions
-        return _Accumulation(append, joins, consumers, other_uses)
+        return metric_calls, evaluate_feeds, comparisons, blocked
 
     def _accumulated_prediction(
         self,
         call: cst.Call,
         scores: cst.BaseExpression,
-        accumulations: list[_Accumulation],
+        accumulations: list[Accumulation],
         metric_calls: list[cst.Call],
         blocked: str,
         direct_append: bool,
@@ -631,7 +308,7 @@ class SklearnHfMetricsRule(Rule):
             and len(accumulations) == 1
             and accumulation.append.func.attr.value == "append"
             and not accumulation.other_uses
-            and all(self._qualified(join.func) & _CONCATENATE_FUNCTIONS for join in accumulation.joins)
+            and all(self._qualified(join.func) & CONCATENATE_FUNCTIONS for join in accumulation.joins)
             and not blocked
             and not flag_averages
         )
@@ -646,7 +323,7 @@ class SklearnHfMetricsRule(Rule):
         edits = [NodeEdit(call, self._decision_rewrite(call))]
         edits.extend(edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None)
         add_imports: tuple[ImportEdit, ...] = ()
-        if _expit_alias(self._module) is None and self._numpy_name(call) is None:
+        if expit_alias(self._module) is None and self._numpy_name(call) is None:
             add_imports = (ImportEdit("numpy"),)
         self.report(
             call,
@@ -656,53 +333,13 @@ class SklearnHfMetricsRule(Rule):
             extra_nodes=metric_calls,
         )
 
-    def _multi_hot_row(self, scores: cst.BaseExpression) -> str:
-        """The row to append: the PyTorch decision converted back, or NumPy's when the scores already are an array."""
-        tensor = scores
-        while (
-            isinstance(tensor, cst.Call)
-            and isinstance(tensor.func, cst.Attribute)
-            and tensor.func.attr.value in ("numpy", "cpu", "detach")
-            and not tensor.args
-        ):
-            tensor = tensor.func.value
-        threshold = self.context.threshold_name
-        if _converted_to_numpy(scores, tensor):
-            return f"({self._flow.torch_name}.sigmoid({self._module.code_for_node(tensor)}) > {threshold}).cpu().numpy()"
-        return f"1 / (1 + np.exp(-{self._module.code_for_node(scores)})) > {threshold}"
-
-    def _report_flag_averages(self, metric_calls: list[cst.Call]) -> list[cst.Arg]:
-        """``average=args.metrics_avg``: a value migrate-ml cannot read, reported once per metric call."""
-        flagged = []
-        for metric in metric_calls:
-            average = next((a for a in metric.args if a.keyword is not None and a.keyword.value == "average"), None)
-            if average is None or isinstance(average.value, _LITERAL_AVERAGES) or (
-                isinstance(average.value, cst.Name) and average.value.value == "None"
-            ):
-                continue
-            flagged.append(average)
-            if id(average) in self._reported_averages:
-                continue
-            self._reported_averages.add(id(average))
-            self.report(
-                average.value,
-                "a flag-driven average must not be 'binary' for multi-hot input",
-                suggestion=(
-                    f"make sure {self._module.code_for_node(average.value)} is \"micro\", \"macro\", \"weighted\" or "
-                    "\"samples\" (restrict the flag's choices); scikit-learn raises on multi-label input with \"binary\""
-                ),
-            )
-        return flagged
-
-    # -- PyTorch predictions (ML020) reaching scikit-learn -------------------------------------------
-
     def _torch_prediction_average(self, prediction) -> None:
         if prediction.binding is not None:
             consumers = self._reads(prediction.binding, self._statement(prediction.binding))
         else:
             consumers = [self._through_chain(prediction.node)]
         consumers, accumulations = self._follow_accumulations(consumers)
-        metric_calls, _, _ = self._classify(consumers)
+        metric_calls, _, _, _ = self._classify(consumers)
         if accumulations:
             self._report_flag_averages(metric_calls)
         edits = [edit for edit in (self._average_edit(metric) for metric in metric_calls) if edit is not None]
@@ -716,88 +353,3 @@ class SklearnHfMetricsRule(Rule):
                 fix=Fix(edits=(*base.edits, edit), add_imports=base.add_imports, needs_threshold=True),
                 extra_nodes=[prediction.node],
             )
-
-    # -- helpers ----------------------------------------------------------------------------------
-
-    def _qualified(self, node: cst.CSTNode) -> set[str]:
-        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
-
-    def _imported(self, node: cst.CSTNode) -> bool:
-        if not isinstance(node, (cst.Name, cst.Attribute)):
-            return False
-        return any(q.source is QualifiedNameSource.IMPORT for q in self.get_metadata(QualifiedNameProvider, node, set()))
-
-    def _statement(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        current: cst.CSTNode | None = node
-        while current is not None and not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
-
-    def _excluded(self, statement: cst.CSTNode | None) -> cst.CSTNode | None:
-        """The statement whose own binding cannot reach its reads: any statement outside loops."""
-        current = statement
-        while current is not None and not isinstance(current, (cst.FunctionDef, cst.Module)):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-            if isinstance(current, (cst.For, cst.While)):
-                return None
-        return statement
-
-    def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
-        current = self.get_metadata(ParentNodeProvider, node, None)
-        while current is not None and not isinstance(current, kind):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
-
-    def _in_compute_metrics(self, node: cst.CSTNode) -> bool:
-        function = self._enclosing(node, cst.FunctionDef)
-        return isinstance(function, cst.FunctionDef) and "compute_metrics" in function.name.value
-
-
-def _converted_to_numpy(expression: cst.BaseExpression, inner: cst.BaseExpression) -> bool:
-    """True when a ``.numpy()`` call lies between ``expression`` and the ``inner`` node it wraps."""
-    while expression is not inner:
-        if isinstance(expression, cst.Attribute):  # .data, .logits
-            expression = expression.value
-        elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
-            if expression.func.attr.value == "numpy":
-                return True
-            method_form = not (isinstance(expression.func.value, cst.Name) and expression.func.value.value == "torch")
-            expression = expression.func.value if method_form else expression.args[0].value  # torch.squeeze(z)
-        else:
-            return False
-    return False
-
-
-def _micro(equal: cst.AssignEqual | cst.MaybeSentinel) -> cst.Arg:
-    return cst.Arg(keyword=cst.Name("average"), value=cst.SimpleString('"micro"'), equal=equal)
-
-
-def _add_micro_average(updated: cst.CSTNode) -> cst.CSTNode:
-    assert isinstance(updated, cst.Call)
-    args = list(updated.args)
-    equal: cst.AssignEqual | cst.MaybeSentinel = cst.AssignEqual(
-        whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-    )
-    for arg in args:
-        if arg.keyword is not None and isinstance(arg.equal, cst.AssignEqual):
-            equal = arg.equal
-            break
-    trailing = args[-1].comma if args else cst.MaybeSentinel.DEFAULT
-    if args:
-        # The separator the call already uses between arguments, so multi-line calls stay one per line.
-        separator = args[-2].comma if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma) else cst.Comma(
-            whitespace_after=cst.SimpleWhitespace(" ")
-        )
-        args[-1] = args[-1].with_changes(comma=separator)
-    args.append(_micro(equal).with_changes(comma=trailing))
-    return updated.with_changes(args=args)
-
-
-def _binary_to_micro(updated: cst.CSTNode) -> cst.CSTNode:
-    assert isinstance(updated, cst.Call)
-    args = []
-    for arg in updated.args:
-        if arg.keyword is not None and arg.keyword.value == "average" and isinstance(arg.value, cst.SimpleString):
-            arg = arg.with_changes(value=_string_like(arg.value, "micro"))
-        args.append(arg)
-    return updated.with_changes(args=args)

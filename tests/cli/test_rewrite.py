@@ -251,7 +251,10 @@ def test_suppressed_line_is_left_alone(project, run_cli, comment):
 
 def test_select_and_ignore(project, run_cli):
     project(**{"a.py": CHANGE})
-    assert run_cli("rewrite", "--check", "--ignore", "ML001", "a.py")[0] == 0
+    # With ML001 off the loss stays single-label, and the safety net (ML100) says so.
+    code, out, err = run_cli("rewrite", "--check", "--ignore", "ML001", "a.py")
+    assert code == 1 and "ML100" in out + err
+    assert run_cli("rewrite", "--check", "--ignore", "ML001,ML100", "a.py")[0] == 0
     assert run_cli("rewrite", "--check", "--select", "ML0", "a.py")[0] == 1
     assert run_cli("rewrite", "--check", "--select", "ml001", "a.py")[0] == 1
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-import libcst as cst
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import libcst as cst
+import pytest
+
+from migrate_ml.engine import source
 from migrate_ml.engine.runner import discover, process_file, process_files
 from migrate_ml.engine.transform import Settings
 
@@ -79,3 +88,172 @@ def test_findings_follow_the_text_the_user_gets(make_rule):
     data = b"import os\n\nx = legacy_call(1)\n"
     reported = process_file("-", Settings(select=("ML924",)), write=True, data=data)
     assert [f.line for f in reported.findings] == [3]
+
+
+DEEP = "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nx = " + "[" * 5000 + "]" * 5000 + "\n"
+"""Passes the pre-filter, then makes LibCST's native parser overflow its stack (SIGSEGV)."""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_parser_crash_fails_its_file_only(tmp_path, jobs):
+    deep = tmp_path / "deep.py"
+    deep.write_text(DEEP)
+    paths = [str(deep)]
+    for index in range(3):
+        path = tmp_path / f"train{index}.py"
+        path.write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
+        paths.append(str(path))
+    outcomes = process_files(paths, Settings(), write=True, jobs=jobs)
+    assert str(outcomes[0].error) == f"{deep}: error: the parser crashed on this file (SIGSEGV); file left unchanged"
+    assert deep.read_text() == DEEP
+    assert [o.written for o in outcomes[1:]] == [True, True, True]
+    assert all("BCEWithLogitsLoss" in Path(path).read_text() for path in paths[1:])
+    assert [pid for pid in _children(os.getpid()) if _alive(pid)] == []  # every worker was reaped
+
+
+def test_a_parser_crash_exits_2_and_names_the_file(tmp_path):
+    (tmp_path / "deep.py").write_text(DEEP)
+    (tmp_path / "train.py").write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate_ml", "rewrite", "-j1", "."], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "deep.py: error: the parser crashed on this file" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "BCEWithLogitsLoss" in (tmp_path / "train.py").read_text()
+    assert sorted(os.listdir(tmp_path)) == ["deep.py", "train.py"]  # no core file, no temporary file
+
+
+def test_fifos_and_devices_among_inputs_are_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.py")
+    (tmp_path / "train.py").write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate_ml", "rewrite", "-j2", ".", "/dev/zero"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "pipe.py: error: not a regular file (a FIFO); only regular files are read" in done.stdout
+    assert "/dev/zero: error: not a regular file (a character device)" in done.stdout
+    assert "BCEWithLogitsLoss" in (tmp_path / "train.py").read_text()
+
+
+def test_a_file_edited_during_the_run_is_left_alone(tmp_path, make_rule):
+    path = tmp_path / "train.py"
+    edited = "y = legacy_call(1)  # saved from the editor meanwhile\n"
+
+    def edit_meanwhile(call):
+        path.write_text(edited)
+        return rename(call)
+
+    make_rule("ML925", edit_meanwhile)
+    path.write_text("y = legacy_call(1)\n")
+    outcome = process_file(str(path), Settings(), write=True)
+    assert str(outcome.error) == f"{path}: error: changed while migrate-ml was running; run again"
+    assert not outcome.written
+    assert path.read_text() == edited
+
+
+def test_an_edit_during_the_run_fails_the_command(tmp_path, make_rule, run_cli):
+    path = tmp_path / "train.py"
+
+    def edit_meanwhile(call):
+        path.write_text("y = legacy_call(2)\n")
+        return rename(call)
+
+    make_rule("ML926", edit_meanwhile)
+    path.write_text("y = legacy_call(1)\n")
+    code, out, err = run_cli("rewrite", "--select", "ML926", str(path))
+    assert code == 2
+    assert f"{path}: error: changed while migrate-ml was running; run again" in out + err
+    assert path.read_text() == "y = legacy_call(2)\n"
+
+
+def test_an_edit_while_review_waits_for_an_answer_is_not_overwritten(tmp_path, make_rule):
+    from migrate_ml.commands.review import review_file
+    from migrate_ml.engine.transform import FileTransformer
+
+    rule = make_rule("ML927", rename)
+    path = tmp_path / "train.py"
+    path.write_text("y = legacy_call(1)\n")
+
+    class EditingReviewer:
+        def for_file(self, name):
+            def answer(proposal):
+                path.write_text("y = legacy_call(1)  # the user kept typing\n")
+                return True
+
+            return answer
+
+    outcome = review_file(str(path), FileTransformer([rule], Settings()), EditingReviewer())
+    assert str(outcome.error) == f"{path}: error: changed while migrate-ml was running; run again"
+    assert path.read_text() == "y = legacy_call(1)  # the user kept typing\n"
+
+
+def test_a_read_only_file_reports_cannot_write(tmp_path, make_rule, monkeypatch):
+    make_rule("ML928", rename)
+    path = tmp_path / "train.py"
+    path.write_text("y = legacy_call(1)\n")
+    path.chmod(0o444)
+    monkeypatch.setattr(source.os, "access", lambda *args, **kwargs: False)  # as a non-root user is told
+    outcome = process_file(str(path), Settings(), write=True)
+    assert str(outcome.error) == f"{path}:1:1: error: cannot write: Permission denied"
+    assert path.read_text() == "y = legacy_call(1)\n"
+
+
+def test_sigterm_stops_the_workers(tmp_path):
+    for index in range(60):
+        (tmp_path / f"train{index:02}.py").write_text(SLOW_FILE)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "migrate_ml", "rewrite", "--check", "-j2", "."], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    workers = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
+        workers = _children(run.pid)
+        time.sleep(0.01)
+    assert len(workers) == 2, "the run ended before both workers started: make it longer"
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == -signal.SIGTERM
+    time.sleep(0.5)
+    assert [pid for pid in workers if _alive(pid)] == []
+
+
+SLOW_FILE = "import torch.nn as nn\n\ncriterion = nn.CrossEntropyLoss()\n\n\n" + "".join(
+    f"def step{n}(model, images, labels):\n    out = model(images)\n    loss = criterion(out, labels)\n"
+    f"    return loss + {n}\n\n\n" for n in range(150)
+)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        pytest.skip("needs Linux /proc to find the worker processes")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+CR_ONLY = b"import torch.nn as nn\rcriterion = nn.CrossEntropyLoss()\rloss = criterion(out, labels)\r"
+
+
+def test_cr_only_line_endings_give_a_patch_git_applies_and_keep_the_last_break(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "train.py").write_bytes(CR_ONLY)
+    (tmp_path / "rewritten.py").write_bytes(CR_ONLY)
+    command = [sys.executable, "-m", "migrate_ml", "rewrite"]
+    patch = subprocess.run([*command, "--diff", "train.py"], cwd=tmp_path, capture_output=True, timeout=60)
+    assert patch.returncode == 1
+    subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=patch.stdout, check=True, capture_output=True)
+    assert subprocess.run([*command, "rewritten.py"], cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    expected = CR_ONLY.replace(b"CrossEntropyLoss", b"BCEWithLogitsLoss").replace(b"labels)", b"labels.float())")
+    assert (tmp_path / "rewritten.py").read_bytes() == expected
+    assert (tmp_path / "train.py").read_bytes() == expected

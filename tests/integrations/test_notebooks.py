@@ -134,3 +134,129 @@ def test_source_stored_as_string_or_list_keeps_its_form(run_cli, tmp_path, sourc
     assert isinstance(source, str) == source_as_string
     assert "BCEWithLogitsLoss" in "".join(source)
     assert path.read_text().startswith('{\n  "cells"')  # the file's indentation is kept
+
+
+def _raw_notebook(cells: list[dict]) -> dict:
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _code(source, **fields) -> dict:
+    return {"cell_type": "code", "execution_count": None, "id": f"c{abs(hash(str(source))) % 10**6}",
+            "metadata": {}, "outputs": [], "source": source, **fields}
+
+
+def test_untouched_bytes_stay_identical(run_cli, tmp_path):
+    """CRLF, BOM, \\uXXXX escapes in outputs, 1.10 and the indentation are the user's, not ours."""
+    output = {"name": "stdout", "output_type": "stream", "text": ["caf\u00e9 \u2713 loss 2.3\n"]}
+    raw = _raw_notebook([
+        _code(["import torch.nn as nn\n", "criterion = nn.CrossEntropyLoss()\n", "x = 1"], outputs=[output]),
+        _code(["print('untouched')"], metadata={"scale": 1.5}),
+    ])
+    text = json.dumps(raw, indent=3).replace("1.5", "1.10").replace("\n", "\r\n") + "\r\n"
+    path = tmp_path / "styled.ipynb"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    before = path.read_bytes()
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    after = path.read_bytes()
+    expected = before.replace(b"nn.CrossEntropyLoss()", b"nn.BCEWithLogitsLoss()")
+    assert after == expected
+    assert b"\\u00e9 \\u2713" in after and b"1.10" in after
+
+
+def test_only_edited_lines_of_a_list_source_are_spelled_afresh(run_cli, tmp_path):
+    raw = _raw_notebook([_code(["import torch.nn as nn\n", "# caf\u00e9\n", "criterion = nn.CrossEntropyLoss()\n"])])
+    path = tmp_path / "mixed.ipynb"
+    text = json.dumps(raw, indent=1, ensure_ascii=False).replace('"# caf\u00e9\\n"', '"# caf\\u00e9\\n"')
+    path.write_text(text)
+    run_cli("rewrite", str(path))
+    assert path.read_text() == text.replace("CrossEntropyLoss", "BCEWithLogitsLoss")
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        "pass  # migrate-ml-magic:0\n",
+        "# migrate-ml-cell:1\n",
+        "pass  # migrate-ml-cell:1\n",
+        "pass  # migrate-ml-cell-0:1\n",
+        "import migrate_ml_magic_0_0\n",
+    ],
+)
+def test_cells_quoting_the_internal_markers_are_not_corrupted(run_cli, tmp_path, quoted):
+    cells = [
+        _code(["%matplotlib inline\n", "import torch.nn as nn"]),
+        _code([quoted, "criterion = nn.CrossEntropyLoss()\n", "x = 2"]),
+        _code(["!ls\n", quoted, "y = 3"]),
+    ]
+    path = tmp_path / "quotes.ipynb"
+    path.write_text(json.dumps(_raw_notebook(cells), indent=1) + "\n")
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    sources = ["".join(cell["source"]) for cell in _cells(path)]
+    assert sources == [
+        "%matplotlib inline\nimport torch.nn as nn",
+        f"{quoted}criterion = nn.BCEWithLogitsLoss()\nx = 2",
+        f"!ls\n{quoted}y = 3",
+    ]
+
+
+def test_threshold_goes_after_the_magics_and_imports_of_its_cell(run_cli, tmp_path):
+    cells = [
+        {"cell_type": "markdown", "id": "m", "metadata": {}, "source": ["# Training"]},
+        _code(["!pip install timm\n", "%matplotlib inline\n", "import torch\n", "import torch.nn as nn"]),
+        _code([
+            "criterion = nn.CrossEntropyLoss()\n", "for inputs, labels in loader:\n",
+            "    scores = model(inputs)\n", "    loss = criterion(scores, labels)\n",
+            "    _, preds = torch.max(scores, 1)\n", "    corrects += torch.sum(preds == labels.data)\n",
+        ]),
+    ]
+    path = tmp_path / "magics.ipynb"
+    path.write_text(json.dumps(_raw_notebook(cells), indent=1) + "\n")
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    first = "".join(_cells(path)[1]["source"])
+    assert first.startswith("!pip install timm\n%matplotlib inline\nimport torch\nimport torch.nn as nn\n\nTHRESHOLD = 0.5")
+    assert "THRESHOLD" in "".join(_cells(path)[2]["source"])
+
+
+@pytest.mark.parametrize(
+    "source, kind",
+    [(5, "a number"), (["x = 1\n", 7], "a list holding a non-string"), ({"a": 1}, "an object"), (None, "a null")],
+)
+def test_a_malformed_cell_source_is_an_input_error(run_cli, tmp_path, source, kind):
+    cells = [_code("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n"), _code(source)]
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps(_raw_notebook(cells), indent=1) + "\n")
+    original = path.read_bytes()
+    (tmp_path / "train.py").write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
+    code, out, err = run_cli("rewrite", str(tmp_path))
+    assert code == 2
+    errors = [line for line in (out + err).splitlines() if "error" in line]
+    assert len(errors) == 1
+    where, message = errors[0].split(": error: ")
+    assert message == f"malformed notebook: the source of cell 2 is {kind}, not text"
+    name, line, column = where.rsplit(":", 2)
+    assert name == str(path)
+    assert path.read_text().splitlines()[int(line) - 1][int(column) - 1 :].startswith(json.dumps(source)[:1])
+    assert path.read_bytes() == original
+    assert "BCEWithLogitsLoss" in (tmp_path / "train.py").read_text()
+
+
+WITHOUT_NBFORMAT = """
+import sys
+sys.modules["nbformat"] = None  # `import nbformat` now raises ImportError, as in an install without the extra
+from migrate_ml.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_nbformat_a_notebook_gives_the_install_hint(notebook_file):
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_NBFORMAT, "rewrite", str(notebook_file)], capture_output=True, text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    assert f"{notebook_file}: error: rewriting notebooks needs the nbformat package: pip install 'migrate-ml[notebooks]'" in output
+    assert "internal error" not in output and "Traceback" not in output

@@ -33,6 +33,13 @@ def test_hook_definition():
     assert hook["types_or"] == ["python", "jupyter"]
 
 
+@pytest.mark.parametrize("hook_id", ["migrate-ml-check", "migrate-ml-rewrite"])
+def test_hooks_that_take_notebooks_install_nbformat(hook_id):
+    hook = _hook(hook_id)
+    assert "jupyter" in hook["types_or"]
+    assert any(requirement.startswith("nbformat") for requirement in hook.get("additional_dependencies", []))
+
+
 def test_hook_entry_command_fails_on_pending_migration(tmp_path):
     # What pre-commit runs: the entry followed by the staged file names.
     (tmp_path / "train.py").write_text(TRAIN)

@@ -64,6 +64,10 @@ CASES: dict[str, Case] = {
         train="fit", model_class="LitClassifier", evaluate_step="validation_step", accuracy=float
     ),
     "torchmetrics_epoch": Case(train="train", evaluate="evaluate", accuracy=float),
+    "carried_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
+    "numpy_accuracy": Case(train="train", evaluate="evaluate", accuracy=float),
+    "nll_inline_log_softmax": Case(train="train", evaluate="test", accuracy=float),
+    "tutorial_two_loops": Case(train="train", evaluate="test", accuracy=float),
     # The criterion reaches train_step() through train()'s parameter (issue 9, call chains).
     "chained_criterion": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result[1]),
     # ignite's Accuracy(is_multilabel=True) is exact match, so it must equal the one computed here.

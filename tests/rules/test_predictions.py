@@ -10,9 +10,15 @@ import textwrap
 
 import libcst as cst
 import pytest
-from libcst.metadata import MetadataWrapper
+from libcst.metadata import MetadataWrapper, ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, is_model_callee, strip_transparent
+from migrate_ml.rules._predictions import (
+    PredictionFlow,
+    PredictionFlowProvider,
+    is_class_index_target,
+    is_model_callee,
+    strip_transparent,
+)
 
 
 def _flow(source: str) -> tuple[cst.Module, PredictionFlow]:
@@ -169,6 +175,9 @@ def test_argmax_over_attention_or_numpy_is_ignored() -> None:
         ("return names[pred]", "used as an index"),
         ("return pred.item()", ".item()"),
         ("return int(pred)", "int()"),
+        ("return [pred[i].item() for i in range(len(pred))]", "one sample at a time"),
+        ("return pred == y.argmax(1)", "labels it is compared with are one class index"),
+        ("return metric.add_batch(predictions=pred, references=y)", "`evaluate` metric"),
     ],
 )
 def test_uses_as_one_class_index_block_the_rewrite(use: str, reason: str) -> None:
@@ -176,7 +185,7 @@ def test_uses_as_one_class_index_block_the_rewrite(use: str, reason: str) -> Non
         f"""
         import torch
 
-        def predict(model, x, names):
+        def predict(model, x, y, names, metric):
             pred = torch.argmax(model(x), dim=1)
             {use}
         """
@@ -255,3 +264,108 @@ def test_metric_arguments_are_answered_after_the_traversal() -> None:
         if isinstance(node, cst.Expr)
     ]
     assert [flow.is_classifier_scores(call.args[0].value) for call in calls] == [True, False]
+
+
+def test_nll_inputs_are_log_probabilities_and_their_argmax_decides_on_the_logits() -> None:
+    _, flow = _flow(
+        """
+        import torch.nn.functional as F
+
+        def test(model, data, target):
+            output = model(data)
+            log_probs = F.log_softmax(output, dim=1)
+            loss = F.nll_loss(log_probs, target)
+            return loss, log_probs.argmax(dim=1) == target
+        """
+    )
+    (prediction,) = flow.predictions
+    assert _code(prediction.decision_input) == "torch.sigmoid(output)"
+
+
+def test_comparisons_are_found_where_the_prediction_is_carried() -> None:
+    _, flow = _flow(
+        """
+        import numpy as np
+        import torch
+
+        def evaluate(model, loader, accelerator):
+            rows = []
+            for x, y in loader:
+                preds = model(x).argmax(dim=-1)
+                preds, refs = accelerator.gather_for_metrics((preds, y))
+                hits = preds == refs
+                as_array = preds.cpu().numpy()
+                array_hits = np.sum(as_array == y.numpy())
+                rows.append(preds.cpu())
+            joined = torch.cat(rows)
+            return hits, array_hits, (joined == y).float().mean(), report(joined)
+        """
+    )
+    (prediction,) = flow.predictions
+    assert prediction.proven and not prediction.blocked
+    assert sorted((_code(c.node), c.numpy) for c in prediction.comparisons) == [
+        ("(joined == y)", False),
+        ("as_array == y.numpy()", True),
+        ("preds == refs", False),
+    ]
+    assert [_code(call.func) for call in prediction.escapes] == ["report"]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("teacher.argmax(dim=1)", True),
+        ("teacher.max(1)[1]", True),
+        ("hard", True),
+        ("pair_hard", True),
+        ("y", False),
+        ("y.float()", False),
+        ("mixed", False),
+    ],
+)
+def test_class_index_targets(target: str, expected: bool) -> None:
+    wrapper = MetadataWrapper(
+        cst.parse_module(
+            textwrap.dedent(
+                f"""
+                def loss(z, teacher, y, flag):
+                    hard = teacher.argmax(dim=-1)
+                    _, pair_hard = teacher.max(1)
+                    mixed = teacher.argmax(1) if flag else y
+                    return criterion(z, {target})
+                """
+            )
+        )
+    )
+
+    class Probe(cst.CSTVisitor):
+        METADATA_DEPENDENCIES = (ScopeProvider, ParentNodeProvider)
+        found: list[bool] = []
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Name) and node.func.value == "criterion":
+                self.found.append(is_class_index_target(self, node.args[1].value))
+
+    probe = Probe()
+    wrapper.visit(probe)
+    assert probe.found == [expected]
+
+
+@pytest.mark.parametrize(("other_use", "proven"), [("", True), ("confidence = output.exp()", False)])
+def test_argmax_over_a_dropped_log_softmax_decides_on_the_name(other_use: str, proven: bool) -> None:
+    # ML003 drops `F.log_softmax(model(x))` in the same pass only when nothing else reads `output`.
+    _, flow = _flow(
+        f"""
+        import torch.nn.functional as F
+
+        def test(model, data, target):
+            output = F.log_softmax(model(data), dim=1)
+            loss = F.nll_loss(output, target)
+            {other_use}
+            return loss, output.argmax(dim=1) == target
+        """
+    )
+    (prediction,) = flow.predictions
+    assert prediction.proven is proven
+    if proven:
+        assert _code(prediction.decision_input) == "torch.sigmoid(output)"

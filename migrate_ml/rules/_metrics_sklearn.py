@@ -1,0 +1,128 @@
+"""ML023's scikit-learn side: which metrics accept a multi-label prediction, and the `average` fix.
+
+``f1_score`` and its siblings default to ``average="binary"``, which raises on multi-hot input;
+the fix makes such a call average over every label decision (``"micro"``).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import QualifiedNameProvider, QualifiedNameSource
+
+from migrate_ml.rules._base import NodeEdit
+
+SKLEARN_AVERAGE_DEFAULT = {
+    "f1_score": "binary",
+    "precision_score": "binary",
+    "recall_score": "binary",
+    "fbeta_score": "binary",
+    "jaccard_score": "binary",
+    "precision_recall_fscore_support": None,
+}
+"""scikit-learn metrics taking ``average=``, with their default (``binary`` rejects multi-hot input)."""
+
+SKLEARN_MULTILABEL = frozenset({"accuracy_score", "classification_report", "hamming_loss", *SKLEARN_AVERAGE_DEFAULT})
+"""scikit-learn metrics that accept a multi-label indicator ``y_pred`` (accuracy_score: subset accuracy)."""
+
+LITERAL_AVERAGES = (cst.SimpleString, cst.ConcatenatedString)
+
+
+class SklearnMetrics:
+    """Mixin for ML023: recognise scikit-learn metric calls and fix their ``average``."""
+
+    def _sklearn_metric(self, call: cst.Call) -> str | None:
+        for name in self._qualified(call.func):
+            module, _, last = name.rpartition(".")
+            if module.startswith("sklearn.metrics") and last in SKLEARN_MULTILABEL:
+                return last
+        return None
+
+    def _average_edit(self, call: cst.Call) -> NodeEdit | None:
+        """``average="binary"`` or the binary default -> ``average="micro"``; one edit per call."""
+        key = id(call)
+        if key in self._average_edits:
+            return self._average_edits[key]
+        metric = self._sklearn_metric(call)
+        edit = None
+        if metric in SKLEARN_AVERAGE_DEFAULT:
+            average = next((a for a in call.args if a.keyword is not None and a.keyword.value == "average"), None)
+            if average is None and SKLEARN_AVERAGE_DEFAULT[metric] == "binary":
+                edit = NodeEdit(call, add_micro_average)
+            elif (
+                average is not None
+                and isinstance(average.value, cst.SimpleString)
+                and average.value.evaluated_value == "binary"
+            ):
+                edit = NodeEdit(call, binary_to_micro)
+        self._average_edits[key] = edit
+        return edit
+
+    def _report_flag_averages(self, metric_calls: list[cst.Call]) -> list[cst.Arg]:
+        """``average=args.metrics_avg``: a value migrate-ml cannot read, reported once per metric call."""
+        flagged = []
+        for metric in metric_calls:
+            average = next((a for a in metric.args if a.keyword is not None and a.keyword.value == "average"), None)
+            if average is None or isinstance(average.value, LITERAL_AVERAGES) or (
+                isinstance(average.value, cst.Name) and average.value.value == "None"
+            ):
+                continue
+            flagged.append(average)
+            if id(average) in self._reported_averages:
+                continue
+            self._reported_averages.add(id(average))
+            self.report(
+                average.value,
+                "a flag-driven average must not be 'binary' for multi-hot input",
+                suggestion=(
+                    f"make sure {self._module.code_for_node(average.value)} is \"micro\", \"macro\", \"weighted\" or "
+                    "\"samples\" (restrict the flag's choices); scikit-learn raises on multi-label input with \"binary\""
+                ),
+            )
+        return flagged
+
+    def _qualified(self, node: cst.CSTNode) -> set[str]:
+        return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+    def _imported(self, node: cst.CSTNode) -> bool:
+        if not isinstance(node, (cst.Name, cst.Attribute)):
+            return False
+        return any(q.source is QualifiedNameSource.IMPORT for q in self.get_metadata(QualifiedNameProvider, node, set()))
+
+
+def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
+    return cst.SimpleString(f"{original.prefix}{original.quote}{value}{original.quote}")
+
+
+def _micro(equal: cst.AssignEqual | cst.MaybeSentinel) -> cst.Arg:
+    return cst.Arg(keyword=cst.Name("average"), value=cst.SimpleString('"micro"'), equal=equal)
+
+
+def add_micro_average(updated: cst.CSTNode) -> cst.CSTNode:
+    assert isinstance(updated, cst.Call)
+    args = list(updated.args)
+    equal: cst.AssignEqual | cst.MaybeSentinel = cst.AssignEqual(
+        whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+    )
+    for arg in args:
+        if arg.keyword is not None and isinstance(arg.equal, cst.AssignEqual):
+            equal = arg.equal
+            break
+    trailing = args[-1].comma if args else cst.MaybeSentinel.DEFAULT
+    if args:
+        # The separator the call already uses between arguments, so multi-line calls stay one per line.
+        separator = args[-2].comma if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma) else cst.Comma(
+            whitespace_after=cst.SimpleWhitespace(" ")
+        )
+        args[-1] = args[-1].with_changes(comma=separator)
+    args.append(_micro(equal).with_changes(comma=trailing))
+    return updated.with_changes(args=args)
+
+
+def binary_to_micro(updated: cst.CSTNode) -> cst.CSTNode:
+    assert isinstance(updated, cst.Call)
+    args = []
+    for arg in updated.args:
+        if arg.keyword is not None and arg.keyword.value == "average" and isinstance(arg.value, cst.SimpleString):
+            arg = arg.with_changes(value=_string_like(arg.value, "micro"))
+        args.append(arg)
+    return updated.with_changes(args=args)

@@ -1,0 +1,623 @@
+"""The safety net: find what still means "one label per image" in (already rewritten) code.
+
+The rules fix what they can prove and report what they recognise; this detector is the last
+look over a file, independent of them, so that no file ends silently single-label. The engine
+runs it once over the text it is about to write (as ML100, for constructs no rule reported at
+that line) and ``verify``'s static pass runs it over the code it checks.
+
+It reads CPython's ``ast``, not LibCST: it runs over every candidate file's final text, and
+``ast.parse`` plus one walk costs a small fraction of LibCST's parse and metadata resolution.
+Names are resolved through the file's own imports (``from torch.nn import CrossEntropyLoss as
+CE``, ``import torch.nn.functional as F``), so aliases are followed and a class the file defines
+itself is not mistaken for the library's. Values are followed through one function at a time,
+in statement order (a name bound to an arg-max, then rebound to a thresholded sigmoid, is a
+multi-hot prediction from then on).
+
+It is deliberately conservative about code that is already multi-label: an arg-max only
+counts when its result is compared with something or handed to a metric, softmax only when
+it is taken over a model's output outside ``forward`` (never attention), and a comparison of a
+thresholded prediction only when it is averaged over every element instead of per sample.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from migrate_ml.rules._single_label_values import (
+    ATTENTION,
+    CLASS_INDEX,
+    LABEL_NAME,
+    MATCHES,
+    MODEL_OUTPUT,
+    MULTI_HOT,
+    PASS_THROUGH_METHODS,
+    ValueTracker,
+    int_constant,
+)
+
+__all__ = ["KINDS", "SingleLabelConstruct", "find_single_label", "could_contain_single_label"]
+
+KINDS = (
+    "single-label-loss",
+    "argmax-prediction",
+    "argmax-compared",
+    "argmax-metric",
+    "softmax-class-dim",
+    "class-index-metric",
+    "per-element-accuracy",
+    "prediction-item",
+    "target-argmax",
+    "topk-accuracy",
+)
+"""The stable ids of what the detector finds (``SingleLabelConstruct.kind``)."""
+
+
+@dataclass(frozen=True)
+class SingleLabelConstruct:
+    """One construct that still assumes one label per image."""
+
+    line: int
+    """1-based line of the construct's start."""
+    column: int
+    """1-based column (in characters) of the construct's start."""
+    kind: str
+    """A stable short id, one of :data:`KINDS`."""
+    message: str
+    """What is still single-label."""
+    suggestion: str
+    """The concrete fix to make."""
+    related_lines: tuple[int, ...] = field(default=(), compare=False)
+    """Other lines the construct is built from (the arg-max a comparison uses): a finding a
+    rule made on one of them already covers this construct."""
+
+
+API_WORDS = (
+    "CrossEntropy", "cross_entropy", "nll_loss", "NLLLoss", "ccuracy", "ulticlass", "ignite", "_score(",
+    "evaluate.load", "classification_report", "confusion_matrix",
+)
+"""Loss and metric names specific enough to look at a file for, even outside training code."""
+COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
+"""Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
+``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
+
+
+def could_contain_single_label(text: str) -> bool:
+    """Cheap text test: whether the file has any word the detector looks for."""
+    return names_a_single_label_api(text) or any(word in text for word in COMMON_WORDS)
+
+
+def names_a_single_label_api(text: str) -> bool:
+    """A loss or metric name the detector knows (not a common word such as ``argmax``)."""
+    return any(word in text for word in API_WORDS)
+
+
+def find_single_label(module: "object | str") -> list[SingleLabelConstruct]:
+    """Every still-single-label construct in ``module`` (a ``libcst.Module`` or source text).
+
+    Text that does not parse yields nothing: the engine and ``verify`` report syntax errors
+    themselves.
+    """
+    text = module if isinstance(module, str) else module.code  # type: ignore[attr-defined]
+    if not could_contain_single_label(text):
+        return []
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    detector = _Detector(text, tree)
+    found = detector.run()
+    if detector.helper_inputs:
+        # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
+        # walk again with its parameters known, so that its body is checked too.
+        found = _Detector(text, tree, detector.helper_inputs).run()
+    return found
+
+
+# --- what the detector knows, as data -------------------------------------------------------
+
+_LOSSES = {
+    "CrossEntropyLoss": "nn.BCEWithLogitsLoss()",
+    "NLLLoss": "nn.BCEWithLogitsLoss() on the logits before log_softmax",
+    "cross_entropy": "F.binary_cross_entropy_with_logits(logits, targets.float())",
+    "nll_loss": "F.binary_cross_entropy_with_logits on the logits before log_softmax, with targets.float()",
+    "LabelSmoothingCrossEntropy": "timm.loss.BinaryCrossEntropy(smoothing=...)",
+    "SoftTargetCrossEntropy": "timm.loss.BinaryCrossEntropy() on the mixed multi-hot targets",
+    "JsdCrossEntropy": "BCE on the clean split (timm.loss.BinaryCrossEntropy), plus a per-label JSD on sigmoid outputs if wanted",
+}
+_LOSS_ROOTS = ("torch", "timm")
+"""Packages whose losses these are; a name the file defines or imports elsewhere is someone else's."""
+
+_METRIC_FUNCTION = re.compile(
+    r"(^|_)(accuracy|acc|f1|fbeta|precision|recall|jaccard|kappa|matthews|confusion|classification_report"
+    r"|score|metric|metrics|auroc|auc)(_|$|\d)",
+    re.IGNORECASE,
+)
+_METRIC_UPDATE_METHODS = frozenset({"update", "add_batch", "add", "compute", "forward"})
+_METRIC_PREDICTION_KEYWORDS = frozenset({"predictions", "preds", "y_pred", "pred", "input", "output"})
+
+_TORCHMETRICS_ROOTS = ("torchmetrics", "pytorch_lightning.metrics", "lightning.pytorch.metrics", "pl.metrics")
+_TORCHMETRICS_TASK_METRICS = frozenset(
+    {
+        "Accuracy", "F1Score", "FBetaScore", "Precision", "Recall", "AUROC", "AveragePrecision",
+        "ConfusionMatrix", "Specificity", "StatScores", "CohenKappa", "MatthewsCorrCoef", "JaccardIndex",
+        "HammingDistance", "ExactMatch", "CalibrationError", "accuracy", "f1_score", "fbeta_score",
+        "precision", "recall", "auroc", "average_precision", "specificity", "stat_scores",
+        "confusion_matrix", "F1", "f1",
+    }
+)
+_METRIC_PACKAGES = (*_TORCHMETRICS_ROOTS, "ignite.metrics", "evaluate.load", "datasets.load_metric", "sklearn.metrics")
+_IGNITE_MULTILABEL_METRICS = frozenset({"Accuracy", "Precision", "Recall", "ConfusionMatrix"})
+_IGNITE_SINGLE_LABEL_ONLY = frozenset({"TopKCategoricalAccuracy"})
+_HF_CLASS_METRICS = frozenset({"accuracy", "f1", "precision", "recall"})
+
+_SUGGEST_THRESHOLD = "predict with (torch.sigmoid(logits) > THRESHOLD) — one decision per label — instead of one arg-max class"
+_SUGGEST_TORCHMETRICS = (
+    'use the multilabel task: task="multilabel", num_labels=C, threshold=THRESHOLD '
+    "(or MultilabelAccuracy / MultilabelF1Score / MultilabelAveragePrecision)"
+)
+_SUGGEST_EXACT_MATCH = (
+    "compare whole rows: (preds == labels.bool()).all(dim=1) for exact match, or use per-label metrics "
+    "(F1 micro/macro, mAP, Hamming loss)"
+)
+
+
+def _binding_key(target: ast.AST) -> str:
+    """``name`` or ``self.name``: the targets whose later uses can be followed."""
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        return f"self.{target.attr}"
+    return ""
+
+
+# --- the detector -----------------------------------------------------------------------------
+
+@dataclass
+class _Record:
+    """A construct while the walk goes on: its uses further down add related lines."""
+
+    line: int
+    column: int
+    kind: str
+    message: str
+    suggestion: str
+    related: set[int]
+    bound_to: str = ""
+    used: bool = False
+
+
+_FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-index-metric"})
+"""Constructs whose value is used where it is bound (a criterion, probabilities, a metric object):
+a finding where that name is used covers them, and so does the line that uses them."""
+
+
+class _Detector(ValueTracker):
+    def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
+        super().__init__(tree, seeds)
+        self.lines = text.splitlines()
+        self.helper_inputs: dict[str, dict[int, int]] = {}
+        """The file's own functions called with thresholded predictions: name -> {position: line}."""
+        self.found: dict[int, _Record] = {}
+        self.bound_constructs: dict[str, _Record] = {}
+        """Names bound to a loss, a softmax or a metric object that was reported, by name."""
+        self.metric_objects: set[str] = set()
+
+    def run(self) -> list[SingleLabelConstruct]:
+        self.visit(self.tree)
+        return self._finish()
+
+    # -- reporting
+
+    def _report(self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = ()) -> None:
+        line = node.lineno  # type: ignore[attr-defined]
+        if line in self.found:
+            return  # one construct per line: a second one there adds nothing for a reader
+        text = self.lines[line - 1] if line <= len(self.lines) else ""
+        # ast counts columns in UTF-8 bytes; findings count characters.
+        column = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
+        # A finding on the enclosing def or class (a whole top-k helper, a hand-written loss)
+        # covers what is inside it.
+        enclosing = {scope.line for scope in self.scopes if scope.line}
+        self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+
+    def _finish(self) -> list[SingleLabelConstruct]:
+        constructs = []
+        built_on = {line for record in self.found.values() for line in record.related}
+        for record in self.found.values():
+            if record.kind == "softmax-class-dim" and record.bound_to and not record.used:
+                continue  # a softmax whose result is never read (left behind by a loss rewrite) changes nothing
+            if record.kind == "argmax-prediction" and record.line in built_on:
+                continue  # the comparison or metric that uses it is the construct to report
+            related = tuple(sorted(record.related - {record.line}))
+            constructs.append(
+                SingleLabelConstruct(record.line, record.column, record.kind, record.message, record.suggestion, related)
+            )
+        return sorted(constructs, key=lambda c: (c.line, c.column, c.kind))
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        before = set(self.found)
+        super().visit_Assign(node)
+        self._note_metric_object(node.targets, node.value)
+        self._follow(node.targets, [self.found[line] for line in set(self.found) - before])
+
+    def _follow(self, targets, records: list[_Record]) -> None:
+        """Bind the names a reported criterion, softmax or metric object is assigned to."""
+        for target in targets:
+            key = _binding_key(target)
+            if not key:
+                continue
+            self.bound_constructs.pop(key, None)
+            for record in records:
+                if record.kind in _FOLLOWED_KINDS:
+                    record.bound_to = key
+                    self.bound_constructs[key] = record
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self._used(node.id, node.lineno)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load):
+            key = _binding_key(node)
+            if key:
+                self._used(key, node.lineno)
+
+    def _used(self, key: str, line: int) -> None:
+        record = self.bound_constructs.get(key)
+        if record is not None and line != record.line:
+            record.used = True
+            record.related.add(line)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            before = set(self.found)
+            super().visit_AnnAssign(node)
+            self._note_metric_object([node.target], node.value)
+            self._follow([node.target], [self.found[line] for line in set(self.found) - before])
+
+    def _note_metric_object(self, targets, value: ast.AST) -> None:
+        """Remember names bound to metric objects, so that ``acc(preds, y)`` is a metric call."""
+        if isinstance(value, ast.Call) and self.qualified(value.func).startswith(_METRIC_PACKAGES):
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    self.metric_objects.add(target.id)
+                elif isinstance(target, ast.Attribute):
+                    self.metric_objects.add(target.attr)
+
+    # -- constructs
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        self._check_loss(node)
+        self._check_argmax_on_labels(node)
+        self._check_softmax(node)
+        self._check_class_metric(node)
+        self._check_metric_inputs(node)
+        self._check_eq_method(node)
+        self._check_item(node)
+        self._check_element_count(node)
+        self._check_prediction(node)
+        self._note_helper_inputs(node)
+
+    def _note_helper_inputs(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports:
+            for position, argument in enumerate(node.args):
+                value, _ = self.value_of(argument)
+                if value == MULTI_HOT:
+                    self.helper_inputs.setdefault(node.func.id, {})[position] = node.lineno
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        self.generic_visit(node)
+        if not any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+            return
+        equal = all(isinstance(op, ast.Eq) for op in node.ops)
+        self._check_equality(node, [node.left, *node.comparators], equal)
+
+    def _check_equality(self, node: ast.AST, operands: list[ast.AST], equal: bool) -> None:
+        """An arg-max compared with anything but a constant; a multi-hot ``==`` averaged over all entries.
+
+        ``!=`` averaged over all entries is the Hamming loss, a multi-label metric: left alone.
+        """
+        values = [self.value_of(operand) for operand in operands]
+        constants = [isinstance(operand, ast.Constant) for operand in operands]
+        if any(constants):
+            return
+        index_lines = [line for value, line in values if value == CLASS_INDEX]
+        if index_lines:
+            self._report(
+                node,
+                "argmax-compared",
+                "an arg-max (one class per image) is compared with the labels; with multi-hot labels this "
+                "compares a class index with a [B, C] row",
+                f"{_SUGGEST_THRESHOLD}, then {_SUGGEST_EXACT_MATCH}",
+                tuple(index_lines),
+            )
+            return
+        multi_hot_lines = [line for value, line in values if value == MULTI_HOT]
+        if multi_hot_lines and equal and self._averaged_over_every_element(node):
+            self._report(
+                node,
+                "per-element-accuracy",
+                "a thresholded multi-label prediction is compared element by element and averaged over all "
+                "B x C entries (label-wise accuracy, dominated by negatives; a count over B images exceeds 100 %)",
+                "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
+                tuple(multi_hot_lines),
+            )
+
+    def _averaged_over_every_element(self, node: ast.AST) -> bool:
+        """Whether the comparison is summed or averaged without reducing each row (``.all(1)``) first."""
+        current = node
+        while True:
+            parent = self.parents.get(current)
+            if isinstance(parent, ast.Attribute) and parent.value is current:
+                call = self.parents.get(parent)
+                if not isinstance(call, ast.Call) or call.func is not parent:
+                    return False
+                method = parent.attr
+                if method in ("all", "any", "prod"):
+                    return False
+                if method in ("sum", "mean", "count_nonzero"):
+                    return not call.args and not call.keywords
+                if method in PASS_THROUGH_METHODS or method in ("squeeze", "item"):
+                    current = call
+                    continue
+                return False
+            if isinstance(parent, ast.Call) and current in parent.args:
+                name = self.qualified(parent.func).split(".")[-1]
+                if name in ("sum", "mean", "count_nonzero", "average"):
+                    return len(parent.args) == 1 and not parent.keywords
+                if name in ("float", "int") and isinstance(parent.func, ast.Name):
+                    return False
+                return False
+            return False
+
+    def _check_eq_method(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("eq", "ne", "equal") and node.args:
+            if self.is_module(func.value):
+                if len(node.args) >= 2:
+                    self._check_equality(node, list(node.args[:2]), func.attr != "ne")
+            else:
+                self._check_equality(node, [func.value, node.args[0]], func.attr != "ne")
+
+    def _check_loss(self, node: ast.Call) -> None:
+        qualified = self.qualified(node.func)
+        name = qualified.split(".")[-1]
+        if name not in _LOSSES:
+            return
+        head = qualified.split(".")[0]
+        own = isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports
+        if own or head not in (*_LOSS_ROOTS, "nn", "F"):
+            return
+        self._report(
+            node,
+            "single-label-loss",
+            f"{name} is a single-label loss: softmax over classes, one class index per image",
+            f"use {_LOSSES[name]}",
+        )
+
+    def _check_argmax_on_labels(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name not in ("argmax", "max"):
+            return
+        receiver = func.value if isinstance(func, ast.Attribute) else None
+        on_module = receiver is None or self.is_module(receiver)
+        subject = node.args[0] if on_module and node.args else receiver
+        dims = (node.args[1:] if on_module else node.args) or [k.value for k in node.keywords if k.arg in ("dim", "axis")]
+        if subject is None or not dims:
+            return
+        if name == "max" and not self._takes_indices(node):
+            return
+        root = self.root_name(subject)
+        if not LABEL_NAME.match(root):
+            return
+        self._report(
+            node,
+            "target-argmax",
+            f"{root} is collapsed to one class index per image; multi-hot targets have several",
+            f"keep {root} as the float multi-hot [B, C] tensor and compare or score whole rows",
+        )
+
+    def _takes_indices(self, node: ast.Call) -> bool:
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.Subscript) and int_constant(parent.slice) in (1, -1):
+            return True
+        if isinstance(parent, ast.Attribute) and parent.attr == "indices":
+            return True
+        if isinstance(parent, ast.Assign) and isinstance(parent.targets[0], ast.Tuple):
+            elements = parent.targets[0].elts
+            return len(elements) == 2 and not (isinstance(elements[1], ast.Name) and elements[1].id == "_")
+        return False
+
+    def _check_softmax(self, node: ast.Call) -> None:
+        func = node.func
+        qualified = self.qualified(func)
+        name = qualified.split(".")[-1]
+        if name not in ("softmax", "log_softmax"):
+            return
+        scope = self.scope()
+        if scope.function == "__init__" or ATTENTION.search(scope.function) or ATTENTION.search(scope.class_name):
+            return
+        method = isinstance(func, ast.Attribute) and not self.is_module(func.value)
+        subject = func.value if method else (node.args[0] if node.args else None)
+        if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
+            return
+        parent = self.parents.get(node)
+        if scope.function.startswith("forward") or scope.function == "__call__":
+            # Model code: only a softmax the model returns is over its classes.
+            if not isinstance(parent, ast.Return):
+                return
+            if name == "softmax":
+                self._report(
+                    node,
+                    "softmax-class-dim",
+                    "forward returns softmax probabilities: the labels compete for one unit of probability, "
+                    "and a BCE-with-logits loss or a sigmoid applied to them is wrong",
+                    "return the raw logits from forward; apply torch.sigmoid(logits) where probabilities are needed",
+                )
+            return  # a log_softmax returned from forward is ML103's
+        fed_to_metric = isinstance(parent, ast.Call) and node in parent.args and self._is_metric_call(parent)
+        if not fed_to_metric and not self.model_output_like(subject):
+            return
+        if name == "softmax":
+            message = "softmax over the classes makes the labels compete for one unit of probability"
+            suggestion = "use torch.sigmoid(logits): one independent probability per label"
+        else:
+            message = "log_softmax over the classes normalises the labels against each other (a single-label log-likelihood)"
+            suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
+        self._report(node, "softmax-class-dim", message, suggestion)
+
+    def _metric_kind(self, node: ast.Call) -> tuple[str, str] | None:
+        """(why, what to use) for a metric construction that counts class indices; None when it is multi-label."""
+        qualified = self.qualified(node.func)
+        parts = qualified.split(".")
+        name = parts[-1]
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        task = keywords.get("task")
+        task_value = task.value if isinstance(task, ast.Constant) else None
+        if qualified.startswith(_TORCHMETRICS_ROOTS):
+            if name.startswith("Multiclass") or name.startswith("multiclass_"):
+                return f"torchmetrics {name} scores one class index per image", _SUGGEST_TORCHMETRICS
+            if name in _TORCHMETRICS_TASK_METRICS:
+                if task_value == "multiclass":
+                    return f'torchmetrics {name}(task="multiclass") scores one class index per image', _SUGGEST_TORCHMETRICS
+                if task is None and "num_labels" not in keywords and parts[-2:-1] != ["functional"] and name[0].isupper():
+                    return f"torchmetrics {name}() without task= scores class indices", _SUGGEST_TORCHMETRICS
+            return None
+        if qualified.startswith("ignite.metrics"):
+            if name in _IGNITE_SINGLE_LABEL_ONLY:
+                return f"ignite {name} ranks one true class per image", "drop it; report thresholded metrics (exact match, F1, mAP)"
+            if name in _IGNITE_MULTILABEL_METRICS:
+                flag = keywords.get("is_multilabel")
+                if not (isinstance(flag, ast.Constant) and flag.value is True):
+                    return (
+                        f"ignite {name}() without is_multilabel=True expects one class index per image",
+                        f"{name}(output_transform=..., is_multilabel=True) on thresholded (sigmoid > THRESHOLD) outputs",
+                    )
+            return None
+        if qualified in ("evaluate.load", "datasets.load_metric") and node.args:
+            first = node.args[0]
+            config = node.args[1] if len(node.args) > 1 else keywords.get("config_name")
+            if (
+                isinstance(first, ast.Constant)
+                and first.value in _HF_CLASS_METRICS
+                and not (isinstance(config, ast.Constant) and config.value == "multilabel")
+            ):
+                return (
+                    f'evaluate.load("{first.value}") without the "multilabel" configuration expects one class per example',
+                    f'evaluate.load("{first.value}", "multilabel") fed thresholded multi-hot predictions',
+                )
+        return None
+
+    def _check_class_metric(self, node: ast.Call) -> None:
+        kind = self._metric_kind(node)
+        if kind is not None:
+            self._report(node, "class-index-metric", *kind)
+            return
+        keywords = {k.arg for k in node.keywords}
+        name = self.qualified(node.func).split(".")[-1]
+        if "topk" in keywords and _METRIC_FUNCTION.search(name):
+            self._report(
+                node,
+                "topk-accuracy",
+                "top-k accuracy ranks one true class per image; it has no multi-label meaning",
+                "replace it with thresholded metrics: exact match, F1 (micro/macro), mAP",
+            )
+
+    def _is_metric_call(self, node: ast.Call) -> bool:
+        """``accuracy_score(...)``, ``acc(...)`` on a metric object, ``metric.update(...)``/``add_batch``."""
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        receiver_name = ""
+        if isinstance(func, ast.Attribute):
+            receiver = func.value
+            receiver_name = receiver.attr if isinstance(receiver, ast.Attribute) else receiver.id if isinstance(receiver, ast.Name) else ""
+        return (
+            bool(_METRIC_FUNCTION.search(name))
+            or name in self.metric_objects
+            or (name in _METRIC_UPDATE_METHODS and (receiver_name in self.metric_objects or bool(_METRIC_FUNCTION.search(receiver_name))))
+        )
+
+    def _check_metric_inputs(self, node: ast.Call) -> None:
+        if not self._is_metric_call(node):
+            return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        arguments = [*node.args, *(k.value for k in node.keywords if k.arg in _METRIC_PREDICTION_KEYWORDS)]
+        lines = [line for value, line in (self.value_of(argument) for argument in arguments) if value == CLASS_INDEX]
+        if lines:
+            self._report(
+                node,
+                "argmax-metric",
+                f"{name} is given arg-max class indices (one label per image)",
+                f"{_SUGGEST_THRESHOLD}, and pass those multi-hot rows (with multi-hot labels) to a multi-label metric",
+                tuple(lines),
+            )
+
+    def _check_item(self, node: ast.Call) -> None:
+        func = node.func
+        if not (isinstance(func, ast.Attribute) and func.attr == "item" and not node.args):
+            return
+        subject = func.value
+        if not isinstance(subject, ast.Subscript):
+            return
+        value, line = self.value_of(subject.value)
+        if value not in (CLASS_INDEX, MULTI_HOT):
+            return
+        self._report(
+            node,
+            "prediction-item",
+            "a per-sample .item() takes one number per image; a multi-label prediction is a row of C decisions",
+            "collect whole rows instead (preds.tolist() / torch.cat of [B, C] batches)",
+            (line,),
+        )
+
+    def _check_element_count(self, node: ast.Call) -> None:
+        """``matches.long().sum()`` where ``matches = preds == labels`` on thresholded predictions."""
+        func = node.func
+        if node.args or node.keywords:
+            subject = node.args[0] if len(node.args) == 1 and not node.keywords else None
+            if subject is None or self.qualified(func).split(".")[-1] not in ("sum", "mean", "count_nonzero"):
+                return
+            if not (isinstance(func, ast.Attribute) and self.is_module(func.value)):
+                return
+        elif isinstance(func, ast.Attribute) and func.attr in ("sum", "mean", "count_nonzero"):
+            subject = func.value
+        else:
+            return
+        while isinstance(subject, ast.Call) and isinstance(subject.func, ast.Attribute) and subject.func.attr in PASS_THROUGH_METHODS:
+            subject = subject.func.value
+        if isinstance(subject, ast.Compare):
+            return  # the comparison itself is checked where it is written
+        value, line = self.value_of(subject)
+        if value == MATCHES:
+            self._report(
+                node,
+                "per-element-accuracy",
+                "element-wise matches of a thresholded multi-label prediction are counted over all B x C entries "
+                "(label-wise accuracy; divided by the number of images it exceeds 100 %)",
+                "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
+                (line,),
+            )
+
+    def _check_prediction(self, node: ast.Call) -> None:
+        """An arg-max over a model's output: one class per image, even when nothing here compares it."""
+        subject = self.index_subject(node)
+        if subject is None or self.value_of(subject)[0] != MODEL_OUTPUT and not (
+            isinstance(subject, ast.Call) and self.is_model_call(subject)
+        ):
+            return
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name != "argmax" and not self._takes_indices(node):
+            return
+        self._report(
+            node,
+            "argmax-prediction",
+            "an arg-max over the model's output predicts exactly one class per image",
+            _SUGGEST_THRESHOLD,
+        )

@@ -1,0 +1,57 @@
+"""ML100: the safety net. Whatever still means "one label per image" after the fixes is reported.
+
+This rule does not visit the tree with the others: the engine runs the detector in
+``rules/_still_single_label.py`` once over the text it is about to write, and reports each
+construct that no other rule reported at that line. The class documents the code so that
+``explain``, ``rules``, ``--select``/``--ignore`` and ``# migrate-ml: ignore[ML100]`` treat it
+like any rule.
+"""
+
+from __future__ import annotations
+
+from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
+from migrate_ml.rules._still_single_label import (
+    API_WORDS,
+    COMMON_WORDS,
+    KINDS,
+    could_contain_single_label,
+    names_a_single_label_api,
+)
+
+
+class StillSingleLabelRule(Rule):
+    code = "ML100"
+    name = "still-single-label"
+    summary = "Reports anything still single-label after the fixes, so that no file is silently half-migrated."
+    rationale = (
+        "The other rules rewrite what they can prove and report what they recognise, but real code "
+        "finds spellings no rule anticipated. A file that ends with a cross-entropy loss, an arg-max "
+        "compared with the labels, a softmax over the classes or a multiclass metric still trains "
+        "or scores one label per image, and with multi-hot labels it crashes or prints an accuracy "
+        "above 100 %. After the fixes, migrate-ml looks over the rewritten text once more and "
+        "reports each such construct that no rule already reported at that line, with what to "
+        "change. It is conservative: an arg-max counts only when it is compared with something or "
+        "given to a metric (not `np.argmax(val_accuracy)`), softmax only over a model's output "
+        "outside `forward` (never attention), and comparing thresholded predictions only when the "
+        "result is averaged over every label instead of per image (`!=` averaged that way is the "
+        f"Hamming loss and is fine). What it finds, by kind: {', '.join(f'`{kind}`' for kind in KINDS)}."
+    )
+    applicability = Applicability.DISPLAY_ONLY
+    example_before = (
+        "preds = torch.sigmoid(logits) > THRESHOLD\n"
+        "acc = (preds == labels).float().mean()\n"
+    )
+    example_after = (
+        "preds = torch.sigmoid(logits) > THRESHOLD\n"
+        "acc = (preds == labels.bool()).all(dim=1).float().mean()  # exact match: every label right\n"
+    )
+    triggers = (*API_WORDS, *COMMON_WORDS)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
+        only in training, evaluation or loss code."""
+        if names_a_single_label_api(source):
+            return True
+        return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

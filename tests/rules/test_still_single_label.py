@@ -1,0 +1,448 @@
+"""The safety-net detector (``rules/_still_single_label.py``) and ML100, its report in the engine.
+
+The detector is also ``verify``'s static pass, so its API is tested directly: what it finds
+(kind at line) in single-label snippets, and that it finds nothing in multi-label ones.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from migrate_ml.cli import main
+from migrate_ml.engine.source import decode_source
+from migrate_ml.engine.transform import FileTransformer, Settings, parse_suppressions, select_rules
+from migrate_ml.rules import load_rules
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
+from migrate_ml.rules._still_single_label import KINDS, SingleLabelConstruct, find_single_label
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+EXPECT = re.compile(r"#\s*expect(?:-note)?:\s*(.+)$", re.MULTILINE)
+
+
+def kinds(source: str) -> list[tuple[int, str]]:
+    return [(c.line, c.kind) for c in find_single_label(textwrap.dedent(source))]
+
+
+POSITIVES = {
+    "nn CrossEntropyLoss through an alias": (
+        """
+        import torch.nn as nn
+        from torch.nn import CrossEntropyLoss as CE
+        criterion = nn.CrossEntropyLoss()
+        other = CE(label_smoothing=0.1)
+        """,
+        [(4, "single-label-loss"), (5, "single-label-loss")],
+    ),
+    "functional cross_entropy and nll_loss": (
+        """
+        import torch.nn.functional as F
+        def step(model, x, y):
+            loss = F.cross_entropy(model(x), y)
+            return loss + F.nll_loss(model(x), y)
+        """,
+        [(4, "single-label-loss"), (5, "single-label-loss")],
+    ),
+    "timm loss": (
+        """
+        from timm.loss import SoftTargetCrossEntropy
+        criterion = SoftTargetCrossEntropy()
+        """,
+        [(3, "single-label-loss")],
+    ),
+    "torch.max unpacked and compared": (
+        """
+        import torch
+        def test(net, loader):
+            correct = 0
+            for images, labels in loader:
+                _, predicted = torch.max(net(images).data, 1)
+                correct += (predicted == labels).sum().item()
+        """,
+        [(7, "argmax-compared")],
+    ),
+    "inline max(-1)[-1]": (
+        """
+        def acc(output, targets):
+            return (output.max(-1)[-1] == targets).float().mean()
+        """,
+        [(3, "argmax-compared")],
+    ),
+    "top-k indices through .t() into .eq": (
+        """
+        def accuracy(output, target, topk=(1,)):
+            _, pred = output.topk(max(topk), 1, True, True)
+            pred = pred.t()
+            return pred.eq(target.view(1, -1).expand_as(pred))
+        """,
+        [(5, "argmax-compared")],
+    ),
+    "torch.argmax with axis= into torch.eq": (
+        """
+        import torch
+        def hits(logits, labels):
+            preds = torch.argmax(logits, axis=1)
+            return torch.eq(preds, labels).sum()
+        """,
+        [(5, "argmax-compared")],
+    ),
+    "NumPy accuracy helper": (
+        """
+        import numpy as np
+        def accuracy(outputs, labels):
+            outputs = np.argmax(outputs, axis=1)
+            return np.sum(outputs == labels) / float(labels.size)
+        """,
+        [(5, "argmax-compared")],
+    ),
+    "arg-max through gather_for_metrics and tuple unpacking into sklearn": (
+        """
+        from sklearn.metrics import f1_score
+        def evaluate(accelerator, model, loader):
+            all_preds, all_labels = [], []
+            for batch in loader:
+                predictions = model(**batch).logits.argmax(dim=-1)
+                predictions, references = accelerator.gather_for_metrics((predictions, batch["labels"]))
+                all_preds.append(predictions.cpu())
+                all_labels.append(references.cpu())
+            return f1_score(all_labels, all_preds, average="macro")
+        """,
+        [(10, "argmax-metric")],
+    ),
+    "HF evaluate metric": (
+        """
+        import evaluate
+        metric = evaluate.load("accuracy")
+        def compute_metrics(p):
+            return metric.compute(predictions=p.predictions.argmax(-1), references=p.label_ids)
+        """,
+        [(3, "class-index-metric"), (5, "argmax-metric")],
+    ),
+    "torchmetrics multiclass and legacy Accuracy()": (
+        """
+        import torchmetrics
+        from torchmetrics import Accuracy
+        a = torchmetrics.Accuracy(task="multiclass", num_classes=10)
+        b = Accuracy()
+        c = torchmetrics.classification.MulticlassAccuracy(num_classes=10)
+        """,
+        [(4, "class-index-metric"), (5, "class-index-metric"), (6, "class-index-metric")],
+    ),
+    "ignite Accuracy without is_multilabel": (
+        """
+        from ignite.metrics import Accuracy, Precision
+        metrics = {"accuracy": Accuracy(), "precision": Precision(average=True)}
+        """,
+        [(3, "class-index-metric")],
+    ),
+    "softmax over a model's output outside forward": (
+        """
+        import torch
+        def predict(model, img):
+            output = torch.squeeze(model(img))
+            probs = torch.softmax(output, dim=0)
+            return probs.numpy()
+        """,
+        [(5, "softmax-class-dim")],
+    ),
+    "per-element accuracy of thresholded predictions": (
+        """
+        import torch
+        def score(model, x, y, THRESHOLD=0.5):
+            preds = torch.sigmoid(model(x)) > THRESHOLD
+            return (preds == y.bool()).float().mean()
+        """,
+        [(5, "per-element-accuracy")],
+    ),
+    "per-sample .item() of predictions": (
+        """
+        def collect(model, x, y_pred):
+            pred = model(x).argmax(1)
+            for i in range(len(pred)):
+                y_pred.append(pred[i].item())
+        """,
+        [(5, "prediction-item")],
+    ),
+    "targets collapsed to one class": (
+        """
+        def step(model, x, target):
+            target = target.max(dim=1)[1]
+            return target
+        """,
+        [(3, "target-argmax")],
+    ),
+    "arg-max over a model's output, returned": (
+        """
+        import numpy as np
+        def predict(model, x):
+            logits = model(x)
+            return np.argmax(logits, axis=1)
+        """,
+        [(5, "argmax-prediction")],
+    ),
+    "matches bound to a name, then counted": (
+        """
+        import torch
+        def hits(model, x, y, THRESHOLD=0.5):
+            preds = torch.sigmoid(model(x)) > THRESHOLD
+            matches = preds == y
+            return matches.long().sum()
+        """,
+        [(6, "per-element-accuracy")],
+    ),
+    "forward returns softmax; softmax handed to a metric": (
+        """
+        import torch
+        import torch.nn.functional as F
+        class Net(torch.nn.Module):
+            def forward(self, x):
+                return F.softmax(self.fc(x), dim=-1)
+            def training_step(self, batch, out):
+                self.train_accuracy(torch.softmax(out["logits"], dim=-1), batch[1])
+        """,
+        [(6, "softmax-class-dim"), (8, "softmax-class-dim")],
+    ),
+    "top-k accuracy helper call": (
+        """
+        from timm.utils import accuracy
+        def validate(model, x, target):
+            acc1, acc5 = accuracy(model(x), target, topk=(1, 5))
+            return acc1
+        """,
+        [(4, "topk-accuracy")],
+    ),
+}
+
+
+@pytest.mark.parametrize("source, expected", POSITIVES.values(), ids=list(POSITIVES))
+def test_still_single_label_constructs_are_found(source: str, expected: list[tuple[int, str]]) -> None:
+    assert kinds(source) == expected
+
+
+NEGATIVES = {
+    "BCE training with exact match and Hamming loss": """
+        import torch
+        import torch.nn as nn
+        criterion = nn.BCEWithLogitsLoss()
+        def fit(model, x, y, THRESHOLD=0.5):
+            logits = model(x)
+            loss = criterion(logits, y.float())
+            preds = torch.sigmoid(logits) > THRESHOLD
+            exact = (preds == y.bool()).all(dim=1).float().mean()
+            hamming = (preds != y.bool()).float().mean()
+            per_image = (preds == y.bool()).float().mean(dim=1)
+            return loss, exact, hamming, per_image
+        """,
+    "attention softmax, inside and outside forward": """
+        import torch.nn as nn
+        class Attention(nn.Module):
+            def forward(self, q, k):
+                return (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        def attention(q, k, v):
+            scores = q @ k.transpose(-2, -1)
+            return scores.softmax(dim=-1) @ v
+        """,
+    "attention weights returned from forward": """
+        import torch.nn as nn
+        class CrossAttention(nn.Module):
+            def forward(self, q, k):
+                return (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        class Pooling(nn.Module):
+            def forward(self, scores):
+                weights = scores.softmax(dim=-1)
+                return weights
+        """,
+    "model selection by arg-max over validation accuracy": """
+        import numpy as np
+        def pick(validation_accuracy, epochs):
+            best = np.argmax(validation_accuracy)
+            return best == epochs - 1
+        """,
+    "builtin max and a file's own argmax": """
+        def argmax(values):
+            return max(range(len(values)), key=values.__getitem__)
+        def best(a, b, labels):
+            value, index = max(a, b)
+            return argmax(labels) == index
+        """,
+    "a loss the file defines itself, and a softmax nobody reads": """
+        import torch.nn.functional as F
+        class CrossEntropyLoss:
+            pass
+        def step(model, x, y):
+            criterion = CrossEntropyLoss()
+            logits = model(x)
+            log_probs = F.log_softmax(logits, dim=1)
+            return F.binary_cross_entropy_with_logits(logits, y.float())
+        """,
+    "multilabel metrics": """
+        import evaluate
+        import torchmetrics
+        from ignite.metrics import Accuracy
+        a = torchmetrics.Accuracy(task="multilabel", num_labels=5)
+        b = Accuracy(is_multilabel=True)
+        c = evaluate.load("f1", "multilabel")
+        """,
+    "not Python": "def broken(:\n",
+}
+
+
+@pytest.mark.parametrize("source", NEGATIVES.values(), ids=list(NEGATIVES))
+def test_multi_label_code_is_left_alone(source: str) -> None:
+    assert kinds(source) == []
+
+
+def test_the_api_takes_a_libcst_module_and_positions_in_characters() -> None:
+    text = 'import torch.nn as nn\nname = "é"; criterion = nn.CrossEntropyLoss()\n'
+    from_text = find_single_label(text)
+    assert find_single_label(cst.parse_module(text)) == from_text
+    (construct,) = from_text
+    assert isinstance(construct, SingleLabelConstruct)
+    assert (construct.line, construct.column, construct.kind) == (2, 25, "single-label-loss")
+    assert construct.kind in KINDS
+    assert "BCEWithLogitsLoss" in construct.suggestion and construct.message
+
+
+def test_a_comparison_remembers_the_arg_max_it_uses() -> None:
+    (construct,) = find_single_label("def f(model, x, y):\n    p = model(x).argmax(1)\n    return (p == y).sum()\n")
+    assert construct.line == 3 and 2 in construct.related_lines
+
+
+def test_a_criterion_is_related_to_where_it_is_called() -> None:
+    text = "import torch.nn as nn\nloss_fn = nn.CrossEntropyLoss()\ndef step(out, y):\n    return loss_fn(out, y)\n"
+    (construct,) = find_single_label(text)
+    assert construct.line == 2 and 4 in construct.related_lines
+
+
+# --- ML100 in the engine ---------------------------------------------------------------------
+
+
+def transform(text: str, **settings):
+    transformer = FileTransformer(select_rules(load_rules(), settings.pop("select", ()), settings.pop("ignore", ())), Settings(**settings))
+    return transformer.transform(decode_source("t.py", textwrap.dedent(text).encode()))
+
+
+UNFIXED = """
+    import torch
+
+    def score(model, x, y, THRESHOLD=0.5):
+        preds = torch.sigmoid(model(x)) > THRESHOLD
+        return (preds == y).float().mean()
+    """
+
+
+def test_ml100_reports_what_no_rule_reported():
+    result = transform(UNFIXED)
+    assert [(f.code, f.line) for f in result.findings_after] == [("ML100", 6)]
+    assert [(f.code, f.line) for f in result.findings_before] == [("ML100", 6)]
+    assert result.findings_after[0].applicability == "display-only"
+    assert "per-element-accuracy" in result.findings_after[0].message
+
+
+def test_ml100_can_be_ignored_or_selected_alone():
+    assert transform(UNFIXED, ignore=("ML100",)).findings_after == []
+    assert [f.code for f in transform(UNFIXED, select=("ML100",)).findings_after] == ["ML100"]
+
+
+def test_ml100_findings_are_positioned_in_the_original_for_check_and_diff():
+    # ML001 adds the threshold constant (two lines) above the leftover comparison.
+    result = transform(
+        """
+        import torch
+        import torch.nn as nn
+        criterion = nn.CrossEntropyLoss()
+
+        def score(model, x, y, THRESHOLD=0.5):
+            preds = torch.sigmoid(model(x)) > THRESHOLD
+            return (preds == y).float().mean()
+        """
+    )
+    after = result.new_text.splitlines()
+    (finding_after,) = [f for f in result.findings_after if f.code == "ML100"]
+    (finding_before,) = [f for f in result.findings_before if f.code == "ML100"]
+    assert "(preds == y)" in after[finding_after.line - 1]
+    assert finding_before.line == 8
+
+
+def test_a_construct_a_rule_reported_is_not_reported_again():
+    result = transform(
+        """
+        import numpy as np
+        from sklearn.metrics import accuracy_score
+
+        def compute_metrics(model, x, y):
+            preds = model(x).argmax(axis=-1)
+            return accuracy_score(y, preds)
+        """
+    )
+    assert "ML100" not in {f.code for f in result.findings_after}
+
+
+def test_the_summary_never_says_zero_findings_for_a_file_still_single_label(tmp_path, capsys):
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent(UNFIXED))
+    assert main(["rewrite", "--check", str(path)]) == 1  # --check fails on a finding
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "ML100" in text and "1 finding needs review" in text
+
+
+# --- every fixture's rewritten text is fully reported ----------------------------------------
+
+
+def _rewritten_fixtures() -> list[Path]:
+    cases = []
+    for case in sorted((FIXTURES / "rules").glob("*/*.in.py")):
+        out = case.with_name(case.name[: -len(".in.py")] + ".out.py")
+        cases.append(out if out.exists() else case)
+    cases.extend(sorted((FIXTURES / "executed").glob("*.out.py")))
+    return cases
+
+
+def _expected_lines(text: str) -> set[int]:
+    lines = set()
+    for match in EXPECT.finditer(text):
+        for part in match.group(1).split(","):
+            code_line = part.strip().split("@")
+            if len(code_line) == 2 and code_line[1].strip().isdigit():
+                lines.add(int(code_line[1]))
+    return lines
+
+
+@pytest.mark.parametrize("path", _rewritten_fixtures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_construct_in_a_rewritten_fixture_is_reported(path: Path) -> None:
+    """Re-scan each fixture's rewritten text: whatever the detector finds has an ``# expect:`` line."""
+    text = path.read_text()
+    reported = _expected_lines(text) | {
+        line for line, codes in parse_suppressions(text).items() if any("ML100".startswith(c) or c == "*" for c in codes)
+    }
+    unreported = [
+        f"{c.line}: {c.kind}"
+        for c in find_single_label(text)
+        if not reported.intersection((c.line, *c.related_lines))
+    ]
+    assert unreported == []
+
+
+# --- the pre-filter markers ML100 and other rules share --------------------------------------
+
+TRAINING = ["out = model(x)", "net.eval()", "criterion", "loss_fn(a, b)", "accuracy(o, t)", "acc1 += 1",
+            "correct_top1 += 1", "predict", "def training_step(self, b)", "compute_metrics", "import torchmetrics"]
+LOSS = ["nn.CrossEntropyLoss()", "F.cross_entropy", "BCEWithLogitsLoss", "binary_cross_entropy", "F.nll_loss",
+        "nn.NLLLoss()", "criterion", "loss_fn", "loss.backward()"]
+
+
+@pytest.mark.parametrize("text", TRAINING)
+def test_every_training_marker_alternative_still_matches(text: str) -> None:
+    assert has_training_marker(f"x = 1\n{text}\n")
+    assert not has_training_marker("x = 1\ny = x + 2\n")
+
+
+@pytest.mark.parametrize("text", LOSS)
+def test_every_loss_marker_alternative_still_matches(text: str) -> None:
+    assert has_loss_marker(f"x = 1\n{text}\n")
+    assert not has_loss_marker("x = 1\ny = x + 2\n")
