@@ -127,6 +127,10 @@ class OpenParameterCall:
         return bool(entries) and len(self.facts) == len(entries) and all(f.proven_bce for f in self.facts)
 
     @property
+    def converted_by_run(self) -> bool:
+        return any(fact.converted_by_run for fact in self.facts)
+
+    @property
     def entries(self) -> frozenset[ParameterHop]:
         return frozenset(chain[-1] for chain in self.chains)
 

@@ -262,7 +262,7 @@ class FloatTargetsRule(Rule):
                 ),
             )
             return
-        if origin == "float" or (open_call.proven_bce and origin == "computed"):
+        if origin == "float" or (open_call.proven_bce and origin == "computed" and not open_call.converted_by_run):
             return  # float, or built by already-multi-label code: left as written
         route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
         cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
