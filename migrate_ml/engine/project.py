@@ -59,7 +59,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     project = _Project(python, settings)
     for path in callers:
         project.scan_caller(path)
-    unscanned = [data[path] for path in python if path not in callers]
+    scanned = set(callers)
+    unscanned = [data[path] for path in python if path not in scanned]
     return project.facts(unscanned)
 
 

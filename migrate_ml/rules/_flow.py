@@ -77,6 +77,9 @@ class LossConstruction:
     handed_over: tuple[HandOver, ...] = ()
     """Uses that pass the criterion to a function in another file of the run that casts the
     targets of its calls (see ``_project.py``)."""
+    passed_on: tuple[HandOver, ...] = ()
+    """Uses that pass the criterion to a function in another file of the run that does not cast
+    (not every criterion reaching it ends up BCE): where the call is reported."""
     uses_accounted: bool = False
     """Every use is followed here or handed over to a file of the run that casts its targets."""
 
@@ -125,6 +128,10 @@ class OpenParameterCall:
         """Every entry is fed, by the other files of this run, criteria that end up BCE."""
         entries = self.entries
         return bool(entries) and len(self.facts) == len(entries) and all(f.proven_bce for f in self.facts)
+
+    @property
+    def converted_by_run(self) -> bool:
+        return any(fact.converted_by_run for fact in self.facts)
 
     @property
     def entries(self) -> frozenset[ParameterHop]:
@@ -246,7 +253,8 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             construction.uses_accounted = construction.uses_followed or self._uses_followed(
                 construction, followed, handed
             )
-            construction.handed_over = tuple(dict.fromkeys(handed))
+            construction.handed_over = tuple(dict.fromkeys(h for h in handed if h.cast))
+            construction.passed_on = tuple(dict.fromkeys(h for h in handed if not h.cast))
         self.set_metadata(original_node, self._flow)
 
     def _open_call(self, call: cst.Call, param: cst.Param) -> OpenParameterCall:
@@ -268,7 +276,8 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(target, cst.Attribute) and _is_self(target.value):
             key = (self._enclosing(target, cst.ClassDef), target.attr.value)
             uses = [use for use in self._attribute_uses.get(key, ()) if not self._is_assigned(use)]
-            return bool(uses) and all(self._use_followed(u, construction, followed, 0, handed) for u in uses)
+            # a list, not a generator: with ``handed`` every use is visited, to name them all
+            return bool(uses) and all([self._use_followed(u, construction, followed, 0, handed) for u in uses])
         if isinstance(target, cst.Name):
             return self._name_uses_followed(target, construction, followed, 0, handed)
         return False
@@ -286,7 +295,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             for access in assignment.references
         ]
         return bool(accesses) and all(
-            self._use_followed(access.node, construction, followed, depth, handed) for access in accesses
+            [self._use_followed(access.node, construction, followed, depth, handed) for access in accesses]
         )
 
     def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
@@ -307,9 +316,10 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             if self._passed_to_engine_loss(call, parent):
                 return True
             hand_over = self._hand_over(call, parent)
-            if hand_over is not None and hand_over.cast:
+            if hand_over is not None:
                 handed.append(hand_over)
-                return True
+                if hand_over.cast:
+                    return True
         if not isinstance(call.func, cst.Name):
             return False
         functions = self._functions.get(call.func.value, ())

@@ -50,6 +50,12 @@ class ParameterFact:
     def proven_bce(self) -> bool:
         return bool(self.sources) and not self.unknown and all(s.becomes_bce for s in self.sources)
 
+    @property
+    def converted_by_run(self) -> bool:
+        """Some criterion passed here is single-label code that this run makes BCE: the code
+        that calls it is not already multi-label, so its targets are loader labels."""
+        return any(s.becomes_bce and s.class_name != "BCEWithLogitsLoss" for s in self.sources)
+
     def describe(self) -> str:
         described = [source.describe() for source in self.sources]
         described += [f"an unknown value passed at {place}" for place in self.unknown]

@@ -46,6 +46,14 @@ def handed_over_note(construction: LossConstruction) -> str:
     return f"; it is passed to {places}, whose loss calls get float targets in this run"
 
 
+def passed_on_note(construction: LossConstruction) -> str:
+    """Names the functions of the run's other files that this criterion is passed to, uncast."""
+    if not construction.passed_on:
+        return ""
+    places = ", ".join(dict.fromkeys(f"{h.function}({h.parameter}) in {h.path}" for h in construction.passed_on))
+    return f" (it is passed to {places} in this run)"
+
+
 def smoothing_movable(construction: LossConstruction, calls: list[LossCall]) -> bool:
     """Smoothing can move onto the targets when every use is a followed call of this criterion
     alone: a call shared with another criterion (if/else) would smooth that branch too."""
@@ -177,7 +185,7 @@ class CrossEntropyLossRule(Rule):
             self.report(
                 call,
                 "not every use of this criterion could be followed, so targets passed to it "
-                "elsewhere were not cast",
+                "elsewhere were not cast" + passed_on_note(construction),
                 suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
             )
 

@@ -13,7 +13,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
 )
 from migrate_ml.rules._flow import LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, smoothing_movable
+from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, smoothing_movable
 
 _BCE = "BCEWithLogitsLoss"
 _TIMM_BCE = "BinaryCrossEntropy"
@@ -81,7 +81,7 @@ class TimmLossRule(Rule):
             self.report(
                 construction.call,
                 "not every use of this criterion could be followed, so targets passed to it "
-                "elsewhere were not cast",
+                "elsewhere were not cast" + passed_on_note(construction),
                 suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
             )
 

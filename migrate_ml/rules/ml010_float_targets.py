@@ -275,7 +275,8 @@ class FloatTargetsRule(Rule):
                 ),
             )
             return
-        if origin == "float" or (origin == "computed" and not self._is_parameter(target.value)):
+        already_multi_label = open_call.proven_bce and not open_call.converted_by_run
+        if origin == "float" or (origin == "computed" and (already_multi_label or not self._is_parameter(target.value))):
             return  # float, or built by already-multi-label code: left as written
         route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
         cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))

@@ -101,8 +101,8 @@ class MixupOnClassIndicesRule(Rule):
         elif isinstance(node.func, cst.Name) and "mixup" in node.func.value.lower() and len(node.args) == 2:
             self.report(
                 node,
-                f"{node.func.value}(inputs, targets) mixes class-index targets; multi-hot targets "
-                "must be mixed as rows",
+                f"{node.func.value}(inputs, targets) mixes the targets the way a class-index mixup "
+                "does (timm's Mixup one-hot encodes them first); multi-hot targets must be mixed as rows",
                 suggestion=MIX_SUGGESTION,
             )
 

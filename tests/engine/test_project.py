@@ -245,3 +245,16 @@ def test_a_helper_called_from_a_file_not_scanned_stays_unproven(tmp_path: Path) 
     outcomes = _run(folder, write=False)
     assert not outcomes["utils.py"].changed
     assert [f.code for f in outcomes["utils.py"].findings] == ["ML020"]
+
+
+def test_a_criterion_passed_on_uncast_names_the_function_it_reaches(tmp_path: Path) -> None:
+    main = (
+        "from torch import nn\nfrom timm.loss import LabelSmoothingCrossEntropy\nimport engine\n\n"
+        "def run(args):\n    if args.smoothing:\n        criterion = LabelSmoothingCrossEntropy(smoothing=args.smoothing)\n"
+        "    else:\n        criterion = nn.CrossEntropyLoss()\n    engine.train_one_epoch(None, criterion, [])\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "engine.py": ENGINE}), write=False)
+    [note] = [f for f in outcomes["main.py"].findings if f.code == "ML001"]
+    assert "(it is passed to train_one_epoch(criterion) in " in note.message and "engine.py in this run)" in note.message
+    [reported] = [f for f in outcomes["engine.py"].findings if f.code == "ML010"]
+    assert "LabelSmoothingCrossEntropy built at" in reported.message

@@ -197,3 +197,31 @@ def test_rewritten_code_trains_multi_label(name: str, dtype: str, rewritten: dic
     else:
         return
     assert reported == pytest.approx(_exact_match(model, val_x, val_y), abs=1e-6)
+
+
+@pytest.mark.slow  # importing transformers alone takes seconds
+def test_hf_head_sized_by_label_maps_trains_multi_label(tmp_path: Path) -> None:
+    """ML005 on from_pretrained(..., id2label=..., label2id=...) without num_labels: the head
+    loads as multi-label and its own loss trains on float multi-hot labels (int64 labels must
+    be made float by the dataset or collate function, which ML111 reports)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(
+        image_size=8, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, num_labels=2,
+    )
+    transformers.ViTForImageClassification(config).save_pretrained(tmp_path / "checkpoint")
+    source = Path(__file__).resolve().parent.parent / "fixtures" / "rules" / "ML005" / "label_maps_only.out.py"
+    model = _import(source, "ml005_label_maps").build(str(tmp_path / "checkpoint"), ["a", "b", "c", "d"])
+    assert model.config.problem_type == "multi_label_classification" and model.config.num_labels == 4
+    images = torch.randn(32, 3, 8, 8)
+    labels = (images.flatten(1)[:, :4] > 0).float()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    first = None
+    for _ in range(30):
+        loss = model(pixel_values=images, labels=labels).loss
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.8 * first

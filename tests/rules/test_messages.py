@@ -1,0 +1,45 @@
+"""Finding texts that must fit the code they describe (issue 9, §2 "Messages")."""
+
+from __future__ import annotations
+
+from migrate_ml.engine.source import decode_source
+from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
+from migrate_ml.rules import load_rules
+
+
+def _findings(text: str, code: str):
+    transformer = FileTransformer(select_rules(load_rules(), (), ()), Settings())
+    result = transformer.transform(decode_source("t.py", text.encode()))
+    return [f for f in result.findings_after if f.code == code]
+
+
+def test_mixup_finding_does_not_call_float_targets_class_indices() -> None:
+    [finding] = _findings(
+        "def step(samples, targets, mixup_fn):\n    targets = targets.float()\n"
+        "    return mixup_fn(samples, targets)\n",
+        "ML104",
+    )
+    assert "class-index targets" not in finding.message
+
+
+def test_single_class_name_help_fits_the_container() -> None:
+    text = (
+        "import torch\n\ndef show(model, img, classes, class_indict):\n"
+        "    index = int(torch.argmax(model(img)))\n"
+        "    return classes[index], class_indict[str(index)]\n"
+    )
+    by_container = {f.message.split("`")[1]: f.suggestion for f in _findings(text, "ML106")}
+    assert "[classes[i] for i in" in by_container["classes[...]"]
+    assert "[class_indict[str(i)] for i in" in by_container["class_indict[...]"]
+
+
+def test_topk_accuracy_with_several_k_is_not_copied_into_every_name() -> None:
+    text = (
+        "import torch\nfrom timm.utils import accuracy\n\ndef evaluate(model, images, target):\n"
+        "    output = model(images)\n    acc1, acc5 = accuracy(output, target, topk=(1, 5))\n    return acc1, acc5\n"
+    )
+    transformer = FileTransformer(select_rules(load_rules(), (), ()), Settings(unsafe_fixes=True))
+    result = transformer.transform(decode_source("t.py", text.encode()))
+    assert "acc1 = acc5" not in result.new_text
+    [finding] = [f for f in result.findings_after if f.code == "ML102"]
+    assert "drop acc5" in finding.suggestion
