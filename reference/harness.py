@@ -728,8 +728,12 @@ class UnitRun:
                 value = _args_namespace(function.get("args_attributes", []), values, function.get("args_values", {}))
             elif role == "logits":
                 value = model(first_batch[0] if isinstance(first_batch, (list, tuple)) else self.sample.images[:BATCH_SIZE])
+                if function.get("numpy_inputs"):
+                    value = value.detach().numpy()
             elif role == "labels":
                 value = self.sample.targets[:BATCH_SIZE].long() if form == "int64" else self.sample.targets[:BATCH_SIZE].clone()
+                if function.get("numpy_inputs"):
+                    value = value.numpy()
             elif role == "eval_prediction":
                 value = _eval_prediction(model(self.sample.images).detach().numpy(),
                                          self.sample.targets.numpy().astype("int64" if form == "int64" else "float32"))

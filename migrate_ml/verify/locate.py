@@ -101,6 +101,7 @@ class FunctionPlan:
     unbound: list[str] = field(default_factory=list)
     """Required parameters with no role and no bind: the function cannot be called."""
     hf_model: bool = False
+    numpy_inputs: bool = False
     predicts: bool = False
     """Classifies the image file it is given: what it returns must hold every label above the threshold."""
 
@@ -108,6 +109,7 @@ class FunctionPlan:
         return {
             "name": self.name,
             "predicts": self.predicts,
+            "numpy_inputs": self.numpy_inputs,
             "hf_model": self.hf_model,
             "line": self.line,
             "params": self.params,
@@ -371,6 +373,7 @@ class _Collector(cst.CSTVisitor):
             return_line=self._line(body.return_node) if body.return_node is not None else None,
             unbound=unbound,
             hf_model=body.hf_model,
+            numpy_inputs=body.numpy_inputs,
             predicts=predictor and not losses,
         )
 
@@ -484,6 +487,10 @@ def _criterion_spec(construction: LossConstruction, module: cst.Module, path: st
     return {"qualified_name": construction.qualified_name, "kwargs": kwargs, "path": path, "line": line}
 
 
+_BATCH_NAMES = frozenset({"batch", "data", "sample", "inputs", "example", "item"})
+"""Names whose string subscripts are batch keys even outside a ``for`` over the loader (a step's ``batch``)."""
+
+
 class _BodyFacts(cst.CSTVisitor):
     """What a function body reads and returns; nested functions and classes are not its body."""
 
@@ -496,7 +503,11 @@ class _BodyFacts(cst.CSTVisitor):
         self.trains = False
         self.hf_model = False
         """Reads ``.logits`` or calls with ``**batch``: the function expects a Hugging Face model."""
+        self.numpy_inputs = False
+        """Calls ``.astype``: a metric helper that expects NumPy arrays."""
         self.returns: list[str] = []
+        self._subscripts: list[tuple[str, str]] = []
+        self._loop_targets: set[str] = set()
         self.return_node: cst.Return | None = None
         self._module = cst.Module(body=[])
 
@@ -504,6 +515,8 @@ class _BodyFacts(cst.CSTVisitor):
     def of(cls, function: cst.FunctionDef, args_names: set[str]) -> "_BodyFacts":
         facts = cls(function, args_names)
         function.body.visit(facts)
+        batches = facts._loop_targets | _BATCH_NAMES
+        facts.batch_keys.update(key for name, key in facts._subscripts if name in batches)
         return facts
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -517,6 +530,12 @@ class _BodyFacts(cst.CSTVisitor):
             self.args_attributes.add(node.attr.value)
         if node.attr.value == "logits":
             self.hf_model = True
+        if node.attr.value == "astype":
+            self.numpy_inputs = True
+
+    def visit_For(self, node: cst.For) -> None:
+        if isinstance(node.target, cst.Name):
+            self._loop_targets.add(node.target.value)
 
     def visit_Call(self, node: cst.Call) -> None:
         if any(arg.star == "**" for arg in node.args):
@@ -528,8 +547,9 @@ class _BodyFacts(cst.CSTVisitor):
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             key = node.slice[0].slice.value
-            if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str):
-                self.batch_keys.add(key.evaluated_value)
+            if (isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str)
+                    and isinstance(node.value, cst.Name)):
+                self._subscripts.append((node.value.value, key.evaluated_value))
 
     def visit_Return(self, node: cst.Return) -> None:
         if node.value is None:
