@@ -132,7 +132,10 @@ def _rss_child(data: str, mode: str, workers: int) -> None:
 
         images, _ = load_tensors(open_dataset(data), TRAIN_SIDE)
         count = len(images)
-    self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM is this process image's own peak (ru_maxrss would carry over the bench parent's peak
+    # through fork + exec); workers have exited, so RUSAGE_CHILDREN holds the largest one's.
+    status = Path("/proc/self/status").read_text()
+    self_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
     child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"images": count, "main_mib": self_kib / 1024, "worker_mib": child_kib / 1024}))
 
@@ -171,6 +174,9 @@ def main() -> None:
         print(f"\nloop overhead over one epoch of {args.loop_n} images")
         print("\n| repeat | reference loop (s) | bare timm loop (s) | steps | overhead |\n|---:|---:|---:|---:|---:|")
         overheads = []
+        # Warm-up: the first steps of a process pay for allocator growth and kernel selection,
+        # which would otherwise be charged to whichever loop runs first.
+        bare_loop(loop_data, args.workers, args.threads, 5)
         for repeat in range(args.repeats):
             loop_s, steps = reference_loop(loop_data, args.workers, args.threads)
             bare_s = bare_loop(loop_data, args.workers, args.threads, steps)
