@@ -33,6 +33,9 @@ def configure_passthrough(parser: argparse.ArgumentParser) -> None:
 
     def take_everything(args=None, namespace=None):
         namespace = namespace if namespace is not None else argparse.Namespace()
+        for action in parser._actions:  # options the main CLI adds to every command (--color)
+            if action.dest != argparse.SUPPRESS and action.default is not argparse.SUPPRESS:
+                setattr(namespace, action.dest, action.default)
         for key, value in parser._defaults.items():  # the handler set by set_defaults()
             setattr(namespace, key, value)
         namespace.arguments = list(sys.argv[1:] if args is None else args)
