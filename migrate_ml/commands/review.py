@@ -28,7 +28,7 @@ from migrate_ml.commands._common import EXIT_ERROR, EXIT_OK, UsageError
 from migrate_ml.commands.rewrite import configure_discovery, configure_settings, settings_from
 from migrate_ml.engine.notebook import is_notebook, transform_notebook
 from migrate_ml.engine.report import finding_lines, location, rule_name
-from migrate_ml.engine.runner import STDIN, FileOutcome, contain_errors, discover
+from migrate_ml.engine.runner import STDIN, FileOutcome, contain_errors, discover, parser_crash
 from migrate_ml.engine.source import read_source, write_atomic
 from migrate_ml.engine.transform import FileTransformer, Proposal, select_rules
 from migrate_ml.rules import RULES, load_rules
@@ -154,6 +154,9 @@ def review_file(path: str, transformer: FileTransformer, reviewer: Reviewer) -> 
         if is_notebook(path):
             result = transform_notebook(transformer, source, accept=ask)
         else:
+            crash = parser_crash(path, source.data) if transformer.needs_parse(source.text) else None
+            if crash is not None:
+                raise crash
             result = transformer.transform(source, accept=ask)
         outcome.changes = result.changes
         outcome.findings = result.findings_after if result.changed else result.findings_before

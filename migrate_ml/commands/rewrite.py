@@ -31,7 +31,7 @@ from migrate_ml.engine.runner import (
     FileOutcome,
     discover,
     force_excluded,
-    process_file,
+    process_data,
     process_files,
     usable_cpus,
 )
@@ -160,9 +160,9 @@ def _rewrite_stdin(name: str, settings: Settings, write: bool, args: argparse.Na
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         return None
-    outcome = process_file(name, settings, write=write, data=data)
+    outcome = process_data(name, settings, write=write, data=data)
     if write and outcome.error is None:
-        sys.stdout.buffer.write(outcome.new_data)
+        sys.stdout.buffer.write(outcome.new_data if outcome.changed else data)
         sys.stdout.buffer.flush()
     return [outcome]
 

@@ -312,10 +312,53 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
         _transformer_for(settings)  # built once here, inherited by the forked workers
         pending.sort(key=lambda index: -_size(paths[index]))
         pool = _WorkerPool(min(usable_cpus() if jobs is None else jobs, len(pending)))
-        work = [(index, paths[index], settings, write, facts.get(paths[index])) for index in pending]
+        work = [(index, paths[index], settings, write, facts.get(paths[index]), None) for index in pending]
         for index, outcome in pool.run(work):
             outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]  # the pool answers every task, if only with a crash
+
+
+def process_data(name: str, settings: Settings, write: bool, data: bytes) -> FileOutcome:
+    """``process_file`` for code read from stdin, parsed in a worker so that a parser crash is
+    one error line. The outcome of unchanged code carries no texts (the caller holds ``data``)."""
+    if not hasattr(os, "fork"):
+        return process_file(name, settings, write, data=data)
+    _transformer_for(settings)  # built once here, inherited by the forked worker
+    [(_, outcome)] = _WorkerPool(1).run([(0, name, settings, write, None, data)])
+    return outcome
+
+
+def parser_crash(path: str, data: bytes) -> SourceError | None:
+    """Parse ``data`` once in a forked child: the error to report if LibCST's parser crashes on it.
+
+    For code parsed in this process afterwards (``review``, which prompts on this terminal):
+    a file that would kill the parser is reported instead of ending the session.
+    """
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid == 0:
+        try:
+            faulthandler.disable()
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            import libcst
+
+            libcst.parse_module(data)
+        except BaseException:
+            pass  # errors other than a crash are reported by the real parse
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        return None
+    try:
+        reason = signal.Signals(-code).name
+    except ValueError:
+        reason = f"signal {-code}"
+    return SourceError(path, f"the parser crashed on this file ({reason}); file left unchanged", line=None)
 
 
 def _size(path: str) -> int:
@@ -481,7 +524,9 @@ class _WorkerPool:
         self.size = max(1, size)
         self.workers: list[_Worker] = []
 
-    def run(self, work: list[tuple[int, str, Settings, bool, FileFacts | None]]) -> list[tuple[int, FileOutcome]]:
+    def run(
+        self, work: list[tuple[int, str, Settings, bool, FileFacts | None, bytes | None]]
+    ) -> list[tuple[int, FileOutcome]]:
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
         try:
@@ -504,12 +549,12 @@ class _WorkerPool:
         while queue or busy:
             while queue and len(busy) < self.size:
                 worker = next((w for w in self.workers if w.task is None), None) or self._spawn()
-                index, path, settings, write, project = queue.popleft()
+                index, path, settings, write, project, data = queue.popleft()
                 worker.task = (index, path)
                 try:
-                    _send(worker.tasks, (path, settings, write, None, project))
+                    _send(worker.tasks, (path, settings, write, data, project))
                 except OSError:  # died while idle: not this file's fault, so it is tried again
-                    queue.appendleft((index, path, settings, write, project))
+                    queue.appendleft((index, path, settings, write, project, data))
                     self._retire(worker)
                     continue
                 busy[worker.results] = worker

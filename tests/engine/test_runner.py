@@ -136,6 +136,31 @@ def test_a_parser_crash_exits_2_and_names_the_file(tmp_path, monkeypatch, run_cl
     assert sorted(os.listdir(tmp_path)) == ["deep.py", "train.py"]  # no core file, no temporary file
 
 
+def test_a_parser_crash_on_stdin_is_one_error_line(run_cli):
+    code, out, err = run_cli("rewrite", "--stdin-filename", "deep.py", "-", stdin=DEEP.encode())
+    assert code == 2
+    assert "deep.py: error: the parser crashed on this file (SIGSEGV); file left unchanged" in out + err
+    assert "Traceback" not in out + err
+
+
+def test_unchanged_stdin_code_is_echoed_back_from_its_worker(run_cli):
+    code, out, _ = run_cli("rewrite", "-", stdin=b"import torch.nn as nn\nloss = nn.BCEWithLogitsLoss()\n")
+    assert code == 0
+    assert out == "import torch.nn as nn\nloss = nn.BCEWithLogitsLoss()\n"
+
+
+def test_review_reports_a_parser_crash_and_goes_on(tmp_path, monkeypatch, run_cli):
+    (tmp_path / "a_deep.py").write_text(DEEP)
+    (tmp_path / "b_train.py").write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("review", "a_deep.py", "b_train.py", stdin=b"y\n")
+    assert code == 2
+    assert "a_deep.py: error: the parser crashed on this file (SIGSEGV); file left unchanged" in out + err
+    assert "BCEWithLogitsLoss" in (tmp_path / "b_train.py").read_text()
+    assert (tmp_path / "a_deep.py").read_text() == DEEP
+    assert sorted(os.listdir(tmp_path)) == ["a_deep.py", "b_train.py"]
+
+
 def test_fifos_and_devices_among_inputs_are_refused_not_waited_on(tmp_path):
     os.mkfifo(tmp_path / "pipe.py")
     (tmp_path / "train.py").write_text("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\n")
