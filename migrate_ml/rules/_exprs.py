@@ -163,3 +163,18 @@ def chain_root(expression: cst.BaseExpression) -> cst.BaseExpression:
             expression = expression.value
         else:
             return expression
+
+
+def module_alias(module: cst.Module, name: str) -> str | None:
+    """The name a module-level ``import name [as alias]`` binds; None when there is none."""
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Import):
+                for alias in small.names:
+                    if isinstance(alias.name, cst.Name) and alias.name.value == name:
+                        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                            return alias.asname.name.value
+                        return name
+    return None

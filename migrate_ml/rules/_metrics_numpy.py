@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
-from migrate_ml.rules._exprs import parenthesize
+from migrate_ml.rules._exprs import module_alias, parenthesize
 from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._metrics_hf import converted_to_numpy
 from migrate_ml.rules._predictions import above_threshold
@@ -31,21 +31,6 @@ class Accumulation:
     """Every use of the joined arrays (as ``_consumers`` finds them), and the list itself passed to a metric."""
     other_uses: bool
     """The list is also read otherwise: appended elsewhere, printed, passed as is, re-bound from a non-empty value."""
-
-
-def module_alias(module: cst.Module, name: str) -> str | None:
-    """The name a module-level ``import name [as alias]`` binds; None when there is none."""
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    if isinstance(alias.name, cst.Name) and alias.name.value == name:
-                        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                            return alias.asname.name.value
-                        return name
-    return None
 
 
 def expit_alias(module: cst.Module) -> str | None:

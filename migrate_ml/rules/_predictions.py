@@ -32,7 +32,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
-from migrate_ml.rules._exprs import is_argmax, method_call
+from migrate_ml.rules._exprs import is_argmax, method_call, module_alias
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules._project import current_facts
 
@@ -1080,14 +1080,5 @@ def _argmax_call(call: cst.Call) -> bool:
 
 def _torch_binding(module: cst.Module) -> tuple[str, bool]:
     """The name ``torch`` is imported as at module level, and whether it is imported at all."""
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    if isinstance(alias.name, cst.Name) and alias.name.value == "torch":
-                        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                            return alias.asname.name.value, True
-                        return "torch", True
-    return "torch", False
+    alias = module_alias(module, "torch")
+    return alias or "torch", alias is not None
