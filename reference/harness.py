@@ -402,6 +402,35 @@ def _patch_cuda() -> None:
         return
     torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
     torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    # DeiT/ConvNeXt/MAE engines synchronise and read memory statistics after every step.
+    torch.cuda.synchronize = lambda *a, **k: None
+    torch.cuda.empty_cache = lambda *a, **k: None
+    torch.cuda.reset_peak_memory_stats = lambda *a, **k: None
+    for statistic in ("max_memory_allocated", "memory_allocated", "max_memory_reserved", "memory_reserved"):
+        setattr(torch.cuda, statistic, lambda *a, **k: 0)
+
+
+def _loss_scaler():
+    """A disabled ``GradScaler`` that can also be called like timm's ``NativeScaler`` (DeiT/ConvNeXt engines:
+    ``loss_scaler(loss, optimizer, clip_grad=max_norm, parameters=model.parameters())``)."""
+    import torch
+
+    class LossScaler(torch.amp.GradScaler):
+        def __call__(self, loss, optimizer, clip_grad=None, clip_mode="norm", parameters=None, create_graph=False,
+                     update_grad=True):
+            loss.backward(create_graph=create_graph)
+            if not update_grad:
+                return None
+            if clip_grad and parameters is not None:
+                parameters = list(parameters)
+                if clip_mode == "value":
+                    torch.nn.utils.clip_grad_value_(parameters, clip_grad)
+                else:
+                    torch.nn.utils.clip_grad_norm_(parameters, clip_grad)
+            optimizer.step()
+            return None
+
+    return LossScaler("cpu", enabled=False)
 
 
 # ----------------------------------------------------------------------------- sample objects
@@ -562,6 +591,9 @@ class UnitRun:
         self.recorder = LossRecorder({os.path.abspath(p) for p in self.unit["user_files"]})
         self.recorder.install()
         _patch_cuda()
+        from .harness_frameworks import untrained_builders
+
+        untrained_builders()
         self.sample = Sample(self.unit.get("num_classes"))
         pretrained = None
         if self.unit.get("from_pretrained"):
@@ -575,8 +607,7 @@ class UnitRun:
             module = self.module = self._import()
         except BaseException as error:
             self.row("FAIL", "import", f"importing the file failed: {type(error).__name__}: {error}",
-                     line=_user_line(error, self.path), trace=_user_traceback(error),
-                     hint="the module must import without side effects; guard scripts with if __name__ == '__main__':")
+                     line=_user_line(error, self.path), trace=_user_traceback(error), hint=_import_hint(error))
             return self.rows
         for name in self.unit.get("model_classes", []):
             self._check_model_class(module, name)
@@ -760,7 +791,7 @@ class UnitRun:
             elif role == "class_names":
                 value = list(self.sample.class_names)
             elif role == "scaler":
-                value = torch.amp.GradScaler("cpu", enabled=False)
+                value = _loss_scaler()
             elif role == "scheduler":
                 value = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _epoch: 1.0)
             elif role in ROLE_DEFAULTS:
@@ -1013,6 +1044,19 @@ def _eval_prediction(logits, labels):
     except ImportError:
         return (logits, labels)
     return EvalPrediction(predictions=logits, label_ids=labels)
+
+
+def _import_hint(error: BaseException) -> str:
+    """A missing package is the environment's, not the code's: say where to install it."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        package = error.name.split(".")[0]
+        return (f"install {package} into the environment verify runs user code in ({sys.executable}), "
+                "or install migrate-ml[runtime] into your project's environment and run verify from there")
+    if isinstance(error, ImportError) and error.name:
+        package = error.name.split(".")[0]
+        return (f"the installed {package} lacks this name (another version than your code was written for): run verify "
+                "in your project's environment, or update the import")
+    return "the module must import without side effects; guard scripts with if __name__ == '__main__':"
 
 
 def _crash_hint(error: BaseException) -> str:

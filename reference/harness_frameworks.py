@@ -120,6 +120,51 @@ class PretrainedCalls:
         return None
 
 
+def untrained_builders() -> None:
+    """timm's ``create_model`` and torchvision's model builders build the architecture without weights.
+
+    ``timm.create_model(..., pretrained=True)`` and ``resnet50(weights="IMAGENET1K_V2")`` in a
+    LightningModule's ``__init__`` would download weights, which verify never does (and its network is
+    cut off): what is checked is the code around the model, on the untrained architecture.
+    """
+    import functools
+
+    try:
+        import timm
+        import timm.models
+    except ImportError:
+        timm = None
+    if timm is not None:
+        create_model = timm.create_model
+
+        @functools.wraps(create_model)
+        def untrained_create_model(model_name, pretrained=False, *args, **kwargs):
+            return create_model(model_name, False, *args, **kwargs)
+
+        timm.create_model = timm.models.create_model = untrained_create_model
+    try:
+        import torchvision.models as models
+        from torchvision.models import _api
+    except ImportError:
+        return
+    for name in models.list_models():
+        builder = models.get_model_builder(name)
+
+        @functools.wraps(builder)
+        def untrained(*args, _builder=builder, **kwargs):
+            for keyword in ("weights", "weights_backbone"):
+                if keyword in kwargs:
+                    kwargs[keyword] = None
+            if "pretrained" in kwargs:
+                kwargs["pretrained"] = False
+            return _builder(*args, **kwargs)
+
+        _api.BUILTIN_MODELS[name] = untrained
+        for module_name, module in list(sys.modules.items()):
+            if module_name.startswith("torchvision.models") and getattr(module, builder.__name__, None) is builder:
+                setattr(module, builder.__name__, untrained)
+
+
 class SingleProcessAccelerator:
     """An ``accelerate.Accelerator`` stand-in for one CPU process: what distributed code calls
     reduces to the plain operation (``backward`` is ``loss.backward()``, gathering returns its input)."""

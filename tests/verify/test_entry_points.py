@@ -25,7 +25,8 @@ def _dynamic_failures(report, name):
     return [(c["line"], c["check"], c["code"], c["reason"]) for c in failures(report, name, phase="dynamic")]
 
 
-@pytest.mark.parametrize("name", ["lightning_good.py", "hf_metrics_good.py", "trainer_good.py"])
+@pytest.mark.parametrize("name", ["lightning_good.py", "hf_metrics_good.py", "trainer_good.py", "pretrained_backbones.py",
+                                  "deit_engine.py"])
 def test_correct_migrations_pass(report, name):
     rows = rows_for(report, name)
     assert rows and [c for c in rows if c["status"] != "PASS"] == []
@@ -137,3 +138,8 @@ def test_wrong_model_from_the_caller_names_its_construction(report):
     assert "the model passed to train_one_epoch() is built as Classifier(...) at model_from_caller_softmax.py:25" in rows[0]["reason"]
     static = failures(report, "model_from_caller_softmax.py", phase="static")
     assert [(c["line"], c["code"]) for c in static] == [(13, "ML100")]
+
+
+def test_pretrained_backbones_are_built_untrained_offline(report):
+    steps = [c for c in rows_for(report, "pretrained_backbones.py") if c["check"].startswith("steps")]
+    assert len(steps) == 2 and all(c["status"] == "PASS" for c in steps)  # timm pretrained=True, torchvision weights=

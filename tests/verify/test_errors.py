@@ -43,6 +43,14 @@ def test_import_error(errors):
     assert len(rows) == 1 and rows[0]["check"] == "import"
     assert "ModuleNotFoundError" in rows[0]["reason"] and rows[0]["line"] == 4
     assert "import_error.py" in rows[0]["traceback"]
+    assert rows[0]["hint"].startswith("install package_that_does_not_exist_anywhere into the environment verify runs")
+
+
+def test_import_of_a_name_the_installed_version_lacks(errors):
+    _, report = errors
+    rows = failures(report, "import_name_error.py")
+    assert len(rows) == 1 and rows[0]["check"] == "import" and rows[0]["line"] == 3
+    assert rows[0]["hint"].startswith("the installed torch lacks this name")
 
 
 def test_script_alone_fails(tmp_path):
