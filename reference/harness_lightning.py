@@ -185,12 +185,29 @@ def _configured(configured) -> tuple[list, list[SchedulerConfig]]:
     return [], []
 
 
+class DroppingLogger:
+    """``self.logger``: takes every call (``log_metrics``, ``log_hyperparams``, ``experiment.add_image``, …)
+    and keeps nothing, so that logging images or hyperparameters does not stop the steps."""
+
+    name = "verify"
+    version = 0
+
+    def __init__(self, folder: str) -> None:
+        self.save_dir = self.log_dir = self.root_dir = folder
+
+    def __getattr__(self, _name: str) -> "DroppingLogger":
+        return self
+
+    def __call__(self, *_args, **_kwargs) -> "DroppingLogger":
+        return self
+
+
 class NotOnStandIn(AttributeError):
     """``self.trainer.X`` for an ``X`` the stand-in does not have: verify's limit, said as such."""
 
 
 STAND_IN_HINT = ("verify runs no Trainer: its stand-in for self.trainer has current_epoch, global_step, max_epochs, "
-                 "estimated_stepping_batches, num_training_batches, optimizers, lr_scheduler_configs, loggers, "
+                 "estimated_stepping_batches, num_training_batches, optimizers, lr_scheduler_configs, logger, "
                  "callback_metrics, datamodule (None) and the rank/precision settings of one CPU process")
 
 
@@ -201,10 +218,10 @@ def _one_or_list(items: list):
 
 class StandInTrainer:
     """What a ``LightningModule`` reads from ``self.trainer`` in verify's run: one process on the CPU,
-    no loggers, no callbacks, no datamodule. :meth:`attach` also gives the instance the manual
-    optimisation methods (Lightning's own read the ``Trainer``'s strategy), the same way for
-    ``lightning`` and ``pytorch_lightning``. Anything else a ``Trainer`` has is an ``AttributeError``
-    that says why.
+    a logger that drops everything, no callbacks, no datamodule. :meth:`attach` also gives the
+    instance the manual optimisation methods (Lightning's own read the ``Trainer``'s strategy), the
+    same way for ``lightning`` and ``pytorch_lightning``. Anything else a ``Trainer`` has is an
+    ``AttributeError`` that says why.
     """
 
     def __init__(self, loader, epochs: int, logged: LoggedValues) -> None:
@@ -225,8 +242,9 @@ class StandInTrainer:
         self.should_stop = False
         self.optimizers: list = []
         self.lr_scheduler_configs: list[SchedulerConfig] = []
-        self.logger = None
-        self.loggers: list = []
+        self.default_root_dir = self.log_dir = os.getcwd()  # the unit's scratch folder
+        self.logger = DroppingLogger(self.log_dir)
+        self.loggers = [self.logger]
         self.callbacks: list = []
         self.progress_bar_callback = self.checkpoint_callback = self.early_stopping_callback = None
         self.is_global_zero = True
@@ -238,7 +256,6 @@ class StandInTrainer:
         self.gradient_clip_val = self.gradient_clip_algorithm = None
         self.log_every_n_steps = 50
         self.check_val_every_n_epoch = 1
-        self.default_root_dir = self.log_dir = os.getcwd()  # the unit's scratch folder
         self.lightning_module = None
         self._logged = logged
         self._requires_grad: dict = {}  # parameter -> its flag, while an optimizer is toggled

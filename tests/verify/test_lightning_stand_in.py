@@ -44,7 +44,9 @@ def test_module_reads_the_stand_in(framework):
     instance, trainer, logged = _attached(framework)
     assert instance.trainer is trainer and instance.child.trainer is trainer and trainer.lightning_module is instance
     assert (trainer.max_epochs, trainer.num_training_batches, trainer.estimated_stepping_batches) == (3, 3, 9)
-    assert (trainer.datamodule, instance.logger, instance.loggers, instance.global_rank) == (None, None, [], 0)
+    assert (trainer.datamodule, instance.loggers, instance.global_rank) == (None, [instance.logger], 0)
+    instance.logger.experiment.add_image("grid", torch.zeros(3, 4, 4), global_step=instance.global_step)  # dropped
+    instance.logger.log_hyperparams({"lr": 0.1})
     trainer.current_epoch = 2
     assert instance.current_epoch == 2 and instance.device == torch.device("cpu")
     instance.log("val_f1", 0.5)
