@@ -206,9 +206,29 @@ class NotOnStandIn(AttributeError):
     """``self.trainer.X`` for an ``X`` the stand-in does not have: verify's limit, said as such."""
 
 
+class StandInDataModule:
+    """``self.trainer.datamodule``: every loader it gives is verify's sample loader, so that a step or
+    ``configure_optimizers`` sizing itself on ``len(self.trainer.datamodule.train_dataloader())``
+    or reading ``num_classes`` sees the sample data it runs on."""
+
+    def __init__(self, loader, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.batch_size = loader.batch_size
+        self._loader = loader
+
+    def __getattr__(self, name: str):
+        raise NotOnStandIn(f"verify runs no Trainer; its stand-in for self.trainer.datamodule has no {name!r}")
+
+    def train_dataloader(self):
+        return self._loader
+
+    val_dataloader = test_dataloader = predict_dataloader = train_dataloader
+
+
 STAND_IN_HINT = ("verify runs no Trainer: its stand-in for self.trainer has current_epoch, global_step, max_epochs, "
                  "estimated_stepping_batches, num_training_batches, optimizers, lr_scheduler_configs, logger, "
-                 "callback_metrics, datamodule (None) and the rank/precision settings of one CPU process")
+                 "callback_metrics, datamodule (its loaders are the sample loader) and the rank/precision settings "
+                 "of one CPU process")
 
 
 def _one_or_list(items: list):
@@ -218,13 +238,13 @@ def _one_or_list(items: list):
 
 class StandInTrainer:
     """What a ``LightningModule`` reads from ``self.trainer`` in verify's run: one process on the CPU,
-    a logger that drops everything, no callbacks, no datamodule. :meth:`attach` also gives the
+    a logger that drops everything, no callbacks, the sample data. :meth:`attach` also gives the
     instance the manual optimisation methods (Lightning's own read the ``Trainer``'s strategy), the
     same way for ``lightning`` and ``pytorch_lightning``. Anything else a ``Trainer`` has is an
     ``AttributeError`` that says why.
     """
 
-    def __init__(self, loader, epochs: int, logged: LoggedValues) -> None:
+    def __init__(self, loader, epochs: int, num_classes: int, logged: LoggedValues) -> None:
         batches = len(loader)
         self.max_epochs = epochs
         self.max_steps = -1
@@ -250,7 +270,7 @@ class StandInTrainer:
         self.is_global_zero = True
         self.world_size = self.num_devices = self.num_nodes = 1
         self.global_rank = self.local_rank = self.node_rank = 0
-        self.datamodule = None
+        self.datamodule = StandInDataModule(loader, num_classes)
         self.precision = "32-true"
         self.accumulate_grad_batches = 1
         self.gradient_clip_val = self.gradient_clip_algorithm = None
@@ -366,7 +386,7 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
         return
     logged = LoggedValues(instance, unit.recorder.user_files)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
-    trainer = StandInTrainer(loader, unit.epochs, logged)
+    trainer = StandInTrainer(loader, unit.epochs, unit.sample.num_classes, logged)
     trainer.attach(instance)
     tap = OutputTap(instance, unit.sample)
     if "training_step" in steps:

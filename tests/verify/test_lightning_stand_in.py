@@ -34,7 +34,7 @@ def _attached(framework: str, manual: bool = False, epochs: int = 3):
     instance = _module(framework, manual)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(10, 4)), batch_size=4)
     logged = LoggedValues(instance, set())
-    trainer = StandInTrainer(loader, epochs, logged)
+    trainer = StandInTrainer(loader, epochs, 2, logged)
     trainer.attach(instance)
     return instance, trainer, logged
 
@@ -44,7 +44,9 @@ def test_module_reads_the_stand_in(framework):
     instance, trainer, logged = _attached(framework)
     assert instance.trainer is trainer and instance.child.trainer is trainer and trainer.lightning_module is instance
     assert (trainer.max_epochs, trainer.num_training_batches, trainer.estimated_stepping_batches) == (3, 3, 9)
-    assert (trainer.datamodule, instance.loggers, instance.global_rank) == (None, [instance.logger], 0)
+    assert (instance.loggers, instance.global_rank) == ([instance.logger], 0)
+    datamodule = instance.trainer.datamodule
+    assert (len(datamodule.train_dataloader()), datamodule.val_dataloader().batch_size, datamodule.num_classes) == (3, 4, 2)
     instance.logger.experiment.add_image("grid", torch.zeros(3, 4, 4), global_step=instance.global_step)  # dropped
     instance.logger.log_hyperparams({"lr": 0.1})
     trainer.current_epoch = 2
@@ -54,6 +56,8 @@ def test_module_reads_the_stand_in(framework):
     instance.print("printing goes through trainer.is_global_zero")
     with pytest.raises(NotOnStandIn, match="verify runs no Trainer; its stand-in for self.trainer has no 'fit_loop'"):
         instance.trainer.fit_loop  # noqa: B018
+    with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'"):
+        datamodule.class_weights  # noqa: B018
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
