@@ -8,7 +8,9 @@ as ``self.trainer`` (so ``self.current_epoch``, ``self.global_step``,
 (with automatic optimisation) by ``zero_grad``/``backward``/``step`` of each optimizer and the
 schedulers' ``step`` at their interval; with ``automatic_optimization = False`` the step does
 that itself through ``self.optimizers()``, ``self.manual_backward`` and ``self.lr_schedulers()``.
-Then ``validation_step`` and ``test_step`` run on every batch with gradients off.
+Then ``validation_step`` and ``test_step`` run on every batch with gradients off. The epoch hooks
+a ``Trainer`` calls around them (``on_fit_start``, ``on_train_start``, ``on_train_epoch_start``/
+``_end``, ``on_validation_epoch_start``/``_end``, ``on_test_epoch_start``/``_end``) run too.
 ``self.log``/``self.log_dict`` are captured on the instance (with the line that logged), each
 logged metric is averaged over the epoch as Lightning does (or computed, for a torchmetrics
 ``Metric``), and compared with the reference metrics on the very outputs the module produced
@@ -418,15 +420,20 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
     instance.train()
     trainer.stage("training")
     epoch_losses: list[list[float]] = []
-    for epoch in range(unit.epochs):
-        trainer.current_epoch = epoch
-        start = len(unit.recorder.records)
-        logged.clear()
-        tap.outputs.clear()
-        returned: list[float] = []
-        for batch_idx, batch in enumerate(loader):
-            trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
-            try:
+    running, start = "on_fit_start", len(unit.recorder.records)
+    try:
+        _call_hooks(instance, "on_fit_start", "on_train_start")
+        for epoch in range(unit.epochs):
+            trainer.current_epoch = epoch
+            start = len(unit.recorder.records)
+            logged.clear()
+            tap.outputs.clear()
+            returned: list[float] = []
+            running = "on_train_epoch_start"
+            _call_hooks(instance, running)
+            running = "training_step"
+            for batch_idx, batch in enumerate(loader):
+                trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
                 result = instance.training_step(batch, batch_idx)
                 loss = result["loss"] if isinstance(result, dict) else result
                 if isinstance(loss, torch.Tensor) and loss.numel() == 1:
@@ -438,18 +445,16 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
                     for optimizer in trainer.optimizers:
                         optimizer.step()
                     trainer.step_schedulers("step", trainer.global_step)
-            except BaseException as error:
-                unit._loss_rows(function, labels, unit.recorder.records[start:])
-                unit.row("FAIL", f"call ({labels})", f"training_step raised {type(error).__name__}: {error}",
-                         line=h._user_line(error, unit.path) or step["line"], function=function,
-                         trace=h._user_traceback(error), hint=_hint(error))
-                return False
-        if automatic:
-            trainer.step_schedulers("epoch", epoch + 1)
-        # the recorded loss calls; a loss verify cannot intercept (hand-written) is what the step returned
-        epoch_losses.append([r["loss"] for r in unit.recorder.records[start:] if "loss" in r] or returned)
-        if epoch == unit.epochs - 1:
-            unit._loss_rows(function, labels, unit.recorder.records[start:])
+            running = "on_train_epoch_end"
+            _call_hooks(instance, running)
+            if automatic:
+                trainer.step_schedulers("epoch", epoch + 1)
+            # the recorded loss calls; a loss verify cannot intercept (hand-written) is what the step returned
+            epoch_losses.append([r["loss"] for r in unit.recorder.records[start:] if "loss" in r] or returned)
+    except BaseException as error:
+        _failed(unit, error, name, running, function, labels, step, start)
+        return False
+    unit._loss_rows(function, labels, unit.recorder.records[start:])
     unit._falls_row({**step, "name": function}, labels, epoch_losses)
     _logged_rows(unit, logged, tap.outputs, labels, function, step)
     return True
@@ -459,28 +464,49 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     import torch
 
     function = f"{name}.{step['name']}"
+    hooks = "on_validation_epoch" if stage == "validating" else "on_test_epoch"
     instance.eval()
     trainer.stage(stage)
     logged.clear()
     tap.outputs.clear()
     tap.hinted = True
     start = len(unit.recorder.records)
+    running = f"{hooks}_start"
     try:
         with torch.no_grad():
+            _call_hooks(instance, running)
+            running = step["name"]
             for batch_idx, batch in enumerate(loader):
                 trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
                 getattr(instance, step["name"])(batch, batch_idx)
+            running = f"{hooks}_end"
+            _call_hooks(instance, running)
     except BaseException as error:
-        unit._loss_rows(function, labels, unit.recorder.records[start:])
-        unit.row("FAIL", f"call ({labels})", f"{step['name']} raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path) or step["line"], function=function,
-                 trace=h._user_traceback(error), hint=_hint(error))
+        _failed(unit, error, name, running, function, labels, step, start)
         return False
     finally:
         tap.hinted = False
     unit._loss_rows(function, labels, unit.recorder.records[start:])
     _logged_rows(unit, logged, tap.outputs, labels, function, step)
     return True
+
+
+def _call_hooks(instance, *hooks: str) -> None:
+    """The ``LightningModule`` hooks a ``Trainer`` calls at this point (the inherited ones do nothing),
+    so that a metric computed and logged in ``on_validation_epoch_end`` is judged too."""
+    for hook in hooks:
+        method = getattr(instance, hook, None)
+        if callable(method):
+            method()
+
+
+def _failed(unit, error: BaseException, name: str, running: str, function: str, labels: str, step: dict,
+            start: int) -> None:
+    """The rows of a phase that raised: its loss calls so far, then the call that raised (a step or a hook)."""
+    unit._loss_rows(function, labels, unit.recorder.records[start:])
+    unit.row("FAIL", f"call ({labels})", f"{running} raised {type(error).__name__}: {error}",
+             line=h._user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
+             trace=h._user_traceback(error), hint=_hint(error))
 
 
 def _hint(error: BaseException) -> str:
