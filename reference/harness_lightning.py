@@ -308,6 +308,8 @@ class StandInTrainer:
         self.lr_scheduler_configs = schedulers
         for optimizer in optimizers:  # global_step counts optimizer steps, as Lightning's does
             optimizer.register_step_post_hook(self._count_step)
+            if not hasattr(optimizer, "optimizer"):  # a LightningOptimizer's way to the optimizer it wraps
+                optimizer.optimizer = optimizer
 
     def stage(self, name: str) -> None:
         """Lightning's stage flags: ``training``, ``validating`` or ``testing``."""

@@ -89,6 +89,7 @@ def test_one_optimizer_is_unwrapped_and_no_scheduler_is_none(framework):
     optimizer = torch.optim.SGD(instance.parameters(), lr=0.1)
     trainer.set_optimizers(*_configured({"optimizer": optimizer}))
     assert instance.optimizers() is optimizer and instance.lr_schedulers() is None
+    assert instance.optimizers().optimizer.param_groups[0]["lr"] == 0.1  # as through a LightningOptimizer
     with pytest.raises(RuntimeError, match="disable automatic optimization"):
         instance.manual_backward(instance(torch.randn(2, 4)).sum())
 
