@@ -197,7 +197,9 @@ class DroppingLogger:
     def __init__(self, folder: str) -> None:
         self.save_dir = self.log_dir = self.root_dir = folder
 
-    def __getattr__(self, _name: str) -> "DroppingLogger":
+    def __getattr__(self, name: str) -> "DroppingLogger":
+        if name.startswith("__"):  # copy and pickle probe for __deepcopy__, __getnewargs_ex__, …
+            raise AttributeError(name)
         return self
 
     def __call__(self, *_args, **_kwargs) -> "DroppingLogger":

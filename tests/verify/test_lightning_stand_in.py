@@ -4,6 +4,8 @@ what ``self.trainer``, ``self.current_epoch``, ``self.optimizers()`` … give, a
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -49,6 +51,7 @@ def test_module_reads_the_stand_in(framework):
     assert (len(datamodule.train_dataloader()), datamodule.val_dataloader().batch_size, datamodule.num_classes) == (3, 4, 2)
     instance.logger.experiment.add_image("grid", torch.zeros(3, 4, 4), global_step=instance.global_step)  # dropped
     instance.logger.log_hyperparams({"lr": 0.1})
+    assert copy.deepcopy(instance)._trainer is None  # an EMA copy of the whole module: detached, as in Lightning
     trainer.current_epoch = 2
     assert instance.current_epoch == 2 and instance.device == torch.device("cpu")
     instance.log("val_f1", 0.5)
