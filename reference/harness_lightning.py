@@ -243,9 +243,9 @@ def _one_or_list(items: list):
 class StandInTrainer:
     """What a ``LightningModule`` reads from ``self.trainer`` in verify's run: one process on the CPU,
     a logger that drops everything, no callbacks, the sample data. :meth:`attach` also gives the
-    instance the manual optimisation methods (Lightning's own read the ``Trainer``'s strategy), the
-    same way for ``lightning`` and ``pytorch_lightning``. Anything else a ``Trainer`` has is an
-    ``AttributeError`` that says why.
+    instance the manual optimisation methods and ``all_gather`` (Lightning's own read the
+    ``Trainer``'s strategy), the same way for ``lightning`` and ``pytorch_lightning``. Anything else
+    a ``Trainer`` has is an ``AttributeError`` that says why.
     """
 
     def __init__(self, loader, epochs: int, num_classes: int, logged: LoggedValues) -> None:
@@ -304,6 +304,7 @@ class StandInTrainer:
         instance.toggle_optimizer = self._toggle_optimizer
         instance.untoggle_optimizer = self._untoggle_optimizer
         instance.clip_gradients = self._clip_gradients
+        instance.all_gather = self._all_gather
 
     def set_optimizers(self, optimizers: list, schedulers: list[SchedulerConfig]) -> None:
         self.optimizers = optimizers
@@ -358,6 +359,11 @@ class StandInTrainer:
         for parameter, requires_grad in self._requires_grad.items():
             parameter.requires_grad = requires_grad
         self._requires_grad = {}
+
+    @staticmethod
+    def _all_gather(data, group=None, sync_grads: bool = False):
+        """One process: what every rank holds is this rank's data, as Lightning's single-device strategy gives."""
+        return data
 
     @staticmethod
     def _clip_gradients(optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:

@@ -57,6 +57,8 @@ def test_module_reads_the_stand_in(framework):
     instance.log("val_f1", 0.5)
     assert trainer.callback_metrics == {"val_f1": 0.5}
     instance.print("printing goes through trainer.is_global_zero")
+    predictions = torch.ones(3, 2)
+    assert instance.all_gather(predictions) is predictions  # one process gathers its own
     with pytest.raises(NotOnStandIn, match="verify runs no Trainer; its stand-in for self.trainer has no 'fit_loop'"):
         instance.trainer.fit_loop  # noqa: B018
     with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'"):
