@@ -52,6 +52,12 @@ KILL_GRACE_S = 5.0
 LABEL_FORMS = ("int64", "float32")
 METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming", re.I)
 LOSS_NAME = re.compile(r"loss", re.I)
+CRITERION_DEFECTS = frozenset({"ML001", "ML002", "ML003"})
+"""Loss failures that lie in the criterion itself: the row names the line that builds it."""
+MODEL_DEFECTS = frozenset({"ML024", "ML103"})
+"""Loss failures that lie in the logits: the row names the model's construction when the caller's is used."""
+CLASS_COUNT_PARAMETER = re.compile(r"(num|n|nb)_?(classes|labels|class)|classes|out_features|output_dim")
+"""Parameters of a model class or factory that take the class count: verify passes the sample's."""
 
 _HERE = os.path.abspath(__file__)
 
@@ -471,8 +477,8 @@ def _is_label_key(key: str) -> bool:
     return bool(re.search(r"label|target|^y$|^gt$", key, re.I))
 
 
-def _recording_model(sample: Sample, hinted: bool, hf: bool = False):
-    """The reference model, recording its outputs; ``hinted`` adds near-correct logits.
+def _recording_model(sample: Sample, hinted: bool, hf: bool = False, net=None):
+    """The reference model (or ``net``, the file's own), recording its outputs; ``hinted`` adds near-correct logits.
 
     Hints (true labels at +-3 logits, one label flipped on 40% of the samples) make an
     untrained model's predictions structured, so exact match, per-label accuracy and
@@ -486,7 +492,7 @@ def _recording_model(sample: Sample, hinted: bool, hf: bool = False):
     class RecordingModel(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = create_reference_model(sample.num_classes, img_size=IMAGE_SIZE)
+            self.net = net if net is not None else create_reference_model(sample.num_classes, img_size=IMAGE_SIZE)
             self.outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
         def forward(self, x, *args, **kwargs):
@@ -543,6 +549,8 @@ class UnitRun:
         self.threshold = float(unit["threshold"])
         self.epochs = max(1, int(spec["epochs"]))
         self.rows: list[dict] = []
+        self.built_as: list[str] = []
+        """What the current call's model and optimizer are, when built the way the file's caller builds them."""
 
     def row(self, status: str, check: str, reason: str, **kw) -> None:
         self.rows.append(_row(status, check, reason, file=self.path, **kw))
@@ -646,7 +654,7 @@ class UnitRun:
             return
         kwargs = {}
         for parameter in signature.parameters.values():
-            if re.fullmatch(r"(num|n|nb)_?(classes|labels|class)|classes|out_features|output_dim", parameter.name):
+            if CLASS_COUNT_PARAMETER.fullmatch(parameter.name):
                 kwargs[parameter.name] = self.sample.num_classes
             elif parameter.default is inspect.Parameter.empty and parameter.kind not in (
                     inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -703,7 +711,7 @@ class UnitRun:
         import torch
 
         loader = self.sample.loader(form, function.get("batch_keys", []))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+        optimizer = self._optimizer(function, model)
         values = {"num_classes": self.sample.num_classes, "threshold": self.threshold}
         positional: list = []
         keywords: dict = {}
@@ -767,6 +775,51 @@ class UnitRun:
                 keywords[param["name"]] = value
         return positional, keywords
 
+    def _optimizer(self, function: dict, model):
+        """The optimizer the file's caller builds (a ``torch.optim`` class with its literal keywords), else AdamW."""
+        import torch
+
+        build = _caller_build(function, "optimizer")
+        if build:
+            cls = getattr(torch.optim, build["qualified_name"].rpartition(".")[2], None)
+            try:
+                optimizer = cls(model.parameters(), **build["kwargs"])
+            except Exception:
+                pass  # keywords only valid with other arguments: the stand-in below
+            else:
+                self.built_as.append(f"optimizer built as {cls.__name__}(...) at {os.path.basename(self.path)}:{build['line']}")
+                return optimizer
+        return torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+
+    def _caller_model(self, build: dict | None) -> tuple[Any, str]:
+        """The model as the file's caller builds it (``Net(num_classes=C)``), and how the call row describes it.
+
+        None (the reference ViT is used) when it cannot be built from the caller's literal keywords
+        or does not map a batch of sample images to ``[B, C]`` logits.
+        """
+        import inspect
+
+        import torch
+
+        if not build:
+            return None, ""
+        where = f"{build['name']}(...) at {os.path.basename(self.path)}:{build['line']}"
+        factory = getattr(self.module, build["name"], None)
+        try:
+            parameters = inspect.signature(factory).parameters
+            kwargs = {k: v for k, v in build["kwargs"].items() if not CLASS_COUNT_PARAMETER.fullmatch(k)}
+            kwargs.update({name: self.sample.num_classes for name in parameters if CLASS_COUNT_PARAMETER.fullmatch(name)})
+            torch.manual_seed(0)
+            net = factory(**kwargs)
+            with torch.no_grad():
+                out = net.eval()(self.sample.images[:2])
+            net.train()
+        except Exception as error:
+            return None, f"with the reference ViT, as {where} raised {type(error).__name__}: {error}"
+        if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, self.sample.num_classes)):
+            return None, f"with the reference ViT, as {where} does not map sample images to [B, {self.sample.num_classes}]"
+        return net, f"model built as {where}"
+
     def _criterion(self, criterion: dict | None):
         import torch
 
@@ -786,7 +839,10 @@ class UnitRun:
 
             prepare_default_files(func, self.sample)
         trains = function["trains"]
-        model = _recording_model(self.sample, hinted=not trains, hf=function.get("hf_model", False))
+        net, model_built_as = self._caller_model(
+            _caller_build(function, "model") or (owner and _caller_build(owner[1]["init"], "model")))
+        self.built_as = [model_built_as] if model_built_as else []
+        model = _recording_model(self.sample, hinted=not trains, hf=function.get("hf_model", False), net=net)
         name = function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}"
         labels = f"{form} labels"
         epochs = self.epochs if trains else 1
@@ -841,7 +897,8 @@ class UnitRun:
             self.row(status, f"prediction ({labels})", reason, line=function.get("return_line") or function["line"],
                      function=name, code=code, hint=hint)
         what = "a sample image file" if function.get("predicts") else f"{SAMPLES} sample images"
-        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {what}",
+        built_as = "".join(f"; {note}" for note in self.built_as)
+        self.row("PASS", f"call ({labels})", f"{name} ran {epochs} time{'s' if epochs > 1 else ''} on {what}{built_as}",
                  line=function["line"], function=name)
 
     # -- checks
@@ -858,7 +915,10 @@ class UnitRun:
             failure = next((f for f in (_loss_failure(r, labels) for r in group) if f), None)
             if failure:
                 reason, code, hint = failure
-                built = criterion and criterion.get("line") and criterion["qualified_name"].rpartition(".")[2] == label
+                built = (criterion and criterion.get("line") and criterion["qualified_name"].rpartition(".")[2] == label
+                         and code in CRITERION_DEFECTS)
+                if code in MODEL_DEFECTS and self.built_as and self.built_as[0].startswith("model built as"):
+                    reason += f"; the model passed to {function}() is {self.built_as[0][len('model '):]}"
                 if built:
                     built_in = os.path.basename(criterion.get("path") or self.path)
                     reason += f"; the criterion passed to {function}() is built at {built_in}:{criterion['line']}"
@@ -939,6 +999,11 @@ class UnitRun:
 
 BUILD_HINT = ("verify builds the class from sample arguments chosen by parameter name; give the others with "
               "--bind NAME=VALUE (see docs/verify.md)")
+
+
+def _caller_build(function: dict, role: str) -> dict | None:
+    """How the file's caller builds the parameter of ``role`` (see migrate_ml/verify/builds.py)."""
+    return next((p["build"] for p in function["params"] if p.get("role") == role and p.get("build")), None)
 
 
 def _eval_prediction(logits, labels):

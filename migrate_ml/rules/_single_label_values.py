@@ -287,6 +287,8 @@ class ValueTracker(ast.NodeVisitor):
                 return True
             if name in PASS_THROUGH_METHODS and isinstance(func, ast.Attribute):
                 return self.is_sigmoid(func.value)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            return _is_logistic(node)
         if isinstance(node, ast.Name):
             return bool(re.search(r"prob|sigm|score", node.id, re.IGNORECASE)) and self.lookup(node.id)[0] != CLASS_INDEX
         return False
@@ -298,7 +300,15 @@ class ValueTracker(ast.NodeVisitor):
         threshold = (isinstance(right, ast.Name) and THRESHOLD_NAME.search(right.id)) or (
             isinstance(right, ast.Attribute) and THRESHOLD_NAME.search(right.attr)
         )
-        return bool(threshold) or self.is_sigmoid(node.left)
+        # ``logits > 0`` is ``sigmoid(logits) > 0.5``.
+        at_zero = isinstance(right, ast.Constant) and right.value == 0 and not isinstance(right.value, bool)
+        return bool(threshold) or self.is_sigmoid(node.left) or (at_zero and self.is_logits(node.left))
+
+    def is_logits(self, node: ast.AST) -> bool:
+        if self.value_of(node)[0] == MODEL_OUTPUT:
+            return True
+        return isinstance(node, (ast.Name, ast.Attribute)) and bool(
+            re.search(r"logit", node.id if isinstance(node, ast.Name) else node.attr, re.IGNORECASE))
 
     def is_model_call(self, node: ast.Call) -> bool:
         func = node.func
@@ -388,3 +398,16 @@ class ValueTracker(ast.NodeVisitor):
             self.visit(node.value)
             value, line = self.value_of(node.value)
             self.bind(node.target, value, line or node.lineno)
+
+
+def _is_logistic(node: ast.BinOp) -> bool:
+    """``1 / (1 + exp(-z))``, the logistic function written out (NumPy metric code)."""
+    denominator = node.right
+    if not (isinstance(node.left, ast.Constant) and node.left.value == 1 and isinstance(denominator, ast.BinOp)
+            and isinstance(denominator.op, ast.Add)):
+        return False
+    return any(
+        isinstance(side, ast.Call)
+        and (side.func.attr if isinstance(side.func, ast.Attribute) else getattr(side.func, "id", "")) == "exp"
+        for side in (denominator.left, denominator.right)
+    )

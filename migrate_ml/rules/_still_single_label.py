@@ -449,14 +449,16 @@ class _Detector(ValueTracker):
 
     def _check_softmax(self, node: ast.Call) -> None:
         func = node.func
-        qualified = self.qualified(func)
-        name = qualified.split(".")[-1]
+        # ``self.fc(x).softmax(dim=1)`` has no qualified name: the attribute still names the call.
+        name = func.attr if isinstance(func, ast.Attribute) else self.qualified(func).split(".")[-1]
         if name not in ("softmax", "log_softmax"):
             return
         scope = self.scope()
         if scope.function == "__init__" or ATTENTION.search(scope.function) or ATTENTION.search(scope.class_name):
             return
-        method = isinstance(func, ast.Attribute) and not self.is_module(func.value)
+        # ``self.softmax(x)`` calls an ``nn.Softmax`` layer on ``x``; ``x.softmax(dim=1)`` is a method of ``x``.
+        layer = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"
+        method = isinstance(func, ast.Attribute) and not self.is_module(func.value) and not layer
         subject = func.value if method else (node.args[0] if node.args else None)
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return

@@ -18,6 +18,7 @@ from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvide
 
 from migrate_ml.engine.source import SourceError
 from migrate_ml.rules._flow import LossConstruction, LossFlowProvider
+from migrate_ml.verify.builds import BuildSites, literal_kwargs
 
 # Parameter name -> role. Exact names first, then the patterns below.
 ROLE_NAMES: dict[str, str] = {
@@ -184,7 +185,9 @@ def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
     """Plan the dynamic pass for one file; :class:`SourceError` with its position when it does not parse."""
     module = parse(path, text)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    visitor = _Collector(path, binds)
+    sites = BuildSites()
+    wrapper.visit(sites)
+    visitor = _Collector(path, binds, sites)
     wrapper.visit(visitor)
     visitor.plan.from_pretrained = ".from_pretrained(" in text
     return visitor.plan
@@ -193,19 +196,29 @@ def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
 class _Collector(cst.CSTVisitor):
     METADATA_DEPENDENCIES = (LossFlowProvider, ParentNodeProvider, PositionProvider)
 
-    def __init__(self, path: str, binds: dict[str, Bind]) -> None:
+    def __init__(self, path: str, binds: dict[str, Bind], sites: BuildSites) -> None:
         super().__init__()
         self.plan = FilePlan(path=path)
         self.binds = binds
+        self.sites = sites
+        self._buildable: set[str] = set()
+        self._sequences: dict[str, int] = {}
+        """Module-level list and tuple literals by name, with their lengths (for ``len(CATEGORIES)``)."""
 
     def leave_Module(self, original_node: cst.Module) -> None:
         # Metadata is only resolvable while the wrapper's visit runs, so the plan is built here.
         module = original_node
         flow = self.get_metadata(LossFlowProvider, module)
-        self.plan.constructions = [_criterion_spec(c, module, self.plan.path, self._line(c.call)) for c in flow.constructions]
-        self.plan.constructions = [c for c in self.plan.constructions if c]
+        self.plan.constructions = [_criterion_spec(c, self.plan.path, self._line(c.call)) for c in flow.constructions]
         for statement in module.body:
             self._module_statement(statement, module)
+        if self.plan.num_classes is None and self.sites.head_counts:
+            counts = self.sites.head_counts
+            self.plan.num_classes = max(counts, key=counts.count)
+        self._buildable = {
+            *(n.name.value for n in module.body if isinstance(n, cst.ClassDef) and _is_module_subclass(n, module)),
+            *(n.name.value for n in module.body if isinstance(n, cst.FunctionDef) and MODEL_FACTORY.match(n.name.value)),
+        }
         functions = {f.name: f for f in module.body if isinstance(f, cst.FunctionDef)}
         classes = {c.name.value: c for c in module.body if isinstance(c, cst.ClassDef)}
         loss_sites: dict[str, list] = {}
@@ -248,7 +261,8 @@ class _Collector(cst.CSTVisitor):
         init = methods.get("__init__")
         bind = self.binds.get(node.name.value)
         factory = bind.factory if bind is not None else None
-        init_plan = (self._function_plan(init, [], module, method=True, always=True) if init is not None and not factory
+        init_plan = (self._function_plan(init, [], module, method=True, always=True, callee=node.name.value)
+                     if init is not None and not factory
                      else FunctionPlan(name="__init__", line=self._line(node), params=[], trains=False, criterion=None,
                                        args_attributes=[], args_values={}, batch_keys=[], returns=[], return_line=None))
         if _is_lightning_module(node, module):
@@ -292,36 +306,45 @@ class _Collector(cst.CSTVisitor):
         if isinstance(statement, cst.ClassDef) and _is_module_subclass(statement, module):
             if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in statement.body.body):
                 self.plan.model_classes.append(statement.name.value)
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                if (isinstance(small, cst.Assign) and len(small.targets) == 1
-                        and isinstance(small.targets[0].target, cst.Name)
-                        and _THRESHOLD_CONSTANT.match(small.targets[0].target.value)):
-                    try:
-                        value = ast.literal_eval(module.code_for_node(small.value))
-                    except (ValueError, SyntaxError):
-                        continue
-                    if isinstance(value, (int, float)) and 0 < value < 1:
-                        self.plan.threshold = float(value)
-                if (isinstance(small, cst.Assign) and len(small.targets) == 1
-                        and isinstance(small.targets[0].target, cst.Name)
-                        and _CLASS_COUNT.match(small.targets[0].target.value)):
-                    try:
-                        value = ast.literal_eval(module.code_for_node(small.value))
-                    except (ValueError, SyntaxError):
-                        continue
-                    count = len(value) if isinstance(value, (list, tuple)) else value
-                    if isinstance(count, int) and not isinstance(count, bool) and 2 <= count <= 1000:
-                        self.plan.num_classes = count
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return
+        for small in statement.body:
+            if not (isinstance(small, cst.Assign) and len(small.targets) == 1
+                    and isinstance(small.targets[0].target, cst.Name)):
+                continue
+            name = small.targets[0].target.value
+            try:
+                value = ast.literal_eval(module.code_for_node(small.value))
+            except (ValueError, SyntaxError):
+                value = self._length_of_literal(small.value)
+                if value is None:
+                    continue
+            if isinstance(value, (list, tuple)):
+                self._sequences[name] = len(value)
+            if _THRESHOLD_CONSTANT.match(name) and isinstance(value, (int, float)) and 0 < value < 1:
+                self.plan.threshold = float(value)
+            if _CLASS_COUNT.match(name):
+                count = len(value) if isinstance(value, (list, tuple)) else value
+                if isinstance(count, int) and not isinstance(count, bool) and 2 <= count <= 1000:
+                    self.plan.num_classes = count
+
+    def _length_of_literal(self, value: cst.BaseExpression) -> int | None:
+        """``len(CATEGORIES)`` where ``CATEGORIES`` is a module-level list or tuple literal."""
+        if (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "len"
+                and len(value.args) == 1 and isinstance(value.args[0].value, cst.Name)):
+            return self._sequences.get(value.args[0].value.value)
+        return None
 
     # -- functions
 
     def _function_plan(self, function: cst.FunctionDef, losses: list, module: cst.Module, *, method: bool = False,
-                       always: bool = False, step: bool = False) -> FunctionPlan | None:
+                       always: bool = False, step: bool = False, callee: str | None = None) -> FunctionPlan | None:
         """How to call ``function``; None when it is not training or evaluation code.
 
         ``method``: ``self`` is left out. ``always``: plan it whatever its parameters.
         ``step``: a Lightning step, whose ``batch`` and ``batch_idx`` the harness supplies.
+        ``callee``: the name the file calls it by (a class, for ``__init__``), to build its model and
+        optimizer the way those callers do; a module-level function is called by its own name.
         """
         if function.name.value == "main" and not method:
             return None
@@ -339,6 +362,8 @@ class _Collector(cst.CSTVisitor):
         if not (losses or {"model", "loader"} <= has or metric_helper or always or predictor):
             return None
         body = _BodyFacts.of(function, {n for n, r in roles.items() if r == "args"})
+        callee = callee or (None if method else function.name.value)
+        built = self.sites.built_for(callee, [p for p, _ in params], roles, self._buildable) if callee else {}
         specs = []
         unbound = []
         for param, kind in params:
@@ -351,6 +376,8 @@ class _Collector(cst.CSTVisitor):
                 spec["role"] = bind.role
             elif roles[name] is not None and not (roles[name] in ("logits", "labels") and not metric_helper):
                 spec["role"] = roles[name]
+                if name in built:
+                    spec["build"] = built[name]
             elif param.default is not None:
                 spec["role"] = "default"
             else:
@@ -383,10 +410,8 @@ class _Collector(cst.CSTVisitor):
         for loss_call in losses:
             func = loss_call.call.func
             if isinstance(func, cst.Name) and roles.get(func.value) == "criterion" and loss_call.constructions:
-                spec = _criterion_spec(loss_call.constructions[0], module, self.plan.path,
+                return _criterion_spec(loss_call.constructions[0], self.plan.path,
                                        self._line(loss_call.constructions[0].call))
-                if spec:
-                    return spec
         return None  # the orchestrator falls back to constructions elsewhere in the run
 
     # -- positions and ownership
@@ -475,16 +500,9 @@ def _is_module_subclass(node: cst.ClassDef, module: cst.Module) -> bool:
     return any(module.code_for_node(base.value).split(".")[-1].endswith("Module") for base in node.bases)
 
 
-def _criterion_spec(construction: LossConstruction, module: cst.Module, path: str, line: int) -> dict | None:
-    kwargs = {}
-    for arg in construction.call.args:
-        if arg.keyword is None:
-            continue
-        try:
-            kwargs[arg.keyword.value] = ast.literal_eval(module.code_for_node(arg.value))
-        except (ValueError, SyntaxError):
-            continue  # built from runtime values (a pos_weight tensor …): the harness uses the defaults
-    return {"qualified_name": construction.qualified_name, "kwargs": kwargs, "path": path, "line": line}
+def _criterion_spec(construction: LossConstruction, path: str, line: int) -> dict:
+    return {"qualified_name": construction.qualified_name, "kwargs": literal_kwargs(construction.call), "path": path,
+            "line": line}
 
 
 _BATCH_NAMES = frozenset({"batch", "data", "sample", "inputs", "example", "item"})

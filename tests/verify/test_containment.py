@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -146,3 +148,39 @@ def test_output_of_user_code_costs_bounded_memory(contained_run):
     report, *_, peak_kib = contained_run
     assert [c["status"] for c in rows_for(report, "prints_a_lot.py") if c["check"].startswith("call")] == ["PASS"] * 2
     assert peak_kib < 150 * 1024, f"verify's own peak memory was {peak_kib // 1024} MiB"
+
+
+NON_ROOT_PROBE = """
+import os, socket, sys
+from migrate_ml_reference.harness import _unshare_network
+if not _unshare_network():
+    sys.exit("no-namespace")
+assert os.getuid() == 65534, os.getuid()  # the user namespace maps the caller's own id
+try:
+    socket.create_connection(("127.0.0.1", 9), timeout=2)
+except OSError as error:
+    print("refused", error.errno)
+print(open(sys.argv[1]).read())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+                    reason="runs the probe as another user: needs root and setpriv")
+def test_a_non_root_user_gets_its_own_network_namespace_and_keeps_its_file_access():
+    folder = tempfile.mkdtemp(dir="/tmp")
+    os.chmod(folder, 0o755)
+    readable = os.path.join(folder, "data.txt")
+    with open(readable, "w") as handle:
+        handle.write("sample data")
+    os.chmod(readable, 0o644)
+    try:
+        result = subprocess.run(
+            ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+             NON_ROOT_PROBE, readable], capture_output=True, text=True, timeout=120, cwd="/",
+        )
+    finally:
+        shutil.rmtree(folder)
+    if "no-namespace" in result.stderr or "Permission denied" in result.stderr:
+        pytest.skip(f"the other user cannot run this venv or gets no user namespace: {result.stderr.strip()[-200:]}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["refused 101", "sample data"]  # no route: loopback is down in the namespace

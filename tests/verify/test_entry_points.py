@@ -145,3 +145,26 @@ def test_wrong_criterion_from_the_caller_names_its_construction(report):
     assert rows and all(c["line"] == 14 and c["code"] == "ML001" for c in rows)
     assert rows[0]["check"] == "loss at criterion_from_caller.py:7 (int64 labels)"
     assert "the criterion passed to train_one_epoch() is built at criterion_from_caller.py:14" in rows[0]["reason"]
+
+
+def test_model_and_optimizer_built_the_way_the_caller_builds_them(report):
+    rows = rows_for(report, "model_from_caller.py")
+    assert rows and all(c["status"] == "PASS" for c in rows), [c for c in rows if c["status"] != "PASS"]
+    calls = {c["check"]: c["reason"] for c in rows if c["function"] == "train_one_epoch" and c["check"].startswith("call")}
+    assert len(calls) == 2
+    for reason in calls.values():  # the loop reads SGD's momentum: the stand-in AdamW would raise KeyError
+        assert "model built as SmallNet(...) at model_from_caller.py:41" in reason
+        assert "optimizer built as SGD(...) at model_from_caller.py:42" in reason
+
+
+def test_label_count_follows_the_models_head(report):
+    losses = [c["reason"] for c in rows_for(report, "model_from_caller.py") if c["check"].startswith("loss at")]
+    assert losses and all("target [32, 5]" in reason for reason in losses)
+
+
+def test_wrong_model_from_the_caller_names_its_construction(report):
+    rows = [c for c in failures(report, "model_from_caller_softmax.py", phase="dynamic") if c["check"].startswith("loss at")]
+    assert len(rows) == 2 and all(c["line"] == 18 and c["code"] == "ML024" for c in rows)
+    assert "the model passed to train_one_epoch() is built as Classifier(...) at model_from_caller_softmax.py:25" in rows[0]["reason"]
+    static = failures(report, "model_from_caller_softmax.py", phase="static")
+    assert [(c["line"], c["code"]) for c in static] == [(13, "ML100")]

@@ -126,3 +126,79 @@ def test_lightning_module_plan_and_factory_bind():
     assert [p["role"] for p in lit.methods[0].params] == ["step_input", "step_input"]
     bound = locate("lit.py", LIGHTNING, {"Lit": Bind("Lit", factory="make_lit")}).classes[0]
     assert bound.unbound == [] and bound.to_spec()["factory"] == "make_lit"
+
+
+CALLER_SOURCE = '''\
+import timm
+import torch.nn as nn
+from torch import optim as O
+
+
+class Net(nn.Module):
+    def __init__(self, width=4):
+        super().__init__()
+        self.head = nn.Linear(width, 6)
+
+    def forward(self, x):
+        return self.head(x)
+
+
+class Trainer:
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+
+    def fit(self, loader):
+        for x, y in loader:
+            nn.functional.binary_cross_entropy_with_logits(self.model(x), y.float()).backward()
+
+
+def train(model, loader, optimizer):
+    for x, y in loader:
+        nn.functional.binary_cross_entropy_with_logits(model(x), y.float()).backward()
+        optimizer.step()
+
+
+def main(args, loader):
+    model = Net(width=8, bias=args.bias).cuda()
+    optimizer = O.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    train(model, loader, optimizer)
+    Trainer(model, optimizer=optimizer).fit(loader)
+    other = timm.create_model("vit_tiny_patch16_224", num_classes=6)
+    train(other, loader, O.Adam(other.parameters()))
+'''
+
+
+def _params(plan_function) -> dict:
+    return {p["name"]: p for p in plan_function.params}
+
+
+def test_model_and_optimizer_are_built_the_way_the_files_caller_builds_them():
+    plan = locate("t.py", CALLER_SOURCE, {})
+    train = _params(next(f for f in plan.functions if f.name == "train"))
+    # literal keywords kept (args.lr, args.bias are runtime values); .cuda() returns the model
+    assert train["model"]["build"] == {"name": "Net", "line": 31, "kwargs": {"width": 8}}
+    assert train["optimizer"]["build"] == {"qualified_name": "torch.optim.SGD", "line": 32, "kwargs": {"momentum": 0.9}}
+    assert "build" not in train["loader"]
+    trainer = next(c for c in plan.classes if c.name == "Trainer")
+    init = _params(trainer.init)
+    assert init["model"]["build"]["name"] == "Net" and init["optimizer"]["build"]["qualified_name"] == "torch.optim.SGD"
+
+
+def test_sample_label_count_comes_from_the_head_the_file_builds():
+    assert locate("t.py", CALLER_SOURCE, {}).num_classes == 6
+    constant_first = "NUM_CLASSES = 3\n" + CALLER_SOURCE
+    assert locate("t.py", constant_first, {}).num_classes == 3
+    assert locate("t.py", "import torch.nn as nn\nhead = nn.Linear(4, 6)\n", {}).num_classes is None
+
+
+def test_constructions_outside_the_file_are_not_built():
+    source = CALLER_SOURCE.replace("    train(model, loader, optimizer)\n", "")
+    train = _params(next(f for f in locate("t.py", source, {}).functions if f.name == "train"))
+    assert "build" not in train["model"]  # timm.create_model: verify's reference model stands in
+    assert "build" not in train["optimizer"]  # passed inline, not through a variable
+
+
+def test_label_count_from_the_length_of_a_module_level_list():
+    source = "CATEGORIES = ['cat', 'dog', 'car']\nNUM_CLASSES = len(CATEGORIES)\n"
+    assert locate("t.py", source, {}).num_classes == 3
+    assert locate("t.py", "NUM_CLASSES = len(load_names())\n", {}).num_classes is None
