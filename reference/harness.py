@@ -50,7 +50,7 @@ HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
 
 LABEL_FORMS = ("int64", "float32")
-METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|\bmap\b|m_ap|precision|recall|score|metric|hamming", re.I)
+METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming", re.I)
 LOSS_NAME = re.compile(r"loss", re.I)
 CRITERION_DEFECTS = frozenset({"ML001", "ML002", "ML003"})
 """Loss failures that lie in the criterion itself: the row names the line that builds it."""

@@ -1,24 +1,32 @@
 """The verify harness's driver for ``LightningModule`` subclasses (``lightning`` or ``pytorch_lightning``).
 
-No ``Trainer`` runs: the module is built from sample arguments, ``configure_optimizers`` gives
-the optimizers, and the steps are called the way a ``Trainer`` calls them with automatic
-optimisation: ``training_step`` on every sample batch, then ``backward`` and ``step`` of each
-optimizer, for ``--epochs`` epochs; then ``validation_step`` and ``test_step`` on every batch
-with gradients off. ``self.log``/``self.log_dict`` are captured on the instance (with the line
-that logged), each logged metric is averaged over the epoch as Lightning does (or computed, for
-a torchmetrics ``Metric``), and compared with the reference metrics on the very outputs the
-module produced during that phase.
+No ``Trainer`` runs: the module is built from sample arguments and gets a :class:`StandInTrainer`
+as ``self.trainer`` (so ``self.current_epoch``, ``self.global_step``,
+``self.trainer.estimated_stepping_batches`` … read what a one-process ``Trainer`` would hold);
+``configure_optimizers`` gives the optimizers and schedulers, and the steps are called the way a
+``Trainer`` calls them: ``training_step`` on every sample batch for ``--epochs`` epochs, followed
+(with automatic optimisation) by ``zero_grad``/``backward``/``step`` of each optimizer and the
+schedulers' ``step`` at their interval; with ``automatic_optimization = False`` the step does
+that itself through ``self.optimizers()``, ``self.manual_backward`` and ``self.lr_schedulers()``.
+Then ``validation_step`` and ``test_step`` run on every batch with gradients off. The epoch hooks
+a ``Trainer`` calls around them (``on_fit_start``, ``on_train_start``, ``on_train_epoch_start``/
+``_end``, ``on_validation_epoch_start``/``_end``, ``on_test_epoch_start``/``_end``) run too.
+``self.log``/``self.log_dict`` are captured on the instance (with the line that logged), each
+logged metric is averaged over the epoch as Lightning does (or computed, for a torchmetrics
+``Metric``), and compared with the reference metrics on the very outputs the module produced
+during that phase.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from . import harness as h
 
-PHASES = (("validation_step", "validation"), ("test_step", "test"))
+PHASES = (("validation_step", "validating"), ("test_step", "testing"))
 
 
 class LoggedValues:
@@ -139,24 +147,235 @@ class OutputTap:
         return output
 
 
-def _optimizers(configured) -> list:
-    """The optimizers of any ``configure_optimizers`` return form Lightning accepts."""
+@dataclass
+class SchedulerConfig:
+    """One scheduler of ``configure_optimizers``, with Lightning's keys (``trainer.lr_scheduler_configs``)."""
+
+    scheduler: Any
+    interval: str = "epoch"
+    frequency: int = 1
+    monitor: str | None = None
+
+    @classmethod
+    def of(cls, item) -> "SchedulerConfig":
+        if isinstance(item, dict):
+            return cls(item["scheduler"], item.get("interval", "epoch"), int(item.get("frequency", 1)), item.get("monitor"))
+        return cls(item)
+
+
+def _configured(configured) -> tuple[list, list[SchedulerConfig]]:
+    """The optimizers and schedulers of any ``configure_optimizers`` return form Lightning accepts."""
     import torch
 
-    if configured is None:
-        return []
     if isinstance(configured, torch.optim.Optimizer):
-        return [configured]
+        return [configured], []
     if isinstance(configured, dict):
-        return _optimizers(configured.get("optimizer"))
+        optimizers, _ = _configured(configured.get("optimizer"))
+        scheduler = configured.get("lr_scheduler")
+        return optimizers, [] if scheduler is None else [SchedulerConfig.of(scheduler)]
     if isinstance(configured, (list, tuple)):
-        if len(configured) == 2 and isinstance(configured[0], (list, tuple)):
-            return _optimizers(list(configured[0]))
-        found = []
+        if len(configured) == 2 and isinstance(configured[0], (list, tuple)):  # ([optimizers], [schedulers])
+            optimizers, _ = _configured(list(configured[0]))
+            schedulers = configured[1] if isinstance(configured[1], (list, tuple)) else [configured[1]]
+            return optimizers, [SchedulerConfig.of(s) for s in schedulers if s is not None]
+        optimizers, schedulers = [], []
         for item in configured:
-            found.extend(_optimizers(item))
-        return found
-    return []
+            found, their_schedulers = _configured(item)
+            optimizers.extend(found)
+            schedulers.extend(their_schedulers)
+        return optimizers, schedulers
+    return [], []
+
+
+class DroppingLogger:
+    """``self.logger``: takes every call (``log_metrics``, ``log_hyperparams``, ``experiment.add_image``, …)
+    and keeps nothing, so that logging images or hyperparameters does not stop the steps."""
+
+    name = "verify"
+    version = 0
+
+    def __init__(self, folder: str) -> None:
+        self.save_dir = self.log_dir = self.root_dir = folder
+
+    def __getattr__(self, name: str) -> "DroppingLogger":
+        if name.startswith("__"):  # copy and pickle probe for __deepcopy__, __getnewargs_ex__, …
+            raise AttributeError(name)
+        return self
+
+    def __call__(self, *_args, **_kwargs) -> "DroppingLogger":
+        return self
+
+
+class NotOnStandIn(AttributeError):
+    """``self.trainer.X`` for an ``X`` the stand-in does not have: verify's limit, said as such."""
+
+
+class StandInDataModule:
+    """``self.trainer.datamodule``: every loader it gives is verify's sample loader, so that a step or
+    ``configure_optimizers`` sizing itself on ``len(self.trainer.datamodule.train_dataloader())``
+    or reading ``num_classes`` sees the sample data it runs on."""
+
+    def __init__(self, loader, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.batch_size = loader.batch_size
+        self._loader = loader
+
+    def __getattr__(self, name: str):
+        raise NotOnStandIn(f"verify runs no Trainer; its stand-in for self.trainer.datamodule has no {name!r}")
+
+    def train_dataloader(self):
+        return self._loader
+
+    val_dataloader = test_dataloader = predict_dataloader = train_dataloader
+
+
+STAND_IN_HINT = ("verify runs no Trainer: its stand-in for self.trainer has current_epoch, global_step, max_epochs, "
+                 "estimated_stepping_batches, num_training_batches, optimizers, lr_scheduler_configs, logger, "
+                 "callback_metrics, datamodule (its loaders are the sample loader) and the rank/precision settings "
+                 "of one CPU process")
+
+
+def _one_or_list(items: list):
+    """Lightning's ``optimizers()``/``lr_schedulers()`` convention: one item unwrapped, else the list."""
+    return items[0] if len(items) == 1 else items
+
+
+class StandInTrainer:
+    """What a ``LightningModule`` reads from ``self.trainer`` in verify's run: one process on the CPU,
+    a logger that drops everything, no callbacks, the sample data. :meth:`attach` also gives the
+    instance the manual optimisation methods and ``all_gather`` (Lightning's own read the
+    ``Trainer``'s strategy), the same way for ``lightning`` and ``pytorch_lightning``. Anything else
+    a ``Trainer`` has is an ``AttributeError`` that says why.
+    """
+
+    def __init__(self, loader, epochs: int, num_classes: int, logged: LoggedValues) -> None:
+        batches = len(loader)
+        self.max_epochs = epochs
+        self.max_steps = -1
+        self.num_training_batches = batches
+        self.num_val_batches = [batches]
+        self.num_test_batches = [batches]
+        self.estimated_stepping_batches = epochs * batches
+        self.train_dataloader = loader
+        self.val_dataloaders = loader
+        self.test_dataloaders = loader
+        self.current_epoch = 0
+        self.global_step = 0
+        self.is_last_batch = False
+        self.training = self.validating = self.testing = self.predicting = self.sanity_checking = False
+        self.should_stop = False
+        self.optimizers: list = []
+        self.lr_scheduler_configs: list[SchedulerConfig] = []
+        self.default_root_dir = self.log_dir = os.getcwd()  # the unit's scratch folder
+        self.logger = DroppingLogger(self.log_dir)
+        self.loggers = [self.logger]
+        self.callbacks: list = []
+        self.progress_bar_callback = self.checkpoint_callback = self.early_stopping_callback = None
+        self.is_global_zero = True
+        self.world_size = self.num_devices = self.num_nodes = 1
+        self.global_rank = self.local_rank = self.node_rank = 0
+        self.datamodule = StandInDataModule(loader, num_classes)
+        self.precision = "32-true"
+        self.accumulate_grad_batches = 1
+        self.gradient_clip_val = self.gradient_clip_algorithm = None
+        self.log_every_n_steps = 50
+        self.check_val_every_n_epoch = 1
+        self.lightning_module = None
+        self._logged = logged
+        self._requires_grad: dict = {}  # parameter -> its flag, while an optimizer is toggled
+
+    def __getattr__(self, name: str):
+        raise NotOnStandIn(f"verify runs no Trainer; its stand-in for self.trainer has no {name!r}")
+
+    @property
+    def model(self):
+        return self.lightning_module
+
+    @property
+    def callback_metrics(self) -> dict:
+        return {name: values[-1] for name, values in self._logged.values.items()}
+
+    def attach(self, instance) -> None:
+        instance.trainer = self  # Lightning's setter: child LightningModules get it too
+        self.lightning_module = instance
+        instance.optimizers = self._module_optimizers
+        instance.lr_schedulers = self._module_lr_schedulers
+        instance.manual_backward = self._manual_backward
+        instance.toggle_optimizer = self._toggle_optimizer
+        instance.untoggle_optimizer = self._untoggle_optimizer
+        instance.clip_gradients = self._clip_gradients
+        instance.all_gather = self._all_gather
+
+    def set_optimizers(self, optimizers: list, schedulers: list[SchedulerConfig]) -> None:
+        self.optimizers = optimizers
+        self.lr_scheduler_configs = schedulers
+        for optimizer in optimizers:  # global_step counts optimizer steps, as Lightning's does
+            optimizer.register_step_post_hook(self._count_step)
+            if not hasattr(optimizer, "optimizer"):  # a LightningOptimizer's way to the optimizer it wraps
+                optimizer.optimizer = optimizer
+
+    def stage(self, name: str) -> None:
+        """Lightning's stage flags: ``training``, ``validating`` or ``testing``."""
+        self.training = name == "training"
+        self.validating = name == "validating"
+        self.testing = name == "testing"
+
+    def step_schedulers(self, interval: str, count: int) -> None:
+        """What automatic optimisation does after an optimizer step (``step``) or an epoch (``epoch``).
+        ``ReduceLROnPlateau`` is left alone: it needs the monitored value of a whole run."""
+        from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+        for config in self.lr_scheduler_configs:
+            if config.interval == interval and count % max(1, config.frequency) == 0 \
+                    and not isinstance(config.scheduler, ReduceLROnPlateau):
+                config.scheduler.step()
+
+    def _count_step(self, *_args) -> None:
+        self.global_step += 1
+
+    def _module_optimizers(self, use_pl_optimizer: bool = True):
+        return _one_or_list(self.optimizers)
+
+    def _module_lr_schedulers(self):
+        return _one_or_list([config.scheduler for config in self.lr_scheduler_configs]) or None
+
+    def _manual_backward(self, loss, *args, **kwargs) -> None:
+        if getattr(self.lightning_module, "automatic_optimization", True):
+            raise RuntimeError("to use manual_backward, please disable automatic optimization: "
+                               "set model property `automatic_optimization` as False")
+        loss.backward(*args, **kwargs)
+
+    def _toggle_optimizer(self, optimizer) -> None:
+        """Only ``optimizer``'s parameters get gradients until :meth:`_untoggle_optimizer`, as in Lightning."""
+        own = {p for group in optimizer.param_groups for p in group["params"]}
+        for other in self.optimizers:
+            for group in other.param_groups:
+                for parameter in group["params"]:
+                    if parameter not in own and parameter not in self._requires_grad:
+                        self._requires_grad[parameter] = parameter.requires_grad
+                        parameter.requires_grad = False
+
+    def _untoggle_optimizer(self, optimizer) -> None:
+        for parameter, requires_grad in self._requires_grad.items():
+            parameter.requires_grad = requires_grad
+        self._requires_grad = {}
+
+    @staticmethod
+    def _all_gather(data, group=None, sync_grads: bool = False):
+        """One process: what every rank holds is this rank's data, as Lightning's single-device strategy gives."""
+        return data
+
+    @staticmethod
+    def _clip_gradients(optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        import torch
+
+        if not gradient_clip_val:
+            return
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        if (gradient_clip_algorithm or "norm").lower() == "value":
+            torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
 
 
 def run_lightning(unit: h.UnitRun, cls: type, spec: dict) -> None:
@@ -165,8 +384,6 @@ def run_lightning(unit: h.UnitRun, cls: type, spec: dict) -> None:
 
 
 def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
-    import torch
-
     labels = f"{form} labels"
     name = spec["name"]
     steps = {m["name"]: m for m in spec["methods"]}
@@ -180,84 +397,130 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
                  hint=h.BUILD_HINT)
         return
     logged = LoggedValues(instance, unit.recorder.user_files)
-    tap = OutputTap(instance, unit.sample)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
+    trainer = StandInTrainer(loader, unit.epochs, unit.sample.num_classes, logged)
+    trainer.attach(instance)
+    tap = OutputTap(instance, unit.sample)
     if "training_step" in steps:
-        if not _train(unit, instance, steps["training_step"], loader, labels, logged, tap, name):
+        if not _train(unit, instance, trainer, steps["training_step"], loader, labels, logged, tap, name):
             return
-    for step_name, phase in PHASES:
+    for step_name, stage in PHASES:
         if step_name in steps:
-            if not _evaluate(unit, instance, steps[step_name], loader, labels, logged, tap, name, phase):
+            if not _evaluate(unit, instance, trainer, steps[step_name], loader, labels, logged, tap, name, stage):
                 return
     ran = ", ".join(steps)
-    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {h.SAMPLES} sample images without a Trainer",
+    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {h.SAMPLES} sample images with a stand-in Trainer",
              line=spec["line"], function=name)
 
 
-def _train(unit, instance, step: dict, loader, labels, logged, tap, name) -> bool:
+def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, logged, tap, name) -> bool:
+    import torch
+
     function = f"{name}.training_step"
     try:
-        optimizers = _optimizers(instance.configure_optimizers()) if hasattr(instance, "configure_optimizers") else []
+        optimizers, schedulers = _configured(instance.configure_optimizers()) \
+            if hasattr(instance, "configure_optimizers") else ([], [])
     except BaseException as error:
         unit.row("FAIL", f"configure_optimizers ({labels})", f"raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path), function=name, trace=h._user_traceback(error))
+                 line=h._user_line(error, unit.path), function=name, trace=h._user_traceback(error),
+                 hint=_hint(error))
         return False
-    if not optimizers:
-        optimizers = [__import__("torch").optim.AdamW(instance.parameters(), lr=h.LEARNING_RATE)]
+    trainer.set_optimizers(optimizers or [torch.optim.AdamW(instance.parameters(), lr=h.LEARNING_RATE)], schedulers)
+    automatic = getattr(instance, "automatic_optimization", True)
     instance.train()
+    trainer.stage("training")
     epoch_losses: list[list[float]] = []
-    for epoch in range(unit.epochs):
-        start = len(unit.recorder.records)
-        logged.clear()
-        tap.outputs.clear()
-        for batch_idx, batch in enumerate(loader):
-            try:
+    running, start = "on_fit_start", len(unit.recorder.records)
+    try:
+        _call_hooks(instance, "on_fit_start", "on_train_start")
+        for epoch in range(unit.epochs):
+            trainer.current_epoch = epoch
+            start = len(unit.recorder.records)
+            logged.clear()
+            tap.outputs.clear()
+            returned: list[float] = []
+            running = "on_train_epoch_start"
+            _call_hooks(instance, running)
+            running = "training_step"
+            for batch_idx, batch in enumerate(loader):
+                trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
                 result = instance.training_step(batch, batch_idx)
                 loss = result["loss"] if isinstance(result, dict) else result
-                if getattr(loss, "requires_grad", False):
-                    for optimizer in optimizers:
+                if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+                    returned.append(float(loss.detach()))
+                if automatic and getattr(loss, "requires_grad", False):
+                    for optimizer in trainer.optimizers:
                         optimizer.zero_grad()
                     loss.backward()
-                    for optimizer in optimizers:
+                    for optimizer in trainer.optimizers:
                         optimizer.step()
-            except BaseException as error:
-                unit._loss_rows(function, labels, unit.recorder.records[start:])
-                unit.row("FAIL", f"call ({labels})", f"training_step raised {type(error).__name__}: {error}",
-                         line=h._user_line(error, unit.path) or step["line"], function=function,
-                         trace=h._user_traceback(error), hint=h._crash_hint(error))
-                return False
-        epoch_losses.append([r["loss"] for r in unit.recorder.records[start:] if "loss" in r])
-        if epoch == unit.epochs - 1:
-            unit._loss_rows(function, labels, unit.recorder.records[start:])
+                    trainer.step_schedulers("step", trainer.global_step)
+            running = "on_train_epoch_end"
+            _call_hooks(instance, running)
+            if automatic:
+                trainer.step_schedulers("epoch", epoch + 1)
+            # the recorded loss calls; a loss verify cannot intercept (hand-written) is what the step returned
+            epoch_losses.append([r["loss"] for r in unit.recorder.records[start:] if "loss" in r] or returned)
+    except BaseException as error:
+        _failed(unit, error, name, running, function, labels, step, start)
+        return False
+    unit._loss_rows(function, labels, unit.recorder.records[start:])
     unit._falls_row({**step, "name": function}, labels, epoch_losses)
     _logged_rows(unit, logged, tap.outputs, labels, function, step)
     return True
 
 
-def _evaluate(unit, instance, step: dict, loader, labels, logged, tap, name, phase) -> bool:
+def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, logged, tap, name, stage) -> bool:
     import torch
 
     function = f"{name}.{step['name']}"
+    hooks = "on_validation_epoch" if stage == "validating" else "on_test_epoch"
     instance.eval()
+    trainer.stage(stage)
     logged.clear()
     tap.outputs.clear()
     tap.hinted = True
     start = len(unit.recorder.records)
+    running = f"{hooks}_start"
     try:
         with torch.no_grad():
+            _call_hooks(instance, running)
+            running = step["name"]
             for batch_idx, batch in enumerate(loader):
+                trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
                 getattr(instance, step["name"])(batch, batch_idx)
+            running = f"{hooks}_end"
+            _call_hooks(instance, running)
     except BaseException as error:
-        unit._loss_rows(function, labels, unit.recorder.records[start:])
-        unit.row("FAIL", f"call ({labels})", f"{step['name']} raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path) or step["line"], function=function,
-                 trace=h._user_traceback(error), hint=h._crash_hint(error))
+        _failed(unit, error, name, running, function, labels, step, start)
         return False
     finally:
         tap.hinted = False
     unit._loss_rows(function, labels, unit.recorder.records[start:])
     _logged_rows(unit, logged, tap.outputs, labels, function, step)
     return True
+
+
+def _call_hooks(instance, *hooks: str) -> None:
+    """The ``LightningModule`` hooks a ``Trainer`` calls at this point (the inherited ones do nothing),
+    so that a metric computed and logged in ``on_validation_epoch_end`` is judged too."""
+    for hook in hooks:
+        method = getattr(instance, hook, None)
+        if callable(method):
+            method()
+
+
+def _failed(unit, error: BaseException, name: str, running: str, function: str, labels: str, step: dict,
+            start: int) -> None:
+    """The rows of a phase that raised: its loss calls so far, then the call that raised (a step or a hook)."""
+    unit._loss_rows(function, labels, unit.recorder.records[start:])
+    unit.row("FAIL", f"call ({labels})", f"{running} raised {type(error).__name__}: {error}",
+             line=h._user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
+             trace=h._user_traceback(error), hint=_hint(error))
+
+
+def _hint(error: BaseException) -> str:
+    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error)
 
 
 def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict) -> None:

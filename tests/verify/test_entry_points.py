@@ -25,8 +25,8 @@ def _dynamic_failures(report, name):
     return [(c["line"], c["check"], c["code"], c["reason"]) for c in failures(report, name, phase="dynamic")]
 
 
-@pytest.mark.parametrize("name", ["lightning_good.py", "hf_metrics_good.py", "trainer_good.py", "pretrained_backbones.py",
-                                  "deit_engine.py"])
+@pytest.mark.parametrize("name", ["lightning_good.py", "lightning_manual_good.py", "lightning_trainer_reads.py",
+                                  "hf_metrics_good.py", "trainer_good.py", "pretrained_backbones.py", "deit_engine.py"])
 def test_correct_migrations_pass(report, name):
     rows = rows_for(report, name)
     assert rows and [c for c in rows if c["status"] != "PASS"] == []
@@ -39,6 +39,36 @@ def test_lightning_module_is_trained_and_its_logged_metric_judged(report):
     assert ("LitClassifier.validation_step", "logged val_acc (float32 labels)") in checks
     logged = next(c for c in rows if c["check"] == "logged val_acc (int64 labels)")
     assert logged["line"] == 28 and "equals the reference exact match" in logged["reason"]
+
+
+def test_lightning_manual_optimisation_trains_and_its_logged_metric_judged(report):
+    rows = rows_for(report, "lightning_manual_good.py")
+    checks = {(c["function"], c["check"], c["line"]) for c in rows}
+    assert ("LitManual.training_step", "loss at lightning_manual_good.py:26 (int64 labels)", 26) in checks
+    assert ("LitManual.training_step", "loss falls (float32 labels)", 22) in checks
+    logged = next(c for c in rows if c["check"] == "logged val_exact_match (float32 labels)")
+    assert logged["line"] == 40 and "equals the reference exact match" in logged["reason"]
+
+
+def test_lightning_manual_cross_entropy_and_epoch_end_per_element_accuracy(report):
+    rows = _dynamic_failures(report, "lightning_manual_ce.py")
+    assert {(line, check, code) for line, check, code, _ in rows} == {
+        (22, "loss at lightning_manual_ce.py:22 (int64 labels)", "ML002"),
+        (22, "loss at lightning_manual_ce.py:22 (float32 labels)", "ML002"),
+        (36, "logged val_acc (int64 labels)", "ML021"), (36, "logged val_acc (float32 labels)", "ML021")}
+    assert "cross_entropy received float multi-hot targets" in rows[0][3]
+    assert "equals per-element (label-wise) accuracy" in rows[-1][3]  # logged in on_validation_epoch_end
+
+
+def test_lightning_module_reading_its_trainer(report):
+    """OneCycleLR over self.trainer.estimated_stepping_batches, stepped every batch (one step too many
+    would raise), and self.current_epoch / self.trainer.max_epochs / self.global_step in the step;
+    exact match logged in on_validation_epoch_end from the collected outputs."""
+    rows = rows_for(report, "lightning_trainer_reads.py")
+    judged = {c["check"]: (c["status"], c["line"], c["reason"]) for c in rows}
+    assert judged["logged val_f1 (int64 labels)"][0] == "PASS" and "reference F1_micro" in judged[
+        "logged val_f1 (int64 labels)"][2]
+    assert judged["logged val_exact_match (float32 labels)"][:2] == ("PASS", 38)
 
 
 def test_lightning_per_element_accuracy_names_the_log_line(report):

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness import _judge_metric, _logits_form, _loss_failure  # noqa: E402
+from migrate_ml_reference.harness import METRIC_NAME, _judge_metric, _logits_form, _loss_failure  # noqa: E402
 
 REFERENCE = {
     "exact_match": 0.53,
@@ -67,3 +67,13 @@ def test_loss_failures():
     assert _loss_failure(_record(target_shape=[4]), "float32 labels")[1] == "ML101"
     assert _loss_failure(_record(logits_form="log_softmax"), "float32 labels")[1] == "ML103"
     assert "non-finite" in _loss_failure(_record(loss=float("inf")), "float32 labels")[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "judged"),
+    [("val_mAP", True), ("mAP", True), ("val/map", True), ("test_map_50", True), ("val_m_ap", True),
+     ("val_acc", True), ("heatmap_loss", False), ("mapping_size", False), ("lr", False)],
+)
+def test_metric_names_judged(name, judged):
+    """A returned or logged value is judged when its name says metric (val_mAP too, not heatmap)."""
+    assert bool(METRIC_NAME.search(name)) is judged
