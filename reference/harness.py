@@ -549,6 +549,24 @@ ROLE_DEFAULTS: dict[str, Any] = {
 }
 
 
+KNOWN_ARGS: dict[str, Any] = {
+    "log_interval": 10**9, "print_freq": 10**9, "dry_run": False, "no_cuda": True, "cuda": False,
+    "use_cuda": False, "amp": False, "clip_grad": None, "max_norm": 0, "distributed": False, "gpu": None,
+    "local_rank": -1, "world_size": 1, "rank": 0, "smoothing": 0.0, "mixup": 0.0, "cutmix": 0.0,
+    "debug": False, "verbose": False, "seed": 0, "num_workers": 0, "workers": 0,
+}
+"""``args.X`` values verify gives a training script's namespace (besides the sample-dependent ones)."""
+_SAMPLE_DEPENDENT_ARGS = frozenset({"lr", "learning_rate", "device", "batch_size", "epochs", "num_classes", "nb_classes",
+                                    "n_classes", "num_labels", "threshold"})
+
+
+def unknown_args(function: dict) -> list[str]:
+    """The ``args.X`` a function reads that verify has no value for (they are None) and no ``--bind`` gave."""
+    given = function.get("args_values", {})
+    return [a for a in function.get("args_attributes", [])
+            if a not in KNOWN_ARGS and a not in _SAMPLE_DEPENDENT_ARGS and a not in given]
+
+
 def _args_namespace(attributes: list[str], values: dict[str, Any], overrides: dict[str, Any]):
     import argparse as _argparse
 
@@ -556,10 +574,7 @@ def _args_namespace(attributes: list[str], values: dict[str, Any], overrides: di
         "lr": LEARNING_RATE, "learning_rate": LEARNING_RATE, "device": "cpu", "batch_size": BATCH_SIZE,
         "epochs": 1, "num_classes": values["num_classes"], "nb_classes": values["num_classes"],
         "n_classes": values["num_classes"], "num_labels": values["num_classes"], "threshold": values["threshold"],
-        "log_interval": 10**9, "print_freq": 10**9, "dry_run": False, "no_cuda": True, "cuda": False,
-        "use_cuda": False, "amp": False, "clip_grad": None, "max_norm": 0, "distributed": False, "gpu": None,
-        "local_rank": -1, "world_size": 1, "rank": 0, "smoothing": 0.0, "mixup": 0.0, "cutmix": 0.0,
-        "debug": False, "verbose": False, "seed": 0, "num_workers": 0, "workers": 0,
+        **KNOWN_ARGS,
     }
     namespace = _argparse.Namespace()
     for attribute in attributes:
@@ -578,6 +593,8 @@ class UnitRun:
         self.threshold = float(unit["threshold"])
         self.epochs = max(1, int(spec["epochs"]))
         self.rows: list[dict] = []
+        self.unchecked_models: list[tuple[str, str]] = []
+        """Model classes of the file that could not be built from sample arguments, and why."""
         self.built_as: list[str] = []
         """What the current call's model and optimizer are, when built the way the file's caller builds them."""
 
@@ -627,6 +644,9 @@ class UnitRun:
                         self._run_form(None, method, form, owner=(cls, spec))
         if pretrained is not None:
             self._problem_type_rows(pretrained.calls)
+        if not self.rows:  # the file's only entry points were model classes verify could not build
+            for name, why in self.unchecked_models:
+                self.row("SKIP", f"model {name} outputs", f"not checked: {why}", line=self._line_of(getattr(module, name)))
         return self.rows
 
     def build(self, cls: type, spec: dict, positional: list, keywords: dict):
@@ -640,7 +660,7 @@ class UnitRun:
 
     def _problem_type_rows(self, calls: list[dict]) -> None:
         """One row per ``from_pretrained`` site: its head must be built for multi-label."""
-        if not calls and not self.rows:
+        if not calls:
             self.row("SKIP", "problem_type", "from_pretrained was not called on import or by an entry point verify "
                      "runs, so its problem_type was checked by the static pass only")
         seen = set()
@@ -689,10 +709,13 @@ class UnitRun:
                 kwargs[parameter.name] = self.sample.num_classes
             elif parameter.default is inspect.Parameter.empty and parameter.kind not in (
                     inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                return  # not a classifier we know how to build
+                self.unchecked_models.append((name, f"{name}() needs `{parameter.name}`, which verify has no sample "
+                                              "value for"))
+                return
         try:
             model = cls(**kwargs).eval()
-        except Exception:
+        except Exception as error:
+            self.unchecked_models.append((name, f"{name}() raised {type(error).__name__}: {error}"))
             return
         for shape in ((3, IMAGE_SIZE, IMAGE_SIZE), (1, 28, 28), (1, IMAGE_SIZE, IMAGE_SIZE), (3, 224, 224)):
             try:
@@ -910,9 +933,10 @@ class UnitRun:
                 returned = func(*positional, **keywords)
             except BaseException as error:  # SystemExit too: user code must not end the check
                 self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
-                self.row("FAIL", f"call ({labels})", f"{name} raised {type(error).__name__}: {error}",
+                self.row("FAIL", f"call ({labels})", f"{name} raised {_error_text(error)}",
                          line=_user_line(error, self.path) or function["line"], function=name,
-                         trace=_user_traceback(error), hint=_crash_hint(error))
+                         trace=_user_traceback(error),
+                         hint=_crash_hint(error, function, owner[1]["name"] if owner else None))
                 return
             epoch_losses.append([r["loss"] for r in self.recorder.records[start:] if "loss" in r])
             if epoch == epochs - 1:
@@ -971,7 +995,8 @@ class UnitRun:
             self.row("FAIL", check, f"loss is not finite: {means}", line=function["line"], function=name,
                      hint="check the loss input: raw logits and float multi-hot targets")
         elif len(means) < 2:
-            self.row("PASS", check, f"one epoch run, loss {means[0]:.3f}", line=function["line"], function=name)
+            self.row("SKIP", check, f"one epoch run (loss {means[0]:.3f}): nothing to compare it with; run with "
+                     "--epochs 2 or more", line=function["line"], function=name)
         elif means[-1] < means[0]:
             self.row("PASS", check, f"mean loss fell from {means[0]:.3f} to {means[-1]:.3f} over {len(means)} epochs",
                      line=function["line"], function=name)
@@ -1059,8 +1084,22 @@ def _import_hint(error: BaseException) -> str:
     return "the module must import without side effects; guard scripts with if __name__ == '__main__':"
 
 
-def _crash_hint(error: BaseException) -> str:
+def _error_text(error: BaseException) -> str:
+    """The exception as the user should read it: verify's sample model named as such, not by its class."""
+    text = f"{type(error).__name__}: {error}"
+    return re.sub(r"(_recording_model\.<locals>\.)?'?RecordingModel'?( object)?", "verify's sample model", text)
+
+
+def _crash_hint(error: BaseException, function: dict | None = None, owner: str | None = None) -> str:
     text = str(error)
+    if isinstance(error, AttributeError) and "RecordingModel" in text:
+        hint = ("the code uses an attribute of its own model class that verify's sample model (a ViT) lacks: let a "
+                "caller in the file build the model (model = MyNet(...); see docs/verify.md)")
+        return hint + (f", or build {owner} with a function of the file: --bind {owner}='FUNCTION()'" if owner else "")
+    unknown = unknown_args(function or {})
+    if isinstance(error, TypeError) and "NoneType" in text and unknown:
+        return (f"verify sets the args attributes it has no sample value for to None ({', '.join(unknown)}): give them "
+                f"with --bind args.{unknown[0]}=VALUE")
     if "Found dtype Long" in text or "result type Float can't be cast" in text:
         return "the loss received integer targets: add .float() to the target at the loss call (rule ML010)"
     if "multi-target" in text or "0D or 1D target" in text:

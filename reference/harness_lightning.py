@@ -514,13 +514,13 @@ def _failed(unit, error: BaseException, name: str, running: str, function: str, 
             start: int) -> None:
     """The rows of a phase that raised: its loss calls so far, then the call that raised (a step or a hook)."""
     unit._loss_rows(function, labels, unit.recorder.records[start:])
-    unit.row("FAIL", f"call ({labels})", f"{running} raised {type(error).__name__}: {error}",
+    unit.row("FAIL", f"call ({labels})", f"{running} raised {h._error_text(error)}",
              line=h._user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
-             trace=h._user_traceback(error), hint=_hint(error))
+             trace=h._user_traceback(error), hint=_hint(error, name))
 
 
-def _hint(error: BaseException) -> str:
-    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error)
+def _hint(error: BaseException, name: str | None = None) -> str:
+    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error, owner=name)
 
 
 def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict) -> None:

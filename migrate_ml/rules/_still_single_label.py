@@ -564,6 +564,17 @@ class _Detector(ValueTracker):
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         arguments = [*node.args, *(k.value for k in node.keywords if k.arg in _METRIC_PREDICTION_KEYWORDS)]
+        flattened = [line for line in map(self._flattened_multi_hot, arguments) if line]
+        if flattened and "acc" in name.lower():
+            self._report(
+                node,
+                "per-element-accuracy",
+                f"{name} of flattened multi-hot rows scores each of the B x C labels separately (label-wise "
+                "accuracy, dominated by negatives)",
+                "pass the [B, C] rows unflattened (accuracy_score then gives exact match), or report F1/mAP/Hamming loss",
+                tuple(flattened),
+            )
+            return
         lines = [line for value, line in (self.value_of(argument) for argument in arguments) if value == CLASS_INDEX]
         if lines:
             self._report(
@@ -573,6 +584,24 @@ class _Detector(ValueTracker):
                 f"{_SUGGEST_THRESHOLD}, and pass those multi-hot rows (with multi-hot labels) to a multi-label metric",
                 tuple(lines),
             )
+
+    def _flattened_multi_hot(self, node: ast.AST) -> int:
+        """The line of the prediction when ``node`` flattens thresholded rows (``preds.ravel()``,
+        ``preds.reshape(-1)``, ``np.ravel(preds)``); 0 otherwise."""
+        if not isinstance(node, ast.Call):
+            return 0
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("ravel", "flatten") and not node.args:
+            subject = func.value
+        elif isinstance(func, ast.Attribute) and func.attr in ("reshape", "view") and len(node.args) == 1 \
+                and int_constant(node.args[0]) == -1:
+            subject = func.value
+        elif self.qualified(func).split(".")[-1] in ("ravel", "flatten") and len(node.args) == 1:
+            subject = node.args[0]
+        else:
+            return 0
+        value, line = self.value_of(subject)
+        return line if value == MULTI_HOT else 0
 
     def _check_item(self, node: ast.Call) -> None:
         func = node.func

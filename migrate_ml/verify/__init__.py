@@ -170,7 +170,7 @@ def _plan_checks(plan: FilePlan) -> list[Check]:
     more = f" (and {len(plan.uncovered) - 1} more place{'s' if len(plan.uncovered) > 2 else ''})" if len(plan.uncovered) > 1 else ""
     checks.append(Check(
         file=plan.path, line=line, check="entry point", status=SKIP,
-        reason=f"no callable entry point: its {where}{more}, so verify cannot run it on sample data",
+        reason=f"no callable entry point for the {where}{more}: verify cannot run it on sample data",
         hint=SAMPLE_DATA_HINT,
     ))
     return checks

@@ -58,7 +58,12 @@ ROLE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 ROLES = frozenset(ROLE_NAMES.values())
 
-_PREDICTION_CALLS = frozenset({"sigmoid", "softmax", "log_softmax", "argmax", "topk"})
+_PREDICTION_CALLS = frozenset({
+    "sigmoid", "expit", "softmax", "log_softmax", "argmax", "topk",
+    # metric code (a Hugging Face compute_metrics in NumPy/sklearn) that must not go unchecked either
+    "accuracy_score", "f1_score", "precision_score", "recall_score", "fbeta_score", "jaccard_score", "hamming_loss",
+    "average_precision_score", "roc_auc_score", "precision_recall_fscore_support", "classification_report",
+})
 MODEL_FACTORY = re.compile(r"^(create|build|get|make|init|load)_?(\w+_)?(model|net|network|classifier|vit)$", re.I)
 """Module-level functions that build the model (``create_model(num_classes)``): checked like model classes."""
 _METRIC_FUNCTION = re.compile(r"acc|metric|score|exact|f1|precision|recall|hamming", re.I)
@@ -583,20 +588,32 @@ class _BodyFacts(cst.CSTVisitor):
 
 
 class _PredictionCalls(cst.CSTVisitor):
-    """Calls of sigmoid/softmax/argmax-like functions anywhere in a module."""
+    """Calls of sigmoid/softmax/argmax-like functions and of metric functions anywhere in a module, and the
+    logistic written out (``1 / (1 + np.exp(-z))``)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[cst.Call] = []
+        self.calls: list[cst.CSTNode] = []
 
     @classmethod
-    def find(cls, module: cst.Module) -> list[cst.Call]:
+    def find(cls, module: cst.CSTNode) -> list[cst.CSTNode]:
         finder = cls()
         module.visit(finder)
         return finder.calls
 
     def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
-        if name in _PREDICTION_CALLS:
+        if _callee_name(node) in _PREDICTION_CALLS:
             self.calls.append(node)
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        denominator = node.right
+        if (isinstance(node.operator, cst.Divide) and isinstance(node.left, cst.Integer) and node.left.value == "1"
+                and isinstance(denominator, cst.BinaryOperation) and isinstance(denominator.operator, cst.Add)
+                and any(isinstance(side, cst.Call) and _callee_name(side) == "exp"
+                        for side in (denominator.left, denominator.right))):
+            self.calls.append(node)
+
+
+def _callee_name(call: cst.Call) -> str | None:
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None

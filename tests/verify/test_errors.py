@@ -69,3 +69,32 @@ def test_entry_point_verdict_is_the_same_with_and_without_static_only():
         _, report = run_verify(*paths, "--epochs", "1", *extra)
         verdicts.append([(c["file"], c["line"], c["status"]) for c in report["checks"] if c["check"] == "entry point"])
     assert verdicts[0] == verdicts[1] and verdicts[0][0][2] == "SKIP"
+
+
+def test_metric_code_nested_in_main_is_an_entry_point_failure_not_nothing_to_run():
+    code, report = run_verify(str(VERIFY_FIXTURES / "nested"), "--static-only")
+    entry = [c for c in report["checks"] if c["check"] == "entry point"]
+    assert code == 1 and len(entry) == 1 and entry[0]["status"] == "FAIL" and entry[0]["line"] == 10
+    assert entry[0]["reason"].startswith("no callable entry point for the prediction code inside main()")
+
+
+def test_a_model_class_verify_cannot_build_is_skipped_with_the_reason(tmp_path):
+    source = tmp_path / "wrapper.py"
+    source.write_text("import torch.nn as nn\n\n\nclass Wrapper(nn.Module):\n    def __init__(self, architecture):\n"
+                      "        super().__init__()\n        self.architecture = architecture\n\n"
+                      "    def forward(self, x):\n        return self.architecture(x)\n")
+    code, report = run_verify(str(source))
+    rows = [(c["check"], c["status"], c["line"], c["reason"]) for c in report["checks"] if c["phase"] == "dynamic"]
+    assert rows == [("model Wrapper outputs", "SKIP", 4,
+                     "not checked: Wrapper() needs `architecture`, which verify has no sample value for")]
+    assert code == 0  # not "the harness wrote no result"
+
+
+def test_crash_hints_point_to_the_way_out(errors):
+    _, report = errors
+    rows = {c["function"]: c for c in failures(report, "unknown_args_and_model_attributes.py") if c["check"].startswith("call")}
+    args_row, model_row = rows["train_one_epoch"], rows["regularised_step"]
+    assert args_row["line"] == 8 and "--bind args.accum_iter=VALUE" in args_row["hint"]
+    assert model_row["line"] == 16
+    assert model_row["reason"].endswith("AttributeError: verify's sample model has no attribute 'compute_reg'")
+    assert "let a caller in the file build the model" in model_row["hint"]

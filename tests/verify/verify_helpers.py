@@ -28,3 +28,8 @@ def rows_for(report: dict, file_name: str) -> list[dict]:
 
 def failures(report: dict, file_name: str, phase: str | None = None) -> list[dict]:
     return [c for c in rows_for(report, file_name) if c["status"] == "FAIL" and (phase is None or c["phase"] == phase)]
+
+
+def not_passed(rows: list[dict]) -> list[dict]:
+    """Rows that did not pass, except "loss falls" with one epoch (nothing to compare: a SKIP by design)."""
+    return [c for c in rows if c["status"] != "PASS" and not (c["status"] == "SKIP" and c["check"].startswith("loss falls"))]
