@@ -9,6 +9,9 @@ INTEGER_METHODS = frozenset({"long", "int"})
 FLOAT_DTYPES = frozenset(
     {"float", "float16", "float32", "float64", "half", "double", "bfloat16"}
 )
+INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32", "int16", "int8", "uint8"})
+FLOAT_TENSOR_TYPES = frozenset({"FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor"})
+"""Legacy tensor types: ``x.type(torch.FloatTensor)`` and ``x.type("torch.cuda.HalfTensor")`` cast to float."""
 
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.SimpleString, cst.Integer, cst.Float)
 
@@ -21,15 +24,34 @@ def is_float_cast(expression: cst.BaseExpression) -> bool:
     if method in FLOAT_METHODS and not expression.args:
         return True
     if method in ("to", "type"):
-        return any(_is_float_dtype(arg.value) for arg in expression.args)
+        return any(is_float_dtype(arg.value) for arg in expression.args)
     return False
 
 
-def _is_float_dtype(expression: cst.BaseExpression) -> bool:
+def is_integer_cast(expression: cst.BaseExpression) -> bool:
+    """``x.long()``, ``x.int()``, ``x.to(torch.int64)``, ``x.type(torch.long)``."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    method = expression.func.attr.value
+    if method in INTEGER_METHODS and not expression.args:
+        return True
+    if method in ("to", "type"):
+        return any(
+            isinstance(arg.value, cst.Attribute) and arg.value.attr.value in INTEGER_DTYPES
+            for arg in expression.args
+        )
+    return False
+
+
+def is_float_dtype(expression: cst.BaseExpression) -> bool:
+    """``torch.float32``, ``torch.FloatTensor``, ``"torch.FloatTensor"``, or Python's ``float`` (float64)."""
     if isinstance(expression, cst.Attribute):
-        return expression.attr.value in FLOAT_DTYPES
+        return expression.attr.value in FLOAT_DTYPES | FLOAT_TENSOR_TYPES
+    if isinstance(expression, cst.Name):
+        return expression.value == "float"
     if isinstance(expression, cst.SimpleString):
-        return expression.evaluated_value.removeprefix("torch.") in FLOAT_DTYPES
+        name = expression.evaluated_value
+        return isinstance(name, str) and name.rsplit(".", 1)[-1] in FLOAT_DTYPES | FLOAT_TENSOR_TYPES
     return False
 
 

@@ -8,7 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._exprs import INTEGER_METHODS, as_float_target, is_float_cast, map_target
+from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, as_float_target, is_float_cast, map_target
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
 from migrate_ml.rules._predictions import is_class_index_target
 from migrate_ml.rules._project import current_facts
@@ -54,7 +54,6 @@ def provably_float(rule: Rule, expression: cst.BaseExpression, depth: int = 0) -
     return False
 
 
-_INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32", "int16", "int8", "uint8"})
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
 _DATA_CHAIN = frozenset({"cuda", "cpu", "detach", "contiguous"})
 _DEVICE_HINTS = ("device", "cuda", "gpu", "rank")
@@ -170,7 +169,7 @@ def _is_integer(rule: Rule, expression: cst.BaseExpression) -> bool:
         value = arg.value
         dtype = arg.keyword is not None and arg.keyword.value == "dtype"
         if (dtype or (isinstance(func, cst.Attribute) and func.attr.value in ("to", "type"))) and (
-            isinstance(value, cst.Attribute) and value.attr.value in _INTEGER_DTYPES
+            isinstance(value, cst.Attribute) and value.attr.value in INTEGER_DTYPES
         ):
             return True
     return False

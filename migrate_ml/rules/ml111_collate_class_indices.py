@@ -7,17 +7,20 @@ import re
 import ast
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+from libcst.metadata import CodePosition, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._exprs import FLOAT_DTYPES, keyword_arguments
+from migrate_ml.rules._exprs import is_float_cast, is_float_dtype, is_integer_cast, keyword_arguments
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor", "torch.from_numpy"})
+_BATCHING = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
+"""Calls that join per-sample tensors (``torch.stack([torch.as_tensor(ex["labels"]) ...])``) into
+the batch: a cast on their result is a cast on the label tensor the collate builds."""
 _LABEL_WORD = re.compile(r"label|target|class|^ys?$", re.IGNORECASE)
 """How a collate function names what it batches: the label tensor is told from image ids,
 lengths or masks by its name (``labels``, ``targets``, ``example["label"]``, ``y``)."""
 _LABEL_TENSOR_TEXT = re.compile(
-    r"(?:label|target|class|\by)\w*[\"']?\s*[:=]\s*[\w.]*(?:tensor|LongTensor|from_numpy)\("
+    r"(?:label|target|class|\by)\w*[\"']?\s*[:=][^\n]*(?:tensor|LongTensor|from_numpy)\("
     r"|(?:tensor|LongTensor|from_numpy)\([^\n]*(?:label|target|class)",
     re.IGNORECASE,
 )
@@ -50,7 +53,12 @@ class CollateClassIndicesRule(Rule):
         "one passed as `collate_fn=` in the same file; inside it, `torch.tensor`, "
         "`torch.as_tensor`, `torch.LongTensor` and `torch.from_numpy` calls (names resolved, so "
         "aliases count) are reported when the value or the name it is stored in is a label "
-        "(`label`, `target`, `class`, `y`) and no float `dtype=` is given."
+        "(`label`, `target`, `class`, `y`), unless the label tensor is made float: a float "
+        "`dtype=` on the call, or a float cast (`.float()`, `.to(torch.float32)`, "
+        "`.type(torch.FloatTensor)`, `.double()`, `.half()`) applied to it, per sample, to the "
+        "`torch.stack`/`torch.cat` that joins the per-sample tensors, or at every later use of "
+        "the name it is stored in (`return images, labels.float()`). A later integer cast "
+        "(`.long()`) makes it class indices again."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -98,11 +106,11 @@ class CollateClassIndicesRule(Rule):
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if not qualified & _TENSOR_BUILDERS or not node.args:
             return
-        dtype = keyword_arguments(node).get("dtype")
-        if dtype is not None and isinstance(dtype.value, cst.Attribute) and dtype.value.attr.value in FLOAT_DTYPES:
-            return
+        methods, batch = self._path_to_batch(node)
         function = self._enclosing_function(node)
-        if function is not None and self._names_a_label(node):
+        if function is None or self._made_float(node, methods):
+            return
+        if self._names_a_label(node, batch) and not self._cast_where_used(batch, function):
             self._candidates.append((function.name.value, node))
 
     def leave_Module(self, original_node: cst.Module) -> None:
@@ -115,10 +123,117 @@ class CollateClassIndicesRule(Rule):
                     suggestion=SUGGESTION,
                 )
 
-    def _names_a_label(self, call: cst.Call) -> bool:
+    def _path_to_batch(self, tensor: cst.BaseExpression) -> tuple[list[cst.Call], cst.BaseExpression]:
+        """The method calls applied on the way from ``tensor`` (a builder call, or a name holding
+        its result) to the label batch, in order, and the batch expression itself:
+        ``torch.tensor(ys).to(device).float()``, or
+        ``torch.stack([torch.as_tensor(ex["labels"])[None] for ex in batch]).float()`` whose
+        per-sample tensors a ``torch.stack``/``torch.cat`` joins."""
+        methods: list[cst.Call] = []
+        node: cst.CSTNode = tensor
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, node, None)
+            if isinstance(parent, cst.Attribute) and parent.value is node:
+                method_call = self.get_metadata(ParentNodeProvider, parent, None)
+                if not (isinstance(method_call, cst.Call) and method_call.func is parent):
+                    return methods, node
+                methods.append(method_call)
+                node = method_call
+            elif isinstance(parent, cst.Subscript) and parent.value is node:
+                node = parent
+            else:
+                joined = self._joining_call(node, parent)
+                if joined is None:
+                    return methods, node
+                node = joined
+
+    def _joining_call(self, element: cst.CSTNode, parent: cst.CSTNode | None) -> cst.Call | None:
+        """The ``torch.stack``/``torch.cat`` call whose sequence of tensors ``element`` is in."""
+        if isinstance(parent, cst.Element):
+            sequence = self.get_metadata(ParentNodeProvider, parent, None)
+            if not isinstance(sequence, (cst.List, cst.Tuple)):
+                return None
+        elif isinstance(parent, cst.ListComp) and parent.elt is element:
+            sequence = parent
+        else:
+            return None
+        argument = self.get_metadata(ParentNodeProvider, sequence, None)
+        joining = self.get_metadata(ParentNodeProvider, argument, None) if isinstance(argument, cst.Arg) else None
+        if not (isinstance(joining, cst.Call) and joining.args[0] is argument):
+            return None
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, joining.func, set())}
+        return joining if qualified & _BATCHING else None
+
+    @staticmethod
+    def _made_float(call: cst.Call | None, methods: list[cst.Call]) -> bool:
+        """A float ``dtype=`` on the builder ``call``, or a float cast among the method calls
+        applied on the way to the batch (per sample or to the whole batch); the last cast wins."""
+        dtype = keyword_arguments(call).get("dtype") if call is not None else None
+        made_float = dtype is not None and is_float_dtype(dtype.value)
+        for method_call in methods:
+            if is_float_cast(method_call):
+                made_float = True
+            elif is_integer_cast(method_call):
+                made_float = False
+        return made_float
+
+    def _cast_where_used(self, batch: cst.BaseExpression, function: cst.FunctionDef) -> bool:
+        """``labels = torch.tensor(...)`` whose every later use casts it to float
+        (``return images, labels.float()``, ``labels = labels.float()``), up to the next
+        assignment of ``labels`` in the same block. Uses are taken in source order, which is
+        the order they run in a collate function's straight-line body."""
+        assign = self.get_metadata(ParentNodeProvider, batch, None)
+        if not (
+            isinstance(assign, cst.Assign)
+            and len(assign.targets) == 1
+            and isinstance(assign.targets[0].target, cst.Name)
+        ):
+            return False
+        name = assign.targets[0].target.value
+        block = self._block(assign)
+        start = self.get_metadata(PositionProvider, assign).end
+        occurrences = _Occurrences(name)
+        function.body.visit(occurrences)
+        end = None
+        for occurrence in occurrences.found:
+            holder = self.get_metadata(ParentNodeProvider, occurrence, None)
+            statement = self.get_metadata(ParentNodeProvider, holder, None)
+            if (
+                isinstance(holder, cst.AssignTarget)
+                and isinstance(statement, cst.Assign)
+                and self._block(statement) is block
+                and _after(self.get_metadata(PositionProvider, statement).start, start)
+            ):
+                end = self.get_metadata(PositionProvider, statement).end
+                break
+        uses = [
+            occurrence
+            for occurrence in occurrences.found
+            if _after(self.get_metadata(PositionProvider, occurrence).start, start)
+            and (end is None or not _after(self.get_metadata(PositionProvider, occurrence).start, end))
+            and self._is_load(occurrence)
+        ]
+        return bool(uses) and all(self._made_float(None, self._path_to_batch(use)[0]) for use in uses)
+
+    def _is_load(self, name: cst.Name) -> bool:
+        """``labels`` read as a value: not an attribute name, a keyword or an assignment target."""
+        parent = self.get_metadata(ParentNodeProvider, name, None)
+        return not (
+            (isinstance(parent, cst.Attribute) and parent.attr is name)
+            or (isinstance(parent, cst.Arg) and parent.keyword is name)
+            or isinstance(parent, (cst.AssignTarget, cst.Param, cst.FunctionDef, cst.ClassDef))
+        )
+
+    def _block(self, statement: cst.CSTNode) -> cst.CSTNode | None:
+        """The block holding a small statement (its line's parent)."""
+        line = self.get_metadata(ParentNodeProvider, statement, None)
+        return self.get_metadata(ParentNodeProvider, line, None) if line is not None else None
+
+    def _names_a_label(self, call: cst.Call, batch: cst.BaseExpression) -> bool:
+        """The builder's data, or the name the whole batch expression ``batch`` is stored under."""
         words = _Words()
         call.args[0].value.visit(words)
-        parent = self.get_metadata(ParentNodeProvider, call, None)
+        parent = self.get_metadata(ParentNodeProvider, batch, None)
         if isinstance(parent, cst.Assign):
             for target in parent.targets:
                 target.target.visit(words)
@@ -131,6 +246,22 @@ class CollateClassIndicesRule(Rule):
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current
+
+
+def _after(position: CodePosition, other: CodePosition) -> bool:
+    return (position.line, position.column) > (other.line, other.column)
+
+
+class _Occurrences(cst.CSTVisitor):
+    """Every ``Name`` node spelling ``name``, in source order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.found: list[cst.Name] = []
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if node.value == self.name:
+            self.found.append(node)
 
 
 class _Words(cst.CSTVisitor):
