@@ -761,7 +761,15 @@ class UnitRun:
         for form in LABEL_FORMS:
             self._run_form(func, function, form)
 
-    def _arguments(self, function: dict, form: str, model, epoch: int):
+    def _arguments(self, function: dict, form: str, model, epoch: int, *, factories: bool = False):
+        """Sample values for ``function``'s parameters, by role.
+
+        ``factories``: a LightningModule's constructor, which receives the optimizer (and scheduler) as a
+        factory it calls in ``configure_optimizers`` (``self.hparams.optimizer(params=self.parameters())``,
+        the lightning-hydra-template form); an optional scheduler keeps its default.
+        """
+        import functools
+
         import torch
 
         loader = self.sample.loader(form, function.get("batch_keys", []))
@@ -778,8 +786,14 @@ class UnitRun:
                 value = model
             elif role == "loader":
                 value = loader
+            elif role == "optimizer" and factories:
+                value = functools.partial(torch.optim.AdamW, lr=LEARNING_RATE)
             elif role == "optimizer":
                 value = optimizer
+            elif role == "scheduler" and factories and param.get("optional"):
+                continue
+            elif role == "scheduler" and factories:
+                value = functools.partial(torch.optim.lr_scheduler.LambdaLR, lr_lambda=_constant_rate)
             elif role == "device":
                 value = torch.device("cpu")
             elif role == "epoch":
@@ -816,7 +830,7 @@ class UnitRun:
             elif role == "scaler":
                 value = _loss_scaler()
             elif role == "scheduler":
-                value = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _epoch: 1.0)
+                value = torch.optim.lr_scheduler.LambdaLR(optimizer, _constant_rate)
             elif role in ROLE_DEFAULTS:
                 value = ROLE_DEFAULTS[role]
             elif role == "default":
@@ -1060,6 +1074,10 @@ BUILD_HINT = ("verify builds the class from sample arguments chosen by parameter
 def _caller_build(function: dict, role: str) -> dict | None:
     """How the file's caller builds the parameter of ``role`` (see migrate_ml/verify/builds.py)."""
     return next((p["build"] for p in function["params"] if p.get("role") == role and p.get("build")), None)
+
+
+def _constant_rate(_epoch: int) -> float:
+    return 1.0
 
 
 def _eval_prediction(logits, labels):

@@ -389,7 +389,7 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
     steps = {m["name"]: m for m in spec["methods"]}
     try:
         placeholder = h._recording_model(unit.sample, hinted=False)
-        positional, keywords = unit._arguments(spec["init"], form, placeholder, 0)
+        positional, keywords = unit._arguments(spec["init"], form, placeholder, 0, factories=True)
         instance = unit.build(cls, spec, positional, keywords)
     except BaseException as error:
         unit.row("FAIL", f"build ({labels})", f"{name}(...) raised {type(error).__name__}: {error}",

@@ -374,7 +374,7 @@ class _Collector(cst.CSTVisitor):
         for param, kind in params:
             name = param.name.value
             bind = self.binds.get(name)
-            spec: dict = {"name": name, "kind": kind}
+            spec: dict = {"name": name, "kind": kind, "optional": param.default is not None}
             if bind is not None and bind.role is None:
                 spec.update(role="bound", value=bind.value)
             elif bind is not None:

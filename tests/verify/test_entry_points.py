@@ -26,7 +26,8 @@ def _dynamic_failures(report, name):
 
 
 @pytest.mark.parametrize("name", ["lightning_good.py", "lightning_manual_good.py", "lightning_trainer_reads.py",
-                                  "hf_metrics_good.py", "trainer_good.py", "pretrained_backbones.py", "deit_engine.py"])
+                                  "hf_metrics_good.py", "trainer_good.py", "pretrained_backbones.py", "deit_engine.py",
+                                  "lightning_hydra_template.py"])
 def test_correct_migrations_pass(report, name):
     rows = rows_for(report, name)
     assert rows and not_passed(rows) == []
