@@ -110,7 +110,7 @@ class OutputTap:
             if self._gives_scores(child):
                 target = child
                 break
-        target.register_forward_hook(self._hook)
+        target.register_forward_hook(self._hook, with_kwargs=True)
 
     def _gives_scores(self, child) -> bool:
         import torch
@@ -127,13 +127,15 @@ class OutputTap:
         out = getattr(out, "logits", out)
         return isinstance(out, torch.Tensor) and tuple(out.shape) == (2, self.sample.num_classes)
 
-    def _hook(self, _module, inputs, output):
+    def _hook(self, _module, inputs, keywords, output):
         import torch
 
         logits = getattr(output, "logits", output)
-        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not inputs or not isinstance(inputs[0], torch.Tensor):
+        # A Hugging Face model is called with keywords: model(pixel_values=..., labels=...).
+        images = inputs[0] if inputs else keywords.get("pixel_values")
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(images, torch.Tensor):
             return None
-        rows = self.sample.rows_of(inputs[0])
+        rows = self.sample.rows_of(images)
         if self.hinted:
             found = rows >= 0
             hint = torch.zeros_like(logits)
@@ -388,7 +390,9 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
     name = spec["name"]
     steps = {m["name"]: m for m in spec["methods"]}
     try:
-        placeholder = h._recording_model(unit.sample, hinted=False)
+        # Steps that call self(**batch) or read .logits wrap a Hugging Face model: the sample model speaks its API.
+        hf = any(method.get("hf_model") for method in spec["methods"])
+        placeholder = h._recording_model(unit.sample, hinted=False, hf=hf)
         positional, keywords = unit._arguments(spec["init"], form, placeholder, 0, factories=True)
         instance = unit.build(cls, spec, positional, keywords)
     except BaseException as error:

@@ -27,7 +27,7 @@ def _dynamic_failures(report, name):
 
 @pytest.mark.parametrize("name", ["lightning_good.py", "lightning_manual_good.py", "lightning_trainer_reads.py",
                                   "hf_metrics_good.py", "trainer_good.py", "pretrained_backbones.py", "deit_engine.py",
-                                  "lightning_hydra_template.py"])
+                                  "lightning_hydra_template.py", "lightning_hf_model.py"])
 def test_correct_migrations_pass(report, name):
     rows = rows_for(report, name)
     assert rows and not_passed(rows) == []
@@ -180,3 +180,8 @@ def test_from_pretrained_that_never_runs_is_a_skip_next_to_the_other_checks(repo
     rows = {(c["check"], c["status"]) for c in rows_for(report, "hf_pretrained_in_main.py")}
     assert ("problem_type", "SKIP") in rows
     assert ("metric exact_match (float32 labels)", "PASS") in rows
+
+
+def test_lightning_module_wrapping_a_hugging_face_model_gets_an_hf_style_sample_model(report):
+    logged = [c for c in rows_for(report, "lightning_hf_model.py") if c["check"].startswith("logged val_acc")]
+    assert len(logged) == 2 and all(c["status"] == "PASS" and "reference exact match" in c["reason"] for c in logged)
