@@ -1045,7 +1045,8 @@ def _averaged_references(preds, targets) -> dict[str, float]:
     tp = (predicted & true).sum(1).double()
     fp = (predicted & ~true).sum(1).double()
     fn = (~predicted & true).sum(1).double()
-    per_sample = dict(zip(AVERAGED_MEASURES, ((2 * tp, 2 * tp + fp + fn), (tp, tp + fp), (tp, tp + fn), (tp, tp + fp + fn))))
+    per_sample = dict(zip(AVERAGED_MEASURES,  # (numerator, denominator) of each sample's ratio
+                          ((2 * tp, 2 * tp + fp + fn), (tp, tp + fp), (tp, tp + fn), (tp, tp + fp + fn))))
 
     def averages(zero_division: int) -> dict[str, float]:
         values = {}
@@ -1212,8 +1213,8 @@ def _reference_kind(key: str) -> tuple[str, str]:
     return measure, average
 
 
-def _named_references(ref: dict, measures: list[str], average: str) -> list[tuple[str, float]]:
-    """The reference metrics of the named measures, those of the named average first.
+def _named_references(ref: dict, measures: list[str]) -> list[tuple[str, float]]:
+    """The reference metrics of the named measures.
 
     A "hamming score" written after a well-known Stack Overflow answer is the sample-averaged Jaccard
     index (1 for a sample with no true and no predicted label), so a Hamming name accepts it too.
@@ -1222,8 +1223,14 @@ def _named_references(ref: dict, measures: list[str], average: str) -> list[tupl
         kind = _reference_kind(key)
         return kind[0] in measures or ("hamming" in measures and kind == ("jaccard", "samples"))
 
-    found = [(k, v) for k, v in ref["others"].items() if wanted(k) and isinstance(v, float) and math.isfinite(v)]
-    return sorted(found, key=lambda kv: _reference_kind(kv[0])[1] != average)
+    return [(k, v) for k, v in ref["others"].items() if wanted(k) and isinstance(v, float) and math.isfinite(v)]
+
+
+def _nearest_equal(scaled: list[float], references: list[tuple[str, float]]) -> tuple[str, float] | None:
+    """The reference nearest to the value (or its percent), among those within TOLERANCE of it."""
+    distances = [(min(abs(v - other) for v in scaled), key, other) for key, other in references if math.isfinite(other)]
+    near = min((d for d in distances if d[0] <= TOLERANCE), default=None, key=lambda d: d[0])
+    return None if near is None else (near[1], near[2])
 
 
 def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> tuple[str, str, str | None, str]:
@@ -1258,8 +1265,7 @@ def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> 
         return ("FAIL", f"{value:.4g} matches predictions thresholded after a softmax (labels compete); with sigmoid "
                 f"the reference exact match is {em:.4f}", "ML024",
                 "replace softmax by torch.sigmoid before the threshold (rule ML024)")
-    equal = next(((k, o) for k, o in ref["others"].items()
-                  if isinstance(o, float) and math.isfinite(o) and any(_close(v, o) for v in scaled)), None)
+    equal = _nearest_equal(scaled, [(k, o) for k, o in ref["others"].items() if isinstance(o, float)])
     if equal and not measures:
         return "PASS", f"{value:.4g} equals the reference {equal[0]} {equal[1]:.4f} at threshold {threshold:g}", None, ""
     if not 0 <= value <= 1 and not (value > 1 and value <= 100):
@@ -1272,19 +1278,21 @@ def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> 
 
 def _judge_named_measure(value: float, scaled: list[float], ref: dict, threshold: float, measures: list[str],
                          average: str) -> tuple[str, str, str | None, str]:
-    candidates = _named_references(ref, measures, average)
+    candidates = _named_references(ref, measures)
     named = [(k, v) for k, v in candidates if _reference_kind(k)[1] == average]
-    for key, other in candidates:
-        if any(_close(v, other) for v in scaled):
-            note = ""
-            if named and _reference_kind(key)[1] != average:
-                note = f" (its name says {average}: the reference {named[0][0]} is {named[0][1]:.4f})"
-            return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}{note}", None, ""
+    equal = _nearest_equal(scaled, named) or _nearest_equal(scaled, candidates)
+    if equal:
+        key, other = equal
+        note = ""
+        if named and _reference_kind(key)[1] != average:
+            note = f" (its name says {average}: the reference {named[0][0]} is {named[0][1]:.4f})"
+        return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}{note}", None, ""
     listed = ", ".join(f"{k} {v:.4f}" for k, v in (named or candidates) if not k.endswith(ZERO_DIVISION_1))
     return ("FAIL", f"{value:.4g} differs from every reference {' or '.join(measures)} at threshold {threshold:g}"
             f"{': ' + listed if listed else ''}", None,
             "compute it from torch.sigmoid(logits) > THRESHOLD (not a softmax or an arg-max) against the multi-hot "
             "labels, with a multi-label average: micro, macro, weighted or samples (rules ML020, ML023, ML024)")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -52,6 +52,7 @@ NAMED_REFERENCE = {
     "others": {
         "F1_micro": 0.8, "F1_samples": 0.7, "F1_samples(zero_division=1)": 0.75, "recall_samples": 0.9,
         "precision_weighted": 0.65, "jaccard_micro": 0.6, "hamming_loss": 0.1, "1-hamming_loss": 0.9,
+        "precision_micro": 0.4345, "precision_macro": 0.4343,
     },
 }
 """Per-element accuracy (0.9) is also the samples recall and 1 - Hamming loss: only the name tells them apart."""
@@ -65,6 +66,9 @@ NAMED_REFERENCE = {
         ("f1_samples", 0.8, "PASS", None, "F1_micro 0.8000 at threshold 0.5 (its name says samples: the reference "
          "F1_samples is 0.7000)"),
         ("recall_samples", 0.9, "PASS", None, "equals the reference recall_samples"),
+        # both within TOLERANCE: the nearest is named
+        ("precision", 0.4343, "PASS", None, "equals the reference precision_macro 0.4343"),
+        ("precision", 0.4346, "PASS", None, "equals the reference precision_micro 0.4345"),
         ("hamming_accuracy", 0.9, "PASS", None, "equals the reference 1-hamming_loss"),
         ("hamming_loss", 0.1, "PASS", None, "equals the reference hamming_loss"),
         ("jaccard_micro", 0.6, "PASS", None, "equals the reference jaccard_micro"),
@@ -79,7 +83,8 @@ NAMED_REFERENCE = {
         ("acc", 0.8, "FAIL", "ML021", "differs from the reference exact match 0.5300 at threshold 0.5 (per-label "
          "accuracy would be 0.9000); it equals the reference F1_micro 0.8000"),
         ("exact_match", 0.65, "FAIL", "ML021", "differs from the reference exact match"),
-        ("f1", 0.6, "FAIL", None, "differs from every reference F1 at threshold 0.5: F1_micro 0.8000, F1_samples 0.7000"),
+        ("f1", 0.6, "FAIL", None,
+         "differs from every reference F1 at threshold 0.5: F1_micro 0.8000, F1_samples 0.7000"),
         ("f1", 0.53, "FAIL", None, "differs from every reference F1"),
         ("jaccard", 0.9, "FAIL", None, "differs from every reference jaccard at threshold 0.5: jaccard_micro 0.6000"),
         ("recall_weighted", 0.9, "PASS", None, "recall_samples 0.9000 at threshold 0.5"),
