@@ -1279,7 +1279,7 @@ def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> 
 def _judge_named_measure(value: float, scaled: list[float], ref: dict, threshold: float, measures: list[str],
                          average: str) -> tuple[str, str, str | None, str]:
     candidates = _named_references(ref, measures)
-    named = [(k, v) for k, v in candidates if _reference_kind(k)[1] == average]
+    named = [(k, v) for k, v in candidates if _reference_kind(k)[1] == average] if average else []
     equal = _nearest_equal(scaled, named) or _nearest_equal(scaled, candidates)
     if equal:
         key, other = equal

@@ -52,7 +52,7 @@ NAMED_REFERENCE = {
     "others": {
         "F1_micro": 0.8, "F1_samples": 0.7, "F1_samples(zero_division=1)": 0.75, "recall_samples": 0.9,
         "precision_weighted": 0.65, "jaccard_micro": 0.6, "hamming_loss": 0.1, "1-hamming_loss": 0.9,
-        "precision_micro": 0.4345, "precision_macro": 0.4343,
+        "precision_micro": 0.4345, "precision_macro": 0.4343, "jaccard_samples": 0.62,
     },
 }
 """Per-element accuracy (0.9) is also the samples recall and 1 - Hamming loss: only the name tells them apart."""
@@ -70,6 +70,9 @@ NAMED_REFERENCE = {
         ("precision", 0.4343, "PASS", None, "equals the reference precision_macro 0.4343"),
         ("precision", 0.4346, "PASS", None, "equals the reference precision_micro 0.4345"),
         ("hamming_accuracy", 0.9, "PASS", None, "equals the reference 1-hamming_loss"),
+        # the Stack Overflow "hamming score" is the samples Jaccard index
+        ("hamming_score", 0.62, "PASS", None, "0.62 equals the reference jaccard_samples 0.6200 at threshold 0.5"),
+        ("hamming_score", 0.6, "FAIL", None, "differs from every reference hamming"),
         ("hamming_loss", 0.1, "PASS", None, "equals the reference hamming_loss"),
         ("jaccard_micro", 0.6, "PASS", None, "equals the reference jaccard_micro"),
         ("mIoU", 0.6, "PASS", None, "equals the reference jaccard_micro"),
@@ -95,6 +98,13 @@ def test_judge_metric_by_name(name, value, status, code, words):
     assert (got_status, got_code) == (status, code), reason
     assert words in reason
     assert (status == "PASS") == (hint == "")
+
+
+def test_a_pass_notes_another_average_only_where_the_name_states_one():
+    _, reason, _, _ = _judge_metric(0.62, NAMED_REFERENCE, 0.5, name="hamming_score")
+    assert reason == "0.62 equals the reference jaccard_samples 0.6200 at threshold 0.5"
+    _, reason, _, _ = _judge_metric(0.8, NAMED_REFERENCE, 0.5, name="f1_samples")
+    assert reason.endswith("(its name says samples: the reference F1_samples is 0.7000)")
 
 
 def test_metric_names():
