@@ -50,8 +50,33 @@ HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
 
 LABEL_FORMS = ("int64", "float32")
-METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming", re.I)
+METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming|jaccard|"
+                         r"(?<![a-z])m?iou(?![a-z])|(?-i:IoU)", re.I)
 LOSS_NAME = re.compile(r"loss", re.I)
+MEASURE_NAMES = (
+    ("jaccard", re.compile(r"jaccard|(?<![a-z])m?iou(?![a-z])|(?-i:IoU)", re.I)),
+    ("hamming", re.compile(r"hamming", re.I)),
+    ("mAP", re.compile(r"\bmap\b|(?<![a-z])m_?ap(?![a-z])|average_?precision", re.I)),
+    ("F1", re.compile(r"f1|(?<![a-z])f_?(score|measure)", re.I)),
+    ("precision", re.compile(r"precision|(?<![a-z])prec(?![a-z])", re.I)),
+    ("recall", re.compile(r"recall|(?<![a-z])rec(?![a-z])", re.I)),
+    ("exact match", re.compile(r"acc|correct|exact|match|subset", re.I)),
+)
+"""What a metric's name says it measures, searched in order, each match blanked before the next search:
+"jaccard" holds "acc" and "average_precision" holds "precision", but neither is that measure."""
+AVERAGE_NAMES = (
+    ("samples", re.compile(r"sample|example", re.I)),
+    ("weighted", re.compile(r"weight", re.I)),
+    ("micro", re.compile(r"micro|overall|(?<![a-z])o(?=f1)", re.I)),
+    ("macro", re.compile(r"macro|per_?class|classwise|(?<![a-z])c(?=f1)", re.I)),
+)
+"""The ``average`` a metric's name states (``f1_samples``, ``macro_f1``, ML-GCN's OF1 and CF1)."""
+AVERAGED_MEASURES = ("F1", "precision", "recall", "jaccard")
+ZERO_DIVISION_1 = "(zero_division=1)"
+"""Suffix of a reference computed with 0/0 counted as 1 (scikit-learn's ``zero_division=1``) instead of 0."""
+REFERENCE_KINDS = {"CF1": ("F1", "macro"), "mAP": ("mAP", "macro"), "mAP_micro": ("mAP", "micro"),
+                   "hamming_loss": ("hamming", ""), "1-hamming_loss": ("hamming", "")}
+"""(measure, average) of the references not named ``<measure>_<average>``."""
 CRITERION_DEFECTS = frozenset({"ML001", "ML002", "ML003"})
 """Loss failures that lie in the criterion itself: the row names the line that builds it."""
 MODEL_DEFECTS = frozenset({"ML024", "ML103"})
@@ -803,7 +828,9 @@ class UnitRun:
             elif role == "args":
                 value = _args_namespace(function.get("args_attributes", []), values, function.get("args_values", {}))
             elif role == "logits":
-                value = model(first_batch[0] if isinstance(first_batch, (list, tuple)) else self.sample.images[:BATCH_SIZE])
+                # A metric helper's logits carry no graph: NumPy code (np.logical_and(y_true, y_pred)) reads them too.
+                value = model(first_batch[0] if isinstance(first_batch, (list, tuple))
+                              else self.sample.images[:BATCH_SIZE]).detach()
                 if function.get("numpy_inputs"):
                     value = value.detach().numpy()
             elif role == "labels":
@@ -1021,7 +1048,7 @@ class UnitRun:
 
     def _metric_rows(self, function: dict, labels: str, returned, outputs: list) -> None:
         named = _returned_numbers(returned, function.get("returns", []))
-        metrics = [(n, v) for n, v in named if METRIC_NAME.search(n) and not LOSS_NAME.search(n)]
+        metrics = [(n, v) for n, v in named if _is_metric_name(n)]
         if not metrics:
             return
         reference = self._reference(outputs)
@@ -1033,7 +1060,7 @@ class UnitRun:
                          "during the call, so it cannot be compared", line=line, function=function["name"],
                          hint="compute the metric from model(images) on the loader's batches")
                 continue
-            status, reason, code, hint = _judge_metric(value, reference, self.threshold)
+            status, reason, code, hint = _judge_metric(value, reference, self.threshold, name=label)
             self.row(status, check, reason, line=line, function=function["name"], code=code, hint=hint)
 
     def _reference(self, outputs: list) -> dict | None:
@@ -1062,9 +1089,53 @@ class UnitRun:
             "per_element": float(correct.mean()),
             "per_element_over_samples": float(correct.sum() / len(y)),
             "softmax_exact_match": exact_match(softmax_preds, y),
-            "others": {k: metrics[k] for k in ("F1_micro", "F1_macro", "OF1", "CF1", "mAP", "mAP_micro", "OP", "OR", "CP", "CR")},
+            "others": {**_averaged_references(preds, y.long()), "CF1": metrics["CF1"], "mAP": metrics["mAP"],
+                       "mAP_micro": metrics["mAP_micro"], "hamming_loss": metrics["hamming_loss"],
+                       "1-hamming_loss": 1 - metrics["hamming_loss"]},
             "samples": len(y),
         }
+
+
+def _averaged_references(preds, targets) -> dict[str, float]:
+    """Precision, recall, F1 and Jaccard at every ``average`` scikit-learn takes for multi-label input.
+
+    Keys are ``<measure>_<average>``; a ratio whose denominator is 0 counts as 0, and where
+    counting it as 1 (scikit-learn's ``zero_division=1``) changes the value, that one is added too.
+    torchmetrics has no ``samples`` average (one ratio per sample, averaged), so it is computed here.
+    """
+    import torch
+    from torchmetrics.functional.classification import (
+        multilabel_f1_score,
+        multilabel_jaccard_index,
+        multilabel_precision,
+        multilabel_recall,
+    )
+
+    functions = dict(zip(AVERAGED_MEASURES, (multilabel_f1_score, multilabel_precision, multilabel_recall,
+                                             multilabel_jaccard_index)))
+    predicted, true = preds.bool(), targets.bool()
+    tp = (predicted & true).sum(1).double()
+    fp = (predicted & ~true).sum(1).double()
+    fn = (~predicted & true).sum(1).double()
+    per_sample = dict(zip(AVERAGED_MEASURES,  # (numerator, denominator) of each sample's ratio
+                          ((2 * tp, 2 * tp + fp + fn), (tp, tp + fp), (tp, tp + fn), (tp, tp + fp + fn))))
+
+    def averages(zero_division: int) -> dict[str, float]:
+        values = {}
+        for measure in AVERAGED_MEASURES:
+            for average in ("micro", "macro", "weighted"):
+                values[f"{measure}_{average}"] = float(functions[measure](
+                    preds, targets, num_labels=preds.shape[1], average=average, zero_division=zero_division,
+                    validate_args=False))
+            numerator, denominator = per_sample[measure]
+            ratios = torch.where(denominator > 0, numerator / denominator.clamp(min=1), float(zero_division))
+            values[f"{measure}_samples"] = float(ratios.mean())
+        return values
+
+    references = averages(0)
+    references.update({key + ZERO_DIVISION_1: value for key, value in averages(1).items()
+                       if not _close(value, references[key])})
+    return references
 
 
 BUILD_HINT = ("verify builds the class from sample arguments chosen by parameter name; give the others with "
@@ -1215,12 +1286,72 @@ def _percent_of(value: float, fraction: float) -> bool:
     return abs(value - 100 * fraction) <= 100 * TOLERANCE
 
 
-def _judge_metric(value: float, ref: dict, threshold: float) -> tuple[str, str, str | None, str]:
+def _is_metric_name(name: str) -> bool:
+    """A returned number judged as a metric: a metric name, not a loss (a Hamming loss is a metric)."""
+    return bool(METRIC_NAME.search(name)) and (not LOSS_NAME.search(name) or "hamming" in name.lower())
+
+
+def _named_measures(name: str) -> list[str]:
+    """The measures (keys of :data:`MEASURE_NAMES`) that ``name`` states, e.g. ``["F1"]`` for ``val_f1_samples``.
+
+    Accuracy qualified by another measure ("hamming accuracy", "jaccard accuracy") is that measure.
+    """
+    found, rest = [], name
+    for measure, pattern in MEASURE_NAMES:
+        if pattern.search(rest):
+            found.append(measure)
+            rest = pattern.sub(" ", rest)
+    return [m for m in found if m != "exact match"] or found
+
+
+def _named_average(name: str) -> str:
+    return next((average for average, pattern in AVERAGE_NAMES if pattern.search(name)), "")
+
+
+def _reference_kind(key: str) -> tuple[str, str]:
+    """(measure, average) of the reference metric ``key``."""
+    if key in REFERENCE_KINDS:
+        return REFERENCE_KINDS[key]
+    measure, _, average = key.removesuffix(ZERO_DIVISION_1).partition("_")
+    return measure, average
+
+
+def _named_references(ref: dict, measures: list[str]) -> list[tuple[str, float]]:
+    """The reference metrics of the named measures.
+
+    A "hamming score" written after a well-known Stack Overflow answer is the sample-averaged Jaccard
+    index (1 for a sample with no true and no predicted label), so a Hamming name accepts it too.
+    """
+    def wanted(key: str) -> bool:
+        kind = _reference_kind(key)
+        return kind[0] in measures or ("hamming" in measures and kind == ("jaccard", "samples"))
+
+    return [(k, v) for k, v in ref["others"].items() if wanted(k) and isinstance(v, float) and math.isfinite(v)]
+
+
+def _nearest_equal(scaled: list[float], references: list[tuple[str, float]]) -> tuple[str, float] | None:
+    """The reference nearest to the value (or its percent), among those within TOLERANCE of it."""
+    distances = [(min(abs(v - other) for v in scaled), key, other) for key, other in references if math.isfinite(other)]
+    near = min((d for d in distances if d[0] <= TOLERANCE), default=None, key=lambda d: d[0])
+    return None if near is None else (near[1], near[2])
+
+
+def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> tuple[str, str, str | None, str]:
+    """PASS, or FAIL with a reason, a rule code and a fix, for the metric ``name`` returning ``value``.
+
+    The name directs the comparison: a value named after F1, precision, recall, Jaccard/IoU, Hamming
+    or mAP is compared with that measure's references only (the average it names first); one named
+    after accuracy or exact match with the exact match, so it cannot pass by equalling an unrelated
+    reference by chance. A name that states no measure ("score") may equal any reference.
+    """
     em = ref["exact_match"]
     scaled = [value] + ([value / 100] if value > 1 else [])
     fix21 = "use exact match: (preds == targets).all(dim=1) per sample, divided by the sample count (rule ML021)"
     if not math.isfinite(value):
         return "FAIL", f"returned {value}", "ML021", fix21
+    measures = _named_measures(name)
+    if measures and measures != ["exact match"]:
+        return _judge_named_measure(value, scaled, ref, threshold, measures, _named_average(name))
     if _close(value, em) or (value > 1 and _percent_of(value, em)):
         return "PASS", f"{value:.4g} equals the reference exact match {em:.4f} at threshold {threshold:g}", None, ""
     last = ref.get("last_batch_exact_match", math.nan)
@@ -1237,13 +1368,33 @@ def _judge_metric(value: float, ref: dict, threshold: float) -> tuple[str, str, 
         return ("FAIL", f"{value:.4g} matches predictions thresholded after a softmax (labels compete); with sigmoid "
                 f"the reference exact match is {em:.4f}", "ML024",
                 "replace softmax by torch.sigmoid before the threshold (rule ML024)")
-    for key, other in ref["others"].items():
-        if isinstance(other, float) and math.isfinite(other) and any(_close(v, other) for v in scaled):
-            return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}", None, ""
+    equal = _nearest_equal(scaled, [(k, o) for k, o in ref["others"].items() if isinstance(o, float)])
+    if equal and not measures:
+        return "PASS", f"{value:.4g} equals the reference {equal[0]} {equal[1]:.4f} at threshold {threshold:g}", None, ""
     if not 0 <= value <= 1 and not (value > 1 and value <= 100):
         return "FAIL", f"{value:.4g} is out of range for a metric; reference exact match is {em:.4f}", "ML021", fix21
+    also = (f"; it equals the reference {equal[0]} {equal[1]:.4f}: if that is the metric meant, name it so"
+            if equal else "")
     return ("FAIL", f"{value:.4g} differs from the reference exact match {em:.4f} at threshold {threshold:g} "
-            f"(per-label accuracy would be {ref['per_element']:.4f})", "ML021", fix21)
+            f"(per-label accuracy would be {ref['per_element']:.4f}){also}", "ML021", fix21)
+
+
+def _judge_named_measure(value: float, scaled: list[float], ref: dict, threshold: float, measures: list[str],
+                         average: str) -> tuple[str, str, str | None, str]:
+    candidates = _named_references(ref, measures)
+    named = [(k, v) for k, v in candidates if _reference_kind(k)[1] == average] if average else []
+    equal = _nearest_equal(scaled, named) or _nearest_equal(scaled, candidates)
+    if equal:
+        key, other = equal
+        note = ""
+        if named and _reference_kind(key)[1] != average:
+            note = f" (its name says {average}: the reference {named[0][0]} is {named[0][1]:.4f})"
+        return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}{note}", None, ""
+    listed = ", ".join(f"{k} {v:.4f}" for k, v in (named or candidates) if not k.endswith(ZERO_DIVISION_1))
+    return ("FAIL", f"{value:.4g} differs from every reference {' or '.join(measures)} at threshold {threshold:g}"
+            f"{': ' + listed if listed else ''}", None,
+            "compute it from torch.sigmoid(logits) > THRESHOLD (not a softmax or an arg-max) against the multi-hot "
+            "labels, with a multi-label average: micro, macro, weighted or samples (rules ML020, ML023, ML024)")
 
 
 if __name__ == "__main__":

@@ -528,7 +528,7 @@ def _hint(error: BaseException, name: str | None = None) -> str:
 
 
 def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict) -> None:
-    metrics = [(n, v, line) for n, v, line in logged.epoch_values() if h.METRIC_NAME.search(n) and not h.LOSS_NAME.search(n)]
+    metrics = [(n, v, line) for n, v, line in logged.epoch_values() if h._is_metric_name(n)]
     if not metrics:
         return
     reference = unit._reference(outputs) if outputs else None
@@ -539,5 +539,5 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
                      "during the step, so it cannot be compared", line=line or step["line"], function=function,
                      hint="log a metric computed from the module's outputs on the batch")
             continue
-        status, reason, code, hint = h._judge_metric(value, reference, unit.threshold)
+        status, reason, code, hint = h._judge_metric(value, reference, unit.threshold, name=metric)
         unit.row(status, check, reason, line=line or step["line"], function=function, code=code, hint=hint)

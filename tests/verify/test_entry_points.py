@@ -98,6 +98,21 @@ def test_hf_compute_metrics_per_element_accuracy(report):
         (9, "metric accuracy (int64 labels)", "ML021"), (9, "metric accuracy (float32 labels)", "ML021")]
 
 
+def test_hf_compute_metrics_other_averages_pass_and_per_element_accuracy_fails(report):
+    rows = [c for c in rows_for(report, "hf_metrics_samples_jaccard.py") if c["check"].startswith("metric ")]
+    judged = {c["check"]: (c["status"], c["code"], c["reason"]) for c in rows}
+    for labels in ("int64", "float32"):
+        for name, reference in [("f1_samples", "F1_samples"), ("precision_samples", "precision_samples"),
+                                ("recall_samples", "recall_samples"), ("jaccard_samples", "jaccard_samples"),
+                                ("jaccard_micro", "jaccard_micro"), ("jaccard_macro", "jaccard_macro"),
+                                ("f1_weighted", "F1_weighted"), ("hamming_accuracy", "1-hamming_loss")]:
+            status, _, reason = judged[f"metric {name} ({labels} labels)"]
+            assert status == "PASS" and f"equals the reference {reference}" in reason, (name, reason)
+        # the same number as hamming_accuracy, but named accuracy: exact match is meant
+        status, code, reason = judged[f"metric accuracy ({labels} labels)"]
+        assert (status, code) == ("FAIL", "ML021") and "inflated by negatives" in reason
+
+
 def test_trainer_class_cross_entropy_on_float_targets(report):
     rows = _dynamic_failures(report, "trainer_ce_float.py")
     assert rows and all(line == 15 and code == "ML001" for line, _, code, _ in rows)

@@ -6,7 +6,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness import METRIC_NAME, _judge_metric, _logits_form, _loss_failure  # noqa: E402
+from migrate_ml_reference.harness import (  # noqa: E402
+    METRIC_NAME,
+    _averaged_references,
+    _is_metric_name,
+    _judge_metric,
+    _logits_form,
+    _loss_failure,
+)
 
 REFERENCE = {
     "exact_match": 0.53,
@@ -39,6 +46,91 @@ def test_judge_metric(value, status, code, words):
     got_status, reason, got_code, _ = _judge_metric(value, REFERENCE, 0.5)
     assert (got_status, got_code) == (status, code)
     assert words in reason
+
+
+NAMED_REFERENCE = {
+    **REFERENCE,
+    "others": {
+        "F1_micro": 0.8, "F1_samples": 0.7, "F1_samples(zero_division=1)": 0.75, "recall_samples": 0.9,
+        "precision_weighted": 0.65, "jaccard_micro": 0.6, "hamming_loss": 0.1, "1-hamming_loss": 0.9,
+        "precision_micro": 0.4345, "precision_macro": 0.4343, "jaccard_samples": 0.62,
+    },
+}
+"""Per-element accuracy (0.9) is also the samples recall and 1 - Hamming loss: only the name tells them apart."""
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "status", "code", "words"),
+    [
+        ("f1_samples", 0.7, "PASS", None, "equals the reference F1_samples 0.7000"),
+        ("eval_f1_samples", 0.75, "PASS", None, "equals the reference F1_samples(zero_division=1)"),
+        ("f1_samples", 0.8, "PASS", None, "F1_micro 0.8000 at threshold 0.5 (its name says samples: the reference "
+         "F1_samples is 0.7000)"),
+        ("recall_samples", 0.9, "PASS", None, "equals the reference recall_samples"),
+        # both within TOLERANCE: the nearest is named
+        ("precision", 0.4343, "PASS", None, "equals the reference precision_macro 0.4343"),
+        ("precision", 0.4346, "PASS", None, "equals the reference precision_micro 0.4345"),
+        ("hamming_accuracy", 0.9, "PASS", None, "equals the reference 1-hamming_loss"),
+        # the Stack Overflow "hamming score" is the samples Jaccard index
+        ("hamming_score", 0.62, "PASS", None, "0.62 equals the reference jaccard_samples 0.6200 at threshold 0.5"),
+        ("hamming_score", 0.6, "FAIL", None, "differs from every reference hamming"),
+        ("hamming_loss", 0.1, "PASS", None, "equals the reference hamming_loss"),
+        ("jaccard_micro", 0.6, "PASS", None, "equals the reference jaccard_micro"),
+        ("mIoU", 0.6, "PASS", None, "equals the reference jaccard_micro"),
+        ("precision_weighted", 65.0, "PASS", None, "equals the reference precision_weighted"),
+        ("score", 0.65, "PASS", None, "equals the reference precision_weighted"),
+        ("subset_acc", 0.53, "PASS", None, "equals the reference exact match"),
+        ("jaccard_accuracy", 0.6, "PASS", None, "jaccard_micro"),
+        # per-element accuracy named accuracy fails, though it equals the samples recall
+        ("accuracy", 0.9, "FAIL", "ML021", "inflated by negatives"),
+        ("val_acc", 0.2, "FAIL", "ML024", "softmax"),
+        ("acc", 0.8, "FAIL", "ML021", "differs from the reference exact match 0.5300 at threshold 0.5 (per-label "
+         "accuracy would be 0.9000); it equals the reference F1_micro 0.8000"),
+        ("exact_match", 0.65, "FAIL", "ML021", "differs from the reference exact match"),
+        ("f1", 0.6, "FAIL", None,
+         "differs from every reference F1 at threshold 0.5: F1_micro 0.8000, F1_samples 0.7000"),
+        ("f1", 0.53, "FAIL", None, "differs from every reference F1"),
+        ("jaccard", 0.9, "FAIL", None, "differs from every reference jaccard at threshold 0.5: jaccard_micro 0.6000"),
+        ("recall_weighted", 0.9, "PASS", None, "recall_samples 0.9000 at threshold 0.5"),
+    ],
+)
+def test_judge_metric_by_name(name, value, status, code, words):
+    got_status, reason, got_code, hint = _judge_metric(value, NAMED_REFERENCE, 0.5, name=name)
+    assert (got_status, got_code) == (status, code), reason
+    assert words in reason
+    assert (status == "PASS") == (hint == "")
+
+
+def test_a_pass_notes_another_average_only_where_the_name_states_one():
+    _, reason, _, _ = _judge_metric(0.62, NAMED_REFERENCE, 0.5, name="hamming_score")
+    assert reason == "0.62 equals the reference jaccard_samples 0.6200 at threshold 0.5"
+    _, reason, _, _ = _judge_metric(0.8, NAMED_REFERENCE, 0.5, name="f1_samples")
+    assert reason.endswith("(its name says samples: the reference F1_samples is 0.7000)")
+
+
+def test_metric_names():
+    for name in ("jaccard_micro", "mean_iou", "meanIoU", "val_mIoU", "hamming_loss", "f1_samples", "subset_acc"):
+        assert _is_metric_name(name), name
+    for name in ("val_loss", "previous_best", "num_samples"):
+        assert not _is_metric_name(name), name
+
+
+def test_averaged_references_agree_with_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    targets = torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]])
+    preds = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]])
+    # row 1: no true and no predicted label; row 4: no prediction; class 2: never true
+    references = _averaged_references(preds, targets)
+    scorers = {"F1": metrics.f1_score, "precision": metrics.precision_score, "recall": metrics.recall_score,
+               "jaccard": metrics.jaccard_score}
+    for measure, scorer in scorers.items():
+        for average in ("micro", "macro", "weighted", "samples"):
+            key = f"{measure}_{average}"
+            for zero_division in (0, 1):
+                expected = scorer(targets.numpy(), preds.numpy(), average=average, zero_division=zero_division)
+                got = references.get(f"{key}(zero_division=1)", references[key]) if zero_division else references[key]
+                assert got == pytest.approx(expected, abs=1e-6), (key, zero_division)
+    assert "F1_samples(zero_division=1)" in references and "F1_micro(zero_division=1)" not in references
 
 
 def test_logits_form():
