@@ -121,7 +121,7 @@ def test_the_network_is_cut_off_below_the_socket_module(contained_run):
 
 def test_interrupt_kills_everything_the_run_started():
     marker = uuid.uuid4().hex
-    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9"}
+    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9", "MIGRATE_ML_TEST_HOLD": "1"}
     cli = subprocess.Popen(
         [sys.executable, "-m", "migrate_ml", "verify", str(PROCESSES / "leaves_processes.py"), "--timeout", "60"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

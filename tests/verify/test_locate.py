@@ -81,7 +81,7 @@ def test_unknown_required_parameter_makes_a_function_uncallable_until_bound():
     assert evaluate.unbound == ["scaler_state"] and not evaluate.trains
     bound = next(f for f in _plan([Bind("scaler_state", value=None)]).functions if f.name == "evaluate")
     assert not bound.unbound
-    assert {"name": "scaler_state", "kind": "normal", "role": "bound", "value": None} in bound.params
+    assert {"name": "scaler_state", "kind": "normal", "optional": False, "role": "bound", "value": None} in bound.params
 
 
 def test_metric_helpers_and_main():
