@@ -115,6 +115,24 @@ def _mask(source: str, markers: _Markers, magic_lines: list[str]) -> str:
     return "".join(lines)
 
 
+_PYTHON_BODY_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
+"""Cell magics that run their body as Python (``%%time`` around a training loop is common in notebooks)."""
+
+
+def _python_cell_magic(source: str, markers: _Markers) -> bool:
+    """A ``%%time``-like cell (or ``%%writefile x.py``) whose body parses as Python once line magics are masked."""
+    first = source.lstrip().split("\n", 1)[0].split()
+    name = first[0][2:] if first else ""
+    writes_python = name == "writefile" and len(first) > 1 and first[-1].endswith(".py")
+    if name not in _PYTHON_BODY_CELL_MAGICS and not writes_python:
+        return False
+    try:
+        compile(_mask(source, markers, []), "<cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def _unmask(text: str, markers: _Markers, magic_lines: list[str]) -> str:
     def restore(line: str) -> str:
         number = markers.magic_number(line)
@@ -175,8 +193,8 @@ class _Joined:
         ]
         self.markers = _Markers.avoiding([text for _, text in code_cells])
         for index, source in code_cells:
-            if source.lstrip().startswith("%%"):
-                continue  # a cell magic: its body may not be Python at all
+            if source.lstrip().startswith("%%") and not _python_cell_magic(source, self.markers):
+                continue  # a cell magic whose body is not Python (%%bash, %%html, %%writefile data.csv, …)
             self.cells.append(_Cell(index, source, _mask(source, self.markers, self.magic_lines)))
         parts = []
         for position, cell in enumerate(self.cells):

@@ -260,3 +260,27 @@ def test_without_nbformat_a_notebook_gives_the_install_hint(notebook_file):
     output = done.stdout + done.stderr
     assert f"{notebook_file}: error: rewriting notebooks needs the nbformat package: pip install 'migrate-ml[notebooks]'" in output
     assert "internal error" not in output and "Traceback" not in output
+
+
+def test_cell_magics_that_run_python_are_migrated_and_others_left_alone(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()"),
+        new_code_cell("%%time\nfor x, y in loader:\n    out = model(x)\n    loss = criterion(out, y)\n"
+                      "    correct = (out.argmax(dim=1) == y).sum().item()"),
+        new_code_cell("%%writefile losses.py\nimport torch.nn as nn\n\nLOSS = nn.CrossEntropyLoss()"),
+        new_code_cell("%%writefile data.csv\nimage,label\na.png,cat"),
+        new_code_cell("%%bash\npython train.py --loss CrossEntropyLoss"),
+    ]
+    path = tmp_path / "magics.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, _ = run_cli("rewrite", str(path))
+    assert code == 0, out
+    sources = ["".join(c["source"]) for c in _cells(path)]
+    assert sources[1].startswith("%%time\n")  # the magic stays the cell's first line
+    assert "loss = criterion(out, y.float())" in sources[1]
+    assert "(torch.sigmoid(out) > THRESHOLD) == y.bool()).all(dim=1)" in sources[1]
+    assert sources[3:] == ["%%writefile data.csv\nimage,label\na.png,cat", "%%bash\npython train.py --loss CrossEntropyLoss"]
+    assert sources[2] == "%%writefile losses.py\nimport torch.nn as nn\n\nLOSS = nn.BCEWithLogitsLoss()"
