@@ -409,6 +409,9 @@ def _in_cell(joined: _Joined, text: str, item):
     if hasattr(item, "end_line"):
         end_cell, end_line = joined.locate(text, item.end_line)
         changes.update(end_line=end_line, end_cell=end_cell)
+    if getattr(item, "first_line", None):
+        first_cell, first_line = joined.locate(text, item.first_line)
+        changes["first_line"] = first_line if first_cell == cell else None  # a span is counted within one cell
     return dataclasses.replace(item, **changes)
 
 

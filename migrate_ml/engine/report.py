@@ -56,7 +56,7 @@ def _change_spans(outcome: FileOutcome) -> list[tuple[str, int, int, bool]]:
     spans = []
     cell_starts = source_json_lines(outcome.old_text) if is_notebook(outcome.path) else {}
     for change in outcome.changes:
-        first, last = change.line, change.end_line
+        first, last = min(change.line, change.first_line or change.line), change.end_line
         if change.cell is not None:
             first_key, last_key = cell_starts.get(change.cell), cell_starts.get(change.end_cell)
             if first_key is None or last_key is None:

@@ -110,6 +110,8 @@ class Change:
     applicability: str
     touches_header: bool = False
     """The fix also adds or removes imports or the threshold constant near the top."""
+    first_line: int | None = None
+    """The first line the fix edits, when that is above ``line`` (a diff hunk there names the rule too)."""
     cell: int | None = None
     """In a notebook, the 1-based cell that ``line`` (counted in the cell) is in."""
     end_cell: int | None = None
@@ -510,14 +512,14 @@ class FileTransformer:
     def _change(violation: Violation, positions) -> Change:
         span = positions[violation.node]
         assert violation.fix is not None
-        end_line = max(
-            [span.end.line] + [positions[n].end.line for n in violation.extra_nodes if n in positions]
-        )
+        # The edits may lie before the reported node (a target cast in a helper above the criterion).
+        touched = [positions[n] for n in (*violation.extra_nodes, *(e.node for e in violation.fix.edits)) if n in positions]
         return Change(
             code=violation.code,
             line=span.start.line,
             column=span.start.column + 1,
-            end_line=end_line,
+            end_line=max([span.end.line] + [t.end.line for t in touched]),
+            first_line=min([span.start.line] + [t.start.line for t in touched]),
             message=violation.message,
             applicability=violation.fix.applicability.value,
             touches_header=bool(

@@ -50,3 +50,35 @@ def test_annotated_diff_applies_with_git_and_patch(tmp_path):
     subprocess.run(["patch", "-p1", "--dry-run"], cwd=tmp_path, input=diff, text=True, check=True, capture_output=True)
     subprocess.run(["git", "apply", "-"], cwd=tmp_path, input=diff, text=True, check=True)
     assert _diff(tmp_path, "train.py").returncode == 0  # applied: nothing left to do
+
+
+CAST_ABOVE_CRITERION = textwrap.dedent(
+    """\
+    import torch.nn as nn
+
+
+    def compute_loss(criterion, outputs, targets):
+        return criterion(outputs, targets)
+
+
+    def train_step(model, batch, criterion):
+        x, y = batch
+        return compute_loss(criterion, model(x), y)
+
+
+    def train_epoch(model, loader, criterion):
+        for batch in loader:
+            train_step(model, batch, criterion).backward()
+
+
+    def main(model, loader):
+        criterion = nn.CrossEntropyLoss()
+        train_epoch(model, loader, criterion)
+    """
+)
+
+
+def test_a_hunk_above_the_rules_own_line_names_it_too(tmp_path):
+    (tmp_path / "train.py").write_text(CAST_ABOVE_CRITERION)
+    headers = [line for line in _diff(tmp_path, "train.py").stdout.splitlines() if line.startswith("@@")]
+    assert headers == ["@@ -2,7 +2,7 @@ ML001 cross-entropy-loss", "@@ -16,5 +16,5 @@ ML001 cross-entropy-loss"]
