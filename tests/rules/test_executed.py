@@ -63,6 +63,8 @@ CASES: dict[str, Case] = {
     "lightning_torchmetrics": Case(
         train="fit", model_class="LitClassifier", evaluate_step="validation_step", accuracy=float
     ),
+    # metrics fed through a (cloned) MetricCollection get sigmoid probabilities and int targets too.
+    "torchmetrics_collection": Case(train="train", evaluate="evaluate", accuracy=lambda result: result["val_acc"]),
     "torchmetrics_epoch": Case(train="train", evaluate="evaluate", accuracy=float),
     "carried_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     "numpy_accuracy": Case(train="train", evaluate="evaluate", accuracy=float),
