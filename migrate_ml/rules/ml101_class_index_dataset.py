@@ -8,7 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._exprs import INTEGER_DTYPES, is_integer_cast, keyword_arguments
+from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 
 # Qualified names of the dataset constructors and factories that yield class indices.
@@ -86,7 +86,7 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
-        if qualified & _TENSOR_BUILDERS and self._class_index_item(node):
+        if qualified & _TENSOR_BUILDERS and self._class_index_item(node, "torch.LongTensor" in qualified):
             self.report(
                 node,
                 "blocking: __getitem__ returns the label as an integer tensor: one class index per sample, "
@@ -105,7 +105,7 @@ class ClassIndexDatasetRule(Rule):
                 )
                 return
 
-    def _class_index_item(self, call: cst.Call) -> bool:
+    def _class_index_item(self, call: cst.Call, long_tensor: bool) -> bool:
         """``torch.tensor(row.label, dtype=torch.long)`` (or ``.long()``, ``torch.LongTensor([y])``)
         built inside a ``__getitem__`` from, or stored under, a label name that does not say
         multi-hot."""
@@ -113,15 +113,13 @@ class ClassIndexDatasetRule(Rule):
             return False
         collected = Words()
         call.args[0].value.visit(collected)
+        dtype = keyword_arguments(call).get("dtype")
+        integer = long_tensor or (dtype is not None and _is_integer_dtype(dtype.value))
         built: cst.BaseExpression = call
         parent = self.get_metadata(ParentNodeProvider, call, None)
-        if isinstance(parent, cst.Attribute) and parent.value is call:
-            method = self.get_metadata(ParentNodeProvider, parent, None)
-            integer = isinstance(method, cst.Call) and is_integer_cast(method)
-            built = method if integer else call
-        else:
-            dtype = keyword_arguments(call).get("dtype")
-            integer = dtype is not None and _is_integer_dtype(dtype.value)
+        method = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+        if isinstance(method, cst.Call) and method.func is parent and (is_integer_cast(method) or is_float_cast(method)):
+            integer, built = is_integer_cast(method), method  # the cast decides: `.long()` / `.float()`
         holder = self.get_metadata(ParentNodeProvider, built, None)
         if isinstance(holder, cst.Assign):  # the name it is stored under: `onehot = torch.tensor(...)`
             for target in holder.targets:
@@ -129,8 +127,6 @@ class ClassIndexDatasetRule(Rule):
         elif isinstance(holder, cst.DictElement):
             holder.key.visit(collected)
         words = collected.found
-        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "LongTensor":
-            integer = True
         return (
             integer
             and any(_LABEL_WORD.search(word) for word in words)
