@@ -48,11 +48,10 @@ def reduction_mode(call: cst.Call) -> str:
     a reduction option is not a literal."""
     keywords = keyword_arguments(call)
     reduce = keywords.get("reduce")
-    if reduce is not None:
+    if reduce is not None:  # the legacy option overrides `reduction`
         if not (isinstance(reduce.value, cst.Name) and reduce.value.value in ("True", "False")):
             return "unknown"
-        if reduce.value.value == "False":
-            return "none"
+        return "none" if reduce.value.value == "False" else "reduced"
     reduction = keywords.get("reduction")
     if reduction is None:
         return "reduced"
@@ -66,10 +65,8 @@ def per_label_mean(call: cst.CSTNode) -> cst.CSTNode:
 
     The mean rather than the sum over labels: averaged over the batch it equals BCE's default
     ``reduction="mean"``, so the loss keeps the scale of the reduced criterion."""
-    dim = cst.Arg(keyword=cst.Name("dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
-        whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-    ))
-    return method_call(call, "mean", dim)
+    tight = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+    return method_call(call, "mean", cst.Arg(keyword=cst.Name("dim"), value=cst.Integer("1"), equal=tight))
 
 
 def smoothing_suggestion(epsilon: str) -> str:
