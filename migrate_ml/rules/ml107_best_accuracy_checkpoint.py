@@ -59,7 +59,7 @@ class BestAccuracyCheckpointRule(Rule):
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"
     example_after = "if mAP > best_map:\n    best_map = mAP\n    torch.save(model.state_dict(), path)\n"
-    triggers = ("best", "Best", "BEST", "max", "Max", "highest", "top")
+    triggers = ("best", "Best", "BEST", "max", "Max", "highest")
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
