@@ -368,7 +368,9 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                     )
                 )
                 return
-        constructions = self._criteria_behind(call.func, depth=0)
+        # one criterion passed at several call sites (`evaluate(model, criterion)` twice) is found
+        # once per site: kept once, so the call is known to reach that criterion alone
+        constructions = list(dict.fromkeys(self._criteria_behind(call.func, depth=0)))
         if constructions:
             self._flow.calls.append(
                 LossCall(

@@ -11,6 +11,7 @@ from migrate_ml.rules._exprs import (
     is_flattened,
     keyword_arguments,
     map_target,
+    method_call,
     positional_arguments,
     smoothed_target,
     without_argument,
@@ -28,6 +29,44 @@ IGNORE_INDEX_SUGGESTION = (
     "multi-hot targets have no ignored class index; to skip samples use reduction='none' and "
     "average over a mask: (loss * mask).sum() / mask.sum()"
 )
+
+
+PER_SAMPLE_NOTE = (
+    "reduction='none': BCE's unreduced loss is [B, C], one value per label, where cross-entropy's "
+    "is [B]; .mean(dim=1) averages it over the labels, so per-sample weights and masks still "
+    "apply and the unweighted mean equals BCE's default reduction"
+)
+PER_SAMPLE_SUGGESTION = (
+    "average BCE's unreduced [B, C] loss over the labels to get one loss per sample: "
+    "unreduced_loss.mean(dim=1)"
+)
+
+
+def reduction_mode(call: cst.Call) -> str:
+    """How a cross-entropy call or construction reduces: ``"none"`` (one loss per sample, from
+    ``reduction="none"`` or the legacy ``reduce=False``), ``"reduced"``, or ``"unknown"`` when
+    a reduction option is not a literal."""
+    keywords = keyword_arguments(call)
+    reduce = keywords.get("reduce")
+    if reduce is not None:  # the legacy option overrides `reduction`
+        if not (isinstance(reduce.value, cst.Name) and reduce.value.value in ("True", "False")):
+            return "unknown"
+        return "none" if reduce.value.value == "False" else "reduced"
+    reduction = keywords.get("reduction")
+    if reduction is None:
+        return "reduced"
+    if not isinstance(reduction.value, cst.SimpleString):
+        return "unknown"
+    return "none" if reduction.value.evaluated_value == "none" else "reduced"
+
+
+def per_label_mean(call: cst.CSTNode) -> cst.CSTNode:
+    """``loss(...)`` -> ``loss(...).mean(dim=1)``: BCE's [B, C] loss back to one value per sample.
+
+    The mean rather than the sum over labels: averaged over the batch it equals BCE's default
+    ``reduction="mean"``, so the loss keeps the scale of the reduced criterion."""
+    tight = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+    return method_call(call, "mean", cst.Arg(keyword=cst.Name("dim"), value=cst.Integer("1"), equal=tight))
 
 
 def smoothing_suggestion(epsilon: str) -> str:
@@ -54,9 +93,10 @@ def passed_on_note(construction: LossConstruction) -> str:
     return f" (it is passed to {places} in this run)"
 
 
-def smoothing_movable(construction: LossConstruction, calls: list[LossCall]) -> bool:
-    """Smoothing can move onto the targets when every use is a followed call of this criterion
-    alone: a call shared with another criterion (if/else) would smooth that branch too."""
+def calls_all_rewritable(construction: LossConstruction, calls: list[LossCall]) -> bool:
+    """Every use is a followed call of this criterion alone, so an edit of the call sites
+    (smoothing moved onto the targets, a per-sample mean) reaches all of them; a call shared
+    with another criterion (if/else) would change that branch too."""
     return (
         construction.uses_followed
         and bool(calls)
@@ -79,7 +119,12 @@ class CrossEntropyLossRule(Rule):
         "a crash, CrossEntropyLoss fed float multi-hot targets still runs and trains the wrong "
         "objective, which is why this rule converts the criterion rather than the targets only. "
         "Every spelling is recognised (`nn.`, `torch.nn.`, from-imports, aliases, "
-        "`CrossEntropyLoss()(z, y)`), and imports are fixed. `reduction` carries over. "
+        "`CrossEntropyLoss()(z, y)`), and imports are fixed. `reduction` carries over; with "
+        "`reduction='none'` each call also gets `.mean(dim=1)`, because BCE's unreduced loss is "
+        "[B, C] where cross-entropy's is [B] (the mean, not the sum, over labels: averaged over "
+        "the batch it equals BCE's default reduction), so per-sample weights and masks keep "
+        "working; where not every call can be followed, or the reduction is not a literal, "
+        "the criterion is reported and left as it is. "
         "`weight` is kept (in BCE it scales each label's loss) with a note about `pos_weight`. "
         "`label_smoothing` moves onto the targets (`y*(1-e)+e/2`, which is label smoothing for "
         "independent binary labels) when every use of the criterion is a followed call; "
@@ -142,13 +187,33 @@ class CrossEntropyLossRule(Rule):
             return
 
         smoothing = keywords.get("label_smoothing")
-        if smoothing is not None and not smoothing_movable(construction, calls):
+        if smoothing is not None and not calls_all_rewritable(construction, calls):
             epsilon = cst.Module([]).code_for_node(smoothing.value)
             self.report(
                 call,
                 "CrossEntropyLoss(label_smoothing=...) is used where migrate-ml cannot follow "
                 "every call, so the smoothing cannot be moved onto the targets; left unchanged",
                 suggestion=smoothing_suggestion(epsilon),
+            )
+            return
+
+        reduction = reduction_mode(call)
+        if reduction == "unknown":
+            self.report(
+                call,
+                "CrossEntropyLoss's reduction is not a literal: if it can be 'none', "
+                "BCEWithLogitsLoss would return a [B, C] loss where one value per sample is "
+                "expected; left unchanged",
+                suggestion=PER_SAMPLE_SUGGESTION,
+            )
+            return
+        if reduction == "none" and not calls_all_rewritable(construction, calls):
+            self.report(
+                call,
+                "CrossEntropyLoss(reduction='none') is used where migrate-ml cannot follow every "
+                "call: BCEWithLogitsLoss would return a [B, C] loss where a per-sample [B] one is "
+                "expected; left unchanged",
+                suggestion=PER_SAMPLE_SUGGESTION,
             )
             return
 
@@ -160,6 +225,9 @@ class CrossEntropyLossRule(Rule):
         for loss_call in calls:
             if loss_call.target is not None:
                 edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
+            if reduction == "none":
+                # after the target edit: that one addresses the loss call's own arguments
+                edits.append(NodeEdit(loss_call.call, per_label_mean))
 
         add_imports: tuple[ImportEdit, ...] = ()
         remove_imports: tuple[ImportEdit, ...] = ()
@@ -172,6 +240,8 @@ class CrossEntropyLossRule(Rule):
         message = "CrossEntropyLoss models one label per image; use BCEWithLogitsLoss with float multi-hot targets"
         if smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
+        if reduction == "none":
+            message += f"; {PER_SAMPLE_NOTE}"
         if "weight" in keywords or positional:
             message += f"; {WEIGHT_NOTE}"
         message += handed_over_note(construction)

@@ -17,7 +17,14 @@ from migrate_ml.rules._exprs import (
 )
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._predictions import is_class_index_target
-from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
+from migrate_ml.rules.ml001_cross_entropy_loss import (
+    IGNORE_INDEX_SUGGESTION,
+    PER_SAMPLE_NOTE,
+    PER_SAMPLE_SUGGESTION,
+    WEIGHT_NOTE,
+    per_label_mean,
+    reduction_mode,
+)
 
 FUNCTIONAL_BCE = "binary_cross_entropy_with_logits"
 FUNCTIONAL_MODULE = "torch.nn.functional"
@@ -56,7 +63,11 @@ class FunctionalCrossEntropyRule(Rule):
         "multi-hot targets of the same shape. The function keeps the user's module alias "
         "(`F.`, `torch.nn.functional.`, or a from-import, whose import is fixed), the target "
         "gets `.float()` after any `.to(device)` chain, and `reduction` and `weight` carry "
-        "over (with a note: BCE's `weight` scales each label's loss). `label_smoothing` moves "
+        "over (with a note: BCE's `weight` scales each label's loss). With `reduction='none'` "
+        "the call gets `.mean(dim=1)`: BCE's unreduced loss is [B, C] where cross-entropy's is "
+        "[B], and the mean over labels keeps one loss per sample for the weighting or masking "
+        "that follows (averaged over the batch it equals BCE's default reduction); a reduction "
+        "that is not a literal is reported and the call left as it is. `label_smoothing` moves "
         "onto the targets of that call (`y*(1-e)+e/2`). `ignore_index`, options passed "
         "positionally past `weight`, and targets that are not labels (a teacher's `argmax`, "
         "as in DeiT's hard distillation, or flattened `labels.view(-1)`) are reported instead."
@@ -110,6 +121,17 @@ class FunctionalCrossEntropyRule(Rule):
             )
             return
 
+        reduction = reduction_mode(call)
+        if reduction == "unknown":
+            self.report(
+                call,
+                "cross_entropy's reduction is not a literal: if it can be 'none', "
+                "binary_cross_entropy_with_logits would return a [B, C] loss where one value per "
+                "sample is expected; left unchanged",
+                suggestion=PER_SAMPLE_SUGGESTION,
+            )
+            return
+
         smoothing = keywords.get("label_smoothing")
         transform = smoothed_target(smoothing.value) if smoothing is not None else as_float_target
         edits = [
@@ -119,11 +141,15 @@ class FunctionalCrossEntropyRule(Rule):
         if smoothing is not None:
             # Runs after the target edit on the same node, so indices below it are unchanged.
             edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
+        if reduction == "none":
+            edits.append(NodeEdit(call, per_label_mean))  # last: the edits above address its arguments
         add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")
 
         message = "cross_entropy models one label per image; use binary_cross_entropy_with_logits on float multi-hot targets"
         if smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
+        if reduction == "none":
+            message += f"; {PER_SAMPLE_NOTE}"
         if "weight" in keywords or len(positional_arguments(call)) > 2:
             message += f"; {WEIGHT_NOTE}"
         self.report(

@@ -13,12 +13,20 @@ from migrate_ml.rules._exprs import (
     positional_arguments,
 )
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
-from migrate_ml.rules.ml001_cross_entropy_loss import IGNORE_INDEX_SUGGESTION, WEIGHT_NOTE
+from migrate_ml.rules.ml001_cross_entropy_loss import (
+    IGNORE_INDEX_SUGGESTION,
+    PER_SAMPLE_NOTE,
+    PER_SAMPLE_SUGGESTION,
+    WEIGHT_NOTE,
+    per_label_mean,
+    reduction_mode,
+)
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
 from migrate_ml.rules._predictions import droppable_log_softmax, log_softmax_input, nll_options_supported
 
 def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, ...]:
-    """Rename ``nll_loss`` (alias kept), replace its input, cast its target."""
+    """Rename ``nll_loss`` (alias kept), replace its input, cast its target; with
+    ``reduction="none"`` average BCE's [B, C] loss over the labels (see ML001)."""
     call = loss_call.call
     assert loss_call.target is not None and call.args
     input_index = 0 if call.args[0].keyword is None else call.args.index(
@@ -30,7 +38,10 @@ def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, .
         updated = map_argument(updated, input_index, logits_transform)
         return map_argument(updated, target_index, as_float_target)
 
-    return (NodeEdit(call, apply), NodeEdit(call.func, rename_functional))
+    edits = (NodeEdit(call, apply), NodeEdit(call.func, rename_functional))
+    if reduction_mode(call) == "none":
+        edits += (NodeEdit(call, per_label_mean),)  # after `apply`, which addresses the call's arguments
+    return edits
 
 
 class NllOverLogSoftmaxRule(Rule):
@@ -47,7 +58,9 @@ class NllOverLogSoftmaxRule(Rule):
         "`binary_cross_entropy_with_logits` on the raw logits `z` (the `log_softmax` is dropped, "
         "not converted) with float multi-hot targets. This is done when the `log_softmax` is "
         "visible: nested in the call, or assigned once to a name in the same function from "
-        "logits that are not reassigned there (the assignment stays for any other use). `reduction` and `weight` carry "
+        "logits that are not reassigned there (the assignment stays for any other use). With "
+        "`reduction='none'` the call gets `.mean(dim=1)` (BCE's unreduced loss is [B, C], NLL's "
+        "[B]; see ML001), and a reduction that is not a literal is reported. `reduction` and `weight` carry "
         "over; `ignore_index` is reported. An `nll_loss` whose log-probabilities come from "
         "elsewhere (usually a `log_softmax` in the model's `forward`) is reported, since the "
         "model must return raw logits first (see ML103). The class form `criterion = "
@@ -129,13 +142,22 @@ class NllOverLogSoftmaxRule(Rule):
                     suggestion=IGNORE_INDEX_SUGGESTION,
                 )
                 continue
+            reduction = reduction_mode(loss_call.call)
+            if reduction == "unknown":
+                self._report_unknown_reduction(loss_call.call, "nll_loss")
+                continue
             add_imports, remove_imports = functional_imports(
                 loss_call.call.func, "torch.nn.functional.nll_loss"
             )
+            message = (
+                "nll_loss over log_softmax models one label per image; use "
+                "binary_cross_entropy_with_logits on the raw logits and float multi-hot targets"
+            )
+            if reduction == "none":
+                message += f"; {PER_SAMPLE_NOTE}"
             self.report(
                 loss_call.call,
-                "nll_loss over log_softmax models one label per image; use "
-                "binary_cross_entropy_with_logits on the raw logits and float multi-hot targets",
+                message,
                 fix=Fix(
                     edits=(*nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone()), *dropped),
                     add_imports=add_imports,
@@ -178,9 +200,15 @@ class NllOverLogSoftmaxRule(Rule):
                 ),
             )
             return
+        reduction = reduction_mode(call)
+        if reduction == "unknown":
+            self._report_unknown_reduction(call, "NLLLoss")
+            return
         edits = [NodeEdit(call.func, _to_bce_class)]
         for loss_call, (z, dropped) in zip(calls, resolved):
             edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z)))
+            if reduction == "none":
+                edits.append(NodeEdit(loss_call.call, per_label_mean))  # after the argument edits
             edits.extend(edit for edit in dropped if edit not in edits)
         add_imports: tuple[ImportEdit, ...] = ()
         remove_imports: tuple[ImportEdit, ...] = ()
@@ -192,6 +220,8 @@ class NllOverLogSoftmaxRule(Rule):
             "NLLLoss over log_softmax models one label per image; use BCEWithLogitsLoss on the raw "
             "logits and float multi-hot targets"
         )
+        if reduction == "none":
+            message += f"; {PER_SAMPLE_NOTE}"
         if "weight" in keywords or positional_arguments(call):
             message += f"; {WEIGHT_NOTE}"
         self.report(
@@ -199,6 +229,14 @@ class NllOverLogSoftmaxRule(Rule):
             message,
             fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
             extra_nodes=[c.call for c in calls],
+        )
+
+    def _report_unknown_reduction(self, call: cst.Call, what: str) -> None:
+        self.report(
+            call,
+            f"{what}'s reduction is not a literal: if it can be 'none', BCE would return a [B, C] "
+            "loss where one value per sample is expected; left unchanged",
+            suggestion=PER_SAMPLE_SUGGESTION,
         )
 
     def _raw_logits(

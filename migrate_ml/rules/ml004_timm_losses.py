@@ -13,7 +13,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
 )
 from migrate_ml.rules._flow import LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, smoothing_movable
+from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, calls_all_rewritable
 
 _BCE = "BCEWithLogitsLoss"
 _TIMM_BCE = "BinaryCrossEntropy"
@@ -93,7 +93,7 @@ class TimmLossRule(Rule):
             return
         epsilon = smoothing if smoothing is not None else cst.Float(_DEFAULT_SMOOTHING)
         calls = flow.calls_of(construction)
-        if smoothing_movable(construction, calls):
+        if calls_all_rewritable(construction, calls):
             edits = [
                 NodeEdit(call.func, _to_torch_bce),
                 NodeEdit(call, lambda updated: updated.with_changes(args=())),

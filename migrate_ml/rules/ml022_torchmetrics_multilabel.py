@@ -23,6 +23,14 @@ _EXACT_MATCH = {
 """Accuracy becomes exact match, as hand-written accuracy does (ML021); see the rationale."""
 _EXACT_MATCH_DROPS = frozenset({"top_k", "average"})
 """Multiclass accuracy arguments exact match does not take (``average`` has no per-sample meaning)."""
+_METRIC_COLLECTIONS = frozenset({"torchmetrics.MetricCollection", "torchmetrics.collections.MetricCollection"})
+
+
+def is_top_k_beyond_one(call: cst.Call) -> bool:
+    """``top_k=5`` (or a ``top_k`` that is not the literal 1): a top-k metric, which no
+    thresholded multi-label metric replaces."""
+    top_k = _keyword(call, "top_k")
+    return top_k is not None and not (isinstance(top_k.value, cst.Integer) and top_k.value.evaluated_value == 1)
 
 
 def _keyword(call: cst.Call, name: str) -> cst.Arg | None:
@@ -53,7 +61,8 @@ class TorchmetricsMultilabelRule(Rule):
         "`F1Score(task=\"multiclass\", num_classes=K)` becomes `F1Score(task=\"multilabel\", "
         "num_labels=K, threshold=THRESHOLD)` (likewise Precision, Recall, AUROC and "
         "AveragePrecision, the last two without a threshold; `top_k` has no multilabel meaning and "
-        "is dropped). Accuracy is the exception: `MultilabelAccuracy` is per-label accuracy, the "
+        "is dropped). Top-k accuracy (`top_k` other than 1) is left as it is and reported by "
+        "ML102: an exact match logged as `acc@5` would be a made-up top-5. Accuracy is the exception: `MultilabelAccuracy` is per-label accuracy, the "
         "mean over labels of (TP + TN) / N, which on sparse labels is dominated by the true "
         "negatives (a model predicting nothing scores about 1 - label density), disagrees with "
         "the exact match ML021 gives hand-written accuracy in the same project, and is what "
@@ -91,6 +100,7 @@ class TorchmetricsMultilabelRule(Rule):
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
         self._metric_objects: dict[str, cst.Call] = {}
         self._feeds: list[cst.Call] = []
+        self._clones: list[tuple[str, str]] = []
 
     def _names(self, node: cst.CSTNode) -> set[str]:
         return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set()) if q.name.startswith("torchmetrics.")}
@@ -99,6 +109,8 @@ class TorchmetricsMultilabelRule(Rule):
         names = self._names(node.func)
         for name in names:
             last = name.rpartition(".")[2]
+            if last in _EXACT_MATCH and is_top_k_beyond_one(node):
+                return  # top-k accuracy: ML102 reports it; exact match under its name would be made up
             if ".functional." in name or name.startswith("torchmetrics.functional"):
                 if last in _TASK_FUNCTIONS and _is_string(_keyword(node, "task"), "multiclass"):
                     self._convert(node, _TASK_FUNCTIONS[last], rename=_EXACT_MATCH.get(last), feeds=True, qualified=name)
@@ -112,8 +124,16 @@ class TorchmetricsMultilabelRule(Rule):
             return
         if node.args and len(node.args) >= 2:
             self._feeds.append(node)
+        elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "clone":
+            parent = self.get_metadata(ParentNodeProvider, node, None)
+            if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+                # Lightning's `self.val_metrics = metrics.clone(prefix="val_")`
+                self._clones.append((self._code(parent.targets[0].target), self._code(node.func.value)))
 
     def leave_Module(self, original_node: cst.Module) -> None:
+        for copy, source in self._clones:
+            if source in self._metric_objects:
+                self._metric_objects[copy] = self._metric_objects[source]
         for call in self._feeds:
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("update", "forward"):
@@ -177,9 +197,23 @@ class TorchmetricsMultilabelRule(Rule):
             self._record_object(call)
 
     def _record_object(self, call: cst.Call) -> None:
-        parent = self.get_metadata(ParentNodeProvider, call, None)
+        """Remember what the metric object is bound to, so that its feeds get probabilities; a
+        metric inside a ``MetricCollection`` is fed through the collection."""
+        bound: cst.CSTNode = self._enclosing_collection(call) or call
+        parent = self.get_metadata(ParentNodeProvider, bound, None)
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             self._metric_objects[self._code(parent.targets[0].target)] = call
+
+    def _enclosing_collection(self, call: cst.Call) -> cst.Call | None:
+        """The ``MetricCollection(...)`` call whose list, tuple or dict ``call`` is an item of."""
+        node: cst.CSTNode = call
+        for _ in range(4):  # Arg, or element/DictElement + List/Tuple/Dict + Arg
+            node = self.get_metadata(ParentNodeProvider, node, None)
+            if isinstance(node, cst.Call):
+                return node if self._names(node.func) & _METRIC_COLLECTIONS else None
+            if not isinstance(node, (cst.Arg, cst.Element, cst.DictElement, cst.List, cst.Tuple, cst.Dict)):
+                return None
+        return None
 
     def _feed_edits(self, call: cst.Call, first: int) -> list[NodeEdit]:
         """Edits turning ``(logits, y)`` into ``(torch.sigmoid(logits), y.int())``."""

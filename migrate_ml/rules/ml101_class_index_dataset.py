@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
+from migrate_ml.rules.ml111_collate_class_indices import Words
 
 # Qualified names of the dataset constructors and factories that yield class indices.
 CLASS_INDEX_DATASETS: dict[str, str] = {
@@ -23,6 +27,13 @@ CLASS_INDEX_DATASETS: dict[str, str] = {
     "timm.data.dataset_factory.create_dataset": "create_dataset",
 }
 
+_TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
+_LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECASE)
+"""How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
+_MULTI_HOT_WORD = re.compile(r"multi|hot|vec", re.IGNORECASE)
+"""Names that already say the label is a multi-hot row (``multi_hot``, ``onehot``, ``label_vec``)."""
+_GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\))")
+
 SUGGESTION = (
     "replace it with a multi-label dataset yielding (image, float multi-hot [C]) such as "
     "migrate_ml_reference.MultiLabelCsvDataset(root, split=...) (labels.csv: image and "
@@ -31,10 +42,20 @@ SUGGESTION = (
 )
 
 
+GETITEM_SUGGESTION = (
+    "return a float multi-hot [C] row per sample instead, e.g. "
+    "torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0) (or use "
+    "migrate_ml_reference.MultiLabelCsvDataset, whose items are (image, float multi-hot [C]))"
+)
+
+
 class ClassIndexDatasetRule(Rule):
     code = "ML101"
     name = "class-index-dataset"
-    summary = "ImageFolder, CIFAR10/100, MNIST, FashionMNIST and timm create_dataset yield one class per image: blocking, reported."
+    summary = (
+        "ImageFolder, CIFAR10/100, MNIST, FashionMNIST, timm create_dataset and a __getitem__ "
+        "returning an integer label tensor yield one class per image: blocking, reported."
+    )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
         "has. `ImageFolder` (one folder per class), the CIFAR and MNIST datasets and timm's "
@@ -42,7 +63,10 @@ class ClassIndexDatasetRule(Rule):
         "code can make them multi-label: the dataset has to be replaced by one whose targets "
         "are float multi-hot vectors [C], for example a CSV listing each image's labels. This "
         "is reported as blocking at every construction (names are resolved, so aliases and "
-        "`from torchvision import datasets` spellings are found); nothing is rewritten. The "
+        "`from torchvision import datasets` spellings are found); nothing is rewritten. A "
+        "custom Dataset's `__getitem__` that builds its label as an integer tensor "
+        "(`torch.tensor(row.label, dtype=torch.long)`, `.long()`, `torch.LongTensor([y])`) "
+        "from a value named as a label, not as a multi-hot row, is reported the same way. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
         "sample-data` writes a small example of the layout."
     )
@@ -52,11 +76,24 @@ class ClassIndexDatasetRule(Rule):
         "from migrate_ml_reference import MultiLabelCsvDataset\n"
         "train_set = MultiLabelCsvDataset(root, split='train', transform=train_tf)\n"
     )
-    triggers = ("ImageFolder", "DatasetFolder", "CIFAR10", "CIFAR100", "MNIST", "create_dataset")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
+    triggers = ("ImageFolder", "DatasetFolder", "CIFAR10", "CIFAR100", "MNIST", "create_dataset", "__getitem__")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        named = any(trigger in source for trigger in cls.triggers if trigger != "__getitem__")
+        return named or _GETITEM_TEXT.search(source) is not None
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        if qualified & _TENSOR_BUILDERS and self._class_index_item(node, "torch.LongTensor" in qualified):
+            self.report(
+                node,
+                "blocking: __getitem__ returns the label as an integer tensor: one class index per sample, "
+                "which cannot express multi-label targets",
+                suggestion=GETITEM_SUGGESTION,
+            )
+            return
         for name in sorted(qualified):
             dataset = CLASS_INDEX_DATASETS.get(name)
             if dataset is not None:
@@ -67,3 +104,44 @@ class ClassIndexDatasetRule(Rule):
                     suggestion=SUGGESTION,
                 )
                 return
+
+    def _class_index_item(self, call: cst.Call, long_tensor: bool) -> bool:
+        """``torch.tensor(row.label, dtype=torch.long)`` (or ``.long()``, ``torch.LongTensor([y])``)
+        built inside a ``__getitem__`` from, or stored under, a label name that does not say
+        multi-hot."""
+        if not call.args or not self._in_getitem(call):
+            return False
+        collected = Words()
+        call.args[0].value.visit(collected)
+        dtype = keyword_arguments(call).get("dtype")
+        integer = long_tensor or (dtype is not None and _is_integer_dtype(dtype.value))
+        built: cst.BaseExpression = call
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        method = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+        if isinstance(method, cst.Call) and method.func is parent and (is_integer_cast(method) or is_float_cast(method)):
+            integer, built = is_integer_cast(method), method  # the cast decides: `.long()` / `.float()`
+        holder = self.get_metadata(ParentNodeProvider, built, None)
+        if isinstance(holder, cst.Assign):  # the name it is stored under: `onehot = torch.tensor(...)`
+            for target in holder.targets:
+                target.target.visit(collected)
+        elif isinstance(holder, cst.DictElement):
+            holder.key.visit(collected)
+        words = collected.found
+        return (
+            integer
+            and any(_LABEL_WORD.search(word) for word in words)
+            and not any(_MULTI_HOT_WORD.search(word) for word in words)
+        )
+
+    def _in_getitem(self, node: cst.CSTNode) -> bool:
+        current = self.get_metadata(ParentNodeProvider, node, None)
+        while current is not None and not isinstance(current, cst.FunctionDef):
+            current = self.get_metadata(ParentNodeProvider, current, None)
+        return current is not None and current.name.value == "__getitem__"
+
+
+def _is_integer_dtype(expression: cst.BaseExpression) -> bool:
+    """``torch.long``, ``torch.int64``, ``np.int32``, or Python's ``int``."""
+    if isinstance(expression, cst.Attribute):
+        return expression.attr.value in INTEGER_DTYPES
+    return isinstance(expression, cst.Name) and expression.value == "int"

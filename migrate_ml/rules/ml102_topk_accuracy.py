@@ -8,8 +8,18 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, above_threshold, as_bool
+from migrate_ml.rules.ml022_torchmetrics_multilabel import is_top_k_beyond_one
 
 _TIMM_ACCURACY = frozenset({"timm.utils.accuracy", "timm.utils.metrics.accuracy"})
+_SKLEARN_TOP_K = frozenset({"sklearn.metrics.top_k_accuracy_score", "sklearn.metrics._ranking.top_k_accuracy_score"})
+"""scikit-learn's top-k accuracy: every call is top-k (k defaults to 2)."""
+_TORCHMETRICS_ACCURACY = frozenset({"Accuracy", "MulticlassAccuracy", "accuracy", "multiclass_accuracy"})
+"""torchmetrics accuracies (by last name component) that are top-k with ``top_k`` past 1."""
+_LIBRARY_SUGGESTION = (
+    "drop it and what logs it (a top-k score has no multi-label counterpart); report exact match, "
+    "sample-F1 or mAP instead (torchmetrics MultilabelExactMatch, MultilabelF1Score, "
+    "MultilabelAveragePrecision; sklearn average_precision_score(y, probs, average='macro'))"
+)
 
 
 def _callee_name(func: cst.BaseExpression) -> str:
@@ -21,14 +31,18 @@ def _callee_name(func: cst.BaseExpression) -> str:
 class TopkAccuracyRule(Rule):
     code = "ML102"
     name = "topk-accuracy"
-    summary = "Reports top-k accuracy helpers (accuracy(output, target, topk=(1, 5)), timm.utils.accuracy)."
+    summary = (
+        "Reports top-k accuracy (accuracy(output, target, topk=(1, 5)), timm.utils.accuracy, "
+        "torchmetrics top_k, sklearn top_k_accuracy_score)."
+    )
     rationale = (
         "Top-k accuracy asks whether *the* true class is among the k highest scores. With several "
         "true labels per image there is no single true class, and `target` is a [B, C] multi-hot "
         "tensor that the helper's `pred.eq(target.view(1, -1))` cannot even broadcast against. "
         "The usual `def accuracy(output, target, topk=(1,))` helper (pytorch/examples, DeiT, "
-        "Swin, MAE) and timm's `accuracy` must be replaced by a thresholded metric: exact match, "
-        "sample-F1 or mAP. migrate-ml reports every definition and call; for timm's helper over "
+        "Swin, MAE), timm's `accuracy`, torchmetrics accuracy with `top_k` past 1 and "
+        "scikit-learn's `top_k_accuracy_score` must be replaced by a thresholded metric: exact "
+        "match, sample-F1 or mAP. migrate-ml reports every definition and call; for timm's helper over "
         "proven classifier logits with one top-k (`acc1, = accuracy(output, target, "
         "topk=(1,))`) it offers an unsafe fix that computes exact-match accuracy in percent "
         "instead. With several k (`acc1, acc5 = ...`) there is nothing to give the other names "
@@ -41,12 +55,12 @@ class TopkAccuracyRule(Rule):
         "# with --unsafe-fixes, for timm.utils.accuracy:\n"
         "acc1 = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100\n"
     )
-    triggers = ("topk", "timm.utils")
+    triggers = ("topk", "top_k", "timm.utils")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, PredictionFlowProvider)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return "accuracy" in source and super().could_apply(source)
+        return ("accuracy" in source or "Accuracy" in source) and super().could_apply(source)
 
     def visit_Module(self, node: cst.Module) -> None:
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
@@ -62,6 +76,14 @@ class TopkAccuracyRule(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        library = self._library_top_k(node, qualified)
+        if library is not None:
+            self.report(
+                node,
+                f"{library} has no multi-label meaning: there is no single true class to find in the top k",
+                suggestion=_LIBRARY_SUGGESTION,
+            )
+            return
         is_timm = bool(qualified & _TIMM_ACCURACY)
         has_topk = any(arg.keyword is not None and arg.keyword.value == "topk" for arg in node.args)
         if not (is_timm or (has_topk and "accuracy" in _callee_name(node.func))):
@@ -80,6 +102,17 @@ class TopkAccuracyRule(Rule):
             suggestion=suggestion,
             fix=self._timm_fix(node, names) if is_timm and names is not None and len(names) == 1 else None,
         )
+
+    @staticmethod
+    def _library_top_k(call: cst.Call, qualified: set[str]) -> str | None:
+        """What a library top-k accuracy call is, in words; None when it is not one."""
+        if qualified & _SKLEARN_TOP_K:
+            return "scikit-learn's top_k_accuracy_score"
+        for name in qualified:
+            last = name.rpartition(".")[2]
+            if name.startswith("torchmetrics.") and last in _TORCHMETRICS_ACCURACY and is_top_k_beyond_one(call):
+                return f"torchmetrics {last}(top_k=...), a top-k accuracy,"
+        return None
 
     def _unpacked_names(self, call: cst.Call) -> list[cst.Name] | None:
         """The names of ``a, b = call``; None for any other statement shape."""

@@ -10,6 +10,7 @@ from migrate_ml.rules._flow import LossFlow, LossFlowProvider
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
 from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
 from migrate_ml.rules._predictions import is_class_dim, log_softmax_input, nll_options_supported
+from migrate_ml.rules.ml001_cross_entropy_loss import reduction_mode
 from migrate_ml.rules.ml003_nll_log_softmax import nll_to_bce_edits
 
 _LOG_SOFTMAX_LAYERS = frozenset({"torch.nn.LogSoftmax", "torch.nn.modules.activation.LogSoftmax"})
@@ -180,7 +181,10 @@ class LogSoftmaxInForwardRule(Rule):
             and not self._bound_to_log_softmax(call.logits)
         ]
         fix = None
-        if consumers and all(c.target is not None and nll_options_supported(c.call) for c in consumers):
+        if consumers and all(
+            c.target is not None and nll_options_supported(c.call) and reduction_mode(c.call) != "unknown"
+            for c in consumers
+        ):
             edits: list[NodeEdit] = []
             adds: list = []
             removes: list = []

@@ -8,13 +8,36 @@ import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
 
-_BEST_ACCURACY = re.compile(r"^(best|max)_?(val_|valid_|test_|eval_)?(acc|accuracy|acc1|top1|prec1|acc_1)$", re.IGNORECASE)
+# A best-accuracy name, split into lower-case words (snake_case and camelCase): a "best" word
+# first, then at least one accuracy word, and otherwise only words that say which model or split it
+# was measured on. ``best_acc_epoch`` (an epoch number) or ``best_f1`` are other things.
+_BEST_WORDS = frozenset({"best", "max", "highest"})
+_ACCURACY_WORDS = frozenset({"acc", "accuracy", "acc1", "top1", "prec1"})
+_QUALIFIER_WORDS = frozenset(
+    {"val", "valid", "validation", "test", "eval", "ema", "1", "model", "so", "far", "global"}
+)
+_WORD = re.compile(r"[A-Z]?[a-z]+\d*|[A-Z]+(?![a-z])\d*|\d+")
+
+
+def _words(name: str) -> list[str]:
+    """``max_accuracy_ema`` -> [max, accuracy, ema]; ``bestValAcc1`` -> [best, val, acc1]."""
+    return [word.lower() for word in _WORD.findall(name)]
+
+
+def _is_best_accuracy(name: str) -> bool:
+    words = _words(name)
+    if len(words) < 2 or words[0] not in _BEST_WORDS:
+        return False
+    rest = words[1:]
+    return any(word in _ACCURACY_WORDS for word in rest) and all(
+        word in _ACCURACY_WORDS or word in _QUALIFIER_WORDS for word in rest
+    )
 
 
 def _accuracy_name(expression: cst.BaseExpression) -> str | None:
     if isinstance(expression, cst.Attribute):
         expression = expression.attr
-    if isinstance(expression, cst.Name) and _BEST_ACCURACY.match(expression.value):
+    if isinstance(expression, cst.Name) and _is_best_accuracy(expression.value):
         return expression.value
     return None
 
@@ -22,7 +45,7 @@ def _accuracy_name(expression: cst.BaseExpression) -> str | None:
 class BestAccuracyCheckpointRule(Rule):
     code = "ML107"
     name = "best-accuracy-checkpoint"
-    summary = "Reports best-checkpoint selection on accuracy (best_acc, max_accuracy, best_acc1)."
+    summary = "Reports best-checkpoint selection on accuracy (best_acc, max_accuracy_ema, bestValAcc, best_acc1)."
     rationale = (
         "Training scripts keep the checkpoint with the best validation accuracy "
         "(`if acc > best_acc: torch.save(...)`, `max_accuracy = max(max_accuracy, acc1)`, "
@@ -36,11 +59,12 @@ class BestAccuracyCheckpointRule(Rule):
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"
     example_after = "if mAP > best_map:\n    best_map = mAP\n    torch.save(model.state_dict(), path)\n"
-    triggers = ("best_", "max_acc", "max_val", "Best_", "best")
+    triggers = ("best", "Best", "BEST", "max", "Max", "highest")
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return any(t in source for t in ("best_acc", "max_acc", "best_prec", "best_top1", "best_val_acc", "max_val_acc", "best_accuracy"))
+        lowered = source.lower()
+        return any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         names = [_accuracy_name(node.left)] + [_accuracy_name(t.comparator) for t in node.comparisons]

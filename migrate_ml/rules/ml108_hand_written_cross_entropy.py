@@ -29,6 +29,8 @@ _LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.lo
 _LOG_SOFTMAX_MODULES = frozenset({"torch.nn.LogSoftmax", "torch.nn.modules.activation.LogSoftmax"})
 _INDEX_METHODS = frozenset({"scatter_", "scatter", "gather", "scatter_add_", "scatter_add"})
 _INDEX_FUNCTIONS = frozenset({"torch.gather", "torch.scatter", "torch.scatter_add"})
+_ONE_HOT_FUNCTIONS = frozenset({"torch.nn.functional.one_hot"})
+"""``F.one_hot(target, n)``: a one-hot row built from one class index per image (its first argument)."""
 _NON_TORCH_ROOTS = frozenset({"scipy", "numpy", "jax", "tensorflow"})
 _IMPORTED_SMOOTHING_CLASS = re.compile(r"^LabelSmoothing\w*$")
 """An imported class named like this (from the user's own modules) is the same hand-written
@@ -51,15 +53,16 @@ class HandWrittenCrossEntropyRule(Rule):
     code = "ML108"
     name = "hand-written-cross-entropy"
     summary = (
-        "A hand-written (label-smoothing) cross-entropy nn.Module (log_softmax + scatter_/gather on "
-        "the class index) and its constructions are reported: replace the class with BCEWithLogitsLoss."
+        "A hand-written (label-smoothing) cross-entropy nn.Module (log_softmax + scatter_/gather/"
+        "F.one_hot on the class index) and its constructions are reported: replace the class with "
+        "BCEWithLogitsLoss."
     )
     rationale = (
         "Label-smoothing cross-entropy is often written by hand (omihub ViT-CIFAR's "
         "`LabelSmoothingCrossEntropyLoss`, copies of timm's `LabelSmoothingCrossEntropy`): a "
         "`forward` that takes `log_softmax` over the classes and then reads the one true class "
         "with `gather`, or builds a smoothed one-hot target with `scatter_(1, target.unsqueeze(1), "
-        "confidence)`. Both steps assume one class index per image: the softmax makes the labels "
+        "confidence)` or `F.one_hot(target, n)`. Both steps assume one class index per image: the softmax makes the labels "
         "compete, and `target.unsqueeze(1)` as an index cannot hold two labels (multi-hot float "
         "targets make `gather`/`scatter_` fail, or worse, index with 0s and 1s). No edit inside the "
         "class turns it into a multi-label loss, so the whole class is replaced: "
@@ -67,7 +70,7 @@ class HandWrittenCrossEntropyRule(Rule):
         "as `y*(1-e)+e/2` (each label pulled towards 0.5, which is label smoothing for independent "
         "binary labels). migrate-ml reports the class (a subclass of `nn.Module`/`_Loss` whose "
         "`forward` both takes a log-softmax and indexes with one of its own arguments through "
-        "`scatter_`/`gather`) and every construction of it in the same file, quoting the "
+        "`scatter_`/`gather`/`F.one_hot`) and every construction of it in the same file, quoting the "
         "`smoothing` passed there, plus constructions of an imported `LabelSmoothing...` class "
         "from the user's own modules; nothing is rewritten, since the class may be used elsewhere."
     )
@@ -87,7 +90,7 @@ class HandWrittenCrossEntropyRule(Rule):
         "criterion = nn.BCEWithLogitsLoss()\n"
         "loss = criterion(out, y.float() * (1 - 0.1) + 0.1 / 2)\n"
     )
-    triggers = ("scatter", "gather", "LabelSmoothing")
+    triggers = ("scatter", "gather", "one_hot", "LabelSmoothing")
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES,
         ParentNodeProvider,
@@ -99,7 +102,7 @@ class HandWrittenCrossEntropyRule(Rule):
     def could_apply(cls, source: str) -> bool:
         defines = (
             ("log_softmax" in source or "LogSoftmax" in source)
-            and ("scatter" in source or "gather" in source)
+            and ("scatter" in source or "gather" in source or "one_hot" in source)
             and "def forward" in source
         )
         return defines or ("LabelSmoothing" in source and has_loss_marker(source))
@@ -122,7 +125,7 @@ class HandWrittenCrossEntropyRule(Rule):
         self.report(
             node.name,
             f"{node.name.value} is a hand-written {kind}: log_softmax makes the classes compete and "
-            "scatter_/gather index one class per image, so it cannot train multi-label targets",
+            "scatter_/gather/one_hot index one class per image, so it cannot train multi-label targets",
             suggestion=bce_suggestion("smoothing" if smoothing else None),
         )
         self._report_constructions(node, kind, smoothing)
@@ -173,15 +176,18 @@ class HandWrittenCrossEntropyRule(Rule):
 
     def _indexes_with(self, call: cst.Call, arguments: set[str]) -> bool:
         """``x.scatter_(1, target.unsqueeze(1), v)`` / ``x.gather(1, target...)`` / ``torch.gather(x, 1, target)``
-        with the index derived from one of ``arguments``."""
+        / ``F.one_hot(target, n)`` with the index derived from one of ``arguments``."""
+        keyword = "index"
         if isinstance(call.func, cst.Attribute) and call.func.attr.value in _INDEX_METHODS:
             index_position = 1
         elif self._qualified(call.func) & _INDEX_FUNCTIONS:
             index_position = 2
+        elif self._qualified(call.func) & _ONE_HOT_FUNCTIONS:
+            index_position, keyword = 0, "tensor"
         else:
             return False
         positional = positional_arguments(call)
-        index = keyword_arguments(call).get("index")
+        index = keyword_arguments(call).get(keyword)
         if index is None and len(positional) > index_position:
             index = positional[index_position]
         if index is None:

@@ -10,7 +10,7 @@ import libcst as cst
 from libcst.metadata import CodePosition, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._exprs import is_float_cast, is_float_dtype, is_integer_cast, keyword_arguments
+from migrate_ml.rules._exprs import is_flattened, is_float_cast, is_float_dtype, is_integer_cast, keyword_arguments
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor", "torch.from_numpy"})
 _BATCHING = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
@@ -25,6 +25,18 @@ _LABEL_TENSOR_TEXT = re.compile(
     re.IGNORECASE,
 )
 """Pre-filter text: a label-named value built with one of the tensor builders."""
+_FLATTENED_LABEL_TEXT = re.compile(
+    r"(?:label|target|class)\w*\b[^\n]*\.(?:flatten\(\)|view\(-1\)|reshape\(-1\))", re.IGNORECASE
+)
+"""Pre-filter text: a label-named value flattened to a vector (``targets = targets.flatten()``)."""
+_BATCHES_INDICES = (
+    "batches one class index per sample into the label tensor; multi-label training needs "
+    "float multi-hot rows [B, C]"
+)
+_FLATTENS_LABELS = (
+    "flattens the label batch into a vector, one class index per sample; multi-label training "
+    "needs float multi-hot rows [B, C], which flattening would mix across samples"
+)
 
 SUGGESTION = (
     "have the Dataset return float multi-hot [C] rows and stack them: "
@@ -58,7 +70,9 @@ class CollateClassIndicesRule(Rule):
         "`.type(torch.FloatTensor)`, `.double()`, `.half()`) applied to it, per sample, to the "
         "`torch.stack`/`torch.cat` that joins the per-sample tensors, or at every later use of "
         "the name it is stored in (`return images, labels.float()`). A later integer cast "
-        "(`.long()`) makes it class indices again."
+        "(`.long()`) makes it class indices again. Flattening the label batch "
+        "(`targets = torch.cat(targets, 0).flatten()`, `.view(-1)`, `.reshape(-1)`) is reported "
+        "too: it makes one class index per sample, and would mix multi-hot rows across samples."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -82,7 +96,9 @@ class CollateClassIndicesRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return "collate" in source and _LABEL_TENSOR_TEXT.search(source) is not None
+        return "collate" in source and (
+            _LABEL_TENSOR_TEXT.search(source) is not None or _FLATTENED_LABEL_TEXT.search(source) is not None
+        )
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
@@ -95,14 +111,17 @@ class CollateClassIndicesRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._passed_as_collate: set[str] = set()
-        self._candidates: list[tuple[str, cst.Call]] = []
-        """(enclosing function name, label tensor call)"""
+        self._candidates: list[tuple[str, cst.Call, str]] = []
+        """(enclosing function name, label tensor call, what it does)"""
 
     def visit_Arg(self, node: cst.Arg) -> None:
         if node.keyword is not None and node.keyword.value == "collate_fn" and isinstance(node.value, cst.Name):
             self._passed_as_collate.add(node.value.value)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if is_flattened(node):
+            self._check_flattened(node)
+            return
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if not qualified & _TENSOR_BUILDERS or not node.args:
             return
@@ -111,17 +130,25 @@ class CollateClassIndicesRule(Rule):
         if function is None or self._made_float(node, methods):
             return
         if self._names_a_label(node, batch) and not self._cast_where_used(batch, function):
-            self._candidates.append((function.name.value, node))
+            self._candidates.append((function.name.value, node, _BATCHES_INDICES))
+
+    def _check_flattened(self, call: cst.Call) -> None:
+        """``targets.flatten()``, ``torch.cat(targets, 0).view(-1)``: a label batch made a vector."""
+        function = self._enclosing_function(call)
+        assert isinstance(call.func, cst.Attribute)
+        words = Words()
+        call.func.value.visit(words)
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Assign):
+            for target in parent.targets:
+                target.target.visit(words)
+        if function is not None and any(_LABEL_WORD.search(word) for word in words.found):
+            self._candidates.append((function.name.value, call, _FLATTENS_LABELS))
 
     def leave_Module(self, original_node: cst.Module) -> None:
-        for function, call in self._candidates:
+        for function, call, message in self._candidates:
             if "collate" in function or function in self._passed_as_collate:
-                self.report(
-                    call,
-                    f"{function}() batches one class index per sample into the label tensor; "
-                    "multi-label training needs float multi-hot rows [B, C]",
-                    suggestion=SUGGESTION,
-                )
+                self.report(call, f"{function}() {message}", suggestion=SUGGESTION)
 
     def _path_to_batch(self, tensor: cst.BaseExpression) -> tuple[list[cst.Call], cst.BaseExpression]:
         """The method calls applied on the way from ``tensor`` (a builder call, or a name holding
@@ -231,7 +258,7 @@ class CollateClassIndicesRule(Rule):
 
     def _names_a_label(self, call: cst.Call, batch: cst.BaseExpression) -> bool:
         """The builder's data, or the name the whole batch expression ``batch`` is stored under."""
-        words = _Words()
+        words = Words()
         call.args[0].value.visit(words)
         parent = self.get_metadata(ParentNodeProvider, batch, None)
         if isinstance(parent, cst.Assign):
@@ -264,7 +291,7 @@ class _Occurrences(cst.CSTVisitor):
             self.found.append(node)
 
 
-class _Words(cst.CSTVisitor):
+class Words(cst.CSTVisitor):
     """Identifiers and string keys: ``labels``, ``example["label"]``."""
 
     def __init__(self) -> None:

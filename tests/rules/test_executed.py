@@ -63,6 +63,8 @@ CASES: dict[str, Case] = {
     "lightning_torchmetrics": Case(
         train="fit", model_class="LitClassifier", evaluate_step="validation_step", accuracy=float
     ),
+    # metrics fed through a (cloned) MetricCollection get sigmoid probabilities and int targets too.
+    "torchmetrics_collection": Case(train="train", evaluate="evaluate", accuracy=lambda result: result["val_acc"]),
     "torchmetrics_epoch": Case(train="train", evaluate="evaluate", accuracy=float),
     "carried_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     "numpy_accuracy": Case(train="train", evaluate="evaluate", accuracy=float),
@@ -72,6 +74,8 @@ CASES: dict[str, Case] = {
     "chained_criterion": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result[1]),
     # ignite's Accuracy(is_multilabel=True) is exact match, so it must equal the one computed here.
     "ignite_supervised": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result["accuracy"]),
+    # reduction="none" with per-sample weights [B]: BCE's [B, C] loss is averaged over labels.
+    "per_sample_weights": Case(train="train", evaluate="evaluate"),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
