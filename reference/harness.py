@@ -73,6 +73,9 @@ AVERAGE_NAMES = (
 """The ``average`` a metric's name states (``f1_samples``, ``macro_f1``, ML-GCN's OF1 and CF1)."""
 AVERAGED_MEASURES = ("F1", "precision", "recall", "jaccard")
 ZERO_DIVISION_1 = "(zero_division=1)"
+BATCH_MEAN = " (mean over batches)"
+"""Suffix of a reference computed per batch and averaged, as a loop summing per-batch F1 does and as
+Lightning aggregates a value logged in every step."""
 """Suffix of a reference computed with 0/0 counted as 1 (scikit-learn's ``zero_division=1``) instead of 0."""
 REFERENCE_KINDS = {"CF1": ("F1", "macro"), "mAP": ("mAP", "macro"), "mAP_micro": ("mAP", "micro"),
                    "hamming_loss": ("hamming", ""), "1-hamming_loss": ("hamming", "")}
@@ -1091,9 +1094,23 @@ class UnitRun:
             "softmax_exact_match": exact_match(softmax_preds, y),
             "others": {**_averaged_references(preds, y.long()), "CF1": metrics["CF1"], "mAP": metrics["mAP"],
                        "mAP_micro": metrics["mAP_micro"], "hamming_loss": metrics["hamming_loss"],
-                       "1-hamming_loss": 1 - metrics["hamming_loss"]},
+                       "1-hamming_loss": 1 - metrics["hamming_loss"], **self._batch_means(logits, indices)},
             "samples": len(y),
         }
+
+
+    def _batch_means(self, logits: list, indices: list) -> dict[str, float]:
+        """The averaged references of each model call, averaged over the calls (only where that differs)."""
+        import torch
+
+        per_batch = [_averaged_references((torch.sigmoid(z) > self.threshold).long(), self.sample.targets[i].long())
+                     for z, i in zip(logits, indices) if len(i)]
+        if len(per_batch) < 2:
+            return {}
+        whole = _averaged_references((torch.sigmoid(torch.cat(logits)) > self.threshold).long(),
+                                     self.sample.targets[torch.cat(indices)].long())
+        means = {key: sum(batch.get(key, whole[key]) for batch in per_batch) / len(per_batch) for key in whole}
+        return {key + BATCH_MEAN: value for key, value in means.items() if abs(value - whole[key]) > 1e-9}
 
 
 def _averaged_references(preds, targets) -> dict[str, float]:
@@ -1312,7 +1329,7 @@ def _reference_kind(key: str) -> tuple[str, str]:
     """(measure, average) of the reference metric ``key``."""
     if key in REFERENCE_KINDS:
         return REFERENCE_KINDS[key]
-    measure, _, average = key.removesuffix(ZERO_DIVISION_1).partition("_")
+    measure, _, average = key.removesuffix(BATCH_MEAN).removesuffix(ZERO_DIVISION_1).partition("_")
     return measure, average
 
 
@@ -1390,7 +1407,7 @@ def _judge_named_measure(value: float, scaled: list[float], ref: dict, threshold
         if named and _reference_kind(key)[1] != average:
             note = f" (its name says {average}: the reference {named[0][0]} is {named[0][1]:.4f})"
         return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}{note}", None, ""
-    listed = ", ".join(f"{k} {v:.4f}" for k, v in (named or candidates) if not k.endswith(ZERO_DIVISION_1))
+    listed = ", ".join(f"{k} {v:.4f}" for k, v in (named or candidates) if not k.endswith((ZERO_DIVISION_1, BATCH_MEAN)))
     return ("FAIL", f"{value:.4g} differs from every reference {' or '.join(measures)} at threshold {threshold:g}"
             f"{': ' + listed if listed else ''}", None,
             "compute it from torch.sigmoid(logits) > THRESHOLD (not a softmax or an arg-max) against the multi-hot "

@@ -200,3 +200,9 @@ def test_from_pretrained_that_never_runs_is_a_skip_next_to_the_other_checks(repo
 def test_lightning_module_wrapping_a_hugging_face_model_gets_an_hf_style_sample_model(report):
     logged = [c for c in rows_for(report, "lightning_hf_model.py") if c["check"].startswith("logged val_acc")]
     assert len(logged) == 2 and all(c["status"] == "PASS" and "reference exact match" in c["reason"] for c in logged)
+
+
+def test_a_metric_logged_per_batch_is_judged_against_the_mean_over_batches(report):
+    logged = [c for c in rows_for(report, "lightning_batch_logged_f1.py") if c["check"].startswith("logged val_f1_micro")]
+    assert len(logged) == 2
+    assert all(c["status"] == "PASS" and "F1_micro (mean over batches)" in c["reason"] for c in logged)
