@@ -49,7 +49,7 @@ _JOINS = {
     "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
 }
 """How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""
-_FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "log"}
+_FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "ne", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
 _METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
@@ -252,6 +252,8 @@ class Comparison:
     """``left``/``right`` of a ``==``; ``arg0``/``arg1`` or ``receiver`` of an ``eq`` call."""
     numpy: bool = False
     """The prediction reaches the comparison as a NumPy array (``.numpy()``, ``np.concatenate``)."""
+    negated: bool = False
+    """``p != y`` / ``p.ne(y)``: an error (miss) per sample, the complement of exact match."""
 
 
 @dataclass(eq=False)
@@ -308,7 +310,9 @@ class PredictionFlow:
         ``predicted`` bound in two loops) share the comparisons of that name too."""
         key = ("comparison", id(comparison.node))
         if key not in self._edits:
-            self._edits[key] = NodeEdit(comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy))
+            self._edits[key] = NodeEdit(
+                comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy, comparison.negated)
+            )
         return self._edits[key]
 
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
@@ -336,9 +340,11 @@ class PredictionFlow:
         return apply
 
 
-def exact_match_rewrite(label_position: str, numpy: bool = False):
+def exact_match_rewrite(label_position: str, numpy: bool = False, negated: bool = False):
     """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample; on NumPy
-    arrays ``(p == y.astype(bool)).all(axis=1)``."""
+    arrays ``(p == y.astype(bool)).all(axis=1)``. A ``negated`` comparison (``p != y``, an
+    error per sample) becomes ``(p != y.bool()).any(dim=1)``: a sample is a miss when any of
+    its labels differs, the complement of exact match."""
     to_bool = as_numpy_bool if numpy else as_bool
 
     def apply(updated: cst.CSTNode) -> cst.CSTNode:
@@ -362,7 +368,7 @@ def exact_match_rewrite(label_position: str, numpy: bool = False):
                 compared = updated.with_changes(args=args)
             compared = compared.with_changes(lpar=[], rpar=[])
         return cst.Call(
-            func=cst.Attribute(value=compared, attr=cst.Name("all")),
+            func=cst.Attribute(value=compared, attr=cst.Name("any" if negated else "all")),
             args=[cst.Arg(keyword=cst.Name("axis" if numpy else "dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))],
             lpar=updated.lpar if isinstance(updated, cst.Call) else [],
@@ -1020,10 +1026,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         ):
             left = parent.left is prediction
             other = parent.comparisons[0].comparator if left else parent.left
-            if isinstance(other, LITERALS) or isinstance(parent.comparisons[0].operator, cst.NotEqual):
+            if isinstance(other, LITERALS):
                 return "it is compared with a class index"
-            return Comparison(parent, "right" if left else "left")
-        if isinstance(parent, cst.Attribute) and parent.attr.value in ("eq", "item"):
+            negated = isinstance(parent.comparisons[0].operator, cst.NotEqual)
+            return Comparison(parent, "right" if left else "left", negated=negated)
+        if isinstance(parent, cst.Attribute) and parent.attr.value in ("eq", "ne", "item"):
             call = self.get_metadata(ParentNodeProvider, parent, None)
             if not (isinstance(call, cst.Call) and call.func is parent):
                 return None
@@ -1032,7 +1039,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if len(call.args) == 1:
                 if isinstance(call.args[0].value, LITERALS):
                     return "it is compared with a class index"
-                return Comparison(call, "arg0")
+                return Comparison(call, "arg0", negated=parent.attr.value == "ne")
             return None
         if isinstance(parent, cst.Index):
             return "it is used as an index (one class per sample)"
@@ -1053,13 +1060,14 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 return None
             if isinstance(call.func, cst.Name) and call.func.value in ("int", "str"):
                 return f"it is converted with {call.func.value}() as one class index"
-            if _qualified(self, call.func) & {"torch.eq"} and len(call.args) == 2:
+            equality = _qualified(self, call.func) & {"torch.eq", "torch.ne"}
+            if equality and len(call.args) == 2:
                 label_index = 1 - call.args.index(parent)
                 if isinstance(call.args[label_index].value, LITERALS):
                     return "it is compared with a class index"
-                return Comparison(call, f"arg{label_index}")
-            if isinstance(call.func, cst.Attribute) and call.func.attr.value == "eq" and len(call.args) == 1:
-                return Comparison(call, "receiver")
+                return Comparison(call, f"arg{label_index}", negated=equality == {"torch.ne"})
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("eq", "ne") and len(call.args) == 1:
+                return Comparison(call, "receiver", negated=call.func.attr.value == "ne")
         return None
 
 

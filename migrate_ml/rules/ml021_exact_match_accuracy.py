@@ -23,7 +23,9 @@ class ExactMatchAccuracyRule(Rule):
         "labels are compared as booleans, so int64 and float32 multi-hot targets both work and "
         "metric code never needs `.float()`. Handled spellings: `==` either way round, "
         "`pred.eq(y)`, `pred.eq(target.view_as(pred))`, `torch.eq(pred, y)`, "
-        "`torch.sum(preds == labels.data)`, on a named prediction or inline, and on the names "
+        "`torch.sum(preds == labels.data)`; an error count (`pred != y`, `pred.ne(y)`, `torch.ne`) "
+        "becomes `(pred != y.bool()).any(dim=1)`, the complement of exact match; on a named "
+        "prediction or inline, and on the names "
         "the prediction reaches (gathered, moved to the CPU, joined across batches); where it "
         "has become a NumPy array the comparison is `(p == y.astype(bool)).all(axis=1)`. This rewrite is "
         "part of the same fix as the prediction it compares (ML020): selecting or accepting "
@@ -58,9 +60,15 @@ class ExactMatchAccuracyRule(Rule):
                 if id(comparison.node) in reported:
                     continue
                 reported.add(id(comparison.node))
+                message = (
+                    "element-wise != on multi-hot predictions counts wrong labels, not wrong samples; "
+                    "a sample is a miss when any of its labels differs"
+                    if comparison.negated
+                    else "element-wise == on multi-hot predictions counts labels, not samples; compare per sample (exact match)"
+                )
                 self.report(
                     comparison.node,
-                    "element-wise == on multi-hot predictions counts labels, not samples; compare per sample (exact match)",
+                    message,
                     fix=fix,
                     extra_nodes=[prediction.node],
                 )

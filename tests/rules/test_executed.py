@@ -72,6 +72,8 @@ CASES: dict[str, Case] = {
     "chained_criterion": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result[1]),
     # ignite's Accuracy(is_multilabel=True) is exact match, so it must equal the one computed here.
     "ignite_supervised": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result["accuracy"]),
+    # An error rate (pred != y) becomes the complement of exact match (asserted in the fixture).
+    "error_rate": Case(train="train", evaluate="evaluate", accuracy=float),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
