@@ -254,6 +254,9 @@ class Comparison:
     """The prediction reaches the comparison as a NumPy array (``.numpy()``, ``np.concatenate``)."""
     negated: bool = False
     """``p != y`` / ``p.ne(y)``: an error (miss) per sample, the complement of exact match."""
+    denominators: list[cst.Call] = field(default_factory=list)
+    """``y.numel()``/``y.nelement()``/``torch.numel(y)`` of the labels ``y`` compared here: one
+    count per sample of class indices, B x C of multi-hot labels; they become ``y.size(0)``."""
 
 
 @dataclass(eq=False)
@@ -315,6 +318,25 @@ class PredictionFlow:
             )
         return self._edits[key]
 
+    def denominator_edit(self, call: cst.Call) -> NodeEdit:
+        """``y.numel()`` -> ``y.size(0)``: the same number for class indices [B], and still the
+        number of samples for multi-hot [B, C], which is what an exact-match count is divided by."""
+        key = ("denominator", id(call))
+        if key not in self._edits:
+
+            def apply(updated: cst.CSTNode) -> cst.CSTNode:
+                assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
+                labels = updated.args[0].value if updated.args else updated.func.value
+                return cst.Call(
+                    func=cst.Attribute(value=labels, attr=cst.Name("size")),
+                    args=[cst.Arg(cst.Integer("0"))],
+                    lpar=updated.lpar,
+                    rpar=updated.rpar,
+                )
+
+            self._edits[key] = NodeEdit(call, apply)
+        return self._edits[key]
+
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
         """One fix for the prediction, the softmaxes it relies on and its accuracy comparisons."""
         key = (id(prediction), threshold_name)
@@ -322,6 +344,9 @@ class PredictionFlow:
             edits = [NodeEdit(prediction.node, self._prediction_rewrite(prediction, threshold_name))]
             edits.extend(self.softmax_edit(softmax) for softmax in prediction.softmaxes)
             edits.extend(self.comparison_edit(comparison) for comparison in prediction.comparisons)
+            edits.extend(
+                self.denominator_edit(call) for comparison in prediction.comparisons for call in comparison.denominators
+            )
             self._fixes[key] = Fix(edits=tuple(edits), add_imports=self.torch_imports, needs_threshold=True)
         return self._fixes[key]
 
@@ -830,10 +855,46 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             use = "the name holds a tensor in one place and a NumPy array in another"
         if isinstance(use, Comparison):
             use.numpy = bool(numpy)
+            use.denominators = self._element_counts(_label_side(use))
             if all(use.node is not known.node for known in prediction.comparisons):
                 prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
         elif use and not prediction.blocked:
             prediction.blocked = use
+
+    def _element_counts(self, labels: cst.BaseExpression) -> list[cst.Call]:
+        """``labels.numel()``, ``labels.nelement()`` and ``torch.numel(labels)`` on the bindings of
+        the labels name compared with the prediction (``seen += y.numel()``)."""
+        name = strip_transparent(labels)
+        scope = self.get_metadata(ScopeProvider, name, None) if isinstance(name, cst.Name) else None
+        if scope is None:
+            return []
+        referents = [
+            assignment
+            for access in scope.accesses[name.value]
+            if access.node is name
+            for assignment in access.referents
+        ]
+        found: list[cst.Call] = []
+        for assignment in referents:
+            for access in assignment.references:
+                parent = self.get_metadata(ParentNodeProvider, access.node, None)
+                call = self.get_metadata(ParentNodeProvider, parent, None)
+                if (
+                    isinstance(parent, cst.Attribute)
+                    and parent.value is access.node
+                    and parent.attr.value in ("numel", "nelement")
+                    and isinstance(call, cst.Call)
+                    and call.func is parent
+                    and not call.args
+                ) or (
+                    isinstance(parent, cst.Arg)
+                    and isinstance(call, cst.Call)
+                    and len(call.args) == 1
+                    and _qualified(self, call.func) & {"torch.numel"}
+                ):
+                    if all(call is not known for known in found):
+                        found.append(call)
+        return found
 
     def _starts_empty(self, bound: cst.CSTNode | None) -> bool:
         """``rows = []`` or ``rows, labels = [], []``: the accumulator a joined prediction re-binds

@@ -19,7 +19,10 @@ class ExactMatchAccuracyRule(Rule):
         "`correct / total` (with `total += labels.size(0)`) would exceed 1. Exact match (subset "
         "accuracy) keeps one value per sample: `(pred == labels.bool()).all(dim=1)`, so every "
         "existing counter and denominator (`correct / total`, `accu_num / sample_num`, "
-        "`100. * correct / len(loader.dataset)`, `.float().mean()`) stays correct unchanged. The "
+        "`100. * correct / len(loader.dataset)`, `.float().mean()`) stays correct unchanged; a "
+        "denominator counted with `labels.numel()`/`labels.nelement()`/`torch.numel(labels)` "
+        "(B entries of class indices, B x C of multi-hot labels) becomes `labels.size(0)` in "
+        "the same fix. The "
         "labels are compared as booleans, so int64 and float32 multi-hot targets both work and "
         "metric code never needs `.float()`. Handled spellings: `==` either way round, "
         "`pred.eq(y)`, `pred.eq(target.view_as(pred))`, `torch.eq(pred, y)`, "
@@ -70,5 +73,5 @@ class ExactMatchAccuracyRule(Rule):
                     comparison.node,
                     message,
                     fix=fix,
-                    extra_nodes=[prediction.node],
+                    extra_nodes=[prediction.node, *comparison.denominators],
                 )

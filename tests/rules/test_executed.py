@@ -74,6 +74,8 @@ CASES: dict[str, Case] = {
     "ignite_supervised": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result["accuracy"]),
     # An error rate (pred != y) becomes the complement of exact match (asserted in the fixture).
     "error_rate": Case(train="train", evaluate="evaluate", accuracy=float),
+    # correct / labels.numel(): the denominator becomes labels.size(0) with the exact-match numerator.
+    "element_count_denominator": Case(train="train", evaluate="evaluate", accuracy=float),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
