@@ -233,6 +233,32 @@ def above_threshold(left: cst.BaseExpression, threshold_name: str) -> cst.Compar
     )
 
 
+def is_flatten(expression: cst.CSTNode) -> bool:
+    """``t.flatten()``, ``t.view(-1)``, ``t.reshape(-1)``, ``t.ravel()``: a 1-D view of ``t``."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    method, args = expression.func.attr.value, expression.args
+    if method in ("flatten", "ravel"):
+        return not args
+    return method in ("view", "reshape") and len(args) == 1 and args[0].keyword is None and dim_value(args[0].value) == -1
+
+
+def _unflattened(expression: cst.BaseExpression) -> cst.BaseExpression:
+    while is_flatten(expression):
+        assert isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)
+        expression = expression.func.value
+    return expression
+
+
+@dataclass(eq=False)
+class Flatten:
+    """A flatten (see :func:`is_flatten`) the prediction goes through, which its fix drops."""
+
+    call: cst.Call
+    standalone: bool
+    """It is a whole assigned value, argument or returned value: no parentheses needed."""
+
+
 @dataclass(eq=False)
 class Softmax:
     """``F.softmax(z, dim=1)``, ``z.softmax(-1)``, ``nn.Softmax(dim=1)(z)`` over classifier scores."""
@@ -278,6 +304,10 @@ class Prediction:
     """Why a proven prediction still cannot be rewritten (empty when it can)."""
     escapes: list[cst.Call] = field(default_factory=list)
     """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
+    flattens: list[cst.Call] = field(default_factory=list)
+    """``.flatten()``/``.view(-1)``/``.reshape(-1)``/``.ravel()`` between the prediction and a
+    comparison or a name it is carried to: a no-op on class indices [B], a mix of every
+    sample's labels on [B, C] rows, so the fix drops them."""
 
 
 @dataclass
@@ -318,6 +348,24 @@ class PredictionFlow:
             )
         return self._edits[key]
 
+    def flatten_edit(self, flatten: Flatten) -> NodeEdit:
+        """``p.view(-1)`` -> ``p``: the rows stay rows. The decision's own parentheses go where
+        the flatten stood alone (``pred = p.view(-1)``, an argument)."""
+        key = ("flatten", id(flatten.call))
+        if key not in self._edits:
+
+            def apply(updated: cst.CSTNode) -> cst.CSTNode:
+                assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
+                receiver = updated.func.value
+                if flatten.standalone and isinstance(receiver, cst.Comparison) and not updated.lpar:
+                    return receiver.with_changes(lpar=[], rpar=[])
+                if updated.lpar and not getattr(receiver, "lpar", None):
+                    return receiver.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+                return receiver
+
+            self._edits[key] = NodeEdit(flatten.call, apply)
+        return self._edits[key]
+
     def denominator_edit(self, call: cst.Call) -> NodeEdit:
         """``y.numel()`` -> ``y.size(0)``: the same number for class indices [B], and still the
         number of samples for multi-hot [B, C], which is what an exact-match count is divided by."""
@@ -343,6 +391,7 @@ class PredictionFlow:
         if key not in self._fixes:
             edits = [NodeEdit(prediction.node, self._prediction_rewrite(prediction, threshold_name))]
             edits.extend(self.softmax_edit(softmax) for softmax in prediction.softmaxes)
+            edits.extend(self.flatten_edit(flatten) for flatten in prediction.flattens)
             edits.extend(self.comparison_edit(comparison) for comparison in prediction.comparisons)
             edits.extend(
                 self.denominator_edit(call) for comparison in prediction.comparisons for call in comparison.denominators
@@ -370,7 +419,9 @@ def exact_match_rewrite(label_position: str, numpy: bool = False, negated: bool 
     arrays ``(p == y.astype(bool)).all(axis=1)``. A ``negated`` comparison (``p != y``, an
     error per sample) becomes ``(p != y.bool()).any(dim=1)``: a sample is a miss when any of
     its labels differs, the complement of exact match."""
-    to_bool = as_numpy_bool if numpy else as_bool
+    def to_bool(labels: cst.BaseExpression) -> cst.BaseExpression:
+        # labels.view(-1) was a no-op on class indices [B]; on multi-hot [B, C] it mixes samples
+        return (as_numpy_bool if numpy else as_bool)(_unflattened(labels))
 
     def apply(updated: cst.CSTNode) -> cst.CSTNode:
         if isinstance(updated, cst.Comparison):
@@ -507,6 +558,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._candidates: list[cst.CSTNode] = []
         self._module: cst.Module | None = None
         self._collapsed_targets: list[cst.CSTNode] = []
+        self._listed: set[int] = set()
+        """Names bound to a prediction turned into a Python list (``pred = p.tolist()``)."""
+        self._walked_flattens: list[Flatten] = []
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -801,23 +855,43 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                     prediction.blocked = f"the max values `{values.value}` are used too"
                 prediction.node, prediction.unpacking, prediction.binding = parent, True, indices
             return
-        current = node
-        while True:
-            parent = self.get_metadata(ParentNodeProvider, current)
-            if isinstance(parent, cst.Attribute) and parent.attr.value in _PREDICTION_CHAIN:
-                call = self.get_metadata(ParentNodeProvider, parent)
-                if isinstance(call, cst.Call) and call.func is parent:
-                    current = call
-                    continue
-            break
+        current, flattens, _, listed = self._chain_top(node)
+        parent = self.get_metadata(ParentNodeProvider, current)
         if current is node and isinstance(parent, (cst.Assign, cst.AnnAssign, cst.Return, cst.Arg)):
             prediction.parenthesize = False
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
             prediction.binding = parent.targets[0].target
-        elif current is node:
-            self._classify_use(prediction, node, False)
+            prediction.flattens.extend(flattens)
+            if listed:
+                self._listed.add(id(prediction.binding))
         else:
-            self._note_escape(prediction, current)
+            self._classify_use(prediction, node, False)
+
+    def _chain_top(self, node: cst.CSTNode) -> tuple[cst.CSTNode, list[Flatten], bool, bool]:
+        """Walk up from ``node`` through calls that keep one row per sample: transfers
+        (``.cpu()``, ``.numpy()``…), flattens and ``.tolist()``. Returns the outermost of them,
+        the flattens passed, and whether the value became a NumPy array or a Python list."""
+        current, flattens, numpy, listed = node, [], False, False
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+            if not (isinstance(call, cst.Call) and call.func is parent and parent.value is current):
+                break
+            method = parent.attr.value
+            if is_flatten(call):
+                flattens.append(Flatten(call, self._standalone(call)))
+            elif method not in _PREDICTION_CHAIN and method != "tolist":
+                break
+            numpy = numpy or method == "numpy"
+            listed = listed or method == "tolist"
+            current = call
+        return current, flattens, numpy, listed
+
+    def _standalone(self, node: cst.CSTNode) -> bool:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, (cst.Assign, cst.Return)):
+            return parent.value is node
+        return isinstance(parent, cst.Arg) and parent.value is node
 
     def _is_used(self, name: cst.Name) -> bool:
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -830,8 +904,10 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         for prediction in predictions:
             found = [(prediction.binding, False)] if prediction.binding is not None else []
             seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
+            self._walked_flattens = []
             for seed in seeds:
                 found.extend(self._carried_names(seed, seed is prediction.binding, 0))
+            prediction.flattens.extend(self._walked_flattens)
             holders[id(prediction)] = found
         bindings = {
             name for p in predictions if p.proven and not p.blocked for name, _ in holders[id(p)]
@@ -846,15 +922,20 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                     if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
                         continue  # another binding of the name is not a rewritten prediction
                     kinds = {flag for n, flag in holders[id(prediction)] if n in referents}
-                    self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None)
+                    listed = any(id(r) in self._listed for r in referents)
+                    self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None, listed)
 
-    def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None) -> None:
+    def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None, listed: bool = False) -> None:
         self._note_escape(prediction, node)
-        use = self._comparison_of(node)
+        top, flattens, moved, made_list = self._chain_top(node)
+        use = self._comparison_of(top)
         if isinstance(use, Comparison) and numpy is None:
             use = "the name holds a tensor in one place and a NumPy array in another"
+        if isinstance(use, Comparison) and (listed or made_list):
+            use = "it is compared as a Python list (.tolist()), element by element"
         if isinstance(use, Comparison):
-            use.numpy = bool(numpy)
+            use.numpy = bool(numpy) or moved
+            prediction.flattens.extend(f for f in flattens if all(f.call is not known.call for known in prediction.flattens))
             use.denominators = self._element_counts(_label_side(use))
             if all(use.node is not known.node for known in prediction.comparisons):
                 prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
@@ -864,7 +945,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def _element_counts(self, labels: cst.BaseExpression) -> list[cst.Call]:
         """``labels.numel()``, ``labels.nelement()`` and ``torch.numel(labels)`` on the bindings of
         the labels name compared with the prediction (``seen += y.numel()``)."""
-        name = strip_transparent(labels)
+        name, previous = labels, None
+        while name is not previous:  # y.to(device).view(-1), target.view_as(pred)
+            previous, name = name, _unflattened(strip_transparent(name))
+            if isinstance(name, cst.Call) and isinstance(name.func, cst.Attribute) and name.func.attr.value == "view_as":
+                name = name.func.value
         scope = self.get_metadata(ScopeProvider, name, None) if isinstance(name, cst.Name) else None
         if scope is None:
             return []
@@ -917,7 +1002,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         while True:
             parent = self.get_metadata(ParentNodeProvider, current, None)
             call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
-            if not (isinstance(call, cst.Call) and call.func is parent and parent.attr.value in _PREDICTION_CHAIN | {"tolist"}):
+            if not (
+                isinstance(call, cst.Call)
+                and call.func is parent
+                and (parent.attr.value in _PREDICTION_CHAIN | {"tolist"} or is_flatten(call))
+            ):
                 break
             current = call
         parent = self.get_metadata(ParentNodeProvider, current, None)
@@ -973,7 +1062,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         """Where the value of ``node`` (element ``position`` of it, for a tuple) is bound. A
         ``collected`` value (a join or a gather's result) that is used without a name is
         returned itself, so that a comparison on it is found too."""
-        current = node
+        current, flattens = node, []
         while position is None:
             parent = self.get_metadata(ParentNodeProvider, current, None)
             call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
@@ -981,11 +1070,25 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 isinstance(call, cst.Call)
                 and call.func is parent
                 and parent.value is current
-                and (parent.attr.value in _PREDICTION_CHAIN or (parent.attr.value == "tolist" and self._extends(call)))
+                and (
+                    parent.attr.value in _PREDICTION_CHAIN
+                    or (parent.attr.value == "tolist" and self._extends(call))
+                    or is_flatten(call)
+                )
             ):
                 break
+            if is_flatten(call):
+                flattens.append(Flatten(call, self._standalone(call)))
             numpy = numpy or parent.attr.value == "numpy"
             current = call
+        found = self._holders_of(current, position, numpy, depth, collected)
+        if found:
+            self._walked_flattens.extend(flattens)
+        return found
+
+    def _holders_of(
+        self, current: cst.CSTNode, position: int | None, numpy: bool, depth: int, collected: bool
+    ) -> list[tuple[cst.CSTNode, bool]]:
         parent = self.get_metadata(ParentNodeProvider, current, None)
         if isinstance(parent, cst.Element) and position is None:
             pair = self.get_metadata(ParentNodeProvider, parent, None)

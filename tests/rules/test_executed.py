@@ -76,6 +76,8 @@ CASES: dict[str, Case] = {
     "error_rate": Case(train="train", evaluate="evaluate", accuracy=float),
     # correct / labels.numel(): the denominator becomes labels.size(0) with the exact-match numerator.
     "element_count_denominator": Case(train="train", evaluate="evaluate", accuracy=float),
+    # Flattened predictions (.flatten(), .view(-1), .ravel()) keep their rows after the rewrite.
+    "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
