@@ -1159,6 +1159,17 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                         found.extend(self._carried_from(join, None, as_numpy, depth, collected=True))
         return found
 
+    def _iterated(self, node: cst.CSTNode) -> bool:
+        """``for p in pred``, ``for t, p in zip(target, pred)``, ``enumerate(pred)`` in a loop or a
+        comprehension: each step reads one sample's prediction."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, cst.Arg) and parent.keyword is None and parent.value is node:
+            call = self.get_metadata(ParentNodeProvider, parent, None)
+            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value in ("zip", "enumerate")):
+                return False
+            node, parent = call, self.get_metadata(ParentNodeProvider, call, None)
+        return isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node
+
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         """How a prediction is used: an accuracy comparison with the labels, a use as one class
         index (a reason that blocks the rewrite), or None for anything neutral. Labels that are
@@ -1175,6 +1186,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
 
     def _use_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         parent = self.get_metadata(ParentNodeProvider, prediction, None)
+        if self._iterated(prediction):
+            return (
+                "it is iterated one sample at a time (for ... in zip(..., pred)) as one class index; "
+                "a multi-label sample has a row of labels, so the loop body needs rewriting first"
+            )
         if (
             isinstance(parent, cst.Subscript)
             and parent.value is prediction
