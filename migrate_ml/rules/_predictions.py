@@ -309,6 +309,9 @@ class Prediction:
     comparison or a name it is carried to: a no-op on class indices [B], a mix of every
     sample's labels on [B, C] rows, so the fix drops them."""
 
+    def drop_flattens(self, flattens: list[Flatten]) -> None:
+        self.flattens.extend(f for f in flattens if all(f.call is not known.call for known in self.flattens))
+
 
 @dataclass
 class PredictionFlow:
@@ -861,7 +864,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.parenthesize = False
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
             prediction.binding = parent.targets[0].target
-            prediction.flattens.extend(flattens)
+            prediction.drop_flattens(flattens)
             if listed:
                 self._listed.add(id(prediction.binding))
         else:
@@ -907,7 +910,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             self._walked_flattens = []
             for seed in seeds:
                 found.extend(self._carried_names(seed, seed is prediction.binding, 0))
-            prediction.flattens.extend(self._walked_flattens)
+            prediction.drop_flattens(self._walked_flattens)
             holders[id(prediction)] = found
         bindings = {
             name for p in predictions if p.proven and not p.blocked for name, _ in holders[id(p)]
@@ -935,7 +938,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             use = "it is compared as a Python list (.tolist()), element by element"
         if isinstance(use, Comparison):
             use.numpy = bool(numpy) or moved
-            prediction.flattens.extend(f for f in flattens if all(f.call is not known.call for known in prediction.flattens))
+            prediction.drop_flattens(flattens)
             use.denominators = self._element_counts(_label_side(use))
             if all(use.node is not known.node for known in prediction.comparisons):
                 prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
@@ -997,18 +1000,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
 
     def _note_escape(self, prediction: Prediction, node: cst.CSTNode) -> None:
         """Record a call that receives the prediction (after ``.cpu()``/``.numpy()``…) and that
-        nothing here follows: a helper defined elsewhere, ``np.bincount``, a plotting function."""
-        current = node
-        while True:
-            parent = self.get_metadata(ParentNodeProvider, current, None)
-            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
-            if not (
-                isinstance(call, cst.Call)
-                and call.func is parent
-                and (parent.attr.value in _PREDICTION_CHAIN | {"tolist"} or is_flatten(call))
-            ):
-                break
-            current = call
+        nothing here follows: a helper defined elsewhere, ``np.bincount``, a plotting function.
+        A flatten on the way is dropped, so that the call gets the [B, C] rows its note names."""
+        current, flattens, _, _ = self._chain_top(node)
         parent = self.get_metadata(ParentNodeProvider, current, None)
         call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
         if not isinstance(call, cst.Call) or parent.value is not current:
@@ -1025,6 +1019,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
+        prediction.drop_flattens(flattens)
 
     def _reads(self, binding: cst.Name) -> list:
         scope = self.get_metadata(ScopeProvider, binding, None)
