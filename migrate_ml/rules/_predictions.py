@@ -257,6 +257,9 @@ class Flatten:
     call: cst.Call
     standalone: bool
     """It is a whole assigned value, argument or returned value: no parentheses needed."""
+    self_assignment: cst.SimpleStatementLine | None = None
+    """``pred = pred.view(-1)`` alone on its line, with no comment, in a block of several
+    statements: without the flatten it would read ``pred = pred``, so the line goes."""
 
 
 @dataclass(eq=False)
@@ -355,6 +358,8 @@ class PredictionFlow:
         """``p.view(-1)`` -> ``p``: the rows stay rows. The decision's own parentheses go where
         the flatten stood alone (``pred = p.view(-1)``, an argument)."""
         key = ("flatten", id(flatten.call))
+        if key not in self._edits and flatten.self_assignment is not None:
+            self._edits[key] = NodeEdit(flatten.self_assignment, lambda updated: cst.RemoveFromParent())
         if key not in self._edits:
 
             def apply(updated: cst.CSTNode) -> cst.CSTNode:
@@ -882,13 +887,32 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 break
             method = parent.attr.value
             if is_flatten(call):
-                flattens.append(Flatten(call, self._standalone(call)))
+                flattens.append(self._flatten(call))
             elif method not in _PREDICTION_CHAIN and method != "tolist":
                 break
             numpy = numpy or method == "numpy"
             listed = listed or method == "tolist"
             current = call
         return current, flattens, numpy, listed
+
+    def _flatten(self, call: cst.Call) -> Flatten:
+        flatten = Flatten(call, self._standalone(call))
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        line = self.get_metadata(ParentNodeProvider, statement, None) if isinstance(statement, cst.Assign) else None
+        block = self.get_metadata(ParentNodeProvider, line, None) if isinstance(line, cst.SimpleStatementLine) else None
+        receiver = call.func.value if isinstance(call.func, cst.Attribute) else None
+        if (
+            isinstance(block, (cst.IndentedBlock, cst.Module))
+            and len(block.body) > 1
+            and len(line.body) == 1
+            and not line.leading_lines
+            and line.trailing_whitespace.comment is None
+            and len(statement.targets) == 1
+            and isinstance(receiver, cst.Name)
+            and statement.targets[0].target.deep_equals(receiver)
+        ):
+            flatten.self_assignment = line
+        return flatten
 
     def _standalone(self, node: cst.CSTNode) -> bool:
         parent = self.get_metadata(ParentNodeProvider, node, None)
@@ -1073,7 +1097,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             ):
                 break
             if is_flatten(call):
-                flattens.append(Flatten(call, self._standalone(call)))
+                flattens.append(self._flatten(call))
             numpy = numpy or parent.attr.value == "numpy"
             current = call
         found = self._holders_of(current, position, numpy, depth, collected)
