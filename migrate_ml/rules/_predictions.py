@@ -569,6 +569,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._listed: set[int] = set()
         """Names bound to a prediction turned into a Python list (``pred = p.tolist()``)."""
         self._walked_flattens: list[Flatten] = []
+        self._numpy_bindings: set[int] = set()
+        """Names bound to a prediction converted to NumPy (``preds = p.cpu().numpy()``)."""
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -863,7 +865,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                     prediction.blocked = f"the max values `{values.value}` are used too"
                 prediction.node, prediction.unpacking, prediction.binding = parent, True, indices
             return
-        current, flattens, _, listed = self._chain_top(node)
+        current, flattens, numpy, listed = self._chain_top(node)
         parent = self.get_metadata(ParentNodeProvider, current)
         if current is node and isinstance(parent, (cst.Assign, cst.AnnAssign, cst.Return, cst.Arg)):
             prediction.parenthesize = False
@@ -872,6 +874,8 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             prediction.drop_flattens(flattens)
             if listed:
                 self._listed.add(id(prediction.binding))
+            if numpy:
+                self._numpy_bindings.add(id(prediction.binding))
         else:
             self._classify_use(prediction, node, False)
 
@@ -929,11 +933,12 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def _link_comparisons(self, predictions: list[Prediction]) -> None:
         holders: dict[int, list[tuple[cst.CSTNode, bool]]] = {}
         for prediction in predictions:
-            found = [(prediction.binding, False)] if prediction.binding is not None else []
+            numpy = prediction.binding is not None and id(prediction.binding) in self._numpy_bindings
+            found = [(prediction.binding, numpy)] if prediction.binding is not None else []
             seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
             self._walked_flattens = []
             for seed in seeds:
-                found.extend(self._carried_names(seed, seed is prediction.binding, 0))
+                found.extend(self._carried_names(seed, seed is prediction.binding, 0, numpy))
             prediction.drop_flattens(self._walked_flattens)
             holders[id(prediction)] = found
         bindings = {
@@ -1056,7 +1061,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             for access in assignment.references
         ]
 
-    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.CSTNode, bool]]:
+    def _carried_names(
+        self, seed: cst.CSTNode, is_binding: bool, depth: int, numpy: bool = False
+    ) -> list[tuple[cst.CSTNode, bool]]:
         """Names (or unnamed joins, ``torch.cat(rows)``) the prediction reaches after transfers
         that keep one row per sample:
         ``.cpu()``/``.detach()``/``.numpy()``, ``accelerator.gather_for_metrics((preds, labels))``
@@ -1068,11 +1075,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         found: list[tuple[cst.CSTNode, bool]] = []
         reads = [access.node for access in self._reads(seed)] if is_binding else [seed]
         for node in reads:
-            for holder, numpy in self._carried_from(node, None, False, depth):
+            for holder, as_numpy in self._carried_from(node, None, numpy, depth):
                 if all(holder is not known for known, _ in found):
-                    found.append((holder, numpy))
+                    found.append((holder, as_numpy))
                     if isinstance(holder, cst.Name):
-                        found.extend(self._carried_names(holder, True, depth + 1))
+                        found.extend(self._carried_names(holder, True, depth + 1, as_numpy))
         return found
 
     def _carried_from(
