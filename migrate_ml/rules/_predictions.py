@@ -307,7 +307,7 @@ class Prediction:
     """Why a proven prediction still cannot be rewritten (empty when it can)."""
     escapes: list[cst.Call] = field(default_factory=list)
     """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
-    flattens: list[cst.Call] = field(default_factory=list)
+    flattens: list[Flatten] = field(default_factory=list)
     """``.flatten()``/``.view(-1)``/``.reshape(-1)``/``.ravel()`` between the prediction and a
     comparison or a name it is carried to: a no-op on class indices [B], a mix of every
     sample's labels on [B, C] rows, so the fix drops them."""
@@ -427,6 +427,7 @@ def exact_match_rewrite(label_position: str, numpy: bool = False, negated: bool 
     arrays ``(p == y.astype(bool)).all(axis=1)``. A ``negated`` comparison (``p != y``, an
     error per sample) becomes ``(p != y.bool()).any(dim=1)``: a sample is a miss when any of
     its labels differs, the complement of exact match."""
+
     def to_bool(labels: cst.BaseExpression) -> cst.BaseExpression:
         # labels.view(-1) was a no-op on class indices [B]; on multi-hot [B, C] it mixes samples
         return (as_numpy_bool if numpy else as_bool)(_unflattened(labels))
