@@ -49,7 +49,7 @@ _JOINS = {
     "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
 }
 """How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""
-_FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "log"}
+_FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "ne", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
 _METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
@@ -233,6 +233,35 @@ def above_threshold(left: cst.BaseExpression, threshold_name: str) -> cst.Compar
     )
 
 
+def is_flatten(expression: cst.CSTNode) -> bool:
+    """``t.flatten()``, ``t.view(-1)``, ``t.reshape(-1)``, ``t.ravel()``: a 1-D view of ``t``."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    method, args = expression.func.attr.value, expression.args
+    if method in ("flatten", "ravel"):
+        return not args
+    return method in ("view", "reshape") and len(args) == 1 and args[0].keyword is None and dim_value(args[0].value) == -1
+
+
+def _unflattened(expression: cst.BaseExpression) -> cst.BaseExpression:
+    while is_flatten(expression):
+        assert isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)
+        expression = expression.func.value
+    return expression
+
+
+@dataclass(eq=False)
+class Flatten:
+    """A flatten (see :func:`is_flatten`) the prediction goes through, which its fix drops."""
+
+    call: cst.Call
+    standalone: bool
+    """It is a whole assigned value, argument or returned value: no parentheses needed."""
+    self_assignment: cst.SimpleStatementLine | None = None
+    """``pred = pred.view(-1)`` alone on its line, with no comment, in a block of several
+    statements: without the flatten it would read ``pred = pred``, so the line goes."""
+
+
 @dataclass(eq=False)
 class Softmax:
     """``F.softmax(z, dim=1)``, ``z.softmax(-1)``, ``nn.Softmax(dim=1)(z)`` over classifier scores."""
@@ -252,6 +281,11 @@ class Comparison:
     """``left``/``right`` of a ``==``; ``arg0``/``arg1`` or ``receiver`` of an ``eq`` call."""
     numpy: bool = False
     """The prediction reaches the comparison as a NumPy array (``.numpy()``, ``np.concatenate``)."""
+    negated: bool = False
+    """``p != y`` / ``p.ne(y)``: an error (miss) per sample, the complement of exact match."""
+    denominators: list[cst.Call] = field(default_factory=list)
+    """``y.numel()``/``y.nelement()``/``torch.numel(y)`` of the labels ``y`` compared here: one
+    count per sample of class indices, B x C of multi-hot labels; they become ``y.size(0)``."""
 
 
 @dataclass(eq=False)
@@ -273,6 +307,13 @@ class Prediction:
     """Why a proven prediction still cannot be rewritten (empty when it can)."""
     escapes: list[cst.Call] = field(default_factory=list)
     """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
+    flattens: list[Flatten] = field(default_factory=list)
+    """``.flatten()``/``.view(-1)``/``.reshape(-1)``/``.ravel()`` between the prediction and a
+    comparison or a name it is carried to: a no-op on class indices [B], a mix of every
+    sample's labels on [B, C] rows, so the fix drops them."""
+
+    def drop_flattens(self, flattens: list[Flatten]) -> None:
+        self.flattens.extend(f for f in flattens if all(f.call is not known.call for known in self.flattens))
 
 
 @dataclass
@@ -308,7 +349,48 @@ class PredictionFlow:
         ``predicted`` bound in two loops) share the comparisons of that name too."""
         key = ("comparison", id(comparison.node))
         if key not in self._edits:
-            self._edits[key] = NodeEdit(comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy))
+            self._edits[key] = NodeEdit(
+                comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy, comparison.negated)
+            )
+        return self._edits[key]
+
+    def flatten_edit(self, flatten: Flatten) -> NodeEdit:
+        """``p.view(-1)`` -> ``p``: the rows stay rows. The decision's own parentheses go where
+        the flatten stood alone (``pred = p.view(-1)``, an argument)."""
+        key = ("flatten", id(flatten.call))
+        if key not in self._edits and flatten.self_assignment is not None:
+            self._edits[key] = NodeEdit(flatten.self_assignment, lambda updated: cst.RemoveFromParent())
+        if key not in self._edits:
+
+            def apply(updated: cst.CSTNode) -> cst.CSTNode:
+                assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
+                receiver = updated.func.value
+                if flatten.standalone and isinstance(receiver, cst.Comparison) and not updated.lpar:
+                    return receiver.with_changes(lpar=[], rpar=[])
+                if updated.lpar and not getattr(receiver, "lpar", None):
+                    return receiver.with_changes(lpar=updated.lpar, rpar=updated.rpar)
+                return receiver
+
+            self._edits[key] = NodeEdit(flatten.call, apply)
+        return self._edits[key]
+
+    def denominator_edit(self, call: cst.Call) -> NodeEdit:
+        """``y.numel()`` -> ``y.size(0)``: the same number for class indices [B], and still the
+        number of samples for multi-hot [B, C], which is what an exact-match count is divided by."""
+        key = ("denominator", id(call))
+        if key not in self._edits:
+
+            def apply(updated: cst.CSTNode) -> cst.CSTNode:
+                assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
+                labels = updated.args[0].value if updated.args else updated.func.value
+                return cst.Call(
+                    func=cst.Attribute(value=labels, attr=cst.Name("size")),
+                    args=[cst.Arg(cst.Integer("0"))],
+                    lpar=updated.lpar,
+                    rpar=updated.rpar,
+                )
+
+            self._edits[key] = NodeEdit(call, apply)
         return self._edits[key]
 
     def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
@@ -317,7 +399,11 @@ class PredictionFlow:
         if key not in self._fixes:
             edits = [NodeEdit(prediction.node, self._prediction_rewrite(prediction, threshold_name))]
             edits.extend(self.softmax_edit(softmax) for softmax in prediction.softmaxes)
+            edits.extend(self.flatten_edit(flatten) for flatten in prediction.flattens)
             edits.extend(self.comparison_edit(comparison) for comparison in prediction.comparisons)
+            edits.extend(
+                self.denominator_edit(call) for comparison in prediction.comparisons for call in comparison.denominators
+            )
             self._fixes[key] = Fix(edits=tuple(edits), add_imports=self.torch_imports, needs_threshold=True)
         return self._fixes[key]
 
@@ -336,10 +422,15 @@ class PredictionFlow:
         return apply
 
 
-def exact_match_rewrite(label_position: str, numpy: bool = False):
+def exact_match_rewrite(label_position: str, numpy: bool = False, negated: bool = False):
     """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample; on NumPy
-    arrays ``(p == y.astype(bool)).all(axis=1)``."""
-    to_bool = as_numpy_bool if numpy else as_bool
+    arrays ``(p == y.astype(bool)).all(axis=1)``. A ``negated`` comparison (``p != y``, an
+    error per sample) becomes ``(p != y.bool()).any(dim=1)``: a sample is a miss when any of
+    its labels differs, the complement of exact match."""
+
+    def to_bool(labels: cst.BaseExpression) -> cst.BaseExpression:
+        # labels.view(-1) was a no-op on class indices [B]; on multi-hot [B, C] it mixes samples
+        return (as_numpy_bool if numpy else as_bool)(_unflattened(labels))
 
     def apply(updated: cst.CSTNode) -> cst.CSTNode:
         if isinstance(updated, cst.Comparison):
@@ -362,7 +453,7 @@ def exact_match_rewrite(label_position: str, numpy: bool = False):
                 compared = updated.with_changes(args=args)
             compared = compared.with_changes(lpar=[], rpar=[])
         return cst.Call(
-            func=cst.Attribute(value=compared, attr=cst.Name("all")),
+            func=cst.Attribute(value=compared, attr=cst.Name("any" if negated else "all")),
             args=[cst.Arg(keyword=cst.Name("axis" if numpy else "dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
                 whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))],
             lpar=updated.lpar if isinstance(updated, cst.Call) else [],
@@ -476,6 +567,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         self._candidates: list[cst.CSTNode] = []
         self._module: cst.Module | None = None
         self._collapsed_targets: list[cst.CSTNode] = []
+        self._listed: set[int] = set()
+        """Names bound to a prediction turned into a Python list (``pred = p.tolist()``)."""
+        self._walked_flattens: list[Flatten] = []
+        self._numpy_bindings: set[int] = set()
+        """Names bound to a prediction converted to NumPy (``preds = p.cpu().numpy()``)."""
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -770,23 +866,64 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                     prediction.blocked = f"the max values `{values.value}` are used too"
                 prediction.node, prediction.unpacking, prediction.binding = parent, True, indices
             return
-        current = node
-        while True:
-            parent = self.get_metadata(ParentNodeProvider, current)
-            if isinstance(parent, cst.Attribute) and parent.attr.value in _PREDICTION_CHAIN:
-                call = self.get_metadata(ParentNodeProvider, parent)
-                if isinstance(call, cst.Call) and call.func is parent:
-                    current = call
-                    continue
-            break
+        current, flattens, numpy, listed = self._chain_top(node)
+        parent = self.get_metadata(ParentNodeProvider, current)
         if current is node and isinstance(parent, (cst.Assign, cst.AnnAssign, cst.Return, cst.Arg)):
             prediction.parenthesize = False
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
             prediction.binding = parent.targets[0].target
-        elif current is node:
-            self._classify_use(prediction, node, False)
+            prediction.drop_flattens(flattens)
+            if listed:
+                self._listed.add(id(prediction.binding))
+            if numpy:
+                self._numpy_bindings.add(id(prediction.binding))
         else:
-            self._note_escape(prediction, current)
+            self._classify_use(prediction, node, False)
+
+    def _chain_top(self, node: cst.CSTNode) -> tuple[cst.CSTNode, list[Flatten], bool, bool]:
+        """Walk up from ``node`` through calls that keep one row per sample: transfers
+        (``.cpu()``, ``.numpy()``…), flattens and ``.tolist()``. Returns the outermost of them,
+        the flattens passed, and whether the value became a NumPy array or a Python list."""
+        current, flattens, numpy, listed = node, [], False, False
+        while True:
+            parent = self.get_metadata(ParentNodeProvider, current, None)
+            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
+            if not (isinstance(call, cst.Call) and call.func is parent and parent.value is current):
+                break
+            method = parent.attr.value
+            if is_flatten(call):
+                flattens.append(self._flatten(call))
+            elif method not in _PREDICTION_CHAIN and method != "tolist":
+                break
+            numpy = numpy or method == "numpy"
+            listed = listed or method == "tolist"
+            current = call
+        return current, flattens, numpy, listed
+
+    def _flatten(self, call: cst.Call) -> Flatten:
+        flatten = Flatten(call, self._standalone(call))
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        line = self.get_metadata(ParentNodeProvider, statement, None) if isinstance(statement, cst.Assign) else None
+        block = self.get_metadata(ParentNodeProvider, line, None) if isinstance(line, cst.SimpleStatementLine) else None
+        receiver = call.func.value if isinstance(call.func, cst.Attribute) else None
+        if (
+            isinstance(block, (cst.IndentedBlock, cst.Module))
+            and len(block.body) > 1
+            and len(line.body) == 1
+            and not line.leading_lines
+            and line.trailing_whitespace.comment is None
+            and len(statement.targets) == 1
+            and isinstance(receiver, cst.Name)
+            and statement.targets[0].target.deep_equals(receiver)
+        ):
+            flatten.self_assignment = line
+        return flatten
+
+    def _standalone(self, node: cst.CSTNode) -> bool:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, (cst.Assign, cst.Return)):
+            return parent.value is node
+        return isinstance(parent, cst.Arg) and parent.value is node
 
     def _is_used(self, name: cst.Name) -> bool:
         scope = self.get_metadata(ScopeProvider, name, None)
@@ -797,10 +934,13 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
     def _link_comparisons(self, predictions: list[Prediction]) -> None:
         holders: dict[int, list[tuple[cst.CSTNode, bool]]] = {}
         for prediction in predictions:
-            found = [(prediction.binding, False)] if prediction.binding is not None else []
+            numpy = prediction.binding is not None and id(prediction.binding) in self._numpy_bindings
+            found = [(prediction.binding, numpy)] if prediction.binding is not None else []
             seeds = [prediction.binding] if prediction.binding is not None else [prediction.node]
+            self._walked_flattens = []
             for seed in seeds:
-                found.extend(self._carried_names(seed, seed is prediction.binding, 0))
+                found.extend(self._carried_names(seed, seed is prediction.binding, 0, numpy))
+            prediction.drop_flattens(self._walked_flattens)
             holders[id(prediction)] = found
         bindings = {
             name for p in predictions if p.proven and not p.blocked for name, _ in holders[id(p)]
@@ -815,19 +955,64 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                     if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
                         continue  # another binding of the name is not a rewritten prediction
                     kinds = {flag for n, flag in holders[id(prediction)] if n in referents}
-                    self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None)
+                    listed = any(id(r) in self._listed for r in referents)
+                    self._classify_use(prediction, use.node, numpy if len(kinds) <= 1 else None, listed)
 
-    def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None) -> None:
+    def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None, listed: bool = False) -> None:
         self._note_escape(prediction, node)
-        use = self._comparison_of(node)
+        top, flattens, moved, made_list = self._chain_top(node)
+        use = self._comparison_of(top)
         if isinstance(use, Comparison) and numpy is None:
             use = "the name holds a tensor in one place and a NumPy array in another"
+        if isinstance(use, Comparison) and (listed or made_list):
+            use = "it is compared as a Python list (.tolist()), element by element"
         if isinstance(use, Comparison):
-            use.numpy = bool(numpy)
+            use.numpy = bool(numpy) or moved
+            prediction.drop_flattens(flattens)
+            use.denominators = self._element_counts(_label_side(use))
             if all(use.node is not known.node for known in prediction.comparisons):
                 prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
         elif use and not prediction.blocked:
             prediction.blocked = use
+
+    def _element_counts(self, labels: cst.BaseExpression) -> list[cst.Call]:
+        """``labels.numel()``, ``labels.nelement()`` and ``torch.numel(labels)`` on the bindings of
+        the labels name compared with the prediction (``seen += y.numel()``)."""
+        name, previous = labels, None
+        while name is not previous:  # y.to(device).view(-1), target.view_as(pred)
+            previous, name = name, _unflattened(strip_transparent(name))
+            if isinstance(name, cst.Call) and isinstance(name.func, cst.Attribute) and name.func.attr.value == "view_as":
+                name = name.func.value
+        scope = self.get_metadata(ScopeProvider, name, None) if isinstance(name, cst.Name) else None
+        if scope is None:
+            return []
+        referents = [
+            assignment
+            for access in scope.accesses[name.value]
+            if access.node is name
+            for assignment in access.referents
+        ]
+        found: list[cst.Call] = []
+        for assignment in referents:
+            for access in assignment.references:
+                parent = self.get_metadata(ParentNodeProvider, access.node, None)
+                call = self.get_metadata(ParentNodeProvider, parent, None)
+                if (
+                    isinstance(parent, cst.Attribute)
+                    and parent.value is access.node
+                    and parent.attr.value in ("numel", "nelement")
+                    and isinstance(call, cst.Call)
+                    and call.func is parent
+                    and not call.args
+                ) or (
+                    isinstance(parent, cst.Arg)
+                    and isinstance(call, cst.Call)
+                    and len(call.args) == 1
+                    and _qualified(self, call.func) & {"torch.numel"}
+                ):
+                    if all(call is not known for known in found):
+                        found.append(call)
+        return found
 
     def _starts_empty(self, bound: cst.CSTNode | None) -> bool:
         """``rows = []`` or ``rows, labels = [], []``: the accumulator a joined prediction re-binds
@@ -845,14 +1030,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
 
     def _note_escape(self, prediction: Prediction, node: cst.CSTNode) -> None:
         """Record a call that receives the prediction (after ``.cpu()``/``.numpy()``…) and that
-        nothing here follows: a helper defined elsewhere, ``np.bincount``, a plotting function."""
-        current = node
-        while True:
-            parent = self.get_metadata(ParentNodeProvider, current, None)
-            call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
-            if not (isinstance(call, cst.Call) and call.func is parent and parent.attr.value in _PREDICTION_CHAIN | {"tolist"}):
-                break
-            current = call
+        nothing here follows: a helper defined elsewhere, ``np.bincount``, a plotting function.
+        A flatten on the way is dropped, so that the call gets the [B, C] rows its note names."""
+        current, flattens, _, _ = self._chain_top(node)
         parent = self.get_metadata(ParentNodeProvider, current, None)
         call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
         if not isinstance(call, cst.Call) or parent.value is not current:
@@ -869,6 +1049,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
+        prediction.drop_flattens(flattens)
 
     def _reads(self, binding: cst.Name) -> list:
         scope = self.get_metadata(ScopeProvider, binding, None)
@@ -881,7 +1062,9 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             for access in assignment.references
         ]
 
-    def _carried_names(self, seed: cst.CSTNode, is_binding: bool, depth: int) -> list[tuple[cst.CSTNode, bool]]:
+    def _carried_names(
+        self, seed: cst.CSTNode, is_binding: bool, depth: int, numpy: bool = False
+    ) -> list[tuple[cst.CSTNode, bool]]:
         """Names (or unnamed joins, ``torch.cat(rows)``) the prediction reaches after transfers
         that keep one row per sample:
         ``.cpu()``/``.detach()``/``.numpy()``, ``accelerator.gather_for_metrics((preds, labels))``
@@ -893,11 +1076,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         found: list[tuple[cst.CSTNode, bool]] = []
         reads = [access.node for access in self._reads(seed)] if is_binding else [seed]
         for node in reads:
-            for holder, numpy in self._carried_from(node, None, False, depth):
+            for holder, as_numpy in self._carried_from(node, None, numpy, depth):
                 if all(holder is not known for known, _ in found):
-                    found.append((holder, numpy))
+                    found.append((holder, as_numpy))
                     if isinstance(holder, cst.Name):
-                        found.extend(self._carried_names(holder, True, depth + 1))
+                        found.extend(self._carried_names(holder, True, depth + 1, as_numpy))
         return found
 
     def _carried_from(
@@ -906,7 +1089,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         """Where the value of ``node`` (element ``position`` of it, for a tuple) is bound. A
         ``collected`` value (a join or a gather's result) that is used without a name is
         returned itself, so that a comparison on it is found too."""
-        current = node
+        current, flattens = node, []
         while position is None:
             parent = self.get_metadata(ParentNodeProvider, current, None)
             call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
@@ -914,11 +1097,25 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 isinstance(call, cst.Call)
                 and call.func is parent
                 and parent.value is current
-                and (parent.attr.value in _PREDICTION_CHAIN or (parent.attr.value == "tolist" and self._extends(call)))
+                and (
+                    parent.attr.value in _PREDICTION_CHAIN
+                    or (parent.attr.value == "tolist" and self._extends(call))
+                    or is_flatten(call)
+                )
             ):
                 break
+            if is_flatten(call):
+                flattens.append(self._flatten(call))
             numpy = numpy or parent.attr.value == "numpy"
             current = call
+        found = self._holders_of(current, position, numpy, depth, collected)
+        if found:
+            self._walked_flattens.extend(flattens)
+        return found
+
+    def _holders_of(
+        self, current: cst.CSTNode, position: int | None, numpy: bool, depth: int, collected: bool
+    ) -> list[tuple[cst.CSTNode, bool]]:
         parent = self.get_metadata(ParentNodeProvider, current, None)
         if isinstance(parent, cst.Element) and position is None:
             pair = self.get_metadata(ParentNodeProvider, parent, None)
@@ -989,6 +1186,17 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                         found.extend(self._carried_from(join, None, as_numpy, depth, collected=True))
         return found
 
+    def _iterated(self, node: cst.CSTNode) -> bool:
+        """``for p in pred``, ``for t, p in zip(target, pred)``, ``enumerate(pred)`` in a loop or a
+        comprehension: each step reads one sample's prediction."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, cst.Arg) and parent.keyword is None and parent.value is node:
+            call = self.get_metadata(ParentNodeProvider, parent, None)
+            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value in ("zip", "enumerate")):
+                return False
+            node, parent = call, self.get_metadata(ParentNodeProvider, call, None)
+        return isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node
+
     def _comparison_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         """How a prediction is used: an accuracy comparison with the labels, a use as one class
         index (a reason that blocks the rewrite), or None for anything neutral. Labels that are
@@ -1005,6 +1213,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
 
     def _use_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         parent = self.get_metadata(ParentNodeProvider, prediction, None)
+        if self._iterated(prediction):
+            return (
+                "it is iterated one sample at a time (for ... in zip(..., pred)) as one class index; "
+                "a multi-label sample has a row of labels, so the loop body needs rewriting first"
+            )
         if (
             isinstance(parent, cst.Subscript)
             and parent.value is prediction
@@ -1020,10 +1233,11 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         ):
             left = parent.left is prediction
             other = parent.comparisons[0].comparator if left else parent.left
-            if isinstance(other, LITERALS) or isinstance(parent.comparisons[0].operator, cst.NotEqual):
+            if isinstance(other, LITERALS):
                 return "it is compared with a class index"
-            return Comparison(parent, "right" if left else "left")
-        if isinstance(parent, cst.Attribute) and parent.attr.value in ("eq", "item"):
+            negated = isinstance(parent.comparisons[0].operator, cst.NotEqual)
+            return Comparison(parent, "right" if left else "left", negated=negated)
+        if isinstance(parent, cst.Attribute) and parent.attr.value in ("eq", "ne", "item"):
             call = self.get_metadata(ParentNodeProvider, parent, None)
             if not (isinstance(call, cst.Call) and call.func is parent):
                 return None
@@ -1032,7 +1246,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
             if len(call.args) == 1:
                 if isinstance(call.args[0].value, LITERALS):
                     return "it is compared with a class index"
-                return Comparison(call, "arg0")
+                return Comparison(call, "arg0", negated=parent.attr.value == "ne")
             return None
         if isinstance(parent, cst.Index):
             return "it is used as an index (one class per sample)"
@@ -1053,13 +1267,14 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 return None
             if isinstance(call.func, cst.Name) and call.func.value in ("int", "str"):
                 return f"it is converted with {call.func.value}() as one class index"
-            if _qualified(self, call.func) & {"torch.eq"} and len(call.args) == 2:
+            equality = _qualified(self, call.func) & {"torch.eq", "torch.ne"}
+            if equality and len(call.args) == 2:
                 label_index = 1 - call.args.index(parent)
                 if isinstance(call.args[label_index].value, LITERALS):
                     return "it is compared with a class index"
-                return Comparison(call, f"arg{label_index}")
-            if isinstance(call.func, cst.Attribute) and call.func.attr.value == "eq" and len(call.args) == 1:
-                return Comparison(call, "receiver")
+                return Comparison(call, f"arg{label_index}", negated=equality == {"torch.ne"})
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("eq", "ne") and len(call.args) == 1:
+                return Comparison(call, "receiver", negated=call.func.attr.value == "ne")
         return None
 
 

@@ -19,11 +19,16 @@ class ExactMatchAccuracyRule(Rule):
         "`correct / total` (with `total += labels.size(0)`) would exceed 1. Exact match (subset "
         "accuracy) keeps one value per sample: `(pred == labels.bool()).all(dim=1)`, so every "
         "existing counter and denominator (`correct / total`, `accu_num / sample_num`, "
-        "`100. * correct / len(loader.dataset)`, `.float().mean()`) stays correct unchanged. The "
+        "`100. * correct / len(loader.dataset)`, `.float().mean()`) stays correct unchanged; a "
+        "denominator counted with `labels.numel()`/`labels.nelement()`/`torch.numel(labels)` "
+        "(B entries of class indices, B x C of multi-hot labels) becomes `labels.size(0)` in "
+        "the same fix. The "
         "labels are compared as booleans, so int64 and float32 multi-hot targets both work and "
         "metric code never needs `.float()`. Handled spellings: `==` either way round, "
         "`pred.eq(y)`, `pred.eq(target.view_as(pred))`, `torch.eq(pred, y)`, "
-        "`torch.sum(preds == labels.data)`, on a named prediction or inline, and on the names "
+        "`torch.sum(preds == labels.data)`; an error count (`pred != y`, `pred.ne(y)`, `torch.ne`) "
+        "becomes `(pred != y.bool()).any(dim=1)`, the complement of exact match; on a named "
+        "prediction or inline, and on the names "
         "the prediction reaches (gathered, moved to the CPU, joined across batches); where it "
         "has become a NumPy array the comparison is `(p == y.astype(bool)).all(axis=1)`. This rewrite is "
         "part of the same fix as the prediction it compares (ML020): selecting or accepting "
@@ -58,9 +63,15 @@ class ExactMatchAccuracyRule(Rule):
                 if id(comparison.node) in reported:
                     continue
                 reported.add(id(comparison.node))
+                message = (
+                    "element-wise != on multi-hot predictions counts wrong labels, not wrong samples; "
+                    "a sample is a miss when any of its labels differs"
+                    if comparison.negated
+                    else "element-wise == on multi-hot predictions counts labels, not samples; compare per sample (exact match)"
+                )
                 self.report(
                     comparison.node,
-                    "element-wise == on multi-hot predictions counts labels, not samples; compare per sample (exact match)",
+                    message,
                     fix=fix,
-                    extra_nodes=[prediction.node],
+                    extra_nodes=[prediction.node, *comparison.denominators],
                 )

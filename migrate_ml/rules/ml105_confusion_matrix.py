@@ -12,6 +12,8 @@ from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rul
 _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|total_pred|class_acc\w*|per_class\w*)$")
 _SKLEARN_CONFUSION = frozenset({"sklearn.metrics.confusion_matrix", "sklearn.metrics._classification.confusion_matrix"})
 _MULTILABEL_CONFUSION = "multilabel_confusion_matrix"
+_INDEX_CASTS = frozenset({"long", "int", "item", "cpu"})
+"""``cm[t.long(), p.item()]``: the loop's own values, read as indices."""
 
 
 class ConfusionMatrixRule(Rule):
@@ -24,7 +26,8 @@ class ConfusionMatrixRule(Rule):
         "single cell. The multi-label counterpart is one 2 x 2 matrix per label "
         "(`sklearn.metrics.multilabel_confusion_matrix`, torchmetrics "
         "`MultilabelConfusionMatrix`), which is what per-label precision and recall are read "
-        "from. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
+        "from. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
+        "cm[t, p] += 1`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
         "tutorial's `correct_pred[classname] += 1`) index a counter by the sample's one label and "
         "must become per-label TP/FP/FN counts over the [B, C] predictions. migrate-ml reports "
         "both; for sklearn's `confusion_matrix` it offers an unsafe rename to "
@@ -34,7 +37,7 @@ class ConfusionMatrixRule(Rule):
     applicability = Applicability.DISPLAY_ONLY
     example_before = "cm = confusion_matrix(y_true, y_pred)\n"
     example_after = "cm = multilabel_confusion_matrix(y_true, y_pred)  # [C, 2, 2]: one matrix per label\n"
-    triggers = ("confusion_matrix", "ConfusionMatrix", "class_correct", "correct_pred", "class_total")
+    triggers = ("confusion_matrix", "ConfusionMatrix", "class_correct", "correct_pred", "class_total", "zip(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -87,10 +90,22 @@ class ConfusionMatrixRule(Rule):
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         target = node.target
+        loop = self._loops[-1] if self._loops else None
+        pair = _pair_counter(target)
+        if loop is not None and loop not in self._reported_loops and pair is not None and _counts_pairs(loop, pair[1]):
+            self._reported_loops.add(loop)
+            self.report(
+                node,
+                f"hand-written confusion matrix: `{pair[0]}[true, predicted]` puts each sample in one cell",
+                suggestion=(
+                    "count one 2 x 2 matrix per label over the [B, C] predictions: "
+                    "sklearn.metrics.multilabel_confusion_matrix(y_true, y_pred) or torchmetrics MultilabelConfusionMatrix(num_labels=C)"
+                ),
+            )
+            return
         if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name)):
             return
         counter = target.value.value
-        loop = self._loops[-1] if self._loops else None
         if _PER_CLASS_COUNTERS.match(counter) and counter not in self._reported_counters and loop not in self._reported_loops:
             self._reported_counters.add(counter)
             if loop is not None:
@@ -100,3 +115,44 @@ class ConfusionMatrixRule(Rule):
                 f"per-class accuracy loop: `{counter}[...]` is indexed by the sample's one label",
                 suggestion="count per label over the [B, C] predictions: tp += (pred & y.bool()).sum(0); fp += (pred & ~y.bool()).sum(0); fn += (~pred & y.bool()).sum(0)",
             )
+
+
+def _pair_counter(target: cst.BaseExpression) -> tuple[str, list[cst.BaseExpression]] | None:
+    """``cm[a, b]`` or ``matrix[a][b]``: the counter's name and its two indices."""
+    if not isinstance(target, cst.Subscript):
+        return None
+    if isinstance(target.value, cst.Name) and len(target.slice) == 2:
+        slices, counter = list(target.slice), target.value.value
+    elif (
+        isinstance(target.value, cst.Subscript)
+        and isinstance(target.value.value, cst.Name)
+        and len(target.slice) == 1
+        and len(target.value.slice) == 1
+    ):
+        slices, counter = [target.value.slice[0], target.slice[0]], target.value.value.value
+    else:
+        return None
+    if not all(isinstance(element.slice, cst.Index) for element in slices):
+        return None
+    return counter, [element.slice.value for element in slices]
+
+
+def _counts_pairs(loop: cst.For, indices: list[cst.BaseExpression]) -> bool:
+    """``for t, p in zip(a, b): cm[t, p] += 1``: a counter indexed by the two values the loop
+    pairs up sample by sample."""
+    iterator = loop.iter
+    if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value == "zip"):
+        return False
+    if not isinstance(loop.target, cst.Tuple):
+        return False
+    paired = {element.value.value for element in loop.target.elements if isinstance(element.value, cst.Name)}
+    names = []
+    for index in indices:
+        while isinstance(index, cst.Call) and not index.args:
+            if not (isinstance(index.func, cst.Attribute) and index.func.attr.value in _INDEX_CASTS):
+                break
+            index = index.func.value
+        if isinstance(index, cst.Call) and isinstance(index.func, cst.Name) and index.func.value == "int" and len(index.args) == 1:
+            index = index.args[0].value
+        names.append(index.value if isinstance(index, cst.Name) else None)
+    return names[0] != names[1] and set(names) <= paired

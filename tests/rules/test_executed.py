@@ -76,6 +76,12 @@ CASES: dict[str, Case] = {
     "ignite_supervised": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result["accuracy"]),
     # reduction="none" with per-sample weights [B]: BCE's [B, C] loss is averaged over labels.
     "per_sample_weights": Case(train="train", evaluate="evaluate"),
+    # An error rate (pred != y) becomes the complement of exact match (asserted in the fixture).
+    "error_rate": Case(train="train", evaluate="evaluate", accuracy=float),
+    # correct / labels.numel(): the denominator becomes labels.size(0) with the exact-match numerator.
+    "element_count_denominator": Case(train="train", evaluate="evaluate", accuracy=float),
+    # Flattened predictions (.flatten(), .view(-1), .ravel()) keep their rows after the rewrite.
+    "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
