@@ -143,6 +143,12 @@ _LOSSES = {
 _LOSS_ROOTS = ("torch", "timm")
 """Packages whose losses these are; a name the file defines or imports elsewhere is someone else's."""
 
+_SOFTMAX_LAYERS = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax", "nn.Softmax"})
+_SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential", "nn.Sequential"})
+
+_NOT_CLASS_SCORES = re.compile(r"weight|score|pool|gate|alpha|mask|att(e)?n", re.IGNORECASE)
+"""Names of a softmax's result, its input or its module that say it weighs positions or experts."""
+
 _METRIC_FUNCTION = re.compile(
     r"(^|_)(accuracy|acc|f1|fbeta|precision|recall|jaccard|kappa|matthews|confusion|classification_report"
     r"|score|metric|metrics|auroc|auc)(_|$|\d)",
@@ -200,6 +206,8 @@ class _Record:
     related: set[int]
     bound_to: str = ""
     used: bool = False
+    followed: bool = True
+    """Whether the name it is assigned to is followed (a layer built into a model is not)."""
 
 
 _FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-index-metric"})
@@ -224,17 +232,20 @@ class _Detector(ValueTracker):
 
     # -- reporting
 
-    def _report(self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = ()) -> None:
+    def _report(
+        self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = ()
+    ) -> _Record | None:
         line = node.lineno  # type: ignore[attr-defined]
         if line in self.found:
-            return  # one construct per line: a second one there adds nothing for a reader
+            return None  # one construct per line: a second one there adds nothing for a reader
         text = self.lines[line - 1] if line <= len(self.lines) else ""
         # ast counts columns in UTF-8 bytes; findings count characters.
         column = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         # A finding on the enclosing def or class (a whole top-k helper, a hand-written loss)
         # covers what is inside it.
         enclosing = {scope.line for scope in self.scopes if scope.line}
-        self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+        record = self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+        return record
 
     def _finish(self) -> list[SingleLabelConstruct]:
         constructs = []
@@ -264,7 +275,7 @@ class _Detector(ValueTracker):
                 continue
             self.bound_constructs.pop(key, None)
             for record in records:
-                if record.kind in _FOLLOWED_KINDS:
+                if record.kind in _FOLLOWED_KINDS and record.followed:
                     record.bound_to = key
                     self.bound_constructs[key] = record
 
@@ -308,6 +319,7 @@ class _Detector(ValueTracker):
         self._check_loss(node)
         self._check_argmax_on_labels(node)
         self._check_softmax(node)
+        self._check_softmax_layer(node)
         self._check_class_metric(node)
         self._check_metric_inputs(node)
         self._check_eq_method(node)
@@ -465,7 +477,7 @@ class _Detector(ValueTracker):
         parent = self.parents.get(node)
         if scope.function.startswith("forward") or scope.function == "__call__":
             # Model code: only a softmax the model returns is over its classes.
-            if not isinstance(parent, ast.Return):
+            if not isinstance(parent, ast.Return) and not self._returned_through_name(node):
                 return
             if name == "softmax":
                 self._report(
@@ -486,6 +498,73 @@ class _Detector(ValueTracker):
             message = "log_softmax over the classes normalises the labels against each other (a single-label log-likelihood)"
             suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
         self._report(node, "softmax-class-dim", message, suggestion)
+
+    def _returned_through_name(self, node: ast.Call) -> bool:
+        """``out = F.softmax(z, dim=1); return out``: the assignment is the binding of ``out`` that a
+        ``return out`` (or ``return out, features``) of the same function reads."""
+        statement = self.parents.get(node)
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
+            return False
+        name = statement.targets[0].id
+        if any(_NOT_CLASS_SCORES.search(word) for word in (name, self.root_name(node), self.scope().class_name)):
+            return False  # pooling or gating weights, returned as such
+        function = statement
+        while function is not None and not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = self.parents.get(function)
+        if function is None:
+            return False
+        bindings = sorted(
+            (child.lineno, child)
+            for child in ast.walk(function)
+            if isinstance(child, ast.Name) and child.id == name and isinstance(child.ctx, ast.Store)
+        )
+        for returned in ast.walk(function):
+            if not isinstance(returned, ast.Return) or returned.value is None:
+                continue
+            value = returned.value.elts[0] if isinstance(returned.value, ast.Tuple) and returned.value.elts else returned.value
+            if not (isinstance(value, ast.Name) and value.id == name):
+                continue
+            before = [bound for line, bound in bindings if line <= returned.lineno]
+            if before and self.parents.get(before[-1]) is statement:
+                return True
+        return False
+
+    def _check_softmax_layer(self, node: ast.Call) -> None:
+        """``nn.Sequential(nn.Linear(d, C), nn.Softmax(dim=1))``: the model ends in probabilities.
+
+        Only the last layer of a ``Sequential`` counts, over the class dimension, and not where
+        the names say attention or the layer before it scores one unit (attention pooling)."""
+        if self.qualified(node.func) not in _SOFTMAX_LAYERS:
+            return
+        dim = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "dim"), None)
+        if dim is not None and int_constant(dim) not in (1, -1):
+            return
+        sequential = self.parents.get(node)
+        if not (
+            isinstance(sequential, ast.Call)
+            and self.qualified(sequential.func) in _SEQUENTIAL
+            and sequential.args
+            and sequential.args[-1] is node
+        ):
+            return
+        scope = self.scope()
+        holder = self.parents.get(sequential)
+        bound = " ".join(_binding_key(target) for target in getattr(holder, "targets", ()))
+        if any(ATTENTION.search(name) for name in (scope.function, scope.class_name, bound)):
+            return
+        previous = sequential.args[-2] if len(sequential.args) > 1 else None
+        if isinstance(previous, ast.Call) and len(previous.args) >= 2 and int_constant(previous.args[1]) == 1:
+            return  # nn.Linear(d, 1) then Softmax: weights over positions, not classes
+        record = self._report(
+            node,
+            "softmax-class-dim",
+            "an nn.Softmax layer ends the model: it outputs probabilities over competing classes, and a "
+            "BCE-with-logits loss or a sigmoid applied to them is wrong",
+            "remove the nn.Softmax layer so the model returns raw logits; apply torch.sigmoid(logits) where "
+            "probabilities are needed",
+        )
+        if record is not None:
+            record.followed = False  # the layer is reported where it is built, whatever uses the model
 
     def _metric_kind(self, node: ast.Call) -> tuple[str, str] | None:
         """(why, what to use) for a metric construction that counts class indices; None when it is multi-label."""
