@@ -491,7 +491,14 @@ class _Detector(ValueTracker):
         fed_to_metric = isinstance(parent, ast.Call) and node in parent.args and self._is_metric_call(parent)
         if not fed_to_metric and not self.model_output_like(subject):
             return
-        if name == "softmax":
+        distilled = isinstance(parent, ast.Call) and self.qualified(parent.func).split(".")[-1] == "kl_div"
+        if distilled:
+            message = "distillation by KL divergence between softmax distributions treats the classes as exclusive"
+            suggestion = (
+                "distil per label: F.binary_cross_entropy_with_logits(student_logits / T, "
+                "torch.sigmoid(teacher_logits / T))"
+            )
+        elif name == "softmax":
             message = "softmax over the classes makes the labels compete for one unit of probability"
             suggestion = "use torch.sigmoid(logits): one independent probability per label"
         else:
