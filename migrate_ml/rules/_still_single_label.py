@@ -140,6 +140,8 @@ _LOSSES = {
     "SoftTargetCrossEntropy": "timm.loss.BinaryCrossEntropy() on the mixed multi-hot targets",
     "JsdCrossEntropy": "BCE on the clean split (timm.loss.BinaryCrossEntropy), plus a per-label JSD on sigmoid outputs if wanted",
 }
+_LOSS_MODULES = frozenset({"torch.nn", "torch.nn.functional", "torch.nn.modules.loss", "nn", "F", "timm.loss"})
+"""Modules a loss is looked up in by name: ``getattr(nn, "CrossEntropyLoss")``."""
 _LOSS_ROOTS = ("torch", "timm")
 """Packages whose losses these are; a name the file defines or imports elsewhere is someone else's."""
 
@@ -192,6 +194,27 @@ def _binding_key(target: ast.AST) -> str:
     return ""
 
 
+def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
+    """``parser.add_argument("--loss", default="CrossEntropyLoss")``: dest -> (default, option, line),
+    for string defaults that name a single-label loss."""
+    defaults = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
+            continue
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        default = keywords.get("default")
+        if not (isinstance(default, ast.Constant) and default.value in _LOSSES):
+            continue
+        options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if not options:
+            continue
+        option = next((o for o in options if o.startswith("--")), options[0])
+        dest = keywords.get("dest")
+        key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
+        defaults[key] = (default.value, option, default.lineno)
+    return defaults
+
+
 # --- the detector -----------------------------------------------------------------------------
 
 @dataclass
@@ -225,6 +248,7 @@ class _Detector(ValueTracker):
         self.bound_constructs: dict[str, _Record] = {}
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
         self.metric_objects: set[str] = set()
+        self.argument_defaults = _argument_defaults(tree)
 
     def run(self) -> list[SingleLabelConstruct]:
         self.visit(self.tree)
@@ -282,6 +306,7 @@ class _Detector(ValueTracker):
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self._used(node.id, node.lineno)
+            self._check_loss_reference(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self.generic_visit(node)
@@ -289,6 +314,7 @@ class _Detector(ValueTracker):
             key = _binding_key(node)
             if key:
                 self._used(key, node.lineno)
+            self._check_loss_reference(node)
 
     def _used(self, key: str, line: int) -> None:
         record = self.bound_constructs.get(key)
@@ -317,6 +343,7 @@ class _Detector(ValueTracker):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         self._check_loss(node)
+        self._check_getattr_loss(node)
         self._check_argmax_on_labels(node)
         self._check_softmax(node)
         self._check_softmax_layer(node)
@@ -409,20 +436,82 @@ class _Detector(ValueTracker):
             else:
                 self._check_equality(node, [func.value, node.args[0]], func.attr != "ne")
 
-    def _check_loss(self, node: ast.Call) -> None:
-        qualified = self.qualified(node.func)
+    def _loss_named(self, node: ast.AST) -> str:
+        """``CrossEntropyLoss`` when ``node`` names torch's or timm's single-label loss; else ""."""
+        qualified = self.qualified(node)
         name = qualified.split(".")[-1]
         if name not in _LOSSES:
-            return
+            return ""
         head = qualified.split(".")[0]
-        own = isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports
-        if own or head not in (*_LOSS_ROOTS, "nn", "F"):
+        own = isinstance(node, ast.Name) and node.id in self.defined and node.id not in self.imports
+        return "" if own or head not in (*_LOSS_ROOTS, "nn", "F") else name
+
+    def _check_loss(self, node: ast.Call) -> None:
+        name = self._loss_named(node.func)
+        if name:
+            self._report(
+                node,
+                "single-label-loss",
+                f"{name} is a single-label loss: softmax over classes, one class index per image",
+                f"use {_LOSSES[name]}",
+            )
+
+    def _check_loss_reference(self, node: ast.Name | ast.Attribute) -> None:
+        """``loss_fn = F.cross_entropy``, ``partial(F.cross_entropy, ...)``, ``{"ce": nn.CrossEntropyLoss}``:
+        the loss is called somewhere this file cannot follow. A call is :meth:`_check_loss`'s; a
+        type check (``isinstance``, an annotation, a comparison) builds no loss."""
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.Call) and parent.func is node or isinstance(parent, ast.Attribute):
+            return
+        name = self._loss_named(node)
+        if not name or self._in_type_check(node):
             return
         self._report(
             node,
             "single-label-loss",
-            f"{name} is a single-label loss: softmax over classes, one class index per image",
+            f"{name} is a single-label loss (referenced here, called elsewhere): softmax over classes, "
+            "one class index per image",
             f"use {_LOSSES[name]}",
+        )
+
+    def _in_type_check(self, node: ast.AST) -> bool:
+        child, parent = node, self.parents.get(node)
+        while parent is not None and not isinstance(parent, ast.stmt):
+            if isinstance(parent, ast.Compare):
+                return True
+            if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in ("isinstance", "issubclass"):
+                return True
+            if isinstance(parent, ast.arg) and parent.annotation is child:
+                return True
+            child, parent = parent, self.parents.get(parent)
+        if isinstance(parent, ast.AnnAssign) and parent.annotation is child:
+            return True
+        return isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and parent.returns is child
+
+    def _check_getattr_loss(self, node: ast.Call) -> None:
+        """``getattr(nn, "CrossEntropyLoss")``, or ``getattr(nn, args.loss)`` where ``--loss``
+        defaults to one."""
+        if not (isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2):
+            return
+        if "getattr" in self.defined or self.qualified(node.args[0]) not in _LOSS_MODULES:
+            return
+        attribute = node.args[1]
+        if isinstance(attribute, ast.Constant) and isinstance(attribute.value, str):
+            name, origin, change, related = attribute.value, "", "", ()
+        else:
+            key = attribute.attr if isinstance(attribute, ast.Attribute) else attribute.id if isinstance(attribute, ast.Name) else ""
+            if key not in self.argument_defaults:
+                return
+            name, option, line = self.argument_defaults[key]
+            origin, change, related = f" (the default of {option}, line {line})", f"; change the default of {option}", (line,)
+        if name not in _LOSSES:
+            return
+        self._report(
+            node,
+            "single-label-loss",
+            f"getattr builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
+            f"use {_LOSSES[name]}{change}",
+            related,
         )
 
     def _check_argmax_on_labels(self, node: ast.Call) -> None:
