@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
 from migrate_ml.rules._single_label_values import (
     ATTENTION,
     CLASS_INDEX,
@@ -148,7 +149,7 @@ _LOSS_ROOTS = ("torch", "timm")
 _SOFTMAX_LAYERS = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax", "nn.Softmax"})
 _SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential", "nn.Sequential"})
 
-_NOT_CLASS_SCORES = re.compile(r"weight|score|pool|gate|alpha|mask|att(e)?n", re.IGNORECASE)
+_NOT_CLASS_SCORES = re.compile(r"weight|score|pool|gate|alpha|mask|att(e)?n|router|expert|routing", re.IGNORECASE)
 """Names of a softmax's result, its input or its module that say it weighs positions or experts."""
 
 _METRIC_FUNCTION = re.compile(
@@ -230,6 +231,8 @@ class _Record:
     bound_to: str = ""
     used: bool = False
     followed: bool = True
+    model_output: bool = False
+    """A model that ends in softmax: the one construct model code alone can hold."""
     """Whether the name it is assigned to is followed (a layer built into a model is not)."""
 
 
@@ -242,6 +245,11 @@ class _Detector(ValueTracker):
     def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
         super().__init__(tree, seeds)
         self.lines = text.splitlines()
+        self.model_code_only = "def forward" in text and not (
+            names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
+        )
+        """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or
+        a comparison there routes tokens or experts; only a model ending in softmax is reported."""
         self.helper_inputs: dict[str, dict[int, int]] = {}
         """The file's own functions called with thresholded predictions: name -> {position: line}."""
         self.found: dict[int, _Record] = {}
@@ -275,6 +283,8 @@ class _Detector(ValueTracker):
         constructs = []
         built_on = {line for record in self.found.values() for line in record.related}
         for record in self.found.values():
+            if self.model_code_only and not record.model_output:
+                continue
             if record.kind == "softmax-class-dim" and record.bound_to and not record.used:
                 continue  # a softmax whose result is never read (left behind by a loss rewrite) changes nothing
             if record.kind == "argmax-prediction" and record.line in built_on:
@@ -564,18 +574,20 @@ class _Detector(ValueTracker):
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return
         parent = self.parents.get(node)
+        if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.MatMult):
+            return  # weights for a matrix product (attention, an expectation over bins)
         if scope.function.startswith("forward") or scope.function == "__call__":
             # Model code: only a softmax the model returns is over its classes.
-            if not isinstance(parent, ast.Return) and not self._returned_through_name(node):
+            if not isinstance(parent, ast.Return) and not self._returned_through_name(node, subject):
                 return
             if name == "softmax":
-                self._report(
+                self._model_output(self._report(
                     node,
                     "softmax-class-dim",
                     "forward returns softmax probabilities: the labels compete for one unit of probability, "
                     "and a BCE-with-logits loss or a sigmoid applied to them is wrong",
                     "return the raw logits from forward; apply torch.sigmoid(logits) where probabilities are needed",
-                )
+                ))
             return  # a log_softmax returned from forward is ML103's
         fed_to_metric = isinstance(parent, ast.Call) and node in parent.args and self._is_metric_call(parent)
         if not fed_to_metric and not self.model_output_like(subject):
@@ -595,15 +607,18 @@ class _Detector(ValueTracker):
             suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
         self._report(node, "softmax-class-dim", message, suggestion)
 
-    def _returned_through_name(self, node: ast.Call) -> bool:
+    def _returned_through_name(self, node: ast.Call, subject: ast.AST) -> bool:
         """``out = F.softmax(z, dim=1); return out``: the assignment is the binding of ``out`` that a
         ``return out`` (or ``return out, features``) of the same function reads."""
         statement = self.parents.get(node)
         if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
             return False
         name = statement.targets[0].id
-        if any(_NOT_CLASS_SCORES.search(word) for word in (name, self.root_name(node), self.scope().class_name)):
-            return False  # pooling or gating weights, returned as such
+        if any(_NOT_CLASS_SCORES.search(word) for word in (name, self.root_name(subject), self.scope().class_name)):
+            return False  # pooling, gating or routing weights, returned as such
+        dims = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "dim")]
+        if any(int_constant(dim) not in (1, -1) for dim in dims):
+            return False  # over a dimension chosen at run time, or not the class dimension
         function = statement
         while function is not None and not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
             function = self.parents.get(function)
@@ -661,6 +676,11 @@ class _Detector(ValueTracker):
         )
         if record is not None:
             record.followed = False  # the layer is reported where it is built, whatever uses the model
+        self._model_output(record)
+
+    def _model_output(self, record: _Record | None) -> None:
+        if record is not None:
+            record.model_output = True
 
     def _metric_kind(self, node: ast.Call) -> tuple[str, str] | None:
         """(why, what to use) for a metric construction that counts class indices; None when it is multi-label."""
