@@ -15,10 +15,14 @@ multi-hot prediction from then on).
 
 It is deliberately conservative about code that is already multi-label: an arg-max only
 counts when it is taken over a model's output, compared with something or handed to a metric
-(never ``np.argmax(val_accuracy)``), softmax only over a model's output or into a metric outside
-``forward``, or as what ``forward`` returns (never attention), and a comparison of a thresholded
-prediction only when it is averaged over every element instead of per sample (``!=`` averaged
-that way is the Hamming loss, a multi-label metric).
+(never ``np.argmax(val_accuracy)``), softmax only over a model's output (temperature-scaled logits
+too) or into a metric outside ``forward``, or as what ``forward`` returns, directly or through a
+name, or the last ``nn.Softmax`` layer of an ``nn.Sequential`` (never attention, pooling or
+routing weights), and a comparison of a thresholded prediction only when it is averaged over
+every element instead of per sample (``!=`` averaged that way is the Hamming loss, a multi-label
+metric). A single-label loss counts however it is named: called, referenced (``partial``, a dict
+of classes) or looked up with ``getattr(nn, ...)``. In model code without training code (a
+``models.py``) only a model that ends in softmax is reported.
 """
 
 from __future__ import annotations
@@ -231,9 +235,9 @@ class _Record:
     bound_to: str = ""
     used: bool = False
     followed: bool = True
+    """Whether the name it is assigned to is followed (a layer built into a model is not)."""
     model_output: bool = False
     """A model that ends in softmax: the one construct model code alone can hold."""
-    """Whether the name it is assigned to is followed (a layer built into a model is not)."""
 
 
 _FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-index-metric"})
