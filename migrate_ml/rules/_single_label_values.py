@@ -55,7 +55,8 @@ NOT_MODEL_OUTPUT = re.compile(
 LABEL_NAME = re.compile(r"^(y|y_true|ys|gt|gts|label|labels|target|targets|true|truth|y_batch|one_hot\w*|onehot\w*)$")
 OUTPUT_NAME = re.compile(
     r"^(out|outs|output|outputs|logit|logits|pred|preds|prediction|predictions|y_hat|yhat|y_pred|prob|probs"
-    r"|probabilities|class_logits|cls_logits|pred_logits|model_output|model_outputs|net_out)$"
+    r"|probabilities|class_logits|cls_logits|pred_logits|model_output|model_outputs|net_out"
+    r"|(student|teacher|s|t)_(logits|out|outs|output|outputs))$"
 )
 MODEL_CALLEE = re.compile(r"(^|_)(model|net|self|classifier|backbone|vit|teacher|student|ema|encoder)(_|$|\d)", re.IGNORECASE)
 ATTENTION = re.compile(r"att(e)?n|attention|qk|affinity|energy|sim\b|similarity", re.IGNORECASE)
@@ -319,6 +320,11 @@ class ValueTracker(ast.NodeVisitor):
         return False
 
     def model_output_like(self, node: ast.AST) -> bool:
+        # Logits scaled by a temperature (``z / T``, ``z / self.T``, distillation) are still logits.
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(
+            node.right, (ast.Name, ast.Attribute, ast.Constant)
+        ):
+            node = node.left
         value, _ = self.value_of(node)
         if value == MODEL_OUTPUT:
             return True

@@ -15,10 +15,14 @@ multi-hot prediction from then on).
 
 It is deliberately conservative about code that is already multi-label: an arg-max only
 counts when it is taken over a model's output, compared with something or handed to a metric
-(never ``np.argmax(val_accuracy)``), softmax only over a model's output or into a metric outside
-``forward``, or as what ``forward`` returns (never attention), and a comparison of a thresholded
-prediction only when it is averaged over every element instead of per sample (``!=`` averaged
-that way is the Hamming loss, a multi-label metric).
+(never ``np.argmax(val_accuracy)``), softmax only over a model's output (temperature-scaled logits
+too) or into a metric outside ``forward``, or as what ``forward`` returns, directly or through a
+name, or the last ``nn.Softmax`` layer of an ``nn.Sequential`` (never attention, pooling or
+routing weights), and a comparison of a thresholded prediction only when it is averaged over
+every element instead of per sample (``!=`` averaged that way is the Hamming loss, a multi-label
+metric). A single-label loss counts however it is named: called, referenced (``partial``, a dict
+of classes) or looked up with ``getattr(nn, ...)``. In model code without training code (a
+``models.py``) only a model that ends in softmax is reported.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
 from migrate_ml.rules._single_label_values import (
     ATTENTION,
     CLASS_INDEX,
@@ -140,8 +145,16 @@ _LOSSES = {
     "SoftTargetCrossEntropy": "timm.loss.BinaryCrossEntropy() on the mixed multi-hot targets",
     "JsdCrossEntropy": "BCE on the clean split (timm.loss.BinaryCrossEntropy), plus a per-label JSD on sigmoid outputs if wanted",
 }
+_LOSS_MODULES = frozenset({"torch.nn", "torch.nn.functional", "torch.nn.modules.loss", "nn", "F", "timm.loss"})
+"""Modules a loss is looked up in by name: ``getattr(nn, "CrossEntropyLoss")``."""
 _LOSS_ROOTS = ("torch", "timm")
 """Packages whose losses these are; a name the file defines or imports elsewhere is someone else's."""
+
+_SOFTMAX_LAYERS = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax", "nn.Softmax"})
+_SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential", "nn.Sequential"})
+
+_NOT_CLASS_SCORES = re.compile(r"weight|score|pool|gate|alpha|mask|att(e)?n|router|expert|routing", re.IGNORECASE)
+"""Names of a softmax's result, its input or its module that say it weighs positions or experts."""
 
 _METRIC_FUNCTION = re.compile(
     r"(^|_)(accuracy|acc|f1|fbeta|precision|recall|jaccard|kappa|matthews|confusion|classification_report"
@@ -186,6 +199,27 @@ def _binding_key(target: ast.AST) -> str:
     return ""
 
 
+def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
+    """``parser.add_argument("--loss", default="CrossEntropyLoss")``: dest -> (default, option, line),
+    for string defaults that name a single-label loss."""
+    defaults = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
+            continue
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        default = keywords.get("default")
+        if not (isinstance(default, ast.Constant) and default.value in _LOSSES):
+            continue
+        options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if not options:
+            continue
+        option = next((o for o in options if o.startswith("--")), options[0])
+        dest = keywords.get("dest")
+        key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
+        defaults[key] = (default.value, option, default.lineno)
+    return defaults
+
+
 # --- the detector -----------------------------------------------------------------------------
 
 @dataclass
@@ -200,6 +234,10 @@ class _Record:
     related: set[int]
     bound_to: str = ""
     used: bool = False
+    followed: bool = True
+    """Whether the name it is assigned to is followed (a layer built into a model is not)."""
+    model_output: bool = False
+    """A model that ends in softmax: the one construct model code alone can hold."""
 
 
 _FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-index-metric"})
@@ -211,12 +249,18 @@ class _Detector(ValueTracker):
     def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
         super().__init__(tree, seeds)
         self.lines = text.splitlines()
+        self.model_code_only = "def forward" in text and not (
+            names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
+        )
+        """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or
+        a comparison there routes tokens or experts; only a model ending in softmax is reported."""
         self.helper_inputs: dict[str, dict[int, int]] = {}
         """The file's own functions called with thresholded predictions: name -> {position: line}."""
         self.found: dict[int, _Record] = {}
         self.bound_constructs: dict[str, _Record] = {}
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
         self.metric_objects: set[str] = set()
+        self.argument_defaults = _argument_defaults(tree)
 
     def run(self) -> list[SingleLabelConstruct]:
         self.visit(self.tree)
@@ -224,22 +268,27 @@ class _Detector(ValueTracker):
 
     # -- reporting
 
-    def _report(self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = ()) -> None:
+    def _report(
+        self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = ()
+    ) -> _Record | None:
         line = node.lineno  # type: ignore[attr-defined]
         if line in self.found:
-            return  # one construct per line: a second one there adds nothing for a reader
+            return None  # one construct per line: a second one there adds nothing for a reader
         text = self.lines[line - 1] if line <= len(self.lines) else ""
         # ast counts columns in UTF-8 bytes; findings count characters.
         column = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         # A finding on the enclosing def or class (a whole top-k helper, a hand-written loss)
         # covers what is inside it.
         enclosing = {scope.line for scope in self.scopes if scope.line}
-        self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+        record = self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+        return record
 
     def _finish(self) -> list[SingleLabelConstruct]:
         constructs = []
         built_on = {line for record in self.found.values() for line in record.related}
         for record in self.found.values():
+            if self.model_code_only and not record.model_output:
+                continue
             if record.kind == "softmax-class-dim" and record.bound_to and not record.used:
                 continue  # a softmax whose result is never read (left behind by a loss rewrite) changes nothing
             if record.kind == "argmax-prediction" and record.line in built_on:
@@ -264,13 +313,14 @@ class _Detector(ValueTracker):
                 continue
             self.bound_constructs.pop(key, None)
             for record in records:
-                if record.kind in _FOLLOWED_KINDS:
+                if record.kind in _FOLLOWED_KINDS and record.followed:
                     record.bound_to = key
                     self.bound_constructs[key] = record
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self._used(node.id, node.lineno)
+            self._check_loss_reference(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self.generic_visit(node)
@@ -278,6 +328,7 @@ class _Detector(ValueTracker):
             key = _binding_key(node)
             if key:
                 self._used(key, node.lineno)
+            self._check_loss_reference(node)
 
     def _used(self, key: str, line: int) -> None:
         record = self.bound_constructs.get(key)
@@ -306,8 +357,10 @@ class _Detector(ValueTracker):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         self._check_loss(node)
+        self._check_getattr_loss(node)
         self._check_argmax_on_labels(node)
         self._check_softmax(node)
+        self._check_softmax_layer(node)
         self._check_class_metric(node)
         self._check_metric_inputs(node)
         self._check_eq_method(node)
@@ -397,20 +450,82 @@ class _Detector(ValueTracker):
             else:
                 self._check_equality(node, [func.value, node.args[0]], func.attr != "ne")
 
-    def _check_loss(self, node: ast.Call) -> None:
-        qualified = self.qualified(node.func)
+    def _loss_named(self, node: ast.AST) -> str:
+        """``CrossEntropyLoss`` when ``node`` names torch's or timm's single-label loss; else ""."""
+        qualified = self.qualified(node)
         name = qualified.split(".")[-1]
         if name not in _LOSSES:
-            return
+            return ""
         head = qualified.split(".")[0]
-        own = isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports
-        if own or head not in (*_LOSS_ROOTS, "nn", "F"):
+        own = isinstance(node, ast.Name) and node.id in self.defined and node.id not in self.imports
+        return "" if own or head not in (*_LOSS_ROOTS, "nn", "F") else name
+
+    def _check_loss(self, node: ast.Call) -> None:
+        name = self._loss_named(node.func)
+        if name:
+            self._report(
+                node,
+                "single-label-loss",
+                f"{name} is a single-label loss: softmax over classes, one class index per image",
+                f"use {_LOSSES[name]}",
+            )
+
+    def _check_loss_reference(self, node: ast.Name | ast.Attribute) -> None:
+        """``loss_fn = F.cross_entropy``, ``partial(F.cross_entropy, ...)``, ``{"ce": nn.CrossEntropyLoss}``:
+        the loss is called somewhere this file cannot follow. A call is :meth:`_check_loss`'s; a
+        type check (``isinstance``, an annotation, a comparison) builds no loss."""
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.Call) and parent.func is node or isinstance(parent, ast.Attribute):
+            return
+        name = self._loss_named(node)
+        if not name or self._in_type_check(node):
             return
         self._report(
             node,
             "single-label-loss",
-            f"{name} is a single-label loss: softmax over classes, one class index per image",
+            f"{name} is a single-label loss (referenced here, called elsewhere): softmax over classes, "
+            "one class index per image",
             f"use {_LOSSES[name]}",
+        )
+
+    def _in_type_check(self, node: ast.AST) -> bool:
+        child, parent = node, self.parents.get(node)
+        while parent is not None and not isinstance(parent, ast.stmt):
+            if isinstance(parent, ast.Compare):
+                return True
+            if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in ("isinstance", "issubclass"):
+                return True
+            if isinstance(parent, ast.arg) and parent.annotation is child:
+                return True
+            child, parent = parent, self.parents.get(parent)
+        if isinstance(parent, ast.AnnAssign) and parent.annotation is child:
+            return True
+        return isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and parent.returns is child
+
+    def _check_getattr_loss(self, node: ast.Call) -> None:
+        """``getattr(nn, "CrossEntropyLoss")``, or ``getattr(nn, args.loss)`` where ``--loss``
+        defaults to one."""
+        if not (isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2):
+            return
+        if "getattr" in self.defined or self.qualified(node.args[0]) not in _LOSS_MODULES:
+            return
+        attribute = node.args[1]
+        if isinstance(attribute, ast.Constant) and isinstance(attribute.value, str):
+            name, origin, change, related = attribute.value, "", "", ()
+        else:
+            key = attribute.attr if isinstance(attribute, ast.Attribute) else attribute.id if isinstance(attribute, ast.Name) else ""
+            if key not in self.argument_defaults:
+                return
+            name, option, line = self.argument_defaults[key]
+            origin, change, related = f" (the default of {option}, line {line})", f"; change the default of {option}", (line,)
+        if name not in _LOSSES:
+            return
+        self._report(
+            node,
+            "single-label-loss",
+            f"getattr builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
+            f"use {_LOSSES[name]}{change}",
+            related,
         )
 
     def _check_argmax_on_labels(self, node: ast.Call) -> None:
@@ -463,29 +578,113 @@ class _Detector(ValueTracker):
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return
         parent = self.parents.get(node)
+        if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.MatMult):
+            return  # weights for a matrix product (attention, an expectation over bins)
         if scope.function.startswith("forward") or scope.function == "__call__":
             # Model code: only a softmax the model returns is over its classes.
-            if not isinstance(parent, ast.Return):
+            if not isinstance(parent, ast.Return) and not self._returned_through_name(node, subject):
                 return
             if name == "softmax":
-                self._report(
+                self._model_output(self._report(
                     node,
                     "softmax-class-dim",
                     "forward returns softmax probabilities: the labels compete for one unit of probability, "
                     "and a BCE-with-logits loss or a sigmoid applied to them is wrong",
                     "return the raw logits from forward; apply torch.sigmoid(logits) where probabilities are needed",
-                )
+                ))
             return  # a log_softmax returned from forward is ML103's
         fed_to_metric = isinstance(parent, ast.Call) and node in parent.args and self._is_metric_call(parent)
         if not fed_to_metric and not self.model_output_like(subject):
             return
-        if name == "softmax":
+        distilled = isinstance(parent, ast.Call) and self.qualified(parent.func).split(".")[-1] == "kl_div"
+        if distilled:
+            message = "distillation by KL divergence between softmax distributions treats the classes as exclusive"
+            suggestion = (
+                "distil per label: F.binary_cross_entropy_with_logits(student_logits / T, "
+                "torch.sigmoid(teacher_logits / T))"
+            )
+        elif name == "softmax":
             message = "softmax over the classes makes the labels compete for one unit of probability"
             suggestion = "use torch.sigmoid(logits): one independent probability per label"
         else:
             message = "log_softmax over the classes normalises the labels against each other (a single-label log-likelihood)"
             suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
         self._report(node, "softmax-class-dim", message, suggestion)
+
+    def _returned_through_name(self, node: ast.Call, subject: ast.AST) -> bool:
+        """``out = F.softmax(z, dim=1); return out``: the assignment is the binding of ``out`` that a
+        ``return out`` (or ``return out, features``) of the same function reads."""
+        statement = self.parents.get(node)
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
+            return False
+        name = statement.targets[0].id
+        if any(_NOT_CLASS_SCORES.search(word) for word in (name, self.root_name(subject), self.scope().class_name)):
+            return False  # pooling, gating or routing weights, returned as such
+        dims = [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "dim")]
+        if any(int_constant(dim) not in (1, -1) for dim in dims):
+            return False  # over a dimension chosen at run time, or not the class dimension
+        function = statement
+        while function is not None and not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = self.parents.get(function)
+        if function is None:
+            return False
+        bindings = sorted(
+            (child.lineno, child)
+            for child in ast.walk(function)
+            if isinstance(child, ast.Name) and child.id == name and isinstance(child.ctx, ast.Store)
+        )
+        for returned in ast.walk(function):
+            if not isinstance(returned, ast.Return) or returned.value is None:
+                continue
+            value = returned.value.elts[0] if isinstance(returned.value, ast.Tuple) and returned.value.elts else returned.value
+            if not (isinstance(value, ast.Name) and value.id == name):
+                continue
+            before = [bound for line, bound in bindings if line <= returned.lineno]
+            if before and self.parents.get(before[-1]) is statement:
+                return True
+        return False
+
+    def _check_softmax_layer(self, node: ast.Call) -> None:
+        """``nn.Sequential(nn.Linear(d, C), nn.Softmax(dim=1))``: the model ends in probabilities.
+
+        Only the last layer of a ``Sequential`` counts, over the class dimension, and not where
+        the names say attention or the layer before it scores one unit (attention pooling)."""
+        if self.qualified(node.func) not in _SOFTMAX_LAYERS:
+            return
+        dim = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "dim"), None)
+        if dim is not None and int_constant(dim) not in (1, -1):
+            return
+        sequential = self.parents.get(node)
+        if not (
+            isinstance(sequential, ast.Call)
+            and self.qualified(sequential.func) in _SEQUENTIAL
+            and sequential.args
+            and sequential.args[-1] is node
+        ):
+            return
+        scope = self.scope()
+        holder = self.parents.get(sequential)
+        bound = " ".join(_binding_key(target) for target in getattr(holder, "targets", ()))
+        if any(ATTENTION.search(name) for name in (scope.function, scope.class_name, bound)):
+            return
+        previous = sequential.args[-2] if len(sequential.args) > 1 else None
+        if isinstance(previous, ast.Call) and len(previous.args) >= 2 and int_constant(previous.args[1]) == 1:
+            return  # nn.Linear(d, 1) then Softmax: weights over positions, not classes
+        record = self._report(
+            node,
+            "softmax-class-dim",
+            "an nn.Softmax layer ends the model: it outputs probabilities over competing classes, and a "
+            "BCE-with-logits loss or a sigmoid applied to them is wrong",
+            "remove the nn.Softmax layer so the model returns raw logits; apply torch.sigmoid(logits) where "
+            "probabilities are needed",
+        )
+        if record is not None:
+            record.followed = False  # the layer is reported where it is built, whatever uses the model
+        self._model_output(record)
+
+    def _model_output(self, record: _Record | None) -> None:
+        if record is not None:
+            record.model_output = True
 
     def _metric_kind(self, node: ast.Call) -> tuple[str, str] | None:
         """(why, what to use) for a metric construction that counts class indices; None when it is multi-label."""

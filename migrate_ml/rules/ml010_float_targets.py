@@ -5,11 +5,19 @@ from __future__ import annotations
 import dataclasses
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, as_float_target, is_float_cast, map_target
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider, OpenParameterCall, ParameterHop, call_argument
+from migrate_ml.rules._criterion_routes import criterion_route
+from migrate_ml.rules._flow import (
+    LossConstruction,
+    LossFlow,
+    LossFlowProvider,
+    OpenParameterCall,
+    ParameterHop,
+    call_argument,
+)
 from migrate_ml.rules._predictions import is_class_index_target
 from migrate_ml.rules._project import current_facts
 
@@ -201,7 +209,13 @@ class FloatTargetsRule(Rule):
         "cast. When `rewrite` is given the other files too (a folder, or `main.py engine.py`), "
         "the criteria they pass are followed across modules: a parameter fed only criteria "
         "that are (or this run makes) `BCEWithLogitsLoss` gets the cast as a safe fix, and the "
-        "finding names the file and line where the criterion is built."
+        "finding names the file and line where the criterion is built. A BCE criterion "
+        "kept in a dict (`losses[\"ce\"](out, y)`) or handed to a class of the same file that "
+        "stores it in `__init__` (`Trainer(model, criterion)` calling `self.criterion(out, y)`) "
+        "is not followed by the loss rules, so a loss rewrite cannot cast there: each such call "
+        "whose target is not provably float is reported, with an unsafe fix that adds the cast "
+        "(the criterion itself when no call is found), and a re-scan of rewritten code still "
+        "reports it."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -251,6 +265,42 @@ class FloatTargetsRule(Rule):
             )
         for open_call in flow.open_parameter_calls:
             self._check_parameter_call(open_call)
+        for construction in flow.constructions:
+            if construction.qualified_name in TORCH_BCE and not construction.uses_accounted:
+                self._check_unfollowed_criterion(original_node, construction)
+
+    def _check_unfollowed_criterion(self, module: cst.Module, construction: LossConstruction) -> None:
+        """A BCE criterion in a dict or handed to a class of this file: the loss flow does not
+        follow it, so a loss rewrite could not cast the targets of its calls. Each call found
+        whose target is not provably float is reported; the construction when none is found."""
+        route = criterion_route(self, module, construction.call)
+        if route is None:
+            return
+        line = self.get_metadata(PositionProvider, construction.call).start.line
+        if not route.calls:
+            self.report(
+                construction.call,
+                f"this BCE-with-logits criterion is reached through {route.description}, whose calls "
+                "could not be found: targets passed to it must be float",
+                suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
+            )
+        for call in route.calls:
+            target = call_argument(call, 1, "target")
+            if target is None or len(call.args) != 2:
+                continue
+            origin = target_origin(self, target.value)
+            if origin == "float" or (origin == "computed" and not self._is_parameter(target.value)):
+                continue  # float, or built by already-multi-label code: left as written
+            self.report(
+                call,
+                f"BCE criterion called with targets that are not cast to float: it is built on line {line} "
+                f"and reached through {route.description}, which the loss rules do not follow",
+                suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
+                fix=Fix(
+                    edits=(NodeEdit(call, map_target(call, target, as_float_target)),),
+                    applicability=Applicability.UNSAFE,
+                ),
+            )
 
     def _check_parameter_call(self, open_call: OpenParameterCall) -> None:
         call = open_call.call

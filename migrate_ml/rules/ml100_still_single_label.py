@@ -29,7 +29,13 @@ class StillSingleLabelRule(Rule):
         "finds spellings no rule anticipated. A file that ends with a cross-entropy loss, an arg-max "
         "compared with the labels, a softmax over the classes or a multiclass metric still trains "
         "or scores one label per image, and with multi-hot labels it crashes or prints an accuracy "
-        "above 100 %. After the fixes, migrate-ml looks over the rewritten text once more and "
+        "above 100 %. A loss counts however it is named: called, referenced (`loss_fn = "
+        "F.cross_entropy`, `partial(...)`, a dict of classes), or looked up with "
+        "`getattr(nn, \"CrossEntropyLoss\")` or `getattr(nn, args.loss)` whose option defaults to "
+        "one. A model counts as ending in softmax when `forward` returns it (directly or through "
+        "the name it is assigned to) or its `nn.Sequential` ends in an `nn.Softmax` layer; a model "
+        "file without training code (a `models.py`) is looked at for that alone. "
+        "After the fixes, migrate-ml looks over the rewritten text once more and "
         "reports each such construct that no rule already reported at that line, with what to "
         "change. It is conservative: an arg-max counts only when it is compared with something or "
         "given to a metric (not `np.argmax(val_accuracy)`), softmax only over a model's output "
@@ -51,7 +57,10 @@ class StillSingleLabelRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
-        only in training, evaluation or loss code."""
+        only in training, evaluation or loss code, or model code that may end in softmax (a
+        ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
         if names_a_single_label_api(source):
+            return True
+        if "Softmax(" in source or ("softmax" in source and "def forward" in source):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

@@ -400,6 +400,45 @@ def test_the_summary_never_says_zero_findings_for_a_file_still_single_label(tmp_
     assert "ML100" in text and "1 finding needs review" in text
 
 
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        (
+            """
+            from torch import nn
+            losses = {"ce": nn.CrossEntropyLoss(), "mse": nn.MSELoss()}
+            def step(model, x, y):
+                return losses["ce"](model(x), y)
+            """,
+            4,
+        ),
+        (
+            """
+            from torch import nn
+            class Trainer:
+                def __init__(self, model, criterion):
+                    self.model, self.criterion = model, criterion
+                    self.loss = criterion
+                def step(self, x, y):
+                    return self.loss(self.model(x), y)
+            trainer = Trainer(None, nn.CrossEntropyLoss())
+            """,
+            7,
+        ),
+    ],
+    ids=["dict", "constructor argument"],
+)
+def test_an_unfollowed_criterion_is_still_reported_after_the_rewrite(tmp_path, capsys, source, line):
+    # The rewrite's note about uses it could not follow must not vanish from a re-scan.
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent(source).lstrip())
+    main(["rewrite", str(path)])
+    capsys.readouterr()
+    assert main(["rewrite", "--check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"train.py:{line}:" in out and "ML010 BCE criterion called with targets that are not cast" in out
+
+
 # --- every fixture's rewritten text is fully reported ----------------------------------------
 
 
