@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Rule
@@ -87,6 +86,8 @@ def _constructor_route(module: cst.Module, call: cst.Call, argument: cst.Arg) ->
         param = positional[index] if index < len(positional) else None
     if param is None:
         return None
+    import libcst.matchers as m  # ~0.3 s to import: only files that hand a criterion to a class pay for it
+
     stored = m.Assign(
         targets=[m.AssignTarget(target=m.Attribute(value=m.Name("self"), attr=m.SaveMatchedNode(m.Name(), "attr")))],
         value=m.Name(param.name.value),
