@@ -17,11 +17,14 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 
 TAIL_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
 REAP_WAIT_S = 5.0
+KILL_PASSES = 20
+KILL_PASS_PAUSE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -79,16 +82,25 @@ def run_contained(argv: list[str], *, cwd: str, env: dict[str, str], timeout: fl
 
 
 def kill_session(session: int) -> None:
-    """SIGKILL every process of the session led by ``session`` (its process groups included)."""
-    for pid in _session_members(session):
+    """SIGKILL every process of the session led by ``session`` (its process groups included).
+
+    A process that forks while a pass runs can leave a child the pass did not see, so passes repeat
+    until one finds no live member (a few at most).
+    """
+    for _ in range(KILL_PASSES):
+        members = _session_members(session)
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.killpg(session, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    try:
-        os.killpg(session, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        if not members:
+            return
+        time.sleep(KILL_PASS_PAUSE_S)
 
 
 def _session_members(session: int) -> list[int]:
@@ -108,7 +120,8 @@ def _session_members(session: int) -> list[int]:
             continue
         # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses.
         fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 3 and int(fields[3]) == session:
+        # A zombie is already dead: it only waits for its parent to reap it.
+        if len(fields) > 3 and int(fields[3]) == session and fields[0] != b"Z":
             members.append(int(entry))
     return members
 
