@@ -87,6 +87,13 @@ MODEL_DEFECTS = frozenset({"ML024", "ML103"})
 CLASS_COUNT_PARAMETER = re.compile(r"(num|n|nb)_?(classes|labels|class)|classes|out_features|output_dim")
 """Parameters of a model class or factory that take the class count: verify passes the sample's."""
 
+
+def class_count_kwargs(factory, num_classes: int) -> dict[str, int]:
+    """``{parameter: num_classes}`` for each class-count parameter of ``factory``'s signature."""
+    import inspect
+
+    return {name: num_classes for name in inspect.signature(factory).parameters if CLASS_COUNT_PARAMETER.fullmatch(name)}
+
 _HERE = os.path.abspath(__file__)
 
 
@@ -625,6 +632,8 @@ class UnitRun:
         """Model classes of the file that could not be built from sample arguments, and why."""
         self.built_as: list[str] = []
         """What the current call's model and optimizer are, when built the way the file's caller builds them."""
+        self.model_built_at = ""
+        """Where the file builds the current call's model (``Net(...) at train.py:40``), when verify built it so."""
 
     def row(self, status: str, check: str, reason: str, **kw) -> None:
         self.rows.append(_row(status, check, reason, file=self.path, **kw))
@@ -731,11 +740,9 @@ class UnitRun:
             signature = inspect.signature(cls)
         except (TypeError, ValueError):
             return
-        kwargs = {}
+        kwargs = class_count_kwargs(cls, self.sample.num_classes)
         for parameter in signature.parameters.values():
-            if CLASS_COUNT_PARAMETER.fullmatch(parameter.name):
-                kwargs[parameter.name] = self.sample.num_classes
-            elif parameter.default is inspect.Parameter.empty and parameter.kind not in (
+            if parameter.name not in kwargs and parameter.default is inspect.Parameter.empty and parameter.kind not in (
                     inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 self.unchecked_models.append((name, f"{name}() needs `{parameter.name}`, which verify has no sample "
                                               "value for"))
@@ -895,18 +902,15 @@ class UnitRun:
         None (the reference ViT is used) when it cannot be built from the caller's literal keywords
         or does not map a batch of sample images to ``[B, C]`` logits.
         """
-        import inspect
-
         import torch
 
         if not build:
             return None, ""
-        where = f"{build['name']}(...) at {os.path.basename(self.path)}:{build['line']}"
+        where = _site(build, self.path)
         factory = getattr(self.module, build["name"], None)
         try:
-            parameters = inspect.signature(factory).parameters
             kwargs = {k: v for k, v in build["kwargs"].items() if not CLASS_COUNT_PARAMETER.fullmatch(k)}
-            kwargs.update({name: self.sample.num_classes for name in parameters if CLASS_COUNT_PARAMETER.fullmatch(name)})
+            kwargs.update(class_count_kwargs(factory, self.sample.num_classes))
             torch.manual_seed(0)
             net = factory(**kwargs)
             with torch.no_grad():
@@ -937,9 +941,10 @@ class UnitRun:
 
             prepare_default_files(func, self.sample)
         trains = function["trains"]
-        net, model_built_as = self._caller_model(
-            _caller_build(function, "model") or (owner and _caller_build(owner[1]["init"], "model")))
+        model_build = _caller_build(function, "model") or (owner and _caller_build(owner[1]["init"], "model"))
+        net, model_built_as = self._caller_model(model_build)
         self.built_as = [model_built_as] if model_built_as else []
+        self.model_built_at = _site(model_build, self.path) if net is not None else ""
         model = _recording_model(self.sample, hinted=not trains, hf=function.get("hf_model", False), net=net)
         name = function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}"
         labels = f"{form} labels"
@@ -1016,8 +1021,8 @@ class UnitRun:
                 reason, code, hint = failure
                 built = (criterion and criterion.get("line") and criterion["qualified_name"].rpartition(".")[2] == label
                          and code in CRITERION_DEFECTS)
-                if code in MODEL_DEFECTS and self.built_as and self.built_as[0].startswith("model built as"):
-                    reason += f"; the model passed to {function}() is {self.built_as[0][len('model '):]}"
+                if code in MODEL_DEFECTS and self.model_built_at:
+                    reason += f"; the model passed to {function}() is built as {self.model_built_at}"
                 if built:
                     built_in = os.path.basename(criterion.get("path") or self.path)
                     reason += f"; the criterion passed to {function}() is built at {built_in}:{criterion['line']}"
@@ -1157,6 +1162,11 @@ def _averaged_references(preds, targets) -> dict[str, float]:
 
 BUILD_HINT = ("verify builds the class from sample arguments chosen by parameter name; give the others with "
               "--bind NAME=VALUE (see docs/verify.md)")
+
+
+def _site(build: dict, path: str) -> str:
+    """``Net(...) at train.py:40``: where the file builds an object verify built the same way."""
+    return f"{build['name']}(...) at {os.path.basename(path)}:{build['line']}"
 
 
 def _caller_build(function: dict, role: str) -> dict | None:

@@ -256,7 +256,10 @@ def prepare_default_files(func, sample) -> None:
             if factory is not None:
                 import torch
 
-                _write(default, lambda path: torch.save(_build(factory, sample.num_classes).state_dict(), path))
+                from .harness import class_count_kwargs
+
+                _write(default, lambda path: torch.save(
+                    factory(**class_count_kwargs(factory, sample.num_classes)).state_dict(), path))
 
 
 def _write(path: str, writer) -> None:
@@ -267,14 +270,6 @@ def _write(path: str, writer) -> None:
         writer(path)
     except Exception:
         pass  # the prediction function reports the missing file itself
-
-
-def _build(factory, num_classes: int):
-    import inspect
-
-    names = [p.name for p in inspect.signature(factory).parameters.values()]
-    count = next((n for n in names if re.fullmatch(r"(num|n|nb)_?(classes|labels|class)|classes", n)), None)
-    return factory(**{count: num_classes}) if count else factory()
 
 
 def judge_prediction(returned, sample) -> tuple[str, str, str | None, str]:

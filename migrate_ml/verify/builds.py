@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
 from migrate_ml.rules._flow import call_argument
@@ -92,7 +93,7 @@ class BuildSites(cst.CSTVisitor):
             value = value.func.value
         if not isinstance(value, cst.Call):
             return None
-        callee = _dotted(value.func)
+        callee = get_full_name_for_node(value.func)
         if callee is None:
             return None
         qualified = frozenset(q.name for q in self.get_metadata(QualifiedNameProvider, value.func, set()))
@@ -100,7 +101,7 @@ class BuildSites(cst.CSTVisitor):
         return Construction(callee, qualified, line, literal_kwargs(value))
 
     def _head(self, value: cst.BaseExpression) -> None:
-        if not (isinstance(value, cst.Call) and (_dotted(value.func) or "").split(".")[-1] == "Linear"):
+        if not (isinstance(value, cst.Call) and (get_full_name_for_node(value.func) or "").split(".")[-1] == "Linear"):
             return
         out = call_argument(value, 1, "out_features")
         if out is not None:
@@ -134,15 +135,6 @@ class BuildSites(cst.CSTVisitor):
                         found[name] = spec
                         break
         return found
-
-
-def _dotted(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        owner = _dotted(node.value)
-        return f"{owner}.{node.attr.value}" if owner else None
-    return None
 
 
 def literal_kwargs(call: cst.Call) -> dict:
