@@ -157,6 +157,8 @@ def verbose_lines(outcomes: Sequence[FileOutcome], seconds: float, jobs: int) ->
         else:
             what = "parsed and checked"
         lines.append(f"migrate-ml: {outcome.path}: {what} ({outcome.seconds:.3f} s)")
+        if outcome.traceback:
+            lines.extend(f"migrate-ml:   {line}" for line in outcome.traceback.rstrip().splitlines())
     parsed = sum(1 for o in outcomes if o.error is None and not o.skipped)
     workers = min(jobs, len(outcomes))
     how = f"{workers} worker processes" if workers > 1 else "this process"

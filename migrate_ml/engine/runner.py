@@ -21,7 +21,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 from migrate_ml.engine.notebook import NOTEBOOK_SUFFIX, is_notebook, transform_notebook
 from migrate_ml.engine.project import build_project_facts
 from migrate_ml.engine.source import SourceError, decode_source, read_source, write_atomic
-from migrate_ml.engine.transform import Change, FileTransformer, Finding, Settings, select_rules
+from migrate_ml.engine.transform import (
+    Change,
+    FileTransformer,
+    Finding,
+    InternalError,
+    Settings,
+    internal_error,
+    select_rules,
+)
 from migrate_ml.rules import load_rules
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 
@@ -49,6 +57,8 @@ class FileOutcome:
     """Why the pre-filter left the file unparsed (empty when it was parsed): for ``--verbose``."""
     seconds: float = 0.0
     """Time spent on the file, reading and writing included."""
+    traceback: str = ""
+    """The traceback of an internal error (a bug in migrate-ml), for ``--verbose``."""
 
     @property
     def changed(self) -> bool:
@@ -211,7 +221,9 @@ def contain_errors(outcome: FileOutcome) -> Iterator[None]:
     except RecursionError:
         outcome.error = SourceError(outcome.path, "too deeply nested to process")
     except Exception as error:  # a bug in one rule must not stop the other files
-        outcome.error = SourceError(outcome.path, f"internal error: {type(error).__name__}: {error}; file left unchanged")
+        bug = error if isinstance(error, InternalError) else internal_error(error, dict)
+        outcome.error = SourceError(outcome.path, str(bug), bug.line)
+        outcome.traceback = bug.details
     if outcome.error is not None:
         outcome.new_text = outcome.old_text
         outcome.written = False

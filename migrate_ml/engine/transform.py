@@ -21,6 +21,7 @@ import ast
 import dataclasses
 import itertools
 import re
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -28,6 +29,7 @@ from typing import Callable, Iterable, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from migrate_ml import __version__
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
 from migrate_ml.rules._project import FileFacts, facts_in_effect
@@ -43,6 +45,61 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _THRESHOLD_VALUE = r"(?:0?\.[0-9_]*|0|1\.?0*|[0-9.]+[eE]-[0-9]+)"
 """A float literal the engine could have written for a threshold in (0, 1)."""
 _ALL_CODES = frozenset({"*"})
+_RULE_MODULE = re.compile(r"[/\\]rules[/\\]ml(\d{3})_\w+\.py$")
+
+
+class InternalError(Exception):
+    """A bug in migrate-ml met on one file: the rule it happened in, the line, the traceback.
+
+    ``str()`` is the one-line message (the file's path and line are put before it by
+    ``SourceError``); ``details`` is the traceback that ``-v`` prints.
+    """
+
+    def __init__(self, error: BaseException, rule: str | None, line: int | None) -> None:
+        self.rule, self.line = rule, line
+        self.details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        where = f" in {rule}" if rule else ""
+        super().__init__(
+            f"internal error{where}: {type(error).__name__}: {error}; file left unchanged. This is a bug in "
+            f"migrate-ml {__version__}: please report it with the command you ran, this file and this "
+            "message (-v prints the traceback)"
+        )
+
+
+def internal_error(error: Exception, positions: Callable[[], dict]) -> InternalError:
+    """Name the rule whose code raised ``error`` and the line of the node it was looking at.
+
+    The innermost frame that belongs to a rule (its module is ``rules/mlNNN_*.py``, or its
+    ``self`` is a rule) names the rule; the innermost syntax node held in a local variable of
+    the failing frames gives the line (a LibCST node through ``positions``, an ``ast`` node
+    directly).
+    """
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    rule = line = None
+    for frame in reversed(frames):
+        owner = frame.f_locals.get("self")
+        module = _RULE_MODULE.search(frame.f_code.co_filename)
+        if isinstance(owner, Rule):
+            rule = owner.code
+        elif module:
+            rule = f"ML{module.group(1)}"
+        elif frame.f_code.co_filename.endswith(("_still_single_label.py", "_single_label_values.py")):
+            rule = StillSingleLabelRule.code
+        if rule:
+            break
+    try:
+        located = positions()
+    except Exception:  # the positions themselves may be what failed
+        located = {}
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            if isinstance(value, cst.CSTNode) and value in located:
+                line = located[value].start.line
+            elif isinstance(value, ast.AST) and hasattr(value, "lineno"):
+                line = value.lineno
+            if line is not None:
+                return InternalError(error, rule, line)
+    return InternalError(error, rule, line)
 
 
 @dataclass(frozen=True)
@@ -379,7 +436,10 @@ class FileTransformer:
             # A rule's own notes about code that its fix rewrites cannot be detected again in the
             # new text, yet still need a human (e.g. "not every use of this criterion was followed").
             inside_fixes = [f for f in findings if _within_fixes(f, fixes, positions)]
-            module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
+            try:
+                module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
+            except Exception as error:
+                raise internal_error(error, lambda: positions) from error
             new_data = module.bytes
             if original_compiles is None:
                 original_compiles = _compiles(source.text, source.path)
@@ -418,7 +478,13 @@ class FileTransformer:
         covered = reported_lines | {f.line for f in findings}
         silenced = parse_suppressions(text)
         net = []
-        for construct in find_single_label(text):
+        try:
+            constructs = find_single_label(text)
+        except (SyntaxError, RecursionError):
+            raise
+        except Exception as error:
+            raise internal_error(error, dict) from error
+        for construct in constructs:
             if covered.intersection((construct.line, *construct.related_lines)):
                 continue
             codes = silenced.get(construct.line)
@@ -467,7 +533,10 @@ class FileTransformer:
         """The violations no comment silences, node positions, and the lines of every violation."""
         context = RuleContext(path=path, threshold=self.settings.threshold, threshold_name=threshold_name)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        wrapper.visit_batched([rule(context) for rule in rules])
+        try:
+            wrapper.visit_batched([rule(context) for rule in rules])
+        except Exception as error:
+            raise internal_error(error, lambda: wrapper.resolve(PositionProvider)) from error
         positions = wrapper.resolve(PositionProvider)
         silenced = parse_suppressions(text)
         kept = [v for v in context.violations if not self._is_silenced(v, positions, silenced)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
@@ -28,6 +29,8 @@ CLASS_INDEX_DATASETS: dict[str, str] = {
 }
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
+_DATASET_NAMES = frozenset(name.rsplit(".", 1)[1] for name in CLASS_INDEX_DATASETS)
+_BUILDER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in _TENSOR_BUILDERS)
 _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECASE)
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
 _MULTI_HOT_WORD = re.compile(r"multi|hot|vec", re.IGNORECASE)
@@ -84,6 +87,23 @@ class ClassIndexDatasetRule(Rule):
         named = any(trigger in source for trigger in cls.triggers if trigger != "__getitem__")
         return named or _GETITEM_TEXT.search(source) is not None
 
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """A dataset is *built* (not defined, as in torchvision's own modules), or a ``__getitem__``
+        builds a tensor. Names imported under another name count by their alias."""
+        datasets = set(_DATASET_NAMES)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
+                return True
+            if isinstance(node, ast.FunctionDef) and node.name == "__getitem__" and any(
+                isinstance(inner, ast.Call) and _last_name(inner.func) in _BUILDER_NAMES for inner in ast.walk(node)
+            ):
+                return True
+        return False
+
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if qualified & _TENSOR_BUILDERS and self._class_index_item(node, "torch.LongTensor" in qualified):
@@ -138,6 +158,12 @@ class ClassIndexDatasetRule(Rule):
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current is not None and current.name.value == "__getitem__"
+
+
+def _last_name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
 
 
 def _is_integer_dtype(expression: cst.BaseExpression) -> bool:

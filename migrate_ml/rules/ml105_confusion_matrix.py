@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
@@ -40,6 +41,24 @@ class ConfusionMatrixRule(Rule):
     triggers = ("confusion_matrix", "ConfusionMatrix", "class_correct", "correct_pred", "class_total", "zip(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
 
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """A confusion-matrix call, a per-class counter, or a counter updated inside a ``zip`` loop:
+        ``zip(`` alone occurs in most files, so the text trigger cannot decide."""
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                if name.endswith(("confusion_matrix", "ConfusionMatrix")):
+                    return True
+            elif isinstance(node, ast.For) and _is_zip_over_pairs(node):
+                return True
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
+                counter = node.target.value
+                if isinstance(counter, ast.Name) and _PER_CLASS_COUNTERS.match(counter.id):
+                    return True
+        return False
+
     def visit_Module(self, node: cst.Module) -> None:
         self._reported_counters: set[str] = set()
         self._loops: list[cst.For] = []
@@ -62,7 +81,7 @@ class ConfusionMatrixRule(Rule):
                 fix=self._rename_fix(node),
             )
             return
-        name = node.func.attr.value if isinstance(node.func, cst.Attribute) else getattr(node.func, "value", "")
+        name = _called_name(node.func)
         if name.endswith("ConfusionMatrix") and not name.startswith("Multilabel") and not any(
             q.startswith("torchmetrics.") and "Multilabel" in q for q in qualified
         ):
@@ -115,6 +134,23 @@ class ConfusionMatrixRule(Rule):
                 f"per-class accuracy loop: `{counter}[...]` is indexed by the sample's one label",
                 suggestion="count per label over the [B, C] predictions: tp += (pred & y.bool()).sum(0); fp += (pred & ~y.bool()).sum(0); fn += (~pred & y.bool()).sum(0)",
             )
+
+
+def _called_name(func: cst.BaseExpression) -> str:
+    """The last name of ``f(...)`` or ``a.b.f(...)``; empty for a call of anything else (``x[0]()``)."""
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
+
+
+def _is_zip_over_pairs(loop: ast.For) -> bool:
+    """``for t, p in zip(...)`` whose body adds to a subscripted counter (the shape ``_counts_pairs`` checks)."""
+    iterator = loop.iter
+    if not (isinstance(iterator, ast.Call) and isinstance(iterator.func, ast.Name) and iterator.func.id == "zip"):
+        return False
+    if not isinstance(loop.target, ast.Tuple):
+        return False
+    return any(isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript) for node in ast.walk(loop))
 
 
 def _pair_counter(target: cst.BaseExpression) -> tuple[str, list[cst.BaseExpression]] | None:

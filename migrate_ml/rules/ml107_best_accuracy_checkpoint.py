@@ -17,6 +17,8 @@ _QUALIFIER_WORDS = frozenset(
     {"val", "valid", "validation", "test", "eval", "ema", "1", "model", "so", "far", "global"}
 )
 _WORD = re.compile(r"[A-Z]?[a-z]+\d*|[A-Z]+(?![a-z])\d*|\d+")
+_CANDIDATE_NAME = re.compile(r"\b\w*(?:best|max|highest)\w*", re.IGNORECASE)
+"""Identifiers with a "best" word somewhere: the only names ``_is_best_accuracy`` can accept."""
 
 
 def _words(name: str) -> list[str]:
@@ -63,8 +65,9 @@ class BestAccuracyCheckpointRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        lowered = source.lower()
-        return any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))
+        # "best" and "acc" each occur in most files (``accumulate``, ``max(``): only a name that
+        # reads as a best accuracy (the test the rule itself applies) is worth a parse.
+        return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(source))
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         names = [_accuracy_name(node.left)] + [_accuracy_name(t.comparator) for t in node.comparisons]
