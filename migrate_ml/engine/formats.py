@@ -15,8 +15,7 @@ from typing import Iterator, Sequence
 from urllib.parse import quote
 
 from migrate_ml import __version__
-from migrate_ml.engine.notebook import is_notebook, source_json_lines
-from migrate_ml.engine.report import rule_name
+from migrate_ml.engine.report import cell_line_maps, rule_name, stored_line
 from migrate_ml.engine.runner import FileOutcome
 from migrate_ml.rules import RULES
 
@@ -27,36 +26,39 @@ def _entries(outcome: FileOutcome, mode: str) -> Iterator[dict]:
     """Everything to report about one file, as plain dicts with file positions."""
     if outcome.error is not None:
         error = outcome.error
-        yield {"level": "error", "code": None, "line": error.line, "column": error.column, "message": error.message}
+        yield {"level": "error", "code": None, "line": error.line, "column": error.column, "message": error.message, "cell": None}
         return
-    # Written files report findings in the new text, others in the text as it is.
-    findings_text = outcome.new_text if outcome.written else outcome.old_text
-    finding_lines = source_json_lines(findings_text) if is_notebook(outcome.path) else {}
-    change_lines = source_json_lines(outcome.old_text) if is_notebook(outcome.path) else {}
+    change_lines, finding_lines = cell_line_maps(outcome)
     change_level = "note" if mode == "rewrite" else "error"
     change_verb = "rewrote" if mode == "rewrite" else "would rewrite"
     for change in outcome.changes:
-        line, cell_note = _file_line(change, change_lines)
         yield {
             "level": change_level,
             "code": change.code,
-            "line": line,
+            "line": stored_line(change, change_lines),
             "column": change.column,
-            "message": f"{change_verb}{cell_note}: {change.message}",
+            "message": f"{change_verb}{_in_cell(change)}: {change.message}",
+            "cell": change.cell,
+            "cell_line": change.line,
         }
     for finding in outcome.findings:
-        line, cell_note = _file_line(finding, finding_lines)
-        message = f"{finding.message}{cell_note and ' (' + cell_note.strip() + ')'}"
+        where = _in_cell(finding)
+        message = f"{finding.message}{where and ' (' + where.strip() + ')'}"
         if finding.suggestion:
             message += f"\nhelp: {finding.suggestion}"
-        yield {"level": "warning", "code": finding.code, "line": line, "column": finding.column, "message": message}
+        yield {
+            "level": "warning",
+            "code": finding.code,
+            "line": stored_line(finding, finding_lines),
+            "column": finding.column,
+            "message": message,
+            "cell": finding.cell,
+            "cell_line": finding.line,
+        }
 
 
-def _file_line(item, cell_lines: dict[int, int]) -> tuple[int, str]:
-    cell = getattr(item, "cell", None)
-    if cell is None:
-        return item.line, ""
-    return cell_lines.get(cell, 0) + item.line, f" in cell {cell} line {item.line}"
+def _in_cell(item) -> str:
+    return "" if item.cell is None else f" in cell {item.cell} line {item.line}"
 
 
 def _escape_data(text: str) -> str:
@@ -108,15 +110,18 @@ def sarif_log(outcomes: Sequence[FileOutcome], mode: str) -> str:
                 continue
             if entry["code"] not in used_codes:
                 used_codes.append(entry["code"])
-            results.append(
-                {
-                    "ruleId": entry["code"],
-                    "ruleIndex": used_codes.index(entry["code"]),
-                    "level": entry["level"],
-                    "message": {"text": entry["message"]},
-                    "locations": [location],
-                }
-            )
+            result = {
+                "ruleId": entry["code"],
+                "ruleIndex": used_codes.index(entry["code"]),
+                "level": entry["level"],
+                "message": {"text": entry["message"]},
+                "locations": [location],
+            }
+            if entry["cell"] is not None:
+                # The region is the line of the .ipynb JSON (what a viewer of the file shows);
+                # the cell and the line inside it are what a notebook editor shows.
+                result["properties"] = {"notebookCell": entry["cell"], "notebookCellLine": entry["cell_line"]}
+            results.append(result)
     rules = []
     for code in used_codes:
         rule = RULES.get(code)

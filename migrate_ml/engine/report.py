@@ -169,10 +169,27 @@ def verbose_lines(outcomes: Sequence[FileOutcome], seconds: float, jobs: int) ->
     return lines
 
 
+def cell_line_maps(outcome: FileOutcome) -> tuple[dict[int, int], dict[int, int]]:
+    """For a notebook, {cell: line of the stored ``.ipynb`` holding its ``"source"``} for its
+    changes (the original text) and its findings (the written text, or the original when
+    nothing was written); empty maps for a ``.py`` file."""
+    if not is_notebook(outcome.path):
+        return {}, {}
+    findings_text = outcome.new_text if outcome.written else outcome.old_text
+    return source_json_lines(outcome.old_text), source_json_lines(findings_text)
+
+
+def stored_line(item, cell_lines: dict[int, int]) -> int:
+    """The line of the file as stored: a notebook cell's line mapped onto its ``.ipynb`` JSON line."""
+    cell = getattr(item, "cell", None)
+    return item.line if cell is None else cell_lines.get(cell, 0) + item.line
+
+
 def json_report(outcomes: Sequence[FileOutcome], mode: str) -> str:
     """The stable machine-readable report (schema version 1, documented in docs/cli.md)."""
     files = []
     for outcome in outcomes:
+        change_lines, finding_lines = cell_line_maps(outcome)
         if outcome.error is not None:
             status = "error"
         elif outcome.changed:
@@ -192,6 +209,9 @@ def json_report(outcomes: Sequence[FileOutcome], mode: str) -> str:
                         "line": c.line,
                         "column": c.column,
                         "end_line": c.end_line,
+                        "cell": c.cell,
+                        "end_cell": c.end_cell,
+                        "file_line": stored_line(c, change_lines),
                         "message": c.message,
                         "safety": c.applicability,
                     }
@@ -203,6 +223,8 @@ def json_report(outcomes: Sequence[FileOutcome], mode: str) -> str:
                         "name": rule_name(f.code),
                         "line": f.line,
                         "column": f.column,
+                        "cell": f.cell,
+                        "file_line": stored_line(f, finding_lines),
                         "message": f.message,
                         "suggestion": f.suggestion,
                         "safety": f.applicability,

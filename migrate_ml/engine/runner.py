@@ -261,8 +261,9 @@ def process_file(
 
 
 def _without_texts(outcome: FileOutcome) -> FileOutcome:
-    if not outcome.changed:
-        # The texts of an unchanged file are never shown: do not keep or pickle them.
+    if not outcome.changed and not (outcome.findings and is_notebook(outcome.path)):
+        # The texts of an unchanged file are never shown: do not keep or pickle them. A
+        # notebook's are needed to map its findings' cells onto the lines of the .ipynb.
         outcome.old_text = outcome.new_text = ""
         outcome.new_data = b""
     return outcome

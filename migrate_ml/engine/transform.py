@@ -31,7 +31,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate_ml import __version__
 from migrate_ml.engine.source import SourceError, SourceFile
-from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
+from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules._still_single_label import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
@@ -66,7 +66,9 @@ class InternalError(Exception):
         )
 
 
-def internal_error(error: Exception, positions: Callable[[], dict]) -> InternalError:
+def internal_error(
+    error: Exception, positions: Callable[[], dict], rule: str | None = None, node: cst.CSTNode | None = None
+) -> InternalError:
     """Name the rule whose code raised ``error`` and the line of the node it was looking at.
 
     The innermost frame that belongs to a rule (its module is ``rules/mlNNN_*.py``, or its
@@ -75,8 +77,8 @@ def internal_error(error: Exception, positions: Callable[[], dict]) -> InternalE
     directly).
     """
     frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
-    rule = line = None
-    for frame in reversed(frames):
+    line = None
+    for frame in reversed(frames if rule is None else ()):
         owner = frame.f_locals.get("self")
         module = _RULE_MODULE.search(frame.f_code.co_filename)
         if isinstance(owner, Rule):
@@ -91,6 +93,8 @@ def internal_error(error: Exception, positions: Callable[[], dict]) -> InternalE
         located = positions()
     except Exception:  # the positions themselves may be what failed
         located = {}
+    if node in located:
+        return InternalError(error, rule, located[node].start.line)
     for frame in reversed(frames):
         for value in frame.f_locals.values():
             if isinstance(value, cst.CSTNode) and value in located:
@@ -296,22 +300,27 @@ def _syntax_error(path: str, data: bytes, exc: cst.ParserSyntaxError) -> SourceE
 
 
 class _ApplyEdits(cst.CSTTransformer):
-    def __init__(self, fixes: Iterable[Fix]) -> None:
+    def __init__(self, violations: Iterable[Violation]) -> None:
         super().__init__()
         self._edits: dict[cst.CSTNode, list] = {}
         seen: set[int] = set()
-        for fix in fixes:
-            for edit in fix.edits:
+        for violation in violations:
+            assert violation.fix is not None
+            for edit in violation.fix.edits:
                 if id(edit) in seen:
                     continue  # one edit shared by the fixes of several rules (ML020/ML021) runs once
                 seen.add(id(edit))
-                self._edits.setdefault(edit.node, []).append(edit.apply)
+                self._edits.setdefault(edit.node, []).append((violation.code, edit.apply))
+        self.failed: tuple[str, cst.CSTNode] | None = None
+        """The rule and node of the edit that raised: a fix is a closure, its frames name no rule."""
 
     def on_leave(self, original_node, updated_node):  # type: ignore[override]
-        for apply in self._edits.get(original_node, ()):
+        for code, apply in self._edits.get(original_node, ()):
             if not isinstance(updated_node, cst.CSTNode):
                 break  # an earlier edit removed the node
+            self.failed = (code, original_node)
             updated_node = apply(updated_node)
+            self.failed = None
         return updated_node
 
 
@@ -436,10 +445,7 @@ class FileTransformer:
             # A rule's own notes about code that its fix rewrites cannot be detected again in the
             # new text, yet still need a human (e.g. "not every use of this criterion was followed").
             inside_fixes = [f for f in findings if _within_fixes(f, fixes, positions)]
-            try:
-                module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
-            except Exception as error:
-                raise internal_error(error, lambda: positions) from error
+            module = self._apply(module, fixes, source.path, threshold_name, positions)
             new_data = module.bytes
             if original_compiles is None:
                 original_compiles = _compiles(source.text, source.path)
@@ -514,7 +520,7 @@ class FileTransformer:
                 changes=tuple(self._change(violation, positions) for violation in group),
                 violations=tuple(group),
                 text=text,
-                preview=lambda g=group: self._apply(module, [v.fix for v in g], path, threshold_name).code,
+                preview=lambda g=group: self._apply(module, g, path, threshold_name, positions).code,
             )
             if accept(proposal):
                 chosen.extend(group)
@@ -596,8 +602,16 @@ class FileTransformer:
             ),
         )
 
-    def _apply(self, module: cst.Module, fixes: list[Fix], path: str, threshold_name: str) -> cst.Module:
-        module = module.visit(_ApplyEdits(fixes))
+    def _apply(
+        self, module: cst.Module, violations: Sequence[Violation], path: str, threshold_name: str, positions: dict
+    ) -> cst.Module:
+        applier = _ApplyEdits(violations)
+        try:
+            module = module.visit(applier)
+        except Exception as error:
+            rule, node = applier.failed or (None, None)
+            raise internal_error(error, lambda: positions, rule, node) from error
+        fixes = [violation.fix for violation in violations]
         if any(fix.needs_threshold for fix in fixes):
             module = _insert_threshold(module, threshold_name, self.settings.threshold)
         adds = [imp for fix in fixes for imp in fix.add_imports]

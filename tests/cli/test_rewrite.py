@@ -274,6 +274,7 @@ def test_parallel_output_is_identical(project, run_cli):
 # JSON report ---------------------------------------------------------------------------------
 
 POSITION = {"type": "integer", "minimum": 1}
+CELL = {"oneOf": [{"type": "null"}, POSITION]}
 SCHEMA = {
     "type": "object",
     "required": ["version", "tool", "mode", "files", "summary"],
@@ -300,9 +301,10 @@ SCHEMA = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["code", "name", "line", "column", "end_line", "message", "safety"],
+                            "required": ["code", "name", "line", "column", "end_line", "cell", "end_cell", "file_line", "message", "safety"],
                             "properties": {
                                 "line": POSITION, "column": POSITION, "end_line": POSITION,
+                                "cell": CELL, "end_cell": CELL, "file_line": POSITION,
                                 "safety": {"enum": ["safe", "unsafe"]},
                             },
                         },
@@ -311,9 +313,9 @@ SCHEMA = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["code", "name", "line", "column", "message", "suggestion", "safety"],
+                            "required": ["code", "name", "line", "column", "cell", "file_line", "message", "suggestion", "safety"],
                             "properties": {
-                                "line": POSITION, "column": POSITION,
+                                "line": POSITION, "column": POSITION, "cell": CELL, "file_line": POSITION,
                                 "safety": {"enum": ["safe", "unsafe", "display-only"]},
                             },
                         },
@@ -347,3 +349,5 @@ def test_json_report_follows_the_documented_schema(project, run_cli):
     assert by_path["b.py"]["findings"][0]["code"] == "ML001"
     assert by_path["d.py"]["error"]["message"].startswith("cannot decode")
     assert report["summary"] == {"files": 4, "changed": 1, "errors": 1, "findings": 1}
+    change = by_path["a.py"]["changes"][0]
+    assert change["cell"] is None and change["file_line"] == change["line"]

@@ -13,6 +13,7 @@ import libcst as cst
 import pytest
 
 from migrate_ml.engine import source
+from migrate_ml.engine.report import verbose_lines
 from migrate_ml.engine.runner import discover, process_file, process_files
 from migrate_ml.engine.transform import Settings
 
@@ -59,9 +60,32 @@ def test_a_crashing_rule_fails_its_file_only(tmp_path, make_rule):
     good = tmp_path / "good.py"
     good.write_text("y = 2\n")
     bad_outcome, good_outcome = process_files([str(bad), str(good)], Settings(), write=True)
-    assert str(bad_outcome.error) == f"{bad}:1:1: error: internal error: KeyError: 'boom'; file left unchanged"
+    assert str(bad_outcome.error) == (
+        f"{bad}:1:1: error: internal error in ML921: KeyError: 'boom'; file left unchanged. This is a bug in "
+        "migrate-ml 0.1.0: please report it with the command you ran, this file and this message (-v prints the traceback)"
+    )
     assert bad.read_text() == "y = legacy_call(1)\n"
     assert good_outcome.error is None
+
+
+def test_an_internal_error_names_the_rule_and_line_it_was_detecting_at(tmp_path, make_rule):
+    rule = make_rule("ML923", None)
+
+    def visit_Call(self, node):  # LibCST dispatches on the method's name
+        if isinstance(node.func, cst.Name) and node.func.value == "legacy_call":
+            return node.func.endswith("x")  # a node taken for a string: the ML105 bug
+
+    rule.visit_Call = visit_Call
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n\n\nz = [legacy_call(1)]\n")
+    outcome = process_file(str(bad), Settings(), write=False)
+    assert str(outcome.error).startswith(f"{bad}:4:1: error: internal error in ML923: AttributeError: 'Name' object has no attribute 'endswith'")
+    # --verbose prints the traceback below the file's line, down to the rule's own frame.
+    assert "in visit_Call" in outcome.traceback and outcome.traceback.rstrip().endswith("AttributeError: 'Name' object has no attribute 'endswith'")
+    lines = verbose_lines([outcome], 0.1, 1)
+    assert lines[0] == f"migrate-ml: {bad}: could not be processed ({outcome.seconds:.3f} s)"
+    assert lines[1] == "migrate-ml:   Traceback (most recent call last):"
+    assert any("in visit_Call" in line for line in lines)
 
 
 def test_parallel_results_match_serial_ones_in_input_order(tmp_path, make_rule):

@@ -76,6 +76,18 @@ def test_sarif_for_notebook_points_into_the_json_file(run_cli, notebook_file):
     line = result["locations"][0]["physicalLocation"]["region"]["startLine"]
     assert "nn.CrossEntropyLoss()" in notebook_file.read_text().splitlines()[line - 1]
     assert "in cell 3 line 2" in result["message"]["text"]
+    assert result["properties"] == {"notebookCell": 3, "notebookCellLine": 2}
+
+
+def test_json_report_locates_notebook_entries_by_cell(run_cli, notebook_file):
+    notebook_file.write_text(notebook_file.read_text().replace("nn.CrossEntropyLoss()", "nn.CrossEntropyLoss(ignore_index=-1)"))
+    _, out, _ = run_cli("rewrite", "--check", "--output-format", "json", str(notebook_file))
+    (entry,) = json.loads(out)["files"]
+    (finding,) = entry["findings"]
+    # The line inside the cell, as the text report's `cell 3:2:13` says, and the line of the
+    # stored .ipynb that holds it, for a CI annotation on the file.
+    assert (finding["cell"], finding["line"], finding["column"]) == (3, 2, 13)
+    assert "nn.CrossEntropyLoss(ignore_index=-1)" in notebook_file.read_text().splitlines()[finding["file_line"] - 1]
 
 
 def test_sarif_names_a_non_utf8_file_by_its_bytes(run_cli, train_file, tmp_path, monkeypatch):
