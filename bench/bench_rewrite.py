@@ -10,7 +10,10 @@ calls it. ``--compare NAME=PATH`` times another ``migrate-ml`` executable (anoth
 say ``main``) with ``rewrite --diff -j1`` in the same interleaved rounds, so that a change is
 judged against its baseline under the same load. Usage::
 
-    /root/.pyenv/versions/3.11.7/bin/python3 bench/bench_rewrite.py [--repeat 3] [--compare main=/path/to/migrate-ml]
+    .venv/bin/python bench/bench_rewrite.py [--repeat 3] [--compare main=/path/to/migrate-ml] [--torchfix /path/to/torchfix]
+
+``--torchfix PATH`` also times TorchFix (``torchfix TREE``: its own checks, no fixes
+written), installed in a scratch virtual environment, in the same rounds.
 
 ``--jobs-only`` compares the default ``-j`` with ``-j1`` alone, side by side (alternating which
 goes first), with the CPU time of each run and the load average before it: on a shared machine
@@ -151,6 +154,7 @@ def main() -> None:
         metavar="NAME=PATH",
         help="also time this migrate-ml executable (rewrite --diff -j1) in the same rounds",
     )
+    parser.add_argument("--torchfix", metavar="PATH", help="also time this torchfix executable on the tree in the same rounds")
     args = parser.parse_args()
 
     tree = package_dir("timm")
@@ -175,10 +179,13 @@ def main() -> None:
         if not path:
             sys.exit(f"--compare expects NAME=PATH, got {spec!r}")
         commands[f"{name}: rewrite --diff -j1"] = [path, "rewrite", "--diff", "-j1", str(tree)]
+    if args.torchfix:
+        # TorchFix exits non-zero when it reports anything.
+        commands["torchfix (comparison)"] = [args.torchfix, str(tree)]
     times: dict[str, list[float]] = {name: [] for name in commands}
     for repetition in range(args.repeat):
         for name, command in commands.items():
-            times[name].append(timed(command, name=name))
+            times[name].append(timed(command, allowed=tuple(range(256)) if name.startswith("torchfix") else (0, 1), name=name))
         print(f"repetition {repetition + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()), file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -193,7 +200,7 @@ def main() -> None:
             "small training file (rules fire)": [*tool, "rewrite", "--diff", str(training)],
         }
         for name, command in small.items():
-            times[name] = [timed(command) for _ in range(max(5, args.repeat))]
+            times[name] = [timed(command, name=name) for _ in range(max(5, args.repeat))]
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     round_trip = medians["libcst round trip"]
@@ -211,7 +218,7 @@ def main() -> None:
         targets[f"{name}: rewrite --diff (-j1) <= 1/3 of round trip"] = (ratio, ratio <= 1 / 3)
     cpu = {name: statistics.median(values) for name, values in CPU_TIMES.items()}
     cpu_ratios = {
-        name: round(value / cpu["libcst round trip"], 3) for name, value in cpu.items() if "-j1" in name
+        name: round(value / cpu["libcst round trip"], 3) for name, value in cpu.items() if "-j1" in name or "torchfix" in name
     }
     info["machine"]["load_average_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report = {

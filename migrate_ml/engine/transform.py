@@ -32,6 +32,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from migrate_ml import __version__
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
+from migrate_ml.rules._prefilter import parse_once
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules._still_single_label import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
@@ -744,7 +745,7 @@ def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
     if not any(rule.checks_tree() for rule in rules):
         return rules
     try:
-        tree = ast.parse(text)
+        tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
     return [rule for rule in rules if not rule.checks_tree() or rule.could_apply_tree(tree)]

@@ -8,6 +8,7 @@ words also require one of these markers of training, evaluation or loss code.
 
 from __future__ import annotations
 
+import ast
 import re
 
 # Each pattern starts with a lookahead on the first characters its alternatives can start
@@ -45,3 +46,17 @@ def has_training_marker(source: str) -> bool:
 def has_loss_marker(source: str) -> bool:
     """A loss is built, called or back-propagated somewhere in the file."""
     return _search(_LOSS_MARKER, source)
+
+
+_last_tree: tuple[str, ast.Module] | None = None
+
+
+def parse_once(text: str) -> ast.Module:
+    """``ast.parse(text)``, once per text: the rules' syntax-tree pre-check and the safety net
+    read the same file, and neither changes the tree. Raises what ``ast.parse`` raises."""
+    global _last_tree
+    if _last_tree is not None and _last_tree[0] is text:
+        return _last_tree[1]
+    tree = ast.parse(text)
+    _last_tree = (text, tree)
+    return tree

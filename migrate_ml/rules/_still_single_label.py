@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, parse_once
 from migrate_ml.rules._single_label_values import (
     ATTENTION,
     CLASS_INDEX,
@@ -122,9 +122,11 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
     if not could_contain_single_label(text):
         return []
     try:
-        tree = ast.parse(text)
+        tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
+    if is_model_code_only(text) and not _may_end_in_softmax(tree):
+        return []  # the one construct model code can hold cannot be there: skip the full walk
     detector = _Detector(text, tree)
     found = detector.run()
     if detector.helper_inputs:
@@ -132,6 +134,58 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         # walk again with its parameters known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
     return found
+
+
+def is_model_code_only(text: str) -> bool:
+    """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or a
+    comparison there routes tokens or experts; only a model ending in softmax is reported."""
+    return "def forward" in text and not (
+        names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
+    )
+
+
+_RETURNS_SOFTMAX = re.compile(r"^[ \t]*return\b[^\n]*softmax\(", re.MULTILINE)
+_SOFTMAX_ASSIGNED = re.compile(r"^[ \t]*(\w+)[ \t]*=[^=\n][^\n]*softmax\(", re.MULTILINE)
+
+
+def may_return_softmax(text: str) -> bool:
+    """Text test before parsing: a ``return`` line holds a softmax call, or returns a name a
+    softmax was assigned to. Attention code (``attn = attn.softmax(-1)``, ``return x``) fails it."""
+    if _RETURNS_SOFTMAX.search(text):
+        return True
+    names = set(_SOFTMAX_ASSIGNED.findall(text))
+    return bool(names) and re.search(
+        r"^[ \t]*return\b[^\n]*\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b", text, re.MULTILINE
+    ) is not None
+
+
+def _may_end_in_softmax(tree: ast.Module) -> bool:
+    """A cheap superset of what the detector reports in model code: an ``nn.Softmax`` layer is
+    built, or a ``forward``/``__call__`` returns a softmax, directly or through a name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _called(node) == "Softmax":
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+            node.name.startswith("forward") or node.name == "__call__"
+        ):
+            returned: set[str] = set()
+            softmax_bound: set[str] = set()
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Return) and inner.value is not None:
+                    values = inner.value.elts if isinstance(inner.value, ast.Tuple) else [inner.value]
+                    if any(isinstance(v, ast.Call) and _called(v) == "softmax" for v in values):
+                        return True
+                    returned.update(v.id for v in values if isinstance(v, ast.Name))
+                elif isinstance(inner, ast.Assign) and isinstance(inner.value, ast.Call) and _called(inner.value) == "softmax":
+                    softmax_bound.update(t.id for t in inner.targets if isinstance(t, ast.Name))
+            if returned & softmax_bound:
+                return True
+    return False
+
+
+def _called(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 # --- what the detector knows, as data -------------------------------------------------------
@@ -249,11 +303,7 @@ class _Detector(ValueTracker):
     def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
         super().__init__(tree, seeds)
         self.lines = text.splitlines()
-        self.model_code_only = "def forward" in text and not (
-            names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
-        )
-        """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or
-        a comparison there routes tokens or experts; only a model ending in softmax is reported."""
+        self.model_code_only = is_model_code_only(text)
         self.helper_inputs: dict[str, dict[int, int]] = {}
         """The file's own functions called with thresholded predictions: name -> {position: line}."""
         self.found: dict[int, _Record] = {}

@@ -16,6 +16,7 @@ from migrate_ml.rules._still_single_label import (
     COMMON_WORDS,
     KINDS,
     could_contain_single_label,
+    may_return_softmax,
     names_a_single_label_api,
 )
 
@@ -61,6 +62,6 @@ class StillSingleLabelRule(Rule):
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
         if names_a_single_label_api(source):
             return True
-        if "Softmax(" in source or ("softmax" in source and "def forward" in source):
+        if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

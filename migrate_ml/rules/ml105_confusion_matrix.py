@@ -11,6 +11,8 @@ from libcst.metadata import QualifiedNameProvider
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 
 _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|total_pred|class_acc\w*|per_class\w*)$")
+_SUBSCRIPT_INCREMENT = re.compile(r"\]\s*\+=")
+_COUNTER_TEXT = re.compile(r"\b(?:class_acc|per_class)\w*\[")
 _SKLEARN_CONFUSION = frozenset({"sklearn.metrics.confusion_matrix", "sklearn.metrics._classification.confusion_matrix"})
 _MULTILABEL_CONFUSION = "multilabel_confusion_matrix"
 _INDEX_CASTS = frozenset({"long", "int", "item", "cpu"})
@@ -39,6 +41,16 @@ class ConfusionMatrixRule(Rule):
     example_before = "cm = confusion_matrix(y_true, y_pred)\n"
     example_after = "cm = multilabel_confusion_matrix(y_true, y_pred)  # [C, 2, 2]: one matrix per label\n"
     triggers = ("confusion_matrix", "ConfusionMatrix", "class_correct", "correct_pred", "class_total", "zip(")
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        """A confusion-matrix or per-class counter name, or a ``zip`` loop next to a counter
+        updated by subscript (``cm[t, p] += 1``): ``zip(`` alone is in most files."""
+        if any(trigger in source for trigger in cls.triggers if trigger != "zip("):
+            return True
+        return ("zip(" in source and _SUBSCRIPT_INCREMENT.search(source) is not None) or (
+            _COUNTER_TEXT.search(source) is not None
+        )
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
 
     @classmethod
@@ -144,13 +156,19 @@ def _called_name(func: cst.BaseExpression) -> str:
 
 
 def _is_zip_over_pairs(loop: ast.For) -> bool:
-    """``for t, p in zip(...)`` whose body adds to a subscripted counter (the shape ``_counts_pairs`` checks)."""
+    """``for t, p in zip(...)`` whose body adds to a counter with two indices (the shape ``_counts_pairs`` checks)."""
     iterator = loop.iter
     if not (isinstance(iterator, ast.Call) and isinstance(iterator.func, ast.Name) and iterator.func.id == "zip"):
         return False
     if not isinstance(loop.target, ast.Tuple):
         return False
-    return any(isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript) for node in ast.walk(loop))
+    return any(
+        isinstance(node, ast.AugAssign)
+        and isinstance(node.target, ast.Subscript)
+        # cm[t, p] or cm[t][p]: two indices, as _pair_counter requires
+        and (isinstance(node.target.value, ast.Subscript) or (isinstance(node.target.slice, ast.Tuple) and len(node.target.slice.elts) == 2))
+        for node in ast.walk(loop)
+    )
 
 
 def _pair_counter(target: cst.BaseExpression) -> tuple[str, list[cst.BaseExpression]] | None:

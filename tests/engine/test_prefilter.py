@@ -1,0 +1,95 @@
+"""The pre-filter: LibCST parses a file only when some rule can act on it.
+
+Each case pairs code a rule handles (parsed, and the rule reports it) with code that merely
+shares its words (left unparsed). The words in question are everywhere in model and library
+code: `zip(`, `best` + `acc`, dataset class names, `softmax` inside attention.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from migrate_ml.engine.source import decode_source
+from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
+from migrate_ml.rules import load_rules
+from migrate_ml.rules._still_single_label import may_return_softmax
+
+
+@pytest.fixture(scope="module")
+def transformer():
+    return FileTransformer(select_rules(load_rules(), (), ()), Settings())
+
+
+def _run(transformer, text: str):
+    return transformer.transform(decode_source("t.py", text.encode()))
+
+
+ACTED_ON = {
+    "ML105 hand-written confusion matrix": (
+        "ML105",
+        "def count(cm, targets, preds):\n    for t, p in zip(targets, preds):\n        cm[t, p] += 1\n",
+    ),
+    "ML105 per-class counter": (
+        "ML105",
+        "def tally(labels, correct):\n    for i, label in enumerate(labels):\n        class_correct[label] += correct[i]\n",
+    ),
+    "ML107 best accuracy": (
+        "ML107",
+        "def keep(acc, model):\n    global best_acc\n    if acc > best_acc:\n        best_acc = acc\n",
+    ),
+    "ML101 dataset built under an alias": (
+        "ML101",
+        "from torchvision.datasets import ImageFolder as Folder\n\ntrain_set = Folder('data/train')\n",
+    ),
+}
+
+UNPARSED = {
+    "zip without a subscripted counter": "def pairs(a, b):\n    return [x + y for x, y in zip(a, b)]\n",
+    "zip beside an unrelated counter": "def f(a, b, stats):\n    for x, y in zip(a, b):\n        stats['n'] += x * y\n",
+    "best and acc in other words": (
+        "def accumulate(grads, max_norm):\n    best = max(grads)\n    return best if best < max_norm else max_norm\n"
+    ),
+    "a dataset defined, not built": "class CIFAR10(VisionDataset):\n    def __len__(self):\n        return 50000\n",
+    "softmax inside attention": (
+        "import torch\n\n\nclass Attention(torch.nn.Module):\n    def forward(self, q, k, v):\n"
+        "        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)\n        x = attn @ v\n        return x\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACTED_ON))
+def test_code_a_rule_handles_is_parsed_and_reported(transformer, case):
+    code, text = ACTED_ON[case]
+    result = _run(transformer, text)
+    assert result.skipped == ""
+    assert code in {finding.code for finding in result.findings_before}
+
+
+@pytest.mark.parametrize("case", sorted(UNPARSED))
+def test_code_that_only_shares_the_words_is_left_unparsed(transformer, case):
+    result = _run(transformer, UNPARSED[case])
+    assert result.skipped
+    assert not result.findings_before
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("def forward(self, x):\n    return F.softmax(self.fc(x), dim=1)\n", True),
+        ("def forward(self, x):\n    probs = self.fc(x).softmax(1)\n    return probs, x\n", True),
+        ("def forward(self, x):\n    attn = x.softmax(-1)\n    return attn @ x\n", True),  # superset: the detector decides
+        ("def forward(self, q, v):\n    attn = q.softmax(-1)\n    out = attn @ v\n    return out\n", False),
+        ("def forward(self, x):\n    return self.head(x)\n", False),
+    ],
+)
+def test_may_return_softmax_is_a_text_superset_of_a_model_ending_in_softmax(text, expected):
+    assert may_return_softmax(text) is expected
+
+
+def test_a_model_file_ending_in_softmax_is_still_reported(transformer):
+    text = (
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        out = F.softmax(self.fc(x), dim=1)\n        return out\n"
+    )
+    result = _run(transformer, text)
+    assert [(f.code, f.line) for f in result.findings_before] == [("ML100", 7)]
