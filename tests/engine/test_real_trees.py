@@ -27,15 +27,16 @@ SITE = Path(importlib.util.find_spec("timm").origin).parent.parent
 
 # The most files LibCST may parse in each tree. The rest must be settled by the text and `ast`
 # pre-filters, which is what keeps a run over a large repository fast. Counts when set: timm 15
-# (its loss and task modules, mixup, the dataset factory), torchvision 9 (detection losses and
-# box coding), the torch sample 16. Raising a budget needs a reason in the commit message.
+# (its loss and task modules, mixup, the dataset factory, the accuracy helper), torchvision 9
+# (detection losses and box coding), torch 6 + 4 + 1 + 3. Raising a budget needs a reason in
+# the commit message.
 PARSE_BUDGETS = {
-    "timm": 20,
-    "torchvision": 14,
+    "timm": 18,
+    "torchvision": 12,
     "torch/nn/modules": 8,
-    "torch/optim": 6,
-    "torch/utils/data": 3,
-    "torch/distributions": 5,
+    "torch/optim": 5,
+    "torch/utils/data": 2,
+    "torch/distributions": 4,
 }
 
 _VERBOSE_FILE = re.compile(r"^migrate-ml: (?P<path>.+): (?P<what>parsed and checked|could not be processed|not parsed, pre-filter: .*) \(\d+\.\d+ s\)$")
