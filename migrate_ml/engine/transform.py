@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from migrate_ml.engine import untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
 from migrate_ml.rules._project import FileFacts, facts_in_effect
@@ -379,11 +380,15 @@ class FileTransformer:
             # A rule's own notes about code that its fix rewrites cannot be detected again in the
             # new text, yet still need a human (e.g. "not every use of this criterion was followed").
             inside_fixes = [f for f in findings if _within_fixes(f, fixes, positions)]
+            if pass_number == 0:
+                untouched.round_trip(source.path, module, source.data)
+            edited = [(change.first_line or change.line, change.end_line) for change in result.changes[-len(fixes):]]
             module = self._apply(module, [v.fix for v in fixes], source.path, threshold_name)
             new_data = module.bytes
             if original_compiles is None:
                 original_compiles = _compiles(source.text, source.path)
             module = _reparse(source.path, new_data, original_compiles)
+            untouched.outside_edits(source.path, text, module.code, edited + untouched.import_lines(positions))
             carried = _moved(carried, text, module.code) + _moved(inside_fixes, text, module.code)
             text = module.code
             result.new_data, result.new_text = new_data, text
