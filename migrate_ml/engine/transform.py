@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migrate_ml.engine import untouched
+from migrate_ml.engine import bulk, untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Fix, Rule, RuleContext, Violation
 from migrate_ml.rules._project import FileFacts, facts_in_effect
@@ -205,6 +205,7 @@ def choose_threshold_name(text: str) -> str:
 
 
 def _parse(path: str, data: bytes) -> cst.Module:
+    bulk.check_size(path, data)
     try:
         return cst.parse_module(data)
     except cst.ParserSyntaxError as exc:
@@ -332,7 +333,13 @@ class FileTransformer:
         holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
         with facts_in_effect(project):
-            return self._transform(source, accept)
+            aside = bulk.set_aside(source)
+            if aside is None:
+                return self._transform(source, accept)
+            result = self._transform(aside.source, accept)
+        result.new_text, result.new_data = bulk.put_back(aside, source, result.new_text, source.path)
+        result.source = source
+        return result
 
     def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()

@@ -46,12 +46,21 @@ def outside_edits(path: str, old_text: str, new_text: str, edited: Iterable[tupl
     for first, last in edited:
         allowed.update(range(first, last + 1))
     old, new = _LINE.findall(old_text), _LINE.findall(new_text)
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    # The lines before the first change and after the last one are equal: compared in linear
+    # time, so that only the edited middle goes to difflib (which is quadratic in the worst case).
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    old_middle, new_middle = old[head : len(old) - tail], new[head : len(new) - tail]
+    matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
     for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
         if tag in ("equal", "insert"):
             continue
-        kept = iter(new[new_start:new_end])
-        for number in range(old_start + 1, old_end + 1):
+        kept = iter(new_middle[new_start:new_end])
+        for number in range(head + old_start + 1, head + old_end + 1):
             # A line outside the edits may still be in the replaced block unchanged (the block
             # then only gained lines around it): it must come back, in order.
             if number not in allowed and not any(line == old[number - 1] for line in kept):
