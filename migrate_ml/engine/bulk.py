@@ -1,4 +1,4 @@
-"""Files whose bulk is data: large literals are set aside before LibCST parses the file.
+r"""Files whose bulk is data: large literals are set aside before LibCST parses the file.
 
 LibCST builds a node, and metadata for it, per token: a 2 MB module of list literals holding
 one ``CrossEntropyLoss`` took 10 minutes and 4.7 GB. No rule reads a large literal made only
