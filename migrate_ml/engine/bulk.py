@@ -18,6 +18,7 @@ import ast
 import dataclasses
 import itertools
 import re
+import warnings
 
 from migrate_ml.engine.source import SourceError, SourceFile
 
@@ -58,7 +59,10 @@ def set_aside(source: SourceFile) -> SetAside | None:
     text = source.text
     starts = [0] + [match.end() for match in _LINE_START.finditer(text)]
     try:
-        spans = _large_literals(ast.parse(text), starts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not this run's to print
+            tree = ast.parse(text)
+        spans = _large_literals(tree, starts)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None  # the parse reports the problem, or the parser worker contains it
     if not spans:
