@@ -16,7 +16,12 @@ The pseudo-package ``adversarial`` is a generated folder of inputs built to brea
 brackets nested 5,000 deep (LibCST's native parser overflows its stack), a FIFO and
 ``/dev/zero`` among the inputs, ``\\r``-only and CRLF+BOM line endings, notebooks whose cells
 quote the internal markers or keep CRLF, a BOM, ``\\uXXXX`` escapes and ``1.10``, and odd
-notebooks (a number or a list holding a number as a cell's source, no cells, invalid JSON).
+notebooks (a number or a list holding a number as a cell's source, no cells, invalid JSON, a
+cell that is not an object, no metadata, a lone surrogate, nbformat 3); since issue 21 also a
+form feed LibCST does not print back, a tab and a line break in file names (the ``--diff``
+patch must still apply), a 0444 file (root must not replace it), a symbolic link out of the
+tree (its target must not change), a symbolic-link loop, two hard links to one file, a
+1 MB module of data literals and 700 KB of code (refused in one line, not parsed for minutes).
 Besides the checks above, each command must finish within a time limit (nothing hangs), every
 error must be one line naming its file, and no byte may be lost: after an in-place
 ``rewrite``, a file not reported as rewritten is byte-identical, a rewritten file is exactly
@@ -174,7 +179,34 @@ def adversarial_inputs() -> dict[str, bytes | None]:
         "notebooks/invalid_json.ipynb": b'{"cells": [\n  CrossEntropyLoss\n',
         "notebooks/empty.ipynb": b"",
         "notebooks/cell_magic_only.ipynb": json.dumps(_notebook([_code_cell("%%bash\necho CrossEntropyLoss\n")])).encode(),
+        # Round two (issue 21).
+        "notebooks/non_dict_cell.ipynb": json.dumps(_notebook([_code_cell(CROSS_ENTROPY), 5])).encode(),
+        "notebooks/no_metadata.ipynb": json.dumps({"cells": [_code_cell(CROSS_ENTROPY)], "nbformat": 4, "nbformat_minor": 5}).encode(),
+        "notebooks/lone_surrogate.ipynb": json.dumps(_notebook([_code_cell(CROSS_ENTROPY + "s = 'X'\n")])).replace("X", "\\ud800").encode(),
+        "notebooks/nbformat3.ipynb": json.dumps({"worksheets": [{"cells": [{"cell_type": "code", "input": CROSS_ENTROPY}]}],
+                                                 "metadata": {}, "nbformat": 3, "nbformat_minor": 0}).encode(),
+        "endings/form_feed_before_def.py": b"import torch.nn as nn\n\n\x0cdef f(out, labels):\n    criterion = nn.CrossEntropyLoss()\n"
+                                           b"    loss = criterion(out, labels)\n",
+        "names/tab\there.py": CROSS_ENTROPY.encode(),
+        "names/new\nline.py": CROSS_ENTROPY.encode(),
+        "modes/read_only.py": CROSS_ENTROPY.encode(),
+        "links/a.py": CROSS_ENTROPY.encode(),
+        "big/data.py": (CROSS_ENTROPY + "DATA = [\n" + "".join(
+            f"    [{', '.join(str((row * 7 + i) % 1000) for i in range(20))}],\n" for row in range(12000)
+        ) + "]\n").encode(),
+        "big/code.py": (CROSS_ENTROPY + "".join(f"value_{i} = compute({i}, scale=2.5)  # step {i}\n" for i in range(14000))).encode(),
     }
+
+
+READ_ONLY = ("modes/read_only.py",)
+"""Inputs given mode 0444: not to be written, even by root."""
+LINKS = {
+    "links/escape.py": ("symlink", "../../outside/victim.py"),
+    "links/loop.py": ("symlink", "loop.py"),
+    "links/b.py": ("hardlink", "links/a.py"),
+}
+"""Links made beside the inputs: a symbolic link out of the tree (its target must not change),
+a symbolic-link loop, and a second hard link to an input (one file for two workers)."""
 
 
 def expected_rewrite(before: bytes) -> bytes:
@@ -226,9 +258,19 @@ def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
             os.mkfifo(path)
         else:
             path.write_bytes(data)
+    for name in READ_ONLY:
+        (root / name).chmod(0o444)
+    victim = scratch / "outside" / "victim.py"
+    victim.parent.mkdir(exist_ok=True)
+    victim.write_bytes(CROSS_ENTROPY.encode())
+    for name, (kind, target) in LINKS.items():
+        if kind == "symlink":
+            (root / name).symlink_to(target)
+        else:
+            os.link(root / target, root / name)
     tool = migrate_ml_command()
     arguments = ["adversarial", "/dev/zero"]
-    result: dict = {"package": "adversarial", "inputs": len(inputs) + 1, "hung": []}
+    result: dict = {"package": "adversarial", "inputs": len(inputs) + len(LINKS) + 1, "hung": []}
 
     def run(*extra: str):
         try:
@@ -254,14 +296,22 @@ def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
         "errors_not_naming_a_file": [line for line in errors if not line.startswith(("adversarial/", "/dev/zero"))],
         "error_lines": errors,
     })
-    rewritten = set(re.findall(r"^Rewrote (\S+):", rewrite.stdout.decode("utf-8", "replace"), re.MULTILINE))
+    report = rewrite.stdout.decode("utf-8", "replace")
+    # Names may hold a tab or a line break: looked up one by one rather than parsed out.
+    rewritten = {f"adversarial/{name}" for name in [*inputs, *LINKS] if f"Rewrote adversarial/{name}: " in report}
+    for name, (kind, target) in LINKS.items():
+        if kind == "hardlink" and f"adversarial/{target}" in rewritten:
+            rewritten.add(f"adversarial/{name}")  # one file under two names, reported under the first
     # The --diff patch, applied to a copy of the originals, is what the in-place rewrite must give.
     patched_root = scratch / "adversarial-patched"
     shutil.rmtree(patched_root, ignore_errors=True)
     for name, data in originals.items():
         (patched_root / name).parent.mkdir(parents=True, exist_ok=True)
         (patched_root / name).write_bytes(data)
-    patch = diff.stdout.replace(b" a/adversarial/", b" a/adversarial-patched/").replace(b" b/adversarial/", b" b/adversarial-patched/")
+    patch = diff.stdout
+    for side in (b"a", b"b"):  # names git quotes (a tab, a line break) start with a quote
+        for opening in (b" ", b' "'):
+            patch = patch.replace(opening + side + b"/adversarial/", opening + side + b"/adversarial-patched/")
     applied = subprocess.run(["git", "apply", "--unsafe-paths", "-"], cwd=scratch, input=patch, capture_output=True)
     result["patch_applies"] = applied.returncode == 0
     lost = []
@@ -271,6 +321,11 @@ def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
         problem = _lost_bytes(name, before, after, patched, f"adversarial/{name}" in rewritten)
         if problem:
             lost.append(problem)
+    if victim.read_bytes() != CROSS_ENTROPY.encode():
+        lost.append("outside/victim.py: written through a symbolic link out of the tree")
+    for name in READ_ONLY:
+        if f"adversarial/{name}" in rewritten:
+            lost.append(f"{name}: a 0444 file was replaced")
     result["rewritten"] = sorted(rewritten)
     result["lost_bytes"] = lost
     # Each rewritable input holds the same two edits: anything else is a corrupted cell or line.

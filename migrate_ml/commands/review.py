@@ -97,7 +97,10 @@ class Reviewer:
         while True:
             self.out.write("Apply this change [y,n,a,q,?]? ")
             self.out.flush()
-            answer = self.keys.readline()
+            try:
+                answer = self.keys.readline()
+            except (OSError, ValueError):  # stdin unreadable (a directory, closed meanwhile): no more answers
+                answer = ""
             if not answer:  # end of input: like quitting
                 self.out.write("\n")
                 answer = "q"
@@ -169,6 +172,8 @@ def review_file(path: str, transformer: FileTransformer, reviewer: Reviewer) -> 
 def run(args: argparse.Namespace) -> int:
     if STDIN in args.paths:
         raise UsageError("review reads its answers from stdin, so it cannot read code from it")
+    if sys.stdin is None:  # file descriptor 0 closed
+        raise UsageError("review reads its answers from stdin, which is closed (give them on stdin, like printf 'y\\nn\\n' | migrate-ml review ...)")
     settings = settings_from(args)
     rules = select_rules(load_rules(), settings.select, settings.ignore)
     reviewer = Reviewer(sys.stdin, sys.stdout)

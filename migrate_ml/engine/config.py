@@ -22,6 +22,7 @@ base names anywhere).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -60,7 +61,7 @@ def find_pyproject(start: str) -> Path | None:
     A ``pyproject.toml`` on the way that cannot be read, or is not UTF-8 (as TOML must be), is
     an error: skipping it could silently drop the settings it holds.
     """
-    folder = Path(start).resolve()
+    folder = Path(os.path.realpath(start))  # not Path.resolve: it raises on a symbolic-link loop
     if not folder.is_dir():
         folder = folder.parent
     for candidate in (folder, *folder.parents):
@@ -82,7 +83,30 @@ def _mentions_table(pyproject: Path) -> bool:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ConfigError(pyproject, None, f"line {line}: cannot decode byte 0x{data[error.start]:02x} as UTF-8 (TOML files must be UTF-8)") from None
-    return b"tool.migrate-ml" in data or b'"migrate-ml"' in data
+    if b"migrate-ml" not in data and _TOOL_KEY.search(data) is None:
+        return False
+    # Mentioned: parse, so that a `migrate-ml` or `tool` key that is not a table is an error
+    # rather than a table silently not found.
+    tools = _document(pyproject).get("tool", {})
+    if not isinstance(tools, dict):
+        raise ConfigError(pyproject, None, "tool must be a table ([tool.migrate-ml] lives inside it)")
+    return "migrate-ml" in tools
+
+
+_TOOL_KEY = re.compile(rb"^[ \t]*tool[ \t]*=", re.MULTILINE)
+
+
+def _document(pyproject: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(pyproject, None, f"cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(pyproject, None, f"invalid TOML: {error}") from None
 
 
 def load_config(targets: Sequence[str], known_codes: Sequence[str]) -> ProjectConfig:
@@ -95,16 +119,7 @@ def load_config(targets: Sequence[str], known_codes: Sequence[str]) -> ProjectCo
 
 
 def parse_config(pyproject: Path, known_codes: Sequence[str]) -> ProjectConfig:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(pyproject, None, f"cannot read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(pyproject, None, f"invalid TOML: {error}") from None
+    document = _document(pyproject)
     tools = document.get("tool", {})
     if not isinstance(tools, dict):
         raise ConfigError(pyproject, None, "tool must be a table ([tool.migrate-ml] lives inside it)")

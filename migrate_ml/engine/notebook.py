@@ -148,26 +148,47 @@ def _load(source: SourceFile) -> dict:
         notebook = json.loads(source.text)
     except json.JSONDecodeError as error:
         raise SourceError(source.path, f"not a notebook: invalid JSON ({error.msg})", error.lineno, error.colno) from None
+    if isinstance(notebook, dict) and (isinstance(notebook.get("worksheets"), list) or _major(notebook) in (1, 2, 3)):
+        raise SourceError(
+            source.path,
+            f"nbformat {_major(notebook) or 3} notebook: migrate-ml reads nbformat 4; convert it first "
+            "(jupyter nbconvert --to notebook --nbformat 4)",
+            line=None,
+        )
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise SourceError(source.path, "not a notebook: no list of cells")
     return notebook
 
 
+def _major(notebook: dict) -> int | None:
+    version = notebook.get("nbformat")
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
 def _check_code_sources(source: SourceFile, notebook: dict) -> None:
-    """A code cell's ``source`` must be a string or a list of strings (nbformat's schema)."""
+    """Each cell must be an object, and a code cell's ``source`` a string or a list of strings
+    without lone surrogates (nbformat's schema, and text that can be written)."""
     for index, cell in enumerate(notebook["cells"]):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        if not isinstance(cell, dict):
+            raise SourceError(
+                source.path, f"malformed notebook: cell {index + 1} is {_with_article(_json_type(cell))}, not an object", line=None
+            )
+        if cell.get("cell_type") != "code":
             continue
         value = cell.get("source", "")
         if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
-            continue
-        kind = "a list holding a non-string" if isinstance(value, list) else _with_article(_json_type(value))
+            try:
+                _cell_text(cell).encode("utf-8")
+                continue
+            except UnicodeEncodeError as error:  # a "\ud800" escape decodes to a lone surrogate
+                problem = f"holds U+{ord(error.object[error.start]):04X}, a lone surrogate that no text file can hold"
+        else:
+            kind = "a list holding a non-string" if isinstance(value, list) else _with_article(_json_type(value))
+            problem = f"is {kind}, not text"
         start = _JsonText(source.text).source_spans().get(index, (0, 0))[0]
         line = source.text.count("\n", 0, start) + 1
         column = start - source.text.rfind("\n", 0, start)
-        raise SourceError(
-            source.path, f"malformed notebook: the source of cell {index + 1} is {kind}, not text", line, column
-        )
+        raise SourceError(source.path, f"malformed notebook: the source of cell {index + 1} {problem}", line, column)
 
 
 def _json_type(value) -> str:
@@ -345,10 +366,14 @@ def _fresh_list_layout(text: str, start: int) -> tuple[str, str, str]:
     return newline + indent + " " * step, newline + indent, "," + newline + indent + " " * step
 
 
-def _validate(path: str, text: str) -> None:
+def _validate(path: str, text: str, rewritten: bool = True) -> None:
+    """nbformat's schema check of the notebook as read (``rewritten=False``: the user's file is
+    invalid, before any question is asked) or as rewritten (then invalid means a bug here)."""
     try:
-        import nbformat  # the `notebooks` extra; imported only when a notebook actually changes
+        import nbformat  # the `notebooks` extra; imported only when a notebook may change
     except ImportError:
+        if not rewritten:
+            return  # refused with the install hint only if the notebook does change
         raise SourceError(
             path, f"rewriting notebooks needs the nbformat package: {NOTEBOOKS_EXTRA_HINT}", line=None
         ) from None
@@ -358,7 +383,9 @@ def _validate(path: str, text: str) -> None:
             warnings.simplefilter("ignore")  # nbformat's advice (e.g. "missing id") concerns the user's file
             nbformat.validate(nbformat.reads(text, as_version=nbformat.NO_CONVERT))
     except nbformat.ValidationError as error:
-        raise SourceError(path, f"internal error: rewritten notebook is not valid ({error.message}); file left unchanged") from None
+        if rewritten:
+            raise SourceError(path, f"internal error: rewritten notebook is not valid ({error.message}); file left unchanged") from None
+        raise SourceError(path, f"not a valid notebook ({error.message}); file left unchanged", line=None) from None
 
 
 def transform_notebook(
@@ -368,6 +395,10 @@ def transform_notebook(
     notebook = _load(source)
     _check_code_sources(source, notebook)
     joined = _Joined(notebook)
+    if transformer.needs_parse(joined.text):
+        # The notebook may change: an invalid one is the user's to fix, said before any
+        # question of `review`, not blamed on the rewrite afterwards.
+        _validate(source.path, source.text, rewritten=False)
     module_source = SourceFile(path=source.path, data=joined.text.encode("utf-8"), text=joined.text)
     if accept is not None:
         accept = _per_cell_proposals(joined, accept)

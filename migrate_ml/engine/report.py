@@ -36,7 +36,7 @@ def unified_diff(outcome: FileOutcome) -> str:
     name = _patch_name(outcome.path)
     spans = _change_spans(outcome)
     lines = []
-    for line in difflib.unified_diff(old, new, fromfile=f"a/{name}", tofile=f"b/{name}"):
+    for line in difflib.unified_diff(old, new, fromfile=_git_quoted(f"a/{name}"), tofile=_git_quoted(f"b/{name}")):
         header = _HUNK_HEADER.match(line)
         if header and spans:
             start = int(header.group(1))
@@ -97,6 +97,22 @@ def _patch_name(path: str) -> str:
     if relative.startswith(os.pardir):
         relative = os.path.abspath(path).lstrip(os.sep)
     return relative.replace(os.sep, "/")
+
+
+_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r",
+              '"': '\\"', "\\": "\\\\"}
+
+
+def _git_quoted(name: str) -> str:
+    """A patch header's file name as git writes it: in double quotes with C escapes when it
+    holds a control character, a quote or a backslash (a tab or line break would otherwise end
+    the name, and ``git apply`` would reject the whole patch); unchanged otherwise."""
+    if not any(ord(c) < 0x20 or c in '"\\\x7f' for c in name):
+        return name
+    escaped = "".join(
+        _C_ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 0x20 or c == "\x7f" else c) for c in name
+    )
+    return f'"{escaped}"'
 
 
 def rule_name(code: str) -> str:

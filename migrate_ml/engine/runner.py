@@ -84,16 +84,36 @@ def discover(
     virtual environments and build output are skipped, and so is anything matching an
     ``exclude`` glob (matched against the relative path and against the base name) and, with
     ``respect_gitignore``, anything git ignores in a work tree. A file reached twice (named and
-    inside a named folder) is yielded once: two workers writing the same file would race.
+    inside a named folder, or under two hard links) is yielded once: two workers writing the
+    same file would race.
+
+    Inside a folder, symbolic links are not followed out of it: a link to a file outside the
+    named folder is left out (and reported to ``on_skip``), as is a link to a folder; a link
+    named on the command line is followed, as the user asked. A folder that cannot be listed
+    is yielded as if it were a file, so that reading it reports the error (``read_source``)
+    instead of its files being skipped in silence.
     """
-    seen: set[str] = set()
+    seen: set[object] = set()
     report = on_skip or (lambda path, reason: None)
     for raw in paths:
         for found in _expand(raw, exclude, respect_gitignore, force_exclude, report):
-            key = os.path.realpath(found) if found != STDIN else found
+            key = _identity(found)
             if key not in seen:
                 seen.add(key)
                 yield found
+            elif found != STDIN:
+                report(found, "the same file as one found before (a hard or symbolic link)")
+
+
+def _identity(path: str) -> object:
+    """What makes two names one file: device and inode (hard links share them)."""
+    if path == STDIN:
+        return path
+    try:
+        status = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)  # reported when the file is processed
+    return status.st_dev, status.st_ino
 
 
 def _expand(raw: str, exclude: Sequence[str], respect_gitignore: bool, force_exclude: bool, report: SkipCallback) -> Iterator[str]:
@@ -105,13 +125,18 @@ def _expand(raw: str, exclude: Sequence[str], respect_gitignore: bool, force_exc
             yield raw
         return
     ignored = _GitIgnored(raw) if respect_gitignore else None
-    for folder, subfolders, files in os.walk(raw):
+    root = os.path.realpath(raw)
+    unreadable: list[OSError] = []
+    for folder, subfolders, files in os.walk(raw, onerror=unreadable.append):
+        yield from _unreadable_folders(unreadable)
         kept = []
         for name in sorted(subfolders):
             full = os.path.join(folder, name)
             if name.startswith(".") or name in SKIPPED_FOLDERS or _is_virtualenv(full):
                 continue
             reason = _exclusion(full, exclude) or (ignored.reason(full) if ignored else "")
+            if not reason and os.path.islink(full):
+                reason = f"a symbolic link to a folder ({os.path.realpath(full)}); not followed"
             if reason:
                 report(os.path.normpath(full) + os.sep, reason)
                 continue
@@ -123,10 +148,29 @@ def _expand(raw: str, exclude: Sequence[str], respect_gitignore: bool, force_exc
             if name.endswith((".py", NOTEBOOK_SUFFIX)):
                 full = os.path.normpath(os.path.join(folder, name))
                 reason = _exclusion(full, exclude) or (ignored.reason(full) if ignored else "")
+                if not reason and os.path.islink(full):
+                    reason = _link_out_of(root, full)
                 if reason:
                     report(full, reason)
                 else:
                     yield full
+    yield from _unreadable_folders(unreadable)
+
+
+def _unreadable_folders(errors: list[OSError]) -> Iterator[str]:
+    """The folders ``os.walk`` could not list: reading one reports why."""
+    while errors:
+        error = errors.pop(0)
+        if error.filename is not None:
+            yield os.path.normpath(os.fsdecode(error.filename))
+
+
+def _link_out_of(root: str, link: str) -> str:
+    """Why a symbolic link found in the folder ``root`` is not followed, or empty if it stays inside."""
+    target = os.path.realpath(link)
+    if os.path.commonpath([root, target]) == root:
+        return ""
+    return f"a symbolic link to {target}, outside {root}; not followed (name it on the command line to include it)"
 
 
 def force_excluded(path: str, exclude: Sequence[str]) -> str:

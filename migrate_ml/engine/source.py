@@ -7,8 +7,10 @@ the user's only copy of a file as git is:
 
 * only regular files are read (a FIFO or ``/dev/zero`` among the inputs would hang or never end);
 * a file that changed after it was read (an editor saved it, ``git checkout`` ran) is left alone;
-* a file the user may not write (mode 0444) is not replaced, even though its folder would allow
-  a rename;
+* a file without write permission bits (mode 0444) is not replaced, even by root and even
+  though its folder would allow a rename;
+* a write that fails leaves the original bytes, and a failed write in place proves that by
+  reading them back;
 * the new file keeps the old one's mode, owner, group and extended attributes; a file with
   several hard links is written in place, so that every link sees the new text.
 """
@@ -100,6 +102,8 @@ def read_source(path: str) -> SourceFile:
     except IsADirectoryError:
         raise SourceError(path, "is a directory") from None
     except PermissionError:
+        if os.path.isdir(path):  # a folder a walk could not list (runner.discover yields it)
+            raise SourceError(path, "cannot read folder: permission denied; no file in it was checked", line=None) from None
         raise SourceError(path, "permission denied") from None
     except OSError as exc:
         raise SourceError(path, f"cannot read: {exc.strerror or exc}") from None
@@ -161,8 +165,9 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
     With ``expected`` (the stamp of the read the new text was computed from), the file must be
     unchanged (size, modification time, inode and content) right before it is replaced;
     if not, :class:`SourceError` ``changed while migrate-ml was running`` is raised and the
-    file is left alone. A file the user may not write raises ``PermissionError`` (as an editor
-    refuses a read-only file), even where the folder would allow the rename.
+    file is left alone. A file without any write permission bit (``chmod a-w``) is not replaced,
+    even by root and even where the folder would allow the rename, as editors refuse it; nor is
+    one this user may not write.
 
     The new text goes to a temporary file in the same folder, which gets the old file's mode,
     owner, group and extended attributes, so the final ``os.replace`` is a rename on one file
@@ -170,9 +175,19 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
     followed, so the link stays a link. Where the rename would lose something (a file with
     several hard links would be split from its other names; an owner, group or attribute that
     this user may not set on a new file; a folder this user may not create the temporary file
-    in), the file is written in place instead, after the same checks and with its space
-    reserved first.
+    in), the file is written in place instead (see :func:`_write_in_place`).
+
+    Any failure raises :class:`SourceError` ``cannot write: …; file left unchanged`` once the
+    file is known to hold its original bytes (see :func:`_write_in_place` for the one case
+    where they could not be put back).
     """
+    try:
+        _write(path, data, expected)
+    except OSError as error:
+        raise SourceError(path, f"cannot write: {error.strerror or error}; file left unchanged") from None
+
+
+def _write(path: str, data: bytes, expected: FileStamp | None) -> None:
     target = os.path.realpath(path)
     try:
         status = os.stat(target)
@@ -182,7 +197,8 @@ def write_atomic(path: str, data: bytes, expected: FileStamp | None = None) -> N
         raise SourceError(path, CHANGED_WHILE_RUNNING, line=None) from None  # deleted or moved meanwhile
     if not stat.S_ISREG(status.st_mode):
         raise SourceError(path, _not_regular(status.st_mode), line=None)
-    if not os.access(target, os.W_OK):
+    # The mode bits first: os.access says yes to root for every file.
+    if not status.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(target, os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
     if status.st_nlink > 1:
         _write_in_place(path, target, data, expected)
@@ -259,28 +275,99 @@ def _check_unchanged(path: str, target: str, expected: FileStamp | None) -> None
 def _write_in_place(path: str, target: str, data: bytes, expected: FileStamp | None) -> None:
     """Overwrite ``target``'s bytes through its own inode: links, owner and attributes stay.
 
-    Not atomic, so the risky part comes first: the space for the new text is reserved before
-    any byte changes, and a failed write puts the old bytes back.
+    Not atomic, so the risky part comes first and touches no byte the file has: it grows to the
+    new length (space reserved with ``posix_fallocate``, then the new tail appended), which is
+    where a full disk or a file-size limit (``ulimit -f``) shows. Only then are the old bytes
+    overwritten. If anything fails, the old bytes are put back and read again to prove it; if
+    even that fails (the disk died), they are saved to a file in the temporary folder and the
+    error names it.
     """
-    with open(target, "r+b") as handle:
+    descriptor = os.open(target, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
         _check_unchanged(path, target, expected)
-        original = handle.read()
-        if len(data) > len(original):
-            try:
-                os.posix_fallocate(handle.fileno(), 0, len(data))
-            except (AttributeError, OSError) as error:
-                if getattr(error, "errno", None) == errno.ENOSPC:
-                    handle.truncate(len(original))  # an emulated fallocate may have grown it
-                    raise
+        original = _read_all(descriptor)
+        _check_size_limit(max(len(data), len(original)))
         try:
-            handle.seek(0)
-            handle.write(data)
-            handle.truncate()
-            handle.flush()
-            os.fsync(handle.fileno())
-        except BaseException:
-            handle.seek(0)
-            handle.write(original)
-            handle.truncate()
-            handle.flush()
+            if len(data) > len(original):
+                _reserve(descriptor, len(original), len(data))
+                _write_all(descriptor, data[len(original):], len(original))
+            _write_all(descriptor, data[: len(original)], 0)
+            os.ftruncate(descriptor, len(data))
+            os.fsync(descriptor)
+        except BaseException as error:
+            _restore(path, descriptor, original, error)
             raise
+    finally:
+        os.close(descriptor)
+
+
+def _check_size_limit(size: int) -> None:
+    """Refuse up front a write past the file-size limit (``ulimit -f``): writes stop at it."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return
+    if limit != resource.RLIM_INFINITY and size > limit:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+
+def _reserve(descriptor: int, start: int, end: int) -> None:
+    """Allocate the bytes from ``start`` to ``end`` so that writing them cannot run out of space."""
+    try:
+        os.posix_fallocate(descriptor, start, end - start)
+    except AttributeError:
+        return  # not on this platform: writing the tail shows the same errors, later
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise  # out of space, over the file-size limit, an I/O error: nothing was overwritten yet
+
+
+def _read_all(descriptor: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(descriptor, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(descriptor: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _restore(path: str, descriptor: int, original: bytes, cause: BaseException) -> None:
+    """Put ``original`` back through ``descriptor`` and prove it by reading it again.
+
+    Raises :class:`SourceError` when the bytes cannot be proven back, after saving them
+    elsewhere: the caller's own error would otherwise claim a file is unchanged that is not.
+    """
+    try:
+        current = _read_all(descriptor)
+        if current[: len(original)] != original:
+            # Only the bytes that differ: under a file-size limit, rewriting the whole file
+            # would fail past the limit although nothing there changed.
+            start = len(os.path.commonprefix([current, original]))
+            end = len(original) - len(os.path.commonprefix([current[: len(original)][::-1], original[::-1]]))
+            _write_all(descriptor, original[start:max(start, end)], start)
+        os.ftruncate(descriptor, len(original))
+        os.fsync(descriptor)
+        if _read_all(descriptor) == original:
+            return
+        failure = "the bytes read back differ"
+    except OSError as error:
+        failure = error.strerror or str(error)
+    reason = getattr(cause, "strerror", None) or type(cause).__name__
+    try:
+        with tempfile.NamedTemporaryFile(prefix="migrate-ml-original-", suffix=os.path.splitext(path)[1], delete=False) as saved:
+            saved.write(original)
+        kept = f"its bytes are saved in {saved.name}"
+    except OSError as error:
+        kept = f"nor saved elsewhere ({error.strerror or error})"
+    raise SourceError(
+        path, f"cannot write: {reason}, and the original could not be put back ({failure}); {kept}", line=None
+    ) from None

@@ -30,6 +30,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate_ml import __version__
+from migrate_ml.engine import bulk, untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
 from migrate_ml.rules._prefilter import parse_once
@@ -266,6 +267,7 @@ def choose_threshold_name(text: str) -> str:
 
 
 def _parse(path: str, data: bytes) -> cst.Module:
+    bulk.check_size(path, data)
     try:
         return cst.parse_module(data)
     except cst.ParserSyntaxError as exc:
@@ -398,7 +400,13 @@ class FileTransformer:
         holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
         with facts_in_effect(project):
-            return self._transform(source, accept)
+            aside = bulk.set_aside(source)
+            if aside is None:
+                return self._transform(source, accept)
+            result = self._transform(aside.source, accept)
+        result.new_text, result.new_data = bulk.put_back(aside, source, result.new_text, source.path)
+        result.source = source
+        return result
 
     def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()
@@ -446,11 +454,15 @@ class FileTransformer:
             # A rule's own notes about code that its fix rewrites cannot be detected again in the
             # new text, yet still need a human (e.g. "not every use of this criterion was followed").
             inside_fixes = [f for f in findings if _within_fixes(f, fixes, positions)]
+            if pass_number == 0:
+                untouched.round_trip(source.path, module, source.data)
+            edited = [(change.first_line or change.line, change.end_line) for change in result.changes[-len(fixes):]]
             module = self._apply(module, fixes, source.path, threshold_name, positions)
             new_data = module.bytes
             if original_compiles is None:
                 original_compiles = _compiles(source.text, source.path)
             module = _reparse(source.path, new_data, original_compiles)
+            untouched.outside_edits(source.path, text, module.code, edited + untouched.import_lines(positions))
             carried = _moved(carried, text, module.code) + _moved(inside_fixes, text, module.code)
             text = module.code
             result.new_data, result.new_text = new_data, text
