@@ -18,9 +18,9 @@ import ast
 import dataclasses
 import itertools
 import re
-import warnings
 
 from migrate_ml.engine.source import SourceError, SourceFile
+from migrate_ml.rules._prefilter import parse_once
 
 SET_ASIDE_FROM_BYTES = 128 * 1024
 """Smaller files parse quickly as they are: their literals are left in place."""
@@ -59,9 +59,7 @@ def set_aside(source: SourceFile) -> SetAside | None:
     text = source.text
     starts = [0] + [match.end() for match in _LINE_START.finditer(text)]
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not this run's to print
-            tree = ast.parse(text)
+        tree = parse_once(text)
         spans = _large_literals(tree, starts)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None  # the parse reports the problem, or the parser worker contains it

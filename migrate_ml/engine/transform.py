@@ -400,13 +400,19 @@ class FileTransformer:
         holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
         with facts_in_effect(project):
-            aside = bulk.set_aside(source)
+            # Setting literals aside costs a parse of its own: only for a file LibCST will parse.
+            aside = bulk.set_aside(source) if self._will_parse(source) else None
             if aside is None:
                 return self._transform(source, accept)
             result = self._transform(aside.source, accept)
         result.new_text, result.new_data = bulk.put_back(aside, source, result.new_text, source.path)
         result.source = source
         return result
+
+    def _will_parse(self, source: SourceFile) -> bool:
+        if len(source.data) < bulk.SET_ASIDE_FROM_BYTES:
+            return False  # small files are parsed as they are: no need to know
+        return bool(_tree_filter([rule for rule in self.rules if rule.could_apply(source.text)], source.text))
 
     def _transform(self, source: SourceFile, accept: Callable[[Proposal], bool] | None) -> TransformResult:
         declined: Counter = Counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 
 # Each pattern starts with a lookahead on the first characters its alternatives can start
 # with: Python's ``re`` tries every alternative at every position otherwise, and these run
@@ -57,6 +58,8 @@ def parse_once(text: str) -> ast.Module:
     global _last_tree
     if _last_tree is not None and _last_tree[0] is text:
         return _last_tree[1]
-    tree = ast.parse(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not this run's to print
+        tree = ast.parse(text)
     _last_tree = (text, tree)
     return tree
