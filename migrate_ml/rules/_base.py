@@ -94,6 +94,10 @@ RULES: dict[str, type["Rule"]] = {}
 """Every registered rule class, keyed by code. Filled by ``Rule.__init_subclass__``."""
 
 
+_VISITOR_NAMES: dict[type, tuple[str, ...]] = {}
+"""The ``visit_*``/``leave_*`` methods of each rule class, found once (see ``Rule.get_visitors``)."""
+
+
 class Rule(cst.BatchableCSTVisitor):
     """Base class of all rules.
 
@@ -138,6 +142,14 @@ class Rule(cst.BatchableCSTVisitor):
     def __init__(self, context: RuleContext) -> None:
         super().__init__()
         self.context = context
+
+    def get_visitors(self):  # type: ignore[override]
+        """LibCST's own version runs ``inspect.getmembers`` on every instance, and rules are
+        instantiated for every pass over every file: the method names are a fact of the class."""
+        names = _VISITOR_NAMES.get(type(self))
+        if names is None:
+            names = _VISITOR_NAMES[type(self)] = tuple(super().get_visitors())
+        return {name: getattr(self, name) for name in names}
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
