@@ -190,6 +190,8 @@ def json_report(outcomes: Sequence[FileOutcome], mode: str) -> str:
                         "line": c.line,
                         "column": c.column,
                         "end_line": c.end_line,
+                        "cell": c.cell,
+                        "end_cell": c.end_cell,
                         "message": c.message,
                         "safety": c.applicability,
                     }
@@ -201,6 +203,7 @@ def json_report(outcomes: Sequence[FileOutcome], mode: str) -> str:
                         "name": rule_name(f.code),
                         "line": f.line,
                         "column": f.column,
+                        "cell": f.cell,
                         "message": f.message,
                         "suggestion": f.suggestion,
                         "safety": f.applicability,
