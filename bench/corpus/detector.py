@@ -148,6 +148,8 @@ class _Scanner(ast.NodeVisitor):
         self.functions: list[str] = []
         self.classes: list[str] = []
         self.callees: set[int] = set()
+        self.defined: set[str] = set()
+        """Functions the file defines itself: ``create_dataset`` there is not timm's."""
         self.scopes: dict[tuple[int | None, int], int] = {}
 
     def add(self, node: ast.AST, kind: str) -> None:
@@ -247,7 +249,9 @@ class _Scanner(ast.NodeVisitor):
             s in {"accuracy", "f1", "precision", "recall", "glue"} for s in _constant_strings(node)
         ) and _final_name(getattr(node.func, "value", node.func)) in {"evaluate", "datasets", "load_metric", "load"}:
             self.add(node, "metric-hf")
-        elif name in CLASS_INDEX_DATASETS:
+        elif name in CLASS_INDEX_DATASETS and name not in self.defined and not (
+            isinstance(node.func, ast.Attribute) and _final_name(node.func.value) == "self"
+        ):
             self.add(node, "dataset-class-index")
         elif name == "one_hot":
             self.add(node, "one-hot")
@@ -331,6 +335,7 @@ def scan_python(text: str, cell: int | None = None) -> tuple[list[Construct], di
     a decorator's -> its last line); a syntax error raises ``SyntaxError``."""
     tree = ast.parse(text)
     scanner = _Scanner(text.splitlines(), cell)
+    scanner.defined = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     scanner.visit(tree)
     return _dedupe(scanner.found), scanner.scopes
 
