@@ -177,7 +177,7 @@ def test_run_group_rewrites_a_scratch_copy_and_matches_positions_end_to_end(tmp_
     (files / "someone+project" / "nb.ipynb").write_text(
         notebook(("markdown", "# eval"), ("code", "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(z, y)"))
     )
-    results, _ = harness.run_group(entries, files, near=2, dump=tmp_path, command=harness.MIGRATE_ML)
+    results = harness.run_group(entries, files, near=2, dump=tmp_path, command=harness.MIGRATE_ML)
     by_path = {r.path: r for r in results}
     assert (files / "someone+project" / "train.py").read_text() == TRAIN  # the original is never rewritten
     assert all(not r.error for r in results)

@@ -210,6 +210,9 @@ class _Scanner(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.callees.add(id(node.func))
         name = _final_name(node.func)
+        # self.accuracy(...) / self.f1_score(...) update a metric object built elsewhere, where
+        # it is listed; counting every update again would count one metric many times.
+        on_self = isinstance(node.func, ast.Attribute) and _final_name(node.func.value) == "self"
         receiver = isinstance(node.func, ast.Attribute) and _final_name(node.func.value) not in {"torch", "np", "numpy", "F", "functional", "jnp", "tf"}
         if name in CE_NAMES:
             self.add(node, "loss-ce-label-smoothing" if _keyword(node, "label_smoothing") is not None else "loss-ce")
@@ -231,7 +234,7 @@ class _Scanner(ast.NodeVisitor):
             self.add(node, "softmax")
         elif name == "eq" and isinstance(node.func, ast.Attribute) and node.args and not isinstance(node.args[0], ast.Constant):
             self.add(node, "accuracy-compare")
-        elif name in {"accuracy", "accuracy_fn", "calculate_accuracy", "compute_accuracy", "get_accuracy", "multi_acc"}:
+        elif name in {"accuracy", "accuracy_fn", "calculate_accuracy", "compute_accuracy", "get_accuracy", "multi_acc"} and not on_self:
             self.add(node, "accuracy-call")
         elif name in METRIC_CLASSES:
             task = _keyword(node, "task")
@@ -243,7 +246,7 @@ class _Scanner(ast.NodeVisitor):
                 self.add(node, "metric-torchmetrics")
         elif name in CONFUSION_NAMES:
             self.add(node, "confusion-matrix")
-        elif name in SKLEARN_METRICS:
+        elif name in SKLEARN_METRICS and not on_self:
             self.add(node, "metric-sklearn")
         elif name in {"load", "load_metric"} and any(
             s in {"accuracy", "f1", "precision", "recall", "glue"} for s in _constant_strings(node)

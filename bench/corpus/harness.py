@@ -26,6 +26,7 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -157,9 +158,8 @@ def _excerpt(lines: list[str], line: int) -> str:
 # One repository -----------------------------------------------------------------------------
 
 
-def run_group(entries: list[manifest.Entry], files: Path, near: int, dump: Path | None, command: list[str]) -> tuple[list[FileResult], float]:
+def run_group(entries: list[manifest.Entry], files: Path, near: int, dump: Path | None, command: list[str]) -> list[FileResult]:
     """Rewrite one repository's files in a scratch copy and compare with the detector."""
-    started = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory(prefix="corpus-") as scratch:
         root = Path(scratch)
@@ -194,11 +194,7 @@ def run_group(entries: list[manifest.Entry], files: Path, near: int, dump: Path 
             units = _units(entry.path, old)
             result.excerpts = {f"{c.cell}:{c.line}": _excerpt(units.get(c.cell, []), c.line) for c in result.missed}
             results.append(result)
-    return results, time.perf_counter() - started
-
-
-def _run_group_star(arguments) -> tuple[list[FileResult], float]:
-    return run_group(*arguments)
+    return results
 
 
 # The report ---------------------------------------------------------------------------------
@@ -314,10 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     for entry in entries:
         groups[entry.repo].append(entry)
     started = time.perf_counter()
-    work = [(group, args.files, args.near, args.dump_hunks, MIGRATE_ML) for group in groups.values()]
     results: list[FileResult] = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for group_results, _ in pool.map(_run_group_star, work):
+        runs = pool.map(run_group, groups.values(), repeat(args.files), repeat(args.near), repeat(args.dump_hunks), repeat(MIGRATE_ML))
+        for group_results in runs:
             results.extend(group_results)
     order = {(entry.repo, entry.path): index for index, entry in enumerate(entries)}
     results.sort(key=lambda r: order[(r.repo, r.path)])
