@@ -149,7 +149,9 @@ class _Scanner(ast.NodeVisitor):
         self.classes: list[str] = []
         self.callees: set[int] = set()
         self.defined: set[str] = set()
-        """Functions the file defines itself: ``create_dataset`` there is not timm's."""
+        """Functions and classes the file defines itself: ``create_dataset`` there is not timm's."""
+        self.assigned: set[str] = set()
+        """Names the file assigns or takes as parameters."""
         self.scopes: dict[tuple[int | None, int], int] = {}
 
     def add(self, node: ast.AST, kind: str) -> None:
@@ -197,6 +199,8 @@ class _Scanner(ast.NodeVisitor):
     # expressions --------------------------------------------------------------------------
     def _reference(self, node: ast.Name | ast.Attribute) -> None:
         """A loss class or function handed on uncalled (``loss_fn=nn.CrossEntropyLoss``)."""
+        if isinstance(node, ast.Name) and (node.id in self.defined or node.id in self.assigned):
+            return  # the file's own variable (nll_loss = ...) or class, not the library's loss
         if id(node) not in self.callees and _final_name(node) in CE_NAMES | NLL_NAMES | TIMM_CE_NAMES:
             self.add(node, "loss-nll" if _final_name(node) in NLL_NAMES else "loss-timm-ce" if _final_name(node) in TIMM_CE_NAMES else "loss-ce")
 
@@ -338,7 +342,10 @@ def scan_python(text: str, cell: int | None = None) -> tuple[list[Construct], di
     a decorator's -> its last line); a syntax error raises ``SyntaxError``."""
     tree = ast.parse(text)
     scanner = _Scanner(text.splitlines(), cell)
-    scanner.defined = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    nodes = list(ast.walk(tree))
+    scanner.defined = {node.name for node in nodes if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    scanner.assigned = {node.id for node in nodes if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    scanner.assigned |= {node.arg for node in nodes if isinstance(node, ast.arg)}
     scanner.visit(tree)
     return _dedupe(scanner.found), scanner.scopes
 
