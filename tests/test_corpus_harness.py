@@ -69,6 +69,8 @@ model = AutoModelForImageClassification.from_pretrained(name, num_labels=5)
 multi = AutoModelForImageClassification.from_pretrained(name, num_labels=5, problem_type="multi_label_classification")
 attn = scores.softmax(dim=-1)
 print(classes[pred.item()])
+nll_loss = -log_probs.gather(1, y)
+total = nll_loss.mean()
 """
     assert kinds(detector.scan("m.py", source).constructs) == [
         (2, "loss-ce"),
