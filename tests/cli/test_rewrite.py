@@ -351,3 +351,26 @@ def test_json_report_follows_the_documented_schema(project, run_cli):
     assert report["summary"] == {"files": 4, "changed": 1, "errors": 1, "findings": 1}
     change = by_path["a.py"]["changes"][0]
     assert change["cell"] is None and change["file_line"] == change["line"]
+
+
+def test_json_report_names_the_notebook_cell_of_each_position(project, run_cli):
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# Train"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": ["import torch.nn as nn\n", "criterion = nn.CrossEntropyLoss(ignore_index=-1)"]},
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": ["loss = criterion(z, y)\n", "pred = z.argmax(1)\n", "acc = (pred == y).float().mean()"]},
+    ]
+    notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    project(**{"train.ipynb": json.dumps(notebook), "a.py": CHANGE})
+    code, out, _ = run_cli("rewrite", "--check", "--output-format", "json", "train.ipynb", "a.py")
+    report = json.loads(out)
+    jsonschema.validate(report, SCHEMA)
+    by_path = {entry["path"]: entry for entry in report["files"]}
+    notebook_report = by_path["train.ipynb"]
+    positions = {(item["code"], item["cell"], item["line"]) for item in notebook_report["changes"] + notebook_report["findings"]}
+    assert ("ML001", 2, 2) in positions
+    assert {cell for _, cell, _ in positions} <= {2, 3} and any(cell == 3 for _, cell, _ in positions)
+    assert all(change["end_cell"] >= change["cell"] for change in notebook_report["changes"])
+    python_items = by_path["a.py"]["changes"] + by_path["a.py"]["findings"]
+    assert python_items and all(item["cell"] is None for item in python_items)

@@ -1,0 +1,95 @@
+"""The corpus manifest: which public files, at which commit, on which side of the split.
+
+``manifest.tsv`` has one row per file: ``repo`` (owner/name), ``commit`` (40 hex digits),
+``path`` (inside the repository), ``kind`` (what style of code it is) and ``split``
+(``tune`` or ``heldout``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "manifest.tsv"
+FILES = HERE / "files"
+"""Where ``fetch.py`` materialises the files (git-ignored)."""
+
+COLUMNS = ("repo", "commit", "path", "kind", "split")
+SPLITS = ("tune", "heldout")
+NEGATIVE = "negative"
+"""The kind of a file that is already multi-label or not classification: nothing to report."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    repo: str
+    commit: str
+    path: str
+    kind: str
+    split: str
+
+    @property
+    def folder(self) -> str:
+        """The repository's folder name, in the mirror and under ``FILES``: ``owner+name``."""
+        return self.repo.replace("/", "+")
+
+    @property
+    def local(self) -> str:
+        """The file's path relative to ``FILES``."""
+        return f"{self.folder}/{self.path}"
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def load(path: Path = MANIFEST) -> list[Entry]:
+    """Read and check the manifest: columns, commit form, split values, no duplicate rows."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = next(reader, None)
+        if tuple(header or ()) != COLUMNS:
+            raise ManifestError(f"{path}:1: expected the columns {', '.join(COLUMNS)}")
+        entries, seen = [], set()
+        for number, row in enumerate(reader, start=2):
+            if len(row) != len(COLUMNS):
+                raise ManifestError(f"{path}:{number}: expected {len(COLUMNS)} tab-separated columns, got {len(row)}")
+            entry = Entry(*row)
+            if not re.fullmatch(r"[\w.-]+/[\w.-]+", entry.repo):
+                raise ManifestError(f"{path}:{number}: repo {entry.repo!r} is not owner/name")
+            if not re.fullmatch(r"[0-9a-f]{40}", entry.commit):
+                raise ManifestError(f"{path}:{number}: commit {entry.commit!r} is not 40 hex digits")
+            if entry.split not in SPLITS:
+                raise ManifestError(f"{path}:{number}: split {entry.split!r} is not one of {', '.join(SPLITS)}")
+            if (entry.repo, entry.path) in seen:
+                raise ManifestError(f"{path}:{number}: {entry.repo} {entry.path} is listed twice")
+            seen.add((entry.repo, entry.path))
+            entries.append(entry)
+    return entries
+
+
+def split_rule(entries: list[Entry]) -> dict[str, str]:
+    """The split each repository must have.
+
+    Repositories are ordered by the SHA-256 of ``owner/name`` (hex digest, as spelled in the
+    manifest) and taken into ``heldout`` in that order until it holds at least a third of the
+    files (rounded up); the rest are ``tune``. All files of a repository are on one side, so
+    nothing learnt from a tuning file leaks through a sibling file of the same project.
+    """
+    counts = Counter(entry.repo for entry in entries)
+    target = -(-len(entries) // 3)
+    splits, held = {}, 0
+    for repo in sorted(counts, key=lambda name: hashlib.sha256(name.encode()).hexdigest()):
+        splits[repo] = "heldout" if held < target else "tune"
+        if splits[repo] == "heldout":
+            held += counts[repo]
+    return splits
+
+
+def select(entries: list[Entry], split: str) -> list[Entry]:
+    return entries if split == "all" else [entry for entry in entries if entry.split == split]
