@@ -560,6 +560,8 @@ class FileTransformer:
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         try:
             wrapper.visit_batched([rule(context) for rule in rules])
+        except RecursionError:
+            raise  # deeply nested input, not a bug: the runner says so in one line
         except Exception as error:
             raise internal_error(error, lambda: wrapper.resolve(PositionProvider)) from error
         positions = wrapper.resolve(PositionProvider)
@@ -627,6 +629,8 @@ class FileTransformer:
         applier = _ApplyEdits(violations)
         try:
             module = module.visit(applier)
+        except RecursionError:
+            raise
         except Exception as error:
             rule, node = applier.failed or (None, None)
             raise internal_error(error, lambda: positions, rule, node) from error
