@@ -41,6 +41,22 @@ def _is_string(arg: cst.Arg | None, value: str) -> bool:
     return arg is not None and isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value == value
 
 
+def _task_index(call: cst.Call) -> int | None:
+    """Where the task is: ``task=`` or the first positional string (``Accuracy("multiclass", ...)``,
+    ``accuracy(preds, target, "multiclass")``)."""
+    for index, arg in enumerate(call.args):
+        if (arg.keyword is not None and arg.keyword.value == "task") or (
+            arg.keyword is None and not arg.star and isinstance(arg.value, cst.SimpleString)
+        ):
+            return index
+    return None
+
+
+def _task(call: cst.Call) -> cst.Arg | None:
+    index = _task_index(call)
+    return None if index is None else call.args[index]
+
+
 def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
     quote = original.quote
     return cst.SimpleString(f"{original.prefix}{quote}{value}{quote}")
@@ -112,12 +128,12 @@ class TorchmetricsMultilabelRule(Rule):
             if last in _EXACT_MATCH and is_top_k_beyond_one(node):
                 return  # top-k accuracy: ML102 reports it; exact match under its name would be made up
             if ".functional." in name or name.startswith("torchmetrics.functional"):
-                if last in _TASK_FUNCTIONS and _is_string(_keyword(node, "task"), "multiclass"):
+                if last in _TASK_FUNCTIONS and _is_string(_task(node), "multiclass"):
                     self._convert(node, _TASK_FUNCTIONS[last], rename=_EXACT_MATCH.get(last), feeds=True, qualified=name)
                 elif last.startswith("multiclass_") and last.removeprefix("multiclass_") in _TASK_FUNCTIONS:
                     self._convert(node, _TASK_FUNCTIONS[last.removeprefix("multiclass_")], rename=_EXACT_MATCH.get(last, last.replace("multiclass_", "multilabel_")), feeds=True, qualified=name)
                 return
-            if last in _TASK_METRICS and _is_string(_keyword(node, "task"), "multiclass"):
+            if last in _TASK_METRICS and _is_string(_task(node), "multiclass"):
                 self._convert(node, _TASK_METRICS[last], rename=_EXACT_MATCH.get(last), feeds=False, qualified=name)
             elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
                 self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=_EXACT_MATCH.get(last, last.replace("Multiclass", "Multilabel")), feeds=False, qualified=name)
@@ -154,11 +170,12 @@ class TorchmetricsMultilabelRule(Rule):
         def apply(updated: cst.CSTNode) -> cst.CSTNode:
             assert isinstance(updated, cst.Call)
             args = []
-            for arg in updated.args:
+            task_index = _task_index(updated)
+            for index, arg in enumerate(updated.args):
                 keyword = arg.keyword.value if arg.keyword is not None else None
                 if keyword in dropped:
                     continue
-                if keyword == "task":
+                if index == task_index:
                     assert isinstance(arg.value, cst.SimpleString)
                     arg = arg.with_changes(value=_string_like(arg.value, "multilabel"))
                 elif keyword == "num_classes":

@@ -20,6 +20,9 @@ from migrate_ml.rules._still_single_label import (
 )
 
 
+_SELECTION_AND_LOGGING = ("onitor=", "metric_for_best_model", "ReduceLROnPlateau", "caption=", "add_data(")
+
+
 class StillSingleLabelRule(Rule):
     code = "ML100"
     name = "still-single-label"
@@ -59,8 +62,10 @@ class StillSingleLabelRule(Rule):
         """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
         only in training, evaluation or loss code, or model code that may end in softmax (a
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
-        if names_a_single_label_api(source):
+        if names_a_single_label_api(source) or any(word in source for word in _SELECTION_AND_LOGGING):
             return True
+        if "__getitem__" in source or "scatter_(" in source:
+            return True  # a dataset's labels, a hand-written one-hot: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))
