@@ -129,6 +129,8 @@ class CrossEntropyLossRule(Rule):
         "`label_smoothing` moves onto the targets (`y*(1-e)+e/2`, which is label smoothing for "
         "independent binary labels) when every use of the criterion is a followed call; "
         "otherwise the criterion is reported and left as it is, never silently unsmoothed. "
+        "Where not every use can be followed, the finding names the uses it could not follow "
+        "(line and code). `ignore_index=-100` only repeats the default and is dropped; any other "
         "`ignore_index` has no BCE equivalent and is reported, as is a loss computed on "
         "flattened class indices (`labels.view(-1)`), which must become `[B, C]` multi-hot."
     )
