@@ -83,3 +83,32 @@ def test_thresholds_fit_the_scores() -> None:
         """
     )
     assert found == [(7, "threshold-on-logits"), (8, "threshold-on-softmax")]
+
+
+def test_hugging_face_predictions_are_logits_unless_preprocessed() -> None:
+    metrics = """
+        def compute_metrics(eval_pred):
+            predictions, labels = eval_pred
+            return {"f1": f1_score(labels, predictions > 0.5, average="micro")}
+        """
+    assert sinks(metrics) == [(4, "threshold-on-logits")]
+    hook = "def preprocess_logits_for_metrics(logits, labels):\n    return torch.sigmoid(logits)\n"
+    assert sinks(hook + textwrap.dedent(metrics)) == []
+
+
+def test_class_indices_flow_from_a_dataset_through_a_loader_into_the_loss() -> None:
+    assert sinks(
+        """
+        import torchvision
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        def make_loader(root):
+            return DataLoader(torchvision.datasets.ImageFolder(root), batch_size=32)
+
+        def train(model, root):
+            criterion = nn.BCEWithLogitsLoss()
+            for step, (images, labels) in enumerate(make_loader(root)):
+                criterion(model(images), labels.float()).backward()
+        """
+    ) == [(12, "class-index-target")]

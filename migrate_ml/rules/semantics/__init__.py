@@ -19,7 +19,7 @@ __all__ = ["KINDS", "Sink", "find_sinks"]
 
 def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
     """Every single-label meaning ``tree`` lets reach a sink."""
-    analysis = Analysis(tree)
+    analysis = Analysis(tree, text)
     sinks = Sinks(analysis, text)
 
     def on_statement(statement: ast.stmt) -> None:

@@ -32,6 +32,7 @@ from migrate_ml.rules.semantics.summaries import Analysis
 
 KINDS = (
     "class-index-source",
+    "class-index-target",
     "one-hot-target",
     "soft-target-cross-entropy",
     "accuracy-selection",
@@ -149,6 +150,14 @@ class Sinks:
                         "pass the raw logits to BCEWithLogitsLoss / binary_cross_entropy_with_logits",
                         value(scores).line,
                     )
+            if target is not None and self._is_logits_criterion(func) and value(target).meaning == CLASS_INDEX:
+                self.report(
+                    node, "class-index-target",
+                    f"the labels given to this BCE-with-logits loss are class indices (from line {value(target).line}): "
+                    "one class per image, not a [B, C] multi-hot row",
+                    "load float multi-hot labels (a Dataset whose __getitem__ returns a [C] float tensor)",
+                    value(target).line,
+                )
             criterion = self._criterion_name(func)
             if target is not None and criterion:
                 if _is_float_cast(target):

@@ -11,6 +11,7 @@ import re
 
 from migrate_ml.rules.semantics.meanings import (
     CLASS_INDEX,
+    CONTAINER,
     INDEX_LIST,
     INT,
     LOGITS,
@@ -34,10 +35,11 @@ METRICS_FUNCTION = re.compile(r"compute_metrics|metric", re.IGNORECASE)
 _LABEL_KEYS = frozenset({"label", "labels", "target", "targets", "y", "class", "class_id"})
 
 
-def parameter_values(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, Value]:
+def parameter_values(function: ast.FunctionDef | ast.AsyncFunctionDef, raw_predictions: bool) -> dict[str, Value]:
     """What a function's parameters hold on entry: ``compute_metrics(eval_pred)`` gets the
-    (logits, label_ids) pair of an ``EvalPrediction``."""
-    if not METRICS_FUNCTION.search(function.name):
+    (logits, label_ids) pair of an ``EvalPrediction``, unless the file hands the Trainer a
+    ``preprocess_logits_for_metrics`` (``raw_predictions`` False), which may return anything."""
+    if not raw_predictions or not METRICS_FUNCTION.search(function.name):
         return {}
     parameters = [a for a in function.args.args if a.arg not in ("self", "cls")]
     if len(parameters) != 1:
@@ -110,3 +112,8 @@ def class_index_label(item: ast.AST, value: Value) -> str:
     if value.meaning == INT and LABEL_RETURNED.match(name):
         return "a Python int (one class index per image)"
     return ""
+
+
+def class_index_samples(line: int) -> Value:
+    """A dataset of (image, class index) samples: iterating it, or a loader over it, gives them."""
+    return Value(CONTAINER, line, element=Value(items=(NOTHING, Value(CLASS_INDEX, line)), line=line))

@@ -60,8 +60,10 @@ def _merge(old: Value | None, new: Value) -> Value:
 class Analysis:
     """What each expression of one module means."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, text: str = "") -> None:
         self.tree = tree
+        self.raw_predictions = "preprocess_logits_for_metrics" not in text
+        """Hugging Face predictions are the model's logits unless a preprocessing hook changes them."""
         self.imports: dict[str, str] = {}
         self.defined: set[str] = set()
         for node in _statements(tree.body):
@@ -119,7 +121,7 @@ class Analysis:
         # where its parameters shadow them.
         arguments = function.args
         shadowed = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg) if a}
-        self.env = {k: v for k, v in self.env.items() if k not in shadowed} | sources.parameter_values(function)
+        self.env = {k: v for k, v in self.env.items() if k not in shadowed} | sources.parameter_values(function, self.raw_predictions)
         self.class_name, self.function = class_name, function
         self.scope_lines.append(function.lineno)
         for statement in function.body:
@@ -148,6 +150,10 @@ class Analysis:
             value = self.value(statement.value)
             if self.function is not None:
                 key = (self.class_name, self.function.name)
+                if self.function.name == "__getitem__":
+                    # a sample's labels come from this return (where a finding about them is)
+                    line = statement.lineno
+                    value = Value(value.meaning, line, tuple(Value(i.meaning, line, i.items, i.element) for i in value.items), value.element)
                 self.returns[key] = _merge(self.returns.get(key), value)
         elif isinstance(statement, (ast.For, ast.AsyncFor)):
             self.bind(statement.target, self.element(self.value(statement.iter), statement.iter))
@@ -368,10 +374,17 @@ class Analysis:
                 return sources.model_output(line) if method in ("forward", "__call__") or sources.is_model_callee(method) else NOTHING
             return NOTHING
         qualified = self.qualified(func)
+        if qualified in tables.CLASS_INDEX_DATASETS:
+            return sources.class_index_samples(line)
+        if qualified in tables.LOADERS:
+            return arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg == "dataset"), NOTHING)
         if isinstance(func, ast.Name):
             if func.id == "self":
                 return sources.model_output(line)
             if func.id in self.defined and func.id not in self.imports:
+                sample = self.returns.get((func.id, "__getitem__"))
+                if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
+                    return Value(CONTAINER, line, element=sample)
                 return self.returns.get(("", func.id), NOTHING)
             if func.id == "zip":
                 return Value(CONTAINER, line, element=Value(items=tuple(self.element(a, n) for a, n in zip(arguments, node.args)), line=line))

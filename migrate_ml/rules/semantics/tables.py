@@ -99,6 +99,20 @@ INDEX_LIST_OF = {CLASS_INDEX: INDEX_LIST, INT: INDEX_LIST}
 THRESHOLD_OF = {SIGMOID: THRESHOLDED, LOGITS: THRESHOLDED, SCORES: THRESHOLDED, SOFTMAX: THRESHOLDED}
 """What a comparison of these with a threshold is (the sinks judge whether the threshold fits)."""
 
+CLASS_INDEX_DATASETS = frozenset(
+    {
+        "torchvision.datasets.ImageFolder", "torchvision.datasets.DatasetFolder", "torchvision.datasets.CIFAR10",
+        "torchvision.datasets.CIFAR100", "torchvision.datasets.MNIST", "torchvision.datasets.FashionMNIST",
+        "torchvision.datasets.SVHN", "torchvision.datasets.STL10", "torchvision.datasets.Food101",
+        "torchvision.datasets.Flowers102", "torchvision.datasets.ImageNet", "torchvision.datasets.folder.ImageFolder",
+        "torchvision.datasets.cifar.CIFAR10", "torchvision.datasets.cifar.CIFAR100", "torchvision.datasets.mnist.MNIST",
+        "timm.data.create_dataset", "timm.data.ImageDataset",
+    }
+)
+"""Datasets whose samples are (image, class index)."""
+LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader", "timm.data.create_loader"})
+"""Calls whose batches have the structure of their dataset's samples (collated)."""
+
 MONITOR_KEYWORDS = {
     ".EarlyStopping": "monitor",
     ".ModelCheckpoint": "monitor",
