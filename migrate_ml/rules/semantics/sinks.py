@@ -106,7 +106,7 @@ class Sinks:
     def finish(self) -> list[Sink]:
         """The file-wide check: a logits criterion given float targets at one call and integer
         labels at another (the residue of a rewrite that could not follow every call)."""
-        for criterion in {entry[0] for entry in self._loss_targets}:
+        for criterion in dict.fromkeys(entry[0] for entry in self._loss_targets):
             calls = [entry[1:] for entry in self._loss_targets if entry[0] == criterion]
             cast = [call for call, _, is_cast in calls if is_cast]
             for call, target, is_cast in calls if cast else ():
