@@ -494,3 +494,15 @@ def test_every_training_marker_alternative_still_matches(text: str) -> None:
 def test_every_loss_marker_alternative_still_matches(text: str) -> None:
     assert has_loss_marker(f"x = 1\n{text}\n")
     assert not has_loss_marker("x = 1\ny = x + 2\n")
+
+
+def test_rewrite_then_check_fails_on_integer_targets_left_at_an_unfollowed_call(tmp_path, capsys):
+    # The criterion became BCE; the call migrate-ml could not follow keeps the integer labels.
+    fixture = FIXTURES / "rules" / "ML100" / "residue_after_rewrite.in.py"
+    path = tmp_path / "train.py"
+    path.write_text(fixture.read_text())
+    main(["rewrite", str(path)])
+    capsys.readouterr()
+    assert main(["rewrite", "--check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "train.py:15:" in out and "uncast-target" in out and "float targets at line 23" in out
