@@ -369,7 +369,8 @@ class Sinks:
         function = self.analysis.function
         if function is None or not isinstance(node, ast.Name):
             return False
-        return node.id != "self" and node.id in {a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)}
+        arguments = function.args
+        return node.id != "self" and node.id in {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
 
     # -- returns and models
 
@@ -438,7 +439,7 @@ def _is_float_cast(target: ast.AST) -> bool:
     for node in ast.walk(target):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CAST_METHODS:
             return True
-        if isinstance(node, ast.Attribute) and node.attr in _FLOAT_DTYPES and isinstance(node.value, ast.Name) and node.value.id == "torch":
+        if isinstance(node, ast.Attribute) and node.attr in _FLOAT_DTYPES and ast.unparse(node.value) == "torch":
             return True
     return False
 

@@ -69,7 +69,8 @@ class Analysis:
         for node in _statements(tree.body):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    self.imports[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                    top = alias.name.split(".")[0]
+                    self.imports[alias.asname or top] = alias.name if alias.asname else top
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -153,7 +154,8 @@ class Analysis:
                 if self.function.name == "__getitem__":
                     # a sample's labels come from this return (where a finding about them is)
                     line = statement.lineno
-                    value = Value(value.meaning, line, tuple(Value(i.meaning, line, i.items, i.element) for i in value.items), value.element)
+                    items = tuple(Value(item.meaning, line, item.items, item.element) for item in value.items)
+                    value = Value(value.meaning, line, items, value.element)
                 self.returns[key] = _merge(self.returns.get(key), value)
         elif isinstance(statement, (ast.For, ast.AsyncFor)):
             self.bind(statement.target, self.element(self.value(statement.iter), statement.iter))
@@ -387,10 +389,12 @@ class Analysis:
                     return Value(CONTAINER, line, element=sample)
                 return self.returns.get(("", func.id), NOTHING)
             if func.id == "zip":
-                return Value(CONTAINER, line, element=Value(items=tuple(self.element(a, n) for a, n in zip(arguments, node.args)), line=line))
+                zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
+                return Value(CONTAINER, line, element=Value(items=zipped, line=line))
             if func.id == "enumerate" and node.args:
                 iterated = self.key(node.args[0])
-                return Value(CONTAINER, line, element=Value(items=(sources.enumerate_index(iterated, line), self.element(arguments[0], node.args[0])), line=line))
+                pair = (sources.enumerate_index(iterated, line), self.element(arguments[0], node.args[0]))
+                return Value(CONTAINER, line, element=Value(items=pair, line=line))
         if qualified in ("torch.max", "torch.topk", "torch.sort") and len(node.args) + len(node.keywords) >= 2 and arguments:
             if arguments[0].meaning in SCORE_MEANINGS:
                 return Value(items=(arguments[0], Value(ARGMAX, line, node=node)), line=line, node=node)
@@ -405,7 +409,8 @@ class Analysis:
             if result == first.meaning:
                 return Value(result, first.line, node=node)
             return Value(result, line, node=node)
-        if isinstance(func, (ast.Name, ast.Attribute)) and sources.is_model_callee(func.id if isinstance(func, ast.Name) else func.attr):
+        callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if callee and sources.is_model_callee(callee):
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
