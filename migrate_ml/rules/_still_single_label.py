@@ -102,10 +102,10 @@ API_WORDS = (
 """Loss and metric names specific enough to look at a file for, even outside training code."""
 MEANING_WORDS = (
     "__getitem__", "scatter_(", "one_hot", "onitor", "metric_for_best_model", "ReduceLROnPlateau", "caption",
-    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions",
+    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()",
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
-selection, per-image logging, half-migrated logits code."""
+selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""
 COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
 """Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
 ``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""

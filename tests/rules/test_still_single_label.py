@@ -505,4 +505,34 @@ def test_rewrite_then_check_fails_on_integer_targets_left_at_an_unfollowed_call(
     capsys.readouterr()
     assert main(["rewrite", "--check", str(path)]) == 1
     out = capsys.readouterr().out
-    assert "train.py:15:" in out and "uncast-target" in out and "float targets at line 23" in out
+    assert "train.py:15:" in out and "uncast-target" in out and "at line 23 gets float targets" in out
+
+
+def test_rewrite_then_check_fails_on_integer_targets_left_in_another_file_of_the_run(tmp_path, capsys):
+    (tmp_path / "main.py").write_text(textwrap.dedent(
+        """
+        from torch import nn
+        from engine import evaluate, train_one_epoch
+
+        def main(model, train_loader, val_loader):
+            criterion = nn.CrossEntropyLoss()
+            train_one_epoch(model, criterion, train_loader)
+            evaluate(model, criterion, val_loader)
+        """
+    ))
+    (tmp_path / "engine.py").write_text(textwrap.dedent(
+        """
+        def train_one_epoch(model, criterion, loader):
+            for images, targets in loader:
+                criterion(model(images), targets).backward()
+
+        def evaluate(model, criterion, loader):
+            losses = {"val": criterion}
+            return sum(losses["val"](model(images), targets).item() for images, targets in loader)
+        """
+    ))
+    main(["rewrite", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["rewrite", "--check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "engine.py:8:" in out and "uncast-target" in out

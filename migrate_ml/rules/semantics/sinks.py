@@ -106,19 +106,19 @@ class Sinks:
     def finish(self) -> list[Sink]:
         """The file-wide check: a logits criterion given float targets at one call and integer
         labels at another (the residue of a rewrite that could not follow every call)."""
-        for criterion in dict.fromkeys(entry[0] for entry in self._loss_targets):
-            calls = [entry[1:] for entry in self._loss_targets if entry[0] == criterion]
-            cast = [call for call, _, is_cast in calls if is_cast]
-            for call, target, is_cast in calls if cast else ():
-                if not is_cast:
-                    self.found.append(Sink(
-                        call,
-                        "uncast-target",
-                        f"{criterion} (BCE with logits) is given float targets at line {cast[0].lineno} but "
-                        f"{ast.unparse(target)} here: integer class labels left from before the migration",
-                        f"pass float multi-hot [B, C] targets: {ast.unparse(target)}.float()",
-                        (cast[0].lineno,),
-                    ))
+        # One criterion or several, a call of a BCE criterion that casts its targets shows what
+        # the others need: integer labels left at another call are what the rewrite did not reach.
+        cast = [(name, call) for name, call, _, is_cast in self._loss_targets if is_cast]
+        for name, call, target, is_cast in self._loss_targets if cast else ():
+            if not is_cast:
+                self.found.append(Sink(
+                    call,
+                    "uncast-target",
+                    f"{name} (BCE with logits) is given {ast.unparse(target)}, integer class labels left from before "
+                    f"the migration, where {cast[0][0]} at line {cast[0][1].lineno} gets float targets",
+                    f"pass float multi-hot [B, C] targets: {ast.unparse(target)}.float()",
+                    (cast[0][1].lineno,),
+                ))
         return self.found
 
     # -- calls
@@ -202,10 +202,15 @@ class Sinks:
         return self.analysis.is_logits_loss(func) or bool(self._criterion_name(func))
 
     def _criterion_name(self, func: ast.AST) -> str:
-        """The name of a BCE-with-logits criterion object (``criterion``, ``self.loss_fn``), also
-        where a function receives it as a parameter of that name; "" for anything else."""
+        """How a BCE-with-logits criterion object is called (``criterion``, ``self.loss_fn``,
+        ``losses["val"]``), also where a function receives it as a parameter of that name or from
+        another file of the run; "" for anything else, the functional losses included."""
+        if self.analysis.qualified(func) in tables.LOSS_FUNCTIONS:
+            return ""
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        return name if name in self.analysis.logits_loss_names else ""
+        if name in self.analysis.logits_loss_names or self.analysis.value(func).meaning == LOGITS_LOSS_FN:
+            return ast.unparse(func)
+        return ""
 
     def _integer_label(self, target: ast.AST) -> bool:
         """Class labels as they come from a loader: a label-named value with no float cast, or ``.long()``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -83,6 +84,13 @@ class Analysis:
         self.logits_loss_names: set[str] = set()
         """Names and ``self.`` attributes bound to a logits loss anywhere (``criterion``): a
         function's parameter of that name is the same criterion, passed in."""
+        facts = current_facts()
+        self._bce_parameters: dict[str, set[str]] = {}
+        """function -> parameters that the run's other files pass a BCE criterion to (engine/project.py)."""
+        if facts is not None:
+            for fact in facts.parameters:
+                if fact.sources and all(source.becomes_bce for source in fact.sources):
+                    self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
         self.env: dict[str, Value] = {}
         self._cache: dict[ast.AST, Value] = {}
         self.class_name = ""
@@ -123,6 +131,9 @@ class Analysis:
         arguments = function.args
         shadowed = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg) if a}
         self.env = {k: v for k, v in self.env.items() if k not in shadowed} | sources.parameter_values(function, self.raw_predictions)
+        for name in shadowed & self._bce_parameters.get(function.name, set()):
+            self.env[name] = Value(LOGITS_LOSS_FN, function.lineno)
+            self.logits_loss_names.add(name)
         self.class_name, self.function = class_name, function
         self.scope_lines.append(function.lineno)
         for statement in function.body:
@@ -299,8 +310,10 @@ class Analysis:
             body, orelse = self.value(node.body), self.value(node.orelse)
             return Value(join(body.meaning, orelse.meaning), line)
         if isinstance(node, ast.Dict):
-            for item in node.values:
-                self.value(item)
+            values = [self.value(item) for item in node.values]
+            meanings = {value.meaning for value in values}
+            if len(meanings) == 1 and UNKNOWN not in meanings:  # {"train": criterion, "val": criterion}
+                return Value(CONTAINER, line, element=values[0], node=node)
             return NOTHING
         if isinstance(node, ast.JoinedStr):
             for item in node.values:
