@@ -54,6 +54,7 @@ LABEL_LIKE = re.compile(r"label|target|^y(_|$)|^gt", re.IGNORECASE)
 HEAD = re.compile(r"^(fc|fc\d|classifier|head|linear|out|output|logits?|cls_head|last_linear|final|last_layer)$")
 _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 """Calls that write one image's prediction next to it: a table row, a plot title."""
+_EXACT_MATCH_WORDS = ("multilabel", "xact_match", "ExactMatch", ".all(dim=1)", ".all(1)", ".all(dim=-1)", ".all(-1)")
 _CAST_METHODS = frozenset({"float", "double", "half", "type_as", "bfloat16"})
 _FLOAT_DTYPES = frozenset({"float", "float32", "float16", "float64", "double", "half", "bfloat16"})
 _TARGET_KEYWORDS = ("target", "targets", "labels", "label", "y", "y_true")
@@ -78,9 +79,9 @@ class Sinks:
         self.multi_label_training = any(
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
-        self.accuracy_kept_single_label = "multilabel" not in text and "xact_match" not in text and "ExactMatch" not in text
+        self.accuracy_kept_single_label = not any(word in text for word in _EXACT_MATCH_WORDS)
         """A monitor on accuracy selects by a single-label score unless the file's accuracy became
-        multi-label (ML022 turns it into exact match, which a ``val_acc`` monitor may keep)."""
+        exact match (ML021/ML022 rewrite it so, and a ``val_acc`` monitor may keep that meaning)."""
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
 
