@@ -50,6 +50,8 @@ class _Cell:
     """0-based position in the notebook's ``cells`` list."""
     source: str
     masked: str
+    indent: str = ""
+    """The leading indent IPython strips from every line of the cell before running it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,29 @@ def _python_cell_magic(source: str, markers: _Markers) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+def _common_indent(source: str) -> str:
+    """The indent of a cell whose every line is indented alike (`` x = 1\n y = 2``): IPython
+    strips the first line's indent from each line and runs the rest, where Python would stop at
+    an unexpected indent. "" for anything else, including a cell that compiles as it is."""
+    lines = [line for line in source.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
+    if not indent or not all(line.startswith(indent) for line in lines):
+        return ""
+    try:
+        compile(source, "<cell>", "exec", dont_inherit=True)
+        return ""
+    except (SyntaxError, ValueError):
+        return indent
+
+
+def _strip_indent(source: str, indent: str) -> str:
+    if not indent:
+        return source
+    return "".join(line[len(indent):] if line.startswith(indent) else line for line in source.splitlines(keepends=True))
 
 
 def _unmask(text: str, markers: _Markers, magic_lines: list[str]) -> str:
@@ -216,7 +241,9 @@ class _Joined:
         for index, source in code_cells:
             if source.lstrip().startswith("%%") and not _python_cell_magic(source, self.markers):
                 continue  # a cell magic whose body is not Python (%%bash, %%html, %%writefile data.csv, …)
-            self.cells.append(_Cell(index, source, _mask(source, self.markers, self.magic_lines)))
+            indent = _common_indent(source)
+            body = _strip_indent(source, indent)
+            self.cells.append(_Cell(index, source, _mask(body, self.markers, self.magic_lines), indent))
         parts = []
         for position, cell in enumerate(self.cells):
             if position:
@@ -239,6 +266,8 @@ class _Joined:
         sources = {}
         for cell in self.cells:
             new = _unmask("".join(chunks.get(cell.index, [])), self.markers, self.magic_lines)
+            if cell.indent:
+                new = "".join(cell.indent + line if line.strip() else line for line in new.splitlines(keepends=True))
             if not cell.source.endswith(("\n", "\r")):
                 # The cell ended without a line break: so does its new text, even where a
                 # fix added lines at its end (the threshold constant, with a blank line after).

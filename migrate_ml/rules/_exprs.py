@@ -105,11 +105,11 @@ def positional_arguments(call: cst.Call) -> list[cst.Arg]:
     return [arg for arg in call.args if arg.keyword is None]
 
 
-def without_argument(index: int):
-    """An edit dropping ``call.args[index]`` (by index, for the reason given in map_argument)."""
+def without_argument(*indices: int):
+    """An edit dropping ``call.args[index]`` for each index (by index, for the reason given in map_argument)."""
 
     def apply(call: cst.Call) -> cst.Call:
-        args = [arg for i, arg in enumerate(call.args) if i != index]
+        args = [arg for i, arg in enumerate(call.args) if i not in indices]
         if args:
             args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return call.with_changes(args=args)

@@ -82,6 +82,8 @@ class LossConstruction:
     (not every criterion reaching it ends up BCE): where the call is reported."""
     uses_accounted: bool = False
     """Every use is followed here or handed over to a file of the run that casts its targets."""
+    unfollowed: tuple[cst.CSTNode, ...] = ()
+    """The uses that are neither followed nor handed over: where a finding sends the reader."""
 
 
 @dataclass(eq=False)
@@ -180,6 +182,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._facts: FileFacts | None = current_facts()
         self._by_callee: dict[str, list[cst.Call]] | None = None
         self._called: set[str] | None = None
+        self._unfollowed: list[cst.CSTNode] | None = None
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
@@ -250,9 +253,12 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         for construction in self._flow.constructions:
             construction.uses_followed = self._uses_followed(construction, followed)
             handed: list[HandOver] = []
+            self._unfollowed = []
             construction.uses_accounted = construction.uses_followed or self._uses_followed(
                 construction, followed, handed
             )
+            construction.unfollowed = tuple(dict.fromkeys(self._unfollowed))
+            self._unfollowed = None
             construction.handed_over = tuple(dict.fromkeys(h for h in handed if h.cast))
             construction.passed_on = tuple(dict.fromkeys(h for h in handed if not h.cast))
         self.set_metadata(original_node, self._flow)
@@ -277,7 +283,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             key = (self._enclosing(target, cst.ClassDef), target.attr.value)
             uses = [use for use in self._attribute_uses.get(key, ()) if not self._is_assigned(use)]
             # a list, not a generator: with ``handed`` every use is visited, to name them all
-            return bool(uses) and all([self._use_followed(u, construction, followed, 0, handed) for u in uses])
+            return bool(uses) and all([self._use_noted(u, construction, followed, 0, handed) for u in uses])
         if isinstance(target, cst.Name):
             return self._name_uses_followed(target, construction, followed, 0, handed)
         return False
@@ -295,8 +301,16 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             for access in assignment.references
         ]
         return bool(accesses) and all(
-            [self._use_followed(access.node, construction, followed, depth, handed) for access in accesses]
+            [self._use_noted(access.node, construction, followed, depth, handed) for access in accesses]
         )
+
+    def _use_noted(self, node: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
+        """:meth:`_use_followed`, remembering a use it cannot follow so that the finding names it."""
+        if self._use_followed(node, construction, followed, depth, handed):
+            return True
+        if self._unfollowed is not None:
+            self._unfollowed.append(node)
+        return False
 
     def _use_followed(self, node: cst.CSTNode, construction, followed, depth: int, handed=None) -> bool:
         """``node`` evaluates to the criterion: it is called by a followed loss call, or passed

@@ -44,6 +44,8 @@ from migrate_ml.rules._single_label_values import (
     ValueTracker,
     int_constant,
 )
+from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
+from migrate_ml.rules.semantics import find_sinks
 
 if TYPE_CHECKING:
     import libcst
@@ -69,6 +71,7 @@ KINDS = (
     "prediction-item",
     "target-argmax",
     "topk-accuracy",
+    *MEANING_KINDS,
 )
 """The stable ids of what the detector finds (``SingleLabelConstruct.kind``)."""
 
@@ -97,6 +100,12 @@ API_WORDS = (
     "evaluate.load", "classification_report", "confusion_matrix",
 )
 """Loss and metric names specific enough to look at a file for, even outside training code."""
+MEANING_WORDS = (
+    "__getitem__", "scatter_(", "one_hot", "onitor", "metric_for_best_model", "ReduceLROnPlateau", "caption",
+    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()",
+)
+"""Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
+selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""
 COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
 """Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
 ``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
@@ -104,7 +113,7 @@ COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh"
 
 def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
-    return names_a_single_label_api(text) or any(word in text for word in COMMON_WORDS)
+    return names_a_single_label_api(text) or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS))
 
 
 def names_a_single_label_api(text: str) -> bool:
@@ -133,7 +142,25 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
         # walk again with its parameters known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
-    return found
+    return _with_meanings(found, tree, text)
+
+
+def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
+    """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
+    construct per line; one built on a line found here is that construct."""
+    lines = {construct.line for construct in found}
+    text_lines = text.splitlines()
+    added = []
+    for sink in find_sinks(tree, text):
+        line = sink.node.lineno  # type: ignore[attr-defined]
+        if line in lines or lines.intersection(sink.related):
+            continue
+        lines.add(line)
+        source_line = text_lines[line - 1] if line <= len(text_lines) else ""
+        column = len(source_line.encode("utf-8")[: sink.node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
+        related = tuple(sorted(set(sink.related) - {line}))
+        added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related))
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
 
 
 def is_model_code_only(text: str) -> bool:
@@ -742,7 +769,10 @@ class _Detector(ValueTracker):
         parts = qualified.split(".")
         name = parts[-1]
         keywords = {k.arg: k.value for k in node.keywords if k.arg}
-        task = keywords.get("task")
+        # The task may be positional: Accuracy("multiclass", num_classes=10), accuracy(p, y, "multiclass").
+        task = keywords.get("task") or next(
+            (a for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)), None
+        )
         task_value = task.value if isinstance(task, ast.Constant) else None
         if qualified.startswith(_TORCHMETRICS_ROOTS):
             if name.startswith("Multiclass") or name.startswith("multiclass_"):

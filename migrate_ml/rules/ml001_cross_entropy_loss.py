@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
@@ -129,6 +129,8 @@ class CrossEntropyLossRule(Rule):
         "`label_smoothing` moves onto the targets (`y*(1-e)+e/2`, which is label smoothing for "
         "independent binary labels) when every use of the criterion is a followed call; "
         "otherwise the criterion is reported and left as it is, never silently unsmoothed. "
+        "Where not every use can be followed, the finding names the uses it could not follow "
+        "(line and code). `ignore_index=-100` only repeats the default and is dropped; any other "
         "`ignore_index` has no BCE equivalent and is reported, as is a loss computed on "
         "flattened class indices (`labels.view(-1)`), which must become `[B, C]` multi-hot."
     )
@@ -154,7 +156,9 @@ class CrossEntropyLossRule(Rule):
         call = construction.call
         keywords = keyword_arguments(call)
         positional = positional_arguments(call)
-        if "ignore_index" in keywords or len(positional) > 1 or any(arg.star for arg in call.args):
+        ignore_index = keywords.get("ignore_index")
+        default_ignore = ignore_index is not None and _is_minus_100(ignore_index.value)
+        if ("ignore_index" in keywords and not default_ignore) or len(positional) > 1 or any(arg.star for arg in call.args):
             self.report(
                 call,
                 "CrossEntropyLoss with ignore_index or positional options has no direct BCEWithLogitsLoss equivalent",
@@ -219,8 +223,11 @@ class CrossEntropyLossRule(Rule):
 
         edits = [NodeEdit(call.func, _rename_to_bce)]
         transform = as_float_target
+        # ignore_index=-100 only repeats the default (nothing is ignored): it goes with the rest of CE
+        dropped = [call.args.index(arg) for arg in (smoothing, ignore_index) if arg is not None]
+        if dropped:
+            edits.append(NodeEdit(call, without_argument(*dropped)))
         if smoothing is not None:
-            edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
             transform = smoothed_target(smoothing.value)
         for loss_call in calls:
             if loss_call.target is not None:
@@ -255,9 +262,30 @@ class CrossEntropyLossRule(Rule):
             self.report(
                 call,
                 "not every use of this criterion could be followed, so targets passed to it "
-                "elsewhere were not cast" + passed_on_note(construction),
+                "elsewhere were not cast" + self._unfollowed_note(construction) + passed_on_note(construction),
                 suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
             )
+
+
+    def _unfollowed_note(self, construction: LossConstruction) -> str:
+        """`` (line 21: Evaluator(model, criterion))``: where the uses it could not follow are."""
+        places = []
+        for node in construction.unfollowed:
+            parent = self.get_metadata(ParentNodeProvider, node, None)
+            shown = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else parent
+            line = self.get_metadata(PositionProvider, node).start.line
+            code = " ".join(cst.Module([]).code_for_node(shown if isinstance(shown, cst.Call) else node).split())
+            places.append(f"line {line}: {code if len(code) <= 60 else code[:57] + '...'}")
+        return f" ({'; '.join(dict.fromkeys(places))})" if places else ""
+
+
+def _is_minus_100(value: cst.BaseExpression) -> bool:
+    return (
+        isinstance(value, cst.UnaryOperation)
+        and isinstance(value.operator, cst.Minus)
+        and isinstance(value.expression, cst.Integer)
+        and value.expression.evaluated_value == 100
+    )
 
 
 def _rename_to_bce(func: cst.CSTNode) -> cst.CSTNode:

@@ -41,6 +41,22 @@ def _is_string(arg: cst.Arg | None, value: str) -> bool:
     return arg is not None and isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value == value
 
 
+def _task_index(call: cst.Call) -> int | None:
+    """Where the task is: ``task=`` or the first positional string (``Accuracy("multiclass", ...)``,
+    ``accuracy(preds, target, "multiclass")``)."""
+    for index, arg in enumerate(call.args):
+        if (arg.keyword is not None and arg.keyword.value == "task") or (
+            arg.keyword is None and not arg.star and isinstance(arg.value, cst.SimpleString)
+        ):
+            return index
+    return None
+
+
+def _task(call: cst.Call) -> cst.Arg | None:
+    index = _task_index(call)
+    return None if index is None else call.args[index]
+
+
 def _string_like(original: cst.SimpleString, value: str) -> cst.SimpleString:
     quote = original.quote
     return cst.SimpleString(f"{original.prefix}{quote}{value}{quote}")
@@ -61,7 +77,8 @@ class TorchmetricsMultilabelRule(Rule):
         "`F1Score(task=\"multiclass\", num_classes=K)` becomes `F1Score(task=\"multilabel\", "
         "num_labels=K, threshold=THRESHOLD)` (likewise Precision, Recall, AUROC and "
         "AveragePrecision, the last two without a threshold; `top_k` has no multilabel meaning and "
-        "is dropped). Top-k accuracy (`top_k` other than 1) is left as it is and reported by "
+        "is dropped). The task counts however it is given: `task=` or positionally "
+        "(`Accuracy(\"multiclass\", num_classes=K)`, `accuracy(preds, y, \"multiclass\")`). Top-k accuracy (`top_k` other than 1) is left as it is and reported by "
         "ML102: an exact match logged as `acc@5` would be a made-up top-5. Accuracy is the exception: `MultilabelAccuracy` is per-label accuracy, the "
         "mean over labels of (TP + TN) / N, which on sparse labels is dominated by the true "
         "negatives (a model predicting nothing scores about 1 - label density), disagrees with "
@@ -112,12 +129,12 @@ class TorchmetricsMultilabelRule(Rule):
             if last in _EXACT_MATCH and is_top_k_beyond_one(node):
                 return  # top-k accuracy: ML102 reports it; exact match under its name would be made up
             if ".functional." in name or name.startswith("torchmetrics.functional"):
-                if last in _TASK_FUNCTIONS and _is_string(_keyword(node, "task"), "multiclass"):
+                if last in _TASK_FUNCTIONS and _is_string(_task(node), "multiclass"):
                     self._convert(node, _TASK_FUNCTIONS[last], rename=_EXACT_MATCH.get(last), feeds=True, qualified=name)
                 elif last.startswith("multiclass_") and last.removeprefix("multiclass_") in _TASK_FUNCTIONS:
                     self._convert(node, _TASK_FUNCTIONS[last.removeprefix("multiclass_")], rename=_EXACT_MATCH.get(last, last.replace("multiclass_", "multilabel_")), feeds=True, qualified=name)
                 return
-            if last in _TASK_METRICS and _is_string(_keyword(node, "task"), "multiclass"):
+            if last in _TASK_METRICS and _is_string(_task(node), "multiclass"):
                 self._convert(node, _TASK_METRICS[last], rename=_EXACT_MATCH.get(last), feeds=False, qualified=name)
             elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
                 self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=_EXACT_MATCH.get(last, last.replace("Multiclass", "Multilabel")), feeds=False, qualified=name)
@@ -154,11 +171,12 @@ class TorchmetricsMultilabelRule(Rule):
         def apply(updated: cst.CSTNode) -> cst.CSTNode:
             assert isinstance(updated, cst.Call)
             args = []
-            for arg in updated.args:
+            task_index = _task_index(updated)
+            for index, arg in enumerate(updated.args):
                 keyword = arg.keyword.value if arg.keyword is not None else None
                 if keyword in dropped:
                     continue
-                if keyword == "task":
+                if index == task_index:
                     assert isinstance(arg.value, cst.SimpleString)
                     arg = arg.with_changes(value=_string_like(arg.value, "multilabel"))
                 elif keyword == "num_classes":

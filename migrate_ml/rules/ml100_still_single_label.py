@@ -21,6 +21,9 @@ from migrate_ml.rules._still_single_label import (
 )
 
 
+_SELECTION_AND_LOGGING = ("onitor=", "metric_for_best_model", "ReduceLROnPlateau", "caption=", "add_data(")
+
+
 class StillSingleLabelRule(Rule):
     code = "ML100"
     name = "still-single-label"
@@ -42,7 +45,20 @@ class StillSingleLabelRule(Rule):
         "given to a metric (not `np.argmax(val_accuracy)`), softmax only over a model's output "
         "outside `forward` (never attention), and comparing thresholded predictions only when the "
         "result is averaged over every label instead of per image (`!=` averaged that way is the "
-        f"Hamming loss and is fine). What it finds, by kind: {', '.join(f'`{kind}`' for kind in KINDS)}."
+        "Hamming loss and is fine). Beyond spellings, an analysis of what values mean "
+        "(`rules/semantics`: class indices, one-hot targets, logits, sigmoid and softmax "
+        "probabilities, arg-max and thresholded predictions, followed through functions, methods "
+        "and `self.` attributes) reports where a single-label meaning reaches a sink: a dataset's "
+        "`__getitem__` returning a class index (a Python int, a list of indices), a one-hot of "
+        "class indices given to a loss (also stored on `self` in another method, or encoded by a "
+        "vendored `one_hot`/`mixup_target`), a target times `log_softmax` written out, older "
+        "functional metrics without `task`, model selection on accuracy (`monitor=\"val_acc\"`, "
+        "`metric_for_best_model=\"accuracy\"`, `ReduceLROnPlateau` stepped on accuracy), and "
+        "half-migrated code: a sigmoid before a with-logits loss, a probability threshold on raw "
+        "logits or on softmax outputs, a model ending in ReLU, an arg-max logged with each image, "
+        "and a BCE criterion given float targets at one call but integer labels at another (what "
+        "a rewrite that could not follow every call leaves). "
+        f"What it finds, by kind: {', '.join(f'`{kind}`' for kind in KINDS)}."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -60,8 +76,10 @@ class StillSingleLabelRule(Rule):
         """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
         only in training, evaluation or loss code, or model code that may end in softmax (a
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
-        if names_a_single_label_api(source):
+        if names_a_single_label_api(source) or any(word in source for word in _SELECTION_AND_LOGGING):
             return True
+        if "__getitem__" in source or "scatter_(" in source:
+            return True  # a dataset's labels, a hand-written one-hot: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

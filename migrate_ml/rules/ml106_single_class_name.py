@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 
@@ -51,6 +51,14 @@ class SingleClassNameRule(Rule):
         indices that walk every class, not one predicted class."""
         self._top_k: set[str] = set()
         """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
+        self._reported: set[tuple[int, str]] = set()
+        """One finding per line and message: ``print(names[str(i)], names[str(i)])`` is one construct."""
+
+    def _report_once(self, node: cst.CSTNode, message: str, suggestion: str) -> None:
+        key = (self.get_metadata(PositionProvider, node).start.line, message)
+        if key not in self._reported:
+            self._reported.add(key)
+            self.report(node, message, suggestion=suggestion)
 
     def visit_For(self, node: cst.For) -> None:
         iterator = node.iter
@@ -82,10 +90,10 @@ class SingleClassNameRule(Rule):
         if _names_in(looked_up) & self._top_k:
             return  # the names of a top-k reported where it is taken: one finding per construct
         i = "str(i)" if as_text else "i"
-        self.report(
+        self._report_once(
             node,
             f"one class name per image: `{name}[...]` looks up a single predicted index",
-            suggestion=f"list every label above the threshold: [{name}[{i}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
+            f"list every label above the threshold: [{name}[{i}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
         )
 
     def _is_assigned(self, node: cst.CSTNode) -> bool:
@@ -109,10 +117,10 @@ class SingleClassNameRule(Rule):
             if isinstance(statement, cst.Assign):
                 for target in statement.targets:
                     self._top_k |= _bound_names(target.target)
-            self.report(
+            self._report_once(
                 node,
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
-                suggestion="use (probs > THRESHOLD).nonzero() to list the predicted labels, with probs = torch.sigmoid(logits)",
+                "use (probs > THRESHOLD).nonzero() to list the predicted labels, with probs = torch.sigmoid(logits)",
             )
 
 

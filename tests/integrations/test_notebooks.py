@@ -284,3 +284,23 @@ def test_cell_magics_that_run_python_are_migrated_and_others_left_alone(run_cli,
     assert "(torch.sigmoid(out) > THRESHOLD) == y.bool()).all(dim=1)" in sources[1]
     assert sources[3:] == ["%%writefile data.csv\nimage,label\na.png,cat", "%%bash\npython train.py --loss CrossEntropyLoss"]
     assert sources[2] == "%%writefile losses.py\nimport torch.nn as nn\n\nLOSS = nn.BCEWithLogitsLoss()"
+
+
+def test_a_cell_indented_as_a_whole_is_migrated_like_ipython_runs_it(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("import torch.nn as nn"),
+        new_code_cell(" criterion = nn.CrossEntropyLoss()\n for images, labels in loader:\n     loss = criterion(model(images), labels)\n"),
+    ]
+    path = tmp_path / "indented.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    assert "".join(_cells(path)[1]["source"]) == (
+        " criterion = nn.BCEWithLogitsLoss()\n for images, labels in loader:\n"
+        "     loss = criterion(model(images), labels.float())\n"
+    )
+    code, _, _ = run_cli("rewrite", "--check", str(path))
+    assert code == 0

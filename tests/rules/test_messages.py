@@ -5,6 +5,7 @@ from __future__ import annotations
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules._still_single_label import find_single_label
 
 
 def _findings(text: str, code: str):
@@ -43,3 +44,20 @@ def test_topk_accuracy_with_several_k_is_not_copied_into_every_name() -> None:
     assert "acc1 = acc5" not in result.new_text
     [finding] = [f for f in result.findings_after if f.code == "ML102"]
     assert "drop acc5" in finding.suggestion
+
+
+def test_unfollowed_criterion_names_the_uses_it_could_not_follow() -> None:
+    text = (
+        "from torch import nn\n\n\nclass Evaluator:\n    def __init__(self, criterion):\n"
+        "        self.criterion = criterion\n\n\ndef train(model, loader):\n"
+        "    criterion = nn.CrossEntropyLoss()\n    evaluator = Evaluator(criterion)\n"
+        "    for images, labels in loader:\n        criterion(model(images), labels).backward()\n"
+    )
+    [finding] = [f for f in _findings(text, "ML001") if "not every use" in f.message]
+    assert "(line 11: Evaluator(criterion))" in finding.message
+
+
+def test_positional_task_is_not_called_missing() -> None:
+    [construct] = find_single_label('import torchmetrics\nacc = torchmetrics.Accuracy("multiclass", num_classes=3)\n')
+    assert 'task="multiclass"' in construct.message and "without task=" not in construct.message
+    assert find_single_label('import torchmetrics\nacc = torchmetrics.Accuracy("multilabel", num_labels=3)\n') == []

@@ -494,3 +494,45 @@ def test_every_training_marker_alternative_still_matches(text: str) -> None:
 def test_every_loss_marker_alternative_still_matches(text: str) -> None:
     assert has_loss_marker(f"x = 1\n{text}\n")
     assert not has_loss_marker("x = 1\ny = x + 2\n")
+
+
+def test_rewrite_then_check_fails_on_integer_targets_left_at_an_unfollowed_call(tmp_path, capsys):
+    # The criterion became BCE; the call migrate-ml could not follow keeps the integer labels.
+    fixture = FIXTURES / "rules" / "ML100" / "residue_after_rewrite.in.py"
+    path = tmp_path / "train.py"
+    path.write_text(fixture.read_text())
+    main(["rewrite", str(path)])
+    capsys.readouterr()
+    assert main(["rewrite", "--check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "train.py:15:" in out and "uncast-target" in out and "at line 23 gets float targets" in out
+
+
+def test_rewrite_then_check_fails_on_integer_targets_left_in_another_file_of_the_run(tmp_path, capsys):
+    (tmp_path / "main.py").write_text(textwrap.dedent(
+        """
+        from torch import nn
+        from engine import evaluate, train_one_epoch
+
+        def main(model, train_loader, val_loader):
+            criterion = nn.CrossEntropyLoss()
+            train_one_epoch(model, criterion, train_loader)
+            evaluate(model, criterion, val_loader)
+        """
+    ))
+    (tmp_path / "engine.py").write_text(textwrap.dedent(
+        """
+        def train_one_epoch(model, criterion, loader):
+            for images, targets in loader:
+                criterion(model(images), targets).backward()
+
+        def evaluate(model, criterion, loader):
+            losses = {"val": criterion}
+            return sum(losses["val"](model(images), targets).item() for images, targets in loader)
+        """
+    ))
+    main(["rewrite", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["rewrite", "--check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "engine.py:8:" in out and "uncast-target" in out

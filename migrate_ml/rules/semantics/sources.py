@@ -1,0 +1,119 @@
+"""Where meanings come from: models, datasets, Hugging Face predictions, class-index maps.
+
+Also the first check on a source itself: a dataset's ``__getitem__`` that returns a class index
+(a Python ``int``, a list of indices, a one-hot of one) as the label.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from migrate_ml.rules.semantics.meanings import (
+    CLASS_INDEX,
+    CONTAINER,
+    INDEX_LIST,
+    INT,
+    LOGITS,
+    NOTHING,
+    ONE_HOT,
+    SCORES,
+    Value,
+)
+
+MODEL_CALLEE = re.compile(
+    r"(^|_)(model|net|classifier|backbone|vit|teacher|student|ema|encoder|pl_module)(_|$|\d)", re.IGNORECASE
+)
+"""Callables whose result is a model's output (``model(x)``, ``pl_module(imgs)``, ``self.net(x)``)."""
+CLASS_INDEX_MAP = re.compile(r"(class|label|cat\w*|cls)e?s?_?(to|2)_?(idx|id|ids|index|num)$", re.IGNORECASE)
+"""``class_to_idx[name]``, ``label2id[name]``: one class index."""
+CLASS_LIST = re.compile(r"^(self\.)?(classes|class_names|labels|label_names|categories|cats|class_list|folders)$")
+"""What an ``enumerate`` over gives class indices (``for idx, name in enumerate(self.classes)``)."""
+LABEL_RETURNED = re.compile(r"^(y|label|labels|target|targets|cls|class_id|class_idx|label_idx|label_id|lbl|category)$")
+METRICS_FUNCTION = re.compile(r"compute_metrics|metric", re.IGNORECASE)
+"""Hugging Face ``compute_metrics(eval_pred)``: the predictions are the model's raw logits."""
+_LABEL_KEYS = frozenset({"label", "labels", "target", "targets", "y", "class", "class_id"})
+
+
+def parameter_values(function: ast.FunctionDef | ast.AsyncFunctionDef, raw_predictions: bool) -> dict[str, Value]:
+    """What a function's parameters hold on entry: ``compute_metrics(eval_pred)`` gets the
+    (logits, label_ids) pair of an ``EvalPrediction``, unless the file hands the Trainer a
+    ``preprocess_logits_for_metrics`` (``raw_predictions`` False), which may return anything."""
+    if not raw_predictions or not METRICS_FUNCTION.search(function.name):
+        return {}
+    parameters = [a for a in function.args.args if a.arg not in ("self", "cls")]
+    if len(parameters) != 1:
+        return {}
+    line = function.lineno
+    return {parameters[0].arg: Value(items=(Value(LOGITS, line), NOTHING), node=function)}
+
+
+def attribute_value(base: Value, attribute: str, line: int) -> Value | None:
+    """``outputs.logits``, ``eval_pred.predictions``/``label_ids``."""
+    if attribute == "logits":
+        return Value(LOGITS, line)
+    if attribute == "predictions" and base.items:
+        return base.items[0]
+    if attribute == "label_ids" and len(base.items) > 1:
+        return base.items[1]
+    return None
+
+
+def is_model_callee(name: str) -> bool:
+    return bool(MODEL_CALLEE.search(name))
+
+
+def model_output(line: int) -> Value:
+    """A model's output: logits or probabilities, depending on how the model ends."""
+    return Value(SCORES, line)
+
+
+def subscript_source(base_name: str, line: int) -> Value | None:
+    """``self.class_to_idx[name]``: one class index."""
+    if CLASS_INDEX_MAP.search(base_name.rpartition(".")[2]):
+        return Value(CLASS_INDEX, line)
+    return None
+
+
+def enumerate_index(iterated: str, line: int) -> Value:
+    """The index ``enumerate`` gives over a list of classes is a class index; over anything else
+    (a loader, a list of files) it says nothing."""
+    return Value(CLASS_INDEX, line) if CLASS_LIST.match(iterated) else NOTHING
+
+
+def index_lookup(receiver: str, line: int) -> Value | None:
+    """``self.classes.index(name)``: one class index."""
+    return Value(CLASS_INDEX, line) if CLASS_LIST.match(receiver) else None
+
+
+def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value]]:
+    """The labels of a ``__getitem__``'s return value: the items after the first of a tuple or
+    list (``image, label``), the label keys of a dict."""
+    if isinstance(returned, (ast.Tuple, ast.List)) and len(returned.elts) >= 2:
+        return [(item, value_of(item)) for item in returned.elts[1:]]
+    if isinstance(returned, ast.Dict):
+        return [
+            (item, value_of(item))
+            for key, item in zip(returned.keys, returned.values)
+            if isinstance(key, ast.Constant) and key.value in _LABEL_KEYS
+        ]
+    return []
+
+
+def class_index_label(item: ast.AST, value: Value) -> str:
+    """Why a returned label is single-label ("" when it is not known to be)."""
+    if value.meaning == CLASS_INDEX:
+        return "a class index (one class per image)"
+    if value.meaning == INDEX_LIST:
+        return "a list of class indices, not a multi-hot row"
+    if value.meaning == ONE_HOT:
+        return "a one-hot of one class index"
+    name = item.id if isinstance(item, ast.Name) else ""
+    if value.meaning == INT and LABEL_RETURNED.match(name):
+        return "a Python int (one class index per image)"
+    return ""
+
+
+def class_index_samples(line: int) -> Value:
+    """A dataset of (image, class index) samples: iterating it, or a loader over it, gives them."""
+    return Value(CONTAINER, line, element=Value(items=(NOTHING, Value(CLASS_INDEX, line)), line=line))

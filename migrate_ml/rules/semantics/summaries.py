@@ -1,0 +1,435 @@
+"""The meaning of every expression, followed through functions, methods and class attributes.
+
+``Analysis`` walks each function's statements in order with an environment of what names and
+``self.`` attributes hold. A summary round comes first: what each class stores on ``self``
+(in ``__init__``, in ``on_train_batch_start``, in any method) and what each of the file's own
+functions returns, so that ``self.targets`` set in one method has its meaning in
+``training_step`` and ``one_hot(target, n)`` calls a helper whose result is known. The last
+round hands every statement to the sinks.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics import sources, tables
+from migrate_ml.rules.semantics.meanings import (
+    ARGMAX,
+    CLASS_INDEX,
+    CONTAINER,
+    INDEX_LIST,
+    LOGITS_LOSS_FN,
+    NOTHING,
+    ONE_HOT,
+    SCORE_MEANINGS,
+    UNKNOWN,
+    Value,
+    join,
+)
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _statements(body: list[ast.stmt]):
+    """Every statement, nested ones too (imports and definitions are statements: walking the
+    expressions as well would cost as much as the analysis)."""
+    stack = list(body)
+    while stack:
+        statement = stack.pop()
+        yield statement
+        for field in ("body", "orelse", "finalbody"):
+            stack.extend(getattr(statement, field, ()))
+        for handler in getattr(statement, "handlers", ()):
+            stack.extend(handler.body)
+        for case in getattr(statement, "cases", ()):
+            stack.extend(case.body)
+
+
+def _merge(old: Value | None, new: Value) -> Value:
+    if old is None or old.meaning == UNKNOWN and not old.items and old.element is None:
+        return new
+    if new.meaning == UNKNOWN and not new.items and new.element is None:
+        return old
+    if old.meaning == CONTAINER and new.meaning == CONTAINER:
+        return new if new.element is not None else old
+    meaning = join(old.meaning, new.meaning)
+    return new if meaning == new.meaning else Value(meaning, new.line)
+
+
+class Analysis:
+    """What each expression of one module means."""
+
+    def __init__(self, tree: ast.Module, text: str = "") -> None:
+        self.tree = tree
+        self.raw_predictions = "preprocess_logits_for_metrics" not in text
+        """Hugging Face predictions are the model's logits unless a preprocessing hook changes them."""
+        self.imports: dict[str, str] = {}
+        self.defined: set[str] = set()
+        for node in _statements(tree.body):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    top = alias.name.split(".")[0]
+                    self.imports[alias.asname or top] = alias.name if alias.asname else top
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+                self.defined.add(node.name)
+        self.attributes: dict[tuple[str, str], Value] = {}
+        """(class, attribute) -> what ``self.attribute`` holds anywhere in the class."""
+        self.returns: dict[tuple[str, str], Value] = {}
+        """(class or "", function) -> what the function returns."""
+        self.logits_loss_names: set[str] = set()
+        """Names and ``self.`` attributes bound to a logits loss anywhere (``criterion``): a
+        function's parameter of that name is the same criterion, passed in."""
+        facts = current_facts()
+        self._bce_parameters: dict[str, set[str]] = {}
+        """function -> parameters that the run's other files pass a BCE criterion to (engine/project.py)."""
+        if facts is not None:
+            for fact in facts.parameters:
+                if fact.sources and all(source.becomes_bce for source in fact.sources):
+                    self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
+        self.env: dict[str, Value] = {}
+        self._cache: dict[ast.AST, Value] = {}
+        self.class_name = ""
+        self.scope_lines: list[int] = []
+        """The lines of the enclosing ``class`` and ``def`` statements: a finding there covers what is inside."""
+        self.function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+        self.on_statement: Callable[[ast.stmt], None] | None = None
+
+    # -- walking
+
+    def run(self, on_statement: Callable[[ast.stmt], None]) -> None:
+        self._walk_body(self.tree.body, "")  # summaries first: the last walk sees every method's
+        self.on_statement = on_statement
+        self._walk_body(self.tree.body, "")
+
+    def _walk_body(self, body: list[ast.stmt], class_name: str) -> None:
+        for statement in body:
+            if isinstance(statement, ast.ClassDef):
+                self._walk_class(statement)
+            elif isinstance(statement, _FUNCTIONS):
+                self._walk_function(statement, class_name)
+            elif not class_name:
+                saved = self.class_name, self.function
+                self.class_name, self.function = "", None
+                self._statement(statement)
+                self.class_name, self.function = saved
+
+    def _walk_class(self, node: ast.ClassDef) -> None:
+        self.scope_lines.append(node.lineno)
+        self._walk_body(node.body, node.name)
+        self.scope_lines.pop()
+
+    def _walk_function(self, function: ast.FunctionDef | ast.AsyncFunctionDef, class_name: str) -> None:
+        saved = self.env, self.class_name, self.function
+        self._cache.clear()
+        # A function sees the module's names (and a nested one its enclosing function's), except
+        # where its parameters shadow them.
+        arguments = function.args
+        shadowed = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg) if a}
+        self.env = {k: v for k, v in self.env.items() if k not in shadowed} | sources.parameter_values(function, self.raw_predictions)
+        for name in shadowed & self._bce_parameters.get(function.name, set()):
+            self.env[name] = Value(LOGITS_LOSS_FN, function.lineno)
+            self.logits_loss_names.add(name)
+        self.class_name, self.function = class_name, function
+        self.scope_lines.append(function.lineno)
+        for statement in function.body:
+            self._statement(statement)
+        self.scope_lines.pop()
+        self.env, self.class_name, self.function = saved
+        self._cache.clear()
+
+    def _statement(self, statement: ast.stmt) -> None:
+        if isinstance(statement, _FUNCTIONS):
+            self._walk_function(statement, self.class_name)  # a nested function sees the outer names
+            return
+        if isinstance(statement, ast.ClassDef):
+            self._walk_class(statement)
+            return
+        if isinstance(statement, ast.Assign):
+            value = self.value(statement.value)
+            for target in statement.targets:
+                self.bind(target, value)
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            self.bind(statement.target, self.value(statement.value))
+        elif isinstance(statement, ast.Expr):
+            self.value(statement.value)
+            self._note_append(statement.value)
+        elif isinstance(statement, ast.Return) and statement.value is not None:
+            value = self.value(statement.value)
+            if self.function is not None:
+                key = (self.class_name, self.function.name)
+                if self.function.name == "__getitem__":
+                    # a sample's labels come from this return (where a finding about them is)
+                    line = statement.lineno
+                    items = tuple(Value(item.meaning, line, item.items, item.element) for item in value.items)
+                    value = Value(value.meaning, line, items, value.element)
+                self.returns[key] = _merge(self.returns.get(key), value)
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            self.bind(statement.target, self.element(self.value(statement.iter), statement.iter))
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                self.value(item.context_expr)
+        if self.on_statement is not None:
+            self.on_statement(statement)
+        for field in ("body", "orelse", "finalbody"):
+            for child in getattr(statement, field, ()):
+                self._statement(child)
+        for handler in getattr(statement, "handlers", ()):
+            for child in handler.body:
+                self._statement(child)
+
+    def _note_append(self, node: ast.AST) -> None:
+        """``samples.append((path, idx))``: the list holds such elements from then on."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+            return
+        if node.func.attr not in ("append", "extend", "add"):
+            return
+        element = self.value(node.args[0])
+        if node.func.attr == "extend":
+            element = self.element(element, node.args[0])
+        self.bind(node.func.value, Value(CONTAINER, node.lineno, element=element))
+
+    # -- binding
+
+    def key(self, target: ast.AST) -> str:
+        if isinstance(target, ast.Name):
+            return target.id
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+            return f"self.{target.attr}"
+        return ""
+
+    def bind(self, target: ast.AST, value: Value) -> None:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            items = value.items if len(value.items) == len(target.elts) else ()
+            for position, element in enumerate(target.elts):
+                self.bind(element, items[position] if items else NOTHING)
+            return
+        key = self.key(target)
+        if not key:
+            return
+        self._cache.clear()
+        self.env[key] = value
+        if value.meaning == LOGITS_LOSS_FN:
+            self.logits_loss_names.add(key.rpartition(".")[2])
+        if key.startswith("self.") and self.class_name:
+            attribute = (self.class_name, key[5:])
+            self.attributes[attribute] = _merge(self.attributes.get(attribute), value)
+
+    # -- meanings
+
+    def qualified(self, node: ast.AST) -> str:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return ""
+        return ".".join([self.imports.get(node.id, node.id), *reversed(parts)])
+
+    def is_module(self, node: ast.AST) -> bool:
+        """``torch``/``np``/``F``: a module the file imports, not a value."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in self.imports and node.id not in self.env
+
+    def element(self, value: Value, node: ast.AST) -> Value:
+        """What iterating over or indexing ``value`` gives."""
+        if value.element is not None:
+            return value.element
+        if value.meaning == INDEX_LIST:
+            return Value(CLASS_INDEX, value.line)
+        if value.meaning in (CONTAINER, UNKNOWN) or value.items:
+            return NOTHING
+        return Value(value.meaning, value.line, node=node)  # one sample's prediction, one row of scores
+
+    def value(self, node: ast.AST) -> Value:
+        """The meaning of ``node`` where the walk is (cached until a name is bound again: the
+        sinks ask about every sub-expression of a statement)."""
+        cached = self._cache.get(node)
+        if cached is None:
+            cached = self._cache[node] = self._value(node)
+        return cached
+
+    def _value(self, node: ast.AST) -> Value:
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Name):
+            return self.env.get(node.id, NOTHING)
+        if isinstance(node, ast.Attribute):
+            key = self.key(node)
+            if key:
+                if key in self.env:
+                    return self.env[key]
+                stored = self.attributes.get((self.class_name, node.attr))
+                if stored is not None:
+                    return stored
+            base = self.value(node.value)
+            if node.attr in ("data", "T"):
+                return base
+            found = sources.attribute_value(base, node.attr, line)
+            if found is not None:
+                return found
+            if node.attr == "indices" and len(base.items) == 2:
+                return base.items[1]
+            return NOTHING
+        if isinstance(node, ast.Call):
+            return self._call(node, line)
+        if isinstance(node, ast.Subscript):
+            return self._subscript(node, line)
+        if isinstance(node, ast.Tuple):
+            return Value(items=tuple(self.value(item) for item in node.elts), line=line, node=node)
+        if isinstance(node, (ast.List, ast.Set)):
+            values = [self.value(item) for item in node.elts]
+            return Value(CONTAINER, line, element=values[0] if values else None, node=node)
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+            self._bind_generators(node.generators)
+            element = self.value(node.elt)
+            meaning = tables.INDEX_LIST_OF.get(element.meaning, CONTAINER)
+            return Value(meaning, line, element=element, node=node)
+        if isinstance(node, ast.DictComp):
+            self._bind_generators(node.generators)
+            return Value(CONTAINER, line, element=self.value(node.value), node=node)
+        if isinstance(node, ast.Compare):
+            left = self.value(node.left)
+            for comparator in node.comparators:
+                self.value(comparator)
+            if all(isinstance(op, (ast.Gt, ast.GtE)) for op in node.ops):
+                result = tables.THRESHOLD_OF.get(left.meaning)
+                if result is not None:
+                    return Value(result, line, node=node)
+            return NOTHING
+        if isinstance(node, ast.BinOp):
+            return self._binop(node, line)
+        if isinstance(node, ast.UnaryOp):
+            return self.value(node.operand)
+        if isinstance(node, ast.IfExp):
+            self.value(node.test)
+            body, orelse = self.value(node.body), self.value(node.orelse)
+            return Value(join(body.meaning, orelse.meaning), line)
+        if isinstance(node, ast.Dict):
+            values = [self.value(item) for item in node.values]
+            meanings = {value.meaning for value in values}
+            if len(meanings) == 1 and UNKNOWN not in meanings:  # {"train": criterion, "val": criterion}
+                return Value(CONTAINER, line, element=values[0], node=node)
+            return NOTHING
+        if isinstance(node, ast.JoinedStr):
+            for item in node.values:
+                if isinstance(item, ast.FormattedValue):
+                    self.value(item.value)
+            return NOTHING
+        if isinstance(node, ast.Lambda):
+            return NOTHING
+        return NOTHING
+
+    def _bind_generators(self, generators: list[ast.comprehension]) -> None:
+        for generator in generators:
+            self.bind(generator.target, self.element(self.value(generator.iter), generator.iter))
+
+    def _binop(self, node: ast.BinOp, line: int) -> Value:
+        """Smoothing and mixing keep a target's meaning (``y1 * lam + y2 * (1 - lam)``), and so
+        does scaling scores (``logits / T``)."""
+        left, right = self.value(node.left), self.value(node.right)
+        if left.meaning == right.meaning:
+            return Value(left.meaning, left.line or right.line, node=node) if left.meaning != UNKNOWN else NOTHING
+        known = [v for v in (left, right) if v.meaning != UNKNOWN]
+        if len(known) == 1 and known[0].meaning in (*SCORE_MEANINGS, ONE_HOT) and not isinstance(node.op, ast.MatMult):
+            return Value(known[0].meaning, known[0].line, node=node)
+        return NOTHING
+
+    def _subscript(self, node: ast.Subscript, line: int) -> Value:
+        base = self.value(node.value)
+        self.value(node.slice)
+        index = node.slice
+        if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
+            if -len(base.items) <= index.value < len(base.items):
+                return base.items[index.value]
+            return NOTHING
+        if base.element is not None and not isinstance(index, ast.Slice):
+            return base.element
+        if base.meaning == CONTAINER:
+            return base if isinstance(index, ast.Slice) else NOTHING
+        key = self.key(node.value) or (node.value.id if isinstance(node.value, ast.Name) else "")
+        found = sources.subscript_source(key, line) if key else None
+        if found is not None:
+            return found
+        if base.meaning != UNKNOWN and not base.items:
+            return Value(base.meaning, base.line, node=node)  # a slice of predictions, one sample's row
+        return NOTHING
+
+    def _call(self, node: ast.Call, line: int) -> Value:
+        arguments = [self.value(argument) for argument in node.args]
+        for keyword in node.keywords:
+            self.value(keyword.value)
+        func = node.func
+        if isinstance(func, ast.Attribute) and not self.is_module(func.value):
+            receiver = self.value(func.value)
+            method = func.attr
+            if method in tables.INDEX_PAIR_METHODS and receiver.meaning in SCORE_MEANINGS and (node.args or node.keywords):
+                return Value(items=(receiver, Value(ARGMAX, line, node=node)), line=line, node=node)
+            row = tables.METHODS.get(method)
+            if row is not None:
+                result = tables.apply_row(row, receiver.meaning)
+                if result is None:
+                    return NOTHING
+                if result == receiver.meaning:
+                    return Value(result, receiver.line, receiver.items, receiver.element, node)
+                return Value(result, line, node=node)
+            if method == "index":
+                return sources.index_lookup(self.key(func.value), line) or NOTHING
+            if method in ("items", "values", "keys"):
+                return NOTHING
+            if self.key(func.value) == "self":
+                summary = self.returns.get((self.class_name, method))
+                if summary is not None:
+                    return summary
+            if sources.is_model_callee(method) or sources.is_model_callee(self.key(func.value)):
+                return sources.model_output(line) if method in ("forward", "__call__") or sources.is_model_callee(method) else NOTHING
+            return NOTHING
+        qualified = self.qualified(func)
+        if qualified in tables.CLASS_INDEX_DATASETS:
+            return sources.class_index_samples(line)
+        if qualified in tables.LOADERS:
+            return arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg == "dataset"), NOTHING)
+        if isinstance(func, ast.Name):
+            if func.id == "self":
+                return sources.model_output(line)
+            if func.id in self.defined and func.id not in self.imports:
+                sample = self.returns.get((func.id, "__getitem__"))
+                if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
+                    return Value(CONTAINER, line, element=sample)
+                return self.returns.get(("", func.id), NOTHING)
+            if func.id == "zip":
+                zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
+                return Value(CONTAINER, line, element=Value(items=zipped, line=line))
+            if func.id == "enumerate" and node.args:
+                iterated = self.key(node.args[0])
+                pair = (sources.enumerate_index(iterated, line), self.element(arguments[0], node.args[0]))
+                return Value(CONTAINER, line, element=Value(items=pair, line=line))
+        if qualified in ("torch.max", "torch.topk", "torch.sort") and len(node.args) + len(node.keywords) >= 2 and arguments:
+            if arguments[0].meaning in SCORE_MEANINGS:
+                return Value(items=(arguments[0], Value(ARGMAX, line, node=node)), line=line, node=node)
+        row = tables.row_for(qualified)
+        if row is not None:
+            first = arguments[0] if arguments else NOTHING
+            if first.meaning == CONTAINER and first.element is not None:
+                first = first.element
+            result = tables.apply_row(row, first.meaning)
+            if result is None:
+                return NOTHING
+            if result == first.meaning:
+                return Value(result, first.line, node=node)
+            return Value(result, line, node=node)
+        callee = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if callee and sources.is_model_callee(callee):
+            if not (isinstance(func, ast.Name) and func.id in self.defined):
+                return sources.model_output(line)
+        return NOTHING
+
+    def is_logits_loss(self, func: ast.AST) -> bool:
+        """A criterion that applies the sigmoid itself: ``BCEWithLogitsLoss()``, ``F.binary_cross_entropy_with_logits``."""
+        if self.qualified(func) in tables.LOGITS_LOSS_FUNCTIONS:
+            return True
+        return self.value(func).meaning == LOGITS_LOSS_FN

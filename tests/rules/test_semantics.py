@@ -1,0 +1,114 @@
+"""The meaning analysis (``rules/semantics``): the lattice, table rows, summaries across methods."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from migrate_ml.rules.semantics import find_sinks, meanings, tables
+from migrate_ml.rules.semantics.summaries import Analysis
+
+
+def sinks(source: str) -> list[tuple[int, str]]:
+    text = textwrap.dedent(source)
+    return [(s.node.lineno, s.kind) for s in find_sinks(ast.parse(text), text)]
+
+
+def test_join_goes_up_the_lattice() -> None:
+    assert meanings.join(meanings.SIGMOID, meanings.SIGMOID) == meanings.SIGMOID
+    assert meanings.join(meanings.SIGMOID, meanings.SOFTMAX) == meanings.SCORES
+    assert meanings.join(meanings.ONE_HOT, meanings.MULTI_HOT) == meanings.LABELS
+    assert meanings.join(meanings.LOGITS, meanings.SCORES) == meanings.SCORES
+    assert meanings.join(meanings.ARGMAX, meanings.LOGITS) == meanings.UNKNOWN
+
+
+def test_a_row_is_a_transfer_function() -> None:
+    assert tables.apply_row(tables.row_for("torch.argmax"), meanings.SOFTMAX) == meanings.ARGMAX
+    assert tables.apply_row(tables.row_for("numpy.argmax"), meanings.ONE_HOT) == meanings.CLASS_INDEX
+    assert tables.apply_row(tables.row_for("torch.cat"), meanings.SIGMOID) == meanings.SIGMOID
+    # a suffix row matches any module spelling: pl.metrics before it became torchmetrics
+    assert tables.row_for("pytorch_lightning.metrics.functional.accuracy") is not None
+    assert tables.row_for("my_helpers.unrelated") is None
+
+
+def test_values_are_followed_through_methods_and_attributes() -> None:
+    text = textwrap.dedent(
+        """
+        import torch.nn.functional as F
+        class M:
+            def setup(self, y):
+                self.targets = F.one_hot(y, 10).float() * 0.9 + 0.01
+            def step(self, x):
+                logits = self.net(x)
+                probs = logits.softmax(-1)
+                preds = probs.max(1)[1]
+        """
+    )
+    seen = {}
+    analysis = Analysis(ast.parse(text))
+
+    def note(statement: ast.stmt) -> None:
+        if isinstance(statement, ast.Assign):
+            seen[ast.unparse(statement.targets[0])] = analysis.value(statement.value).meaning
+
+    analysis.run(note)
+    assert seen == {
+        "self.targets": meanings.ONE_HOT,
+        "logits": meanings.SCORES,
+        "probs": meanings.SOFTMAX,
+        "preds": meanings.ARGMAX,
+    }
+
+
+def test_one_hot_of_an_argmax_is_a_prediction_of_one_class() -> None:
+    assert sinks(
+        """
+        import torch, torch.nn.functional as F
+        def predict(model, x):
+            return F.one_hot(torch.argmax(model(x), dim=1), 5)
+        """
+    ) == [(4, "argmax-prediction")]
+
+
+def test_thresholds_fit_the_scores() -> None:
+    found = sinks(
+        """
+        import torch
+        def evaluate(model, x, THRESHOLD):
+            logits = model(x)
+            a = logits > 0
+            b = torch.sigmoid(logits) > THRESHOLD
+            c = logits > THRESHOLD
+            d = logits.softmax(-1) >= 0.3
+        """
+    )
+    assert found == [(7, "threshold-on-logits"), (8, "threshold-on-softmax")]
+
+
+def test_hugging_face_predictions_are_logits_unless_preprocessed() -> None:
+    metrics = """
+        def compute_metrics(eval_pred):
+            predictions, labels = eval_pred
+            return {"f1": f1_score(labels, predictions > 0.5, average="micro")}
+        """
+    assert sinks(metrics) == [(4, "threshold-on-logits")]
+    hook = "def preprocess_logits_for_metrics(logits, labels):\n    return torch.sigmoid(logits)\n"
+    assert sinks(hook + textwrap.dedent(metrics)) == []
+
+
+def test_class_indices_flow_from_a_dataset_through_a_loader_into_the_loss() -> None:
+    assert sinks(
+        """
+        import torchvision
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        def make_loader(root):
+            return DataLoader(torchvision.datasets.ImageFolder(root), batch_size=32)
+
+        def train(model, root):
+            criterion = nn.BCEWithLogitsLoss()
+            for step, (images, labels) in enumerate(make_loader(root)):
+                criterion(model(images), labels.float()).backward()
+        """
+    ) == [(12, "class-index-target")]
