@@ -763,11 +763,42 @@ def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Findin
 
 
 def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
-    """Drop the rules whose ``could_apply_tree`` rejects the file; parse with ``ast`` only if asked."""
-    if not any(rule.checks_tree() for rule in rules):
+    """Drop the rules whose trigger words occur only in docstrings (library code shows its usage
+    there: ``criterion=nn.CrossEntropyLoss()`` in an example) or whose ``could_apply_tree``
+    rejects the file."""
+    if not rules:
         return rules
     try:
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
+    code = _without_docstrings(text, tree)
+    if code is not text:
+        rules = [rule for rule in rules if rule.could_apply(code)]
     return [rule for rule in rules if not rule.checks_tree() or rule.could_apply_tree(tree)]
+
+
+def _without_docstrings(text: str, tree: ast.Module) -> str:
+    """``text`` without the lines that hold only a docstring (``text`` itself when there are none).
+
+    Only for the trigger-word tests: the result need not be valid Python.
+    """
+    lines = text.splitlines(keepends=True)
+    dropped: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
+            continue
+        first = node.body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+            continue
+        start, end = first.lineno - 1, (first.end_lineno or first.lineno) - 1
+        if end >= len(lines):
+            continue
+        opening, closing = lines[start].encode("utf-8"), lines[end].encode("utf-8")
+        # Only lines holding nothing but the docstring: `def f(): """doc"""; x = 1` keeps its line.
+        if opening[: first.col_offset].strip() or closing[first.end_col_offset or 0 :].strip():
+            continue
+        dropped.update(range(start, end + 1))
+    if not dropped:
+        return text
+    return "".join(line for number, line in enumerate(lines) if number not in dropped)

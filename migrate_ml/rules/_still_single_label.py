@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, parse_once
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, parse_once
 from migrate_ml.rules._single_label_values import (
     ATTENTION,
     CLASS_INDEX,
@@ -134,7 +134,7 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    if is_model_code_only(text) and not _may_end_in_softmax(tree):
+    if is_model_code_only(text) and not model_may_end_in(tree, "softmax", "Softmax"):
         return []  # the one construct model code can hold cannot be there: skip the full walk
     detector = _Detector(text, tree)
     found = detector.run()
@@ -184,35 +184,6 @@ def may_return_softmax(text: str) -> bool:
     return bool(names) and re.search(
         r"^[ \t]*return\b[^\n]*\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b", text, re.MULTILINE
     ) is not None
-
-
-def _may_end_in_softmax(tree: ast.Module) -> bool:
-    """A cheap superset of what the detector reports in model code: an ``nn.Softmax`` layer is
-    built, or a ``forward``/``__call__`` returns a softmax, directly or through a name."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _called(node) == "Softmax":
-            return True
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
-            node.name.startswith("forward") or node.name == "__call__"
-        ):
-            returned: set[str] = set()
-            softmax_bound: set[str] = set()
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Return) and inner.value is not None:
-                    values = inner.value.elts if isinstance(inner.value, ast.Tuple) else [inner.value]
-                    if any(isinstance(v, ast.Call) and _called(v) == "softmax" for v in values):
-                        return True
-                    returned.update(v.id for v in values if isinstance(v, ast.Name))
-                elif isinstance(inner, ast.Assign) and isinstance(inner.value, ast.Call) and _called(inner.value) == "softmax":
-                    softmax_bound.update(t.id for t in inner.targets if isinstance(t, ast.Name))
-            if returned & softmax_bound:
-                return True
-    return False
-
-
-def _called(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 # --- what the detector knows, as data -------------------------------------------------------

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules._prefilter import model_may_end_in
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
 from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
 from migrate_ml.rules._predictions import is_class_dim, log_softmax_input, nll_options_supported
@@ -73,6 +76,12 @@ class LogSoftmaxInForwardRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         return ("log_softmax(" in source and "def forward" in source) or "LogSoftmax(" in source
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """A model that may return log-probabilities: a log_softmax inside ``forward`` that is not
+        returned (a distillation loss's KL term) is not this rule's."""
+        return model_may_end_in(tree, "log_softmax", "LogSoftmax")
 
     def __init__(self, context) -> None:
         super().__init__(context)

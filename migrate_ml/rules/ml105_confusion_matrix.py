@@ -11,7 +11,6 @@ from libcst.metadata import QualifiedNameProvider
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 
 _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|total_pred|class_acc\w*|per_class\w*)$")
-_SUBSCRIPT_INCREMENT = re.compile(r"\]\s*\+=")
 _COUNTER_TEXT = re.compile(r"\b(?:class_acc|per_class)\w*\[")
 _SKLEARN_CONFUSION = frozenset({"sklearn.metrics.confusion_matrix", "sklearn.metrics._classification.confusion_matrix"})
 _MULTILABEL_CONFUSION = "multilabel_confusion_matrix"
@@ -48,8 +47,8 @@ class ConfusionMatrixRule(Rule):
         updated by subscript (``cm[t, p] += 1``): ``zip(`` alone is in most files."""
         if any(trigger in source for trigger in cls.triggers if trigger != "zip("):
             return True
-        return ("zip(" in source and _SUBSCRIPT_INCREMENT.search(source) is not None) or (
-            _COUNTER_TEXT.search(source) is not None
+        return ("zip(" in source and _subscript_increment(source)) or (
+            ("class_acc" in source or "per_class" in source) and _COUNTER_TEXT.search(source) is not None
         )
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
 
@@ -146,6 +145,19 @@ class ConfusionMatrixRule(Rule):
                 f"per-class accuracy loop: `{counter}[...]` is indexed by the sample's one label",
                 suggestion="count per label over the [B, C] predictions: tp += (pred & y.bool()).sum(0); fp += (pred & ~y.bool()).sum(0); fn += (~pred & y.bool()).sum(0)",
             )
+
+
+def _subscript_increment(source: str) -> bool:
+    """``...] += ``: a counter updated by subscript (``str.find``: a regex here scans every character)."""
+    found = source.find("+=")
+    while found != -1:
+        end = found - 1
+        while end >= 0 and source[end] in " \t":
+            end -= 1
+        if end >= 0 and source[end] == "]":
+            return True
+        found = source.find("+=", found + 2)
+    return False
 
 
 def _called_name(func: cst.BaseExpression) -> str:
