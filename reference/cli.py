@@ -33,7 +33,6 @@ class TrainDefaults:
     image_size: int = 32
     model: str = "vit_tiny_patch16_224"
     epochs: int = 30
-    batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.05
     pos_weight: str = "none"
@@ -124,19 +123,26 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-checkpoint", "--pretrained", dest="init_checkpoint", metavar="PATH",
                        help="start from weights in a local file (a run's checkpoint.pt or a timm state dict); the head is resized")
     train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    train.add_argument("--max-seconds", type=_positive, help="stop after this much training time; the cosine schedule follows the clock")
-    train.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size, help="per process")
+    train.add_argument("--max-seconds", type=_positive,
+                       help="time budget for the whole run, final evaluation included; the cosine schedule follows the clock")
+    train.add_argument("--max-steps", type=_positive_int, help="stop after this many optimizer updates; the cosine schedule spans them")
+    train.add_argument("--patience", type=_positive_int, metavar="EPOCHS",
+                       help="stop when validation mAP has not improved for this many epochs (default: never)")
+    train.add_argument("--batch-size", type=_positive_int,
+                       help="per process (default: the largest up to 256 that gives an epoch about 25 updates)")
     train.add_argument("--lr", type=_positive, default=defaults.lr)
     train.add_argument("--weight-decay", type=_non_negative, default=defaults.weight_decay)
     train.add_argument("--pos-weight", choices=("none", "auto"), default=defaults.pos_weight,
                        help="auto: BCE pos_weight = negatives/positives per class on the train split")
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--threads", type=_positive_int, help="torch threads per process (default: cores / local processes)")
-    train.add_argument("--workers", type=_count, help="DataLoader worker processes for file data (default: cores, at most 8)")
+    train.add_argument("--threads", type=_positive_int,
+                       help="torch threads per process (default: the usable CPUs, those not busy per the load average, "
+                            "shared among the local processes, less the workers)")
+    train.add_argument("--workers", type=_count, help="DataLoader worker processes for file data (default: half the usable CPUs, at most 8; 0 for sample data)")
     train.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     train.add_argument("--out", default=defaults.out, help="run folder (must be empty or absent unless --overwrite or --resume)")
     train.add_argument("--overwrite", action="store_true", help="replace the run files in a non-empty --out")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if present")
     train.add_argument("--stop-after-epoch", type=_positive_int, metavar="E",
                        help="end this invocation after epoch E, leaving a checkpoint for --resume (time-sliced jobs)")
     train.add_argument("--quiet", action="store_true", help="no progress display or table")
@@ -200,6 +206,8 @@ def _train(args: argparse.Namespace) -> int:
         model_kwargs=dict(_literal(item) for item in args.model_kwarg),
         epochs=args.epochs,
         max_seconds=args.max_seconds,
+        max_steps=args.max_steps,
+        patience=args.patience,
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
 from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
-from .pipeline import AUGMENTS, create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
+from .pipeline import AUGMENTS, cpu_plan, create_transform, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
     load_checkpoint,
     per_class_table,
@@ -37,7 +37,10 @@ from .report import (
     write_text,
 )
 
+# The best model by validation mAP (what eval and predict load) and the last epoch's full
+# training state (what --resume continues from).
 CHECKPOINT = "checkpoint.pt"
+LAST = "last.pt"
 CHECKPOINT_FORMAT = "migrate-ml-reference-checkpoint/1"
 METRICS_SCHEMA_VERSION = 1
 THRESHOLD_RULE = "prob > threshold"
@@ -45,10 +48,19 @@ SPLIT_NAMES = ("train", "val", "test")
 # Below this many positives on the tuning split, a tuned threshold is mostly noise.
 MIN_TUNING_POSITIVES = 5
 # Run-folder files a run writes; --overwrite replaces these and nothing else.
-RUN_FILES = (CHECKPOINT, "metrics.json", "thresholds.json", "classes.txt", "splits.csv",
+RUN_FILES = (CHECKPOINT, LAST, "metrics.json", "thresholds.json", "classes.txt", "splits.csv",
              "pr_curves.png", "thresholds.png", "training_curves.png")
 # How often (seconds) the plain progress line is printed when stdout is not a terminal.
 LOG_SECONDS = 10.0
+# An epoch of fewer updates than this barely moves the model: --batch-size 256 on 400 images gave
+# one update per epoch and F1 = 0 for every class after a minute, without a word.
+MIN_UPDATES_PER_EPOCH = 10
+# The default batch size: the largest in [MIN_AUTO_BATCH, MAX_AUTO_BATCH] giving this many updates an epoch.
+TARGET_UPDATES_PER_EPOCH = 25
+MIN_AUTO_BATCH = 8
+MAX_AUTO_BATCH = 256
+# Seconds kept back from --max-seconds for writing the checkpoint, JSON files and plots.
+WRITE_SECONDS = 3.0
 
 
 @dataclasses.dataclass
@@ -66,7 +78,9 @@ class TrainConfig:
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int = 30
     max_seconds: float | None = None
-    batch_size: int = 256
+    max_steps: int | None = None
+    patience: int | None = None
+    batch_size: int | None = None
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup: float = 0.05
@@ -160,11 +174,6 @@ def pick_device(name: str | None) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"--device {name}: unsupported device type {device.type!r} (use cpu, cuda, cuda:N or mps)")
     return device
-
-
-def _default_threads(local_world: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // local_world)
 
 
 def _data_source(cfg: dict) -> str:
@@ -289,25 +298,63 @@ def read_run_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-class _Progress:
-    """A rich progress bar with an ETA on a terminal; plain periodic lines otherwise."""
+class _Budget:
+    """The ``--max-seconds`` clock, counted from the start of :func:`train` (so loading the data
+    counts). Training stops early enough that what is left (validating the model once, scoring
+    the report split, writing the run folder) still ends within the budget; those costs are
+    estimated from the passes measured so far."""
 
-    def __init__(self, enabled: bool, total: int, epochs: int, completed: int, last_map: float | None):
-        self.enabled, self.total, self.epochs = enabled, total, epochs
+    def __init__(self, max_seconds: float | None, spent: float, n_val: int, n_report: int):
+        self.max_seconds, self.spent, self.n_val, self.n_report = max_seconds, spent, n_val, n_report
+        self.started = time.perf_counter()
+        self.train_per_image: float | None = None
+        self.eval_per_image: float | None = None
+
+    def clock(self) -> float:
+        return self.spent + time.perf_counter() - self.started
+
+    def reserve(self, validated: bool) -> float:
+        # Before the first validation, scoring an image is guessed to cost what training on it did.
+        per_image = self.eval_per_image if self.eval_per_image is not None else (self.train_per_image or 0.0)
+        return per_image * ((0 if validated else self.n_val) + self.n_report) + WRITE_SECONDS
+
+    def fraction(self) -> float:
+        """How far along the budget the run is, for the learning-rate schedule (0 without one)."""
+        if self.max_seconds is None:
+            return 0.0
+        return min(1.0, self.clock() / max(1e-9, self.max_seconds - self.reserve(validated=False)))
+
+    def over(self, ddp: _Dist, validated: bool) -> bool:
+        if self.max_seconds is None:
+            return False
+        # Ranks must agree on when to stop, so they share the latest clock.
+        return ddp.max(self.clock() + self.reserve(validated)) >= self.max_seconds
+
+    def remaining(self) -> float | None:
+        return None if self.max_seconds is None else max(0.0, self.max_seconds - self.clock())
+
+
+class _Progress:
+    """A rich progress bar on a terminal, plain periodic lines otherwise. Counts are real
+    optimizer updates out of the planned total; the ETA is the sooner of the steps' pace and
+    the ``--max-seconds`` budget."""
+
+    def __init__(self, enabled: bool, total: int, epochs: int, completed: int, last_map: float | None, budget: _Budget):
+        self.enabled, self.total, self.epochs, self.budget = enabled, total, epochs, budget
         self.rich = enabled and sys.stdout.isatty()
         self.started = time.perf_counter()
         self.last_line = self.started
-        self.done = completed
+        self.first = completed
         if self.rich:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(
-                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TextColumn("updates"),
                 TextColumn("loss {task.fields[loss]}  val mAP {task.fields[map]}"), TimeElapsedColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
             )
-            self.task = self.bar.add_task("train", total=total, completed=completed, epoch=0, loss="-",
-                                          map="-" if last_map is None else f"{last_map:.4f}")
+            self.task = self.bar.add_task("train", total=total, completed=completed, epoch=f"0/{epochs}", loss="-",
+                                          map="-" if last_map is None else f"{last_map:.4f}", eta="-")
 
     def __enter__(self):
         if self.rich:
@@ -318,53 +365,72 @@ class _Progress:
         if self.rich:
             self.bar.__exit__(*exc)
 
-    def update(self, completed: float, epoch: int, loss: float | None = None, val_map: float | None = None, end_of_epoch: bool = False) -> None:
+    def eta(self, step: int) -> float | None:
+        spent = time.perf_counter() - self.started
+        by_steps = spent / (step - self.first) * (self.total - step) if step > self.first else None
+        left = self.budget.remaining()
+        if by_steps is None or left is None:
+            return by_steps if left is None else left
+        return min(by_steps, left)
+
+    def update(self, step: int, epoch: int, loss: float | None = None, val_map: float | None = None, end_of_epoch: bool = False) -> None:
         if not self.enabled:
             return
-        self.done = min(self.total, completed)
-        fields = {"epoch": epoch}
-        if loss is not None:
-            fields["loss"] = f"{loss:.4f}"
-        if val_map is not None:
-            fields["map"] = f"{val_map:.4f}"
+        eta = self.eta(step)
+        eta_text = "-" if eta is None else f"{eta:.0f}s"
         if self.rich:
-            self.bar.update(self.task, completed=self.done, **fields)
+            fields = {"epoch": f"{epoch}/{self.epochs}", "eta": eta_text}
+            if loss is not None:
+                fields["loss"] = f"{loss:.4f}"
+            if val_map is not None:
+                fields["map"] = f"{val_map:.4f}"
+            self.bar.update(self.task, completed=step, **fields)
             return
         now = time.perf_counter()
         if end_of_epoch or now - self.last_line >= LOG_SECONDS:
             self.last_line = now
-            spent = now - self.started
-            eta = spent / self.done * (self.total - self.done) if self.done else float("nan")
-            parts = [f"epoch {epoch}/{self.epochs}", f"step {int(self.done)}/{self.total}"]
+            parts = [f"epoch {epoch}/{self.epochs}", f"update {step}/{self.total}"]
             if loss is not None:
                 parts.append(f"loss {loss:.4f}")
             if val_map is not None:
                 parts.append(f"val mAP {val_map:.4f}")
-            parts.append(f"elapsed {spent:.0f}s, ETA {eta:.0f}s")
+            budget = "" if self.budget.max_seconds is None else f" of {self.budget.max_seconds:g}s"
+            parts.append(f"elapsed {self.budget.clock():.0f}s{budget}, ETA {eta_text}")
             print("  ".join(parts), flush=True)
+
+
+def choose_batch_size(requested: int | None, per_process: int) -> int:
+    """``--batch-size``, or by default the largest up to 256 that still gives an epoch about
+    :data:`TARGET_UPDATES_PER_EPOCH` updates (at least 8 images, data permitting)."""
+    if requested is not None:
+        return requested
+    return max(1, min(per_process, max(MIN_AUTO_BATCH, min(MAX_AUTO_BATCH, per_process // TARGET_UPDATES_PER_EPOCH))))
 
 
 def train(config: TrainConfig) -> dict | None:
     """Run training per ``config``; returns the ``metrics.json`` dict (``None`` on ranks other
     than 0, and when ``stop_after_epoch`` ends the run early)."""
+    started = time.perf_counter()
     cfg = dataclasses.asdict(config)
     _check_config(cfg)
     device = pick_device(cfg["device"])
     out = Path(cfg["out"])
     prepare_run_folder(out, cfg["overwrite"], cfg["resume"])
     ddp = _Dist(device)
-    torch.set_num_threads(cfg["threads"] or _default_threads(ddp.local_world))
-    ckpt_path = out / CHECKPOINT
-    workers = cfg["workers"] if cfg["workers"] is not None else default_workers()
+    ckpt_path, last_path = out / CHECKPOINT, out / LAST
+    resume_path = last_path if last_path.is_file() else ckpt_path
+    resuming = cfg["resume"] and resume_path.is_file()
 
     splits, names, table = load_splits(cfg)
+    threads, workers = cpu_plan(ddp.local_world, splits["train"].files is not None, cfg["threads"], cfg["workers"])
+    torch.set_num_threads(threads)
     num_classes = len(names)
     if num_classes < 2:
         raise DatasetFormatError(_data_source(cfg), 0, f"only {num_classes} class ({', '.join(names) or 'none'}); multi-label training needs at least 2")
     kwargs = model_kwargs(cfg["model"], image_size=cfg["image_size"], **cfg["model_kwargs"])
     torch.manual_seed(cfg["seed"])
     model = create_reference_model(num_classes, cfg["model"], **kwargs)
-    init_note = load_init_weights(model, cfg["init_checkpoint"]) if cfg["init_checkpoint"] and not (cfg["resume"] and ckpt_path.is_file()) else None
+    init_note = load_init_weights(model, cfg["init_checkpoint"]) if cfg["init_checkpoint"] and not resuming else None
     model = model.to(device)
     data_config = resolve_data_config(model, cfg["image_size"])
     for split in splits.values():
@@ -385,23 +451,35 @@ def train(config: TrainConfig) -> dict | None:
     criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     epoch, step, elapsed, history = 0, 0, 0.0, []
-    if cfg["resume"] and ckpt_path.is_file():
-        state = read_run_checkpoint(ckpt_path)
+    best: dict | None = None  # {"mAP", "epoch", "step", "val_probs"} of the best validated model
+    best_weights: dict | None = None
+    bad_epochs = 0
+    if resuming:
+        state = read_run_checkpoint(resume_path)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
         epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed_seconds"], list(state["history"])
         _set_rng_state(state["rng"])
+        if state.get("best") is not None:
+            best, bad_epochs = state["best"], state["bad_epochs"]
+            best_weights = read_run_checkpoint(ckpt_path)["model"] if best["step"] != step else _copy_weights(model)
 
     net = model
     if ddp.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    bs = cfg["batch_size"]
     per_process = len(DistributedSampler(range(len(train_split)), num_replicas=ddp.world, rank=ddp.rank, drop_last=True))
+    bs = choose_batch_size(cfg["batch_size"], per_process)
     steps_per_epoch = per_process // bs
     if steps_per_epoch == 0:
         raise InputError(f"--batch-size {bs} is larger than the {per_process} training images per process")
+    if steps_per_epoch < MIN_UPDATES_PER_EPOCH and ddp.main:
+        print(f"warning: {steps_per_epoch} update(s) per epoch (batch size {bs}, {per_process} training images per process); "
+              f"with fewer than {MIN_UPDATES_PER_EPOCH} the model barely moves in an epoch: pass a smaller --batch-size", file=sys.stderr)
     total_steps = cfg["epochs"] * steps_per_epoch
+    if cfg["max_steps"] is not None:
+        total_steps = min(total_steps, cfg["max_steps"])
     warmup_steps = int(cfg["warmup"] * total_steps)
     # The schedule is driven by update count; time-budgeted runs convert elapsed time to an
     # equivalent count, so the cosine follows the clock.
@@ -410,28 +488,35 @@ def train(config: TrainConfig) -> dict | None:
     if init_note and ddp.main and cfg["progress"]:
         print(init_note, flush=True)
 
+    tune_split, report_split, eval_splits = _tune_and_report_splits(splits)
+    budget = _Budget(cfg["max_seconds"], elapsed + (time.perf_counter() - started),
+                     len(splits["val"]), len(eval_splits[report_split]) if report_split == "test" else 0)
     last_map = history[-1]["val_mAP"] if history else None
-    progress = _Progress(cfg["progress"] and ddp.main, total_steps, cfg["epochs"], step, last_map)
-    out_of_time = cfg["max_seconds"] is not None and elapsed >= cfg["max_seconds"]
+    progress = _Progress(cfg["progress"] and ddp.main, total_steps, cfg["epochs"], step, last_map, budget)
     val_data = splits["val"].dataset(eval_transform, names)
+    stopped = "epochs"
 
     with progress:
-        while epoch < cfg["epochs"] and not out_of_time:
+        while True:
+            if epoch >= cfg["epochs"]:
+                break
+            if step >= total_steps:
+                stopped = "max_steps"
+                break
+            if budget.over(ddp, validated=True):
+                stopped = "max_seconds"
+                break
             net.train()
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             steps_done = 0
             for x, y in _epoch_batches(train_split, names, train_transform, bs, workers, cfg["seed"], epoch, ddp, steps_per_epoch, device):
-                now = elapsed + time.perf_counter() - epoch_start
-                frac = step / total_steps
-                if cfg["max_seconds"] is not None:
-                    # Ranks must agree on the lr and on when to stop, so they share the clock.
-                    now = ddp.max(now)
-                    if now >= cfg["max_seconds"]:
-                        out_of_time = True
-                        break
-                    frac = max(frac, now / cfg["max_seconds"])
-                scheduler.step_update(num_updates=round(frac * total_steps))
+                if step >= total_steps:
+                    break
+                if budget.over(ddp, validated=False):
+                    stopped = "max_seconds"
+                    break
+                scheduler.step_update(num_updates=round(max(step / total_steps, budget.fraction()) * total_steps))
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 loss = criterion(net(x), y)
@@ -441,15 +526,18 @@ def train(config: TrainConfig) -> dict | None:
                 loss_sum += loss.detach()
                 step += 1
                 steps_done += 1
+                budget.train_per_image = (time.perf_counter() - epoch_start) / (steps_done * bs)
                 if step % cfg["log_every"] == 0:
-                    progress.update(max(step, frac * total_steps), epoch + 1, loss=loss.item())
+                    progress.update(step, epoch + 1, loss=loss.item())
             train_seconds = time.perf_counter() - epoch_start
             if steps_done == 0:
                 break
-            probs = predict_dataset(model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
-            val_map = multilabel_metrics(probs, splits["val"].targets, 0.5, names)["mAP"]
+            val_start = time.perf_counter()
+            val_probs = predict_dataset(model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
+            budget.eval_per_image = (time.perf_counter() - val_start) / max(1, len(splits["val"]))
+            val_map = multilabel_metrics(val_probs, splits["val"].targets, 0.5, names)["mAP"]
             epoch += 1
-            elapsed += time.perf_counter() - epoch_start
+            elapsed = budget.clock()
             history.append(
                 {
                     "epoch": epoch,
@@ -461,20 +549,42 @@ def train(config: TrainConfig) -> dict | None:
                     "val_mAP": val_map,
                 }
             )
-            done = step if cfg["max_seconds"] is None else max(step, elapsed / cfg["max_seconds"] * total_steps)
-            progress.update(done, epoch, loss=history[-1]["train_loss"], val_map=val_map, end_of_epoch=True)
+            if best is None or val_map > best["mAP"]:
+                best, best_weights, bad_epochs = {"mAP": val_map, "epoch": epoch, "step": step, "val_probs": val_probs}, _copy_weights(model), 0
+                if ddp.main:
+                    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, None, epoch, step, elapsed, history, None))
+            else:
+                bad_epochs += 1
+            progress.update(step, epoch, loss=history[-1]["train_loss"], val_map=val_map, end_of_epoch=True)
             if ddp.main:
-                save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, None))
+                last = _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, None)
+                save_checkpoint(last_path, dict(last, best=best, bad_epochs=bad_epochs))
             ddp.barrier()
+            if cfg["patience"] is not None and bad_epochs >= cfg["patience"]:
+                stopped = "patience"
+                break
             if cfg["stop_after_epoch"] is not None and epoch >= cfg["stop_after_epoch"] and epoch < cfg["epochs"]:
                 return None
+            if stopped == "max_seconds":
+                break
 
-    tune_split, report_split, eval_splits = _tune_and_report_splits(splits)
+    if best is None:
+        # No update ran (the budget was spent before the first): report the model as it is.
+        val_probs = predict_dataset(model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
+        best = {"mAP": multilabel_metrics(val_probs, splits["val"].targets, 0.5, names)["mAP"], "epoch": epoch, "step": step, "val_probs": val_probs}
+    elif best["step"] != step:
+        model.load_state_dict(best_weights)
+    # The best model's validation pass serves for tuning (and for reporting without a test
+    # split), so the final validation is not run again.
+    val_probs = best["val_probs"]
+    if tune_split == "val":
+        tune_probs = val_probs
+        report_probs = predict_dataset(model, eval_splits[report_split].dataset(eval_transform, names), device, ddp, workers=workers)
+    else:
+        tune_probs, report_probs = val_probs[0::2], val_probs[1::2]
     tune_targets = eval_splits[tune_split].targets
-    tune_probs = predict_dataset(model, eval_splits[tune_split].dataset(eval_transform, names), device, ddp, workers=workers)
     thresholds = tune_thresholds(tune_probs, tune_targets)
     report_targets = eval_splits[report_split].targets
-    report_probs = predict_dataset(model, eval_splits[report_split].dataset(eval_transform, names), device, ddp, workers=workers)
     if not ddp.main:
         ddp.barrier()
         return None
@@ -496,7 +606,13 @@ def train(config: TrainConfig) -> dict | None:
             "data_config": data_config,
             "epochs_completed": epoch,
             "steps": step,
-            "elapsed_seconds": elapsed,
+            "batch_size": bs,
+            "steps_per_epoch": steps_per_epoch,
+            "stopped_by": stopped,
+            "best_epoch": best["epoch"],
+            "best_step": best["step"],
+            "best_val_mAP": best["mAP"],
+            "elapsed_seconds": budget.clock(),
             "images_per_second": sum(h["images_per_second"] * h["train_seconds"] for h in history) / max(1e-9, sum(h["train_seconds"] for h in history)),
             "world_size": ddp.world,
             "device": str(device),
@@ -515,7 +631,7 @@ def train(config: TrainConfig) -> dict | None:
         "history": history,
     }
     thresholds_doc = {"threshold_rule": THRESHOLD_RULE, "tuned_on": tune_split, "objective": "per-class F1", "class_names": names, "thresholds": thresholds.tolist()}
-    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, thresholds.tolist()))
+    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, None, best["epoch"], best["step"], elapsed, history, thresholds.tolist()))
     write_json(out / "metrics.json", result)
     write_json(out / "thresholds.json", thresholds_doc)
     write_text(out / "classes.txt", "".join(f"{name}\n" for name in names))
@@ -525,10 +641,22 @@ def train(config: TrainConfig) -> dict | None:
     plot_thresholds(out / "thresholds.png", names, thresholds, [r["F1"] for r in at_tuned["per_class"]], [r["F1"] for r in at_half["per_class"]])
     plot_training_curves(out / "training_curves.png", history)
     if cfg["progress"]:
-        _print_report(at_half, at_tuned, f"{report_split} split (thresholds tuned on {tune_split})", out)
+        _print_report(at_half, at_tuned, f"{report_split} split (thresholds tuned on {tune_split}; best epoch {best['epoch']})", out)
     _print_threshold_notes(few, tune_split, worse if cfg["progress"] else [], at_half, at_tuned, report_split)
+    _warn_if_nothing_clears_half(report_probs, report_split, step)
     ddp.barrier()
     return result
+
+
+def _warn_if_nothing_clears_half(probs: torch.Tensor, split: str, steps: int) -> None:
+    if not bool((probs > 0.5).any()):
+        print(f"warning: no class scores above 0.5 on any {split} image after {steps} updates: at the default threshold "
+              "the model predicts no labels; train longer (--epochs, --max-steps, --max-seconds) or pass a smaller --batch-size",
+              file=sys.stderr)
+
+
+def _copy_weights(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _epoch_batches(split: Split, names, transform, bs: int, workers: int, seed: int, epoch: int, ddp: _Dist, steps: int, device):
@@ -559,8 +687,8 @@ def _write_splits(path: Path, table, names: list[str]) -> None:
 
 
 def _check_config(cfg: dict) -> None:
-    for key in ("batch_size", "epochs", "image_size", "n_train", "n_val", "n_test"):
-        if cfg[key] < 1:
+    for key in ("batch_size", "epochs", "image_size", "n_train", "n_val", "n_test", "max_steps", "patience"):
+        if cfg[key] is not None and cfg[key] < 1:
             raise InputError(f"--{key.replace('_', '-')} must be at least 1, got {cfg[key]}")
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 <= cfg[key] < 1.0:
@@ -602,7 +730,7 @@ def _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, 
         "model_kwargs": kwargs,
         "data_config": data_config,
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "epoch": epoch,
         "step": step,
         "elapsed_seconds": elapsed,
@@ -675,7 +803,7 @@ def evaluate(
     if thresholds_path is not None or (thresholds is None and side.is_file()):
         thresholds = read_thresholds(thresholds_path or side, names)
     probs = predict_dataset(model, eval_split.dataset(create_transform(data_config), names), dev,
-                            workers=default_workers() if workers is None else workers)
+                            workers=cpu_plan(1, eval_split.files is not None, workers=workers)[1])
     result = {
         "checkpoint": str(checkpoint),
         "data": _data_source(cfg),

@@ -196,7 +196,7 @@ def test_non_utf8_labels_csv_names_path_and_line(tmp_path, capsys):
 def test_plain_progress_lines_and_few_positives_warning_when_not_a_terminal(tmp_path, capsys):
     assert main(["reference", "train", *SMALL, "--n-val", "8", "--sample", "digits", "--out", str(tmp_path / "run")]) == 0
     captured = capsys.readouterr()
-    assert "epoch 1/1  step 2/2" in captured.out and "ETA" in captured.out
+    assert "epoch 1/1  update 2/2" in captured.out and "ETA" in captured.out
     assert "\r" not in captured.out and "\x1b[" not in captured.out
     assert "warning: fewer than 5 positives on val for '0' (" in captured.err and "unreliable" in captured.err
 

@@ -117,3 +117,67 @@ def test_folder_without_test_split_tunes_and_reports_on_val_halves(tmp_path):
     result = train(TrainConfig(out=str(tmp_path / "run"), data=str(data), epochs=1, **dict(TINY, batch_size=32)))
     assert (result["tuned_on"], result["reported_on"]) == ("val[0::2]", "val[1::2]")
     assert result["report_at_tuned"]["num_samples"] == 10
+
+
+def test_default_batch_size_gives_enough_updates_and_small_epochs_warn(tmp_path, capsys):
+    from migrate_ml_reference.train import choose_batch_size
+
+    assert choose_batch_size(None, 400) == 16 and choose_batch_size(None, 20000) == 256
+    assert choose_batch_size(None, 50) == 8 and choose_batch_size(64, 400) == 64
+    train(TrainConfig(out=str(tmp_path), epochs=1, sample="shapes", **dict(TINY, batch_size=256, n_train=400)))
+    err = capsys.readouterr().err
+    assert "1 update(s) per epoch" in err and "--batch-size" in err
+
+
+def test_warning_when_no_class_clears_half(capsys):
+    from migrate_ml_reference.train import _warn_if_nothing_clears_half
+
+    _warn_if_nothing_clears_half(torch.full((4, 3), 0.5), "test", 7)
+    assert "no class scores above 0.5 on any test image after 7 updates" in capsys.readouterr().err
+    _warn_if_nothing_clears_half(torch.tensor([[0.1, 0.6]]), "test", 7)
+    assert capsys.readouterr().err == ""
+
+
+def test_cpu_plan_never_oversubscribes(monkeypatch):
+    from migrate_ml_reference import pipeline
+
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (6.0, 0.0, 0.0))
+    assert pipeline.usable_cpus() == 2
+    assert pipeline.cpu_plan(1, file_data=True) == (1, 1)
+    assert pipeline.cpu_plan(1, file_data=False) == (2, 0)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    threads, workers = pipeline.cpu_plan(2, file_data=True)
+    assert 2 * (threads + workers) <= 8 and workers >= 1
+    assert pipeline.cpu_plan(2, file_data=True, threads=3) == (3, 2)
+
+
+def test_max_steps_progress_counts_real_updates(tmp_path, capsys):
+    result = train(TrainConfig(out=str(tmp_path), epochs=5, max_steps=12, **dict(TINY, progress=True)))
+    assert result["run"]["steps"] == 12 and result["run"]["stopped_by"] == "max_steps"
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert lines[0].startswith("epoch 1/5  update 8/12") and lines[-1].startswith("epoch 2/5  update 12/12")
+
+
+def test_best_model_kept_and_patience_stops(tmp_path):
+    # lr 1 wrecks the model after the first epoch: the best stays epoch 1 and patience ends the run.
+    result = train(TrainConfig(out=str(tmp_path), epochs=20, patience=2, **dict(TINY, lr=1.0, batch_size=32)))
+    maps = [h["val_mAP"] for h in result["history"]]
+    best = max(range(len(maps)), key=maps.__getitem__)
+    assert result["run"]["stopped_by"] == "patience" and len(maps) == best + 3
+    assert result["run"]["best_epoch"] == best + 1 and result["run"]["best_val_mAP"] == maps[best]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == best + 1
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == len(maps)
+    # The report is the best model's: eval of checkpoint.pt reproduces it.
+    got = evaluate(str(tmp_path / "checkpoint.pt"), split="test", show=False)
+    assert got["at_0.5"]["mAP"] == pytest.approx(result["report_at_0.5"]["mAP"], abs=1e-6)
+
+
+def test_max_seconds_bounds_wall_time(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    result = train(TrainConfig(out=str(tmp_path), epochs=10_000, max_seconds=10.0, **dict(TINY, n_val=400, n_test=400)))
+    wall = time.perf_counter() - start
+    assert result["run"]["stopped_by"] == "max_seconds" and result["run"]["steps"] > 0 and wall <= 10.0 * 1.1
+    assert 0 < result["run"]["elapsed_seconds"] <= wall
