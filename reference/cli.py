@@ -46,7 +46,23 @@ class _UsageError(Exception):
     pass
 
 
+class _Help(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help when it has a default worth showing and the
+    help text does not describe it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS or action.default == []
+        if "default:" in text or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # argparse would print full usage; keep errors to one line
         raise _UsageError(f"{self.prog}: {message}")
 
@@ -91,13 +107,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample-data", help="write offline multi-label sample data",
                             description="Write offline, deterministic multi-label sample data in one of the formats the runtime reads.")
     sample.add_argument("dir", help="output folder (must be empty or absent unless --overwrite)")
-    sample.add_argument("--kind", choices=KINDS, default="digits")
+    sample.add_argument("--kind", choices=KINDS, default="digits", help="digits: 10 classes, shapes: 7")
     sample.add_argument("--format", choices=FORMATS, default="folder",
                         help="folder: labels.csv+classes.txt+images/ with a split column; csv: Planet-style train_v2.csv "
                              "(image_name,tags) + train-jpg/; onehot: one 0/1 column per class; coco: COCO instances JSON")
     sample.add_argument("--n", type=_positive_int, default=1000, help="total images (folder format: split 80/10/10 train/val/test)")
     sample.add_argument("--image-size", type=_positive_int, default=32, help="side in pixels (even)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="the same seed writes the same data")
     sample.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
     ref = sub.add_parser("reference", help="train, evaluate or predict with the reference multi-label model",
@@ -122,7 +138,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="extra timm.create_model kwarg (repeatable; VALUE parsed as a Python literal)")
     train.add_argument("--init-checkpoint", "--pretrained", dest="init_checkpoint", metavar="PATH",
                        help="start from weights in a local file (a run's checkpoint.pt or a timm state dict); the head is resized")
-    train.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    train.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help="passes over the train split")
     train.add_argument("--max-seconds", type=_positive,
                        help="time budget for the whole run, final evaluation included; the cosine schedule follows the clock")
     train.add_argument("--max-steps", type=_positive_int, help="stop after this many optimizer updates; the cosine schedule spans them")
@@ -130,11 +146,11 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="stop when validation mAP has not improved for this many epochs (default: never)")
     train.add_argument("--batch-size", type=_positive_int,
                        help="per process (default: the largest up to 256 that gives an epoch about 25 updates)")
-    train.add_argument("--lr", type=_positive, default=defaults.lr)
-    train.add_argument("--weight-decay", type=_non_negative, default=defaults.weight_decay)
+    train.add_argument("--lr", type=_positive, default=defaults.lr, help="peak AdamW learning rate (cosine schedule, 5 %% warm-up)")
+    train.add_argument("--weight-decay", type=_non_negative, default=defaults.weight_decay, help="AdamW weight decay (not on norms and biases)")
     train.add_argument("--pos-weight", choices=("none", "auto"), default=defaults.pos_weight,
                        help="auto: BCE pos_weight = negatives/positives per class on the train split")
-    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--seed", type=int, default=defaults.seed, help="seeds the weights, the splits and the batch order")
     train.add_argument("--threads", type=_positive_int,
                        help="torch threads per process (default: the usable CPUs, those not busy per the load average, "
                             "shared among the local processes, less the workers)")
@@ -149,29 +165,30 @@ def _build_parser() -> argparse.ArgumentParser:
 
     ev = ref_sub.add_parser("eval", help="evaluate a saved run on labelled data",
                             description="Evaluate a saved run at 0.5 and at its tuned thresholds, on its own test split or any labelled data.")
-    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--checkpoint", required=True, metavar="PATH", help="a run folder or its checkpoint.pt")
     ev_src = ev.add_mutually_exclusive_group()
     ev_src.add_argument("--data", help="labelled data in any supported format (default: the data the run trained on)")
-    ev_src.add_argument("--sample", choices=KINDS)
+    ev_src.add_argument("--sample", choices=KINDS, help="generated sample data of this kind")
     _add_data_options(ev)
     ev.add_argument("--split", help="train, val or test (default: test when the data has one, else every row)")
     ev.add_argument("--thresholds", help="thresholds.json (default: the run's own)")
     ev.add_argument("--out", help="folder for eval.json")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing OUT/eval.json")
-    ev.add_argument("--workers", type=_count)
-    ev.add_argument("--device")
+    ev.add_argument("--workers", type=_count, help="DataLoader workers (default: half the usable CPUs, at most 8)")
+    ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+    ev.add_argument("--quiet", action="store_true", help="no table; eval.json (with --out) only")
 
     pr = ref_sub.add_parser("predict", help="label new images with a saved run",
                             description="Label images with a saved run: one CSV row per image (image, labels above the "
                                         "run's tuned thresholds, one probability column per class).")
     pr.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
-    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--checkpoint", required=True, metavar="PATH", help="a run folder or its checkpoint.pt")
     pr.add_argument("--out", help="CSV file to write (default: standard output)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     pr.add_argument("--thresholds", help="thresholds.json (default: the run's own)")
-    pr.add_argument("--batch-size", type=_positive_int, default=64)
-    pr.add_argument("--workers", type=_count, default=0)
-    pr.add_argument("--device")
+    pr.add_argument("--batch-size", type=_positive_int, default=64, help="images per forward pass")
+    pr.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes decoding the images")
+    pr.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     return parser
 
 
@@ -240,7 +257,8 @@ def _eval(args: argparse.Namespace) -> int:
     from .train import evaluate
 
     evaluate(args.checkpoint, data=args.data, sample=args.sample, split=args.split, thresholds_path=args.thresholds,
-             out=args.out, device=args.device, workers=args.workers, overwrite=args.overwrite, **_data_options(args))
+             out=args.out, device=args.device, workers=args.workers, overwrite=args.overwrite, show=not args.quiet,
+             **_data_options(args))
     return 0
 
 

@@ -241,10 +241,12 @@ def _read_csv(
     split_idx = _column(header, None, (SPLIT_COLUMN,), "split", path)
     if split_idx == image_idx:
         split_idx = None
-    labels_idx = _column(header, labels_col, LABEL_COLUMNS, "labels", path)
+    # --labels-col none: no labels column, one 0/1 column per class.
+    one_hot_only = labels_col is not None and labels_col.strip().lower() == "none"
+    labels_idx = None if one_hot_only else _column(header, labels_col, LABEL_COLUMNS, "labels", path)
     others = [i for i in range(len(header)) if i not in (image_idx, split_idx)]
     data_rows = [(reader.line_num, row) for row in reader]
-    one_hot = labels_idx is None and len(others) >= 1 and _looks_one_hot(data_rows, others)
+    one_hot = labels_idx is None and len(others) >= 1 and (one_hot_only or _looks_one_hot(data_rows, others))
     if labels_idx is None and not one_hot:
         if len(others) != 1:
             raise DatasetFormatError(

@@ -108,7 +108,9 @@ def per_class_table(at_half: dict, at_tuned: dict | None, title: str):
         if tuned is not None:
             cells += [_fmt(tuned["threshold"]), _fmt(tuned["precision"]), _fmt(tuned["recall"]), _fmt(tuned["F1"])]
         table.add_row(*cells)
-    summary = ["all", str(at_half["num_samples"]), _fmt(at_half["mAP"]), _fmt(at_half["CP"]), _fmt(at_half["CR"]), _fmt(at_half["F1_macro"])]
+    # Like the class rows, the support is of positive labels (the image count is in the caption).
+    table.caption = f"{at_half['num_samples']} images"
+    summary = ["all", str(sum(row["support"] for row in at_half["per_class"])), _fmt(at_half["mAP"]), _fmt(at_half["CP"]), _fmt(at_half["CR"]), _fmt(at_half["F1_macro"])]
     if at_tuned is not None:
         summary += ["", _fmt(at_tuned["CP"]), _fmt(at_tuned["CR"]), _fmt(at_tuned["F1_macro"])]
     table.add_section()

@@ -290,6 +290,16 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
+def run_checkpoint_path(path: str | os.PathLike) -> Path:
+    """``--checkpoint``: a checkpoint file, or a run folder meaning its ``checkpoint.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CHECKPOINT).is_file():
+            raise CheckpointError(f"{path}: a folder without a {CHECKPOINT} (expected a run folder or a checkpoint file)")
+        return path / CHECKPOINT
+    return path
+
+
 def read_run_checkpoint(path: str | os.PathLike) -> dict:
     """A checkpoint written by this runtime, or :class:`CheckpointError` naming the path."""
     state = load_checkpoint(path)
@@ -415,7 +425,18 @@ def train(config: TrainConfig) -> dict | None:
     _check_config(cfg)
     device = pick_device(cfg["device"])
     out = Path(cfg["out"])
+    created = not out.exists()
     prepare_run_folder(out, cfg["overwrite"], cfg["resume"])
+    try:
+        return _train(cfg, device, out, started)
+    except BaseException:
+        # A run that fails (bad data, interrupted) before writing anything leaves no empty --out.
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict | None:
     ddp = _Dist(device)
     ckpt_path, last_path = out / CHECKPOINT, out / LAST
     resume_path = last_path if last_path.is_file() else ckpt_path
@@ -430,7 +451,9 @@ def train(config: TrainConfig) -> dict | None:
     kwargs = model_kwargs(cfg["model"], image_size=cfg["image_size"], **cfg["model_kwargs"])
     torch.manual_seed(cfg["seed"])
     model = create_reference_model(num_classes, cfg["model"], **kwargs)
-    init_note = load_init_weights(model, cfg["init_checkpoint"]) if cfg["init_checkpoint"] and not resuming else None
+    init_note, init_warning = load_init_weights(model, cfg["init_checkpoint"], names) if cfg["init_checkpoint"] and not resuming else (None, None)
+    if init_warning and ddp.main:
+        print(init_warning, file=sys.stderr)
     model = model.to(device)
     data_config = resolve_data_config(model, cfg["image_size"])
     for split in splits.values():
@@ -680,7 +703,7 @@ def _write_splits(path: Path, table, names: list[str]) -> None:
     import io
 
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("image", "split"))
     writer.writerows(zip(table.files, names))
     write_text(path, buffer.getvalue())
@@ -780,6 +803,7 @@ def evaluate(
     "threshold_rule", "at_0.5", "at_tuned"}`` (``at_tuned`` is ``None`` without thresholds)
     and writes it to ``out/eval.json``.
     """
+    checkpoint = run_checkpoint_path(checkpoint)
     state = read_run_checkpoint(checkpoint)
     names = list(state["class_names"])
     cfg = dict(state["config"])

@@ -216,3 +216,17 @@ def test_assign_splits_is_seeded_and_sized():
     a = assign_splits(100, 0.1, 0.2, seed=1)
     assert a == assign_splits(100, 0.1, 0.2, seed=1) and a != assign_splits(100, 0.1, 0.2, seed=2)
     assert (a.count("train"), a.count("val"), a.count("test")) == (70, 10, 20)
+
+
+def test_labels_col_none_means_one_hot_columns(tmp_path):
+    from PIL import Image
+
+    from migrate_ml_reference import read_labels
+
+    (tmp_path / "images").mkdir()
+    for name in ("a", "b"):
+        Image.new("RGB", (4, 4)).save(tmp_path / "images" / f"{name}.png")
+    # "tags" would be guessed as a labels column; with --labels-col none it is a class.
+    (tmp_path / "labels.csv").write_text("file,tags,other\na.png,1,0\nb.png,0,1\n")
+    table = read_labels(tmp_path / "labels.csv", labels_col="none")
+    assert table.classes == ["tags", "other"] and table.targets.tolist() == [[1, 0], [0, 1]]
