@@ -40,6 +40,7 @@ class TrainDefaults:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     augment: str = "none"
+    uncertain: str = "ignore"
 
 
 class _UsageError(Exception):
@@ -133,6 +134,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=_positive_int, default=defaults.image_size, help="model input side in pixels")
     train.add_argument("--augment", choices=AUGMENTS, default=defaults.augment,
                        help="training augmentation for file data: basic = random resized crop + flip, randaug adds RandAugment")
+    train.add_argument("--uncertain", choices=("ignore", "zeros", "ones"), default=defaults.uncertain,
+                       help="one-hot cells given as -1 or left blank (CheXpert style): ignore = left out of the loss and "
+                            "the metrics, zeros/ones = taken as negative/positive")
     train.add_argument("--model", default=defaults.model, help="any timm model name")
     train.add_argument("--model-kwarg", action="append", default=[], metavar="KEY=VALUE",
                        help="extra timm.create_model kwarg (repeatable; VALUE parsed as a Python literal)")
@@ -238,6 +242,7 @@ def _train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         augment=args.augment,
+        uncertain=args.uncertain,
         workers=args.workers,
         init_checkpoint=args.init_checkpoint,
         overwrite=args.overwrite,

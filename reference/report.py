@@ -143,7 +143,9 @@ def plot_pr_curves(path: str | os.PathLike, probs: torch.Tensor, targets: torch.
 
     plt = _pyplot()
     c = len(class_names)
-    precision, recall, _ = multilabel_precision_recall_curve(probs, targets.long(), num_labels=c)
+    # Unknown cells (-1, --uncertain ignore) are left out, as in the metrics.
+    precision, recall, _ = multilabel_precision_recall_curve(probs, targets.long(), num_labels=c,
+                                                             ignore_index=-1 if bool((targets < 0).any()) else None)
     cols = min(c, 5)
     rows = math.ceil(c / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)

@@ -45,6 +45,8 @@ CHECKPOINT_FORMAT = "migrate-ml-reference-checkpoint/1"
 METRICS_SCHEMA_VERSION = 1
 THRESHOLD_RULE = "prob > threshold"
 SPLIT_NAMES = ("train", "val", "test")
+# --uncertain: what a -1 or blank cell of a one-hot CSV becomes.
+UNCERTAIN = ("ignore", "zeros", "ones")
 # Below this many positives on the tuning split, a tuned threshold is mostly noise.
 MIN_TUNING_POSITIVES = 5
 # Run-folder files a run writes; --overwrite replaces these and nothing else.
@@ -100,6 +102,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     augment: str = "none"
+    uncertain: str = "ignore"
     workers: int | None = None
     init_checkpoint: str | None = None
     overwrite: bool = False
@@ -208,6 +211,28 @@ def _row_splits(cfg: dict, table) -> tuple[list[str], bool]:
     return assign_splits(len(table.files), cfg["val_fraction"], cfg["test_fraction"], cfg["seed"]), True
 
 
+def label_targets(table, uncertain: str) -> torch.Tensor:
+    """A table's float targets, its uncertain cells (-1 or blank) set per ``--uncertain``:
+    ``zeros`` 0, ``ones`` 1, ``ignore`` -1 (left out of the loss and the metrics)."""
+    targets = table.targets.float()
+    if table.uncertain is not None:
+        targets[table.uncertain] = {"zeros": 0.0, "ones": 1.0, "ignore": -1.0}[uncertain]
+    return targets
+
+
+class MaskedBCEWithLogits(torch.nn.Module):
+    """``BCEWithLogitsLoss`` averaged over the known cells only (targets of -1 are left out)."""
+
+    def __init__(self, pos_weight: torch.Tensor | None = None):
+        super().__init__()
+        self.pos_weight = pos_weight
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        known = (targets >= 0).to(logits.dtype)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.clamp(min=0), pos_weight=self.pos_weight, reduction="none")
+        return (loss * known).sum() / known.sum().clamp(min=1.0)
+
+
 def load_splits(cfg: dict, classes: list[str] | None = None) -> tuple[dict[str, Split], list[str], Any]:
     """``({split: Split}, class names, table or None)`` for train/val(/test), per ``cfg``."""
     if cfg.get("data"):
@@ -218,7 +243,7 @@ def load_splits(cfg: dict, classes: list[str] | None = None) -> tuple[dict[str, 
             rows = [i for i, s in enumerate(names) if s == split]
             if rows:
                 sub = table.subset(rows)
-                splits[split] = Split(sub.targets.float(), files=sub.files)
+                splits[split] = Split(label_targets(sub, cfg.get("uncertain", "ignore")), files=sub.files)
         for split in ("train", "val"):
             if split not in splits:
                 raise DatasetFormatError(table.source, 0, f"no {split} rows (check the split column or --val-fraction)")
@@ -469,9 +494,11 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
     optimizer = create_optimizer_v2(model, opt="adamw", lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     pos_weight = None
     if cfg["pos_weight"] == "auto":
-        positives = train_split.targets.sum(0)
-        pos_weight = ((len(train_split) - positives) / positives.clamp(min=1.0)).to(device)
-    criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        positives = (train_split.targets == 1).sum(0).float()
+        negatives = (train_split.targets == 0).sum(0).float()
+        pos_weight = (negatives / positives.clamp(min=1.0)).to(device)
+    unknown = bool((train_split.targets < 0).any())
+    criterion = MaskedBCEWithLogits(pos_weight) if unknown else torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
 
     epoch, step, elapsed, history = 0, 0, 0.0, []
     best: dict | None = None  # {"mAP", "epoch", "step", "val_probs"} of the best validated model
@@ -612,7 +639,7 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
         ddp.barrier()
         return None
 
-    support = tune_targets.sum(0)
+    support = (tune_targets == 1).sum(0)
     few = {names[j]: int(support[j]) for j in range(num_classes) if support[j] < MIN_TUNING_POSITIVES}
     at_half = multilabel_metrics(report_probs, report_targets, 0.5, names)
     at_tuned = multilabel_metrics(report_probs, report_targets, thresholds, names)
@@ -716,6 +743,8 @@ def _check_config(cfg: dict) -> None:
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 <= cfg[key] < 1.0:
             raise InputError(f"--{key.replace('_', '-')} must be in [0, 1), got {cfg[key]}")
+    if cfg["uncertain"] not in UNCERTAIN:
+        raise InputError(f"--uncertain must be one of {', '.join(UNCERTAIN)}, got {cfg['uncertain']!r}")
     if cfg["augment"] not in AUGMENTS:
         raise InputError(f"--augment must be one of {', '.join(AUGMENTS)}, got {cfg['augment']!r}")
 
@@ -859,11 +888,11 @@ def _eval_split(cfg: dict, split: str | None, names: list[str], own_data: bool) 
     if split is None:
         split = "test" if row_names is not None and "test" in row_names else None
     if split is None:
-        return Split(table.targets.float(), files=table.files), "all"
+        return Split(label_targets(table, cfg.get("uncertain", "ignore")), files=table.files), "all"
     if row_names is None:
         raise DatasetFormatError(table.source, 0, f"split {split!r} requested but the data has no split column or split folders")
     rows = [i for i, s in enumerate(row_names) if s == split]
     if not rows:
         raise DatasetFormatError(table.source, 0, f"no rows for split {split!r}")
     sub = table.subset(rows)
-    return Split(sub.targets.float(), files=sub.files), split
+    return Split(label_targets(sub, cfg.get("uncertain", "ignore")), files=sub.files), split

@@ -230,3 +230,53 @@ def test_labels_col_none_means_one_hot_columns(tmp_path):
     (tmp_path / "labels.csv").write_text("file,tags,other\na.png,1,0\nb.png,0,1\n")
     table = read_labels(tmp_path / "labels.csv", labels_col="none")
     assert table.classes == ["tags", "other"] and table.targets.tolist() == [[1, 0], [0, 1]]
+
+
+def _chexpert_like(root, n=40):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    rows = ["Path,Edema,Effusion,Other"]
+    for i in range(n):
+        Image.new("RGB", (8, 8), (i * 6, 0, 0)).save(root / "images" / f"{i}.png")
+        # The first row holds -1 and a blank, as CheXpert's often do.
+        rows.append(f"{i}.png,{['-1', '1', '0', ''][i % 4]},{i % 2},{['', '1.0', '0.0'][i % 3]}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root / "labels.csv"
+
+
+def test_uncertain_cells_are_read_as_a_mask(tmp_path):
+    from migrate_ml_reference import read_labels
+
+    table = read_labels(_chexpert_like(tmp_path))
+    assert table.classes == ["Edema", "Effusion", "Other"]
+    assert table.uncertain[:4].tolist() == [[True, False, True], [False, False, False], [False, False, False], [True, False, True]]
+    assert table.targets[:4].tolist() == [[0, 0, 0], [1, 1, 1], [0, 0, 0], [0, 1, 0]]
+    assert table.subset([1, 3]).uncertain.tolist() == [[False, False, False], [True, False, True]]
+
+
+@pytest.mark.parametrize("policy, value", [("ignore", -1.0), ("zeros", 0.0), ("ones", 1.0)])
+def test_uncertain_policy(tmp_path, policy, value):
+    from migrate_ml_reference import read_labels
+    from migrate_ml_reference.train import label_targets
+
+    table = read_labels(_chexpert_like(tmp_path))
+    targets = label_targets(table, policy)
+    assert targets[0].tolist() == [value, 0.0, value] and targets[1].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_masked_loss_and_metrics_leave_unknown_cells_out():
+    from migrate_ml_reference.metrics import multilabel_metrics, tune_thresholds
+    from migrate_ml_reference.train import MaskedBCEWithLogits
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0], [-2.0, 0.0]])
+    targets = torch.tensor([[1.0, -1.0], [0.0, 1.0], [-1.0, 0.0]])
+    known = targets >= 0
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known])
+    assert MaskedBCEWithLogits()(logits, targets) == pytest.approx(float(expected))
+    probs = torch.sigmoid(logits)
+    masked = multilabel_metrics(probs, targets, 0.5)
+    # Class 0 scored on rows 0-1 only, class 1 on rows 1-2: as if the unknown rows were absent.
+    only0 = multilabel_metrics(probs[:2, :1], targets[:2, :1], 0.5)
+    assert masked["per_class"][0]["AP"] == only0["per_class"][0]["AP"] and [r["support"] for r in masked["per_class"]] == [1, 1]
+    assert tune_thresholds(probs, targets)[0] == tune_thresholds(probs[:2, :1], targets[:2, :1])[0]

@@ -181,3 +181,22 @@ def test_max_seconds_bounds_wall_time(tmp_path):
     wall = time.perf_counter() - start
     assert result["run"]["stopped_by"] == "max_seconds" and result["run"]["steps"] > 0 and wall <= 10.0 * 1.1
     assert 0 < result["run"]["elapsed_seconds"] <= wall
+
+
+def test_uncertain_labels_train_with_each_policy(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    rows = ["Path,a,b"]
+    for i in range(60):
+        Image.new("RGB", (8, 8), (255 * (i % 2), 255 * (i % 3 == 0), 0)).save(tmp_path / "d" / "images" / f"{i}.png")
+        rows.append(f"{i}.png,{['-1', str(i % 2)][i % 5 > 0]},{['', str(int(i % 3 == 0))][i % 7 > 0]}")
+    (tmp_path / "d" / "labels.csv").write_text("\n".join(rows) + "\n")
+    # ignore: a masked loss and masked metrics (zeros/ones only change the targets: test_dataset).
+    result = train(TrainConfig(out=str(tmp_path / "run"), data=str(tmp_path / "d" / "labels.csv"), uncertain="ignore", epochs=1,
+                               image_size=8, workers=0, model_kwargs={"depth": 1, "patch_size": 4}, **dict(TINY, batch_size=8)))
+    assert result["run"]["class_names"] == ["a", "b"] and all(h["train_loss"] == h["train_loss"] for h in result["history"])
+    test_rows = [int(line.split(",")[0].rsplit("/", 1)[-1].split(".")[0]) for line in (tmp_path / "run" / "splits.csv").read_text().splitlines()[1:]
+                 if line.endswith(",test")]
+    known_a = sum(1 for i in test_rows if i % 5 > 0 and i % 2 == 1)
+    assert result["report_at_0.5"]["per_class"][0]["support"] == known_a
