@@ -182,6 +182,14 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     ev.add_argument("--quiet", action="store_true", help="no table; eval.json (with --out) only")
 
+    cv = ref_sub.add_parser("convert", help="turn a single-label ImageFolder tree into the multi-label CSV",
+                            description="Write OUT/labels.csv (file,labels[,split]) and OUT/classes.txt for an ImageFolder tree "
+                                        "(ROOT/<class>/<image> or ROOT/<split>/<class>/<image>); the same image under several "
+                                        "class folders (same bytes) becomes one row with all its classes.")
+    cv.add_argument("root", metavar="ROOT", help="the ImageFolder root")
+    cv.add_argument("--out", required=True, metavar="DIR", help="folder for labels.csv and classes.txt")
+    cv.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+
     pr = ref_sub.add_parser("predict", help="label new images with a saved run",
                             description="Label images with a saved run: one CSV row per image (image, labels above the "
                                         "run's tuned thresholds, one probability column per class).")
@@ -291,6 +299,19 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .convert import convert_image_folder
+
+    done = convert_image_folder(args.root, args.out, overwrite=args.overwrite)
+    sep = "" if done.label_sep == " " else f" --label-sep {shlex.quote(done.label_sep)}"
+    print(f"wrote {done.rows} rows ({len(done.classes)} classes; {done.merged} copies merged into multi-label rows) to "
+          f"{done.labels_csv}; train with: migrate-ml reference train --data {shlex.quote(args.out)} "
+          f"--images {shlex.quote(args.root)}{sep}")
+    return 0
+
+
 def _sample_data(args: argparse.Namespace) -> int:
     from .sample import write_sample_data
 
@@ -322,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sample-data":
             return _sample_data(args)
-        return {"train": _train, "eval": _eval, "predict": _predict}[args.action](args)
+        return {"train": _train, "eval": _eval, "predict": _predict, "convert": _convert}[args.action](args)
     except (_UsageError, InputError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -168,6 +168,9 @@ class _Rows:
                     raise self.error(line, f"image {name!r} is an empty file (0 bytes)")
                 return path
         hint = "" if Path(name).suffix or self.image_ext else "; names without an extension: pass --image-ext"
+        others = [p.name for p in _image_folders(self.source.parent) if os.path.realpath(p) != self.real_root]
+        if others:
+            hint += f"; other folders beside {self.source.name} hold images ({', '.join(others)}): pass --images DIR"
         raise self.error(line, f"missing image {name!r} (looked in {self.images_root}){hint}")
 
     def add(self, line: int, name: str, labels: Sequence[str] | Sequence[int], split: str | None = None,
@@ -213,13 +216,22 @@ def _holds_images(folder: Path, peek: int = 20) -> bool:
 
 
 def _default_images_root(labels_path: Path) -> Path:
-    """``images/`` beside the labels file; else its only subfolder holding images (Planet's
-    ``train-jpg/``); else the labels file's own folder."""
+    """``images/`` beside the labels file; else its only subfolder holding images; else the
+    only one named after the labels file (Kaggle Planet: ``train.csv`` or ``train_v2.csv`` with
+    ``train-jpg/`` beside ``test-jpg/``); else the labels file's own folder."""
     folder = labels_path.parent
     if (folder / "images").is_dir():
         return folder / "images"
-    with_images = [p for p in sorted(folder.iterdir()) if p.is_dir() and _holds_images(p)]
-    return with_images[0] if len(with_images) == 1 else folder
+    with_images = _image_folders(folder)
+    if len(with_images) == 1:
+        return with_images[0]
+    stem = re.split(r"[-_.\s]", labels_path.stem.lower())[0]
+    named = [p for p in with_images if re.split(r"[-_.\s]", p.name.lower())[0] == stem]
+    return named[0] if len(named) == 1 else folder
+
+
+def _image_folders(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and _holds_images(p)]
 
 
 def _column(header: list[str], wanted: str | None, guesses: Sequence[str], what: str, source: Path) -> int | None:

@@ -298,3 +298,27 @@ def test_init_checkpoint_from_other_classes_starts_a_fresh_head(tmp_path):
     assert "other classes" in warning and "head" in warning and "head.weight" in note
     assert not torch.equal(other.head.weight, source.head.weight)
     assert torch.equal(other.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+
+
+def test_convert_image_folder_merges_copies_into_multi_hot_rows(tmp_path, capsys):
+    from PIL import Image
+
+    from migrate_ml_reference import read_labels
+
+    root = tmp_path / "imagefolder"
+    for split, cls, name, colour in [("train", "cat", "a", 1), ("train", "dog", "a-copy", 1), ("train", "dog", "b", 2),
+                                     ("val", "cat", "c", 3), ("val", "bird", "d", 4), ("val", "dog", "e", 1)]:
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4), (colour * 40, 0, 0)).save(root / split / cls / f"{name}.png")
+    assert main(["reference", "convert", str(root), "--out", str(tmp_path / "csv")]) == 0
+    captured = capsys.readouterr()
+    assert "4 rows (3 classes; 2 copies merged" in captured.out and f"--images {root}" in captured.out
+    assert "1 image(s) appear in more than one split" in captured.err
+    assert (tmp_path / "csv" / "labels.csv").read_text() == (
+        "file,labels,split\ntrain/cat/a.png,cat dog,train\ntrain/dog/b.png,dog,train\nval/bird/d.png,bird,val\nval/cat/c.png,cat,val\n")
+    table = read_labels(tmp_path / "csv" / "labels.csv", images=root)
+    assert table.classes == ["bird", "cat", "dog"] and table.targets.tolist()[0] == [0, 1, 1]
+    assert main(["reference", "convert", str(root), "--out", str(tmp_path / "csv")]) == 2
+    _one_line_error(capsys, "not empty", "--overwrite")
+    assert main(["reference", "convert", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    _one_line_error(capsys, "no such folder")

@@ -280,3 +280,33 @@ def test_masked_loss_and_metrics_leave_unknown_cells_out():
     only0 = multilabel_metrics(probs[:2, :1], targets[:2, :1], 0.5)
     assert masked["per_class"][0]["AP"] == only0["per_class"][0]["AP"] and [r["support"] for r in masked["per_class"]] == [1, 1]
     assert tune_thresholds(probs, targets)[0] == tune_thresholds(probs[:2, :1], targets[:2, :1])[0]
+
+
+def _jpgs(folder, names, colour=(0, 0, 0)):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (4, 4), colour).save(folder / f"{name}.jpg")
+
+
+def test_kaggle_planet_layout_found_without_flags(tmp_path):
+    from migrate_ml_reference import read_labels
+
+    _jpgs(tmp_path / "train-jpg", ["train_0", "train_1"])
+    _jpgs(tmp_path / "test-jpg", ["test_0"])
+    (tmp_path / "train.csv").write_text("image_name,tags\ntrain_0,clear primary\ntrain_1,haze\n")
+    for data in (tmp_path / "train.csv", tmp_path):
+        table = read_labels(data)
+        assert [f.rsplit("/", 2)[-2:] for f in table.files] == [["train-jpg", "train_0.jpg"], ["train-jpg", "train_1.jpg"]]
+        assert table.classes == ["clear", "haze", "primary"]
+
+
+def test_images_in_other_folders_error_lists_them_and_names_images_option(tmp_path):
+    from migrate_ml_reference import DatasetFormatError, read_labels
+
+    _jpgs(tmp_path / "jpg-a", ["x"])
+    _jpgs(tmp_path / "jpg-b", ["y"])
+    (tmp_path / "tags.csv").write_text("image_name,tags\nx,a\ny,b\n")
+    with pytest.raises(DatasetFormatError, match=r"tags.csv:2: missing image 'x'.*\(jpg-a, jpg-b\): pass --images DIR"):
+        read_labels(tmp_path / "tags.csv")
