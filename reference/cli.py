@@ -166,6 +166,21 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after-epoch", type=_positive_int, metavar="E",
                        help="end this invocation after epoch E, leaving a checkpoint for --resume (time-sliced jobs)")
     train.add_argument("--quiet", action="store_true", help="no progress display or table")
+    train.add_argument("--config", metavar="YAML", help="options from a file, e.g. a run's config.yaml (options given here win)")
+    tricks = train.add_argument_group("training techniques (timm's train.py)")
+    tricks.add_argument("--loss", choices=("bce", "asl"), default="bce",
+                        help="bce: BCEWithLogitsLoss (with --pos-weight); asl: timm's AsymmetricLossMultiLabel")
+    tricks.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                        help="mixed precision with torch.autocast: bf16 on CPU or CUDA, fp16 on CUDA (with a GradScaler)")
+    tricks.add_argument("--ema", type=_fraction, metavar="DECAY",
+                        help="keep an exponential moving average of the weights (timm ModelEmaV3, e.g. 0.999); "
+                             "it is what is validated, kept and saved (default: off)")
+    tricks.add_argument("--accum-steps", type=_positive_int, default=1, help="micro-batches of --batch-size per optimizer update")
+    tricks.add_argument("--clip-grad", type=_positive, metavar="NORM", help="clip the gradient norm to NORM (default: off)")
+    tricks.add_argument("--mixup", type=_non_negative, default=0.0, metavar="ALPHA",
+                        help="mixup alpha (timm Mixup; the multi-hot targets are blended with the same lambda; 0: off)")
+    tricks.add_argument("--cutmix", type=_non_negative, default=0.0, metavar="ALPHA", help="cutmix alpha (0: off)")
+    tricks.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files to OUT/tensorboard")
 
     ev = ref_sub.add_parser("eval", help="evaluate a saved run on labelled data",
                             description="Evaluate a saved run at 0.5 and at its tuned thresholds, on its own test split or any labelled data.")
@@ -190,6 +205,15 @@ def _build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--out", required=True, metavar="DIR", help="folder for labels.csv and classes.txt")
     cv.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
 
+    ex = ref_sub.add_parser("export", help="export a saved run to ONNX or TorchScript",
+                            description="Export a run's model (sigmoid included: it outputs probabilities) to ONNX or "
+                                        "TorchScript, with OUT.json beside it (class names, thresholds, input size, mean/std); "
+                                        "the exported model is run on sample images and must agree with the checkpoint.")
+    ex.add_argument("--checkpoint", required=True, metavar="PATH", help="a run folder or its checkpoint.pt")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="onnx needs the onnx, onnxscript and onnxruntime packages")
+    ex.add_argument("--out", required=True, metavar="FILE", help="model file to write, e.g. model.onnx")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
     pr = ref_sub.add_parser("predict", help="label new images with a saved run",
                             description="Label images with a saved run: one CSV row per image (image, labels above the "
                                         "run's tuned thresholds, one probability column per class).")
@@ -201,6 +225,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=_positive_int, default=64, help="images per forward pass")
     pr.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes decoding the images")
     pr.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+    parser.train_parser = train
     return parser
 
 
@@ -251,6 +276,16 @@ def _train(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         augment=args.augment,
         uncertain=args.uncertain,
+        loss=args.loss,
+        amp=args.amp,
+        ema=args.ema,
+        accum_steps=args.accum_steps,
+        clip_grad=args.clip_grad,
+        mixup=args.mixup,
+        cutmix=args.cutmix,
+        tensorboard=args.tensorboard,
+        # Options only a --config file sets.
+        **{k: getattr(args, k) for k in ("warmup", "log_every") if hasattr(args, k)},
         workers=args.workers,
         init_checkpoint=args.init_checkpoint,
         overwrite=args.overwrite,
@@ -299,6 +334,32 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_config(argv: list[str], path: str) -> argparse.Namespace:
+    """Parse ``argv`` again with the config file's values as the train defaults, so options
+    given on the command line win."""
+    from .train import read_config
+
+    conf = read_config(path)
+    defaults = {}
+    for key, value in conf.items():
+        if key == "model_kwargs":
+            defaults["model_kwarg"] = [f"{k}={v!r}" for k, v in (value or {}).items()]
+        else:
+            defaults[key] = value
+    parser = _build_parser()
+    parser.train_parser.set_defaults(**defaults)
+    return parser.parse_args(argv)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    done = export_model(args.checkpoint, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out} and {done['sidecar']} ({args.format}; checked on {done['checked']['images']} sample images: "
+          f"max |difference| {done['checked']['max_abs_diff']:.2e} from the checkpoint)")
+    return 0
+
+
 def _convert(args: argparse.Namespace) -> int:
     import shlex
 
@@ -343,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sample-data":
             return _sample_data(args)
-        return {"train": _train, "eval": _eval, "predict": _predict, "convert": _convert}[args.action](args)
+        if getattr(args, "config", None):
+            args = _with_config(argv, args.config)
+        return {"train": _train, "eval": _eval, "predict": _predict, "convert": _convert, "export": _export}[args.action](args)
     except (_UsageError, InputError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -50,7 +50,8 @@ UNCERTAIN = ("ignore", "zeros", "ones")
 # Below this many positives on the tuning split, a tuned threshold is mostly noise.
 MIN_TUNING_POSITIVES = 5
 # Run-folder files a run writes; --overwrite replaces these and nothing else.
-RUN_FILES = (CHECKPOINT, LAST, "metrics.json", "thresholds.json", "classes.txt", "splits.csv",
+EPOCHS_CSV = "epochs.csv"
+RUN_FILES = (CHECKPOINT, LAST, EPOCHS_CSV, "config.yaml", "metrics.json", "thresholds.json", "classes.txt", "splits.csv",
              "pr_curves.png", "thresholds.png", "training_curves.png")
 # How often (seconds) the plain progress line is printed when stdout is not a terminal.
 LOG_SECONDS = 10.0
@@ -103,6 +104,14 @@ class TrainConfig:
     test_fraction: float = 0.1
     augment: str = "none"
     uncertain: str = "ignore"
+    loss: str = "bce"
+    amp: str = "none"
+    ema: float | None = None
+    accum_steps: int = 1
+    clip_grad: float | None = None
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    tensorboard: bool = False
     workers: int | None = None
     init_checkpoint: str | None = None
     overwrite: bool = False
@@ -498,7 +507,16 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
         negatives = (train_split.targets == 0).sum(0).float()
         pos_weight = (negatives / positives.clamp(min=1.0)).to(device)
     unknown = bool((train_split.targets < 0).any())
-    criterion = MaskedBCEWithLogits(pos_weight) if unknown else torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    criterion = _criterion(cfg, pos_weight, unknown)
+    amp_dtype, scaler = _amp(cfg["amp"], device)
+    mixup = _mixup(cfg, num_classes, unknown)
+    ema = None
+    if cfg["ema"] is not None:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg["ema"])
+    # What is validated, kept as best and reported: the EMA weights when --ema is on.
+    eval_model = ema.module if ema is not None else model
 
     epoch, step, elapsed, history = 0, 0, 0.0, []
     best: dict | None = None  # {"mAP", "epoch", "step", "val_probs"} of the best validated model
@@ -509,24 +527,31 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
         model.load_state_dict(state["model"])
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and state.get("ema") is not None:
+            ema.module.load_state_dict(state["ema"])
         epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed_seconds"], list(state["history"])
         _set_rng_state(state["rng"])
         if state.get("best") is not None:
             best, bad_epochs = state["best"], state["bad_epochs"]
-            best_weights = read_run_checkpoint(ckpt_path)["model"] if best["step"] != step else _copy_weights(model)
+            best_weights = read_run_checkpoint(ckpt_path)["model"] if best["step"] != step else _copy_weights(eval_model)
 
     net = model
     if ddp.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     per_process = len(DistributedSampler(range(len(train_split)), num_replicas=ddp.world, rank=ddp.rank, drop_last=True))
-    bs = choose_batch_size(cfg["batch_size"], per_process)
-    steps_per_epoch = per_process // bs
+    accum = cfg["accum_steps"]
+    bs = choose_batch_size(cfg["batch_size"], per_process // accum)
+    batches_per_epoch = per_process // bs
+    steps_per_epoch = batches_per_epoch // accum
     if steps_per_epoch == 0:
-        raise InputError(f"--batch-size {bs} is larger than the {per_process} training images per process")
+        raise InputError(f"--batch-size {bs} x --accum-steps {accum} is larger than the {per_process} training images per process")
+    if mixup is not None and bs % 2:
+        raise InputError(f"--mixup/--cutmix pair each image with another: --batch-size must be even, got {bs}")
     if steps_per_epoch < MIN_UPDATES_PER_EPOCH and ddp.main:
-        print(f"warning: {steps_per_epoch} update(s) per epoch (batch size {bs}, {per_process} training images per process); "
-              f"with fewer than {MIN_UPDATES_PER_EPOCH} the model barely moves in an epoch: pass a smaller --batch-size", file=sys.stderr)
+        print(f"warning: {steps_per_epoch} update(s) per epoch (batch size {bs} x {accum} accumulated, {per_process} training images "
+              f"per process); with fewer than {MIN_UPDATES_PER_EPOCH} the model barely moves in an epoch: pass a smaller --batch-size",
+              file=sys.stderr)
     total_steps = cfg["epochs"] * steps_per_epoch
     if cfg["max_steps"] is not None:
         total_steps = min(total_steps, cfg["max_steps"])
@@ -545,6 +570,9 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
     progress = _Progress(cfg["progress"] and ddp.main, total_steps, cfg["epochs"], step, last_map, budget)
     val_data = splits["val"].dataset(eval_transform, names)
     stopped = "epochs"
+    if ddp.main:
+        write_text(out / "config.yaml", config_yaml(cfg))
+    board = _board(out, epoch) if cfg["tensorboard"] and ddp.main else None
 
     with progress:
         while True:
@@ -559,31 +587,50 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
             net.train()
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
-            steps_done = 0
-            for x, y in _epoch_batches(train_split, names, train_transform, bs, workers, cfg["seed"], epoch, ddp, steps_per_epoch, device):
-                if step >= total_steps:
-                    break
-                if budget.over(ddp, validated=False):
-                    stopped = "max_seconds"
-                    break
-                scheduler.step_update(num_updates=round(max(step / total_steps, budget.fraction()) * total_steps))
+            steps_done = micro = 0
+            optimizer.zero_grad(set_to_none=True)
+            for x, y in _epoch_batches(train_split, names, train_transform, bs, workers, cfg["seed"], epoch, ddp, batches_per_epoch, device):
+                if micro == 0:  # the first micro-batch of an update
+                    if step >= total_steps or steps_done >= steps_per_epoch:
+                        break
+                    if budget.over(ddp, validated=False):
+                        stopped = "max_seconds"
+                        break
+                    scheduler.step_update(num_updates=round(max(step / total_steps, budget.fraction()) * total_steps))
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
-                loss = criterion(net(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if mixup is not None:
+                    x, y = _mix(mixup, x, y)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = criterion(net(x), y) / accum
+                (scaler.scale(loss) if scaler is not None else loss).backward()
                 loss_sum += loss.detach()
+                micro += 1
+                if micro < accum:
+                    continue
+                micro = 0
+                if cfg["clip_grad"] is not None:
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip_grad"])
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
                 step += 1
+                if ema is not None:
+                    ema.update(model, step=step)
                 steps_done += 1
-                budget.train_per_image = (time.perf_counter() - epoch_start) / (steps_done * bs)
+                budget.train_per_image = (time.perf_counter() - epoch_start) / (steps_done * bs * accum)
                 if step % cfg["log_every"] == 0:
-                    progress.update(step, epoch + 1, loss=loss.item())
+                    progress.update(step, epoch + 1, loss=loss.item() * accum)
             train_seconds = time.perf_counter() - epoch_start
             if steps_done == 0:
                 break
             val_start = time.perf_counter()
-            val_probs = predict_dataset(model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
+            val_probs = predict_dataset(eval_model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
             budget.eval_per_image = (time.perf_counter() - val_start) / max(1, len(splits["val"]))
             val_map = multilabel_metrics(val_probs, splits["val"].targets, 0.5, names)["mAP"]
             epoch += 1
@@ -594,35 +641,46 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
                     "step": step,
                     "elapsed_seconds": elapsed,
                     "train_seconds": train_seconds,
-                    "images_per_second": steps_done * bs * ddp.world / train_seconds,
+                    "images_per_second": steps_done * bs * accum * ddp.world / train_seconds,
+                    "lr": optimizer.param_groups[0]["lr"],
                     "train_loss": float(loss_sum.item()) / steps_done,
                     "val_mAP": val_map,
                 }
             )
             if best is None or val_map > best["mAP"]:
-                best, best_weights, bad_epochs = {"mAP": val_map, "epoch": epoch, "step": step, "val_probs": val_probs}, _copy_weights(model), 0
+                best, best_weights, bad_epochs = {"mAP": val_map, "epoch": epoch, "step": step, "val_probs": val_probs}, _copy_weights(eval_model), 0
                 if ddp.main:
-                    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, model, None, epoch, step, elapsed, history, None))
+                    save_checkpoint(ckpt_path, _checkpoint(cfg, names, kwargs, data_config, eval_model, None, epoch, step, elapsed, history, None))
             else:
                 bad_epochs += 1
             progress.update(step, epoch, loss=history[-1]["train_loss"], val_map=val_map, end_of_epoch=True)
             if ddp.main:
                 last = _checkpoint(cfg, names, kwargs, data_config, model, optimizer, epoch, step, elapsed, history, None)
-                save_checkpoint(last_path, dict(last, best=best, bad_epochs=bad_epochs))
+                save_checkpoint(last_path, dict(last, best=best, bad_epochs=bad_epochs,
+                                                ema=ema.module.state_dict() if ema is not None else None))
+                _write_epochs_csv(out / EPOCHS_CSV, history)
+                if board is not None:
+                    for key in ("train_loss", "val_mAP", "lr", "images_per_second"):
+                        board.add_scalar(key.replace("_", "/", 1) if key != "lr" else "train/lr", history[-1][key], step)
+                    board.flush()
             ddp.barrier()
             if cfg["patience"] is not None and bad_epochs >= cfg["patience"]:
                 stopped = "patience"
                 break
             if cfg["stop_after_epoch"] is not None and epoch >= cfg["stop_after_epoch"] and epoch < cfg["epochs"]:
+                if board is not None:
+                    board.close()
                 return None
             if stopped == "max_seconds":
                 break
+    if board is not None:
+        board.close()
 
     if best is None:
         # No update ran (the budget was spent before the first): report the model as it is.
         val_probs = predict_dataset(model, val_data, device, ddp, batch_size=max(bs, 256), workers=workers)
         best = {"mAP": multilabel_metrics(val_probs, splits["val"].targets, 0.5, names)["mAP"], "epoch": epoch, "step": step, "val_probs": val_probs}
-    elif best["step"] != step:
+    elif best["step"] != step or ema is not None:
         model.load_state_dict(best_weights)
     # The best model's validation pass serves for tuning (and for reporting without a test
     # split), so the final validation is not run again.
@@ -698,6 +756,104 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
     return result
 
 
+def _criterion(cfg: dict, pos_weight: torch.Tensor | None, unknown: bool) -> torch.nn.Module:
+    """``--loss``: BCE (masked when some cells are unknown) or timm's asymmetric loss."""
+    if cfg["loss"] == "asl":
+        from timm.loss import AsymmetricLossMultiLabel
+
+        if unknown:
+            raise InputError("--loss asl cannot leave uncertain cells out: use --uncertain zeros|ones, or --loss bce")
+        if pos_weight is not None:
+            raise InputError("--pos-weight auto weighs BCE; --loss asl weighs positives and negatives itself (gamma_pos/gamma_neg)")
+        return AsymmetricLossMultiLabel()
+    return MaskedBCEWithLogits(pos_weight) if unknown else torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+
+def _amp(amp: str, device: torch.device) -> tuple[torch.dtype | None, Any]:
+    """``--amp``: the ``torch.autocast`` dtype, and a GradScaler for fp16 (whose gradients can underflow)."""
+    if amp == "none":
+        return None, None
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise InputError(f"--amp fp16 needs a CUDA device (this run uses {device}); use --amp bf16")
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return torch.bfloat16, None
+
+
+def _mixup(cfg: dict, num_classes: int, unknown: bool):
+    """timm's ``Mixup`` for ``--mixup``/``--cutmix`` (alpha values; 0 turns one off)."""
+    if not (cfg["mixup"] or cfg["cutmix"]):
+        return None
+    if unknown:
+        raise InputError("--mixup/--cutmix blend targets, which unknown cells (--uncertain ignore) cannot take part in: "
+                         "use --uncertain zeros|ones")
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=cfg["mixup"], cutmix_alpha=cfg["cutmix"], label_smoothing=0.0, num_classes=num_classes)
+
+
+def _mix(mixup, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each image with the batch's mirror image (timm mixes ``x`` in place and returns
+    lambda, area-corrected for cutmix); the multi-hot targets are blended with the same lambda,
+    since timm's own target mixing one-hot encodes class indices."""
+    lam = mixup._mix_batch(x)
+    return x, y * lam + y.flip(0) * (1.0 - lam)
+
+
+def _board(out: Path, epoch: int):
+    """A TensorBoard ``SummaryWriter`` on ``OUT/tensorboard`` (``--tensorboard``)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("--tensorboard needs the tensorboard package: pip install 'migrate-ml[runtime-extras]'") from None
+    # A resumed run's writer drops events past the last epoch it resumes from.
+    return SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=epoch or None)
+
+
+def _write_epochs_csv(path: Path, history: list[dict]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(history[-1]), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buffer.getvalue())
+
+
+# Options of a run that say where and how to run it, not what to train: not in config.yaml.
+_NOT_IN_CONFIG = ("out", "overwrite", "resume", "stop_after_epoch", "progress", "device")
+
+
+def config_yaml(cfg: dict) -> str:
+    """The run's options as YAML (``OUT/config.yaml``), for ``reference train --config``."""
+    import yaml
+
+    kept = {k: v for k, v in cfg.items() if k not in _NOT_IN_CONFIG}
+    return "# reference train options; rerun with: migrate-ml reference train --config config.yaml --out NEW_RUN\n" + \
+        yaml.safe_dump(kept, sort_keys=False)
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """A ``config.yaml`` (or any YAML/JSON mapping of :class:`TrainConfig` fields), validated."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read the config: {getattr(err, 'strerror', None) or err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise InputError(f"{path}:{mark.line + 1 if mark else 0}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a mapping of option names to values")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise InputError(f"{path}: unknown option(s) {', '.join(unknown)} (expected {TrainConfig.__name__} fields, e.g. lr, epochs)")
+    return doc
+
+
 def _warn_if_nothing_clears_half(probs: torch.Tensor, split: str, steps: int) -> None:
     if not bool((probs > 0.5).any()):
         print(f"warning: no class scores above 0.5 on any {split} image after {steps} updates: at the default threshold "
@@ -743,6 +899,16 @@ def _check_config(cfg: dict) -> None:
     for key in ("val_fraction", "test_fraction"):
         if not 0.0 <= cfg[key] < 1.0:
             raise InputError(f"--{key.replace('_', '-')} must be in [0, 1), got {cfg[key]}")
+    for key, choices in (("loss", ("bce", "asl")), ("amp", ("none", "bf16", "fp16"))):
+        if cfg[key] not in choices:
+            raise InputError(f"--{key} must be one of {', '.join(choices)}, got {cfg[key]!r}")
+    if cfg["accum_steps"] < 1:
+        raise InputError(f"--accum-steps must be at least 1, got {cfg['accum_steps']}")
+    if cfg["ema"] is not None and not 0.0 < cfg["ema"] < 1.0:
+        raise InputError(f"--ema must be a decay in (0, 1), e.g. 0.999, got {cfg['ema']}")
+    for key in ("clip_grad", "mixup", "cutmix"):
+        if cfg[key] is not None and cfg[key] < 0:
+            raise InputError(f"--{key.replace('_', '-')} must not be negative, got {cfg[key]}")
     if cfg["uncertain"] not in UNCERTAIN:
         raise InputError(f"--uncertain must be one of {', '.join(UNCERTAIN)}, got {cfg['uncertain']!r}")
     if cfg["augment"] not in AUGMENTS:
