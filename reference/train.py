@@ -362,17 +362,14 @@ class _Budget:
         per_image = self.eval_per_image if self.eval_per_image is not None else (self.train_per_image or 0.0)
         return per_image * ((0 if validated else self.n_val) + self.n_report) + WRITE_SECONDS
 
-    def fraction(self) -> float:
-        """How far along the budget the run is, for the learning-rate schedule (0 without one)."""
+    def check(self, ddp: _Dist, validated: bool) -> tuple[bool, float]:
+        """Whether training must stop now, and how far along the budget the run is (for the
+        learning-rate schedule; 0 without a budget). Ranks must agree on both, so they use the
+        latest clock and the largest reserve of all ranks."""
         if self.max_seconds is None:
-            return 0.0
-        return min(1.0, self.clock() / max(1e-9, self.max_seconds - self.reserve(validated=False)))
-
-    def over(self, ddp: _Dist, validated: bool) -> bool:
-        if self.max_seconds is None:
-            return False
-        # Ranks must agree on when to stop, so they share the latest clock.
-        return ddp.max(self.clock() + self.reserve(validated)) >= self.max_seconds
+            return False, 0.0
+        clock, reserve = ddp.max(self.clock()), ddp.max(self.reserve(validated))
+        return clock + reserve >= self.max_seconds, min(1.0, clock / max(1e-9, self.max_seconds - reserve))
 
     def remaining(self) -> float | None:
         return None if self.max_seconds is None else max(0.0, self.max_seconds - self.clock())
@@ -581,7 +578,7 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
             if step >= total_steps:
                 stopped = "max_steps"
                 break
-            if budget.over(ddp, validated=True):
+            if budget.check(ddp, validated=True)[0]:
                 stopped = "max_seconds"
                 break
             net.train()
@@ -593,10 +590,11 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
                 if micro == 0:  # the first micro-batch of an update
                     if step >= total_steps or steps_done >= steps_per_epoch:
                         break
-                    if budget.over(ddp, validated=False):
+                    out_of_time, spent = budget.check(ddp, validated=False)
+                    if out_of_time:
                         stopped = "max_seconds"
                         break
-                    scheduler.step_update(num_updates=round(max(step / total_steps, budget.fraction()) * total_steps))
+                    scheduler.step_update(num_updates=round(max(step / total_steps, spent) * total_steps))
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 if mixup is not None:
