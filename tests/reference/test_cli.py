@@ -31,7 +31,8 @@ def run(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("argv", [["sample-data"], ["reference"], ["reference", "train"], ["reference", "eval"], ["reference", "predict"]])
+@pytest.mark.parametrize("argv", [["sample-data"], ["reference"], ["reference", "train"], ["reference", "eval"], ["reference", "predict"],
+                                  ["reference", "convert"], ["reference", "export"]])
 def test_help_on_every_runtime_command(argv, capsys):
     with pytest.raises(SystemExit) as info:
         migrate_ml_main([*argv, "--help"])
