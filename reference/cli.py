@@ -292,13 +292,28 @@ def _train(args: argparse.Namespace) -> int:
         **_data_options(args),
     )
     try:
-        train(config)
+        train(config, already_spent=_process_age())
     finally:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0 elsewhere), so that --max-seconds
+    also covers Python's start-up and the imports, which took 10-25 s on a loaded machine."""
+    import os
+
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -62,7 +62,9 @@ MIN_UPDATES_PER_EPOCH = 10
 TARGET_UPDATES_PER_EPOCH = 25
 MIN_AUTO_BATCH = 8
 MAX_AUTO_BATCH = 256
-# Seconds kept back from --max-seconds for writing the checkpoint, JSON files and plots.
+# Seconds kept back from --max-seconds for writing the checkpoint, JSON files and plots, until
+# an epoch's training-curves plot has been timed (the final plots are estimated from it: the
+# PR-curves figure has one panel per class; it took 6 s for 10 classes on a loaded 2-core machine).
 WRITE_SECONDS = 3.0
 
 
@@ -344,15 +346,17 @@ def read_run_checkpoint(path: str | os.PathLike) -> dict:
 
 class _Budget:
     """The ``--max-seconds`` clock, counted from the start of :func:`train` (so loading the data
-    counts). Training stops early enough that what is left (validating the model once, scoring
-    the report split, writing the run folder) still ends within the budget; those costs are
-    estimated from the passes measured so far."""
+    counts) or, from the CLI, of the process. Training stops early enough that what is left
+    (validating the model once, scoring the report split, writing the run folder) still ends
+    within the budget; those costs are estimated from the passes and plots timed so far."""
 
-    def __init__(self, max_seconds: float | None, spent: float, n_val: int, n_report: int):
+    def __init__(self, max_seconds: float | None, spent: float, n_val: int, n_report: int, num_classes: int = 1):
         self.max_seconds, self.spent, self.n_val, self.n_report = max_seconds, spent, n_val, n_report
+        self.num_classes = num_classes
         self.started = time.perf_counter()
         self.train_per_image: float | None = None
         self.eval_per_image: float | None = None
+        self.figure_seconds: float | None = None  # the last training-curves plot
 
     def clock(self) -> float:
         return self.spent + time.perf_counter() - self.started
@@ -360,7 +364,9 @@ class _Budget:
     def reserve(self, validated: bool) -> float:
         # Before the first validation, scoring an image is guessed to cost what training on it did.
         per_image = self.eval_per_image if self.eval_per_image is not None else (self.train_per_image or 0.0)
-        return per_image * ((0 if validated else self.n_val) + self.n_report) + WRITE_SECONDS
+        # Three figures at the end, the PR curves one panel per class (about half a figure each).
+        writes = WRITE_SECONDS if self.figure_seconds is None else self.figure_seconds * (2 + self.num_classes / 2) + 0.5
+        return per_image * ((0 if validated else self.n_val) + self.n_report) + writes
 
     def check(self, ddp: _Dist, validated: bool) -> tuple[bool, float]:
         """Whether training must stop now, and how far along the budget the run is (for the
@@ -448,10 +454,11 @@ def choose_batch_size(requested: int | None, per_process: int) -> int:
     return max(1, min(per_process, max(MIN_AUTO_BATCH, min(MAX_AUTO_BATCH, per_process // TARGET_UPDATES_PER_EPOCH))))
 
 
-def train(config: TrainConfig) -> dict | None:
+def train(config: TrainConfig, already_spent: float = 0.0) -> dict | None:
     """Run training per ``config``; returns the ``metrics.json`` dict (``None`` on ranks other
-    than 0, and when ``stop_after_epoch`` ends the run early)."""
-    started = time.perf_counter()
+    than 0, and when ``stop_after_epoch`` ends the run early). ``already_spent``: seconds the
+    caller spent before (the CLI's start-up and imports), counted against ``max_seconds``."""
+    started = time.perf_counter() - already_spent
     cfg = dataclasses.asdict(config)
     _check_config(cfg)
     device = pick_device(cfg["device"])
@@ -562,7 +569,7 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
 
     tune_split, report_split, eval_splits = _tune_and_report_splits(splits)
     budget = _Budget(cfg["max_seconds"], elapsed + (time.perf_counter() - started),
-                     len(splits["val"]), len(eval_splits[report_split]) if report_split == "test" else 0)
+                     len(splits["val"]), len(eval_splits[report_split]) if report_split == "test" else 0, num_classes)
     last_map = history[-1]["val_mAP"] if history else None
     progress = _Progress(cfg["progress"] and ddp.main, total_steps, cfg["epochs"], step, last_map, budget)
     val_data = splits["val"].dataset(eval_transform, names)
@@ -657,6 +664,10 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
                 save_checkpoint(last_path, dict(last, best=best, bad_epochs=bad_epochs,
                                                 ema=ema.module.state_dict() if ema is not None else None))
                 _write_epochs_csv(out / EPOCHS_CSV, history)
+                # Plotted each epoch (a live view of the run) and timed, to size the final plots.
+                plot_start = time.perf_counter()
+                plot_training_curves(out / "training_curves.png", history)
+                budget.figure_seconds = time.perf_counter() - plot_start
                 if board is not None:
                     for key in ("train_loss", "val_mAP", "lr", "images_per_second"):
                         board.add_scalar(key.replace("_", "/", 1) if key != "lr" else "train/lr", history[-1][key], step)

@@ -323,3 +323,11 @@ def test_convert_image_folder_merges_copies_into_multi_hot_rows(tmp_path, capsys
     _one_line_error(capsys, "not empty", "--overwrite")
     assert main(["reference", "convert", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     _one_line_error(capsys, "no such folder")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_process_age_counts_from_the_process_start():
+    from migrate_ml_reference.cli import _process_age
+
+    # This pytest process imported torch long before this test ran.
+    assert 0.2 < _process_age() < 24 * 3600

@@ -180,7 +180,7 @@ def test_max_seconds_keeps_back_the_final_evaluation(monkeypatch):
 
     now = [100.0]
     monkeypatch.setattr(train_module.time, "perf_counter", lambda: now[0])
-    budget = _Budget(60.0, 2.0, n_val=1000, n_report=2000)  # 2 s already spent loading data
+    budget = _Budget(60.0, 2.0, n_val=1000, n_report=2000, num_classes=10)  # 2 s already spent loading data
     ddp = _Dist(torch.device("cpu"))
     assert budget.check(ddp, validated=False) == (False, pytest.approx(2.0 / (60.0 - WRITE_SECONDS)))
     # Before any validation, scoring an image is guessed to cost what training on it did.
@@ -196,6 +196,9 @@ def test_max_seconds_keeps_back_the_final_evaluation(monkeypatch):
     assert budget.reserve(validated=True) == pytest.approx(0.001 * 2000 + WRITE_SECONDS)
     assert budget.reserve(validated=False) == pytest.approx(0.001 * 3000 + WRITE_SECONDS)
     assert budget.remaining() == pytest.approx(reserve - 0.01)
+    # Once an epoch's plot is timed, the final figures are sized from it (PR curves: a panel per class).
+    budget.figure_seconds = 0.4
+    assert budget.reserve(validated=True) == pytest.approx(0.001 * 2000 + 0.4 * (2 + 10 / 2) + 0.5)
 
 
 def test_uncertain_labels_train_with_each_policy(tmp_path):
