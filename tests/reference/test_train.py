@@ -95,7 +95,9 @@ def test_torchrun_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "migrate_ml_reference", "reference", "train", "--sample", "digits", "--n-train", "512",
            "--n-val", "150", "--n-test", "151", "--batch-size", "32", "--epochs", "2", "--threads", "1",
-           "--quiet", "--out", str(tmp_path)]
+           "--quiet", "--out", str(tmp_path),
+           # A budget that does not bind still exercises the ranks' shared clock (an all_reduce per update).
+           "--max-seconds", "600", "--patience", "5"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
