@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 
 INSTALL_HINT = "the reference runtime is not installed: pip install 'migrate-ml[runtime]'"
-RUNTIME_MODULES = ("torch", "torchvision", "timm", "torchmetrics", "numpy", "PIL", "sklearn", "matplotlib")
+RUNTIME_MODULES = ("torch", "torchvision", "timm", "torchmetrics", "numpy", "PIL", "sklearn", "matplotlib", "yaml")
 KINDS = ("digits", "shapes")
 FORMATS = ("folder", "csv", "onehot", "coco")
 AUGMENTS = ("none", "basic", "randaug")
