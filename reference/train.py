@@ -63,8 +63,9 @@ TARGET_UPDATES_PER_EPOCH = 25
 MIN_AUTO_BATCH = 8
 MAX_AUTO_BATCH = 256
 # Seconds kept back from --max-seconds for writing the checkpoint, JSON files and plots, until
-# an epoch's training-curves plot has been timed (the final plots are estimated from it: the
-# PR-curves figure has one panel per class; it took 6 s for 10 classes on a loaded 2-core machine).
+# a training-curves plot has been timed (before training, then after each epoch); the final
+# plots are estimated from it: the PR-curves figure has one panel per class, and took 6 s for
+# 10 classes on a loaded 2-core machine.
 WRITE_SECONDS = 3.0
 
 
@@ -576,6 +577,12 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
     stopped = "epochs"
     if ddp.main:
         write_text(out / "config.yaml", config_yaml(cfg))
+        if cfg["max_seconds"] is not None:
+            # Timed once before training (matplotlib's import included, so on the safe side): a
+            # one-epoch run has no epoch plot to size the final plots from.
+            plot_start = time.perf_counter()
+            plot_training_curves(out / "training_curves.png", history)
+            budget.figure_seconds = time.perf_counter() - plot_start
     board = _board(out, epoch) if cfg["tensorboard"] and ddp.main else None
 
     with progress:
