@@ -22,7 +22,7 @@ from timm.optim import create_optimizer_v2
 from torch.utils.data import DistributedSampler
 
 from migrate_ml_reference import create_reference_model, make_sample_tensors
-from migrate_ml_reference.train import TrainConfig, train
+from migrate_ml_reference.train import TrainConfig, choose_batch_size, train
 
 
 def budget_run(seconds: float, threads: int) -> dict:
@@ -44,9 +44,10 @@ def loop_overhead(threads: int, epochs: int = 2) -> tuple[float, float]:
     selection, which would otherwise be charged to whichever loop runs first.
     """
     cfg = TrainConfig()
+    cfg.batch_size = choose_batch_size(None, cfg.n_train)
     _warm_up(cfg, threads)
     with tempfile.TemporaryDirectory() as out:
-        result = train(TrainConfig(out=out, epochs=epochs, threads=threads, progress=False))
+        result = train(TrainConfig(out=out, epochs=epochs, threads=threads, batch_size=cfg.batch_size, progress=False))
     loop_seconds = sum(h["train_seconds"] for h in result["history"])
 
     images, targets, names = make_sample_tensors(cfg.sample, cfg.n_train, cfg.image_size, cfg.seed, "train")

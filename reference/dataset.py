@@ -52,6 +52,9 @@ IMAGE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "image_
 LABEL_COLUMNS = ("labels", "label", "tags", "classes", "class", "categories", "category", "targets", "target")
 SPLIT_COLUMN = "split"
 _ONE_HOT_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
+# Uncertain or unmentioned cells of a one-hot CSV (CheXpert writes -1 and leaves blanks);
+# the trainer's --uncertain policy decides what they become.
+_UNCERTAIN_VALUES = {"-1", "-1.0", ""}
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -98,7 +101,9 @@ class LabelTable:
 
     ``files`` are image paths (str), ``targets`` uint8 multi-hot ``[N, C]`` in ``classes``
     order, ``splits`` the split of each row (``None`` when the data names none), ``lines`` the
-    1-based line of each row in ``source``.
+    1-based line of each row in ``source``. ``uncertain`` is a bool ``[N, C]`` mask of one-hot
+    cells given as ``-1`` or left blank (their ``targets`` entry is 0), ``None`` when there are
+    none.
     """
 
     source: Path
@@ -107,6 +112,7 @@ class LabelTable:
     targets: torch.Tensor
     splits: list[str] | None
     lines: list[int]
+    uncertain: torch.Tensor | None = None
 
     def subset(self, keep: Sequence[int]) -> "LabelTable":
         index = torch.as_tensor(list(keep), dtype=torch.long)
@@ -117,6 +123,7 @@ class LabelTable:
             self.targets[index] if len(index) else self.targets[:0],
             [self.splits[i] for i in keep] if self.splits is not None else None,
             [self.lines[i] for i in keep],
+            None if self.uncertain is None else (self.uncertain[index] if len(index) else self.uncertain[:0]),
         )
 
 
@@ -136,6 +143,7 @@ class _Rows:
         self.labels: list[tuple] = []
         self.splits: list[str] = []
         self.lines: list[int] = []
+        self.uncertain: list[tuple] = []
 
     def error(self, line: int, detail: str) -> DatasetFormatError:
         return DatasetFormatError(self.source, line, detail)
@@ -160,9 +168,13 @@ class _Rows:
                     raise self.error(line, f"image {name!r} is an empty file (0 bytes)")
                 return path
         hint = "" if Path(name).suffix or self.image_ext else "; names without an extension: pass --image-ext"
+        others = [p.name for p in _image_folders(self.source.parent) if os.path.realpath(p) != self.real_root]
+        if others:
+            hint += f"; other folders beside {self.source.name} hold images ({', '.join(others)}): pass --images DIR"
         raise self.error(line, f"missing image {name!r} (looked in {self.images_root}){hint}")
 
-    def add(self, line: int, name: str, labels: Sequence[str] | Sequence[int], split: str | None = None) -> None:
+    def add(self, line: int, name: str, labels: Sequence[str] | Sequence[int], split: str | None = None,
+            uncertain: Sequence[int] = ()) -> None:
         name = name.strip()
         if not name:
             raise self.error(line, "empty row: no image name")
@@ -177,6 +189,7 @@ class _Rows:
         self.labels.append(tuple(labels))
         self.splits.append(split or "")
         self.lines.append(line)
+        self.uncertain.append(tuple(uncertain))
 
     def table(self, has_splits: bool) -> LabelTable:
         classes = self.classes if self.classes is not None else sorted({x for row in self.labels for x in row})
@@ -185,7 +198,12 @@ class _Rows:
         for row, labels in enumerate(self.labels):
             cols = [x if isinstance(x, int) else index[x] for x in labels]
             targets[row, cols] = 1
-        return LabelTable(self.source, list(classes), self.files, targets, self.splits if has_splits else None, self.lines)
+        uncertain = None
+        if any(self.uncertain):
+            uncertain = torch.zeros(targets.shape, dtype=torch.bool)
+            for row, cols in enumerate(self.uncertain):
+                uncertain[row, list(cols)] = True
+        return LabelTable(self.source, list(classes), self.files, targets, self.splits if has_splits else None, self.lines, uncertain)
 
 
 def _holds_images(folder: Path, peek: int = 20) -> bool:
@@ -198,13 +216,22 @@ def _holds_images(folder: Path, peek: int = 20) -> bool:
 
 
 def _default_images_root(labels_path: Path) -> Path:
-    """``images/`` beside the labels file; else its only subfolder holding images (Planet's
-    ``train-jpg/``); else the labels file's own folder."""
+    """``images/`` beside the labels file; else its only subfolder holding images; else the
+    only one named after the labels file (Kaggle Planet: ``train.csv`` or ``train_v2.csv`` with
+    ``train-jpg/`` beside ``test-jpg/``); else the labels file's own folder."""
     folder = labels_path.parent
     if (folder / "images").is_dir():
         return folder / "images"
-    with_images = [p for p in sorted(folder.iterdir()) if p.is_dir() and _holds_images(p)]
-    return with_images[0] if len(with_images) == 1 else folder
+    with_images = _image_folders(folder)
+    if len(with_images) == 1:
+        return with_images[0]
+    stem = re.split(r"[-_.\s]", labels_path.stem.lower())[0]
+    named = [p for p in with_images if re.split(r"[-_.\s]", p.name.lower())[0] == stem]
+    return named[0] if len(named) == 1 else folder
+
+
+def _image_folders(folder: Path) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if p.is_dir() and _holds_images(p)]
 
 
 def _column(header: list[str], wanted: str | None, guesses: Sequence[str], what: str, source: Path) -> int | None:
@@ -241,10 +268,12 @@ def _read_csv(
     split_idx = _column(header, None, (SPLIT_COLUMN,), "split", path)
     if split_idx == image_idx:
         split_idx = None
-    labels_idx = _column(header, labels_col, LABEL_COLUMNS, "labels", path)
+    # --labels-col none: no labels column, one 0/1 column per class.
+    one_hot_only = labels_col is not None and labels_col.strip().lower() == "none"
+    labels_idx = None if one_hot_only else _column(header, labels_col, LABEL_COLUMNS, "labels", path)
     others = [i for i in range(len(header)) if i not in (image_idx, split_idx)]
     data_rows = [(reader.line_num, row) for row in reader]
-    one_hot = labels_idx is None and len(others) >= 1 and _looks_one_hot(data_rows, others)
+    one_hot = labels_idx is None and len(others) >= 1 and (one_hot_only or _looks_one_hot(data_rows, others))
     if labels_idx is None and not one_hot:
         if len(others) != 1:
             raise DatasetFormatError(
@@ -269,14 +298,17 @@ def _read_csv(
             raise DatasetFormatError(path, line, f"expected {width} columns like the header, got {len(row)}")
         split = row[split_idx].strip() if split_idx is not None else None
         if one_hot:
-            positives = []
+            positives, uncertain = [], []
             for col, cls in class_cols:
                 value = _ONE_HOT_VALUES.get(row[col].strip().lower())
+                if value is None and row[col].strip() in _UNCERTAIN_VALUES:
+                    uncertain.append(cls)
+                    continue
                 if value is None:
-                    raise DatasetFormatError(path, line, f"column {header[col].strip()!r}: expected 0 or 1, got {row[col]!r}")
+                    raise DatasetFormatError(path, line, f"column {header[col].strip()!r}: expected 0 or 1, got {row[col]!r} (-1 or blank: uncertain)")
                 if value:
                     positives.append(cls)
-            rows_builder.add(line, row[image_idx], positives, split)
+            rows_builder.add(line, row[image_idx], positives, split, uncertain)
         else:
             field = row[labels_idx]
             labels = field.split(label_sep) if label_sep not in (None, " ") else field.split()
@@ -287,7 +319,10 @@ def _read_csv(
 def _looks_one_hot(data_rows, columns: Sequence[int]) -> bool:
     """Judged on the first data row, so a later bad value is reported at its own line."""
     first = next((row for _, row in data_rows if any(f.strip() for f in row)), None)
-    return first is not None and all(len(first) > col and first[col].strip().lower() in _ONE_HOT_VALUES for col in columns)
+    return first is not None and all(
+        len(first) > col and (first[col].strip().lower() in _ONE_HOT_VALUES or first[col].strip() in _UNCERTAIN_VALUES)
+        for col in columns
+    ) and any(first[col].strip() for col in columns)
 
 
 def _key_lines(text: str, key: str) -> list[int]:

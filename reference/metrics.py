@@ -15,6 +15,9 @@ Definitions (``TP_c``, ``FP_c``, ``FN_c`` are class ``c``'s counts at the given 
   over the classes that have at least one positive; ``mAP_micro`` pools all (sample, class) pairs.
 * ``hamming_loss``: fraction of wrong (sample, class) decisions; ``exact_match``: fraction of
   samples whose whole predicted label set equals the true one.
+
+A target of ``-1`` marks an unknown (sample, class) cell (``--uncertain ignore``): it is left out
+of every metric and of threshold tuning, as torchmetrics' ``ignore_index`` does.
 """
 
 from __future__ import annotations
@@ -68,18 +71,19 @@ def binarize(probs: torch.Tensor, thresholds: float | Sequence[float] | torch.Te
     return probs.double() > t
 
 
-def exact_match(preds: torch.Tensor, targets: torch.Tensor) -> float:
+def exact_match(preds: torch.Tensor, targets: torch.Tensor, ignore_index: int | None = None) -> float:
     """Fraction of rows whose predicted label set equals the true one (subset accuracy).
 
     Args:
         preds: bool/int ``[N, C]`` predictions (already thresholded).
         targets: ``[N, C]`` multi-hot ground truth.
+        ignore_index: a target value whose cells are not compared (e.g. ``-1`` for unknown).
     """
     from torchmetrics.functional.classification import multilabel_exact_match
 
     preds = torch.as_tensor(preds).long().cpu()
     targets = torch.as_tensor(targets).long().cpu()
-    return float(multilabel_exact_match(preds, targets, num_labels=targets.shape[1], validate_args=False))
+    return float(multilabel_exact_match(preds, targets, num_labels=targets.shape[1], ignore_index=ignore_index, validate_args=False))
 
 
 def _harmonic(p: float, r: float) -> float:
@@ -96,7 +100,8 @@ def multilabel_metrics(
 
     Args:
         probs: float ``[N, C]`` probabilities (apply ``torch.sigmoid`` to logits first).
-        targets: ``[N, C]`` multi-hot ground truth (any numeric dtype, values 0/1).
+        targets: ``[N, C]`` multi-hot ground truth (any numeric dtype, values 0/1, or -1 for a
+            cell left out).
         thresholds: one threshold for all classes, or ``C`` of them; a label is positive when
             ``prob > threshold`` (strict).
         class_names: names for the per-class table; defaults to ``"0"``..``"C-1"``.
@@ -124,9 +129,10 @@ def multilabel_metrics(
     # torchmetrics takes one scalar threshold; integer predictions bypass it, which lets the
     # per-class thresholds (and the strict '>' convention) be applied here, once.
     preds = binarize(probs, t).long()
-    kw = {"num_labels": c, "validate_args": False}
+    unknown = bool((targets < 0).any())
+    kw = {"num_labels": c, "validate_args": False, "ignore_index": -1 if unknown else None}
 
-    support = targets.sum(0)
+    support = (targets == 1).sum(0)
     # torchmetrics squeezes per-class results to a scalar when C == 1. Its warning about
     # classes without positives is moot: their AP is set to NaN and left out of mAP below.
     with warnings.catch_warnings():
@@ -155,7 +161,7 @@ def multilabel_metrics(
         "F1_macro": float(f1.mean()),
         "F1_micro": float(multilabel_f1_score(preds, targets, average="micro", **kw)),
         "hamming_loss": float(multilabel_hamming_distance(preds, targets, average="micro", **kw)),
-        "exact_match": exact_match(preds, targets),
+        "exact_match": exact_match(preds, targets, kw["ignore_index"]),
         "per_class": [
             {
                 "class": names[i],
@@ -198,6 +204,10 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, default: float =
     n, c = probs.shape
     if n == 0:
         return torch.full((c,), default, dtype=probs.dtype)
+    if bool((targets < 0).any()):
+        # Unknown cells (-1) are left out: each class is tuned on its known rows.
+        return torch.cat([tune_thresholds(probs[targets[:, j] >= 0, j : j + 1], targets[targets[:, j] >= 0, j : j + 1], default)
+                          for j in range(c)])
     sorted_probs, order = torch.sort(probs, dim=0, descending=True)
     tp = torch.cumsum(torch.gather(targets, 0, order), dim=0).double()
     positives = tp[-1]

@@ -59,14 +59,17 @@ def create_reference_model(num_classes: int, model_name: str = DEFAULT_MODEL, **
         raise ValueError(f"model {model_name!r}: {str(err).splitlines()[0]}") from None
 
 
-def load_init_weights(model, path: str) -> str:
+def load_init_weights(model, path: str, class_names: list[str] | None = None) -> tuple[str, str | None]:
     """Initialise ``model`` from a local weights file before training (``--init-checkpoint``).
 
     Accepts a run's ``checkpoint.pt``, a plain ``state_dict`` or a timm/DeiT-style checkpoint
     (``model``/``state_dict``/``model_ema`` key, ``module.`` prefixes). Tensors whose shape
     differs from the model's (the classifier head when the number of classes differs) are left
-    freshly initialised. Returns a one-line summary; raises ``CheckpointError`` when the file
-    cannot be read or no tensor fits.
+    freshly initialised. A run's checkpoint records its class names: when they differ from
+    ``class_names`` (even with the same count, where the shapes would fit), the head is
+    re-initialised too, since its rows would score the wrong classes. Returns a one-line summary
+    and a warning (``None`` when there is nothing to warn about); raises ``CheckpointError`` when
+    the file cannot be read or no tensor fits.
     """
     import torch
 
@@ -74,6 +77,14 @@ def load_init_weights(model, path: str) -> str:
     from .report import load_checkpoint
 
     state = load_checkpoint(path)
+    warning, other_head = None, None
+    head = getattr(model, "pretrained_cfg", {}).get("classifier")
+    if isinstance(state, dict) and isinstance(state.get("class_names"), list) and class_names is not None \
+            and list(state["class_names"]) != list(class_names) and head:
+        old = state["class_names"]
+        warning = (f"warning: {path} was trained on other classes ({len(old)}: {', '.join(map(str, old[:5]))}"
+                   f"{', ...' if len(old) > 5 else ''}); its head ({head}) is not used and starts fresh")
+        other_head = head + "."
     for key in ("model", "state_dict", "model_ema", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -82,12 +93,13 @@ def load_init_weights(model, path: str) -> str:
         raise CheckpointError(f"{path}: not a state dict or checkpoint")
     state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    resized = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    usable = {k: v for k, v in state.items()
+              if k in own and own[k].shape == v.shape and not (other_head and k.startswith(other_head))}
+    resized = sorted(k for k in state if k in own and k not in usable)
     if not usable:
         raise CheckpointError(f"{path}: no tensor matches the model's parameters (a different architecture?)")
     model.load_state_dict(usable, strict=False)
     note = f"initialised {len(usable)}/{len(own)} tensors from {path}"
     if resized:
-        note += f"; re-initialised (shape differs, e.g. the head): {', '.join(resized)}"
-    return note
+        note += f"; re-initialised (other shape or other classes, e.g. the head): {', '.join(resized)}"
+    return note, warning

@@ -63,9 +63,29 @@ def normalise(images: torch.Tensor, data_config: dict[str, Any]) -> torch.Tensor
     return (images - mean) / std
 
 
-def default_workers() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may run on (``os.sched_getaffinity``: taskset and cgroup cpusets) less
+    those the 1-minute load average says other work keeps busy. Two torch threads on two cores
+    that another process also uses ran ten times slower than one thread, so a busy core counts
+    as taken."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(8, cores)
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
+def cpu_plan(local_world: int, file_data: bool, threads: int | None = None, workers: int | None = None) -> tuple[int, int]:
+    """``(torch threads, DataLoader workers)`` per process: whichever is not given is chosen so
+    that threads + workers of every local process fit the usable CPUs. Data in memory needs no
+    workers; file data gets about half the budget for decoding (at most 8 workers)."""
+    budget = max(1, usable_cpus() // max(1, local_world))
+    if workers is None:
+        workers = min(8, budget // 2) if file_data else 0
+    if threads is None:
+        threads = max(1, budget - workers)
+    return threads, workers
 
 
 def loader(

@@ -59,11 +59,13 @@ class _Images(Dataset):
 class Predictor:
     """A trained run ready to label images; see :func:`load`."""
 
-    def __init__(self, checkpoint: str | os.PathLike, device: str | None = None, thresholds: str | os.PathLike | None = None):
+    def __init__(self, checkpoint: str | os.PathLike, device: str | None = None,
+                 thresholds: str | os.PathLike | float | Sequence[float] | None = None):
         from .model import create_reference_model
         from .pipeline import create_transform, legacy_data_config
-        from .train import pick_device, read_run_checkpoint, read_thresholds
+        from .train import pick_device, read_run_checkpoint, read_thresholds, run_checkpoint_path
 
+        checkpoint = run_checkpoint_path(checkpoint)
         state = read_run_checkpoint(checkpoint)
         self.checkpoint = str(checkpoint)
         self.classes: list[str] = list(state["class_names"])
@@ -74,7 +76,9 @@ class Predictor:
         self.data_config = state.get("data_config") or legacy_data_config(state["config"]["image_size"])
         self.transform = create_transform(self.data_config)
         side = Path(checkpoint).with_name("thresholds.json")
-        if thresholds is not None:
+        if isinstance(thresholds, (int, float, list, tuple)) and not isinstance(thresholds, bool):
+            values = _given_thresholds(thresholds, len(self.classes))
+        elif thresholds is not None:
             values = read_thresholds(thresholds, self.classes)
         elif state.get("thresholds") is not None:
             values = state["thresholds"]
@@ -85,19 +89,24 @@ class Predictor:
         self.thresholds = torch.tensor(values, dtype=torch.float32)
 
     @torch.no_grad()
-    def predict_proba(self, images: Sequence[Any], batch_size: int = 64, workers: int = 0) -> torch.Tensor:
-        """Sigmoid probabilities ``[N, C]`` for image paths, PIL images or ``[3, H, W]`` float
-        tensors in [0, 1]."""
+    def predict_proba(self, images: Any, batch_size: int = 64, workers: int = 0) -> torch.Tensor:
+        """Sigmoid probabilities ``[N, C]`` for a list of image paths, PIL images or ``[3, H, W]``
+        float tensors in [0, 1] (or an ``[N, 3, H, W]`` tensor); ``[C]`` for one such image."""
         from torch.utils.data import DataLoader
 
+        if _is_one_image(images):
+            return self.predict_proba([images], batch_size, workers)[0]
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             images = list(images)
         data = DataLoader(_Images(images, self.transform), batch_size=batch_size, num_workers=workers)
         probs = [torch.sigmoid(self.model(x.to(self.device)).float()).cpu() for x, _ in data]
         return torch.cat(probs) if probs else torch.zeros(0, len(self.classes))
 
-    def predict(self, images: Sequence[Any], batch_size: int = 64, workers: int = 0) -> list[dict]:
-        """One ``{"labels": [...], "probs": {class: p}}`` per image, labels above threshold."""
+    def predict(self, images: Any, batch_size: int = 64, workers: int = 0) -> list[dict] | dict:
+        """One ``{"labels": [...], "probs": {class: p}}`` per image, labels above threshold: a
+        list for a list of images, one dict for one image (a path, PIL image or tensor)."""
+        if _is_one_image(images):
+            return self.predict([images], batch_size, workers)[0]
         probs = self.predict_proba(images, batch_size, workers)
         positive = probs > self.thresholds
         return [
@@ -107,9 +116,30 @@ class Predictor:
         ]
 
 
-def load(checkpoint: str | os.PathLike, device: str | None = None, thresholds: str | os.PathLike | None = None) -> Predictor:
-    """Load a run's ``checkpoint.pt`` for prediction: ``load(ckpt).predict(["a.jpg", ...])``."""
+def load(checkpoint: str | os.PathLike, device: str | None = None,
+         thresholds: str | os.PathLike | float | Sequence[float] | None = None) -> Predictor:
+    """Load a run (its folder or its ``checkpoint.pt``) for prediction:
+    ``load(run).predict(["a.jpg", ...])``. ``thresholds``: a ``thresholds.json``, one float for
+    every class, or one float per class (default: the run's tuned thresholds)."""
     return Predictor(checkpoint, device, thresholds)
+
+
+def _is_one_image(images: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, torch.Tensor) and images.ndim == 3)
+
+
+def _given_thresholds(thresholds: float | Sequence[float], num_classes: int) -> list[float]:
+    import math
+
+    values = [thresholds] * num_classes if isinstance(thresholds, (int, float)) else list(thresholds)
+    if len(values) != num_classes:
+        raise InputError(f"thresholds: expected one value or {num_classes} (one per class), got {len(values)}")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise InputError(f"thresholds: expected numbers in [0, 1], got {value!r}")
+    return [float(v) for v in values]
 
 
 def label_separator(classes: Sequence[str]) -> str:

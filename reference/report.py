@@ -108,7 +108,9 @@ def per_class_table(at_half: dict, at_tuned: dict | None, title: str):
         if tuned is not None:
             cells += [_fmt(tuned["threshold"]), _fmt(tuned["precision"]), _fmt(tuned["recall"]), _fmt(tuned["F1"])]
         table.add_row(*cells)
-    summary = ["all", str(at_half["num_samples"]), _fmt(at_half["mAP"]), _fmt(at_half["CP"]), _fmt(at_half["CR"]), _fmt(at_half["F1_macro"])]
+    # Like the class rows, the support is of positive labels (the image count is in the caption).
+    table.caption = f"{at_half['num_samples']} images"
+    summary = ["all", str(sum(row["support"] for row in at_half["per_class"])), _fmt(at_half["mAP"]), _fmt(at_half["CP"]), _fmt(at_half["CR"]), _fmt(at_half["F1_macro"])]
     if at_tuned is not None:
         summary += ["", _fmt(at_tuned["CP"]), _fmt(at_tuned["CR"]), _fmt(at_tuned["F1_macro"])]
     table.add_section()
@@ -141,7 +143,9 @@ def plot_pr_curves(path: str | os.PathLike, probs: torch.Tensor, targets: torch.
 
     plt = _pyplot()
     c = len(class_names)
-    precision, recall, _ = multilabel_precision_recall_curve(probs, targets.long(), num_labels=c)
+    # Unknown cells (-1, --uncertain ignore) are left out, as in the metrics.
+    precision, recall, _ = multilabel_precision_recall_curve(probs, targets.long(), num_labels=c,
+                                                             ignore_index=-1 if bool((targets < 0).any()) else None)
     cols = min(c, 5)
     rows = math.ceil(c / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)

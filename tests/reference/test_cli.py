@@ -31,7 +31,8 @@ def run(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("argv", [["sample-data"], ["reference"], ["reference", "train"], ["reference", "eval"], ["reference", "predict"]])
+@pytest.mark.parametrize("argv", [["sample-data"], ["reference"], ["reference", "train"], ["reference", "eval"], ["reference", "predict"],
+                                  ["reference", "convert"], ["reference", "export"]])
 def test_help_on_every_runtime_command(argv, capsys):
     with pytest.raises(SystemExit) as info:
         migrate_ml_main([*argv, "--help"])
@@ -181,7 +182,7 @@ def test_one_class_dataset_fails_before_training(tmp_path, capsys):
     (tmp_path / "d" / "labels.csv").write_text("file,labels\n" + "".join(f"{i}.png,cat\n" for i in range(12)))
     assert main(["reference", "train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--workers", "0"]) == 2
     _one_line_error(capsys, "only 1 class", "at least 2")
-    assert not any((tmp_path / "run").iterdir())
+    assert not (tmp_path / "run").exists()  # a failed run leaves no empty --out behind
 
 
 def test_non_utf8_labels_csv_names_path_and_line(tmp_path, capsys):
@@ -196,7 +197,7 @@ def test_non_utf8_labels_csv_names_path_and_line(tmp_path, capsys):
 def test_plain_progress_lines_and_few_positives_warning_when_not_a_terminal(tmp_path, capsys):
     assert main(["reference", "train", *SMALL, "--n-val", "8", "--sample", "digits", "--out", str(tmp_path / "run")]) == 0
     captured = capsys.readouterr()
-    assert "epoch 1/1  step 2/2" in captured.out and "ETA" in captured.out
+    assert "epoch 1/1  update 2/2" in captured.out and "ETA" in captured.out
     assert "\r" not in captured.out and "\x1b[" not in captured.out
     assert "warning: fewer than 5 positives on val for '0' (" in captured.err and "unreliable" in captured.err
 
@@ -224,3 +225,109 @@ def test_without_the_runtime_extra_every_command_prints_the_install_hint(argv, m
     done = _without_torch(argv, module)
     assert done.returncode == 2 and "pip install 'migrate-ml[runtime]'" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_predict_takes_one_image_or_a_list_and_float_thresholds(run, tmp_path):
+    from PIL import Image
+
+    from migrate_ml_reference import InputError, load
+
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "a.png")
+    predictor = load(run)  # the run folder stands for its checkpoint.pt
+    one = predictor.predict(str(tmp_path / "a.png"))
+    assert isinstance(one, dict) and set(one["probs"]) == set(predictor.classes)
+    for same in (tmp_path / "a.png", Image.open(tmp_path / "a.png"), torch.full((3, 16, 16), 0.5)):
+        assert isinstance(predictor.predict(same), dict)
+    assert predictor.predict_proba(str(tmp_path / "a.png")).shape == (len(predictor.classes),)
+    assert len(predictor.predict([str(tmp_path / "a.png")] * 2)) == 2
+    assert load(run, thresholds=0.0).predict(tmp_path / "a.png")["labels"] == predictor.classes
+    assert load(run, thresholds=1.0).predict(tmp_path / "a.png")["labels"] == []
+    assert load(run, thresholds=[1.0] * len(predictor.classes)).thresholds.tolist() == [1.0] * len(predictor.classes)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        load(run, thresholds=1.5)
+    with pytest.raises(InputError, match="one per class"):
+        load(run, thresholds=[0.5, 0.5])
+
+
+def test_checkpoint_option_takes_the_run_folder_and_eval_quiet(run, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    capsys.readouterr()
+    assert main(["reference", "predict", "--checkpoint", str(run), str(tmp_path / "a.png")]) == 0
+    assert capsys.readouterr().out.startswith("image,labels,")
+    assert main(["reference", "eval", "--checkpoint", str(run), "--quiet", "--out", str(tmp_path / "ev"), "--workers", "0"]) == 0
+    assert capsys.readouterr().out == "" and (tmp_path / "ev" / "eval.json").is_file()
+    assert main(["reference", "eval", "--checkpoint", str(tmp_path), "--quiet"]) == 2
+    _one_line_error(capsys, str(tmp_path), "checkpoint.pt")
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["reference", "train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("passes over the train split (default: 30)", "(default: 0.002)", "(default: 0)", "(default: runs/reference)"):
+        assert shown in text
+
+
+def test_all_row_support_counts_positive_labels_like_the_class_rows():
+    from rich.console import Console
+
+    from migrate_ml_reference import multilabel_metrics
+    from migrate_ml_reference.report import per_class_table
+
+    targets = torch.tensor([[1, 1], [1, 0], [0, 0]]).float()
+    metrics = multilabel_metrics(torch.rand(3, 2), targets, 0.5, ["a", "b"])
+    console = Console(record=True, width=120)
+    console.print(per_class_table(metrics, None, "t"))
+    text = console.export_text()
+    all_row = next(line for line in text.splitlines() if " all " in line)
+    assert all_row.split("│")[2].strip() == "3" and "3 images" in text
+
+
+def test_init_checkpoint_from_other_classes_starts_a_fresh_head(tmp_path):
+    from migrate_ml_reference import create_reference_model
+    from migrate_ml_reference.model import load_init_weights
+
+    source = create_reference_model(3)
+    torch.save({"class_names": ["a", "b", "c"], "model": source.state_dict()}, tmp_path / "run.pt")
+    same = create_reference_model(3)
+    note, warning = load_init_weights(same, str(tmp_path / "run.pt"), ["a", "b", "c"])
+    assert warning is None and torch.equal(same.head.weight, source.head.weight)
+    other = create_reference_model(3)
+    note, warning = load_init_weights(other, str(tmp_path / "run.pt"), ["x", "y", "z"])
+    assert "other classes" in warning and "head" in warning and "head.weight" in note
+    assert not torch.equal(other.head.weight, source.head.weight)
+    assert torch.equal(other.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+
+
+def test_convert_image_folder_merges_copies_into_multi_hot_rows(tmp_path, capsys):
+    from PIL import Image
+
+    from migrate_ml_reference import read_labels
+
+    root = tmp_path / "imagefolder"
+    for split, cls, name, colour in [("train", "cat", "a", 1), ("train", "dog", "a-copy", 1), ("train", "dog", "b", 2),
+                                     ("val", "cat", "c", 3), ("val", "bird", "d", 4), ("val", "dog", "e", 1)]:
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4), (colour * 40, 0, 0)).save(root / split / cls / f"{name}.png")
+    assert main(["reference", "convert", str(root), "--out", str(tmp_path / "csv")]) == 0
+    captured = capsys.readouterr()
+    assert "4 rows (3 classes; 2 copies merged" in captured.out and f"--images {root}" in captured.out
+    assert "1 image(s) appear in more than one split" in captured.err
+    assert (tmp_path / "csv" / "labels.csv").read_text() == (
+        "file,labels,split\ntrain/cat/a.png,cat dog,train\ntrain/dog/b.png,dog,train\nval/bird/d.png,bird,val\nval/cat/c.png,cat,val\n")
+    table = read_labels(tmp_path / "csv" / "labels.csv", images=root)
+    assert table.classes == ["bird", "cat", "dog"] and table.targets.tolist()[0] == [0, 1, 1]
+    assert main(["reference", "convert", str(root), "--out", str(tmp_path / "csv")]) == 2
+    _one_line_error(capsys, "not empty", "--overwrite")
+    assert main(["reference", "convert", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    _one_line_error(capsys, "no such folder")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_process_age_counts_from_the_process_start():
+    from migrate_ml_reference.cli import _process_age
+
+    # This pytest process imported torch long before this test ran.
+    assert 0.2 < _process_age() < 24 * 3600

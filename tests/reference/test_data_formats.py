@@ -37,6 +37,7 @@ def test_train_predict_eval_on_each_format(runs, fmt, tmp_path, capsys):
     assert len(metrics["run"]["class_names"]) == 7 and metrics["report_at_0.5"]["num_samples"] > 0
     assert (run / "classes.txt").read_text().split("\n")[:-1] == metrics["run"]["class_names"]
     assert (run / "splits.csv").is_file() == (fmt != "folder")  # assigned splits are recorded
+    assert fmt == "folder" or b"\r" not in (run / "splits.csv").read_bytes()  # LF line endings
     # 8 validation images: classes with under 5 positives there are flagged.
     few = metrics["few_positive_classes"]
     assert few and set(few) <= set(metrics["run"]["class_names"]) and all(count < 5 for count in few.values())

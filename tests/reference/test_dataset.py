@@ -216,3 +216,97 @@ def test_assign_splits_is_seeded_and_sized():
     a = assign_splits(100, 0.1, 0.2, seed=1)
     assert a == assign_splits(100, 0.1, 0.2, seed=1) and a != assign_splits(100, 0.1, 0.2, seed=2)
     assert (a.count("train"), a.count("val"), a.count("test")) == (70, 10, 20)
+
+
+def test_labels_col_none_means_one_hot_columns(tmp_path):
+    from PIL import Image
+
+    from migrate_ml_reference import read_labels
+
+    (tmp_path / "images").mkdir()
+    for name in ("a", "b"):
+        Image.new("RGB", (4, 4)).save(tmp_path / "images" / f"{name}.png")
+    # "tags" would be guessed as a labels column; with --labels-col none it is a class.
+    (tmp_path / "labels.csv").write_text("file,tags,other\na.png,1,0\nb.png,0,1\n")
+    table = read_labels(tmp_path / "labels.csv", labels_col="none")
+    assert table.classes == ["tags", "other"] and table.targets.tolist() == [[1, 0], [0, 1]]
+
+
+def _chexpert_like(root, n=40):
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    rows = ["Path,Edema,Effusion,Other"]
+    for i in range(n):
+        Image.new("RGB", (8, 8), (i * 6, 0, 0)).save(root / "images" / f"{i}.png")
+        # The first row holds -1 and a blank, as CheXpert's often do.
+        rows.append(f"{i}.png,{['-1', '1', '0', ''][i % 4]},{i % 2},{['', '1.0', '0.0'][i % 3]}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root / "labels.csv"
+
+
+def test_uncertain_cells_are_read_as_a_mask(tmp_path):
+    from migrate_ml_reference import read_labels
+
+    table = read_labels(_chexpert_like(tmp_path))
+    assert table.classes == ["Edema", "Effusion", "Other"]
+    assert table.uncertain[:4].tolist() == [[True, False, True], [False, False, False], [False, False, False], [True, False, True]]
+    assert table.targets[:4].tolist() == [[0, 0, 0], [1, 1, 1], [0, 0, 0], [0, 1, 0]]
+    assert table.subset([1, 3]).uncertain.tolist() == [[False, False, False], [True, False, True]]
+
+
+@pytest.mark.parametrize("policy, value", [("ignore", -1.0), ("zeros", 0.0), ("ones", 1.0)])
+def test_uncertain_policy(tmp_path, policy, value):
+    from migrate_ml_reference import read_labels
+    from migrate_ml_reference.train import label_targets
+
+    table = read_labels(_chexpert_like(tmp_path))
+    targets = label_targets(table, policy)
+    assert targets[0].tolist() == [value, 0.0, value] and targets[1].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_masked_loss_and_metrics_leave_unknown_cells_out():
+    from migrate_ml_reference.metrics import multilabel_metrics, tune_thresholds
+    from migrate_ml_reference.train import MaskedBCEWithLogits
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0], [-2.0, 0.0]])
+    targets = torch.tensor([[1.0, -1.0], [0.0, 1.0], [-1.0, 0.0]])
+    known = targets >= 0
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[known], targets[known])
+    assert MaskedBCEWithLogits()(logits, targets) == pytest.approx(float(expected))
+    probs = torch.sigmoid(logits)
+    masked = multilabel_metrics(probs, targets, 0.5)
+    # Class 0 scored on rows 0-1 only, class 1 on rows 1-2: as if the unknown rows were absent.
+    only0 = multilabel_metrics(probs[:2, :1], targets[:2, :1], 0.5)
+    assert masked["per_class"][0]["AP"] == only0["per_class"][0]["AP"] and [r["support"] for r in masked["per_class"]] == [1, 1]
+    assert tune_thresholds(probs, targets)[0] == tune_thresholds(probs[:2, :1], targets[:2, :1])[0]
+
+
+def _jpgs(folder, names, colour=(0, 0, 0)):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (4, 4), colour).save(folder / f"{name}.jpg")
+
+
+def test_kaggle_planet_layout_found_without_flags(tmp_path):
+    from migrate_ml_reference import read_labels
+
+    _jpgs(tmp_path / "train-jpg", ["train_0", "train_1"])
+    _jpgs(tmp_path / "test-jpg", ["test_0"])
+    (tmp_path / "train.csv").write_text("image_name,tags\ntrain_0,clear primary\ntrain_1,haze\n")
+    for data in (tmp_path / "train.csv", tmp_path):
+        table = read_labels(data)
+        assert [f.rsplit("/", 2)[-2:] for f in table.files] == [["train-jpg", "train_0.jpg"], ["train-jpg", "train_1.jpg"]]
+        assert table.classes == ["clear", "haze", "primary"]
+
+
+def test_images_in_other_folders_error_lists_them_and_names_images_option(tmp_path):
+    from migrate_ml_reference import DatasetFormatError, read_labels
+
+    _jpgs(tmp_path / "jpg-a", ["x"])
+    _jpgs(tmp_path / "jpg-b", ["y"])
+    (tmp_path / "tags.csv").write_text("image_name,tags\nx,a\ny,b\n")
+    with pytest.raises(DatasetFormatError, match=r"tags.csv:2: missing image 'x'.*\(jpg-a, jpg-b\): pass --images DIR"):
+        read_labels(tmp_path / "tags.csv")

@@ -95,7 +95,9 @@ def test_torchrun_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "migrate_ml_reference", "reference", "train", "--sample", "digits", "--n-train", "512",
            "--n-val", "150", "--n-test", "151", "--batch-size", "32", "--epochs", "2", "--threads", "1",
-           "--quiet", "--out", str(tmp_path)]
+           "--quiet", "--out", str(tmp_path),
+           # A budget that does not bind still exercises the ranks' shared clock (an all_reduce per update).
+           "--max-seconds", "600", "--patience", "5"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -117,3 +119,104 @@ def test_folder_without_test_split_tunes_and_reports_on_val_halves(tmp_path):
     result = train(TrainConfig(out=str(tmp_path / "run"), data=str(data), epochs=1, **dict(TINY, batch_size=32)))
     assert (result["tuned_on"], result["reported_on"]) == ("val[0::2]", "val[1::2]")
     assert result["report_at_tuned"]["num_samples"] == 10
+
+
+def test_default_batch_size_gives_enough_updates_and_small_epochs_warn(tmp_path, capsys):
+    from migrate_ml_reference.train import choose_batch_size
+
+    assert choose_batch_size(None, 400) == 16 and choose_batch_size(None, 20000) == 256
+    assert choose_batch_size(None, 50) == 8 and choose_batch_size(64, 400) == 64
+    train(TrainConfig(out=str(tmp_path), epochs=1, sample="shapes", **dict(TINY, batch_size=256, n_train=400)))
+    err = capsys.readouterr().err
+    assert "1 update(s) per epoch" in err and "--batch-size" in err
+
+
+def test_warning_when_no_class_clears_half(capsys):
+    from migrate_ml_reference.train import _warn_if_nothing_clears_half
+
+    _warn_if_nothing_clears_half(torch.full((4, 3), 0.5), "test", 7)
+    assert "no class scores above 0.5 on any test image after 7 updates" in capsys.readouterr().err
+    _warn_if_nothing_clears_half(torch.tensor([[0.1, 0.6]]), "test", 7)
+    assert capsys.readouterr().err == ""
+
+
+def test_cpu_plan_never_oversubscribes(monkeypatch):
+    from migrate_ml_reference import pipeline
+
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (6.0, 0.0, 0.0))
+    assert pipeline.usable_cpus() == 2
+    assert pipeline.cpu_plan(1, file_data=True) == (1, 1)
+    assert pipeline.cpu_plan(1, file_data=False) == (2, 0)
+    monkeypatch.setattr(pipeline.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    threads, workers = pipeline.cpu_plan(2, file_data=True)
+    assert 2 * (threads + workers) <= 8 and workers >= 1
+    assert pipeline.cpu_plan(2, file_data=True, threads=3) == (3, 2)
+
+
+def test_max_steps_progress_counts_real_updates(tmp_path, capsys):
+    result = train(TrainConfig(out=str(tmp_path), epochs=5, max_steps=12, **dict(TINY, progress=True)))
+    assert result["run"]["steps"] == 12 and result["run"]["stopped_by"] == "max_steps"
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert lines[0].startswith("epoch 1/5  update 8/12") and lines[-1].startswith("epoch 2/5  update 12/12")
+
+
+def test_best_model_kept_and_patience_stops(tmp_path):
+    # lr 1 wrecks the model after the first epoch: the best stays epoch 1 and patience ends the run.
+    result = train(TrainConfig(out=str(tmp_path), epochs=20, patience=2, **dict(TINY, lr=1.0, batch_size=32)))
+    maps = [h["val_mAP"] for h in result["history"]]
+    best = max(range(len(maps)), key=maps.__getitem__)
+    assert result["run"]["stopped_by"] == "patience" and len(maps) == best + 3
+    assert result["run"]["best_epoch"] == best + 1 and result["run"]["best_val_mAP"] == maps[best]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == best + 1
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == len(maps)
+    # The report is the best model's: eval of checkpoint.pt reproduces it.
+    got = evaluate(str(tmp_path / "checkpoint.pt"), split="test", show=False)
+    assert got["at_0.5"]["mAP"] == pytest.approx(result["report_at_0.5"]["mAP"], abs=1e-6)
+
+
+def test_max_seconds_keeps_back_the_final_evaluation(monkeypatch):
+    # The clock is faked: a timing assertion on a shared, loaded machine would be flaky.
+    from migrate_ml_reference import train as train_module
+    from migrate_ml_reference.train import WRITE_SECONDS, _Budget, _Dist
+
+    now = [100.0]
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now[0])
+    budget = _Budget(60.0, 2.0, n_val=1000, n_report=2000, num_classes=10)  # 2 s already spent loading data
+    ddp = _Dist(torch.device("cpu"))
+    assert budget.check(ddp, validated=False) == (False, pytest.approx(2.0 / (60.0 - WRITE_SECONDS)))
+    # Before any validation, scoring an image is guessed to cost what training on it did.
+    budget.train_per_image = 0.004
+    reserve = 0.004 * 3000 + WRITE_SECONDS
+    now[0] += 60.0 - 2.0 - reserve - 0.01
+    assert budget.check(ddp, validated=False)[0] is False
+    now[0] += 0.02
+    out_of_time, spent = budget.check(ddp, validated=False)
+    assert out_of_time and spent == pytest.approx(1.0)
+    # Once a validation pass is measured, its rate is used, and a validated model needs no second pass.
+    budget.eval_per_image = 0.001
+    assert budget.reserve(validated=True) == pytest.approx(0.001 * 2000 + WRITE_SECONDS)
+    assert budget.reserve(validated=False) == pytest.approx(0.001 * 3000 + WRITE_SECONDS)
+    assert budget.remaining() == pytest.approx(reserve - 0.01)
+    # Once an epoch's plot is timed, the final figures are sized from it (PR curves: a panel per class).
+    budget.figure_seconds = 0.4
+    assert budget.reserve(validated=True) == pytest.approx(0.001 * 2000 + 0.4 * (2 + 10 / 2) + 0.5)
+
+
+def test_uncertain_labels_train_with_each_policy(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    rows = ["Path,a,b"]
+    for i in range(60):
+        Image.new("RGB", (8, 8), (255 * (i % 2), 255 * (i % 3 == 0), 0)).save(tmp_path / "d" / "images" / f"{i}.png")
+        rows.append(f"{i}.png,{['-1', str(i % 2)][i % 5 > 0]},{['', str(int(i % 3 == 0))][i % 7 > 0]}")
+    (tmp_path / "d" / "labels.csv").write_text("\n".join(rows) + "\n")
+    # ignore: a masked loss and masked metrics (zeros/ones only change the targets: test_dataset).
+    result = train(TrainConfig(out=str(tmp_path / "run"), data=str(tmp_path / "d" / "labels.csv"), uncertain="ignore", epochs=1,
+                               image_size=8, workers=0, model_kwargs={"depth": 1, "patch_size": 4}, **dict(TINY, batch_size=8)))
+    assert result["run"]["class_names"] == ["a", "b"] and all(h["train_loss"] == h["train_loss"] for h in result["history"])
+    test_rows = [int(line.split(",")[0].rsplit("/", 1)[-1].split(".")[0]) for line in (tmp_path / "run" / "splits.csv").read_text().splitlines()[1:]
+                 if line.endswith(",test")]
+    known_a = sum(1 for i in test_rows if i % 5 > 0 and i % 2 == 1)
+    assert result["report_at_0.5"]["per_class"][0]["support"] == known_a
