@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -141,8 +142,10 @@ def _user_line(error: BaseException, path: str) -> int | None:
 
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 
 
 def _block_network() -> None:
@@ -195,16 +198,79 @@ def _unshare_network() -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """Linux: get SIGKILL when the parent dies, so a killed ``migrate-ml`` leaves nothing behind."""
+_RUNNING_GROUPS: list[int] = []
+"""The process group of the file running now (killed if the harness must stop at once)."""
+
+
+def _die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Linux: get ``signum`` when the parent dies, so a killed ``migrate-ml`` leaves nothing behind."""
+    _prctl(PR_SET_PDEATHSIG, signum)
+
+
+def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
-        return
+        return False
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value) == 0
     except (OSError, AttributeError):
-        pass
+        return False
+
+
+def _supervise(scratch: str) -> None:
+    """Make every process user code starts die with this run, however ``migrate-ml`` ends.
+
+    Where the kernel allows it (Linux, in the user namespace :func:`_block_network` entered),
+    the harness moves into a PID namespace of its own: this process forks the namespace's first
+    process, which runs the harness, and stays outside as its supervisor. When that first
+    process ends, the kernel kills everything left in the namespace, a ``setsid`` double-forked
+    daemon included. The supervisor gets SIGTERM when ``migrate-ml`` dies (even by SIGKILL,
+    through ``PR_SET_PDEATHSIG``): it kills the namespace and removes the scratch folder that
+    ``migrate-ml`` could not. Elsewhere the harness becomes a child subreaper, so orphans of
+    user code stay its descendants, and ``migrate-ml`` sweeps what carries the run's marker.
+    """
+    def scratch_gone(_signum, _frame):
+        for group in _RUNNING_GROUPS:
+            _kill_group(group)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, scratch_gone)
+    signal.signal(signal.SIGHUP, scratch_gone)
+    _die_with_parent(signal.SIGTERM)
+    if not _unshare(CLONE_NEWPID):
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # PID 1 of the namespace: the harness itself
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        _die_with_parent(signal.SIGKILL)
+        return
+
+    def namespace_gone(_signum, _frame):
+        os.kill(pid, signal.SIGKILL)
+        scratch_gone(_signum, _frame)
+
+    signal.signal(signal.SIGTERM, namespace_gone)
+    signal.signal(signal.SIGHUP, namespace_gone)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def _unshare(flags: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.unit is not None:  # the no-fork path: this process is the child
         _child(spec, options.unit)
         return 0
+    _supervise(spec["scratch"])
     # Loaded once here, inherited by every forked child.
     import timm  # noqa: F401
     import torchmetrics.functional.classification  # noqa: F401
@@ -255,11 +322,14 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         pid = os.fork()
         if pid == 0:
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handlers are not the user's
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 os.setpgid(0, 0)  # the file's own process group: whatever it starts dies with it
                 _die_with_parent()
                 _child(spec, index)
             finally:
                 os._exit(0)
+        _RUNNING_GROUPS[:] = [pid]
         deadline = time.monotonic() + timeout + KILL_GRACE_S
         while True:
             done, _status = os.waitpid(pid, os.WNOHANG)

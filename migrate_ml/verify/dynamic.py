@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 
 from migrate_ml.verify.checks import FAIL, Check
-from migrate_ml.verify.contain import run_contained
+from migrate_ml.verify.contain import MARKER_VARIABLE, kill_marked, run_contained
 from migrate_ml.verify.locate import FilePlan
 
 INSTALL_HINT = "pip install 'migrate-ml[runtime]'"
@@ -91,10 +91,13 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
     spec_path = os.path.join(scratch, "spec.json")
     with open(spec_path, "w", encoding="utf-8") as handle:
         json.dump(spec, handle)
-    environment = {**os.environ, **OFFLINE_ENVIRONMENT}
+    environment = {**os.environ, **OFFLINE_ENVIRONMENT, MARKER_VARIABLE: scratch}
     limit = STARTUP_ALLOWANCE_S + len(work) * (options.timeout + PER_FILE_GRACE_S)
-    outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
-                            timeout=limit)
+    try:
+        outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
+                                timeout=limit)
+    finally:
+        kill_marked(scratch)  # what left the harness's session, where no PID namespace killed it
     failure = ""
     if outcome.timed_out:
         failure = f"the verify harness did not finish within {limit:.0f} s\n{outcome.tail}"

@@ -119,9 +119,13 @@ def test_the_network_is_cut_off_below_the_socket_module(contained_run):
     assert not connected, "user code connected through _socket"
 
 
-def test_interrupt_kills_everything_the_run_started():
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=["ctrl-c", "hangup", "kill"])
+def test_however_verify_is_stopped_nothing_the_run_started_is_left(tmp_path, stop):
+    """Issue 21, item 7: a closed terminal (SIGHUP) and SIGKILL used to leave the user's processes
+    under init and the scratch folder behind."""
     marker = uuid.uuid4().hex
-    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9", "MIGRATE_ML_TEST_HOLD": "1"}
+    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9", "MIGRATE_ML_TEST_HOLD": "1",
+           "TMPDIR": str(tmp_path)}
     cli = subprocess.Popen(
         [sys.executable, "-m", "migrate_ml", "verify", str(PROCESSES / "leaves_processes.py"), "--timeout", "60"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -130,19 +134,24 @@ def test_interrupt_kills_everything_the_run_started():
     )
     try:
         deadline = time.monotonic() + 150
-        # The CLI and the harness carry the marker too; wait for the user code's own processes.
-        while len(_marked(marker)) < 4 and time.monotonic() < deadline and cli.poll() is None:
+        # The CLI and the harness carry the marker too; wait for the user code's own processes
+        # (the sleep, the forked loop, the daemon).
+        while len(_marked(marker)) < 7 and time.monotonic() < deadline and cli.poll() is None:
             time.sleep(0.2)
-        assert cli.poll() is None, "verify finished before it could be interrupted"
-        cli.send_signal(signal.SIGINT)
+        assert cli.poll() is None, "verify finished before it could be stopped"
+        cli.send_signal(stop)
         _, stderr = cli.communicate(timeout=30)
         left = _settled(marker)
     finally:
         if cli.poll() is None:
             cli.kill()
         _kill(_marked(marker))
-    assert cli.returncode == 130 and "interrupted" in stderr.decode()
+    if stop == signal.SIGKILL:
+        assert cli.returncode == -signal.SIGKILL
+    else:
+        assert cli.returncode == 130 and "interrupted" in stderr.decode()
     assert left == []
+    assert list(tmp_path.glob("migrate-ml-verify-*")) == []
 
 
 def test_output_of_user_code_costs_bounded_memory(contained_run):
