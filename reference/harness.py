@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     _block_network()
     if options.unit is not None:  # the no-fork path: this process is the child
+        _limit_memory(spec.get("memory"))
         _child(spec, options.unit)
         return 0
     _supervise(spec["scratch"])
@@ -326,6 +327,7 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
                 signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 os.setpgid(0, 0)  # the file's own process group: whatever it starts dies with it
                 _die_with_parent()
+                _limit_memory(spec.get("memory"))
                 _child(spec, index)
             finally:
                 os._exit(0)
@@ -354,6 +356,29 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         with open(rows_path, encoding="utf-8") as handle:
             return json.load(handle)
     return [_lost_child(unit, stack_path, timeout)]
+
+
+def _limit_memory(limit: int | None) -> None:
+    """``--memory``: the data segment (heap and private mappings, the runtime's own included).
+
+    RLIMIT_DATA rather than RLIMIT_AS: address space reserved but never written (CUDA's, torch's
+    allocator arenas) does not count, so the limit measures memory the file's code can fill.
+    Past it an allocation fails: a ``MemoryError`` or torch's "can't allocate memory" in the call.
+    """
+    if not limit:
+        return
+    import resource
+
+    kind = getattr(resource, "RLIMIT_DATA", None) or getattr(resource, "RLIMIT_AS", None)
+    if kind is None:
+        return
+    _soft, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    try:
+        resource.setrlimit(kind, (limit, hard if hard != resource.RLIM_INFINITY else limit))
+    except (ValueError, OSError):
+        pass  # a limit below what the process already holds: the run reports its own failure
 
 
 def _kill_group(group: int) -> None:
@@ -1272,6 +1297,8 @@ def _import_hint(error: BaseException) -> str:
 
 def _error_text(error: BaseException) -> str:
     """The exception as the user should read it: verify's sample model named as such, not by its class."""
+    if isinstance(error, MemoryError) and not str(error):
+        return "MemoryError: out of the memory verify allows (--memory)"
     text = f"{type(error).__name__}: {error}"
     return re.sub(r"(_recording_model\.<locals>\.)?'?RecordingModel'?( object)?", "verify's sample model", text)
 
@@ -1290,6 +1317,9 @@ def _crash_hint(error: BaseException, function: dict | None = None, owner: str |
         return "the loss received integer targets: add .float() to the target at the loss call (rule ML010)"
     if "multi-target" in text or "0D or 1D target" in text:
         return "a class-index loss received multi-hot targets: use BCEWithLogitsLoss (rule ML001)"
+    if isinstance(error, MemoryError) or "can't allocate memory" in text:
+        return ("the file's process ran out of the memory verify allows (--memory, default 8G): lower the sizes "
+                "the code allocates, or raise --memory")
     if "cannot be converted to Scalar" in text:
         return ("a label row is multi-hot: .item() cannot read one class from it; compare whole rows, "
                 "(preds == labels).all(dim=1) for exact match (rule ML021)")

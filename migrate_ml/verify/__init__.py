@@ -38,6 +38,8 @@ class VerifyOptions:
     threshold: float | None = None
     """Overrides each file's own threshold constant; None uses the file's, else 0.5."""
     timeout: float = 60.0
+    memory: int | None = None
+    """Bytes of data memory allowed to the process running each file; None: no limit."""
     epochs: int = 3
     dynamic: bool = True
 
@@ -79,7 +81,7 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
                 by_file[path].append(Check(file=path, check="dynamic pass", status=FAIL, reason=missing,
                                            hint="the static pass above still ran"))
         elif runnable:
-            for check in run_dynamic(runnable, DynamicOptions(timeout=options.timeout, epochs=options.epochs)):
+            for check in run_dynamic(runnable, DynamicOptions(timeout=options.timeout, epochs=options.epochs, memory=options.memory)):
                 by_file.setdefault(check.file, []).append(check)
     # Decided from the plans, not from the results, so the verdict is the same with --static-only.
     exercised = any(plan.callable_functions or plan.callable_classes for plan, _, _ in plans)

@@ -40,6 +40,7 @@ OFFLINE_ENVIRONMENT = {
 class DynamicOptions:
     timeout: float = 60.0
     epochs: int = 3
+    memory: int | None = None
 
 
 def runtime_missing() -> str | None:
@@ -72,6 +73,7 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
         "scratch": scratch,
         "timeout": options.timeout,
         "epochs": options.epochs,
+        "memory": options.memory,
         "units": [
             {
                 "path": os.path.abspath(plan.path),

@@ -195,3 +195,39 @@ def test_a_non_root_user_gets_its_own_network_namespace_and_keeps_its_file_acces
         pytest.skip(f"the other user cannot run this venv or gets no user namespace: {result.stderr.strip()[-200:]}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["refused 101", "sample data"]  # no route: loopback is down in the namespace
+
+
+MEMORY_HOG = """
+import torch
+
+
+def evaluate(model, data_loader):
+    hog = bytearray(3 * 1024**3)
+    correct = total = 0
+    for images, labels in data_loader:
+        predicted = (torch.sigmoid(model(images)) > 0.5).float()
+        correct += (predicted == labels).all(dim=1).sum().item()
+        total += labels.size(0)
+    return correct / total + len(hog) * 0
+"""
+
+
+def test_memory_is_limited_per_file(tmp_path):
+    """Issue 21, item 8: user code had no memory limit at all; --memory bounds each file's process."""
+    (tmp_path / "hog.py").write_text(MEMORY_HOG)
+    from verify_helpers import run_verify
+
+    code, report = run_verify(str(tmp_path / "hog.py"), "--epochs", "1", "--memory", "2G")
+    calls = [c for c in rows_for(report, "hog.py") if c["check"].startswith("call")]
+    assert code == 1 and [c["status"] for c in calls] == ["FAIL", "FAIL"]
+    assert "MemoryError: out of the memory verify allows (--memory)" in calls[0]["reason"]
+    assert "raise --memory" in calls[0]["hint"]
+
+
+@pytest.mark.parametrize("value", ["lots", "1M", "-2G"])
+def test_memory_must_be_a_size_the_runtime_fits_in(tmp_path, value):
+    (tmp_path / "fine.py").write_text("x = 1\n")
+    completed = subprocess.run([sys.executable, "-m", "migrate_ml", "verify", "--memory", value, str(tmp_path)],
+                               capture_output=True, text=True, cwd=REPO, check=False)
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert completed.stderr.count("\n") == 1 and "argument --memory" in completed.stderr
