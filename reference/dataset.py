@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DatasetFormatError
+from .errors import DatasetFormatError, InputError
 from .images import IMAGE_SUFFIXES, load_image
 
 IMAGE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "image_id", "img", "path", "image_path", "name", "id")
@@ -398,6 +398,25 @@ def _read_coco(path: Path, text: str, images_root: Path, classes: list[str] | No
         if ann["image_id"] not in ids:
             raise DatasetFormatError(path, ann_lines[k] if k < len(ann_lines) else 1, f"annotation {k}: unknown image_id {ann['image_id']!r}")
     return rows.table(has_splits=False)
+
+
+def refuse_output_in_data(out: str | os.PathLike, data: str | os.PathLike | None,
+                          images: str | os.PathLike | None = None) -> None:
+    """Refuse an output folder that is the data root (the ``--data`` folder, or the folder of a
+    labels file) or the images folder, or lies inside one: a run writes ``classes.txt`` and
+    ``metrics.json``, names a dataset may use for its own files (issue 21, item 5)."""
+    roots = []
+    if data is not None:
+        data = Path(data)
+        roots.append(data if data.is_dir() else data.parent)
+    if images is not None:
+        roots.append(Path(images))
+    real_out = os.path.realpath(out)
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if real_out == real_root or real_out.startswith(real_root.rstrip(os.sep) + os.sep):
+            raise InputError(f"{out}: the output folder is inside the data folder {root}; "
+                             "write the run somewhere else (nothing is ever written into the data)")
 
 
 def _find_classes_file(*folders: Path) -> Path | None:

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 
+from .dataset import refuse_output_in_data
 from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
 from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
@@ -279,6 +280,10 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
     if overwrite and not resume:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+    for name in RUN_FILES:  # --resume: never write through a link that leaves the run folder
+        target = os.path.realpath(out / name)
+        if (out / name).is_symlink() and os.path.dirname(target) != os.path.realpath(out):
+            raise InputError(f"{out / name}: a symlink to {target}, outside the run folder; refused")
 
 
 def read_run_checkpoint(path: str | os.PathLike) -> dict:
@@ -351,6 +356,7 @@ def train(config: TrainConfig) -> dict | None:
     _check_config(cfg)
     device = pick_device(cfg["device"])
     out = Path(cfg["out"])
+    refuse_output_in_data(out, cfg["data"], cfg.get("images"))
     prepare_run_folder(out, cfg["overwrite"], cfg["resume"])
     ddp = _Dist(device)
     torch.set_num_threads(cfg["threads"] or _default_threads(ddp.local_world))
@@ -660,6 +666,8 @@ def evaluate(
         cfg.update({k: v for k, v in data_options.items() if v is not None})
     elif sample is not None:
         cfg["data"], cfg["sample"] = None, sample
+    if out is not None:
+        refuse_output_in_data(out, cfg.get("data"), cfg.get("images"))
     if out is not None and (Path(out) / "eval.json").exists() and not overwrite:
         raise InputError(f"{Path(out) / 'eval.json'}: exists; pass --overwrite to replace it")
     dev = pick_device(device)
