@@ -47,6 +47,7 @@ from torch.utils.data import Dataset
 
 from .errors import DatasetFormatError, InputError
 from .images import IMAGE_SUFFIXES, load_image
+from .report import file_kind
 
 IMAGE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "image_id", "img", "path", "image_path", "name", "id")
 LABEL_COLUMNS = ("labels", "label", "tags", "classes", "class", "categories", "category", "targets", "target")
@@ -57,6 +58,9 @@ _ONE_HOT_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 def read_text(path: str | os.PathLike) -> str:
     """A labels/classes file as text: UTF-8, a leading BOM dropped; non-UTF-8 is ``path:line``."""
     path = Path(path)
+    kind = file_kind(path)
+    if kind:
+        raise DatasetFormatError(path, 0, kind)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -166,6 +170,8 @@ class _Rows:
         name = name.strip()
         if not name:
             raise self.error(line, "empty row: no image name")
+        if "\0" in name:
+            raise self.error(line, f"image name {name!r} holds a NUL character")
         if name in self.first_line:
             raise self.error(line, f"duplicate row for {name!r} (first at line {self.first_line[name]})")
         self.first_line[name] = line
@@ -230,6 +236,14 @@ def _read_csv(
 ) -> LabelTable:
     text = read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        return _read_csv_rows(path, reader, images_root, classes, image_col, labels_col, label_sep, image_ext)
+    except csv.Error as err:  # a field over csv.field_size_limit() (131,072 characters), a NUL byte
+        raise DatasetFormatError(path, reader.line_num, f"cannot read as CSV: {err}") from None
+
+
+def _read_csv_rows(path: Path, reader, images_root: Path, classes: list[str] | None, image_col: str | None,
+                   labels_col: str | None, label_sep: str | None, image_ext: str | None) -> LabelTable:
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise DatasetFormatError(path, 1, "empty labels file (expected a header row)")
@@ -402,21 +416,23 @@ def _read_coco(path: Path, text: str, images_root: Path, classes: list[str] | No
 
 def refuse_output_in_data(out: str | os.PathLike, data: str | os.PathLike | None,
                           images: str | os.PathLike | None = None) -> None:
-    """Refuse an output folder that is the data root (the ``--data`` folder, or the folder of a
-    labels file) or the images folder, or lies inside one: a run writes ``classes.txt`` and
-    ``metrics.json``, names a dataset may use for its own files (issue 21, item 5)."""
-    roots = []
-    if data is not None:
-        data = Path(data)
-        roots.append(data if data.is_dir() else data.parent)
-    if images is not None:
-        roots.append(Path(images))
+    """Refuse an output folder that holds the data: the ``--data`` folder (or the folder of a
+    labels file), one of its split folders, or the images folder or a folder inside it. A run
+    writes ``classes.txt`` and ``metrics.json``, names a dataset may use for its own files
+    (issue 21, item 5). A new folder beside or below the data (``DATA/runs``) is fine."""
+    if data is None:
+        return
+    data = Path(data)
+    root = data if data.is_dir() else data.parent
+    holding = [root, *(root / split for split in ("train", "val", "test"))]
+    image_roots = [Path(images)] if images is not None else [root / "images"]
     real_out = os.path.realpath(out)
-    for root in roots:
-        real_root = os.path.realpath(root)
-        if real_out == real_root or real_out.startswith(real_root.rstrip(os.sep) + os.sep):
-            raise InputError(f"{out}: the output folder is inside the data folder {root}; "
-                             "write the run somewhere else (nothing is ever written into the data)")
+    for folder in holding + image_roots:
+        real = os.path.realpath(folder)
+        inside = folder in image_roots and real_out.startswith(real.rstrip(os.sep) + os.sep)
+        if real_out == real or inside:
+            raise InputError(f"{out}: the output folder holds the data ({folder}); write the run to another folder "
+                             "(nothing is ever written into the data)")
 
 
 def _find_classes_file(*folders: Path) -> Path | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -57,12 +59,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
     from .errors import CheckpointError
 
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: checkpoint not found")
+    kind = file_kind(path)
+    if kind:
+        raise CheckpointError(f"{path}: checkpoint {kind}")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"{path}: checkpoint is an empty file (0 bytes)")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    # torch.save writes a zip archive (PK), or a pickle (protocol byte 0x80) in the legacy format.
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (it does not start like one: a text file?)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's pickle notice: not the user's concern here
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refused to unpickle something other than tensors and plain containers.
         raise CheckpointError(f"{path}: refused: the checkpoint holds objects other than tensors and plain containers "
@@ -70,6 +80,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as err:  # noqa: BLE001 - torch/zipfile/pickle raise many types for a bad file
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: cannot read checkpoint (corrupt or truncated?): {detail}") from None
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be read as a file ("not found", "is a folder", "is a FIFO ..."), or ""
+    for a regular file. Opening a FIFO would block until someone writes to it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "not found"
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {what}, not a regular file; refused (reading it could wait forever)"
 
 
 def _json_safe(value: Any) -> Any:

@@ -27,6 +27,7 @@ from .metrics import gather_rows, multilabel_metrics, tune_thresholds
 from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
 from .pipeline import AUGMENTS, create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
+    file_kind,
     load_checkpoint,
     per_class_table,
     plot_pr_curves,
@@ -622,6 +623,8 @@ def read_thresholds(path: str | os.PathLike, names: list[str]) -> list[float]:
     """A ``thresholds.json`` for ``names``, or :class:`CheckpointError` naming the path."""
     import json
 
+    if file_kind(path):
+        raise CheckpointError(f"{path}: thresholds file {file_kind(path)}")
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -631,8 +634,11 @@ def read_thresholds(path: str | os.PathLike, names: list[str]) -> list[float]:
     if doc.get("class_names", names) != names:
         raise CheckpointError(f"{path}: class names differ from the checkpoint's")
     values = doc["thresholds"]
-    if len(values) != len(names) or not all(isinstance(v, (int, float)) for v in values):
-        raise CheckpointError(f"{path}: expected {len(names)} numeric thresholds, got {len(values)}")
+    if len(values) != len(names):
+        raise CheckpointError(f"{path}: expected {len(names)} thresholds (one per class), got {len(values)}")
+    for name, value in zip(names, values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise CheckpointError(f"{path}: threshold of class {name!r} is {value!r}: expected a number in [0, 1]")
     return [float(v) for v in values]
 
 

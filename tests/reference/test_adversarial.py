@@ -34,17 +34,25 @@ def own_data(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("out", [".", "runs"], ids=["the-data-folder", "inside-it"])
+@pytest.mark.parametrize("out", [".", "images", "images/run"], ids=["the-data-folder", "the-images", "inside-them"])
 def test_train_never_writes_inside_the_data_folder(own_data, out, capsys):
     """Item 5: `train --data own --out own --overwrite` replaced the dataset's classes.txt and metrics.json."""
     before = _tree(own_data)
     assert main(["reference", "train", *SMALL, "--data", str(own_data), "--out", str(own_data / out), "--overwrite"]) == 2
-    _one_line_error(capsys, "inside the data folder", str(own_data))
-    assert _tree(own_data) == before and not (own_data / "runs").exists()
+    _one_line_error(capsys, "the output folder holds the data", str(own_data))
+    assert _tree(own_data) == before and not (own_data / "images" / "run").exists()
     assert main(["reference", "train", *SMALL, "--data", str(own_data / "labels.csv"), "--out", str(own_data),
                  "--overwrite"]) == 2
-    _one_line_error(capsys, "inside the data folder")
+    _one_line_error(capsys, "the output folder holds the data")
     assert _tree(own_data) == before
+
+
+def test_a_new_folder_below_the_data_may_hold_the_run(own_data):
+    before = _tree(own_data)
+    assert main(["reference", "train", *SMALL, "--batch-size", "8", "--data", str(own_data),
+                 "--out", str(own_data / "runs")]) == 0
+    assert {p: b for p, b in _tree(own_data).items() if "runs" not in p.parts} == before
+    assert (own_data / "runs" / "checkpoint.pt").is_file()
 
 
 @pytest.mark.parametrize("link", ["images", "labels.csv", "classes.txt", "images/train_000000.png"])
@@ -79,3 +87,105 @@ def test_resume_never_writes_through_a_run_file_linked_out_of_the_run_folder(tmp
     assert main(["reference", "train", *SMALL, "--out", str(run), "--resume", "--epochs", "2"]) == 2
     _one_line_error(capsys, "metrics.json: a symlink to", "outside the run folder")
     assert (tmp_path / "victim.json").read_text() == "keep"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert main(["reference", "train", *SMALL, "--sample", "shapes", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def no_hang():
+    """A FIFO opened for reading blocks until a writer comes: fail the test instead of hanging."""
+    import signal
+
+    def hung(_signum, _frame):
+        raise TimeoutError("blocked on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_fifo_as_labels_file_or_thresholds_file_is_refused_without_blocking(run, tmp_path, no_hang, capsys):
+    """Item 11: `--data x/labels.csv` or `predict --thresholds` on a FIFO blocked forever."""
+    os.mkfifo(tmp_path / "labels.csv")
+    assert main(["reference", "train", *SMALL, "--data", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "out" / "r")]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'labels.csv'}: is a FIFO (named pipe), not a regular file")
+    assert not (tmp_path / "out" / "r").exists() or not any((tmp_path / "out" / "r").iterdir())
+    os.mkfifo(tmp_path / "t.json")
+    assert main(["reference", "predict", "--checkpoint", str(run / "checkpoint.pt"), "--thresholds",
+                 str(tmp_path / "t.json"), str(run)]) == 2
+    _one_line_error(capsys, f"{tmp_path / 't.json'}: thresholds file is a FIFO")
+    os.mkfifo(tmp_path / "c.pt")
+    assert main(["reference", "eval", "--checkpoint", str(tmp_path / "c.pt")]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'c.pt'}: checkpoint is a FIFO")
+
+
+def test_a_csv_field_over_the_csv_module_limit_is_a_one_line_error(tmp_path, capsys):
+    """Item 15: a field over 131,072 characters was a `_csv.Error` traceback."""
+    (tmp_path / "labels.csv").write_text("file,labels\na.png," + "x" * 140_000 + "\n")
+    assert main(["reference", "train", *SMALL, "--data", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "out" / "r")]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'labels.csv'}:2: cannot read as CSV: field larger than field limit")
+
+
+def test_a_coco_file_name_holding_nul_names_the_file_and_line(tmp_path, capsys):
+    """Item 17: "embedded null byte" named no file."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "c.json").write_text('{"images": [\n{"id": 1, "file_name": "a\\u0000.png"}],\n "annotations": [],\n'
+                                     ' "categories": [{"id": 1, "name": "x"}]}')
+    assert main(["reference", "train", *SMALL, "--data", str(tmp_path / "c.json"), "--out", str(tmp_path / "out" / "r")]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'c.json'}:2: image name 'a\\x00.png' holds a NUL character")
+
+
+@pytest.mark.parametrize("values, needle", [
+    ("NaN", "threshold of class 'circle' is nan: expected a number in [0, 1]"),
+    ('"0.5"', "threshold of class 'circle' is '0.5': expected a number in [0, 1]"),
+    ("1.5", "is 1.5: expected a number in [0, 1]"),
+    ("short", "expected 7 thresholds (one per class), got 2"),
+], ids=["nan", "text", "above-one", "too-few"])
+def test_thresholds_files_are_checked_value_by_value(run, tmp_path, values, needle, capsys):
+    """Item 17: a NaN threshold was accepted; a non-number said "expected 7 numeric thresholds, got 7"."""
+    import json
+
+    names = json.loads((run / "thresholds.json").read_text())["class_names"]
+    thresholds = [0.5, 0.5] if values == "short" else [0.5] * (len(names) - 1)
+    text = json.dumps({"class_names": names, "thresholds": thresholds})
+    if values != "short":
+        text = text[:-2] + f", {values}]}}"
+    (tmp_path / "t.json").write_text(text)
+    assert main(["reference", "eval", "--checkpoint", str(run / "checkpoint.pt"), "--thresholds", str(tmp_path / "t.json")]) == 2
+    _one_line_error(capsys, str(tmp_path / "t.json"), needle.replace("'circle'", repr(names[-1])))
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("text", "not a PyTorch checkpoint (it does not start like one: a text file?)"),
+    ("folder", "checkpoint is a folder, not a file"),
+])
+def test_a_text_file_or_a_folder_as_checkpoint_says_what_it_is(run, tmp_path, kind, needle, capsys):
+    """Item 17: a text checkpoint said "cannot read checkpoint: 101"; a folder said "not found"."""
+    bad = tmp_path / "c.pt"
+    if kind == "text":
+        bad.write_text("epoch 3\n")
+    else:
+        bad.mkdir()
+    assert main(["reference", "eval", "--checkpoint", str(bad)]) == 2
+    _one_line_error(capsys, f"{bad}: {needle}")
+
+
+def test_predict_on_a_folder_with_a_file_name_that_is_not_utf8(run, tmp_path, capsys):
+    """Item 17: a non-UTF-8 file name gave a UnicodeEncodeError naming no file, and no output."""
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), "red").save(folder / "plain.png")
+    odd = os.fsdecode(b"caf\xe9.png")
+    Image.new("RGB", (16, 16), "blue").save(folder / odd)
+    assert main(["reference", "predict", "--checkpoint", str(run / "checkpoint.pt"), str(folder)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [f"{folder}/caf\\xe9.png", f"{folder}/plain.png"]
