@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, InputError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except OSError as err:  # e.g. the disk filled up or a folder became read-only mid-run
         print(f"error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
         return 2

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import stat
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +24,33 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _signals_held():
+        _write_and_replace(path, write)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C (or SIGTERM) while a run file is written waits until it is in place: an interrupt
+    inside ``torch.save``'s zip writer surfaced as a traceback and left a temporary file.
+
+    The signals are recorded by a handler and raised again afterwards (a signal mask would not
+    do: torch's threads would take the signal for the process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = [signal.SIGINT, signal.SIGTERM]
+    previous = [signal.signal(number, lambda number, _frame: pending.append(number)) for number in held]
+    try:
+        yield
+    finally:
+        for number, handler in zip(held, previous):
+            signal.signal(number, handler)
+        for number in pending[:1]:
+            signal.raise_signal(number)
+
+
+def _write_and_replace(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 from .dataset import refuse_output_in_data
 from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
-from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
+from .model import DEFAULT_MODEL, check_input_size, create_reference_model, load_init_weights, load_run_weights, model_kwargs
 from .pipeline import AUGMENTS, create_transform, default_workers, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
     file_kind,
@@ -373,6 +373,7 @@ def train(config: TrainConfig) -> dict | None:
     model = create_reference_model(num_classes, cfg["model"], **kwargs)
     init_note = load_init_weights(model, cfg["init_checkpoint"]) if cfg["init_checkpoint"] and not (cfg["resume"] and ckpt_path.is_file()) else None
     model = model.to(device)
+    check_input_size(model, cfg["image_size"], cfg["model"], cfg["model_kwargs"])
     data_config = resolve_data_config(model, cfg["image_size"])
     for split in splits.values():
         if split.images is not None:
@@ -394,7 +395,7 @@ def train(config: TrainConfig) -> dict | None:
     epoch, step, elapsed, history = 0, 0, 0.0, []
     if cfg["resume"] and ckpt_path.is_file():
         state = read_run_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
+        load_run_weights(model, state, ckpt_path, names, cfg["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, step, elapsed, history = state["epoch"], state["step"], state["elapsed_seconds"], list(state["history"])
         _set_rng_state(state["rng"])

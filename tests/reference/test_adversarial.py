@@ -189,3 +189,65 @@ def test_predict_on_a_folder_with_a_file_name_that_is_not_utf8(run, tmp_path, ca
     assert main(["reference", "predict", "--checkpoint", str(run / "checkpoint.pt"), str(folder)]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == [f"{folder}/caf\\xe9.png", f"{folder}/plain.png"]
+
+
+@pytest.mark.parametrize("kwarg, needle", [
+    ("img_size=7", "cannot take 16 px images: Input height (16) doesn't match model (7)"),
+    ("patch_size=64", "cannot take 16 px images: Calculated padded input size"),
+    ("num_heads=3", "dim should be divisible by num_heads"),
+    ("act_layer='nope'", "unknown name 'nope'"),
+])
+def test_model_kwargs_that_do_not_fit_are_one_line_errors(tmp_path, kwarg, needle, capsys):
+    """Item 15: these were AssertionError, RuntimeError and KeyError tracebacks (mid-training for two)."""
+    assert main(["reference", "train", *SMALL, "--model-kwarg", kwarg, "--out", str(tmp_path / "r")]) == 2
+    _one_line_error(capsys, "model 'vit_tiny_patch16_224'", needle)
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("change, needle", [
+    (["--sample", "digits"], "the checkpoint was trained on 7 classes, this run has 10"),
+    (["--model", "resnet18"], "the checkpoint holds a 'vit_tiny_patch16_224' model, this run asks for 'resnet18'"),
+    (["--model-kwarg", "embed_dim=32"], "the checkpoint's weights do not fit this model (other --model-kwarg values?): "
+                                        "size mismatch for cls_token"),
+], ids=["classes", "model", "kwargs"])
+def test_resume_with_another_class_count_or_model_says_so(run, tmp_path, change, needle, capsys):
+    """Item 15: `--resume` with another class count or --model was a load_state_dict traceback."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    before = _tree(folder)
+    argv = [a for a in SMALL if a != "depth=1"]
+    argv = argv[:argv.index("--model-kwarg")] + argv[argv.index("--model-kwarg") + 1:]
+    if change[0] != "--model":
+        argv += ["--model-kwarg", "depth=1"]
+    assert main(["reference", "train", *argv, "--sample", "shapes", *change, "--out", str(folder), "--resume",
+                 "--epochs", "2"]) == 2
+    _one_line_error(capsys, f"{folder / 'checkpoint.pt'}: {needle}")
+    assert _tree(folder) == before
+
+
+def test_ctrl_c_while_a_run_file_is_written_waits_until_it_is_in_place(tmp_path):
+    """Item 15: Ctrl-C inside torch.save's writer was a traceback and left a temporary file."""
+    import signal
+
+    import torch
+
+    from migrate_ml_reference.report import save_checkpoint
+
+    state = {"weight": torch.arange(1000.0)}
+
+    original = torch.save
+
+    def interrupted_midway(obj, handle):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the archive is being written
+        original(obj, handle)
+
+    torch.save = interrupted_midway
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(tmp_path / "checkpoint.pt", state)
+    finally:
+        torch.save = original
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+    assert torch.equal(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["weight"], state["weight"])
