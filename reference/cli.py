@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 
 INSTALL_HINT = "the reference runtime is not installed: pip install 'migrate-ml[runtime]'"
@@ -166,6 +167,10 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=_positive_int, default=64)
     pr.add_argument("--workers", type=_count, default=0)
     pr.add_argument("--device")
+    for command in (sample, train, ev, pr):
+        command.add_argument("-v", "--verbose", action="store_true",
+                             help="show library warnings (torchmetrics, matplotlib, torch); hidden by default, so "
+                                  "that an error stays one line")
     return parser
 
 
@@ -289,9 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import InputError
 
     try:
-        if args.command == "sample-data":
-            return _sample_data(args)
-        return {"train": _train, "eval": _eval, "predict": _predict}[args.action](args)
+        with warnings.catch_warnings():
+            if not args.verbose:
+                warnings.simplefilter("ignore")
+            if args.command == "sample-data":
+                return _sample_data(args)
+            return {"train": _train, "eval": _eval, "predict": _predict}[args.action](args)
     except (_UsageError, InputError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -49,6 +49,7 @@ TOLERANCE = 1e-3
 HINT_LOGIT = 3.0
 HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
+FAULTHANDLER_MAX_S = 2.0**31
 
 LABEL_FORMS = ("int64", "float32")
 METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming|jaccard|"
@@ -411,7 +412,7 @@ def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
             stack = "\n".join(kept) + "\n"
         return _row("FAIL", "run", f"timed out after {timeout:g} s{where}", file=path, line=line,
                     hint="make the function finish on 128 samples, or raise --timeout", trace=stack)
-    return _row("FAIL", "run", "the process running this file died without a result (killed, or crashed in native code)",
+    return _row("FAIL", "run", "the process running this file died without a result (killed, out of memory, or crashed in native code)",
                 file=path, hint="run the file on `migrate-ml sample-data` output to see the crash")
 
 
@@ -420,7 +421,8 @@ def _child(spec: dict, index: int) -> None:
     unit = spec["units"][index]
     os.chdir(folder)
     with open(stack_path, "w", encoding="utf-8") as stack:
-        faulthandler.dump_traceback_later(float(spec["timeout"]), exit=True, file=stack)
+        # faulthandler counts in nanoseconds: --timeout 1e10 overflowed and the child died silently.
+        faulthandler.dump_traceback_later(min(float(spec["timeout"]), FAULTHANDLER_MAX_S), exit=True, file=stack)
         try:
             rows = UnitRun(spec, unit).run()
         except BaseException as error:  # the harness itself failed: still a row, never silence

@@ -10,7 +10,6 @@ import signal
 import stat
 import tempfile
 import threading
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -100,9 +99,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not head.startswith((b"PK\x03\x04", b"\x80")):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (it does not start like one: a text file?)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch's pickle notice: not the user's concern here
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refused to unpickle something other than tensors and plain containers.
         raise CheckpointError(f"{path}: refused: the checkpoint holds objects other than tensors and plain containers "
