@@ -47,7 +47,9 @@ GOOD = "import torch.nn.functional as F\n\n\ndef loss_of(logits, targets):\n    
     ("deep.py", "x = " + "[" * 5000 + "]" * 5000 + "\n", "the parser crashed on this file"),
     # The metadata passes exhaust Python's recursion limit: it used to be a RecursionError traceback.
     ("rec.py", "x = " + " + ".join(["1"] * 3000) + "\n", "too deeply nested to process"),
-], ids=["5000-brackets", "3000-terms"])
+    # A notebook whose JSON is that deep crashes the JSON reader the same way.
+    ("deep.ipynb", "[" * 100_000 + "]" * 100_000, "the parser crashed on this file"),
+], ids=["5000-brackets", "3000-terms", "deep-notebook-json"])
 def test_a_file_too_deep_to_parse_is_one_row_and_the_other_files_are_checked(tmp_path, name, text, reason):
     """Issue 21, item 6: parsed in a forked child, as rewrite does."""
     (tmp_path / name).write_text(text)
