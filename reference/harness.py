@@ -199,6 +199,7 @@ def _unshare_network() -> bool:
     return True
 
 
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 _RUNNING_GROUPS: list[int] = []
 """The process group of the file running now (killed if the harness must stop at once)."""
 
@@ -237,8 +238,8 @@ def _supervise(scratch: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
         os._exit(128 + signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, scratch_gone)
-    signal.signal(signal.SIGHUP, scratch_gone)
+    for number in _STOP_SIGNALS:
+        signal.signal(number, scratch_gone)
     _die_with_parent(signal.SIGTERM)
     if not _unshare(CLONE_NEWPID):
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -247,8 +248,8 @@ def _supervise(scratch: str) -> None:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # PID 1 of the namespace: the harness itself
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        for number in _STOP_SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
         _die_with_parent(signal.SIGKILL)
         return
 
@@ -256,8 +257,8 @@ def _supervise(scratch: str) -> None:
         os.kill(pid, signal.SIGKILL)
         scratch_gone(_signum, _frame)
 
-    signal.signal(signal.SIGTERM, namespace_gone)
-    signal.signal(signal.SIGHUP, namespace_gone)
+    for number in _STOP_SIGNALS:
+        signal.signal(number, namespace_gone)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     os._exit(128 - code if code < 0 else code)
@@ -324,8 +325,8 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         pid = os.fork()
         if pid == 0:
             try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the supervisor's handlers are not the user's
-                signal.signal(signal.SIGHUP, signal.SIG_DFL)
+                for number in _STOP_SIGNALS:  # the supervisor's handlers are not the user's
+                    signal.signal(number, signal.SIG_DFL)
                 os.setpgid(0, 0)  # the file's own process group: whatever it starts dies with it
                 _die_with_parent()
                 _limit_memory(spec.get("memory"))
