@@ -40,11 +40,14 @@ def in_child(work: Callable[[], Any]) -> Any:
 
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             try:
-                answer = (True, work())
+                data = pickle.dumps((True, work()))
             except BaseException as error:  # re-raised in the parent, as if the work ran there
-                answer = (False, error)
+                try:
+                    data = pickle.dumps((False, error))
+                except Exception:  # an exception that does not pickle: its type and text do
+                    data = pickle.dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
             with os.fdopen(writer, "wb") as pipe:
-                pickle.dump(answer, pipe)
+                pipe.write(data)
         finally:
             os._exit(0)
     os.close(writer)
