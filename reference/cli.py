@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 
 INSTALL_HINT = "the reference runtime is not installed: pip install 'migrate-ml[runtime]'"
@@ -225,6 +226,10 @@ def _build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=_positive_int, default=64, help="images per forward pass")
     pr.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes decoding the images")
     pr.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+    for command in (sample, train, ev, cv, ex, pr):
+        command.add_argument("-v", "--verbose", action="store_true",
+                             help="show library warnings (torchmetrics, matplotlib, torch); hidden by default, so "
+                                  "that an error stays one line")
     parser.train_parser = train
     return parser
 
@@ -417,14 +422,20 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import InputError
 
     try:
-        if args.command == "sample-data":
-            return _sample_data(args)
-        if getattr(args, "config", None):
-            args = _with_config(argv, args.config)
-        return {"train": _train, "eval": _eval, "predict": _predict, "convert": _convert, "export": _export}[args.action](args)
+        with warnings.catch_warnings():
+            if not args.verbose:
+                warnings.simplefilter("ignore")
+            if args.command == "sample-data":
+                return _sample_data(args)
+            if getattr(args, "config", None):
+                args = _with_config(argv, args.config)
+            return {"train": _train, "eval": _eval, "predict": _predict, "convert": _convert, "export": _export}[args.action](args)
     except (_UsageError, InputError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except OSError as err:  # e.g. the disk filled up or a folder became read-only mid-run
         print(f"error: {err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
         return 2

@@ -45,8 +45,9 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DatasetFormatError
+from .errors import DatasetFormatError, InputError
 from .images import IMAGE_SUFFIXES, load_image
+from .report import file_kind
 
 IMAGE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "image_id", "img", "path", "image_path", "name", "id")
 LABEL_COLUMNS = ("labels", "label", "tags", "classes", "class", "categories", "category", "targets", "target")
@@ -60,6 +61,9 @@ _UNCERTAIN_VALUES = {"-1", "-1.0", ""}
 def read_text(path: str | os.PathLike) -> str:
     """A labels/classes file as text: UTF-8, a leading BOM dropped; non-UTF-8 is ``path:line``."""
     path = Path(path)
+    kind = file_kind(path)
+    if kind:
+        raise DatasetFormatError(path, 0, kind)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -178,6 +182,8 @@ class _Rows:
         name = name.strip()
         if not name:
             raise self.error(line, "empty row: no image name")
+        if "\0" in name:
+            raise self.error(line, f"image name {name!r} holds a NUL character")
         if name in self.first_line:
             raise self.error(line, f"duplicate row for {name!r} (first at line {self.first_line[name]})")
         self.first_line[name] = line
@@ -257,6 +263,14 @@ def _read_csv(
 ) -> LabelTable:
     text = read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        return _read_csv_rows(path, reader, images_root, classes, image_col, labels_col, label_sep, image_ext)
+    except csv.Error as err:  # a field over csv.field_size_limit() (131,072 characters), a NUL byte
+        raise DatasetFormatError(path, reader.line_num, f"cannot read as CSV: {err}") from None
+
+
+def _read_csv_rows(path: Path, reader, images_root: Path, classes: list[str] | None, image_col: str | None,
+                   labels_col: str | None, label_sep: str | None, image_ext: str | None) -> LabelTable:
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise DatasetFormatError(path, 1, "empty labels file (expected a header row)")
@@ -325,21 +339,56 @@ def _looks_one_hot(data_rows, columns: Sequence[int]) -> bool:
     ) and any(first[col].strip() for col in columns)
 
 
+class _LineCounter:
+    """1-based line numbers of offsets asked for in increasing order: each newline counted once.
+
+    Counting from the start of the text for every offset made a COCO file of 8 MB take
+    minutes (issue 21, item 9).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text, self.offset, self.line = text, 0, 1
+
+    def at(self, offset: int) -> int:
+        if offset < self.offset:  # out of order: count afresh (never for document-order offsets)
+            self.offset, self.line = 0, 1
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
 def _key_lines(text: str, key: str) -> list[int]:
     """1-based line of each occurrence of ``"key":`` in ``text``, in document order."""
-    return [text.count("\n", 0, m.start()) + 1 for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+    lines = _LineCounter(text)
+    return [lines.at(m.start()) for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
 
 
 def _object_key_lines(text: str, keys: Sequence[str]) -> list[int]:
-    lines, pos = [], 0
+    lines, found, pos = _LineCounter(text), [], 0
     for key in keys:
-        match = re.compile(re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:").search(text, pos) or re.compile(
-            re.escape(json.dumps(key)) + r"\s*:"
-        ).search(text, pos)
-        start = match.start() if match else pos
-        lines.append(text.count("\n", 0, start) + 1)
-        pos = match.end() if match else pos
-    return lines
+        start, end = _key_at(text, json.dumps(key, ensure_ascii=False), pos)
+        if start < 0:
+            start, end = _key_at(text, json.dumps(key), pos)
+        found.append(lines.at(start if start >= 0 else pos))
+        pos = end if start >= 0 else pos
+    return found
+
+
+_COLON = re.compile(r"\s*:")
+
+
+def _key_at(text: str, quoted: str, pos: int) -> tuple[int, int]:
+    """(start, end) of the next ``quoted`` followed by a colon at or after ``pos``; (-1, -1) if none.
+
+    ``str.find`` rather than a regular expression per key: compiling one for each of 60,000
+    keys took seconds."""
+    start = text.find(quoted, pos)
+    while start >= 0:
+        colon = _COLON.match(text, start + len(quoted))
+        if colon:
+            return start, colon.end()
+        start = text.find(quoted, start + 1)
+    return -1, -1
 
 
 def _read_json(path: Path, images_root: Path, classes: list[str] | None) -> LabelTable:
@@ -398,6 +447,27 @@ def _read_coco(path: Path, text: str, images_root: Path, classes: list[str] | No
         if ann["image_id"] not in ids:
             raise DatasetFormatError(path, ann_lines[k] if k < len(ann_lines) else 1, f"annotation {k}: unknown image_id {ann['image_id']!r}")
     return rows.table(has_splits=False)
+
+
+def refuse_output_in_data(out: str | os.PathLike, data: str | os.PathLike | None,
+                          images: str | os.PathLike | None = None) -> None:
+    """Refuse an output folder that holds the data: the ``--data`` folder (or the folder of a
+    labels file), one of its split folders, or the images folder or a folder inside it. A run
+    writes ``classes.txt`` and ``metrics.json``, names a dataset may use for its own files
+    (issue 21, item 5). A new folder beside or below the data (``DATA/runs``) is fine."""
+    if data is None:
+        return
+    data = Path(data)
+    root = data if data.is_dir() else data.parent
+    holding = [root, *(root / split for split in ("train", "val", "test"))]
+    image_roots = [Path(images)] if images is not None else [root / "images"]
+    real_out = os.path.realpath(out)
+    for folder in holding + image_roots:
+        real = os.path.realpath(folder)
+        inside = folder in image_roots and real_out.startswith(real.rstrip(os.sep) + os.sep)
+        if real_out == real or inside:
+            raise InputError(f"{out}: the output folder holds the data ({folder}); write the run to another folder "
+                             "(nothing is ever written into the data)")
 
 
 def _find_classes_file(*folders: Path) -> Path | None:

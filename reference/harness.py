@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,6 +49,7 @@ TOLERANCE = 1e-3
 HINT_LOGIT = 3.0
 HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
+FAULTHANDLER_MAX_S = 2.0**31
 
 LABEL_FORMS = ("int64", "float32")
 METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming|jaccard|"
@@ -141,8 +143,10 @@ def _user_line(error: BaseException, path: str) -> int | None:
 
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 
 
 def _block_network() -> None:
@@ -195,16 +199,80 @@ def _unshare_network() -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """Linux: get SIGKILL when the parent dies, so a killed ``migrate-ml`` leaves nothing behind."""
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+_RUNNING_GROUPS: list[int] = []
+"""The process group of the file running now (killed if the harness must stop at once)."""
+
+
+def _die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Linux: get ``signum`` when the parent dies, so a killed ``migrate-ml`` leaves nothing behind."""
+    _prctl(PR_SET_PDEATHSIG, signum)
+
+
+def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
-        return
+        return False
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value) == 0
     except (OSError, AttributeError):
-        pass
+        return False
+
+
+def _supervise(scratch: str) -> None:
+    """Make every process user code starts die with this run, however ``migrate-ml`` ends.
+
+    Where the kernel allows it (Linux, in the user namespace :func:`_block_network` entered),
+    the harness moves into a PID namespace of its own: this process forks the namespace's first
+    process, which runs the harness, and stays outside as its supervisor. When that first
+    process ends, the kernel kills everything left in the namespace, a ``setsid`` double-forked
+    daemon included. The supervisor gets SIGTERM when ``migrate-ml`` dies (even by SIGKILL,
+    through ``PR_SET_PDEATHSIG``): it kills the namespace and removes the scratch folder that
+    ``migrate-ml`` could not. Elsewhere the harness becomes a child subreaper, so orphans of
+    user code stay its descendants, and ``migrate-ml`` sweeps what carries the run's marker.
+    """
+    def scratch_gone(_signum, _frame):
+        for group in _RUNNING_GROUPS:
+            _kill_group(group)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(128 + signal.SIGTERM)
+
+    for number in _STOP_SIGNALS:
+        signal.signal(number, scratch_gone)
+    _die_with_parent(signal.SIGTERM)
+    if not _unshare(CLONE_NEWPID):
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # PID 1 of the namespace: the harness itself
+        for number in _STOP_SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        _die_with_parent(signal.SIGKILL)
+        return
+
+    def namespace_gone(_signum, _frame):
+        os.kill(pid, signal.SIGKILL)
+        scratch_gone(_signum, _frame)
+
+    for number in _STOP_SIGNALS:
+        signal.signal(number, namespace_gone)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def _unshare(flags: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).unshare(flags) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,8 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     _block_network()
     if options.unit is not None:  # the no-fork path: this process is the child
+        _limit_memory(spec.get("memory"))
         _child(spec, options.unit)
         return 0
+    _supervise(spec["scratch"])
     # Loaded once here, inherited by every forked child.
     import timm  # noqa: F401
     import torchmetrics.functional.classification  # noqa: F401
@@ -255,11 +325,15 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         pid = os.fork()
         if pid == 0:
             try:
+                for number in _STOP_SIGNALS:  # the supervisor's handlers are not the user's
+                    signal.signal(number, signal.SIG_DFL)
                 os.setpgid(0, 0)  # the file's own process group: whatever it starts dies with it
                 _die_with_parent()
+                _limit_memory(spec.get("memory"))
                 _child(spec, index)
             finally:
                 os._exit(0)
+        _RUNNING_GROUPS[:] = [pid]
         deadline = time.monotonic() + timeout + KILL_GRACE_S
         while True:
             done, _status = os.waitpid(pid, os.WNOHANG)
@@ -284,6 +358,29 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
         with open(rows_path, encoding="utf-8") as handle:
             return json.load(handle)
     return [_lost_child(unit, stack_path, timeout)]
+
+
+def _limit_memory(limit: int | None) -> None:
+    """``--memory``: the data segment (heap and private mappings, the runtime's own included).
+
+    RLIMIT_DATA rather than RLIMIT_AS: address space reserved but never written (CUDA's, torch's
+    allocator arenas) does not count, so the limit measures memory the file's code can fill.
+    Past it an allocation fails: a ``MemoryError`` or torch's "can't allocate memory" in the call.
+    """
+    if not limit:
+        return
+    import resource
+
+    kind = getattr(resource, "RLIMIT_DATA", None) or getattr(resource, "RLIMIT_AS", None)
+    if kind is None:
+        return
+    _soft, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    try:
+        resource.setrlimit(kind, (limit, hard if hard != resource.RLIM_INFINITY else limit))
+    except (ValueError, OSError):
+        pass  # a limit below what the process already holds: the run reports its own failure
 
 
 def _kill_group(group: int) -> None:
@@ -316,7 +413,7 @@ def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
             stack = "\n".join(kept) + "\n"
         return _row("FAIL", "run", f"timed out after {timeout:g} s{where}", file=path, line=line,
                     hint="make the function finish on 128 samples, or raise --timeout", trace=stack)
-    return _row("FAIL", "run", "the process running this file died without a result (killed, or crashed in native code)",
+    return _row("FAIL", "run", "the process running this file died without a result (killed, out of memory, or crashed in native code)",
                 file=path, hint="run the file on `migrate-ml sample-data` output to see the crash")
 
 
@@ -325,7 +422,8 @@ def _child(spec: dict, index: int) -> None:
     unit = spec["units"][index]
     os.chdir(folder)
     with open(stack_path, "w", encoding="utf-8") as stack:
-        faulthandler.dump_traceback_later(float(spec["timeout"]), exit=True, file=stack)
+        # faulthandler counts in nanoseconds: --timeout 1e10 overflowed and the child died silently.
+        faulthandler.dump_traceback_later(min(float(spec["timeout"]), FAULTHANDLER_MAX_S), exit=True, file=stack)
         try:
             rows = UnitRun(spec, unit).run()
         except BaseException as error:  # the harness itself failed: still a row, never silence
@@ -1202,6 +1300,8 @@ def _import_hint(error: BaseException) -> str:
 
 def _error_text(error: BaseException) -> str:
     """The exception as the user should read it: verify's sample model named as such, not by its class."""
+    if isinstance(error, MemoryError) and not str(error):
+        return "MemoryError: out of the memory verify allows (--memory)"
     text = f"{type(error).__name__}: {error}"
     return re.sub(r"(_recording_model\.<locals>\.)?'?RecordingModel'?( object)?", "verify's sample model", text)
 
@@ -1220,6 +1320,9 @@ def _crash_hint(error: BaseException, function: dict | None = None, owner: str |
         return "the loss received integer targets: add .float() to the target at the loss call (rule ML010)"
     if "multi-target" in text or "0D or 1D target" in text:
         return "a class-index loss received multi-hot targets: use BCEWithLogitsLoss (rule ML001)"
+    if isinstance(error, MemoryError) or "can't allocate memory" in text:
+        return ("the file's process ran out of the memory verify allows (--memory, default 8G): lower the sizes "
+                "the code allocates, or raise --memory")
     if "cannot be converted to Scalar" in text:
         return ("a label row is multi-hot: .item() cannot read one class from it; compare whole rows, "
                 "(preds == labels).all(dim=1) for exact match (rule ML021)")

@@ -53,10 +53,56 @@ def create_reference_model(num_classes: int, model_name: str = DEFAULT_MODEL, **
                 raise
             kwargs.pop("img_size")
             return timm.create_model(model_name, pretrained=False, num_classes=num_classes, **kwargs)
-    except (RuntimeError, TypeError) as err:
-        # timm raises RuntimeError for an unknown name and TypeError for a keyword the
-        # architecture does not take; both are the user's input, reported in one line.
-        raise ValueError(f"model {model_name!r}: {str(err).splitlines()[0]}") from None
+    except (RuntimeError, TypeError, AssertionError, KeyError, ValueError) as err:
+        # timm raises RuntimeError for an unknown name, TypeError for a keyword the architecture
+        # does not take, AssertionError for sizes that do not fit (num_heads=3 with a 64-wide
+        # embedding), KeyError for an unknown layer name (act_layer='nope'): all the user's input.
+        raise ValueError(f"model {model_name!r}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    if isinstance(err, KeyError):
+        text = f"unknown name {text}"
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_input_size(model, image_size: int, model_name: str, kwargs: dict[str, Any]) -> None:
+    """Run one blank image through ``model``: kwargs that build but cannot take the run's images
+    (``img_size=7`` with 32 px images, ``patch_size=64``) fail here in one line, not mid-training."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+    except (RuntimeError, AssertionError, ValueError) as err:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(f"model {model_name!r} ({given}) cannot take {image_size} px images: {_first_line(err)}") from None
+    finally:
+        model.train(was_training)
+
+
+def load_run_weights(model, state: dict, path, class_names: list[str], model_name: str) -> None:
+    """Load a run checkpoint's weights into ``model`` (``--resume``, eval, predict), or raise
+    ``CheckpointError`` saying how the checkpoint's run differs from this one."""
+    from .errors import CheckpointError
+
+    saved_names = list(state.get("class_names", []))
+    if saved_names != list(class_names):
+        raise CheckpointError(f"{path}: the checkpoint was trained on {len(saved_names)} classes, this run has "
+                              f"{len(class_names)} (or other names): start a new run with --overwrite or another --out")
+    if state.get("model_name", model_name) != model_name:
+        raise CheckpointError(f"{path}: the checkpoint holds a {state['model_name']!r} model, this run asks for "
+                              f"{model_name!r}: resume with the same --model, or start a new run")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        # torch's first line only says "Error(s) in loading state_dict"; the next ones say which.
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        raise CheckpointError(f"{path}: the checkpoint's weights do not fit this model (other --model-kwarg "
+                              f"values?): {lines[0] if lines else _first_line(err)}") from None
 
 
 def load_init_weights(model, path: str, class_names: list[str] | None = None) -> tuple[str, str | None]:

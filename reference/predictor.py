@@ -142,6 +142,12 @@ def _given_thresholds(thresholds: float | Sequence[float], num_classes: int) -> 
     return [float(v) for v in values]
 
 
+def printable_path(path: str) -> str:
+    """A file name that is not UTF-8 (held with surrogate escapes) with its odd bytes as ``\\xNN``:
+    printing it as it is fails with a UnicodeEncodeError that names no file."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
 def label_separator(classes: Sequence[str]) -> str:
     """Labels are joined with a space, or ``;`` when a class name contains a space."""
     return ";" if any(" " in c for c in classes) else " "
@@ -154,5 +160,5 @@ def predictions_csv(paths: Sequence[str], predictions: Sequence[dict], classes: 
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["image", "labels", *classes])
     for path, pred in zip(paths, predictions):
-        writer.writerow([path, sep.join(pred["labels"]), *(f"{pred['probs'][c]:.6f}" for c in classes)])
+        writer.writerow([printable_path(path), sep.join(pred["labels"]), *(f"{pred['probs'][c]:.6f}" for c in classes)])
     return buffer.getvalue()

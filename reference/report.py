@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +23,33 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _signals_held():
+        _write_and_replace(path, write)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C (or SIGTERM) while a run file is written waits until it is in place: an interrupt
+    inside ``torch.save``'s zip writer surfaced as a traceback and left a temporary file.
+
+    The signals are recorded by a handler and raised again afterwards (a signal mask would not
+    do: torch's threads would take the signal for the process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = [signal.SIGINT, signal.SIGTERM]
+    previous = [signal.signal(number, lambda number, _frame: pending.append(number)) for number in held]
+    try:
+        yield
+    finally:
+        for number, handler in zip(held, previous):
+            signal.signal(number, handler)
+        for number in pending[:1]:
+            signal.raise_signal(number)
+
+
+def _write_and_replace(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -57,10 +88,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
     from .errors import CheckpointError
 
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: checkpoint not found")
+    kind = file_kind(path)
+    if kind:
+        raise CheckpointError(f"{path}: checkpoint {kind}")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"{path}: checkpoint is an empty file (0 bytes)")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    # torch.save writes a zip archive (PK), or a pickle (protocol byte 0x80) in the legacy format.
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (it does not start like one: a text file?)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -70,6 +107,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as err:  # noqa: BLE001 - torch/zipfile/pickle raise many types for a bad file
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: cannot read checkpoint (corrupt or truncated?): {detail}") from None
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """Why ``path`` cannot be read as a file ("not found", "is a folder", "is a FIFO ..."), or ""
+    for a regular file. Opening a FIFO would block until someone writes to it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "not found"
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {what}, not a regular file; refused (reading it could wait forever)"
 
 
 def _json_safe(value: Any) -> Any:

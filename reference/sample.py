@@ -243,14 +243,17 @@ def write_sample_data(
     if image_size < 4 or image_size % GRID:
         raise ValueError(f"image_size must be an even number of pixels >= 4, got {image_size}")
     image_dir = out / ("train-jpg" if format == "csv" else "images")
-    image_dir.mkdir(parents=True, exist_ok=True)
     suffix = ".jpg" if format == "csv" else ".png"
+    _refuse_links_out(out, [image_dir, *(out / name for name in _LABEL_FILES[format])])
+    image_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for split, count in sizes.items():
         images, targets, _ = make_sample_tensors(kind, count, image_size, seed, split)
         pixels = (images * 255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         for i in range(count):
             stem = f"{split}_{i:06d}"
+            if overwrite:
+                _refuse_links_out(out, [image_dir / f"{stem}{suffix}"])
             Image.fromarray(pixels[i], mode="RGB").save(image_dir / f"{stem}{suffix}", **({"quality": 95} if suffix == ".jpg" else {}))
             rows.append((stem, torch.nonzero(targets[i]).flatten().tolist(), split))
     if format == "folder":
@@ -266,6 +269,21 @@ def write_sample_data(
                    [(f"{stem}.png", *(int(j in cols) for j in range(len(names)))) for stem, cols, _ in rows])
         return out / "labels.csv"
     return _write_coco(out / "annotations.json", rows, names, image_size)
+
+
+_LABEL_FILES = {"folder": ("classes.txt", "labels.csv"), "csv": ("train_v2.csv",), "onehot": ("labels.csv",),
+                "coco": ("annotations.json",)}
+
+
+def _refuse_links_out(out: Path, paths) -> None:
+    """``--overwrite`` writes into ``out``, never through a symlink to a file or folder outside it."""
+    real_out = os.path.realpath(out)
+    for path in paths:
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if not target.startswith(real_out.rstrip(os.sep) + os.sep):
+                raise FileExistsError(f"{path}: a symlink to {target}, outside {out}; refused "
+                                      "(sample data is never written through it)")
 
 
 def _write_csv(path: Path, header, rows) -> None:

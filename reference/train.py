@@ -21,11 +21,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Subset, TensorDataset
 
+from .dataset import refuse_output_in_data
 from .errors import CheckpointError, DatasetFormatError, InputError
 from .metrics import gather_rows, multilabel_metrics, tune_thresholds
-from .model import DEFAULT_MODEL, create_reference_model, load_init_weights, model_kwargs
+from .model import DEFAULT_MODEL, check_input_size, create_reference_model, load_init_weights, load_run_weights, model_kwargs
 from .pipeline import AUGMENTS, cpu_plan, create_transform, legacy_data_config, loader, normalise, resolve_data_config
 from .report import (
+    file_kind,
     load_checkpoint,
     per_class_table,
     plot_pr_curves,
@@ -325,6 +327,10 @@ def prepare_run_folder(out: Path, overwrite: bool, resume: bool) -> None:
     if overwrite and not resume:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+    for name in RUN_FILES:  # --resume: never write through a link that leaves the run folder
+        target = os.path.realpath(out / name)
+        if (out / name).is_symlink() and os.path.dirname(target) != os.path.realpath(out):
+            raise InputError(f"{out / name}: a symlink to {target}, outside the run folder; refused")
 
 
 def run_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -464,6 +470,7 @@ def train(config: TrainConfig, already_spent: float = 0.0) -> dict | None:
     _check_config(cfg)
     device = pick_device(cfg["device"])
     out = Path(cfg["out"])
+    refuse_output_in_data(out, cfg["data"], cfg.get("images"))
     created = not out.exists()
     prepare_run_folder(out, cfg["overwrite"], cfg["resume"])
     try:
@@ -494,6 +501,7 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
     if init_warning and ddp.main:
         print(init_warning, file=sys.stderr)
     model = model.to(device)
+    check_input_size(model, cfg["image_size"], cfg["model"], cfg["model_kwargs"])
     data_config = resolve_data_config(model, cfg["image_size"])
     for split in splits.values():
         if split.images is not None:
@@ -529,7 +537,7 @@ def _train(cfg: dict, device: torch.device, out: Path, started: float) -> dict |
     bad_epochs = 0
     if resuming:
         state = read_run_checkpoint(resume_path)
-        model.load_state_dict(state["model"])
+        load_run_weights(model, state, resume_path, names, cfg["model"])
         if state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
         if ema is not None and state.get("ema") is not None:
@@ -978,6 +986,8 @@ def read_thresholds(path: str | os.PathLike, names: list[str]) -> list[float]:
     """A ``thresholds.json`` for ``names``, or :class:`CheckpointError` naming the path."""
     import json
 
+    if file_kind(path):
+        raise CheckpointError(f"{path}: thresholds file {file_kind(path)}")
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -987,8 +997,11 @@ def read_thresholds(path: str | os.PathLike, names: list[str]) -> list[float]:
     if doc.get("class_names", names) != names:
         raise CheckpointError(f"{path}: class names differ from the checkpoint's")
     values = doc["thresholds"]
-    if len(values) != len(names) or not all(isinstance(v, (int, float)) for v in values):
-        raise CheckpointError(f"{path}: expected {len(names)} numeric thresholds, got {len(values)}")
+    if len(values) != len(names):
+        raise CheckpointError(f"{path}: expected {len(names)} thresholds (one per class), got {len(values)}")
+    for name, value in zip(names, values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise CheckpointError(f"{path}: threshold of class {name!r} is {value!r}: expected a number in [0, 1]")
     return [float(v) for v in values]
 
 
@@ -1023,6 +1036,8 @@ def evaluate(
         cfg.update({k: v for k, v in data_options.items() if v is not None})
     elif sample is not None:
         cfg["data"], cfg["sample"] = None, sample
+    if out is not None:
+        refuse_output_in_data(out, cfg.get("data"), cfg.get("images"))
     if out is not None and (Path(out) / "eval.json").exists() and not overwrite:
         raise InputError(f"{Path(out) / 'eval.json'}: exists; pass --overwrite to replace it")
     dev = pick_device(device)

@@ -31,6 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "with a function of the file: CLASS='FUNCTION()'")
     parser.add_argument("--timeout", type=timeout_seconds, default=60.0, metavar="S",
                         help="seconds allowed per file for running its code (default 60)")
+    parser.add_argument("--memory", type=memory_size, default=DEFAULT_MEMORY, metavar="SIZE",
+                        help="memory allowed to the process running each file, e.g. 2G or 512M "
+                             "(default 8G; the runtime's own ~1G included)")
     parser.add_argument("--threshold", type=threshold_value, default=None, metavar="F",
                         help="decision threshold for the reference metrics (default: the file's THRESHOLD, else 0.5)")
     parser.add_argument("--epochs", type=positive_int, default=3, metavar="N",
@@ -45,6 +48,21 @@ def timeout_seconds(value: str) -> float:
     if not math.isfinite(seconds):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {value!r}")
     return seconds
+
+
+DEFAULT_MEMORY = 8 * 1024**3
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmgt]?)i?b?\s*$", re.I)
+
+
+def memory_size(value: str) -> int:
+    """argparse type: bytes, or a number with a K/M/G/T suffix (powers of 1024)."""
+    match = _MEMORY.match(value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2G or 512M, not {value!r}")
+    size = int(float(match.group(1)) * 1024 ** " KMGT".index((match.group(2) or " ").upper()))
+    if size < 256 * 1024**2:
+        raise argparse.ArgumentTypeError(f"{value!r} is too small: the runtime alone needs about 1G")
+    return size
 
 
 _FACTORY_CALL = re.compile(r"^([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(\)$")
@@ -84,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         binds=tuple(parse_bind(b) for b in args.bind),
         threshold=args.threshold,
         timeout=args.timeout,
+        memory=args.memory,
         epochs=args.epochs,
         dynamic=not args.static_only,
     )

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field, replace
 from migrate_ml.engine.runner import discover
 from migrate_ml.engine.source import SourceError, read_source
 from migrate_ml.verify.checks import FAIL, PASS, SKIP, Check
+from migrate_ml.verify.isolate import ChildCrashed, in_child
 from migrate_ml.verify.dynamic import DynamicOptions, run_dynamic, runtime_missing
 from migrate_ml.verify.locate import Bind, ClassPlan, FilePlan, locate
-from migrate_ml.verify.static import static_checks
+from migrate_ml.verify.static import prepare, static_checks
 
 __all__ = ["Bind", "Check", "VerifyOptions", "VerifyReport", "verify", "FAIL", "PASS", "SKIP"]
 
@@ -37,6 +38,8 @@ class VerifyOptions:
     threshold: float | None = None
     """Overrides each file's own threshold constant; None uses the file's, else 0.5."""
     timeout: float = 60.0
+    memory: int | None = None
+    """Bytes of data memory allowed to the process running each file; None: no limit."""
     epochs: int = 3
     dynamic: bool = True
 
@@ -56,26 +59,16 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
     binds = {b.name: b for b in options.binds}
     plans: list[tuple[FilePlan, float, str]] = []
     by_file: dict[str, list[Check]] = {}
+    prepare(options.threshold or DEFAULT_THRESHOLD)
     for path in report.files:
-        checks = by_file.setdefault(path, [])
         try:
-            text = read_source(path).text
-        except SourceError as error:
-            checks.append(Check(file=path, line=error.line, check="read", status=FAIL, reason=error.message, phase="static"))
-            continue
-        try:
-            plan = locate(path, text, binds)
-        except SourceError as error:
-            checks.append(Check(file=path, line=error.line, check="static: parse", status=FAIL, reason=error.message,
-                                hint="fix the file so that it parses", phase="static"))
-            continue
-        statics = static_checks(path, options.threshold or DEFAULT_THRESHOLD)
-        checks.extend(statics)
-        if any(c.check == "static: parse" for c in statics):
-            continue
-        threshold = options.threshold or plan.threshold or DEFAULT_THRESHOLD
-        checks.extend(_plan_checks(plan))
-        plans.append((plan, threshold, path))
+            checks, plan = in_child(lambda: _examine(path, binds, options.threshold))
+        except ChildCrashed as crash:
+            checks, plan = [_parse_failure(path, None, f"the parser crashed on this file ({crash.reason})")], None
+        by_file[path] = checks
+        if plan is not None:
+            threshold = options.threshold or plan.threshold or DEFAULT_THRESHOLD
+            plans.append((plan, threshold, path))
     _fill_missing_criteria([p for p, _, _ in plans])
     if not options.dynamic:
         for plan, _, path in plans:
@@ -88,7 +81,7 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
                 by_file[path].append(Check(file=path, check="dynamic pass", status=FAIL, reason=missing,
                                            hint="the static pass above still ran"))
         elif runnable:
-            for check in run_dynamic(runnable, DynamicOptions(timeout=options.timeout, epochs=options.epochs)):
+            for check in run_dynamic(runnable, DynamicOptions(timeout=options.timeout, epochs=options.epochs, memory=options.memory)):
                 by_file.setdefault(check.file, []).append(check)
     # Decided from the plans, not from the results, so the verdict is the same with --static-only.
     exercised = any(plan.callable_functions or plan.callable_classes for plan, _, _ in plans)
@@ -98,6 +91,32 @@ def verify(paths: list[str], options: VerifyOptions) -> VerifyReport:
             check.reason += "; nothing else in this run exercised the code either"
     report.checks = [c for path in report.files for c in by_file.get(path, [])]
     return report
+
+
+def _examine(path: str, binds: dict[str, Bind], threshold: float | None) -> tuple[list[Check], FilePlan | None]:
+    """The static checks of one file and its plan for the dynamic pass (None: it cannot run).
+
+    Runs in a forked child (:func:`in_child`): whatever the parser does, the other files go on.
+    """
+    try:
+        text = read_source(path).text
+    except SourceError as error:
+        return [Check(file=path, line=error.line, check="read", status=FAIL, reason=error.message, phase="static")], None
+    try:
+        plan = locate(path, text, binds)
+    except SourceError as error:
+        return [_parse_failure(path, error.line, error.message)], None
+    except RecursionError:
+        return [_parse_failure(path, None, "too deeply nested to process")], None
+    checks = static_checks(path, threshold or DEFAULT_THRESHOLD)
+    if any(c.check == "static: parse" for c in checks):
+        return checks, None
+    return checks + _plan_checks(plan), plan
+
+
+def _parse_failure(path: str, line: int | None, reason: str) -> Check:
+    return Check(file=path, line=line, check="static: parse", status=FAIL, reason=reason,
+                 hint="fix the file so that it parses", phase="static")
 
 
 def _all(by_file: dict[str, list[Check]]):

@@ -5,7 +5,9 @@ a forked data-loading loop) or print without end. Three guarantees:
 
 * the harness starts a session of its own (``start_new_session``), and every process left in
   that session is killed when the harness finishes, times out, or when this process is
-  interrupted (Ctrl-C) or terminated (SIGTERM);
+  interrupted (Ctrl-C), terminated (SIGTERM) or loses its terminal (SIGHUP); the harness itself
+  runs user code in a PID namespace where it can (see ``migrate_ml_reference.harness``), and
+  :func:`kill_marked` sweeps what carries the run's marker elsewhere;
 * its stdout and stderr are read as they come and only the last ``TAIL_BYTES`` are kept, so a
   run that prints gigabytes costs a fixed amount of memory;
 * a run that passes its deadline is reported as timed out, never waited for.
@@ -25,6 +27,7 @@ READ_CHUNK = 64 * 1024
 REAP_WAIT_S = 5.0
 KILL_PASSES = 20
 KILL_PASS_PAUSE_S = 0.05
+MARKER_VARIABLE = "MIGRATE_ML_VERIFY_RUN"
 
 
 @dataclass(frozen=True)
@@ -126,17 +129,64 @@ def _session_members(session: int) -> list[int]:
     return members
 
 
+def kill_marked(marker: str) -> None:
+    """SIGKILL this user's processes whose environment holds ``marker`` (``MARKER_VARIABLE=…``).
+
+    Everything the harness starts inherits the run's marker, also a process that left the
+    harness's session (``setsid``): this sweep finds it where no PID namespace killed it.
+    """
+    needle = f"{MARKER_VARIABLE}={marker}".encode()
+    for _ in range(KILL_PASSES):
+        found = [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not found:
+            return
+        time.sleep(KILL_PASS_PAUSE_S)
+
+
+def _own_processes() -> list[int]:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    uid = os.getuid()
+    pids = []
+    for entry in entries:
+        try:
+            if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _environment(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read().split(b"\0")
+    except OSError:
+        return []
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+"""Signals that unwind like Ctrl-C while the harness runs: SIGHUP is a closed terminal."""
+
+
 def _terminate_as_interrupt():
-    """While the harness runs, SIGTERM unwinds like Ctrl-C so that the session is killed first."""
+    """While the harness runs, SIGTERM and SIGHUP unwind like Ctrl-C so that the session is killed first."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def interrupt(_signum, _frame):
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    return [(number, signal.signal(number, interrupt)) for number in STOP_SIGNALS]
 
 
 def _restore(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    for number, handler in previous or ():
+        signal.signal(number, handler)

@@ -12,12 +12,13 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
 
 from migrate_ml.verify.checks import FAIL, Check
-from migrate_ml.verify.contain import run_contained
+from migrate_ml.verify.contain import MARKER_VARIABLE, kill_marked, run_contained
 from migrate_ml.verify.locate import FilePlan
 
 INSTALL_HINT = "pip install 'migrate-ml[runtime]'"
@@ -40,6 +41,7 @@ OFFLINE_ENVIRONMENT = {
 class DynamicOptions:
     timeout: float = 60.0
     epochs: int = 3
+    memory: int | None = None
 
 
 def runtime_missing() -> str | None:
@@ -72,6 +74,7 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
         "scratch": scratch,
         "timeout": options.timeout,
         "epochs": options.epochs,
+        "memory": options.memory,
         "units": [
             {
                 "path": os.path.abspath(plan.path),
@@ -91,15 +94,18 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
     spec_path = os.path.join(scratch, "spec.json")
     with open(spec_path, "w", encoding="utf-8") as handle:
         json.dump(spec, handle)
-    environment = {**os.environ, **OFFLINE_ENVIRONMENT}
+    environment = {**os.environ, **OFFLINE_ENVIRONMENT, MARKER_VARIABLE: scratch}
     limit = STARTUP_ALLOWANCE_S + len(work) * (options.timeout + PER_FILE_GRACE_S)
-    outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
-                            timeout=limit)
+    try:
+        outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
+                                timeout=limit)
+    finally:
+        kill_marked(scratch)  # what left the harness's session, where no PID namespace killed it
     failure = ""
     if outcome.timed_out:
         failure = f"the verify harness did not finish within {limit:.0f} s\n{outcome.tail}"
     elif outcome.returncode != 0:
-        failure = f"the verify harness exited with status {outcome.returncode}:\n{outcome.tail}"
+        failure = f"the verify harness {_ended(outcome.returncode)}:\n{outcome.tail}"
     rows: list[dict] = []
     if os.path.exists(spec["result"]):
         with open(spec["result"], encoding="utf-8") as handle:
@@ -107,9 +113,39 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
     shown = {os.path.abspath(plan.path): display for plan, _, display in work}
     checks = [Check.from_harness(row, shown.get(os.path.abspath(row["file"]), row["file"])) for row in rows]
     reported = {os.path.abspath(row["file"]) for row in rows}
+    # The harness reports files in order: the first one without rows is the one it was running.
+    running = True
     for plan, _, display in work:
-        if os.path.abspath(plan.path) not in reported:
-            checks.append(Check(file=display, check="run", status=FAIL,
-                                reason="not run: " + (failure.splitlines()[0] if failure else "the harness wrote no result"),
-                                traceback=failure or None, hint=f"check the runtime installation ({INSTALL_HINT})"))
+        if os.path.abspath(plan.path) in reported:
+            continue
+        reason, hint = _missing_result(failure, outcome.returncode, outcome.timed_out, running)
+        checks.append(Check(file=display, check="run", status=FAIL, reason=reason, traceback=failure or None, hint=hint))
+        running = False
     return checks
+
+
+def _ended(returncode: int | None) -> str:
+    signal_number = -returncode if returncode is not None and returncode < 0 else (
+        returncode - 128 if returncode is not None and returncode > 128 else None)
+    if signal_number is not None:
+        try:
+            return f"was killed by {signal.Signals(signal_number).name}"
+        except ValueError:
+            return f"was killed by signal {signal_number}"
+    return f"exited with status {returncode}"
+
+
+def _missing_result(failure: str, returncode: int | None, timed_out: bool, running: bool) -> tuple[str, str]:
+    """Why a file has no rows, and whom to look at: a harness killed while it ran a file was
+    most likely killed by that file's code (or by the system, out of memory), not broken."""
+    first = failure.splitlines()[0].rstrip(":") if failure else "the harness wrote no result"
+    killed = not timed_out and returncode is not None and (returncode < 0 or returncode > 128)
+    if killed and running:
+        return (f"not run to the end: {first} while running this file",
+                "the file's code may have killed it (os.kill, killpg, exiting the parent) or the system did "
+                "(out of memory: see --memory); run the file on `migrate-ml sample-data` output to see")
+    if killed:
+        return f"not run: {first} before this file", "the file that was running when it was killed has its own row"
+    if "ModuleNotFoundError" in failure or "ImportError" in failure or not failure:
+        return f"not run: {first}", f"check the runtime installation ({INSTALL_HINT})"
+    return f"not run: {first}", "the harness's own output is in the traceback"

@@ -10,12 +10,17 @@ an arg-max compared with the labels, a single-label loss) is a ``FAIL`` row at i
 
 from __future__ import annotations
 
-from migrate_ml.engine.runner import process_file
+from migrate_ml.engine.runner import _transformer_for, process_file
 from migrate_ml.engine.transform import Settings
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 from migrate_ml.verify.checks import FAIL, PASS, Check
 
 SAFETY_NET = StillSingleLabelRule.code
+
+
+def prepare(threshold: float) -> None:
+    """Build the rules once in this process, so that each file's forked child inherits them."""
+    _transformer_for(Settings(threshold=threshold))
 
 
 def static_checks(path: str, threshold: float) -> list[Check]:

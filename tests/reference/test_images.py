@@ -55,3 +55,18 @@ def test_image_error_in_a_dataloader_worker_stays_one_line(tmp_path):
     with pytest.raises(ImageReadError) as info:
         next(iter(data))
     assert str(info.value).startswith(f"{tmp_path / 'bad.png'}: cannot read image") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("dtype, scale, expected_top", [
+    ("float32", 1.0, 255),      # an F TIFF of 0-255 values loaded all white
+    ("float32", 1 / 255, 255),  # [0, 1] floats keep working
+    ("int32", 1.0, 255),        # an I TIFF of 8-bit values loaded near black
+    ("int32", 257.0, 255),      # 16-bit values in an I image
+])
+def test_float_and_32_bit_images_are_scaled_by_their_range(tmp_path, dtype, scale, expected_top):
+    """Issue 21, item 19: scale by the data's range and mode, as for 16-bit PNGs."""
+    values = (np.arange(256).reshape(16, 16) * scale).astype(dtype)
+    Image.fromarray(values).save(tmp_path / "x.tif")
+    pixels = np.asarray(load_image(tmp_path / "x.tif"))[..., 0]
+    assert pixels.max() == expected_top and pixels.min() == 0
+    assert abs(int(pixels.reshape(-1)[128]) - 128) <= 1  # mid-grey stays mid-grey

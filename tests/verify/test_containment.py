@@ -119,9 +119,13 @@ def test_the_network_is_cut_off_below_the_socket_module(contained_run):
     assert not connected, "user code connected through _socket"
 
 
-def test_interrupt_kills_everything_the_run_started():
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL], ids=["ctrl-c", "hangup", "kill"])
+def test_however_verify_is_stopped_nothing_the_run_started_is_left(tmp_path, stop):
+    """Issue 21, item 7: a closed terminal (SIGHUP) and SIGKILL used to leave the user's processes
+    under init and the scratch folder behind."""
     marker = uuid.uuid4().hex
-    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9", "MIGRATE_ML_TEST_HOLD": "1"}
+    env = {**os.environ, "MIGRATE_ML_TEST_MARKER": marker, "MIGRATE_ML_TEST_PORT": "9", "MIGRATE_ML_TEST_HOLD": "1",
+           "TMPDIR": str(tmp_path)}
     cli = subprocess.Popen(
         [sys.executable, "-m", "migrate_ml", "verify", str(PROCESSES / "leaves_processes.py"), "--timeout", "60"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -130,19 +134,24 @@ def test_interrupt_kills_everything_the_run_started():
     )
     try:
         deadline = time.monotonic() + 150
-        # The CLI and the harness carry the marker too; wait for the user code's own processes.
-        while len(_marked(marker)) < 4 and time.monotonic() < deadline and cli.poll() is None:
+        # The CLI and the harness carry the marker too; wait for the user code's own processes
+        # (the sleep, the forked loop, the daemon).
+        while len(_marked(marker)) < 7 and time.monotonic() < deadline and cli.poll() is None:
             time.sleep(0.2)
-        assert cli.poll() is None, "verify finished before it could be interrupted"
-        cli.send_signal(signal.SIGINT)
+        assert cli.poll() is None, "verify finished before it could be stopped"
+        cli.send_signal(stop)
         _, stderr = cli.communicate(timeout=30)
         left = _settled(marker)
     finally:
         if cli.poll() is None:
             cli.kill()
         _kill(_marked(marker))
-    assert cli.returncode == 130 and "interrupted" in stderr.decode()
+    if stop == signal.SIGKILL:
+        assert cli.returncode == -signal.SIGKILL
+    else:
+        assert cli.returncode == 130 and "interrupted" in stderr.decode()
     assert left == []
+    assert list(tmp_path.glob("migrate-ml-verify-*")) == []
 
 
 def test_output_of_user_code_costs_bounded_memory(contained_run):
@@ -186,3 +195,39 @@ def test_a_non_root_user_gets_its_own_network_namespace_and_keeps_its_file_acces
         pytest.skip(f"the other user cannot run this venv or gets no user namespace: {result.stderr.strip()[-200:]}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["refused 101", "sample data"]  # no route: loopback is down in the namespace
+
+
+MEMORY_HOG = """
+import torch
+
+
+def evaluate(model, data_loader):
+    hog = bytearray(3 * 1024**3)
+    correct = total = 0
+    for images, labels in data_loader:
+        predicted = (torch.sigmoid(model(images)) > 0.5).float()
+        correct += (predicted == labels).all(dim=1).sum().item()
+        total += labels.size(0)
+    return correct / total + len(hog) * 0
+"""
+
+
+def test_memory_is_limited_per_file(tmp_path):
+    """Issue 21, item 8: user code had no memory limit at all; --memory bounds each file's process."""
+    (tmp_path / "hog.py").write_text(MEMORY_HOG)
+    from verify_helpers import run_verify
+
+    code, report = run_verify(str(tmp_path / "hog.py"), "--epochs", "1", "--memory", "2G")
+    calls = [c for c in rows_for(report, "hog.py") if c["check"].startswith("call")]
+    assert code == 1 and [c["status"] for c in calls] == ["FAIL", "FAIL"]
+    assert "MemoryError: out of the memory verify allows (--memory)" in calls[0]["reason"]
+    assert "raise --memory" in calls[0]["hint"]
+
+
+@pytest.mark.parametrize("value", ["lots", "1M", "-2G"])
+def test_memory_must_be_a_size_the_runtime_fits_in(tmp_path, value):
+    (tmp_path / "fine.py").write_text("x = 1\n")
+    completed = subprocess.run([sys.executable, "-m", "migrate_ml", "verify", "--memory", value, str(tmp_path)],
+                               capture_output=True, text=True, cwd=REPO, check=False)
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert completed.stderr.count("\n") == 1 and "argument --memory" in completed.stderr

@@ -98,3 +98,45 @@ def test_crash_hints_point_to_the_way_out(errors):
     assert model_row["line"] == 16
     assert model_row["reason"].endswith("AttributeError: verify's sample model has no attribute 'compute_reg'")
     assert "let a caller in the file build the model" in model_row["hint"]
+
+
+KILLS_ITS_PARENT = """
+import os
+import signal
+
+import torch
+
+
+def evaluate(model, data_loader):
+    os.kill(os.getppid(), signal.SIGKILL)  # the harness: in its PID namespace a signal it cannot get
+    correct = total = 0
+    for images, labels in data_loader:
+        predicted = (torch.sigmoid(model(images)) > 0.5).float()
+        correct += (predicted == labels).all(dim=1).sum().item()
+        total += labels.size(0)
+    return correct / total
+"""
+
+
+def test_a_huge_timeout_is_no_deadline_not_a_native_crash(tmp_path):
+    """Issue 21, item 17: `--timeout 1e10` overflowed faulthandler and read "crashed in native code"."""
+    (tmp_path / "kills.py").write_text(KILLS_ITS_PARENT)
+    code, report = run_verify(str(tmp_path / "kills.py"), "--timeout", "1e10", "--epochs", "1")
+    dynamic = [c for c in report["checks"] if c["phase"] == "dynamic"]
+    assert [c["status"] for c in dynamic if c["check"].startswith("call")] == ["PASS", "PASS"], dynamic
+    assert not any("native code" in c["reason"] for c in dynamic) and code == 0
+
+
+def test_a_harness_killed_while_a_file_runs_blames_that_file_not_the_installation():
+    """Issue 21, item 17: code that kills the harness (where no PID namespace protects it) got
+    "check the runtime installation"."""
+    from migrate_ml.verify.dynamic import _missing_result
+
+    failure = "the verify harness was killed by SIGKILL:\nlast output"
+    reason, hint = _missing_result(failure, -9, False, True)
+    assert reason == "not run to the end: the verify harness was killed by SIGKILL while running this file"
+    assert "the file's code may have killed it" in hint and "installation" not in hint
+    reason, hint = _missing_result(failure, -9, False, False)
+    assert reason.endswith("before this file") and "installation" not in hint
+    assert "installation" in _missing_result("the verify harness exited with status 1:\nModuleNotFoundError: timm",
+                                              1, False, True)[1]

@@ -37,3 +37,28 @@ def test_timeout_must_be_a_finite_positive_number(tmp_path, value):
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1 and "argument --timeout" in completed.stderr
     assert completed.stdout == ""
+
+
+GOOD = "import torch.nn.functional as F\n\n\ndef loss_of(logits, targets):\n    return F.binary_cross_entropy_with_logits(logits, targets.float())\n"
+
+
+@pytest.mark.parametrize("name, text, reason", [
+    # LibCST's native parser overflows its stack: it used to kill verify with SIGSEGV, silently.
+    ("deep.py", "x = " + "[" * 5000 + "]" * 5000 + "\n", "the parser crashed on this file"),
+    # The metadata passes exhaust Python's recursion limit: it used to be a RecursionError traceback.
+    ("rec.py", "x = " + " + ".join(["1"] * 3000) + "\n", "too deeply nested to process"),
+    # A notebook whose JSON is that deep crashes the JSON reader the same way.
+    ("deep.ipynb", "[" * 100_000 + "]" * 100_000, "the parser crashed on this file"),
+], ids=["5000-brackets", "3000-terms", "deep-notebook-json"])
+def test_a_file_too_deep_to_parse_is_one_row_and_the_other_files_are_checked(tmp_path, name, text, reason):
+    """Issue 21, item 6: parsed in a forked child, as rewrite does."""
+    (tmp_path / name).write_text(text)
+    (tmp_path / "good.py").write_text(GOOD)
+    completed = subprocess.run([sys.executable, "-m", "migrate_ml", "verify", "--static-only", str(tmp_path / name),
+                                str(tmp_path / "good.py")], capture_output=True, text=True, cwd=REPO, check=False,
+                               timeout=120)
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stdout + completed.stderr
+    failed = [line for line in completed.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and name in failed[0] and "static: parse" in failed[0] and reason in failed[0]
+    assert "good.py static: re-scan" in completed.stdout
