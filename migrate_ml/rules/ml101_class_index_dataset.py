@@ -92,6 +92,8 @@ _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECAS
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
 _MULTI_HOT_WORD = re.compile(r"multi|hot|vec", re.IGNORECASE)
 """Names that already say the label is a multi-hot row (``multi_hot``, ``onehot``, ``label_vec``)."""
+_INPUT_WORD = re.compile(r"im(?:g|age)|pic|photo|pixel|^x$|^inputs?$|feature|^data$|sample|frame|transform", re.IGNORECASE)
+"""How a dataset names what it returns beside the label (``image``, ``self.transform(...)``, ``x``)."""
 _GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\))")
 
 SUGGESTION = (
@@ -130,7 +132,9 @@ class ClassIndexDatasetRule(Rule):
         "`from torchvision import datasets` spellings are found); nothing is rewritten. A "
         "custom Dataset's `__getitem__` that builds its label as an integer tensor "
         "(`torch.tensor(row.label, dtype=torch.long)`, `.long()`, `torch.LongTensor([y])`) "
-        "from a value named as a label, not as a multi-hot row, is reported the same way. The "
+        "from a value named as a label, not as a multi-hot row (or, unnamed, returned second beside "
+        "the input image: `return image, torch.tensor(df.iloc[i, 1], dtype=torch.long)`), is "
+        "reported the same way. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
         "sample-data` writes a small example of the layout."
     )
@@ -208,11 +212,21 @@ class ClassIndexDatasetRule(Rule):
         elif isinstance(holder, cst.DictElement):
             holder.key.visit(collected)
         words = collected.found
-        return (
-            integer
-            and any(_LABEL_WORD.search(word) for word in words)
-            and not any(_MULTI_HOT_WORD.search(word) for word in words)
-        )
+        if not integer or any(_MULTI_HOT_WORD.search(word) for word in words):
+            return False
+        return any(_LABEL_WORD.search(word) for word in words) or self._returned_beside_input(built)
+
+    def _returned_beside_input(self, built: cst.BaseExpression) -> bool:
+        """``return image, torch.tensor(self.df.iloc[i, 1], dtype=torch.long)``: an unnamed integer
+        tensor returned second, after the input image (not after token ids, which are integers too)."""
+        element = self.get_metadata(ParentNodeProvider, built, None)
+        pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
+        statement = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+        if not (isinstance(statement, cst.Return) and len(pair.elements) == 2 and pair.elements[1] is element):
+            return False
+        first = Words()
+        pair.elements[0].value.visit(first)
+        return any(_INPUT_WORD.search(word) for word in first.found) and not any(_LABEL_WORD.search(word) for word in first.found)
 
     def _in_getitem(self, node: cst.CSTNode) -> bool:
         current = self.get_metadata(ParentNodeProvider, node, None)
