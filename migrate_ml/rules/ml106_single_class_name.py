@@ -43,7 +43,8 @@ class SingleClassNameRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and ("argmax" in source or "max(" in source or "topk" in source)
+        # `sigmoid`: a prediction another rule already thresholded, still looked up as one index
+        return super().could_apply(source) and any(word in source for word in ("argmax", "max(", "topk", "sigmoid"))
 
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider)
 
