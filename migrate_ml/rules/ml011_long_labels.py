@@ -189,20 +189,15 @@ class _ReturnFinder(cst.CSTVisitor):
     def __init__(self, name: str) -> None:
         self.name = name
         self.returned: list[cst.BaseExpression] = []
-        self._depth = 0
+        self._inside: list[bool] = []
+        """One entry per enclosing function: whether it is the named one."""
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        if self._depth:
-            return False
-        if node.name.value == self.name:
-            self._depth += 1
-            return True
-        return True
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._inside.append(not self._inside and node.name.value == self.name)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        if self._depth and original_node.name.value == self.name:
-            self._depth -= 1
+        self._inside.pop()
 
     def visit_Return(self, node: cst.Return) -> None:
-        if self._depth and node.value is not None:
+        if self._inside and self._inside[-1] and node.value is not None:
             self.returned.append(node.value)
