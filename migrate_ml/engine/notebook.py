@@ -4,7 +4,7 @@ The code cells are joined into one module so that the rules see the whole notebo
 criterion built in one cell and called in another is followed like in a ``.py`` file). Each
 cell after the first starts with a marker statement, ``pass  # migrate-ml-cell-T:N``, which no
 rule edits, so the rewritten module splits back into the same cells. IPython syntax that is
-not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``) is masked line by line with a
+not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``, automagic such as ``pip install x``) is masked line by line with a
 placeholder import, ``import migrate_ml_magic_T_N``, at the same indentation and restored
 unchanged afterwards; being an import, it keeps the threshold constant and added imports below
 the magics (``!pip install``, ``%matplotlib``) of the cell they land in. Cells that start with a
@@ -35,6 +35,15 @@ NOTEBOOK_SUFFIX = ".ipynb"
 NOTEBOOKS_EXTRA_HINT = "pip install 'migrate-ml[notebooks]'"
 
 _IPYTHON_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])|^[^#'\"]*[\w)\]]\?{1,2}\s*$")
+_AUTOMAGIC_LINE = re.compile(
+    r"^\s*(?:pip|conda|cd|ls|ll|pwd|mkdir|rmdir|rm|cp|mv|cat|env|set_env|matplotlib|load_ext|reload_ext"
+    r"|autoreload|run|time|timeit|pushd|popd|who|whos|history|reset|xmode|config)"
+    r"(?:\s*$|\s+(?!(?:and|or|if|else|in|is|not|for|as)\b)[\w\-.~/$'\"])"
+)
+"""A line magic or shell alias typed without ``%``, which IPython's automagic runs (``pip install
+-q timm``, ``cd data``, ``ls``): masked like a magic, but only in a cell that is not Python as a
+whole, and only when what follows the name cannot continue a Python expression (``time = 3``,
+``ls(...)`` and ``cd + x`` stay code)."""
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _JSON_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 """Lines of a list-form source as nbformat stores them: split after each ``\\n`` only."""
@@ -107,7 +116,7 @@ def _mask(source: str, markers: _Markers, magic_lines: list[str]) -> str:
     lines = source.splitlines(keepends=True)
     continuing = False
     for number, line in enumerate(lines):
-        if continuing or _IPYTHON_LINE.match(line):
+        if continuing or _IPYTHON_LINE.match(line) or (_AUTOMAGIC_LINE.match(line) and not _compiles(line.strip())):
             body = line.rstrip("\r\n")
             ending = line[len(body):]
             indent = body[: len(body) - len(body.lstrip())]
@@ -115,6 +124,14 @@ def _mask(source: str, markers: _Markers, magic_lines: list[str]) -> str:
             magic_lines.append(body)
             continuing = body.endswith("\\")
     return "".join(lines)
+
+
+def _compiles(line: str) -> bool:
+    try:
+        compile(line, "<line>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 _PYTHON_BODY_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})

@@ -14,6 +14,14 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._predictions import is_model_callee, strip_transparent
 
+EVALUATE_LOADS = frozenset({"evaluate.load", "datasets.load_metric"})
+EVALUATE_CLASS_METRICS = frozenset(
+    {"accuracy", "f1", "precision", "recall", "roc_auc", "matthews_correlation", "confusion_matrix", "glue", "xnli"}
+)
+"""``evaluate`` metrics that score one class index per example unless loaded as ``"multilabel"``
+(GLUE's tasks are single-label classification, but for ``stsb``, a regression)."""
+EVALUATE_NOT_CLASSIFICATION = frozenset({("glue", "stsb")})
+
 PREDICT_METHODS = frozenset({"predict"})
 """``trainer.predict(ds).predictions`` holds the logits, as ``EvalPrediction.predictions`` does."""
 
@@ -196,6 +204,23 @@ class LogitsProofs:
     def _in_compute_metrics(self, node: cst.CSTNode) -> bool:
         function = self._enclosing(node, cst.FunctionDef)
         return isinstance(function, cst.FunctionDef) and "compute_metrics" in function.name.value
+
+
+def single_label_evaluate_load(call: cst.Call) -> str | None:
+    """``"glue", "mrpc"`` for ``evaluate.load("glue", "mrpc")`` (the caller checks the name):
+    the metric and configuration of a load that scores class indices; None for a multilabel
+    configuration, a metric that is not a classification one, or names it cannot read."""
+    name = call_argument(call, 0, "path")
+    config = call_argument(call, 1, "config_name")
+    if name is None or not isinstance(name.value, cst.SimpleString):
+        return None
+    metric = name.value.evaluated_value
+    config_value = config.value.evaluated_value if config is not None and isinstance(config.value, cst.SimpleString) else None
+    if config is not None and config_value is None:
+        return None  # a configuration from a variable: it may be "multilabel"
+    if metric not in EVALUATE_CLASS_METRICS or config_value == "multilabel" or (metric, config_value) in EVALUATE_NOT_CLASSIFICATION:
+        return None
+    return f'"{metric}", "{config_value}"' if config_value else f'"{metric}"'
 
 
 def converted_to_numpy(expression: cst.BaseExpression, inner: cst.BaseExpression) -> bool:

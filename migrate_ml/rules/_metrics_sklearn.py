@@ -26,6 +26,10 @@ SKLEARN_MULTILABEL = frozenset({"accuracy_score", "classification_report", "hamm
 
 LITERAL_AVERAGES = (cst.SimpleString, cst.ConcatenatedString)
 
+LABEL_COLUMNS = frozenset({"label", "target", "class", "class_id", "class_idx", "label_id", "label_idx", "category"})
+"""A table's one label column (``df.label``, ``df["target"]``): one class index per row."""
+_COLUMN_READS = frozenset({"values", "to_numpy", "tolist", "to_list", "astype"})
+
 
 class SklearnMetrics:
     """Mixin for ML023: recognise scikit-learn metric calls and fix their ``average``."""
@@ -56,6 +60,36 @@ class SklearnMetrics:
                 edit = NodeEdit(call, binary_to_micro)
         self._average_edits[key] = edit
         return edit
+
+    def _label_column(self, call: cst.Call) -> str | None:
+        """``df.label.values`` (or ``df["label"]``) as ``y_true`` of a scikit-learn metric: the
+        name of the one label column, else None."""
+        if self._sklearn_metric(call) is None:
+            return None
+        y_true = next((a for a in call.args if a.keyword is not None and a.keyword.value == "y_true"), None)
+        if y_true is None and call.args and call.args[0].keyword is None:
+            y_true = call.args[0]
+        if y_true is None:
+            return None
+        column = y_true.value
+        while True:
+            if isinstance(column, cst.Call) and isinstance(column.func, cst.Attribute) and column.func.attr.value in _COLUMN_READS:
+                column = column.func.value
+            elif isinstance(column, cst.Attribute) and column.attr.value in _COLUMN_READS:
+                column = column.value
+            else:
+                break
+        if isinstance(column, cst.Attribute) and column.attr.value in LABEL_COLUMNS:
+            return column.attr.value
+        if (
+            isinstance(column, cst.Subscript)
+            and len(column.slice) == 1
+            and isinstance(column.slice[0].slice, cst.Index)
+            and isinstance(column.slice[0].slice.value, cst.SimpleString)
+            and column.slice[0].slice.value.evaluated_value in LABEL_COLUMNS
+        ):
+            return column.slice[0].slice.value.evaluated_value
+        return None
 
     def _report_flag_averages(self, metric_calls: list[cst.Call]) -> list[cst.Arg]:
         """``average=args.metrics_avg``: a value migrate-ml cannot read, reported once per metric call."""

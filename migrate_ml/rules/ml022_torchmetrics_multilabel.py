@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
@@ -23,6 +25,11 @@ _EXACT_MATCH = {
 """Accuracy becomes exact match, as hand-written accuracy does (ML021); see the rationale."""
 _EXACT_MATCH_DROPS = frozenset({"top_k", "average"})
 """Multiclass accuracy arguments exact match does not take (``average`` has no per-sample meaning)."""
+_UNIMPORTED_MULTICLASS = re.compile(
+    r"\b(?:(?:Accuracy|F1Score|Precision|Recall|AUROC|AveragePrecision)\(\s*task\s*=\s*[\"']multiclass"
+    r"|Multiclass(?:Accuracy|F1Score|Precision|Recall|AUROC|AveragePrecision)\()"
+)
+"""torchmetrics' own spellings, for snippets that use them without importing them (course code)."""
 _METRIC_COLLECTIONS = frozenset({"torchmetrics.MetricCollection", "torchmetrics.collections.MetricCollection"})
 
 
@@ -95,7 +102,9 @@ class TorchmetricsMultilabelRule(Rule):
         "lie inside it would be thresholded raw: the proven classifier logits passed to "
         "`update()`, to the metric call or to the function become `torch.sigmoid(z)` (a softmax "
         "over them becomes a sigmoid), and the targets become `.int()`, as multilabel metrics "
-        "require integer targets."
+        "require integer targets. A snippet that uses `Accuracy(task=\"multiclass\", ...)` or "
+        "`MulticlassF1Score(...)` without importing them anywhere (course listings) is reported, "
+        "not rewritten: which library the name comes from is not known."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -111,7 +120,7 @@ class TorchmetricsMultilabelRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return "torchmetrics" in source and super().could_apply(source)
+        return ("torchmetrics" in source and super().could_apply(source)) or _UNIMPORTED_MULTICLASS.search(source) is not None
 
     def visit_Module(self, node: cst.Module) -> None:
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
@@ -139,6 +148,17 @@ class TorchmetricsMultilabelRule(Rule):
             elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
                 self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=_EXACT_MATCH.get(last, last.replace("Multiclass", "Multilabel")), feeds=False, qualified=name)
             return
+        if isinstance(node.func, cst.Name) and self._unimported_multiclass(node.func):
+            self.report(
+                node,
+                f"{node.func.value}(...) is not imported in this file, but its arguments are torchmetrics': "
+                "a multiclass metric counts one class per sample; multi-hot targets need the multilabel metric",
+                suggestion=(
+                    'use the multilabel task: ExactMatch(task="multilabel", num_labels=C, threshold=THRESHOLD) for '
+                    "accuracy (F1Score/Precision/Recall alike), fed sigmoid probabilities and int multi-hot targets"
+                ),
+            )
+            return
         if node.args and len(node.args) >= 2:
             self._feeds.append(node)
         elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "clone":
@@ -146,6 +166,16 @@ class TorchmetricsMultilabelRule(Rule):
             if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
                 # Lightning's `self.val_metrics = metrics.clone(prefix="val_")`
                 self._clones.append((self._code(parent.targets[0].target), self._code(node.func.value)))
+
+    def _unimported_multiclass(self, func: cst.Name) -> bool:
+        """``Accuracy(task="multiclass", ...)`` or ``MulticlassF1Score(...)`` with the name bound nowhere."""
+        if self.get_metadata(QualifiedNameProvider, func, set()):
+            return False
+        call = self.get_metadata(ParentNodeProvider, func, None)
+        name = func.value
+        if name.startswith("Multiclass"):
+            return name.removeprefix("Multiclass") in _TASK_METRICS
+        return name in _TASK_METRICS and isinstance(call, cst.Call) and _is_string(_keyword(call, "task"), "multiclass")
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for copy, source in self._clones:

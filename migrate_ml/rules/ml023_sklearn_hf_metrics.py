@@ -18,7 +18,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._flow import call_argument
-from migrate_ml.rules._metrics_hf import LogitsProofs
+from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
 from migrate_ml.rules._metrics_sklearn import SklearnMetrics
 from migrate_ml.rules._predictions import (
@@ -37,6 +37,8 @@ _METRIC_MARKER = re.compile(
 """A metric that could receive the arg-max, or a NumPy arg-max (accuracy helpers compare it with
 ``==``); files with ``argmax`` but none of these are skipped."""
 _EVALUATE_FEEDS = frozenset({"compute", "add_batch", "add"})
+_EVALUATE_LOAD = re.compile(r"\b(?:evaluate\.load|load_metric)\(")
+_LABEL_COLUMN_METRIC = re.compile(r"_score\(\s*(?:y_true\s*=\s*)?\w+(?:\.(?:label|target|class\w*|category)\b|\[[\"'](?:label|target|class\w*|category)[\"']\])")
 
 
 class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule):
@@ -80,8 +82,9 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         "and no metric takes `average=` from a variable: a flag-driven average (`average="
         "args.metrics_avg`) is reported, since it must not be `\"binary\"` for multi-hot input. "
         "A Hugging Face `evaluate` "
-        "metric (`evaluate.load(\"accuracy\")`, `metric.add_batch(predictions=...)`) is "
-        "reported for review, not rewritten: its single-label configuration rejects multi-hot "
+        "metric (`evaluate.load(\"accuracy\")`, `evaluate.load(\"glue\", \"mrpc\")`, "
+        "`metric.add_batch(predictions=...)`) is reported for review where it is loaded and "
+        "where the arg-max feeds it, not rewritten: its single-label configuration rejects multi-hot "
         "rows, and it must be loaded as `evaluate.load(\"f1\", \"multilabel\")` with "
         "`average=\"micro\"` (or `evaluate.load(\"accuracy\", \"multilabel\")` for exact match), "
         "fed integer arrays."
@@ -113,7 +116,9 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and _METRIC_MARKER.search(source) is not None
+        return (super().could_apply(source) and _METRIC_MARKER.search(source) is not None) or (
+            _EVALUATE_LOAD.search(source) is not None or _LABEL_COLUMN_METRIC.search(source) is not None
+        )
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -134,6 +139,27 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "argmax":
             self._candidates.append(node)
+        elif (column := self._label_column(node)) is not None:
+            self.report(
+                node,
+                f"the references are the table's one `{column}` column: one class index per example",
+                suggestion=(
+                    "score multi-hot rows: y_true = df[label_columns].values (one 0/1 column per label) against "
+                    f"y_pred = probs > {self.context.threshold_name}; accuracy_score is then exact match"
+                ),
+            )
+        elif self._qualified(func) & EVALUATE_LOADS:
+            loaded = single_label_evaluate_load(node)
+            if loaded is not None:
+                self.report(
+                    node,
+                    f"{self._module.code_for_node(func)}({loaded}) scores one class index per example; multi-hot rows need a multilabel configuration",
+                    suggestion=(
+                        "load evaluate.load(\"f1\", \"multilabel\") and call compute(..., average=\"micro\") (or "
+                        "evaluate.load(\"accuracy\", \"multilabel\") for exact match), fed thresholded 0/1 rows "
+                        "and integer multi-hot references"
+                    ),
+                )
 
     def leave_Module(self, original_node: cst.Module) -> None:
         handled_by_torch_rules = {id(p.node) for p in self._flow.predictions}

@@ -12,18 +12,75 @@ from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 
+# torchvision datasets whose items are (image, one class index), by defining module. CelebA
+# (attributes: multi-hot), VOC, COCO, captions, stereo and flow datasets are not here.
+_TORCHVISION_CLASS_INDEX: dict[str, tuple[str, ...]] = {
+    "folder": ("ImageFolder", "DatasetFolder"),
+    "cifar": ("CIFAR10", "CIFAR100"),
+    "mnist": ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST"),
+    "svhn": ("SVHN",),
+    "stl10": ("STL10",),
+    "food101": ("Food101",),
+    "flowers102": ("Flowers102",),
+    "oxford_iiit_pet": ("OxfordIIITPet",),
+    "caltech": ("Caltech101", "Caltech256"),
+    "imagenet": ("ImageNet",),
+    "imagenette": ("Imagenette",),
+    "places365": ("Places365",),
+    "stanford_cars": ("StanfordCars",),
+    "fgvc_aircraft": ("FGVCAircraft",),
+    "dtd": ("DTD",),
+    "eurosat": ("EuroSAT",),
+    "gtsrb": ("GTSRB",),
+    "country211": ("Country211",),
+    "pcam": ("PCAM",),
+    "rendered_sst2": ("RenderedSST2",),
+    "sun397": ("SUN397",),
+    "fer2013": ("FER2013",),
+    "semeion": ("SEMEION",),
+    "usps": ("USPS",),
+    "lsun": ("LSUN",),
+    "omniglot": ("Omniglot",),
+    "inaturalist": ("INaturalist",),
+    "clevr": ("CLEVRClassification",),
+    "lfw": ("LFWPeople",),
+    "fakedata": ("FakeData",),
+    "ucf101": ("UCF101",),
+    "hmdb51": ("HMDB51",),
+    "kinetics": ("Kinetics",),
+}
+
+# Lightning's demo MNIST and the lightning-bolts datamodules of class-index datasets.
+_LIGHTNING_CLASS_INDEX: dict[str, tuple[str, ...]] = {
+    **{
+        f"{package}.demos.mnist_datamodule": ("MNIST", "MNISTDataModule")
+        for package in ("lightning.pytorch", "pytorch_lightning")
+    },
+    "pl_bolts.datamodules": (
+        "MNISTDataModule", "FashionMNISTDataModule", "BinaryMNISTDataModule", "EMNISTDataModule",
+        "BinaryEMNISTDataModule", "CIFAR10DataModule", "TinyCIFAR10DataModule", "STL10DataModule",
+        "ImagenetDataModule",
+    ),
+    "pl_bolts.datamodules.mnist_datamodule": ("MNISTDataModule",),
+    "pl_bolts.datamodules.fashion_mnist_datamodule": ("FashionMNISTDataModule",),
+    "pl_bolts.datamodules.binary_mnist_datamodule": ("BinaryMNISTDataModule",),
+    "pl_bolts.datamodules.emnist_datamodule": ("EMNISTDataModule",),
+    "pl_bolts.datamodules.binary_emnist_datamodule": ("BinaryEMNISTDataModule",),
+    "pl_bolts.datamodules.cifar10_datamodule": ("CIFAR10DataModule", "TinyCIFAR10DataModule"),
+    "pl_bolts.datamodules.stl10_datamodule": ("STL10DataModule",),
+    "pl_bolts.datamodules.imagenet_datamodule": ("ImagenetDataModule",),
+    "pl_bolts.datasets": ("TrialCIFAR10", "BinaryMNIST", "BinaryEMNIST"),
+}
+
 # Qualified names of the dataset constructors and factories that yield class indices.
 CLASS_INDEX_DATASETS: dict[str, str] = {
     **{
-        f"torchvision.datasets.{name}": name
-        for name in ("ImageFolder", "DatasetFolder", "CIFAR10", "CIFAR100", "MNIST", "FashionMNIST")
+        f"torchvision.datasets{where}.{name}": name
+        for module, names in _TORCHVISION_CLASS_INDEX.items()
+        for where in ("", f".{module}")
+        for name in names
     },
-    "torchvision.datasets.folder.ImageFolder": "ImageFolder",
-    "torchvision.datasets.folder.DatasetFolder": "DatasetFolder",
-    "torchvision.datasets.cifar.CIFAR10": "CIFAR10",
-    "torchvision.datasets.cifar.CIFAR100": "CIFAR100",
-    "torchvision.datasets.mnist.MNIST": "MNIST",
-    "torchvision.datasets.mnist.FashionMNIST": "FashionMNIST",
+    **{f"{module}.{name}": name for module, names in _LIGHTNING_CLASS_INDEX.items() for name in names},
     "timm.data.create_dataset": "create_dataset",
     "timm.data.dataset_factory.create_dataset": "create_dataset",
 }
@@ -35,6 +92,8 @@ _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECAS
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
 _MULTI_HOT_WORD = re.compile(r"multi|hot|vec", re.IGNORECASE)
 """Names that already say the label is a multi-hot row (``multi_hot``, ``onehot``, ``label_vec``)."""
+_INPUT_WORD = re.compile(r"im(?:g|age)|pic|photo|pixel|^x$|^inputs?$|feature|^data$|sample|frame|transform", re.IGNORECASE)
+"""How a dataset names what it returns beside the label (``image``, ``self.transform(...)``, ``x``)."""
 _GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\))")
 
 SUGGESTION = (
@@ -56,20 +115,26 @@ class ClassIndexDatasetRule(Rule):
     code = "ML101"
     name = "class-index-dataset"
     summary = (
-        "ImageFolder, CIFAR10/100, MNIST, FashionMNIST, timm create_dataset and a __getitem__ "
+        "ImageFolder, CIFAR, MNIST, SVHN, Food101 and every other torchvision class-index dataset, "
+        "Lightning's demo MNIST and bolts datamodules, timm create_dataset and a __getitem__ "
         "returning an integer label tensor yield one class per image: blocking, reported."
     )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
-        "has. `ImageFolder` (one folder per class), the CIFAR and MNIST datasets and timm's "
-        "`create_dataset` yield a single class index per image, so no rewrite of the training "
+        "has. `ImageFolder` (one folder per class), the CIFAR and MNIST datasets, every other "
+        "torchvision dataset whose target is one class index (SVHN, STL10, Food101, Flowers102, "
+        "OxfordIIITPet, Caltech101, ImageNet, Places365, ...), Lightning's demo `MNIST` and the "
+        "lightning-bolts datamodules built on them, and timm's `create_dataset` yield a "
+        "single class index per image, so no rewrite of the training "
         "code can make them multi-label: the dataset has to be replaced by one whose targets "
         "are float multi-hot vectors [C], for example a CSV listing each image's labels. This "
         "is reported as blocking at every construction (names are resolved, so aliases and "
         "`from torchvision import datasets` spellings are found); nothing is rewritten. A "
         "custom Dataset's `__getitem__` that builds its label as an integer tensor "
         "(`torch.tensor(row.label, dtype=torch.long)`, `.long()`, `torch.LongTensor([y])`) "
-        "from a value named as a label, not as a multi-hot row, is reported the same way. The "
+        "from a value named as a label, not as a multi-hot row (or, unnamed, returned second beside "
+        "the input image: `return image, torch.tensor(df.iloc[i, 1], dtype=torch.long)`), is "
+        "reported the same way. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
         "sample-data` writes a small example of the layout."
     )
@@ -79,7 +144,7 @@ class ClassIndexDatasetRule(Rule):
         "from migrate_ml_reference import MultiLabelCsvDataset\n"
         "train_set = MultiLabelCsvDataset(root, split='train', transform=train_tf)\n"
     )
-    triggers = ("ImageFolder", "DatasetFolder", "CIFAR10", "CIFAR100", "MNIST", "create_dataset", "__getitem__")
+    triggers = (*sorted(_DATASET_NAMES), "__getitem__")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider)
 
     @classmethod
@@ -147,11 +212,21 @@ class ClassIndexDatasetRule(Rule):
         elif isinstance(holder, cst.DictElement):
             holder.key.visit(collected)
         words = collected.found
-        return (
-            integer
-            and any(_LABEL_WORD.search(word) for word in words)
-            and not any(_MULTI_HOT_WORD.search(word) for word in words)
-        )
+        if not integer or any(_MULTI_HOT_WORD.search(word) for word in words):
+            return False
+        return any(_LABEL_WORD.search(word) for word in words) or self._returned_beside_input(built)
+
+    def _returned_beside_input(self, built: cst.BaseExpression) -> bool:
+        """``return image, torch.tensor(self.df.iloc[i, 1], dtype=torch.long)``: an unnamed integer
+        tensor returned second, after the input image (not after token ids, which are integers too)."""
+        element = self.get_metadata(ParentNodeProvider, built, None)
+        pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
+        statement = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+        if not (isinstance(statement, cst.Return) and len(pair.elements) == 2 and pair.elements[1] is element):
+            return False
+        first = Words()
+        pair.elements[0].value.visit(first)
+        return any(_INPUT_WORD.search(word) for word in first.found) and not any(_LABEL_WORD.search(word) for word in first.found)
 
     def _in_getitem(self, node: cst.CSTNode) -> bool:
         current = self.get_metadata(ParentNodeProvider, node, None)

@@ -14,6 +14,9 @@ _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|tota
 _COUNTER_TEXT = re.compile(r"\b(?:class_acc|per_class)\w*\[")
 _SKLEARN_CONFUSION = frozenset({"sklearn.metrics.confusion_matrix", "sklearn.metrics._classification.confusion_matrix"})
 _MULTILABEL_CONFUSION = "multilabel_confusion_matrix"
+_CONFUSION_PLOTS = frozenset({"plot_confusion_matrix", "ConfusionMatrixDisplay", "from_predictions", "from_estimator"})
+"""Plots of one C x C matrix: mlxtend's and scikit-plot's ``plot_confusion_matrix``, sklearn's
+``ConfusionMatrixDisplay`` (and its ``from_predictions``), or a notebook's own helper of that name."""
 _INDEX_CASTS = frozenset({"long", "int", "item", "cpu"})
 """``cm[t.long(), p.item()]``: the loop's own values, read as indices."""
 
@@ -28,7 +31,9 @@ class ConfusionMatrixRule(Rule):
         "single cell. The multi-label counterpart is one 2 x 2 matrix per label "
         "(`sklearn.metrics.multilabel_confusion_matrix`, torchmetrics "
         "`MultilabelConfusionMatrix`), which is what per-label precision and recall are read "
-        "from. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
+        "from. A plot of the C x C matrix (mlxtend's or scikit-plot's `plot_confusion_matrix`, "
+        "sklearn's `ConfusionMatrixDisplay`, a notebook's own `plot_confusion_matrix` helper) is "
+        "reported where it is drawn. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
         "cm[t, p] += 1`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
         "tutorial's `correct_pred[classname] += 1`) index a counter by the sample's one label and "
         "must become per-label TP/FP/FN counts over the [B, C] predictions. migrate-ml reports "
@@ -60,7 +65,9 @@ class ConfusionMatrixRule(Rule):
             if isinstance(node, ast.Call):
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-                if name.endswith(("confusion_matrix", "ConfusionMatrix")):
+                if name.endswith(("confusion_matrix", "ConfusionMatrix", "ConfusionMatrixDisplay")) or (
+                    name == "from_predictions" and isinstance(func, ast.Attribute) and "ConfusionMatrixDisplay" in ast.unparse(func.value)
+                ):
                     return True
             elif isinstance(node, ast.For) and _is_zip_over_pairs(node):
                 return True
@@ -93,6 +100,21 @@ class ConfusionMatrixRule(Rule):
             )
             return
         name = _called_name(node.func)
+        plot = name if name in _CONFUSION_PLOTS else next(
+            (q.rpartition(".")[2] for q in sorted(qualified) if q.rpartition(".")[2] == "plot_confusion_matrix"), ""
+        )
+        if plot and self._plots_confusion(node, plot, qualified):
+            if plot in ("from_predictions", "from_estimator"):
+                plot = f"ConfusionMatrixDisplay.{plot}"
+            self.report(
+                node,
+                f"{plot} draws one C x C matrix of (true, predicted) class pairs, one cell per sample",
+                suggestion=(
+                    "plot one 2 x 2 matrix per label instead: multilabel_confusion_matrix(y_true, y_pred)[c] "
+                    "(or torchmetrics MultilabelConfusionMatrix), titled with the label's name"
+                ),
+            )
+            return
         if name.endswith("ConfusionMatrix") and not name.startswith("Multilabel") and not any(
             q.startswith("torchmetrics.") and "Multilabel" in q for q in qualified
         ):
@@ -101,6 +123,12 @@ class ConfusionMatrixRule(Rule):
                 f"{name} counts one (true, predicted) class pair per sample",
                 suggestion="use per-label matrices: torchmetrics MultilabelConfusionMatrix(num_labels=C) or sklearn multilabel_confusion_matrix",
             )
+
+    def _plots_confusion(self, call: cst.Call, name: str, qualified: set[str]) -> bool:
+        """A confusion-matrix plot; ``from_predictions`` only as ``ConfusionMatrixDisplay``'s."""
+        if name in ("from_predictions", "from_estimator"):
+            return isinstance(call.func, cst.Attribute) and _called_name(call.func.value) == "ConfusionMatrixDisplay"
+        return not any("multilabel" in q.lower() for q in qualified)
 
     def _rename_fix(self, call: cst.Call) -> Fix:
         func = call.func

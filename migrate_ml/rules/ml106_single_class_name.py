@@ -11,6 +11,8 @@ from migrate_ml.rules._base import Applicability, Rule
 
 _NAME_MAPS = re.compile(r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_names|classes|labels_map|categories|imagenet_classes|class_dict|label_names)$")
 _LITERALS = (cst.Integer, cst.SimpleString)
+_TRUE_LABEL = re.compile(r"^(?:labels?|targets?|y|ys|y_true|true_\w+|gt_?\w*|ground_truth\w*)$")
+"""Where the true label lives: ``classes[labels[idx]]`` names the image's annotation, not a prediction."""
 
 
 class SingleClassNameRule(Rule):
@@ -27,8 +29,9 @@ class SingleClassNameRule(Rule):
         "(`[classes[i] for i in ...]` for a list or an int-keyed map), "
         "and top-k printing becomes 'every label above the threshold, with its probability'. "
         "The output format changes, so migrate-ml reports these lines instead of rewriting them. "
-        "Building a label map (`id2label[str(i)] = label`) and loops over every class "
-        "(`for i in range(len(probs))`) are left alone."
+        "Building a label map (`id2label[str(i)] = label`), loops and comprehensions over every "
+        "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`) and the name "
+        "of the true label (`classes[labels[idx]]`) are left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -40,7 +43,8 @@ class SingleClassNameRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and ("argmax" in source or "max(" in source or "topk" in source)
+        # `sigmoid`: a prediction another rule already thresholded, still looked up as one index
+        return super().could_apply(source) and any(word in source for word in ("argmax", "max(", "topk", "sigmoid"))
 
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider)
 
@@ -66,10 +70,44 @@ class SingleClassNameRule(Rule):
             self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
             self._every_class.append(set())
             return
-        walks = isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("range", "enumerate")
-        self._every_class.append(_bound_names(node.target) if walks else set())
+        self._every_class.append(_bound_names(node.target) if _walks_every_index(iterator) else set())
 
     def leave_For(self, original_node: cst.For) -> None:
+        self._every_class.pop()
+
+    def _enter_comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp) -> None:
+        # `{class_names[i]: float(probs[0][i]) for i in range(len(class_names))}` names every class;
+        # the comprehension is entered before its element, so its loops are known there.
+        walked: set[str] = set()
+        loop: cst.CompFor | None = node.for_in
+        while loop is not None:
+            if _walks_every_index(loop.iter):
+                walked |= _bound_names(loop.target)
+            loop = loop.inner_for_in
+        self._every_class.append(walked)
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+        self._every_class.pop()
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_SetComp(self, original_node: cst.SetComp) -> None:
+        self._every_class.pop()
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_DictComp(self, original_node: cst.DictComp) -> None:
+        self._every_class.pop()
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
         self._every_class.pop()
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
@@ -89,6 +127,9 @@ class SingleClassNameRule(Rule):
             return  # a loop over every class (print each label's probability) is already multi-label
         if _names_in(looked_up) & self._top_k:
             return  # the names of a top-k reported where it is taken: one finding per construct
+        root = _root(looked_up)
+        if isinstance(root, cst.Name) and _TRUE_LABEL.match(root.value):
+            return  # the image's true label (`classes[labels[idx]]`), shown beside the prediction
         i = "str(i)" if as_text else "i"
         self._report_once(
             node,
@@ -122,6 +163,23 @@ class SingleClassNameRule(Rule):
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
                 "use (probs > THRESHOLD).nonzero() to list the predicted labels, with probs = torch.sigmoid(logits)",
             )
+
+
+def _walks_every_index(iterator: cst.BaseExpression) -> bool:
+    return isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("range", "enumerate")
+
+
+def _root(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """``labels`` in ``labels[idx].item()``, ``labels[i][0]`` or ``labels.tolist()[i]``."""
+    while True:
+        if isinstance(expression, (cst.Subscript, cst.Attribute)):
+            expression = expression.value
+        elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
+            expression = expression.func.value
+        elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Name) and expression.func.value == "int" and expression.args:
+            expression = expression.args[0].value
+        else:
+            return expression
 
 
 def _bound_names(target: cst.BaseExpression) -> set[str]:

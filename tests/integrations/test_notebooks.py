@@ -304,3 +304,23 @@ def test_a_cell_indented_as_a_whole_is_migrated_like_ipython_runs_it(run_cli, tm
     )
     code, _, _ = run_cli("rewrite", "--check", str(path))
     assert code == 0
+
+
+def test_automagic_lines_without_percent_are_kept_not_parsed(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("pip install -q timm\ncd data"),
+        new_code_cell("import torch.nn as nn\ntime = 3\ncriterion = nn.CrossEntropyLoss()"),
+        new_code_cell("ls -l checkpoints/\nloss = criterion(model(x), y)"),
+    ]
+    path = tmp_path / "automagic.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    assert "syntax error" not in out + err
+    sources = ["".join(c["source"]) for c in _cells(path)]
+    assert sources[0] == "pip install -q timm\ncd data"
+    assert sources[1] == "import torch.nn as nn\ntime = 3\ncriterion = nn.BCEWithLogitsLoss()"
+    assert sources[2] == "ls -l checkpoints/\nloss = criterion(model(x), y.float())"

@@ -82,6 +82,8 @@ CASES: dict[str, Case] = {
     "element_count_denominator": Case(train="train", evaluate="evaluate", accuracy=float),
     # Flattened predictions (.flatten(), .view(-1), .ravel()) keep their rows after the rewrite.
     "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
+    # Labels cast to int64 (.long() of torch.from_numpy, dtype=torch.long in a helper's return) become float.
+    "cast_labels": Case(train="train"),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),
