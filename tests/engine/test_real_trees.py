@@ -27,15 +27,15 @@ SITE = Path(importlib.util.find_spec("timm").origin).parent.parent
 
 # The most files LibCST may parse in each tree. The rest must be settled by the text and `ast`
 # pre-filters, which is what keeps a run over a large repository fast. Counts when set: timm 15
-# (its loss and task modules, mixup, the dataset factory, the accuracy helper), torchvision 9
-# (detection losses and box coding), torch 6 + 4 + 1 + 3. Raising a budget needs a reason in
+# (its loss and task modules, mixup, the dataset factory, the accuracy helper), torchvision 8
+# (detection losses and box coding), torch 5 + 2 + 0 + 3. Raising a budget needs a reason in
 # the commit message.
 PARSE_BUDGETS = {
     "timm": 18,
-    "torchvision": 12,
-    "torch/nn/modules": 8,
-    "torch/optim": 5,
-    "torch/utils/data": 2,
+    "torchvision": 11,
+    "torch/nn/modules": 7,
+    "torch/optim": 4,
+    "torch/utils/data": 1,
     "torch/distributions": 4,
 }
 
@@ -77,8 +77,9 @@ def test_no_internal_error_and_no_file_refused(verbose_run):
 @pytest.mark.parametrize("tree", sorted(PARSE_BUDGETS))
 def test_libcst_parses_only_files_a_rule_acts_on(verbose_run, tree):
     _, files = verbose_run
-    parsed = sorted(path for path, what in files.items() if what == "parsed and checked" and _tree_of(path) == tree)
-    assert parsed, f"no file of {tree} parsed: the gate lost its trees"
+    in_tree = [path for path in files if _tree_of(path) == tree]
+    assert len(in_tree) > 10, f"{tree}: the gate lost its tree"
+    parsed = sorted(path for path in in_tree if files[path] == "parsed and checked")
     assert len(parsed) <= PARSE_BUDGETS[tree], "\n".join(parsed)
 
 
