@@ -164,7 +164,8 @@ def test_thresholds_files_are_checked_value_by_value(run, tmp_path, values, need
 
 @pytest.mark.parametrize("kind, needle", [
     ("text", "not a PyTorch checkpoint (it does not start like one: a text file?)"),
-    ("folder", "checkpoint is a folder, not a file"),
+    # A folder may be a run folder (its checkpoint.pt is meant): one without it says so.
+    ("folder", "a folder without a checkpoint.pt (expected a run folder or a checkpoint file)"),
 ])
 def test_a_text_file_or_a_folder_as_checkpoint_says_what_it_is(run, tmp_path, kind, needle, capsys):
     """Item 17: a text checkpoint said "cannot read checkpoint: 101"; a folder said "not found"."""
@@ -223,7 +224,7 @@ def test_resume_with_another_class_count_or_model_says_so(run, tmp_path, change,
         argv += ["--model-kwarg", "depth=1"]
     assert main(["reference", "train", *argv, "--sample", "shapes", *change, "--out", str(folder), "--resume",
                  "--epochs", "2"]) == 2
-    _one_line_error(capsys, f"{folder / 'checkpoint.pt'}: {needle}")
+    _one_line_error(capsys, f"{folder / 'last.pt'}: {needle}")  # --resume reads the last state, not the best
     assert _tree(folder) == before
 
 
@@ -244,11 +245,14 @@ def test_ctrl_c_while_a_run_file_is_written_waits_until_it_is_in_place(tmp_path)
         original(obj, handle)
 
     torch.save = interrupted_midway
+    # A test run started in the background inherits SIGINT ignored: give it Python's handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             save_checkpoint(tmp_path / "checkpoint.pt", state)
     finally:
         torch.save = original
+        signal.signal(signal.SIGINT, previous)
     assert os.listdir(tmp_path) == ["checkpoint.pt"]
     assert torch.equal(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["weight"], state["weight"])
 

@@ -52,6 +52,8 @@ LOGITS_NAME = re.compile(r"logit", re.IGNORECASE)
 THRESHOLD_NAME = re.compile(r"thresh", re.IGNORECASE)
 LABEL_LIKE = re.compile(r"label|target|^y(_|$)|^gt", re.IGNORECASE)
 HEAD = re.compile(r"^(fc|fc\d|classifier|head|linear|out|output|logits?|cls_head|last_linear|final|last_layer)$")
+_FEATURES = re.compile(r"backbone|encoder|feature|stem|trunk|body", re.IGNORECASE)
+"""Modules that compute features for a head, not the model's output."""
 _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 """Calls that write one image's prediction next to it: a table row, a plot title."""
 _EXACT_MATCH_WORDS = ("multilabel", "xact_match", "ExactMatch", ".all(dim=1)", ".all(1)", ".all(dim=-1)", ".all(-1)")
@@ -408,8 +410,8 @@ class Sinks:
         if not (isinstance(before, ast.Call) and self.analysis.qualified(before.func).endswith("Linear")):
             return
         names = [self.analysis.key(target).rpartition(".")[2] for target in statement.targets]
-        if not any(HEAD.match(name) or sources.is_model_callee(name) for name in names):
-            return
+        if not any(HEAD.match(name) or (sources.is_model_callee(name) and not _FEATURES.search(name)) for name in names):
+            return  # a backbone or encoder ending in ReLU feeds a head: its features may be non-negative
         self._report_relu(last)
 
     def _report_relu(self, node: ast.AST) -> None:
