@@ -39,6 +39,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+from . import checks_threshold
+
 SAMPLES = 128
 BATCH_SIZE = 32
 IMAGE_SIZE = 32
@@ -474,10 +476,11 @@ def _loss_scaler():
 class Sample:
     """The sample split every function of a file sees, and how to recognise its rows."""
 
-    def __init__(self, num_classes: int | None = None) -> None:
+    def __init__(self, num_classes: int | None = None, threshold: float = 0.5) -> None:
         import torch
 
         from .api import make_sample_tensors
+        from .checks_threshold import band_mask, band_value
 
         self.images, self.targets, self.class_names = make_sample_tensors(SAMPLE_KIND, SAMPLES, IMAGE_SIZE, seed=0)
         if num_classes and num_classes != self.targets.shape[1]:
@@ -492,6 +495,7 @@ class Sample:
         rows = torch.nonzero(flipped).flatten()
         hint[rows, column[rows]] *= -1
         self.hint_logits = hint * HINT_LOGIT
+        self.band, self.band_value = band_mask(self.targets, generator), band_value(threshold)
 
     def _resize(self, num_classes: int) -> None:
         """Sized to the file's own class count: columns dropped, or random extra labels (p=0.2) added."""
@@ -552,6 +556,7 @@ def _recording_model(sample: Sample, hinted: bool, hf: bool = False, net=None):
     import torch.nn as nn
 
     from .api import create_reference_model
+    from .checks_threshold import hint
 
     class RecordingModel(nn.Module):
         def __init__(self) -> None:
@@ -563,10 +568,7 @@ def _recording_model(sample: Sample, hinted: bool, hf: bool = False, net=None):
             out = self.net(x, *args, **kwargs)
             rows = sample.rows_of(x)
             if hinted:
-                found = rows >= 0
-                hint = torch.zeros_like(out)
-                hint[found] = sample.hint_logits[rows[found]].to(out.dtype)
-                out = out + hint
+                out = hint(sample, out, rows)
             self.outputs.append((out.detach().float().cpu(), rows))
             return out
 
@@ -648,7 +650,7 @@ class UnitRun:
         from .harness_frameworks import untrained_builders
 
         untrained_builders()
-        self.sample = Sample(self.unit.get("num_classes"))
+        self.sample = Sample(self.unit.get("num_classes"), self.threshold)
         pretrained = None
         if self.unit.get("from_pretrained"):
             from .harness_frameworks import PretrainedCalls, hf_style
@@ -1069,6 +1071,7 @@ class UnitRun:
                          hint="compute the metric from model(images) on the loader's batches")
                 continue
             status, reason, code, hint = _judge_metric(value, reference, self.threshold, name=label)
+            line, reason = checks_threshold.blamed_line(reason, self.path, function["line"], line)
             self.row(status, check, reason, line=line, function=function["name"], code=code, hint=hint)
 
     def _reference(self, outputs: list) -> dict | None:
@@ -1097,6 +1100,7 @@ class UnitRun:
             "per_element": float(correct.mean()),
             "per_element_over_samples": float(correct.sum() / len(y)),
             "softmax_exact_match": exact_match(softmax_preds, y),
+            "logits_threshold": checks_threshold.logits_references(z, y, self.threshold, _averaged_references),
             "others": {**_averaged_references(preds, y.long()), "CF1": metrics["CF1"], "mAP": metrics["mAP"],
                        "mAP_micro": metrics["mAP_micro"], "hamming_loss": metrics["hamming_loss"],
                        "1-hamming_loss": 1 - metrics["hamming_loss"], **self._batch_means(logits, indices)},
@@ -1377,14 +1381,19 @@ def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> 
     if not math.isfinite(value):
         return "FAIL", f"returned {value}", "ML021", fix21
     measures = _named_measures(name)
+    on_logits = checks_threshold.on_logits(value, ref, measures, _named_average(name), _close)
+    logits_failure = ("FAIL", f"{checks_threshold.ON_LOGITS}: {on_logits}", None, checks_threshold.ON_LOGITS_FIX)
     if measures and measures != ["exact match"]:
-        return _judge_named_measure(value, scaled, ref, threshold, measures, _named_average(name))
+        verdict = _judge_named_measure(value, scaled, ref, threshold, measures, _named_average(name))
+        return logits_failure if verdict[0] == "FAIL" and on_logits else verdict
     if _close(value, em) or (value > 1 and _percent_of(value, em)):
         return "PASS", f"{value:.4g} equals the reference exact match {em:.4f} at threshold {threshold:g}", None, ""
     last = ref.get("last_batch_exact_match", math.nan)
     if math.isfinite(last) and (_close(value, last) or (value > 1 and _percent_of(value, last))):
         return ("PASS", f"{value:.4g} equals the reference exact match {last:.4f} of the last batch at threshold "
                 f"{threshold:g}", None, "")
+    if on_logits:
+        return logits_failure
     if any(_close(v, ref["per_element"]) for v in scaled) and not _close(ref["per_element"], em):
         return ("FAIL", f"accuracy {value:.4g} equals per-element (label-wise) accuracy, inflated by negatives; "
                 f"reference exact match is {em:.4f}", "ML021", fix21)

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from . import checks_threshold
 from . import harness as h
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
@@ -137,10 +138,9 @@ class OutputTap:
             return None
         rows = self.sample.rows_of(images)
         if self.hinted:
-            found = rows >= 0
-            hint = torch.zeros_like(logits)
-            hint[found] = self.sample.hint_logits[rows[found]].to(logits.dtype)
-            logits = logits + hint
+            from .checks_threshold import hint
+
+            logits = hint(self.sample, logits, rows)
             if logits is not output and hasattr(output, "logits"):
                 output.logits = logits
             else:
@@ -540,4 +540,5 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
                      hint="log a metric computed from the module's outputs on the batch")
             continue
         status, reason, code, hint = h._judge_metric(value, reference, unit.threshold, name=metric)
+        line, reason = checks_threshold.blamed_line(reason, unit.path, step["line"], line)
         unit.row(status, check, reason, line=line or step["line"], function=function, code=code, hint=hint)
