@@ -39,7 +39,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import checks_threshold
+from . import checks_outputs, checks_state, checks_threshold
 
 SAMPLES = 128
 BATCH_SIZE = 32
@@ -405,6 +405,9 @@ class LossRecorder:
         if isinstance(logits, torch.Tensor):
             record["logits_shape"] = list(logits.shape)
             record["logits_form"] = _logits_form(logits.detach())
+            if logits.is_floating_point() and logits.numel() and bool(torch.isfinite(logits).all()):
+                record["logits_min"], record["logits_max"] = float(logits.min()), float(logits.max())
+                record["logits_count"] = logits.numel()
         if isinstance(target, torch.Tensor):
             t = target.detach()
             record["target_dtype"] = str(t.dtype).removeprefix("torch.")
@@ -646,6 +649,8 @@ class UnitRun:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
         self.recorder = LossRecorder({os.path.abspath(p) for p in self.unit["user_files"]})
         self.recorder.install()
+        self.metric_states = checks_state.MetricStates(self.recorder.user_files)
+        self.metric_states.install()
         _patch_cuda()
         from .harness_frameworks import untrained_builders
 
@@ -756,8 +761,8 @@ class UnitRun:
             return
         for shape in ((3, IMAGE_SIZE, IMAGE_SIZE), (1, 28, 28), (1, IMAGE_SIZE, IMAGE_SIZE), (3, 224, 224)):
             try:
-                with torch.no_grad():
-                    out = model(torch.rand(2, *shape))
+                with torch.no_grad(), checks_outputs.LastOp(self.recorder.user_files).watch(model) as last:
+                    out = model(torch.randn(4, *shape))
             except Exception:
                 continue
             if not isinstance(out, torch.Tensor) or out.ndim != 2:
@@ -773,6 +778,9 @@ class UnitRun:
                 self.row("FAIL", f"model {name} outputs", f"{what} returns softmax probabilities (each row "
                          "sums to 1), so labels compete", line=line, code="ML024",
                          hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
+            elif clamped := checks_outputs.never_negative_row(what, out, last):
+                status, reason, op_line, hint = clamped
+                self.row(status, f"model {name} outputs", reason, line=op_line or line, hint=hint)
             else:
                 self.row("PASS", f"model {name} outputs", f"{what} returns raw logits {list(out.shape)}", line=line)
             return
@@ -971,7 +979,9 @@ class UnitRun:
             self.row("FAIL", f"call ({labels})", f"could not build the sample arguments: {type(error).__name__}: {error}",
                      line=function["line"], function=name, trace=_user_traceback(error))
             return
+        self.metric_states.take()
         for epoch in range(epochs):
+            self.metric_states.mark()
             for param in function["params"]:
                 if param["role"] == "epoch":
                     if param["kind"] == "positional_only":
@@ -994,7 +1004,8 @@ class UnitRun:
                 self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
         if trains:
             self._falls_row({**function, "name": name}, labels, epoch_losses)
-        self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:])
+        self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:],
+                          self.metric_state_rows(name, labels, function["line"]))
         if function.get("predicts"):
             from .harness_frameworks import judge_prediction
 
@@ -1056,7 +1067,15 @@ class UnitRun:
                      f"({means[0]:.3f} -> {means[-1]:.3f})", line=function["line"], function=name,
                      hint="check that optimizer.step() runs and the loss is computed on the model's logits")
 
-    def _metric_rows(self, function: dict, labels: str, returned, outputs: list) -> None:
+    def metric_state_rows(self, function: str, labels: str, line: int | None) -> list:
+        """A FAIL row per metric computed on state carried over from an earlier epoch; returns those metrics."""
+        never_reset = self.metric_states.take()
+        for state in never_reset:
+            self.row("FAIL", f"metric state ({labels})", checks_state.never_reset_reason(state),
+                     line=state.compute_line or state.update_line or line, function=function, hint=checks_state.RESET_HINT)
+        return never_reset
+
+    def _metric_rows(self, function: dict, labels: str, returned, outputs: list, never_reset: list = ()) -> None:
         named = _returned_numbers(returned, function.get("returns", []))
         metrics = [(n, v) for n, v in named if _is_metric_name(n)]
         if not metrics:
@@ -1072,6 +1091,7 @@ class UnitRun:
                 continue
             status, reason, code, hint = _judge_metric(value, reference, self.threshold, name=label)
             line, reason = checks_threshold.blamed_line(reason, self.path, function["line"], line)
+            code, reason, hint, line = checks_state.amend(never_reset, status, reason, code, hint, line)
             self.row(status, check, reason, line=line, function=function["name"], code=code, hint=hint)
 
     def _reference(self, outputs: list) -> dict | None:
@@ -1252,6 +1272,9 @@ def _loss_failure(record: dict, labels: str) -> tuple[str, str | None, str] | No
     if form == "softmax":
         return (f"{label} received softmax probabilities (each row sums to 1): the labels compete", "ML024",
                 "pass raw logits to BCEWithLogitsLoss; use torch.sigmoid for probabilities (rule ML024)")
+    failure = checks_outputs.loss_input_failure(record)
+    if failure:
+        return failure
     if "target_float" in record and not record["target_float"]:
         if labels.startswith("float32"):
             return (f"{label} received {record['target_dtype']} targets although the loader yields float32 labels: "
@@ -1360,6 +1383,10 @@ def _named_references(ref: dict, measures: list[str]) -> list[tuple[str, float]]
     return [(k, v) for k, v in ref["others"].items() if wanted(k) and isinstance(v, float) and math.isfinite(v)]
 
 
+def _distance(scaled: list[float], other: float) -> float:
+    return min(abs(v - other) for v in scaled)
+
+
 def _nearest_equal(scaled: list[float], references: list[tuple[str, float]]) -> tuple[str, float] | None:
     """The reference nearest to the value (or its percent), among those within TOLERANCE of it."""
     distances = [(min(abs(v - other) for v in scaled), key, other) for key, other in references if math.isfinite(other)]
@@ -1420,12 +1447,15 @@ def _judge_named_measure(value: float, scaled: list[float], ref: dict, threshold
     candidates = _named_references(ref, measures)
     named = [(k, v) for k, v in candidates if _reference_kind(k)[1] == average] if average else []
     equal = _nearest_equal(scaled, named) or _nearest_equal(scaled, candidates)
+    nearest = _nearest_equal(scaled, candidates)
+    if equal and nearest and _distance(scaled, nearest[1]) < _distance(scaled, equal[1]):
+        equal = nearest  # another average matches more closely than the one the name states
+    if equal and named and _reference_kind(equal[0])[1] != average:
+        return ("FAIL", f"{value:.4g} equals the reference {equal[0]} {equal[1]:.4f}, not the {average} average its name "
+                f"states: the reference {named[0][0]} is {named[0][1]:.4f} at threshold {threshold:g}", None,
+                f"compute it with average='{average}', or name it after the average it computes")
     if equal:
-        key, other = equal
-        note = ""
-        if named and _reference_kind(key)[1] != average:
-            note = f" (its name says {average}: the reference {named[0][0]} is {named[0][1]:.4f})"
-        return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}{note}", None, ""
+        return "PASS", f"{value:.4g} equals the reference {equal[0]} {equal[1]:.4f} at threshold {threshold:g}", None, ""
     listed = ", ".join(f"{k} {v:.4f}" for k, v in (named or candidates) if not k.endswith((ZERO_DIVISION_1, BATCH_MEAN)))
     return ("FAIL", f"{value:.4g} differs from every reference {' or '.join(measures)} at threshold {threshold:g}"
             f"{': ' + listed if listed else ''}", None,

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from . import checks_threshold
+from . import checks_state, checks_threshold
 from . import harness as h
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
@@ -438,6 +438,7 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
     try:
         _call_hooks(instance, "on_fit_start", "on_train_start")
         for epoch in range(unit.epochs):
+            unit.metric_states.mark()
             trainer.current_epoch = epoch
             start = len(unit.recorder.records)
             logged.clear()
@@ -470,7 +471,7 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
         return False
     unit._loss_rows(function, labels, unit.recorder.records[start:])
     unit._falls_row({**step, "name": function}, labels, epoch_losses)
-    _logged_rows(unit, logged, tap.outputs, labels, function, step)
+    _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
 
@@ -485,6 +486,7 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     tap.outputs.clear()
     tap.hinted = True
     start = len(unit.recorder.records)
+    unit.metric_states.mark()
     running = f"{hooks}_start"
     try:
         with torch.no_grad():
@@ -501,7 +503,7 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     finally:
         tap.hinted = False
     unit._loss_rows(function, labels, unit.recorder.records[start:])
-    _logged_rows(unit, logged, tap.outputs, labels, function, step)
+    _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
 
@@ -527,7 +529,8 @@ def _hint(error: BaseException, name: str | None = None) -> str:
     return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error, owner=name)
 
 
-def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict) -> None:
+def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict,
+                 never_reset: list = ()) -> None:
     metrics = [(n, v, line) for n, v, line in logged.epoch_values() if h._is_metric_name(n)]
     if not metrics:
         return
@@ -541,4 +544,5 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
             continue
         status, reason, code, hint = h._judge_metric(value, reference, unit.threshold, name=metric)
         line, reason = checks_threshold.blamed_line(reason, unit.path, step["line"], line)
+        code, reason, hint, line = checks_state.amend(never_reset, status, reason, code, hint, line)
         unit.row(status, check, reason, line=line or step["line"], function=function, code=code, hint=hint)
