@@ -39,7 +39,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import checks_outputs, checks_state, checks_threshold
+from . import budget, checks_outputs, checks_state, checks_threshold
 
 SAMPLES = 128
 BATCH_SIZE = 32
@@ -262,12 +262,12 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
                 _child(spec, index)
             finally:
                 os._exit(0)
-        deadline = time.monotonic() + timeout + KILL_GRACE_S
+        started_wall, started = time.time(), time.monotonic()
         while True:
             done, _status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
-            if time.monotonic() > deadline:
+            if time.monotonic() > budget.parent_deadline(folder, started_wall, started, timeout, KILL_GRACE_S):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 break
@@ -285,7 +285,7 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
     if os.path.exists(rows_path):
         with open(rows_path, encoding="utf-8") as handle:
             return json.load(handle)
-    return [_lost_child(unit, stack_path, timeout)]
+    return [_lost_child(unit, stack_path, timeout, budget.read_progress(folder))]
 
 
 def _kill_group(group: int) -> None:
@@ -298,7 +298,7 @@ def _kill_group(group: int) -> None:
         pass
 
 
-def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
+def _lost_child(unit: dict, stack_path: str, timeout: float, progress: dict) -> dict:
     stack = ""
     if os.path.exists(stack_path):
         with open(stack_path, encoding="utf-8", errors="replace") as handle:
@@ -307,17 +307,24 @@ def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
     line = None
     where = ""
     for match in re.finditer(r'File "([^"]+)", line (\d+) in (\S+)', stack):
-        if os.path.abspath(match.group(1)) == path:
-            line = int(match.group(2))
-            where = f" in {match.group(3)} ({os.path.basename(path)}:{line})"
+        if os.path.abspath(match.group(1)) in unit["user_files"]:
+            line = int(match.group(2)) if os.path.abspath(match.group(1)) == path else None
+            where = f" in {match.group(3)} ({os.path.basename(match.group(1))}:{match.group(2)})"
             break  # faulthandler lists the most recent call first
+    running = budget.where(progress, path)
+    if running:
+        where = f"{where}, while running {running}" if where else f" in {running}"
+        line = line or progress.get("line")
+    timeout = progress.get("limit_s", timeout)
     if stack.strip():
         if line is not None:  # keep the user's frames: torch's internals say nothing about the hang
             kept = [text for text in stack.splitlines()
                     if not text.startswith("  File ") or f'"{path}"' in text or any(f'"{p}"' in text for p in unit["user_files"])]
             stack = "\n".join(kept) + "\n"
-        return _row("FAIL", "run", f"timed out after {timeout:g} s{where}", file=path, line=line,
-                    hint="make the function finish on 128 samples, or raise --timeout", trace=stack)
+        return _row("FAIL", "run", f"timed out after {timeout:.0f} s{where}", file=path, line=line,
+                    function=progress.get("entry") or None,
+                    hint="make the function finish on 128 samples, or raise --timeout (it bounds the first step of each "
+                    "entry point)", trace=stack)
     return _row("FAIL", "run", "the process running this file died without a result (killed, or crashed in native code)",
                 file=path, hint="run the file on `migrate-ml sample-data` output to see the crash")
 
@@ -327,9 +334,10 @@ def _child(spec: dict, index: int) -> None:
     unit = spec["units"][index]
     os.chdir(folder)
     with open(stack_path, "w", encoding="utf-8") as stack:
-        faulthandler.dump_traceback_later(float(spec["timeout"]), exit=True, file=stack)
+        unit_run = UnitRun(spec, unit)
+        unit_run.budget = budget.Budget(folder, float(spec["timeout"]), stack)
         try:
-            rows = UnitRun(spec, unit).run()
+            rows = unit_run.run()
         except BaseException as error:  # the harness itself failed: still a row, never silence
             rows = [_row("FAIL", "run", f"verify could not run this file: {type(error).__name__}: {error}",
                          file=unit["path"], trace=_user_traceback(error))]
@@ -865,9 +873,9 @@ class UnitRun:
 
                 value = sample_image_file(self.sample)
             elif role == "accelerator":
-                from .harness_frameworks import SingleProcessAccelerator
+                from .harness_frameworks import accelerator
 
-                value = SingleProcessAccelerator()
+                value = accelerator()
             elif role == "threshold":
                 value = self.threshold
             elif role == "num_classes":
@@ -946,6 +954,8 @@ class UnitRun:
 
     def _run_form(self, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
         """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
+        self.budget.entry(function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}",
+                          function["line"], self.epochs if function["trains"] else 1, f"{form} labels")
         if function.get("predicts") and func is not None:
             from .harness_frameworks import prepare_default_files
 
@@ -999,6 +1009,7 @@ class UnitRun:
                          trace=_user_traceback(error),
                          hint=_crash_hint(error, function, owner[1]["name"] if owner else None))
                 return
+            self.budget.step_done()
             epoch_losses.append([r["loss"] for r in self.recorder.records[start:] if "loss" in r])
             if epoch == epochs - 1:
                 self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
@@ -1231,6 +1242,10 @@ def _error_text(error: BaseException) -> str:
 
 
 def _crash_hint(error: BaseException, function: dict | None = None, owner: str | None = None) -> str:
+    from .stand_in_gaps import StandInGap
+
+    if isinstance(error, StandInGap):
+        return error.hint
     text = str(error)
     if isinstance(error, AttributeError) and "RecordingModel" in text:
         hint = ("the code uses an attribute of its own model class that verify's sample model (a ViT) lacks: let a "

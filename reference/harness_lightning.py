@@ -237,6 +237,28 @@ STAND_IN_HINT = ("verify runs no Trainer: its stand-in for self.trainer has curr
                  "of one CPU process")
 
 
+class StandInFitLoop:
+    """``self.trainer.fit_loop``: the epoch and step counts Lightning's loop keeps, read from the stand-in trainer
+    (``fit_loop.max_epochs``, ``fit_loop.epoch_progress.current.completed``, ``fit_loop.epoch_loop.max_steps``)."""
+
+    def __init__(self, trainer) -> None:
+        from types import SimpleNamespace
+
+        self.max_epochs = trainer.max_epochs
+        self.min_epochs = 0
+        self.max_steps = trainer.max_steps
+        self.current_epoch = trainer.current_epoch
+        self.total_batch_idx = trainer.current_epoch * trainer.num_training_batches
+        done = SimpleNamespace(ready=trainer.current_epoch, started=trainer.current_epoch,
+                               processed=trainer.current_epoch, completed=trainer.current_epoch)
+        self.epoch_progress = SimpleNamespace(current=done, total=done)
+        self.epoch_loop = SimpleNamespace(max_steps=trainer.max_steps, global_step=trainer.global_step,
+                                          _batches_that_stepped=trainer.global_step)
+
+    def __getattr__(self, name: str):
+        raise NotOnStandIn(f"verify runs no Trainer; its stand-in for self.trainer.fit_loop has no {name!r}")
+
+
 def _one_or_list(items: list):
     """Lightning's ``optimizers()``/``lr_schedulers()`` convention: one item unwrapped, else the list."""
     return items[0] if len(items) == 1 else items
@@ -292,6 +314,10 @@ class StandInTrainer:
     @property
     def model(self):
         return self.lightning_module
+
+    @property
+    def fit_loop(self) -> StandInFitLoop:
+        return StandInFitLoop(self)
 
     @property
     def callback_metrics(self) -> dict:
@@ -437,6 +463,7 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
     running, start = "on_fit_start", len(unit.recorder.records)
     try:
         _call_hooks(instance, "on_fit_start", "on_train_start")
+        unit.budget.entry(function, step["line"], unit.epochs, labels)
         for epoch in range(unit.epochs):
             unit.metric_states.mark()
             trainer.current_epoch = epoch
@@ -466,6 +493,7 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
                 trainer.step_schedulers("epoch", epoch + 1)
             # the recorded loss calls; a loss verify cannot intercept (hand-written) is what the step returned
             epoch_losses.append([r["loss"] for r in unit.recorder.records[start:] if "loss" in r] or returned)
+            unit.budget.step_done()
     except BaseException as error:
         _failed(unit, error, name, running, function, labels, step, start)
         return False
@@ -487,6 +515,7 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     tap.hinted = True
     start = len(unit.recorder.records)
     unit.metric_states.mark()
+    unit.budget.entry(function, step["line"], 1, labels)
     running = f"{hooks}_start"
     try:
         with torch.no_grad():
