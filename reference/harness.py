@@ -1434,6 +1434,10 @@ def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> 
     if math.isfinite(last) and (_close(value, last) or (value > 1 and _percent_of(value, last))):
         return ("PASS", f"{value:.4g} equals the reference exact match {last:.4f} of the last batch at threshold "
                 f"{threshold:g}", None, "")
+    samples = ref.get("samples", 0)
+    if value > 1 and value == int(value) and abs(value - em * samples) < 0.5:  # a count: correct += ....sum().item()
+        return ("PASS", f"{value:g} equals the reference exact-match count ({em:.4f} of {samples} samples) at threshold "
+                f"{threshold:g}", None, "")
     if on_logits:
         return logits_failure
     if any(_close(v, ref["per_element"]) for v in scaled) and not _close(ref["per_element"], em):

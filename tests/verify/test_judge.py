@@ -33,6 +33,7 @@ REFERENCE = {
         (53.0, "PASS", None, "reference exact match"),
         (53, "PASS", None, "reference exact match"),
         (0.25, "PASS", None, "of the last batch"),
+        (68, "PASS", None, "exact-match count (0.5300 of 128 samples)"),  # correct += ....sum().item(); return correct
         (0.9, "FAIL", "ML021", "inflated by negatives"),
         (90.0, "FAIL", "ML021", "inflated by negatives"),
         (6.3, "FAIL", "ML021", "divides by the sample count"),
