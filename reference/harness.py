@@ -40,6 +40,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+from . import budget, checks_outputs, checks_state, checks_threshold
+
 SAMPLES = 128
 BATCH_SIZE = 32
 IMAGE_SIZE = 32
@@ -49,7 +51,6 @@ TOLERANCE = 1e-3
 HINT_LOGIT = 3.0
 HINT_FLIP_FRACTION = 0.4
 KILL_GRACE_S = 5.0
-FAULTHANDLER_MAX_S = 2.0**31
 
 LABEL_FORMS = ("int64", "float32")
 METRIC_NAME = re.compile(r"acc|correct|exact|match|f1|(?<![a-z])map(?![a-z])|m_ap|precision|recall|score|metric|hamming|jaccard|"
@@ -334,12 +335,12 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
             finally:
                 os._exit(0)
         _RUNNING_GROUPS[:] = [pid]
-        deadline = time.monotonic() + timeout + KILL_GRACE_S
+        started_wall, started = time.time(), time.monotonic()
         while True:
             done, _status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break
-            if time.monotonic() > deadline:
+            if time.monotonic() > budget.parent_deadline(folder, started_wall, started, timeout, KILL_GRACE_S):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 break
@@ -357,7 +358,7 @@ def _run_isolated(spec: dict, index: int, unit: dict) -> list[dict]:
     if os.path.exists(rows_path):
         with open(rows_path, encoding="utf-8") as handle:
             return json.load(handle)
-    return [_lost_child(unit, stack_path, timeout)]
+    return [_lost_child(unit, stack_path, timeout, budget.read_progress(folder))]
 
 
 def _limit_memory(limit: int | None) -> None:
@@ -393,7 +394,7 @@ def _kill_group(group: int) -> None:
         pass
 
 
-def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
+def _lost_child(unit: dict, stack_path: str, timeout: float, progress: dict) -> dict:
     stack = ""
     if os.path.exists(stack_path):
         with open(stack_path, encoding="utf-8", errors="replace") as handle:
@@ -402,17 +403,24 @@ def _lost_child(unit: dict, stack_path: str, timeout: float) -> dict:
     line = None
     where = ""
     for match in re.finditer(r'File "([^"]+)", line (\d+) in (\S+)', stack):
-        if os.path.abspath(match.group(1)) == path:
-            line = int(match.group(2))
-            where = f" in {match.group(3)} ({os.path.basename(path)}:{line})"
+        if os.path.abspath(match.group(1)) in unit["user_files"]:
+            line = int(match.group(2)) if os.path.abspath(match.group(1)) == path else None
+            where = f" in {match.group(3)} ({os.path.basename(match.group(1))}:{match.group(2)})"
             break  # faulthandler lists the most recent call first
+    running = budget.where(progress, path)
+    if running:
+        where = f"{where}, while running {running}" if where else f" in {running}"
+        line = line or progress.get("line")
+    timeout = progress.get("limit_s", timeout)
     if stack.strip():
         if line is not None:  # keep the user's frames: torch's internals say nothing about the hang
             kept = [text for text in stack.splitlines()
                     if not text.startswith("  File ") or f'"{path}"' in text or any(f'"{p}"' in text for p in unit["user_files"])]
             stack = "\n".join(kept) + "\n"
         return _row("FAIL", "run", f"timed out after {timeout:g} s{where}", file=path, line=line,
-                    hint="make the function finish on 128 samples, or raise --timeout", trace=stack)
+                    function=progress.get("entry") or None,
+                    hint="make the function finish on 128 samples, or raise --timeout (it bounds the first step of each "
+                    "entry point)", trace=stack)
     return _row("FAIL", "run", "the process running this file died without a result (killed, out of memory, or crashed in native code)",
                 file=path, hint="run the file on `migrate-ml sample-data` output to see the crash")
 
@@ -422,10 +430,10 @@ def _child(spec: dict, index: int) -> None:
     unit = spec["units"][index]
     os.chdir(folder)
     with open(stack_path, "w", encoding="utf-8") as stack:
-        # faulthandler counts in nanoseconds: --timeout 1e10 overflowed and the child died silently.
-        faulthandler.dump_traceback_later(min(float(spec["timeout"]), FAULTHANDLER_MAX_S), exit=True, file=stack)
+        unit_run = UnitRun(spec, unit)
+        unit_run.budget = budget.Budget(folder, float(spec["timeout"]), stack)
         try:
-            rows = UnitRun(spec, unit).run()
+            rows = unit_run.run()
         except BaseException as error:  # the harness itself failed: still a row, never silence
             rows = [_row("FAIL", "run", f"verify could not run this file: {type(error).__name__}: {error}",
                          file=unit["path"], trace=_user_traceback(error))]
@@ -501,6 +509,9 @@ class LossRecorder:
         if isinstance(logits, torch.Tensor):
             record["logits_shape"] = list(logits.shape)
             record["logits_form"] = _logits_form(logits.detach())
+            if logits.is_floating_point() and logits.numel() and bool(torch.isfinite(logits).all()):
+                record["logits_min"], record["logits_max"] = float(logits.min()), float(logits.max())
+                record["logits_count"] = logits.numel()
         if isinstance(target, torch.Tensor):
             t = target.detach()
             record["target_dtype"] = str(t.dtype).removeprefix("torch.")
@@ -572,10 +583,11 @@ def _loss_scaler():
 class Sample:
     """The sample split every function of a file sees, and how to recognise its rows."""
 
-    def __init__(self, num_classes: int | None = None) -> None:
+    def __init__(self, num_classes: int | None = None, threshold: float = 0.5) -> None:
         import torch
 
         from .api import make_sample_tensors
+        from .checks_threshold import band_mask, band_value
 
         self.images, self.targets, self.class_names = make_sample_tensors(SAMPLE_KIND, SAMPLES, IMAGE_SIZE, seed=0)
         if num_classes and num_classes != self.targets.shape[1]:
@@ -590,6 +602,7 @@ class Sample:
         rows = torch.nonzero(flipped).flatten()
         hint[rows, column[rows]] *= -1
         self.hint_logits = hint * HINT_LOGIT
+        self.band, self.band_value = band_mask(self.targets, generator), band_value(threshold)
 
     def _resize(self, num_classes: int) -> None:
         """Sized to the file's own class count: columns dropped, or random extra labels (p=0.2) added."""
@@ -650,6 +663,7 @@ def _recording_model(sample: Sample, hinted: bool, hf: bool = False, net=None):
     import torch.nn as nn
 
     from .api import create_reference_model
+    from .checks_threshold import hint
 
     class RecordingModel(nn.Module):
         def __init__(self) -> None:
@@ -661,10 +675,7 @@ def _recording_model(sample: Sample, hinted: bool, hf: bool = False, net=None):
             out = self.net(x, *args, **kwargs)
             rows = sample.rows_of(x)
             if hinted:
-                found = rows >= 0
-                hint = torch.zeros_like(out)
-                hint[found] = sample.hint_logits[rows[found]].to(out.dtype)
-                out = out + hint
+                out = hint(sample, out, rows)
             self.outputs.append((out.detach().float().cpu(), rows))
             return out
 
@@ -742,11 +753,13 @@ class UnitRun:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
         self.recorder = LossRecorder({os.path.abspath(p) for p in self.unit["user_files"]})
         self.recorder.install()
+        self.metric_states = checks_state.MetricStates(self.recorder.user_files)
+        self.metric_states.install()
         _patch_cuda()
         from .harness_frameworks import untrained_builders
 
         untrained_builders()
-        self.sample = Sample(self.unit.get("num_classes"))
+        self.sample = Sample(self.unit.get("num_classes"), self.threshold)
         pretrained = None
         if self.unit.get("from_pretrained"):
             from .harness_frameworks import PretrainedCalls, hf_style
@@ -852,8 +865,8 @@ class UnitRun:
             return
         for shape in ((3, IMAGE_SIZE, IMAGE_SIZE), (1, 28, 28), (1, IMAGE_SIZE, IMAGE_SIZE), (3, 224, 224)):
             try:
-                with torch.no_grad():
-                    out = model(torch.rand(2, *shape))
+                with torch.no_grad(), checks_outputs.LastOp(self.recorder.user_files).watch(model) as last:
+                    out = model(torch.randn(4, *shape))
             except Exception:
                 continue
             if not isinstance(out, torch.Tensor) or out.ndim != 2:
@@ -869,6 +882,9 @@ class UnitRun:
                 self.row("FAIL", f"model {name} outputs", f"{what} returns softmax probabilities (each row "
                          "sums to 1), so labels compete", line=line, code="ML024",
                          hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
+            elif clamped := checks_outputs.never_negative_row(what, out, last):
+                status, reason, op_line, hint = clamped
+                self.row(status, f"model {name} outputs", reason, line=op_line or line, hint=hint)
             else:
                 self.row("PASS", f"model {name} outputs", f"{what} returns raw logits {list(out.shape)}", line=line)
             return
@@ -953,9 +969,9 @@ class UnitRun:
 
                 value = sample_image_file(self.sample)
             elif role == "accelerator":
-                from .harness_frameworks import SingleProcessAccelerator
+                from .harness_frameworks import accelerator
 
-                value = SingleProcessAccelerator()
+                value = accelerator()
             elif role == "threshold":
                 value = self.threshold
             elif role == "num_classes":
@@ -1034,6 +1050,8 @@ class UnitRun:
 
     def _run_form(self, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
         """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
+        self.budget.entry(function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}",
+                          function["line"], self.epochs if function["trains"] else 1, f"{form} labels")
         if function.get("predicts") and func is not None:
             from .harness_frameworks import prepare_default_files
 
@@ -1067,7 +1085,9 @@ class UnitRun:
             self.row("FAIL", f"call ({labels})", f"could not build the sample arguments: {type(error).__name__}: {error}",
                      line=function["line"], function=name, trace=_user_traceback(error))
             return
+        self.metric_states.take()
         for epoch in range(epochs):
+            self.metric_states.mark()
             for param in function["params"]:
                 if param["role"] == "epoch":
                     if param["kind"] == "positional_only":
@@ -1085,12 +1105,14 @@ class UnitRun:
                          trace=_user_traceback(error),
                          hint=_crash_hint(error, function, owner[1]["name"] if owner else None))
                 return
+            self.budget.step_done()
             epoch_losses.append([r["loss"] for r in self.recorder.records[start:] if "loss" in r])
             if epoch == epochs - 1:
                 self._loss_rows(name, labels, self.recorder.records[start:], function.get("criterion"))
         if trains:
             self._falls_row({**function, "name": name}, labels, epoch_losses)
-        self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:])
+        self._metric_rows({**function, "name": name}, labels, returned, model.outputs[first_output:],
+                          self.metric_state_rows(name, labels, function["line"]))
         if function.get("predicts"):
             from .harness_frameworks import judge_prediction
 
@@ -1152,7 +1174,15 @@ class UnitRun:
                      f"({means[0]:.3f} -> {means[-1]:.3f})", line=function["line"], function=name,
                      hint="check that optimizer.step() runs and the loss is computed on the model's logits")
 
-    def _metric_rows(self, function: dict, labels: str, returned, outputs: list) -> None:
+    def metric_state_rows(self, function: str, labels: str, line: int | None) -> list:
+        """A FAIL row per metric computed on state carried over from an earlier epoch; returns those metrics."""
+        never_reset = self.metric_states.take()
+        for state in never_reset:
+            self.row("FAIL", f"metric state ({labels})", checks_state.never_reset_reason(state),
+                     line=state.compute_line or state.update_line or line, function=function, hint=checks_state.RESET_HINT)
+        return never_reset
+
+    def _metric_rows(self, function: dict, labels: str, returned, outputs: list, never_reset: list = ()) -> None:
         named = _returned_numbers(returned, function.get("returns", []))
         metrics = [(n, v) for n, v in named if _is_metric_name(n)]
         if not metrics:
@@ -1167,6 +1197,8 @@ class UnitRun:
                          hint="compute the metric from model(images) on the loader's batches")
                 continue
             status, reason, code, hint = _judge_metric(value, reference, self.threshold, name=label)
+            line, reason = checks_threshold.blamed_line(reason, self.path, function["line"], line)
+            code, reason, hint, line = checks_state.amend(never_reset, status, reason, code, hint, line)
             self.row(status, check, reason, line=line, function=function["name"], code=code, hint=hint)
 
     def _reference(self, outputs: list) -> dict | None:
@@ -1195,6 +1227,7 @@ class UnitRun:
             "per_element": float(correct.mean()),
             "per_element_over_samples": float(correct.sum() / len(y)),
             "softmax_exact_match": exact_match(softmax_preds, y),
+            "logits_threshold": checks_threshold.logits_references(z, y, self.threshold, _averaged_references),
             "others": {**_averaged_references(preds, y.long()), "CF1": metrics["CF1"], "mAP": metrics["mAP"],
                        "mAP_micro": metrics["mAP_micro"], "hamming_loss": metrics["hamming_loss"],
                        "1-hamming_loss": 1 - metrics["hamming_loss"], **self._batch_means(logits, indices)},
@@ -1307,6 +1340,10 @@ def _error_text(error: BaseException) -> str:
 
 
 def _crash_hint(error: BaseException, function: dict | None = None, owner: str | None = None) -> str:
+    from .stand_in_gaps import StandInGap
+
+    if isinstance(error, StandInGap):
+        return error.hint
     text = str(error)
     if isinstance(error, AttributeError) and "RecordingModel" in text:
         hint = ("the code uses an attribute of its own model class that verify's sample model (a ViT) lacks: let a "
@@ -1351,6 +1388,9 @@ def _loss_failure(record: dict, labels: str) -> tuple[str, str | None, str] | No
     if form == "softmax":
         return (f"{label} received softmax probabilities (each row sums to 1): the labels compete", "ML024",
                 "pass raw logits to BCEWithLogitsLoss; use torch.sigmoid for probabilities (rule ML024)")
+    failure = checks_outputs.loss_input_failure(record)
+    if failure:
+        return failure
     if "target_float" in record and not record["target_float"]:
         if labels.startswith("float32"):
             return (f"{label} received {record['target_dtype']} targets although the loader yields float32 labels: "
@@ -1459,6 +1499,10 @@ def _named_references(ref: dict, measures: list[str]) -> list[tuple[str, float]]
     return [(k, v) for k, v in ref["others"].items() if wanted(k) and isinstance(v, float) and math.isfinite(v)]
 
 
+def _distance(scaled: list[float], other: float) -> float:
+    return min(abs(v - other) for v in scaled)
+
+
 def _nearest_equal(scaled: list[float], references: list[tuple[str, float]]) -> tuple[str, float] | None:
     """The reference nearest to the value (or its percent), among those within TOLERANCE of it."""
     distances = [(min(abs(v - other) for v in scaled), key, other) for key, other in references if math.isfinite(other)]
@@ -1480,14 +1524,23 @@ def _judge_metric(value: float, ref: dict, threshold: float, name: str = "") -> 
     if not math.isfinite(value):
         return "FAIL", f"returned {value}", "ML021", fix21
     measures = _named_measures(name)
+    on_logits = checks_threshold.on_logits(value, ref, measures, _named_average(name), _close)
+    logits_failure = ("FAIL", f"{checks_threshold.ON_LOGITS}: {on_logits}", None, checks_threshold.ON_LOGITS_FIX)
     if measures and measures != ["exact match"]:
-        return _judge_named_measure(value, scaled, ref, threshold, measures, _named_average(name))
+        verdict = _judge_named_measure(value, scaled, ref, threshold, measures, _named_average(name))
+        return logits_failure if verdict[0] == "FAIL" and on_logits else verdict
     if _close(value, em) or (value > 1 and _percent_of(value, em)):
         return "PASS", f"{value:.4g} equals the reference exact match {em:.4f} at threshold {threshold:g}", None, ""
     last = ref.get("last_batch_exact_match", math.nan)
     if math.isfinite(last) and (_close(value, last) or (value > 1 and _percent_of(value, last))):
         return ("PASS", f"{value:.4g} equals the reference exact match {last:.4f} of the last batch at threshold "
                 f"{threshold:g}", None, "")
+    samples = ref.get("samples", 0)
+    if value > 1 and value == int(value) and abs(value - em * samples) < 0.5:  # a count: correct += ....sum().item()
+        return ("PASS", f"{value:g} equals the reference exact-match count ({em:.4f} of {samples} samples) at threshold "
+                f"{threshold:g}", None, "")
+    if on_logits:
+        return logits_failure
     if any(_close(v, ref["per_element"]) for v in scaled) and not _close(ref["per_element"], em):
         return ("FAIL", f"accuracy {value:.4g} equals per-element (label-wise) accuracy, inflated by negatives; "
                 f"reference exact match is {em:.4f}", "ML021", fix21)
@@ -1514,12 +1567,15 @@ def _judge_named_measure(value: float, scaled: list[float], ref: dict, threshold
     candidates = _named_references(ref, measures)
     named = [(k, v) for k, v in candidates if _reference_kind(k)[1] == average] if average else []
     equal = _nearest_equal(scaled, named) or _nearest_equal(scaled, candidates)
+    nearest = _nearest_equal(scaled, candidates)
+    if equal and nearest and _distance(scaled, nearest[1]) < _distance(scaled, equal[1]):
+        equal = nearest  # another average matches more closely than the one the name states
+    if equal and named and _reference_kind(equal[0])[1] != average:
+        return ("FAIL", f"{value:.4g} equals the reference {equal[0]} {equal[1]:.4f}, not the {average} average its name "
+                f"states: the reference {named[0][0]} is {named[0][1]:.4f} at threshold {threshold:g}", None,
+                f"compute it with average='{average}', or name it after the average it computes")
     if equal:
-        key, other = equal
-        note = ""
-        if named and _reference_kind(key)[1] != average:
-            note = f" (its name says {average}: the reference {named[0][0]} is {named[0][1]:.4f})"
-        return "PASS", f"{value:.4g} equals the reference {key} {other:.4f} at threshold {threshold:g}{note}", None, ""
+        return "PASS", f"{value:.4g} equals the reference {equal[0]} {equal[1]:.4f} at threshold {threshold:g}", None, ""
     listed = ", ".join(f"{k} {v:.4f}" for k, v in (named or candidates) if not k.endswith((ZERO_DIVISION_1, BATCH_MEAN)))
     return ("FAIL", f"{value:.4g} differs from every reference {' or '.join(measures)} at threshold {threshold:g}"
             f"{': ' + listed if listed else ''}", None,

@@ -13,6 +13,8 @@ import re
 import sys
 from typing import Any
 
+from .stand_in_gaps import missing
+
 MULTI_LABEL = "multi_label_classification"
 
 
@@ -165,6 +167,19 @@ def untrained_builders() -> None:
                 setattr(module, builder.__name__, untrained)
 
 
+ACCELERATE_REAL = ("install accelerate into the environment verify runs user code in "
+                   f"({sys.executable}): verify then runs the real accelerate.Accelerator(cpu=True)")
+
+
+def accelerator():
+    """The real ``accelerate.Accelerator(cpu=True)`` where accelerate is installed, else the stand-in below."""
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        return SingleProcessAccelerator()
+    return Accelerator(cpu=True)
+
+
 class SingleProcessAccelerator:
     """An ``accelerate.Accelerator`` stand-in for one CPU process: what distributed code calls
     reduces to the plain operation (``backward`` is ``loss.backward()``, gathering returns its input)."""
@@ -176,6 +191,13 @@ class SingleProcessAccelerator:
     sync_gradients = True
     distributed_type = "NO"
     mixed_precision = "no"
+    gradient_accumulation_steps = 1
+    use_distributed = False
+    optimizer_step_was_skipped = False
+    is_last_process = True
+
+    def __getattr__(self, name: str):
+        raise missing("accelerate.Accelerator", name, ACCELERATE_REAL)
 
     def prepare(self, *objects):
         return objects[0] if len(objects) == 1 else objects
@@ -218,6 +240,21 @@ class SingleProcessAccelerator:
         import torch
 
         torch.save(obj, path)
+
+    def get_state_dict(self, model, **_kwargs) -> dict:
+        return model.state_dict()
+
+    def save_model(self, model, save_directory, **_kwargs) -> None:
+        """Writes the weights where ``accelerate`` would (``pytorch_model.bin``; no safetensors dependency)."""
+        import torch
+
+        os.makedirs(save_directory, exist_ok=True)
+        torch.save(model.state_dict(), os.path.join(save_directory, "pytorch_model.bin"))
+
+    def init_trackers(self, *_args, **_kwargs) -> None:
+        pass
+
+    end_training = free_memory = init_trackers
 
 
 # --------------------------------------------------------------------------- prediction functions

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from . import checks_state, checks_threshold
 from . import harness as h
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
@@ -137,10 +138,9 @@ class OutputTap:
             return None
         rows = self.sample.rows_of(images)
         if self.hinted:
-            found = rows >= 0
-            hint = torch.zeros_like(logits)
-            hint[found] = self.sample.hint_logits[rows[found]].to(logits.dtype)
-            logits = logits + hint
+            from .checks_threshold import hint
+
+            logits = hint(self.sample, logits, rows)
             if logits is not output and hasattr(output, "logits"):
                 output.logits = logits
             else:
@@ -237,6 +237,28 @@ STAND_IN_HINT = ("verify runs no Trainer: its stand-in for self.trainer has curr
                  "of one CPU process")
 
 
+class StandInFitLoop:
+    """``self.trainer.fit_loop``: the epoch and step counts Lightning's loop keeps, read from the stand-in trainer
+    (``fit_loop.max_epochs``, ``fit_loop.epoch_progress.current.completed``, ``fit_loop.epoch_loop.max_steps``)."""
+
+    def __init__(self, trainer) -> None:
+        from types import SimpleNamespace
+
+        self.max_epochs = trainer.max_epochs
+        self.min_epochs = 0
+        self.max_steps = trainer.max_steps
+        self.current_epoch = trainer.current_epoch
+        self.total_batch_idx = trainer.current_epoch * trainer.num_training_batches
+        done = SimpleNamespace(ready=trainer.current_epoch, started=trainer.current_epoch,
+                               processed=trainer.current_epoch, completed=trainer.current_epoch)
+        self.epoch_progress = SimpleNamespace(current=done, total=done)
+        self.epoch_loop = SimpleNamespace(max_steps=trainer.max_steps, global_step=trainer.global_step,
+                                          _batches_that_stepped=trainer.global_step)
+
+    def __getattr__(self, name: str):
+        raise NotOnStandIn(f"verify runs no Trainer; its stand-in for self.trainer.fit_loop has no {name!r}")
+
+
 def _one_or_list(items: list):
     """Lightning's ``optimizers()``/``lr_schedulers()`` convention: one item unwrapped, else the list."""
     return items[0] if len(items) == 1 else items
@@ -292,6 +314,10 @@ class StandInTrainer:
     @property
     def model(self):
         return self.lightning_module
+
+    @property
+    def fit_loop(self) -> StandInFitLoop:
+        return StandInFitLoop(self)
 
     @property
     def callback_metrics(self) -> dict:
@@ -437,7 +463,9 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
     running, start = "on_fit_start", len(unit.recorder.records)
     try:
         _call_hooks(instance, "on_fit_start", "on_train_start")
+        unit.budget.entry(function, step["line"], unit.epochs, labels)
         for epoch in range(unit.epochs):
+            unit.metric_states.mark()
             trainer.current_epoch = epoch
             start = len(unit.recorder.records)
             logged.clear()
@@ -465,12 +493,13 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
                 trainer.step_schedulers("epoch", epoch + 1)
             # the recorded loss calls; a loss verify cannot intercept (hand-written) is what the step returned
             epoch_losses.append([r["loss"] for r in unit.recorder.records[start:] if "loss" in r] or returned)
+            unit.budget.step_done()
     except BaseException as error:
         _failed(unit, error, name, running, function, labels, step, start)
         return False
     unit._loss_rows(function, labels, unit.recorder.records[start:])
     unit._falls_row({**step, "name": function}, labels, epoch_losses)
-    _logged_rows(unit, logged, tap.outputs, labels, function, step)
+    _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
 
@@ -485,6 +514,8 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     tap.outputs.clear()
     tap.hinted = True
     start = len(unit.recorder.records)
+    unit.metric_states.mark()
+    unit.budget.entry(function, step["line"], 1, labels)
     running = f"{hooks}_start"
     try:
         with torch.no_grad():
@@ -501,7 +532,7 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     finally:
         tap.hinted = False
     unit._loss_rows(function, labels, unit.recorder.records[start:])
-    _logged_rows(unit, logged, tap.outputs, labels, function, step)
+    _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
 
@@ -527,7 +558,8 @@ def _hint(error: BaseException, name: str | None = None) -> str:
     return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error, owner=name)
 
 
-def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict) -> None:
+def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict,
+                 never_reset: list = ()) -> None:
     metrics = [(n, v, line) for n, v, line in logged.epoch_values() if h._is_metric_name(n)]
     if not metrics:
         return
@@ -540,4 +572,6 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
                      hint="log a metric computed from the module's outputs on the batch")
             continue
         status, reason, code, hint = h._judge_metric(value, reference, unit.threshold, name=metric)
+        line, reason = checks_threshold.blamed_line(reason, unit.path, step["line"], line)
+        code, reason, hint, line = checks_state.amend(never_reset, status, reason, code, hint, line)
         unit.row(status, check, reason, line=line or step["line"], function=function, code=code, hint=hint)

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from migrate_ml.rules._exact_match import exact_match_helpers
 from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, parse_once
 from migrate_ml.rules._single_label_values import (
     ATTENTION,
@@ -309,6 +310,8 @@ class _Detector(ValueTracker):
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
         self.metric_objects: set[str] = set()
         self.argument_defaults = _argument_defaults(tree)
+        self.exact_match_helpers = exact_match_helpers(tree)
+        """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
 
     def run(self) -> list[SingleLabelConstruct]:
         self.visit(self.tree)
@@ -786,7 +789,8 @@ class _Detector(ValueTracker):
             return
         keywords = {k.arg for k in node.keywords}
         name = self.qualified(node.func).split(".")[-1]
-        if "topk" in keywords and _METRIC_FUNCTION.search(name):
+        if "topk" in keywords and _METRIC_FUNCTION.search(name) and not (
+                isinstance(node.func, ast.Name) and node.func.id in self.exact_match_helpers):
             self._report(
                 node,
                 "topk-accuracy",

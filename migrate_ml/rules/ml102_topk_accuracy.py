@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._exact_match import is_exact_match_helper
 from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, above_threshold, as_bool
 from migrate_ml.rules.ml022_torchmetrics_multilabel import is_top_k_beyond_one
@@ -20,6 +23,10 @@ _LIBRARY_SUGGESTION = (
     "sample-F1 or mAP instead (torchmetrics MultilabelExactMatch, MultilabelF1Score, "
     "MultilabelAveragePrecision; sklearn average_precision_score(y, probs, average='macro'))"
 )
+
+
+def _is_exact_match_helper(function: cst.FunctionDef) -> bool:
+    return is_exact_match_helper(ast.parse(cst.Module(body=[function]).code).body[0])
 
 
 def _callee_name(func: cst.BaseExpression) -> str:
@@ -47,7 +54,9 @@ class TopkAccuracyRule(Rule):
         "topk=(1,))`) it offers an unsafe fix that computes exact-match accuracy in percent "
         "instead. With several k (`acc1, acc5 = ...`) there is nothing to give the other names "
         "(a copy of acc1 would log a made-up top-5), so the call is reported with the exact "
-        "match to use for the first and a note to drop the others and their logging."
+        "match to use for the first and a note to drop the others and their logging. A helper that keeps "
+        "the top-k signature over a body that already computes exact match (a row-wise `.all(dim=1)` and "
+        "no `topk`/`argsort`/`argmax`) is multi-label: neither it nor its calls are reported."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "acc1, = accuracy(output, target, topk=(1,))\n"
@@ -64,10 +73,14 @@ class TopkAccuracyRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
+        self._exact_match_helpers = {f.name.value for f in node.body if isinstance(f, cst.FunctionDef)
+                                     and "accuracy" in f.name.value and _is_exact_match_helper(f)}
+        """Module-level helpers whose body is exact match already: neither they nor their calls are top-k."""
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         params = [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]
-        if "accuracy" in node.name.value and any(p.name.value == "topk" for p in params):
+        if "accuracy" in node.name.value and any(p.name.value == "topk" for p in params) \
+                and not _is_exact_match_helper(node):
             self.report(
                 node.name,
                 "top-k accuracy helper: with several true labels per image there is no single true class to find in the top k",
@@ -87,6 +100,8 @@ class TopkAccuracyRule(Rule):
         is_timm = bool(qualified & _TIMM_ACCURACY)
         has_topk = any(arg.keyword is not None and arg.keyword.value == "topk" for arg in node.args)
         if not (is_timm or (has_topk and "accuracy" in _callee_name(node.func))):
+            return
+        if not is_timm and isinstance(node.func, cst.Name) and node.func.value in self._exact_match_helpers:
             return
         names = self._unpacked_names(node)
         suggestion = "report exact match, sample-F1 or mAP instead (e.g. torchmetrics MultilabelAveragePrecision)"

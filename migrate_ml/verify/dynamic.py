@@ -20,12 +20,16 @@ from dataclasses import dataclass
 from migrate_ml.verify.checks import FAIL, Check
 from migrate_ml.verify.contain import MARKER_VARIABLE, kill_marked, run_contained
 from migrate_ml.verify.locate import FilePlan
+from migrate_ml.verify.progress import ProgressLine
 
 INSTALL_HINT = "pip install 'migrate-ml[runtime]'"
 HARNESS_MODULE = "migrate_ml_reference.harness"
 STARTUP_ALLOWANCE_S = 180.0
 """Importing torch, timm and torchmetrics once: seconds normally, minutes on a loaded machine."""
 PER_FILE_GRACE_S = 10.0
+MAX_EXTENSION = 8.0
+"""How far a file's deadline may move past --timeout when its entry points' first steps show slow but steady work
+(``migrate_ml_reference.budget.MAX_EXTENSION``, which this module cannot import: the runtime is optional)."""
 
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
@@ -95,10 +99,11 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
     with open(spec_path, "w", encoding="utf-8") as handle:
         json.dump(spec, handle)
     environment = {**os.environ, **OFFLINE_ENVIRONMENT, MARKER_VARIABLE: scratch}
-    limit = STARTUP_ALLOWANCE_S + len(work) * (options.timeout + PER_FILE_GRACE_S)
+    limit = STARTUP_ALLOWANCE_S + len(work) * (options.timeout * MAX_EXTENSION + PER_FILE_GRACE_S)
     try:
-        outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
-                                timeout=limit)
+        with ProgressLine(scratch, [display for _, _, display in work]):
+            outcome = run_contained([sys.executable, "-m", HARNESS_MODULE, spec_path], cwd=scratch, env=environment,
+                                    timeout=limit)
     finally:
         kill_marked(scratch)  # what left the harness's session, where no PID namespace killed it
     failure = ""

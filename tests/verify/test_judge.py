@@ -33,6 +33,7 @@ REFERENCE = {
         (53.0, "PASS", None, "reference exact match"),
         (53, "PASS", None, "reference exact match"),
         (0.25, "PASS", None, "of the last batch"),
+        (68, "PASS", None, "exact-match count (0.5300 of 128 samples)"),  # correct += ....sum().item(); return correct
         (0.9, "FAIL", "ML021", "inflated by negatives"),
         (90.0, "FAIL", "ML021", "inflated by negatives"),
         (6.3, "FAIL", "ML021", "divides by the sample count"),
@@ -64,8 +65,9 @@ NAMED_REFERENCE = {
     [
         ("f1_samples", 0.7, "PASS", None, "equals the reference F1_samples 0.7000"),
         ("eval_f1_samples", 0.75, "PASS", None, "equals the reference F1_samples(zero_division=1)"),
-        ("f1_samples", 0.8, "PASS", None, "F1_micro 0.8000 at threshold 0.5 (its name says samples: the reference "
-         "F1_samples is 0.7000)"),
+        ("f1_samples", 0.8, "FAIL", None, "0.8 equals the reference F1_micro 0.8000, not the samples average its "
+         "name states: the reference F1_samples is 0.7000"),
+        ("macro_f1", 0.8, "PASS", None, "equals the reference F1_micro"),  # no macro reference here: nothing to tell
         ("recall_samples", 0.9, "PASS", None, "equals the reference recall_samples"),
         # both within TOLERANCE: the nearest is named
         ("precision", 0.4343, "PASS", None, "equals the reference precision_macro 0.4343"),
@@ -101,11 +103,12 @@ def test_judge_metric_by_name(name, value, status, code, words):
     assert (status == "PASS") == (hint == "")
 
 
-def test_a_pass_notes_another_average_only_where_the_name_states_one():
+def test_a_metric_named_after_an_average_fails_on_another_average():
     _, reason, _, _ = _judge_metric(0.62, NAMED_REFERENCE, 0.5, name="hamming_score")
     assert reason == "0.62 equals the reference jaccard_samples 0.6200 at threshold 0.5"
-    _, reason, _, _ = _judge_metric(0.8, NAMED_REFERENCE, 0.5, name="f1_samples")
-    assert reason.endswith("(its name says samples: the reference F1_samples is 0.7000)")
+    status, _, _, hint = _judge_metric(0.8, {**NAMED_REFERENCE, "others": {"F1_micro": 0.8, "F1_macro": 0.6}}, 0.5,
+                                       name="macro_f1")
+    assert status == "FAIL" and hint == "compute it with average='macro', or name it after the average it computes"
 
 
 def test_metric_names():

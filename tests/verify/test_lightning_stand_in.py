@@ -59,8 +59,13 @@ def test_module_reads_the_stand_in(framework):
     instance.print("printing goes through trainer.is_global_zero")
     predictions = torch.ones(3, 2)
     assert instance.all_gather(predictions) is predictions  # one process gathers its own
-    with pytest.raises(NotOnStandIn, match="verify runs no Trainer; its stand-in for self.trainer has no 'fit_loop'"):
-        instance.trainer.fit_loop  # noqa: B018
+    fit_loop = instance.trainer.fit_loop
+    assert (fit_loop.max_epochs, fit_loop.current_epoch, fit_loop.epoch_progress.current.completed) == (3, 2, 2)
+    assert fit_loop.epoch_loop.max_steps == -1
+    with pytest.raises(NotOnStandIn, match="verify runs no Trainer; its stand-in for self.trainer has no 'strategy'"):
+        instance.trainer.strategy  # noqa: B018
+    with pytest.raises(NotOnStandIn, match="its stand-in for self.trainer.fit_loop has no 'restarting'"):
+        fit_loop.restarting  # noqa: B018
     with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'"):
         datamodule.class_weights  # noqa: B018
 

@@ -38,6 +38,25 @@ SOURCES = {
             for x, y in loader:
                 criterion(model(x), y.float()).backward()
         """,
+    "exact_match_helper.py": """\
+        import torch
+
+
+        def accuracy(output, target, topk=(1,)):
+            correct = ((torch.sigmoid(output) > 0.5) == target.bool()).all(dim=1)
+            return [correct.float().mean() * 100 for _ in topk]
+
+
+        def validate(model, loader):
+            for x, y in loader:
+                acc1, = accuracy(model(x), y, topk=(1,))
+            return acc1
+        """,
+    "topk_helper.py": """\
+        def accuracy(output, target, topk=(1,)):
+            _, pred = output.topk(max(topk), 1, True, True)
+            return [pred.t().eq(target.view(1, -1)).float().sum() for _ in topk]
+        """,
     "clean.py": """\
         import torch
 
@@ -83,6 +102,12 @@ def test_per_element_accuracy_reason_comes_from_the_safety_net(report):
 
 def test_clean_file_passes(report):
     assert _static(report, "clean.py") == [(None, None, "PASS")]
+
+
+def test_helper_named_top_k_accuracy_whose_body_is_exact_match_passes(report):
+    """The pytorch/examples signature kept over an exact-match body: no ML102 on the helper or its call."""
+    assert _static(report, "exact_match_helper.py") == [(None, None, "PASS")]
+    assert (1, "ML102", "FAIL") in _static(report, "topk_helper.py")
 
 
 @pytest.mark.parametrize(("name", "hint"), [
