@@ -28,7 +28,7 @@ error must be one line naming its file, and no byte may be lost: after an in-pla
 what its ``--diff`` patch gives, and a rewritten notebook changed no line outside its cells'
 ``source`` values; each rewritten input must hold exactly the two expected edits. Usage::
 
-    /root/.pyenv/versions/3.11.7/bin/python3 bench/robustness_sweep.py [-j 2] [adversarial torch torchvision timm]
+    .venv/bin/python bench/robustness_sweep.py [-j 2] [adversarial torch torchvision timm]
 """
 
 from __future__ import annotations
