@@ -120,6 +120,8 @@ class TorchmetricsMultilabelRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
+        if "ulticlass" not in source:
+            return False  # both tests below need "multiclass" or "Multiclass"; a plain scan is cheap
         return ("torchmetrics" in source and super().could_apply(source)) or _UNIMPORTED_MULTICLASS.search(source) is not None
 
     def visit_Module(self, node: cst.Module) -> None:

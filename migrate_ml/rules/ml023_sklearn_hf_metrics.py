@@ -116,8 +116,11 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return (super().could_apply(source) and _METRIC_MARKER.search(source) is not None) or (
-            _EVALUATE_LOAD.search(source) is not None or _LABEL_COLUMN_METRIC.search(source) is not None
+        # Each regex runs only where its literal occurs: a scan for a literal is far cheaper.
+        return (
+            (super().could_apply(source) and _METRIC_MARKER.search(source) is not None)
+            or (("evaluate.load(" in source or "load_metric(" in source) and _EVALUATE_LOAD.search(source) is not None)
+            or ("_score(" in source and _LABEL_COLUMN_METRIC.search(source) is not None)
         )
 
     def visit_Module(self, node: cst.Module) -> None:

@@ -87,6 +87,8 @@ CLASS_INDEX_DATASETS: dict[str, str] = {
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
 _DATASET_NAMES = frozenset(name.rsplit(".", 1)[1] for name in CLASS_INDEX_DATASETS)
+_BUILT_OR_ALIASED = re.compile(r"\b([A-Z]\w*|create_dataset)(?:\(| as )")
+"""``CIFAR10(`` or ``ImageFolder as Folder``: the dataset names all start with a capital but one."""
 _BUILDER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in _TENSOR_BUILDERS)
 _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECASE)
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
@@ -149,8 +151,10 @@ class ClassIndexDatasetRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        named = any(trigger in source for trigger in cls.triggers if trigger != "__getitem__")
-        return named or _GETITEM_TEXT.search(source) is not None
+        # A dataset built (`CIFAR10(`) or imported under another name (`ImageFolder as Folder`):
+        # names such as ImageNet or MNIST are all over docstrings and model code otherwise.
+        named = not _DATASET_NAMES.isdisjoint(_BUILT_OR_ALIASED.findall(source))
+        return named or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
