@@ -84,6 +84,18 @@ class Scope:
     """The line a tracked name got its value on."""
 
 
+def qualified_name(node: ast.AST, imports: dict[str, str]) -> str:
+    """``torch.nn.CrossEntropyLoss`` for ``nn.CrossEntropyLoss`` after ``import torch.nn as nn``
+    (``imports``: local name -> what it was imported as); empty for anything but a dotted name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ""
+    return ".".join([imports.get(node.id, node.id), *reversed(parts)])
+
+
 class ValueTracker(ast.NodeVisitor):
     """Walks a module in statement order, one scope per function, tracking what names hold."""
 
@@ -114,15 +126,7 @@ class ValueTracker(ast.NodeVisitor):
     # -- names
 
     def qualified(self, node: ast.AST) -> str:
-        """``torch.nn.CrossEntropyLoss`` for ``nn.CrossEntropyLoss`` after ``import torch.nn as nn``."""
-        parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
-            return ""
-        head = self.imports.get(node.id, node.id)
-        return ".".join([head, *reversed(parts)])
+        return qualified_name(node, self.imports)
 
     def scope(self) -> Scope:
         return self.scopes[-1]

@@ -84,6 +84,15 @@ def run_contained(argv: list[str], *, cwd: str, env: dict[str, str], timeout: fl
     return Contained(returncode=None if timed_out else process.returncode, tail=text, timed_out=timed_out)
 
 
+def _kill_all(pids) -> None:
+    """SIGKILL each process; one already gone (or not ours to kill) is skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def kill_session(session: int) -> None:
     """SIGKILL every process of the session led by ``session`` (its process groups included).
 
@@ -92,11 +101,7 @@ def kill_session(session: int) -> None:
     """
     for _ in range(KILL_PASSES):
         members = _session_members(session)
-        for pid in members:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        _kill_all(members)
         try:
             os.killpg(session, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -138,11 +143,7 @@ def kill_marked(marker: str) -> None:
     needle = f"{MARKER_VARIABLE}={marker}".encode()
     for _ in range(KILL_PASSES):
         found = [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        _kill_all(found)
         if not found:
             return
         time.sleep(KILL_PASS_PAUSE_S)

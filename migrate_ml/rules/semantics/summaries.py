@@ -14,6 +14,7 @@ import ast
 from collections.abc import Callable
 
 from migrate_ml.rules._project import current_facts
+from migrate_ml.rules._single_label_values import qualified_name
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -222,13 +223,7 @@ class Analysis:
     # -- meanings
 
     def qualified(self, node: ast.AST) -> str:
-        parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
-            return ""
-        return ".".join([self.imports.get(node.id, node.id), *reversed(parts)])
+        return qualified_name(node, self.imports)
 
     def is_module(self, node: ast.AST) -> bool:
         """``torch``/``np``/``F``: a module the file imports, not a value."""
