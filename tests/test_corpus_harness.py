@@ -152,13 +152,34 @@ def test_notebook_positions_are_cell_and_line_with_ipython_lines_masked():
 
 
 def test_checked_in_manifest_is_large_enough_and_split_by_the_documented_rule():
-    entries = manifest.load()
+    everything = manifest.load()
+    entries = [entry for entry in everything if entry.split != manifest.FRESH]
     assert len(entries) >= 150 and len({e.repo for e in entries}) >= 60
-    rule = manifest.split_rule(entries)
+    rule = manifest.split_rule(everything)
     assert all(entry.split == rule[entry.repo] for entry in entries)
     held = sum(entry.split == "heldout" for entry in entries)
     assert len(entries) / 3 <= held < len(entries) / 3 + max(map(lambda r: sum(e.repo == r for e in entries), rule))
     assert any(entry.kind == manifest.NEGATIVE for entry in entries)
+
+
+def test_checked_in_fresh_split_is_large_enough_and_shares_no_repository():
+    everything = manifest.load()
+    fresh = manifest.select(everything, manifest.FRESH)
+    assert len(fresh) >= 60 and len({e.repo for e in fresh}) >= 20
+    assert {e.repo for e in fresh}.isdisjoint(e.repo for e in everything if e.split != manifest.FRESH)
+    assert sum(e.kind == manifest.NEGATIVE for e in fresh) >= 5
+
+
+def test_a_repository_on_fresh_and_on_another_split_is_refused(tmp_path):
+    bad = tmp_path / "manifest.tsv"
+    commit = "0" * 40
+    bad.write_text(
+        "repo\tcommit\tpath\tkind\tsplit\n"
+        f"owner/name\t{commit}\ttrain.py\tplain\ttune\n"
+        f"owner/name\t{commit}\teval.py\teval\tfresh\n"
+    )
+    with pytest.raises(manifest.ManifestError, match=r"manifest.tsv:3: owner/name has rows on the fresh split and on another"):
+        manifest.load(bad)
 
 
 def test_a_bad_manifest_row_is_one_error_naming_file_and_line(tmp_path):

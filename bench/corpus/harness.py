@@ -283,7 +283,7 @@ def _revision() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=("tune", "heldout", "all"), default="tune")
+    parser.add_argument("--split", choices=(*manifest.SPLITS, "all"), default="tune")
     parser.add_argument("--manifest", type=Path, default=manifest.MANIFEST)
     parser.add_argument("--files", type=Path, default=manifest.FILES, help="materialised files (fetch.py --dest)")
     parser.add_argument("--near", type=int, default=2, help="lines between a construct and an edit or finding that covers it")
