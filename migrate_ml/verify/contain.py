@@ -140,13 +140,18 @@ def kill_marked(marker: str) -> None:
     Everything the harness starts inherits the run's marker, also a process that left the
     harness's session (``setsid``): this sweep finds it where no PID namespace killed it.
     """
-    needle = f"{MARKER_VARIABLE}={marker}".encode()
     for _ in range(KILL_PASSES):
-        found = [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
+        found = marked_processes(f"{MARKER_VARIABLE}={marker}")
         _kill_all(found)
         if not found:
             return
         time.sleep(KILL_PASS_PAUSE_S)
+
+
+def marked_processes(variable: str) -> list[int]:
+    """This user's processes, other than this one, whose environment holds ``variable`` (``NAME=value``)."""
+    needle = variable.encode()
+    return [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
 
 
 def _own_processes() -> list[int]:
