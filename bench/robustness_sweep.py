@@ -51,17 +51,12 @@ import time
 from pathlib import Path
 
 import libcst
-from robustness_runtime import Outcome, as_json, runtime_sweep
+from robustness_runtime import CROSS_ENTROPY, DEEP, Outcome, as_json, migrate_ml_command, runtime_sweep
 
 TOTALS = re.compile(
     r"(?P<changed>\d+) files? would be rewritten, (?P<unchanged>\d+) left unchanged, "
     r"(?P<findings>\d+) findings? needs? review(?:, (?P<errors>\d+) files? could not be processed)?"
 )
-
-
-def migrate_ml_command() -> list[str]:
-    beside = Path(sys.executable).parent / "migrate-ml"
-    return [str(beside)] if beside.exists() else [shutil.which("migrate-ml") or "migrate-ml"]
 
 
 def copy_sources(package: str, into: Path) -> tuple[Path, int]:
@@ -136,9 +131,6 @@ def sweep(package: str, scratch: Path, jobs: int) -> dict:
     return result
 
 
-CROSS_ENTROPY = "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(out, labels)\n"
-
-
 def _notebook(cells: list, **top) -> dict:
     return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5, **top}
 
@@ -149,7 +141,6 @@ def _code_cell(source, **fields) -> dict:
 
 def adversarial_inputs() -> dict[str, bytes | None]:
     """{relative path: bytes}; None makes a FIFO."""
-    deep = "[" * 5000 + "]" * 5000
     styled_output = {"name": "stdout", "output_type": "stream", "text": ["caf\u00e9 \u2713 loss 2.3\n"]}
     styled = json.dumps(_notebook([
         _code_cell(["import torch.nn as nn\n", "criterion = nn.CrossEntropyLoss()\n", "x = 1"], outputs=[styled_output]),
@@ -163,8 +154,8 @@ def adversarial_inputs() -> dict[str, bytes | None]:
         _code_cell(["!ls\n", *quoted, "y = 3"]),
     ]), indent=1) + "\n"
     return {
-        "deep/nested_with_trigger.py": (CROSS_ENTROPY + f"x = {deep}\n").encode(),
-        "deep/nested_without_trigger.py": f"x = {deep}\n".encode(),
+        "deep/nested_with_trigger.py": (CROSS_ENTROPY + f"x = {DEEP}\n").encode(),
+        "deep/nested_without_trigger.py": f"x = {DEEP}\n".encode(),
         "deep/nested_calls.py": (CROSS_ENTROPY + "y = " + "f(" * 3000 + ")" * 3000 + "\n").encode(),
         "special/fifo.py": None,
         "endings/cr_only.py": CROSS_ENTROPY.replace("\n", "\r").encode(),

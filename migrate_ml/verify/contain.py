@@ -134,14 +134,14 @@ def _session_members(session: int) -> list[int]:
     return members
 
 
-def kill_marked(marker: str) -> None:
-    """SIGKILL this user's processes whose environment holds ``marker`` (``MARKER_VARIABLE=…``).
+def kill_marked(marker: str, variable: str = MARKER_VARIABLE) -> None:
+    """SIGKILL this user's processes whose environment holds ``marker`` (``variable=marker``).
 
     Everything the harness starts inherits the run's marker, also a process that left the
     harness's session (``setsid``): this sweep finds it where no PID namespace killed it.
     """
     for _ in range(KILL_PASSES):
-        found = marked_processes(f"{MARKER_VARIABLE}={marker}")
+        found = marked_processes(f"{variable}={marker}")
         _kill_all(found)
         if not found:
             return
