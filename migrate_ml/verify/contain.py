@@ -148,9 +148,9 @@ def kill_marked(marker: str, variable: str = MARKER_VARIABLE) -> None:
         time.sleep(KILL_PASS_PAUSE_S)
 
 
-def marked_processes(variable: str) -> list[int]:
-    """This user's processes, other than this one, whose environment holds ``variable`` (``NAME=value``)."""
-    needle = variable.encode()
+def marked_processes(assignment: str) -> list[int]:
+    """This user's processes, other than this one, whose environment holds ``assignment`` (``NAME=value``)."""
+    needle = assignment.encode()
     return [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
 
 
