@@ -26,7 +26,12 @@ Besides the checks above, each command must finish within a time limit (nothing 
 error must be one line naming its file, and no byte may be lost: after an in-place
 ``rewrite``, a file not reported as rewritten is byte-identical, a rewritten file is exactly
 what its ``--diff`` patch gives, and a rewritten notebook changed no line outside its cells'
-``source`` values; each rewritten input must hold exactly the two expected edits. Usage::
+``source`` values; each rewritten input must hold exactly the two expected edits.
+
+``adversarial`` then attacks the runtime side (``reference``, ``sample-data``, ``verify``; see
+``robustness_runtime.py``), one case per attack with its expected exit status and message, and
+prints a summary table to stderr: cases, held, lost bytes, tracebacks and hangs per section.
+Usage::
 
     .venv/bin/python bench/robustness_sweep.py [-j 2] [adversarial torch torchvision timm]
 """
@@ -46,16 +51,12 @@ import time
 from pathlib import Path
 
 import libcst
+from robustness_runtime import CROSS_ENTROPY, DEEP, Outcome, as_json, migrate_ml_command, runtime_sweep
 
 TOTALS = re.compile(
     r"(?P<changed>\d+) files? would be rewritten, (?P<unchanged>\d+) left unchanged, "
     r"(?P<findings>\d+) findings? needs? review(?:, (?P<errors>\d+) files? could not be processed)?"
 )
-
-
-def migrate_ml_command() -> list[str]:
-    beside = Path(sys.executable).parent / "migrate-ml"
-    return [str(beside)] if beside.exists() else [shutil.which("migrate-ml") or "migrate-ml"]
 
 
 def copy_sources(package: str, into: Path) -> tuple[Path, int]:
@@ -130,9 +131,6 @@ def sweep(package: str, scratch: Path, jobs: int) -> dict:
     return result
 
 
-CROSS_ENTROPY = "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\nloss = criterion(out, labels)\n"
-
-
 def _notebook(cells: list, **top) -> dict:
     return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5, **top}
 
@@ -143,7 +141,6 @@ def _code_cell(source, **fields) -> dict:
 
 def adversarial_inputs() -> dict[str, bytes | None]:
     """{relative path: bytes}; None makes a FIFO."""
-    deep = "[" * 5000 + "]" * 5000
     styled_output = {"name": "stdout", "output_type": "stream", "text": ["caf\u00e9 \u2713 loss 2.3\n"]}
     styled = json.dumps(_notebook([
         _code_cell(["import torch.nn as nn\n", "criterion = nn.CrossEntropyLoss()\n", "x = 1"], outputs=[styled_output]),
@@ -157,8 +154,8 @@ def adversarial_inputs() -> dict[str, bytes | None]:
         _code_cell(["!ls\n", *quoted, "y = 3"]),
     ]), indent=1) + "\n"
     return {
-        "deep/nested_with_trigger.py": (CROSS_ENTROPY + f"x = {deep}\n").encode(),
-        "deep/nested_without_trigger.py": f"x = {deep}\n".encode(),
+        "deep/nested_with_trigger.py": (CROSS_ENTROPY + f"x = {DEEP}\n").encode(),
+        "deep/nested_without_trigger.py": f"x = {DEEP}\n".encode(),
         "deep/nested_calls.py": (CROSS_ENTROPY + "y = " + "f(" * 3000 + ")" * 3000 + "\n").encode(),
         "special/fifo.py": None,
         "endings/cr_only.py": CROSS_ENTROPY.replace("\n", "\r").encode(),
@@ -315,19 +312,23 @@ def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
     applied = subprocess.run(["git", "apply", "--unsafe-paths", "-"], cwd=scratch, input=patch, capture_output=True)
     result["patch_applies"] = applied.returncode == 0
     lost = []
+    lost_count = 0
     for name, before in originals.items():
         after = (root / name).read_bytes()
         patched = (patched_root / name).read_bytes() if result["patch_applies"] else None
         problem = _lost_bytes(name, before, after, patched, f"adversarial/{name}" in rewritten)
         if problem:
             lost.append(problem)
+            lost_count += len(before)
     if victim.read_bytes() != CROSS_ENTROPY.encode():
         lost.append("outside/victim.py: written through a symbolic link out of the tree")
+        lost_count += len(CROSS_ENTROPY)
     for name in READ_ONLY:
         if f"adversarial/{name}" in rewritten:
             lost.append(f"{name}: a 0444 file was replaced")
     result["rewritten"] = sorted(rewritten)
     result["lost_bytes"] = lost
+    result["lost_byte_count"] = lost_count
     # Each rewritable input holds the same two edits: anything else is a corrupted cell or line.
     result["unexpected_rewrites"] = [
         name for name, before in originals.items()
@@ -337,6 +338,44 @@ def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
                              or result["lost_bytes"] or result["unexpected_rewrites"]
                              or any(code not in (0, 1, 2) for code in result["exit_codes"]))
     return result
+
+
+def rewrite_row(result: dict) -> dict:
+    """The rewrite section as a row of the summary: an input held when nothing of it was lost,
+    mis-rewritten or reported without its name; a hang, a traceback or a patch git rejects fails them all."""
+    row = {"section": "rewrite", "cases": result["inputs"], "held": 0, "lost_bytes": result.get("lost_byte_count", 0),
+           "tracebacks": result.get("tracebacks", 0), "hangs": len(result["hung"])}
+    if result["hung"]:
+        return row
+    failed = {line.split(": ")[0] for line in result["lost_bytes"] + result["internal_errors"]}
+    failed |= {f"adversarial/{name}" for name in result["unexpected_rewrites"]}
+    whole_run = (result["tracebacks"] or not result["patch_applies"]
+                 or any(code not in (0, 1, 2) for code in result["exit_codes"]))
+    if not whole_run:
+        row["held"] = max(0, row["cases"] - len(failed) - len(result["errors_not_naming_a_file"]))
+    return row
+
+
+def summary_rows(rewrite: dict, runtime: dict[str, list[Outcome]]) -> list[dict]:
+    rows = [rewrite_row(rewrite)] + [
+        {"section": section, "cases": len(outcomes), "held": sum(o.held for o in outcomes),
+         "lost_bytes": sum(o.lost_bytes for o in outcomes), "tracebacks": sum(o.tracebacks for o in outcomes),
+         "hangs": sum(o.hung for o in outcomes)}
+        for section, outcomes in runtime.items()
+    ]
+    rows.append({"section": "all", **{key: sum(row[key] for row in rows) for key in SUMMARY_COLUMNS}})
+    return rows
+
+
+SUMMARY_COLUMNS = ("cases", "held", "lost_bytes", "tracebacks", "hangs")
+
+
+def format_summary(rows: list[dict], runtime: dict[str, list[Outcome]]) -> str:
+    lines = [f"{'adversarial sweep':<18}" + "".join(f"{column.replace('_', ' '):>12}" for column in SUMMARY_COLUMNS)]
+    lines += [f"{row['section']:<18}" + "".join(f"{row[column]:>12}" for column in SUMMARY_COLUMNS) for row in rows]
+    for outcome in (o for outcomes in runtime.values() for o in outcomes if not o.held):
+        lines.append(f"not held: {outcome.case.name}: {'; '.join(outcome.problems)}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -353,9 +392,15 @@ def main() -> None:
         for package in args.packages:
             if package == "adversarial":
                 results.append(adversarial_sweep(scratch, args.jobs))
+                print(json.dumps(results[-1]), file=sys.stderr)
+                runtime = runtime_sweep(scratch, args.jobs)
+                rows = summary_rows(results[-1], runtime)
+                results.append({"package": "adversarial-runtime", "summary": rows,
+                                "cases": {section: [as_json(o) for o in outcomes] for section, outcomes in runtime.items()}})
+                print(format_summary(rows, runtime), file=sys.stderr)
             else:
                 results.append(sweep(package, scratch, args.jobs))
-            print(json.dumps(results[-1]), file=sys.stderr)
+                print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"rules": sorted(load_rules()), "results": results}, indent=2))
 
 

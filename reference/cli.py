@@ -10,7 +10,9 @@ and exits 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import logging
 import math
 import sys
 import warnings
@@ -407,6 +409,21 @@ def _missing_runtime() -> str | None:
     return f"{INSTALL_HINT} (missing: {', '.join(missing)})" if missing else None
 
 
+@contextlib.contextmanager
+def _library_logging(verbose: bool):
+    """Libraries also warn through ``logging`` (timm's scheduler on a one-step run): without -v
+    those records are dropped like ``warnings``; errors still show."""
+    if verbose:
+        yield
+        return
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``sample-data ...`` or ``reference train|eval|predict ...``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -422,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import InputError
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _library_logging(args.verbose):
             if not args.verbose:
                 warnings.simplefilter("ignore")
             if args.command == "sample-data":

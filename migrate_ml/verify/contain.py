@@ -134,19 +134,24 @@ def _session_members(session: int) -> list[int]:
     return members
 
 
-def kill_marked(marker: str) -> None:
-    """SIGKILL this user's processes whose environment holds ``marker`` (``MARKER_VARIABLE=…``).
+def kill_marked(marker: str, variable: str = MARKER_VARIABLE) -> None:
+    """SIGKILL this user's processes whose environment holds ``marker`` (``variable=marker``).
 
     Everything the harness starts inherits the run's marker, also a process that left the
     harness's session (``setsid``): this sweep finds it where no PID namespace killed it.
     """
-    needle = f"{MARKER_VARIABLE}={marker}".encode()
     for _ in range(KILL_PASSES):
-        found = [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
+        found = marked_processes(f"{variable}={marker}")
         _kill_all(found)
         if not found:
             return
         time.sleep(KILL_PASS_PAUSE_S)
+
+
+def marked_processes(assignment: str) -> list[int]:
+    """This user's processes, other than this one, whose environment holds ``assignment`` (``NAME=value``)."""
+    needle = assignment.encode()
+    return [pid for pid in _own_processes() if pid != os.getpid() and needle in _environment(pid)]
 
 
 def _own_processes() -> list[int]:

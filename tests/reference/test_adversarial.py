@@ -257,8 +257,9 @@ def test_ctrl_c_while_a_run_file_is_written_waits_until_it_is_in_place(tmp_path)
     assert torch.equal(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["weight"], state["weight"])
 
 
-def test_library_warnings_are_shown_with_verbose_only(tmp_path, capsys):
-    """Item 18: matplotlib's missing-glyph warnings (class names in CJK) broke the one-line promise."""
+def test_library_warnings_are_shown_with_verbose_only(tmp_path, capsys, caplog):
+    """Item 18: matplotlib's missing-glyph warnings (class names in CJK) broke the one-line promise;
+    so did timm's scheduler, through logging, on a one-step run."""
     from PIL import Image
 
     (tmp_path / "data" / "images").mkdir(parents=True)
@@ -268,12 +269,14 @@ def test_library_warnings_are_shown_with_verbose_only(tmp_path, capsys):
         Image.new("RGB", (16, 16), (i * 10, 0, 0)).save(tmp_path / "data" / "images" / f"{i}.png")
         rows.append(f"{i}.png," + " ".join(n for j, n in enumerate(names) if (i >> j) & 1 or j == i % 3))
     (tmp_path / "data" / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    argv = ["reference", "train", *SMALL, "--batch-size", "8", "--data", str(tmp_path / "data")]
+    argv = ["reference", "train", *SMALL, "--batch-size", "8", "--max-steps", "1", "--data", str(tmp_path / "data")]
     import warnings
 
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         assert main([*argv, "--out", str(tmp_path / "quiet")]) == 0
     assert shown == [] and "Warning" not in capsys.readouterr().err
+    assert [r for r in caplog.records if r.name.startswith("timm")] == []
     with pytest.warns(UserWarning, match="Glyph .* missing from font"):
         assert main([*argv, "--out", str(tmp_path / "loud"), "-v"]) == 0
+    assert any("Cosine annealing scheduler will have no effect" in r.getMessage() for r in caplog.records)

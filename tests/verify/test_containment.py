@@ -16,11 +16,13 @@ import uuid
 
 import pytest
 
-from verify_helpers import REPO, VERIFY_FIXTURES, failures, rows_for
+from migrate_ml.verify.contain import marked_processes
+from verify_helpers import REPO, VERIFY_FIXTURES, failures, rows_for, run_verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 
 PROCESSES = VERIFY_FIXTURES / "containment" / "processes"
+MEMORY_HOG = VERIFY_FIXTURES / "containment" / "memory" / "hog.py"
 
 # verify runs in-process here so its own peak memory can be read. VmHWM, not ru_maxrss: Linux
 # carries ru_maxrss over exec from the forked parent (pytest, possibly with torch loaded).
@@ -35,17 +37,7 @@ RUN_AND_MEASURE = (
 
 def _marked(marker: str) -> list[int]:
     """Processes whose environment carries ``marker`` (everything the run started inherits it)."""
-    found = []
-    needle = f"MIGRATE_ML_TEST_MARKER={marker}".encode()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if needle in handle.read().split(b"\0"):
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
+    return marked_processes(f"MIGRATE_ML_TEST_MARKER={marker}")
 
 
 def _settled(marker: str, seconds: float = 5.0) -> list[int]:
@@ -197,27 +189,9 @@ def test_a_non_root_user_gets_its_own_network_namespace_and_keeps_its_file_acces
     assert result.stdout.splitlines() == ["refused 101", "sample data"]  # no route: loopback is down in the namespace
 
 
-MEMORY_HOG = """
-import torch
-
-
-def evaluate(model, data_loader):
-    hog = bytearray(3 * 1024**3)
-    correct = total = 0
-    for images, labels in data_loader:
-        predicted = (torch.sigmoid(model(images)) > 0.5).float()
-        correct += (predicted == labels).all(dim=1).sum().item()
-        total += labels.size(0)
-    return correct / total + len(hog) * 0
-"""
-
-
-def test_memory_is_limited_per_file(tmp_path):
+def test_memory_is_limited_per_file():
     """Issue 21, item 8: user code had no memory limit at all; --memory bounds each file's process."""
-    (tmp_path / "hog.py").write_text(MEMORY_HOG)
-    from verify_helpers import run_verify
-
-    code, report = run_verify(str(tmp_path / "hog.py"), "--epochs", "1", "--memory", "2G")
+    code, report = run_verify(str(MEMORY_HOG), "--epochs", "1", "--memory", "2G")
     calls = [c for c in rows_for(report, "hog.py") if c["check"].startswith("call")]
     assert code == 1 and [c["status"] for c in calls] == ["FAIL", "FAIL"]
     assert "MemoryError: out of the memory verify allows (--memory)" in calls[0]["reason"]
