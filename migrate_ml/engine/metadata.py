@@ -36,27 +36,26 @@ def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent])
     """Resolve the four whole-module providers that ``visitors`` depend on, directly or through
     another provider (the loss flow needs scopes and qualified names)."""
     needed = _dependencies(visitors)
-    # LibCST's own record of the providers it resolved: it computes none of these again.
+    # MetadataWrapper takes no metadata from outside, so these go into its own record of what it
+    # resolved, where it finds them and computes none again (tests/engine/test_metadata.py checks
+    # every node gets what LibCST would give it).
     resolved = wrapper._metadata
     if ParentNodeProvider in needed and ParentNodeProvider not in resolved:
         parents: dict[cst.CSTNode, cst.CSTNode] = {}
         wrapper.module.visit(_ParentLinks(parents))
         resolved[ParentNodeProvider] = MappingProxyType(parents)
-    if QualifiedNameProvider in needed:
-        needed.add(ScopeProvider)
-    if ScopeProvider in needed:
-        needed.add(ExpressionContextProvider)
     for provider in (ExpressionContextProvider, ScopeProvider):
         if provider in needed and provider not in resolved:
             instance = provider()
             with instance.resolve(wrapper):  # the scopes read the contexts resolved just before
                 instance.visit_Module(wrapper.module)
-            resolved[provider] = MappingProxyType(dict(instance._computed))
+            resolved[provider] = MappingProxyType(dict(instance._computed))  # as LibCST stores a batch's results
     if QualifiedNameProvider in needed and QualifiedNameProvider not in resolved:
         resolved[QualifiedNameProvider] = _QualifiedNames(resolved[ScopeProvider])
 
 
 def _dependencies(dependents: Iterable[cst.MetadataDependent]) -> set[ProviderT]:
+    """Every provider the dependents need, theirs and their providers' (scopes need contexts)."""
     found: set[ProviderT] = set()
     pending = [provider for dependent in dependents for provider in dependent.get_inherited_dependencies()]
     while pending:
