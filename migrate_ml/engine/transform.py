@@ -30,7 +30,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate_ml import __version__
-from migrate_ml.engine import bulk, untouched
+from migrate_ml.engine import bulk, metadata, untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
 from migrate_ml.rules._prefilter import parse_once
@@ -559,7 +559,9 @@ class FileTransformer:
         context = RuleContext(path=path, threshold=self.settings.threshold, threshold_name=threshold_name)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         try:
-            wrapper.visit_batched([rule(context) for rule in rules])
+            visitors = [rule(context) for rule in rules]
+            metadata.prepare(wrapper, visitors)
+            wrapper.visit_batched(visitors)
         except RecursionError:
             raise  # deeply nested input, not a bug: the runner says so in one line
         except Exception as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 
 import libcst as cst
@@ -28,6 +29,9 @@ TORCH_BCE = frozenset(
         "torch.nn.functional.binary_cross_entropy_with_logits",
     }
 )
+
+_BCE_WORDS = ("BCEWithLogits", "binary_cross_entropy_with_logits")
+"""What code that builds or calls a BCE-with-logits loss names (``TORCH_BCE``, aliases imported included)."""
 
 # Parameter names that, by near-universal convention, hold the criterion. A name alone proves
 # nothing, which is why calls found this way only get an unsafe fix.
@@ -226,11 +230,7 @@ class FloatTargetsRule(Rule):
         "criterion = nn.BCEWithLogitsLoss()\n"
         "loss = criterion(outputs, labels.to(device).float())\n"
     )
-    triggers = (
-        "BCEWithLogits",
-        "binary_cross_entropy_with_logits",
-        *(f"{name}(" for name in CRITERION_PARAMETERS),
-    )
+    triggers = (*_BCE_WORDS, *(f"{name}(" for name in CRITERION_PARAMETERS))
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider, QualifiedNameProvider
     )
@@ -239,6 +239,36 @@ class FloatTargetsRule(Rule):
     def could_apply(cls, source: str) -> bool:
         facts = current_facts()  # another file of the run passes this one a criterion
         return super().could_apply(source) or (facts is not None and bool(facts.parameters))
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """Without a BCE loss named in code and criteria passed in from other files, only a call
+        like ``criterion(output, target)`` of a parameter, or of ``self.criterion`` set from one,
+        is reported: files that build their criterion (``self.criterion = make_loss(...)``) or
+        call one with other arguments are settled here."""
+        facts = current_facts()
+        if facts is not None and facts.parameters:
+            return True
+        parameters: set[str] = set()
+        attributes_from_names: set[str] = set()
+        called_names: set[str] = set()
+        called_attributes: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Name, ast.Attribute, ast.alias)) and any(bce in _word(node) for bce in _BCE_WORDS):
+                return True
+            if isinstance(node, ast.arg):
+                parameters.add(node.arg)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+                attributes_from_names.update(
+                    target.attr for target in node.targets if isinstance(target, ast.Attribute) and _is_self(target.value)
+                )
+            elif isinstance(node, ast.Call) and len(node.args) + len(node.keywords) == 2:
+                func = node.func
+                if isinstance(func, ast.Name) and func.id in CRITERION_PARAMETERS:
+                    called_names.add(func.id)
+                elif isinstance(func, ast.Attribute) and func.attr in CRITERION_PARAMETERS and _is_self(func.value):
+                    called_attributes.add(func.attr)
+        return bool(called_names & parameters or called_attributes & attributes_from_names)
 
     def leave_Module(self, original_node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, original_node)
@@ -354,6 +384,14 @@ class FloatTargetsRule(Rule):
         scope = self.get_metadata(ScopeProvider, expression, None)
         assignments = list(scope[expression.value]) if scope is not None else []
         return bool(assignments) and all(isinstance(getattr(a, "node", None), cst.Param) for a in assignments)
+
+
+def _word(node: ast.Name | ast.Attribute | ast.alias) -> str:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else node.name
+
+
+def _is_self(expression: ast.expr) -> bool:
+    return isinstance(expression, ast.Name) and expression.id == "self"
 
 
 def _sources(open_call: OpenParameterCall) -> str:

@@ -41,6 +41,21 @@ ACTED_ON = {
         "ML101",
         "from torchvision.datasets import ImageFolder as Folder\n\ntrain_set = Folder('data/train')\n",
     ),
+    "ML010 criterion parameter": (
+        "ML010",
+        "def train_step(model, images, labels, criterion):\n    return criterion(model(images), labels)\n",
+    ),
+    "ML010 criterion set from a constructor parameter": (
+        "ML010",
+        "class Trainer:\n    def __init__(self, model, criterion):\n        self.model = model\n"
+        "        self.criterion = criterion\n\n    def step(self, images, labels):\n"
+        "        return self.criterion(self.model(images), labels)\n",
+    ),
+    "ML010 BCE imported under an alias": (
+        "ML010",
+        "from torch.nn import BCEWithLogitsLoss as Loss\n\nloss_fn = Loss()\n\n\n"
+        "def step(model, x, y):\n    return loss_fn(model(x), y.long())\n",
+    ),
 }
 
 UNPARSED = {
@@ -48,6 +63,11 @@ UNPARSED = {
     "zip beside an unrelated counter": "def f(a, b, stats):\n    for x, y in zip(a, b):\n        stats['n'] += x * y\n",
     "best and acc in other words": (
         "def accumulate(grads, max_norm):\n    best = max(grads)\n    return best if best < max_norm else max_norm\n"
+    ),
+    "a criterion the class builds itself": (
+        "class Task:\n    def __init__(self, model, criterion=None):\n        self.model = model\n"
+        "        self.criterion = make_loss(criterion)\n\n    def step(self, images, labels):\n"
+        "        return self.criterion(self.model(images), labels)\n"
     ),
     "a dataset defined, not built": "class CIFAR10(VisionDataset):\n    def __len__(self):\n        return 50000\n",
     "softmax inside attention": (
@@ -62,7 +82,7 @@ def test_code_a_rule_handles_is_parsed_and_reported(transformer, case):
     code, text = ACTED_ON[case]
     result = _run(transformer, text)
     assert result.skipped == ""
-    assert code in {finding.code for finding in result.findings_before}
+    assert code in {finding.code for finding in result.findings_before} | {change.code for change in result.changes}
 
 
 @pytest.mark.parametrize("case", sorted(UNPARSED))

@@ -26,15 +26,15 @@ SITE = Path(importlib.util.find_spec("timm").origin).parent.parent
 """The site-packages folder the test extra installed timm, torchvision and torch into."""
 
 # The most files LibCST may parse in each tree. The rest must be settled by the text and `ast`
-# pre-filters, which is what keeps a run over a large repository fast. Counts when set: timm 15
-# (its loss and task modules, mixup, the dataset factory, the accuracy helper), torchvision 8
-# (detection losses and box coding), torch 5 + 2 + 0 + 3. Raising a budget needs a reason in
-# the commit message.
+# pre-filters, which is what keeps a run over a large repository fast. Counts when set: timm 13
+# (its loss modules, the evaluator and token distillation, mixup, the dataset factory, the
+# accuracy helper), torchvision 8 (detection losses and box coding), torch 5 + 0 + 0 + 3.
+# Raising a budget needs a reason in the commit message.
 PARSE_BUDGETS = {
-    "timm": 18,
+    "timm": 15,
     "torchvision": 11,
     "torch/nn/modules": 7,
-    "torch/optim": 4,
+    "torch/optim": 1,
     "torch/utils/data": 1,
     "torch/distributions": 4,
 }

@@ -1,0 +1,117 @@
+"""The LibCST metadata the rules of one pass depend on, computed with fewer walks of the tree.
+
+``MetadataWrapper`` resolves batchable providers one dependency level at a time and walks the
+whole tree once per level. ``ParentNodeProvider``, ``ExpressionContextProvider``,
+``ScopeProvider`` and ``QualifiedNameProvider`` do their work in ``visit_Module`` with walks
+of their own, so for them that level walk visits every node for nothing; the parent links
+cost a further walk (LibCST asks every node for its children), and the qualified names one
+more, for every node, where rules ask for those of a few callees. On the files the pre-filters
+let through these walks were most of the rules' time.
+
+:func:`prepare` computes those four first, with one walk each for the parent links, the
+expression contexts and the scopes, and the qualified names on demand, and puts them where
+``MetadataWrapper`` keeps what it resolved: it then resolves only the rest (positions, the
+loss and prediction flows) and runs the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Collection, Iterable
+
+import libcst as cst
+from libcst.metadata import (
+    ExpressionContextProvider,
+    MetadataWrapper,
+    ParentNodeProvider,
+    QualifiedName,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
+from libcst.metadata.base_provider import ProviderT
+
+
+def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent]) -> None:
+    """Resolve the four whole-module providers that ``visitors`` depend on, directly or through
+    another provider (the loss flow needs scopes and qualified names)."""
+    needed = _dependencies(visitors)
+    # MetadataWrapper takes no metadata from outside, so these go into its own record of what it
+    # resolved, where it finds them and computes none again (tests/engine/test_metadata.py checks
+    # every node gets what LibCST would give it).
+    resolved = wrapper._metadata
+    if ParentNodeProvider in needed and ParentNodeProvider not in resolved:
+        parents: dict[cst.CSTNode, cst.CSTNode] = {}
+        wrapper.module.visit(_ParentLinks(parents))
+        resolved[ParentNodeProvider] = MappingProxyType(parents)
+    for provider in (ExpressionContextProvider, ScopeProvider):
+        if provider in needed and provider not in resolved:
+            instance = provider()
+            with instance.resolve(wrapper):  # the scopes read the contexts resolved just before
+                instance.visit_Module(wrapper.module)
+            resolved[provider] = MappingProxyType(dict(instance._computed))  # as LibCST stores a batch's results
+    if QualifiedNameProvider in needed and QualifiedNameProvider not in resolved:
+        resolved[QualifiedNameProvider] = _QualifiedNames(resolved[ScopeProvider])
+
+
+def _dependencies(dependents: Iterable[cst.MetadataDependent]) -> set[ProviderT]:
+    """Every provider the dependents need, theirs and their providers' (scopes need contexts)."""
+    found: set[ProviderT] = set()
+    pending = [provider for dependent in dependents for provider in dependent.get_inherited_dependencies()]
+    while pending:
+        provider = pending.pop()
+        if provider not in found:
+            found.add(provider)
+            pending.extend(provider.get_inherited_dependencies())
+    return found
+
+
+class _ParentLinks(cst.CSTVisitor):
+    """``ParentNodeProvider``'s links in one walk: each node's children are the nodes visited
+    while it is the innermost open one, linked when it is left (as LibCST links them)."""
+
+    def __init__(self, parents: dict[cst.CSTNode, cst.CSTNode]) -> None:
+        super().__init__()
+        self._parents = parents
+        self._open: list[list[cst.CSTNode]] = [[]]
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self._open[-1].append(node)
+        self._open.append([])
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        for child in self._open.pop():
+            self._parents[child] = original_node
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+
+class _QualifiedNames(Mapping):
+    """``QualifiedNameProvider``'s metadata, each node's names computed when first asked for.
+
+    LibCST gives every node of the tree a set, empty where the node has no scope; here any node
+    has one, which is the same answer to ``get_metadata(QualifiedNameProvider, node, set())``,
+    the way rules ask.
+    """
+
+    def __init__(self, scopes: Mapping[cst.CSTNode, object]) -> None:
+        self._scopes = scopes
+        self._names: dict[cst.CSTNode, Collection[QualifiedName]] = {}
+
+    def __getitem__(self, node: cst.CSTNode) -> Collection[QualifiedName]:
+        names = self._names.get(node)
+        if names is None:
+            scope = self._scopes.get(node)
+            names = self._names[node] = scope.get_qualified_names_for(node) if scope else set()
+        return names
+
+    def __iter__(self) -> Iterator[cst.CSTNode]:
+        return iter(self._scopes)
+
+    def __len__(self) -> int:
+        return len(self._scopes)
