@@ -39,7 +39,9 @@ def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent])
     # MetadataWrapper takes no metadata from outside, so these go into its own record of what it
     # resolved, where it finds them and computes none again (tests/engine/test_metadata.py checks
     # every node gets what LibCST would give it).
-    resolved = wrapper._metadata
+    resolved = getattr(wrapper, "_metadata", None)
+    if not isinstance(resolved, dict):
+        return  # a LibCST release that keeps it elsewhere: it resolves everything itself, only slower
     if ParentNodeProvider in needed and ParentNodeProvider not in resolved:
         parents: dict[cst.CSTNode, cst.CSTNode] = {}
         wrapper.module.visit(_ParentLinks(parents))
@@ -49,7 +51,10 @@ def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent])
             instance = provider()
             with instance.resolve(wrapper):  # the scopes read the contexts resolved just before
                 instance.visit_Module(wrapper.module)
-            resolved[provider] = MappingProxyType(dict(instance._computed))  # as LibCST stores a batch's results
+            computed = getattr(instance, "_computed", None)
+            if computed is None:
+                return
+            resolved[provider] = MappingProxyType(dict(computed))  # as LibCST stores a batch's results
     if QualifiedNameProvider in needed and QualifiedNameProvider not in resolved:
         resolved[QualifiedNameProvider] = _QualifiedNames(resolved[ScopeProvider])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import libcst as cst
 import pytest
 from libcst.metadata import (
@@ -123,3 +125,14 @@ def test_the_flows_built_on_them_are_the_same(both):
     assert [c.qualified_name for c in got.constructions] == [c.qualified_name for c in expected.constructions]
     assert [c.call for c in got.open_parameter_calls] == [c.call for c in expected.open_parameter_calls]
     assert len(got.calls) >= 2 and got.open_parameter_calls
+
+
+
+def test_a_libcst_that_keeps_its_record_elsewhere_is_left_to_resolve_everything_itself():
+    """The shortcut writes into MetadataWrapper's private record; on a LibCST release without it
+    the shortcut must step aside (costing speed, not correctness), not raise."""
+    module = cst.parse_module(CODE)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    wrapper._metadata = MappingProxyType({})  # not the dict the shortcut writes into
+    prepare(wrapper, [_Needs()])
+    assert dict(wrapper._metadata) == {}
