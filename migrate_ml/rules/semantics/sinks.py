@@ -211,7 +211,12 @@ class Sinks:
         if self.analysis.qualified(func) in tables.LOSS_FUNCTIONS:
             return ""
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if name in self.analysis.logits_loss_names or self.analysis.value(func).meaning == LOGITS_LOSS_FN:
+        meaning = self.analysis.value(func).meaning
+        if meaning == LOGITS_LOSS_FN:
+            return ast.unparse(func)
+        # The name alone stands for the criterion only where no binding of this scope says what it
+        # holds (a parameter, a global): ``loss = nn.MSELoss()`` in another function is another loss.
+        if name in self.analysis.logits_loss_names and not self.analysis.is_bound(func):
             return ast.unparse(func)
         return ""
 

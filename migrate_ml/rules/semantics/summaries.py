@@ -220,6 +220,11 @@ class Analysis:
             attribute = (self.class_name, key[5:])
             self.attributes[attribute] = _merge(self.attributes.get(attribute), value)
 
+    def is_bound(self, node: ast.AST) -> bool:
+        """Whether the scope the walk is in binds this name (or ``self.`` attribute) itself."""
+        key = self.key(node)
+        return bool(key) and key in self.env
+
     # -- meanings
 
     def qualified(self, node: ast.AST) -> str:

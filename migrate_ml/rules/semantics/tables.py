@@ -54,7 +54,8 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.nn.BCEWithLogitsLoss", "torch.nn.modules.loss.BCEWithLogitsLoss", "timm.loss.BinaryCrossEntropy",
       "timm.loss.AsymmetricLossMultiLabel", "torchvision.ops.sigmoid_focal_loss"), {ANY: LOGITS_LOSS_FN}),
     (("torch.nn.CrossEntropyLoss", "torch.nn.BCELoss", "torch.nn.NLLLoss", "torch.nn.MultiLabelSoftMarginLoss",
-      "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy"), {ANY: LOSS_FN}),
+      "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy", "torch.nn.MSELoss",
+      "torch.nn.L1Loss", "torch.nn.SmoothL1Loss", "torch.nn.HuberLoss"), {ANY: LOSS_FN}),
     (("torch.optim.lr_scheduler.ReduceLROnPlateau", ".ReduceLROnPlateau"), {ANY: PLATEAU_SCHEDULER}),
     # metrics
     (("sklearn.metrics.accuracy_score", "sklearn.metrics.f1_score", "sklearn.metrics.precision_score",
