@@ -47,6 +47,7 @@ from migrate_ml.rules._single_label_values import (
 )
 from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
+from migrate_ml.rules.semantics.sequences import in_spans, sequence_spans
 
 if TYPE_CHECKING:
     import libcst
@@ -143,7 +144,9 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
         # walk again with its parameters known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
-    return _with_meanings(found, tree, text)
+    found = _with_meanings(found, tree, text)
+    spans = sequence_spans(tree) if found else ()
+    return [construct for construct in found if not in_spans(construct.line, spans)]
 
 
 def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
