@@ -709,12 +709,16 @@ class _Detector(ValueTracker):
         if dim is not None and int_constant(dim) not in (1, -1):
             return
         sequential = self.parents.get(node)
-        if not (
+        if isinstance(sequential, ast.Call) and isinstance(sequential.func, ast.Attribute) and sequential.func.attr == "append":
+            sequential = self._sequential_of_last_layer(sequential)
+        elif not (
             isinstance(sequential, ast.Call)
             and self.qualified(sequential.func) in _SEQUENTIAL
             and sequential.args
             and sequential.args[-1] is node
         ):
+            return
+        if sequential is None:
             return
         scope = self.scope()
         holder = self.parents.get(sequential)
@@ -735,6 +739,33 @@ class _Detector(ValueTracker):
         if record is not None:
             record.followed = False  # the layer is reported where it is built, whatever uses the model
         self._model_output(record)
+
+    def _sequential_of_last_layer(self, append: ast.Call) -> ast.Call | None:
+        """``layers.append(nn.Softmax(dim=1))`` as the last layer appended before
+        ``nn.Sequential(*layers)`` in the same block of code: that Sequential ends in it."""
+        layers = append.func.value  # type: ignore[attr-defined]
+        if not isinstance(layers, ast.Name):
+            return None
+        scope: ast.AST | None = append
+        while scope is not None and not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
+            scope = self.parents.get(scope)
+        if scope is None:
+            return None
+        appends, built = [], None
+        for inner in ast.walk(scope):
+            if not isinstance(inner, ast.Call):
+                continue
+            if isinstance(inner.func, ast.Attribute) and inner.func.attr in ("append", "extend") and \
+                    isinstance(inner.func.value, ast.Name) and inner.func.value.id == layers.id:
+                appends.append(inner)
+            elif self.qualified(inner.func) in _SEQUENTIAL and len(inner.args) == 1 and isinstance(inner.args[0], ast.Starred) \
+                    and isinstance(inner.args[0].value, ast.Name) and inner.args[0].value.id == layers.id:
+                built = inner
+        if built is None:
+            return None
+        before = [call for call in appends if (call.lineno, call.col_offset) < (built.lineno, built.col_offset)]
+        last = max(before, key=lambda call: (call.lineno, call.col_offset), default=None)
+        return built if last is append else None
 
     def _model_output(self, record: _Record | None) -> None:
         if record is not None:
