@@ -36,6 +36,8 @@ ARGMAX = "argmax-prediction"
 THRESHOLDED = "thresholded-prediction"
 PREDICTIONS = "predictions"
 
+MODEL = "model"
+"""An ``nn.Module`` the file defines, built (``cnn = CNN()``): calling it gives its output."""
 METRIC = "metric-value"
 LOSS_FN = "loss-function"
 """A criterion object; ``LOGITS_LOSS_FN`` one that applies the sigmoid itself."""

@@ -305,6 +305,18 @@ class Sinks:
                         self.analysis.value(part).line,
                     )
                     return
+        if isinstance(node.func, ast.Name) and node.func.id == "print":
+            # the predictions themselves shown to the user, not a score computed from them
+            for argument in node.args:
+                value = self.analysis.value(argument)
+                if isinstance(argument, (ast.Name, ast.Subscript, ast.Attribute)) and value.meaning == ARGMAX:
+                    self.report(
+                        node, "argmax-logged",
+                        f"{ast.unparse(argument)} is printed as the prediction: one arg-max class per image",
+                        "print every label above the threshold: (torch.sigmoid(logits) > THRESHOLD).nonzero()",
+                        value.line,
+                    )
+                    return
 
     # -- comparisons and products
 

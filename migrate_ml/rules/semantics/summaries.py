@@ -22,6 +22,7 @@ from migrate_ml.rules.semantics.meanings import (
     CONTAINER,
     INDEX_LIST,
     LOGITS_LOSS_FN,
+    MODEL,
     NOTHING,
     ONE_HOT,
     SCORE_MEANINGS,
@@ -68,6 +69,8 @@ class Analysis:
         """Hugging Face predictions are the model's logits unless a preprocessing hook changes them."""
         self.imports: dict[str, str] = {}
         self.defined: set[str] = set()
+        self.modules: set[str] = set()
+        """The file's own ``nn.Module`` subclasses: an instance's call is the model's output."""
         for node in _statements(tree.body):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -78,6 +81,8 @@ class Analysis:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
             elif isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 self.defined.add(node.name)
+                if isinstance(node, ast.ClassDef) and any(qualified_name(base, self.imports).endswith("nn.Module") for base in node.bases):
+                    self.modules.add(node.name)
         self.attributes: dict[tuple[str, str], Value] = {}
         """(class, attribute) -> what ``self.attribute`` holds anywhere in the class."""
         self.returns: dict[tuple[str, str], Value] = {}
@@ -396,6 +401,10 @@ class Analysis:
         if isinstance(func, ast.Name):
             if func.id == "self":
                 return sources.model_output(line)
+            if func.id in self.modules:
+                return Value(MODEL, line, node=node)
+            if self.env.get(func.id, NOTHING).meaning == MODEL:
+                return self._module_output(self.env[func.id], line)
             if func.id in self.defined and func.id not in self.imports:
                 sample = self.returns.get((func.id, "__getitem__"))
                 if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
@@ -427,6 +436,16 @@ class Analysis:
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
+
+    def _module_output(self, model: Value, line: int) -> Value:
+        """What calling an instance of the file's own module gives: its scores, or, where its
+        ``forward`` returns a tuple (``return output, features``), the scores first."""
+        built = model.node
+        name = built.func.id if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) else ""
+        returned = self.returns.get((name, "forward"))
+        if returned is not None and returned.items:
+            return Value(items=(sources.model_output(line), *(NOTHING for _ in returned.items[1:])), line=line)
+        return sources.model_output(line)
 
     def is_logits_loss(self, func: ast.AST) -> bool:
         """A criterion that applies the sigmoid itself: ``BCEWithLogitsLoss()``, ``F.binary_cross_entropy_with_logits``."""
