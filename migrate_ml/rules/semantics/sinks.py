@@ -81,11 +81,28 @@ class Sinks:
         self.multi_label_training = any(
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
-        self.accuracy_kept_single_label = not any(word in text for word in _EXACT_MATCH_WORDS)
+        self.accuracy_kept_single_label = not any(word in text for word in _EXACT_MATCH_WORDS) or (
+            "ccuracy(" in text and self._class_index_accuracy_built(analysis.tree)
+        )
         """A monitor on accuracy selects by a single-label score unless the file's accuracy became
-        exact match (ML021/ML022 rewrite it so, and a ``val_acc`` monitor may keep that meaning)."""
+        exact match (ML021/ML022 rewrite it so, and a ``val_acc`` monitor may keep that meaning);
+        an accuracy metric still built without a task (``Accuracy()``, in an old-release branch)
+        keeps it single-label."""
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
+
+    def _class_index_accuracy_built(self, tree: ast.Module) -> bool:
+        """``Accuracy()`` of torchmetrics (or ``pl.metrics``) with no task: it counts class indices."""
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and self.analysis.qualified(node.func).endswith(".Accuracy")):
+                continue
+            if not self.analysis.qualified(node.func).startswith(("torchmetrics", "pytorch_lightning", "lightning")):
+                continue
+            if not ({k.arg for k in node.keywords} & {"task", "num_labels"}) and not any(
+                isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args
+            ):
+                return True
+        return False
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
