@@ -104,7 +104,7 @@ API_WORDS = (
 """Loss and metric names specific enough to look at a file for, even outside training code."""
 MEANING_WORDS = (
     "__getitem__", "scatter_(", "one_hot", "onitor", "metric_for_best_model", "ReduceLROnPlateau", "caption",
-    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()",
+    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()", "gather(",
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
 selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""

@@ -27,6 +27,8 @@ LOGITS = "logits"
 SIGMOID = "sigmoid-probabilities"
 SOFTMAX = "softmax-probabilities"
 LOG_PROB = "log-probabilities"
+EXP = "exponentiated"
+"""``x.exp()`` and its sums: divided by its own sum over the classes it is a softmax."""
 SCORES = "scores"
 """A model's output when it is not known whether it ends in raw logits or in probabilities."""
 

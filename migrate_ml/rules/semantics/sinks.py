@@ -186,6 +186,10 @@ class Sinks:
                     self._loss_targets.append((criterion, node, target, False))
         if method in ("scatter_", "scatter") and len(node.args) >= 3:
             self._scatter_one_hot(node)
+        if qualified == "torch.log" and node.args:
+            self._gathered_log_probability(node, node.args[0])
+        elif method == "log" and not node.args:
+            self._gathered_log_probability(node, func.value)
         if tables.row_for(qualified) is tables.row_for("torch.nn.functional.one_hot") and node.args:
             if value(node.args[0]).meaning == ARGMAX:
                 self.report(
@@ -266,6 +270,23 @@ class Sinks:
             "one class index per row is scattered into a one-hot row (a one_hot/mixup_target that encodes class "
             "indices): mixed or smoothed, the targets still hold one class per image",
             "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))",
+        )
+
+    def _gathered_log_probability(self, node: ast.Call, gathered: ast.AST) -> None:
+        """``-torch.log(y_hat.gather(1, y.view(-1, 1)))``: the log-probability of one class per
+        row, a hand-written cross-entropy."""
+        if not (isinstance(gathered, ast.Call) and isinstance(gathered.func, ast.Attribute) and gathered.func.attr == "gather"):
+            return
+        if len(gathered.args) < 2 or ast.unparse(gathered.args[0]) not in ("1", "-1"):
+            return
+        index = gathered.args[1]
+        if not (_is_column(index) or _is_column(self.analysis.value(index).node or index)):
+            return
+        self.report(
+            node, "single-label-loss",
+            "the log-probability of one class per row is gathered (a hand-written cross-entropy): it trains "
+            "one label per image",
+            "use nn.BCEWithLogitsLoss() on the logits with float multi-hot [B, C] targets",
         )
 
     def _old_functional_metric(self, node: ast.Call, qualified: str) -> None:
@@ -418,6 +439,17 @@ class Sinks:
 
     def _returned(self, statement: ast.Return) -> None:
         function = self.analysis.function
+        if function is not None and sources.is_model_callee(function.name) and statement.value is not None:
+            returned = self.analysis.value(statement.value)
+            if returned.meaning == SOFTMAX:
+                self.report(
+                    statement, "softmax-class-dim",
+                    f"{function.name}() is the model and returns softmax probabilities: the labels compete for one "
+                    "unit of probability, and a BCE-with-logits loss or a sigmoid applied to them is wrong",
+                    f"return the raw scores from {function.name}(); apply torch.sigmoid where probabilities are needed",
+                    returned.line,
+                )
+            return
         if function is None or function.name != "__getitem__":
             return
         for item, value in sources.returned_labels(statement.value, self.analysis.value):

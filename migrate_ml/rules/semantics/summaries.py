@@ -20,12 +20,14 @@ from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
     CONTAINER,
+    EXP,
     INDEX_LIST,
     LOGITS_LOSS_FN,
     MODEL,
     NOTHING,
     ONE_HOT,
     SCORE_MEANINGS,
+    SOFTMAX,
     UNKNOWN,
     Value,
     join,
@@ -337,6 +339,10 @@ class Analysis:
         """Smoothing and mixing keep a target's meaning (``y1 * lam + y2 * (1 - lam)``), and so
         does scaling scores (``logits / T``)."""
         left, right = self.value(node.left), self.value(node.right)
+        if isinstance(node.op, ast.Div) and left.meaning == right.meaning == EXP:
+            return Value(SOFTMAX, line, node=node)  # X_exp / X_exp.sum(dim=1, keepdim=True)
+        if EXP in (left.meaning, right.meaning):
+            return NOTHING
         if left.meaning == right.meaning:
             return Value(left.meaning, left.line or right.line, node=node) if left.meaning != UNKNOWN else NOTHING
         known = [v for v in (left, right) if v.meaning != UNKNOWN]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
+    EXP,
     INDEX_LIST,
     INT,
     LOG_PROB,
@@ -45,6 +46,8 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax", "scipy.special.softmax"), {ANY: SOFTMAX}),
     (("torch.log_softmax", "torch.nn.functional.log_softmax", "torch.special.log_softmax", "scipy.special.log_softmax"), {ANY: LOG_PROB}),
     (("torch.log",), {SOFTMAX: LOG_PROB, SIGMOID: SIGMOID}),
+    (("torch.exp",), {ANY: EXP}),
+    (("torch.sum",), {EXP: EXP}),
     (("torch.argmax", "numpy.argmax"), _ARGMAX),
     (("torch.nn.functional.one_hot", "torch.eye", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
     (("int",), {ANY: INT}),
@@ -82,6 +85,8 @@ METHODS: dict[str, dict[str, str]] = {
     "softmax": {ANY: SOFTMAX},
     "log_softmax": {ANY: LOG_PROB},
     "log": {SOFTMAX: LOG_PROB, SIGMOID: SIGMOID},
+    "exp": {ANY: EXP},
+    "sum": {EXP: EXP},
     "argmax": _ARGMAX,
     **{name: {ANY: SAME} for name in (
         "cpu", "cuda", "detach", "numpy", "tolist", "to", "view", "view_as", "reshape", "squeeze", "unsqueeze",
