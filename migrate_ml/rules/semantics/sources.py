@@ -86,6 +86,21 @@ def index_lookup(receiver: str, line: int) -> Value | None:
     return Value(CLASS_INDEX, line) if CLASS_LIST.match(receiver) else None
 
 
+def is_table_column(node: ast.Subscript) -> bool:
+    """``data.iloc[:, 0]``: one column of a table, one value per row (a CSV's class column when a
+    ``__getitem__`` returns its row's value as the label)."""
+    if not (isinstance(node.value, ast.Attribute) and node.value.attr == "iloc" and isinstance(node.slice, ast.Tuple)):
+        return False
+    rows, *columns = node.slice.elts
+    column = columns[0] if len(columns) == 1 else None
+    if isinstance(column, ast.UnaryOp) and isinstance(column.op, ast.USub):
+        column = column.operand
+    return (
+        isinstance(rows, ast.Slice) and rows.lower is None and rows.upper is None
+        and isinstance(column, ast.Constant) and type(column.value) is int
+    )
+
+
 def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value]]:
     """The labels of a ``__getitem__``'s return value: the items after the first of a tuple or
     list (``image, label``), the label keys of a dict."""

@@ -22,6 +22,7 @@ from migrate_ml.rules.semantics.meanings import (
     CONTAINER,
     EXP,
     INDEX_LIST,
+    INT,
     LOGITS_LOSS_FN,
     MODEL,
     NOTHING,
@@ -274,7 +275,7 @@ class Analysis:
                 if stored is not None:
                     return stored
             base = self.value(node.value)
-            if node.attr in ("data", "T"):
+            if node.attr in ("data", "T", "values"):
                 return base
             found = sources.attribute_value(base, node.attr, line)
             if found is not None:
@@ -354,6 +355,8 @@ class Analysis:
         base = self.value(node.value)
         self.value(node.slice)
         index = node.slice
+        if sources.is_table_column(node):
+            return Value(CONTAINER, line, element=Value(INT, line), node=node)
         if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
             if -len(base.items) <= index.value < len(base.items):
                 return base.items[index.value]

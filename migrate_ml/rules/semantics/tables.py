@@ -91,7 +91,7 @@ METHODS: dict[str, dict[str, str]] = {
     **{name: {ANY: SAME} for name in (
         "cpu", "cuda", "detach", "numpy", "tolist", "to", "view", "view_as", "reshape", "squeeze", "unsqueeze",
         "flatten", "float", "long", "int", "bool", "clone", "type", "contiguous", "astype", "ravel", "double",
-        "half", "type_as", "item", "flip", "roll",
+        "half", "type_as", "item", "flip", "roll", "to_numpy",
     )},
 }
 """Method calls on a value: ``logits.softmax(-1)``, ``preds.cpu().numpy()``."""
