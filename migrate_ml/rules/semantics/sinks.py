@@ -198,6 +198,18 @@ class Sinks:
                     "predict with (torch.sigmoid(logits) > THRESHOLD).float() — one decision per label",
                     value(node.args[0]).line,
                 )
+        if self._serving() and (method == "softmax" or tables.row_for(qualified) is tables.row_for("torch.softmax")):
+            module_call = tables.row_for(qualified) is tables.row_for("torch.softmax")
+            scores = (node.args[0] if node.args else None) if module_call else func.value
+            if scores is not None and value(scores).meaning in (SCORES, LOGITS):
+                self.report(
+                    node, "softmax-class-dim",
+                    "the response is built from a softmax over the model's output: the classes compete for one unit "
+                    "of probability, and the top class(es) are served as the answer",
+                    "serve torch.sigmoid(logits) and every label above THRESHOLD: "
+                    "[[mapping[j] for j in (row > THRESHOLD).nonzero()] for row in probs]",
+                    value(scores).line,
+                )
         self._old_functional_metric(node, qualified)
         self._monitor(node, qualified)
         if method == "step" and node.args and value(func.value).meaning == PLATEAU_SCHEDULER:
@@ -271,6 +283,10 @@ class Sinks:
             "indices): mixed or smoothed, the targets still hold one class per image",
             "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))",
         )
+
+    def _serving(self) -> bool:
+        function = self.analysis.function
+        return function is not None and function.name == sources.POSTPROCESS
 
     def _gathered_log_probability(self, node: ast.Call, gathered: ast.AST) -> None:
         """``-torch.log(y_hat.gather(1, y.view(-1, 1)))``: the log-probability of one class per
