@@ -170,3 +170,25 @@ def test_an_argmax_fed_back_as_the_next_input_makes_a_sequence_model() -> None:
             return preds
         """
     )
+
+
+def test_a_model_set_up_in_place_is_not_a_recurrent_state() -> None:
+    assert not _is_sequence(
+        """
+        def run(fabric, model, optimizer, loader):
+            model, optimizer = fabric.setup(model, optimizer)
+            for data, target in loader:
+                loss = F.nll_loss(model(data), target)
+                optimizer.step()
+        """
+    )
+
+
+def test_a_state_stored_on_self_beside_the_output_is_read_without_error() -> None:
+    assert not _is_sequence(
+        """
+        def forward(self, inputs, state):
+            Y, self.state = self.rnn(inputs, state)
+            return self.dense(Y)
+        """
+    )

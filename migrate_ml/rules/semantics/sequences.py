@@ -5,9 +5,11 @@ the next token with an arg-max, which reads like single-label classification, bu
 of one token per step is the task itself. Such code is known by its data flow, not its names:
 
 * a **recurrent state** is threaded through the model: ``(Y, state) = rnn(X, state, params)``
-  rebinds a name it passes in, and that name is read nowhere else but in such calls, its own
-  methods (``state.detach()``), its items (``state[0]``) and ``isinstance``/``len`` (a mixup's
-  ``inputs, targets = mix(inputs, targets)`` passes ``inputs`` on to the model: not a state);
+  rebinds a name it passes in beside a new output (``model, opt = fabric.setup(model, opt)``
+  only passes them through), and that name is never called and is read nowhere else but in
+  such calls, its own methods (``state.detach()``), its items (``state[0]``) and
+  ``isinstance``/``len`` (a mixup's ``inputs, targets = mix(inputs, targets)`` passes
+  ``inputs`` on to the model: not a state);
 * or **the arg-max is fed back**: it is appended to a list that the model reads for the
   next step, whole or its last element (greedy decoding);
 * a helper that only **encodes those inputs** (``to_onehot(X, vocab_size)``) is called only
@@ -66,8 +68,11 @@ def _threads_state(function: ast.AST) -> bool:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             passed = {a.id for a in node.value.args if isinstance(a, ast.Name)}
             for target in node.targets:
-                if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) > 1:
-                    recurrent.update(e.id for e in target.elts if isinstance(e, ast.Name) and e.id in passed)
+                elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else []
+                threaded = {e.id for e in elements if isinstance(e, ast.Name) and e.id in passed}
+                # a step gives a new output beside the state; `model, opt = setup(model, opt)` only passes through
+                if threaded and len(threaded) < len(elements):
+                    recurrent.update(threaded)
     return any(_only_a_state(function, name) for name in recurrent)
 
 
@@ -85,6 +90,8 @@ def _only_a_state(function: ast.AST, name: str) -> bool:
     for node in ast.walk(function):
         if isinstance(node, ast.Call):
             func = node.func
+            if isinstance(func, ast.Name) and func.id == name:
+                return False  # called: a model, not a state
             is_reader = isinstance(func, ast.Name) and func.id in _STATE_READERS
             for argument in node.args:
                 if isinstance(argument, ast.Name) and argument.id == name and id(argument) not in allowed and not is_reader:
