@@ -300,8 +300,9 @@ class CrossEntropyLossRule(Rule):
             shown = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else parent
             line = self.get_metadata(PositionProvider, node).start.line
             code = " ".join(cst.Module([]).code_for_node(shown if isinstance(shown, cst.Call) else node).split())
-            places.append(f"line {line}: {code if len(code) <= 60 else code[:57] + '...'}")
-        return f" ({'; '.join(dict.fromkeys(places))})" if places else ""
+            places.append((line, f"line {line}: {code if len(code) <= 60 else code[:57] + '...'}"))
+        # by line: the uses come from LibCST's reference sets, whose order differs from run to run
+        return f" ({'; '.join(dict.fromkeys(text for _, text in sorted(places)))})" if places else ""
 
 
 def _is_minus_100(value: cst.BaseExpression) -> bool:
