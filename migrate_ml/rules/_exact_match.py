@@ -27,6 +27,41 @@ def exact_match_helpers(tree: ast.Module) -> frozenset[str]:
                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and is_exact_match_helper(node))
 
 
+def returns_error(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The body subtracts what the comparison of predictions and targets counts from a total
+    (``batch_size - correct_k``, ``100 - acc``): the helper returns an error rate, not an accuracy."""
+    assignments = [node for node in ast.walk(function) if isinstance(node, ast.Assign)]
+    correct: set[str] = set()
+    size = -1
+    while size != len(correct):  # names computed from names that count matches, in any order
+        size = len(correct)
+        for node in assignments:
+            if _counts_matches(node.value, correct):
+                correct.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    return any(
+        isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and _counts_matches(node.right, correct)
+        for node in ast.walk(function)
+    )
+
+
+def error_helpers(tree: ast.Module) -> frozenset[str]:
+    """Names of the module-level functions of ``tree`` that return a top-k error."""
+    return frozenset(node.name for node in tree.body
+                     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and returns_error(node))
+
+
+def _counts_matches(expression: ast.AST, correct: set[str]) -> bool:
+    """``pred.eq(target)``, ``pred == target``, or anything computed from a name holding them."""
+    for node in ast.walk(expression):
+        if isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq) for op in node.ops):
+            return True
+        if isinstance(node, ast.Call) and _name(node.func) == "eq":
+            return True
+        if isinstance(node, ast.Name) and node.id in correct:
+            return True
+    return False
+
+
 def _name(func: ast.expr) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import (
     BatchableMetadataProvider,
+    GlobalScope,
     ParentNodeProvider,
     QualifiedNameProvider,
     ScopeProvider,
@@ -183,6 +184,11 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._by_callee: dict[str, list[cst.Call]] | None = None
         self._called: set[str] | None = None
         self._unfollowed: list[cst.CSTNode] | None = None
+        self._notebook = False
+        """The module joins a notebook's cells: no other module can import its globals."""
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._notebook = any(_is_cell_marker(statement) for statement in node.body)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
@@ -300,7 +306,10 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             if getattr(assignment, "node", None) is bound
             for access in assignment.references
         ]
-        return bool(accesses) and all(
+        if not accesses:
+            # Never read: nothing passes it targets, unless another module imports the global.
+            return not isinstance(scope, GlobalScope) or self._notebook
+        return all(
             [self._use_noted(access.node, construction, followed, depth, handed) for access in accesses]
         )
 
@@ -321,6 +330,8 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(parent, cst.Call) and parent.func is node:
             loss_call = followed.get(parent)
             return loss_call is not None and construction in loss_call.constructions
+        if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in _MODULE_METHODS:
+            return self._module_method_followed(parent, construction, followed, depth, handed)
         if not isinstance(parent, cst.Arg) or parent.value is not node or parent.star:
             return False
         call = self.get_metadata(ParentNodeProvider, parent, None)
@@ -341,6 +352,19 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             return False
         param = _parameter_for(functions[0], call, parent)
         return param is not None and self._name_uses_followed(param, construction, followed, depth + 1, handed)
+
+    def _module_method_followed(self, method: cst.Attribute, construction, followed, depth: int, handed) -> bool:
+        """``criterion.half()``, ``criterion = criterion.cuda()``: the call passes no targets, and
+        the module it returns is the same criterion, whose uses are followed in turn."""
+        call = self.get_metadata(ParentNodeProvider, method, None)
+        if not (isinstance(call, cst.Call) and call.func is method):
+            return False
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(statement, cst.Expr):
+            return True
+        if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
+            return self._name_uses_followed(statement.targets[0].target, construction, followed, depth + 1, handed)
+        return False
 
     def _passed_to_engine_loss(self, call: cst.Call, argument: cst.Arg) -> bool:
         """``create_supervised_trainer(model, optimizer, criterion)``: a library calls the
@@ -538,7 +562,11 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                 return current
 
 
+CELL_MARKER_PREFIX = "# migrate-ml-cell-"
+"""How the notebook reader (engine/notebook.py) comments the line it puts before each cell."""
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
+_MODULE_METHODS = frozenset({*_DEVICE_METHODS, "half", "float", "double", "bfloat16", "train", "eval"})
+"""``nn.Module`` methods that move or switch a criterion and return it: no targets pass through them."""
 
 
 def _parameter_for(function: cst.FunctionDef, call: cst.Call, argument: cst.Arg) -> cst.Param | None:
@@ -550,6 +578,14 @@ def _parameter_for(function: cst.FunctionDef, call: cst.Call, argument: cst.Arg)
     positional = [*parameters.posonly_params, *parameters.params]
     index = [arg for arg in call.args if arg.keyword is None and not arg.star].index(argument)
     return positional[index] if index < len(positional) else None
+
+
+def _is_cell_marker(statement: cst.CSTNode) -> bool:
+    """``pass  # migrate-ml-cell-T:N``, the line the notebook reader puts before each cell."""
+    if not isinstance(statement, cst.SimpleStatementLine) or not isinstance(statement.body[0], cst.Pass):
+        return False
+    comment = statement.trailing_whitespace.comment
+    return comment is not None and comment.value.startswith(CELL_MARKER_PREFIX)
 
 
 def _is_self(expression: cst.BaseExpression) -> bool:

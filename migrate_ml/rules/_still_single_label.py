@@ -47,6 +47,7 @@ from migrate_ml.rules._single_label_values import (
 )
 from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
+from migrate_ml.rules.semantics.sequences import in_spans, sequence_spans
 
 if TYPE_CHECKING:
     import libcst
@@ -103,7 +104,7 @@ API_WORDS = (
 """Loss and metric names specific enough to look at a file for, even outside training code."""
 MEANING_WORDS = (
     "__getitem__", "scatter_(", "one_hot", "onitor", "metric_for_best_model", "ReduceLROnPlateau", "caption",
-    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()",
+    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()", "gather(",
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
 selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""
@@ -143,7 +144,9 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
         # walk again with its parameters known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
-    return _with_meanings(found, tree, text)
+    found = _with_meanings(found, tree, text)
+    spans = sequence_spans(tree) if found else ()
+    return [construct for construct in found if not in_spans(construct.line, spans)]
 
 
 def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
@@ -706,12 +709,16 @@ class _Detector(ValueTracker):
         if dim is not None and int_constant(dim) not in (1, -1):
             return
         sequential = self.parents.get(node)
-        if not (
+        if isinstance(sequential, ast.Call) and isinstance(sequential.func, ast.Attribute) and sequential.func.attr == "append":
+            sequential = self._sequential_of_last_layer(sequential)
+        elif not (
             isinstance(sequential, ast.Call)
             and self.qualified(sequential.func) in _SEQUENTIAL
             and sequential.args
             and sequential.args[-1] is node
         ):
+            return
+        if sequential is None:
             return
         scope = self.scope()
         holder = self.parents.get(sequential)
@@ -732,6 +739,33 @@ class _Detector(ValueTracker):
         if record is not None:
             record.followed = False  # the layer is reported where it is built, whatever uses the model
         self._model_output(record)
+
+    def _sequential_of_last_layer(self, append: ast.Call) -> ast.Call | None:
+        """``layers.append(nn.Softmax(dim=1))`` as the last layer appended before
+        ``nn.Sequential(*layers)`` in the same block of code: that Sequential ends in it."""
+        layers = append.func.value  # type: ignore[attr-defined]
+        if not isinstance(layers, ast.Name):
+            return None
+        scope: ast.AST | None = append
+        while scope is not None and not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
+            scope = self.parents.get(scope)
+        if scope is None:
+            return None
+        appends, built = [], None
+        for inner in ast.walk(scope):
+            if not isinstance(inner, ast.Call):
+                continue
+            if isinstance(inner.func, ast.Attribute) and inner.func.attr in ("append", "extend") and \
+                    isinstance(inner.func.value, ast.Name) and inner.func.value.id == layers.id:
+                appends.append(inner)
+            elif self.qualified(inner.func) in _SEQUENTIAL and len(inner.args) == 1 and isinstance(inner.args[0], ast.Starred) \
+                    and isinstance(inner.args[0].value, ast.Name) and inner.args[0].value.id == layers.id:
+                built = inner
+        if built is None:
+            return None
+        before = [call for call in appends if (call.lineno, call.col_offset) < (built.lineno, built.col_offset)]
+        last = max(before, key=lambda call: (call.lineno, call.col_offset), default=None)
+        return built if last is append else None
 
     def _model_output(self, record: _Record | None) -> None:
         if record is not None:

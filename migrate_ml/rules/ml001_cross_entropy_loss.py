@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
@@ -18,6 +20,7 @@ from migrate_ml.rules._exprs import (
 )
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules.semantics.sequences import is_sequence_function
 
 _BCE = "BCEWithLogitsLoss"
 
@@ -132,7 +135,11 @@ class CrossEntropyLossRule(Rule):
         "Where not every use can be followed, the finding names the uses it could not follow "
         "(line and code). `ignore_index=-100` only repeats the default and is dropped; any other "
         "`ignore_index` has no BCE equivalent and is reported, as is a loss computed on "
-        "flattened class indices (`labels.view(-1)`), which must become `[B, C]` multi-hot."
+        "flattened class indices (`labels.view(-1)`), which must become `[B, C]` multi-hot. "
+        "`criterion.half()`/`.cuda()`/`.to()` pass no targets and are not uses. Cross-entropy "
+        "built or called where a sequence model runs (a recurrent state threaded through the "
+        "model, `(Y, state) = rnn(X, state)`, or an arg-max fed back as the next input) is "
+        "next-token prediction over a vocabulary, not image classification, and is left alone."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -148,9 +155,27 @@ class CrossEntropyLossRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
+        self._sequence: dict[cst.FunctionDef, bool] = {}
         for construction in flow.constructions:
             if construction.kind == "ce" and construction.qualified_name.endswith(".CrossEntropyLoss"):
-                self._check(construction, flow)
+                if not self._in_sequence_model(construction, flow):
+                    self._check(construction, flow)
+
+    def _in_sequence_model(self, construction: LossConstruction, flow: LossFlow) -> bool:
+        """Cross-entropy over a vocabulary, built or called where a sequence model runs
+        (``semantics/sequences.py``): next-token prediction is one choice per step by design."""
+        for node in (construction.call, *(c.call for c in flow.calls_of(construction))):
+            function = self.get_metadata(ParentNodeProvider, node, None)
+            while function is not None and not isinstance(function, cst.FunctionDef):
+                function = self.get_metadata(ParentNodeProvider, function, None)
+            if function is None:
+                continue
+            if function not in self._sequence:
+                parsed = ast.parse(cst.Module(body=[function]).code).body[0]
+                self._sequence[function] = is_sequence_function(parsed)
+            if self._sequence[function]:
+                return True
+        return False
 
     def _check(self, construction: LossConstruction, flow: LossFlow) -> None:
         call = construction.call
@@ -275,8 +300,9 @@ class CrossEntropyLossRule(Rule):
             shown = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else parent
             line = self.get_metadata(PositionProvider, node).start.line
             code = " ".join(cst.Module([]).code_for_node(shown if isinstance(shown, cst.Call) else node).split())
-            places.append(f"line {line}: {code if len(code) <= 60 else code[:57] + '...'}")
-        return f" ({'; '.join(dict.fromkeys(places))})" if places else ""
+            places.append((line, f"line {line}: {code if len(code) <= 60 else code[:57] + '...'}"))
+        # by line: the uses come from LibCST's reference sets, whose order differs from run to run
+        return f" ({'; '.join(dict.fromkeys(text for _, text in sorted(places)))})" if places else ""
 
 
 def _is_minus_100(value: cst.BaseExpression) -> bool:

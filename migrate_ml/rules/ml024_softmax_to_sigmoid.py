@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, Rule
+from migrate_ml.rules._flow import LOSS_CLASSES
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
 from migrate_ml.rules._prefilter import has_training_marker
 
@@ -25,7 +28,10 @@ class SoftmaxToSigmoidRule(Rule):
         "output (bound from `model(x)`, `net(x)`, `self.model(x)`, `model(x).logits`, or the "
         "logits of a loss call). Softmax inside a model (attention weights, `nn.Softmax` in "
         "`__init__`/`forward`) normalises something else and is never touched; a softmax taken "
-        "directly under an arg-max is replaced by that prediction's rewrite (ML020)."
+        "directly under an arg-max is replaced by that prediction's rewrite (ML020). A script's or "
+        "notebook's top-level softmax that runs after weights are loaded and before the file goes on "
+        "to train (a sanity check of the pretrained ImageNet head before fine-tuning) reads a head "
+        "trained with softmax: it is reported, not rewritten."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -37,7 +43,7 @@ class SoftmaxToSigmoidRule(Rule):
         "probs = torch.sigmoid(output)\n"
     )
     triggers = ("softmax", "Softmax")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider, ParentNodeProvider)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
@@ -56,11 +62,45 @@ class SoftmaxToSigmoidRule(Rule):
         for softmax in flow.softmaxes:
             if softmax.consumed:
                 continue
+            if self._before_training_on_loaded_weights(node, softmax.call):
+                self.report(
+                    softmax.call,
+                    "softmax over a model that still holds the weights it was loaded with (nothing in this file "
+                    "has trained it yet): its head was trained with softmax, so this stays a softmax",
+                    suggestion="leave it, or drop this check of the pretrained weights; once the model is trained "
+                    "with BCEWithLogitsLoss, read its outputs with torch.sigmoid",
+                )
+                continue
             self.report(
                 softmax.call,
                 "softmax makes the labels compete for one unit of probability; each label needs its own sigmoid",
                 fix=Fix(edits=(flow.softmax_edit(softmax),), add_imports=flow.torch_imports),
             )
+
+
+    def _before_training_on_loaded_weights(self, module: cst.Module, call: cst.Call) -> bool:
+        """A script's (or notebook's) top-level softmax that runs after weights are loaded and
+        before the file goes on to train: the outputs are the pretrained head's (ImageNet's 1000
+        softmax classes), not the migrated model's. A prediction script that trains nothing loads
+        the weights its training run wrote: there the softmax is the migrated model's."""
+        statement: cst.CSTNode = call
+        while (parent := self.get_metadata(ParentNodeProvider, statement, None)) is not module:
+            if parent is None or isinstance(parent, (cst.FunctionDef, cst.ClassDef)):
+                return False  # a function may run after training
+            statement = parent
+        position = module.body.index(statement)
+        before = [module.code_for_node(earlier) for earlier in module.body[:position]]
+        if any(_TRAINS.search(code) for code in before) or not any(_LOADS_WEIGHTS.search(code) for code in before):
+            return False
+        return any(_TRAINS.search(module.code_for_node(later)) for later in module.body[position + 1:])
+
+
+_TRAINS = re.compile(
+    r"\.backward\(|\b(?:%s)\(" % "|".join(sorted({re.escape(name.rpartition(".")[2]) for name in LOSS_CLASSES}))
+)
+"""A statement that trains a model (or builds the criterion that will)."""
+_LOADS_WEIGHTS = re.compile(r"load_state_dict\(|pretrained\s*=\s*True|from_pretrained\(|load_state_dict_from_url\(|hub\.load\(")
+"""A statement that gives a model weights trained elsewhere."""
 
 
 def _walk_with_functions(tree: ast.AST, functions: tuple[str, ...] = ()):

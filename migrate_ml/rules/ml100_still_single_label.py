@@ -57,7 +57,16 @@ class StillSingleLabelRule(Rule):
         "half-migrated code: a sigmoid before a with-logits loss, a probability threshold on raw "
         "logits or on softmax outputs, a model ending in ReLU, an arg-max logged with each image, "
         "and a BCE criterion given float targets at one call but integer labels at another (what "
-        "a rewrite that could not follow every call leaves). "
+        "a rewrite that could not follow every call leaves; a name bound in the function's own scope, "
+        "`loss = nn.MSELoss()`, is that binding, not the criterion of the same name elsewhere). It "
+        "also knows a CSV's class column (`data.iloc[:, 0]`) returned as the label, an instance of "
+        "the file's own `nn.Module` (its output, the first of a tuple), an arg-max printed as the "
+        "prediction, a softmax written out (`X.exp() / X.exp().sum(1, keepdim=True)`) returned by "
+        "the model function, `-torch.log(y_hat.gather(1, y.view(-1, 1)))`, an `nn.Softmax` appended "
+        "last to the layers of `nn.Sequential(*layers)`, and a serving handler's `postprocess(data)`, "
+        "which receives the model's output. Code that runs a sequence model (a recurrent state "
+        "threaded through the model, or an arg-max fed back as the next input: next-token "
+        "prediction over a vocabulary) is not image classification and is not reported. "
         f"What it finds, by kind: {', '.join(f'`{kind}`' for kind in KINDS)}."
     )
     applicability = Applicability.DISPLAY_ONLY
@@ -78,8 +87,8 @@ class StillSingleLabelRule(Rule):
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
         if names_a_single_label_api(source) or any(word in source for word in _SELECTION_AND_LOGGING):
             return True
-        if "__getitem__" in source or "scatter_(" in source:
-            return True  # a dataset's labels, a hand-written one-hot: no training code needed
+        if "__getitem__" in source or "scatter_(" in source or "def postprocess(" in source:
+            return True  # a dataset's labels, a hand-written one-hot, a serving hook: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

@@ -136,7 +136,9 @@ class ClassIndexDatasetRule(Rule):
         "(`torch.tensor(row.label, dtype=torch.long)`, `.long()`, `torch.LongTensor([y])`) "
         "from a value named as a label, not as a multi-hot row (or, unnamed, returned second beside "
         "the input image: `return image, torch.tensor(df.iloc[i, 1], dtype=torch.long)`), is "
-        "reported the same way. The "
+        "reported the same way. A file that trains on the images alone (a GAN, a VAE: every loop over "
+        "the pairs drops the label, `for imgs, _ in loader`, and nothing computes a class loss or an "
+        "arg-max) is not single-label classification and is left alone. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
         "sample-data` writes a small example of the layout."
     )
@@ -160,6 +162,8 @@ class ClassIndexDatasetRule(Rule):
     def could_apply_tree(cls, tree: ast.Module) -> bool:
         """A dataset is *built* (not defined, as in torchvision's own modules), or a ``__getitem__``
         builds a tensor. Names imported under another name count by their alias."""
+        if labels_discarded(tree):
+            return False
         datasets = set(_DATASET_NAMES)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
@@ -237,6 +241,36 @@ class ClassIndexDatasetRule(Rule):
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current is not None and current.name.value == "__getitem__"
+
+
+_CLASS_LOSSES = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "log_softmax", "argmax"})
+"""What a file that learns or predicts one class per image calls somewhere."""
+
+
+def labels_discarded(tree: ast.Module) -> bool:
+    """The file trains on the images alone (a GAN, a VAE, an autoencoder): every loop over
+    (image, label) pairs drops the label (``for imgs, _ in loader``, or a name never read),
+    at least one such loop exists, and nothing learns or predicts a class. The dataset's
+    class indices then reach no loss, metric or prediction."""
+    loops = 0
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _last_name(node.func) in _CLASS_LOSSES:
+            return False
+        if not isinstance(node, (ast.For, ast.AsyncFor)):
+            continue
+        pair = node.target
+        if isinstance(pair, ast.Tuple) and len(pair.elts) == 2 and isinstance(pair.elts[1], ast.Tuple):
+            pair = pair.elts[1]  # enumerate(loader): i, (images, labels)
+        if not (isinstance(pair, ast.Tuple) and len(pair.elts) == 2 and all(isinstance(e, ast.Name) for e in pair.elts)):
+            continue
+        label = pair.elts[1].id
+        if label != "_" and any(
+            isinstance(inner, ast.Name) and inner.id == label and isinstance(inner.ctx, ast.Load)
+            for statement in node.body for inner in ast.walk(statement)
+        ):
+            return False
+        loops += 1
+    return loops > 0
 
 
 def _last_name(func: ast.expr) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._exact_match import is_exact_match_helper
+from migrate_ml.rules._exact_match import is_exact_match_helper, returns_error
 from migrate_ml.rules._flow import call_argument
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, above_threshold, as_bool
 from migrate_ml.rules.ml022_torchmetrics_multilabel import is_top_k_beyond_one
@@ -25,8 +26,13 @@ _LIBRARY_SUGGESTION = (
 )
 
 
-def _is_exact_match_helper(function: cst.FunctionDef) -> bool:
-    return is_exact_match_helper(ast.parse(cst.Module(body=[function]).code).body[0])
+def _as_ast(function: cst.FunctionDef) -> ast.FunctionDef:
+    return ast.parse(cst.Module(body=[function]).code).body[0]
+
+
+_ERROR_NAME = re.compile(r"^(err|error|wrong)", re.IGNORECASE)
+"""``err1, err5 = accuracy(...)``: the caller reads the helper's result as an error rate."""
+_EXACT_MATCH = "((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100"
 
 
 def _callee_name(func: cst.BaseExpression) -> str:
@@ -56,7 +62,10 @@ class TopkAccuracyRule(Rule):
         "(a copy of acc1 would log a made-up top-5), so the call is reported with the exact "
         "match to use for the first and a note to drop the others and their logging. A helper that keeps "
         "the top-k signature over a body that already computes exact match (a row-wise `.all(dim=1)` and "
-        "no `topk`/`argsort`/`argmax`) is multi-label: neither it nor its calls are reported."
+        "no `topk`/`argsort`/`argmax`) is multi-label: neither it nor its calls are reported. A helper "
+        "whose body subtracts the matches from a total (`wrong_k = batch_size - correct_k`, CutMix) returns "
+        "the top-k *error*, and so do calls that unpack into `err1, err5`: their help is `100 - exact match`, "
+        "so that code keeping the lowest error (`best_err1 = min(...)`) still keeps the best model."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "acc1, = accuracy(output, target, topk=(1,))\n"
@@ -73,18 +82,29 @@ class TopkAccuracyRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
-        self._exact_match_helpers = {f.name.value for f in node.body if isinstance(f, cst.FunctionDef)
-                                     and "accuracy" in f.name.value and _is_exact_match_helper(f)}
+        helpers = {f.name.value: _as_ast(f) for f in node.body if isinstance(f, cst.FunctionDef) and "accuracy" in f.name.value}
+        self._exact_match_helpers = {name for name, function in helpers.items() if is_exact_match_helper(function)}
         """Module-level helpers whose body is exact match already: neither they nor their calls are top-k."""
+        self._error_helpers = {name for name, function in helpers.items() if returns_error(function)}
+        """Module-level helpers that return the top-k error (``batch_size - correct_k``), not the accuracy."""
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         params = [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]
-        if "accuracy" in node.name.value and any(p.name.value == "topk" for p in params) \
-                and not _is_exact_match_helper(node):
+        if "accuracy" not in node.name.value or not any(p.name.value == "topk" for p in params):
+            return
+        function = _as_ast(node)
+        if not is_exact_match_helper(function):
+            is_error = returns_error(function)
             self.report(
                 node.name,
-                "top-k accuracy helper: with several true labels per image there is no single true class to find in the top k",
-                suggestion="replace it with a thresholded metric: exact match ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1), sample-F1 or mAP",
+                f"top-k {'error' if is_error else 'accuracy'} helper: with several true labels per image there is "
+                "no single true class to find in the top k",
+                suggestion=(
+                    f"replace it with the exact-match error (its callers keep the lowest): 100 - {_EXACT_MATCH}"
+                    if is_error else
+                    "replace it with a thresholded metric: exact match ((torch.sigmoid(output) > THRESHOLD) == "
+                    "target.bool()).all(dim=1), sample-F1 or mAP"
+                ),
             )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -107,9 +127,12 @@ class TopkAccuracyRule(Rule):
         suggestion = "report exact match, sample-F1 or mAP instead (e.g. torchmetrics MultilabelAveragePrecision)"
         if names is not None and len(names) > 1:
             first, rest = names[0].value, ", ".join(n.value for n in names[1:])
+            is_error = not is_timm and (
+                _callee_name(node.func) in self._error_helpers or bool(_ERROR_NAME.match(first))
+            )
+            value = f"100 - {_EXACT_MATCH} (the exact-match error)" if is_error else f"{_EXACT_MATCH} (exact match)"
             suggestion = (
-                f"{first} = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100 "
-                f"(exact match), and drop {rest} and its logging: top-k has no multi-label counterpart"
+                f"{first} = {value}, and drop {rest} and its logging: top-k has no multi-label counterpart"
             )
         self.report(
             node,

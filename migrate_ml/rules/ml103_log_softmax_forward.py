@@ -47,7 +47,9 @@ class LogSoftmaxInForwardRule(Rule):
         "single-label evaluation code keeps working until the prediction rules rewrite it. An "
         "`nn.LogSoftmax(dim=1)` layer does the same and is reported, without a fix, where it "
         "shapes the model's output: an element of `nn.Sequential(...)`, or a `self.` layer whose "
-        "call `forward` returns (a `LogSoftmax` inside a loss class is ML108's concern)."
+        "call `forward` returns (a `LogSoftmax` inside a loss class is ML108's concern). A name "
+        "rebound layer after layer (`out = F.log_softmax(out, dim=1); return out`) returns its last "
+        "binding in the same block; that case is reported without a fix."
     )
     applicability = Applicability.UNSAFE
     example_before = (
@@ -86,6 +88,7 @@ class LogSoftmaxInForwardRule(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._returned: list[cst.Call] = []
+        self._rebound: set[cst.Call] = set()
         self._in_forward: list[bool] = []
         """One entry per enclosing function: is it a method named ``forward``?"""
         self._layer_attributes: list[dict[str, cst.Call]] = []
@@ -156,8 +159,32 @@ class LogSoftmaxInForwardRule(Rule):
             self._returned.append(value)
         elif isinstance(value, cst.Name):
             bound = self._log_softmax_bound_to(value)
+            if bound is None:
+                bound = self._bound_just_before(node, value)
+                if bound is not None:
+                    self._rebound.add(bound)  # dropping the call would leave `out = out`: no fix
             if bound is not None:
                 self._returned.append(bound)
+
+    def _bound_just_before(self, returned: cst.Return, name: cst.Name) -> cst.Call | None:
+        """``out = self.fc2(out); out = F.log_softmax(out, dim=1); return out``: a name rebound
+        layer after layer returns what its last binding in the same straight-line block holds."""
+        line = self.get_metadata(ParentNodeProvider, returned, None)
+        block = self.get_metadata(ParentNodeProvider, line, None) if line is not None else None
+        if not isinstance(block, cst.IndentedBlock) or line not in block.body:
+            return None
+        for statement in reversed(block.body[: block.body.index(line)]):
+            if not isinstance(statement, cst.SimpleStatementLine):
+                return None  # a branch or loop may rebind it
+            for small in reversed(statement.body):
+                if isinstance(small, cst.Assign) and any(
+                    isinstance(t.target, cst.Name) and t.target.value == name.value for t in small.targets
+                ):
+                    value = small.value
+                    if len(small.targets) == 1 and isinstance(value, cst.Call) and log_softmax_input(self, value) is not None:
+                        return value
+                    return None
+        return None
 
     def _log_softmax_bound_to(self, name: cst.Name) -> cst.Call | None:
         """``output = F.log_softmax(x, dim=1); return output`` with one binding in forward."""
@@ -190,7 +217,7 @@ class LogSoftmaxInForwardRule(Rule):
             and not self._bound_to_log_softmax(call.logits)
         ]
         fix = None
-        if consumers and all(
+        if consumers and not self._rebound and all(
             c.target is not None and nll_options_supported(c.call) and reduction_mode(c.call) != "unknown"
             for c in consumers
         ):

@@ -324,3 +324,24 @@ def test_automagic_lines_without_percent_are_kept_not_parsed(run_cli, tmp_path):
     assert sources[0] == "pip install -q timm\ncd data"
     assert sources[1] == "import torch.nn as nn\ntime = 3\ncriterion = nn.BCEWithLogitsLoss()"
     assert sources[2] == "ls -l checkpoints/\nloss = criterion(model(x), y.float())"
+
+
+def test_a_global_criterion_no_cell_uses_is_not_reported_as_unfollowed(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()"),
+        new_code_cell(
+            "def train(model, loader):\n    criterion = nn.CrossEntropyLoss()\n"
+            "    for images, labels in loader:\n        criterion(model(images), labels).backward()"
+        ),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    assert "could be followed" not in out + err
+    sources = ["".join(c["source"]) for c in _cells(path)]
+    assert sources[0].endswith("criterion = nn.BCEWithLogitsLoss()")
+    assert "criterion(model(images), labels.float())" in sources[1]

@@ -84,6 +84,8 @@ CASES: dict[str, Case] = {
     "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     # Labels cast to int64 (.long() of torch.from_numpy, dtype=torch.long in a helper's return) become float.
     "cast_labels": Case(train="train"),
+    # criterion.cpu()/.train() in place pass no targets: not "a use that could not be followed".
+    "moved_criterion": Case(train="train"),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),

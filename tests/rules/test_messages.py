@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
 from migrate_ml.rules import load_rules
@@ -61,3 +63,24 @@ def test_positional_task_is_not_called_missing() -> None:
     [construct] = find_single_label('import torchmetrics\nacc = torchmetrics.Accuracy("multiclass", num_classes=3)\n')
     assert 'task="multiclass"' in construct.message and "without task=" not in construct.message
     assert find_single_label('import torchmetrics\nacc = torchmetrics.Accuracy("multilabel", num_labels=3)\n') == []
+
+
+def test_topk_error_helper_is_replaced_by_the_exact_match_error() -> None:
+    text = (Path(__file__).parents[1] / "fixtures/rules/ML102/error_helper.in.py").read_text()
+    findings = {f.line: f for f in _findings(text, "ML102")}
+    assert findings[8].suggestion.startswith("err1 = 100 - ((torch.sigmoid(output) > THRESHOLD)")
+    assert "top-k error helper" in findings[13].message
+    assert "100 - ((torch.sigmoid(output) > THRESHOLD)" in findings[13].suggestion
+    accuracy = text.replace("wrong_k = batch_size - correct_k", "wrong_k = correct_k").replace("err1, err5", "acc1, acc5")
+    assert {f.line: f for f in _findings(accuracy, "ML102")}[8].suggestion.startswith("acc1 = ((torch.sigmoid")
+
+
+def test_class_index_dataset_is_reported_once_a_loop_reads_the_labels() -> None:
+    gan = (Path(__file__).parents[1] / "fixtures/rules/ML101/labels_discarded_gan.in.py").read_text()
+    assert _findings(gan, "ML101") == []
+    read = gan.replace('reduction="sum")', 'reduction="sum") + F.cross_entropy(model.classify(x), labels)')
+    assert [f.line for f in _findings(read, "ML101")] == [7]
+    enumerated = gan.replace("for i, (imgs, _) in", "for i, (imgs, digits) in").replace(
+        "valid = torch.ones(imgs.size(0), 1)", "valid = digits.float()"
+    )
+    assert [f.line for f in _findings(enumerated, "ML101")] == [7]

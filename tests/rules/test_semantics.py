@@ -112,3 +112,83 @@ def test_class_indices_flow_from_a_dataset_through_a_loader_into_the_loss() -> N
                 criterion(model(images), labels.float()).backward()
         """
     ) == [(12, "class-index-target")]
+
+
+def _is_sequence(source: str) -> bool:
+    from migrate_ml.rules.semantics.sequences import is_sequence_function
+
+    return is_sequence_function(ast.parse(textwrap.dedent(source)).body[0])
+
+
+def test_a_threaded_recurrent_state_makes_a_sequence_model() -> None:
+    assert _is_sequence(
+        """
+        def train(model, data, criterion, hidden):
+            for x, y in data:
+                hidden = repackage(hidden)
+                output, hidden = model(x, hidden)
+                criterion(output.view(-1, 100), y.view(-1)).backward()
+        """
+    )
+    # a mixup also rebinds what it is given, but the images go on to the model: no state
+    assert not _is_sequence(
+        """
+        def train(model, data, criterion, mix):
+            for inputs, targets in data:
+                inputs, targets = mix(inputs, targets)
+                criterion(model(inputs), targets).backward()
+        """
+    )
+
+
+def test_an_argmax_fed_back_as_the_next_input_makes_a_sequence_model() -> None:
+    decode = """
+        def decode(model, start, steps):
+            tokens = [start]
+            for _ in range(steps):
+                tokens.append(int(model(torch.tensor([tokens])).argmax(-1)[0, -1]))
+            return tokens
+        """
+    assert _is_sequence(decode)
+    assert _is_sequence(
+        """
+        def decode(model, start, steps, idx_to_char):
+            output = [start]
+            for _ in range(steps):
+                scores = model(torch.tensor([[output[-1]]]))
+                output.append(int(scores.argmax(dim=1).item()))
+            return "".join(idx_to_char[i] for i in output)
+        """
+    )
+    assert not _is_sequence(
+        """
+        def predict(model, images):
+            preds = []
+            for image in images:
+                preds.append(model(image).argmax(1))
+                print("last:", preds[-1])
+            return preds
+        """
+    )
+
+
+def test_a_model_set_up_in_place_is_not_a_recurrent_state() -> None:
+    assert not _is_sequence(
+        """
+        def run(fabric, model, optimizer, loader):
+            model, optimizer = fabric.setup(model, optimizer)
+            for data, target in loader:
+                loss = F.nll_loss(model(data), target)
+                optimizer.step()
+        """
+    )
+
+
+def test_a_state_stored_on_self_beside_the_output_is_read_without_error() -> None:
+    assert not _is_sequence(
+        """
+        def forward(self, inputs, state):
+            Y, self.state = self.rnn(inputs, state)
+            return self.dense(Y)
+        """
+    )

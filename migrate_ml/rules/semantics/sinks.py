@@ -81,11 +81,28 @@ class Sinks:
         self.multi_label_training = any(
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
-        self.accuracy_kept_single_label = not any(word in text for word in _EXACT_MATCH_WORDS)
+        self.accuracy_kept_single_label = not any(word in text for word in _EXACT_MATCH_WORDS) or (
+            "ccuracy(" in text and self._class_index_accuracy_built(analysis.tree)
+        )
         """A monitor on accuracy selects by a single-label score unless the file's accuracy became
-        exact match (ML021/ML022 rewrite it so, and a ``val_acc`` monitor may keep that meaning)."""
+        exact match (ML021/ML022 rewrite it so, and a ``val_acc`` monitor may keep that meaning);
+        an accuracy metric still built without a task (``Accuracy()``, in an old-release branch)
+        keeps it single-label."""
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
+
+    def _class_index_accuracy_built(self, tree: ast.Module) -> bool:
+        """``Accuracy()`` of torchmetrics (or ``pl.metrics``) with no task: it counts class indices."""
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and self.analysis.qualified(node.func).endswith(".Accuracy")):
+                continue
+            if not self.analysis.qualified(node.func).startswith(("torchmetrics", "pytorch_lightning", "lightning")):
+                continue
+            if not ({k.arg for k in node.keywords} & {"task", "num_labels"}) and not any(
+                isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args
+            ):
+                return True
+        return False
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
@@ -169,6 +186,10 @@ class Sinks:
                     self._loss_targets.append((criterion, node, target, False))
         if method in ("scatter_", "scatter") and len(node.args) >= 3:
             self._scatter_one_hot(node)
+        if qualified == "torch.log" and node.args:
+            self._gathered_log_probability(node, node.args[0])
+        elif method == "log" and not node.args:
+            self._gathered_log_probability(node, func.value)
         if tables.row_for(qualified) is tables.row_for("torch.nn.functional.one_hot") and node.args:
             if value(node.args[0]).meaning == ARGMAX:
                 self.report(
@@ -176,6 +197,18 @@ class Sinks:
                     "a one-hot of an arg-max is still one predicted class per image",
                     "predict with (torch.sigmoid(logits) > THRESHOLD).float() — one decision per label",
                     value(node.args[0]).line,
+                )
+        if self._serving() and (method == "softmax" or tables.row_for(qualified) is tables.row_for("torch.softmax")):
+            module_call = tables.row_for(qualified) is tables.row_for("torch.softmax")
+            scores = (node.args[0] if node.args else None) if module_call else func.value
+            if scores is not None and value(scores).meaning in (SCORES, LOGITS):
+                self.report(
+                    node, "softmax-class-dim",
+                    "the response is built from a softmax over the model's output: the classes compete for one unit "
+                    "of probability, and the top class(es) are served as the answer",
+                    "serve torch.sigmoid(logits) and every label above THRESHOLD: "
+                    "[[mapping[j] for j in (row > THRESHOLD).nonzero()] for row in probs]",
+                    value(scores).line,
                 )
         self._old_functional_metric(node, qualified)
         self._monitor(node, qualified)
@@ -211,7 +244,12 @@ class Sinks:
         if self.analysis.qualified(func) in tables.LOSS_FUNCTIONS:
             return ""
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if name in self.analysis.logits_loss_names or self.analysis.value(func).meaning == LOGITS_LOSS_FN:
+        meaning = self.analysis.value(func).meaning
+        if meaning == LOGITS_LOSS_FN:
+            return ast.unparse(func)
+        # The name alone stands for the criterion only where no binding of this scope says what it
+        # holds (a parameter, a global): ``loss = nn.MSELoss()`` in another function is another loss.
+        if name in self.analysis.logits_loss_names and not self.analysis.is_bound(func):
             return ast.unparse(func)
         return ""
 
@@ -244,6 +282,27 @@ class Sinks:
             "one class index per row is scattered into a one-hot row (a one_hot/mixup_target that encodes class "
             "indices): mixed or smoothed, the targets still hold one class per image",
             "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))",
+        )
+
+    def _serving(self) -> bool:
+        function = self.analysis.function
+        return function is not None and function.name == sources.POSTPROCESS
+
+    def _gathered_log_probability(self, node: ast.Call, gathered: ast.AST) -> None:
+        """``-torch.log(y_hat.gather(1, y.view(-1, 1)))``: the log-probability of one class per
+        row, a hand-written cross-entropy."""
+        if not (isinstance(gathered, ast.Call) and isinstance(gathered.func, ast.Attribute) and gathered.func.attr == "gather"):
+            return
+        if len(gathered.args) < 2 or ast.unparse(gathered.args[0]) not in ("1", "-1"):
+            return
+        index = gathered.args[1]
+        if not (_is_column(index) or _is_column(self.analysis.value(index).node or index)):
+            return
+        self.report(
+            node, "single-label-loss",
+            "the log-probability of one class per row is gathered (a hand-written cross-entropy): it trains "
+            "one label per image",
+            "use nn.BCEWithLogitsLoss() on the logits with float multi-hot [B, C] targets",
         )
 
     def _old_functional_metric(self, node: ast.Call, qualified: str) -> None:
@@ -298,6 +357,18 @@ class Sinks:
                         "an arg-max prediction (one class per image) is logged with each image",
                         "log every label above the threshold: [classes[j] for j in (probs[i] > THRESHOLD).nonzero()]",
                         self.analysis.value(part).line,
+                    )
+                    return
+        if isinstance(node.func, ast.Name) and node.func.id == "print":
+            # the predictions themselves shown to the user, not a score computed from them
+            for argument in node.args:
+                value = self.analysis.value(argument)
+                if isinstance(argument, (ast.Name, ast.Subscript, ast.Attribute)) and value.meaning == ARGMAX:
+                    self.report(
+                        node, "argmax-logged",
+                        f"{ast.unparse(argument)} is printed as the prediction: one arg-max class per image",
+                        "print every label above the threshold: (torch.sigmoid(logits) > THRESHOLD).nonzero()",
+                        value.line,
                     )
                     return
 
@@ -384,6 +455,17 @@ class Sinks:
 
     def _returned(self, statement: ast.Return) -> None:
         function = self.analysis.function
+        if function is not None and sources.is_model_callee(function.name) and statement.value is not None:
+            returned = self.analysis.value(statement.value)
+            if returned.meaning == SOFTMAX:
+                self.report(
+                    statement, "softmax-class-dim",
+                    f"{function.name}() is the model and returns softmax probabilities: the labels compete for one "
+                    "unit of probability, and a BCE-with-logits loss or a sigmoid applied to them is wrong",
+                    f"return the raw scores from {function.name}(); apply torch.sigmoid where probabilities are needed",
+                    returned.line,
+                )
+            return
         if function is None or function.name != "__getitem__":
             return
         for item, value in sources.returned_labels(statement.value, self.analysis.value):

@@ -30,6 +30,9 @@ CLASS_INDEX_MAP = re.compile(r"(class|label|cat\w*|cls)e?s?_?(to|2)_?(idx|id|ids
 CLASS_LIST = re.compile(r"^(self\.)?(classes|class_names|labels|label_names|categories|cats|class_list|folders)$")
 """What an ``enumerate`` over gives class indices (``for idx, name in enumerate(self.classes)``)."""
 LABEL_RETURNED = re.compile(r"^(y|label|labels|target|targets|cls|class_id|class_idx|label_idx|label_id|lbl|category)$")
+POSTPROCESS = "postprocess"
+"""A serving handler's hook (TorchServe's ``BaseHandler.postprocess(data)``): it receives the
+model's output for a batch and turns it into the response."""
 METRICS_FUNCTION = re.compile(r"compute_metrics|metric", re.IGNORECASE)
 """Hugging Face ``compute_metrics(eval_pred)``: the predictions are the model's raw logits."""
 _LABEL_KEYS = frozenset({"label", "labels", "target", "targets", "y", "class", "class_id"})
@@ -39,9 +42,11 @@ def parameter_values(function: ast.FunctionDef | ast.AsyncFunctionDef, raw_predi
     """What a function's parameters hold on entry: ``compute_metrics(eval_pred)`` gets the
     (logits, label_ids) pair of an ``EvalPrediction``, unless the file hands the Trainer a
     ``preprocess_logits_for_metrics`` (``raw_predictions`` False), which may return anything."""
+    parameters = [a for a in function.args.args if a.arg not in ("self", "cls")]
+    if function.name == POSTPROCESS and len(parameters) == 1:
+        return {parameters[0].arg: model_output(function.lineno)}
     if not raw_predictions or not METRICS_FUNCTION.search(function.name):
         return {}
-    parameters = [a for a in function.args.args if a.arg not in ("self", "cls")]
     if len(parameters) != 1:
         return {}
     line = function.lineno
@@ -84,6 +89,21 @@ def enumerate_index(iterated: str, line: int) -> Value:
 def index_lookup(receiver: str, line: int) -> Value | None:
     """``self.classes.index(name)``: one class index."""
     return Value(CLASS_INDEX, line) if CLASS_LIST.match(receiver) else None
+
+
+def is_table_column(node: ast.Subscript) -> bool:
+    """``data.iloc[:, 0]``: one column of a table, one value per row (a CSV's class column when a
+    ``__getitem__`` returns its row's value as the label)."""
+    if not (isinstance(node.value, ast.Attribute) and node.value.attr == "iloc" and isinstance(node.slice, ast.Tuple)):
+        return False
+    rows, *columns = node.slice.elts
+    column = columns[0] if len(columns) == 1 else None
+    if isinstance(column, ast.UnaryOp) and isinstance(column.op, ast.USub):
+        column = column.operand
+    return (
+        isinstance(rows, ast.Slice) and rows.lower is None and rows.upper is None
+        and isinstance(column, ast.Constant) and type(column.value) is int
+    )
 
 
 def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value]]:

@@ -20,11 +20,15 @@ from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
     CONTAINER,
+    EXP,
     INDEX_LIST,
+    INT,
     LOGITS_LOSS_FN,
+    MODEL,
     NOTHING,
     ONE_HOT,
     SCORE_MEANINGS,
+    SOFTMAX,
     UNKNOWN,
     Value,
     join,
@@ -68,6 +72,8 @@ class Analysis:
         """Hugging Face predictions are the model's logits unless a preprocessing hook changes them."""
         self.imports: dict[str, str] = {}
         self.defined: set[str] = set()
+        self.modules: set[str] = set()
+        """The file's own ``nn.Module`` subclasses: an instance's call is the model's output."""
         for node in _statements(tree.body):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -78,6 +84,8 @@ class Analysis:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
             elif isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 self.defined.add(node.name)
+                if isinstance(node, ast.ClassDef) and any(qualified_name(base, self.imports).endswith("nn.Module") for base in node.bases):
+                    self.modules.add(node.name)
         self.attributes: dict[tuple[str, str], Value] = {}
         """(class, attribute) -> what ``self.attribute`` holds anywhere in the class."""
         self.returns: dict[tuple[str, str], Value] = {}
@@ -220,6 +228,11 @@ class Analysis:
             attribute = (self.class_name, key[5:])
             self.attributes[attribute] = _merge(self.attributes.get(attribute), value)
 
+    def is_bound(self, node: ast.AST) -> bool:
+        """Whether the scope the walk is in binds this name (or ``self.`` attribute) itself."""
+        key = self.key(node)
+        return bool(key) and key in self.env
+
     # -- meanings
 
     def qualified(self, node: ast.AST) -> str:
@@ -262,7 +275,7 @@ class Analysis:
                 if stored is not None:
                     return stored
             base = self.value(node.value)
-            if node.attr in ("data", "T"):
+            if node.attr in ("data", "T", "values"):
                 return base
             found = sources.attribute_value(base, node.attr, line)
             if found is not None:
@@ -327,6 +340,10 @@ class Analysis:
         """Smoothing and mixing keep a target's meaning (``y1 * lam + y2 * (1 - lam)``), and so
         does scaling scores (``logits / T``)."""
         left, right = self.value(node.left), self.value(node.right)
+        if isinstance(node.op, ast.Div) and left.meaning == right.meaning == EXP:
+            return Value(SOFTMAX, line, node=node)  # X_exp / X_exp.sum(dim=1, keepdim=True)
+        if EXP in (left.meaning, right.meaning):
+            return NOTHING
         if left.meaning == right.meaning:
             return Value(left.meaning, left.line or right.line, node=node) if left.meaning != UNKNOWN else NOTHING
         known = [v for v in (left, right) if v.meaning != UNKNOWN]
@@ -338,6 +355,8 @@ class Analysis:
         base = self.value(node.value)
         self.value(node.slice)
         index = node.slice
+        if sources.is_table_column(node):
+            return Value(CONTAINER, line, element=Value(INT, line), node=node)
         if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
             if -len(base.items) <= index.value < len(base.items):
                 return base.items[index.value]
@@ -391,6 +410,10 @@ class Analysis:
         if isinstance(func, ast.Name):
             if func.id == "self":
                 return sources.model_output(line)
+            if func.id in self.modules:
+                return Value(MODEL, line, node=node)
+            if self.env.get(func.id, NOTHING).meaning == MODEL:
+                return self._module_output(self.env[func.id], line)
             if func.id in self.defined and func.id not in self.imports:
                 sample = self.returns.get((func.id, "__getitem__"))
                 if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
@@ -422,6 +445,16 @@ class Analysis:
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
+
+    def _module_output(self, model: Value, line: int) -> Value:
+        """What calling an instance of the file's own module gives: its scores, or, where its
+        ``forward`` returns a tuple (``return output, features``), the scores first."""
+        built = model.node
+        name = built.func.id if isinstance(built, ast.Call) and isinstance(built.func, ast.Name) else ""
+        returned = self.returns.get((name, "forward"))
+        if returned is not None and returned.items:
+            return Value(items=(sources.model_output(line), *(NOTHING for _ in returned.items[1:])), line=line)
+        return sources.model_output(line)
 
     def is_logits_loss(self, func: ast.AST) -> bool:
         """A criterion that applies the sigmoid itself: ``BCEWithLogitsLoss()``, ``F.binary_cross_entropy_with_logits``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
+    EXP,
     INDEX_LIST,
     INT,
     LOG_PROB,
@@ -45,6 +46,8 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax", "scipy.special.softmax"), {ANY: SOFTMAX}),
     (("torch.log_softmax", "torch.nn.functional.log_softmax", "torch.special.log_softmax", "scipy.special.log_softmax"), {ANY: LOG_PROB}),
     (("torch.log",), {SOFTMAX: LOG_PROB, SIGMOID: SIGMOID}),
+    (("torch.exp",), {ANY: EXP}),
+    (("torch.sum",), {EXP: EXP}),
     (("torch.argmax", "numpy.argmax"), _ARGMAX),
     (("torch.nn.functional.one_hot", "torch.eye", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
     (("int",), {ANY: INT}),
@@ -54,7 +57,8 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.nn.BCEWithLogitsLoss", "torch.nn.modules.loss.BCEWithLogitsLoss", "timm.loss.BinaryCrossEntropy",
       "timm.loss.AsymmetricLossMultiLabel", "torchvision.ops.sigmoid_focal_loss"), {ANY: LOGITS_LOSS_FN}),
     (("torch.nn.CrossEntropyLoss", "torch.nn.BCELoss", "torch.nn.NLLLoss", "torch.nn.MultiLabelSoftMarginLoss",
-      "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy"), {ANY: LOSS_FN}),
+      "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy", "torch.nn.MSELoss",
+      "torch.nn.L1Loss", "torch.nn.SmoothL1Loss", "torch.nn.HuberLoss"), {ANY: LOSS_FN}),
     (("torch.optim.lr_scheduler.ReduceLROnPlateau", ".ReduceLROnPlateau"), {ANY: PLATEAU_SCHEDULER}),
     # metrics
     (("sklearn.metrics.accuracy_score", "sklearn.metrics.f1_score", "sklearn.metrics.precision_score",
@@ -81,11 +85,13 @@ METHODS: dict[str, dict[str, str]] = {
     "softmax": {ANY: SOFTMAX},
     "log_softmax": {ANY: LOG_PROB},
     "log": {SOFTMAX: LOG_PROB, SIGMOID: SIGMOID},
+    "exp": {ANY: EXP},
+    "sum": {EXP: EXP},
     "argmax": _ARGMAX,
     **{name: {ANY: SAME} for name in (
         "cpu", "cuda", "detach", "numpy", "tolist", "to", "view", "view_as", "reshape", "squeeze", "unsqueeze",
         "flatten", "float", "long", "int", "bool", "clone", "type", "contiguous", "astype", "ravel", "double",
-        "half", "type_as", "item", "flip", "roll",
+        "half", "type_as", "item", "flip", "roll", "to_numpy",
     )},
 }
 """Method calls on a value: ``logits.softmax(-1)``, ``preds.cpu().numpy()``."""
