@@ -143,7 +143,7 @@ def throughput(tmp: Path, label: str, data: Path | None, epochs: int, repeats: i
     rows, ratios = [], []
     data_args = ["--data", str(data)] if data is not None else []
     for repeat in range(repeats):
-        out = tmp / f"throughput-{label}-{repeat}"
+        out = tmp / f"throughput-{'files' if data is not None else 'sample'}-{repeat}"
         ref = reference_run(out, [*data_args, "--epochs", str(epochs)])
         r = ref["metrics"]["run"]
         base = timm_run({"threads": r["threads"], "workers": r["workers"], "batch_size": r["batch_size"], "epochs": epochs,
