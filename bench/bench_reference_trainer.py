@@ -16,6 +16,8 @@ process of the plain loop, so each pays its own start-up and first-step warm-up 
    and with `--files N` a folder of N JPEGs (its labels.csv, the train rows of the reference
    run's splits.csv, timm's eval transform and a plain DataLoader, a new one each epoch as the
    trainer does). The baseline runs right after its reference run; the ratio is taken within a pair.
+   Beside other work (load 4-8 on 2 cores) single pairs swung from 0.7 to 1.37: publish medians
+   measured on a quiet machine.
 2. Wall time: `reference train --max-seconds S` from the process start to its exit, against S.
 3. The demo: `./dev demo`'s training command (`--sample digits --max-seconds 300 --max-steps
    400`), at idle and beside a second process burning one core (started `--busy-lead` seconds
