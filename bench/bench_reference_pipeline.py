@@ -1,14 +1,13 @@
-"""The reference runtime's file pipeline: DataLoader throughput, training-loop overhead, memory.
+"""The reference runtime's file pipeline: DataLoader throughput and memory.
 
 Builds a folder of small JPEGs (64 px `shapes` sample images, labels.csv + classes.txt), then:
   1. images/s of the training DataLoader (2 workers, timm transform to 32 px, batch 256);
-  2. the reference loop (`train`, 1 epoch) against a bare timm forward + BCE + backward +
-     AdamW step over the same loader, interleaved repeats; overhead = loop / bare - 1;
-  3. peak RSS (main process, and the largest worker) reading 20k and 100k images through the
+  2. peak RSS (main process, and the largest worker) reading 20k and 100k images through the
      pipeline (labels read and validated, 30 batches drawn), each in a fresh process, and the
      baseline the runtime used before: decoding every image into one in-memory tensor (20k).
-The 100k set hard-links the 20k JPEGs under new names (distinct paths, same bytes).
-Prints markdown. Run: python3 bench/bench_reference_pipeline.py [--workers 2] [--repeats 2] [--loop-n 20000]
+The 100k set hard-links the 20k JPEGs under new names (distinct paths, same bytes). The training
+loop against a plain timm loop, on files as on the sample data, is bench_reference_trainer.py.
+Prints markdown. Run: python3 bench/bench_reference_pipeline.py [--workers 2] [--n 20000]
 """
 
 from __future__ import annotations
@@ -62,8 +61,6 @@ def make_folder(root: Path, n: int, source: Path | None = None) -> Path:
 
 
 def _train_loader(data: Path, workers: int, epoch: int = 0):
-    import torch
-
     from migrate_ml_reference import create_reference_model, read_labels
     from migrate_ml_reference.dataset import ImageFiles
     from migrate_ml_reference.pipeline import create_transform, loader, resolve_data_config
@@ -72,11 +69,11 @@ def _train_loader(data: Path, workers: int, epoch: int = 0):
     model = create_reference_model(len(table.classes), image_size=TRAIN_SIDE)
     transform = create_transform(resolve_data_config(model, TRAIN_SIDE))
     dataset = ImageFiles(table.files, table.targets.float(), table.classes, transform)
-    return loader(dataset, BATCH, workers, shuffle=True, drop_last=True, seed=0, epoch=epoch)[0], model, table
+    return loader(dataset, BATCH, workers, shuffle=True, drop_last=True, seed=0, epoch=epoch)[0], table
 
 
 def throughput(data: Path, workers: int, batches: int = 40) -> float:
-    data_loader, _, _ = _train_loader(data, workers)
+    data_loader, _ = _train_loader(data, workers)
     batches = min(batches, len(data_loader) - 1)
     it = iter(data_loader)
     next(it)  # worker start-up and the first batch are not throughput
@@ -86,42 +83,10 @@ def throughput(data: Path, workers: int, batches: int = 40) -> float:
     return batches * BATCH / (time.perf_counter() - start)
 
 
-def reference_loop(data: Path, workers: int, threads: int) -> tuple[float, int]:
-    from migrate_ml_reference.train import TrainConfig, train
-
-    with tempfile.TemporaryDirectory() as out:
-        result = train(TrainConfig(out=out, data=str(data), epochs=1, image_size=TRAIN_SIDE, batch_size=BATCH, threads=threads,
-                                   workers=workers, val_fraction=0.02, test_fraction=0.0, progress=False, overwrite=True))
-    (epoch,) = result["history"]
-    return epoch["train_seconds"], epoch["step"]
-
-
-def bare_loop(data: Path, workers: int, threads: int, steps: int) -> float:
-    """Forward + BCE + backward + AdamW over the same loader, nothing else (no schedule,
-    no progress, no time checks)."""
-    import torch
-    from timm.optim import create_optimizer_v2
-
-    torch.set_num_threads(threads)
-    data_loader, model, _ = _train_loader(data, workers)
-    optimizer = create_optimizer_v2(model, opt="adamw", lr=2e-3, weight_decay=0.05)
-    criterion = torch.nn.BCEWithLogitsLoss()
-    model.train()
-    start = time.perf_counter()
-    for i, (x, y) in enumerate(data_loader):
-        if i == steps:
-            break
-        loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
-
-
 def _rss_child(data: str, mode: str, workers: int) -> None:
     """Runs in a fresh process; prints JSON peak RSS (MiB) of itself and its largest worker."""
     if mode == "pipeline":
-        data_loader, _, table = _train_loader(Path(data), workers)
+        data_loader, table = _train_loader(Path(data), workers)
         it = iter(data_loader)
         for _ in range(min(30, len(data_loader))):
             next(it)
@@ -149,11 +114,8 @@ def peak_rss(data: Path, mode: str, workers: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--n-large", type=int, default=100_000)
-    parser.add_argument("--loop-n", type=int, default=20_000, help="images in the loop-overhead epoch (hard links to the first ones)")
     parser.add_argument("--rss-child", nargs=3)
     args = parser.parse_args()
     if args.rss_child:
@@ -165,24 +127,10 @@ def main() -> None:
         start = time.perf_counter()
         small = make_folder(Path(tmp) / "small", args.n)
         large = make_folder(Path(tmp) / "large", args.n_large, source=small)
-        loop_data = small if args.loop_n == args.n else make_folder(Path(tmp) / "loop", args.loop_n, source=small)
         print(f"wrote {args.n} JPEGs ({IMAGE_SIDE} px) + {args.n_large} hard links in {time.perf_counter() - start:.1f} s")
 
         rate = throughput(small, args.workers)
         print(f"\nDataLoader, {args.workers} workers, batch {BATCH}, decode + timm transform to {TRAIN_SIDE} px: {rate:,.0f} images/s")
-
-        print(f"\nloop overhead over one epoch of {args.loop_n} images")
-        print("\n| repeat | reference loop (s) | bare timm loop (s) | steps | overhead |\n|---:|---:|---:|---:|---:|")
-        overheads = []
-        # Warm-up: the first steps of a process pay for allocator growth and kernel selection,
-        # which would otherwise be charged to whichever loop runs first.
-        bare_loop(loop_data, args.workers, args.threads, 5)
-        for repeat in range(args.repeats):
-            loop_s, steps = reference_loop(loop_data, args.workers, args.threads)
-            bare_s = bare_loop(loop_data, args.workers, args.threads, steps)
-            overheads.append(loop_s / bare_s - 1)
-            print(f"| {repeat + 1} | {loop_s:.1f} | {bare_s:.1f} | {steps} | {overheads[-1]:+.1%} |")
-        print(f"median overhead: {sorted(overheads)[len(overheads) // 2]:+.1%}")
 
         print("\n| data | images | peak RSS main (MiB) | peak RSS largest worker (MiB) |\n|---|---:|---:|---:|")
         for label, folder, mode in (("pipeline", small, "pipeline"), ("pipeline", large, "pipeline"),
