@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness_lightning import LoggedValues, NotOnStandIn, StandInTrainer, _configured  # noqa: E402
+from migrate_ml_reference.harness.lightning import LoggedValues, NotOnStandIn, StandInTrainer, _configured  # noqa: E402
 
 FRAMEWORKS = ["lightning", "pytorch_lightning"]
 

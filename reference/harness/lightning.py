@@ -20,12 +20,15 @@ during that phase.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from . import checks_state, checks_threshold
-from . import harness as h
+from .checks_threshold import hint
+from .core import BUILD_HINT, LABEL_FORMS, LEARNING_RATE, SAMPLES, crash_hint, error_text, user_line, user_site, user_traceback
+from .judge import is_metric_name, judge_metric
+from .sample import Sample, recording_model
+from .unit import Unit
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
 
@@ -55,12 +58,7 @@ class LoggedValues:
             self.lines.setdefault(str(name), line)
 
     def _line(self) -> int | None:
-        frame = sys._getframe(2)
-        while frame is not None:
-            if os.path.abspath(frame.f_code.co_filename) in self.user_files:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
+        return user_site(self.user_files)[1]
 
     def epoch_values(self) -> list[tuple[str, float, int | None]]:
         """(name, epoch value, line): the mean of per-batch numbers, or ``Metric.compute()``."""
@@ -99,10 +97,10 @@ class OutputTap:
     The hook sits on the innermost part that maps a sample image batch to ``[B, C]`` scores (a
     ``self.model`` child), else on the module itself, so ``self(x)`` and ``self.model(x)`` are
     both seen once. With ``hinted`` on, the hook adds the sample's hint logits (see
-    :func:`harness._recording_model`) so that evaluation metrics cannot match by chance.
+    :func:`.sample.recording_model`) so that evaluation metrics cannot match by chance.
     """
 
-    def __init__(self, instance, sample: h.Sample) -> None:
+    def __init__(self, instance, sample: Sample) -> None:
         self.sample = sample
         self.hinted = False
         self.outputs: list[tuple[Any, Any]] = []
@@ -138,8 +136,6 @@ class OutputTap:
             return None
         rows = self.sample.rows_of(images)
         if self.hinted:
-            from .checks_threshold import hint
-
             logits = hint(self.sample, logits, rows)
             if logits is not output and hasattr(output, "logits"):
                 output.logits = logits
@@ -406,25 +402,25 @@ class StandInTrainer:
             torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
 
 
-def run_lightning(unit: h.UnitRun, cls: type, spec: dict) -> None:
-    for form in h.LABEL_FORMS:
+def run_lightning(unit: Unit, cls: type, spec: dict) -> None:
+    for form in LABEL_FORMS:
         _run_form(unit, cls, spec, form)
 
 
-def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
+def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
     labels = f"{form} labels"
     name = spec["name"]
     steps = {m["name"]: m for m in spec["methods"]}
     try:
         # Steps that call self(**batch) or read .logits wrap a Hugging Face model: the sample model speaks its API.
         hf = any(method.get("hf_model") for method in spec["methods"])
-        placeholder = h._recording_model(unit.sample, hinted=False, hf=hf)
-        positional, keywords = unit._arguments(spec["init"], form, placeholder, 0, factories=True)
+        placeholder = recording_model(unit.sample, hinted=False, hf=hf)
+        positional, keywords = unit.arguments(spec["init"], form, placeholder, 0, factories=True)
         instance = unit.build(cls, spec, positional, keywords)
     except BaseException as error:
         unit.row("FAIL", f"build ({labels})", f"{name}(...) raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path) or spec["line"], function=name, trace=h._user_traceback(error),
-                 hint=h.BUILD_HINT)
+                 line=user_line(error, unit.path) or spec["line"], function=name, trace=user_traceback(error),
+                 hint=BUILD_HINT)
         return
     logged = LoggedValues(instance, unit.recorder.user_files)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
@@ -439,7 +435,7 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
             if not _evaluate(unit, instance, trainer, steps[step_name], loader, labels, logged, tap, name, stage):
                 return
     ran = ", ".join(steps)
-    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {h.SAMPLES} sample images with a stand-in Trainer",
+    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {SAMPLES} sample images with a stand-in Trainer",
              line=spec["line"], function=name)
 
 
@@ -452,10 +448,10 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
             if hasattr(instance, "configure_optimizers") else ([], [])
     except BaseException as error:
         unit.row("FAIL", f"configure_optimizers ({labels})", f"raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path), function=name, trace=h._user_traceback(error),
+                 line=user_line(error, unit.path), function=name, trace=user_traceback(error),
                  hint=_hint(error))
         return False
-    trainer.set_optimizers(optimizers or [torch.optim.AdamW(instance.parameters(), lr=h.LEARNING_RATE)], schedulers)
+    trainer.set_optimizers(optimizers or [torch.optim.AdamW(instance.parameters(), lr=LEARNING_RATE)], schedulers)
     automatic = getattr(instance, "automatic_optimization", True)
     instance.train()
     trainer.stage("training")
@@ -497,8 +493,8 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
     except BaseException as error:
         _failed(unit, error, name, running, function, labels, step, start)
         return False
-    unit._loss_rows(function, labels, unit.recorder.records[start:])
-    unit._falls_row({**step, "name": function}, labels, epoch_losses)
+    unit.loss_rows(function, labels, unit.recorder.records[start:])
+    unit.falls_row({**step, "name": function}, labels, epoch_losses)
     _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
@@ -531,7 +527,7 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
         return False
     finally:
         tap.hinted = False
-    unit._loss_rows(function, labels, unit.recorder.records[start:])
+    unit.loss_rows(function, labels, unit.recorder.records[start:])
     _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
@@ -548,22 +544,22 @@ def _call_hooks(instance, *hooks: str) -> None:
 def _failed(unit, error: BaseException, name: str, running: str, function: str, labels: str, step: dict,
             start: int) -> None:
     """The rows of a phase that raised: its loss calls so far, then the call that raised (a step or a hook)."""
-    unit._loss_rows(function, labels, unit.recorder.records[start:])
-    unit.row("FAIL", f"call ({labels})", f"{running} raised {h._error_text(error)}",
-             line=h._user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
-             trace=h._user_traceback(error), hint=_hint(error, name))
+    unit.loss_rows(function, labels, unit.recorder.records[start:])
+    unit.row("FAIL", f"call ({labels})", f"{running} raised {error_text(error)}",
+             line=user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
+             trace=user_traceback(error), hint=_hint(error, name))
 
 
 def _hint(error: BaseException, name: str | None = None) -> str:
-    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error, owner=name)
+    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else crash_hint(error, owner=name)
 
 
 def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict,
                  never_reset: list = ()) -> None:
-    metrics = [(n, v, line) for n, v, line in logged.epoch_values() if h._is_metric_name(n)]
+    metrics = [(n, v, line) for n, v, line in logged.epoch_values() if is_metric_name(n)]
     if not metrics:
         return
-    reference = unit._reference(outputs) if outputs else None
+    reference = unit.reference(outputs) if outputs else None
     for metric, value, line in metrics:
         check = f"logged {metric} ({labels})"
         if reference is None:
@@ -571,7 +567,7 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
                      "during the step, so it cannot be compared", line=line or step["line"], function=function,
                      hint="log a metric computed from the module's outputs on the batch")
             continue
-        status, reason, code, hint = h._judge_metric(value, reference, unit.threshold, name=metric)
+        status, reason, code, hint = judge_metric(value, reference, unit.threshold, name=metric)
         line, reason = checks_threshold.blamed_line(reason, unit.path, step["line"], line)
         code, reason, hint, line = checks_state.amend(never_reset, status, reason, code, hint, line)
         unit.row(status, check, reason, line=line or step["line"], function=function, code=code, hint=hint)
