@@ -1,9 +1,16 @@
 """Hugging Face: ``from_pretrained`` builds a sample model offline and records the ``problem_type``
-each call asks for; ``compute_metrics`` receives an ``EvalPrediction`` of the sample model's logits."""
+each call asks for; a ``compute_metrics`` runs inside a real ``transformers.Trainer.evaluate()`` over the
+sample data where transformers is installed (else it receives an ``EvalPrediction`` of the sample model's
+logits directly, as a tuple)."""
 
 from __future__ import annotations
 
-from .core import user_site
+import importlib.util
+import os
+import tempfile
+
+from .core import BATCH_SIZE, LABEL_FORMS, SAMPLES, crash_hint, error_text, user_line, user_site, user_traceback
+from .sample import recording_model
 from .unit import Unit
 
 
@@ -77,3 +84,58 @@ def eval_prediction(logits, labels):
     except ImportError:
         return (logits, labels)
     return EvalPrediction(predictions=logits, label_ids=labels)
+
+
+def evaluates(function: dict) -> bool:
+    """``function`` is a ``compute_metrics`` (its one argument is an ``EvalPrediction``) and transformers is installed:
+    it runs inside a real ``Trainer.evaluate()``."""
+    roles = [param["role"] for param in function["params"] if param["role"] != "default"]
+    return roles == ["eval_prediction"] and importlib.util.find_spec("transformers") is not None
+
+
+def run_compute_metrics(unit: Unit, module, function: dict) -> None:
+    name = function["name"]
+    func = getattr(module, name, None)
+    if not callable(func):
+        unit.row("FAIL", "call", f"{name} is not a callable attribute of the imported module",
+                 line=function["line"], function=name)
+        return
+    for form in LABEL_FORMS:
+        _evaluate(unit, func, function, form)
+
+
+def _evaluate(unit: Unit, func, function: dict, form: str) -> None:
+    """``Trainer(model, args, eval_dataset, compute_metrics=func).evaluate()`` with the sample model (hinted
+    logits, the multi-label head's loss) over the sample split; ``func``'s return value is judged."""
+    import transformers
+
+    name = function["name"]
+    labels = f"{form} labels"
+    unit.budget.entry(name, function["line"], 1, labels)
+    model = recording_model(unit.sample, hinted=True, hf=True)
+    returned: list = []
+
+    def compute_metrics(prediction):
+        returned.append(func(prediction))
+        return returned[-1]
+
+    targets = unit.sample.targets.long() if form == "int64" else unit.sample.targets.clone()
+    dataset = [{"pixel_values": image, "labels": target} for image, target in zip(unit.sample.images, targets)]
+    arguments = transformers.TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="hf-", dir=os.getcwd()), report_to=[], use_cpu=True,
+        per_device_eval_batch_size=BATCH_SIZE, dataloader_num_workers=0, disable_tqdm=True, save_strategy="no")
+    trainer = transformers.Trainer(model=model, args=arguments, eval_dataset=dataset, compute_metrics=compute_metrics)
+    unit.metric_states.take()
+    unit.metric_states.mark()
+    try:
+        trainer.evaluate()
+    except BaseException as error:  # SystemExit too: user code must not end the check
+        unit.row("FAIL", f"call ({labels})", f"{name} raised {error_text(error)}",
+                 line=user_line(error, unit.path) or function["line"], function=name, trace=user_traceback(error),
+                 hint=crash_hint(error, function))
+        return
+    unit.budget.step_done()
+    unit.metric_rows(function, labels, returned[-1] if returned else None, model.outputs,
+                     unit.metric_state_rows(name, labels, function["line"]))
+    unit.row("PASS", f"call ({labels})", f"{name} ran inside transformers.Trainer.evaluate() on {SAMPLES} sample "
+             "images", line=function["line"], function=name)

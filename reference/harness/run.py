@@ -115,7 +115,10 @@ def run_file(spec: dict, file: dict, deadline: budget.Budget) -> list[dict]:
     for name in file.get("model_classes", []):
         loops.check_model_class(unit, module, name)
     for function in file["functions"]:
-        loops.run_function(unit, module, function)
+        if hugging_face.evaluates(function):
+            hugging_face.run_compute_metrics(unit, module, function)
+        else:
+            loops.run_function(unit, module, function)
     for spec_of_class in file.get("classes", []):
         cls = getattr(module, spec_of_class["name"], None)
         if not isinstance(cls, type):

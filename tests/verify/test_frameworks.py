@@ -1,5 +1,5 @@
 """The frameworks verify drives: the real accelerate Accelerator where it is installed, the stand-ins' gaps said as
-such, and the Lightning stand-in's fit_loop."""
+such, and a LightningModule reading self.trainer.fit_loop."""
 
 from __future__ import annotations
 

@@ -10,7 +10,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness.lightning import LoggedValues, NotOnStandIn, StandInTrainer, _configured  # noqa: E402
+from migrate_ml_reference.harness.lightning import (  # noqa: E402
+    LoggedValues,
+    NotOnStandIn,
+    StandInTrainer,
+    _configured,
+    _hint,
+)
 
 FRAMEWORKS = ["lightning", "pytorch_lightning"]
 
@@ -66,8 +72,11 @@ def test_module_reads_the_stand_in(framework):
         instance.trainer.strategy  # noqa: B018
     with pytest.raises(NotOnStandIn, match="its stand-in for self.trainer.fit_loop has no 'restarting'"):
         fit_loop.restarting  # noqa: B018
-    with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'"):
+    with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'") as caught:
         datamodule.class_weights  # noqa: B018
+    hint = _hint(caught.value)
+    assert hint.startswith("this is a gap of verify's stand-in, not of your code: install lightning")
+    assert "verify runs a real Trainer" in hint
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
