@@ -16,6 +16,7 @@ from migrate_ml_reference.harness.lightning import (  # noqa: E402
     StandInTrainer,
     _configured,
     _hint,
+    lightning_package,
 )
 
 FRAMEWORKS = ["lightning", "pytorch_lightning"]
@@ -144,3 +145,19 @@ def test_automatic_optimisation_steps_schedulers_at_their_interval():
         trainer.step_schedulers("epoch", count)
     assert optimizer.param_groups[0]["lr"] == 0.25  # stepped at 2 and 4, never per epoch
 
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_real_trainer_runs_where_the_package_the_module_subclasses_is_importable(framework):
+    package = lightning_package(type(_module(framework, manual=False)))
+    assert package is not None and package.__name__.startswith(framework)
+
+
+def test_the_stand_in_runs_for_a_base_only_named_lightning_module():
+    class LightningModule(torch.nn.Module):
+        pass
+
+    class Lit(LightningModule):
+        pass
+
+    assert lightning_package(Lit) is None

@@ -46,3 +46,9 @@ def test_injected_bug_fails_at_its_line_through_the_real_framework(report, name,
     dynamic = {c["check"]: c for c in failures(report, name, phase="dynamic")}
     assert check in dynamic, sorted(dynamic)
     assert dynamic[check]["line"] == line and words in dynamic[check]["reason"]
+
+
+def test_a_module_the_trainer_refuses_is_blamed_on_the_trainer_at_the_class(report):
+    rows = [c for c in failures(report, "lit_without_optimizer.py", phase="dynamic") if c["check"].startswith("call")]
+    assert rows and all(c["line"] == 7 and c["function"] == "LitNoOptimizer" for c in rows)
+    assert rows[0]["reason"].startswith("lightning.Trainer raised MisconfigurationException: No `configure_optimizers()`")
