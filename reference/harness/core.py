@@ -132,6 +132,11 @@ def crash_hint(error: BaseException, function: dict | None = None, owner: str | 
         hint = ("the code uses an attribute of its own model class that verify's sample model (a ViT) lacks: let a "
                 "caller in the file build the model (model = MyNet(...); see docs/verify.md)")
         return hint + (f", or build {owner} with a function of the file: --bind {owner}='FUNCTION()'" if owner else "")
+    hparam = re.fullmatch(r"'AttributeDict' object has no attribute '(\w+)'", text)
+    if isinstance(error, AttributeError) and hparam:
+        # save_hyperparameters(args) keeps the sample namespace, which holds only the args.X verify saw read
+        return (f"self.hparams has no {hparam.group(1)!r}: the args namespace verify passed holds only the attributes "
+                f"the file reads as args.X; give this one with --bind args.{hparam.group(1)}=VALUE")
     unknown = unknown_args(function or {})
     if isinstance(error, TypeError) and "NoneType" in text and unknown:
         return (f"verify sets the args attributes it has no sample value for to None ({', '.join(unknown)}): give them "

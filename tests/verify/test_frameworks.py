@@ -34,6 +34,11 @@ def test_a_stand_in_gap_says_it_is_verifys_and_what_runs_the_real_one():
     copy.copy(SingleProcessAccelerator())  # dunder probes get a plain AttributeError
 
 
+def test_hparams_saved_from_the_sample_args_namespace_name_the_bind_that_fills_them():
+    hint = crash_hint(AttributeError("'AttributeDict' object has no attribute 'learning_rate'"))
+    assert hint.startswith("self.hparams has no 'learning_rate'") and hint.endswith("--bind args.learning_rate=VALUE")
+
+
 def test_real_accelerator_where_accelerate_is_installed():
     accelerate = pytest.importorskip("accelerate")
     assert isinstance(accelerator(), accelerate.Accelerator)
