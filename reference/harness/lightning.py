@@ -674,11 +674,13 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
     logged = LoggedValues(instance, unit.recorder.user_files, forward=True)
     tap = OutputTap(instance, unit.sample)
     watch = _phase_watch(package, unit, logged, tap)
+    folder = tempfile.mkdtemp(prefix="lightning-", dir=os.getcwd())  # in the unit's scratch folder
+    # Not logger=False: that leaves self.logger None, and code logging images or hyperparameters through it fails.
     trainer = package.Trainer(
         accelerator="cpu", devices=1, max_epochs=unit.epochs, limit_train_batches=len(loader),
-        limit_val_batches=len(loader), limit_test_batches=len(loader), num_sanity_val_steps=0, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tempfile.mkdtemp(prefix="lightning-", dir=os.getcwd()), callbacks=[watch])
+        limit_val_batches=len(loader), limit_test_batches=len(loader), num_sanity_val_steps=0,
+        logger=_dropping_logger(package, folder), enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=folder, callbacks=[watch])
     datamodule = _sample_datamodule(package, loader, unit.sample.num_classes)
     first = next(step for step_name, _ in REAL_PHASES if (step := steps.get(step_name)))
     unit.budget.entry(f"{name}.{first['name']}", first["line"], unit.epochs if "training_step" in steps else 1, labels)
@@ -719,6 +721,36 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
                      watch.computed.get(phase, {}))
     unit.row("PASS", f"steps ({labels})", f"{', '.join(steps)} ran on {SAMPLES} sample images with a real "
              f"{package.__name__.split('.')[0]}.Trainer", line=spec["line"], function=name)
+
+
+def _dropping_logger(package, folder: str):
+    """A real ``Logger`` that keeps nothing: ``self.logger.log_hyperparams(...)``, ``self.logger.experiment.add_image(...)``
+    are taken and dropped, and Lightning's own metric logging writes no file."""
+
+    class VerifyLogger(package.loggers.Logger):
+        @property
+        def name(self) -> str:
+            return "verify"
+
+        @property
+        def version(self) -> int:
+            return 0
+
+        @property
+        def root_dir(self) -> str:
+            return folder
+
+        @property
+        def experiment(self) -> DroppingLogger:
+            return DroppingLogger(folder)
+
+        def log_metrics(self, metrics, step=None) -> None:
+            pass
+
+        def log_hyperparams(self, params, *args, **kwargs) -> None:
+            pass
+
+    return VerifyLogger()
 
 
 def _user_function(error: BaseException, path: str) -> str | None:
