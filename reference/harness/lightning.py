@@ -37,7 +37,17 @@ from typing import Any
 
 from . import checks_state, checks_threshold
 from .checks_threshold import hint
-from .core import BUILD_HINT, LABEL_FORMS, LEARNING_RATE, SAMPLES, crash_hint, error_text, user_line, user_site, user_traceback
+from .core import (
+    BUILD_HINT,
+    LABEL_FORMS,
+    LEARNING_RATE,
+    SAMPLES,
+    crash_hint,
+    error_text,
+    user_line,
+    user_site,
+    user_traceback,
+)
 from .judge import is_metric_name, judge_metric
 from .sample import Sample, recording_model
 from .unit import Unit

@@ -11,8 +11,8 @@ from verify_helpers import VERIFY_FIXTURES, not_passed, rows_for, run_verify
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness.core import crash_hint  # noqa: E402
 from migrate_ml_reference.harness.accelerate import SingleProcessAccelerator, accelerator  # noqa: E402
+from migrate_ml_reference.harness.core import crash_hint  # noqa: E402
 from migrate_ml_reference.harness.stand_in_gaps import StandInGap  # noqa: E402
 
 
