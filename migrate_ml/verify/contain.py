@@ -6,7 +6,7 @@ a forked data-loading loop) or print without end. Three guarantees:
 * the harness starts a session of its own (``start_new_session``), and every process left in
   that session is killed when the harness finishes, times out, or when this process is
   interrupted (Ctrl-C), terminated (SIGTERM) or loses its terminal (SIGHUP); the harness itself
-  runs user code in a PID namespace where it can (see ``migrate_ml_reference.harness``), and
+  runs user code in a PID namespace where it can (see ``migrate_ml_reference.harness.contain``), and
   :func:`kill_marked` sweeps what carries the run's marker elsewhere;
 * its stdout and stderr are read as they come and only the last ``TAIL_BYTES`` are kept, so a
   run that prints gigabytes costs a fixed amount of memory;

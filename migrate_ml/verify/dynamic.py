@@ -29,7 +29,7 @@ STARTUP_ALLOWANCE_S = 180.0
 PER_FILE_GRACE_S = 10.0
 MAX_EXTENSION = 8.0
 """How far a file's deadline may move past --timeout when its entry points' first steps show slow but steady work
-(``migrate_ml_reference.budget.MAX_EXTENSION``, which this module cannot import: the runtime is optional)."""
+(``migrate_ml_reference.harness.budget.MAX_EXTENSION``, which this module cannot import: the runtime is optional)."""
 
 OFFLINE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",

@@ -1,7 +1,7 @@
 """What the dynamic pass is running, shown on a terminal while it runs.
 
 The harness's child for each file writes ``unit<N>/progress.json`` in the scratch folder (see
-``migrate_ml_reference.budget``): the entry point, its step and the deadline. This thread reads the
+``migrate_ml_reference.harness.budget``): the entry point, its step and the deadline. This thread reads the
 newest one every second and rewrites one status line on stderr; it prints nothing when stderr is
 not a terminal (CI logs, pipes), where the rows at the end say everything.
 """

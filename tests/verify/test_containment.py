@@ -155,7 +155,7 @@ def test_output_of_user_code_costs_bounded_memory(contained_run):
 
 NON_ROOT_PROBE = """
 import os, socket, sys
-from migrate_ml_reference.harness import _unshare_network
+from migrate_ml_reference.harness.contain import _unshare_network
 if not _unshare_network():
     sys.exit("no-namespace")
 assert os.getuid() == 65534, os.getuid()  # the user namespace maps the caller's own id

@@ -34,7 +34,7 @@ def test_exception_in_user_code(errors):
     assert rows and rows[0]["reason"] == "train raised RuntimeError: user bug: checkpoint folder missing"
     assert rows[0]["line"] == 9
     assert 'raises.py", line 9, in train' in rows[0]["traceback"]
-    assert "harness.py" not in rows[0]["traceback"]
+    assert "migrate_ml_reference" not in rows[0]["traceback"] and "/harness/" not in rows[0]["traceback"]
 
 
 def test_import_error(errors):

@@ -1,5 +1,5 @@
 """The frameworks verify drives: the real accelerate Accelerator where it is installed, the stand-ins' gaps said as
-such, and the Lightning stand-in's fit_loop."""
+such, and a LightningModule reading self.trainer.fit_loop."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from verify_helpers import VERIFY_FIXTURES, not_passed, rows_for, run_verify
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness import _crash_hint  # noqa: E402
-from migrate_ml_reference.harness_frameworks import SingleProcessAccelerator, accelerator  # noqa: E402
-from migrate_ml_reference.stand_in_gaps import StandInGap  # noqa: E402
+from migrate_ml_reference.harness.accelerate import SingleProcessAccelerator, accelerator  # noqa: E402
+from migrate_ml_reference.harness.core import crash_hint  # noqa: E402
+from migrate_ml_reference.harness.stand_in_gaps import StandInGap  # noqa: E402
 
 
 def test_accelerate_stand_in_has_what_no_trainer_scripts_use(tmp_path):
@@ -28,10 +28,15 @@ def test_a_stand_in_gap_says_it_is_verifys_and_what_runs_the_real_one():
     with pytest.raises(StandInGap) as caught:
         SingleProcessAccelerator().project_configuration  # noqa: B018
     assert str(caught.value) == "verify's stand-in for accelerate.Accelerator has no 'project_configuration'"
-    hint = _crash_hint(caught.value)
+    hint = crash_hint(caught.value)
     assert hint.startswith("this is a gap of verify's stand-in, not of your code: install accelerate")
     assert "real accelerate.Accelerator(cpu=True)" in hint and "traceback above is from your code" not in hint
     copy.copy(SingleProcessAccelerator())  # dunder probes get a plain AttributeError
+
+
+def test_hparams_saved_from_the_sample_args_namespace_name_the_bind_that_fills_them():
+    hint = crash_hint(AttributeError("'AttributeDict' object has no attribute 'learning_rate'"))
+    assert hint.startswith("self.hparams has no 'learning_rate'") and hint.endswith("--bind args.learning_rate=VALUE")
 
 
 def test_real_accelerator_where_accelerate_is_installed():

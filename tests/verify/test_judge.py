@@ -6,13 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness import (  # noqa: E402
+from migrate_ml_reference.harness.core import logits_form  # noqa: E402
+from migrate_ml_reference.harness.judge import (  # noqa: E402
     METRIC_NAME,
-    _averaged_references,
-    _is_metric_name,
-    _judge_metric,
-    _logits_form,
-    _loss_failure,
+    averaged_references,
+    is_metric_name,
+    judge_metric,
+    loss_failure,
 )
 
 REFERENCE = {
@@ -44,7 +44,7 @@ REFERENCE = {
     ],
 )
 def test_judge_metric(value, status, code, words):
-    got_status, reason, got_code, _ = _judge_metric(value, REFERENCE, 0.5)
+    got_status, reason, got_code, _ = judge_metric(value, REFERENCE, 0.5)
     assert (got_status, got_code) == (status, code)
     assert words in reason
 
@@ -97,25 +97,25 @@ NAMED_REFERENCE = {
     ],
 )
 def test_judge_metric_by_name(name, value, status, code, words):
-    got_status, reason, got_code, hint = _judge_metric(value, NAMED_REFERENCE, 0.5, name=name)
+    got_status, reason, got_code, hint = judge_metric(value, NAMED_REFERENCE, 0.5, name=name)
     assert (got_status, got_code) == (status, code), reason
     assert words in reason
     assert (status == "PASS") == (hint == "")
 
 
 def test_a_metric_named_after_an_average_fails_on_another_average():
-    _, reason, _, _ = _judge_metric(0.62, NAMED_REFERENCE, 0.5, name="hamming_score")
+    _, reason, _, _ = judge_metric(0.62, NAMED_REFERENCE, 0.5, name="hamming_score")
     assert reason == "0.62 equals the reference jaccard_samples 0.6200 at threshold 0.5"
-    status, _, _, hint = _judge_metric(0.8, {**NAMED_REFERENCE, "others": {"F1_micro": 0.8, "F1_macro": 0.6}}, 0.5,
+    status, _, _, hint = judge_metric(0.8, {**NAMED_REFERENCE, "others": {"F1_micro": 0.8, "F1_macro": 0.6}}, 0.5,
                                        name="macro_f1")
     assert status == "FAIL" and hint == "compute it with average='macro', or name it after the average it computes"
 
 
 def test_metric_names():
     for name in ("jaccard_micro", "mean_iou", "meanIoU", "val_mIoU", "hamming_loss", "f1_samples", "subset_acc"):
-        assert _is_metric_name(name), name
+        assert is_metric_name(name), name
     for name in ("val_loss", "previous_best", "num_samples"):
-        assert not _is_metric_name(name), name
+        assert not is_metric_name(name), name
 
 
 def test_averaged_references_agree_with_scikit_learn():
@@ -123,7 +123,7 @@ def test_averaged_references_agree_with_scikit_learn():
     targets = torch.tensor([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 1], [1, 0, 0, 0], [0, 0, 0, 1]])
     preds = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]])
     # row 1: no true and no predicted label; row 4: no prediction; class 2: never true
-    references = _averaged_references(preds, targets)
+    references = averaged_references(preds, targets)
     scorers = {"F1": metrics.f1_score, "precision": metrics.precision_score, "recall": metrics.recall_score,
                "jaccard": metrics.jaccard_score}
     for measure, scorer in scorers.items():
@@ -138,10 +138,10 @@ def test_averaged_references_agree_with_scikit_learn():
 
 def test_logits_form():
     z = torch.randn(4, 5)
-    assert _logits_form(z) == "raw"
-    assert _logits_form(torch.log_softmax(z, 1)) == "log_softmax"
-    assert _logits_form(torch.softmax(z, 1)) == "softmax"
-    assert _logits_form(torch.zeros(4, 5)) == "raw"
+    assert logits_form(z) == "raw"
+    assert logits_form(torch.log_softmax(z, 1)) == "log_softmax"
+    assert logits_form(torch.softmax(z, 1)) == "softmax"
+    assert logits_form(torch.zeros(4, 5)) == "raw"
 
 
 def _record(**overrides):
@@ -153,15 +153,15 @@ def _record(**overrides):
 
 
 def test_loss_failures():
-    assert _loss_failure(_record(), "float32 labels") is None
-    assert _loss_failure(_record(kind="ce", label="CrossEntropyLoss"), "float32 labels")[1] == "ML001"
-    assert _loss_failure(_record(kind="ce", label="F.cross_entropy"), "float32 labels")[1] == "ML002"
-    assert _loss_failure(_record(kind="nll", label="F.nll_loss"), "float32 labels")[1] == "ML003"
-    assert _loss_failure(_record(target_dtype="int64", target_float=False), "int64 labels")[1] == "ML010"
-    assert _loss_failure(_record(target_dtype="int64", target_float=False), "float32 labels")[1] == "ML011"
-    assert _loss_failure(_record(target_shape=[4]), "float32 labels")[1] == "ML101"
-    assert _loss_failure(_record(logits_form="log_softmax"), "float32 labels")[1] == "ML103"
-    assert "non-finite" in _loss_failure(_record(loss=float("inf")), "float32 labels")[0]
+    assert loss_failure(_record(), "float32 labels") is None
+    assert loss_failure(_record(kind="ce", label="CrossEntropyLoss"), "float32 labels")[1] == "ML001"
+    assert loss_failure(_record(kind="ce", label="F.cross_entropy"), "float32 labels")[1] == "ML002"
+    assert loss_failure(_record(kind="nll", label="F.nll_loss"), "float32 labels")[1] == "ML003"
+    assert loss_failure(_record(target_dtype="int64", target_float=False), "int64 labels")[1] == "ML010"
+    assert loss_failure(_record(target_dtype="int64", target_float=False), "float32 labels")[1] == "ML011"
+    assert loss_failure(_record(target_shape=[4]), "float32 labels")[1] == "ML101"
+    assert loss_failure(_record(logits_form="log_softmax"), "float32 labels")[1] == "ML103"
+    assert "non-finite" in loss_failure(_record(loss=float("inf")), "float32 labels")[0]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from migrate_ml_reference.harness_lightning import LoggedValues, NotOnStandIn, StandInTrainer, _configured  # noqa: E402
+from migrate_ml_reference.harness.lightning import (  # noqa: E402
+    LoggedValues,
+    NotOnStandIn,
+    StandInTrainer,
+    _configured,
+    _hint,
+    lightning_package,
+)
 
 FRAMEWORKS = ["lightning", "pytorch_lightning"]
 
@@ -66,8 +73,11 @@ def test_module_reads_the_stand_in(framework):
         instance.trainer.strategy  # noqa: B018
     with pytest.raises(NotOnStandIn, match="its stand-in for self.trainer.fit_loop has no 'restarting'"):
         fit_loop.restarting  # noqa: B018
-    with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'"):
+    with pytest.raises(NotOnStandIn, match="stand-in for self.trainer.datamodule has no 'class_weights'") as caught:
         datamodule.class_weights  # noqa: B018
+    hint = _hint(caught.value)
+    assert hint.startswith("this is a gap of verify's stand-in, not of your code: install lightning")
+    assert "verify runs a real Trainer" in hint
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -135,3 +145,19 @@ def test_automatic_optimisation_steps_schedulers_at_their_interval():
         trainer.step_schedulers("epoch", count)
     assert optimizer.param_groups[0]["lr"] == 0.25  # stepped at 2 and 4, never per epoch
 
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_real_trainer_runs_where_the_package_the_module_subclasses_is_importable(framework):
+    package = lightning_package(type(_module(framework, manual=False)))
+    assert package is not None and package.__name__.startswith(framework)
+
+
+def test_the_stand_in_runs_for_a_base_only_named_lightning_module():
+    class LightningModule(torch.nn.Module):
+        pass
+
+    class Lit(LightningModule):
+        pass
+
+    assert lightning_package(Lit) is None

@@ -35,8 +35,8 @@ KNOWN_LIMITATIONS = {
     "executed/lightning_family.out.py": "fit() calls model.training_step (a LightningModule API); verify passes a plain model",
     "executed/lightning_torchmetrics.out.py": "fit() calls model.training_step (a LightningModule API); verify passes a plain model",
     "ML020/method_max_forms.out.py": "adds three spellings of the same count into one accumulator, so its accuracy is 3x",
-    "ML022/lightning_metrics.out.py": "its LightningModule has no forward, so validation_step's self(x) raises (in the "
-    "fixture's input too): verify now runs the steps and reports it",
+    "ML022/lightning_metrics.out.py": "its LightningModule has no configure_optimizers (nor a forward for "
+    "validation_step's self(x)), in the fixture's input too: the real Trainer refuses to fit it, and verify says so",
 }
 
 

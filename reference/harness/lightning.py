@@ -1,7 +1,15 @@
 """The verify harness's driver for ``LightningModule`` subclasses (``lightning`` or ``pytorch_lightning``).
 
-No ``Trainer`` runs: the module is built from sample arguments and gets a :class:`StandInTrainer`
-as ``self.trainer`` (so ``self.current_epoch``, ``self.global_step``,
+Where the package the module subclasses is importable, a real ``Trainer`` runs (:func:`_run_real`):
+``fit`` for ``--epochs`` epochs with validation after each, then ``test``, on the CPU, with no logger,
+checkpoint or progress bar, the sample data served by a ``LightningDataModule``, so callbacks, the
+fit loop, schedulers, manual optimisation and accumulation are Lightning's own. A ``Callback`` follows
+the phases: what each logged (``self.log`` is recorded on the way to Lightning's), the outputs the
+module produced, and its loss calls, per epoch; a logged ``Metric`` is read from ``callback_metrics``,
+as Lightning computed it.
+
+Where it is not, :class:`StandInTrainer` stands in: the module is built from sample arguments and gets it as
+``self.trainer`` (so ``self.current_epoch``, ``self.global_step``,
 ``self.trainer.estimated_stepping_batches`` … read what a one-process ``Trainer`` would hold);
 ``configure_optimizers`` gives the optimizers and schedulers, and the steps are called the way a
 ``Trainer`` calls them: ``training_step`` on every sample batch for ``--epochs`` epochs, followed
@@ -11,32 +19,57 @@ that itself through ``self.optimizers()``, ``self.manual_backward`` and ``self.l
 Then ``validation_step`` and ``test_step`` run on every batch with gradients off. The epoch hooks
 a ``Trainer`` calls around them (``on_fit_start``, ``on_train_start``, ``on_train_epoch_start``/
 ``_end``, ``on_validation_epoch_start``/``_end``, ``on_test_epoch_start``/``_end``) run too.
-``self.log``/``self.log_dict`` are captured on the instance (with the line that logged), each
-logged metric is averaged over the epoch as Lightning does (or computed, for a torchmetrics
-``Metric``), and compared with the reference metrics on the very outputs the module produced
-during that phase.
+
+Either way, each logged metric is averaged over the epoch as Lightning does (or computed, for a
+torchmetrics ``Metric``), and compared with the reference metrics on the very outputs the module
+produced during that phase.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import tempfile
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from . import checks_state, checks_threshold
-from . import harness as h
+from .checks_threshold import hint
+from .core import (
+    BUILD_HINT,
+    LABEL_FORMS,
+    LEARNING_RATE,
+    SAMPLES,
+    crash_hint,
+    error_text,
+    user_line,
+    user_site,
+    user_traceback,
+)
+from .judge import is_metric_name, judge_metric
+from .sample import Sample, recording_model
+from .unit import Unit
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
 
 
 class LoggedValues:
-    """Replaces ``self.log`` and ``self.log_dict`` on one instance; remembers values per name."""
+    """Replaces ``self.log`` and ``self.log_dict`` on one instance; remembers values per name.
 
-    def __init__(self, instance, user_files: set[str]) -> None:
+    With ``forward`` (a real ``Trainer`` runs), each call also goes to the module's own method, so
+    that Lightning logs, aggregates and resets as it does; values are kept per ``phase``.
+    """
+
+    def __init__(self, instance, user_files: set[str], forward: bool = False) -> None:
         self.user_files = user_files
+        self.phase = ""
         self.values: dict[str, list] = {}
         self.lines: dict[str, int | None] = {}
+        self.by_phase: dict[str, dict[str, list]] = {}
+        self._forward = (instance.log, instance.log_dict) if forward else None
+        self._inside = False
         instance.log = self.log
         instance.log_dict = self.log_dict
 
@@ -44,35 +77,56 @@ class LoggedValues:
         self.values.clear()
         self.lines.clear()
 
+    def start(self, phase: str) -> None:
+        """A new epoch of ``phase`` starts: what it logs replaces what its last epoch logged."""
+        self.phase = phase
+        self.values = self.by_phase[phase] = {}
+
     def log(self, name, value, *args, **kwargs) -> None:
-        self.values.setdefault(str(name), []).append(value)
-        self.lines.setdefault(str(name), self._line())
+        if not self._inside:
+            self.values.setdefault(str(name), []).append(value)
+            self.lines.setdefault(str(name), self._line())
+        if self._forward:
+            self._forward[0](name, value, *args, **kwargs)
 
     def log_dict(self, dictionary, *args, **kwargs) -> None:
         line = self._line()
         for name, value in dict(dictionary).items():
             self.values.setdefault(str(name), []).append(value)
             self.lines.setdefault(str(name), line)
+        if self._forward:  # Lightning's log_dict calls self.log, which must not count the values again
+            self._inside = True
+            try:
+                self._forward[1](dictionary, *args, **kwargs)
+            finally:
+                self._inside = False
 
     def _line(self) -> int | None:
-        frame = sys._getframe(2)
-        while frame is not None:
-            if os.path.abspath(frame.f_code.co_filename) in self.user_files:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
+        return user_site(self.user_files)[1]
 
-    def epoch_values(self) -> list[tuple[str, float, int | None]]:
-        """(name, epoch value, line): the mean of per-batch numbers, or ``Metric.compute()``."""
+    def resume(self, phase: str) -> None:
+        """Back to ``phase`` after another ran inside it (validation inside a training epoch)."""
+        self.phase = phase
+        self.values = self.by_phase.setdefault(phase, {})
+
+    def epoch_values(self, computed: dict | None = None) -> list[tuple[str, float, int | None]]:
+        """(name, epoch value, line): the mean of per-batch numbers, or ``Metric.compute()``.
+
+        ``computed``: the ``callback_metrics`` a real ``Trainer`` held at the end of the phase; a logged
+        ``Metric`` is read there, as Lightning computed and reset it at the end of the epoch.
+        """
         found = []
         for name, values in self.values.items():
             last = values[-1]
             if hasattr(last, "compute") and hasattr(last, "reset"):
-                try:
-                    value = _number(last.compute())
-                    last.reset()
-                except Exception:
-                    value = None
+                if computed is not None:
+                    value = next((_number(computed[key]) for key in (name, f"{name}_epoch") if key in computed), None)
+                else:
+                    try:
+                        value = _number(last.compute())
+                        last.reset()
+                    except Exception:
+                        value = None
             else:
                 numbers = [_number(v) for v in values]
                 value = sum(numbers) / len(numbers) if numbers and None not in numbers else None
@@ -99,10 +153,10 @@ class OutputTap:
     The hook sits on the innermost part that maps a sample image batch to ``[B, C]`` scores (a
     ``self.model`` child), else on the module itself, so ``self(x)`` and ``self.model(x)`` are
     both seen once. With ``hinted`` on, the hook adds the sample's hint logits (see
-    :func:`harness._recording_model`) so that evaluation metrics cannot match by chance.
+    :func:`.sample.recording_model`) so that evaluation metrics cannot match by chance.
     """
 
-    def __init__(self, instance, sample: h.Sample) -> None:
+    def __init__(self, instance, sample: Sample) -> None:
         self.sample = sample
         self.hinted = False
         self.outputs: list[tuple[Any, Any]] = []
@@ -112,6 +166,16 @@ class OutputTap:
                 target = child
                 break
         target.register_forward_hook(self._hook, with_kwargs=True)
+        self.by_phase: dict[str, list] = {}
+
+    def start(self, phase: str, hinted: bool) -> None:
+        """A new epoch of ``phase`` starts: its outputs replace those of its last epoch."""
+        self.hinted = hinted
+        self.outputs = self.by_phase[phase] = []
+
+    def resume(self, phase: str, hinted: bool) -> None:
+        self.hinted = hinted
+        self.outputs = self.by_phase.setdefault(phase, [])
 
     def _gives_scores(self, child) -> bool:
         import torch
@@ -138,8 +202,6 @@ class OutputTap:
             return None
         rows = self.sample.rows_of(images)
         if self.hinted:
-            from .checks_threshold import hint
-
             logits = hint(self.sample, logits, rows)
             if logits is not output and hasattr(output, "logits"):
                 output.logits = logits
@@ -231,7 +293,9 @@ class StandInDataModule:
     val_dataloader = test_dataloader = predict_dataloader = train_dataloader
 
 
-STAND_IN_HINT = ("verify runs no Trainer: its stand-in for self.trainer has current_epoch, global_step, max_epochs, "
+STAND_IN_HINT = ("this is a gap of verify's stand-in, not of your code: install lightning (or pytorch_lightning, "
+                 f"whichever the module imports) into the environment verify runs user code in ({sys.executable}) and "
+                 "verify runs a real Trainer; the stand-in for self.trainer has current_epoch, global_step, max_epochs, "
                  "estimated_stepping_batches, num_training_batches, optimizers, lr_scheduler_configs, logger, "
                  "callback_metrics, datamodule (its loaders are the sample loader) and the rank/precision settings "
                  "of one CPU process")
@@ -406,25 +470,50 @@ class StandInTrainer:
             torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
 
 
-def run_lightning(unit: h.UnitRun, cls: type, spec: dict) -> None:
-    for form in h.LABEL_FORMS:
-        _run_form(unit, cls, spec, form)
+def run_lightning(unit: Unit, cls: type, spec: dict) -> None:
+    """Each label form through a real ``Trainer`` of the package ``cls`` subclasses, else the stand-in."""
+    package = lightning_package(cls)
+    for form in LABEL_FORMS:
+        if package is None:
+            _run_form(unit, cls, spec, form)
+        else:
+            _run_real(unit, cls, spec, form, package)
 
 
-def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
-    labels = f"{form} labels"
-    name = spec["name"]
-    steps = {m["name"]: m for m in spec["methods"]}
+def lightning_package(cls: type):
+    """``lightning.pytorch`` or ``pytorch_lightning``, whichever ``LightningModule`` ``cls`` subclasses and is
+    importable; None (the stand-in runs) when neither is."""
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            package = importlib.import_module(name)
+        except ImportError:
+            continue
+        if issubclass(cls, package.LightningModule):
+            return package
+    return None
+
+
+def _build(unit: Unit, cls: type, spec: dict, labels: str, form: str):
+    """The module built from sample arguments (its optimizer and scheduler as factories), or None after a FAIL row."""
     try:
         # Steps that call self(**batch) or read .logits wrap a Hugging Face model: the sample model speaks its API.
         hf = any(method.get("hf_model") for method in spec["methods"])
-        placeholder = h._recording_model(unit.sample, hinted=False, hf=hf)
-        positional, keywords = unit._arguments(spec["init"], form, placeholder, 0, factories=True)
-        instance = unit.build(cls, spec, positional, keywords)
+        placeholder = recording_model(unit.sample, hinted=False, hf=hf)
+        positional, keywords = unit.arguments(spec["init"], form, placeholder, 0, factories=True)
+        return unit.build(cls, spec, positional, keywords)
     except BaseException as error:
-        unit.row("FAIL", f"build ({labels})", f"{name}(...) raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path) or spec["line"], function=name, trace=h._user_traceback(error),
-                 hint=h.BUILD_HINT)
+        unit.row("FAIL", f"build ({labels})", f"{spec['name']}(...) raised {type(error).__name__}: {error}",
+                 line=user_line(error, unit.path) or spec["line"], function=spec["name"], trace=user_traceback(error),
+                 hint=BUILD_HINT)
+        return None
+
+
+def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
+    labels = f"{form} labels"
+    name = spec["name"]
+    steps = {m["name"]: m for m in spec["methods"]}
+    instance = _build(unit, cls, spec, labels, form)
+    if instance is None:
         return
     logged = LoggedValues(instance, unit.recorder.user_files)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
@@ -439,7 +528,7 @@ def _run_form(unit: h.UnitRun, cls: type, spec: dict, form: str) -> None:
             if not _evaluate(unit, instance, trainer, steps[step_name], loader, labels, logged, tap, name, stage):
                 return
     ran = ", ".join(steps)
-    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {h.SAMPLES} sample images with a stand-in Trainer",
+    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {SAMPLES} sample images with a stand-in Trainer",
              line=spec["line"], function=name)
 
 
@@ -452,10 +541,10 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
             if hasattr(instance, "configure_optimizers") else ([], [])
     except BaseException as error:
         unit.row("FAIL", f"configure_optimizers ({labels})", f"raised {type(error).__name__}: {error}",
-                 line=h._user_line(error, unit.path), function=name, trace=h._user_traceback(error),
+                 line=user_line(error, unit.path), function=name, trace=user_traceback(error),
                  hint=_hint(error))
         return False
-    trainer.set_optimizers(optimizers or [torch.optim.AdamW(instance.parameters(), lr=h.LEARNING_RATE)], schedulers)
+    trainer.set_optimizers(optimizers or [torch.optim.AdamW(instance.parameters(), lr=LEARNING_RATE)], schedulers)
     automatic = getattr(instance, "automatic_optimization", True)
     instance.train()
     trainer.stage("training")
@@ -497,8 +586,8 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
     except BaseException as error:
         _failed(unit, error, name, running, function, labels, step, start)
         return False
-    unit._loss_rows(function, labels, unit.recorder.records[start:])
-    unit._falls_row({**step, "name": function}, labels, epoch_losses)
+    unit.loss_rows(function, labels, unit.recorder.records[start:])
+    unit.falls_row({**step, "name": function}, labels, epoch_losses)
     _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
@@ -531,7 +620,7 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
         return False
     finally:
         tap.hinted = False
-    unit._loss_rows(function, labels, unit.recorder.records[start:])
+    unit.loss_rows(function, labels, unit.recorder.records[start:])
     _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
 
@@ -548,22 +637,22 @@ def _call_hooks(instance, *hooks: str) -> None:
 def _failed(unit, error: BaseException, name: str, running: str, function: str, labels: str, step: dict,
             start: int) -> None:
     """The rows of a phase that raised: its loss calls so far, then the call that raised (a step or a hook)."""
-    unit._loss_rows(function, labels, unit.recorder.records[start:])
-    unit.row("FAIL", f"call ({labels})", f"{running} raised {h._error_text(error)}",
-             line=h._user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
-             trace=h._user_traceback(error), hint=_hint(error, name))
+    unit.loss_rows(function, labels, unit.recorder.records[start:])
+    unit.row("FAIL", f"call ({labels})", f"{running} raised {error_text(error)}",
+             line=user_line(error, unit.path) or step["line"], function=f"{name}.{running}",
+             trace=user_traceback(error), hint=_hint(error, name))
 
 
 def _hint(error: BaseException, name: str | None = None) -> str:
-    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else h._crash_hint(error, owner=name)
+    return STAND_IN_HINT if isinstance(error, NotOnStandIn) else crash_hint(error, owner=name)
 
 
 def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, function: str, step: dict,
-                 never_reset: list = ()) -> None:
-    metrics = [(n, v, line) for n, v, line in logged.epoch_values() if h._is_metric_name(n)]
+                 never_reset: list = (), computed: dict | None = None) -> None:
+    metrics = [(n, v, line) for n, v, line in logged.epoch_values(computed) if is_metric_name(n)]
     if not metrics:
         return
-    reference = unit._reference(outputs) if outputs else None
+    reference = unit.reference(outputs) if outputs else None
     for metric, value, line in metrics:
         check = f"logged {metric} ({labels})"
         if reference is None:
@@ -571,7 +660,206 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
                      "during the step, so it cannot be compared", line=line or step["line"], function=function,
                      hint="log a metric computed from the module's outputs on the batch")
             continue
-        status, reason, code, hint = h._judge_metric(value, reference, unit.threshold, name=metric)
+        status, reason, code, hint = judge_metric(value, reference, unit.threshold, name=metric)
         line, reason = checks_threshold.blamed_line(reason, unit.path, step["line"], line)
         code, reason, hint, line = checks_state.amend(never_reset, status, reason, code, hint, line)
         unit.row(status, check, reason, line=line or step["line"], function=function, code=code, hint=hint)
+
+
+# --------------------------------------------------------------------------- a real Trainer
+
+REAL_PHASES = (("training_step", "training"), ("validation_step", "validating"), ("test_step", "testing"))
+
+
+def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
+    """``Trainer.fit`` (validating each epoch) and ``Trainer.test`` on the sample data, on the CPU, writing no file
+    that outlives the unit's scratch folder; what each phase logged is judged on the outputs of its last epoch."""
+    labels = f"{form} labels"
+    name = spec["name"]
+    steps = {m["name"]: m for m in spec["methods"]}
+    instance = _build(unit, cls, spec, labels, form)
+    if instance is None:
+        return
+    loader = unit.sample.loader(form, spec.get("batch_keys", []))
+    logged = LoggedValues(instance, unit.recorder.user_files, forward=True)
+    tap = OutputTap(instance, unit.sample)
+    watch = _phase_watch(package, unit, logged, tap)
+    folder = tempfile.mkdtemp(prefix="lightning-", dir=os.getcwd())  # in the unit's scratch folder
+    # Not logger=False: that leaves self.logger None, and code logging images or hyperparameters through it fails.
+    trainer = package.Trainer(
+        accelerator="cpu", devices=1, max_epochs=unit.epochs, limit_train_batches=len(loader),
+        limit_val_batches=len(loader), limit_test_batches=len(loader), num_sanity_val_steps=0,
+        logger=_dropping_logger(package, folder), enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=folder, callbacks=[watch])
+    datamodule = _sample_datamodule(package, loader, unit.sample.num_classes)
+    first = next(step for step_name, _ in REAL_PHASES if (step := steps.get(step_name)))
+    unit.budget.entry(f"{name}.{first['name']}", first["line"], unit.epochs if "training_step" in steps else 1, labels)
+    unit.metric_states.take()  # flags of the other label form's run are not this one's
+    try:
+        if "training_step" in steps:
+            trainer.fit(instance, datamodule=datamodule)
+        elif "validation_step" in steps:
+            trainer.validate(instance, datamodule=datamodule)
+        if "test_step" in steps:
+            trainer.test(instance, datamodule=datamodule)
+    except BaseException as error:
+        watch.flush()
+        running = _user_function(error, unit.path) or watch.running
+        step = steps.get(running) or first
+        for step_name, phase in REAL_PHASES:
+            if step_name in steps:
+                unit.loss_rows(f"{name}.{step_name}", labels, watch.last_epoch_records(phase))
+        # No frame of the file and no phase started: the Trainer refused the module before running it.
+        who = running or f"{package.__name__.split('.')[0]}.Trainer"
+        unit.row("FAIL", f"call ({labels})", f"{who} raised {error_text(error)}",
+                 line=user_line(error, unit.path) or (step["line"] if running else spec["line"]),
+                 function=f"{name}.{running}" if running else name, trace=user_traceback(error),
+                 hint=crash_hint(error, owner=name))
+        return
+    watch.flush()
+    never_reset = unit.metric_state_rows(f"{name}.{first['name']}", labels, first["line"])
+    for step_name, phase in REAL_PHASES:
+        step = steps.get(step_name)
+        if step is None:
+            continue
+        function = f"{name}.{step_name}"
+        unit.loss_rows(function, labels, watch.last_epoch_records(phase))
+        if phase == "training":
+            unit.falls_row({**step, "name": function}, labels, watch.epoch_losses())
+        logged.resume(phase)
+        _logged_rows(unit, logged, tap.by_phase.get(phase, []), labels, function, step, never_reset,
+                     watch.computed.get(phase, {}))
+    unit.row("PASS", f"steps ({labels})", f"{', '.join(steps)} ran on {SAMPLES} sample images with a real "
+             f"{package.__name__.split('.')[0]}.Trainer", line=spec["line"], function=name)
+
+
+def _dropping_logger(package, folder: str):
+    """A real ``Logger`` that keeps nothing: ``self.logger.log_hyperparams(...)``, ``self.logger.experiment.add_image(...)``
+    are taken and dropped, and Lightning's own metric logging writes no file."""
+
+    class VerifyLogger(package.loggers.Logger):
+        @property
+        def name(self) -> str:
+            return "verify"
+
+        @property
+        def version(self) -> int:
+            return 0
+
+        @property
+        def root_dir(self) -> str:
+            return folder
+
+        @property
+        def experiment(self) -> DroppingLogger:
+            return DroppingLogger(folder)
+
+        def log_metrics(self, metrics, step=None) -> None:
+            pass
+
+        def log_hyperparams(self, params, *args, **kwargs) -> None:
+            pass
+
+    return VerifyLogger()
+
+
+def _user_function(error: BaseException, path: str) -> str | None:
+    """The function of the user's file the exception left last (a step or a hook)."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if os.path.abspath(frame.filename) == path]
+    return frames[-1].name if frames else None
+
+
+def _sample_datamodule(package, loader, num_classes: int):
+    """A ``LightningDataModule`` whose every loader is the sample loader (``self.trainer.datamodule`` reads it)."""
+
+    class SampleDataModule(package.LightningDataModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.num_classes = num_classes
+            self.batch_size = loader.batch_size
+
+        def train_dataloader(self):
+            return loader
+
+        val_dataloader = test_dataloader = predict_dataloader = train_dataloader
+
+    return SampleDataModule()
+
+
+def _phase_watch(package, unit: Unit, logged: LoggedValues, tap: OutputTap):
+    """A ``Callback`` that follows the real ``Trainer``'s phases: it starts each epoch's logged values, outputs
+    and metric marks, tags each loss call with its phase and epoch, and keeps the metrics Lightning computed
+    at the end of each phase (a logged ``Metric`` is computed and reset there)."""
+
+    class PhaseWatch(package.Callback):
+        def __init__(self) -> None:
+            self.tags: list[tuple[str, int] | None] = []
+            """(phase, epoch) of each loss record."""
+            self.current: tuple[str, int] | None = None
+            self.outer: tuple[str, int] | None = None
+            self.returned: dict[int, list[float]] = {}
+            self.computed: dict[str, dict] = {}
+            self.running = ""
+            """The step of the phase that runs now."""
+
+        def flush(self) -> None:
+            self.tags.extend([self.current] * (len(unit.recorder.records) - len(self.tags)))
+
+        def _start(self, phase: str, epoch: int, step: str) -> None:
+            self.flush()
+            self.current = (phase, epoch)
+            self.running = step
+            logged.start(phase)
+            tap.start(phase, hinted=phase != "training")
+            unit.metric_states.mark()
+
+        def _end(self, trainer, phase: str) -> None:
+            self.flush()
+            self.computed[phase] = dict(trainer.callback_metrics)
+            self.current = self.outer
+            self.outer = None
+            if self.current is not None:  # validation inside a training epoch: back to it
+                logged.resume(self.current[0])
+                tap.resume(self.current[0], hinted=False)
+
+        def on_train_epoch_start(self, trainer, _module) -> None:
+            self._start("training", trainer.current_epoch, "training_step")
+
+        def on_train_batch_end(self, trainer, _module, outputs, _batch, _batch_idx) -> None:
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+            if loss is not None and getattr(loss, "numel", lambda: 0)() == 1:
+                self.returned.setdefault(trainer.current_epoch, []).append(float(loss.detach()))
+
+        def on_train_epoch_end(self, _trainer, _module) -> None:
+            self.flush()
+            unit.budget.step_done()
+
+        def on_train_end(self, trainer, _module) -> None:
+            self._end(trainer, "training")
+
+        def on_validation_epoch_start(self, trainer, _module) -> None:
+            self.outer = self.current
+            self._start("validating", trainer.current_epoch, "validation_step")
+
+        def on_validation_end(self, trainer, _module) -> None:
+            self._end(trainer, "validating")
+
+        def on_test_epoch_start(self, trainer, _module) -> None:
+            self._start("testing", 0, "test_step")
+
+        def on_test_end(self, trainer, _module) -> None:
+            self._end(trainer, "testing")
+
+        def last_epoch_records(self, phase: str) -> list[dict]:
+            epochs = [tag[1] for tag in self.tags if tag and tag[0] == phase]
+            if not epochs:
+                return []
+            return [r for r, tag in zip(unit.recorder.records, self.tags) if tag == (phase, epochs[-1])]
+
+        def epoch_losses(self) -> list[list[float]]:
+            """Per training epoch: its recorded loss calls, else (a loss verify cannot intercept) what the step returned."""
+            epochs = sorted({tag[1] for tag in self.tags if tag and tag[0] == "training"} | set(self.returned))
+            return [[r["loss"] for r, tag in zip(unit.recorder.records, self.tags) if tag == ("training", e) and "loss" in r]
+                    or self.returned.get(e, []) for e in epochs]
+
+    return PhaseWatch()

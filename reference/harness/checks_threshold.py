@@ -58,7 +58,7 @@ def hint(sample, out, rows):
 
 def logits_references(z, y, threshold: float, averaged) -> dict[str, Any]:
     """The reference metrics of predictions made by thresholding the raw logits ``z`` (the bug)."""
-    from .api import exact_match
+    from ..api import exact_match
 
     preds = (z > threshold).long()
     return {"exact_match": exact_match(preds, y), "per_element": float((preds == y.long()).float().mean()),

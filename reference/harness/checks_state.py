@@ -10,10 +10,10 @@ line, and the failing metric rows of that call get the reset hint instead.
 
 from __future__ import annotations
 
-import os
-import sys
 import weakref
 from dataclasses import dataclass, field
+
+from .core import user_site
 
 RESET_HINT = ("call .reset() on the metric after compute() at the end of each epoch (or at the start of the next); "
               "Lightning resets a Metric it logs as an object: self.log(name, metric)")
@@ -107,12 +107,7 @@ class MetricStates:
                 self.flagged.append(state)
 
     def _line(self) -> int | None:
-        frame = sys._getframe(2)
-        while frame is not None:
-            if os.path.abspath(frame.f_code.co_filename) in self.user_files:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
+        return user_site(self.user_files)[1]
 
 
 def never_reset_reason(state: _State) -> str:

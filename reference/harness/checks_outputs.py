@@ -4,7 +4,8 @@ models whose last op leaves no negative output (ReLU, sigmoid or softmax after t
 from __future__ import annotations
 
 import os
-import sys
+
+from .core import user_site
 
 WITH_LOGITS_KINDS = frozenset({"bce"})
 """Loss kinds (see ``LossRecorder``) whose input goes through a sigmoid inside the loss."""
@@ -52,7 +53,7 @@ class LastOp:
     def _module_hook(self, name: str):
         def hook(module, _inputs, output):
             if not self.ops.get(id(output), (None, None, None, False))[3]:  # the innermost module names it
-                self.ops[id(output)] = (f"self.{name} ({type(module).__name__})", *self._site(), True)
+                self.ops[id(output)] = (f"self.{name} ({type(module).__name__})", *user_site(self.user_files), True)
         return hook
 
     def __enter__(self) -> LastOp:
@@ -63,7 +64,7 @@ class LastOp:
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
-                recorder.ops[id(out)] = (_op_name(func), *recorder._site(), False)
+                recorder.ops[id(out)] = (_op_name(func), *user_site(recorder.user_files), False)
                 return out
 
         self._mode = Mode()
@@ -75,13 +76,6 @@ class LastOp:
         for hook in self._hooks:
             hook.remove()
 
-    def _site(self) -> tuple[str | None, int | None]:
-        frame = sys._getframe(2)
-        while frame is not None:
-            if os.path.abspath(frame.f_code.co_filename) in self.user_files:
-                return frame.f_code.co_filename, frame.f_lineno
-            frame = frame.f_back
-        return None, None
 
     def describe(self, output) -> tuple[str, int | None]:
         """``("torch.relu at model.py:23", 23)``: what produced ``output``, and the line in the user's file."""
