@@ -4,7 +4,7 @@ The code cells are joined into one module so that the rules see the whole notebo
 criterion built in one cell and called in another is followed like in a ``.py`` file). Each
 cell after the first starts with a marker statement, ``pass  # migrate-ml-cell-T:N``, which no
 rule edits, so the rewritten module splits back into the same cells. IPython syntax that is
-not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``, automagic such as ``pip install x``) is masked line by line with a
+not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``, ``?obj``, automagic such as ``pip install x``) is masked line by line with a
 placeholder import, ``import migrate_ml_magic_T_N``, at the same indentation and restored
 unchanged afterwards; being an import, it keeps the threshold constant and added imports below
 the magics (``!pip install``, ``%matplotlib``) of the cell they land in. Cells that start with a
@@ -34,7 +34,7 @@ from migrate_ml.engine.transform import FileTransformer, Proposal, TransformResu
 NOTEBOOK_SUFFIX = ".ipynb"
 NOTEBOOKS_EXTRA_HINT = "pip install 'migrate-ml[notebooks]'"
 
-_IPYTHON_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!])|^[^#'\"]*[\w)\]]\?{1,2}\s*$")
+_IPYTHON_LINE = re.compile(r"^\s*(?:[%!]|[\w.]+\s*=\s*[%!]|\?{1,2}\s*[\w.])|^[^#'\"]*[\w)\]]\?{1,2}\s*$")
 _AUTOMAGIC_LINE = re.compile(
     r"^\s*(?:pip|conda|cd|ls|ll|pwd|mkdir|rmdir|rm|cp|mv|cat|env|set_env|matplotlib|load_ext|reload_ext"
     r"|autoreload|run|time|timeit|pushd|popd|who|whos|history|reset|xmode|config)"

@@ -326,6 +326,29 @@ def test_automagic_lines_without_percent_are_kept_not_parsed(run_cli, tmp_path):
     assert sources[2] == "ls -l checkpoints/\nloss = criterion(model(x), y.float())"
 
 
+def test_help_lines_before_or_after_the_name_are_kept_not_parsed(run_cli, tmp_path):
+    """IPython's ``?name`` help (as course notebooks use it) must not make the whole notebook a
+    syntax error: the rest of it is still migrated."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("import torch.nn as nn\ncriterion = nn.CrossEntropyLoss()"),
+        new_code_cell("?nn.functional.conv2d"),
+        new_code_cell("??criterion\nnn.Linear?"),
+        new_code_cell("loss = criterion(model(x), y)"),
+    ]
+    path = tmp_path / "help.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    assert "syntax error" not in out + err
+    sources = ["".join(c["source"]) for c in _cells(path)]
+    assert sources[1:3] == ["?nn.functional.conv2d", "??criterion\nnn.Linear?"]
+    assert sources[0].endswith("nn.BCEWithLogitsLoss()")
+    assert sources[3] == "loss = criterion(model(x), y.float())"
+
+
 def test_a_global_criterion_no_cell_uses_is_not_reported_as_unfollowed(run_cli, tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook
 
