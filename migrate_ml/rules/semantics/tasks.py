@@ -1,0 +1,118 @@
+"""Whole-file facts that say a file is not single-label classification training to migrate.
+
+Two kinds of file read like image classification but are not the migration's business:
+
+* **dense prediction** (segmentation): the targets are masks with spatial dimensions, and the
+  file proves it by moving a one-hot encoding's class axis from last to second,
+  ``F.one_hot(masks, C).permute(0, 3, 1, 2)`` (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D
+  ``(0, 4, 1, 2, 3)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
+  more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
+  pixel, which is the task itself: nothing in such a file is reported or rewritten.
+* **a pretrained library model the file never trains**: a constructor is given library weights
+  (``pretrained=True``, ``weights='IMAGENET1K_V1'``, ``weights=ResNet34_Weights.DEFAULT``), no call
+  sets a class count (``num_classes=``/``num_labels=``/``n_classes=``), no head is replaced
+  (``model.fc = nn.Linear(...)``, ``reset_classifier``), no weights of the user's own are loaded
+  (``load_state_dict``, ``load_from_checkpoint``), and nothing optimises a model's parameters:
+  every optimizer is given a literal list of tensors (an adversarial patch, a perturbation), and
+  no trainer fits. Its outputs are the library's single-label softmax head (ImageNet's 1000
+  classes): its loss, arg-max and accuracy stay as they are. A prediction script that loads the
+  user's own checkpoint is not one of these and keeps migrating.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+
+_OPTIMIZERS = frozenset(
+    {
+        "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+        "LBFGS", "ASGD", "Rprop", "SparseAdam", "Lamb", "LAMB", "Lion", "Adafactor",
+    }
+)
+"""Optimizer classes (torch.optim and the common extra ones)."""
+_CLASS_COUNTS = frozenset({"num_classes", "num_labels", "n_classes", "nb_classes", "out_features"})
+_OWN_WEIGHTS = frozenset({"load_state_dict", "load_from_checkpoint", "load_checkpoint", "reset_classifier"})
+"""Calls that load the user's weights or give the model a new head."""
+_FITS = frozenset({"fit", "configure_optimizers", "create_optimizer", "create_optimizer_v2", "Trainer"})
+_HEAD_LAYERS = frozenset({"Linear", "LazyLinear", "Conv2d", "Sequential", "Identity"})
+
+
+def _name(node: ast.AST) -> str:
+    """The last name of a called or referenced ``a.b.c`` (``c``), or ``""``."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return ""
+
+
+@functools.lru_cache(maxsize=8)
+def is_dense_prediction(tree: ast.Module) -> bool:
+    """Whether the file one-hot encodes masks and moves the class axis to second place."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _name(node.func) == "permute"):
+            continue
+        if not (isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Call)):
+            continue
+        if _name(node.func.value.func) != "one_hot":
+            continue
+        axes = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args
+        order = [axis.value for axis in axes if isinstance(axis, ast.Constant) and isinstance(axis.value, int)]
+        if len(order) == len(axes) >= 4 and order[:2] == [0, len(order) - 1]:
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=8)
+def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
+    """The first constructor of a library model with its pretrained head, when the file never
+    trains it (``None`` otherwise)."""
+    pretrained = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in _FITS:
+            return None
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _replaces_head(node):
+            return None
+        if not isinstance(node, ast.Call):
+            continue
+        called = _name(node.func)
+        if called in _OWN_WEIGHTS or called in _FITS or (called in _OPTIMIZERS and _optimizes_a_model(node)):
+            return None
+        for keyword in node.keywords:
+            if keyword.arg in _CLASS_COUNTS:
+                return None
+            library = keyword.arg == "pretrained" and isinstance(keyword.value, ast.Constant) and keyword.value.value is True
+            if library or (keyword.arg == "weights" and _library_weights(keyword.value)):
+                if pretrained is None or (node.lineno, node.col_offset) < (pretrained.lineno, pretrained.col_offset):
+                    pretrained = node
+    return pretrained
+
+
+def has_untrained_pretrained_model(tree: ast.Module) -> bool:
+    return untrained_pretrained_model(tree) is not None
+
+
+def _library_weights(value: ast.expr) -> bool:
+    """``'IMAGENET1K_V1'``, ``'DEFAULT'`` or ``ResNet34_Weights.DEFAULT``: torchvision's weight enums."""
+    if isinstance(value, ast.Constant):
+        return isinstance(value.value, str) and (value.value == "DEFAULT" or value.value.startswith("IMAGENET"))
+    return isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) and value.value.id.endswith("_Weights")
+
+
+def _optimizes_a_model(call: ast.Call) -> bool:
+    """An optimizer given anything but a literal list of tensors (``[patch]``) may train a model."""
+    params = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+    if isinstance(params, (ast.List, ast.Tuple)):
+        return not all(isinstance(element, ast.Name) for element in params.elts)
+    return True
+
+
+def _replaces_head(assign: ast.Assign | ast.AnnAssign) -> bool:
+    """``model.fc = nn.Linear(...)``, ``model.classifier[1] = ...``: a new head on the model."""
+    targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
+    if not any(isinstance(target, (ast.Attribute, ast.Subscript)) for target in targets):
+        return False
+    return assign.value is not None and any(
+        isinstance(node, ast.Call) and _name(node.func) in _HEAD_LAYERS for node in ast.walk(assign.value)
+    )
