@@ -236,6 +236,11 @@ def test_a_model_the_file_trains_or_gives_its_own_weights_is_not_the_pretrained_
         "model = timm.create_model('resnet18', pretrained=True, num_classes=5)",
         "model.load_state_dict(torch.load('best.pt'))",  # a prediction script on the user's checkpoint
         "trainer.fit(module, loader)",
+        "optimizer = getattr(torch.optim, name)(filter(lambda p: p.requires_grad, model.parameters()))",
+        "train_model(model, loaders, criterion, epochs=3)",
+        "engine = create_supervised_trainer(model, opt, loss)",
+        "model.train()",
+        "opt = build_optimizer(cfg, model)",
     ):
         assert untrained_pretrained_model(_tree(PRETRAINED_EVAL + own)) is None, own
     assert untrained_pretrained_model(_tree("model = resnet18(weights=None)\nout = model(x).argmax(1)")) is None

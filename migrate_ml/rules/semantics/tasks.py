@@ -13,8 +13,10 @@ Two kinds of file read like image classification but are not the migration's bus
   sets a class count (``num_classes=``/``num_labels=``/``n_classes=``), no head is replaced
   (``model.fc = nn.Linear(...)``, ``reset_classifier``), no weights of the user's own are loaded
   (``load_state_dict``, ``load_from_checkpoint``), and nothing optimises a model's parameters:
-  every optimizer is given a literal list of tensors (an adversarial patch, a perturbation), and
-  no trainer fits. Its outputs are the library's single-label softmax head (ImageNet's 1000
+  every optimizer is given a literal list of tensors (an adversarial patch, a perturbation), no
+  call is handed ``X.parameters()``, and no function with a word of training in its name
+  (``train``, ``model.train()``, ``create_supervised_trainer``, ``fit``, ``build_optimizer``) is
+  called or defined. Its outputs are the library's single-label softmax head (ImageNet's 1000
   classes): its loss, arg-max and accuracy stay as they are. A prediction script that loads the
   user's own checkpoint is not one of these and keeps migrating.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 
 _OPTIMIZERS = frozenset(
     {
@@ -34,7 +37,9 @@ _OPTIMIZERS = frozenset(
 _CLASS_COUNTS = frozenset({"num_classes", "num_labels", "n_classes", "nb_classes", "out_features"})
 _OWN_WEIGHTS = frozenset({"load_state_dict", "load_from_checkpoint", "load_checkpoint", "reset_classifier"})
 """Calls that load the user's weights or give the model a new head."""
-_FITS = frozenset({"fit", "configure_optimizers", "create_optimizer", "create_optimizer_v2", "Trainer"})
+_TRAINING_WORD = re.compile(r"^(?:train(?:er|ing|s)?|fit|optim\w*)$")
+"""A word of a function that trains or builds what trains: ``train``, ``model.train()``,
+``create_supervised_trainer``, ``fit_one_cycle``, ``build_optimizer``, ``configure_optimizers``."""
 _HEAD_LAYERS = frozenset({"Linear", "LazyLinear", "Conv2d", "Sequential", "Identity"})
 
 
@@ -70,14 +75,16 @@ def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
     trains it (``None`` otherwise)."""
     pretrained = None
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in _FITS:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _trains(node.name):
             return None
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _replaces_head(node):
             return None
         if not isinstance(node, ast.Call):
             continue
         called = _name(node.func)
-        if called in _OWN_WEIGHTS or called in _FITS or (called in _OPTIMIZERS and _optimizes_a_model(node)):
+        if called in _OWN_WEIGHTS or _trains(called) or _hands_over_parameters(node):
+            return None
+        if called in _OPTIMIZERS and _optimizes_a_model(node):
             return None
         for keyword in node.keywords:
             if keyword.arg in _CLASS_COUNTS:
@@ -91,6 +98,29 @@ def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
 
 def has_untrained_pretrained_model(tree: ast.Module) -> bool:
     return untrained_pretrained_model(tree) is not None
+
+
+def _trains(name: str) -> bool:
+    """Whether a function's name has a word of training (``pretrained_model`` has none)."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().split("_")
+    return any(_TRAINING_WORD.match(word) for word in words)
+
+
+def _hands_over_parameters(call: ast.Call) -> bool:
+    """``make(model.parameters())``, ``f([{'params': model.fc.parameters()}])``: a model's parameters
+    given to something, an optimizer by any other name. A loop over them (freezing, counting) is not."""
+    pending: list[ast.AST] = [*call.args, *(keyword.value for keyword in call.keywords)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Call) and _name(node.func) in ("parameters", "named_parameters"):
+            return True
+        if isinstance(node, ast.Call) and _name(node.func) in ("filter", "list"):
+            pending.extend(node.args)
+        elif isinstance(node, (ast.List, ast.Tuple)):
+            pending.extend(node.elts)
+        elif isinstance(node, ast.Dict):
+            pending.extend(value for value in node.values if value is not None)
+    return False
 
 
 def _library_weights(value: ast.expr) -> bool:
