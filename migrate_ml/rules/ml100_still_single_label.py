@@ -73,7 +73,7 @@ class StillSingleLabelRule(Rule):
         "that it never trains (no new head or class count, no weights of its own loaded, no optimizer "
         "over a model's parameters: an adversarial attack, an out-of-distribution score) gets one "
         "`pretrained-untrained` finding at the model instead: its outputs are the library's "
-        "single-label head, and ML001, ML002, ML020 and ML021 leave it alone. "
+        "single-label head, and ML001, ML002, ML020, ML021 and ML024 leave it alone. "
         f"What it finds, by kind: {', '.join(f'`{kind}`' for kind in KINDS)}."
     )
     applicability = Applicability.DISPLAY_ONLY
