@@ -202,6 +202,9 @@ def _tree(source: str) -> ast.Module:
 def test_one_hot_masks_moved_to_channels_first_are_dense_prediction() -> None:
     assert is_dense_prediction(_tree("t = F.one_hot(masks, n).permute(0, 3, 1, 2)"))
     assert is_dense_prediction(_tree("t = F.one_hot(masks, n).permute((0, 4, 1, 2, 3))"))
+    assert is_dense_prediction(_tree("t = F.one_hot(masks, n).float().permute(0, 3, 1, 2)"))
+    assert is_dense_prediction(_tree("t = F.one_hot(masks, n).movedim(-1, 1)"))
+    assert not is_dense_prediction(_tree("t = F.one_hot(labels, n).permute(1, 0)"))  # [C, B]: still classification
     # a classification file: one-hot class indices, and images moved channels-last for display
     classification = """
     targets = F.one_hot(labels, num_classes).float()

@@ -5,7 +5,7 @@ Two kinds of file read like image classification but are not the migration's bus
 * **dense prediction** (segmentation): the targets are masks with spatial dimensions, and the
   file proves it by moving a one-hot encoding's class axis from last to second,
   ``F.one_hot(masks, C).permute(0, 3, 1, 2)`` (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D
-  ``(0, 4, 1, 2, 3)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
+  ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
   pixel, which is the task itself: nothing in such a file is reported or rewritten.
 * **a pretrained library model the file never trains**: a constructor is given library weights
@@ -41,6 +41,7 @@ _TRAINING_WORD = re.compile(r"^(?:train(?:er|ing|s)?|fit|optim\w*)$")
 """A word of a function that trains or builds what trains: ``train``, ``model.train()``,
 ``create_supervised_trainer``, ``fit_one_cycle``, ``build_optimizer``, ``configure_optimizers``."""
 _HEAD_LAYERS = frozenset({"Linear", "LazyLinear", "Conv2d", "Sequential", "Identity"})
+_CASTS = frozenset({"float", "long", "half", "to", "type", "contiguous", "cuda"})
 
 
 def _name(node: ast.AST) -> str:
@@ -56,17 +57,32 @@ def _name(node: ast.AST) -> str:
 def is_dense_prediction(tree: ast.Module) -> bool:
     """Whether the file one-hot encodes masks and moves the class axis to second place."""
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and _name(node.func) == "permute"):
+        if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
             continue
-        if not (isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Call)):
-            continue
-        if _name(node.func.value.func) != "one_hot":
+        if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
             continue
         axes = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args
-        order = [axis.value for axis in axes if isinstance(axis, ast.Constant) and isinstance(axis.value, int)]
-        if len(order) == len(axes) >= 4 and order[:2] == [0, len(order) - 1]:
+        order = [_integer(axis) for axis in axes]
+        if _name(node.func) == "movedim":
+            if order == [-1, 1]:  # movedim(-1, 1): the last axis (classes) to second place
+                return True
+        elif None not in order and len(order) >= 4 and order[:2] == [0, len(order) - 1]:
             return True
     return False
+
+
+def _of_one_hot(node: ast.expr) -> bool:
+    """``F.one_hot(masks, C)``, also cast first: ``F.one_hot(masks, C).float()``."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CASTS:
+        node = node.func.value
+    return isinstance(node, ast.Call) and _name(node.func) == "one_hot"
+
+
+def _integer(node: ast.expr) -> int | None:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _integer(node.operand)
+        return None if value is None else -value
+    return node.value if isinstance(node, ast.Constant) and type(node.value) is int else None
 
 
 @functools.lru_cache(maxsize=8)
