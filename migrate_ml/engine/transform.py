@@ -37,6 +37,7 @@ from migrate_ml.rules._prefilter import parse_once
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules._still_single_label import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
+from migrate_ml.rules.semantics.tasks import is_dense_prediction
 
 MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
@@ -767,13 +768,16 @@ def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Findin
 def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
     """Drop the rules whose trigger words occur only in docstrings (library code shows its usage
     there: ``criterion=nn.CrossEntropyLoss()`` in an example) or whose ``could_apply_tree``
-    rejects the file."""
+    rejects the file; all of them for a segmentation file (dense prediction is not image
+    classification)."""
     if not rules:
         return rules
     try:
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
+    if is_dense_prediction(tree):
+        return []
     code = _without_docstrings(text, tree)
     if code is not text:
         rules = [rule for rule in rules if rule.could_apply(code)]

@@ -48,6 +48,7 @@ from migrate_ml.rules._single_label_values import (
 from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
 from migrate_ml.rules.semantics.sequences import in_spans, sequence_spans
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, untrained_pretrained_model
 
 if TYPE_CHECKING:
     import libcst
@@ -73,6 +74,7 @@ KINDS = (
     "prediction-item",
     "target-argmax",
     "topk-accuracy",
+    "pretrained-untrained",
     *MEANING_KINDS,
 )
 """The stable ids of what the detector finds (``SingleLabelConstruct.kind``)."""
@@ -138,6 +140,8 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         return []
     if is_model_code_only(text) and not model_may_end_in(tree, "softmax", "Softmax"):
         return []  # the one construct model code can hold cannot be there: skip the full walk
+    if is_dense_prediction(tree):
+        return []  # one class per pixel is the task of segmentation, not a single-label leftover
     detector = _Detector(text, tree)
     found = detector.run()
     if detector.helper_inputs:
@@ -145,8 +149,24 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         # walk again with its parameters known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
     found = _with_meanings(found, tree, text)
+    if found and (model := untrained_pretrained_model(tree)) is not None:
+        return [_pretrained_untrained(model)]
     spans = sequence_spans(tree) if found else ()
     return [construct for construct in found if not in_spans(construct.line, spans)]
+
+
+def _pretrained_untrained(model: ast.Call) -> SingleLabelConstruct:
+    """The one finding of a file whose single-label constructs all read a library's pretrained
+    head that the file never trains: migrating them would misread that head."""
+    return SingleLabelConstruct(
+        model.lineno,
+        model.col_offset + 1,
+        "pretrained-untrained",
+        "this model keeps the library's pretrained single-label head (softmax over its classes) and nothing in "
+        "this file trains it: its loss, arg-max and accuracy read that head, so they stay single-label",
+        "nothing to migrate until the model is fine-tuned for multi-label: give it a new head "
+        "(num_classes=...) and train it with BCEWithLogitsLoss",
+    )
 
 
 def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:

@@ -21,6 +21,7 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules._predictions import is_class_index_target
 from migrate_ml.rules.semantics.sequences import is_sequence_function
+from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 
 _BCE = "BCEWithLogitsLoss"
 
@@ -139,7 +140,9 @@ class CrossEntropyLossRule(Rule):
         "`criterion.half()`/`.cuda()`/`.to()` pass no targets and are not uses. Cross-entropy "
         "built or called where a sequence model runs (a recurrent state threaded through the "
         "model, `(Y, state) = rnn(X, state)`, or an arg-max fed back as the next input) is "
-        "next-token prediction over a vocabulary, not image classification, and is left alone."
+        "next-token prediction over a vocabulary, not image classification, and is left alone, as "
+        "is a file that only evaluates or attacks a library's pretrained model (ML100 "
+        "`pretrained-untrained`) and a segmentation file."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -152,6 +155,11 @@ class CrossEntropyLossRule(Rule):
     )
     triggers = ("CrossEntropyLoss",)
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """Not in a file whose model is a library's pretrained single-label head it never trains."""
+        return not has_untrained_pretrained_model(tree)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
 from migrate_ml.rules._prefilter import has_training_marker
+from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 
 
 class ArgmaxPredictionRule(Rule):
@@ -57,6 +60,11 @@ class ArgmaxPredictionRule(Rule):
     )
     triggers = ("argmax", ".max(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        """Not in a file whose model is a library's pretrained single-label head it never trains."""
+        return not has_untrained_pretrained_model(tree)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:

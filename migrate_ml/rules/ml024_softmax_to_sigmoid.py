@@ -12,6 +12,7 @@ from migrate_ml.rules._base import Applicability, Fix, Rule
 from migrate_ml.rules._flow import LOSS_CLASSES
 from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
 from migrate_ml.rules._prefilter import has_training_marker
+from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 
 
 class SoftmaxToSigmoidRule(Rule):
@@ -31,7 +32,8 @@ class SoftmaxToSigmoidRule(Rule):
         "directly under an arg-max is replaced by that prediction's rewrite (ML020). A script's or "
         "notebook's top-level softmax that runs after weights are loaded and before the file goes on "
         "to train (a sanity check of the pretrained ImageNet head before fine-tuning) reads a head "
-        "trained with softmax: it is reported, not rewritten."
+        "trained with softmax: it is reported, not rewritten; a file that never trains such a model "
+        "(ML100 `pretrained-untrained`) is left alone."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -51,8 +53,9 @@ class SoftmaxToSigmoidRule(Rule):
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """Some softmax outside ``forward*``/``__init__``: inside them it is model code (attention)."""
-        return any(
+        """Some softmax outside ``forward*``/``__init__``: inside them it is model code (attention);
+        none in a file whose model is a library's pretrained single-label head it never trains."""
+        return not has_untrained_pretrained_model(tree) and any(
             _is_softmax_call(node) and not _in_model_code(node, parents)
             for node, parents in _walk_with_functions(tree)
         )

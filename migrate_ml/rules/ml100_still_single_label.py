@@ -66,7 +66,14 @@ class StillSingleLabelRule(Rule):
         "last to the layers of `nn.Sequential(*layers)`, and a serving handler's `postprocess(data)`, "
         "which receives the model's output. Code that runs a sequence model (a recurrent state "
         "threaded through the model, or an arg-max fed back as the next input: next-token "
-        "prediction over a vocabulary) is not image classification and is not reported. "
+        "prediction over a vocabulary) is not image classification and is not reported, nor is a "
+        "segmentation file (masks one-hot encoded with their class axis moved second, "
+        "`F.one_hot(masks, C).permute(0, 3, 1, 2)`: one class per pixel is the task). A file whose "
+        "model is a library's with pretrained weights (`pretrained=True`, `weights='IMAGENET1K_V1'`) "
+        "that it never trains (no new head or class count, no weights of its own loaded, no optimizer "
+        "over a model's parameters: an adversarial attack, an out-of-distribution score) gets one "
+        "`pretrained-untrained` finding at the model instead: its outputs are the library's "
+        "single-label head, and ML001, ML002, ML020, ML021 and ML024 leave it alone. "
         f"What it finds, by kind: {', '.join(f'`{kind}`' for kind in KINDS)}."
     )
     applicability = Applicability.DISPLAY_ONLY

@@ -7,6 +7,7 @@ import textwrap
 
 from migrate_ml.rules.semantics import find_sinks, meanings, tables
 from migrate_ml.rules.semantics.summaries import Analysis
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, untrained_pretrained_model
 
 
 def sinks(source: str) -> list[tuple[int, str]]:
@@ -192,3 +193,57 @@ def test_a_state_stored_on_self_beside_the_output_is_read_without_error() -> Non
             return self.dense(Y)
         """
     )
+
+
+def _tree(source: str) -> ast.Module:
+    return ast.parse(textwrap.dedent(source))
+
+
+def test_one_hot_masks_moved_to_channels_first_are_dense_prediction() -> None:
+    assert is_dense_prediction(_tree("t = F.one_hot(masks, n).permute(0, 3, 1, 2)"))
+    assert is_dense_prediction(_tree("t = F.one_hot(masks, n).permute((0, 4, 1, 2, 3))"))
+    assert is_dense_prediction(_tree("t = F.one_hot(masks, n).float().permute(0, 3, 1, 2)"))
+    assert is_dense_prediction(_tree("t = F.one_hot(masks, n).movedim(-1, 1)"))
+    assert not is_dense_prediction(_tree("t = F.one_hot(labels, n).permute(1, 0)"))  # [C, B]: still classification
+    # a classification file: one-hot class indices, and images moved channels-last for display
+    classification = """
+    targets = F.one_hot(labels, num_classes).float()
+    loss = criterion(model(images), targets)
+    shown = images.permute(0, 2, 3, 1)
+    pred = model(images).argmax(dim=1)
+    """
+    assert not is_dense_prediction(_tree(classification))
+
+
+PRETRAINED_EVAL = """
+model = torchvision.models.resnet34(weights="IMAGENET1K_V1")
+for p in model.parameters():
+    p.requires_grad = False
+patch = torch.zeros(3, 8, 8, requires_grad=True)
+optimizer = torch.optim.SGD([patch], lr=0.1)
+pred = model(images).argmax(dim=1)
+"""
+
+
+def test_a_pretrained_library_model_the_file_never_trains() -> None:
+    model = untrained_pretrained_model(_tree(PRETRAINED_EVAL))
+    assert model is not None and model.lineno == 2
+    assert untrained_pretrained_model(_tree("net = mobilenet_v2(pretrained=True)\nout = net(x).argmax(1)"))
+
+
+def test_a_model_the_file_trains_or_gives_its_own_weights_is_not_the_pretrained_head() -> None:
+    for own in (
+        "optimizer = torch.optim.Adam(model.parameters())",  # fine-tuned
+        "optimizer = torch.optim.SGD([{'params': model.fc.parameters()}])",
+        "model.fc = nn.Linear(512, 5)",  # a new head
+        "model = timm.create_model('resnet18', pretrained=True, num_classes=5)",
+        "model.load_state_dict(torch.load('best.pt'))",  # a prediction script on the user's checkpoint
+        "trainer.fit(module, loader)",
+        "optimizer = getattr(torch.optim, name)(filter(lambda p: p.requires_grad, model.parameters()))",
+        "train_model(model, loaders, criterion, epochs=3)",
+        "engine = create_supervised_trainer(model, opt, loss)",
+        "model.train()",
+        "opt = build_optimizer(cfg, model)",
+    ):
+        assert untrained_pretrained_model(_tree(PRETRAINED_EVAL + own)) is None, own
+    assert untrained_pretrained_model(_tree("model = resnet18(weights=None)\nout = model(x).argmax(1)")) is None

@@ -1,0 +1,164 @@
+"""Whole-file facts that say a file is not single-label classification training to migrate.
+
+Two kinds of file read like image classification but are not the migration's business:
+
+* **dense prediction** (segmentation): the targets are masks with spatial dimensions, and the
+  file proves it by moving a one-hot encoding's class axis from last to second,
+  ``F.one_hot(masks, C).permute(0, 3, 1, 2)`` (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D
+  ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
+  more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
+  pixel, which is the task itself: nothing in such a file is reported or rewritten.
+* **a pretrained library model the file never trains**: a constructor is given library weights
+  (``pretrained=True``, ``weights='IMAGENET1K_V1'``, ``weights=ResNet34_Weights.DEFAULT``), no call
+  sets a class count (``num_classes=``/``num_labels=``/``n_classes=``), no head is replaced
+  (``model.fc = nn.Linear(...)``, ``reset_classifier``), no weights of the user's own are loaded
+  (``load_state_dict``, ``load_from_checkpoint``), and nothing optimises a model's parameters:
+  every optimizer is given a literal list of tensors (an adversarial patch, a perturbation), no
+  call is handed ``X.parameters()``, and no function with a word of training in its name
+  (``train``, ``model.train()``, ``create_supervised_trainer``, ``fit``, ``build_optimizer``) is
+  called or defined. Its outputs are the library's single-label softmax head (ImageNet's 1000
+  classes): its loss, arg-max and accuracy stay as they are. A prediction script that loads the
+  user's own checkpoint is not one of these and keeps migrating.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+
+_OPTIMIZERS = frozenset(
+    {
+        "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+        "LBFGS", "ASGD", "Rprop", "SparseAdam", "Lamb", "LAMB", "Lion", "Adafactor",
+    }
+)
+"""Optimizer classes (torch.optim and the common extra ones)."""
+_CLASS_COUNTS = frozenset({"num_classes", "num_labels", "n_classes", "nb_classes", "out_features"})
+_OWN_WEIGHTS = frozenset({"load_state_dict", "load_from_checkpoint", "load_checkpoint", "reset_classifier"})
+"""Calls that load the user's weights or give the model a new head."""
+_TRAINING_WORD = re.compile(r"^(?:train(?:er|ing|s)?|fit|optim\w*)$")
+"""A word of a function that trains or builds what trains: ``train``, ``model.train()``,
+``create_supervised_trainer``, ``fit_one_cycle``, ``build_optimizer``, ``configure_optimizers``."""
+_HEAD_LAYERS = frozenset({"Linear", "LazyLinear", "Conv2d", "Sequential", "Identity"})
+_CASTS = frozenset({"float", "long", "half", "to", "type", "contiguous", "cuda"})
+
+
+def _name(node: ast.AST) -> str:
+    """The last name of a called or referenced ``a.b.c`` (``c``), or ``""``."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return ""
+
+
+@functools.lru_cache(maxsize=8)
+def is_dense_prediction(tree: ast.Module) -> bool:
+    """Whether the file one-hot encodes masks and moves the class axis to second place."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
+            continue
+        if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
+            continue
+        axes = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args
+        order = [_integer(axis) for axis in axes]
+        if _name(node.func) == "movedim":
+            if order == [-1, 1]:  # movedim(-1, 1): the last axis (classes) to second place
+                return True
+        elif None not in order and len(order) >= 4 and order[:2] == [0, len(order) - 1]:
+            return True
+    return False
+
+
+def _of_one_hot(node: ast.expr) -> bool:
+    """``F.one_hot(masks, C)``, also cast first: ``F.one_hot(masks, C).float()``."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CASTS:
+        node = node.func.value
+    return isinstance(node, ast.Call) and _name(node.func) == "one_hot"
+
+
+def _integer(node: ast.expr) -> int | None:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _integer(node.operand)
+        return None if value is None else -value
+    return node.value if isinstance(node, ast.Constant) and type(node.value) is int else None
+
+
+@functools.lru_cache(maxsize=8)
+def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
+    """The first constructor of a library model with its pretrained head, when the file never
+    trains it (``None`` otherwise)."""
+    pretrained = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _trains(node.name):
+            return None
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _replaces_head(node):
+            return None
+        if not isinstance(node, ast.Call):
+            continue
+        called = _name(node.func)
+        if called in _OWN_WEIGHTS or _trains(called) or _hands_over_parameters(node):
+            return None
+        if called in _OPTIMIZERS and _optimizes_a_model(node):
+            return None
+        for keyword in node.keywords:
+            if keyword.arg in _CLASS_COUNTS:
+                return None
+            library = keyword.arg == "pretrained" and isinstance(keyword.value, ast.Constant) and keyword.value.value is True
+            if library or (keyword.arg == "weights" and _library_weights(keyword.value)):
+                if pretrained is None or (node.lineno, node.col_offset) < (pretrained.lineno, pretrained.col_offset):
+                    pretrained = node
+    return pretrained
+
+
+def has_untrained_pretrained_model(tree: ast.Module) -> bool:
+    return untrained_pretrained_model(tree) is not None
+
+
+def _trains(name: str) -> bool:
+    """Whether a function's name has a word of training (``pretrained_model`` has none)."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().split("_")
+    return any(_TRAINING_WORD.match(word) for word in words)
+
+
+def _hands_over_parameters(call: ast.Call) -> bool:
+    """``make(model.parameters())``, ``f([{'params': model.fc.parameters()}])``: a model's parameters
+    given to something, an optimizer by any other name. A loop over them (freezing, counting) is not."""
+    pending: list[ast.AST] = [*call.args, *(keyword.value for keyword in call.keywords)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Call) and _name(node.func) in ("parameters", "named_parameters"):
+            return True
+        if isinstance(node, ast.Call) and _name(node.func) in ("filter", "list"):
+            pending.extend(node.args)
+        elif isinstance(node, (ast.List, ast.Tuple)):
+            pending.extend(node.elts)
+        elif isinstance(node, ast.Dict):
+            pending.extend(value for value in node.values if value is not None)
+    return False
+
+
+def _library_weights(value: ast.expr) -> bool:
+    """``'IMAGENET1K_V1'``, ``'DEFAULT'`` or ``ResNet34_Weights.DEFAULT``: torchvision's weight enums."""
+    if isinstance(value, ast.Constant):
+        return isinstance(value.value, str) and (value.value == "DEFAULT" or value.value.startswith("IMAGENET"))
+    return isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) and value.value.id.endswith("_Weights")
+
+
+def _optimizes_a_model(call: ast.Call) -> bool:
+    """An optimizer given anything but a literal list of tensors (``[patch]``) may train a model."""
+    params = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "params"), None)
+    if isinstance(params, (ast.List, ast.Tuple)):
+        return not all(isinstance(element, ast.Name) for element in params.elts)
+    return True
+
+
+def _replaces_head(assign: ast.Assign | ast.AnnAssign) -> bool:
+    """``model.fc = nn.Linear(...)``, ``model.classifier[1] = ...``: a new head on the model."""
+    targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
+    if not any(isinstance(target, (ast.Attribute, ast.Subscript)) for target in targets):
+        return False
+    return assign.value is not None and any(
+        isinstance(node, ast.Call) and _name(node.func) in _HEAD_LAYERS for node in ast.walk(assign.value)
+    )
