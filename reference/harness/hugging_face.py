@@ -94,11 +94,8 @@ def evaluates(function: dict) -> bool:
 
 
 def run_compute_metrics(unit: Unit, module, function: dict) -> None:
-    name = function["name"]
-    func = getattr(module, name, None)
-    if not callable(func):
-        unit.row("FAIL", "call", f"{name} is not a callable attribute of the imported module",
-                 line=function["line"], function=name)
+    func = unit.entry_callable(module, function)
+    if func is None:
         return
     for form in LABEL_FORMS:
         _evaluate(unit, func, function, form)

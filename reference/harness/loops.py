@@ -78,11 +78,8 @@ def check_model_class(unit: Unit, module, name: str) -> None:
 
 
 def run_function(unit: Unit, module, function: dict) -> None:
-    name = function["name"]
-    func = getattr(module, name, None)
-    if not callable(func):
-        unit.row("FAIL", "call", f"{name} is not a callable attribute of the imported module",
-                 line=function["line"], function=name)
+    func = unit.entry_callable(module, function)
+    if func is None:
         return
     for form in LABEL_FORMS:
         run_form(unit, func, function, form)

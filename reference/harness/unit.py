@@ -64,6 +64,17 @@ class Unit:
     def row(self, status: str, check: str, reason: str, **kw) -> None:
         self.rows.append(row(status, check, reason, file=self.path, **kw))
 
+    def entry_callable(self, module, function: dict) -> Callable | None:
+        """The function ``function`` names in the user's imported ``module``; None, after a FAIL
+        row, when the module has no callable of that name."""
+        name = function["name"]
+        func = getattr(module, name, None)
+        if not callable(func):
+            self.row("FAIL", "call", f"{name} is not a callable attribute of the imported module",
+                     line=function["line"], function=name)
+            return None
+        return func
+
     def build(self, cls: type, spec: dict, positional: list, keywords: dict):
         """An instance of ``cls``: from the ``--bind CLASS='FUNCTION()'`` factory, else from sample arguments."""
         factory = spec.get("factory")
