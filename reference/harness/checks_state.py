@@ -35,7 +35,9 @@ class MetricStates:
 
     def __init__(self, user_files: set[str]) -> None:
         self.user_files = user_files
-        self.states: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # Keyed by id, not by the metric: a torchmetrics Metric hashes its state tensors, which
+        # forward() replaces, so a metric updated by calling it would no longer be found.
+        self.states: dict[int, _State] = {}
         self.flagged: list[_State] = []
         self._inside_forward = 0
 
@@ -90,9 +92,10 @@ class MetricStates:
     def _event(self, metric, event: str) -> None:
         if self._inside_forward:
             return
-        state = self.states.get(metric)
+        state = self.states.get(id(metric))
         if state is None:
-            state = self.states[metric] = _State(type(metric).__name__)
+            state = self.states[id(metric)] = _State(type(metric).__name__)
+            weakref.finalize(metric, self.states.pop, id(metric), None)  # an id is reused once its metric is gone
         line = self._line()
         if event == "reset":
             state.updated = state.computed = state.carried = False

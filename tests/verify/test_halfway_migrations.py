@@ -79,3 +79,13 @@ def test_metric_never_reset_is_blamed_at_compute_with_a_reset_hint(halfway):
     assert all(r["line"] == 27 for r in rows if r["check"].startswith("logged train_acc"))
     ok = rows_for(report, "metric_reset_ok.py")
     assert ok and all(r["status"] == "PASS" for r in ok), [r for r in ok if r["status"] != "PASS"]
+
+
+def test_metric_updated_by_calling_it_and_never_reset_is_blamed_too(halfway):
+    """Calling a Metric (forward) replaces its state tensors, and with them its hash: it must
+    still be followed, as Lightning modules usually update metrics this way."""
+    _, report = halfway
+    rows = _dynamic_failures(report, "metric_never_reset_by_call.py")
+    state = [r for r in rows if r["check"].startswith("metric state")]
+    assert len(state) == 2 and all(r["line"] == 27 for r in state), rows
+    assert "never reset (updated at line 23)" in state[0]["reason"]
