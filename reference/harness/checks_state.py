@@ -19,6 +19,10 @@ RESET_HINT = ("call .reset() on the metric after compute() at the end of each ep
               "Lightning resets a Metric it logs as an object: self.log(name, metric)")
 
 
+RUNNING_BEST = frozenset({"MaxMetric", "MinMetric"})
+"""Kept across epochs by design (the best validation score so far): never resetting them is right."""
+
+
 @dataclass
 class _State:
     name: str
@@ -90,7 +94,7 @@ class MetricStates:
         return flagged
 
     def _event(self, metric, event: str) -> None:
-        if self._inside_forward:
+        if self._inside_forward or type(metric).__name__ in RUNNING_BEST:
             return
         state = self.states.get(id(metric))
         if state is None:
