@@ -153,7 +153,7 @@ def test_notebook_positions_are_cell_and_line_with_ipython_lines_masked():
 
 def test_checked_in_manifest_is_large_enough_and_split_by_the_documented_rule():
     everything = manifest.load()
-    entries = [entry for entry in everything if entry.split != manifest.FRESH]
+    entries = [entry for entry in everything if entry.split not in manifest.HAND_WRITTEN]
     assert len(entries) >= 150 and len({e.repo for e in entries}) >= 60
     rule = manifest.split_rule(everything)
     assert all(entry.split == rule[entry.repo] for entry in entries)
@@ -162,23 +162,26 @@ def test_checked_in_manifest_is_large_enough_and_split_by_the_documented_rule():
     assert any(entry.kind == manifest.NEGATIVE for entry in entries)
 
 
-def test_checked_in_fresh_split_is_large_enough_and_shares_no_repository():
+@pytest.mark.parametrize("side", manifest.HAND_WRITTEN)
+def test_checked_in_hand_written_split_is_large_enough_and_shares_no_repository(side):
     everything = manifest.load()
-    fresh = manifest.select(everything, manifest.FRESH)
+    fresh = manifest.select(everything, side)
     assert len(fresh) >= 60 and len({e.repo for e in fresh}) >= 20
-    assert {e.repo for e in fresh}.isdisjoint(e.repo for e in everything if e.split != manifest.FRESH)
+    assert {e.repo for e in fresh}.isdisjoint(e.repo for e in everything if e.split != side)
     assert sum(e.kind == manifest.NEGATIVE for e in fresh) >= 5
 
 
-def test_a_repository_on_fresh_and_on_another_split_is_refused(tmp_path):
+@pytest.mark.parametrize(("first", "second"), [("tune", "fresh"), ("fresh", "fresh2"), ("fresh2", "heldout")])
+def test_a_repository_on_a_hand_written_split_and_on_another_is_refused(tmp_path, first, second):
     bad = tmp_path / "manifest.tsv"
     commit = "0" * 40
     bad.write_text(
         "repo\tcommit\tpath\tkind\tsplit\n"
-        f"owner/name\t{commit}\ttrain.py\tplain\ttune\n"
-        f"owner/name\t{commit}\teval.py\teval\tfresh\n"
+        f"owner/name\t{commit}\ttrain.py\tplain\t{first}\n"
+        f"owner/name\t{commit}\teval.py\teval\t{second}\n"
     )
-    with pytest.raises(manifest.ManifestError, match=r"manifest.tsv:3: owner/name has rows on the fresh split and on another"):
+    side = first if first in manifest.HAND_WRITTEN else second
+    with pytest.raises(manifest.ManifestError, match=rf"manifest.tsv:3: owner/name has rows on the {side} split and on another"):
         manifest.load(bad)
 
 

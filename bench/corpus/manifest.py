@@ -2,7 +2,7 @@
 
 ``manifest.tsv`` has one row per file: ``repo`` (owner/name), ``commit`` (40 hex digits),
 ``path`` (inside the repository), ``kind`` (what style of code it is) and ``split``
-(``tune``, ``heldout`` or ``fresh``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
+(``tune``, ``heldout``, ``fresh`` or ``fresh2``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ COLUMNS = ("repo", "commit", "path", "kind", "split")
 FRESH = "fresh"
 """Files collected after ``tune`` and ``heldout`` had both been read: the untouched side, judged once
 against a hand-written answer key. Its rows are marked by hand, never by ``split_rule``."""
-SPLITS = ("tune", "heldout", FRESH)
+FRESH2 = "fresh2"
+"""A second untouched side, collected after ``fresh`` had been judged and then read, on the same terms."""
+HAND_WRITTEN = (FRESH, FRESH2)
+"""Splits whose rows are marked by hand: ``split_rule`` ignores them, and a repository on one of them
+has all its rows there."""
+SPLITS = ("tune", "heldout", *HAND_WRITTEN)
 NEGATIVE = "negative"
 """The kind of a file that is already multi-label or not classification: nothing to report."""
 
@@ -53,13 +58,13 @@ class ManifestError(ValueError):
 
 def load(path: Path = MANIFEST) -> list[Entry]:
     """Read and check the manifest: columns, commit form, split values, no duplicate rows, no repository
-    both on ``fresh`` and on another split."""
+    both on a hand-written split (``fresh``, ``fresh2``) and on another split."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         header = next(reader, None)
         if tuple(header or ()) != COLUMNS:
             raise ManifestError(f"{path}:1: expected the columns {', '.join(COLUMNS)}")
-        entries, seen, fresh = [], set(), {}
+        entries, seen, sides = [], set(), {}
         for number, row in enumerate(reader, start=2):
             if len(row) != len(COLUMNS):
                 raise ManifestError(f"{path}:{number}: expected {len(COLUMNS)} tab-separated columns, got {len(row)}")
@@ -72,22 +77,24 @@ def load(path: Path = MANIFEST) -> list[Entry]:
                 raise ManifestError(f"{path}:{number}: split {entry.split!r} is not one of {', '.join(SPLITS)}")
             if (entry.repo, entry.path) in seen:
                 raise ManifestError(f"{path}:{number}: {entry.repo} {entry.path} is listed twice")
-            if fresh.setdefault(entry.repo, entry.split == FRESH) != (entry.split == FRESH):
-                raise ManifestError(f"{path}:{number}: {entry.repo} has rows on the {FRESH} split and on another")
+            side = entry.split if entry.split in HAND_WRITTEN else None
+            first = sides.setdefault(entry.repo, side)
+            if first != side:
+                raise ManifestError(f"{path}:{number}: {entry.repo} has rows on the {first or side} split and on another")
             seen.add((entry.repo, entry.path))
             entries.append(entry)
     return entries
 
 
 def split_rule(entries: list[Entry]) -> dict[str, str]:
-    """The split each repository outside ``fresh`` must have.
+    """The split each repository outside the hand-written splits (``fresh``, ``fresh2``) must have.
 
     Repositories are ordered by the SHA-256 of ``owner/name`` (hex digest, as spelled in the
     manifest) and taken into ``heldout`` in that order until it holds at least a third of the
     files (rounded up); the rest are ``tune``. All files of a repository are on one side, so
     nothing learnt from a tuning file leaks through a sibling file of the same project.
     """
-    counts = Counter(entry.repo for entry in entries if entry.split != FRESH)
+    counts = Counter(entry.repo for entry in entries if entry.split not in HAND_WRITTEN)
     target = -(-sum(counts.values()) // 3)
     splits, held = {}, 0
     for repo in sorted(counts, key=lambda name: hashlib.sha256(name.encode()).hexdigest()):
