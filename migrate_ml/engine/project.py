@@ -37,7 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules._predictions import is_model_callee
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 

@@ -33,7 +33,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
 from migrate_ml.rules._exprs import is_argmax, method_call, module_alias
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules._project import current_facts
 
 _MODEL_NAME = re.compile(r"^(?:[a-z0-9]+_)?(?:model|net|network|classifier|clf|vit|cnn|convnet|resnet|student)(?:_[a-z0-9]+)?$")

@@ -12,7 +12,7 @@ from migrate_ml.rules._exprs import (
     map_argument,
     positional_arguments,
 )
-from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,

@@ -17,7 +17,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
 from migrate_ml.rules._metrics_sklearn import SklearnMetrics

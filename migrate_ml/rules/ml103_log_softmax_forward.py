@@ -8,7 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import model_may_end_in
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
 from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
