@@ -19,7 +19,7 @@ from migrate_ml.rules.semantics.flow import (
     ParameterHop,
     call_argument,
 )
-from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules._project import current_facts
 
 TORCH_BCE = frozenset(

@@ -1,26 +1,12 @@
-"""Shared facts about classifier outputs and the predictions and accuracies computed from them.
+"""The provider that finds, once per file, what :mod:`~migrate_ml.rules.semantics.predictions` describes.
 
-Rules ML020 (predictions), ML021 (accuracy), ML022 (torchmetrics) and ML024 (softmax) must
-agree on one question before they touch anything: *is this tensor the classifier's output?*
-``argmax`` and ``softmax`` are everywhere in model code (attention, patch selection, a
-distillation teacher's target), so a rewrite is only proven when the scores are
-
-* a call of the model object: ``model(x)``, ``net(x)``, ``self.model(x)``, ``self(x)``
-  (Lightning), optionally followed by ``.logits``, ``.data``, ``.detach()``, ``.to(...)``…;
-* a name whose every binding in its scope is such a call; or
-* the logits argument of a loss call found by :class:`LossFlowProvider`.
-
-:class:`PredictionFlowProvider` finds, once per file, the softmax calls over such scores, the
-arg-max predictions taken from them and the accuracy comparisons of those predictions with
-the labels. It also builds the node edits that rewrite them, once, so that two rules whose
-fixes share an edit hand the engine the *same* ``NodeEdit`` object (applied once).
+:class:`PredictionFlowProvider` proves which tensors are the classifier's scores (see
+``predictions``), then finds the softmax calls over them, the arg-max predictions taken from
+them, and where each prediction goes: accuracy comparisons with the labels, flattens, lists
+and joins, NumPy conversions, gathers, and calls nothing follows.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass, field
-from typing import Callable
 
 import libcst as cst
 from libcst.metadata import (
@@ -31,518 +17,34 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
-from migrate_ml.rules._exprs import is_argmax, method_call, module_alias
-from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules._exprs import module_alias
 from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics.class_index import class_index_sources
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
+from migrate_ml.rules.semantics.predictions import (
+    LITERALS,
+    Comparison,
+    Flatten,
+    Prediction,
+    PredictionFlow,
+    Softmax,
+    is_model_callee,
+    strip_transparent,
+)
+from migrate_ml.rules.semantics.rewrites import torch_sigmoid
+from migrate_ml.rules.semantics.shapes import dim_value, is_flatten, unflattened
+from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS, SOFTMAX_FUNCTIONS, SOFTMAX_MODULES
 
-_MODEL_NAME = re.compile(r"^(?:[a-z0-9]+_)?(?:model|net|network|classifier|clf|vit|cnn|convnet|resnet|student)(?:_[a-z0-9]+)?$")
-_NOT_A_MODEL = re.compile(r"^(?:create|get|build|load|save|init|make|export|freeze|train|evaluate|eval|test|run|prepare|wrap|unwrap|teacher)_|teacher")
-_TRANSPARENT_METHODS = frozenset({"detach", "cpu", "cuda", "to", "float", "double", "clone", "contiguous", "squeeze"})
-_TRANSPARENT_ATTRIBUTES = frozenset({"data", "logits"})
 _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
 """Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
-_JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
-_JOINS = {
-    "append": _JOIN_FUNCTIONS | {"numpy.vstack", "torch.vstack"},
-    "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
-}
-"""How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""
 _FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "ne", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
 _METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
-_SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
-_SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
-LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
 MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
 """Functions whose softmax belongs to the model itself (attention, heads) and is never touched."""
-
-
-LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
-_MODULE_ROOTS = frozenset({"torch", "scipy", "numpy", "jax", "tensorflow"})
-
-
-def log_softmax_input(rule, expression: cst.BaseExpression) -> cst.BaseExpression | None:
-    """``z`` when ``expression`` is a log-softmax of ``z`` over the class dimension (1 or -1).
-
-    ``rule`` is anything with ``get_metadata`` that depends on ``QualifiedNameProvider``."""
-    if not isinstance(expression, cst.Call):
-        return None
-    if isinstance(expression.func, cst.Attribute) and expression.func.attr.value == "log_softmax":
-        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
-        if qualified & LOG_SOFTMAX_FUNCTIONS:
-            source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
-        elif any(name.partition(".")[0] in _MODULE_ROOTS for name in qualified):
-            return None  # a log_softmax of another module (e.g. scipy.special)
-        else:
-            source, dim = expression.func.value, _argument(expression, 0, "dim")
-    elif isinstance(expression.func, cst.Name):
-        qualified = {q.name for q in rule.get_metadata(QualifiedNameProvider, expression.func, set())}
-        if not qualified & LOG_SOFTMAX_FUNCTIONS:
-            return None
-        source, dim = _argument(expression, 0, "input"), _argument(expression, 1, "dim")
-    else:
-        return None
-    if source is None or not is_class_dim(dim):
-        return None
-    return source
-
-
-def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
-    positional = [arg for arg in call.args if arg.keyword is None]
-    if len(positional) > index and not positional[index].star:
-        return positional[index].value
-    argument = next((arg for arg in call.args if arg.keyword is not None and arg.keyword.value == keyword), None)
-    return argument.value if argument is not None else None
-
-
-def is_class_dim(dim: cst.BaseExpression | None) -> bool:
-    if dim is None:
-        return True  # the implicit dim of a 2-D input is 1
-    if isinstance(dim, cst.Integer):
-        return dim.value == "1"
-    return (
-        isinstance(dim, cst.UnaryOperation)
-        and isinstance(dim.operator, cst.Minus)
-        and isinstance(dim.expression, cst.Integer)
-        and dim.expression.value == "1"
-    )
-
-
-
-_NLL_SHARED_POSITIONS = 3  # nll_loss(input, target, weight, ...) matches BCE up to weight
-
-
-def nll_options_supported(call: cst.Call) -> bool:
-    """An ``nll_loss`` call ML003 converts: no ``ignore_index``, nothing past ``weight`` by position."""
-    return (
-        all(arg.keyword is None or arg.keyword.value != "ignore_index" for arg in call.args)
-        and len([arg for arg in call.args if arg.keyword is None]) <= _NLL_SHARED_POSITIONS
-        and not any(arg.star for arg in call.args)
-    )
-
-
-def droppable_log_softmax(owner, name: cst.Name, is_nll_input: Callable[[cst.Call], bool]) -> cst.Call | None:
-    """The ``F.log_softmax(model(x), dim=1)`` that ``name`` is bound to, once, when ML003 drops it:
-    the logits have no name of their own and every use of ``name`` is the input of an NLL loss
-    call (``is_nll_input``) or an arg-max over the classes, which picks the same class from
-    logits as from log-probabilities. ``owner`` depends on ``ScopeProvider``,
-    ``ParentNodeProvider`` and ``QualifiedNameProvider``."""
-    scope = owner.get_metadata(ScopeProvider, name, None)
-    assignments = list(scope[name.value]) if scope is not None else []
-    if len(assignments) != 1:
-        return None
-    bound = getattr(assignments[0], "node", None)
-    target = owner.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
-    statement = owner.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-    if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call)):
-        return None
-    if not isinstance(log_softmax_input(owner, statement.value), cst.Call):
-        return None  # a named input is used directly
-    accesses = [access.node for access in assignments[0].references]
-    if not accesses or not all(_logits_safe_use(owner, node, is_nll_input) for node in accesses):
-        return None
-    return statement.value
-
-
-def _logits_safe_use(owner, node: cst.CSTNode, is_nll_input: Callable[[cst.Call], bool]) -> bool:
-    parent = owner.get_metadata(ParentNodeProvider, node, None)
-    if isinstance(parent, cst.Arg) and parent.keyword is None:
-        call = owner.get_metadata(ParentNodeProvider, parent, None)
-        if isinstance(call, cst.Call) and call.args and call.args[0] is parent:
-            if is_nll_input(call):
-                return True
-            if {q.name for q in owner.get_metadata(QualifiedNameProvider, call.func, set())} & {"torch.argmax", "torch.max"}:
-                dim = call_argument(call, 1, "dim")
-                return dim is not None and is_class_dim(dim.value)
-        return False
-    if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in ("argmax", "max"):
-        call = owner.get_metadata(ParentNodeProvider, parent, None)
-        dim = call_argument(call, 0, "dim") if isinstance(call, cst.Call) and call.func is parent else None
-        return dim is not None and is_class_dim(dim.value)
-    return False
-
-
-def is_model_callee(func: cst.BaseExpression) -> bool:
-    """``model``, ``net``, ``model_ft``, ``self.model``, ``self`` (a Lightning module calling itself)."""
-    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
-        func = func.attr
-    if not isinstance(func, cst.Name):
-        return False
-    name = func.value
-    if name == "self":
-        return True
-    return bool(_MODEL_NAME.match(name)) and not _NOT_A_MODEL.search(name)
-
-
-def strip_transparent(expression: cst.BaseExpression) -> cst.BaseExpression:
-    """Drop ``.data``, ``.logits``, ``.detach()``, ``.to(device)``… which keep the scores the scores."""
-    while True:
-        if isinstance(expression, cst.Attribute) and expression.attr.value in _TRANSPARENT_ATTRIBUTES:
-            expression = expression.value
-        elif (
-            isinstance(expression, cst.Call)
-            and isinstance(expression.func, cst.Attribute)
-            and expression.func.attr.value in _TRANSPARENT_METHODS
-            and not (isinstance(expression.func.value, cst.Name) and expression.func.value.value == "torch")
-        ):
-            expression = expression.func.value
-        elif (
-            isinstance(expression, cst.Call)
-            and isinstance(expression.func, cst.Attribute)
-            and expression.func.attr.value == "squeeze"
-            and isinstance(expression.func.value, cst.Name)
-            and expression.func.value.value == "torch"
-            and expression.args
-        ):
-            expression = expression.args[0].value  # predict scripts: torch.squeeze(model(img))
-        else:
-            return expression
-
-
-def dim_value(expression: cst.BaseExpression | None) -> int | None:
-    """The integer of a literal ``1`` or ``-1``; None for anything else."""
-    if isinstance(expression, cst.Integer):
-        return int(expression.value)
-    if (
-        isinstance(expression, cst.UnaryOperation)
-        and isinstance(expression.operator, cst.Minus)
-        and isinstance(expression.expression, cst.Integer)
-    ):
-        return -int(expression.expression.value)
-    return None
-
-
-def torch_sigmoid(torch_name: str, scores: cst.BaseExpression) -> cst.Call:
-    return cst.Call(
-        func=cst.Attribute(value=cst.Name(torch_name), attr=cst.Name("sigmoid")),
-        args=[cst.Arg(scores.with_changes(lpar=[], rpar=[]) if _bare_ok(scores) else scores)],
-    )
-
-
-def _bare_ok(expression: cst.BaseExpression) -> bool:
-    return bool(getattr(expression, "lpar", None)) and not isinstance(expression, (cst.Tuple, cst.GeneratorExp))
-
-
-def above_threshold(left: cst.BaseExpression, threshold_name: str) -> cst.Comparison:
-    return cst.Comparison(
-        left=left,
-        comparisons=[cst.ComparisonTarget(operator=cst.GreaterThan(), comparator=cst.Name(threshold_name))],
-    )
-
-
-def is_flatten(expression: cst.CSTNode) -> bool:
-    """``t.flatten()``, ``t.view(-1)``, ``t.reshape(-1)``, ``t.ravel()``: a 1-D view of ``t``."""
-    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
-        return False
-    method, args = expression.func.attr.value, expression.args
-    if method in ("flatten", "ravel"):
-        return not args
-    return method in ("view", "reshape") and len(args) == 1 and args[0].keyword is None and dim_value(args[0].value) == -1
-
-
-def _unflattened(expression: cst.BaseExpression) -> cst.BaseExpression:
-    while is_flatten(expression):
-        assert isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)
-        expression = expression.func.value
-    return expression
-
-
-@dataclass(eq=False)
-class Flatten:
-    """A flatten (see :func:`is_flatten`) the prediction goes through, which its fix drops."""
-
-    call: cst.Call
-    standalone: bool
-    """It is a whole assigned value, argument or returned value: no parentheses needed."""
-    self_assignment: cst.SimpleStatementLine | None = None
-    """``pred = pred.view(-1)`` alone on its line, with no comment, in a block of several
-    statements: without the flatten it would read ``pred = pred``, so the line goes."""
-
-
-@dataclass(eq=False)
-class Softmax:
-    """``F.softmax(z, dim=1)``, ``z.softmax(-1)``, ``nn.Softmax(dim=1)(z)`` over classifier scores."""
-
-    call: cst.Call
-    scores: cst.BaseExpression
-    consumed: bool = False
-    """True when a prediction takes the arg-max of this softmax directly (the prediction rewrite covers it)."""
-
-
-@dataclass(eq=False)
-class Comparison:
-    """``p == y``, ``p.eq(y)``, ``torch.eq(p, y)``: the labels side is addressed by position."""
-
-    node: cst.CSTNode
-    label_position: str
-    """``left``/``right`` of a ``==``; ``arg0``/``arg1`` or ``receiver`` of an ``eq`` call."""
-    numpy: bool = False
-    """The prediction reaches the comparison as a NumPy array (``.numpy()``, ``np.concatenate``)."""
-    negated: bool = False
-    """``p != y`` / ``p.ne(y)``: an error (miss) per sample, the complement of exact match."""
-    denominators: list[cst.Call] = field(default_factory=list)
-    """``y.numel()``/``y.nelement()``/``torch.numel(y)`` of the labels ``y`` compared here: one
-    count per sample of class indices, B x C of multi-hot labels; they become ``y.size(0)``."""
-
-
-@dataclass(eq=False)
-class Prediction:
-    """An arg-max prediction: the expression (or ``_, p = ...`` statement) to replace."""
-
-    node: cst.CSTNode
-    scores: cst.BaseExpression
-    """What the arg-max is taken over, as written."""
-    proven: bool = False
-    decision_input: cst.BaseExpression | None = None
-    """What goes in front of ``> THRESHOLD``: ``torch.sigmoid(z)``, or a name already holding probabilities."""
-    unpacking: bool = False
-    binding: cst.Name | None = None
-    parenthesize: bool = True
-    softmaxes: list[Softmax] = field(default_factory=list)
-    comparisons: list[Comparison] = field(default_factory=list)
-    blocked: str = ""
-    """Why a proven prediction still cannot be rewritten (empty when it can)."""
-    escapes: list[cst.Call] = field(default_factory=list)
-    """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
-    flattens: list[Flatten] = field(default_factory=list)
-    """``.flatten()``/``.view(-1)``/``.reshape(-1)``/``.ravel()`` between the prediction and a
-    comparison or a name it is carried to: a no-op on class indices [B], a mix of every
-    sample's labels on [B, C] rows, so the fix drops them."""
-
-    def drop_flattens(self, flattens: list[Flatten]) -> None:
-        self.flattens.extend(f for f in flattens if all(f.call is not known.call for known in self.flattens))
-
-
-@dataclass
-class PredictionFlow:
-    predictions: list[Prediction] = field(default_factory=list)
-    softmaxes: list[Softmax] = field(default_factory=list)
-    torch_name: str = "torch"
-    torch_imported: bool = True
-    is_classifier_scores: Callable[[cst.BaseExpression], bool] = lambda expression: False
-    """The proof described in the module docstring, answered for the first argument of any call
-    with two or more arguments (metric updates, ``accuracy(output, target)``…)."""
-    collapsed_targets: list[cst.CSTNode] = field(default_factory=list)
-    """Arg-max over the targets (``target.argmax(1)``) that predictions are compared with."""
-    _edits: dict = field(default_factory=dict)
-    _fixes: dict = field(default_factory=dict)
-
-    @property
-    def torch_imports(self) -> tuple[ImportEdit, ...]:
-        return () if self.torch_imported else (ImportEdit("torch"),)
-
-    def sigmoid(self, scores: cst.BaseExpression) -> cst.Call:
-        return torch_sigmoid(self.torch_name, scores)
-
-    def softmax_edit(self, softmax: Softmax) -> NodeEdit:
-        key = ("softmax", id(softmax))
-        if key not in self._edits:
-            replacement = self.sigmoid(softmax.scores).with_changes(lpar=softmax.call.lpar, rpar=softmax.call.rpar)
-            self._edits[key] = NodeEdit(softmax.call, lambda updated: replacement)
-        return self._edits[key]
-
-    def comparison_edit(self, comparison: Comparison) -> NodeEdit:
-        """One edit per comparison node: predictions that share a name (a module-level
-        ``predicted`` bound in two loops) share the comparisons of that name too."""
-        key = ("comparison", id(comparison.node))
-        if key not in self._edits:
-            self._edits[key] = NodeEdit(
-                comparison.node, exact_match_rewrite(comparison.label_position, comparison.numpy, comparison.negated)
-            )
-        return self._edits[key]
-
-    def flatten_edit(self, flatten: Flatten) -> NodeEdit:
-        """``p.view(-1)`` -> ``p``: the rows stay rows. The decision's own parentheses go where
-        the flatten stood alone (``pred = p.view(-1)``, an argument)."""
-        key = ("flatten", id(flatten.call))
-        if key not in self._edits and flatten.self_assignment is not None:
-            self._edits[key] = NodeEdit(flatten.self_assignment, lambda updated: cst.RemoveFromParent())
-        if key not in self._edits:
-
-            def apply(updated: cst.CSTNode) -> cst.CSTNode:
-                assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
-                receiver = updated.func.value
-                if flatten.standalone and isinstance(receiver, cst.Comparison) and not updated.lpar:
-                    return receiver.with_changes(lpar=[], rpar=[])
-                if updated.lpar and not getattr(receiver, "lpar", None):
-                    return receiver.with_changes(lpar=updated.lpar, rpar=updated.rpar)
-                return receiver
-
-            self._edits[key] = NodeEdit(flatten.call, apply)
-        return self._edits[key]
-
-    def denominator_edit(self, call: cst.Call) -> NodeEdit:
-        """``y.numel()`` -> ``y.size(0)``: the same number for class indices [B], and still the
-        number of samples for multi-hot [B, C], which is what an exact-match count is divided by."""
-        key = ("denominator", id(call))
-        if key not in self._edits:
-
-            def apply(updated: cst.CSTNode) -> cst.CSTNode:
-                assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
-                labels = updated.args[0].value if updated.args else updated.func.value
-                return cst.Call(
-                    func=cst.Attribute(value=labels, attr=cst.Name("size")),
-                    args=[cst.Arg(cst.Integer("0"))],
-                    lpar=updated.lpar,
-                    rpar=updated.rpar,
-                )
-
-            self._edits[key] = NodeEdit(call, apply)
-        return self._edits[key]
-
-    def fix_for(self, prediction: Prediction, threshold_name: str) -> Fix:
-        """One fix for the prediction, the softmaxes it relies on and its accuracy comparisons."""
-        key = (id(prediction), threshold_name)
-        if key not in self._fixes:
-            edits = [NodeEdit(prediction.node, self._prediction_rewrite(prediction, threshold_name))]
-            edits.extend(self.softmax_edit(softmax) for softmax in prediction.softmaxes)
-            edits.extend(self.flatten_edit(flatten) for flatten in prediction.flattens)
-            edits.extend(self.comparison_edit(comparison) for comparison in prediction.comparisons)
-            edits.extend(
-                self.denominator_edit(call) for comparison in prediction.comparisons for call in comparison.denominators
-            )
-            self._fixes[key] = Fix(edits=tuple(edits), add_imports=self.torch_imports, needs_threshold=True)
-        return self._fixes[key]
-
-    def _prediction_rewrite(self, prediction: Prediction, threshold_name: str):
-        assert prediction.decision_input is not None
-        decision = above_threshold(prediction.decision_input, threshold_name)
-
-        def apply(updated: cst.CSTNode) -> cst.CSTNode:
-            if prediction.unpacking:
-                assert isinstance(updated, cst.Assign) and prediction.binding is not None
-                return updated.with_changes(targets=[cst.AssignTarget(target=prediction.binding)], value=decision)
-            if prediction.parenthesize:
-                return decision.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-            return decision
-
-        return apply
-
-
-def exact_match_rewrite(label_position: str, numpy: bool = False, negated: bool = False):
-    """``p == y`` -> ``(p == y.bool()).all(dim=1)``: one correct/incorrect per sample; on NumPy
-    arrays ``(p == y.astype(bool)).all(axis=1)``. A ``negated`` comparison (``p != y``, an
-    error per sample) becomes ``(p != y.bool()).any(dim=1)``: a sample is a miss when any of
-    its labels differs, the complement of exact match."""
-
-    def to_bool(labels: cst.BaseExpression) -> cst.BaseExpression:
-        # labels.view(-1) was a no-op on class indices [B]; on multi-hot [B, C] it mixes samples
-        return (as_numpy_bool if numpy else as_bool)(_unflattened(labels))
-
-    def apply(updated: cst.CSTNode) -> cst.CSTNode:
-        if isinstance(updated, cst.Comparison):
-            target = updated.comparisons[0]
-            if label_position == "left":
-                compared = updated.with_changes(left=to_bool(updated.left), lpar=[], rpar=[])
-            else:
-                compared = updated.with_changes(
-                    comparisons=[target.with_changes(comparator=to_bool(target.comparator))], lpar=[], rpar=[]
-                )
-            compared = compared.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        else:
-            assert isinstance(updated, cst.Call) and isinstance(updated.func, cst.Attribute)
-            if label_position == "receiver":
-                compared = updated.with_changes(func=updated.func.with_changes(value=to_bool(updated.func.value)))
-            else:
-                index = int(label_position.removeprefix("arg"))
-                args = list(updated.args)
-                args[index] = args[index].with_changes(value=to_bool(args[index].value))
-                compared = updated.with_changes(args=args)
-            compared = compared.with_changes(lpar=[], rpar=[])
-        return cst.Call(
-            func=cst.Attribute(value=compared, attr=cst.Name("any" if negated else "all")),
-            args=[cst.Arg(keyword=cst.Name("axis" if numpy else "dim"), value=cst.Integer("1"), equal=cst.AssignEqual(
-                whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")))],
-            lpar=updated.lpar if isinstance(updated, cst.Call) else [],
-            rpar=updated.rpar if isinstance(updated, cst.Call) else [],
-        )
-
-    return apply
-
-
-def as_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
-    if (
-        isinstance(expression, cst.Call)
-        and isinstance(expression.func, cst.Attribute)
-        and expression.func.attr.value == "bool"
-        and not expression.args
-    ):
-        return expression
-    return method_call(expression, "bool")
-
-
-def as_numpy_bool(expression: cst.BaseExpression) -> cst.BaseExpression:
-    return method_call(expression, "astype", cst.Arg(cst.Name("bool")))
-
-
-def is_class_index_target(rule, expression: cst.BaseExpression) -> bool:
-    """A loss target that is an arg-max of scores: inline (``t.argmax(dim=1)``, ``t.max(1)[1]``)
-    or through a name every binding of which in its scope is one (``hard = t.argmax(dim=-1)``,
-    ``_, hard = t.max(1)``). Such a target is one class per sample (hard distillation, or
-    one-hot/multi-hot targets collapsed to one index), which a ``.float()`` cast does not turn
-    into multi-hot labels. ``rule`` must depend on ``ScopeProvider`` and ``ParentNodeProvider``."""
-    return bool(class_index_sources(rule, expression))
-
-
-def class_index_sources(rule, expression: cst.BaseExpression, depth: int = 0) -> list[cst.CSTNode]:
-    """The arg-max expressions behind ``expression`` when it is one class index per sample (see
-    :func:`is_class_index_target`); empty when it is not, or not in every binding."""
-    if depth > 2:
-        return []
-    if is_argmax(expression) or _is_max_indices(expression):
-        return [expression]
-    if not isinstance(expression, cst.Name):
-        return []
-    scope = rule.get_metadata(ScopeProvider, expression, None)
-    assignments = list(scope[expression.value]) if scope is not None else []
-    sources: list[cst.CSTNode] = []
-    for assignment in assignments:
-        bound = getattr(assignment, "node", None)
-        holder = rule.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
-        found: list[cst.CSTNode] = []
-        if isinstance(holder, cst.AssignTarget):
-            statement = rule.get_metadata(ParentNodeProvider, holder, None)
-            if isinstance(statement, cst.Assign):
-                found = class_index_sources(rule, statement.value, depth + 1)
-        elif isinstance(holder, cst.Element):  # `_, hard = t.max(1)`
-            pair = rule.get_metadata(ParentNodeProvider, holder, None)
-            target = rule.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
-            statement = rule.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-            if (
-                isinstance(statement, cst.Assign)
-                and len(pair.elements) == 2
-                and pair.elements[1] is holder
-                and _is_reducing_max(statement.value)
-            ):
-                found = [statement.value]
-        if not found:
-            return []
-        sources.extend(found)
-    return sources
-
-
-def _is_reducing_max(expression: cst.BaseExpression) -> bool:
-    """``t.max(1)``, ``t.max(dim=-1)``, ``torch.max(t, 1)``: a (values, indices) pair."""
-    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
-        return False
-    if expression.func.attr.value != "max":
-        return False
-    module = isinstance(expression.func.value, cst.Name) and expression.func.value.value == "torch"
-    dim = call_argument(expression, 1 if module else 0, "dim")
-    return dim is not None and dim_value(dim.value) in (1, -1)
-
-
-def _is_max_indices(expression: cst.BaseExpression) -> bool:
-    """``t.max(1)[1]``, ``t.max(1)[-1]`` or ``t.max(1).indices``."""
-    if isinstance(expression, cst.Attribute) and expression.attr.value == "indices":
-        return _is_reducing_max(expression.value)
-    if isinstance(expression, cst.Subscript) and len(expression.slice) == 1:
-        index = expression.slice[0].slice
-        return isinstance(index, cst.Index) and dim_value(index.value) in (1, -1) and _is_reducing_max(expression.value)
-    return False
 
 
 def _qualified(owner, node: cst.CSTNode) -> set[str]:
@@ -689,12 +191,12 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         """The input of a softmax call, in any spelling; None if ``call`` is not a softmax."""
         func = call.func
         if isinstance(func, cst.Call):  # nn.Softmax(dim=1)(z)
-            if _qualified(self, func.func) & _SOFTMAX_MODULES and call.args:
+            if _qualified(self, func.func) & SOFTMAX_MODULES and call.args:
                 return call.args[0].value
             return None
         if not isinstance(func, cst.Attribute) or func.attr.value != "softmax":
             return None
-        if _qualified(self, func) & _SOFTMAX_FUNCTIONS:
+        if _qualified(self, func) & SOFTMAX_FUNCTIONS:
             argument = call_argument(call, 0, "input")
             return argument.value if argument is not None else None
         if _imported(self, func.value):
@@ -980,7 +482,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         the labels name compared with the prediction (``seen += y.numel()``)."""
         name, previous = labels, None
         while name is not previous:  # y.to(device).view(-1), target.view_as(pred)
-            previous, name = name, _unflattened(strip_transparent(name))
+            previous, name = name, unflattened(strip_transparent(name))
             if isinstance(name, cst.Call) and isinstance(name.func, cst.Attribute) and name.func.attr.value == "view_as":
                 name = name.func.value
         scope = self.get_metadata(ScopeProvider, name, None) if isinstance(name, cst.Name) else None
@@ -1045,7 +547,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
         if isinstance(func, (cst.Name, cst.Attribute)) and (func.value if isinstance(func, cst.Name) else func.attr.value).endswith("_like"):
             return  # torch.zeros_like(pred) reads only the shape
         qualified = _qualified(self, func)
-        if qualified & _JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
+        if qualified & JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
@@ -1180,7 +682,7 @@ class PredictionFlowProvider(BatchableMetadataProvider[PredictionFlow]):
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
                 join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
                 if isinstance(join, cst.Call) and join.args and join.args[0] is parent:
-                    qualified = _qualified(self, join.func) & _JOINS[how]
+                    qualified = _qualified(self, join.func) & JOINS[how]
                     if qualified:
                         as_numpy = numpy or any(name.startswith("numpy.") for name in qualified)
                         found.extend(self._carried_from(join, None, as_numpy, depth, collected=True))
