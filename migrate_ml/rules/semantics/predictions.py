@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import libcst as cst
+from libcst.metadata import QualifiedNameProvider, QualifiedNameSource
 
 from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
 from migrate_ml.rules.semantics.rewrites import above_threshold, exact_match_rewrite, torch_sigmoid
@@ -73,6 +74,18 @@ def strip_transparent(expression: cst.BaseExpression) -> cst.BaseExpression:
             expression = expression.args[0].value  # predict scripts: torch.squeeze(model(img))
         else:
             return expression
+
+
+def qualified_names(owner, node: cst.CSTNode) -> set[str]:
+    """What ``node`` names after the file's imports; ``owner`` depends on ``QualifiedNameProvider``."""
+    return {q.name for q in owner.get_metadata(QualifiedNameProvider, node, set())}
+
+
+def is_imported(owner, node: cst.CSTNode) -> bool:
+    """True for a module or function brought in by an import (``np``, ``F``), not a local tensor."""
+    if not isinstance(node, (cst.Name, cst.Attribute)):
+        return False  # a call's result is a value even when the callee was imported
+    return any(q.source is QualifiedNameSource.IMPORT for q in owner.get_metadata(QualifiedNameProvider, node, set()))
 
 
 @dataclass(eq=False)
