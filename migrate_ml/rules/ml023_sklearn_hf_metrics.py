@@ -21,7 +21,7 @@ from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
 from migrate_ml.rules._metrics_sklearn import SklearnMetrics
-from migrate_ml.rules.semantics.prediction_flow import PredictionFlowProvider
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import LITERALS, PredictionFlow
 from migrate_ml.rules.semantics.rewrites import exact_match_rewrite
 from migrate_ml.rules.semantics.shapes import dim_value

@@ -46,8 +46,8 @@ def test_semantics_never_imports_a_rule_or_what_uses_the_rules() -> None:
 
 def test_the_old_helper_modules_are_gone_not_shimmed() -> None:
     """One place per concern: an import of a pre-``semantics`` path fails instead of re-exporting."""
-    old = ("_predictions", "_flow", "_single_label_values", "_still_single_label")
-    assert [name for name in old if importlib.util.find_spec(f"migrate_ml.rules.{name}") is not None] == []
+    old = ("predictions", "flow", "single_label_values", "still_single_label")
+    assert [name for name in old if importlib.util.find_spec(f"migrate_ml.rules._{name}") is not None] == []
 
 
 def test_a_crash_in_the_safety_net_is_blamed_on_ml100_at_its_new_path(tmp_path, monkeypatch) -> None:

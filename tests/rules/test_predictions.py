@@ -1,4 +1,4 @@
-"""The proofs of ``semantics/predictions.py`` and ``semantics/prediction_flow.py``: what counts as
+"""The proofs of ``semantics/predictions.py`` and ``semantics/prediction_provider.py``: what counts as
 the classifier's output, and what is excluded.
 
 Every prediction rule (ML020-ML024) rewrites only what these proofs accept, so a false positive
@@ -14,7 +14,7 @@ import pytest
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules.semantics.class_index import is_class_index_target
-from migrate_ml.rules.semantics.prediction_flow import PredictionFlowProvider
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow, is_model_callee, strip_transparent
 
 

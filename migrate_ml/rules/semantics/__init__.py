@@ -8,7 +8,7 @@ that switch the rules off. ``residue`` is the safety net (ML100, ``verify``'s st
 tracks names with ``single_label_values`` and adds what :func:`find_sinks` proves.
 
 As LibCST metadata for the rules that edit: ``flow`` (losses), ``predictions``,
-``prediction_flow`` and ``prediction_uses`` (classifier outputs, arg-max predictions and where
+``prediction_provider`` and ``prediction_uses`` (classifier outputs, arg-max predictions and where
 they go), with ``rewrites``, ``log_softmax``, ``class_index`` and ``shapes`` beside them.
 
 Rules import this package; nothing here imports a rule module.

@@ -1,4 +1,4 @@
-"""Where an arg-max prediction goes, for :class:`~migrate_ml.rules.semantics.prediction_flow.PredictionFlowProvider`.
+"""Where an arg-max prediction goes, for :class:`~migrate_ml.rules.semantics.prediction_provider.PredictionFlowProvider`.
 
 From the name a prediction is bound to, through flattens, ``.tolist()``/``.numpy()``, lists
 joined after the loop and distributed gathers, to what it meets: an accuracy comparison with

@@ -10,7 +10,7 @@ distillation teacher's target), so a rewrite is only proven when the scores are
 * a name whose every binding in its scope is such a call; or
 * the logits argument of a loss call found by :class:`LossFlowProvider`.
 
-``prediction_flow.PredictionFlowProvider`` finds, once per file, the softmax calls over such
+``prediction_provider.PredictionFlowProvider`` finds, once per file, the softmax calls over such
 scores, the arg-max predictions taken from them and the accuracy comparisons of those
 predictions with the labels. This module holds the name tests of that proof
 (:func:`is_model_callee`, :func:`strip_transparent`) and what the provider finds

@@ -1,6 +1,6 @@
 """The ``[B, C]`` layout as code spells it: literal class dimensions and 1-D views (flattens).
 
-Shared by the CST analyses of predictions (``predictions``, ``prediction_flow``), log-softmax
+Shared by the CST analyses of predictions (``predictions``, ``prediction_provider``), log-softmax
 (``log_softmax``) and class-index targets (``class_index``), and by the rewrites (``rewrites``).
 """
 

@@ -161,7 +161,7 @@ def apply_row(mapping: dict[str, str], argument: str) -> str | None:
     return argument if result == SAME else result
 
 
-# Library calls the CST analyses of predictions and log-softmax (``prediction_flow``,
+# Library calls the CST analyses of predictions and log-softmax (``prediction_provider``,
 # ``log_softmax``) recognise by qualified name.
 SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
