@@ -1,8 +1,8 @@
 """The provider that finds, once per file, what :mod:`~migrate_ml.rules.semantics.predictions` describes.
 
 :class:`PredictionFlowProvider` proves which tensors are the classifier's scores (see
-``predictions``), then finds the softmax calls over them, the arg-max predictions taken from
-them; :class:`~migrate_ml.rules.semantics.prediction_uses.PredictionUses`, mixed in, follows
+``predictions``), then finds the softmax calls over them and the arg-max predictions taken
+from them; :class:`~migrate_ml.rules.semantics.prediction_uses.PredictionUses`, mixed in, follows
 where each prediction goes.
 """
 

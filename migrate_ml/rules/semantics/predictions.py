@@ -36,7 +36,7 @@ _NOT_A_MODEL = re.compile(r"^(?:create|get|build|load|save|init|make|export|free
 _TRANSPARENT_METHODS = frozenset({"detach", "cpu", "cuda", "to", "float", "double", "clone", "contiguous", "squeeze"})
 _TRANSPARENT_ATTRIBUTES = frozenset({"data", "logits"})
 LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)
-"""Literal operands: a comparison with one is not an accuracy against the labels."""
+"""Literal operands: a prediction compared with one is compared with a class index (``pred == 3``), not the labels."""
 
 
 def is_model_callee(func: cst.BaseExpression) -> bool:
