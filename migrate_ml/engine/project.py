@@ -37,8 +37,8 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._flow import LOSS_CLASSES
-from migrate_ml.rules._predictions import is_model_callee
+from migrate_ml.rules.semantics.flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 
 _LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))

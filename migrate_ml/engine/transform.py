@@ -35,7 +35,7 @@ from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
 from migrate_ml.rules._prefilter import parse_once
 from migrate_ml.rules._project import FileFacts, facts_in_effect
-from migrate_ml.rules._still_single_label import find_single_label
+from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 from migrate_ml.rules.semantics.tasks import is_dense_prediction
 
@@ -49,6 +49,7 @@ _THRESHOLD_VALUE = r"(?:0?\.[0-9_]*|0|1\.?0*|[0-9.]+[eE]-[0-9]+)"
 """A float literal the engine could have written for a threshold in (0, 1)."""
 _ALL_CODES = frozenset({"*"})
 _RULE_MODULE = re.compile(r"[/\\]rules[/\\]ml(\d{3})_\w+\.py$")
+_SAFETY_NET_MODULE = re.compile(r"[/\\]rules[/\\]semantics[/\\](?:residue|single_label_values)\.py$")
 
 
 class InternalError(Exception):
@@ -88,7 +89,7 @@ def internal_error(
             rule = owner.code
         elif module:
             rule = f"ML{module.group(1)}"
-        elif frame.f_code.co_filename.endswith(("_still_single_label.py", "_single_label_values.py")):
+        elif _SAFETY_NET_MODULE.search(frame.f_code.co_filename):
             rule = StillSingleLabelRule.code
         if rule:
             break

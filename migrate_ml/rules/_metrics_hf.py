@@ -11,8 +11,8 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._flow import call_argument
-from migrate_ml.rules._predictions import is_model_callee, strip_transparent
+from migrate_ml.rules.semantics.flow import call_argument
+from migrate_ml.rules.semantics.predictions import is_model_callee, strip_transparent
 
 EVALUATE_LOADS = frozenset({"evaluate.load", "datasets.load_metric"})
 EVALUATE_CLASS_METRICS = frozenset(

@@ -9,9 +9,9 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._exprs import module_alias, parenthesize
-from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules._metrics_hf import converted_to_numpy
-from migrate_ml.rules._predictions import above_threshold
+from migrate_ml.rules.semantics.rewrites import above_threshold
 
 ARRAY_CHAIN = frozenset({"numpy", "cpu", "detach", "tolist", "cuda", "to"})
 """Conversions between the arg-max and the metric, or between the model output and the arg-max."""

@@ -18,8 +18,8 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
     without_argument,
 )
-from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules.semantics.sequences import is_sequence_function
 from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 

@@ -17,8 +17,8 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
     without_argument,
 )
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,

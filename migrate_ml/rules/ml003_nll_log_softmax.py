@@ -12,7 +12,7 @@ from migrate_ml.rules._exprs import (
     map_argument,
     positional_arguments,
 )
-from migrate_ml.rules._flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
@@ -22,7 +22,7 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
     reduction_mode,
 )
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
-from migrate_ml.rules._predictions import droppable_log_softmax, log_softmax_input, nll_options_supported
+from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
 
 def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, ...]:
     """Rename ``nll_loss`` (alias kept), replace its input, cast its target; with

@@ -12,7 +12,7 @@ from migrate_ml.rules._exprs import (
     positional_arguments,
     smoothed_target,
 )
-from migrate_ml.rules._flow import LossConstruction, LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, calls_all_rewritable
 
 _BCE = "BCEWithLogitsLoss"

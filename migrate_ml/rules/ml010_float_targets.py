@@ -11,7 +11,7 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameP
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, as_float_target, is_float_cast, map_target
 from migrate_ml.rules._criterion_routes import criterion_route
-from migrate_ml.rules._flow import (
+from migrate_ml.rules.semantics.flow import (
     LossConstruction,
     LossFlow,
     LossFlowProvider,
@@ -19,7 +19,7 @@ from migrate_ml.rules._flow import (
     ParameterHop,
     call_argument,
 )
-from migrate_ml.rules._predictions import is_class_index_target
+from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules._project import current_facts
 
 TORCH_BCE = frozenset(

@@ -7,7 +7,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
 
 _CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", *INTEGER_METHODS})

@@ -7,7 +7,8 @@ import ast
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
+from migrate_ml.rules.semantics.predictions import PredictionFlow
 from migrate_ml.rules._prefilter import has_training_marker
 from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 

@@ -9,8 +9,9 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import method_call
-from migrate_ml.rules._flow import call_argument
-from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, strip_transparent
+from migrate_ml.rules.semantics.flow import call_argument
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
+from migrate_ml.rules.semantics.predictions import PredictionFlow, strip_transparent
 
 # Task-dispatching classes and functions, by their last name component: True when they take a threshold.
 _TASK_METRICS = {"Accuracy": True, "F1Score": True, "Precision": True, "Recall": True, "AUROC": False, "AveragePrecision": False}

@@ -17,17 +17,14 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
 from migrate_ml.rules._metrics_sklearn import SklearnMetrics
-from migrate_ml.rules._predictions import (
-    LITERALS,
-    PredictionFlow,
-    PredictionFlowProvider,
-    dim_value,
-    exact_match_rewrite,
-)
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
+from migrate_ml.rules.semantics.predictions import LITERALS, PredictionFlow
+from migrate_ml.rules.semantics.rewrites import exact_match_rewrite
+from migrate_ml.rules.semantics.shapes import dim_value
 
 _METRIC_MARKER = re.compile(
     r"accuracy_score|f1_score|precision_score|recall_score|fbeta_score|jaccard_score"

@@ -9,8 +9,9 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, Rule
-from migrate_ml.rules._flow import LOSS_CLASSES
-from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider
+from migrate_ml.rules.semantics.flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
+from migrate_ml.rules.semantics.predictions import PredictionFlow
 from migrate_ml.rules._prefilter import has_training_marker
 from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 

@@ -7,7 +7,7 @@ from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import keyword_arguments
-from migrate_ml.rules._flow import ENGINE_LOSS_ARGUMENTS, MULTI_LABEL_KINDS, LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.flow import ENGINE_LOSS_ARGUMENTS, MULTI_LABEL_KINDS, LossFlow, LossFlowProvider, call_argument
 
 _IGNITE_METRICS = "ignite.metrics."
 THRESHOLDED_METRICS = frozenset({"Accuracy", "Precision", "Recall"})

@@ -10,8 +10,10 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exact_match import is_exact_match_helper, returns_error
-from migrate_ml.rules._flow import call_argument
-from migrate_ml.rules._predictions import PredictionFlow, PredictionFlowProvider, above_threshold, as_bool
+from migrate_ml.rules.semantics.flow import call_argument
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
+from migrate_ml.rules.semantics.predictions import PredictionFlow
+from migrate_ml.rules.semantics.rewrites import above_threshold, as_bool
 from migrate_ml.rules.ml022_torchmetrics_multilabel import is_top_k_beyond_one
 
 _TIMM_ACCURACY = frozenset({"timm.utils.accuracy", "timm.utils.metrics.accuracy"})

@@ -8,11 +8,12 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import model_may_end_in
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
 from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
-from migrate_ml.rules._predictions import is_class_dim, log_softmax_input, nll_options_supported
+from migrate_ml.rules.semantics.log_softmax import log_softmax_input, nll_options_supported
+from migrate_ml.rules.semantics.shapes import is_class_dim
 from migrate_ml.rules.ml001_cross_entropy_loss import reduction_mode
 from migrate_ml.rules.ml003_nll_log_softmax import nll_to_bce_edits
 

@@ -8,7 +8,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
+from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
 
 TIMM_MIXUP = frozenset(

@@ -14,7 +14,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import chain_root, keyword_arguments, positional_arguments
-from migrate_ml.rules._flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules._prefilter import has_loss_marker
 
 _MODULE_BASES = frozenset(

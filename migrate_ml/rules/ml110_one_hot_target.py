@@ -8,7 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
 from migrate_ml.rules._exprs import chain_root
 

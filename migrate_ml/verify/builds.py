@@ -18,7 +18,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import PositionProvider, QualifiedNameProvider
 
-from migrate_ml.rules._flow import call_argument
+from migrate_ml.rules.semantics.flow import call_argument
 
 _CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "train", "eval", "float", "double", "half", "requires_grad_"})
 """``Net().to(device)``: methods that return the model they are called on."""

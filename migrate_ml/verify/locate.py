@@ -17,7 +17,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
 from migrate_ml.engine.source import SourceError
-from migrate_ml.rules._flow import LossConstruction, LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossConstruction, LossFlowProvider
 from migrate_ml.verify.builds import BuildSites, literal_kwargs
 
 # Parameter name -> role. Exact names first, then the patterns below.

@@ -3,7 +3,7 @@
 It is the rewrite run in check mode: a fix that would still apply means single-label code is
 left (with the rule that fixes it), and an open finding (a class-index dataset, top-k accuracy,
 a ``log_softmax`` in ``forward`` …) is a decision still waiting for a human. The rewrite's
-safety net (ML100, :func:`migrate_ml.rules._still_single_label.find_single_label`) runs in the
+safety net (ML100, :func:`migrate_ml.rules.semantics.residue.find_single_label`) runs in the
 same pass, so every construct still single-label that no rule reported (per-element accuracy,
 an arg-max compared with the labels, a single-label loss) is a ``FAIL`` row at its line.
 """

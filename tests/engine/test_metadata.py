@@ -16,7 +16,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.engine.metadata import prepare
-from migrate_ml.rules._flow import LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossFlowProvider
 
 CODE = '''\
 """A training script with the constructs the rules follow."""

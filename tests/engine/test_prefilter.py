@@ -12,7 +12,7 @@ import pytest
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._still_single_label import may_return_softmax
+from migrate_ml.rules.semantics.residue import may_return_softmax
 
 
 @pytest.fixture(scope="module")

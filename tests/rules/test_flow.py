@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
-from migrate_ml.rules._flow import LossFlowProvider
+from migrate_ml.rules.semantics.flow import LossFlowProvider
 
 SOURCE = '''
 import torch.nn as nn

@@ -7,7 +7,7 @@ from pathlib import Path
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._still_single_label import find_single_label
+from migrate_ml.rules.semantics.residue import find_single_label
 
 
 def _findings(text: str, code: str):

@@ -1,4 +1,5 @@
-"""The proofs of ``_predictions.py``: what counts as the classifier's output, and what is excluded.
+"""The proofs of ``semantics/predictions.py`` and ``semantics/prediction_provider.py``: what counts as
+the classifier's output, and what is excluded.
 
 Every prediction rule (ML020-ML024) rewrites only what these proofs accept, so a false positive
 here is a silent wrong rewrite of attention maps, distillation targets or model selection.
@@ -12,13 +13,9 @@ import libcst as cst
 import pytest
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._predictions import (
-    PredictionFlow,
-    PredictionFlowProvider,
-    is_class_index_target,
-    is_model_callee,
-    strip_transparent,
-)
+from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
+from migrate_ml.rules.semantics.predictions import PredictionFlow, is_model_callee, strip_transparent
 
 
 def _flow(source: str) -> tuple[cst.Module, PredictionFlow]:

@@ -1,4 +1,4 @@
-"""The safety-net detector (``rules/_still_single_label.py``) and ML100, its report in the engine.
+"""The safety-net detector (``rules/semantics/residue.py``) and ML100, its report in the engine.
 
 The detector is also ``verify``'s static pass, so its API is tested directly: what it finds
 (kind at line) in single-label snippets, and that it finds nothing in multi-label ones.
@@ -18,7 +18,7 @@ from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, parse_suppressions, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
-from migrate_ml.rules._still_single_label import KINDS, SingleLabelConstruct, find_single_label
+from migrate_ml.rules.semantics.residue import KINDS, SingleLabelConstruct, find_single_label
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXPECT = re.compile(r"#\s*expect(?:-note)?:\s*(.+)$", re.MULTILINE)

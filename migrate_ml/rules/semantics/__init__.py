@@ -1,10 +1,17 @@
-"""One analysis of what values mean, on CPython's ``ast``: meaning, not spelling.
+"""The label-semantics analysis under every rule: what values mean, not how they are spelled.
 
-``meanings`` is the lattice, ``tables`` the transfer functions of library calls (one row each),
-``sources`` where meanings come from (models, datasets, Hugging Face predictions),
-``summaries`` follows them through functions, methods and ``self.`` attributes, and ``sinks``
-reports where a single-label meaning does harm. The safety net (ML100) adds what
-:func:`find_sinks` proves to its own findings.
+On CPython's ``ast``: ``meanings`` is the lattice, ``tables`` the library calls as data (one row
+each), ``sources`` where meanings come from (models, datasets, Hugging Face predictions),
+``summaries`` follows them through functions, methods and ``self.`` attributes, ``sinks``
+reports where a single-label meaning does harm, and ``sequences``/``tasks`` hold the file facts
+that switch the rules off. ``residue`` is the safety net (ML100, ``verify``'s static pass): it
+tracks names with ``single_label_values`` and adds what :func:`find_sinks` proves.
+
+As LibCST metadata for the rules that edit: ``flow`` (losses), ``predictions``,
+``prediction_provider`` and ``prediction_uses`` (classifier outputs, arg-max predictions and where
+they go), with ``rewrites``, ``log_softmax``, ``class_index`` and ``shapes`` beside them.
+
+Rules import this package; nothing here imports a rule module.
 """
 
 from __future__ import annotations

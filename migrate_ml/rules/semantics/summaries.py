@@ -14,7 +14,6 @@ import ast
 from collections.abc import Callable
 
 from migrate_ml.rules._project import current_facts
-from migrate_ml.rules._single_label_values import qualified_name
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -33,6 +32,7 @@ from migrate_ml.rules.semantics.meanings import (
     Value,
     join,
 )
+from migrate_ml.rules.semantics.single_label_values import qualified_name
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 

@@ -159,3 +159,16 @@ def apply_row(mapping: dict[str, str], argument: str) -> str | None:
     if result is None:
         return None
     return argument if result == SAME else result
+
+
+# Library calls the CST analyses of predictions and log-softmax (``prediction_provider``,
+# ``log_softmax``) recognise by qualified name.
+SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
+SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
+LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
+JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
+JOINS = {
+    "append": JOIN_FUNCTIONS | {"numpy.vstack", "torch.vstack"},
+    "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
+}
+"""How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from migrate_ml.rules._exact_match import exact_match_helpers
 from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, parse_once
-from migrate_ml.rules._single_label_values import (
+from migrate_ml.rules.semantics.single_label_values import (
     ATTENTION,
     CLASS_INDEX,
     LABEL_NAME,

@@ -1,0 +1,339 @@
+"""The provider that finds, once per file, what :mod:`~migrate_ml.rules.semantics.predictions` describes.
+
+:class:`PredictionFlowProvider` proves which tensors are the classifier's scores (see
+``predictions``), then finds the softmax calls over them and the arg-max predictions taken
+from them; :class:`~migrate_ml.rules.semantics.prediction_uses.PredictionUses`, mixed in, follows
+where each prediction goes.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import BatchableMetadataProvider, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+
+from migrate_ml.rules._exprs import module_alias
+from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
+from migrate_ml.rules.semantics.prediction_uses import PredictionUses
+from migrate_ml.rules.semantics.predictions import (
+    Flatten,
+    Prediction,
+    PredictionFlow,
+    Softmax,
+    is_imported,
+    is_model_callee,
+    qualified_names,
+    strip_transparent,
+)
+from migrate_ml.rules.semantics.rewrites import torch_sigmoid
+from migrate_ml.rules.semantics.shapes import dim_value
+from migrate_ml.rules.semantics.tables import SOFTMAX_FUNCTIONS, SOFTMAX_MODULES
+
+MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
+"""Functions whose softmax belongs to the model itself (attention, heads) and is never touched."""
+
+
+class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[PredictionFlow]):
+    """Computes a :class:`PredictionFlow` and stores it on the ``Module`` node."""
+
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider, LossFlowProvider)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._calls: list[cst.Call] = []
+        self._candidates: list[cst.CSTNode] = []
+        self._module: cst.Module | None = None
+        self._collapsed_targets: list[cst.CSTNode] = []
+        self._listed: set[int] = set()
+        """Names bound to a prediction turned into a Python list (``pred = p.tolist()``)."""
+        self._walked_flattens: list[Flatten] = []
+        self._numpy_bindings: set[int] = set()
+        """Names bound to a prediction converted to NumPy (``preds = p.cpu().numpy()``)."""
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._module = node
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._calls.append(node)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            index = node.slice[0].slice.value
+            if dim_value(index) in (1, -1) and isinstance(node.value, cst.Call):  # indices of (values, indices)
+                self._candidates.append(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value == "indices" and isinstance(node.value, cst.Call):
+            self._candidates.append(node)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        flow = PredictionFlow()
+        flow.torch_name, flow.torch_imported = _torch_binding(original_node)
+        self._torch_name = flow.torch_name
+        loss: LossFlow = self.get_metadata(LossFlowProvider, original_node)
+        self._loss = loss
+        self._loss_logits = self._loss_logit_names(loss)
+        self._loss_targets = {id(c.target.value) for c in loss.calls if c.target is not None}
+        # Functional nll_loss calls ML003 converts (no ignore_index, options by keyword).
+        self._functional_nll = {
+            id(c.call)
+            for c in loss.calls
+            if c.functional and c.kinds == {"nll"} and c.target is not None and nll_options_supported(c.call)
+        }
+        # Rules ask about the first argument of metric-like calls after this provider has run,
+        # when its scope metadata is gone: answer those questions now.
+        proven = {
+            id(call.args[0].value)
+            for call in self._calls
+            if len(call.args) >= 2 and self._is_scores(call.args[0].value, 0)
+        }
+        flow.is_classifier_scores = lambda expression: id(expression) in proven
+
+        softmax_by_call: dict[cst.Call, Softmax] = {}
+        for call in self._calls:
+            scores = self._softmax_scores(call)
+            if scores is not None and self._is_scores(scores, 0) and not self._inside_model(call):
+                softmax = Softmax(call, scores)
+                softmax_by_call[call] = softmax
+                flow.softmaxes.append(softmax)
+
+        candidates = [c for c in self._calls if _argmax_call(c)] + self._candidates
+        for node in candidates:
+            prediction = self._prediction(node, softmax_by_call)
+            if prediction is not None:
+                flow.predictions.append(prediction)
+        self._link_comparisons(flow.predictions)
+        flow.collapsed_targets = self._collapsed_targets
+        flow.predictions = [p for p in flow.predictions if p.proven or p.comparisons]
+        self.set_metadata(original_node, flow)
+
+    # -- proofs -------------------------------------------------------------------------------
+
+    def _loss_logit_names(self, loss: LossFlow) -> set[tuple[object, str]]:
+        names = set()
+        for call in loss.calls:
+            if call.logits is None or "nll" in call.kinds:
+                continue  # nll_loss reads log-probabilities: a sigmoid over them is meaningless
+            logits = strip_transparent(call.logits)
+            if isinstance(logits, cst.Name):
+                names.add((self.get_metadata(ScopeProvider, logits, None), logits.value))
+        return names
+
+    def _is_scores(self, expression: cst.BaseExpression, depth: int) -> bool:
+        if depth > 4:
+            return False
+        expression = strip_transparent(expression)
+        if isinstance(expression, cst.Call):
+            return is_model_callee(expression.func)
+        if not isinstance(expression, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, expression, None)
+        if scope is None:
+            return False
+        if (scope, expression.value) in self._loss_logits:
+            return True
+        assignments = list(scope[expression.value])
+        if not assignments:
+            return False
+        for assignment in assignments:
+            bound = getattr(assignment, "node", None)
+            if isinstance(bound, cst.Param) and self._scores_from_project(bound):
+                continue
+            value = self._assigned_value(bound)
+            if value is None or not self._is_scores(value, depth + 1):
+                return False
+        return True
+
+    def _scores_from_project(self, param: cst.Param) -> bool:
+        """Every caller in the run's other files passes this helper parameter a model's output."""
+        facts = current_facts()
+        function = self._enclosing(param, cst.FunctionDef) if facts is not None else None
+        return isinstance(function, cst.FunctionDef) and facts.receives_scores(function.name.value, param.name.value)
+
+    def _assigned_value(self, bound: cst.CSTNode | None) -> cst.BaseExpression | None:
+        """The value a plain ``name = value`` binds; None for loops, parameters, unpacking…"""
+        if not isinstance(bound, cst.Name):
+            return None
+        target = self.get_metadata(ParentNodeProvider, bound, None)
+        statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+        if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+            return statement.value
+        if isinstance(target, cst.AnnAssign) and target.target is bound:
+            return target.value
+        return None
+
+    def _softmax_scores(self, call: cst.Call) -> cst.BaseExpression | None:
+        """The input of a softmax call, in any spelling; None if ``call`` is not a softmax."""
+        func = call.func
+        if isinstance(func, cst.Call):  # nn.Softmax(dim=1)(z)
+            if qualified_names(self, func.func) & SOFTMAX_MODULES and call.args:
+                return call.args[0].value
+            return None
+        if not isinstance(func, cst.Attribute) or func.attr.value != "softmax":
+            return None
+        if qualified_names(self, func) & SOFTMAX_FUNCTIONS:
+            argument = call_argument(call, 0, "input")
+            return argument.value if argument is not None else None
+        if is_imported(self, func.value):
+            return None  # a module function of some other library
+        return func.value
+
+    def _inside_model(self, node: cst.CSTNode) -> bool:
+        function = self._enclosing(node, cst.FunctionDef)
+        return isinstance(function, cst.FunctionDef) and function.name.value in MODEL_INTERNALS
+
+    def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
+        current = node
+        while True:
+            current = self.get_metadata(ParentNodeProvider, current, None)
+            if current is None or isinstance(current, kind):
+                return current
+
+    # -- predictions ---------------------------------------------------------------------------
+
+    def _max_call(self, call: cst.CSTNode) -> cst.Call | None:
+        """``torch.max(z, 1)`` or ``z.max(1)``/``z.max(dim=-1)``: the reducing form of max; also
+        ``z.topk(1)``/``torch.topk(z, 1)``, whose indices are the arg-max (with a kept dim)."""
+        if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute)):
+            return None
+        if call.func.attr.value == "topk":
+            return self._top1_call(call)
+        if call.func.attr.value != "max":
+            return None
+        if qualified_names(self, call.func) & {"torch.max"}:
+            dim = call_argument(call, 1, "dim") or call_argument(call, 10**6, "axis")
+        elif is_imported(self, call.func.value):
+            return None  # np.max and other libraries' module functions
+        else:
+            dim = call_argument(call, 0, "dim")
+        return call if dim is not None and dim_value(dim.value) in (1, -1) else None
+
+    def _top1_call(self, call: cst.Call) -> cst.Call | None:
+        """``z.topk(1)``, ``z.topk(1, dim=1)``, ``torch.topk(z, 1)``: k is the literal 1 and the
+        dimension (default -1) is the class dimension."""
+        module = bool(qualified_names(self, call.func) & {"torch.topk"})
+        if not module and is_imported(self, call.func.value):
+            return None
+        offset = 1 if module else 0
+        k = call_argument(call, offset, "k")
+        dim = call_argument(call, offset + 1, "dim")
+        if k is None or dim_value(k.value) != 1:
+            return None
+        return call if dim is None or dim_value(dim.value) in (1, -1) else None
+
+    def _prediction(self, node: cst.CSTNode, softmax_by_call: dict[cst.Call, Softmax]) -> Prediction | None:
+        if isinstance(node, (cst.Subscript, cst.Attribute)):
+            call = self._max_call(node.value)
+            if call is None:
+                return None
+            method = not (qualified_names(self, call.func) & {"torch.max", "torch.topk"})
+        else:
+            assert isinstance(node, cst.Call)
+            call = node
+            if qualified_names(self, call.func) & {"numpy.argmax"}:
+                return None
+            method = not (qualified_names(self, call.func) & {"torch.argmax", "torch.max"})
+            if call.func.attr.value == "max":
+                parent = self.get_metadata(ParentNodeProvider, call)
+                if self._max_call(call) is None or not isinstance(parent, cst.Assign):
+                    return None  # only `_, p = torch.max(z, 1)`; `[1]` and `.indices` are their own candidates
+            else:
+                if method and is_imported(self, call.func.value):
+                    return None  # np.argmax and other libraries' module functions
+                dim = call_argument(call, 0, "dim") if method else (
+                    call_argument(call, 1, "dim") or call_argument(call, 10**6, "axis")  # torch accepts numpy's name
+                )
+                if dim is None or dim_value(dim.value) not in (1, -1):
+                    return None
+        if self._inside_loss_target(node) or self._inside_model(node):
+            return None
+        if method:
+            scores = call.func.value
+        else:
+            argument = call_argument(call, 0, "input")
+            if argument is None:
+                return None
+            scores = argument.value
+        prediction = Prediction(node=node, scores=scores)
+        inner = strip_transparent(scores)
+        if isinstance(inner, cst.Call) and inner in softmax_by_call:
+            softmax_by_call[inner].consumed = True
+            prediction.decision_input = torch_sigmoid(self._torch_name, softmax_by_call[inner].scores)
+        elif isinstance(inner, cst.Call) and self._is_sigmoid_of_scores(inner):
+            prediction.decision_input = inner
+        elif self._is_scores(scores, 0):
+            prediction.decision_input = torch_sigmoid(self._torch_name, scores)
+        elif self._log_softmax_scores(inner) is not None:
+            # arg-max over log_softmax(z) is the arg-max over z: decide on sigmoid(z)
+            prediction.decision_input = torch_sigmoid(self._torch_name, self._log_softmax_scores(inner))
+        elif isinstance(inner, cst.Name) and droppable_log_softmax(self, inner, self._droppable_nll_input):
+            # ML003 drops this log_softmax in the same fix pass: the name holds the logits
+            prediction.decision_input = torch_sigmoid(self._torch_name, scores)
+        elif isinstance(inner, cst.Name):
+            softmaxes = self._probability_bindings(inner, softmax_by_call)
+            if softmaxes is not None:
+                prediction.decision_input = inner
+                prediction.softmaxes = softmaxes
+        prediction.proven = prediction.decision_input is not None
+        self._bind(prediction)
+        return prediction
+
+    def _droppable_nll_input(self, call: cst.Call) -> bool:
+        return id(call) in self._functional_nll
+
+    def _log_softmax_scores(self, expression: cst.BaseExpression) -> cst.BaseExpression | None:
+        """``z`` for ``F.log_softmax(z, dim=1)`` over proven scores, inline or through a name bound
+        once; ``z`` must be a name bound at most once, so that reading it again is the same."""
+        if isinstance(expression, cst.Name):
+            scope = self.get_metadata(ScopeProvider, expression, None)
+            assignments = list(scope[expression.value]) if scope is not None else []
+            if len(assignments) != 1:
+                return None
+            expression = self._assigned_value(getattr(assignments[0], "node", None))
+        scores = log_softmax_input(self, expression) if isinstance(expression, cst.Call) else None
+        if not isinstance(scores, cst.Name) or not self._is_scores(scores, 0):
+            return None
+        scope = self.get_metadata(ScopeProvider, scores, None)
+        return scores if scope is not None and len(list(scope[scores.value])) == 1 else None
+
+    def _probability_bindings(self, name: cst.Name, softmax_by_call: dict[cst.Call, Softmax]) -> list[Softmax] | None:
+        """Softmaxes behind ``probs`` when every binding is softmax/sigmoid of the scores; else None."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None or not scope[name.value]:
+            return None
+        found: list[Softmax] = []
+        for assignment in scope[name.value]:
+            value = self._assigned_value(getattr(assignment, "node", None))
+            if isinstance(value, cst.Call) and value in softmax_by_call:
+                found.append(softmax_by_call[value])
+            elif not (isinstance(value, cst.Call) and self._is_sigmoid_of_scores(value)):
+                return None
+        return found
+
+    def _is_sigmoid_of_scores(self, call: cst.Call) -> bool:
+        func = call.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "sigmoid"):
+            return False
+        if qualified_names(self, func) & {"torch.sigmoid", "torch.nn.functional.sigmoid"}:
+            argument = call_argument(call, 0, "input")
+            return argument is not None and self._is_scores(argument.value, 0)
+        return self._is_scores(func.value, 0)
+
+    def _inside_loss_target(self, node: cst.CSTNode) -> bool:
+        current: cst.CSTNode | None = node
+        while current is not None and not isinstance(current, cst.BaseStatement):
+            if id(current) in self._loss_targets:
+                return True
+            current = self.get_metadata(ParentNodeProvider, current, None)
+        return False
+
+
+def _argmax_call(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value in ("argmax", "max")
+
+
+def _torch_binding(module: cst.Module) -> tuple[str, bool]:
+    """The name ``torch`` is imported as at module level, and whether it is imported at all."""
+    alias = module_alias(module, "torch")
+    return alias or "torch", alias is not None
