@@ -228,7 +228,10 @@ class BestAccuracyCheckpointRule(Rule):
         code = node.code
         # A top-1 error is ``1 - accuracy`` only where predictions are one class per sample.
         self._errors_are_top1 = any(word in code for word in ("argmax", ".max(1)", "max(dim=1)", ".topk(", "torch.ne("))
-        self._accuracy_values = {key for key, value in self._facts.assignments if self._computes_accuracy(value)}
+        self._accuracy_values = {
+            key: _leaf(value.func) for key, value in self._facts.assignments if self._computes_accuracy(value)
+        }
+        """Names bound to an accuracy computed by a call: ``score = get_score(labels, preds)``."""
 
     def _computes_accuracy(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Call):
@@ -257,11 +260,12 @@ class BestAccuracyCheckpointRule(Rule):
     def _measured_accuracy(self, expression: cst.BaseExpression) -> str | None:
         """What makes ``expression`` this epoch's accuracy: its name, or the accuracy it was computed by."""
         key = self._module.code_for_node(expression)
-        if key in self._accuracy_values:
-            return f"{key} is an accuracy_score"
+        computed = self._accuracy_values.get(key)
+        if computed:
+            return f"`{key}` (from `{computed}()`)"
         leaf = _leaf(expression)
         if leaf and _is_accuracy_variable(leaf, self._errors_are_top1):
-            return key
+            return f"`{key}`"
         return None
 
     def _is_best_so_far(self, expression: cst.BaseExpression) -> bool:
@@ -290,7 +294,7 @@ class BestAccuracyCheckpointRule(Rule):
             if scheduler in self._facts.plateau_schedulers and measured:
                 self.report(
                     node,
-                    f"the learning rate is lowered when accuracy (`{measured}`) stops improving; multi-label exact "
+                    f"the learning rate is lowered when accuracy ({measured}) stops improving; multi-label exact "
                     "match is a poor selection metric",
                     suggestion="step ReduceLROnPlateau on validation mAP (torchmetrics MultilabelAveragePrecision), "
                     "sample-F1 or the validation loss",
@@ -358,20 +362,20 @@ class BestAccuracyCheckpointRule(Rule):
                 if bound == key.value and isinstance(value, cst.Attribute):
                     default = self._facts.option_defaults.get(value.attr.value)
                     if default and _names_accuracy(default):
-                        return f"{key.value}, --{value.attr.value.replace('_', '-')} default {default!r}"
+                        return f"{key.value}` = `{self._module.code_for_node(value)}`, default `{default}"
         return None
 
     def _report_selection(self, node: cst.CSTNode, name: str) -> None:
         self.report(
             node,
-            f"the best model is chosen (or training stopped) on accuracy ({name}); multi-label exact match is a "
+            f"the best model is chosen (or training stopped) on accuracy (`{name}`); multi-label exact match is a "
             "poor selection metric",
             suggestion='select on validation mAP (torchmetrics MultilabelAveragePrecision, logged as "val_map", '
             'mode="max") or sample-F1',
         )
 
     def _report(self, node: cst.CSTNode, name: str, measured: str | None = None) -> None:
-        what = f"`{name}`" if measured is None else f"`{measured}` against `{name}`"
+        what = f"`{name}`" if measured is None else f"{measured} against `{name}`"
         self.report(
             node,
             f"the best checkpoint is chosen on accuracy ({what}); multi-label exact match is a poor selection metric",
