@@ -18,11 +18,11 @@ _QUALIFIER_WORDS = frozenset(
 )
 _ERROR_WORDS = frozenset({"error", "err", "err1", "top1err"})
 """Top-1 error, ``1 - accuracy``: selected by its minimum."""
-_METRIC_NAME_WORDS = _ACCURACY_WORDS | frozenset({"acc5", "top5", "prec5"})
-"""Words of a metric's name (a monitor, a score name) that make it an accuracy; a top-5 accuracy
-of one-class predictions is as single-label as the top-1."""
 _RANKING_WORDS = frozenset({"map", "ap", "f1", "auroc", "auc", "average", "precision"})
-"""Words of a multi-label ranking or F1 score: ``val_map`` or ``val_f1`` is already the advice."""
+_TOP_K = re.compile(r"(?:top|acc|prec)_?([1-9]\d*)", re.IGNORECASE)
+"""Words of a multi-label ranking or F1 score (``val_map``, ``val_f1``: already the advice), and of
+a top-5 score: SimCLR's ``val_acc_top5`` ranks the positive pair among the batch, no labels, and a
+classifier's top-5 is ML102's where it is computed."""
 _WORD = re.compile(r"[A-Z]?[a-z]+\d*|[A-Z]+(?![a-z])\d*|\d+")
 _CANDIDATE_NAME = re.compile(r"\b\w*(?:best|max|highest)\w*", re.IGNORECASE)
 """Identifiers with a "best" word somewhere: the only names ``_is_best_accuracy`` can accept."""
@@ -64,9 +64,14 @@ def _is_best_accuracy(name: str) -> bool:
 
 
 def _names_accuracy(metric: str) -> bool:
-    """A metric's name (``val_acc``, ``valid_accuracy``, ``acc1``, ``Accuracy``, ``val_acc_top5``)."""
+    """A metric's name (``val_acc``, ``valid_accuracy``, ``acc1``, ``Accuracy``)."""
     words = _words(metric)
-    return any(word in _METRIC_NAME_WORDS for word in words) and not any(word in _RANKING_WORDS for word in words)
+    if any(word in _RANKING_WORDS for word in words):
+        return False
+    top_k = _TOP_K.search(metric)
+    if top_k is not None:
+        return top_k.group(1) == "1"
+    return any(word in _ACCURACY_WORDS for word in words)
 
 
 def _is_accuracy_variable(name: str, errors: bool) -> bool:
