@@ -271,6 +271,8 @@ class BestAccuracyCheckpointRule(Rule):
         leaf = _leaf(expression)
         if leaf and _is_accuracy_variable(leaf, self._errors_are_top1):
             return f"`{key}`"
+        if isinstance(expression, cst.Subscript) and any(map(_names_accuracy, _subscripted_strings(expression))):
+            return f"`{key}`"  # ``metrics["val_acc"]``, ``test_stats["acc1"]``
         return None
 
     def _is_best_so_far(self, expression: cst.BaseExpression) -> bool:
