@@ -26,6 +26,8 @@ classifier's top-5 is ML102's where it is computed."""
 _WORD = re.compile(r"[A-Z]?[a-z]+\d*|[A-Z]+(?![a-z])\d*|\d+")
 _CANDIDATE_NAME = re.compile(r"\b\w*(?:best|max|highest)\w*", re.IGNORECASE)
 """Identifiers with a "best" word somewhere: the only names ``_is_best_accuracy`` can accept."""
+_ACCURACY_CANDIDATE = re.compile(r"\b\w*(?:acc|top1|prec1|err)\w*", re.IGNORECASE)
+"""Identifiers and keys ``_is_accuracy_variable`` may accept (``val_acc``, ``valid_error``, ``"acc1"``)."""
 
 _SELECTORS = {
     "ModelCheckpoint": ("monitor", "score_name"),
@@ -220,8 +222,11 @@ class BestAccuracyCheckpointRule(Rule):
         if any(word in source for word in _SELECTION_WORDS):
             return True
         lowered = source.lower()
-        if "best" in lowered and any(word in lowered for word in ("acc", "top1", "prec1", "err", "score")):
-            return True
+        if "best" in lowered and (
+            "accuracy_score" in source
+            or any(_is_accuracy_variable(match.group(), True) for match in _ACCURACY_CANDIDATE.finditer(source))
+        ):
+            return True  # this epoch's accuracy (or top-1 error) beside a best value kept some other way
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
             return False  # a plain substring test first: the name scan below costs ten times more
         return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(source))
