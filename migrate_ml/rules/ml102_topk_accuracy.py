@@ -80,13 +80,13 @@ class TopkAccuracyRule(Rule):
         "# with --unsafe-fixes, for timm.utils.accuracy:\n"
         "acc1 = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100\n"
     )
-    triggers = ("topk", "top_k", "timm.utils", "RealLabelsImagenet")
+    triggers = ("topk", "top_k", "timm.utils", "RealLabelsImagenet(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, PredictionFlowProvider)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        if "RealLabelsImagenet" in source:
-            return True
+        if "RealLabelsImagenet(" in source:
+            return True  # built, not defined (timm's own real_labels.py)
         return ("accuracy" in source or "Accuracy" in source) and super().could_apply(source)
 
     def visit_Module(self, node: cst.Module) -> None:

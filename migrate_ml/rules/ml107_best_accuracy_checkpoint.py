@@ -86,6 +86,12 @@ def _is_accuracy_variable(name: str, errors: bool) -> bool:
     )
 
 
+def _may_name_accuracy(name: str) -> bool:
+    """The pre-filter's reading of ``_is_accuracy_variable``: an error counts only qualified
+    (``valid_error``), since a bare ``error`` is in most files (``logger.error``)."""
+    return _is_accuracy_variable(name, False) or (len(_words(name)) > 1 and _is_accuracy_variable(name, True))
+
+
 def _accuracy_name(expression: cst.BaseExpression) -> str | None:
     if isinstance(expression, cst.Attribute):
         expression = expression.attr
@@ -219,14 +225,12 @@ class BestAccuracyCheckpointRule(Rule):
     def could_apply(cls, source: str) -> bool:
         # "max" and "acc" each occur in most files (``accumulate``, ``max(``): only a name that
         # reads as a best accuracy (the test the rule itself applies) is worth a parse.
-        if any(word in source for word in _SELECTION_WORDS):
-            return True
         lowered = source.lower()
-        if "best" in lowered and (
+        if (any(word in source for word in _SELECTION_WORDS) or "best" in lowered) and (
             "accuracy_score" in source
-            or any(_is_accuracy_variable(match.group(), True) for match in _ACCURACY_CANDIDATE.finditer(source))
+            or any(_may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(source))
         ):
-            return True  # this epoch's accuracy (or top-1 error) beside a best value kept some other way
+            return True  # a selection by name or a best value kept some other way, beside an accuracy's name
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
             return False  # a plain substring test first: the name scan below costs ten times more
         return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(source))
