@@ -12,7 +12,6 @@ import re
 import libcst as cst
 from libcst.metadata import (
     ParentNodeProvider,
-    PositionProvider,
     QualifiedNameProvider,
     ScopeProvider,
 )
@@ -181,10 +180,10 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         for helper, (metric_call, metric) in self._metric_helpers.items():
             fed = next((call for call in self._helper_calls.get(helper, ()) if self._passes_argmax(call)), None)
             if fed is not None:
-                line = self.get_metadata(PositionProvider, fed).start.line
                 self.report(
                     metric_call,
-                    f"{helper}() is given arg-max class indices (line {line}): its {metric} scores one class per image",
+                    f"{helper}() is given arg-max class indices (`{self._module.code_for_node(fed)}`): its {metric} "
+                    "scores one class per image",
                     suggestion=(
                         f"give it multi-hot rows: y_pred = probs > {self.context.threshold_name} against the multi-hot "
                         "labels (accuracy_score is then exact match; f1/precision/recall need average=\"samples\" or \"micro\")"
