@@ -84,7 +84,10 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         "where the arg-max feeds it, not rewritten: its single-label configuration rejects multi-hot "
         "rows, and it must be loaded as `evaluate.load(\"f1\", \"multilabel\")` with "
         "`average=\"micro\"` (or `evaluate.load(\"accuracy\", \"multilabel\")` for exact match), "
-        "fed integer arrays."
+        "fed integer arrays. A helper that only returns a scikit-learn metric of its parameters "
+        "(`def get_score(y_true, y_pred): return accuracy_score(y_true, y_pred)`) is reported at "
+        "that metric when a call of it in the file passes an arg-max (`get_score(labels, "
+        "preds.argmax(1))`, which the safety net reports at the call)."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -128,6 +131,18 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         self._reported_averages: set[int] = set()
         self._sizes: list[cst.Attribute] = []
         self._helper_calls: dict[str, list[cst.Call]] = {}
+        self._metric_helpers: dict[str, tuple[cst.Call, str]] = {}
+        """``def get_score(y_true, y_pred): return accuracy_score(y_true, y_pred)``: the helper's metric call."""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        body = node.body.body
+        last = body[-1] if body else None
+        statement = last.body[0] if isinstance(last, cst.SimpleStatementLine) and last.body else None
+        value = statement.value if isinstance(statement, cst.Return) else None
+        if isinstance(value, cst.Call):
+            metric = self._sklearn_metric(value)
+            if metric is not None:
+                self._metric_helpers[node.name.value] = (value, metric)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if node.attr.value == "size":
@@ -162,6 +177,18 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                 )
 
     def leave_Module(self, original_node: cst.Module) -> None:
+        for helper, (metric_call, metric) in self._metric_helpers.items():
+            fed = next((call for call in self._helper_calls.get(helper, ()) if self._passes_argmax(call)), None)
+            if fed is not None:
+                self.report(
+                    metric_call,
+                    f"{helper}() is given arg-max class indices (`{self._module.code_for_node(fed)}`): its {metric} "
+                    "scores one class per image",
+                    suggestion=(
+                        f"give it multi-hot rows: y_pred = probs > {self.context.threshold_name} against the multi-hot "
+                        "labels (accuracy_score is then exact match; f1/precision/recall need average=\"samples\" or \"micro\")"
+                    ),
+                )
         handled_by_torch_rules = {id(p.node) for p in self._flow.predictions}
         for call in self._candidates:
             if id(call) not in handled_by_torch_rules:
@@ -169,6 +196,17 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         for prediction in self._flow.predictions:
             if prediction.proven and not prediction.blocked:
                 self._torch_prediction_average(prediction)
+
+    def _passes_argmax(self, call: cst.Call) -> bool:
+        """``get_score(labels, preds.argmax(1))``, ``get_score(y, np.argmax(p, axis=1))``."""
+        for arg in call.args:
+            value = arg.value
+            if isinstance(value, cst.Call) and (
+                (isinstance(value.func, cst.Attribute) and value.func.attr.value == "argmax")
+                or self._qualified(value.func) & {"numpy.argmax", "torch.argmax"}
+            ):
+                return True
+        return False
 
     def _numpy_prediction(self, call: cst.Call) -> None:
         scores = self._argmax_scores(call)

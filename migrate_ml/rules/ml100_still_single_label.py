@@ -21,7 +21,7 @@ from migrate_ml.rules.semantics.residue import (
 )
 
 
-_SELECTION_AND_LOGGING = ("onitor=", "metric_for_best_model", "ReduceLROnPlateau", "caption=", "add_data(")
+_LOGGING = ("caption=", "add_data(")
 
 
 class StillSingleLabelRule(Rule):
@@ -52,8 +52,7 @@ class StillSingleLabelRule(Rule):
         "`__getitem__` returning a class index (a Python int, a list of indices), a one-hot of "
         "class indices given to a loss (also stored on `self` in another method, or encoded by a "
         "vendored `one_hot`/`mixup_target`), a target times `log_softmax` written out, older "
-        "functional metrics without `task`, model selection on accuracy (`monitor=\"val_acc\"`, "
-        "`metric_for_best_model=\"accuracy\"`, `ReduceLROnPlateau` stepped on accuracy), and "
+        "functional metrics without `task` (model selection on accuracy is ML107's), and "
         "half-migrated code: a sigmoid before a with-logits loss, a probability threshold on raw "
         "logits or on softmax outputs, a model ending in ReLU, an arg-max logged with each image, "
         "and a BCE criterion given float targets at one call but integer labels at another (what "
@@ -92,7 +91,7 @@ class StillSingleLabelRule(Rule):
         """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
         only in training, evaluation or loss code, or model code that may end in softmax (a
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
-        if names_a_single_label_api(source) or any(word in source for word in _SELECTION_AND_LOGGING):
+        if names_a_single_label_api(source) or any(word in source for word in _LOGGING):
             return True
         if "__getitem__" in source or "scatter_(" in source or "def postprocess(" in source:
             return True  # a dataset's labels, a hand-written one-hot, a serving hook: no training code needed

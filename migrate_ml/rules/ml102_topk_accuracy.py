@@ -6,7 +6,7 @@ import ast
 import re
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exact_match import is_exact_match_helper, returns_error
@@ -19,6 +19,10 @@ from migrate_ml.rules.ml022_torchmetrics_multilabel import is_top_k_beyond_one
 _TIMM_ACCURACY = frozenset({"timm.utils.accuracy", "timm.utils.metrics.accuracy"})
 _SKLEARN_TOP_K = frozenset({"sklearn.metrics.top_k_accuracy_score", "sklearn.metrics._ranking.top_k_accuracy_score"})
 """scikit-learn's top-k accuracy: every call is top-k (k defaults to 2)."""
+_REAL_LABELS = frozenset({"timm.data.RealLabelsImagenet", "timm.data.real_labels.RealLabelsImagenet"})
+"""timm's ImageNet-ReaL scorer: ``add_result(output)`` keeps each image's top-5 class indices and
+``get_accuracy(k)`` is the top-k accuracy against the ReaL label sets."""
+_REAL_LABELS_METHODS = frozenset({"add_result", "get_accuracy"})
 _TORCHMETRICS_ACCURACY = frozenset({"Accuracy", "MulticlassAccuracy", "accuracy", "multiclass_accuracy"})
 """torchmetrics accuracies (by last name component) that are top-k with ``top_k`` past 1."""
 _LIBRARY_SUGGESTION = (
@@ -56,7 +60,8 @@ class TopkAccuracyRule(Rule):
         "tensor that the helper's `pred.eq(target.view(1, -1))` cannot even broadcast against. "
         "The usual `def accuracy(output, target, topk=(1,))` helper (pytorch/examples, DeiT, "
         "Swin, MAE), timm's `accuracy`, torchmetrics accuracy with `top_k` past 1 and "
-        "scikit-learn's `top_k_accuracy_score` must be replaced by a thresholded metric: exact "
+        "scikit-learn's `top_k_accuracy_score` and timm's ImageNet-ReaL scorer (`RealLabelsImagenet.add_result`, "
+        "`get_accuracy(k=1)`) must be replaced by a thresholded metric: exact "
         "match, sample-F1 or mAP. migrate-ml reports every definition and call; for timm's helper over "
         "proven classifier logits with one top-k (`acc1, = accuracy(output, target, "
         "topk=(1,))`) it offers an unsafe fix that computes exact-match accuracy in percent "
@@ -75,20 +80,31 @@ class TopkAccuracyRule(Rule):
         "# with --unsafe-fixes, for timm.utils.accuracy:\n"
         "acc1 = ((torch.sigmoid(output) > THRESHOLD) == target.bool()).all(dim=1).float().mean() * 100\n"
     )
-    triggers = ("topk", "top_k", "timm.utils")
+    triggers = ("topk", "top_k", "timm.utils", "RealLabelsImagenet(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, PredictionFlowProvider)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
+        if "RealLabelsImagenet(" in source:
+            return True  # built, not defined (timm's own real_labels.py)
         return ("accuracy" in source or "Accuracy" in source) and super().could_apply(source)
 
     def visit_Module(self, node: cst.Module) -> None:
+        self._module = node
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)
         helpers = {f.name.value: _as_ast(f) for f in node.body if isinstance(f, cst.FunctionDef) and "accuracy" in f.name.value}
         self._exact_match_helpers = {name for name, function in helpers.items() if is_exact_match_helper(function)}
         """Module-level helpers whose body is exact match already: neither they nor their calls are top-k."""
         self._error_helpers = {name for name, function in helpers.items() if returns_error(function)}
         """Module-level helpers that return the top-k error (``batch_size - correct_k``), not the accuracy."""
+        self._real_labels: set[str] = set()
+        """Names bound to a ``RealLabelsImagenet`` scorer."""
+        self._real_labels_lines: set[int] = set()
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        value = node.value
+        if isinstance(value, cst.Call) and {q.name for q in self.get_metadata(QualifiedNameProvider, value.func, set())} & _REAL_LABELS:
+            self._real_labels.update(self._module.code_for_node(t.target) for t in node.targets)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         params = [*node.params.posonly_params, *node.params.params, *node.params.kwonly_params]
@@ -110,6 +126,18 @@ class TopkAccuracyRule(Rule):
             )
 
     def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _REAL_LABELS_METHODS:
+            line = self.get_metadata(PositionProvider, node).start.line
+            if self._module.code_for_node(func.value) in self._real_labels and line not in self._real_labels_lines:
+                self._real_labels_lines.add(line)  # ``get_accuracy(k=1), get_accuracy(k=5)``: one finding
+                self.report(
+                    node,
+                    f"RealLabelsImagenet.{func.attr.value} scores the top-k classes of each image against its "
+                    "ImageNet-ReaL labels: a top-k accuracy of one ranking per image",
+                    suggestion=_LIBRARY_SUGGESTION,
+                )
+                return
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         library = self._library_top_k(node, qualified)
         if library is not None:

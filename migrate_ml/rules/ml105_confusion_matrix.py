@@ -14,6 +14,8 @@ _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|tota
 _COUNTER_TEXT = re.compile(r"\b(?:class_acc|per_class)\w*\[")
 _SKLEARN_CONFUSION = frozenset({"sklearn.metrics.confusion_matrix", "sklearn.metrics._classification.confusion_matrix"})
 _MULTILABEL_CONFUSION = "multilabel_confusion_matrix"
+_LOGGED_CONFUSION = frozenset({"wandb.plot.confusion_matrix", "wandb.sklearn.plot_confusion_matrix"})
+"""Weights & Biases charts of one C x C matrix, built from (y_true, preds) class indices."""
 _CONFUSION_PLOTS = frozenset({"plot_confusion_matrix", "ConfusionMatrixDisplay", "from_predictions", "from_estimator"})
 """Plots of one C x C matrix: mlxtend's and scikit-plot's ``plot_confusion_matrix``, sklearn's
 ``ConfusionMatrixDisplay`` (and its ``from_predictions``), or a notebook's own helper of that name."""
@@ -32,8 +34,9 @@ class ConfusionMatrixRule(Rule):
         "(`sklearn.metrics.multilabel_confusion_matrix`, torchmetrics "
         "`MultilabelConfusionMatrix`), which is what per-label precision and recall are read "
         "from. A plot of the C x C matrix (mlxtend's or scikit-plot's `plot_confusion_matrix`, "
-        "sklearn's `ConfusionMatrixDisplay`, a notebook's own `plot_confusion_matrix` helper) is "
-        "reported where it is drawn. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
+        "sklearn's `ConfusionMatrixDisplay`, a notebook's own `plot_confusion_matrix` helper, "
+        "Weights & Biases' `wandb.plot.confusion_matrix(preds=..., y_true=...)`) is "
+        "reported where it is drawn or logged. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
         "cm[t, p] += 1`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
         "tutorial's `correct_pred[classname] += 1`) index a counter by the sample's one label and "
         "must become per-label TP/FP/FN counts over the [B, C] predictions. migrate-ml reports "
@@ -97,6 +100,17 @@ class ConfusionMatrixRule(Rule):
                 "a C x C confusion matrix puts each sample in one cell; multi-label samples need one 2 x 2 matrix per label",
                 suggestion="use sklearn.metrics.multilabel_confusion_matrix(y_true, y_pred) on multi-hot arrays (run with --unsafe-fixes to rename)",
                 fix=self._rename_fix(node),
+            )
+            return
+        logged = sorted(qualified & _LOGGED_CONFUSION)
+        if logged:
+            self.report(
+                node,
+                f"{logged[0]} logs one C x C matrix of (true, predicted) class pairs: one class per sample",
+                suggestion=(
+                    "log one 2 x 2 matrix per label instead: multilabel_confusion_matrix(y_true, y_pred) on the "
+                    "multi-hot arrays, e.g. as a wandb.Table of each label's TP/FP/FN/TN"
+                ),
             )
             return
         name = _called_name(node.func)

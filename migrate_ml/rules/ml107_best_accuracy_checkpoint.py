@@ -1,4 +1,4 @@
-"""ML107: best-checkpoint selection on accuracy (REVIEW)."""
+"""ML107: model selection on accuracy: best checkpoints, monitors, early stopping (REVIEW)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,38 @@ _ACCURACY_WORDS = frozenset({"acc", "accuracy", "acc1", "top1", "prec1"})
 _QUALIFIER_WORDS = frozenset(
     {"val", "valid", "validation", "test", "eval", "ema", "1", "model", "so", "far", "global"}
 )
+_ERROR_WORDS = frozenset({"error", "err", "err1", "top1err"})
+"""Top-1 error, ``1 - accuracy``: selected by its minimum."""
+_RANKING_WORDS = frozenset({"map", "ap", "f1", "auroc", "auc", "average", "precision"})
+_TOP_K = re.compile(r"(?:top|acc|prec)_?([1-9]\d*)", re.IGNORECASE)
+"""Words of a multi-label ranking or F1 score (``val_map``, ``val_f1``: already the advice), and of
+a top-5 score: SimCLR's ``val_acc_top5`` ranks the positive pair among the batch, no labels, and a
+classifier's top-5 is ML102's where it is computed."""
 _WORD = re.compile(r"[A-Z]?[a-z]+\d*|[A-Z]+(?![a-z])\d*|\d+")
 _CANDIDATE_NAME = re.compile(r"\b\w*(?:best|max|highest)\w*", re.IGNORECASE)
 """Identifiers with a "best" word somewhere: the only names ``_is_best_accuracy`` can accept."""
+_ACCURACY_CANDIDATE = re.compile(r"\b\w*(?:acc|top1|prec1|err)\w*", re.IGNORECASE)
+"""Identifiers and keys ``_is_accuracy_variable`` may accept (``val_acc``, ``valid_error``, ``"acc1"``)."""
+
+_SELECTORS = {
+    "ModelCheckpoint": ("monitor", "score_name"),
+    "EarlyStopping": ("monitor",),
+    "Checkpoint": ("score_name",),
+    "TrainingArguments": ("metric_for_best_model",),
+    "Seq2SeqTrainingArguments": ("metric_for_best_model",),
+    "SaveBestModelCallback": ("watch_metric",),
+    "EarlyStoppingCallback": ("watch_metric",),
+}
+"""Callbacks and settings that keep the best model or stop training by a metric's name
+(Lightning, Keras-style, ignite, Hugging Face, pytorch-accelerated): the keywords naming it."""
+_SCORE_FUNCTION = "score_function"
+"""ignite's ``Checkpoint``/``EarlyStopping`` rank by what this function returns."""
+_SELECTION_WORDS = ("onitor", "metric_for_best_model", "score_function", "score_name", "watch_metric",
+                    "save_checkpoint", "ReduceLROnPlateau")
+_ACCURACY_FUNCTIONS = frozenset({"accuracy_score", "balanced_accuracy_score", "top_k_accuracy_score"})
+"""scikit-learn's accuracies: a helper returning one (``get_score``) computes an accuracy."""
+_RANKING_METRICS = re.compile(r"AveragePrecision|average_precision|F1|f1_score|AUROC|roc_auc|mAP|[Mm]ean_?[Aa][Pp]")
+_LOG_METHODS = frozenset({"log", "log_metric", "add_scalar"})
 
 
 def _words(name: str) -> list[str]:
@@ -36,6 +65,33 @@ def _is_best_accuracy(name: str) -> bool:
     )
 
 
+def _names_accuracy(metric: str) -> bool:
+    """A metric's name (``val_acc``, ``valid_accuracy``, ``acc1``, ``Accuracy``)."""
+    words = _words(metric)
+    if any(word in _RANKING_WORDS for word in words):
+        return False
+    top_k = _TOP_K.search(metric)
+    if top_k is not None:
+        return top_k.group(1) == "1"
+    return any(word in _ACCURACY_WORDS for word in words)
+
+
+def _is_accuracy_variable(name: str, errors: bool) -> bool:
+    """A variable holding one epoch's accuracy (``val_acc``, ``acc1``) or, where the file's error
+    is a classification error, its top-1 error (``valid_error``)."""
+    words = _words(name)
+    measures = _ACCURACY_WORDS | (_ERROR_WORDS if errors else frozenset())
+    return any(word in measures for word in words) and all(
+        word in measures or word in _QUALIFIER_WORDS or word in ("train", "top", "avg", "mean", "epoch") for word in words
+    )
+
+
+def _may_name_accuracy(name: str) -> bool:
+    """The pre-filter's reading of ``_is_accuracy_variable``: an error counts only qualified
+    (``valid_error``), since a bare ``error`` is in most files (``logger.error``)."""
+    return _is_accuracy_variable(name, False) or (len(_words(name)) > 1 and _is_accuracy_variable(name, True))
+
+
 def _accuracy_name(expression: cst.BaseExpression) -> str | None:
     if isinstance(expression, cst.Attribute):
         expression = expression.attr
@@ -44,10 +100,101 @@ def _accuracy_name(expression: cst.BaseExpression) -> str | None:
     return None
 
 
+def _leaf(expression: cst.BaseExpression) -> str:
+    """``self.val_acc`` -> ``val_acc``; ``nn.ReduceLROnPlateau`` -> ``ReduceLROnPlateau``."""
+    if isinstance(expression, cst.Attribute):
+        return expression.attr.value
+    return expression.value if isinstance(expression, cst.Name) else ""
+
+
+def _string(expression: cst.BaseExpression) -> str | None:
+    if isinstance(expression, cst.SimpleString):
+        value = expression.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    return next((arg.value for arg in call.args if arg.keyword and arg.keyword.value == name), None)
+
+
+def _subscripted_strings(node: cst.CSTNode) -> list[str]:
+    """The string keys ``node`` reads: ``engine.state.metrics["accuracy"]`` -> [accuracy]."""
+    found: list[str] = []
+
+    class _Keys(cst.CSTVisitor):
+        def visit_SubscriptElement(self, element: cst.SubscriptElement) -> None:
+            if isinstance(element.slice, cst.Index):
+                key = _string(element.slice.value)
+                if key is not None:
+                    found.append(key)
+
+    node.visit(_Keys())
+    return found
+
+
+class _Facts(cst.CSTVisitor):
+    """What the file says about its metrics before the rule looks at a selection: the options
+    with accuracy defaults (``--eval-metric`` default ``top1``), the functions that return an
+    accuracy, and the names bound to a plateau scheduler, a checkpoint saver or an accuracy."""
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self.option_defaults: dict[str, str] = {}
+        self.accuracy_functions: set[str] = set()
+        self.plateau_schedulers: set[str] = set()
+        self.savers: set[str] = set()
+        self.assignments: list[tuple[str, cst.BaseExpression]] = []
+        self.logged: dict[str, list[cst.BaseExpression]] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        method = _leaf(node.func)
+        if method == "add_argument":
+            default = _keyword(node, "default")
+            flags = [_string(arg.value) for arg in node.args if not arg.keyword]
+            if default is not None and _string(default) is not None and flags and flags[-1]:
+                self.option_defaults[flags[-1].lstrip("-").replace("-", "_")] = _string(default)
+        elif method in _LOG_METHODS and len(node.args) >= 2 and _string(node.args[0].value):
+            self.logged.setdefault(_string(node.args[0].value), []).append(node.args[1].value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        returns_accuracy = False
+
+        class _Returns(cst.CSTVisitor):
+            def visit_Return(self, statement: cst.Return) -> None:
+                nonlocal returns_accuracy
+                value = statement.value
+                if isinstance(value, cst.Call) and _leaf(value.func) in _ACCURACY_FUNCTIONS:
+                    returns_accuracy = True
+                elif value is not None and any(_names_accuracy(key) for key in _subscripted_strings(value)):
+                    returns_accuracy = True
+
+            def visit_FunctionDef(self, inner: cst.FunctionDef) -> bool:
+                return False
+
+        node.body.visit(_Returns())
+        if returns_accuracy:
+            self.accuracy_functions.add(node.name.value)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            key = self.module.code_for_node(target.target)
+            if isinstance(node.value, cst.Call):
+                callee = _leaf(node.value.func)
+                if callee == "ReduceLROnPlateau":
+                    self.plateau_schedulers.add(key)
+                elif callee == "CheckpointSaver":
+                    self.savers.add(key)
+            self.assignments.append((key, node.value))
+
+
 class BestAccuracyCheckpointRule(Rule):
     code = "ML107"
     name = "best-accuracy-checkpoint"
-    summary = "Reports best-checkpoint selection on accuracy (best_acc, max_accuracy_ema, bestValAcc, best_acc1)."
+    summary = (
+        "Reports model selection on accuracy: best checkpoints (best_acc, max_accuracy_ema), monitors "
+        "(monitor=\"val_acc\", metric_for_best_model, ignite score functions, timm's eval metric) and plateaus."
+    )
     rationale = (
         "Training scripts keep the checkpoint with the best validation accuracy "
         "(`if acc > best_acc: torch.save(...)`, `max_accuracy = max(max_accuracy, acc1)`, "
@@ -56,37 +203,197 @@ class BestAccuracyCheckpointRule(Rule):
         "checkpoints poorly; a threshold-free ranking metric (mAP, macro average precision) or "
         "sample-F1 is the usual choice for multi-label model selection. Which metric matters is "
         "a project decision, so migrate-ml reports each comparison or update of the best-accuracy "
-        "variable and leaves it alone."
+        "variable and leaves it alone. The same holds wherever a library selects by the metric's "
+        "name or value: Lightning's `ModelCheckpoint`/`EarlyStopping(monitor=\"val_acc\")` (also in "
+        "a scheduler dict's `\"monitor\"`), Hugging Face `metric_for_best_model=\"accuracy\"`, "
+        "pytorch-accelerated's `SaveBestModelCallback(watch_metric=\"accuracy\")`, ignite's "
+        "`Checkpoint`/`EarlyStopping` whose `score_function` returns `metrics[\"accuracy\"]` "
+        "(`Checkpoint.get_default_score_fn(\"Accuracy\")`), timm's `CheckpointSaver` given the "
+        "`--eval-metric` value (default `top1`), `ReduceLROnPlateau` stepped on an accuracy, and a "
+        "comparison of this epoch's accuracy with the best one however the best is kept "
+        "(`val_acc > val_scores[best_epoch]`, `score > best_score` where the score is "
+        "`accuracy_score`, `valid_error < best_error` for the top-1 error of a file that predicts "
+        "by arg-max). A monitored name that is already a ranking or F1 score (`val_map`, "
+        "`val_f1`), or under which the file logs one, is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"
     example_after = "if mAP > best_map:\n    best_map = mAP\n    torch.save(model.state_dict(), path)\n"
-    triggers = ("best", "Best", "BEST", "max", "Max", "highest")
+    triggers = ("best", "Best", "BEST", "max", "Max", "highest", *_SELECTION_WORDS)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        # "best" and "acc" each occur in most files (``accumulate``, ``max(``): only a name that
+        # "max" and "acc" each occur in most files (``accumulate``, ``max(``): only a name that
         # reads as a best accuracy (the test the rule itself applies) is worth a parse.
         lowered = source.lower()
+        if (any(word in source for word in _SELECTION_WORDS) or "best" in lowered) and (
+            "accuracy_score" in source
+            or any(_may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(source))
+        ):
+            return True  # a selection by name or a best value kept some other way, beside an accuracy's name
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
             return False  # a plain substring test first: the name scan below costs ten times more
         return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(source))
 
+    def visit_Module(self, node: cst.Module) -> None:
+        self._module = node
+        self._facts = _Facts(node)
+        node.visit(self._facts)
+        code = node.code
+        # A top-1 error is ``1 - accuracy`` only where predictions are one class per sample.
+        self._errors_are_top1 = any(word in code for word in ("argmax", ".max(1)", "max(dim=1)", ".topk(", "torch.ne("))
+        self._accuracy_values = {
+            key: _leaf(value.func) for key, value in self._facts.assignments if self._computes_accuracy(value)
+        }
+        """Names bound to an accuracy computed by a call: ``score = get_score(labels, preds)``."""
+
+    def _computes_accuracy(self, value: cst.BaseExpression) -> bool:
+        if isinstance(value, cst.Call):
+            callee = _leaf(value.func)
+            return callee in _ACCURACY_FUNCTIONS or callee in self._facts.accuracy_functions
+        return False
+
+    # -- comparisons with the best value so far
+
     def visit_Comparison(self, node: cst.Comparison) -> None:
-        names = [_accuracy_name(node.left)] + [_accuracy_name(t.comparator) for t in node.comparisons]
-        name = next((n for n in names if n), None)
-        if name and any(isinstance(t.operator, (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)) for t in node.comparisons):
+        if not any(isinstance(t.operator, (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)) for t in node.comparisons):
+            return
+        sides = [node.left, *(t.comparator for t in node.comparisons)]
+        name = next((n for n in map(_accuracy_name, sides) if n), None)
+        if name:
             self._report(node, name)
+            return
+        if len(sides) != 2:
+            return
+        for current, best in (sides, sides[::-1]):
+            measured = self._measured_accuracy(current)
+            if measured and self._is_best_so_far(best):
+                self._report(node, self._module.code_for_node(best), measured)
+                return
+
+    def _measured_accuracy(self, expression: cst.BaseExpression) -> str | None:
+        """What makes ``expression`` this epoch's accuracy: its name, or the accuracy it was computed by."""
+        key = self._module.code_for_node(expression)
+        computed = self._accuracy_values.get(key)
+        if computed:
+            return f"`{key}` (from `{computed}()`)"
+        leaf = _leaf(expression)
+        if leaf and _is_accuracy_variable(leaf, self._errors_are_top1):
+            return f"`{key}`"
+        if isinstance(expression, cst.Subscript) and any(map(_names_accuracy, _subscripted_strings(expression))):
+            return f"`{key}`"  # ``metrics["val_acc"]``, ``test_stats["acc1"]``
+        return None
+
+    def _is_best_so_far(self, expression: cst.BaseExpression) -> bool:
+        """``best_score``, ``self.best_error``, ``val_scores[best_epoch]``."""
+        if isinstance(expression, cst.Subscript):
+            return any(
+                isinstance(element.slice, cst.Index) and any(w in _BEST_WORDS for w in _words(_leaf(element.slice.value)))
+                for element in expression.slice
+            )
+        return "best" in _words(_leaf(expression)) or _is_best_accuracy(_leaf(expression))
+
+    # -- calls that select by a metric's name or value
 
     def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name) and node.func.value == "max":
+        callee = _leaf(node.func)
+        if isinstance(node.func, cst.Name) and callee == "max":
             name = next((n for n in (_accuracy_name(a.value) for a in node.args) if n), None)
             if name:
                 self._report(node, name)
+            return
+        if callee in _SELECTORS:
+            self._selector(node, callee)
+        elif callee == "step" and isinstance(node.func, cst.Attribute) and node.args:
+            scheduler = self._module.code_for_node(node.func.value)
+            measured = self._measured_accuracy(node.args[0].value)
+            if scheduler in self._facts.plateau_schedulers and measured:
+                self.report(
+                    node,
+                    f"the learning rate is lowered when accuracy ({measured}) stops improving; multi-label exact "
+                    "match is a poor selection metric",
+                    suggestion="step ReduceLROnPlateau on validation mAP (torchmetrics MultilabelAveragePrecision), "
+                    "sample-F1 or the validation loss",
+                )
+        elif callee == "save_checkpoint" and isinstance(node.func, cst.Attribute):
+            if self._module.code_for_node(node.func.value) in self._facts.savers:
+                metric = _keyword(node, "metric")
+                name = self._selected_metric(metric) if metric is not None else None
+                if name:
+                    self._report_selection(node, name)
 
-    def _report(self, node: cst.CSTNode, name: str) -> None:
+    def visit_Dict(self, node: cst.Dict) -> None:
+        for element in node.elements:
+            if isinstance(element, cst.DictElement) and _string(element.key) == "monitor":
+                name = _string(element.value)
+                if name and self._selects_accuracy(name):
+                    self._report_selection(node, name)
+
+    def _selector(self, node: cst.Call, callee: str) -> None:
+        for keyword in _SELECTORS[callee]:
+            value = _keyword(node, keyword)
+            name = _string(value) if value is not None else None
+            if name and self._selects_accuracy(name):
+                self._report_selection(node, name)
+                return
+        score = _keyword(node, _SCORE_FUNCTION)
+        if score is None:
+            return
+        if isinstance(score, cst.Call) and _leaf(score.func) == "get_default_score_fn" and score.args:
+            name = _string(score.args[0].value)
+            if name and _names_accuracy(name):
+                self._report_selection(node, name)
+        elif isinstance(score, cst.Name) and score.value in self._facts.accuracy_functions:
+            self._report_selection(node, f"{score.value}()")
+        elif isinstance(score, cst.Lambda):
+            name = next((key for key in _subscripted_strings(score.body) if _names_accuracy(key)), None)
+            if name:
+                self._report_selection(node, name)
+
+    def _selects_accuracy(self, name: str) -> bool:
+        """An accuracy's name, unless what the file logs under it is a ranking or F1 score."""
+        if not _names_accuracy(name):
+            return False
+        for logged in self._facts.logged.get(name, ()):
+            built = [value for key, value in self._facts.assignments if key == self._module.code_for_node(logged)]
+            if any(_RANKING_METRICS.search(self._module.code_for_node(v)) for v in (logged, *built)):
+                return False
+        return True
+
+    def _selected_metric(self, metric: cst.BaseExpression) -> str | None:
+        """``eval_metrics[eval_metric]`` where ``eval_metric = args.eval_metric`` defaults to ``top1``."""
+        if isinstance(metric, cst.Name):
+            values = [value for key, value in self._facts.assignments if key == metric.value]
+            return next((name for name in map(self._selected_metric, values) if name), None)
+        if not isinstance(metric, cst.Subscript) or len(metric.slice) != 1:
+            return None
+        element = metric.slice[0].slice
+        if not isinstance(element, cst.Index):
+            return None
+        key = element.value
+        if _string(key) is not None:
+            return _string(key) if _names_accuracy(_string(key)) else None
+        if isinstance(key, cst.Name):
+            for bound, value in self._facts.assignments:
+                if bound == key.value and isinstance(value, cst.Attribute):
+                    default = self._facts.option_defaults.get(value.attr.value)
+                    if default and _names_accuracy(default):
+                        return f"{key.value}` = `{self._module.code_for_node(value)}`, default `{default}"
+        return None
+
+    def _report_selection(self, node: cst.CSTNode, name: str) -> None:
         self.report(
             node,
-            f"the best checkpoint is chosen on accuracy (`{name}`); multi-label exact match is a poor selection metric",
+            f"the best model is chosen (or training stopped) on accuracy (`{name}`); multi-label exact match is a "
+            "poor selection metric",
+            suggestion='select on validation mAP (torchmetrics MultilabelAveragePrecision, logged as "val_map", '
+            'mode="max") or sample-F1',
+        )
+
+    def _report(self, node: cst.CSTNode, name: str, measured: str | None = None) -> None:
+        what = f"`{name}`" if measured is None else f"{measured} against `{name}`"
+        self.report(
+            node,
+            f"the best checkpoint is chosen on accuracy ({what}); multi-label exact match is a poor selection metric",
             suggestion="select on validation mAP (torchmetrics MultilabelAveragePrecision) or sample-F1, and rename the variable accordingly",
         )

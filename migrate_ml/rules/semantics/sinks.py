@@ -1,4 +1,4 @@
-"""Where a single-label meaning does harm: losses, metrics, thresholds, selection, logging.
+"""Where a single-label meaning does harm: losses, metrics, thresholds, logging.
 
 Each check looks at one statement (its own expressions, not the bodies it holds) where the
 walk of :mod:`summaries` has the meanings of its names, and reports what it proves.
@@ -21,7 +21,6 @@ from migrate_ml.rules.semantics.meanings import (
     LOSS_FN,
     MULTI_HOT,
     ONE_HOT,
-    PLATEAU_SCHEDULER,
     SCORES,
     SIGMOID,
     SOFTMAX,
@@ -35,7 +34,6 @@ KINDS = (
     "class-index-target",
     "one-hot-target",
     "soft-target-cross-entropy",
-    "accuracy-selection",
     "sigmoid-before-logits-loss",
     "threshold-on-logits",
     "threshold-on-softmax",
@@ -45,7 +43,6 @@ KINDS = (
 )
 """What this analysis adds to the safety net's kinds."""
 
-ACCURACY_NAME = re.compile(r"(^|[^a-z])(acc|accuracy|top1|acc1|top_1)([^a-z]|$)", re.IGNORECASE)
 LOSS_CALLEE = re.compile(r"(^|_)(criterion|loss_fn|loss_func|lossfn|loss|criteria)(_|$|\d)", re.IGNORECASE)
 LOGITS_NAME = re.compile(r"logit", re.IGNORECASE)
 """A model output named as logits (``logits = model(x)``) is taken at its word."""
@@ -56,7 +53,6 @@ _FEATURES = re.compile(r"backbone|encoder|feature|stem|trunk|body", re.IGNORECAS
 """Modules that compute features for a head, not the model's output."""
 _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 """Calls that write one image's prediction next to it: a table row, a plot title."""
-_EXACT_MATCH_WORDS = ("multilabel", "xact_match", "ExactMatch", ".all(dim=1)", ".all(1)", ".all(dim=-1)", ".all(-1)")
 _CAST_METHODS = frozenset({"float", "double", "half", "type_as", "bfloat16"})
 _FLOAT_DTYPES = frozenset({"float", "float32", "float16", "float64", "double", "half", "bfloat16"})
 _TARGET_KEYWORDS = ("target", "targets", "labels", "label", "y", "y_true")
@@ -81,28 +77,8 @@ class Sinks:
         self.multi_label_training = any(
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
-        self.accuracy_kept_single_label = not any(word in text for word in _EXACT_MATCH_WORDS) or (
-            "ccuracy(" in text and self._class_index_accuracy_built(analysis.tree)
-        )
-        """A monitor on accuracy selects by a single-label score unless the file's accuracy became
-        exact match (ML021/ML022 rewrite it so, and a ``val_acc`` monitor may keep that meaning);
-        an accuracy metric still built without a task (``Accuracy()``, in an old-release branch)
-        keeps it single-label."""
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
-
-    def _class_index_accuracy_built(self, tree: ast.Module) -> bool:
-        """``Accuracy()`` of torchmetrics (or ``pl.metrics``) with no task: it counts class indices."""
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and self.analysis.qualified(node.func).endswith(".Accuracy")):
-                continue
-            if not self.analysis.qualified(node.func).startswith(("torchmetrics", "pytorch_lightning", "lightning")):
-                continue
-            if not ({k.arg for k in node.keywords} & {"task", "num_labels"}) and not any(
-                isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args
-            ):
-                return True
-        return False
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
@@ -116,8 +92,6 @@ class Sinks:
                 self._compare(node)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
                 self._soft_target_product(node)
-            elif isinstance(node, ast.Dict):
-                self._monitor_dict(node)
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
@@ -211,16 +185,6 @@ class Sinks:
                     value(scores).line,
                 )
         self._old_functional_metric(node, qualified)
-        self._monitor(node, qualified)
-        if method == "step" and node.args and value(func.value).meaning == PLATEAU_SCHEDULER:
-            name = ast.unparse(node.args[0])
-            if ACCURACY_NAME.search(name) and self.accuracy_kept_single_label:
-                self.report(
-                    node, "accuracy-selection",
-                    f"ReduceLROnPlateau steps on {name}: single-label accuracy (with multi-hot labels, exact "
-                    "match or a label-wise score dominated by negatives)",
-                    "step it on a multi-label score (mAP, macro F1) or on the validation loss",
-                )
         self._logged(node, method)
         if method in ("gt", "ge", "__gt__") and node.args and isinstance(func, ast.Attribute):
             self._threshold(node, func.value, node.args[0])
@@ -319,29 +283,6 @@ class Sinks:
             f"{qualified.replace('pytorch_lightning', 'pl')}() without task= scores class indices "
             "(older releases inferred multiclass from the shapes)",
             'pass task="multilabel", num_labels=C, threshold=THRESHOLD (torchmetrics.functional), on sigmoid outputs',
-        )
-
-    def _monitor(self, node: ast.Call, qualified: str) -> None:
-        for callee, keyword in tables.MONITOR_KEYWORDS.items():
-            if qualified == callee or (callee.startswith(".") and qualified.endswith(callee)):
-                self._monitored_value(node, next((k.value for k in node.keywords if k.arg == keyword), None))
-                return
-
-    def _monitor_dict(self, node: ast.Dict) -> None:
-        for key, item in zip(node.keys, node.values):
-            if isinstance(key, ast.Constant) and key.value == "monitor":
-                self._monitored_value(node, item)
-
-    def _monitored_value(self, node: ast.AST, monitored: ast.AST | None) -> None:
-        if not (isinstance(monitored, ast.Constant) and isinstance(monitored.value, str)):
-            return
-        if not ACCURACY_NAME.search(monitored.value) or not self.accuracy_kept_single_label:
-            return
-        self.report(
-            node, "accuracy-selection",
-            f'the model is selected (or training stopped) on "{monitored.value}": single-label accuracy; with '
-            "multi-hot labels it is exact match or a label-wise score dominated by negatives",
-            'monitor a multi-label score instead (mAP or macro F1, e.g. "val_map", mode="max")',
         )
 
     def _logged(self, node: ast.Call, method: str) -> None:

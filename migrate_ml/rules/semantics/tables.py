@@ -22,7 +22,6 @@ from migrate_ml.rules.semantics.meanings import (
     METRIC,
     MULTI_HOT,
     ONE_HOT,
-    PLATEAU_SCHEDULER,
     SCORE_MEANINGS,
     SCORES,
     SIGMOID,
@@ -59,7 +58,6 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.nn.CrossEntropyLoss", "torch.nn.BCELoss", "torch.nn.NLLLoss", "torch.nn.MultiLabelSoftMarginLoss",
       "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy", "torch.nn.MSELoss",
       "torch.nn.L1Loss", "torch.nn.SmoothL1Loss", "torch.nn.HuberLoss"), {ANY: LOSS_FN}),
-    (("torch.optim.lr_scheduler.ReduceLROnPlateau", ".ReduceLROnPlateau"), {ANY: PLATEAU_SCHEDULER}),
     # metrics
     (("sklearn.metrics.accuracy_score", "sklearn.metrics.f1_score", "sklearn.metrics.precision_score",
       "sklearn.metrics.recall_score", "sklearn.metrics.average_precision_score", "sklearn.metrics.roc_auc_score",
@@ -118,16 +116,6 @@ CLASS_INDEX_DATASETS = frozenset(
 """Datasets whose samples are (image, class index)."""
 LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader", "timm.data.create_loader"})
 """Calls whose batches have the structure of their dataset's samples (collated)."""
-
-MONITOR_KEYWORDS = {
-    ".EarlyStopping": "monitor",
-    ".ModelCheckpoint": "monitor",
-    "transformers.TrainingArguments": "metric_for_best_model",
-    "transformers.Seq2SeqTrainingArguments": "metric_for_best_model",
-    "ignite.handlers.ModelCheckpoint": "score_name",
-    "ignite.handlers.Checkpoint": "score_name",
-}
-"""Calls that select a model or stop training by a metric's name: the keyword naming it."""
 
 OLD_FUNCTIONAL_METRICS = (
     "pytorch_lightning.metrics.functional.", "pytorch_lightning.metrics.functional.classification.",
