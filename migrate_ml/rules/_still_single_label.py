@@ -95,8 +95,13 @@ class SingleLabelConstruct:
     suggestion: str
     """The concrete fix to make."""
     related_lines: tuple[int, ...] = field(default=(), compare=False)
-    """Other lines the construct is built from (the arg-max a comparison uses): a finding a
-    rule made on one of them already covers this construct."""
+    """Other lines the construct is built from (the arg-max a comparison uses) and the lines of
+    the ``def``/``class`` statements around it."""
+    covering_lines: tuple[int, ...] = field(default=(), compare=False)
+    """The related lines where a finding reports this construct as a whole: the ``def``/``class``
+    around it (a hand-written loss, a top-k helper), and the source of class-index labels that
+    reach a loss (a new dataset fixes both). A finding on another related line reports only the
+    part the construct is built on, so the construct still gets a finding at its own line."""
 
 
 API_WORDS = (
@@ -169,6 +174,11 @@ def _pretrained_untrained(model: ast.Call) -> SingleLabelConstruct:
     )
 
 
+_SOURCE_REPORTS_IT = frozenset({"class-index-target", "one-hot-target"})
+"""Meanings whose related line is where the value comes from (the dataset, the one-hot encoding):
+the fix there fixes them."""
+
+
 def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
     """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
     construct per line; one built on a line found here is that construct."""
@@ -183,7 +193,8 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
         source_line = text_lines[line - 1] if line <= len(text_lines) else ""
         column = len(source_line.encode("utf-8")[: sink.node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         related = tuple(sorted(set(sink.related) - {line}))
-        added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related))
+        covering = sink.related if sink.kind in _SOURCE_REPORTS_IT else sink.enclosing
+        added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related, covering))
     return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
 
 
@@ -308,6 +319,8 @@ class _Record:
     message: str
     suggestion: str
     related: set[int]
+    scopes: frozenset[int] = frozenset()
+    """The enclosing ``def``/``class`` lines (also in ``related``)."""
     bound_to: str = ""
     used: bool = False
     followed: bool = True
@@ -354,7 +367,9 @@ class _Detector(ValueTracker):
         # A finding on the enclosing def or class (a whole top-k helper, a hand-written loss)
         # covers what is inside it.
         enclosing = {scope.line for scope in self.scopes if scope.line}
-        record = self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+        record = self.found[line] = _Record(
+            line, column, kind, message, suggestion, set(related) | enclosing, frozenset(enclosing)
+        )
         return record
 
     def _finish(self) -> list[SingleLabelConstruct]:
@@ -368,8 +383,11 @@ class _Detector(ValueTracker):
             if record.kind == "argmax-prediction" and record.line in built_on:
                 continue  # the comparison or metric that uses it is the construct to report
             related = tuple(sorted(record.related - {record.line}))
+            covering = tuple(sorted(record.scopes - {record.line}))
             constructs.append(
-                SingleLabelConstruct(record.line, record.column, record.kind, record.message, record.suggestion, related)
+                SingleLabelConstruct(
+                    record.line, record.column, record.kind, record.message, record.suggestion, related, covering
+                )
             )
         return sorted(constructs, key=lambda c: (c.line, c.column, c.kind))
 
