@@ -513,25 +513,31 @@ class FileTransformer:
         except Exception as error:
             raise internal_error(error, dict) from error
         net: list[Finding] = []
-        built_on_reported = []
+        built_on = []
         for construct in constructs:
             if covered.intersection((construct.line, *construct.covering_lines)):
                 continue
             codes = silenced.get(construct.line)
             if codes and (codes is _ALL_CODES or any(StillSingleLabelRule.code.startswith(c) for c in codes)):
                 continue
-            if covered.intersection(construct.related_lines):
-                built_on_reported.append(construct)
-                continue
-            net.append(self._net_finding(construct, construct.message))
-        # Second: the net's own findings are reported too, so a construct may point to one of them.
+            if construct.related_lines:
+                built_on.append(construct)
+            else:
+                net.append(self._net_finding(construct, construct.message))
+        # Then what is built on other lines, once those lines' own constructs are settled (the
+        # call of a helper waits for the comparison in its body): it points to their finding.
         shown = {f.line: f.code for f in (*findings, *net)}
-        for construct in built_on_reported:
-            there = next((line for line in construct.related_lines if line in shown), None)
-            if there is None or construct.line in shown:
-                continue  # built on a violation a comment silenced; or this line has its finding now
-            shown[construct.line] = StillSingleLabelRule.code
-            net.append(self._net_finding(construct, f"{construct.message} (see {shown[there]} at line {there})"))
+        while built_on:
+            pending = {construct.line for construct in built_on}
+            ready = [c for c in built_on if not pending.intersection(c.related_lines)] or built_on
+            built_on = [c for c in built_on if c not in ready]
+            for construct in ready:
+                there = next((line for line in construct.related_lines if line in shown), None)
+                if construct.line in shown or (there is None and covered.intersection(construct.related_lines)):
+                    continue  # this line has its finding now; or it is built on a violation a comment silenced
+                shown[construct.line] = StillSingleLabelRule.code
+                message = construct.message if there is None else f"{construct.message} (see {shown[there]} at line {there})"
+                net.append(self._net_finding(construct, message))
         return sorted(net, key=lambda f: (f.line, f.column, f.code))
 
     @staticmethod

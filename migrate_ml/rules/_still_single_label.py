@@ -47,6 +47,7 @@ from migrate_ml.rules._single_label_values import (
 )
 from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
+from migrate_ml.rules.semantics.helpers import single_label_helper_calls
 from migrate_ml.rules.semantics.sequences import in_spans, sequence_spans
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, untrained_pretrained_model
 
@@ -75,6 +76,7 @@ KINDS = (
     "target-argmax",
     "topk-accuracy",
     "pretrained-untrained",
+    "single-label-helper",
     *MEANING_KINDS,
 )
 """The stable ids of what the detector finds (``SingleLabelConstruct.kind``)."""
@@ -154,6 +156,7 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         # walk again with its parameters known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
     found = _with_meanings(found, tree, text)
+    found = _with_helper_calls(found, tree, text)
     if found and (model := untrained_pretrained_model(tree)) is not None:
         return [_pretrained_untrained(model)]
     spans = sequence_spans(tree) if found else ()
@@ -196,6 +199,34 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
         covering = sink.related if sink.kind in _SOURCE_REPORTS_IT else sink.enclosing
         added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related, covering))
     return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
+
+
+def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
+    """Add each call of a helper of this file whose body reads what it is given as one class per
+    image (``calculate_accuracy(y_pred, y)``): the call is where the wrong accuracy comes from."""
+    calls = single_label_helper_calls(tree, [(c.line, c.kind, c.related_lines) for c in found])
+    lines = {construct.line for construct in found}
+    text_lines = text.splitlines()
+    added = []
+    for helper_call in calls:
+        line = helper_call.call.lineno
+        if line in lines:
+            continue
+        lines.add(line)
+        source_line = text_lines[line - 1] if line <= len(text_lines) else ""
+        column = len(source_line.encode("utf-8")[: helper_call.call.col_offset].decode("utf-8", errors="replace")) + 1
+        added.append(
+            SingleLabelConstruct(
+                line,
+                column,
+                "single-label-helper",
+                f"{helper_call.helper}() reads what it is given as one class per image (an arg-max, class indices)",
+                f"make {helper_call.helper}() take multi-hot [B, C] rows: predict with torch.sigmoid(logits) > THRESHOLD "
+                "and compare whole rows, (preds == labels.bool()).all(dim=1) for exact match",
+                helper_call.built_on,
+            )
+        )
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found
 
 
 def is_model_code_only(text: str) -> bool:
