@@ -221,7 +221,8 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
                 line,
                 column,
                 "single-label-helper",
-                f"{helper_call.helper}() reads what it is given as one class per image (an arg-max, class indices)",
+                f"{helper_call.helper}() is single-label in its body (an arg-max, top-k or class-index comparison of "
+                "what it is given), and so is what it returns here",
                 f"make {helper_call.helper}() take multi-hot [B, C] rows: predict with torch.sigmoid(logits) > THRESHOLD "
                 "and compare whole rows, (preds == labels.bool()).all(dim=1) for exact match",
                 helper_call.built_on,

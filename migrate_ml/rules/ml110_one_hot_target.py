@@ -47,9 +47,9 @@ class OneHotTargetRule(Rule):
         "where it is a training target: inside a loss call's "
         "target, bound to a name that a loss call in the same function takes as its target, "
         "taken of the labels a loss call in the same function receives, or built in a "
-        "`__getitem__` or collate function, or in the user's own loss (a function or class "
-        "named as a loss, `SymmetricCrossEntropy`, `soft_cross_entropy_loss`). A `one_hot` used as a "
-        "mask inside a model is left alone."
+        "`__getitem__` or collate function; `eye(C)[targets]` also in the user's own loss (a "
+        "function or class named as a loss, `SymmetricCrossEntropy`, `soft_cross_entropy_loss`). "
+        "A `one_hot` used as a mask inside a model is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -97,17 +97,21 @@ class OneHotTargetRule(Rule):
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if not qualified & _ONE_HOT:
             return
-        self._report_if_target(node, "one_hot", node.args[0].value if node.args else None)
+        self._report_if_target(node, "one_hot", node.args[0].value if node.args else None, in_loss=False)
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         eye = node.value
         if not (isinstance(eye, cst.Call) and {q.name for q in self.get_metadata(QualifiedNameProvider, eye.func, set())} & _EYE):
             return
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
-            self._report_if_target(node, "eye(C)[...]", node.slice[0].slice.value)
+            self._report_if_target(node, "eye(C)[...]", node.slice[0].slice.value, in_loss=True)
 
-    def _report_if_target(self, node: cst.BaseExpression, spelled: str, source: cst.BaseExpression | None) -> None:
-        why = self._why_a_target(node, source)
+    def _report_if_target(
+        self, node: cst.BaseExpression, spelled: str, source: cst.BaseExpression | None, in_loss: bool
+    ) -> None:
+        """``in_loss``: a one-hot built inside the user's own loss counts too. Only for the index
+        spelling: a loss that calls ``one_hot`` is ML108's, which reports it as a whole."""
+        why = self._why_a_target(node, source, in_loss)
         if why is not None:
             self.report(
                 node,
@@ -116,7 +120,7 @@ class OneHotTargetRule(Rule):
                 suggestion=SUGGESTION,
             )
 
-    def _why_a_target(self, call: cst.BaseExpression, source: cst.BaseExpression | None) -> str | None:
+    def _why_a_target(self, call: cst.BaseExpression, source: cst.BaseExpression | None, in_loss: bool) -> str | None:
         scope = self.get_metadata(ScopeProvider, call, None)
         current: cst.CSTNode = call
         while True:
@@ -136,7 +140,7 @@ class OneHotTargetRule(Rule):
         function = self._enclosing_function(call)
         if function is not None and any(name in function.name.value for name in _DATA_FUNCTIONS):
             return f"builds the targets in {function.name.value}()"
-        loss = self._enclosing_loss(call)
+        loss = self._enclosing_loss(call) if in_loss else None
         if loss is not None:
             return f"builds the targets of the hand-written loss {loss}"
         return None
