@@ -29,7 +29,7 @@ import warnings
 from typing import Callable
 
 from migrate_ml.engine.source import SourceError, SourceFile
-from migrate_ml.engine.transform import FileTransformer, Proposal, TransformResult
+from migrate_ml.engine.transform import FileTransformer, Proposal, TransformResult, with_line_mentions
 
 NOTEBOOK_SUFFIX = ".ipynb"
 NOTEBOOKS_EXTRA_HINT = "pip install 'migrate-ml[notebooks]'"
@@ -489,6 +489,8 @@ def _in_cell(joined: _Joined, text: str, item):
     if getattr(item, "first_line", None):
         first_cell, first_line = joined.locate(text, item.first_line)
         changes["first_line"] = first_line if first_cell == cell else None  # a span is counted within one cell
+    if "line " in item.message:
+        changes["message"] = with_line_mentions(item.message, lambda other: "cell {}:{}".format(*joined.locate(text, other)))
     return dataclasses.replace(item, **changes)
 
 

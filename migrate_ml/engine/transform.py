@@ -497,37 +497,60 @@ class FileTransformer:
         """ML100: what still assumes one label per image in ``text`` and is reported nowhere.
 
         A construct counts as reported when any rule's finding, or a violation a suppression
-        comment silenced, sits on its line or on a line it is built from (the arg-max that a
-        comparison uses).
+        comment silenced, sits on its line or on a line that reports it as a whole (the
+        ``def``/``class`` around it, the dataset its labels come from). One built on
+        a line that has a finding (the comparison of an arg-max that ML020 reports, the call of
+        a helper whose body is reported) gets a short finding of its own that points there:
+        each single-label construct is reported at its line.
         """
         if not self.safety_net or not StillSingleLabelRule.could_apply(text):
             return []
         covered = reported_lines | {f.line for f in findings}
         silenced = parse_suppressions(text)
-        net = []
         try:
             constructs = find_single_label(text)
         except (SyntaxError, RecursionError):
             raise
         except Exception as error:
             raise internal_error(error, dict) from error
+        net: list[Finding] = []
+        built_on = []
         for construct in constructs:
-            if covered.intersection((construct.line, *construct.related_lines)):
+            if covered.intersection((construct.line, *construct.covering_lines)):
                 continue
             codes = silenced.get(construct.line)
             if codes and (codes is _ALL_CODES or any(StillSingleLabelRule.code.startswith(c) for c in codes)):
                 continue
-            net.append(
-                Finding(
-                    code=StillSingleLabelRule.code,
-                    line=construct.line,
-                    column=construct.column,
-                    message=f"still single-label ({construct.kind}): {construct.message}",
-                    suggestion=construct.suggestion,
-                    applicability=Applicability.DISPLAY_ONLY.value,
-                )
-            )
-        return net
+            if construct.related_lines:
+                built_on.append(construct)
+            else:
+                net.append(self._net_finding(construct, construct.message))
+        # Then what is built on other lines, once those lines' own constructs are settled (the
+        # call of a helper waits for the comparison in its body): it points to their finding.
+        shown = {f.line: f.code for f in (*findings, *net)}
+        while built_on:
+            pending = {construct.line for construct in built_on}
+            ready = [c for c in built_on if not pending.intersection(c.related_lines)] or built_on
+            built_on = [c for c in built_on if c not in ready]
+            for construct in ready:
+                there = next((line for line in construct.related_lines if line in shown), None)
+                if construct.line in shown or (there is None and covered.intersection(construct.related_lines)):
+                    continue  # this line has its finding now; or it is built on a violation a comment silenced
+                shown[construct.line] = StillSingleLabelRule.code
+                message = construct.message if there is None else f"{construct.message} (see {shown[there]} at line {there})"
+                net.append(self._net_finding(construct, message))
+        return sorted(net, key=lambda f: (f.line, f.column, f.code))
+
+    @staticmethod
+    def _net_finding(construct, message: str) -> Finding:
+        return Finding(
+            code=StillSingleLabelRule.code,
+            line=construct.line,
+            column=construct.column,
+            message=f"still single-label ({construct.kind}): {message}",
+            suggestion=construct.suggestion,
+            applicability=Applicability.DISPLAY_ONLY.value,
+        )
 
     def _ask(self, accept, module, fixes, positions, text, path, threshold_name, declined) -> list[Violation]:
         still_declined = Counter(declined)
@@ -754,16 +777,32 @@ def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Findin
         return []
     import difflib  # only paid for by files whose fixes left notes behind
 
-    matcher = difflib.SequenceMatcher(None, old_text.splitlines(), new_text.splitlines(), autojunk=False)
-    moved = []
-    for finding in findings:
-        line = finding.line
-        for tag, old_start, old_end, new_start, _ in matcher.get_opcodes():
-            if old_start < finding.line <= old_end or (old_start == old_end == finding.line - 1):
-                line = new_start + (finding.line - 1 - old_start if tag == "equal" else 0) + 1
-                break
-        moved.append(dataclasses.replace(finding, line=line))
-    return moved
+    opcodes = difflib.SequenceMatcher(None, old_text.splitlines(), new_text.splitlines(), autojunk=False).get_opcodes()
+
+    def move(old: int) -> int:
+        for tag, old_start, old_end, new_start, _ in opcodes:
+            if old_start < old <= old_end or (old_start == old_end == old - 1):
+                return new_start + (old - 1 - old_start if tag == "equal" else 0) + 1
+        return old
+
+    return [
+        dataclasses.replace(
+            finding,
+            line=move(finding.line),
+            message=with_line_mentions(finding.message, lambda line: f"line {move(line)}"),
+        )
+        for finding in findings
+    ]
+
+
+_LINE_MENTION = re.compile(r"\bline (\d+)\b")
+
+
+def with_line_mentions(message: str, place: Callable[[int], str]) -> str:
+    """``message`` with each ``line N`` it names written as ``place(N)``: a finding names other
+    lines of the text it is positioned in (the uses ML001 could not follow, the finding a safety-net
+    construct is built on), so they move with it (and become ``cell C:L`` in a notebook)."""
+    return _LINE_MENTION.sub(lambda match: place(int(match.group(1))), message)
 
 
 def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:

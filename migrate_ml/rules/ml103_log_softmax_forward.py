@@ -47,7 +47,8 @@ class LogSoftmaxInForwardRule(Rule):
         "`argmax` over the raw logits picks the same class as over log-probabilities, so the "
         "single-label evaluation code keeps working until the prediction rules rewrite it. An "
         "`nn.LogSoftmax(dim=1)` layer does the same and is reported, without a fix, where it "
-        "shapes the model's output: an element of `nn.Sequential(...)`, or a `self.` layer whose "
+        "shapes the model's output: an element of `nn.Sequential(...)`, a layer set into a built model "
+        "(`model.classifier._modules['7'] = nn.LogSoftmax(dim=1)`, `model.fc = ...`), or a `self.` layer whose "
         "call `forward` returns (a `LogSoftmax` inside a loss class is ML108's concern). A name "
         "rebound layer after layer (`out = F.log_softmax(out, dim=1); return out`) returns its last "
         "binding in the same block; that case is reported without a fix."
@@ -112,6 +113,8 @@ class LogSoftmaxInForwardRule(Rule):
         parent = self.get_metadata(ParentNodeProvider, node, None)
         container = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
         if isinstance(container, cst.Call) and self._qualified(container.func) & _SEQUENTIAL:
+            self._report_layer(node)
+        elif _placed_into_a_model(parent):
             self._report_layer(node)
         elif (
             isinstance(parent, cst.Assign)
@@ -263,6 +266,16 @@ def _self_attribute(expression: cst.BaseExpression) -> str | None:
     ):
         return expression.attr.value
     return None
+
+
+def _placed_into_a_model(parent: cst.CSTNode | None) -> bool:
+    """``model.fc = nn.LogSoftmax(dim=1)``, ``model.classifier._modules['7'] = ...``,
+    ``model.classifier[6] = ...``: a layer set into a built model becomes part of its output. A
+    class's own ``self.name = ...`` is judged by whether ``forward`` returns its call."""
+    if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1):
+        return False
+    target = parent.targets[0].target
+    return isinstance(target, cst.Subscript) or (isinstance(target, cst.Attribute) and _self_attribute(target) is None)
 
 
 def _returned_layer(value: cst.BaseExpression) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
@@ -13,6 +14,8 @@ from migrate_ml.rules._prefilter import has_loss_marker
 from migrate_ml.rules._exprs import chain_root
 
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
+_EYE = frozenset({"torch.eye", "numpy.eye"})
+"""``torch.eye(C)[y]`` selects row y of the identity: the one-hot of y, spelled as an index."""
 _DATA_FUNCTIONS = ("__getitem__", "collate")
 """Functions (by name, or name part) that build the targets of a batch."""
 
@@ -40,11 +43,13 @@ class OneHotTargetRule(Rule):
         "so nothing is rewritten: the one-hot has to be replaced by the real multi-hot rows, "
         "which the Dataset produces (for example the reference runtime's `MultiLabelCsvDataset`, "
         "whose items are float multi-hot [C] vectors). migrate-ml reports `one_hot` (resolved "
-        "through imports and aliases) where it is a training target: inside a loss call's "
+        "through imports and aliases), and its spelling as an index, `torch.eye(C)[targets]`, "
+        "where it is a training target: inside a loss call's "
         "target, bound to a name that a loss call in the same function takes as its target, "
         "taken of the labels a loss call in the same function receives, or built in a "
-        "`__getitem__` or collate function. A `one_hot` used as a mask inside a model is left "
-        "alone."
+        "`__getitem__` or collate function; `eye(C)[targets]` also in the user's own loss (a "
+        "function or class named as a loss, `SymmetricCrossEntropy`, `soft_cross_entropy_loss`). "
+        "A `one_hot` used as a mask inside a model is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -55,7 +60,7 @@ class OneHotTargetRule(Rule):
         "# labels: float multi-hot [B, C] from the multi-label dataset\n"
         "loss = criterion(outputs, labels.float())\n"
     )
-    triggers = ("one_hot",)
+    triggers = ("one_hot", "eye(")
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES,
         LossFlowProvider,
@@ -66,13 +71,14 @@ class OneHotTargetRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return "one_hot(" in source and (
+        return ("one_hot(" in source or "eye(" in source) and (
             has_loss_marker(source) or any(name in source for name in _DATA_FUNCTIONS)
         )
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """A ``one_hot`` call that is not inside a function defining one-hot encoding itself."""
+        """A ``one_hot`` call (or ``eye(C)[y]``) that is not inside a function defining one-hot
+        encoding itself."""
         return _one_hot_call_outside(tree, inside_one_hot_helper=False)
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -91,16 +97,30 @@ class OneHotTargetRule(Rule):
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if not qualified & _ONE_HOT:
             return
-        why = self._why_a_target(node)
+        self._report_if_target(node, "one_hot", node.args[0].value if node.args else None, in_loss=False)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        eye = node.value
+        if not (isinstance(eye, cst.Call) and {q.name for q in self.get_metadata(QualifiedNameProvider, eye.func, set())} & _EYE):
+            return
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            self._report_if_target(node, "eye(C)[...]", node.slice[0].slice.value, in_loss=True)
+
+    def _report_if_target(
+        self, node: cst.BaseExpression, spelled: str, source: cst.BaseExpression | None, in_loss: bool
+    ) -> None:
+        """``in_loss``: a one-hot built inside the user's own loss counts too. Only for the index
+        spelling: a loss that calls ``one_hot`` is ML108's, which reports it as a whole."""
+        why = self._why_a_target(node, source, in_loss)
         if why is not None:
             self.report(
                 node,
-                f"one_hot {why}: it encodes exactly one label per image, so the model still "
+                f"{spelled} {why}: it encodes exactly one label per image, so the model still "
                 "learns a single-label problem",
                 suggestion=SUGGESTION,
             )
 
-    def _why_a_target(self, call: cst.Call) -> str | None:
+    def _why_a_target(self, call: cst.BaseExpression, source: cst.BaseExpression | None, in_loss: bool) -> str | None:
         scope = self.get_metadata(ScopeProvider, call, None)
         current: cst.CSTNode = call
         while True:
@@ -114,13 +134,15 @@ class OneHotTargetRule(Rule):
             bound = parent.targets[0].target
             if isinstance(bound, cst.Name) and (scope, bound.value) in self._target_roots:
                 return f"is bound to {bound.value}, which a loss takes as its target"
-        source = call.args[0].value if call.args else None
         root = chain_root(source) if source is not None else None
         if isinstance(root, cst.Name) and (scope, root.value) in self._target_roots:
             return f"is built from {root.value}, the class indices a loss receives"
         function = self._enclosing_function(call)
         if function is not None and any(name in function.name.value for name in _DATA_FUNCTIONS):
             return f"builds the targets in {function.name.value}()"
+        loss = self._enclosing_loss(call) if in_loss else None
+        if loss is not None:
+            return f"builds the targets of the hand-written loss {loss}"
         return None
 
     def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
@@ -128,6 +150,19 @@ class OneHotTargetRule(Rule):
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current
+
+    def _enclosing_loss(self, node: cst.CSTNode) -> str | None:
+        """The function or class around ``node`` named as a loss (``soft_cross_entropy_loss``,
+        ``SymmetricCrossEntropy``): what it one-hot encodes are the targets it scores."""
+        current = self.get_metadata(ParentNodeProvider, node, None)
+        while current is not None:
+            if isinstance(current, (cst.FunctionDef, cst.ClassDef)) and _LOSS_NAME.search(current.name.value):
+                return f"{current.name.value}()" if isinstance(current, cst.FunctionDef) else current.name.value
+            current = self.get_metadata(ParentNodeProvider, current, None)
+        return None
+
+
+_LOSS_NAME = re.compile(r"loss|cross_?entropy", re.IGNORECASE)
 
 
 def _one_hot_call_outside(node: ast.AST, inside_one_hot_helper: bool) -> bool:
@@ -139,6 +174,10 @@ def _one_hot_call_outside(node: ast.AST, inside_one_hot_helper: bool) -> bool:
             func = child.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if name == "one_hot":
+                return True
+        if isinstance(child, ast.Subscript) and not helper and isinstance(child.value, ast.Call):
+            func = child.value.func
+            if isinstance(func, ast.Attribute) and func.attr == "eye":
                 return True
         if _one_hot_call_outside(child, helper):
             return True

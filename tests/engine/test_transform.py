@@ -196,3 +196,27 @@ def test_a_rules_note_on_code_its_fix_rewrote_survives_the_rewrite():
     assert "nn.BCEWithLogitsLoss()" in result.new_text
     assert [(f.code, f.line) for f in result.findings_after] == [("ML001", 3)]
     assert "not every use" in result.findings_after[0].message
+
+
+def test_lines_a_finding_names_move_with_it():
+    # THRESHOLD is inserted above the criterion: the use ML001 could not follow and the arg-max
+    # an ML100 comparison is built on are named where they are in each text (the original for
+    # --check, the written file after a rewrite)
+    text = (
+        "import torch\nimport torch.nn as nn\n\ncriterion = nn.CrossEntropyLoss()\nfit(model, criterion)\n\n\n"
+        "def step(model, x, y):\n    logits = model(x)\n    loss = criterion(logits, y)\n"
+        "    pred = logits.argmax(1)\n    return loss, (pred == y).float().mean()\n\n\n"
+        "def score(model, x, y):\n    y_pred, _ = model(x)\n    top = y_pred.argmax(1, keepdim=True)\n"
+        "    return top.eq(y.view_as(top)).sum()\n"
+    )
+    transformer = FileTransformer(select_rules(load_rules(), (), ()), Settings())
+    result = transformer.transform(decode_source("t.py", text.encode()))
+    old, new = text.splitlines(), result.new_text.splitlines()
+    [before] = [f for f in result.findings_before if f.code == "ML001"]
+    [after] = [f for f in result.findings_after if f.code == "ML001"]
+    assert "(line 5: fit(model, criterion))" in before.message and old[4] == "fit(model, criterion)"
+    assert "(line 7: fit(model, criterion))" in after.message and new[6] == "fit(model, criterion)"
+    [before] = [f for f in result.findings_before if f.code == "ML100"]
+    [after] = [f for f in result.findings_after if f.code == "ML100"]
+    assert before.message.endswith("(see ML020 at line 17)") and "argmax" in old[16] and before.line == 18
+    assert after.message.endswith("(see ML020 at line 19)") and "argmax" in new[18] and after.line == 20

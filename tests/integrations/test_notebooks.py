@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -368,3 +369,23 @@ def test_a_global_criterion_no_cell_uses_is_not_reported_as_unfollowed(run_cli, 
     sources = ["".join(c["source"]) for c in _cells(path)]
     assert sources[0].endswith("criterion = nn.BCEWithLogitsLoss()")
     assert "criterion(model(images), labels.float())" in sources[1]
+
+
+def test_lines_a_finding_names_are_given_as_cell_and_line(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()"),
+        new_code_cell("fit(model, criterion)\nloss = criterion(model(x), y)"),
+        new_code_cell("y_pred, _ = model(x)\ntop = y_pred.argmax(1)"),
+        new_code_cell("correct = torch.eq(top, y)"),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, err = run_cli("rewrite", "--check", str(path))
+    assert code == 1, out + err
+    # the use ML001 could not follow, and the arg-max the comparison is built on
+    assert "elsewhere were not cast (cell 2:1: fit(model, criterion))" in out
+    assert f"{path}:cell 4:1:11: ML100" in out and "(see ML020 at cell 3:2)" in out
+    assert re.search(r"\bline \d", out) is None

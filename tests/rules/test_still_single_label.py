@@ -384,11 +384,38 @@ def test_a_construct_a_rule_reported_is_not_reported_again():
         from sklearn.metrics import accuracy_score
 
         def compute_metrics(model, x, y):
+            return accuracy_score(y, model(x).argmax(axis=-1))
+        """
+    )
+    assert "ML100" not in {f.code for f in result.findings_after}
+
+
+def test_a_construct_built_on_a_reported_line_is_reported_at_its_own_line():
+    result = transform(
+        """
+        import numpy as np
+        from sklearn.metrics import accuracy_score
+
+        def compute_metrics(model, x, y):
             preds = model(x).argmax(axis=-1)
             return accuracy_score(y, preds)
         """
     )
-    assert "ML100" not in {f.code for f in result.findings_after}
+    [rule, net] = result.findings_after
+    assert (rule.code, rule.line) == ("ML023", 6)
+    assert (net.code, net.line) == ("ML100", 7)
+    assert net.message.endswith("(see ML023 at line 6)")
+
+
+def test_a_construct_built_on_a_silenced_line_is_not_reported():
+    result = transform(
+        """
+        def accuracy(output, target):
+            pred = output.argmax(dim=1)  # migrate-ml: ignore[ML020]
+            return (pred == target).float().mean()
+        """
+    )
+    assert result.findings_after == []
 
 
 def test_the_summary_never_says_zero_findings_for_a_file_still_single_label(tmp_path, capsys):

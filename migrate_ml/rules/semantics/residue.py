@@ -47,6 +47,7 @@ from migrate_ml.rules.semantics.single_label_values import (
 )
 from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
+from migrate_ml.rules.semantics.helpers import single_label_helper_calls
 from migrate_ml.rules.semantics.sequences import in_spans, sequence_spans
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, untrained_pretrained_model
 
@@ -75,6 +76,7 @@ KINDS = (
     "target-argmax",
     "topk-accuracy",
     "pretrained-untrained",
+    "single-label-helper",
     *MEANING_KINDS,
 )
 """The stable ids of what the detector finds (``SingleLabelConstruct.kind``)."""
@@ -95,8 +97,13 @@ class SingleLabelConstruct:
     suggestion: str
     """The concrete fix to make."""
     related_lines: tuple[int, ...] = field(default=(), compare=False)
-    """Other lines the construct is built from (the arg-max a comparison uses): a finding a
-    rule made on one of them already covers this construct."""
+    """Other lines the construct is built from (the arg-max a comparison uses) and the lines of
+    the ``def``/``class`` statements around it."""
+    covering_lines: tuple[int, ...] = field(default=(), compare=False)
+    """The related lines where a finding reports this construct as a whole: the ``def``/``class``
+    around it (a hand-written loss, a top-k helper), and the source of class-index labels that
+    reach a loss (a new dataset fixes both). A finding on another related line reports only the
+    part the construct is built on, so the construct still gets a finding at its own line."""
 
 
 API_WORDS = (
@@ -145,10 +152,12 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
     detector = _Detector(text, tree)
     found = detector.run()
     if detector.helper_inputs:
-        # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels)):
-        # walk again with its parameters known, so that its body is checked too.
+        # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels))
+        # or an arg-max (get_score(labels, preds.argmax(1))): walk again with its parameters
+        # known, so that its body is checked too.
         found = _Detector(text, tree, detector.helper_inputs).run()
     found = _with_meanings(found, tree, text)
+    found = _with_helper_calls(found, tree, text)
     if found and (model := untrained_pretrained_model(tree)) is not None:
         return [_pretrained_untrained(model)]
     spans = sequence_spans(tree) if found else ()
@@ -169,6 +178,11 @@ def _pretrained_untrained(model: ast.Call) -> SingleLabelConstruct:
     )
 
 
+_SOURCE_REPORTS_IT = frozenset({"class-index-target", "one-hot-target"})
+"""Meanings whose related line is where the value comes from (the dataset, the one-hot encoding):
+the fix there fixes them."""
+
+
 def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
     """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
     construct per line; one built on a line found here is that construct."""
@@ -183,8 +197,38 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
         source_line = text_lines[line - 1] if line <= len(text_lines) else ""
         column = len(source_line.encode("utf-8")[: sink.node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         related = tuple(sorted(set(sink.related) - {line}))
-        added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related))
+        covering = sink.related if sink.kind in _SOURCE_REPORTS_IT else sink.enclosing
+        added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related, covering))
     return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
+
+
+def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
+    """Add each call of a helper of this file whose body reads what it is given as one class per
+    image (``calculate_accuracy(y_pred, y)``): the call is where the wrong accuracy comes from."""
+    calls = single_label_helper_calls(tree, [(c.line, c.kind, c.related_lines) for c in found])
+    lines = {construct.line for construct in found}
+    text_lines = text.splitlines()
+    added = []
+    for helper_call in calls:
+        line = helper_call.call.lineno
+        if line in lines:
+            continue
+        lines.add(line)
+        source_line = text_lines[line - 1] if line <= len(text_lines) else ""
+        column = len(source_line.encode("utf-8")[: helper_call.call.col_offset].decode("utf-8", errors="replace")) + 1
+        added.append(
+            SingleLabelConstruct(
+                line,
+                column,
+                "single-label-helper",
+                f"{helper_call.helper}() is single-label in its body (an arg-max, top-k or class-index comparison of "
+                "what it is given), and so is what it returns here",
+                f"make {helper_call.helper}() take multi-hot [B, C] rows: predict with torch.sigmoid(logits) > THRESHOLD "
+                "and compare whole rows, (preds == labels.bool()).all(dim=1) for exact match",
+                helper_call.built_on,
+            )
+        )
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found
 
 
 def is_model_code_only(text: str) -> bool:
@@ -266,6 +310,23 @@ _SUGGEST_EXACT_MATCH = (
 )
 
 
+_PROBABILITIES = re.compile(r"^(probs?|probabilities|probas?|scores|softmax\w*|pred_probs?|y_probs?)$", re.IGNORECASE)
+
+
+def _is_column_key(key: ast.AST) -> bool:
+    """A table's column: ``["label"]``, ``[CFG.target_col]``, ``[LABEL]`` (not a position)."""
+    if isinstance(key, ast.Constant):
+        return isinstance(key.value, str)
+    return isinstance(key, (ast.Name, ast.Attribute))
+
+
+def _over_the_class_axis(call: ast.Call, on_module: bool) -> bool:
+    """``z.argmax(1)``, ``z.argmax(axis=-1)``, ``np.argmax(z, 1)``: the last axis of [N, C] scores."""
+    axes = call.args[1:] if on_module else call.args
+    axis = axes[0] if axes else next((k.value for k in call.keywords if k.arg in ("dim", "axis")), None)
+    return int_constant(axis) in (1, -1) if axis is not None else False
+
+
 def _binding_key(target: ast.AST) -> str:
     """``name`` or ``self.name``: the targets whose later uses can be followed."""
     if isinstance(target, ast.Name):
@@ -308,6 +369,8 @@ class _Record:
     message: str
     suggestion: str
     related: set[int]
+    scopes: frozenset[int] = frozenset()
+    """The enclosing ``def``/``class`` lines (also in ``related``)."""
     bound_to: str = ""
     used: bool = False
     followed: bool = True
@@ -322,12 +385,15 @@ a finding where that name is used covers them, and so does the line that uses th
 
 
 class _Detector(ValueTracker):
-    def __init__(self, text: str, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
+    def __init__(
+        self, text: str, tree: ast.Module, seeds: dict[str, dict[int | str, tuple[str, int]]] | None = None
+    ) -> None:
         super().__init__(tree, seeds)
         self.lines = text.splitlines()
         self.model_code_only = is_model_code_only(text)
-        self.helper_inputs: dict[str, dict[int, int]] = {}
-        """The file's own functions called with thresholded predictions: name -> {position: line}."""
+        self.helper_inputs: dict[str, dict[int | str, tuple[str, int]]] = {}
+        """The file's own functions called with thresholded predictions or an arg-max:
+        name -> {position or keyword: (value, line of the call)}."""
         self.found: dict[int, _Record] = {}
         self.bound_constructs: dict[str, _Record] = {}
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
@@ -354,7 +420,9 @@ class _Detector(ValueTracker):
         # A finding on the enclosing def or class (a whole top-k helper, a hand-written loss)
         # covers what is inside it.
         enclosing = {scope.line for scope in self.scopes if scope.line}
-        record = self.found[line] = _Record(line, column, kind, message, suggestion, set(related) | enclosing)
+        record = self.found[line] = _Record(
+            line, column, kind, message, suggestion, set(related) | enclosing, frozenset(enclosing)
+        )
         return record
 
     def _finish(self) -> list[SingleLabelConstruct]:
@@ -368,8 +436,11 @@ class _Detector(ValueTracker):
             if record.kind == "argmax-prediction" and record.line in built_on:
                 continue  # the comparison or metric that uses it is the construct to report
             related = tuple(sorted(record.related - {record.line}))
+            covering = tuple(sorted(record.scopes - {record.line}))
             constructs.append(
-                SingleLabelConstruct(record.line, record.column, record.kind, record.message, record.suggestion, related)
+                SingleLabelConstruct(
+                    record.line, record.column, record.kind, record.message, record.suggestion, related, covering
+                )
             )
         return sorted(constructs, key=lambda c: (c.line, c.column, c.kind))
 
@@ -377,6 +448,8 @@ class _Detector(ValueTracker):
         before = set(self.found)
         super().visit_Assign(node)
         self._note_metric_object(node.targets, node.value)
+        self._check_stored_prediction(node)
+        self._check_most_confident_class(node)
         self._follow(node.targets, [self.found[line] for line in set(self.found) - before])
 
     def _follow(self, targets, records: list[_Record]) -> None:
@@ -445,10 +518,11 @@ class _Detector(ValueTracker):
 
     def _note_helper_inputs(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name) and node.func.id in self.defined and node.func.id not in self.imports:
-            for position, argument in enumerate(node.args):
+            arguments = [*enumerate(node.args), *((k.arg, k.value) for k in node.keywords if k.arg)]
+            for position, argument in arguments:
                 value, _ = self.value_of(argument)
-                if value == MULTI_HOT:
-                    self.helper_inputs.setdefault(node.func.id, {})[position] = node.lineno
+                if value in (MULTI_HOT, CLASS_INDEX):
+                    self.helper_inputs.setdefault(node.func.id, {})[position] = (value, node.lineno)
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
@@ -956,6 +1030,46 @@ class _Detector(ValueTracker):
                 "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
                 (line,),
             )
+
+    def _check_stored_prediction(self, node: ast.Assign) -> None:
+        """``test["label"] = predictions.argmax(1)``, ``oof["preds"] = ckpt["preds"].argmax(1)``: an
+        arg-max over the class axis written as a table's column is the predicted class of each
+        image (a submission, out-of-fold predictions), whatever the scores were called."""
+        target = node.targets[0] if len(node.targets) == 1 else None
+        value = node.value
+        if not (isinstance(target, ast.Subscript) and isinstance(value, ast.Call) and _is_column_key(target.slice)):
+            return
+        subject = self.index_subject(value)
+        func = value.func
+        if subject is None or not (isinstance(func, ast.Attribute) and func.attr == "argmax" or self._takes_indices(value)):
+            return
+        if LABEL_NAME.match(self.root_name(subject)) or not _over_the_class_axis(value, self.is_module(func.value) if isinstance(func, ast.Attribute) else True):
+            return
+        self._report(
+            value,
+            "argmax-prediction",
+            "an arg-max over the classes is stored as each image's predicted label (a submission or out-of-fold "
+            "column): exactly one class per image",
+            "store every label above the threshold instead: one 0/1 column per label, (probs > THRESHOLD).astype(int), "
+            "or the names of the labels above it joined by spaces",
+        )
+
+    def _check_most_confident_class(self, node: ast.Assign) -> None:
+        """``incorrect_prob, incorrect_label = torch.max(probs, dim=0)``: the most probable class of
+        one image's probabilities, shown as its predicted label."""
+        target = node.targets[0] if len(node.targets) == 1 else None
+        value = node.value
+        if not (isinstance(target, ast.Tuple) and len(target.elts) == 2 and isinstance(value, ast.Call)):
+            return
+        subject = self.index_subject(value)
+        if subject is None or not _PROBABILITIES.search(self.root_name(subject)):
+            return
+        self._report(
+            value,
+            "argmax-prediction",
+            "the most probable class of an image's probabilities is taken as its one predicted label",
+            "show every label above the threshold: (probs > THRESHOLD).nonzero() with sigmoid probabilities",
+        )
 
     def _check_prediction(self, node: ast.Call) -> None:
         """An arg-max over a model's output: one class per image, even when nothing here compares it."""

@@ -99,11 +99,12 @@ def qualified_name(node: ast.AST, imports: dict[str, str]) -> str:
 class ValueTracker(ast.NodeVisitor):
     """Walks a module in statement order, one scope per function, tracking what names hold."""
 
-    def __init__(self, tree: ast.Module, seeds: dict[str, dict[int, int]] | None = None) -> None:
+    def __init__(self, tree: ast.Module, seeds: dict[str, dict[int | str, tuple[str, int]]] | None = None) -> None:
         self.tree = tree
         self.seeds = seeds or {}
-        """Function name -> {parameter position: line of the call}: parameters that some call in
-        this file passes a thresholded prediction to (found by an earlier walk)."""
+        """Function name -> {parameter position or keyword: (value, line of the call)}: parameters
+        that some call in this file passes a thresholded prediction or an arg-max to (found by an
+        earlier walk)."""
         self.parents: dict[ast.AST, ast.AST] = {}
         self.imports: dict[str, str] = {}
         """Local name -> what it was imported as (``nn`` -> ``torch.nn``)."""
@@ -353,9 +354,12 @@ class ValueTracker(ast.NodeVisitor):
         self.visit(node.args)
         self.scopes.append(Scope(function=node.name, class_name=self.scope().class_name, line=node.lineno))
         positional = [*node.args.posonlyargs, *node.args.args]
-        for position, line in self.seeds.get(node.name, {}).items():
-            if position < len(positional):
-                self.bind(ast.Name(id=positional[position].arg, ctx=ast.Store()), MULTI_HOT, line)
+        names = {argument.arg for argument in (*positional, *node.args.kwonlyargs)}
+        for position, (value, line) in self.seeds.get(node.name, {}).items():
+            if isinstance(position, str) and position in names:
+                self.bind(ast.Name(id=position, ctx=ast.Store()), value, line)
+            elif isinstance(position, int) and position < len(positional):
+                self.bind(ast.Name(id=positional[position].arg, ctx=ast.Store()), value, line)
         for statement in node.body:
             self.visit(statement)
         self.scopes.pop()

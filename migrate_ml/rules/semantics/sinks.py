@@ -66,6 +66,8 @@ class Sink:
     message: str
     suggestion: str
     related: tuple[int, ...] = ()
+    enclosing: tuple[int, ...] = ()
+    """The ``def``/``class`` lines around it (also in ``related``)."""
 
 
 class Sinks:
@@ -82,7 +84,9 @@ class Sinks:
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
-        self.found.append(Sink(node, kind, message, suggestion, tuple(line for line in (*related, *enclosing) if line)))
+        self.found.append(
+            Sink(node, kind, message, suggestion, tuple(line for line in (*related, *enclosing) if line), enclosing)
+        )
 
     def __call__(self, statement: ast.stmt) -> None:
         for node in _own_nodes(statement):
