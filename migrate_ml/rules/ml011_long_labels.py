@@ -86,7 +86,10 @@ def _integer_casts(expression: cst.BaseExpression) -> list[cst.Name]:
 class LongLabelsRule(Rule):
     code = "ML011"
     name = "long-labels"
-    summary = "labels = labels.long() becomes labels = labels.float() when the labels feed a BCE-with-logits loss."
+    summary = (
+        "labels = labels.long() becomes labels = labels.float() when the labels feed a BCE-with-logits "
+        "loss; labels made int64 on their way to a loss it cannot see or to an accuracy are reported."
+    )
     rationale = (
         "Single-label code often forces class indices to int64 (`labels = labels.long()`), "
         "because CrossEntropyLoss wants them so. After the migration the same variable feeds "
@@ -98,7 +101,12 @@ class LongLabelsRule(Rule):
         "dtype=torch.long)`, including the matching element of what a function or method of "
         "the same module returns to `x, labels = self._prepare(batch)`. Only that assignment "
         "changes: the variable is not cast anywhere else, so metric code comparing predictions with the labels keeps working "
-        "(0/1 floats compare equal to 0/1 integers)."
+        "(0/1 floats compare equal to 0/1 integers). Where no such fix reaches the cast, labels "
+        "made integer class indices are reported: a cast of a value named as labels (or a batch's "
+        "second item, `data[1].cuda().long()`) stored and then given to a loss migrate-ml cannot "
+        "follow (`self.loss`, a criterion passed in), to an accuracy or an `==` comparison, a cast "
+        "at such a loss call (`self.loss(logits, targets.long())`), and a helper returning its "
+        "label argument cast (`return x, y.long()`)."
     )
     applicability = Applicability.SAFE
     example_before = "labels = labels.long()\nloss = criterion(outputs, labels.float())\n"

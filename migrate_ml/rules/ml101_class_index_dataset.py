@@ -130,8 +130,9 @@ class ClassIndexDatasetRule(Rule):
     name = "class-index-dataset"
     summary = (
         "ImageFolder, CIFAR, MNIST, SVHN, Food101 and every other torchvision class-index dataset, "
-        "Lightning's demo MNIST and bolts datamodules, timm create_dataset and a __getitem__ "
-        "returning an integer label tensor yield one class per image: blocking, reported."
+        "Lightning's demo MNIST and bolts datamodules, timm create_dataset/ImageDataset, datasets "
+        "ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
+        "yield one class per image: blocking, reported; so are examples picked per class index."
     )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
@@ -148,7 +149,14 @@ class ClassIndexDatasetRule(Rule):
         "(`torch.tensor(row.label, dtype=torch.long)`, `.long()`, `torch.LongTensor([y])`) "
         "from a value named as a label, not as a multi-hot row (or, unnamed, returned second beside "
         "the input image: `return image, torch.tensor(df.iloc[i, 1], dtype=torch.long)`), is "
-        "reported the same way. A file that trains on the images alone (a GAN, a VAE: every loop over "
+        "reported the same way, and so is one returning a single cell of a table row "
+        "(`row = self.df.loc[index]; torch.tensor(row.label).float()`, `df.iloc[i, 'target']`): a "
+        "scalar is one class index whatever its dtype. timm's `ImageDataset` (folder or tar reader), "
+        "a Hugging Face `datasets` `ClassLabel` column (`ds['train'].features['labels'].names`, "
+        "`ClassLabel(names=...)`) and the assignment copying that column into the model's labels "
+        "are reported as blocking too, and a loop over the classes that picks examples with "
+        "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
+        "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
         "the pairs drops the label, `for imgs, _ in loader`, and nothing computes a class loss or an "
         "arg-max) is not single-label classification and is left alone. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "

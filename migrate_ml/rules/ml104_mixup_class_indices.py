@@ -45,8 +45,9 @@ class MixupOnClassIndicesRule(Rule):
     code = "ML104"
     name = "mixup-on-class-indices"
     summary = (
-        "timm Mixup, torchvision MixUp/CutMix/RandomMixup/RandomCutmix, mixup_fn(x, y) and "
-        "hand-written two-loss mixup over class indices are reported with the multi-hot mixing to use."
+        "timm Mixup, torchvision MixUp/CutMix/RandomMixup/RandomCutmix, mixup_fn(x, y), hand-written "
+        "mixup/cutmix/fmix/snapmix functions returning (y_a, y_b, lam) and two-loss mixup over class "
+        "indices are reported with the multi-hot mixing to use."
     )
     rationale = (
         "timm's `Mixup` (and `FastCollateMixup`) one-hot encodes class indices internally "
@@ -61,8 +62,15 @@ class MixupOnClassIndicesRule(Rule):
         "target), but it still needs the permuted labels to be multi-hot rows, and one loss on "
         "mixed targets is the clearer form. The two-loss form is reported while its loss is a "
         "softmax cross-entropy; once the losses are BCE on float targets (after the loss rules "
-        "ran) it is multi-label mixup already and left alone. All are reported for a human; "
-        "nothing is rewritten."
+        "ran) it is multi-label mixup already and left alone. A criterion the file does not build "
+        "(`self.loss`, a criterion passed in) counts when one callee named as a loss is called on "
+        "the same outputs with two targets (`criterion(out, labels[0]) * labels[2] + "
+        "criterion(out, labels[1]) * (1 - labels[2])`, or losses stored first, as SnapMix's "
+        "`loss_a * lam_a + loss_b * lam_b`). A function named as a mixup, cutmix, fmix or snapmix "
+        "that returns its labels' permutation unmixed (`y_a, y_b = y, y[index]; return mixed_x, "
+        "y_a, y_b, lam`, or `(target, target[indices], lam)`) is reported with its calls; one that "
+        "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. All are reported "
+        "for a human; nothing is rewritten."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (

@@ -57,8 +57,8 @@ class HandWrittenCrossEntropyRule(Rule):
     name = "hand-written-cross-entropy"
     summary = (
         "A hand-written (label-smoothing) cross-entropy nn.Module (log_softmax + scatter_/gather/"
-        "F.one_hot on the class index) and its constructions are reported: replace the class with "
-        "BCEWithLogitsLoss."
+        "F.one_hot on the class index) and its constructions, and bi-tempered logistic losses, are "
+        "reported: replace them with BCEWithLogitsLoss."
     )
     rationale = (
         "Label-smoothing cross-entropy is often written by hand (omihub ViT-CIFAR's "
