@@ -70,7 +70,8 @@ class MixupOnClassIndicesRule(Rule):
         "that returns its labels' permutation unmixed (`y_a, y_b = y, y[index]; return mixed_x, "
         "y_a, y_b, lam`, or `(target, target[indices], lam)`) is reported with its calls; one that "
         "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. All are reported "
-        "for a human; nothing is rewritten."
+        "for a human, and so are calls of a mixup criterion helper (`mixup_criterion(criterion, "
+        "out, y_a, y_b, lam)`); nothing is rewritten."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -132,6 +133,13 @@ class MixupOnClassIndicesRule(Rule):
                 node,
                 f"{name}(inputs, labels, ...) hands back the labels and their permutation (y_a, y_b, lam) "
                 "for two losses weighted by lambda: class-index mixup",
+                suggestion=PAIR_SUGGESTION,
+            )
+        elif _mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 3:
+            self.report(
+                node,
+                f"{_callee_name(node.func)}(...) weighs two losses on the pair of labels a class-index "
+                "mixup hands back (y_a, y_b, lam)",
                 suggestion=PAIR_SUGGESTION,
             )
         elif (
@@ -240,10 +248,14 @@ def _mix_name(name: str) -> bool:
     return any(word in name.lower() for word in _MIX_WORDS)
 
 
+def _loss_name(name: str) -> bool:
+    return any(word in name.lower() for word in _LOSS_WORDS)
+
+
 def _named_loss_call(call: cst.BaseExpression | None) -> bool:
     return (
         isinstance(call, cst.Call)
-        and any(word in _callee_name(call.func).lower() for word in _LOSS_WORDS)
+        and _loss_name(_callee_name(call.func))
         and len(positional_arguments(call)) >= 2
     )
 
