@@ -143,14 +143,14 @@ class MixupOnClassIndicesRule(Rule):
                 suggestion=PAIR_SUGGESTION,
             )
         elif (
-            isinstance(node.func, cst.Name)
-            and "mixup" in node.func.value.lower()
+            (isinstance(node.func, cst.Name) or (isinstance(node.func, cst.Attribute) and _is_self(node.func.value)))
+            and "mixup" in _callee_name(node.func).lower()
             and len(node.args) == 2
-            and node.func.value not in self._row_mixers
+            and _callee_name(node.func) not in self._row_mixers  # mixes rows, or a method not read here
         ):
             self.report(
                 node,
-                f"{node.func.value}(inputs, targets) mixes the targets the way a class-index mixup "
+                f"{_callee_name(node.func)}(inputs, targets) mixes the targets the way a class-index mixup "
                 "does (timm's Mixup one-hot encodes them first); multi-hot targets must be mixed as rows",
                 suggestion=MIX_SUGGESTION,
             )
@@ -160,7 +160,7 @@ class MixupOnClassIndicesRule(Rule):
         finder = _PairMixers()
         node.visit(finder)
         self._pair_mixers = {definition.name.value for definition in finder.found}
-        self._row_mixers = finder.row_mixers
+        self._row_mixers = finder.row_mixers | finder.methods
         for definition in finder.found:
             self.report(
                 definition.name,
@@ -244,6 +244,10 @@ def _callee_name(func: cst.BaseExpression) -> str:
     return func.value if isinstance(func, cst.Name) else ""
 
 
+def _is_self(expression: cst.BaseExpression) -> bool:
+    return isinstance(expression, cst.Name) and expression.value == "self"
+
+
 def _mix_name(name: str) -> bool:
     return any(word in name.lower() for word in _MIX_WORDS)
 
@@ -289,8 +293,11 @@ class _PairMixers(cst.CSTVisitor):
         self.found: list[cst.FunctionDef] = []
         self.row_mixers: set[str] = set()
         """The mixing functions that mix their label rows with a weight."""
+        self.methods: set[str] = set()
+        """Names of methods: ``self.mixup(x, y)`` calling one is the class's own code, unread here."""
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.methods.update(item.name.value for item in node.body.body if isinstance(item, cst.FunctionDef))
         return False  # a mixup class's methods are its implementation (timm's Mixup)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
