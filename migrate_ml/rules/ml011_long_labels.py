@@ -181,6 +181,14 @@ class LongLabelsRule(Rule):
         """Where the integer labels go, in words, or None when nothing reads them as labels or a
         loss migrate-ml rewrites (and then fixes the cast) receives them."""
         holder = self.get_metadata(ParentNodeProvider, cast, None)
+        while isinstance(holder, cst.Attribute) and holder.attr.value in _CHAIN_METHODS:  # `.long().to(device)`
+            call = self.get_metadata(ParentNodeProvider, holder, None)
+            if not (isinstance(call, cst.Call) and call.func is holder):
+                break
+            holder = self.get_metadata(ParentNodeProvider, call, None)
+        bound = self._unpacked_into(holder) if isinstance(holder, cst.Element) else None
+        if bound is not None:
+            return self._stored_sink(bound)
         if isinstance(holder, cst.Arg):
             call = self.get_metadata(ParentNodeProvider, holder, None)
             if isinstance(call, cst.Call) and call not in self._flow_calls and _is_loss_target(call, holder):
@@ -196,7 +204,21 @@ class LongLabelsRule(Rule):
             return None
         if not (isinstance(holder, cst.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0].target, cst.Name)):
             return None
-        bound = holder.targets[0].target
+        return self._stored_sink(holder.targets[0].target)
+
+    def _unpacked_into(self, element: cst.Element) -> cst.Name | None:
+        """``data, target = a, <cast>``: the name the element is unpacked into, if any."""
+        pair = self.get_metadata(ParentNodeProvider, element, None)
+        statement = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
+        if not (isinstance(statement, cst.Assign) and statement.value is pair and len(statement.targets) == 1):
+            return None
+        names = statement.targets[0].target
+        if isinstance(names, (cst.Tuple, cst.List)) and len(names.elements) == len(pair.elements):
+            target = names.elements[list(pair.elements).index(element)].value
+            return target if isinstance(target, cst.Name) else None
+        return None
+
+    def _stored_sink(self, bound: cst.Name) -> str | None:
         scope = self.get_metadata(ScopeProvider, bound, None)
         if scope is None:
             return None
@@ -302,6 +324,10 @@ def chain_root_name(expression: cst.BaseExpression) -> str | None:
 def _label_source(expression: cst.BaseExpression) -> bool:
     """A value named as labels (``targets.to(device)``), or the second item of a batch (``data[1]``)."""
     while isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
+        wrapped = _tensor_of(expression)
+        if wrapped is not None:  # torch.from_numpy(target)
+            expression = wrapped.args[0].value
+            break
         if expression.func.attr.value not in _CHAIN_METHODS:
             return False
         expression = expression.func.value
