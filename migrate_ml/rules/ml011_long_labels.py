@@ -116,7 +116,10 @@ class LongLabelsRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and (has_loss_marker(source) or ".long()" in source)
+        # labels cast and compared with a prediction (`p.argmax(1).eq(y)`) need no loss in the file
+        return super().could_apply(source) and (
+            has_loss_marker(source) or (".long()" in source and (".eq(" in source or "argmax" in source))
+        )
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:

@@ -192,7 +192,9 @@ class ClassIndexDatasetRule(Rule):
         builds a tensor. Names imported under another name count by their alias."""
         if labels_discarded(tree):
             return False
-        datasets = set(_DATASET_NAMES) | {"ImageDataset", "IterableImageDataset", "ClassLabel"}
+        datasets = set(_DATASET_NAMES) | {"ClassLabel"}
+        if _imports_timm(tree):  # timm's own modules import their datasets relatively: not parsed for them
+            datasets |= {"ImageDataset", "IterableImageDataset"}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
@@ -447,6 +449,14 @@ def labels_discarded(tree: ast.Module) -> bool:
             return False
         loops += 1
     return loops > 0
+
+
+def _imports_timm(tree: ast.Module) -> bool:
+    return any(
+        (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "timm" for alias in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "timm")
+        for node in ast.walk(tree)
+    )
 
 
 def _ast_per_class_loop(loop: ast.For) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
@@ -28,6 +29,15 @@ REFERENCE_MIXUP = frozenset({"RandomMixup", "RandomCutmix"})
 copied into many projects as a local ``transforms`` module: matched by class name."""
 _MIX_WORDS = ("mixup", "cutmix", "fmix", "snapmix")
 """How a hand-written mixing function is named (``mixup_data``, ``cutmix``, ``snapmix``)."""
+_MIX_TEXT = re.compile(
+    r"def (?:mixup|cutmix|fmix|snapmix)\w*\("
+    r"|\w+\s*,\s*\w+\s*,[^=\n]*=\s*[\w.]*(?:mixup|cutmix|fmix|snapmix)\w*\("
+    r"|(?:mixup|cutmix|fmix|snapmix)\w*(?:criterion|loss)\w*\(",
+    re.IGNORECASE,
+)
+"""A mixing function defined under its own name, one unpacked into three or more names
+(``x, y_a, y_b, lam = mixup_data(...)``), or a mixup criterion called: the text that lets a file
+without a loss marker through (timm's own mixup helpers are called with other names)."""
 _LOSS_WORDS = ("loss", "criterion", "entropy")
 """How a loss callee is named when no criterion built in the file reaches it (``self.loss``)."""
 PAIR_SUGGESTION = (
@@ -96,7 +106,7 @@ class MixupOnClassIndicesRule(Rule):
             any(marker in source for marker in _CONSTRUCTOR_MARKERS)
             or "mixup_fn(" in source
             or has_loss_marker(source)
-            or any(word in source.lower() for word in _MIX_WORDS)
+            or _MIX_TEXT.search(source) is not None
         )
 
     @classmethod
