@@ -27,6 +27,7 @@ from libcst.metadata import (
     ParentNodeProvider,
     QualifiedName,
     QualifiedNameProvider,
+    QualifiedNameSource,
     ScopeProvider,
 )
 from libcst.metadata.base_provider import ProviderT
@@ -56,7 +57,7 @@ def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent])
                 return
             resolved[provider] = MappingProxyType(dict(computed))  # as LibCST stores a batch's results
     if QualifiedNameProvider in needed and QualifiedNameProvider not in resolved:
-        resolved[QualifiedNameProvider] = _QualifiedNames(resolved[ScopeProvider])
+        resolved[QualifiedNameProvider] = _QualifiedNames(resolved[ScopeProvider], _star_imported_modules(wrapper.module))
 
 
 def _dependencies(dependents: Iterable[cst.MetadataDependent]) -> set[ProviderT]:
@@ -102,17 +103,26 @@ class _QualifiedNames(Mapping):
     LibCST gives every node of the tree a set, empty where the node has no scope; here any node
     has one, which is the same answer to ``get_metadata(QualifiedNameProvider, node, set())``,
     the way rules ask.
+
+    One addition: LibCST binds nothing for ``from timm.loss import *``, so a name read but never
+    bound (``LabelSmoothingCrossEntropy(...)`` in a timm ``train.py``) has no qualified name.
+    Such a name gets one per module star-imported at the top level (``timm.loss.X``): where
+    several modules are, only the one that defines it can match a rule's table.
     """
 
-    def __init__(self, scopes: Mapping[cst.CSTNode, object]) -> None:
+    def __init__(self, scopes: Mapping[cst.CSTNode, object], star_modules: tuple[str, ...] = ()) -> None:
         self._scopes = scopes
+        self._star_modules = star_modules
         self._names: dict[cst.CSTNode, Collection[QualifiedName]] = {}
 
     def __getitem__(self, node: cst.CSTNode) -> Collection[QualifiedName]:
         names = self._names.get(node)
         if names is None:
             scope = self._scopes.get(node)
-            names = self._names[node] = scope.get_qualified_names_for(node) if scope else set()
+            names = scope.get_qualified_names_for(node) if scope else set()
+            if not names and self._star_modules and isinstance(node, cst.Name) and _unbound_read(scope, node):
+                names = {QualifiedName(f"{module}.{node.value}", QualifiedNameSource.IMPORT) for module in self._star_modules}
+            self._names[node] = names
         return names
 
     def __iter__(self) -> Iterator[cst.CSTNode]:
@@ -120,3 +130,25 @@ class _QualifiedNames(Mapping):
 
     def __len__(self) -> int:
         return len(self._scopes)
+
+
+def _star_imported_modules(module: cst.Module) -> tuple[str, ...]:
+    """The modules of ``from M import *`` statements at the top level of ``module``."""
+    found = []
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar) and small.module is not None and not small.relative:
+                found.append(cst.Module([]).code_for_node(small.module))
+    return tuple(found)
+
+
+def _unbound_read(scope, node: cst.Name) -> bool:
+    """``node`` is read in ``scope`` and nothing there or in an enclosing scope binds its name."""
+    return (
+        scope is not None
+        and any(access.node is node for access in scope.accesses[node.value])
+        and not scope.assignments[node.value]
+        and node.value not in scope
+    )

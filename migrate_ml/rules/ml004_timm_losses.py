@@ -41,7 +41,9 @@ class TimmLossRule(Rule):
         "`timm.loss.BinaryCrossEntropy(smoothing=e, smooth_dense=True)`, which applies the same "
         "smoothing to dense targets but needs a timm release that has `smooth_dense`. "
         "`SoftTargetCrossEntropy()` is used with mixup's soft targets; it becomes "
-        "`BCEWithLogitsLoss()` on float targets (the mixup itself is ML104's concern)."
+        "`BCEWithLogitsLoss()` on float targets (the mixup itself is ML104's concern). Names brought "
+        "in by `from timm.loss import *` (timm's own `train.py` and its forks) are resolved like "
+        "imported ones; timm's `BinaryCrossEntropy` branches are multi-label already."
     )
     applicability = Applicability.SAFE
     example_before = (

@@ -6,7 +6,7 @@ import ast
 import re
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
@@ -84,6 +84,14 @@ CLASS_INDEX_DATASETS: dict[str, str] = {
     "timm.data.create_dataset": "create_dataset",
     "timm.data.dataset_factory.create_dataset": "create_dataset",
 }
+TIMM_DATASETS: dict[str, str] = {
+    f"timm.data{where}.{name}": name
+    for where in ("", ".dataset")
+    for name in ("ImageDataset", "IterableImageDataset")
+}
+"""timm's datasets over a folder or tar reader: one class index per image. Their names are common
+for users' own classes, so only a file that mentions timm is parsed for them."""
+HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabel", "datasets.features.features.ClassLabel"})
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
 _DATASET_NAMES = frozenset(name.rsplit(".", 1)[1] for name in CLASS_INDEX_DATASETS)
@@ -96,7 +104,11 @@ _MULTI_HOT_WORD = re.compile(r"multi|hot|vec", re.IGNORECASE)
 """Names that already say the label is a multi-hot row (``multi_hot``, ``onehot``, ``label_vec``)."""
 _INPUT_WORD = re.compile(r"im(?:g|age)|pic|photo|pixel|^x$|^inputs?$|feature|^data$|sample|frame|transform", re.IGNORECASE)
 """How a dataset names what it returns beside the label (``image``, ``self.transform(...)``, ``x``)."""
-_GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\))")
+_GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\)|\.i?loc\[)")
+_PER_CLASS_LOOP = re.compile(r"for (\w+) in range\([^)\n]*class[^)\n]*\):[\s\S]*?\b\w*label\w*\s*==\s*\1\b", re.IGNORECASE)
+"""``for i in range(num_classes): ... labels == i``: examples picked per class index."""
+_PANDAS_ROW = frozenset({"loc", "iloc"})
+_PANDAS_CELL = frozenset({"loc", "iloc", "at", "iat"})
 
 SUGGESTION = (
     "replace it with a multi-label dataset yielding (image, float multi-hot [C]) such as "
@@ -118,8 +130,9 @@ class ClassIndexDatasetRule(Rule):
     name = "class-index-dataset"
     summary = (
         "ImageFolder, CIFAR, MNIST, SVHN, Food101 and every other torchvision class-index dataset, "
-        "Lightning's demo MNIST and bolts datamodules, timm create_dataset and a __getitem__ "
-        "returning an integer label tensor yield one class per image: blocking, reported."
+        "Lightning's demo MNIST and bolts datamodules, timm create_dataset/ImageDataset, datasets "
+        "ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
+        "yield one class per image: blocking, reported; so are examples picked per class index."
     )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
@@ -136,7 +149,14 @@ class ClassIndexDatasetRule(Rule):
         "(`torch.tensor(row.label, dtype=torch.long)`, `.long()`, `torch.LongTensor([y])`) "
         "from a value named as a label, not as a multi-hot row (or, unnamed, returned second beside "
         "the input image: `return image, torch.tensor(df.iloc[i, 1], dtype=torch.long)`), is "
-        "reported the same way. A file that trains on the images alone (a GAN, a VAE: every loop over "
+        "reported the same way, and so is one returning a single cell of a table row "
+        "(`row = self.df.loc[index]; torch.tensor(row.label).float()`, `df.iloc[i, 'target']`): a "
+        "scalar is one class index whatever its dtype. timm's `ImageDataset` (folder or tar reader), "
+        "a Hugging Face `datasets` `ClassLabel` column (`ds['train'].features['labels'].names`, "
+        "`ClassLabel(names=...)`) and the assignment copying that column into the model's labels "
+        "are reported as blocking too, and a loop over the classes that picks examples with "
+        "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
+        "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
         "the pairs drops the label, `for imgs, _ in loader`, and nothing computes a class loss or an "
         "arg-max) is not single-label classification and is left alone. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
@@ -148,15 +168,23 @@ class ClassIndexDatasetRule(Rule):
         "from migrate_ml_reference import MultiLabelCsvDataset\n"
         "train_set = MultiLabelCsvDataset(root, split='train', transform=train_tf)\n"
     )
-    triggers = (*sorted(_DATASET_NAMES), "__getitem__")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider)
+    triggers = (*sorted(_DATASET_NAMES), "ImageDataset", "__getitem__", ".features[", "ClassLabel", "range(")
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, ScopeProvider)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
         # A dataset built (`CIFAR10(`) or imported under another name (`ImageFolder as Folder`):
         # names such as ImageNet or MNIST are all over docstrings and model code otherwise.
         named = not _DATASET_NAMES.isdisjoint(_BUILT_OR_ALIASED.findall(source))
-        return named or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
+        timm = "ImageDataset" in source and "timm" in source
+        class_label = ".features[" in source or "ClassLabel" in source
+        return (
+            named
+            or timm
+            or class_label
+            or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
+            or _PER_CLASS_LOOP.search(source) is not None
+        )
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
@@ -164,7 +192,9 @@ class ClassIndexDatasetRule(Rule):
         builds a tensor. Names imported under another name count by their alias."""
         if labels_discarded(tree):
             return False
-        datasets = set(_DATASET_NAMES)
+        datasets = set(_DATASET_NAMES) | {"ClassLabel"}
+        if _imports_timm(tree):  # timm's own modules import their datasets relatively: not parsed for them
+            datasets |= {"ImageDataset", "IterableImageDataset"}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
@@ -175,7 +205,16 @@ class ClassIndexDatasetRule(Rule):
                 isinstance(inner, ast.Call) and _last_name(inner.func) in _BUILDER_NAMES for inner in ast.walk(node)
             ):
                 return True
+            if isinstance(node, ast.Attribute) and node.attr == "names" and isinstance(node.value, ast.Subscript) and (
+                isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "features"
+            ):
+                return True
+            if isinstance(node, ast.For) and _ast_per_class_loop(node):
+                return True
         return False
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._class_label_keys: set[str] = set()
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
@@ -185,6 +224,31 @@ class ClassIndexDatasetRule(Rule):
                 "blocking: __getitem__ returns the label as an integer tensor: one class index per sample, "
                 "which cannot express multi-label targets",
                 suggestion=GETITEM_SUGGESTION,
+            )
+            return
+        if qualified & _TENSOR_BUILDERS and self._scalar_cell_item(node):
+            self.report(
+                self._returned_as(node),
+                "blocking: __getitem__ returns the label read from one cell of a table row "
+                f"({cst.Module([]).code_for_node(node.args[0].value)}): one class index per sample, "
+                "whatever its dtype, which cannot express multi-label targets",
+                suggestion=GETITEM_SUGGESTION,
+            )
+            return
+        if qualified & HF_CLASS_LABELS:
+            self.report(
+                node,
+                "blocking: a datasets ClassLabel feature holds one class index per example",
+                suggestion="use a Sequence(ClassLabel(names=...)) column of label ids and turn it into "
+                "a float multi-hot [C] row per example before it reaches the model's labels",
+            )
+            return
+        for name in sorted(qualified & set(TIMM_DATASETS)):
+            self.report(
+                node,
+                f"blocking: timm {TIMM_DATASETS[name]} yields one class index per image (its folder or "
+                "tar reader names one class per file) and cannot express multi-label targets",
+                suggestion=SUGGESTION,
             )
             return
         for name in sorted(qualified):
@@ -197,6 +261,120 @@ class ClassIndexDatasetRule(Rule):
                     suggestion=SUGGESTION,
                 )
                 return
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        """``ds["train"].features["labels"].names``: the class names of a datasets ClassLabel column."""
+        if not (node.attr.value == "names" and isinstance(node.value, cst.Subscript) and len(node.value.slice) == 1):
+            return
+        column = node.value
+        index = column.slice[0].slice
+        if not (isinstance(column.value, cst.Attribute) and column.value.attr.value == "features" and isinstance(index, cst.Index)):
+            return
+        key = index.value.evaluated_value if isinstance(index.value, cst.SimpleString) else None
+        if isinstance(key, str):
+            self._class_label_keys.add(key)
+        self.report(
+            node,
+            f"blocking: the datasets column {cst.Module([]).code_for_node(index.value)} is a ClassLabel: one "
+            "class index per example, which cannot express multi-label targets",
+            suggestion="use a Sequence(ClassLabel(names=...)) column of label ids and turn it into a float "
+            "multi-hot [C] row per example where it becomes the model's labels",
+        )
+
+    def leave_Assign(self, original_node: cst.Assign) -> None:
+        """``inputs["labels"] = batch["labels"]``: the ClassLabel column copied into the model's labels."""
+        value = original_node.value
+        if not (self._class_label_keys and isinstance(value, cst.Subscript) and len(value.slice) == 1):
+            return
+        index = value.slice[0].slice
+        key = index.value.evaluated_value if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString) else None
+        if key in self._class_label_keys and any(isinstance(t.target, cst.Subscript) for t in original_node.targets):
+            self.report(
+                value,
+                f"the ClassLabel column {key!r} (one class index per example) becomes the model's labels",
+                suggestion="build a float multi-hot [C] row per example here: "
+                "torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0)",
+            )
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        """``np.where(labels == i)`` inside ``for i in range(num_classes)``: examples picked per class,
+        each example in exactly one class."""
+        if len(node.comparisons) != 1 or not isinstance(node.comparisons[0].operator, cst.Equal):
+            return
+        left, right = node.left, node.comparisons[0].comparator
+        if not (isinstance(left, cst.Name) and isinstance(right, cst.Name) and re.search("label|target", left.value, re.I)):
+            return
+        loop = self.get_metadata(ParentNodeProvider, node, None)
+        while loop is not None and not isinstance(loop, (cst.For, cst.FunctionDef)):
+            loop = self.get_metadata(ParentNodeProvider, loop, None)
+        if not (isinstance(loop, cst.For) and isinstance(loop.target, cst.Name) and loop.target.value == right.value):
+            return
+        iterated = cst.Module([]).code_for_node(loop.iter)
+        if iterated.startswith("range(") and "class" in iterated.lower():
+            self.report(
+                node,
+                f"examples are picked per class with {left.value} == {right.value}: each holds one class index",
+                suggestion=f"with multi-hot labels [N, C] pick class {right.value}'s examples with "
+                f"{left.value}[:, {right.value}] == 1 (an example can belong to several classes)",
+            )
+
+    def _scalar_cell_item(self, call: cst.Call) -> bool:
+        """``torch.tensor(row.label)`` in ``__getitem__``, ``row = self.df.loc[index]`` (or
+        ``df.loc[i, "label"]``, ``row["label"]``): one cell of a table row, a scalar class index
+        whatever the cast after it (not a column named as multi-hot)."""
+        if not call.args or not self._in_getitem(call):
+            return False
+        cell = call.args[0].value
+        if isinstance(cell, cst.Subscript) and isinstance(cell.value, cst.Attribute) and cell.value.attr.value in _PANDAS_CELL:
+            if len(cell.slice) != 2:
+                return False
+            column = cell.slice[1].slice
+            key = column.value if isinstance(column, cst.Index) else None
+            words = [key.evaluated_value] if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str) else []
+        elif isinstance(cell, cst.Attribute) and isinstance(cell.value, cst.Name) and self._is_pandas_row(cell.value):
+            words = [cell.attr.value]
+        elif isinstance(cell, cst.Subscript) and isinstance(cell.value, cst.Name) and self._is_pandas_row(cell.value):
+            key = cell.slice[0].slice.value if isinstance(cell.slice[0].slice, cst.Index) else None
+            words = [key.evaluated_value] if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str) else []
+        else:
+            return False
+        return any(_LABEL_WORD.search(w) for w in words) and not any(_MULTI_HOT_WORD.search(w) for w in words)
+
+    def _is_pandas_row(self, name: cst.Name) -> bool:
+        """``name`` is bound once in its function, to ``X.loc[i]`` / ``X.iloc[i]`` (one row)."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        assignments = list(scope.assignments[name.value]) if scope is not None else []
+        if len(assignments) != 1:
+            return False
+        target = getattr(assignments[0], "node", None)
+        holder = self.get_metadata(ParentNodeProvider, target, None) if target is not None else None
+        statement = self.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.AssignTarget) else None
+        value = statement.value if isinstance(statement, cst.Assign) else None
+        return (
+            isinstance(value, cst.Subscript)
+            and isinstance(value.value, cst.Attribute)
+            and value.value.attr.value in _PANDAS_ROW
+            and len(value.slice) == 1
+        )
+
+    def _returned_as(self, built: cst.Call) -> cst.CSTNode:
+        """The element of ``__getitem__``'s return that carries the label built by ``built`` (through
+        casts and the name it is stored under), else ``built``."""
+        node, parent = built, self.get_metadata(ParentNodeProvider, built, None)
+        while isinstance(parent, (cst.Attribute, cst.Call)):
+            node, parent = parent, self.get_metadata(ParentNodeProvider, parent, None)
+        holder = parent
+        if not (isinstance(holder, cst.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0].target, cst.Name)):
+            return built
+        bound = holder.targets[0].target
+        scope = self.get_metadata(ScopeProvider, bound, None)
+        for assignment in scope.assignments[bound.value] if scope is not None else ():
+            for access in assignment.references:
+                element = self.get_metadata(ParentNodeProvider, access.node, None)
+                pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
+                if isinstance(pair, cst.Tuple) and isinstance(self.get_metadata(ParentNodeProvider, pair, None), cst.Return):
+                    return access.node
+        return built
 
     def _class_index_item(self, call: cst.Call, long_tensor: bool) -> bool:
         """``torch.tensor(row.label, dtype=torch.long)`` (or ``.long()``, ``torch.LongTensor([y])``)
@@ -271,6 +449,27 @@ def labels_discarded(tree: ast.Module) -> bool:
             return False
         loops += 1
     return loops > 0
+
+
+def _imports_timm(tree: ast.Module) -> bool:
+    return any(
+        (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "timm" for alias in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "timm")
+        for node in ast.walk(tree)
+    )
+
+
+def _ast_per_class_loop(loop: ast.For) -> bool:
+    """``for i in range(num_classes)`` whose body compares a label name with ``i``."""
+    if not (isinstance(loop.target, ast.Name) and isinstance(loop.iter, ast.Call) and _last_name(loop.iter.func) == "range"):
+        return False
+    if "class" not in ast.unparse(loop.iter).lower():
+        return False
+    return any(
+        isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and "label" in node.left.id.lower()
+        and any(isinstance(c, ast.Name) and c.id == loop.target.id for c in node.comparators)
+        for statement in loop.body for node in ast.walk(statement)
+    )
 
 
 def _last_name(func: ast.expr) -> str:

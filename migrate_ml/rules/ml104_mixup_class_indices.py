@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._exprs import positional_arguments
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
 
@@ -25,6 +27,24 @@ TORCHVISION_MIXUP = frozenset(
 REFERENCE_MIXUP = frozenset({"RandomMixup", "RandomCutmix"})
 """torchvision's classification reference scripts (``references/classification/transforms.py``),
 copied into many projects as a local ``transforms`` module: matched by class name."""
+_MIX_WORDS = ("mixup", "cutmix", "fmix", "snapmix")
+"""How a hand-written mixing function is named (``mixup_data``, ``cutmix``, ``snapmix``)."""
+_MIX_TEXT = re.compile(
+    r"def (?:mixup|cutmix|fmix|snapmix)\w*\("
+    r"|\w+\s*,\s*\w+\s*,[^=\n]*=\s*[\w.]*(?:mixup|cutmix|fmix|snapmix)\w*\("
+    r"|(?:mixup|cutmix|fmix|snapmix)\w*(?:criterion|loss)\w*\(",
+    re.IGNORECASE,
+)
+"""A mixing function defined under its own name, one unpacked into three or more names
+(``x, y_a, y_b, lam = mixup_data(...)``), or a mixup criterion called: the text that lets a file
+without a loss marker through (timm's own mixup helpers are called with other names)."""
+_LOSS_WORDS = ("loss", "criterion", "entropy")
+"""How a loss callee is named when no criterion built in the file reaches it (``self.loss``)."""
+PAIR_SUGGESTION = (
+    "with multi-hot labels mix the label rows once, as the images are mixed: "
+    "y = lam * y.float() + (1 - lam) * y[index].float() (lam per sample for SnapMix), return "
+    "(mixed_x, y) and make one BCE call criterion(out, y)"
+)
 MIX_SUGGESTION = (
     "mix the float multi-hot targets with the same permutation as the images: "
     "lam * y + (1 - lam) * y.flip(0) (for cutmix, lam = kept area fraction), or turn mixup off"
@@ -35,8 +55,9 @@ class MixupOnClassIndicesRule(Rule):
     code = "ML104"
     name = "mixup-on-class-indices"
     summary = (
-        "timm Mixup, torchvision MixUp/CutMix/RandomMixup/RandomCutmix, mixup_fn(x, y) and "
-        "hand-written two-loss mixup over class indices are reported with the multi-hot mixing to use."
+        "timm Mixup, torchvision MixUp/CutMix/RandomMixup/RandomCutmix, mixup_fn(x, y), hand-written "
+        "mixup/cutmix/fmix/snapmix functions returning (y_a, y_b, lam) and two-loss mixup over class "
+        "indices are reported with the multi-hot mixing to use."
     )
     rationale = (
         "timm's `Mixup` (and `FastCollateMixup`) one-hot encodes class indices internally "
@@ -51,8 +72,16 @@ class MixupOnClassIndicesRule(Rule):
         "target), but it still needs the permuted labels to be multi-hot rows, and one loss on "
         "mixed targets is the clearer form. The two-loss form is reported while its loss is a "
         "softmax cross-entropy; once the losses are BCE on float targets (after the loss rules "
-        "ran) it is multi-label mixup already and left alone. All are reported for a human; "
-        "nothing is rewritten."
+        "ran) it is multi-label mixup already and left alone. A criterion the file does not build "
+        "(`self.loss`, a criterion passed in) counts when one callee named as a loss is called on "
+        "the same outputs with two targets (`criterion(out, labels[0]) * labels[2] + "
+        "criterion(out, labels[1]) * (1 - labels[2])`, or losses stored first, as SnapMix's "
+        "`loss_a * lam_a + loss_b * lam_b`). A function named as a mixup, cutmix, fmix or snapmix "
+        "that returns its labels' permutation unmixed (`y_a, y_b = y, y[index]; return mixed_x, "
+        "y_a, y_b, lam`, or `(target, target[indices], lam)`) is reported with its calls; one that "
+        "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. All are reported "
+        "for a human, and so are calls of a mixup criterion helper (`mixup_criterion(criterion, "
+        "out, y_a, y_b, lam)`); nothing is rewritten."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -64,22 +93,30 @@ class MixupOnClassIndicesRule(Rule):
         "samples = lam * samples + (1 - lam) * samples.flip(0)\n"
         "targets = lam * targets + (1 - lam) * targets.flip(0)\n"
     )
-    triggers = ("Mixup", "mixup", "MixUp", "CutMix", "Cutmix", "lam *", "* lam", "lambda_", "- lam")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, LossFlowProvider)
+    triggers = ("Mixup", "mixup", "MixUp", "CutMix", "Cutmix", "cutmix", "fmix", "snapmix", "lam *", "* lam", "lambda_", "- lam")
+    METADATA_DEPENDENCIES = (
+        *Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, LossFlowProvider, ScopeProvider, ParentNodeProvider
+    )
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        # A timm Mixup built or applied is reason enough; the weighted-loss form needs a loss.
+        # A timm Mixup built or applied, or a mixing function named as one, is reason enough; the
+        # weighted-loss form needs a loss.
         return super().could_apply(source) and (
-            any(marker in source for marker in _CONSTRUCTOR_MARKERS) or "mixup_fn(" in source or has_loss_marker(source)
+            any(marker in source for marker in _CONSTRUCTOR_MARKERS)
+            or "mixup_fn(" in source
+            or has_loss_marker(source)
+            or _MIX_TEXT.search(source) is not None
         )
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """A mixup applied outside a class body (not a mixup implementation), or two weighted losses."""
+        """A mixup applied outside a class body (not a mixup implementation), two weighted losses,
+        or a mixing function that hands back its labels' permutation."""
         return _mixup_call_outside_classes(tree) or any(
-            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
-            and _weighted_loss_call(node.left) and _weighted_loss_call(node.right)
+            (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+             and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
+            or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
             for node in ast.walk(tree)
         )
 
@@ -98,34 +135,114 @@ class MixupOnClassIndicesRule(Rule):
                 "it rejects multi-hot [B, C] targets",
                 suggestion=MIX_SUGGESTION,
             )
-        elif isinstance(node.func, cst.Name) and "mixup" in node.func.value.lower() and len(node.args) == 2:
+        elif _callee_name(node.func) in self._pair_mixers or (
+            _mix_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 2 and self._unpacked_into_pair(node)
+        ):
+            name = _callee_name(node.func)
             self.report(
                 node,
-                f"{node.func.value}(inputs, targets) mixes the targets the way a class-index mixup "
+                f"{name}(inputs, labels, ...) hands back the labels and their permutation (y_a, y_b, lam) "
+                "for two losses weighted by lambda: class-index mixup",
+                suggestion=PAIR_SUGGESTION,
+            )
+        elif _mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 3:
+            self.report(
+                node,
+                f"{_callee_name(node.func)}(...) weighs two losses on the pair of labels a class-index "
+                "mixup hands back (y_a, y_b, lam)",
+                suggestion=PAIR_SUGGESTION,
+            )
+        elif (
+            (isinstance(node.func, cst.Name) or (isinstance(node.func, cst.Attribute) and _is_self(node.func.value)))
+            and "mixup" in _callee_name(node.func).lower()
+            and len(node.args) == 2
+            and _callee_name(node.func) not in self._row_mixers  # mixes rows, or a method not read here
+        ):
+            self.report(
+                node,
+                f"{_callee_name(node.func)}(inputs, targets) mixes the targets the way a class-index mixup "
                 "does (timm's Mixup one-hot encodes them first); multi-hot targets must be mixed as rows",
                 suggestion=MIX_SUGGESTION,
             )
 
     def visit_Module(self, node: cst.Module) -> None:
         self._loss_calls = {call.call: call for call in self.get_metadata(LossFlowProvider, node).calls}
+        finder = _PairMixers()
+        node.visit(finder)
+        self._pair_mixers = {definition.name.value for definition in finder.found}
+        self._row_mixers = finder.row_mixers | finder.methods
+        for definition in finder.found:
+            self.report(
+                definition.name,
+                f"{definition.name.value} returns the labels and their permutation (y, y[index], lam) for "
+                "two losses weighted by lambda: it mixes class indices, one label per image",
+                suggestion=PAIR_SUGGESTION,
+            )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if not isinstance(node.operator, cst.Add):
             return
-        left, right = self._weighted_loss(node.left), self._weighted_loss(node.right)
-        if left is not None and right is not None and not left.kinds | right.kinds <= MULTI_LABEL_KINDS:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
+            return  # the whole sum is read once, from its outermost `+`
+        terms = [self._weighted_loss(term) for term in _added_terms(node)]
+        if any(self._mixup_pair(left, right) for left, right in zip(terms, terms[1:])):
             self.report(
                 node,
-                "mixup written as two losses weighted by lambda assumes class-index targets",
-                suggestion="compute one loss on the mixed multi-hot targets: "
+                "mixup written as two losses weighted by lambda assumes class-index targets (y_a, y_b)",
+                suggestion="with multi-hot labels mix the label rows and make one BCE call: "
                 "criterion(outputs, lam * y_a.float() + (1 - lam) * y_b.float())",
             )
 
-    def _weighted_loss(self, expression: cst.BaseExpression) -> LossCall | None:
-        """The loss call of ``lam * loss_call`` or ``loss_call * (1 - lam)``."""
+    @staticmethod
+    def _mixup_pair(left: LossCall | cst.Call | None, right: LossCall | cst.Call | None) -> bool:
+        """Two weighted losses of one mixup: of criteria this file builds, unless both are BCE
+        (multi-label mixup already); otherwise one criterion on the same outputs, two targets."""
+        if left is None or right is None:
+            return False
+        if isinstance(left, LossCall) and isinstance(right, LossCall):
+            return not left.kinds | right.kinds <= MULTI_LABEL_KINDS
+        return _same_loss_other_targets(left, right)
+
+    def _weighted_loss(self, expression: cst.BaseExpression) -> LossCall | cst.Call | None:
+        """The loss call of ``lam * loss_call`` or ``loss_call * (1 - lam)``: a call of a criterion
+        this file builds, else a call of a callee named as a loss (``self.loss(out, y_a)``, a
+        criterion passed in), also through a name it is stored under (``loss_a * lam_a``)."""
         if not (isinstance(expression, cst.BinaryOperation) and isinstance(expression.operator, cst.Multiply)):
             return None
-        return next((self._loss_calls[s] for s in (expression.left, expression.right) if s in self._loss_calls), None)
+        for side in (expression.left, expression.right):
+            if side in self._loss_calls:
+                return self._loss_calls[side]
+        for side in (expression.left, expression.right):
+            call = self._stored_call(side) if isinstance(side, cst.Name) else side
+            if _named_loss_call(call):
+                return self._loss_calls.get(call, call)
+        return None
+
+    def _stored_call(self, name: cst.Name) -> cst.Call | None:
+        """The call ``name`` holds when it is assigned once, by ``name = call(...)``, in its scope."""
+        scope = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return None
+        assignments = list(scope.assignments[name.value])
+        if len(assignments) != 1:
+            return None
+        target = getattr(assignments[0], "node", None)
+        holder = self.get_metadata(ParentNodeProvider, target, None) if target is not None else None
+        statement = self.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.AssignTarget) else None
+        if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call):
+            return statement.value
+        return None
+
+    def _unpacked_into_pair(self, call: cst.Call) -> bool:
+        """``x, y_a, y_b, lam = mix(x, y, ...)``: three or more names, the labels' pair among them."""
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        return (
+            isinstance(statement, cst.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0].target, (cst.Tuple, cst.List))
+            and len(statement.targets[0].target.elements) >= 3
+        )
 
 
 _CONSTRUCTOR_MARKERS = ("Mixup(", "MixUp(", "CutMix(", "RandomMixup(", "RandomCutmix(")
@@ -137,11 +254,143 @@ def _callee_name(func: cst.BaseExpression) -> str:
     return func.value if isinstance(func, cst.Name) else ""
 
 
+def _is_self(expression: cst.BaseExpression) -> bool:
+    return isinstance(expression, cst.Name) and expression.value == "self"
+
+
+def _mix_name(name: str) -> bool:
+    return any(word in name.lower() for word in _MIX_WORDS)
+
+
+def _loss_name(name: str) -> bool:
+    return any(word in name.lower() for word in _LOSS_WORDS)
+
+
+def _named_loss_call(call: cst.BaseExpression | None) -> bool:
+    return (
+        isinstance(call, cst.Call)
+        and _loss_name(_callee_name(call.func))
+        and len(positional_arguments(call)) >= 2
+    )
+
+
+def _same_loss_other_targets(left: LossCall | cst.Call, right: LossCall | cst.Call) -> bool:
+    """One criterion called on the same outputs with two targets: ``loss(out, y_a)`` and ``loss(out, y_b)``."""
+    first, second = (side.call if isinstance(side, LossCall) else side for side in (left, right))
+    code = cst.Module([]).code_for_node
+    a, b = positional_arguments(first), positional_arguments(second)
+    return (
+        code(first.func) == code(second.func)
+        and code(a[0].value) == code(b[0].value)
+        and code(a[-1].value) != code(b[-1].value)
+    )
+
+
+def _added_terms(expression: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """``a + b + c`` -> ``[a, b, c]``."""
+    if isinstance(expression, cst.BinaryOperation) and isinstance(expression.operator, cst.Add):
+        return [*_added_terms(expression.left), *_added_terms(expression.right)]
+    return [expression]
+
+
+class _PairMixers(cst.CSTVisitor):
+    """Functions named as a mixup/cutmix/fmix/snapmix (not methods) that return their labels'
+    permutation unmixed: ``y_a, y_b = y, y[index]; return mixed_x, y_a, y_b, lam`` or
+    ``targets = (target, target[indices], lam)``. One that mixes the label rows with a weight
+    (``lam * y + (1 - lam) * y[index]``) is multi-label mixup already and is not listed."""
+
+    def __init__(self) -> None:
+        self.found: list[cst.FunctionDef] = []
+        self.row_mixers: set[str] = set()
+        """The mixing functions that mix their label rows with a weight."""
+        self.methods: set[str] = set()
+        """Names of methods: ``self.mixup(x, y)`` calling one is the class's own code, unread here."""
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.methods.update(item.name.value for item in node.body.body if isinstance(item, cst.FunctionDef))
+        return False  # a mixup class's methods are its implementation (timm's Mixup)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        params = node.params.params
+        if not (_mix_name(node.name.value) and len(params) >= 2):
+            return True
+        label = params[1].name.value
+        derived = {label}
+        permuted: set[str] = set()
+        returned: set[str] = set()
+        mixes_rows = False
+        for inner in _walk(node.body):
+            if isinstance(inner, cst.Assign):
+                names = _names(inner.value)
+                if _permutes(inner.value, label) or names & permuted:
+                    permuted.update(_target_names(inner))
+                if names & derived:
+                    derived.update(_target_names(inner))
+            elif isinstance(inner, cst.Return) and inner.value is not None:
+                returned |= _names(inner.value)
+                if _permutes(inner.value, label):
+                    returned.add(label)
+                    permuted.add(label)
+            elif isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Multiply):
+                mixes_rows |= bool((_names(inner.left) | _names(inner.right)) & (derived | permuted))
+        if permuted & returned and not mixes_rows:
+            self.found.append(node)
+        elif mixes_rows:
+            self.row_mixers.add(node.name.value)
+        return False
+
+
+def _walk(node: cst.CSTNode):
+    """Every node under ``node``, not entering nested functions or classes."""
+    for child in node.children:
+        yield child
+        if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            yield from _walk(child)
+
+
+def _names(expression: cst.CSTNode) -> set[str]:
+    found = {expression.value} if isinstance(expression, cst.Name) else set()
+    for inner in _walk(expression):
+        if isinstance(inner, cst.Name):
+            found.add(inner.value)
+    return found
+
+
+def _target_names(assign: cst.Assign) -> set[str]:
+    return {name for target in assign.targets for name in _names(target.target)}
+
+
+def _permutes(expression: cst.CSTNode, label: str) -> bool:
+    """``label[index]`` (an index that is a name or a call such as ``randperm``), somewhere in ``expression``."""
+    return any(
+        isinstance(inner, cst.Subscript)
+        and isinstance(inner.value, cst.Name)
+        and inner.value.value == label
+        and isinstance(inner.slice[0].slice, cst.Index)
+        and isinstance(inner.slice[0].slice.value, (cst.Name, cst.Call))
+        for inner in (expression, *_walk(expression))
+    )
+
+
+def _permutes_second_argument(definition: ast.FunctionDef) -> bool:
+    """The syntax-tree pre-check of ``_PairMixers``: the second argument indexed by a name or a call."""
+    if len(definition.args.args) < 2:
+        return False
+    label = definition.args.args[1].arg
+    return any(
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == label
+        and isinstance(node.slice, (ast.Name, ast.Call))
+        for node in ast.walk(definition)
+    )
+
+
 def _mixup_call_outside_classes(tree: ast.AST) -> bool:
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.ClassDef):
             continue
-        if isinstance(node, ast.Call) and any(word in _called_name(node).lower() for word in ("mixup", "cutmix")):
+        if isinstance(node, ast.Call) and _mix_name(_called_name(node)):
             return True
         if _mixup_call_outside_classes(node):
             return True
@@ -152,7 +401,8 @@ def _weighted_loss_call(node: ast.AST) -> bool:
     if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
         return False
     return any(
-        isinstance(side, ast.Call) and any(word in _called_name(side).lower() for word in ("loss", "criterion", "entropy"))
+        (isinstance(side, ast.Call) and any(word in _called_name(side).lower() for word in _LOSS_WORDS))
+        or (isinstance(side, ast.Name) and "loss" in side.id.lower())
         for side in (node.left, node.right)
     )
 

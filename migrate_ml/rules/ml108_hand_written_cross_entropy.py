@@ -32,6 +32,9 @@ _INDEX_FUNCTIONS = frozenset({"torch.gather", "torch.scatter", "torch.scatter_ad
 _ONE_HOT_FUNCTIONS = frozenset({"torch.nn.functional.one_hot"})
 """``F.one_hot(target, n)``: a one-hot row built from one class index per image (its first argument)."""
 _NON_TORCH_ROOTS = frozenset({"scipy", "numpy", "jax", "tensorflow"})
+_BI_TEMPERED = frozenset({"bi_tempered_logistic_loss", "BiTemperedLogisticLoss"})
+"""The bi-tempered logistic loss (Amid et al. 2019; the ``bi-tempered-loss-pytorch`` package or a
+copy of it), called as a function or built as a module, by name wherever it comes from."""
 _IMPORTED_SMOOTHING_CLASS = re.compile(r"^LabelSmoothing\w*$")
 """An imported class named like this (from the user's own modules) is the same hand-written
 loss defined in another file; timm's own class resolves to ``timm.*`` and is ML004's."""
@@ -54,8 +57,8 @@ class HandWrittenCrossEntropyRule(Rule):
     name = "hand-written-cross-entropy"
     summary = (
         "A hand-written (label-smoothing) cross-entropy nn.Module (log_softmax + scatter_/gather/"
-        "F.one_hot on the class index) and its constructions are reported: replace the class with "
-        "BCEWithLogitsLoss."
+        "F.one_hot on the class index) and its constructions, and bi-tempered logistic losses, are "
+        "reported: replace them with BCEWithLogitsLoss."
     )
     rationale = (
         "Label-smoothing cross-entropy is often written by hand (omihub ViT-CIFAR's "
@@ -72,7 +75,10 @@ class HandWrittenCrossEntropyRule(Rule):
         "`forward` both takes a log-softmax and indexes with one of its own arguments through "
         "`scatter_`/`gather`/`F.one_hot`) and every construction of it in the same file, quoting the "
         "`smoothing` passed there, plus constructions of an imported `LabelSmoothing...` class "
-        "from the user's own modules; nothing is rewritten, since the class may be used elsewhere."
+        "from the user's own modules; nothing is rewritten, since the class may be used elsewhere. "
+        "The bi-tempered logistic loss (`bi_tempered_logistic_loss(logits, labels, t1, t2)` and "
+        "`BiTemperedLogisticLoss` modules, often chosen from a config beside cross-entropy) is a "
+        "tempered softmax over competing classes: each of its calls and constructions is reported the same way."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -90,7 +96,7 @@ class HandWrittenCrossEntropyRule(Rule):
         "criterion = nn.BCEWithLogitsLoss()\n"
         "loss = criterion(out, y.float() * (1 - 0.1) + 0.1 / 2)\n"
     )
-    triggers = ("scatter", "gather", "one_hot", "LabelSmoothing")
+    triggers = ("scatter", "gather", "one_hot", "LabelSmoothing", *sorted(_BI_TEMPERED))
     METADATA_DEPENDENCIES = (
         *Rule.METADATA_DEPENDENCIES,
         ParentNodeProvider,
@@ -105,7 +111,8 @@ class HandWrittenCrossEntropyRule(Rule):
             and ("scatter" in source or "gather" in source or "one_hot" in source)
             and "def forward" in source
         )
-        return defines or ("LabelSmoothing" in source and has_loss_marker(source))
+        bi_tempered = any(name in source for name in _BI_TEMPERED)
+        return defines or bi_tempered or ("LabelSmoothing" in source and has_loss_marker(source))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not any(self._qualified(base.value) & _MODULE_BASES for base in node.bases):
@@ -131,8 +138,18 @@ class HandWrittenCrossEntropyRule(Rule):
         self._report_constructions(node, kind, smoothing)
 
     def visit_Call(self, node: cst.Call) -> None:
-        """Constructions of a ``LabelSmoothing...`` class imported from the user's own modules."""
+        """Constructions of a ``LabelSmoothing...`` class imported from the user's own modules, and
+        bi-tempered logistic losses."""
         if not isinstance(node.func, (cst.Name, cst.Attribute)):
+            return
+        callee = node.func.value if isinstance(node.func, cst.Name) else node.func.attr.value
+        if callee in _BI_TEMPERED:
+            self.report(
+                node,
+                f"{callee} is a bi-tempered logistic loss: a tempered softmax over competing classes, "
+                "one label per image",
+                suggestion=bce_suggestion(_smoothing_text(node)),
+            )
             return
         for qualified in self.get_metadata(QualifiedNameProvider, node.func, set()):
             if qualified.source is not QualifiedNameSource.IMPORT:
