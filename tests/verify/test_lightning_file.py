@@ -1,0 +1,37 @@
+"""What of the file around a LightningModule verify's real ``lightning.Trainer`` runs: the file's own DataModule
+hooks on the sample batches. Each fixture, shaped like public code, passes when correctly migrated and fails at the
+line of the one injected bug; one verify run serves every assertion."""
+
+from __future__ import annotations
+
+import pytest
+
+from verify_helpers import VERIFY_FIXTURES, failures, rows_for, run_verify
+
+pytestmark = pytest.mark.slow
+
+pytest.importorskip("lightning")  # the test extra installs it
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_verify(str(VERIFY_FIXTURES / "lightning_file"), "--epochs", "2")[1]
+
+
+def test_the_files_datamodule_hooks_carry_the_sample_batches(report):
+    rows = rows_for(report, "lit_hooks_good.py")
+    assert rows and failures(report, "lit_hooks_good.py") == []
+    steps = [c["reason"] for c in rows if c["check"].startswith("steps")]
+    assert len(steps) == 2 and all("through FolderDataModule's on_before_batch_transfer, on_after_batch_transfer"
+                                   in reason for reason in steps), steps
+    # the loss gets float targets only through the DataModule's hook, and the normalised images are still matched
+    judged = {c["check"]: c for c in rows}
+    assert "float32 target [32, 7]" in judged["loss at lit_hooks_good.py:60 (int64 labels)"]["reason"]
+    assert "equals the reference exact match" in judged["logged val_exact_match (int64 labels)"]["reason"]
+
+
+def test_a_datamodule_hook_failing_on_the_sample_batch_is_named_at_its_line(report):
+    rows = [c for c in failures(report, "lit_hooks_label_map.py", phase="dynamic") if c["check"].startswith("call")]
+    assert len(rows) == 2, rows
+    assert all(c["line"] == 37 and c["function"] == "FolderDataModule.on_before_batch_transfer" for c in rows)
+    assert rows[0]["reason"].startswith("on_before_batch_transfer raised ValueError")
