@@ -52,6 +52,7 @@ from .core import (
 )
 from .judge import is_metric_name, judge_metric
 from .sample import Sample, recording_model
+from .trainer_settings import TrainerSettings, trainer_settings
 from .unit import Unit
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
@@ -479,11 +480,25 @@ class StandInTrainer:
 def run_lightning(unit: Unit, cls: type, spec: dict) -> None:
     """Each label form through a real ``Trainer`` of the package ``cls`` subclasses, else the stand-in."""
     package = lightning_package(cls)
+    settings = None
+    if package is not None:
+        settings = trainer_settings(unit.unit.get("trainer"), package, unit.module, unit.epochs)
+        _settings_rows(unit, spec, settings)
     for form in LABEL_FORMS:
         if package is None:
             _run_form(unit, cls, spec, form)
         else:
-            _run_real(unit, cls, spec, form, package)
+            _run_real(unit, cls, spec, form, package, settings)
+
+
+def _settings_rows(unit: Unit, spec: dict, settings: TrainerSettings) -> None:
+    """What of the file's ``Trainer(...)`` call verify's ``Trainer`` applied, and what it did not, with why."""
+    if settings.applied:
+        unit.row("PASS", "Trainer settings", f"applied from {settings.where}: {', '.join(settings.applied)}",
+                 line=spec["line"], function=spec["name"])
+    if settings.skipped:
+        unit.row("SKIP", "Trainer settings not applied", f"from {settings.where}: {'; '.join(settings.skipped)}",
+                 line=spec["line"], function=spec["name"])
 
 
 def lightning_package(cls: type):
@@ -677,7 +692,7 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
 REAL_PHASES = (("training_step", "training"), ("validation_step", "validating"), ("test_step", "testing"))
 
 
-def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
+def _run_real(unit: Unit, cls: type, spec: dict, form: str, package, settings: TrainerSettings) -> None:
     """``Trainer.fit`` (validating each epoch) and ``Trainer.test`` on the sample data, on the CPU, writing no file
     that outlives the unit's scratch folder; what each phase logged is judged on the outputs of its last epoch."""
     labels = f"{form} labels"
@@ -692,14 +707,16 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
     watch = _phase_watch(package, unit, logged, tap)
     folder = tempfile.mkdtemp(prefix="lightning-", dir=os.getcwd())  # in the unit's scratch folder
     # Not logger=False: that leaves self.logger None, and code logging images or hyperparameters through it fails.
+    epochs = settings.kwargs.get("max_epochs", unit.epochs)
     trainer = package.Trainer(
-        accelerator="cpu", devices=1, max_epochs=unit.epochs, limit_train_batches=len(loader),
+        **{**settings.kwargs, "max_epochs": epochs}, accelerator="cpu", devices=1, limit_train_batches=len(loader),
         limit_val_batches=len(loader), limit_test_batches=len(loader), num_sanity_val_steps=0,
-        logger=_dropping_logger(package, folder), enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=folder, callbacks=[watch])
+        logger=_dropping_logger(package, folder), enable_checkpointing=settings.checkpointing(package),
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder,
+        callbacks=[*settings.build_callbacks(package, folder), watch])
     datamodule, served = _datamodule(unit, package, loader)
     first = next(step for step_name, _ in REAL_PHASES if (step := steps.get(step_name)))
-    unit.budget.entry(f"{name}.{first['name']}", first["line"], unit.epochs if "training_step" in steps else 1, labels)
+    unit.budget.entry(f"{name}.{first['name']}", first["line"], epochs if "training_step" in steps else 1, labels)
     unit.metric_states.take()  # flags of the other label form's run are not this one's
     try:
         if "training_step" in steps:
