@@ -484,11 +484,15 @@ def run_lightning(unit: Unit, cls: type, spec: dict) -> None:
     if package is not None:
         settings = trainer_settings(unit.unit.get("trainer"), package, unit.module, unit.epochs)
         _settings_rows(unit, spec, settings)
+    sample = unit.sample
     for form in LABEL_FORMS:
-        if package is None:
-            _run_form(unit, cls, spec, form)
-        else:
-            _run_real(unit, cls, spec, form, package, settings)
+        try:
+            if package is None:
+                _run_form(unit, cls, spec, form)
+            else:
+                _run_real(unit, cls, spec, form, package, settings)
+        finally:
+            unit.sample = sample  # a module that takes other images had the sample reshaped for its run
 
 
 def _settings_rows(unit: Unit, spec: dict, settings: TrainerSettings) -> None:
@@ -536,6 +540,7 @@ def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
     instance = _build(unit, cls, spec, labels, form)
     if instance is None:
         return
+    unit.sample = unit.shaped_for(instance) or unit.sample
     logged = LoggedValues(instance, unit.recorder.user_files)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
     trainer = StandInTrainer(loader, unit.epochs, unit.sample.num_classes, logged)
@@ -549,7 +554,7 @@ def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
             if not _evaluate(unit, instance, trainer, steps[step_name], loader, labels, logged, tap, name, stage):
                 return
     ran = ", ".join(steps)
-    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {SAMPLES} sample images with a stand-in Trainer",
+    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {_images(unit)} with a stand-in Trainer",
              line=spec["line"], function=name)
 
 
@@ -646,6 +651,12 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     return True
 
 
+def _images(unit: Unit) -> str:
+    """``128 sample images`` (``… (1x28x28 grayscale)`` for a module that takes other images)."""
+    shape = unit.sample.shape_text()
+    return f"{SAMPLES} sample images" + (f" ({shape})" if shape else "")
+
+
 def _call_hooks(instance, *hooks: str) -> None:
     """The ``LightningModule`` hooks a ``Trainer`` calls at this point (the inherited ones do nothing),
     so that a metric computed and logged in ``on_validation_epoch_end`` is judged too."""
@@ -701,6 +712,7 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package, settings: T
     instance = _build(unit, cls, spec, labels, form)
     if instance is None:
         return
+    unit.sample = unit.shaped_for(instance) or unit.sample
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
     logged = LoggedValues(instance, unit.recorder.user_files, forward=True)
     tap = OutputTap(instance, unit.sample)
@@ -753,7 +765,7 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package, settings: T
         logged.resume(phase)
         _logged_rows(unit, logged, tap.by_phase.get(phase, []), labels, function, step, never_reset,
                      watch.computed.get(phase, {}))
-    unit.row("PASS", f"steps ({labels})", f"{', '.join(steps)} ran on {SAMPLES} sample images with a real "
+    unit.row("PASS", f"steps ({labels})", f"{', '.join(steps)} ran on {_images(unit)} with a real "
              f"{package.__name__.split('.')[0]}.Trainer{served}", line=spec["line"], function=name)
 
 

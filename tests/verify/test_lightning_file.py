@@ -1,5 +1,6 @@
 """What of the file around a LightningModule verify's real ``lightning.Trainer`` runs: the file's own DataModule
-hooks on the sample batches, and the settings and callbacks of its ``Trainer(...)`` call. Each fixture, shaped like public code, passes when correctly migrated and fails at the
+hooks on the sample batches, the settings and callbacks of its ``Trainer(...)`` call, and sample images in the
+shape its model takes (1x28x28 for an MNIST-style CNN, in a loop function too). Each fixture, shaped like public code, passes when correctly migrated and fails at the
 line of the one injected bug; one verify run serves every assertion."""
 
 from __future__ import annotations
@@ -63,3 +64,18 @@ def test_a_bug_in_the_files_callback_fails_at_its_line_and_half_precision_runs_3
     assert all(c["line"] == 23 and "per-element (label-wise) accuracy" in c["reason"] for c in dynamic.values())
     skipped = next(c for c in rows_for(report, "lit_trainer_callback_bug.py") if c["check"] == "Trainer settings not applied")
     assert "precision='16-mixed' (run in 32-bit" in skipped["reason"]
+
+
+@pytest.mark.parametrize("name", ["lit_grayscale_good.py", "mnist_loop_good.py"])
+def test_a_model_that_takes_1x28x28_images_is_fed_grayscale_28px_samples(report, name):
+    rows = rows_for(report, name)
+    assert rows and failures(report, name) == []
+    ran = [c["reason"] for c in rows if c["check"].startswith(("steps", "call"))]
+    assert ran and all("1x28x28 grayscale" in reason for reason in ran), ran
+    assert any(c["check"].startswith(("logged val_acc", "metric exact_match")) and c["status"] == "PASS" for c in rows)
+
+
+def test_a_bug_in_a_grayscale_module_fails_at_its_line(report):
+    dynamic = {c["check"]: c for c in failures(report, "lit_grayscale_logits_threshold.py", phase="dynamic")}
+    assert sorted(dynamic) == ["logged val_acc (float32 labels)", "logged val_acc (int64 labels)"]
+    assert all(c["line"] == 34 and "threshold applied to logits" in c["reason"] for c in dynamic.values())
