@@ -591,6 +591,9 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
             running = "training_step"
             for batch_idx, batch in enumerate(loader):
                 trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
+                for running, transfer in _transfer_hooks(instance):
+                    batch = transfer(batch)
+                running = step["name"]
                 result = instance.training_step(batch, batch_idx)
                 loss = result["loss"] if isinstance(result, dict) else result
                 if isinstance(loss, torch.Tensor) and loss.numel() == 1:
@@ -638,6 +641,9 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
             running = step["name"]
             for batch_idx, batch in enumerate(loader):
                 trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
+                for running, transfer in _transfer_hooks(instance):
+                    batch = transfer(batch)
+                running = step["name"]
                 getattr(instance, step["name"])(batch, batch_idx)
             running = f"{hooks}_end"
             _call_hooks(instance, running)
@@ -649,6 +655,23 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     unit.loss_rows(function, labels, unit.recorder.records[start:])
     _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
+
+
+def _transfer_hooks(instance) -> list[tuple[str, Any]]:
+    """(name, batch -> batch) of each batch-transfer hook of the module, in the order a ``Trainer`` calls them
+    (on the CPU, dataloader 0)."""
+    import functools
+
+    import torch
+
+    hooks = []
+    for hook, arguments in (("on_before_batch_transfer", (0,)), ("transfer_batch_to_device", (torch.device("cpu"), 0)),
+                            ("on_after_batch_transfer", (0,))):
+        method = getattr(instance, hook, None)
+        if callable(method):
+            hooks.append((hook, functools.partial(lambda batch, method, arguments: method(batch, *arguments),
+                                                  method=method, arguments=arguments)))
+    return hooks
 
 
 def _images(unit: Unit) -> str:
