@@ -3,6 +3,7 @@ skip with why (no Trainer runs here)."""
 
 from __future__ import annotations
 
+from migrate_ml.verify.locate import locate
 from migrate_ml.verify.trainer_call import trainer_settings
 
 
@@ -26,3 +27,14 @@ def test_literal_settings_constants_and_callbacks_are_read_through_the_files_ali
 def test_a_hugging_face_trainer_is_not_a_lightning_trainer():
     assert trainer_settings("from transformers import Trainer\nTrainer(model=m, args=a)\n") is None
     assert trainer_settings("import lightning as L\nL.Trainer(\n") is None  # does not parse
+
+
+def test_the_plan_carries_the_trainer_call_and_a_callback_class_is_no_entry_point_of_its_own():
+    plan = locate("fit.py", "import lightning as L\nimport torch\n\n\nclass ExactMatch(L.Callback):\n"
+                  "    def on_validation_epoch_end(self, trainer, pl_module):\n"
+                  "        preds = torch.sigmoid(pl_module.logits) > 0.5\n"
+                  "        pl_module.log('exact_match', (preds == pl_module.y).all(dim=1).float().mean())\n\n\n"
+                  "def main():\n    L.Trainer(max_epochs=3, callbacks=[ExactMatch()])\n", {})
+    assert plan.classes == [] and plan.uncovered == []
+    assert plan.trainer["line"] == 12 and plan.trainer["settings"] == {"max_epochs": 3}
+    assert plan.trainer["callbacks"][0]["file_class"] == "ExactMatch"
