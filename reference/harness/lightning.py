@@ -660,8 +660,6 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
 def _transfer_hooks(instance) -> list[tuple[str, Any]]:
     """(name, batch -> batch) of each batch-transfer hook of the module, in the order a ``Trainer`` calls them
     (on the CPU, dataloader 0)."""
-    import functools
-
     import torch
 
     hooks = []
@@ -669,8 +667,7 @@ def _transfer_hooks(instance) -> list[tuple[str, Any]]:
                             ("on_after_batch_transfer", (0,))):
         method = getattr(instance, hook, None)
         if callable(method):
-            hooks.append((hook, functools.partial(lambda batch, method, arguments: method(batch, *arguments),
-                                                  method=method, arguments=arguments)))
+            hooks.append((hook, lambda batch, method=method, arguments=arguments: method(batch, *arguments)))
     return hooks
 
 
