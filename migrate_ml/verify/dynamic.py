@@ -65,13 +65,15 @@ def run_dynamic(plans: list[tuple[FilePlan, float, str]], options: DynamicOption
         return []
     scratch = tempfile.mkdtemp(prefix="migrate-ml-verify-")
     try:
-        return _run(work, options, scratch)
+        return _run(work, options, scratch, plans)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scratch: str) -> list[Check]:
+def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scratch: str,
+         plans: list[tuple[FilePlan, float, str]]) -> list[Check]:
     user_files = [os.path.abspath(plan.path) for plan, _, _ in work]
+    trainer_calls = [{**plan.trainer, "path": os.path.abspath(plan.path)} for plan, _, _ in plans if plan.trainer]
     spec = {
         "version": 1,
         "result": os.path.join(scratch, "rows.json"),
@@ -91,6 +93,9 @@ def _run(work: list[tuple[FilePlan, float, str]], options: DynamicOptions, scrat
                 "model_classes": plan.model_classes,
                 "num_classes": plan.num_classes,
                 "from_pretrained": plan.from_pretrained,
+                # the file's own Trainer call, else the run's only one (a train.py beside the module's file)
+                "trainer": next((t for t in trainer_calls if t["path"] == os.path.abspath(plan.path)),
+                                trainer_calls[0] if len(trainer_calls) == 1 else None),
             }
             for plan, threshold, _ in work
         ],

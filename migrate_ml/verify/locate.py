@@ -19,6 +19,7 @@ from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvide
 from migrate_ml.engine.source import SourceError
 from migrate_ml.rules.semantics.flow import LossConstruction, LossFlowProvider
 from migrate_ml.verify.builds import BuildSites, literal_kwargs
+from migrate_ml.verify.trainer_call import trainer_settings
 
 # Parameter name -> role. Exact names first, then the patterns below.
 ROLE_NAMES: dict[str, str] = {
@@ -171,6 +172,8 @@ class FilePlan:
     """The file calls ``from_pretrained``: the harness builds Hugging Face models offline and checks ``problem_type``."""
     num_classes: int | None = None
     """The file's own class count (``NUM_CLASSES = 20``, ``classes = [...]``): sample data gets as many labels."""
+    trainer: dict | None = None
+    """The settings of the file's Lightning ``Trainer(...)`` call (see :mod:`.trainer_call`)."""
     constructions: list[dict] = field(default_factory=list)
 
     @property
@@ -195,6 +198,8 @@ def locate(path: str, text: str, binds: dict[str, Bind]) -> FilePlan:
     visitor = _Collector(path, binds, sites)
     wrapper.visit(visitor)
     visitor.plan.from_pretrained = ".from_pretrained(" in text
+    if "Trainer(" in text:
+        visitor.plan.trainer = trainer_settings(text)
     return visitor.plan
 
 
@@ -278,8 +283,8 @@ class _Collector(cst.CSTVisitor):
                 return None
             keys = sorted({key for step in steps for key in step.batch_keys})
             return ClassPlan(node.name.value, self._line(node), "lightning", init_plan, steps, keys, factory)
-        if _is_module_subclass(node, module):
-            return None
+        if _is_module_subclass(node, module) or _is_callback(node, module):
+            return None  # a callback runs in the Trainer the file's Trainer(callbacks=[...]) call gives it
         called = []
         for name, method in methods.items():
             if name.startswith("__"):
@@ -495,6 +500,11 @@ def _is_hf_compute_metrics(function: cst.FunctionDef, params: list[tuple[cst.Par
 
 def _is_lightning_module(node: cst.ClassDef, module: cst.Module) -> bool:
     return any(module.code_for_node(base.value).split(".")[-1] == "LightningModule" for base in node.bases)
+
+
+def _is_callback(node: cst.ClassDef, module: cst.Module) -> bool:
+    """A Lightning ``Callback`` (``class Logger(L.Callback)``, ``(pl.callbacks.Callback)``): its hooks need a Trainer."""
+    return any(module.code_for_node(base.value).split(".")[-1] == "Callback" for base in node.bases)
 
 
 def _predicts(function: cst.FunctionDef) -> bool:

@@ -12,5 +12,7 @@ from the framework modules to the shared core, and only the entry module knows t
   :mod:`.sample` (sample data and the recording sample model), :mod:`.judge` (loss records and
   metric references), :mod:`.core` (rows, user tracebacks, hints, loss interception), the checks
   (:mod:`.checks_outputs`, :mod:`.checks_state`, :mod:`.checks_threshold`), and the containment
-  and time budget glue (:mod:`.contain`, :mod:`.budget`).
+  and time budget glue (:mod:`.contain`, :mod:`.budget`), and :mod:`.trainer_settings` (what of the file's own
+  Lightning ``Trainer(...)`` call verify's ``Trainer`` applies; it imports the package it is given, never a
+  framework module).
 """

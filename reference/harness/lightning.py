@@ -29,19 +29,21 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import tempfile
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from . import checks_state, checks_threshold
 from .checks_threshold import hint
 from .core import (
+    BATCH_SIZE,
     BUILD_HINT,
     LABEL_FORMS,
     LEARNING_RATE,
     SAMPLES,
+    class_count_kwargs,
     crash_hint,
     error_text,
     user_line,
@@ -50,6 +52,7 @@ from .core import (
 )
 from .judge import is_metric_name, judge_metric
 from .sample import Sample, recording_model
+from .trainer_settings import TrainerSettings, trainer_settings
 from .unit import Unit
 
 PHASES = (("validation_step", "validating"), ("test_step", "testing"))
@@ -159,6 +162,8 @@ class OutputTap:
     def __init__(self, instance, sample: Sample) -> None:
         self.sample = sample
         self.hinted = False
+        self.batch_rows = None
+        """The sample rows of the batch a real ``Trainer`` runs now (its loader is not shuffled)."""
         self.outputs: list[tuple[Any, Any]] = []
         target = instance
         for child in instance.children():
@@ -201,6 +206,8 @@ class OutputTap:
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not isinstance(images, torch.Tensor):
             return None
         rows = self.sample.rows_of(images)
+        if self.batch_rows is not None and bool((rows < 0).all()) and len(rows) == len(self.batch_rows):
+            rows = self.batch_rows  # images a batch-transfer hook transformed (normalised) no longer match by content
         if self.hinted:
             logits = hint(self.sample, logits, rows)
             if logits is not output and hasattr(output, "logits"):
@@ -473,11 +480,29 @@ class StandInTrainer:
 def run_lightning(unit: Unit, cls: type, spec: dict) -> None:
     """Each label form through a real ``Trainer`` of the package ``cls`` subclasses, else the stand-in."""
     package = lightning_package(cls)
+    settings = None
+    if package is not None:
+        settings = trainer_settings(unit.unit.get("trainer"), package, unit.module, unit.epochs)
+        _settings_rows(unit, spec, settings)
+    sample = unit.sample
     for form in LABEL_FORMS:
-        if package is None:
-            _run_form(unit, cls, spec, form)
-        else:
-            _run_real(unit, cls, spec, form, package)
+        try:
+            if package is None:
+                _run_form(unit, cls, spec, form)
+            else:
+                _run_real(unit, cls, spec, form, package, settings)
+        finally:
+            unit.sample = sample  # a module that takes other images had the sample reshaped for its run
+
+
+def _settings_rows(unit: Unit, spec: dict, settings: TrainerSettings) -> None:
+    """What of the file's ``Trainer(...)`` call verify's ``Trainer`` applied, and what it did not, with why."""
+    if settings.applied:
+        unit.row("PASS", "Trainer settings", f"applied from {settings.where}: {', '.join(settings.applied)}",
+                 line=spec["line"], function=spec["name"])
+    if settings.skipped:
+        unit.row("SKIP", "Trainer settings not applied", f"from {settings.where}: {'; '.join(settings.skipped)}",
+                 line=spec["line"], function=spec["name"])
 
 
 def lightning_package(cls: type):
@@ -515,6 +540,7 @@ def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
     instance = _build(unit, cls, spec, labels, form)
     if instance is None:
         return
+    unit.sample = unit.shaped_for(instance) or unit.sample
     logged = LoggedValues(instance, unit.recorder.user_files)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
     trainer = StandInTrainer(loader, unit.epochs, unit.sample.num_classes, logged)
@@ -528,7 +554,7 @@ def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
             if not _evaluate(unit, instance, trainer, steps[step_name], loader, labels, logged, tap, name, stage):
                 return
     ran = ", ".join(steps)
-    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {SAMPLES} sample images with a stand-in Trainer",
+    unit.row("PASS", f"steps ({labels})", f"{ran} ran on {_images(unit)} with a stand-in Trainer",
              line=spec["line"], function=name)
 
 
@@ -565,6 +591,9 @@ def _train(unit, instance, trainer: StandInTrainer, step: dict, loader, labels, 
             running = "training_step"
             for batch_idx, batch in enumerate(loader):
                 trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
+                for running, transfer in _transfer_hooks(instance):
+                    batch = transfer(batch)
+                running = step["name"]
                 result = instance.training_step(batch, batch_idx)
                 loss = result["loss"] if isinstance(result, dict) else result
                 if isinstance(loss, torch.Tensor) and loss.numel() == 1:
@@ -612,6 +641,9 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
             running = step["name"]
             for batch_idx, batch in enumerate(loader):
                 trainer.is_last_batch = batch_idx == trainer.num_training_batches - 1
+                for running, transfer in _transfer_hooks(instance):
+                    batch = transfer(batch)
+                running = step["name"]
                 getattr(instance, step["name"])(batch, batch_idx)
             running = f"{hooks}_end"
             _call_hooks(instance, running)
@@ -623,6 +655,26 @@ def _evaluate(unit, instance, trainer: StandInTrainer, step: dict, loader, label
     unit.loss_rows(function, labels, unit.recorder.records[start:])
     _logged_rows(unit, logged, tap.outputs, labels, function, step, unit.metric_state_rows(function, labels, step["line"]))
     return True
+
+
+def _transfer_hooks(instance) -> list[tuple[str, Any]]:
+    """(name, batch -> batch) of each batch-transfer hook of the module, in the order a ``Trainer`` calls them
+    (on the CPU, dataloader 0)."""
+    import torch
+
+    hooks = []
+    for hook, arguments in (("on_before_batch_transfer", (0,)), ("transfer_batch_to_device", (torch.device("cpu"), 0)),
+                            ("on_after_batch_transfer", (0,))):
+        method = getattr(instance, hook, None)
+        if callable(method):
+            hooks.append((hook, lambda batch, method=method, arguments=arguments: method(batch, *arguments)))
+    return hooks
+
+
+def _images(unit: Unit) -> str:
+    """``128 sample images`` (``… (1x28x28 grayscale)`` for a module that takes other images)."""
+    shape = unit.sample.shape_text()
+    return f"{SAMPLES} sample images" + (f" ({shape})" if shape else "")
 
 
 def _call_hooks(instance, *hooks: str) -> None:
@@ -671,7 +723,7 @@ def _logged_rows(unit, logged: LoggedValues, outputs: list, labels: str, functio
 REAL_PHASES = (("training_step", "training"), ("validation_step", "validating"), ("test_step", "testing"))
 
 
-def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
+def _run_real(unit: Unit, cls: type, spec: dict, form: str, package, settings: TrainerSettings) -> None:
     """``Trainer.fit`` (validating each epoch) and ``Trainer.test`` on the sample data, on the CPU, writing no file
     that outlives the unit's scratch folder; what each phase logged is judged on the outputs of its last epoch."""
     labels = f"{form} labels"
@@ -680,20 +732,23 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
     instance = _build(unit, cls, spec, labels, form)
     if instance is None:
         return
+    unit.sample = unit.shaped_for(instance) or unit.sample
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
     logged = LoggedValues(instance, unit.recorder.user_files, forward=True)
     tap = OutputTap(instance, unit.sample)
     watch = _phase_watch(package, unit, logged, tap)
     folder = tempfile.mkdtemp(prefix="lightning-", dir=os.getcwd())  # in the unit's scratch folder
     # Not logger=False: that leaves self.logger None, and code logging images or hyperparameters through it fails.
+    epochs = settings.kwargs.get("max_epochs", unit.epochs)
     trainer = package.Trainer(
-        accelerator="cpu", devices=1, max_epochs=unit.epochs, limit_train_batches=len(loader),
+        **{**settings.kwargs, "max_epochs": epochs}, accelerator="cpu", devices=1, limit_train_batches=len(loader),
         limit_val_batches=len(loader), limit_test_batches=len(loader), num_sanity_val_steps=0,
-        logger=_dropping_logger(package, folder), enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=folder, callbacks=[watch])
-    datamodule = _sample_datamodule(package, loader, unit.sample.num_classes)
+        logger=_dropping_logger(package, folder), enable_checkpointing=settings.checkpointing(package),
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=folder,
+        callbacks=[*settings.build_callbacks(package, folder), watch])
+    datamodule, served = _datamodule(unit, package, loader)
     first = next(step for step_name, _ in REAL_PHASES if (step := steps.get(step_name)))
-    unit.budget.entry(f"{name}.{first['name']}", first["line"], unit.epochs if "training_step" in steps else 1, labels)
+    unit.budget.entry(f"{name}.{first['name']}", first["line"], epochs if "training_step" in steps else 1, labels)
     unit.metric_states.take()  # flags of the other label form's run are not this one's
     try:
         if "training_step" in steps:
@@ -704,7 +759,8 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
             trainer.test(instance, datamodule=datamodule)
     except BaseException as error:
         watch.flush()
-        running = _user_function(error, unit.path) or watch.running
+        owner, raised_in = _user_function(error, unit.path)
+        running = raised_in or watch.running
         step = steps.get(running) or first
         for step_name, phase in REAL_PHASES:
             if step_name in steps:
@@ -713,7 +769,7 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
         who = running or f"{package.__name__.split('.')[0]}.Trainer"
         unit.row("FAIL", f"call ({labels})", f"{who} raised {error_text(error)}",
                  line=user_line(error, unit.path) or (step["line"] if running else spec["line"]),
-                 function=f"{name}.{running}" if running else name, trace=user_traceback(error),
+                 function=f"{owner or name}.{running}" if running else name, trace=user_traceback(error),
                  hint=crash_hint(error, owner=name))
         return
     watch.flush()
@@ -729,8 +785,8 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package) -> None:
         logged.resume(phase)
         _logged_rows(unit, logged, tap.by_phase.get(phase, []), labels, function, step, never_reset,
                      watch.computed.get(phase, {}))
-    unit.row("PASS", f"steps ({labels})", f"{', '.join(steps)} ran on {SAMPLES} sample images with a real "
-             f"{package.__name__.split('.')[0]}.Trainer", line=spec["line"], function=name)
+    unit.row("PASS", f"steps ({labels})", f"{', '.join(steps)} ran on {_images(unit)} with a real "
+             f"{package.__name__.split('.')[0]}.Trainer{served}", line=spec["line"], function=name)
 
 
 def _dropping_logger(package, folder: str):
@@ -763,33 +819,104 @@ def _dropping_logger(package, folder: str):
     return VerifyLogger()
 
 
-def _user_function(error: BaseException, path: str) -> str | None:
-    """The function of the user's file the exception left last (a step or a hook)."""
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if os.path.abspath(frame.filename) == path]
-    return frames[-1].name if frames else None
+def _user_function(error: BaseException, path: str) -> tuple[str | None, str | None]:
+    """(class, function) of the user's file the exception left last: a step or hook of the module, or a hook of the
+    file's ``LightningDataModule`` (class None for a module-level function)."""
+    frame = None
+    link = error.__traceback__
+    while link is not None:
+        # A comprehension's frame is named <listcomp>: the function it is written in is the one to name.
+        if os.path.abspath(link.tb_frame.f_code.co_filename) == path and not (
+                frame is not None and link.tb_frame.f_code.co_name.startswith("<")):
+            frame = link.tb_frame
+        link = link.tb_next
+    if frame is None:
+        return None, None
+    code = frame.f_code
+    owner = getattr(code, "co_qualname", code.co_name).partition(".<locals>")[0].rpartition(".")[0]
+    return owner or None, code.co_name
 
 
-def _sample_datamodule(package, loader, num_classes: int):
-    """A ``LightningDataModule`` whose every loader is the sample loader (``self.trainer.datamodule`` reads it)."""
+CLASS_COUNT_ATTRIBUTE = re.compile(r"(num|n|nb)_?(classes|labels|class)")
+"""A DataModule's class count (``self.trainer.datamodule.num_classes``): the sample's is read instead."""
+TRANSFER_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
 
-    class SampleDataModule(package.LightningDataModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.num_classes = num_classes
-            self.batch_size = loader.batch_size
 
-        def train_dataloader(self):
-            return loader
+def _user_datamodule(unit: Unit, package) -> type | None:
+    """The ``LightningDataModule`` subclass the file defines (or imports from another file of the run), the file's
+    own first; None when there is none."""
+    import inspect
 
-        val_dataloader = test_dataloader = predict_dataloader = train_dataloader
+    found = []
+    for value in vars(unit.module).values():
+        if not (isinstance(value, type) and issubclass(value, package.LightningDataModule)
+                and value is not package.LightningDataModule):
+            continue
+        try:
+            source = os.path.abspath(inspect.getsourcefile(value) or "")
+        except TypeError:
+            continue
+        if source in unit.recorder.user_files:
+            found.append(((source != unit.path, unit.line_of(value) or 0), value))
+    return min(found, key=lambda item: item[0])[1] if found else None
 
-    return SampleDataModule()
+
+def _datamodule(unit: Unit, package, loader) -> tuple[Any, str]:
+    """The ``LightningDataModule`` the ``Trainer`` gets, and what the steps row says of it.
+
+    With a DataModule of the file: a subclass of it whose ``prepare_data``/``setup``/``teardown`` do nothing and whose
+    loaders are the sample loader, so its batch-transfer hooks run on the sample batches while the user's data is never
+    read; its ``__init__`` runs with sample values (the class count, the batch size, defaults for the rest), or, when
+    that raises, Lightning's alone. Its class count (``num_classes``, ``num_labels``, …) and ``batch_size`` read the
+    sample's. Without one: a DataModule of the sample loader.
+    """
+    import inspect
+
+    user = _user_datamodule(unit, package)
+    num_classes = unit.sample.num_classes
+    base = user or package.LightningDataModule
+    names = {name for name in dir(base) if CLASS_COUNT_ATTRIBUTE.fullmatch(name)} | {"num_classes"}
+    # A setter that drops the value: the user's __init__ may assign self.num_classes = num_classes.
+    namespace: dict[str, Any] = {name: property(lambda _self: num_classes, lambda _self, _value: None) for name in names}
+    namespace["batch_size"] = property(lambda _self: loader.batch_size, lambda _self, _value: None)
+
+    def sample_loader(_self, *_args, **_kwargs):
+        return loader
+
+    def nothing(_self, *_args, **_kwargs) -> None:
+        return None
+
+    namespace.update(prepare_data=nothing, setup=nothing, teardown=nothing, train_dataloader=sample_loader,
+                     val_dataloader=sample_loader, test_dataloader=sample_loader, predict_dataloader=sample_loader)
+    cls = type(user.__name__ if user else "SampleDataModule", (base,), namespace)
+    if user is None:
+        return cls(), ""
+    kwargs = class_count_kwargs(user, num_classes)
+    if "batch_size" in inspect.signature(user).parameters:
+        kwargs["batch_size"] = loader.batch_size
+    try:
+        datamodule = cls(**kwargs)
+        built = "its __init__ run with sample values"
+    except Exception as error:  # e.g. a data_dir without a default: Lightning's __init__ alone
+        datamodule = cls.__new__(cls)
+        package.LightningDataModule.__init__(datamodule)
+        built = f"its __init__ not run, as it raised {type(error).__name__}: {error}"
+    hooks = [hook for hook in TRANSFER_HOOKS if getattr(user, hook) is not getattr(package.LightningDataModule, hook)]
+    through = f"through {user.__name__}'s {', '.join(hooks)}" if hooks else f"by {user.__name__}"
+    return datamodule, (f", the sample batches served {through} ({built}; its prepare_data, setup, teardown and "
+                        "loaders replaced)")
 
 
 def _phase_watch(package, unit: Unit, logged: LoggedValues, tap: OutputTap):
     """A ``Callback`` that follows the real ``Trainer``'s phases: it starts each epoch's logged values, outputs
     and metric marks, tags each loss call with its phase and epoch, and keeps the metrics Lightning computed
     at the end of each phase (a logged ``Metric`` is computed and reset there)."""
+
+    def _batch_rows(batch_idx: int):
+        import torch
+
+        start = batch_idx * BATCH_SIZE
+        return torch.arange(start, min(start + BATCH_SIZE, SAMPLES))
 
     class PhaseWatch(package.Callback):
         def __init__(self) -> None:
@@ -825,7 +952,22 @@ def _phase_watch(package, unit: Unit, logged: LoggedValues, tap: OutputTap):
         def on_train_epoch_start(self, trainer, _module) -> None:
             self._start("training", trainer.current_epoch, "training_step")
 
+        def on_train_batch_start(self, _trainer, _module, _batch, batch_idx) -> None:
+            tap.batch_rows = _batch_rows(batch_idx)
+
+        def on_validation_batch_start(self, _trainer, _module, _batch, batch_idx, _dataloader_idx=0) -> None:
+            tap.batch_rows = _batch_rows(batch_idx)
+
+        def on_test_batch_start(self, _trainer, _module, _batch, batch_idx, _dataloader_idx=0) -> None:
+            tap.batch_rows = _batch_rows(batch_idx)
+
+        def on_validation_batch_end(self, *_args) -> None:
+            tap.batch_rows = None
+
+        on_test_batch_end = on_validation_batch_end
+
         def on_train_batch_end(self, trainer, _module, outputs, _batch, _batch_idx) -> None:
+            tap.batch_rows = None
             loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
             if loss is not None and getattr(loss, "numel", lambda: 0)() == 1:
                 self.returned.setdefault(trainer.current_epoch, []).append(float(loss.detach()))

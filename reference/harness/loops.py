@@ -10,7 +10,6 @@ import re
 from . import checks_outputs
 from .core import (
     BUILD_HINT,
-    IMAGE_SIZE,
     LABEL_FORMS,
     SAMPLES,
     build_site,
@@ -22,7 +21,7 @@ from .core import (
     user_line,
     user_traceback,
 )
-from .sample import recording_model
+from .sample import accepted_input, recording_model
 from .unit import Unit
 
 
@@ -50,31 +49,35 @@ def check_model_class(unit: Unit, module, name: str) -> None:
     except Exception as error:
         unit.unchecked_models.append((name, f"{name}() raised {type(error).__name__}: {error}"))
         return
-    for shape in ((3, IMAGE_SIZE, IMAGE_SIZE), (1, 28, 28), (1, IMAGE_SIZE, IMAGE_SIZE), (3, 224, 224)):
-        try:
-            with torch.no_grad(), checks_outputs.LastOp(unit.recorder.user_files).watch(model) as last:
-                out = model(torch.randn(4, *shape))
-        except Exception:
-            continue
-        if not isinstance(out, torch.Tensor) or out.ndim != 2:
-            return
-        line = unit.line_of(cls)
-        form = logits_form(out)
-        what = f"{name}.forward" if isinstance(cls, type) else f"the model {name}() builds"
-        if form == "log_softmax":
-            unit.row("FAIL", f"model {name} outputs", f"{what} returns log-probabilities (log_softmax over "
-                     "classes: each row's exp sums to 1), which couples the labels",
-                     line=line, code="ML103", hint="return raw logits from forward and use BCEWithLogitsLoss (rule ML103)")
-        elif form == "softmax":
-            unit.row("FAIL", f"model {name} outputs", f"{what} returns softmax probabilities (each row "
-                     "sums to 1), so labels compete", line=line, code="ML024",
-                     hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
-        elif clamped := checks_outputs.never_negative_row(what, out, last):
-            status, reason, op_line, hint = clamped
-            unit.row(status, f"model {name} outputs", reason, line=op_line or line, hint=hint)
-        else:
-            unit.row("PASS", f"model {name} outputs", f"{what} returns raw logits {list(out.shape)}", line=line)
+    watched: list[checks_outputs.LastOp] = []
+
+    def call(images):
+        watched[:] = [checks_outputs.LastOp(unit.recorder.user_files).watch(model)]
+        with watched[0]:
+            return model(images)
+
+    accepted = accepted_input(call)
+    if accepted is None:
         return
+    out, last = accepted[1], watched[0]
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        return
+    line = unit.line_of(cls)
+    form = logits_form(out)
+    what = f"{name}.forward" if isinstance(cls, type) else f"the model {name}() builds"
+    if form == "log_softmax":
+        unit.row("FAIL", f"model {name} outputs", f"{what} returns log-probabilities (log_softmax over "
+                 "classes: each row's exp sums to 1), which couples the labels",
+                 line=line, code="ML103", hint="return raw logits from forward and use BCEWithLogitsLoss (rule ML103)")
+    elif form == "softmax":
+        unit.row("FAIL", f"model {name} outputs", f"{what} returns softmax probabilities (each row "
+                 "sums to 1), so labels compete", line=line, code="ML024",
+                 hint="return raw logits; apply torch.sigmoid only for predictions (rule ML024)")
+    elif clamped := checks_outputs.never_negative_row(what, out, last):
+        status, reason, op_line, hint = clamped
+        unit.row(status, f"model {name} outputs", reason, line=op_line or line, hint=hint)
+    else:
+        unit.row("PASS", f"model {name} outputs", f"{what} returns raw logits {list(out.shape)}", line=line)
 
 
 def run_function(unit: Unit, module, function: dict) -> None:
@@ -87,6 +90,14 @@ def run_function(unit: Unit, module, function: dict) -> None:
 
 def run_form(unit: Unit, func, function: dict, form: str, owner: tuple[type, dict] | None = None) -> None:
     """Call ``func`` (or, with ``owner``, the method of a class built from sample arguments)."""
+    sample = unit.sample
+    try:
+        _run_form(unit, func, function, form, owner)
+    finally:
+        unit.sample = sample  # a model of the file that takes other images had the sample reshaped for this call
+
+
+def _run_form(unit: Unit, func, function: dict, form: str, owner: tuple[type, dict] | None) -> None:
     unit.budget.entry(function["name"] if owner is None else f"{owner[1]['name']}.{function['name']}",
                       function["line"], unit.epochs if function["trains"] else 1, f"{form} labels")
     if function.get("predicts") and func is not None:

@@ -11,6 +11,9 @@ from .checks_threshold import band_mask, band_value, hint
 from .core import BATCH_SIZE, IMAGE_SIZE, SAMPLES
 
 SAMPLE_KIND = "shapes"
+INPUT_SHAPES = ((3, IMAGE_SIZE, IMAGE_SIZE), (1, 28, 28), (1, IMAGE_SIZE, IMAGE_SIZE), (3, 224, 224))
+"""The image shapes a model of the file may need, the sample's own first: RGB 32 px, MNIST-style 1x28x28 and
+1x32x32, ImageNet-style 224 px."""
 MULTI_LABEL = "multi_label_classification"
 HINT_LOGIT = 3.0
 HINT_FLIP_FRACTION = 0.4
@@ -51,6 +54,36 @@ class Sample:
         self.targets = kept
         self.class_names = (list(self.class_names) + [f"label{i}" for i in range(len(self.class_names), num_classes)])[:num_classes]
 
+    def shaped(self, shape: tuple[int, ...]) -> "Sample":
+        """The same sample (labels, hints, threshold band) with its images as ``shape``: averaged to grayscale for
+        one channel, resized bilinearly."""
+        import copy
+
+        import torch
+        import torch.nn.functional as F
+
+        shape = tuple(shape)
+        if shape == tuple(self.images.shape[1:]):
+            return self
+        images = self.images
+        if shape[0] == 1 and images.shape[1] != 1:
+            images = images.mean(dim=1, keepdim=True)
+        if tuple(images.shape[2:]) != shape[1:]:
+            images = F.interpolate(images, size=shape[1:], mode="bilinear", align_corners=False).clamp(0, 1)
+        other = copy.copy(self)
+        other.images = images.contiguous()
+        generator = torch.Generator().manual_seed(0)
+        other._projection = torch.randn(other.images[0].numel(), generator=generator, dtype=torch.float64)
+        other._keys = other.images.flatten(1).double() @ other._projection
+        return other
+
+    def shape_text(self) -> str:
+        """``1x28x28 grayscale`` for the steps and call rows; empty for the sample's own images."""
+        channels, height, width = self.images.shape[1:]
+        if (channels, height, width) == INPUT_SHAPES[0]:
+            return ""
+        return f"{channels}x{height}x{width}{' grayscale' if channels == 1 else ''}"
+
     def rows_of(self, images) -> Any:
         """Sample index of each row of ``images`` (-1 where the row is not a sample image)."""
         import torch
@@ -81,6 +114,20 @@ class Sample:
 
         del torch
         return DataLoader(DictDataset(), batch_size=BATCH_SIZE, shuffle=False)
+
+
+def accepted_input(call) -> tuple[tuple[int, ...], Any] | None:
+    """(shape, output) for the first of :data:`INPUT_SHAPES` that ``call`` (a model's forward, under no_grad) runs on
+    with a batch of 4 random images; None when it runs on none."""
+    import torch
+
+    for shape in INPUT_SHAPES:
+        try:
+            with torch.no_grad():
+                return shape, call(torch.randn(4, *shape))
+        except Exception:
+            continue
+    return None
 
 
 def _is_label_key(key: str) -> bool:

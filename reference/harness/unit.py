@@ -29,7 +29,7 @@ from .core import (
     row,
 )
 from .judge import is_metric_name, judge_metric, loss_failure, reference, returned_numbers
-from .sample import Sample
+from .sample import Sample, accepted_input
 
 
 class Unit:
@@ -188,7 +188,8 @@ class Unit:
         """The model as the file's caller builds it (``Net(num_classes=C)``), and how the call row describes it.
 
         None (the reference ViT is used) when it cannot be built from the caller's literal keywords
-        or does not map a batch of sample images to ``[B, C]`` logits.
+        or does not map a batch of sample images to ``[B, C]`` logits. A model that takes other images
+        (``nn.Conv2d(1, …)`` on 1x28x28) gets them: :attr:`sample` becomes the sample in that shape.
         """
         import torch
 
@@ -201,14 +202,39 @@ class Unit:
             kwargs.update(class_count_kwargs(factory, self.sample.num_classes))
             torch.manual_seed(0)
             net = factory(**kwargs)
+        except Exception as error:
+            return None, f"with the reference ViT, as {where} raised {type(error).__name__}: {error}"
+        try:
             with torch.no_grad():
                 out = net.eval()(self.sample.images[:2])
             net.train()
         except Exception as error:
-            return None, f"with the reference ViT, as {where} raised {type(error).__name__}: {error}"
+            shaped = self.shaped_for(net)
+            if shaped is None:
+                return None, f"with the reference ViT, as {where} raised {type(error).__name__}: {error}"
+            self.sample = shaped
+            return net.train(), f"model built as {where}, fed {shaped.shape_text()} sample images"
         if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (2, self.sample.num_classes)):
             return None, f"with the reference ViT, as {where} does not map sample images to [B, {self.sample.num_classes}]"
         return net, f"model built as {where}"
+
+    def shaped_for(self, model) -> Sample | None:
+        """The sample in the image shape ``model`` (in eval mode) maps to ``[B, C]`` scores, when that is not the
+        sample's own; None when it is, or when the model takes none of :data:`.sample.INPUT_SHAPES`."""
+        import torch
+
+        was_training = model.training
+        model.eval()
+        try:
+            accepted = accepted_input(model)
+        finally:
+            model.train(was_training)
+        if accepted is None or accepted[0] == tuple(self.sample.images.shape[1:]):
+            return None
+        out = getattr(accepted[1], "logits", accepted[1])
+        if not (isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] == self.sample.num_classes):
+            return None
+        return self.sample.shaped(accepted[0])
 
     def criterion(self, criterion: dict | None):
         import torch

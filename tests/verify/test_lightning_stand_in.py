@@ -16,6 +16,7 @@ from migrate_ml_reference.harness.lightning import (  # noqa: E402
     StandInTrainer,
     _configured,
     _hint,
+    _transfer_hooks,
     lightning_package,
 )
 
@@ -161,3 +162,19 @@ def test_the_stand_in_runs_for_a_base_only_named_lightning_module():
         pass
 
     assert lightning_package(Lit) is None
+
+
+def test_the_stand_in_passes_each_batch_through_the_modules_transfer_hooks_in_trainer_order():
+    class Lit(torch.nn.Module):
+        def on_after_batch_transfer(self, batch, dataloader_idx):
+            return batch[0] * 2, batch[1]
+
+        def on_before_batch_transfer(self, batch, dataloader_idx):
+            return batch[0] + 1, batch[1].float()
+
+    hooks = _transfer_hooks(Lit())
+    assert [name for name, _ in hooks] == ["on_before_batch_transfer", "on_after_batch_transfer"]
+    batch = (torch.zeros(2), torch.ones(2, dtype=torch.long))
+    for _, transfer in hooks:
+        batch = transfer(batch)
+    assert batch[0].tolist() == [2.0, 2.0] and batch[1].dtype == torch.float32
