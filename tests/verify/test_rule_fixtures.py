@@ -48,7 +48,7 @@ def _key(path: Path) -> str:
 def report():
     if not FIXTURES:
         pytest.skip("no rule fixtures yet")
-    return run_verify(*[str(p) for p in FIXTURES], "--epochs", "1", "--timeout", "60")[1]
+    return run_verify(*[str(p) for p in FIXTURES], "--epochs", "1")[1]
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=_key)
