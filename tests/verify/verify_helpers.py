@@ -29,9 +29,10 @@ def run_verify(*arguments: str, cwd: Path | None = None) -> tuple[int, dict]:
 
 
 def run_verify_split(paths: list[Path], *options: str, runs: int = 2) -> tuple[int, dict]:
-    """``run_verify(*paths, *options)`` as ``runs`` verify processes at once over alternate paths: the worst
-    exit code and every check. For a file set whose files do not import one another: each child imports
-    lightning or transformers anew, and the runs overlap that work on a machine with more than one core."""
+    """``run_verify(*paths, *options)`` as ``runs`` verify processes at once over alternate paths, in one
+    report: the worst exit code, every check, the summed summary. For files that do not import one another:
+    each file's child imports lightning or transformers anew, and the runs overlap that work on a machine
+    with more than one core."""
     timeout = [] if "--timeout" in options else ["--timeout", GENEROUS_TIMEOUT]
     started = [
         subprocess.Popen(
@@ -41,13 +42,16 @@ def run_verify_split(paths: list[Path], *options: str, runs: int = 2) -> tuple[i
         )
         for index in range(min(runs, len(paths)))
     ]
-    codes, checks = [], []
+    codes, reports = [], []
     for process in started:
         stdout, stderr = process.communicate()
         assert stdout, stderr
         codes.append(process.returncode)
-        checks.extend(json.loads(stdout)["checks"])
-    return max(codes), {"checks": checks}
+        reports.append(json.loads(stdout))
+    counts = ("files", "checks", "passed", "failed", "skipped")
+    summary = {key: sum(r["summary"][key] for r in reports) for key in counts}
+    summary["ok"] = all(r["summary"]["ok"] for r in reports)
+    return max(codes), {"checks": [c for r in reports for c in r["checks"]], "summary": summary}
 
 
 def rows_for(report: dict, file_name: str) -> list[dict]:
