@@ -324,7 +324,7 @@ def test_line_numbers_of_a_large_coco_file_cost_linear_time(tmp_path):
            "categories": [{"id": 1, "name": "x"}]}
     (tmp_path / "c.json").write_text(json.dumps(doc, indent=1))
     assert (tmp_path / "c.json").stat().st_size > 4_000_000
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine stretches the wall clock, not this
     with pytest.raises(DatasetFormatError) as info:
         read_labels(tmp_path / "c.json")
     text = (tmp_path / "c.json").read_text()
@@ -338,4 +338,4 @@ def test_line_numbers_of_a_large_coco_file_cost_linear_time(tmp_path):
     text = (tmp_path / "labels.json").read_text()
     assert info.value.line == text[:text.index('"img00000.png"')].count("\n") + 1
     assert "missing image 'img00000.png'" in str(info.value)
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10

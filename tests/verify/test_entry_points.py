@@ -1,14 +1,14 @@
 """Entry points beyond module functions: LightningModules, Hugging Face compute_metrics, trainer
 classes. Each kind has a correct migration that passes and broken ones that fail naming the line.
 
-One verify run covers the set (starting the harness imports torch and timm once).
+Two verify runs at once cover the set (each starts the harness, importing torch and timm, once).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from verify_helpers import VERIFY_FIXTURES, failures, not_passed, rows_for, run_verify
+from verify_helpers import VERIFY_FIXTURES, failures, not_passed, rows_for, run_verify_split
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ for framework in ("lightning", "pytorch_lightning", "transformers"):  # the test
 
 @pytest.fixture(scope="module")
 def report():
-    return run_verify(str(VERIFY_FIXTURES / "entry_points"), "--epochs", "1")[1]
+    return run_verify_split(sorted((VERIFY_FIXTURES / "entry_points").glob("*.py")), "--epochs", "1")[1]
 
 
 def _dynamic_failures(report, name):

@@ -11,7 +11,7 @@
 * fixtures without a callable entry point (snippets, methods, ``main()``) report "no callable
   entry point" or "nothing to run", which is accepted.
 
-All fixtures run in one verify call with one epoch, to keep the suite fast.
+All fixtures run with one epoch in two verify processes at once, to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from verify_helpers import REPO, run_verify
+from verify_helpers import REPO, run_verify_split
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def _key(path: Path) -> str:
 def report():
     if not FIXTURES:
         pytest.skip("no rule fixtures yet")
-    return run_verify(*[str(p) for p in FIXTURES], "--epochs", "1", "--timeout", "60")[1]
+    return run_verify_split(FIXTURES, "--epochs", "1")[1]
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=_key)
