@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable
 
 import libcst as cst
-from libcst.metadata import PositionProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider
 
 
 class Applicability(str, enum.Enum):
@@ -169,6 +169,13 @@ class Rule(cst.BatchableCSTVisitor):
     @classmethod
     def checks_tree(cls) -> bool:
         return cls.could_apply_tree.__func__ is not Rule.could_apply_tree.__func__
+
+    def enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        """The innermost ``def`` around ``node`` (None at module level); needs ParentNodeProvider."""
+        current = self.get_metadata(ParentNodeProvider, node, None)
+        while current is not None and not isinstance(current, cst.FunctionDef):
+            current = self.get_metadata(ParentNodeProvider, current, None)
+        return current
 
     def report(
         self,

@@ -200,7 +200,7 @@ class LongLabelsRule(Rule):
         if isinstance(holder, cst.Element):
             pair = self.get_metadata(ParentNodeProvider, holder, None)
             statement = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
-            function = self._enclosing_function(cast)
+            function = self.enclosing_function(cast)
             root = chain_root_name(cast.func.value)
             if isinstance(statement, cst.Return) and function is not None and root in _parameters(function):
                 return f"in what {function.name.value}() returns"
@@ -258,12 +258,6 @@ class LongLabelsRule(Rule):
         if isinstance(parent, cst.ComparisonTarget) and isinstance(parent.operator, cst.Equal):
             return "an == comparison with predictions"
         return None
-
-    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        current = self.get_metadata(ParentNodeProvider, node, None)
-        while current is not None and not isinstance(current, cst.FunctionDef):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
 
     def _assigned_values(self, target: cst.CSTNode | None) -> list[cst.BaseExpression]:
         """What a binding of the label assigns: ``labels = v``; the matching element of

@@ -137,19 +137,13 @@ class OneHotTargetRule(Rule):
         root = chain_root(source) if source is not None else None
         if isinstance(root, cst.Name) and (scope, root.value) in self._target_roots:
             return f"is built from {root.value}, the class indices a loss receives"
-        function = self._enclosing_function(call)
+        function = self.enclosing_function(call)
         if function is not None and any(name in function.name.value for name in _DATA_FUNCTIONS):
             return f"builds the targets in {function.name.value}()"
         loss = self._enclosing_loss(call) if in_loss else None
         if loss is not None:
             return f"builds the targets of the hand-written loss {loss}"
         return None
-
-    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        current = self.get_metadata(ParentNodeProvider, node, None)
-        while current is not None and not isinstance(current, cst.FunctionDef):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
 
     def _enclosing_loss(self, node: cst.CSTNode) -> str | None:
         """The function or class around ``node`` named as a loss (``soft_cross_entropy_loss``,

@@ -126,7 +126,7 @@ class CollateClassIndicesRule(Rule):
         if not qualified & _TENSOR_BUILDERS or not node.args:
             return
         methods, batch = self._path_to_batch(node)
-        function = self._enclosing_function(node)
+        function = self.enclosing_function(node)
         if function is None or self._made_float(node, methods):
             return
         if self._names_a_label(node, batch) and not self._cast_where_used(batch, function):
@@ -134,7 +134,7 @@ class CollateClassIndicesRule(Rule):
 
     def _check_flattened(self, call: cst.Call) -> None:
         """``targets.flatten()``, ``torch.cat(targets, 0).view(-1)``: a label batch made a vector."""
-        function = self._enclosing_function(call)
+        function = self.enclosing_function(call)
         assert isinstance(call.func, cst.Attribute)
         words = Words()
         call.func.value.visit(words)
@@ -267,12 +267,6 @@ class CollateClassIndicesRule(Rule):
         elif isinstance(parent, cst.DictElement):
             parent.key.visit(words)
         return any(_LABEL_WORD.search(word) for word in words.found)
-
-    def _enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        current = self.get_metadata(ParentNodeProvider, node, None)
-        while current is not None and not isinstance(current, cst.FunctionDef):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
 
 
 def _after(position: CodePosition, other: CodePosition) -> bool:
