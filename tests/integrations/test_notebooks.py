@@ -371,6 +371,36 @@ def test_a_global_criterion_no_cell_uses_is_not_reported_as_unfollowed(run_cli, 
     assert "criterion(model(images), labels.float())" in sources[1]
 
 
+def test_a_criterion_passed_to_a_loop_redefined_in_a_later_cell_is_followed(run_cli, tmp_path):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    loop = (
+        "def training_loop(n_epochs, model, loss_fn, train_loader):\n"
+        "    for epoch in range(n_epochs):\n"
+        "        for imgs, labels in train_loader:\n"
+        "            loss_fn(model(imgs), labels).backward()\n"
+    )
+    run = "training_loop(n_epochs=2, model=model, loss_fn=loss_fn, train_loader=[])"
+    notebook = new_notebook()
+    notebook.cells = [
+        new_code_cell("import torch.nn as nn"),
+        new_code_cell(loop),
+        new_code_cell("model = nn.Linear(8, 4)\nloss_fn = nn.CrossEntropyLoss()"),
+        new_code_cell(run),
+        new_code_cell(loop + "    print('done')"),
+        new_code_cell(run),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, str(path))
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    assert "could be followed" not in out + err
+    sources = ["".join(c["source"]) for c in _cells(path)]
+    assert sources[2].endswith("loss_fn = nn.BCEWithLogitsLoss()")
+    assert "loss_fn(model(imgs), labels.float())" in sources[1]
+    assert "loss_fn(model(imgs), labels.float())" in sources[4]
+
+
 def test_lines_a_finding_names_are_given_as_cell_and_line(run_cli, tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook
 

@@ -184,11 +184,12 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         self._by_callee: dict[str, list[cst.Call]] | None = None
         self._called: set[str] | None = None
         self._unfollowed: list[cst.CSTNode] | None = None
-        self._notebook = False
-        """The module joins a notebook's cells: no other module can import its globals."""
+        self._runs = False
+        """The module joins a notebook's cells or is a script that runs code when loaded: no
+        other module imports its globals."""
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._notebook = any(_is_cell_marker(statement) for statement in node.body)
+        self._runs = any(_is_cell_marker(statement) or _runs_code(statement) for statement in node.body)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
@@ -308,7 +309,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         ]
         if not accesses:
             # Never read: nothing passes it targets, unless another module imports the global.
-            return not isinstance(scope, GlobalScope) or self._notebook
+            return not isinstance(scope, GlobalScope) or self._runs
         return all(
             [self._use_noted(access.node, construction, followed, depth, handed) for access in accesses]
         )
@@ -347,11 +348,16 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                     return True
         if not isinstance(call.func, cst.Name):
             return False
+        # A function redefined (a notebook cell run again with edits): any definition may be the
+        # one called, and each of them uses the parameter only in followed calls.
         functions = self._functions.get(call.func.value, ())
-        if len(functions) != 1:
-            return False
-        param = _parameter_for(functions[0], call, parent)
-        return param is not None and self._name_uses_followed(param, construction, followed, depth + 1, handed)
+        params = [_parameter_for(function, call, parent) for function in functions]
+        return bool(params) and all(
+            [
+                param is not None and self._name_uses_followed(param, construction, followed, depth + 1, handed)
+                for param in params
+            ]
+        )
 
     def _module_method_followed(self, method: cst.Attribute, construction, followed, depth: int, handed) -> bool:
         """``criterion.half()``, ``criterion = criterion.cuda()``: the call passes no targets, and
@@ -586,6 +592,15 @@ def _is_cell_marker(statement: cst.CSTNode) -> bool:
         return False
     comment = statement.trailing_whitespace.comment
     return comment is not None and comment.value.startswith(CELL_MARKER_PREFIX)
+
+
+def _runs_code(statement: cst.CSTNode) -> bool:
+    """A top-level call, loop or ``if __name__ == "__main__":``: code a script runs when loaded."""
+    if isinstance(statement, (cst.If, cst.For, cst.While, cst.With, cst.Try)):
+        return True
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) for small in statement.body
+    )
 
 
 def _is_self(expression: cst.BaseExpression) -> bool:
