@@ -35,6 +35,9 @@ KNOWN_LIMITATIONS = {
     "executed/lightning_family.out.py": "fit() calls model.training_step (a LightningModule API); verify passes a plain model",
     "executed/lightning_torchmetrics.out.py": "fit() calls model.training_step (a LightningModule API); verify passes a plain model",
     "ML020/method_max_forms.out.py": "adds three spellings of the same count into one accumulator, so its accuracy is 3x",
+    "ML001/passed_to_redefined_function_unfollowed.out.py": "its second training_loop hands the criterion on through a "
+    "list, which ML001 reports (a note) instead of casting: that loss call gets int64 targets, as verify must say "
+    "(test_an_unfollowed_use_ml001_reports_fails_at_its_line)",
     "ML022/lightning_metrics.out.py": "its LightningModule has no configure_optimizers (nor a forward for "
     "validation_step's self(x)), in the fixture's input too: the real Trainer refuses to fit it, and verify says so",
 }
@@ -68,3 +71,10 @@ def test_fixture_passes_verify(report, fixture: Path) -> None:
         and c["check"] != "entry point"
     ]
     assert not dynamic_failures
+
+
+def test_an_unfollowed_use_ml001_reports_fails_at_its_line(report) -> None:
+    fixture = REPO / "tests" / "fixtures" / "rules" / "ML001" / "passed_to_redefined_function_unfollowed.out.py"
+    failing = {(c["line"], c["check"]) for c in report["checks"]
+               if Path(c["file"]).resolve() == fixture.resolve() and c["phase"] == "dynamic" and c["status"] == "FAIL"}
+    assert (18, "loss at passed_to_redefined_function_unfollowed.out.py:18 (int64 labels)") in failing
