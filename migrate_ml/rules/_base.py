@@ -20,6 +20,15 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider
 
 
+def enclosing(owner, node: cst.CSTNode, kind) -> cst.CSTNode | None:
+    """The innermost ancestor of ``node`` of type ``kind`` (None when there is none); ``owner`` is a rule
+    or metadata provider that depends on ParentNodeProvider."""
+    current = owner.get_metadata(ParentNodeProvider, node, None)
+    while current is not None and not isinstance(current, kind):
+        current = owner.get_metadata(ParentNodeProvider, current, None)
+    return current
+
+
 class Applicability(str, enum.Enum):
     """How much a fix can be trusted, modelled on ruff's fix applicability."""
 
@@ -169,13 +178,6 @@ class Rule(cst.BatchableCSTVisitor):
     @classmethod
     def checks_tree(cls) -> bool:
         return cls.could_apply_tree.__func__ is not Rule.could_apply_tree.__func__
-
-    def enclosing_function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
-        """The innermost ``def`` around ``node`` (None at module level); needs ParentNodeProvider."""
-        current = self.get_metadata(ParentNodeProvider, node, None)
-        while current is not None and not isinstance(current, cst.FunctionDef):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
 
     def report(
         self,

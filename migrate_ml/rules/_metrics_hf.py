@@ -13,6 +13,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.predictions import is_model_callee, strip_transparent
+from migrate_ml.rules._base import enclosing
 
 EVALUATE_LOADS = frozenset({"evaluate.load", "datasets.load_metric"})
 EVALUATE_CLASS_METRICS = frozenset(
@@ -80,7 +81,7 @@ class LogitsProofs:
         in this file feeds the logits (``accuracy(model(x).detach().cpu().numpy(), y)``)."""
         function = self.get_metadata(ParentNodeProvider, self.get_metadata(ParentNodeProvider, param, None), None)
         if not isinstance(function, cst.FunctionDef) or isinstance(
-            self._enclosing(function, (cst.ClassDef, cst.FunctionDef)), cst.ClassDef
+            enclosing(self, function, (cst.ClassDef, cst.FunctionDef)), cst.ClassDef
         ):
             return False  # methods are called through their object, which this does not follow
         positional = [*function.params.posonly_params, *function.params.params]
@@ -143,7 +144,7 @@ class LogitsProofs:
         if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
             return False
         param = assignments[0].node
-        function = self._enclosing(param, cst.FunctionDef)
+        function = enclosing(self, param, cst.FunctionDef)
         if not isinstance(function, cst.FunctionDef) or "compute_metrics" not in function.name.value:
             return False
         params = [p for p in function.params.params if p.name.value not in ("self", "cls")]
@@ -195,14 +196,8 @@ class LogitsProofs:
                 return None
         return statement
 
-    def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
-        current = self.get_metadata(ParentNodeProvider, node, None)
-        while current is not None and not isinstance(current, kind):
-            current = self.get_metadata(ParentNodeProvider, current, None)
-        return current
-
     def _in_compute_metrics(self, node: cst.CSTNode) -> bool:
-        function = self._enclosing(node, cst.FunctionDef)
+        function = enclosing(self, node, cst.FunctionDef)
         return isinstance(function, cst.FunctionDef) and "compute_metrics" in function.name.value
 
 

@@ -8,7 +8,7 @@ import re
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, is_integer_cast
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
@@ -200,7 +200,7 @@ class LongLabelsRule(Rule):
         if isinstance(holder, cst.Element):
             pair = self.get_metadata(ParentNodeProvider, holder, None)
             statement = self.get_metadata(ParentNodeProvider, pair, None) if isinstance(pair, cst.Tuple) else None
-            function = self.enclosing_function(cast)
+            function = enclosing(self, cast, cst.FunctionDef)
             root = chain_root_name(cast.func.value)
             if isinstance(statement, cst.Return) and function is not None and root in _parameters(function):
                 return f"in what {function.name.value}() returns"

@@ -360,9 +360,9 @@ class ClassIndexDatasetRule(Rule):
     def _returned_as(self, built: cst.Call) -> cst.CSTNode:
         """The element of ``__getitem__``'s return that carries the label built by ``built`` (through
         casts and the name it is stored under), else ``built``."""
-        node, parent = built, self.get_metadata(ParentNodeProvider, built, None)
+        parent = self.get_metadata(ParentNodeProvider, built, None)
         while isinstance(parent, (cst.Attribute, cst.Call)):
-            node, parent = parent, self.get_metadata(ParentNodeProvider, parent, None)
+            parent = self.get_metadata(ParentNodeProvider, parent, None)
         holder = parent
         if not (isinstance(holder, cst.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0].target, cst.Name)):
             return built

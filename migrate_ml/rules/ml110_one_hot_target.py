@@ -8,7 +8,7 @@ import re
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
-from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker
 from migrate_ml.rules._exprs import chain_root
@@ -137,7 +137,7 @@ class OneHotTargetRule(Rule):
         root = chain_root(source) if source is not None else None
         if isinstance(root, cst.Name) and (scope, root.value) in self._target_roots:
             return f"is built from {root.value}, the class indices a loss receives"
-        function = self.enclosing_function(call)
+        function = enclosing(self, call, cst.FunctionDef)
         if function is not None and any(name in function.name.value for name in _DATA_FUNCTIONS):
             return f"builds the targets in {function.name.value}()"
         loss = self._enclosing_loss(call) if in_loss else None

@@ -9,7 +9,7 @@ import ast
 import libcst as cst
 from libcst.metadata import CodePosition, ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
-from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules._exprs import is_flattened, is_float_cast, is_float_dtype, is_integer_cast, keyword_arguments
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor", "torch.from_numpy"})
@@ -126,7 +126,7 @@ class CollateClassIndicesRule(Rule):
         if not qualified & _TENSOR_BUILDERS or not node.args:
             return
         methods, batch = self._path_to_batch(node)
-        function = self.enclosing_function(node)
+        function = enclosing(self, node, cst.FunctionDef)
         if function is None or self._made_float(node, methods):
             return
         if self._names_a_label(node, batch) and not self._cast_where_used(batch, function):
@@ -134,7 +134,7 @@ class CollateClassIndicesRule(Rule):
 
     def _check_flattened(self, call: cst.Call) -> None:
         """``targets.flatten()``, ``torch.cat(targets, 0).view(-1)``: a label batch made a vector."""
-        function = self.enclosing_function(call)
+        function = enclosing(self, call, cst.FunctionDef)
         assert isinstance(call.func, cst.Attribute)
         words = Words()
         call.func.value.visit(words)

@@ -24,6 +24,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
+from migrate_ml.rules._base import enclosing
 
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
@@ -193,7 +194,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if _is_self(node.value):
-            key = (self._enclosing(node, cst.ClassDef), node.attr.value)
+            key = (enclosing(self, node, cst.ClassDef), node.attr.value)
             self._attribute_uses.setdefault(key, []).append(node)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -223,7 +224,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(target, cst.Name):
             self._by_target[target] = construction
         elif isinstance(target, cst.Attribute) and _is_self(target.value):
-            key = (self._enclosing(node, cst.ClassDef), target.attr.value)
+            key = (enclosing(self, node, cst.ClassDef), target.attr.value)
             self._by_attribute.setdefault(key, []).append(construction)
 
     def _device_chain_root(self, node: cst.Call) -> cst.BaseExpression:
@@ -287,7 +288,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if target is None:
             return self._use_followed(self._roots[construction], construction, followed, 0, handed)
         if isinstance(target, cst.Attribute) and _is_self(target.value):
-            key = (self._enclosing(target, cst.ClassDef), target.attr.value)
+            key = (enclosing(self, target, cst.ClassDef), target.attr.value)
             uses = [use for use in self._attribute_uses.get(key, ()) if not self._is_assigned(use)]
             # a list, not a generator: with ``handed`` every use is visited, to name them all
             return bool(uses) and all([self._use_noted(u, construction, followed, 0, handed) for u in uses])
@@ -433,7 +434,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(expression, cst.Call):
             return [c for c in self._flow.constructions if c.call is expression]
         if isinstance(expression, cst.Attribute) and _is_self(expression.value):
-            key = (self._enclosing(expression, cst.ClassDef), expression.attr.value)
+            key = (enclosing(self, expression, cst.ClassDef), expression.attr.value)
             return list(self._by_attribute.get(key, ()))
         if not isinstance(expression, cst.Name):
             return []
@@ -456,7 +457,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
 
     def _criteria_through_parameter(self, param: cst.Param, depth: int) -> list[LossConstruction]:
         """Follow a parameter to the arguments of every call of its function in this module."""
-        function = self._enclosing(param, (cst.FunctionDef, cst.Lambda))
+        function = enclosing(self, param, (cst.FunctionDef, cst.Lambda))
         if not isinstance(function, cst.FunctionDef):
             return []
         parameters = function.params
@@ -481,14 +482,14 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
 
     def _attribute_parameter(self, attribute: cst.Attribute) -> cst.Param | None:
         """``self.base_criterion`` bound once, in ``__init__``, to a parameter of it."""
-        key = (self._enclosing(attribute, cst.ClassDef), attribute.attr.value)
+        key = (enclosing(self, attribute, cst.ClassDef), attribute.attr.value)
         if key in self._by_attribute:
             return None  # a criterion built here: the flow follows it
         stores = [use for use in self._attribute_uses.get(key, ()) if self._is_assigned(use)]
         if len(stores) != 1:
             return None
         assignment = self.get_metadata(ParentNodeProvider, self.get_metadata(ParentNodeProvider, stores[0], None), None)
-        function = self._enclosing(stores[0], cst.FunctionDef)
+        function = enclosing(self, stores[0], cst.FunctionDef)
         if not (isinstance(assignment, cst.Assign) and isinstance(assignment.value, cst.Name)):
             return None
         if not (isinstance(function, cst.FunctionDef) and function.name.value == "__init__"):
@@ -525,11 +526,11 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
     def _entry_chains(self, param: cst.Param, depth: int) -> list[tuple[ParameterHop, ...]] | None:
         """Routes from ``param`` through this file's call sites of its function to parameters of
         functions that nothing in the file calls; None when a call site passes anything else."""
-        function = self._enclosing(param, (cst.FunctionDef, cst.Lambda))
+        function = enclosing(self, param, (cst.FunctionDef, cst.Lambda))
         if not isinstance(function, cst.FunctionDef) or depth > 3:
             return None
         hop = ParameterHop(function.name.value, param.name.value)
-        owner = self._enclosing(function, (cst.ClassDef, cst.FunctionDef))
+        owner = enclosing(self, function, (cst.ClassDef, cst.FunctionDef))
         if function.name.value == "__init__" and isinstance(owner, cst.ClassDef):
             # A constructor parameter: the class is called by name. Built in this file, the
             # argument is followed (or not) from there; otherwise the class is an entry.
@@ -559,13 +560,6 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                 return None
             chains.extend((hop, *route) for route in routes if (hop, *route) not in chains)
         return chains
-
-    def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
-        current = node
-        while True:
-            current = self.get_metadata(ParentNodeProvider, current, None)
-            if current is None or isinstance(current, kind):
-                return current
 
 
 CELL_MARKER_PREFIX = "# migrate-ml-cell-"

@@ -29,6 +29,7 @@ from migrate_ml.rules.semantics.predictions import (
 from migrate_ml.rules.semantics.rewrites import torch_sigmoid
 from migrate_ml.rules.semantics.shapes import dim_value
 from migrate_ml.rules.semantics.tables import SOFTMAX_FUNCTIONS, SOFTMAX_MODULES
+from migrate_ml.rules._base import enclosing
 
 MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
 """Functions whose softmax belongs to the model itself (attention, heads) and is never touched."""
@@ -148,7 +149,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
     def _scores_from_project(self, param: cst.Param) -> bool:
         """Every caller in the run's other files passes this helper parameter a model's output."""
         facts = current_facts()
-        function = self._enclosing(param, cst.FunctionDef) if facts is not None else None
+        function = enclosing(self, param, cst.FunctionDef) if facts is not None else None
         return isinstance(function, cst.FunctionDef) and facts.receives_scores(function.name.value, param.name.value)
 
     def _assigned_value(self, bound: cst.CSTNode | None) -> cst.BaseExpression | None:
@@ -180,15 +181,8 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         return func.value
 
     def _inside_model(self, node: cst.CSTNode) -> bool:
-        function = self._enclosing(node, cst.FunctionDef)
+        function = enclosing(self, node, cst.FunctionDef)
         return isinstance(function, cst.FunctionDef) and function.name.value in MODEL_INTERNALS
-
-    def _enclosing(self, node: cst.CSTNode, kind) -> cst.CSTNode | None:
-        current = node
-        while True:
-            current = self.get_metadata(ParentNodeProvider, current, None)
-            if current is None or isinstance(current, kind):
-                return current
 
     # -- predictions ---------------------------------------------------------------------------
 
