@@ -95,8 +95,9 @@ HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabe
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
 _DATASET_NAMES = frozenset(name.rsplit(".", 1)[1] for name in CLASS_INDEX_DATASETS)
-_BUILT_OR_ALIASED = re.compile(r"\b([A-Z]\w*|create_dataset)(?:\(| as )")
-"""``CIFAR10(`` or ``ImageFolder as Folder``: the dataset names all start with a capital but one."""
+_BUILT_OR_ALIASED = re.compile(r"\b([A-Z]\w*|create_dataset)(?:\(| as |\)\s*:|[ \t]*$|[ \t]+if\b)", re.MULTILINE)
+"""``CIFAR10(``, ``ImageFolder as Folder``, ``class Mine(ImageFolder):`` or ``cls = CIFAR10`` (a class
+chosen, called later): the dataset names all start with a capital but one."""
 _BUILDER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in _TENSOR_BUILDERS)
 _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECASE)
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
@@ -201,6 +202,10 @@ class ClassIndexDatasetRule(Rule):
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
                 return True
+            if isinstance(node, ast.ClassDef) and any(_last_name(base) in datasets for base in node.bases):
+                return True
+            if isinstance(node, ast.Assign) and any(_last_name(chosen) in datasets for chosen in _chosen_classes(node.value)):
+                return True
             if isinstance(node, ast.FunctionDef) and node.name == "__getitem__" and any(
                 isinstance(inner, ast.Call) and _last_name(inner.func) in _BUILDER_NAMES for inner in ast.walk(node)
             ):
@@ -215,8 +220,59 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
+        self._subclasses: dict[str, str] = {}
+        """The file's own classes built on a class-index dataset -> that dataset."""
+        self._chosen: dict[str, str] = {}
+        """Names a dataset class is assigned to (``dataset_class = CIFAR10 if ... else CIFAR100``) -> its datasets."""
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        """``class INatDataset(ImageFolder)``: its samples are still (image, one class index) unless
+        it writes its own ``__getitem__`` without the parent's (then that one is judged)."""
+        for base in node.bases:
+            dataset = self._dataset_class(base.value)
+            if dataset is None or not _keeps_parent_items(node):
+                continue
+            self._subclasses[node.name.value] = dataset
+            self.report(
+                node.name,
+                f"blocking: {node.name.value} subclasses {dataset}, which yields one class index per image; "
+                "so does it, and it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        """``dataset_class = torchvision.datasets.CIFAR10``: the class is chosen here and built later."""
+        names = [self._dataset_class(chosen) for chosen in _chosen_cst(node.value)]
+        if not names or None in names:
+            return
+        datasets = " / ".join(dict.fromkeys(names))
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self._chosen[target.target.value] = datasets
+        self.report(
+            node.value,
+            f"blocking: {datasets} is chosen here as the dataset class: it yields one class index per image "
+            "and cannot express multi-label targets",
+            suggestion=SUGGESTION,
+        )
+
+    def _dataset_class(self, expression: cst.BaseExpression) -> str | None:
+        """The class-index dataset ``expression`` names (a torchvision class, or a class of this file built on one)."""
+        if isinstance(expression, cst.Name) and expression.value in self._subclasses:
+            return expression.value
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, expression, set())}
+        return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value in self._chosen:
+            self.report(
+                node,
+                f"blocking: {node.func.value} is {self._chosen[node.func.value]}, which yields one class index per "
+                "image and cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if qualified & _TENSOR_BUILDERS and self._class_index_item(node, "torch.LongTensor" in qualified):
             self.report(
@@ -449,6 +505,29 @@ def labels_discarded(tree: ast.Module) -> bool:
             return False
         loops += 1
     return loops > 0
+
+
+def _chosen_classes(value: ast.expr) -> list[ast.expr]:
+    """The classes an assignment chooses between without calling them (``A if c else B``, ``A``)."""
+    if isinstance(value, ast.IfExp):
+        return [*_chosen_classes(value.body), *_chosen_classes(value.orelse)]
+    return [value] if isinstance(value, (ast.Name, ast.Attribute)) else []
+
+
+def _chosen_cst(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(value, cst.IfExp):
+        return [*_chosen_cst(value.body), *_chosen_cst(value.orelse)]
+    return [value] if isinstance(value, (cst.Name, cst.Attribute)) else []
+
+
+def _keeps_parent_items(node: cst.ClassDef) -> bool:
+    """Whether the class's samples are its parent's: it has no ``__getitem__``, or one that calls
+    the parent's (``img, target = super().__getitem__(i)``)."""
+    for statement in node.body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == "__getitem__":
+            body = cst.Module([]).code_for_node(statement.body)
+            return "super(" in body and ".__getitem__(" in body
+    return True
 
 
 def _imports_timm(tree: ast.Module) -> bool:
