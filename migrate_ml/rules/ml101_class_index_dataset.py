@@ -6,6 +6,7 @@ import ast
 import re
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
@@ -108,6 +109,17 @@ _INPUT_WORD = re.compile(r"im(?:g|age)|pic|photo|pixel|^x$|^inputs?$|feature|^da
 _GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\)|\.i?loc\[)")
 _PER_CLASS_LOOP = re.compile(r"for (\w+) in range\([^)\n]*class[^)\n]*\):[\s\S]*?\b\w*label\w*\s*==\s*\1\b", re.IGNORECASE)
 """``for i in range(num_classes): ... labels == i``: examples picked per class index."""
+_NAMED_DATASET = re.compile(r"cifar_?100|cifar_?10|fashion_?mnist|mnist|svhn|stl_?10|food_?101|imagenet", re.IGNORECASE)
+_DATA_WORD = re.compile(r"loader|dataset|datamodule|(?:^|_)data(?:$|_)", re.IGNORECASE)
+_NAMED_FACTORY_CALL = re.compile(r"\b\w*(?:cifar|mnist|svhn|stl_?10|food_?101|imagenet)\w*\(", re.IGNORECASE)
+"""``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
+_LIBRARIES = frozenset(
+    {"torch", "torchvision", "timm", "tensorflow", "tensorflow_datasets", "keras", "datasets", "sklearn",
+     "lightning", "pytorch_lightning", "pl_bolts", "fastai", "jax", "flax", "medmnist", "avalanche"}
+)
+"""Packages whose functions are known by what they are, not by their names."""
+_FACTORY_NAME = re.compile(r"load|data|set|build|make|get|create", re.IGNORECASE)
+"""A function of the file that builds a dataset and returns something: a loader or dataset factory."""
 _PANDAS_ROW = frozenset({"loc", "iloc"})
 _PANDAS_CELL = frozenset({"loc", "iloc", "at", "iat"})
 
@@ -185,6 +197,7 @@ class ClassIndexDatasetRule(Rule):
             or class_label
             or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
             or _PER_CLASS_LOOP.search(source) is not None
+            or any(_names_a_dataset_factory(name[:-1]) for name in _NAMED_FACTORY_CALL.findall(source))
         )
 
     @classmethod
@@ -201,6 +214,8 @@ class ClassIndexDatasetRule(Rule):
                 datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
+                return True
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and _names_a_dataset_factory(node.func.id):
                 return True
             if isinstance(node, ast.ClassDef) and any(_last_name(base) in datasets for base in node.bases):
                 return True
@@ -224,6 +239,19 @@ class ClassIndexDatasetRule(Rule):
         """The file's own classes built on a class-index dataset -> that dataset."""
         self._chosen: dict[str, str] = {}
         """Names a dataset class is assigned to (``dataset_class = CIFAR10 if ... else CIFAR100``) -> its datasets."""
+        self._factories: dict[str, str] = {}
+        """The file's own functions that build a class-index dataset and return something -> that dataset."""
+        for statement in node.body:
+            if not (isinstance(statement, cst.FunctionDef) and _FACTORY_NAME.search(statement.name.value)):
+                continue
+            returned = [r.value for r in m.findall(statement, m.Return()) if isinstance(r, cst.Return)]
+            if not any(value is not None and not m.matches(value, m.Name("None")) for value in returned):
+                continue
+            for call in m.findall(statement, m.Call()):
+                dataset = self._dataset_class(call.func)  # type: ignore[attr-defined]
+                if dataset is not None:
+                    self._factories[statement.name.value] = dataset
+                    break
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         """``class INatDataset(ImageFolder)``: its samples are still (image, one class index) unless
@@ -257,6 +285,17 @@ class ClassIndexDatasetRule(Rule):
             suggestion=SUGGESTION,
         )
 
+    def _imported_from_project(self, func: cst.Name) -> bool:
+        """Imported from a module of the project (``from dataset.cifar100 import ...``), not a library."""
+        scope = self.get_metadata(ScopeProvider, func, None)
+        if scope is None:
+            return False
+        imports = [a for a in scope[func.value] if isinstance(getattr(a, "node", None), (cst.Import, cst.ImportFrom))]
+        if not imports:
+            return False
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, func, set())}
+        return bool(qualified) and all(name.lstrip(".").split(".")[0] not in _LIBRARIES for name in qualified)
+
     def _dataset_class(self, expression: cst.BaseExpression) -> str | None:
         """The class-index dataset ``expression`` names (a torchvision class, or a class of this file built on one)."""
         if isinstance(expression, cst.Name) and expression.value in self._subclasses:
@@ -265,6 +304,22 @@ class ClassIndexDatasetRule(Rule):
         return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value in self._factories:
+            self.report(
+                node,
+                f"blocking: {node.func.value}() builds {self._factories[node.func.value]}, which yields one class "
+                "index per image, and returns it (or a loader over it): it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
+        if isinstance(node.func, cst.Name) and _names_a_dataset_factory(node.func.value) and self._imported_from_project(node.func):
+            self.report(
+                node,
+                f"blocking: {node.func.value}() loads {_NAMED_DATASET.search(node.func.value).group(0)} (its name "  # type: ignore[union-attr]
+                "says so), a dataset of one class index per image: it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
         if isinstance(node.func, cst.Name) and node.func.value in self._chosen:
             self.report(
                 node,
@@ -505,6 +560,12 @@ def labels_discarded(tree: ast.Module) -> bool:
             return False
         loops += 1
     return loops > 0
+
+
+def _names_a_dataset_factory(name: str) -> bool:
+    """``get_cifar100_dataloaders``, ``mnist_dataset``: a function named after a class-index dataset
+    and after data (not ``imagenet_weights``)."""
+    return _NAMED_DATASET.search(name) is not None and _DATA_WORD.search(name) is not None
 
 
 def _chosen_classes(value: ast.expr) -> list[ast.expr]:
