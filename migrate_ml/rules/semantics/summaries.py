@@ -274,6 +274,8 @@ class Analysis:
                 stored = self.attributes.get((self.class_name, node.attr))
                 if stored is not None:
                     return stored
+            if sources.is_label_column(node):
+                return Value(CONTAINER, line, element=Value(INT, line), node=node)
             base = self.value(node.value)
             if node.attr in ("data", "T", "values"):
                 return base
@@ -315,6 +317,8 @@ class Analysis:
             return self.value(node.operand)
         if isinstance(node, ast.IfExp):
             self.value(node.test)
+            if sources.is_int_choice(node):
+                return Value(INT, line, node=node)  # label = 1 if name == "dog" else 0
             body, orelse = self.value(node.body), self.value(node.orelse)
             return Value(join(body.meaning, orelse.meaning), line)
         if isinstance(node, ast.Dict):
