@@ -103,8 +103,8 @@ class StillSingleLabelRule(Rule):
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
         if names_a_single_label_api(source) or any(word in source for word in _LOGGING):
             return True
-        if "__getitem__" in source or "scatter_(" in source or "def postprocess(" in source:
-            return True  # a dataset's labels, a hand-written one-hot, a serving hook: no training code needed
+        if "__getitem__" in source or "scatter_(" in source or "def postprocess(" in source or "LabelEncoder(" in source:
+            return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

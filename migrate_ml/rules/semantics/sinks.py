@@ -101,10 +101,14 @@ class Sinks:
                 self._compare(node)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
                 self._soft_target_product(node)
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+                self._remapped_class(node)
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
             self._relu_head(statement)
+        if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
+            self._counted_by_label(statement, statement.target)
 
     def finish(self) -> list[Sink]:
         """The file-wide check: a logits criterion given float targets at one call and integer
@@ -176,6 +180,8 @@ class Sinks:
         if method == "map" and len(node.args) == 1:
             self._mapped_to_class_index(node)
         self._one_hot_helper_call(node)
+        if qualified in _CLASS_COUNTS and node.args:
+            self._class_frequencies(node, qualified)
         if qualified == "torch.log" and node.args:
             self._gathered_log_probability(node, node.args[0])
         elif method == "log" and not node.args:
@@ -318,6 +324,52 @@ class Sinks:
             node, "class-index-source",
             f"the column {column.value!r} is encoded as one class index per row: one label per sample",
             "keep every label of a row: multi-hot columns (df['labels'].str.get_dummies(sep=' ')) or a list of label ids",
+        )
+
+    def _counted_by_label(self, statement: ast.AugAssign, target: ast.Subscript) -> None:
+        """``label_to_count[label] += 1``: a count (or sum) per class indexed by the one class of
+        each sample."""
+        index = _unwrapped_scalar(target.slice)
+        if not (isinstance(index, ast.Name) and sources.LABEL_RETURNED.match(index.id)):
+            return
+        if self.analysis.value(index).meaning in (MULTI_HOT, ONE_HOT):
+            return
+        self.report(
+            statement, "class-index-source",
+            f"{ast.unparse(target)} counts per class with the one class index of each sample ({index.id})",
+            f"count every label of a sample: {ast.unparse(target.value)} += {index.id} (a float multi-hot [C] row; "
+            "labels.sum(0) for a batch)",
+        )
+
+    def _class_frequencies(self, node: ast.Call, qualified: str) -> None:
+        """``np.bincount(labels)``, ``np.unique(y, return_counts=True)``: class frequencies counted
+        from one class per sample (for class weights or a balanced sampler)."""
+        if qualified.endswith("unique") and not any(k.arg == "return_counts" for k in node.keywords):
+            return
+        counted = node.args[0]
+        name = _column_name(counted)
+        if not (LABEL_LIKE.search(name) or self.analysis.value(counted).meaning in (CLASS_INDEX, INT)):
+            return
+        if self.analysis.value(counted).meaning in (MULTI_HOT, ONE_HOT):
+            return
+        self.report(
+            node, "class-index-source",
+            f"class frequencies are counted from one class index per sample ({ast.unparse(counted)})",
+            "count each label over multi-hot [N, C] labels: labels.sum(0) (a sample adds to every class it has)",
+        )
+
+    def _remapped_class(self, node: ast.Subscript) -> None:
+        """``label_map[label]`` with ``label_map = {0: 0, 2: 1}``: class indices mapped to others."""
+        base = self.analysis.value(node.value)
+        if not (isinstance(base.node, ast.Dict) and _int_to_int(base.node)):
+            return
+        if self.analysis.value(node.slice).meaning != CLASS_INDEX:
+            return
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(node)} maps one class index per sample to another (classes kept or merged): one label per image",
+            "keep the columns of the kept classes of the multi-hot labels instead: labels[:, kept_classes]",
+            base.line,
         )
 
     def _serving(self) -> bool:
@@ -572,6 +624,41 @@ class Sinks:
         if relu and isinstance(inner, ast.Call) and HEAD.match(self.analysis.key(inner.func).rpartition(".")[2] or "-"):
             if self.analysis.key(inner.func).startswith("self."):
                 self._report_relu(value)
+
+
+_CLASS_COUNTS = frozenset({"numpy.bincount", "torch.bincount", "numpy.unique", "torch.unique"})
+_PASS_ATTRIBUTES = frozenset({"values", "data", "numpy", "cpu", "tolist", "to_numpy"})
+
+
+def _unwrapped_scalar(node: ast.AST) -> ast.AST:
+    """``label`` of ``int(label)`` or ``label.item()``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "int" and len(node.args) == 1:
+        return node.args[0]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "item" and not node.args:
+        return node.func.value
+    return node
+
+
+def _column_name(node: ast.AST) -> str:
+    """What ``train_df.label.values``, ``df["label"].to_numpy()`` or ``labels.cpu()`` is named: ``label``, ``labels``."""
+    while True:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _PASS_ATTRIBUTES:
+            node = node.func.value
+        elif isinstance(node, ast.Attribute) and node.attr in _PASS_ATTRIBUTES:
+            node = node.value
+        else:
+            break
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _int_to_int(mapping: ast.Dict) -> bool:
+    return bool(mapping.keys) and all(
+        isinstance(part, ast.Constant) and type(part.value) is int for part in (*mapping.keys, *mapping.values)
+    )
 
 
 _LABEL_TARGET = re.compile(r"label|target|^y(_|$)|class|categor", re.IGNORECASE)

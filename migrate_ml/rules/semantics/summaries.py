@@ -322,6 +322,8 @@ class Analysis:
             body, orelse = self.value(node.body), self.value(node.orelse)
             return Value(join(body.meaning, orelse.meaning), line)
         if isinstance(node, ast.Dict):
+            if node.keys and all(isinstance(part, ast.Constant) and type(part.value) is int for part in (*node.keys, *node.values)):
+                return Value(CONTAINER, line, node=node)  # {0: 0, 2: 1}: a map between class indices, perhaps
             values = [self.value(item) for item in node.values]
             meanings = {value.meaning for value in values}
             if len(meanings) == 1 and UNKNOWN not in meanings:  # {"train": criterion, "val": criterion}
