@@ -334,6 +334,13 @@ class Sinks:
             return
         if self.analysis.value(index).meaning in (MULTI_HOT, ONE_HOT):
             return
+        scope = self.analysis.function or self.analysis.tree
+        if sum(
+            isinstance(other, ast.AugAssign) and isinstance(other.target, ast.Subscript)
+            and ast.unparse(_unwrapped_scalar(other.target.slice)) == index.id
+            for other in ast.walk(scope)
+        ) > 1:
+            return  # class_correct[label] += ...; class_total[label] += 1: per-class accuracy (ML105)
         self.report(
             statement, "class-index-source",
             f"{ast.unparse(target)} counts per class with the one class index of each sample ({index.id})",
