@@ -103,6 +103,10 @@ class Sinks:
                 self._soft_target_product(node)
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                 self._remapped_class(node)
+                self._dataset_labels_read(node, node.value)
+            elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+                for generator in node.generators:
+                    self._dataset_labels_read(node, generator.iter)
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
@@ -363,6 +367,21 @@ class Sinks:
             node, "class-index-source",
             f"class frequencies are counted from one class index per sample ({ast.unparse(counted)})",
             "count each label over multi-hot [N, C] labels: labels.sum(0) (a sample adds to every class it has)",
+        )
+
+    def _dataset_labels_read(self, node: ast.AST, labels: ast.AST) -> None:
+        """``[s[-1] for s in dataset.samples]``, ``dataset.targets[idx]``: the class indices a
+        class-index dataset keeps, read one per image (k-NN labels, per-sample weights)."""
+        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
+            return
+        dataset = self.analysis.index_dataset(self.analysis.value(labels.value))
+        if not dataset:
+            return
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(labels)} of {dataset} holds one class index per image, read here as the labels",
+            "read the float multi-hot [C] labels of a multi-label dataset "
+            "(migrate_ml_reference.MultiLabelCsvDataset keeps them per image)",
         )
 
     def _remapped_class(self, node: ast.Subscript) -> None:

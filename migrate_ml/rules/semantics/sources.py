@@ -160,6 +160,18 @@ def class_index_label(item: ast.AST, value: Value) -> str:
     return ""
 
 
-def class_index_samples(line: int) -> Value:
-    """A dataset of (image, class index) samples: iterating it, or a loader over it, gives them."""
-    return Value(CONTAINER, line, element=Value(items=(NOTHING, Value(CLASS_INDEX, line)), line=line))
+def class_index_samples(line: int, built: ast.AST | None = None) -> Value:
+    """A dataset of (image, class index) samples: iterating it, or a loader over it, gives them.
+    ``built`` is the call that made the dataset (its ``.samples`` and ``.targets`` are known too)."""
+    return Value(CONTAINER, line, element=Value(items=(NOTHING, Value(CLASS_INDEX, line)), line=line), node=built)
+
+
+DATASET_LABELS = frozenset({"samples", "imgs", "targets"})
+"""What a torchvision class-index dataset keeps its labels in: (path, class index) pairs, class indices."""
+
+
+def dataset_labels(attribute: str, line: int) -> Value:
+    """``dataset.samples`` / ``dataset.imgs`` / ``dataset.targets`` of a class-index dataset."""
+    if attribute == "targets":
+        return Value(INDEX_LIST, line)
+    return class_index_samples(line)

@@ -86,6 +86,15 @@ class Analysis:
                 self.defined.add(node.name)
                 if isinstance(node, ast.ClassDef) and any(qualified_name(base, self.imports).endswith("nn.Module") for base in node.bases):
                     self.modules.add(node.name)
+        self.index_datasets: set[str] = set()
+        """The file's own classes built on a class-index dataset (``class INatDataset(ImageFolder)``)."""
+        for node in _statements(tree.body):
+            if isinstance(node, ast.ClassDef) and any(
+                qualified_name(base, self.imports) in tables.CLASS_INDEX_DATASETS
+                or (isinstance(base, ast.Name) and base.id in self.index_datasets)
+                for base in node.bases
+            ):
+                self.index_datasets.add(node.name)
         self.attributes: dict[tuple[str, str], Value] = {}
         """(class, attribute) -> what ``self.attribute`` holds anywhere in the class."""
         self.returns: dict[tuple[str, str], Value] = {}
@@ -279,6 +288,8 @@ class Analysis:
             base = self.value(node.value)
             if node.attr in ("data", "T", "values"):
                 return base
+            if node.attr in sources.DATASET_LABELS and self.index_dataset(base):
+                return sources.dataset_labels(node.attr, line)
             found = sources.attribute_value(base, node.attr, line)
             if found is not None:
                 return found
@@ -410,7 +421,7 @@ class Analysis:
             return NOTHING
         qualified = self.qualified(func)
         if qualified in tables.CLASS_INDEX_DATASETS:
-            return sources.class_index_samples(line)
+            return sources.class_index_samples(line, node)
         if qualified in tables.LOADERS:
             return arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg == "dataset"), NOTHING)
         if isinstance(func, ast.Name):
@@ -423,7 +434,9 @@ class Analysis:
             if func.id in self.defined and func.id not in self.imports:
                 sample = self.returns.get((func.id, "__getitem__"))
                 if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
-                    return Value(CONTAINER, line, element=sample)
+                    return Value(CONTAINER, line, element=sample, node=node)
+                if func.id in self.index_datasets:
+                    return sources.class_index_samples(line, node)
                 return self.returns.get(("", func.id), NOTHING)
             if func.id == "zip":
                 zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
@@ -451,6 +464,17 @@ class Analysis:
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
+
+    def index_dataset(self, value: Value) -> str:
+        """The class-index dataset ``value`` was built as (``datasets.ImageFolder``, a class of the
+        file built on one); "" when it was not."""
+        built = value.node
+        if not (value.meaning == CONTAINER and isinstance(built, ast.Call)):
+            return ""
+        if isinstance(built.func, ast.Name) and built.func.id in self.index_datasets:
+            return built.func.id
+        qualified = self.qualified(built.func)
+        return qualified.rpartition(".")[2] if qualified in tables.CLASS_INDEX_DATASETS else ""
 
     def _module_output(self, model: Value, line: int) -> Value:
         """What calling an instance of the file's own module gives: its scores, or, where its
