@@ -24,6 +24,10 @@ from migrate_ml.rules.semantics.residue import (
 _LOGGING = ("caption=", "add_data(")
 
 
+_NO_TRAINING_NEEDED = ("__getitem__", "scatter_(", "def postprocess(", "LabelEncoder(", "eye(", "one_hot(")
+"""Words of constructs reported in data and helper modules, which hold no training code."""
+
+
 class StillSingleLabelRule(Rule):
     code = "ML100"
     name = "still-single-label"
@@ -111,7 +115,7 @@ class StillSingleLabelRule(Rule):
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
         if names_a_single_label_api(source) or any(word in source for word in _LOGGING):
             return True
-        if "__getitem__" in source or "scatter_(" in source or "def postprocess(" in source or "LabelEncoder(" in source:
+        if any(word in source for word in _NO_TRAINING_NEEDED):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True

@@ -10,6 +10,7 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 
@@ -206,6 +207,7 @@ class ClassIndexDatasetRule(Rule):
             or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
             or _PER_CLASS_LOOP.search(source) is not None
             or any(_names_a_dataset_factory(name[:-1]) for name in _NAMED_FACTORY_CALL.findall(source))
+            or bool(_run_factories())
         )
 
     @classmethod
@@ -223,7 +225,9 @@ class ClassIndexDatasetRule(Rule):
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
                 return True
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and _names_a_dataset_factory(node.func.id):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                _names_a_dataset_factory(node.func.id) or node.func.id in _run_factories()
+            ):
                 return True
             if isinstance(node, ast.ClassDef) and any(_last_name(base) in datasets for base in node.bases):
                 return True
@@ -248,7 +252,9 @@ class ClassIndexDatasetRule(Rule):
         self._chosen: dict[str, str] = {}
         """Names a dataset class is assigned to (``dataset_class = CIFAR10 if ... else CIFAR100``) -> its datasets."""
         self._factories: dict[str, str] = {}
-        """The file's own functions that build a class-index dataset and return something -> that dataset."""
+        """The file's own functions that build a class-index dataset and return something -> that
+        dataset; and those the file imports from another file of the run (``engine/project.py``)."""
+        self._factories.update(_run_factories())
         for statement in node.body:
             if not (isinstance(statement, cst.FunctionDef) and _FACTORY_NAME.search(statement.name.value)):
                 continue
@@ -568,6 +574,14 @@ def labels_discarded(tree: ast.Module) -> bool:
             return False
         loops += 1
     return loops > 0
+
+
+def _run_factories() -> dict[str, str]:
+    """Functions imported from another file of the run that build a class-index dataset -> it."""
+    facts = current_facts()
+    if facts is None:
+        return {}
+    return {name: what for name, what in facts.label_sources if what != ONE_HOT_HELPER}
 
 
 def _names_a_dataset_factory(name: str) -> bool:

@@ -590,9 +590,12 @@ class Sinks:
     def _one_hot_helper_call(self, node: ast.Call) -> None:
         """A call of this file's one-hot helper on labels (``y = one_hot_embedding(labels, 10)``)."""
         func = node.func
-        if not (isinstance(func, ast.Name) and func.id in self.analysis.defined and node.args):
+        if not (isinstance(func, ast.Name) and node.args):
             return
-        summary = self.analysis.returns.get(("", func.id))
+        if func.id in self.analysis.one_hot_helpers:
+            summary = self.analysis.value(node)
+        else:
+            summary = self.analysis.returns.get(("", func.id)) if func.id in self.analysis.defined else None
         label = node.args[0]
         if summary is None or summary.meaning != ONE_HOT or not LABEL_LIKE.search(ast.unparse(label)):
             return

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from migrate_ml.rules._project import current_facts
+from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -105,7 +105,10 @@ class Analysis:
         facts = current_facts()
         self._bce_parameters: dict[str, set[str]] = {}
         """function -> parameters that the run's other files pass a BCE criterion to (engine/project.py)."""
+        self.one_hot_helpers: set[str] = set()
+        """Functions imported from another file of the run that one-hot encode the labels they are given."""
         if facts is not None:
+            self.one_hot_helpers = {name for name, what in facts.label_sources if what == ONE_HOT_HELPER}
             for fact in facts.parameters:
                 if fact.sources and all(source.becomes_bce for source in fact.sources):
                     self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
@@ -438,6 +441,8 @@ class Analysis:
                 if func.id in self.index_datasets:
                     return sources.class_index_samples(line, node)
                 return self.returns.get(("", func.id), NOTHING)
+            if func.id in self.one_hot_helpers:
+                return Value(ONE_HOT, line, node=node)
             if func.id == "zip":
                 zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
                 return Value(CONTAINER, line, element=Value(items=zipped, line=line))
