@@ -290,11 +290,12 @@ class ClassIndexDatasetRule(Rule):
             return
         datasets = " / ".join(dict.fromkeys(names))
         for target in node.targets:
-            if isinstance(target.target, cst.Name):
-                self._chosen[target.target.value] = datasets
+            if isinstance(target.target, cst.Name):  # the branches of an if: either class may be built
+                earlier = self._chosen.get(target.target.value, "")
+                self._chosen[target.target.value] = " / ".join(dict.fromkeys([*filter(None, earlier.split(" / ")), *names]))
         self.report(
             node.value,
-            f"blocking: {datasets} is chosen here as the dataset class: it yields one class index per image "
+            f"blocking: the dataset class chosen here ({datasets}) yields one class index per image "
             "and cannot express multi-label targets",
             suggestion=SUGGESTION,
         )
@@ -337,7 +338,7 @@ class ClassIndexDatasetRule(Rule):
         if isinstance(node.func, cst.Name) and node.func.value in self._chosen:
             self.report(
                 node,
-                f"blocking: {node.func.value} is {self._chosen[node.func.value]}, which yields one class index per "
+                f"blocking: {node.func.value} is {self._chosen[node.func.value]}: each yields one class index per "
                 "image and cannot express multi-label targets",
                 suggestion=SUGGESTION,
             )
