@@ -339,6 +339,9 @@ class Sinks:
         if self.analysis.value(index).meaning in (MULTI_HOT, ONE_HOT):
             return
         scope = self.analysis.function or self.analysis.tree
+        if any(isinstance(loop, (ast.For, ast.comprehension)) and isinstance(loop.target, ast.Name)
+               and loop.target.id == index.id for loop in ast.walk(scope)):
+            return  # for label in tags: counts[label] += 1 counts the several labels of one image
         if sum(
             isinstance(other, ast.AugAssign) and isinstance(other.target, ast.Subscript)
             and ast.unparse(_unwrapped_scalar(other.target.slice)) == index.id
