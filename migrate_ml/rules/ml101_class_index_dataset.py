@@ -114,6 +114,8 @@ _NAMED_DATASET = re.compile(r"cifar_?100|cifar_?10|fashion_?mnist|mnist|svhn|stl
 _DATA_WORD = re.compile(r"loader|dataset|datamodule|(?:^|_)data(?:$|_)", re.IGNORECASE)
 _NAMED_FACTORY_CALL = re.compile(r"\b\w*(?:cifar|mnist|svhn|stl_?10|food_?101|imagenet)\w*\(", re.IGNORECASE)
 """``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
+_LABEL_USE = r"(?i).*(?:label|target|criterion|loss_fn|cross_?entropy|nll|argmax|accura|correct).*|ys?|acc\w*"
+"""Names of a file that reads labels or learns or predicts classes (matched whole)."""
 _LIBRARIES = frozenset(
     {"torch", "torchvision", "timm", "tensorflow", "tensorflow_datasets", "keras", "datasets", "sklearn",
      "lightning", "pytorch_lightning", "pl_bolts", "fastai", "jax", "flax", "medmnist", "avalanche"}
@@ -247,6 +249,10 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
+        self._labels_used = bool(m.findall(node, m.Name(value=m.MatchRegex(_LABEL_USE))))
+        """Whether the file reads labels or computes anything from classes: a dataset reached
+        through a subclass, a chosen class or a factory is reported only then (a GAN that picks
+        MNISTDataModule by name trains on the images alone)."""
         self._subclasses: dict[str, str] = {}
         """The file's own classes built on a class-index dataset -> that dataset."""
         self._chosen: dict[str, str] = {}
@@ -272,7 +278,7 @@ class ClassIndexDatasetRule(Rule):
         it writes its own ``__getitem__`` without the parent's (then that one is judged)."""
         for base in node.bases:
             dataset = self._dataset_class(base.value)
-            if dataset is None or not _keeps_parent_items(node):
+            if dataset is None or not _keeps_parent_items(node) or not self._labels_used:
                 continue
             self._subclasses[node.name.value] = dataset
             self.report(
@@ -286,7 +292,7 @@ class ClassIndexDatasetRule(Rule):
     def visit_Assign(self, node: cst.Assign) -> None:
         """``dataset_class = torchvision.datasets.CIFAR10``: the class is chosen here and built later."""
         names = [self._dataset_class(chosen) for chosen in _chosen_cst(node.value)]
-        if not names or None in names:
+        if not names or None in names or not self._labels_used:
             return
         datasets = " / ".join(dict.fromkeys(names))
         for target in node.targets:
@@ -319,7 +325,7 @@ class ClassIndexDatasetRule(Rule):
         return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
     def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name) and node.func.value in self._factories:
+        if isinstance(node.func, cst.Name) and node.func.value in self._factories and self._labels_used:
             self.report(
                 node,
                 f"blocking: {node.func.value}() builds {self._factories[node.func.value]}, which yields one class "
@@ -327,7 +333,10 @@ class ClassIndexDatasetRule(Rule):
                 suggestion=SUGGESTION,
             )
             return
-        if isinstance(node.func, cst.Name) and _names_a_dataset_factory(node.func.value) and self._imported_from_project(node.func):
+        if (
+            isinstance(node.func, cst.Name) and self._labels_used and _names_a_dataset_factory(node.func.value)
+            and self._imported_from_project(node.func)
+        ):
             self.report(
                 node,
                 f"blocking: {node.func.value}() loads {_NAMED_DATASET.search(node.func.value).group(0)} (its name "  # type: ignore[union-attr]
