@@ -114,8 +114,9 @@ _NAMED_DATASET = re.compile(r"cifar_?100|cifar_?10|fashion_?mnist|mnist|svhn|stl
 _DATA_WORD = re.compile(r"loader|dataset|datamodule|(?:^|_)data(?:$|_)", re.IGNORECASE)
 _NAMED_FACTORY_CALL = re.compile(r"\b\w*(?:cifar|mnist|svhn|stl_?10|food_?101|imagenet)\w*\(", re.IGNORECASE)
 """``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
-_LABEL_USE = r"(?i).*(?:label|target|criterion|loss_fn|cross_?entropy|nll|argmax|accura|correct).*|ys?|acc\w*"
-"""Names of a file that reads labels or learns or predicts classes (matched whole)."""
+_LABEL_USE = r"(?i).*(?:label|target|criterion|loss_fn|nll|argmax|accura|correct).*|cross_entropy|CrossEntropyLoss|acc\w*"
+"""Names of a file that reads labels or learns or predicts classes (matched whole; not a GAN's
+``binary_cross_entropy`` against its real/fake ``y``)."""
 _LIBRARIES = frozenset(
     {"torch", "torchvision", "timm", "tensorflow", "tensorflow_datasets", "keras", "datasets", "sklearn",
      "lightning", "pytorch_lightning", "pl_bolts", "fastai", "jax", "flax", "medmnist", "avalanche"}
