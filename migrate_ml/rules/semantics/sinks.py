@@ -566,7 +566,7 @@ class Sinks:
             return
         for item, value in sources.returned_labels(statement.value, self.analysis.value):
             why = sources.class_index_label(item, value)
-            if why:
+            if why and not _made_integer_tensor(function, item):
                 self.report(
                     statement, "class-index-source",
                     f"the dataset returns {ast.unparse(item)} as the label: {why}",
@@ -685,6 +685,23 @@ def _column_name(node: ast.AST) -> str:
     if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
         return node.slice.value
     return node.id if isinstance(node, ast.Name) else ""
+
+
+_INTEGER_TENSOR = re.compile(r"\.long\(\)|LongTensor|\.long\b|int64|\.int\(\)")
+
+
+def _made_integer_tensor(function: ast.FunctionDef | ast.AsyncFunctionDef, item: ast.AST) -> bool:
+    """The returned label is built as an integer tensor in ``__getitem__`` (``label =
+    torch.tensor(y).long()``): ML101 reports that construction."""
+    if _INTEGER_TENSOR.search(ast.unparse(item)):
+        return True
+    if not isinstance(item, ast.Name):
+        return False
+    return any(
+        isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == item.id for t in node.targets)
+        and _INTEGER_TENSOR.search(ast.unparse(node.value)) is not None
+        for node in ast.walk(function)
+    )
 
 
 def _int_to_int(mapping: ast.Dict) -> bool:
