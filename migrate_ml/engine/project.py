@@ -39,7 +39,8 @@ from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules.semantics.predictions import is_model_callee
-from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
+from migrate_ml.rules._project import ONE_HOT_HELPER, CriterionSource, FileFacts, HandOver, ParameterFact
+from migrate_ml.rules.ml101_class_index_dataset import CLASS_INDEX_DATASETS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
@@ -102,6 +103,7 @@ class _Project:
         self._scores: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
         """Per parameter of a run function: whether each call site passes classifier scores."""
         self._hand_overs: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
+        self._label_sources: dict[str, list[tuple[str, str]]] = defaultdict(list)
 
     # -- resolving the run's own modules --------------------------------------------------
 
@@ -164,6 +166,10 @@ class _Project:
         names = _ImportedNames(self, full, tree)
         if not names.modules and not names.functions:
             return  # imports nothing of the run
+        for local, (owner, name) in names.functions.items():
+            what = self._label_source(owner, name)
+            if what is not None:
+                self._label_sources[path].append((local, what))
         calls = [
             (call, scope)
             for call, scope in _calls_by_scope(tree)
@@ -231,6 +237,33 @@ class _Project:
         if passed.sources and callee is not None:
             self._hand_overs[path].append((callee, argument, callee_path, function_name, parameter))
 
+    def _label_source(self, full: str, name: str) -> str | None:
+        """What the run's function ``name`` of ``full`` gives when its body proves a single-label
+        source: a one-hot of a label parameter, or a class-index dataset it builds and returns."""
+        tree = self._tree(full)
+        function = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == name), None) if tree else None
+        if function is None:
+            return None
+        returns = [n.value for n in ast.walk(function) if isinstance(n, ast.Return) and n.value is not None]
+        calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
+        labels = {a.arg for a in function.args.args if _LABEL_PARAMETER.search(a.arg)}
+        encodes = any(_dotted(c.func) is not None and _dotted(c.func).rpartition(".")[2] in ("eye", "one_hot") for c in calls)
+        if encodes and any(isinstance(n, ast.Name) and n.id in labels for r in returns for n in ast.walk(r)):
+            return ONE_HOT_HELPER
+        if not returns:
+            return None
+        imported = _imports_of(tree)
+        for call in calls:
+            dotted = _dotted(call.func)
+            if dotted is None:
+                continue
+            head, _, rest = dotted.partition(".")
+            qualified = imported.get(head, head) + (f".{rest}" if rest else "")
+            dataset = CLASS_INDEX_DATASETS.get(qualified)
+            if dataset is not None and dataset[0].isupper():
+                return dataset
+        return None
+
     # -- the facts -------------------------------------------------------------------------
 
     def facts(self, unscanned: Sequence[bytes]) -> dict[str, FileFacts]:
@@ -259,9 +292,10 @@ class _Project:
                 scores[self._paths[callee_path]].append((function, parameter))
         return {
             path: FileFacts(
-                tuple(parameters.get(path, ())), tuple(hand_overs.get(path, ())), tuple(scores.get(path, ()))
+                tuple(parameters.get(path, ())), tuple(hand_overs.get(path, ())), tuple(scores.get(path, ())),
+                tuple(self._label_sources.get(path, ())),
             )
-            for path in {*parameters, *hand_overs, *scores}
+            for path in {*parameters, *hand_overs, *scores, *self._label_sources}
         }
 
     def _only_loss_calls(self, full: str, function_name: str, parameter: str, depth: int) -> bool:
@@ -410,6 +444,22 @@ def _becomes_bce(qualified: str, call: ast.Call, converting: frozenset[str]) -> 
             and not keywords & {"ignore_index", "label_smoothing"}
         )
     return kind == "timm-soft-target-ce" and "ML004" in converting
+
+
+_LABEL_PARAMETER = re.compile(r"label|target|^y(_|$)|^gt", re.IGNORECASE)
+
+
+def _imports_of(tree: ast.Module) -> dict[str, str]:
+    """Local name -> what it was imported as, for the module's top-level imports."""
+    imported: dict[str, str] = {}
+    for node in _module_level(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imported[alias.asname or alias.name.partition(".")[0]] = alias.name if alias.asname else alias.name.partition(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                imported[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return imported
 
 
 def _module_level(tree: ast.Module) -> Iterable[ast.stmt]:

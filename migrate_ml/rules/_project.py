@@ -21,6 +21,9 @@ from typing import Iterator
 import libcst as cst
 
 
+ONE_HOT_HELPER = "one-hot-helper"
+
+
 @dataclass(frozen=True)
 class CriterionSource:
     """A criterion built in some file of the run and passed to a function of another."""
@@ -84,6 +87,13 @@ class FileFacts:
     score_parameters: tuple[tuple[str, str], ...] = ()
     """(function, parameter) of this file's metric helpers that every caller in the run passes a
     model's output (``accuracy(outputs, labels)`` with ``outputs = model(images)``)."""
+    label_sources: tuple[tuple[str, str], ...] = ()
+    """(name, what it gives) of functions this file imports from another file of the run whose
+    body proves a single-label source: ``ONE_HOT_HELPER`` (``one_hot_embedding(labels, n)``
+    returns ``torch.eye(n)[labels]``) or the class-index dataset a loader factory builds."""
+
+    def label_source(self, name: str) -> str | None:
+        return next((what for local, what in self.label_sources if local == name), None)
 
     def receives_scores(self, function: str, parameter: str) -> bool:
         return (function, parameter) in self.score_parameters

@@ -24,6 +24,10 @@ from migrate_ml.rules.semantics.residue import (
 _LOGGING = ("caption=", "add_data(")
 
 
+_NO_TRAINING_NEEDED = ("__getitem__", "scatter_(", "def postprocess(", "LabelEncoder(", "eye(", "one_hot(")
+"""Words of constructs reported in data and helper modules, which hold no training code."""
+
+
 class StillSingleLabelRule(Rule):
     code = "ML100"
     name = "still-single-label"
@@ -66,7 +70,15 @@ class StillSingleLabelRule(Rule):
         "and a BCE criterion given float targets at one call but integer labels at another (what "
         "a rewrite that could not follow every call leaves; a name bound in the function's own scope, "
         "`loss = nn.MSELoss()`, is that binding, not the criterion of the same name elsewhere). It "
-        "also knows a CSV's class column (`data.iloc[:, 0]`) returned as the label, an instance of "
+        "also knows a CSV's class column (`data.iloc[:, 0]`, `df[\"species_index\"].values`, not a plural "
+        "`\"labels\"` column) returned as the label, a label chosen between two ints "
+        "(`1 if name == \"dog\" else 0`), label encodings (`LabelEncoder().fit_transform` stored as the "
+        "label, `pd.get_dummies` of the label column, a label column mapped to class positions, a "
+        "remap of class indices through an int-to-int dict), class counts from one label per sample "
+        "(`counts[label] += 1`, `np.bincount`/`np.unique(return_counts=True)` of the labels; two sums "
+        "by one label are ML105's per-class accuracy), a helper that one-hot encodes a label parameter "
+        "(`torch.eye(n)[labels]`) and its calls, the `.samples`/`.targets` of a class-index dataset "
+        "built in the file read per image (k-NN labels), an instance of "
         "the file's own `nn.Module` (its output, the first of a tuple), an arg-max printed as the "
         "prediction, an arg-max over the classes stored as a table's column (`test[\"label\"] = "
         "predictions.argmax(1)`: a submission, out-of-fold predictions), the most probable class of "
@@ -103,8 +115,8 @@ class StillSingleLabelRule(Rule):
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
         if names_a_single_label_api(source) or any(word in source for word in _LOGGING):
             return True
-        if "__getitem__" in source or "scatter_(" in source or "def postprocess(" in source:
-            return True  # a dataset's labels, a hand-written one-hot, a serving hook: no training code needed
+        if any(word in source for word in _NO_TRAINING_NEEDED):
+            return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
         return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))

@@ -6,9 +6,11 @@ import ast
 import re
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 
@@ -95,8 +97,9 @@ HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabe
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
 _DATASET_NAMES = frozenset(name.rsplit(".", 1)[1] for name in CLASS_INDEX_DATASETS)
-_BUILT_OR_ALIASED = re.compile(r"\b([A-Z]\w*|create_dataset)(?:\(| as )")
-"""``CIFAR10(`` or ``ImageFolder as Folder``: the dataset names all start with a capital but one."""
+_BUILT_OR_ALIASED = re.compile(r"\b([A-Z]\w*|create_dataset)(?:\(| as |\)\s*:|[ \t]*$|[ \t]+if\b)", re.MULTILINE)
+"""``CIFAR10(``, ``ImageFolder as Folder``, ``class Mine(ImageFolder):`` or ``cls = CIFAR10`` (a class
+chosen, called later): the dataset names all start with a capital but one."""
 _BUILDER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in _TENSOR_BUILDERS)
 _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECASE)
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
@@ -107,6 +110,20 @@ _INPUT_WORD = re.compile(r"im(?:g|age)|pic|photo|pixel|^x$|^inputs?$|feature|^da
 _GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\)|\.i?loc\[)")
 _PER_CLASS_LOOP = re.compile(r"for (\w+) in range\([^)\n]*class[^)\n]*\):[\s\S]*?\b\w*label\w*\s*==\s*\1\b", re.IGNORECASE)
 """``for i in range(num_classes): ... labels == i``: examples picked per class index."""
+_NAMED_DATASET = re.compile(r"cifar_?100|cifar_?10|fashion_?mnist|mnist|svhn|stl_?10|food_?101|imagenet", re.IGNORECASE)
+_DATA_WORD = re.compile(r"loader|dataset|datamodule|(?:^|_)data(?:$|_)", re.IGNORECASE)
+_NAMED_FACTORY_CALL = re.compile(r"\b\w*(?:cifar|mnist|svhn|stl_?10|food_?101|imagenet)\w*\(", re.IGNORECASE)
+"""``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
+_LABEL_USE = r"(?i).*(?:label|target|criterion|loss_fn|nll|argmax|accura|correct).*|cross_entropy|CrossEntropyLoss|acc\w*"
+"""Names of a file that reads labels or learns or predicts classes (matched whole; not a GAN's
+``binary_cross_entropy`` against its real/fake ``y``)."""
+_LIBRARIES = frozenset(
+    {"torch", "torchvision", "timm", "tensorflow", "tensorflow_datasets", "keras", "datasets", "sklearn",
+     "lightning", "pytorch_lightning", "pl_bolts", "fastai", "jax", "flax", "medmnist", "avalanche"}
+)
+"""Packages whose functions are known by what they are, not by their names."""
+_FACTORY_NAME = re.compile(r"load|data|set|build|make|get|create", re.IGNORECASE)
+"""A function of the file that builds a dataset and returns something: a loader or dataset factory."""
 _PANDAS_ROW = frozenset({"loc", "iloc"})
 _PANDAS_CELL = frozenset({"loc", "iloc", "at", "iat"})
 
@@ -132,7 +149,8 @@ class ClassIndexDatasetRule(Rule):
         "ImageFolder, CIFAR, MNIST, SVHN, Food101 and every other torchvision class-index dataset, "
         "Lightning's demo MNIST and bolts datamodules, timm create_dataset/ImageDataset, datasets "
         "ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
-        "yield one class per image: blocking, reported; so are examples picked per class index."
+        "yield one class per image: blocking, reported; so are their subclasses, a dataset class chosen "
+        "through a variable, loader factories that build one, and examples picked per class index."
     )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
@@ -154,7 +172,14 @@ class ClassIndexDatasetRule(Rule):
         "scalar is one class index whatever its dtype. timm's `ImageDataset` (folder or tar reader), "
         "a Hugging Face `datasets` `ClassLabel` column (`ds['train'].features['labels'].names`, "
         "`ClassLabel(names=...)`) and the assignment copying that column into the model's labels "
-        "are reported as blocking too, and a loop over the classes that picks examples with "
+        "are reported as blocking too. So is a class of the file built on one of these datasets "
+        "(`class INatDataset(ImageFolder)`, transitively; unless it writes its own `__getitem__` "
+        "without the parent's, which is then judged by what it returns), a dataset class chosen "
+        "through a variable (`dataset_class = CIFAR10 if ... else CIFAR100`, at the choice and at "
+        "each `dataset_class(...)`), each call of a function of the file that builds one and "
+        "returns something (a loader factory), and each call of a function imported from the "
+        "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`). A loop "
+        "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
         "the pairs drops the label, `for imgs, _ in loader`, and nothing computes a class loss or an "
@@ -184,6 +209,8 @@ class ClassIndexDatasetRule(Rule):
             or class_label
             or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
             or _PER_CLASS_LOOP.search(source) is not None
+            or any(_names_a_dataset_factory(name[:-1]) for name in _NAMED_FACTORY_CALL.findall(source))
+            or bool(_run_factories())
         )
 
     @classmethod
@@ -201,6 +228,14 @@ class ClassIndexDatasetRule(Rule):
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
                 return True
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                _names_a_dataset_factory(node.func.id) or node.func.id in _run_factories()
+            ):
+                return True
+            if isinstance(node, ast.ClassDef) and any(_last_name(base) in datasets for base in node.bases):
+                return True
+            if isinstance(node, ast.Assign) and any(_last_name(chosen) in datasets for chosen in _chosen_classes(node.value)):
+                return True
             if isinstance(node, ast.FunctionDef) and node.name == "__getitem__" and any(
                 isinstance(inner, ast.Call) and _last_name(inner.func) in _BUILDER_NAMES for inner in ast.walk(node)
             ):
@@ -215,8 +250,109 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
+        self._labels_used = bool(m.findall(node, m.Name(value=m.MatchRegex(_LABEL_USE))))
+        """Whether the file reads labels or computes anything from classes: a dataset reached
+        through a subclass, a chosen class or a factory is reported only then (a GAN that picks
+        MNISTDataModule by name trains on the images alone)."""
+        self._subclasses: dict[str, str] = {}
+        """The file's own classes built on a class-index dataset -> that dataset."""
+        self._chosen: dict[str, str] = {}
+        """Names a dataset class is assigned to (``dataset_class = CIFAR10 if ... else CIFAR100``) -> its datasets."""
+        self._factories: dict[str, str] = {}
+        """The file's own functions that build a class-index dataset and return something -> that
+        dataset; and those the file imports from another file of the run (``engine/project.py``)."""
+        self._factories.update(_run_factories())
+        for statement in node.body:
+            if not (isinstance(statement, cst.FunctionDef) and _FACTORY_NAME.search(statement.name.value)):
+                continue
+            returned = [r.value for r in m.findall(statement, m.Return()) if isinstance(r, cst.Return)]
+            if not any(value is not None and not m.matches(value, m.Name("None")) for value in returned):
+                continue
+            for call in m.findall(statement, m.Call()):
+                dataset = self._dataset_class(call.func)  # type: ignore[attr-defined]
+                if dataset is not None:
+                    self._factories[statement.name.value] = dataset
+                    break
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        """``class INatDataset(ImageFolder)``: its samples are still (image, one class index) unless
+        it writes its own ``__getitem__`` without the parent's (then that one is judged)."""
+        for base in node.bases:
+            dataset = self._dataset_class(base.value)
+            if dataset is None or not _keeps_parent_items(node) or not self._labels_used:
+                continue
+            self._subclasses[node.name.value] = dataset
+            self.report(
+                node.name,
+                f"blocking: {node.name.value} subclasses {dataset}, which yields one class index per image; "
+                "so does it, and it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        """``dataset_class = torchvision.datasets.CIFAR10``: the class is chosen here and built later."""
+        names = [self._dataset_class(chosen) for chosen in _chosen_cst(node.value)]
+        if not names or None in names or not self._labels_used:
+            return
+        datasets = " / ".join(dict.fromkeys(names))
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):  # the branches of an if: either class may be built
+                earlier = self._chosen.get(target.target.value, "")
+                self._chosen[target.target.value] = " / ".join(dict.fromkeys([*filter(None, earlier.split(" / ")), *names]))
+        self.report(
+            node.value,
+            f"blocking: the dataset class chosen here ({datasets}) yields one class index per image "
+            "and cannot express multi-label targets",
+            suggestion=SUGGESTION,
+        )
+
+    def _imported_from_project(self, func: cst.Name) -> bool:
+        """Imported from a module of the project (``from dataset.cifar100 import ...``), not a library."""
+        scope = self.get_metadata(ScopeProvider, func, None)
+        if scope is None:
+            return False
+        imports = [a for a in scope[func.value] if isinstance(getattr(a, "node", None), (cst.Import, cst.ImportFrom))]
+        if not imports:
+            return False
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, func, set())}
+        return bool(qualified) and all(name.lstrip(".").split(".")[0] not in _LIBRARIES for name in qualified)
+
+    def _dataset_class(self, expression: cst.BaseExpression) -> str | None:
+        """The class-index dataset ``expression`` names (a torchvision class, or a class of this file built on one)."""
+        if isinstance(expression, cst.Name) and expression.value in self._subclasses:
+            return expression.value
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, expression, set())}
+        return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value in self._factories and self._labels_used:
+            self.report(
+                node,
+                f"blocking: {node.func.value}() builds {self._factories[node.func.value]}, which yields one class "
+                "index per image, and returns it (or a loader over it): it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
+        if (
+            isinstance(node.func, cst.Name) and self._labels_used and _names_a_dataset_factory(node.func.value)
+            and self._imported_from_project(node.func)
+        ):
+            self.report(
+                node,
+                f"blocking: {node.func.value}() loads {_NAMED_DATASET.search(node.func.value).group(0)} (its name "  # type: ignore[union-attr]
+                "says so), a dataset of one class index per image: it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
+        if isinstance(node.func, cst.Name) and node.func.value in self._chosen:
+            self.report(
+                node,
+                f"blocking: {node.func.value} is {self._chosen[node.func.value]}: each yields one class index per "
+                "image and cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
         if qualified & _TENSOR_BUILDERS and self._class_index_item(node, "torch.LongTensor" in qualified):
             self.report(
@@ -449,6 +585,43 @@ def labels_discarded(tree: ast.Module) -> bool:
             return False
         loops += 1
     return loops > 0
+
+
+def _run_factories() -> dict[str, str]:
+    """Functions imported from another file of the run that build a class-index dataset -> it."""
+    facts = current_facts()
+    if facts is None:
+        return {}
+    return {name: what for name, what in facts.label_sources if what != ONE_HOT_HELPER}
+
+
+def _names_a_dataset_factory(name: str) -> bool:
+    """``get_cifar100_dataloaders``, ``mnist_dataset``: a function named after a class-index dataset
+    and after data (not ``imagenet_weights``)."""
+    return _NAMED_DATASET.search(name) is not None and _DATA_WORD.search(name) is not None
+
+
+def _chosen_classes(value: ast.expr) -> list[ast.expr]:
+    """The classes an assignment chooses between without calling them (``A if c else B``, ``A``)."""
+    if isinstance(value, ast.IfExp):
+        return [*_chosen_classes(value.body), *_chosen_classes(value.orelse)]
+    return [value] if isinstance(value, (ast.Name, ast.Attribute)) else []
+
+
+def _chosen_cst(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(value, cst.IfExp):
+        return [*_chosen_cst(value.body), *_chosen_cst(value.orelse)]
+    return [value] if isinstance(value, (cst.Name, cst.Attribute)) else []
+
+
+def _keeps_parent_items(node: cst.ClassDef) -> bool:
+    """Whether the class's samples are its parent's: it has no ``__getitem__``, or one that calls
+    the parent's (``img, target = super().__getitem__(i)``)."""
+    for statement in node.body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == "__getitem__":
+            body = cst.Module([]).code_for_node(statement.body)
+            return "super(" in body and ".__getitem__(" in body
+    return True
 
 
 def _imports_timm(tree: ast.Module) -> bool:

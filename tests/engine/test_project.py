@@ -259,3 +259,35 @@ def test_a_criterion_passed_on_uncast_names_the_function_it_reaches(tmp_path: Pa
     assert "(it is passed to train_one_epoch(criterion) in " in note.message and "engine.py in this run)" in note.message
     [reported] = [f for f in outcomes["engine.py"].findings if f.code == "ML010"]
     assert "LabelSmoothingCrossEntropy built at" in reported.message
+
+
+LABEL_HELPERS = (
+    "import torch\nfrom torch.utils.data import DataLoader\nfrom torchvision import datasets\n\n\n"
+    "def one_hot_embedding(labels, num_classes=10):\n    eye = torch.eye(num_classes)\n    return eye[labels]\n\n\n"
+    "def get_loaders(root):\n    train_set = datasets.CIFAR100(root, train=True, download=False)\n"
+    "    return DataLoader(train_set, batch_size=64)\n\n\n"
+    "def one_hot_of_tokens(tokens, vocab):\n    return torch.nn.functional.one_hot(tokens, vocab)\n"
+)
+LABEL_TRAIN = (
+    "from torch import nn\nfrom helpers import get_loaders, one_hot_embedding, one_hot_of_tokens\n\n\n"
+    "def train(model, root, tokens):\n"
+    "    criterion = nn.CrossEntropyLoss()\n"
+    "    for images, labels in get_loaders(root):\n"
+    "        y = one_hot_embedding(labels, 100)\n"
+    "        words = one_hot_of_tokens(tokens, 50)\n"
+    "        loss = criterion(model(images), y)\n"
+    "        loss.backward()\n"
+)
+
+
+def test_label_sources_in_another_file_of_the_run_are_reported_at_the_calls(tmp_path: Path) -> None:
+    # The helper's body (torch.eye(n)[labels]) and the factory's (CIFAR100, returned) prove them;
+    # a one-hot of a parameter not named as labels proves nothing.
+    folder = _write(tmp_path / "project", {"helpers.py": LABEL_HELPERS, "train.py": LABEL_TRAIN})
+    outcomes = _run(folder, write=False)
+    found = sorted((f.code, f.line) for f in outcomes["train.py"].findings)
+    assert found == [("ML100", 8), ("ML101", 7)]  # the loss at 10 is built on line 8's one-hot
+    helpers = sorted((f.code, f.line) for f in outcomes["helpers.py"].findings)
+    assert helpers == [("ML100", 8), ("ML101", 12)]
+    alone = {Path(o.path).name: o for o in process_files([str(folder / "train.py")], Settings(), write=False)}
+    assert alone["train.py"].findings == []

@@ -15,6 +15,7 @@ from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
     INT,
+    LABEL_ENCODER,
     LOG_PROB,
     LOGITS,
     LOGITS_LOSS_FN,
@@ -47,6 +48,8 @@ LOSS_CALLEE = re.compile(r"(^|_)(criterion|loss_fn|loss_func|lossfn|loss|criteri
 LOGITS_NAME = re.compile(r"logit", re.IGNORECASE)
 """A model output named as logits (``logits = model(x)``) is taken at its word."""
 THRESHOLD_NAME = re.compile(r"thresh", re.IGNORECASE)
+CLASS_INDEX_NAME = re.compile(r"^(class|label|target)_?(index|idx|ids?)$", re.IGNORECASE)
+"""A tensor named as the class index of each row (``class_index``, ``label_idx``)."""
 LABEL_LIKE = re.compile(r"label|target|^y(_|$)|^gt", re.IGNORECASE)
 HEAD = re.compile(r"^(fc|fc\d|classifier|head|linear|out|output|logits?|cls_head|last_linear|final|last_layer)$")
 _FEATURES = re.compile(r"backbone|encoder|feature|stem|trunk|body", re.IGNORECASE)
@@ -80,6 +83,7 @@ class Sinks:
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
+        self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
@@ -89,6 +93,7 @@ class Sinks:
         )
 
     def __call__(self, statement: ast.stmt) -> None:
+        self._statement = statement
         for node in _own_nodes(statement):
             if isinstance(node, ast.Call):
                 self._call(node)
@@ -96,10 +101,18 @@ class Sinks:
                 self._compare(node)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
                 self._soft_target_product(node)
+            elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+                self._remapped_class(node)
+                self._dataset_labels_read(node, node.value)
+            elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+                for generator in node.generators:
+                    self._dataset_labels_read(node, generator.iter)
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
             self._relu_head(statement)
+        if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
+            self._counted_by_label(statement, statement.target)
 
     def finish(self) -> list[Sink]:
         """The file-wide check: a logits criterion given float targets at one call and integer
@@ -162,8 +175,17 @@ class Sinks:
                     self._loss_targets.append((criterion, node, target, True))
                 elif self._integer_label(target):
                     self._loss_targets.append((criterion, node, target, False))
-        if method in ("scatter_", "scatter") and len(node.args) >= 3:
+        if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
+        if method == "fit_transform" and isinstance(func, ast.Attribute) and value(func.value).meaning == LABEL_ENCODER:
+            self._label_encoding(node)
+        if qualified == "pandas.get_dummies":
+            self._dummies_of_label(node)
+        if method == "map" and len(node.args) == 1:
+            self._mapped_to_class_index(node)
+        self._one_hot_helper_call(node)
+        if qualified in _CLASS_COUNTS and node.args:
+            self._class_frequencies(node, qualified)
         if qualified == "torch.log" and node.args:
             self._gathered_log_probability(node, node.args[0])
         elif method == "log" and not node.args:
@@ -239,17 +261,144 @@ class Sinks:
     def _scatter_one_hot(self, node: ast.Call) -> None:
         """``torch.full((B, C), off).scatter_(1, x.view(-1, 1), on)``: one class index per row
         becomes a one-hot row (a vendored ``one_hot``/``mixup_target``)."""
-        dim, index = node.args[0], node.args[1]
+        dim, index = _argument(node, 0, ("dim",)), _argument(node, 1, ("index",))
+        fill = _argument(node, 2, ("value", "src"))
+        if dim is None or index is None or fill is None:
+            return
         if not (isinstance(dim, (ast.Constant, ast.UnaryOp)) and ast.unparse(dim) in ("1", "-1")):
             return
         shaped = index if _is_column(index) else self.analysis.value(index).node
         if shaped is None or not _is_column(shaped):
-            return
+            if not (isinstance(index, ast.Name) and CLASS_INDEX_NAME.search(index.id)):
+                return  # truth.scatter_(1, class_index, 1.0): named as the class of each row
         self.report(
             node, "one-hot-target",
             "one class index per row is scattered into a one-hot row (a one_hot/mixup_target that encodes class "
             "indices): mixed or smoothed, the targets still hold one class per image",
             "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))",
+        )
+
+    def _label_encoding(self, node: ast.Call) -> None:
+        """``y = LabelEncoder().fit_transform(df["species"])``: one class name per row encoded as
+        one class index (a label, by the name it is stored under)."""
+        statement = self._statement
+        targets = statement.targets if isinstance(statement, ast.Assign) else []
+        if not any(_LABEL_TARGET.search(ast.unparse(target)) for target in targets):
+            return  # a categorical feature encoded, not the label
+        self.report(
+            node, "class-index-source",
+            "LabelEncoder encodes one class name per row as one class index: one label per sample",
+            "encode every label of a row with sklearn.preprocessing.MultiLabelBinarizer (float multi-hot [N, C])",
+        )
+
+    def _dummies_of_label(self, node: ast.Call) -> None:
+        """``pd.get_dummies(df, columns=["label"])``, ``pd.get_dummies(df["label"])``: a one-hot of
+        the one label of each row."""
+        columns = next((k.value for k in node.keywords if k.arg == "columns"), None)
+        keys: list[ast.AST] = list(columns.elts) if isinstance(columns, (ast.List, ast.Tuple)) else []
+        if columns is None and node.args and isinstance(node.args[0], ast.Subscript):
+            keys = [node.args[0].slice]
+        named = [k.value for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        if not any(_LABEL_TARGET.search(key) for key in named):
+            return  # dummies of input features
+        self.report(
+            node, "one-hot-target",
+            f"get_dummies of the label column ({', '.join(repr(k) for k in named)}) is a one-hot of one class per row",
+            "read every label of a row as multi-hot columns: df['labels'].str.get_dummies(sep=' ') (space-separated names)",
+        )
+
+    def _mapped_to_class_index(self, node: ast.Call) -> None:
+        """``df["cultivar_index"] = df["cultivar"].map(lambda c: classes.index(c))`` (or
+        ``.map(class_to_idx)``): a label column encoded as one class index per row."""
+        statement = self._statement
+        if not (isinstance(statement, ast.Assign) and statement.value is node):
+            return
+        column = next((t.slice for t in statement.targets if isinstance(t, ast.Subscript)), None)
+        if not (isinstance(column, ast.Constant) and isinstance(column.value, str) and _LABEL_COLUMN_KEY.search(column.value)):
+            return
+        if sources.NOT_LABEL_COLUMN.search(column.value):
+            return
+        mapping = node.args[0]
+        encodes = (isinstance(mapping, (ast.Name, ast.Attribute)) and sources.CLASS_INDEX_MAP.search(ast.unparse(mapping).rpartition(".")[2])) or (
+            isinstance(mapping, ast.Lambda) and _looks_up_position(mapping.body)
+        )
+        if not encodes:
+            return
+        self.report(
+            node, "class-index-source",
+            f"the column {column.value!r} is encoded as one class index per row: one label per sample",
+            "keep every label of a row: multi-hot columns (df['labels'].str.get_dummies(sep=' ')) or a list of label ids",
+        )
+
+    def _counted_by_label(self, statement: ast.AugAssign, target: ast.Subscript) -> None:
+        """``label_to_count[label] += 1``: a count (or sum) per class indexed by the one class of
+        each sample."""
+        index = _unwrapped_scalar(target.slice)
+        if not (isinstance(index, ast.Name) and sources.LABEL_RETURNED.match(index.id)):
+            return
+        if self.analysis.value(index).meaning in (MULTI_HOT, ONE_HOT):
+            return
+        scope = self.analysis.function or self.analysis.tree
+        if any(isinstance(loop, (ast.For, ast.comprehension)) and isinstance(loop.target, ast.Name)
+               and loop.target.id == index.id for loop in ast.walk(scope)):
+            return  # for label in tags: counts[label] += 1 counts the several labels of one image
+        if sum(
+            isinstance(other, ast.AugAssign) and isinstance(other.target, ast.Subscript)
+            and ast.unparse(_unwrapped_scalar(other.target.slice)) == index.id
+            for other in ast.walk(scope)
+        ) > 1:
+            return  # class_correct[label] += ...; class_total[label] += 1: per-class accuracy (ML105)
+        self.report(
+            statement, "class-index-source",
+            f"{ast.unparse(target)} counts per class with the one class index of each sample ({index.id})",
+            f"count every label of a sample: {ast.unparse(target.value)} += {index.id} (a float multi-hot [C] row; "
+            "labels.sum(0) for a batch)",
+        )
+
+    def _class_frequencies(self, node: ast.Call, qualified: str) -> None:
+        """``np.bincount(labels)``, ``np.unique(y, return_counts=True)``: class frequencies counted
+        from one class per sample (for class weights or a balanced sampler)."""
+        if qualified.endswith("unique") and not any(k.arg == "return_counts" for k in node.keywords):
+            return
+        counted = node.args[0]
+        name = _column_name(counted)
+        if not (LABEL_LIKE.search(name) or self.analysis.value(counted).meaning in (CLASS_INDEX, INT)):
+            return
+        if self.analysis.value(counted).meaning in (MULTI_HOT, ONE_HOT):
+            return
+        self.report(
+            node, "class-index-source",
+            f"class frequencies are counted from one class index per sample ({ast.unparse(counted)})",
+            "count each label over multi-hot [N, C] labels: labels.sum(0) (a sample adds to every class it has)",
+        )
+
+    def _dataset_labels_read(self, node: ast.AST, labels: ast.AST) -> None:
+        """``[s[-1] for s in dataset.samples]``, ``dataset.targets[idx]``: the class indices a
+        class-index dataset keeps, read one per image (k-NN labels, per-sample weights)."""
+        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
+            return
+        dataset = self.analysis.index_dataset(self.analysis.value(labels.value))
+        if not dataset:
+            return
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(labels)} of {dataset} holds one class index per image, read here as the labels",
+            "read the float multi-hot [C] labels of a multi-label dataset "
+            "(migrate_ml_reference.MultiLabelCsvDataset keeps them per image)",
+        )
+
+    def _remapped_class(self, node: ast.Subscript) -> None:
+        """``label_map[label]`` with ``label_map = {0: 0, 2: 1}``: class indices mapped to others."""
+        base = self.analysis.value(node.value)
+        if not (isinstance(base.node, ast.Dict) and _int_to_int(base.node)):
+            return
+        if self.analysis.value(node.slice).meaning != CLASS_INDEX:
+            return
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(node)} maps one class index per sample to another (classes kept or merged): one label per image",
+            "keep the columns of the kept classes of the multi-hot labels instead: labels[:, kept_classes]",
+            base.line,
         )
 
     def _serving(self) -> bool:
@@ -411,11 +560,13 @@ class Sinks:
                     returned.line,
                 )
             return
+        if function is not None and function.name != "__getitem__" and statement.value is not None:
+            self._one_hot_helper(function, statement.value)
         if function is None or function.name != "__getitem__":
             return
         for item, value in sources.returned_labels(statement.value, self.analysis.value):
             why = sources.class_index_label(item, value)
-            if why:
+            if why and not _made_integer_tensor(function, item):
                 self.report(
                     statement, "class-index-source",
                     f"the dataset returns {ast.unparse(item)} as the label: {why}",
@@ -423,6 +574,49 @@ class Sinks:
                     value.line,
                 )
                 return
+
+    def _one_hot_helper(self, function: ast.FunctionDef | ast.AsyncFunctionDef, returned: ast.AST) -> None:
+        """``def one_hot_embedding(labels, n): return torch.eye(n)[labels]``: a helper that encodes
+        the class index of each sample, given as a label-named parameter, as a one-hot row."""
+        if self.analysis.value(returned).meaning != ONE_HOT:
+            return
+        parameters = {a.arg for a in (*function.args.posonlyargs, *function.args.args)}
+        encoded = [n.id for n in ast.walk(returned) if isinstance(n, ast.Name) and n.id in parameters and LABEL_LIKE.search(n.id)]
+        if not encoded:
+            return
+        self.report(
+            returned, "one-hot-target",
+            f"{function.name}() encodes the class index of each sample ({encoded[0]}) as a one-hot row: one class per image",
+            f"pass the float multi-hot [B, C] labels where {function.name}() is called, not one-hot rows of one class",
+        )
+
+    def _one_hot_helper_call(self, node: ast.Call) -> None:
+        """A call of this file's one-hot helper on labels (``y = one_hot_embedding(labels, 10)``)."""
+        func = node.func
+        if not (isinstance(func, ast.Name) and node.args):
+            return
+        if func.id in self.analysis.one_hot_helpers:
+            summary = self.analysis.value(node)
+        else:
+            summary = self.analysis.returns.get(("", func.id)) if func.id in self.analysis.defined else None
+        label = node.args[0]
+        if summary is None or summary.meaning != ONE_HOT or not LABEL_LIKE.search(ast.unparse(label)):
+            return
+        if self._is_loss_target_here(node):
+            return  # the loss reports its one-hot target
+        self.report(
+            node, "one-hot-target",
+            f"{func.id}() makes one-hot rows of the class indices {ast.unparse(label)}: one class per image",
+            "use the float multi-hot [B, C] labels themselves (several 1.0 per row)",
+            summary.line,
+        )
+
+    def _is_loss_target_here(self, node: ast.Call) -> bool:
+        return any(
+            isinstance(other, ast.Call) and other is not node and self._is_loss_call(other)
+            and any(inner is node for inner in ast.walk(other))
+            for other in _own_nodes(self._statement)
+        ) if self._statement is not None else False
 
     def _relu_head(self, statement: ast.Assign) -> None:
         """``self.classifier = nn.Sequential(nn.Linear(d, C), nn.ReLU())``: logits never below 0."""
@@ -462,6 +656,71 @@ class Sinks:
         if relu and isinstance(inner, ast.Call) and HEAD.match(self.analysis.key(inner.func).rpartition(".")[2] or "-"):
             if self.analysis.key(inner.func).startswith("self."):
                 self._report_relu(value)
+
+
+_CLASS_COUNTS = frozenset({"numpy.bincount", "torch.bincount", "numpy.unique", "torch.unique"})
+_PASS_ATTRIBUTES = frozenset({"values", "data", "numpy", "cpu", "tolist", "to_numpy"})
+
+
+def _unwrapped_scalar(node: ast.AST) -> ast.AST:
+    """``label`` of ``int(label)`` or ``label.item()``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "int" and len(node.args) == 1:
+        return node.args[0]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "item" and not node.args:
+        return node.func.value
+    return node
+
+
+def _column_name(node: ast.AST) -> str:
+    """What ``train_df.label.values``, ``df["label"].to_numpy()`` or ``labels.cpu()`` is named: ``label``, ``labels``."""
+    while True:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _PASS_ATTRIBUTES:
+            node = node.func.value
+        elif isinstance(node, ast.Attribute) and node.attr in _PASS_ATTRIBUTES:
+            node = node.value
+        else:
+            break
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+_INTEGER_TENSOR = re.compile(r"\.long\(\)|LongTensor|\.long\b|int64|\.int\(\)")
+
+
+def _made_integer_tensor(function: ast.FunctionDef | ast.AsyncFunctionDef, item: ast.AST) -> bool:
+    """The returned label is built as an integer tensor in ``__getitem__`` (``label =
+    torch.tensor(y).long()``): ML101 reports that construction."""
+    if _INTEGER_TENSOR.search(ast.unparse(item)):
+        return True
+    if not isinstance(item, ast.Name):
+        return False
+    return any(
+        isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == item.id for t in node.targets)
+        and _INTEGER_TENSOR.search(ast.unparse(node.value)) is not None
+        for node in ast.walk(function)
+    )
+
+
+def _int_to_int(mapping: ast.Dict) -> bool:
+    return bool(mapping.keys) and all(
+        isinstance(part, ast.Constant) and type(part.value) is int for part in (*mapping.keys, *mapping.values)
+    )
+
+
+_LABEL_TARGET = re.compile(r"label|target|^y(_|$)|class|categor", re.IGNORECASE)
+_LABEL_COLUMN_KEY = re.compile(r"label|target|class|categor|(?:^|_)(?:index|idx|id)$", re.IGNORECASE)
+
+
+def _looks_up_position(body: ast.AST) -> bool:
+    """``classes.index(c)``, ``class_to_idx[c]``: the position of one class name."""
+    if isinstance(body, ast.Call) and isinstance(body.func, ast.Attribute) and body.func.attr == "index":
+        return len(body.args) == 1
+    if isinstance(body, ast.Subscript):
+        return bool(sources.CLASS_INDEX_MAP.search(ast.unparse(body.value).rpartition(".")[2]))
+    return False
 
 
 def _argument(node: ast.Call, position: int, keywords: tuple[str, ...]) -> ast.AST | None:

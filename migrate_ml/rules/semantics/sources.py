@@ -106,6 +106,32 @@ def is_table_column(node: ast.Subscript) -> bool:
     )
 
 
+_LABEL_COLUMN = re.compile(r"label|target|class|categor|(?:^|_)(?:index|idx)$", re.IGNORECASE)
+NOT_LABEL_COLUMN = re.compile(
+    r"im(?:g|age)|file|path|fold|split|patient|user|multi|hot|vec|(?:labels|targets|tags|classes|categories)$", re.IGNORECASE
+)
+"""Columns that are not one label per row: inputs, folds, and plural label columns (``"labels"``
+holds several labels per row in multi-label tables)."""
+
+
+def is_label_column(node: ast.Attribute) -> bool:
+    """``df["cultivar_index"].values``, ``df["label"].values``: the label column of a table, one
+    scalar per row (a class index, whatever the dtype it is read with)."""
+    if node.attr not in ("values", "array") or not isinstance(node.value, ast.Subscript):
+        return False
+    key = node.value.slice
+    if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+        return False
+    return bool(_LABEL_COLUMN.search(key.value)) and not NOT_LABEL_COLUMN.search(key.value)
+
+
+def is_int_choice(node: ast.IfExp) -> bool:
+    """``1 if name == "dog" else 0``: one of two class indices."""
+    return all(
+        isinstance(branch, ast.Constant) and type(branch.value) is int for branch in (node.body, node.orelse)
+    )
+
+
 def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value]]:
     """The labels of a ``__getitem__``'s return value: the items after the first of a tuple or
     list (``image, label``), the label keys of a dict."""
@@ -130,10 +156,22 @@ def class_index_label(item: ast.AST, value: Value) -> str:
         return "a one-hot of one class index"
     name = item.id if isinstance(item, ast.Name) else ""
     if value.meaning == INT and LABEL_RETURNED.match(name):
-        return "a Python int (one class index per image)"
+        return "one number per image (a class index), not a multi-hot row"
     return ""
 
 
-def class_index_samples(line: int) -> Value:
-    """A dataset of (image, class index) samples: iterating it, or a loader over it, gives them."""
-    return Value(CONTAINER, line, element=Value(items=(NOTHING, Value(CLASS_INDEX, line)), line=line))
+def class_index_samples(line: int, built: ast.AST | None = None) -> Value:
+    """A dataset of (image, class index) samples: iterating it, or a loader over it, gives them.
+    ``built`` is the call that made the dataset (its ``.samples`` and ``.targets`` are known too)."""
+    return Value(CONTAINER, line, element=Value(items=(NOTHING, Value(CLASS_INDEX, line)), line=line), node=built)
+
+
+DATASET_LABELS = frozenset({"samples", "imgs", "targets"})
+"""What a torchvision class-index dataset keeps its labels in: (path, class index) pairs, class indices."""
+
+
+def dataset_labels(attribute: str, line: int) -> Value:
+    """``dataset.samples`` / ``dataset.imgs`` / ``dataset.targets`` of a class-index dataset."""
+    if attribute == "targets":
+        return Value(INDEX_LIST, line)
+    return class_index_samples(line)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from migrate_ml.rules._project import current_facts
+from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -86,6 +86,15 @@ class Analysis:
                 self.defined.add(node.name)
                 if isinstance(node, ast.ClassDef) and any(qualified_name(base, self.imports).endswith("nn.Module") for base in node.bases):
                     self.modules.add(node.name)
+        self.index_datasets: set[str] = set()
+        """The file's own classes built on a class-index dataset (``class INatDataset(ImageFolder)``)."""
+        for node in _statements(tree.body):
+            if isinstance(node, ast.ClassDef) and any(
+                qualified_name(base, self.imports) in tables.CLASS_INDEX_DATASETS
+                or (isinstance(base, ast.Name) and base.id in self.index_datasets)
+                for base in node.bases
+            ):
+                self.index_datasets.add(node.name)
         self.attributes: dict[tuple[str, str], Value] = {}
         """(class, attribute) -> what ``self.attribute`` holds anywhere in the class."""
         self.returns: dict[tuple[str, str], Value] = {}
@@ -96,7 +105,10 @@ class Analysis:
         facts = current_facts()
         self._bce_parameters: dict[str, set[str]] = {}
         """function -> parameters that the run's other files pass a BCE criterion to (engine/project.py)."""
+        self.one_hot_helpers: set[str] = set()
+        """Functions imported from another file of the run that one-hot encode the labels they are given."""
         if facts is not None:
+            self.one_hot_helpers = {name for name, what in facts.label_sources if what == ONE_HOT_HELPER}
             for fact in facts.parameters:
                 if fact.sources and all(source.becomes_bce for source in fact.sources):
                     self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
@@ -274,9 +286,13 @@ class Analysis:
                 stored = self.attributes.get((self.class_name, node.attr))
                 if stored is not None:
                     return stored
+            if sources.is_label_column(node):
+                return Value(CONTAINER, line, element=Value(INT, line), node=node)
             base = self.value(node.value)
             if node.attr in ("data", "T", "values"):
                 return base
+            if node.attr in sources.DATASET_LABELS and self.index_dataset(base):
+                return sources.dataset_labels(node.attr, line)
             found = sources.attribute_value(base, node.attr, line)
             if found is not None:
                 return found
@@ -315,9 +331,13 @@ class Analysis:
             return self.value(node.operand)
         if isinstance(node, ast.IfExp):
             self.value(node.test)
+            if sources.is_int_choice(node):
+                return Value(INT, line, node=node)  # label = 1 if name == "dog" else 0
             body, orelse = self.value(node.body), self.value(node.orelse)
             return Value(join(body.meaning, orelse.meaning), line)
         if isinstance(node, ast.Dict):
+            if node.keys and all(isinstance(part, ast.Constant) and type(part.value) is int for part in (*node.keys, *node.values)):
+                return Value(CONTAINER, line, node=node)  # {0: 0, 2: 1}: a map between class indices, perhaps
             values = [self.value(item) for item in node.values]
             meanings = {value.meaning for value in values}
             if len(meanings) == 1 and UNKNOWN not in meanings:  # {"train": criterion, "val": criterion}
@@ -404,7 +424,7 @@ class Analysis:
             return NOTHING
         qualified = self.qualified(func)
         if qualified in tables.CLASS_INDEX_DATASETS:
-            return sources.class_index_samples(line)
+            return sources.class_index_samples(line, node)
         if qualified in tables.LOADERS:
             return arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg == "dataset"), NOTHING)
         if isinstance(func, ast.Name):
@@ -417,8 +437,12 @@ class Analysis:
             if func.id in self.defined and func.id not in self.imports:
                 sample = self.returns.get((func.id, "__getitem__"))
                 if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
-                    return Value(CONTAINER, line, element=sample)
+                    return Value(CONTAINER, line, element=sample, node=node)
+                if func.id in self.index_datasets:
+                    return sources.class_index_samples(line, node)
                 return self.returns.get(("", func.id), NOTHING)
+            if func.id in self.one_hot_helpers:
+                return Value(ONE_HOT, line, node=node)
             if func.id == "zip":
                 zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
                 return Value(CONTAINER, line, element=Value(items=zipped, line=line))
@@ -445,6 +469,17 @@ class Analysis:
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
+
+    def index_dataset(self, value: Value) -> str:
+        """The class-index dataset ``value`` was built as (``datasets.ImageFolder``, a class of the
+        file built on one); "" when it was not."""
+        built = value.node
+        if not (value.meaning == CONTAINER and isinstance(built, ast.Call)):
+            return ""
+        if isinstance(built.func, ast.Name) and built.func.id in self.index_datasets:
+            return built.func.id
+        qualified = self.qualified(built.func)
+        return qualified.rpartition(".")[2] if qualified in tables.CLASS_INDEX_DATASETS else ""
 
     def _module_output(self, model: Value, line: int) -> Value:
         """What calling an instance of the file's own module gives: its scores, or, where its

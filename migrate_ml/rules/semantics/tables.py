@@ -15,6 +15,7 @@ from migrate_ml.rules.semantics.meanings import (
     EXP,
     INDEX_LIST,
     INT,
+    LABEL_ENCODER,
     LOG_PROB,
     LOGITS,
     LOGITS_LOSS_FN,
@@ -58,6 +59,8 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.nn.CrossEntropyLoss", "torch.nn.BCELoss", "torch.nn.NLLLoss", "torch.nn.MultiLabelSoftMarginLoss",
       "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy", "torch.nn.MSELoss",
       "torch.nn.L1Loss", "torch.nn.SmoothL1Loss", "torch.nn.HuberLoss"), {ANY: LOSS_FN}),
+    # label encodings
+    (("sklearn.preprocessing.LabelEncoder", "sklearn.preprocessing._label.LabelEncoder"), {ANY: LABEL_ENCODER}),
     # metrics
     (("sklearn.metrics.accuracy_score", "sklearn.metrics.f1_score", "sklearn.metrics.precision_score",
       "sklearn.metrics.recall_score", "sklearn.metrics.average_precision_score", "sklearn.metrics.roc_auc_score",
@@ -86,6 +89,7 @@ METHODS: dict[str, dict[str, str]] = {
     "exp": {ANY: EXP},
     "sum": {EXP: EXP},
     "argmax": _ARGMAX,
+    "fit_transform": {LABEL_ENCODER: CLASS_INDEX},
     **{name: {ANY: SAME} for name in (
         "cpu", "cuda", "detach", "numpy", "tolist", "to", "view", "view_as", "reshape", "squeeze", "unsqueeze",
         "flatten", "float", "long", "int", "bool", "clone", "type", "contiguous", "astype", "ravel", "double",
