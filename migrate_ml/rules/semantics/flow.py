@@ -19,12 +19,13 @@ from libcst.metadata import (
     BatchableMetadataProvider,
     GlobalScope,
     ParentNodeProvider,
+    PositionProvider,
     QualifiedNameProvider,
     ScopeProvider,
 )
 
 from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
-from migrate_ml.rules._base import enclosing
+from migrate_ml.rules._base import enclosing, in_source_order
 
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
@@ -170,7 +171,7 @@ def _qualified(provider_owner, node: cst.CSTNode) -> set[str]:
 class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
     """Computes a :class:`LossFlow` and stores it on the ``Module`` node."""
 
-    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider)
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider, PositionProvider)
 
     def __init__(self) -> None:
         super().__init__()
@@ -306,7 +307,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             access
             for assignment in scope.assignments[name.value]
             if getattr(assignment, "node", None) is bound
-            for access in assignment.references
+            for access in in_source_order(self, assignment.references)
         ]
         if not accesses:
             # Never read: nothing passes it targets, unless another module imports the global.
