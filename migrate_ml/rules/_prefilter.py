@@ -44,9 +44,10 @@ def _training_code(source: str) -> bool:
     return False
 
 
-_LOSS_MARKER = re.compile(
-    r"(?=[CcBbnNl.])(?:CrossEntropy|cross_entropy|BCEWithLogits|binary_cross_entropy|nll_loss|NLLLoss|\bcriterion\b|\bloss_fn\b|\.backward\()"
-)
+_LOSS_WORDS = ("CrossEntropy", "cross_entropy", "BCEWithLogits", "binary_cross_entropy", "nll_loss", "NLLLoss", ".backward(")
+_LOSS_NAMES = (("criterion", re.compile(r"\bcriterion\b")), ("loss_fn", re.compile(r"\bloss_fn\b")))
+"""Loss words as substrings, and names that count as whole words only: each regex is searched
+only where its literal occurs (a regex over a file without a match visits every position)."""
 
 
 _last: dict[Callable[[str], bool], tuple[str, bool]] = {}
@@ -73,7 +74,9 @@ def has_loss_marker(source: str) -> bool:
 
 
 def _loss_code(source: str) -> bool:
-    return _LOSS_MARKER.search(source) is not None
+    return any(word in source for word in _LOSS_WORDS) or any(
+        literal in source and pattern.search(source) is not None for literal, pattern in _LOSS_NAMES
+    )
 
 
 _last_tree: tuple[str, ast.Module] | None = None
