@@ -593,7 +593,7 @@ class FileTransformer:
             raise internal_error(error, lambda: wrapper.resolve(PositionProvider)) from error
         positions = wrapper.resolve(PositionProvider)
         silenced = parse_suppressions(text)
-        kept = [v for v in context.violations if not self._is_silenced(v, positions, silenced)]
+        kept = [v for v in _without_repeats(context.violations, positions) if not self._is_silenced(v, positions, silenced)]
         kept.sort(key=lambda v: (positions[v.node].start.line, positions[v.node].start.column, v.code))
         return kept, positions, {positions[v.node].start.line for v in context.violations}
 
@@ -803,6 +803,23 @@ def with_line_mentions(message: str, place: Callable[[int], str]) -> str:
     lines of the text it is positioned in (the uses ML001 could not follow, the finding a safety-net
     construct is built on), so they move with it (and become ``cell C:L`` in a notebook)."""
     return _LINE_MENTION.sub(lambda match: place(int(match.group(1))), message)
+
+
+def _without_repeats(violations: list[Violation], positions) -> list[Violation]:
+    """The violations less a finding said twice: the same rule, place, message and help, no fix
+    (ML020 follows a prediction into both branches of ``np.squeeze(a) if gpu else np.squeeze(b)``
+    and meets the same call it cannot follow in each)."""
+    seen: set[tuple] = set()
+    kept = []
+    for violation in violations:
+        if violation.fix is None:
+            start = positions[violation.node].start
+            key = (violation.code, start.line, start.column, violation.message, violation.suggestion)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(violation)
+    return kept
 
 
 def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
