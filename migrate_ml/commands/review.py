@@ -29,7 +29,7 @@ from migrate_ml.commands.rewrite import configure_discovery, configure_settings,
 from migrate_ml.engine.notebook import is_notebook, transform_notebook
 from migrate_ml.engine.report import finding_lines, location, rule_name
 from migrate_ml.engine.runner import STDIN, FileOutcome, contain_errors, discover, parser_crash
-from migrate_ml.engine.source import read_source, write_atomic
+from migrate_ml.engine.source import read_source, shown_path, write_atomic
 from migrate_ml.engine.transform import FileTransformer, Proposal, select_rules
 from migrate_ml.rules import RULES, load_rules
 
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = review_file(path, transformer, reviewer)
         outcomes.append(outcome)
         if outcome.written:
-            sys.stdout.write(f"Wrote {path}: {_plural(reviewer.accepted_in_file, 'accepted change')}\n")
+            sys.stdout.write(f"Wrote {shown_path(path)}: {_plural(reviewer.accepted_in_file, 'accepted change')}\n")
         lines = finding_lines(outcome)
         if lines and outcome.error is None:
             sys.stdout.write("Needs review (no automatic fix):\n")

@@ -35,6 +35,7 @@ from migrate_ml.engine.runner import (
     process_files,
     usable_cpus,
 )
+from migrate_ml.engine.source import shown_path
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 
@@ -143,7 +144,7 @@ def _discover(args: argparse.Namespace, log: _Output | None) -> list[str]:
     )
     if log:
         for path, reason in skipped:
-            log.write(f"migrate-ml: skipped {path}: {reason}", style="dim")
+            log.write(f"migrate-ml: skipped {shown_path(path)}: {reason}", style="dim")
         log.write(f"migrate-ml: found {len(paths)} file{'s' if len(paths) != 1 else ''} in {time.perf_counter() - started:.2f} s", style="dim")
     return paths
 

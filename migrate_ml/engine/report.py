@@ -11,6 +11,7 @@ from typing import Sequence
 
 from migrate_ml.engine.notebook import is_notebook, source_json_lines
 from migrate_ml.engine.runner import FileOutcome
+from migrate_ml.engine.source import shown_path
 from migrate_ml.rules import RULES
 
 JSON_SCHEMA_VERSION = 1
@@ -123,7 +124,7 @@ def rule_name(code: str) -> str:
 def location(path: str, item) -> str:
     """``path:line:col``, or ``path:cell N:line:col`` in a notebook (ruff's form)."""
     cell = f"cell {item.cell}:" if getattr(item, "cell", None) is not None else ""
-    return f"{path}:{cell}{item.line}:{item.column}"
+    return f"{shown_path(path)}:{cell}{item.line}:{item.column}"
 
 
 def finding_lines(outcome: FileOutcome) -> list[str]:
@@ -144,7 +145,7 @@ def finding_lines(outcome: FileOutcome) -> list[str]:
 def change_summary(outcome: FileOutcome) -> str:
     counts = Counter(change.code for change in outcome.changes)
     codes = ", ".join(f"{code}×{n}" if n > 1 else code for code, n in sorted(counts.items()))
-    return f"{outcome.path}: {codes}"
+    return f"{shown_path(outcome.path)}: {codes}"
 
 
 def totals_line(outcomes: Sequence[FileOutcome], mode: str) -> str:
@@ -172,7 +173,7 @@ def verbose_lines(outcomes: Sequence[FileOutcome], seconds: float, jobs: int) ->
             what = f"not parsed, pre-filter: {outcome.skipped}"
         else:
             what = "parsed and checked"
-        lines.append(f"migrate-ml: {outcome.path}: {what} ({outcome.seconds:.3f} s)")
+        lines.append(f"migrate-ml: {shown_path(outcome.path)}: {what} ({outcome.seconds:.3f} s)")
         if outcome.traceback:
             lines.extend(f"migrate-ml:   {line}" for line in outcome.traceback.rstrip().splitlines())
     parsed = sum(1 for o in outcomes if o.error is None and not o.skipped)

@@ -29,6 +29,20 @@ from dataclasses import dataclass, field
 CHANGED_WHILE_RUNNING = "changed while migrate-ml was running; run again"
 
 
+_CONTROL_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r"}
+
+
+def shown_path(path: str) -> str:
+    """``path`` as the text reports print it: a control character (a line break or a tab in a
+    file name) is written as its C escape, ``\\n``, so that every report line stays one line
+    and its fields stay in place; any other name is printed as it is."""
+    if not any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        return path
+    return "".join(
+        _CONTROL_ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 0x20 or c == "\x7f" else c) for c in path
+    )
+
+
 class SourceError(Exception):
     """A file that cannot be processed. ``str()`` is the one-line ``path:line:col: error: …``.
 
@@ -42,7 +56,7 @@ class SourceError(Exception):
         self.line = line if line is not None else 1
         self.column = column
         self.message = message
-        where = f"{path}:{self.line}:{column}" if self.positioned else path
+        where = f"{shown_path(path)}:{self.line}:{column}" if self.positioned else shown_path(path)
         super().__init__(f"{where}: error: {message}")
 
     def __reduce__(self):

@@ -33,7 +33,7 @@ from migrate_ml import __version__
 from migrate_ml.engine import bulk, metadata, untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
-from migrate_ml.rules._prefilter import parse_once
+from migrate_ml.rules._prefilter import nodes_of, parse_once
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
@@ -593,7 +593,7 @@ class FileTransformer:
             raise internal_error(error, lambda: wrapper.resolve(PositionProvider)) from error
         positions = wrapper.resolve(PositionProvider)
         silenced = parse_suppressions(text)
-        kept = [v for v in context.violations if not self._is_silenced(v, positions, silenced)]
+        kept = [v for v in _without_repeats(context.violations, positions) if not self._is_silenced(v, positions, silenced)]
         kept.sort(key=lambda v: (positions[v.node].start.line, positions[v.node].start.column, v.code))
         return kept, positions, {positions[v.node].start.line for v in context.violations}
 
@@ -805,11 +805,29 @@ def with_line_mentions(message: str, place: Callable[[int], str]) -> str:
     return _LINE_MENTION.sub(lambda match: place(int(match.group(1))), message)
 
 
+def _without_repeats(violations: list[Violation], positions) -> list[Violation]:
+    """The violations less a finding said twice: the same rule, place, message and help, no fix
+    (ML020 follows a prediction into both branches of ``np.squeeze(a) if gpu else np.squeeze(b)``
+    and meets the same call it cannot follow in each)."""
+    seen: set[tuple] = set()
+    kept = []
+    for violation in violations:
+        if violation.fix is None:
+            start = positions[violation.node].start
+            key = (violation.code, start.line, start.column, violation.message, violation.suggestion)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(violation)
+    return kept
+
+
 def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
-    """Drop the rules whose trigger words occur only in docstrings (library code shows its usage
-    there: ``criterion=nn.CrossEntropyLoss()`` in an example) or whose ``could_apply_tree``
-    rejects the file; all of them for a segmentation file (dense prediction is not image
-    classification)."""
+    """Drop the rules whose trigger words occur only in documentation (string statements, such as
+    docstrings, and comment lines: library code shows its usage there, ``criterion=
+    nn.CrossEntropyLoss()`` in an example, ``# the best accuracy`` in a note) or whose
+    ``could_apply_tree`` rejects the file; all of them for a segmentation file (dense prediction
+    is not image classification)."""
     if not rules:
         return rules
     try:
@@ -818,33 +836,42 @@ def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
         return rules  # LibCST will report the problem with its position
     if is_dense_prediction(tree):
         return []
-    code = _without_docstrings(text, tree)
+    code = _without_documentation(text, tree)
     if code is not text:
         rules = [rule for rule in rules if rule.could_apply(code)]
     return [rule for rule in rules if not rule.checks_tree() or rule.could_apply_tree(tree)]
 
 
-def _without_docstrings(text: str, tree: ast.Module) -> str:
-    """``text`` without the lines that hold only a docstring (``text`` itself when there are none).
+def _without_documentation(text: str, tree: ast.Module) -> str:
+    """``text`` without the lines that hold only a string statement (a docstring, or the string
+    documenting an attribute) or only a comment (``text`` itself when there are none).
 
-    Only for the trigger-word tests: the result need not be valid Python.
+    No rule reads a comment or a string statement: they do nothing when the code runs. Only
+    for the trigger-word tests: the result need not be valid Python.
     """
     lines = text.splitlines(keepends=True)
     dropped: set[int] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
+    inside_strings: set[int] = set()
+    """Lines that continue a string literal begun on an earlier line: a ``#`` there is text."""
+    for node in nodes_of(tree, ast.Constant, ast.JoinedStr):
+        if isinstance(node, ast.JoinedStr) or isinstance(node.value, (str, bytes)):
+            inside_strings.update(range(node.lineno, node.end_lineno or node.lineno))
+    for node in nodes_of(tree, ast.Expr):
+        if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
             continue
-        first = node.body[0]
-        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
-            continue
-        start, end = first.lineno - 1, (first.end_lineno or first.lineno) - 1
+        start, end = node.lineno - 1, (node.end_lineno or node.lineno) - 1
         if end >= len(lines):
             continue
         opening, closing = lines[start].encode("utf-8"), lines[end].encode("utf-8")
-        # Only lines holding nothing but the docstring: `def f(): """doc"""; x = 1` keeps its line.
-        if opening[: first.col_offset].strip() or closing[first.end_col_offset or 0 :].strip():
+        # Only lines holding nothing but the string: `def f(): """doc"""; x = 1` keeps its line.
+        if opening[: node.col_offset].strip() or closing[node.end_col_offset or 0 :].strip():
             continue
         dropped.update(range(start, end + 1))
+    if "#" in text:
+        dropped.update(
+            number for number, line in enumerate(lines)
+            if line.lstrip().startswith("#") and number not in inside_strings
+        )
     if not dropped:
         return text
     return "".join(line for number, line in enumerate(lines) if number not in dropped)

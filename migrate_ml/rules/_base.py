@@ -29,6 +29,21 @@ def enclosing(owner, node: cst.CSTNode, kind) -> cst.CSTNode | None:
     return current
 
 
+def in_source_order(owner, items: Iterable) -> list:
+    """LibCST scope accesses or assignments in the order their nodes occur in the file.
+
+    LibCST keeps them in sets, whose order changes from run to run (hashes of ids and
+    strings): anything built from them that reaches a message or an ordering must be sorted.
+    ``owner`` is a rule or metadata provider that depends on PositionProvider."""
+
+    def start(item) -> tuple[int, int]:
+        node = getattr(item, "node", None)
+        span = owner.get_metadata(PositionProvider, node, None) if node is not None else None
+        return (span.start.line, span.start.column) if span is not None else (0, 0)
+
+    return sorted(items, key=start)
+
+
 class Applicability(str, enum.Enum):
     """How much a fix can be trusted, modelled on ruff's fix applicability."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._base import Rule
+from migrate_ml.rules._base import Rule, in_source_order
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _dict_route(rule: Rule, element: cst.DictElement) -> CriterionRoute | None:
     for assignment in scope.assignments[name.value]:
         if getattr(assignment, "node", None) is not name:
             continue
-        for access in assignment.references:
+        for access in in_source_order(rule, assignment.references):
             subscript = rule.get_metadata(ParentNodeProvider, access.node, None)
             call = rule.get_metadata(ParentNodeProvider, subscript, None) if isinstance(subscript, cst.Subscript) else None
             if not (isinstance(call, cst.Call) and call.func is subscript and len(subscript.slice) == 1):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
+from migrate_ml.rules._base import in_source_order
 from migrate_ml.rules._exprs import module_alias, parenthesize
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules._metrics_hf import converted_to_numpy
@@ -135,7 +136,7 @@ class NumpyPredictions:
         for assignment in scope[binding.value]:
             if getattr(assignment, "node", None) is not binding:
                 continue
-            for access in assignment.references:
+            for access in in_source_order(self, assignment.references):
                 if self._statement(access.node) is statement:
                     continue
                 if start is not None and self.get_metadata(PositionProvider, access.node).start.line < start.line:
@@ -189,7 +190,7 @@ class NumpyPredictions:
         joins: list[cst.Call] = []
         consumers: list[cst.CSTNode] = []
         other_uses = False
-        for access in scope.accesses[rows.value]:
+        for access in in_source_order(self, scope.accesses[rows.value]):
             node = access.node
             if node is rows:
                 continue

@@ -44,9 +44,10 @@ def _training_code(source: str) -> bool:
     return False
 
 
-_LOSS_MARKER = re.compile(
-    r"(?=[CcBbnNl.])(?:CrossEntropy|cross_entropy|BCEWithLogits|binary_cross_entropy|nll_loss|NLLLoss|\bcriterion\b|\bloss_fn\b|\.backward\()"
-)
+_LOSS_WORDS = ("CrossEntropy", "cross_entropy", "BCEWithLogits", "binary_cross_entropy", "nll_loss", "NLLLoss", ".backward(")
+_LOSS_NAMES = (("criterion", re.compile(r"\bcriterion\b")), ("loss_fn", re.compile(r"\bloss_fn\b")))
+"""Loss words as substrings, and names that count as whole words only: each regex is searched
+only where its literal occurs (a regex over a file without a match visits every position)."""
 
 
 _last: dict[Callable[[str], bool], tuple[str, bool]] = {}
@@ -73,7 +74,9 @@ def has_loss_marker(source: str) -> bool:
 
 
 def _loss_code(source: str) -> bool:
-    return _LOSS_MARKER.search(source) is not None
+    return any(word in source for word in _LOSS_WORDS) or any(
+        literal in source and pattern.search(source) is not None for literal, pattern in _LOSS_NAMES
+    )
 
 
 _last_tree: tuple[str, ast.Module] | None = None
@@ -92,12 +95,72 @@ def parse_once(text: str) -> ast.Module:
     return tree
 
 
+class _Walked:
+    """One walk of a syntax tree, shared by every pre-check and the safety net that reads it."""
+
+    def __init__(self, tree: ast.AST) -> None:
+        self.tree = tree  # held, so that its id is not reused while this answer is cached
+        self.nodes: list[ast.AST] = [tree]
+        self.parents: dict[ast.AST, ast.AST] = {}
+        # ast.walk's order (breadth first), with the parent links found on the way; the children
+        # as ast.iter_child_nodes finds them, without its two generators per node
+        append = self.nodes.append
+        for node in self.nodes:
+            for name in node._fields:
+                try:
+                    value = getattr(node, name)
+                except AttributeError:
+                    continue
+                if isinstance(value, ast.AST):
+                    self.parents[value] = node
+                    append(value)
+                elif isinstance(value, list):
+                    for item in value:
+                        if isinstance(item, ast.AST):
+                            self.parents[item] = node
+                            append(item)
+        self.by_type: dict[tuple[type, ...], list[ast.AST]] = {}
+
+
+_walked: dict[int, _Walked] = {}
+
+
+def _walk_of(tree: ast.AST) -> _Walked:
+    walked = _walked.get(id(tree))
+    if walked is None or walked.tree is not tree:
+        if len(_walked) >= 4:
+            _walked.clear()  # the trees of earlier files: a run reads one file at a time
+        walked = _walked[id(tree)] = _Walked(tree)
+    return walked
+
+
+def walk(tree: ast.AST) -> list[ast.AST]:
+    """``list(ast.walk(tree))``, computed once per tree: the rules' pre-checks, the dense-prediction
+    test, the docstring filter and the safety net each walked the same module again (the walk,
+    not the tests on its nodes, was most of their time). The tree must not be changed."""
+    return _walk_of(tree).nodes
+
+
+def nodes_of(tree: ast.AST, *types: type) -> list[ast.AST]:
+    """The nodes of ``tree`` that are instances of ``types``, in :func:`walk` order."""
+    walked = _walk_of(tree)
+    found = walked.by_type.get(types)
+    if found is None:
+        found = walked.by_type[types] = [node for node in walked.nodes if isinstance(node, types)]
+    return found
+
+
+def parent_links(tree: ast.AST) -> dict[ast.AST, ast.AST]:
+    """Each node's parent in ``tree`` (read only: it is shared)."""
+    return _walk_of(tree).parents
+
+
 def model_may_end_in(tree: ast.Module, function: str, layer: str) -> bool:
     """A cheap superset of "the model's output is ``function(...)``": a ``layer`` module is built
     (``nn.Softmax``), or a ``forward``/``__call__`` returns a ``function`` call, directly or
     through a name it was assigned to. Attention (``attn = q.softmax(-1)``, ``return attn @ v``)
     fails it."""
-    for node in ast.walk(tree):
+    for node in nodes_of(tree, ast.Call, ast.FunctionDef, ast.AsyncFunctionDef):
         if isinstance(node, ast.Call) and _called(node) == layer:
             return True
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (

@@ -21,6 +21,7 @@ from migrate_ml.rules.semantics.flow import (
 )
 from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules._project import current_facts
+from migrate_ml.rules._prefilter import walk
 
 TORCH_BCE = frozenset(
     {
@@ -253,7 +254,7 @@ class FloatTargetsRule(Rule):
         attributes_from_names: set[str] = set()
         called_names: set[str] = set()
         called_attributes: set[str] = set()
-        for node in ast.walk(tree):
+        for node in walk(tree):
             if isinstance(node, (ast.Name, ast.Attribute, ast.alias)) and any(bce in _word(node) for bce in _BCE_WORDS):
                 return True
             if isinstance(node, ast.arg):

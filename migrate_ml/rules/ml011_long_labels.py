@@ -11,7 +11,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, is_integer_cast
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker
+from migrate_ml.rules._prefilter import has_loss_marker, walk
 
 _CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", *INTEGER_METHODS})
 
@@ -124,8 +124,8 @@ class LongLabelsRule(Rule):
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
         """A loss somewhere, or labels cast to integers (``y = data[1].long()``)."""
-        return any(_ast_label_cast(node) for node in ast.walk(tree)) or any(
-            isinstance(node, ast.Call) and _LOSS_CALLEE.search(_ast_callee(node)) for node in ast.walk(tree)
+        return any(_ast_label_cast(node) for node in walk(tree)) or any(
+            isinstance(node, ast.Call) and _LOSS_CALLEE.search(_ast_callee(node)) for node in walk(tree)
         )
 
     def visit_Module(self, node: cst.Module) -> None:

@@ -13,6 +13,7 @@ from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
+from migrate_ml.rules._prefilter import walk
 
 # torchvision datasets whose items are (image, one class index), by defining module. CelebA
 # (attributes: multi-hot), VOC, COCO, captions, stereo and flow datasets are not here.
@@ -222,10 +223,10 @@ class ClassIndexDatasetRule(Rule):
         datasets = set(_DATASET_NAMES) | {"ClassLabel"}
         if _imports_timm(tree):  # timm's own modules import their datasets relatively: not parsed for them
             datasets |= {"ImageDataset", "IterableImageDataset"}
-        for node in ast.walk(tree):
+        for node in walk(tree):
             if isinstance(node, ast.ImportFrom):
                 datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
-        for node in ast.walk(tree):
+        for node in walk(tree):
             if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
                 return True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
@@ -567,7 +568,7 @@ def labels_discarded(tree: ast.Module) -> bool:
     at least one such loop exists, and nothing learns or predicts a class. The dataset's
     class indices then reach no loss, metric or prediction."""
     loops = 0
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call) and _last_name(node.func) in _CLASS_LOSSES:
             return False
         if not isinstance(node, (ast.For, ast.AsyncFor)):
@@ -628,7 +629,7 @@ def _imports_timm(tree: ast.Module) -> bool:
     return any(
         (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "timm" for alias in node.names))
         or (isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "timm")
-        for node in ast.walk(tree)
+        for node in walk(tree)
     )
 
 

@@ -11,7 +11,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import positional_arguments
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker
+from migrate_ml.rules._prefilter import has_loss_marker, walk
 
 TIMM_MIXUP = frozenset(
     {"timm.data.Mixup", "timm.data.mixup.Mixup", "timm.data.FastCollateMixup", "timm.data.mixup.FastCollateMixup"}
@@ -117,7 +117,7 @@ class MixupOnClassIndicesRule(Rule):
             (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
              and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
             or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
-            for node in ast.walk(tree)
+            for node in walk(tree)
         )
 
     def visit_Call(self, node: cst.Call) -> None:

@@ -9,6 +9,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
+from migrate_ml.rules._prefilter import walk
 
 _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|total_pred|class_acc\w*|per_class\w*)$")
 _COUNTER_TEXT = re.compile(r"\b(?:class_acc|per_class)\w*\[")
@@ -64,7 +65,7 @@ class ConfusionMatrixRule(Rule):
     def could_apply_tree(cls, tree: ast.Module) -> bool:
         """A confusion-matrix call, a per-class counter, or a counter updated inside a ``zip`` loop:
         ``zip(`` alone occurs in most files, so the text trigger cannot decide."""
-        for node in ast.walk(tree):
+        for node in walk(tree):
             if isinstance(node, ast.Call):
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""

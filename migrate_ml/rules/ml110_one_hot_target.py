@@ -10,7 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 
 from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker
+from migrate_ml.rules._prefilter import has_loss_marker, nodes_of
 from migrate_ml.rules._exprs import chain_root
 
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
@@ -78,8 +78,8 @@ class OneHotTargetRule(Rule):
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
         """A ``one_hot`` call (or ``eye(C)[y]``) that is not inside a function defining one-hot
-        encoding itself."""
-        return _one_hot_call_outside(tree, inside_one_hot_helper=False)
+        encoding itself, nor the file's own ``one_hot`` (timm's ``mixup.py``: not torch's)."""
+        return _one_hot_call_outside(tree, inside_one_hot_helper=False, own_one_hot=_defines_own_one_hot(tree))
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
@@ -159,7 +159,18 @@ class OneHotTargetRule(Rule):
 _LOSS_NAME = re.compile(r"loss|cross_?entropy", re.IGNORECASE)
 
 
-def _one_hot_call_outside(node: ast.AST, inside_one_hot_helper: bool) -> bool:
+def _defines_own_one_hot(tree: ast.Module) -> bool:
+    """A top-level ``def one_hot`` and no import that could bind the name: a bare ``one_hot(...)``
+    then calls the file's function, whose qualified name is not ``torch.nn.functional.one_hot``."""
+    defines = any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "one_hot" for node in tree.body)
+    return defines and not any(
+        (alias.asname or alias.name).split(".")[0] in ("one_hot", "*")
+        for node in nodes_of(tree, ast.Import, ast.ImportFrom)
+        for alias in node.names
+    )
+
+
+def _one_hot_call_outside(node: ast.AST, inside_one_hot_helper: bool, own_one_hot: bool) -> bool:
     for child in ast.iter_child_nodes(node):
         helper = inside_one_hot_helper or (
             isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and "one_hot" in child.name
@@ -167,12 +178,12 @@ def _one_hot_call_outside(node: ast.AST, inside_one_hot_helper: bool) -> bool:
         if isinstance(child, ast.Call) and not helper:
             func = child.func
             name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-            if name == "one_hot":
+            if name == "one_hot" and not (own_one_hot and isinstance(func, ast.Name)):
                 return True
         if isinstance(child, ast.Subscript) and not helper and isinstance(child.value, ast.Call):
             func = child.value.func
             if isinstance(func, ast.Attribute) and func.attr == "eye":
                 return True
-        if _one_hot_call_outside(child, helper):
+        if _one_hot_call_outside(child, helper, own_one_hot):
             return True
     return False

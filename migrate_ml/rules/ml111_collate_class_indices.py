@@ -11,6 +11,7 @@ from libcst.metadata import CodePosition, ParentNodeProvider, PositionProvider, 
 
 from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules._exprs import is_flattened, is_float_cast, is_float_dtype, is_integer_cast, keyword_arguments
+from migrate_ml.rules._prefilter import walk
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor", "torch.from_numpy"})
 _BATCHING = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
@@ -106,7 +107,7 @@ class CollateClassIndicesRule(Rule):
         return any(
             (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "collate" in node.name)
             or (isinstance(node, ast.keyword) and node.arg == "collate_fn")
-            for node in ast.walk(tree)
+            for node in walk(tree)
         )
 
     def visit_Module(self, node: cst.Module) -> None:

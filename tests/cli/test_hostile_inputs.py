@@ -157,6 +157,29 @@ def test_diff_quotes_names_as_git_does(here):
     assert all((here / name).read_text() == CHANGED for name in names)
 
 
+TOPK_HELPER = """\
+def accuracy(output, target, topk=(1,)):
+    _, pred = output.topk(max(topk), 1, True, True)
+    correct = pred.t().eq(target.reshape(1, -1))
+    return [correct[:k].reshape(-1).float().sum(0) for k in topk]
+"""
+
+
+def test_text_report_escapes_a_line_break_in_a_file_name(here, run_cli):
+    (here / "top\nk.py").write_text(TOPK_HELPER)
+    (here / "new\nline.py").write_text(CHANGE)
+    (here / "bad\tname.py").write_text("criterion(\n")
+    code, out, err = run_cli("rewrite", "--check", "-v", "top\nk.py", "new\nline.py", "bad\tname.py")
+    assert code == 2  # a file could not be processed
+    lines = (out + err).splitlines()
+    # one line per finding, change and error, each starting with the escaped name
+    assert any(line.startswith("top\\nk.py:1:5: ML102 top-k accuracy helper") for line in lines), lines
+    assert "Would rewrite new\\nline.py: ML001" in lines
+    assert any(line.startswith("bad\\tname.py:1:10: error: syntax error") for line in lines), lines
+    assert "migrate-ml: top\\nk.py: parsed and checked" in err
+    assert not any(line.startswith(("k.py", "line.py", "name.py")) for line in lines)
+
+
 # review and notebooks --------------------------------------------------------------------------
 
 

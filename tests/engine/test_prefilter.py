@@ -7,11 +7,14 @@ code: `zip(`, `best` + `acc`, dataset class names, `softmax` inside attention.
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from migrate_ml.engine.source import decode_source
-from migrate_ml.engine.transform import FileTransformer, Settings, select_rules
+from migrate_ml.engine.transform import FileTransformer, Settings, _without_documentation, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules._prefilter import nodes_of, parent_links, walk
 from migrate_ml.rules.semantics.residue import may_return_softmax
 
 
@@ -51,6 +54,12 @@ ACTED_ON = {
         "        self.criterion = criterion\n\n    def step(self, images, labels):\n"
         "        return self.criterion(self.model(images), labels)\n",
     ),
+    "ML110 torch's one_hot beside the file's own": (
+        "ML110",
+        "import torch.nn as nn\nimport torch.nn.functional as F\n\ncriterion = nn.BCEWithLogitsLoss()\n\n\n"
+        "def one_hot(x, num_classes):\n    return x\n\n\n"
+        "def step(model, images, labels):\n    return criterion(model(images), F.one_hot(labels, 10).float())\n",
+    ),
     "ML010 BCE imported under an alias": (
         "ML010",
         "from torch.nn import BCEWithLogitsLoss as Loss\n\nloss_fn = Loss()\n\n\n"
@@ -68,6 +77,14 @@ UNPARSED = {
         "class Task:\n    def __init__(self, model, criterion=None):\n        self.model = model\n"
         "        self.criterion = make_loss(criterion)\n\n    def step(self, images, labels):\n"
         "        return self.criterion(self.model(images), labels)\n"
+    ),
+    "best and accuracy in a comment only": "import torch\n\n# the best accuracy of these weights\nmodel = torch.nn.Linear(2, 2)\n",
+    "best and accuracy in a string documenting an attribute": (
+        "class Options:\n    policy: str = 'auto'\n    \"\"\"Best when the accuracy matters.\"\"\"\n"
+    ),
+    "the file's own one_hot (timm's mixup)": (
+        "def one_hot(x, num_classes):\n    return x\n\n\ndef mixup_target(target, num_classes):\n"
+        "    return one_hot(target, num_classes)\n\n\ndef fast_collate(batch):\n    return batch\n"
     ),
     "a dataset defined, not built": "class CIFAR10(VisionDataset):\n    def __len__(self):\n        return 50000\n",
     "softmax inside attention": (
@@ -113,3 +130,30 @@ def test_a_model_file_ending_in_softmax_is_still_reported(transformer):
     )
     result = _run(transformer, text)
     assert [(f.code, f.line) for f in result.findings_before] == [("ML100", 7)]
+
+
+def test_the_shared_walk_is_ast_walk_with_its_parent_links():
+    tree = ast.parse(
+        "import torch\n\n\nclass Net(torch.nn.Module):\n    def forward(self, x, *, y=1):\n"
+        "        return [a for a in x if a > y], f'{x!r:>3}', lambda z: z @ x\n"
+    )
+    assert walk(tree) == list(ast.walk(tree))
+    assert walk(tree) is walk(tree)  # walked once
+    assert nodes_of(tree, ast.Name, ast.Call) == [n for n in ast.walk(tree) if isinstance(n, (ast.Name, ast.Call))]
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    assert parent_links(tree) == parents
+
+
+def test_documentation_lines_are_left_out_of_the_trigger_word_test():
+    text = (
+        "# a comment line\nimport torch  # a trailing comment stays\n"
+        "TEMPLATE = '''\n# inside a string: text, not a comment\n'''\n\n\n"
+        "class Options:\n    policy = 'auto'\n    \"\"\"Documents policy.\"\"\"\n"
+        "    def f(self): \"\"\"doc\"\"\"; return 1\n"
+    )
+    assert _without_documentation(text, ast.parse(text)) == (
+        "import torch  # a trailing comment stays\n"
+        "TEMPLATE = '''\n# inside a string: text, not a comment\n'''\n\n\n"
+        "class Options:\n    policy = 'auto'\n"
+        "    def f(self): \"\"\"doc\"\"\"; return 1\n"
+    )

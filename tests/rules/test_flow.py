@@ -56,3 +56,26 @@ def test_a_use_that_leaves_the_file_or_is_not_a_call_is_not_followed() -> None:
     _, names = _flow()
     assert not names["escapes"].uses_followed
     assert not names["spare"].uses_followed
+
+
+REBOUND = '''
+import torch.nn as nn
+
+def main(model, loader, device, half):
+    criterion = nn.CrossEntropyLoss()
+    criterion = criterion.to(device)
+    if half:
+        criterion = criterion.half()
+    moved = criterion.cuda()
+    for x, y in loader:
+        criterion(model(x), y)
+        moved(model(x), y)
+'''
+
+
+def test_a_criterion_rebound_to_itself_moved_is_the_same_criterion() -> None:
+    wrapper = MetadataWrapper(cst.parse_module(REBOUND))
+    flow = wrapper.resolve(LossFlowProvider)[wrapper.module]
+    [construction] = flow.constructions
+    assert construction.uses_followed
+    assert [len(call.constructions) for call in flow.calls] == [1, 1]  # criterion(...) and moved(...)

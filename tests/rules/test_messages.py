@@ -84,3 +84,14 @@ def test_class_index_dataset_is_reported_once_a_loop_reads_the_labels() -> None:
         "valid = torch.ones(imgs.size(0), 1)", "valid = digits.float()"
     )
     assert [f.line for f in _findings(enumerated, "ML101")] == [7]
+
+
+def test_a_use_met_on_both_branches_is_reported_once() -> None:
+    text = (
+        "import numpy as np\nimport torch\n\n\ndef show(model, images, gpu):\n    output = model(images)\n"
+        "    _, preds_tensor = torch.max(output, 1)\n"
+        "    preds = np.squeeze(preds_tensor.numpy()) if not gpu else np.squeeze(preds_tensor.cpu().numpy())\n"
+        "    return preds\n"
+    )
+    [finding] = _findings(text, "ML020")
+    assert "passed to np.squeeze()" in finding.message

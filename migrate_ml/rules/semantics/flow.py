@@ -19,12 +19,13 @@ from libcst.metadata import (
     BatchableMetadataProvider,
     GlobalScope,
     ParentNodeProvider,
+    PositionProvider,
     QualifiedNameProvider,
     ScopeProvider,
 )
 
 from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
-from migrate_ml.rules._base import enclosing
+from migrate_ml.rules._base import enclosing, in_source_order
 
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
@@ -170,7 +171,7 @@ def _qualified(provider_owner, node: cst.CSTNode) -> set[str]:
 class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
     """Computes a :class:`LossFlow` and stores it on the ``Module`` node."""
 
-    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider)
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider, PositionProvider)
 
     def __init__(self) -> None:
         super().__init__()
@@ -306,7 +307,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             access
             for assignment in scope.assignments[name.value]
             if getattr(assignment, "node", None) is bound
-            for access in assignment.references
+            for access in in_source_order(self, assignment.references)
         ]
         if not accesses:
             # Never read: nothing passes it targets, unless another module imports the global.
@@ -370,7 +371,12 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(statement, cst.Expr):
             return True
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
-            return self._name_uses_followed(statement.targets[0].target, construction, followed, depth + 1, handed)
+            target = statement.targets[0].target
+            if isinstance(method.value, cst.Name) and target.value == method.value.value:
+                # criterion = criterion.cuda(): a scope's accesses of a name reach all its bindings,
+                # so the uses of the new one are those of the binding being followed
+                return True
+            return self._name_uses_followed(target, construction, followed, depth + 1, handed)
         return False
 
     def _passed_to_engine_loss(self, call: cst.Call, argument: cst.Arg) -> bool:
@@ -442,8 +448,9 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if scope is None:
             return []
         found: list[LossConstruction] = []
-        for assignment in scope[expression.value]:
+        for assignment in in_source_order(self, scope[expression.value]):
             bound = getattr(assignment, "node", None)
+            receiver = self._module_method_receiver(bound)
             if bound in self._by_target:
                 found.append(self._by_target[bound])
             elif isinstance(bound, cst.Param):
@@ -451,9 +458,28 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                 if not passed:
                     return []  # one unproven binding makes the whole name unproven
                 found.extend(passed)
+            elif receiver is not None and receiver.value == expression.value:
+                continue  # criterion = criterion.cuda(): the criterion its other bindings hold
+            elif receiver is not None:
+                moved = self._criteria_behind(receiver, depth + 1)  # loss = criterion.to(device)
+                if not moved:
+                    return []
+                found.extend(moved)
             else:
                 return []
         return found
+
+    def _module_method_receiver(self, bound: cst.CSTNode | None) -> cst.Name | None:
+        """``criterion`` when ``bound`` is the target of ``name = criterion.to(device)`` (or
+        ``.cuda()``, ``.half()``…): a module method that returns the same module."""
+        target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+        statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+        if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call)):
+            return None
+        method = statement.value.func
+        if isinstance(method, cst.Attribute) and method.attr.value in _MODULE_METHODS and isinstance(method.value, cst.Name):
+            return method.value
+        return None
 
     def _criteria_through_parameter(self, param: cst.Param, depth: int) -> list[LossConstruction]:
         """Follow a parameter to the arguments of every call of its function in this module."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from migrate_ml.rules._prefilter import walk
+
 CONSUMING_KINDS = frozenset(
     {
         "argmax-compared",
@@ -61,7 +63,7 @@ def single_label_helper_calls(
     if not consumed:
         return []
     calls = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if not isinstance(node, ast.Call):
             continue
         key = _callee(node.func)

@@ -9,7 +9,7 @@ where each prediction goes.
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import BatchableMetadataProvider, ParentNodeProvider, QualifiedNameProvider, ScopeProvider
+from libcst.metadata import BatchableMetadataProvider, ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._exprs import module_alias
 from migrate_ml.rules._project import current_facts
@@ -38,7 +38,7 @@ MODEL_INTERNALS = frozenset({"forward", "__init__", "__call__"})
 class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[PredictionFlow]):
     """Computes a :class:`PredictionFlow` and stores it on the ``Module`` node."""
 
-    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider, LossFlowProvider)
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, ScopeProvider, ParentNodeProvider, PositionProvider, LossFlowProvider)
 
     def __init__(self) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
+from migrate_ml.rules._base import in_source_order
 from migrate_ml.rules.semantics.class_index import class_index_sources
 from migrate_ml.rules.semantics.predictions import (
     LITERALS,
@@ -177,11 +178,11 @@ class PredictionUses:
             assignment
             for access in scope.accesses[name.value]
             if access.node is name
-            for assignment in access.referents
+            for assignment in in_source_order(self, access.referents)
         ]
         found: list[cst.Call] = []
         for assignment in referents:
-            for access in assignment.references:
+            for access in in_source_order(self, assignment.references):
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
                 call = self.get_metadata(ParentNodeProvider, parent, None)
                 if (
@@ -246,7 +247,7 @@ class PredictionUses:
             access
             for assignment in scope[binding.value]
             if getattr(assignment, "node", None) is binding
-            for access in assignment.references
+            for access in in_source_order(self, assignment.references)
         ]
 
     def _carried_names(
@@ -362,8 +363,8 @@ class PredictionUses:
         if scope is None:
             return []
         found = []
-        for assignment in scope[rows.value]:
-            for access in assignment.references:
+        for assignment in in_source_order(self, scope[rows.value]):
+            for access in in_source_order(self, assignment.references):
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
                 join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
                 if isinstance(join, cst.Call) and join.args and join.args[0] is parent:

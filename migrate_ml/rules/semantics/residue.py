@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from migrate_ml.rules._exact_match import exact_match_helpers
-from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, parse_once
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, nodes_of, parse_once
 from migrate_ml.rules.semantics.single_label_values import (
     ATTENTION,
     CLASS_INDEX,
@@ -342,7 +342,7 @@ def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
     """``parser.add_argument("--loss", default="CrossEntropyLoss")``: dest -> (default, option, line),
     for string defaults that name a single-label loss."""
     defaults = {}
-    for node in ast.walk(tree):
+    for node in nodes_of(tree, ast.Call):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
             continue
         keywords = {k.arg: k.value for k in node.keywords if k.arg}

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ast
 
+from migrate_ml.rules._prefilter import walk
+
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _STATE_READERS = frozenset({"isinstance", "len", "type"})
 
@@ -29,7 +31,7 @@ _STATE_READERS = frozenset({"isinstance", "len", "type"})
 def sequence_spans(tree: ast.Module) -> tuple[tuple[int, int], ...]:
     """The line spans of the functions that run a sequence model, and of the helpers that only
     encode such a model's inputs."""
-    functions = [node for node in ast.walk(tree) if isinstance(node, _FUNCTIONS)]
+    functions = [node for node in walk(tree) if isinstance(node, _FUNCTIONS)]
     sequence = [function for function in functions if is_sequence_function(function)]
     if not sequence:
         return ()

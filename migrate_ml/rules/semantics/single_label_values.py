@@ -17,6 +17,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from migrate_ml.rules._prefilter import nodes_of, parent_links
+
 # What a value is known to hold.
 CLASS_INDEX = "class-index"
 """One class per sample: an arg-max, ``max(dim)[1]``, ``topk(k)[1]``."""
@@ -105,15 +107,13 @@ class ValueTracker(ast.NodeVisitor):
         """Function name -> {parameter position or keyword: (value, line of the call)}: parameters
         that some call in this file passes a thresholded prediction or an arg-max to (found by an
         earlier walk)."""
-        self.parents: dict[ast.AST, ast.AST] = {}
+        self.parents = parent_links(tree)
         self.imports: dict[str, str] = {}
         """Local name -> what it was imported as (``nn`` -> ``torch.nn``)."""
         self.defined: set[str] = set()
         """Functions and classes the file defines itself."""
         self.scopes: list[Scope] = [Scope(function="", class_name="")]
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                self.parents[child] = node
+        for node in nodes_of(tree, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     local = alias.asname or alias.name.split(".")[0]

@@ -27,6 +27,8 @@ import ast
 import functools
 import re
 
+from migrate_ml.rules._prefilter import nodes_of, walk
+
 _OPTIMIZERS = frozenset(
     {
         "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
@@ -56,7 +58,7 @@ def _name(node: ast.AST) -> str:
 @functools.lru_cache(maxsize=8)
 def is_dense_prediction(tree: ast.Module) -> bool:
     """Whether the file one-hot encodes masks and moves the class axis to second place."""
-    for node in ast.walk(tree):
+    for node in nodes_of(tree, ast.Call):
         if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
             continue
         if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
@@ -90,7 +92,7 @@ def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
     """The first constructor of a library model with its pretrained head, when the file never
     trains it (``None`` otherwise)."""
     pretrained = None
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _trains(node.name):
             return None
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _replaces_head(node):
