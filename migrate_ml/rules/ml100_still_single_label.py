@@ -22,6 +22,18 @@ from migrate_ml.rules.semantics.residue import (
 
 
 _LOGGING = ("caption=", "add_data(")
+_INFERENCE = (".eval()", "no_grad()", "inference_mode()")
+_RANKINGS = (".topk(", ".sort(")
+
+
+def _evaluates(source: str) -> bool:
+    """Inference or evaluation code: a model put in eval mode (``resnet.eval()``, whatever it is
+    called), gradients switched off, or a ranking of the classes compared with the labels (a
+    ``topk_errors`` helper in a module of meters). A prediction script or notebook with no
+    training code still predicts one class per image."""
+    if any(word in source for word in _INFERENCE):
+        return True
+    return ".eq(" in source and any(word in source for word in _RANKINGS)
 
 
 class StillSingleLabelRule(Rule):
@@ -107,4 +119,6 @@ class StillSingleLabelRule(Rule):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
-        return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))
+        return could_contain_single_label(source) and (
+            has_training_marker(source) or has_loss_marker(source) or _evaluates(source)
+        )

@@ -79,7 +79,7 @@ POSITIVES = {
             pred = pred.t()
             return pred.eq(target.view(1, -1).expand_as(pred))
         """,
-        [(5, "argmax-compared")],
+        [(5, "topk-accuracy")],
     ),
     "torch.argmax with axis= into torch.eq": (
         """

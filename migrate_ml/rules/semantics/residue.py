@@ -187,19 +187,28 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
     """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
     construct per line; one built on a line found here is that construct."""
     lines = {construct.line for construct in found}
+    # An arg-max found here that a sink is built on (logged with each image) is that sink's
+    # construct, as a comparison is of the arg-max it compares: the sink is reported instead.
+    predictions = {construct.line for construct in found if construct.kind == "argmax-prediction"}
     text_lines = text.splitlines()
     added = []
+    replaced: set[int] = set()
     for sink in find_sinks(tree, text):
         line = sink.node.lineno  # type: ignore[attr-defined]
-        if line in lines or lines.intersection(sink.related):
+        if line in lines:
             continue
+        built_on = lines.intersection(sink.related)
+        if built_on and not built_on <= predictions:
+            continue
+        replaced |= built_on
         lines.add(line)
         source_line = text_lines[line - 1] if line <= len(text_lines) else ""
         column = len(source_line.encode("utf-8")[: sink.node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         related = tuple(sorted(set(sink.related) - {line}))
         covering = sink.related if sink.kind in _SOURCE_REPORTS_IT else sink.enclosing
         added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related, covering))
-    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
+    kept = [construct for construct in found if construct.line not in replaced]
+    return sorted([*kept, *added], key=lambda c: (c.line, c.column, c.kind))
 
 
 def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
@@ -541,6 +550,16 @@ class _Detector(ValueTracker):
         if any(constants):
             return
         index_lines = [line for value, line in values if value == CLASS_INDEX]
+        if index_lines and self.ranked_lines.intersection(index_lines):
+            self._report(
+                node,
+                "topk-accuracy",
+                "the top-ranked class indices of each image (top-k or a sort over the classes) are compared with "
+                "its one true class: top-k accuracy, which has no multi-label meaning",
+                "replace it with thresholded metrics: exact match (preds == labels.bool()).all(dim=1), F1 (micro/macro), mAP",
+                tuple(index_lines),
+            )
+            return
         if index_lines:
             self._report(
                 node,
@@ -552,6 +571,18 @@ class _Detector(ValueTracker):
             )
             return
         multi_hot_lines = [line for value, line in values if value == MULTI_HOT]
+        if multi_hot_lines and equal and self._per_class_count(operands):
+            self._report(
+                node,
+                "per-element-accuracy",
+                "a per-class count of correct predictions selects the images of one class (y == c) and compares "
+                "their prediction with that class index: with multi-hot labels an image belongs to several classes "
+                "and its prediction is a row of C decisions, not one class",
+                "count per label on [B, C] rows: true positives ((preds == 1) & (labels == 1)).sum(0) against "
+                "labels.sum(0) (per-class recall), or torchmetrics MultilabelRecall(num_labels=C, average=None)",
+                tuple(multi_hot_lines),
+            )
+            return
         if multi_hot_lines and equal and self._averaged_over_every_element(node):
             self._report(
                 node,
@@ -561,6 +592,19 @@ class _Detector(ValueTracker):
                 "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
                 tuple(multi_hot_lines),
             )
+
+    @staticmethod
+    def _per_class_count(operands: list[ast.AST]) -> bool:
+        """``predicted[y == c] == c``: the predictions of the images whose label is ``c``, compared
+        with ``c`` itself (a per-class table of correct counts)."""
+        for selected, other in ((operands[0], operands[-1]), (operands[-1], operands[0])):
+            mask = selected.slice if isinstance(selected, ast.Subscript) else None
+            if not (isinstance(mask, ast.Compare) and len(mask.ops) == 1 and isinstance(mask.ops[0], ast.Eq)):
+                continue
+            sides = [mask.left, mask.comparators[0]]
+            if isinstance(other, ast.Name) and any(isinstance(side, ast.Name) and side.id == other.id for side in sides):
+                return True
+        return False
 
     def _averaged_over_every_element(self, node: ast.AST) -> bool:
         """Whether the comparison is summed or averaged without reducing each row (``.all(1)``) first."""
@@ -1074,17 +1118,52 @@ class _Detector(ValueTracker):
     def _check_prediction(self, node: ast.Call) -> None:
         """An arg-max over a model's output: one class per image, even when nothing here compares it."""
         subject = self.index_subject(node)
-        if subject is None or self.value_of(subject)[0] != MODEL_OUTPUT and not (
-            isinstance(subject, ast.Call) and self.is_model_call(subject)
-        ):
+        if subject is None:
             return
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if name != "argmax" and not self._takes_indices(node):
             return
-        self._report(
-            node,
-            "argmax-prediction",
-            "an arg-max over the model's output predicts exactly one class per image",
-            _SUGGEST_THRESHOLD,
-        )
+        value = self.value_of(subject)[0]
+        if value == MODEL_OUTPUT or isinstance(subject, ast.Call) and self.is_model_call(subject):
+            message = "an arg-max over the model's output predicts exactly one class per image"
+        elif value is None and self._own_logits(subject) and self._over_classes(node):
+            # ``logits = sbs.predict(x); np.argmax(logits, 1)``: whatever returned them, logits
+            # are scores over the classes, and their arg-max along the class axis is one class.
+            message = "an arg-max over the logits' class axis predicts exactly one class per image"
+        elif value is None and self._returned_by_predict_step(node) and self.predicts_a_class(subject) and self._over_classes(node):
+            message = (
+                "predict_step returns an arg-max over the classes: trainer.predict hands exactly one class per image "
+                "to whatever writes the predictions"
+            )
+        else:
+            return
+        self._report(node, "argmax-prediction", message, _SUGGEST_THRESHOLD)
+
+    def _own_logits(self, subject: ast.AST) -> bool:
+        """Logits by name that are this model's: a teacher's arg-max is a distillation target,
+        reported at the loss it is given to."""
+        return self.is_logits(subject) and self.predicts_a_class(subject) and "teacher" not in self.root_name(subject).lower()
+
+    def _over_classes(self, node: ast.Call) -> bool:
+        """An arg-max or index pair along axis 1 or -1 (``max``/``topk`` are checked by their own dims)."""
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "argmax":
+            return _over_the_class_axis(node, self.is_module(func.value))
+        if isinstance(func, ast.Name) and func.id == "argmax":
+            return _over_the_class_axis(node, True)
+        return True
+
+    def _returned_by_predict_step(self, node: ast.Call) -> bool:
+        """``return preds.argmax(1)`` in a Lightning ``predict_step``: its result is what
+        ``trainer.predict`` collects as the predictions (the other steps train and score)."""
+        if self.scope().function != "predict_step" or not self.scope().class_name:
+            return False
+        current: ast.AST = node
+        parent = self.parents.get(current)
+        while isinstance(parent, ast.Attribute) and parent.attr in PASS_THROUGH_METHODS:
+            call = self.parents.get(parent)
+            if not isinstance(call, ast.Call):
+                return False
+            current, parent = call, self.parents.get(call)
+        return isinstance(parent, ast.Return)
