@@ -117,9 +117,9 @@ MEANING_WORDS = (
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
 selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""
-COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
-"""Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
-``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
+COMMON_WORDS = ("argmax", "max(", "topk", ".sort(", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
+"""Words every other construct needs (an arg-max, a sort of the classes, a softmax, a thresholded
+sigmoid, a per-sample ``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
 
 
 def could_contain_single_label(text: str) -> bool:
