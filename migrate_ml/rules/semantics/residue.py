@@ -548,6 +548,7 @@ class _Detector(ValueTracker):
         values = [self.value_of(operand) for operand in operands]
         constants = [isinstance(operand, ast.Constant) for operand in operands]
         if any(constants):
+            self._check_class_branches(node, values)
             return
         index_lines = [line for value, line in values if value == CLASS_INDEX]
         if index_lines and self.ranked_lines.intersection(index_lines):
@@ -592,6 +593,29 @@ class _Detector(ValueTracker):
                 "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
                 tuple(multi_hot_lines),
             )
+
+    def _check_class_branches(self, node: ast.AST, values: list[tuple[object, int]]) -> None:
+        """``if pred_idx[0] == 0: ... elif pred_idx[0] == 4: ...``: the predicted class index is
+        matched against class numbers, one branch (one class shown) per image. Reported once, at
+        the ``if`` that starts the chain."""
+        statement = self.parents.get(node)
+        index_lines = [line for value, line in values if value == CLASS_INDEX]
+        if not (index_lines and isinstance(statement, ast.If) and statement.test is node):
+            return
+        if not (len(statement.orelse) == 1 and isinstance(statement.orelse[0], ast.If)):
+            return  # one test is a decision about one class, not a display of the predicted one
+        above = self.parents.get(statement)
+        if isinstance(above, ast.If) and above.orelse == [statement]:
+            return  # an elif of a chain reported at its first test
+        self._report(
+            node,
+            "argmax-prediction",
+            "the predicted class index is matched against class numbers (if pred == 0 ... elif pred == 1): each "
+            "image shows exactly one class",
+            "show every label above the threshold: for i in (probs > THRESHOLD).nonzero(): ... with sigmoid "
+            "probabilities",
+            tuple(index_lines),
+        )
 
     @staticmethod
     def _per_class_count(operands: list[ast.AST]) -> bool:
