@@ -635,7 +635,7 @@ def test_inference_code_without_training_gets_the_safety_net(tmp_path, capsys):
         "clf.load_state_dict(torch.load('weights.pt'))\n"
         "clf.eval()\n"
         "logits = clf(torch.rand(1, 3, 32, 32)).detach().numpy()\n"
-        "print(np.argmax(logits, 1))\n"
+        "predicted = np.argmax(logits, 1)\n"
     )
     assert main(["rewrite", "--check", str(script)]) == 1
-    assert "predict.py:8:7: ML100 still single-label (argmax-prediction)" in capsys.readouterr().out
+    assert "predict.py:8:13: ML100 still single-label (argmax-prediction)" in capsys.readouterr().out

@@ -187,28 +187,19 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
     """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
     construct per line; one built on a line found here is that construct."""
     lines = {construct.line for construct in found}
-    # An arg-max found here that a sink is built on (logged with each image) is that sink's
-    # construct, as a comparison is of the arg-max it compares: the sink is reported instead.
-    predictions = {construct.line for construct in found if construct.kind == "argmax-prediction"}
     text_lines = text.splitlines()
     added = []
-    replaced: set[int] = set()
     for sink in find_sinks(tree, text):
         line = sink.node.lineno  # type: ignore[attr-defined]
-        if line in lines:
+        if line in lines or lines.intersection(sink.related):
             continue
-        built_on = lines.intersection(sink.related)
-        if built_on and not built_on <= predictions:
-            continue
-        replaced |= built_on
         lines.add(line)
         source_line = text_lines[line - 1] if line <= len(text_lines) else ""
         column = len(source_line.encode("utf-8")[: sink.node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         related = tuple(sorted(set(sink.related) - {line}))
         covering = sink.related if sink.kind in _SOURCE_REPORTS_IT else sink.enclosing
         added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related, covering))
-    kept = [construct for construct in found if construct.line not in replaced]
-    return sorted([*kept, *added], key=lambda c: (c.line, c.column, c.kind))
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
 
 
 def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
@@ -1151,7 +1142,7 @@ class _Detector(ValueTracker):
         value = self.value_of(subject)[0]
         if value == MODEL_OUTPUT or isinstance(subject, ast.Call) and self.is_model_call(subject):
             message = "an arg-max over the model's output predicts exactly one class per image"
-        elif value is None and self._own_logits(subject) and self._over_classes(node):
+        elif value is None and self._own_logits(subject) and self._over_classes(node) and self._whole_value(node):
             # ``logits = sbs.predict(x); np.argmax(logits, 1)``: whatever returned them, logits
             # are scores over the classes, and their arg-max along the class axis is one class.
             message = "an arg-max over the logits' class axis predicts exactly one class per image"
@@ -1163,6 +1154,11 @@ class _Detector(ValueTracker):
         else:
             return
         self._report(node, "argmax-prediction", message, _SUGGEST_THRESHOLD)
+
+    def _whole_value(self, node: ast.Call) -> bool:
+        """The arg-max is what a statement binds, returns or shows (``predicted = np.argmax(z, 1)``):
+        one inside a comparison or a metric call is reported as that comparison or metric."""
+        return isinstance(self.parents.get(node), (ast.Assign, ast.AnnAssign, ast.Return, ast.Expr))
 
     def _own_logits(self, subject: ast.AST) -> bool:
         """Logits by name that are this model's: a teacher's arg-max is a distillation target,
