@@ -15,6 +15,7 @@ from migrate_ml.rules.semantics.residue import (
     API_WORDS,
     COMMON_WORDS,
     KINDS,
+    compares_a_ranking,
     could_contain_single_label,
     may_return_softmax,
     names_a_single_label_api,
@@ -22,18 +23,12 @@ from migrate_ml.rules.semantics.residue import (
 
 
 _LOGGING = ("caption=", "add_data(")
-_INFERENCE = (".eval()", "no_grad()", "inference_mode()")
-_RANKINGS = (".topk(", ".sort(")
-
-
 def _evaluates(source: str) -> bool:
     """Inference or evaluation code: a model put in eval mode (``resnet.eval()``, whatever it is
-    called), gradients switched off, or a ranking of the classes compared with the labels (a
-    ``topk_errors`` helper in a module of meters). A prediction script or notebook with no
-    training code still predicts one class per image."""
-    if any(word in source for word in _INFERENCE):
-        return True
-    return ".eq(" in source and any(word in source for word in _RANKINGS)
+    called) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
+    module of meters). A prediction script or notebook with no training code still predicts one
+    class per image. (``no_grad`` is no such sign: model code initialises weights under it.)"""
+    return ".eval()" in source or compares_a_ranking(source)
 
 
 class StillSingleLabelRule(Rule):

@@ -237,7 +237,7 @@ POSITIVES = {
         import torch
         def top5(model, x, y):
             _, indices = torch.sort(model(x), descending=True)
-            return (indices[:, :5] == y[:, None]).any(1)
+            return indices[:, :5].eq(y[:, None]).any(1)
         """,
         [(5, "topk-accuracy")],
     ),

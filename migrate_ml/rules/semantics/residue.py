@@ -59,6 +59,7 @@ __all__ = [
     "COMMON_WORDS",
     "KINDS",
     "SingleLabelConstruct",
+    "compares_a_ranking",
     "could_contain_single_label",
     "find_single_label",
     "names_a_single_label_api",
@@ -117,14 +118,24 @@ MEANING_WORDS = (
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
 selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""
-COMMON_WORDS = ("argmax", "max(", "topk", ".sort(", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
-"""Words every other construct needs (an arg-max, a sort of the classes, a softmax, a thresholded
-sigmoid, a per-sample ``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
+COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
+"""Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
+``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
 
 
 def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
-    return names_a_single_label_api(text) or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS))
+    return (
+        names_a_single_label_api(text)
+        or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS))
+        or compares_a_ranking(text)
+    )
+
+
+def compares_a_ranking(text: str) -> bool:
+    """Cheap text test: a ranking of the classes (``topk``, ``sort``) and an ``.eq(`` comparison,
+    as in a top-k error helper or a k-NN classifier: evaluation code with no training in it."""
+    return ".eq(" in text and (".topk(" in text or ".sort(" in text)
 
 
 def names_a_single_label_api(text: str) -> bool:
