@@ -81,7 +81,7 @@ class StillSingleLabelRule(Rule):
         "the model function, `-torch.log(y_hat.gather(1, y.view(-1, 1)))`, an `nn.Softmax` appended "
         "last to the layers of `nn.Sequential(*layers)`, and a serving handler's `postprocess(data)`, "
         "which receives the model's output. Inference and evaluation code with no training in it "
-        "(a model put in eval mode under any name, `no_grad`, a module of meters) is looked at too: "
+        "(a model put in eval mode under any name, a module of meters) is looked at too: "
         "a ranking of the classes (`topk(k)`, `sort(1, True)`) compared with the label is top-k "
         "accuracy, a per-class table of correct counts (`(predicted[y == c] == c).sum()`) is "
         "described as one, an arg-max a Lightning `predict_step` returns is what `trainer.predict` "
