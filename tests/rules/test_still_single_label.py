@@ -334,6 +334,12 @@ NEGATIVES = {
             ordered, _ = values.sort()
             return criterion(logits, teacher_logits.argmax(dim=-1))
         """,
+    "the two most confused classes of logits": """
+        import torch
+        def confused(logits):
+            (values, idxs) = torch.topk(logits, k=2, dim=1)
+            return values, idxs
+        """,
     "predict_step of a ranking module": """
         import torch
         class Ranker:

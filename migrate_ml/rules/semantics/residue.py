@@ -1177,8 +1177,11 @@ class _Detector(ValueTracker):
         return self.is_logits(subject) and self.predicts_a_class(subject) and "teacher" not in self.root_name(subject).lower()
 
     def _over_classes(self, node: ast.Call) -> bool:
-        """An arg-max or index pair along axis 1 or -1 (``max``/``topk`` are checked by their own dims)."""
+        """An arg-max or index pair along axis 1 or -1 (``max``/``topk`` are checked by their own
+        dims) that picks one class: ``topk(2)`` ranks two (the most confused pair of a callback)."""
         func = node.func
+        if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) == "topk":
+            return self.k_of_topk(node) == 1
         if isinstance(func, ast.Attribute) and func.attr == "argmax":
             return _over_the_class_axis(node, self.is_module(func.value))
         if isinstance(func, ast.Name) and func.id == "argmax":
