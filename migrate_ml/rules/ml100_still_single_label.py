@@ -15,6 +15,7 @@ from migrate_ml.rules.semantics.residue import (
     API_WORDS,
     COMMON_WORDS,
     KINDS,
+    compares_a_ranking,
     could_contain_single_label,
     may_return_softmax,
     names_a_single_label_api,
@@ -22,6 +23,12 @@ from migrate_ml.rules.semantics.residue import (
 
 
 _LOGGING = ("caption=", "add_data(")
+def _evaluates(source: str) -> bool:
+    """Inference or evaluation code: a model put in eval mode (``resnet.eval()``, whatever it is
+    called) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
+    module of meters). A prediction script or notebook with no training code still predicts one
+    class per image. (``no_grad`` is no such sign: model code initialises weights under it.)"""
+    return ".eval()" in source or compares_a_ranking(source)
 
 
 _NO_TRAINING_NEEDED = ("__getitem__", "scatter_(", "def postprocess(", "LabelEncoder(", "eye(", "one_hot(")
@@ -85,7 +92,15 @@ class StillSingleLabelRule(Rule):
         "an image's probabilities unpacked as its label (`prob, label = torch.max(probs, dim=0)`), a softmax written out (`X.exp() / X.exp().sum(1, keepdim=True)`) returned by "
         "the model function, `-torch.log(y_hat.gather(1, y.view(-1, 1)))`, an `nn.Softmax` appended "
         "last to the layers of `nn.Sequential(*layers)`, and a serving handler's `postprocess(data)`, "
-        "which receives the model's output. Code that runs a sequence model (a recurrent state "
+        "which receives the model's output. Inference and evaluation code with no training in it "
+        "(a model put in eval mode under any name, a module of meters) is looked at too: "
+        "a ranking of the classes (`topk(k)`, `sort(1, True)`) compared with the label is top-k "
+        "accuracy, a per-class table of correct counts (`(predicted[y == c] == c).sum()`) is "
+        "described as one, an arg-max a Lightning `predict_step` returns is what `trainer.predict` "
+        "collects, an `if pred[0] == 0: ... elif pred[0] == 1:` chain shows one class per image, "
+        "and an arg-max of logits along the class axis (`np.argmax(logits, 1)`) predicts "
+        "one class whatever returned them. A softmax of literal tensors (a teaching demo) is not a "
+        "model's output and is not reported. Code that runs a sequence model (a recurrent state "
         "threaded through the model, or an arg-max fed back as the next input: next-token "
         "prediction over a vocabulary) is not image classification and is not reported, nor is a "
         "segmentation file (masks one-hot encoded with their class axis moved second, "
@@ -119,4 +134,6 @@ class StillSingleLabelRule(Rule):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
-        return could_contain_single_label(source) and (has_training_marker(source) or has_loss_marker(source))
+        return could_contain_single_label(source) and (
+            has_training_marker(source) or has_loss_marker(source) or _evaluates(source)
+        )

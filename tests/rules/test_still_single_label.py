@@ -79,7 +79,7 @@ POSITIVES = {
             pred = pred.t()
             return pred.eq(target.view(1, -1).expand_as(pred))
         """,
-        [(5, "argmax-compared")],
+        [(5, "topk-accuracy")],
     ),
     "torch.argmax with axis= into torch.eq": (
         """
@@ -224,6 +224,23 @@ POSITIVES = {
         """,
         [(4, "topk-accuracy")],
     ),
+    "a k-NN ranking by sort compared with the label": (
+        """
+        def knn(probs, targets):
+            _, predictions = probs.sort(1, True)
+            return predictions.eq(targets.view(-1, 1))
+        """,
+        [(4, "topk-accuracy")],
+    ),
+    "torch.sort of the model's output, descending": (
+        """
+        import torch
+        def top5(model, x, y):
+            _, indices = torch.sort(model(x), descending=True)
+            return indices[:, :5].eq(y[:, None]).any(1)
+        """,
+        [(5, "topk-accuracy")],
+    ),
 }
 
 
@@ -297,6 +314,40 @@ NEGATIVES = {
         c = evaluate.load("f1", "multilabel")
         """,
     "not Python": "def broken(:\n",
+    "softmax taught on literal tensors": """
+        import numpy as np
+        import torch
+        from torch import nn
+        def softmax(x):
+            return torch.exp(x) / torch.exp(x).sum()
+        x = torch.tensor([1.0, 2.0, 3.0])
+        probabilities = softmax(x)
+        torch.softmax(torch.tensor([2.0, 1.0, 0.1]), dim=0)
+        nn.Softmax(dim=1)(torch.tensor([[1.0, 2.0, 3.0]]))
+        np.exp(np.array([2.0, 1.0])) / np.sum(np.exp(np.array([2.0, 1.0])))
+        criterion = nn.BCEWithLogitsLoss()
+        """,
+    "a flat arg-max of logits, values sorted, a teacher's hard target": """
+        import numpy as np
+        def f(logits, values, teacher_logits, criterion):
+            position = np.argmax(logits)
+            ordered, _ = values.sort()
+            return criterion(logits, teacher_logits.argmax(dim=-1))
+        """,
+    "the two most confused classes of logits": """
+        import torch
+        def confused(logits):
+            (values, idxs) = torch.topk(logits, k=2, dim=1)
+            return values, idxs
+        """,
+    "predict_step of a ranking module": """
+        import torch
+        class Ranker:
+            def training_step(self, batch, batch_idx):
+                return batch
+            def predict_step(self, batch, batch_idx):
+                return torch.cdist(batch[0], batch[1]).argmin(1)
+        """,
 }
 
 
@@ -563,3 +614,34 @@ def test_rewrite_then_check_fails_on_integer_targets_left_in_another_file_of_the
     assert main(["rewrite", "--check", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "engine.py:8:" in out and "uncast-target" in out
+
+
+def test_a_per_class_count_is_described_as_one():
+    source = textwrap.dedent(
+        """
+        import torch
+        def correct(yhat, y, threshold=0.5):
+            predicted = (torch.sigmoid(yhat) > threshold).long()
+            return [(predicted[y == c] == c).sum().item() for c in range(yhat.size(1))]
+        """
+    )
+    [construct] = find_single_label(source)
+    assert (construct.line, construct.kind) == (5, "per-element-accuracy")
+    assert "per-class count" in construct.message and "B x C" not in construct.message
+    assert "labels.sum(0)" in construct.suggestion
+
+
+def test_inference_code_without_training_gets_the_safety_net(tmp_path, capsys):
+    script = tmp_path / "predict.py"
+    script.write_text(
+        "import numpy as np\n"
+        "import torch\n"
+        "from mymodels import Classifier\n"
+        "clf = Classifier()\n"
+        "clf.load_state_dict(torch.load('weights.pt'))\n"
+        "clf.eval()\n"
+        "logits = clf(torch.rand(1, 3, 32, 32)).detach().numpy()\n"
+        "predicted = np.argmax(logits, 1)\n"
+    )
+    assert main(["rewrite", "--check", str(script)]) == 1
+    assert "predict.py:8:13: ML100 still single-label (argmax-prediction)" in capsys.readouterr().out

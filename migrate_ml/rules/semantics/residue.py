@@ -59,6 +59,7 @@ __all__ = [
     "COMMON_WORDS",
     "KINDS",
     "SingleLabelConstruct",
+    "compares_a_ranking",
     "could_contain_single_label",
     "find_single_label",
     "names_a_single_label_api",
@@ -126,7 +127,17 @@ COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh"
 
 def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
-    return names_a_single_label_api(text) or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS))
+    return (
+        names_a_single_label_api(text)
+        or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS))
+        or compares_a_ranking(text)
+    )
+
+
+def compares_a_ranking(text: str) -> bool:
+    """Cheap text test: a ranking of the classes (``topk``, ``sort``) and an ``.eq(`` comparison,
+    as in a top-k error helper or a k-NN classifier: evaluation code with no training in it."""
+    return ".eq(" in text and (".topk(" in text or ".sort(" in text)
 
 
 def names_a_single_label_api(text: str) -> bool:
@@ -541,8 +552,19 @@ class _Detector(ValueTracker):
         values = [self.value_of(operand) for operand in operands]
         constants = [isinstance(operand, ast.Constant) for operand in operands]
         if any(constants):
+            self._check_class_branches(node, values)
             return
         index_lines = [line for value, line in values if value == CLASS_INDEX]
+        if index_lines and self.ranked_lines.intersection(index_lines):
+            self._report(
+                node,
+                "topk-accuracy",
+                "the top-ranked class indices of each image (top-k or a sort over the classes) are compared with "
+                "its one true class: top-k accuracy, which has no multi-label meaning",
+                "replace it with thresholded metrics: exact match (preds == labels.bool()).all(dim=1), F1 (micro/macro), mAP",
+                tuple(index_lines),
+            )
+            return
         if index_lines:
             self._report(
                 node,
@@ -554,6 +576,18 @@ class _Detector(ValueTracker):
             )
             return
         multi_hot_lines = [line for value, line in values if value == MULTI_HOT]
+        if multi_hot_lines and equal and self._per_class_count(operands):
+            self._report(
+                node,
+                "per-element-accuracy",
+                "a per-class count of correct predictions selects the images of one class (y == c) and compares "
+                "their prediction with that class index: with multi-hot labels an image belongs to several classes "
+                "and its prediction is a row of C decisions, not one class",
+                "count per label on [B, C] rows: true positives ((preds == 1) & (labels == 1)).sum(0) against "
+                "labels.sum(0) (per-class recall), or torchmetrics MultilabelRecall(num_labels=C, average=None)",
+                tuple(multi_hot_lines),
+            )
+            return
         if multi_hot_lines and equal and self._averaged_over_every_element(node):
             self._report(
                 node,
@@ -563,6 +597,42 @@ class _Detector(ValueTracker):
                 "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
                 tuple(multi_hot_lines),
             )
+
+    def _check_class_branches(self, node: ast.AST, values: list[tuple[object, int]]) -> None:
+        """``if pred_idx[0] == 0: ... elif pred_idx[0] == 4: ...``: the predicted class index is
+        matched against class numbers, one branch (one class shown) per image. Reported once, at
+        the ``if`` that starts the chain."""
+        statement = self.parents.get(node)
+        index_lines = [line for value, line in values if value == CLASS_INDEX]
+        if not (index_lines and isinstance(statement, ast.If) and statement.test is node):
+            return
+        if not (len(statement.orelse) == 1 and isinstance(statement.orelse[0], ast.If)):
+            return  # one test is a decision about one class, not a display of the predicted one
+        above = self.parents.get(statement)
+        if isinstance(above, ast.If) and above.orelse == [statement]:
+            return  # an elif of a chain reported at its first test
+        self._report(
+            node,
+            "argmax-prediction",
+            "the predicted class index is matched against class numbers (if pred == 0 ... elif pred == 1): each "
+            "image shows exactly one class",
+            "show every label above the threshold: for i in (probs > THRESHOLD).nonzero(): ... with sigmoid "
+            "probabilities",
+            tuple(index_lines),
+        )
+
+    @staticmethod
+    def _per_class_count(operands: list[ast.AST]) -> bool:
+        """``predicted[y == c] == c``: the predictions of the images whose label is ``c``, compared
+        with ``c`` itself (a per-class table of correct counts)."""
+        for selected, other in ((operands[0], operands[-1]), (operands[-1], operands[0])):
+            mask = selected.slice if isinstance(selected, ast.Subscript) else None
+            if not (isinstance(mask, ast.Compare) and len(mask.ops) == 1 and isinstance(mask.ops[0], ast.Eq)):
+                continue
+            sides = [mask.left, mask.comparators[0]]
+            if isinstance(other, ast.Name) and any(isinstance(side, ast.Name) and side.id == other.id for side in sides):
+                return True
+        return False
 
     def _averaged_over_every_element(self, node: ast.AST) -> bool:
         """Whether the comparison is summed or averaged without reducing each row (``.all(1)``) first."""
@@ -1076,17 +1146,60 @@ class _Detector(ValueTracker):
     def _check_prediction(self, node: ast.Call) -> None:
         """An arg-max over a model's output: one class per image, even when nothing here compares it."""
         subject = self.index_subject(node)
-        if subject is None or self.value_of(subject)[0] != MODEL_OUTPUT and not (
-            isinstance(subject, ast.Call) and self.is_model_call(subject)
-        ):
+        if subject is None:
             return
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if name != "argmax" and not self._takes_indices(node):
             return
-        self._report(
-            node,
-            "argmax-prediction",
-            "an arg-max over the model's output predicts exactly one class per image",
-            _SUGGEST_THRESHOLD,
-        )
+        value = self.value_of(subject)[0]
+        if value == MODEL_OUTPUT or isinstance(subject, ast.Call) and self.is_model_call(subject):
+            message = "an arg-max over the model's output predicts exactly one class per image"
+        elif value is None and self._own_logits(subject) and self._over_classes(node) and self._whole_value(node):
+            # ``logits = sbs.predict(x); np.argmax(logits, 1)``: whatever returned them, logits
+            # are scores over the classes, and their arg-max along the class axis is one class.
+            message = "an arg-max over the logits' class axis predicts exactly one class per image"
+        elif value is None and self._returned_by_predict_step(node) and self.predicts_a_class(subject) and self._over_classes(node):
+            message = (
+                "predict_step returns an arg-max over the classes: trainer.predict hands exactly one class per image "
+                "to whatever writes the predictions"
+            )
+        else:
+            return
+        self._report(node, "argmax-prediction", message, _SUGGEST_THRESHOLD)
+
+    def _whole_value(self, node: ast.Call) -> bool:
+        """The arg-max is what a statement binds, returns or shows (``predicted = np.argmax(z, 1)``):
+        one inside a comparison or a metric call is reported as that comparison or metric."""
+        return isinstance(self.parents.get(node), (ast.Assign, ast.AnnAssign, ast.Return, ast.Expr))
+
+    def _own_logits(self, subject: ast.AST) -> bool:
+        """Logits by name that are this model's: a teacher's arg-max is a distillation target,
+        reported at the loss it is given to."""
+        return self.is_logits(subject) and self.predicts_a_class(subject) and "teacher" not in self.root_name(subject).lower()
+
+    def _over_classes(self, node: ast.Call) -> bool:
+        """An arg-max or index pair along axis 1 or -1 (``max``/``topk`` are checked by their own
+        dims) that picks one class: ``topk(2)`` ranks two (the most confused pair of a callback)."""
+        func = node.func
+        if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) == "topk":
+            return self.k_of_topk(node) == 1
+        if isinstance(func, ast.Attribute) and func.attr == "argmax":
+            return _over_the_class_axis(node, self.is_module(func.value))
+        if isinstance(func, ast.Name) and func.id == "argmax":
+            return _over_the_class_axis(node, True)
+        return True
+
+    def _returned_by_predict_step(self, node: ast.Call) -> bool:
+        """``return preds.argmax(1)`` in a Lightning ``predict_step``: its result is what
+        ``trainer.predict`` collects as the predictions (the other steps train and score)."""
+        if self.scope().function != "predict_step" or not self.scope().class_name:
+            return False
+        current: ast.AST = node
+        parent = self.parents.get(current)
+        while isinstance(parent, ast.Attribute) and parent.attr in PASS_THROUGH_METHODS:
+            call = self.parents.get(parent)
+            if not isinstance(call, ast.Call):
+                return False
+            current, parent = call, self.parents.get(call)
+        return isinstance(parent, ast.Return)

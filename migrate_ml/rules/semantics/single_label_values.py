@@ -113,6 +113,9 @@ class ValueTracker(ast.NodeVisitor):
         self.defined: set[str] = set()
         """Functions and classes the file defines itself."""
         self.scopes: list[Scope] = [Scope(function="", class_name="")]
+        self.ranked_lines: set[int] = set()
+        """Lines of a top-k (k other than 1) or a sort over the classes: their indices rank every
+        class of a sample, so a comparison with the label is top-k accuracy, not one prediction."""
         for node in nodes_of(tree, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -216,7 +219,11 @@ class ValueTracker(ast.NodeVisitor):
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         receiver = func.value if isinstance(func, ast.Attribute) else None
         subject = self.index_subject(node)
+        if subject is None and name == "sort":
+            subject = self.sorted_subject(node)
         if subject is not None and self.predicts_a_class(subject):
+            if name == "sort" or name == "topk" and self.k_of_topk(node) != 1:
+                self.ranked_lines.add(node.lineno)
             return (CLASS_INDEX if name in ARGMAX_FUNCTIONS else PAIR), node.lineno
         if name == "round":
             subject = receiver if receiver is not None and not self.is_module(receiver) else (node.args[0] if node.args else None)
@@ -251,6 +258,29 @@ class ValueTracker(ast.NodeVisitor):
             if not dims and not any(k.arg in ("dim", "axis") for k in node.keywords):
                 return None
         return subject
+
+    def sorted_subject(self, node: ast.Call) -> ast.AST | None:
+        """What ``torch.sort(z, descending=True)`` or ``z.sort(1, True)`` sorts along the class axis
+        (the last, by default): its (values, indices) rank the classes of each row. NumPy's sort
+        returns the values alone, and a list's ``sort()`` returns nothing."""
+        func = node.func
+        if not isinstance(func, ast.Attribute):
+            return None
+        on_module = self.is_module(func.value)
+        if on_module and self.qualified(func) != "torch.sort":
+            return None
+        dims = node.args[1:2] if on_module else node.args[:1]
+        dim = dims[0] if dims else next((k.value for k in node.keywords if k.arg == "dim"), None)
+        if dim is not None and int_constant(dim) not in (1, -1):
+            return None
+        return (node.args[0] if node.args else None) if on_module else func.value
+
+    def k_of_topk(self, node: ast.Call) -> int | None:
+        """The literal k of ``z.topk(k)``/``torch.topk(z, k)`` (None when it is computed)."""
+        on_module = not isinstance(node.func, ast.Attribute) or self.is_module(node.func.value)
+        positional = node.args[1:2] if on_module else node.args[:1]
+        k = positional[0] if positional else next((keyword.value for keyword in node.keywords if keyword.arg == "k"), None)
+        return int_constant(k) if k is not None else None
 
     def is_module(self, node: ast.AST) -> bool:
         qualified = self.qualified(node)
