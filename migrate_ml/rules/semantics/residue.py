@@ -113,10 +113,12 @@ API_WORDS = (
 """Loss and metric names specific enough to look at a file for, even outside training code."""
 MEANING_WORDS = (
     "__getitem__", "scatter_(", "one_hot", "onitor", "metric_for_best_model", "ReduceLROnPlateau", "caption",
-    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()", "gather(",
+    "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()", "gather(", "gamma(", "kl_div",
+    "exp(-",
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
-selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`)."""
+selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`),
+hand-written losses (a Dirichlet's `lgamma(`/`digamma(`, distillation's `kl_div`, a focal term's `exp(-`)."""
 COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
 """Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample
 ``.item()``); they also occur all over model code. Plain substring tests: far cheaper than a regex."""
