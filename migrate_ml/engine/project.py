@@ -30,7 +30,7 @@ import stat
 import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import libcst as cst
@@ -38,7 +38,9 @@ import libcst as cst
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.predictions import is_model_callee
+from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 
 _LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
@@ -48,20 +50,46 @@ _MAX_FORWARDING = 3
 
 
 def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, FileFacts]:
-    """Facts for the files of one run, keyed by path; empty for a run of fewer than two files."""
+    """Facts for the files of one run, keyed by path; empty for a run of fewer than two files.
+    Every file gets the run's functions that return a one-hot of class indices (they may be
+    imported anywhere)."""
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}
     data = {path: _read(path) for path in python}
     callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
-    if not callers:
-        return {}
-    project = _Project(python, settings)
-    for path in callers:
-        project.scan_caller(path)
-    scanned = set(callers)
-    unscanned = [data[path] for path in python if path not in scanned]
-    return project.facts(unscanned)
+    facts: dict[str, FileFacts] = {}
+    if callers:
+        project = _Project(python, settings)
+        for path in callers:
+            project.scan_caller(path)
+        scanned = set(callers)
+        facts = project.facts([data[path] for path in python if path not in scanned])
+    one_hot = _one_hot_functions(data)
+    if not one_hot:
+        return facts
+    return {path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot) for path in python}
+
+
+def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
+    """``stem.function`` of each module-level function of the run that returns a one-hot of class
+    indices (``return torch.eye(num_classes)[labels]``), for the files that import it."""
+    found = []
+    for path, text in data.items():
+        if b"one_hot" not in text and b"eye(" not in text and b"scatter_(" not in text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # reported when the file itself is processed
+        analysis = Analysis(tree)
+        analysis.run(lambda statement: None)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        found.extend(
+            f"{stem}.{function}" for (owner, function), value in analysis.returns.items()
+            if not owner and value.meaning == ONE_HOT
+        )
+    return tuple(sorted(found))
 
 
 def _read(path: str) -> bytes:

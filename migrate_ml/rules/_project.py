@@ -85,6 +85,15 @@ class FileFacts:
     """(function, parameter) of this file's metric helpers that every caller in the run passes a
     model's output (``accuracy(outputs, labels)`` with ``outputs = model(images)``)."""
 
+    one_hot_functions: tuple[str, ...] = ()
+    """``module.function`` of the run's functions that return a one-hot of class indices
+    (``helpers.one_hot_embedding`` returning ``torch.eye(C)[labels]``), module by file stem."""
+
+    def returns_one_hot(self, qualified: str) -> bool:
+        """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
+        names one of the run's functions that return a one-hot of class indices."""
+        return ".".join(qualified.split(".")[-2:]) in self.one_hot_functions
+
     def receives_scores(self, function: str, parameter: str) -> bool:
         return (function, parameter) in self.score_parameters
 

@@ -259,3 +259,21 @@ def test_a_criterion_passed_on_uncast_names_the_function_it_reaches(tmp_path: Pa
     assert "(it is passed to train_one_epoch(criterion) in " in note.message and "engine.py in this run)" in note.message
     [reported] = [f for f in outcomes["engine.py"].findings if f.code == "ML010"]
     assert "LabelSmoothingCrossEntropy built at" in reported.message
+
+
+def test_a_one_hot_helper_of_another_file_makes_a_loss_target_one_hot(tmp_path: Path) -> None:
+    # pytorch-classification-uncertainty: the evidential loss gets one_hot_embedding(labels) from helpers.py
+    helpers = "import torch\n\n\ndef one_hot_embedding(labels, num_classes=10):\n    y = torch.eye(num_classes)\n    return y[labels]\n"
+    train = (
+        "from helpers import one_hot_embedding\n\n\ndef step(model, criterion, x, labels, epoch):\n"
+        "    y = one_hot_embedding(labels, 10)\n    outputs = model(x)\n"
+        "    loss = criterion(outputs, y.float(), epoch, 10)\n    loss.backward()\n"
+    )
+    paths = [str(p) for p in sorted(_write(tmp_path / "project", {"helpers.py": helpers, "train.py": train}).glob("*.py"))]
+    assert {fact.one_hot_functions for fact in build_project_facts(paths, Settings()).values()} == {("helpers.one_hot_embedding",)}
+    outcomes = _run(tmp_path / "project", write=False)
+    [finding] = outcomes["train.py"].findings
+    assert (finding.code, finding.line) == ("ML100", 7) and "one-hot of class indices" in finding.message
+    # alone, the helper's meaning is not known: nothing is claimed
+    alone = process_files([str(tmp_path / "project" / "train.py")], Settings(), write=False)
+    assert alone[0].findings == []

@@ -131,6 +131,7 @@ def _dirichlet_line(function: ast.FunctionDef | ast.AsyncFunctionDef, qualified:
         for target in node.targets
         if isinstance(target, ast.Name)
     }
+    lines = []
     for node in ast.walk(function):
         if not isinstance(node, ast.Call):
             continue
@@ -141,8 +142,8 @@ def _dirichlet_line(function: ast.FunctionDef | ast.AsyncFunctionDef, qualified:
         else:
             continue
         if _is_class_sum(argument, qualified) or (isinstance(argument, ast.Name) and argument.id in sums):
-            return node.lineno
-    return 0
+            lines.append(node.lineno)
+    return min(lines, default=0)
 
 
 def _categorical_line(function: ast.FunctionDef | ast.AsyncFunctionDef, qualified: Callable[[ast.AST], str]) -> int:
