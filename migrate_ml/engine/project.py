@@ -52,7 +52,7 @@ _MAX_FORWARDING = 3
 def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, FileFacts]:
     """Facts for the files of one run, keyed by path; empty for a run of fewer than two files.
     Every file gets the run's functions that return a one-hot of class indices (they may be
-    imported anywhere)."""
+    imported anywhere) and the names of the run's modules."""
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}
@@ -66,9 +66,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
         scanned = set(callers)
         facts = project.facts([data[path] for path in python if path not in scanned])
     one_hot = _one_hot_functions(data)
-    if not one_hot:
-        return facts
-    return {path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot) for path in python}
+    stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
+    return {path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, run_modules=stems) for path in python}
 
 
 def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:

@@ -89,6 +89,9 @@ class FileFacts:
     """``module.function`` of the run's functions that return a one-hot of class indices
     (``helpers.one_hot_embedding`` returning ``torch.eye(C)[labels]``), module by file stem."""
 
+    run_modules: tuple[str, ...] = ()
+    """The stems of the run's Python files (``modeling`` for ``models/modeling.py``)."""
+
     def returns_one_hot(self, qualified: str) -> bool:
         """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
         names one of the run's functions that return a one-hot of class indices."""

@@ -19,6 +19,7 @@ import pytest
 from migrate_ml.engine.project import build_project_facts
 from migrate_ml.engine.runner import process_files
 from migrate_ml.engine.transform import Settings
+from migrate_ml.rules._project import FileFacts
 
 PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
 
@@ -208,7 +209,8 @@ def test_conversion_not_selected_means_no_cast(tmp_path: Path) -> None:
 def test_only_multi_file_runs_with_a_loss_pay_for_the_pass(tmp_path: Path) -> None:
     folder = _write(tmp_path / "project", {"main.py": "import engine\nengine.train_one_epoch(None, None, [])\n", "engine.py": ENGINE})
     paths = [str(folder / "main.py"), str(folder / "engine.py")]
-    assert build_project_facts(paths, Settings()) == {}
+    # nothing is parsed: each file learns only the names of the run's modules
+    assert build_project_facts(paths, Settings()) == {path: FileFacts(run_modules=("engine", "main")) for path in paths}
     assert build_project_facts(paths[:1], Settings()) == {}
 
 

@@ -10,6 +10,7 @@ import ast
 import re
 from dataclasses import dataclass
 
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import hand_losses, sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -85,6 +86,7 @@ class Sinks:
         self._exp_parameters = (
             hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if "exp(-" in text else {}
         )
+        self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
 
@@ -110,6 +112,7 @@ class Sinks:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
             self._relu_head(statement)
+            self._model_computes_loss(statement)
 
     def finish(self) -> list[Sink]:
         """The file-wide checks: the hand-written losses of the file, at their ``def``; a logits
@@ -516,6 +519,55 @@ class Sinks:
 
     # -- returns and models
 
+    def _model_computes_loss(self, statement: ast.Assign) -> None:
+        """``loss = model(x, y)`` where the model's class comes from a module outside the run, in a
+        file whose other losses are BCE: the model's own loss was not migrated with them."""
+        call = statement.value
+        if not self.multi_label_training or len(statement.targets) != 1 or not isinstance(call, ast.Call):
+            return
+        target = statement.targets[0]
+        if not (isinstance(target, ast.Name) and "loss" in target.id.lower()) or len(call.args) < 2:
+            return
+        callee = self.analysis.key(call.func).rpartition(".")[2] or (call.func.id if isinstance(call.func, ast.Name) else "")
+        if not sources.is_model_callee(callee) or not self._labels(call.args[1]):
+            return
+        origins = self._model_classes()
+        facts = current_facts()
+        run = set(facts.run_modules) if facts is not None else set()
+        if not origins or "" in origins.values() or any(module.rpartition(".")[2] in run for module in origins.values()):
+            return  # a class of this file or of the run: its own loss is migrated (or reported) there
+        built = ", ".join(f"{name} from {module}" for name, module in sorted(origins.items()))
+        self.report(
+            statement, "single-label-loss",
+            f"the model computes its own loss from the labels ({ast.unparse(call)}): its class ({built}) is not in "
+            "this run, so that loss was not migrated with this file's BCE; a CrossEntropyLoss in its forward still "
+            "trains one label per image",
+            "make the model return logits and compute nn.BCEWithLogitsLoss()(logits, y.float()) here, or rewrite "
+            "the model's module in the same run",
+        )
+
+    def _model_classes(self) -> dict[str, str]:
+        """The classes the file builds its model from (``model = VisionTransformer(...)``), with
+        the module each is imported from ("" for a class of this file)."""
+        if self._built_models is None:
+            self._built_models = {}
+            for node in ast.walk(self.analysis.tree):
+                if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)):
+                    continue
+                if not any(sources.is_model_callee(self.analysis.key(t).rpartition(".")[2]) for t in node.targets):
+                    continue
+                name = node.value.func.id
+                wrapped = node.value.args[:1]
+                if wrapped and sources.is_model_callee(self.analysis.key(wrapped[0]).rpartition(".")[2]):
+                    continue  # ``model = DDP(model)``: a wrapper around the model built elsewhere
+                if name in self.analysis.modules:
+                    self._built_models[name] = ""
+                elif name in self.analysis.imports and name[:1].isupper():
+                    module = self.analysis.imports[name].rpartition(".")[0]
+                    if module.partition(".")[0] not in _LIBRARIES:
+                        self._built_models[name] = module
+        return self._built_models
+
     def _returned(self, statement: ast.Return) -> None:
         function = self.analysis.function
         if function is not None and sources.is_model_callee(function.name) and statement.value is not None:
@@ -582,6 +634,10 @@ class Sinks:
                 self._report_relu(value)
 
 
+_LIBRARIES = frozenset(
+    {"torch", "torchvision", "timm", "transformers", "pytorch_lightning", "lightning", "monai", "apex", "accelerate"}
+)
+"""Model classes from these take no labels in ``forward`` (Hugging Face's ``labels=`` is ML005's)."""
 _HAND_WRITTEN = {
     hand_losses.DIRICHLET: "a Dirichlet over the classes (lgamma/digamma of alpha summed over the class dimension)",
     hand_losses.CATEGORICAL: "a categorical cross-entropy written out, -sum(y * log(p)) with no (1 - y) * log(1 - p) term",
