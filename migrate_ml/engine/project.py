@@ -75,13 +75,19 @@ def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
     indices (``return torch.eye(num_classes)[labels]``), for the files that import it."""
     found = []
     for path, text in data.items():
-        if b"one_hot" not in text and b"eye(" not in text and b"scatter_(" not in text:
+        if not _module_function_encodes(text):
             continue
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # reported when the file itself is processed
-        analysis = Analysis(tree)
+        # only the module-level functions that build one, with the imports: a fraction of a
+        # model file (timm's mixup.py, layers with ``torch.eye``) to walk
+        helpers = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _encodes(node)]
+        if not helpers:
+            continue
+        imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        analysis = Analysis(ast.Module(body=[*imports, *helpers], type_ignores=[]))
         analysis.run(lambda statement: None)
         stem = os.path.splitext(os.path.basename(path))[0]
         found.extend(
@@ -89,6 +95,33 @@ def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
             if not owner and value.meaning == ONE_HOT
         )
     return tuple(sorted(found))
+
+
+def _encodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function calls ``one_hot``, ``eye`` or ``scatter_``."""
+    return any(
+        isinstance(node, ast.Call)
+        and (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")) in _ENCODERS
+        for node in ast.walk(function)
+    )
+
+
+_ENCODERS = frozenset({"one_hot", "eye", "scatter_"})
+_ENCODER_WORDS = (b"one_hot", b"eye(", b"scatter_(")
+
+
+def _module_function_encodes(text: bytes) -> bool:
+    """Text test before parsing: an encoder word on a line of a module-level ``def`` (most hits in
+    model code are in methods, whose classes start at column 0 too)."""
+    if not any(word in text for word in _ENCODER_WORDS):
+        return False
+    in_function = False
+    for line in text.splitlines():
+        if line[:1] not in (b" ", b"\t", b"#", b""):
+            in_function = line.startswith((b"def ", b"async def "))
+        elif in_function and any(word in line for word in _ENCODER_WORDS):
+            return True
+    return False
 
 
 def _read(path: str) -> bytes:
