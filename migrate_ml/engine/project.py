@@ -30,7 +30,7 @@ import stat
 import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import libcst as cst
@@ -38,7 +38,9 @@ import libcst as cst
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.predictions import is_model_callee
+from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules._project import ONE_HOT_HELPER, CriterionSource, FileFacts, HandOver, ParameterFact
 from migrate_ml.rules.ml101_class_index_dataset import CLASS_INDEX_DATASETS
 
@@ -49,20 +51,78 @@ _MAX_FORWARDING = 3
 
 
 def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, FileFacts]:
-    """Facts for the files of one run, keyed by path; empty for a run of fewer than two files."""
+    """Facts for the files of one run, keyed by path; empty for a run of fewer than two files.
+    Every file gets the run's functions that return a one-hot of class indices (they may be
+    imported anywhere) and the names of the run's modules."""
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}
     data = {path: _read(path) for path in python}
     callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
-    if not callers:
-        return {}
-    project = _Project(python, settings)
-    for path in callers:
-        project.scan_caller(path)
-    scanned = set(callers)
-    unscanned = [data[path] for path in python if path not in scanned]
-    return project.facts(unscanned)
+    facts: dict[str, FileFacts] = {}
+    if callers:
+        project = _Project(python, settings)
+        for path in callers:
+            project.scan_caller(path)
+        scanned = set(callers)
+        facts = project.facts([data[path] for path in python if path not in scanned])
+    one_hot = _one_hot_functions(data)
+    stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
+    return {path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, run_modules=stems) for path in python}
+
+
+def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
+    """``stem.function`` of each module-level function of the run that returns a one-hot of class
+    indices (``return torch.eye(num_classes)[labels]``), for the files that import it."""
+    found = []
+    for path, text in data.items():
+        if not _module_function_encodes(text):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # reported when the file itself is processed
+        # only the module-level functions that build one, with the imports: a fraction of a
+        # model file (timm's mixup.py, layers with ``torch.eye``) to walk
+        helpers = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _encodes(node)]
+        if not helpers:
+            continue
+        imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        analysis = Analysis(ast.Module(body=[*imports, *helpers], type_ignores=[]))
+        analysis.run(lambda statement: None)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        found.extend(
+            f"{stem}.{function}" for (owner, function), value in analysis.returns.items()
+            if not owner and value.meaning == ONE_HOT
+        )
+    return tuple(sorted(found))
+
+
+def _encodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function calls ``one_hot``, ``eye`` or ``scatter_``."""
+    return any(
+        isinstance(node, ast.Call)
+        and (node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")) in _ENCODERS
+        for node in ast.walk(function)
+    )
+
+
+_ENCODERS = frozenset({"one_hot", "eye", "scatter_"})
+_ENCODER_WORDS = (b"one_hot", b"eye(", b"scatter_(")
+
+
+def _module_function_encodes(text: bytes) -> bool:
+    """Text test before parsing: an encoder word on a line of a module-level ``def`` (most hits in
+    model code are in methods, whose classes start at column 0 too)."""
+    if not any(word in text for word in _ENCODER_WORDS):
+        return False
+    in_function = False
+    for line in text.splitlines():
+        if line[:1] not in (b" ", b"\t", b"#", b""):
+            in_function = line.startswith((b"def ", b"async def "))
+        elif in_function and any(word in line for word in _ENCODER_WORDS):
+            return True
+    return False
 
 
 def _read(path: str) -> bytes:

@@ -95,6 +95,18 @@ class FileFacts:
     def label_source(self, name: str) -> str | None:
         return next((what for local, what in self.label_sources if local == name), None)
 
+    one_hot_functions: tuple[str, ...] = ()
+    """``module.function`` of the run's functions that return a one-hot of class indices
+    (``helpers.one_hot_embedding`` returning ``torch.eye(C)[labels]``), module by file stem."""
+
+    run_modules: tuple[str, ...] = ()
+    """The stems of the run's Python files (``modeling`` for ``models/modeling.py``)."""
+
+    def returns_one_hot(self, qualified: str) -> bool:
+        """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
+        names one of the run's functions that return a one-hot of class indices."""
+        return ".".join(qualified.split(".")[-2:]) in self.one_hot_functions
+
     def receives_scores(self, function: str, parameter: str) -> bool:
         return (function, parameter) in self.score_parameters
 

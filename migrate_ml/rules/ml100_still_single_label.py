@@ -134,6 +134,8 @@ class StillSingleLabelRule(Rule):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
         if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
             return True
+        if ("lgamma(" in source or "digamma(" in source) and "loss" in source:
+            return True  # an evidential (Dirichlet) loss module: plain functions, no criterion or training code
         return could_contain_single_label(source) and (
             has_training_marker(source) or has_loss_marker(source) or _evaluates(source)
         )

@@ -18,6 +18,8 @@ _QUALIFIER_WORDS = frozenset(
 )
 _ERROR_WORDS = frozenset({"error", "err", "err1", "top1err"})
 """Top-1 error, ``1 - accuracy``: selected by its minimum."""
+_LOWEST_WORDS = frozenset({"min", "best", "lowest"})
+"""The first word of a name that keeps the lowest top-1 error so far (``min_top1_err``, ``best_err``)."""
 _RANKING_WORDS = frozenset({"map", "ap", "f1", "auroc", "auc", "average", "precision"})
 _TOP_K = re.compile(r"(?:top|acc|prec)_?([1-9]\d*)", re.IGNORECASE)
 """Words of a multi-label ranking or F1 score (``val_map``, ``val_f1``: already the advice), and of
@@ -26,6 +28,8 @@ classifier's top-5 is ML102's where it is computed."""
 _WORD = re.compile(r"[A-Z]?[a-z]+\d*|[A-Z]+(?![a-z])\d*|\d+")
 _CANDIDATE_NAME = re.compile(r"\b\w*(?:best|max|highest)\w*", re.IGNORECASE)
 """Identifiers with a "best" word somewhere: the only names ``_is_best_accuracy`` can accept."""
+_LOWEST_ERROR_CANDIDATE = re.compile(r"\b(?:min|best|lowest)_?\w*err\w*", re.IGNORECASE)
+"""Identifiers ``_is_lowest_error`` may accept (``min_top1_err``, ``best_error``)."""
 _ACCURACY_CANDIDATE = re.compile(r"\b\w*(?:acc|top1|prec1|err)\w*", re.IGNORECASE)
 """Identifiers and keys ``_is_accuracy_variable`` may accept (``val_acc``, ``valid_error``, ``"acc1"``)."""
 
@@ -62,6 +66,18 @@ def _is_best_accuracy(name: str) -> bool:
     rest = words[1:]
     return any(word in _ACCURACY_WORDS for word in rest) and all(
         word in _ACCURACY_WORDS or word in _QUALIFIER_WORDS for word in rest
+    )
+
+
+def _is_lowest_error(name: str, errors: bool) -> bool:
+    """``min_top1_err``, ``best_error``: the lowest top-1 error so far. A bare error counts only where
+    the file's errors are top-1 errors (``errors``); ``min_top5_err`` is a top-5 score."""
+    words = _words(name)
+    if len(words) < 2 or words[0] not in _LOWEST_WORDS:
+        return False
+    rest = words[1:]
+    return any(word in _ERROR_WORDS for word in rest) and ("top1" in rest or errors) and all(
+        word in _ERROR_WORDS or word in _QUALIFIER_WORDS or word == "top1" for word in rest
     )
 
 
@@ -213,7 +229,9 @@ class BestAccuracyCheckpointRule(Rule):
         "comparison of this epoch's accuracy with the best one however the best is kept "
         "(`val_acc > val_scores[best_epoch]`, `score > best_score` where the score is "
         "`accuracy_score`, `valid_error < best_error` for the top-1 error of a file that predicts "
-        "by arg-max). A monitored name that is already a ranking or F1 score (`val_map`, "
+        "by arg-max), the lowest top-1 error kept by `min` (pycls's `min_top1_err = min(min_top1_err, "
+        "top1_err)`), and a `save_checkpoint(...)` given this epoch's accuracy or top-1 error "
+        "(`test_err = stats[\"top1_err\"]`). A monitored name that is already a ranking or F1 score (`val_map`, "
         "`val_f1`), or under which the file logs one, is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
@@ -226,6 +244,10 @@ class BestAccuracyCheckpointRule(Rule):
         # "max" and "acc" each occur in most files (``accumulate``, ``max(``): only a name that
         # reads as a best accuracy (the test the rule itself applies) is worth a parse.
         lowered = source.lower()
+        if "min(" in source and "err" in lowered and any(
+            _is_lowest_error(match.group(), True) for match in _LOWEST_ERROR_CANDIDATE.finditer(source)
+        ):
+            return True  # the lowest top-1 error kept by ``min`` (pycls's meters)
         if (any(word in source for word in _SELECTION_WORDS) or "best" in lowered) and (
             "accuracy_score" in source
             or any(_may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(source))
@@ -246,6 +268,12 @@ class BestAccuracyCheckpointRule(Rule):
             key: _leaf(value.func) for key, value in self._facts.assignments if self._computes_accuracy(value)
         }
         """Names bound to an accuracy computed by a call: ``score = get_score(labels, preds)``."""
+        self._accuracy_reads = {
+            key: self._module.code_for_node(value)
+            for key, value in self._facts.assignments
+            if isinstance(value, cst.Subscript) and any(map(_names_accuracy, _subscripted_strings(value)))
+        }
+        """Names bound to an accuracy read by its key: ``test_err = stats["top1_err"]``."""
 
     def _computes_accuracy(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Call):
@@ -277,6 +305,9 @@ class BestAccuracyCheckpointRule(Rule):
         computed = self._accuracy_values.get(key)
         if computed:
             return f"`{key}` (from `{computed}()`)"
+        read = self._accuracy_reads.get(key)
+        if read:
+            return f"`{key}` (`{read}`)"
         leaf = _leaf(expression)
         if leaf and _is_accuracy_variable(leaf, self._errors_are_top1):
             return f"`{key}`"
@@ -302,6 +333,18 @@ class BestAccuracyCheckpointRule(Rule):
             if name:
                 self._report(node, name)
             return
+        if isinstance(node.func, cst.Name) and callee == "min":
+            lowest = (_leaf(a.value) for a in node.args)
+            name = next((n for n in lowest if n and _is_lowest_error(n, self._errors_are_top1)), None)
+            if name:
+                self.report(
+                    node,
+                    f"the best model is kept by its lowest top-1 error (`{name}`, 1 - accuracy); multi-label exact "
+                    "match is a poor selection metric",
+                    suggestion="keep the highest validation mAP (torchmetrics MultilabelAveragePrecision) or sample-F1 "
+                    "instead, and rename the variable accordingly",
+                )
+            return
         if callee in _SELECTORS:
             self._selector(node, callee)
         elif callee == "step" and isinstance(node.func, cst.Attribute) and node.args:
@@ -315,12 +358,23 @@ class BestAccuracyCheckpointRule(Rule):
                     suggestion="step ReduceLROnPlateau on validation mAP (torchmetrics MultilabelAveragePrecision), "
                     "sample-F1 or the validation loss",
                 )
-        elif callee == "save_checkpoint" and isinstance(node.func, cst.Attribute):
-            if self._module.code_for_node(node.func.value) in self._facts.savers:
-                metric = _keyword(node, "metric")
-                name = self._selected_metric(metric) if metric is not None else None
-                if name:
-                    self._report_selection(node, name)
+        elif callee == "save_checkpoint":
+            saver = isinstance(node.func, cst.Attribute) and self._module.code_for_node(node.func.value) in self._facts.savers
+            metric = _keyword(node, "metric") if saver else None
+            name = self._selected_metric(metric) if metric is not None else None
+            if name:
+                self._report_selection(node, name)
+                return
+            # pycls's ``cp.save_checkpoint(model, ..., epoch, test_err)`` keeps the lowest error
+            measured = next((m for m in (self._measured_accuracy(a.value) for a in node.args) if m), None)
+            if measured:
+                self.report(
+                    node,
+                    f"the checkpoint is saved with this epoch's accuracy or top-1 error ({measured}), by which the "
+                    "best one is kept; multi-label exact match is a poor selection metric",
+                    suggestion="pass validation mAP (torchmetrics MultilabelAveragePrecision) or sample-F1, "
+                    "and keep the highest",
+                )
 
     def visit_Dict(self, node: cst.Dict) -> None:
         for element in node.elements:

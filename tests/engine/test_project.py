@@ -19,6 +19,7 @@ import pytest
 from migrate_ml.engine.project import build_project_facts
 from migrate_ml.engine.runner import process_files
 from migrate_ml.engine.transform import Settings
+from migrate_ml.rules._project import FileFacts
 
 PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
 
@@ -208,7 +209,8 @@ def test_conversion_not_selected_means_no_cast(tmp_path: Path) -> None:
 def test_only_multi_file_runs_with_a_loss_pay_for_the_pass(tmp_path: Path) -> None:
     folder = _write(tmp_path / "project", {"main.py": "import engine\nengine.train_one_epoch(None, None, [])\n", "engine.py": ENGINE})
     paths = [str(folder / "main.py"), str(folder / "engine.py")]
-    assert build_project_facts(paths, Settings()) == {}
+    # nothing is parsed: each file learns only the names of the run's modules
+    assert build_project_facts(paths, Settings()) == {path: FileFacts(run_modules=("engine", "main")) for path in paths}
     assert build_project_facts(paths[:1], Settings()) == {}
 
 
@@ -291,3 +293,21 @@ def test_label_sources_in_another_file_of_the_run_are_reported_at_the_calls(tmp_
     assert helpers == [("ML100", 8), ("ML101", 12)]
     alone = {Path(o.path).name: o for o in process_files([str(folder / "train.py")], Settings(), write=False)}
     assert alone["train.py"].findings == []
+
+
+def test_a_one_hot_helper_of_another_file_makes_a_loss_target_one_hot(tmp_path: Path) -> None:
+    # pytorch-classification-uncertainty: the evidential loss gets one_hot_embedding(labels) from helpers.py
+    helpers = "import torch\n\n\ndef one_hot_embedding(labels, num_classes=10):\n    y = torch.eye(num_classes)\n    return y[labels]\n"
+    train = (
+        "from helpers import one_hot_embedding\n\n\ndef step(model, criterion, x, labels, epoch):\n"
+        "    y = one_hot_embedding(labels, 10)\n    outputs = model(x)\n"
+        "    loss = criterion(outputs, y.float(), epoch, 10)\n    loss.backward()\n"
+    )
+    paths = [str(p) for p in sorted(_write(tmp_path / "project", {"helpers.py": helpers, "train.py": train}).glob("*.py"))]
+    assert {fact.one_hot_functions for fact in build_project_facts(paths, Settings()).values()} == {("helpers.one_hot_embedding",)}
+    outcomes = _run(tmp_path / "project", write=False)
+    [finding] = outcomes["train.py"].findings
+    assert (finding.code, finding.line) == ("ML100", 7) and "one-hot of class indices" in finding.message
+    # alone, the helper's meaning is not known: nothing is claimed
+    alone = process_files([str(tmp_path / "project" / "train.py")], Settings(), write=False)
+    assert alone[0].findings == []

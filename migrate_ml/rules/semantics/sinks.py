@@ -10,7 +10,8 @@ import ast
 import re
 from dataclasses import dataclass
 
-from migrate_ml.rules.semantics import sources, tables
+from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics import hand_losses, sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
@@ -85,6 +86,13 @@ class Sinks:
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
+        self._loss_functions = hand_losses.find_loss_functions(analysis.tree, analysis.qualified)
+        self._exp_parameters = (
+            hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if "exp(-" in text else {}
+        )
+        self._built_models: dict[str, str] | None = None
+        self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
+        """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
@@ -94,9 +102,13 @@ class Sinks:
 
     def __call__(self, statement: ast.stmt) -> None:
         self._statement = statement
+        callees = set()
         for node in _own_nodes(statement):
             if isinstance(node, ast.Call):
+                callees.add(node.func)
                 self._call(node)
+            elif isinstance(node, ast.Name) and node not in callees and node.id in self._loss_functions:
+                self._loss_function_use(node, node.id)  # ``criterion = edl_mse_loss``, passed as a criterion
             elif isinstance(node, ast.Compare):
                 self._compare(node)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
@@ -111,12 +123,33 @@ class Sinks:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
             self._relu_head(statement)
+            self._model_computes_loss(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
             self._counted_by_label(statement, statement.target)
 
     def finish(self) -> list[Sink]:
-        """The file-wide check: a logits criterion given float targets at one call and integer
-        labels at another (the residue of a rewrite that could not follow every call)."""
+        """The file-wide checks: the hand-written losses of the file, at their ``def``; a logits
+        criterion given float targets at one call and integer labels at another (the residue of a
+        rewrite that could not follow every call)."""
+        for name, loss in self._loss_functions.items():
+            what = _HAND_WRITTEN[loss.kind]
+            how = f"returns {loss.through}(), which computes {what}" if loss.through else f"computes {what}"
+            self.found.append(Sink(
+                loss.function, "single-label-loss",
+                f"{name}() {how} (line {loss.line}): {_WHY[loss.kind]}",
+                _ADVICE[loss.kind],
+                (loss.line,),
+            ))
+        for name, (parameter, line, call) in self._fed_cross_entropy.items():
+            function = next(f for f in self.analysis.tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == name)
+            self.found.append(Sink(
+                function, "single-label-loss",
+                f"{name}() reads exp(-{parameter}) (line {line}) as the probability of the one true class: it is "
+                f"given a per-sample cross-entropy (line {call}), one label per image",
+                "give it the per-element BCE, F.binary_cross_entropy_with_logits(logits, targets.float(), "
+                "reduction='none') of shape [B, C]: exp(-bce) is then each label's probability of being right",
+                (line,),  # not the call's line: the cross-entropy there is a construct (and a finding) of its own
+            ))
         # One criterion or several, a call of a BCE criterion that casts its targets shows what
         # the others need: integer labels left at another call are what the rewrite did not reach.
         cast = [(name, call) for name, call, _, is_cast in self._loss_targets if is_cast]
@@ -140,9 +173,26 @@ class Sinks:
         func = node.func
         method = func.attr if isinstance(func, ast.Attribute) else ""
         qualified = analysis.qualified(func)
+        if isinstance(func, ast.Name) and not analysis.is_bound(func):
+            if func.id in self._loss_functions:
+                self._loss_function_use(node, func.id)
+            for position, line in self._exp_parameters.get(func.id, {}).items():
+                given = node.args[position] if position < len(node.args) else None
+                if given is not None and hand_losses.is_per_sample_cross_entropy(given, analysis.qualified):
+                    parameter = self._parameter_name(func.id, position)
+                    self._fed_cross_entropy.setdefault(func.id, (parameter, line, node.lineno))
         if self._is_loss_call(node):
             target = _argument(node, 1, _TARGET_KEYWORDS)
             scores = _argument(node, 0, ("input", "logits", "inputs"))
+            if scores is not None and target is not None and value(scores).meaning == LOG_PROB and value(target).meaning == SOFTMAX:
+                self.report(
+                    node, "single-label-loss",
+                    "a KL divergence between softmax distributions over the classes (distillation): the student "
+                    "learns the teacher's one-class-per-image distribution",
+                    "distil per label: F.binary_cross_entropy_with_logits(student_logits / T, "
+                    "torch.sigmoid(teacher_logits / T)) * T * T",
+                    value(scores).line, value(target).line,
+                )
             if target is not None and value(target).meaning == ONE_HOT:
                 self.report(
                     node, "one-hot-target",
@@ -186,10 +236,12 @@ class Sinks:
         self._one_hot_helper_call(node)
         if qualified in _CLASS_COUNTS and node.args:
             self._class_frequencies(node, qualified)
-        if qualified == "torch.log" and node.args:
+        if qualified in ("torch.log", "numpy.log") and node.args:
             self._gathered_log_probability(node, node.args[0])
         elif method == "log" and not node.args:
             self._gathered_log_probability(node, func.value)
+        elif method == "gather":
+            self._gathered_class_score(node)
         if tables.row_for(qualified) is tables.row_for("torch.nn.functional.one_hot") and node.args:
             if value(node.args[0]).meaning == ARGMAX:
                 self.report(
@@ -214,6 +266,26 @@ class Sinks:
         self._logged(node, method)
         if method in ("gt", "ge", "__gt__") and node.args and isinstance(func, ast.Attribute):
             self._threshold(node, func.value, node.args[0])
+
+    def _loss_function_use(self, node: ast.AST, name: str) -> None:
+        """A call of (or a reference to) a hand-written loss function of the file, outside the
+        functions that make up that loss (their ``def`` is where the loss is reported)."""
+        function = self.analysis.function
+        if function is not None and any(loss.function is function for loss in self._loss_functions.values()):
+            return
+        loss = self._loss_functions[name]
+        self.report(
+            node, "single-label-loss",
+            f"{name}() (line {loss.function.lineno}) computes {_HAND_WRITTEN[loss.kind]}: {_WHY[loss.kind]}",
+            _ADVICE[loss.kind],
+            loss.function.lineno,
+        )
+
+    def _parameter_name(self, function_name: str, position: int) -> str:
+        function = next(
+            f for f in self.analysis.tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == function_name
+        )
+        return (*function.args.posonlyargs, *function.args.args)[position].arg
 
     def _is_loss_call(self, node: ast.Call) -> bool:
         func = node.func
@@ -406,8 +478,16 @@ class Sinks:
         return function is not None and function.name == sources.POSTPROCESS
 
     def _gathered_log_probability(self, node: ast.Call, gathered: ast.AST) -> None:
-        """``-torch.log(y_hat.gather(1, y.view(-1, 1)))``: the log-probability of one class per
-        row, a hand-written cross-entropy."""
+        """``-torch.log(y_hat.gather(1, y.view(-1, 1)))``, ``-np.log(p[range(B), y])``: the
+        log-probability of one class per row, a hand-written cross-entropy."""
+        if self._picks_labelled_class(gathered):
+            self.report(
+                node, "single-label-loss",
+                "the log-probability of the labelled class of each row is read (p[range(B), y]): a hand-written "
+                "cross-entropy, one label per image",
+                "use nn.BCEWithLogitsLoss() on the logits with float multi-hot [B, C] targets",
+            )
+            return
         if not (isinstance(gathered, ast.Call) and isinstance(gathered.func, ast.Attribute) and gathered.func.attr == "gather"):
             return
         if len(gathered.args) < 2 or ast.unparse(gathered.args[0]) not in ("1", "-1"):
@@ -421,6 +501,47 @@ class Sinks:
             "one label per image",
             "use nn.BCEWithLogitsLoss() on the logits with float multi-hot [B, C] targets",
         )
+
+    def _gathered_class_score(self, node: ast.Call) -> None:
+        """``out.gather(dim=1, index=class_index)`` with one class index per row, as a column: the
+        score of the labelled class (a likelihood, a hand-written loss built on it)."""
+        dim = _argument(node, 0, ("dim",))
+        index = _argument(node, 1, ("index",))
+        if dim is None or index is None or ast.unparse(dim) not in ("1", "-1"):
+            return
+        shaped = index if _is_column(index) else self.analysis.value(index).node
+        if shaped is None or not _is_column(shaped) or not (self._labels(index) or self._labels(shaped)):
+            return
+        self.report(
+            node, "single-label-loss",
+            "the score of the labelled class of each row is gathered (one class index per image): a likelihood "
+            "of one true class, which a loss built on it trains as single-label",
+            "score every label: nn.BCEWithLogitsLoss() on the logits with float multi-hot [B, C] targets",
+        )
+
+    def _picks_labelled_class(self, node: ast.AST) -> bool:
+        """``p[range(B), y]``, ``p[torch.arange(n), labels]``: one entry per row, at its label."""
+        if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2):
+            return False
+        rows, columns = node.slice.elts
+        if not isinstance(rows, ast.Call):
+            return False
+        ranged = (isinstance(rows.func, ast.Name) and rows.func.id == "range") or self.analysis.qualified(rows.func) in (
+            "torch.arange", "numpy.arange"
+        )
+        return ranged and self._labels(columns)
+
+    def _labels(self, node: ast.AST) -> bool:
+        """Class labels: meant as class indices, or named as labels (``y``, ``targets``, ``class_index``)."""
+        if self.analysis.value(node).meaning == CLASS_INDEX:
+            return True
+        root = node
+        while isinstance(root, (ast.Call, ast.Attribute, ast.Subscript)):
+            root = root.func.value if isinstance(root, ast.Call) and isinstance(root.func, ast.Attribute) else (
+                root.func if isinstance(root, ast.Call) else root.value
+            )
+        name = root.id if isinstance(root, ast.Name) else ""
+        return bool(LABEL_LIKE.search(name) or re.search(r"class_?(index|idx|id)", name, re.IGNORECASE))
 
     def _old_functional_metric(self, node: ast.Call, qualified: str) -> None:
         module, _, name = qualified.rpartition(".")
@@ -546,6 +667,55 @@ class Sinks:
         return node.id != "self" and node.id in {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
 
     # -- returns and models
+
+    def _model_computes_loss(self, statement: ast.Assign) -> None:
+        """``loss = model(x, y)`` where the model's class comes from a module outside the run, in a
+        file whose other losses are BCE: the model's own loss was not migrated with them."""
+        call = statement.value
+        if not self.multi_label_training or len(statement.targets) != 1 or not isinstance(call, ast.Call):
+            return
+        target = statement.targets[0]
+        if not (isinstance(target, ast.Name) and "loss" in target.id.lower()) or len(call.args) < 2:
+            return
+        callee = self.analysis.key(call.func).rpartition(".")[2] or (call.func.id if isinstance(call.func, ast.Name) else "")
+        if not sources.is_model_callee(callee) or not self._labels(call.args[1]):
+            return
+        origins = self._model_classes()
+        facts = current_facts()
+        run = set(facts.run_modules) if facts is not None else set()
+        if not origins or "" in origins.values() or any(module.rpartition(".")[2] in run for module in origins.values()):
+            return  # a class of this file or of the run: its own loss is migrated (or reported) there
+        built = ", ".join(f"{name} from {module}" for name, module in sorted(origins.items()))
+        self.report(
+            statement, "single-label-loss",
+            f"the model computes its own loss from the labels ({ast.unparse(call)}): its class ({built}) is not in "
+            "this run, so that loss was not migrated with this file's BCE; a CrossEntropyLoss in its forward still "
+            "trains one label per image",
+            "make the model return logits and compute nn.BCEWithLogitsLoss()(logits, y.float()) here, or rewrite "
+            "the model's module in the same run",
+        )
+
+    def _model_classes(self) -> dict[str, str]:
+        """The classes the file builds its model from (``model = VisionTransformer(...)``), with
+        the module each is imported from ("" for a class of this file)."""
+        if self._built_models is None:
+            self._built_models = {}
+            for node in ast.walk(self.analysis.tree):
+                if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)):
+                    continue
+                if not any(sources.is_model_callee(self.analysis.key(t).rpartition(".")[2]) for t in node.targets):
+                    continue
+                name = node.value.func.id
+                wrapped = node.value.args[:1]
+                if wrapped and sources.is_model_callee(self.analysis.key(wrapped[0]).rpartition(".")[2]):
+                    continue  # ``model = DDP(model)``: a wrapper around the model built elsewhere
+                if name in self.analysis.modules:
+                    self._built_models[name] = ""
+                elif name in self.analysis.imports and name[:1].isupper():
+                    module = self.analysis.imports[name].rpartition(".")[0]
+                    if module.partition(".")[0] not in _LIBRARIES:
+                        self._built_models[name] = module
+        return self._built_models
 
     def _returned(self, statement: ast.Return) -> None:
         function = self.analysis.function
@@ -721,6 +891,27 @@ def _looks_up_position(body: ast.AST) -> bool:
     if isinstance(body, ast.Subscript):
         return bool(sources.CLASS_INDEX_MAP.search(ast.unparse(body.value).rpartition(".")[2]))
     return False
+
+
+_LIBRARIES = frozenset(
+    {"torch", "torchvision", "timm", "transformers", "pytorch_lightning", "lightning", "monai", "apex", "accelerate"}
+)
+"""Model classes from these take no labels in ``forward`` (Hugging Face's ``labels=`` is ML005's)."""
+_HAND_WRITTEN = {
+    hand_losses.DIRICHLET: "a Dirichlet over the classes (lgamma/digamma of alpha summed over the class dimension)",
+    hand_losses.CATEGORICAL: "a categorical cross-entropy written out, -sum(y * log(p)) with no (1 - y) * log(1 - p) term",
+}
+_WHY = {
+    hand_losses.DIRICHLET: "an evidential loss whose classes compete for one unit of belief (fed one-hot targets), "
+    "one label per image",
+    hand_losses.CATEGORICAL: "it scores the probability of the one true class, one label per image",
+}
+_ADVICE = {
+    hand_losses.DIRICHLET: "for multi-label targets give each label its own Beta/Bernoulli: nn.BCEWithLogitsLoss() on "
+    "the logits with float multi-hot [B, C] targets (keep the Dirichlet only if the classes are exclusive)",
+    hand_losses.CATEGORICAL: "score each label on its own: -(y * log(p) + (1 - y) * log(1 - p)) on sigmoid probabilities, "
+    "or nn.BCEWithLogitsLoss() on the logits",
+}
 
 
 def _argument(node: ast.Call, position: int, keywords: tuple[str, ...]) -> ast.AST | None:

@@ -103,6 +103,7 @@ class Analysis:
         """Names and ``self.`` attributes bound to a logits loss anywhere (``criterion``): a
         function's parameter of that name is the same criterion, passed in."""
         facts = current_facts()
+        self._facts = facts
         self._bce_parameters: dict[str, set[str]] = {}
         """function -> parameters that the run's other files pass a BCE criterion to (engine/project.py)."""
         self.one_hot_helpers: set[str] = set()
@@ -423,6 +424,8 @@ class Analysis:
                 return sources.model_output(line) if method in ("forward", "__call__") or sources.is_model_callee(method) else NOTHING
             return NOTHING
         qualified = self.qualified(func)
+        if self._facts is not None and self._facts.returns_one_hot(qualified):
+            return Value(ONE_HOT, line, node=node)  # a helper of another file of the run: helpers.one_hot_embedding
         if qualified in tables.CLASS_INDEX_DATASETS:
             return sources.class_index_samples(line, node)
         if qualified in tables.LOADERS:
