@@ -442,9 +442,11 @@ class FileTransformer:
             findings = [self._finding(v, positions) for v in violations if v not in fixes]
             if pass_number == 0:
                 result.findings_before = findings
-            fresh = {(f.code, f.message) for f in findings}
+            # a carried note that another rule now makes in the same words (ML010 on the target
+            # ML001 left uncast) is the same finding
+            fresh = {(f.code, f.message) for f in findings} | {(f.line, f.message) for f in findings}
             result.findings_after = sorted(
-                findings + [f for f in carried if (f.code, f.message) not in fresh],
+                findings + [f for f in carried if (f.code, f.message) not in fresh and (f.line, f.message) not in fresh],
                 key=lambda f: (f.line, f.column, f.code),
             )
             if accept is not None:
@@ -732,12 +734,13 @@ def _reparse(path: str, data: bytes, must_compile: bool) -> cst.Module:
 
 
 def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bool:
-    """Whether a finding sits on a line that an applied fix of the same rule edits."""
+    """Whether a finding sits on a line that an applied fix of the same rule edits or names
+    among its notes."""
     for violation in fixes:
         assert violation.fix is not None
         if violation.code != finding.code:
             continue
-        for node in (violation.node, *(edit.node for edit in violation.fix.edits)):
+        for node in (violation.node, *(edit.node for edit in violation.fix.edits), *violation.fix.notes):
             span = positions.get(node)
             if span is not None and span.start.line <= finding.line <= span.end.line:
                 return True

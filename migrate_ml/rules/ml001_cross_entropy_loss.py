@@ -20,6 +20,7 @@ from migrate_ml.rules._exprs import (
 )
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.class_index import report_not_label_rows
 from migrate_ml.rules.semantics.sequences import is_sequence_function
 from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 
@@ -265,8 +266,11 @@ class CrossEntropyLossRule(Rule):
             edits.append(NodeEdit(call, without_argument(*dropped)))
         if smoothing is not None:
             transform = smoothed_target(smoothing.value)
+        notes: list[cst.CSTNode] = []
         for loss_call in calls:
-            if loss_call.target is not None:
+            uncast = report_not_label_rows(self, loss_call.target.value) if loss_call.target is not None else ()
+            notes.extend(uncast)
+            if loss_call.target is not None and not uncast:
                 edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
             if reduction == "none":
                 # after the target edit: that one addresses the loss call's own arguments
@@ -291,7 +295,7 @@ class CrossEntropyLossRule(Rule):
         self.report(
             call,
             message,
-            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, notes=tuple(notes)),
             extra_nodes=[c.call for c in calls],
         )
         if not construction.uses_accounted:

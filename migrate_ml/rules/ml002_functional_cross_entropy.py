@@ -18,7 +18,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.class_index import is_class_index_target, report_not_label_rows
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
@@ -142,10 +142,10 @@ class FunctionalCrossEntropyRule(Rule):
 
         smoothing = keywords.get("label_smoothing")
         transform = smoothed_target(smoothing.value) if smoothing is not None else as_float_target
-        edits = [
-            NodeEdit(call, map_target(call, target, transform)),
-            NodeEdit(call.func, rename_functional),
-        ]
+        edits = [NodeEdit(call.func, rename_functional)]
+        notes = report_not_label_rows(self, target.value)
+        if not notes:
+            edits.insert(0, NodeEdit(call, map_target(call, target, transform)))
         if smoothing is not None:
             # Runs after the target edit on the same node, so indices below it are unchanged.
             edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
@@ -163,5 +163,5 @@ class FunctionalCrossEntropyRule(Rule):
         self.report(
             call,
             message,
-            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, notes=notes),
         )
