@@ -37,6 +37,7 @@ from migrate_ml.rules._prefilter import parse_once
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
+from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.tasks import is_dense_prediction
 
 MAX_PASSES = 4
@@ -811,15 +812,15 @@ def with_line_mentions(message: str, place: Callable[[int], str]) -> str:
 def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
     """Drop the rules whose trigger words occur only in docstrings (library code shows its usage
     there: ``criterion=nn.CrossEntropyLoss()`` in an example) or whose ``could_apply_tree``
-    rejects the file; all of them for a segmentation file (dense prediction is not image
-    classification)."""
+    rejects the file; all of them for a segmentation file or a token model (a captioning decoder,
+    a translation model: dense prediction and a vocabulary axis are not image classification)."""
     if not rules:
         return rules
     try:
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
-    if is_dense_prediction(tree):
+    if is_dense_prediction(tree) or is_token_model(tree):
         return []
     code = _without_docstrings(text, tree)
     if code is not text:

@@ -21,6 +21,7 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules.semantics.class_index import report_not_label_rows
+from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.semantics.sequences import is_sequence_function
 from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 
@@ -40,6 +41,11 @@ PER_SAMPLE_NOTE = (
     "reduction='none': BCE's unreduced loss is [B, C], one value per label, where cross-entropy's "
     "is [B]; .mean(dim=1) averages it over the labels, so per-sample weights and masks still "
     "apply and the unweighted mean equals BCE's default reduction"
+)
+ELEMENTWISE_NOTE = (
+    "reduction='none': BCE's unreduced loss is [B, C], one value per label; it goes into an "
+    "element-wise modulation (exp, as in a focal loss), which now weighs each label, so it is left "
+    "per label (no .mean(dim=1))"
 )
 PER_SAMPLE_SUGGESTION = (
     "average BCE's unreduced [B, C] loss over the labels to get one loss per sample: "
@@ -272,7 +278,7 @@ class CrossEntropyLossRule(Rule):
             notes.extend(uncast)
             if loss_call.target is not None and not uncast:
                 edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
-            if reduction == "none":
+            if reduction == "none" and not modulated_elementwise(self, loss_call.call):
                 # after the target edit: that one addresses the loss call's own arguments
                 edits.append(NodeEdit(loss_call.call, per_label_mean))
 
@@ -288,7 +294,8 @@ class CrossEntropyLossRule(Rule):
         if smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if reduction == "none":
-            message += f"; {PER_SAMPLE_NOTE}"
+            elementwise = all(modulated_elementwise(self, c.call) for c in calls)
+            message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
         if "weight" in keywords or positional:
             message += f"; {WEIGHT_NOTE}"
         message += handed_over_note(construction)

@@ -19,7 +19,9 @@ from migrate_ml.rules._exprs import (
 )
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import is_class_index_target, report_not_label_rows
+from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.ml001_cross_entropy_loss import (
+    ELEMENTWISE_NOTE,
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
     PER_SAMPLE_SUGGESTION,
@@ -149,7 +151,8 @@ class FunctionalCrossEntropyRule(Rule):
         if smoothing is not None:
             # Runs after the target edit on the same node, so indices below it are unchanged.
             edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
-        if reduction == "none":
+        elementwise = reduction == "none" and modulated_elementwise(self, call)
+        if reduction == "none" and not elementwise:
             edits.append(NodeEdit(call, per_label_mean))  # last: the edits above address its arguments
         add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")
 
@@ -157,7 +160,7 @@ class FunctionalCrossEntropyRule(Rule):
         if smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if reduction == "none":
-            message += f"; {PER_SAMPLE_NOTE}"
+            message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
         if "weight" in keywords or len(positional_arguments(call)) > 2:
             message += f"; {WEIGHT_NOTE}"
         self.report(
