@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider, PositionProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
@@ -60,7 +61,7 @@ class ArgmaxPredictionRule(Rule):
         "correct += (predicted == labels.bool()).all(dim=1).sum().item()\n"
     )
     triggers = ("argmax", ".max(")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider, ParentNodeProvider)
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
@@ -92,7 +93,7 @@ class ArgmaxPredictionRule(Rule):
             elif prediction.blocked:
                 self.report(
                     prediction.node,
-                    f"arg-max prediction left as is: {prediction.blocked}",
+                    f"arg-max prediction left as is: {prediction.blocked}{self._where(prediction.blocked_at)}",
                     suggestion=f"predict every label above the threshold: pred = torch.sigmoid(logits) > {self.context.threshold_name}",
                 )
             else:
@@ -115,3 +116,16 @@ class ArgmaxPredictionRule(Rule):
                             "per-label counts are sums over dim 0"
                         ),
                     )
+
+    def _where(self, use: cst.CSTNode | None) -> str:
+        """`` (line 23: names = [classes[p] for p in rows])``: the statement whose use of the
+        prediction blocks it, when that is not the prediction's own line."""
+        if use is None:
+            return ""
+        statement: cst.CSTNode | None = use
+        while statement is not None and not isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            statement = self.get_metadata(ParentNodeProvider, statement, None)
+        shown = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and statement.body else use
+        code = " ".join(cst.Module([]).code_for_node(shown).split())
+        line = self.get_metadata(PositionProvider, use).start.line
+        return f" (line {line}: {code if len(code) <= 60 else code[:57] + '...'})"
