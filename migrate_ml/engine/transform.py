@@ -444,10 +444,10 @@ class FileTransformer:
             if pass_number == 0:
                 result.findings_before = findings
             # a carried note that another rule now makes in the same words (ML010 on the target
-            # ML001 left uncast) is the same finding
-            fresh = {(f.code, f.message) for f in findings} | {(f.line, f.message) for f in findings}
+            # ML001 left uncast, which names its code) is the same finding
+            fresh = {(f.code, f.message) for f in findings} | {f.message for f in findings}
             result.findings_after = sorted(
-                findings + [f for f in carried if (f.code, f.message) not in fresh and (f.line, f.message) not in fresh],
+                findings + [f for f in carried if (f.code, f.message) not in fresh and f.message not in fresh],
                 key=lambda f: (f.line, f.column, f.code),
             )
             if accept is not None:
@@ -771,6 +771,13 @@ def _still_open(before: list[Finding], after: list[Finding], old_text: str, new_
     for index, finding in enumerate(before):  # a construct a fix moved further than a line
         if not kept[index] and unmatched[finding.code, finding.message] > 0:
             unmatched[finding.code, finding.message] -= 1
+            kept[index] = True
+    # the same words from another rule once the fix applied (ML001 leaves a literal target
+    # uncast, ML010 reports it on the rewritten text): still open
+    worded = Counter(f.message for f in after) - Counter(f.message for f, keep in zip(before, kept) if keep)
+    for index, finding in enumerate(before):
+        if not kept[index] and worded[finding.message] > 0:
+            worded[finding.message] -= 1
             kept[index] = True
     return [finding for finding, keep in zip(before, kept) if keep]
 

@@ -93,7 +93,7 @@ class ArgmaxPredictionRule(Rule):
             elif prediction.blocked:
                 self.report(
                     prediction.node,
-                    f"arg-max prediction left as is: {prediction.blocked}{self._where(prediction.blocked_at)}",
+                    f"arg-max prediction left as is: {prediction.blocked}{self._where(prediction.blocked_at, prediction.node)}",
                     suggestion=f"predict every label above the threshold: pred = torch.sigmoid(logits) > {self.context.threshold_name}",
                 )
             else:
@@ -117,7 +117,7 @@ class ArgmaxPredictionRule(Rule):
                         ),
                     )
 
-    def _where(self, use: cst.CSTNode | None) -> str:
+    def _where(self, use: cst.CSTNode | None, prediction: cst.CSTNode) -> str:
         """`` (line 23: names = [classes[p] for p in rows])``: the statement whose use of the
         prediction blocks it, when that is not the prediction's own line."""
         if use is None:
@@ -128,4 +128,6 @@ class ArgmaxPredictionRule(Rule):
         shown = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and statement.body else use
         code = " ".join(cst.Module([]).code_for_node(shown).split())
         line = self.get_metadata(PositionProvider, use).start.line
+        if line == self.get_metadata(PositionProvider, prediction).start.line:
+            return ""
         return f" (line {line}: {code if len(code) <= 60 else code[:57] + '...'})"
