@@ -71,11 +71,15 @@ class FunctionalCrossEntropyRule(Rule):
         "over (with a note: BCE's `weight` scales each label's loss). With `reduction='none'` "
         "the call gets `.mean(dim=1)`: BCE's unreduced loss is [B, C] where cross-entropy's is "
         "[B], and the mean over labels keeps one loss per sample for the weighting or masking "
-        "that follows (averaged over the batch it equals BCE's default reduction); a reduction "
+        "that follows (averaged over the batch it equals BCE's default reduction), unless the "
+        "loss goes into `exp` (a focal modulation, element-wise: it stays per label); a reduction "
         "that is not a literal is reported and the call left as it is. `label_smoothing` moves "
         "onto the targets of that call (`y*(1-e)+e/2`). `ignore_index`, options passed "
         "positionally past `weight`, and targets that are not labels (a teacher's `argmax`, "
-        "as in DeiT's hard distillation, or flattened `labels.view(-1)`) are reported instead."
+        "as in DeiT's hard distillation, or flattened `labels.view(-1)`) are reported instead; a "
+        "literal tensor of class indices or one column of a label tensor (`y[:, 1]`) is left "
+        "uncast and reported at its own line. A token model's loss (a vocabulary class axis, a "
+        "padding index ignored) is left alone."
     )
     applicability = Applicability.SAFE
     example_before = "loss = F.cross_entropy(logits, labels.to(device), reduction='sum')\n"

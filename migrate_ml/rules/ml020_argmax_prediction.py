@@ -37,7 +37,7 @@ class ArgmaxPredictionRule(Rule):
         "push `correct / total` above 1. The comparisons are found where the prediction goes: "
         "through `.cpu()`/`.detach()`/`.numpy()`, `accelerator.gather_for_metrics((preds, "
         "labels))` and other gathers with tuple unpacking, batches appended to a list then "
-        "joined with `torch.cat`/`np.concatenate`, and rows extended into a list then stacked "
+        "joined with `torch.cat`/`np.concatenate` (also one by one, `torch.cat((seen, rows[i]))`), and rows extended into a list then stacked "
         "with `np.array`/`torch.stack` (NumPy comparisons become "
         "`(p == y.astype(bool)).all(axis=1)`). A flatten on the way (`.flatten()`, `.view(-1)`, "
         "`.reshape(-1)`, `.ravel()`: a no-op on class indices [B], a mix of every sample's labels "
@@ -45,7 +45,8 @@ class ArgmaxPredictionRule(Rule):
         "per sample (`pred[i].item()`, or iterated: `for t, p in zip(targets, pred.tolist())`, "
         "`enumerate(pred)`, `[classes[p] for p in pred]`), "
         "compared with targets collapsed by an arg-max (`target.argmax(1)`, reported at their "
-        "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead; "
+        "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead, "
+        "naming the line of that use when it is elsewhere; "
         "one passed to a function nothing here follows is rewritten with a note naming it."
     )
     applicability = Applicability.SAFE

@@ -31,7 +31,9 @@ class SingleClassNameRule(Rule):
         "The output format changes, so migrate-ml reports these lines instead of rewriting them. "
         "Building a label map (`id2label[str(i)] = label`), loops and comprehensions over every "
         "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`) and the name "
-        "of the true label (`classes[labels[idx]]`) are left alone."
+        "of the true label (`classes[labels[idx]]`) are left alone. A lookup of each label of a batch "
+        "(`inputs, classes = next(iter(loader))`, `[class_names[x] for x in classes]`) is reported "
+        "as what it is: multi-hot labels are a row per image, named with `row.nonzero()`."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
