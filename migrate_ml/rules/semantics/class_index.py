@@ -16,6 +16,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._exprs import is_argmax
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.shapes import dim_value
 
@@ -71,7 +72,7 @@ _LITERAL_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
 def not_label_rows(rule, expression: cst.BaseExpression) -> tuple[str, list[cst.CSTNode]] | None:
     """``("literal", nodes)`` when a loss target is a literal 1-D tensor of class indices and
     ``("column", nodes)`` when it is one column of a tensor (``y[:, 1]``, ``y[..., 0]``), inline or
-    through a name every binding of which in its scope is one; ``nodes`` are the expressions to
+    through a name every binding of which that reaches the loss is one; ``nodes`` are the expressions to
     report. None for anything else. ``rule`` must depend on ``ScopeProvider`` and
     ``ParentNodeProvider``."""
     found = _target_sources(rule, expression, 0)
@@ -92,7 +93,7 @@ def _target_sources(rule, expression: cst.BaseExpression, depth: int) -> list[tu
     if depth > 2 or not isinstance(expression, cst.Name):
         return []
     scope = rule.get_metadata(ScopeProvider, expression, None)
-    assignments = list(scope[expression.value]) if scope is not None else []
+    assignments = reaching_bindings(rule, expression, list(scope[expression.value])) if scope is not None else []
     found: list[tuple[str, cst.CSTNode]] = []
     for assignment in assignments:
         bound = getattr(assignment, "node", None)

@@ -25,6 +25,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
 from migrate_ml.rules._base import enclosing
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
@@ -310,7 +311,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             if isinstance(access.node, cst.Name)
             and any(
                 getattr(reaching, "node", None) is bound
-                for reaching in self._reaching(access.node, list(scope.assignments[name.value]))
+                for reaching in reaching_bindings(self, access.node, list(scope.assignments[name.value]))
             )
         ]
         if not accesses:
@@ -397,52 +398,6 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
         return self._facts.hand_over(callee, str(positional.index(argument)))
 
-    def _reaching(self, name: cst.Name, assignments: list) -> list:
-        """The bindings of ``name`` that can reach this read of it. Where every binding and the
-        read are statements of one straight-line block (a module, a notebook's joined cells, a
-        function's body), only the last binding before the read does: ``loss_fn = nn.NLLLoss()``
-        then ``loss_fn = nn.CrossEntropyLoss()`` are two criteria, each with its own calls. A read
-        inside a function or class body, or with no binding before it, may see any of them."""
-        if len(assignments) < 2:
-            return assignments
-        statements = [self._statement_in(getattr(a, "node", None), None) for a in assignments]
-        block = self.get_metadata(ParentNodeProvider, statements[0], None) if statements[0] is not None else None
-        if not isinstance(block, (cst.Module, cst.IndentedBlock)) or any(
-            statement is None or self.get_metadata(ParentNodeProvider, statement, None) is not block
-            for statement in statements
-        ):
-            return assignments
-        if isinstance(block, cst.IndentedBlock) and not isinstance(
-            self.get_metadata(ParentNodeProvider, block, None), cst.FunctionDef
-        ):
-            return assignments  # a loop's body runs again: a later binding reaches an earlier read
-        read = self._statement_in(name, block)
-        if read is None:
-            return assignments
-        body = list(block.body)
-        here = body.index(read)
-        before = [body.index(statement) for statement in statements if body.index(statement) < here]
-        if not before:
-            return assignments
-        return [a for a, statement in zip(assignments, statements) if body.index(statement) == max(before)]
-
-    def _statement_in(self, node: cst.CSTNode | None, block: cst.CSTNode | None) -> cst.CSTNode | None:
-        """The statement of ``block`` that holds ``node`` (with ``None``, of the block directly
-        around ``node``); ``None`` when a function, lambda or class lies between them."""
-        current = node
-        while current is not None:
-            parent = self.get_metadata(ParentNodeProvider, current, None)
-            if block is None and isinstance(parent, (cst.Module, cst.IndentedBlock)) and isinstance(
-                current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)
-            ):
-                return current
-            if block is not None and parent is block:
-                return current
-            if isinstance(current, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and current is not node:
-                return None
-            current = parent
-        return None
-
     def _is_assigned(self, node: cst.CSTNode) -> bool:
         parent = self.get_metadata(ParentNodeProvider, node, None)
         if isinstance(parent, cst.AssignTarget) and parent.target is node:
@@ -493,7 +448,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if scope is None:
             return []
         found: list[LossConstruction] = []
-        for assignment in self._reaching(expression, list(scope[expression.value])):
+        for assignment in reaching_bindings(self, expression, list(scope[expression.value])):
             bound = getattr(assignment, "node", None)
             if bound in self._by_target:
                 found.append(self._by_target[bound])

@@ -366,11 +366,18 @@ class PredictionUses:
         if scope is None:
             return []
         found = []
+        # `rows[0] = np.append(rows[0], ...)`: a list whose items are re-assigned holds more than
+        # the batches appended to it, so its items are not followed
+        items_kept = not any(
+            self._is_store(self.get_metadata(ParentNodeProvider, access.node, None))
+            for assignment in scope[rows.value] for access in assignment.references
+        )
         for assignment in scope[rows.value]:
             for access in assignment.references:
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
                 if (
                     how == "append"
+                    and items_kept
                     and isinstance(parent, cst.Subscript)
                     and parent.value is access.node
                     and len(parent.slice) == 1
