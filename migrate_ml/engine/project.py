@@ -39,6 +39,8 @@ from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules.semantics.predictions import is_model_callee
+from migrate_ml.rules.semantics.sequences import is_token_model
+from migrate_ml.rules.semantics.tasks import is_dense_prediction
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 
 _LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
@@ -161,6 +163,8 @@ class _Project:
         tree = self._tree(full)
         if tree is None:
             return
+        if is_dense_prediction(tree) or is_token_model(tree):
+            return  # no rule converts its criteria: it hands the run no BCE to cast for
         names = _ImportedNames(self, full, tree)
         if not names.modules and not names.functions:
             return  # imports nothing of the run

@@ -259,3 +259,16 @@ def test_a_criterion_passed_on_uncast_names_the_function_it_reaches(tmp_path: Pa
     assert "(it is passed to train_one_epoch(criterion) in " in note.message and "engine.py in this run)" in note.message
     [reported] = [f for f in outcomes["engine.py"].findings if f.code == "ML010"]
     assert "LabelSmoothingCrossEntropy built at" in reported.message
+
+
+def test_a_token_model_hands_the_run_no_criterion_to_cast(tmp_path: Path) -> None:
+    # a captioning script: its cross-entropy is over the vocabulary and stays; engine.py's calls
+    # of it get no float targets
+    main = (
+        "from torch import nn\nimport engine\n\ndef run(word_map):\n"
+        "    decoder = Decoder(vocab_size=len(word_map))\n    criterion = nn.CrossEntropyLoss()\n"
+        "    engine.train_one_epoch(decoder, criterion, [])\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "engine.py": ENGINE}), write=False)
+    assert outcomes["main.py"].changes == [] and outcomes["main.py"].findings == []
+    assert not [c for c in outcomes["engine.py"].changes if c.code == "ML010"]
