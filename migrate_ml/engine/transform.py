@@ -37,6 +37,7 @@ from migrate_ml.rules._prefilter import nodes_of, parse_once
 from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
+from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.tasks import is_dense_prediction
 
 MAX_PASSES = 4
@@ -442,9 +443,11 @@ class FileTransformer:
             findings = [self._finding(v, positions) for v in violations if v not in fixes]
             if pass_number == 0:
                 result.findings_before = findings
-            fresh = {(f.code, f.message) for f in findings}
+            # a carried note that another rule now makes in the same words (ML010 on the target
+            # ML001 left uncast, which names its code) is the same finding
+            fresh = {(f.code, f.message) for f in findings} | {f.message for f in findings}
             result.findings_after = sorted(
-                findings + [f for f in carried if (f.code, f.message) not in fresh],
+                findings + [f for f in carried if (f.code, f.message) not in fresh and f.message not in fresh],
                 key=lambda f: (f.line, f.column, f.code),
             )
             if accept is not None:
@@ -732,12 +735,13 @@ def _reparse(path: str, data: bytes, must_compile: bool) -> cst.Module:
 
 
 def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bool:
-    """Whether a finding sits on a line that an applied fix of the same rule edits."""
+    """Whether a finding sits on a line that an applied fix of the same rule edits or names
+    among its notes."""
     for violation in fixes:
         assert violation.fix is not None
         if violation.code != finding.code:
             continue
-        for node in (violation.node, *(edit.node for edit in violation.fix.edits)):
+        for node in (violation.node, *(edit.node for edit in violation.fix.edits), *violation.fix.notes):
             span = positions.get(node)
             if span is not None and span.start.line <= finding.line <= span.end.line:
                 return True
@@ -767,6 +771,13 @@ def _still_open(before: list[Finding], after: list[Finding], old_text: str, new_
     for index, finding in enumerate(before):  # a construct a fix moved further than a line
         if not kept[index] and unmatched[finding.code, finding.message] > 0:
             unmatched[finding.code, finding.message] -= 1
+            kept[index] = True
+    # the same words from another rule once the fix applied (ML001 leaves a literal target
+    # uncast, ML010 reports it on the rewritten text): still open
+    worded = Counter(f.message for f in after) - Counter(f.message for f, keep in zip(before, kept) if keep)
+    for index, finding in enumerate(before):
+        if not kept[index] and worded[finding.message] > 0:
+            worded[finding.message] -= 1
             kept[index] = True
     return [finding for finding, keep in zip(before, kept) if keep]
 
@@ -826,15 +837,16 @@ def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
     """Drop the rules whose trigger words occur only in documentation (string statements, such as
     docstrings, and comment lines: library code shows its usage there, ``criterion=
     nn.CrossEntropyLoss()`` in an example, ``# the best accuracy`` in a note) or whose
-    ``could_apply_tree`` rejects the file; all of them for a segmentation file (dense prediction
-    is not image classification)."""
+    ``could_apply_tree`` rejects the file; all of them for a segmentation file or a token model (a
+    captioning decoder, a translation model: dense prediction and a vocabulary axis are not image
+    classification)."""
     if not rules:
         return rules
     try:
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
-    if is_dense_prediction(tree):
+    if is_dense_prediction(tree) or is_token_model(tree):
         return []
     code = _without_documentation(text, tree)
     if code is not text:

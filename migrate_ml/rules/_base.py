@@ -86,6 +86,10 @@ class Fix:
     remove_imports: tuple[ImportEdit, ...] = ()
     needs_threshold: bool = False
     """True when the edits refer to the module-level threshold constant."""
+    notes: tuple[cst.CSTNode, ...] = ()
+    """Where the same rule reports what this fix leaves to the user (a target it did not cast):
+    those findings are kept once the fix is applied, although the rewritten text no longer
+    holds what the rule detects them by."""
 
 
 @dataclass

@@ -20,6 +20,8 @@ from migrate_ml.rules._exprs import (
 )
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.class_index import report_not_label_rows
+from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.semantics.sequences import is_sequence_function
 from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
 
@@ -39,6 +41,11 @@ PER_SAMPLE_NOTE = (
     "reduction='none': BCE's unreduced loss is [B, C], one value per label, where cross-entropy's "
     "is [B]; .mean(dim=1) averages it over the labels, so per-sample weights and masks still "
     "apply and the unweighted mean equals BCE's default reduction"
+)
+ELEMENTWISE_NOTE = (
+    "reduction='none': BCE's unreduced loss is [B, C], one value per label; it goes into an "
+    "element-wise modulation (exp, as in a focal loss), which now weighs each label, so it is left "
+    "per label (no .mean(dim=1))"
 )
 PER_SAMPLE_SUGGESTION = (
     "average BCE's unreduced [B, C] loss over the labels to get one loss per sample: "
@@ -127,7 +134,9 @@ class CrossEntropyLossRule(Rule):
         "`reduction='none'` each call also gets `.mean(dim=1)`, because BCE's unreduced loss is "
         "[B, C] where cross-entropy's is [B] (the mean, not the sum, over labels: averaged over "
         "the batch it equals BCE's default reduction), so per-sample weights and masks keep "
-        "working; where not every call can be followed, or the reduction is not a literal, "
+        "working, except where the unreduced loss goes into `exp` (a focal modulation, "
+        "`(1 - exp(-ce)) ** gamma * ce`), which is element-wise and stays per label; "
+        "where not every call can be followed, or the reduction is not a literal, "
         "the criterion is reported and left as it is. "
         "`weight` is kept (in BCE it scales each label's loss) with a note about `pos_weight`. "
         "`label_smoothing` moves onto the targets (`y*(1-e)+e/2`, which is label smoothing for "
@@ -137,6 +146,11 @@ class CrossEntropyLossRule(Rule):
         "(line and code). `ignore_index=-100` only repeats the default and is dropped; any other "
         "`ignore_index` has no BCE equivalent and is reported, as is a loss computed on "
         "flattened class indices (`labels.view(-1)`), which must become `[B, C]` multi-hot. "
+        "A target that is not the label rows at all, a literal tensor of class indices "
+        "(`torch.tensor([0, 2, 1])`) or one column of a label tensor (`label_g[:, 1]`), is left "
+        "uncast and reported at its own line (ML010 reports it again on the rewritten text). A name "
+        "bound to one criterion and later to another in straight-line code (a notebook) reaches "
+        "only the calls after each binding. "
         "`criterion.half()`/`.cuda()`/`.to()` pass no targets and are not uses; a criterion "
         "passed to a function defined more than once (a notebook cell run again) is followed when "
         "every definition is, and one never read in a notebook or a script that runs code when "
@@ -144,6 +158,8 @@ class CrossEntropyLossRule(Rule):
         "built or called where a sequence model runs (a recurrent state threaded through the "
         "model, `(Y, state) = rnn(X, state)`, or an arg-max fed back as the next input) is "
         "next-token prediction over a vocabulary, not image classification, and is left alone, as "
+        "is every loss of a token model (a captioning decoder or a translation model: a model sized "
+        "by a vocabulary, packed word targets, a loss ignoring a padding token), as "
         "is a file that only evaluates or attacks a library's pretrained model (ML100 "
         "`pretrained-untrained`) and a segmentation file."
     )
@@ -265,10 +281,13 @@ class CrossEntropyLossRule(Rule):
             edits.append(NodeEdit(call, without_argument(*dropped)))
         if smoothing is not None:
             transform = smoothed_target(smoothing.value)
+        notes: list[cst.CSTNode] = []
         for loss_call in calls:
-            if loss_call.target is not None:
+            uncast = report_not_label_rows(self, loss_call.target.value) if loss_call.target is not None else ()
+            notes.extend(uncast)
+            if loss_call.target is not None and not uncast:
                 edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
-            if reduction == "none":
+            if reduction == "none" and not modulated_elementwise(self, loss_call.call):
                 # after the target edit: that one addresses the loss call's own arguments
                 edits.append(NodeEdit(loss_call.call, per_label_mean))
 
@@ -284,14 +303,15 @@ class CrossEntropyLossRule(Rule):
         if smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if reduction == "none":
-            message += f"; {PER_SAMPLE_NOTE}"
+            elementwise = all(modulated_elementwise(self, c.call) for c in calls)
+            message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
         if "weight" in keywords or positional:
             message += f"; {WEIGHT_NOTE}"
         message += handed_over_note(construction)
         self.report(
             call,
             message,
-            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, notes=tuple(notes)),
             extra_nodes=[c.call for c in calls],
         )
         if not construction.uses_accounted:

@@ -18,8 +18,10 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.class_index import is_class_index_target, report_not_label_rows
+from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.ml001_cross_entropy_loss import (
+    ELEMENTWISE_NOTE,
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
     PER_SAMPLE_SUGGESTION,
@@ -69,11 +71,15 @@ class FunctionalCrossEntropyRule(Rule):
         "over (with a note: BCE's `weight` scales each label's loss). With `reduction='none'` "
         "the call gets `.mean(dim=1)`: BCE's unreduced loss is [B, C] where cross-entropy's is "
         "[B], and the mean over labels keeps one loss per sample for the weighting or masking "
-        "that follows (averaged over the batch it equals BCE's default reduction); a reduction "
+        "that follows (averaged over the batch it equals BCE's default reduction), unless the "
+        "loss goes into `exp` (a focal modulation, element-wise: it stays per label); a reduction "
         "that is not a literal is reported and the call left as it is. `label_smoothing` moves "
         "onto the targets of that call (`y*(1-e)+e/2`). `ignore_index`, options passed "
         "positionally past `weight`, and targets that are not labels (a teacher's `argmax`, "
-        "as in DeiT's hard distillation, or flattened `labels.view(-1)`) are reported instead."
+        "as in DeiT's hard distillation, or flattened `labels.view(-1)`) are reported instead; a "
+        "literal tensor of class indices or one column of a label tensor (`y[:, 1]`) is left "
+        "uncast and reported at its own line. A token model's loss (a vocabulary class axis, a "
+        "padding index ignored) is left alone."
     )
     applicability = Applicability.SAFE
     example_before = "loss = F.cross_entropy(logits, labels.to(device), reduction='sum')\n"
@@ -142,14 +148,15 @@ class FunctionalCrossEntropyRule(Rule):
 
         smoothing = keywords.get("label_smoothing")
         transform = smoothed_target(smoothing.value) if smoothing is not None else as_float_target
-        edits = [
-            NodeEdit(call, map_target(call, target, transform)),
-            NodeEdit(call.func, rename_functional),
-        ]
+        edits = [NodeEdit(call.func, rename_functional)]
+        notes = report_not_label_rows(self, target.value)
+        if not notes:
+            edits.insert(0, NodeEdit(call, map_target(call, target, transform)))
         if smoothing is not None:
             # Runs after the target edit on the same node, so indices below it are unchanged.
             edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
-        if reduction == "none":
+        elementwise = reduction == "none" and modulated_elementwise(self, call)
+        if reduction == "none" and not elementwise:
             edits.append(NodeEdit(call, per_label_mean))  # last: the edits above address its arguments
         add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")
 
@@ -157,11 +164,11 @@ class FunctionalCrossEntropyRule(Rule):
         if smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if reduction == "none":
-            message += f"; {PER_SAMPLE_NOTE}"
+            message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
         if "weight" in keywords or len(positional_arguments(call)) > 2:
             message += f"; {WEIGHT_NOTE}"
         self.report(
             call,
             message,
-            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, notes=notes),
         )

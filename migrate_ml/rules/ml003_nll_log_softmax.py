@@ -22,10 +22,12 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
     reduction_mode,
 )
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
+from migrate_ml.rules.semantics.class_index import report_not_label_rows
 from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
 
-def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, ...]:
-    """Rename ``nll_loss`` (alias kept), replace its input, cast its target; with
+def nll_to_bce_edits(loss_call: LossCall, logits_transform, cast: bool = True) -> tuple[NodeEdit, ...]:
+    """Rename ``nll_loss`` (alias kept), replace its input, cast its target (unless ``cast`` is
+    false: a target that is not the label rows, reported at its own line); with
     ``reduction="none"`` average BCE's [B, C] loss over the labels (see ML001)."""
     call = loss_call.call
     assert loss_call.target is not None and call.args
@@ -36,7 +38,7 @@ def nll_to_bce_edits(loss_call: LossCall, logits_transform) -> tuple[NodeEdit, .
 
     def apply(updated: cst.Call) -> cst.Call:
         updated = map_argument(updated, input_index, logits_transform)
-        return map_argument(updated, target_index, as_float_target)
+        return map_argument(updated, target_index, as_float_target) if cast else updated
 
     edits = (NodeEdit(call, apply), NodeEdit(call.func, rename_functional))
     if reduction_mode(call) == "none":
@@ -155,11 +157,16 @@ class NllOverLogSoftmaxRule(Rule):
             )
             if reduction == "none":
                 message += f"; {PER_SAMPLE_NOTE}"
+            uncast = report_not_label_rows(self, loss_call.target.value)
             self.report(
                 loss_call.call,
                 message,
                 fix=Fix(
-                    edits=(*nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone()), *dropped),
+                    edits=(
+                        *nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone(), cast=not uncast),
+                        *dropped,
+                    ),
+                    notes=uncast,
                     add_imports=add_imports,
                     remove_imports=remove_imports,
                 ),
@@ -205,8 +212,11 @@ class NllOverLogSoftmaxRule(Rule):
             self._report_unknown_reduction(call, "NLLLoss")
             return
         edits = [NodeEdit(call.func, _to_bce_class)]
+        notes: list[cst.CSTNode] = []
         for loss_call, (z, dropped) in zip(calls, resolved):
-            edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z)))
+            uncast = report_not_label_rows(self, loss_call.target.value)
+            notes.extend(uncast)
+            edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z, not uncast)))
             if reduction == "none":
                 edits.append(NodeEdit(loss_call.call, per_label_mean))  # after the argument edits
             edits.extend(edit for edit in dropped if edit not in edits)
@@ -227,7 +237,7 @@ class NllOverLogSoftmaxRule(Rule):
         self.report(
             call,
             message,
-            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports),
+            fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, notes=tuple(notes)),
             extra_nodes=[c.call for c in calls],
         )
 
@@ -300,8 +310,8 @@ def _to_bce_class(func: cst.CSTNode) -> cst.CSTNode:
     return cst.Name(_BCE_CLASS)
 
 
-def _class_call_edit(loss_call: LossCall, logits: cst.BaseExpression):
-    """``criterion(log_probs, y)`` -> ``criterion(logits, y.float())``."""
+def _class_call_edit(loss_call: LossCall, logits: cst.BaseExpression, cast: bool):
+    """``criterion(log_probs, y)`` -> ``criterion(logits, y.float())`` (``y`` uncast without ``cast``)."""
     call = loss_call.call
     assert loss_call.target is not None
     input_arg = call_argument(call, 0, "input")
@@ -310,7 +320,7 @@ def _class_call_edit(loss_call: LossCall, logits: cst.BaseExpression):
 
     def apply(updated: cst.Call) -> cst.Call:
         updated = map_argument(updated, input_index, lambda _old: logits.deep_clone())
-        return map_argument(updated, target_index, as_float_target)
+        return map_argument(updated, target_index, as_float_target) if cast else updated
 
     return apply
 

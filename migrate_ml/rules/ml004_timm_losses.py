@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
@@ -13,6 +14,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
 )
 from migrate_ml.rules.semantics.flow import LossConstruction, LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.class_index import report_not_label_rows
 from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, calls_all_rewritable
 
 _BCE = "BCEWithLogitsLoss"
@@ -55,7 +57,7 @@ class TimmLossRule(Rule):
         "loss = criterion(output, target.float() * (1 - 0.1) + 0.1 / 2)\n"
     )
     triggers = ("LabelSmoothingCrossEntropy", "SoftTargetCrossEntropy")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
@@ -68,15 +70,18 @@ class TimmLossRule(Rule):
     def _soft_target(self, construction: LossConstruction, flow: LossFlow) -> None:
         calls = flow.calls_of(construction)
         edits = [NodeEdit(construction.call.func, _to_torch_bce)]
+        notes: list[cst.CSTNode] = []
         for loss_call in calls:
-            if loss_call.target is not None:
+            uncast = report_not_label_rows(self, loss_call.target.value) if loss_call.target is not None else ()
+            notes.extend(uncast)
+            if loss_call.target is not None and not uncast:
                 edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)))
         adds, removes = _imports(construction, ImportEdit("torch.nn", _BCE))
         self.report(
             construction.call,
             "SoftTargetCrossEntropy is a softmax cross-entropy; multi-label (also mixed) targets "
             "need BCEWithLogitsLoss" + handed_over_note(construction),
-            fix=Fix(edits=tuple(edits), add_imports=adds, remove_imports=removes),
+            fix=Fix(edits=tuple(edits), add_imports=adds, remove_imports=removes, notes=tuple(notes)),
             extra_nodes=[c.call for c in calls],
         )
         if not construction.uses_accounted:

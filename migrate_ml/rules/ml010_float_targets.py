@@ -19,7 +19,7 @@ from migrate_ml.rules.semantics.flow import (
     ParameterHop,
     call_argument,
 )
-from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.class_index import is_class_index_target, report_not_label_rows
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._prefilter import walk
 
@@ -287,6 +287,8 @@ class FloatTargetsRule(Rule):
                     ".float() would not make it a multi-label target",
                     suggestion=f"use (torch.sigmoid(teacher_logits) > {self.context.threshold_name}).float() as the target",
                 )
+            if origin != "float" and report_not_label_rows(self, loss_call.target.value):
+                continue  # not the label rows at all (a literal of class indices, one column): no cast helps
             if origin not in ("integer", "data"):
                 continue  # float, or built by already-multi-label code: left as written
             self.report(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 import libcst as cst
+from libcst.metadata import ParentNodeProvider, PositionProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
@@ -36,7 +37,7 @@ class ArgmaxPredictionRule(Rule):
         "push `correct / total` above 1. The comparisons are found where the prediction goes: "
         "through `.cpu()`/`.detach()`/`.numpy()`, `accelerator.gather_for_metrics((preds, "
         "labels))` and other gathers with tuple unpacking, batches appended to a list then "
-        "joined with `torch.cat`/`np.concatenate`, and rows extended into a list then stacked "
+        "joined with `torch.cat`/`np.concatenate` (also one by one, `torch.cat((seen, rows[i]))`), and rows extended into a list then stacked "
         "with `np.array`/`torch.stack` (NumPy comparisons become "
         "`(p == y.astype(bool)).all(axis=1)`). A flatten on the way (`.flatten()`, `.view(-1)`, "
         "`.reshape(-1)`, `.ravel()`: a no-op on class indices [B], a mix of every sample's labels "
@@ -44,7 +45,8 @@ class ArgmaxPredictionRule(Rule):
         "per sample (`pred[i].item()`, or iterated: `for t, p in zip(targets, pred.tolist())`, "
         "`enumerate(pred)`, `[classes[p] for p in pred]`), "
         "compared with targets collapsed by an arg-max (`target.argmax(1)`, reported at their "
-        "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead; "
+        "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead, "
+        "naming the line of that use when it is elsewhere; "
         "one passed to a function nothing here follows is rewritten with a note naming it."
     )
     applicability = Applicability.SAFE
@@ -60,7 +62,7 @@ class ArgmaxPredictionRule(Rule):
         "correct += (predicted == labels.bool()).all(dim=1).sum().item()\n"
     )
     triggers = ("argmax", ".max(")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider, ParentNodeProvider)
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
@@ -92,7 +94,7 @@ class ArgmaxPredictionRule(Rule):
             elif prediction.blocked:
                 self.report(
                     prediction.node,
-                    f"arg-max prediction left as is: {prediction.blocked}",
+                    f"arg-max prediction left as is: {prediction.blocked}{self._where(prediction.blocked_at, prediction.node)}",
                     suggestion=f"predict every label above the threshold: pred = torch.sigmoid(logits) > {self.context.threshold_name}",
                 )
             else:
@@ -115,3 +117,18 @@ class ArgmaxPredictionRule(Rule):
                             "per-label counts are sums over dim 0"
                         ),
                     )
+
+    def _where(self, use: cst.CSTNode | None, prediction: cst.CSTNode) -> str:
+        """`` (line 23: names = [classes[p] for p in rows])``: the statement whose use of the
+        prediction blocks it, when that is not the prediction's own line."""
+        if use is None:
+            return ""
+        statement: cst.CSTNode | None = use
+        while statement is not None and not isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            statement = self.get_metadata(ParentNodeProvider, statement, None)
+        shown = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and statement.body else use
+        code = " ".join(cst.Module([]).code_for_node(shown).split())
+        line = self.get_metadata(PositionProvider, use).start.line
+        if line == self.get_metadata(PositionProvider, prediction).start.line:
+            return ""
+        return f" (line {line}: {code if len(code) <= 60 else code[:57] + '...'})"

@@ -183,7 +183,8 @@ class ClassIndexDatasetRule(Rule):
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
-        "the pairs drops the label, `for imgs, _ in loader`, and nothing computes a class loss or an "
+        "the pairs drops the label, `for imgs, _ in loader`, as does every unpacking of a step's batch, "
+        "`imgs, _ = batch`, and nothing computes a class loss or an "
         "arg-max) is not single-label classification and is left alone. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
         "sample-data` writes a small example of the layout."
@@ -564,10 +565,14 @@ _CLASS_LOSSES = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_
 
 def labels_discarded(tree: ast.Module) -> bool:
     """The file trains on the images alone (a GAN, a VAE, an autoencoder): every loop over
-    (image, label) pairs drops the label (``for imgs, _ in loader``, or a name never read),
-    at least one such loop exists, and nothing learns or predicts a class. The dataset's
-    class indices then reach no loss, metric or prediction."""
-    loops = 0
+    (image, label) pairs drops the label (``for imgs, _ in loader``, or a name never read), and
+    so does every unpacking of a batch handed to a step (``def training_step(self, batch):
+    imgs, _ = batch``), at least one of them exists, and nothing learns or predicts a class.
+    The dataset's class indices then reach no loss, metric or prediction."""
+    unpacked = _batch_unpackings(tree)
+    if unpacked is None:
+        return False
+    loops = unpacked
     for node in walk(tree):
         if isinstance(node, ast.Call) and _last_name(node.func) in _CLASS_LOSSES:
             return False
@@ -623,6 +628,31 @@ def _keeps_parent_items(node: cst.ClassDef) -> bool:
             body = cst.Module([]).code_for_node(statement.body)
             return "super(" in body and ".__getitem__(" in body
     return True
+
+
+def _batch_unpackings(tree: ast.Module) -> int | None:
+    """How many ``(images, labels)`` pairs unpacked from a parameter (``imgs, _ = batch`` in a
+    Lightning ``training_step``) drop the label; None when one of them reads it."""
+    count = 0
+    for function in walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        params = {arg.arg for arg in (*function.args.posonlyargs, *function.args.args)}
+        for node in ast.walk(function):
+            if not (
+                isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Name)
+                and node.value.id in params and isinstance(node.targets[0], ast.Tuple) and len(node.targets[0].elts) == 2
+                and all(isinstance(e, ast.Name) for e in node.targets[0].elts)
+            ):
+                continue
+            label = node.targets[0].elts[1].id
+            if label != "_" and any(
+                isinstance(inner, ast.Name) and inner.id == label and isinstance(inner.ctx, ast.Load)
+                for inner in ast.walk(function)
+            ):
+                return None
+            count += 1
+    return count
 
 
 def _imports_timm(tree: ast.Module) -> bool:

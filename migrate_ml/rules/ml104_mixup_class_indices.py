@@ -40,6 +40,11 @@ _MIX_TEXT = re.compile(
 without a loss marker through (timm's own mixup helpers are called with other names)."""
 _LOSS_WORDS = ("loss", "criterion", "entropy")
 """How a loss callee is named when no criterion built in the file reaches it (``self.loss``)."""
+UNSEEN_MIX_SUGGESTION = (
+    "check what it returns: multi-hot labels are mixed once as rows, lam * y + (1 - lam) * y[index], "
+    "and fed to one BCE loss; any arg-max of the mixed rows it also returns is no label of a "
+    "multi-label image"
+)
 PAIR_SUGGESTION = (
     "with multi-hot labels mix the label rows once, as the images are mixed: "
     "y = lam * y.float() + (1 - lam) * y[index].float() (lam per sample for SnapMix), return "
@@ -139,12 +144,21 @@ class MixupOnClassIndicesRule(Rule):
             _mix_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 2 and self._unpacked_into_pair(node)
         ):
             name = _callee_name(node.func)
-            self.report(
-                node,
-                f"{name}(inputs, labels, ...) hands back the labels and their permutation (y_a, y_b, lam) "
-                "for two losses weighted by lambda: class-index mixup",
-                suggestion=PAIR_SUGGESTION,
-            )
+            if name in self._pair_mixers:
+                self.report(
+                    node,
+                    f"{name}(inputs, labels, ...) hands back the labels and their permutation (y_a, y_b, lam) "
+                    "for two losses weighted by lambda: class-index mixup",
+                    suggestion=PAIR_SUGGESTION,
+                )
+            else:
+                self.report(
+                    node,
+                    f"{name}(inputs, labels, ...) is a mixing function this file does not define, unpacked "
+                    "into three or more values: migrate-ml cannot tell whether it hands back class indices "
+                    "and their permutation (y_a, y_b, lam) or label rows it already mixed",
+                    suggestion=UNSEEN_MIX_SUGGESTION,
+                )
         elif _mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 3:
             self.report(
                 node,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, PositionProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 
@@ -31,7 +31,9 @@ class SingleClassNameRule(Rule):
         "The output format changes, so migrate-ml reports these lines instead of rewriting them. "
         "Building a label map (`id2label[str(i)] = label`), loops and comprehensions over every "
         "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`) and the name "
-        "of the true label (`classes[labels[idx]]`) are left alone."
+        "of the true label (`classes[labels[idx]]`) are left alone. A lookup of each label of a batch "
+        "(`inputs, classes = next(iter(loader))`, `[class_names[x] for x in classes]`) is reported "
+        "as what it is: multi-hot labels are a row per image, named with `row.nonzero()`."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -46,7 +48,7 @@ class SingleClassNameRule(Rule):
         # `sigmoid`: a prediction another rule already thresholded, still looked up as one index
         return super().could_apply(source) and any(word in source for word in ("argmax", "max(", "topk", "sigmoid"))
 
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider, ScopeProvider)
 
     def __init__(self, context) -> None:
         super().__init__(context)
@@ -55,6 +57,9 @@ class SingleClassNameRule(Rule):
         indices that walk every class, not one predicted class."""
         self._top_k: set[str] = set()
         """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
+        self._label_items: list[set[str]] = []
+        """Names bound by the enclosing loops over a batch's labels (``for x in classes`` after
+        ``inputs, classes = next(iter(loader))``): one true label each, not a prediction."""
         self._reported: set[tuple[int, str]] = set()
         """One finding per line and message: ``print(names[str(i)], names[str(i)])`` is one construct."""
 
@@ -69,46 +74,57 @@ class SingleClassNameRule(Rule):
         if self._top_k and _names_in(iterator) & self._top_k:
             self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
             self._every_class.append(set())
+            self._label_items.append(set())
             return
         self._every_class.append(_bound_names(node.target) if _walks_every_index(iterator) else set())
+        self._label_items.append(_bound_names(node.target) if self._is_batch_labels(iterator) else set())
 
     def leave_For(self, original_node: cst.For) -> None:
         self._every_class.pop()
+        self._label_items.pop()
 
     def _enter_comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp) -> None:
         # `{class_names[i]: float(probs[0][i]) for i in range(len(class_names))}` names every class;
         # the comprehension is entered before its element, so its loops are known there.
         walked: set[str] = set()
+        labels: set[str] = set()
         loop: cst.CompFor | None = node.for_in
         while loop is not None:
             if _walks_every_index(loop.iter):
                 walked |= _bound_names(loop.target)
+            if self._is_batch_labels(loop.iter):
+                labels |= _bound_names(loop.target)
             loop = loop.inner_for_in
         self._every_class.append(walked)
+        self._label_items.append(labels)
 
     def visit_ListComp(self, node: cst.ListComp) -> None:
         self._enter_comprehension(node)
 
     def leave_ListComp(self, original_node: cst.ListComp) -> None:
         self._every_class.pop()
+        self._label_items.pop()
 
     def visit_SetComp(self, node: cst.SetComp) -> None:
         self._enter_comprehension(node)
 
     def leave_SetComp(self, original_node: cst.SetComp) -> None:
         self._every_class.pop()
+        self._label_items.pop()
 
     def visit_DictComp(self, node: cst.DictComp) -> None:
         self._enter_comprehension(node)
 
     def leave_DictComp(self, original_node: cst.DictComp) -> None:
         self._every_class.pop()
+        self._label_items.pop()
 
     def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
         self._enter_comprehension(node)
 
     def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
         self._every_class.pop()
+        self._label_items.pop()
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         owner = node.value
@@ -131,11 +147,47 @@ class SingleClassNameRule(Rule):
         if isinstance(root, cst.Name) and _TRUE_LABEL.match(root.value):
             return  # the image's true label (`classes[labels[idx]]`), shown beside the prediction
         i = "str(i)" if as_text else "i"
+        if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._label_items):
+            self._report_once(
+                node,
+                f"one class name per image: `{name}[...]` looks up one class index of a batch's labels; "
+                "multi-hot labels are a row per image, with any number of labels",
+                f"name every label of a row: [{name}[{i}] for i in row.nonzero().flatten().tolist()]",
+            )
+            return
         self._report_once(
             node,
             f"one class name per image: `{name}[...]` looks up a single predicted index",
             f"list every label above the threshold: [{name}[{i}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
         )
+
+    def _is_batch_labels(self, iterator: cst.BaseExpression) -> bool:
+        """``classes`` bound as the second of two names unpacked from one batch: ``inputs, classes =
+        next(iter(loader))`` or ``for inputs, classes in loader`` (not ``enumerate``/``zip``)."""
+        if not isinstance(iterator, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, iterator, None)
+        assignments = list(scope[iterator.value]) if scope is not None else []
+        if not assignments:
+            return False
+        for assignment in assignments:
+            bound = getattr(assignment, "node", None)
+            element = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+            pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
+            if not (isinstance(pair, (cst.Tuple, cst.List)) and len(pair.elements) == 2 and pair.elements[1] is element):
+                return False
+            holder = self.get_metadata(ParentNodeProvider, pair, None)
+            if isinstance(holder, cst.AssignTarget):
+                statement = self.get_metadata(ParentNodeProvider, holder, None)
+                value = statement.value if isinstance(statement, cst.Assign) else None
+                if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "next"):
+                    return False
+            elif isinstance(holder, (cst.For, cst.CompFor)) and holder.target is pair:
+                if isinstance(holder.iter, cst.Call) and isinstance(holder.iter.func, cst.Name) and holder.iter.func.value in ("enumerate", "zip"):
+                    return False
+            else:
+                return False
+        return True
 
     def _is_assigned(self, node: cst.CSTNode) -> bool:
         parent = self.get_metadata(ParentNodeProvider, node, None)

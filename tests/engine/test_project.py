@@ -311,3 +311,16 @@ def test_a_one_hot_helper_of_another_file_makes_a_loss_target_one_hot(tmp_path: 
     # alone, the helper's meaning is not known: nothing is claimed
     alone = process_files([str(tmp_path / "project" / "train.py")], Settings(), write=False)
     assert alone[0].findings == []
+
+
+def test_a_token_model_hands_the_run_no_criterion_to_cast(tmp_path: Path) -> None:
+    # a captioning script: its cross-entropy is over the vocabulary and stays; engine.py's calls
+    # of it get no float targets
+    main = (
+        "from torch import nn\nimport engine\n\ndef run(word_map):\n"
+        "    decoder = Decoder(vocab_size=len(word_map))\n    criterion = nn.CrossEntropyLoss()\n"
+        "    engine.train_one_epoch(decoder, criterion, [])\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "engine.py": ENGINE}), write=False)
+    assert outcomes["main.py"].changes == [] and outcomes["main.py"].findings == []
+    assert not [c for c in outcomes["engine.py"].changes if c.code == "ML010"]

@@ -247,3 +247,43 @@ def test_a_model_the_file_trains_or_gives_its_own_weights_is_not_the_pretrained_
     ):
         assert untrained_pretrained_model(_tree(PRETRAINED_EVAL + own)) is None, own
     assert untrained_pretrained_model(_tree("model = resnet18(weights=None)\nout = model(x).argmax(1)")) is None
+
+
+def _token_model(source: str) -> bool:
+    from migrate_ml.rules.semantics.sequences import is_token_model
+
+    return is_token_model(ast.parse(textwrap.dedent(source)))
+
+
+def test_a_vocabulary_class_axis_makes_a_token_model() -> None:
+    assert _token_model("decoder = Decoder(embed_dim=256, vocab_size=len(word_map))\n")
+    assert _token_model("model = Transformer(opt.src_vocab_size, opt.trg_vocab_size)\n")
+    assert _token_model("head = nn.Linear(512, n_vocab)\n")
+    assert _token_model("loss = F.cross_entropy(pred, gold, ignore_index=trg_pad_idx)\n")
+    assert _token_model("loss = F.cross_entropy(pred, gold, ignore_index=word_map['<pad>'])\n")
+    assert _token_model(
+        """
+        targets, _ = pack_padded_sequence(targets, lengths, batch_first=True)
+        loss = criterion(scores, targets)
+        """
+    )
+
+
+def test_a_text_classifier_or_a_layer_defined_beside_image_code_is_no_token_model() -> None:
+    assert not _token_model("model = TextClassifier(vocab_size, embed_dim, num_class)\n")
+    assert not _token_model("emb = nn.Embedding(vocab_size, 128)\n")
+    assert not _token_model("loss = F.cross_entropy(logits, y, ignore_index=-1)\n")
+    assert not _token_model(
+        """
+        class RNNModel(nn.Module):
+            def __init__(self, rnn, vocab_size):
+                self.dense = nn.Linear(rnn.hidden_size, vocab_size)
+        """
+    )
+    # inputs packed for a sequence classifier: the targets are no packed words
+    assert not _token_model(
+        """
+        packed = pack_padded_sequence(frames, lengths, batch_first=True)
+        loss = criterion(model(packed), labels)
+        """
+    )

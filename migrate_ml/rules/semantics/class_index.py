@@ -3,6 +3,11 @@
 A target collapsed with ``t.argmax(1)`` or ``t.max(1)[1]`` stays a class index whatever
 ``.float()`` does to it; ML001, ML002 and ML010 ask :func:`is_class_index_target` before they
 call a target multi-hot.
+
+Two more targets are not the labels a cast would make multi-hot (:func:`not_label_rows`): a
+literal tensor of class indices (``torch.tensor([0, 2, 1])``, one index per sample: ``[N]``
+against ``[N, C]`` logits) and one column of a label tensor (``label_g[:, 1]`` of a two-wide
+one-hot, ``[B]``). The loss rules leave such a target uncast and report it at its own line.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._exprs import is_argmax
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.shapes import dim_value
 
@@ -60,6 +66,84 @@ def class_index_sources(rule, expression: cst.BaseExpression, depth: int = 0) ->
     return sources
 
 
+_LITERAL_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
+
+
+def not_label_rows(rule, expression: cst.BaseExpression) -> tuple[str, list[cst.CSTNode]] | None:
+    """``("literal", nodes)`` when a loss target is a literal 1-D tensor of class indices and
+    ``("column", nodes)`` when it is one column of a tensor (``y[:, 1]``, ``y[..., 0]``), inline or
+    through a name every binding of which that reaches the loss is one; ``nodes`` are the expressions to
+    report. None for anything else. ``rule`` must depend on ``ScopeProvider`` and
+    ``ParentNodeProvider``."""
+    found = _target_sources(rule, expression, 0)
+    if not found:
+        return None
+    kinds = {kind for kind, _ in found}
+    if len(kinds) != 1:
+        return None
+    return kinds.pop(), list(dict.fromkeys(node for _, node in found))
+
+
+def _target_sources(rule, expression: cst.BaseExpression, depth: int) -> list[tuple[str, cst.CSTNode]]:
+    expression = _uncast(expression)
+    if _is_index_literal(expression):
+        return [("literal", expression)]
+    if _is_column(expression):
+        return [("column", expression)]
+    if depth > 2 or not isinstance(expression, cst.Name):
+        return []
+    scope = rule.get_metadata(ScopeProvider, expression, None)
+    assignments = reaching_bindings(rule, expression, list(scope[expression.value])) if scope is not None else []
+    found: list[tuple[str, cst.CSTNode]] = []
+    for assignment in assignments:
+        bound = getattr(assignment, "node", None)
+        holder = rule.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+        statement = rule.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.AssignTarget) else None
+        if not isinstance(statement, cst.Assign) or holder.target is not bound:
+            return []
+        sources = _target_sources(rule, statement.value, depth + 1)
+        if not sources:
+            return []
+        found.extend(sources)
+    return found
+
+
+def _uncast(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """``y.to(device)``/``.cuda()``/``.long()``: the tensor moved or cast is the same target."""
+    while isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute) and (
+        expression.func.attr.value in ("to", "cuda", "long", "detach", "cpu")
+    ):
+        expression = expression.func.value
+    return expression
+
+
+def _is_index_literal(expression: cst.BaseExpression) -> bool:
+    """``torch.tensor([0, 2, 1])``, ``torch.LongTensor([3])``: integers in one flat list."""
+    if not (isinstance(expression, cst.Call) and expression.args and expression.args[0].keyword is None):
+        return False
+    func = expression.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    if name not in _LITERAL_TENSORS:
+        return False
+    values = expression.args[0].value
+    return (
+        isinstance(values, (cst.List, cst.Tuple))
+        and bool(values.elements)
+        and all(isinstance(element.value, cst.Integer) for element in values.elements)
+    )
+
+
+def _is_column(expression: cst.BaseExpression) -> bool:
+    """``y[:, 1]``, ``y[..., -1]``: one column of every row, not the rows."""
+    if not (isinstance(expression, cst.Subscript) and len(expression.slice) == 2):
+        return False
+    rows, column = (element.slice for element in expression.slice)
+    whole = (isinstance(rows, cst.Slice) and rows.lower is None and rows.upper is None and rows.step is None) or (
+        isinstance(rows, cst.Index) and isinstance(rows.value, cst.Ellipsis)
+    )
+    return whole and isinstance(column, cst.Index) and dim_value(column.value) is not None
+
+
 def _is_reducing_max(expression: cst.BaseExpression) -> bool:
     """``t.max(1)``, ``t.max(dim=-1)``, ``torch.max(t, 1)``: a (values, indices) pair."""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
@@ -79,3 +163,36 @@ def _is_max_indices(expression: cst.BaseExpression) -> bool:
         index = expression.slice[0].slice
         return isinstance(index, cst.Index) and dim_value(index.value) in (1, -1) and _is_reducing_max(expression.value)
     return False
+
+
+def report_not_label_rows(rule, target: cst.BaseExpression) -> tuple[cst.CSTNode, ...]:
+    """Report at its own line a target that :func:`not_label_rows` finds (once per node, whichever
+    rule saw it first) and return the nodes reported: the caller leaves that target uncast and
+    names them in its fix's ``notes``. The words do not depend on the rule, so that the same
+    finding made by ML010 on the rewritten text (``rewrite --check``) is one finding."""
+    found = not_label_rows(rule, target)
+    if found is None:
+        return ()
+    kind, nodes = found
+    for node in nodes:
+        code = " ".join(cst.Module([]).code_for_node(node).split())
+        if any(v.node is node and v.message.startswith(f"`{code}` is ") for v in rule.context.violations):
+            continue  # one target behind several loss calls or rules (a notebook's cells) is reported once
+        if kind == "literal":
+            rule.report(
+                node,
+                f"`{code}` is a literal tensor of class indices (one per sample), the target of a "
+                f"multi-label (BCE) loss that needs [N, C] multi-hot rows: left uncast (a float cast "
+                f"would give [N] against [N, C] logits)",
+                suggestion="write the multi-hot rows: torch.tensor([[1., 0., 0.], [0., 1., 1.]]) (one row per sample, one column per class)",
+            )
+        else:
+            assert isinstance(node, cst.Subscript)
+            rows = " ".join(cst.Module([]).code_for_node(node.value).split())
+            rule.report(
+                node,
+                f"`{code}` is one column of a label tensor, not the labels, the target of a multi-label "
+                f"(BCE) loss that needs the [B, C] multi-hot rows: left uncast",
+                suggestion=f"pass the multi-hot rows: criterion(logits, {rows}.float())",
+            )
+    return tuple(nodes)

@@ -26,6 +26,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
 from migrate_ml.rules._base import enclosing, in_source_order
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
@@ -308,6 +309,11 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
             for assignment in scope.assignments[name.value]
             if getattr(assignment, "node", None) is bound
             for access in in_source_order(self, assignment.references)
+            if isinstance(access.node, cst.Name)
+            and any(
+                getattr(reaching, "node", None) is bound
+                for reaching in reaching_bindings(self, access.node, list(scope.assignments[name.value]))
+            )
         ]
         if not accesses:
             # Never read: nothing passes it targets, unless another module imports the global.
@@ -448,7 +454,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if scope is None:
             return []
         found: list[LossConstruction] = []
-        for assignment in in_source_order(self, scope[expression.value]):
+        for assignment in in_source_order(self, reaching_bindings(self, expression, list(scope[expression.value]))):
             bound = getattr(assignment, "node", None)
             receiver = self._module_method_receiver(bound)
             if bound in self._by_target:

@@ -162,6 +162,7 @@ class PredictionUses:
                 prediction.comparisons.append(use)  # a name and its gathered re-binding read it once each
         elif use and not prediction.blocked:
             prediction.blocked = use
+            prediction.blocked_at = top if top is not prediction.node else None
 
     def _element_counts(self, labels: cst.BaseExpression) -> list[cst.Call]:
         """``labels.numel()``, ``labels.nelement()`` and ``torch.numel(labels)`` on the bindings of
@@ -307,6 +308,9 @@ class PredictionUses:
         parent = self.get_metadata(ParentNodeProvider, current, None)
         if isinstance(parent, cst.Element) and position is None:
             pair = self.get_metadata(ParentNodeProvider, parent, None)
+            join = self._join_of(pair) if isinstance(pair, (cst.Tuple, cst.List)) else None
+            if join is not None:  # torch.cat((seen, rows)): the batches joined one by one
+                return self._carried_from(join, None, numpy, depth, collected=True)
             if isinstance(pair, cst.Tuple):
                 index = next(i for i, element in enumerate(pair.elements) if element is parent)
                 return self._carried_from(pair, index, numpy, depth)
@@ -363,9 +367,27 @@ class PredictionUses:
         if scope is None:
             return []
         found = []
+        # `rows[0] = np.append(rows[0], ...)`: a list whose items are re-assigned holds more than
+        # the batches appended to it, so its items are not followed
+        items_kept = not any(
+            self._is_store(self.get_metadata(ParentNodeProvider, access.node, None))
+            for assignment in scope[rows.value] for access in assignment.references
+        )
         for assignment in in_source_order(self, scope[rows.value]):
             for access in in_source_order(self, assignment.references):
                 parent = self.get_metadata(ParentNodeProvider, access.node, None)
+                if (
+                    how == "append"
+                    and items_kept
+                    and isinstance(parent, cst.Subscript)
+                    and parent.value is access.node
+                    and len(parent.slice) == 1
+                    and isinstance(parent.slice[0].slice, cst.Index)
+                    and not self._is_store(parent)
+                ):
+                    # `rows[0]`, `rows[i + 1]`: one appended batch, the same [B, C] rows
+                    found.extend(self._carried_from(parent, None, numpy, depth, collected=True))
+                    continue
                 join = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
                 if isinstance(join, cst.Call) and join.args and join.args[0] is parent:
                     qualified = qualified_names(self, join.func) & JOINS[how]
@@ -373,6 +395,18 @@ class PredictionUses:
                         as_numpy = numpy or any(name.startswith("numpy.") for name in qualified)
                         found.extend(self._carried_from(join, None, as_numpy, depth, collected=True))
         return found
+
+    def _join_of(self, rows: cst.Tuple | cst.List) -> cst.Call | None:
+        """The ``torch.cat``/``np.concatenate`` call whose first argument is ``rows``."""
+        parent = self.get_metadata(ParentNodeProvider, rows, None)
+        call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        if isinstance(call, cst.Call) and call.args and call.args[0] is parent and qualified_names(self, call.func) & JOINS["append"]:
+            return call
+        return None
+
+    def _is_store(self, node: cst.CSTNode) -> bool:
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        return isinstance(parent, cst.AssignTarget) or (isinstance(parent, (cst.AugAssign, cst.AnnAssign)) and parent.target is node)
 
     def _iterated(self, node: cst.CSTNode) -> bool:
         """``for p in pred``, ``for t, p in zip(target, pred)``, ``enumerate(pred)`` in a loop or a

@@ -143,6 +143,9 @@ class Prediction:
     comparisons: list[Comparison] = field(default_factory=list)
     blocked: str = ""
     """Why a proven prediction still cannot be rewritten (empty when it can)."""
+    blocked_at: cst.CSTNode | None = None
+    """The use that blocks it, when it is not the prediction itself (``[names[p] for p in rows]``
+    after the batches were appended and joined): the finding names its line."""
     escapes: list[cst.Call] = field(default_factory=list)
     """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
     flattens: list[Flatten] = field(default_factory=list)

@@ -16,11 +16,30 @@ of one token per step is the task itself. Such code is known by its data flow, n
   from such functions, from a model's ``forward``, or from other such helpers.
 
 Nothing in these functions is reported or rewritten.
+
+A whole file is a **token model** (:func:`is_token_model`) when its class axis is provably a
+vocabulary, whatever its loops look like (a captioning decoder, a translation Transformer):
+
+* the file builds a model or output layer sized by a vocabulary and by no class count, outside
+  a class body (``DecoderWithAttention(vocab_size=len(word_map))``, ``Transformer(opt.src_vocab_size,
+  opt.trg_vocab_size)``, ``nn.Linear(hidden, n_vocab)``): a class that only defines such a layer
+  may sit in a helper module beside image-classification code (the functions that run it are
+  found by their loops, above), and an ``nn.Embedding(vocab_size, d)`` alone is not one: a text
+  classifier embeds tokens too;
+* the targets of a call are packed word sequences (``targets, _ =
+  pack_padded_sequence(targets, lengths)`` then ``criterion(scores, targets)``);
+* a loss ignores a padding token (``ignore_index=trg_pad_idx``, ``ignore_index=word_map['<pad>']``):
+  images have no padding class.
+
+Its cross-entropy, arg-max and token accuracy are the task itself: nothing in it is reported or
+rewritten.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import re
 
 from migrate_ml.rules._prefilter import walk
 
@@ -148,3 +167,93 @@ def _called_at_module_level(tree: ast.Module, name: str) -> bool:
         for statement in tree.body if not isinstance(statement, (*_FUNCTIONS, ast.ClassDef))
         for node in ast.walk(statement)
     )
+
+
+_VOCABULARY = re.compile(r"(?:^|_)(?:n_?)?(?:vocab|vocabulary|ntokens?|word_?map|word2idx)(?:_?size|_?len)?(?:$|_)", re.I)
+"""A name that holds a vocabulary or its size: ``vocab_size``, ``n_vocab``, ``trg_vocab_size``,
+``ntoken``, ``word_map`` (whose ``len`` is the vocabulary size)."""
+_CLASS_COUNT = re.compile(r"(?:^|_)(?:n_?|num_?|nb_?)?(?:class(?:es)?|labels?|categories)(?:$|_)", re.I)
+_PACKERS = frozenset({"pack_padded_sequence", "pack_sequence"})
+_PAD = re.compile(r"pad", re.I)
+
+
+@functools.lru_cache(maxsize=8)
+def is_token_model(tree: ast.Module) -> bool:
+    """Whether the file's class axis is a vocabulary (see the module docstring)."""
+    packed: set[str] = set()
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    defined = {id(node) for cls in ast.walk(tree) if isinstance(cls, ast.ClassDef) for node in ast.walk(cls)}
+    for node in calls:
+        name = _callee(node)
+        if id(node) not in defined and _sized_by_vocabulary(node, name):
+            return True  # built to be trained here; a class that only defines a layer may sit beside image code
+        if any(keyword.arg == "ignore_index" and _names_padding(keyword.value) for keyword in node.keywords):
+            return True
+        if name in _PACKERS:
+            packed.update(_bound_names(tree, node))
+    return bool(packed) and any(
+        len(node.args) >= 2 and isinstance(node.args[1], ast.Name) and node.args[1].id in packed
+        and _callee(node) not in _PACKERS
+        for node in calls
+    )
+
+
+def _callee(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def _words(expression: ast.AST) -> list[str]:
+    """The names an argument is spelled with: ``opt.trg_vocab_size`` gives ``opt`` and
+    ``trg_vocab_size``, ``len(word_map)`` gives ``len`` and ``word_map``."""
+    return [
+        node.id if isinstance(node, ast.Name) else node.attr
+        for node in ast.walk(expression) if isinstance(node, (ast.Name, ast.Attribute))
+    ]
+
+
+def _sized_by_vocabulary(call: ast.Call, name: str) -> bool:
+    """A model class or an output ``Linear`` given a vocabulary size and no class count."""
+    if name == "Embedding" or not name[:1].isupper():
+        return False
+    arguments = [*((None, a) for a in call.args), *((k.arg, k.value) for k in call.keywords)]
+    if name in ("Linear", "LazyLinear"):
+        out = next((value for key, value in arguments if key == "out_features"), None)
+        if out is None:
+            positional = [value for key, value in arguments if key is None]
+            out = positional[1 if name == "Linear" else 0] if len(positional) > (1 if name == "Linear" else 0) else None
+        return out is not None and any(_VOCABULARY.search(word) for word in _words(out))
+    vocabulary = any(
+        (key is not None and _VOCABULARY.search(key)) or any(_VOCABULARY.search(word) for word in _words(value))
+        for key, value in arguments
+    )
+    counted = any(
+        (key is not None and _CLASS_COUNT.search(key)) or any(_CLASS_COUNT.search(word) for word in _words(value))
+        for key, value in arguments
+    )
+    return vocabulary and not counted
+
+
+def _names_padding(value: ast.expr) -> bool:
+    """``trg_pad_idx``, ``opt.pad_token_id``, ``word_map['<pad>']``, ``PAD``."""
+    if any(_PAD.search(word) for word in _words(value)):
+        return True
+    return any(isinstance(node, ast.Constant) and isinstance(node.value, str) and _PAD.search(node.value) for node in ast.walk(value))
+
+
+def _bound_names(tree: ast.Module, packer: ast.Call) -> set[str]:
+    """The names a packing call's result is bound to: ``targets`` in ``targets, _ = pack(...)``,
+    ``packed = pack(...)`` and ``packed = pack(...).data``."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        value = node.value.value if isinstance(node.value, ast.Attribute) and node.value.attr == "data" else node.value
+        if value is not packer:
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+            elif isinstance(target, (ast.Tuple, ast.List)) and target.elts and isinstance(target.elts[0], ast.Name):
+                names.add(target.elts[0].id)
+    return names

@@ -343,11 +343,26 @@ class Sinks:
         if shaped is None or not _is_column(shaped):
             if not (isinstance(index, ast.Name) and CLASS_INDEX_NAME.search(index.id)):
                 return  # truth.scatter_(1, class_index, 1.0): named as the class of each row
+        if self._scattered_mask(node):
+            self.report(
+                node, "one-hot-target",
+                "one class index per row is scattered into a mask of each image's class (a margin or a "
+                "selection by the true class): it marks one class per image",
+                "a mask of each image's labels is the multi-hot rows themselves: index = target.bool()",
+            )
+            return
+        # the mixing clause fits where the file mixes or smooths targets (timm's vendored
+        # one_hot/mixup_target), not a kNN vote or a margin built from the true class
+        mixing = any(
+            isinstance(other, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(w in other.name.lower() for w in ("mix", "smooth"))
+            for other in ast.walk(self.analysis.tree)
+        )
         self.report(
             node, "one-hot-target",
             "one class index per row is scattered into a one-hot row (a one_hot/mixup_target that encodes class "
             "indices): mixed or smoothed, the targets still hold one class per image",
-            "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))",
+            "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))"
+            if mixing else "build the [B, C] rows from the multi-hot labels themselves (y.float()), not from one class index per row",
         )
 
     def _label_encoding(self, node: ast.Call) -> None:
@@ -472,6 +487,27 @@ class Sinks:
             "keep the columns of the kept classes of the multi-hot labels instead: labels[:, kept_classes]",
             base.line,
         )
+
+    def _scattered_mask(self, node: ast.Call) -> bool:
+        """The scattered tensor is a mask: made as ``uint8``/``bool`` (``torch.zeros_like(x,
+        dtype=torch.uint8)``) or the condition of a ``torch.where`` in the same function."""
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        function = self.analysis.function
+        if not isinstance(receiver, ast.Name) or function is None:
+            return False
+        for inner in ast.walk(function):
+            if isinstance(inner, ast.Assign) and any(isinstance(t, ast.Name) and t.id == receiver.id for t in inner.targets):
+                if isinstance(inner.value, ast.Call) and any(
+                    keyword.arg == "dtype" and isinstance(keyword.value, ast.Attribute) and keyword.value.attr in ("uint8", "bool")
+                    for keyword in inner.value.keywords
+                ):
+                    return True
+            if (
+                isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "where"
+                and inner.args and isinstance(inner.args[0], ast.Name) and inner.args[0].id == receiver.id
+            ):
+                return True
+        return False
 
     def _serving(self) -> bool:
         function = self.analysis.function
