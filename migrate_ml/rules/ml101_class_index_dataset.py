@@ -13,7 +13,7 @@ from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
-from migrate_ml.rules._prefilter import walk
+from migrate_ml.rules._prefilter import nodes_of, walk
 
 # torchvision datasets whose items are (image, one class index), by defining module. CelebA
 # (attributes: multi-hot), VOC, COCO, captions, stereo and flow datasets are not here.
@@ -227,6 +227,12 @@ class ClassIndexDatasetRule(Rule):
         for node in walk(tree):
             if isinstance(node, ast.ImportFrom):
                 datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
+        # torchvision's own modules subclass the datasets they define or import relatively
+        # (`class CIFAR100(CIFAR10)`, `from .folder import ImageFolder`): no user's dataset there
+        own = {node.name for node in nodes_of(tree, ast.ClassDef)} | {
+            alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names
+        }
+        bases = datasets - own
         for node in walk(tree):
             if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
                 return True
@@ -234,9 +240,9 @@ class ClassIndexDatasetRule(Rule):
                 _names_a_dataset_factory(node.func.id) or node.func.id in _run_factories()
             ):
                 return True
-            if isinstance(node, ast.ClassDef) and any(_last_name(base) in datasets for base in node.bases):
+            if isinstance(node, ast.ClassDef) and any(_last_name(base) in bases for base in node.bases):
                 return True
-            if isinstance(node, ast.Assign) and any(_last_name(chosen) in datasets for chosen in _chosen_classes(node.value)):
+            if isinstance(node, ast.Assign) and any(_last_name(chosen) in bases for chosen in _chosen_classes(node.value)):
                 return True
             if isinstance(node, ast.FunctionDef) and node.name == "__getitem__" and any(
                 isinstance(inner, ast.Call) and _last_name(inner.func) in _BUILDER_NAMES for inner in ast.walk(node)

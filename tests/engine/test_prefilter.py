@@ -40,6 +40,11 @@ ACTED_ON = {
         "ML107",
         "def keep(acc, model):\n    global best_acc\n    if acc > best_acc:\n        best_acc = acc\n",
     ),
+    "ML101 a user's subclass of torchvision's dataset": (
+        "ML101",
+        "from torchvision.datasets import ImageFolder\n\n\nclass Plants(ImageFolder):\n    pass\n\n\n"
+        "def step(model, criterion, images, labels):\n    return criterion(model(images), labels)\n",
+    ),
     "ML101 dataset built under an alias": (
         "ML101",
         "from torchvision.datasets import ImageFolder as Folder\n\ntrain_set = Folder('data/train')\n",
@@ -87,6 +92,11 @@ UNPARSED = {
         "    return one_hot(target, num_classes)\n\n\ndef fast_collate(batch):\n    return batch\n"
     ),
     "a dataset defined, not built": "class CIFAR10(VisionDataset):\n    def __len__(self):\n        return 50000\n",
+    "a library's datasets subclassing its own (torchvision's cifar.py, eurosat.py)": (
+        "from .folder import ImageFolder\n\n\nclass CIFAR10(VisionDataset):\n    def __getitem__(self, index):\n"
+        "        return self.data[index], self.targets[index]\n\n\nclass CIFAR100(CIFAR10):\n    base_folder = 'c'\n\n\n"
+        "class EuroSAT(ImageFolder):\n    def __len__(self):\n        return len(self.samples)\n"
+    ),
     "softmax inside attention": (
         "import torch\n\n\nclass Attention(torch.nn.Module):\n    def forward(self, q, k, v):\n"
         "        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)\n        x = attn @ v\n        return x\n"
