@@ -23,6 +23,9 @@ _MODULE_BASES = frozenset(
         "torch.nn.modules.module.Module",
         "torch.nn.modules.loss._Loss",
         "torch.nn.modules.loss._WeightedLoss",
+        # a loss written with its own backward: ``forward(ctx, logits, label)`` is the loss
+        "torch.autograd.Function",
+        "torch.autograd.function.Function",
     }
 )
 _LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
@@ -175,7 +178,7 @@ class HandWrittenCrossEntropyRule(Rule):
             return False
         # the index must be a target argument: not `self`, not the scores (the first argument)
         targets = {param.name.value for param in (*forward.params.posonly_params, *forward.params.params)[2:]}
-        return any(self._indexes_with(call, targets) for call in calls.found)
+        return any(self._indexes_with(call, _with_local_names(forward, targets)) for call in calls.found)
 
     def _is_log_softmax(self, call: cst.Call) -> bool:
         qualified = self._qualified(call.func)
@@ -232,6 +235,30 @@ class HandWrittenCrossEntropyRule(Rule):
 
     def _qualified(self, node: cst.CSTNode) -> set[str]:
         return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+
+def _with_local_names(forward: cst.FunctionDef, arguments: set[str]) -> set[str]:
+    """``arguments`` and the local names read from them: ``target = batch["targets"]`` in
+    ``forward(self, outputs, batch)`` holds the labels of the ``batch`` argument."""
+    names = set(arguments)
+    assignments = _Assignments()
+    forward.visit(assignments)
+    for target, value in assignments.found:
+        root = chain_root(value)
+        if isinstance(root, cst.Name) and root.value in names:
+            names.add(target)
+    return names
+
+
+class _Assignments(cst.CSTVisitor):
+    """``name = value`` statements, in order."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, cst.BaseExpression]] = []
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            self.found.append((node.targets[0].target.value, node.value))
 
 
 def _smoothing_text(call: cst.Call) -> str | None:
