@@ -716,7 +716,7 @@ class Sinks:
         for scores, other, other_node in ((left, right, node.right), (right, left, node.left)):
             if scores.meaning != LOG_PROB or isinstance(other_node, ast.Constant) or other.meaning in (LOG_PROB, SCORES, LOGITS):
                 continue
-            if not (self._is_parameter(other_node) or (other.meaning != SOFTMAX and self._read_from_parameter(other_node))):
+            if not (self._is_parameter(other_node) or self._read_from_parameter(other_node)):
                 continue  # a soft target passed in (forward(self, x, target)), not a prior of the module
             self.report(
                 node, "soft-target-cross-entropy",
@@ -729,7 +729,7 @@ class Sinks:
 
     def _read_from_parameter(self, node: ast.AST) -> bool:
         """A local name bound to an item of a parameter: ``target = batch["targets"]`` in
-        ``forward(self, outputs, batch)``. (A softmax of a parameter is an entropy's weights, not this.)"""
+        ``forward(self, outputs, batch)``."""
         while isinstance(node, ast.UnaryOp):
             node = node.operand
         if not isinstance(node, ast.Name) or self.analysis.function is None:
