@@ -23,6 +23,9 @@ _MODULE_BASES = frozenset(
         "torch.nn.modules.module.Module",
         "torch.nn.modules.loss._Loss",
         "torch.nn.modules.loss._WeightedLoss",
+        # a loss written with its own backward: ``forward(ctx, logits, label)`` is the loss
+        "torch.autograd.Function",
+        "torch.autograd.function.Function",
     }
 )
 _LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
@@ -71,9 +74,10 @@ class HandWrittenCrossEntropyRule(Rule):
         "class turns it into a multi-label loss, so the whole class is replaced: "
         "`BCEWithLogitsLoss` on float multi-hot targets, with the smoothing moved onto the targets "
         "as `y*(1-e)+e/2` (each label pulled towards 0.5, which is label smoothing for independent "
-        "binary labels). migrate-ml reports the class (a subclass of `nn.Module`/`_Loss` whose "
-        "`forward` both takes a log-softmax and indexes with one of its own arguments through "
-        "`scatter_`/`gather`/`F.one_hot`) and every construction of it in the same file, quoting the "
+        "binary labels). migrate-ml reports the class (a subclass of `nn.Module`/`_Loss`, or a "
+        "`torch.autograd.Function` with its own backward, whose `forward` both takes a log-softmax and "
+        "indexes with one of its own arguments, or a local name read from one (`target = "
+        "batch[\"targets\"]`), through `scatter_`/`gather`/`F.one_hot`) and every construction of it in the same file, quoting the "
         "`smoothing` passed there, plus constructions of an imported `LabelSmoothing...` class "
         "from the user's own modules; nothing is rewritten, since the class may be used elsewhere. "
         "The bi-tempered logistic loss (`bi_tempered_logistic_loss(logits, labels, t1, t2)` and "
@@ -175,7 +179,7 @@ class HandWrittenCrossEntropyRule(Rule):
             return False
         # the index must be a target argument: not `self`, not the scores (the first argument)
         targets = {param.name.value for param in (*forward.params.posonly_params, *forward.params.params)[2:]}
-        return any(self._indexes_with(call, targets) for call in calls.found)
+        return any(self._indexes_with(call, _with_local_names(forward, targets)) for call in calls.found)
 
     def _is_log_softmax(self, call: cst.Call) -> bool:
         qualified = self._qualified(call.func)
@@ -232,6 +236,30 @@ class HandWrittenCrossEntropyRule(Rule):
 
     def _qualified(self, node: cst.CSTNode) -> set[str]:
         return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set())}
+
+
+def _with_local_names(forward: cst.FunctionDef, arguments: set[str]) -> set[str]:
+    """``arguments`` and the local names read from them: ``target = batch["targets"]`` in
+    ``forward(self, outputs, batch)`` holds the labels of the ``batch`` argument."""
+    names = set(arguments)
+    assignments = _Assignments()
+    forward.visit(assignments)
+    for target, value in assignments.found:
+        root = chain_root(value)
+        if isinstance(root, cst.Name) and root.value in names:
+            names.add(target)
+    return names
+
+
+class _Assignments(cst.CSTVisitor):
+    """``name = value`` statements, in order."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, cst.BaseExpression]] = []
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            self.found.append((node.targets[0].target.value, node.value))
 
 
 def _smoothing_text(call: cst.Call) -> str | None:

@@ -247,8 +247,9 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
 
 def is_model_code_only(text: str) -> bool:
     """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or a
-    comparison there routes tokens or experts; only a model ending in softmax is reported."""
-    return "def forward" in text and not (
+    comparison there routes tokens or experts; only a model ending in softmax is reported. A
+    ``kl_div`` is loss code: a distillation loss module's ``forward`` computes a loss, not a model."""
+    return "def forward" in text and "kl_div(" not in text and not (
         names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
     )
 

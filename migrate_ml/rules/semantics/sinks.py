@@ -116,6 +116,7 @@ class Sinks:
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                 self._remapped_class(node)
                 self._dataset_labels_read(node, node.value)
+                self._indexed_log_probability(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
                 for generator in node.generators:
                     self._dataset_labels_read(node, generator.iter)
@@ -538,6 +539,20 @@ class Sinks:
             "use nn.BCEWithLogitsLoss() on the logits with float multi-hot [B, C] targets",
         )
 
+    def _indexed_log_probability(self, node: ast.Subscript) -> None:
+        """``log_p[torch.arange(len(x)), y]`` of ``log_p = F.log_softmax(x, dim=-1)``: the
+        log-probability of the labelled class of each row (a focal loss's ``log_pt``)."""
+        if self.analysis.value(node.value).meaning != LOG_PROB or not self._picks_labelled_class(node):
+            return
+        self.report(
+            node, "single-label-loss",
+            f"{ast.unparse(node)} reads the log-softmax probability of the labelled class of each row: a hand-written "
+            "cross-entropy (or a focal loss built on it), one label per image",
+            "use nn.BCEWithLogitsLoss() (or torchvision.ops.sigmoid_focal_loss) on the logits with float multi-hot "
+            "[B, C] targets",
+            self.analysis.value(node.value).line,
+        )
+
     def _gathered_class_score(self, node: ast.Call) -> None:
         """``out.gather(dim=1, index=class_index)`` with one class index per row, as a column: the
         score of the labelled class (a likelihood, a hand-written loss built on it)."""
@@ -560,12 +575,31 @@ class Sinks:
         if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2):
             return False
         rows, columns = node.slice.elts
+        if isinstance(rows, ast.Name):
+            rows = self._only_binding(rows.id) or rows  # ``all_rows = torch.arange(len(x))``
         if not isinstance(rows, ast.Call):
             return False
         ranged = (isinstance(rows.func, ast.Name) and rows.func.id == "range") or self.analysis.qualified(rows.func) in (
             "torch.arange", "numpy.arange"
         )
         return ranged and self._labels(columns)
+
+    def _only_binding(self, name: str) -> ast.AST | None:
+        """What the one assignment to ``name`` in this function assigns; None where it is bound
+        otherwise or more than once (a loop variable, a parameter, a name rebound)."""
+        function = self.analysis.function
+        if function is None or name in {a.arg for a in ast.walk(function.args) if isinstance(a, ast.arg)}:
+            return None
+        bindings = [
+            node for node in ast.walk(function)
+            if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load)
+        ]
+        if len(bindings) != 1:
+            return None
+        statement = next(
+            (s for s in ast.walk(function) if isinstance(s, ast.Assign) and s.targets == [bindings[0]]), None
+        )
+        return statement.value if statement is not None else None
 
     def _labels(self, node: ast.AST) -> bool:
         """Class labels: meant as class indices, or named as labels (``y``, ``targets``, ``class_index``)."""
@@ -682,7 +716,7 @@ class Sinks:
         for scores, other, other_node in ((left, right, node.right), (right, left, node.left)):
             if scores.meaning != LOG_PROB or isinstance(other_node, ast.Constant) or other.meaning in (LOG_PROB, SCORES, LOGITS):
                 continue
-            if not self._is_parameter(other_node):
+            if not (self._is_parameter(other_node) or self._read_from_parameter(other_node)):
                 continue  # a soft target passed in (forward(self, x, target)), not a prior of the module
             self.report(
                 node, "soft-target-cross-entropy",
@@ -692,6 +726,20 @@ class Sinks:
                 scores.line,
             )
             return
+
+    def _read_from_parameter(self, node: ast.AST) -> bool:
+        """A local name bound to an item of a parameter: ``target = batch["targets"]`` in
+        ``forward(self, outputs, batch)``."""
+        while isinstance(node, ast.UnaryOp):
+            node = node.operand
+        if not isinstance(node, ast.Name) or self.analysis.function is None:
+            return False
+        return any(
+            isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == node.id
+            and isinstance(statement.value, ast.Subscript) and self._is_parameter(statement.value.value)
+            for statement in ast.walk(self.analysis.function)
+        )
 
     def _is_parameter(self, node: ast.AST) -> bool:
         while isinstance(node, (ast.UnaryOp, ast.Call, ast.Attribute)):
