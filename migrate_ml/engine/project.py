@@ -37,16 +37,16 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules.semantics.flow import LOSS_CLASSES
+from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction
-from migrate_ml.rules._project import ONE_HOT_HELPER, CriterionSource, FileFacts, HandOver, ParameterFact
+from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 from migrate_ml.rules.ml101_class_index_dataset import CLASS_INDEX_DATASETS
 
-_LOSS_WORDS = re.compile(b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in LOSS_CLASSES})))
+_LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
 _MAX_FORWARDING = 3
 """How many functions of the callee's file a parameter may be passed through."""
@@ -92,12 +92,30 @@ def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
         imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
         analysis = Analysis(ast.Module(body=[*imports, *helpers], type_ignores=[]))
         analysis.run(lambda statement: None)
+        one_hot = {function for (owner, function), value in analysis.returns.items() if not owner and value.meaning == ONE_HOT}
+        one_hot.update(helper.name for helper in helpers if _returns_encoded_labels(helper))
         stem = os.path.splitext(os.path.basename(path))[0]
-        found.extend(
-            f"{stem}.{function}" for (owner, function), value in analysis.returns.items()
-            if not owner and value.meaning == ONE_HOT
-        )
+        found.extend(f"{stem}.{function}" for function in one_hot)
     return tuple(sorted(found))
+
+
+def _returns_encoded_labels(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The function calls ``eye`` or ``one_hot`` and returns an expression of a label-named parameter:
+    what the analysis does not follow (``np.eye(n)[labels]``, ``torch.eye(n).index_select(0, labels)``)."""
+    labels = {a.arg for a in function.args.args if _LABEL_PARAMETER.search(a.arg)}
+    if not labels or not any(
+        isinstance(node, ast.Call) and (_dotted(node.func) or "").rpartition(".")[2] in ("eye", "one_hot")
+        for node in ast.walk(function)
+    ):
+        return False
+    return any(
+        isinstance(node, ast.Return) and node.value is not None
+        and any(isinstance(name, ast.Name) and name.id in labels for name in ast.walk(node.value))
+        for node in ast.walk(function)
+    )
+
+
+_LABEL_PARAMETER = re.compile(r"label|target|^y(_|$)|^gt", re.IGNORECASE)
 
 
 def _encodes(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -122,7 +140,8 @@ def _module_function_encodes(text: bytes) -> bool:
     for line in text.splitlines():
         if line[:1] not in (b" ", b"\t", b"#", b""):
             in_function = line.startswith((b"def ", b"async def "))
-        elif in_function and any(word in line for word in _ENCODER_WORDS):
+        # the def line too: a one-line ``def one_hot(labels, n): return np.eye(n)[labels]``
+        if in_function and any(word in line for word in _ENCODER_WORDS):
             return True
     return False
 
@@ -302,20 +321,15 @@ class _Project:
             self._hand_overs[path].append((callee, argument, callee_path, function_name, parameter))
 
     def _label_source(self, full: str, name: str) -> str | None:
-        """What the run's function ``name`` of ``full`` gives when its body proves a single-label
-        source: a one-hot of a label parameter, or a class-index dataset it builds and returns."""
+        """The class-index dataset that the run's function ``name`` of ``full`` builds and returns.
+        (A one-hot helper is not looked for here: every file gets those in ``one_hot_functions``.)"""
         tree = self._tree(full)
         function = next((s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == name), None) if tree else None
         if function is None:
             return None
-        returns = [n.value for n in ast.walk(function) if isinstance(n, ast.Return) and n.value is not None]
-        calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
-        labels = {a.arg for a in function.args.args if _LABEL_PARAMETER.search(a.arg)}
-        encodes = any(_dotted(c.func) is not None and _dotted(c.func).rpartition(".")[2] in ("eye", "one_hot") for c in calls)
-        if encodes and any(isinstance(n, ast.Name) and n.id in labels for r in returns for n in ast.walk(r)):
-            return ONE_HOT_HELPER
-        if not returns:
+        if not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(function)):
             return None
+        calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
         imported = _imports_of(tree)
         for call in calls:
             dotted = _dotted(call.func)
@@ -508,9 +522,6 @@ def _becomes_bce(qualified: str, call: ast.Call, converting: frozenset[str]) -> 
             and not keywords & {"ignore_index", "label_smoothing"}
         )
     return kind == "timm-soft-target-ce" and "ML004" in converting
-
-
-_LABEL_PARAMETER = re.compile(r"label|target|^y(_|$)|^gt", re.IGNORECASE)
 
 
 def _imports_of(tree: ast.Module) -> dict[str, str]:

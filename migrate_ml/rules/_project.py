@@ -21,9 +21,6 @@ from typing import Iterator
 import libcst as cst
 
 
-ONE_HOT_HELPER = "one-hot-helper"
-
-
 @dataclass(frozen=True)
 class CriterionSource:
     """A criterion built in some file of the run and passed to a function of another."""
@@ -88,16 +85,13 @@ class FileFacts:
     """(function, parameter) of this file's metric helpers that every caller in the run passes a
     model's output (``accuracy(outputs, labels)`` with ``outputs = model(images)``)."""
     label_sources: tuple[tuple[str, str], ...] = ()
-    """(name, what it gives) of functions this file imports from another file of the run whose
-    body proves a single-label source: ``ONE_HOT_HELPER`` (``one_hot_embedding(labels, n)``
-    returns ``torch.eye(n)[labels]``) or the class-index dataset a loader factory builds."""
-
-    def label_source(self, name: str) -> str | None:
-        return next((what for local, what in self.label_sources if local == name), None)
+    """(name, dataset) of functions this file imports from another file of the run whose body
+    builds and returns a class-index dataset (a loader factory building ``CIFAR100``)."""
 
     one_hot_functions: tuple[str, ...] = ()
     """``module.function`` of the run's functions that return a one-hot of class indices
-    (``helpers.one_hot_embedding`` returning ``torch.eye(C)[labels]``), module by file stem."""
+    (``helpers.one_hot_embedding`` returning ``torch.eye(C)[labels]``), module by file stem: a
+    call of one in any file of the run is a one-hot target (see :meth:`returns_one_hot`)."""
 
     run_modules: tuple[str, ...] = ()
     """The stems of the run's Python files (``modeling`` for ``models/modeling.py``)."""

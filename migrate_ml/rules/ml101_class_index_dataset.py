@@ -10,7 +10,7 @@ import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 from migrate_ml.rules._prefilter import nodes_of, walk
@@ -604,7 +604,7 @@ def _run_factories() -> dict[str, str]:
     facts = current_facts()
     if facts is None:
         return {}
-    return {name: what for name, what in facts.label_sources if what != ONE_HOT_HELPER}
+    return dict(facts.label_sources)
 
 
 def _names_a_dataset_factory(name: str) -> bool:

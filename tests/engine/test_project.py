@@ -291,6 +291,11 @@ def test_label_sources_in_another_file_of_the_run_are_reported_at_the_calls(tmp_
     assert found == [("ML100", 8), ("ML101", 7)]  # the loss at 10 is built on line 8's one-hot
     helpers = sorted((f.code, f.line) for f in outcomes["helpers.py"].findings)
     assert helpers == [("ML100", 8), ("ML101", 12)]
+    # the one-hot helpers are one fact of every file of the run (the call's labels argument decides);
+    # the label sources a caller imports are its loader factories
+    facts = build_project_facts(sorted(str(p) for p in folder.glob("*.py")), Settings())
+    assert {f.one_hot_functions for f in facts.values()} == {("helpers.one_hot_embedding", "helpers.one_hot_of_tokens")}
+    assert facts[str(folder / "train.py")].label_sources == (("get_loaders", "CIFAR100"),)
     alone = {Path(o.path).name: o for o in process_files([str(folder / "train.py")], Settings(), write=False)}
     assert alone["train.py"].findings == []
 
@@ -311,6 +316,18 @@ def test_a_one_hot_helper_of_another_file_makes_a_loss_target_one_hot(tmp_path: 
     # alone, the helper's meaning is not known: nothing is claimed
     alone = process_files([str(tmp_path / "project" / "train.py")], Settings(), write=False)
     assert alone[0].findings == []
+
+
+def test_a_numpy_one_hot_helper_imported_relatively_is_reported_at_its_call(tmp_path: Path) -> None:
+    helpers = "import numpy as np\n\n\ndef to_one_hot(labels, n):\n    return np.eye(n)[labels]\n"
+    train = (
+        "from torch import nn\nfrom .helpers import to_one_hot\n\n\ndef train(model, loader):\n"
+        "    criterion = nn.CrossEntropyLoss()\n    for images, labels in loader:\n"
+        "        y = to_one_hot(labels, 10)\n        criterion(model(images), y).backward()\n"
+    )
+    outcomes = _run(_write(tmp_path / "pkg", {"__init__.py": "", "helpers.py": helpers, "train.py": train}), write=False)
+    [finding] = outcomes["train.py"].findings
+    assert (finding.code, finding.line) == ("ML100", 8) and "to_one_hot() makes one-hot rows of the class indices labels" in finding.message
 
 
 def test_a_token_model_hands_the_run_no_criterion_to_cast(tmp_path: Path) -> None:

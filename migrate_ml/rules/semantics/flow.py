@@ -46,6 +46,9 @@ LOSS_CLASSES: dict[str, str] = {
     "timm.loss.asymmetric_loss.AsymmetricLossMultiLabel": "bce",
 }
 
+LOSS_CLASS_WORDS = frozenset(name.rpartition(".")[2] for name in LOSS_CLASSES)
+"""The loss classes' own names (``CrossEntropyLoss``): a file whose text names none builds no criterion."""
+
 # Functional losses: qualified name -> (kind, positional index of the target).
 LOSS_FUNCTIONS: dict[str, str] = {
     "torch.nn.functional.cross_entropy": "ce",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import hand_losses, sources, tables
+from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
@@ -83,6 +84,7 @@ class Sinks:
         self.multi_label_training = any(
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
+        self._names_a_loss = any(word in text for word in LOSS_CLASS_WORDS)
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
@@ -845,11 +847,13 @@ class Sinks:
         )
 
     def _one_hot_helper_call(self, node: ast.Call) -> None:
-        """A call of this file's one-hot helper on labels (``y = one_hot_embedding(labels, 10)``)."""
+        """A call of a one-hot helper of this file or, in a file that builds a criterion, of another
+        file of the run on labels (``y = one_hot_embedding(labels, 10)``). Elsewhere the loss call
+        given the helper's one-hot reports it (``criterion(outputs, y, ...)`` of a passed-in criterion)."""
         func = node.func
         if not (isinstance(func, ast.Name) and node.args):
             return
-        if func.id in self.analysis.one_hot_helpers:
+        if self._names_a_loss and self.analysis.returns_run_one_hot(func):
             summary = self.analysis.value(node)
         else:
             summary = self.analysis.returns.get(("", func.id)) if func.id in self.analysis.defined else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from migrate_ml.rules._project import ONE_HOT_HELPER, current_facts
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -71,6 +71,9 @@ class Analysis:
         self.raw_predictions = "preprocess_logits_for_metrics" not in text
         """Hugging Face predictions are the model's logits unless a preprocessing hook changes them."""
         self.imports: dict[str, str] = {}
+        self._run_imports: dict[str, str] = {}
+        """``imports`` and the relative ones (``from .helpers import f``: ``helpers.f``), which only
+        the run's own modules can be: the names the run's facts are looked up by."""
         self.defined: set[str] = set()
         self.modules: set[str] = set()
         """The file's own ``nn.Module`` subclasses: an instance's call is the model's output."""
@@ -82,10 +85,14 @@ class Analysis:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 for alias in node.names:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    self._run_imports[alias.asname or alias.name] = ".".join(filter(None, (node.module, alias.name)))
             elif isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 self.defined.add(node.name)
                 if isinstance(node, ast.ClassDef) and any(qualified_name(base, self.imports).endswith("nn.Module") for base in node.bases):
                     self.modules.add(node.name)
+        self._run_imports.update(self.imports)
         self.index_datasets: set[str] = set()
         """The file's own classes built on a class-index dataset (``class INatDataset(ImageFolder)``)."""
         for node in _statements(tree.body):
@@ -106,10 +113,7 @@ class Analysis:
         self._facts = facts
         self._bce_parameters: dict[str, set[str]] = {}
         """function -> parameters that the run's other files pass a BCE criterion to (engine/project.py)."""
-        self.one_hot_helpers: set[str] = set()
-        """Functions imported from another file of the run that one-hot encode the labels they are given."""
         if facts is not None:
-            self.one_hot_helpers = {name for name, what in facts.label_sources if what == ONE_HOT_HELPER}
             for fact in facts.parameters:
                 if fact.sources and all(source.becomes_bce for source in fact.sources):
                     self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
@@ -250,6 +254,13 @@ class Analysis:
 
     def qualified(self, node: ast.AST) -> str:
         return qualified_name(node, self.imports)
+
+    def returns_run_one_hot(self, func: ast.AST) -> bool:
+        """``func`` names a function of another file of the run that returns a one-hot of class
+        indices (``helpers.one_hot_embedding``, imported absolutely or relatively)."""
+        if self._facts is None:
+            return False
+        return self._facts.returns_one_hot(qualified_name(func, self._run_imports))
 
     def is_module(self, node: ast.AST) -> bool:
         """``torch``/``np``/``F``: a module the file imports, not a value."""
@@ -424,7 +435,7 @@ class Analysis:
                 return sources.model_output(line) if method in ("forward", "__call__") or sources.is_model_callee(method) else NOTHING
             return NOTHING
         qualified = self.qualified(func)
-        if self._facts is not None and self._facts.returns_one_hot(qualified):
+        if self.returns_run_one_hot(func):
             return Value(ONE_HOT, line, node=node)  # a helper of another file of the run: helpers.one_hot_embedding
         if qualified in tables.CLASS_INDEX_DATASETS:
             return sources.class_index_samples(line, node)
@@ -444,8 +455,6 @@ class Analysis:
                 if func.id in self.index_datasets:
                     return sources.class_index_samples(line, node)
                 return self.returns.get(("", func.id), NOTHING)
-            if func.id in self.one_hot_helpers:
-                return Value(ONE_HOT, line, node=node)
             if func.id == "zip":
                 zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
                 return Value(CONTAINER, line, element=Value(items=zipped, line=line))
