@@ -866,7 +866,7 @@ class Sinks:
         with ``self.layer3 = nn.Sequential(nn.Linear(h, C), nn.ReLU(True))``)."""
         value = statement.value
         function = self.analysis.function
-        if not self._classification_training or function is None:
+        if not self._classification_training or function is None or self.analysis.class_name in self._feeding_heads():
             return
         if isinstance(value, ast.Name):
             value = _last_assigned(function, value.id, statement)
@@ -886,6 +886,16 @@ class Sinks:
         if layer is not None and (HEAD.match(layer) or layer == _last_linear(layers, self.analysis.qualified)):
             self._report_relu(value)
 
+    def _feeding_heads(self) -> set[str]:
+        """The classes built as a layer of another class of the file that builds a ``Linear``
+        (``self.encoder = Encoder()`` beside ``self.fc``): their output is features for that head."""
+        feeding: set[str] = set()
+        for owner, layers in self._class_layers().items():
+            built = {_name_of(call.func) for call in layers.values()}
+            if any(self.analysis.qualified(call.func).endswith(("Linear", "LazyLinear")) for call in layers.values()):
+                feeding |= built - {owner}
+        return feeding
+
     def _class_layers(self) -> dict[str, dict[str, ast.Call]]:
         """Each class's ``self.<name> = <call>`` layers (the last assignment of each name)."""
         if self._layers is None:
@@ -899,6 +909,11 @@ class Sinks:
                             if name is not None:
                                 layers[name] = node.value
         return self._layers
+
+
+def _name_of(node: ast.AST) -> str:
+    """``Encoder`` of ``Encoder`` or ``models.Encoder``."""
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
 
 
 def _self_layer(node: ast.AST) -> str | None:
