@@ -38,7 +38,7 @@ from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 from migrate_ml.rules.semantics.sequences import is_token_model
-from migrate_ml.rules.semantics.tasks import is_dense_prediction
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
 
 MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
@@ -837,16 +837,16 @@ def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
     """Drop the rules whose trigger words occur only in documentation (string statements, such as
     docstrings, and comment lines: library code shows its usage there, ``criterion=
     nn.CrossEntropyLoss()`` in an example, ``# the best accuracy`` in a note) or whose
-    ``could_apply_tree`` rejects the file; all of them for a segmentation file or a token model (a
+    ``could_apply_tree`` rejects the file; all of them for a segmentation file, a token model (a
     captioning decoder, a translation model: dense prediction and a vocabulary axis are not image
-    classification)."""
+    classification) or a one-output binary classifier (nothing single-label to migrate)."""
     if not rules:
         return rules
     try:
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
-    if is_dense_prediction(tree) or is_token_model(tree):
+    if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
         return []
     code = _without_documentation(text, tree)
     if code is not text:

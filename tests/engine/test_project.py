@@ -341,3 +341,22 @@ def test_a_token_model_hands_the_run_no_criterion_to_cast(tmp_path: Path) -> Non
     outcomes = _run(_write(tmp_path / "project", {"main.py": main, "engine.py": ENGINE}), write=False)
     assert outcomes["main.py"].changes == [] and outcomes["main.py"].findings == []
     assert not [c for c in outcomes["engine.py"].changes if c.code == "ML010"]
+
+
+ONE_OUTPUT = Path(__file__).resolve().parent.parent / "fixtures" / "rules" / "ML100"
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("one_output_binary_left_alone", []),
+        ("one_output_head_replaced_left_alone", []),
+        ("one_output_count_proven", ["ML100@12"]),  # num_classes=2: two outputs, not proven binary
+    ],
+)
+def test_a_one_output_binary_classifier_is_left_alone_in_a_run(tmp_path: Path, case: str, expected: list[str]) -> None:
+    # a run of several files reports a file's accuracy that the file alone leaves unreported
+    train = (ONE_OUTPUT / f"{case}.in.py").read_text()
+    outcomes = _run(_write(tmp_path / "project", {"train.py": train, "other.py": "x = 1\n"}), write=False)
+    assert outcomes["train.py"].changes == []
+    assert sorted(f"{f.code}@{f.line}" for f in outcomes["train.py"].findings) == expected

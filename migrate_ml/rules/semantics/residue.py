@@ -49,7 +49,7 @@ from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
 from migrate_ml.rules.semantics.helpers import single_label_helper_calls
 from migrate_ml.rules.semantics.sequences import in_spans, is_token_model, sequence_spans
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
 
 if TYPE_CHECKING:
     import libcst
@@ -161,8 +161,8 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         return []
     if is_model_code_only(text) and not model_may_end_in(tree, "softmax", "Softmax"):
         return []  # the one construct model code can hold cannot be there: skip the full walk
-    if is_dense_prediction(tree) or is_token_model(tree):
-        return []  # one class per pixel or per token is the task itself, not a single-label leftover
+    if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
+        return []  # one class per pixel or per token, or one [B, 1] decision, is the task itself
     detector = _Detector(text, tree)
     found = detector.run()
     if detector.helper_inputs:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from migrate_ml.rules._project import current_facts
@@ -85,6 +86,11 @@ class Sinks:
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
         self._names_a_loss = any(word in text for word in LOSS_CLASS_WORDS)
+        self._classification_training = self.multi_label_training or any(
+            word in text for word in ("CrossEntropyLoss", "cross_entropy(")
+        )
+        """A ReLU'd output is harmless to cross-entropy's training but breaks the sigmoid it migrates to."""
+        self._layers: dict[str, dict[str, ast.Call]] | None = None
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
@@ -879,21 +885,26 @@ class Sinks:
     def _relu_head(self, statement: ast.Assign) -> None:
         """``self.classifier = nn.Sequential(nn.Linear(d, C), nn.ReLU())``: logits never below 0."""
         call = statement.value
-        if not self.multi_label_training or not isinstance(call, ast.Call) or not call.args:
-            return
-        if not self.analysis.qualified(call.func).endswith("Sequential"):
-            return
-        last, before = call.args[-1], call.args[-2] if len(call.args) > 1 else None
-        if not (isinstance(last, ast.Call) and self.analysis.qualified(last.func).endswith(("ReLU", "ReLU6"))):
-            return
-        if not (isinstance(before, ast.Call) and self.analysis.qualified(before.func).endswith("Linear")):
+        if not self._classification_training or not isinstance(call, ast.Call) or not self._ends_in_relu(call):
             return
         names = [self.analysis.key(target).rpartition(".")[2] for target in statement.targets]
         if not any(HEAD.match(name) or (sources.is_model_callee(name) and not _FEATURES.search(name)) for name in names):
             return  # a backbone or encoder ending in ReLU feeds a head: its features may be non-negative
-        self._report_relu(last)
+        self._report_relu(call.args[-1])
+
+    def _ends_in_relu(self, call: ast.Call) -> bool:
+        """``nn.Sequential(..., nn.Linear(d, C), nn.ReLU())``."""
+        if not self.analysis.qualified(call.func).endswith("Sequential") or len(call.args) < 2:
+            return False
+        last, before = call.args[-1], call.args[-2]
+        return (
+            isinstance(last, ast.Call) and self.analysis.qualified(last.func).endswith(("ReLU", "ReLU6"))
+            and isinstance(before, ast.Call) and self.analysis.qualified(before.func).endswith("Linear")
+        )
 
     def _report_relu(self, node: ast.AST) -> None:
+        if any(sink.node is node and sink.kind == "model-output-relu" for sink in self.found):
+            return  # the head's ReLU, reached both from its assignment and from ``forward``
         self.report(
             node, "model-output-relu",
             "the model's last op is a ReLU: its logits are never below 0, so sigmoid(logits) is never below 0.5 "
@@ -902,18 +913,88 @@ class Sinks:
         )
 
     def forward_return(self, statement: ast.Return) -> None:
-        """``return F.relu(self.fc(x))`` in ``forward``."""
+        """``return F.relu(self.fc(x))`` in ``forward``, also through the returned name (``x =
+        torch.relu(self.l2(x)); return x``) and through a layer ending in ReLU (``return self.layer3(x)``
+        with ``self.layer3 = nn.Sequential(nn.Linear(h, C), nn.ReLU(True))``)."""
         value = statement.value
-        if not self.multi_label_training or not isinstance(value, ast.Call) or len(value.args) != 1:
+        function = self.analysis.function
+        if not self._classification_training or function is None or self.analysis.class_name in self._feeding_heads():
+            return
+        if isinstance(value, ast.Name):
+            value = _last_assigned(function, value.id, statement)
+        if not isinstance(value, ast.Call) or len(value.args) != 1:
+            return
+        layers = self._class_layers().get(self.analysis.class_name, {})
+        layer = _self_layer(value.func)
+        if layer is not None and layer in layers and self._ends_in_relu(layers[layer]):
+            self._report_relu(layers[layer].args[-1])
             return
         func = value.func
         relu = self.analysis.qualified(func) in ("torch.relu", "torch.nn.functional.relu") or (
             isinstance(func, ast.Attribute) and self.analysis.key(func) in ("self.relu", "self.act")
         )
         inner = value.args[0]
-        if relu and isinstance(inner, ast.Call) and HEAD.match(self.analysis.key(inner.func).rpartition(".")[2] or "-"):
-            if self.analysis.key(inner.func).startswith("self."):
-                self._report_relu(value)
+        layer = _self_layer(inner.func) if relu and isinstance(inner, ast.Call) else None
+        if layer is not None and (HEAD.match(layer) or layer == _last_linear(layers, self.analysis.qualified)):
+            self._report_relu(value)
+
+    def _feeding_heads(self) -> set[str]:
+        """The classes built as a layer of another class of the file that builds a ``Linear``
+        (``self.encoder = Encoder()`` beside ``self.fc``): their output is features for that head."""
+        feeding: set[str] = set()
+        for owner, layers in self._class_layers().items():
+            built = {_name_of(call.func) for call in layers.values()}
+            if any(self.analysis.qualified(call.func).endswith(("Linear", "LazyLinear")) for call in layers.values()):
+                feeding |= built - {owner}
+        return feeding
+
+    def _class_layers(self) -> dict[str, dict[str, ast.Call]]:
+        """Each class's ``self.<name> = <call>`` layers (the last assignment of each name)."""
+        if self._layers is None:
+            self._layers = {}
+            for cls in ast.walk(self.analysis.tree):
+                if isinstance(cls, ast.ClassDef):
+                    layers = self._layers.setdefault(cls.name, {})
+                    for node in ast.walk(cls):
+                        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
+                            name = _self_layer(node.targets[0])
+                            if name is not None:
+                                layers[name] = node.value
+        return self._layers
+
+
+def _name_of(node: ast.AST) -> str:
+    """``Encoder`` of ``Encoder`` or ``models.Encoder``."""
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
+def _self_layer(node: ast.AST) -> str | None:
+    """``l2`` of ``self.l2``."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _last_assigned(function: ast.FunctionDef | ast.AsyncFunctionDef, name: str, until: ast.stmt) -> ast.AST | None:
+    """The value last bound to ``name`` by a plain statement of ``function``'s body before ``until``."""
+    value = None
+    for statement in function.body:
+        if statement is until:
+            return value
+        if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
+            value = statement.value if len(statement.targets) == 1 else None
+        elif any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) for node in ast.walk(statement)):
+            value = None  # bound in a branch, a loop or a ``with``: not one proven value
+    return None
+
+
+def _last_linear(layers: dict[str, ast.Call], qualified: Callable[[ast.AST], str]) -> str | None:
+    """The name of the class's last-built ``Linear`` layer: the one that gives the model its outputs."""
+    linear = [
+        (call.lineno, call.col_offset, name) for name, call in layers.items()
+        if qualified(call.func).endswith(("Linear", "LazyLinear"))
+    ]
+    return max(linear)[2] if linear else None
 
 
 _CLASS_COUNTS = frozenset({"numpy.bincount", "torch.bincount", "numpy.unique", "torch.unique"})

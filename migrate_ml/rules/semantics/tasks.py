@@ -19,6 +19,13 @@ Two kinds of file read like image classification but are not the migration's bus
   called or defined. Its outputs are the library's single-label softmax head (ImageNet's 1000
   classes): its loss, arg-max and accuracy stay as they are. A prediction script that loads the
   user's own checkpoint is not one of these and keeps migrating.
+* **a binary classifier with one output**: the file trains with a binary cross-entropy
+  (``BCEWithLogitsLoss``, ``F.binary_cross_entropy*``), its model's head is proven to have one
+  output (every class count given is a literal 1, ``num_classes=1``, or, with none given, the last
+  ``Linear`` the file builds has ``out_features`` 1: ``self.out = nn.Linear(d, 1)``, ``model.fc =
+  nn.Linear(in, 1)``), and nothing of a class axis is in it (no cross-entropy or NLL loss, softmax,
+  one-hot or arg-max). Its outputs are ``[B, 1]``: ``torch.round(torch.sigmoid(out)) ==
+  y.unsqueeze(1)`` is one decision per image and its 0/1 target column is no class index.
 """
 
 from __future__ import annotations
@@ -42,6 +49,14 @@ _OWN_WEIGHTS = frozenset({"load_state_dict", "load_from_checkpoint", "load_check
 _TRAINING_WORD = re.compile(r"^(?:train(?:er|ing|s)?|fit|optim\w*)$")
 """A word of a function that trains or builds what trains: ``train``, ``model.train()``,
 ``create_supervised_trainer``, ``fit_one_cycle``, ``build_optimizer``, ``configure_optimizers``."""
+_BINARY_LOSSES = frozenset({"BCEWithLogitsLoss", "BCELoss", "binary_cross_entropy_with_logits", "binary_cross_entropy"})
+_CLASS_AXIS = frozenset(
+    {
+        "CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "softmax", "Softmax", "log_softmax",
+        "LogSoftmax", "one_hot", "argmax",
+    }
+)
+"""Calls that only make sense with several classes on an axis."""
 _HEAD_LAYERS = frozenset({"Linear", "LazyLinear", "Conv2d", "Sequential", "Identity"})
 _CASTS = frozenset({"float", "long", "half", "to", "type", "contiguous", "cuda"})
 
@@ -112,6 +127,29 @@ def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
                 if pretrained is None or (node.lineno, node.col_offset) < (pretrained.lineno, pretrained.col_offset):
                     pretrained = node
     return pretrained
+
+
+@functools.lru_cache(maxsize=8)
+def is_one_output_binary(tree: ast.Module) -> bool:
+    """Whether the file trains a binary classifier whose model has one output (module docstring)."""
+    calls = list(nodes_of(tree, ast.Call))
+    called = {_name(node.func) for node in calls if isinstance(node, ast.Call)}
+    if called & _CLASS_AXIS or not called & _BINARY_LOSSES:
+        return False
+    counts = [
+        keyword.value for node in calls if isinstance(node, ast.Call)
+        for keyword in node.keywords if keyword.arg in _CLASS_COUNTS and keyword.arg != "out_features"
+    ]
+    if counts:
+        return all(_integer(count) == 1 for count in counts)
+    linear = [node for node in calls if isinstance(node, ast.Call) and _name(node.func) == "Linear"]
+    if not linear:
+        return False
+    last = max(linear, key=lambda node: (node.lineno, node.col_offset))
+    out = next((keyword.value for keyword in last.keywords if keyword.arg == "out_features"), None)
+    if out is None and len(last.args) > 1:
+        out = last.args[1]
+    return out is not None and _integer(out) == 1
 
 
 def has_untrained_pretrained_model(tree: ast.Module) -> bool:
