@@ -6,7 +6,6 @@ import ast
 import re
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
@@ -257,6 +256,8 @@ class ClassIndexDatasetRule(Rule):
         return False
 
     def visit_Module(self, node: cst.Module) -> None:
+        import libcst.matchers as m  # ~0.3 s to import: only files parsed for this rule pay for it
+
         self._class_label_keys: set[str] = set()
         self._labels_used = bool(m.findall(node, m.Name(value=m.MatchRegex(_LABEL_USE))))
         """Whether the file reads labels or computes anything from classes: a dataset reached
