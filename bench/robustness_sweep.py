@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 
 import libcst
+from migrate_ml.engine.source import shown_path
 from robustness_runtime import CROSS_ENTROPY, DEEP, Outcome, as_json, migrate_ml_command, runtime_sweep
 
 TOTALS = re.compile(
@@ -294,8 +295,11 @@ def adversarial_sweep(scratch: Path, jobs: int, limit: float = 120) -> dict:
         "error_lines": errors,
     })
     report = rewrite.stdout.decode("utf-8", "replace")
-    # Names may hold a tab or a line break: looked up one by one rather than parsed out.
-    rewritten = {f"adversarial/{name}" for name in [*inputs, *LINKS] if f"Rewrote adversarial/{name}: " in report}
+    # Names may hold a tab or a line break, which the report prints as C escapes: looked up one
+    # by one, as the report spells them, rather than parsed out.
+    rewritten = {
+        f"adversarial/{name}" for name in [*inputs, *LINKS] if f"Rewrote {shown_path(f'adversarial/{name}')}: " in report
+    }
     for name, (kind, target) in LINKS.items():
         if kind == "hardlink" and f"adversarial/{target}" in rewritten:
             rewritten.add(f"adversarial/{name}")  # one file under two names, reported under the first
