@@ -148,11 +148,14 @@ def multiclass_defaults(tree: ast.Module) -> Iterator[tuple[str, str, ast.Consta
 
 
 def single_label_metrics(tree: ast.Module) -> list[MetricHelper]:
-    """The functions and methods of ``tree`` that count matches of a predicted class with the label
-    of each sample, where the prediction is one class per sample: an arg-max or top-k taken in the
-    function, or whatever a ``"multiclass"`` default of the function or its class selects."""
+    """The functions and methods of ``tree`` handed predictions or labels that count matches of a
+    predicted class with the label of each sample, where the prediction is one class per sample: an
+    arg-max or top-k taken in the function, or whatever a ``"multiclass"`` default of the function or
+    its class selects."""
     found = []
     for owner, function in _owned_functions(tree):
+        if not _takes_predictions(function):
+            continue  # an epoch loop given the model and a loader computes its predictions itself
         by_default = _multiclass_scope(tree, owner, function)
         found_by = _counted_class_comparison(function, by_default)
         if found_by is not None:
@@ -183,6 +186,15 @@ def _owned_functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef | 
             for item in statement.body:
                 if isinstance(item, _FUNCTIONS):
                     yield statement.name, item
+
+
+def _takes_predictions(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A parameter named as predictions, outputs or labels: what a metric helper is handed."""
+    arguments = function.args
+    return any(
+        _PREDICTION.search(a.arg) or _LABEL.search(a.arg)
+        for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)
+    )
 
 
 def _multiclass_scope(tree: ast.Module, owner: str, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
