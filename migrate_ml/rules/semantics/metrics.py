@@ -147,16 +147,18 @@ def multiclass_defaults(tree: ast.Module) -> Iterator[tuple[str, str, ast.Consta
                 yield name, parameter.arg, default
 
 
-def single_label_metrics(tree: ast.Module) -> list[MetricHelper]:
+def single_label_metrics(tree: ast.Module, multiclass: bool = True) -> list[MetricHelper]:
     """The functions and methods of ``tree`` handed predictions or labels that count matches of a
     predicted class with the label of each sample, where the prediction is one class per sample: an
     arg-max or top-k taken in the function, or whatever a ``"multiclass"`` default of the function or
-    its class selects."""
+    its class selects. ``multiclass``: whether the text says "multiclass" at all."""
+    defaults = {function.partition(".")[0] for function, _, _ in multiclass_defaults(tree)} if multiclass else set()
+    """The classes and functions with a ``"multiclass"`` default (a class by any of its methods)."""
     found = []
     for owner, function in _owned_functions(tree):
         if not _takes_predictions(function):
             continue  # an epoch loop given the model and a loader computes its predictions itself
-        by_default = _multiclass_scope(tree, owner, function)
+        by_default = (owner or function.name) in defaults
         found_by = _counted_class_comparison(function, by_default)
         if found_by is not None:
             name = f"{owner}.{function.name}" if owner else function.name
@@ -195,14 +197,6 @@ def _takes_predictions(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool
         _PREDICTION.search(a.arg) or _LABEL.search(a.arg)
         for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)
     )
-
-
-def _multiclass_scope(tree: ast.Module, owner: str, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """The function, or a method of its class, has a parameter defaulting to ``"multiclass"``."""
-    scope: ast.AST = function
-    if owner:
-        scope = next(s for s in tree.body if isinstance(s, ast.ClassDef) and s.name == owner)
-    return any(True for _ in multiclass_defaults(ast.Module(body=[scope], type_ignores=[])))
 
 
 def _root(node: ast.AST) -> str:

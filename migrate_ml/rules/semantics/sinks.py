@@ -100,7 +100,10 @@ class Sinks:
         )
         self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
-        self._metric_helpers = metrics.single_label_metrics(analysis.tree) if metrics.may_hold_helpers(text) else []
+        self._multiclass_defaults = metrics.MULTICLASS in text
+        self._metric_helpers = (
+            metrics.single_label_metrics(analysis.tree, self._multiclass_defaults) if metrics.may_hold_helpers(text) else []
+        )
         self._metric_callees = {helper.owner or helper.name: helper for helper in self._metric_helpers}
         """Module-level names whose call hands data to one of the file's single-label metric helpers."""
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
@@ -685,7 +688,7 @@ class Sinks:
 
     def _metric_definitions(self) -> None:
         """The file's ``"multiclass"`` defaults and single-label metric helpers, at their ``def``."""
-        for function, parameter, default in metrics.multiclass_defaults(self.analysis.tree):
+        for function, parameter, default in metrics.multiclass_defaults(self.analysis.tree) if self._multiclass_defaults else ():
             self.found.append(Sink(
                 default, "class-index-metric",
                 f'{function}() defaults {parameter} to "multiclass": a caller that does not pass it gets the '
