@@ -100,13 +100,13 @@ class Sinks:
         )
         self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
+        """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
         self._multiclass_defaults = metrics.MULTICLASS in text
         self._metric_helpers = (
             metrics.single_label_metrics(analysis.tree, self._multiclass_defaults) if metrics.may_hold_helpers(text) else []
         )
         self._metric_callees = {helper.owner or helper.name: helper for helper in self._metric_helpers}
         """Module-level names whose call hands data to one of the file's single-label metric helpers."""
-        """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
@@ -669,8 +669,8 @@ class Sinks:
         if helper is not None and self.analysis.function is not helper.function:
             self.report(
                 node, "single-label-helper",
-                f"{func.id}() ({f'{helper.name}, ' if helper.owner else ''}line {helper.function.lineno}) counts matches of one predicted class per "
-                "sample with its label: a single-label metric",
+                f"{func.id}() ({f'{helper.name}, ' if helper.owner else ''}line {helper.function.lineno}) counts matches "
+                "of one predicted class per sample with its label: a single-label metric",
                 metrics.HELPER_ADVICE,
                 helper.function.lineno,
             )
