@@ -270,7 +270,7 @@ class BestAccuracyCheckpointRule(Rule):
         node.visit(self._facts)
         code = node.code
         # A top-1 error is ``1 - accuracy`` only where predictions are one class per sample.
-        self._errors_are_top1 = any(word in code for word in ("argmax", ".max(1)", "max(dim=1)", "topk(", "torch.ne("))
+        self._errors_are_top1 = any(word in code for word in ("argmax", ".max(1)", "max(dim=1)", ".topk(", "torch.ne("))
         self._accuracy_values = {
             key: _leaf(value.func) for key, value in self._facts.assignments if self._computes_accuracy(value)
         }
