@@ -39,6 +39,7 @@ from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
+from migrate_ml.rules.semantics import metrics
 from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
@@ -70,7 +71,27 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
         facts = project.facts([data[path] for path in python if path not in scanned])
     one_hot = _one_hot_functions(data)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
-    return {path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, run_modules=stems) for path in python}
+    metrics = _single_label_metrics(data)
+    return {
+        path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, run_modules=stems, single_label_metrics=metrics)
+        for path in python
+    }
+
+
+def _single_label_metrics(data: dict[str, bytes]) -> tuple[str, ...]:
+    """``stem.name`` of each metric helper of the run that counts one predicted class per sample
+    against its label (``semantics.metrics``), for the files that import and call it."""
+    found = []
+    for path, text in data.items():
+        if not any(word in text for word in metrics.RUN_TRIGGER_WORDS):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # reported when the file itself is processed
+        stem = os.path.splitext(os.path.basename(path))[0]
+        found.extend(f"{stem}.{name}" for name in metrics.exported_metrics(tree))
+    return tuple(sorted(found))
 
 
 def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:

@@ -96,10 +96,19 @@ class FileFacts:
     run_modules: tuple[str, ...] = ()
     """The stems of the run's Python files (``modeling`` for ``models/modeling.py``)."""
 
+    single_label_metrics: tuple[str, ...] = ()
+    """``module.name`` of the run's metric helpers (functions, or classes with such a method) that
+    count matches of one predicted class per sample with its label (``metrics.Accuracy`` whose
+    ``update`` compares ``prediction.view(-1) == target.view(-1)`` under a ``"multiclass"``
+    default): a call of one in any file of the run feeds a single-label metric."""
+
     def returns_one_hot(self, qualified: str) -> bool:
         """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
         names one of the run's functions that return a one-hot of class indices."""
         return ".".join(qualified.split(".")[-2:]) in self.one_hot_functions
+
+    def is_single_label_metric(self, qualified: str) -> bool:
+        return ".".join(qualified.split(".")[-2:]) in self.single_label_metrics
 
     def receives_scores(self, function: str, parameter: str) -> bool:
         return (function, parameter) in self.score_parameters

@@ -123,6 +123,13 @@ def _leaf(expression: cst.BaseExpression) -> str:
     return expression.value if isinstance(expression, cst.Name) else ""
 
 
+def _integer_index(expression: cst.Subscript) -> bool:
+    """``x[0]``: one position of a sequence, not a key."""
+    return len(expression.slice) == 1 and isinstance(expression.slice[0].slice, cst.Index) and isinstance(
+        expression.slice[0].slice.value, cst.Integer
+    )
+
+
 def _string(expression: cst.BaseExpression) -> str | None:
     if isinstance(expression, cst.SimpleString):
         value = expression.evaluated_value
@@ -309,6 +316,8 @@ class BestAccuracyCheckpointRule(Rule):
         if read:
             return f"`{key}` (`{read}`)"
         leaf = _leaf(expression)
+        if isinstance(expression, cst.Subscript) and _integer_index(expression):
+            leaf = _leaf(expression.value)  # ``valid_error[0]``: the value of a meter's (value, average) pair
         if leaf and _is_accuracy_variable(leaf, self._errors_are_top1):
             return f"`{key}`"
         if isinstance(expression, cst.Subscript) and any(map(_names_accuracy, _subscripted_strings(expression))):

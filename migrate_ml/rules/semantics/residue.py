@@ -47,6 +47,7 @@ from migrate_ml.rules.semantics.single_label_values import (
 )
 from migrate_ml.rules.semantics import KINDS as MEANING_KINDS
 from migrate_ml.rules.semantics import find_sinks
+from migrate_ml.rules.semantics.metrics import TRIGGER_WORDS as METRIC_WORDS
 from migrate_ml.rules.semantics.helpers import single_label_helper_calls
 from migrate_ml.rules.semantics.sequences import in_spans, is_token_model, sequence_spans
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
@@ -130,7 +131,7 @@ def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
     return (
         names_a_single_label_api(text)
-        or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS))
+        or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS, *METRIC_WORDS))
         or compares_a_ranking(text)
     )
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from migrate_ml.rules._project import current_facts
-from migrate_ml.rules.semantics import hand_losses, sources, tables
+from migrate_ml.rules.semantics import hand_losses, metrics, sources, tables
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -101,6 +101,12 @@ class Sinks:
         self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
+        self._multiclass_defaults = metrics.MULTICLASS in text
+        self._metric_helpers = (
+            metrics.single_label_metrics(analysis.tree, self._multiclass_defaults) if metrics.may_hold_helpers(text) else []
+        )
+        self._metric_callees = {helper.owner or helper.name: helper for helper in self._metric_helpers}
+        """Module-level names whose call hands data to one of the file's single-label metric helpers."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         enclosing = tuple(self.analysis.scope_lines)
@@ -159,6 +165,7 @@ class Sinks:
                 "reduction='none') of shape [B, C]: exp(-bce) is then each label's probability of being right",
                 (line,),  # not the call's line: the cross-entropy there is a construct (and a finding) of its own
             ))
+        self._metric_definitions()
         # One criterion or several, a call of a BCE criterion that casts its targets shows what
         # the others need: integer labels left at another call are what the rewrite did not reach.
         cast = [(name, call) for name, call, _, is_cast in self._loss_targets if is_cast]
@@ -272,6 +279,7 @@ class Sinks:
                     value(scores).line,
                 )
         self._old_functional_metric(node, qualified)
+        self._metric_call(node, qualified)
         self._logged(node, method)
         if method in ("gt", "ge", "__gt__") and node.args and isinstance(func, ast.Attribute):
             self._threshold(node, func.value, node.args[0])
@@ -637,6 +645,66 @@ class Sinks:
             'pass task="multilabel", num_labels=C, threshold=THRESHOLD (torchmetrics.functional), on sigmoid outputs',
         )
 
+    def _metric_call(self, node: ast.Call, qualified: str) -> None:
+        """A library metric of :data:`metrics.METRIC_APIS`, a Keras-like ``metrics=["accuracy"]``, or a
+        call of a single-label metric helper of this file or of another file of the run."""
+        api = metrics.metric_api(qualified)
+        if api is not None and (not api.needs_labels or (node.args and self._labels_given(node.args[0]))):
+            self.report(node, "class-index-metric", f"{api.what}: one class per sample", api.advice)
+            return
+        listed = metrics.keras_accuracy(node)
+        if listed is not None:
+            self.report(
+                listed, "class-index-metric",
+                f"metrics={ast.unparse(listed)} is the accuracy of one class per sample (the arg-max against a class index)",
+                'ask for per-label metrics instead (binary accuracy, F1, mAP), e.g. metrics=["binary_accuracy"], '
+                "or torchmetrics MultilabelAveragePrecision",
+            )
+            return
+        if any(k.arg in ("label_type", "task") and isinstance(k.value, ast.Constant) and k.value.value != metrics.MULTICLASS
+               for k in node.keywords):
+            return  # the caller picks another branch than the default
+        func = node.func
+        helper = self._metric_callees.get(func.id) if isinstance(func, ast.Name) else None
+        if helper is not None and self.analysis.function is not helper.function:
+            self.report(
+                node, "single-label-helper",
+                f"{func.id}() ({f'{helper.name}, ' if helper.owner else ''}line {helper.function.lineno}) counts matches "
+                "of one predicted class per sample with its label: a single-label metric",
+                metrics.HELPER_ADVICE,
+                helper.function.lineno,
+            )
+        elif isinstance(func, (ast.Name, ast.Attribute)) and self.analysis.calls_run_metric(func):
+            self.report(
+                node, "single-label-helper",
+                f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
+                "with its label: a single-label metric",
+                metrics.HELPER_ADVICE,
+            )
+
+    def _labels_given(self, node: ast.AST) -> bool:
+        """Class labels: a label column of a table, or what :meth:`_labels` accepts."""
+        return metrics.is_label_column(node) or self._labels(node)
+
+    def _metric_definitions(self) -> None:
+        """The file's ``"multiclass"`` defaults and single-label metric helpers, at their ``def``."""
+        for function, parameter, default in metrics.multiclass_defaults(self.analysis.tree) if self._multiclass_defaults else ():
+            self.found.append(Sink(
+                default, "class-index-metric",
+                f'{function}() defaults {parameter} to "multiclass": a caller that does not pass it gets the '
+                "single-label branch (one arg-max class per sample)",
+                f'default {parameter} to "multilabel" (sigmoid > THRESHOLD per label, multi-hot [B, C] targets), '
+                "or pass it at every call",
+            ))
+        for helper in self._metric_helpers:
+            self.found.append(Sink(
+                helper.function, "single-label-helper",
+                f"{helper.name}() counts matches of one predicted class per sample with its label "
+                f"({ast.unparse(helper.comparison)}, line {helper.comparison.lineno}): a single-label metric",
+                metrics.HELPER_ADVICE,
+                (helper.comparison.lineno,),
+            ))
+
     def _logged(self, node: ast.Call, method: str) -> None:
         """An arg-max written next to one image: a caption, a table row, a plot title."""
         logged: list[ast.AST] = [k.value for k in node.keywords if k.arg in ("caption", "captions", "data", "title")]
@@ -671,6 +739,16 @@ class Sinks:
         if len(node.ops) != 1:
             return
         operator, right = node.ops[0], node.comparators[0]
+        if isinstance(operator, (ast.Eq, ast.NotEq)):
+            pair = metrics.argmax_against_labels(node)
+            if pair is not None:
+                self.report(
+                    node, "argmax-compared",
+                    f"the arg-max over the classes ({ast.unparse(pair[0])}) is compared with the label column "
+                    f"{ast.unparse(pair[1])}: one class per sample",
+                    "threshold sigmoid probabilities (p > THRESHOLD) and compare whole rows with the multi-hot labels: "
+                    "(pred == labels.astype(bool)).all(axis=1).mean() for exact match, or per-label F1/mAP",
+                )
         if isinstance(operator, (ast.Gt, ast.GtE)):
             self._threshold(node, node.left, right)
         elif isinstance(operator, (ast.Lt, ast.LtE)):

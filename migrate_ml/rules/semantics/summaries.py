@@ -262,6 +262,12 @@ class Analysis:
             return False
         return self._facts.returns_one_hot(qualified_name(func, self._run_imports))
 
+    def calls_run_metric(self, func: ast.AST) -> bool:
+        """``func`` names a single-label metric helper of another file of the run (``metrics.Accuracy``)."""
+        if self._facts is None or not self._facts.single_label_metrics:
+            return False
+        return self._facts.is_single_label_metric(qualified_name(func, self._run_imports))
+
     def is_module(self, node: ast.AST) -> bool:
         """``torch``/``np``/``F``: a module the file imports, not a value."""
         while isinstance(node, ast.Attribute):

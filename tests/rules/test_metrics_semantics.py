@@ -1,0 +1,113 @@
+"""Metrics known by what they compute (``rules/semantics/metrics.py``): each row of the metric
+table, the user's helpers judged by their body, and the run's helpers called from another file."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from migrate_ml.engine.project import build_project_facts
+from migrate_ml.engine.runner import process_files
+from migrate_ml.engine.transform import Settings
+from migrate_ml.rules.semantics import find_sinks, metrics
+
+ROW_EXAMPLES = {
+    "homura.callbacks.AccuracyCallback": "from homura import callbacks\ncbs = [callbacks.AccuracyCallback(k=5)]\n",
+    "homura.metrics.accuracy": "from homura.metrics import accuracy\nacc = accuracy(output, target)\n",
+    "sklearn.metrics.log_loss": "from sklearn.metrics import log_loss\nloss = log_loss(valid_df.label.values, probs)\n",
+}
+"""One call per row of :data:`metrics.METRIC_APIS`, keyed by the row's first name."""
+
+
+def sinks(source: str) -> list[tuple[int, str]]:
+    text = textwrap.dedent(source)
+    return [(s.node.lineno, s.kind) for s in find_sinks(ast.parse(text), text)]
+
+
+@pytest.mark.parametrize("row", metrics.METRIC_APIS, ids=lambda row: row.names[0])
+def test_each_metric_api_row_is_reported(row: metrics.MetricApi) -> None:
+    assert (2, "class-index-metric") in sinks(ROW_EXAMPLES[row.names[0]])
+
+
+def test_a_row_that_needs_labels_is_left_alone_on_other_arguments() -> None:
+    assert sinks("from sklearn.metrics import log_loss\nloss = log_loss(is_tumour, probs)\n") == []
+
+
+def test_keras_like_metric_names_are_the_accuracy_of_one_class() -> None:
+    assert sinks('trainer.compile(optimizer="adam", metrics=["accuracy"])\n') == [(1, "class-index-metric")]
+    assert sinks('trainer.compile(optimizer="adam", metrics=["binary_accuracy", "AUC"])\n') == []
+
+
+def test_an_argmax_compared_with_a_label_column() -> None:
+    source = """
+    import numpy as np
+    accuracy = (valid_.label.values == np.argmax(val_preds, axis=1)).mean()
+    same = (valid_.label.values == np.argmax(val_preds)).mean()
+    chosen = df["label"].values == 3
+    """
+    assert sinks(source) == [(3, "argmax-compared")]
+
+
+def test_a_multiclass_default_is_reported_and_a_caller_choosing_multilabel_is_not() -> None:
+    source = """
+    def to_labels(outputs, label_type="multiclass"):
+        return outputs.argmax(-1) if label_type == "multiclass" else outputs > 0
+
+    class Accuracy:
+        def __init__(self, label_type="multiclass"):
+            self.type = label_type
+            self.correct = 0
+
+        def update(self, outputs, target):
+            pred = to_labels(outputs, self.type)
+            self.correct += pred.eq(target).sum()
+
+    good = Accuracy(label_type="multilabel")
+    bad = Accuracy()
+    """
+    assert sorted(sinks(source)) == [
+        (2, "class-index-metric"), (6, "class-index-metric"), (10, "single-label-helper"), (15, "single-label-helper"),
+    ]
+
+
+def _write(folder: Path, files: dict[str, str]) -> list[str]:
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return sorted(str(folder / name) for name in files)
+
+
+METRICS = (
+    "import torch\nfrom utils import decode\n\n\n"
+    "class Accuracy:\n"
+    "    def __init__(self, label_type='multiclass'):\n"
+    "        self.type = label_type\n        self.hits = 0\n\n"
+    "    def update(self, outputs, target):\n"
+    "        prediction = decode(outputs, label_type=self.type)\n"
+    "        self.hits += (prediction.view(-1) == target.view(-1)).sum()\n\n\n"
+    "def error_rate(output, target):\n"
+    "    pred = output.max(1)[1]\n"
+    "    return 1 - pred.eq(target).float().mean()\n"
+)
+TRAIN = (
+    "from torch import nn\nfrom metrics import Accuracy, error_rate\n\n\n"
+    "def evaluate(model, loader):\n"
+    "    metric = Accuracy()\n"
+    "    for images, labels in loader:\n"
+    "        metric.update(model(images), labels)\n"
+    "        print(error_rate(model(images), labels))\n"
+)
+
+
+def test_a_metric_helper_of_another_file_is_reported_where_it_is_built(tmp_path: Path) -> None:
+    paths = _write(tmp_path / "project", {"metrics.py": METRICS, "train.py": TRAIN})
+    # only the helper single-label by its default: error_rate's own arg-max is rewritten in its file
+    assert {f.single_label_metrics for f in build_project_facts(paths, Settings()).values()} == {("metrics.Accuracy",)}
+    outcomes = {Path(o.path).name: o for o in process_files(paths, Settings(), write=False)}
+    [finding] = outcomes["train.py"].findings
+    assert (finding.code, finding.line) == ("ML100", 6) and "another file of this run" in finding.message
+    alone = process_files([paths[1]], Settings(), write=False)
+    assert alone[0].findings == []
