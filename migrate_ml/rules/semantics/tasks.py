@@ -21,11 +21,11 @@ Two kinds of file read like image classification but are not the migration's bus
   user's own checkpoint is not one of these and keeps migrating.
 * **a binary classifier with one output**: the file trains with a binary cross-entropy
   (``BCEWithLogitsLoss``, ``F.binary_cross_entropy*``), its model's head is proven to have one
-  output (every class count given is a literal 1, ``num_classes=1``, or, with none given, the
-  ``Linear`` its ``forward`` returns the output of has ``out_features`` 1, wherever the class
-  defines it: ``return self.out(self.features(x))`` with ``self.out = nn.Linear(d, 1)``; where no
-  ``forward`` of the file shows its head, the last ``Linear`` the file builds: ``model.fc =
-  nn.Linear(in, 1)``), and nothing of a class axis is in it (no cross-entropy or NLL loss, softmax,
+  output (every class count given is a literal 1, ``num_classes=1``, or, with none given, a
+  model class's head has ``out_features`` 1: the ``Linear`` whose output its ``forward`` returns,
+  wherever the class defines it, ``return self.out(self.features(x))`` with ``self.out =
+  nn.Linear(d, 1)``; where no ``forward`` of the file shows its head, the last ``Linear`` the file
+  builds: ``model.fc = nn.Linear(in, 1)``), and nothing of a class axis is in it (no cross-entropy or NLL loss, softmax,
   one-hot or arg-max). Its outputs are ``[B, 1]``: ``torch.round(torch.sigmoid(out)) ==
   y.unsqueeze(1)`` is one decision per image and its 0/1 target column is no class index.
 """
@@ -147,7 +147,9 @@ def is_one_output_binary(tree: ast.Module) -> bool:
         return all(_integer(count) == 1 for count in counts)
     heads = _forward_heads(tree)
     if heads:
-        return all(_out_features(head) == 1 for head in heads)
+        # one model of the file with one output is the classifier: a GAN's generator beside its
+        # discriminator has a wide head, and neither has a class axis
+        return any(_out_features(head) == 1 for head in heads)
     linear = [node for node in calls if isinstance(node, ast.Call) and _name(node.func) == "Linear"]
     if not linear:
         return False
