@@ -182,8 +182,13 @@ def _out_features(linear: ast.Call) -> int | None:
     return _integer(out) if out is not None else None
 
 
-def has_untrained_pretrained_model(tree: ast.Module) -> bool:
-    return untrained_pretrained_model(tree) is not None
+class ReadsTheTrainedHead:
+    """A mixin for the rules whose edits read the model's head (ML001, ML002, ML020, ML021, ML024): none
+    runs on a file whose model is a library's pretrained single-label head that it never trains."""
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        return untrained_pretrained_model(tree) is None
 
 
 def _trains(name: str) -> bool:
