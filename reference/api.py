@@ -7,6 +7,7 @@ releases; see docs/reference.md.
 Threshold convention: a label is positive when ``prob > threshold`` (strict), everywhere.
 """
 
+from . import _API_NAMES
 from .dataset import (
     ImageFiles,
     LabelTable,
@@ -31,32 +32,5 @@ from .model import DEFAULT_MODEL, DEFAULT_MODEL_KWARGS, create_reference_model
 from .predictor import Predictor, load
 from .sample import class_names, make_sample_tensors, write_sample_data
 
-__all__ = [
-    "CheckpointError",
-    "ImageFiles",
-    "ImageReadError",
-    "InputError",
-    "LabelTable",
-    "Predictor",
-    "load",
-    "read_labels",
-    "DEFAULT_MODEL",
-    "DEFAULT_MODEL_KWARGS",
-    "METRIC_KEYS",
-    "PER_CLASS_KEYS",
-    "DatasetFormatError",
-    "MultiLabelCsvDataset",
-    "MultiLabelJsonDataset",
-    "MultilabelEvaluator",
-    "binarize",
-    "class_names",
-    "create_reference_model",
-    "exact_match",
-    "load_tensors",
-    "make_sample_tensors",
-    "multilabel_metrics",
-    "open_dataset",
-    "read_classes",
-    "tune_thresholds",
-    "write_sample_data",
-]
+# The package lists the names (it must know them without importing torch); this module provides them.
+__all__ = sorted(_API_NAMES)

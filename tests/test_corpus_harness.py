@@ -4,6 +4,8 @@ checked-in manifest, and one end-to-end run on tiny inline sources (no network, 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +15,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "bench" / "corpus"
 sys.path.insert(0, str(CORPUS))
 
 import detector  # noqa: E402
+import fetch  # noqa: E402
 import harness  # noqa: E402
 import manifest  # noqa: E402
 
@@ -190,6 +193,85 @@ def test_a_bad_manifest_row_is_one_error_naming_file_and_line(tmp_path):
     bad.write_text("repo\tcommit\tpath\tkind\tsplit\nowner/name\tabc\ttrain.py\tplain\ttune\n")
     with pytest.raises(manifest.ManifestError, match=r"manifest.tsv:2: commit 'abc' is not 40 hex digits"):
         manifest.load(bad)
+
+
+def test_checked_in_lock_has_a_blob_id_for_every_manifest_row():
+    lock = manifest.load_lock()
+    assert set(lock) == {(entry.repo, entry.path) for entry in manifest.load()}
+
+
+HELLO_BLOB = "ce013625030ba8dba906f756967f9e9ca394464a"
+"""``git hash-object`` of ``hello\\n``."""
+
+
+def _mini_corpus(tmp_path: Path, lock_rows: str) -> tuple[Path, Path, Path]:
+    commit = "0" * 40
+    listed = tmp_path / "manifest.tsv"
+    listed.write_text(
+        "repo\tcommit\tpath\tkind\tsplit\n"
+        f"owner/name\t{commit}\ttrain.py\tplain\ttune\n"
+        f"owner/name\t{commit}\tsub/eval.py\teval\ttune\n"
+    )
+    lock = tmp_path / "manifest.lock.tsv"
+    lock.write_text("repo\tpath\tblob\n" + lock_rows)
+    return listed, lock, tmp_path / "files"
+
+
+def test_verify_compares_every_file_with_its_locked_blob_id(tmp_path, capsys):
+    assert manifest.blob_id(b"hello\n") == HELLO_BLOB
+    listed, lock, files = _mini_corpus(
+        tmp_path, f"owner/name\ttrain.py\t{HELLO_BLOB}\nowner/name\tsub/eval.py\t{HELLO_BLOB}\n"
+    )
+    (files / "owner+name" / "sub").mkdir(parents=True)
+    (files / "owner+name" / "train.py").write_bytes(b"hello\n")
+    (files / "owner+name" / "sub" / "eval.py").write_bytes(b"hello\n")
+    verify = ["--verify", "--manifest", str(listed), "--lock", str(lock), "--dest", str(files)]
+    assert fetch.main(verify) == 0
+    assert "2 files: 2 as locked" in capsys.readouterr().out
+
+    rewritten = b"hello, rewritten in place\n"
+    (files / "owner+name" / "train.py").write_bytes(rewritten)
+    (files / "owner+name" / "sub" / "eval.py").unlink()
+    assert fetch.main(verify) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"changed: {files / 'owner+name' / 'train.py'}: its content is blob "
+        f"{manifest.blob_id(rewritten)}, the lock has {HELLO_BLOB} (owner/name@000000000000:train.py)",
+        "missing: owner/name@000000000000:sub/eval.py",
+    ]
+    assert "0 as locked" in captured.out and "1 missing, 1 changed" in captured.out
+    assert (files / "owner+name" / "train.py").read_bytes() == rewritten  # --verify writes nothing
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git to build a mirror")
+def test_fetch_records_blob_ids_and_refuses_content_that_is_not_the_locked_one(tmp_path, capsys):
+    work = tmp_path / "mirror" / "owner+name"
+    (work / "sub").mkdir(parents=True)
+    (work / "train.py").write_bytes(b"hello\n")
+    (work / "sub" / "eval.py").write_bytes(b"print(1)\n")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "files"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    listed, lock, files = _mini_corpus(tmp_path, "")
+    listed.write_text(listed.read_text().replace("0" * 40, commit))
+    run = ["--manifest", str(listed), "--lock", str(lock), "--dest", str(files), "--mirror", str(tmp_path / "mirror")]
+    assert fetch.main(run) == 0
+    eval_blob = subprocess.run([*git, "rev-parse", f"{commit}:sub/eval.py"], check=True, capture_output=True, text=True).stdout.strip()
+    assert manifest.load_lock(lock) == {("owner/name", "train.py"): HELLO_BLOB, ("owner/name", "sub/eval.py"): eval_blob}
+    capsys.readouterr()
+
+    (files / "owner+name" / "train.py").write_bytes(b"overwritten\n")
+    assert fetch.main(run) == 0  # a changed file is fetched again at its commit
+    assert (files / "owner+name" / "train.py").read_bytes() == b"hello\n"
+
+    lock.write_text(lock.read_text().replace(HELLO_BLOB, "f" * 40))
+    (files / "owner+name" / "train.py").unlink()
+    assert fetch.main(run) == 1
+    err = capsys.readouterr().err
+    assert f"refused: owner/name@{commit[:12]}:train.py: fetched content is blob {HELLO_BLOB}, the lock has {'f' * 40}" in err
+    assert not (files / "owner+name" / "train.py").exists()
 
 
 def test_run_group_rewrites_a_scratch_copy_and_matches_positions_end_to_end(tmp_path):

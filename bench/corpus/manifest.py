@@ -18,6 +18,10 @@ HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.tsv"
 FILES = HERE / "files"
 """Where ``fetch.py`` materialises the files (git-ignored)."""
+LOCK = HERE / "manifest.lock.tsv"
+"""Each file's git blob id at its commit (``repo``, ``path``, ``blob``): what ``fetch.py --verify``
+compares the materialised files with."""
+LOCK_COLUMNS = ("repo", "path", "blob")
 
 COLUMNS = ("repo", "commit", "path", "kind", "split")
 FRESH = "fresh"
@@ -106,6 +110,38 @@ def split_rule(entries: list[Entry]) -> dict[str, str]:
         if splits[repo] == "heldout":
             held += counts[repo]
     return splits
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives ``data`` as a blob (``git hash-object``): the lock's key to a file's content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def load_lock(path: Path = LOCK) -> dict[tuple[str, str], str]:
+    """``(repo, path) -> blob id``; empty when there is no lock yet."""
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    with handle:
+        reader = csv.reader(handle, delimiter="\t")
+        if tuple(next(reader, None) or ()) != LOCK_COLUMNS:
+            raise ManifestError(f"{path}:1: expected the columns {', '.join(LOCK_COLUMNS)}")
+        lock = {}
+        for number, row in enumerate(reader, start=2):
+            if len(row) != len(LOCK_COLUMNS) or not re.fullmatch(r"[0-9a-f]{40}", row[2]):
+                raise ManifestError(f"{path}:{number}: expected repo, path and a 40-hex-digit blob id")
+            lock[row[0], row[1]] = row[2]
+    return lock
+
+
+def write_lock(lock: dict[tuple[str, str], str], entries: list[Entry], path: Path = LOCK) -> None:
+    """Write ``lock`` in the manifest's order (rows for files no longer in ``entries`` are dropped)."""
+    rows = [(e.repo, e.path, lock[e.repo, e.path]) for e in entries if (e.repo, e.path) in lock]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(LOCK_COLUMNS)
+        writer.writerows(rows)
 
 
 def select(entries: list[Entry], split: str) -> list[Entry]:

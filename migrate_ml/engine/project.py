@@ -40,6 +40,7 @@ from migrate_ml.rules import load_rules
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics import metrics
+from migrate_ml.rules.semantics.names import imported_names
 from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
@@ -351,7 +352,7 @@ class _Project:
         if not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(function)):
             return None
         calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
-        imported = _imports_of(tree)
+        imported = imported_names(_module_level(tree))
         for call in calls:
             dotted = _dotted(call.func)
             if dotted is None:
@@ -443,15 +444,13 @@ class _ImportedNames:
     """The names a file binds to the run's own modules and their functions, and to loss classes."""
 
     def __init__(self, project: _Project, full: str, tree: ast.Module) -> None:
-        self.qualified: dict[str, str] = {}
+        self.qualified = imported_names(_module_level(tree))
         self.modules: dict[str, str] = {}
         self.functions: dict[str, tuple[str, str]] = {}
         self._project = project
         for node in _module_level(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    local = alias.asname or alias.name.partition(".")[0]
-                    self.qualified[local] = alias.name if alias.asname else local
                     module = project._module(alias.name, full)
                     if module is not None and alias.asname:
                         self.modules[alias.asname] = module
@@ -460,8 +459,6 @@ class _ImportedNames:
             elif isinstance(node, ast.ImportFrom):
                 for alias in node.names:
                     local = alias.asname or alias.name
-                    if not node.level and node.module:
-                        self.qualified[local] = f"{node.module}.{alias.name}"
                     dotted = f"{node.module}.{alias.name}" if node.module else alias.name
                     module = project._module(dotted, full, node.level)
                     if module is not None:
@@ -543,19 +540,6 @@ def _becomes_bce(qualified: str, call: ast.Call, converting: frozenset[str]) -> 
             and not keywords & {"ignore_index", "label_smoothing"}
         )
     return kind == "timm-soft-target-ce" and "ML004" in converting
-
-
-def _imports_of(tree: ast.Module) -> dict[str, str]:
-    """Local name -> what it was imported as, for the module's top-level imports."""
-    imported: dict[str, str] = {}
-    for node in _module_level(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                imported[alias.asname or alias.name.partition(".")[0]] = alias.name if alias.asname else alias.name.partition(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                imported[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    return imported
 
 
 def _module_level(tree: ast.Module) -> Iterable[ast.stmt]:

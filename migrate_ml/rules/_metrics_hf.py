@@ -11,6 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
+from migrate_ml.rules.semantics.bindings import sole_binding
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.predictions import is_model_callee, strip_transparent
 from migrate_ml.rules._base import enclosing
@@ -137,13 +138,9 @@ class LogitsProofs:
 
     def _is_eval_prediction(self, name: cst.Name) -> bool:
         """The first parameter of ``compute_metrics``: Hugging Face's ``EvalPrediction``."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
+        param = sole_binding(self, name)
+        if not isinstance(param, cst.Param):
             return False
-        assignments = list(scope[name.value])
-        if len(assignments) != 1 or not isinstance(getattr(assignments[0], "node", None), cst.Param):
-            return False
-        param = assignments[0].node
         function = enclosing(self, param, cst.FunctionDef)
         if not isinstance(function, cst.FunctionDef) or "compute_metrics" not in function.name.value:
             return False

@@ -23,7 +23,7 @@ from migrate_ml.rules.semantics.class_index import is_class_index_target
 from migrate_ml.rules.semantics.class_index import report_not_label_rows
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.semantics.sequences import is_sequence_function
-from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
 _BCE = "BCEWithLogitsLoss"
 
@@ -115,7 +115,7 @@ def calls_all_rewritable(construction: LossConstruction, calls: list[LossCall]) 
     )
 
 
-class CrossEntropyLossRule(Rule):
+class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
     code = "ML001"
     name = "cross-entropy-loss"
     summary = "nn.CrossEntropyLoss becomes nn.BCEWithLogitsLoss, and the targets at its calls become float."
@@ -174,11 +174,6 @@ class CrossEntropyLossRule(Rule):
     )
     triggers = ("CrossEntropyLoss",)
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
-
-    @classmethod
-    def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """Not in a file whose model is a library's pretrained single-label head it never trains."""
-        return not has_untrained_pretrained_model(tree)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
@@ -29,7 +27,7 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
     per_label_mean,
     reduction_mode,
 )
-from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
 FUNCTIONAL_BCE = "binary_cross_entropy_with_logits"
 FUNCTIONAL_MODULE = "torch.nn.functional"
@@ -56,7 +54,7 @@ def functional_imports(func: cst.BaseExpression, qualified_name: str) -> tuple[t
     return (ImportEdit(FUNCTIONAL_MODULE, FUNCTIONAL_BCE),), (ImportEdit(FUNCTIONAL_MODULE, obj, asname),)
 
 
-class FunctionalCrossEntropyRule(Rule):
+class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
     code = "ML002"
     name = "functional-cross-entropy"
     summary = "F.cross_entropy(z, y) becomes F.binary_cross_entropy_with_logits(z, y.float())."
@@ -88,11 +86,6 @@ class FunctionalCrossEntropyRule(Rule):
     )
     triggers = ("cross_entropy",)
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
-
-    @classmethod
-    def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """Not in a file whose model is a library's pretrained single-label head it never trains."""
-        return not has_untrained_pretrained_model(tree)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)

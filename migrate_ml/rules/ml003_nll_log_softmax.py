@@ -12,6 +12,7 @@ from migrate_ml.rules._exprs import (
     map_argument,
     positional_arguments,
 )
+from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
@@ -327,19 +328,8 @@ def _class_call_edit(loss_call: LossCall, logits: cst.BaseExpression, cast: bool
 
 def _single_assigned_value(rule: Rule, name: cst.Name) -> cst.BaseExpression | None:
     """The value of ``name = value`` when that is the name's only binding in its scope."""
-    scope = rule.get_metadata(ScopeProvider, name, None)
-    if scope is None:
-        return None
-    assignments = list(scope[name.value])
-    if len(assignments) != 1:
-        return None
-    target = getattr(assignments[0], "node", None)
-    assign_target = rule.get_metadata(ParentNodeProvider, target, None) if target is not None else None
-    statement = rule.get_metadata(ParentNodeProvider, assign_target, None) if assign_target else None
-    if isinstance(assign_target, cst.AssignTarget) and isinstance(statement, cst.Assign):
-        if len(statement.targets) == 1:
-            return statement.value
-    return None
+    statement = assignment_of(rule, sole_binding(rule, name))
+    return statement.value if statement is not None and len(statement.targets) == 1 else None
 
 
 def _is_stable(rule: Rule, logits: cst.BaseExpression, use: cst.CSTNode) -> bool:

@@ -8,6 +8,7 @@ import dataclasses
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
+from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, as_float_target, is_float_cast, map_target
 from migrate_ml.rules._criterion_routes import criterion_route
@@ -53,16 +54,8 @@ def provably_float(rule: Rule, expression: cst.BaseExpression, depth: int = 0) -
             rule, expression.right, depth + 1
         )
     if isinstance(expression, cst.Name):
-        scope = rule.get_metadata(ScopeProvider, expression, None)
-        if scope is None:
-            return False
-        assignments = list(scope[expression.value])
-        if len(assignments) != 1:
-            return False
-        target = getattr(assignments[0], "node", None)
-        holder = rule.get_metadata(ParentNodeProvider, target, None) if target is not None else None
-        statement = rule.get_metadata(ParentNodeProvider, holder, None) if holder is not None else None
-        if isinstance(holder, cst.AssignTarget) and isinstance(statement, cst.Assign):
+        statement = assignment_of(rule, sole_binding(rule, expression))
+        if statement is not None:
             return provably_float(rule, statement.value, depth + 1)
     return False
 

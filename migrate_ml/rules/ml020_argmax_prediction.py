@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider
 
@@ -11,10 +9,10 @@ from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow
 from migrate_ml.rules._prefilter import has_training_marker
-from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
 
-class ArgmaxPredictionRule(Rule):
+class ArgmaxPredictionRule(ReadsTheTrainedHead, Rule):
     code = "ML020"
     name = "argmax-prediction"
     summary = "argmax/max predictions over the classifier's logits become torch.sigmoid(z) > THRESHOLD."
@@ -63,11 +61,6 @@ class ArgmaxPredictionRule(Rule):
     )
     triggers = ("argmax", ".max(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider, ParentNodeProvider)
-
-    @classmethod
-    def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """Not in a file whose model is a library's pretrained single-label head it never trains."""
-        return not has_untrained_pretrained_model(tree)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:

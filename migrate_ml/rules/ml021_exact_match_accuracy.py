@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import ast
-
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow
 from migrate_ml.rules._prefilter import has_training_marker
-from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
 
-class ExactMatchAccuracyRule(Rule):
+class ExactMatchAccuracyRule(ReadsTheTrainedHead, Rule):
     code = "ML021"
     name = "exact-match-accuracy"
     summary = "pred == labels becomes (pred == labels.bool()).all(dim=1): one hit or miss per sample."
@@ -51,11 +49,6 @@ class ExactMatchAccuracyRule(Rule):
     )
     triggers = ("argmax", ".max(")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, PredictionFlowProvider)
-
-    @classmethod
-    def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """Not in a file whose model is a library's pretrained single-label head it never trains."""
-        return not has_untrained_pretrained_model(tree)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:

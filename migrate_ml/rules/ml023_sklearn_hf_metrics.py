@@ -7,6 +7,7 @@ model output as NumPy) are in ``_metrics_hf``, the NumPy decision and the predic
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
@@ -17,7 +18,9 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
+from migrate_ml.rules._prefilter import parse_once
 from migrate_ml.rules.semantics.flow import call_argument
+from migrate_ml.rules.semantics.helpers import calls_given_argmax
 from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
 from migrate_ml.rules._metrics_sklearn import SklearnMetrics
@@ -131,6 +134,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         self._reported_averages: set[int] = set()
         self._sizes: list[cst.Attribute] = []
         self._helper_calls: dict[str, list[cst.Call]] = {}
+        """Calls by name: the logits proof follows a helper's parameter to every call of it."""
         self._metric_helpers: dict[str, tuple[cst.Call, str]] = {}
         """``def get_score(y_true, y_pred): return accuracy_score(y_true, y_pred)``: the helper's metric call."""
 
@@ -177,12 +181,14 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                 )
 
     def leave_Module(self, original_node: cst.Module) -> None:
+        text = original_node.code if self._metric_helpers else ""
+        fed_calls = self._calls_given_argmax(text) if text else {}
         for helper, (metric_call, metric) in self._metric_helpers.items():
-            fed = next((call for call in self._helper_calls.get(helper, ()) if self._passes_argmax(call)), None)
+            fed = fed_calls.get(helper)
             if fed is not None:
                 self.report(
                     metric_call,
-                    f"{helper}() is given arg-max class indices (`{self._module.code_for_node(fed)}`): its {metric} "
+                    f"{helper}() is given arg-max class indices (`{ast.get_source_segment(text, fed)}`): its {metric} "
                     "scores one class per image",
                     suggestion=(
                         f"give it multi-hot rows: y_pred = probs > {self.context.threshold_name} against the multi-hot "
@@ -197,16 +203,13 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             if prediction.proven and not prediction.blocked:
                 self._torch_prediction_average(prediction)
 
-    def _passes_argmax(self, call: cst.Call) -> bool:
-        """``get_score(labels, preds.argmax(1))``, ``get_score(y, np.argmax(p, axis=1))``."""
-        for arg in call.args:
-            value = arg.value
-            if isinstance(value, cst.Call) and (
-                (isinstance(value.func, cst.Attribute) and value.func.attr.value == "argmax")
-                or self._qualified(value.func) & {"numpy.argmax", "torch.argmax"}
-            ):
-                return True
-        return False
+    def _calls_given_argmax(self, text: str) -> dict[str, ast.Call]:
+        """The first call of each metric helper that passes an arg-max (the analysis' own test, on ``ast``)."""
+        try:
+            tree = parse_once(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return {}  # LibCST's grammar is not CPython's: what ast rejects has no call to follow
+        return calls_given_argmax(tree, set(self._metric_helpers))
 
     def _numpy_prediction(self, call: cst.Call) -> None:
         scores = self._argmax_scores(call)

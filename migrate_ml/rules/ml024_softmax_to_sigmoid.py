@@ -13,10 +13,10 @@ from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow
 from migrate_ml.rules._prefilter import has_training_marker
-from migrate_ml.rules.semantics.tasks import has_untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
 
-class SoftmaxToSigmoidRule(Rule):
+class SoftmaxToSigmoidRule(ReadsTheTrainedHead, Rule):
     code = "ML024"
     name = "softmax-to-sigmoid"
     summary = "softmax over the classifier's logits becomes torch.sigmoid(z): one probability per label."
@@ -56,7 +56,7 @@ class SoftmaxToSigmoidRule(Rule):
     def could_apply_tree(cls, tree: ast.Module) -> bool:
         """Some softmax outside ``forward*``/``__init__``: inside them it is model code (attention);
         none in a file whose model is a library's pretrained single-label head it never trains."""
-        return not has_untrained_pretrained_model(tree) and any(
+        return super().could_apply_tree(tree) and any(
             _is_softmax_call(node) and not _in_model_code(node, parents)
             for node, parents in _walk_with_functions(tree)
         )

@@ -8,6 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import model_may_end_in
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
@@ -192,16 +193,8 @@ class LogSoftmaxInForwardRule(Rule):
 
     def _log_softmax_bound_to(self, name: cst.Name) -> cst.Call | None:
         """``output = F.log_softmax(x, dim=1); return output`` with one binding in forward."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return None
-        assignments = list(scope[name.value])
-        if len(assignments) != 1:
-            return None
-        target = getattr(assignments[0], "node", None)
-        assign_target = self.get_metadata(ParentNodeProvider, target, None) if target else None
-        statement = self.get_metadata(ParentNodeProvider, assign_target, None) if assign_target else None
-        if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+        statement = assignment_of(self, sole_binding(self, name))
+        if statement is not None and len(statement.targets) == 1:
             value = statement.value
             if isinstance(value, cst.Call) and log_softmax_input(self, value) is not None:
                 return value

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ast
 
+from migrate_ml.rules._prefilter import nodes_of
+from migrate_ml.rules.semantics.names import imported_names, qualified_name
+
 LIGHTNING_ROOTS = ("lightning", "pytorch_lightning")
 APPLIED = frozenset({"accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "precision",
                      "max_epochs", "callbacks"})
@@ -27,12 +30,12 @@ def trainer_settings(text: str) -> dict | None:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    aliases = _aliases(tree)
+    aliases = imported_names(nodes_of(tree, ast.Import, ast.ImportFrom))
     constants = _constants(tree)
     classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and (_qualified(node.func, aliases) or "").split(".")[0] in LIGHTNING_ROOTS
-             and (_qualified(node.func, aliases) or "").rsplit(".", 1)[-1] == "Trainer"]
+    calls = [node for node in nodes_of(tree, ast.Call)
+             if qualified_name(node.func, aliases).split(".")[0] in LIGHTNING_ROOTS
+             and qualified_name(node.func, aliases).rsplit(".", 1)[-1] == "Trainer"]
     if not calls:
         return None
     call = min(calls, key=lambda node: (node.lineno, node.col_offset))
@@ -71,8 +74,8 @@ def _callbacks(value: ast.expr, aliases: dict, constants: dict, classes: set) ->
     found, dropped = [], []
     for element in value.elts:
         text = ast.unparse(element)
-        qualified = _qualified(element.func, aliases) if isinstance(element, ast.Call) else None
-        if qualified is None:
+        qualified = qualified_name(element.func, aliases) if isinstance(element, ast.Call) else ""
+        if not qualified:
             dropped.append([f"callback {text}", "not applied: not a constructor call"])
             continue
         if qualified.split(".")[0] in LIGHTNING_ROOTS:
@@ -90,28 +93,6 @@ def _callbacks(value: ast.expr, aliases: dict, constants: dict, classes: set) ->
         found.append({**where, "name": qualified.rsplit(".", 1)[-1], "args": args, "kwargs": kwargs,
                       "line": element.lineno})
     return found, dropped
-
-
-def _aliases(tree: ast.Module) -> dict[str, str]:
-    """Local name -> dotted name, from the file's imports (``import lightning as L``, ``from … import Trainer``)."""
-    aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    return aliases
-
-
-def _qualified(node: ast.expr, aliases: dict[str, str]) -> str | None:
-    if isinstance(node, ast.Name):
-        return aliases.get(node.id, node.id)
-    if isinstance(node, ast.Attribute):
-        owner = _qualified(node.value, aliases)
-        return f"{owner}.{node.attr}" if owner else None
-    return None
 
 
 def _constants(tree: ast.Module) -> dict[str, object]:

@@ -519,18 +519,21 @@ def lightning_package(cls: type):
 
 
 def _build(unit: Unit, cls: type, spec: dict, labels: str, form: str):
-    """The module built from sample arguments (its optimizer and scheduler as factories), or None after a FAIL row."""
+    """The module built from sample arguments (its optimizer and scheduler as factories), with the unit's sample
+    data shaped for it, or None after a FAIL row."""
     try:
         # Steps that call self(**batch) or read .logits wrap a Hugging Face model: the sample model speaks its API.
         hf = any(method.get("hf_model") for method in spec["methods"])
         placeholder = recording_model(unit.sample, hinted=False, hf=hf)
         positional, keywords = unit.arguments(spec["init"], form, placeholder, 0, factories=True)
-        return unit.build(cls, spec, positional, keywords)
+        instance = unit.build(cls, spec, positional, keywords)
     except BaseException as error:
         unit.row("FAIL", f"build ({labels})", f"{spec['name']}(...) raised {type(error).__name__}: {error}",
                  line=user_line(error, unit.path) or spec["line"], function=spec["name"], trace=user_traceback(error),
                  hint=BUILD_HINT)
         return None
+    unit.sample = unit.shaped_for(instance) or unit.sample
+    return instance
 
 
 def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
@@ -540,7 +543,6 @@ def _run_form(unit: Unit, cls: type, spec: dict, form: str) -> None:
     instance = _build(unit, cls, spec, labels, form)
     if instance is None:
         return
-    unit.sample = unit.shaped_for(instance) or unit.sample
     logged = LoggedValues(instance, unit.recorder.user_files)
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
     trainer = StandInTrainer(loader, unit.epochs, unit.sample.num_classes, logged)
@@ -732,7 +734,6 @@ def _run_real(unit: Unit, cls: type, spec: dict, form: str, package, settings: T
     instance = _build(unit, cls, spec, labels, form)
     if instance is None:
         return
-    unit.sample = unit.shaped_for(instance) or unit.sample
     loader = unit.sample.loader(form, spec.get("batch_keys", []))
     logged = LoggedValues(instance, unit.recorder.user_files, forward=True)
     tap = OutputTap(instance, unit.sample)

@@ -7,7 +7,7 @@ import textwrap
 
 from migrate_ml.rules.semantics import find_sinks, meanings, tables
 from migrate_ml.rules.semantics.summaries import Analysis
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
 
 
 def sinks(source: str) -> list[tuple[int, str]]:
@@ -287,3 +287,59 @@ def test_a_text_classifier_or_a_layer_defined_beside_image_code_is_no_token_mode
         loss = criterion(model(packed), labels)
         """
     )
+
+
+
+_GAN = """
+import torch
+from torch import nn
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1))
+
+    def forward(self, img):
+        validity = self.model(img.view(img.size(0), -1))
+        return validity
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = nn.Sequential(nn.Linear(16, 128), nn.LeakyReLU(0.2), nn.Linear(128, 784), nn.Tanh())
+
+    def forward(self, z):
+        return self.model(z)
+
+
+adversarial_loss = torch.nn.BCEWithLogitsLoss()
+"""
+
+_GATED = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+        self.gate = nn.Linear(64, 1)
+
+    def forward(self, h):
+        h = h * torch.sigmoid(self.gate(h))
+        return self.fc(h)
+
+
+criterion = nn.BCEWithLogitsLoss()
+"""
+
+
+def test_one_output_binary_follows_the_head_forward_returns_not_the_last_linear_built() -> None:
+    # The generator's Linear(128, 784) is built last; the discriminator's forward returns a
+    # one-output head: the file trains a one-output classifier.
+    assert is_one_output_binary(ast.parse(_GAN))
+    # A one-output gate is built last, but forward returns the ten-class head.
+    assert not is_one_output_binary(ast.parse(_GATED))

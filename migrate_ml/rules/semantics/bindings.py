@@ -4,13 +4,29 @@ LibCST's scopes are not flow-sensitive: every read of a name refers to every bin
 its scope. In straight-line code (a script, a notebook's joined cells, a function body) the
 order decides: ``loss_fn = nn.NLLLoss()`` ... ``loss_fn = nn.CrossEntropyLoss()`` are two
 criteria, each with its own calls, and ``Y = np.array(...)`` then ``Y = torch.tensor([0])`` two
-targets. ``owner`` is a rule or metadata provider that depends on ``ParentNodeProvider``.
+targets. ``owner`` is a rule or metadata provider that depends on ``ParentNodeProvider`` (and on
+``ScopeProvider`` for :func:`sole_binding`).
 """
 
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider
+from libcst.metadata import ParentNodeProvider, ScopeProvider
+
+
+def sole_binding(owner, name: cst.Name) -> cst.CSTNode | None:
+    """What binds ``name`` (a parameter, an assignment's target) when that is the name's only
+    binding in its scope; None when it has none or several."""
+    scope = owner.get_metadata(ScopeProvider, name, None)
+    assignments = list(scope[name.value]) if scope is not None else []
+    return getattr(assignments[0], "node", None) if len(assignments) == 1 else None
+
+
+def assignment_of(owner, bound: cst.CSTNode | None) -> cst.Assign | None:
+    """The ``Assign`` statement ``bound`` is a whole target of (``x`` of ``x = value`` or ``x = y = value``)."""
+    holder = owner.get_metadata(ParentNodeProvider, bound, None) if bound is not None else None
+    statement = owner.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.AssignTarget) else None
+    return statement if isinstance(statement, cst.Assign) else None
 
 
 def reaching_bindings(owner, name: cst.Name, assignments: list) -> list:

@@ -26,7 +26,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._project import FileFacts, HandOver, ParameterFact, current_facts, dotted_name
 from migrate_ml.rules._base import enclosing, in_source_order
-from migrate_ml.rules.semantics.bindings import reaching_bindings
+from migrate_ml.rules.semantics.bindings import reaching_bindings, sole_binding
 
 # Loss classes by fully qualified name. The kind says what the criterion computes.
 LOSS_CLASSES: dict[str, str] = {
@@ -549,13 +549,7 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
 
     def _only_parameter_binding(self, name: cst.Name) -> cst.Param | None:
         """The parameter ``name`` refers to, when that is its only binding in its scope."""
-        scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None:
-            return None
-        assignments = list(scope[name.value])
-        if len(assignments) != 1:
-            return None
-        bound = getattr(assignments[0], "node", None)
+        bound = sole_binding(self, name)
         return bound if isinstance(bound, cst.Param) else None
 
     def _entry_chains(self, param: cst.Param, depth: int) -> list[tuple[ParameterHop, ...]] | None:

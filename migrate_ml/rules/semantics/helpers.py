@@ -1,5 +1,9 @@
 """Calls of the file's own helpers that treat what they are given as one class per image.
 
+Both ways a helper is found single-label go through here: from its body (below) for the safety
+net, and from its calls (:func:`calls_given_argmax`, ``get_score(labels, preds.argmax(1))``) for
+ML023, which reports the scikit-learn metric such a helper returns.
+
 ``acc = calculate_accuracy(y_pred, y)`` is where a training loop hands its scores and labels to
 a helper whose body takes their arg-max and compares it with the labels. The helper's body is
 reported where it is single-label; each call is a construct of its own, at its own line: that
@@ -14,7 +18,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from migrate_ml.rules._prefilter import walk
+from migrate_ml.rules._prefilter import nodes_of, walk
+from migrate_ml.rules.semantics.names import imported_names, qualified_name
 
 CONSUMING_KINDS = frozenset(
     {
@@ -74,6 +79,34 @@ def single_label_helper_calls(
             continue  # recursion: the helper's own body is reported where it is single-label
         calls.append(HelperCall(node, key[1], consumed[key]))
     return calls
+
+
+_ARGMAX_FUNCTIONS = frozenset({"numpy.argmax", "torch.argmax"})
+
+
+def calls_given_argmax(tree: ast.Module, names: set[str]) -> dict[str, ast.Call]:
+    """The first call (in source order) of each function of ``names``, called by name, that is
+    given an arg-max: ``get_score(labels, preds.argmax(1))``, ``get_f1(y, np.argmax(p, axis=1))``.
+    Such a helper receives class indices where it should receive multi-hot rows."""
+    if not names:
+        return {}
+    imports = imported_names(nodes_of(tree, ast.Import, ast.ImportFrom))
+    found: dict[str, ast.Call] = {}
+    for node in sorted(nodes_of(tree, ast.Call), key=lambda call: (call.lineno, call.col_offset)):
+        key = _callee(node.func)  # type: ignore[attr-defined]
+        if key is None or key[0] or key[1] not in names or key[1] in found:
+            continue
+        values = [arg.value if isinstance(arg, ast.Starred) else arg for arg in node.args]  # type: ignore[attr-defined]
+        if any(_is_argmax(value, imports) for value in (*values, *(k.value for k in node.keywords))):  # type: ignore[attr-defined]
+            found[key[1]] = node  # type: ignore[assignment]
+    return found
+
+
+def _is_argmax(value: ast.AST, imports: dict[str, str]) -> bool:
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func
+    return (isinstance(func, ast.Attribute) and func.attr == "argmax") or qualified_name(func, imports) in _ARGMAX_FUNCTIONS
 
 
 def _callee(func: ast.AST) -> tuple[bool, str] | None:

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from migrate_ml.rules._prefilter import nodes_of, parent_links
+from migrate_ml.rules.semantics.names import imported_names, qualified_name
 
 # What a value is known to hold.
 CLASS_INDEX = "class-index"
@@ -86,18 +87,6 @@ class Scope:
     """The line a tracked name got its value on."""
 
 
-def qualified_name(node: ast.AST, imports: dict[str, str]) -> str:
-    """``torch.nn.CrossEntropyLoss`` for ``nn.CrossEntropyLoss`` after ``import torch.nn as nn``
-    (``imports``: local name -> what it was imported as); empty for anything but a dotted name."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return ""
-    return ".".join([imports.get(node.id, node.id), *reversed(parts)])
-
-
 class ValueTracker(ast.NodeVisitor):
     """Walks a module in statement order, one scope per function, tracking what names hold."""
 
@@ -108,24 +97,14 @@ class ValueTracker(ast.NodeVisitor):
         that some call in this file passes a thresholded prediction or an arg-max to (found by an
         earlier walk)."""
         self.parents = parent_links(tree)
-        self.imports: dict[str, str] = {}
-        """Local name -> what it was imported as (``nn`` -> ``torch.nn``)."""
-        self.defined: set[str] = set()
+        self.imports = imported_names(nodes_of(tree, ast.Import, ast.ImportFrom))
+        """Local name -> what it was imported as (``nn`` -> ``torch.nn``), every import of the file."""
+        self.defined = {node.name for node in nodes_of(tree, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)}
         """Functions and classes the file defines itself."""
         self.scopes: list[Scope] = [Scope(function="", class_name="")]
         self.ranked_lines: set[int] = set()
         """Lines of a top-k (k other than 1) or a sort over the classes: their indices rank every
         class of a sample, so a comparison with the label is top-k accuracy, not one prediction."""
-        for node in nodes_of(tree, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    local = alias.asname or alias.name.split(".")[0]
-                    self.imports[local] = alias.name if alias.asname else local
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                self.defined.add(node.name)
 
     # -- names
 

@@ -90,7 +90,6 @@ class Sinks:
             word in text for word in ("CrossEntropyLoss", "cross_entropy(")
         )
         """A ReLU'd output is harmless to cross-entropy's training but breaks the sigmoid it migrates to."""
-        self._layers: dict[str, dict[str, ast.Call]] | None = None
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
@@ -999,11 +998,11 @@ class Sinks:
         if not self._classification_training or function is None or self.analysis.class_name in self._feeding_heads():
             return
         if isinstance(value, ast.Name):
-            value = _last_assigned(function, value.id, statement)
+            value = sources.last_assigned(function, value.id, statement)
         if not isinstance(value, ast.Call) or len(value.args) != 1:
             return
-        layers = self._class_layers().get(self.analysis.class_name, {})
-        layer = _self_layer(value.func)
+        layers = sources.class_layers(self.analysis.tree).get(self.analysis.class_name, {})
+        layer = sources.self_layer(value.func)
         if layer is not None and layer in layers and self._ends_in_relu(layers[layer]):
             self._report_relu(layers[layer].args[-1])
             return
@@ -1012,7 +1011,7 @@ class Sinks:
             isinstance(func, ast.Attribute) and self.analysis.key(func) in ("self.relu", "self.act")
         )
         inner = value.args[0]
-        layer = _self_layer(inner.func) if relu and isinstance(inner, ast.Call) else None
+        layer = sources.self_layer(inner.func) if relu and isinstance(inner, ast.Call) else None
         if layer is not None and (HEAD.match(layer) or layer == _last_linear(layers, self.analysis.qualified)):
             self._report_relu(value)
 
@@ -1020,50 +1019,16 @@ class Sinks:
         """The classes built as a layer of another class of the file that builds a ``Linear``
         (``self.encoder = Encoder()`` beside ``self.fc``): their output is features for that head."""
         feeding: set[str] = set()
-        for owner, layers in self._class_layers().items():
+        for owner, layers in sources.class_layers(self.analysis.tree).items():
             built = {_name_of(call.func) for call in layers.values()}
             if any(self.analysis.qualified(call.func).endswith(("Linear", "LazyLinear")) for call in layers.values()):
                 feeding |= built - {owner}
         return feeding
 
-    def _class_layers(self) -> dict[str, dict[str, ast.Call]]:
-        """Each class's ``self.<name> = <call>`` layers (the last assignment of each name)."""
-        if self._layers is None:
-            self._layers = {}
-            for cls in ast.walk(self.analysis.tree):
-                if isinstance(cls, ast.ClassDef):
-                    layers = self._layers.setdefault(cls.name, {})
-                    for node in ast.walk(cls):
-                        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
-                            name = _self_layer(node.targets[0])
-                            if name is not None:
-                                layers[name] = node.value
-        return self._layers
-
 
 def _name_of(node: ast.AST) -> str:
     """``Encoder`` of ``Encoder`` or ``models.Encoder``."""
     return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
-
-
-def _self_layer(node: ast.AST) -> str | None:
-    """``l2`` of ``self.l2``."""
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
-        return node.attr
-    return None
-
-
-def _last_assigned(function: ast.FunctionDef | ast.AsyncFunctionDef, name: str, until: ast.stmt) -> ast.AST | None:
-    """The value last bound to ``name`` by a plain statement of ``function``'s body before ``until``."""
-    value = None
-    for statement in function.body:
-        if statement is until:
-            return value
-        if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
-            value = statement.value if len(statement.targets) == 1 else None
-        elif any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) for node in ast.walk(statement)):
-            value = None  # bound in a branch, a loop or a ``with``: not one proven value
-    return None
 
 
 def _last_linear(layers: dict[str, ast.Call], qualified: Callable[[ast.AST], str]) -> str | None:

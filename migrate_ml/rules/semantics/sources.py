@@ -7,6 +7,7 @@ Also the first check on a source itself: a dataset's ``__getitem__`` that return
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 from migrate_ml.rules.semantics.meanings import (
@@ -175,3 +176,85 @@ def dataset_labels(attribute: str, line: int) -> Value:
     if attribute == "targets":
         return Value(INDEX_LIST, line)
     return class_index_samples(line)
+
+
+# The file's own models: their layers and the one ``forward`` returns ---------------------------
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def self_layer(node: ast.AST) -> str | None:
+    """``l2`` of ``self.l2``."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def last_assigned(function: ast.FunctionDef | ast.AsyncFunctionDef, name: str, until: ast.stmt) -> ast.AST | None:
+    """The value last bound to ``name`` by a plain statement of ``function``'s body before ``until``."""
+    value = None
+    for statement in function.body:
+        if statement is until:
+            return value
+        if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in statement.targets):
+            value = statement.value if len(statement.targets) == 1 else None
+        elif any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) for node in ast.walk(statement)):
+            value = None  # bound in a branch, a loop or a ``with``: not one proven value
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def class_layers(tree: ast.Module) -> dict[str, dict[str, ast.Call]]:
+    """Each class's ``self.<name> = <call>`` layers (the last assignment of each name). Shared: read only."""
+    layers: dict[str, dict[str, ast.Call]] = {}
+    for cls in ast.walk(tree):
+        if isinstance(cls, ast.ClassDef):
+            own = layers.setdefault(cls.name, {})
+            for node in ast.walk(cls):
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
+                    name = self_layer(node.targets[0])
+                    if name is not None:
+                        own[name] = node.value
+    return layers
+
+
+def forward_layer(cls: ast.ClassDef) -> str | None:
+    """The ``self.<name>`` layer whose output the class's ``forward`` returns, where its one
+    ``return`` shows it: ``return self.fc(x)``, ``return torch.sigmoid(self.head(x)).squeeze(1)``,
+    ``x = self.out(x); return x``. ``None`` when it returns something else, or more than once."""
+    forward = next((item for item in cls.body if isinstance(item, _FUNCTIONS) and item.name == "forward"), None)
+    if forward is None:
+        return None
+    returns = [node for node in ast.walk(forward) if isinstance(node, ast.Return) and node.value is not None]
+    if len(returns) != 1 or returns[0] not in forward.body:
+        return None
+    statement = returns[0]
+    arguments = forward.args
+    local = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)} | {
+        node.id for node in ast.walk(forward) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+    value: ast.AST | None = statement.value
+    for _ in range(32):  # each step peels one call or follows one assignment back
+        if isinstance(value, ast.Name):
+            assigned = [s for s in forward.body[: forward.body.index(statement)] if _binds(s, value.id)]
+            if not assigned or not isinstance(assigned[-1], ast.Assign) or len(assigned[-1].targets) != 1:
+                return None
+            statement, value = assigned[-1], assigned[-1].value
+        elif isinstance(value, ast.Call):
+            func = value.func
+            layer = self_layer(func)
+            if layer is not None:
+                return layer
+            if isinstance(func, ast.Attribute) and not (isinstance(func.value, ast.Name) and func.value.id not in local):
+                value = func.value  # a method of the tensor: x.view(B, -1), logits.squeeze(1)
+            elif value.args:
+                value = value.args[0]  # torch.sigmoid(x), torch.flatten(x, 1), F.relu(x)
+            else:
+                return None
+        else:
+            return None
+    return None
+
+
+def _binds(statement: ast.stmt, name: str) -> bool:
+    return any(isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) for node in ast.walk(statement))

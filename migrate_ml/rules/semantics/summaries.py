@@ -32,7 +32,7 @@ from migrate_ml.rules.semantics.meanings import (
     Value,
     join,
 )
-from migrate_ml.rules.semantics.single_label_values import qualified_name
+from migrate_ml.rules.semantics.names import import_bindings, qualified_name
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -78,13 +78,9 @@ class Analysis:
         self.modules: set[str] = set()
         """The file's own ``nn.Module`` subclasses: an instance's call is the model's output."""
         for node in _statements(tree.body):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    top = alias.name.split(".")[0]
-                    self.imports[alias.asname or top] = alias.name if alias.asname else top
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.module and not node.level):
+                # bound as they are met: a class met before an import resolves its bases without it
+                self.imports.update(import_bindings(node))
             elif isinstance(node, ast.ImportFrom):
                 for alias in node.names:
                     self._run_imports[alias.asname or alias.name] = ".".join(filter(None, (node.module, alias.name)))

@@ -21,9 +21,11 @@ Two kinds of file read like image classification but are not the migration's bus
   user's own checkpoint is not one of these and keeps migrating.
 * **a binary classifier with one output**: the file trains with a binary cross-entropy
   (``BCEWithLogitsLoss``, ``F.binary_cross_entropy*``), its model's head is proven to have one
-  output (every class count given is a literal 1, ``num_classes=1``, or, with none given, the last
-  ``Linear`` the file builds has ``out_features`` 1: ``self.out = nn.Linear(d, 1)``, ``model.fc =
-  nn.Linear(in, 1)``), and nothing of a class axis is in it (no cross-entropy or NLL loss, softmax,
+  output (every class count given is a literal 1, ``num_classes=1``, or, with none given, a
+  model class's head has ``out_features`` 1: the ``Linear`` whose output its ``forward`` returns,
+  wherever the class defines it, ``return self.out(self.features(x))`` with ``self.out =
+  nn.Linear(d, 1)``; where no ``forward`` of the file shows its head, the last ``Linear`` the file
+  builds: ``model.fc = nn.Linear(in, 1)``), and nothing of a class axis is in it (no cross-entropy or NLL loss, softmax,
   one-hot or arg-max). Its outputs are ``[B, 1]``: ``torch.round(torch.sigmoid(out)) ==
   y.unsqueeze(1)`` is one decision per image and its 0/1 target column is no class index.
 """
@@ -35,6 +37,7 @@ import functools
 import re
 
 from migrate_ml.rules._prefilter import nodes_of, walk
+from migrate_ml.rules.semantics import sources
 
 _OPTIMIZERS = frozenset(
     {
@@ -142,18 +145,50 @@ def is_one_output_binary(tree: ast.Module) -> bool:
     ]
     if counts:
         return all(_integer(count) == 1 for count in counts)
+    heads = _forward_heads(tree)
+    if heads:
+        # one model of the file with one output is the classifier: a GAN's generator beside its
+        # discriminator has a wide head, and neither has a class axis
+        return any(_out_features(head) == 1 for head in heads)
     linear = [node for node in calls if isinstance(node, ast.Call) and _name(node.func) == "Linear"]
     if not linear:
         return False
-    last = max(linear, key=lambda node: (node.lineno, node.col_offset))
-    out = next((keyword.value for keyword in last.keywords if keyword.arg == "out_features"), None)
-    if out is None and len(last.args) > 1:
-        out = last.args[1]
-    return out is not None and _integer(out) == 1
+    return _out_features(max(linear, key=lambda node: (node.lineno, node.col_offset))) == 1
 
 
-def has_untrained_pretrained_model(tree: ast.Module) -> bool:
-    return untrained_pretrained_model(tree) is not None
+def _forward_heads(tree: ast.Module) -> list[ast.Call]:
+    """The ``Linear`` each model class of the file gives its outputs through, where its ``forward``
+    shows it (``return self.out(self.features(x))``; the last ``Linear`` of a returned
+    ``Sequential``): the head, wherever the class defines it. A class built as a layer of another
+    class of the file feeds that one and has no head of its own."""
+    layers = sources.class_layers(tree)
+    built = {_name(call.func) for owner in layers.values() for call in owner.values()}
+    heads = []
+    for cls in nodes_of(tree, ast.ClassDef):
+        layer = sources.forward_layer(cls) if cls.name not in built else None
+        call = layers.get(cls.name, {}).get(layer) if layer is not None else None
+        if call is not None and _name(call.func) == "Sequential":
+            call = next((arg for arg in reversed(call.args) if isinstance(arg, ast.Call) and _name(arg.func) == "Linear"), None)
+        if call is not None and _name(call.func) == "Linear":
+            heads.append(call)
+    return heads
+
+
+def _out_features(linear: ast.Call) -> int | None:
+    """The literal ``out_features`` of ``nn.Linear(d, 1)`` / ``nn.Linear(d, out_features=1)``."""
+    out = next((keyword.value for keyword in linear.keywords if keyword.arg == "out_features"), None)
+    if out is None and len(linear.args) > 1:
+        out = linear.args[1]
+    return _integer(out) if out is not None else None
+
+
+class ReadsTheTrainedHead:
+    """A mixin for the rules whose edits read the model's head (ML001, ML002, ML020, ML021, ML024): none
+    runs on a file whose model is a library's pretrained single-label head that it never trains."""
+
+    @classmethod
+    def could_apply_tree(cls, tree: ast.Module) -> bool:
+        return untrained_pretrained_model(tree) is None
 
 
 def _trains(name: str) -> bool:
