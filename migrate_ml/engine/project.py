@@ -37,6 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules.semantics import hand_losses
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.predictions import is_model_callee
@@ -69,8 +70,32 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
         scanned = set(callers)
         facts = project.facts([data[path] for path in python if path not in scanned])
     one_hot = _one_hot_functions(data)
+    losses = _loss_classes(data)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
-    return {path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, run_modules=stems) for path in python}
+    return {
+        path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, loss_classes=losses, run_modules=stems)
+        for path in python
+    }
+
+
+def _loss_classes(data: dict[str, bytes]) -> tuple[tuple[str, str, str], ...]:
+    """``stem.Class`` of each class of the run whose ``forward`` computes a single-label loss, with
+    what it computes and what to use instead, for the files that import and build it."""
+    found = []
+    words = tuple(word.encode() for word in hand_losses.LOSS_CLASS_WORDS)
+    for path, text in data.items():
+        if not any(word in text for word in words):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # reported when the file itself is processed
+        stem = os.path.splitext(os.path.basename(path))[0]
+        qualified = Analysis(tree).qualified
+        for name, loss in hand_losses.find_loss_classes(tree, qualified).items():
+            if loss.node in tree.body:  # a class of a ``__main__`` block or a function is not importable
+                found.append((f"{stem}.{name}", loss.computes, hand_losses.class_advice(loss)))
+    return tuple(sorted(found))
 
 
 def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:

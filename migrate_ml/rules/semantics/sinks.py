@@ -98,6 +98,10 @@ class Sinks:
         self._exp_parameters = (
             hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if "exp(-" in text else {}
         )
+        self._loss_classes = (
+            hand_losses.find_loss_classes(analysis.tree, analysis.qualified)
+            if any(word in text for word in hand_losses.LOSS_CLASS_WORDS) else {}
+        )
         self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
@@ -149,6 +153,16 @@ class Sinks:
                 _ADVICE[loss.kind],
                 (loss.line,),
             ))
+        for name, loss in self._loss_classes.items():
+            how = f"calls {loss.through}, which computes" if loss.through else "computes"
+            self.found.append(Sink(
+                loss.node, "single-label-loss",
+                f"{name} {how} {loss.computes} (line {loss.line}): the classes compete for one unit of "
+                "probability, one label per image",
+                hand_losses.class_advice(loss),
+                # no related line: the class is a construct of its own even where a line of its
+                # body (the ``nll_loss`` an ML003 finding names) is reported for something else
+            ))
         for name, (parameter, line, call) in self._fed_cross_entropy.items():
             function = next(f for f in self.analysis.tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == name)
             self.found.append(Sink(
@@ -183,6 +197,7 @@ class Sinks:
         method = func.attr if isinstance(func, ast.Attribute) else ""
         qualified = analysis.qualified(func)
         if isinstance(func, ast.Name) and not analysis.is_bound(func):
+            self._loss_class_built(node, func.id)
             if func.id in self._loss_functions:
                 self._loss_function_use(node, func.id)
             for position, line in self._exp_parameters.get(func.id, {}).items():
@@ -288,6 +303,25 @@ class Sinks:
             f"{name}() (line {loss.function.lineno}) computes {_HAND_WRITTEN[loss.kind]}: {_WHY[loss.kind]}",
             _ADVICE[loss.kind],
             loss.function.lineno,
+        )
+
+    def _loss_class_built(self, node: ast.Call, name: str) -> None:
+        """``criterion = LabelSmoothing(0.1)``: a loss class of this file (or of another file of the
+        run, imported) that computes a single-label loss, built outside its own body."""
+        loss = self._loss_classes.get(name)
+        if loss is not None:
+            if self.analysis.class_name == name or loss.node.lineno in self.analysis.scope_lines:
+                return
+            where, computes, advice = f"line {loss.node.lineno}", loss.computes, hand_losses.class_advice(loss)
+        else:
+            found = self.analysis.run_loss_class(node.func)
+            if found is None:
+                return
+            where, computes, advice = found
+        self.report(
+            node, "single-label-loss",
+            f"builds {name} ({where}), which computes {computes}: one label per image",
+            advice,
         )
 
     def _parameter_name(self, function_name: str, position: int) -> str:

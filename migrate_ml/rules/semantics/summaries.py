@@ -262,6 +262,17 @@ class Analysis:
             return False
         return self._facts.returns_one_hot(qualified_name(func, self._run_imports))
 
+    def run_loss_class(self, func: ast.AST) -> tuple[str, str, str] | None:
+        """(where, what it computes, what to use) when ``func`` names a class of another file of the
+        run whose ``forward`` computes a single-label loss (``from .smoothing import SoftTargetCrossEntropy``)."""
+        if self._facts is None or not isinstance(func, (ast.Name, ast.Attribute)):
+            return None
+        found = self._facts.loss_class(qualified_name(func, self._run_imports))
+        if found is None:
+            return None
+        name, computes, advice = found
+        return f"from {name.rpartition('.')[0]}", computes, advice
+
     def is_module(self, node: ast.AST) -> bool:
         """``torch``/``np``/``F``: a module the file imports, not a value."""
         while isinstance(node, ast.Attribute):
