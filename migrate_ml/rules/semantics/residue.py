@@ -245,11 +245,16 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
     return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found
 
 
+_LOSS_MODULE_WORDS = ("kl_div(", "focal_loss(")
+"""A loss module's words that name no single-label API: distillation's ``kl_div``, a focal loss."""
+
+
 def is_model_code_only(text: str) -> bool:
     """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or a
     comparison there routes tokens or experts; only a model ending in softmax is reported. A
-    ``kl_div`` is loss code: a distillation loss module's ``forward`` computes a loss, not a model."""
-    return "def forward" in text and "kl_div(" not in text and not (
+    ``kl_div`` or a ``sigmoid_focal_loss`` call is loss code: a loss module's ``forward`` computes a
+    loss, not a model."""
+    return "def forward" in text and not any(word in text for word in _LOSS_MODULE_WORDS) and not (
         names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
     )
 

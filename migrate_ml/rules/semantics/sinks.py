@@ -218,12 +218,24 @@ class Sinks:
                     value(scores).line, value(target).line,
                 )
             if target is not None and value(target).meaning == ONE_HOT:
-                self.report(
-                    node, "one-hot-target",
-                    "the loss target is a one-hot of class indices (however smoothed or mixed): one class per image",
-                    "pass the real float multi-hot [B, C] targets (several labels per image)",
-                    value(target).line,
-                )
+                encoded = self._one_hot_call_at(value(target).line)
+                if encoded is not None and encoded.lineno != node.lineno:
+                    # reported where the class indices are encoded: that line is what to change
+                    self.report(
+                        encoded, "one-hot-target",
+                        f"{ast.unparse(encoded.args[0])} is read as one class index per sample and one-hot encoded "
+                        f"as the target of the loss at line {node.lineno}: one class per image",
+                        "pass the real float multi-hot [B, C] targets to the loss (several labels per image) and "
+                        "drop the encoding",
+                        node.lineno,
+                    )
+                else:
+                    self.report(
+                        node, "one-hot-target",
+                        "the loss target is a one-hot of class indices (however smoothed or mixed): one class per image",
+                        "pass the real float multi-hot [B, C] targets (several labels per image)",
+                        value(target).line,
+                    )
             if scores is not None and analysis.is_logits_loss(func):
                 meaning = value(scores).meaning
                 if meaning in (SIGMOID, SOFTMAX):
@@ -251,6 +263,10 @@ class Sinks:
                     self._loss_targets.append((criterion, node, target, False))
         if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
+        if method == "sum" and isinstance(func, ast.Attribute):
+            self._picked_by_one_hot(node, func.value)
+        elif qualified == "torch.sum" and node.args:
+            self._picked_by_one_hot(node, node.args[0])
         if method == "fit_transform" and isinstance(func, ast.Attribute) and value(func.value).meaning == LABEL_ENCODER:
             self._label_encoding(node)
         if qualified == "pandas.get_dummies":
@@ -290,6 +306,17 @@ class Sinks:
         self._logged(node, method)
         if method in ("gt", "ge", "__gt__") and node.args and isinstance(func, ast.Attribute):
             self._threshold(node, func.value, node.args[0])
+
+    def _one_hot_call_at(self, line: int) -> ast.Call | None:
+        """The ``one_hot(y, C)`` call of the enclosing function at ``line``, if there is one."""
+        function = self.analysis.function
+        if function is None or not line:
+            return None
+        return next((
+            node for node in ast.walk(function)
+            if isinstance(node, ast.Call) and node.lineno == line and node.args
+            and self.analysis.qualified(node.func).endswith("one_hot")
+        ), None)
 
     def _loss_function_use(self, node: ast.AST, name: str) -> None:
         """A call of (or a reference to) a hand-written loss function of the file, outside the
@@ -406,6 +433,31 @@ class Sinks:
             "indices): mixed or smoothed, the targets still hold one class per image",
             "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))"
             if mixing else "build the [B, C] rows from the multi-hot labels themselves (y.float()), not from one class index per row",
+        )
+
+    def _picked_by_one_hot(self, node: ast.Call, summed: ast.AST) -> None:
+        """``(weights * labels_one_hot).sum(1)``: a per-class value times a one-hot of the class
+        index, summed over the classes, is each sample's value at its one class (a class-balanced
+        weight per sample)."""
+        dims = [ast.unparse(k.value) for k in node.keywords if k.arg in ("dim", "axis")]
+        dims += [ast.unparse(a) for a in (node.args[1:2] if self.analysis.qualified(node.func) == "torch.sum" else node.args[:1])]
+        if not dims or dims[0] not in ("1", "-1"):
+            return
+        value = self.analysis.value(summed)
+        product = value.node
+        if value.meaning != ONE_HOT or not (isinstance(product, ast.BinOp) and isinstance(product.op, ast.Mult)):
+            return
+        factors = [side for side in (product.left, product.right) if self.analysis.value(side).meaning != ONE_HOT]
+        encoded = self._one_hot_call_at(value.line)
+        if len(factors) != 1 or encoded is None or not self._labels(encoded.args[0]):
+            return  # a one-hot of an expert or a token index routes, it does not label
+        self.report(
+            node, "one-hot-target",
+            f"{ast.unparse(factors[0])} times a one-hot of the class index (line {product.lineno}) summed over the "
+            "classes picks each sample's value at its one class (a class weight per sample): one label per image",
+            "keep one value per label: weights * labels.float() as a [B, C] weight (weight= of "
+            "binary_cross_entropy_with_logits), not summed over the classes",
+            product.lineno,
         )
 
     def _label_encoding(self, node: ast.Call) -> None:

@@ -177,8 +177,12 @@ class Analysis:
             return
         if isinstance(statement, ast.Assign):
             value = self.value(statement.value)
+            evaluated = dict(self._cache)
             for target in statement.targets:
                 self.bind(target, value)
+            # the right-hand side keeps the meanings it was evaluated with: in ``w = w.sum(1)`` the
+            # sinks ask what the ``w`` being summed held, not what the name holds afterwards
+            self._cache.update(evaluated)
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             self.bind(statement.target, self.value(statement.value))
         elif isinstance(statement, ast.Expr):
