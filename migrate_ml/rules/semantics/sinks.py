@@ -772,7 +772,19 @@ class Sinks:
         meaning = value.meaning
         if meaning == SCORES and (LOGITS_NAME.search(ast.unparse(subject)) or self._fed_to_logits_loss_here(subject)):
             meaning = LOGITS
-        if meaning == LOGITS:
+        squashed = self._sigmoid_taken_of(subject) if meaning in (SCORES, UNKNOWN) else 0
+        if squashed:
+            # probs = torch.sigmoid(outputs); outputs > threshold: half-migrated, the probabilities were meant
+            self.report(
+                node, "threshold-on-logits",
+                f"{ast.unparse(subject)} holds raw logits (line {squashed} takes their sigmoid): a probability "
+                f"threshold ({ast.unparse(threshold)}) on them decides at a probability of sigmoid(threshold), "
+                "not at the threshold",
+                f"threshold the sigmoid probabilities of line {squashed} instead (or compare the logits with 0 "
+                "for a 0.5 threshold)",
+                squashed,
+            )
+        elif meaning == LOGITS:
             self.report(
                 node, "threshold-on-logits",
                 f"{ast.unparse(subject)} holds raw logits: a probability threshold ({ast.unparse(threshold)}) "
@@ -788,6 +800,28 @@ class Sinks:
                 "threshold torch.sigmoid(logits), one independent probability per label",
                 value.line,
             )
+
+    def _sigmoid_taken_of(self, subject: ast.AST) -> int:
+        """The line where the enclosing function binds ``torch.sigmoid(subject)`` to another name:
+        ``subject`` is what the sigmoid squashes, the logits."""
+        function = self.analysis.function
+        if function is None or not isinstance(subject, ast.Name):
+            return 0
+        for statement in ast.walk(function):
+            if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
+                continue
+            call = statement.value
+            if tables.row_for(self.analysis.qualified(call.func)) is tables.row_for("torch.sigmoid"):
+                squashed = call.args[0] if call.args else None
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "sigmoid" and not call.args:
+                squashed = call.func.value
+            else:
+                continue
+            if isinstance(squashed, ast.Name) and squashed.id == subject.id and not any(
+                isinstance(target, ast.Name) and target.id == subject.id for target in statement.targets
+            ):
+                return statement.lineno
+        return 0
 
     def _fed_to_logits_loss_here(self, subject: ast.AST) -> bool:
         """Whether the enclosing function passes this name to a BCE-with-logits loss: then it holds logits."""
