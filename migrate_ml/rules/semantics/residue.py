@@ -1113,25 +1113,55 @@ class _Detector(ValueTracker):
     def _check_stored_prediction(self, node: ast.Assign) -> None:
         """``test["label"] = predictions.argmax(1)``, ``oof["preds"] = ckpt["preds"].argmax(1)``: an
         arg-max over the class axis written as a table's column is the predicted class of each
-        image (a submission, out-of-fold predictions), whatever the scores were called."""
+        image (a submission, out-of-fold predictions), whatever the scores were called; so is a
+        name bound to one before (``pred = pred.argmax(axis=1)`` and, cells later,
+        ``sample_sub["label"] = pred``)."""
         target = node.targets[0] if len(node.targets) == 1 else None
         value = node.value
-        if not (isinstance(target, ast.Subscript) and isinstance(value, ast.Call) and _is_column_key(target.slice)):
+        if not (isinstance(target, ast.Subscript) and _is_column_key(target.slice)):
             return
-        subject = self.index_subject(value)
-        func = value.func
-        if subject is None or not (isinstance(func, ast.Attribute) and func.attr == "argmax" or self._takes_indices(value)):
+        stored = ""
+        if isinstance(value, ast.Name):
+            stored, value = value.id, self._last_bound(value.id, node)
+        if not (isinstance(value, ast.Call) and self._argmax_over_classes(value)):
             return
-        if LABEL_NAME.match(self.root_name(subject)) or not _over_the_class_axis(value, self.is_module(func.value) if isinstance(func, ast.Attribute) else True):
-            return
+        where = f" (stored as the column {ast.unparse(target)} at line {node.lineno})" if stored else ""
         self._report(
             value,
             "argmax-prediction",
-            "an arg-max over the classes is stored as each image's predicted label (a submission or out-of-fold "
-            "column): exactly one class per image",
+            f"an arg-max over the classes is stored as each image's predicted label (a submission or out-of-fold "
+            f"column){where}: exactly one class per image",
             "store every label above the threshold instead: one 0/1 column per label, (probs > THRESHOLD).astype(int), "
             "or the names of the labels above it joined by spaces",
+            (node.lineno,) if stored else (),
         )
+
+    def _argmax_over_classes(self, value: ast.Call) -> bool:
+        subject = self.index_subject(value)
+        func = value.func
+        if subject is None or not (isinstance(func, ast.Attribute) and func.attr == "argmax" or self._takes_indices(value)):
+            return False
+        if LABEL_NAME.match(self.root_name(subject)):
+            return False
+        return _over_the_class_axis(value, self.is_module(func.value) if isinstance(func, ast.Attribute) else True)
+
+    def _last_bound(self, name: str, before: ast.stmt) -> ast.AST | None:
+        """What the last plain ``name = ...`` of the scope of ``before`` (its function, or the module)
+        above it assigns."""
+        def scope_of(node: ast.AST) -> ast.AST | None:
+            scope = self.parents.get(node)
+            while scope is not None and not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                scope = self.parents.get(scope)
+            return scope
+
+        scope = scope_of(before)
+        bindings = [
+            statement for statement in ast.walk(scope or self.tree) if isinstance(statement, ast.Assign)
+            and statement.lineno < before.lineno and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == name
+            and scope_of(statement) is scope
+        ]
+        return max(bindings, key=lambda statement: statement.lineno).value if bindings else None
 
     def _check_most_confident_class(self, node: ast.Assign) -> None:
         """``incorrect_prob, incorrect_label = torch.max(probs, dim=0)``: the most probable class of
