@@ -27,6 +27,7 @@ same loss. ``LOSS_CLASS_WORDS`` below are what a file must contain for the walk 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -53,6 +54,9 @@ _KL_MODULES = frozenset({"torch.nn.KLDivLoss"})
 _LOSS_BASES = ("nn.Module", "_Loss", "_WeightedLoss", "autograd.Function", "function.Function")
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
 _FORWARDS = ("forward", "__call__")
+_CROSS_ENTROPY_NAME = re.compile(r"CrossEntropy|SoftmaxCE|LSRCE")
+_PER_LABEL_NAME = re.compile(r"Binary|BCE|Sigmoid|MultiLabel|Multilabel", re.IGNORECASE)
+_VISIBLE_ROOTS = frozenset({"torch", "numpy", "math", "scipy"})
 _PER_CLASS_METHODS = frozenset({"neg", "neg_", "float", "double", "view", "reshape", "contiguous", "clamp", "clamp_min"})
 
 DIRICHLET = "dirichlet"
@@ -102,7 +106,9 @@ NLL = "nll"
 PICK = "pick"
 ONE_HOT_TARGET = "one-hot"
 DISTILLATION = "distillation"
+EXTENSION = "extension"
 CLASS_COMPUTES = {
+    EXTENSION: "a softmax cross-entropy, by its name, in a compiled extension whose body is not visible",
     SOFT_TARGET: "a soft-target cross-entropy, -sum(target * log_softmax(logits)) over the classes",
     NLL: "a cross-entropy in two steps, log_softmax then nll_loss of each image's class index",
     PICK: "the log-softmax probability of each image's one labelled class (log_p[rows, y], gather)",
@@ -156,7 +162,7 @@ def find_loss_classes(tree: ast.Module, qualified: Callable[[ast.AST], str]) -> 
     for name, cls in classes.items():
         forward = _forward(cls)
         if forward is not None:
-            loss = _class_loss(cls, forward, qualified)
+            loss = _class_loss(cls, forward, qualified) or _extension_loss(cls, forward, qualified)
             if loss is not None:
                 found[name] = loss
     changed = bool(found)
@@ -305,6 +311,24 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
     )
     focal = "gamma" in text and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(forward))
     return LossClass(cls, kind, line, smoothing, focal)
+
+
+def _extension_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef, qualified: Callable[[ast.AST], str]) -> LossClass | None:
+    """``class LSRCrossEntropyFunctionV3(torch.autograd.Function)`` whose ``forward`` hands its
+    arguments to a compiled extension (``lsr_cpp.lsr_forward(logits, labels, ...)``): the body
+    cannot be read, so the name, a softmax cross-entropy and not a per-label one, says what it is."""
+    if not _CROSS_ENTROPY_NAME.search(cls.name) or _PER_LABEL_NAME.search(cls.name):
+        return None
+    if not any(qualified(base).endswith(("autograd.Function", "function.Function")) for base in cls.bases):
+        return None
+    parameters = {a.arg for a in forward.args.args[1:]}
+    for node in ast.walk(forward):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = qualified(node.func).partition(".")[0]
+            given = {n.id for argument in node.args for n in ast.walk(argument) if isinstance(n, ast.Name)}
+            if root and root not in _VISIBLE_ROOTS and isinstance(node.func.value, ast.Name) and len(given & parameters) >= 2:
+                return LossClass(cls, EXTENSION, node.lineno)
+    return None
 
 
 def _keeps_log_probability(value: ast.AST) -> bool:
