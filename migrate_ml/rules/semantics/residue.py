@@ -534,6 +534,7 @@ class _Detector(ValueTracker):
         self._check_item(node)
         self._check_element_count(node)
         self._check_prediction(node)
+        self._check_prediction_table(node)
         self._note_helper_inputs(node)
 
     def _note_helper_inputs(self, node: ast.Call) -> None:
@@ -1117,15 +1118,27 @@ class _Detector(ValueTracker):
         name bound to one before (``pred = pred.argmax(axis=1)`` and, cells later,
         ``sample_sub["label"] = pred``)."""
         target = node.targets[0] if len(node.targets) == 1 else None
-        value = node.value
-        if not (isinstance(target, ast.Subscript) and _is_column_key(target.slice)):
+        if isinstance(target, ast.Subscript) and _is_column_key(target.slice):
+            self._report_stored_argmax(node.value, node, ast.unparse(target))
+
+    def _check_prediction_table(self, node: ast.Call) -> None:
+        """``pd.DataFrame({"image_id": ids, "label": preds})`` with ``preds`` an arg-max over the classes."""
+        if not (self.qualified(node.func) == "pandas.DataFrame" and node.args and isinstance(node.args[0], ast.Dict)):
             return
+        statement = self.parents.get(node)
+        while statement is not None and not isinstance(statement, ast.stmt):
+            statement = self.parents.get(statement)
+        for key, value in zip(node.args[0].keys, node.args[0].values):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and statement is not None:
+                self._report_stored_argmax(value, statement, f"{key.value!r}")
+
+    def _report_stored_argmax(self, value: ast.AST, statement: ast.stmt, column: str) -> None:
         stored = ""
         if isinstance(value, ast.Name):
-            stored, value = value.id, self._last_bound(value.id, node)
+            stored, value = value.id, self._last_bound(value.id, statement)
         if not (isinstance(value, ast.Call) and self._argmax_over_classes(value)):
             return
-        where = f" (stored as the column {ast.unparse(target)} at line {node.lineno})" if stored else ""
+        where = f" (stored as the column {column} at line {statement.lineno})" if stored else ""
         self._report(
             value,
             "argmax-prediction",
@@ -1133,7 +1146,7 @@ class _Detector(ValueTracker):
             f"column){where}: exactly one class per image",
             "store every label above the threshold instead: one 0/1 column per label, (probs > THRESHOLD).astype(int), "
             "or the names of the labels above it joined by spaces",
-            (node.lineno,) if stored else (),
+            (statement.lineno,) if stored else (),
         )
 
     def _argmax_over_classes(self, value: ast.Call) -> bool:
