@@ -37,9 +37,9 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules.semantics import hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
-from migrate_ml.rules.semantics import metrics
 from migrate_ml.rules.semantics.names import imported_names
 from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
@@ -71,10 +71,17 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
         scanned = set(callers)
         facts = project.facts([data[path] for path in python if path not in scanned])
     one_hot = _one_hot_functions(data)
+    losses = _loss_classes(data)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
-    metrics = _single_label_metrics(data)
+    run_metrics = _single_label_metrics(data)
     return {
-        path: replace(facts.get(path, FileFacts()), one_hot_functions=one_hot, run_modules=stems, single_label_metrics=metrics)
+        path: replace(
+            facts.get(path, FileFacts()),
+            one_hot_functions=one_hot,
+            loss_classes=losses,
+            run_modules=stems,
+            single_label_metrics=run_metrics,
+        )
         for path in python
     }
 
@@ -92,6 +99,26 @@ def _single_label_metrics(data: dict[str, bytes]) -> tuple[str, ...]:
             continue  # reported when the file itself is processed
         stem = os.path.splitext(os.path.basename(path))[0]
         found.extend(f"{stem}.{name}" for name in metrics.exported_metrics(tree))
+    return tuple(sorted(found))
+
+
+def _loss_classes(data: dict[str, bytes]) -> tuple[tuple[str, str, str], ...]:
+    """``stem.Class`` of each class of the run whose ``forward`` computes a single-label loss, with
+    what it computes and what to use instead, for the files that import and build it."""
+    found = []
+    words = tuple(word.encode() for word in hand_losses.LOSS_CLASS_WORDS)
+    for path, text in data.items():
+        if not any(word in text for word in words):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # reported when the file itself is processed
+        stem = os.path.splitext(os.path.basename(path))[0]
+        qualified = Analysis(tree).qualified
+        for name, loss in hand_losses.find_loss_classes(tree, qualified).items():
+            if loss.node in tree.body:  # a class of a ``__main__`` block or a function is not importable
+                found.append((f"{stem}.{name}", loss.computes, hand_losses.class_advice(loss)))
     return tuple(sorted(found))
 
 

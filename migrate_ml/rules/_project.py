@@ -93,6 +93,11 @@ class FileFacts:
     (``helpers.one_hot_embedding`` returning ``torch.eye(C)[labels]``), module by file stem: a
     call of one in any file of the run is a one-hot target (see :meth:`returns_one_hot`)."""
 
+    loss_classes: tuple[tuple[str, str, str], ...] = ()
+    """(``module.Class``, what it computes, what to use instead) of the run's classes whose
+    ``forward`` computes a single-label loss (``smoothing.SoftTargetCrossEntropy``), module by file
+    stem: building one in any file of the run is reported there (see :meth:`loss_class`)."""
+
     run_modules: tuple[str, ...] = ()
     """The stems of the run's Python files (``modeling`` for ``models/modeling.py``)."""
 
@@ -109,6 +114,12 @@ class FileFacts:
 
     def is_single_label_metric(self, qualified: str) -> bool:
         return ".".join(qualified.split(".")[-2:]) in self.single_label_metrics
+
+    def loss_class(self, qualified: str) -> tuple[str, str, str] | None:
+        """The entry of :attr:`loss_classes` that ``qualified`` (``smoothing.SoftTargetCrossEntropy``,
+        ``pkg.smoothing.SoftTargetCrossEntropy``) names, if any."""
+        key = ".".join(qualified.split(".")[-2:])
+        return next((entry for entry in self.loss_classes if entry[0] == key), None)
 
     def receives_scores(self, function: str, parameter: str) -> bool:
         return (function, parameter) in self.score_parameters

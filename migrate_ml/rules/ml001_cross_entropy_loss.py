@@ -42,6 +42,10 @@ PER_SAMPLE_NOTE = (
     "is [B]; .mean(dim=1) averages it over the labels, so per-sample weights and masks still "
     "apply and the unweighted mean equals BCE's default reduction"
 )
+SMOOTHING_DROPPED_NOTE = (
+    "label_smoothing is dropped: a target left uncast (reported at its line) is not smoothed; "
+    "once it is the float multi-hot rows, smooth it by hand, y*(1-e)+e/2"
+)
 ELEMENTWISE_NOTE = (
     "reduction='none': BCE's unreduced loss is [B, C], one value per label; it goes into an "
     "element-wise modulation (exp, as in a focal loss), which now weighs each label, so it is left "
@@ -295,7 +299,9 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
             remove_imports = (ImportEdit(module, obj, asname),)
 
         message = "CrossEntropyLoss models one label per image; use BCEWithLogitsLoss with float multi-hot targets"
-        if smoothing is not None:
+        if smoothing is not None and notes:
+            message += f" ({SMOOTHING_DROPPED_NOTE})"
+        elif smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if reduction == "none":
             elementwise = all(modulated_elementwise(self, c.call) for c in calls)

@@ -23,6 +23,7 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
     PER_SAMPLE_SUGGESTION,
+    SMOOTHING_DROPPED_NOTE,
     WEIGHT_NOTE,
     per_label_mean,
     reduction_mode,
@@ -154,7 +155,9 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
         add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")
 
         message = "cross_entropy models one label per image; use binary_cross_entropy_with_logits on float multi-hot targets"
-        if smoothing is not None:
+        if smoothing is not None and notes:
+            message += f" ({SMOOTHING_DROPPED_NOTE})"
+        elif smoothing is not None:
             message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
         if reduction == "none":
             message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"

@@ -15,6 +15,7 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.ml001_cross_entropy_loss import (
+    ELEMENTWISE_NOTE,
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
     PER_SAMPLE_SUGGESTION,
@@ -25,11 +26,15 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
 from migrate_ml.rules.semantics.class_index import report_not_label_rows
 from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
+from migrate_ml.rules.semantics.reductions import modulated_elementwise
 
-def nll_to_bce_edits(loss_call: LossCall, logits_transform, cast: bool = True) -> tuple[NodeEdit, ...]:
+def nll_to_bce_edits(
+    loss_call: LossCall, logits_transform, cast: bool = True, elementwise: bool = False
+) -> tuple[NodeEdit, ...]:
     """Rename ``nll_loss`` (alias kept), replace its input, cast its target (unless ``cast`` is
     false: a target that is not the label rows, reported at its own line); with
-    ``reduction="none"`` average BCE's [B, C] loss over the labels (see ML001)."""
+    ``reduction="none"`` average BCE's [B, C] loss over the labels (see ML001), unless the loss
+    goes into an element-wise modulation (``elementwise``: a focal term, which weighs each label)."""
     call = loss_call.call
     assert loss_call.target is not None and call.args
     input_index = 0 if call.args[0].keyword is None else call.args.index(
@@ -42,7 +47,7 @@ def nll_to_bce_edits(loss_call: LossCall, logits_transform, cast: bool = True) -
         return map_argument(updated, target_index, as_float_target) if cast else updated
 
     edits = (NodeEdit(call, apply), NodeEdit(call.func, rename_functional))
-    if reduction_mode(call) == "none":
+    if reduction_mode(call) == "none" and not elementwise:
         edits += (NodeEdit(call, per_label_mean),)  # after `apply`, which addresses the call's arguments
     return edits
 
@@ -63,7 +68,8 @@ class NllOverLogSoftmaxRule(Rule):
         "visible: nested in the call, or assigned once to a name in the same function from "
         "logits that are not reassigned there (the assignment stays for any other use). With "
         "`reduction='none'` the call gets `.mean(dim=1)` (BCE's unreduced loss is [B, C], NLL's "
-        "[B]; see ML001), and a reduction that is not a literal is reported. `reduction` and `weight` carry "
+        "[B]; see ML001) unless the loss goes into an element-wise modulation (`exp(-loss)` of a focal "
+        "term, which then weighs each label), and a reduction that is not a literal is reported. `reduction` and `weight` carry "
         "over; `ignore_index` is reported. An `nll_loss` whose log-probabilities come from "
         "elsewhere (usually a `log_softmax` in the model's `forward`) is reported, since the "
         "model must return raw logits first (see ML103). The class form `criterion = "
@@ -156,15 +162,18 @@ class NllOverLogSoftmaxRule(Rule):
                 "nll_loss over log_softmax models one label per image; use "
                 "binary_cross_entropy_with_logits on the raw logits and float multi-hot targets"
             )
+            elementwise = reduction == "none" and modulated_elementwise(self, loss_call.call)
             if reduction == "none":
-                message += f"; {PER_SAMPLE_NOTE}"
+                message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
             uncast = report_not_label_rows(self, loss_call.target.value)
             self.report(
                 loss_call.call,
                 message,
                 fix=Fix(
                     edits=(
-                        *nll_to_bce_edits(loss_call, lambda _old, z=logits: z.deep_clone(), cast=not uncast),
+                        *nll_to_bce_edits(
+                            loss_call, lambda _old, z=logits: z.deep_clone(), cast=not uncast, elementwise=elementwise
+                        ),
                         *dropped,
                     ),
                     notes=uncast,
@@ -218,7 +227,7 @@ class NllOverLogSoftmaxRule(Rule):
             uncast = report_not_label_rows(self, loss_call.target.value)
             notes.extend(uncast)
             edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z, not uncast)))
-            if reduction == "none":
+            if reduction == "none" and not modulated_elementwise(self, loss_call.call):
                 edits.append(NodeEdit(loss_call.call, per_label_mean))  # after the argument edits
             edits.extend(edit for edit in dropped if edit not in edits)
         add_imports: tuple[ImportEdit, ...] = ()
@@ -232,7 +241,8 @@ class NllOverLogSoftmaxRule(Rule):
             "logits and float multi-hot targets"
         )
         if reduction == "none":
-            message += f"; {PER_SAMPLE_NOTE}"
+            elementwise = all(modulated_elementwise(self, loss_call.call) for loss_call in calls)
+            message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
         if "weight" in keywords or positional_arguments(call):
             message += f"; {WEIGHT_NOTE}"
         self.report(

@@ -17,6 +17,7 @@ from migrate_ml.rules.semantics.log_softmax import log_softmax_input, nll_option
 from migrate_ml.rules.semantics.shapes import is_class_dim
 from migrate_ml.rules.ml001_cross_entropy_loss import reduction_mode
 from migrate_ml.rules.ml003_nll_log_softmax import nll_to_bce_edits
+from migrate_ml.rules.semantics.reductions import modulated_elementwise
 
 _LOG_SOFTMAX_LAYERS = frozenset({"torch.nn.LogSoftmax", "torch.nn.modules.activation.LogSoftmax"})
 _SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
@@ -225,7 +226,9 @@ class LogSoftmaxInForwardRule(Rule):
                 logits = log_softmax_input(self, log_softmax)
                 edits.append(NodeEdit(log_softmax, lambda _old, z=logits: z.deep_clone()))
             for consumer in consumers:
-                edits.extend(nll_to_bce_edits(consumer, lambda value: value))
+                edits.extend(nll_to_bce_edits(
+                    consumer, lambda value: value, elementwise=modulated_elementwise(self, consumer.call)
+                ))
                 add, remove = functional_imports(consumer.call.func, "torch.nn.functional.nll_loss")
                 adds.extend(add)
                 removes.extend(remove)

@@ -9,7 +9,14 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 
-_NAME_MAPS = re.compile(r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_names|classes|labels_map|categories|imagenet_classes|class_dict|label_names)$")
+_NAME_MAPS = re.compile(r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_?names|classes|labels_map|categories|imagenet_classes|class_dict|label_names)$")
+_CLASS_NAME_CALLS = frozenset({"GetClassDesc", "GetClassLabel", "GetClassSynset"})
+"""jetson-inference's ``imageNet`` methods that name one class index (``net.GetClassDesc(class_idx)``)."""
+_ONE_CLASS_CALLS = frozenset({"Classify"})
+"""jetson-inference's ``imageNet.Classify(img)``: the one top class index of an image and its confidence."""
+_PREDICTION_WORDS = ("argmax", "max(", "topk", "sigmoid", "pred", *_CLASS_NAME_CALLS)
+"""One of these must be in the file: a predicted index (``self.classnames[pred]`` of a metric
+callback's stored predictions), a thresholded prediction still looked up as one index, a library's call."""
 _LITERALS = (cst.Integer, cst.SimpleString)
 _TRUE_LABEL = re.compile(r"^(?:labels?|targets?|y|ys|y_true|true_\w+|gt_?\w*|ground_truth\w*)$")
 """Where the true label lives: ``classes[labels[idx]]`` names the image's annotation, not a prediction."""
@@ -33,7 +40,11 @@ class SingleClassNameRule(Rule):
         "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`) and the name "
         "of the true label (`classes[labels[idx]]`) are left alone. A lookup of each label of a batch "
         "(`inputs, classes = next(iter(loader))`, `[class_names[x] for x in classes]`) is reported "
-        "as what it is: multi-hot labels are a row per image, named with `row.nonzero()`."
+        "as what it is: multi-hot labels are a row per image, named with `row.nonzero()`. "
+        "A stored prediction named by its index (`self.classnames[pred]` in an error-case callback, the items of "
+        "`enumerate(zip(self.preds, ...))` being predictions, not indices over every class) is reported too, and so is "
+        "jetson-inference's `imageNet`: `class_idx, confidence = net.Classify(img)` is the one top class of an image, "
+        "and `net.GetClassDesc(class_idx)` names it."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -41,12 +52,14 @@ class SingleClassNameRule(Rule):
         "for i in (predict > THRESHOLD).nonzero().flatten().tolist():\n"
         "    print(class_indict[str(i)], predict[i].item())\n"
     )
-    triggers = ("class_indict", "class_indices", "idx_to_class", "idx2label", "id2label", "class_names", "classes[", "labels_map", "categories[", "topk")
+    triggers = (
+        "class_indict", "class_indices", "idx_to_class", "idx2label", "id2label", "class_names", "classnames",
+        "classes[", "labels_map", "categories[", "topk", *sorted(_CLASS_NAME_CALLS),
+    )
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        # `sigmoid`: a prediction another rule already thresholded, still looked up as one index
-        return super().could_apply(source) and any(word in source for word in ("argmax", "max(", "topk", "sigmoid"))
+        return super().could_apply(source) and any(word in source for word in _PREDICTION_WORDS)
 
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider, ScopeProvider)
 
@@ -76,7 +89,7 @@ class SingleClassNameRule(Rule):
             self._every_class.append(set())
             self._label_items.append(set())
             return
-        self._every_class.append(_bound_names(node.target) if _walks_every_index(iterator) else set())
+        self._every_class.append(_index_names(node.target, iterator))
         self._label_items.append(_bound_names(node.target) if self._is_batch_labels(iterator) else set())
 
     def leave_For(self, original_node: cst.For) -> None:
@@ -90,8 +103,7 @@ class SingleClassNameRule(Rule):
         labels: set[str] = set()
         loop: cst.CompFor | None = node.for_in
         while loop is not None:
-            if _walks_every_index(loop.iter):
-                walked |= _bound_names(loop.target)
+            walked |= _index_names(loop.target, loop.iter)
             if self._is_batch_labels(loop.iter):
                 labels |= _bound_names(loop.target)
             loop = loop.inner_for_in
@@ -137,7 +149,7 @@ class SingleClassNameRule(Rule):
         if self._is_assigned(node):
             return  # building the label map: id2label[str(i)] = label
         key = index.value
-        as_text = isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value == "str" and len(key.args) == 1
+        as_text = isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value in ("str", "int") and len(key.args) == 1
         looked_up = key.args[0].value if as_text else key
         if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._every_class):
             return  # a loop over every class (print each label's probability) is already multi-label
@@ -146,7 +158,7 @@ class SingleClassNameRule(Rule):
         root = _root(looked_up)
         if isinstance(root, cst.Name) and _TRUE_LABEL.match(root.value):
             return  # the image's true label (`classes[labels[idx]]`), shown beside the prediction
-        i = "str(i)" if as_text else "i"
+        i = f"{key.func.value}(i)" if as_text else "i"
         if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._label_items):
             self._report_once(
                 node,
@@ -197,8 +209,32 @@ class SingleClassNameRule(Rule):
             return True
         return isinstance(parent, (cst.For, cst.CompFor)) and parent.target is node
 
+    def _unpacked_in_two(self, node: cst.Call) -> bool:
+        """``class_idx, confidence = net.Classify(img)``."""
+        statement = self.get_metadata(ParentNodeProvider, node, None)
+        return isinstance(statement, cst.Assign) and any(
+            isinstance(target.target, cst.Tuple) and len(target.target.elements) == 2 for target in statement.targets
+        )
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _CLASS_NAME_CALLS and len(node.args) == 1:
+            self._report_once(
+                node,
+                f"one class name per image: `{func.attr.value}(...)` names a single class index (the top class "
+                "the network's Classify returns)",
+                "name every label above the threshold: the sigmoid of the network's raw outputs, "
+                "[labels[i] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
+            )
+            return
+        if isinstance(func, cst.Attribute) and func.attr.value in _ONE_CLASS_CALLS and self._unpacked_in_two(node):
+            self._report_once(
+                node,
+                f"`{func.attr.value}(img)` returns one class index and its confidence: the single top class of a "
+                "softmax, one label per image",
+                "run the network for its raw outputs and keep every label with torch.sigmoid(logits) > THRESHOLD",
+            )
+            return
         if not (isinstance(func, cst.Attribute) and func.attr.value == "topk"):
             return
         receiver = func.value
@@ -217,8 +253,18 @@ class SingleClassNameRule(Rule):
             )
 
 
-def _walks_every_index(iterator: cst.BaseExpression) -> bool:
-    return isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("range", "enumerate")
+def _index_names(target: cst.BaseExpression, iterator: cst.BaseExpression) -> set[str]:
+    """The names a loop binds to indices that walk every class: all of ``range``'s, the first of
+    ``enumerate``'s (``for idx, (image, pred) in enumerate(zip(...))``: ``pred`` is an item)."""
+    if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name)):
+        return set()
+    if iterator.func.value == "range":
+        return _bound_names(target)
+    if iterator.func.value == "enumerate":
+        if isinstance(target, (cst.Tuple, cst.List)) and target.elements:
+            return _bound_names(target.elements[0].value)
+        return _bound_names(target)
+    return set()
 
 
 def _root(expression: cst.BaseExpression) -> cst.BaseExpression:

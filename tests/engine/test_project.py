@@ -360,3 +360,26 @@ def test_a_one_output_binary_classifier_is_left_alone_in_a_run(tmp_path: Path, c
     outcomes = _run(_write(tmp_path / "project", {"train.py": train, "other.py": "x = 1\n"}), write=False)
     assert outcomes["train.py"].changes == []
     assert sorted(f"{f.code}@{f.line}" for f in outcomes["train.py"].findings) == expected
+
+
+def test_a_loss_class_of_another_file_is_reported_where_it_is_built(tmp_path: Path) -> None:
+    # kaylode/theseus: a loss factory builds the soft-target cross-entropy of a module beside it
+    smoothing = (
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        "class SoftTargetCrossEntropy(nn.Module):\n    def forward(self, outputs, batch):\n"
+        "        target = batch['targets']\n"
+        "        return torch.sum(-target * F.log_softmax(outputs, dim=-1), dim=-1).mean()\n"
+    )
+    factory = (
+        "from torch import nn\nfrom .smoothing import SoftTargetCrossEntropy\n\n\n"
+        "class SmoothLoss(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.soft = SoftTargetCrossEntropy()\n"
+    )
+    folder = _write(tmp_path / "project", {"smoothing.py": smoothing, "factory.py": factory})
+    outcomes = _run(folder, write=False)
+    [built] = outcomes["factory.py"].findings
+    assert (built.code, built.line) == ("ML100", 8)
+    assert "builds SoftTargetCrossEntropy (from smoothing), which computes a soft-target cross-entropy" in built.message
+    assert sorted((f.code, f.line) for f in outcomes["smoothing.py"].findings) == [("ML100", 6), ("ML100", 9)]
+    alone = process_files([str(folder / "factory.py")], Settings(), write=False)
+    assert alone[0].findings == []

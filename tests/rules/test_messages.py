@@ -95,3 +95,17 @@ def test_a_use_met_on_both_branches_is_reported_once() -> None:
     )
     [finding] = _findings(text, "ML020")
     assert "passed to np.squeeze()" in finding.message
+
+
+def test_label_smoothing_dropped_with_an_uncast_target_is_said() -> None:
+    transformer = FileTransformer(select_rules(load_rules(), (), ()), Settings())
+    for text in (
+        "import torch.nn.functional as F\n\ndef step(logits, y):\n"
+        "    return F.cross_entropy(logits, y[:, 1], label_smoothing=0.1)\n",
+        "import torch.nn as nn\n\ndef step(logits, y):\n"
+        "    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)\n    return criterion(logits, y[:, 1])\n",
+    ):
+        result = transformer.transform(decode_source("t.py", text.encode()))
+        [change] = [c for c in result.changes if c.code in ("ML001", "ML002")]
+        assert "label_smoothing is dropped: a target left uncast" in change.message
+        assert "moved onto the targets" not in change.message

@@ -14,11 +14,20 @@ A loss written as plain functions has no class or library name to match; its bod
 A function of the file that returns what one of these computes is the same loss (``edl_mse_loss``
 returns ``mse_loss(...)``, which adds ``kl_divergence(...)``); a function that only calls one
 (a training loop) is where it is used.
+
+A loss written as a class (an ``nn.Module``, a ``_Loss``, a ``torch.autograd.Function``) is known
+by its ``forward`` in the same way: a log-softmax over the classes of its first argument, combined
+with one of its other arguments (the targets, or a name computed from them) as a product (a
+soft-target cross-entropy), a ``nll_loss`` (a cross-entropy in two steps), a pick of the labelled
+class (``log_p[rows, y]``, ``gather``) or a one-hot of the class index, or a KL divergence between
+two softmaxes (distillation); a class whose ``forward`` calls one of those (``Function.apply``) is the
+same loss. ``LOSS_CLASS_WORDS`` below are what a file must contain for the walk to be worth it.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +42,22 @@ _LOGS = frozenset({"torch.log", "numpy.log", "math.log"})
 _EXPS = frozenset({"torch.exp", "numpy.exp", "math.exp"})
 _PER_SAMPLE_CE = frozenset({"torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss"})
 _CLASS_DIMS = ("1", "-1")
+
+LOSS_CLASS_WORDS = ("log_softmax", "LogSoftmax")
+"""A file with none of these defines no loss class known by its body (the cheap pre-filter)."""
+_LOG_SOFTMAX = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax", "torch.special.log_softmax"})
+_SOFTMAX = frozenset({"torch.nn.functional.softmax", "torch.softmax", "torch.special.softmax"})
+_NLL = frozenset({"torch.nn.functional.nll_loss"})
+_NLL_MODULES = frozenset({"torch.nn.NLLLoss"})
+_KL = frozenset({"torch.nn.functional.kl_div"})
+_KL_MODULES = frozenset({"torch.nn.KLDivLoss"})
+_LOSS_BASES = ("nn.Module", "_Loss", "_WeightedLoss", "autograd.Function", "function.Function")
+_ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
+_FORWARDS = ("forward", "__call__")
+_CROSS_ENTROPY_NAME = re.compile(r"CrossEntropy|SoftmaxCE|LSRCE")
+_PER_LABEL_NAME = re.compile(r"Binary|BCE|Sigmoid|MultiLabel|Multilabel", re.IGNORECASE)
+_VISIBLE_ROOTS = frozenset({"torch", "numpy", "math", "scipy"})
+_PER_CLASS_METHODS = frozenset({"neg", "neg_", "float", "double", "view", "reshape", "contiguous", "clamp", "clamp_min"})
 
 DIRICHLET = "dirichlet"
 CATEGORICAL = "categorical"
@@ -74,6 +99,254 @@ def find_loss_functions(tree: ast.Module, qualified: Callable[[ast.AST], str]) -
                 found[name] = LossFunction(function, found[callee].kind, found[callee].line, callee)
                 changed = True
     return found
+
+
+SOFT_TARGET = "soft-target"
+NLL = "nll"
+PICK = "pick"
+ONE_HOT_TARGET = "one-hot"
+DISTILLATION = "distillation"
+EXTENSION = "extension"
+CLASS_COMPUTES = {
+    EXTENSION: "a softmax cross-entropy, by its name, in a compiled extension whose body is not visible",
+    SOFT_TARGET: "a soft-target cross-entropy, -sum(target * log_softmax(logits)) over the classes",
+    NLL: "a cross-entropy in two steps, log_softmax then nll_loss of each image's class index",
+    PICK: "the log-softmax probability of each image's one labelled class (log_p[rows, y], gather)",
+    ONE_HOT_TARGET: "log_softmax scored against a (smoothed) one-hot of each image's class index",
+    DISTILLATION: "a KL divergence between the softmaxes of two models' outputs (knowledge distillation)",
+}
+
+
+@dataclass(frozen=True)
+class LossClass:
+    """A class of the file whose ``forward`` computes a single-label loss."""
+
+    node: ast.ClassDef
+    kind: str
+    line: int
+    """Where the single-label computation is (in this class or the one it calls)."""
+    smoothing: bool = False
+    focal: bool = False
+    through: str = ""
+    """The loss class whose result this one computes with (``Function.apply``); "" where its own."""
+
+    @property
+    def computes(self) -> str:
+        what = CLASS_COMPUTES[self.kind]
+        if self.smoothing and self.kind != DISTILLATION:
+            what = f"a label-smoothing version of {what}"
+        if self.focal:
+            what = f"a focal loss on {what}"
+        return what
+
+
+def class_advice(loss: LossClass) -> str:
+    """What to use instead of a loss class of :func:`find_loss_classes`."""
+    if loss.kind == DISTILLATION:
+        return "distil per label: F.binary_cross_entropy_with_logits(student_logits / T, torch.sigmoid(teacher_logits / T)) * T * T"
+    advice = "replace it with nn.BCEWithLogitsLoss() on the logits and float multi-hot [B, C] targets"
+    if loss.smoothing:
+        advice += "; smooth the targets instead: targets.float() * (1 - eps) + eps / 2"
+    if loss.focal:
+        advice += "; for the focal term, torchvision.ops.sigmoid_focal_loss(logits, targets.float())"
+    return advice
+
+
+def find_loss_classes(tree: ast.Module, qualified: Callable[[ast.AST], str]) -> dict[str, LossClass]:
+    """The classes of ``tree`` (at any depth) that compute a single-label loss in ``forward``, by name."""
+    classes = {
+        node.name: node for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and any(qualified(base).endswith(_LOSS_BASES) for base in node.bases)
+    }
+    found: dict[str, LossClass] = {}
+    for name, cls in classes.items():
+        forward = _forward(cls)
+        if forward is not None:
+            loss = _class_loss(cls, forward, qualified) or _extension_loss(cls, forward, qualified)
+            if loss is not None:
+                found[name] = loss
+    changed = bool(found)
+    while changed:
+        changed = False
+        for name, cls in classes.items():
+            forward = _forward(cls)
+            if name in found or forward is None:
+                continue
+            for node in ast.walk(forward):
+                callee = _called_class(node, set(found))
+                if callee:
+                    inner = found[callee]
+                    found[name] = LossClass(cls, inner.kind, inner.line, inner.smoothing, inner.focal, callee)
+                    changed = True
+                    break
+    return found
+
+
+def _forward(cls: ast.ClassDef) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    return next((s for s in cls.body if isinstance(s, _FUNCTIONS) and s.name in _FORWARDS), None)
+
+
+def _called_class(node: ast.AST, losses: set[str]) -> str:
+    """``Loss.apply(...)``, ``Loss(...)``, ``Loss()(...)``: a call of one of ``losses``."""
+    if not isinstance(node, ast.Call):
+        return ""
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr == "apply":
+        func = func.value
+    if isinstance(func, ast.Call):
+        func = func.func
+    return func.id if isinstance(func, ast.Name) and func.id in losses else ""
+
+
+def _layers(cls: ast.ClassDef, qualified: Callable[[ast.AST], str]) -> dict[str, str]:
+    """``self.nll = nn.NLLLoss(...)`` in any method: attribute -> qualified name of what it builds."""
+    return {
+        target.attr: qualified(node.value.func)
+        for node in ast.walk(cls)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+        for target in node.targets
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"
+    }
+
+
+def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef, qualified: Callable[[ast.AST], str]) -> LossClass | None:
+    parameters = [a.arg for a in (*forward.args.posonlyargs, *forward.args.args)]
+    if parameters[:1] and parameters[0] in ("self", "ctx", "cls"):
+        parameters = parameters[1:]
+    if len(parameters) < 2:
+        return None
+    layers = _layers(cls, qualified)
+
+    def calls_layer(node: ast.Call, names: frozenset[str]) -> bool:
+        func = node.func
+        return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self" and layers.get(func.attr, "") in names
+
+    def is_log_softmax(node: ast.AST) -> bool:
+        if not isinstance(node, ast.Call):
+            return False
+        if qualified(node.func) in _LOG_SOFTMAX or calls_layer(node, frozenset({"torch.nn.LogSoftmax"})):
+            return True
+        return isinstance(node.func, ast.Attribute) and node.func.attr == "log_softmax" and not _module_root(node.func.value, qualified)
+
+    def is_softmax(node: ast.AST) -> bool:
+        if not isinstance(node, ast.Call):
+            return False
+        if qualified(node.func) in _SOFTMAX:
+            return True
+        return isinstance(node.func, ast.Attribute) and node.func.attr == "softmax" and not _module_root(node.func.value, qualified)
+
+    statements = sorted(
+        (n for n in ast.walk(forward) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and n.value is not None),
+        key=lambda n: (n.lineno, n.col_offset),
+    )
+    targets, log_probs = set(parameters[1:]), set()
+    for statement in statements:
+        names = [t.id for t in (statement.targets if isinstance(statement, ast.Assign) else [statement.target]) if isinstance(t, ast.Name)]
+        mentioned = {n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name)}
+        if any(is_log_softmax(n) for n in ast.walk(statement.value)) or mentioned & log_probs and _keeps_log_probability(statement.value):
+            log_probs.update(names)
+        elif mentioned & targets and not mentioned & log_probs:
+            targets.update(n for n in names if n != parameters[0])  # ``x = x[mask]`` stays the scores
+    targets -= log_probs | {parameters[0]}
+    if not log_probs and not any(is_log_softmax(n) for n in ast.walk(forward)):
+        return None
+
+    def log_probability(node: ast.AST) -> bool:
+        return any(is_log_softmax(n) or (isinstance(n, ast.Name) and n.id in log_probs) for n in ast.walk(node))
+
+    def per_class_log_probability(node: ast.AST) -> bool:
+        """``log_p``, ``-F.log_softmax(x, 1)``, ``log_p.neg_()``: still one value per class (not a sum)."""
+        while True:
+            if isinstance(node, ast.UnaryOp):
+                node = node.operand
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _PER_CLASS_METHODS:
+                node = node.func.value
+            else:
+                break
+        return is_log_softmax(node) or isinstance(node, ast.Name) and node.id in log_probs
+
+    def target(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Name) and n.id in targets for n in ast.walk(node))
+
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(forward):
+        if isinstance(node, ast.Call):
+            name = qualified(node.func)
+            if (name in _KL or calls_layer(node, _KL_MODULES)) and len(node.args) >= 2:
+                if log_probability(node.args[0]) and any(is_softmax(n) or isinstance(n, ast.Name) for n in ast.walk(node.args[1])):
+                    if any(is_softmax(n) for n in ast.walk(forward)):
+                        found.append((node.lineno, DISTILLATION))
+            elif (name in _NLL or calls_layer(node, _NLL_MODULES)) and len(node.args) >= 2:
+                if log_probability(node.args[0]) and target(node.args[1]):
+                    found.append((node.lineno, NLL))
+            elif isinstance(node.func, ast.Attribute) and node.func.attr in ("mul", "mul_") and node.args:
+                if per_class_log_probability(node.func.value) and target(node.args[0]):
+                    found.append((node.lineno, SOFT_TARGET))
+            elif isinstance(node.func, ast.Attribute) and node.func.attr == "gather" and len(node.args) >= 2:
+                if log_probability(node.func.value) and target(node.args[1]):
+                    found.append((node.lineno, PICK))
+            elif (name in _ONE_HOT or isinstance(node.func, ast.Attribute) and node.func.attr in ("scatter", "scatter_")) and node.args:
+                index = node.args[0] if name in _ONE_HOT else node.args[1] if len(node.args) > 1 else None
+                if index is not None and target(index):
+                    found.append((node.lineno, ONE_HOT_TARGET))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            for scores, other in ((node.left, node.right), (node.right, node.left)):
+                if per_class_log_probability(scores) and not log_probability(other) and target(other):
+                    found.append((node.lineno, SOFT_TARGET))
+                    break
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2:
+            if log_probability(node.value) and target(node.slice.elts[1]):
+                found.append((node.lineno, PICK))
+    if not found:
+        return None
+    line, kind = min(found)
+    if kind == ONE_HOT_TARGET:
+        product = [f for f in found if f[1] != ONE_HOT_TARGET]
+        line, kind = min(product) if product else (line, kind)
+    text = ast.unparse(cls).lower()
+    smoothing = "smooth" in text or any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("mean", "sum")
+        and log_probability(n.func.value) and not target(n.func.value) and _class_dim(n)
+        for n in ast.walk(forward)
+    )
+    focal = "gamma" in text and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(forward))
+    return LossClass(cls, kind, line, smoothing, focal)
+
+
+def _extension_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef, qualified: Callable[[ast.AST], str]) -> LossClass | None:
+    """``class LSRCrossEntropyFunctionV3(torch.autograd.Function)`` whose ``forward`` hands its
+    arguments to a compiled extension (``lsr_cpp.lsr_forward(logits, labels, ...)``): the body
+    cannot be read, so the name, a softmax cross-entropy and not a per-label one, says what it is."""
+    if not _CROSS_ENTROPY_NAME.search(cls.name) or _PER_LABEL_NAME.search(cls.name):
+        return None
+    if not any(qualified(base).endswith(("autograd.Function", "function.Function")) for base in cls.bases):
+        return None
+    parameters = {a.arg for a in forward.args.args[1:]}
+    for node in ast.walk(forward):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = qualified(node.func).partition(".")[0]
+            given = {n.id for argument in node.args for n in ast.walk(argument) if isinstance(n, ast.Name)}
+            if root and root not in _VISIBLE_ROOTS and isinstance(node.func.value, ast.Name) and len(given & parameters) >= 2:
+                return LossClass(cls, EXTENSION, node.lineno)
+    return None
+
+
+def _keeps_log_probability(value: ast.AST) -> bool:
+    """``log_p = log_p[mask]``, ``log_preds.view(-1, C)``: still the log-probabilities (not a sum of them)."""
+    return isinstance(value, (ast.Subscript, ast.Name)) or (
+        isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+        and value.func.attr in ("view", "reshape", "contiguous", "float", "permute", "transpose", "squeeze", "unsqueeze")
+    )
+
+
+def _class_dim(call: ast.Call) -> bool:
+    dims = [ast.unparse(k.value) for k in call.keywords if k.arg in ("dim", "axis")] + [ast.unparse(a) for a in call.args[:1]]
+    return bool(dims) and dims[0] in _CLASS_DIMS
+
+
+def _module_root(node: ast.AST, qualified: Callable[[ast.AST], str]) -> bool:
+    """``scipy.special`` of ``scipy.special.log_softmax``: a library, not a tensor."""
+    return qualified(node).partition(".")[0] in ("scipy", "numpy", "jax", "tensorflow")
 
 
 def exp_of_negated_parameters(tree: ast.Module, qualified: Callable[[ast.AST], str]) -> dict[str, dict[int, int]]:

@@ -246,11 +246,16 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
     return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found
 
 
+_LOSS_MODULE_WORDS = ("kl_div(", "focal_loss(")
+"""A loss module's words that name no single-label API: distillation's ``kl_div``, a focal loss."""
+
+
 def is_model_code_only(text: str) -> bool:
     """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or a
     comparison there routes tokens or experts; only a model ending in softmax is reported. A
-    ``kl_div`` is loss code: a distillation loss module's ``forward`` computes a loss, not a model."""
-    return "def forward" in text and "kl_div(" not in text and not (
+    ``kl_div`` or a ``sigmoid_focal_loss`` call is loss code: a loss module's ``forward`` computes a
+    loss, not a model."""
+    return "def forward" in text and not any(word in text for word in _LOSS_MODULE_WORDS) and not (
         names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
     )
 
@@ -530,6 +535,7 @@ class _Detector(ValueTracker):
         self._check_item(node)
         self._check_element_count(node)
         self._check_prediction(node)
+        self._check_prediction_table(node)
         self._note_helper_inputs(node)
 
     def _note_helper_inputs(self, node: ast.Call) -> None:
@@ -1109,25 +1115,67 @@ class _Detector(ValueTracker):
     def _check_stored_prediction(self, node: ast.Assign) -> None:
         """``test["label"] = predictions.argmax(1)``, ``oof["preds"] = ckpt["preds"].argmax(1)``: an
         arg-max over the class axis written as a table's column is the predicted class of each
-        image (a submission, out-of-fold predictions), whatever the scores were called."""
+        image (a submission, out-of-fold predictions), whatever the scores were called; so is a
+        name bound to one before (``pred = pred.argmax(axis=1)`` and, cells later,
+        ``sample_sub["label"] = pred``)."""
         target = node.targets[0] if len(node.targets) == 1 else None
-        value = node.value
-        if not (isinstance(target, ast.Subscript) and isinstance(value, ast.Call) and _is_column_key(target.slice)):
+        if isinstance(target, ast.Subscript) and _is_column_key(target.slice):
+            self._report_stored_argmax(node.value, node, ast.unparse(target))
+
+    def _check_prediction_table(self, node: ast.Call) -> None:
+        """``pd.DataFrame({"image_id": ids, "label": preds})`` with ``preds`` an arg-max over the classes."""
+        if not (self.qualified(node.func) == "pandas.DataFrame" and node.args and isinstance(node.args[0], ast.Dict)):
             return
-        subject = self.index_subject(value)
-        func = value.func
-        if subject is None or not (isinstance(func, ast.Attribute) and func.attr == "argmax" or self._takes_indices(value)):
+        statement = self.parents.get(node)
+        while statement is not None and not isinstance(statement, ast.stmt):
+            statement = self.parents.get(statement)
+        for key, value in zip(node.args[0].keys, node.args[0].values):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and statement is not None:
+                self._report_stored_argmax(value, statement, f"{key.value!r}")
+
+    def _report_stored_argmax(self, value: ast.AST, statement: ast.stmt, column: str) -> None:
+        stored = ""
+        if isinstance(value, ast.Name):
+            stored, value = value.id, self._last_bound(value.id, statement)
+        if not (isinstance(value, ast.Call) and self._argmax_over_classes(value)):
             return
-        if LABEL_NAME.match(self.root_name(subject)) or not _over_the_class_axis(value, self.is_module(func.value) if isinstance(func, ast.Attribute) else True):
-            return
+        where = f" (stored as the column {column} at line {statement.lineno})" if stored else ""
         self._report(
             value,
             "argmax-prediction",
-            "an arg-max over the classes is stored as each image's predicted label (a submission or out-of-fold "
-            "column): exactly one class per image",
+            f"an arg-max over the classes is stored as each image's predicted label (a submission or out-of-fold "
+            f"column){where}: exactly one class per image",
             "store every label above the threshold instead: one 0/1 column per label, (probs > THRESHOLD).astype(int), "
             "or the names of the labels above it joined by spaces",
+            (statement.lineno,) if stored else (),
         )
+
+    def _argmax_over_classes(self, value: ast.Call) -> bool:
+        subject = self.index_subject(value)
+        func = value.func
+        if subject is None or not (isinstance(func, ast.Attribute) and func.attr == "argmax" or self._takes_indices(value)):
+            return False
+        if LABEL_NAME.match(self.root_name(subject)):
+            return False
+        return _over_the_class_axis(value, self.is_module(func.value) if isinstance(func, ast.Attribute) else True)
+
+    def _last_bound(self, name: str, before: ast.stmt) -> ast.AST | None:
+        """What the last plain ``name = ...`` of the scope of ``before`` (its function, or the module)
+        above it assigns."""
+        def scope_of(node: ast.AST) -> ast.AST | None:
+            scope = self.parents.get(node)
+            while scope is not None and not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                scope = self.parents.get(scope)
+            return scope
+
+        scope = scope_of(before)
+        bindings = [
+            statement for statement in ast.walk(scope or self.tree) if isinstance(statement, ast.Assign)
+            and statement.lineno < before.lineno and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == name
+            and scope_of(statement) is scope
+        ]
+        return max(bindings, key=lambda statement: statement.lineno).value if bindings else None
 
     def _check_most_confident_class(self, node: ast.Assign) -> None:
         """``incorrect_prob, incorrect_label = torch.max(probs, dim=0)``: the most probable class of

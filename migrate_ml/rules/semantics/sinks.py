@@ -97,6 +97,10 @@ class Sinks:
         self._exp_parameters = (
             hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if "exp(-" in text else {}
         )
+        self._loss_classes = (
+            hand_losses.find_loss_classes(analysis.tree, analysis.qualified)
+            if any(word in text for word in hand_losses.LOSS_CLASS_WORDS) else {}
+        )
         self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
@@ -154,6 +158,16 @@ class Sinks:
                 _ADVICE[loss.kind],
                 (loss.line,),
             ))
+        for name, loss in self._loss_classes.items():
+            how = f"calls {loss.through}, which computes" if loss.through else "computes"
+            self.found.append(Sink(
+                loss.node, "single-label-loss",
+                f"{name} {how} {loss.computes} (line {loss.line}): the classes compete for one unit of "
+                "probability, one label per image",
+                hand_losses.class_advice(loss),
+                # no related line: the class is a construct of its own even where a line of its
+                # body (the ``nll_loss`` an ML003 finding names) is reported for something else
+            ))
         for name, (parameter, line, call) in self._fed_cross_entropy.items():
             function = next(f for f in self.analysis.tree.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == name)
             self.found.append(Sink(
@@ -189,6 +203,7 @@ class Sinks:
         method = func.attr if isinstance(func, ast.Attribute) else ""
         qualified = analysis.qualified(func)
         if isinstance(func, ast.Name) and not analysis.is_bound(func):
+            self._loss_class_built(node, func.id)
             if func.id in self._loss_functions:
                 self._loss_function_use(node, func.id)
             for position, line in self._exp_parameters.get(func.id, {}).items():
@@ -209,12 +224,24 @@ class Sinks:
                     value(scores).line, value(target).line,
                 )
             if target is not None and value(target).meaning == ONE_HOT:
-                self.report(
-                    node, "one-hot-target",
-                    "the loss target is a one-hot of class indices (however smoothed or mixed): one class per image",
-                    "pass the real float multi-hot [B, C] targets (several labels per image)",
-                    value(target).line,
-                )
+                encoded = self._one_hot_call_at(value(target).line)
+                if encoded is not None and encoded.lineno != node.lineno:
+                    # reported where the class indices are encoded: that line is what to change
+                    self.report(
+                        encoded, "one-hot-target",
+                        f"{ast.unparse(encoded.args[0])} is read as one class index per sample and one-hot encoded "
+                        f"as the target of the loss at line {node.lineno}: one class per image",
+                        "pass the real float multi-hot [B, C] targets to the loss (several labels per image) and "
+                        "drop the encoding",
+                        node.lineno,
+                    )
+                else:
+                    self.report(
+                        node, "one-hot-target",
+                        "the loss target is a one-hot of class indices (however smoothed or mixed): one class per image",
+                        "pass the real float multi-hot [B, C] targets (several labels per image)",
+                        value(target).line,
+                    )
             if scores is not None and analysis.is_logits_loss(func):
                 meaning = value(scores).meaning
                 if meaning in (SIGMOID, SOFTMAX):
@@ -242,6 +269,10 @@ class Sinks:
                     self._loss_targets.append((criterion, node, target, False))
         if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
+        if method == "sum" and isinstance(func, ast.Attribute):
+            self._picked_by_one_hot(node, func.value)
+        elif qualified == "torch.sum" and node.args:
+            self._picked_by_one_hot(node, node.args[0])
         if method == "fit_transform" and isinstance(func, ast.Attribute) and value(func.value).meaning == LABEL_ENCODER:
             self._label_encoding(node)
         if qualified == "pandas.get_dummies":
@@ -283,6 +314,17 @@ class Sinks:
         if method in ("gt", "ge", "__gt__") and node.args and isinstance(func, ast.Attribute):
             self._threshold(node, func.value, node.args[0])
 
+    def _one_hot_call_at(self, line: int) -> ast.Call | None:
+        """The ``one_hot(y, C)`` call of the enclosing function at ``line``, if there is one."""
+        function = self.analysis.function
+        if function is None or not line:
+            return None
+        return next((
+            node for node in ast.walk(function)
+            if isinstance(node, ast.Call) and node.lineno == line and node.args
+            and self.analysis.qualified(node.func).endswith("one_hot")
+        ), None)
+
     def _loss_function_use(self, node: ast.AST, name: str) -> None:
         """A call of (or a reference to) a hand-written loss function of the file, outside the
         functions that make up that loss (their ``def`` is where the loss is reported)."""
@@ -295,6 +337,25 @@ class Sinks:
             f"{name}() (line {loss.function.lineno}) computes {_HAND_WRITTEN[loss.kind]}: {_WHY[loss.kind]}",
             _ADVICE[loss.kind],
             loss.function.lineno,
+        )
+
+    def _loss_class_built(self, node: ast.Call, name: str) -> None:
+        """``criterion = LabelSmoothing(0.1)``: a loss class of this file (or of another file of the
+        run, imported) that computes a single-label loss, built outside its own body."""
+        loss = self._loss_classes.get(name)
+        if loss is not None:
+            if self.analysis.class_name == name or loss.node.lineno in self.analysis.scope_lines:
+                return
+            where, computes, advice = f"line {loss.node.lineno}", loss.computes, hand_losses.class_advice(loss)
+        else:
+            found = self.analysis.run_loss_class(node.func)
+            if found is None:
+                return
+            where, computes, advice = found
+        self.report(
+            node, "single-label-loss",
+            f"builds {name} ({where}), which computes {computes}: one label per image",
+            advice,
         )
 
     def _parameter_name(self, function_name: str, position: int) -> str:
@@ -379,6 +440,31 @@ class Sinks:
             "indices): mixed or smoothed, the targets still hold one class per image",
             "build targets from the multi-hot [B, C] labels; mix them directly (lam * y + (1 - lam) * y.flip(0))"
             if mixing else "build the [B, C] rows from the multi-hot labels themselves (y.float()), not from one class index per row",
+        )
+
+    def _picked_by_one_hot(self, node: ast.Call, summed: ast.AST) -> None:
+        """``(weights * labels_one_hot).sum(1)``: a per-class value times a one-hot of the class
+        index, summed over the classes, is each sample's value at its one class (a class-balanced
+        weight per sample)."""
+        dims = [ast.unparse(k.value) for k in node.keywords if k.arg in ("dim", "axis")]
+        dims += [ast.unparse(a) for a in (node.args[1:2] if self.analysis.qualified(node.func) == "torch.sum" else node.args[:1])]
+        if not dims or dims[0] not in ("1", "-1"):
+            return
+        value = self.analysis.value(summed)
+        product = value.node
+        if value.meaning != ONE_HOT or not (isinstance(product, ast.BinOp) and isinstance(product.op, ast.Mult)):
+            return
+        factors = [side for side in (product.left, product.right) if self.analysis.value(side).meaning != ONE_HOT]
+        encoded = self._one_hot_call_at(value.line)
+        if len(factors) != 1 or encoded is None or not self._labels(encoded.args[0]):
+            return  # a one-hot of an expert or a token index routes, it does not label
+        self.report(
+            node, "one-hot-target",
+            f"{ast.unparse(factors[0])} times a one-hot of the class index (line {product.lineno}) summed over the "
+            "classes picks each sample's value at its one class (a class weight per sample): one label per image",
+            "keep one value per label: weights * labels.float() as a [B, C] weight (weight= of "
+            "binary_cross_entropy_with_logits), not summed over the classes",
+            product.lineno,
         )
 
     def _label_encoding(self, node: ast.Call) -> None:
@@ -763,7 +849,19 @@ class Sinks:
         meaning = value.meaning
         if meaning == SCORES and (LOGITS_NAME.search(ast.unparse(subject)) or self._fed_to_logits_loss_here(subject)):
             meaning = LOGITS
-        if meaning == LOGITS:
+        squashed = self._sigmoid_taken_of(subject) if meaning in (SCORES, UNKNOWN) else 0
+        if squashed:
+            # probs = torch.sigmoid(outputs); outputs > threshold: half-migrated, the probabilities were meant
+            self.report(
+                node, "threshold-on-logits",
+                f"{ast.unparse(subject)} holds raw logits (line {squashed} takes their sigmoid): a probability "
+                f"threshold ({ast.unparse(threshold)}) on them decides at a probability of sigmoid(threshold), "
+                "not at the threshold",
+                f"threshold the sigmoid probabilities of line {squashed} instead (or compare the logits with 0 "
+                "for a 0.5 threshold)",
+                squashed,
+            )
+        elif meaning == LOGITS:
             self.report(
                 node, "threshold-on-logits",
                 f"{ast.unparse(subject)} holds raw logits: a probability threshold ({ast.unparse(threshold)}) "
@@ -779,6 +877,28 @@ class Sinks:
                 "threshold torch.sigmoid(logits), one independent probability per label",
                 value.line,
             )
+
+    def _sigmoid_taken_of(self, subject: ast.AST) -> int:
+        """The line where the enclosing function binds ``torch.sigmoid(subject)`` to another name:
+        ``subject`` is what the sigmoid squashes, the logits."""
+        function = self.analysis.function
+        if function is None or not isinstance(subject, ast.Name):
+            return 0
+        for statement in ast.walk(function):
+            if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
+                continue
+            call = statement.value
+            if tables.row_for(self.analysis.qualified(call.func)) is tables.row_for("torch.sigmoid"):
+                squashed = call.args[0] if call.args else None
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "sigmoid" and not call.args:
+                squashed = call.func.value
+            else:
+                continue
+            if isinstance(squashed, ast.Name) and squashed.id == subject.id and not any(
+                isinstance(target, ast.Name) and target.id == subject.id for target in statement.targets
+            ):
+                return statement.lineno
+        return 0
 
     def _fed_to_logits_loss_here(self, subject: ast.AST) -> bool:
         """Whether the enclosing function passes this name to a BCE-with-logits loss: then it holds logits."""

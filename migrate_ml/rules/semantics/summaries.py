@@ -173,8 +173,12 @@ class Analysis:
             return
         if isinstance(statement, ast.Assign):
             value = self.value(statement.value)
+            evaluated = dict(self._cache)
             for target in statement.targets:
                 self.bind(target, value)
+            # the right-hand side keeps the meanings it was evaluated with: in ``w = w.sum(1)`` the
+            # sinks ask what the ``w`` being summed held, not what the name holds afterwards
+            self._cache.update(evaluated)
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             self.bind(statement.target, self.value(statement.value))
         elif isinstance(statement, ast.Expr):
@@ -263,6 +267,17 @@ class Analysis:
         if self._facts is None or not self._facts.single_label_metrics:
             return False
         return self._facts.is_single_label_metric(qualified_name(func, self._run_imports))
+
+    def run_loss_class(self, func: ast.AST) -> tuple[str, str, str] | None:
+        """(where, what it computes, what to use) when ``func`` names a class of another file of the
+        run whose ``forward`` computes a single-label loss (``from .smoothing import SoftTargetCrossEntropy``)."""
+        if self._facts is None or not isinstance(func, (ast.Name, ast.Attribute)):
+            return None
+        found = self._facts.loss_class(qualified_name(func, self._run_imports))
+        if found is None:
+            return None
+        name, computes, advice = found
+        return f"from {name.rpartition('.')[0]}", computes, advice
 
     def is_module(self, node: ast.AST) -> bool:
         """``torch``/``np``/``F``: a module the file imports, not a value."""

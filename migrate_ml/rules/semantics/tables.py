@@ -70,7 +70,8 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
 """Module-level calls: (names, {argument meaning: result meaning})."""
 
 LOGITS_LOSS_FUNCTIONS = frozenset(
-    {"torch.nn.functional.binary_cross_entropy_with_logits", "torchvision.ops.sigmoid_focal_loss"}
+    {"torch.nn.functional.binary_cross_entropy_with_logits", "torchvision.ops.sigmoid_focal_loss",
+     "torchvision.ops.focal_loss.sigmoid_focal_loss"}
 )
 """Functional losses that take logits and apply the sigmoid themselves."""
 LOSS_FUNCTIONS = frozenset(
