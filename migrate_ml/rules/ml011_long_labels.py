@@ -11,7 +11,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, is_integer_cast
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker, walk
+from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
 
 _CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", *INTEGER_METHODS})
 
@@ -118,7 +118,7 @@ class LongLabelsRule(Rule):
     def could_apply(cls, source: str) -> bool:
         # labels cast and compared with a prediction (`p.argmax(1).eq(y)`) need no loss in the file
         return super().could_apply(source) and (
-            has_loss_marker(source) or (".long()" in source and (".eq(" in source or "argmax" in source))
+            has_loss_marker(source) or (text_facts(source).has(".long()") and text_facts(source).has_any((".eq(", "argmax")))
         )
 
     @classmethod

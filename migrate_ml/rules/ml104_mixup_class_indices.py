@@ -11,7 +11,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import positional_arguments
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker, walk
+from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
 
 TIMM_MIXUP = frozenset(
     {"timm.data.Mixup", "timm.data.mixup.Mixup", "timm.data.FastCollateMixup", "timm.data.mixup.FastCollateMixup"}
@@ -108,8 +108,8 @@ class MixupOnClassIndicesRule(Rule):
         # A timm Mixup built or applied, or a mixing function named as one, is reason enough; the
         # weighted-loss form needs a loss.
         return super().could_apply(source) and (
-            any(marker in source for marker in _CONSTRUCTOR_MARKERS)
-            or "mixup_fn(" in source
+            text_facts(source).has_any(_CONSTRUCTOR_MARKERS)
+            or text_facts(source).has("mixup_fn(")
             or has_loss_marker(source)
             or _MIX_TEXT.search(source) is not None
         )

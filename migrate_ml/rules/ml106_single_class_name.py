@@ -8,6 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._prefilter import text_facts
 
 _NAME_MAPS = re.compile(r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_names|classes|labels_map|categories|imagenet_classes|class_dict|label_names)$")
 _LITERALS = (cst.Integer, cst.SimpleString)
@@ -46,7 +47,7 @@ class SingleClassNameRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         # `sigmoid`: a prediction another rule already thresholded, still looked up as one index
-        return super().could_apply(source) and any(word in source for word in ("argmax", "max(", "topk", "sigmoid"))
+        return super().could_apply(source) and text_facts(source).has_any(("argmax", "max(", "topk", "sigmoid"))
 
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider, ScopeProvider)
 
