@@ -1,9 +1,12 @@
-"""Text tests that rules combine with their triggers before a file is parsed.
+"""What the rules' pre-checks share: one text scan and one ``ast`` walk per file, and the markers.
 
-Words such as ``argmax``, ``softmax``, ``.long()`` or ``lam`` occur all over model and library
-code (attention, patch selection, dtype plumbing), where no migration applies. Parsing and
-resolving metadata for such a file costs about ten times its parse, so rules keyed on common
-words also require one of these markers of training, evaluation or loss code.
+Every rule's text pre-check asks :func:`text_facts` (the file's words and called names, found by
+one scan) instead of scanning the text itself; every syntax-tree pre-check iterates :func:`walk`
+or :func:`nodes_of` (one walk of CPython's tree). Words such as ``argmax``, ``softmax``,
+``.long()`` or ``lam`` occur all over model and library code (attention, patch selection, dtype
+plumbing), where no migration applies. Parsing and resolving metadata for such a file costs
+about ten times its parse, so rules keyed on common words also require one of the markers of
+training, evaluation or loss code below.
 """
 
 from __future__ import annotations
