@@ -117,8 +117,9 @@ class LongLabelsRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         # labels cast and compared with a prediction (`p.argmax(1).eq(y)`) need no loss in the file
+        facts = text_facts(source)
         return super().could_apply(source) and (
-            has_loss_marker(source) or (text_facts(source).has(".long()") and text_facts(source).has_any((".eq(", "argmax")))
+            has_loss_marker(source) or (facts.has(".long()") and facts.has_any((".eq(", "argmax")))
         )
 
     @classmethod
