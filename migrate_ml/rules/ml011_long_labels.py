@@ -8,7 +8,7 @@ import re
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing, in_source_order
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, is_integer_cast
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
@@ -230,7 +230,7 @@ class LongLabelsRule(Rule):
             access.node
             for assignment in scope.assignments[bound.value]
             if getattr(assignment, "node", None) is bound
-            for access in assignment.references
+            for access in in_source_order(self, assignment.references)  # a set: the sink named follows hashes
         ]
         sinks = [self._read_as_labels(read) for read in reads]
         if any(sink == "" for sink in sinks):
