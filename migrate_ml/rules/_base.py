@@ -19,6 +19,8 @@ from typing import Callable, ClassVar, Iterable
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider
 
+from migrate_ml.rules._prefilter import text_facts
+
 
 def enclosing(owner, node: cst.CSTNode, kind) -> cst.CSTNode | None:
     """The innermost ancestor of ``node`` of type ``kind`` (None when there is none); ``owner`` is a rule
@@ -181,8 +183,9 @@ class Rule(cst.BatchableCSTVisitor):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        """Cheap text test run before parsing; override for a sharper filter."""
-        return any(trigger in source for trigger in cls.triggers)
+        """Cheap text test run before parsing; override for a sharper filter (asking
+        ``text_facts(source)``, never scanning ``source`` itself: see ``rules/_prefilter.py``)."""
+        return text_facts(source).has_any(cls.triggers)
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:

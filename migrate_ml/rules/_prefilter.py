@@ -1,9 +1,12 @@
-"""Text tests that rules combine with their triggers before a file is parsed.
+"""What the rules' pre-checks share: one text scan and one ``ast`` walk per file, and the markers.
 
-Words such as ``argmax``, ``softmax``, ``.long()`` or ``lam`` occur all over model and library
-code (attention, patch selection, dtype plumbing), where no migration applies. Parsing and
-resolving metadata for such a file costs about ten times its parse, so rules keyed on common
-words also require one of these markers of training, evaluation or loss code.
+Every rule's text pre-check asks :func:`text_facts` (the file's words and called names, found by
+one scan) instead of scanning the text itself; every syntax-tree pre-check iterates :func:`walk`
+or :func:`nodes_of` (one walk of CPython's tree). Words such as ``argmax``, ``softmax``,
+``.long()`` or ``lam`` occur all over model and library code (attention, patch selection, dtype
+plumbing), where no migration applies. Parsing and resolving metadata for such a file costs
+about ten times its parse, so rules keyed on common words also require one of the markers of
+training, evaluation or loss code below.
 """
 
 from __future__ import annotations
@@ -11,72 +14,153 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from typing import Callable
+from typing import Callable, Iterable
 
-# The training markers: each regex is searched only when its literal occurs (``str.__contains__``
-# is a fast scan; a regex without a literal prefix is tried at every position of the file).
-_TRAINING_PATTERNS = (
-    ("criterion", re.compile(r"\bcriterion\b")),
-    ("loss_fn(", re.compile(r"\bloss_fn\(")),
-    ("accuracy(", None),
-    ("_step(self", None),
-    ("compute_metrics", None),
-    ("torchmetrics", None),
-    ("predict", re.compile(r"\bpredict\b")),
-    (".eval()", re.compile(r"\b(?:model|net|model_ft)\.eval\(\)")),
-    ("correct", re.compile(r"\bcorrect(?:s|_\w+)?\s*\+=")),
-    ("acc", re.compile(r"\bacc\d?\s*\+?=")),
-)
-_MODEL_CALLS = ("model(", "net(", "self(", "model_ft(")
-"""``model(x)``, ``net(x)``, ``self(x)``: a call of the model, found by ``str.find`` at a word start."""
+_WORD_OR_CALL = re.compile(r"\w+\(?")
+"""A maximal run of word characters, with the ``(`` right after it when it is called."""
+_WORD = re.compile(r"\w+")
 
 
-def _training_code(source: str) -> bool:
-    for literal, pattern in _TRAINING_PATTERNS:
-        if literal in source and (pattern is None or pattern.search(source)):
-            return True
-    for call in _MODEL_CALLS:
-        found = source.find(call)
-        while found != -1:
-            if found == 0 or not (source[found - 1].isalnum() or source[found - 1] == "_"):
-                return True
-            found = source.find(call, found + 1)
-    return False
+class TextFacts:
+    """What the rules' text pre-filters ask about one file, found by one scan of it.
+
+    Every pre-filter asks the same few questions of the same text (is this word there, is this
+    name called), and each answered them with its own scan of the whole file: one scan here
+    collects the file's words and called names, and the tests run on their far shorter lists.
+    ``has(trigger)`` answers ``trigger in text`` exactly: a trigger made of word characters
+    (``argmax``, ``ccuracy``) is looked for in the words, one that ends a call (``max(``) in the
+    called names, and any other (``.features[``, ``lam *``) scans the text only when its words
+    are there (``features`` a whole word, ``lam`` ending one). Get one with :func:`text_facts`.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        tokens = set(_WORD_OR_CALL.findall(text))
+        self.called = frozenset(token[:-1] for token in tokens if token[-1] == "(")
+        """Names immediately followed by ``(``: ``max`` for ``x.max(1)``, ``loss_fn`` for ``loss_fn(y)``."""
+        self.words = frozenset(token[:-1] if token[-1] == "(" else token for token in tokens)
+        """Every maximal run of word characters: names, attributes, keywords, numbers, the words of strings and comments."""
+        self.word_text = "\n" + "\n".join(self.words) + "\n"
+        """The words, one a line (and a line break first and last): regexes over single words
+        (``\\b\\w*best\\w*``) run over this rather than the whole text, and find each word once."""
+        self._call_text = "\n" + "\n".join(name + "(" for name in self.called)
+        self._lower_word_text: str | None = None
+        self._found: dict[str, bool] = {}
+        self._answers: dict[Callable[["TextFacts"], bool], bool] = {}
+
+    @property
+    def lower_word_text(self) -> str:
+        """``word_text`` lower-cased: for case-insensitive word tests (``"best" in facts.lower_word_text``)."""
+        if self._lower_word_text is None:
+            self._lower_word_text = self.word_text.lower()
+        return self._lower_word_text
+
+    def has(self, trigger: str) -> bool:
+        """``trigger in text``, from the words and called names where the trigger allows it."""
+        found = self._found.get(trigger)
+        if found is None:
+            found = self._found[trigger] = self._has(trigger)
+        return found
+
+    def has_any(self, triggers: Iterable[str]) -> bool:
+        return any(self.has(trigger) for trigger in triggers)
+
+    def answer(self, question: Callable[["TextFacts"], bool]) -> bool:
+        """``question(self)``, asked once per text: a test several rules share (a training
+        marker) or one that combines several of these facts with a regex."""
+        found = self._answers.get(question)
+        if found is None:
+            found = self._answers[question] = question(self)
+        return found
+
+    def _has(self, trigger: str) -> bool:
+        kind, parts = _trigger_kind(trigger)
+        if kind == "word":
+            return trigger in self.word_text
+        if kind == "call":
+            return trigger in self._call_text
+        # every word part must be there first: a whole word inside the trigger, the end of a word
+        # at its start, the start of a word at its end
+        return all(part in self.word_text for part in parts) and trigger in self.text
+
+
+_TRIGGER_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _trigger_kind(trigger: str) -> tuple[str, tuple[str, ...]]:
+    known = _TRIGGER_KINDS.get(trigger)
+    if known is not None:
+        return known
+    if _WORD.fullmatch(trigger):
+        known = ("word", ())
+    elif trigger.endswith("(") and _WORD.fullmatch(trigger[:-1]):
+        known = ("call", ())
+    else:
+        parts = []
+        for match in _WORD.finditer(trigger):
+            before = "\n" if match.start() > 0 else ""
+            after = "\n" if match.end() < len(trigger) else ""
+            parts.append(before + match.group() + after)
+        known = ("text", tuple(parts))
+    _TRIGGER_KINDS[trigger] = known
+    return known
+
+
+_facts: dict[int, TextFacts] = {}
+
+
+def text_facts(text: str) -> TextFacts:
+    """The :class:`TextFacts` of ``text``, scanned once: every rule's pre-check asks about the
+    same text (and the engine asks again about it without its docstrings and comments)."""
+    facts = _facts.get(id(text))
+    if facts is None or facts.text is not text:
+        if len(_facts) >= 4:
+            _facts.clear()  # the texts of earlier files: a run reads one file at a time
+        facts = _facts[id(text)] = TextFacts(text)
+    return facts
+
+
+# The training markers: whole words and called names of the shared scan; a regex is searched
+# only where its words occur.
+_TRAINING_WORDS = ("criterion", "predict")
+_TRAINING_CALLS = ("loss_fn", "model", "net", "self", "model_ft")
+"""``loss_fn(y)``, ``model(x)``, ``net(x)``, ``self(x)``: called under that very name."""
+_TRAINING_TRIGGERS = ("accuracy(", "_step(self", "compute_metrics", "torchmetrics")
+_EVAL_CALL = re.compile(r"\b(?:model|net|model_ft)\.eval\(\)")
+_CORRECT_UPDATE = re.compile(r"\bcorrect(?:s|_\w+)?\s*\+=")
+_ACC_WORD = re.compile(r"\nacc\d?\n")
+_ACC_UPDATE = re.compile(r"\bacc\d?\s*\+?=")
+
+
+def _training_code(facts: TextFacts) -> bool:
+    words, called = facts.words, facts.called
+    return (
+        any(word in words for word in _TRAINING_WORDS)
+        or any(name in called for name in _TRAINING_CALLS)
+        or facts.has_any(_TRAINING_TRIGGERS)
+        or (facts.has(".eval()") and _EVAL_CALL.search(facts.text) is not None)
+        or (facts.has("correct") and _CORRECT_UPDATE.search(facts.text) is not None)
+        or (_ACC_WORD.search(facts.word_text) is not None and _ACC_UPDATE.search(facts.text) is not None)
+    )
 
 
 _LOSS_WORDS = ("CrossEntropy", "cross_entropy", "BCEWithLogits", "binary_cross_entropy", "nll_loss", "NLLLoss", ".backward(")
-_LOSS_NAMES = (("criterion", re.compile(r"\bcriterion\b")), ("loss_fn", re.compile(r"\bloss_fn\b")))
-"""Loss words as substrings, and names that count as whole words only: each regex is searched
-only where its literal occurs (a regex over a file without a match visits every position)."""
+_LOSS_NAMES = ("criterion", "loss_fn")
+"""Loss words as substrings, and names that count as whole words only."""
 
 
-_last: dict[Callable[[str], bool], tuple[str, bool]] = {}
-"""The last text each marker was searched in, and the answer: every rule asks about the same text."""
-
-
-def _search(marker: Callable[[str], bool], source: str) -> bool:
-    last = _last.get(marker)
-    if last is not None and last[0] is source:
-        return last[1]
-    found = marker(source)
-    _last[marker] = (source, found)
-    return found
+def _loss_code(facts: TextFacts) -> bool:
+    return facts.has_any(_LOSS_WORDS) or any(name in facts.words for name in _LOSS_NAMES)
 
 
 def has_training_marker(source: str) -> bool:
     """Training, evaluation or inference code: a model call, a criterion, an accuracy counter…"""
-    return _search(_training_code, source)
+    return text_facts(source).answer(_training_code)
 
 
 def has_loss_marker(source: str) -> bool:
     """A loss is built, called or back-propagated somewhere in the file."""
-    return _search(_loss_code, source)
-
-
-def _loss_code(source: str) -> bool:
-    return any(word in source for word in _LOSS_WORDS) or any(
-        literal in source and pattern.search(source) is not None for literal, pattern in _LOSS_NAMES
-    )
+    return text_facts(source).answer(_loss_code)
 
 
 _last_tree: tuple[str, ast.Module] | None = None

@@ -8,10 +8,10 @@ import re
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing
+from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule, enclosing, in_source_order
 from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, is_integer_cast
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker, walk
+from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
 
 _CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", *INTEGER_METHODS})
 
@@ -117,8 +117,9 @@ class LongLabelsRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         # labels cast and compared with a prediction (`p.argmax(1).eq(y)`) need no loss in the file
+        facts = text_facts(source)
         return super().could_apply(source) and (
-            has_loss_marker(source) or (".long()" in source and (".eq(" in source or "argmax" in source))
+            has_loss_marker(source) or (facts.has(".long()") and facts.has_any((".eq(", "argmax")))
         )
 
     @classmethod
@@ -229,7 +230,7 @@ class LongLabelsRule(Rule):
             access.node
             for assignment in scope.assignments[bound.value]
             if getattr(assignment, "node", None) is bound
-            for access in assignment.references
+            for access in in_source_order(self, assignment.references)  # a set: the sink named follows hashes
         ]
         sinks = [self._read_as_labels(read) for read in reads]
         if any(sink == "" for sink in sinks):

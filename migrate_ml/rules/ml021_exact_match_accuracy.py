@@ -7,7 +7,7 @@ import libcst as cst
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow
-from migrate_ml.rules._prefilter import has_training_marker
+from migrate_ml.rules._prefilter import has_training_marker, text_facts
 from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
 
@@ -52,7 +52,7 @@ class ExactMatchAccuracyRule(ReadsTheTrainedHead, Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and ("==" in source or "eq(" in source) and has_training_marker(source)
+        return super().could_apply(source) and text_facts(source).has_any(("==", "eq(")) and has_training_marker(source)
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)

@@ -8,6 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
+from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules._exprs import method_call
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
@@ -121,9 +122,10 @@ class TorchmetricsMultilabelRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        if "ulticlass" not in source:
-            return False  # both tests below need "multiclass" or "Multiclass"; a plain scan is cheap
-        return ("torchmetrics" in source and super().could_apply(source)) or _UNIMPORTED_MULTICLASS.search(source) is not None
+        facts = text_facts(source)
+        if not facts.has("ulticlass"):
+            return False  # both tests below need "multiclass" or "Multiclass"
+        return (facts.has("torchmetrics") and super().could_apply(source)) or _UNIMPORTED_MULTICLASS.search(source) is not None
 
     def visit_Module(self, node: cst.Module) -> None:
         self._flow: PredictionFlow = self.get_metadata(PredictionFlowProvider, node)

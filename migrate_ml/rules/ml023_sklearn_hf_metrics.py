@@ -18,7 +18,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._prefilter import parse_once
+from migrate_ml.rules._prefilter import parse_once, text_facts
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.helpers import calls_given_argmax
 from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
@@ -122,8 +122,8 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         # Each regex runs only where its literal occurs: a scan for a literal is far cheaper.
         return (
             (super().could_apply(source) and _METRIC_MARKER.search(source) is not None)
-            or (("evaluate.load(" in source or "load_metric(" in source) and _EVALUATE_LOAD.search(source) is not None)
-            or ("_score(" in source and _LABEL_COLUMN_METRIC.search(source) is not None)
+            or (text_facts(source).has_any(("evaluate.load(", "load_metric(")) and _EVALUATE_LOAD.search(source) is not None)
+            or (text_facts(source).has("_score(") and _LABEL_COLUMN_METRIC.search(source) is not None)
         )
 
     def visit_Module(self, node: cst.Module) -> None:

@@ -10,7 +10,7 @@ like any rule.
 from __future__ import annotations
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, text_facts
 from migrate_ml.rules.semantics.residue import (
     API_WORDS,
     COMMON_WORDS,
@@ -28,7 +28,7 @@ def _evaluates(source: str) -> bool:
     called) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
     module of meters). A prediction script or notebook with no training code still predicts one
     class per image. (``no_grad`` is no such sign: model code initialises weights under it.)"""
-    return ".eval()" in source or compares_a_ranking(source)
+    return text_facts(source).has(".eval()") or compares_a_ranking(source)
 
 
 _NO_TRAINING_NEEDED = ("__getitem__", "scatter_(", "def postprocess(", "LabelEncoder(", "eye(", "one_hot(")
@@ -149,13 +149,14 @@ class StillSingleLabelRule(Rule):
         """A single-label loss or metric name anywhere; a common word (``argmax``, ``softmax``)
         only in training, evaluation or loss code, or model code that may end in softmax (a
         ``models.py`` holds no training code, yet its softmax output breaks BCE training)."""
-        if names_a_single_label_api(source) or any(word in source for word in _LOGGING):
+        facts = text_facts(source)
+        if names_a_single_label_api(source) or facts.has_any(_LOGGING):
             return True
-        if any(word in source for word in _NO_TRAINING_NEEDED):
+        if facts.has_any(_NO_TRAINING_NEEDED):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
-        if "Softmax(" in source or ("softmax" in source and "def forward" in source and may_return_softmax(source)):
+        if facts.has("Softmax(") or (facts.has("softmax") and facts.has("def forward") and may_return_softmax(source)):
             return True
-        if ("lgamma(" in source or "digamma(" in source) and "loss" in source:
+        if facts.has_any(("lgamma(", "digamma(")) and facts.has("loss"):
             return True  # an evidential (Dirichlet) loss module: plain functions, no criterion or training code
         return could_contain_single_label(source) and (
             has_training_marker(source) or has_loss_marker(source) or _evaluates(source)

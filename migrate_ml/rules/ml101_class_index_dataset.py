@@ -12,7 +12,7 @@ from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
-from migrate_ml.rules._prefilter import nodes_of, walk
+from migrate_ml.rules._prefilter import TextFacts, nodes_of, text_facts, walk
 
 # torchvision datasets whose items are (image, one class index), by defining module. CelebA
 # (attributes: multi-hot), VOC, COCO, captions, stereo and flow datasets are not here.
@@ -97,9 +97,9 @@ HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabe
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
 _DATASET_NAMES = frozenset(name.rsplit(".", 1)[1] for name in CLASS_INDEX_DATASETS)
-_BUILT_OR_ALIASED = re.compile(r"\b([A-Z]\w*|create_dataset)(?:\(| as |\)\s*:|[ \t]*$|[ \t]+if\b)", re.MULTILINE)
+_BUILT_OR_ALIASED = r"\b(?:{names})(?:\(| as |\)\s*:|[ \t]*$|[ \t]+if\b)"
 """``CIFAR10(``, ``ImageFolder as Folder``, ``class Mine(ImageFolder):`` or ``cls = CIFAR10`` (a class
-chosen, called later): the dataset names all start with a capital but one."""
+chosen, called later), for the dataset names that occur as words."""
 _BUILDER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in _TENSOR_BUILDERS)
 _LABEL_WORD = re.compile(r"label|target|class|categor|^cls$|^ys?$", re.IGNORECASE)
 """How a dataset names the label it returns (``row.label``, ``self.targets[idx]``, ``y``)."""
@@ -112,8 +112,9 @@ _PER_CLASS_LOOP = re.compile(r"for (\w+) in range\([^)\n]*class[^)\n]*\):[\s\S]*
 """``for i in range(num_classes): ... labels == i``: examples picked per class index."""
 _NAMED_DATASET = re.compile(r"cifar_?100|cifar_?10|fashion_?mnist|mnist|svhn|stl_?10|food_?101|imagenet", re.IGNORECASE)
 _DATA_WORD = re.compile(r"loader|dataset|datamodule|(?:^|_)data(?:$|_)", re.IGNORECASE)
-_NAMED_FACTORY_CALL = re.compile(r"\b\w*(?:cifar|mnist|svhn|stl_?10|food_?101|imagenet)\w*\(", re.IGNORECASE)
-"""``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
+_DATASET_WORDS = ("cifar", "mnist", "svhn", "stl", "food", "imagenet")
+"""What every name ``_NAMED_DATASET`` accepts holds, lower-cased: a substring test of the file's
+words before the called names are tested one by one."""
 _LABEL_USE = r"(?i).*(?:label|target|criterion|loss_fn|nll|argmax|accura|correct).*|cross_entropy|CrossEntropyLoss|acc\w*"
 """Names of a file that reads labels or learns or predicts classes (matched whole; not a GAN's
 ``binary_cross_entropy`` against its real/fake ``y``)."""
@@ -199,18 +200,17 @@ class ClassIndexDatasetRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        # A dataset built (`CIFAR10(`) or imported under another name (`ImageFolder as Folder`):
-        # names such as ImageNet or MNIST are all over docstrings and model code otherwise.
-        named = not _DATASET_NAMES.isdisjoint(_BUILT_OR_ALIASED.findall(source))
-        timm = "ImageDataset" in source and "timm" in source
-        class_label = ".features[" in source or "ClassLabel" in source
+        facts = text_facts(source)
         return (
-            named
-            or timm
-            or class_label
-            or ("def __getitem__" in source and _GETITEM_TEXT.search(source) is not None)
-            or _PER_CLASS_LOOP.search(source) is not None
-            or any(_names_a_dataset_factory(name[:-1]) for name in _NAMED_FACTORY_CALL.findall(source))
+            _builds_or_aliases_a_dataset(facts)
+            or (facts.has("ImageDataset") and facts.has("timm"))
+            or facts.has_any((".features[", "ClassLabel"))
+            or (facts.has("def __getitem__") and _GETITEM_TEXT.search(source) is not None)
+            or (
+                "range" in facts.called and "class" in facts.lower_word_text and "label" in facts.lower_word_text
+                and _PER_CLASS_LOOP.search(source) is not None
+            )
+            or _calls_a_named_factory(facts)
             or bool(_run_factories())
         )
 
@@ -606,6 +606,23 @@ def _run_factories() -> dict[str, str]:
     if facts is None:
         return {}
     return dict(facts.label_sources)
+
+
+def _builds_or_aliases_a_dataset(facts: TextFacts) -> bool:
+    """A dataset built (``CIFAR10(``) or imported under another name (``ImageFolder as Folder``):
+    names such as ImageNet or MNIST are all over docstrings and model code otherwise."""
+    present = _DATASET_NAMES & facts.words
+    if not present:
+        return False
+    names = "|".join(sorted(present))
+    return re.search(_BUILT_OR_ALIASED.format(names=names), facts.text, re.MULTILINE) is not None
+
+
+def _calls_a_named_factory(facts: TextFacts) -> bool:
+    """``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
+    if not any(word in facts.lower_word_text for word in _DATASET_WORDS):
+        return False
+    return any(_names_a_dataset_factory(name) for name in facts.called)
 
 
 def _names_a_dataset_factory(name: str) -> bool:

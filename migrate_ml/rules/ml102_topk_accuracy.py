@@ -9,6 +9,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
+from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules._exact_match import is_exact_match_helper, returns_error
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
@@ -85,9 +86,10 @@ class TopkAccuracyRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        if "RealLabelsImagenet(" in source:
+        facts = text_facts(source)
+        if facts.has("RealLabelsImagenet("):
             return True  # built, not defined (timm's own real_labels.py)
-        return ("accuracy" in source or "Accuracy" in source) and super().could_apply(source)
+        return facts.has_any(("accuracy", "Accuracy")) and super().could_apply(source)
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node

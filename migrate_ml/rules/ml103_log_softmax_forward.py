@@ -10,7 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._prefilter import model_may_end_in
+from migrate_ml.rules._prefilter import model_may_end_in, text_facts
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports
 from migrate_ml.rules._exprs import keyword_arguments, positional_arguments
 from migrate_ml.rules.semantics.log_softmax import log_softmax_input, nll_options_supported
@@ -81,7 +81,8 @@ class LogSoftmaxInForwardRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return ("log_softmax(" in source and "def forward" in source) or "LogSoftmax(" in source
+        facts = text_facts(source)
+        return (facts.has("log_softmax(") and facts.has("def forward")) or facts.has("LogSoftmax(")
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:

@@ -11,7 +11,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import positional_arguments
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker, walk
+from migrate_ml.rules._prefilter import TextFacts, has_loss_marker, text_facts, walk
 
 TIMM_MIXUP = frozenset(
     {"timm.data.Mixup", "timm.data.mixup.Mixup", "timm.data.FastCollateMixup", "timm.data.mixup.FastCollateMixup"}
@@ -107,11 +107,12 @@ class MixupOnClassIndicesRule(Rule):
     def could_apply(cls, source: str) -> bool:
         # A timm Mixup built or applied, or a mixing function named as one, is reason enough; the
         # weighted-loss form needs a loss.
+        facts = text_facts(source)
         return super().could_apply(source) and (
-            any(marker in source for marker in _CONSTRUCTOR_MARKERS)
-            or "mixup_fn(" in source
+            facts.has_any(_CONSTRUCTOR_MARKERS)
+            or facts.has("mixup_fn(")
             or has_loss_marker(source)
-            or _MIX_TEXT.search(source) is not None
+            or (_calls_a_mix_name(facts) and _MIX_TEXT.search(source) is not None)
         )
 
     @classmethod
@@ -260,6 +261,12 @@ class MixupOnClassIndicesRule(Rule):
 
 
 _CONSTRUCTOR_MARKERS = ("Mixup(", "MixUp(", "CutMix(", "RandomMixup(", "RandomCutmix(")
+
+
+def _calls_a_mix_name(facts: TextFacts) -> bool:
+    """A called name holds a mixing word: each form ``_MIX_TEXT`` accepts calls one (a regex
+    without a literal to look for first is tried at every position of the file)."""
+    return any(word in name.lower() for name in facts.called for word in _MIX_WORDS)
 
 
 def _callee_name(func: cst.BaseExpression) -> str:

@@ -9,7 +9,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._prefilter import walk
+from migrate_ml.rules._prefilter import text_facts, walk
 
 _PER_CLASS_COUNTERS = re.compile(r"^(class_correct|class_total|correct_pred|total_pred|class_acc\w*|per_class\w*)$")
 _COUNTER_TEXT = re.compile(r"\b(?:class_acc|per_class)\w*\[")
@@ -54,10 +54,11 @@ class ConfusionMatrixRule(Rule):
     def could_apply(cls, source: str) -> bool:
         """A confusion-matrix or per-class counter name, or a ``zip`` loop next to a counter
         updated by subscript (``cm[t, p] += 1``): ``zip(`` alone is in most files."""
-        if any(trigger in source for trigger in cls.triggers if trigger != "zip("):
+        facts = text_facts(source)
+        if facts.has_any(trigger for trigger in cls.triggers if trigger != "zip("):
             return True
-        return ("zip(" in source and _subscript_increment(source)) or (
-            ("class_acc" in source or "per_class" in source) and _COUNTER_TEXT.search(source) is not None
+        return (facts.has("zip(") and _subscript_increment(source)) or (
+            facts.has_any(("class_acc", "per_class")) and _COUNTER_TEXT.search(source) is not None
         )
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
 

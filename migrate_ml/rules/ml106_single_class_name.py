@@ -8,6 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._prefilter import text_facts
 
 _NAME_MAPS = re.compile(r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_?names|classes|labels_map|categories|imagenet_classes|class_dict|label_names)$")
 _CLASS_NAME_CALLS = frozenset({"GetClassDesc", "GetClassLabel", "GetClassSynset"})
@@ -59,7 +60,7 @@ class SingleClassNameRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return super().could_apply(source) and any(word in source for word in _PREDICTION_WORDS)
+        return super().could_apply(source) and text_facts(source).has_any(_PREDICTION_WORDS)
 
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider, ScopeProvider)
 

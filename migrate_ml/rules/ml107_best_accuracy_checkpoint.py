@@ -7,6 +7,7 @@ import re
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._prefilter import text_facts
 
 # A best-accuracy name, split into lower-case words (snake_case and camelCase): a "best" word
 # first, then at least one accuracy word, and otherwise only words that say which model or split it
@@ -249,20 +250,22 @@ class BestAccuracyCheckpointRule(Rule):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         # "max" and "acc" each occur in most files (``accumulate``, ``max(``): only a name that
-        # reads as a best accuracy (the test the rule itself applies) is worth a parse.
-        lowered = source.lower()
-        if "min(" in source and "err" in lowered and any(
-            _is_lowest_error(match.group(), True) for match in _LOWEST_ERROR_CANDIDATE.finditer(source)
+        # reads as a best accuracy (the test the rule itself applies) is worth a parse. The name
+        # regexes match whole words: they run over the file's words, each once.
+        facts = text_facts(source)
+        lowered, words = facts.lower_word_text, facts.word_text
+        if facts.has("min(") and "err" in lowered and any(
+            _is_lowest_error(match.group(), True) for match in _LOWEST_ERROR_CANDIDATE.finditer(words)
         ):
             return True  # the lowest top-1 error kept by ``min`` (pycls's meters)
-        if (any(word in source for word in _SELECTION_WORDS) or "best" in lowered) and (
-            "accuracy_score" in source
-            or any(_may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(source))
+        if (facts.has_any(_SELECTION_WORDS) or "best" in lowered) and (
+            facts.has("accuracy_score")
+            or any(_may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(words))
         ):
             return True  # a selection by name or a best value kept some other way, beside an accuracy's name
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
             return False  # a plain substring test first: the name scan below costs ten times more
-        return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(source))
+        return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(words))
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node

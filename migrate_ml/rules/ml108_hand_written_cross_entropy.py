@@ -15,7 +15,7 @@ from libcst.metadata import (
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import chain_root, keyword_arguments, positional_arguments
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
-from migrate_ml.rules._prefilter import has_loss_marker
+from migrate_ml.rules._prefilter import has_loss_marker, text_facts
 
 _MODULE_BASES = frozenset(
     {
@@ -110,13 +110,13 @@ class HandWrittenCrossEntropyRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
+        facts = text_facts(source)
         defines = (
-            ("log_softmax" in source or "LogSoftmax" in source)
-            and ("scatter" in source or "gather" in source or "one_hot" in source)
-            and "def forward" in source
+            facts.has_any(("log_softmax", "LogSoftmax"))
+            and facts.has_any(("scatter", "gather", "one_hot"))
+            and facts.has("def forward")
         )
-        bi_tempered = any(name in source for name in _BI_TEMPERED)
-        return defines or bi_tempered or ("LabelSmoothing" in source and has_loss_marker(source))
+        return defines or facts.has_any(_BI_TEMPERED) or (facts.has("LabelSmoothing") and has_loss_marker(source))
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not any(self._qualified(base.value) & _MODULE_BASES for base in node.bases):

@@ -10,7 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 
 from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules._prefilter import has_loss_marker, nodes_of
+from migrate_ml.rules._prefilter import has_loss_marker, nodes_of, text_facts
 from migrate_ml.rules._exprs import chain_root
 
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
@@ -71,9 +71,8 @@ class OneHotTargetRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return ("one_hot(" in source or "eye(" in source) and (
-            has_loss_marker(source) or any(name in source for name in _DATA_FUNCTIONS)
-        )
+        facts = text_facts(source)
+        return facts.has_any(("one_hot(", "eye(")) and (has_loss_marker(source) or facts.has_any(_DATA_FUNCTIONS))
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:

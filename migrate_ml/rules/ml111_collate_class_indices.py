@@ -11,7 +11,7 @@ from libcst.metadata import CodePosition, ParentNodeProvider, PositionProvider, 
 
 from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules._exprs import is_flattened, is_float_cast, is_float_dtype, is_integer_cast, keyword_arguments
-from migrate_ml.rules._prefilter import walk
+from migrate_ml.rules._prefilter import text_facts, walk
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor", "torch.from_numpy"})
 _BATCHING = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
@@ -97,7 +97,7 @@ class CollateClassIndicesRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return "collate" in source and (
+        return text_facts(source).has("collate") and (
             _LABEL_TENSOR_TEXT.search(source) is not None or _FLATTENED_LABEL_TEXT.search(source) is not None
         )
 

@@ -14,7 +14,7 @@ import pytest
 from migrate_ml.engine.source import decode_source
 from migrate_ml.engine.transform import FileTransformer, Settings, _without_documentation, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._prefilter import nodes_of, parent_links, walk
+from migrate_ml.rules._prefilter import nodes_of, parent_links, text_facts, walk
 from migrate_ml.rules.semantics.residue import may_return_softmax
 
 
@@ -167,3 +167,30 @@ def test_documentation_lines_are_left_out_of_the_trigger_word_test():
         "class Options:\n    policy = 'auto'\n"
         "    def f(self): \"\"\"doc\"\"\"; return 1\n"
     )
+
+
+SCANNED = (
+    "import torch.nn.functional as F\nloss = F.cross_entropy(out, y)  # the best acc1\nx.max(1)\n",
+    "preds = torch.max(out, 1)[1]\nlam * crit(a) + (1 - lam) * crit(b)\nds.features['label'].names\n",
+    "lambda_ = 2\nself.lam *2\ncounts[y] += 1\nt = y.long()\ndtype=torch.long\nclasses[3]\n",
+    "def __getitem__(self, i):\n    return x, torch.tensor(lbl, dtype=torch.int64)\nmodel.eval()\nß_max(2)\n",
+    "",
+)
+"""Texts with triggers at the edges of words: inside a longer name, before a call, after a dot."""
+
+
+@pytest.mark.parametrize("text", SCANNED)
+def test_the_shared_scan_answers_each_trigger_as_a_substring_test(text):
+    triggers = {trigger for rule in load_rules().values() for trigger in rule.triggers}
+    triggers |= {"max(", ".max(", "lam *", "* lam", "ax(", "ma", "features[", "[", "(", "] +=", "orch.lo", "self.lam"}
+    facts = text_facts(text)
+    for trigger in sorted(triggers):
+        assert facts.has(trigger) == (trigger in text), trigger
+    assert text_facts(text) is facts  # scanned once per text
+
+
+def test_the_shared_scan_lists_words_and_called_names():
+    facts = text_facts("y = model(x).argmax(dim=1)  # best_acc\nloss_fn (y)\n")
+    assert facts.words == {"y", "model", "x", "argmax", "dim", "1", "best_acc", "loss_fn"}
+    assert facts.called == {"model", "argmax"}  # `loss_fn (y)`: a space before the bracket
+    assert "best_acc" in facts.word_text.split("\n")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from migrate_ml.rules._exact_match import exact_match_helpers
-from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, nodes_of, parse_once
+from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, nodes_of, parse_once, text_facts
 from migrate_ml.rules.semantics.single_label_values import (
     ATTENTION,
     CLASS_INDEX,
@@ -131,7 +131,7 @@ def could_contain_single_label(text: str) -> bool:
     """Cheap text test: whether the file has any word the detector looks for."""
     return (
         names_a_single_label_api(text)
-        or any(word in text for word in (*COMMON_WORDS, *MEANING_WORDS, *METRIC_WORDS))
+        or text_facts(text).has_any((*COMMON_WORDS, *MEANING_WORDS, *METRIC_WORDS))
         or compares_a_ranking(text)
     )
 
@@ -139,12 +139,13 @@ def could_contain_single_label(text: str) -> bool:
 def compares_a_ranking(text: str) -> bool:
     """Cheap text test: a ranking of the classes (``topk``, ``sort``) and an ``.eq(`` comparison,
     as in a top-k error helper or a k-NN classifier: evaluation code with no training in it."""
-    return ".eq(" in text and (".topk(" in text or ".sort(" in text)
+    facts = text_facts(text)
+    return facts.has(".eq(") and facts.has_any((".topk(", ".sort("))
 
 
 def names_a_single_label_api(text: str) -> bool:
     """A loss or metric name the detector knows (not a common word such as ``argmax``)."""
-    return any(word in text for word in API_WORDS)
+    return text_facts(text).has_any(API_WORDS)
 
 
 def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]:
@@ -255,7 +256,8 @@ def is_model_code_only(text: str) -> bool:
     comparison there routes tokens or experts; only a model ending in softmax is reported. A
     ``kl_div`` or a ``sigmoid_focal_loss`` call is loss code: a loss module's ``forward`` computes a
     loss, not a model."""
-    return "def forward" in text and not any(word in text for word in _LOSS_MODULE_WORDS) and not (
+    facts = text_facts(text)
+    return facts.has("def forward") and not facts.has_any(_LOSS_MODULE_WORDS) and not (
         names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
     )
 

@@ -41,7 +41,7 @@ import ast
 import functools
 import re
 
-from migrate_ml.rules._prefilter import walk
+from migrate_ml.rules._prefilter import nodes_of, parent_links, walk
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _STATE_READERS = frozenset({"isinstance", "len", "type"})
@@ -181,11 +181,11 @@ _PAD = re.compile(r"pad", re.I)
 def is_token_model(tree: ast.Module) -> bool:
     """Whether the file's class axis is a vocabulary (see the module docstring)."""
     packed: set[str] = set()
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
-    defined = {id(node) for cls in ast.walk(tree) if isinstance(cls, ast.ClassDef) for node in ast.walk(cls)}
+    calls = nodes_of(tree, ast.Call)
+    parents = parent_links(tree)
     for node in calls:
         name = _callee(node)
-        if id(node) not in defined and _sized_by_vocabulary(node, name):
+        if _sized_by_vocabulary(node, name) and not _inside_class(node, parents):
             return True  # built to be trained here; a class that only defines a layer may sit beside image code
         if any(keyword.arg == "ignore_index" and _names_padding(keyword.value) for keyword in node.keywords):
             return True
@@ -196,6 +196,16 @@ def is_token_model(tree: ast.Module) -> bool:
         and _callee(node) not in _PACKERS
         for node in calls
     )
+
+
+def _inside_class(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Whether a ``class`` statement holds ``node`` (its body, bases or decorators)."""
+    parent = parents.get(node)
+    while parent is not None:
+        if isinstance(parent, ast.ClassDef):
+            return True
+        parent = parents.get(parent)
+    return False
 
 
 def _callee(call: ast.Call) -> str:
