@@ -826,8 +826,8 @@ class Sinks:
             self._one_hot_helper(function, statement.value)
         if function is None or function.name != "__getitem__":
             return
-        for item, value in sources.returned_labels(statement.value, self.analysis.value):
-            why = sources.class_index_label(item, value)
+        for item, value, name in sources.returned_labels(statement.value, self.analysis.value):
+            why = sources.class_index_label(name, value)
             if why and not _made_integer_tensor(function, item):
                 self.report(
                     statement, "class-index-source",

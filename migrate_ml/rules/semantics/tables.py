@@ -49,7 +49,7 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.exp",), {ANY: EXP}),
     (("torch.sum",), {EXP: EXP}),
     (("torch.argmax", "numpy.argmax"), _ARGMAX),
-    (("torch.nn.functional.one_hot", "torch.eye", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
+    (("torch.nn.functional.one_hot", "torch.eye", "numpy.eye", "numpy.identity", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
     (("int",), {ANY: INT}),
     (("torch.cat", "torch.stack", "torch.tensor", "torch.as_tensor", "torch.from_numpy", "numpy.array",
       "numpy.asarray", "numpy.concatenate", "numpy.stack", "list"), {ANY: SAME}),
