@@ -44,7 +44,7 @@ from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
-from migrate_ml.rules.ml101_class_index_dataset import CLASS_INDEX_DATASETS
+from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})

@@ -112,7 +112,7 @@ class Analysis:
         """The file's own classes built on a class-index dataset (``class INatDataset(ImageFolder)``)."""
         for node in _statements(tree.body):
             if isinstance(node, ast.ClassDef) and any(
-                qualified_name(base, self.imports) in tables.CLASS_INDEX_DATASETS
+                qualified_name(base, self.imports) in tables.INDEX_DATASET_CALLS
                 or (isinstance(base, ast.Name) and base.id in self.index_datasets)
                 for base in node.bases
             ):
@@ -472,7 +472,7 @@ class Analysis:
         qualified = self.qualified(func)
         if self.returns_run_one_hot(func):
             return Value(ONE_HOT, line, node=node)  # a helper of another file of the run: helpers.one_hot_embedding
-        if qualified in tables.CLASS_INDEX_DATASETS:
+        if qualified in tables.INDEX_DATASET_CALLS:
             return sources.class_index_samples(line, node)
         if qualified in tables.LOADERS:
             return arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg == "dataset"), NOTHING)
@@ -541,7 +541,7 @@ class Analysis:
         if isinstance(built.func, ast.Name) and built.func.id in self.index_datasets:
             return built.func.id
         qualified = self.qualified(built.func)
-        return qualified.rpartition(".")[2] if qualified in tables.CLASS_INDEX_DATASETS else ""
+        return qualified.rpartition(".")[2] if qualified in tables.INDEX_DATASET_CALLS else ""
 
     def _module_output(self, model: Value, line: int) -> Value:
         """What calling an instance of the file's own module gives: its scores, or, where its
