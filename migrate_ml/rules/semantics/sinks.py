@@ -17,6 +17,7 @@ from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
+    CONTAINER,
     INT,
     LABEL_ENCODER,
     LOG_PROB,
@@ -62,6 +63,7 @@ _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 _CAST_METHODS = frozenset({"float", "double", "half", "type_as", "bfloat16"})
 _FLOAT_DTYPES = frozenset({"float", "float32", "float16", "float64", "double", "half", "bfloat16"})
 _TARGET_KEYWORDS = ("target", "targets", "labels", "label", "y", "y_true")
+_EYE = frozenset({"numpy.eye", "numpy.identity", "torch.eye"})
 _COMPOUND_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers"})
 
 
@@ -131,6 +133,8 @@ class Sinks:
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
+            self._mixed_class_indices(statement)
+            self._eye_rows(statement)
             self._relu_head(statement)
             self._model_computes_loss(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
@@ -430,6 +434,16 @@ class Sinks:
         """``label_to_count[label] += 1``: a count (or sum) per class indexed by the one class of
         each sample."""
         index = _unwrapped_scalar(target.slice)
+        if isinstance(index, ast.Subscript) and self.analysis.value(index).meaning == CLASS_INDEX:
+            # count[train_set[i][1]] += 1: the label of a class-index dataset's sample
+            self.report(
+                statement, "class-index-source",
+                f"{ast.unparse(target)} counts per class with the one class index of each sample",
+                f"count every label of a sample: {ast.unparse(target.value)} += its float multi-hot [C] row "
+                "(labels.sum(0) for a batch)",
+                self.analysis.value(index).line,
+            )
+            return
         if not (isinstance(index, ast.Name) and sources.LABEL_RETURNED.match(index.id)):
             return
         if self.analysis.value(index).meaning in (MULTI_HOT, ONE_HOT):
@@ -836,6 +850,48 @@ class Sinks:
                     value.line,
                 )
                 return
+
+    def _eye_rows(self, statement: ast.Assign) -> None:
+        """``self.labels = np.eye(C)[self.labels]``: rows of the identity picked by class indices, a
+        one-hot of one class per sample."""
+        value = statement.value
+        if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Call)):
+            return
+        if self.analysis.qualified(value.value.func) not in _EYE:
+            return
+        picked = self.analysis.value(value.slice)
+        if picked.meaning == CONTAINER and picked.element is not None:
+            picked = picked.element
+        if picked.meaning not in (CLASS_INDEX, INT) and not LABEL_LIKE.search(_column_name(value.slice)):
+            return
+        self.report(
+            value, "one-hot-target",
+            f"{ast.unparse(value)} picks one row of the identity per sample: a one-hot of its one class index",
+            "use the float multi-hot [N, C] labels themselves (a row may hold several 1.0)",
+            picked.line,
+        )
+
+    def _mixed_class_indices(self, statement: ast.Assign) -> None:
+        """``target = rate * target + (1 - rate) * self.labels[ix]``: mixup, FMix or CutMix written
+        over class indices (a weighted sum of two class numbers is no label of either image)."""
+        value = statement.value
+        if not (isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)):
+            return
+        terms = (value.left, value.right)
+        if not all(isinstance(term, ast.BinOp) and isinstance(term.op, ast.Mult) for term in terms):
+            return
+        meanings = [self.analysis.value(term).meaning for term in terms]
+        if not all(meaning in (CLASS_INDEX, INT) for meaning in meanings):
+            return
+        if not any(LABEL_LIKE.search(ast.unparse(target)) for target in statement.targets):
+            return
+        self.report(
+            value, "class-index-target",
+            f"{ast.unparse(value)} mixes two class indices (mixup, FMix or CutMix written for one label per image): "
+            "the weighted sum of two class numbers is no label of either image",
+            "mix the float multi-hot [C] rows of both images with the same weight: rate * y + (1 - rate) * y_other",
+            self.analysis.value(terms[0]).line,
+        )
 
     def _one_hot_helper(self, function: ast.FunctionDef | ast.AsyncFunctionDef, returned: ast.AST) -> None:
         """``def one_hot_embedding(labels, n): return torch.eye(n)[labels]``: a helper that encodes

@@ -460,6 +460,8 @@ class Analysis:
                 return Value(result, line, node=node)
             if method == "index":
                 return sources.index_lookup(self.key(func.value), line) or NOTHING
+            if method == "__getitem__" and receiver.element is not None:
+                return receiver.element  # train_set.__getitem__(i): one sample
             if method in ("items", "values", "keys"):
                 return NOTHING
             if self.key(func.value) == "self":
