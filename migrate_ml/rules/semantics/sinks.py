@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from migrate_ml.rules._prefilter import has_loss_marker
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import hand_losses, sources, tables
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
@@ -63,6 +64,7 @@ _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 _CAST_METHODS = frozenset({"float", "double", "half", "type_as", "bfloat16"})
 _FLOAT_DTYPES = frozenset({"float", "float32", "float16", "float64", "double", "half", "bfloat16"})
 _TARGET_KEYWORDS = ("target", "targets", "labels", "label", "y", "y_true")
+_RANDINT = frozenset({"torch.randint", "numpy.random.randint"})
 _EYE = frozenset({"numpy.eye", "numpy.identity", "torch.eye"})
 _COMPOUND_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers"})
 
@@ -88,6 +90,7 @@ class Sinks:
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
         self._names_a_loss = any(word in text for word in LOSS_CLASS_WORDS)
+        self._has_loss = has_loss_marker(text)
         self._classification_training = self.multi_label_training or any(
             word in text for word in ("CrossEntropyLoss", "cross_entropy(")
         )
@@ -135,6 +138,7 @@ class Sinks:
         if isinstance(statement, ast.Assign):
             self._mixed_class_indices(statement)
             self._eye_rows(statement)
+            self._random_class_indices(statement)
             self._relu_head(statement)
             self._model_computes_loss(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
@@ -869,6 +873,24 @@ class Sinks:
             f"{ast.unparse(value)} picks one row of the identity per sample: a one-hot of its one class index",
             "use the float multi-hot [N, C] labels themselves (a row may hold several 1.0)",
             picked.line,
+        )
+
+    def _random_class_indices(self, statement: ast.Assign) -> None:
+        """``lb = torch.randint(0, 10, (20,))``: demo or test labels drawn as one class index per
+        sample (a [N] shape), where the file trains or evaluates with a loss."""
+        value = statement.value
+        if not (isinstance(value, ast.Call) and self.analysis.qualified(value.func) in _RANDINT):
+            return
+        names = [_column_name(target) for target in statement.targets]
+        if not any(LABEL_LIKE.search(name) or name in ("lb", "lbs") for name in names):
+            return
+        size = next((k.value for k in value.keywords if k.arg == "size"), value.args[2] if len(value.args) > 2 else None)
+        if not (isinstance(size, (ast.Tuple, ast.List)) and len(size.elts) == 1) or not self._has_loss:
+            return
+        self.report(
+            value, "class-index-source",
+            f"{ast.unparse(value)} draws one class index per sample as the labels: one label per image",
+            f"draw multi-hot labels: (torch.rand({ast.unparse(size.elts[0])}, num_classes) > 0.5).float()",
         )
 
     def _mixed_class_indices(self, statement: ast.Assign) -> None:
