@@ -83,7 +83,8 @@ class ClassIndexDatasetRule(Rule):
         "Lightning's demo MNIST and bolts datamodules, timm create_dataset/ImageDataset, datasets "
         "ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
         "yield one class per image: blocking, reported; so are their subclasses, a dataset class chosen "
-        "through a variable, loader factories that build one, and examples picked per class index."
+        "through a variable or picked by name from a registry, loader factories that build one, and "
+        "examples picked per class index."
     )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
@@ -111,7 +112,10 @@ class ClassIndexDatasetRule(Rule):
         "through a variable (`dataset_class = CIFAR10 if ... else CIFAR100`, at the choice and at "
         "each `dataset_class(...)`), each call of a function of the file that builds one and "
         "returns something (a loader factory), and each call of a function imported from the "
-        "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`). A loop "
+        "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`), a dataset "
+        "picked by name from a registry or factory (`DATASET_REGISTRY(\"cifar10\")`, `get_dataset(\"imagenet\")`, "
+        "`load_dataset(\"mnist\")`; the names come from the same table of class-index datasets) and a "
+        "torchvision dataset class picked through `datasets.__dict__[name]`. A loop "
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
