@@ -128,6 +128,7 @@ class Sinks:
                 self._soft_target_product(node)
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                 self._remapped_class(node)
+                self._rows_of_one_class(node)
                 self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
@@ -499,6 +500,27 @@ class Sinks:
             f"{ast.unparse(labels)} of {dataset} holds one class index per image, read here as the labels",
             "read the float multi-hot [C] labels of a multi-label dataset "
             "(migrate_ml_reference.MultiLabelCsvDataset keeps them per image)",
+        )
+
+    def _rows_of_one_class(self, node: ast.Subscript) -> None:
+        """``train[train["label"] == class_id]``: the rows of one class picked by the table's label
+        column, which holds one class per row."""
+        test = node.slice
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return
+        column = test.left
+        if isinstance(column, ast.Subscript) and isinstance(column.slice, ast.Constant):
+            key, table = column.slice.value, column.value
+        elif isinstance(column, ast.Attribute):
+            key, table = column.attr, column.value
+        else:
+            return
+        if not (sources.is_label_key(key) and ast.dump(table) == ast.dump(node.value)):
+            return
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(node)} picks the rows of one class by the label column {key!r}: each row holds one class",
+            f"with a multi-hot label column per class pick the rows that have it: {ast.unparse(table)}[{ast.unparse(table)}[<class>] == 1]",
         )
 
     def _remapped_class(self, node: ast.Subscript) -> None:
