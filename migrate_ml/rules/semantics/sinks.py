@@ -866,6 +866,9 @@ class Sinks:
             self._one_hot_helper(function, statement.value)
         if function is None or function.name != "__getitem__":
             return
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # one 0/1 number per image is the label of a one-output binary classifier
         for item, value, name in sources.returned_labels(statement.value, self.analysis.value):
             why = sources.class_index_label(name, value)
             if why and not _made_integer_tensor(function, item):
