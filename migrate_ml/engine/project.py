@@ -46,9 +46,13 @@ from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
-from migrate_ml.rules.ml101_class_index_dataset import CLASS_INDEX_DATASETS
+from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
+_BINARY_LOSS = re.compile(rb"BCELoss|BCEWithLogitsLoss|binary_cross_entropy")
+_CLASS_AXIS = re.compile(rb"CrossEntropy|(?<!binary_)cross_entropy|NLLLoss|nll_loss|softmax|Softmax|argmax|one_hot")
+"""A run whose text names a binary loss and nothing of a class axis trains one 0/1 target per
+output (``FileFacts.binary_run``): a one-output binary classifier, or multi-label already."""
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
 _MAX_FORWARDING = 3
 """How many functions of the callee's file a parameter may be passed through."""
@@ -70,6 +74,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             project.scan_caller(path)
         scanned = set(callers)
         facts = project.facts([data[path] for path in python if path not in scanned])
+    if any(_BINARY_LOSS.search(text) for text in data.values()) and not any(_CLASS_AXIS.search(text) for text in data.values()):
+        facts = {path: replace(facts.get(path, FileFacts()), binary_run=True) for path in python}
     one_hot = _one_hot_functions(data)
     losses = _loss_classes(data)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))

@@ -107,6 +107,11 @@ class FileFacts:
     ``update`` compares ``prediction.view(-1) == target.view(-1)`` under a ``"multiclass"``
     default): a call of one in any file of the run feeds a single-label metric."""
 
+    binary_run: bool = False
+    """The run's losses are all binary (``nn.BCELoss`` on a model of another package) and nothing
+    in it has a class axis (cross-entropy, softmax, arg-max): a dataset of the run returning one
+    0/1 number per image gives the label of a one-output binary classifier."""
+
     def returns_one_hot(self, qualified: str) -> bool:
         """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
         names one of the run's functions that return a one-hot of class indices."""

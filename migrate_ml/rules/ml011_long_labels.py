@@ -13,7 +13,7 @@ from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, is_integer_
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
 
-_CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", *INTEGER_METHODS})
+_CHAIN_METHODS = frozenset({"to", "cuda", "cpu", "float", "detach", "contiguous", "squeeze", "type", *INTEGER_METHODS})
 
 
 _LABEL_NAME = re.compile(r"label|target|^ys?$|^y_true$|^gts?$", re.IGNORECASE)
@@ -70,8 +70,23 @@ def _integer_dtype(expression: cst.BaseExpression) -> cst.Name | None:
     return None
 
 
+def _dtype_casts(call: cst.Call) -> list[cst.Name]:
+    """The ``int64`` of ``y.to(device, dtype=torch.int64)``, ``y.to(torch.long)``, ``y.type(torch.long)``:
+    the same class-index cast as ``.long()``, spelled as a dtype."""
+    if not (isinstance(call.func, cst.Attribute) and call.func.attr.value in ("to", "type")):
+        return []
+    return [
+        arg.value.attr
+        for arg in call.args
+        if (arg.keyword is None or arg.keyword.value == "dtype")
+        and isinstance(arg.value, cst.Attribute) and isinstance(arg.value.value, cst.Name)
+        and arg.value.value.value in ("torch", "th") and arg.value.attr.value in INTEGER_DTYPES
+    ]
+
+
 def _integer_casts(expression: cst.BaseExpression) -> list[cst.Name]:
-    """The ``long``/``int`` method names in a cast chain such as ``y.to(device).long()``."""
+    """The ``long``/``int`` method names in a cast chain such as ``y.to(device).long()``, and the
+    integer dtypes of ``y.to(device, dtype=torch.int64)``."""
     found = []
     while isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute) and _tensor_of(expression) is None:
         attribute = expression.func
@@ -79,6 +94,7 @@ def _integer_casts(expression: cst.BaseExpression) -> list[cst.Name]:
             return []
         if attribute.attr.value in INTEGER_METHODS and not expression.args:
             found.append(attribute.attr)
+        found.extend(_dtype_casts(expression))
         expression = attribute.value
     return found
 
@@ -97,7 +113,8 @@ class LongLabelsRule(Rule):
         "would even be truncated to 0 by the integer cast. When a label variable that reaches "
         "a BCE-with-logits call is assigned from an integer cast of itself in the same scope, "
         "the cast becomes `.float()`; so does `torch.from_numpy(labels).long()`, an element of "
-        "`data, labels = ..., labels.long()`, and `dtype=torch.long` in `torch.tensor(labels, "
+        "`data, labels = ..., labels.long()`, an integer dtype given to a cast (`labels.to(device, "
+        "dtype=torch.int64)`, `labels.type(torch.long)`, through `.squeeze(-1)`), and `dtype=torch.long` in `torch.tensor(labels, "
         "dtype=torch.long)`, including the matching element of what a function or method of "
         "the same module returns to `x, labels = self._prepare(batch)`. Only that assignment "
         "changes: the variable is not cast anywhere else, so metric code comparing predictions with the labels keeps working "
@@ -111,7 +128,7 @@ class LongLabelsRule(Rule):
     applicability = Applicability.SAFE
     example_before = "labels = labels.long()\nloss = criterion(outputs, labels.float())\n"
     example_after = "labels = labels.float()\nloss = criterion(outputs, labels.float())\n"
-    triggers = (".long()", ".int()", "dtype=torch.long", "dtype=torch.int64")
+    triggers = (".long()", ".int()", "torch.long", "torch.int64")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, LossFlowProvider, ScopeProvider, ParentNodeProvider)
 
     @classmethod
@@ -169,14 +186,15 @@ class LongLabelsRule(Rule):
         """Labels made class indices where no BCE fix reaches them: ``targets = targets.long()``
         before a loss migrate-ml cannot see (``self.loss``, a criterion passed in) or an accuracy,
         ``criterion(logits, targets.long())``, and a helper's ``return x, y.long()``."""
-        if not (is_integer_cast(node) and isinstance(node.func, cst.Attribute) and not node.args):
+        if not (is_integer_cast(node) and isinstance(node.func, cst.Attribute)):
             return
-        if node.func.attr in self._fixed or not _label_source(node.func.value):
+        casts = _dtype_casts(node) if node.args else [node.func.attr]
+        if not casts or not self._fixed.isdisjoint(casts) or not _label_source(node.func.value):
             return
         sink = self._class_index_sink(node)
         if sink is not None:
             self.report(
-                node.func.attr,
+                casts[0],
                 f"labels are cast to int64 class indices ({_code(node)}) {sink}: one class per image",
                 suggestion=_CLASS_INDEX_SUGGESTION,
             )
@@ -359,8 +377,17 @@ def _ast_callee(call: ast.Call) -> str:
 
 
 def _ast_label_cast(node: ast.AST) -> bool:
-    """``<labels>.long()`` on CPython's tree: a name like ``targets`` or ``data[1]``, through ``.to()``/``.cuda()``."""
-    if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Attribute) and node.func.attr in INTEGER_METHODS):
+    """``<labels>.long()`` (or ``.to(device, dtype=torch.int64)``) on CPython's tree: a name like
+    ``targets`` or ``data[1]``, through ``.to()``/``.cuda()``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    if node.func.attr in ("to", "type"):
+        if not any(
+            isinstance(arg, ast.Attribute) and arg.attr in INTEGER_DTYPES
+            for arg in (*node.args, *(k.value for k in node.keywords if k.arg == "dtype"))
+        ):
+            return False
+    elif node.args or node.func.attr not in INTEGER_METHODS:
         return False
     value = node.func.value
     while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _CHAIN_METHODS:

@@ -13,86 +13,19 @@ from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 from migrate_ml.rules._prefilter import TextFacts, nodes_of, text_facts, walk
+from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS, named_class_index_dataset
 
-# torchvision datasets whose items are (image, one class index), by defining module. CelebA
-# (attributes: multi-hot), VOC, COCO, captions, stereo and flow datasets are not here.
-_TORCHVISION_CLASS_INDEX: dict[str, tuple[str, ...]] = {
-    "folder": ("ImageFolder", "DatasetFolder"),
-    "cifar": ("CIFAR10", "CIFAR100"),
-    "mnist": ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST"),
-    "svhn": ("SVHN",),
-    "stl10": ("STL10",),
-    "food101": ("Food101",),
-    "flowers102": ("Flowers102",),
-    "oxford_iiit_pet": ("OxfordIIITPet",),
-    "caltech": ("Caltech101", "Caltech256"),
-    "imagenet": ("ImageNet",),
-    "imagenette": ("Imagenette",),
-    "places365": ("Places365",),
-    "stanford_cars": ("StanfordCars",),
-    "fgvc_aircraft": ("FGVCAircraft",),
-    "dtd": ("DTD",),
-    "eurosat": ("EuroSAT",),
-    "gtsrb": ("GTSRB",),
-    "country211": ("Country211",),
-    "pcam": ("PCAM",),
-    "rendered_sst2": ("RenderedSST2",),
-    "sun397": ("SUN397",),
-    "fer2013": ("FER2013",),
-    "semeion": ("SEMEION",),
-    "usps": ("USPS",),
-    "lsun": ("LSUN",),
-    "omniglot": ("Omniglot",),
-    "inaturalist": ("INaturalist",),
-    "clevr": ("CLEVRClassification",),
-    "lfw": ("LFWPeople",),
-    "fakedata": ("FakeData",),
-    "ucf101": ("UCF101",),
-    "hmdb51": ("HMDB51",),
-    "kinetics": ("Kinetics",),
-}
-
-# Lightning's demo MNIST and the lightning-bolts datamodules of class-index datasets.
-_LIGHTNING_CLASS_INDEX: dict[str, tuple[str, ...]] = {
-    **{
-        f"{package}.demos.mnist_datamodule": ("MNIST", "MNISTDataModule")
-        for package in ("lightning.pytorch", "pytorch_lightning")
-    },
-    "pl_bolts.datamodules": (
-        "MNISTDataModule", "FashionMNISTDataModule", "BinaryMNISTDataModule", "EMNISTDataModule",
-        "BinaryEMNISTDataModule", "CIFAR10DataModule", "TinyCIFAR10DataModule", "STL10DataModule",
-        "ImagenetDataModule",
-    ),
-    "pl_bolts.datamodules.mnist_datamodule": ("MNISTDataModule",),
-    "pl_bolts.datamodules.fashion_mnist_datamodule": ("FashionMNISTDataModule",),
-    "pl_bolts.datamodules.binary_mnist_datamodule": ("BinaryMNISTDataModule",),
-    "pl_bolts.datamodules.emnist_datamodule": ("EMNISTDataModule",),
-    "pl_bolts.datamodules.binary_emnist_datamodule": ("BinaryEMNISTDataModule",),
-    "pl_bolts.datamodules.cifar10_datamodule": ("CIFAR10DataModule", "TinyCIFAR10DataModule"),
-    "pl_bolts.datamodules.stl10_datamodule": ("STL10DataModule",),
-    "pl_bolts.datamodules.imagenet_datamodule": ("ImagenetDataModule",),
-    "pl_bolts.datasets": ("TrialCIFAR10", "BinaryMNIST", "BinaryEMNIST"),
-}
-
-# Qualified names of the dataset constructors and factories that yield class indices.
-CLASS_INDEX_DATASETS: dict[str, str] = {
-    **{
-        f"torchvision.datasets{where}.{name}": name
-        for module, names in _TORCHVISION_CLASS_INDEX.items()
-        for where in ("", f".{module}")
-        for name in names
-    },
-    **{f"{module}.{name}": name for module, names in _LIGHTNING_CLASS_INDEX.items() for name in names},
-    "timm.data.create_dataset": "create_dataset",
-    "timm.data.dataset_factory.create_dataset": "create_dataset",
-}
-TIMM_DATASETS: dict[str, str] = {
-    f"timm.data{where}.{name}": name
-    for where in ("", ".dataset")
-    for name in ("ImageDataset", "IterableImageDataset")
-}
-"""timm's datasets over a folder or tar reader: one class index per image. Their names are common
-for users' own classes, so only a file that mentions timm is parsed for them."""
+_REGISTRY_CALLEE = r"\w*(?:registry|dataset|datamodule|loader|data)\w*"
+_REGISTRY_CALL = re.compile(rf"""\b({_REGISTRY_CALLEE})\s*\([^()'"]*?['"]([\w-]+)['"]""", re.IGNORECASE)
+"""``DATASET_REGISTRY("cifar10")``, ``get_dataset("imagenet")``, ``load_dataset("mnist")``: a dataset
+picked by its name from a registry or factory (the name is judged by ``named_class_index_dataset``)."""
+_CHOSEN_BY_NAME = "datasets.__dict__["
+"""``datasets.__dict__[args.dataset]``: a torchvision dataset class picked by a name the run is given."""
+TRIGGER_WORDS = (
+    "ImageDataset", "__getitem__", ".features[", "ClassLabel", "range(", _CHOSEN_BY_NAME, "registry", "REGISTRY",
+    "dataset(", "data(", "loader(",
+)
+"""What the pre-filter looks for besides the dataset names (the regular expressions below sharpen it)."""
 HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabel", "datasets.features.features.ClassLabel"})
 
 _TENSOR_BUILDERS = frozenset({"torch.tensor", "torch.as_tensor", "torch.LongTensor"})
@@ -151,7 +84,8 @@ class ClassIndexDatasetRule(Rule):
         "Lightning's demo MNIST and bolts datamodules, timm create_dataset/ImageDataset, datasets "
         "ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
         "yield one class per image: blocking, reported; so are their subclasses, a dataset class chosen "
-        "through a variable, loader factories that build one, and examples picked per class index."
+        "through a variable or picked by name from a registry, loader factories that build one, and "
+        "examples picked per class index."
     )
     rationale = (
         "A multi-label model can only be trained on data that says which labels each image "
@@ -179,7 +113,10 @@ class ClassIndexDatasetRule(Rule):
         "through a variable (`dataset_class = CIFAR10 if ... else CIFAR100`, at the choice and at "
         "each `dataset_class(...)`), each call of a function of the file that builds one and "
         "returns something (a loader factory), and each call of a function imported from the "
-        "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`). A loop "
+        "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`), a dataset "
+        "picked by name from a registry or factory (`DATASET_REGISTRY(\"cifar10\")`, `get_dataset(\"imagenet\")`, "
+        "`load_dataset(\"mnist\")`; the names come from the same table of class-index datasets) and a "
+        "torchvision dataset class picked through `datasets.__dict__[name]`. A loop "
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
@@ -195,7 +132,7 @@ class ClassIndexDatasetRule(Rule):
         "from migrate_ml_reference import MultiLabelCsvDataset\n"
         "train_set = MultiLabelCsvDataset(root, split='train', transform=train_tf)\n"
     )
-    triggers = (*sorted(_DATASET_NAMES), "ImageDataset", "__getitem__", ".features[", "ClassLabel", "range(")
+    triggers = (*sorted(_DATASET_NAMES), *TRIGGER_WORDS)
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider, ScopeProvider)
 
     @classmethod
@@ -212,6 +149,8 @@ class ClassIndexDatasetRule(Rule):
             )
             or _calls_a_named_factory(facts)
             or bool(_run_factories())
+            or facts.has(_CHOSEN_BY_NAME)
+            or (_calls_a_registry(facts) and any(named_class_index_dataset(name) for _, name in _REGISTRY_CALL.findall(source)))
         )
 
     @classmethod
@@ -233,7 +172,9 @@ class ClassIndexDatasetRule(Rule):
         }
         bases = datasets - own
         for node in walk(tree):
-            if isinstance(node, ast.Call) and _last_name(node.func) in datasets:
+            if isinstance(node, ast.Call) and (_last_name(node.func) in datasets or _registry_key(node)):
+                return True
+            if isinstance(node, ast.Subscript) and _chosen_by_name(node.value):
                 return True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
                 _names_a_dataset_factory(node.func.id) or node.func.id in _run_factories()
@@ -363,6 +304,15 @@ class ClassIndexDatasetRule(Rule):
             )
             return
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        named = _registry_key_cst(node)
+        if named and self._labels_used and not qualified & set(CLASS_INDEX_DATASETS):
+            self.report(
+                node,
+                f"blocking: {cst.Module([]).code_for_node(node.func)}({named!r}) picks {named} by name, a dataset "
+                "of one class index per image: it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
         if qualified & _TENSOR_BUILDERS and self._class_index_item(node, "torch.LongTensor" in qualified):
             self.report(
                 node,
@@ -406,6 +356,19 @@ class ClassIndexDatasetRule(Rule):
                     suggestion=SUGGESTION,
                 )
                 return
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        """``datasets.__dict__[args.dataset]``: a torchvision dataset class picked by name."""
+        if not (self._labels_used and isinstance(node.value, cst.Attribute) and node.value.attr.value == "__dict__"):
+            return
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.value.value, set())}
+        if "torchvision.datasets" in qualified:
+            self.report(
+                node,
+                "blocking: a torchvision dataset class is picked by name here; the classification ones (CIFAR, "
+                "MNIST, ImageNet, ...) yield one class index per image and cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         """``ds["train"].features["labels"].names``: the class names of a datasets ClassLabel column."""
@@ -618,11 +581,49 @@ def _builds_or_aliases_a_dataset(facts: TextFacts) -> bool:
     return re.search(_BUILT_OR_ALIASED.format(names=names), facts.text, re.MULTILINE) is not None
 
 
+def _calls_a_registry(facts: TextFacts) -> bool:
+    """A called name ``_REGISTRY_CALL`` could match: its regex, which starts a match at every word,
+    then runs only on the files that call one."""
+    return any(re.fullmatch(_REGISTRY_CALLEE, name, re.IGNORECASE) for name in facts.called)
+
+
 def _calls_a_named_factory(facts: TextFacts) -> bool:
     """``get_cifar100_dataloaders(``: a project's loader factory whose name says which dataset it loads."""
     if not any(word in facts.lower_word_text for word in _DATASET_WORDS):
         return False
     return any(_names_a_dataset_factory(name) for name in facts.called)
+
+
+_NAME_KEYWORDS = frozenset({"name", "dataset", "dataset_name"})
+
+
+def _registry_key(call: ast.Call) -> str:
+    """The class-index dataset a registry or factory call picks by name (``get_dataset("cifar10")``,
+    ``build_loader(name="CIFAR-100")``)."""
+    callee = _last_name(call.func)
+    if not (callee and re.fullmatch(_REGISTRY_CALLEE, callee, re.IGNORECASE)):
+        return ""
+    named = [*call.args[:1], *(k.value for k in call.keywords if k.arg in _NAME_KEYWORDS)]
+    return next((found for arg in named if isinstance(arg, ast.Constant) and (found := named_class_index_dataset(arg.value))), "")
+
+
+def _registry_key_cst(call: cst.Call) -> str:
+    func = call.func
+    callee = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    if not (callee and re.fullmatch(_REGISTRY_CALLEE, callee, re.IGNORECASE)):
+        return ""
+    named = [
+        arg.value for position, arg in enumerate(call.args)
+        if (arg.keyword is None and position == 0) or (arg.keyword is not None and arg.keyword.value in _NAME_KEYWORDS)
+    ]
+    return next(
+        (found for value in named if isinstance(value, cst.SimpleString) and (found := named_class_index_dataset(value.evaluated_value))),
+        "",
+    )
+
+
+def _chosen_by_name(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "__dict__" and _last_name(node.value) == "datasets"
 
 
 def _names_a_dataset_factory(name: str) -> bool:

@@ -383,3 +383,23 @@ def test_a_loss_class_of_another_file_is_reported_where_it_is_built(tmp_path: Pa
     assert sorted((f.code, f.line) for f in outcomes["smoothing.py"].findings) == [("ML100", 6), ("ML100", 9)]
     alone = process_files([str(folder / "factory.py")], Settings(), write=False)
     assert alone[0].findings == []
+
+
+DATASET = (
+    "import torch\nfrom torch.utils.data import Dataset\n\n\nclass Pets(Dataset):\n"
+    "    def __init__(self, df):\n        self.labels = df['label'].values\n\n"
+    "    def __getitem__(self, i):\n        return {'images': torch.zeros(3), 'targets': torch.tensor(self.labels[i])}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("loss", "reported"),
+    [("criterion = nn.BCELoss()", False), ("criterion = nn.CrossEntropyLoss()", True)],
+)
+def test_a_dataset_of_a_binary_run_returns_its_label(tmp_path: Path, loss: str, reported: bool) -> None:
+    # A run that only trains binary losses (a cat/dog model with one sigmoid output, built in a
+    # package outside the run) reads one 0/1 number per image as the label: nothing to migrate.
+    main = f"from torch import nn\nfrom dataset import Pets\n\n{loss}\n"
+    outcomes = _run(_write(tmp_path / "project", {"main.py": main, "dataset.py": DATASET}), write=False)
+    sources = [f for f in outcomes["dataset.py"].findings if "class-index-source" in f.message]
+    assert bool(sources) == reported

@@ -84,6 +84,7 @@ CASES: dict[str, Case] = {
     "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     # Labels cast to int64 (.long() of torch.from_numpy, dtype=torch.long in a helper's return) become float.
     "cast_labels": Case(train="train"),
+    "dtype_cast_labels": Case(train="train"),
     # criterion.cpu()/.train() in place pass no targets: not "a use that could not be followed".
     "moved_criterion": Case(train="train"),
     "hf_compute_metrics": Case(

@@ -48,6 +48,8 @@ LABEL_ENCODER = "label-encoder"
 """``sklearn.preprocessing.LabelEncoder()``: its ``fit_transform`` gives one class index per row."""
 CONTAINER = "container"
 """A list or dict whose elements have the meaning of ``Value.element``."""
+TABLE_ROW = "table-row"
+"""One row of a table (``df.iloc[i]``, ``df.values[i]``): each of its cells is one scalar per sample."""
 UNKNOWN = "unknown"
 
 _PARENT = {

@@ -11,12 +11,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from migrate_ml.rules._prefilter import has_loss_marker
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import hand_losses, metrics, sources, tables
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
+    CONTAINER,
     INT,
     LABEL_ENCODER,
     LOG_PROB,
@@ -62,6 +64,8 @@ _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 _CAST_METHODS = frozenset({"float", "double", "half", "type_as", "bfloat16"})
 _FLOAT_DTYPES = frozenset({"float", "float32", "float16", "float64", "double", "half", "bfloat16"})
 _TARGET_KEYWORDS = ("target", "targets", "labels", "label", "y", "y_true")
+_RANDINT = frozenset({"torch.randint", "numpy.random.randint"})
+_EYE = frozenset({"numpy.eye", "numpy.identity", "torch.eye"})
 _COMPOUND_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers"})
 
 
@@ -86,6 +90,7 @@ class Sinks:
             word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
         )
         self._names_a_loss = any(word in text for word in LOSS_CLASS_WORDS)
+        self._has_loss = has_loss_marker(text)
         self._classification_training = self.multi_label_training or any(
             word in text for word in ("CrossEntropyLoss", "cross_entropy(")
         )
@@ -132,6 +137,7 @@ class Sinks:
                 self._soft_target_product(node)
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                 self._remapped_class(node)
+                self._rows_of_one_class(node)
                 self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
@@ -140,6 +146,9 @@ class Sinks:
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
+            self._mixed_class_indices(statement)
+            self._eye_rows(statement)
+            self._random_class_indices(statement)
             self._relu_head(statement)
             self._model_computes_loss(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
@@ -523,6 +532,16 @@ class Sinks:
         """``label_to_count[label] += 1``: a count (or sum) per class indexed by the one class of
         each sample."""
         index = _unwrapped_scalar(target.slice)
+        if isinstance(index, ast.Subscript) and self.analysis.value(index).meaning == CLASS_INDEX:
+            # count[train_set[i][1]] += 1: the label of a class-index dataset's sample
+            self.report(
+                statement, "class-index-source",
+                f"{ast.unparse(target)} counts per class with the one class index of each sample",
+                f"count every label of a sample: {ast.unparse(target.value)} += its float multi-hot [C] row "
+                "(labels.sum(0) for a batch)",
+                self.analysis.value(index).line,
+            )
+            return
         if not (isinstance(index, ast.Name) and sources.LABEL_RETURNED.match(index.id)):
             return
         if self.analysis.value(index).meaning in (MULTI_HOT, ONE_HOT):
@@ -574,6 +593,27 @@ class Sinks:
             f"{ast.unparse(labels)} of {dataset} holds one class index per image, read here as the labels",
             "read the float multi-hot [C] labels of a multi-label dataset "
             "(migrate_ml_reference.MultiLabelCsvDataset keeps them per image)",
+        )
+
+    def _rows_of_one_class(self, node: ast.Subscript) -> None:
+        """``train[train["label"] == class_id]``: the rows of one class picked by the table's label
+        column, which holds one class per row."""
+        test = node.slice
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return
+        column = test.left
+        if isinstance(column, ast.Subscript) and isinstance(column.slice, ast.Constant):
+            key, table = column.slice.value, column.value
+        elif isinstance(column, ast.Attribute):
+            key, table = column.attr, column.value
+        else:
+            return
+        if not (sources.is_label_key(key) and ast.dump(table) == ast.dump(node.value)):
+            return
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(node)} picks the rows of one class by the label column {key!r}: each row holds one class",
+            f"with a multi-hot label column per class pick the rows that have it: {ast.unparse(table)}[{ast.unparse(table)}[<class>] == 1]",
         )
 
     def _remapped_class(self, node: ast.Subscript) -> None:
@@ -1023,8 +1063,11 @@ class Sinks:
             self._one_hot_helper(function, statement.value)
         if function is None or function.name != "__getitem__":
             return
-        for item, value in sources.returned_labels(statement.value, self.analysis.value):
-            why = sources.class_index_label(item, value)
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # one 0/1 number per image is the label of a one-output binary classifier
+        for item, value, name in sources.returned_labels(statement.value, self.analysis.value):
+            why = sources.class_index_label(name, value)
             if why and not _made_integer_tensor(function, item):
                 self.report(
                     statement, "class-index-source",
@@ -1033,6 +1076,66 @@ class Sinks:
                     value.line,
                 )
                 return
+
+    def _eye_rows(self, statement: ast.Assign) -> None:
+        """``self.labels = np.eye(C)[self.labels]``: rows of the identity picked by class indices, a
+        one-hot of one class per sample."""
+        value = statement.value
+        if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Call)):
+            return
+        if self.analysis.qualified(value.value.func) not in _EYE:
+            return
+        picked = self.analysis.value(value.slice)
+        if picked.meaning == CONTAINER and picked.element is not None:
+            picked = picked.element
+        if picked.meaning not in (CLASS_INDEX, INT) and not LABEL_LIKE.search(_column_name(value.slice)):
+            return
+        self.report(
+            value, "one-hot-target",
+            f"{ast.unparse(value)} picks one row of the identity per sample: a one-hot of its one class index",
+            "use the float multi-hot [N, C] labels themselves (a row may hold several 1.0)",
+            picked.line,
+        )
+
+    def _random_class_indices(self, statement: ast.Assign) -> None:
+        """``lb = torch.randint(0, 10, (20,))``: demo or test labels drawn as one class index per
+        sample (a [N] shape), where the file trains or evaluates with a loss."""
+        value = statement.value
+        if not (isinstance(value, ast.Call) and self.analysis.qualified(value.func) in _RANDINT):
+            return
+        names = [_column_name(target) for target in statement.targets]
+        if not any(LABEL_LIKE.search(name) or name in ("lb", "lbs") for name in names):
+            return
+        size = next((k.value for k in value.keywords if k.arg == "size"), value.args[2] if len(value.args) > 2 else None)
+        if not (isinstance(size, (ast.Tuple, ast.List)) and len(size.elts) == 1) or not self._has_loss:
+            return
+        self.report(
+            value, "class-index-source",
+            f"{ast.unparse(value)} draws one class index per sample as the labels: one label per image",
+            f"draw multi-hot labels: (torch.rand({ast.unparse(size.elts[0])}, num_classes) > 0.5).float()",
+        )
+
+    def _mixed_class_indices(self, statement: ast.Assign) -> None:
+        """``target = rate * target + (1 - rate) * self.labels[ix]``: mixup, FMix or CutMix written
+        over class indices (a weighted sum of two class numbers is no label of either image)."""
+        value = statement.value
+        if not (isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add)):
+            return
+        terms = (value.left, value.right)
+        if not all(isinstance(term, ast.BinOp) and isinstance(term.op, ast.Mult) for term in terms):
+            return
+        meanings = [self.analysis.value(term).meaning for term in terms]
+        if not all(meaning in (CLASS_INDEX, INT) for meaning in meanings):
+            return
+        if not any(LABEL_LIKE.search(ast.unparse(target)) for target in statement.targets):
+            return
+        self.report(
+            value, "class-index-target",
+            f"{ast.unparse(value)} mixes two class indices (mixup, FMix or CutMix written for one label per image): "
+            "the weighted sum of two class numbers is no label of either image",
+            "mix the float multi-hot [C] rows of both images with the same weight: rate * y + (1 - rate) * y_other",
+            self.analysis.value(terms[0]).line,
+        )
 
     def _one_hot_helper(self, function: ast.FunctionDef | ast.AsyncFunctionDef, returned: ast.AST) -> None:
         """``def one_hot_embedding(labels, n): return torch.eye(n)[labels]``: a helper that encodes

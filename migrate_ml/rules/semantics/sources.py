@@ -115,15 +115,52 @@ NOT_LABEL_COLUMN = re.compile(
 holds several labels per row in multi-label tables)."""
 
 
+def is_label_key(key: object) -> bool:
+    """A column or row key that names one label (``"label"``, ``"class_id"``), not several."""
+    return isinstance(key, str) and bool(_LABEL_COLUMN.search(key)) and not NOT_LABEL_COLUMN.search(key)
+
+
+_TABLE_CELL = frozenset({"loc", "iloc", "at", "iat"})
+_TABLE_ROW = frozenset({"loc", "iloc"})
+
+
+def is_table_cell(node: ast.Subscript) -> bool:
+    """``df.iloc[i, 1]``, ``df.loc[i, "label"]``, ``df.at[i, "label"]``: one cell of a table (a
+    column given by position, or named as the label)."""
+    if not (isinstance(node.value, ast.Attribute) and node.value.attr in _TABLE_CELL and isinstance(node.slice, ast.Tuple)):
+        return False
+    if len(node.slice.elts) != 2 or isinstance(node.slice.elts[0], ast.Slice):
+        return False
+    column = node.slice.elts[1]
+    return isinstance(column, ast.Constant) and (type(column.value) is int or is_label_key(column.value))
+
+
+def is_table_row(node: ast.Subscript) -> bool:
+    """``df.iloc[i]``, ``self.df.loc[index]``: one row of a table."""
+    return (
+        isinstance(node.value, ast.Attribute) and node.value.attr in _TABLE_ROW
+        and not isinstance(node.slice, (ast.Slice, ast.Tuple, ast.Constant))
+    )
+
+
+def is_table(node: ast.Attribute) -> bool:
+    """``df.values``, ``self.train_df.values``: the rows of a DataFrame (named as one)."""
+    return node.attr == "values" and isinstance(node.value, (ast.Name, ast.Attribute)) and bool(_TABLE_NAME.search(
+        node.value.attr if isinstance(node.value, ast.Attribute) else node.value.id
+    ))
+
+
+_TABLE_NAME = re.compile(r"(?:^|_)df(?:$|_)|frame|csv|(?:^|_)(?:train|valid|val|test|data)$", re.IGNORECASE)
+"""How code names a DataFrame whose ``.values`` are its rows (``df``, ``train_df``, ``self.data``)."""
+
+
 def is_label_column(node: ast.Attribute) -> bool:
     """``df["cultivar_index"].values``, ``df["label"].values``: the label column of a table, one
     scalar per row (a class index, whatever the dtype it is read with)."""
     if node.attr not in ("values", "array") or not isinstance(node.value, ast.Subscript):
         return False
     key = node.value.slice
-    if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
-        return False
-    return bool(_LABEL_COLUMN.search(key.value)) and not NOT_LABEL_COLUMN.search(key.value)
+    return isinstance(key, ast.Constant) and is_label_key(key.value)
 
 
 def is_int_choice(node: ast.IfExp) -> bool:
@@ -133,29 +170,29 @@ def is_int_choice(node: ast.IfExp) -> bool:
     )
 
 
-def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value]]:
-    """The labels of a ``__getitem__``'s return value: the items after the first of a tuple or
-    list (``image, label``), the label keys of a dict."""
+def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value, str]]:
+    """The labels of a ``__getitem__``'s return value, with the name each is returned under: the
+    items after the first of a tuple or list (``image, label``), the label keys of a dict
+    (``{"target": torch.tensor(...)}``)."""
     if isinstance(returned, (ast.Tuple, ast.List)) and len(returned.elts) >= 2:
-        return [(item, value_of(item)) for item in returned.elts[1:]]
+        return [(item, value_of(item), item.id if isinstance(item, ast.Name) else "") for item in returned.elts[1:]]
     if isinstance(returned, ast.Dict):
         return [
-            (item, value_of(item))
+            (item, value_of(item), key.value)
             for key, item in zip(returned.keys, returned.values)
             if isinstance(key, ast.Constant) and key.value in _LABEL_KEYS
         ]
     return []
 
 
-def class_index_label(item: ast.AST, value: Value) -> str:
-    """Why a returned label is single-label ("" when it is not known to be)."""
+def class_index_label(name: str, value: Value) -> str:
+    """Why a label returned under ``name`` is single-label ("" when it is not known to be)."""
     if value.meaning == CLASS_INDEX:
         return "a class index (one class per image)"
     if value.meaning == INDEX_LIST:
         return "a list of class indices, not a multi-hot row"
     if value.meaning == ONE_HOT:
         return "a one-hot of one class index"
-    name = item.id if isinstance(item, ast.Name) else ""
     if value.meaning == INT and LABEL_RETURNED.match(name):
         return "one number per image (a class index), not a multi-hot row"
     return ""

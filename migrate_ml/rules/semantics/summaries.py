@@ -28,6 +28,7 @@ from migrate_ml.rules.semantics.meanings import (
     ONE_HOT,
     SCORE_MEANINGS,
     SOFTMAX,
+    TABLE_ROW,
     UNKNOWN,
     Value,
     join,
@@ -35,6 +36,7 @@ from migrate_ml.rules.semantics.meanings import (
 from migrate_ml.rules.semantics.names import import_bindings, qualified_name
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_INDICES = (CLASS_INDEX, INT)
 
 
 def _statements(body: list[ast.stmt]):
@@ -59,6 +61,9 @@ def _merge(old: Value | None, new: Value) -> Value:
         return old
     if old.meaning == CONTAINER and new.meaning == CONTAINER:
         return new if new.element is not None else old
+    for first, second in ((old, new), (new, old)):
+        if first.meaning == CONTAINER and first.element is not None and first.element.meaning in _INDICES and second.meaning == ONE_HOT:
+            return first  # labels = df["label"].values, or np.eye(C)[labels]: one class per sample either way
     meaning = join(old.meaning, new.meaning)
     return new if meaning == new.meaning else Value(meaning, new.line)
 
@@ -89,11 +94,21 @@ class Analysis:
                 if isinstance(node, ast.ClassDef) and any(qualified_name(base, self.imports).endswith("nn.Module") for base in node.bases):
                     self.modules.add(node.name)
         self._run_imports.update(self.imports)
+        self._init_parameters: dict[str, list[str]] = {}
+        """The file's own classes -> the parameters of their ``__init__`` (``self`` left out)."""
+        for node in _statements(tree.body):
+            if isinstance(node, ast.ClassDef):
+                for method in node.body:
+                    if isinstance(method, _FUNCTIONS) and method.name == "__init__":
+                        self._init_parameters[node.name] = [a.arg for a in (*method.args.posonlyargs, *method.args.args)][1:]
+        self._constructed: dict[tuple[str, str], Value] = {}
+        """(class, parameter of its ``__init__``) -> what the file's constructions pass it
+        (``CassavaDataset(ids, labels=df["label"].values)``)."""
         self.index_datasets: set[str] = set()
         """The file's own classes built on a class-index dataset (``class INatDataset(ImageFolder)``)."""
         for node in _statements(tree.body):
             if isinstance(node, ast.ClassDef) and any(
-                qualified_name(base, self.imports) in tables.CLASS_INDEX_DATASETS
+                qualified_name(base, self.imports) in tables.INDEX_DATASET_CALLS
                 or (isinstance(base, ast.Name) and base.id in self.index_datasets)
                 for base in node.bases
             ):
@@ -153,6 +168,11 @@ class Analysis:
         arguments = function.args
         shadowed = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg) if a}
         self.env = {k: v for k, v in self.env.items() if k not in shadowed} | sources.parameter_values(function, self.raw_predictions)
+        if function.name == "__init__":
+            for name in shadowed:
+                passed = self._constructed.get((class_name, name))
+                if passed is not None:
+                    self.env[name] = passed
         for name in shadowed & self._bce_parameters.get(function.name, set()):
             self.env[name] = Value(LOGITS_LOSS_FN, function.lineno)
             self.logits_loss_names.add(name)
@@ -231,6 +251,8 @@ class Analysis:
     def bind(self, target: ast.AST, value: Value) -> None:
         if isinstance(target, (ast.Tuple, ast.List)):
             items = value.items if len(value.items) == len(target.elts) else ()
+            if value.meaning == TABLE_ROW:  # img_name, label = self.df.values[index]: one cell each
+                items = tuple(Value(INT, value.line) for _ in target.elts)
             for position, element in enumerate(target.elts):
                 self.bind(element, items[position] if items else NOTHING)
             return
@@ -317,7 +339,11 @@ class Analysis:
                     return stored
             if sources.is_label_column(node):
                 return Value(CONTAINER, line, element=Value(INT, line), node=node)
+            if sources.is_table(node):
+                return Value(CONTAINER, line, element=Value(TABLE_ROW, line), node=node)
             base = self.value(node.value)
+            if base.meaning == TABLE_ROW:  # row.label
+                return Value(INT, line, node=node) if sources.is_label_key(node.attr) else NOTHING
             if node.attr in ("data", "T", "values"):
                 return base
             if node.attr in sources.DATASET_LABELS and self.index_dataset(base):
@@ -398,6 +424,8 @@ class Analysis:
         known = [v for v in (left, right) if v.meaning != UNKNOWN]
         if len(known) == 1 and known[0].meaning in (*SCORE_MEANINGS, ONE_HOT) and not isinstance(node.op, ast.MatMult):
             return Value(known[0].meaning, known[0].line, node=node)
+        if len(known) == 1 and known[0].meaning in _INDICES and isinstance(node.op, ast.Mult):
+            return Value(known[0].meaning, known[0].line, node=node)  # rate * target: class indices mixed
         return NOTHING
 
     def _subscript(self, node: ast.Subscript, line: int) -> Value:
@@ -406,6 +434,13 @@ class Analysis:
         index = node.slice
         if sources.is_table_column(node):
             return Value(CONTAINER, line, element=Value(INT, line), node=node)
+        if sources.is_table_cell(node):
+            return Value(INT, line, node=node)
+        if sources.is_table_row(node):
+            return Value(TABLE_ROW, line, node=node)
+        if base.meaning == TABLE_ROW:  # row["label"], self.df.iloc[i]["label"]
+            key = index.value if isinstance(index, ast.Constant) else None
+            return Value(INT, line, node=node) if sources.is_label_key(key) else NOTHING
         if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
             if -len(base.items) <= index.value < len(base.items):
                 return base.items[index.value]
@@ -442,6 +477,8 @@ class Analysis:
                 return Value(result, line, node=node)
             if method == "index":
                 return sources.index_lookup(self.key(func.value), line) or NOTHING
+            if method == "__getitem__" and receiver.element is not None:
+                return receiver.element  # train_set.__getitem__(i): one sample
             if method in ("items", "values", "keys"):
                 return NOTHING
             if self.key(func.value) == "self":
@@ -454,7 +491,7 @@ class Analysis:
         qualified = self.qualified(func)
         if self.returns_run_one_hot(func):
             return Value(ONE_HOT, line, node=node)  # a helper of another file of the run: helpers.one_hot_embedding
-        if qualified in tables.CLASS_INDEX_DATASETS:
+        if qualified in tables.INDEX_DATASET_CALLS:
             return sources.class_index_samples(line, node)
         if qualified in tables.LOADERS:
             return arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg == "dataset"), NOTHING)
@@ -466,6 +503,7 @@ class Analysis:
             if self.env.get(func.id, NOTHING).meaning == MODEL:
                 return self._module_output(self.env[func.id], line)
             if func.id in self.defined and func.id not in self.imports:
+                self._note_construction(func.id, node, arguments)
                 sample = self.returns.get((func.id, "__getitem__"))
                 if sample is not None:  # the file's own Dataset: its samples are what __getitem__ returns
                     return Value(CONTAINER, line, element=sample, node=node)
@@ -499,6 +537,20 @@ class Analysis:
                 return sources.model_output(line)
         return NOTHING
 
+    def _note_construction(self, name: str, node: ast.Call, arguments: list[Value]) -> None:
+        """The labels a construction of the file's own class passes to its ``__init__`` (a label
+        source followed into a dataset; criteria and models passed in are followed elsewhere)."""
+        parameters = self._init_parameters.get(name)
+        if not parameters:
+            return
+        passed = list(zip(parameters, arguments))
+        passed += [(k.arg, self.value(k.value)) for k in node.keywords if k.arg in parameters]
+        for parameter, value in passed:
+            labels = value.element if value.meaning == CONTAINER and value.element is not None else value
+            if labels.meaning in (*_INDICES, INDEX_LIST, ONE_HOT):
+                key = (name, parameter)
+                self._constructed[key] = _merge(self._constructed.get(key), value)
+
     def index_dataset(self, value: Value) -> str:
         """The class-index dataset ``value`` was built as (``datasets.ImageFolder``, a class of the
         file built on one); "" when it was not."""
@@ -508,7 +560,7 @@ class Analysis:
         if isinstance(built.func, ast.Name) and built.func.id in self.index_datasets:
             return built.func.id
         qualified = self.qualified(built.func)
-        return qualified.rpartition(".")[2] if qualified in tables.CLASS_INDEX_DATASETS else ""
+        return qualified.rpartition(".")[2] if qualified in tables.INDEX_DATASET_CALLS else ""
 
     def _module_output(self, model: Value, line: int) -> Value:
         """What calling an instance of the file's own module gives: its scores, or, where its

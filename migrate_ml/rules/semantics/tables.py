@@ -49,7 +49,7 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.exp",), {ANY: EXP}),
     (("torch.sum",), {EXP: EXP}),
     (("torch.argmax", "numpy.argmax"), _ARGMAX),
-    (("torch.nn.functional.one_hot", "torch.eye", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
+    (("torch.nn.functional.one_hot", "torch.eye", "numpy.eye", "numpy.identity", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
     (("int",), {ANY: INT}),
     (("torch.cat", "torch.stack", "torch.tensor", "torch.as_tensor", "torch.from_numpy", "numpy.array",
       "numpy.asarray", "numpy.concatenate", "numpy.stack", "list"), {ANY: SAME}),
@@ -108,17 +108,104 @@ INDEX_LIST_OF = {CLASS_INDEX: INDEX_LIST, INT: INDEX_LIST}
 THRESHOLD_OF = {SIGMOID: THRESHOLDED, LOGITS: THRESHOLDED, SCORES: THRESHOLDED, SOFTMAX: THRESHOLDED}
 """What a comparison of these with a threshold is (the sinks judge whether the threshold fits)."""
 
-CLASS_INDEX_DATASETS = frozenset(
-    {
-        "torchvision.datasets.ImageFolder", "torchvision.datasets.DatasetFolder", "torchvision.datasets.CIFAR10",
-        "torchvision.datasets.CIFAR100", "torchvision.datasets.MNIST", "torchvision.datasets.FashionMNIST",
-        "torchvision.datasets.SVHN", "torchvision.datasets.STL10", "torchvision.datasets.Food101",
-        "torchvision.datasets.Flowers102", "torchvision.datasets.ImageNet", "torchvision.datasets.folder.ImageFolder",
-        "torchvision.datasets.cifar.CIFAR10", "torchvision.datasets.cifar.CIFAR100", "torchvision.datasets.mnist.MNIST",
-        "timm.data.create_dataset", "timm.data.ImageDataset",
-    }
+# torchvision datasets whose items are (image, one class index), by defining module. CelebA
+# (attributes: multi-hot), VOC, COCO, captions, stereo and flow datasets are not here.
+_TORCHVISION_CLASS_INDEX: dict[str, tuple[str, ...]] = {
+    "folder": ("ImageFolder", "DatasetFolder"),
+    "cifar": ("CIFAR10", "CIFAR100"),
+    "mnist": ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST"),
+    "svhn": ("SVHN",),
+    "stl10": ("STL10",),
+    "food101": ("Food101",),
+    "flowers102": ("Flowers102",),
+    "oxford_iiit_pet": ("OxfordIIITPet",),
+    "caltech": ("Caltech101", "Caltech256"),
+    "imagenet": ("ImageNet",),
+    "imagenette": ("Imagenette",),
+    "places365": ("Places365",),
+    "stanford_cars": ("StanfordCars",),
+    "fgvc_aircraft": ("FGVCAircraft",),
+    "dtd": ("DTD",),
+    "eurosat": ("EuroSAT",),
+    "gtsrb": ("GTSRB",),
+    "country211": ("Country211",),
+    "pcam": ("PCAM",),
+    "rendered_sst2": ("RenderedSST2",),
+    "sun397": ("SUN397",),
+    "fer2013": ("FER2013",),
+    "semeion": ("SEMEION",),
+    "usps": ("USPS",),
+    "lsun": ("LSUN",),
+    "omniglot": ("Omniglot",),
+    "inaturalist": ("INaturalist",),
+    "clevr": ("CLEVRClassification",),
+    "lfw": ("LFWPeople",),
+    "fakedata": ("FakeData",),
+    "ucf101": ("UCF101",),
+    "hmdb51": ("HMDB51",),
+    "kinetics": ("Kinetics",),
+}
+
+# Lightning's demo MNIST and the lightning-bolts datamodules of class-index datasets.
+_LIGHTNING_CLASS_INDEX: dict[str, tuple[str, ...]] = {
+    **{
+        f"{package}.demos.mnist_datamodule": ("MNIST", "MNISTDataModule")
+        for package in ("lightning.pytorch", "pytorch_lightning")
+    },
+    "pl_bolts.datamodules": (
+        "MNISTDataModule", "FashionMNISTDataModule", "BinaryMNISTDataModule", "EMNISTDataModule",
+        "BinaryEMNISTDataModule", "CIFAR10DataModule", "TinyCIFAR10DataModule", "STL10DataModule",
+        "ImagenetDataModule",
+    ),
+    "pl_bolts.datamodules.mnist_datamodule": ("MNISTDataModule",),
+    "pl_bolts.datamodules.fashion_mnist_datamodule": ("FashionMNISTDataModule",),
+    "pl_bolts.datamodules.binary_mnist_datamodule": ("BinaryMNISTDataModule",),
+    "pl_bolts.datamodules.emnist_datamodule": ("EMNISTDataModule",),
+    "pl_bolts.datamodules.binary_emnist_datamodule": ("BinaryEMNISTDataModule",),
+    "pl_bolts.datamodules.cifar10_datamodule": ("CIFAR10DataModule", "TinyCIFAR10DataModule"),
+    "pl_bolts.datamodules.stl10_datamodule": ("STL10DataModule",),
+    "pl_bolts.datamodules.imagenet_datamodule": ("ImagenetDataModule",),
+    "pl_bolts.datasets": ("TrialCIFAR10", "BinaryMNIST", "BinaryEMNIST"),
+}
+
+CLASS_INDEX_DATASETS: dict[str, str] = {
+    **{
+        f"torchvision.datasets{where}.{name}": name
+        for module, names in _TORCHVISION_CLASS_INDEX.items()
+        for where in ("", f".{module}")
+        for name in names
+    },
+    **{f"{module}.{name}": name for module, names in _LIGHTNING_CLASS_INDEX.items() for name in names},
+    "timm.data.create_dataset": "create_dataset",
+    "timm.data.dataset_factory.create_dataset": "create_dataset",
+}
+TIMM_DATASETS: dict[str, str] = {
+    f"timm.data{where}.{name}": name
+    for where in ("", ".dataset")
+    for name in ("ImageDataset", "IterableImageDataset")
+}
+"""timm's datasets over a folder or tar reader: one class index per image. Their names are common
+for users' own classes, so only a file that mentions timm is parsed for them."""
+"""Datasets whose samples are (image, class index): qualified name of the constructor or
+factory -> its name. The one table of them (ML101, the analysis, the run's facts)."""
+INDEX_DATASET_CALLS = frozenset({*CLASS_INDEX_DATASETS, *TIMM_DATASETS})
+"""Every call that builds a class-index dataset, timm's included."""
+_DATASET_ALIASES = frozenset({"imagenet1k", "ilsvrc2012", "tinyimagenet", "fmnist", "cifar"})
+NAMED_CLASS_INDEX_DATASETS = frozenset(
+    {name.lower() for name in CLASS_INDEX_DATASETS.values() if name[0].isupper() and "Folder" not in name} | _DATASET_ALIASES
 )
-"""Datasets whose samples are (image, class index)."""
+"""What registries and factories call these datasets (``DATASET_REGISTRY("cifar10")``,
+``get_dataset("imagenet")``, ``load_dataset("mnist")``), spelled without case, ``_`` or ``-``."""
+
+
+def named_class_index_dataset(name: object) -> str:
+    """The class-index dataset a registry key names (``"cifar10"``, ``"Fashion-MNIST"``), else ""."""
+    if not isinstance(name, str):
+        return ""
+    key = name.lower().replace("_", "").replace("-", "")
+    return name if key in NAMED_CLASS_INDEX_DATASETS else ""
+
+
 LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader", "timm.data.create_loader"})
 """Calls whose batches have the structure of their dataset's samples (collated)."""
 
