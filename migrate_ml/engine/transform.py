@@ -402,13 +402,18 @@ class FileTransformer:
         A fix declined once is not offered again in later passes of the same file. ``project``
         holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
+        head, tail = untouched.split_blank_tail(source)
         with facts_in_effect(project):
             # Setting literals aside costs a parse of its own: only for a file LibCST will parse.
-            aside = bulk.set_aside(source) if self._will_parse(source) else None
+            aside = bulk.set_aside(head) if self._will_parse(head) else None
             if aside is None:
-                return self._transform(source, accept)
-            result = self._transform(aside.source, accept)
-        result.new_text, result.new_data = bulk.put_back(aside, source, result.new_text, source.path)
+                result = self._transform(head, accept)
+            else:
+                result = self._transform(aside.source, accept)
+                result.new_text, result.new_data = bulk.put_back(aside, head, result.new_text, source.path)
+        if tail:
+            result.new_text += tail.decode("ascii")
+            result.new_data += tail
         result.source = source
         return result
 

@@ -10,6 +10,10 @@ instead of writing it:
   must lie within a line a fix edits, or in an import statement, which the fixes' import
   edits may rewrite (``outside_edits``). Added lines are the fixes' own (a threshold constant,
   an import).
+
+One input that breaks it is handled exactly instead: blank lines at the end of a file whose
+last line is whitespace without a line break lose all but that last line. ``split_blank_tail``
+takes such a tail off before parsing; the engine puts it back, byte for byte, after the rewrite.
 """
 
 from __future__ import annotations
@@ -18,13 +22,35 @@ import difflib
 import re
 from typing import Iterable
 
+import dataclasses
+
 import libcst as cst
 
-from migrate_ml.engine.source import SourceError
+from migrate_ml.engine.source import SourceError, SourceFile
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 """Lines as Python and LibCST count them (``str.splitlines`` also splits at form feeds)."""
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _REFUSED = "rewriting would change this line, which no fix edits (LibCST does not reproduce it byte for byte); file left unchanged"
+
+
+def split_blank_tail(source: SourceFile) -> tuple[SourceFile, bytes]:
+    """``source`` without its trailing whitespace-only lines when the last has no line break, and
+    those lines' bytes (empty when there are none).
+
+    LibCST prints ``"x\\n\\n  "`` as ``"x\\n  "`` (the blank lines before a last line of
+    whitespace go away); the text up to and including the last line break of code round-trips.
+    """
+    text = source.text
+    code_end = len(text.rstrip(" \t\f\r\n"))
+    line_break = _LINE_BREAK.search(text, code_end)
+    if text.endswith(("\r", "\n")) or line_break is None:
+        return source, b""
+    tail = text[line_break.end() :].encode("ascii")
+    if not source.data.endswith(tail):
+        return source, b""  # the codec spells whitespace with other bytes: parsed as it is
+    head = dataclasses.replace(source, data=source.data[: -len(tail)], text=text[: line_break.end()], stamp=None)
+    return head, tail
 
 
 def round_trip(path: str, module: cst.Module, data: bytes) -> None:

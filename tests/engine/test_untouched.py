@@ -52,3 +52,32 @@ def test_an_import_line_may_be_rewritten_by_an_import_edit():
     untouched.outside_edits("x.py", "from a import b\nx = 1\n", "from a import b, c\nx = 1\n", [(1, 1)])
     with pytest.raises(SourceError):
         untouched.outside_edits("x.py", "from a import b\nx = 1\n", "from a import b, c\nx = 1\n", [])
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\n\n    ", b"\n  \n\n\t", b"\r\n\r\n   ", b"\r\r  ", b"\n\x0c\n  ", b"\n    "],
+    ids=["blank-lines", "tabs", "crlf", "cr", "form-feed", "one-line"],
+)
+def test_whitespace_lines_at_an_end_without_line_break_are_kept_byte_for_byte(tmp_path, monkeypatch, run_cli, tail):
+    """LibCST prints ``"x\\n\\n    "`` as ``"x\\n    "``: the tail is taken off before the parse and put back."""
+    monkeypatch.chdir(tmp_path)
+    line_break = tail[: 2 if tail.startswith(b"\r\n") else 1]
+    body = b"import torch.nn as nn\n\ncriterion = nn.CrossEntropyLoss()".replace(b"\n", line_break)
+    (tmp_path / "t.py").write_bytes(body + tail)
+    code, out, err = run_cli("rewrite", "t.py")
+    assert code == 0, out + err
+    rewritten = (tmp_path / "t.py").read_bytes()
+    assert rewritten == body.replace(b"CrossEntropyLoss", b"BCEWithLogitsLoss") + tail
+    code, out, err = run_cli("rewrite", "t.py")
+    assert code == 0 and (tmp_path / "t.py").read_bytes() == rewritten
+
+
+def test_the_blank_tail_is_split_only_when_the_last_line_has_no_line_break():
+    from migrate_ml.engine.source import SourceFile
+
+    head, tail = untouched.split_blank_tail(SourceFile("t.py", b"x = 1\n\n  \n  ", "x = 1\n\n  \n  "))
+    assert (head.data, head.text, tail) == (b"x = 1\n", "x = 1\n", b"\n  \n  ")
+    for text in ("x = 1\n\n  \n", "x = 1   ", "   ", "x = 1"):
+        source = SourceFile("t.py", text.encode(), text)
+        assert untouched.split_blank_tail(source) == (source, b"")
