@@ -483,10 +483,6 @@ class FileTransformer:
             text = module.code
             result.new_data, result.new_text = new_data, text
             candidates = [rule for rule in self.rules if rule.could_apply(text)]
-        if result.changed and source.text.endswith("\r") and not result.new_text.endswith(("\r", "\n")):
-            # LibCST drops the last line break of a file with "\r" line endings: put it back.
-            result.new_text += "\r"
-            result.new_data += b"\r"
         if result.changes:
             result.findings_before = _still_open(result.findings_before, result.findings_after, source.text, text)
         net = self._safety_net(text, result.findings_after, reported_lines)

@@ -11,9 +11,11 @@ instead of writing it:
   edits may rewrite (``outside_edits``). Added lines are the fixes' own (a threshold constant,
   an import).
 
-One input that breaks it is handled exactly instead: blank lines at the end of a file whose
-last line is whitespace without a line break lose all but that last line. ``split_blank_tail``
-takes such a tail off before parsing; the engine puts it back, byte for byte, after the rewrite.
+Two inputs that break it at the end of a file are handled exactly instead: LibCST drops the
+last ``"\\r"`` of a file that ends in one, and the blank lines before a last line of whitespace
+without a line break. ``split_blank_tail`` takes the whitespace after the last code character of
+such a file off before parsing (the code before it round-trips); the engine puts it back, byte
+for byte, after the rewrite.
 """
 
 from __future__ import annotations
@@ -30,34 +32,32 @@ from migrate_ml.engine.source import SourceError, SourceFile
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 """Lines as Python and LibCST count them (``str.splitlines`` also splits at form feeds)."""
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _REFUSED = "rewriting would change this line, which no fix edits (LibCST does not reproduce it byte for byte); file left unchanged"
 
 
 def split_blank_tail(source: SourceFile) -> tuple[SourceFile, bytes]:
-    """``source`` without its trailing whitespace-only lines when the last has no line break, and
-    those lines' bytes (empty when there are none).
+    """``source`` without the whitespace after its last code character when it does not end in
+    ``"\\n"``, and that whitespace's bytes (empty when nothing is split off).
 
-    LibCST prints ``"x\\n\\n  "`` as ``"x\\n  "`` (the blank lines before a last line of
-    whitespace go away); the text up to and including the last line break of code round-trips.
+    LibCST prints ``"x\\r"`` as ``"x"`` and ``"x\\n\\n  "`` as ``"x\\n  "``; code without a
+    line break after its last line round-trips.
     """
     text = source.text
     code_end = len(text.rstrip(" \t\f\r\n"))
-    line_break = _LINE_BREAK.search(text, code_end)
-    if text.endswith(("\r", "\n")) or line_break is None:
+    if text.endswith("\n") or code_end == len(text):
         return source, b""
-    tail = text[line_break.end() :].encode("ascii")
+    tail = text[code_end:].encode("ascii")
     if not source.data.endswith(tail):
         return source, b""  # the codec spells whitespace with other bytes: parsed as it is
-    head = dataclasses.replace(source, data=source.data[: -len(tail)], text=text[: line_break.end()], stamp=None)
+    head = dataclasses.replace(source, data=source.data[: -len(tail)], text=text[:code_end], stamp=None)
     return head, tail
 
 
 def round_trip(path: str, module: cst.Module, data: bytes) -> None:
     """Raise :class:`SourceError` at the first line that ``module`` does not print back as ``data`` has it."""
     printed = module.bytes
-    if printed == data or (data.endswith(b"\r") and printed + b"\r" == data):
-        return  # LibCST drops the last "\r" of a file with "\r" line endings; the transformer puts it back
+    if printed == data:
+        return
     old, new = data.splitlines(keepends=True), printed.splitlines(keepends=True)
     line = next((number for number, (a, b) in enumerate(zip(old, new), start=1) if a != b), min(len(old), len(new)) + 1)
     raise SourceError(path, _REFUSED, line)
@@ -66,8 +66,6 @@ def round_trip(path: str, module: cst.Module, data: bytes) -> None:
 def outside_edits(path: str, old_text: str, new_text: str, edited: Iterable[tuple[int, int]]) -> None:
     """Raise :class:`SourceError` at the first line of ``old_text`` outside the ``edited``
     (first, last) line spans that ``new_text`` does not keep."""
-    if old_text.endswith("\r") and not new_text.endswith(("\r", "\n")):
-        new_text += "\r"  # put back by the transformer after the passes
     allowed = set()
     for first, last in edited:
         allowed.update(range(first, last + 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migrate_ml.engine import untouched
-from migrate_ml.engine.source import SourceError
+from migrate_ml.engine.source import SourceError, SourceFile
 
 FORM_FEED_BEFORE_DEF = (
     b"import torch.nn as nn\n\n\x0cdef f(out, labels):\n    criterion = nn.CrossEntropyLoss()\n"
@@ -43,8 +43,8 @@ def test_a_changed_line_outside_the_edits_is_refused():
 
 
 def test_inserted_lines_and_edits_inside_the_spans_pass():
-    old = "import a\n\nb = f(x)\nc = 3\r"
-    new = "import a\nimport b\n\nT = 0.5\n\nb = f(x.float())\nc = 3"  # the last "\r" is put back later
+    old = "import a\n\nb = f(x)\nc = 3\n"
+    new = "import a\nimport b\n\nT = 0.5\n\nb = f(x.float())\nc = 3\n"
     untouched.outside_edits("x.py", old, new, [(3, 3)])
 
 
@@ -56,11 +56,12 @@ def test_an_import_line_may_be_rewritten_by_an_import_edit():
 
 @pytest.mark.parametrize(
     "tail",
-    [b"\n\n    ", b"\n  \n\n\t", b"\r\n\r\n   ", b"\r\r  ", b"\n\x0c\n  ", b"\n    "],
-    ids=["blank-lines", "tabs", "crlf", "cr", "form-feed", "one-line"],
+    [b"\n\n    ", b"\n  \n\n\t", b"\r\n\r\n   ", b"\r\r  ", b"\r", b"\r\r\r", b"\n\x0c\n  ", b"\n    "],
+    ids=["blank-lines", "tabs", "crlf", "cr", "cr-end", "cr-blank-lines", "form-feed", "one-line"],
 )
-def test_whitespace_lines_at_an_end_without_line_break_are_kept_byte_for_byte(tmp_path, monkeypatch, run_cli, tail):
-    """LibCST prints ``"x\\n\\n    "`` as ``"x\\n    "``: the tail is taken off before the parse and put back."""
+def test_the_whitespace_at_an_end_without_a_newline_is_kept_byte_for_byte(tmp_path, monkeypatch, run_cli, tail):
+    """LibCST prints ``"x\\n\\n    "`` as ``"x\\n    "`` and ``"x\\r\\r"`` as ``"x\\r"``: the tail is taken
+    off before the parse and put back."""
     monkeypatch.chdir(tmp_path)
     line_break = tail[: 2 if tail.startswith(b"\r\n") else 1]
     body = b"import torch.nn as nn\n\ncriterion = nn.CrossEntropyLoss()".replace(b"\n", line_break)
@@ -73,11 +74,11 @@ def test_whitespace_lines_at_an_end_without_line_break_are_kept_byte_for_byte(tm
     assert code == 0 and (tmp_path / "t.py").read_bytes() == rewritten
 
 
-def test_the_blank_tail_is_split_only_when_the_last_line_has_no_line_break():
-    from migrate_ml.engine.source import SourceFile
-
+def test_the_tail_is_split_off_only_when_the_file_does_not_end_in_a_newline():
     head, tail = untouched.split_blank_tail(SourceFile("t.py", b"x = 1\n\n  \n  ", "x = 1\n\n  \n  "))
-    assert (head.data, head.text, tail) == (b"x = 1\n", "x = 1\n", b"\n  \n  ")
-    for text in ("x = 1\n\n  \n", "x = 1   ", "   ", "x = 1"):
+    assert (head.data, head.text, tail) == (b"x = 1", "x = 1", b"\n\n  \n  ")
+    head, tail = untouched.split_blank_tail(SourceFile("t.py", b"\xef\xbb\xbfx\r\r", "x\r\r", "utf-8-sig"))
+    assert (head.data, head.text, tail) == (b"\xef\xbb\xbfx", "x", b"\r\r")
+    for text in ("x = 1\n\n  \n", "x = 1\r\n", "x = 1"):
         source = SourceFile("t.py", text.encode(), text)
         assert untouched.split_blank_tail(source) == (source, b"")
