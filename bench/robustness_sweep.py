@@ -18,9 +18,10 @@ brackets nested 5,000 deep (LibCST's native parser overflows its stack), a FIFO 
 quote the internal markers or keep CRLF, a BOM, ``\\uXXXX`` escapes and ``1.10``, and odd
 notebooks (a number or a list holding a number as a cell's source, no cells, invalid JSON, a
 cell that is not an object, no metadata, a lone surrogate, nbformat 3); since issue 21 also a
-form feed LibCST does not print back, a tab and a line break in file names (the ``--diff``
-patch must still apply), a 0444 file (root must not replace it), a symbolic link out of the
-tree (its target must not change), a symbolic-link loop, two hard links to one file, a
+form feed LibCST does not print back, blank lines before trailing spaces and after the last
+``\\r`` at the end of a file (LibCST drops them; set aside and put back), a tab and a line
+break in file names (the ``--diff`` patch must still apply), a 0444 file (root must not
+replace it), a symbolic link out of the tree (its target must not change), a symbolic-link loop, two hard links to one file, a
 1 MB module of data literals and 700 KB of code (refused in one line, not parsed for minutes).
 Besides the checks above, each command must finish within a time limit (nothing hangs), every
 error must be one line naming its file, and no byte may be lost: after an in-place
@@ -185,6 +186,9 @@ def adversarial_inputs() -> dict[str, bytes | None]:
                                                  "metadata": {}, "nbformat": 3, "nbformat_minor": 0}).encode(),
         "endings/form_feed_before_def.py": b"import torch.nn as nn\n\n\x0cdef f(out, labels):\n    criterion = nn.CrossEntropyLoss()\n"
                                            b"    loss = criterion(out, labels)\n",
+        # Round 21: whitespace LibCST changes at an end without "\n", set aside and put back.
+        "endings/blank_lines_before_spaces.py": CROSS_ENTROPY.encode() + b"  \n\n\t    ",
+        "endings/cr_blank_lines.py": CROSS_ENTROPY.replace("\n", "\r").encode() + b"\r\r",
         "names/tab\there.py": CROSS_ENTROPY.encode(),
         "names/new\nline.py": CROSS_ENTROPY.encode(),
         "modes/read_only.py": CROSS_ENTROPY.encode(),
