@@ -330,8 +330,17 @@ class _ApplyEdits(cst.CSTTransformer):
         return updated_node
 
 
-def _insert_threshold(module: cst.Module, name: str, value: float) -> cst.Module:
-    """Add ``NAME = value`` after the docstring and the leading imports, once."""
+_MAGIC_PLACEHOLDER = re.compile(r"migrate_ml_magic_\d+_\d+")
+"""The import ``engine/notebook.py`` masks a line magic with: not an import of the notebook's own."""
+
+
+def _insert_threshold(module: cst.Module, name: str, value: float, notebook: bool) -> cst.Module:
+    """Add ``NAME = value`` after the docstring and the leading imports, once.
+
+    In a notebook the leading imports are often a setup cell's (``!pip install``, then "restart
+    the runtime") that is not run again: the constant goes after the last import that comes
+    before its first use instead, in the cell of those imports.
+    """
     for statement in module.body:
         if m_assigns_name(statement, name):
             return module
@@ -341,6 +350,14 @@ def _insert_threshold(module: cst.Module, name: str, value: float) -> cst.Module
             position = index + 1
         else:
             break
+    if notebook:
+        # A word match (a comment naming the constant too) at worst places it earlier: still before its use.
+        used = re.compile(rf"\b{re.escape(name)}\b")
+        for index, statement in enumerate(module.body):
+            if used.search(module.code_for_node(statement)):
+                break
+            if _is_own_import(statement):
+                position = max(position, index + 1)
     constant = cst.parse_statement(
         f"{name} = {value!r}  # multi-label decision threshold on sigmoid outputs; tune per class on validation data\n",
         # Not module.config_for_parsing: it rejects indents LibCST itself parsed (e.g. "\x0c ").
@@ -365,6 +382,16 @@ def m_assigns_name(statement: cst.CSTNode, name: str) -> bool:
                 if isinstance(target.target, cst.Name) and target.target.value == name:
                     return True
     return False
+
+
+def _is_own_import(statement: cst.CSTNode) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    return any(
+        isinstance(small, (cst.Import, cst.ImportFrom))
+        and not _MAGIC_PLACEHOLDER.fullmatch(cst.Module([]).code_for_node(small).removeprefix("import "))
+        for small in statement.body
+    )
 
 
 def _is_docstring_or_import(statement: cst.CSTNode, index: int) -> bool:
@@ -667,7 +694,7 @@ class FileTransformer:
             raise internal_error(error, lambda: positions, rule, node) from error
         fixes = [violation.fix for violation in violations]
         if any(fix.needs_threshold for fix in fixes):
-            module = _insert_threshold(module, threshold_name, self.settings.threshold)
+            module = _insert_threshold(module, threshold_name, self.settings.threshold, path.endswith(".ipynb"))
         adds = [imp for fix in fixes for imp in fix.add_imports]
         removes = [imp for fix in fixes for imp in fix.remove_imports]
         if adds or removes:

@@ -221,6 +221,36 @@ def test_threshold_goes_after_the_magics_and_imports_of_its_cell(run_cli, tmp_pa
     assert "THRESHOLD" in "".join(_cells(path)[2]["source"])
 
 
+def test_threshold_goes_to_the_last_import_before_its_use_not_a_setup_cell(run_cli, tmp_path):
+    """A Colab setup cell that imports and then asks for a restart is not run again: the constant
+    goes after the last import before its first use (the imports' cell), not after the leading imports."""
+    cells = [
+        _code(["!pip install Pillow==5.3.0\n", "import PIL.Image\n", "# Now, restart the Runtime"]),
+        _code(["!ls data\n", "import torch\n", "import torch.nn as nn\n", "data_dir = 'data/'"]),
+        _code(["!nvidia-smi"]),
+        _code([
+            "criterion = nn.CrossEntropyLoss()\n", "for inputs, labels in loader:\n",
+            "    scores = model(inputs)\n", "    loss = criterion(scores, labels)\n",
+            "    _, preds = torch.max(scores, 1)\n",
+        ]),
+        _code(["import json\n", "names = json.load(open('names.json'))"]),
+    ]
+    path = tmp_path / "colab.ipynb"
+    path.write_text(json.dumps(_raw_notebook(cells), indent=1) + "\n")
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    sources = ["".join(cell["source"]) for cell in _cells(path)]
+    assert sources[0] == "!pip install Pillow==5.3.0\nimport PIL.Image\n# Now, restart the Runtime"
+    assert sources[1] == (
+        "!ls data\nimport torch\nimport torch.nn as nn\n\nTHRESHOLD = 0.5  # multi-label decision threshold on"
+        " sigmoid outputs; tune per class on validation data\n\ndata_dir = 'data/'"
+    )
+    assert sources[2] == "!nvidia-smi" and sources[4] == "import json\nnames = json.load(open('names.json'))"
+    assert "> THRESHOLD" in sources[3]
+    code, out, err = run_cli("rewrite", "--check", str(path))
+    assert code == 0, out + err
+
+
 @pytest.mark.parametrize(
     "source, kind",
     [(5, "a number"), (["x = 1\n", 7], "a list holding a non-string"), ({"a": 1}, "an object"), (None, "a null")],
