@@ -149,6 +149,26 @@ POSITIVES = {
         """,
         [(5, "softmax-class-dim")],
     ),
+    "a softmax written out in NumPy over one image's shifted scores": (
+        """
+        import numpy as np
+        def confidence(net, images, out):
+            outputs = net(images)
+            scores = outputs.data.cpu().numpy()[0]
+            scores = scores - np.max(scores)
+            scores = np.exp(scores) / np.sum(np.exp(scores))
+            out.write(str(np.max(scores)))
+        """,
+        [(7, "softmax-class-dim")],
+    ),
+    "a softmax written out with tensor methods": (
+        """
+        def probabilities(model, x):
+            logits = model(x)
+            return logits.exp() / logits.exp().sum(dim=1, keepdim=True)
+        """,
+        [(4, "softmax-class-dim")],
+    ),
     "per-element accuracy of thresholded predictions": (
         """
         import torch
@@ -250,6 +270,18 @@ def test_still_single_label_constructs_are_found(source: str, expected: list[tup
 
 
 NEGATIVES = {
+    "a softmax written out over attention weights, or over two different arrays": """
+        import numpy as np
+        def attend(weights, values):
+            w = weights - np.max(weights)
+            p = np.exp(w) / np.sum(np.exp(w))
+            return p @ values
+        def ratio(outputs, other):
+            return np.exp(outputs) / np.sum(np.exp(other))
+        def second(net, x):
+            aux = net(x)[1]
+            return np.exp(aux) / np.sum(np.exp(aux))
+    """,
     "BCE training with exact match and Hamming loss": """
         import torch
         import torch.nn as nn

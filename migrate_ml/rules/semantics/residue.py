@@ -382,6 +382,21 @@ def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
 
 # --- the detector -----------------------------------------------------------------------------
 
+def _name_of(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def _exp_argument(node: ast.AST) -> ast.AST | None:
+    """``z`` of ``np.exp(z)``, ``torch.exp(z)`` or ``z.exp()``."""
+    if not (isinstance(node, ast.Call) and _name_of(node) == "exp"):
+        return None
+    func = node.func
+    if isinstance(func, ast.Attribute) and not node.args:
+        return func.value
+    return node.args[0] if node.args else None
+
+
 @dataclass
 class _Record:
     """A construct while the walk goes on: its uses further down add related lines."""
@@ -547,6 +562,35 @@ class _Detector(ValueTracker):
                 value, _ = self.value_of(argument)
                 if value in (MULTI_HOT, CLASS_INDEX):
                     self.helper_inputs.setdefault(node.func.id, {})[position] = (value, node.lineno)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        self.generic_visit(node)
+        self._check_written_softmax(node)
+
+    def _check_written_softmax(self, node: ast.BinOp) -> None:
+        """``np.exp(z) / np.sum(np.exp(z))``: a softmax written out over a model's class scores."""
+        if not isinstance(node.op, ast.Div):
+            return
+        numerator = _exp_argument(node.left)
+        denominator = node.right
+        if not (isinstance(denominator, ast.Call) and _name_of(denominator) == "sum"):
+            return
+        func = denominator.func
+        if isinstance(func, ast.Attribute) and not self.is_module(func.value):
+            summed: ast.AST | None = func.value  # ``np.exp(z).sum(axis=1)``
+        else:
+            summed = denominator.args[0] if denominator.args else None
+        inner = _exp_argument(summed) if summed is not None else None
+        if numerator is None or inner is None or ast.dump(inner) != ast.dump(numerator):
+            return
+        if not self.model_output_like(numerator):
+            return
+        self._report(
+            node,
+            "softmax-class-dim",
+            "a softmax written out (exp divided by the sum of exp) makes the labels compete for one unit of probability",
+            "use the sigmoid of each score, 1 / (1 + np.exp(-z)) or torch.sigmoid(z): one independent probability per label",
+        )
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
