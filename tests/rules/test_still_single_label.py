@@ -161,6 +161,21 @@ POSITIVES = {
         """,
         [(7, "softmax-class-dim")],
     ),
+    "the model's own arg-max fed back to a loss as a pseudo-label": (
+        """
+        import numpy as np
+        import torch
+        from torch.autograd import Variable
+        def perturb(net, criterion, images, device):
+            outputs = net(images)
+            guess = np.argmax(outputs.data.cpu().numpy()[0])
+            labels = Variable(torch.LongTensor([guess]).cuda(device))
+            loss = criterion(outputs, labels)
+            _, pseudo = outputs.max(1)
+            return loss + self_loss(outputs, torch.tensor([pseudo[0]]))
+        """,
+        [(9, "target-argmax"), (11, "target-argmax")],
+    ),
     "a softmax written out with tensor methods": (
         """
         def probabilities(model, x):
@@ -270,6 +285,14 @@ def test_still_single_label_constructs_are_found(source: str, expected: list[tup
 
 
 NEGATIVES = {
+    "a loss given the dataset's labels, wrapped like a pseudo-label": """
+        import torch
+        from torch.autograd import Variable
+        def step(net, criterion, images, label, device):
+            outputs = net(images)
+            labels = Variable(torch.LongTensor([label]).cuda(device))
+            return criterion(outputs, labels)
+    """,
     "a softmax written out over attention weights, or over two different arrays": """
         import numpy as np
         def attend(weights, values):
