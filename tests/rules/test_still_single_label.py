@@ -176,6 +176,22 @@ POSITIVES = {
         """,
         [(9, "target-argmax"), (11, "target-argmax")],
     ),
+    "a label cell of each table row, kept in a list of samples": (
+        """
+        from torch.utils.data import Dataset
+        class Rows(Dataset):
+            def __init__(self, table):
+                self.samples = []
+                for _, row in table.iterrows():
+                    self.samples.append((row["img_path"], row["label"]))
+                self.named = [(r.img_path, r.class_id) for r in table.itertuples()]
+            def __getitem__(self, index):
+                path, label = self.samples[index]
+                name, target = self.named[index]
+                return path, label, target
+        """,
+        [(12, "class-index-source")],
+    ),
     "a softmax written out with tensor methods": (
         """
         def probabilities(model, x):
@@ -285,6 +301,17 @@ def test_still_single_label_constructs_are_found(source: str, expected: list[tup
 
 
 NEGATIVES = {
+    "table rows whose label cell holds several labels": """
+        from torch.utils.data import Dataset
+        class Rows(Dataset):
+            def __init__(self, table, columns):
+                self.samples = []
+                for _, row in table.iterrows():
+                    self.samples.append((row["img_path"], row["labels"], row[columns].values))
+            def __getitem__(self, index):
+                path, labels, hot = self.samples[index]
+                return path, labels, hot
+    """,
     "a loss given the dataset's labels, wrapped like a pseudo-label": """
         import torch
         from torch.autograd import Variable
