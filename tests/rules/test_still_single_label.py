@@ -192,6 +192,19 @@ POSITIVES = {
         """,
         [(12, "class-index-source")],
     ),
+    "a label column read as an attribute of the table": (
+        """
+        import pandas as pd
+        from torch.utils.data import Dataset
+        class Leaves(Dataset):
+            def __init__(self, csv_path):
+                self.data = pd.read_csv(csv_path)
+            def __getitem__(self, index):
+                path, lbl = self.data.image_id.values[index], self.data.label.values[index]
+                return path, lbl
+        """,
+        [(9, "class-index-source")],
+    ),
     "a softmax written out with tensor methods": (
         """
         def probabilities(model, x):
@@ -301,6 +314,18 @@ def test_still_single_label_constructs_are_found(source: str, expected: list[tup
 
 
 NEGATIVES = {
+    "a plural label column, or a label attribute of something not named as a table": """
+        import pandas as pd
+        from torch.utils.data import Dataset
+        class Leaves(Dataset):
+            def __init__(self, csv_path, encoder):
+                self.data = pd.read_csv(csv_path)
+                self.encoder = encoder
+            def __getitem__(self, index):
+                labels = self.data.labels.values[index]
+                label = self.encoder.label.values[index]
+                return index, labels, label
+    """,
     "table rows whose label cell holds several labels": """
         from torch.utils.data import Dataset
         class Rows(Dataset):
