@@ -205,6 +205,15 @@ POSITIVES = {
         """,
         [(9, "class-index-source")],
     ),
+    "a LabelEncoder imported from scikit-learn's old module path": (
+        """
+        import pandas as pd
+        from sklearn.preprocessing.label import LabelEncoder
+        table = pd.read_csv("labels.csv")
+        labels = LabelEncoder().fit_transform(table.breed)
+        """,
+        [(5, "class-index-source")],
+    ),
     "a softmax written out with tensor methods": (
         """
         def probabilities(model, x):
