@@ -200,6 +200,16 @@ class _Facts(cst.CSTVisitor):
         if returns_accuracy:
             self.accuracy_functions.add(node.name.value)
 
+    def visit_If(self, node: cst.If) -> None:
+        """``if isinstance(self.scheduler, lr_scheduler.ReduceLROnPlateau):`` a scheduler built from
+        a config (``getattr(lr_scheduler, name)(...)``) that the branch steps as a plateau one."""
+        test = node.test
+        if (
+            isinstance(test, cst.Call) and _leaf(test.func) == "isinstance" and len(test.args) == 2
+            and _leaf(test.args[1].value) == "ReduceLROnPlateau"
+        ):
+            self.plateau_schedulers.add(self.module.code_for_node(test.args[0].value))
+
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             key = self.module.code_for_node(target.target)
@@ -233,7 +243,7 @@ class BestAccuracyCheckpointRule(Rule):
         "pytorch-accelerated's `SaveBestModelCallback(watch_metric=\"accuracy\")`, ignite's "
         "`Checkpoint`/`EarlyStopping` whose `score_function` returns `metrics[\"accuracy\"]` "
         "(`Checkpoint.get_default_score_fn(\"Accuracy\")`), timm's `CheckpointSaver` given the "
-        "`--eval-metric` value (default `top1`), `ReduceLROnPlateau` stepped on an accuracy, and a "
+        "`--eval-metric` value (default `top1`), `ReduceLROnPlateau` stepped on an accuracy (also a scheduler built from a config and stepped under `isinstance(sched, ReduceLROnPlateau)`, on a name that only ever copies an accuracy), and a "
         "comparison of this epoch's accuracy with the best one however the best is kept "
         "(`val_acc > val_scores[best_epoch]`, `score > best_score` where the score is "
         "`accuracy_score`, `valid_error < best_error` for the top-1 error of a file that predicts "
@@ -284,6 +294,14 @@ class BestAccuracyCheckpointRule(Rule):
             if isinstance(value, cst.Subscript) and any(map(_names_accuracy, _subscripted_strings(value)))
         }
         """Names bound to an accuracy read by its key: ``test_err = stats["top1_err"]``."""
+        aliases: dict[str, set[str]] = {}
+        for key, value in self._facts.assignments:
+            if isinstance(value, cst.Name) and value.value == "None":
+                continue  # the placeholder an ``__init__`` sets before the first epoch
+            leaf = _leaf(value) if isinstance(value, (cst.Name, cst.Attribute)) else ""
+            aliases.setdefault(key, set()).add(leaf if leaf and _is_accuracy_variable(leaf, self._errors_are_top1) else "")
+        self._accuracy_aliases = {key: next(iter(leaves)) for key, leaves in aliases.items() if len(leaves) == 1 and "" not in leaves}
+        """Names every assignment of which copies an accuracy: ``self.monitored_metrics = avg_val_acc``."""
 
     def _computes_accuracy(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Call):
@@ -318,6 +336,9 @@ class BestAccuracyCheckpointRule(Rule):
         read = self._accuracy_reads.get(key)
         if read:
             return f"`{key}` (`{read}`)"
+        alias = self._accuracy_aliases.get(key)
+        if alias:
+            return f"`{key}` (`{alias}`)"
         leaf = _leaf(expression)
         if isinstance(expression, cst.Subscript) and _integer_index(expression):
             leaf = _leaf(expression.value)  # ``valid_error[0]``: the value of a meter's (value, average) pair

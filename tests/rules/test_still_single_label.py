@@ -149,6 +149,79 @@ POSITIVES = {
         """,
         [(5, "softmax-class-dim")],
     ),
+    "a softmax written out in NumPy over one image's shifted scores": (
+        """
+        import numpy as np
+        def confidence(net, images, out):
+            outputs = net(images)
+            scores = outputs.data.cpu().numpy()[0]
+            scores = scores - np.max(scores)
+            scores = np.exp(scores) / np.sum(np.exp(scores))
+            out.write(str(np.max(scores)))
+        """,
+        [(7, "softmax-class-dim")],
+    ),
+    "the model's own arg-max fed back to a loss as a pseudo-label": (
+        """
+        import numpy as np
+        import torch
+        from torch.autograd import Variable
+        def perturb(net, criterion, images, device):
+            outputs = net(images)
+            guess = np.argmax(outputs.data.cpu().numpy()[0])
+            labels = Variable(torch.LongTensor([guess]).cuda(device))
+            loss = criterion(outputs, labels)
+            _, pseudo = outputs.max(1)
+            return loss + self_loss(outputs, torch.tensor([pseudo[0]]))
+        """,
+        [(9, "target-argmax"), (11, "target-argmax")],
+    ),
+    "a label cell of each table row, kept in a list of samples": (
+        """
+        from torch.utils.data import Dataset
+        class Rows(Dataset):
+            def __init__(self, table):
+                self.samples = []
+                for _, row in table.iterrows():
+                    self.samples.append((row["img_path"], row["label"]))
+                self.named = [(r.img_path, r.class_id) for r in table.itertuples()]
+            def __getitem__(self, index):
+                path, label = self.samples[index]
+                name, target = self.named[index]
+                return path, label, target
+        """,
+        [(12, "class-index-source")],
+    ),
+    "a label column read as an attribute of the table": (
+        """
+        import pandas as pd
+        from torch.utils.data import Dataset
+        class Leaves(Dataset):
+            def __init__(self, csv_path):
+                self.data = pd.read_csv(csv_path)
+            def __getitem__(self, index):
+                path, lbl = self.data.image_id.values[index], self.data.label.values[index]
+                return path, lbl
+        """,
+        [(9, "class-index-source")],
+    ),
+    "a LabelEncoder imported from scikit-learn's old module path": (
+        """
+        import pandas as pd
+        from sklearn.preprocessing.label import LabelEncoder
+        table = pd.read_csv("labels.csv")
+        labels = LabelEncoder().fit_transform(table.breed)
+        """,
+        [(5, "class-index-source")],
+    ),
+    "a softmax written out with tensor methods": (
+        """
+        def probabilities(model, x):
+            logits = model(x)
+            return logits.exp() / logits.exp().sum(dim=1, keepdim=True)
+        """,
+        [(4, "softmax-class-dim")],
+    ),
     "per-element accuracy of thresholded predictions": (
         """
         import torch
@@ -250,6 +323,49 @@ def test_still_single_label_constructs_are_found(source: str, expected: list[tup
 
 
 NEGATIVES = {
+    "a plural label column, or a label attribute of something not named as a table": """
+        import pandas as pd
+        from torch.utils.data import Dataset
+        class Leaves(Dataset):
+            def __init__(self, csv_path, encoder):
+                self.data = pd.read_csv(csv_path)
+                self.encoder = encoder
+            def __getitem__(self, index):
+                labels = self.data.labels.values[index]
+                label = self.encoder.label.values[index]
+                return index, labels, label
+    """,
+    "table rows whose label cell holds several labels": """
+        from torch.utils.data import Dataset
+        class Rows(Dataset):
+            def __init__(self, table, columns):
+                self.samples = []
+                for _, row in table.iterrows():
+                    self.samples.append((row["img_path"], row["labels"], row[columns].values))
+            def __getitem__(self, index):
+                path, labels, hot = self.samples[index]
+                return path, labels, hot
+    """,
+    "a loss given the dataset's labels, wrapped like a pseudo-label": """
+        import torch
+        from torch.autograd import Variable
+        def step(net, criterion, images, label, device):
+            outputs = net(images)
+            labels = Variable(torch.LongTensor([label]).cuda(device))
+            return criterion(outputs, labels)
+    """,
+    "a softmax written out over attention weights, or over two different arrays": """
+        import numpy as np
+        def attend(weights, values):
+            w = weights - np.max(weights)
+            p = np.exp(w) / np.sum(np.exp(w))
+            return p @ values
+        def ratio(outputs, other):
+            return np.exp(outputs) / np.sum(np.exp(other))
+        def second(net, x):
+            aux = net(x)[1]
+            return np.exp(aux) / np.sum(np.exp(aux))
+    """,
     "BCE training with exact match and Hamming loss": """
         import torch
         import torch.nn as nn

@@ -382,6 +382,27 @@ def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
 
 # --- the detector -----------------------------------------------------------------------------
 
+_LOSS_CALLEE = re.compile(r"criterion|loss", re.IGNORECASE)
+_TARGET_WRAPPERS = frozenset({"Variable", "LongTensor", "IntTensor", "tensor", "as_tensor", "from_numpy", "array"})
+"""Calls that wrap a class index into a target tensor without changing it."""
+_TARGET_TENSORS = frozenset({"LongTensor", "IntTensor", "tensor", "as_tensor"})
+
+
+def _name_of(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def _exp_argument(node: ast.AST) -> ast.AST | None:
+    """``z`` of ``np.exp(z)``, ``torch.exp(z)`` or ``z.exp()``."""
+    if not (isinstance(node, ast.Call) and _name_of(node) == "exp"):
+        return None
+    func = node.func
+    if isinstance(func, ast.Attribute) and not node.args:
+        return func.value
+    return node.args[0] if node.args else None
+
+
 @dataclass
 class _Record:
     """A construct while the walk goes on: its uses further down add related lines."""
@@ -529,6 +550,7 @@ class _Detector(ValueTracker):
         self._check_loss(node)
         self._check_getattr_loss(node)
         self._check_argmax_on_labels(node)
+        self._check_pseudo_label(node)
         self._check_softmax(node)
         self._check_softmax_layer(node)
         self._check_class_metric(node)
@@ -547,6 +569,35 @@ class _Detector(ValueTracker):
                 value, _ = self.value_of(argument)
                 if value in (MULTI_HOT, CLASS_INDEX):
                     self.helper_inputs.setdefault(node.func.id, {})[position] = (value, node.lineno)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        self.generic_visit(node)
+        self._check_written_softmax(node)
+
+    def _check_written_softmax(self, node: ast.BinOp) -> None:
+        """``np.exp(z) / np.sum(np.exp(z))``: a softmax written out over a model's class scores."""
+        if not isinstance(node.op, ast.Div):
+            return
+        numerator = _exp_argument(node.left)
+        denominator = node.right
+        if not (isinstance(denominator, ast.Call) and _name_of(denominator) == "sum"):
+            return
+        func = denominator.func
+        if isinstance(func, ast.Attribute) and not self.is_module(func.value):
+            summed: ast.AST | None = func.value  # ``np.exp(z).sum(axis=1)``
+        else:
+            summed = denominator.args[0] if denominator.args else None
+        inner = _exp_argument(summed) if summed is not None else None
+        if numerator is None or inner is None or ast.dump(inner) != ast.dump(numerator):
+            return
+        if not self.model_output_like(numerator):
+            return
+        self._report(
+            node,
+            "softmax-class-dim",
+            "a softmax written out (exp divided by the sum of exp) makes the labels compete for one unit of probability",
+            "use the sigmoid of each score, 1 / (1 + np.exp(-z)) or torch.sigmoid(z): one independent probability per label",
+        )
 
     def visit_Compare(self, node: ast.Compare) -> None:
         self.generic_visit(node)
@@ -780,6 +831,45 @@ class _Detector(ValueTracker):
             "target-argmax",
             f"{root} is collapsed to one class index per image; multi-hot targets have several",
             f"keep {root} as the float multi-hot [B, C] tensor and compare or score whole rows",
+        )
+
+    def _check_pseudo_label(self, node: ast.Call) -> None:
+        """``criterion(outputs, torch.LongTensor([pred]))`` with ``pred`` the model's own arg-max: a
+        one-class pseudo-label (ODIN's input perturbation, self-training)."""
+        if self.is_module(node.func) or not _LOSS_CALLEE.search(_name_of(node)) or len(node.args) < 2:
+            return
+        statement = node
+        while statement is not None and not isinstance(statement, ast.stmt):
+            statement = self.parents.get(statement)
+        target: ast.AST | None = node.args[1]
+        built = False  # a tensor built from the arg-max, not an arg-max passed as it is (a teacher's hard target)
+        for _ in range(6):
+            if target is None or statement is None:
+                return
+            value, origin = self.value_of(target)
+            if value == CLASS_INDEX and built:
+                break
+            if isinstance(target, ast.Name):
+                target = self._last_bound(target.id, statement)
+            elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in PASS_THROUGH_METHODS:
+                target = target.func.value
+            elif isinstance(target, ast.Call) and _name_of(target) in _TARGET_WRAPPERS and len(target.args) == 1:
+                built = built or _name_of(target) in _TARGET_TENSORS
+                target = target.args[0]
+            elif isinstance(target, (ast.List, ast.Tuple)) and len(target.elts) == 1:
+                target = target.elts[0]
+            else:
+                return
+        else:
+            return
+        self._report(
+            node,
+            "target-argmax",
+            "the model's own arg-max class is the target of this loss (a one-class pseudo-label): multi-hot targets "
+            "have every label above the threshold",
+            "build the target from the sigmoid decisions, (torch.sigmoid(logits) > THRESHOLD).float(), and use "
+            "BCEWithLogitsLoss",
+            (origin,),
         )
 
     def _takes_indices(self, node: ast.Call) -> bool:

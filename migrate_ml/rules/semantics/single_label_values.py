@@ -165,7 +165,9 @@ class ValueTracker(ast.NodeVisitor):
                     return None, 0
             if inner in (CLASS_INDEX, MULTI_HOT):
                 return inner, line
-            if inner == MODEL_OUTPUT and not isinstance(index, ast.Constant):
+            # ``z[0]``: the first image of a batch of one (ODIN scores images one at a time), or the
+            # logits first in a model's output tuple; other constant positions are auxiliary outputs.
+            if inner == MODEL_OUTPUT and (not isinstance(index, ast.Constant) or position == 0):
                 return MODEL_OUTPUT, line
             return None, 0
         if isinstance(node, ast.Attribute):
@@ -188,6 +190,10 @@ class ValueTracker(ast.NodeVisitor):
             return None, 0
         if isinstance(node, ast.Call):
             return self.call_value(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and _is_max_shift(node.right):
+            # ``z - np.max(z)``: logits shifted for a numerically stable softmax are still logits.
+            left, line = self.value_of(node.left)
+            return (left, line) if left == MODEL_OUTPUT else (None, 0)
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.BitAnd, ast.BitOr)):
             left, line = self.value_of(node.left)
             return (left, line) if left == MULTI_HOT else (None, 0)
@@ -421,6 +427,16 @@ class ValueTracker(ast.NodeVisitor):
             self.visit(node.value)
             value, line = self.value_of(node.value)
             self.bind(node.target, value, line or node.lineno)
+
+
+def _is_max_shift(node: ast.AST) -> bool:
+    """``np.max(z)``, ``z.max()``, ``torch.logsumexp(z, 1)``: what a stable softmax subtracts."""
+    return isinstance(node, ast.Call) and _called_name(node) in ("max", "amax", "logsumexp")
+
+
+def _called_name(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 def _is_logistic(node: ast.BinOp) -> bool:

@@ -155,11 +155,18 @@ _TABLE_NAME = re.compile(r"(?:^|_)df(?:$|_)|frame|csv|(?:^|_)(?:train|valid|val|
 
 
 def is_label_column(node: ast.Attribute) -> bool:
-    """``df["cultivar_index"].values``, ``df["label"].values``: the label column of a table, one
+    """``df["cultivar_index"].values``, ``df["label"].values``, ``self.data.label.values``: the label column of a table, one
     scalar per row (a class index, whatever the dtype it is read with)."""
-    if node.attr not in ("values", "array") or not isinstance(node.value, ast.Subscript):
+    if node.attr not in ("values", "array"):
         return False
-    key = node.value.slice
+    column = node.value
+    if isinstance(column, ast.Attribute):  # self.data.label.values: a column read as an attribute of the table
+        owner = column.value
+        owner_name = owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
+        return is_label_key(column.attr) and bool(_TABLE_NAME.search(owner_name))
+    if not isinstance(column, ast.Subscript):
+        return False
+    key = column.slice
     return isinstance(key, ast.Constant) and is_label_key(key.value)
 
 

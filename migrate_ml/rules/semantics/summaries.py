@@ -467,6 +467,11 @@ class Analysis:
             method = func.attr
             if method in tables.INDEX_PAIR_METHODS and receiver.meaning in SCORE_MEANINGS and (node.args or node.keywords):
                 return Value(items=(receiver, Value(ARGMAX, line, node=node)), line=line, node=node)
+            if method == "iterrows":  # for _, row in df.iterrows(): row["label"] is one cell per sample
+                pair = Value(items=(NOTHING, Value(TABLE_ROW, line, node=node)), line=line)
+                return Value(CONTAINER, line, element=pair, node=node)
+            if method == "itertuples":
+                return Value(CONTAINER, line, element=Value(TABLE_ROW, line, node=node), node=node)
             row = tables.METHODS.get(method)
             if row is not None:
                 result = tables.apply_row(row, receiver.meaning)

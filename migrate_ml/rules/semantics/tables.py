@@ -60,7 +60,14 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
       "timm.loss.SoftTargetCrossEntropy", "timm.loss.LabelSmoothingCrossEntropy", "torch.nn.MSELoss",
       "torch.nn.L1Loss", "torch.nn.SmoothL1Loss", "torch.nn.HuberLoss"), {ANY: LOSS_FN}),
     # label encodings
-    (("sklearn.preprocessing.LabelEncoder", "sklearn.preprocessing._label.LabelEncoder"), {ANY: LABEL_ENCODER}),
+    (
+        (
+            "sklearn.preprocessing.LabelEncoder",
+            "sklearn.preprocessing._label.LabelEncoder",
+            "sklearn.preprocessing.label.LabelEncoder",  # the module path before scikit-learn 0.22
+        ),
+        {ANY: LABEL_ENCODER},
+    ),
     # metrics
     (("sklearn.metrics.accuracy_score", "sklearn.metrics.f1_score", "sklearn.metrics.precision_score",
       "sklearn.metrics.recall_score", "sklearn.metrics.average_precision_score", "sklearn.metrics.roc_auc_score",
