@@ -93,6 +93,13 @@ def _rebound_value(rule: Rule, name: cst.Name) -> cst.BaseExpression | None:
                 found = _binding_in(statement, name.value)
                 if found is not None:
                     return found if isinstance(found, cst.BaseExpression) else None
+        elif isinstance(parent, (cst.For, cst.While)) and _binding_in(parent, name.value) is not None:
+            return None  # the loop's target, or a binding later in its body, reaches the next pass
+        elif isinstance(parent, cst.With) and any(
+            item.asname is not None and any(isinstance(n, cst.Name) and n.value == name.value for n in _cst_walk(item.asname))
+            for item in parent.items
+        ):
+            return None
         node = parent
     return None
 
