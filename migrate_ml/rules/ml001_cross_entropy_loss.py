@@ -19,7 +19,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import is_class_index_target
+from migrate_ml.rules.semantics.class_index import class_index_message, is_class_index_target
 from migrate_ml.rules.semantics.class_index import report_not_label_rows
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.semantics.sequences import is_sequence_function
@@ -233,12 +233,8 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
 
         distilled = [c for c in calls if c.target is not None and is_class_index_target(self, c.target.value)]
         if distilled:
-            self.report(
-                distilled[0].call,
-                "the target is an argmax of scores (hard distillation): in multi-label training "
-                "the teacher's decision is every label above the threshold, not one class",
-                suggestion="criterion(outputs, (torch.sigmoid(teacher_outputs) > THRESHOLD).float())",
-            )
+            message, suggestion = class_index_message(self, distilled[0].call, distilled[0].target.value, "criterion")
+            self.report(distilled[0].call, message, suggestion=suggestion)
             return
 
         smoothing = keywords.get("label_smoothing")

@@ -16,7 +16,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import is_class_index_target, report_not_label_rows
+from migrate_ml.rules.semantics.class_index import class_index_message, is_class_index_target, report_not_label_rows
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     ELEMENTWISE_NOTE,
@@ -110,15 +110,8 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
             )
             return
         if is_class_index_target(self, target.value):
-            self.report(
-                call,
-                "the target is an argmax of scores (hard distillation): in multi-label training "
-                "the teacher's decision is every label above the threshold, not one class",
-                suggestion=(
-                    "use F.binary_cross_entropy_with_logits(outputs, "
-                    "(torch.sigmoid(teacher_outputs) > THRESHOLD).float())"
-                ),
-            )
+            message, suggestion = class_index_message(self, call, target.value, "F.binary_cross_entropy_with_logits")
+            self.report(call, message, suggestion=suggestion)
             return
         if is_flattened(target.value):
             self.report(

@@ -10,7 +10,7 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameP
 
 from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, as_float_target, is_float_cast, map_target
+from migrate_ml.rules._exprs import INTEGER_DTYPES, INTEGER_METHODS, as_float_target, is_float_cast, is_float_dtype, map_target
 from migrate_ml.rules._criterion_routes import criterion_route
 from migrate_ml.rules.semantics.flow import (
     LossConstruction,
@@ -47,17 +47,104 @@ def provably_float(rule: Rule, expression: cst.BaseExpression, depth: int = 0) -
     binding in its scope is one of those."""
     if depth > 3:
         return False
-    if is_float_cast(expression) or isinstance(expression, cst.Float):
+    if is_float_cast(expression) or isinstance(expression, cst.Float) or _cast_to_float_name(rule, expression):
         return True
     if isinstance(expression, cst.BinaryOperation):
         return provably_float(rule, expression.left, depth + 1) or provably_float(
             rule, expression.right, depth + 1
         )
+    if isinstance(expression, cst.Subscript):
+        return provably_float(rule, expression.value, depth + 1)  # rows of a tensor keep its dtype
     if isinstance(expression, cst.Name):
         statement = assignment_of(rule, sole_binding(rule, expression))
         if statement is not None:
             return provably_float(rule, statement.value, depth + 1)
+        value = _rebound_value(rule, expression)
+        return value is not None and provably_float(rule, value, depth + 1)
     return False
+
+
+def _cast_to_float_name(rule: Rule, expression: cst.BaseExpression) -> bool:
+    """``y.to(device, dtype)`` where ``dtype = torch.float32`` is the name's only binding."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
+        return False
+    if expression.func.attr.value not in ("to", "type"):
+        return False
+    for arg in expression.args:
+        if isinstance(arg.value, cst.Name):
+            statement = assignment_of(rule, sole_binding(rule, arg.value))
+            if statement is not None and is_float_dtype(statement.value):
+                return True
+    return False
+
+
+def _rebound_value(rule: Rule, name: cst.Name) -> cst.BaseExpression | None:
+    """The value the last assignment to ``name`` before this read gives it, when that assignment
+    runs on every path to the read: a statement of a block the read is in, with no compound
+    statement between them that binds the name too (``for x, y in loader:`` then
+    ``x, y = x.to(device, dtype), y.to(device, dtype)``: the loop's binding never reaches a read
+    after the reassignment). None when there is no such assignment."""
+    node: cst.CSTNode | None = name
+    while node is not None and not isinstance(node, (cst.FunctionDef, cst.Module)):
+        parent = rule.get_metadata(ParentNodeProvider, node, None)
+        body = getattr(parent, "body", None)
+        if isinstance(parent, (cst.IndentedBlock, cst.Module)) and isinstance(body, (list, tuple)) and node in body:
+            for statement in reversed(body[: body.index(node)]):
+                found = _binding_in(statement, name.value)
+                if found is not None:
+                    return found if isinstance(found, cst.BaseExpression) else None
+        elif isinstance(parent, (cst.For, cst.While)) and _binding_in(parent, name.value) is not None:
+            return None  # the loop's target, or a binding later in its body, reaches the next pass
+        elif isinstance(parent, cst.With) and any(
+            item.asname is not None and any(isinstance(n, cst.Name) and n.value == name.value for n in _cst_walk(item.asname))
+            for item in parent.items
+        ):
+            return None
+        node = parent
+    return None
+
+
+def _binding_in(statement: cst.CSTNode, name: str) -> cst.BaseExpression | bool | None:
+    """What a statement binds ``name`` to: the value of a simple or flat tuple assignment, True for
+    any other binding of it (a compound statement, an augmented assignment), None for none."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        for small in statement.body:
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    if isinstance(target.target, cst.Name) and target.target.value == name:
+                        return small.value
+                    if isinstance(target.target, (cst.Tuple, cst.List)):
+                        for element in target.target.elements:
+                            if isinstance(element.value, cst.Name) and element.value.value == name:
+                                return _paired_value(target.target, element, small.value) or True
+            elif any(isinstance(n, cst.Name) and n.value == name for n in _stored(small)):
+                return True
+        return None
+    return True if any(isinstance(n, cst.Name) and n.value == name for n in _stored(statement)) else None
+
+
+def _stored(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """Names a node binds: assignment, augmented and annotated targets, loop and with targets."""
+    found: list[cst.CSTNode] = []
+    for child in _cst_walk(node):
+        if isinstance(child, cst.AssignTarget):
+            found.extend(_cst_walk(child.target))
+        elif isinstance(child, (cst.AugAssign, cst.AnnAssign)):
+            found.append(child.target)
+        elif isinstance(child, (cst.For, cst.CompFor)):
+            found.extend(_cst_walk(child.target))
+        elif isinstance(child, cst.AsName):
+            found.append(child.name)
+    return found
+
+
+def _cst_walk(node: cst.CSTNode) -> list[cst.CSTNode]:
+    found, pending = [], [node]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(current.children)
+    return found
 
 
 _ONE_HOT = frozenset({"torch.nn.functional.one_hot"})
@@ -197,7 +284,9 @@ class FloatTargetsRule(Rule):
         "whose dtype is usually int64. Targets the code computes itself (`torch.zeros_like"
         "(logits)`, `y.to(logits.dtype)`, `y.type_as(logits)`, a sigmoid or a mixup of soft "
         "targets), a loss helper's `targets` parameter (its callers decide) and provably "
-        "float ones (`.float()`, `.to(torch.float32)`, float arithmetic) belong to code that "
+        "float ones (`.float()`, `.to(torch.float32)`, `.to(device, dtype)` with `dtype = "
+        "torch.float32`, float arithmetic, rows of such a tensor, `y[:bs]`, and a name rebound so on "
+        "every path before the call) belong to code that "
         "is already multi-label and are left as written. A target that is "
         "an arg-max of scores is one class per sample, which no cast repairs: it is reported. "
         "A criterion received as a parameter (`criterion`, `loss_fn`, ...) by a function that no "

@@ -109,3 +109,15 @@ def test_label_smoothing_dropped_with_an_uncast_target_is_said() -> None:
         [change] = [c for c in result.changes if c.code in ("ML001", "ML002")]
         assert "label_smoothing is dropped: a target left uncast" in change.message
         assert "moved onto the targets" not in change.message
+
+
+def test_arg_max_target_of_one_hot_labels_is_not_only_called_a_teachers_decision() -> None:
+    text = (
+        "import torch\nimport torch.nn.functional as F\n\ndef step(model, batch):\n    x, ys = batch\n"
+        "    outputs = model(x)\n    label_reg = ys[0]\n"
+        "    return F.cross_entropy(outputs[0], torch.max(label_reg, 1)[1])\n"
+    )
+    [finding] = _findings(text, "ML002")
+    assert "one-hot or multi-hot labels collapsed" in finding.message
+    assert "F.binary_cross_entropy_with_logits(outputs[0], label_reg.float())" in finding.suggestion
+    assert "(torch.sigmoid(label_reg) > THRESHOLD).float()" in finding.suggestion

@@ -66,6 +66,52 @@ def class_index_sources(rule, expression: cst.BaseExpression, depth: int = 0) ->
     return sources
 
 
+def class_index_message(rule, call: cst.Call, expression: cst.BaseExpression, loss: str) -> tuple[str, str]:
+    """The finding and suggestion for a loss whose target is an arg-max (see
+    :func:`is_class_index_target`). The scores collapsed can be one-hot or multi-hot labels as
+    well as a teacher's outputs, and the right multi-label target differs (the rows themselves as
+    floats, or the teacher's thresholded decision), so both are named on the tensor collapsed.
+    ``loss`` is how the multi-label call is written (``F.binary_cross_entropy_with_logits``,
+    ``criterion``); ``call`` is the loss call, whose logits the suggestion keeps."""
+    logits = call_argument(call, 0, "input")
+    scores = _code(logits.value) if logits is not None else "outputs"
+    operands = {_code(_argmax_operand(source)) for source in class_index_sources(rule, expression)}
+    rows = operands.pop() if len(operands) == 1 else "scores"
+    threshold = rule.context.threshold_name
+    message = (
+        f"the target is an arg-max of `{rows}` (one class index per sample): one-hot or multi-hot "
+        "labels collapsed to one class, or a teacher's decision (hard distillation); multi-label "
+        "training needs the [B, C] rows"
+    )
+    suggestion = (
+        f"if `{rows}` holds the labels, use {loss}({scores}, {rows}.float()); if it holds a "
+        f"teacher's scores, {loss}({scores}, (torch.sigmoid({rows}) > {threshold}).float())"
+    )
+    return message, suggestion
+
+
+def _code(node: cst.CSTNode) -> str:
+    return " ".join(cst.Module([]).code_for_node(node).split())
+
+
+def _argmax_operand(source: cst.CSTNode) -> cst.CSTNode:
+    """``t`` of ``t.argmax(1)``, ``torch.argmax(t, 1)``, ``t.max(1)[1]``, ``torch.max(t, 1)`` (the
+    pair ``_, hard = ...`` unpacks), after the casts and moves :func:`is_argmax` looks through."""
+    while isinstance(source, (cst.Subscript, cst.Attribute)) and not (
+        isinstance(source, cst.Attribute) and source.attr.value in ("argmax", "max")
+    ):
+        source = source.value
+    while isinstance(source, cst.Call) and isinstance(source.func, cst.Attribute) and source.func.attr.value not in ("argmax", "max"):
+        source = source.func.value
+    if not (isinstance(source, cst.Call) and isinstance(source.func, (cst.Attribute, cst.Name))):
+        return source
+    func = source.func
+    if isinstance(func, cst.Attribute) and not (isinstance(func.value, cst.Name) and func.value.value == "torch"):
+        return func.value
+    first = call_argument(source, 0, "input")
+    return first.value if first is not None else source
+
+
 _LITERAL_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
 
 

@@ -423,6 +423,8 @@ class _Record:
     """A model that ends in softmax: the one construct model code alone can hold."""
 
 
+_CTC_LOSSES = frozenset({"CTCLoss", "ctc_loss"})
+
 _FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-index-metric"})
 """Constructs whose value is used where it is bound (a criterion, probabilities, a metric object):
 a finding where that name is used covers them, and so does the line that uses them."""
@@ -444,6 +446,11 @@ class _Detector(ValueTracker):
         self.metric_objects: set[str] = set()
         self.argument_defaults = _argument_defaults(tree)
         self.exact_match_helpers = exact_match_helpers(tree)
+        self.ctc = any(
+            (node.attr if isinstance(node, ast.Attribute) else node.id) in _CTC_LOSSES
+            for node in nodes_of(tree, ast.Attribute, ast.Name)
+        )
+        """The file computes a CTC loss, which takes per-time-step log-probabilities (a sequence loss)."""
         """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
 
     def run(self) -> list[SingleLabelConstruct]:
@@ -898,6 +905,8 @@ class _Detector(ValueTracker):
         subject = func.value if method else (node.args[0] if node.args else None)
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return
+        if name == "log_softmax" and self.ctc:
+            return  # CTC's input: a distribution over the alphabet at each time step, not image labels
         parent = self.parents.get(node)
         if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.MatMult):
             return  # weights for a matrix product (attention, an expectation over bins)

@@ -152,8 +152,53 @@ def is_one_output_binary(tree: ast.Module) -> bool:
         return any(_out_features(head) == 1 for head in heads)
     linear = [node for node in calls if isinstance(node, ast.Call) and _name(node.func) == "Linear"]
     if not linear:
-        return False
+        return _squeezed_binary_logits(tree, calls)
     return _out_features(max(linear, key=lambda node: (node.lineno, node.col_offset))) == 1
+
+
+_SQUEEZES = frozenset({"squeeze", "view", "reshape", "flatten"})
+_MOVES = frozenset({"detach", "cpu", "cuda", "to", "float"})
+
+
+def _squeezed_binary_logits(tree: ast.Module, calls: list[ast.Call]) -> bool:
+    """Every BCE call of a file whose model is built elsewhere takes logits squeezed to one value
+    per sample (``loss_fn(logits.squeeze(), y)``, or a name bound to ``model(x).squeeze()``):
+    the model has one output. Multi-label logits are [B, C] rows, which a squeeze leaves alone."""
+    criteria = {
+        _name(target)
+        for node in nodes_of(tree, ast.Assign)
+        if isinstance(node.value, ast.Call) and _name(node.value.func) in _BINARY_LOSSES
+        for target in node.targets
+    }
+    bound: dict[str, list[ast.expr]] = {}
+    for node in nodes_of(tree, ast.Assign):
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                bound.setdefault(target.id, []).append(node.value)
+    losses = [
+        node for node in calls
+        if node.args and (_name(node.func) in criteria or _name(node.func) in _BINARY_LOSSES) and not _name(node.func)[:1].isupper()
+    ]
+    return bool(losses) and all(_squeezed(node.args[0], bound) for node in losses)
+
+
+def _squeezed(logits: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
+    values = bound.get(logits.id, []) if isinstance(logits, ast.Name) else [logits]
+    if not values:
+        return False
+    for value in values:
+        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _MOVES:
+            value = value.func.value
+        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _SQUEEZES):
+            return False
+        dims = [_integer(arg) for arg in value.args]
+        if value.func.attr in ("view", "reshape") and dims != [-1]:
+            return False
+        if value.func.attr == "squeeze" and any(dim not in (1, -1) for dim in dims):
+            return False
+        if value.func.attr == "flatten" and dims:
+            return False  # `flatten(1)` keeps the rows
+    return True
 
 
 def _forward_heads(tree: ast.Module) -> list[ast.Call]:
