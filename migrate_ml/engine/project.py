@@ -31,7 +31,7 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import libcst as cst
 
@@ -76,10 +76,11 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
         facts = project.facts([data[path] for path in python if path not in scanned])
     if any(_BINARY_LOSS.search(text) for text in data.values()) and not any(_CLASS_AXIS.search(text) for text in data.values()):
         facts = {path: replace(facts.get(path, FileFacts()), binary_run=True) for path in python}
-    one_hot = _one_hot_functions(data)
-    losses = _loss_classes(data)
+    trees = _RunTrees(data)
+    one_hot = _one_hot_functions(trees)
+    losses = _loss_classes(trees)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
-    run_metrics = _single_label_metrics(data)
+    run_metrics = _single_label_metrics(trees)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -92,35 +93,45 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     }
 
 
-def _single_label_metrics(data: dict[str, bytes]) -> tuple[str, ...]:
+class _RunTrees:
+    """The run's files parsed on demand, once each, for the facts every file of the run gets."""
+
+    def __init__(self, data: dict[str, bytes]) -> None:
+        self._data = data
+        self._trees: dict[str, ast.Module | None] = {}
+
+    def holding(self, holds: Callable[[bytes], bool]) -> Iterator[tuple[str, ast.Module]]:
+        """``(stem, tree)`` of each file whose text ``holds`` what a fact needs; a file that does
+        not parse is skipped (it is reported when the file itself is processed)."""
+        for path, text in self._data.items():
+            if not holds(text):
+                continue
+            if path not in self._trees:
+                try:
+                    self._trees[path] = ast.parse(text)
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    self._trees[path] = None
+            tree = self._trees[path]
+            if tree is not None:
+                yield os.path.splitext(os.path.basename(path))[0], tree
+
+
+def _single_label_metrics(trees: _RunTrees) -> tuple[str, ...]:
     """``stem.name`` of each metric helper of the run that counts one predicted class per sample
     against its label (``semantics.metrics``), for the files that import and call it."""
+    words = metrics.RUN_TRIGGER_WORDS
     found = []
-    for path, text in data.items():
-        if not any(word in text for word in metrics.RUN_TRIGGER_WORDS):
-            continue
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue  # reported when the file itself is processed
-        stem = os.path.splitext(os.path.basename(path))[0]
+    for stem, tree in trees.holding(lambda text: any(word in text for word in words)):
         found.extend(f"{stem}.{name}" for name in metrics.exported_metrics(tree))
     return tuple(sorted(found))
 
 
-def _loss_classes(data: dict[str, bytes]) -> tuple[tuple[str, str, str], ...]:
+def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:
     """``stem.Class`` of each class of the run whose ``forward`` computes a single-label loss, with
     what it computes and what to use instead, for the files that import and build it."""
-    found = []
     words = tuple(word.encode() for word in hand_losses.LOSS_CLASS_WORDS)
-    for path, text in data.items():
-        if not any(word in text for word in words):
-            continue
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue  # reported when the file itself is processed
-        stem = os.path.splitext(os.path.basename(path))[0]
+    found = []
+    for stem, tree in trees.holding(lambda text: any(word in text for word in words)):
         qualified = Analysis(tree).qualified
         for name, loss in hand_losses.find_loss_classes(tree, qualified).items():
             if loss.node in tree.body:  # a class of a ``__main__`` block or a function is not importable
@@ -128,17 +139,11 @@ def _loss_classes(data: dict[str, bytes]) -> tuple[tuple[str, str, str], ...]:
     return tuple(sorted(found))
 
 
-def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
+def _one_hot_functions(trees: _RunTrees) -> tuple[str, ...]:
     """``stem.function`` of each module-level function of the run that returns a one-hot of class
     indices (``return torch.eye(num_classes)[labels]``), for the files that import it."""
     found = []
-    for path, text in data.items():
-        if not _module_function_encodes(text):
-            continue
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue  # reported when the file itself is processed
+    for stem, tree in trees.holding(_module_function_encodes):
         # only the module-level functions that build one, with the imports: a fraction of a
         # model file (timm's mixup.py, layers with ``torch.eye``) to walk
         helpers = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _encodes(node)]
@@ -149,7 +154,6 @@ def _one_hot_functions(data: dict[str, bytes]) -> tuple[str, ...]:
         analysis.run(lambda statement: None)
         one_hot = {function for (owner, function), value in analysis.returns.items() if not owner and value.meaning == ONE_HOT}
         one_hot.update(helper.name for helper in helpers if _returns_encoded_labels(helper))
-        stem = os.path.splitext(os.path.basename(path))[0]
         found.extend(f"{stem}.{function}" for function in one_hot)
     return tuple(sorted(found))
 
