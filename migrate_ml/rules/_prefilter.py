@@ -109,15 +109,22 @@ def _trigger_kind(trigger: str) -> tuple[str, tuple[str, ...]]:
 _facts: dict[int, TextFacts] = {}
 
 
+def _of_recent(cache: dict, source, source_of, build):
+    """What ``build(source)`` gives, kept for the last few sources by identity (``source_of`` of a
+    kept entry must be the very object, since an id can be reused): every pre-check of one file
+    asks about the same text and tree, and a run reads one file at a time."""
+    found = cache.get(id(source))
+    if found is None or source_of(found) is not source:
+        if len(cache) >= 4:
+            cache.clear()
+        found = cache[id(source)] = build(source)
+    return found
+
+
 def text_facts(text: str) -> TextFacts:
     """The :class:`TextFacts` of ``text``, scanned once: every rule's pre-check asks about the
     same text (and the engine asks again about it without its docstrings and comments)."""
-    facts = _facts.get(id(text))
-    if facts is None or facts.text is not text:
-        if len(_facts) >= 4:
-            _facts.clear()  # the texts of earlier files: a run reads one file at a time
-        facts = _facts[id(text)] = TextFacts(text)
-    return facts
+    return _of_recent(_facts, text, lambda facts: facts.text, TextFacts)
 
 
 # The training markers: whole words and called names of the shared scan; a regex is searched
@@ -210,12 +217,7 @@ _walked: dict[int, _Walked] = {}
 
 
 def _walk_of(tree: ast.AST) -> _Walked:
-    walked = _walked.get(id(tree))
-    if walked is None or walked.tree is not tree:
-        if len(_walked) >= 4:
-            _walked.clear()  # the trees of earlier files: a run reads one file at a time
-        walked = _walked[id(tree)] = _Walked(tree)
-    return walked
+    return _of_recent(_walked, tree, lambda walked: walked.tree, _Walked)
 
 
 def walk(tree: ast.AST) -> list[ast.AST]:
