@@ -16,6 +16,26 @@ FLOAT_TENSOR_TYPES = frozenset({"FloatTensor", "DoubleTensor", "HalfTensor", "BF
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.SimpleString, cst.Integer, cst.Float)
 
 
+class _NodesOf(cst.CSTVisitor):
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.found: list = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, self.kind):
+            self.found.append(node)
+        return True
+
+
+def cst_nodes_of(root: cst.CSTNode, kind: type) -> list:
+    """Every node of type ``kind`` in ``root`` (itself included), in the order of the source: what
+    ``libcst.matchers.findall(root, m.Kind())`` finds, without importing the matchers, which cost
+    a small file's run a third of its time (~0.25 s)."""
+    finder = _NodesOf(kind)
+    root.visit(finder)
+    return finder.found
+
+
 def is_float_cast(expression: cst.BaseExpression) -> bool:
     """``x.float()``, ``x.to(torch.float32)``, ``x.to(dtype=torch.float)``, ``x.type(torch.float)``…"""
     if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)):
