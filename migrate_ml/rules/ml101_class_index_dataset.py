@@ -10,7 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._project import current_facts
-from migrate_ml.rules._exprs import INTEGER_DTYPES, cst_nodes_of, is_float_cast, is_integer_cast, keyword_arguments
+from migrate_ml.rules._exprs import INTEGER_DTYPES, cst_any, cst_nodes_of, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 from migrate_ml.rules._prefilter import TextFacts, nodes_of, text_facts, walk
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS, named_class_index_dataset
@@ -198,7 +198,7 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
-        self._labels_used = any(_LABEL_USE.fullmatch(name.value) for name in cst_nodes_of(node, cst.Name))
+        self._labels_used = cst_any(node, cst.Name, lambda name: _LABEL_USE.fullmatch(name.value) is not None)
         """Whether the file reads labels or computes anything from classes: a dataset reached
         through a subclass, a chosen class or a factory is reported only then (a GAN that picks
         MNISTDataModule by name trains on the images alone)."""
