@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import libcst as cst
 
 FLOAT_METHODS = frozenset({"float", "double", "half", "bfloat16"})
@@ -14,6 +16,45 @@ FLOAT_TENSOR_TYPES = frozenset({"FloatTensor", "DoubleTensor", "HalfTensor", "BF
 """Legacy tensor types: ``x.type(torch.FloatTensor)`` and ``x.type("torch.cuda.HalfTensor")`` cast to float."""
 
 _ATOMIC = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.SimpleString, cst.Integer, cst.Float)
+
+
+class _NodesOf(cst.CSTVisitor):
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.found: list = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, self.kind):
+            self.found.append(node)
+        return True
+
+
+def cst_nodes_of(root: cst.CSTNode, kind: type) -> list:
+    """Every node of type ``kind`` in ``root`` (itself included), in the order of the source: what
+    ``libcst.matchers.findall(root, m.Kind())`` finds, without importing the matchers, which cost
+    a small file's run a third of its time (~0.25 s)."""
+    finder = _NodesOf(kind)
+    root.visit(finder)
+    return finder.found
+
+
+class _AnyOf(cst.CSTVisitor):
+    def __init__(self, kind: type, test: Callable[[Any], bool]) -> None:
+        self.kind = kind
+        self.test = test
+        self.found = False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if not self.found and isinstance(node, self.kind) and self.test(node):
+            self.found = True
+        return not self.found  # once found, the rest of the tree is not entered
+
+
+def cst_any(root: cst.CSTNode, kind: type, test: Callable[[Any], bool]) -> bool:
+    """Whether ``test`` holds for a node of type ``kind`` in ``root``; the walk stops at the first."""
+    finder = _AnyOf(kind, test)
+    root.visit(finder)
+    return finder.found
 
 
 def is_float_cast(expression: cst.BaseExpression) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
@@ -42,7 +43,7 @@ PER_SAMPLE_NOTE = (
     "is [B]; .mean(dim=1) averages it over the labels, so per-sample weights and masks still "
     "apply and the unweighted mean equals BCE's default reduction"
 )
-SMOOTHING_DROPPED_NOTE = (
+_SMOOTHING_DROPPED_NOTE = (
     "label_smoothing is dropped: a target left uncast (reported at its line) is not smoothed; "
     "once it is the float multi-hot rows, smooth it by hand, y*(1-e)+e/2"
 )
@@ -90,6 +91,16 @@ def smoothing_suggestion(epsilon: str) -> str:
         f"criterion(logits, targets.float() * (1 - {epsilon}) + {epsilon} / 2), or use "
         f"timm.loss.BinaryCrossEntropy(smoothing={epsilon}, smooth_dense=True)"
     )
+
+
+def smoothing_note(smoothing: cst.Arg | None, uncast: Sequence[cst.CSTNode]) -> str:
+    """What becomes of a cross-entropy's ``label_smoothing`` (``None`` where it has none): moved onto
+    the targets, or dropped where a target is left uncast (``uncast``: the notes saying so)."""
+    if smoothing is None:
+        return ""
+    if uncast:
+        return f" ({_SMOOTHING_DROPPED_NOTE})"
+    return " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
 
 
 def handed_over_note(construction: LossConstruction) -> str:
@@ -295,10 +306,7 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
             remove_imports = (ImportEdit(module, obj, asname),)
 
         message = "CrossEntropyLoss models one label per image; use BCEWithLogitsLoss with float multi-hot targets"
-        if smoothing is not None and notes:
-            message += f" ({SMOOTHING_DROPPED_NOTE})"
-        elif smoothing is not None:
-            message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
+        message += smoothing_note(smoothing, notes)
         if reduction == "none":
             elementwise = all(modulated_elementwise(self, c.call) for c in calls)
             message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"

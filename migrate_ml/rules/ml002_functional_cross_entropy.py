@@ -23,10 +23,10 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
     IGNORE_INDEX_SUGGESTION,
     PER_SAMPLE_NOTE,
     PER_SAMPLE_SUGGESTION,
-    SMOOTHING_DROPPED_NOTE,
     WEIGHT_NOTE,
     per_label_mean,
     reduction_mode,
+    smoothing_note,
 )
 from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
 
@@ -148,10 +148,7 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
         add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")
 
         message = "cross_entropy models one label per image; use binary_cross_entropy_with_logits on float multi-hot targets"
-        if smoothing is not None and notes:
-            message += f" ({SMOOTHING_DROPPED_NOTE})"
-        elif smoothing is not None:
-            message += " (label_smoothing moved onto the targets: y*(1-e)+e/2)"
+        message += smoothing_note(smoothing, notes)
         if reduction == "none":
             message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
         if "weight" in keywords or len(positional_arguments(call)) > 2:

@@ -10,7 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._project import current_facts
-from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
+from migrate_ml.rules._exprs import INTEGER_DTYPES, cst_any, cst_nodes_of, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 from migrate_ml.rules._prefilter import TextFacts, nodes_of, text_facts, walk
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS, named_class_index_dataset
@@ -48,7 +48,7 @@ _DATA_WORD = re.compile(r"loader|dataset|datamodule|(?:^|_)data(?:$|_)", re.IGNO
 _DATASET_WORDS = ("cifar", "mnist", "svhn", "stl", "food", "imagenet")
 """What every name ``_NAMED_DATASET`` accepts holds, lower-cased: a substring test of the file's
 words before the called names are tested one by one."""
-_LABEL_USE = r"(?i).*(?:label|target|criterion|loss_fn|nll|argmax|accura|correct).*|cross_entropy|CrossEntropyLoss|acc\w*"
+_LABEL_USE = re.compile(r"(?i).*(?:label|target|criterion|loss_fn|nll|argmax|accura|correct).*|cross_entropy|CrossEntropyLoss|acc\w*")
 """Names of a file that reads labels or learns or predicts classes (matched whole; not a GAN's
 ``binary_cross_entropy`` against its real/fake ``y``)."""
 _LIBRARIES = frozenset(
@@ -197,10 +197,8 @@ class ClassIndexDatasetRule(Rule):
         return False
 
     def visit_Module(self, node: cst.Module) -> None:
-        import libcst.matchers as m  # ~0.3 s to import: only files parsed for this rule pay for it
-
         self._class_label_keys: set[str] = set()
-        self._labels_used = bool(m.findall(node, m.Name(value=m.MatchRegex(_LABEL_USE))))
+        self._labels_used = cst_any(node, cst.Name, lambda name: _LABEL_USE.fullmatch(name.value) is not None)
         """Whether the file reads labels or computes anything from classes: a dataset reached
         through a subclass, a chosen class or a factory is reported only then (a GAN that picks
         MNISTDataModule by name trains on the images alone)."""
@@ -215,11 +213,11 @@ class ClassIndexDatasetRule(Rule):
         for statement in node.body:
             if not (isinstance(statement, cst.FunctionDef) and _FACTORY_NAME.search(statement.name.value)):
                 continue
-            returned = [r.value for r in m.findall(statement, m.Return()) if isinstance(r, cst.Return)]
-            if not any(value is not None and not m.matches(value, m.Name("None")) for value in returned):
+            returned = [r.value for r in cst_nodes_of(statement, cst.Return)]
+            if not any(value is not None and not (isinstance(value, cst.Name) and value.value == "None") for value in returned):
                 continue
-            for call in m.findall(statement, m.Call()):
-                dataset = self._dataset_class(call.func)  # type: ignore[attr-defined]
+            for call in cst_nodes_of(statement, cst.Call):
+                dataset = self._dataset_class(call.func)
                 if dataset is not None:
                     self._factories[statement.name.value] = dataset
                     break

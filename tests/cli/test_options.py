@@ -19,20 +19,6 @@ PLAIN = "print('hello')\n"
 ESCAPE = "\x1b["
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def make(**files: str):
-        for name, content in files.items():
-            path = tmp_path / name.replace("__", "/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-        return tmp_path
-
-    return make
-
-
 def git(root, *args: str) -> None:
     subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
 

@@ -19,20 +19,6 @@ FINDING_ONLY = "import torch.nn as nn\ncriterion = nn.CrossEntropyLoss(ignore_in
 PLAIN = "print('hello')\n"
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def make(**files: str | bytes):
-        for name, content in files.items():
-            path = tmp_path / name.replace("__", "/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(content if isinstance(content, bytes) else content.encode())
-        return tmp_path
-
-    return make
-
-
 def snapshot(root):
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
 

@@ -62,3 +62,27 @@ def test_listing_and_explaining_rules_never_import_torch():
         code, modules = _modules_after(*argv)
         assert code == 0
         assert not _loaded(modules, "torch")
+
+
+
+def test_a_small_training_file_with_a_class_index_dataset_skips_matchers(tmp_path):
+    # ML101 judges every ImageFolder file: importing libcst.matchers for it cost a third of the
+    # run. Files are parsed in forked workers, whose imports the probe cannot see, so this run
+    # parses in its own process, as where processes cannot fork.
+    path = tmp_path / "train.py"
+    path.write_text(
+        "import torch\nfrom torchvision import datasets\n"
+        "def load_data(root):\n    return datasets.ImageFolder(root)\n"
+        "train_set = datasets.ImageFolder('data/train')\n"
+        "for images, labels in train_set:\n"
+        "    predicted = model(images).argmax(dim=1)\n"
+        "    correct += (predicted == labels).sum().item()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "import os\ndel os.fork\n" + PROBE, "rewrite", "--diff", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert "ML101 blocking: ImageFolder" in done.stdout + done.stderr
+    assert report["code"] == 1  # a diff is pending: ML020/ML021 rewrite the arg-max and its accuracy
+    assert not _loaded(set(report["modules"]), "libcst.matchers")

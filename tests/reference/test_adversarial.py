@@ -12,14 +12,6 @@ SMALL = ["--n-train", "64", "--n-val", "32", "--n-test", "32", "--batch-size", "
          "--workers", "0", "--model-kwarg", "depth=1", "--image-size", "16"]
 
 
-def _one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def _tree(folder):
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -35,15 +27,15 @@ def own_data(tmp_path_factory):
 
 
 @pytest.mark.parametrize("out", [".", "images", "images/run"], ids=["the-data-folder", "the-images", "inside-them"])
-def test_train_never_writes_inside_the_data_folder(own_data, out, capsys):
+def test_train_never_writes_inside_the_data_folder(own_data, out, one_line_error):
     """Item 5: `train --data own --out own --overwrite` replaced the dataset's classes.txt and metrics.json."""
     before = _tree(own_data)
     assert main(["reference", "train", *SMALL, "--data", str(own_data), "--out", str(own_data / out), "--overwrite"]) == 2
-    _one_line_error(capsys, "the output folder holds the data", str(own_data))
+    one_line_error("the output folder holds the data", str(own_data))
     assert _tree(own_data) == before and not (own_data / "images" / "run").exists()
     assert main(["reference", "train", *SMALL, "--data", str(own_data / "labels.csv"), "--out", str(own_data),
                  "--overwrite"]) == 2
-    _one_line_error(capsys, "the output folder holds the data")
+    one_line_error("the output folder holds the data")
     assert _tree(own_data) == before
 
 
@@ -56,7 +48,7 @@ def test_a_new_folder_below_the_data_may_hold_the_run(own_data):
 
 
 @pytest.mark.parametrize("link", ["images", "labels.csv", "classes.txt", "images/train_000000.png"])
-def test_sample_data_overwrite_never_writes_through_a_symlink_out_of_the_folder(tmp_path, link, capsys):
+def test_sample_data_overwrite_never_writes_through_a_symlink_out_of_the_folder(tmp_path, link, one_line_error):
     """Item 5: `sample-data --overwrite` wrote through an images/ or labels.csv symlink to files outside DIR."""
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -73,11 +65,11 @@ def test_sample_data_overwrite_never_writes_through_a_symlink_out_of_the_folder(
     (folder / link).symlink_to(victim)
     before = _tree(outside)
     assert migrate_ml_main(["sample-data", "--n", "10", "--image-size", "16", "--overwrite", str(folder)]) == 2
-    _one_line_error(capsys, f"{folder / link}: a symlink to {victim}", "refused")
+    one_line_error(f"{folder / link}: a symlink to {victim}", "refused")
     assert _tree(outside) == before and list(outside.rglob("*.png")) == []
 
 
-def test_resume_never_writes_through_a_run_file_linked_out_of_the_run_folder(tmp_path, capsys):
+def test_resume_never_writes_through_a_run_file_linked_out_of_the_run_folder(tmp_path, capsys, one_line_error):
     run = tmp_path / "run"
     assert main(["reference", "train", *SMALL, "--out", str(run)]) == 0
     capsys.readouterr()
@@ -85,7 +77,7 @@ def test_resume_never_writes_through_a_run_file_linked_out_of_the_run_folder(tmp
     os.replace(run / "metrics.json", tmp_path / "old.json")
     (run / "metrics.json").symlink_to(tmp_path / "victim.json")
     assert main(["reference", "train", *SMALL, "--out", str(run), "--resume", "--epochs", "2"]) == 2
-    _one_line_error(capsys, "metrics.json: a symlink to", "outside the run folder")
+    one_line_error("metrics.json: a symlink to", "outside the run folder")
     assert (tmp_path / "victim.json").read_text() == "keep"
 
 
@@ -111,35 +103,35 @@ def no_hang():
     signal.signal(signal.SIGALRM, previous)
 
 
-def test_a_fifo_as_labels_file_or_thresholds_file_is_refused_without_blocking(run, tmp_path, no_hang, capsys):
+def test_a_fifo_as_labels_file_or_thresholds_file_is_refused_without_blocking(run, tmp_path, no_hang, one_line_error):
     """Item 11: `--data x/labels.csv` or `predict --thresholds` on a FIFO blocked forever."""
     os.mkfifo(tmp_path / "labels.csv")
     assert main(["reference", "train", *SMALL, "--data", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "out" / "r")]) == 2
-    _one_line_error(capsys, f"{tmp_path / 'labels.csv'}: is a FIFO (named pipe), not a regular file")
+    one_line_error(f"{tmp_path / 'labels.csv'}: is a FIFO (named pipe), not a regular file")
     assert not (tmp_path / "out" / "r").exists() or not any((tmp_path / "out" / "r").iterdir())
     os.mkfifo(tmp_path / "t.json")
     assert main(["reference", "predict", "--checkpoint", str(run / "checkpoint.pt"), "--thresholds",
                  str(tmp_path / "t.json"), str(run)]) == 2
-    _one_line_error(capsys, f"{tmp_path / 't.json'}: thresholds file is a FIFO")
+    one_line_error(f"{tmp_path / 't.json'}: thresholds file is a FIFO")
     os.mkfifo(tmp_path / "c.pt")
     assert main(["reference", "eval", "--checkpoint", str(tmp_path / "c.pt")]) == 2
-    _one_line_error(capsys, f"{tmp_path / 'c.pt'}: checkpoint is a FIFO")
+    one_line_error(f"{tmp_path / 'c.pt'}: checkpoint is a FIFO")
 
 
-def test_a_csv_field_over_the_csv_module_limit_is_a_one_line_error(tmp_path, capsys):
+def test_a_csv_field_over_the_csv_module_limit_is_a_one_line_error(tmp_path, one_line_error):
     """Item 15: a field over 131,072 characters was a `_csv.Error` traceback."""
     (tmp_path / "labels.csv").write_text("file,labels\na.png," + "x" * 140_000 + "\n")
     assert main(["reference", "train", *SMALL, "--data", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "out" / "r")]) == 2
-    _one_line_error(capsys, f"{tmp_path / 'labels.csv'}:2: cannot read as CSV: field larger than field limit")
+    one_line_error(f"{tmp_path / 'labels.csv'}:2: cannot read as CSV: field larger than field limit")
 
 
-def test_a_coco_file_name_holding_nul_names_the_file_and_line(tmp_path, capsys):
+def test_a_coco_file_name_holding_nul_names_the_file_and_line(tmp_path, one_line_error):
     """Item 17: "embedded null byte" named no file."""
     (tmp_path / "images").mkdir()
     (tmp_path / "c.json").write_text('{"images": [\n{"id": 1, "file_name": "a\\u0000.png"}],\n "annotations": [],\n'
                                      ' "categories": [{"id": 1, "name": "x"}]}')
     assert main(["reference", "train", *SMALL, "--data", str(tmp_path / "c.json"), "--out", str(tmp_path / "out" / "r")]) == 2
-    _one_line_error(capsys, f"{tmp_path / 'c.json'}:2: image name 'a\\x00.png' holds a NUL character")
+    one_line_error(f"{tmp_path / 'c.json'}:2: image name 'a\\x00.png' holds a NUL character")
 
 
 @pytest.mark.parametrize("values, needle", [
@@ -148,7 +140,7 @@ def test_a_coco_file_name_holding_nul_names_the_file_and_line(tmp_path, capsys):
     ("1.5", "is 1.5: expected a number in [0, 1]"),
     ("short", "expected 7 thresholds (one per class), got 2"),
 ], ids=["nan", "text", "above-one", "too-few"])
-def test_thresholds_files_are_checked_value_by_value(run, tmp_path, values, needle, capsys):
+def test_thresholds_files_are_checked_value_by_value(run, tmp_path, values, needle, one_line_error):
     """Item 17: a NaN threshold was accepted; a non-number said "expected 7 numeric thresholds, got 7"."""
     import json
 
@@ -159,7 +151,7 @@ def test_thresholds_files_are_checked_value_by_value(run, tmp_path, values, need
         text = text[:-2] + f", {values}]}}"
     (tmp_path / "t.json").write_text(text)
     assert main(["reference", "eval", "--checkpoint", str(run / "checkpoint.pt"), "--thresholds", str(tmp_path / "t.json")]) == 2
-    _one_line_error(capsys, str(tmp_path / "t.json"), needle.replace("'circle'", repr(names[-1])))
+    one_line_error(str(tmp_path / "t.json"), needle.replace("'circle'", repr(names[-1])))
 
 
 @pytest.mark.parametrize("kind, needle", [
@@ -167,7 +159,7 @@ def test_thresholds_files_are_checked_value_by_value(run, tmp_path, values, need
     # A folder may be a run folder (its checkpoint.pt is meant): one without it says so.
     ("folder", "a folder without a checkpoint.pt (expected a run folder or a checkpoint file)"),
 ])
-def test_a_text_file_or_a_folder_as_checkpoint_says_what_it_is(run, tmp_path, kind, needle, capsys):
+def test_a_text_file_or_a_folder_as_checkpoint_says_what_it_is(run, tmp_path, kind, needle, one_line_error):
     """Item 17: a text checkpoint said "cannot read checkpoint: 101"; a folder said "not found"."""
     bad = tmp_path / "c.pt"
     if kind == "text":
@@ -175,7 +167,7 @@ def test_a_text_file_or_a_folder_as_checkpoint_says_what_it_is(run, tmp_path, ki
     else:
         bad.mkdir()
     assert main(["reference", "eval", "--checkpoint", str(bad)]) == 2
-    _one_line_error(capsys, f"{bad}: {needle}")
+    one_line_error(f"{bad}: {needle}")
 
 
 def test_predict_on_a_folder_with_a_file_name_that_is_not_utf8(run, tmp_path, capsys):
@@ -198,10 +190,10 @@ def test_predict_on_a_folder_with_a_file_name_that_is_not_utf8(run, tmp_path, ca
     ("num_heads=3", "dim should be divisible by num_heads"),
     ("act_layer='nope'", "unknown name 'nope'"),
 ])
-def test_model_kwargs_that_do_not_fit_are_one_line_errors(tmp_path, kwarg, needle, capsys):
+def test_model_kwargs_that_do_not_fit_are_one_line_errors(tmp_path, kwarg, needle, one_line_error):
     """Item 15: these were AssertionError, RuntimeError and KeyError tracebacks (mid-training for two)."""
     assert main(["reference", "train", *SMALL, "--model-kwarg", kwarg, "--out", str(tmp_path / "r")]) == 2
-    _one_line_error(capsys, "model 'vit_tiny_patch16_224'", needle)
+    one_line_error("model 'vit_tiny_patch16_224'", needle)
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
 
@@ -211,7 +203,7 @@ def test_model_kwargs_that_do_not_fit_are_one_line_errors(tmp_path, kwarg, needl
     (["--model-kwarg", "embed_dim=32"], "the checkpoint's weights do not fit this model (other --model-kwarg values?): "
                                         "size mismatch for cls_token"),
 ], ids=["classes", "model", "kwargs"])
-def test_resume_with_another_class_count_or_model_says_so(run, tmp_path, change, needle, capsys):
+def test_resume_with_another_class_count_or_model_says_so(run, tmp_path, change, needle, one_line_error):
     """Item 15: `--resume` with another class count or --model was a load_state_dict traceback."""
     import shutil
 
@@ -224,7 +216,7 @@ def test_resume_with_another_class_count_or_model_says_so(run, tmp_path, change,
         argv += ["--model-kwarg", "depth=1"]
     assert main(["reference", "train", *argv, "--sample", "shapes", *change, "--out", str(folder), "--resume",
                  "--epochs", "2"]) == 2
-    _one_line_error(capsys, f"{folder / 'last.pt'}: {needle}")  # --resume reads the last state, not the best
+    one_line_error(f"{folder / 'last.pt'}: {needle}")  # --resume reads the last state, not the best
     assert _tree(folder) == before
 
 

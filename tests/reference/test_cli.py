@@ -16,14 +16,6 @@ SMALL = ["--n-train", "64", "--n-val", "32", "--n-test", "32", "--batch-size", "
          "--workers", "0", "--model-kwarg", "depth=1"]
 
 
-def _one_line_error(capsys, *needles):
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "run"
@@ -39,12 +31,12 @@ def test_help_on_every_runtime_command(argv, capsys):
     assert info.value.code == 0 and capsys.readouterr().out.startswith("usage: migrate-ml ")
 
 
-def test_options_before_the_folder_and_non_empty_folder_refused(tmp_path, capsys):
+def test_options_before_the_folder_and_non_empty_folder_refused(tmp_path, capsys, one_line_error):
     assert migrate_ml_main(["sample-data", "--n", "6", "--format", "onehot", str(tmp_path / "d")]) == 0
     before = (tmp_path / "d" / "labels.csv").read_bytes()
     capsys.readouterr()
     assert migrate_ml_main(["sample-data", str(tmp_path / "d"), "--n", "9"]) == 2
-    _one_line_error(capsys, "not empty", "--overwrite")
+    one_line_error("not empty", "--overwrite")
     assert (tmp_path / "d" / "labels.csv").read_bytes() == before and not (tmp_path / "d" / "classes.txt").exists()
     assert migrate_ml_main(["sample-data", str(tmp_path / "d"), "--n", "9", "--overwrite", "--format", "onehot"]) == 0
     assert len((tmp_path / "d" / "labels.csv").read_text().splitlines()) == 10
@@ -55,23 +47,23 @@ def test_options_before_the_folder_and_non_empty_folder_refused(tmp_path, capsys
     [(["--batch-size", "0"], "at least 1"), (["--lr", "nan"], "finite"), (["--epochs", "x"], "not an integer"),
      (["--val-fraction", "1.5"], "below 1"), (["--max-seconds", "-3"], "above 0"), (["--workers", "-1"], "at least 0")],
 )
-def test_bad_numbers_are_one_line_errors(option, needle, tmp_path, capsys):
+def test_bad_numbers_are_one_line_errors(option, needle, tmp_path, one_line_error):
     assert main(["reference", "train", *option, "--out", str(tmp_path / "run")]) == 2
-    _one_line_error(capsys, needle)
+    one_line_error(needle)
     assert not (tmp_path / "run").exists()
 
 
-def test_non_empty_out_is_refused_and_left_untouched(run, capsys):
+def test_non_empty_out_is_refused_and_left_untouched(run, one_line_error):
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     assert main(["reference", "train", *SMALL, "--out", str(run)]) == 2
-    _one_line_error(capsys, str(run), "not empty", "--overwrite", "--resume")
+    one_line_error(str(run), "not empty", "--overwrite", "--resume")
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
-def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+def test_out_that_is_a_file_is_refused(tmp_path, one_line_error):
     (tmp_path / "f").write_text("keep")
     assert main(["reference", "train", *SMALL, "--out", str(tmp_path / "f")]) == 2
-    _one_line_error(capsys, str(tmp_path / "f"), "is a file")
+    one_line_error(str(tmp_path / "f"), "is a file")
     assert (tmp_path / "f").read_text() == "keep"
 
 
@@ -93,20 +85,20 @@ def test_read_only_out_is_refused(tmp_path):
     assert str(out) in done.stderr and "not writable" in done.stderr
 
 
-def test_out_on_a_read_only_filesystem_is_refused(capsys):
+def test_out_on_a_read_only_filesystem_is_refused(one_line_error):
     if os.access("/sys", os.W_OK) and not os.path.ismount("/sys"):
         pytest.skip("/sys is writable here")
     out = "/sys/migrate-ml-test/run"
     assert main(["reference", "train", "--out", out, "--epochs", "1"]) == 2
-    _one_line_error(capsys, out, "cannot create the run folder")
+    one_line_error(out, "cannot create the run folder")
 
 
 @pytest.mark.parametrize("device,needle", [("tpu9", "unknown device"), ("cuda", "no CUDA GPU")])
-def test_bad_device_is_a_one_line_error(device, needle, tmp_path, capsys):
+def test_bad_device_is_a_one_line_error(device, needle, tmp_path, one_line_error):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert main(["reference", "train", "--device", device, "--out", str(tmp_path / "run")]) == 2
-    _one_line_error(capsys, f"--device {device}", needle)
+    one_line_error(f"--device {device}", needle)
 
 
 def test_run_files_are_0644_and_respect_the_umask(tmp_path):
@@ -138,7 +130,7 @@ def _malicious(path):
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "garbage", "malicious", "foreign"])
 @pytest.mark.parametrize("action", ["eval", "predict"])
-def test_bad_checkpoints_are_one_line_errors(kind, action, run, tmp_path, capsys):
+def test_bad_checkpoints_are_one_line_errors(kind, action, run, tmp_path, one_line_error):
     bad = tmp_path / "bad.pt"
     if kind == "empty":
         bad.write_bytes(b"")
@@ -152,16 +144,16 @@ def test_bad_checkpoints_are_one_line_errors(kind, action, run, tmp_path, capsys
         torch.save({"weight": torch.zeros(2)}, bad)
     extra = [str(run)] if action == "predict" else []
     assert main(["reference", action, "--checkpoint", str(bad), *extra]) == 2
-    _one_line_error(capsys, str(bad))
+    one_line_error(str(bad))
 
 
-def test_thresholds_file_without_thresholds(run, tmp_path, capsys):
+def test_thresholds_file_without_thresholds(run, tmp_path, one_line_error):
     (tmp_path / "t.json").write_text(json.dumps({"class_names": ["x"]}))
     assert main(["reference", "eval", "--checkpoint", str(run / "checkpoint.pt"), "--thresholds", str(tmp_path / "t.json")]) == 2
-    _one_line_error(capsys, str(tmp_path / "t.json"), "no 'thresholds'")
+    one_line_error(str(tmp_path / "t.json"), "no 'thresholds'")
 
 
-def test_predict_refuses_to_overwrite_and_writes_csv(run, tmp_path, capsys):
+def test_predict_refuses_to_overwrite_and_writes_csv(run, tmp_path, capsys, one_line_error):
     from PIL import Image
 
     Image.new("RGB", (32, 32), "white").save(tmp_path / "a.png")
@@ -170,10 +162,10 @@ def test_predict_refuses_to_overwrite_and_writes_csv(run, tmp_path, capsys):
     assert out.read_text().splitlines()[0].startswith("image,labels,circle,")
     capsys.readouterr()
     assert main(["reference", "predict", str(tmp_path / "a.png"), "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out)]) == 2
-    _one_line_error(capsys, str(out), "--overwrite")
+    one_line_error(str(out), "--overwrite")
 
 
-def test_one_class_dataset_fails_before_training(tmp_path, capsys):
+def test_one_class_dataset_fails_before_training(tmp_path, one_line_error):
     from PIL import Image
 
     (tmp_path / "d" / "images").mkdir(parents=True)
@@ -181,17 +173,17 @@ def test_one_class_dataset_fails_before_training(tmp_path, capsys):
         Image.new("RGB", (8, 8)).save(tmp_path / "d" / "images" / f"{i}.png")
     (tmp_path / "d" / "labels.csv").write_text("file,labels\n" + "".join(f"{i}.png,cat\n" for i in range(12)))
     assert main(["reference", "train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "run"), "--workers", "0"]) == 2
-    _one_line_error(capsys, "only 1 class", "at least 2")
+    one_line_error("only 1 class", "at least 2")
     assert not (tmp_path / "run").exists()  # a failed run leaves no empty --out behind
 
 
-def test_non_utf8_labels_csv_names_path_and_line(tmp_path, capsys):
+def test_non_utf8_labels_csv_names_path_and_line(tmp_path, one_line_error):
     write = __import__("migrate_ml_reference").write_sample_data
     data = write(tmp_path / "d", n=10, image_size=8)
     text = (data / "labels.csv").read_bytes().replace(b"\ntrain_000001.png", b"\ntrain_00000\xe9.png")
     (data / "labels.csv").write_bytes(text)
     assert main(["reference", "train", "--data", str(data), "--out", str(tmp_path / "run")]) == 2
-    _one_line_error(capsys, f"{data / 'labels.csv'}:3:", "not UTF-8")
+    one_line_error(f"{data / 'labels.csv'}:3:", "not UTF-8")
 
 
 def test_plain_progress_lines_and_few_positives_warning_when_not_a_terminal(tmp_path, capsys):
@@ -249,7 +241,7 @@ def test_predict_takes_one_image_or_a_list_and_float_thresholds(run, tmp_path):
         load(run, thresholds=[0.5, 0.5])
 
 
-def test_checkpoint_option_takes_the_run_folder_and_eval_quiet(run, tmp_path, capsys):
+def test_checkpoint_option_takes_the_run_folder_and_eval_quiet(run, tmp_path, capsys, one_line_error):
     from PIL import Image
 
     Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
@@ -259,7 +251,7 @@ def test_checkpoint_option_takes_the_run_folder_and_eval_quiet(run, tmp_path, ca
     assert main(["reference", "eval", "--checkpoint", str(run), "--quiet", "--out", str(tmp_path / "ev"), "--workers", "0"]) == 0
     assert capsys.readouterr().out == "" and (tmp_path / "ev" / "eval.json").is_file()
     assert main(["reference", "eval", "--checkpoint", str(tmp_path), "--quiet"]) == 2
-    _one_line_error(capsys, str(tmp_path), "checkpoint.pt")
+    one_line_error(str(tmp_path), "checkpoint.pt")
 
 
 def test_help_shows_defaults(capsys):
@@ -301,7 +293,7 @@ def test_init_checkpoint_from_other_classes_starts_a_fresh_head(tmp_path):
     assert torch.equal(other.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
 
 
-def test_convert_image_folder_merges_copies_into_multi_hot_rows(tmp_path, capsys):
+def test_convert_image_folder_merges_copies_into_multi_hot_rows(tmp_path, capsys, one_line_error):
     from PIL import Image
 
     from migrate_ml_reference import read_labels
@@ -320,9 +312,9 @@ def test_convert_image_folder_merges_copies_into_multi_hot_rows(tmp_path, capsys
     table = read_labels(tmp_path / "csv" / "labels.csv", images=root)
     assert table.classes == ["bird", "cat", "dog"] and table.targets.tolist()[0] == [0, 1, 1]
     assert main(["reference", "convert", str(root), "--out", str(tmp_path / "csv")]) == 2
-    _one_line_error(capsys, "not empty", "--overwrite")
+    one_line_error("not empty", "--overwrite")
     assert main(["reference", "convert", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
-    _one_line_error(capsys, "no such folder")
+    one_line_error("no such folder")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from migrate_ml.rules._prefilter import text_facts
+
 TRIGGER_WORDS = ("ulticlass", "ccuracy", "log_loss(", "metrics=")
 """Words of a file this module has something to say about (the safety net's text pre-filter)."""
 HELPER_WORDS = (("multiclass", "argmax", "topk", ".max("), ("==", "!=", ".eq(", ".ne("))
@@ -126,7 +128,8 @@ class MetricHelper:
 
 def may_hold_helpers(text: str) -> bool:
     ranking, comparison = HELPER_WORDS
-    return any(word in text for word in ranking) and any(word in text for word in comparison)
+    facts = text_facts(text)
+    return facts.has_any(ranking) and facts.has_any(comparison)
 
 
 def multiclass_defaults(tree: ast.Module) -> Iterator[tuple[str, str, ast.Constant]]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from migrate_ml.rules._prefilter import has_loss_marker
+from migrate_ml.rules._prefilter import has_loss_marker, text_facts
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import hand_losses, metrics, sources, tables
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
@@ -86,30 +86,27 @@ class Sinks:
     def __init__(self, analysis: Analysis, text: str) -> None:
         self.analysis = analysis
         self.found: list[Sink] = []
-        self.multi_label_training = any(
-            word in text for word in ("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid(")
-        )
-        self._names_a_loss = any(word in text for word in LOSS_CLASS_WORDS)
+        facts = text_facts(text)
+        self.multi_label_training = facts.has_any(("BCEWithLogits", "binary_cross_entropy_with_logits", "sigmoid("))
+        self._names_a_loss = facts.has_any(LOSS_CLASS_WORDS)
         self._has_loss = has_loss_marker(text)
-        self._classification_training = self.multi_label_training or any(
-            word in text for word in ("CrossEntropyLoss", "cross_entropy(")
-        )
+        self._classification_training = self.multi_label_training or facts.has_any(("CrossEntropyLoss", "cross_entropy("))
         """A ReLU'd output is harmless to cross-entropy's training but breaks the sigmoid it migrates to."""
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
         self._loss_functions = hand_losses.find_loss_functions(analysis.tree, analysis.qualified)
         self._exp_parameters = (
-            hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if "exp(-" in text else {}
+            hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if facts.has("exp(-") else {}
         )
         self._loss_classes = (
             hand_losses.find_loss_classes(analysis.tree, analysis.qualified)
-            if any(word in text for word in hand_losses.LOSS_CLASS_WORDS) else {}
+            if facts.has_any(hand_losses.LOSS_CLASS_WORDS) else {}
         )
         self._built_models: dict[str, str] | None = None
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
-        self._multiclass_defaults = metrics.MULTICLASS in text
+        self._multiclass_defaults = facts.has(metrics.MULTICLASS)
         self._metric_helpers = (
             metrics.single_label_metrics(analysis.tree, self._multiclass_defaults) if metrics.may_hold_helpers(text) else []
         )
