@@ -25,10 +25,10 @@ from migrate_ml.rules.semantics.residue import (
 _LOGGING = ("caption=", "add_data(")
 def _evaluates(source: str) -> bool:
     """Inference or evaluation code: a model put in eval mode (``resnet.eval()``, whatever it is
-    called) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
+    called), a Lightning callback running the module it is handed (``pl_module(val_imgs)``) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
     module of meters). A prediction script or notebook with no training code still predicts one
     class per image. (``no_grad`` is no such sign: model code initialises weights under it.)"""
-    return text_facts(source).has(".eval()") or compares_a_ranking(source)
+    return text_facts(source).has_any((".eval()", "pl_module(")) or compares_a_ranking(source)
 
 
 _NO_TRAINING_NEEDED = ("__getitem__", "scatter_(", "def postprocess(", "LabelEncoder(", "eye(", "one_hot(")
@@ -123,13 +123,16 @@ class StillSingleLabelRule(Rule):
         "`sample_sub[\"label\"] = pred`), an `nn.Softmax` appended "
         "last to the layers of `nn.Sequential(*layers)`, and a serving handler's `postprocess(data)`, "
         "which receives the model's output. Inference and evaluation code with no training in it "
-        "(a model put in eval mode under any name, a module of meters) is looked at too: "
+        "(a model put in eval mode under any name, a module of meters, a Lightning callback calling "
+        "`pl_module(x)`) is looked at too: "
         "a ranking of the classes (`topk(k)`, `sort(1, True)`) compared with the label is top-k "
         "accuracy, a per-class table of correct counts (`(predicted[y == c] == c).sum()`) is "
         "described as one, an arg-max a Lightning `predict_step` returns is what `trainer.predict` "
         "collects, an `if pred[0] == 0: ... elif pred[0] == 1:` chain shows one class per image, "
         "and an arg-max of logits along the class axis (`np.argmax(logits, 1)`) predicts "
-        "one class whatever returned them. A softmax of literal tensors (a teaching demo) is not a "
+        "one class whatever returned them, and so does an arg-max over a reported softmax bound to a name "
+        "(`proba = F.softmax(logits, dim=-1); labels = torch.argmax(proba, dim=-1)` in a prediction helper). "
+        "A softmax of literal tensors (a teaching demo) is not a "
         "model's output and is not reported. Code that runs a sequence model (a recurrent state "
         "threaded through the model, or an arg-max fed back as the next input: next-token "
         "prediction over a vocabulary) is not image classification and is not reported, nor is the "
