@@ -25,10 +25,10 @@ from migrate_ml.rules.semantics.residue import (
 _LOGGING = ("caption=", "add_data(")
 def _evaluates(source: str) -> bool:
     """Inference or evaluation code: a model put in eval mode (``resnet.eval()``, whatever it is
-    called) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
+    called), a Lightning callback running the module it is handed (``pl_module(val_imgs)``) or a ranking of the classes compared with the labels (a ``topk_errors`` helper in a
     module of meters). A prediction script or notebook with no training code still predicts one
     class per image. (``no_grad`` is no such sign: model code initialises weights under it.)"""
-    return text_facts(source).has(".eval()") or compares_a_ranking(source)
+    return text_facts(source).has_any((".eval()", "pl_module(")) or compares_a_ranking(source)
 
 
 _NO_TRAINING_NEEDED = ("__getitem__", "scatter_(", "def postprocess(", "LabelEncoder(", "eye(", "one_hot(")
@@ -62,7 +62,8 @@ class StillSingleLabelRule(Rule):
         "(a whole hand-written loss) or on the dataset its labels come from reports it as a whole. "
         "It is conservative: an arg-max counts only when it is compared with something or "
         "given to a metric (not `np.argmax(val_accuracy)`), softmax only over a model's output "
-        "outside `forward` (never attention), and comparing thresholded predictions only when the "
+        "outside `forward` (also gathered batch by batch, `preds = torch.cat((preds, outputs))`; never "
+        "attention), and comparing thresholded predictions only when the "
         "result is averaged over every label instead of per image (`!=` averaged that way is the "
         "Hamming loss and is fine). Beyond spellings, an analysis of what values mean "
         "(`rules/semantics`: class indices, one-hot targets, logits, sigmoid and softmax "
@@ -88,10 +89,12 @@ class StillSingleLabelRule(Rule):
         "`\"labels\"` column) returned as the label, and so one cell of a table row (`df.iloc[i, 1]`, "
         "`df.iloc[i][\"label\"]`, `img_name, label = self.df.values[i]`), a label column stored on `self` "
         "or passed to the dataset's constructor (`Dataset(ids, labels=df[\"label\"].values)`) and returned "
-        "under a dict key (`{\"target\": torch.tensor(self.labels[i], dtype=torch.float)}`), mixup, FMix or CutMix "
+        "under a dict key (`{\"target\": torch.tensor(self.labels[i], dtype=torch.float)}`), a CIFAR pickle "
+        "batch's class list (`batch[b\"labels\"][i]`, `[\"fine_labels\"]`) returned as the label (first in the "
+        "tuple too when it is named as one: `return label, name, img`), mixup, FMix or CutMix "
         "written over class indices (`target = rate * target + (1 - rate) * self.labels[ix]`), rows of the identity "
         "picked by class indices (`np.eye(C)[labels]`), demo labels drawn as one class per sample "
-        "(`torch.randint(0, C, (N,))`), per-class counts indexed by a class-index dataset's label "
+        "(`torch.randint(0, C, (N,))`, `torch.LongTensor(N).random_(C)`), per-class counts indexed by a class-index dataset's label "
         "(`count[ds[i][1]] += 1`), a label chosen between two ints "
         "(`1 if name == \"dog\" else 0`), label encodings (`LabelEncoder().fit_transform` stored as the "
         "label, `pd.get_dummies` of the label column, a label column mapped to class positions, a "
@@ -121,13 +124,16 @@ class StillSingleLabelRule(Rule):
         "`sample_sub[\"label\"] = pred`), an `nn.Softmax` appended "
         "last to the layers of `nn.Sequential(*layers)`, and a serving handler's `postprocess(data)`, "
         "which receives the model's output. Inference and evaluation code with no training in it "
-        "(a model put in eval mode under any name, a module of meters) is looked at too: "
+        "(a model put in eval mode under any name, a module of meters, a Lightning callback calling "
+        "`pl_module(x)`) is looked at too: "
         "a ranking of the classes (`topk(k)`, `sort(1, True)`) compared with the label is top-k "
         "accuracy, a per-class table of correct counts (`(predicted[y == c] == c).sum()`) is "
         "described as one, an arg-max a Lightning `predict_step` returns is what `trainer.predict` "
         "collects, an `if pred[0] == 0: ... elif pred[0] == 1:` chain shows one class per image, "
         "and an arg-max of logits along the class axis (`np.argmax(logits, 1)`) predicts "
-        "one class whatever returned them. A softmax of literal tensors (a teaching demo) is not a "
+        "one class whatever returned them, and so does an arg-max over a reported softmax bound to a name "
+        "(`proba = F.softmax(logits, dim=-1); labels = torch.argmax(proba, dim=-1)` in a prediction helper). "
+        "A softmax of literal tensors (a teaching demo) is not a "
         "model's output and is not reported. Code that runs a sequence model (a recurrent state "
         "threaded through the model, or an arg-max fed back as the next input: next-token "
         "prediction over a vocabulary) is not image classification and is not reported, nor is the "

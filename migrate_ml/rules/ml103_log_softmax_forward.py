@@ -49,7 +49,8 @@ class LogSoftmaxInForwardRule(Rule):
         "`argmax` over the raw logits picks the same class as over log-probabilities, so the "
         "single-label evaluation code keeps working until the prediction rules rewrite it. An "
         "`nn.LogSoftmax(dim=1)` layer does the same and is reported, without a fix, where it "
-        "shapes the model's output: an element of `nn.Sequential(...)`, a layer set into a built model "
+        "shapes the model's output: an element of `nn.Sequential(...)` (also a named one, "
+        "`nn.Sequential(OrderedDict([..., (\"output\", nn.LogSoftmax(dim=1))]))`), a layer set into a built model "
         "(`model.classifier._modules['7'] = nn.LogSoftmax(dim=1)`, `model.fc = ...`), or a `self.` layer whose "
         "call `forward` returns (a `LogSoftmax` inside a loss class is ML108's concern). A name "
         "rebound layer after layer (`out = F.log_softmax(out, dim=1); return out`) returns its last "
@@ -117,6 +118,8 @@ class LogSoftmaxInForwardRule(Rule):
         container = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
         if isinstance(container, cst.Call) and self._qualified(container.func) & _SEQUENTIAL:
             self._report_layer(node)
+        elif self._named_in_sequential(node):
+            self._report_layer(node)
         elif _placed_into_a_model(parent):
             self._report_layer(node)
         elif (
@@ -126,6 +129,26 @@ class LogSoftmaxInForwardRule(Rule):
             and self._layer_attributes
         ):
             self._layer_attributes[-1][_self_attribute(parent.targets[0].target)] = node
+
+    def _named_in_sequential(self, layer: cst.Call) -> bool:
+        """``nn.Sequential(OrderedDict([..., ("output", nn.LogSoftmax(dim=1))]))``: a named layer of
+        the ``OrderedDict`` a ``Sequential`` is built from."""
+        chain: list[cst.CSTNode] = [layer]
+        for _ in range(6):  # Element, Tuple, Element, List, Arg, OrderedDict(...)
+            parent = self.get_metadata(ParentNodeProvider, chain[-1], None)
+            if parent is None:
+                return False
+            chain.append(parent)
+        _, _, pair, _, layers, argument, ordered = chain
+        if not (
+            isinstance(pair, cst.Tuple) and len(pair.elements) == 2 and pair.elements[1].value is layer
+            and isinstance(layers, (cst.List, cst.Tuple)) and isinstance(argument, cst.Arg)
+            and isinstance(ordered, cst.Call) and {"collections.OrderedDict"} & self._qualified(ordered.func)
+        ):
+            return False
+        outer = self.get_metadata(ParentNodeProvider, ordered, None)
+        container = self.get_metadata(ParentNodeProvider, outer, None) if isinstance(outer, cst.Arg) else None
+        return isinstance(container, cst.Call) and bool(self._qualified(container.func) & _SEQUENTIAL)
 
     def _is_log_softmax_layer(self, call: cst.Call) -> bool:
         if not self._qualified(call.func) & _LOG_SOFTMAX_LAYERS:

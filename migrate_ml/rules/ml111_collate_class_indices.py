@@ -20,6 +20,8 @@ the batch: a cast on their result is a cast on the label tensor the collate buil
 _LABEL_WORD = re.compile(r"label|target|class|^ys?$", re.IGNORECASE)
 """How a collate function names what it batches: the label tensor is told from image ids,
 lengths or masks by its name (``labels``, ``targets``, ``example["label"]``, ``y``)."""
+_COLLATOR_CLASS = re.compile(r"collat", re.IGNORECASE)
+"""A class whose ``__call__`` batches samples (``VisionDataCollator``, ``CollateFn``)."""
 _LABEL_TENSOR_TEXT = re.compile(
     r"(?:label|target|class|\by)\w*[\"']?\s*[:=][^\n]*(?:tensor|LongTensor|from_numpy)\("
     r"|(?:tensor|LongTensor|from_numpy)\([^\n]*(?:label|target|class)",
@@ -62,14 +64,16 @@ class CollateClassIndicesRule(Rule):
         "multi-hot rows (`torch.stack(multi_hot).float()`), and the Dataset feeding it has to "
         "produce those rows in the first place. This is tied to the dataset format, which "
         "migrate-ml cannot see, so it is reported, not rewritten. A collate function is a "
-        "function whose name contains `collate` (including a `@staticmethod def collate_fn`) or "
-        "one passed as `collate_fn=` in the same file; inside it, `torch.tensor`, "
+        "function whose name contains `collate` (including a `@staticmethod def collate_fn`), "
+        "one passed as `collate_fn=` in the same file, or the `__call__` of a collator class "
+        "(`VisionDataCollator`); inside it, `torch.tensor`, "
         "`torch.as_tensor`, `torch.LongTensor` and `torch.from_numpy` calls (names resolved, so "
         "aliases count) are reported when the value or the name it is stored in is a label "
         "(`label`, `target`, `class`, `y`), unless the label tensor is made float: a float "
         "`dtype=` on the call, or a float cast (`.float()`, `.to(torch.float32)`, "
         "`.type(torch.FloatTensor)`, `.double()`, `.half()`) applied to it, per sample, to the "
-        "`torch.stack`/`torch.cat` that joins the per-sample tensors, or at every later use of "
+        "`torch.stack`/`torch.cat` that joins the per-sample tensors (or the list they were "
+        "collected in), or at every later use of "
         "the name it is stored in (`return images, labels.float()`). A later integer cast "
         "(`.long()`) makes it class indices again. Flattening the label batch "
         "(`targets = torch.cat(targets, 0).flatten()`, `.view(-1)`, `.reshape(-1)`) is reported "
@@ -92,21 +96,22 @@ class CollateClassIndicesRule(Rule):
         "    labels = torch.stack(labels).float()\n"
         "    return images, labels\n"
     )
-    triggers = ("collate",)
+    triggers = ("collat", "Collat")
     METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, ParentNodeProvider, QualifiedNameProvider)
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        return text_facts(source).has("collate") and (
+        return text_facts(source).has_any(cls.triggers) and (
             _LABEL_TENSOR_TEXT.search(source) is not None or _FLATTENED_LABEL_TEXT.search(source) is not None
         )
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """A collate *function* (by name or passed as ``collate_fn=``); collator classes are not followed."""
+        """A collate function (by name or passed as ``collate_fn=``) or a collator class."""
         return any(
             (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "collate" in node.name)
             or (isinstance(node, ast.keyword) and node.arg == "collate_fn")
+            or (isinstance(node, ast.ClassDef) and _COLLATOR_CLASS.search(node.name) is not None)
             for node in walk(tree)
         )
 
@@ -131,7 +136,18 @@ class CollateClassIndicesRule(Rule):
         if function is None or self._made_float(node, methods):
             return
         if self._names_a_label(node, batch) and not self._cast_where_used(batch, function):
-            self._candidates.append((function.name.value, node, _BATCHES_INDICES))
+            self._candidates.append((self._collate_name(function), node, _BATCHES_INDICES))
+
+    def _collate_name(self, function: cst.FunctionDef) -> str:
+        """The function's name; a collator class's ``__call__`` (``DataCollator()(features)``,
+        passed as ``collate_fn=`` or to a Hugging Face ``Trainer``) is named ``Class.__call__``,
+        which counts as a collate function."""
+        name = function.name.value
+        if name == "__call__":
+            owner = enclosing(self, function, cst.ClassDef)
+            if owner is not None and _COLLATOR_CLASS.search(owner.name.value) is not None:
+                return f"{owner.name.value}.{name}"
+        return name
 
     def _check_flattened(self, call: cst.Call) -> None:
         """``targets.flatten()``, ``torch.cat(targets, 0).view(-1)``: a label batch made a vector."""
@@ -144,11 +160,11 @@ class CollateClassIndicesRule(Rule):
             for target in parent.targets:
                 target.target.visit(words)
         if function is not None and any(_LABEL_WORD.search(word) for word in words.found):
-            self._candidates.append((function.name.value, call, _FLATTENS_LABELS))
+            self._candidates.append((self._collate_name(function), call, _FLATTENS_LABELS))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for function, call, message in self._candidates:
-            if "collate" in function or function in self._passed_as_collate:
+            if "collate" in function or function.endswith(".__call__") or function in self._passed_as_collate:
                 self.report(call, f"{function}() {message}", suggestion=SUGGESTION)
 
     def _path_to_batch(self, tensor: cst.BaseExpression) -> tuple[list[cst.Call], cst.BaseExpression]:
@@ -172,12 +188,20 @@ class CollateClassIndicesRule(Rule):
             else:
                 joined = self._joining_call(node, parent)
                 if joined is None:
+                    # ``labels = [torch.tensor(f[1]) for f in features]``: the list is the batch
+                    # until it is joined, and its name is followed from there.
+                    if isinstance(parent, cst.ListComp) and parent.elt is node:
+                        return methods, parent
                     return methods, node
                 node = joined
 
     def _joining_call(self, element: cst.CSTNode, parent: cst.CSTNode | None) -> cst.Call | None:
-        """The ``torch.stack``/``torch.cat`` call whose sequence of tensors ``element`` is in."""
-        if isinstance(parent, cst.Element):
+        """The ``torch.stack``/``torch.cat`` call whose sequence of tensors ``element`` is in, or
+        that is passed the list ``element`` names (``torch.stack(labels)``)."""
+        if isinstance(parent, cst.Arg) and isinstance(element, cst.Name):
+            argument: cst.CSTNode | None = parent
+            sequence = element
+        elif isinstance(parent, cst.Element):
             sequence = self.get_metadata(ParentNodeProvider, parent, None)
             if not isinstance(sequence, (cst.List, cst.Tuple)):
                 return None
@@ -185,7 +209,8 @@ class CollateClassIndicesRule(Rule):
             sequence = parent
         else:
             return None
-        argument = self.get_metadata(ParentNodeProvider, sequence, None)
+        if not isinstance(parent, cst.Arg):
+            argument = self.get_metadata(ParentNodeProvider, sequence, None)
         joining = self.get_metadata(ParentNodeProvider, argument, None) if isinstance(argument, cst.Arg) else None
         if not (isinstance(joining, cst.Call) and joining.args[0] is argument):
             return None

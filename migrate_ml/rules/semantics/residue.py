@@ -1311,6 +1311,17 @@ class _Detector(ValueTracker):
             # ``logits = sbs.predict(x); np.argmax(logits, 1)``: whatever returned them, logits
             # are scores over the classes, and their arg-max along the class axis is one class.
             message = "an arg-max over the logits' class axis predicts exactly one class per image"
+        elif value is None and self._reported_softmax(subject) and self._over_classes(node) and self._whole_value(node):
+            # ``proba = F.softmax(logits, dim=-1); labels = torch.argmax(proba, dim=-1)`` in a
+            # prediction helper: the softmax is reported, and its arg-max is the helper's answer,
+            # reported as built on it (not as a use that the softmax's finding covers).
+            softmax = self._reported_softmax(subject)
+            softmax.related.discard(node.lineno)
+            self._report(
+                node, "argmax-prediction", "an arg-max over the softmax probabilities predicts exactly one class per image",
+                _SUGGEST_THRESHOLD, (softmax.line,),
+            )
+            return
         elif value is None and self._returned_by_predict_step(node) and self.predicts_a_class(subject) and self._over_classes(node):
             message = (
                 "predict_step returns an arg-max over the classes: trainer.predict hands exactly one class per image "
@@ -1319,6 +1330,11 @@ class _Detector(ValueTracker):
         else:
             return
         self._report(node, "argmax-prediction", message, _SUGGEST_THRESHOLD)
+
+    def _reported_softmax(self, subject: ast.AST) -> _Record | None:
+        """The softmax over a model's output reported here that the name ``subject`` is bound to."""
+        record = self.bound_constructs.get(_binding_key(subject))
+        return record if record is not None and record.kind == "softmax-class-dim" else None
 
     def _whole_value(self, node: ast.Call) -> bool:
         """The arg-max is what a statement binds, returns or shows (``predicted = np.argmax(z, 1)``):

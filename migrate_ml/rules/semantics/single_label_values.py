@@ -49,6 +49,7 @@ PASS_THROUGH_FUNCTIONS = frozenset(
         "from_numpy", "list", "gather", "gather_for_metrics", "all_gather", "concat", "squeeze", "flatten",
     }
 )
+_JOINING_FUNCTIONS = frozenset({"cat", "concatenate", "concat", "stack", "vstack", "hstack"})
 
 NOT_MODEL_OUTPUT = re.compile(
     r"acc|loss|metric|auc|f1|iou|epoch|best|dist|sim|cost|reward|count|len|perf|val_|valid|history|map_",
@@ -219,6 +220,12 @@ class ValueTracker(ast.NodeVisitor):
         if name in PASS_THROUGH_METHODS and receiver is not None and not self.is_module(receiver):
             return self.value_of(receiver)
         if name in PASS_THROUGH_FUNCTIONS and node.args:
+            joined = node.args[0]
+            if name in _JOINING_FUNCTIONS and isinstance(joined, (ast.Tuple, ast.List)) and len(joined.elts) > 1:
+                # ``torch.cat((preds, outputs.data.cpu()))``: the batches of model outputs gathered so far
+                values = [self.value_of(element) for element in joined.elts]
+                if {value for value, _ in values} <= {MODEL_OUTPUT, None} and any(value == MODEL_OUTPUT for value, _ in values):
+                    return MODEL_OUTPUT, max(line for value, line in values if value == MODEL_OUTPUT)
             return self.value_of(node.args[0])
         if self.is_model_call(node):
             return MODEL_OUTPUT, node.lineno

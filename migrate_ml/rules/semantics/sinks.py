@@ -65,6 +65,9 @@ _CAST_METHODS = frozenset({"float", "double", "half", "type_as", "bfloat16"})
 _FLOAT_DTYPES = frozenset({"float", "float32", "float16", "float64", "double", "half", "bfloat16"})
 _TARGET_KEYWORDS = ("target", "targets", "labels", "label", "y", "y_true")
 _RANDINT = frozenset({"torch.randint", "numpy.random.randint"})
+_INDEX_TENSORS = frozenset({"torch.LongTensor", "torch.cuda.LongTensor"})
+"""``torch.LongTensor(3).random_(5)``: an integer tensor of a given shape, filled in place with
+class indices below ``random_``'s bound."""
 _EYE = frozenset({"numpy.eye", "numpy.identity", "torch.eye"})
 _COMPOUND_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers"})
 
@@ -1098,12 +1101,21 @@ class Sinks:
         """``lb = torch.randint(0, 10, (20,))``: demo or test labels drawn as one class index per
         sample (a [N] shape), where the file trains or evaluates with a loss."""
         value = statement.value
-        if not (isinstance(value, ast.Call) and self.analysis.qualified(value.func) in _RANDINT):
+        if (
+            isinstance(value, ast.Call) and len(value.args) == 1
+            and self.analysis.qualified(value.func) == "torch.autograd.Variable"
+        ):
+            value = value.args[0]
+        if not isinstance(value, ast.Call):
+            return
+        size = self._random_fill_size(value)
+        if size is None and self.analysis.qualified(value.func) not in _RANDINT:
             return
         names = [_column_name(target) for target in statement.targets]
         if not any(LABEL_LIKE.search(name) or name in ("lb", "lbs") for name in names):
             return
-        size = next((k.value for k in value.keywords if k.arg == "size"), value.args[2] if len(value.args) > 2 else None)
+        if size is None:
+            size = next((k.value for k in value.keywords if k.arg == "size"), value.args[2] if len(value.args) > 2 else None)
         if not (isinstance(size, (ast.Tuple, ast.List)) and len(size.elts) == 1) or not self._has_loss:
             return
         self.report(
@@ -1111,6 +1123,19 @@ class Sinks:
             f"{ast.unparse(value)} draws one class index per sample as the labels: one label per image",
             f"draw multi-hot labels: (torch.rand({ast.unparse(size.elts[0])}, num_classes) > 0.5).float()",
         )
+
+    def _random_fill_size(self, value: ast.Call) -> ast.Tuple | None:
+        """``torch.LongTensor(3).random_(5)``: the shape ``(3,)`` of an integer tensor filled with
+        class indices below a bound."""
+        func = value.func
+        if not (isinstance(func, ast.Attribute) and func.attr == "random_" and value.args):
+            return None
+        made = func.value
+        if not (isinstance(made, ast.Call) and self.analysis.qualified(made.func) in _INDEX_TENSORS):
+            return None
+        if not made.args or any(isinstance(size, (ast.List, ast.Tuple, ast.Starred)) for size in made.args):
+            return None  # ``torch.LongTensor([1, 2])`` holds data, not a shape
+        return ast.Tuple(elts=list(made.args), ctx=ast.Load())
 
     def _mixed_class_indices(self, statement: ast.Assign) -> None:
         """``target = rate * target + (1 - rate) * self.labels[ix]``: mixup, FMix or CutMix written

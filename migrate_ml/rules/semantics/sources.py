@@ -124,6 +124,21 @@ _TABLE_CELL = frozenset({"loc", "iloc", "at", "iat"})
 _TABLE_ROW = frozenset({"loc", "iloc"})
 
 
+_PICKLED_LABELS = re.compile(r"^(?:(?:fine|coarse)_)?labels$")
+
+
+def is_pickled_labels(node: ast.Subscript) -> bool:
+    """``batch[b"labels"]``, ``meta["fine_labels"]``: the class-index list of a CIFAR pickle batch
+    (a dict read with ``pickle.load(f, encoding="bytes")``), one class index per image. A plain
+    ``"labels"`` string key is left out: datasets keep multi-hot rows under it too."""
+    key = node.slice
+    if not isinstance(key, ast.Constant):
+        return False
+    if isinstance(key.value, bytes):
+        return bool(_PICKLED_LABELS.match(key.value.decode("latin-1")))
+    return isinstance(key.value, str) and key.value in ("fine_labels", "coarse_labels")
+
+
 def is_table_cell(node: ast.Subscript) -> bool:
     """``df.iloc[i, 1]``, ``df.loc[i, "label"]``, ``df.at[i, "label"]``: one cell of a table (a
     column given by position, or named as the label)."""
@@ -179,10 +194,13 @@ def is_int_choice(node: ast.IfExp) -> bool:
 
 def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value, str]]:
     """The labels of a ``__getitem__``'s return value, with the name each is returned under: the
-    items after the first of a tuple or list (``image, label``), the label keys of a dict
+    items after the first of a tuple or list (``image, label``), and the first one too when it is
+    named as a label (``return label, image``), the label keys of a dict
     (``{"target": torch.tensor(...)}``)."""
     if isinstance(returned, (ast.Tuple, ast.List)) and len(returned.elts) >= 2:
-        return [(item, value_of(item), item.id if isinstance(item, ast.Name) else "") for item in returned.elts[1:]]
+        first = returned.elts[0]
+        items = returned.elts if isinstance(first, ast.Name) and LABEL_RETURNED.match(first.id) else returned.elts[1:]
+        return [(item, value_of(item), item.id if isinstance(item, ast.Name) else "") for item in items]
     if isinstance(returned, ast.Dict):
         return [
             (item, value_of(item), key.value)

@@ -432,7 +432,7 @@ class Analysis:
         base = self.value(node.value)
         self.value(node.slice)
         index = node.slice
-        if sources.is_table_column(node):
+        if sources.is_table_column(node) or sources.is_pickled_labels(node):
             return Value(CONTAINER, line, element=Value(INT, line), node=node)
         if sources.is_table_cell(node):
             return Value(INT, line, node=node)
