@@ -349,10 +349,12 @@ class BestAccuracyCheckpointRule(Rule):
         return None
 
     def _is_best_so_far(self, expression: cst.BaseExpression) -> bool:
-        """``best_score``, ``self.best_error``, ``val_scores[best_epoch]``."""
+        """``best_score``, ``self.best_error``, ``val_scores[best_epoch]``, ``state["best_val_acc"]``."""
         if isinstance(expression, cst.Subscript):
             return any(
-                isinstance(element.slice, cst.Index) and any(w in _BEST_WORDS for w in _words(_leaf(element.slice.value)))
+                isinstance(element.slice, cst.Index) and any(
+                    w in _BEST_WORDS for w in _words(_string(element.slice.value) or _leaf(element.slice.value))
+                )
                 for element in expression.slice
             )
         return "best" in _words(_leaf(expression)) or _is_best_accuracy(_leaf(expression))
