@@ -38,7 +38,7 @@ class ConfusionMatrixRule(Rule):
         "sklearn's `ConfusionMatrixDisplay`, a notebook's own `plot_confusion_matrix` helper, "
         "Weights & Biases' `wandb.plot.confusion_matrix(preds=..., y_true=...)`) is "
         "reported where it is drawn or logged. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
-        "cm[t, p] += 1`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
+        "cm[t, p] += 1`, also over `enumerate(zip(...))`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
         "tutorial's `correct_pred[classname] += 1`) index a counter by the sample's one label and "
         "must become per-label TP/FP/FN counts over the [B, C] predictions. migrate-ml reports "
         "both; for sklearn's `confusion_matrix` it offers an unsafe rename to "
