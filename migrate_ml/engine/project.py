@@ -131,9 +131,9 @@ def _single_label_metrics(trees: _RunTrees) -> tuple[str, ...]:
 def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
     """``stem.Class`` of each metric class of the run whose ``update`` scores predictions against
     labels (``semantics.metrics.metric_classes``), for the files that build one and feed it."""
-    words = metrics.METER_WORDS
+    methods, scores = metrics.METER_WORDS
     found = []
-    for stem, tree in trees.holding(lambda text: any(word in text for word in words)):
+    for stem, tree in trees.holding(lambda text: any(w in text for w in methods) and any(w in text for w in scores)):
         found.extend(f"{stem}.{name}" for name in metrics.metric_classes(tree))
     return tuple(sorted(found))
 

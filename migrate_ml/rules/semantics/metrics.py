@@ -174,8 +174,9 @@ def exported_metrics(tree: ast.Module) -> set[str]:
     return {helper.owner or helper.name for helper in single_label_metrics(tree) if helper.by_default}
 
 
-METER_WORDS = (b"def update", b"def __call__", b"def add(")
-"""Words of a file of the run worth parsing for metric classes (:func:`metric_classes`)."""
+METER_WORDS = ((b"def update", b"def __call__", b"def add("), (b"_score(", b"ccuracy", b"correct"))
+"""Words of a file of the run worth parsing for metric classes (:func:`metric_classes`): one of
+each group (``def __call__`` alone is in most model and transform files)."""
 _METER_METHODS = frozenset({"update", "__call__", "add"})
 _SCORES = re.compile(r"(^|_)(accuracy|f1|fbeta|precision|recall|jaccard)(_score)?$")
 
