@@ -305,6 +305,8 @@ _METRIC_FUNCTION = re.compile(
     r"|score|metric|metrics|auroc|auc)(_|$|\d)",
     re.IGNORECASE,
 )
+_TOP_K_METRIC = re.compile(r"^top_?k_(errors?|err|acc|accuracy|accuracies|correct)$", re.IGNORECASE)
+"""A top-k metric by name (``topk_errors``, ``topk_accuracy``): scikit-learn's ``top_k_accuracy_score`` is ML102's."""
 _METRIC_UPDATE_METHODS = frozenset({"update", "add_batch", "add", "compute", "forward"})
 _METRIC_PREDICTION_KEYWORDS = frozenset({"predictions", "preds", "y_pred", "pred", "input", "output"})
 
@@ -1110,6 +1112,16 @@ class _Detector(ValueTracker):
             return
         keywords = {k.arg for k in node.keywords}
         name = self.qualified(node.func).split(".")[-1]
+        if _TOP_K_METRIC.match(name) and len(node.args) >= 2 and name not in self.defined:
+            # pycls's ``meters.topk_errors(preds, labels, [1, 5])``, defined in another module
+            self._report(
+                node,
+                "topk-accuracy",
+                f"{name} ranks the classes of each image against its one true class (top-k accuracy or error); "
+                "it has no multi-label meaning",
+                "replace it with thresholded metrics: exact match, F1 (micro/macro), mAP",
+            )
+            return
         if "topk" in keywords and _METRIC_FUNCTION.search(name) and not (
                 isinstance(node.func, ast.Name) and node.func.id in self.exact_match_helpers):
             self._report(
