@@ -81,6 +81,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     losses = _loss_classes(trees)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
     run_metrics = _single_label_metrics(trees)
+    meters = _metric_classes(trees)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -88,6 +89,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             loss_classes=losses,
             run_modules=stems,
             single_label_metrics=run_metrics,
+            metric_classes=meters,
         )
         for path in python
     }
@@ -123,6 +125,16 @@ def _single_label_metrics(trees: _RunTrees) -> tuple[str, ...]:
     found = []
     for stem, tree in trees.holding(lambda text: any(word in text for word in words)):
         found.extend(f"{stem}.{name}" for name in metrics.exported_metrics(tree))
+    return tuple(sorted(found))
+
+
+def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
+    """``stem.Class`` of each metric class of the run whose ``update`` scores predictions against
+    labels (``semantics.metrics.metric_classes``), for the files that build one and feed it."""
+    methods, scores = metrics.METER_WORDS
+    found = []
+    for stem, tree in trees.holding(lambda text: any(w in text for w in methods) and any(w in text for w in scores)):
+        found.extend(f"{stem}.{name}" for name in metrics.metric_classes(tree))
     return tuple(sorted(found))
 
 

@@ -107,6 +107,12 @@ class FileFacts:
     ``update`` compares ``prediction.view(-1) == target.view(-1)`` under a ``"multiclass"``
     default): a call of one in any file of the run feeds a single-label metric."""
 
+    metric_classes: tuple[str, ...] = ()
+    """``module.Class`` of the run's metric classes whose ``update`` scores predictions against
+    labels (``meter.AccuracyMeter`` calling ``accuracy_score(y_true, y_pred)``): an object built
+    from one in any file of the run is a metric, and an arg-max given to it is scored one class per
+    sample (see :meth:`is_metric_class`)."""
+
     binary_run: bool = False
     """The run's losses are all binary (``nn.BCELoss`` on a model of another package) and nothing
     in it has a class axis (cross-entropy, softmax, arg-max): a dataset of the run returning one
@@ -119,6 +125,9 @@ class FileFacts:
 
     def is_single_label_metric(self, qualified: str) -> bool:
         return ".".join(qualified.split(".")[-2:]) in self.single_label_metrics
+
+    def is_metric_class(self, qualified: str) -> bool:
+        return ".".join(qualified.split(".")[-2:]) in self.metric_classes
 
     def loss_class(self, qualified: str) -> tuple[str, str, str] | None:
         """The entry of :attr:`loss_classes` that ``qualified`` (``smoothing.SoftTargetCrossEntropy``,

@@ -38,7 +38,7 @@ class ConfusionMatrixRule(Rule):
         "sklearn's `ConfusionMatrixDisplay`, a notebook's own `plot_confusion_matrix` helper, "
         "Weights & Biases' `wandb.plot.confusion_matrix(preds=..., y_true=...)`) is "
         "reported where it is drawn or logged. A hand-written one (`for t, p in zip(targets.view(-1), preds.view(-1)): "
-        "cm[t, p] += 1`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
+        "cm[t, p] += 1`, also over `enumerate(zip(...))`) is reported too. Per-class accuracy loops (`class_correct[label] += c[i]`, the PyTorch CIFAR "
         "tutorial's `correct_pred[classname] += 1`) index a counter by the sample's one label and "
         "must become per-label TP/FP/FN counts over the [B, C] predictions. migrate-ml reports "
         "both; for sklearn's `confusion_matrix` it offers an unsafe rename to "
@@ -213,10 +213,15 @@ def _called_name(func: cst.BaseExpression) -> str:
 
 def _is_zip_over_pairs(loop: ast.For) -> bool:
     """``for t, p in zip(...)`` whose body adds to a counter with two indices (the shape ``_counts_pairs`` checks)."""
-    iterator = loop.iter
+    iterator, target = loop.iter, loop.target
+    if (
+        isinstance(iterator, ast.Call) and isinstance(iterator.func, ast.Name) and iterator.func.id == "enumerate"
+        and iterator.args and isinstance(target, ast.Tuple) and len(target.elts) == 2
+    ):
+        iterator, target = iterator.args[0], target.elts[1]  # for i, (t, p) in enumerate(zip(...))
     if not (isinstance(iterator, ast.Call) and isinstance(iterator.func, ast.Name) and iterator.func.id == "zip"):
         return False
-    if not isinstance(loop.target, ast.Tuple):
+    if not isinstance(target, ast.Tuple):
         return False
     return any(
         isinstance(node, ast.AugAssign)
@@ -250,12 +255,17 @@ def _pair_counter(target: cst.BaseExpression) -> tuple[str, list[cst.BaseExpress
 def _counts_pairs(loop: cst.For, indices: list[cst.BaseExpression]) -> bool:
     """``for t, p in zip(a, b): cm[t, p] += 1``: a counter indexed by the two values the loop
     pairs up sample by sample."""
-    iterator = loop.iter
+    iterator, target = loop.iter, loop.target
+    if (
+        isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value == "enumerate"
+        and iterator.args and isinstance(target, cst.Tuple) and len(target.elements) == 2
+    ):
+        iterator, target = iterator.args[0].value, target.elements[1].value  # for i, (t, p) in enumerate(zip(...))
     if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value == "zip"):
         return False
-    if not isinstance(loop.target, cst.Tuple):
+    if not isinstance(target, cst.Tuple):
         return False
-    paired = {element.value.value for element in loop.target.elements if isinstance(element.value, cst.Name)}
+    paired = {element.value.value for element in target.elements if isinstance(element.value, cst.Name)}
     names = []
     for index in indices:
         while isinstance(index, cst.Call) and not index.args:

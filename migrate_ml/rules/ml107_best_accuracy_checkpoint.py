@@ -245,7 +245,7 @@ class BestAccuracyCheckpointRule(Rule):
         "(`Checkpoint.get_default_score_fn(\"Accuracy\")`), timm's `CheckpointSaver` given the "
         "`--eval-metric` value (default `top1`), `ReduceLROnPlateau` stepped on an accuracy (also a scheduler built from a config and stepped under `isinstance(sched, ReduceLROnPlateau)`, on a name that only ever copies an accuracy), and a "
         "comparison of this epoch's accuracy with the best one however the best is kept "
-        "(`val_acc > val_scores[best_epoch]`, `score > best_score` where the score is "
+        "(`val_acc > val_scores[best_epoch]`, `val_acc > state[\"best_val_acc\"]`, `score > best_score` where the score is "
         "`accuracy_score`, `valid_error < best_error` for the top-1 error of a file that predicts "
         "by arg-max), the lowest top-1 error kept by `min` (pycls's `min_top1_err = min(min_top1_err, "
         "top1_err)`), and a `save_checkpoint(...)` given this epoch's accuracy or top-1 error "
@@ -349,10 +349,12 @@ class BestAccuracyCheckpointRule(Rule):
         return None
 
     def _is_best_so_far(self, expression: cst.BaseExpression) -> bool:
-        """``best_score``, ``self.best_error``, ``val_scores[best_epoch]``."""
+        """``best_score``, ``self.best_error``, ``val_scores[best_epoch]``, ``state["best_val_acc"]``."""
         if isinstance(expression, cst.Subscript):
             return any(
-                isinstance(element.slice, cst.Index) and any(w in _BEST_WORDS for w in _words(_leaf(element.slice.value)))
+                isinstance(element.slice, cst.Index) and any(
+                    w in _BEST_WORDS for w in _words(_string(element.slice.value) or _leaf(element.slice.value))
+                )
                 for element in expression.slice
             )
         return "best" in _words(_leaf(expression)) or _is_best_accuracy(_leaf(expression))

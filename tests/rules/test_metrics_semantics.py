@@ -13,6 +13,7 @@ from migrate_ml.engine.project import build_project_facts
 from migrate_ml.engine.runner import process_files
 from migrate_ml.engine.transform import Settings
 from migrate_ml.rules.semantics import find_sinks, metrics
+from migrate_ml.rules.semantics.residue import find_single_label
 
 ROW_EXAMPLES = {
     "homura.callbacks.AccuracyCallback": "from homura import callbacks\ncbs = [callbacks.AccuracyCallback(k=5)]\n",
@@ -111,3 +112,64 @@ def test_a_metric_helper_of_another_file_is_reported_where_it_is_built(tmp_path:
     assert (finding.code, finding.line) == ("ML100", 6) and "another file of this run" in finding.message
     alone = process_files([paths[1]], Settings(), write=False)
     assert alone[0].findings == []
+
+
+METER = (
+    "import sklearn.metrics\n\n\n"
+    "class AccuracyMeter:\n"
+    "    def __init__(self):\n        self.sum = 0\n        self.count = 0\n\n"
+    "    def update(self, y_true, y_pred, batch_size=1):\n"
+    "        self.count += batch_size\n"
+    "        self.sum += sklearn.metrics.accuracy_score(y_true, y_pred) * batch_size\n"
+)
+VALIDATE = (
+    "import numpy as np\nimport torch\nfrom meter import AccuracyMeter\n\n\n"
+    "def validate(model, loader):\n"
+    "    meter = AccuracyMeter()\n"
+    "    for images, labels in loader:\n"
+    "        probs = torch.sigmoid(model(images)).cpu().numpy()\n"
+    "        meter.update(labels.numpy(), np.argmax(a=probs, axis=1))\n"
+    "        meter.update(labels.numpy(), probs > 0.5)\n"
+    "    return meter.sum / meter.count\n"
+)
+
+
+def test_an_argmax_given_to_a_meter_class_of_another_file_is_reported_at_the_call(tmp_path: Path) -> None:
+    paths = _write(tmp_path / "project", {"meter.py": METER, "validate.py": VALIDATE})
+    assert {f.metric_classes for f in build_project_facts(paths, Settings()).values()} == {("meter.AccuracyMeter",)}
+    outcomes = {Path(o.path).name: o for o in process_files(paths, Settings(), write=False)}
+    # the meter itself scores multi-hot rows as exact match: only the arg-max given to it is single-label
+    assert outcomes["meter.py"].findings == []
+    [finding] = outcomes["validate.py"].findings
+    assert (finding.code, finding.line) == ("ML100", 10) and "arg-max" in finding.message
+    alone = process_files([paths[1]], Settings(), write=False)
+    assert alone[0].findings == []
+
+
+def test_a_column_holding_an_argmax_read_back_into_a_metric_is_reported() -> None:
+    source = textwrap.dedent(
+        """\
+        import numpy as np
+        from sklearn.metrics import accuracy_score
+
+
+        def out_of_fold(model, images, val_df):
+            probs = model(images).softmax(1).numpy()
+            val_df["preds"] = probs.argmax(1)
+            val_df["probs"] = probs.max(1)
+            return val_df
+
+
+        def score(result_df):
+            preds = result_df["preds"].values
+            return accuracy_score(result_df["label"].values, preds)
+
+
+        def confidence(result_df):
+            kept = result_df["probs"].values
+            return accuracy_score(result_df["label"].values, kept > 0.5)
+        """
+    )
+    found = {(c.line, c.kind) for c in find_single_label(source)}
+    assert (14, "argmax-metric") in found
+    assert not any(line >= 17 for line, _ in found)

@@ -177,6 +177,40 @@ def exported_metrics(tree: ast.Module) -> set[str]:
     return {helper.owner or helper.name for helper in single_label_metrics(tree) if helper.by_default}
 
 
+METER_WORDS = ((b"def update", b"def __call__", b"def add("), (b"_score(", b"ccuracy", b"correct"))
+"""Words of a file of the run worth parsing for metric classes (:func:`metric_classes`): one of
+each group (``def __call__`` alone is in most model and transform files)."""
+_METER_METHODS = frozenset({"update", "__call__", "add"})
+_SCORES = re.compile(r"(^|_)(accuracy|f1|fbeta|precision|recall|jaccard)(_score)?$")
+
+
+def metric_classes(tree: ast.Module) -> set[str]:
+    """The module-level classes whose ``update``/``__call__``/``add`` is handed predictions and
+    labels and scores them (``sklearn.metrics.accuracy_score(y_true, y_pred)``, a counted
+    ``pred == target``): a meter of any metric, right on multi-hot rows (accuracy_score is then
+    exact match) and single-label only where a caller gives it one class per sample, so what the
+    files that build one are told about is the arg-max they give it, not the class."""
+    found = set()
+    for owner, function in _owned_functions(tree):
+        if owner and function.name in _METER_METHODS and _takes_predictions(function) and _scores(function):
+            found.add(owner)
+    return found
+
+
+def _scores(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    parameters = {a.arg for a in function.args.args}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and _SCORES.search(
+            node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        ) and any(_root(argument) in parameters for argument in node.args):
+            return True
+    parents = {child: parent for parent in ast.walk(function) for child in ast.iter_child_nodes(parent)}
+    return any(
+        (sides := _sides(node)) is not None and all(_root(side) in parameters for side in sides) and _counted(node, parents)
+        for node in ast.walk(function)
+    )
+
+
 def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
     for node in ast.walk(tree):
         if isinstance(node, _FUNCTIONS):

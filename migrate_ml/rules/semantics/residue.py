@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from migrate_ml.rules._exact_match import exact_match_helpers
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._prefilter import has_loss_marker, has_training_marker, model_may_end_in, nodes_of, parse_once, text_facts
 from migrate_ml.rules.semantics.single_label_values import (
     ATTENTION,
@@ -304,6 +305,8 @@ _METRIC_FUNCTION = re.compile(
     r"|score|metric|metrics|auroc|auc)(_|$|\d)",
     re.IGNORECASE,
 )
+_TOP_K_METRIC = re.compile(r"^top_?k_(errors?|err|acc|accuracy|accuracies|correct)$", re.IGNORECASE)
+"""A top-k metric by name (``topk_errors``, ``topk_accuracy``): scikit-learn's ``top_k_accuracy_score`` is ML102's."""
 _METRIC_UPDATE_METHODS = frozenset({"update", "add_batch", "add", "compute", "forward"})
 _METRIC_PREDICTION_KEYWORDS = frozenset({"predictions", "preds", "y_pred", "pred", "input", "output"})
 
@@ -444,6 +447,8 @@ class _Detector(ValueTracker):
         self.bound_constructs: dict[str, _Record] = {}
         """Names bound to a loss, a softmax or a metric object that was reported, by name."""
         self.metric_objects: set[str] = set()
+        self.argmax_columns: set[str] = set()
+        """Columns the file stores an arg-max over the classes in (``val_df["preds"]``), by name."""
         self.argument_defaults = _argument_defaults(tree)
         self.exact_match_helpers = exact_match_helpers(tree)
         self.ctc = any(
@@ -500,6 +505,7 @@ class _Detector(ValueTracker):
         super().visit_Assign(node)
         self._note_metric_object(node.targets, node.value)
         self._check_stored_prediction(node)
+        self._read_argmax_column(node)
         self._check_most_confident_class(node)
         self._follow(node.targets, [self.found[line] for line in set(self.found) - before])
 
@@ -543,12 +549,19 @@ class _Detector(ValueTracker):
 
     def _note_metric_object(self, targets, value: ast.AST) -> None:
         """Remember names bound to metric objects, so that ``acc(preds, y)`` is a metric call."""
-        if isinstance(value, ast.Call) and self.qualified(value.func).startswith(_METRIC_PACKAGES):
+        if isinstance(value, ast.Call) and (
+            self.qualified(value.func).startswith(_METRIC_PACKAGES) or self._run_metric_class(value.func)
+        ):
             for target in targets:
                 if isinstance(target, ast.Name):
                     self.metric_objects.add(target.id)
                 elif isinstance(target, ast.Attribute):
                     self.metric_objects.add(target.attr)
+
+    def _run_metric_class(self, func: ast.AST) -> bool:
+        """``AccuracyMeter`` imported from a file of the run whose ``update`` scores its inputs."""
+        facts = current_facts()
+        return facts is not None and bool(facts.metric_classes) and facts.is_metric_class(self.qualified(func))
 
     # -- constructs
 
@@ -1099,6 +1112,16 @@ class _Detector(ValueTracker):
             return
         keywords = {k.arg for k in node.keywords}
         name = self.qualified(node.func).split(".")[-1]
+        if _TOP_K_METRIC.match(name) and len(node.args) >= 2 and name not in self.defined:
+            # pycls's ``meters.topk_errors(preds, labels, [1, 5])``, defined in another module
+            self._report(
+                node,
+                "topk-accuracy",
+                f"{name} ranks the classes of each image against its one true class (top-k accuracy or error); "
+                "it has no multi-label meaning",
+                "replace it with thresholded metrics: exact match, F1 (micro/macro), mAP",
+            )
+            return
         if "topk" in keywords and _METRIC_FUNCTION.search(name) and not (
                 isinstance(node.func, ast.Name) and node.func.id in self.exact_match_helpers):
             self._report(
@@ -1221,7 +1244,21 @@ class _Detector(ValueTracker):
         ``sample_sub["label"] = pred``)."""
         target = node.targets[0] if len(node.targets) == 1 else None
         if isinstance(target, ast.Subscript) and _is_column_key(target.slice):
-            self._report_stored_argmax(node.value, node, ast.unparse(target))
+            key = target.slice.value if isinstance(target.slice, ast.Constant) else ""
+            self._report_stored_argmax(node.value, node, ast.unparse(target), key)
+
+    def _read_argmax_column(self, node: ast.Assign) -> None:
+        """``preds = result_df["preds"].values``: a column this file stores an arg-max in, read back
+        from whichever table holds it now (out-of-fold frames joined across folds): class indices."""
+        value = node.value
+        while isinstance(value, ast.Attribute) and value.attr == "values" or (
+            isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in ("to_numpy", "tolist")
+        ):
+            value = value.value if isinstance(value, ast.Attribute) else value.func.value
+        if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and value.slice.value in self.argmax_columns:
+            for target in node.targets:
+                # the read's own line: the stored arg-max stays reported where it is taken
+                self.bind(target, CLASS_INDEX, node.lineno)
 
     def _check_prediction_table(self, node: ast.Call) -> None:
         """``pd.DataFrame({"image_id": ids, "label": preds})`` with ``preds`` an arg-max over the classes."""
@@ -1232,14 +1269,16 @@ class _Detector(ValueTracker):
             statement = self.parents.get(statement)
         for key, value in zip(node.args[0].keys, node.args[0].values):
             if isinstance(key, ast.Constant) and isinstance(key.value, str) and statement is not None:
-                self._report_stored_argmax(value, statement, f"{key.value!r}")
+                self._report_stored_argmax(value, statement, f"{key.value!r}", key.value)
 
-    def _report_stored_argmax(self, value: ast.AST, statement: ast.stmt, column: str) -> None:
+    def _report_stored_argmax(self, value: ast.AST, statement: ast.stmt, column: str, key: str) -> None:
         stored = ""
         if isinstance(value, ast.Name):
             stored, value = value.id, self._last_bound(value.id, statement)
         if not (isinstance(value, ast.Call) and self._argmax_over_classes(value)):
             return
+        if key:
+            self.argmax_columns.add(key)
         where = f" (stored as the column {column} at line {statement.lineno})" if stored else ""
         self._report(
             value,

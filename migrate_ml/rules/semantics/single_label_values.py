@@ -244,7 +244,9 @@ class ValueTracker(ast.NodeVisitor):
         if receiver is None and name not in self.imports:
             return None
         on_module = receiver is None or self.is_module(receiver)
-        subject = (node.args[0] if node.args else None) if on_module else receiver
+        # ``np.argmax(a=p, axis=1)``, ``torch.argmax(input=z, dim=1)``: the scores given by keyword
+        given = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg in ("a", "input")), None)
+        subject = given if on_module else receiver
         if name in INDEX_PAIR_FUNCTIONS and name != "topk":
             dims = node.args[1:] if on_module else node.args
             if not dims and not any(k.arg in ("dim", "axis") for k in node.keywords):

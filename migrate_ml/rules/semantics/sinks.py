@@ -69,6 +69,8 @@ _INDEX_TENSORS = frozenset({"torch.LongTensor", "torch.cuda.LongTensor"})
 """``torch.LongTensor(3).random_(5)``: an integer tensor of a given shape, filled in place with
 class indices below ``random_``'s bound."""
 _EYE = frozenset({"numpy.eye", "numpy.identity", "torch.eye"})
+_COLLECTING = frozenset({"append", "extend", "add"})
+"""What collects into an entry of a per-class table (``per_class[pred].append(i)``)."""
 _COMPOUND_FIELDS = frozenset({"body", "orelse", "finalbody", "handlers"})
 
 
@@ -153,6 +155,11 @@ class Sinks:
             self._model_computes_loss(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
             self._counted_by_label(statement, statement.target)
+            self._kept_by_predicted_class(statement, statement.target)
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+            func = statement.value.func
+            if isinstance(func, ast.Attribute) and func.attr in _COLLECTING and isinstance(func.value, ast.Subscript):
+                self._kept_by_predicted_class(statement, func.value)
 
     def finish(self) -> list[Sink]:
         """The file-wide checks: the hand-written losses of the file, at their ``def``; a logits
@@ -562,6 +569,29 @@ class Sinks:
             f"count every label of a sample: {ast.unparse(target.value)} += {index.id} (a float multi-hot [C] row; "
             "labels.sum(0) for a batch)",
         )
+
+    def _kept_by_predicted_class(self, statement: ast.stmt, target: ast.Subscript) -> None:
+        """``mis_matrix[pred, true] += 1``, ``tp_per_class[pred][true].append(i)``: per-class or
+        confusion bookkeeping indexed by the one arg-max class of each sample."""
+        indices: list[ast.AST] = []
+        node: ast.AST = target
+        while isinstance(node, ast.Subscript):
+            index = node.slice
+            indices.extend(index.elts if isinstance(index, ast.Tuple) else (index,))
+            node = node.value
+        for index in map(_unwrapped_scalar, indices):
+            value = self.analysis.value(index)
+            if isinstance(index, (ast.Name, ast.Subscript)) and value.meaning == ARGMAX:
+                self.report(
+                    statement, "argmax-prediction",
+                    f"{ast.unparse(target)} keeps per-class bookkeeping indexed by each sample's one predicted class "
+                    f"({ast.unparse(index)}, an arg-max): a multi-label sample has several predicted labels, or none",
+                    "keep it per label over the thresholded [N, C] predictions instead: one 2 x 2 matrix per label "
+                    "(sklearn.metrics.multilabel_confusion_matrix), or one entry for each j in "
+                    "(probs[i] > THRESHOLD).nonzero() of a sample",
+                    value.line,
+                )
+                return
 
     def _class_frequencies(self, node: ast.Call, qualified: str) -> None:
         """``np.bincount(labels)``, ``np.unique(y, return_counts=True)``: class frequencies counted
