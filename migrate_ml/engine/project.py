@@ -153,11 +153,12 @@ def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
     datasets = 0
     for _, tree in trees.holding(lambda text: b"__getitem__" in text):
         for node in ast.walk(tree):
-            getitem = [s for s in getattr(node, "body", ()) if isinstance(s, ast.FunctionDef) and s.name == "__getitem__"]
-            if isinstance(node, ast.ClassDef) and getitem:
-                if not _returns_float_rows(getitem[0]):
-                    return False
-                datasets += 1
+            if not isinstance(node, ast.ClassDef):
+                continue
+            getitem = [s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__getitem__"]
+            if getitem and not _returns_float_rows(getitem[0]):
+                return False
+            datasets += bool(getitem)
     return datasets > 0
 
 
@@ -167,7 +168,7 @@ _BCE_CALLS = frozenset({b"BCEWithLogitsLoss", b"BCELoss", b"binary_cross_entropy
 _INDEX_DATASET_CALL = re.compile(
     rb"\b(?:" + b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in INDEX_DATASET_CALLS})) + rb")\s*\("
 )
-_FLOAT_DTYPES = frozenset({"float32", "float", "float64"})
+_FLOAT_DTYPES = frozenset({"float32", "float"})
 
 
 def _returns_float_rows(getitem: ast.FunctionDef) -> bool:

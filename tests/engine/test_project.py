@@ -407,7 +407,7 @@ def test_a_dataset_of_a_binary_run_returns_its_label(tmp_path: Path, loss: str, 
 
 ROWS_DATASET = (
     "import pandas as pd\nimport torch\nfrom torch.utils.data import Dataset\n\n\nclass Leaves(Dataset):\n"
-    "    def __init__(self, csv):\n        self.annots = pd.read_csv(csv)\n\n"
+    "    def __init__(self, csv):\n        self.annots = pd.read_csv(csv)\n        self.load = lambda path: path\n\n"
     "    def __getitem__(self, idx):\n        obj = self.annots.iloc[idx]\n"
     "        labels = torch.tensor(obj.values[1:].tolist(), dtype=torch.{dtype})\n"
     "        return torch.zeros(3), labels\n\n    def __len__(self):\n        return len(self.annots)\n"
