@@ -146,3 +146,17 @@ def test_arg_max_of_softmax_probabilities_thresholds_the_logits_not_the_probabil
     assert "(torch.sigmoid(logits_u_w.detach() / T) > THRESHOLD).float()" in module.suggestion
     for finding in (functional, module):
         assert "sigmoid(pseudo_label)" not in finding.suggestion
+
+
+def test_softmax_spellings_name_their_input_and_numpy_softmax_is_not_thresholded_with_torch() -> None:
+    text = (
+        "import scipy.special\nimport torch.nn.functional as F\nfrom torch.nn.functional import softmax\n\n"
+        "def a(logits_s, logits_t):\n    return F.cross_entropy(logits_s, logits_t.softmax(-1).argmax(-1))\n\n"
+        "def b(logits_s, logits_t):\n    probs = softmax(logits_t, dim=1)\n    return F.cross_entropy(logits_s, probs.argmax(1))\n\n"
+        "def c(logits_s, scores):\n    probs = scipy.special.softmax(scores, axis=1)\n"
+        "    return F.cross_entropy(logits_s, probs.argmax(1))\n"
+    )
+    method, imported, numpy = _findings(text, "ML002")
+    assert "(torch.sigmoid(logits_t) > THRESHOLD).float()" in method.suggestion
+    assert "(torch.sigmoid(logits_t) > THRESHOLD).float()" in imported.suggestion
+    assert "softmax probabilities of" not in numpy.message

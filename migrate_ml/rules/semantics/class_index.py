@@ -141,25 +141,35 @@ def _softmax_input(rule, operand: cst.CSTNode) -> cst.BaseExpression | None:
             if not isinstance(statement, cst.Assign):
                 return None
             values.append(statement.value)
-    found = [_softmax_argument(value) for value in values]
+    found = [_softmax_argument(rule, value) for value in values]
     if not found or None in found or len({_code(node) for node in found}) != 1:
         return None
     return found[0]
 
 
-def _softmax_argument(value: cst.BaseExpression) -> cst.BaseExpression | None:
+def _softmax_argument(rule, value: cst.BaseExpression) -> cst.BaseExpression | None:
     if not (isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name))):
         return None
     func = value.func
     if (func.attr if isinstance(func, cst.Attribute) else func).value != "softmax":
         return None
-    if isinstance(func, cst.Attribute) and _code(func.value) not in _SOFTMAX_OWNERS:
+    if isinstance(func, cst.Attribute) and not _imported(rule, func.value):
         return func.value  # ``x.softmax(-1)``
+    if isinstance(func, cst.Attribute) and _code(func.value) not in _TORCH_SOFTMAX_OWNERS:
+        return None  # ``scipy.special.softmax(x)``: NumPy scores, no torch.sigmoid to put on them
     first = call_argument(value, 0, "input")
     return first.value if first is not None else None
 
 
-_SOFTMAX_OWNERS = frozenset({"torch", "F", "nn.functional", "torch.nn.functional", "functional"})
+def _imported(rule, owner: cst.BaseExpression) -> bool:
+    """The root name of ``owner`` (``torch`` of ``torch.nn.functional``) is bound by an import."""
+    while isinstance(owner, cst.Attribute):
+        owner = owner.value
+    scope = rule.get_metadata(ScopeProvider, owner, None) if isinstance(owner, cst.Name) else None
+    return scope is not None and any(isinstance(getattr(a, "node", None), (cst.Import, cst.ImportFrom)) for a in scope[owner.value])
+
+
+_TORCH_SOFTMAX_OWNERS = frozenset({"torch", "F", "nn.functional", "torch.nn.functional", "functional"})
 
 
 _LITERAL_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
