@@ -153,10 +153,10 @@ def _softmax_argument(rule, value: cst.BaseExpression) -> cst.BaseExpression | N
     func = value.func
     if (func.attr if isinstance(func, cst.Attribute) else func).value != "softmax":
         return None
-    if isinstance(func, cst.Attribute) and not _imported(rule, func.value):
-        return func.value  # ``x.softmax(-1)``
     if isinstance(func, cst.Attribute) and _code(func.value) not in _TORCH_SOFTMAX_OWNERS:
-        return None  # ``scipy.special.softmax(x)``: NumPy scores, no torch.sigmoid to put on them
+        if _imported(rule, func.value):
+            return None  # ``scipy.special.softmax(x)``: NumPy scores, no torch.sigmoid to put on them
+        return func.value  # ``x.softmax(-1)``
     first = call_argument(value, 0, "input")
     return first.value if first is not None else None
 
