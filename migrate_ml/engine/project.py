@@ -46,7 +46,7 @@ from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
-from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS
+from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, INDEX_DATASET_CALLS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
 _BINARY_LOSS = re.compile(rb"BCELoss|BCEWithLogitsLoss|binary_cross_entropy")
@@ -82,6 +82,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
+    float_rows = _float_row_run(trees, data.values())
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -90,6 +91,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             run_modules=stems,
             single_label_metrics=run_metrics,
             metric_classes=meters,
+            float_row_run=float_rows,
         )
         for path in python
     }
@@ -149,6 +151,89 @@ def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:
             if loss.node in tree.body:  # a class of a ``__main__`` block or a function is not importable
                 found.append((f"{stem}.{name}", loss.computes, hand_losses.class_advice(loss)))
     return tuple(sorted(found))
+
+
+def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
+    """``FileFacts.float_row_run``: proven, never assumed. The run calls at least one loss, every one
+    of them BCE, builds no dataset of class indices, and defines a dataset, every class of it with a
+    ``__getitem__`` returning a float row of table columns as its label."""
+    called = [name for text in data for name in _LOSS_CALL.findall(text)]
+    if not called or any(name.rpartition(b".")[2] not in _BCE_CALLS for name in called):
+        return False
+    if any(_INDEX_DATASET_CALL.search(text) for text in data):
+        return False
+    datasets = 0
+    for _, tree in trees.holding(lambda text: b"__getitem__" in text):
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            getitem = [s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__getitem__"]
+            if getitem and not _returns_float_rows(getitem[0]):
+                return False
+            datasets += bool(getitem)
+    return datasets > 0
+
+
+_LOSS_CALL = re.compile(rb"(?<!class )(?<!def )\b([\w.]*(?:Loss|loss|cross_entropy|CrossEntropy))\s*\(")
+"""A loss called or built (``nn.BCEWithLogitsLoss(``, ``F.cross_entropy(``, ``self.loss(``), not defined."""
+_BCE_CALLS = frozenset({b"BCEWithLogitsLoss", b"BCELoss", b"binary_cross_entropy_with_logits", b"binary_cross_entropy"})
+_INDEX_DATASET_CALL = re.compile(
+    rb"\b(?:" + b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in INDEX_DATASET_CALLS})) + rb")\s*\("
+)
+_FLOAT_DTYPES = frozenset({"float32", "float"})
+
+
+def _returns_float_rows(getitem: ast.FunctionDef) -> bool:
+    """Every ``return image, label`` of the method gives a label built as a float tensor of a row
+    of table columns, directly or through the one name it is assigned to."""
+    assigned: dict[str, list[ast.expr]] = defaultdict(list)
+    returns = []
+    for node in _scope_nodes(getitem.body):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                for name in _assigned_names(target):
+                    assigned[name].append(node.value if isinstance(target, ast.Name) else None)
+        elif isinstance(node, ast.Return):
+            returns.append(node.value)
+    if not returns:
+        return False
+    for value in returns:
+        if not (isinstance(value, ast.Tuple) and len(value.elts) >= 2):
+            return False
+        label = value.elts[-1]
+        if isinstance(label, ast.Name):
+            values = assigned.get(label.id, [])
+            label = values[0] if len(values) == 1 else None
+        if label is None or not _float_row_tensor(label):
+            return False
+    return True
+
+
+def _float_row_tensor(value: ast.expr) -> bool:
+    """``torch.tensor(row, dtype=torch.float32)`` (or ``as_tensor``) of a row of table columns."""
+    if not (isinstance(value, ast.Call) and (_dotted(value.func) or "") in ("torch.tensor", "torch.as_tensor") and value.args):
+        return False
+    dtype = next((k.value for k in value.keywords if k.arg == "dtype"), None)
+    if not (isinstance(dtype, ast.Attribute) and dtype.attr in _FLOAT_DTYPES and _dotted(dtype.value) == "torch"):
+        return False
+    row = value.args[0]
+    while isinstance(row, ast.Call) and isinstance(row.func, ast.Attribute) and row.func.attr in ("tolist", "astype") and not row.keywords:
+        row = row.func.value
+    return _table_row(row)
+
+
+def _table_row(row: ast.expr) -> bool:
+    """A slice of the values of a table row (``obj.values[1:]``), or the values of columns picked
+    from one row (``df.loc[index, columns].values``, ``df.iloc[index, 1:].values``)."""
+    if isinstance(row, ast.Subscript) and isinstance(row.slice, ast.Slice):
+        return isinstance(row.value, ast.Attribute) and row.value.attr == "values"
+    if isinstance(row, ast.Attribute) and row.attr == "values" and isinstance(row.value, ast.Subscript):
+        index = row.value.slice
+        return (
+            isinstance(row.value.value, ast.Attribute) and row.value.value.attr in ("loc", "iloc")
+            and isinstance(index, ast.Tuple) and len(index.elts) == 2 and isinstance(index.elts[1], (ast.Slice, ast.List))
+        )
+    return False
 
 
 def _one_hot_functions(trees: _RunTrees) -> tuple[str, ...]:

@@ -118,6 +118,12 @@ class FileFacts:
     in it has a class axis (cross-entropy, softmax, arg-max): a dataset of the run returning one
     0/1 number per image gives the label of a one-output binary classifier."""
 
+    float_row_run: bool = False
+    """Every dataset of the run returns its label as a float row built from table columns
+    (``torch.tensor(row.values[1:].tolist(), dtype=torch.float32)``) and every loss the run calls
+    or builds is BCE: a criterion handed in from another file is trained on float multi-hot rows
+    already, and two BCE losses weighted by lambda on two such rows are one BCE on the mixed rows."""
+
     def returns_one_hot(self, qualified: str) -> bool:
         """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
         names one of the run's functions that return a one-hot of class indices."""

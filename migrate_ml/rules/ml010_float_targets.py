@@ -439,6 +439,9 @@ class FloatTargetsRule(Rule):
                 ),
             )
             return
+        facts = current_facts()
+        if facts is not None and facts.float_row_run:
+            return  # the run's criteria are BCE and its datasets return float label rows
         already_multi_label = open_call.proven_bce and not open_call.converted_by_run
         if origin == "float" or (origin == "computed" and (already_multi_label or not self._is_parameter(target.value))):
             return  # float, or built by already-multi-label code: left as written

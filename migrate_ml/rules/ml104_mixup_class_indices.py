@@ -10,6 +10,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProv
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import positional_arguments
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
 from migrate_ml.rules._prefilter import TextFacts, has_loss_marker, text_facts, walk
 
@@ -145,6 +146,8 @@ class MixupOnClassIndicesRule(Rule):
             _mix_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 2 and self._unpacked_into_pair(node)
         ):
             name = _callee_name(node.func)
+            if self._float_rows:
+                return  # a pair of float label rows for two BCE losses: one BCE on the mixed rows
             if name in self._pair_mixers:
                 self.report(
                     node,
@@ -161,6 +164,8 @@ class MixupOnClassIndicesRule(Rule):
                     suggestion=UNSEEN_MIX_SUGGESTION,
                 )
         elif _mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 3:
+            if self._float_rows:
+                return
             self.report(
                 node,
                 f"{_callee_name(node.func)}(...) weighs two losses on the pair of labels a class-index "
@@ -186,7 +191,9 @@ class MixupOnClassIndicesRule(Rule):
         node.visit(finder)
         self._pair_mixers = {definition.name.value for definition in finder.found}
         self._row_mixers = finder.row_mixers | finder.methods
-        for definition in finder.found:
+        facts = current_facts()
+        self._float_rows = facts is not None and facts.float_row_run
+        for definition in ([] if self._float_rows else finder.found):
             self.report(
                 definition.name,
                 f"{definition.name.value} returns the labels and their permutation (y, y[index], lam) for "
@@ -195,7 +202,7 @@ class MixupOnClassIndicesRule(Rule):
             )
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
-        if not isinstance(node.operator, cst.Add):
+        if not isinstance(node.operator, cst.Add) or self._float_rows:
             return
         parent = self.get_metadata(ParentNodeProvider, node, None)
         if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):

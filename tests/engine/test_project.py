@@ -403,3 +403,59 @@ def test_a_dataset_of_a_binary_run_returns_its_label(tmp_path: Path, loss: str, 
     outcomes = _run(_write(tmp_path / "project", {"main.py": main, "dataset.py": DATASET}), write=False)
     sources = [f for f in outcomes["dataset.py"].findings if "class-index-source" in f.message]
     assert bool(sources) == reported
+
+
+ROWS_DATASET = (
+    "import pandas as pd\nimport torch\nfrom torch.utils.data import Dataset\n\n\nclass Leaves(Dataset):\n"
+    "    def __init__(self, csv):\n        self.annots = pd.read_csv(csv)\n        self.load = lambda path: path\n\n"
+    "    def __getitem__(self, idx):\n        obj = self.annots.iloc[idx]\n"
+    "        labels = torch.tensor(obj.values[1:].tolist(), dtype=torch.{dtype})\n"
+    "        return torch.zeros(3), labels\n\n    def __len__(self):\n        return len(self.annots)\n"
+)
+ROWS_MIXUP = (
+    "class MixupCriterion(object):\n    def __call__(self, criterion, pred, y_a, y_b, lam):\n"
+    "        return lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b)\n"
+)
+ROWS_ENGINE = (
+    "from mixup import MixupCriterion\nfrom augment import MixupData\n\n\n"
+    "def train_one_epoch(model, loader, criterion):\n    mixup_data = MixupData()\n"
+    "    mixup_criterion = MixupCriterion()\n    for images, labels in loader:\n        if mixup:\n"
+    "            inputs, targets_a, targets_b, lam = mixup_data(images, labels)\n"
+    "            loss = mixup_criterion(criterion, model(inputs), targets_a, targets_b, lam)\n"
+    "        else:\n            loss = criterion(model(images), labels)\n        loss.backward()\n"
+)
+ROWS_MAIN = (
+    "import torch\nfrom dataset import Leaves\nfrom engine import train_one_epoch\n\n\n"
+    "def train(model, criterion, loader):\n    train_one_epoch(model, loader, criterion)\n\n\n"
+    "loader = torch.utils.data.DataLoader(Leaves('train.csv'), batch_size=8)\n"
+    "train(None, {loss}, loader)\n"
+)
+
+
+UNPROVEN = [
+    "engine.py:ML010@13", "engine.py:ML104@10", "engine.py:ML104@11", "mixup.py:ML010@3", "mixup.py:ML010@3", "mixup.py:ML104@3",
+]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "loss", "expected"),
+    [
+        ("float32", "torch.nn.BCEWithLogitsLoss()", []),
+        # the same rows as class-index integers: a BCE criterion needs them cast, and the mixup is reported
+        ("int64", "torch.nn.BCEWithLogitsLoss()", UNPROVEN),
+        # float rows, but a criterion of the run that may not be BCE: nothing is proven
+        ("float32", "torch.nn.MSELoss()", UNPROVEN),
+    ],
+    ids=["float32-rows-bce", "int64-rows", "float32-rows-other-loss"],
+)
+def test_a_bce_run_on_float_label_rows_of_another_file_is_left_alone(tmp_path: Path, dtype: str, loss: str, expected: list[str]) -> None:
+    # yohann84L/plant_pathology_2020: the dataset builds float32 rows of the CSV's one-hot columns,
+    # the script a BCE criterion that reaches the engine and the mixup criterion of two other files
+    files = {
+        "dataset.py": ROWS_DATASET.format(dtype=dtype), "mixup.py": ROWS_MIXUP,
+        "engine.py": ROWS_ENGINE, "main.py": ROWS_MAIN.format(loss=loss),
+    }
+    outcomes = _run(_write(tmp_path / "project", files), write=False)
+    found = sorted(f"{name}:{f.code}@{f.line}" for name, o in outcomes.items() for f in o.findings if f.code in ("ML010", "ML104"))
+    assert found == expected
+    assert all(o.changes == [] for o in outcomes.values())

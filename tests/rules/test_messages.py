@@ -121,3 +121,42 @@ def test_arg_max_target_of_one_hot_labels_is_not_only_called_a_teachers_decision
     assert "one-hot or multi-hot labels collapsed" in finding.message
     assert "F.binary_cross_entropy_with_logits(outputs[0], label_reg.float())" in finding.suggestion
     assert "(torch.sigmoid(label_reg) > THRESHOLD).float()" in finding.suggestion
+
+
+def test_arg_max_of_softmax_probabilities_thresholds_the_logits_not_the_probabilities() -> None:
+    # FixMatch's pseudo-label: a sigmoid of the softmax probabilities is in (0.5, 0.74), every label passes
+    text = (
+        "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n"
+        "def step(logits_u_w, logits_u_s, T):\n"
+        "    pseudo_label = torch.softmax(logits_u_w.detach() / T, dim=-1)\n"
+        "    max_probs, targets_u = torch.max(pseudo_label, dim=-1)\n"
+        "    criterion = nn.CrossEntropyLoss()\n"
+        "    return F.cross_entropy(logits_u_s, targets_u), criterion(logits_u_s, targets_u)\n"
+    )
+    [functional] = _findings(text, "ML002")
+    [module] = _findings(text, "ML001")
+    assert functional.message == (
+        "the target is an arg-max of `pseudo_label`, softmax probabilities of `logits_u_w.detach() / T` (one class "
+        "index per sample): a pseudo-label or a teacher's decision; multi-label training needs one 0/1 decision per class"
+    )
+    assert functional.suggestion == (
+        "threshold the logits themselves, not the softmax probabilities: "
+        "F.binary_cross_entropy_with_logits(logits_u_s, (torch.sigmoid(logits_u_w.detach() / T) > THRESHOLD).float())"
+    )
+    assert "(torch.sigmoid(logits_u_w.detach() / T) > THRESHOLD).float()" in module.suggestion
+    for finding in (functional, module):
+        assert "sigmoid(pseudo_label)" not in finding.suggestion
+
+
+def test_softmax_spellings_name_their_input_and_numpy_softmax_is_not_thresholded_with_torch() -> None:
+    text = (
+        "import scipy.special\nimport torch.nn.functional as F\nfrom torch.nn.functional import softmax\n\n"
+        "def a(logits_s, logits_t):\n    return F.cross_entropy(logits_s, logits_t.softmax(-1).argmax(-1))\n\n"
+        "def b(logits_s, logits_t):\n    probs = softmax(logits_t, dim=1)\n    return F.cross_entropy(logits_s, probs.argmax(1))\n\n"
+        "def c(logits_s, scores):\n    probs = scipy.special.softmax(scores, axis=1)\n"
+        "    return F.cross_entropy(logits_s, probs.argmax(1))\n"
+    )
+    method, imported, numpy = _findings(text, "ML002")
+    assert "(torch.sigmoid(logits_t) > THRESHOLD).float()" in method.suggestion
+    assert "(torch.sigmoid(logits_t) > THRESHOLD).float()" in imported.suggestion
+    assert "softmax probabilities of" not in numpy.message

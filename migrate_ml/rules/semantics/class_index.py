@@ -75,9 +75,23 @@ def class_index_message(rule, call: cst.Call, expression: cst.BaseExpression, lo
     ``criterion``); ``call`` is the loss call, whose logits the suggestion keeps."""
     logits = call_argument(call, 0, "input")
     scores = _code(logits.value) if logits is not None else "outputs"
-    operands = {_code(_argmax_operand(source)) for source in class_index_sources(rule, expression)}
+    collapsed = {_argmax_operand(source) for source in class_index_sources(rule, expression)}
+    operands = {_code(operand) for operand in collapsed}
     rows = operands.pop() if len(operands) == 1 else "scores"
     threshold = rule.context.threshold_name
+    softmax_of = {_code(found) for found in (_softmax_input(rule, operand) for operand in collapsed) if found is not None}
+    if len(softmax_of) == 1 and len(collapsed) == 1:
+        teacher = softmax_of.pop()
+        # FixMatch's ``pseudo_label = torch.softmax(logits_u_w.detach() / T, dim=-1)``: the arg-max of
+        # probabilities is a pseudo-label or a teacher's decision, and its multi-label form thresholds
+        # the logits through a sigmoid (a sigmoid of probabilities lies in (0.5, 0.74): every label passes 0.5)
+        return (
+            f"the target is an arg-max of `{rows}`, softmax probabilities of `{teacher}` (one class index per "
+            "sample): a pseudo-label or a teacher's decision; multi-label training needs one 0/1 decision "
+            "per class",
+            f"threshold the logits themselves, not the softmax probabilities: "
+            f"{loss}({scores}, (torch.sigmoid({teacher}) > {threshold}).float())",
+        )
     message = (
         f"the target is an arg-max of `{rows}` (one class index per sample): one-hot or multi-hot "
         "labels collapsed to one class, or a teacher's decision (hard distillation); multi-label "
@@ -110,6 +124,52 @@ def _argmax_operand(source: cst.CSTNode) -> cst.CSTNode:
         return func.value
     first = call_argument(source, 0, "input")
     return first.value if first is not None else source
+
+
+def _softmax_input(rule, operand: cst.CSTNode) -> cst.BaseExpression | None:
+    """``x`` when ``operand`` is a softmax of it along one axis (``torch.softmax(x, dim=-1)``,
+    ``F.softmax(x, 1)``, ``x.softmax(-1)``), inline or through a name every binding of which is one."""
+    values = [operand]
+    if isinstance(operand, cst.Name):
+        scope = rule.get_metadata(ScopeProvider, operand, None)
+        assignments = list(scope[operand.value]) if scope is not None else []
+        values = []
+        for assignment in assignments:
+            bound = getattr(assignment, "node", None)
+            holder = rule.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+            statement = rule.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.AssignTarget) else None
+            if not isinstance(statement, cst.Assign):
+                return None
+            values.append(statement.value)
+    found = [_softmax_argument(rule, value) for value in values]
+    if not found or None in found or len({_code(node) for node in found}) != 1:
+        return None
+    return found[0]
+
+
+def _softmax_argument(rule, value: cst.BaseExpression) -> cst.BaseExpression | None:
+    if not (isinstance(value, cst.Call) and isinstance(value.func, (cst.Attribute, cst.Name))):
+        return None
+    func = value.func
+    if (func.attr if isinstance(func, cst.Attribute) else func).value != "softmax":
+        return None
+    if isinstance(func, cst.Attribute) and _code(func.value) not in _TORCH_SOFTMAX_OWNERS:
+        if _imported(rule, func.value):
+            return None  # ``scipy.special.softmax(x)``: NumPy scores, no torch.sigmoid to put on them
+        return func.value  # ``x.softmax(-1)``
+    first = call_argument(value, 0, "input")
+    return first.value if first is not None else None
+
+
+def _imported(rule, owner: cst.BaseExpression) -> bool:
+    """The root name of ``owner`` (``torch`` of ``torch.nn.functional``) is bound by an import."""
+    while isinstance(owner, cst.Attribute):
+        owner = owner.value
+    scope = rule.get_metadata(ScopeProvider, owner, None) if isinstance(owner, cst.Name) else None
+    return scope is not None and any(isinstance(getattr(a, "node", None), (cst.Import, cst.ImportFrom)) for a in scope[owner.value])
+
+
+_TORCH_SOFTMAX_OWNERS = frozenset({"torch", "F", "nn.functional", "torch.nn.functional", "functional"})
 
 
 _LITERAL_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})

@@ -472,6 +472,15 @@ class PredictionUses:
             return None
         if isinstance(parent, cst.Index):
             return "it is used as an index (one class per sample)"
+        slots = [t.target for t in parent.targets if _row_slot(t.target)] if isinstance(parent, cst.Assign) else []
+        if slots and parent.value is prediction:
+            # ``predictions[i:i + n] = preds.cpu().numpy()`` into ``np.zeros(size)``: the buffer was
+            # made for one class index per sample, and [B, C] rows do not fit it
+            buffer = slots[0].value
+            return (
+                f"it is stored into `{cst.Module([]).code_for_node(buffer)}[...]`, a buffer filled with one class "
+                "index per sample; multi-hot rows need a [N, C] buffer"
+            )
         if isinstance(parent, cst.Arg):
             call = self.get_metadata(ParentNodeProvider, parent, None)
             if not isinstance(call, cst.Call):
@@ -498,6 +507,11 @@ class PredictionUses:
             if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("eq", "ne") and len(call.args) == 1:
                 return Comparison(call, "receiver", negated=call.func.attr.value == "ne")
         return None
+
+
+def _row_slot(target: cst.BaseAssignTargetExpression) -> bool:
+    """``buffer[i:i + n]``: a range of a preallocated buffer, one slot per sample (not a dict key)."""
+    return isinstance(target, cst.Subscript) and any(isinstance(element.slice, cst.Slice) for element in target.slice)
 
 
 def _label_side(comparison: Comparison) -> cst.BaseExpression:
