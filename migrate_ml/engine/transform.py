@@ -775,13 +775,13 @@ def _in_original(before: list[Finding], after: list[Finding], old_text: str, new
     """The findings of the written text, positioned in the original: what ``--check``/``--diff``
     show, finding for finding what the written file shows.
 
-    A finding of the original stands for the written one it matches (its position and words are
-    the original's): one of the same code on the line the construct moved to, else one of the
-    same code and message (a fix moved the construct further than a line), else one with the same
-    message from another rule (ML001 leaves a literal target uncast, ML010 reports it on the
-    rewritten text). A finding of the original with no match is about code the fixes rewrote
-    away, and is dropped. A written finding with no match (a later pass saw it once a fix
-    applied, or the safety net on the final text) is moved back onto the original's lines.
+    A written finding takes the position of the original's finding it matches: one of the same
+    code on the line the construct moved to, else one of the same code and message (a fix moved
+    the construct further than a line), else one with the same message from another rule (ML001
+    leaves a literal target uncast, ML010 reports it on the rewritten text). A finding of the
+    original with no match is about code the fixes rewrote away, and is dropped. A written
+    finding with no match (a later pass saw it once a fix applied, or the safety net on the final
+    text) is moved back onto the original's lines.
     """
     moved = _moved(before, old_text, new_text)
     unmatched = list(range(len(after)))
@@ -797,7 +797,8 @@ def _in_original(before: list[Finding], after: list[Finding], old_text: str, new
             if match is not None:
                 unmatched.remove(match)
                 pending.remove(index)
-                shown.append(before[index])
+                [written] = _moved([after[match]], new_text, old_text)
+                shown.append(dataclasses.replace(written, line=before[index].line, column=before[index].column))
     shown.extend(_moved([after[j] for j in unmatched], new_text, old_text))
     return sorted(shown, key=lambda f: (f.line, f.column, f.code))
 
