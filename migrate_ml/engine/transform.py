@@ -509,19 +509,14 @@ class FileTransformer:
             carried = _moved(carried, text, module.code) + _moved(inside_fixes, text, module.code)
             text = module.code
             result.new_data, result.new_text = new_data, text
-            candidates = [rule for rule in self.rules if rule.could_apply(text)]
-        if result.changes:
-            result.findings_before = _still_open(result.findings_before, result.findings_after, source.text, text)
+            candidates = _tree_filter_rules([rule for rule in self.rules if rule.could_apply(text)], text, whole_file=False)
         net = self._safety_net(text, result.findings_after, reported_lines)
         if net:
             result.findings_after = sorted(result.findings_after + net, key=lambda f: (f.line, f.column, f.code))
-            if text != source.text:
-                net = _moved(net, text, source.text)  # --check/--diff show positions in the original
-            covered = {f.line for f in result.findings_before}
-            result.findings_before = sorted(
-                result.findings_before + [f for f in net if f.line not in covered],
-                key=lambda f: (f.line, f.column, f.code),
-            )
+        if result.changes:
+            result.findings_before = _in_original(result.findings_before, result.findings_after, source.text, text)
+        else:
+            result.findings_before = result.findings_after  # one pass, on the original text
         return result
 
     def _safety_net(self, text: str, findings: Sequence[Finding], reported_lines: set[int]) -> list[Finding]:
@@ -776,38 +771,36 @@ def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bo
     return False
 
 
-def _still_open(before: list[Finding], after: list[Finding], old_text: str, new_text: str) -> list[Finding]:
-    """The findings of the original text that the applied fixes did not resolve.
+def _in_original(before: list[Finding], after: list[Finding], old_text: str, new_text: str) -> list[Finding]:
+    """The findings of the written text, positioned in the original: what ``--check``/``--diff``
+    show, finding for finding what the written file shows.
 
-    ``--diff``/``--check`` show findings in the original text; one about code that the same run
-    rewrites away (two cross-entropy losses weighted by lambda, which ML001 makes BCE) would
-    describe code the user never gets. A finding stays when the written text still has one of
-    its code with the same message or on the line it moved to.
+    A written finding takes the position of the original's finding it matches: one of the same
+    code on the line the construct moved to, else one of the same code and message (a fix moved
+    the construct further than a line), else one with the same message from another rule (ML001
+    leaves a literal target uncast, ML010 reports it on the rewritten text). A finding of the
+    original with no match is about code the fixes rewrote away, and is dropped. A written
+    finding with no match (a later pass saw it once a fix applied, or the safety net on the final
+    text) is moved back onto the original's lines.
     """
-    if not before:
-        return before
     moved = _moved(before, old_text, new_text)
-    open_lines = Counter((f.code, f.line) for f in after)
-    kept = [False] * len(before)
-    for index, finding in enumerate(moved):  # the same construct, where it moved to
-        if open_lines[finding.code, finding.line] > 0:
-            open_lines[finding.code, finding.line] -= 1
-            kept[index] = True
-    unmatched = Counter((f.code, f.message) for f in after) - Counter(
-        (f.code, f.message) for f, keep in zip(before, kept) if keep
-    )
-    for index, finding in enumerate(before):  # a construct a fix moved further than a line
-        if not kept[index] and unmatched[finding.code, finding.message] > 0:
-            unmatched[finding.code, finding.message] -= 1
-            kept[index] = True
-    # the same words from another rule once the fix applied (ML001 leaves a literal target
-    # uncast, ML010 reports it on the rewritten text): still open
-    worded = Counter(f.message for f in after) - Counter(f.message for f, keep in zip(before, kept) if keep)
-    for index, finding in enumerate(before):
-        if not kept[index] and worded[finding.message] > 0:
-            worded[finding.message] -= 1
-            kept[index] = True
-    return [finding for finding, keep in zip(before, kept) if keep]
+    unmatched = list(range(len(after)))
+    shown: list[Finding] = []
+    pending = list(range(len(before)))
+    for same in (
+        lambda b, m, a: (m.code, m.line) == (a.code, a.line),
+        lambda b, m, a: (b.code, b.message) == (a.code, a.message),
+        lambda b, m, a: b.message == a.message,
+    ):
+        for index in list(pending):
+            match = next((j for j in unmatched if same(before[index], moved[index], after[j])), None)
+            if match is not None:
+                unmatched.remove(match)
+                pending.remove(index)
+                [written] = _moved([after[match]], new_text, old_text)
+                shown.append(dataclasses.replace(written, line=before[index].line, column=before[index].column))
+    shown.extend(_moved([after[j] for j in unmatched], new_text, old_text))
+    return sorted(shown, key=lambda f: (f.line, f.column, f.code))
 
 
 def _moved(findings: list[Finding], old_text: str, new_text: str) -> list[Finding]:
@@ -868,13 +861,22 @@ def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
     ``could_apply_tree`` rejects the file; all of them for a segmentation file, a token model (a
     captioning decoder, a translation model: dense prediction and a vocabulary axis are not image
     classification) or a one-output binary classifier (nothing single-label to migrate)."""
+    return _tree_filter_rules(rules, text, whole_file=True)
+
+
+def _tree_filter_rules(rules: list[type[Rule]], text: str, whole_file: bool) -> list[type[Rule]]:
+    """``_tree_filter``; without ``whole_file``, only each rule's own checks. Once fixes applied,
+    the file's kind was settled on the original (the rewrite makes a softmax classifier's loss
+    BCE, which must not turn it into a binary one), but the rewritten text is pre-checked per rule
+    as the original was: a rule the pre-check left out must not report in a later pass only, since
+    ``--check``/``--diff`` and the written file then differ."""
     if not rules:
         return rules
     try:
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
-    if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
+    if whole_file and (is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree)):
         return []
     code = _without_documentation(text, tree)
     if code is not text:

@@ -118,12 +118,15 @@ class MixupOnClassIndicesRule(Rule):
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """A mixup applied outside a class body (not a mixup implementation), two weighted losses,
-        or a mixing function that hands back its labels' permutation."""
+        """A mixup applied outside a class body (not a mixup implementation), one unpacked into
+        three or more names anywhere (a trainer's method applies it: ``x, y_a, y_b, lam =
+        Aug.mixup_data(x, y, alpha)``), two weighted losses, or a mixing function that hands back
+        its labels' permutation."""
         return _mixup_call_outside_classes(tree) or any(
             (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
              and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
             or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
+            or _unpacked_mix_call(node)
             for node in walk(tree)
         )
 
@@ -423,6 +426,19 @@ def _mixup_call_outside_classes(tree: ast.AST) -> bool:
         if _mixup_call_outside_classes(node):
             return True
     return False
+
+
+def _unpacked_mix_call(node: ast.AST) -> bool:
+    """``a, b, c, ... = mix(x, y, ...)``: the form ``visit_Call`` reports wherever it is called."""
+    return (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], (ast.Tuple, ast.List))
+        and len(node.targets[0].elts) >= 3
+        and isinstance(node.value, ast.Call)
+        and _mix_name(_called_name(node.value))
+        and len(node.value.args) >= 2
+    )
 
 
 def _weighted_loss_call(node: ast.AST) -> bool:

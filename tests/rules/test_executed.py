@@ -87,6 +87,8 @@ CASES: dict[str, Case] = {
     "dtype_cast_labels": Case(train="train"),
     # criterion.cpu()/.train() in place pass no targets: not "a use that could not be followed".
     "moved_criterion": Case(train="train"),
+    # the mean of stacked softmax views (test-time augmentation) is thresholded, its softmaxes become sigmoids
+    "averaged_probabilities": Case(train="train", evaluate="evaluate", accuracy=float),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),

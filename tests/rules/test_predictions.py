@@ -366,3 +366,49 @@ def test_argmax_over_a_dropped_log_softmax_decides_on_the_name(other_use: str, p
     assert prediction.proven is proven
     if proven:
         assert _code(prediction.decision_input) == "torch.sigmoid(output)"
+
+
+@pytest.mark.parametrize(
+    ("average", "added", "proven"),
+    [
+        ("torch.mean(torch.stack(views), dim=0)", "torch.softmax(model(x), dim=1)", True),
+        ("torch.stack(views).mean(0)", "torch.sigmoid(model(x))", True),
+        ("torch.stack(views).mean(dim=0)", "F.softmax(model(x), dim=1)", True),
+        # a mean over the class axis, or the batch's: no longer one row of probabilities per sample
+        ("torch.mean(torch.stack(views), dim=1)", "torch.softmax(model(x), dim=1)", False),
+        ("torch.stack(views).mean()", "torch.softmax(model(x), dim=1)", False),
+        # a view that is not the classifier's probabilities (features, a teacher's table)
+        ("torch.mean(torch.stack(views), dim=0)", "encoder(x)", False),
+    ],
+)
+def test_probabilities_averaged_over_views_are_the_decision_input(average: str, added: str, proven: bool) -> None:
+    predictions = _predictions(
+        f"""
+        import torch
+        import torch.nn.functional as F
+
+        def evaluate(model, encoder, x, y):
+            views = []
+            for _ in range(2):
+                views.append({added})
+            pred = {average}
+            return (pred.argmax(dim=1) == y).sum()
+        """
+    )
+    assert predictions["pred.argmax(dim=1)"][0] is proven
+
+
+def test_averaged_probabilities_need_every_append_to_be_probabilities() -> None:
+    predictions = _predictions(
+        """
+        import torch
+
+        def evaluate(model, x, y, extra):
+            views = []
+            views.append(torch.softmax(model(x), dim=1))
+            views.extend(extra)
+            pred = torch.mean(torch.stack(views), dim=0)
+            return (pred.argmax(dim=1) == y).sum()
+        """
+    )
+    assert predictions["pred.argmax(dim=1)"][0] is False

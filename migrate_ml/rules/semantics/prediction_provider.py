@@ -301,7 +301,46 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             value = self._assigned_value(getattr(assignment, "node", None))
             if isinstance(value, cst.Call) and value in softmax_by_call:
                 found.append(softmax_by_call[value])
+            elif isinstance(value, cst.Call) and (averaged := self._averaged_probabilities(value, softmax_by_call)) is not None:
+                found.extend(averaged)
             elif not (isinstance(value, cst.Call) and self._is_sigmoid_of_scores(value)):
+                return None
+        return found
+
+    def _averaged_probabilities(self, call: cst.Call, softmax_by_call: dict[cst.Call, Softmax]) -> list[Softmax] | None:
+        """The softmaxes behind ``torch.mean(torch.stack(probs), dim=0)`` (or ``.mean(0)`` of the
+        stack) when each ``probs.append(...)`` adds a softmax or sigmoid of the scores: test-time
+        augmentation or an ensemble averaging the probabilities, still one row per sample; else None."""
+        if qualified_names(self, call.func) & {"torch.mean"}:
+            stacked, dim = call_argument(call, 0, "input"), call_argument(call, 1, "dim")
+        elif isinstance(call.func, cst.Attribute) and call.func.attr.value == "mean":
+            stacked, dim = cst.Arg(call.func.value), call_argument(call, 0, "dim")
+        else:
+            return None
+        if stacked is None or dim is None or dim_value(dim.value) != 0:
+            return None
+        inner = stacked.value
+        if not (isinstance(inner, cst.Call) and qualified_names(self, inner.func) & {"torch.stack"} and len(inner.args) == 1):
+            return None
+        listed = inner.args[0].value
+        scope = self.get_metadata(ScopeProvider, listed, None) if isinstance(listed, cst.Name) else None
+        if scope is None:
+            return None
+        assignments = list(scope[listed.value])
+        if len(assignments) != 1 or not isinstance(self._assigned_value(getattr(assignments[0], "node", None)), cst.List):
+            return None
+        found: list[Softmax] = []
+        for access in scope.accesses[listed.value]:
+            if access.node is listed:
+                continue
+            method = self.get_metadata(ParentNodeProvider, access.node, None)
+            append = self.get_metadata(ParentNodeProvider, method, None) if isinstance(method, cst.Attribute) else None
+            if not (isinstance(append, cst.Call) and method.attr.value == "append" and len(append.args) == 1):
+                return None
+            added = append.args[0].value
+            if isinstance(added, cst.Call) and added in softmax_by_call:
+                found.append(softmax_by_call[added])
+            elif not (isinstance(added, cst.Call) and self._is_sigmoid_of_scores(added)):
                 return None
         return found
 
