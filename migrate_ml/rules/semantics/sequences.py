@@ -29,7 +29,12 @@ vocabulary, whatever its loops look like (a captioning decoder, a translation Tr
 * the targets of a call are packed word sequences (``targets, _ =
   pack_padded_sequence(targets, lengths)`` then ``criterion(scores, targets)``);
 * a loss ignores a padding token (``ignore_index=trg_pad_idx``, ``ignore_index=word_map['<pad>']``):
-  images have no padding class.
+  images have no padding class;
+* an accuracy is taken over a padding mask: the targets compared with a padding token
+  (``mask = tgt_out_ids != pad_id``, ``gold.ne(trg_pad_idx)``) are the ones a prediction is
+  compared with in the same function (``((preds == tgt_out_ids) & mask).sum()``), as in a
+  translation trainer whose model and loss are built in other modules. An attention mask of a
+  text classifier's inputs (``input_ids != pad_token_id``) compares inputs, never a prediction.
 
 Its cross-entropy, arg-max and token accuracy are the task itself: nothing in it is reported or
 rewritten.
@@ -191,11 +196,55 @@ def is_token_model(tree: ast.Module) -> bool:
             return True
         if name in _PACKERS:
             packed.update(_bound_names(tree, node))
+    if _masks_padded_accuracy(tree):
+        return True
     return bool(packed) and any(
         len(node.args) >= 2 and isinstance(node.args[1], ast.Name) and node.args[1].id in packed
         and _callee(node) not in _PACKERS
         for node in calls
     )
+
+
+def _masks_padded_accuracy(tree: ast.Module) -> bool:
+    """Whether a function compares some targets with a padding token and compares the same
+    targets for equality (token accuracy over the non-padding positions)."""
+    parents = parent_links(tree)
+    padded: dict[ast.AST, set[str]] = {}
+    for node in nodes_of(tree, ast.Compare, ast.Call):
+        target = _padding_compared(node)
+        if target is not None:
+            padded.setdefault(_enclosing_function(node, parents), set()).add(ast.dump(target))
+    for function, targets in padded.items():
+        if function is None:
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+                operands = (node.left, node.comparators[0])
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eq" and len(node.args) == 1:
+                operands = (node.func.value, node.args[0])
+            else:
+                continue
+            if any(ast.dump(operand) in targets for operand in operands):
+                return True
+    return False
+
+
+def _padding_compared(node: ast.AST) -> ast.expr | None:
+    """``gold`` in ``gold != pad_id`` or ``gold.ne(trg_pad_idx)``."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.NotEq):
+        pairs = ((node.left, node.comparators[0]), (node.comparators[0], node.left))
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "ne" and len(node.args) == 1:
+        pairs = ((node.func.value, node.args[0]),)
+    else:
+        return None
+    return next((target for target, pad in pairs if _names_padding(pad) and not _names_padding(target)), None)
+
+
+def _enclosing_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.AST | None:
+    parent = parents.get(node)
+    while parent is not None and not isinstance(parent, _FUNCTIONS):
+        parent = parents.get(parent)
+    return parent
 
 
 def _inside_class(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
