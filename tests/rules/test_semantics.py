@@ -140,6 +140,21 @@ def test_a_threaded_recurrent_state_makes_a_sequence_model() -> None:
                 criterion(model(inputs), targets).backward()
         """
     )
+    # an arg-max rebinding the collected outputs, then compared with the labels: an accuracy
+    epoch_accuracy = """
+        def train(model, data, criterion):
+            targets, predictions = [], []
+            for x, y in data:
+                out = model(x)
+                criterion(out, y).backward()
+                targets.append(y)
+                predictions.append(out.cpu())
+            predictions = torch.cat(predictions)
+            _, predictions = {}(predictions, dim=1)
+            return (predictions == torch.cat(targets)).sum()
+        """
+    assert not _is_sequence(epoch_accuracy.format("torch.max"))
+    assert not _is_sequence(epoch_accuracy.format("step"))  # compared with a value: no state
 
 
 def test_an_argmax_fed_back_as_the_next_input_makes_a_sequence_model() -> None:

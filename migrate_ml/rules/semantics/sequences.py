@@ -6,10 +6,11 @@ of one token per step is the task itself. Such code is known by its data flow, n
 
 * a **recurrent state** is threaded through the model: ``(Y, state) = rnn(X, state, params)``
   rebinds a name it passes in beside a new output (``model, opt = fabric.setup(model, opt)``
-  only passes them through), and that name is never called and is read nowhere else but in
-  such calls, its own methods (``state.detach()``), its items (``state[0]``) and
-  ``isinstance``/``len`` (a mixup's ``inputs, targets = mix(inputs, targets)`` passes
-  ``inputs`` on to the model: not a state);
+  only passes them through; ``_, preds = torch.max(preds, 1)`` is an arg-max), and that name
+  is never called and is read nowhere else but in such calls, its own methods
+  (``state.detach()``), its items (``state[0]``), ``isinstance``/``len`` and ``is None``
+  tests: it is never compared with a value (``preds == targets`` reads a result), and a
+  mixup's ``inputs, targets = mix(inputs, targets)`` passes ``inputs`` on to the model;
 * or **the arg-max is fed back**: it is appended to a list that the model reads for the
   next step, whole or its last element (greedy decoding);
 * a helper that only **encodes those inputs** (``to_onehot(X, vocab_size)``) is called only
@@ -50,6 +51,10 @@ from migrate_ml.rules._prefilter import nodes_of, parent_links, walk
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _STATE_READERS = frozenset({"isinstance", "len", "type"})
+_REDUCTIONS = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median"})
+"""Calls whose tuple result holds values and indices of their input: ``_, predictions =
+torch.max(predictions, dim=1)`` rebinds its argument beside a new output, like a recurrent step,
+but it is an arg-max, not a model threading its state."""
 
 
 def sequence_spans(tree: ast.Module) -> tuple[tuple[int, int], ...]:
@@ -91,7 +96,7 @@ def is_sequence_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bo
 def _threads_state(function: ast.AST) -> bool:
     recurrent: set[str] = set()
     for node in ast.walk(function):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _callee(node.value) not in _REDUCTIONS:
             passed = {a.id for a in node.value.args if isinstance(a, ast.Name)}
             for target in node.targets:
                 elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else []
@@ -126,6 +131,10 @@ def _only_a_state(function: ast.AST, name: str) -> bool:
             return False
         elif isinstance(node, (ast.Return, ast.Yield)) and isinstance(node.value, ast.Name) and node.value.id == name:
             return False
+        elif isinstance(node, ast.Compare) and not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops) and any(
+            isinstance(operand, ast.Name) and operand.id == name for operand in (node.left, *node.comparators)
+        ):
+            return False  # compared with a value (`predictions == targets`): a result, not a state
     return True
 
 
