@@ -144,7 +144,8 @@ class Sinks:
                 self._indexed_log_probability(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
                 for generator in node.generators:
-                    self._dataset_labels_read(node, generator.iter)
+                    if sources.reads_pair_labels(node, generator):
+                        self._dataset_labels_read(node, generator.iter)
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
