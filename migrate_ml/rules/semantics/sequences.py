@@ -131,11 +131,17 @@ def _only_a_state(function: ast.AST, name: str) -> bool:
             return False
         elif isinstance(node, (ast.Return, ast.Yield)) and isinstance(node.value, ast.Name) and node.value.id == name:
             return False
-        elif isinstance(node, ast.Compare) and not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops) and any(
-            isinstance(operand, ast.Name) and operand.id == name for operand in (node.left, *node.comparators)
-        ):
-            return False  # compared with a value (`predictions == targets`): a result, not a state
+        elif isinstance(node, ast.Compare) and _compared_with_a_value(node, name):
+            return False  # `predictions == targets`: a result, not a state
     return True
+
+
+def _compared_with_a_value(node: ast.Compare, name: str) -> bool:
+    """``name == targets``; not ``state is None`` nor ``hidden == None`` (a state not yet made)."""
+    operands = (node.left, *node.comparators)
+    return any(isinstance(operand, ast.Name) and operand.id == name for operand in operands) and not any(
+        isinstance(operand, ast.Constant) and operand.value is None for operand in operands
+    ) and not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops)
 
 
 def _feeds_back_argmax(function: ast.AST) -> bool:
