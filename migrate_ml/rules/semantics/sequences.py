@@ -252,7 +252,25 @@ def _padding_compared(node: ast.AST) -> ast.expr | None:
         pairs = ((node.func.value, node.args[0]),)
     else:
         return None
-    return next((target for target, pad in pairs if _names_padding(pad) and not _names_padding(target)), None)
+    return next(
+        (target for target, pad in pairs if _is_padding_token(pad) and isinstance(target, (ast.Name, ast.Attribute, ast.Subscript))),
+        None,
+    )
+
+
+_PAD_TOKEN = re.compile(r"^(?:[a-z]+_)*pad(?:ding)?(?:_?(?:id|idx|index|token(?:_id|_idx)?|value|symbol))?$", re.I)
+"""``pad_id``, ``trg_pad_idx``, ``pad_token_id``, ``PAD``, ``padding_idx``; not ``padded_len``."""
+
+
+def _is_padding_token(value: ast.expr) -> bool:
+    """``pad_id``, ``self.pad_idx``, ``tokenizer.pad_token_id``, ``word_map['<pad>']``."""
+    if isinstance(value, ast.Name):
+        return bool(_PAD_TOKEN.match(value.id))
+    if isinstance(value, ast.Attribute):
+        return bool(_PAD_TOKEN.match(value.attr))
+    return isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and isinstance(value.slice.value, str) and bool(
+        _PAD.search(value.slice.value)
+    )
 
 
 def _enclosing_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.AST | None:
