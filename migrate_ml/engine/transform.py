@@ -50,7 +50,7 @@ _THRESHOLD_VALUE = r"(?:0?\.[0-9_]*|0|1\.?0*|[0-9.]+[eE]-[0-9]+)"
 """A float literal the engine could have written for a threshold in (0, 1)."""
 _ALL_CODES = frozenset({"*"})
 _RULE_MODULE = re.compile(r"[/\\]rules[/\\]ml(\d{3})_\w+\.py$")
-_SAFETY_NET_MODULE = re.compile(r"[/\\]rules[/\\]semantics[/\\](?:residue|single_label_values)\.py$")
+_SAFETY_NET_MODULE = re.compile(r"[/\\]rules[/\\]semantics[/\\](?:residue[/\\]\w+|single_label_values)\.py$")
 
 
 class InternalError(Exception):

@@ -1,7 +1,7 @@
 """ML100: the safety net. Whatever still means "one label per image" after the fixes is reported.
 
 This rule does not visit the tree with the others: the engine runs the detector in
-``rules/semantics/residue.py`` once over the text it is about to write, and reports each
+``rules/semantics/residue/`` once over the text it is about to write, and reports each
 construct that no other rule reported at that line. The class documents the code so that
 ``explain``, ``rules``, ``--select``/``--ignore`` and ``# migrate-ml: ignore[ML100]`` treat it
 like any rule.

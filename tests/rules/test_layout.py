@@ -28,7 +28,7 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{path.name}: relative import"
+            assert node.level == 0, f"{path.relative_to(SEMANTICS)}: relative import"
             modules.add(node.module or "")
             modules.update(f"{node.module}.{alias.name}" for alias in node.names)
     return modules
@@ -36,8 +36,8 @@ def _imports(path: Path) -> set[str]:
 
 def test_semantics_never_imports_a_rule_or_what_uses_the_rules() -> None:
     offending = {
-        f"{path.name}: {module}"
-        for path in sorted(SEMANTICS.glob("*.py"))
+        f"{path.relative_to(SEMANTICS)}: {module}"
+        for path in sorted(SEMANTICS.rglob("*.py"))
         for module in _imports(path)
         if _FORBIDDEN.match(module)
     }

@@ -1,4 +1,4 @@
-"""The safety-net detector (``rules/semantics/residue.py``) and ML100, its report in the engine.
+"""The safety-net detector (``rules/semantics/residue/``) and ML100, its report in the engine.
 
 The detector is also ``verify``'s static pass, so its API is tested directly: what it finds
 (kind at line) in single-label snippets, and that it finds nothing in multi-label ones.

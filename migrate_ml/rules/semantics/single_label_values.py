@@ -8,7 +8,7 @@ followed through the forms training code moves predictions with: ``.cpu()``/``.d
 ``accelerator.gather_for_metrics((preds, labels))`` and tuple unpacking, ``zip`` loops and
 ``list.append``. Names are resolved through the file's own imports, so ``import numpy as np``
 and ``from torch import argmax`` both count and a file's own ``argmax`` or the builtin ``max``
-do not. ``semantics/residue.py`` builds its checks on it.
+do not. ``semantics/residue/`` builds its checks on it.
 """
 
 from __future__ import annotations

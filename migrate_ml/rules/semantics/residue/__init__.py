@@ -1,0 +1,166 @@
+"""The safety net: find what still means "one label per image" in (already rewritten) code.
+
+The rules fix what they can prove and report what they recognise; this detector is the last
+look over a file, independent of them, so that no file ends silently single-label. The engine
+runs it once over the text it is about to write (as ML100, for constructs no rule reported at
+that line) and ``verify``'s static pass runs it over the code it checks.
+
+It reads CPython's ``ast``, not LibCST: it runs over every candidate file's final text, and
+``ast.parse`` plus one walk costs a small fraction of LibCST's parse and metadata resolution.
+Names are resolved through the file's own imports (``from torch.nn import CrossEntropyLoss as
+CE``, ``import torch.nn.functional as F``), so aliases are followed and a class the file defines
+itself is not mistaken for the library's. Values are followed through one function at a time,
+in statement order (a name bound to an arg-max, then rebound to a thresholded sigmoid, is a
+multi-hot prediction from then on).
+
+It is deliberately conservative about code that is already multi-label: an arg-max only
+counts when it is taken over a model's output, compared with something or handed to a metric
+(never ``np.argmax(val_accuracy)``), softmax only over a model's output (temperature-scaled logits
+too) or into a metric outside ``forward``, or as what ``forward`` returns, directly or through a
+name, or the last ``nn.Softmax`` layer of an ``nn.Sequential`` (never attention, pooling or
+routing weights), and a comparison of a thresholded prediction only when it is averaged over
+every element instead of per sample (``!=`` averaged that way is the Hamming loss, a multi-label
+metric). A single-label loss counts however it is named: called, referenced (``partial``, a dict
+of classes) or looked up with ``getattr(nn, ...)``. In model code without training code (a
+``models.py``) only a model that ends in softmax is reported.
+
+The package: ``prefilters`` (the cheap text tests), ``construct`` (what is reported), ``tables``
+(what the detector knows, as data), ``detector`` (the walk) and its checks by concern beside it:
+``losses``, ``softmax``, ``metrics`` and ``predictions``.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from migrate_ml.rules._prefilter import model_may_end_in, parse_once
+from migrate_ml.rules.semantics import find_sinks
+from migrate_ml.rules.semantics.helpers import single_label_helper_calls
+from migrate_ml.rules.semantics.residue.construct import KINDS, SingleLabelConstruct
+from migrate_ml.rules.semantics.residue.detector import _Detector
+from migrate_ml.rules.semantics.residue.prefilters import (
+    API_WORDS,
+    COMMON_WORDS,
+    compares_a_ranking,
+    could_contain_single_label,
+    is_model_code_only,
+    may_return_softmax,
+    names_a_single_label_api,
+)
+from migrate_ml.rules.semantics.sequences import in_spans, is_token_model, sequence_spans
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
+
+if TYPE_CHECKING:
+    import libcst
+
+__all__ = [
+    "API_WORDS",
+    "COMMON_WORDS",
+    "KINDS",
+    "SingleLabelConstruct",
+    "compares_a_ranking",
+    "could_contain_single_label",
+    "find_single_label",
+    "may_return_softmax",
+    "names_a_single_label_api",
+]
+
+
+def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]:
+    """Every still-single-label construct in ``module`` (a ``libcst.Module`` or source text).
+
+    Text that does not parse yields nothing: the engine and ``verify`` report syntax errors
+    themselves.
+    """
+    text = module if isinstance(module, str) else module.code
+    if not could_contain_single_label(text):
+        return []
+    try:
+        tree = parse_once(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    if is_model_code_only(text) and not model_may_end_in(tree, "softmax", "Softmax"):
+        return []  # the one construct model code can hold cannot be there: skip the full walk
+    if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
+        return []  # one class per pixel or per token, or one [B, 1] decision, is the task itself
+    detector = _Detector(text, tree)
+    found = detector.run()
+    if detector.helper_inputs:
+        # A helper of this file is given thresholded predictions (simple_accuracy(preds, labels))
+        # or an arg-max (get_score(labels, preds.argmax(1))): walk again with its parameters
+        # known, so that its body is checked too.
+        found = _Detector(text, tree, detector.helper_inputs).run()
+    found = _with_meanings(found, tree, text)
+    found = _with_helper_calls(found, tree, text)
+    if found and (model := untrained_pretrained_model(tree)) is not None:
+        return [_pretrained_untrained(model)]
+    spans = sequence_spans(tree) if found else ()
+    return [construct for construct in found if not in_spans(construct.line, spans)]
+
+
+def _pretrained_untrained(model: ast.Call) -> SingleLabelConstruct:
+    """The one finding of a file whose single-label constructs all read a library's pretrained
+    head that the file never trains: migrating them would misread that head."""
+    return SingleLabelConstruct(
+        model.lineno,
+        model.col_offset + 1,
+        "pretrained-untrained",
+        "this model keeps the library's pretrained single-label head (softmax over its classes) and nothing in "
+        "this file trains it: its loss, arg-max and accuracy read that head, so they stay single-label",
+        "nothing to migrate until the model is fine-tuned for multi-label: give it a new head "
+        "(num_classes=...) and train it with BCEWithLogitsLoss",
+    )
+
+
+_SOURCE_REPORTS_IT = frozenset({"class-index-target", "one-hot-target"})
+"""Meanings whose related line is where the value comes from (the dataset, the one-hot encoding):
+the fix there fixes them."""
+
+
+def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
+    """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
+    construct per line; one built on a line found here is that construct."""
+    lines = {construct.line for construct in found}
+    text_lines = text.splitlines()
+    added = []
+    for sink in find_sinks(tree, text):
+        line = sink.node.lineno  # type: ignore[attr-defined]
+        if line in lines or lines.intersection(sink.related):
+            continue
+        lines.add(line)
+        source_line = text_lines[line - 1] if line <= len(text_lines) else ""
+        column = len(source_line.encode("utf-8")[: sink.node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
+        related = tuple(sorted(set(sink.related) - {line}))
+        covering = sink.related if sink.kind in _SOURCE_REPORTS_IT else sink.enclosing
+        added.append(SingleLabelConstruct(line, column, sink.kind, sink.message, sink.suggestion, related, covering))
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind))
+
+
+def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
+    """Add each call of a helper of this file whose body reads what it is given as one class per
+    image (``calculate_accuracy(y_pred, y)``): the call is where the wrong accuracy comes from."""
+    calls = single_label_helper_calls(tree, [(c.line, c.kind, c.related_lines) for c in found])
+    lines = {construct.line for construct in found}
+    text_lines = text.splitlines()
+    added = []
+    for helper_call in calls:
+        line = helper_call.call.lineno
+        if line in lines:
+            continue
+        lines.add(line)
+        source_line = text_lines[line - 1] if line <= len(text_lines) else ""
+        column = len(source_line.encode("utf-8")[: helper_call.call.col_offset].decode("utf-8", errors="replace")) + 1
+        added.append(
+            SingleLabelConstruct(
+                line,
+                column,
+                "single-label-helper",
+                f"{helper_call.helper}() is single-label in its body (an arg-max, top-k or class-index comparison of "
+                "what it is given), and so is what it returns here",
+                f"make {helper_call.helper}() take multi-hot [B, C] rows: predict with torch.sigmoid(logits) > THRESHOLD "
+                "and compare whole rows, (preds == labels.bool()).all(dim=1) for exact match",
+                helper_call.built_on,
+            )
+        )
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found

@@ -1,0 +1,160 @@
+"""The safety net's checks on losses: a single-label loss called, referenced or looked up with
+``getattr``, an arg-max of the labels, and a model's own arg-max fed back as its target.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from migrate_ml.rules.semantics.residue.tables import _LOSSES, _LOSS_MODULES, _LOSS_ROOTS, _name_of
+from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, LABEL_NAME, PASS_THROUGH_METHODS
+
+_LOSS_CALLEE = re.compile(r"criterion|loss", re.IGNORECASE)
+_TARGET_WRAPPERS = frozenset({"Variable", "LongTensor", "IntTensor", "tensor", "as_tensor", "from_numpy", "array"})
+"""Calls that wrap a class index into a target tensor without changing it."""
+_TARGET_TENSORS = frozenset({"LongTensor", "IntTensor", "tensor", "as_tensor"})
+
+
+class LossChecks:
+    """The checks of :class:`~migrate_ml.rules.semantics.residue.detector._Detector` on losses."""
+
+    def _loss_named(self, node: ast.AST) -> str:
+        """``CrossEntropyLoss`` when ``node`` names torch's or timm's single-label loss; else ""."""
+        qualified = self.qualified(node)
+        name = qualified.split(".")[-1]
+        if name not in _LOSSES:
+            return ""
+        head = qualified.split(".")[0]
+        own = isinstance(node, ast.Name) and node.id in self.defined and node.id not in self.imports
+        return "" if own or head not in (*_LOSS_ROOTS, "nn", "F") else name
+
+    def _check_loss(self, node: ast.Call) -> None:
+        name = self._loss_named(node.func)
+        if name:
+            self._report(
+                node,
+                "single-label-loss",
+                f"{name} is a single-label loss: softmax over classes, one class index per image",
+                f"use {_LOSSES[name]}",
+            )
+
+    def _check_loss_reference(self, node: ast.Name | ast.Attribute) -> None:
+        """``loss_fn = F.cross_entropy``, ``partial(F.cross_entropy, ...)``, ``{"ce": nn.CrossEntropyLoss}``:
+        the loss is called somewhere this file cannot follow. A call is :meth:`_check_loss`'s; a
+        type check (``isinstance``, an annotation, a comparison) builds no loss."""
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.Call) and parent.func is node or isinstance(parent, ast.Attribute):
+            return
+        name = self._loss_named(node)
+        if not name or self._in_type_check(node):
+            return
+        self._report(
+            node,
+            "single-label-loss",
+            f"{name} is a single-label loss (referenced here, called elsewhere): softmax over classes, "
+            "one class index per image",
+            f"use {_LOSSES[name]}",
+        )
+
+    def _in_type_check(self, node: ast.AST) -> bool:
+        child, parent = node, self.parents.get(node)
+        while parent is not None and not isinstance(parent, ast.stmt):
+            if isinstance(parent, ast.Compare):
+                return True
+            if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in ("isinstance", "issubclass"):
+                return True
+            if isinstance(parent, ast.arg) and parent.annotation is child:
+                return True
+            child, parent = parent, self.parents.get(parent)
+        if isinstance(parent, ast.AnnAssign) and parent.annotation is child:
+            return True
+        return isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and parent.returns is child
+
+    def _check_getattr_loss(self, node: ast.Call) -> None:
+        """``getattr(nn, "CrossEntropyLoss")``, or ``getattr(nn, args.loss)`` where ``--loss``
+        defaults to one."""
+        if not (isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2):
+            return
+        if "getattr" in self.defined or self.qualified(node.args[0]) not in _LOSS_MODULES:
+            return
+        attribute = node.args[1]
+        if isinstance(attribute, ast.Constant) and isinstance(attribute.value, str):
+            name, origin, change, related = attribute.value, "", "", ()
+        else:
+            key = attribute.attr if isinstance(attribute, ast.Attribute) else attribute.id if isinstance(attribute, ast.Name) else ""
+            if key not in self.argument_defaults:
+                return
+            name, option, line = self.argument_defaults[key]
+            origin, change, related = f" (the default of {option}, line {line})", f"; change the default of {option}", (line,)
+        if name not in _LOSSES:
+            return
+        self._report(
+            node,
+            "single-label-loss",
+            f"getattr builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
+            f"use {_LOSSES[name]}{change}",
+            related,
+        )
+
+    def _check_argmax_on_labels(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name not in ("argmax", "max"):
+            return
+        receiver = func.value if isinstance(func, ast.Attribute) else None
+        on_module = receiver is None or self.is_module(receiver)
+        subject = node.args[0] if on_module and node.args else receiver
+        dims = (node.args[1:] if on_module else node.args) or [k.value for k in node.keywords if k.arg in ("dim", "axis")]
+        if subject is None or not dims:
+            return
+        if name == "max" and not self._takes_indices(node):
+            return
+        root = self.root_name(subject)
+        if not LABEL_NAME.match(root):
+            return
+        self._report(
+            node,
+            "target-argmax",
+            f"{root} is collapsed to one class index per image; multi-hot targets have several",
+            f"keep {root} as the float multi-hot [B, C] tensor and compare or score whole rows",
+        )
+
+    def _check_pseudo_label(self, node: ast.Call) -> None:
+        """``criterion(outputs, torch.LongTensor([pred]))`` with ``pred`` the model's own arg-max: a
+        one-class pseudo-label (ODIN's input perturbation, self-training)."""
+        if self.is_module(node.func) or not _LOSS_CALLEE.search(_name_of(node)) or len(node.args) < 2:
+            return
+        statement = node
+        while statement is not None and not isinstance(statement, ast.stmt):
+            statement = self.parents.get(statement)
+        target: ast.AST | None = node.args[1]
+        built = False  # a tensor built from the arg-max, not an arg-max passed as it is (a teacher's hard target)
+        for _ in range(6):
+            if target is None or statement is None:
+                return
+            value, origin = self.value_of(target)
+            if value == CLASS_INDEX and built:
+                break
+            if isinstance(target, ast.Name):
+                target = self._last_bound(target.id, statement)
+            elif isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in PASS_THROUGH_METHODS:
+                target = target.func.value
+            elif isinstance(target, ast.Call) and _name_of(target) in _TARGET_WRAPPERS and len(target.args) == 1:
+                built = built or _name_of(target) in _TARGET_TENSORS
+                target = target.args[0]
+            elif isinstance(target, (ast.List, ast.Tuple)) and len(target.elts) == 1:
+                target = target.elts[0]
+            else:
+                return
+        else:
+            return
+        self._report(
+            node,
+            "target-argmax",
+            "the model's own arg-max class is the target of this loss (a one-class pseudo-label): multi-hot targets "
+            "have every label above the threshold",
+            "build the target from the sigmoid decisions, (torch.sigmoid(logits) > THRESHOLD).float(), and use "
+            "BCEWithLogitsLoss",
+            (origin,),
+        )

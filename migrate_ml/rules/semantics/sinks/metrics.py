@@ -1,0 +1,305 @@
+"""Sinks on metrics and what is reported: metric calls and the file's single-label metric helpers,
+arg-max predictions logged, thresholds on logits or softmax, what a function returns, and
+bookkeeping by predicted class.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics import metrics, sources, tables
+from migrate_ml.rules.semantics.meanings import ARGMAX, LOGITS, SCORES, SOFTMAX, UNKNOWN
+from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
+
+
+LOGITS_NAME = re.compile(r"logit", re.IGNORECASE)
+"""A model output named as logits (``logits = model(x)``) is taken at its word."""
+THRESHOLD_NAME = re.compile(r"thresh", re.IGNORECASE)
+
+_LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
+"""Calls that write one image's prediction next to it: a table row, a plot title."""
+
+_INTEGER_TENSOR = re.compile(r"\.long\(\)|LongTensor|\.long\b|int64|\.int\(\)")
+
+
+def _made_integer_tensor(function: ast.FunctionDef | ast.AsyncFunctionDef, item: ast.AST) -> bool:
+    """The returned label is built as an integer tensor in ``__getitem__`` (``label =
+    torch.tensor(y).long()``): ML101 reports that construction."""
+    if _INTEGER_TENSOR.search(ast.unparse(item)):
+        return True
+    if not isinstance(item, ast.Name):
+        return False
+    return any(
+        isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == item.id for t in node.targets)
+        and _INTEGER_TENSOR.search(ast.unparse(node.value)) is not None
+        for node in ast.walk(function)
+    )
+
+
+class MetricChecks:
+    """The checks of :class:`~migrate_ml.rules.semantics.sinks.core.Sinks` on metrics, thresholds and what is reported."""
+
+    def _kept_by_predicted_class(self, statement: ast.stmt, target: ast.Subscript) -> None:
+        """``mis_matrix[pred, true] += 1``, ``tp_per_class[pred][true].append(i)``: per-class or
+        confusion bookkeeping indexed by the one arg-max class of each sample."""
+        indices: list[ast.AST] = []
+        node: ast.AST = target
+        while isinstance(node, ast.Subscript):
+            index = node.slice
+            indices.extend(index.elts if isinstance(index, ast.Tuple) else (index,))
+            node = node.value
+        for index in map(_unwrapped_scalar, indices):
+            value = self.analysis.value(index)
+            if isinstance(index, (ast.Name, ast.Subscript)) and value.meaning == ARGMAX:
+                self.report(
+                    statement, "argmax-prediction",
+                    f"{ast.unparse(target)} keeps per-class bookkeeping indexed by each sample's one predicted class "
+                    f"({ast.unparse(index)}, an arg-max): a multi-label sample has several predicted labels, or none",
+                    "keep it per label over the thresholded [N, C] predictions instead: one 2 x 2 matrix per label "
+                    "(sklearn.metrics.multilabel_confusion_matrix), or one entry for each j in "
+                    "(probs[i] > THRESHOLD).nonzero() of a sample",
+                    value.line,
+                )
+                return
+
+    def _old_functional_metric(self, node: ast.Call, qualified: str) -> None:
+        module, _, name = qualified.rpartition(".")
+        if f"{module}." not in tables.OLD_FUNCTIONAL_METRICS or name not in tables.CLASS_METRIC_FUNCTIONS:
+            return
+        keywords = {k.arg for k in node.keywords}
+        if keywords & {"task", "num_labels", "multilabel"}:
+            return
+        if any(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
+            return  # the task given positionally
+        self.report(
+            node, "class-index-metric",
+            f"{qualified.replace('pytorch_lightning', 'pl')}() without task= scores class indices "
+            "(older releases inferred multiclass from the shapes)",
+            'pass task="multilabel", num_labels=C, threshold=THRESHOLD (torchmetrics.functional), on sigmoid outputs',
+        )
+
+    def _metric_call(self, node: ast.Call, qualified: str) -> None:
+        """A library metric of :data:`metrics.METRIC_APIS`, a Keras-like ``metrics=["accuracy"]``, or a
+        call of a single-label metric helper of this file or of another file of the run."""
+        api = metrics.metric_api(qualified)
+        if api is not None and (not api.needs_labels or (node.args and self._labels_given(node.args[0]))):
+            self.report(node, "class-index-metric", f"{api.what}: one class per sample", api.advice)
+            return
+        listed = metrics.keras_accuracy(node)
+        if listed is not None:
+            self.report(
+                listed, "class-index-metric",
+                f"metrics={ast.unparse(listed)} is the accuracy of one class per sample (the arg-max against a class index)",
+                'ask for per-label metrics instead (binary accuracy, F1, mAP), e.g. metrics=["binary_accuracy"], '
+                "or torchmetrics MultilabelAveragePrecision",
+            )
+            return
+        if any(k.arg in ("label_type", "task") and isinstance(k.value, ast.Constant) and k.value.value != metrics.MULTICLASS
+               for k in node.keywords):
+            return  # the caller picks another branch than the default
+        func = node.func
+        helper = self._metric_callees.get(func.id) if isinstance(func, ast.Name) else None
+        if helper is not None and self.analysis.function is not helper.function:
+            self.report(
+                node, "single-label-helper",
+                f"{func.id}() ({f'{helper.name}, ' if helper.owner else ''}line {helper.function.lineno}) counts matches "
+                "of one predicted class per sample with its label: a single-label metric",
+                metrics.HELPER_ADVICE,
+                helper.function.lineno,
+            )
+        elif isinstance(func, (ast.Name, ast.Attribute)) and self.analysis.calls_run_metric(func):
+            self.report(
+                node, "single-label-helper",
+                f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
+                "with its label: a single-label metric",
+                metrics.HELPER_ADVICE,
+            )
+
+    def _labels_given(self, node: ast.AST) -> bool:
+        """Class labels: a label column of a table, or what :meth:`_labels` accepts."""
+        return metrics.is_label_column(node) or self._labels(node)
+
+    def _metric_definitions(self) -> None:
+        """The file's ``"multiclass"`` defaults and single-label metric helpers, at their ``def``."""
+        for function, parameter, default in metrics.multiclass_defaults(self.analysis.tree) if self._multiclass_defaults else ():
+            self.found.append(Sink(
+                default, "class-index-metric",
+                f'{function}() defaults {parameter} to "multiclass": a caller that does not pass it gets the '
+                "single-label branch (one arg-max class per sample)",
+                f'default {parameter} to "multilabel" (sigmoid > THRESHOLD per label, multi-hot [B, C] targets), '
+                "or pass it at every call",
+            ))
+        for helper in self._metric_helpers:
+            self.found.append(Sink(
+                helper.function, "single-label-helper",
+                f"{helper.name}() counts matches of one predicted class per sample with its label "
+                f"({ast.unparse(helper.comparison)}, line {helper.comparison.lineno}): a single-label metric",
+                metrics.HELPER_ADVICE,
+                (helper.comparison.lineno,),
+            ))
+
+    def _logged(self, node: ast.Call, method: str) -> None:
+        """An arg-max written next to one image: a caption, a table row, a plot title."""
+        logged: list[ast.AST] = [k.value for k in node.keywords if k.arg in ("caption", "captions", "data", "title")]
+        if method in _LOGGED:
+            logged.extend(node.args)
+        for expression in logged:
+            for part in ast.walk(expression):
+                if isinstance(part, (ast.Name, ast.Subscript, ast.Attribute)) and self.analysis.value(part).meaning == ARGMAX:
+                    self.report(
+                        node, "argmax-logged",
+                        "an arg-max prediction (one class per image) is logged with each image",
+                        "log every label above the threshold: [classes[j] for j in (probs[i] > THRESHOLD).nonzero()]",
+                        self.analysis.value(part).line,
+                    )
+                    return
+        if isinstance(node.func, ast.Name) and node.func.id == "print":
+            # the predictions themselves shown to the user, not a score computed from them
+            for argument in node.args:
+                value = self.analysis.value(argument)
+                if isinstance(argument, (ast.Name, ast.Subscript, ast.Attribute)) and value.meaning == ARGMAX:
+                    self.report(
+                        node, "argmax-logged",
+                        f"{ast.unparse(argument)} is printed as the prediction: one arg-max class per image",
+                        "print every label above the threshold: (torch.sigmoid(logits) > THRESHOLD).nonzero()",
+                        value.line,
+                    )
+                    return
+
+    # -- comparisons and products
+
+    def _compare(self, node: ast.Compare) -> None:
+        if len(node.ops) != 1:
+            return
+        operator, right = node.ops[0], node.comparators[0]
+        if isinstance(operator, (ast.Eq, ast.NotEq)):
+            pair = metrics.argmax_against_labels(node)
+            if pair is not None:
+                self.report(
+                    node, "argmax-compared",
+                    f"the arg-max over the classes ({ast.unparse(pair[0])}) is compared with the label column "
+                    f"{ast.unparse(pair[1])}: one class per sample",
+                    "threshold sigmoid probabilities (p > THRESHOLD) and compare whole rows with the multi-hot labels: "
+                    "(pred == labels.astype(bool)).all(axis=1).mean() for exact match, or per-label F1/mAP",
+                )
+        if isinstance(operator, (ast.Gt, ast.GtE)):
+            self._threshold(node, node.left, right)
+        elif isinstance(operator, (ast.Lt, ast.LtE)):
+            self._threshold(node, right, node.left)
+
+    def _threshold(self, node: ast.AST, subject: ast.AST, threshold: ast.AST) -> None:
+        if isinstance(threshold, ast.Constant):
+            if not isinstance(threshold.value, (int, float)) or isinstance(threshold.value, bool) or threshold.value == 0:
+                return  # logits > 0 is the 0.5 decision on probabilities
+        elif not THRESHOLD_NAME.search(ast.unparse(threshold)):
+            return
+        value = self.analysis.value(subject)
+        meaning = value.meaning
+        if meaning == SCORES and (LOGITS_NAME.search(ast.unparse(subject)) or self._fed_to_logits_loss_here(subject)):
+            meaning = LOGITS
+        squashed = self._sigmoid_taken_of(subject) if meaning in (SCORES, UNKNOWN) else 0
+        if squashed:
+            # probs = torch.sigmoid(outputs); outputs > threshold: half-migrated, the probabilities were meant
+            self.report(
+                node, "threshold-on-logits",
+                f"{ast.unparse(subject)} holds raw logits (line {squashed} takes their sigmoid): a probability "
+                f"threshold ({ast.unparse(threshold)}) on them decides at a probability of sigmoid(threshold), "
+                "not at the threshold",
+                f"threshold the sigmoid probabilities of line {squashed} instead (or compare the logits with 0 "
+                "for a 0.5 threshold)",
+                squashed,
+            )
+        elif meaning == LOGITS:
+            self.report(
+                node, "threshold-on-logits",
+                f"{ast.unparse(subject)} holds raw logits: a probability threshold ({ast.unparse(threshold)}) "
+                "on them decides at a probability of sigmoid(threshold), not at the threshold",
+                f"threshold probabilities: torch.sigmoid({ast.unparse(subject)}) > {ast.unparse(threshold)}",
+                value.line,
+            )
+        elif meaning == SOFTMAX:
+            self.report(
+                node, "threshold-on-softmax",
+                "a threshold on softmax probabilities: they sum to 1 over the classes, so at most one label "
+                "can pass 0.5 and several labels push each other down",
+                "threshold torch.sigmoid(logits), one independent probability per label",
+                value.line,
+            )
+
+    def _sigmoid_taken_of(self, subject: ast.AST) -> int:
+        """The line where the enclosing function binds ``torch.sigmoid(subject)`` to another name:
+        ``subject`` is what the sigmoid squashes, the logits."""
+        function = self.analysis.function
+        if function is None or not isinstance(subject, ast.Name):
+            return 0
+        for statement in ast.walk(function):
+            if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
+                continue
+            call = statement.value
+            if tables.row_for(self.analysis.qualified(call.func)) is tables.row_for("torch.sigmoid"):
+                squashed = call.args[0] if call.args else None
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "sigmoid" and not call.args:
+                squashed = call.func.value
+            else:
+                continue
+            if isinstance(squashed, ast.Name) and squashed.id == subject.id and not any(
+                isinstance(target, ast.Name) and target.id == subject.id for target in statement.targets
+            ):
+                return statement.lineno
+        return 0
+
+    def _read_from_parameter(self, node: ast.AST) -> bool:
+        """A local name bound to an item of a parameter: ``target = batch["targets"]`` in
+        ``forward(self, outputs, batch)``."""
+        while isinstance(node, ast.UnaryOp):
+            node = node.operand
+        if not isinstance(node, ast.Name) or self.analysis.function is None:
+            return False
+        return any(
+            isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == node.id
+            and isinstance(statement.value, ast.Subscript) and self._is_parameter(statement.value.value)
+            for statement in ast.walk(self.analysis.function)
+        )
+
+    def _is_parameter(self, node: ast.AST) -> bool:
+        while isinstance(node, (ast.UnaryOp, ast.Call, ast.Attribute)):
+            node = node.operand if isinstance(node, ast.UnaryOp) else node.func if isinstance(node, ast.Call) else node.value
+        function = self.analysis.function
+        if function is None or not isinstance(node, ast.Name):
+            return False
+        arguments = function.args
+        return node.id != "self" and node.id in {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
+
+    def _returned(self, statement: ast.Return) -> None:
+        function = self.analysis.function
+        if function is not None and sources.is_model_callee(function.name) and statement.value is not None:
+            returned = self.analysis.value(statement.value)
+            if returned.meaning == SOFTMAX:
+                self.report(
+                    statement, "softmax-class-dim",
+                    f"{function.name}() is the model and returns softmax probabilities: the labels compete for one "
+                    "unit of probability, and a BCE-with-logits loss or a sigmoid applied to them is wrong",
+                    f"return the raw scores from {function.name}(); apply torch.sigmoid where probabilities are needed",
+                    returned.line,
+                )
+            return
+        if function is not None and function.name != "__getitem__" and statement.value is not None:
+            self._one_hot_helper(function, statement.value)
+        if function is None or function.name != "__getitem__":
+            return
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # one 0/1 number per image is the label of a one-output binary classifier
+        for item, value, name in sources.returned_labels(statement.value, self.analysis.value):
+            why = sources.class_index_label(name, value)
+            if why and not _made_integer_tensor(function, item):
+                self.report(
+                    statement, "class-index-source",
+                    f"the dataset returns {ast.unparse(item)} as the label: {why}",
+                    "return a float multi-hot tensor of shape [C] (1.0 for each label of the image)",
+                    value.line,
+                )
+                return
