@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import textwrap
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
@@ -445,6 +446,8 @@ class FloatTargetsRule(Rule):
         already_multi_label = open_call.proven_bce and not open_call.converted_by_run
         if origin == "float" or (origin == "computed" and (already_multi_label or not self._is_parameter(target.value))):
             return  # float, or built by already-multi-label code: left as written
+        if self._scored_per_label(call, target.value):
+            return  # already-multi-label code: the targets are rows, scored one decision per label
         route = ("set from " if attribute else "") + describe_route(open_call.chains[0])
         cast = Fix(edits=(NodeEdit(call, map_target(call, target, as_float_target)),))
         if open_call.proven_bce:
@@ -465,6 +468,37 @@ class FloatTargetsRule(Rule):
         )
 
 
+    def _scored_per_label(self, call: cst.Call, target: cst.BaseExpression) -> bool:
+        """Whether the function of ``call`` compares ``target`` with thresholded outputs
+        (``output = output >= 0.5`` then ``output.float() == target``): one decision per label
+        compared with its target, so the criterion already trains those rows as they are."""
+        if not isinstance(target, cst.Name):
+            return False
+        function = self.get_metadata(ParentNodeProvider, call, None)
+        while function is not None and not isinstance(function, cst.FunctionDef):
+            function = self.get_metadata(ParentNodeProvider, function, None)
+        if function is None:
+            return False
+        tree = ast.parse(textwrap.dedent(cst.Module(body=[function]).code))
+        decisions = {
+            bound.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _is_decision(node.value)
+            for bound in node.targets if isinstance(bound, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+                operands = (node.left, node.comparators[0])
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eq" and len(node.args) == 1:
+                operands = (node.func.value, node.args[0])
+            else:
+                continue
+            for mine, other in (operands, operands[::-1]):
+                other = _without_casts(other)
+                if isinstance(mine, ast.Name) and mine.id == target.value and (
+                    _is_decision(other) or (isinstance(other, ast.Name) and other.id in decisions)
+                ):
+                    return True
+        return False
+
     def _is_parameter(self, expression: cst.BaseExpression) -> bool:
         """A bare parameter (``forward(self, outputs, labels)``): whatever its callers pass, often int64 labels."""
         if not isinstance(expression, cst.Name):
@@ -472,6 +506,21 @@ class FloatTargetsRule(Rule):
         scope = self.get_metadata(ScopeProvider, expression, None)
         assignments = list(scope[expression.value]) if scope is not None else []
         return bool(assignments) and all(isinstance(getattr(a, "node", None), cst.Param) for a in assignments)
+
+
+def _is_decision(node: ast.expr) -> bool:
+    """``output >= 0.5``, ``probs > threshold``: a thresholded score, one decision per label."""
+    return isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Gt, ast.GtE))
+
+
+def _without_casts(node: ast.expr) -> ast.expr:
+    """``output`` of ``output.float()`` or ``output.cpu().int()``."""
+    while (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args
+        and node.func.attr in ("float", "int", "long", "bool", "double", "cpu", "detach")
+    ):
+        node = node.func.value
+    return node
 
 
 def _word(node: ast.Name | ast.Attribute | ast.alias) -> str:

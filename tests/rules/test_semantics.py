@@ -140,6 +140,21 @@ def test_a_threaded_recurrent_state_makes_a_sequence_model() -> None:
                 criterion(model(inputs), targets).backward()
         """
     )
+    # an arg-max rebinding the collected outputs, then compared with the labels: an accuracy
+    epoch_accuracy = """
+        def train(model, data, criterion):
+            targets, predictions = [], []
+            for x, y in data:
+                out = model(x)
+                criterion(out, y).backward()
+                targets.append(y)
+                predictions.append(out.cpu())
+            predictions = torch.cat(predictions)
+            _, predictions = {}(predictions, dim=1)
+            return (predictions == torch.cat(targets)).sum()
+        """
+    assert not _is_sequence(epoch_accuracy.format("torch.max"))
+    assert not _is_sequence(epoch_accuracy.format("step"))  # compared with a value: no state
 
 
 def test_an_argmax_fed_back_as_the_next_input_makes_a_sequence_model() -> None:
@@ -267,6 +282,15 @@ def test_a_vocabulary_class_axis_makes_a_token_model() -> None:
         loss = criterion(scores, targets)
         """
     )
+    # token accuracy over a padding mask, the model and loss built in other modules
+    assert _token_model(
+        """
+        def accuracy(logits, targets, pad_id):
+            keep = targets != pad_id
+            return ((logits.argmax(-1) == targets) & keep).sum()
+        """
+    )
+    assert _token_model("def acc(pred, gold, trg_pad_idx):\n    return pred.eq(gold).masked_select(gold.ne(trg_pad_idx)).sum()\n")
 
 
 def test_a_text_classifier_or_a_layer_defined_beside_image_code_is_no_token_model() -> None:
@@ -278,6 +302,14 @@ def test_a_text_classifier_or_a_layer_defined_beside_image_code_is_no_token_mode
         class RNNModel(nn.Module):
             def __init__(self, rnn, vocab_size):
                 self.dense = nn.Linear(rnn.hidden_size, vocab_size)
+        """
+    )
+    # a text classifier's attention mask compares its inputs, never a prediction
+    assert not _token_model(
+        """
+        def step(model, input_ids, labels, pad_token_id):
+            logits = model(input_ids, attention_mask=input_ids != pad_token_id)
+            return (logits.argmax(1) == labels).sum()
         """
     )
     # inputs packed for a sequence classifier: the targets are no packed words

@@ -6,10 +6,11 @@ of one token per step is the task itself. Such code is known by its data flow, n
 
 * a **recurrent state** is threaded through the model: ``(Y, state) = rnn(X, state, params)``
   rebinds a name it passes in beside a new output (``model, opt = fabric.setup(model, opt)``
-  only passes them through), and that name is never called and is read nowhere else but in
-  such calls, its own methods (``state.detach()``), its items (``state[0]``) and
-  ``isinstance``/``len`` (a mixup's ``inputs, targets = mix(inputs, targets)`` passes
-  ``inputs`` on to the model: not a state);
+  only passes them through; ``_, preds = torch.max(preds, 1)`` is an arg-max), and that name
+  is never called and is read nowhere else but in such calls, its own methods
+  (``state.detach()``), its items (``state[0]``), ``isinstance``/``len`` and ``is None``
+  tests: it is never compared with a value (``preds == targets`` reads a result), and a
+  mixup's ``inputs, targets = mix(inputs, targets)`` passes ``inputs`` on to the model;
 * or **the arg-max is fed back**: it is appended to a list that the model reads for the
   next step, whole or its last element (greedy decoding);
 * a helper that only **encodes those inputs** (``to_onehot(X, vocab_size)``) is called only
@@ -29,7 +30,12 @@ vocabulary, whatever its loops look like (a captioning decoder, a translation Tr
 * the targets of a call are packed word sequences (``targets, _ =
   pack_padded_sequence(targets, lengths)`` then ``criterion(scores, targets)``);
 * a loss ignores a padding token (``ignore_index=trg_pad_idx``, ``ignore_index=word_map['<pad>']``):
-  images have no padding class.
+  images have no padding class;
+* an accuracy is taken over a padding mask: the targets compared with a padding token
+  (``mask = tgt_out_ids != pad_id``, ``gold.ne(trg_pad_idx)``) are the ones a prediction is
+  compared with in the same function (``((preds == tgt_out_ids) & mask).sum()``), as in a
+  translation trainer whose model and loss are built in other modules. An attention mask of a
+  text classifier's inputs (``input_ids != pad_token_id``) compares inputs, never a prediction.
 
 Its cross-entropy, arg-max and token accuracy are the task itself: nothing in it is reported or
 rewritten.
@@ -45,6 +51,10 @@ from migrate_ml.rules._prefilter import nodes_of, parent_links, walk
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _STATE_READERS = frozenset({"isinstance", "len", "type"})
+_REDUCTIONS = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median"})
+"""Calls whose tuple result holds values and indices of their input: ``_, predictions =
+torch.max(predictions, dim=1)`` rebinds its argument beside a new output, like a recurrent step,
+but it is an arg-max, not a model threading its state."""
 
 
 def sequence_spans(tree: ast.Module) -> tuple[tuple[int, int], ...]:
@@ -86,7 +96,7 @@ def is_sequence_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bo
 def _threads_state(function: ast.AST) -> bool:
     recurrent: set[str] = set()
     for node in ast.walk(function):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _callee(node.value) not in _REDUCTIONS:
             passed = {a.id for a in node.value.args if isinstance(a, ast.Name)}
             for target in node.targets:
                 elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else []
@@ -121,7 +131,17 @@ def _only_a_state(function: ast.AST, name: str) -> bool:
             return False
         elif isinstance(node, (ast.Return, ast.Yield)) and isinstance(node.value, ast.Name) and node.value.id == name:
             return False
+        elif isinstance(node, ast.Compare) and _compared_with_a_value(node, name):
+            return False  # `predictions == targets`: a result, not a state
     return True
+
+
+def _compared_with_a_value(node: ast.Compare, name: str) -> bool:
+    """``name == targets``; not ``state is None`` nor ``hidden == None`` (a state not yet made)."""
+    operands = (node.left, *node.comparators)
+    return any(isinstance(operand, ast.Name) and operand.id == name for operand in operands) and not any(
+        isinstance(operand, ast.Constant) and operand.value is None for operand in operands
+    ) and not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops)
 
 
 def _feeds_back_argmax(function: ast.AST) -> bool:
@@ -191,11 +211,73 @@ def is_token_model(tree: ast.Module) -> bool:
             return True
         if name in _PACKERS:
             packed.update(_bound_names(tree, node))
+    if _masks_padded_accuracy(tree):
+        return True
     return bool(packed) and any(
         len(node.args) >= 2 and isinstance(node.args[1], ast.Name) and node.args[1].id in packed
         and _callee(node) not in _PACKERS
         for node in calls
     )
+
+
+def _masks_padded_accuracy(tree: ast.Module) -> bool:
+    """Whether a function compares some targets with a padding token and compares the same
+    targets for equality (token accuracy over the non-padding positions)."""
+    parents = parent_links(tree)
+    padded: dict[ast.AST, set[str]] = {}
+    for node in nodes_of(tree, ast.Compare, ast.Call):
+        target = _padding_compared(node)
+        if target is not None:
+            padded.setdefault(_enclosing_function(node, parents), set()).add(ast.dump(target))
+    for function, targets in padded.items():
+        if function is None:
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+                operands = (node.left, node.comparators[0])
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eq" and len(node.args) == 1:
+                operands = (node.func.value, node.args[0])
+            else:
+                continue
+            if any(ast.dump(operand) in targets for operand in operands):
+                return True
+    return False
+
+
+def _padding_compared(node: ast.AST) -> ast.expr | None:
+    """``gold`` in ``gold != pad_id`` or ``gold.ne(trg_pad_idx)``."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.NotEq):
+        pairs = ((node.left, node.comparators[0]), (node.comparators[0], node.left))
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "ne" and len(node.args) == 1:
+        pairs = ((node.func.value, node.args[0]),)
+    else:
+        return None
+    return next(
+        (target for target, pad in pairs if _is_padding_token(pad) and isinstance(target, (ast.Name, ast.Attribute, ast.Subscript))),
+        None,
+    )
+
+
+_PAD_TOKEN = re.compile(r"^(?:[a-z]+_)*pad(?:ding)?(?:_?(?:id|idx|index|token(?:_id|_idx)?|value|symbol))?$", re.I)
+"""``pad_id``, ``trg_pad_idx``, ``pad_token_id``, ``PAD``, ``padding_idx``; not ``padded_len``."""
+
+
+def _is_padding_token(value: ast.expr) -> bool:
+    """``pad_id``, ``self.pad_idx``, ``tokenizer.pad_token_id``, ``word_map['<pad>']``."""
+    if isinstance(value, ast.Name):
+        return bool(_PAD_TOKEN.match(value.id))
+    if isinstance(value, ast.Attribute):
+        return bool(_PAD_TOKEN.match(value.attr))
+    return isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and isinstance(value.slice.value, str) and bool(
+        _PAD.search(value.slice.value)
+    )
+
+
+def _enclosing_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> ast.AST | None:
+    parent = parents.get(node)
+    while parent is not None and not isinstance(parent, _FUNCTIONS):
+        parent = parents.get(parent)
+    return parent
 
 
 def _inside_class(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:

@@ -233,6 +233,34 @@ DATASET_LABELS = frozenset({"samples", "imgs", "targets"})
 """What a torchvision class-index dataset keeps its labels in: (path, class index) pairs, class indices."""
 
 
+def reads_pair_labels(comprehension: ast.ListComp | ast.GeneratorExp | ast.SetComp, generator: ast.comprehension) -> bool:
+    """Whether a comprehension over a dataset's (path, class index) pairs reads their labels:
+    ``[s[1] for s in ds.samples]`` and ``[y for _, y in ds.imgs]`` do, ``[item[0] for item in
+    ds.imgs]`` reads only the file paths. Anything but ``.samples``/``.imgs`` counts as read."""
+    if not (isinstance(generator.iter, ast.Attribute) and generator.iter.attr in ("samples", "imgs")):
+        return True
+    pair = generator.target
+    used = [comprehension.elt, *(test for other in comprehension.generators for test in other.ifs)]
+    reads = [node for expression in used for node in ast.walk(expression) if isinstance(node, ast.Name)]
+    if isinstance(pair, (ast.Tuple, ast.List)):
+        label = pair.elts[-1] if len(pair.elts) == 2 else None
+        return not isinstance(label, ast.Name) or any(node.id == label.id for node in reads)
+    if not isinstance(pair, ast.Name):
+        return True
+    parents = {id(child): parent for expression in used for parent in ast.walk(expression) for child in ast.iter_child_nodes(parent)}
+    return any(
+        node.id == pair.id and not _path_item(parents.get(id(node)), node) for node in reads
+    )
+
+
+def _path_item(parent: ast.AST | None, pair: ast.Name) -> bool:
+    """``item[0]``: the path of a (path, class index) pair."""
+    return (
+        isinstance(parent, ast.Subscript) and parent.value is pair
+        and isinstance(parent.slice, ast.Constant) and parent.slice.value == 0
+    )
+
+
 def dataset_labels(attribute: str, line: int) -> Value:
     """``dataset.samples`` / ``dataset.imgs`` / ``dataset.targets`` of a class-index dataset."""
     if attribute == "targets":

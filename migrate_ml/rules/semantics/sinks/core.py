@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts
-from migrate_ml.rules.semantics import hand_losses, metrics, tables
+from migrate_ml.rules.semantics import hand_losses, metrics, sources, tables
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
@@ -121,7 +121,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._indexed_log_probability(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
                 for generator in node.generators:
-                    self._dataset_labels_read(node, generator.iter)
+                    if sources.reads_pair_labels(node, generator):
+                        self._dataset_labels_read(node, generator.iter)
         if isinstance(statement, ast.Return) and statement.value is not None:
             self._returned(statement)
         if isinstance(statement, ast.Assign):
