@@ -207,10 +207,35 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 value = call.func.value
             else:
                 continue
-            callee = self._model_callee(value, 0) if self._is_scores(value, 0) else None
+            callee = self._model_callee(value, 0) if self._is_scores(value, 0) and not self._normalised(call) else None
             if callee is not None:
                 found.setdefault(callee, call)
         return found
+
+    def _normalised(self, call: cst.Call) -> bool:
+        """``np.exp(z) / np.sum(np.exp(z))``, ``e = z.exp(); e / e.sum(1)``: a softmax written out over
+        logits, not probabilities recovered from log-probabilities."""
+        reads: list[cst.CSTNode] = [call]
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+            scope = self.get_metadata(ScopeProvider, parent.targets[0].target, None)
+            if scope is not None:
+                reads.extend(access.node for access in scope.accesses[parent.targets[0].target.value])
+        for node in reads:
+            current = node
+            for _ in range(3):
+                current = self.get_metadata(ParentNodeProvider, current, None)
+                if isinstance(current, cst.BinaryOperation) and isinstance(current.operator, cst.Divide):
+                    return True
+                if isinstance(current, (cst.Attribute, cst.Name)) and getattr(current, "attr", current).value == "sum":
+                    return True
+                if isinstance(current, cst.Call) and isinstance(current.func, (cst.Attribute, cst.Name)) and (
+                    getattr(current.func, "attr", current.func).value == "sum"
+                ):
+                    return True
+                if current is None or isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                    break
+        return False
 
     def _inside_model(self, node: cst.CSTNode) -> bool:
         function = enclosing(self, node, cst.FunctionDef)
