@@ -308,6 +308,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             scores = argument.value
         prediction = Prediction(node=node, scores=scores)
         inner = strip_transparent(scores)
+        exponentiated = None
         if isinstance(inner, cst.Call) and inner in softmax_by_call:
             softmax_by_call[inner].consumed = True
             prediction.decision_input = torch_sigmoid(self._torch_name, softmax_by_call[inner].scores)
@@ -316,14 +317,6 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         elif self._is_scores(scores, 0):
             prediction.decision_input = torch_sigmoid(self._torch_name, scores)
             exponentiated = self._exponentiated.get(self._model_callee(scores, 0) or "")
-            if exponentiated is not None:
-                # `ps = torch.exp(logps)`: this model returns log-probabilities (a LogSoftmax head),
-                # whose sigmoid is no per-label probability; its head has to change first
-                prediction.blocked = (
-                    "the model's outputs are log-probabilities (the file takes their exp), so a sigmoid "
-                    "of them is no per-label probability; make its head return logits first"
-                )
-                prediction.blocked_at = exponentiated
         elif self._log_softmax_scores(inner) is not None:
             # arg-max over log_softmax(z) is the arg-max over z: decide on sigmoid(z)
             prediction.decision_input = torch_sigmoid(self._torch_name, self._log_softmax_scores(inner))
@@ -337,6 +330,14 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 prediction.softmaxes = softmaxes
         prediction.proven = prediction.decision_input is not None
         self._bind(prediction)
+        if exponentiated is not None and not prediction.blocked:
+            # `ps = torch.exp(logps)`: this model returns log-probabilities (a LogSoftmax head),
+            # whose sigmoid is no per-label probability; its head has to change first
+            prediction.blocked = (
+                "the model's outputs are log-probabilities (the file takes their exp), so a sigmoid "
+                "of them is no per-label probability; make its head return logits first"
+            )
+            prediction.blocked_at = exponentiated
         return prediction
 
     def _droppable_nll_input(self, call: cst.Call) -> bool:
