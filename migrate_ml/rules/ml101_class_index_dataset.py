@@ -23,7 +23,7 @@ _CHOSEN_BY_NAME = "datasets.__dict__["
 """``datasets.__dict__[args.dataset]``: a torchvision dataset class picked by a name the run is given."""
 TRIGGER_WORDS = (
     "ImageDataset", "__getitem__", ".features[", "ClassLabel", "range(", _CHOSEN_BY_NAME, "registry", "REGISTRY",
-    "dataset(", "data(", "loader(",
+    "dataset(", "data(", "loader(", "load_data",
 )
 """What the pre-filter looks for besides the dataset names (the regular expressions below sharpen it)."""
 HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabel", "datasets.features.features.ClassLabel"})
@@ -58,6 +58,9 @@ _LIBRARIES = frozenset(
 """Packages whose functions are known by what they are, not by their names."""
 _FACTORY_NAME = re.compile(r"load|data|set|build|make|get|create", re.IGNORECASE)
 """A function of the file that builds a dataset and returns something: a loader or dataset factory."""
+_KERAS_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+"""Keras's image datasets whose ``load_data()`` returns one class index per image ([N] or [N, 1])."""
+_KERAS_LOADER = re.compile(r"(?:tensorflow\.(?:python\.)?)?keras\.datasets\.(\w+)\.load_data")
 _PANDAS_ROW = frozenset({"loc", "iloc"})
 _PANDAS_CELL = frozenset({"loc", "iloc", "at", "iat"})
 
@@ -81,8 +84,8 @@ class ClassIndexDatasetRule(Rule):
     name = "class-index-dataset"
     summary = (
         "ImageFolder, CIFAR, MNIST, SVHN, Food101 and every other torchvision class-index dataset, "
-        "Lightning's demo MNIST and bolts datamodules, timm create_dataset/ImageDataset, datasets "
-        "ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
+        "Lightning's demo MNIST and bolts datamodules, Keras's mnist/cifar load_data(), timm "
+        "create_dataset/ImageDataset, datasets ClassLabel columns and a __getitem__ returning an integer label tensor or one table cell "
         "yield one class per image: blocking, reported; so are their subclasses, a dataset class chosen "
         "through a variable or picked by name from a registry, loader factories that build one, and "
         "examples picked per class index."
@@ -92,7 +95,8 @@ class ClassIndexDatasetRule(Rule):
         "has. `ImageFolder` (one folder per class), the CIFAR and MNIST datasets, every other "
         "torchvision dataset whose target is one class index (SVHN, STL10, Food101, Flowers102, "
         "OxfordIIITPet, Caltech101, ImageNet, Places365, ...), Lightning's demo `MNIST` and the "
-        "lightning-bolts datamodules built on them, and timm's `create_dataset` yield a "
+        "lightning-bolts datamodules built on them, Keras's `load_data()` of `mnist`, `fashion_mnist`, "
+        "`cifar10` and `cifar100` (`tf.keras.datasets.cifar10.load_data()`), and timm's `create_dataset` yield a "
         "single class index per image, so no rewrite of the training "
         "code can make them multi-label: the dataset has to be replaced by one whose targets "
         "are float multi-hot vectors [C], for example a CSV listing each image's labels. This "
@@ -150,6 +154,7 @@ class ClassIndexDatasetRule(Rule):
             or _calls_a_named_factory(facts)
             or bool(_run_factories())
             or facts.has(_CHOSEN_BY_NAME)
+            or (facts.has("load_data") and facts.has("keras"))
             or (_calls_a_registry(facts) and any(named_class_index_dataset(name) for _, name in _REGISTRY_CALL.findall(source)))
         )
 
@@ -193,6 +198,8 @@ class ClassIndexDatasetRule(Rule):
             ):
                 return True
             if isinstance(node, ast.For) and _ast_per_class_loop(node):
+                return True
+            if isinstance(node, ast.Attribute) and node.attr == "load_data" and _last_name(node.value) in _KERAS_DATASETS:
                 return True
         return False
 
@@ -308,6 +315,15 @@ class ClassIndexDatasetRule(Rule):
                 node,
                 f"blocking: {cst.Module([]).code_for_node(node.func)}({named!r}) picks {named} by name, a dataset "
                 "of one class index per image: it cannot express multi-label targets",
+                suggestion=SUGGESTION,
+            )
+            return
+        keras = next((_KERAS_DATASETS.get(m.group(1)) for m in map(_KERAS_LOADER.fullmatch, sorted(qualified)) if m and m.group(1) in _KERAS_DATASETS), None)
+        if keras and self._labels_used:
+            self.report(
+                node,
+                f"blocking: Keras's {keras} load_data() returns one class index per image as its labels, "
+                "which cannot express multi-label targets",
                 suggestion=SUGGESTION,
             )
             return

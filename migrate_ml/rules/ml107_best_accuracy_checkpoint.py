@@ -170,6 +170,11 @@ class _Facts(cst.CSTVisitor):
         self.savers: set[str] = set()
         self.assignments: list[tuple[str, cst.BaseExpression]] = []
         self.logged: dict[str, list[cst.BaseExpression]] = {}
+        self.logged_under: list[tuple[cst.BaseExpression, cst.BaseExpression]] = []
+        """``self.log(NAME if stage == "val" else ..., acc)``: a key not written as a string, resolved
+        once every constant is known."""
+        self.parameter_defaults: dict[str, str] = {}
+        """``def __init__(self, eval_metric="accuracy")``: string defaults of the file's parameters."""
 
     def visit_Call(self, node: cst.Call) -> None:
         method = _leaf(node.func)
@@ -180,8 +185,14 @@ class _Facts(cst.CSTVisitor):
                 self.option_defaults[flags[-1].lstrip("-").replace("-", "_")] = _string(default)
         elif method in _LOG_METHODS and len(node.args) >= 2 and _string(node.args[0].value):
             self.logged.setdefault(_string(node.args[0].value), []).append(node.args[1].value)
+        elif method in _LOG_METHODS and len(node.args) >= 2:
+            self.logged_under.append((node.args[0].value, node.args[1].value))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        for param in (*node.params.params, *node.params.kwonly_params):
+            default = _string(param.default) if param.default is not None else None
+            if default is not None:
+                self.parameter_defaults[param.name.value] = default
         returns_accuracy = False
 
         class _Returns(cst.CSTVisitor):
@@ -249,7 +260,11 @@ class BestAccuracyCheckpointRule(Rule):
         "`accuracy_score`, `valid_error < best_error` for the top-1 error of a file that predicts "
         "by arg-max), the lowest top-1 error kept by `min` (pycls's `min_top1_err = min(min_top1_err, "
         "top1_err)`), and a `save_checkpoint(...)` given this epoch's accuracy or top-1 error "
-        "(`test_err = stats[\"top1_err\"]`). A monitored name that is already a ranking or F1 score (`val_map`, "
+        "(`test_err = stats[\"top1_err\"]`). The monitored name may be reached through a constant of the file "
+        "(`\"monitor\": VALIDATION_METRIC_NAME`), a parameter's string default stored on `self` "
+        "(`metric_for_best_model=self.eval_metric` with `eval_metric=\"accuracy\"`) or either branch of an "
+        "`if`, and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
+        "accuracy whatever it is called. A monitored name that is already a ranking or F1 score (`val_map`, "
         "`val_f1`), or under which the file logs one, is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
@@ -271,6 +286,7 @@ class BestAccuracyCheckpointRule(Rule):
         if (facts.has_any(_SELECTION_WORDS) or "best" in lowered) and (
             facts.has("accuracy_score")
             or any(_may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(words))
+            or (facts.has_any(_SELECTION_WORDS) and any(_names_accuracy(m.group()) for m in _ACCURACY_CANDIDATE.finditer(words)))
         ):
             return True  # a selection by name or a best value kept some other way, beside an accuracy's name
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
@@ -302,6 +318,26 @@ class BestAccuracyCheckpointRule(Rule):
             aliases.setdefault(key, set()).add(leaf if leaf and _is_accuracy_variable(leaf, self._errors_are_top1) else "")
         self._accuracy_aliases = {key: next(iter(leaves)) for key, leaves in aliases.items() if len(leaves) == 1 and "" not in leaves}
         """Names every assignment of which copies an accuracy: ``self.monitored_metrics = avg_val_acc``."""
+        for key, value in self._facts.logged_under:
+            for name in self._metric_names(key):
+                self._facts.logged.setdefault(name, []).append(value)
+
+    def _metric_names(self, expression: cst.BaseExpression) -> list[str]:
+        """The metric names ``expression`` can hold: a string, a constant of the file bound to one
+        (``monitor=VALIDATION_METRIC_NAME``), a parameter or the attribute it is stored in with a string
+        default (``self.eval_metric`` from ``eval_metric="accuracy"``), either branch of an ``if``."""
+        if isinstance(expression, cst.IfExp):
+            return [*self._metric_names(expression.body), *self._metric_names(expression.orelse)]
+        if _string(expression) is not None:
+            return [_string(expression)]  # type: ignore[list-item]
+        if not isinstance(expression, (cst.Name, cst.Attribute)):
+            return []
+        key = self._module.code_for_node(expression)
+        values = [value for bound, value in self._facts.assignments if bound == key]
+        names = [name for value in values if isinstance(value, (cst.SimpleString, cst.Name)) for name in self._metric_names(value) if value is not expression]
+        if not names and isinstance(expression, cst.Name) and expression.value in self._facts.parameter_defaults:
+            names = [self._facts.parameter_defaults[expression.value]]
+        return names
 
     def _computes_accuracy(self, value: cst.BaseExpression) -> bool:
         if isinstance(value, cst.Call):
@@ -414,16 +450,16 @@ class BestAccuracyCheckpointRule(Rule):
     def visit_Dict(self, node: cst.Dict) -> None:
         for element in node.elements:
             if isinstance(element, cst.DictElement) and _string(element.key) == "monitor":
-                name = _string(element.value)
-                if name and self._selects_accuracy(name):
-                    self._report_selection(node, name)
+                name = next((n for n in self._metric_names(element.value) if self._selects_accuracy(n)), None)
+                if name:
+                    self._report_selection(node, self._shown(element.value, name))
 
     def _selector(self, node: cst.Call, callee: str) -> None:
         for keyword in _SELECTORS[callee]:
             value = _keyword(node, keyword)
-            name = _string(value) if value is not None else None
-            if name and self._selects_accuracy(name):
-                self._report_selection(node, name)
+            name = next((n for n in self._metric_names(value) if self._selects_accuracy(n)), None) if value is not None else None
+            if name:
+                self._report_selection(node, self._shown(value, name))
                 return
         score = _keyword(node, _SCORE_FUNCTION)
         if score is None:
@@ -440,14 +476,22 @@ class BestAccuracyCheckpointRule(Rule):
                 self._report_selection(node, name)
 
     def _selects_accuracy(self, name: str) -> bool:
-        """An accuracy's name, unless what the file logs under it is a ranking or F1 score."""
-        if not _names_accuracy(name):
-            return False
-        for logged in self._facts.logged.get(name, ()):
-            built = [value for key, value in self._facts.assignments if key == self._module.code_for_node(logged)]
-            if any(_RANKING_METRICS.search(self._module.code_for_node(v)) for v in (logged, *built)):
+        """An accuracy's name, unless what the file logs under it is a ranking or F1 score; or a name
+        the file logs an accuracy under (``self.log("val_af", acc_fine)``)."""
+        logged = self._facts.logged.get(name, ())
+        for value in logged:
+            built = [v for key, v in self._facts.assignments if key == self._module.code_for_node(value)]
+            if any(_RANKING_METRICS.search(self._module.code_for_node(v)) for v in (value, *built)):
                 return False
-        return True
+        return _names_accuracy(name) or any(
+            isinstance(value, (cst.Name, cst.Attribute)) and _names_accuracy(_leaf(value)) for value in logged
+        )
+
+    def _shown(self, expression: cst.BaseExpression, name: str) -> str:
+        """``VALIDATION_METRIC_NAME` = `val_af`` for a name reached through a constant or a default."""
+        if _string(expression) is not None:
+            return name
+        return f"{self._module.code_for_node(expression)}` = `{name}"
 
     def _selected_metric(self, metric: cst.BaseExpression) -> str | None:
         """``eval_metrics[eval_metric]`` where ``eval_metric = args.eval_metric`` defaults to ``top1``."""

@@ -99,6 +99,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 softmax_by_call[call] = softmax
                 flow.softmaxes.append(softmax)
 
+        self._exponentiated = self._exponentiated_models()
         candidates = [c for c in self._calls if _argmax_call(c)] + self._candidates
         for node in candidates:
             prediction = self._prediction(node, softmax_by_call)
@@ -180,6 +181,62 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             return None  # a module function of some other library
         return func.value
 
+    def _model_callee(self, expression: cst.BaseExpression, depth: int) -> str | None:
+        """``model`` for ``model(x)``, also through the plain names it is bound to: which model gave the scores."""
+        expression = strip_transparent(expression)
+        if isinstance(expression, cst.Call) and is_model_callee(expression.func):
+            return cst.Module([]).code_for_node(expression.func)
+        scope = self.get_metadata(ScopeProvider, expression, None) if isinstance(expression, cst.Name) and depth < 4 else None
+        if scope is None:
+            return None
+        for assignment in scope[expression.value]:
+            value = self._assigned_value(getattr(assignment, "node", None))
+            callee = self._model_callee(value, depth + 1) if value is not None else None
+            if callee is not None:
+                return callee
+        return None
+
+    def _exponentiated_models(self) -> dict[str, cst.Call]:
+        """The models whose scores the file exponentiates (``torch.exp(logps)``, ``out.exp()``),
+        by callee, with that call: such a model ends in log_softmax."""
+        found: dict[str, cst.Call] = {}
+        for call in self._calls:
+            if qualified_names(self, call.func) & {"torch.exp", "numpy.exp"} and call.args:
+                value = call.args[0].value
+            elif isinstance(call.func, cst.Attribute) and call.func.attr.value == "exp" and not call.args and not is_imported(self, call.func.value):
+                value = call.func.value
+            else:
+                continue
+            callee = self._model_callee(value, 0) if self._is_scores(value, 0) and not self._normalised(call) else None
+            if callee is not None:
+                found.setdefault(callee, call)
+        return found
+
+    def _normalised(self, call: cst.Call) -> bool:
+        """``np.exp(z) / np.sum(np.exp(z))``, ``e = z.exp(); e / e.sum(1)``: a softmax written out over
+        logits, not probabilities recovered from log-probabilities."""
+        reads: list[cst.CSTNode] = [call]
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name):
+            scope = self.get_metadata(ScopeProvider, parent.targets[0].target, None)
+            if scope is not None:
+                reads.extend(access.node for access in scope.accesses[parent.targets[0].target.value])
+        for node in reads:
+            current = node
+            for _ in range(3):
+                current = self.get_metadata(ParentNodeProvider, current, None)
+                if isinstance(current, cst.BinaryOperation) and isinstance(current.operator, cst.Divide):
+                    return True
+                if isinstance(current, (cst.Attribute, cst.Name)) and getattr(current, "attr", current).value == "sum":
+                    return True
+                if isinstance(current, cst.Call) and isinstance(current.func, (cst.Attribute, cst.Name)) and (
+                    getattr(current.func, "attr", current.func).value == "sum"
+                ):
+                    return True
+                if current is None or isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                    break
+        return False
+
     def _inside_model(self, node: cst.CSTNode) -> bool:
         function = enclosing(self, node, cst.FunctionDef)
         return isinstance(function, cst.FunctionDef) and function.name.value in MODEL_INTERNALS
@@ -251,6 +308,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             scores = argument.value
         prediction = Prediction(node=node, scores=scores)
         inner = strip_transparent(scores)
+        exponentiated = None
         if isinstance(inner, cst.Call) and inner in softmax_by_call:
             softmax_by_call[inner].consumed = True
             prediction.decision_input = torch_sigmoid(self._torch_name, softmax_by_call[inner].scores)
@@ -258,6 +316,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             prediction.decision_input = inner
         elif self._is_scores(scores, 0):
             prediction.decision_input = torch_sigmoid(self._torch_name, scores)
+            exponentiated = self._exponentiated.get(self._model_callee(scores, 0) or "")
         elif self._log_softmax_scores(inner) is not None:
             # arg-max over log_softmax(z) is the arg-max over z: decide on sigmoid(z)
             prediction.decision_input = torch_sigmoid(self._torch_name, self._log_softmax_scores(inner))
@@ -271,6 +330,14 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 prediction.softmaxes = softmaxes
         prediction.proven = prediction.decision_input is not None
         self._bind(prediction)
+        if exponentiated is not None and not prediction.blocked:
+            # `ps = torch.exp(logps)`: this model returns log-probabilities (a LogSoftmax head),
+            # whose sigmoid is no per-label probability; its head has to change first
+            prediction.blocked = (
+                "the model's outputs are log-probabilities (the file takes their exp), so a sigmoid "
+                "of them is no per-label probability; make its head return logits first"
+            )
+            prediction.blocked_at = exponentiated
         return prediction
 
     def _droppable_nll_input(self, call: cst.Call) -> bool:
