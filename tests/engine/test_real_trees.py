@@ -26,14 +26,14 @@ SITE = Path(importlib.util.find_spec("timm").origin).parent.parent
 """The site-packages folder the test extra installed timm, torchvision and torch into."""
 
 # The most files LibCST may parse in each tree. The rest must be settled by the text and `ast`
-# pre-filters, which is what keeps a run over a large repository fast. Counts when set: timm 12
+# pre-filters, which is what keeps a run over a large repository fast. Counts when set: timm 13
 # (its loss modules, the evaluator and token distillation, the dataset factory, the accuracy
-# helpers), torchvision 8 (detection losses and box coding), torch 5 + 0 + 0 + 3. Trigger words
+# helpers, the NaFlex collator class that stacks one class index per sample), torchvision 8 (detection losses and box coding), torch 5 + 0 + 0 + 3. Trigger words
 # in comments and string statements do not count (inception_v3's "# best ... accuracy" comment,
 # DataLoader's), nor a file's own one_hot (timm's mixup).
 # Raising a budget needs a reason in the commit message.
 PARSE_BUDGETS = {
-    "timm": 13,
+    "timm": 14,
     "torchvision": 9,
     "torch/nn/modules": 6,
     "torch/optim": 1,
