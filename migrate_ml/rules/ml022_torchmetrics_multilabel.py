@@ -9,7 +9,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._prefilter import text_facts
-from migrate_ml.rules._exprs import method_call
+from migrate_ml.rules._exprs import append_argument, method_call
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow, strip_transparent
@@ -217,10 +217,15 @@ class TorchmetricsMultilabelRule(Rule):
                 elif keyword == "num_classes":
                     arg = arg.with_changes(keyword=cst.Name("num_labels"))
                 args.append(arg)
-            if takes_threshold and _keyword(updated, "threshold") is None:
-                args.append(cst.Arg(keyword=cst.Name("threshold"), value=cst.Name(threshold), equal=_tight_equal(args)))
-            if args:
+            appends = takes_threshold and _keyword(updated, "threshold") is None
+            last = updated.args[-1] if updated.args else None
+            last_kept = last is not None and (last.keyword is None or last.keyword.value not in dropped)
+            # A dropped last argument leaves its separator behind; a kept one keeps the call's ending.
+            if args and not (appends and last_kept):
                 args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            if appends:
+                new = cst.Arg(keyword=cst.Name("threshold"), value=cst.Name(threshold), equal=_tight_equal(args))
+                args = append_argument(args, new, updated.whitespace_before_args)
             func = updated.func
             if rename is not None:
                 func = func.with_changes(attr=cst.Name(rename)) if isinstance(func, cst.Attribute) else cst.Name(rename)
