@@ -217,13 +217,11 @@ class TorchmetricsMultilabelRule(Rule):
                 elif keyword == "num_classes":
                     arg = arg.with_changes(keyword=cst.Name("num_labels"))
                 args.append(arg)
-            appends = takes_threshold and _keyword(updated, "threshold") is None
             last = updated.args[-1] if updated.args else None
-            last_kept = last is not None and (last.keyword is None or last.keyword.value not in dropped)
-            # A dropped last argument leaves its separator behind; a kept one keeps the call's ending.
-            if args and not (appends and last_kept):
-                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            if appends:
+            if args and last is not None and last.keyword is not None and last.keyword.value in dropped:
+                # The call's ending (trailing comma, line break before ")") survives its dropped last argument.
+                args[-1] = args[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
+            if takes_threshold and _keyword(updated, "threshold") is None:
                 new = cst.Arg(keyword=cst.Name("threshold"), value=cst.Name(threshold), equal=_tight_equal(args))
                 args = append_argument(args, new, updated.whitespace_before_args)
             func = updated.func
