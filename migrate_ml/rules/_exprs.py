@@ -241,3 +241,69 @@ def module_alias(module: cst.Module, name: str) -> str | None:
                             return alias.asname.name.value
                         return name
     return None
+
+
+def _clean_newline(whitespace: cst.ParenthesizedWhitespace) -> cst.ParenthesizedWhitespace:
+    """The line break of ``whitespace`` without its comment or blank lines (kept where they were)."""
+    return whitespace.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+
+
+def _separator(args: list[cst.Arg], opening: cst.BaseParenthesizableWhitespace) -> cst.Comma:
+    """The comma a new argument follows: the one between the call's last two arguments, without its comment.
+
+    A single argument on its own line after ``(`` means one argument per line at that indent.
+    """
+    if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
+        comma = args[-2].comma
+        if isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace):
+            return comma.with_changes(whitespace_after=_clean_newline(comma.whitespace_after))
+        return comma
+    if len(args) == 1 and isinstance(opening, cst.ParenthesizedWhitespace):
+        return cst.Comma(whitespace_after=_clean_newline(opening))
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def append_argument(
+    args: list[cst.Arg], new: cst.Arg, opening: cst.BaseParenthesizableWhitespace = cst.SimpleWhitespace("")
+) -> list[cst.Arg]:
+    """``args`` with ``new`` last, laid out like the call (``opening`` is its ``whitespace_before_args``).
+
+    The new argument goes where the call's other arguments go: on the same line when they share
+    one, on its own line at their indent when they are one per line. A comment after the old last
+    argument stays on that argument's line, and what ended the call (a trailing comma, the line
+    break before ``)``) now ends it after the new argument.
+    """
+    if not args:
+        return [new]
+    last = args[-1]
+    separator = _separator(args, opening)
+    ending = last.comma.whitespace_after if isinstance(last.comma, cst.Comma) else last.whitespace_after_arg
+    if isinstance(separator.whitespace_after, cst.ParenthesizedWhitespace) and isinstance(
+        ending, cst.ParenthesizedWhitespace
+    ):
+        # One argument per line: the old line keeps its comment, the new line ends the way the old one did.
+        separator = separator.with_changes(
+            whitespace_after=separator.whitespace_after.with_changes(
+                first_line=ending.first_line, empty_lines=ending.empty_lines
+            )
+        )
+        ending = _clean_newline(ending)
+    if isinstance(last.comma, cst.Comma):
+        old = last.with_changes(comma=separator.with_changes(whitespace_before=last.comma.whitespace_before))
+        new = new.with_changes(comma=last.comma.with_changes(whitespace_after=ending))
+    else:
+        old = last.with_changes(comma=separator, whitespace_after_arg=cst.SimpleWhitespace(""))
+        new = new.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=ending)
+    return [*args[:-1], old, new]
+
+
+def insert_argument(
+    args: list[cst.Arg], index: int, new: cst.Arg, opening: cst.BaseParenthesizableWhitespace = cst.SimpleWhitespace("")
+) -> list[cst.Arg]:
+    """``args`` with ``new`` right after ``args[index]``, laid out like the call (see ``append_argument``)."""
+    if index == len(args) - 1:
+        return append_argument(args, new, opening)
+    comma = args[index].comma
+    if isinstance(comma, cst.Comma) and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace):
+        comma = comma.with_changes(whitespace_after=_clean_newline(comma.whitespace_after))
+    return [*args[: index + 1], new.with_changes(comma=comma), *args[index + 1 :]]

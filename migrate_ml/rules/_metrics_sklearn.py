@@ -10,6 +10,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider, QualifiedNameSource
 
 from migrate_ml.rules._base import NodeEdit
+from migrate_ml.rules._exprs import append_argument
 
 SKLEARN_AVERAGE_DEFAULT = {
     "f1_score": "binary",
@@ -141,14 +142,7 @@ def add_micro_average(updated: cst.CSTNode) -> cst.CSTNode:
         if arg.keyword is not None and isinstance(arg.equal, cst.AssignEqual):
             equal = arg.equal
             break
-    trailing = args[-1].comma if args else cst.MaybeSentinel.DEFAULT
-    if args:
-        # The separator the call already uses between arguments, so multi-line calls stay one per line.
-        separator = args[-2].comma if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma) else cst.Comma(
-            whitespace_after=cst.SimpleWhitespace(" ")
-        )
-        args[-1] = args[-1].with_changes(comma=separator)
-    args.append(_micro(equal).with_changes(comma=trailing))
+    args = append_argument(args, _micro(equal), updated.whitespace_before_args)
     return updated.with_changes(args=args)
 
 

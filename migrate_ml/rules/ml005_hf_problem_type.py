@@ -6,7 +6,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._exprs import keyword_arguments
+from migrate_ml.rules._exprs import insert_argument, keyword_arguments
 
 PROBLEM_TYPE = "multi_label_classification"
 SIZING_KEYWORDS = ("num_labels", "id2label", "label2id")
@@ -76,23 +76,7 @@ class HuggingFaceProblemTypeRule(Rule):
 
 def _insert_after(call: cst.Call, index: int) -> cst.Call:
     """Insert ``problem_type=...`` after ``args[index]``, in the layout of the call."""
-    args = list(call.args)
-    anchor = args[index]
-    last = index == len(args) - 1
-    separator = anchor.comma
-    if last:
-        # The anchor's own comma (if any) is the trailing one: it moves to the new argument,
-        # and the anchor takes the separator used between the earlier arguments.
-        earlier = args[index - 1].comma if index else cst.MaybeSentinel.DEFAULT
-        separator = earlier if isinstance(earlier, cst.Comma) else cst.Comma(
-            whitespace_after=cst.SimpleWhitespace(" ")
-        )
     new = cst.Arg(
-        keyword=cst.Name("problem_type"),
-        value=cst.SimpleString(f'"{PROBLEM_TYPE}"'),
-        equal=anchor.equal,
-        comma=anchor.comma,
+        keyword=cst.Name("problem_type"), value=cst.SimpleString(f'"{PROBLEM_TYPE}"'), equal=call.args[index].equal
     )
-    args[index] = anchor.with_changes(comma=separator)
-    args.insert(index + 1, new)
-    return call.with_changes(args=args)
+    return call.with_changes(args=insert_argument(list(call.args), index, new, call.whitespace_before_args))

@@ -9,7 +9,7 @@ from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._prefilter import text_facts
-from migrate_ml.rules._exprs import method_call
+from migrate_ml.rules._exprs import append_argument, method_call
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow, strip_transparent
@@ -217,10 +217,13 @@ class TorchmetricsMultilabelRule(Rule):
                 elif keyword == "num_classes":
                     arg = arg.with_changes(keyword=cst.Name("num_labels"))
                 args.append(arg)
+            last = updated.args[-1] if updated.args else None
+            if args and last is not None and last.keyword is not None and last.keyword.value in dropped:
+                # The call's ending (trailing comma, line break before ")") survives its dropped last argument.
+                args[-1] = args[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
             if takes_threshold and _keyword(updated, "threshold") is None:
-                args.append(cst.Arg(keyword=cst.Name("threshold"), value=cst.Name(threshold), equal=_tight_equal(args)))
-            if args:
-                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                new = cst.Arg(keyword=cst.Name("threshold"), value=cst.Name(threshold), equal=_tight_equal(args))
+                args = append_argument(args, new, updated.whitespace_before_args)
             func = updated.func
             if rename is not None:
                 func = func.with_changes(attr=cst.Name(rename)) if isinstance(func, cst.Attribute) else cst.Name(rename)
