@@ -24,6 +24,7 @@ from migrate_ml.rules.semantics.flow import (
 from migrate_ml.rules.semantics.class_index import is_class_index_target, report_not_label_rows
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._prefilter import walk
+from migrate_ml.rules.semantics.single_label_values import equality_operands
 
 TORCH_BCE = frozenset(
     {
@@ -485,11 +486,8 @@ class FloatTargetsRule(Rule):
             for bound in node.targets if isinstance(bound, ast.Name)
         }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
-                operands = (node.left, node.comparators[0])
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eq" and len(node.args) == 1:
-                operands = (node.func.value, node.args[0])
-            else:
+            operands = equality_operands(node)
+            if operands is None:
                 continue
             for mine, other in (operands, operands[::-1]):
                 other = _without_casts(other)

@@ -48,6 +48,7 @@ import functools
 import re
 
 from migrate_ml.rules._prefilter import nodes_of, parent_links, walk
+from migrate_ml.rules.semantics.single_label_values import equality_operands
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _STATE_READERS = frozenset({"isinstance", "len", "type"})
@@ -233,13 +234,8 @@ def _masks_padded_accuracy(tree: ast.Module) -> bool:
         if function is None:
             continue
         for node in ast.walk(function):
-            if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
-                operands = (node.left, node.comparators[0])
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eq" and len(node.args) == 1:
-                operands = (node.func.value, node.args[0])
-            else:
-                continue
-            if any(ast.dump(operand) in targets for operand in operands):
+            operands = equality_operands(node)
+            if operands is not None and any(ast.dump(operand) in targets for operand in operands):
                 return True
     return False
 

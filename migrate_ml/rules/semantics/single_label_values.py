@@ -20,6 +20,15 @@ from dataclasses import dataclass, field
 from migrate_ml.rules._prefilter import nodes_of, parent_links
 from migrate_ml.rules.semantics.names import imported_names, qualified_name
 
+
+def equality_operands(node: ast.AST) -> tuple[ast.AST, ast.AST] | None:
+    """The two sides of an equality test, written ``a == b`` or ``a.eq(b)``; None for anything else."""
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq):
+        return node.left, node.comparators[0]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "eq" and len(node.args) == 1:
+        return node.func.value, node.args[0]
+    return None
+
 # What a value is known to hold.
 CLASS_INDEX = "class-index"
 """One class per sample: an arg-max, ``max(dim)[1]``, ``topk(k)[1]``."""
