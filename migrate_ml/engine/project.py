@@ -157,8 +157,13 @@ def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
     """``FileFacts.float_row_run``: proven, never assumed. The run calls at least one loss, every one
     of them BCE, builds no dataset of class indices, and defines a dataset, every class of it with a
     ``__getitem__`` returning a float row of table columns as its label."""
-    called = [name for text in data for name in _LOSS_CALL.findall(text)]
-    if not called or any(name.rpartition(b".")[2] not in _BCE_CALLS for name in called):
+    calls_a_loss = False
+    for text in data:  # stops at the first loss that is not BCE (most runs: at their first file)
+        for match in _LOSS_CALL.finditer(text):
+            if match[1].rpartition(b".")[2] not in _BCE_CALLS:
+                return False
+            calls_a_loss = True
+    if not calls_a_loss:
         return False
     if any(_INDEX_DATASET_CALL.search(text) for text in data):
         return False

@@ -509,7 +509,7 @@ class FileTransformer:
             carried = _moved(carried, text, module.code) + _moved(inside_fixes, text, module.code)
             text = module.code
             result.new_data, result.new_text = new_data, text
-            candidates = _tree_filter_rules([rule for rule in self.rules if rule.could_apply(text)], text, whole_file=False)
+            candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(text)], text, whole_file=False)
         net = self._safety_net(text, result.findings_after, reported_lines)
         if net:
             result.findings_after = sorted(result.findings_after + net, key=lambda f: (f.line, f.column, f.code))
@@ -854,22 +854,20 @@ def _without_repeats(violations: list[Violation], positions) -> list[Violation]:
     return kept
 
 
-def _tree_filter(rules: list[type[Rule]], text: str) -> list[type[Rule]]:
+def _tree_filter(rules: list[type[Rule]], text: str, whole_file: bool = True) -> list[type[Rule]]:
     """Drop the rules whose trigger words occur only in documentation (string statements, such as
     docstrings, and comment lines: library code shows its usage there, ``criterion=
     nn.CrossEntropyLoss()`` in an example, ``# the best accuracy`` in a note) or whose
-    ``could_apply_tree`` rejects the file; all of them for a segmentation file, a token model (a
-    captioning decoder, a translation model: dense prediction and a vocabulary axis are not image
-    classification) or a one-output binary classifier (nothing single-label to migrate)."""
-    return _tree_filter_rules(rules, text, whole_file=True)
+    ``could_apply_tree`` rejects the file; with ``whole_file``, all of them for a segmentation
+    file, a token model (a captioning decoder, a translation model: dense prediction and a
+    vocabulary axis are not image classification) or a one-output binary classifier (nothing
+    single-label to migrate).
 
-
-def _tree_filter_rules(rules: list[type[Rule]], text: str, whole_file: bool) -> list[type[Rule]]:
-    """``_tree_filter``; without ``whole_file``, only each rule's own checks. Once fixes applied,
-    the file's kind was settled on the original (the rewrite makes a softmax classifier's loss
-    BCE, which must not turn it into a binary one), but the rewritten text is pre-checked per rule
-    as the original was: a rule the pre-check left out must not report in a later pass only, since
-    ``--check``/``--diff`` and the written file then differ."""
+    Once fixes applied, the file's kind was settled on the original (the rewrite makes a softmax
+    classifier's loss BCE, which must not turn it into a binary one), so later passes ask without
+    ``whole_file``; but the rewritten text is pre-checked per rule as the original was: a rule the
+    pre-check left out must not report in a later pass only, since ``--check``/``--diff`` and the
+    written file then differ."""
     if not rules:
         return rules
     try:
