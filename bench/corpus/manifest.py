@@ -2,7 +2,7 @@
 
 ``manifest.tsv`` has one row per file: ``repo`` (owner/name), ``commit`` (40 hex digits),
 ``path`` (inside the repository), ``kind`` (what style of code it is) and ``split``
-(``tune``, ``heldout``, ``fresh``, ``fresh2``, ``fresh3``, ``fresh4`` or ``fresh5``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
+(``tune``, ``heldout``, ``fresh``, ``fresh2``, ``fresh3``, ``fresh4``, ``fresh5`` or ``fresh6``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ FRESH4 = "fresh4"
 """A fourth untouched side, collected after ``fresh3`` had been judged and then read, on the same terms."""
 FRESH5 = "fresh5"
 """A fifth untouched side, collected after ``fresh4`` had been judged and then read, on the same terms."""
-HAND_WRITTEN = (FRESH, FRESH2, FRESH3, FRESH4, FRESH5)
+FRESH6 = "fresh6"
+"""A sixth untouched side, collected after ``fresh5`` had been judged and then read, on the same terms."""
+HAND_WRITTEN = (FRESH, FRESH2, FRESH3, FRESH4, FRESH5, FRESH6)
 """Splits whose rows are marked by hand: ``split_rule`` ignores them, and a repository on one of them
 has all its rows there."""
 SPLITS = ("tune", "heldout", *HAND_WRITTEN)
@@ -68,7 +70,7 @@ class ManifestError(ValueError):
 
 def load(path: Path = MANIFEST) -> list[Entry]:
     """Read and check the manifest: columns, commit form, split values, no duplicate rows, no repository
-    both on a hand-written split (``fresh`` to ``fresh5``) and on another split."""
+    both on a hand-written split (``fresh`` to ``fresh6``) and on another split."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         header = next(reader, None)
@@ -97,7 +99,7 @@ def load(path: Path = MANIFEST) -> list[Entry]:
 
 
 def split_rule(entries: list[Entry]) -> dict[str, str]:
-    """The split each repository outside the hand-written splits (``fresh`` to ``fresh5``) must have.
+    """The split each repository outside the hand-written splits (``fresh`` to ``fresh6``) must have.
 
     Repositories are ordered by the SHA-256 of ``owner/name`` (hex digest, as spelled in the
     manifest) and taken into ``heldout`` in that order until it holds at least a third of the
