@@ -314,6 +314,45 @@ POSITIVES = {
         """,
         [(5, "topk-accuracy")],
     ),
+    "an nn.Softmax module built under any name, then applied to the model's output": (
+        """
+        import torch
+        def predict(model, images):
+            squash = torch.nn.Softmax(dim=0)
+            outputs = model(images)
+            probabilities = squash(outputs[0]).tolist()
+            return probabilities
+        """,
+        [(4, "softmax-class-dim")],
+    ),
+    "the exp of a model's log-probabilities": (
+        """
+        import torch
+        def test(model, features, labels):
+            logps = model(features)
+            ps = torch.exp(logps)
+            top_p, top_class = ps.topk(1, dim=1)
+            return top_p, top_class
+        """,
+        [(5, "softmax-class-dim"), (6, "argmax-prediction")],
+    ),
+    "one of two class names chosen by a softmax probability": (
+        """
+        import torch.nn.functional as f
+        def show(model, data, ax):
+            pred = f.softmax(model(data), dim=1)[:, 1][0]
+            ax.set_title('{}% dog'.format(int(pred * 100)) if pred > 0.5 else '{}% cat'.format(int(100 * (1 - pred))))
+        """,
+        [(4, "softmax-class-dim"), (5, "argmax-prediction")],
+    ),
+    "one of two class names chosen by an arg-max": (
+        """
+        def show(model, data):
+            pred = model(data).argmax(1)
+            print(f"a dog" if pred == 1 else "a cat")
+        """,
+        [(4, "argmax-prediction")],
+    ),
 }
 
 
@@ -449,6 +488,16 @@ NEGATIVES = {
             position = np.argmax(logits)
             ordered, _ = values.sort()
             return criterion(logits, teacher_logits.argmax(dim=-1))
+        """,
+    "the exp of a model's output normalised by hand, of its output in a formula, and the true label named": """
+        import torch
+        def scores(model, x, labels):
+            logits = model(x)
+            e = torch.exp(logits)
+            p = e / e.sum(1, keepdim=True)
+            energy = torch.log(torch.exp(logits).sum(1))
+            names = ["dog" if label == 1 else "cat" for label in labels]
+            return p, energy, names
         """,
     "the two most confused classes of logits": """
         import torch
