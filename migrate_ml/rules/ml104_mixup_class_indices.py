@@ -87,7 +87,10 @@ class MixupOnClassIndicesRule(Rule):
         "y_a, y_b, lam`, or `(target, target[indices], lam)`) is reported with its calls; one that "
         "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. All are reported "
         "for a human, and so are calls of a mixup criterion helper (`mixup_criterion(criterion, "
-        "out, y_a, y_b, lam)`); nothing is rewritten."
+        "out, y_a, y_b, lam)`), known by its name, by its body (a function or method of the file, "
+        "whatever it is called, weighing a criterion it is given on the same outputs and two targets) or "
+        "by what it is given (both labels of a pair that a mixing function hands back in the same scope: "
+        "`Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)`); nothing is rewritten."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -127,6 +130,8 @@ class MixupOnClassIndicesRule(Rule):
              and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
             or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
             or _unpacked_mix_call(node)
+            or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+                and _weighted_name_call(node.left) and _weighted_name_call(node.right))
             for node in walk(tree)
         )
 
@@ -151,6 +156,7 @@ class MixupOnClassIndicesRule(Rule):
             name = _callee_name(node.func)
             if self._float_rows:
                 return  # a pair of float label rows for two BCE losses: one BCE on the mixed rows
+            self._note_pair(node)
             if name in self._pair_mixers:
                 self.report(
                     node,
@@ -166,7 +172,11 @@ class MixupOnClassIndicesRule(Rule):
                     "and their permutation (y_a, y_b, lam) or label rows it already mixed",
                     suggestion=UNSEEN_MIX_SUGGESTION,
                 )
-        elif _mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 3:
+        elif len(positional_arguments(node)) >= 3 and (
+            (_mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)))
+            or _callee_name(node.func) in self._mixed_criteria
+            or self._given_a_mixed_pair(node)
+        ):
             if self._float_rows:
                 return
             self.report(
@@ -193,6 +203,10 @@ class MixupOnClassIndicesRule(Rule):
         finder = _PairMixers()
         node.visit(finder)
         self._pair_mixers = {definition.name.value for definition in finder.found}
+        weighed = {definition.name.value: _weighed_criterion_parameter(definition) for definition in _functions(node)}
+        self._mixed_criteria = {name for name, sum_ in weighed.items() if sum_ is not None}
+        self._criterion_sums = {sum_ for sum_ in weighed.values() if sum_ is not None}
+        self._pairs: dict[object, set[str]] = {}
         self._row_mixers = finder.row_mixers | finder.methods
         facts = current_facts()
         self._float_rows = facts is not None and facts.float_row_run
@@ -211,7 +225,7 @@ class MixupOnClassIndicesRule(Rule):
         if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
             return  # the whole sum is read once, from its outermost `+`
         terms = [self._weighted_loss(term) for term in _added_terms(node)]
-        if any(self._mixup_pair(left, right) for left, right in zip(terms, terms[1:])):
+        if node in self._criterion_sums or any(self._mixup_pair(left, right) for left, right in zip(terms, terms[1:])):
             self.report(
                 node,
                 "mixup written as two losses weighted by lambda assumes class-index targets (y_a, y_b)",
@@ -258,6 +272,24 @@ class MixupOnClassIndicesRule(Rule):
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call):
             return statement.value
         return None
+
+    def _note_pair(self, call: cst.Call) -> None:
+        """Remember the labels' pair of ``x, y_a, y_b, lam = mix(x, y, ...)`` (all but the first
+        and the last name), in the scope that unpacks it."""
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        if not self._unpacked_into_pair(call):
+            return
+        elements = statement.targets[0].target.elements
+        names = {element.value.value for element in elements[1:-1] if isinstance(element.value, cst.Name)}
+        self._pairs.setdefault(self.get_metadata(ScopeProvider, call, None), set()).update(names)
+
+    def _given_a_mixed_pair(self, call: cst.Call) -> bool:
+        """A call given both labels of a mixup's pair unpacked in the same scope
+        (``Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)``): whatever it
+        is named or wherever it is defined, it weighs a loss on each label of the pair."""
+        pair = self._pairs.get(self.get_metadata(ScopeProvider, call, None), set())
+        given = {arg.value.value for arg in positional_arguments(call) if isinstance(arg.value, cst.Name)}
+        return len(pair & given) >= 2
 
     def _unpacked_into_pair(self, call: cst.Call) -> bool:
         """``x, y_a, y_b, lam = mix(x, y, ...)``: three or more names, the labels' pair among them."""
@@ -371,6 +403,42 @@ class _PairMixers(cst.CSTVisitor):
         return False
 
 
+def _functions(module: cst.Module):
+    """Every function of ``module``, methods of its classes included."""
+    for inner in _walk(module):
+        if isinstance(inner, cst.FunctionDef):
+            yield inner
+        elif isinstance(inner, cst.ClassDef):
+            yield from (item for item in _walk(inner.body) if isinstance(item, cst.FunctionDef))
+
+
+def _weighed_criterion_parameter(definition: cst.FunctionDef) -> cst.BinaryOperation | None:
+    """The sum by which the body weighs two calls of a criterion it is given, on the same outputs
+    and two targets: ``return lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b)`` (a
+    mixup criterion, known by what it computes whatever it is called)."""
+    parameters = {param.name.value for param in definition.params.params}
+    for inner in _walk(definition.body):
+        if not (isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Add)):
+            continue
+        calls = [_parameter_call(term, parameters) for term in _added_terms(inner)]
+        if any(left and right and _same_loss_other_targets(left, right) for left, right in zip(calls, calls[1:])):
+            return inner
+    return None
+
+
+def _parameter_call(term: cst.BaseExpression, parameters: set[str]) -> cst.Call | None:
+    """The call of ``lam * criterion(out, y)``, when ``criterion`` is a parameter given two or more arguments."""
+    if not (isinstance(term, cst.BinaryOperation) and isinstance(term.operator, cst.Multiply)):
+        return None
+    for side in (term.left, term.right):
+        if (
+            isinstance(side, cst.Call) and isinstance(side.func, cst.Name) and side.func.value in parameters
+            and len(positional_arguments(side)) >= 2
+        ):
+            return side
+    return None
+
+
 def _walk(node: cst.CSTNode):
     """Every node under ``node``, not entering nested functions or classes."""
     for child in node.children:
@@ -414,6 +482,15 @@ def _permutes_second_argument(definition: ast.FunctionDef) -> bool:
         and node.value.id == label
         and isinstance(node.slice, (ast.Name, ast.Call))
         for node in ast.walk(definition)
+    )
+
+
+def _weighted_name_call(term: ast.AST) -> bool:
+    """``lam * f(out, y)``: the syntax-tree pre-check of ``_weighs_a_criterion_parameter``, whose
+    ``f`` must be a parameter (a criterion given to a mixup criterion)."""
+    return isinstance(term, ast.BinOp) and isinstance(term.op, ast.Mult) and any(
+        isinstance(side, ast.Call) and isinstance(side.func, ast.Name) and len(side.args) >= 2
+        for side in (term.left, term.right)
     )
 
 
