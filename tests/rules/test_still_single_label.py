@@ -345,6 +345,19 @@ POSITIVES = {
         """,
         [(4, "softmax-class-dim"), (5, "argmax-prediction")],
     ),
+    "a focal loss's per-class weight picked by the target class": (
+        """
+        import torch
+        import torch.nn.functional as F
+        class Focal(torch.nn.Module):
+            def forward(self, logits, target):
+                ce = F.cross_entropy(logits, target, reduction="none")
+                alpha_t = self.alpha.to(logits.device).gather(0, target.view(-1))
+                weights = self.class_weights[target]
+                return (alpha_t * weights * (1 - torch.exp(-ce)) ** 2 * ce).mean()
+        """,
+        [(6, "single-label-loss"), (7, "single-label-loss"), (8, "single-label-loss")],
+    ),
     "one of two class names chosen by an arg-max": (
         """
         def show(model, data):
@@ -498,6 +511,18 @@ NEGATIVES = {
             energy = torch.log(torch.exp(logits).sum(1))
             names = ["dog" if label == 1 else "cat" for label in labels]
             return p, energy, names
+        """,
+    "a binary focal loss weighing each 0/1 target entry, and a loss indexing its scores by position": """
+        import torch
+        import torch.nn.functional as F
+        class WeightedFocal(torch.nn.Module):
+            def forward(self, inputs, targets):
+                bce = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+                at = self.alpha.gather(0, targets.long().view(-1))
+                return (at * bce.view(-1)).mean()
+        class Margin(torch.nn.Module):
+            def forward(self, scores, target):
+                return F.log_softmax(scores, 1)[:, 0].mean() + scores[target > 0].sum()
         """,
     "the two most confused classes of logits": """
         import torch

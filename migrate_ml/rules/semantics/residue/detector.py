@@ -156,6 +156,7 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         self._check_softmax(node)
         self._check_softmax_layer(node)
         self._check_exp_of_log_probabilities(node)
+        self._check_class_weight_by_target(node)
         self._check_class_metric(node)
         self._check_metric_inputs(node)
         self._check_eq_method(node)
@@ -172,6 +173,10 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
                 value, _ = self.value_of(argument)
                 if value in (MULTI_HOT, CLASS_INDEX):
                     self.helper_inputs.setdefault(node.func.id, {})[position] = (value, node.lineno)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self.generic_visit(node)
+        self._check_class_weight_by_target(node)
 
     def visit_IfExp(self, node: ast.IfExp) -> None:
         self.generic_visit(node)
