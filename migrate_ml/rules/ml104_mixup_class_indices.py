@@ -90,7 +90,10 @@ class MixupOnClassIndicesRule(Rule):
         "out, y_a, y_b, lam)`), known by its name, by its body (a function or method of the file, "
         "whatever it is called, weighing a criterion it is given on the same outputs and two targets) or "
         "by what it is given (both labels of a pair that a mixing function hands back in the same scope: "
-        "`Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)`); nothing is rewritten."
+        "`Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)`). A mixup or cutmix "
+        "(a function or class) that mixes label rows with their permutation but one-hot encodes class "
+        "indices first (`F.one_hot(y, num_classes=C)` in a branch for [B] labels) is reported at the "
+        "one-hot; nothing is rewritten."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -116,6 +119,7 @@ class MixupOnClassIndicesRule(Rule):
             facts.has_any(_CONSTRUCTOR_MARKERS)
             or facts.has("mixup_fn(")
             or has_loss_marker(source)
+            or (facts.has("one_hot(") and facts.has_any(("lam *", "* lam")))
             or (_calls_a_mix_name(facts) and _MIX_TEXT.search(source) is not None)
         )
 
@@ -130,6 +134,7 @@ class MixupOnClassIndicesRule(Rule):
              and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
             or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
             or _unpacked_mix_call(node)
+            or (isinstance(node, ast.Call) and _called_name(node) == "one_hot")
             or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
                 and _weighted_name_call(node.left) and _weighted_name_call(node.right))
             for node in walk(tree)
@@ -137,7 +142,16 @@ class MixupOnClassIndicesRule(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
-        if qualified & TIMM_MIXUP:
+        if node in self._mixed_one_hots:
+            if not self._float_rows:
+                self.report(
+                    node,
+                    "this mixup or cutmix one-hot encodes class indices (one label per image) before mixing them "
+                    "as rows",
+                    suggestion="with multi-hot [B, C] labels mix the float label rows themselves and drop the "
+                    "class-index branch (and a class count taken from the labels' maximum)",
+                )
+        elif qualified & TIMM_MIXUP:
             self.report(
                 node,
                 "timm Mixup one-hot encodes class indices; it cannot mix multi-hot targets",
@@ -207,6 +221,10 @@ class MixupOnClassIndicesRule(Rule):
         self._mixed_criteria = {name for name, sum_ in weighed.items() if sum_ is not None}
         self._criterion_sums = {sum_ for sum_ in weighed.values() if sum_ is not None}
         self._pairs: dict[object, set[str]] = {}
+        self._mixed_one_hots = {
+            call for holder in _walk(node) if isinstance(holder, (cst.FunctionDef, cst.ClassDef)) and _mixes_rows(holder)
+            for call in _body_walk(holder) if isinstance(call, cst.Call) and _callee_name(call.func) == "one_hot"
+        }
         self._row_mixers = finder.row_mixers | finder.methods
         facts = current_facts()
         self._float_rows = facts is not None and facts.float_row_run
@@ -437,6 +455,44 @@ def _parameter_call(term: cst.BaseExpression, parameters: set[str]) -> cst.Call 
         ):
             return side
     return None
+
+
+def _mixes_rows(holder: cst.FunctionDef | cst.ClassDef) -> bool:
+    """A module-level function or class that mixes label rows with a permutation of themselves,
+    ``lam * y + (1 - lam) * y[index]`` (or ``y.flip(0)``), somewhere in its body."""
+    for inner in _body_walk(holder):
+        if not (isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Add)):
+            continue
+        left, right = inner.left, inner.right
+        if not all(isinstance(term, cst.BinaryOperation) and isinstance(term.operator, cst.Multiply) for term in (left, right)):
+            continue
+        for first, second in ((left, right), (right, left)):
+            names = {side.value for side in (first.left, first.right) if isinstance(side, cst.Name)}
+            if any(_permuted_name(side) in names for side in (second.left, second.right)):
+                return True
+    return False
+
+
+def _body_walk(holder: cst.FunctionDef | cst.ClassDef):
+    """Every node of a function's body, or of the methods of a class."""
+    if isinstance(holder, cst.FunctionDef):
+        yield from _walk(holder.body)
+        return
+    for item in _walk(holder.body):
+        if isinstance(item, cst.FunctionDef):
+            yield from _walk(item.body)
+
+
+def _permuted_name(expression: cst.BaseExpression) -> str:
+    """``y`` of ``y[index]`` or ``y.flip(0)``."""
+    if isinstance(expression, cst.Subscript) and isinstance(expression.value, cst.Name):
+        return expression.value.value
+    if (
+        isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)
+        and expression.func.attr.value == "flip" and isinstance(expression.func.value, cst.Name)
+    ):
+        return expression.func.value.value
+    return ""
 
 
 def _walk(node: cst.CSTNode):
