@@ -217,9 +217,9 @@ class MixupOnClassIndicesRule(Rule):
         finder = _PairMixers()
         node.visit(finder)
         self._pair_mixers = {definition.name.value for definition in finder.found}
-        weighed = {definition.name.value: _weighed_criterion_parameter(definition) for definition in _functions(node)}
-        self._mixed_criteria = {name for name, sum_ in weighed.items() if sum_ is not None}
-        self._criterion_sums = {sum_ for sum_ in weighed.values() if sum_ is not None}
+        self._mixed_criteria = {
+            definition.name.value for definition in _functions(node) if _weighs_a_criterion_parameter(definition)
+        }
         self._pairs: dict[object, set[str]] = {}
         self._mixed_one_hots = {
             call for holder in _walk(node) if isinstance(holder, (cst.FunctionDef, cst.ClassDef)) and _mixes_rows(holder)
@@ -243,7 +243,7 @@ class MixupOnClassIndicesRule(Rule):
         if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
             return  # the whole sum is read once, from its outermost `+`
         terms = [self._weighted_loss(term) for term in _added_terms(node)]
-        if node in self._criterion_sums or any(self._mixup_pair(left, right) for left, right in zip(terms, terms[1:])):
+        if any(self._mixup_pair(left, right) for left, right in zip(terms, terms[1:])):
             self.report(
                 node,
                 "mixup written as two losses weighted by lambda assumes class-index targets (y_a, y_b)",
@@ -430,18 +430,19 @@ def _functions(module: cst.Module):
             yield from (item for item in _walk(inner.body) if isinstance(item, cst.FunctionDef))
 
 
-def _weighed_criterion_parameter(definition: cst.FunctionDef) -> cst.BinaryOperation | None:
-    """The sum by which the body weighs two calls of a criterion it is given, on the same outputs
-    and two targets: ``return lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b)`` (a
-    mixup criterion, known by what it computes whatever it is called)."""
+def _weighs_a_criterion_parameter(definition: cst.FunctionDef) -> bool:
+    """The body weighs two calls of a criterion it is given, on the same outputs and two targets:
+    ``return lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b)`` (a mixup criterion,
+    known by what it computes whatever it is called). Its calls are reported; the sum itself only
+    when its criterion is known (``visit_BinaryOperation``): the one given may be BCE."""
     parameters = {param.name.value for param in definition.params.params}
     for inner in _walk(definition.body):
         if not (isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Add)):
             continue
         calls = [_parameter_call(term, parameters) for term in _added_terms(inner)]
         if any(left and right and _same_loss_other_targets(left, right) for left, right in zip(calls, calls[1:])):
-            return inner
-    return None
+            return True
+    return False
 
 
 def _parameter_call(term: cst.BaseExpression, parameters: set[str]) -> cst.Call | None:
