@@ -445,6 +445,13 @@ def _weighs_a_criterion_parameter(definition: cst.FunctionDef) -> bool:
     return False
 
 
+def _given(call: cst.Call, parameters: set[str]) -> bool:
+    """The outputs and the target of ``criterion(pred, y)`` are parameters too: the function is
+    handed the pair (a training loop that mixes its own batch is no mixup criterion)."""
+    arguments = positional_arguments(call)
+    return all(isinstance(arg.value, cst.Name) and arg.value.value in parameters for arg in (arguments[0], arguments[-1]))
+
+
 def _parameter_call(term: cst.BaseExpression, parameters: set[str]) -> cst.Call | None:
     """The call of ``lam * criterion(out, y)``, when ``criterion`` is a parameter given two or more arguments."""
     if not (isinstance(term, cst.BinaryOperation) and isinstance(term.operator, cst.Multiply)):
@@ -452,7 +459,7 @@ def _parameter_call(term: cst.BaseExpression, parameters: set[str]) -> cst.Call 
     for side in (term.left, term.right):
         if (
             isinstance(side, cst.Call) and isinstance(side.func, cst.Name) and side.func.value in parameters
-            and len(positional_arguments(side)) >= 2
+            and len(positional_arguments(side)) >= 2 and _given(side, parameters)
         ):
             return side
     return None
