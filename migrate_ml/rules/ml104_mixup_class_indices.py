@@ -87,7 +87,13 @@ class MixupOnClassIndicesRule(Rule):
         "y_a, y_b, lam`, or `(target, target[indices], lam)`) is reported with its calls; one that "
         "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. All are reported "
         "for a human, and so are calls of a mixup criterion helper (`mixup_criterion(criterion, "
-        "out, y_a, y_b, lam)`); nothing is rewritten."
+        "out, y_a, y_b, lam)`), known by its name, by its body (a function or method of the file, "
+        "whatever it is called, weighing a criterion it is given on the same outputs and two targets) or "
+        "by what it is given (both labels of a pair that a mixing function hands back in the same scope: "
+        "`Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)`). A mixup or cutmix "
+        "(a function or class) that mixes label rows with their permutation but one-hot encodes class "
+        "indices first (`F.one_hot(y, num_classes=C)` in a branch for [B] labels) is reported at the "
+        "one-hot; nothing is rewritten."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -113,6 +119,7 @@ class MixupOnClassIndicesRule(Rule):
             facts.has_any(_CONSTRUCTOR_MARKERS)
             or facts.has("mixup_fn(")
             or has_loss_marker(source)
+            or (facts.has("one_hot(") and facts.has_any(("lam *", "* lam")))
             or (_calls_a_mix_name(facts) and _MIX_TEXT.search(source) is not None)
         )
 
@@ -127,12 +134,24 @@ class MixupOnClassIndicesRule(Rule):
              and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
             or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
             or _unpacked_mix_call(node)
+            or (isinstance(node, ast.Call) and _called_name(node) == "one_hot")
+            or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+                and _weighted_name_call(node.left) and _weighted_name_call(node.right))
             for node in walk(tree)
         )
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
-        if qualified & TIMM_MIXUP:
+        if node in self._mixed_one_hots:
+            if not self._float_rows:
+                self.report(
+                    node,
+                    "this mixup or cutmix one-hot encodes class indices (one label per image) before mixing them "
+                    "as rows",
+                    suggestion="with multi-hot [B, C] labels mix the float label rows themselves and drop the "
+                    "class-index branch (and a class count taken from the labels' maximum)",
+                )
+        elif qualified & TIMM_MIXUP:
             self.report(
                 node,
                 "timm Mixup one-hot encodes class indices; it cannot mix multi-hot targets",
@@ -151,6 +170,7 @@ class MixupOnClassIndicesRule(Rule):
             name = _callee_name(node.func)
             if self._float_rows:
                 return  # a pair of float label rows for two BCE losses: one BCE on the mixed rows
+            self._note_pair(node)
             if name in self._pair_mixers:
                 self.report(
                     node,
@@ -166,7 +186,11 @@ class MixupOnClassIndicesRule(Rule):
                     "and their permutation (y_a, y_b, lam) or label rows it already mixed",
                     suggestion=UNSEEN_MIX_SUGGESTION,
                 )
-        elif _mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)) and len(positional_arguments(node)) >= 3:
+        elif len(positional_arguments(node)) >= 3 and (
+            (_mix_name(_callee_name(node.func)) and _loss_name(_callee_name(node.func)))
+            or _callee_name(node.func) in self._mixed_criteria
+            or self._given_a_mixed_pair(node)
+        ):
             if self._float_rows:
                 return
             self.report(
@@ -193,6 +217,14 @@ class MixupOnClassIndicesRule(Rule):
         finder = _PairMixers()
         node.visit(finder)
         self._pair_mixers = {definition.name.value for definition in finder.found}
+        self._mixed_criteria = {
+            definition.name.value for definition in _functions(node) if _weighs_a_criterion_parameter(definition)
+        }
+        self._pairs: dict[object, set[str]] = {}
+        self._mixed_one_hots = {
+            call for holder in _walk(node) if isinstance(holder, (cst.FunctionDef, cst.ClassDef)) and _mixes_rows(holder)
+            for call in _body_walk(holder) if isinstance(call, cst.Call) and _callee_name(call.func) == "one_hot"
+        }
         self._row_mixers = finder.row_mixers | finder.methods
         facts = current_facts()
         self._float_rows = facts is not None and facts.float_row_run
@@ -258,6 +290,24 @@ class MixupOnClassIndicesRule(Rule):
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.value, cst.Call):
             return statement.value
         return None
+
+    def _note_pair(self, call: cst.Call) -> None:
+        """Remember the labels' pair of ``x, y_a, y_b, lam = mix(x, y, ...)`` (all but the first
+        and the last name), in the scope that unpacks it."""
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        if not self._unpacked_into_pair(call):
+            return
+        elements = statement.targets[0].target.elements
+        names = {element.value.value for element in elements[1:-1] if isinstance(element.value, cst.Name)}
+        self._pairs.setdefault(self.get_metadata(ScopeProvider, call, None), set()).update(names)
+
+    def _given_a_mixed_pair(self, call: cst.Call) -> bool:
+        """A call given both labels of a mixup's pair unpacked in the same scope
+        (``Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)``): whatever it
+        is named or wherever it is defined, it weighs a loss on each label of the pair."""
+        pair = self._pairs.get(self.get_metadata(ScopeProvider, call, None), set())
+        given = {arg.value.value for arg in positional_arguments(call) if isinstance(arg.value, cst.Name)}
+        return len(pair & given) >= 2
 
     def _unpacked_into_pair(self, call: cst.Call) -> bool:
         """``x, y_a, y_b, lam = mix(x, y, ...)``: three or more names, the labels' pair among them."""
@@ -371,6 +421,88 @@ class _PairMixers(cst.CSTVisitor):
         return False
 
 
+def _functions(module: cst.Module):
+    """Every function of ``module``, methods of its classes included."""
+    for inner in _walk(module):
+        if isinstance(inner, cst.FunctionDef):
+            yield inner
+        elif isinstance(inner, cst.ClassDef):
+            yield from (item for item in _walk(inner.body) if isinstance(item, cst.FunctionDef))
+
+
+def _weighs_a_criterion_parameter(definition: cst.FunctionDef) -> bool:
+    """The body weighs two calls of a criterion it is given, on the same outputs and two targets:
+    ``return lam * criterion(pred, y_a) + (1 - lam) * criterion(pred, y_b)`` (a mixup criterion,
+    known by what it computes whatever it is called). Its calls are reported; the sum itself only
+    when its criterion is known (``visit_BinaryOperation``): the one given may be BCE."""
+    parameters = {param.name.value for param in definition.params.params}
+    for inner in _walk(definition.body):
+        if not (isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Add)):
+            continue
+        calls = [_parameter_call(term, parameters) for term in _added_terms(inner)]
+        if any(left and right and _same_loss_other_targets(left, right) for left, right in zip(calls, calls[1:])):
+            return True
+    return False
+
+
+def _given(call: cst.Call, parameters: set[str]) -> bool:
+    """The outputs and the target of ``criterion(pred, y)`` are parameters too: the function is
+    handed the pair (a training loop that mixes its own batch is no mixup criterion)."""
+    arguments = positional_arguments(call)
+    return all(isinstance(arg.value, cst.Name) and arg.value.value in parameters for arg in (arguments[0], arguments[-1]))
+
+
+def _parameter_call(term: cst.BaseExpression, parameters: set[str]) -> cst.Call | None:
+    """The call of ``lam * criterion(out, y)``, when ``criterion`` is a parameter given two or more arguments."""
+    if not (isinstance(term, cst.BinaryOperation) and isinstance(term.operator, cst.Multiply)):
+        return None
+    for side in (term.left, term.right):
+        if (
+            isinstance(side, cst.Call) and isinstance(side.func, cst.Name) and side.func.value in parameters
+            and len(positional_arguments(side)) >= 2 and _given(side, parameters)
+        ):
+            return side
+    return None
+
+
+def _mixes_rows(holder: cst.FunctionDef | cst.ClassDef) -> bool:
+    """A module-level function or class that mixes label rows with a permutation of themselves,
+    ``lam * y + (1 - lam) * y[index]`` (or ``y.flip(0)``), somewhere in its body."""
+    for inner in _body_walk(holder):
+        if not (isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Add)):
+            continue
+        left, right = inner.left, inner.right
+        if not all(isinstance(term, cst.BinaryOperation) and isinstance(term.operator, cst.Multiply) for term in (left, right)):
+            continue
+        for first, second in ((left, right), (right, left)):
+            names = {side.value for side in (first.left, first.right) if isinstance(side, cst.Name)}
+            if any(_permuted_name(side) in names for side in (second.left, second.right)):
+                return True
+    return False
+
+
+def _body_walk(holder: cst.FunctionDef | cst.ClassDef):
+    """Every node of a function's body, or of the methods of a class."""
+    if isinstance(holder, cst.FunctionDef):
+        yield from _walk(holder.body)
+        return
+    for item in _walk(holder.body):
+        if isinstance(item, cst.FunctionDef):
+            yield from _walk(item.body)
+
+
+def _permuted_name(expression: cst.BaseExpression) -> str:
+    """``y`` of ``y[index]`` or ``y.flip(0)``."""
+    if isinstance(expression, cst.Subscript) and isinstance(expression.value, cst.Name):
+        return expression.value.value
+    if (
+        isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)
+        and expression.func.attr.value == "flip" and isinstance(expression.func.value, cst.Name)
+    ):
+        return expression.func.value.value
+    return ""
+
+
 def _walk(node: cst.CSTNode):
     """Every node under ``node``, not entering nested functions or classes."""
     for child in node.children:
@@ -414,6 +546,15 @@ def _permutes_second_argument(definition: ast.FunctionDef) -> bool:
         and node.value.id == label
         and isinstance(node.slice, (ast.Name, ast.Call))
         for node in ast.walk(definition)
+    )
+
+
+def _weighted_name_call(term: ast.AST) -> bool:
+    """``lam * f(out, y)``: the syntax-tree pre-check of ``_weighs_a_criterion_parameter``, whose
+    ``f`` must be a parameter (a criterion given to a mixup criterion)."""
+    return isinstance(term, ast.BinOp) and isinstance(term.op, ast.Mult) and any(
+        isinstance(side, ast.Call) and isinstance(side.func, ast.Name) and len(side.args) >= 2
+        for side in (term.left, term.right)
     )
 
 

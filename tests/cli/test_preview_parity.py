@@ -111,7 +111,8 @@ def test_diff_and_check_report_what_the_write_reports(project, run_cli, files, s
     assert check == diff  # the same positions too: both are in the original text
     assert check[0] == write[0] and check[1] == write[1]
     if select:
-        assert [code for _, code, _ in write[0]] == ["ML104"] * ("utils__trainer.py" in files)
+        # the mixing call and the criterion given both labels of its pair
+        assert [code for _, code, _ in write[0]] == ["ML104"] * 2 * ("utils__trainer.py" in files)
     # the preview's positions are the original's lines of what the write reports
     for path, line in check[2]:
         assert 1 <= line <= len(original[root / path].splitlines())
@@ -128,5 +129,6 @@ def test_the_mixup_a_method_applies_is_reported_on_its_line_in_every_mode(projec
     shutil.copy(root / "utils" / "trainer.py", root / "copy.py")
     _, write_out, _ = run_cli("rewrite", "copy.py")
     written = (root / "copy.py").read_text().splitlines()
-    [line] = [int(m["line"]) for m in map(_FINDING.match, write_out.splitlines()) if m and m["code"] == "ML104"]
-    assert "Aug.mixup_data(images, labels, 0.4)" in written[line - 1]
+    mixing, criterion = [int(m["line"]) for m in map(_FINDING.match, write_out.splitlines()) if m and m["code"] == "ML104"]
+    assert "Aug.mixup_data(images, labels, 0.4)" in written[mixing - 1]
+    assert "Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)" in written[criterion - 1]

@@ -314,6 +314,58 @@ POSITIVES = {
         """,
         [(5, "topk-accuracy")],
     ),
+    "an nn.Softmax module built under any name, then applied to the model's output": (
+        """
+        import torch
+        def predict(model, images):
+            squash = torch.nn.Softmax(dim=0)
+            outputs = model(images)
+            probabilities = squash(outputs[0]).tolist()
+            return probabilities
+        """,
+        [(4, "softmax-class-dim")],
+    ),
+    "the exp of a model's log-probabilities": (
+        """
+        import torch
+        def test(model, features, labels):
+            logps = model(features)
+            ps = torch.exp(logps)
+            top_p, top_class = ps.topk(1, dim=1)
+            return top_p, top_class
+        """,
+        [(5, "softmax-class-dim"), (6, "argmax-prediction")],
+    ),
+    "one of two class names chosen by a softmax probability": (
+        """
+        import torch.nn.functional as f
+        def show(model, data, ax):
+            pred = f.softmax(model(data), dim=1)[:, 1][0]
+            ax.set_title('{}% dog'.format(int(pred * 100)) if pred > 0.5 else '{}% cat'.format(int(100 * (1 - pred))))
+        """,
+        [(4, "softmax-class-dim"), (5, "argmax-prediction")],
+    ),
+    "a focal loss's per-class weight picked by the target class": (
+        """
+        import torch
+        import torch.nn.functional as F
+        class Focal(torch.nn.Module):
+            def forward(self, logits, target):
+                ce = F.cross_entropy(logits, target, reduction="none")
+                alpha_t = self.alpha.to(logits.device).gather(0, target.view(-1))
+                weights = self.class_weights[target]
+                return (alpha_t * weights * (1 - torch.exp(-ce)) ** 2 * ce).mean()
+        """,
+        [(6, "single-label-loss"), (7, "single-label-loss"), (8, "single-label-loss")],
+    ),
+    "one of two class names chosen by an arg-max": (
+        """
+        def show(model, data):
+            pred = model(data).argmax(1)
+            print(f"a dog" if pred == 1 else "a cat")
+        """,
+        [(4, "argmax-prediction")],
+    ),
 }
 
 
@@ -449,6 +501,28 @@ NEGATIVES = {
             position = np.argmax(logits)
             ordered, _ = values.sort()
             return criterion(logits, teacher_logits.argmax(dim=-1))
+        """,
+    "the exp of a model's output normalised by hand, of its output in a formula, and the true label named": """
+        import torch
+        def scores(model, x, labels):
+            logits = model(x)
+            e = torch.exp(logits)
+            p = e / e.sum(1, keepdim=True)
+            energy = torch.log(torch.exp(logits).sum(1))
+            names = ["dog" if label == 1 else "cat" for label in labels]
+            return p, energy, names
+        """,
+    "a binary focal loss weighing each 0/1 target entry, and a loss indexing its scores by position": """
+        import torch
+        import torch.nn.functional as F
+        class WeightedFocal(torch.nn.Module):
+            def forward(self, inputs, targets):
+                bce = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+                at = self.alpha.gather(0, targets.long().view(-1))
+                return (at * bce.view(-1)).mean()
+        class Margin(torch.nn.Module):
+            def forward(self, scores, target):
+                return F.log_softmax(scores, 1)[:, 0].mean() + scores[target > 0].sum()
         """,
     "the two most confused classes of logits": """
         import torch

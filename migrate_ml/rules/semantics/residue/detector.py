@@ -15,7 +15,7 @@ from migrate_ml.rules.semantics.residue.metrics import MetricChecks
 from migrate_ml.rules.semantics.residue.predictions import PredictionChecks
 from migrate_ml.rules.semantics.residue.prefilters import is_model_code_only
 from migrate_ml.rules.semantics.residue.softmax import SoftmaxChecks
-from migrate_ml.rules.semantics.residue.tables import _argument_defaults, _binding_key
+from migrate_ml.rules.semantics.residue.tables import _SOFTMAX_LAYERS, _argument_defaults, _binding_key
 from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, MULTI_HOT, ValueTracker
 
 _CTC_LOSSES = frozenset({"CTCLoss", "ctc_loss"})
@@ -48,6 +48,12 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
             for node in nodes_of(tree, ast.Attribute, ast.Name)
         )
         """The file computes a CTC loss, which takes per-time-step log-probabilities (a sequence loss)."""
+        self.softmax_modules: dict[str, list[tuple[int, ast.Call]]] = {}
+        """Local names bound to an ``nn.Softmax(...)`` module: name -> [(line, construction)]."""
+        for assign in nodes_of(tree, ast.Assign):
+            target = assign.targets[0] if len(assign.targets) == 1 else None
+            if isinstance(target, ast.Name) and isinstance(assign.value, ast.Call) and self.qualified(assign.value.func) in _SOFTMAX_LAYERS:
+                self.softmax_modules.setdefault(target.id, []).append((assign.lineno, assign.value))
         """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
 
     def run(self) -> list[SingleLabelConstruct]:
@@ -149,6 +155,8 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         self._check_pseudo_label(node)
         self._check_softmax(node)
         self._check_softmax_layer(node)
+        self._check_exp_of_log_probabilities(node)
+        self._check_class_weight_by_target(node)
         self._check_class_metric(node)
         self._check_metric_inputs(node)
         self._check_eq_method(node)
@@ -165,6 +173,14 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
                 value, _ = self.value_of(argument)
                 if value in (MULTI_HOT, CLASS_INDEX):
                     self.helper_inputs.setdefault(node.func.id, {})[position] = (value, node.lineno)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self.generic_visit(node)
+        self._check_class_weight_by_target(node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self.generic_visit(node)
+        self._check_class_choice(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
         self.generic_visit(node)

@@ -8,12 +8,14 @@ import ast
 import re
 
 from migrate_ml.rules.semantics.residue.tables import _LOSSES, _LOSS_MODULES, _LOSS_ROOTS, _name_of
-from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, LABEL_NAME, PASS_THROUGH_METHODS
+from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, LABEL_NAME, PASS_THROUGH_METHODS, int_constant
 
 _LOSS_CALLEE = re.compile(r"criterion|loss", re.IGNORECASE)
 _TARGET_WRAPPERS = frozenset({"Variable", "LongTensor", "IntTensor", "tensor", "as_tensor", "from_numpy", "array"})
 """Calls that wrap a class index into a target tensor without changing it."""
 _TARGET_TENSORS = frozenset({"LongTensor", "IntTensor", "tensor", "as_tensor"})
+_LOSS_FUNCTIONS = frozenset({"cross_entropy", "nll_loss", "log_softmax", "softmax"})
+_BINARY_FUNCTIONS = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid", "logsigmoid"})
 
 
 class LossChecks:
@@ -157,4 +159,46 @@ class LossChecks:
             "build the target from the sigmoid decisions, (torch.sigmoid(logits) > THRESHOLD).float(), and use "
             "BCEWithLogitsLoss",
             (origin,),
+        )
+
+    def _check_class_weight_by_target(self, node: ast.Subscript | ast.Call) -> None:
+        """``self.alpha[target]``, ``alpha.gather(0, target.view(-1))`` in a loss's ``forward``: a
+        per-class weight picked by the one class index of each sample (a focal loss's alpha)."""
+        if isinstance(node, ast.Subscript):
+            table, index = node.value, node.slice
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "gather" and len(node.args) == 2 \
+                and int_constant(node.args[0]) == 0:
+            table, index = node.func.value, node.args[1]
+        else:
+            return
+        function = self._enclosing_function(node)
+        if function is None or function.name not in ("forward", "__call__") or not self._computes_a_loss(function):
+            return
+        positional = [argument.arg for argument in function.args.args]
+        if len(positional) < 3 or self.root_name(index) != positional[2]:
+            return  # indexed by the target (``forward(self, logits, target)``), not by a position
+        if self.root_name(table) in positional[1:] or isinstance(index, (ast.Slice, ast.Tuple)):
+            return  # the scores or the target themselves, indexed
+        self._report(
+            node,
+            "single-label-loss",
+            f"a per-class weight ({ast.unparse(table)}) is picked by the one target class of each sample: "
+            "the loss assumes a class index per image",
+            "with multi-hot [B, C] targets weigh every label: alpha of shape [C] broadcast over the class axis "
+            "(alpha * target + (1 - alpha) * (1 - target) for a focal loss), not indexed by the target",
+        )
+
+    def _enclosing_function(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        while node is not None and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node = self.parents.get(node)
+        return node
+
+    def _computes_a_loss(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """The function computes a single-label loss itself (a cross-entropy, a log-softmax) and no
+        binary one: a binary focal loss indexes ``[alpha, 1 - alpha]`` by each 0/1 target entry."""
+        names = {_name_of(inner) for inner in ast.walk(function) if isinstance(inner, ast.Call)}
+        if names & _BINARY_FUNCTIONS:
+            return False
+        return bool(names & _LOSS_FUNCTIONS) or any(
+            isinstance(inner, ast.Call) and self._loss_named(inner.func) for inner in ast.walk(function)
         )

@@ -135,6 +135,31 @@ class PredictionChecks:
             "show every label above the threshold: (probs > THRESHOLD).nonzero() with sigmoid probabilities",
         )
 
+    def _check_class_choice(self, node: ast.IfExp) -> None:
+        """``'{}% dog'.format(p) if p > 0.5 else '{}% cat'.format(1 - p)`` with ``p`` a softmax
+        probability or an arg-max: one of two class names shown per image, never both or neither."""
+        if not (_is_text(node.body) and _is_text(node.orelse) and isinstance(node.test, ast.Compare)):
+            return
+        for operand in (node.test.left, *node.test.comparators):
+            softmax = self._reported_softmax(operand)
+            if softmax is not None:
+                softmax.related.discard(node.lineno)
+                line = softmax.line
+                break
+            value, line = self.value_of(operand)
+            if value == CLASS_INDEX:
+                break
+        else:
+            return
+        self._report(
+            node,
+            "argmax-prediction",
+            "one of two class names is shown per image, chosen by one predicted class (or a probability against "
+            "its complement): a multi-label image may have both labels or neither",
+            "show every label whose sigmoid probability is above the threshold, each with its own probability",
+            (line,),
+        )
+
     def _check_prediction(self, node: ast.Call) -> None:
         """An arg-max over a model's output: one class per image, even when nothing here compares it."""
         subject = self.index_subject(node)
@@ -211,3 +236,12 @@ class PredictionChecks:
                 return False
             current, parent = call, self.parents.get(call)
         return isinstance(parent, ast.Return)
+
+
+def _is_text(node: ast.AST) -> bool:
+    """A string shown to a reader: a literal, an f-string, or a literal's ``.format(...)`` or ``%``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        node = node.func.value
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        node = node.left
+    return isinstance(node, ast.JoinedStr) or isinstance(node, ast.Constant) and isinstance(node.value, str)

@@ -15,7 +15,7 @@ from migrate_ml.rules.semantics.residue.tables import (
     _binding_key,
     _name_of,
 )
-from migrate_ml.rules.semantics.single_label_values import ATTENTION, int_constant
+from migrate_ml.rules.semantics.single_label_values import ATTENTION, MODEL_OUTPUT, int_constant
 
 
 def _exp_argument(node: ast.AST) -> ast.AST | None:
@@ -26,6 +26,9 @@ def _exp_argument(node: ast.AST) -> ast.AST | None:
     if isinstance(func, ast.Attribute) and not node.args:
         return func.value
     return node.args[0] if node.args else None
+
+
+_REDUCTIONS = frozenset({"sum", "mean", "prod", "log", "cumsum"})
 
 
 class SoftmaxChecks:
@@ -58,8 +61,11 @@ class SoftmaxChecks:
 
     def _check_softmax(self, node: ast.Call) -> None:
         func = node.func
+        # ``smax = nn.Softmax(); smax(out)``: the module is known by what built it, not by its name,
+        # and the finding goes where it is built (the line to change).
+        built = self._softmax_module_called(node)
         # ``self.fc(x).softmax(dim=1)`` has no qualified name: the attribute still names the call.
-        name = func.attr if isinstance(func, ast.Attribute) else self.qualified(func).split(".")[-1]
+        name = "softmax" if built is not None else func.attr if isinstance(func, ast.Attribute) else self.qualified(func).split(".")[-1]
         if name not in ("softmax", "log_softmax"):
             return
         scope = self.scope()
@@ -105,7 +111,65 @@ class SoftmaxChecks:
         else:
             message = "log_softmax over the classes normalises the labels against each other (a single-label log-likelihood)"
             suggestion = "keep the raw logits and use BCEWithLogitsLoss / torch.sigmoid(logits)"
-        self._report(node, "softmax-class-dim", message, suggestion)
+        if built is not None:
+            message = f"this nn.Softmax module is applied to the model's output further down: {message}"
+            suggestion = "build nn.Sigmoid() instead: one independent probability per label"
+        self._report(built or node, "softmax-class-dim", message, suggestion, (node.lineno,))
+
+    def _softmax_module_called(self, node: ast.Call) -> ast.Call | None:
+        """The ``nn.Softmax(...)`` construction that the local name ``node`` calls was last bound to
+        in the same function (``softmax = torch.nn.Softmax(dim=0); softmax(outputs[0][0])``)."""
+        if not isinstance(node.func, ast.Name):
+            return None
+        built = [
+            (line, call) for line, call in self.softmax_modules.get(node.func.id, ())
+            if line <= node.lineno and self._same_function(call, node)
+        ]
+        return max(built, key=lambda item: item[0])[1] if built else None
+
+    def _same_function(self, first: ast.AST, second: ast.AST) -> bool:
+        def function_of(node: ast.AST) -> ast.AST | None:
+            while node is not None and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                node = self.parents.get(node)
+            return node
+
+        return function_of(first) is function_of(second)
+
+    def _check_exp_of_log_probabilities(self, node: ast.Call) -> None:
+        """``ps = torch.exp(logps)`` with ``logps = model(x)``: the model ends in log_softmax (the
+        file recovers probabilities from it), and what it gets back are softmax probabilities."""
+        subject = _exp_argument(node)
+        if subject is None or self.value_of(subject)[0] != MODEL_OUTPUT or self.is_module(subject):
+            return
+        scope = self.scope()
+        if scope.function.startswith("forward") or scope.function == "__call__" or self._normalised_exp(node):
+            return
+        self._report(
+            node,
+            "softmax-class-dim",
+            "the exp of the model's outputs: a model returning log-probabilities (a LogSoftmax head) gives softmax "
+            "probabilities back, the labels competing for one unit of probability",
+            "make the model return raw logits (drop its LogSoftmax) and use torch.sigmoid(logits): one independent "
+            "probability per label",
+        )
+
+    def _normalised_exp(self, node: ast.Call) -> bool:
+        """The exp is part of a softmax written out or of another formula (``e / e.sum(1)``,
+        ``torch.exp(z) * w``): only exp taken on its own recovers probabilities."""
+        parent = self.parents.get(node)
+        if not (isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name)):
+            if isinstance(parent, ast.Attribute):
+                return parent.attr in _REDUCTIONS  # ``torch.exp(z).sum(1)``: a normaliser or an energy
+            return not isinstance(parent, ast.Subscript)
+        name = parent.targets[0].id
+        function = parent
+        while function is not None and not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Module)):
+            function = self.parents.get(function)
+        return any(
+            isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Div)
+            and any(isinstance(side, ast.Name) and side.id == name for side in ast.walk(inner))
+            for inner in ast.walk(function)
+        )
 
     def _returned_through_name(self, node: ast.Call, subject: ast.AST) -> bool:
         """``out = F.softmax(z, dim=1); return out``: the assignment is the binding of ``out`` that a
