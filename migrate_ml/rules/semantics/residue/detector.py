@@ -43,12 +43,12 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         """Columns the file stores an arg-max over the classes in (``val_df["preds"]``), by name."""
         self.argument_defaults = _argument_defaults(tree)
         self.exact_match_helpers = exact_match_helpers(tree)
+        """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
         self.ctc = any(
             (node.attr if isinstance(node, ast.Attribute) else node.id) in _CTC_LOSSES
             for node in nodes_of(tree, ast.Attribute, ast.Name)
         )
         """The file computes a CTC loss, which takes per-time-step log-probabilities (a sequence loss)."""
-        """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
 
     def run(self) -> list[SingleLabelConstruct]:
         self.visit(self.tree)
