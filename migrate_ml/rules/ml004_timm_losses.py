@@ -15,8 +15,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
 )
 from migrate_ml.rules.semantics.flow import LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import report_not_label_rows
-from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, calls_all_rewritable
+from migrate_ml.rules.ml001_cross_entropy_loss import calls_all_rewritable, cast_targets, handed_over_note, passed_on_note
 
 _BCE = "BCEWithLogitsLoss"
 _TIMM_BCE = "BinaryCrossEntropy"
@@ -70,13 +69,8 @@ class TimmLossRule(Rule):
 
     def _soft_target(self, construction: LossConstruction, flow: LossFlow) -> None:
         calls = flow.calls_of(construction)
-        edits = [NodeEdit(construction.call.func, _to_torch_bce)]
-        notes: list[cst.CSTNode] = []
-        for loss_call in calls:
-            uncast = report_not_label_rows(self, loss_call.target.value) if loss_call.target is not None else ()
-            notes.extend(uncast)
-            if loss_call.target is not None and not uncast:
-                edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)))
+        cast, notes = cast_targets(self, calls, as_float_target)
+        edits = [NodeEdit(construction.call.func, _to_torch_bce), *cast]
         adds, removes = _imports(construction, ImportEdit("torch.nn", _BCE))
         self.report(
             construction.call,
