@@ -621,7 +621,7 @@ class ClassIndexDatasetRule(Rule):
         """The parameter of the file's own function ``call`` calls that ``argument`` binds."""
         assert isinstance(call.func, cst.Name)
         scope = self.get_metadata(ScopeProvider, call.func, None)
-        defined = [a.node for a in scope[call.func.value]] if scope is not None else []
+        defined = [getattr(a, "node", None) for a in scope[call.func.value]] if scope is not None else []  # a builtin has none
         if len(defined) != 1 or not isinstance(defined[0], cst.FunctionDef):
             return None
         params = defined[0].params
