@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
@@ -117,6 +117,21 @@ def passed_on_note(construction: LossConstruction) -> str:
         return ""
     places = ", ".join(dict.fromkeys(f"{h.function}({h.parameter}) in {h.path}" for h in construction.passed_on))
     return f" (it is passed to {places} in this run)"
+
+
+def cast_targets(
+    rule: Rule, calls: Sequence[LossCall], transform: Callable[[cst.BaseExpression], cst.BaseExpression]
+) -> tuple[list[NodeEdit], list[cst.CSTNode]]:
+    """The edits passing each loss call's target through ``transform``, and the targets reported
+    instead (not rows of labels: a cast would hide that they are not multi-hot)."""
+    edits: list[NodeEdit] = []
+    notes: list[cst.CSTNode] = []
+    for loss_call in calls:
+        uncast = report_not_label_rows(rule, loss_call.target.value) if loss_call.target is not None else ()
+        notes.extend(uncast)
+        if loss_call.target is not None and not uncast:
+            edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
+    return edits, notes
 
 
 def calls_all_rewritable(construction: LossConstruction, calls: list[LossCall]) -> bool:
@@ -287,12 +302,9 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
             edits.append(NodeEdit(call, without_argument(*dropped)))
         if smoothing is not None:
             transform = smoothed_target(smoothing.value)
-        notes: list[cst.CSTNode] = []
+        cast, notes = cast_targets(self, calls, transform)
+        edits.extend(cast)
         for loss_call in calls:
-            uncast = report_not_label_rows(self, loss_call.target.value) if loss_call.target is not None else ()
-            notes.extend(uncast)
-            if loss_call.target is not None and not uncast:
-                edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
             if reduction == "none" and not modulated_elementwise(self, loss_call.call):
                 # after the target edit: that one addresses the loss call's own arguments
                 edits.append(NodeEdit(loss_call.call, per_label_mean))

@@ -7,6 +7,7 @@ from libcst.metadata import ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
+    append_argument,
     as_float_target,
     keyword_arguments,
     map_target,
@@ -14,8 +15,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
 )
 from migrate_ml.rules.semantics.flow import LossConstruction, LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import report_not_label_rows
-from migrate_ml.rules.ml001_cross_entropy_loss import handed_over_note, passed_on_note, calls_all_rewritable
+from migrate_ml.rules.ml001_cross_entropy_loss import calls_all_rewritable, cast_targets, handed_over_note, passed_on_note
 
 _BCE = "BCEWithLogitsLoss"
 _TIMM_BCE = "BinaryCrossEntropy"
@@ -69,13 +69,8 @@ class TimmLossRule(Rule):
 
     def _soft_target(self, construction: LossConstruction, flow: LossFlow) -> None:
         calls = flow.calls_of(construction)
-        edits = [NodeEdit(construction.call.func, _to_torch_bce)]
-        notes: list[cst.CSTNode] = []
-        for loss_call in calls:
-            uncast = report_not_label_rows(self, loss_call.target.value) if loss_call.target is not None else ()
-            notes.extend(uncast)
-            if loss_call.target is not None and not uncast:
-                edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)))
+        cast, notes = cast_targets(self, calls, as_float_target)
+        edits = [NodeEdit(construction.call.func, _to_torch_bce), *cast]
         adds, removes = _imports(construction, ImportEdit("torch.nn", _BCE))
         self.report(
             construction.call,
@@ -103,7 +98,9 @@ class TimmLossRule(Rule):
         if calls_all_rewritable(construction, calls):
             edits = [
                 NodeEdit(call.func, _to_torch_bce),
-                NodeEdit(call, lambda updated: updated.with_changes(args=())),
+                # The smoothing moves onto the targets: the emptied call closes where it opens, not on
+                # the line its last argument ended.
+                NodeEdit(call, lambda updated: updated.with_changes(args=(), whitespace_before_args=_TIGHT)),
             ]
             for loss_call in calls:
                 assert loss_call.target is not None
@@ -168,19 +165,19 @@ def _to_timm_bce(default_smoothing: bool, epsilon: cst.BaseExpression):
         func = func.with_changes(attr=cst.Name(_TIMM_BCE)) if isinstance(func, cst.Attribute) else cst.Name(_TIMM_BCE)
         args = list(call.args)
         if default_smoothing:
-            args.append(cst.Arg(keyword=cst.Name("smoothing"), value=epsilon, equal=_EQUAL))
+            args = append_argument(
+                args, cst.Arg(keyword=cst.Name("smoothing"), value=epsilon, equal=_EQUAL), call.whitespace_before_args
+            )
         elif args[0].keyword is None:
             args[0] = args[0].with_changes(keyword=cst.Name("smoothing"), equal=_EQUAL)
-        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        args.append(cst.Arg(keyword=cst.Name("smooth_dense"), value=cst.Name("True"), equal=_EQUAL))
-        return call.with_changes(func=func, args=args)
+        smooth_dense = cst.Arg(keyword=cst.Name("smooth_dense"), value=cst.Name("True"), equal=_EQUAL)
+        return call.with_changes(func=func, args=append_argument(args, smooth_dense, call.whitespace_before_args))
 
     return apply
 
 
-_EQUAL = cst.AssignEqual(
-    whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
-)
+_TIGHT = cst.SimpleWhitespace("")
+_EQUAL = cst.AssignEqual(whitespace_before=_TIGHT, whitespace_after=_TIGHT)
 
 
 def _imports(construction: LossConstruction, new: ImportEdit) -> tuple[tuple, tuple]:

@@ -49,7 +49,10 @@ class ArgmaxPredictionRule(ReadsTheTrainedHead, Rule):
         "compared with targets collapsed by an arg-max (`target.argmax(1)`, reported at their "
         "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead, "
         "naming the line of that use when it is elsewhere; "
-        "one passed to a function nothing here follows is rewritten with a note naming it."
+        "one passed to a function nothing here follows is rewritten with a note naming it. "
+        "Comments are kept as written: one on an edited line that explains the old arg-max or "
+        "softmax (`# softmax over the logits dimension`) now describes code that is gone, and is "
+        "the author's to update (migrate-ml cannot tell what a comment refers to)."
     )
     applicability = Applicability.SAFE
     example_before = (

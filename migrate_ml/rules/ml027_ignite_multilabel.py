@@ -6,7 +6,7 @@ import libcst as cst
 from libcst.metadata import QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
-from migrate_ml.rules._exprs import keyword_arguments
+from migrate_ml.rules._exprs import append_argument, keyword_arguments
 from migrate_ml.rules.semantics.flow import ENGINE_LOSS_ARGUMENTS, MULTI_LABEL_KINDS, LossFlow, LossFlowProvider, call_argument
 
 _IGNITE_METRICS = "ignite.metrics."
@@ -120,24 +120,13 @@ class IgniteMultilabelRule(Rule):
         threshold = self.context.threshold_name
 
         def apply(updated: cst.Call) -> cst.Call:
+            equal = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
             args = list(updated.args)
-            if args:
-                args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-            args.append(
-                cst.Arg(
-                    keyword=cst.Name("output_transform"),
-                    value=_threshold_transform(threshold),
-                    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
-                    comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+            added = (("output_transform", _threshold_transform(threshold)), ("is_multilabel", cst.Name("True")))
+            for keyword, value in added:
+                args = append_argument(
+                    args, cst.Arg(keyword=cst.Name(keyword), value=value, equal=equal), updated.whitespace_before_args
                 )
-            )
-            args.append(
-                cst.Arg(
-                    keyword=cst.Name("is_multilabel"),
-                    value=cst.Name("True"),
-                    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
-                )
-            )
             return updated.with_changes(args=args)
 
         proof = "" if default_output else " (unsafe: no create_supervised_evaluator with the default (logits, y) output was found)"

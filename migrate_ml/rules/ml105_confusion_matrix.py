@@ -170,7 +170,9 @@ class ConfusionMatrixRule(Rule):
             self._reported_loops.add(loop)
             self.report(
                 node,
-                f"hand-written confusion matrix: `{pair[0]}[true, predicted]` puts each sample in one cell",
+                # The cell as the code writes it: which index is the true class is the code's choice.
+                f"hand-written confusion matrix: `{cst.Module([]).code_for_node(target)}` puts each sample in one "
+                "cell, at its one true and one predicted class",
                 suggestion=(
                     "count one 2 x 2 matrix per label over the [B, C] predictions: "
                     "sklearn.metrics.multilabel_confusion_matrix(y_true, y_pred) or torchmetrics MultilabelConfusionMatrix(num_labels=C)"

@@ -160,3 +160,46 @@ def test_softmax_spellings_name_their_input_and_numpy_softmax_is_not_thresholded
     assert "(torch.sigmoid(logits_t) > THRESHOLD).float()" in method.suggestion
     assert "(torch.sigmoid(logits_t) > THRESHOLD).float()" in imported.suggestion
     assert "softmax probabilities of" not in numpy.message
+
+
+def test_hand_written_confusion_matrix_quotes_the_cell_in_the_codes_order() -> None:
+    """``mis_matrix[pred, true]`` is the code's order; the message must not call it ``[true, predicted]``."""
+    text = (
+        "import numpy as np\n\ndef misclassified(preds, labels, num_classes):\n"
+        "    mis_matrix = np.zeros((num_classes, num_classes), dtype=int)\n"
+        "    for pred, true in zip(preds, labels):\n        mis_matrix[pred, true] += 1\n"
+        "    confusion = np.zeros((num_classes, num_classes), dtype=int)\n"
+        "    for t, p in zip(labels, preds):\n        confusion[t][p] += 1\n"
+        "    return mis_matrix, confusion\n"
+    )
+    messages = sorted(f.message for f in _findings(text, "ML105"))
+    assert messages == [
+        "hand-written confusion matrix: `confusion[t][p]` puts each sample in one cell, at its one true and one predicted class",
+        "hand-written confusion matrix: `mis_matrix[pred, true]` puts each sample in one cell, at its one true and one predicted class",
+    ]
+
+
+def test_a_table_cell_label_is_not_called_a_number() -> None:
+    """``self.df.iloc[idx, 1]`` holds whatever the table was built with (Mattz: a class-name string)."""
+    text = (
+        "from PIL import Image\nfrom torch.utils.data import Dataset\n\n\nclass ImageDataset(Dataset):\n"
+        "    def __init__(self, dataframe):\n        self.dataframe = dataframe\n\n"
+        "    def __len__(self):\n        return len(self.dataframe)\n\n"
+        "    def __getitem__(self, idx):\n        image = Image.open(self.dataframe.iloc[idx, 0])\n"
+        "        label = self.dataframe.iloc[idx, 1]\n        return image, label\n"
+    )
+    [finding] = _findings(text, "ML100")
+    assert finding.message.endswith("one value per image (a class index or a class name), not a multi-hot row")
+    assert "one number" not in finding.message
+
+
+def test_a_two_way_choice_label_is_a_number() -> None:
+    text = (
+        "from PIL import Image\nfrom torch.utils.data import Dataset\n\n\nclass DogsCats(Dataset):\n"
+        "    def __init__(self, paths):\n        self.paths = paths\n\n"
+        "    def __len__(self):\n        return len(self.paths)\n\n"
+        "    def __getitem__(self, idx):\n        path = self.paths[idx]\n"
+        "        label = 1 if 'dog' in path else 0\n        return Image.open(path), label\n"
+    )
+    [finding] = _findings(text, "ML100")
+    assert finding.message.endswith("one number per image (a class index), not a multi-hot row")

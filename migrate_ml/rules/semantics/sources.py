@@ -219,7 +219,10 @@ def class_index_label(name: str, value: Value) -> str:
     if value.meaning == ONE_HOT:
         return "a one-hot of one class index"
     if value.meaning == INT and LABEL_RETURNED.match(name):
-        return "one number per image (a class index), not a multi-hot row"
+        if isinstance(value.node, ast.IfExp):  # 1 if name == "dog" else 0
+            return "one number per image (a class index), not a multi-hot row"
+        # A table's cell (df.iloc[i, 1], row.label) holds what the table was built with: a number or a name.
+        return "one value per image (a class index or a class name), not a multi-hot row"
     return ""
 
 

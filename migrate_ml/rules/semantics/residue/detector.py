@@ -43,6 +43,7 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         """Columns the file stores an arg-max over the classes in (``val_df["preds"]``), by name."""
         self.argument_defaults = _argument_defaults(tree)
         self.exact_match_helpers = exact_match_helpers(tree)
+        """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
         self.ctc = any(
             (node.attr if isinstance(node, ast.Attribute) else node.id) in _CTC_LOSSES
             for node in nodes_of(tree, ast.Attribute, ast.Name)
@@ -54,7 +55,6 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
             target = assign.targets[0] if len(assign.targets) == 1 else None
             if isinstance(target, ast.Name) and isinstance(assign.value, ast.Call) and self.qualified(assign.value.func) in _SOFTMAX_LAYERS:
                 self.softmax_modules.setdefault(target.id, []).append((assign.lineno, assign.value))
-        """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
 
     def run(self) -> list[SingleLabelConstruct]:
         self.visit(self.tree)
