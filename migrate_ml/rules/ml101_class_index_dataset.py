@@ -120,7 +120,10 @@ class ClassIndexDatasetRule(Rule):
         "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`), a dataset "
         "picked by name from a registry or factory (`DATASET_REGISTRY(\"cifar10\")`, `get_dataset(\"imagenet\")`, "
         "`load_dataset(\"mnist\")`; the names come from the same table of class-index datasets) and a "
-        "torchvision dataset class picked through `datasets.__dict__[name]`. A loop "
+        "torchvision dataset class picked through `datasets.__dict__[name]`. A dataset class imported "
+        "relatively from a module of the project that the run does not include (`from .data_utils import "
+        "InatDataset`), built for a `DataLoader` of a file that trains or predicts one class per image, is "
+        "reported where it is first built: its `__getitem__` must return a float multi-hot row. A loop "
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
@@ -156,6 +159,7 @@ class ClassIndexDatasetRule(Rule):
             or facts.has(_CHOSEN_BY_NAME)
             or (facts.has("load_data") and facts.has("keras"))
             or (_calls_a_registry(facts) and any(named_class_index_dataset(name) for _, name in _REGISTRY_CALL.findall(source)))
+            or (facts.has("DataLoader") and facts.has("from .") and facts.has_any(_ONE_CLASS_WORDS))
         )
 
     @classmethod
@@ -176,9 +180,12 @@ class ClassIndexDatasetRule(Rule):
             alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names
         }
         bases = datasets - own
+        relative = {alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names}
         for node in walk(tree):
             if isinstance(node, ast.Call) and (_last_name(node.func) in datasets or _registry_key(node)):
                 return True
+            if isinstance(node, ast.Call) and relative and _last_name(node.func) == "DataLoader":
+                return True  # a dataset class of the project's own modules may feed it
             if isinstance(node, ast.Subscript) and _chosen_by_name(node.value):
                 return True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
@@ -205,6 +212,21 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
+        self._loader_datasets = {
+            cst.Module([]).code_for_node(argument.value)
+            for call in cst_nodes_of(node, cst.Call) if _leaf_name(call.func) == "DataLoader"
+            for position, argument in enumerate(call.args)
+            if (argument.keyword is None and position == 0) or (argument.keyword is not None and argument.keyword.value == "dataset")
+        }
+        """What the file gives ``DataLoader`` as its dataset: ``self.train_dataset``, ``train_set``."""
+        facts = current_facts()
+        self._one_class_file = (
+            cst_any(node, cst.Name, lambda name: name.value in _ONE_CLASS_WORDS)
+            and not (facts is not None and (facts.float_row_run or facts.binary_run))
+        )
+        """The file trains or predicts one class per image (cross-entropy, softmax, arg-max), so the
+        migration makes what its loaders feed multi-label."""
+        self._outside_reported: set[str] = set()
         self._labels_used = cst_any(node, cst.Name, lambda name: _LABEL_USE.fullmatch(name.value) is not None)
         """Whether the file reads labels or computes anything from classes: a dataset reached
         through a subclass, a chosen class or a factory is reported only then (a GAN that picks
@@ -280,7 +302,54 @@ class ClassIndexDatasetRule(Rule):
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, expression, set())}
         return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
+    def _outside_run_module(self, func: cst.Name) -> str | None:
+        """``.data_utils`` for ``InatDataset`` after ``from .data_utils import InatDataset``, where no file of
+        this run is that module: a class of the project whose code this run cannot read."""
+        scope = self.get_metadata(ScopeProvider, func, None)
+        imports = [a.node for a in scope[func.value]] if scope is not None else []
+        if len(imports) != 1 or not isinstance(imports[0], cst.ImportFrom) or not imports[0].relative:
+            return None
+        module = imports[0].module
+        stem = cst.Module([]).code_for_node(module).rsplit(".", 1)[-1] if module is not None else func.value
+        facts = current_facts()
+        if facts is not None and stem in facts.run_modules:
+            return None
+        return "." * len(imports[0].relative) + (cst.Module([]).code_for_node(module) if module is not None else "")
+
+    def _feeds_a_loader(self, call: cst.Call) -> bool:
+        """``DataLoader(Dataset(...))``, or ``self.train_dataset = Dataset(...)`` later given to one."""
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Arg):
+            return cst.Module([]).code_for_node(call) in self._loader_datasets
+        return isinstance(parent, cst.Assign) and any(
+            cst.Module([]).code_for_node(target.target) in self._loader_datasets for target in parent.targets
+        )
+
+    def _outside_run_dataset(self, node: cst.Call) -> bool:
+        """A dataset class of a module of the project that this run does not include, whose batches a
+        file that trains or predicts one class per image loads: reported where it is built, once."""
+        func = node.func
+        if not (isinstance(func, cst.Name) and func.value[:1].isupper() and self._one_class_file and self._labels_used):
+            return False
+        if func.value in self._outside_reported or not self._feeds_a_loader(node):
+            return False
+        module = self._outside_run_module(func)
+        if module is None:
+            return False
+        self._outside_reported.add(func.value)
+        self.report(
+            node,
+            f"blocking: the labels come from {func.value} ({module}, a module of the project not in this run), whose "
+            "batches this file trains or scores as one class index per image",
+            suggestion=f"make {func.value}.__getitem__ return a float multi-hot [C] row per image "
+            "(torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0)), or run migrate-ml on that module too",
+            judged_on_original=True,
+        )
+        return True
+
     def visit_Call(self, node: cst.Call) -> None:
+        if self._outside_run_dataset(node):
+            return
         if isinstance(node.func, cst.Name) and node.func.value in self._factories and self._labels_used:
             self.report(
                 node,
@@ -541,6 +610,16 @@ class ClassIndexDatasetRule(Rule):
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current is not None and current.name.value == "__getitem__"
+
+
+_ONE_CLASS_WORDS = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "softmax", "argmax"})
+"""What a file that trains or predicts one class per image writes somewhere."""
+
+
+def _leaf_name(expression: cst.BaseExpression) -> str:
+    if isinstance(expression, cst.Attribute):
+        return expression.attr.value
+    return expression.value if isinstance(expression, cst.Name) else ""
 
 
 _CLASS_LOSSES = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "log_softmax", "argmax"})

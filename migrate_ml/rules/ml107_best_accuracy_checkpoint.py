@@ -366,7 +366,10 @@ class BestAccuracyCheckpointRule(Rule):
         "(`test_err = stats[\"top1_err\"]`). The monitored name may be reached through a constant of the file "
         "(`\"monitor\": VALIDATION_METRIC_NAME`), a parameter's string default stored on `self` "
         "(`metric_for_best_model=self.eval_metric` with `eval_metric=\"accuracy\"`) or either branch of an "
-        "`if`, and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
+        "`if`; across the files of a run, through a constant another module logs an accuracy under "
+        "(`ModelCheckpoint(monitor=VALIDATION_METRIC_NAME)` importing it) or a keyword given to a class or function of "
+        "another module that hands it to a selector (`Training(eval_metric=\"accuracy\")`, reported at that call); "
+        "and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
         "accuracy whatever it is called. A monitored name that is already a ranking or F1 score (`val_map`, "
         "`val_f1`), or under which the file logs one, is left alone."
     )

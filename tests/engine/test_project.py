@@ -22,6 +22,7 @@ from migrate_ml.engine.transform import Settings
 from migrate_ml.rules._project import FileFacts
 
 PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules" / "ML101"
 
 
 def _copy(tmp_path: Path, name: str, state: str = "before") -> Path:
@@ -538,3 +539,20 @@ def test_an_accuracy_passed_to_a_selecting_class_of_the_run_is_reported_at_the_c
     assert facts[str(folder / "main.py")].selection_parameters == (
         ("trainer_module.Training", "eval_metric"), ("trainer_module.build", "metric"),
     )
+
+
+def test_a_dataset_class_of_a_module_in_the_run_is_judged_there_not_at_its_construction(tmp_path: Path) -> None:
+    # the trainer of tests/fixtures/rules/ML101/outside_run_dataset: with data_utils.py in the run, its
+    # own __getitem__ is judged (a float row here), and the construction is not reported
+    trainer = (FIXTURES / "outside_run_dataset.in.py").read_text()
+    data_utils = (
+        "import torch\nfrom torch.utils.data import Dataset\n\n\nclass FolderDataset(Dataset):\n"
+        "    def __init__(self, root, split):\n        self.rows = torch.load(f\"{root}/{split}.pt\")\n\n"
+        "    def __len__(self):\n        return len(self.rows)\n\n"
+        "    def __getitem__(self, i):\n        image, row = self.rows[i]\n        return image, torch.as_tensor(row, dtype=torch.float32)\n"
+    )
+    folder = _write(tmp_path / "pkg", {"__init__.py": "", "data_utils.py": data_utils, "trainer.py": trainer})
+    outcomes = _run(folder, write=False)
+    assert [f for f in outcomes["trainer.py"].findings if f.code == "ML101"] == []
+    alone = process_files([str(folder / "trainer.py")], Settings(), write=False)
+    assert [(f.code, f.line) for f in alone[0].findings] == [("ML101", 11)]
