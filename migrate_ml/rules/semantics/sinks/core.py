@@ -290,6 +290,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                     self._loss_targets.append((criterion, node, target, True))
                 elif self._integer_label(target):
                     self._loss_targets.append((criterion, node, target, False))
+        if self.multi_label_training:
+            self._einops_of_targets(node)
         if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
         if method == "sum" and isinstance(func, ast.Attribute):

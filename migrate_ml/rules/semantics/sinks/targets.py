@@ -60,6 +60,18 @@ def _looks_up_position(body: ast.AST) -> bool:
     return False
 
 
+_EINOPS_RESHAPES = frozenset({"einops.repeat", "einops.rearrange"})
+_TARGETS = ("target", "targets", "labels", "y")
+_MOVES_AND_CASTS = frozenset({"to", "cuda", "float", "long", "half", "double", "type_as"})
+
+
+def _moved_or_cast(target: ast.AST | None) -> str:
+    """``targets`` for ``targets``, ``targets.float()`` or ``targets.to(device)``; "" for anything else."""
+    while isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in _MOVES_AND_CASTS:
+        target = target.func.value
+    return target.id if isinstance(target, ast.Name) else ""
+
+
 class TargetChecks:
     """The checks of :class:`~migrate_ml.rules.semantics.sinks.core.Sinks` on how targets are built."""
 
@@ -435,3 +447,30 @@ class TargetChecks:
             and any(inner is node for inner in ast.walk(other))
             for other in _own_nodes(self._statement)
         ) if self._statement is not None else False
+
+    def _einops_of_targets(self, node: ast.Call) -> None:
+        """``targets = repeat(targets, "b -> (b l)", l=views)``: an einops pattern that names one axis,
+        applied to what this function gives a loss as its targets, reads them as one class index per
+        sample; the multi-hot [B, C] targets of the migrated loss make einops raise."""
+        if self.analysis.qualified(node.func) not in _EINOPS_RESHAPES or len(node.args) < 2:
+            return
+        pattern, subject = node.args[1], node.args[0]
+        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str) and "->" in pattern.value):
+            return
+        axes = pattern.value.split("->", 1)[0].split()
+        if len(axes) != 1 or not axes[0].isidentifier() or not isinstance(subject, ast.Name):
+            return
+        function = self.analysis.function
+        if function is None or not any(
+            isinstance(call, ast.Call) and self._is_loss_call(call) and _moved_or_cast(_argument(call, 1, _TARGETS)) == subject.id
+            for call in ast.walk(function)
+        ):
+            return
+        self.report(
+            node, "class-index-target",
+            f"{ast.unparse(node)} reads the loss targets as one class index per sample (the pattern "
+            f"{pattern.value!r} has no class axis): einops raises on the [B, C] multi-hot targets",
+            f"give the class axis its own name: {ast.unparse(node.func)}({subject.id}, "
+            f"\"{axes[0]} c -> {pattern.value.split('->', 1)[1].strip()} c\", ...)",
+        )
+
