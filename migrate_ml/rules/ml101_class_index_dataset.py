@@ -109,6 +109,7 @@ class ClassIndexDatasetRule(Rule):
         "reported the same way, and so is one returning a single cell of a table row "
         "(`row = self.df.loc[index]; torch.tensor(row.label).float()`, `df.iloc[i, 'target']`): a "
         "scalar is one class index whatever its dtype. timm's `ImageDataset` (folder or tar reader), "
+        "hugsvision's `VisionDataset.fromImageFolder` (a split torchvision `ImageFolder`), "
         "a Hugging Face `datasets` `ClassLabel` column (`ds['train'].features['labels'].names`, "
         "`ClassLabel(names=...)`) and the assignment copying that column into the model's labels "
         "are reported as blocking too. So is a class of the file built on one of these datasets "
