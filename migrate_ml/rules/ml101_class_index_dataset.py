@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
@@ -122,9 +123,11 @@ class ClassIndexDatasetRule(Rule):
         "picked by name from a registry or factory (`DATASET_REGISTRY(\"cifar10\")`, `get_dataset(\"imagenet\")`, "
         "`load_dataset(\"mnist\")`; the names come from the same table of class-index datasets) and a "
         "torchvision dataset class picked through `datasets.__dict__[name]`. A dataset class imported "
-        "relatively from a module of the project that the run does not include (`from .data_utils import "
-        "InatDataset`), built for a `DataLoader` of a file that trains or predicts one class per image, is "
-        "reported where it is first built: its `__getitem__` must return a float multi-hot row. A loop "
+        "from a module of the project that the run does not include (`from .data_utils import InatDataset`, "
+        "`from dataset.dataset_ESC50 import ESC50`: relative, or from a package that is no known library), "
+        "built for a `DataLoader` of a file that trains or predicts one class per image (directly or through "
+        "`functools.partial`), is reported where it is first built: its `__getitem__` must return a float "
+        "multi-hot row. A loop "
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
@@ -160,7 +163,7 @@ class ClassIndexDatasetRule(Rule):
             or facts.has(_CHOSEN_BY_NAME)
             or (facts.has("load_data") and facts.has("keras"))
             or (_calls_a_registry(facts) and any(named_class_index_dataset(name) for _, name in _REGISTRY_CALL.findall(source)))
-            or (facts.has("DataLoader") and facts.has("from .") and facts.has_any(_ONE_CLASS_WORDS))
+            or (facts.has("DataLoader") and facts.has_any(_ONE_CLASS_WORDS))
         )
 
     @classmethod
@@ -181,11 +184,13 @@ class ClassIndexDatasetRule(Rule):
             alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names
         }
         bases = datasets - own
-        relative = {alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names}
+        project = any(
+            node.level or (node.module or "").split(".")[0] not in _NOT_THE_PROJECT for node in nodes_of(tree, ast.ImportFrom)
+        )
         for node in walk(tree):
             if isinstance(node, ast.Call) and (_last_name(node.func) in datasets or _registry_key(node)):
                 return True
-            if isinstance(node, ast.Call) and relative and _last_name(node.func) == "DataLoader":
+            if isinstance(node, ast.Call) and project and _last_name(node.func) == "DataLoader":
                 return True  # a dataset class of the project's own modules may feed it
             if isinstance(node, ast.Subscript) and _chosen_by_name(node.value):
                 return True
@@ -228,6 +233,7 @@ class ClassIndexDatasetRule(Rule):
         """The file trains or predicts one class per image (cross-entropy, softmax, arg-max), so the
         migration makes what its loaders feed multi-label."""
         self._outside_reported: set[str] = set()
+        self._partials: dict[str, cst.Name] = {}
         self._labels_used = cst_any(node, cst.Name, lambda name: _LABEL_USE.fullmatch(name.value) is not None)
         """Whether the file reads labels or computes anything from classes: a dataset reached
         through a subclass, a chosen class or a factory is reported only then (a GAN that picks
@@ -268,7 +274,7 @@ class ClassIndexDatasetRule(Rule):
             )
             return
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def _visit_chosen_class(self, node: cst.Assign) -> None:
         """``dataset_class = torchvision.datasets.CIFAR10``: the class is chosen here and built later."""
         names = [self._dataset_class(chosen) for chosen in _chosen_cst(node.value)]
         if not names or None in names or not self._labels_used:
@@ -304,18 +310,33 @@ class ClassIndexDatasetRule(Rule):
         return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
     def _outside_run_module(self, func: cst.Name) -> str | None:
-        """``.data_utils`` for ``InatDataset`` after ``from .data_utils import InatDataset``, where no file of
-        this run is that module: a class of the project whose code this run cannot read."""
+        """``.data_utils`` for ``InatDataset`` after ``from .data_utils import InatDataset`` (or
+        ``dataset.dataset_ESC50`` after ``from dataset.dataset_ESC50 import ESC50``, a package that is no
+        library), where no file of this run is that module: a class whose code this run cannot read."""
         scope = self.get_metadata(ScopeProvider, func, None)
         imports = [a.node for a in scope[func.value]] if scope is not None else []
-        if len(imports) != 1 or not isinstance(imports[0], cst.ImportFrom) or not imports[0].relative:
+        if len(imports) != 1 or not isinstance(imports[0], cst.ImportFrom):
             return None
         module = imports[0].module
-        stem = cst.Module([]).code_for_node(module).rsplit(".", 1)[-1] if module is not None else func.value
-        facts = current_facts()
-        if facts is not None and stem in facts.run_modules:
+        dotted = cst.Module([]).code_for_node(module) if module is not None else ""
+        if not imports[0].relative and (not dotted or dotted.split(".")[0] in _NOT_THE_PROJECT):
             return None
-        return "." * len(imports[0].relative) + (cst.Module([]).code_for_node(module) if module is not None else "")
+        facts = current_facts()
+        if facts is not None and (dotted.rsplit(".", 1)[-1] or func.value) in facts.run_modules:
+            return None
+        return "." * len(imports[0].relative) + dotted
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._visit_chosen_class(node)
+        value = node.value
+        # ``get_fold_dataset = partial(ESC50, ...)``: each call of the name builds that class
+        if (
+            isinstance(value, cst.Call) and value.args and isinstance(value.args[0].value, cst.Name)
+            and any(q.name == "functools.partial" for q in self.get_metadata(QualifiedNameProvider, value.func, set()))
+        ):
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    self._partials[target.target.value] = value.args[0].value
 
     def _feeds_a_loader(self, call: cst.Call) -> bool:
         """``DataLoader(Dataset(...))``, or ``self.train_dataset = Dataset(...)`` later given to one."""
@@ -330,6 +351,8 @@ class ClassIndexDatasetRule(Rule):
         """A dataset class of a module of the project that this run does not include, whose batches a
         file that trains or predicts one class per image loads: reported where it is built, once."""
         func = node.func
+        if isinstance(func, cst.Name) and func.value in self._partials:
+            func = self._partials[func.value]
         if not (isinstance(func, cst.Name) and func.value[:1].isupper() and self._one_class_file and self._labels_used):
             return False
         if func.value in self._outside_reported or not self._feeds_a_loader(node):
@@ -340,8 +363,8 @@ class ClassIndexDatasetRule(Rule):
         self._outside_reported.add(func.value)
         self.report(
             node,
-            f"blocking: the labels come from {func.value} ({module}, a module of the project not in this run), whose "
-            "batches this file trains or scores as one class index per image",
+            f"blocking: the labels come from {func.value} ({module}, a module of the project that this run does not "
+            "include), whose batches this file trains or scores as one class index per image",
             suggestion=f"make {func.value}.__getitem__ return a float multi-hot [C] row per image "
             "(torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0)), or run migrate-ml on that module too",
             judged_on_original=True,
@@ -613,6 +636,13 @@ class ClassIndexDatasetRule(Rule):
         return current is not None and current.name.value == "__getitem__"
 
 
+_NOT_THE_PROJECT = frozenset(
+    {*_LIBRARIES, *sys.stdlib_module_names, "torchaudio", "torchtext", "monai", "hugsvision", "transformers",
+     "albumentations", "PIL", "cv2", "numpy", "pandas", "scipy", "skimage", "tfds", "webdataset", "ffcv", "dali", "nvidia",
+     "mmcv", "mmcls", "mmpretrain", "detectron2", "kornia", "wilds", "learn2learn", "torchmeta", "continuum"}
+)
+"""Top-level packages that are libraries, not the project's own modules: an absolute import from any
+other package names a module of the project (``from dataset.dataset_ESC50 import ESC50``)."""
 _ONE_CLASS_WORDS = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "softmax", "argmax"})
 """What a file that trains or predicts one class per image writes somewhere."""
 
