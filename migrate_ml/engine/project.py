@@ -84,7 +84,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
     float_rows = _float_row_run(trees, data.values())
-    accuracy_names = _accuracy_constants(trees)
+    accuracy_names = _accuracy_constants(trees) if any(_MONITORED_NAME.search(text) for text in data.values()) else ()
     monitors = _selection_parameters(trees)
     return {
         path: replace(
@@ -145,6 +145,9 @@ def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+_MONITORED_NAME = re.compile(rb"""\b(?:monitor|metric_for_best_model|watch_metric|score_name)['"]?\s*[=:]\s*[A-Za-z_]""")
+"""A selector given a name rather than a string (``monitor=VALIDATION_METRIC_NAME``): only then are
+the run's string constants worth collecting."""
 _STRING_CONSTANT = re.compile(rb"""^[A-Za-z_]\w*[ \t]*=[ \t]*[rbuRBU]?['"]""", re.MULTILINE)
 
 
