@@ -98,6 +98,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
+        self._class_tables_by_scope: dict[ast.AST, tuple[dict[str, ast.Dict], set[str]]] = {}
         self._loss_functions = hand_losses.find_loss_functions(analysis.tree, analysis.qualified)
         self._exp_parameters = (
             hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if facts.has("exp(-") else {}
@@ -137,6 +138,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._soft_target_product(node)
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                 self._remapped_class(node)
+                self._class_number_stored(node)
                 self._rows_of_one_class(node)
                 self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
