@@ -364,7 +364,7 @@ class ClassIndexDatasetRule(Rule):
         self.report(
             node,
             f"blocking: the labels come from {func.value} ({module}, a module of the project that this run does not "
-            "include), whose batches this file trains or scores as one class index per image",
+            "include), whose batches this file trains or scores as one class index per sample",
             suggestion=f"make {func.value}.__getitem__ return a float multi-hot [C] row per image "
             "(torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0)), or run migrate-ml on that module too",
             judged_on_original=True,
