@@ -14,6 +14,7 @@ from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, cst_any, cst_nodes_of, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 from migrate_ml.rules._prefilter import TextFacts, nodes_of, text_facts, walk
+from migrate_ml.rules.semantics.sinks.losses import LOSS_CALLEE
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS, named_class_index_dataset
 
 _REGISTRY_CALLEE = r"\w*(?:registry|dataset|datamodule|loader|data)\w*"
@@ -125,8 +126,8 @@ class ClassIndexDatasetRule(Rule):
         "torchvision dataset class picked through `datasets.__dict__[name]`. A dataset class imported "
         "from a module of the project that the run does not include (`from .data_utils import InatDataset`, "
         "`from dataset.dataset_ESC50 import ESC50`: relative, or from a package that is no known library), "
-        "built for a `DataLoader` of a file that trains or predicts one class per image (directly or through "
-        "`functools.partial`), is reported where it is first built: its `__getitem__` must return a float "
+        "built for a `DataLoader` of a file that computes a loss (or hands a criterion on) and trains or predicts "
+        "one class per image (directly or through `functools.partial`), is reported where it is first built: its `__getitem__` must return a float "
         "multi-hot row. A loop "
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
@@ -228,10 +229,12 @@ class ClassIndexDatasetRule(Rule):
         facts = current_facts()
         self._one_class_file = (
             cst_any(node, cst.Name, lambda name: name.value in _ONE_CLASS_WORDS)
+            and cst_any(node, cst.Call, _computes_a_loss)
             and not (facts is not None and (facts.float_row_run or facts.binary_run))
         )
-        """The file trains or predicts one class per image (cross-entropy, softmax, arg-max), so the
-        migration makes what its loaders feed multi-label."""
+        """The file trains or predicts one class per image (cross-entropy, softmax, arg-max) and computes a
+        loss of what its loaders feed (an app that only predicts reads no labels from its dataset), so the
+        migration makes those labels multi-label."""
         self._outside_reported: set[str] = set()
         self._partials: dict[str, cst.Name] = {}
         self._labels_used = cst_any(node, cst.Name, lambda name: _LABEL_USE.fullmatch(name.value) is not None)
@@ -645,6 +648,19 @@ _NOT_THE_PROJECT = frozenset(
 other package names a module of the project (``from dataset.dataset_ESC50 import ESC50``)."""
 _ONE_CLASS_WORDS = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "softmax", "argmax"})
 """What a file that trains or predicts one class per image writes somewhere."""
+
+
+def _computes_a_loss(call: cst.Call) -> bool:
+    """``criterion(outputs, labels)``, ``self.loss_fn(logits, y)``, ``F.cross_entropy(logits, y)``, or a
+    criterion handed to a function that computes it (``test(model, test_loader, criterion=criterion)``)."""
+    name = _leaf_name(call.func)
+    if len(call.args) >= 2 and (name in ("cross_entropy", "nll_loss") or LOSS_CALLEE.search(name) is not None):
+        return True
+    return any(
+        LOSS_CALLEE.search(_leaf_name(arg.value)) is not None
+        and (arg.keyword is None or LOSS_CALLEE.search(arg.keyword.value) is not None)
+        for arg in call.args
+    )
 
 
 def _leaf_name(expression: cst.BaseExpression) -> str:
