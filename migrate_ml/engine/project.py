@@ -37,6 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules.ml107_best_accuracy_checkpoint import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
 from migrate_ml.rules.semantics import hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
@@ -83,6 +84,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
     float_rows = _float_row_run(trees, data.values())
+    accuracy_names = _accuracy_constants(trees) if any(_MONITORED_NAME.search(text) for text in data.values()) else ()
+    monitors = _selection_parameters(trees)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -92,6 +95,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             single_label_metrics=run_metrics,
             metric_classes=meters,
             float_row_run=float_rows,
+            accuracy_constants=accuracy_names,
+            selection_parameters=monitors,
         )
         for path in python
     }
@@ -137,6 +142,34 @@ def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
     found = []
     for stem, tree in trees.holding(lambda text: any(w in text for w in methods) and any(w in text for w in scores)):
         found.extend(f"{stem}.{name}" for name in metrics.metric_classes(tree))
+    return tuple(sorted(found))
+
+
+_MONITORED_NAME = re.compile(rb"""\b(?:monitor|metric_for_best_model|watch_metric|score_name)['"]?\s*[=:]\s*[A-Za-z_]""")
+"""A selector given a name rather than a string (``monitor=VALIDATION_METRIC_NAME``): only then are
+the run's string constants worth collecting."""
+_STRING_CONSTANT = re.compile(rb"""^[A-Za-z_]\w*[ \t]*=[ \t]*[rbuRBU]?['"]""", re.MULTILINE)
+
+
+def _accuracy_constants(trees: _RunTrees) -> tuple[tuple[str, str], ...]:
+    """``stem.NAME`` and value of each module-level string constant of the run that its module
+    measures as an accuracy (``best_accuracy_checkpoint.accuracy_constants``), for the files that
+    import it and monitor it."""
+    found = []
+    for stem, tree in trees.holding(lambda text: _STRING_CONSTANT.search(text) is not None):
+        found.extend((f"{stem}.{name}", value) for name, value in accuracy_constants(tree).items())
+    return tuple(sorted(found))
+
+
+_SELECTOR_KEYWORDS = tuple(keyword.encode() for keyword in SELECTOR_KEYWORDS)
+
+
+def _selection_parameters(trees: _RunTrees) -> tuple[tuple[str, str], ...]:
+    """``stem.Callable`` and parameter of each class or function of the run that hands the parameter
+    to a selector as the monitored metric's name, for the files that call it with an accuracy's name."""
+    found = []
+    for stem, tree in trees.holding(lambda text: any(keyword in text for keyword in _SELECTOR_KEYWORDS)):
+        found.extend((f"{stem}.{name}", parameter) for name, parameter in selection_parameters(tree))
     return tuple(sorted(found))
 
 

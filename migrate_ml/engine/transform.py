@@ -498,6 +498,8 @@ class FileTransformer:
             # new text, yet still need a human (e.g. "not every use of this criterion was followed").
             inside_fixes = [f for f in findings if _within_fixes(f, fixes, positions)]
             if pass_number == 0:
+                # judged on the code as written, before the fixes change what it was judged by
+                inside_fixes += [self._finding(v, positions) for v in violations if v.judged_on_original and v not in fixes]
                 untouched.round_trip(source.path, module, source.data)
             edited = [(change.first_line or change.line, change.end_line) for change in result.changes[-len(fixes):]]
             module = self._apply(module, fixes, source.path, threshold_name, positions)

@@ -105,6 +105,9 @@ class Violation:
     fix: Fix | None = None
     extra_nodes: tuple[cst.CSTNode, ...] = ()
     """Further places the fix touches; a suppression comment on any of them also applies."""
+    judged_on_original: bool = False
+    """Found on the code as the user wrote it (a loss the rewrite then makes BCE): kept once other
+    rules' fixes have changed what it was judged by."""
 
 
 @dataclass
@@ -209,6 +212,7 @@ class Rule(cst.BatchableCSTVisitor):
         suggestion: str = "",
         fix: Fix | None = None,
         extra_nodes: Iterable[cst.CSTNode] = (),
+        judged_on_original: bool = False,
     ) -> None:
         self.context.violations.append(
             Violation(
@@ -218,5 +222,6 @@ class Rule(cst.BatchableCSTVisitor):
                 suggestion=suggestion,
                 fix=fix,
                 extra_nodes=tuple(extra_nodes),
+                judged_on_original=judged_on_original,
             )
         )

@@ -124,6 +124,17 @@ class FileFacts:
     or builds is BCE: a criterion handed in from another file is trained on float multi-hot rows
     already, and two BCE losses weighted by lambda on two such rows are one BCE on the mixed rows."""
 
+    accuracy_constants: tuple[tuple[str, str], ...] = ()
+    """(``module.NAME``, value) of the run's module-level string constants that name a metric their
+    module measures as an accuracy (``VALIDATION_METRIC_NAME = "val_af"`` logged with ``acc_fine``),
+    module by file stem: a monitor given one in another file of the run selects on accuracy."""
+
+    selection_parameters: tuple[tuple[str, str], ...] = ()
+    """(``module.Callable``, parameter) of the run's classes and functions that give a parameter to a
+    selector as the monitored metric's name (``Training(eval_metric=...)`` storing it for
+    ``TrainingArguments(metric_for_best_model=self.eval_metric)``), module by file stem: a call in
+    another file of the run passing an accuracy's name there selects on accuracy."""
+
     def returns_one_hot(self, qualified: str) -> bool:
         """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
         names one of the run's functions that return a one-hot of class indices."""

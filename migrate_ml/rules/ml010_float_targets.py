@@ -408,6 +408,8 @@ class FloatTargetsRule(Rule):
             origin = target_origin(self, target.value)
             if origin == "float" or (origin == "computed" and not self._is_parameter(target.value)):
                 continue  # float, or built by already-multi-label code: left as written
+            if report_not_label_rows(self, target.value):
+                continue
             self.report(
                 call,
                 f"BCE criterion called with targets that are not cast to float: it is built on line {line} "
@@ -444,6 +446,8 @@ class FloatTargetsRule(Rule):
         facts = current_facts()
         if facts is not None and facts.float_row_run:
             return  # the run's criteria are BCE and its datasets return float label rows
+        if report_not_label_rows(self, target.value):
+            return  # a literal, a wrapped class index or a column: a float cast would not make it rows
         already_multi_label = open_call.proven_bce and not open_call.converted_by_run
         if origin == "float" or (origin == "computed" and (already_multi_label or not self._is_parameter(target.value))):
             return  # float, or built by already-multi-label code: left as written

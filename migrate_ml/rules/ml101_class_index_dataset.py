@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
@@ -13,6 +14,7 @@ from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._exprs import INTEGER_DTYPES, cst_any, cst_nodes_of, is_float_cast, is_integer_cast, keyword_arguments
 from migrate_ml.rules.ml111_collate_class_indices import Words
 from migrate_ml.rules._prefilter import TextFacts, nodes_of, text_facts, walk
+from migrate_ml.rules.semantics.sinks.losses import LOSS_CALLEE
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS, named_class_index_dataset
 
 _REGISTRY_CALLEE = r"\w*(?:registry|dataset|datamodule|loader|data)\w*"
@@ -109,6 +111,7 @@ class ClassIndexDatasetRule(Rule):
         "reported the same way, and so is one returning a single cell of a table row "
         "(`row = self.df.loc[index]; torch.tensor(row.label).float()`, `df.iloc[i, 'target']`): a "
         "scalar is one class index whatever its dtype. timm's `ImageDataset` (folder or tar reader), "
+        "hugsvision's `VisionDataset.fromImageFolder` (a split torchvision `ImageFolder`), "
         "a Hugging Face `datasets` `ClassLabel` column (`ds['train'].features['labels'].names`, "
         "`ClassLabel(names=...)`) and the assignment copying that column into the model's labels "
         "are reported as blocking too. So is a class of the file built on one of these datasets "
@@ -120,7 +123,12 @@ class ClassIndexDatasetRule(Rule):
         "project (not a library) whose name says it loads one (`get_cifar100_dataloaders`), a dataset "
         "picked by name from a registry or factory (`DATASET_REGISTRY(\"cifar10\")`, `get_dataset(\"imagenet\")`, "
         "`load_dataset(\"mnist\")`; the names come from the same table of class-index datasets) and a "
-        "torchvision dataset class picked through `datasets.__dict__[name]`. A loop "
+        "torchvision dataset class picked through `datasets.__dict__[name]`. A dataset class imported "
+        "from a module of the project that the run does not include (`from .data_utils import InatDataset`, "
+        "`from dataset.dataset_ESC50 import ESC50`: relative, or from a package that is no known library), "
+        "built for a `DataLoader` of a file that computes a loss (or hands a criterion on) and trains or predicts "
+        "one class per image (directly or through `functools.partial`), is reported where it is first built: its `__getitem__` must return a float "
+        "multi-hot row. A loop "
         "over the classes that picks examples with "
         "`labels == i` (FixMatch's per-class labelled split) is reported with the multi-hot "
         "selection `labels[:, i] == 1`. A file that trains on the images alone (a GAN, a VAE: every loop over "
@@ -159,6 +167,7 @@ class ClassIndexDatasetRule(Rule):
             or facts.has(_CHOSEN_BY_NAME)
             or (facts.has("load_data") and facts.has("keras"))
             or (_calls_a_registry(facts) and any(named_class_index_dataset(name) for _, name in _REGISTRY_CALL.findall(source)))
+            or (facts.has("DataLoader") and facts.has_any(_ONE_CLASS_WORDS))
         )
 
     @classmethod
@@ -179,9 +188,14 @@ class ClassIndexDatasetRule(Rule):
             alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names
         }
         bases = datasets - own
+        project = any(
+            node.level or (node.module or "").split(".")[0] not in _NOT_THE_PROJECT for node in nodes_of(tree, ast.ImportFrom)
+        )
         for node in walk(tree):
             if isinstance(node, ast.Call) and (_last_name(node.func) in datasets or _registry_key(node)):
                 return True
+            if isinstance(node, ast.Call) and project and _last_name(node.func) == "DataLoader":
+                return True  # a dataset class of the project's own modules may feed it
             if isinstance(node, ast.Subscript) and _chosen_by_name(node.value):
                 return True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
@@ -208,6 +222,24 @@ class ClassIndexDatasetRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
+        self._loader_datasets = {
+            cst.Module([]).code_for_node(argument.value)
+            for call in cst_nodes_of(node, cst.Call) if _leaf_name(call.func) == "DataLoader"
+            for position, argument in enumerate(call.args)
+            if (argument.keyword is None and position == 0) or (argument.keyword is not None and argument.keyword.value == "dataset")
+        }
+        """What the file gives ``DataLoader`` as its dataset: ``self.train_dataset``, ``train_set``."""
+        facts = current_facts()
+        self._one_class_file = (
+            cst_any(node, cst.Name, lambda name: name.value in _ONE_CLASS_WORDS)
+            and cst_any(node, cst.Call, _computes_a_loss)
+            and not (facts is not None and (facts.float_row_run or facts.binary_run))
+        )
+        """The file trains or predicts one class per image (cross-entropy, softmax, arg-max) and computes a
+        loss of what its loaders feed (an app that only predicts reads no labels from its dataset), so the
+        migration makes those labels multi-label."""
+        self._outside_reported: set[str] = set()
+        self._partials: dict[str, cst.Name] = {}
         self._labels_used = cst_any(node, cst.Name, lambda name: _LABEL_USE.fullmatch(name.value) is not None)
         """Whether the file reads labels or computes anything from classes: a dataset reached
         through a subclass, a chosen class or a factory is reported only then (a GAN that picks
@@ -248,7 +280,7 @@ class ClassIndexDatasetRule(Rule):
             )
             return
 
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def _visit_chosen_class(self, node: cst.Assign) -> None:
         """``dataset_class = torchvision.datasets.CIFAR10``: the class is chosen here and built later."""
         names = [self._dataset_class(chosen) for chosen in _chosen_cst(node.value)]
         if not names or None in names or not self._labels_used:
@@ -283,7 +315,71 @@ class ClassIndexDatasetRule(Rule):
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, expression, set())}
         return next((CLASS_INDEX_DATASETS[name] for name in sorted(qualified) if name in CLASS_INDEX_DATASETS and CLASS_INDEX_DATASETS[name][0].isupper()), None)
 
+    def _outside_run_module(self, func: cst.Name) -> str | None:
+        """``.data_utils`` for ``InatDataset`` after ``from .data_utils import InatDataset`` (or
+        ``dataset.dataset_ESC50`` after ``from dataset.dataset_ESC50 import ESC50``, a package that is no
+        library), where no file of this run is that module: a class whose code this run cannot read."""
+        scope = self.get_metadata(ScopeProvider, func, None)
+        imports = [a.node for a in scope[func.value]] if scope is not None else []
+        if len(imports) != 1 or not isinstance(imports[0], cst.ImportFrom):
+            return None
+        module = imports[0].module
+        dotted = cst.Module([]).code_for_node(module) if module is not None else ""
+        if not imports[0].relative and (not dotted or dotted.split(".")[0] in _NOT_THE_PROJECT):
+            return None
+        facts = current_facts()
+        if facts is not None and (dotted.rsplit(".", 1)[-1] or func.value) in facts.run_modules:
+            return None
+        return "." * len(imports[0].relative) + dotted
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._visit_chosen_class(node)
+        value = node.value
+        # ``get_fold_dataset = partial(ESC50, ...)``: each call of the name builds that class
+        if (
+            isinstance(value, cst.Call) and value.args and isinstance(value.args[0].value, cst.Name)
+            and any(q.name == "functools.partial" for q in self.get_metadata(QualifiedNameProvider, value.func, set()))
+        ):
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    self._partials[target.target.value] = value.args[0].value
+
+    def _feeds_a_loader(self, call: cst.Call) -> bool:
+        """``DataLoader(Dataset(...))``, or ``self.train_dataset = Dataset(...)`` later given to one."""
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if isinstance(parent, cst.Arg):
+            return cst.Module([]).code_for_node(call) in self._loader_datasets
+        return isinstance(parent, cst.Assign) and any(
+            cst.Module([]).code_for_node(target.target) in self._loader_datasets for target in parent.targets
+        )
+
+    def _outside_run_dataset(self, node: cst.Call) -> bool:
+        """A dataset class of a module of the project that this run does not include, whose batches a
+        file that trains or predicts one class per image loads: reported where it is built, once."""
+        func = node.func
+        if isinstance(func, cst.Name) and func.value in self._partials:
+            func = self._partials[func.value]
+        if not (isinstance(func, cst.Name) and func.value[:1].isupper() and self._one_class_file and self._labels_used):
+            return False
+        if func.value in self._outside_reported or not self._feeds_a_loader(node):
+            return False
+        module = self._outside_run_module(func)
+        if module is None:
+            return False
+        self._outside_reported.add(func.value)
+        self.report(
+            node,
+            f"blocking: the labels come from {func.value} ({module}, a module of the project that this run does not "
+            "include), whose batches this file trains or scores as one class index per sample",
+            suggestion=f"make {func.value}.__getitem__ return a float multi-hot [C] row per image "
+            "(torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0)), or run migrate-ml on that module too",
+            judged_on_original=True,
+        )
+        return True
+
     def visit_Call(self, node: cst.Call) -> None:
+        if self._outside_run_dataset(node):
+            return
         if isinstance(node.func, cst.Name) and node.func.value in self._factories and self._labels_used:
             self.report(
                 node,
@@ -656,6 +752,36 @@ def _loop_drops_labels(loop: cst.For) -> bool:
     return _pair_drops_label(
         pair, lambda label: not cst_any(loop.body, cst.Name, lambda name: name.value == label.value)
     )
+
+
+_NOT_THE_PROJECT = frozenset(
+    {*_LIBRARIES, *sys.stdlib_module_names, "torchaudio", "torchtext", "monai", "hugsvision", "transformers",
+     "albumentations", "PIL", "cv2", "numpy", "pandas", "scipy", "skimage", "tfds", "webdataset", "ffcv", "dali", "nvidia",
+     "mmcv", "mmcls", "mmpretrain", "detectron2", "kornia", "wilds", "learn2learn", "torchmeta", "continuum"}
+)
+"""Top-level packages that are libraries, not the project's own modules: an absolute import from any
+other package names a module of the project (``from dataset.dataset_ESC50 import ESC50``)."""
+_ONE_CLASS_WORDS = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "softmax", "argmax"})
+"""What a file that trains or predicts one class per image writes somewhere."""
+
+
+def _computes_a_loss(call: cst.Call) -> bool:
+    """``criterion(outputs, labels)``, ``self.loss_fn(logits, y)``, ``F.cross_entropy(logits, y)``, or a
+    criterion handed to a function that computes it (``test(model, test_loader, criterion=criterion)``)."""
+    name = _leaf_name(call.func)
+    if len(call.args) >= 2 and (name in ("cross_entropy", "nll_loss") or LOSS_CALLEE.search(name) is not None):
+        return True
+    return any(
+        LOSS_CALLEE.search(_leaf_name(arg.value)) is not None
+        and (arg.keyword is None or LOSS_CALLEE.search(arg.keyword.value) is not None)
+        for arg in call.args
+    )
+
+
+def _leaf_name(expression: cst.BaseExpression) -> str:
+    if isinstance(expression, cst.Attribute):
+        return expression.attr.value
+    return expression.value if isinstance(expression, cst.Name) else ""
 
 
 _CLASS_LOSSES = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss", "log_softmax", "argmax"})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._prefilter import text_facts
+from migrate_ml.rules._project import current_facts
 
 # A best-accuracy name, split into lower-case words (snake_case and camelCase): a "best" word
 # first, then at least one accuracy word, and otherwise only words that say which model or split it
@@ -157,6 +159,84 @@ def _subscripted_strings(node: cst.CSTNode) -> list[str]:
     return found
 
 
+SELECTOR_KEYWORDS = frozenset(keyword for keywords in _SELECTORS.values() for keyword in keywords)
+
+
+def selection_parameters(tree: ast.Module) -> list[tuple[str, str]]:
+    """(callable, parameter) of the module's classes and functions that hand a parameter to a selector
+    as the monitored metric's name: ``def __init__(self, eval_metric=...)`` stored on ``self`` and given
+    to ``TrainingArguments(metric_for_best_model=self.eval_metric)``. A call in another module of the run
+    that passes an accuracy's name there selects on accuracy (``FileFacts.selection_parameters``)."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+            if init is None:
+                continue
+            parameters = {arg.arg for arg in (*init.args.args[1:], *init.args.kwonlyargs)}
+            stored = {
+                target.attr: statement.value.id
+                for statement in ast.walk(node) if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name)
+                and statement.value.id in parameters
+                for target in statement.targets
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"
+            }
+            found.extend((node.name, parameter) for parameter in _monitored(node, parameters, stored))
+        elif isinstance(node, ast.FunctionDef):
+            parameters = {arg.arg for arg in (*node.args.args, *node.args.kwonlyargs)}
+            found.extend((node.name, parameter) for parameter in _monitored(node, parameters, {}))
+    return sorted(set(found))
+
+
+def _monitored(scope: ast.AST, parameters: set[str], stored: dict[str, str]) -> set[str]:
+    """The parameters (or the ``self`` attributes they are stored in) given to a selector keyword in ``scope``."""
+    monitored = set()
+    for call in ast.walk(scope):
+        if not isinstance(call, ast.Call):
+            continue
+        for keyword in call.keywords:
+            value = keyword.value
+            if keyword.arg not in SELECTOR_KEYWORDS:
+                continue
+            if isinstance(value, ast.Name) and value.id in parameters:
+                monitored.add(value.id)
+            elif isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) and value.value.id == "self" and value.attr in stored:
+                monitored.add(stored[value.attr])
+    return monitored
+
+
+def accuracy_constants(tree: ast.Module) -> dict[str, str]:
+    """Module-level string constants (``VALIDATION_METRIC_NAME = "val_af"``) naming a metric the module
+    measures as an accuracy: an accuracy's name, or a name it logs an accuracy under
+    (``self.log(VALIDATION_METRIC_NAME, acc_fine)``) and no ranking or F1 score. Another module of the
+    run that imports one and monitors it selects on accuracy too (``FileFacts.accuracy_constants``)."""
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+    if not constants:
+        return {}
+    logged: dict[str, list[str]] = {}
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and len(call.args) >= 2):
+            continue
+        method = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        key = call.args[0]
+        keys = [key.body, key.orelse] if isinstance(key, ast.IfExp) else [key]
+        value = call.args[1]
+        leaf = value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", "")
+        for name in (k.id for k in keys if isinstance(k, ast.Name) and k.id in constants):
+            if method in _LOG_METHODS:
+                logged.setdefault(name, []).append(leaf)
+    return {
+        name: value for name, value in constants.items()
+        if (name in logged or _names_accuracy(value))
+        and not any(_RANKING_METRICS.search(leaf) or not _names_accuracy(leaf) for leaf in logged.get(name, ()))
+    }
+
+
 class _Facts(cst.CSTVisitor):
     """What the file says about its metrics before the rule looks at a selection: the options
     with accuracy defaults (``--eval-metric`` default ``top1``), the functions that return an
@@ -233,6 +313,29 @@ class _Facts(cst.CSTVisitor):
             self.assignments.append((key, node.value))
 
 
+def _run_imports(module: cst.Module, keys: set[str]) -> dict[str, str]:
+    """The names this file writes for ``keys`` (``stem.name`` of another module of the run):
+    ``VALIDATION_METRIC_NAME`` after ``from pkg.modulev2 import VALIDATION_METRIC_NAME``,
+    ``modulev2.VALIDATION_METRIC_NAME`` after ``import pkg.modulev2 as modulev2``."""
+    code = cst.Module([]).code_for_node
+    found: dict[str, str] = {}
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.ImportFrom) and small.module is not None and not isinstance(small.names, cst.ImportStar):
+                stem = code(small.module).rsplit(".", 1)[-1]
+                for alias in small.names:
+                    if f"{stem}.{code(alias.name)}" in keys:
+                        found[alias.evaluated_alias or code(alias.name)] = f"{stem}.{code(alias.name)}"
+            elif isinstance(small, cst.Import):
+                for alias in small.names:
+                    stem = code(alias.name).rsplit(".", 1)[-1]
+                    local = alias.evaluated_alias or code(alias.name)
+                    found.update({f"{local}.{key.split('.', 1)[1]}": key for key in keys if key.split(".", 1)[0] == stem})
+    return found
+
+
 class BestAccuracyCheckpointRule(Rule):
     code = "ML107"
     name = "best-accuracy-checkpoint"
@@ -263,7 +366,10 @@ class BestAccuracyCheckpointRule(Rule):
         "(`test_err = stats[\"top1_err\"]`). The monitored name may be reached through a constant of the file "
         "(`\"monitor\": VALIDATION_METRIC_NAME`), a parameter's string default stored on `self` "
         "(`metric_for_best_model=self.eval_metric` with `eval_metric=\"accuracy\"`) or either branch of an "
-        "`if`, and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
+        "`if`; across the files of a run, through a constant another module logs an accuracy under "
+        "(`ModelCheckpoint(monitor=VALIDATION_METRIC_NAME)` importing it) or a keyword given to a class or function of "
+        "another module that hands it to a selector (`Training(eval_metric=\"accuracy\")`, reported at that call); "
+        "and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
         "accuracy whatever it is called. A monitored name that is already a ranking or F1 score (`val_map`, "
         "`val_f1`), or under which the file logs one, is left alone."
     )
@@ -279,6 +385,15 @@ class BestAccuracyCheckpointRule(Rule):
         # regexes match whole words: they run over the file's words, each once.
         facts = text_facts(source)
         lowered, words = facts.lower_word_text, facts.word_text
+        run = current_facts()
+        if run is not None and facts.has_any(_SELECTION_WORDS) and any(
+            facts.has(key.split(".", 1)[1]) for key, _ in run.accuracy_constants
+        ):
+            return True  # a monitor named through an accuracy constant of another module of the run
+        if run is not None and any(
+            facts.has(callable_.split(".", 1)[1]) and facts.has(parameter) for callable_, parameter in run.selection_parameters
+        ):
+            return True  # a class or function of another module of the run told which metric to monitor
         if facts.has("min(") and "err" in lowered and any(
             _is_lowest_error(match.group(), True) for match in _LOWEST_ERROR_CANDIDATE.finditer(words)
         ):
@@ -318,6 +433,15 @@ class BestAccuracyCheckpointRule(Rule):
             aliases.setdefault(key, set()).add(leaf if leaf and _is_accuracy_variable(leaf, self._errors_are_top1) else "")
         self._accuracy_aliases = {key: next(iter(leaves)) for key, leaves in aliases.items() if len(leaves) == 1 and "" not in leaves}
         """Names every assignment of which copies an accuracy: ``self.monitored_metrics = avg_val_acc``."""
+        run = current_facts()
+        constants = dict(run.accuracy_constants) if run is not None else {}
+        self._imported_accuracy = {local: constants[key] for local, key in _run_imports(node, set(constants)).items()}
+        """Names this file imports from another module of the run that measures them as an accuracy."""
+        monitoring: dict[str, list[str]] = {}
+        for callable_, parameter in run.selection_parameters if run is not None else ():
+            monitoring.setdefault(callable_, []).append(parameter)
+        self._monitoring = {local: monitoring[key] for local, key in _run_imports(node, set(monitoring)).items()}
+        """Classes and functions of another module of the run that monitor the metric one parameter names."""
         for key, value in self._facts.logged_under:
             for name in self._metric_names(key):
                 self._facts.logged.setdefault(name, []).append(value)
@@ -337,6 +461,8 @@ class BestAccuracyCheckpointRule(Rule):
         names = [name for value in values if isinstance(value, (cst.SimpleString, cst.Name)) for name in self._metric_names(value) if value is not expression]
         if not names and isinstance(expression, cst.Name) and expression.value in self._facts.parameter_defaults:
             names = [self._facts.parameter_defaults[expression.value]]
+        if not names and key in self._imported_accuracy:
+            names = [self._imported_accuracy[key]]
         return names
 
     def _computes_accuracy(self, value: cst.BaseExpression) -> bool:
@@ -418,6 +544,13 @@ class BestAccuracyCheckpointRule(Rule):
             return
         if callee in _SELECTORS:
             self._selector(node, callee)
+        elif self._module.code_for_node(node.func) in self._monitoring:
+            for parameter in self._monitoring[self._module.code_for_node(node.func)]:
+                value = _keyword(node, parameter)
+                name = next((n for n in self._metric_names(value) if self._selects_accuracy(n)), None) if value is not None else None
+                if name:
+                    self._report_selection(node, f'{parameter}="{name}"` passed to `{callee}')
+                    return
         elif callee == "step" and isinstance(node.func, cst.Attribute) and node.args:
             scheduler = self._module.code_for_node(node.func.value)
             measured = self._measured_accuracy(node.args[0].value)
@@ -483,7 +616,7 @@ class BestAccuracyCheckpointRule(Rule):
             built = [v for key, v in self._facts.assignments if key == self._module.code_for_node(value)]
             if any(_RANKING_METRICS.search(self._module.code_for_node(v)) for v in (value, *built)):
                 return False
-        return _names_accuracy(name) or any(
+        return _names_accuracy(name) or name in self._imported_accuracy.values() or any(
             isinstance(value, (cst.Name, cst.Attribute)) and _names_accuracy(_leaf(value)) for value in logged
         )
 

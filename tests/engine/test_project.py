@@ -22,6 +22,7 @@ from migrate_ml.engine.transform import Settings
 from migrate_ml.rules._project import FileFacts
 
 PROJECTS = Path(__file__).resolve().parent.parent / "fixtures" / "projects"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules" / "ML101"
 
 
 def _copy(tmp_path: Path, name: str, state: str = "before") -> Path:
@@ -459,3 +460,99 @@ def test_a_bce_run_on_float_label_rows_of_another_file_is_left_alone(tmp_path: P
     found = sorted(f"{name}:{f.code}@{f.line}" for name, o in outcomes.items() for f in o.findings if f.code in ("ML010", "ML104"))
     assert found == expected
     assert all(o.changes == [] for o in outcomes.values())
+
+
+MONITORED_MODULE = '''import pytorch_lightning as pl
+import torch
+
+VALIDATION_METRIC_NAME = "val_af"
+RANKED_METRIC_NAME = "val_score"
+
+
+class Classifier(pl.LightningModule):
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        acc_fine = (logits.argmax(dim=1) == labels).float().mean()
+        self.log(VALIDATION_METRIC_NAME, acc_fine)
+        self.log(RANKED_METRIC_NAME, average_precision)
+'''
+MONITORING_SCRIPT = '''from pytorch_lightning.callbacks import ModelCheckpoint
+from {module} import {name}
+
+checkpoint = ModelCheckpoint(monitor={name}, mode="max")
+'''
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "expected"),
+    [
+        ("pkg.module", "VALIDATION_METRIC_NAME", [("ML107", 4)]),
+        # the module logs a ranking score under this one: not an accuracy
+        ("pkg.module", "RANKED_METRIC_NAME", []),
+        # a library's constant of the same name is not the run's
+        ("lightning_helpers", "VALIDATION_METRIC_NAME", []),
+    ],
+    ids=["accuracy-constant", "ranking-constant", "not-the-run"],
+)
+def test_a_monitor_named_by_another_modules_accuracy_constant_is_reported(tmp_path: Path, module: str, name: str, expected: list) -> None:
+    # Dutta-SD/DualViT: cifar10.py monitors VALIDATION_METRIC_NAME, which modulev2.py logs its fine accuracy under
+    folder = _write(tmp_path / "project", {"module.py": MONITORED_MODULE, "train.py": MONITORING_SCRIPT.format(module=module, name=name)})
+    outcomes = _run(folder, write=False)
+    assert sorted((f.code, f.line) for f in outcomes["train.py"].findings) == expected
+    facts = build_project_facts(sorted(str(p) for p in folder.glob("*.py")), Settings())
+    assert facts[str(folder / "train.py")].accuracy_constants == (("module.VALIDATION_METRIC_NAME", "val_af"),)
+    # alone, the constant's meaning is not known: nothing is claimed
+    assert process_files([str(folder / "train.py")], Settings(), write=False)[0].findings == []
+
+
+SELECTING_CLASS = '''from transformers import TrainingArguments
+
+
+class Training:
+    def __init__(self, model=None, eval_metric="loss", is_best_model=True):
+        self.model = model
+        self.eval_metric = eval_metric
+        self.args = TrainingArguments(output_dir="out", metric_for_best_model=self.eval_metric, load_best_model_at_end=is_best_model)
+
+
+def build(metric):
+    return TrainingArguments(output_dir="out", metric_for_best_model=metric)
+'''
+SELECTING_CALLER = '''import trainer_module
+from trainer_module import Training
+
+training = Training(model=None, eval_metric="{metric}")
+arguments = trainer_module.build("{metric}")
+other = trainer_module.build(metric="{metric}")
+'''
+
+
+@pytest.mark.parametrize(("metric", "expected"), [("accuracy", [("ML107", 4), ("ML107", 6)]), ("f1", [])], ids=["accuracy", "f1"])
+def test_an_accuracy_passed_to_a_selecting_class_of_the_run_is_reported_at_the_call(tmp_path: Path, metric: str, expected: list) -> None:
+    # Afrida-Rahman: newCode.py builds Training(eval_metric="accuracy"), which Training.py gives metric_for_best_model
+    folder = _write(tmp_path / "project", {"trainer_module.py": SELECTING_CLASS, "main.py": SELECTING_CALLER.format(metric=metric)})
+    outcomes = _run(folder, write=False)
+    assert sorted((f.code, f.line) for f in outcomes["main.py"].findings) == expected
+    assert outcomes["trainer_module.py"].findings == []  # its default is the loss
+    facts = build_project_facts(sorted(str(p) for p in folder.glob("*.py")), Settings())
+    assert facts[str(folder / "main.py")].selection_parameters == (
+        ("trainer_module.Training", "eval_metric"), ("trainer_module.build", "metric"),
+    )
+
+
+def test_a_dataset_class_of_a_module_in_the_run_is_judged_there_not_at_its_construction(tmp_path: Path) -> None:
+    # the trainer of tests/fixtures/rules/ML101/outside_run_dataset: with data_utils.py in the run, its
+    # own __getitem__ is judged (a float row here), and the construction is not reported
+    trainer = (FIXTURES / "outside_run_dataset.in.py").read_text()
+    data_utils = (
+        "import torch\nfrom torch.utils.data import Dataset\n\n\nclass FolderDataset(Dataset):\n"
+        "    def __init__(self, root, split):\n        self.rows = torch.load(f\"{root}/{split}.pt\")\n\n"
+        "    def __len__(self):\n        return len(self.rows)\n\n"
+        "    def __getitem__(self, i):\n        image, row = self.rows[i]\n        return image, torch.as_tensor(row, dtype=torch.float32)\n"
+    )
+    folder = _write(tmp_path / "pkg", {"__init__.py": "", "data_utils.py": data_utils, "trainer.py": trainer})
+    outcomes = _run(folder, write=False)
+    assert [f for f in outcomes["trainer.py"].findings if f.code == "ML101"] == []
+    alone = process_files([str(folder / "trainer.py")], Settings(), write=False)
+    assert [(f.code, f.line) for f in alone[0].findings] == [("ML101", 11)]

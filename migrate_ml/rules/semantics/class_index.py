@@ -4,10 +4,12 @@ A target collapsed with ``t.argmax(1)`` or ``t.max(1)[1]`` stays a class index w
 ``.float()`` does to it; ML001, ML002 and ML010 ask :func:`is_class_index_target` before they
 call a target multi-hot.
 
-Two more targets are not the labels a cast would make multi-hot (:func:`not_label_rows`): a
+Three more targets are not the labels a cast would make multi-hot (:func:`not_label_rows`): a
 literal tensor of class indices (``torch.tensor([0, 2, 1])``, one index per sample: ``[N]``
-against ``[N, C]`` logits) and one column of a label tensor (``label_g[:, 1]`` of a two-wide
-one-hot, ``[B]``). The loss rules leave such a target uncast and report it at its own line.
+against ``[N, C]`` logits), one sample's class index made a batch of one
+(``torch.tensor([label], dtype=torch.long)``: ``[1]`` against ``[1, C]``) and one column of a
+label tensor (``label_g[:, 1]`` of a two-wide one-hot, ``[B]``). The loss rules leave such a
+target uncast and report it at its own line.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._exprs import is_argmax
+from migrate_ml.rules._exprs import INTEGER_DTYPES, is_argmax
 from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.shapes import dim_value
@@ -194,6 +196,8 @@ def _target_sources(rule, expression: cst.BaseExpression, depth: int) -> list[tu
     expression = _uncast(expression)
     if _is_index_literal(expression):
         return [("literal", expression)]
+    if _is_wrapped_index(expression):
+        return [("wrapped", expression)]
     if _is_column(expression):
         return [("column", expression)]
     if depth > 2 or not isinstance(expression, cst.Name):
@@ -237,6 +241,26 @@ def _is_index_literal(expression: cst.BaseExpression) -> bool:
         and bool(values.elements)
         and all(isinstance(element.value, cst.Integer) for element in values.elements)
     )
+
+
+def _is_wrapped_index(expression: cst.BaseExpression) -> bool:
+    """``torch.tensor([label], dtype=torch.long)``, ``torch.LongTensor([target])``: one sample's class
+    index made a batch of one (an evaluation loop over single images); an integer type says it is an
+    index, not a row of label values."""
+    if not (isinstance(expression, cst.Call) and expression.args and expression.args[0].keyword is None):
+        return False
+    func = expression.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    if name not in _LITERAL_TENSORS:
+        return False
+    values = expression.args[0].value
+    if not (isinstance(values, cst.List) and len(values.elements) == 1 and isinstance(values.elements[0], cst.Element)):
+        return False
+    if isinstance(values.elements[0].value, (cst.List, cst.Tuple, cst.ListComp, cst.Integer)):
+        return False  # a row of values, or the integer literals ``_is_index_literal`` reads
+    dtype = next((arg.value for arg in expression.args if arg.keyword is not None and arg.keyword.value == "dtype"), None)
+    integer = isinstance(dtype, cst.Attribute) and dtype.attr.value in INTEGER_DTYPES
+    return name in ("LongTensor", "IntTensor") or integer
 
 
 def _is_column(expression: cst.BaseExpression) -> bool:
@@ -291,6 +315,15 @@ def report_not_label_rows(rule, target: cst.BaseExpression) -> tuple[cst.CSTNode
                 f"multi-label (BCE) loss that needs [N, C] multi-hot rows: left uncast (a float cast "
                 f"would give [N] against [N, C] logits)",
                 suggestion="write the multi-hot rows: torch.tensor([[1., 0., 0.], [0., 1., 1.]]) (one row per sample, one column per class)",
+            )
+        elif kind == "wrapped":
+            rule.report(
+                node,
+                f"`{code}` wraps one sample's class index in a tensor, the target of a multi-label (BCE) loss "
+                f"that needs the sample's [1, C] multi-hot row: left uncast (a float cast would give [1] against "
+                f"[1, C] logits)",
+                suggestion="pass the sample's float multi-hot row as a batch of one: "
+                "torch.as_tensor(label_row, dtype=torch.float32).unsqueeze(0), from a dataset whose labels are [C] rows",
             )
         else:
             assert isinstance(node, cst.Subscript)

@@ -228,6 +228,10 @@ class ValueTracker(ast.NodeVisitor):
             return MULTI_HOT, node.lineno
         if name in PASS_THROUGH_METHODS and receiver is not None and not self.is_module(receiver):
             return self.value_of(receiver)
+        if name == "item" and receiver is not None and not node.args:
+            # the arg-max of one image as a Python int (``pred.argmax(dim=1).item()``) is still its class
+            inner, line = self.value_of(receiver)
+            return (inner, line) if inner == CLASS_INDEX else (None, 0)
         if name in PASS_THROUGH_FUNCTIONS and node.args:
             joined = node.args[0]
             if name in _JOINING_FUNCTIONS and isinstance(joined, (ast.Tuple, ast.List)) and len(joined.elts) > 1:

@@ -185,6 +185,11 @@ CLASS_INDEX_DATASETS: dict[str, str] = {
     **{f"{module}.{name}": name for module, names in _LIGHTNING_CLASS_INDEX.items() for name in names},
     "timm.data.create_dataset": "create_dataset",
     "timm.data.dataset_factory.create_dataset": "create_dataset",
+    # hugsvision's loaders split a torchvision ImageFolder: (train, test, id2label, label2id)
+    **{
+        f"hugsvision.dataio.VisionDataset.VisionDataset.{name}": f"VisionDataset.{name} (an ImageFolder)"
+        for name in ("fromImageFolder", "fromImageFolders")
+    },
 }
 TIMM_DATASETS: dict[str, str] = {
     f"timm.data{where}.{name}": name

@@ -62,6 +62,27 @@ def _is_float_cast(target: ast.AST) -> bool:
     return False
 
 
+_INDEX_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
+_INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32"})
+
+
+def _wrapped_class_index(target: ast.AST) -> bool:
+    """``torch.tensor([label], dtype=torch.long).to(device)``, ``torch.LongTensor([y])``: one sample's
+    class index made a batch of one (an integer type says it is an index, not a row of label values)."""
+    while isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in ("to", "cuda", "long"):
+        target = target.func.value
+    if not (isinstance(target, ast.Call) and target.args and isinstance(target.args[0], ast.List)):
+        return False
+    name = target.func.attr if isinstance(target.func, ast.Attribute) else getattr(target.func, "id", "")
+    [*elements] = target.args[0].elts
+    if name not in _INDEX_TENSORS or len(elements) != 1:
+        return False
+    if isinstance(elements[0], (ast.List, ast.Tuple, ast.ListComp, ast.Starred, ast.Constant)):
+        return False  # a row of values; integer literals are a literal index tensor
+    dtype = next((k.value for k in target.keywords if k.arg == "dtype"), None)
+    return name in ("LongTensor", "IntTensor") or (isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES)
+
+
 class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
     """Runs every check on each statement the analysis walks; ``found`` collects the constructs."""
 
@@ -77,6 +98,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         self._fed_to_logits_loss: dict[ast.AST, set[str]] = {}
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
+        self._class_tables_by_scope: dict[ast.AST, tuple[dict[str, ast.Dict], set[str]]] = {}
         self._loss_functions = hand_losses.find_loss_functions(analysis.tree, analysis.qualified)
         self._exp_parameters = (
             hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if facts.has("exp(-") else {}
@@ -116,6 +138,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._soft_target_product(node)
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                 self._remapped_class(node)
+                self._class_number_stored(node)
                 self._rows_of_one_class(node)
                 self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
@@ -217,6 +240,14 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                     "torch.sigmoid(teacher_logits / T)) * T * T",
                     value(scores).line, value(target).line,
                 )
+            if target is not None and self.multi_label_training and _wrapped_class_index(target):
+                self.report(
+                    target, "class-index-target",
+                    f"the loss target {ast.unparse(target)} wraps one sample's class index in a tensor: one class per "
+                    "image, [1] against the [1, C] scores of a multi-label model",
+                    "pass the sample's float multi-hot row as a batch of one: "
+                    "torch.as_tensor(label_row, dtype=torch.float32).unsqueeze(0)",
+                )
             if target is not None and value(target).meaning == ONE_HOT:
                 encoded = self._one_hot_call_at(value(target).line)
                 if encoded is not None and encoded.lineno != node.lineno:
@@ -261,6 +292,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                     self._loss_targets.append((criterion, node, target, True))
                 elif self._integer_label(target):
                     self._loss_targets.append((criterion, node, target, False))
+        if self.multi_label_training:
+            self._einops_of_targets(node)
         if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
         if method == "sum" and isinstance(func, ast.Attribute):

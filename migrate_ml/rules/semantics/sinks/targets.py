@@ -47,6 +47,19 @@ def _int_to_int(mapping: ast.Dict) -> bool:
     )
 
 
+def _names_to_indices(mapping: ast.Dict) -> bool:
+    """``{'akiec': 0, 'bcc': 1, 'bkl': 2}``: class names numbered 0 .. K-1, one number each."""
+    values = [value.value for value in mapping.values if isinstance(value, ast.Constant) and type(value.value) is int]
+    return (
+        len(mapping.keys) >= 2 and len(values) == len(mapping.keys)
+        and all(isinstance(key, ast.Constant) and isinstance(key.value, str) for key in mapping.keys)
+        and sorted(values) == list(range(len(values)))
+    )
+
+
+_TABLE_READERS = frozenset({"pandas.read_csv", "pandas.read_excel", "pandas.read_table", "pandas.read_parquet"})
+
+
 _LABEL_TARGET = re.compile(r"label|target|^y(_|$)|class|categor", re.IGNORECASE)
 _LABEL_COLUMN_KEY = re.compile(r"label|target|class|categor|(?:^|_)(?:index|idx|id)$", re.IGNORECASE)
 
@@ -58,6 +71,18 @@ def _looks_up_position(body: ast.AST) -> bool:
     if isinstance(body, ast.Subscript):
         return bool(sources.CLASS_INDEX_MAP.search(ast.unparse(body.value).rpartition(".")[2]))
     return False
+
+
+_EINOPS_RESHAPES = frozenset({"einops.repeat", "einops.rearrange"})
+_TARGETS = ("target", "targets", "labels", "y")
+_MOVES_AND_CASTS = frozenset({"to", "cuda", "float", "long", "half", "double", "type_as"})
+
+
+def _moved_or_cast(target: ast.AST | None) -> str:
+    """``targets`` for ``targets``, ``targets.float()`` or ``targets.to(device)``; "" for anything else."""
+    while isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in _MOVES_AND_CASTS:
+        target = target.func.value
+    return target.id if isinstance(target, ast.Name) else ""
 
 
 class TargetChecks:
@@ -288,6 +313,62 @@ class TargetChecks:
             base.line,
         )
 
+    def _class_number_stored(self, node: ast.Subscript) -> None:
+        """``image_label_dict[name] = ctg[image_label[i]]`` with ``ctg = {'akiec': 0, 'bcc': 1, ...}``: each
+        sample's class name looked up in a table numbering the classes, and kept as its label."""
+        statement = self._statement
+        stored = isinstance(statement, ast.Assign) and statement.value is node and any(
+            isinstance(target, ast.Subscript) for target in statement.targets
+        )
+        appended = (
+            isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and statement.value.args == [node]
+            and isinstance(statement.value.func, ast.Attribute) and statement.value.func.attr == "append"
+        )
+        if not (stored or appended) or isinstance(node.slice, ast.Constant) or not isinstance(node.value, ast.Name):
+            return
+        tables, columns = self._class_tables(self.analysis.function or self.analysis.tree)
+        table = tables.get(node.value.id)
+        key = node.slice
+        if table is None or not (isinstance(key, ast.Subscript) and isinstance(key.value, ast.Name) and key.value.id in columns):
+            return  # a class name read from a table's column (not a word looked up in a vocabulary)
+        self.report(
+            node, "class-index-source",
+            f"{ast.unparse(node)} numbers each sample's one class name ({node.value.id} maps the class names "
+            "to 0 .. K-1) and keeps it as its label: one label per image",
+            "keep every label of a sample as a float multi-hot [C] row: row[[table[name] for name in names]] = 1.0",
+            table.lineno,
+        )
+
+    def _class_tables(self, scope: ast.AST) -> tuple[dict[str, ast.Dict], set[str]]:
+        """The names of ``scope`` whose one binding there is a table numbering class names, and those
+        bound to one column of a table read by pandas (``image_label = label_file["dx"]`` after
+        ``label_file = pd.read_csv(...)``); found once per scope."""
+        found = self._class_tables_by_scope.get(scope)
+        if found is None:
+            bindings: dict[str, list[ast.expr]] = {}
+            for assignment in ast.walk(scope):
+                if isinstance(assignment, ast.Assign):
+                    for target in assignment.targets:
+                        if isinstance(target, ast.Name):
+                            bindings.setdefault(target.id, []).append(assignment.value)
+            tables = {
+                name: values[0] for name, values in bindings.items()
+                if len(values) == 1 and isinstance(values[0], ast.Dict) and _names_to_indices(values[0])
+            }
+            read = {
+                name for name, values in bindings.items()
+                if all(isinstance(v, ast.Call) and self.analysis.qualified(v.func) in _TABLE_READERS for v in values)
+            }
+            columns = {
+                name for name, values in bindings.items()
+                if all(
+                    isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and v.value.id in read
+                    and isinstance(v.slice, ast.Constant) and isinstance(v.slice.value, str) for v in values
+                )
+            }
+            found = self._class_tables_by_scope[scope] = (tables, columns)
+        return found
+
     def _scattered_mask(self, node: ast.Call) -> bool:
         """The scattered tensor is a mask: made as ``uint8``/``bool`` (``torch.zeros_like(x,
         dtype=torch.uint8)``) or the condition of a ``torch.where`` in the same function."""
@@ -435,3 +516,30 @@ class TargetChecks:
             and any(inner is node for inner in ast.walk(other))
             for other in _own_nodes(self._statement)
         ) if self._statement is not None else False
+
+    def _einops_of_targets(self, node: ast.Call) -> None:
+        """``targets = repeat(targets, "b -> (b l)", l=views)``: an einops pattern that names one axis,
+        applied to what this function gives a loss as its targets, reads them as one class index per
+        sample; the multi-hot [B, C] targets of the migrated loss make einops raise."""
+        if self.analysis.qualified(node.func) not in _EINOPS_RESHAPES or len(node.args) < 2:
+            return
+        pattern, subject = node.args[1], node.args[0]
+        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str) and "->" in pattern.value):
+            return
+        axes = pattern.value.split("->", 1)[0].split()
+        if len(axes) != 1 or not axes[0].isidentifier() or not isinstance(subject, ast.Name):
+            return
+        function = self.analysis.function
+        if function is None or not any(
+            isinstance(call, ast.Call) and self._is_loss_call(call) and _moved_or_cast(_argument(call, 1, _TARGETS)) == subject.id
+            for call in ast.walk(function)
+        ):
+            return
+        self.report(
+            node, "class-index-target",
+            f"{ast.unparse(node)} reads the loss targets as one class index per sample (the pattern "
+            f"{pattern.value!r} has no class axis): einops raises on the [B, C] multi-hot targets",
+            f"give the class axis its own name: {ast.unparse(node.func)}({subject.id}, "
+            f"\"{axes[0]} c -> {pattern.value.split('->', 1)[1].strip()} c\", ...)",
+        )
+
