@@ -327,7 +327,8 @@ def _settled_without_parsing(path: str, settings: Settings, project: FileFacts |
     """The outcome of a file that cannot be read or that no rule could change; None otherwise.
 
     This is the text pre-filter the transformer starts with, run before any parse: most files
-    stop here, in this process, and only the rest go to the parser in a worker process.
+    stop here, in this process with one worker (or in a worker, with several), and only the rest
+    go on to the parser in a worker process.
     """
     if path == STDIN or is_notebook(path):
         return None
@@ -357,9 +358,11 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
     Where processes cannot fork (Windows), files are parsed in this process, one by one.
     """
     facts = build_project_facts(paths, settings)  # criteria passed between the run's files
-    outcomes: list[FileOutcome | None] = [
-        _settled_without_parsing(path, settings, facts.get(path)) for path in paths
-    ]
+    workers = min(usable_cpus() if jobs is None else jobs, len(paths))
+    outcomes: list[FileOutcome | None] = [None] * len(paths)
+    settle_in_workers = workers > 1 and hasattr(os, "fork")
+    if not settle_in_workers:
+        outcomes = [_settled_without_parsing(path, settings, facts.get(path)) for path in paths]
     pending = [index for index, outcome in enumerate(outcomes) if outcome is None]
     if pending and not hasattr(os, "fork"):
         # No fork (Windows): parse here, without the crash containment.
@@ -368,8 +371,10 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
     elif pending:
         _transformer_for(settings)  # built once here, inherited by the forked workers
         pending.sort(key=lambda index: -_size(paths[index]))
-        pool = _WorkerPool(min(usable_cpus() if jobs is None else jobs, len(pending)))
-        work = [(index, paths[index], settings, write, facts.get(paths[index]), None) for index in pending]
+        # With several workers they also run the text pre-filter, which was most of what this
+        # process did alone while they waited; one worker gains nothing from it but messages.
+        pool = _WorkerPool(min(workers, len(pending)))
+        work = [(index, paths[index], settings, write, facts.get(paths[index]), None, settle_in_workers) for index in pending]
         for index, outcome in pool.run(work):
             outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]  # the pool answers every task, if only with a crash
@@ -381,7 +386,7 @@ def process_data(name: str, settings: Settings, write: bool, data: bytes) -> Fil
     if not hasattr(os, "fork"):
         return process_file(name, settings, write, data=data)
     _transformer_for(settings)  # built once here, inherited by the forked worker
-    [(_, outcome)] = _WorkerPool(1).run([(0, name, settings, write, None, data)])
+    [(_, outcome)] = _WorkerPool(1).run([(0, name, settings, write, None, data, False)])
     return outcome
 
 
@@ -434,7 +439,8 @@ def _terminate(signum, frame):
 
 
 def _serve(tasks: int, results: int) -> None:
-    """A worker's loop: read ``process_file`` argument tuples, write back their outcomes."""
+    """A worker's loop: read ``process_file`` argument tuples (and whether to try the text
+    pre-filter first), write back their outcomes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     faulthandler.disable()  # a parser crash is reported in one line, not with a thread dump
@@ -448,7 +454,10 @@ def _serve(tasks: int, results: int) -> None:
         task = _receive(tasks)
         if task is None:
             return  # the parent closed the pipe: the run is over, or the parent died
-        outcome = _without_texts(process_file(*task))
+        path, settings, write, data, project, settle = task
+        outcome = _settled_without_parsing(path, settings, project) if settle else None
+        if outcome is None:
+            outcome = _without_texts(process_file(path, settings, write, data, project))
         try:
             _send(results, outcome)
         except OSError:
@@ -582,7 +591,7 @@ class _WorkerPool:
         self.workers: list[_Worker] = []
 
     def run(
-        self, work: list[tuple[int, str, Settings, bool, FileFacts | None, bytes | None]]
+        self, work: list[tuple[int, str, Settings, bool, FileFacts | None, bytes | None, bool]]
     ) -> list[tuple[int, FileOutcome]]:
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
@@ -606,12 +615,12 @@ class _WorkerPool:
         while queue or busy:
             while queue and len(busy) < self.size:
                 worker = next((w for w in self.workers if w.task is None), None) or self._spawn()
-                index, path, settings, write, project, data = queue.popleft()
+                index, path, settings, write, project, data, settle = queue.popleft()
                 worker.task = (index, path)
                 try:
-                    _send(worker.tasks, (path, settings, write, data, project))
+                    _send(worker.tasks, (path, settings, write, data, project, settle))
                 except OSError:  # died while idle: not this file's fault, so it is tried again
-                    queue.appendleft((index, path, settings, write, project, data))
+                    queue.appendleft((index, path, settings, write, project, data, settle))
                     self._retire(worker)
                     continue
                 busy[worker.results] = worker

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from migrate_ml.rules.semantics import find_sinks, meanings, tables
+from migrate_ml.rules.semantics import find_sinks, hand_losses, meanings, tables
+from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
 
@@ -375,3 +376,32 @@ def test_one_output_binary_follows_the_head_forward_returns_not_the_last_linear_
     assert is_one_output_binary(ast.parse(_GAN))
     # A one-output gate is built last, but forward returns the ten-class head.
     assert not is_one_output_binary(ast.parse(_GATED))
+
+
+def test_hand_written_losses_are_found_through_aliased_log_and_gamma_imports() -> None:
+    """The sinks look for hand-written loss functions only in files that hold one of
+    ``LOSS_FUNCTION_WORDS``: an alias is imported under the function's own name."""
+    text = textwrap.dedent(
+        """\
+        import torch
+        from torch import digamma as dg, lgamma as lg
+        from torch import log as ln
+
+
+        def dirichlet(alpha, y):
+            total = alpha.sum(dim=1, keepdim=True)
+            return (y * (dg(total) - dg(alpha))).sum(dim=1).mean() + lg(total).mean()
+
+
+        def categorical(p, y):
+            return -(y * ln(p)).sum()
+        """
+    )
+    tree = ast.parse(text)
+    found = hand_losses.find_loss_functions(tree, Analysis(tree).qualified)
+    assert {name: loss.kind for name, loss in found.items()} == {
+        "dirichlet": hand_losses.DIRICHLET,
+        "categorical": hand_losses.CATEGORICAL,
+    }
+    # what Sinks tests before it looks: the imports name the functions the aliases stand for
+    assert not text_facts(text).words.isdisjoint(hand_losses.LOSS_FUNCTION_WORDS)

@@ -37,6 +37,9 @@ _GAMMA_FUNCTIONS = frozenset(
      "scipy.special.gammaln", "scipy.special.digamma", "scipy.special.psi"}
 )
 _GAMMA_METHODS = frozenset({"lgamma", "digamma"})
+LOSS_FUNCTION_WORDS = frozenset({"log", "lgamma", "digamma", "gammaln", "psi"})
+"""A file holds one of these whole words wherever :func:`find_loss_functions` can find anything:
+the last part of every log and gamma function it knows, which an alias is imported by."""
 _SUMS = frozenset({"torch.sum", "numpy.sum"})
 _LOGS = frozenset({"torch.log", "numpy.log", "math.log"})
 _EXPS = frozenset({"torch.exp", "numpy.exp", "math.exp"})

@@ -99,7 +99,10 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         self._statement: ast.stmt | None = None
         self._loss_targets: list[tuple[str, ast.Call, ast.AST, bool]] = []
         self._class_tables_by_scope: dict[ast.AST, tuple[dict[str, ast.Dict], set[str]]] = {}
-        self._loss_functions = hand_losses.find_loss_functions(analysis.tree, analysis.qualified)
+        self._loss_functions = (
+            hand_losses.find_loss_functions(analysis.tree, analysis.qualified)
+            if not facts.words.isdisjoint(hand_losses.LOSS_FUNCTION_WORDS) else {}
+        )
         self._exp_parameters = (
             hand_losses.exp_of_negated_parameters(analysis.tree, analysis.qualified) if facts.has("exp(-") else {}
         )
