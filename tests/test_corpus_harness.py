@@ -85,6 +85,17 @@ total = nll_loss.mean()
     ]
 
 
+def test_a_written_findings_line_and_the_lines_its_message_names_are_mapped_onto_the_original():
+    old = "a = 1\nb = 2\nc = 3\n"
+    new = "import x\na = 1\nb = 2\nc = 3\n"
+    _, new_to_old = harness.edits("t.py", old, new)
+    finding = {"code": "ML100", "line": 4, "message": "compared (see ML020 at line 3)", "cell": None}
+    [mark] = harness.marks_from_report({"findings": [finding]}, new_to_old, written=True)
+    assert (mark.line, mark.message) == (3, "compared (see ML020 at line 2)")
+    [mark] = harness.marks_from_report({"findings": [finding]}, new_to_old, written=False)
+    assert (mark.line, mark.message) == (4, "compared (see ML020 at line 3)")
+
+
 def test_coverage_counts_constructs_near_an_edit_or_a_finding_and_lists_lone_marks():
     scan = detector.scan("train.py", TRAIN)
     touched, new_to_old = harness.edits("train.py", TRAIN, TRAIN_REWRITTEN)

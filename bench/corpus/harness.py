@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -109,8 +110,14 @@ def marks_from_report(entry: dict, new_to_old: dict[tuple[int | None, int], int]
     for f in entry.get("findings", []):
         cell = f.get("cell")
         line = new_to_old.get((cell, f["line"]), f["line"]) if written else f["line"]
-        marks.append(Mark("finding", f["code"], cell, line, line, f["message"]))
+        message = f["message"]
+        if written:  # "(see ML020 at line 53)" names a line of the written text too
+            message = _LINE_MENTION.sub(lambda m: f"line {new_to_old.get((cell, int(m.group(1))), int(m.group(1)))}", message)
+        marks.append(Mark("finding", f["code"], cell, line, line, message))
     return marks
+
+
+_LINE_MENTION = re.compile(r"\bline (\d+)\b")
 
 
 def match(
