@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import ast
 
+from dataclasses import dataclass
+
+from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER
+from migrate_ml.rules.semantics.metrics import PREDICTION_METRICS
 from migrate_ml.rules.semantics.sinks import KINDS, Sink, Sinks
+from migrate_ml.rules.semantics.sinks.common import _own_nodes
 from migrate_ml.rules.semantics.summaries import Analysis
 
-__all__ = ["KINDS", "Sink", "find_sinks"]
+__all__ = ["KINDS", "ScoredArgmax", "Sink", "find_sinks", "metrics_given_argmax"]
 
 
 def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
@@ -37,3 +42,45 @@ def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
 
     analysis.run(on_statement)
     return sinks.finish()
+
+
+@dataclass(frozen=True)
+class ScoredArgmax:
+    """A class-decision metric whose ``y_pred`` holds arg-max predictions taken elsewhere."""
+
+    call: ast.Call
+    metric: str
+    """The metric's own name (``accuracy_score``)."""
+    predictions: ast.AST
+    line: int
+    """Where the arg-max is taken."""
+
+
+def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
+    """Every scikit-learn / imbalanced-learn metric of :data:`metrics.PREDICTION_METRICS` whose
+    ``y_pred`` is a name (or attribute, or item) holding arg-max predictions, followed through lists
+    they are collected in, what functions return and what calls of the file pass to parameters.
+    A ``y_pred`` written as the arg-max itself is the arg-max's own construct, on the same line."""
+    analysis = Analysis(tree, text)
+    found: list[ScoredArgmax] = []
+
+    def on_statement(statement: ast.stmt) -> None:
+        for node in _own_nodes(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            qualified = analysis.qualified(node.func)
+            if qualified not in PREDICTION_METRICS:
+                continue
+            predictions = next((k.value for k in node.keywords if k.arg == "y_pred"), None)
+            if predictions is None and len(node.args) > 1 and not isinstance(node.args[1], ast.Starred):
+                predictions = node.args[1]
+            if not isinstance(predictions, (ast.Name, ast.Attribute, ast.Subscript)):
+                continue
+            value = analysis.value(predictions)
+            if value.meaning == CONTAINER and value.element is not None:
+                value = value.element
+            if value.meaning == ARGMAX and value.line != node.lineno:
+                found.append(ScoredArgmax(node, qualified.rpartition(".")[2], predictions, value.line))
+
+    analysis.run(on_statement)
+    return found
