@@ -246,19 +246,18 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             for node in (violation.node, *violation.extra_nodes, *(e.node for e in (violation.fix.edits if violation.fix else ())))
         }
         line_of = lambda node: self.get_metadata(PositionProvider, node).start.line  # noqa: E731
+        # An arg-max this rule reports itself has its metrics reported with it, or by the safety net
+        # pointing at it.
+        own_lines = {line_of(violation.node) for violation in own}
         fixes: dict[int, Fix] = {}
         for prediction in self._flow.predictions:
             if prediction.proven and not prediction.blocked:
                 fixes.setdefault(line_of(prediction.node), self._flow.fix_for(prediction, self.context.threshold_name))
-        for violation in own:
-            for edit in violation.fix.edits if violation.fix else ():
-                if isinstance(edit.node, cst.Call):
-                    fixes.setdefault(line_of(edit.node), violation.fix)
         notes: dict[int, list[cst.Call]] = {}
         for scored in metrics_given_argmax(tree, text):
             name = scored.metric
             call = next((c for c in self._decision_metrics.get(scored.call.lineno, ()) if self._metric_name(c) == name), None)
-            if call is None or id(call) in handled:
+            if call is None or id(call) in handled or scored.line in own_lines:
                 continue
             handled.add(id(call))
             given = ast.get_source_segment(text, scored.predictions) or name

@@ -173,3 +173,25 @@ def test_a_column_holding_an_argmax_read_back_into_a_metric_is_reported() -> Non
     found = {(c.line, c.kind) for c in find_single_label(source)}
     assert (14, "argmax-metric") in found
     assert not any(line >= 17 for line, _ in found)
+
+
+def test_a_single_label_helper_is_reported_once_at_its_first_call_naming_the_others() -> None:
+    text = textwrap.dedent(
+        """
+        import torch
+
+        def accuracy(outputs, labels):
+            preds = torch.argmax(outputs, dim=1)
+            return (preds == labels).float().mean()
+
+        def run(model, batches):
+            for x, y in batches:
+                out = model(x)
+                print(accuracy(out, y))
+                print(accuracy(out, y))
+            return accuracy(model(x), y)
+        """
+    )
+    helper_calls = [c for c in find_single_label(text) if c.kind == "single-label-helper"]
+    assert [c.line for c in helper_calls] == [11]
+    assert helper_calls[0].message.endswith("(called the same way at lines 12, 13)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import metrics, sources, tables
@@ -102,20 +103,36 @@ class MetricChecks:
         func = node.func
         helper = self._metric_callees.get(func.id) if isinstance(func, ast.Name) else None
         if helper is not None and self.analysis.function is not helper.function:
-            self.report(
-                node, "single-label-helper",
+            self._helper_call(
+                node, func.id,
                 f"{func.id}() ({f'{helper.name}, ' if helper.owner else ''}line {helper.function.lineno}) counts matches "
                 "of one predicted class per sample with its label: a single-label metric",
-                metrics.HELPER_ADVICE,
                 helper.function.lineno,
             )
         elif isinstance(func, (ast.Name, ast.Attribute)) and self.analysis.calls_run_metric(func):
-            self.report(
-                node, "single-label-helper",
+            self._helper_call(
+                node, ast.unparse(func),
                 f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
                 "with its label: a single-label metric",
-                metrics.HELPER_ADVICE,
             )
+
+    def _helper_call(self, node: ast.Call, helper: str, message: str, *related: int) -> None:
+        """A call of a single-label metric helper, reported at the helper's first call only: the
+        others repeat it, and :meth:`_name_other_helper_calls` names their lines there."""
+        first = self._helper_calls.get(helper)
+        if first is not None:
+            first[1].append(node.lineno)
+            return
+        self.report(node, "single-label-helper", message, metrics.HELPER_ADVICE, *related)
+        self._helper_calls[helper] = (len(self.found) - 1, [])
+
+    def _name_other_helper_calls(self) -> None:
+        for index, lines in self._helper_calls.values():
+            first = self.found[index]
+            others = sorted(set(lines) - {first.node.lineno})
+            if others:
+                also = f" (called the same way at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})"
+                self.found[index] = replace(first, message=first.message + also)
 
     def _labels_given(self, node: ast.AST) -> bool:
         """Class labels: a label column of a table, or what :meth:`_labels` accepts."""
