@@ -149,6 +149,8 @@ class Analysis:
                 if fact.sources and all(source.becomes_bce for source in fact.sources):
                     self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
         self.env: dict[str, Value] = {}
+        self._given_by: dict[str, str] = {}
+        """Parameters of the function being walked -> where another file of the run hands them an arg-max."""
         self._cache: dict[ast.AST, Value] = {}
         self.class_name = ""
         self.scope_lines: list[int] = []
@@ -193,10 +195,19 @@ class Analysis:
                 passed = self._constructed.get((class_name, name))
                 if passed is not None:
                     self.env[name] = passed
+        saved_given_by, self._given_by = self._given_by, {}
         for name in shadowed - self.env.keys():
             passed = self._passed.get((class_name, function.name, name))
             if passed is not None:
                 self.env[name] = passed
+        if self._facts is not None and self._facts.argmax_arguments:
+            positional = [a.arg for a in (*arguments.posonlyargs, *arguments.args) if a.arg not in ("self", "cls")]
+            qualified = f"{class_name}.{function.name}" if class_name else function.name
+            for given, argument, where in self._facts.argmax_arguments:
+                name = positional[int(argument)] if argument.isdigit() and int(argument) < len(positional) else argument
+                if given == qualified and name in shadowed and name not in self.env:
+                    self.env[name] = Value(ARGMAX, function.lineno)  # another file of the run passes an arg-max here
+                    self._given_by[name] = where
         for name in shadowed & self._bce_parameters.get(function.name, set()):
             self.env[name] = Value(LOGITS_LOSS_FN, function.lineno)
             self.logits_loss_names.add(name)
@@ -206,6 +217,7 @@ class Analysis:
             self._statement(statement)
         self.scope_lines.pop()
         self.env, self.class_name, self.function = saved
+        self._given_by = saved_given_by
         self._cache.clear()
 
     def _statement(self, statement: ast.stmt) -> None:
@@ -300,6 +312,16 @@ class Analysis:
 
     def qualified(self, node: ast.AST) -> str:
         return qualified_name(node, self.imports)
+
+    def argmax_given_by(self, node: ast.AST) -> str:
+        """``path:line`` of the call in another file of the run that hands the arg-max predictions
+        a parameter holds (``node`` names the parameter); "" for any other value."""
+        return self._given_by.get(node.id, "") if isinstance(node, ast.Name) and self.env.get(node.id, NOTHING).line == (
+            self.function.lineno if self.function else -1) else ""
+
+    def run_qualified(self, node: ast.AST) -> str:
+        """The qualified name, relative imports included: how the run's own modules are named."""
+        return qualified_name(node, self._run_imports)
 
     def returns_run_one_hot(self, func: ast.AST) -> bool:
         """``func`` names a function of another file of the run that returns a one-hot of class
@@ -553,7 +575,8 @@ class Analysis:
                 return Value(items=(arguments[0], Value(ARGMAX, line, node=node)), line=line, node=node)
         row = tables.row_for(qualified)
         if row is not None:
-            first = arguments[0] if arguments else NOTHING
+            # np.argmax(a=probs, axis=1), torch.softmax(input=z, dim=1): the array given by keyword
+            first = arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg in ("a", "input")), NOTHING)
             if first.meaning == CONTAINER and first.element is not None:
                 first = first.element
             result = tables.apply_row(row, first.meaning)

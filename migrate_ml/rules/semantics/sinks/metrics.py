@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import metrics, sources, tables
-from migrate_ml.rules.semantics.meanings import ARGMAX, LOGITS, SCORES, SOFTMAX, UNKNOWN
+from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, LOGITS, SCORES, SOFTMAX, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
 
 
@@ -84,6 +84,9 @@ class MetricChecks:
     def _metric_call(self, node: ast.Call, qualified: str) -> None:
         """A library metric of :data:`metrics.METRIC_APIS`, a Keras-like ``metrics=["accuracy"]``, or a
         call of a single-label metric helper of this file or of another file of the run."""
+        if qualified in metrics.PREDICTION_METRICS:
+            self._metric_given_argmax(node, qualified.rpartition(".")[2])
+            return
         api = metrics.metric_api(qualified)
         if api is not None and (not api.needs_labels or (node.args and self._labels_given(node.args[0]))):
             self.report(node, "class-index-metric", f"{api.what}: one class per sample", api.advice)
@@ -115,6 +118,32 @@ class MetricChecks:
                 f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
                 "with its label: a single-label metric",
             )
+
+    def _metric_given_argmax(self, node: ast.Call, name: str) -> None:
+        """A scikit-learn / imbalanced-learn metric whose ``y_pred`` holds arg-max predictions taken
+        elsewhere: collected in a list, returned by a function, or handed to a parameter by a call
+        of this file or of another file of the run (``meter.update(y_true, y_preds)``)."""
+        predictions = next((k.value for k in node.keywords if k.arg == "y_pred"), None)
+        if predictions is None and len(node.args) > 1 and not isinstance(node.args[1], ast.Starred):
+            predictions = node.args[1]
+        if not isinstance(predictions, (ast.Name, ast.Attribute, ast.Subscript)):
+            return  # an arg-max written in the call is the arg-max's own construct
+        value = self.analysis.value(predictions)
+        if value.meaning == CONTAINER and value.element is not None:
+            value = value.element
+        if value.meaning != ARGMAX or value.line == node.lineno:
+            return
+        given = self.analysis.argmax_given_by(predictions)
+        source = f" handed in by {given}" if given else ""
+        if name in metrics.SINGLE_LABEL_ONLY:
+            message = (f"{name} scores {ast.unparse(predictions)}, arg-max predictions (one class per sample){source}, "
+                       "and it rejects the multi-hot rows they migrate to")
+            suggestion = "score each label's column on its own (y_true[:, j], y_pred[:, j]), or report F1/mAP instead"
+        else:
+            message = (f"{name} scores {ast.unparse(predictions)}, arg-max predictions (one class per sample){source}; "
+                       "once they are multi-hot rows, its y_true must be multi-hot [N, C] rows too")
+            suggestion = "give it multi-hot rows (sigmoid probabilities > THRESHOLD) against multi-hot [N, C] labels"
+        self.report(node, "argmax-metric", message, suggestion, value.line)
 
     def _helper_call(self, node: ast.Call, helper: str, message: str, *related: int) -> None:
         """A call of a single-label metric helper, reported at the helper's first call only: the
