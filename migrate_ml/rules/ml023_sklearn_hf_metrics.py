@@ -286,7 +286,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             names = ", ".join(dict.fromkeys(self._metric_name(call) for call in calls))
             self.report(
                 fix.edits[0].node,
-                f"the arg-max's multi-hot rows reach {names} through the code between them",
+                f"arg-max predicts exactly one label per sample, and {names} further on scores these predictions (see the findings there)",
                 fix=replace(fix, notes=(*fix.notes, *calls)),
             )
 
