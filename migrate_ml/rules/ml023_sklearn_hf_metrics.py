@@ -142,6 +142,8 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             (super().could_apply(source) and _METRIC_MARKER.search(source) is not None)
             or (text_facts(source).has_any(("evaluate.load(", "load_metric(")) and _EVALUATE_LOAD.search(source) is not None)
             or (text_facts(source).has("_score(") and _LABEL_COLUMN_METRIC.search(source) is not None)
+            # torch.max(out, 1)[1] and top-k indices are arg-maxes too, when a metric scores them further on
+            or (text_facts(source).has_any((".max(", "topk(")) and _METRIC_MARKER.search(source) is not None)
         )
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -275,7 +277,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                 suggestion = (
                     f"give it multi-hot rows, probs > {self.context.threshold_name} on sigmoid probabilities, and "
                     "multi-hot labels: "
-                    + _ON_ROWS.get(name, 'an average other than "binary", which raises on them ("micro", "macro" or "samples")')
+                    + _ON_ROWS.get(name, 'it then needs an average other than "binary" ("micro", "macro", "weighted" or "samples")')
                 )
             self.report(call, message, suggestion=suggestion)
             fix = fixes.get(scored.line)
