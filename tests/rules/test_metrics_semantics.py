@@ -221,3 +221,19 @@ def test_a_single_label_helper_is_reported_once_at_its_first_call_naming_the_oth
     helper_calls = [c for c in find_single_label(text) if c.kind == "single-label-helper"]
     assert [c.line for c in helper_calls] == [11]
     assert helper_calls[0].message.endswith("(called the same way at lines 12, 13)")
+
+
+def test_module_level_calls_of_a_single_label_helper_are_each_reported() -> None:
+    text = textwrap.dedent(
+        """
+        import torch
+
+        def accuracy(outputs, labels):
+            preds = torch.argmax(outputs, dim=1)
+            return (preds == labels).float().mean()
+
+        train_acc = accuracy(model(x_train), y_train)
+        test_acc = accuracy(model(x_test), y_test)
+        """
+    )
+    assert [c.line for c in find_single_label(text) if c.kind == "single-label-helper"] == [8, 9]

@@ -140,12 +140,22 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
 def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
     """Add the first call of each helper of this file whose body reads what it is given as one
     class per image (``calculate_accuracy(y_pred, y)``): the call is where the wrong accuracy comes
-    from. One finding per helper, naming the lines of its other calls: each of them repeats it."""
+    from. One finding per helper and function, naming the lines of its other calls there: each of
+    them repeats it."""
     lines = {construct.line for construct in found}
     helper_lines = {construct.line for construct in found if construct.kind == "single-label-helper"}
-    by_helper: dict[str, list] = {}
+    functions = sorted(
+        ((node.lineno, node.end_lineno or node.lineno, id(node)) for node in ast.walk(tree)
+         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))),
+        reverse=True,
+    )
+    by_helper: dict[tuple[str, int], list] = {}
     for helper_call in single_label_helper_calls(tree, [(c.line, c.kind, c.related_lines) for c in found]):
-        by_helper.setdefault(helper_call.helper, []).append(helper_call)
+        line = helper_call.call.lineno
+        # repeated in one function, a call repeats the finding; module-level calls (script steps,
+        # notebook cells) each compute an accuracy of their own
+        scope = next((key for start, end, key in functions if start <= line <= end), -line)
+        by_helper.setdefault((helper_call.helper, scope), []).append(helper_call)
     text_lines = text.splitlines()
     added = []
     for calls in by_helper.values():

@@ -93,8 +93,9 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             metrics.single_label_metrics(analysis.tree, self._multiclass_defaults) if metrics.may_hold_helpers(text) else []
         )
         self._metric_callees = {helper.owner or helper.name: helper for helper in self._metric_helpers}
-        self._helper_calls: dict[str, tuple[int, list[int]]] = {}
-        """A helper called -> (index in ``found`` of its first call's construct, lines of its other calls)."""
+        self._helper_calls: dict[tuple[str, int], tuple[int, list[int]]] = {}
+        """(helper, the calling function) -> (index in ``found`` of its first call's construct there,
+        lines of its other calls there)."""
         """Module-level names whose call hands data to one of the file's single-label metric helpers."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:

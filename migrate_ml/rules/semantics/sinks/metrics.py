@@ -146,14 +146,19 @@ class MetricChecks:
         self.report(node, "argmax-metric", message, suggestion, value.line)
 
     def _helper_call(self, node: ast.Call, helper: str, message: str, *related: int) -> None:
-        """A call of a single-label metric helper, reported at the helper's first call only: the
-        others repeat it, and :meth:`_name_other_helper_calls` names their lines there."""
-        first = self._helper_calls.get(helper)
+        """A call of a single-label metric helper, reported at its first call in a function only:
+        the others there repeat it, and :meth:`_name_other_helper_calls` names their lines."""
+        function = self.analysis.function
+        if function is None:
+            # module-level calls (script steps, notebook cells) each compute an accuracy of their own
+            self.report(node, "single-label-helper", message, metrics.HELPER_ADVICE, *related)
+            return
+        first = self._helper_calls.get((helper, id(function)))
         if first is not None:
             first[1].append(node.lineno)
             return
         self.report(node, "single-label-helper", message, metrics.HELPER_ADVICE, *related)
-        self._helper_calls[helper] = (len(self.found) - 1, [])
+        self._helper_calls[helper, id(function)] = (len(self.found) - 1, [])
 
     def _name_other_helper_calls(self) -> None:
         for index, lines in self._helper_calls.values():
