@@ -58,9 +58,9 @@ class ScoredArgmax:
 
 def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
     """Every scikit-learn / imbalanced-learn metric of :data:`metrics.PREDICTION_METRICS` whose
-    ``y_pred`` is a name (or attribute, or item) holding arg-max predictions, followed through lists
+    ``y_pred`` holds arg-max predictions taken before the call (``preds.cpu().numpy()``), followed through lists
     they are collected in, what functions return and what calls of the file pass to parameters.
-    A ``y_pred`` written as the arg-max itself is the arg-max's own construct, on the same line; one
+    A ``y_pred`` written as the arg-max itself is the arg-max's own construct, inside the call; one
     handed in by another file of the run is the safety net's (``sinks``), which names that call."""
     analysis = Analysis(tree, text)
     found: list[ScoredArgmax] = []
@@ -75,12 +75,13 @@ def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
             predictions = next((k.value for k in node.keywords if k.arg == "y_pred"), None)
             if predictions is None and len(node.args) > 1 and not isinstance(node.args[1], ast.Starred):
                 predictions = node.args[1]
-            if not isinstance(predictions, (ast.Name, ast.Attribute, ast.Subscript)):
+            if predictions is None:
                 continue
             value = analysis.value(predictions)
             if value.meaning == CONTAINER and value.element is not None:
                 value = value.element
-            if value.meaning == ARGMAX and value.line != node.lineno and not analysis.argmax_given_by(predictions):
+            inside = node.lineno <= value.line <= (node.end_lineno or node.lineno)
+            if value.meaning == ARGMAX and not inside and not analysis.argmax_given_by(predictions):
                 found.append(ScoredArgmax(node, qualified.rpartition(".")[2], predictions, value.line))
 
     analysis.run(on_statement)

@@ -126,13 +126,13 @@ class MetricChecks:
         predictions = next((k.value for k in node.keywords if k.arg == "y_pred"), None)
         if predictions is None and len(node.args) > 1 and not isinstance(node.args[1], ast.Starred):
             predictions = node.args[1]
-        if not isinstance(predictions, (ast.Name, ast.Attribute, ast.Subscript)):
-            return  # an arg-max written in the call is the arg-max's own construct
+        if predictions is None:
+            return
         value = self.analysis.value(predictions)
         if value.meaning == CONTAINER and value.element is not None:
             value = value.element
-        if value.meaning != ARGMAX or value.line == node.lineno:
-            return
+        if value.meaning != ARGMAX or node.lineno <= value.line <= (node.end_lineno or node.lineno):
+            return  # an arg-max written in the call is the arg-max's own construct
         given = self.analysis.argmax_given_by(predictions)
         source = f" handed in by {given}" if given else ""
         if name in metrics.SINGLE_LABEL_ONLY:
