@@ -179,7 +179,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         if isinstance(node.func, cst.Name):
             self._helper_calls.setdefault(node.func.value, []).append(node)
         if self._qualified(node.func) & PREDICTION_METRICS:
-            self._decision_metrics.setdefault(self.get_metadata(PositionProvider, node).start.line, []).append(node)
+            self._decision_metrics.setdefault(self._line(node), []).append(node)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "argmax":
             self._candidates.append(node)
@@ -247,14 +247,13 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             for violation in own
             for node in (violation.node, *violation.extra_nodes, *(e.node for e in (violation.fix.edits if violation.fix else ())))
         }
-        line_of = lambda node: self.get_metadata(PositionProvider, node).start.line  # noqa: E731
         # An arg-max this rule reports itself has its metrics reported with it, or by the safety net
         # pointing at it.
-        own_lines = {line_of(violation.node) for violation in own}
+        own_lines = {self._line(violation.node) for violation in own}
         fixes: dict[int, Fix] = {}
         for prediction in self._flow.predictions:
             if prediction.proven and not prediction.blocked:
-                fixes.setdefault(line_of(prediction.node), self._flow.fix_for(prediction, self.context.threshold_name))
+                fixes.setdefault(self._line(prediction.node), self._flow.fix_for(prediction, self.context.threshold_name))
         notes: dict[int, list[cst.Call]] = {}
         for scored in metrics_given_argmax(tree, text):
             name = scored.metric
@@ -291,6 +290,9 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                 f"arg-max predicts exactly one label per sample, and {names} further on scores these predictions (see the findings there)",
                 fix=replace(fix, notes=(*fix.notes, *calls)),
             )
+
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.get_metadata(PositionProvider, node).start.line
 
     def _metric_name(self, call: cst.Call) -> str:
         return next(iter(sorted(self._qualified(call.func) & PREDICTION_METRICS)), "").rpartition(".")[2]
