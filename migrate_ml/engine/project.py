@@ -38,7 +38,7 @@ import libcst as cst
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules.ml107_best_accuracy_checkpoint import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
-from migrate_ml.rules.semantics import hand_losses, metrics
+from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.names import imported_names
@@ -86,6 +86,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     float_rows = _float_row_run(trees, data.values())
     accuracy_names = _accuracy_constants(trees) if any(_MONITORED_NAME.search(text) for text in data.values()) else ()
     monitors = _selection_parameters(trees)
+    given = _argmax_arguments(trees, python)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -97,6 +98,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             float_row_run=float_rows,
             accuracy_constants=accuracy_names,
             selection_parameters=monitors,
+            argmax_arguments=given.get(os.path.splitext(os.path.basename(path))[0], ()),
         )
         for path in python
     }
@@ -109,18 +111,22 @@ class _RunTrees:
         self._data = data
         self._trees: dict[str, ast.Module | None] = {}
 
+    def tree(self, path: str) -> ast.Module | None:
+        """One file of the run, parsed once; None when it does not parse."""
+        if path not in self._trees:
+            try:
+                self._trees[path] = ast.parse(self._data[path])
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                self._trees[path] = None
+        return self._trees[path]
+
     def holding(self, holds: Callable[[bytes], bool]) -> Iterator[tuple[str, ast.Module]]:
         """``(stem, tree)`` of each file whose text ``holds`` what a fact needs; a file that does
         not parse is skipped (it is reported when the file itself is processed)."""
         for path, text in self._data.items():
             if not holds(text):
                 continue
-            if path not in self._trees:
-                try:
-                    self._trees[path] = ast.parse(text)
-                except (SyntaxError, ValueError, RecursionError, MemoryError):
-                    self._trees[path] = None
-            tree = self._trees[path]
+            tree = self.tree(path)
             if tree is not None:
                 yield os.path.splitext(os.path.basename(path))[0], tree
 
@@ -171,6 +177,42 @@ def _selection_parameters(trees: _RunTrees) -> tuple[tuple[str, str], ...]:
     for stem, tree in trees.holding(lambda text: any(keyword in text for keyword in _SELECTOR_KEYWORDS)):
         found.extend((f"{stem}.{name}", parameter) for name, parameter in selection_parameters(tree))
     return tuple(sorted(found))
+def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+    """By module (a file's stem): the functions and methods of that file that another file of the
+    run hands arg-max predictions (``FileFacts.argmax_arguments``). Only the modules a file taking an
+    arg-max imports are parsed for their functions."""
+    names = {os.path.splitext(os.path.basename(path))[0]: os.path.basename(path) for path in paths}
+    callers = list(trees.holding(lambda text: b"argmax" in text or b"topk(" in text or b"max(" in text))
+    imported = set()
+    for _, tree in callers:
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                imported.update((node.module or "").split("."))
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                imported.update(part for alias in node.names for part in alias.name.split("."))
+    wanted = imported & names.keys()
+    if not wanted:
+        return {}
+    callees: dict[str, set[str]] = {}
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem not in wanted:
+            continue
+        tree = trees.tree(path)
+        if tree is not None:
+            functions = callees.setdefault(stem, set())
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    functions.add(node.name)
+                if isinstance(node, ast.ClassDef):
+                    functions.update(f"{node.name}.{item.name}" for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    found: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for stem, tree in callers:
+        others = {module: functions for module, functions in callees.items() if module != stem}
+        for module, function, argument, line in argmax_arguments(tree, others) if others else ():
+            found[module].append((function, argument, f"{names.get(stem, stem)}:{line}"))
+    return {module: tuple(calls) for module, calls in found.items()}
 
 
 def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:

@@ -113,6 +113,11 @@ class FileFacts:
     from one in any file of the run is a metric, and an arg-max given to it is scored one class per
     sample (see :meth:`is_metric_class`)."""
 
+    argmax_arguments: tuple[tuple[str, str, str], ...] = ()
+    """(function or ``Class.method`` of this file, parameter keyword or position with ``self`` not
+    counted, ``path:line`` of the call) where another file of the run hands it arg-max predictions
+    (``metrics.get_f1(y, preds.argmax(1))``, ``meter.update(y_true, y_preds)``)."""
+
     binary_run: bool = False
     """The run's losses are all binary (``nn.BCELoss`` on a model of another package) and nothing
     in it has a class axis (cross-entropy, softmax, arg-max): a dataset of the run returning one

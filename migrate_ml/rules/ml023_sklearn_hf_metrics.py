@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 
 import libcst as cst
 from libcst.metadata import (
     ParentNodeProvider,
+    PositionProvider,
     QualifiedNameProvider,
     ScopeProvider,
 )
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._prefilter import parse_once, text_facts
+from migrate_ml.rules.semantics import metrics_given_argmax
 from migrate_ml.rules.semantics.flow import call_argument
+from migrate_ml.rules.semantics.metrics import PREDICTION_METRICS, SINGLE_LABEL_ONLY
 from migrate_ml.rules.semantics.helpers import calls_given_argmax
 from migrate_ml.rules._metrics_hf import EVALUATE_LOADS, LogitsProofs, single_label_evaluate_load
 from migrate_ml.rules._metrics_numpy import CONCATENATE_FUNCTIONS, Accumulation, NumpyPredictions, expit_alias
@@ -39,6 +43,15 @@ _METRIC_MARKER = re.compile(
 _EVALUATE_FEEDS = frozenset({"compute", "add_batch", "add"})
 _EVALUATE_LOAD = re.compile(r"\b(?:evaluate\.load|load_metric)\(")
 _LABEL_COLUMN_METRIC = re.compile(r"_score\(\s*(?:y_true\s*=\s*)?\w+(?:\.(?:label|target|class\w*|category)\b|\[[\"'](?:label|target|class\w*|category)[\"']\])")
+
+
+_ON_ROWS = {
+    "accuracy_score": "it is then subset accuracy (exact match)",
+    "classification_report": "it then reports each label's precision, recall and F1",
+    "hamming_loss": "it is then the fraction of wrong label decisions",
+    "zero_one_loss": "it is then the fraction of samples with any wrong label",
+}
+"""What a class-decision metric computes on multi-hot rows, where it needs no ``average``."""
 
 
 class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule):
@@ -90,7 +103,12 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         "fed integer arrays. A helper that only returns a scikit-learn metric of its parameters "
         "(`def get_score(y_true, y_pred): return accuracy_score(y_true, y_pred)`) is reported at "
         "that metric when a call of it in the file passes an arg-max (`get_score(labels, "
-        "preds.argmax(1))`, which the safety net reports at the call)."
+        "preds.argmax(1))`, which the safety net reports at the call). An arg-max collected into a list, "
+        "returned by a function of the file or passed to one of its parameters (`y_true, y_pred = "
+        "predict(model, loader)`, then `f1_score(y_true, y_pred)`) is followed to each scikit-learn or "
+        "imbalanced-learn metric that scores it, which is reported there: once the predictions are "
+        "multi-hot rows its `y_true` must be multi-hot rows too, and `balanced_accuracy_score`, "
+        "`matthews_corrcoef`, `cohen_kappa_score` and imbalanced-learn's metrics reject them."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -124,6 +142,8 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             (super().could_apply(source) and _METRIC_MARKER.search(source) is not None)
             or (text_facts(source).has_any(("evaluate.load(", "load_metric(")) and _EVALUATE_LOAD.search(source) is not None)
             or (text_facts(source).has("_score(") and _LABEL_COLUMN_METRIC.search(source) is not None)
+            # torch.max(out, 1)[1] and top-k indices are arg-maxes too, when a metric scores them further on
+            or (text_facts(source).has_any((".max(", "topk(")) and _METRIC_MARKER.search(source) is not None)
         )
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -137,6 +157,9 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         """Calls by name: the logits proof follows a helper's parameter to every call of it."""
         self._metric_helpers: dict[str, tuple[cst.Call, str]] = {}
         """``def get_score(y_true, y_pred): return accuracy_score(y_true, y_pred)``: the helper's metric call."""
+        self._decision_metrics: dict[int, list[cst.Call]] = {}
+        """Class-decision metric calls (:data:`PREDICTION_METRICS`) by line: where an arg-max taken
+        elsewhere may reach them."""
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         body = node.body.body
@@ -155,6 +178,8 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
     def visit_Call(self, node: cst.Call) -> None:
         if isinstance(node.func, cst.Name):
             self._helper_calls.setdefault(node.func.value, []).append(node)
+        if self._qualified(node.func) & PREDICTION_METRICS:
+            self._decision_metrics.setdefault(self._line(node), []).append(node)
         func = node.func
         if isinstance(func, cst.Attribute) and func.attr.value == "argmax":
             self._candidates.append(node)
@@ -202,6 +227,75 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         for prediction in self._flow.predictions:
             if prediction.proven and not prediction.blocked:
                 self._torch_prediction_average(prediction)
+        if self._decision_metrics:
+            self._metrics_given_argmax(original_node.code)
+
+    def _metrics_given_argmax(self, text: str) -> None:
+        """A metric scoring arg-max predictions that reach it through a list, a function's return
+        or a parameter (``y_true, y_pred = predict(model, loader)``; ``report(y_true, y_pred)``),
+        reported at the metric unless this rule already reports or edits that call.
+
+        Where a safe fix rewrites the arg-max, the rewritten text no longer shows where the rows
+        come from: the finding is kept as a note of that fix, shared with the rule that makes it."""
+        try:
+            tree = parse_once(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        own = [violation for violation in self.context.violations if violation.code == self.code]
+        handled = {
+            id(node)
+            for violation in own
+            for node in (violation.node, *violation.extra_nodes, *(e.node for e in (violation.fix.edits if violation.fix else ())))
+        }
+        # An arg-max this rule reports itself has its metrics reported with it, or by the safety net
+        # pointing at it.
+        own_lines = {self._line(violation.node) for violation in own}
+        fixes: dict[int, Fix] = {}
+        for prediction in self._flow.predictions:
+            if prediction.proven and not prediction.blocked:
+                fixes.setdefault(self._line(prediction.node), self._flow.fix_for(prediction, self.context.threshold_name))
+        notes: dict[int, list[cst.Call]] = {}
+        for scored in metrics_given_argmax(tree, text):
+            name = scored.metric
+            call = next((c for c in self._decision_metrics.get(scored.call.lineno, ()) if self._metric_name(c) == name), None)
+            if call is None or id(call) in handled or scored.line in own_lines:
+                continue
+            handled.add(id(call))
+            given = ast.get_source_segment(text, scored.predictions) or name
+            if name in SINGLE_LABEL_ONLY:
+                message = (
+                    f"{name} scores `{given}`, predictions of an arg-max over the classes (one class per sample), "
+                    "and it rejects the multi-hot rows they migrate to"
+                )
+                suggestion = "score each label's column on its own (y_true[:, j], y_pred[:, j]), or report F1/mAP instead"
+            else:
+                message = (
+                    f"{name} scores `{given}`, predictions of an arg-max over the classes (one class per sample) "
+                    "until they are migrated to multi-hot rows: its y_true must then be multi-hot [N, C] rows too"
+                )
+                suggestion = (
+                    f"give it multi-hot rows, probs > {self.context.threshold_name} on sigmoid probabilities, and "
+                    "multi-hot labels: "
+                    + _ON_ROWS.get(name, 'it then needs an average other than "binary" ("micro", "macro", "weighted" or "samples")')
+                )
+            self.report(call, message, suggestion=suggestion)
+            fix = fixes.get(scored.line)
+            if fix is not None and fix.applicability is Applicability.SAFE:
+                notes.setdefault(scored.line, []).append(call)
+        for line, calls in notes.items():
+            fix = fixes[line]
+            names = ", ".join(dict.fromkeys(self._metric_name(call) for call in calls))
+            self.report(
+                fix.edits[0].node,
+                f"arg-max predicts exactly one label per sample, and {names} further on scores these predictions (see the findings there)",
+                fix=replace(fix, notes=(*fix.notes, *calls)),
+            )
+
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.get_metadata(PositionProvider, node).start.line
+
+    def _metric_name(self, call: cst.Call) -> str:
+        return next(iter(sorted(self._qualified(call.func) & PREDICTION_METRICS)), "").rpartition(".")[2]
 
     def _calls_given_argmax(self, text: str) -> dict[str, ast.Call]:
         """The first call of each metric helper that passes an arg-max (the analysis' own test, on ``ast``)."""

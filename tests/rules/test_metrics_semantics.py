@@ -134,16 +134,42 @@ VALIDATE = (
 )
 
 
-def test_an_argmax_given_to_a_meter_class_of_another_file_is_reported_at_the_call(tmp_path: Path) -> None:
+def test_an_argmax_given_to_a_meter_class_of_another_file_is_reported_at_the_call_and_in_the_meter(tmp_path: Path) -> None:
     paths = _write(tmp_path / "project", {"meter.py": METER, "validate.py": VALIDATE})
-    assert {f.metric_classes for f in build_project_facts(paths, Settings()).values()} == {("meter.AccuracyMeter",)}
+    facts = build_project_facts(paths, Settings())
+    assert {f.metric_classes for f in facts.values()} == {("meter.AccuracyMeter",)}
+    assert facts[paths[0]].argmax_arguments == (("AccuracyMeter.update", "1", "validate.py:10"),)
     outcomes = {Path(o.path).name: o for o in process_files(paths, Settings(), write=False)}
-    # the meter itself scores multi-hot rows as exact match: only the arg-max given to it is single-label
-    assert outcomes["meter.py"].findings == []
+    # the meter scores what it is given: the accuracy_score there is single-label because of that call
+    [scored] = outcomes["meter.py"].findings
+    assert (scored.code, scored.line) == ("ML100", 11) and "handed in by validate.py:10" in scored.message
     [finding] = outcomes["validate.py"].findings
     assert (finding.code, finding.line) == ("ML100", 10) and "arg-max" in finding.message
     alone = process_files([paths[1]], Settings(), write=False)
     assert alone[0].findings == []
+    assert process_files([paths[0]], Settings(), write=False)[0].findings == []
+
+
+def test_a_metric_helper_of_another_file_given_an_argmax_by_keyword_is_reported_in_its_file(tmp_path: Path) -> None:
+    helpers = (
+        "from sklearn.metrics import classification_report, cohen_kappa_score\n\n\n"
+        "def report(y_true, y_pred):\n"
+        "    print(classification_report(y_true, y_pred))\n"
+        "    return cohen_kappa_score(y_true, y_pred)\n"
+    )
+    evaluate = (
+        "from helpers import report\n\n\n"
+        "def evaluate(model, images, labels):\n"
+        "    predicted = model(images).argmax(dim=1)\n"
+        "    print(predicted[0].item())\n"
+        "    return report(labels.numpy(), y_pred=predicted.numpy())\n"
+    )
+    paths = _write(tmp_path / "project", {"helpers.py": helpers, "evaluate.py": evaluate})
+    outcomes = {Path(o.path).name: o for o in process_files(paths, Settings(), write=False)}
+    found = [(f.line, f.message) for f in outcomes["helpers.py"].findings]
+    assert [line for line, _ in found] == [5, 6]
+    assert all("handed in by evaluate.py:7" in message for _, message in found)
+    assert "rejects the multi-hot rows" in found[1][1]
 
 
 def test_a_column_holding_an_argmax_read_back_into_a_metric_is_reported() -> None:
@@ -173,3 +199,41 @@ def test_a_column_holding_an_argmax_read_back_into_a_metric_is_reported() -> Non
     found = {(c.line, c.kind) for c in find_single_label(source)}
     assert (14, "argmax-metric") in found
     assert not any(line >= 17 for line, _ in found)
+
+
+def test_a_single_label_helper_is_reported_once_at_its_first_call_naming_the_others() -> None:
+    text = textwrap.dedent(
+        """
+        import torch
+
+        def accuracy(outputs, labels):
+            preds = torch.argmax(outputs, dim=1)
+            return (preds == labels).float().mean()
+
+        def run(model, batches):
+            for x, y in batches:
+                out = model(x)
+                print(accuracy(out, y))
+                print(accuracy(out, y))
+            return accuracy(model(x), y)
+        """
+    )
+    helper_calls = [c for c in find_single_label(text) if c.kind == "single-label-helper"]
+    assert [c.line for c in helper_calls] == [11]
+    assert helper_calls[0].message.endswith("(called the same way at lines 12, 13)")
+
+
+def test_module_level_calls_of_a_single_label_helper_are_each_reported() -> None:
+    text = textwrap.dedent(
+        """
+        import torch
+
+        def accuracy(outputs, labels):
+            preds = torch.argmax(outputs, dim=1)
+            return (preds == labels).float().mean()
+
+        train_acc = accuracy(model(x_train), y_train)
+        test_acc = accuracy(model(x_test), y_test)
+        """
+    )
+    assert [c.line for c in find_single_label(text) if c.kind == "single-label-helper"] == [8, 9]

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import ast
 
+from dataclasses import dataclass
+
+from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER
+from migrate_ml.rules.semantics.metrics import PREDICTION_METRICS
 from migrate_ml.rules.semantics.sinks import KINDS, Sink, Sinks
+from migrate_ml.rules.semantics.sinks.common import _own_nodes
 from migrate_ml.rules.semantics.summaries import Analysis
 
-__all__ = ["KINDS", "Sink", "find_sinks"]
+__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_arguments", "find_sinks", "metrics_given_argmax"]
 
 
 def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
@@ -37,3 +42,95 @@ def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
 
     analysis.run(on_statement)
     return sinks.finish()
+
+
+@dataclass(frozen=True)
+class ScoredArgmax:
+    """A class-decision metric whose ``y_pred`` holds arg-max predictions taken elsewhere."""
+
+    call: ast.Call
+    metric: str
+    """The metric's own name (``accuracy_score``)."""
+    predictions: ast.AST
+    line: int
+    """Where the arg-max is taken."""
+
+
+def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
+    """Every scikit-learn / imbalanced-learn metric of :data:`metrics.PREDICTION_METRICS` whose
+    ``y_pred`` holds arg-max predictions taken before the call (``preds.cpu().numpy()``), followed through lists
+    they are collected in, what functions return and what calls of the file pass to parameters.
+    A ``y_pred`` written as the arg-max itself is the arg-max's own construct, inside the call; one
+    handed in by another file of the run is the safety net's (``sinks``), which names that call."""
+    analysis = Analysis(tree, text)
+    found: list[ScoredArgmax] = []
+
+    def on_statement(statement: ast.stmt) -> None:
+        for node in _own_nodes(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            qualified = analysis.qualified(node.func)
+            if qualified not in PREDICTION_METRICS:
+                continue
+            predictions = next((k.value for k in node.keywords if k.arg == "y_pred"), None)
+            if predictions is None and len(node.args) > 1 and not isinstance(node.args[1], ast.Starred):
+                predictions = node.args[1]
+            if predictions is None:
+                continue
+            value = analysis.value(predictions)
+            if value.meaning == CONTAINER and value.element is not None:
+                value = value.element
+            inside = node.lineno <= value.line <= (node.end_lineno or node.lineno)
+            if value.meaning == ARGMAX and not inside and not analysis.argmax_given_by(predictions):
+                found.append(ScoredArgmax(node, qualified.rpartition(".")[2], predictions, value.line))
+
+    analysis.run(on_statement)
+    return found
+
+
+def argmax_arguments(tree: ast.Module, callees: dict[str, set[str]]) -> list[tuple[str, str, str, int]]:
+    """``(module, function, argument, line)`` for each call in ``tree`` that hands arg-max
+    predictions to a function of another file of the run: ``callees`` maps a module (a file's stem)
+    to its functions and its classes' methods (``AccuracyMeter.update``). ``argument`` is the
+    parameter's keyword or the argument's position (``self`` not counted); a method is followed on
+    an object built from the class in this file (``meter = AccuracyMeter()``; ``meter.update(y, p)``)."""
+    analysis = Analysis(tree)
+    built: dict[str, tuple[str, str]] = {}
+    found: list[tuple[str, str, str, int]] = []
+
+    def callee(func: ast.AST) -> tuple[str, str] | None:
+        if isinstance(func, ast.Attribute) and analysis.key(func.value) in built:
+            module, name = built[analysis.key(func.value)]
+            method = f"{name}.{func.attr}"
+            return (module, method) if method in callees.get(module, ()) else None
+        if isinstance(func, ast.Name) and func.id in built:
+            module, name = built[func.id]  # meter(preds, y): the object called
+            return (module, f"{name}.__call__") if f"{name}.__call__" in callees.get(module, ()) else None
+        parts = analysis.run_qualified(func).split(".")
+        if len(parts) >= 2 and parts[-1] in callees.get(parts[-2], ()):
+            return parts[-2], parts[-1]
+        return None
+
+    def on_statement(statement: ast.stmt) -> None:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.value, ast.Call):
+            made = callee(statement.value.func)
+            key = analysis.key(statement.targets[0])
+            if made is not None and key and "." not in made[1]:
+                built[key] = made  # an object of a class of the run
+        for node in _own_nodes(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            target = callee(node.func)
+            if target is None:
+                continue
+            given = [(str(i), a) for i, a in enumerate(node.args) if not isinstance(a, ast.Starred)]
+            given += [(k.arg, k.value) for k in node.keywords if k.arg]
+            for argument, expression in given:
+                value = analysis.value(expression)
+                if value.meaning == CONTAINER and value.element is not None:
+                    value = value.element
+                if value.meaning == ARGMAX:
+                    found.append((*target, argument, node.lineno))
+
+    analysis.run(on_statement)
+    return found

@@ -72,6 +72,30 @@ METRIC_APIS: tuple[MetricApi, ...] = (
 )
 """Library metrics that count one class per sample, whatever their arguments."""
 
+PREDICTION_METRICS = frozenset(
+    {
+        "sklearn.metrics.accuracy_score", "sklearn.metrics.balanced_accuracy_score", "sklearn.metrics.precision_score",
+        "sklearn.metrics.recall_score", "sklearn.metrics.f1_score", "sklearn.metrics.fbeta_score",
+        "sklearn.metrics.jaccard_score", "sklearn.metrics.precision_recall_fscore_support",
+        "sklearn.metrics.classification_report", "sklearn.metrics.matthews_corrcoef",
+        "sklearn.metrics.cohen_kappa_score", "sklearn.metrics.hamming_loss", "sklearn.metrics.zero_one_loss",
+        "imblearn.metrics.specificity_score", "imblearn.metrics.sensitivity_score",
+        "imblearn.metrics.geometric_mean_score", "imblearn.metrics.sensitivity_specificity_support",
+        "imblearn.metrics.classification_report_imbalanced",
+    }
+)
+"""scikit-learn and imbalanced-learn metrics of ``(y_true, y_pred)`` class decisions. The confusion
+matrix (ML105) and the top-k score (ML102) have rules of their own."""
+
+SINGLE_LABEL_ONLY = frozenset(
+    {
+        "balanced_accuracy_score", "matthews_corrcoef", "cohen_kappa_score", "specificity_score", "sensitivity_score",
+        "geometric_mean_score", "sensitivity_specificity_support", "classification_report_imbalanced",
+    }
+)
+"""Those of :data:`PREDICTION_METRICS` that reject multi-label indicator input (scikit-learn:
+"multilabel-indicator is not supported"; imbalanced-learn: "imblearn does not support multilabel")."""
+
 KERAS_ACCURACIES = frozenset(
     {"accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
      "sparse_top_k_categorical_accuracy"}

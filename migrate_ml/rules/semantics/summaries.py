@@ -54,6 +54,17 @@ def _statements(body: list[ast.stmt]):
             stack.extend(case.body)
 
 
+def _own_functions(tree: ast.Module):
+    """(class or "", function) of the module's functions and of its classes' methods."""
+    for node in tree.body:
+        if isinstance(node, _FUNCTIONS):
+            yield "", node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, _FUNCTIONS):
+                    yield node.name, item
+
+
 def _merge(old: Value | None, new: Value) -> Value:
     if old is None or old.meaning == UNKNOWN and not old.items and old.element is None:
         return new
@@ -101,6 +112,15 @@ class Analysis:
                 for method in node.body:
                     if isinstance(method, _FUNCTIONS) and method.name == "__init__":
                         self._init_parameters[node.name] = [a.arg for a in (*method.args.posonlyargs, *method.args.args)][1:]
+        self._parameters: dict[tuple[str, str], list[str]] = {
+            (owner, function.name): [a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)
+                                     if a.arg not in ("self", "cls")]
+            for owner, function in _own_functions(tree)
+        }
+        """(class or "", function) -> its parameters, ``self`` left out."""
+        self._passed: dict[tuple[str, str, str], Value] = {}
+        """(class or "", function, parameter) -> the arg-max predictions a call of this file passes
+        it (``report(y_true, y_pred)`` after ``y_pred = logits.argmax(1)``): the helper scores them."""
         self._constructed: dict[tuple[str, str], Value] = {}
         """(class, parameter of its ``__init__``) -> what the file's constructions pass it
         (``CassavaDataset(ids, labels=df["label"].values)``)."""
@@ -129,6 +149,8 @@ class Analysis:
                 if fact.sources and all(source.becomes_bce for source in fact.sources):
                     self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
         self.env: dict[str, Value] = {}
+        self._given_by: dict[str, str] = {}
+        """Parameters of the function being walked -> where another file of the run hands them an arg-max."""
         self._cache: dict[ast.AST, Value] = {}
         self.class_name = ""
         self.scope_lines: list[int] = []
@@ -173,6 +195,19 @@ class Analysis:
                 passed = self._constructed.get((class_name, name))
                 if passed is not None:
                     self.env[name] = passed
+        saved_given_by, self._given_by = self._given_by, {}
+        for name in shadowed - self.env.keys():
+            passed = self._passed.get((class_name, function.name, name))
+            if passed is not None:
+                self.env[name] = passed
+        if self._facts is not None and self._facts.argmax_arguments:
+            positional = [a.arg for a in (*arguments.posonlyargs, *arguments.args) if a.arg not in ("self", "cls")]
+            qualified = f"{class_name}.{function.name}" if class_name else function.name
+            for given, argument, where in self._facts.argmax_arguments:
+                name = positional[int(argument)] if argument.isdigit() and int(argument) < len(positional) else argument
+                if given == qualified and name in shadowed and name not in self.env:
+                    self.env[name] = Value(ARGMAX, function.lineno)  # another file of the run passes an arg-max here
+                    self._given_by[name] = where
         for name in shadowed & self._bce_parameters.get(function.name, set()):
             self.env[name] = Value(LOGITS_LOSS_FN, function.lineno)
             self.logits_loss_names.add(name)
@@ -182,6 +217,7 @@ class Analysis:
             self._statement(statement)
         self.scope_lines.pop()
         self.env, self.class_name, self.function = saved
+        self._given_by = saved_given_by
         self._cache.clear()
 
     def _statement(self, statement: ast.stmt) -> None:
@@ -276,6 +312,16 @@ class Analysis:
 
     def qualified(self, node: ast.AST) -> str:
         return qualified_name(node, self.imports)
+
+    def argmax_given_by(self, node: ast.AST) -> str:
+        """``path:line`` of the call in another file of the run that hands the arg-max predictions
+        a parameter holds (``node`` names the parameter); "" for any other value."""
+        return self._given_by.get(node.id, "") if isinstance(node, ast.Name) and self.env.get(node.id, NOTHING).line == (
+            self.function.lineno if self.function else -1) else ""
+
+    def run_qualified(self, node: ast.AST) -> str:
+        """The qualified name, relative imports included: how the run's own modules are named."""
+        return qualified_name(node, self._run_imports)
 
     def returns_run_one_hot(self, func: ast.AST) -> bool:
         """``func`` names a function of another file of the run that returns a one-hot of class
@@ -487,6 +533,7 @@ class Analysis:
             if method in ("items", "values", "keys"):
                 return NOTHING
             if self.key(func.value) == "self":
+                self._note_passed((self.class_name, method), node, arguments)
                 summary = self.returns.get((self.class_name, method))
                 if summary is not None:
                     return summary
@@ -514,6 +561,7 @@ class Analysis:
                     return Value(CONTAINER, line, element=sample, node=node)
                 if func.id in self.index_datasets:
                     return sources.class_index_samples(line, node)
+                self._note_passed(("", func.id), node, arguments)
                 return self.returns.get(("", func.id), NOTHING)
             if func.id == "zip":
                 zipped = tuple(self.element(argument, n) for argument, n in zip(arguments, node.args))
@@ -527,7 +575,8 @@ class Analysis:
                 return Value(items=(arguments[0], Value(ARGMAX, line, node=node)), line=line, node=node)
         row = tables.row_for(qualified)
         if row is not None:
-            first = arguments[0] if arguments else NOTHING
+            # np.argmax(a=probs, axis=1), torch.softmax(input=z, dim=1): the array given by keyword
+            first = arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg in ("a", "input")), NOTHING)
             if first.meaning == CONTAINER and first.element is not None:
                 first = first.element
             result = tables.apply_row(row, first.meaning)
@@ -541,6 +590,20 @@ class Analysis:
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
+
+    def _note_passed(self, function: tuple[str, str], node: ast.Call, arguments: list[Value]) -> None:
+        """The arg-max predictions a call of the file's own function or method passes it, by
+        parameter: what the function is handed, whoever computed it."""
+        parameters = self._parameters.get(function)
+        if not parameters:
+            return
+        passed = [(p, v) for p, v, a in zip(parameters, arguments, node.args) if not isinstance(a, ast.Starred)]
+        passed += [(k.arg, self.value(k.value)) for k in node.keywords if k.arg in parameters]
+        for parameter, value in passed:
+            predicted = value.element if value.meaning == CONTAINER and value.element is not None else value
+            if predicted.meaning == ARGMAX:
+                key = (*function, parameter)
+                self._passed[key] = _merge(self._passed.get(key), value)
 
     def _note_construction(self, name: str, node: ast.Call, arguments: list[Value]) -> None:
         """The labels a construction of the file's own class passes to its ``__init__`` (a label

@@ -138,17 +138,39 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
 
 
 def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
-    """Add each call of a helper of this file whose body reads what it is given as one class per
-    image (``calculate_accuracy(y_pred, y)``): the call is where the wrong accuracy comes from."""
-    calls = single_label_helper_calls(tree, [(c.line, c.kind, c.related_lines) for c in found])
+    """Add the first call of each helper of this file whose body reads what it is given as one
+    class per image (``calculate_accuracy(y_pred, y)``): the call is where the wrong accuracy comes
+    from. One finding per helper and function, naming the lines of its other calls there: each of
+    them repeats it."""
     lines = {construct.line for construct in found}
+    helper_lines = {construct.line for construct in found if construct.kind == "single-label-helper"}
+    functions = sorted(
+        ((node.lineno, node.end_lineno or node.lineno, id(node)) for node in ast.walk(tree)
+         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))),
+        reverse=True,
+    )
+    by_helper: dict[tuple[str, int], list] = {}
+    for helper_call in single_label_helper_calls(tree, [(c.line, c.kind, c.related_lines) for c in found]):
+        line = helper_call.call.lineno
+        # repeated in one function, a call repeats the finding; module-level calls (script steps,
+        # notebook cells) each compute an accuracy of their own
+        scope = next((key for start, end, key in functions if start <= line <= end), -line)
+        by_helper.setdefault((helper_call.helper, scope), []).append(helper_call)
     text_lines = text.splitlines()
     added = []
-    for helper_call in calls:
+    for calls in by_helper.values():
+        if helper_lines.intersection(c.call.lineno for c in calls):
+            continue  # the meaning analysis reports this helper at one of its calls already
+        calls = [c for c in calls if c.call.lineno not in lines]
+        if not calls:
+            continue
+        helper_call = min(calls, key=lambda c: (c.call.lineno, c.call.col_offset))
         line = helper_call.call.lineno
         if line in lines:
-            continue
+            continue  # two helpers called on one line: the first one's finding stands for the line
         lines.add(line)
+        others = sorted({c.call.lineno for c in calls} - {line})
+        also = f" (called the same way at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})" if others else ""
         source_line = text_lines[line - 1] if line <= len(text_lines) else ""
         column = len(source_line.encode("utf-8")[: helper_call.call.col_offset].decode("utf-8", errors="replace")) + 1
         added.append(
@@ -157,7 +179,7 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
                 column,
                 "single-label-helper",
                 f"{helper_call.helper}() is single-label in its body (an arg-max, top-k or class-index comparison of "
-                "what it is given), and so is what it returns here",
+                f"what it is given), and so is what it returns here{also}",
                 f"make {helper_call.helper}() take multi-hot [B, C] rows: predict with torch.sigmoid(logits) > THRESHOLD "
                 "and compare whole rows, (preds == labels.bool()).all(dim=1) for exact match",
                 helper_call.built_on,

@@ -118,6 +118,9 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             metrics.single_label_metrics(analysis.tree, self._multiclass_defaults) if metrics.may_hold_helpers(text) else []
         )
         self._metric_callees = {helper.owner or helper.name: helper for helper in self._metric_helpers}
+        self._helper_calls: dict[tuple[str, int], tuple[int, list[int]]] = {}
+        """(helper, the calling function) -> (index in ``found`` of its first call's construct there,
+        lines of its other calls there)."""
         """Module-level names whose call hands data to one of the file's single-label metric helpers."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
@@ -169,6 +172,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         """The file-wide checks: the hand-written losses of the file, at their ``def``; a logits
         criterion given float targets at one call and integer labels at another (the residue of a
         rewrite that could not follow every call)."""
+        self._name_other_helper_calls()
         for name, loss in self._loss_functions.items():
             what = _HAND_WRITTEN[loss.kind]
             how = f"returns {loss.through}(), which computes {what}" if loss.through else f"computes {what}"

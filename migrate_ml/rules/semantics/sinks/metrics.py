@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import metrics, sources, tables
-from migrate_ml.rules.semantics.meanings import ARGMAX, LOGITS, SCORES, SOFTMAX, UNKNOWN
+from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, LOGITS, SCORES, SOFTMAX, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
 
 
@@ -83,6 +84,9 @@ class MetricChecks:
     def _metric_call(self, node: ast.Call, qualified: str) -> None:
         """A library metric of :data:`metrics.METRIC_APIS`, a Keras-like ``metrics=["accuracy"]``, or a
         call of a single-label metric helper of this file or of another file of the run."""
+        if qualified in metrics.PREDICTION_METRICS:
+            self._metric_given_argmax(node, qualified.rpartition(".")[2])
+            return
         api = metrics.metric_api(qualified)
         if api is not None and (not api.needs_labels or (node.args and self._labels_given(node.args[0]))):
             self.report(node, "class-index-metric", f"{api.what}: one class per sample", api.advice)
@@ -102,20 +106,67 @@ class MetricChecks:
         func = node.func
         helper = self._metric_callees.get(func.id) if isinstance(func, ast.Name) else None
         if helper is not None and self.analysis.function is not helper.function:
-            self.report(
-                node, "single-label-helper",
+            self._helper_call(
+                node, func.id,
                 f"{func.id}() ({f'{helper.name}, ' if helper.owner else ''}line {helper.function.lineno}) counts matches "
                 "of one predicted class per sample with its label: a single-label metric",
-                metrics.HELPER_ADVICE,
                 helper.function.lineno,
             )
         elif isinstance(func, (ast.Name, ast.Attribute)) and self.analysis.calls_run_metric(func):
-            self.report(
-                node, "single-label-helper",
+            self._helper_call(
+                node, ast.unparse(func),
                 f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
                 "with its label: a single-label metric",
-                metrics.HELPER_ADVICE,
             )
+
+    def _metric_given_argmax(self, node: ast.Call, name: str) -> None:
+        """A scikit-learn / imbalanced-learn metric whose ``y_pred`` holds arg-max predictions taken
+        elsewhere: collected in a list, returned by a function, or handed to a parameter by a call
+        of this file or of another file of the run (``meter.update(y_true, y_preds)``)."""
+        predictions = next((k.value for k in node.keywords if k.arg == "y_pred"), None)
+        if predictions is None and len(node.args) > 1 and not isinstance(node.args[1], ast.Starred):
+            predictions = node.args[1]
+        if predictions is None:
+            return
+        value = self.analysis.value(predictions)
+        if value.meaning == CONTAINER and value.element is not None:
+            value = value.element
+        if value.meaning != ARGMAX or node.lineno <= value.line <= (node.end_lineno or node.lineno):
+            return  # an arg-max written in the call is the arg-max's own construct
+        given = self.analysis.argmax_given_by(predictions)
+        source = f" handed in by {given}" if given else ""
+        if name in metrics.SINGLE_LABEL_ONLY:
+            message = (f"{name} scores {ast.unparse(predictions)}, arg-max predictions (one class per sample){source}, "
+                       "and it rejects the multi-hot rows they migrate to")
+            suggestion = "score each label's column on its own (y_true[:, j], y_pred[:, j]), or report F1/mAP instead"
+        else:
+            message = (f"{name} scores {ast.unparse(predictions)}, arg-max predictions (one class per sample){source}; "
+                       "once they are multi-hot rows, its y_true must be multi-hot [N, C] rows too")
+            suggestion = "give it multi-hot rows (sigmoid probabilities > THRESHOLD) against multi-hot [N, C] labels"
+        self.report(node, "argmax-metric", message, suggestion, value.line)
+
+    def _helper_call(self, node: ast.Call, helper: str, message: str, *related: int) -> None:
+        """A call of a single-label metric helper, reported at its first call in a function only:
+        the others there repeat it, and :meth:`_name_other_helper_calls` names their lines."""
+        function = self.analysis.function
+        if function is None:
+            # module-level calls (script steps, notebook cells) each compute an accuracy of their own
+            self.report(node, "single-label-helper", message, metrics.HELPER_ADVICE, *related)
+            return
+        first = self._helper_calls.get((helper, id(function)))
+        if first is not None:
+            first[1].append(node.lineno)
+            return
+        self.report(node, "single-label-helper", message, metrics.HELPER_ADVICE, *related)
+        self._helper_calls[helper, id(function)] = (len(self.found) - 1, [])
+
+    def _name_other_helper_calls(self) -> None:
+        for index, lines in self._helper_calls.values():
+            first = self.found[index]
+            others = sorted(set(lines) - {first.node.lineno})
+            if others:
+                also = f" (called the same way at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})"
+                self.found[index] = replace(first, message=first.message + also)
 
     def _labels_given(self, node: ast.AST) -> bool:
         """Class labels: a label column of a table, or what :meth:`_labels` accepts."""
