@@ -37,7 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules.ml107_best_accuracy_checkpoint import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
+from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
 from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
