@@ -92,3 +92,31 @@ def _called_name(call: ast.Call) -> str:
     if isinstance(func, ast.Attribute):
         return func.attr
     return func.id if isinstance(func, ast.Name) else ""
+
+
+def mixes_rows_with_their_permutation(tree: ast.Module) -> bool:
+    """The syntax-tree pre-check of ``_mixes_rows``: ``lam * y + (1 - lam) * y[index]`` (or
+    ``y.flip(0)``) somewhere; timm's ``y1 * lam + y2 * (1. - lam)`` over two one-hots is not it."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
+            continue
+        terms = (node.left, node.right)
+        if not all(isinstance(term, ast.BinOp) and isinstance(term.op, ast.Mult) for term in terms):
+            continue
+        for first, second in (terms, terms[::-1]):
+            names = {side.id for side in (first.left, first.right) if isinstance(side, ast.Name)}
+            if any(_permuted_name(side) in names for side in (second.left, second.right)):
+                return True
+    return False
+
+
+def _permuted_name(expression: ast.expr) -> str:
+    """``y`` of ``y[index]`` or ``y.flip(0)``."""
+    if isinstance(expression, ast.Subscript) and isinstance(expression.value, ast.Name):
+        return expression.value.id
+    if (
+        isinstance(expression, ast.Call) and isinstance(expression.func, ast.Attribute)
+        and expression.func.attr == "flip" and isinstance(expression.func.value, ast.Name)
+    ):
+        return expression.func.value.id
+    return ""

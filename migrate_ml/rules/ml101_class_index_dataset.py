@@ -185,14 +185,19 @@ class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets,
             alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names
         }
         bases = datasets - own
+        # A dataset class of the project's own modules may feed a DataLoader, in a file that trains or
+        # predicts one class per image (`_one_class_file`): torchvision's video_utils has the loader only.
         project = any(
             node.level or (node.module or "").split(".")[0] not in _NOT_THE_PROJECT for node in nodes_of(tree, ast.ImportFrom)
+        ) and any(
+            (node.id if isinstance(node, ast.Name) else node.attr) in _ONE_CLASS_WORDS
+            for node in nodes_of(tree, ast.Name, ast.Attribute)
         )
         for node in walk(tree):
             if isinstance(node, ast.Call) and (_last_name(node.func) in datasets or _registry_key(node)):
                 return True
             if isinstance(node, ast.Call) and project and _last_name(node.func) == "DataLoader":
-                return True  # a dataset class of the project's own modules may feed it
+                return True
             if isinstance(node, ast.Subscript) and _chosen_by_name(node.value):
                 return True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (

@@ -36,6 +36,7 @@ from migrate_ml.rules._mixup_prechecks import (
     _called_name,
     _calls_a_mix_name,
     _mixup_call_outside_classes,
+    mixes_rows_with_their_permutation,
     _permutes_second_argument,
     _unpacked_mix_call,
     _weighted_loss_call,
@@ -147,16 +148,20 @@ class MixupOnClassIndicesRule(Rule):
         three or more names anywhere (a trainer's method applies it: ``x, y_a, y_b, lam =
         Aug.mixup_data(x, y, alpha)``), two weighted losses, or a mixing function that hands back
         its labels' permutation."""
-        return _mixup_call_outside_classes(tree) or any(
-            (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
-             and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
-            or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
-            or _unpacked_mix_call(node)
-            or (isinstance(node, ast.Call) and _called_name(node) == "one_hot")
-            or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
-                and _weighted_name_call(node.left) and _weighted_name_call(node.right))
-            for node in walk(tree)
-        )
+        one_hot = False
+        for node in walk(tree):
+            if (
+                (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+                 and _weighted_loss_call(node.left) and _weighted_loss_call(node.right))
+                or (isinstance(node, ast.FunctionDef) and _mix_name(node.name) and _permutes_second_argument(node))
+                or _unpacked_mix_call(node)
+                or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
+                    and _weighted_name_call(node.left) and _weighted_name_call(node.right))
+            ):
+                return True
+            one_hot = one_hot or (isinstance(node, ast.Call) and _called_name(node) == "one_hot")
+        # A one-hot is only reported inside a function or class that mixes rows with their permutation.
+        return _mixup_call_outside_classes(tree) or (one_hot and mixes_rows_with_their_permutation(tree))
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
