@@ -1,11 +1,12 @@
 """Whole-file facts that say a file is not single-label classification training to migrate.
 
-Two kinds of file read like image classification but are not the migration's business:
+Some files read like image classification but are not the migration's business:
 
-* **dense prediction** (segmentation): the targets are masks with spatial dimensions, and the
-  file proves it by moving a one-hot encoding's class axis from last to second,
-  ``F.one_hot(masks, C).permute(0, 3, 1, 2)`` (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D
-  ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
+* **dense prediction** (segmentation): the file builds a segmentation model (torchvision's
+  ``deeplabv3_*``/``fcn_*``/``lraspp_*`` and their heads, a ``segmentation_models_pytorch`` model),
+  or its targets are masks with spatial dimensions, and the file proves it by moving a one-hot
+  encoding's class axis from last to second, ``F.one_hot(masks, C).permute(0, 3, 1, 2)``
+  (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
   pixel, which is the task itself: nothing in such a file is reported or rewritten.
 * **a pretrained library model the file never trains**: a constructor is given library weights
@@ -81,10 +82,24 @@ def _name(node: ast.AST) -> str:
     return ""
 
 
+_SEGMENTATION_MODELS = re.compile(r"^(?:(?:deeplabv3|fcn|lraspp)_\w+|DeepLabHead|FCNHead|LRASPPHead)$")
+"""torchvision's segmentation builders and heads (``deeplabv3_resnet101``, ``DeepLabHead``)."""
+_SEGMENTATION_LIBRARIES = ("segmentation_models_pytorch",)
+
+
 @functools.lru_cache(maxsize=8)
 def is_dense_prediction(tree: ast.Module) -> bool:
-    """Whether the file one-hot encodes masks and moves the class axis to second place."""
+    """Whether the file builds a segmentation model, or one-hot encodes masks and moves the class
+    axis to second place."""
+    libraries = {
+        alias.asname or alias.name for node in nodes_of(tree, ast.Import) for alias in node.names
+        if alias.name.split(".")[0] in _SEGMENTATION_LIBRARIES
+    }
     for node in nodes_of(tree, ast.Call):
+        if _SEGMENTATION_MODELS.match(_name(node.func)) or (
+            isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) and node.func.value.id in libraries
+        ):
+            return True  # its per-pixel cross-entropy and arg-max are the task
         if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
             continue
         if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
