@@ -82,7 +82,9 @@ def _name(node: ast.AST) -> str:
     return ""
 
 
-_SEGMENTATION_MODELS = re.compile(r"^(?:(?:deeplabv3|fcn|lraspp)_\w+|DeepLabHead|FCNHead|LRASPPHead)$")
+_SEGMENTATION_MODELS = re.compile(
+    r"^(?:(?:deeplabv3|fcn)_resnet\d+|(?:deeplabv3|lraspp)_mobilenet_v3_large|DeepLabHead|FCNHead|LRASPPHead)$"
+)
 """torchvision's segmentation builders and heads (``deeplabv3_resnet101``, ``DeepLabHead``)."""
 _SEGMENTATION_LIBRARIES = ("segmentation_models_pytorch",)
 
