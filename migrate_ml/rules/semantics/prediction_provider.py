@@ -100,6 +100,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 flow.softmaxes.append(softmax)
 
         self._exponentiated = self._exponentiated_models()
+        self._probabilities = self._probability_models()
         candidates = [c for c in self._calls if _argmax_call(c)] + self._candidates
         for node in candidates:
             prediction = self._prediction(node, softmax_by_call)
@@ -212,6 +213,37 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 found.setdefault(callee, call)
         return found
 
+    def _probability_models(self) -> set[str]:
+        """The models whose scores the file gives ``BCELoss``/``F.binary_cross_entropy`` (not the
+        with-logits forms), by callee: such a model ends in a sigmoid and returns probabilities,
+        whose own sigmoid would put every one above 0.5. A criterion is known by the name it is
+        bound to or passed as (``self.loss_fn = nn.BCELoss()``, ``loss_fn=nn.BCELoss(...)``)."""
+        criteria: set[str] = set()
+        for call in self._calls:
+            func = call.func.attr if isinstance(call.func, cst.Attribute) else call.func
+            if not (isinstance(func, cst.Name) and func.value == "BCELoss"):
+                continue
+            parent = self.get_metadata(ParentNodeProvider, call, None)
+            if isinstance(parent, cst.Arg) and parent.keyword is not None:
+                criteria.add(parent.keyword.value)
+            elif isinstance(parent, cst.Assign):
+                for target in parent.targets:
+                    name = target.target.attr if isinstance(target.target, cst.Attribute) else target.target
+                    if isinstance(name, cst.Name):
+                        criteria.add(name.value)
+        found: set[str] = set()
+        for call in self._calls:
+            func = call.func
+            named = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+            probability_loss = named in criteria or bool(
+                qualified_names(self, func) & {"torch.nn.functional.binary_cross_entropy", "torch.binary_cross_entropy"}
+            )
+            if probability_loss and call.args and self._is_scores(call.args[0].value, 0):
+                callee = self._model_callee(call.args[0].value, 0)
+                if callee is not None:
+                    found.add(callee)
+        return found
+
     def _normalised(self, call: cst.Call) -> bool:
         """``np.exp(z) / np.sum(np.exp(z))``, ``e = z.exp(); e / e.sum(1)``: a softmax written out over
         logits, not probabilities recovered from log-probabilities."""
@@ -314,6 +346,9 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             prediction.decision_input = torch_sigmoid(self._torch_name, softmax_by_call[inner].scores)
         elif isinstance(inner, cst.Call) and self._is_sigmoid_of_scores(inner):
             prediction.decision_input = inner
+        elif self._is_scores(scores, 0) and (self._model_callee(scores, 0) or "") in self._probabilities:
+            # the model ends in a sigmoid (its outputs feed BCELoss): threshold them as they are
+            prediction.decision_input = scores
         elif self._is_scores(scores, 0):
             prediction.decision_input = torch_sigmoid(self._torch_name, scores)
             exponentiated = self._exponentiated.get(self._model_callee(scores, 0) or "")

@@ -32,7 +32,10 @@ from migrate_ml.rules._base import Fix, ImportEdit, NodeEdit
 from migrate_ml.rules.semantics.rewrites import above_threshold, exact_match_rewrite, torch_sigmoid
 
 _MODEL_NAME = re.compile(r"^(?:[a-z0-9]+_)?(?:model|net|network|classifier|clf|vit|cnn|convnet|resnet|student)(?:_[a-z0-9]+)?$")
-_NOT_A_MODEL = re.compile(r"^(?:create|get|build|load|save|init|make|export|freeze|train|evaluate|eval|test|run|prepare|wrap|unwrap|teacher)_|teacher")
+_NOT_A_MODEL = re.compile(
+    r"^(?:create|get|build|load|save|init|make|export|freeze|train|evaluate|eval|test|run|prepare|wrap|unwrap|teacher)_|teacher"
+    r"|(?:^|_)(?:seg|segment\w*|unet|deeplab\w*)(?:_|$|\d)"  # a segmentation model: its arg-max over dim 1 is a mask
+)
 _TRANSPARENT_METHODS = frozenset({"detach", "cpu", "cuda", "to", "float", "double", "clone", "contiguous", "squeeze"})
 _TRANSPARENT_ATTRIBUTES = frozenset({"data", "logits"})
 LITERALS = (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)

@@ -72,6 +72,9 @@ OUTPUT_NAME = re.compile(
     r"|(student|teacher|s|t)_(logits|out|outs|output|outputs))$"
 )
 MODEL_CALLEE = re.compile(r"(^|_)(model|net|self|classifier|backbone|vit|teacher|student|ema|encoder)(_|$|\d)", re.IGNORECASE)
+SEGMENTATION_MODEL = re.compile(r"(^|_)(seg|segment\w*|unet|deeplab\w*)(_|$|\d)", re.IGNORECASE)
+"""``seg_model``, ``self.segmentation_net``, ``unet``: a segmentation model's outputs are per-pixel
+scores [B, C, H, W], and their arg-max over dim 1 is a mask, not one class per image."""
 ATTENTION = re.compile(r"att(e)?n|attention|qk|affinity|energy|sim\b|similarity", re.IGNORECASE)
 THRESHOLD_NAME = re.compile(r"thresh", re.IGNORECASE)
 
@@ -356,9 +359,9 @@ class ValueTracker(ast.NodeVisitor):
     def is_model_call(self, node: ast.Call) -> bool:
         func = node.func
         if isinstance(func, ast.Name):
-            return bool(MODEL_CALLEE.search(func.id)) and func.id not in self.defined
+            return bool(MODEL_CALLEE.search(func.id)) and not SEGMENTATION_MODEL.search(func.id) and func.id not in self.defined
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            return bool(MODEL_CALLEE.search(func.attr))
+            return bool(MODEL_CALLEE.search(func.attr)) and not SEGMENTATION_MODEL.search(func.attr)
         return False
 
     def model_output_like(self, node: ast.AST) -> bool:

@@ -1,11 +1,12 @@
 """Whole-file facts that say a file is not single-label classification training to migrate.
 
-Two kinds of file read like image classification but are not the migration's business:
+Some files read like image classification but are not the migration's business:
 
-* **dense prediction** (segmentation): the targets are masks with spatial dimensions, and the
-  file proves it by moving a one-hot encoding's class axis from last to second,
-  ``F.one_hot(masks, C).permute(0, 3, 1, 2)`` (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D
-  ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
+* **dense prediction** (segmentation): the file builds a segmentation model (torchvision's
+  ``deeplabv3_*``/``fcn_*``/``lraspp_*`` and their heads, a ``segmentation_models_pytorch`` model),
+  or its targets are masks with spatial dimensions, and the file proves it by moving a one-hot
+  encoding's class axis from last to second, ``F.one_hot(masks, C).permute(0, 3, 1, 2)``
+  (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
   pixel, which is the task itself: nothing in such a file is reported or rewritten.
 * **a pretrained library model the file never trains**: a constructor is given library weights
@@ -25,9 +26,17 @@ Two kinds of file read like image classification but are not the migration's bus
   model class's head has ``out_features`` 1: the ``Linear`` whose output its ``forward`` returns,
   wherever the class defines it, ``return self.out(self.features(x))`` with ``self.out =
   nn.Linear(d, 1)``; where no ``forward`` of the file shows its head, the last ``Linear`` the file
-  builds: ``model.fc = nn.Linear(in, 1)``), and nothing of a class axis is in it (no cross-entropy or NLL loss, softmax,
-  one-hot or arg-max). Its outputs are ``[B, 1]``: ``torch.round(torch.sigmoid(out)) ==
-  y.unsqueeze(1)`` is one decision per image and its 0/1 target column is no class index.
+  builds: ``model.fc = nn.Linear(in, 1)``; with no head in the file, every BCE call takes logits
+  squeezed to one value or a target made a ``[B, 1]`` column, ``y.float().unsqueeze(1)``), and nothing
+  of a class axis is in it (no cross-entropy or NLL loss, softmax, one-hot or arg-max). Its outputs
+  are ``[B, 1]``: ``torch.round(torch.sigmoid(out)) == y.unsqueeze(1)`` is one decision per image and
+  its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
+  ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
+  name its 0/1 prediction looks up are already what a per-label decision is.
+* **a text classifier**: its model reads token ids (a name, keyword or batch key ``input_ids``,
+  ``msg_input_ids``) or is a ``*ForSequenceClassification`` model, and nothing of it reads pixels
+  (``pixel_values``). Whatever its classes, sentences are not images: the migration of image
+  classifiers leaves it alone.
 """
 
 from __future__ import annotations
@@ -73,10 +82,26 @@ def _name(node: ast.AST) -> str:
     return ""
 
 
+_SEGMENTATION_MODELS = re.compile(
+    r"^(?:(?:deeplabv3|fcn)_resnet\d+|(?:deeplabv3|lraspp)_mobilenet_v3_large|DeepLabHead|FCNHead|LRASPPHead)$"
+)
+"""torchvision's segmentation builders and heads (``deeplabv3_resnet101``, ``DeepLabHead``)."""
+_SEGMENTATION_LIBRARIES = ("segmentation_models_pytorch",)
+
+
 @functools.lru_cache(maxsize=8)
 def is_dense_prediction(tree: ast.Module) -> bool:
-    """Whether the file one-hot encodes masks and moves the class axis to second place."""
+    """Whether the file builds a segmentation model, or one-hot encodes masks and moves the class
+    axis to second place."""
+    libraries = {
+        alias.asname or alias.name for node in nodes_of(tree, ast.Import) for alias in node.names
+        if alias.name.split(".")[0] in _SEGMENTATION_LIBRARIES
+    }
     for node in nodes_of(tree, ast.Call):
+        if _SEGMENTATION_MODELS.match(_name(node.func)) or (
+            isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) and node.func.value.id in libraries
+        ):
+            return True  # its per-pixel cross-entropy and arg-max are the task
         if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
             continue
         if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
@@ -103,6 +128,30 @@ def _integer(node: ast.expr) -> int | None:
         value = _integer(node.operand)
         return None if value is None else -value
     return node.value if isinstance(node, ast.Constant) and type(node.value) is int else None
+
+
+_TOKEN_IDS = re.compile(r"^(?:\w+_)?input_ids$")
+
+
+@functools.lru_cache(maxsize=8)
+def is_text_classifier(tree: ast.Module) -> bool:
+    """Whether the file's model reads token ids and no pixels (module docstring)."""
+    text = False
+    for node in nodes_of(tree, ast.Name, ast.Attribute, ast.keyword, ast.Constant):
+        if isinstance(node, ast.Name):
+            word = node.id
+        elif isinstance(node, ast.Attribute):
+            word = node.attr
+        elif isinstance(node, ast.keyword):
+            word = node.arg or ""
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            word = node.value
+        else:
+            continue  # a number
+        if word == "pixel_values":
+            return False
+        text = text or _TOKEN_IDS.match(word) is not None or word.endswith("ForSequenceClassification")
+    return text
 
 
 @functools.lru_cache(maxsize=8)
@@ -137,8 +186,10 @@ def is_one_output_binary(tree: ast.Module) -> bool:
     """Whether the file trains a binary classifier whose model has one output (module docstring)."""
     calls = list(nodes_of(tree, ast.Call))
     called = {_name(node.func) for node in calls if isinstance(node, ast.Call)}
-    if called & _CLASS_AXIS or not called & _BINARY_LOSSES:
+    if called & _CLASS_AXIS:
         return False
+    if not called & _BINARY_LOSSES:
+        return _one_sigmoid_score(calls)
     counts = [
         keyword.value for node in calls if isinstance(node, ast.Call)
         for keyword in node.keywords if keyword.arg in _CLASS_COUNTS and keyword.arg != "out_features"
@@ -152,7 +203,7 @@ def is_one_output_binary(tree: ast.Module) -> bool:
         return any(_out_features(head) == 1 for head in heads)
     linear = [node for node in calls if isinstance(node, ast.Call) and _name(node.func) == "Linear"]
     if not linear:
-        return _squeezed_binary_logits(tree, calls)
+        return _squeezed_binary_logits(tree, calls) or _one_sigmoid_score(calls)
     return _out_features(max(linear, key=lambda node: (node.lineno, node.col_offset))) == 1
 
 
@@ -175,11 +226,47 @@ def _squeezed_binary_logits(tree: ast.Module, calls: list[ast.Call]) -> bool:
         for target in node.targets:
             if isinstance(target, ast.Name):
                 bound.setdefault(target.id, []).append(node.value)
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) and len(target.elts) == len(node.value.elts):
+                # `images, labels = images.to(device), labels.float().unsqueeze(1)`
+                for name, value in zip(target.elts, node.value.elts):
+                    if isinstance(name, ast.Name):
+                        bound.setdefault(name.id, []).append(value)
     losses = [
         node for node in calls
         if node.args and (_name(node.func) in criteria or _name(node.func) in _BINARY_LOSSES) and not _name(node.func)[:1].isupper()
     ]
-    return bool(losses) and all(_squeezed(node.args[0], bound) for node in losses)
+    return bool(losses) and all(
+        _squeezed(node.args[0], bound) or (len(node.args) > 1 and _column(node.args[1], bound)) for node in losses
+    )
+
+
+def _column(target: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
+    """A BCE target made a ``[B, 1]`` column (``y.float().unsqueeze(1)``, ``y.view(-1, 1)``, or a name
+    bound to one): it matches one output per sample. Multi-hot targets are ``[B, C]`` rows already."""
+    values = bound.get(target.id, []) if isinstance(target, ast.Name) else [target]
+    if not values:
+        return False
+    for value in values:
+        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _MOVES:
+            value = value.func.value
+        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+            return False
+        dims = [_integer(arg) for arg in value.args]
+        if not ((value.func.attr == "unsqueeze" and dims in ([1], [-1])) or (value.func.attr in ("view", "reshape") and dims == [-1, 1])):
+            return False
+    return True
+
+
+def _one_sigmoid_score(calls: list[ast.Call]) -> bool:
+    """``torch.sigmoid(output).item()``: one Python number out of a model's sigmoid, which only a one-element
+    tensor gives. A multi-label score row of one image has C elements and raises there; a label's
+    own score is picked first (``sigmoid(out[0, c])``), which is not this."""
+    return any(
+        isinstance(node.func, ast.Attribute) and node.func.attr == "item" and not node.args
+        and isinstance(node.func.value, ast.Call) and _name(node.func.value.func) == "sigmoid"
+        and len(node.func.value.args) == 1 and isinstance(node.func.value.args[0], (ast.Name, ast.Call))
+        for node in calls
+    )
 
 
 def _squeezed(logits: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
