@@ -45,7 +45,7 @@ from migrate_ml.rules.semantics.names import imported_names
 from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, is_text_classifier
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, INDEX_DATASET_CALLS
 
@@ -480,7 +480,7 @@ class _Project:
         tree = self._tree(full)
         if tree is None:
             return
-        if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree) or is_text_classifier(tree):
+        if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
             return  # no rule converts its criteria: it hands the run no BCE to cast for
         names = _ImportedNames(self, full, tree)
         if not names.modules and not names.functions:

@@ -8,7 +8,7 @@ import textwrap
 from migrate_ml.rules.semantics import find_sinks, hand_losses, meanings, tables
 from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules.semantics.summaries import Analysis
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, is_text_classifier, untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
 
 
 def sinks(source: str) -> list[tuple[int, str]]:
@@ -376,26 +376,6 @@ def test_one_output_binary_follows_the_head_forward_returns_not_the_last_linear_
     assert is_one_output_binary(ast.parse(_GAN))
     # A one-output gate is built last, but forward returns the ten-class head.
     assert not is_one_output_binary(ast.parse(_GATED))
-
-
-def test_text_classifier_reads_token_ids_and_no_pixels() -> None:
-    assert is_text_classifier(ast.parse("logits = model(batch['msg_input_ids'], mask)\nloss = F.cross_entropy(logits, y)"))
-    assert is_text_classifier(ast.parse("model = RobertaForSequenceClassification.from_pretrained(path)"))
-    # an image-text model reads pixels beside its prompts' token ids: image classification
-    assert not is_text_classifier(ast.parse("out = model(input_ids=ids, pixel_values=images)"))
-    assert not is_text_classifier(ast.parse("feature_extractor = AutoImageProcessor.from_pretrained(p)\nids = valid_ids"))
-
-
-def test_one_output_binary_shown_by_a_column_target_or_one_sigmoid_score() -> None:
-    column = "criterion = nn.BCEWithLogitsLoss()\nx, y = x.cuda(), y.float().unsqueeze(1)\nloss = criterion(model(x), y)"
-    assert is_one_output_binary(ast.parse(column))
-    # multi-hot rows are no column
-    assert not is_one_output_binary(ast.parse("criterion = nn.BCEWithLogitsLoss()\nloss = criterion(model(x), y.float())"))
-    assert is_one_output_binary(ast.parse("prob = torch.sigmoid(model(img)).item()\npred = 1 if prob > 0.5 else 0"))
-    # one label's score picked out of a row
-    assert not is_one_output_binary(ast.parse("prob = torch.sigmoid(out[0, c]).item()"))
-    # a class axis in the file
-    assert not is_one_output_binary(ast.parse("p = torch.sigmoid(out).item()\npred = out.argmax(1)"))
 
 
 def test_hand_written_losses_are_found_through_aliased_log_and_gamma_imports() -> None:

@@ -33,10 +33,6 @@ Some files read like image classification but are not the migration's business:
   its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
   ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
   name its 0/1 prediction looks up are already what a per-label decision is.
-* **a text classifier**: its model reads token ids (a name, keyword or batch key ``input_ids``,
-  ``msg_input_ids``) or is a ``*ForSequenceClassification`` model, and nothing of it reads pixels
-  (``pixel_values``). Whatever its classes, sentences are not images: the migration of image
-  classifiers leaves it alone.
 """
 
 from __future__ import annotations
@@ -128,30 +124,6 @@ def _integer(node: ast.expr) -> int | None:
         value = _integer(node.operand)
         return None if value is None else -value
     return node.value if isinstance(node, ast.Constant) and type(node.value) is int else None
-
-
-_TOKEN_IDS = re.compile(r"^(?:\w+_)?input_ids$")
-
-
-@functools.lru_cache(maxsize=8)
-def is_text_classifier(tree: ast.Module) -> bool:
-    """Whether the file's model reads token ids and no pixels (module docstring)."""
-    text = False
-    for node in nodes_of(tree, ast.Name, ast.Attribute, ast.keyword, ast.Constant):
-        if isinstance(node, ast.Name):
-            word = node.id
-        elif isinstance(node, ast.Attribute):
-            word = node.attr
-        elif isinstance(node, ast.keyword):
-            word = node.arg or ""
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            word = node.value
-        else:
-            continue  # a number
-        if word == "pixel_values":
-            return False
-        text = text or _TOKEN_IDS.match(word) is not None or word.endswith("ForSequenceClassification")
-    return text
 
 
 @functools.lru_cache(maxsize=8)
