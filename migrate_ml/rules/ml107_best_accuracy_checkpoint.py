@@ -309,7 +309,7 @@ def _only_keeps_best(node: cst.If, comparisons: list[cst.Comparison], equalled: 
     ``if best_acc < acc: best_acc = acc; print(best_acc)`` selects no checkpoint, stops nothing
     and feeds no scheduler (a save, a copy of weights, a counter or a ``break`` would). A value
     the file later tests for equality (``if acc == best_acc: save()``) or hands back to a caller
-    (returned, or kept in an attribute or a state dict) may still select there."""
+    (returned, global, or kept in an attribute or a state dict) may still select there."""
     module = cst.Module([])
     sides = {module.code_for_node(side) for c in comparisons for side in (c.left, *(t.comparator for t in c.comparisons))}
     kept = False
@@ -345,14 +345,20 @@ def _calls_within(node: cst.CSTNode, allowed: frozenset[str]) -> bool:
 
 
 def _handed_on_values(module: cst.Module) -> set[str]:
-    """The source of every side of an ``==``/``!=`` comparison in ``module``, and every name a
-    ``return`` or ``yield`` hands back."""
+    """The source of every side of an ``==``/``!=`` comparison in ``module``, every name a
+    ``return`` or ``yield`` hands back, and every ``global``/``nonlocal`` name (read elsewhere)."""
     sides: set[str] = set()
 
     class _Equalities(cst.CSTVisitor):
         def visit_Return(self, node: cst.Return) -> None:
             if node.value is not None:
                 sides.update(name.value for name in _names_in(node.value))
+
+        def visit_Global(self, node: cst.Global) -> None:
+            sides.update(item.name.value for item in node.names)
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+            sides.update(item.name.value for item in node.names)
 
         def visit_Yield(self, node: cst.Yield) -> None:
             if isinstance(node.value, cst.BaseExpression):
