@@ -54,7 +54,9 @@ class IgniteMultilabelRule(Rule):
         "`create_supervised_trainer(model, optimizer, loss_fn)` and `Loss(loss_fn)` call "
         "`loss_fn(y_pred, y)` with the loader's labels, which BCE-with-logits needs as float: "
         "a criterion proven BCE is wrapped as `lambda y_pred, y: criterion(y_pred, y.float())` "
-        "(no-op for float labels); any other criterion passed there is reported."
+        "(no-op for float labels); any other criterion passed there is reported. Where an engine or "
+        "`Loss` metric is given `nll_loss`, the model outputs log-probabilities: its metrics are "
+        "reported, not thresholded through a sigmoid."
     )
     applicability = Applicability.SAFE
     example_before = (

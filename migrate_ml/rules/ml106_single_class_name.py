@@ -45,7 +45,10 @@ class SingleClassNameRule(Rule):
         "A stored prediction named by its index (`self.classnames[pred]` in an error-case callback, the items of "
         "`enumerate(zip(self.preds, ...))` being predictions, not indices over every class) is reported too, and so is "
         "jetson-inference's `imageNet`: `class_idx, confidence = net.Classify(img)` is the one top class of an image, "
-        "and `net.GetClassDesc(class_idx)` names it."
+        "and `net.GetClassDesc(class_idx)` names it. A class name looked up for its index while walking the "
+        "list the map was enumerated from (`class_indices[cla]` for `cla in flower_class`) is reported as the "
+        "folder's single-label annotation; a key compared with a prediction (`ans == pred`) is the reference "
+        "label and left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"

@@ -71,7 +71,9 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
         "another module that hands it to a selector (`Training(eval_metric=\"accuracy\")`, reported at that call); "
         "and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
         "accuracy whatever it is called. A monitored name that is already a ranking or F1 score (`val_map`, "
-        "`val_f1`), or under which the file logs one, is left alone."
+        "`val_f1`), or under which the file logs one, is left alone, and so is a best accuracy that selects "
+        "nothing: an `if` with no `else` that only stores it in a local name and prints or logs it (no save, "
+        "no copy of weights, no early stop or scheduler, not returned, global or tested for equality)."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"

@@ -82,7 +82,9 @@ class HandWrittenCrossEntropyRule(Rule):
         "from the user's own modules; nothing is rewritten, since the class may be used elsewhere. "
         "The bi-tempered logistic loss (`bi_tempered_logistic_loss(logits, labels, t1, t2)` and "
         "`BiTemperedLogisticLoss` modules, often chosen from a config beside cross-entropy) is a "
-        "tempered softmax over competing classes: each of its calls and constructions is reported the same way."
+        "tempered softmax over competing classes: each of its calls and constructions is reported the same way. "
+        "An imported `LabelSmoothing...` object called only on the labels (`labels = self.label_smoothing(labels)`) "
+        "is a target transform, not a loss, and is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
