@@ -96,9 +96,8 @@ class TimmLossRule(Rule):
             return
         epsilon = smoothing if smoothing is not None else cst.Float(_DEFAULT_SMOOTHING)
         calls = flow.calls_of(construction)
-        if calls_all_rewritable(construction, calls) and all(
-            reads_the_same_at(self, epsilon, c.target.value) for c in calls
-        ):
+        followed = calls_all_rewritable(construction, calls)
+        if followed and all(reads_the_same_at(self, epsilon, c.target.value) for c in calls):
             edits = [
                 NodeEdit(call.func, _to_torch_bce),
                 # The smoothing moves onto the targets: the emptied call closes where it opens, not on
@@ -124,9 +123,14 @@ class TimmLossRule(Rule):
         adds, removes = _imports(construction, ImportEdit("timm.loss", _TIMM_BCE))
         self.report(
             call,
-            "LabelSmoothingCrossEntropy is used where migrate-ml cannot follow every call (for "
-            "example a criterion chosen by flags and trained elsewhere) or where its smoothing reads "
-            "names a call does not see, so its smoothing cannot be moved onto the targets",
+            (
+                "LabelSmoothingCrossEntropy's smoothing reads names that one of its calls does not see "
+                "(another function, its own parameters)"
+                if followed
+                else "LabelSmoothingCrossEntropy is used where migrate-ml cannot follow every call (for "
+                "example a criterion chosen by flags and trained elsewhere)"
+            )
+            + ", so its smoothing cannot be moved onto the targets",
             suggestion=_suggestion(text),
             fix=Fix(
                 edits=(NodeEdit(call, _to_timm_bce(smoothing is None, epsilon)),),
