@@ -32,9 +32,52 @@ class UnreadLabels:
         never reads, ``next(iter(loader))[0]``. Its class indices reach nothing (the
         out-of-distribution images of an OOD-detection notebook), so it is no label source."""
         holder = self.get_metadata(ParentNodeProvider, built, None)
+        if isinstance(holder, cst.Arg) and self._wrapped_without_labels(holder):
+            return True
+        if self._downloaded_for_a_wrapper(built, holder):
+            return True
         if not (isinstance(holder, cst.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0].target, cst.Name)):
             return False
         return self._drops_labels(holder.targets[0].target, set())
+
+    def _wrapped_without_labels(self, argument: cst.Arg) -> bool:
+        """The dataset is passed to a ``Dataset`` class of this file (``TripletDataset(CIFAR10(...))``)
+        whose ``__getitem__`` returns only the wrapped images (``self.dataset[i][0]``): its class
+        index at most picks the samples (a triplet's positive and negative), it is never a label."""
+        call = self.get_metadata(ParentNodeProvider, argument, None)
+        if argument.star or not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, call.func, None)
+        defined = [getattr(a, "node", None) for a in scope[call.func.value]] if scope is not None else []
+        return len(defined) == 1 and isinstance(defined[0], cst.ClassDef) and _getitem_returns_images_only(defined[0])
+
+    def _downloaded_for_a_wrapper(self, built: cst.Call, holder: cst.CSTNode | None) -> bool:
+        """A LightningDataModule's ``prepare_data`` binds ``self.train_dataset = CIFAR10(...,
+        download=True)`` and its ``setup``, which Lightning runs before any loader, binds the same
+        attribute to a dataset wrapped without its labels: the loaders never see these labels."""
+        if not (isinstance(holder, cst.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0].target, cst.Attribute)):
+            return False
+        attribute = holder.targets[0].target
+        if not (isinstance(attribute.value, cst.Name) and attribute.value.value == "self"):
+            return False
+        method = _enclosing(self, holder, cst.FunctionDef)
+        owner = _enclosing(self, method, cst.ClassDef) if method is not None else None
+        if owner is None or method.name.value != "prepare_data":
+            return False
+        setup = [m for m in owner.body.body if isinstance(m, cst.FunctionDef) and m.name.value == "setup"]
+        if len(setup) != 1:
+            return False
+        rebound = [
+            statement.value
+            for line in setup[0].body.body if isinstance(line, cst.SimpleStatementLine)
+            for statement in line.body
+            if isinstance(statement, cst.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0].target, cst.Attribute)
+            and statement.targets[0].target.deep_equals(attribute)
+        ]
+        return len(rebound) == 1 and isinstance(rebound[0], cst.Call) and any(
+            self._wrapped_without_labels(arg) for arg in rebound[0].args
+        )
 
     def _drops_labels(self, bound: cst.Name, seen: set[int]) -> bool:
         """``bound`` (a dataset or a loader over one, bound once) is used at least once, and only in ways that drop the labels."""
@@ -119,6 +162,51 @@ class UnreadLabels:
         if any(a.keyword is not None or a.star for a in call.args[:position]) or position >= len(params.params):
             return None
         return params.params[position].name
+
+
+def _enclosing(owner, node: cst.CSTNode, kind: type) -> cst.CSTNode | None:
+    current = owner.get_metadata(ParentNodeProvider, node, None)
+    while current is not None and not isinstance(current, kind):
+        current = owner.get_metadata(ParentNodeProvider, current, None)
+    return current
+
+
+def _getitem_returns_images_only(class_def: cst.ClassDef) -> bool:
+    """``__getitem__`` returns, in every ``return``, only first items of the wrapped dataset's
+    samples: ``return self.dataset[i][0], self.dataset[j][0], self.dataset[k][0]``."""
+    methods = {m.name.value: m for m in class_def.body.body if isinstance(m, cst.FunctionDef)}
+    getitem = methods.get("__getitem__")
+    if getitem is None:
+        return False
+    returns = [node for node in _walk(getitem.body) if isinstance(node, cst.Return)]
+    if not returns:
+        return False
+    for returned in returns:
+        value = returned.value
+        items = [e.value for e in value.elements] if isinstance(value, (cst.Tuple, cst.List)) else [value]
+        if not items or not all(_first_item_of_self_sample(item) for item in items):
+            return False
+    return True
+
+
+def _first_item_of_self_sample(item: cst.BaseExpression | None) -> bool:
+    """``self.dataset[i][0]``: the image of one of the wrapped dataset's (image, label) samples."""
+    if not (isinstance(item, cst.Subscript) and len(item.slice) == 1 and isinstance(item.slice[0].slice, cst.Index)):
+        return False
+    index = item.slice[0].slice.value
+    sample = item.value
+    return (
+        isinstance(index, cst.Integer) and index.evaluated_value == 0
+        and isinstance(sample, cst.Subscript) and isinstance(sample.value, cst.Attribute)
+        and isinstance(sample.value.value, cst.Name) and sample.value.value.value == "self"
+    )
+
+
+def _walk(node: cst.CSTNode):
+    yield node
+    for child in node.children:
+        if not isinstance(child, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
+            yield from _walk(child)
 
 
 def _pair_drops_label(pair: cst.BaseExpression, never_read) -> bool:

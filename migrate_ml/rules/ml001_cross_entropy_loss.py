@@ -19,6 +19,7 @@ from migrate_ml.rules._exprs import (
     smoothed_target,
     without_argument,
 )
+from migrate_ml.rules.semantics.bindings import reads_the_same_at
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import class_index_message, is_class_index_target
 from migrate_ml.rules.semantics.class_index import report_not_label_rows
@@ -191,7 +192,9 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
         "is every loss of a token model (a captioning decoder or a translation model: a model sized "
         "by a vocabulary, packed word targets, a loss ignoring a padding token), as "
         "is a file that only evaluates or attacks a library's pretrained model (ML100 "
-        "`pretrained-untrained`) and a segmentation file."
+        "`pretrained-untrained`) and a segmentation file. A `label_smoothing` that reads a name "
+        "a call does not see (`cfg` in `main`, the call in `validate(args)`) is never copied there: "
+        "the criterion is reported and left."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -270,6 +273,18 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
                 call,
                 "CrossEntropyLoss(label_smoothing=...) is used where migrate-ml cannot follow "
                 "every call, so the smoothing cannot be moved onto the targets; left unchanged",
+                suggestion=smoothing_suggestion(epsilon),
+            )
+            return
+        unseen = [c for c in calls if smoothing is not None and not reads_the_same_at(self, smoothing.value, c.target.value)]
+        if unseen:
+            epsilon = cst.Module([]).code_for_node(smoothing.value)
+            line = self.get_metadata(PositionProvider, unseen[0].call).start.line
+            self.report(
+                call,
+                f"CrossEntropyLoss(label_smoothing={epsilon}) reads names that the call at line {line} "
+                "does not see (another function, its own parameters), so the smoothing cannot be "
+                "moved onto the targets there; left unchanged",
                 suggestion=smoothing_suggestion(epsilon),
             )
             return

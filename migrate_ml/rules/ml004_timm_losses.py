@@ -14,6 +14,7 @@ from migrate_ml.rules._exprs import (
     positional_arguments,
     smoothed_target,
 )
+from migrate_ml.rules.semantics.bindings import reads_the_same_at
 from migrate_ml.rules.semantics.flow import LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.ml001_cross_entropy_loss import calls_all_rewritable, cast_targets, handed_over_note, passed_on_note
 
@@ -95,7 +96,8 @@ class TimmLossRule(Rule):
             return
         epsilon = smoothing if smoothing is not None else cst.Float(_DEFAULT_SMOOTHING)
         calls = flow.calls_of(construction)
-        if calls_all_rewritable(construction, calls):
+        followed = calls_all_rewritable(construction, calls)
+        if followed and all(reads_the_same_at(self, epsilon, c.target.value) for c in calls):
             edits = [
                 NodeEdit(call.func, _to_torch_bce),
                 # The smoothing moves onto the targets: the emptied call closes where it opens, not on
@@ -121,9 +123,14 @@ class TimmLossRule(Rule):
         adds, removes = _imports(construction, ImportEdit("timm.loss", _TIMM_BCE))
         self.report(
             call,
-            "LabelSmoothingCrossEntropy is used where migrate-ml cannot follow every call (for "
-            "example a criterion chosen by flags and trained elsewhere), so its smoothing cannot "
-            "be moved onto the targets",
+            (
+                "LabelSmoothingCrossEntropy's smoothing reads names that one of its calls does not see "
+                "(another function, its own parameters)"
+                if followed
+                else "LabelSmoothingCrossEntropy is used where migrate-ml cannot follow every call (for "
+                "example a criterion chosen by flags and trained elsewhere)"
+            )
+            + ", so its smoothing cannot be moved onto the targets",
             suggestion=_suggestion(text),
             fix=Fix(
                 edits=(NodeEdit(call, _to_timm_bce(smoothing is None, epsilon)),),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
 from migrate_ml.rules._exprs import insert_argument, keyword_arguments
@@ -46,7 +46,9 @@ class HuggingFaceProblemTypeRule(Rule):
         "`XxxConfig(...)` calls, unless a `problem_type` is already given. The labels must "
         "still reach the model as float multi-hot rows [B, num_labels] (BCEWithLogitsLoss "
         "needs float targets); the dataset or collate function that builds them is for a "
-        "human to change."
+        "human to change. A model the file only calls on its images (`self.net(pixel_values=x)"
+        ".logits`, no `labels`, never handed to a `Trainer` or anything else) never computes "
+        "that loss, and is left alone."
     )
     applicability = Applicability.SAFE
     example_before = 'model = AutoModelForImageClassification.from_pretrained(name, num_labels=len(labels))\n'
@@ -56,7 +58,10 @@ class HuggingFaceProblemTypeRule(Rule):
         ")\n"
     )
     triggers = ("num_labels", "id2label", "label2id")
-    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider)
+    METADATA_DEPENDENCIES = (*Rule.METADATA_DEPENDENCIES, QualifiedNameProvider, ParentNodeProvider)
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._module = node
 
     def visit_Call(self, node: cst.Call) -> None:
         keywords = keyword_arguments(node)
@@ -65,6 +70,8 @@ class HuggingFaceProblemTypeRule(Rule):
             return
         if any(arg.star == "**" for arg in node.args) or not _is_hf_sizing_call(self, node):
             return
+        if self._never_given_labels(node):
+            return  # the head's own loss is never computed: its problem_type chooses nothing
         index = node.args.index(sizing)
         self.report(
             node,
@@ -72,6 +79,58 @@ class HuggingFaceProblemTypeRule(Rule):
             f'problem_type="{PROBLEM_TYPE}" and feed float multi-hot labels [B, num_labels]',
             fix=Fix(edits=(NodeEdit(node, lambda call, i=index: _insert_after(call, i)),)),
         )
+
+
+    def _never_given_labels(self, call: cst.Call) -> bool:
+        """The model ``call`` loads is bound (``self.net = AutoModelFor...from_pretrained(...)``) and,
+        in this file, is called at least once and only with one input and no ``labels``
+        (``self.net(pixel_values=x).logits``), and otherwise only used through its attributes or
+        rewrapped into itself (``self.net = get_peft_model(self.net, config)``): it never computes
+        ``outputs.loss``, so ``problem_type`` selects no loss. A model handed to anything else (a
+        ``Trainer``, ``accelerator.prepare``) or called with ``**batch`` may be given labels there."""
+        func = call.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained" and "For" in _leaf(func.value)):
+            return False
+        statement = self.get_metadata(ParentNodeProvider, call, None)
+        if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1):
+            return False
+        bound = self._module.code_for_node(statement.targets[0].target)
+        called = False
+        for use in _walk(self._module):
+            if not isinstance(use, (cst.Name, cst.Attribute)) or self._module.code_for_node(use) != bound:
+                continue
+            parent = self.get_metadata(ParentNodeProvider, use, None)
+            if isinstance(parent, cst.Call) and parent.func is use:
+                positional = [a for a in parent.args if a.keyword is None]
+                if any(a.star for a in parent.args) or len(positional) > 1 or "labels" in keyword_arguments(parent):
+                    return False
+                called = True
+            elif isinstance(parent, cst.Attribute) and parent.value is use:
+                if parent.attr.value in ("forward", "__call__"):
+                    return False
+            elif isinstance(parent, cst.AssignTarget):
+                continue
+            elif isinstance(parent, cst.Arg):
+                wrapper = self.get_metadata(ParentNodeProvider, parent, None)
+                holder = self.get_metadata(ParentNodeProvider, wrapper, None)
+                if not (
+                    isinstance(holder, cst.Assign) and holder.value is wrapper and len(holder.targets) == 1
+                    and self._module.code_for_node(holder.targets[0].target) == bound
+                ):
+                    return False
+            else:
+                return False
+        return called
+
+
+def _leaf(expression: cst.BaseExpression) -> str:
+    return expression.attr.value if isinstance(expression, cst.Attribute) else getattr(expression, "value", "")
+
+
+def _walk(node: cst.CSTNode):
+    yield node
+    for child in node.children:
+        yield from _walk(child)
 
 
 def _insert_after(call: cst.Call, index: int) -> cst.Call:

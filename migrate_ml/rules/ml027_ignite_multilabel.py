@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider, ScopeProvider
+from libcst.metadata import PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import append_argument, keyword_arguments
-from migrate_ml.rules.semantics.flow import ENGINE_LOSS_ARGUMENTS, MULTI_LABEL_KINDS, LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.flow import ENGINE_LOSS_ARGUMENTS, LOSS_CLASSES, LOSS_FUNCTIONS, MULTI_LABEL_KINDS, LossFlow, LossFlowProvider, call_argument
 
 _IGNITE_METRICS = "ignite.metrics."
 THRESHOLDED_METRICS = frozenset({"Accuracy", "Precision", "Recall"})
@@ -54,7 +54,9 @@ class IgniteMultilabelRule(Rule):
         "`create_supervised_trainer(model, optimizer, loss_fn)` and `Loss(loss_fn)` call "
         "`loss_fn(y_pred, y)` with the loader's labels, which BCE-with-logits needs as float: "
         "a criterion proven BCE is wrapped as `lambda y_pred, y: criterion(y_pred, y.float())` "
-        "(no-op for float labels); any other criterion passed there is reported."
+        "(no-op for float labels); any other criterion passed there is reported. Where an engine or "
+        "`Loss` metric is given `nll_loss`, the model outputs log-probabilities: its metrics are "
+        "reported, not thresholded through a sigmoid."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -91,6 +93,13 @@ class IgniteMultilabelRule(Rule):
         default_output = bool(evaluators) and not any(
             keyword_arguments(call).keys() & _OWN_OUTPUT for call in evaluators
         )
+        self._nll_line = next(
+            (line for call, name in self._engines if name in ENGINE_LOSS_ARGUMENTS
+             for line in [self._nll_argument(call, *ENGINE_LOSS_ARGUMENTS[name], flow)] if line),
+            None,
+        )
+        """Where an engine or ``Loss`` metric is given ``nll_loss``: the model's outputs are then
+        log-probabilities (a log_softmax head), whose sigmoid is no per-label probability."""
         for call, short in self._metrics:
             self._check_metric(call, short, default_output)
         for call, name in self._engines:
@@ -114,6 +123,16 @@ class IgniteMultilabelRule(Rule):
                 call,
                 f"ignite {short} without is_multilabel=True scores class indices; its own "
                 "output_transform must produce 0/1 predictions [B, C]",
+                suggestion=suggestion,
+            )
+            return
+        if self._nll_line is not None:
+            self.report(
+                call,
+                f"ignite {short} without is_multilabel=True scores class indices; the model is trained "
+                f"with nll_loss (line {self._nll_line}), so it outputs log-probabilities, whose sigmoid "
+                "is no per-label probability: once its head returns raw logits for BCEWithLogitsLoss, "
+                "threshold their sigmoid",
                 suggestion=suggestion,
             )
             return
@@ -168,6 +187,19 @@ class IgniteMultilabelRule(Rule):
             "loss there stays single-label, and BCE-with-logits needs float labels",
             suggestion=f"build a BCEWithLogitsLoss and pass lambda y_pred, y: criterion(y_pred, y.float()) to {owner}",
         )
+
+    def _nll_argument(self, call: cst.Call, index: int, keyword: str, flow: LossFlow) -> int | None:
+        """The line of ``call`` when the loss it is given is ``F.nll_loss``, ``nn.NLLLoss()`` or a
+        name bound only to an ``NLLLoss``."""
+        argument = call_argument(call, index, keyword)
+        if argument is None:
+            return None
+        value = argument.value
+        named = value.func if isinstance(value, cst.Call) else value
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, named, set())}
+        table = LOSS_CLASSES if isinstance(value, cst.Call) else LOSS_FUNCTIONS
+        nll = any(table.get(name) == "nll" for name in qualified) or self._criterion_kinds(value, flow) == {"nll"}
+        return self.get_metadata(PositionProvider, call).start.line if nll else None
 
     def _criterion_kinds(self, value: cst.BaseExpression, flow: LossFlow) -> set[str]:
         """The kinds of the criteria a name is bound to, when every binding builds one."""

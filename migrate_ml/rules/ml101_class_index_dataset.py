@@ -136,7 +136,10 @@ class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets,
         "followed through a `DataLoader` over it and the file's functions it is passed to): the "
         "out-of-distribution images of an OOD-detection notebook are no label source. The "
         "reference runtime's `MultiLabelCsvDataset` reads such a CSV and `migrate-ml "
-        "sample-data` writes a small example of the layout."
+        "sample-data` writes a small example of the layout. A dataset wrapped by a `Dataset` class of "
+        "the file whose `__getitem__` returns only images (`self.dataset[i][0]`, a triplet sampler) is "
+        "no label source either, nor a LightningDataModule's `prepare_data` download that `setup` "
+        "rebinds to such a wrapper."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "train_set = datasets.ImageFolder(root, transform=train_tf)\n"

@@ -45,7 +45,10 @@ class SingleClassNameRule(Rule):
         "A stored prediction named by its index (`self.classnames[pred]` in an error-case callback, the items of "
         "`enumerate(zip(self.preds, ...))` being predictions, not indices over every class) is reported too, and so is "
         "jetson-inference's `imageNet`: `class_idx, confidence = net.Classify(img)` is the one top class of an image, "
-        "and `net.GetClassDesc(class_idx)` names it."
+        "and `net.GetClassDesc(class_idx)` names it. A class name looked up for its index while walking the "
+        "list the map was enumerated from (`class_indices[cla]` for `cla in flower_class`) is reported as the "
+        "folder's single-label annotation; a key compared with a prediction (`ans == pred`) is the reference "
+        "label and left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -159,6 +162,17 @@ class SingleClassNameRule(Rule):
         root = _root(looked_up)
         if isinstance(root, cst.Name) and _TRUE_LABEL.match(root.value):
             return  # the image's true label (`classes[labels[idx]]`), shown beside the prediction
+        if isinstance(looked_up, cst.Name) and self._tested_against_prediction(looked_up):
+            return  # the reference answer (`is_correct = ans == pred`), shown beside the prediction
+        if isinstance(looked_up, cst.Name) and isinstance(owner, cst.Name) and self._names_its_index(owner, looked_up):
+            self._report_once(
+                node,
+                f"one label per image: `{name}[{looked_up.value}]` maps a class name to its one class "
+                "index, and each image is given that single index as its label",
+                f"give each image a multi-hot row: a 1 in column {name}[c] for every class name c it is "
+                "annotated with (read from an annotation file, not from one folder per class)",
+            )
+            return
         i = f"{key.func.value}(i)" if as_text else "i"
         if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._label_items):
             self._report_once(
@@ -171,8 +185,63 @@ class SingleClassNameRule(Rule):
         self._report_once(
             node,
             f"one class name per image: `{name}[...]` looks up a single predicted index",
-            f"list every label above the threshold: [{name}[{i}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
+            f"list every label above the threshold: [{name}[{i}] for i in ({_scores_of(looked_up)} > THRESHOLD).nonzero().flatten().tolist()]",
         )
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._equalities: list[tuple[cst.Name, cst.BaseExpression]] = []
+        """``a == b`` / ``a != b`` between a name and another expression, both ways round."""
+        equalities = self._equalities
+
+        class _Equalities(cst.CSTVisitor):
+            def visit_Comparison(self, comparison: cst.Comparison) -> None:
+                if len(comparison.comparisons) != 1 or not isinstance(comparison.comparisons[0].operator, (cst.Equal, cst.NotEqual)):
+                    return
+                left, right = comparison.left, comparison.comparisons[0].comparator
+                equalities.extend((a, b) for a, b in ((left, right), (right, left)) if isinstance(a, cst.Name))
+
+        node.visit(_Equalities())
+
+    def _tested_against_prediction(self, key: cst.Name) -> bool:
+        """``key`` is compared with a prediction in its own scope (``is_correct = ans == pred``):
+        it is the reference label a prediction is scored against, not a prediction."""
+        scope = self.get_metadata(ScopeProvider, key, None)
+        for name, other in self._equalities:
+            root = _root(other)
+            predicted = (isinstance(root, cst.Name) and root.value.lower().startswith("pred")) or "argmax" in _names_in(other)
+            if name.value == key.value and predicted and self.get_metadata(ScopeProvider, name, None) is scope:
+                return True
+        return False
+
+    def _names_its_index(self, mapping: cst.Name, key: cst.Name) -> bool:
+        """``mapping`` is built from ``enumerate(items)`` (``dict((k, v) for v, k in enumerate(items))``)
+        and ``key`` walks the same ``items`` (``for cla in items``): a class name looked up for its
+        class index, the single-label annotation of a folder-per-class dataset."""
+        items = {self._loop_items(bound) for bound in self._bindings(key)}
+        if len(items) != 1 or None in items:
+            return False
+        (walked,) = items
+        for bound in self._bindings(mapping):
+            target = self.get_metadata(ParentNodeProvider, bound, None)
+            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+            if not isinstance(statement, cst.Assign) or not any(
+                isinstance(call.func, cst.Name) and call.func.value == "enumerate" and call.args
+                and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == walked
+                for call in _calls_in(statement.value)
+            ):
+                return False
+        return bool(self._bindings(mapping))
+
+    def _bindings(self, name: cst.Name) -> list[cst.CSTNode]:
+        scope = self.get_metadata(ScopeProvider, name, None)
+        return [getattr(a, "node", None) for a in scope[name.value]] if scope is not None else []
+
+    def _loop_items(self, bound: cst.CSTNode | None) -> str | None:
+        """The name of the list a ``for`` loop walks, where ``bound`` is that loop's whole target."""
+        loop = self.get_metadata(ParentNodeProvider, bound, None) if bound is not None else None
+        if isinstance(loop, (cst.For, cst.CompFor)) and loop.target is bound and isinstance(loop.iter, cst.Name):
+            return loop.iter.value
+        return None
 
     def _is_batch_labels(self, iterator: cst.BaseExpression) -> bool:
         """``classes`` bound as the second of two names unpacked from one batch: ``inputs, classes =
@@ -295,3 +364,22 @@ def _names_in(expression: cst.CSTNode) -> set[str]:
     if isinstance(expression, cst.Attribute):
         return _names_in(expression.value)  # `indices.shape`, not the attribute name
     return {name for child in expression.children for name in _names_in(child)}
+
+
+def _calls_in(expression: cst.CSTNode) -> list[cst.Call]:
+    calls = [expression] if isinstance(expression, cst.Call) else []
+    return calls + [call for child in expression.children for call in _calls_in(child)]
+
+
+def _scores_of(index: cst.BaseExpression) -> str:
+    """What the predicted index is the arg-max of (``pred_softmax`` in ``torch.argmax(pred_softmax)``),
+    so the suggestion thresholds a name the code has; ``probs`` where no arg-max is written there."""
+    for call in _calls_in(index):
+        if isinstance(call.func, cst.Attribute) and call.func.attr.value == "argmax":
+            if isinstance(call.func.value, cst.Name) and call.func.value.value in ("torch", "np", "numpy") and call.args:
+                return cst.Module([]).code_for_node(call.args[0].value)
+            if not (isinstance(call.func.value, cst.Name) and call.func.value.value in ("torch", "np", "numpy")):
+                return cst.Module([]).code_for_node(call.func.value)
+        if isinstance(call.func, cst.Name) and call.func.value == "argmax" and call.args:
+            return cst.Module([]).code_for_node(call.args[0].value)
+    return "probs"

@@ -71,7 +71,9 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
         "another module that hands it to a selector (`Training(eval_metric=\"accuracy\")`, reported at that call); "
         "and a name the file logs an accuracy under (`self.log(VALIDATION_METRIC_NAME, acc_fine)`) is an "
         "accuracy whatever it is called. A monitored name that is already a ranking or F1 score (`val_map`, "
-        "`val_f1`), or under which the file logs one, is left alone."
+        "`val_f1`), or under which the file logs one, is left alone, and so is a best accuracy that selects "
+        "nothing: an `if` with no `else` that only stores it in a local name and prints or logs it (no save, "
+        "no copy of weights, no early stop or scheduler, not returned, global or tested for equality)."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"
@@ -110,6 +112,9 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
+        self._bookkeeping: set[int] = set()
+        self._handed_on = _handed_on_values(node)
+        """Comparisons whose ``if`` only updates the best value and prints or logs it."""
         self._facts = _Facts(node)
         node.visit(self._facts)
         code = node.code
@@ -155,7 +160,14 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
 
     # -- comparisons with the best value so far
 
+    def visit_If(self, node: cst.If) -> None:
+        comparisons = _tested_comparisons(node.test)
+        if comparisons and node.orelse is None and _only_keeps_best(node, comparisons, self._handed_on):
+            self._bookkeeping.update(map(id, comparisons))
+
     def visit_Comparison(self, node: cst.Comparison) -> None:
+        if id(node) in self._bookkeeping:
+            return  # the best value is only kept and shown: it selects nothing
         if not any(isinstance(t.operator, (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)) for t in node.comparisons):
             return
         sides = [node.left, *(t.comparator for t in node.comparisons)]
@@ -277,3 +289,97 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
             f"the best checkpoint is chosen on accuracy ({what}); multi-label exact match is a poor selection metric",
             suggestion="select on validation mAP (torchmetrics MultilabelAveragePrecision) or sample-F1, and rename the variable accordingly",
         )
+
+
+_SHOWN = frozenset({"print", "info", "debug", "warning", "log", "add_scalar"})
+"""Calls that only show or log a value."""
+_READS = frozenset({"item", "float", "round", "cpu", "numpy", "tolist"})
+"""Calls that only read a value out of a tensor."""
+
+
+def _tested_comparisons(test: cst.BaseExpression) -> list[cst.Comparison]:
+    """The comparisons an ``if`` tests directly or joined by ``and``/``or``."""
+    if isinstance(test, cst.Comparison):
+        return [test]
+    if isinstance(test, cst.BooleanOperation):
+        return _tested_comparisons(test.left) + _tested_comparisons(test.right)
+    return []
+
+
+def _only_keeps_best(node: cst.If, comparisons: list[cst.Comparison], equalled: set[str]) -> bool:
+    """The ``if``'s body only stores one of the compared values into the other side and shows it:
+    ``if best_acc < acc: best_acc = acc; print(best_acc)`` selects no checkpoint, stops nothing
+    and feeds no scheduler (a save, a copy of weights, a counter or a ``break`` would). A value
+    the file later tests for equality (``if acc == best_acc: save()``) or hands back to a caller
+    (returned, global, or kept in an attribute or a state dict) may still select there."""
+    module = cst.Module([])
+    sides = {module.code_for_node(side) for c in comparisons for side in (c.left, *(t.comparator for t in c.comparisons))}
+    kept = False
+    for statement in node.body.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return False
+        for small in statement.body:
+            if isinstance(small, cst.Assign):
+                stored = [module.code_for_node(t.target) for t in small.targets]
+                if not all(name in sides and name not in equalled for name in stored) or not _calls_within(small.value, _READS):
+                    return False
+                if not all(isinstance(t.target, cst.Name) for t in small.targets):
+                    return False
+                kept = True
+            elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                if _leaf(small.value.func) not in _SHOWN or not _calls_within(small.value, _SHOWN | _READS | {"format"}):
+                    return False
+            elif not isinstance(small, cst.Pass):
+                return False
+    return kept
+
+
+def _calls_within(node: cst.CSTNode, allowed: frozenset[str]) -> bool:
+    """Every call inside ``node`` is one of ``allowed`` (by its last name)."""
+    calls: list[cst.Call] = []
+
+    class _Calls(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            calls.append(call)
+
+    node.visit(_Calls())
+    return all(_leaf(call.func) in allowed for call in calls)
+
+
+def _handed_on_values(module: cst.Module) -> set[str]:
+    """The source of every side of an ``==``/``!=`` comparison in ``module``, every name a
+    ``return`` or ``yield`` hands back, and every ``global``/``nonlocal`` name (read elsewhere)."""
+    sides: set[str] = set()
+
+    class _Equalities(cst.CSTVisitor):
+        def visit_Return(self, node: cst.Return) -> None:
+            if node.value is not None:
+                sides.update(name.value for name in _names_in(node.value))
+
+        def visit_Global(self, node: cst.Global) -> None:
+            sides.update(item.name.value for item in node.names)
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+            sides.update(item.name.value for item in node.names)
+
+        def visit_Yield(self, node: cst.Yield) -> None:
+            if isinstance(node.value, cst.BaseExpression):
+                sides.update(name.value for name in _names_in(node.value))
+
+        def visit_Comparison(self, node: cst.Comparison) -> None:
+            if any(isinstance(t.operator, (cst.Equal, cst.NotEqual)) for t in node.comparisons):
+                sides.update(module.code_for_node(side) for side in (node.left, *(t.comparator for t in node.comparisons)))
+
+    module.visit(_Equalities())
+    return sides
+
+
+def _names_in(node: cst.CSTNode) -> list[cst.Name]:
+    names: list[cst.Name] = []
+
+    class _Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            names.append(name)
+
+    node.visit(_Names())
+    return names

@@ -82,7 +82,9 @@ class HandWrittenCrossEntropyRule(Rule):
         "from the user's own modules; nothing is rewritten, since the class may be used elsewhere. "
         "The bi-tempered logistic loss (`bi_tempered_logistic_loss(logits, labels, t1, t2)` and "
         "`BiTemperedLogisticLoss` modules, often chosen from a config beside cross-entropy) is a "
-        "tempered softmax over competing classes: each of its calls and constructions is reported the same way."
+        "tempered softmax over competing classes: each of its calls and constructions is reported the same way. "
+        "An imported `LabelSmoothing...` object called only on the labels (`labels = self.label_smoothing(labels)`) "
+        "is a target transform, not a loss, and is left alone."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -162,6 +164,8 @@ class HandWrittenCrossEntropyRule(Rule):
             if name in LOSS_CLASSES or name.lstrip(".").partition(".")[0] in ("timm", "torch"):
                 return
             if _IMPORTED_SMOOTHING_CLASS.match(name.rpartition(".")[2]):
+                if self._smooths_targets_only(node):
+                    return  # `labels = self.label_smoothing(labels)`: a target transform, not a loss
                 epsilon = _smoothing_text(node)
                 self.report(
                     node,
@@ -170,6 +174,26 @@ class HandWrittenCrossEntropyRule(Rule):
                     suggestion=bce_suggestion(epsilon or "smoothing"),
                 )
                 return
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._module = node
+
+    def _smooths_targets_only(self, construction: cst.Call) -> bool:
+        """The object built is bound to a name or attribute and every call of it in the file takes
+        one argument (``labels = self.label_smoothing(labels)``): it transforms the targets; a
+        loss takes the scores as well."""
+        statement = self.get_metadata(ParentNodeProvider, construction, None)
+        if isinstance(statement, cst.Assign) and len(statement.targets) == 1:
+            bound = statement.targets[0].target
+        elif isinstance(statement, cst.AnnAssign):
+            bound = statement.target
+        else:
+            return False
+        code = self._module.code_for_node(bound)
+        calls = _Calls()
+        self._module.visit(calls)
+        uses = [call for call in calls.found if self._module.code_for_node(call.func) == code]
+        return bool(uses) and all(len(call.args) == 1 and not call.args[0].star for call in uses)
 
     def _single_label_forward(self, class_def: cst.ClassDef, forward: cst.FunctionDef) -> bool:
         calls = _Calls()

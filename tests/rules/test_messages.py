@@ -203,3 +203,13 @@ def test_a_two_way_choice_label_is_a_number() -> None:
     )
     [finding] = _findings(text, "ML100")
     assert finding.message.endswith("one number per image (a class index), not a multi-hot row")
+
+
+def test_single_class_name_says_what_the_index_is_and_thresholds_a_name_the_code_has() -> None:
+    text = Path(__file__).resolve().parent.parent.joinpath(
+        "fixtures", "rules", "ML106", "folder_class_index_and_answer.in.py"
+    ).read_text()
+    folder, predicted = _findings(text, "ML106")
+    assert "predicted" not in folder.message and "maps a class name to its one class index" in folder.message
+    assert "probs" not in folder.suggestion
+    assert "predicted index" in predicted.message and "(pred_softmax > THRESHOLD)" in predicted.suggestion

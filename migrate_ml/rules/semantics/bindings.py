@@ -75,3 +75,86 @@ def _statement_in(owner, node: cst.CSTNode | None, block: cst.CSTNode | None) ->
             return None
         current = parent
     return None
+
+
+def reads_the_same_at(owner, expression: cst.BaseExpression, destination: cst.CSTNode) -> bool:
+    """Whether ``expression``, copied from where it is written to ``destination`` (a node of the
+    same module), reads the same bindings there: an edit that moves ``cfg.train.label_smoothing``
+    from ``main`` into ``validate(args, ...)`` must not introduce a name ``validate`` does not
+    bind. A parameter of another function is another binding even where it has the same name
+    (nothing says the caller passes the same object), except ``self`` in two methods of one
+    class. Names bound nowhere (builtins) read the same everywhere."""
+    names = _read_names(expression)
+    if names is None:
+        return False
+    if not names:
+        return True
+    source = owner.get_metadata(ScopeProvider, expression, None)
+    target = owner.get_metadata(ScopeProvider, destination, None)
+    if source is None or target is None:
+        return False
+    if source is target:
+        return True
+    shared_self = _method_class(owner, source.node) is not None and _method_class(owner, source.node) is _method_class(
+        owner, target.node
+    )
+    for name in names:
+        if shared_self and name == "self" and _first_parameter(source.node) == _first_parameter(target.node) == "self":
+            continue
+        if {id(getattr(a, "node", a)) for a in source[name]} != {id(getattr(a, "node", a)) for a in target[name]}:
+            return False
+    return True
+
+
+def _read_names(expression: cst.BaseExpression) -> set[str] | None:
+    """The names ``expression`` reads (not attribute or keyword names); None where it holds its
+    own scope (a lambda, a comprehension), which a copy would not keep in step."""
+    names: set[str] = set()
+    own_scope = False
+
+    class _Reads(cst.CSTVisitor):
+        def visit_Name(self, node: cst.Name) -> None:
+            names.add(node.value)
+
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Arg(self, node: cst.Arg) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            nonlocal own_scope
+            own_scope = True
+            return False
+
+        def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+            return self.visit_Lambda(node)  # type: ignore[arg-type]
+
+        def visit_ListComp(self, node: cst.ListComp) -> bool:
+            return self.visit_Lambda(node)  # type: ignore[arg-type]
+
+        def visit_SetComp(self, node: cst.SetComp) -> bool:
+            return self.visit_Lambda(node)  # type: ignore[arg-type]
+
+        def visit_DictComp(self, node: cst.DictComp) -> bool:
+            return self.visit_Lambda(node)  # type: ignore[arg-type]
+
+    expression.visit(_Reads())
+    return None if own_scope else names
+
+
+def _method_class(owner, node: cst.CSTNode | None) -> cst.ClassDef | None:
+    """The class ``node`` is a method of (a function written directly in its body)."""
+    if not isinstance(node, cst.FunctionDef):
+        return None
+    block = owner.get_metadata(ParentNodeProvider, node, None)
+    holder = owner.get_metadata(ParentNodeProvider, block, None) if block is not None else None
+    return holder if isinstance(holder, cst.ClassDef) else None
+
+
+def _first_parameter(node: cst.CSTNode | None) -> str | None:
+    if not isinstance(node, cst.FunctionDef) or not node.params.params:
+        return None
+    return node.params.params[0].name.value
