@@ -28,6 +28,7 @@ same loss. ``LOSS_CLASS_WORDS`` below are what a file must contain for the walk 
 from __future__ import annotations
 
 import ast
+import copy as copy_module
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -325,7 +326,7 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
     if kind == ONE_HOT_TARGET:
         product = [f for f in found if f[1] != ONE_HOT_TARGET]
         line, kind = min(product) if product else (line, kind)
-    text = ast.unparse(cls).lower()
+    text = _without_docstrings(cls).lower()
     smoothing = "smooth" in text or any(
         isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("mean", "sum")
         and log_probability(n.func.value) and not target(n.func.value) and _class_dim(n)
@@ -333,6 +334,16 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
     )
     focal = "gamma" in text and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(forward))
     return LossClass(cls, kind, line, smoothing, focal)
+
+
+def _without_docstrings(cls: ast.ClassDef) -> str:
+    """The class's code without its docstrings: "smoothly adjusts" in a focal loss's documentation
+    is no label smoothing."""
+    copy = copy_module.deepcopy(cls)
+    for node in (copy, *(n for n in ast.walk(copy) if isinstance(n, _FUNCTIONS))):
+        if len(node.body) > 1 and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:]
+    return ast.unparse(copy)
 
 
 def _extension_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef, qualified: Callable[[ast.AST], str]) -> LossClass | None:
