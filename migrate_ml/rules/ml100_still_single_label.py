@@ -17,6 +17,7 @@ from migrate_ml.rules.semantics.residue import (
     KINDS,
     compares_a_ranking,
     could_contain_single_label,
+    defines_loss_class,
     may_return_softmax,
     names_a_single_label_api,
 )
@@ -189,6 +190,8 @@ class StillSingleLabelRule(Rule):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
         if facts.has("Softmax(") or (facts.has("softmax") and facts.has("def forward") and may_return_softmax(source)):
             return True
+        if facts.has("softmax") and facts.has("def forward") and defines_loss_class(source):
+            return True  # a loss class whose forward takes a softmax over the classes, in a module of its own
         if facts.has_any(("lgamma(", "digamma(")) and facts.has("loss"):
             return True  # an evidential (Dirichlet) loss module: plain functions, no criterion or training code
         return could_contain_single_label(source) and (

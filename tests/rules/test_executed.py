@@ -89,6 +89,8 @@ CASES: dict[str, Case] = {
     "moved_criterion": Case(train="train"),
     # the mean of stacked softmax views (test-time augmentation) is thresholded, its softmaxes become sigmoids
     "averaged_probabilities": Case(train="train", evaluate="evaluate", accuracy=float),
+    # `model, loss = train_model(model, criterion, ...)`: a model handed back, not a recurrent state
+    "model_through_helper": Case(train="train"),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),

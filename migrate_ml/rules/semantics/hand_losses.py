@@ -16,7 +16,8 @@ returns ``mse_loss(...)``, which adds ``kl_divergence(...)``); a function that o
 (a training loop) is where it is used.
 
 A loss written as a class (an ``nn.Module``, a ``_Loss``, a ``torch.autograd.Function``) is known
-by its ``forward`` in the same way: a log-softmax over the classes of its first argument, combined
+by its ``forward`` in the same way: a log-softmax over the classes of its first argument (or the
+``log`` of a softmax over the classes: ``p = x.softmax(dim=1)`` then ``p.log()``), combined
 with one of its other arguments (the targets, or a name computed from them) as a product (a
 soft-target cross-entropy), a ``nll_loss`` (a cross-entropy in two steps), a pick of the labelled
 class (``log_p[rows, y]``, ``gather``) or a one-hot of the class index, or a KL divergence between
@@ -27,6 +28,7 @@ same loss. ``LOSS_CLASS_WORDS`` below are what a file must contain for the walk 
 from __future__ import annotations
 
 import ast
+import copy as copy_module
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -46,7 +48,7 @@ _EXPS = frozenset({"torch.exp", "numpy.exp", "math.exp"})
 _PER_SAMPLE_CE = frozenset({"torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss"})
 _CLASS_DIMS = ("1", "-1")
 
-LOSS_CLASS_WORDS = ("log_softmax", "LogSoftmax")
+LOSS_CLASS_WORDS = ("log_softmax", "LogSoftmax", "softmax")
 """A file with none of these defines no loss class known by its body (the cheap pre-filter)."""
 _LOG_SOFTMAX = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax", "torch.special.log_softmax"})
 _SOFTMAX = frozenset({"torch.nn.functional.softmax", "torch.softmax", "torch.special.softmax"})
@@ -229,6 +231,9 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
             return False
         if qualified(node.func) in _LOG_SOFTMAX or calls_layer(node, frozenset({"torch.nn.LogSoftmax"})):
             return True
+        logged = _log_argument(node, qualified)
+        if logged is not None:  # ``probs.log()`` of ``probs = x.softmax(dim=1)``: a log-softmax in two steps
+            return is_probability(logged)
         return isinstance(node.func, ast.Attribute) and node.func.attr == "log_softmax" and not _module_root(node.func.value, qualified)
 
     def is_softmax(node: ast.AST) -> bool:
@@ -238,10 +243,25 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
             return True
         return isinstance(node.func, ast.Attribute) and node.func.attr == "softmax" and not _module_root(node.func.value, qualified)
 
+    def is_probability(node: ast.AST) -> bool:
+        """A softmax over the classes, or a name bound to one, through ``.clamp(...)``/``.float()``."""
+        while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _PER_CLASS_METHODS:
+            node = node.func.value
+        if is_softmax(node):
+            dims = [ast.unparse(k.value) for k in node.keywords if k.arg == "dim"]
+            dims += [ast.unparse(a) for a in node.args[1 if qualified(node.func) in _SOFTMAX else 0:][:1]]
+            return bool(dims) and dims[0] in _CLASS_DIMS
+        return isinstance(node, ast.Name) and node.id in probabilities
+
     statements = sorted(
         (n for n in ast.walk(forward) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and n.value is not None),
         key=lambda n: (n.lineno, n.col_offset),
     )
+    probabilities: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) and is_probability(statement.value):
+            bound = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            probabilities.update(t.id for t in bound if isinstance(t, ast.Name))
     targets, log_probs = set(parameters[1:]), set()
     for statement in statements:
         names = [t.id for t in (statement.targets if isinstance(statement, ast.Assign) else [statement.target]) if isinstance(t, ast.Name)]
@@ -306,7 +326,7 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
     if kind == ONE_HOT_TARGET:
         product = [f for f in found if f[1] != ONE_HOT_TARGET]
         line, kind = min(product) if product else (line, kind)
-    text = ast.unparse(cls).lower()
+    text = _without_docstrings(cls).lower()
     smoothing = "smooth" in text or any(
         isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("mean", "sum")
         and log_probability(n.func.value) and not target(n.func.value) and _class_dim(n)
@@ -314,6 +334,16 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
     )
     focal = "gamma" in text and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(forward))
     return LossClass(cls, kind, line, smoothing, focal)
+
+
+def _without_docstrings(cls: ast.ClassDef) -> str:
+    """The class's code without its docstrings: "smoothly adjusts" in a focal loss's documentation
+    is no label smoothing."""
+    copy = copy_module.deepcopy(cls)
+    for node in (copy, *(n for n in ast.walk(copy) if isinstance(n, _FUNCTIONS))):
+        if len(node.body) > 1 and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
+            node.body = node.body[1:]
+    return ast.unparse(copy)
 
 
 def _extension_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef, qualified: Callable[[ast.AST], str]) -> LossClass | None:

@@ -9,7 +9,9 @@ of one token per step is the task itself. Such code is known by its data flow, n
   only passes them through; ``_, preds = torch.max(preds, 1)`` is an arg-max), and that name
   is never called and is read nowhere else but in such calls, its own methods
   (``state.detach()``), its items (``state[0]``), ``isinstance``/``len`` and ``is None``
-  tests: it is never compared with a value (``preds == targets`` reads a result), and a
+  tests: it is never compared with a value (``preds == targets`` reads a result), its weights
+  are never read (``model.parameters()``, ``model.state_dict()``: a model trained by a helper,
+  ``model, acc = train_model(model, criterion)``), and a
   mixup's ``inputs, targets = mix(inputs, targets)`` passes ``inputs`` on to the model;
 * or **the arg-max is fed back**: it is appended to a list that the model reads for the
   next step, whole or its last element (greedy decoding);
@@ -52,6 +54,9 @@ from migrate_ml.rules.semantics.single_label_values import equality_operands
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _STATE_READERS = frozenset({"isinstance", "len", "type"})
+_MODULE_METHODS = frozenset({"parameters", "named_parameters", "state_dict", "load_state_dict", "train", "eval", "modules"})
+"""Methods of an ``nn.Module`` that no tensor or tuple has: a name threaded through a call
+(``model, loss = train_model(model, criterion)``) whose weights are read is a model, not a state."""
 _REDUCTIONS = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median"})
 """Calls whose tuple result holds values and indices of their input: ``_, predictions =
 torch.max(predictions, dim=1)`` rebinds its argument beside a new output, like a recurrent step,
@@ -134,6 +139,11 @@ def _only_a_state(function: ast.AST, name: str) -> bool:
             return False
         elif isinstance(node, ast.Compare) and _compared_with_a_value(node, name):
             return False  # `predictions == targets`: a result, not a state
+        elif (
+            isinstance(node, ast.Attribute) and node.attr in _MODULE_METHODS
+            and isinstance(node.value, ast.Name) and node.value.id == name
+        ):
+            return False
     return True
 
 

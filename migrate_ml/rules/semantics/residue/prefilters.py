@@ -53,13 +53,21 @@ _LOSS_MODULE_WORDS = ("kl_div(", "focal_loss(")
 """A loss module's words that name no single-label API: distillation's ``kl_div``, a focal loss."""
 
 
+_LOSS_CLASS = re.compile(r"^[ \t]*class[ \t]+\w*Loss\w*[ \t]*\(", re.MULTILINE)
+
+
+def defines_loss_class(text: str) -> bool:
+    """A class named as a loss (``class FocalLoss(nn.Module)``): its ``forward`` computes a loss."""
+    return text_facts(text).has("Loss") and _LOSS_CLASS.search(text) is not None
+
+
 def is_model_code_only(text: str) -> bool:
     """Model code without training, evaluation or loss code (a ``models.py``): an arg-max or a
     comparison there routes tokens or experts; only a model ending in softmax is reported. A
-    ``kl_div`` or a ``sigmoid_focal_loss`` call is loss code: a loss module's ``forward`` computes a
-    loss, not a model."""
+    ``kl_div`` or a ``sigmoid_focal_loss`` call, or a class named as a loss, is loss code: a loss
+    module's ``forward`` computes a loss, not a model."""
     facts = text_facts(text)
-    return facts.has("def forward") and not facts.has_any(_LOSS_MODULE_WORDS) and not (
+    return facts.has("def forward") and not facts.has_any(_LOSS_MODULE_WORDS) and not defines_loss_class(text) and not (
         names_a_single_label_api(text) or has_training_marker(text) or has_loss_marker(text)
     )
 
