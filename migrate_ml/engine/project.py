@@ -177,20 +177,29 @@ def _selection_parameters(trees: _RunTrees) -> tuple[tuple[str, str], ...]:
     for stem, tree in trees.holding(lambda text: any(keyword in text for keyword in _SELECTOR_KEYWORDS)):
         found.extend((f"{stem}.{name}", parameter) for name, parameter in selection_parameters(tree))
     return tuple(sorted(found))
+_TAKES_AN_ARGMAX = re.compile(
+    rb"argmax|topk\(|\bmax\([^\n]*\)\s*(?:\[\s*1\s*\]|\.indices)|,\s*\w+\s*\)?\s*=\s*[\w.]*\bmax\("
+)
+"""``argmax``, ``topk(``, ``x.max(1)[1]``, ``.max(dim=1).indices`` or ``_, pred = torch.max(x, 1)``: a
+file without one hands no arg-max to another file (``max(`` alone is in most files of a library)."""
+
+
 def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
     """By module (a file's stem): the functions and methods of that file that another file of the
     run hands arg-max predictions (``FileFacts.argmax_arguments``). Only the modules a file taking an
     arg-max imports are parsed for their functions."""
     names = {os.path.splitext(os.path.basename(path))[0]: os.path.basename(path) for path in paths}
-    callers = list(trees.holding(lambda text: b"argmax" in text or b"topk(" in text or b"max(" in text))
+    callers = list(trees.holding(lambda text: _TAKES_AN_ARGMAX.search(text) is not None))
     imported = set()
     for _, tree in callers:
         for node in tree.body:
+            # The module a call is matched by is the last part of its qualified name's module
+            # (``utils.metrics.accuracy`` -> ``metrics``): the packages above it hold no callee.
             if isinstance(node, ast.ImportFrom):
-                imported.update((node.module or "").split("."))
+                imported.add((node.module or "").rpartition(".")[2])
                 imported.update(alias.name for alias in node.names)
             elif isinstance(node, ast.Import):
-                imported.update(part for alias in node.names for part in alias.name.split("."))
+                imported.update(alias.name.rpartition(".")[2] for alias in node.names)
     wanted = imported & names.keys()
     if not wanted:
         return {}
@@ -218,14 +227,23 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
 def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:
     """``stem.Class`` of each class of the run whose ``forward`` computes a single-label loss, with
     what it computes and what to use instead, for the files that import and build it."""
-    words = tuple(word.encode() for word in hand_losses.LOSS_CLASS_WORDS)
     found = []
-    for stem, tree in trees.holding(lambda text: any(word in text for word in words)):
+    for stem, tree in trees.holding(_may_define_a_loss_class):
         qualified = Analysis(tree).qualified
         for name, loss in hand_losses.find_loss_classes(tree, qualified).items():
             if loss.node in tree.body:  # a class of a ``__main__`` block or a function is not importable
                 found.append((f"{stem}.{name}", loss.computes, hand_losses.class_advice(loss)))
     return tuple(sorted(found))
+
+
+def _may_define_a_loss_class(text: bytes) -> bool:
+    """A log-softmax, or a softmax and a tensor's log (``p = x.softmax(dim=1); p.log()``): a softmax
+    alone is in every attention layer of a model library."""
+    return b"log_softmax" in text or b"LogSoftmax" in text or (b"softmax" in text and _LOG_CALL.search(text) is not None)
+
+
+_LOG_CALL = re.compile(rb"(?<!math)\.log\(")
+"""``p.log()``, ``torch.log(p)``; not ``math.log(...)`` of a constant (position embeddings, schedules)."""
 
 
 def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
