@@ -236,6 +236,18 @@ def nodes_of(tree: ast.AST, *types: type) -> list[ast.AST]:
     return found
 
 
+def module_functions(tree: ast.Module):
+    """``(class or "", function)`` for the module's own functions and its classes' methods (nested
+    functions left out)."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield "", node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield node.name, item
+
+
 def parent_links(tree: ast.AST) -> dict[ast.AST, ast.AST]:
     """Each node's parent in ``tree`` (read only: it is shared)."""
     return _walk_of(tree).parents

@@ -227,15 +227,19 @@ def _uncast(expression: cst.BaseExpression) -> cst.BaseExpression:
     return expression
 
 
-def _is_index_literal(expression: cst.BaseExpression) -> bool:
-    """``torch.tensor([0, 2, 1])``, ``torch.LongTensor([3])``: integers in one flat list."""
+def _literal_tensor_data(expression: cst.BaseExpression) -> tuple[str, cst.BaseExpression | None]:
+    """The constructor's name and the data a ``torch.tensor(...)``/``torch.LongTensor(...)`` call is
+    built from (its first positional argument); ``("", None)`` for any other expression."""
     if not (isinstance(expression, cst.Call) and expression.args and expression.args[0].keyword is None):
-        return False
+        return "", None
     func = expression.func
     name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-    if name not in _LITERAL_TENSORS:
-        return False
-    values = expression.args[0].value
+    return (name, expression.args[0].value) if name in _LITERAL_TENSORS else ("", None)
+
+
+def _is_index_literal(expression: cst.BaseExpression) -> bool:
+    """``torch.tensor([0, 2, 1])``, ``torch.LongTensor([3])``: integers in one flat list."""
+    _, values = _literal_tensor_data(expression)
     return (
         isinstance(values, (cst.List, cst.Tuple))
         and bool(values.elements)
@@ -247,13 +251,7 @@ def _is_wrapped_index(expression: cst.BaseExpression) -> bool:
     """``torch.tensor([label], dtype=torch.long)``, ``torch.LongTensor([target])``: one sample's class
     index made a batch of one (an evaluation loop over single images); an integer type says it is an
     index, not a row of label values."""
-    if not (isinstance(expression, cst.Call) and expression.args and expression.args[0].keyword is None):
-        return False
-    func = expression.func
-    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-    if name not in _LITERAL_TENSORS:
-        return False
-    values = expression.args[0].value
+    name, values = _literal_tensor_data(expression)
     if not (isinstance(values, cst.List) and len(values.elements) == 1 and isinstance(values.elements[0], cst.Element)):
         return False
     if isinstance(values.elements[0].value, (cst.List, cst.Tuple, cst.ListComp, cst.Integer)):

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from migrate_ml.rules._prefilter import text_facts
+from migrate_ml.rules._prefilter import module_functions, text_facts
 
 TRIGGER_WORDS = ("ulticlass", "ccuracy", "log_loss(", "metrics=")
 """Words of a file this module has something to say about (the safety net's text pre-filter)."""
@@ -182,7 +182,7 @@ def single_label_metrics(tree: ast.Module, multiclass: bool = True) -> list[Metr
     defaults = {function.partition(".")[0] for function, _, _ in multiclass_defaults(tree)} if multiclass else set()
     """The classes and functions with a ``"multiclass"`` default (a class by any of its methods)."""
     found = []
-    for owner, function in _owned_functions(tree):
+    for owner, function in module_functions(tree):
         if not _takes_predictions(function):
             continue  # an epoch loop given the model and a loader computes its predictions itself
         by_default = (owner or function.name) in defaults
@@ -215,7 +215,7 @@ def metric_classes(tree: ast.Module) -> set[str]:
     exact match) and single-label only where a caller gives it one class per sample, so what the
     files that build one are told about is the arg-max they give it, not the class."""
     found = set()
-    for owner, function in _owned_functions(tree):
+    for owner, function in module_functions(tree):
         if owner and function.name in _METER_METHODS and _takes_predictions(function) and _scores(function):
             found.add(owner)
     return found
@@ -239,16 +239,6 @@ def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunction
     for node in ast.walk(tree):
         if isinstance(node, _FUNCTIONS):
             yield node
-
-
-def _owned_functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
-    for statement in tree.body:
-        if isinstance(statement, _FUNCTIONS):
-            yield "", statement
-        elif isinstance(statement, ast.ClassDef):
-            for item in statement.body:
-                if isinstance(item, _FUNCTIONS):
-                    yield statement.name, item
 
 
 def _takes_predictions(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:

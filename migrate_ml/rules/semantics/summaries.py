@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
+from migrate_ml.rules._prefilter import module_functions
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
@@ -52,17 +53,6 @@ def _statements(body: list[ast.stmt]):
             stack.extend(handler.body)
         for case in getattr(statement, "cases", ()):
             stack.extend(case.body)
-
-
-def _own_functions(tree: ast.Module):
-    """(class or "", function) of the module's functions and of its classes' methods."""
-    for node in tree.body:
-        if isinstance(node, _FUNCTIONS):
-            yield "", node
-        elif isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, _FUNCTIONS):
-                    yield node.name, item
 
 
 def _merge(old: Value | None, new: Value) -> Value:
@@ -115,7 +105,7 @@ class Analysis:
         self._parameters: dict[tuple[str, str], list[str]] = {
             (owner, function.name): [a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)
                                      if a.arg not in ("self", "cls")]
-            for owner, function in _own_functions(tree)
+            for owner, function in module_functions(tree)
         }
         """(class or "", function) -> its parameters, ``self`` left out."""
         self._passed: dict[tuple[str, str, str], Value] = {}
