@@ -37,6 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
+from migrate_ml.rules._prefilter import module_functions
 from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
 from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
@@ -211,11 +212,8 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
         tree = trees.tree(path)
         if tree is not None:
             functions = callees.setdefault(stem, set())
-            for node in tree.body:
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    functions.add(node.name)
-                if isinstance(node, ast.ClassDef):
-                    functions.update(f"{node.name}.{item.name}" for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+            functions.update(node.name for node in tree.body if isinstance(node, ast.ClassDef))
+            functions.update(f"{owner}.{function.name}" if owner else function.name for owner, function in module_functions(tree))
     found: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for stem, tree in callers:
         others = {module: functions for module, functions in callees.items() if module != stem}
