@@ -248,17 +248,22 @@ def _is_index_literal(expression: cst.BaseExpression) -> bool:
 
 
 def _is_wrapped_index(expression: cst.BaseExpression) -> bool:
-    """``torch.tensor([label], dtype=torch.long)``, ``torch.LongTensor([target])``: one sample's class
-    index made a batch of one (an evaluation loop over single images); an integer type says it is an
-    index, not a row of label values."""
+    """``torch.tensor([label], dtype=torch.long)``, ``torch.LongTensor([target])``, ``torch.tensor([label])``:
+    one sample's class index made a batch of one (an evaluation loop over single images). An integer
+    type says it is an index; with no type, the int64 torch infers from a Python int is what the
+    cross-entropy being migrated takes too. Only a float type (``dtype=torch.float32``,
+    ``FloatTensor``) says it is a row of label values."""
     name, values = _literal_tensor_data(expression)
     if not (isinstance(values, cst.List) and len(values.elements) == 1 and isinstance(values.elements[0], cst.Element)):
         return False
     if isinstance(values.elements[0].value, (cst.List, cst.Tuple, cst.ListComp, cst.Integer)):
         return False  # a row of values, or the integer literals ``_is_index_literal`` reads
     dtype = next((arg.value for arg in expression.args if arg.keyword is not None and arg.keyword.value == "dtype"), None)
-    integer = isinstance(dtype, cst.Attribute) and dtype.attr.value in INTEGER_DTYPES
-    return name in ("LongTensor", "IntTensor") or integer
+    if name in ("LongTensor", "IntTensor"):
+        return True
+    if name not in ("tensor", "as_tensor"):
+        return False
+    return dtype is None or (isinstance(dtype, cst.Attribute) and dtype.attr.value in INTEGER_DTYPES)
 
 
 def _is_column(expression: cst.BaseExpression) -> bool:

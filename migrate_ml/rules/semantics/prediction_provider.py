@@ -13,6 +13,7 @@ from libcst.metadata import BatchableMetadataProvider, ParentNodeProvider, Posit
 
 from migrate_ml.rules._exprs import module_alias
 from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
 from migrate_ml.rules.semantics.prediction_uses import PredictionUses
@@ -28,6 +29,7 @@ from migrate_ml.rules.semantics.predictions import (
 )
 from migrate_ml.rules.semantics.rewrites import torch_sigmoid
 from migrate_ml.rules.semantics.shapes import dim_value
+from migrate_ml.rules.semantics.single_label_values import RESHAPED
 from migrate_ml.rules.semantics.tables import SOFTMAX_FUNCTIONS, SOFTMAX_MODULES
 from migrate_ml.rules._base import enclosing
 
@@ -136,7 +138,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             return False
         if (scope, expression.value) in self._loss_logits:
             return True
-        assignments = list(scope[expression.value])
+        assignments = reaching_bindings(self, expression, list(scope[expression.value]))
         if not assignments:
             return False
         for assignment in assignments:
@@ -167,20 +169,43 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         return None
 
     def _softmax_scores(self, call: cst.Call) -> cst.BaseExpression | None:
-        """The input of a softmax call, in any spelling; None if ``call`` is not a softmax."""
+        """The input of a softmax call over the class axis, in any spelling; None if ``call`` is
+        not a softmax, or one along a literal axis other than 1 or -1 (``F.softmax(z, dim=0)``:
+        over the batch, a contrastive term's, not a class distribution)."""
         func = call.func
         if isinstance(func, cst.Call):  # nn.Softmax(dim=1)(z)
-            if qualified_names(self, func.func) & SOFTMAX_MODULES and call.args:
+            if qualified_names(self, func.func) & SOFTMAX_MODULES and call.args and self._class_axis(call_argument(func, 0, "dim"), call.args[0].value):
                 return call.args[0].value
             return None
         if not isinstance(func, cst.Attribute) or func.attr.value != "softmax":
             return None
         if qualified_names(self, func) & SOFTMAX_FUNCTIONS:
             argument = call_argument(call, 0, "input")
-            return argument.value if argument is not None else None
+            return argument.value if argument is not None and self._class_axis(call_argument(call, 1, "dim"), argument.value) else None
         if is_imported(self, func.value):
             return None  # a module function of some other library
-        return func.value
+        return func.value if self._class_axis(call_argument(call, 0, "dim"), func.value) else None
+
+    def _class_axis(self, dim: cst.Arg | None, subject: cst.BaseExpression) -> bool:
+        """A softmax's ``dim``: absent, not a literal, 1 or -1 (the class axis of [B, C]), or 0 where
+        ``subject`` may be one sample's [C] (squeezed, reshaped or indexed, as written or where its
+        name is bound: the reading ``single_label_values.off_the_class_axis`` makes on ``ast``)."""
+        value = dim_value(dim.value) if dim is not None else None
+        if value is None or value in (1, -1):
+            return True
+        if value != 0:
+            return False
+        code = cst.Module([]).code_for_node
+        if RESHAPED.search(code(subject)):
+            return True
+        scope = self.get_metadata(ScopeProvider, subject, None) if isinstance(subject, cst.Name) else None
+        if isinstance(subject, cst.Name) and scope is None:
+            return True
+        bindings = scope[subject.value] if scope is not None else ()
+        return any(
+            (value := self._assigned_value(getattr(b, "node", None))) is None or RESHAPED.search(code(value))
+            for b in bindings
+        )
 
     def _model_callee(self, expression: cst.BaseExpression, depth: int) -> str | None:
         """``model`` for ``model(x)``, also through the plain names it is bound to: which model gave the scores."""

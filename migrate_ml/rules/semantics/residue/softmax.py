@@ -12,6 +12,7 @@ from migrate_ml.rules.semantics.residue.tables import (
     _NOT_CLASS_SCORES,
     _SEQUENTIAL,
     _SOFTMAX_LAYERS,
+    _off_the_class_axis,
     _binding_key,
     _name_of,
 )
@@ -77,6 +78,8 @@ class SoftmaxChecks:
         subject = func.value if method else (node.args[0] if node.args else None)
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
             return
+        if built is None and _off_the_class_axis(node, not method, self.parents, self.tree):
+            return  # ``F.softmax(z, dim=0)``: over the batch (a contrastive term), not the classes
         if name == "log_softmax" and self.ctc:
             return  # CTC's input: a distribution over the alphabet at each time step, not image labels
         parent = self.parents.get(node)

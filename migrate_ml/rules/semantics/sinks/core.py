@@ -67,8 +67,10 @@ _INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32"})
 
 
 def _wrapped_class_index(target: ast.AST) -> bool:
-    """``torch.tensor([label], dtype=torch.long).to(device)``, ``torch.LongTensor([y])``: one sample's
-    class index made a batch of one (an integer type says it is an index, not a row of label values)."""
+    """``torch.tensor([label], dtype=torch.long).to(device)``, ``torch.LongTensor([y])``, ``torch.tensor([label])``:
+    one sample's class index made a batch of one (an integer type, or none: the int64 torch infers
+    from a Python int; only a float type says it is a row of label values). The same reading as
+    ``class_index._is_wrapped_index``."""
     while isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in ("to", "cuda", "long"):
         target = target.func.value
     if not (isinstance(target, ast.Call) and target.args and isinstance(target.args[0], ast.List)):
@@ -80,7 +82,9 @@ def _wrapped_class_index(target: ast.AST) -> bool:
     if isinstance(elements[0], (ast.List, ast.Tuple, ast.ListComp, ast.Starred, ast.Constant)):
         return False  # a row of values; integer literals are a literal index tensor
     dtype = next((k.value for k in target.keywords if k.arg == "dtype"), None)
-    return name in ("LongTensor", "IntTensor") or (isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES)
+    if name in ("LongTensor", "IntTensor"):
+        return True
+    return name in ("tensor", "as_tensor") and (dtype is None or (isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES))
 
 
 class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
