@@ -53,6 +53,8 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         self._walked_flattens: list[Flatten] = []
         self._numpy_bindings: set[int] = set()
         """Names bound to a prediction converted to NumPy (``preds = p.cpu().numpy()``)."""
+        self._keyed: dict[str, list[cst.Subscript]] = {}
+        """Subscripts by a string key (``x["val_preds"]``), where a returned prediction is read back."""
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -63,6 +65,8 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             index = node.slice[0].slice.value
+            if isinstance(index, cst.SimpleString):
+                self._keyed.setdefault(index.evaluated_value, []).append(node)
             if dim_value(index) in (1, -1) and isinstance(node.value, cst.Call):  # indices of (values, indices)
                 self._candidates.append(node)
 

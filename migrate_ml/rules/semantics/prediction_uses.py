@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._base import in_source_order
+from migrate_ml.rules._base import enclosing, in_source_order
 from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.class_index import class_index_sources
 from migrate_ml.rules.semantics.predictions import (
@@ -152,6 +152,7 @@ class PredictionUses:
 
     def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None, listed: bool = False) -> None:
         self._note_escape(prediction, node)
+        self._note_returned(prediction, node)
         top, flattens, moved, made_list = self._chain_top(node)
         use = self._comparison_of(top)
         if isinstance(use, Comparison) and numpy is None:
@@ -245,6 +246,25 @@ class PredictionUses:
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
         prediction.drop_flattens(flattens)
+
+    def _note_returned(self, prediction: Prediction, node: cst.CSTNode) -> None:
+        """Record the key of a returned dict the prediction is a value of (after ``.cpu()``…) when
+        another function of the file reads that key: Lightning's ``return {"val_preds": preds}``
+        collected and read back as ``x["val_preds"]`` in ``validation_epoch_end``."""
+        current = self._chain_top(node)[0]
+        element = self.get_metadata(ParentNodeProvider, current, None)
+        holder = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.DictElement) else None
+        returned = self.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.Dict) else None
+        if not (isinstance(returned, cst.Return) and element.value is current and isinstance(element.key, cst.SimpleString)):
+            return
+        key = element.key.evaluated_value
+        function = enclosing(self, returned, cst.FunctionDef)
+        readers = [
+            read for read in self._keyed.get(key, [])
+            if not self._is_store(read) and enclosing(self, read, cst.FunctionDef) not in (None, function)
+        ]
+        if readers and all(known != key for known, _ in prediction.returned_under):
+            prediction.returned_under.append((key, readers[0]))
 
     def _reads(self, binding: cst.Name) -> list:
         scope = self.get_metadata(ScopeProvider, binding, None)
