@@ -206,10 +206,8 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         if isinstance(subject, cst.Name) and scope is None:
             return True
         bindings = scope[subject.value] if scope is not None else ()
-        return any(
-            (value := self._assigned_value(getattr(b, "node", None))) is None or RESHAPED.search(code(value))
-            for b in bindings
-        )
+        values = [self._assigned_value(getattr(binding, "node", None)) for binding in bindings]
+        return any(bound is None or RESHAPED.search(code(bound)) for bound in values)
 
     def _model_callee(self, expression: cst.BaseExpression, depth: int) -> str | None:
         """``model`` for ``model(x)``, also through the plain names it is bound to: which model gave the scores."""
