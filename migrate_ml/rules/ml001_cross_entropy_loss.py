@@ -128,7 +128,7 @@ def cast_targets(
     edits: list[NodeEdit] = []
     notes: list[cst.CSTNode] = []
     for loss_call in calls:
-        uncast = report_not_label_rows(rule, loss_call.target.value) if loss_call.target is not None else ()
+        uncast = report_not_label_rows(rule, loss_call.target.value, converted=True) if loss_call.target is not None else ()
         notes.extend(uncast)
         if loss_call.target is not None and not uncast:
             edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))

@@ -136,7 +136,7 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
         smoothing = keywords.get("label_smoothing")
         transform = smoothed_target(smoothing.value) if smoothing is not None else as_float_target
         edits = [NodeEdit(call.func, rename_functional)]
-        notes = report_not_label_rows(self, target.value)
+        notes = report_not_label_rows(self, target.value, converted=True)
         if not notes:
             edits.insert(0, NodeEdit(call, map_target(call, target, transform)))
         if smoothing is not None:

@@ -165,7 +165,7 @@ class NllOverLogSoftmaxRule(Rule):
             elementwise = reduction == "none" and modulated_elementwise(self, loss_call.call)
             if reduction == "none":
                 message += f"; {ELEMENTWISE_NOTE if elementwise else PER_SAMPLE_NOTE}"
-            uncast = report_not_label_rows(self, loss_call.target.value)
+            uncast = report_not_label_rows(self, loss_call.target.value, converted=True)
             self.report(
                 loss_call.call,
                 message,
@@ -224,7 +224,7 @@ class NllOverLogSoftmaxRule(Rule):
         edits = [NodeEdit(call.func, _to_bce_class)]
         notes: list[cst.CSTNode] = []
         for loss_call, (z, dropped) in zip(calls, resolved):
-            uncast = report_not_label_rows(self, loss_call.target.value)
+            uncast = report_not_label_rows(self, loss_call.target.value, converted=True)
             notes.extend(uncast)
             edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z, not uncast)))
             if reduction == "none" and not modulated_elementwise(self, loss_call.call):

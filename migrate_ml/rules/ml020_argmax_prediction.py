@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider
 
-from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._base import Applicability, Rule, enclosing
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow
 from migrate_ml.rules._prefilter import has_training_marker
@@ -52,7 +52,9 @@ class ArgmaxPredictionRule(ReadsTheTrainedHead, Rule):
         "compared with targets collapsed by an arg-max (`target.argmax(1)`, reported at their "
         "line), or fed to a single-label Hugging Face `evaluate` metric is reported instead, "
         "naming the line of that use when it is elsewhere; "
-        "one passed to a function nothing here follows is rewritten with a note naming it. "
+        "one passed to a function nothing here follows, or returned in a dict whose key another function of "
+        "the file reads back (a Lightning step's `{\"val_preds\": preds}` read in `validation_epoch_end`), "
+        "is rewritten with a note naming it. "
         "Comments are kept as written: one on an edited line that explains the old arg-max or "
         "softmax (`# softmax over the logits dimension`) now describes code that is gone, and is "
         "the author's to update (migrate-ml cannot tell what a comment refers to)."
@@ -107,6 +109,20 @@ class ArgmaxPredictionRule(ReadsTheTrainedHead, Rule):
                     fix=flow.fix_for(prediction, self.context.threshold_name),
                     extra_nodes=[c.node for c in prediction.comparisons],
                 )
+                for key, reader in prediction.returned_under:
+                    # The reader is named by its function, not its line: the note is positioned in
+                    # the rewritten file, whose lines the fix shifts.
+                    function = enclosing(self, reader, cst.FunctionDef)
+                    self.report(
+                        prediction.node,
+                        f"the prediction is returned under {key!r}, which {function.name.value}() reads back "
+                        f"({cst.Module([]).code_for_node(reader)}): after the rewrite it holds multi-hot boolean rows "
+                        "[B, C], not class indices",
+                        suggestion=(
+                            "make what reads it take [B, C] rows: exact match is (pred == labels.bool()).all(dim=1); "
+                            "per-label counts are sums over dim 0"
+                        ),
+                    )
                 for call in prediction.escapes:
                     # Reported on the rewritten prediction (a line the fix edits) so that the note
                     # survives the rewrite: the call itself no longer looks single-label.

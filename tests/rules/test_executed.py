@@ -80,6 +80,8 @@ CASES: dict[str, Case] = {
     "error_rate": Case(train="train", evaluate="evaluate", accuracy=float),
     # correct / labels.numel(): the denominator becomes labels.size(0) with the exact-match numerator.
     "element_count_denominator": Case(train="train", evaluate="evaluate", accuracy=float),
+    # A prediction re-bound to the scores' name and copied (torch.tensor(x, dtype=...)) keeps its comparison.
+    "copied_prediction": Case(train="train", evaluate="evaluate", accuracy=float),
     # Flattened predictions (.flatten(), .view(-1), .ravel()) keep their rows after the rewrite.
     "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     # Labels cast to int64 (.long() of torch.from_numpy, dtype=torch.long in a helper's return) become float.

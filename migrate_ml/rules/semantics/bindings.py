@@ -32,9 +32,11 @@ def assignment_of(owner, bound: cst.CSTNode | None) -> cst.Assign | None:
 def reaching_bindings(owner, name: cst.Name, assignments: list) -> list:
     """The bindings of ``name`` that can reach this read of it. Where every binding and the
     read are statements of one straight-line block (a module, a notebook's joined cells, a
-    function's body), only the last binding before the read does: ``loss_fn = nn.NLLLoss()``
-    then ``loss_fn = nn.CrossEntropyLoss()`` are two criteria, each with its own calls. A read
-    inside a function or class body, or with no binding before it, may see any of them."""
+    function's or a loop's body), only the last binding before the read does:
+    ``loss_fn = nn.NLLLoss()`` then ``loss_fn = nn.CrossEntropyLoss()`` are two criteria, each
+    with its own calls, and ``outputs = model(x)``, ``outputs = outputs.argmax(1)`` in a loop's
+    body are two values. A read inside a function or class body, or with no binding before it
+    (in a loop, the last iteration's binding reaches it too), may see any of them."""
     if len(assignments) < 2:
         return assignments
     statements = [_statement_in(owner, getattr(a, "node", None), None) for a in assignments]
@@ -44,10 +46,6 @@ def reaching_bindings(owner, name: cst.Name, assignments: list) -> list:
         for statement in statements
     ):
         return assignments
-    if isinstance(block, cst.IndentedBlock) and not isinstance(
-        owner.get_metadata(ParentNodeProvider, block, None), cst.FunctionDef
-    ):
-        return assignments  # a loop's body runs again: a later binding reaches an earlier read
     read = _statement_in(owner, name, block)
     if read is None:
         return assignments

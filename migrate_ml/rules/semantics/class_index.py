@@ -177,13 +177,14 @@ _TORCH_SOFTMAX_OWNERS = frozenset({"torch", "F", "nn.functional", "torch.nn.func
 _LITERAL_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
 
 
-def not_label_rows(rule, expression: cst.BaseExpression) -> tuple[str, list[cst.CSTNode]] | None:
+def not_label_rows(rule, expression: cst.BaseExpression, converted: bool = False) -> tuple[str, list[cst.CSTNode]] | None:
     """``("literal", nodes)`` when a loss target is a literal 1-D tensor of class indices and
     ``("column", nodes)`` when it is one column of a tensor (``y[:, 1]``, ``y[..., 0]``), inline or
     through a name every binding of which that reaches the loss is one; ``nodes`` are the expressions to
-    report. None for anything else. ``rule`` must depend on ``ScopeProvider`` and
+    report. None for anything else. ``converted``: the target of a cross-entropy the caller converts
+    (see :func:`_is_wrapped_index`). ``rule`` must depend on ``ScopeProvider`` and
     ``ParentNodeProvider``."""
-    found = _target_sources(rule, expression, 0)
+    found = _target_sources(rule, expression, 0, converted)
     if not found:
         return None
     kinds = {kind for kind, _ in found}
@@ -192,11 +193,11 @@ def not_label_rows(rule, expression: cst.BaseExpression) -> tuple[str, list[cst.
     return kinds.pop(), list(dict.fromkeys(node for _, node in found))
 
 
-def _target_sources(rule, expression: cst.BaseExpression, depth: int) -> list[tuple[str, cst.CSTNode]]:
+def _target_sources(rule, expression: cst.BaseExpression, depth: int, converted: bool) -> list[tuple[str, cst.CSTNode]]:
     expression = _uncast(expression)
     if _is_index_literal(expression):
         return [("literal", expression)]
-    if _is_wrapped_index(expression):
+    if _is_wrapped_index(expression, converted):
         return [("wrapped", expression)]
     if _is_column(expression):
         return [("column", expression)]
@@ -211,7 +212,7 @@ def _target_sources(rule, expression: cst.BaseExpression, depth: int) -> list[tu
         statement = rule.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.AssignTarget) else None
         if not isinstance(statement, cst.Assign) or holder.target is not bound:
             return []
-        sources = _target_sources(rule, statement.value, depth + 1)
+        sources = _target_sources(rule, statement.value, depth + 1, converted)
         if not sources:
             return []
         found.extend(sources)
@@ -247,18 +248,23 @@ def _is_index_literal(expression: cst.BaseExpression) -> bool:
     )
 
 
-def _is_wrapped_index(expression: cst.BaseExpression) -> bool:
+def _is_wrapped_index(expression: cst.BaseExpression, converted: bool) -> bool:
     """``torch.tensor([label], dtype=torch.long)``, ``torch.LongTensor([target])``: one sample's class
     index made a batch of one (an evaluation loop over single images); an integer type says it is an
-    index, not a row of label values."""
+    index, not a row of label values. The target of a cross-entropy being ``converted`` is one with
+    no type too (``torch.tensor([label])``: the int64 torch infers from a Python int is the class
+    index cross-entropy takes); a BCE loss already written takes a row wrapped the same way."""
     name, values = _literal_tensor_data(expression)
     if not (isinstance(values, cst.List) and len(values.elements) == 1 and isinstance(values.elements[0], cst.Element)):
         return False
     if isinstance(values.elements[0].value, (cst.List, cst.Tuple, cst.ListComp, cst.Integer)):
         return False  # a row of values, or the integer literals ``_is_index_literal`` reads
     dtype = next((arg.value for arg in expression.args if arg.keyword is not None and arg.keyword.value == "dtype"), None)
-    integer = isinstance(dtype, cst.Attribute) and dtype.attr.value in INTEGER_DTYPES
-    return name in ("LongTensor", "IntTensor") or integer
+    if name in ("LongTensor", "IntTensor"):
+        return True
+    if name not in ("tensor", "as_tensor"):
+        return False
+    return (dtype is None and converted) or (isinstance(dtype, cst.Attribute) and dtype.attr.value in INTEGER_DTYPES)
 
 
 def _is_column(expression: cst.BaseExpression) -> bool:
@@ -293,12 +299,12 @@ def _is_max_indices(expression: cst.BaseExpression) -> bool:
     return False
 
 
-def report_not_label_rows(rule, target: cst.BaseExpression) -> tuple[cst.CSTNode, ...]:
+def report_not_label_rows(rule, target: cst.BaseExpression, converted: bool = False) -> tuple[cst.CSTNode, ...]:
     """Report at its own line a target that :func:`not_label_rows` finds (once per node, whichever
     rule saw it first) and return the nodes reported: the caller leaves that target uncast and
     names them in its fix's ``notes``. The words do not depend on the rule, so that the same
     finding made by ML010 on the rewritten text (``rewrite --check``) is one finding."""
-    found = not_label_rows(rule, target)
+    found = not_label_rows(rule, target, converted)
     if found is None:
         return ()
     kind, nodes = found

@@ -96,6 +96,13 @@ SINGLE_LABEL_ONLY = frozenset(
 """Those of :data:`PREDICTION_METRICS` that reject multi-label indicator input (scikit-learn:
 "multilabel-indicator is not supported"; imbalanced-learn: "imblearn does not support multilabel")."""
 
+ONE_VS_REST_SCORES = frozenset(
+    {"sklearn.metrics.roc_curve", "sklearn.metrics.roc_auc_score", "sklearn.metrics.precision_recall_curve",
+     "sklearn.metrics.average_precision_score", "sklearn.metrics.det_curve"}
+)
+"""scikit-learn metrics of one binary decision's ``(y_true, y_score)``: given ``labels == i`` and
+``probs[:, i]`` they score class ``i`` one-vs-rest, with ``labels`` one class index per sample."""
+
 KERAS_ACCURACIES = frozenset(
     {"accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
      "sparse_top_k_categorical_accuracy"}

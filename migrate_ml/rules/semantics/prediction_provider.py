@@ -13,6 +13,7 @@ from libcst.metadata import BatchableMetadataProvider, ParentNodeProvider, Posit
 
 from migrate_ml.rules._exprs import module_alias
 from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
 from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
 from migrate_ml.rules.semantics.prediction_uses import PredictionUses
@@ -28,6 +29,7 @@ from migrate_ml.rules.semantics.predictions import (
 )
 from migrate_ml.rules.semantics.rewrites import torch_sigmoid
 from migrate_ml.rules.semantics.shapes import dim_value
+from migrate_ml.rules.semantics.single_label_values import RESHAPED
 from migrate_ml.rules.semantics.tables import SOFTMAX_FUNCTIONS, SOFTMAX_MODULES
 from migrate_ml.rules._base import enclosing
 
@@ -51,6 +53,8 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         self._walked_flattens: list[Flatten] = []
         self._numpy_bindings: set[int] = set()
         """Names bound to a prediction converted to NumPy (``preds = p.cpu().numpy()``)."""
+        self._keyed: dict[str, list[cst.Subscript]] = {}
+        """Subscripts by a string key (``x["val_preds"]``), where a returned prediction is read back."""
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -61,6 +65,8 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
             index = node.slice[0].slice.value
+            if isinstance(index, cst.SimpleString):
+                self._keyed.setdefault(index.evaluated_value, []).append(node)
             if dim_value(index) in (1, -1) and isinstance(node.value, cst.Call):  # indices of (values, indices)
                 self._candidates.append(node)
 
@@ -136,7 +142,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
             return False
         if (scope, expression.value) in self._loss_logits:
             return True
-        assignments = list(scope[expression.value])
+        assignments = reaching_bindings(self, expression, list(scope[expression.value]))
         if not assignments:
             return False
         for assignment in assignments:
@@ -167,20 +173,41 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         return None
 
     def _softmax_scores(self, call: cst.Call) -> cst.BaseExpression | None:
-        """The input of a softmax call, in any spelling; None if ``call`` is not a softmax."""
+        """The input of a softmax call over the class axis, in any spelling; None if ``call`` is
+        not a softmax, or one along a literal axis other than 1 or -1 (``F.softmax(z, dim=0)``:
+        over the batch, a contrastive term's, not a class distribution)."""
         func = call.func
         if isinstance(func, cst.Call):  # nn.Softmax(dim=1)(z)
-            if qualified_names(self, func.func) & SOFTMAX_MODULES and call.args:
+            if qualified_names(self, func.func) & SOFTMAX_MODULES and call.args and self._class_axis(call_argument(func, 0, "dim"), call.args[0].value):
                 return call.args[0].value
             return None
         if not isinstance(func, cst.Attribute) or func.attr.value != "softmax":
             return None
         if qualified_names(self, func) & SOFTMAX_FUNCTIONS:
             argument = call_argument(call, 0, "input")
-            return argument.value if argument is not None else None
+            return argument.value if argument is not None and self._class_axis(call_argument(call, 1, "dim"), argument.value) else None
         if is_imported(self, func.value):
             return None  # a module function of some other library
-        return func.value
+        return func.value if self._class_axis(call_argument(call, 0, "dim"), func.value) else None
+
+    def _class_axis(self, dim: cst.Arg | None, subject: cst.BaseExpression) -> bool:
+        """A softmax's ``dim``: absent, not a literal, 1 or -1 (the class axis of [B, C]), or 0 where
+        ``subject`` may be one sample's [C] (squeezed, reshaped or indexed, as written or where its
+        name is bound: the reading ``single_label_values.off_the_class_axis`` makes on ``ast``)."""
+        value = dim_value(dim.value) if dim is not None else None
+        if value is None or value in (1, -1):
+            return True
+        if value != 0:
+            return False
+        code = cst.Module([]).code_for_node
+        if RESHAPED.search(code(subject)):
+            return True
+        scope = self.get_metadata(ScopeProvider, subject, None) if isinstance(subject, cst.Name) else None
+        if isinstance(subject, cst.Name) and scope is None:
+            return True
+        bindings = scope[subject.value] if scope is not None else ()
+        values = [self._assigned_value(getattr(binding, "node", None)) for binding in bindings]
+        return any(bound is None or RESHAPED.search(code(bound)) for bound in values)
 
     def _model_callee(self, expression: cst.BaseExpression, depth: int) -> str | None:
         """``model`` for ``model(x)``, also through the plain names it is bound to: which model gave the scores."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._base import in_source_order
+from migrate_ml.rules._base import enclosing, in_source_order
+from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.class_index import class_index_sources
 from migrate_ml.rules.semantics.predictions import (
     LITERALS,
@@ -22,7 +23,7 @@ from migrate_ml.rules.semantics.predictions import (
     strip_transparent,
 )
 from migrate_ml.rules.semantics.shapes import is_flatten, unflattened
-from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS
+from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS, TENSOR_COPIES
 
 _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
@@ -139,7 +140,10 @@ class PredictionUses:
                     self._classify_use(prediction, name, numpy)  # torch.cat(rows) == labels
                     continue
                 for use in self._reads(name):
-                    referents = [getattr(r, "node", None) for r in use.referents]
+                    reaching = reaching_bindings(self, use.node, list(use.referents)) if isinstance(use.node, cst.Name) else use.referents
+                    if all(getattr(r, "node", None) is not name for r in reaching):
+                        continue  # `outputs = model(x)` ... `outputs = outputs.argmax(1)`: an earlier value's read
+                    referents = [getattr(r, "node", None) for r in reaching]
                     if prediction.proven and not all(r in bindings or self._starts_empty(r) for r in referents):
                         continue  # another binding of the name is not a rewritten prediction
                     kinds = {flag for n, flag in holders[id(prediction)] if n in referents}
@@ -148,6 +152,7 @@ class PredictionUses:
 
     def _classify_use(self, prediction: Prediction, node: cst.CSTNode, numpy: bool | None, listed: bool = False) -> None:
         self._note_escape(prediction, node)
+        self._note_returned(prediction, node)
         top, flattens, moved, made_list = self._chain_top(node)
         use = self._comparison_of(top)
         if isinstance(use, Comparison) and numpy is None:
@@ -234,11 +239,32 @@ class PredictionUses:
         if isinstance(func, (cst.Name, cst.Attribute)) and (func.value if isinstance(func, cst.Name) else func.attr.value).endswith("_like"):
             return  # torch.zeros_like(pred) reads only the shape
         qualified = qualified_names(self, func)
+        if self._copied(current) is not None:
+            return  # the copy is followed to the name it is bound to
         if qualified & JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
         prediction.drop_flattens(flattens)
+
+    def _note_returned(self, prediction: Prediction, node: cst.CSTNode) -> None:
+        """Record the key of a returned dict the prediction is a value of (after ``.cpu()``…) when
+        another function of the file reads that key: Lightning's ``return {"val_preds": preds}``
+        collected and read back as ``x["val_preds"]`` in ``validation_epoch_end``."""
+        current = self._chain_top(node)[0]
+        element = self.get_metadata(ParentNodeProvider, current, None)
+        holder = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.DictElement) else None
+        returned = self.get_metadata(ParentNodeProvider, holder, None) if isinstance(holder, cst.Dict) else None
+        if not (isinstance(returned, cst.Return) and element.value is current and isinstance(element.key, cst.SimpleString)):
+            return
+        key = element.key.evaluated_value
+        function = enclosing(self, returned, cst.FunctionDef)
+        readers = [
+            read for read in self._keyed.get(key, [])
+            if not self._is_store(read) and enclosing(self, read, cst.FunctionDef) not in (None, function)
+        ]
+        if readers and all(known != key for known, _ in prediction.returned_under):
+            prediction.returned_under.append((key, readers[0]))
 
     def _reads(self, binding: cst.Name) -> list:
         scope = self.get_metadata(ScopeProvider, binding, None)
@@ -280,6 +306,10 @@ class PredictionUses:
         returned itself, so that a comparison on it is found too."""
         current, flattens = node, []
         while position is None:
+            copy = self._copied(current)
+            if copy is not None:
+                current, numpy = copy, False
+                continue
             parent = self.get_metadata(ParentNodeProvider, current, None)
             call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Attribute) else None
             if not (
@@ -351,6 +381,17 @@ class PredictionUses:
             ):
                 return [(target.elements[position].value, numpy)]
         return [(current, numpy)] if collected and position is None else []
+
+    def _copied(self, node: cst.CSTNode) -> cst.Call | None:
+        """``torch.tensor(node, dtype=torch.float)``/``torch.as_tensor(node)``: the call that copies
+        or casts the tensor ``node`` (its only positional argument), keeping one row per sample."""
+        parent = self.get_metadata(ParentNodeProvider, node, None)
+        call = self.get_metadata(ParentNodeProvider, parent, None) if isinstance(parent, cst.Arg) else None
+        if not (isinstance(call, cst.Call) and parent.keyword is None and parent.value is node):
+            return None
+        if [a for a in call.args if a.keyword is None] != [parent] or not qualified_names(self, call.func) & TENSOR_COPIES:
+            return None
+        return call
 
     def _extends(self, tolist: cst.Call) -> bool:
         """``rows.extend(pred.tolist())`` / ``rows += pred.tolist()``: the list gains the rows."""

@@ -151,6 +151,10 @@ class Prediction:
     after the batches were appended and joined): the finding names its line."""
     escapes: list[cst.Call] = field(default_factory=list)
     """Calls the prediction is passed to that nothing follows (a helper defined elsewhere)."""
+    returned_under: list[tuple[str, cst.Subscript]] = field(default_factory=list)
+    """Keys of a returned dict the prediction is a value of, each with where another function of
+    the file reads that key (Lightning's ``return {"val_preds": preds}`` read back in
+    ``validation_epoch_end`` as ``x["val_preds"]``): that reader gets [B, C] rows after the fix."""
     flattens: list[Flatten] = field(default_factory=list)
     """``.flatten()``/``.view(-1)``/``.reshape(-1)``/``.ravel()`` between the prediction and a
     comparison or a name it is carried to: a no-op on class indices [B], a mix of every

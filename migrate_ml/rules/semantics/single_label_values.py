@@ -89,6 +89,34 @@ def int_constant(node: ast.AST) -> int | None:
     return None
 
 
+RESHAPED = re.compile(r"\b(?:squeeze|unsqueeze|flatten|ravel|view|reshape|select|permute|transpose)\(|\.T\b|\[[^\[\]:]*\]")
+"""A squeeze, reshape or integer index: what was [B, C] may now be one sample's [C]."""
+
+
+def off_the_class_axis(axis: ast.AST | None, subject: ast.AST | None, scope: ast.AST | None) -> bool:
+    """A literal ``axis`` of a softmax or an arg-max that is not the class axis of [B, C] scores:
+    0 where ``subject`` (and every value its name is bound to in ``scope``) is as a model or a
+    batch gives it, with no squeeze, reshape or index on the way (``torch.squeeze(model(img))``
+    is one image's [C], whose axis 0 is the classes); any literal but 1 and -1 below that."""
+    value = int_constant(axis) if axis is not None else None
+    if value is None or value in (1, -1):
+        return False
+    if value != 0:
+        return True
+    if subject is None or RESHAPED.search(ast.unparse(subject)):
+        return False
+    if isinstance(subject, ast.Name):
+        if scope is None:
+            return False
+        return not any(
+            isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            and any(isinstance(t, ast.Name) and t.id == subject.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))
+            and (node.value is None or RESHAPED.search(ast.unparse(node.value)))
+            for node in ast.walk(scope)
+        )
+    return True
+
+
 @dataclass
 class Scope:
     function: str

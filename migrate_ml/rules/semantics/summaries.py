@@ -35,6 +35,7 @@ from migrate_ml.rules.semantics.meanings import (
     join,
 )
 from migrate_ml.rules.semantics.names import import_bindings, qualified_name
+from migrate_ml.rules.semantics.single_label_values import off_the_class_axis
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _INDICES = (CLASS_INDEX, INT)
@@ -502,6 +503,8 @@ class Analysis:
             receiver = self.value(func.value)
             method = func.attr
             if method in tables.INDEX_PAIR_METHODS and receiver.meaning in SCORE_MEANINGS and (node.args or node.keywords):
+                if method == "max" and self._off_the_class_axis(node, func.value, 0):
+                    return NOTHING  # z.max(0): the most confident sample of each class
                 return Value(items=(receiver, Value(ARGMAX, line, node=node)), line=line, node=node)
             if method == "iterrows":  # for _, row in df.iterrows(): row["label"] is one cell per sample
                 pair = Value(items=(NOTHING, Value(TABLE_ROW, line, node=node)), line=line)
@@ -511,7 +514,7 @@ class Analysis:
             row = tables.METHODS.get(method)
             if row is not None:
                 result = tables.apply_row(row, receiver.meaning)
-                if result is None:
+                if result is None or (method in tables.CLASS_AXIS_METHODS and self._off_the_class_axis(node, func.value, 0)):
                     return NOTHING
                 if result == receiver.meaning:
                     return Value(result, receiver.line, receiver.items, receiver.element, node)
@@ -561,7 +564,7 @@ class Analysis:
                 pair = (sources.enumerate_index(iterated, line), self.element(arguments[0], node.args[0]))
                 return Value(CONTAINER, line, element=Value(items=pair, line=line))
         if qualified in ("torch.max", "torch.topk", "torch.sort") and len(node.args) + len(node.keywords) >= 2 and arguments:
-            if arguments[0].meaning in SCORE_MEANINGS:
+            if arguments[0].meaning in SCORE_MEANINGS and not (qualified == "torch.max" and self._off_the_class_axis(node, node.args[0], 1)):
                 return Value(items=(arguments[0], Value(ARGMAX, line, node=node)), line=line, node=node)
         row = tables.row_for(qualified)
         if row is not None:
@@ -570,7 +573,8 @@ class Analysis:
             if first.meaning == CONTAINER and first.element is not None:
                 first = first.element
             result = tables.apply_row(row, first.meaning)
-            if result is None:
+            subject = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg in ("a", "input")), None)
+            if result is None or (qualified in tables.CLASS_AXIS_FUNCTIONS and self._off_the_class_axis(node, subject, 1)):
                 return NOTHING
             if result == first.meaning:
                 return Value(result, first.line, node=node)
@@ -580,6 +584,15 @@ class Analysis:
             if not (isinstance(func, ast.Name) and func.id in self.defined):
                 return sources.model_output(line)
         return NOTHING
+
+    def _off_the_class_axis(self, node: ast.Call, subject: ast.AST | None, position: int) -> bool:
+        """``F.softmax(z, dim=0)``, ``z.argmax(0)``, ``np.argmax(p, axis=0)`` on [B, C] scores: along
+        the batch (a contrastive term, the most confident sample of each class), so nothing is one
+        class per sample. The axis is argument ``position`` or ``dim=``/``axis=``."""
+        axis = node.args[position] if len(node.args) > position else next(
+            (k.value for k in node.keywords if k.arg in ("dim", "axis")), None
+        )
+        return off_the_class_axis(axis, subject, self.function or self.tree)
 
     def _note_passed(self, function: tuple[str, str], node: ast.Call, arguments: list[Value]) -> None:
         """The arg-max predictions a call of the file's own function or method passes it, by

@@ -106,6 +106,14 @@ METHODS: dict[str, dict[str, str]] = {
 }
 """Method calls on a value: ``logits.softmax(-1)``, ``preds.cpu().numpy()``."""
 
+CLASS_AXIS_METHODS = frozenset({"softmax", "log_softmax", "argmax"})
+CLASS_AXIS_FUNCTIONS = frozenset(
+    name for names, row in FUNCTIONS if (ANY in row and set(row.values()) & {SOFTMAX, LOG_PROB}) or row is _ARGMAX
+    for name in names
+)
+"""Calls whose result is per sample only along the class axis (their rows above): the same call
+along the batch axis (``F.softmax(z, dim=0)``) is none of them."""
+
 INDEX_PAIR_METHODS = frozenset({"max", "topk", "sort"})
 """``z.max(1)``, ``torch.topk(z, k)``: (values, indices); the indices are an arg-max."""
 
@@ -258,6 +266,9 @@ def apply_row(mapping: dict[str, str], argument: str) -> str | None:
 SOFTMAX_FUNCTIONS = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.modules.activation.Softmax"})
 LOG_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.log_softmax", "torch.log_softmax"})
+TENSOR_COPIES = frozenset({"torch.tensor", "torch.as_tensor"})
+"""``torch.tensor(pred, dtype=torch.float)``: a tensor given one tensor is that tensor copied or
+cast, each row the same sample's (the transfer row above keeps its meaning)."""
 JOIN_FUNCTIONS = frozenset({"torch.cat", "torch.concatenate", "numpy.concatenate"})
 JOINS = {
     "append": JOIN_FUNCTIONS | {"numpy.vstack", "torch.vstack"},

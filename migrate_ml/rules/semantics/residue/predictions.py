@@ -12,6 +12,7 @@ from migrate_ml.rules.semantics.residue.tables import (
     _SUGGEST_THRESHOLD,
     _binding_key,
     _is_column_key,
+    _off_the_class_axis,
     _over_the_class_axis,
 )
 from migrate_ml.rules.semantics.single_label_values import (
@@ -168,6 +169,10 @@ class PredictionChecks:
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if name != "argmax" and not self._takes_indices(node):
+            return
+        if name == "argmax" and _off_the_class_axis(
+            node, not isinstance(func, ast.Attribute) or self.is_module(func.value), self.parents, self.tree
+        ):
             return
         value = self.value_of(subject)[0]
         if value == MODEL_OUTPUT or isinstance(subject, ast.Call) and self.is_model_call(subject):

@@ -12,6 +12,7 @@ from migrate_ml.rules.semantics.residue.tables import (
     _NOT_CLASS_SCORES,
     _SEQUENTIAL,
     _SOFTMAX_LAYERS,
+    _off_the_class_axis,
     _binding_key,
     _name_of,
 )
@@ -76,6 +77,19 @@ class SoftmaxChecks:
         method = isinstance(func, ast.Attribute) and not self.is_module(func.value) and not layer
         subject = func.value if method else (node.args[0] if node.args else None)
         if subject is None or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult) for n in ast.walk(subject)):
+            return
+        if built is None and _off_the_class_axis(node, not method, self.parents, self.tree):
+            # ``F.softmax(z, dim=0)``: over the batch (a contrastive term), not the classes; one
+            # returned as the function's answer may be meant over the classes, which is the
+            # author's to say
+            if name == "softmax" and self._returned_as_answer(node) and self.model_output_like(subject):
+                self._report(
+                    node, "softmax-class-dim",
+                    f"{ast.unparse(node)} normalises the model's [B, C] output over the batch (dim 0), not over the "
+                    "classes, and is returned as the answer",
+                    "if these are meant as class probabilities, the multi-label ones are torch.sigmoid of the output "
+                    "(one independent probability per label); over the batch, leave it",
+                )
             return
         if name == "log_softmax" and self.ctc:
             return  # CTC's input: a distribution over the alphabet at each time step, not image labels
@@ -169,6 +183,23 @@ class SoftmaxChecks:
             isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Div)
             and any(isinstance(side, ast.Name) and side.id == name for side in ast.walk(inner))
             for inner in ast.walk(function)
+        )
+
+    def _returned_as_answer(self, node: ast.Call) -> bool:
+        """``probs = F.softmax(z, dim=0)`` ... ``return loss, probs``: a name bound once in its function
+        to ``node`` and returned from it as written."""
+        statement = self.parents.get(node)
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
+            return False
+        name, function = statement.targets[0].id, statement
+        while function is not None and not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = self.parents.get(function)
+        if function is None:
+            return False
+        return any(
+            isinstance(returned, ast.Return) and returned.value is not None
+            and any(isinstance(n, ast.Name) and n.id == name for n in ([returned.value, *getattr(returned.value, "elts", [])]))
+            for returned in ast.walk(function)
         )
 
     def _returned_through_name(self, node: ast.Call, subject: ast.AST) -> bool:

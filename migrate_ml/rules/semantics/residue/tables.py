@@ -8,7 +8,7 @@ import ast
 import re
 
 from migrate_ml.rules._prefilter import nodes_of
-from migrate_ml.rules.semantics.single_label_values import int_constant
+from migrate_ml.rules.semantics.single_label_values import int_constant, off_the_class_axis
 
 _LOSSES = {
     "CrossEntropyLoss": "nn.BCEWithLogitsLoss()",
@@ -81,6 +81,19 @@ def _over_the_class_axis(call: ast.Call, on_module: bool) -> bool:
     axes = call.args[1:] if on_module else call.args
     axis = axes[0] if axes else next((k.value for k in call.keywords if k.arg in ("dim", "axis")), None)
     return int_constant(axis) in (1, -1) if axis is not None else False
+
+
+def _off_the_class_axis(call: ast.Call, on_module: bool, parents: dict, tree: ast.Module) -> bool:
+    """``z.argmax(0)``, ``torch.argmax(z, dim=0)``, ``F.softmax(z, dim=0)`` on [N, C] scores: an axis
+    other than the class axis (over the batch: the most confident sample of each class, a
+    contrastive term), read in the function around the call."""
+    axes = call.args[1:] if on_module else call.args
+    axis = axes[0] if axes else next((k.value for k in call.keywords if k.arg in ("dim", "axis")), None)
+    subject = (call.args[0] if call.args else None) if on_module else getattr(call.func, "value", None)
+    scope = parents.get(call)
+    while scope is not None and not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        scope = parents.get(scope)
+    return off_the_class_axis(axis, subject, scope or tree)
 
 
 def _binding_key(target: ast.AST) -> str:

@@ -6,6 +6,7 @@ through :meth:`Sinks._call`), reports what they prove and adds the file-wide che
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts
 from migrate_ml.rules.semantics import hand_losses, metrics, sources, tables
@@ -13,6 +14,7 @@ from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
+    INT,
     LABEL_ENCODER,
     LOGITS,
     LOG_PROB,
@@ -66,9 +68,12 @@ _INDEX_TENSORS = frozenset({"tensor", "as_tensor", "LongTensor", "IntTensor"})
 _INTEGER_DTYPES = frozenset({"long", "int", "int64", "int32"})
 
 
-def _wrapped_class_index(target: ast.AST) -> bool:
+def _wrapped_class_index(target: ast.AST, element_meaning: Callable[[ast.AST], str]) -> bool:
     """``torch.tensor([label], dtype=torch.long).to(device)``, ``torch.LongTensor([y])``: one sample's
-    class index made a batch of one (an integer type says it is an index, not a row of label values)."""
+    class index made a batch of one (an integer type says it is an index, not a row of label
+    values). With no type, ``torch.tensor([label])`` is one where ``element_meaning`` proves
+    ``label`` a class index or an ``int`` (torch infers int64): in a file that already trains
+    multi-label, a row of values is wrapped the same way."""
     while isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute) and target.func.attr in ("to", "cuda", "long"):
         target = target.func.value
     if not (isinstance(target, ast.Call) and target.args and isinstance(target.args[0], ast.List)):
@@ -80,7 +85,13 @@ def _wrapped_class_index(target: ast.AST) -> bool:
     if isinstance(elements[0], (ast.List, ast.Tuple, ast.ListComp, ast.Starred, ast.Constant)):
         return False  # a row of values; integer literals are a literal index tensor
     dtype = next((k.value for k in target.keywords if k.arg == "dtype"), None)
-    return name in ("LongTensor", "IntTensor") or (isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES)
+    if name in ("LongTensor", "IntTensor"):
+        return True
+    if name not in ("tensor", "as_tensor"):
+        return False
+    if dtype is None:
+        return element_meaning(elements[0]) in (CLASS_INDEX, INT)
+    return isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES
 
 
 class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
@@ -247,7 +258,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                     "torch.sigmoid(teacher_logits / T)) * T * T",
                     value(scores).line, value(target).line,
                 )
-            if target is not None and self.multi_label_training and _wrapped_class_index(target):
+            if target is not None and self.multi_label_training and _wrapped_class_index(target, lambda element: value(element).meaning):
                 self.report(
                     target, "class-index-target",
                     f"the loss target {ast.unparse(target)} wraps one sample's class index in a tensor: one class per "

@@ -87,6 +87,7 @@ class MetricChecks:
         if qualified in metrics.PREDICTION_METRICS:
             self._metric_given_argmax(node, qualified.rpartition(".")[2])
             return
+        self._one_vs_rest_on_indices(node, qualified)
         api = metrics.metric_api(qualified)
         if api is not None and (not api.needs_labels or (node.args and self._labels_given(node.args[0]))):
             self.report(node, "class-index-metric", f"{api.what}: one class per sample", api.advice)
@@ -118,6 +119,39 @@ class MetricChecks:
                 f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
                 "with its label: a single-label metric",
             )
+
+    def _one_vs_rest_on_indices(self, node: ast.Call, qualified: str) -> None:
+        """``roc_curve(labels == i, probs[:, i])``: class ``i`` scored one-vs-rest, its binary labels
+        made by comparing one class index per sample with ``i``, the index of the score column (a
+        [N, C] array compared with ``i`` would not be one column). Multi-hot labels hold that
+        column already: ``labels[:, i]``."""
+        if qualified not in metrics.ONE_VS_REST_SCORES:
+            return
+        y_true = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "y_true"), None)
+        y_score = node.args[1] if len(node.args) > 1 else next(
+            (k.value for k in node.keywords if k.arg in ("y_score", "probas_pred")), None
+        )
+        while isinstance(y_true, ast.Call) and isinstance(y_true.func, ast.Attribute) and y_true.func.attr in ("astype", "int", "long", "float"):
+            y_true = y_true.func.value  # (labels == i).astype(int)
+        if not (
+            isinstance(y_true, ast.Compare) and len(y_true.ops) == 1 and isinstance(y_true.ops[0], ast.Eq)
+            and isinstance(y_score, ast.Subscript) and isinstance(y_score.slice, ast.Tuple) and len(y_score.slice.elts) == 2
+        ):
+            return
+        rows, column = y_score.slice.elts
+        if not (isinstance(rows, ast.Slice) and rows.lower is None and rows.upper is None and isinstance(column, ast.Name)):
+            return
+        sides = (y_true.left, y_true.comparators[0])
+        labels = next((other for side, other in (sides, sides[::-1]) if isinstance(side, ast.Name) and side.id == column.id), None)
+        if labels is None or isinstance(labels, ast.Constant):
+            return
+        name, index, shown = qualified.rpartition(".")[2], column.id, ast.unparse(labels)
+        self.report(
+            node, "class-index-metric",
+            f"{name}() scores class {index} one-vs-rest with `{ast.unparse(y_true)}`: the labels are one class index "
+            f"per sample; multi-hot [N, C] labels compared with {index} give no column of class {index}",
+            f"pass the label column of class {index}: {name}({shown}[:, {index}], {ast.unparse(y_score)})",
+        )
 
     def _metric_given_argmax(self, node: ast.Call, name: str) -> None:
         """A scikit-learn / imbalanced-learn metric whose ``y_pred`` holds arg-max predictions taken
