@@ -39,7 +39,7 @@ from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules._prefilter import module_functions
 from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
-from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
+from migrate_ml.rules.semantics import argmax_arguments, argmax_returns, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.names import imported_names
@@ -47,7 +47,7 @@ from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
-from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
+from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact, facts_in_effect
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, INDEX_DATASET_CALLS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
@@ -87,7 +87,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     float_rows = _float_row_run(trees, data.values())
     accuracy_names = _accuracy_constants(trees) if any(_MONITORED_NAME.search(text) for text in data.values()) else ()
     monitors = _selection_parameters(trees)
-    given = _argmax_arguments(trees, python)
+    given, returned = _argmax_hand_offs(trees, python)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -100,6 +100,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             accuracy_constants=accuracy_names,
             selection_parameters=monitors,
             argmax_arguments=given.get(os.path.splitext(os.path.basename(path))[0], ()),
+            argmax_returns=returned,
         )
         for path in python
     }
@@ -120,6 +121,13 @@ class _RunTrees:
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._trees[path] = None
         return self._trees[path]
+
+    def texts(self) -> Iterable[bytes]:
+        return self._data.values()
+
+    def texts_by_stem(self) -> Iterator[tuple[str, bytes]]:
+        for path, text in self._data.items():
+            yield os.path.splitext(os.path.basename(path))[0], text
 
     def holding(self, holds: Callable[[bytes], bool]) -> Iterator[tuple[str, ast.Module]]:
         """``(stem, tree)`` of each file whose text ``holds`` what a fact needs; a file that does
@@ -185,12 +193,24 @@ _TAKES_AN_ARGMAX = re.compile(
 file without one hands no arg-max to another file (``max(`` alone is in most files of a library)."""
 
 
-def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+def _argmax_hand_offs(
+    trees: _RunTrees, paths: Sequence[str]
+) -> tuple[dict[str, tuple[tuple[str, str, str], ...]], tuple[tuple[str, int, tuple[int, ...]], ...]]:
     """By module (a file's stem): the functions and methods of that file that another file of the
-    run hands arg-max predictions (``FileFacts.argmax_arguments``). Only the modules a file taking an
-    arg-max imports are parsed for their functions."""
+    run hands arg-max predictions (``FileFacts.argmax_arguments``); and the run's functions and
+    methods that return arg-max predictions to another file (``FileFacts.argmax_returns``). Only
+    the modules a file taking an arg-max or calling such a function imports are parsed for their
+    functions."""
     names = {os.path.splitext(os.path.basename(path))[0]: os.path.basename(path) for path in paths}
     callers = list(trees.holding(lambda text: _TAKES_AN_ARGMAX.search(text) is not None))
+    returns = _argmax_returns(trees, callers)
+    if returns:
+        returning = {entry[0].partition(".")[0] for entry in returns}
+        taking = {stem for stem, _ in callers}
+        callers += [
+            (stem, tree) for stem, tree in trees.holding(lambda text: any(_imports(text, module) for module in returning))
+            if stem not in taking
+        ]
     imported = set()
     for _, tree in callers:
         for node in tree.body:
@@ -203,7 +223,7 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
                 imported.update(alias.name.rpartition(".")[2] for alias in node.names)
     wanted = imported & names.keys()
     if not wanted:
-        return {}
+        return {}, returns
     callees: dict[str, set[str]] = {}
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -215,11 +235,40 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
             functions.update(node.name for node in tree.body if isinstance(node, ast.ClassDef))
             functions.update(f"{owner}.{function.name}" if owner else function.name for owner, function in module_functions(tree))
     found: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for stem, tree in callers:
-        others = {module: functions for module, functions in callees.items() if module != stem}
-        for module, function, argument, line in argmax_arguments(tree, others) if others else ():
-            found[module].append((function, argument, f"{names.get(stem, stem)}:{line}"))
-    return {module: tuple(calls) for module, calls in found.items()}
+    with facts_in_effect(FileFacts(argmax_returns=returns)):
+        for stem, tree in callers:
+            others = {module: functions for module, functions in callees.items() if module != stem}
+            for module, function, argument, line in argmax_arguments(tree, others) if others else ():
+                found[module].append((function, argument, f"{names.get(stem, stem)}:{line}"))
+    return {module: tuple(calls) for module, calls in found.items()}, returns
+
+
+_METRIC_LIBRARIES = re.compile(rb"\b(?:sklearn|imblearn)\b")
+"""With ``metrics`` in the same text: a file importing scikit-learn's or imbalanced-learn's metrics. A
+run with none has nothing that a returned arg-max could reach across files, and the return facts
+are not computed (library trees)."""
+
+
+def _imports(text: bytes, module: str) -> bool:
+    """Whether ``text`` imports ``module`` (``from Training import``, ``import utils.metrics``, ``from
+    .metrics import``): a text test, before anything is parsed."""
+    return re.search(rb"\b(?:from|import)\s+[\w.]*\b" + re.escape(module.encode()) + rb"\b", text) is not None
+
+
+def _argmax_returns(
+    trees: _RunTrees, takers: list[tuple[str, ast.Module]]
+) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
+    """``FileFacts.argmax_returns``: the functions and methods of the files taking an arg-max that
+    another file of the run imports, whose return value holds arg-max predictions, as
+    ``module.function`` / ``module.Class.method``."""
+    if not takers or not any(b"metrics" in text and _METRIC_LIBRARIES.search(text) for text in trees.texts()):
+        return ()
+    found = []
+    for stem, tree in takers:
+        if not any(_imports(text, stem) for other, text in trees.texts_by_stem() if other != stem):
+            continue
+        found.extend((f"{stem}.{name}", items, positions) for name, items, positions in argmax_returns(tree))
+    return tuple(sorted(found))
 
 
 def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:

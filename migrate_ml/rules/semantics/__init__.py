@@ -26,7 +26,7 @@ from migrate_ml.rules.semantics.sinks import KINDS, Sink, Sinks
 from migrate_ml.rules.semantics.sinks.common import _own_nodes
 from migrate_ml.rules.semantics.summaries import Analysis
 
-__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_arguments", "find_sinks", "metrics_given_argmax"]
+__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_arguments", "argmax_returns", "find_sinks", "metrics_given_argmax"]
 
 
 def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
@@ -134,3 +134,29 @@ def argmax_arguments(tree: ast.Module, callees: dict[str, set[str]]) -> list[tup
 
     analysis.run(on_statement)
     return found
+
+
+def argmax_returns(tree: ast.Module) -> list[tuple[str, int, tuple[int, ...]]]:
+    """``(function, items, positions)`` for each function or method of ``tree`` (``Class.method``)
+    whose return value holds arg-max predictions, on their own or collected in a list: ``items`` is
+    the length of the tuple it returns (0 for a value that is not one) and ``positions`` the items
+    that hold them (none when the value is the arg-max). What another file of the run is given by a
+    call of one (``FileFacts.argmax_returns``)."""
+    analysis = Analysis(tree)
+    analysis.run(lambda statement: None)
+    found = []
+    for (owner, function), value in analysis.returns.items():
+        name = f"{owner}.{function}" if owner else function
+        if _holds_argmax(value):
+            found.append((name, 0, ()))
+        elif value.items:
+            positions = tuple(i for i, item in enumerate(value.items) if _holds_argmax(item))
+            if positions:
+                found.append((name, len(value.items), positions))
+    return found
+
+
+def _holds_argmax(value) -> bool:
+    if value.meaning == CONTAINER and value.element is not None:
+        value = value.element
+    return value.meaning == ARGMAX

@@ -93,24 +93,52 @@ def _binding_key(target: ast.AST) -> str:
 
 
 def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
-    """``parser.add_argument("--loss", default="CrossEntropyLoss")``: dest -> (default, option, line),
-    for string defaults that name a single-label loss."""
+    """The configuration defaults that name a single-label loss: key -> (default, where it is set,
+    line). ``parser.add_argument("--loss", default="CrossEntropyLoss")`` (key ``loss``, its dest), a
+    config class's field ``loss: str = "CrossEntropyLoss"`` (``TrainConfig.loss``), a config dict's
+    entry ``{"loss": "CrossEntropyLoss"}`` and a parameter's default ``def build(loss="nll_loss")``."""
     defaults = {}
-    for node in nodes_of(tree, ast.Call):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
-            continue
-        keywords = {k.arg: k.value for k in node.keywords if k.arg}
-        default = keywords.get("default")
-        if not (isinstance(default, ast.Constant) and default.value in _LOSSES):
-            continue
-        options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        if not options:
-            continue
-        option = next((o for o in options if o.startswith("--")), options[0])
-        dest = keywords.get("dest")
-        key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
-        defaults[key] = (default.value, option, default.lineno)
+    for node in nodes_of(tree, ast.Call, ast.ClassDef, ast.Dict, ast.FunctionDef, ast.AsyncFunctionDef):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+                _parser_default(node, defaults)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                target = item.target if isinstance(item, ast.AnnAssign) else (
+                    item.targets[0] if isinstance(item, ast.Assign) and len(item.targets) == 1 else None)
+                if isinstance(target, ast.Name) and _loss_name(item.value):
+                    defaults[target.id] = (item.value.value, f"{node.name}.{target.id}", item.value.lineno)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str) and _loss_name(value):
+                    defaults[key.value] = (value.value, f'"{key.value}"', value.lineno)
+        else:
+            arguments = node.args
+            positional = [*arguments.posonlyargs, *arguments.args]
+            pairs = [*zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults),
+                     *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+            for parameter, default in pairs:
+                if _loss_name(default):
+                    defaults[parameter.arg] = (default.value, f"{node.name}({parameter.arg}=)", default.lineno)
     return defaults
+
+
+def _loss_name(value: ast.AST | None) -> bool:
+    return isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value in _LOSSES
+
+
+def _parser_default(node: ast.Call, defaults: dict[str, tuple[str, str, int]]) -> None:
+    keywords = {k.arg: k.value for k in node.keywords if k.arg}
+    default = keywords.get("default")
+    if not _loss_name(default):
+        return
+    options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    if not options:
+        return
+    option = next((o for o in options if o.startswith("--")), options[0])
+    dest = keywords.get("dest")
+    key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
+    defaults[key] = (default.value, option, default.lineno)
 
 
 def _name_of(node: ast.Call) -> str:
