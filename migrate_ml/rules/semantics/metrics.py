@@ -194,7 +194,7 @@ def multiclass_task_holders(tree: ast.Module) -> dict[str, ast.Assign | ast.AnnA
             target, value = node.target, node.value
         else:
             continue
-        key = _holder_key(target)
+        key = binding_key(target)
         if not key:
             other.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))  # unpacked: not followed
             continue
@@ -205,7 +205,8 @@ def multiclass_task_holders(tree: ast.Module) -> dict[str, ast.Assign | ast.AnnA
     return {key: node for key, node in holders.items() if key not in other}
 
 
-def _holder_key(target: ast.AST) -> str:
+def binding_key(target: ast.AST) -> str:
+    """``name`` or ``self.name``: the targets whose later uses can be followed."""
     if isinstance(target, ast.Name):
         return target.id
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
@@ -221,7 +222,7 @@ def _can_be_multiclass(value: ast.AST) -> bool:
 
 def task_holder(task: ast.AST, holders: dict[str, ast.Assign | ast.AnnAssign]) -> tuple[str, ast.Assign | ast.AnnAssign] | None:
     """(its name, its assignment) when the ``task`` argument of a metric reads one of ``holders``."""
-    key = _holder_key(task)
+    key = binding_key(task)
     return (key, holders[key]) if key in holders else None
 
 

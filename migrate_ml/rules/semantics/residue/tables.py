@@ -8,6 +8,7 @@ import ast
 import re
 
 from migrate_ml.rules._prefilter import nodes_of
+from migrate_ml.rules.semantics.metrics import binding_key as _binding_key
 from migrate_ml.rules.semantics.single_label_values import int_constant
 
 _LOSSES = {
@@ -81,15 +82,6 @@ def _over_the_class_axis(call: ast.Call, on_module: bool) -> bool:
     axes = call.args[1:] if on_module else call.args
     axis = axes[0] if axes else next((k.value for k in call.keywords if k.arg in ("dim", "axis")), None)
     return int_constant(axis) in (1, -1) if axis is not None else False
-
-
-def _binding_key(target: ast.AST) -> str:
-    """``name`` or ``self.name``: the targets whose later uses can be followed."""
-    if isinstance(target, ast.Name):
-        return target.id
-    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-        return f"self.{target.attr}"
-    return ""
 
 
 def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
