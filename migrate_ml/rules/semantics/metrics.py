@@ -177,7 +177,8 @@ def multiclass_defaults(tree: ast.Module) -> Iterator[tuple[str, str, ast.Consta
 def multiclass_task_holders(tree: ast.Module) -> dict[str, ast.Assign | ast.AnnAssign]:
     """``self.task = "multiclass"``, ``task = "multiclass" if n > 2 else "binary"``: the names and
     ``self.`` attributes (as ``self.task``) that every assignment of the file sets to a value that can
-    be ``"multiclass"``, mapped to their first such assignment. A name also given any other value (or
+    be ``"multiclass"`` and never ``"multilabel"`` (a flag choosing between the two already has the
+    multi-label branch), mapped to their first such assignment. A name also given any other value (or
     bound as a parameter or a loop variable) is left out: what it holds where a metric reads it is not known."""
     holders: dict[str, ast.Assign | ast.AnnAssign] = {}
     other: set[str] = set()
@@ -198,7 +199,7 @@ def multiclass_task_holders(tree: ast.Module) -> dict[str, ast.Assign | ast.AnnA
         if not key:
             other.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))  # unpacked: not followed
             continue
-        if _can_be_multiclass(value):
+        if _can_be(value, MULTICLASS) and not _can_be(value, "multilabel"):
             holders.setdefault(key, node)
         else:
             other.add(key)
@@ -214,10 +215,10 @@ def binding_key(target: ast.AST) -> str:
     return ""
 
 
-def _can_be_multiclass(value: ast.AST) -> bool:
+def _can_be(value: ast.AST, task: str) -> bool:
     if isinstance(value, ast.IfExp):
-        return _can_be_multiclass(value.body) or _can_be_multiclass(value.orelse)
-    return isinstance(value, ast.Constant) and value.value == MULTICLASS
+        return _can_be(value.body, task) or _can_be(value.orelse, task)
+    return isinstance(value, ast.Constant) and value.value == task
 
 
 def task_holder(task: ast.AST, holders: dict[str, ast.Assign | ast.AnnAssign]) -> tuple[str, ast.Assign | ast.AnnAssign] | None:

@@ -88,49 +88,58 @@ def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
     """The configuration defaults that name a single-label loss: key -> (default, where it is set,
     line). ``parser.add_argument("--loss", default="CrossEntropyLoss")`` (key ``loss``, its dest), a
     config class's field ``loss: str = "CrossEntropyLoss"`` (``TrainConfig.loss``), a config dict's
-    entry ``{"loss": "CrossEntropyLoss"}`` and a parameter's default ``def build(loss="nll_loss")``."""
-    defaults = {}
+    entry ``{"loss": "CrossEntropyLoss"}`` and a parameter's default ``def build(loss="nll_loss")``.
+    A key the file also gives another string default (``--loss`` defaulting to ``BCEWithLogitsLoss``
+    beside a config class's ``CrossEntropyLoss``) is left out: which one a lookup reads is not known."""
+    defaults: dict[str, tuple[str, str, int]] = {}
+    other: set[str] = set()
+
+    def default(key: str, value: ast.AST | None, where: str) -> None:
+        if _loss_name(value):
+            defaults[key] = (value.value, where, value.lineno)
+        elif isinstance(value, ast.Constant) and isinstance(value.value, str):
+            other.add(key)
+
     for node in nodes_of(tree, ast.Call, ast.ClassDef, ast.Dict, ast.FunctionDef, ast.AsyncFunctionDef):
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
-                _parser_default(node, defaults)
+                option, key, value = _parser_default(node)
+                if key:
+                    default(key, value, option)
         elif isinstance(node, ast.ClassDef):
             for item in node.body:
                 target = item.target if isinstance(item, ast.AnnAssign) else (
                     item.targets[0] if isinstance(item, ast.Assign) and len(item.targets) == 1 else None)
-                if isinstance(target, ast.Name) and _loss_name(item.value):
-                    defaults[target.id] = (item.value.value, f"{node.name}.{target.id}", item.value.lineno)
+                if isinstance(target, ast.Name):
+                    default(target.id, item.value, f"{node.name}.{target.id}")
         elif isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
-                if isinstance(key, ast.Constant) and isinstance(key.value, str) and _loss_name(value):
-                    defaults[key.value] = (value.value, f'"{key.value}"', value.lineno)
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    default(key.value, value, f'"{key.value}"')
         else:
             arguments = node.args
             positional = [*arguments.posonlyargs, *arguments.args]
             pairs = [*zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults),
                      *zip(arguments.kwonlyargs, arguments.kw_defaults)]
-            for parameter, default in pairs:
-                if _loss_name(default):
-                    defaults[parameter.arg] = (default.value, f"{node.name}({parameter.arg}=)", default.lineno)
-    return defaults
+            for parameter, value in pairs:
+                default(parameter.arg, value, f"{node.name}({parameter.arg}=)")
+    return {key: found for key, found in defaults.items() if key not in other}
 
 
 def _loss_name(value: ast.AST | None) -> bool:
     return isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value in _LOSSES
 
 
-def _parser_default(node: ast.Call, defaults: dict[str, tuple[str, str, int]]) -> None:
+def _parser_default(node: ast.Call) -> tuple[str, str, ast.AST | None]:
+    """(option, key, default) of ``parser.add_argument("--loss", default=...)``; no key without an option."""
     keywords = {k.arg: k.value for k in node.keywords if k.arg}
-    default = keywords.get("default")
-    if not _loss_name(default):
-        return
     options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
     if not options:
-        return
+        return "", "", None
     option = next((o for o in options if o.startswith("--")), options[0])
     dest = keywords.get("dest")
     key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
-    defaults[key] = (default.value, option, default.lineno)
+    return option, key, keywords.get("default")
 
 
 def _name_of(node: ast.Call) -> str:
