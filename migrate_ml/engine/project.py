@@ -39,7 +39,7 @@ from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
 from migrate_ml.rules._prefilter import module_functions
 from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
-from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
+from migrate_ml.rules.semantics import argmax_hand_offs, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.names import imported_names
@@ -47,7 +47,7 @@ from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
-from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact
+from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact, facts_in_effect
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, INDEX_DATASET_CALLS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
@@ -87,7 +87,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     float_rows = _float_row_run(trees, data.values())
     accuracy_names = _accuracy_constants(trees) if any(_MONITORED_NAME.search(text) for text in data.values()) else ()
     monitors = _selection_parameters(trees)
-    given = _argmax_arguments(trees, python)
+    given, returned = _argmax_hand_offs(trees, python)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -100,6 +100,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
             accuracy_constants=accuracy_names,
             selection_parameters=monitors,
             argmax_arguments=given.get(os.path.splitext(os.path.basename(path))[0], ()),
+            argmax_returns=returned,
         )
         for path in python
     }
@@ -120,6 +121,13 @@ class _RunTrees:
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._trees[path] = None
         return self._trees[path]
+
+    def texts(self) -> Iterable[bytes]:
+        return self._data.values()
+
+    def texts_by_stem(self) -> Iterator[tuple[str, bytes]]:
+        for path, text in self._data.items():
+            yield os.path.splitext(os.path.basename(path))[0], text
 
     def holding(self, holds: Callable[[bytes], bool]) -> Iterator[tuple[str, ast.Module]]:
         """``(stem, tree)`` of each file whose text ``holds`` what a fact needs; a file that does
@@ -185,12 +193,63 @@ _TAKES_AN_ARGMAX = re.compile(
 file without one hands no arg-max to another file (``max(`` alone is in most files of a library)."""
 
 
-def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+def _argmax_hand_offs(
+    trees: _RunTrees, paths: Sequence[str]
+) -> tuple[dict[str, tuple[tuple[str, str, str], ...]], tuple[tuple[str, int, tuple[int, ...]], ...]]:
     """By module (a file's stem): the functions and methods of that file that another file of the
-    run hands arg-max predictions (``FileFacts.argmax_arguments``). Only the modules a file taking an
-    arg-max imports are parsed for their functions."""
+    run hands arg-max predictions (``FileFacts.argmax_arguments``); and the run's functions and
+    methods that return arg-max predictions to another file (``FileFacts.argmax_returns``). Only
+    the modules a file taking an arg-max, or calling a function that returns one, imports are parsed
+    for their functions; each file is analysed once, and again only where it calls such a function
+    of another file (with what it returns known)."""
     names = {os.path.splitext(os.path.basename(path))[0]: os.path.basename(path) for path in paths}
-    callers = list(trees.holding(lambda text: _TAKES_AN_ARGMAX.search(text) is not None))
+    takers = list(trees.holding(lambda text: _TAKES_AN_ARGMAX.search(text) is not None))
+    importers: dict[str, set[str]] = defaultdict(set)
+    if takers and any(b"metrics" in text and _METRIC_LIBRARIES.search(text) for text in trees.texts()):
+        for stem, text in trees.texts_by_stem():
+            for module in _imported_modules(text):
+                importers[module].add(stem)
+    callees = _callee_functions(trees, paths, takers, names)
+    found: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
+    """caller stem -> callee module -> its hand-offs."""
+    returns: list[tuple[str, int, tuple[int, ...]]] = []
+    for stem, tree in takers:
+        others = {module: functions for module, functions in callees.items() if module != stem}
+        returned = bool(importers.get(stem, set()) - {stem})
+        if not (others or returned):
+            continue
+        arguments, own_returns = argmax_hand_offs(tree, others)
+        found[stem] = _by_module(arguments, names.get(stem, stem))
+        if returned:
+            returns.extend((f"{stem}.{name}", items, positions) for name, items, positions in own_returns)
+    returns.sort()
+    if returns:
+        returning = {entry[0].partition(".")[0] for entry in returns}
+        callers = list(trees.holding(lambda text: not returning.isdisjoint(_imported_modules(text))))
+        callees = _callee_functions(trees, paths, takers + callers, names)
+        with facts_in_effect(FileFacts(argmax_returns=tuple(returns))):
+            for stem, tree in callers:
+                others = {module: functions for module, functions in callees.items() if module != stem}
+                found[stem] = _by_module(argmax_hand_offs(tree, others)[0], names.get(stem, stem))
+    given: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for by_module in found.values():
+        for module, calls in by_module.items():
+            given[module].extend(calls)
+    return {module: tuple(calls) for module, calls in given.items()}, tuple(returns)
+
+
+def _by_module(arguments: list[tuple[str, str, str, int]], caller: str) -> dict[str, list[tuple[str, str, str]]]:
+    by_module: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for module, function, argument, line in arguments:
+        by_module[module].append((function, argument, f"{caller}:{line}"))
+    return by_module
+
+
+def _callee_functions(
+    trees: _RunTrees, paths: Sequence[str], callers: list[tuple[str, ast.Module]], names: dict[str, str]
+) -> dict[str, set[str]]:
+    """The functions, classes and methods (``Class.method``) of each module of the run that one of
+    ``callers`` imports."""
     imported = set()
     for _, tree in callers:
         for node in tree.body:
@@ -202,8 +261,6 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
             elif isinstance(node, ast.Import):
                 imported.update(alias.name.rpartition(".")[2] for alias in node.names)
     wanted = imported & names.keys()
-    if not wanted:
-        return {}
     callees: dict[str, set[str]] = {}
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -214,12 +271,32 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
             functions = callees.setdefault(stem, set())
             functions.update(node.name for node in tree.body if isinstance(node, ast.ClassDef))
             functions.update(f"{owner}.{function.name}" if owner else function.name for owner, function in module_functions(tree))
-    found: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for stem, tree in callers:
-        others = {module: functions for module, functions in callees.items() if module != stem}
-        for module, function, argument, line in argmax_arguments(tree, others) if others else ():
-            found[module].append((function, argument, f"{names.get(stem, stem)}:{line}"))
-    return {module: tuple(calls) for module, calls in found.items()}
+    return callees
+
+
+_METRIC_LIBRARIES = re.compile(rb"\b(?:sklearn|imblearn)\b")
+"""With ``metrics`` in the same text: a file importing scikit-learn's or imbalanced-learn's metrics. A
+run with none has nothing that a returned arg-max could reach across files, and the return facts
+are not computed (library trees)."""
+
+
+_IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+([.\w]+)[ \t]+import[ \t]+([^\n#;]+)|import[ \t]+([^\n#;]+))", re.MULTILINE)
+
+
+def _imported_modules(text: bytes) -> set[str]:
+    """The last component of every module ``text`` imports, and the names it imports from one (``from
+    . import metrics``, ``from Training import Training``, ``import utils.metrics as m``): what a
+    file of the run could be imported as, read from the text before anything is parsed."""
+    found = set()
+    for module, names, modules in _IMPORT_LINE.findall(text):
+        if module:
+            found.add(module.rpartition(b".")[2].decode("ascii", "replace"))
+            found.update(name.split()[0].decode("ascii", "replace") for name in names.strip(b"() \\").split(b",") if name.split())
+        else:
+            found.update(
+                name.split()[0].rpartition(b".")[2].decode("ascii", "replace") for name in modules.split(b",") if name.split()
+            )
+    return found
 
 
 def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:

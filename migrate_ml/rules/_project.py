@@ -118,6 +118,13 @@ class FileFacts:
     counted, ``path:line`` of the call) where another file of the run hands it arg-max predictions
     (``metrics.get_f1(y, preds.argmax(1))``, ``meter.update(y_true, y_preds)``)."""
 
+    argmax_returns: tuple[tuple[str, int, tuple[int, ...]], ...] = ()
+    """(``module.function`` or ``module.Class.method``, module by file stem; how many items the tuple
+    it returns has, 0 for a value that is not a tuple; the positions holding arg-max predictions, none
+    when the value itself is one) of the run's functions and methods whose return value holds arg-max
+    predictions (``Training.evaluate_f1_score`` returning ``val_target, val_preds, ...``): what a call of
+    one in another file of the run gives (see :meth:`argmax_return`)."""
+
     binary_run: bool = False
     """The run's losses are all binary (``nn.BCELoss`` on a model of another package) and nothing
     in it has a class axis (cross-entropy, softmax, arg-max): a dataset of the run returning one
@@ -144,6 +151,23 @@ class FileFacts:
         """Whether ``qualified`` (``helpers.one_hot_embedding``, ``pkg.helpers.one_hot_embedding``)
         names one of the run's functions that return a one-hot of class indices."""
         return ".".join(qualified.split(".")[-2:]) in self.one_hot_functions
+
+    def argmax_return(self, qualified: str) -> tuple[int, tuple[int, ...]] | None:
+        """(items, arg-max positions) of the entry of :attr:`argmax_returns` that ``qualified``
+        (``Training.Training.evaluate_f1_score``, ``utils.predict``) names, if any."""
+        parts = qualified.split(".")
+        for size in (3, 2):
+            key = ".".join(parts[-size:]) if len(parts) >= size else ""
+            found = next((entry[1:] for entry in self.argmax_returns if entry[0] == key), None)
+            if found is not None:
+                return found
+        return None
+
+    def returns_argmax_class(self, qualified: str) -> bool:
+        """Whether ``qualified`` (``Training.Training``) names a class of the run with a method in
+        :attr:`argmax_returns`."""
+        prefix = ".".join(qualified.split(".")[-2:]) + "."
+        return any(entry[0].startswith(prefix) and entry[0].count(".") == 2 for entry in self.argmax_returns)
 
     def is_single_label_metric(self, qualified: str) -> bool:
         return ".".join(qualified.split(".")[-2:]) in self.single_label_metrics

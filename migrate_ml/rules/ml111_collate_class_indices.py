@@ -20,6 +20,9 @@ the batch: a cast on their result is a cast on the label tensor the collate buil
 _LABEL_WORD = re.compile(r"label|target|class|^ys?$", re.IGNORECASE)
 """How a collate function names what it batches: the label tensor is told from image ids,
 lengths or masks by its name (``labels``, ``targets``, ``example["label"]``, ``y``)."""
+_COLLATE_KEYWORDS = frozenset({"collate_fn", "data_collator"})
+"""Where a collate function is handed over: a ``DataLoader``'s ``collate_fn=``, a Hugging Face
+``Trainer``'s ``data_collator=``."""
 _COLLATOR_CLASS = re.compile(r"collat", re.IGNORECASE)
 """A class whose ``__call__`` batches samples (``VisionDataCollator``, ``CollateFn``)."""
 _LABEL_TENSOR_TEXT = re.compile(
@@ -65,8 +68,8 @@ class CollateClassIndicesRule(Rule):
         "produce those rows in the first place. This is tied to the dataset format, which "
         "migrate-ml cannot see, so it is reported, not rewritten. A collate function is a "
         "function whose name contains `collate` (including a `@staticmethod def collate_fn`), "
-        "one passed as `collate_fn=` in the same file, or the `__call__` of a collator class "
-        "(`VisionDataCollator`); inside it, `torch.tensor`, "
+        "a function or lambda passed as `collate_fn=` or as a Trainer's `data_collator=` in the same "
+        "file, or the `__call__` of a collator class (`VisionDataCollator`); inside it, `torch.tensor`, "
         "`torch.as_tensor`, `torch.LongTensor` and `torch.from_numpy` calls (names resolved, so "
         "aliases count) are reported when the value or the name it is stored in is a label "
         "(`label`, `target`, `class`, `y`), unless the label tensor is made float: a float "
@@ -110,7 +113,7 @@ class CollateClassIndicesRule(Rule):
         """A collate function (by name or passed as ``collate_fn=``) or a collator class."""
         return any(
             (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "collate" in node.name)
-            or (isinstance(node, ast.keyword) and node.arg == "collate_fn")
+            or (isinstance(node, ast.keyword) and node.arg in _COLLATE_KEYWORDS)
             or (isinstance(node, ast.ClassDef) and _COLLATOR_CLASS.search(node.name) is not None)
             for node in walk(tree)
         )
@@ -121,7 +124,7 @@ class CollateClassIndicesRule(Rule):
         """(enclosing function name, label tensor call, what it does)"""
 
     def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None and node.keyword.value == "collate_fn" and isinstance(node.value, cst.Name):
+        if node.keyword is not None and node.keyword.value in _COLLATE_KEYWORDS and isinstance(node.value, cst.Name):
             self._passed_as_collate.add(node.value.value)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -132,11 +135,28 @@ class CollateClassIndicesRule(Rule):
         if not qualified & _TENSOR_BUILDERS or not node.args:
             return
         methods, batch = self._path_to_batch(node)
+        lambda_collate = self._lambda_collate(node)
+        if lambda_collate:
+            if not self._made_float(node, methods) and self._names_a_label(node, batch):
+                self._candidates.append((lambda_collate, node, _BATCHES_INDICES))
+            return
         function = enclosing(self, node, cst.FunctionDef)
         if function is None or self._made_float(node, methods):
             return
         if self._names_a_label(node, batch) and not self._cast_where_used(batch, function):
             self._candidates.append((self._collate_name(function), node, _BATCHES_INDICES))
+
+    def _lambda_collate(self, call: cst.Call) -> str:
+        """``the data_collator lambda`` when ``call`` is in the body of a lambda passed as
+        ``data_collator=`` or ``collate_fn=`` (``Trainer(data_collator=lambda x: {"labels":
+        torch.tensor([item["label"] for item in x])})``); "" otherwise."""
+        function = enclosing(self, call, (cst.Lambda, cst.FunctionDef))
+        if not isinstance(function, cst.Lambda):
+            return ""
+        argument = self.get_metadata(ParentNodeProvider, function, None)
+        if isinstance(argument, cst.Arg) and argument.keyword is not None and argument.keyword.value in _COLLATE_KEYWORDS:
+            return f"the {argument.keyword.value} lambda"
+        return ""
 
     def _collate_name(self, function: cst.FunctionDef) -> str:
         """The function's name; a collator class's ``__call__`` (``DataCollator()(features)``,
@@ -164,7 +184,9 @@ class CollateClassIndicesRule(Rule):
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for function, call, message in self._candidates:
-            if "collate" in function or function.endswith(".__call__") or function in self._passed_as_collate:
+            if function.endswith(" lambda"):
+                self.report(call, f"{function} {message}", suggestion=SUGGESTION)
+            elif "collate" in function or function.endswith(".__call__") or function in self._passed_as_collate:
                 self.report(call, f"{function}() {message}", suggestion=SUGGESTION)
 
     def _path_to_batch(self, tensor: cst.BaseExpression) -> tuple[list[cst.Call], cst.BaseExpression]:

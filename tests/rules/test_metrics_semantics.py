@@ -172,6 +172,53 @@ def test_a_metric_helper_of_another_file_given_an_argmax_by_keyword_is_reported_
     assert "rejects the multi-hot rows" in found[1][1]
 
 
+TRAINER = (
+    "from sklearn.metrics import f1_score, balanced_accuracy_score\n\n\n"
+    "class Trainer:\n"
+    "    def __init__(self, model, images):\n        self.model = model\n        self.images = images\n\n"
+    "    def predict(self):\n"
+    "        preds, probs = [], []\n"
+    "        for image in self.images:\n"
+    "            logits = self.model(image)\n"
+    "            preds.extend(logits.softmax(1).argmax(1).tolist())\n"
+    "            probs.append(logits.softmax(1).tolist())\n"
+    "        return preds, probs\n\n"
+    "    def scores(self):\n"
+    "        return self.predict()[1]\n\n"
+    "    def report(self, y_true, y_pred):\n"
+    "        return f1_score(y_true, y_pred, average='macro'), balanced_accuracy_score(y_true=y_true, y_pred=y_pred)\n"
+)
+RUN = (
+    "from trainer import Trainer\n\n"
+    "trainer = Trainer(model, images)\n"
+    "y_pred, y_prob = trainer.predict()\n"
+    "print(trainer.report(labels, y_pred))\n"
+    "print(trainer.report(labels, trainer.scores()))\n"
+)
+
+
+def test_an_argmax_returned_by_a_method_of_another_file_and_handed_back_is_reported_where_it_is_scored(
+    tmp_path: Path,
+) -> None:
+    paths = _write(tmp_path / "project", {"trainer.py": TRAINER, "run.py": RUN})
+    facts = build_project_facts(paths, Settings())
+    assert {f.argmax_returns for f in facts.values()} == {(("trainer.Trainer.predict", 2, (0,)),)}
+    assert facts[paths[1]].argmax_arguments == (("Trainer.report", "1", "run.py:5"),)
+    outcomes = {Path(o.path).name: o for o in process_files(paths, Settings(), write=False)}
+    scored = [(f.code, f.line) for f in outcomes["trainer.py"].findings if "handed in by run.py:5" in f.message]
+    assert scored == [("ML100", 21)]  # one construct a line: f1_score's, balanced_accuracy_score beside it
+    # the probabilities it also returns, and the run's files alone, hand nothing in
+    assert process_files([paths[1]], Settings(), write=False)[0].findings == []
+    alone = process_files([paths[0]], Settings(), write=False)[0].findings
+    assert not any("handed in" in f.message for f in alone)
+
+
+def test_a_returned_argmax_reaches_no_other_file_without_a_metric_library_in_the_run(tmp_path: Path) -> None:
+    trainer = TRAINER.replace("from sklearn.metrics import f1_score, balanced_accuracy_score", "from helpers import f1_score, balanced_accuracy_score")
+    paths = _write(tmp_path / "project", {"trainer.py": trainer, "run.py": RUN})
+    assert {f.argmax_returns for f in build_project_facts(paths, Settings()).values()} == {()}
+
+
 def test_a_column_holding_an_argmax_read_back_into_a_metric_is_reported() -> None:
     source = textwrap.dedent(
         """\

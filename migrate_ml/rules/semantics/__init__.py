@@ -26,7 +26,7 @@ from migrate_ml.rules.semantics.sinks import KINDS, Sink, Sinks
 from migrate_ml.rules.semantics.sinks.common import _own_nodes
 from migrate_ml.rules.semantics.summaries import Analysis
 
-__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_arguments", "find_sinks", "metrics_given_argmax"]
+__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_hand_offs", "find_sinks", "metrics_given_argmax"]
 
 
 def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
@@ -88,12 +88,22 @@ def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
     return found
 
 
-def argmax_arguments(tree: ast.Module, callees: dict[str, set[str]]) -> list[tuple[str, str, str, int]]:
-    """``(module, function, argument, line)`` for each call in ``tree`` that hands arg-max
+def argmax_hand_offs(
+    tree: ast.Module, callees: dict[str, set[str]]
+) -> tuple[list[tuple[str, str, str, int]], list[tuple[str, int, tuple[int, ...]]]]:
+    """What ``tree`` hands other files of the run and what it gives back, from one analysis of it.
+
+    First, ``(module, function, argument, line)`` for each call in ``tree`` that hands arg-max
     predictions to a function of another file of the run: ``callees`` maps a module (a file's stem)
     to its functions and its classes' methods (``AccuracyMeter.update``). ``argument`` is the
     parameter's keyword or the argument's position (``self`` not counted); a method is followed on
-    an object built from the class in this file (``meter = AccuracyMeter()``; ``meter.update(y, p)``)."""
+    an object built from the class in this file (``meter = AccuracyMeter()``; ``meter.update(y, p)``).
+
+    Second, ``(function, items, positions)`` for each function or method of ``tree``
+    (``Class.method``) whose return value holds arg-max predictions, on their own or collected in a
+    list: ``items`` is the length of the tuple it returns (0 for a value that is not one) and
+    ``positions`` the items that hold them (none when the value is the arg-max): what another file
+    of the run is given by a call of one (``FileFacts.argmax_returns``)."""
     analysis = Analysis(tree)
     built: dict[str, tuple[str, str]] = {}
     found: list[tuple[str, str, str, int]] = []
@@ -133,4 +143,19 @@ def argmax_arguments(tree: ast.Module, callees: dict[str, set[str]]) -> list[tup
                     found.append((*target, argument, node.lineno))
 
     analysis.run(on_statement)
-    return found
+    returns = []
+    for (owner, function), value in analysis.returns.items():
+        name = f"{owner}.{function}" if owner else function
+        if _holds_argmax(value):
+            returns.append((name, 0, ()))
+        elif value.items:
+            positions = tuple(i for i, item in enumerate(value.items) if _holds_argmax(item))
+            if positions:
+                returns.append((name, len(value.items), positions))
+    return found, returns
+
+
+def _holds_argmax(value) -> bool:
+    if value.meaning == CONTAINER and value.element is not None:
+        value = value.element
+    return value.meaning == ARGMAX

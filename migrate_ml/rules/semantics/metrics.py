@@ -181,6 +181,59 @@ def multiclass_defaults(tree: ast.Module) -> Iterator[tuple[str, str, ast.Consta
                 yield name, parameter.arg, default
 
 
+def multiclass_task_holders(tree: ast.Module) -> dict[str, ast.Assign | ast.AnnAssign]:
+    """``self.task = "multiclass"``, ``task = "multiclass" if n > 2 else "binary"``: the names and
+    ``self.`` attributes (as ``self.task``) that every assignment of the file sets to a value that can
+    be ``"multiclass"`` and never ``"multilabel"`` (a flag choosing between the two already has the
+    multi-label branch), mapped to their first such assignment. A name also given any other value (or
+    bound as a parameter or a loop variable) is left out: what it holds where a metric reads it is not known."""
+    holders: dict[str, ast.Assign | ast.AnnAssign] = {}
+    other: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            other.add(node.arg)  # a parameter of that name holds what its callers give
+            continue
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            other.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
+            continue
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        key = binding_key(target)
+        if not key:
+            other.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))  # unpacked: not followed
+            continue
+        if _can_be(value, MULTICLASS) and not _can_be(value, "multilabel"):
+            holders.setdefault(key, node)
+        else:
+            other.add(key)
+    return {key: node for key, node in holders.items() if key not in other}
+
+
+def binding_key(target: ast.AST) -> str:
+    """``name`` or ``self.name``: the targets whose later uses can be followed."""
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        return f"self.{target.attr}"
+    return ""
+
+
+def _can_be(value: ast.AST, task: str) -> bool:
+    if isinstance(value, ast.IfExp):
+        return _can_be(value.body, task) or _can_be(value.orelse, task)
+    return isinstance(value, ast.Constant) and value.value == task
+
+
+def task_holder(task: ast.AST, holders: dict[str, ast.Assign | ast.AnnAssign]) -> tuple[str, ast.Assign | ast.AnnAssign] | None:
+    """(its name, its assignment) when the ``task`` argument of a metric reads one of ``holders``."""
+    key = binding_key(task)
+    return (key, holders[key]) if key in holders else None
+
+
 def single_label_metrics(tree: ast.Module, multiclass: bool = True) -> list[MetricHelper]:
     """The functions and methods of ``tree`` handed predictions or labels that count matches of a
     predicted class with the label of each sample, where the prediction is one class per sample: an

@@ -19,6 +19,7 @@ from migrate_ml.rules.semantics.meanings import (
     NOTHING,
     ONE_HOT,
     SCORES,
+    SOFTMAX,
     Value,
 )
 
@@ -62,6 +63,16 @@ def attribute_value(base: Value, attribute: str, line: int) -> Value | None:
         return base.items[0]
     if attribute == "label_ids" and len(base.items) > 1:
         return base.items[1]
+    return None
+
+
+def key_value(key: str, line: int) -> Value | None:
+    """``outputs["logits"]``, ``outputs["softmax"]``: an entry named for the scores it holds is taken
+    at its word, as ``outputs.logits`` is (a step's output dictionary handed to a callback)."""
+    if key == "logits":
+        return Value(LOGITS, line)
+    if key == "softmax":
+        return Value(SOFTMAX, line)
     return None
 
 

@@ -140,6 +140,9 @@ class Analysis:
                 if fact.sources and all(source.becomes_bce for source in fact.sources):
                     self._bce_parameters.setdefault(fact.function, set()).add(fact.parameter)
         self.env: dict[str, Value] = {}
+        self._run_objects: dict[str, str] = {}
+        """Names bound to an object of a class of another file of the run with a method in
+        ``FileFacts.argmax_returns`` -> that class (``training = Training(...)``: ``Training.Training``)."""
         self._given_by: dict[str, str] = {}
         """Parameters of the function being walked -> where another file of the run hands them an arg-max."""
         self._cache: dict[ast.AST, Value] = {}
@@ -175,12 +178,14 @@ class Analysis:
 
     def _walk_function(self, function: ast.FunctionDef | ast.AsyncFunctionDef, class_name: str) -> None:
         saved = self.env, self.class_name, self.function
+        saved_objects = self._run_objects
         self._cache.clear()
         # A function sees the module's names (and a nested one its enclosing function's), except
         # where its parameters shadow them.
         arguments = function.args
         shadowed = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg) if a}
         self.env = {k: v for k, v in self.env.items() if k not in shadowed} | sources.parameter_values(function, self.raw_predictions)
+        self._run_objects = {k: v for k, v in self._run_objects.items() if k not in shadowed}
         if function.name == "__init__":
             for name in shadowed:
                 passed = self._constructed.get((class_name, name))
@@ -208,6 +213,7 @@ class Analysis:
             self._statement(statement)
         self.scope_lines.pop()
         self.env, self.class_name, self.function = saved
+        self._run_objects = saved_objects
         self._given_by = saved_given_by
         self._cache.clear()
 
@@ -223,6 +229,9 @@ class Analysis:
             evaluated = dict(self._cache)
             for target in statement.targets:
                 self.bind(target, value)
+            built = self._run_class_built(statement.value)
+            if built and len(statement.targets) == 1 and self.key(statement.targets[0]):
+                self._run_objects[self.key(statement.targets[0])] = built
             # the right-hand side keeps the meanings it was evaluated with: in ``w = w.sum(1)`` the
             # sinks ask what the ``w`` being summed held, not what the name holds afterwards
             self._cache.update(evaluated)
@@ -287,6 +296,7 @@ class Analysis:
         if not key:
             return
         self._cache.clear()
+        self._run_objects.pop(key, None)
         self.env[key] = value
         if value.meaning == LOGITS_LOSS_FN:
             self.logits_loss_names.add(key.rpartition(".")[2])
@@ -478,6 +488,10 @@ class Analysis:
         if base.meaning == TABLE_ROW:  # row["label"], self.df.iloc[i]["label"]
             key = index.value if isinstance(index, ast.Constant) else None
             return Value(INT, line, node=node) if sources.is_label_key(key) else NOTHING
+        if isinstance(index, ast.Constant) and isinstance(index.value, str) and not base.items:
+            named = sources.key_value(index.value, line)
+            if named is not None:
+                return named
         if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
             if -len(base.items) <= index.value < len(base.items):
                 return base.items[index.value]
@@ -525,6 +539,9 @@ class Analysis:
                 return receiver.element  # train_set.__getitem__(i): one sample
             if method in ("items", "values", "keys"):
                 return NOTHING
+            built = self._run_objects.get(self.key(func.value))
+            if built is not None:
+                return self._run_argmax_return(f"{built}.{method}", line)
             if self.key(func.value) == "self":
                 self._note_passed((self.class_name, method), node, arguments)
                 summary = self.returns.get((self.class_name, method))
@@ -536,6 +553,10 @@ class Analysis:
         qualified = self.qualified(func)
         if self.returns_run_one_hot(func):
             return Value(ONE_HOT, line, node=node)  # a helper of another file of the run: helpers.one_hot_embedding
+        if self._facts is not None and self._facts.argmax_returns and isinstance(func, (ast.Name, ast.Attribute)):
+            returned = self._run_argmax_return(qualified_name(func, self._run_imports), line)
+            if returned is not NOTHING:
+                return returned
         if qualified in tables.INDEX_DATASET_CALLS:
             return sources.class_index_samples(line, node)
         if qualified in tables.LOADERS:
@@ -593,6 +614,27 @@ class Analysis:
             (k.value for k in node.keywords if k.arg in ("dim", "axis")), None
         )
         return off_the_class_axis(axis, subject, self.function or self.tree)
+
+    def _run_class_built(self, value: ast.AST) -> str:
+        """``Training.Training`` for ``Training(...)``, a class of another file of the run one of whose
+        methods returns arg-max predictions; "" for anything else."""
+        if not (self._facts is not None and self._facts.argmax_returns and isinstance(value, ast.Call)):
+            return ""
+        if not isinstance(value.func, (ast.Name, ast.Attribute)) or (isinstance(value.func, ast.Name) and value.func.id in self.defined):
+            return ""
+        qualified = qualified_name(value.func, self._run_imports)
+        return ".".join(qualified.split(".")[-2:]) if self._facts.returns_argmax_class(qualified) else ""
+
+    def _run_argmax_return(self, qualified: str, line: int) -> Value:
+        """What a call of a function or method of another file of the run returning arg-max
+        predictions gives here (``FileFacts.argmax_returns``): the arg-max, or a tuple holding it."""
+        found = self._facts.argmax_return(qualified) if self._facts is not None else None
+        if found is None:
+            return NOTHING
+        size, positions = found
+        if not size:
+            return Value(ARGMAX, line)
+        return Value(items=tuple(Value(ARGMAX, line) if i in positions else NOTHING for i in range(size)), line=line)
 
     def _note_passed(self, function: tuple[str, str], node: ast.Call, arguments: list[Value]) -> None:
         """The arg-max predictions a call of the file's own function or method passes it, by

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ast
 
 from migrate_ml.rules._exact_match import exact_match_helpers
-from migrate_ml.rules._prefilter import nodes_of
+from migrate_ml.rules._prefilter import nodes_of, text_facts
+from migrate_ml.rules.semantics.metrics import MULTICLASS, multiclass_task_holders
 from migrate_ml.rules.semantics.residue.construct import SingleLabelConstruct, _Record
 from migrate_ml.rules.semantics.residue.losses import LossChecks
 from migrate_ml.rules.semantics.residue.metrics import MetricChecks
@@ -42,6 +43,10 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         self.argmax_columns: set[str] = set()
         """Columns the file stores an arg-max over the classes in (``val_df["preds"]``), by name."""
         self.argument_defaults = _argument_defaults(tree)
+        self.multiclass_tasks = multiclass_task_holders(tree) if text_facts(text).has(MULTICLASS) else {}
+        """Names and ``self.`` attributes the file sets to ``"multiclass"``: a metric's task read from one."""
+        self.task_assignments: dict[str, tuple[_Record, list[int]]] = {}
+        """A holder of :attr:`multiclass_tasks` reported at its assignment -> (that record, the metrics' lines)."""
         self.exact_match_helpers = exact_match_helpers(tree)
         """The file's helpers named like top-k accuracy whose body is exact match: their calls are multi-label."""
         self.ctc = any(
@@ -63,8 +68,11 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
     # -- reporting
 
     def _report(
-        self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = ()
+        self, node: ast.AST, kind: str, message: str, suggestion: str, related: tuple[int, ...] = (),
+        where_walked: bool = True,
     ) -> _Record | None:
+        """``where_walked``: ``node`` is where the walk is, inside its ``def``/``class`` (not the
+        assignment, elsewhere, that a construct reads)."""
         line = node.lineno  # type: ignore[attr-defined]
         if line in self.found:
             return None  # one construct per line: a second one there adds nothing for a reader
@@ -73,7 +81,7 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         column = len(text.encode("utf-8")[: node.col_offset].decode("utf-8", errors="replace")) + 1  # type: ignore[attr-defined]
         # A finding on the enclosing def or class (a whole top-k helper, a hand-written loss)
         # covers what is inside it.
-        enclosing = {scope.line for scope in self.scopes if scope.line}
+        enclosing = {scope.line for scope in self.scopes if scope.line} if where_walked else set()
         record = self.found[line] = _Record(
             line, column, kind, message, suggestion, set(related) | enclosing, frozenset(enclosing)
         )

@@ -18,6 +18,17 @@ _LOSS_FUNCTIONS = frozenset({"cross_entropy", "nll_loss", "log_softmax", "softma
 _BINARY_FUNCTIONS = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid", "logsigmoid"})
 
 
+def _config_key(node: ast.AST) -> str:
+    """The key a configured value is read under: ``args.loss``, ``loss``, ``cfg["loss"]`` (``loss``)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return ""
+
+
 class LossChecks:
     """The checks of :class:`~migrate_ml.rules.semantics.residue.detector._Detector` on losses."""
 
@@ -74,17 +85,23 @@ class LossChecks:
         return isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and parent.returns is child
 
     def _check_getattr_loss(self, node: ast.Call) -> None:
-        """``getattr(nn, "CrossEntropyLoss")``, or ``getattr(nn, args.loss)`` where ``--loss``
-        defaults to one."""
-        if not (isinstance(node.func, ast.Name) and node.func.id == "getattr" and len(node.args) >= 2):
+        """``getattr(nn, "CrossEntropyLoss")``, or ``getattr(nn, args.loss)`` / ``eval(cfg["loss"])``
+        where the configuration defaults that key to one (an option, a config class's field, a
+        config dict's entry, a parameter's default)."""
+        if not (isinstance(node.func, ast.Name) and node.func.id in ("getattr", "eval") and node.func.id not in self.defined):
             return
-        if "getattr" in self.defined or self.qualified(node.args[0]) not in _LOSS_MODULES:
+        if node.func.id == "getattr":
+            if len(node.args) < 2 or self.qualified(node.args[0]) not in _LOSS_MODULES:
+                return
+            attribute = node.args[1]
+        elif len(node.args) == 1 and not isinstance(node.args[0], ast.Constant):
+            attribute = node.args[0]  # eval(config["loss"]["name"]): the name as code
+        else:
             return
-        attribute = node.args[1]
         if isinstance(attribute, ast.Constant) and isinstance(attribute.value, str):
             name, origin, change, related = attribute.value, "", "", ()
         else:
-            key = attribute.attr if isinstance(attribute, ast.Attribute) else attribute.id if isinstance(attribute, ast.Name) else ""
+            key = _config_key(attribute)
             if key not in self.argument_defaults:
                 return
             name, option, line = self.argument_defaults[key]
@@ -94,7 +111,7 @@ class LossChecks:
         self._report(
             node,
             "single-label-loss",
-            f"getattr builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
+            f"{node.func.id} builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
             f"use {_LOSSES[name]}{change}",
             related,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 
 from migrate_ml.rules._project import current_facts
+from migrate_ml.rules.semantics.metrics import task_holder
 from migrate_ml.rules.semantics.residue.tables import (
     _HF_CLASS_METRICS,
     _IGNITE_MULTILABEL_METRICS,
@@ -223,6 +224,8 @@ class MetricChecks:
         return None
 
     def _check_class_metric(self, node: ast.Call) -> None:
+        if self.multiclass_tasks and self._task_from_holder(node):
+            return
         kind = self._metric_kind(node)
         if kind is not None:
             self._report(node, "class-index-metric", *kind)
@@ -247,6 +250,49 @@ class MetricChecks:
                 "top-k accuracy ranks one true class per image; it has no multi-label meaning",
                 "replace it with thresholded metrics: exact match, F1 (micro/macro), mAP",
             )
+
+    def _task_from_holder(self, node: ast.Call) -> bool:
+        """``Accuracy(task=self.task, num_classes=C)`` where the file sets ``self.task = "multiclass"``:
+        reported at the metric and, once, at that assignment (the one line that picks the task of
+        them all)."""
+        qualified = self.qualified(node.func)
+        name = qualified.rpartition(".")[2]
+        if not (qualified.startswith(_TORCHMETRICS_ROOTS) and name in _TORCHMETRICS_TASK_METRICS):
+            return False
+        task = next((k.value for k in node.keywords if k.arg == "task"), None)
+        if task is None and node.args and not isinstance(node.args[0], ast.Starred) and name[0].isupper():
+            task = node.args[0]  # Accuracy(task, num_classes=C): a class takes the task first
+        holder = None if task is None else task_holder(task, self.multiclass_tasks)
+        if holder is None:
+            return False
+        key, assignment = holder
+        self._report(
+            node, "class-index-metric",
+            f'torchmetrics {name}(task={key}) scores one class index per image: {key} is "multiclass" '
+            f"(line {assignment.lineno})",
+            f'set {key} to "multilabel" (line {assignment.lineno}) and give the metric num_labels=C, '
+            "threshold=THRESHOLD instead of num_classes (accuracy: ExactMatch, every label of an image right), "
+            "fed sigmoid probabilities and int multi-hot targets",
+            (assignment.lineno,),
+        )
+        known = self.task_assignments.get(key)
+        if known is None:
+            record = self._report(
+                assignment, "class-index-metric", "",
+                'set it to "multilabel" and give those metrics num_labels=C, threshold=THRESHOLD instead of num_classes',
+                where_walked=False,
+            )
+            if record is None:
+                return True
+            record.followed = False  # the assignment statement being walked binds the metric, not this
+            known = self.task_assignments[key] = (record, [])
+        record, users = known
+        users.append(node.lineno)
+        record.related.add(node.lineno)
+        # each line named as "line N", which the engine moves with the rewrite's edits
+        built = ", ".join(f"line {line}" for line in users)
+        record.message = f'{key} = "multiclass" picks torchmetrics\' single-label task for the metrics built with it ({built})'
+        return True
 
     def _is_metric_call(self, node: ast.Call) -> bool:
         """``accuracy_score(...)``, ``acc(...)`` on a metric object, ``metric.update(...)``/``add_batch``."""

@@ -8,6 +8,7 @@ import ast
 import re
 
 from migrate_ml.rules._prefilter import nodes_of
+from migrate_ml.rules.semantics.metrics import binding_key as _binding_key
 from migrate_ml.rules.semantics.single_label_values import int_constant, off_the_class_axis
 
 _LOSSES = {
@@ -96,34 +97,62 @@ def _off_the_class_axis(call: ast.Call, on_module: bool, parents: dict, tree: as
     return off_the_class_axis(axis, subject, scope or tree)
 
 
-def _binding_key(target: ast.AST) -> str:
-    """``name`` or ``self.name``: the targets whose later uses can be followed."""
-    if isinstance(target, ast.Name):
-        return target.id
-    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-        return f"self.{target.attr}"
-    return ""
-
-
 def _argument_defaults(tree: ast.Module) -> dict[str, tuple[str, str, int]]:
-    """``parser.add_argument("--loss", default="CrossEntropyLoss")``: dest -> (default, option, line),
-    for string defaults that name a single-label loss."""
-    defaults = {}
-    for node in nodes_of(tree, ast.Call):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
-            continue
-        keywords = {k.arg: k.value for k in node.keywords if k.arg}
-        default = keywords.get("default")
-        if not (isinstance(default, ast.Constant) and default.value in _LOSSES):
-            continue
-        options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        if not options:
-            continue
-        option = next((o for o in options if o.startswith("--")), options[0])
-        dest = keywords.get("dest")
-        key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
-        defaults[key] = (default.value, option, default.lineno)
-    return defaults
+    """The configuration defaults that name a single-label loss: key -> (default, where it is set,
+    line). ``parser.add_argument("--loss", default="CrossEntropyLoss")`` (key ``loss``, its dest), a
+    config class's field ``loss: str = "CrossEntropyLoss"`` (``TrainConfig.loss``), a config dict's
+    entry ``{"loss": "CrossEntropyLoss"}`` and a parameter's default ``def build(loss="nll_loss")``.
+    A key the file also gives another string default (``--loss`` defaulting to ``BCEWithLogitsLoss``
+    beside a config class's ``CrossEntropyLoss``) is left out: which one a lookup reads is not known."""
+    defaults: dict[str, tuple[str, str, int]] = {}
+    other: set[str] = set()
+
+    def default(key: str, value: ast.AST | None, where: str) -> None:
+        if _loss_name(value):
+            defaults[key] = (value.value, where, value.lineno)
+        elif isinstance(value, ast.Constant) and isinstance(value.value, str):
+            other.add(key)
+
+    for node in nodes_of(tree, ast.Call, ast.ClassDef, ast.Dict, ast.FunctionDef, ast.AsyncFunctionDef):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+                option, key, value = _parser_default(node)
+                if key:
+                    default(key, value, option)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                target = item.target if isinstance(item, ast.AnnAssign) else (
+                    item.targets[0] if isinstance(item, ast.Assign) and len(item.targets) == 1 else None)
+                if isinstance(target, ast.Name):
+                    default(target.id, item.value, f"{node.name}.{target.id}")
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    default(key.value, value, f'"{key.value}"')
+        else:
+            arguments = node.args
+            positional = [*arguments.posonlyargs, *arguments.args]
+            pairs = [*zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults),
+                     *zip(arguments.kwonlyargs, arguments.kw_defaults)]
+            for parameter, value in pairs:
+                default(parameter.arg, value, f"{node.name}({parameter.arg}=)")
+    return {key: found for key, found in defaults.items() if key not in other}
+
+
+def _loss_name(value: ast.AST | None) -> bool:
+    return isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value in _LOSSES
+
+
+def _parser_default(node: ast.Call) -> tuple[str, str, ast.AST | None]:
+    """(option, key, default) of ``parser.add_argument("--loss", default=...)``; no key without an option."""
+    keywords = {k.arg: k.value for k in node.keywords if k.arg}
+    options = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    if not options:
+        return "", "", None
+    option = next((o for o in options if o.startswith("--")), options[0])
+    dest = keywords.get("dest")
+    key = dest.value if isinstance(dest, ast.Constant) and isinstance(dest.value, str) else option.lstrip("-").replace("-", "_")
+    return option, key, keywords.get("default")
 
 
 def _name_of(node: ast.Call) -> str:
