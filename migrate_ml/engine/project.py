@@ -37,7 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._prefilter import module_functions
+from migrate_ml.rules._prefilter import keep_tree, module_functions
 from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
 from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
@@ -68,17 +68,17 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     if len(python) < 2:
         return {}
     data = {path: _read(path) for path in python}
+    trees = _RunTrees(data)
     callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
     facts: dict[str, FileFacts] = {}
     if callers:
-        project = _Project(python, settings)
+        project = _Project(python, settings, trees)
         for path in callers:
             project.scan_caller(path)
         scanned = set(callers)
         facts = project.facts([data[path] for path in python if path not in scanned])
     if any(_BINARY_LOSS.search(text) for text in data.values()) and not any(_CLASS_AXIS.search(text) for text in data.values()):
         facts = {path: replace(facts.get(path, FileFacts()), binary_run=True) for path in python}
-    trees = _RunTrees(data)
     one_hot = _one_hot_functions(trees)
     losses = _loss_classes(trees)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
@@ -106,7 +106,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
 
 
 class _RunTrees:
-    """The run's files parsed on demand, once each, for the facts every file of the run gets."""
+    """The run's files parsed on demand, once each, for the facts of the run; each tree is kept
+    for the rules' own pre-check of the file (``_prefilter.keep_tree``)."""
 
     def __init__(self, data: dict[str, bytes]) -> None:
         self._data = data
@@ -119,6 +120,8 @@ class _RunTrees:
                 self._trees[path] = ast.parse(self._data[path])
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._trees[path] = None
+            else:
+                keep_tree(self._data[path], self._trees[path])
         return self._trees[path]
 
     def holding(self, holds: Callable[[bytes], bool]) -> Iterator[tuple[str, ast.Module]]:
@@ -178,11 +181,45 @@ def _selection_parameters(trees: _RunTrees) -> tuple[tuple[str, str], ...]:
     for stem, tree in trees.holding(lambda text: any(keyword in text for keyword in _SELECTOR_KEYWORDS)):
         found.extend((f"{stem}.{name}", parameter) for name, parameter in selection_parameters(tree))
     return tuple(sorted(found))
-_TAKES_AN_ARGMAX = re.compile(
-    rb"argmax|topk\(|\bmax\([^\n]*\)\s*(?:\[\s*1\s*\]|\.indices)|,\s*\w+\s*\)?\s*=\s*[\w.]*\bmax\("
-)
-"""``argmax``, ``topk(``, ``x.max(1)[1]``, ``.max(dim=1).indices`` or ``_, pred = torch.max(x, 1)``: a
-file without one hands no arg-max to another file (``max(`` alone is in most files of a library)."""
+
+
+_INDEXED_MAX = re.compile(rb"max\([^\n]*\)\s*(?:\[\s*1\s*\]|\.indices)")
+_UNPACKED_MAX = re.compile(rb",[ \t]*\w+[ \t]*\)?[ \t]*=[ \t]*[\w.]*\bmax\(")
+_TARGETS_BEFORE = re.compile(rb"[ \t]*\(?[ \t]*[\w.*\[\]]+(?:[ \t]*,[ \t]*[\w.*\[\]]+)*[ \t]*")
+"""What precedes the last name of ``_, pred = torch.max(x, 1)`` on its line: the other targets."""
+
+
+def _takes_an_argmax(text: bytes) -> bool:
+    """``argmax``, ``topk(``, ``x.max(1)[1]``, ``.max(dim=1).indices`` or ``_, pred = torch.max(x, 1)``:
+    a file without one hands no arg-max to another file (``max(`` alone is in most files of a
+    library). Substring tests first: one regex alternating these scanned every file for a tenth
+    of a second on timm."""
+    if b"argmax" in text or b"topk(" in text:
+        return True
+    return b"max(" in text and (_indexed_max(text) or _unpacks_a_max(text))
+
+
+def _indexed_max(text: bytes) -> bool:
+    """``max(`` starting a word, then ``)[1]`` or ``).indices`` on its line. The word start is
+    tested here, not by the regex: a pattern opening with ``\\b`` is not searched by its literal."""
+    start = 0
+    while (match := _INDEXED_MAX.search(text, start)) is not None:
+        before = text[match.start() - 1 : match.start()]
+        if not (before.isalnum() or before == b"_"):
+            return True
+        start = match.start() + 1
+    return False
+
+
+def _unpacks_a_max(text: bytes) -> bool:
+    """``_, pred = torch.max(x, 1)``, an unpacking that starts its line: a keyword argument after a
+    comma (``norm_layer=norm_layer, reduction=max(...)`` in timm's Swin and EfficientNet builders)
+    ends the same way, and had the pass parse and analyse the largest model files of timm."""
+    for match in _UNPACKED_MAX.finditer(text):
+        line = text.rfind(b"\n", 0, match.start()) + 1
+        if _TARGETS_BEFORE.fullmatch(text, line, match.start()) is not None:
+            return True
+    return False
 
 
 def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple[tuple[str, str, str], ...]]:
@@ -190,7 +227,7 @@ def _argmax_arguments(trees: _RunTrees, paths: Sequence[str]) -> dict[str, tuple
     run hands arg-max predictions (``FileFacts.argmax_arguments``). Only the modules a file taking an
     arg-max imports are parsed for their functions."""
     names = {os.path.splitext(os.path.basename(path))[0]: os.path.basename(path) for path in paths}
-    callers = list(trees.holding(lambda text: _TAKES_AN_ARGMAX.search(text) is not None))
+    callers = list(trees.holding(_takes_an_argmax))
     imported = set()
     for _, tree in callers:
         for node in tree.body:
@@ -421,8 +458,9 @@ class _Passed:
 
 
 class _Project:
-    def __init__(self, paths: Sequence[str], settings: Settings) -> None:
+    def __init__(self, paths: Sequence[str], settings: Settings, trees: _RunTrees) -> None:
         self._settings = settings
+        self._run_trees = trees
         self._paths = {os.path.normpath(os.path.abspath(path)): path for path in paths}
         self._by_dotted: dict[str, list[str]] = defaultdict(list)
         for full in self._paths:
@@ -431,7 +469,6 @@ class _Project:
                 parts.pop()
             for start in range(len(parts) - 1, 0, -1):
                 self._by_dotted[".".join(parts[start:])].append(full)
-        self._trees: dict[str, ast.Module | None] = {}
         self._passed: dict[tuple[str, str, str], list[_Passed]] = defaultdict(list)
         self._scores: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
         """Per parameter of a run function: whether each call site passes classifier scores."""
@@ -464,12 +501,8 @@ class _Project:
         return nearest[0] if len(nearest) == 1 else None
 
     def _tree(self, full: str) -> ast.Module | None:
-        if full not in self._trees:
-            try:
-                self._trees[full] = ast.parse(_read(full))
-            except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-                self._trees[full] = None  # reported when the file itself is processed
-        return self._trees[full]
+        # None when the file does not parse: that is reported when the file itself is processed
+        return self._run_trees.tree(self._paths[full])
 
     def _function(self, full: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         """The module-level function ``name``, or the ``__init__`` of the module-level class ``name``."""
