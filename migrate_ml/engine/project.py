@@ -37,7 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._prefilter import keep_tree, module_functions
+from migrate_ml.rules._prefilter import forget_kept_trees, keep_tree, module_functions
 from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
 from migrate_ml.rules.semantics import argmax_arguments, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
@@ -65,6 +65,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     """Facts for the files of one run, keyed by path; empty for a run of fewer than two files.
     Every file gets the run's functions that return a one-hot of class indices (they may be
     imported anywhere) and the names of the run's modules."""
+    forget_kept_trees()
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}

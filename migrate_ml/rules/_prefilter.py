@@ -177,6 +177,11 @@ processes are forked after that pass, so a file it read is not parsed again for 
 _COOKIE_LINES = re.compile(rb"\A[^\n]*(?:\n[^\n]*)?")
 
 
+def forget_kept_trees() -> None:
+    """A new run's pass starts: the trees of an earlier one (tests, ``review``) are let go."""
+    _run_trees.clear()
+
+
 def keep_tree(data: bytes, tree: ast.Module) -> None:
     """Keep ``tree``, parsed from a file's bytes, for :func:`parse_once` of that file's text.
     Only a file Python reads as UTF-8 (no BOM, no coding cookie) is kept: its text is then its
