@@ -196,9 +196,11 @@ def keep_tree(data: bytes, tree: ast.Module) -> None:
 
 def parse_once(text: str) -> ast.Module:
     """``ast.parse(text)``, once per text: the rules' syntax-tree pre-check and the safety net
-    read the same file, and neither changes the tree. Raises what ``ast.parse`` raises."""
+    read the same file, and neither changes the tree. Raises what ``ast.parse`` raises. Texts are
+    compared, not only their objects: a rule that reads its module's code (ML023) gets a new
+    string equal to the one the engine holds."""
     global _last_tree
-    if _last_tree is not None and _last_tree[0] is text:
+    if _last_tree is not None and (_last_tree[0] is text or _last_tree[0] == text):
         return _last_tree[1]
     tree = _run_trees.get(text)
     if tree is None:
