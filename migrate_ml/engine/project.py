@@ -37,7 +37,7 @@ import libcst as cst
 
 from migrate_ml.engine.transform import Settings, select_rules
 from migrate_ml.rules import load_rules
-from migrate_ml.rules._prefilter import module_functions
+from migrate_ml.rules._prefilter import forget_kept_trees, keep_tree, module_functions
 from migrate_ml.rules._selection_monitors import SELECTOR_KEYWORDS, accuracy_constants, selection_parameters
 from migrate_ml.rules.semantics import argmax_hand_offs, hand_losses, metrics
 from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
@@ -51,8 +51,9 @@ from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, Para
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, INDEX_DATASET_CALLS
 
 _LOSS_WORDS = re.compile(b"|".join(sorted(re.escape(word.encode()) for word in LOSS_CLASS_WORDS)))
-_BINARY_LOSS = re.compile(rb"BCELoss|BCEWithLogitsLoss|binary_cross_entropy")
+_BINARY_LOSS = (b"BCELoss", b"BCEWithLogitsLoss", b"binary_cross_entropy")
 _CLASS_AXIS = re.compile(rb"CrossEntropy|(?<!binary_)cross_entropy|NLLLoss|nll_loss|softmax|Softmax|argmax|one_hot")
+_CLASS_AXIS_WORDS = (b"CrossEntropy", b"cross_entropy", b"NLLLoss", b"nll_loss", b"softmax", b"Softmax", b"argmax", b"one_hot")
 """A run whose text names a binary loss and nothing of a class axis trains one 0/1 target per
 output (``FileFacts.binary_run``): a one-output binary classifier, or multi-label already."""
 _DEVICE_METHODS = frozenset({"to", "cuda", "cpu"})
@@ -64,28 +65,32 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     """Facts for the files of one run, keyed by path; empty for a run of fewer than two files.
     Every file gets the run's functions that return a one-hot of class indices (they may be
     imported anywhere) and the names of the run's modules."""
+    forget_kept_trees()
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}
     data = {path: _read(path) for path in python}
+    trees = _RunTrees(data)
     callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
     facts: dict[str, FileFacts] = {}
     if callers:
-        project = _Project(python, settings)
+        project = _Project(python, settings, trees)
         for path in callers:
             project.scan_caller(path)
         scanned = set(callers)
         facts = project.facts([data[path] for path in python if path not in scanned])
-    if any(_BINARY_LOSS.search(text) for text in data.values()) and not any(_CLASS_AXIS.search(text) for text in data.values()):
+    if any(_holds_any(text, _BINARY_LOSS) for text in data.values()) and not any(
+        _found(_CLASS_AXIS, _CLASS_AXIS_WORDS, text) for text in data.values()
+    ):
         facts = {path: replace(facts.get(path, FileFacts()), binary_run=True) for path in python}
-    trees = _RunTrees(data)
     one_hot = _one_hot_functions(trees)
     losses = _loss_classes(trees)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
     float_rows = _float_row_run(trees, data.values())
-    accuracy_names = _accuracy_constants(trees) if any(_MONITORED_NAME.search(text) for text in data.values()) else ()
+    monitored = any(_found(_MONITORED_NAME, _MONITORED_WORDS, text) for text in data.values())
+    accuracy_names = _accuracy_constants(trees) if monitored else ()
     monitors = _selection_parameters(trees)
     given, returned = _argmax_hand_offs(trees, python)
     return {
@@ -107,7 +112,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
 
 
 class _RunTrees:
-    """The run's files parsed on demand, once each, for the facts every file of the run gets."""
+    """The run's files parsed on demand, once each, for the facts of the run; each tree is kept
+    for the rules' own pre-check of the file (``_prefilter.keep_tree``)."""
 
     def __init__(self, data: dict[str, bytes]) -> None:
         self._data = data
@@ -120,6 +126,8 @@ class _RunTrees:
                 self._trees[path] = ast.parse(self._data[path])
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._trees[path] = None
+            else:
+                keep_tree(self._data[path], self._trees[path])
         return self._trees[path]
 
     def texts(self) -> Iterable[bytes]:
@@ -161,6 +169,7 @@ def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
 
 
 _MONITORED_NAME = re.compile(rb"""\b(?:monitor|metric_for_best_model|watch_metric|score_name)['"]?\s*[=:]\s*[A-Za-z_]""")
+_MONITORED_WORDS = (b"monitor", b"metric_for_best_model", b"watch_metric", b"score_name")
 """A selector given a name rather than a string (``monitor=VALIDATION_METRIC_NAME``): only then are
 the run's string constants worth collecting."""
 _STRING_CONSTANT = re.compile(rb"""^[A-Za-z_]\w*[ \t]*=[ \t]*[rbuRBU]?['"]""", re.MULTILINE)
@@ -186,11 +195,45 @@ def _selection_parameters(trees: _RunTrees) -> tuple[tuple[str, str], ...]:
     for stem, tree in trees.holding(lambda text: any(keyword in text for keyword in _SELECTOR_KEYWORDS)):
         found.extend((f"{stem}.{name}", parameter) for name, parameter in selection_parameters(tree))
     return tuple(sorted(found))
-_TAKES_AN_ARGMAX = re.compile(
-    rb"argmax|topk\(|\bmax\([^\n]*\)\s*(?:\[\s*1\s*\]|\.indices)|,\s*\w+\s*\)?\s*=\s*[\w.]*\bmax\("
-)
-"""``argmax``, ``topk(``, ``x.max(1)[1]``, ``.max(dim=1).indices`` or ``_, pred = torch.max(x, 1)``: a
-file without one hands no arg-max to another file (``max(`` alone is in most files of a library)."""
+
+
+_INDEXED_MAX = re.compile(rb"max\([^\n]*\)\s*(?:\[\s*1\s*\]|\.indices)")
+_UNPACKED_MAX = re.compile(rb",[ \t]*\w+[ \t]*\)?[ \t]*=[ \t]*[\w.]*\bmax\(")
+_TARGETS_BEFORE = re.compile(rb"[ \t]*\(?[ \t]*[\w.*\[\]]+(?:[ \t]*,[ \t]*[\w.*\[\]]+)*[ \t]*")
+"""What precedes the last name of ``_, pred = torch.max(x, 1)`` on its line: the other targets."""
+
+
+def _takes_an_argmax(text: bytes) -> bool:
+    """``argmax``, ``topk(``, ``x.max(1)[1]``, ``.max(dim=1).indices`` or ``_, pred = torch.max(x, 1)``:
+    a file without one hands no arg-max to another file (``max(`` alone is in most files of a
+    library). Substring tests first: one regex alternating these scanned every file for a tenth
+    of a second on timm."""
+    if b"argmax" in text or b"topk(" in text:
+        return True
+    return b"max(" in text and (_indexed_max(text) or _unpacks_a_max(text))
+
+
+def _indexed_max(text: bytes) -> bool:
+    """``max(`` starting a word, then ``)[1]`` or ``).indices`` on its line. The word start is
+    tested here, not by the regex: a pattern opening with ``\\b`` is not searched by its literal."""
+    start = 0
+    while (match := _INDEXED_MAX.search(text, start)) is not None:
+        before = text[match.start() - 1 : match.start()]
+        if not (before.isalnum() or before == b"_"):
+            return True
+        start = match.start() + 1
+    return False
+
+
+def _unpacks_a_max(text: bytes) -> bool:
+    """``_, pred = torch.max(x, 1)``, an unpacking that starts its line: a keyword argument after a
+    comma (``norm_layer=norm_layer, reduction=max(...)`` in timm's Swin and EfficientNet builders)
+    ends the same way, and had the pass parse and analyse the largest model files of timm."""
+    for match in _UNPACKED_MAX.finditer(text):
+        line = text.rfind(b"\n", 0, match.start()) + 1
+        if _TARGETS_BEFORE.fullmatch(text, line, match.start()) is not None:
+            return True
+    return False
 
 
 def _argmax_hand_offs(
@@ -203,7 +246,7 @@ def _argmax_hand_offs(
     for their functions; each file is analysed once, and again only where it calls such a function
     of another file (with what it returns known)."""
     names = {os.path.splitext(os.path.basename(path))[0]: os.path.basename(path) for path in paths}
-    takers = list(trees.holding(lambda text: _TAKES_AN_ARGMAX.search(text) is not None))
+    takers = list(trees.holding(_takes_an_argmax))
     importers: dict[str, set[str]] = defaultdict(set)
     if takers and any(b"metrics" in text and _METRIC_LIBRARIES.search(text) for text in trees.texts()):
         for stem, text in trees.texts_by_stem():
@@ -314,7 +357,7 @@ def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:
 def _may_define_a_loss_class(text: bytes) -> bool:
     """A log-softmax, or a softmax and a tensor's log (``p = x.softmax(dim=1); p.log()``): a softmax
     alone is in every attention layer of a model library."""
-    return b"log_softmax" in text or b"LogSoftmax" in text or (b"softmax" in text and _LOG_CALL.search(text) is not None)
+    return b"log_softmax" in text or b"LogSoftmax" in text or (b"softmax" in text and _found(_LOG_CALL, (b".log(",), text))
 
 
 _LOG_CALL = re.compile(rb"(?<!math)\.log\(")
@@ -327,7 +370,7 @@ def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
     ``__getitem__`` returning a float row of table columns as its label."""
     calls_a_loss = False
     for text in data:  # stops at the first loss that is not BCE (most runs: at their first file)
-        for match in _LOSS_CALL.finditer(text):
+        for match in _LOSS_CALL.finditer(text) if _LOSS_CALL_HINT.search(text) is not None else ():
             if match[1].rpartition(b".")[2] not in _BCE_CALLS:
                 return False
             calls_a_loss = True
@@ -349,6 +392,9 @@ def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
 
 _LOSS_CALL = re.compile(rb"(?<!class )(?<!def )\b([\w.]*(?:Loss|loss|cross_entropy|CrossEntropy))\s*\(")
 """A loss called or built (``nn.BCEWithLogitsLoss(``, ``F.cross_entropy(``, ``self.loss(``), not defined."""
+_LOSS_CALL_HINT = re.compile(rb"(?:Loss|loss|cross_entropy|CrossEntropy)\s*\(")
+"""What every match of ``_LOSS_CALL`` holds, found from its first letters: that regex, which cannot, is
+run only on the few files with one."""
 _BCE_CALLS = frozenset({b"BCEWithLogitsLoss", b"BCELoss", b"binary_cross_entropy_with_logits", b"binary_cross_entropy"})
 _INDEX_DATASET_CALL = re.compile(
     rb"\b(?:" + b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in INDEX_DATASET_CALLS})) + rb")\s*\("
@@ -475,6 +521,17 @@ def _module_function_encodes(text: bytes) -> bool:
     return False
 
 
+def _holds_any(text: bytes, words: tuple[bytes, ...]) -> bool:
+    return any(word in text for word in words)
+
+
+def _found(pattern: re.Pattern[bytes], words: tuple[bytes, ...], text: bytes) -> bool:
+    """``pattern.search(text)``, run only where one of ``words``, one of which every match holds, is
+    in the text: substring tests skip most files far quicker than a regex that opens with a
+    look-behind or ``\\b``, which is tried at every position."""
+    return _holds_any(text, words) and pattern.search(text) is not None
+
+
 def _read(path: str) -> bytes:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -498,8 +555,9 @@ class _Passed:
 
 
 class _Project:
-    def __init__(self, paths: Sequence[str], settings: Settings) -> None:
+    def __init__(self, paths: Sequence[str], settings: Settings, trees: _RunTrees) -> None:
         self._settings = settings
+        self._run_trees = trees
         self._paths = {os.path.normpath(os.path.abspath(path)): path for path in paths}
         self._by_dotted: dict[str, list[str]] = defaultdict(list)
         for full in self._paths:
@@ -508,7 +566,6 @@ class _Project:
                 parts.pop()
             for start in range(len(parts) - 1, 0, -1):
                 self._by_dotted[".".join(parts[start:])].append(full)
-        self._trees: dict[str, ast.Module | None] = {}
         self._passed: dict[tuple[str, str, str], list[_Passed]] = defaultdict(list)
         self._scores: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
         """Per parameter of a run function: whether each call site passes classifier scores."""
@@ -541,12 +598,8 @@ class _Project:
         return nearest[0] if len(nearest) == 1 else None
 
     def _tree(self, full: str) -> ast.Module | None:
-        if full not in self._trees:
-            try:
-                self._trees[full] = ast.parse(_read(full))
-            except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-                self._trees[full] = None  # reported when the file itself is processed
-        return self._trees[full]
+        # None when the file does not parse: that is reported when the file itself is processed
+        return self._run_trees.tree(self._paths[full])
 
     def _function(self, full: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         """The module-level function ``name``, or the ``__init__`` of the module-level class ``name``."""

@@ -171,17 +171,42 @@ def has_loss_marker(source: str) -> bool:
 
 
 _last_tree: tuple[str, ast.Module] | None = None
+_run_trees: dict[str, ast.Module] = {}
+"""Trees the run-wide pass parsed (``engine/project.py``), by the file's text: the worker
+processes are forked after that pass, so a file it read is not parsed again for its pre-check."""
+_COOKIE_LINES = re.compile(rb"\A[^\n]*(?:\n[^\n]*)?")
+
+
+def forget_kept_trees() -> None:
+    """A new run's pass starts: the trees of an earlier one (tests, ``review``) are let go."""
+    _run_trees.clear()
+
+
+def keep_tree(data: bytes, tree: ast.Module) -> None:
+    """Keep ``tree``, parsed from a file's bytes, for :func:`parse_once` of that file's text.
+    Only a file Python reads as UTF-8 (no BOM, no coding cookie) is kept: its text is then its
+    bytes decoded as UTF-8, and the tree the same as that text's."""
+    if data.startswith(b"\xef\xbb\xbf") or b"coding" in _COOKIE_LINES.match(data).group():
+        return
+    try:
+        _run_trees[data.decode("utf-8")] = tree
+    except UnicodeDecodeError:
+        pass
 
 
 def parse_once(text: str) -> ast.Module:
     """``ast.parse(text)``, once per text: the rules' syntax-tree pre-check and the safety net
-    read the same file, and neither changes the tree. Raises what ``ast.parse`` raises."""
+    read the same file, and neither changes the tree. Raises what ``ast.parse`` raises. Texts are
+    compared, not only their objects: a rule that reads its module's code (ML023) gets a new
+    string equal to the one the engine holds."""
     global _last_tree
-    if _last_tree is not None and _last_tree[0] is text:
+    if _last_tree is not None and (_last_tree[0] is text or _last_tree[0] == text):
         return _last_tree[1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not this run's to print
-        tree = ast.parse(text)
+    tree = _run_trees.get(text)
+    if tree is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarnings about the user's code are not this run's to print
+            tree = ast.parse(text)
     _last_tree = (text, tree)
     return tree
 

@@ -556,3 +556,45 @@ def test_a_dataset_class_of_a_module_in_the_run_is_judged_there_not_at_its_const
     assert [f for f in outcomes["trainer.py"].findings if f.code == "ML101"] == []
     alone = process_files([str(folder / "trainer.py")], Settings(), write=False)
     assert [(f.code, f.line) for f in alone[0].findings] == [("ML101", 11)]
+
+
+@pytest.mark.parametrize(
+    "line, takes",
+    [
+        ("_, pred = torch.max(outputs, 1)", True),
+        ("    (_, predicted) = outputs.max(1)", True),
+        ("values, self.last, pred = out.data.max(dim=1)", True),
+        ("pred = outputs.max(1)[1]", True),
+        ("pred = outputs.max(dim=1).indices", True),
+        ("pred = outputs.argmax(dim=1)", True),
+        ("_, top = outputs.topk(5, 1)", True),
+        # a keyword argument after a comma, as timm's Swin and EfficientNet builders write them
+        ("    norm_layer=norm_layer, reduction=max(1, dim // 4),", False),
+        ("Block(dim,\n    reduction=max(1, dim // 4))", False),
+        ("width = max(8, int(width * multiplier))", False),
+        ("scores = amax(x)[1]", False),
+    ],
+)
+def test_the_argmax_hand_off_fact_reads_only_files_that_take_an_argmax(line: str, takes: bool) -> None:
+    from migrate_ml.engine.project import _takes_an_argmax
+
+    assert _takes_an_argmax(f"import torch\n\n{line}\n".encode()) is takes
+
+
+def test_a_file_the_pass_parses_is_not_parsed_again_for_its_pre_check(tmp_path: Path) -> None:
+    from migrate_ml.rules._prefilter import parse_once
+
+    losses = "import torch\n\n\nclass SoftCE(torch.nn.Module):\n    def forward(self, x, y):\n        return -(y * x.log_softmax(-1)).sum(-1).mean()\n"
+    folder = _write(tmp_path / "project", {"losses.py": losses, "train.py": "from losses import SoftCE\n"})
+    (folder / "latin.py").write_bytes(b"# -*- coding: latin-1 -*-\n" + losses.encode())
+    paths = [str(folder / name) for name in ("latin.py", "losses.py", "train.py")]
+    facts = build_project_facts(paths, Settings())
+    assert [name for name, _, _ in facts[paths[2]].loss_classes] == ["latin.SoftCE", "losses.SoftCE"]
+    # the tree the pass parsed serves the rules' pre-check of the same text, whatever was parsed between
+    kept = parse_once((folder / "losses.py").read_text())
+    parse_once("pass\n")
+    assert parse_once((folder / "losses.py").read_text()) is kept
+    # a file with a coding cookie is parsed again from the text the engine decodes
+    latin = parse_once((folder / "latin.py").read_text("latin-1"))
+    parse_once("pass\n")
+    assert parse_once((folder / "latin.py").read_text("latin-1")) is not latin

@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from migrate_ml.rules._prefilter import nodes_of
+
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _GAMMA_FUNCTIONS = frozenset(
     {"torch.lgamma", "torch.digamma", "torch.special.gammaln", "torch.special.digamma", "torch.special.psi",
@@ -160,8 +162,8 @@ def class_advice(loss: LossClass) -> str:
 def find_loss_classes(tree: ast.Module, qualified: Callable[[ast.AST], str]) -> dict[str, LossClass]:
     """The classes of ``tree`` (at any depth) that compute a single-label loss in ``forward``, by name."""
     classes = {
-        node.name: node for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef) and any(qualified(base).endswith(_LOSS_BASES) for base in node.bases)
+        node.name: node for node in nodes_of(tree, ast.ClassDef)
+        if any(qualified(base).endswith(_LOSS_BASES) for base in node.bases)
     }
     found: dict[str, LossClass] = {}
     for name, cls in classes.items():

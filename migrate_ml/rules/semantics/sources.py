@@ -10,6 +10,7 @@ import ast
 import functools
 import re
 
+from migrate_ml.rules._prefilter import nodes_of
 from migrate_ml.rules.semantics.meanings import (
     CLASS_INDEX,
     CONTAINER,
@@ -311,14 +312,13 @@ def last_assigned(function: ast.FunctionDef | ast.AsyncFunctionDef, name: str, u
 def class_layers(tree: ast.Module) -> dict[str, dict[str, ast.Call]]:
     """Each class's ``self.<name> = <call>`` layers (the last assignment of each name). Shared: read only."""
     layers: dict[str, dict[str, ast.Call]] = {}
-    for cls in ast.walk(tree):
-        if isinstance(cls, ast.ClassDef):
-            own = layers.setdefault(cls.name, {})
-            for node in ast.walk(cls):
-                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
-                    name = self_layer(node.targets[0])
-                    if name is not None:
-                        own[name] = node.value
+    for cls in nodes_of(tree, ast.ClassDef):
+        own = layers.setdefault(cls.name, {})
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
+                name = self_layer(node.targets[0])
+                if name is not None:
+                    own[name] = node.value
     return layers
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
-from migrate_ml.rules._prefilter import model_may_end_in, parse_once
+from migrate_ml.rules._prefilter import model_may_end_in, nodes_of, parse_once
 from migrate_ml.rules.semantics import find_sinks
 from migrate_ml.rules.semantics.helpers import single_label_helper_calls
 from migrate_ml.rules.semantics.residue.construct import KINDS, SingleLabelConstruct
@@ -147,8 +147,7 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
     lines = {construct.line for construct in found}
     helper_lines = {construct.line for construct in found if construct.kind == "single-label-helper"}
     functions = sorted(
-        ((node.lineno, node.end_lineno or node.lineno, id(node)) for node in ast.walk(tree)
-         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))),
+        ((node.lineno, node.end_lineno or node.lineno, id(node)) for node in nodes_of(tree, ast.FunctionDef, ast.AsyncFunctionDef)),
         reverse=True,
     )
     by_helper: dict[tuple[str, int], list] = {}
