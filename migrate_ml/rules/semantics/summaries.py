@@ -29,6 +29,7 @@ from migrate_ml.rules.semantics.meanings import (
     ONE_HOT,
     SCORE_MEANINGS,
     SOFTMAX,
+    TABLE,
     TABLE_ROW,
     UNKNOWN,
     Value,
@@ -349,7 +350,7 @@ class Analysis:
             return value.element
         if value.meaning == INDEX_LIST:
             return Value(CLASS_INDEX, value.line)
-        if value.meaning in (CONTAINER, UNKNOWN) or value.items:
+        if value.meaning in (CONTAINER, UNKNOWN, TABLE) or value.items:
             return NOTHING
         return Value(value.meaning, value.line, node=node)  # one sample's prediction, one row of scores
 
@@ -380,6 +381,10 @@ class Analysis:
             base = self.value(node.value)
             if base.meaning == TABLE_ROW:  # row.label
                 return Value(INT, line, node=node) if sources.is_label_key(node.attr) else NOTHING
+            if base.meaning == TABLE or sources.names_table(node.value):  # temp.label, self.df.label
+                if node.attr == "values" and base.meaning == TABLE:
+                    return Value(CONTAINER, line, element=Value(TABLE_ROW, line), node=node)
+                return sources.table_column(node.attr, line)
             if node.attr in ("data", "T", "values"):
                 return base
             if node.attr in sources.DATASET_LABELS and self.index_dataset(base):
@@ -477,6 +482,13 @@ class Analysis:
         if base.meaning == TABLE_ROW:  # row["label"], self.df.iloc[i]["label"]
             key = index.value if isinstance(index, ast.Constant) else None
             return Value(INT, line, node=node) if sources.is_label_key(key) else NOTHING
+        if isinstance(index, ast.Constant) and isinstance(index.value, str) and (
+            base.meaning == TABLE or sources.names_table(node.value)
+        ):
+            return sources.table_column(index.value, line)  # self.df["label"]: one cell per row
+        named = sources.class_name_of(node.value, self.value(index), line)
+        if named is not None:
+            return named
         if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
             if -len(base.items) <= index.value < len(base.items):
                 return base.items[index.value]
