@@ -228,6 +228,8 @@ class Analysis:
             self._cache.update(evaluated)
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             self.bind(statement.target, self.value(statement.value))
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.op, ast.Add):
+            self._note_extended(statement.target, statement.value)
         elif isinstance(statement, ast.Expr):
             self.value(statement.value)
             self._note_append(statement.value)
@@ -265,6 +267,16 @@ class Analysis:
         if node.func.attr == "extend":
             element = self.element(element, node.args[0])
         self.bind(node.func.value, Value(CONTAINER, node.lineno, element=element))
+
+    def _note_extended(self, target: ast.AST, added: ast.AST) -> None:
+        """``y_pred += predicted.cpu()``: a list extended by a batch holds its samples from then on
+        (a number or a tensor added to in place keeps its meaning)."""
+        collected = self.value(target)
+        if collected.meaning != CONTAINER or collected.element is not None or collected.items:
+            return
+        element = self.element(self.value(added), added)
+        if element.meaning != UNKNOWN:
+            self.bind(target, Value(CONTAINER, target.lineno, element=element))
 
     # -- binding
 
