@@ -9,8 +9,7 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._prefilter import text_facts
-
-_NAME_MAPS = re.compile(r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_?names|classes|labels_map|categories|imagenet_classes|class_dict|label_names)$")
+from migrate_ml.rules.semantics.sources import CLASS_NAME_MAP
 _CLASS_NAME_CALLS = frozenset({"GetClassDesc", "GetClassLabel", "GetClassSynset"})
 """jetson-inference's ``imageNet`` methods that name one class index (``net.GetClassDesc(class_idx)``)."""
 _ONE_CLASS_CALLS = frozenset({"Classify"})
@@ -145,7 +144,7 @@ class SingleClassNameRule(Rule):
     def visit_Subscript(self, node: cst.Subscript) -> None:
         owner = node.value
         name = owner.attr.value if isinstance(owner, cst.Attribute) else getattr(owner, "value", None)
-        if not (isinstance(name, str) and _NAME_MAPS.match(name)) or len(node.slice) != 1:
+        if not (isinstance(name, str) and CLASS_NAME_MAP.match(name)) or len(node.slice) != 1:
             return
         index = node.slice[0].slice
         if not isinstance(index, cst.Index) or isinstance(index.value, _LITERALS):

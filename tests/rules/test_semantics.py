@@ -405,3 +405,44 @@ def test_hand_written_losses_are_found_through_aliased_log_and_gamma_imports() -
     }
     # what Sinks tests before it looks: the imports name the functions the aliases stand for
     assert not text_facts(text).words.isdisjoint(hand_losses.LOSS_FUNCTION_WORDS)
+
+
+def test_a_table_label_column_and_a_predicted_class_name_keep_their_meaning() -> None:
+    text = textwrap.dedent(
+        """
+        import pandas as pd
+        def read(path, model, x, id2label, df):
+            sheet = pd.read_csv(path)
+            column = sheet.label
+            cell = sheet["class_id"][0]
+            named = df["target"]
+            plural = sheet["labels"]
+            paths = sheet.path
+            index = model(x).argmax(1).item()
+            name = id2label[index].lower()
+            key = id2label[str(index)]
+            confidence = model(x).softmax(1)[0][index]
+        """
+    )
+    seen = {}
+    analysis = Analysis(ast.parse(text))
+
+    def note(statement: ast.stmt) -> None:
+        if isinstance(statement, ast.Assign):
+            value = analysis.value(statement.value)
+            element = value.element.meaning if value.element is not None else None
+            seen[ast.unparse(statement.targets[0])] = (value.meaning, element)
+
+    analysis.run(note)
+    assert seen == {
+        "sheet": (meanings.TABLE, None),
+        "column": (meanings.CONTAINER, meanings.INT),
+        "cell": (meanings.INT, None),
+        "named": (meanings.CONTAINER, meanings.INT),
+        "plural": (meanings.UNKNOWN, None),
+        "paths": (meanings.UNKNOWN, None),
+        "index": (meanings.ARGMAX, None),
+        "name": (meanings.PREDICTED_NAME, None),
+        "key": (meanings.PREDICTED_NAME, None),
+        "confidence": (meanings.SOFTMAX, None),
+    }

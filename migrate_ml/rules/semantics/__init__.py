@@ -20,7 +20,7 @@ import ast
 
 from dataclasses import dataclass
 
-from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER
+from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, PREDICTED_NAME
 from migrate_ml.rules.semantics.metrics import PREDICTION_METRICS
 from migrate_ml.rules.semantics.sinks import KINDS, Sink, Sinks
 from migrate_ml.rules.semantics.sinks.common import _own_nodes
@@ -81,7 +81,7 @@ def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
             if value.meaning == CONTAINER and value.element is not None:
                 value = value.element
             inside = node.lineno <= value.line <= (node.end_lineno or node.lineno)
-            if value.meaning == ARGMAX and not inside and not analysis.argmax_given_by(predictions):
+            if value.meaning in (ARGMAX, PREDICTED_NAME) and not inside and not analysis.argmax_given_by(predictions):
                 found.append(ScoredArgmax(node, qualified.rpartition(".")[2], predictions, value.line))
 
     analysis.run(on_statement)

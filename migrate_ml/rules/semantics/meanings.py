@@ -36,6 +36,9 @@ SCORES = "scores"
 ARGMAX = "argmax-prediction"
 """One predicted class per sample: an arg-max, ``max(dim)[1]``, a top-k index, their one-hot."""
 THRESHOLDED = "thresholded-prediction"
+PREDICTED_NAME = "predicted-class-name"
+"""The name of an arg-max's class (``id2label[pred]``): one class per sample, spelled as a name.
+ML106 reports the lookup itself; the metrics that score a list of them are reported too."""
 PREDICTIONS = "predictions"
 
 MODEL = "model"
@@ -50,12 +53,14 @@ CONTAINER = "container"
 """A list or dict whose elements have the meaning of ``Value.element``."""
 TABLE_ROW = "table-row"
 """One row of a table (``df.iloc[i]``, ``df.values[i]``): each of its cells is one scalar per sample."""
+TABLE = "table"
+"""A table read by pandas (``pd.read_csv(path)``): its label column holds one scalar per row."""
 UNKNOWN = "unknown"
 
 _PARENT = {
     CLASS_INDEX: LABELS, INDEX_LIST: LABELS, INT: LABELS, MULTI_HOT: LABELS, ONE_HOT: LABELS,
     LOGITS: SCORES, SIGMOID: SCORES, SOFTMAX: SCORES, LOG_PROB: SCORES,
-    ARGMAX: PREDICTIONS, THRESHOLDED: PREDICTIONS,
+    ARGMAX: PREDICTIONS, THRESHOLDED: PREDICTIONS, PREDICTED_NAME: PREDICTIONS,
     LOGITS_LOSS_FN: LOSS_FN,
 }
 

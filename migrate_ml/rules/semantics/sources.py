@@ -12,6 +12,7 @@ import re
 
 from migrate_ml.rules._prefilter import nodes_of
 from migrate_ml.rules.semantics.meanings import (
+    ARGMAX,
     CLASS_INDEX,
     CONTAINER,
     INDEX_LIST,
@@ -19,6 +20,7 @@ from migrate_ml.rules.semantics.meanings import (
     LOGITS,
     NOTHING,
     ONE_HOT,
+    PREDICTED_NAME,
     SCORES,
     SOFTMAX,
     Value,
@@ -32,6 +34,11 @@ CLASS_INDEX_MAP = re.compile(r"(class|label|cat\w*|cls)e?s?_?(to|2)_?(idx|id|ids
 """``class_to_idx[name]``, ``label2id[name]``: one class index."""
 CLASS_LIST = re.compile(r"^(self\.)?(classes|class_names|labels|label_names|categories|cats|class_list|folders)$")
 """What an ``enumerate`` over gives class indices (``for idx, name in enumerate(self.classes)``)."""
+CLASS_NAME_MAP = re.compile(
+    r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_?names|classes|labels_map|categories"
+    r"|imagenet_classes|class_dict|label_names)$"
+)
+"""The maps from a class index to its name: ``id2label[idx]``, ``class_names[pred]``."""
 LABEL_RETURNED = re.compile(r"^(y|label|labels|target|targets|cls|class_id|class_idx|label_idx|label_id|lbl|category)$")
 POSTPROCESS = "postprocess"
 """A serving handler's hook (TorchServe's ``BaseHandler.postprocess(data)``): it receives the
@@ -91,6 +98,32 @@ def subscript_source(base_name: str, line: int) -> Value | None:
     if CLASS_INDEX_MAP.search(base_name.rpartition(".")[2]):
         return Value(CLASS_INDEX, line)
     return None
+
+
+def class_name_of(mapping: ast.AST, index: Value, line: int) -> Value | None:
+    """``model.config.id2label[pred]``, ``class_names[preds[i]]``: the name of a predicted class is
+    still one class per sample, the same prediction as the arg-max it looks up."""
+    name = mapping.attr if isinstance(mapping, ast.Attribute) else mapping.id if isinstance(mapping, ast.Name) else ""
+    if index.meaning == ARGMAX and CLASS_NAME_MAP.match(name):
+        return Value(PREDICTED_NAME, line)
+    return None
+
+
+_DATAFRAME_NAME = re.compile(r"(?:^|_)df(?:$|_)|dataframe", re.IGNORECASE)
+"""How code names a pandas table whose columns it reads by name (``self.df["label"]``, ``train_df.label``)."""
+
+
+def names_table(node: ast.AST) -> bool:
+    """``df``, ``self.train_df``: named as a pandas table (a bare ``data`` may be a dict of batches)."""
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return bool(_DATAFRAME_NAME.search(name))
+
+
+def table_column(key: object, line: int) -> Value:
+    """``df["label"]``, ``df.label``: a table's label column, one scalar per row (a class index or
+    a class name, whatever the dtype); any other column (``"path"``, a plural ``"labels"`` of
+    multi-label tables) says nothing."""
+    return Value(CONTAINER, line, element=Value(INT, line)) if is_label_key(key) else NOTHING
 
 
 def enumerate_index(iterated: str, line: int) -> Value:

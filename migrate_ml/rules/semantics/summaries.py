@@ -29,6 +29,7 @@ from migrate_ml.rules.semantics.meanings import (
     ONE_HOT,
     SCORE_MEANINGS,
     SOFTMAX,
+    TABLE,
     TABLE_ROW,
     UNKNOWN,
     Value,
@@ -237,6 +238,8 @@ class Analysis:
             self._cache.update(evaluated)
         elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
             self.bind(statement.target, self.value(statement.value))
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.op, ast.Add):
+            self._note_extended(statement.target, statement.value)
         elif isinstance(statement, ast.Expr):
             self.value(statement.value)
             self._note_append(statement.value)
@@ -274,6 +277,16 @@ class Analysis:
         if node.func.attr == "extend":
             element = self.element(element, node.args[0])
         self.bind(node.func.value, Value(CONTAINER, node.lineno, element=element))
+
+    def _note_extended(self, target: ast.AST, added: ast.AST) -> None:
+        """``y_pred += predicted.cpu()``: a list extended by a batch holds its samples from then on
+        (a number or a tensor added to in place keeps its meaning)."""
+        collected = self.value(target)
+        if collected.meaning != CONTAINER or collected.element is not None or collected.items:
+            return
+        element = self.element(self.value(added), added)
+        if element.meaning != UNKNOWN:
+            self.bind(target, Value(CONTAINER, target.lineno, element=element))
 
     # -- binding
 
@@ -360,7 +373,7 @@ class Analysis:
             return value.element
         if value.meaning == INDEX_LIST:
             return Value(CLASS_INDEX, value.line)
-        if value.meaning in (CONTAINER, UNKNOWN) or value.items:
+        if value.meaning in (CONTAINER, UNKNOWN, TABLE) or value.items:
             return NOTHING
         return Value(value.meaning, value.line, node=node)  # one sample's prediction, one row of scores
 
@@ -391,6 +404,10 @@ class Analysis:
             base = self.value(node.value)
             if base.meaning == TABLE_ROW:  # row.label
                 return Value(INT, line, node=node) if sources.is_label_key(node.attr) else NOTHING
+            if base.meaning == TABLE or sources.names_table(node.value):  # temp.label, self.df.label
+                if node.attr == "values" and base.meaning == TABLE:
+                    return Value(CONTAINER, line, element=Value(TABLE_ROW, line), node=node)
+                return sources.table_column(node.attr, line)
             if node.attr in ("data", "T", "values"):
                 return base
             if node.attr in sources.DATASET_LABELS and self.index_dataset(base):
@@ -488,10 +505,17 @@ class Analysis:
         if base.meaning == TABLE_ROW:  # row["label"], self.df.iloc[i]["label"]
             key = index.value if isinstance(index, ast.Constant) else None
             return Value(INT, line, node=node) if sources.is_label_key(key) else NOTHING
+        if isinstance(index, ast.Constant) and isinstance(index.value, str) and (
+            base.meaning == TABLE or sources.names_table(node.value)
+        ):
+            return sources.table_column(index.value, line)  # self.df["label"]: one cell per row
         if isinstance(index, ast.Constant) and isinstance(index.value, str) and not base.items:
             named = sources.key_value(index.value, line)
             if named is not None:
                 return named
+        named = sources.class_name_of(node.value, self.value(index), line)
+        if named is not None:
+            return named
         if base.items and isinstance(index, ast.Constant) and isinstance(index.value, int):
             if -len(base.items) <= index.value < len(base.items):
                 return base.items[index.value]

@@ -23,10 +23,12 @@ from migrate_ml.rules.semantics.meanings import (
     METRIC,
     MULTI_HOT,
     ONE_HOT,
+    PREDICTED_NAME,
     SCORE_MEANINGS,
     SCORES,
     SIGMOID,
     SOFTMAX,
+    TABLE,
     THRESHOLDED,
 )
 
@@ -51,6 +53,10 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("torch.argmax", "numpy.argmax"), _ARGMAX),
     (("torch.nn.functional.one_hot", "torch.eye", "numpy.eye", "numpy.identity", ".one_hot"), {ARGMAX: ARGMAX, ANY: ONE_HOT}),
     (("int",), {ANY: INT}),
+    (("str",), {ARGMAX: ARGMAX}),  # class_indict[str(pred)]: the predicted class, as a key
+    # pandas tables: their label columns hold one scalar per row
+    (("pandas.read_csv", "pandas.read_excel", "pandas.read_table", "pandas.read_parquet", "pandas.read_feather",
+      "pandas.read_pickle", "pandas.read_json", "pandas.DataFrame"), {ANY: TABLE}),
     (("torch.cat", "torch.stack", "torch.tensor", "torch.as_tensor", "torch.from_numpy", "numpy.array",
       "numpy.asarray", "numpy.concatenate", "numpy.stack", "list"), {ANY: SAME}),
     # losses: constructing one gives a criterion; the logits ones apply the sigmoid themselves
@@ -103,6 +109,8 @@ METHODS: dict[str, dict[str, str]] = {
         "flatten", "float", "long", "int", "bool", "clone", "type", "contiguous", "astype", "ravel", "double",
         "half", "type_as", "item", "flip", "roll", "to_numpy",
     )},
+    # a predicted class's name, spelled another way, is the same prediction
+    **{name: {PREDICTED_NAME: PREDICTED_NAME} for name in ("lower", "upper", "strip", "title", "capitalize")},
 }
 """Method calls on a value: ``logits.softmax(-1)``, ``preds.cpu().numpy()``."""
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import metrics, sources, tables
-from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, LOGITS, SCORES, SOFTMAX, UNKNOWN
+from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORES, SOFTMAX, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
 
 
@@ -165,16 +165,17 @@ class MetricChecks:
         value = self.analysis.value(predictions)
         if value.meaning == CONTAINER and value.element is not None:
             value = value.element
-        if value.meaning != ARGMAX or node.lineno <= value.line <= (node.end_lineno or node.lineno):
+        if value.meaning not in (ARGMAX, PREDICTED_NAME) or node.lineno <= value.line <= (node.end_lineno or node.lineno):
             return  # an arg-max written in the call is the arg-max's own construct
         given = self.analysis.argmax_given_by(predictions)
         source = f" handed in by {given}" if given else ""
+        what = "the names of arg-max classes" if value.meaning == PREDICTED_NAME else "arg-max predictions"
         if name in metrics.SINGLE_LABEL_ONLY:
-            message = (f"{name} scores {ast.unparse(predictions)}, arg-max predictions (one class per sample){source}, "
+            message = (f"{name} scores {ast.unparse(predictions)}, {what} (one class per sample){source}, "
                        "and it rejects the multi-hot rows they migrate to")
             suggestion = "score each label's column on its own (y_true[:, j], y_pred[:, j]), or report F1/mAP instead"
         else:
-            message = (f"{name} scores {ast.unparse(predictions)}, arg-max predictions (one class per sample){source}; "
+            message = (f"{name} scores {ast.unparse(predictions)}, {what} (one class per sample){source}; "
                        "once they are multi-hot rows, its y_true must be multi-hot [N, C] rows too")
             suggestion = "give it multi-hot rows (sigmoid probabilities > THRESHOLD) against multi-hot [N, C] labels"
         self.report(node, "argmax-metric", message, suggestion, value.line)
