@@ -36,13 +36,18 @@ def test_limit_comes_from_the_first_step(budget_run):
     assert {r["check"] for r in rows if r["status"] == "PASS"} >= {"call (int64 labels)", "call (float32 labels)"}, rows
 
 
-def test_the_users_code_gets_the_whole_timeout_however_long_the_harness_prepares_its_arguments(tmp_path, monkeypatch):
-    """Building the reference model and the sample loader can take seconds on a busy machine: counted against
-    --timeout, they left a hanging function no time to be found in, and its row no line of it to name."""
+def test_the_users_code_gets_the_whole_timeout_however_long_the_harness_prepares(tmp_path, monkeypatch):
+    """Making the sample data, the reference model and the sample loader can take seconds on a busy machine:
+    counted against --timeout, they left a hanging function no time to be found in, and its row no line of it
+    to name. The harness's preparation before the file's import is bounded by the file's whole allowance."""
     clock, armed = [1000.0], []
     monkeypatch.setattr(budget.time, "time", lambda: clock[0])
     monkeypatch.setattr(budget.faulthandler, "dump_traceback_later", lambda seconds, **_: armed.append(seconds))
     deadline = budget.Budget(str(tmp_path), 8.0, io.StringIO())
+    assert armed[-1] == budget.MAX_EXTENSION * 8.0
+    clock[0] += 20.0  # the sample data
+    deadline.user_code_starts()  # the file's import
+    assert armed[-1] == 8.0 and budget.read_progress(str(tmp_path))["deadline"] == clock[0] + 8.0
     deadline.entry("evaluate", 5, 2, "int64 labels")
     clock[0] += 6.5  # the harness builds evaluate's sample arguments
     deadline.user_code_starts()
