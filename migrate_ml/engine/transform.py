@@ -403,6 +403,25 @@ def _is_docstring_or_import(statement: cst.CSTNode, index: int) -> bool:
     return index == 0 and isinstance(first, cst.Expr) and isinstance(first.value, cst.SimpleString)
 
 
+def _put_form_feeds_back(result: TransformResult, feeds: untouched.FormFeeds, source: SourceFile) -> None:
+    """The form feeds ``untouched.set_form_feeds_aside`` took off ``source``, back in the rewritten text, and
+    in the columns of the changes and findings on their lines."""
+    before = {line: len(text) for line, text in feeds.lines.items()}
+    if result.new_text == feeds.text:
+        result.new_text, result.new_data, after = source.text, source.data, before
+    else:
+        result.new_text, after = untouched.put_form_feeds_back(source.path, feeds, result.new_text)
+        result.new_data = result.new_text.encode(source.encoding)
+
+    def shifted(items: list, by: dict[int, int]) -> list:
+        return [dataclasses.replace(item, column=item.column + by[item.line]) if item.line in by else item
+                for item in items]
+
+    result.changes = shifted(result.changes, before)
+    result.findings_before = shifted(result.findings_before, before)
+    result.findings_after = shifted(result.findings_after, after)
+
+
 class FileTransformer:
     """Runs the selected rules on files. Build one per process and reuse it."""
 
@@ -430,6 +449,8 @@ class FileTransformer:
         holds what the other files of a multi-file run say about this one (``engine/project.py``).
         """
         head, tail = untouched.split_blank_tail(source)
+        with_feeds = head
+        head, feeds = untouched.set_form_feeds_aside(head)
         with facts_in_effect(project):
             # Setting literals aside costs a parse of its own: only for a file LibCST will parse.
             aside = bulk.set_aside(head) if self._will_parse(head) else None
@@ -438,6 +459,8 @@ class FileTransformer:
             else:
                 result = self._transform(aside.source, accept)
                 result.new_text, result.new_data = bulk.put_back(aside, head, result.new_text, source.path)
+        if feeds is not None:
+            _put_form_feeds_back(result, feeds, with_feeds)
         if tail:
             result.new_text += tail.decode("ascii")
             result.new_data += tail

@@ -11,6 +11,12 @@ instead of writing it:
   edits may rewrite (``outside_edits``). Added lines are the fixes' own (a threshold constant,
   an import).
 
+Form feeds that start a statement's line (a page break, which Python ignores in the indent) are
+handled too: LibCST drops them from every statement it prints. ``set_form_feeds_aside`` takes them off
+before parsing and ``put_form_feeds_back`` puts them back on the same statements' lines of the
+rewritten text (a line a fix rewrote gets them back on the first line of what replaced it), with
+proof that the result means what the rewrite does.
+
 Two inputs that break it at the end of a file are handled exactly instead: LibCST drops the
 last ``"\\r"`` of a file that ends in one, and the blank lines before a last line of whitespace
 without a line break. ``split_blank_tail`` takes the whitespace after the last code character of
@@ -20,8 +26,10 @@ for byte, after the rewrite.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
+import tokenize
 from typing import Iterable
 
 import dataclasses
@@ -32,6 +40,8 @@ from migrate_ml.engine.source import SourceError, SourceFile
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 """Lines as Python and LibCST count them (``str.splitlines`` also splits at form feeds)."""
+_FORM_FEED_REFUSED = ("a form feed starts this line, and the rewrite leaves no line it can go back to without "
+                      "changing the code; file left unchanged")
 _REFUSED = "rewriting would change this line, which no fix edits (LibCST does not reproduce it byte for byte); file left unchanged"
 
 
@@ -51,6 +61,78 @@ def split_blank_tail(source: SourceFile) -> tuple[SourceFile, bytes]:
         return source, b""  # the codec spells whitespace with other bytes: parsed as it is
     head = dataclasses.replace(source, data=source.data[: -len(tail)], text=text[:code_end], stamp=None)
     return head, tail
+
+
+_FORM_FEEDS = re.compile(r"\x0c+(?=[ \t]*[^ \t\x0c])")
+"""The form feeds that start a line, before its indent: the place Python documents for them."""
+_NOT_STATEMENTS = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+
+
+@dataclasses.dataclass(frozen=True)
+class FormFeeds:
+    """The form feeds set aside: {line number: the form feeds that started it}, and the text without them."""
+
+    lines: dict[int, str]
+    text: str
+
+
+def set_form_feeds_aside(source: SourceFile) -> tuple[SourceFile, FormFeeds | None]:
+    """``source`` without the form feeds that start its statements' lines, and those form feeds (None when it
+    has none, or when they cannot be set aside exactly: a text that does not encode back to its bytes, or one
+    the tokenizer rejects, which is then parsed as it is)."""
+    if "\x0c" not in source.text or source.text.encode(source.encoding) != source.data:
+        return source, None
+    lines = _LINE.findall(source.text)
+    starts: dict[int, str] = {}
+    try:
+        statement_starts = True
+        for token in tokenize.generate_tokens(iter(lines).__next__):
+            if token.type in _NOT_STATEMENTS:
+                statement_starts = statement_starts or token.type == tokenize.NEWLINE
+                continue
+            if statement_starts and (feeds := _FORM_FEEDS.match(lines[token.start[0] - 1])):
+                starts[token.start[0]] = feeds.group()
+            statement_starts = False
+    except (tokenize.TokenError, SyntaxError):
+        return source, None
+    if not starts:
+        return source, None
+    for number, feeds in starts.items():
+        lines[number - 1] = lines[number - 1][len(feeds):]
+    text = "".join(lines)
+    cleared = dataclasses.replace(source, data=text.encode(source.encoding), text=text, stamp=None)
+    return cleared, FormFeeds(starts, text)
+
+
+def put_form_feeds_back(path: str, feeds: FormFeeds, new_text: str) -> tuple[str, dict[int, int]]:
+    """``new_text`` (rewritten from ``feeds.text``) with the form feeds back at the start of the lines that hold
+    the statements they started, and {its line number: how many characters went back there}.
+
+    Raises :class:`SourceError` where that is not proven to leave the rewrite's meaning alone (the rewritten
+    code parses to the same tree with the form feeds as without them)."""
+    old, new = _LINE.findall(feeds.text), _LINE.findall(new_text)
+    put: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        for number in range(old_start + 1, old_end + 1):
+            if number not in feeds.lines:
+                continue
+            offset = number - 1 - old_start
+            # an edited line's form feeds go to the line that replaced it, or to the first one of a block that
+            # replaced it with another number of lines; a line gone takes them to the line after it
+            target = new_start + (offset if tag == "equal" or offset < new_end - new_start else 0)
+            if target >= len(new):
+                raise SourceError(path, _FORM_FEED_REFUSED, number)
+            new[target] = feeds.lines[number] + new[target]
+            put[target + 1] = put.get(target + 1, 0) + len(feeds.lines[number])
+    restored = "".join(new)
+    try:
+        same = ast.dump(ast.parse(restored)) == ast.dump(ast.parse(new_text))
+    except (SyntaxError, ValueError):
+        same = False
+    if not same:
+        raise SourceError(path, _FORM_FEED_REFUSED, min(feeds.lines))
+    return restored, put
 
 
 def round_trip(path: str, module: cst.Module, data: bytes) -> None:

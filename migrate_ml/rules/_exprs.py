@@ -158,6 +158,34 @@ def without_argument(*indices: int):
     return apply
 
 
+def without_arguments(call: cst.Call) -> cst.Call:
+    """``call`` with no argument, closing where it opens: ``f()``. The comments among its arguments (not those
+    inside their values, which go where the values go) stay inside its parentheses, one a line at the
+    arguments' indent; the one on the line of ``(`` stays on that line."""
+    opening = call.whitespace_before_args
+    between = [opening] if isinstance(opening, cst.ParenthesizedWhitespace) else []
+    for arg in call.args:
+        commas = [arg.comma.whitespace_before, arg.comma.whitespace_after] if isinstance(arg.comma, cst.Comma) else []
+        equals = [arg.equal.whitespace_before, arg.equal.whitespace_after] if isinstance(arg.equal, cst.AssignEqual) else []
+        between += [w for w in (arg.whitespace_after_star, *equals, arg.whitespace_after_arg, *commas)
+                    if isinstance(w, cst.ParenthesizedWhitespace)]
+    if not any(line.comment for w in between for line in (w.first_line, *w.empty_lines)):
+        return call.with_changes(args=(), whitespace_before_args=cst.SimpleWhitespace(""))
+    # the arguments' indent: of the line after "(", else of the line ")" closes
+    indented = between[0] if between[0] is opening else between[-1]
+    first_line, lines = cst.TrailingWhitespace(), []
+    for whitespace in between:
+        comment = whitespace.first_line.comment
+        if whitespace is opening or (comment is not None and whitespace is between[0]):
+            first_line = whitespace.first_line
+        elif comment is not None:
+            lines.append(cst.EmptyLine(indent=indented.indent, whitespace=indented.last_line, comment=comment))
+        lines += [line for line in whitespace.empty_lines if line.comment]
+    closing = between[-1]
+    return call.with_changes(args=(), whitespace_before_args=cst.ParenthesizedWhitespace(
+        first_line=first_line, empty_lines=lines, indent=closing.indent, last_line=closing.last_line))
+
+
 def smoothed_target(epsilon: cst.BaseExpression):
     """Float targets smoothed towards 0.5: ``y.float() * (1 - e) + e / 2``.
 

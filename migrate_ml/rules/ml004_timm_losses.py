@@ -13,6 +13,7 @@ from migrate_ml.rules._exprs import (
     map_target,
     positional_arguments,
     smoothed_target,
+    without_arguments,
 )
 from migrate_ml.rules.semantics.bindings import reads_the_same_at
 from migrate_ml.rules.semantics.flow import LossConstruction, LossFlow, LossFlowProvider
@@ -100,9 +101,9 @@ class TimmLossRule(Rule):
         if followed and all(reads_the_same_at(self, epsilon, c.target.value) for c in calls):
             edits = [
                 NodeEdit(call.func, _to_torch_bce),
-                # The smoothing moves onto the targets: the emptied call closes where it opens, not on
-                # the line its last argument ended.
-                NodeEdit(call, lambda updated: updated.with_changes(args=(), whitespace_before_args=_TIGHT)),
+                # The smoothing moves onto the targets: the emptied call closes where it opens, unless
+                # comments among its arguments are kept inside it.
+                NodeEdit(call, without_arguments),
             ]
             for loss_call in calls:
                 assert loss_call.target is not None

@@ -38,8 +38,9 @@ class LastOp:
 
     def __init__(self, user_files: set[str]) -> None:
         self.user_files = user_files
-        self.ops: dict[int, tuple[str, str | None, int | None, bool]] = {}
-        """id of each output -> (op, file, line, whether a module produced it)."""
+        self.ops: dict[int, tuple[str, str | None, int | None, bool, bool]] = {}
+        """id of each output -> (op, file, line, whether a module produced it, whether that module is a layer
+        whose outputs take either sign: a linear or convolution layer)."""
         self._mode = None
         self._hooks: list = []
 
@@ -51,9 +52,12 @@ class LastOp:
         return self
 
     def _module_hook(self, name: str):
+        import torch.nn as nn
+
         def hook(module, _inputs, output):
-            if not self.ops.get(id(output), (None, None, None, False))[3]:  # the innermost module names it
-                self.ops[id(output)] = (f"self.{name} ({type(module).__name__})", *user_site(self.user_files), True)
+            if not self.ops.get(id(output), (None, None, None, False, False))[3]:  # the innermost module names it
+                self.ops[id(output)] = (f"self.{name} ({type(module).__name__})", *user_site(self.user_files), True,
+                                        isinstance(module, (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)))
         return hook
 
     def __enter__(self) -> LastOp:
@@ -64,7 +68,7 @@ class LastOp:
         class Mode(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
-                recorder.ops[id(out)] = (_op_name(func), *user_site(recorder.user_files), False)
+                recorder.ops[id(out)] = (_op_name(func), *user_site(recorder.user_files), False, False)
                 return out
 
         self._mode = Mode()
@@ -82,8 +86,12 @@ class LastOp:
         op = self.ops.get(id(output))
         if op is None:
             return "", None
-        name, path, line, _ = op
+        name, path, line, _, _ = op
         return (f"{name} at {os.path.basename(path)}:{line}" if path else name), line
+
+    def from_signed_layer(self, output) -> bool:
+        """Whether a linear or convolution layer produced ``output`` last: nothing after it clamps its sign."""
+        return self.ops.get(id(output), (None, None, None, False, False))[4]
 
 
 def _op_name(func) -> str:
@@ -100,9 +108,11 @@ def never_negative_row(what: str, out, last: LastOp) -> tuple[str, str, int | No
     """(status, reason, line of the last op, hint) when the model's outputs hold no negative value, else None.
 
     A sigmoid last is a PASS (with ``BCELoss`` it is a multi-label model; with a ``*WithLogits`` loss the loss
-    check fails it as a double sigmoid); a ReLU, softmax or clamp last is a FAIL.
+    check fails it as a double sigmoid); a ReLU, softmax or clamp last is a FAIL. A linear or convolution layer
+    last is never one: an untrained head's outputs vary little from image to image, so its bias alone puts all
+    of them above 0 for some initialisations (one in 30 of a 5-label ``nn.Linear`` head's).
     """
-    if out.numel() < MIN_VALUES or float(out.min()) < 0:
+    if out.numel() < MIN_VALUES or float(out.min()) < 0 or last.from_signed_layer(out):
         return None
     op, line = last.describe(out)
     if float(out.max()) <= 1 and "sigmoid" in op.lower():

@@ -124,6 +124,7 @@ def _evaluate(unit: Unit, func, function: dict, form: str) -> None:
     trainer = transformers.Trainer(model=model, args=arguments, eval_dataset=dataset, compute_metrics=compute_metrics)
     unit.metric_states.take()
     unit.metric_states.mark()
+    unit.budget.user_code_starts()
     try:
         trainer.evaluate()
     except BaseException as error:  # SystemExit too: user code must not end the check

@@ -132,6 +132,7 @@ def _run_form(unit: Unit, func, function: dict, form: str, owner: tuple[type, di
                  line=function["line"], function=name, trace=user_traceback(error))
         return
     unit.metric_states.take()
+    unit.budget.user_code_starts()
     for epoch in range(epochs):
         unit.metric_states.mark()
         for param in function["params"]:

@@ -7,17 +7,17 @@ import pytest
 from migrate_ml.engine import untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 
-FORM_FEED_BEFORE_DEF = (
-    b"import torch.nn as nn\n\n\x0cdef f(out, labels):\n    criterion = nn.CrossEntropyLoss()\n"
+FORM_FEED_AFTER_A_SPACE = (
+    b"import torch.nn as nn\n\n \x0cdef f(out, labels):\n    criterion = nn.CrossEntropyLoss()\n"
     b"    loss = criterion(out, labels)\n    return loss\n"
 )
+"""A form feed after the indent (Python resets the indent count there): LibCST drops it when it prints the def."""
 
 
 @pytest.mark.parametrize("mode", [(), ("--check",), ("--diff",)])
 def test_a_form_feed_libcst_would_drop_refuses_the_file(tmp_path, monkeypatch, run_cli, mode):
-    """LibCST drops a form feed before ``def`` when the function is regenerated."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "ff.py").write_bytes(FORM_FEED_BEFORE_DEF)
+    (tmp_path / "ff.py").write_bytes(FORM_FEED_AFTER_A_SPACE)
     (tmp_path / "ok.py").write_bytes(b"import torch.nn as nn\n\x0c\ncriterion = nn.CrossEntropyLoss()\n")
     code, out, err = run_cli("rewrite", *mode, "ff.py", "ok.py")
     assert code == 2
@@ -28,9 +28,41 @@ def test_a_form_feed_libcst_would_drop_refuses_the_file(tmp_path, monkeypatch, r
     assert [line for line in (out + err).splitlines() if ": error: " in line] == [
         line for line in (out + err).splitlines() if line.startswith("ff.py:3:1: error: ")
     ]
-    assert (tmp_path / "ff.py").read_bytes() == FORM_FEED_BEFORE_DEF
+    assert (tmp_path / "ff.py").read_bytes() == FORM_FEED_AFTER_A_SPACE
     if not mode:  # the other file, whose form feed LibCST keeps, is still rewritten
         assert b"BCEWithLogitsLoss" in (tmp_path / "ok.py").read_bytes()
+
+
+FORM_FEEDS_STARTING_STATEMENTS = (
+    b'"""A page break in a docstring\n\x0cstays in the string."""\n\x0cimport torch.nn as nn\n\n\n'
+    b"\x0c\x0cdef f(out, labels):\n\x0c    criterion = nn.CrossEntropyLoss()\n    loss = criterion(out, labels)\n"
+    b'    text = """\n\x0c    kept"""\n\x0c    return loss, criterion\n'
+)
+
+
+def test_form_feeds_that_start_statement_lines_are_kept(tmp_path, monkeypatch, run_cli):
+    """Python ignores form feeds at the start of a line; LibCST drops them from the statements it prints.
+    They are set aside before parsing and put back on the same statements, an edited one included, and
+    a finding on such a line counts them in its column."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ff.py").write_bytes(FORM_FEEDS_STARTING_STATEMENTS)
+    code, out, err = run_cli("rewrite", "--check", "ff.py")
+    assert code == 1 and "ff.py:7:18: ML001 not every use of this criterion could be followed" in out + err
+    code, out, err = run_cli("rewrite", "ff.py")
+    assert code == 0 and "ff.py:7:18: ML001" in out + err
+    assert (tmp_path / "ff.py").read_bytes() == FORM_FEEDS_STARTING_STATEMENTS.replace(
+        b"nn.CrossEntropyLoss()", b"nn.BCEWithLogitsLoss()").replace(b"criterion(out, labels)", b"criterion(out, labels.float())")
+
+
+def test_form_feeds_put_back_where_the_rewrite_means_something_else_are_refused():
+    aside, feeds = untouched.set_form_feeds_aside(SourceFile("x.py", b"a = 1\n\x0cb = 2\n", "a = 1\n\x0cb = 2\n"))
+    assert aside.text == "a = 1\nb = 2\n" and feeds.lines == {2: "\x0c"}
+    assert untouched.put_form_feeds_back("x.py", feeds, "a = 1\nb = 3\n") == ("a = 1\n\x0cb = 3\n", {2: 1})
+    with pytest.raises(SourceError, match="a form feed starts this line") as raised:
+        untouched.put_form_feeds_back("x.py", feeds, "a = 1\n")  # the statement and every line after it gone
+    assert raised.value.line == 2
+    with pytest.raises(SourceError, match="a form feed starts this line"):
+        untouched.put_form_feeds_back("x.py", feeds, 'a = """\nb = 2"""\n')  # its line is now inside a string
 
 
 def test_a_changed_line_outside_the_edits_is_refused():

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from migrate_ml.verify.progress import ProgressLine
+from migrate_ml_reference.harness import budget
 from verify_helpers import VERIFY_FIXTURES, failures, rows_for, run_verify
 
 
@@ -33,6 +34,28 @@ def test_limit_comes_from_the_first_step(budget_run):
     _, report = budget_run
     rows = rows_for(report, "slow_steps.py")
     assert {r["check"] for r in rows if r["status"] == "PASS"} >= {"call (int64 labels)", "call (float32 labels)"}, rows
+
+
+def test_the_users_code_gets_the_whole_timeout_however_long_the_harness_prepares(tmp_path, monkeypatch):
+    """Making the sample data, the reference model and the sample loader can take seconds on a busy machine:
+    counted against --timeout, they left a hanging function no time to be found in, and its row no line of it
+    to name. The harness's preparation before the file's import is bounded by the file's whole allowance."""
+    clock, armed = [1000.0], []
+    monkeypatch.setattr(budget.time, "time", lambda: clock[0])
+    monkeypatch.setattr(budget.faulthandler, "dump_traceback_later", lambda seconds, **_: armed.append(seconds))
+    deadline = budget.Budget(str(tmp_path), 8.0, io.StringIO())
+    assert armed[-1] == budget.MAX_EXTENSION * 8.0
+    clock[0] += 20.0  # the sample data
+    deadline.user_code_starts()  # the file's import
+    assert armed[-1] == 8.0 and budget.read_progress(str(tmp_path))["deadline"] == clock[0] + 8.0
+    deadline.entry("evaluate", 5, 2, "int64 labels")
+    clock[0] += 6.5  # the harness builds evaluate's sample arguments
+    deadline.user_code_starts()
+    progress = budget.read_progress(str(tmp_path))
+    assert armed[-1] == 8.0 and progress["deadline"] == clock[0] + 8.0 and progress["limit_s"] == 8.0
+    clock[0] += 3.0
+    deadline.step_done()
+    assert budget.read_progress(str(tmp_path))["first_step_s"] == 3.0  # the first step is the call alone
 
 
 def test_progress_line_shows_the_newest_file_entry_point_and_step(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from migrate_ml_reference.harness.checks_outputs import LastOp, never_negative_row  # noqa: E402
 from migrate_ml_reference.harness.core import logits_form  # noqa: E402
 from migrate_ml_reference.harness.judge import (  # noqa: E402
     METRIC_NAME,
@@ -137,7 +138,7 @@ def test_averaged_references_agree_with_scikit_learn():
 
 
 def test_logits_form():
-    z = torch.randn(4, 5)
+    z = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
     assert logits_form(z) == "raw"
     assert logits_form(torch.log_softmax(z, 1)) == "log_softmax"
     assert logits_form(torch.softmax(z, 1)) == "softmax"
@@ -172,3 +173,25 @@ def test_loss_failures():
 def test_metric_names_judged(name, judged):
     """A returned or logged value is judged when its name says metric (val_mAP too, not heatmap)."""
     assert bool(METRIC_NAME.search(name)) is judged
+
+
+def _outputs_and_last_op(model):
+    last = LastOp(set()).watch(model)
+    with torch.no_grad(), last:
+        out = model(torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
+    return out, last
+
+
+def test_a_linear_head_whose_outputs_all_fall_above_zero_is_raw_logits_and_a_relu_after_it_is_not():
+    """An untrained head's bias can put every output above 0 (one initialisation in 30 of a 5-label head): its
+    outputs are logits all the same, since a Linear layer clamps nothing. The bias stands for that draw here."""
+    head = torch.nn.Linear(8, 5)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.constant_(head.bias, 0.2)
+    features = [torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), head]
+    out, last = _outputs_and_last_op(torch.nn.Sequential(*features))
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert never_negative_row("Net.forward", out, last) is None
+    out, last = _outputs_and_last_op(torch.nn.Sequential(*features, torch.nn.ReLU(inplace=True)))  # same tensor
+    status, reason, _line, _hint = never_negative_row("Net.forward", out, last)
+    assert status == "FAIL" and "never returns a negative value" in reason and "its last op is self.5 (ReLU)" in reason
