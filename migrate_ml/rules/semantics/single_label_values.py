@@ -106,7 +106,7 @@ def off_the_class_axis(axis: ast.AST | None, subject: ast.AST | None, scope: ast
     if subject is None or RESHAPED.search(ast.unparse(subject)):
         return False
     if isinstance(subject, ast.Name):
-        if scope is None:
+        if scope is None or _iterated(subject.id, scope):
             return False
         return not any(
             isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
@@ -115,6 +115,16 @@ def off_the_class_axis(axis: ast.AST | None, subject: ast.AST | None, scope: ast
             for node in ast.walk(scope)
         )
     return True
+
+
+def _iterated(name: str, scope: ast.AST) -> bool:
+    """``for output in outputs`` or ``[F.softmax(output, dim=0) for output in outputs]``: ``name`` is
+    one sample's [C] row of a batch, whose axis 0 is the classes."""
+    return any(
+        isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension))
+        and any(isinstance(t, ast.Name) and t.id == name for t in ast.walk(node.target))
+        for node in ast.walk(scope)
+    )
 
 
 @dataclass
