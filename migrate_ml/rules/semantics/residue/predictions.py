@@ -148,7 +148,7 @@ class PredictionChecks:
                 line = softmax.line
                 break
             value, line = self.value_of(operand)
-            if value == CLASS_INDEX:
+            if value == CLASS_INDEX or _complement_shown(node, operand):
                 break
         else:
             return
@@ -250,3 +250,20 @@ def _is_text(node: ast.AST) -> bool:
     elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         node = node.left
     return isinstance(node, ast.JoinedStr) or isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def _complement_shown(node: ast.IfExp, operand: ast.expr) -> bool:
+    """``'{}% cat'.format(int(100 * (1 - pred)))`` in a branch chosen by ``pred > 0.5``: the other
+    class's probability read as the complement of one probability, which holds only when exactly one
+    of the two classes is present (sigmoid probabilities of a multi-label head do not sum to 1)."""
+    if not (isinstance(operand, ast.Name) and any(
+        isinstance(side, ast.Constant) and side.value == 0.5 for side in (node.test.left, *node.test.comparators)
+    )):
+        return False
+    return any(
+        isinstance(part, ast.BinOp) and isinstance(part.op, ast.Sub)
+        and isinstance(part.left, ast.Constant) and part.left.value == 1
+        and isinstance(part.right, ast.Name) and part.right.id == operand.id
+        for branch in (node.body, node.orelse) for part in ast.walk(branch)
+    )
+
