@@ -215,18 +215,25 @@ def _squeezed_binary_logits(tree: ast.Module, calls: list[ast.Call]) -> bool:
 def _column(target: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
     """A BCE target made a ``[B, 1]`` column (``y.float().unsqueeze(1)``, ``y.view(-1, 1)``, or a name
     bound to one): it matches one output per sample. Multi-hot targets are ``[B, C]`` rows already."""
-    values = bound.get(target.id, []) if isinstance(target, ast.Name) else [target]
-    if not values:
-        return False
+    calls = _shape_calls(target, bound)
+    return calls is not None and all(
+        (call.func.attr == "unsqueeze" and dims in ([1], [-1])) or (call.func.attr in ("view", "reshape") and dims == [-1, 1])
+        for call, dims in calls
+    )
+
+
+def _shape_calls(value: ast.expr, bound: dict[str, list[ast.expr]]) -> list[tuple[ast.Call, list[int | None]]] | None:
+    """The method call that shapes ``value`` (or each value a name is bound to), past device and dtype
+    moves, with its integer arguments; None when there is none, or a value is not such a call."""
+    values = bound.get(value.id, []) if isinstance(value, ast.Name) else [value]
+    calls = []
     for value in values:
         while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _MOVES:
             value = value.func.value
         if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
-            return False
-        dims = [_integer(arg) for arg in value.args]
-        if not ((value.func.attr == "unsqueeze" and dims in ([1], [-1])) or (value.func.attr in ("view", "reshape") and dims == [-1, 1])):
-            return False
-    return True
+            return None
+        calls.append((value, [_integer(arg) for arg in value.args]))
+    return calls or None
 
 
 def _one_sigmoid_score(calls: list[ast.Call]) -> bool:
@@ -242,20 +249,18 @@ def _one_sigmoid_score(calls: list[ast.Call]) -> bool:
 
 
 def _squeezed(logits: ast.expr, bound: dict[str, list[ast.expr]]) -> bool:
-    values = bound.get(logits.id, []) if isinstance(logits, ast.Name) else [logits]
-    if not values:
+    calls = _shape_calls(logits, bound)
+    if calls is None:
         return False
-    for value in values:
-        while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _MOVES:
-            value = value.func.value
-        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _SQUEEZES):
+    for call, dims in calls:
+        attr = call.func.attr
+        if attr not in _SQUEEZES:
             return False
-        dims = [_integer(arg) for arg in value.args]
-        if value.func.attr in ("view", "reshape") and dims != [-1]:
+        if attr in ("view", "reshape") and dims != [-1]:
             return False
-        if value.func.attr == "squeeze" and any(dim not in (1, -1) for dim in dims):
+        if attr == "squeeze" and any(dim not in (1, -1) for dim in dims):
             return False
-        if value.func.attr == "flatten" and dims:
+        if attr == "flatten" and dims:
             return False  # `flatten(1)` keeps the rows
     return True
 
