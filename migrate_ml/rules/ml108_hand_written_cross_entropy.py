@@ -157,23 +157,24 @@ class HandWrittenCrossEntropyRule(Rule):
                 suggestion=bce_suggestion(_smoothing_text(node)),
             )
             return
-        for qualified in self.get_metadata(QualifiedNameProvider, node.func, set()):
-            if qualified.source is not QualifiedNameSource.IMPORT:
-                continue
-            name = qualified.name
-            if name in LOSS_CLASSES or name.lstrip(".").partition(".")[0] in ("timm", "torch"):
-                return
-            if _IMPORTED_SMOOTHING_CLASS.match(name.rpartition(".")[2]):
-                if self._smooths_targets_only(node):
-                    return  # `labels = self.label_smoothing(labels)`: a target transform, not a loss
-                epsilon = _smoothing_text(node)
-                self.report(
-                    node,
-                    f"{name.rpartition('.')[2]} (imported from {name.rpartition('.')[0] or 'another module'}) "
-                    "is a label-smoothing cross-entropy: it trains one label per image",
-                    suggestion=bce_suggestion(epsilon or "smoothing"),
-                )
-                return
+        # Sorted: a name several `from M import *` may bind has one qualified name per module, in
+        # no fixed order, and the message names them all.
+        imported = sorted(
+            qualified.name for qualified in self.get_metadata(QualifiedNameProvider, node.func, set())
+            if qualified.source is QualifiedNameSource.IMPORT
+        )
+        if any(name in LOSS_CLASSES or name.lstrip(".").partition(".")[0] in ("timm", "torch") for name in imported):
+            return
+        smoothing = [name for name in imported if _IMPORTED_SMOOTHING_CLASS.match(name.rpartition(".")[2])]
+        if not smoothing or self._smooths_targets_only(node):
+            return  # `labels = self.label_smoothing(labels)`: a target transform, not a loss
+        modules = " or ".join(dict.fromkeys(name.rpartition(".")[0] or "another module" for name in smoothing))
+        self.report(
+            node,
+            f"{smoothing[0].rpartition('.')[2]} (imported from {modules}) "
+            "is a label-smoothing cross-entropy: it trains one label per image",
+            suggestion=bce_suggestion(_smoothing_text(node) or "smoothing"),
+        )
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node

@@ -213,3 +213,12 @@ def test_single_class_name_says_what_the_index_is_and_thresholds_a_name_the_code
     assert "predicted" not in folder.message and "maps a class name to its one class index" in folder.message
     assert "probs" not in folder.suggestion
     assert "predicted index" in predicted.message and "(pred_softmax > THRESHOLD)" in predicted.suggestion
+
+
+def test_a_smoothing_loss_a_star_import_may_bind_names_every_module_in_a_fixed_order() -> None:
+    text = (
+        "from utils.misc import *\nfrom utils.logger import *\n\n"
+        "criterion = LabelSmoothingLoss(10, smoothing=0.1)\n"
+    )
+    [finding] = _findings(text, "ML108")
+    assert "LabelSmoothingLoss (imported from utils.logger or utils.misc)" in finding.message
