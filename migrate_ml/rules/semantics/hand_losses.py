@@ -278,7 +278,7 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
             targets.update(n for n in names if n != parameters[0])  # ``x = x[mask]`` stays the scores
     targets -= log_probs | {parameters[0]}
     if not log_probs and not any(is_log_softmax(n) for n in ast.walk(forward)):
-        line = _picked_probability_line(forward, targets, probabilities, is_probability, qualified)
+        line = _picked_probability_line(forward, parameters[0], targets, is_probability, qualified)
         return LossClass(cls, PROBABILITY_PICK, line, False, _is_focal(cls, forward)) if line else None
 
     def log_probability(node: ast.AST) -> bool:
@@ -348,14 +348,31 @@ def _is_focal(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef
 
 def _picked_probability_line(
     forward: ast.FunctionDef | ast.AsyncFunctionDef,
+    scores: str,
     targets: set[str],
-    probabilities: set[str],
     is_probability: Callable[[ast.AST], bool],
     qualified: Callable[[ast.AST], str],
 ) -> int:
     """The line where ``forward`` multiplies a softmax over the classes by a one-hot of its class
     index argument (``mask.scatter_(1, targets.view(-1, 1), 1.)`` then ``(p * mask).sum(1)``, or
-    ``p * F.one_hot(targets, C)``): the labelled class's probability, one label per image; 0 where none."""
+    ``p * F.one_hot(targets, C)``): the labelled class's probability, one label per image; 0 where none.
+    ``F.softmax(inputs)`` of the scores with no ``dim`` counts: torch's implicit dim of a
+    ``[B, C]`` (or ``[B, C, H, W]``) input is the class axis, which the mask's ``scatter_`` on dim 1 confirms."""
+
+    def implicit_softmax(node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "softmax"
+            and not node.keywords and len(node.args) == 1 and isinstance(node.args[0], ast.Name) and node.args[0].id == scores
+        )
+
+    implicit = {
+        node.targets[0].id for node in ast.walk(forward)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and implicit_softmax(node.value)
+    }
+
+    def probability(node: ast.AST) -> bool:
+        return is_probability(node) or implicit_softmax(node) or isinstance(node, ast.Name) and node.id in implicit
+
     one_hots = {
         node.func.value.id for node in ast.walk(forward)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "scatter_"
@@ -373,7 +390,7 @@ def _picked_probability_line(
     lines = [
         node.lineno for node in ast.walk(forward)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
-        and any(is_probability(a) and one_hot(b) for a, b in ((node.left, node.right), (node.right, node.left)))
+        and any(probability(a) and one_hot(b) for a, b in ((node.left, node.right), (node.right, node.left)))
     ]
     return min(lines, default=0)
 
