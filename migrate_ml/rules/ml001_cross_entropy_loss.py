@@ -22,7 +22,7 @@ from migrate_ml.rules._exprs import (
 from migrate_ml.rules.semantics.bindings import reads_the_same_at
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import class_index_message, is_class_index_target
-from migrate_ml.rules.semantics.class_index import report_not_label_rows
+from migrate_ml.rules.semantics.class_index import index_dtype_edits, report_not_label_rows
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.semantics.sequences import is_sequence_function
 from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
@@ -130,6 +130,7 @@ def cast_targets(
     for loss_call in calls:
         uncast = report_not_label_rows(rule, loss_call.target.value, converted=True) if loss_call.target is not None else ()
         notes.extend(uncast)
+        edits.extend(index_dtype_edits(uncast))
         if loss_call.target is not None and not uncast:
             edits.append(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, transform)))
     return edits, notes

@@ -16,7 +16,7 @@ from migrate_ml.rules._exprs import (
     without_argument,
 )
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
-from migrate_ml.rules.semantics.class_index import class_index_message, is_class_index_target, report_not_label_rows
+from migrate_ml.rules.semantics.class_index import class_index_message, index_dtype_edits, is_class_index_target, report_not_label_rows
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.ml001_cross_entropy_loss import (
     ELEMENTWISE_NOTE,
@@ -137,6 +137,7 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
         transform = smoothed_target(smoothing.value) if smoothing is not None else as_float_target
         edits = [NodeEdit(call.func, rename_functional)]
         notes = report_not_label_rows(self, target.value, converted=True)
+        edits.extend(index_dtype_edits(notes))
         if not notes:
             edits.insert(0, NodeEdit(call, map_target(call, target, transform)))
         if smoothing is not None:

@@ -24,7 +24,7 @@ from migrate_ml.rules.ml001_cross_entropy_loss import (
     reduction_mode,
 )
 from migrate_ml.rules.ml002_functional_cross_entropy import functional_imports, rename_functional
-from migrate_ml.rules.semantics.class_index import report_not_label_rows
+from migrate_ml.rules.semantics.class_index import index_dtype_edits, report_not_label_rows
 from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 
@@ -175,6 +175,7 @@ class NllOverLogSoftmaxRule(Rule):
                             loss_call, lambda _old, z=logits: z.deep_clone(), cast=not uncast, elementwise=elementwise
                         ),
                         *dropped,
+                        *index_dtype_edits(uncast),
                     ),
                     notes=uncast,
                     add_imports=add_imports,
@@ -226,6 +227,7 @@ class NllOverLogSoftmaxRule(Rule):
         for loss_call, (z, dropped) in zip(calls, resolved):
             uncast = report_not_label_rows(self, loss_call.target.value, converted=True)
             notes.extend(uncast)
+            edits.extend(index_dtype_edits(uncast))
             edits.append(NodeEdit(loss_call.call, _class_call_edit(loss_call, z, not uncast)))
             if reduction == "none" and not modulated_elementwise(self, loss_call.call):
                 edits.append(NodeEdit(loss_call.call, per_label_mean))  # after the argument edits

@@ -61,6 +61,15 @@ def _task_index(call: cst.Call) -> int | None:
     return None
 
 
+def _chooses_multiclass(arg: cst.Arg | None) -> bool:
+    """``task="binary" if num_classes == 1 else "multiclass"``: multiclass whenever the run has
+    several classes, under a condition the rewrite cannot settle (exact match has no binary task)."""
+    if arg is None or not isinstance(arg.value, cst.IfExp):
+        return False
+    branches = (cst.Arg(arg.value.body), cst.Arg(arg.value.orelse))
+    return any(_is_string(branch, "multiclass") or _chooses_multiclass(branch) for branch in branches)
+
+
 def _task(call: cst.Call) -> cst.Arg | None:
     index = _task_index(call)
     return None if index is None else call.args[index]
@@ -150,6 +159,16 @@ class TorchmetricsMultilabelRule(Rule):
                 return
             if last in _TASK_METRICS and _is_string(_task(node), "multiclass"):
                 self._convert(node, _TASK_METRICS[last], rename=_EXACT_MATCH.get(last), feeds=False, qualified=name)
+            elif last in _TASK_METRICS and _chooses_multiclass(_keyword(node, "task")):
+                self.report(
+                    node,
+                    f"{last}'s task is chosen by a condition and is \"multiclass\" in one branch: "
+                    "a multiclass metric counts one class per sample; multi-hot targets need the multilabel metric",
+                    suggestion=(
+                        f'in that branch use the multilabel task: {_EXACT_MATCH.get(last, last)}(task="multilabel", '
+                        "num_labels=C, threshold=THRESHOLD), fed sigmoid probabilities and int multi-hot targets"
+                    ),
+                )
             elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
                 self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=_EXACT_MATCH.get(last, last.replace("Multiclass", "Multilabel")), feeds=False, qualified=name)
             return

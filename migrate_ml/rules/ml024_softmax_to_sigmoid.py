@@ -8,7 +8,8 @@ import re
 import libcst as cst
 from libcst.metadata import ParentNodeProvider
 
-from migrate_ml.rules._base import Applicability, Fix, Rule
+from migrate_ml.rules._base import Applicability, Fix, Rule, enclosing
+from migrate_ml.rules._exprs import cst_nodes_of
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow
@@ -80,7 +81,60 @@ class SoftmaxToSigmoidRule(ReadsTheTrainedHead, Rule):
                 "softmax makes the labels compete for one unit of probability; each label needs its own sigmoid",
                 fix=Fix(edits=(flow.softmax_edit(softmax),), add_imports=flow.torch_imports),
             )
+            for metric in self._injected_metric_feeds(softmax.call):
+                # Reported on the rewritten softmax (a line the fix edits), so the note survives
+                # the rewrite: the metric's call itself does not look single-label.
+                self.report(
+                    softmax.call,
+                    f"the probabilities are passed to {metric}(), a metric object this file is handed by its "
+                    "caller, so migrate-ml cannot see what it computes: after the rewrite it receives sigmoid "
+                    "probabilities [B, C] and multi-hot labels",
+                    suggestion=(
+                        "where it is built, make it a multilabel metric: torchmetrics' task=\"multilabel\", "
+                        "num_labels=C (MultilabelAUROC, MultilabelF1Score, ExactMatch for accuracy)"
+                    ),
+                )
 
+
+    def _injected_metric_feeds(self, call: cst.Call) -> list[str]:
+        """``self.metric.update(pred_proba, targets)`` where ``pred_proba = <this softmax>`` and
+        ``self.metric`` is assigned a parameter of ``__init__`` (``Trainer(..., metric)``): the
+        metric objects, handed in from outside the file, that this softmax's probabilities feed."""
+        assign = self.get_metadata(ParentNodeProvider, call, None)
+        if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name)):
+            return []
+        name = assign.targets[0].target.value
+        function = enclosing(self, assign, cst.FunctionDef)
+        owner = enclosing(self, function, cst.ClassDef) if function is not None else None
+        if owner is None:
+            return []
+        injected = set()
+        for init in cst_nodes_of(owner.body, cst.FunctionDef):
+            if init.name.value != "__init__":
+                continue
+            parameters = {p.name.value for p in init.params.params}
+            for statement in cst_nodes_of(init.body, cst.Assign):
+                for target in statement.targets:
+                    bound = target.target
+                    if (
+                        isinstance(bound, cst.Attribute) and isinstance(bound.value, cst.Name) and bound.value.value == "self"
+                        and isinstance(statement.value, cst.Name) and statement.value.value in parameters
+                    ):
+                        injected.add(bound.attr.value)
+        found: list[str] = []
+        for feed in cst_nodes_of(function.body, cst.Call):
+            func = feed.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value in ("update", "forward")):
+                continue
+            metric = func.value
+            if not (
+                isinstance(metric, cst.Attribute) and isinstance(metric.value, cst.Name) and metric.value.value == "self"
+                and metric.attr.value in injected
+            ):
+                continue
+            if feed.args and isinstance(feed.args[0].value, cst.Name) and feed.args[0].value.value == name:
+                found.append(f"self.{metric.attr.value}.{func.attr.value}")
+        return list(dict.fromkeys(found))
 
     def _before_training_on_loaded_weights(self, module: cst.Module, call: cst.Call) -> bool:
         """A script's (or notebook's) top-level softmax that runs after weights are loaded and

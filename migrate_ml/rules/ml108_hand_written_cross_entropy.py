@@ -38,9 +38,11 @@ _NON_TORCH_ROOTS = frozenset({"scipy", "numpy", "jax", "tensorflow"})
 _BI_TEMPERED = frozenset({"bi_tempered_logistic_loss", "BiTemperedLogisticLoss"})
 """The bi-tempered logistic loss (Amid et al. 2019; the ``bi-tempered-loss-pytorch`` package or a
 copy of it), called as a function or built as a module, by name wherever it comes from."""
-_IMPORTED_SMOOTHING_CLASS = re.compile(r"^LabelSmoothing\w*$")
-"""An imported class named like this (from the user's own modules) is the same hand-written
-loss defined in another file; timm's own class resolves to ``timm.*`` and is ML004's."""
+_IMPORTED_SMOOTHING_CLASS = re.compile(r"^(?!\w*(?:Binary|BCE|Sigmoid|MultiLabel|Multilabel))\w*LabelSmooth\w*$")
+"""An imported class named like this (from the user's own modules: ``LabelSmoothingLoss``,
+``CrossEntropyLossWithLabelSmoothing``) is the same hand-written loss defined in another file;
+a per-label name (``BCEWithLabelSmoothing``) is not; timm's own class resolves to ``timm.*`` and
+is ML004's."""
 
 
 def bce_suggestion(epsilon: str | None) -> str:

@@ -386,6 +386,29 @@ def test_a_loss_class_of_another_file_is_reported_where_it_is_built(tmp_path: Pa
     assert alone[0].findings == []
 
 
+def test_a_softmax_focal_class_of_another_file_is_reported_where_a_criterion_choice_builds_it(tmp_path: Path) -> None:
+    # MachineLP/PyTorch_image_classifier: the loss picks the softmax probability of the labelled
+    # class through a scattered mask, and a criterion chosen by name builds it beside a cross-entropy
+    focal = (
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        "class FocalLoss(nn.Module):\n    def forward(self, inputs, targets):\n"
+        "        p = F.softmax(inputs, dim=1)\n        mask = torch.zeros_like(p)\n"
+        "        mask.scatter_(1, targets.view(-1, 1), 1.0)\n"
+        "        return -((p * mask).sum(1)).log().mean()\n"
+    )
+    chooser = (
+        "import torch\nfrom torch import nn\nfrom .focal import FocalLoss\n\n\n"
+        "def build(loss_type):\n    if loss_type == 'focal_loss':\n"
+        "        return FocalLoss().to(torch.device('cuda'))\n    return nn.BCEWithLogitsLoss()\n"
+    )
+    folder = _write(tmp_path / "project", {"focal.py": focal, "chooser.py": chooser})
+    outcomes = _run(folder, write=False)
+    [built] = outcomes["chooser.py"].findings
+    assert (built.code, built.line) == ("ML100", 8)
+    assert "builds FocalLoss (from focal), which computes the softmax probability of each image's one labelled class" in built.message
+    assert [(f.code, f.line) for f in outcomes["focal.py"].findings][:1] == [("ML100", 6)]
+
+
 DATASET = (
     "import torch\nfrom torch.utils.data import Dataset\n\n\nclass Pets(Dataset):\n"
     "    def __init__(self, df):\n        self.labels = df['label'].values\n\n"

@@ -19,6 +19,7 @@ ROW_EXAMPLES = {
     "homura.callbacks.AccuracyCallback": "from homura import callbacks\ncbs = [callbacks.AccuracyCallback(k=5)]\n",
     "homura.metrics.accuracy": "from homura.metrics import accuracy\nacc = accuracy(output, target)\n",
     "sklearn.metrics.log_loss": "from sklearn.metrics import log_loss\nloss = log_loss(valid_df.label.values, probs)\n",
+    "wandb.plot.roc_curve": "import wandb\nwandb.log({'roc': wandb.plot.roc_curve(y_true, probabilities, labels=names)})\n",
 }
 """One call per row of :data:`metrics.METRIC_APIS`, keyed by the row's first name."""
 

@@ -40,9 +40,6 @@ KNOWN_LIMITATIONS = {
     "(test_an_unfollowed_use_ml001_reports_fails_at_its_line)",
     "ML022/lightning_metrics.out.py": "its LightningModule has no configure_optimizers (nor a forward for "
     "validation_step's self(x)), in the fixture's input too: the real Trainer refuses to fit it, and verify says so",
-    "ML001/wrapped_untyped_class_index_target.out.py": "the class index wrapped with no dtype is left uncast for a "
-    "human (the rewrite notes it at its line; a re-scan of BCE alone cannot tell it from a wrapped label row): the "
-    "loss gets an int64 [1] target, and verify's run must fail there",
     "ML020/returned_to_epoch_end.out.py": "its LightningModule reads predictions back in validation_epoch_end, a "
     "Lightning 1.x hook that Lightning 2 removed: the real Trainer refuses to fit it, and verify says so",
     "ML023/predictions_collected_by_plus_equals.out.py": "its loader yields (images, labels, paths); verify's sample "

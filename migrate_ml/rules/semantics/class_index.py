@@ -17,7 +17,8 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._exprs import INTEGER_DTYPES, is_argmax
+from migrate_ml.rules._base import NodeEdit
+from migrate_ml.rules._exprs import INTEGER_DTYPES, append_argument, is_argmax
 from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.shapes import dim_value
@@ -267,6 +268,35 @@ def _is_wrapped_index(expression: cst.BaseExpression, converted: bool) -> bool:
     return (dtype is None and converted) or (isinstance(dtype, cst.Attribute) and dtype.attr.value in INTEGER_DTYPES)
 
 
+def _with_index_dtype(expression: cst.BaseExpression) -> cst.Call | None:
+    """``torch.tensor([label], dtype=torch.long)`` for ``torch.tensor([label])``: the int64 torch
+    infers from the class index a cross-entropy took, written out so that the BCE loss the rewrite
+    leaves behind still shows a class index (a re-scan of ``torch.tensor([label_row])`` at a BCE
+    loss written by hand cannot tell it from a row). None where the type is given already or the
+    module is not named (``from torch import tensor``)."""
+    if not (isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute) and isinstance(expression.func.value, cst.Name)):
+        return None
+    if any(arg.keyword is not None and arg.keyword.value == "dtype" for arg in expression.args):
+        return None
+    if expression.func.attr.value not in ("tensor", "as_tensor"):
+        return None
+    dtype = cst.Arg(
+        keyword=cst.Name("dtype"), value=cst.Attribute(expression.func.value, cst.Name("long")),
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
+    )
+    return expression.with_changes(args=append_argument(list(expression.args), dtype, expression.whitespace_before_args))
+
+
+def index_dtype_edits(nodes: tuple[cst.CSTNode, ...]) -> list[NodeEdit]:
+    """The edits giving each untyped wrapped class index that :func:`report_not_label_rows` reported
+    at a converted cross-entropy its int64 type (see :func:`_with_index_dtype`)."""
+    return [
+        NodeEdit(node, lambda updated: _with_index_dtype(updated) or updated)
+        for node in nodes
+        if isinstance(node, cst.BaseExpression) and _is_wrapped_index(node, converted=True) and _with_index_dtype(node) is not None
+    ]
+
+
 def _is_column(expression: cst.BaseExpression) -> bool:
     """``y[:, 1]``, ``y[..., -1]``: one column of every row, not the rows."""
     if not (isinstance(expression, cst.Subscript) and len(expression.slice) == 2):
@@ -309,7 +339,10 @@ def report_not_label_rows(rule, target: cst.BaseExpression, converted: bool = Fa
         return ()
     kind, nodes = found
     for node in nodes:
-        code = " ".join(cst.Module([]).code_for_node(node).split())
+        # an untyped class index gets its dtype from the conversion (index_dtype_edits): named as
+        # it will read, it is the finding ML010 makes on the rewritten text, in the same words
+        typed = _with_index_dtype(node) if kind == "wrapped" and converted and isinstance(node, cst.BaseExpression) else None
+        code = " ".join(cst.Module([]).code_for_node(typed or node).split())
         if any(v.node is node and v.message.startswith(f"`{code}` is ") for v in rule.context.violations):
             continue  # one target behind several loss calls or rules (a notebook's cells) is reported once
         if kind == "literal":

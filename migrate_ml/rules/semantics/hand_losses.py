@@ -21,7 +21,9 @@ by its ``forward`` in the same way: a log-softmax over the classes of its first 
 with one of its other arguments (the targets, or a name computed from them) as a product (a
 soft-target cross-entropy), a ``nll_loss`` (a cross-entropy in two steps), a pick of the labelled
 class (``log_p[rows, y]``, ``gather``) or a one-hot of the class index, or a KL divergence between
-two softmaxes (distillation); a class whose ``forward`` calls one of those (``Function.apply``) is the
+two softmaxes (distillation); a softmax over the classes times a one-hot of the class index
+(``mask.scatter_(1, targets.view(-1, 1), 1.)`` then ``(p * mask).sum(1)``: the labelled class's
+probability, as softmax focal losses compute it before any log) is one too; a class whose ``forward`` calls one of those (``Function.apply``) is the
 same loss. ``LOSS_CLASS_WORDS`` below are what a file must contain for the walk to be worth it.
 """
 
@@ -113,6 +115,7 @@ NLL = "nll"
 PICK = "pick"
 ONE_HOT_TARGET = "one-hot"
 DISTILLATION = "distillation"
+PROBABILITY_PICK = "probability-pick"
 EXTENSION = "extension"
 CLASS_COMPUTES = {
     EXTENSION: "a softmax cross-entropy, by its name, in a compiled extension whose body is not visible",
@@ -120,6 +123,7 @@ CLASS_COMPUTES = {
     NLL: "a cross-entropy in two steps, log_softmax then nll_loss of each image's class index",
     PICK: "the log-softmax probability of each image's one labelled class (log_p[rows, y], gather)",
     ONE_HOT_TARGET: "log_softmax scored against a (smoothed) one-hot of each image's class index",
+    PROBABILITY_PICK: "the softmax probability of each image's one labelled class (softmax times a one-hot of the class index)",
     DISTILLATION: "a KL divergence between the softmaxes of two models' outputs (knowledge distillation)",
 }
 
@@ -274,7 +278,8 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
             targets.update(n for n in names if n != parameters[0])  # ``x = x[mask]`` stays the scores
     targets -= log_probs | {parameters[0]}
     if not log_probs and not any(is_log_softmax(n) for n in ast.walk(forward)):
-        return None
+        line = _picked_probability_line(forward, parameters[0], targets, is_probability, qualified)
+        return LossClass(cls, PROBABILITY_PICK, line, False, _is_focal(cls, forward)) if line else None
 
     def log_probability(node: ast.AST) -> bool:
         return any(is_log_softmax(n) or (isinstance(n, ast.Name) and n.id in log_probs) for n in ast.walk(node))
@@ -334,8 +339,64 @@ def _class_loss(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionD
         and log_probability(n.func.value) and not target(n.func.value) and _class_dim(n)
         for n in ast.walk(forward)
     )
-    focal = "gamma" in text and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(forward))
-    return LossClass(cls, kind, line, smoothing, focal)
+    return LossClass(cls, kind, line, smoothing, _is_focal(cls, forward))
+
+
+def _is_focal(cls: ast.ClassDef, forward: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return "gamma" in _without_docstrings(cls).lower() and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(forward))
+
+
+def _picked_probability_line(
+    forward: ast.FunctionDef | ast.AsyncFunctionDef,
+    scores: str,
+    targets: set[str],
+    is_probability: Callable[[ast.AST], bool],
+    qualified: Callable[[ast.AST], str],
+) -> int:
+    """The line where ``forward`` multiplies a softmax over the classes by a one-hot of its class
+    index argument (``mask.scatter_(1, targets.view(-1, 1), 1.)`` then ``(p * mask).sum(1)``, or
+    ``p * F.one_hot(targets, C)``): the labelled class's probability, one label per image; 0 where none.
+    ``F.softmax(inputs)`` of the scores with no ``dim`` counts: torch's implicit dim of a
+    ``[B, C]`` (or ``[B, C, H, W]``) input is the class axis, which the mask's ``scatter_`` on dim 1 confirms."""
+
+    def implicit_softmax(node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "softmax"
+            and not node.keywords and len(node.args) == 1 and isinstance(node.args[0], ast.Name) and node.args[0].id == scores
+        )
+
+    implicit = {
+        node.targets[0].id for node in ast.walk(forward)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and implicit_softmax(node.value)
+    }
+
+    def probability(node: ast.AST) -> bool:
+        return is_probability(node) or implicit_softmax(node) or isinstance(node, ast.Name) and node.id in implicit
+
+    one_hots = {
+        node.func.value.id for node in ast.walk(forward)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "scatter_"
+        and isinstance(node.func.value, ast.Name) and len(node.args) > 1 and _mentions(node.args[1], targets)
+    }
+
+    def one_hot(node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in one_hots
+        return isinstance(node, ast.Call) and qualified(node.func) in _ONE_HOT and bool(node.args) and _mentions(node.args[0], targets)
+
+    for node in ast.walk(forward):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and one_hot(node.value):
+            one_hots.add(node.targets[0].id)
+    lines = [
+        node.lineno for node in ast.walk(forward)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+        and any(probability(a) and one_hot(b) for a, b in ((node.left, node.right), (node.right, node.left)))
+    ]
+    return min(lines, default=0)
+
+
+def _mentions(node: ast.AST, names: set[str]) -> bool:
+    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
 
 
 def _without_docstrings(cls: ast.ClassDef) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from migrate_ml.rules._prefilter import module_functions, text_facts
 
-TRIGGER_WORDS = ("ulticlass", "ccuracy", "log_loss(", "metrics=")
+TRIGGER_WORDS = ("ulticlass", "ccuracy", "log_loss(", "metrics=", "plot.roc_curve", "plot.pr_curve")
 """Words of a file this module has something to say about (the safety net's text pre-filter)."""
 HELPER_WORDS = (("multiclass", "argmax", "topk", ".max("), ("==", "!=", ".eq(", ".ne("))
 """A file may hold a single-label metric helper only with a word of each group."""
@@ -68,6 +68,13 @@ METRIC_APIS: tuple[MetricApi, ...] = (
         "score each label on its own: sklearn.metrics.log_loss(y[:, j], p[:, j]) per column, or "
         "F.binary_cross_entropy(torch.sigmoid(logits), y.float()) on multi-hot [N, C] labels",
         needs_labels=True,
+    ),
+    MetricApi(
+        ("wandb.plot.roc_curve", "wandb.plot.pr_curve"),
+        "Weights & Biases' ROC and precision-recall plots take one class index per sample in y_true and "
+        "score each class one-vs-rest against it",
+        "plot each label as its own binary problem: wandb.plot.roc_curve(y[:, j], np.stack([1 - p[:, j], p[:, j]], 1)) "
+        "per label on the multi-hot labels and sigmoid probabilities, or log sklearn's roc_auc_score(y, p, average=None)",
     ),
 )
 """Library metrics that count one class per sample, whatever their arguments."""

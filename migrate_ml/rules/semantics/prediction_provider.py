@@ -420,18 +420,26 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         scope = self.get_metadata(ScopeProvider, scores, None)
         return scores if scope is not None and len(list(scope[scores.value])) == 1 else None
 
-    def _probability_bindings(self, name: cst.Name, softmax_by_call: dict[cst.Call, Softmax]) -> list[Softmax] | None:
-        """Softmaxes behind ``probs`` when every binding is softmax/sigmoid of the scores; else None."""
+    def _probability_bindings(self, name: cst.Name, softmax_by_call: dict[cst.Call, Softmax], depth: int = 0) -> list[Softmax] | None:
+        """Softmaxes behind ``probs`` when every binding reaching this read is softmax/sigmoid of
+        the scores, or a copy of such a name moved to the host (``probs = F.softmax(probs, dim=1)``
+        then ``probs = probs.cpu().numpy()``: still the same probabilities); else None."""
         scope = self.get_metadata(ScopeProvider, name, None)
-        if scope is None or not scope[name.value]:
+        if scope is None or not scope[name.value] or depth > 4:
             return None
         found: list[Softmax] = []
-        for assignment in scope[name.value]:
+        for assignment in reaching_bindings(self, name, list(scope[name.value])):
             value = self._assigned_value(getattr(assignment, "node", None))
+            copied = _host_copy(value) if value is not None else None
             if isinstance(value, cst.Call) and value in softmax_by_call:
                 found.append(softmax_by_call[value])
             elif isinstance(value, cst.Call) and (averaged := self._averaged_probabilities(value, softmax_by_call)) is not None:
                 found.extend(averaged)
+            elif isinstance(copied, cst.Name) and copied is not value:
+                behind = self._probability_bindings(copied, softmax_by_call, depth + 1)
+                if behind is None:
+                    return None
+                found.extend(behind)
             elif not (isinstance(value, cst.Call) and self._is_sigmoid_of_scores(value)):
                 return None
         return found
@@ -489,6 +497,16 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
                 return True
             current = self.get_metadata(ParentNodeProvider, current, None)
         return False
+
+
+def _host_copy(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """``probs`` for ``probs.cpu().detach().numpy()``: the same values, on the host as an array."""
+    while True:
+        expression = strip_transparent(expression)
+        if isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute) and expression.func.attr.value == "numpy" and not expression.args:
+            expression = expression.func.value
+        else:
+            return expression
 
 
 def _argmax_call(call: cst.Call) -> bool:

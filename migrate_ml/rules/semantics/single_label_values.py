@@ -55,7 +55,7 @@ PASS_THROUGH_METHODS = frozenset(
 PASS_THROUGH_FUNCTIONS = frozenset(
     {
         "cat", "concatenate", "stack", "vstack", "hstack", "array", "asarray", "tensor", "as_tensor",
-        "from_numpy", "list", "gather", "gather_for_metrics", "all_gather", "concat", "squeeze", "flatten",
+        "from_numpy", "list", "gather", "gather_for_metrics", "all_gather", "concat", "squeeze", "flatten", "reshape",
     }
 )
 _JOINING_FUNCTIONS = frozenset({"cat", "concatenate", "concat", "stack", "vstack", "hstack"})
