@@ -26,9 +26,12 @@ The facts are :mod:`migrate_ml.rules._project` data; the flow provider reads the
 from __future__ import annotations
 
 import ast
-import stat
+import gc
 import os
+import pickle
 import re
+import signal
+import stat
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Sequence
@@ -61,15 +64,20 @@ _MAX_FORWARDING = 3
 """How many functions of the callee's file a parameter may be passed through."""
 
 
-def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, FileFacts]:
+def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool = False) -> dict[str, FileFacts]:
     """Facts for the files of one run, keyed by path; empty for a run of fewer than two files.
     Every file gets the run's functions that return a one-hot of class indices (they may be
-    imported anywhere) and the names of the run's modules."""
+    imported anywhere) and the names of the run's modules.
+
+    ``parallel``: the run has several workers, so the arg-max hand-offs (most of the pass on a
+    model library: they parse every file taking an arg-max) and the loss classes are found in a
+    forked child while this process finds the other facts; the facts are the same either way."""
     forget_kept_trees()
     python = [path for path in paths if path.endswith(".py")]
     if len(python) < 2:
         return {}
     data = {path: _read(path) for path in python}
+    forked = _Forked(lambda: _forked_facts(_RunTrees(data), python)) if parallel and hasattr(os, "fork") else None
     trees = _RunTrees(data)
     callers = [path for path in python if _LOSS_WORDS.search(data[path]) is not None]
     facts: dict[str, FileFacts] = {}
@@ -84,7 +92,6 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     ):
         facts = {path: replace(facts.get(path, FileFacts()), binary_run=True) for path in python}
     one_hot = _one_hot_functions(trees)
-    losses = _loss_classes(trees)
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
@@ -92,7 +99,8 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
     monitored = any(_found(_MONITORED_NAME, _MONITORED_WORDS, text) for text in data.values())
     accuracy_names = _accuracy_constants(trees) if monitored else ()
     monitors = _selection_parameters(trees)
-    given, returned = _argmax_hand_offs(trees, python)
+    found = forked.result() if forked is not None else None
+    (given, returned), losses = found if found is not None else _forked_facts(trees, python)
     return {
         path: replace(
             facts.get(path, FileFacts()),
@@ -109,6 +117,46 @@ def build_project_facts(paths: Sequence[str], settings: Settings) -> dict[str, F
         )
         for path in python
     }
+
+
+def _forked_facts(trees: _RunTrees, paths: Sequence[str]):
+    """The facts a run with several workers finds in a forked child: about half of the pass on timm,
+    most of it on torchvision."""
+    return _argmax_hand_offs(trees, paths), _loss_classes(trees)
+
+
+class _Forked:
+    """``compute()`` run in a forked child, its pickled result read back through a pipe."""
+
+    def __init__(self, compute: Callable[[], object]) -> None:
+        self._reader, writer = os.pipe()
+        gc.freeze()  # as for the run's workers: the child does not copy pages the collector would touch
+        self._pid = os.fork()
+        if self._pid:
+            gc.unfreeze()
+            os.close(writer)
+            return
+        code = 1
+        try:
+            os.close(self._reader)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which reads no result
+            view = memoryview(pickle.dumps(compute(), protocol=pickle.HIGHEST_PROTOCOL))
+            while view:
+                view = view[os.write(writer, view):]
+            code = 0
+        finally:
+            os._exit(code)  # never run the parent's exit handlers or flush its buffers twice
+
+    def result(self) -> object | None:
+        """The child's result; None when it failed (the caller computes it itself)."""
+        chunks = []
+        with os.fdopen(self._reader, "rb") as reader:
+            while chunk := reader.read(1 << 20):
+                chunks.append(chunk)
+        _, status = os.waitpid(self._pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            return None
+        return pickle.loads(b"".join(chunks))
 
 
 class _RunTrees:
@@ -376,7 +424,7 @@ def _float_row_run(trees: _RunTrees, data: Iterable[bytes]) -> bool:
             calls_a_loss = True
     if not calls_a_loss:
         return False
-    if any(_INDEX_DATASET_CALL.search(text) for text in data):
+    if any(_found(_INDEX_DATASET_CALL, _INDEX_DATASET_WORDS, text) for text in data):
         return False
     datasets = 0
     for _, tree in trees.holding(lambda text: b"__getitem__" in text):
@@ -396,9 +444,8 @@ _LOSS_CALL_HINT = re.compile(rb"(?:Loss|loss|cross_entropy|CrossEntropy)\s*\(")
 """What every match of ``_LOSS_CALL`` holds, found from its first letters: that regex, which cannot, is
 run only on the few files with one."""
 _BCE_CALLS = frozenset({b"BCEWithLogitsLoss", b"BCELoss", b"binary_cross_entropy_with_logits", b"binary_cross_entropy"})
-_INDEX_DATASET_CALL = re.compile(
-    rb"\b(?:" + b"|".join(sorted({re.escape(name.rpartition(".")[2].encode()) for name in INDEX_DATASET_CALLS})) + rb")\s*\("
-)
+_INDEX_DATASET_WORDS = tuple(sorted({name.rpartition(".")[2].encode() for name in INDEX_DATASET_CALLS}))
+_INDEX_DATASET_CALL = re.compile(rb"\b(?:" + b"|".join(re.escape(word) for word in _INDEX_DATASET_WORDS) + rb")\s*\(")
 _FLOAT_DTYPES = frozenset({"float32", "float"})
 
 

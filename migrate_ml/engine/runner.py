@@ -357,8 +357,8 @@ def process_files(paths: Sequence[str], settings: Settings, write: bool, jobs: i
     a crash names its file and one big file picked up last does not leave the others idle.
     Where processes cannot fork (Windows), files are parsed in this process, one by one.
     """
-    facts = build_project_facts(paths, settings)  # criteria passed between the run's files
     workers = min(usable_cpus() if jobs is None else jobs, len(paths))
+    facts = build_project_facts(paths, settings, parallel=workers > 1)  # criteria passed between the run's files
     outcomes: list[FileOutcome | None] = [None] * len(paths)
     settle_in_workers = workers > 1 and hasattr(os, "fork")
     if not settle_in_workers:

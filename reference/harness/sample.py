@@ -247,7 +247,11 @@ def untrained_builders() -> None:
         from torchvision.models import _api
     except ImportError:
         return
-    for name in models.list_models():
+    # The modules are listed once: a scan of every loaded module for each of the ~120 builders took
+    # most of a second of each verify child's start.
+    names = models.list_models()
+    builder_modules = [module for module_name, module in list(sys.modules.items()) if module_name.startswith("torchvision.models")]
+    for name in names:
         builder = models.get_model_builder(name)
 
         @functools.wraps(builder)
@@ -260,6 +264,6 @@ def untrained_builders() -> None:
             return _builder(*args, **kwargs)
 
         _api.BUILTIN_MODELS[name] = untrained
-        for module_name, module in list(sys.modules.items()):
-            if module_name.startswith("torchvision.models") and getattr(module, builder.__name__, None) is builder:
+        for module in builder_modules:
+            if getattr(module, builder.__name__, None) is builder:
                 setattr(module, builder.__name__, untrained)

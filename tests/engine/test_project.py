@@ -621,3 +621,25 @@ def test_a_file_the_pass_parses_is_not_parsed_again_for_its_pre_check(tmp_path: 
     latin = parse_once((folder / "latin.py").read_text("latin-1"))
     parse_once("pass\n")
     assert parse_once((folder / "latin.py").read_text("latin-1")) is not latin
+
+
+def test_a_run_with_workers_finds_the_same_facts_in_a_forked_child(tmp_path: Path) -> None:
+    losses = "import torch\n\n\nclass SoftCE(torch.nn.Module):\n    def forward(self, x, y):\n        return -(y * x.log_softmax(-1)).sum(-1).mean()\n"
+    scoring = "def accuracy(predictions, labels):\n    return (predictions == labels).float().mean()\n"
+    train = (
+        "from losses import SoftCE\nfrom scoring import accuracy\n\n\ndef step(model, images, labels):\n"
+        "    outputs = model(images)\n    predictions = outputs.argmax(dim=1)\n    return accuracy(predictions, labels)\n"
+    )
+    folder = _write(tmp_path / "project", {"losses.py": losses, "scoring.py": scoring, "train.py": train})
+    paths = sorted(str(p) for p in folder.glob("*.py"))
+    serial = build_project_facts(paths, Settings())
+    assert serial[str(folder / "scoring.py")].argmax_arguments == (("accuracy", "0", "train.py:8"),)
+    assert [name for name, _, _ in serial[str(folder / "train.py")].loss_classes] == ["losses.SoftCE"]
+    assert build_project_facts(paths, Settings(), parallel=True) == serial
+
+
+def test_a_forked_computation_that_fails_gives_no_result() -> None:
+    from migrate_ml.engine.project import _Forked
+
+    assert _Forked(lambda: {"scoring": (("accuracy", "0", "train.py:8"),)}).result() == {"scoring": (("accuracy", "0", "train.py:8"),)}
+    assert _Forked(lambda: 1 / 0).result() is None  # the parent then finds the facts itself
