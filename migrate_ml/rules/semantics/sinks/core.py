@@ -328,6 +328,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             self._dummies_of_label(node)
         if method == "map" and len(node.args) == 1:
             self._mapped_to_class_index(node)
+        if qualified == "pandas.DataFrame":
+            self._table_of_class_indices(node)
         if qualified == "sklearn.model_selection.train_test_split":
             self._stratified_on_one_label(node, next((k.value for k in node.keywords if k.arg == "stratify"), None))
         elif method == "split" and isinstance(func, ast.Attribute) and value(func.value).meaning == STRATIFIED_SPLITTER:

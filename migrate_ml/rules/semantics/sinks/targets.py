@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import re
 
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources
 from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INDEX_LIST, INT, MULTI_HOT, ONE_HOT, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import LABEL_LIKE, _argument, _is_column, _own_nodes, _unwrapped_scalar
@@ -324,6 +325,32 @@ class TargetChecks:
             "give each example a float multi-hot row of its labels (a Sequence(ClassLabel) column turned into "
             "[C] floats, 1.0 for each label) and set inputs['labels'] to those rows",
         )
+
+    def _table_of_class_indices(self, node: ast.Call) -> None:
+        """``pd.DataFrame({"filename": paths, "label": labels})`` where ``labels`` collected one integer
+        per file (``labels.append(int(folder))``): the table's label column is one class index per row."""
+        columns = node.args[0] if node.args else None
+        if not isinstance(columns, ast.Dict):
+            return
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # one 0/1 number per file is the label of a one-output binary classifier
+        for key, column in zip(columns.keys, columns.values):
+            if not (isinstance(key, ast.Constant) and sources.is_label_key(key.value)):
+                continue
+            value = self.analysis.value(column)
+            element = value.element.meaning if value.element is not None else UNKNOWN
+            if not (value.meaning == INDEX_LIST or (value.meaning == CONTAINER and element in (CLASS_INDEX, INT))):
+                continue
+            self.report(
+                node, "class-index-source",
+                f"the table's {key.value!r} column is built from {ast.unparse(column)}, one class index per row "
+                f"(collected at line {value.line}): one label per image",
+                "keep every label of an image: one multi-hot column per class, or the label names joined into one "
+                "string per row (read back with df['labels'].str.get_dummies(sep=' '))",
+                value.line,
+            )
+            return
 
     def _dataset_labels_read(self, node: ast.AST, labels: ast.AST) -> None:
         """``[s[-1] for s in dataset.samples]``, ``dataset.targets[idx]``: the class indices a
