@@ -123,6 +123,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             if facts.has_any(hand_losses.LOSS_CLASS_WORDS) else {}
         )
         self._built_models: dict[str, str] | None = None
+        self._multi_hot_rows_built = facts.has_any(("MultiLabelBinarizer", "MultilabelStratified"))
         self._batch_transforms = transform_functions(analysis.tree) if facts.has_any(("with_transform", "set_transform")) else frozenset()
         """Functions a Hugging Face dataset applies to each batch it gives (``dataset.with_transform(transform)``)."""
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}

@@ -283,14 +283,17 @@ class TargetChecks:
         folds balanced on one class label per sample, which has to change with the labels (StratifiedKFold
         rejects multi-hot rows; the shuffle splits stratify on label combinations). A plural column
         known by its name only (``df["labels"]``) may hold each row's label set joined into one
-        string, the stratification a multi-label table can have: it is left alone."""
+        string, the stratification a multi-label table can have: it is left alone, and so is a ``y``
+        known by its name only in a file that builds multi-hot rows (``MultiLabelBinarizer``): the
+        shuffle splits stratify on their label combinations."""
         if labels is None:
             return
         value = self.analysis.value(labels)
         element = value.element.meaning if value.element is not None else UNKNOWN
         proven = value.meaning in (CLASS_INDEX, INT, INDEX_LIST) or (value.meaning == CONTAINER and element in (CLASS_INDEX, INT))
         name = _column_name(labels)
-        if not (proven or (LABEL_LIKE.search(name) and not sources.NOT_LABEL_COLUMN.search(name))):
+        named = LABEL_LIKE.search(name) and not sources.NOT_LABEL_COLUMN.search(name) and not self._multi_hot_rows_built
+        if not (proven or named):
             return
         self.report(
             node, "class-index-source",
