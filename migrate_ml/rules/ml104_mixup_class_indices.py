@@ -45,6 +45,7 @@ from migrate_ml.rules._mixup_prechecks import (
 )
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
+from migrate_ml.rules.semantics.names import imported_names, qualified_name
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
 
 TIMM_MIXUP = frozenset(
@@ -150,6 +151,7 @@ class MixupOnClassIndicesRule(Rule):
         Aug.mixup_data(x, y, alpha)``), two weighted losses, or a mixing function that hands back
         its labels' permutation."""
         one_hot = False
+        library_mixers: list[ast.Call] = []
         for node in walk(tree):
             if (
                 (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
@@ -161,8 +163,12 @@ class MixupOnClassIndicesRule(Rule):
             ):
                 return True
             if isinstance(node, ast.Call) and _called_name(node) in LIBRARY_MIXERS:
-                return True
+                library_mixers.append(node)
             one_hot = one_hot or (isinstance(node, ast.Call) and _called_name(node) == "one_hot")
+        if library_mixers:  # a class of the file's own named Mixup is no library mixer
+            imports = imported_names(tree.body)
+            if any(qualified_name(call.func, imports).startswith(("timm.", "torchvision.")) for call in library_mixers):
+                return True
         # A one-hot is only reported inside a function or class that mixes rows with their permutation.
         return _mixup_call_outside_classes(tree) or (one_hot and mixes_rows_with_their_permutation(tree))
 
