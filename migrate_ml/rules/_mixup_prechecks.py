@@ -87,6 +87,12 @@ def _weighted_loss_call(node: ast.AST) -> bool:
     )
 
 
+LIBRARY_MIXERS = frozenset({"Mixup", "FastCollateMixup", "MixUp", "CutMix"})
+"""timm's and torchvision's (v2) mixing classes: built anywhere, in a data module's collate function
+too, they are a use of the library, not a mixup the file implements (``visit_Call`` confirms them
+by qualified name)."""
+
+
 def _called_name(call: ast.Call) -> str:
     func = call.func
     if isinstance(func, ast.Attribute):

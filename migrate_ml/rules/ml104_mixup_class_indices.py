@@ -31,6 +31,7 @@ from migrate_ml.rules._mixup_bodies import (
     _weighs_a_criterion_parameter,
 )
 from migrate_ml.rules._mixup_prechecks import (
+    LIBRARY_MIXERS,
     _CONSTRUCTOR_MARKERS,
     _MIX_TEXT,
     _called_name,
@@ -44,6 +45,7 @@ from migrate_ml.rules._mixup_prechecks import (
 )
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossCall, LossFlowProvider
+from migrate_ml.rules.semantics.names import imported_names, qualified_name
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts, walk
 
 TIMM_MIXUP = frozenset(
@@ -144,11 +146,12 @@ class MixupOnClassIndicesRule(Rule):
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """A mixup applied outside a class body (not a mixup implementation), one unpacked into
+        """A library mixup built anywhere, a mixup applied outside a class body (not a mixup implementation), one unpacked into
         three or more names anywhere (a trainer's method applies it: ``x, y_a, y_b, lam =
         Aug.mixup_data(x, y, alpha)``), two weighted losses, or a mixing function that hands back
         its labels' permutation."""
         one_hot = False
+        library_mixers: list[ast.Call] = []
         for node in walk(tree):
             if (
                 (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
@@ -159,12 +162,20 @@ class MixupOnClassIndicesRule(Rule):
                     and _weighted_name_call(node.left) and _weighted_name_call(node.right))
             ):
                 return True
+            if isinstance(node, ast.Call) and _called_name(node) in LIBRARY_MIXERS:
+                library_mixers.append(node)
             one_hot = one_hot or (isinstance(node, ast.Call) and _called_name(node) == "one_hot")
+        if library_mixers:  # a class of the file's own named Mixup is no library mixer
+            imports = imported_names(tree.body)
+            if any(qualified_name(call.func, imports).startswith(("timm.", "torchvision.")) for call in library_mixers):
+                return True
         # A one-hot is only reported inside a function or class that mixes rows with their permutation.
         return _mixup_call_outside_classes(tree) or (one_hot and mixes_rows_with_their_permutation(tree))
 
     def visit_Call(self, node: cst.Call) -> None:
-        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
+        # ``CutMix(num_classes=C)(x, y)``: the applied call inherits the built one's name; the mixer is reported once, where built
+        built_here = not isinstance(node.func, cst.Call)
+        qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())} if built_here else set()
         if node in self._mixed_one_hots:
             if not self._float_rows:
                 self.report(

@@ -61,6 +61,9 @@ _REDUCTIONS = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "medi
 """Calls whose tuple result holds values and indices of their input: ``_, predictions =
 torch.max(predictions, dim=1)`` rebinds its argument beside a new output, like a recurrent step,
 but it is an arg-max, not a model threading its state."""
+_SPLITS = frozenset({"train_test_split", "random_split"})
+"""Calls that split a data set: ``_, train = train_test_split(train, stratify=train["label"])``
+keeps one part under the name it split, which is data, not a state."""
 
 
 def sequence_spans(tree: ast.Module) -> tuple[tuple[int, int], ...]:
@@ -102,7 +105,7 @@ def is_sequence_function(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bo
 def _threads_state(function: ast.AST) -> bool:
     recurrent: set[str] = set()
     for node in ast.walk(function):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _callee(node.value) not in _REDUCTIONS:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _callee(node.value) not in _REDUCTIONS and _callee(node.value) not in _SPLITS:
             passed = {a.id for a in node.value.args if isinstance(a, ast.Name)}
             for target in node.targets:
                 elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else []

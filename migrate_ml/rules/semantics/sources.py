@@ -23,6 +23,7 @@ from migrate_ml.rules.semantics.meanings import (
     PREDICTED_NAME,
     SCORES,
     SOFTMAX,
+    TABLE_CELL,
     Value,
 )
 
@@ -45,6 +46,10 @@ POSTPROCESS = "postprocess"
 model's output for a batch and turns it into the response."""
 METRICS_FUNCTION = re.compile(r"compute_metrics|metric", re.IGNORECASE)
 """Hugging Face ``compute_metrics(eval_pred)``: the predictions are the model's raw logits."""
+TARGET_TRANSFORMS = frozenset({"target_transform"})
+"""A dataset's optional transform of its label (torchvision's ``target_transform``, ``None`` by
+default): ``self.target_transform(label)`` is read as the label it is given, what the dataset
+returns when none is passed."""
 _LABEL_KEYS = frozenset({"label", "labels", "target", "targets", "y", "class", "class_id"})
 
 
@@ -263,7 +268,7 @@ def class_index_label(name: str, value: Value) -> str:
         return "a list of class indices, not a multi-hot row"
     if value.meaning == ONE_HOT:
         return "a one-hot of one class index"
-    if value.meaning == INT and LABEL_RETURNED.match(name):
+    if value.meaning in (INT, TABLE_CELL) and LABEL_RETURNED.match(name):
         if isinstance(value.node, ast.IfExp):  # 1 if name == "dog" else 0
             return "one number per image (a class index), not a multi-hot row"
         # A table's cell (df.iloc[i, 1], row.label) holds what the table was built with: a number or a name.

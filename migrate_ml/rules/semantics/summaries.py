@@ -30,6 +30,7 @@ from migrate_ml.rules.semantics.meanings import (
     SCORE_MEANINGS,
     SOFTMAX,
     TABLE,
+    TABLE_CELL,
     TABLE_ROW,
     UNKNOWN,
     Value,
@@ -490,6 +491,10 @@ class Analysis:
             return Value(known[0].meaning, known[0].line, node=node)
         if len(known) == 1 and known[0].meaning in _INDICES and isinstance(node.op, ast.Mult):
             return Value(known[0].meaning, known[0].line, node=node)  # rate * target: class indices mixed
+        if len(known) == 1 and known[0].meaning in _INDICES and isinstance(node.op, (ast.Add, ast.Sub)) and any(
+            isinstance(side, ast.Constant) and type(side.value) is int for side in (node.left, node.right)
+        ):
+            return Value(known[0].meaning, known[0].line, node=node)  # label - 1: 1-based class ids made 0-based
         return NOTHING
 
     def _subscript(self, node: ast.Subscript, line: int) -> Value:
@@ -502,6 +507,8 @@ class Analysis:
             return Value(INT, line, node=node)
         if sources.is_table_row(node):
             return Value(TABLE_ROW, line, node=node)
+        if base.meaning == UNKNOWN and not isinstance(index, (ast.Slice, ast.Tuple)) and self._column_read(node.value):
+            return Value(TABLE_CELL, line, node=node)  # self.df["breed_id"][idx]
         if base.meaning == TABLE_ROW:  # row["label"], self.df.iloc[i]["label"]
             key = index.value if isinstance(index, ast.Constant) else None
             return Value(INT, line, node=node) if sources.is_label_key(key) else NOTHING
@@ -532,6 +539,14 @@ class Analysis:
             return Value(base.meaning, base.line, node=node)  # a slice of predictions, one sample's row
         return NOTHING
 
+    def _column_read(self, node: ast.AST) -> bool:
+        """``self.df["breed_id"]``: a column of a pandas table read by name (not an input column)."""
+        return (
+            isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)
+            and not sources.NOT_LABEL_COLUMN.search(node.slice.value)
+            and (self.value(node.value).meaning == TABLE or sources.names_table(node.value))
+        )
+
     def _call(self, node: ast.Call, line: int) -> Value:
         arguments = [self.value(argument) for argument in node.args]
         for keyword in node.keywords:
@@ -559,6 +574,8 @@ class Analysis:
                 return Value(result, line, node=node)
             if method == "index":
                 return sources.index_lookup(self.key(func.value), line) or NOTHING
+            if method in sources.TARGET_TRANSFORMS and self.key(func.value) == "self" and len(arguments) == 1:
+                return arguments[0]
             if method == "__getitem__" and receiver.element is not None:
                 return receiver.element  # train_set.__getitem__(i): one sample
             if method in ("items", "values", "keys"):

@@ -28,6 +28,7 @@ from migrate_ml.rules.semantics.meanings import (
     SCORES,
     SIGMOID,
     SOFTMAX,
+    STRATIFIED_SPLITTER,
     TABLE,
     THRESHOLDED,
 )
@@ -59,6 +60,10 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
       "pandas.read_pickle", "pandas.read_json", "pandas.DataFrame"), {ANY: TABLE}),
     (("torch.cat", "torch.stack", "torch.tensor", "torch.as_tensor", "torch.from_numpy", "numpy.array",
       "numpy.asarray", "numpy.concatenate", "numpy.stack", "list"), {ANY: SAME}),
+    # scikit-learn's stratified splitters: their split(X, y) stratifies on one class label per sample
+    (("sklearn.model_selection.StratifiedKFold", "sklearn.model_selection.StratifiedShuffleSplit",
+      "sklearn.model_selection.RepeatedStratifiedKFold", "sklearn.model_selection.StratifiedGroupKFold"),
+     {ANY: STRATIFIED_SPLITTER}),
     # losses: constructing one gives a criterion; the logits ones apply the sigmoid themselves
     (("torch.nn.BCEWithLogitsLoss", "torch.nn.modules.loss.BCEWithLogitsLoss", "timm.loss.BinaryCrossEntropy",
       "timm.loss.AsymmetricLossMultiLabel", "torchvision.ops.sigmoid_focal_loss"), {ANY: LOGITS_LOSS_FN}),

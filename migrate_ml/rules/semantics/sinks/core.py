@@ -22,12 +22,13 @@ from migrate_ml.rules.semantics.meanings import (
     SCORES,
     SIGMOID,
     SOFTMAX,
+    STRATIFIED_SPLITTER,
 )
 from migrate_ml.rules.semantics.sinks.common import Sink, _ADVICE, _HAND_WRITTEN, _WHY, _argument, _own_nodes
 from migrate_ml.rules.semantics.sinks.losses import LossChecks
 from migrate_ml.rules.semantics.sinks.metrics import MetricChecks
 from migrate_ml.rules.semantics.sinks.scores import ScoreChecks
-from migrate_ml.rules.semantics.sinks.targets import TargetChecks
+from migrate_ml.rules.semantics.sinks.targets import TargetChecks, transform_functions
 from migrate_ml.rules.semantics.summaries import Analysis
 
 
@@ -122,6 +123,9 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             if facts.has_any(hand_losses.LOSS_CLASS_WORDS) else {}
         )
         self._built_models: dict[str, str] | None = None
+        self._multi_hot_rows_built = facts.has_any(("MultiLabelBinarizer", "MultilabelStratified"))
+        self._batch_transforms = transform_functions(analysis.tree) if facts.has_any(("with_transform", "set_transform")) else frozenset()
+        """Functions a Hugging Face dataset applies to each batch it gives (``dataset.with_transform(transform)``)."""
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
         self._multiclass_defaults = facts.has(metrics.MULTICLASS)
@@ -167,6 +171,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             self._returned(statement)
         if isinstance(statement, ast.Assign):
             self._mixed_class_indices(statement)
+            self._class_label_column_passed(statement)
             self._eye_rows(statement)
             self._random_class_indices(statement)
             self._relu_head(statement)
@@ -324,6 +329,12 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             self._dummies_of_label(node)
         if method == "map" and len(node.args) == 1:
             self._mapped_to_class_index(node)
+        if qualified == "pandas.DataFrame":
+            self._table_of_class_indices(node)
+        if qualified == "sklearn.model_selection.train_test_split":
+            self._stratified_on_one_label(node, next((k.value for k in node.keywords if k.arg == "stratify"), None))
+        elif method == "split" and isinstance(func, ast.Attribute) and value(func.value).meaning == STRATIFIED_SPLITTER:
+            self._stratified_on_one_label(node, _argument(node, 1, ("y",)))
         self._one_hot_helper_call(node)
         if qualified in _CLASS_COUNTS and node.args:
             self._class_frequencies(node, qualified)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import ast
 import re
 
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources
-from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INT, MULTI_HOT, ONE_HOT
+from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INDEX_LIST, INT, MULTI_HOT, ONE_HOT, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import LABEL_LIKE, _argument, _is_column, _own_nodes, _unwrapped_scalar
 
 
@@ -62,6 +63,20 @@ _TABLE_READERS = frozenset({"pandas.read_csv", "pandas.read_excel", "pandas.read
 
 _LABEL_TARGET = re.compile(r"label|target|^y(_|$)|class|categor", re.IGNORECASE)
 _LABEL_COLUMN_KEY = re.compile(r"label|target|class|categor|(?:^|_)(?:index|idx|id)$", re.IGNORECASE)
+
+
+_BATCH_TRANSFORM_SETTERS = frozenset({"with_transform", "set_transform"})
+_MODEL_LABEL_KEYS = frozenset({"label", "labels"})
+
+
+def transform_functions(tree: ast.Module) -> frozenset[str]:
+    """The functions given to a Hugging Face dataset's ``with_transform``/``set_transform``: each
+    builds the batch the model is fed, its ``"labels"`` too."""
+    return frozenset(
+        node.args[0].id for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _BATCH_TRANSFORM_SETTERS
+        and node.args and isinstance(node.args[0], ast.Name)
+    )
 
 
 def _looks_up_position(body: ast.AST) -> bool:
@@ -262,6 +277,83 @@ class TargetChecks:
             f"class frequencies are counted from one class index per sample ({ast.unparse(counted)})",
             "count each label over multi-hot [N, C] labels: labels.sum(0) (a sample adds to every class it has)",
         )
+
+    def _stratified_on_one_label(self, node: ast.Call, labels: ast.AST | None) -> None:
+        """``train_test_split(df, stratify=df["label"])``, ``StratifiedKFold(...).split(X, y=labels)``:
+        folds balanced on one class label per sample, which has to change with the labels (StratifiedKFold
+        rejects multi-hot rows; the shuffle splits stratify on label combinations). A plural column
+        known by its name only (``df["labels"]``) may hold each row's label set joined into one
+        string, the stratification a multi-label table can have: it is left alone, and so is a ``y``
+        known by its name only in a file that builds multi-hot rows (``MultiLabelBinarizer``): the
+        shuffle splits stratify on their label combinations."""
+        if labels is None:
+            return
+        value = self.analysis.value(labels)
+        element = value.element.meaning if value.element is not None else UNKNOWN
+        proven = value.meaning in (CLASS_INDEX, INT, INDEX_LIST) or (value.meaning == CONTAINER and element in (CLASS_INDEX, INT))
+        name = _column_name(labels)
+        named = LABEL_LIKE.search(name) and not sources.NOT_LABEL_COLUMN.search(name) and not self._multi_hot_rows_built
+        if not (proven or named):
+            return
+        self.report(
+            node, "class-index-source",
+            f"the split is stratified on {ast.unparse(labels)}, one class label per sample: a multi-label sample "
+            "has a multi-hot row of labels to balance across the splits, not one class",
+            "stratify on the multi-hot [N, C] rows: iteratively with iterstrat.ml_stratifiers.MultilabelStratifiedKFold"
+            "(n_splits=...).split(X, Y) (StratifiedKFold rejects multi-hot rows), or on each row's label combination "
+            "(train_test_split(..., stratify=Y) and StratifiedShuffleSplit treat each combination as one class)",
+            value.line,
+        )
+
+    def _class_label_column_passed(self, statement: ast.Assign) -> None:
+        """``inputs["labels"] = example_batch["label"]`` in a function a Hugging Face dataset applies
+        to its batches (``dataset.with_transform(transform)``): the dataset's ``"label"`` column (a
+        ``ClassLabel``, one class index per image) becomes the labels the model is trained on."""
+        function = self.analysis.function
+        if function is None or function.name not in self._batch_transforms or len(statement.targets) != 1:
+            return
+        target, value = statement.targets[0], statement.value
+        if not (isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant) and target.slice.value in _MODEL_LABEL_KEYS):
+            return
+        if not (isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and sources.is_label_key(value.slice.value)):
+            return
+        batch = value.value
+        parameters = {argument.arg for argument in function.args.args}
+        if not (isinstance(batch, ast.Name) and batch.id in parameters):
+            return
+        self.report(
+            statement, "class-index-source",
+            f"{ast.unparse(target)} is set from the dataset's {value.slice.value!r} column, one class index per image "
+            "(a ClassLabel): the model trains on one class per image",
+            "give each example a float multi-hot row of its labels (a Sequence(ClassLabel) column turned into "
+            "[C] floats, 1.0 for each label) and set inputs['labels'] to those rows",
+        )
+
+    def _table_of_class_indices(self, node: ast.Call) -> None:
+        """``pd.DataFrame({"filename": paths, "label": labels})`` where ``labels`` collected one integer
+        per file (``labels.append(int(folder))``): the table's label column is one class index per row."""
+        columns = node.args[0] if node.args else None
+        if not isinstance(columns, ast.Dict):
+            return
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # one 0/1 number per file is the label of a one-output binary classifier
+        for key, column in zip(columns.keys, columns.values):
+            if not (isinstance(key, ast.Constant) and sources.is_label_key(key.value)):
+                continue
+            value = self.analysis.value(column)
+            element = value.element.meaning if value.element is not None else UNKNOWN
+            if not (value.meaning == INDEX_LIST or (value.meaning == CONTAINER and element in (CLASS_INDEX, INT))):
+                continue
+            self.report(
+                node, "class-index-source",
+                f"the table's {key.value!r} column is built from {ast.unparse(column)}, one class index per row "
+                f"(collected at line {value.line}): one label per image",
+                "keep every label of an image: one multi-hot column per class, or the label names joined into one "
+                "string per row (read back with df['labels'].str.get_dummies(sep=' '))",
+                value.line,
+            )
+            return
 
     def _dataset_labels_read(self, node: ast.AST, labels: ast.AST) -> None:
         """``[s[-1] for s in dataset.samples]``, ``dataset.targets[idx]``: the class indices a
