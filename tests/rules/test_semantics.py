@@ -231,6 +231,31 @@ def test_one_hot_masks_moved_to_channels_first_are_dense_prediction() -> None:
     assert not is_dense_prediction(_tree(classification))
 
 
+
+def test_segmentation_and_detection_models_losses_and_metrics_are_dense_prediction() -> None:
+    assert is_dense_prediction(_tree("from transformers import AutoModelForSemanticSegmentation"))
+    assert is_dense_prediction(_tree("m = transformers.SegformerForSemanticSegmentation.from_pretrained(name)"))
+    assert is_dense_prediction(_tree("m = DetrForObjectDetection.from_pretrained(name)"))
+    assert is_dense_prediction(_tree("m = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights='DEFAULT')"))
+    assert is_dense_prediction(_tree("m.roi_heads.box_predictor = FastRCNNPredictor(features, num_classes)"))
+    assert is_dense_prediction(_tree("metric = evaluate.load('mean_iou')"))
+    assert is_dense_prediction(_tree("criterion = nn.CrossEntropyLoss(ignore_index=255)"))
+    assert is_dense_prediction(_tree("loss = generalized_box_iou_loss(pred_boxes, boxes)"))
+    # a box regression beside anchors, priors or IoU matching, or a detector's conf/loc outputs
+    assert is_dense_prediction(_tree("loss = F.smooth_l1_loss(loc_p, loc_t) + F.cross_entropy(c, t)\nm = match(priors)"))
+    assert is_dense_prediction(_tree("from bbox import bboxIOU\nloss = nn.SmoothL1Loss()(a, b)"))
+    assert is_dense_prediction(_tree("l = nn.SmoothL1Loss()(bbox_out, bbox_t) + nn.CrossEntropyLoss()(conf_out, t)"))
+
+
+def test_image_classification_beside_boxes_or_ignored_labels_is_not_dense_prediction() -> None:
+    # one box per image regressed beside its class: an image-level classifier with a box head
+    assert not is_dense_prediction(_tree("loss = ce(logits, labels) + F.smooth_l1_loss(box_pred, box)"))
+    assert not is_dense_prediction(_tree("criterion = nn.CrossEntropyLoss(ignore_index=-1)"))
+    assert not is_dense_prediction(_tree("criterion = LabelSmoothSoftmaxCE(ignore_index=255)"))
+    # anchors drawn for a lesson, with no box regression trained
+    assert not is_dense_prediction(_tree("anchors = make_anchors(feature, sizes)\nloss = F.cross_entropy(y_hat, y)"))
+    assert not is_dense_prediction(_tree("metric = evaluate.load('accuracy')"))
+
 PRETRAINED_EVAL = """
 model = torchvision.models.resnet34(weights="IMAGENET1K_V1")
 for p in model.parameters():

@@ -8,7 +8,16 @@ Some files read like image classification but are not the migration's business:
   encoding's class axis from last to second, ``F.one_hot(masks, C).permute(0, 3, 1, 2)``
   (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
-  pixel, which is the task itself: nothing in such a file is reported or rewritten.
+  pixel, which is the task itself: nothing in such a file is reported or rewritten. So are Hugging
+  Face's dense models (``AutoModelForSemanticSegmentation``, ``SegformerForSemanticSegmentation``,
+  ``DetrForObjectDetection``), the ``mean_iou`` metric of ``evaluate``, and a cross-entropy that
+  ignores the ``255`` void label of segmentation masks (``CrossEntropyLoss(ignore_index=255)``).
+* **object detection**: torchvision's detection builders and box predictors
+  (``fasterrcnn_resnet50_fpn``, ``ssd300_vgg16``, ``FastRCNNPredictor``), a box-IoU loss
+  (``generalized_box_iou_loss``), or a smooth-L1 box regression beside anchors, priors or IoU
+  matching or a ``loc``/``conf`` pair (an SSD ``MultiBoxLoss``: cross-entropy over ``[N, C]``
+  per-anchor logits with hard-negative mining, and ``[N]`` class targets). One class per anchor
+  is the task: the loss stays as it is.
 * **a pretrained library model the file never trains**: a constructor is given library weights
   (``pretrained=True``, ``weights='IMAGENET1K_V1'``, ``weights=ResNet34_Weights.DEFAULT``), no call
   sets a class count (``num_classes=``/``num_labels=``/``n_classes=``), no head is replaced
@@ -83,6 +92,23 @@ _SEGMENTATION_MODELS = re.compile(
 )
 """torchvision's segmentation builders and heads (``deeplabv3_resnet101``, ``DeepLabHead``)."""
 _SEGMENTATION_LIBRARIES = ("segmentation_models_pytorch",)
+_DENSE_MODELS = re.compile(
+    r"^\w+For(?:Semantic|Instance|Universal|Panoptic)Segmentation$|^\w+ForObjectDetection$|^\w+ForMaskGeneration$"
+    r"|^(?:fasterrcnn|maskrcnn|keypointrcnn|retinanet|fcos)_\w+$|^ssd(?:lite)?\d+_\w+$"
+    r"|^(?:FastRCNN|MaskRCNN|KeypointRCNN)Predictor$"
+)
+"""Hugging Face's segmentation and detection models, torchvision's detection builders and box
+predictors: one class per pixel, mask or box."""
+_BOX_IOU_LOSSES = frozenset({"generalized_box_iou_loss", "complete_box_iou_loss", "distance_box_iou_loss"})
+_BOX_REGRESSION = frozenset({"SmoothL1Loss", "smooth_l1_loss"})
+_ANCHOR_WORDS = frozenset({"anchor", "anchors", "prior", "priors", "iou", "ious", "nms", "dbox", "dboxes"})
+"""Words of names that match boxes to anchors: ``priors``, ``bboxIOU``, ``anchor_boxes``, ``nms``."""
+_BOX_WORDS = frozenset({"loc", "bbox", "bboxes", "box", "boxes"})
+"""Words of a detector's box outputs, which come with ``conf`` scores: ``loc_data``/``conf_data``,
+``bboxOut``/``confOut``."""
+_CROSS_ENTROPY = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss"})
+_VOID_LABEL = 255
+"""The label of segmentation masks' unlabelled pixels (Pascal VOC, Cityscapes)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,11 +119,24 @@ def is_dense_prediction(tree: ast.Module) -> bool:
         alias.asname or alias.name for node in nodes_of(tree, ast.Import) for alias in node.names
         if alias.name.split(".")[0] in _SEGMENTATION_LIBRARIES
     }
+    if any(_DENSE_MODELS.match(alias.name) for node in nodes_of(tree, ast.ImportFrom) for alias in node.names):
+        return True
+    box_regression = False
     for node in nodes_of(tree, ast.Call):
-        if _SEGMENTATION_MODELS.match(_name(node.func)) or (
+        called = _name(node.func)
+        if _SEGMENTATION_MODELS.match(called) or _DENSE_MODELS.match(called) or called in _BOX_IOU_LOSSES or (
             isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) and node.func.value.id in libraries
         ):
             return True  # its per-pixel cross-entropy and arg-max are the task
+        if isinstance(node.func, ast.Attribute) and _DENSE_MODELS.match(_name(node.func.value)):
+            return True  # `transformers.SegformerForSemanticSegmentation.from_pretrained(...)`
+        if called in _CROSS_ENTROPY and any(
+            keyword.arg == "ignore_index" and _integer(keyword.value) == _VOID_LABEL for keyword in node.keywords
+        ):
+            return True
+        if called == "load" and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "mean_iou":
+            return True  # evaluate.load("mean_iou"): a segmentation metric
+        box_regression = box_regression or called in _BOX_REGRESSION
         if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
             continue
         if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
@@ -109,7 +148,21 @@ def is_dense_prediction(tree: ast.Module) -> bool:
                 return True
         elif None not in order and len(order) >= 4 and order[:2] == [0, len(order) - 1]:
             return True
-    return False
+    return box_regression and _matches_anchors(tree)
+
+
+def _matches_anchors(tree: ast.Module) -> bool:
+    """Whether the file's names speak of anchors, priors or IoU matching (``priors``, ``bboxIOU``),
+    or of a detector's ``conf`` scores beside its boxes (``conf_data``/``loc_data``): its box
+    regression is a detector's, not a classifier's single box."""
+    names = [alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) for alias in node.names]
+    for node in nodes_of(tree, ast.Name, ast.Attribute, ast.arg, ast.FunctionDef):
+        names.append(
+            node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+            else node.arg if isinstance(node, ast.arg) else node.name
+        )
+    words = {word for name in names for word in re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().split("_")}
+    return bool(words & _ANCHOR_WORDS) or ("conf" in words and bool(words & _BOX_WORDS))
 
 
 def _of_one_hot(node: ast.expr) -> bool:
