@@ -8,7 +8,12 @@ import textwrap
 from migrate_ml.rules.semantics import find_sinks, hand_losses, meanings, tables
 from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules.semantics.summaries import Analysis
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import (
+    already_multi_label,
+    is_dense_prediction,
+    is_one_output_binary,
+    untrained_pretrained_model,
+)
 
 
 def sinks(source: str) -> list[tuple[int, str]]:
@@ -255,6 +260,22 @@ def test_image_classification_beside_boxes_or_ignored_labels_is_not_dense_predic
     # anchors drawn for a lesson, with no box regression trained
     assert not is_dense_prediction(_tree("anchors = make_anchors(feature, sizes)\nloss = F.cross_entropy(y_hat, y)"))
     assert not is_dense_prediction(_tree("metric = evaluate.load('accuracy')"))
+
+
+def test_bce_with_thresholded_sigmoid_and_no_class_axis_is_already_multi_label() -> None:
+    trained = "criterion = nn.BCEWithLogitsLoss()\nloss = criterion(model(x), y)\n"
+    assert already_multi_label(_tree(trained + "pred = torch.sigmoid(output).ge(0.5).cpu()"))
+    assert already_multi_label(_tree(trained + "correct = ((torch.sigmoid(out) > 0.5) == y).all(1)\nbest = max(acc, best)"))
+    # a class axis anywhere: one class per sample is picked somewhere in the file
+    assert not already_multi_label(_tree(trained + "pred = torch.sigmoid(output).ge(0.5)\ntop = output.topk(5, 1)"))
+    assert not already_multi_label(_tree(trained + "pred = torch.sigmoid(output).ge(0.5)\n_, p = torch.max(output, 1)"))
+    assert not already_multi_label(_tree(trained + "pred = output.argmax(1)"))
+    # a library's accuracy may count one class per sample whatever it is given
+    library = "from pytorch_lightning.metrics.functional import accuracy\n"
+    assert not already_multi_label(_tree(library + trained + "acc = accuracy(torch.sigmoid(out) > 0.5, y)"))
+    # no decision by a threshold, or no BCE: nothing says the labels are several per sample
+    assert not already_multi_label(_tree(trained))
+    assert not already_multi_label(_tree("pred = torch.sigmoid(output).ge(0.5)\nloss = F.cross_entropy(o, y)"))
 
 PRETRAINED_EVAL = """
 model = torchvision.models.resnet34(weights="IMAGENET1K_V1")

@@ -42,6 +42,13 @@ Some files read like image classification but are not the migration's business:
   its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
   ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
   name its 0/1 prediction looks up are already what a per-label decision is.
+* **already multi-label** (:func:`already_multi_label`, read by ML107 only): the file trains with a
+  binary cross-entropy, decides by a thresholded sigmoid (``torch.sigmoid(output).ge(0.5)``,
+  ``torch.sigmoid(logits) > t``) and has nothing of a class axis (no cross-entropy, softmax,
+  one-hot, arg-max, ``topk`` or ``max`` over a dimension), and it scores with its own code, not a
+  metrics library's (whose accuracy may default to one class per sample). The accuracy it keeps
+  the best of is computed from per-label decisions already (a precision of the thresholded labels,
+  an exact match): the migration changes nothing about it.
 """
 
 from __future__ import annotations
@@ -230,6 +237,54 @@ def is_one_output_binary(tree: ast.Module) -> bool:
     if not linear:
         return _squeezed_binary_logits(tree, calls) or _one_sigmoid_score(calls)
     return _out_features(max(linear, key=lambda node: (node.lineno, node.col_offset))) == 1
+
+
+@functools.lru_cache(maxsize=8)
+def already_multi_label(tree: ast.Module) -> bool:
+    """Whether the file trains and decides multi-label already (module docstring)."""
+    calls = list(nodes_of(tree, ast.Call))
+    called = {_name(node.func) for node in calls if isinstance(node, ast.Call)}
+    if called & _CLASS_AXIS or not called & _BINARY_LOSSES or any(map(_over_a_dimension, calls)):
+        return False
+    if any(_metric_library(module) for module in _imported_modules(tree)):
+        return False  # a library's accuracy may still count one class per sample (a "multiclass" default)
+    return any(
+        isinstance(node.func, ast.Attribute) and node.func.attr in ("ge", "gt") and _of_sigmoid(node.func.value)
+        for node in calls
+    ) or any(
+        isinstance(node.ops[0], (ast.Gt, ast.GtE)) and _of_sigmoid(node.left) for node in nodes_of(tree, ast.Compare)
+    )
+
+
+def _imported_modules(tree: ast.Module):
+    for node in nodes_of(tree, ast.Import, ast.ImportFrom):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif node.module:
+            yield node.module
+
+
+def _metric_library(module: str) -> bool:
+    """``sklearn.metrics``, ``torchmetrics``, ``pytorch_lightning.metrics``, ``ignite.metrics``, ``evaluate``."""
+    parts = module.split(".")
+    return parts[0] == "evaluate" or any("metric" in part for part in parts)
+
+
+def _over_a_dimension(call: ast.AST) -> bool:
+    """``out.topk(k, 1)``, ``output.max(1)``, ``torch.max(out, dim=1)``: one class picked per sample
+    (the builtin ``max(acc, best_acc)`` is not)."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        return False
+    if call.func.attr == "topk":
+        return True
+    return call.func.attr in ("max", "min") and bool(call.args or call.keywords)
+
+
+def _of_sigmoid(node: ast.expr) -> bool:
+    """``torch.sigmoid(output)``, also moved or cast first: ``torch.sigmoid(output).cpu()``."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MOVES | {"data"}:
+        node = node.func.value
+    return isinstance(node, ast.Call) and _name(node.func) == "sigmoid"
 
 
 _SQUEEZES = frozenset({"squeeze", "view", "reshape", "flatten"})
