@@ -9,8 +9,6 @@ so far, ``max``/``min`` and plateau schedulers are judged here.
 
 from __future__ import annotations
 
-import ast
-
 import libcst as cst
 
 from migrate_ml.rules._accuracy_names import (
@@ -36,7 +34,6 @@ from migrate_ml.rules._metric_facts import _ACCURACY_FUNCTIONS, _Facts
 from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._selection_monitors import _SELECTION_WORDS, _SELECTORS, SelectionMonitors, _run_imports
-from migrate_ml.rules.semantics.tasks import already_multi_label
 
 
 class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
@@ -77,9 +74,9 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
         "`val_f1`), or under which the file logs one, is left alone, and so is a best accuracy that selects "
         "nothing: an `if` with no `else` that only stores it in a local name and prints or logs it (no save, "
         "no copy of weights, no early stop or scheduler, not returned, global or tested for equality). "
-        "A file that is multi-label already (a BCE loss, decisions by a thresholded sigmoid, "
+        "A file that is multi-label already as written (a BCE loss, decisions by a thresholded sigmoid, "
         "`torch.sigmoid(output).ge(0.5)`, nothing of a class axis and no metrics library) keeps "
-        "the best of a per-label measure, which the migration does not change: it is not reported."
+        "the best of a per-label measure, which the migration does not change: no rule runs on it."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"
@@ -115,11 +112,6 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
             return False  # a plain substring test first: the name scan below costs ten times more
         return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(words))
-
-    @classmethod
-    def could_apply_tree(cls, tree: ast.Module) -> bool:
-        # its accuracy is computed from per-label decisions already: the migration leaves it as it is
-        return not already_multi_label(tree)
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node

@@ -42,13 +42,14 @@ Some files read like image classification but are not the migration's business:
   its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
   ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
   name its 0/1 prediction looks up are already what a per-label decision is.
-* **already multi-label** (:func:`already_multi_label`, read by ML107 only): the file trains with a
+* **already multi-label** (:func:`already_multi_label`, asked by the engine of the file as written,
+  never of a rewrite, which reads the same once the rules ran): the file trains with a
   binary cross-entropy, decides by a thresholded sigmoid (``torch.sigmoid(output).ge(0.5)``,
   ``torch.sigmoid(logits) > t``) and has nothing of a class axis (no cross-entropy, softmax,
   one-hot, arg-max, ``topk`` or ``max`` over a dimension), and it scores with its own code, not a
   metrics library's (whose accuracy may default to one class per sample). The accuracy it keeps
   the best of is computed from per-label decisions already (a precision of the thresholded labels,
-  an exact match): the migration changes nothing about it.
+  an exact match): no rule has anything to migrate in it.
 """
 
 from __future__ import annotations
