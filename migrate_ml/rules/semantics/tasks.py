@@ -218,7 +218,7 @@ def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
 def is_one_output_binary(tree: ast.Module) -> bool:
     """Whether the file trains a binary classifier whose model has one output (module docstring)."""
     calls = list(nodes_of(tree, ast.Call))
-    called = {_name(node.func) for node in calls if isinstance(node, ast.Call)}
+    called = _called_names(tree)
     if called & _CLASS_AXIS:
         return False
     if not called & _BINARY_LOSSES:
@@ -241,11 +241,19 @@ def is_one_output_binary(tree: ast.Module) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
+def _called_names(tree: ast.Module) -> frozenset[str]:
+    """The last name of every callee of the file (``c`` of ``a.b.c(...)``)."""
+    return frozenset(_name(node.func) for node in nodes_of(tree, ast.Call))
+
+
+@functools.lru_cache(maxsize=8)
 def already_multi_label(tree: ast.Module) -> bool:
     """Whether the file trains and decides multi-label already (module docstring)."""
-    calls = list(nodes_of(tree, ast.Call))
-    called = {_name(node.func) for node in calls if isinstance(node, ast.Call)}
-    if called & _CLASS_AXIS or not called & _BINARY_LOSSES or any(map(_over_a_dimension, calls)):
+    called = _called_names(tree)
+    if called & _CLASS_AXIS or not called & _BINARY_LOSSES:
+        return False
+    calls = nodes_of(tree, ast.Call)
+    if any(map(_over_a_dimension, calls)):
         return False
     if any(_metric_library(module) for module in _imported_modules(tree)):
         return False  # a library's accuracy may still count one class per sample (a "multiclass" default)
