@@ -244,7 +244,6 @@ def test_segmentation_and_detection_models_losses_and_metrics_are_dense_predicti
     assert is_dense_prediction(_tree("m = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights='DEFAULT')"))
     assert is_dense_prediction(_tree("m.roi_heads.box_predictor = FastRCNNPredictor(features, num_classes)"))
     assert is_dense_prediction(_tree("metric = evaluate.load('mean_iou')"))
-    assert is_dense_prediction(_tree("criterion = nn.CrossEntropyLoss(ignore_index=255)"))
     assert is_dense_prediction(_tree("loss = generalized_box_iou_loss(pred_boxes, boxes)"))
     # a box regression beside anchors, priors or IoU matching, or a detector's conf/loc outputs
     assert is_dense_prediction(_tree("loss = F.smooth_l1_loss(loc_p, loc_t) + F.cross_entropy(c, t)\nm = match(priors)"))
@@ -255,8 +254,8 @@ def test_segmentation_and_detection_models_losses_and_metrics_are_dense_predicti
 def test_image_classification_beside_boxes_or_ignored_labels_is_not_dense_prediction() -> None:
     # one box per image regressed beside its class: an image-level classifier with a box head
     assert not is_dense_prediction(_tree("loss = ce(logits, labels) + F.smooth_l1_loss(box_pred, box)"))
-    assert not is_dense_prediction(_tree("criterion = nn.CrossEntropyLoss(ignore_index=-1)"))
-    assert not is_dense_prediction(_tree("criterion = LabelSmoothSoftmaxCE(ignore_index=255)"))
+    # segmentation's void label alone: image classifiers copy it from segmentation code
+    assert not is_dense_prediction(_tree("criterion = nn.CrossEntropyLoss(ignore_index=255)"))
     # anchors drawn for a lesson, with no box regression trained
     assert not is_dense_prediction(_tree("anchors = make_anchors(feature, sizes)\nloss = F.cross_entropy(y_hat, y)"))
     assert not is_dense_prediction(_tree("metric = evaluate.load('accuracy')"))

@@ -10,8 +10,8 @@ Some files read like image classification but are not the migration's business:
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
   pixel, which is the task itself: nothing in such a file is reported or rewritten. So are Hugging
   Face's dense models (``AutoModelForSemanticSegmentation``, ``SegformerForSemanticSegmentation``,
-  ``DetrForObjectDetection``), the ``mean_iou`` metric of ``evaluate``, and a cross-entropy that
-  ignores the ``255`` void label of segmentation masks (``CrossEntropyLoss(ignore_index=255)``).
+  ``DetrForObjectDetection``) and the ``mean_iou`` metric of ``evaluate``. (A cross-entropy with
+  ``ignore_index=255``, segmentation's void label, is not enough: classifiers copy it too.)
 * **object detection**: torchvision's detection builders and box predictors
   (``fasterrcnn_resnet50_fpn``, ``ssd300_vgg16``, ``FastRCNNPredictor``), a box-IoU loss
   (``generalized_box_iou_loss``), or a smooth-L1 box regression beside anchors, priors or IoU
@@ -114,9 +114,6 @@ _ANCHOR_WORDS = frozenset({"anchor", "anchors", "prior", "priors", "iou", "ious"
 _BOX_WORDS = frozenset({"loc", "bbox", "bboxes", "box", "boxes"})
 """Words of a detector's box outputs, which come with ``conf`` scores: ``loc_data``/``conf_data``,
 ``bboxOut``/``confOut``."""
-_CROSS_ENTROPY = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss"})
-_VOID_LABEL = 255
-"""The label of segmentation masks' unlabelled pixels (Pascal VOC, Cityscapes)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,10 +135,6 @@ def is_dense_prediction(tree: ast.Module) -> bool:
             return True  # its per-pixel cross-entropy and arg-max are the task
         if isinstance(node.func, ast.Attribute) and _DENSE_MODELS.match(_name(node.func.value)):
             return True  # `transformers.SegformerForSemanticSegmentation.from_pretrained(...)`
-        if called in _CROSS_ENTROPY and any(
-            keyword.arg == "ignore_index" and _integer(keyword.value) == _VOID_LABEL for keyword in node.keywords
-        ):
-            return True
         if called == "load" and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "mean_iou":
             return True  # evaluate.load("mean_iou"): a segmentation metric
         box_regression = box_regression or called in _BOX_REGRESSION
