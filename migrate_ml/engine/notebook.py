@@ -22,6 +22,7 @@ notebook.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import json
 import re
@@ -153,14 +154,15 @@ def _python_cell_magic(source: str, markers: _Markers) -> bool:
 
 
 def _common_indent(source: str) -> str:
-    """The indent of a cell whose every line is indented alike (`` x = 1\n y = 2``): IPython
-    strips the first line's indent from each line and runs the rest, where Python would stop at
-    an unexpected indent. "" for anything else, including a cell that compiles as it is."""
+    """The indent of a cell whose first line is indented (`` x = 1\n y = 2``, `` def f():\n    return
+    1\nf()``): IPython strips the first line's indent from each line that starts with it, leaves
+    the others as they are, and runs the rest, where Python would stop at an unexpected indent.
+    "" for anything else, including a cell that compiles as it is."""
     lines = [line for line in source.splitlines() if line.strip()]
     if not lines:
         return ""
     indent = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
-    if not indent or not all(line.startswith(indent) for line in lines):
+    if not indent:
         return ""
     try:
         compile(source, "<cell>", "exec", dont_inherit=True)
@@ -173,6 +175,26 @@ def _strip_indent(source: str, indent: str) -> str:
     if not indent:
         return source
     return "".join(line[len(indent):] if line.startswith(indent) else line for line in source.splitlines(keepends=True))
+
+
+def _restore_indent(original: str, indent: str, new: str) -> str:
+    """``new`` (an edit of the stripped cell) with ``indent`` given back where ``original`` had it.
+    A line kept from the original is the original line, so one that lacked the indent (``f()``
+    after `` def f():``) stays as it was; a line rewritten in place gets the indent if its
+    original had it, and a line an edit added gets it (IPython strips it again)."""
+    original_lines = original.splitlines(keepends=True)
+    stripped = _strip_indent(original, indent).splitlines(keepends=True)
+    new_lines = new.splitlines(keepends=True)
+    restored = [indent + line if line.strip() else line for line in new_lines]
+    matcher = difflib.SequenceMatcher(None, stripped, new_lines, autojunk=False)
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        for offset in range(new_end - new_start):
+            if tag == "equal":
+                restored[new_start + offset] = original_lines[old_start + offset]
+            elif tag == "replace" and old_end - old_start == new_end - new_start:
+                if not original_lines[old_start + offset].startswith(indent):
+                    restored[new_start + offset] = new_lines[new_start + offset]
+    return "".join(restored)
 
 
 def _unmask(text: str, markers: _Markers, magic_lines: list[str]) -> str:
@@ -284,7 +306,7 @@ class _Joined:
         for cell in self.cells:
             new = _unmask("".join(chunks.get(cell.index, [])), self.markers, self.magic_lines)
             if cell.indent:
-                new = "".join(cell.indent + line if line.strip() else line for line in new.splitlines(keepends=True))
+                new = _restore_indent(cell.source, cell.indent, new)
             if not cell.source.endswith(("\n", "\r")):
                 # The cell ended without a line break: so does its new text, even where a
                 # fix added lines at its end (the threshold constant, with a blank line after).

@@ -38,7 +38,7 @@ from migrate_ml.rules._project import FileFacts, facts_in_effect
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 from migrate_ml.rules.semantics.sequences import is_token_model
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
+from migrate_ml.rules.semantics.tasks import already_multi_label, is_dense_prediction, is_one_output_binary
 
 MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
@@ -885,8 +885,9 @@ def _tree_filter(rules: list[type[Rule]], text: str, whole_file: bool = True) ->
     nn.CrossEntropyLoss()`` in an example, ``# the best accuracy`` in a note) or whose
     ``could_apply_tree`` rejects the file; with ``whole_file``, all of them for a segmentation
     file, a token model (a captioning decoder, a translation model: dense prediction and a
-    vocabulary axis are not image classification) or a one-output binary classifier (nothing
-    single-label to migrate).
+    vocabulary axis are not image classification), a one-output binary classifier or a file that
+    is multi-label already (nothing single-label to migrate). The last is asked of the original
+    only: the rules' own rewrite makes a single-label file read like one.
 
     Once fixes applied, the file's kind was settled on the original (the rewrite makes a softmax
     classifier's loss BCE, which must not turn it into a binary one), so later passes ask without
@@ -899,7 +900,9 @@ def _tree_filter(rules: list[type[Rule]], text: str, whole_file: bool = True) ->
         tree = parse_once(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
-    if whole_file and (is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree)):
+    if whole_file and (
+        is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree) or already_multi_label(tree)
+    ):
         return []
     code = _without_documentation(text, tree)
     if code is not text:

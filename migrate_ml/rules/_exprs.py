@@ -147,15 +147,71 @@ def positional_arguments(call: cst.Call) -> list[cst.Arg]:
 
 
 def without_argument(*indices: int):
-    """An edit dropping ``call.args[index]`` for each index (by index, for the reason given in map_argument)."""
+    """An edit dropping ``call.args[index]`` for each index (by index, for the reason given in map_argument).
+    A comment written on a dropped argument's line (``label_smoothing=0.1,  # soften``) stays, on a line
+    of its own where the argument was: it documents the call, and the user may want it back."""
 
     def apply(call: cst.Call) -> cst.Call:
-        args = [arg for i, arg in enumerate(call.args) if i not in indices]
-        if args:
-            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        if all(i in indices for i in range(len(call.args))) and any(_argument_comments(arg) for arg in call.args):
+            return without_arguments(call)
+        args = list(call.args)
+        for index in sorted(set(indices), reverse=True):
+            if _argument_comments(args[index]):
+                call = _without_commented_argument(call.with_changes(args=args), index)
+                args = list(call.args)
+            else:
+                del args[index]
+                if index == len(args) and args:
+                    args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return call.with_changes(args=args)
 
     return apply
+
+
+def _argument_whitespace(arg: cst.Arg) -> list[cst.BaseParenthesizableWhitespace]:
+    """The whitespace of ``arg`` around its value (not inside it), in source order."""
+    parts = [arg.whitespace_after_star]
+    if isinstance(arg.equal, cst.AssignEqual):
+        parts += [arg.equal.whitespace_before, arg.equal.whitespace_after]
+    parts.append(arg.whitespace_after_arg)
+    if isinstance(arg.comma, cst.Comma):
+        parts += [arg.comma.whitespace_before, arg.comma.whitespace_after]
+    return parts
+
+
+def _argument_comments(arg: cst.Arg) -> list[cst.Comment]:
+    return [
+        line.comment
+        for whitespace in _argument_whitespace(arg) if isinstance(whitespace, cst.ParenthesizedWhitespace)
+        for line in (whitespace.first_line, *whitespace.empty_lines) if line.comment is not None
+    ]
+
+
+def _without_commented_argument(call: cst.Call, index: int) -> cst.Call:
+    """``call`` without ``call.args[index]`` (not its only argument), whose comments go where it was."""
+    args = list(call.args)
+    dropped = args.pop(index)
+    before = call.whitespace_before_args if index == 0 else args[index - 1].comma.whitespace_after
+    after = _argument_whitespace(dropped)[-1]  # what led to the next argument or to ")"
+    if isinstance(before, cst.ParenthesizedWhitespace):
+        lines = [
+            cst.EmptyLine(indent=before.indent, whitespace=before.last_line, comment=comment)
+            for comment in _argument_comments(dropped)
+        ]
+        closing = after if isinstance(after, cst.ParenthesizedWhitespace) else before
+        joined = before.with_changes(
+            empty_lines=[*before.empty_lines, *lines], indent=closing.indent, last_line=closing.last_line
+        )
+    else:  # on the line of the previous argument: its comment ends that line
+        joined = after
+    if index == 0:
+        return call.with_changes(args=args, whitespace_before_args=joined)
+    previous = args[index - 1]
+    if index < len(args) or isinstance(dropped.comma, cst.Comma):
+        args[index - 1] = previous.with_changes(comma=previous.comma.with_changes(whitespace_after=joined))
+    else:  # the last argument, with no comma after it: neither has the one before it now
+        args[index - 1] = previous.with_changes(comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=joined)
+    return call.with_changes(args=args)
 
 
 def without_arguments(call: cst.Call) -> cst.Call:

@@ -73,40 +73,60 @@ class _PairMixers(cst.CSTVisitor):
         self.row_mixers: set[str] = set()
         """The mixing functions that mix their label rows with a weight."""
         self.methods: set[str] = set()
-        """Names of methods: ``self.mixup(x, y)`` calling one is the class's own code, unread here."""
+        """Names of methods: ``self.mixup(x, y)`` calling one is the class's own code."""
+        self.read_methods: dict[str, str] = {}
+        """Mixing methods (``def cutmix(self, images, targets)``) read as the functions are: ``"rows"``
+        for one that mixes its label rows, ``"pair"`` for one that hands back their permutation unmixed."""
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        self.methods.update(item.name.value for item in node.body.body if isinstance(item, cst.FunctionDef))
-        return False  # a mixup class's methods are its implementation (timm's Mixup)
+        for item in node.body.body:
+            if not isinstance(item, cst.FunctionDef):
+                continue
+            self.methods.add(item.name.value)
+            params = item.params.params
+            if _mix_name(item.name.value) and len(params) >= 3 and params[0].name.value == "self":
+                mixes = _mixes_labels(item, params[2].name.value)
+                if mixes is not None:
+                    self.read_methods[item.name.value] = mixes
+        return False  # a mixup class's methods are its implementation (timm's Mixup): not reported
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         params = node.params.params
         if not (_mix_name(node.name.value) and len(params) >= 2):
             return True
-        label = params[1].name.value
-        derived = {label}
-        permuted: set[str] = set()
-        returned: set[str] = set()
-        mixes_rows = False
-        for inner in _walk(node.body):
-            if isinstance(inner, cst.Assign):
-                names = _names(inner.value)
-                if _permutes(inner.value, label) or names & permuted:
-                    permuted.update(_target_names(inner))
-                if names & derived:
-                    derived.update(_target_names(inner))
-            elif isinstance(inner, cst.Return) and inner.value is not None:
-                returned |= _names(inner.value)
-                if _permutes(inner.value, label):
-                    returned.add(label)
-                    permuted.add(label)
-            elif isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Multiply):
-                mixes_rows |= bool((_names(inner.left) | _names(inner.right)) & (derived | permuted))
-        if permuted & returned and not mixes_rows:
+        mixes = _mixes_labels(node, params[1].name.value)
+        if mixes == "pair":
             self.found.append(node)
-        elif mixes_rows:
+        elif mixes == "rows":
             self.row_mixers.add(node.name.value)
         return False
+
+
+def _mixes_labels(node: cst.FunctionDef, label: str) -> str | None:
+    """``"rows"`` when the mixing function ``node`` weighs its labels (``label``) or their permutation
+    (``lam * y + (1 - lam) * y[index]``), ``"pair"`` when it hands back their permutation unmixed,
+    else None."""
+    derived = {label}
+    permuted: set[str] = set()
+    returned: set[str] = set()
+    mixes_rows = False
+    for inner in _walk(node.body):
+        if isinstance(inner, cst.Assign):
+            names = _names(inner.value)
+            if _permutes(inner.value, label) or names & permuted:
+                permuted.update(_target_names(inner))
+            if names & derived:
+                derived.update(_target_names(inner))
+        elif isinstance(inner, cst.Return) and inner.value is not None:
+            returned |= _names(inner.value)
+            if _permutes(inner.value, label):
+                returned.add(label)
+                permuted.add(label)
+        elif isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Multiply):
+            mixes_rows |= bool((_names(inner.left) | _names(inner.right)) & (derived | permuted))
+    if mixes_rows:
+        return "rows"
+    return "pair" if permuted & returned else None
 
 
 def _functions(module: cst.Module):

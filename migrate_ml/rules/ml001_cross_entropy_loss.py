@@ -193,7 +193,8 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
         "is every loss of a token model (a captioning decoder or a translation model: a model sized "
         "by a vocabulary, packed word targets, a loss ignoring a padding token), as "
         "is a file that only evaluates or attacks a library's pretrained model (ML100 "
-        "`pretrained-untrained`) and a segmentation file. A `label_smoothing` that reads a name "
+        "`pretrained-untrained`), a segmentation file and a detection file (an SSD loss's cross-entropy "
+        "over per-anchor logits). A `label_smoothing` that reads a name "
         "a call does not see (`cfg` in `main`, the call in `validate(args)`) is never copied there: "
         "the criterion is reported and left."
     )

@@ -106,7 +106,11 @@ class MixupOnClassIndicesRule(Rule):
         "`loss_a * lam_a + loss_b * lam_b`). A function named as a mixup, cutmix, fmix or snapmix "
         "that returns its labels' permutation unmixed (`y_a, y_b = y, y[index]; return mixed_x, "
         "y_a, y_b, lam`, or `(target, target[indices], lam)`) is reported with its calls; one that "
-        "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. All are reported "
+        "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. A mixing method of the "
+        "class that calls it (`self.cutmix(images, targets)`) is read the same way: one that mixes the "
+        "label rows, or hands back `(targets, targets[perm], lam)` for two losses weighted by lambda that "
+        "the loss rules make BCE, is left alone; one whose labels cannot be followed is reported as a "
+        "method of the file. All are reported "
         "for a human, and so are calls of a mixup criterion helper (`mixup_criterion(criterion, "
         "out, y_a, y_b, lam)`), known by its name, by its body (a function or method of the file, "
         "whatever it is called, weighing a criterion it is given on the same outputs and two targets) or "
@@ -204,7 +208,15 @@ class MixupOnClassIndicesRule(Rule):
             name = _callee_name(node.func)
             if self._float_rows:
                 return  # a pair of float label rows for two BCE losses: one BCE on the mixed rows
+            method = self._read_methods.get(name) if isinstance(node.func, cst.Attribute) and _is_self(node.func.value) else None
+            if method == "rows":
+                return  # the class's own method mixes the label rows: multi-label mixup already
             self._note_pair(node)
+            if method == "pair":
+                # the class's own method hands back (y, y[index], lam) for two losses weighted by
+                # lambda, which stay right once they are BCE: lam * BCE(y_a) + (1 - lam) * BCE(y_b)
+                # is the BCE of the mixed rows
+                return
             if name in self._pair_mixers:
                 self.report(
                     node,
@@ -213,11 +225,14 @@ class MixupOnClassIndicesRule(Rule):
                     suggestion=PAIR_SUGGESTION,
                 )
             else:
+                unseen = "a method of this file whose labels it cannot follow" if (
+                    isinstance(node.func, cst.Attribute) and _is_self(node.func.value) and name in self._own_methods
+                ) else "a mixing function this file does not define"
                 self.report(
                     node,
-                    f"{name}(inputs, labels, ...) is a mixing function this file does not define, unpacked "
-                    "into three or more values: migrate-ml cannot tell whether it hands back class indices "
-                    "and their permutation (y_a, y_b, lam) or label rows it already mixed",
+                    f"{name}(inputs, labels, ...) is {unseen}, unpacked into three or more values: migrate-ml "
+                    "cannot tell whether it hands back class indices and their permutation (y_a, y_b, lam) or "
+                    "label rows it already mixed",
                     suggestion=UNSEEN_MIX_SUGGESTION,
                 )
         elif len(positional_arguments(node)) >= 3 and (
@@ -260,6 +275,8 @@ class MixupOnClassIndicesRule(Rule):
             for call in _body_walk(holder) if isinstance(call, cst.Call) and _callee_name(call.func) == "one_hot"
         }
         self._row_mixers = finder.row_mixers | finder.methods
+        self._read_methods = finder.read_methods
+        self._own_methods = finder.methods
         facts = current_facts()
         self._float_rows = facts is not None and facts.float_row_run
         for definition in ([] if self._float_rows else finder.found):

@@ -73,7 +73,10 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
         "accuracy whatever it is called. A monitored name that is already a ranking or F1 score (`val_map`, "
         "`val_f1`), or under which the file logs one, is left alone, and so is a best accuracy that selects "
         "nothing: an `if` with no `else` that only stores it in a local name and prints or logs it (no save, "
-        "no copy of weights, no early stop or scheduler, not returned, global or tested for equality)."
+        "no copy of weights, no early stop or scheduler, not returned, global or tested for equality). "
+        "A file that is multi-label already as written (a BCE loss, decisions by a thresholded sigmoid, "
+        "`torch.sigmoid(output).ge(0.5)`, nothing of a class axis and no metrics library) keeps "
+        "the best of a per-label measure, which the migration does not change: no rule runs on it."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "if acc > best_acc:\n    best_acc = acc\n    torch.save(model.state_dict(), path)\n"

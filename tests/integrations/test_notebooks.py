@@ -337,6 +337,28 @@ def test_a_cell_indented_as_a_whole_is_migrated_like_ipython_runs_it(run_cli, tm
     assert code == 0
 
 
+def test_a_cell_whose_later_lines_lack_the_first_lines_indent_keeps_them_as_they_are(run_cli, tmp_path):
+    """IPython strips the first line's indent only from the lines that start with it: `f()` at
+    column 0 after an indented `def` runs, and the rewrite keeps every byte but its edit."""
+    cells = [
+        _code("import torch.nn as nn\n"),
+        _code(" def step(model, images, labels):\n     criterion = nn.CrossEntropyLoss()  # per image\n"
+              "     return criterion(model(images), labels)\n\nloss = step(model, images, labels)\n"
+              "print(loss)"),
+    ]
+    path = tmp_path / "leading_indent.ipynb"
+    path.write_text(json.dumps(_raw_notebook(cells), indent=1) + "\n")
+    code, out, err = run_cli("rewrite", str(path))
+    assert code == 0, out + err
+    assert "".join(_cells(path)[1]["source"]) == (
+        " def step(model, images, labels):\n     criterion = nn.BCEWithLogitsLoss()  # per image\n"
+        "     return criterion(model(images), labels.float())\n\nloss = step(model, images, labels)\n"
+        "print(loss)"
+    )
+    code, _, _ = run_cli("rewrite", "--check", str(path))
+    assert code == 0
+
+
 def test_automagic_lines_without_percent_are_kept_not_parsed(run_cli, tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook
 

@@ -93,6 +93,10 @@ CASES: dict[str, Case] = {
     "averaged_probabilities": Case(train="train", evaluate="evaluate", accuracy=float),
     # `model, loss = train_model(model, criterion, ...)`: a model handed back, not a recurrent state
     "model_through_helper": Case(train="train"),
+    # label_smoothing= dropped where a comment is written on its line: the comment stays
+    "commented_smoothing": Case(train="train"),
+    # a trainer's own mixup method handing back (y, y[index], lam): the two weighted losses stay, as BCE
+    "mixup_method": Case(train="train"),
     "hf_compute_metrics": Case(
         train="train_epoch", evaluate="evaluate", accuracy=lambda result: result["accuracy"], dict_batches=True
     ),

@@ -8,7 +8,12 @@ import textwrap
 from migrate_ml.rules.semantics import find_sinks, hand_losses, meanings, tables
 from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules.semantics.summaries import Analysis
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import (
+    already_multi_label,
+    is_dense_prediction,
+    is_one_output_binary,
+    untrained_pretrained_model,
+)
 
 
 def sinks(source: str) -> list[tuple[int, str]]:
@@ -230,6 +235,46 @@ def test_one_hot_masks_moved_to_channels_first_are_dense_prediction() -> None:
     """
     assert not is_dense_prediction(_tree(classification))
 
+
+
+def test_segmentation_and_detection_models_losses_and_metrics_are_dense_prediction() -> None:
+    assert is_dense_prediction(_tree("from transformers import AutoModelForSemanticSegmentation"))
+    assert is_dense_prediction(_tree("m = transformers.SegformerForSemanticSegmentation.from_pretrained(name)"))
+    assert is_dense_prediction(_tree("m = DetrForObjectDetection.from_pretrained(name)"))
+    assert is_dense_prediction(_tree("m = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights='DEFAULT')"))
+    assert is_dense_prediction(_tree("m.roi_heads.box_predictor = FastRCNNPredictor(features, num_classes)"))
+    assert is_dense_prediction(_tree("metric = evaluate.load('mean_iou')"))
+    assert is_dense_prediction(_tree("loss = generalized_box_iou_loss(pred_boxes, boxes)"))
+    # a box regression beside anchors, priors or IoU matching, or a detector's conf/loc outputs
+    assert is_dense_prediction(_tree("loss = F.smooth_l1_loss(loc_p, loc_t) + F.cross_entropy(c, t)\nm = match(priors)"))
+    assert is_dense_prediction(_tree("from bbox import bboxIOU\nloss = nn.SmoothL1Loss()(a, b)"))
+    assert is_dense_prediction(_tree("l = nn.SmoothL1Loss()(bbox_out, bbox_t) + nn.CrossEntropyLoss()(conf_out, t)"))
+
+
+def test_image_classification_beside_boxes_or_ignored_labels_is_not_dense_prediction() -> None:
+    # one box per image regressed beside its class: an image-level classifier with a box head
+    assert not is_dense_prediction(_tree("loss = ce(logits, labels) + F.smooth_l1_loss(box_pred, box)"))
+    # segmentation's void label alone: image classifiers copy it from segmentation code
+    assert not is_dense_prediction(_tree("criterion = nn.CrossEntropyLoss(ignore_index=255)"))
+    # anchors drawn for a lesson, with no box regression trained
+    assert not is_dense_prediction(_tree("anchors = make_anchors(feature, sizes)\nloss = F.cross_entropy(y_hat, y)"))
+    assert not is_dense_prediction(_tree("metric = evaluate.load('accuracy')"))
+
+
+def test_bce_with_thresholded_sigmoid_and_no_class_axis_is_already_multi_label() -> None:
+    trained = "criterion = nn.BCEWithLogitsLoss()\nloss = criterion(model(x), y)\n"
+    assert already_multi_label(_tree(trained + "pred = torch.sigmoid(output).ge(0.5).cpu()"))
+    assert already_multi_label(_tree(trained + "correct = ((torch.sigmoid(out) > 0.5) == y).all(1)\nbest = max(acc, best)"))
+    # a class axis anywhere: one class per sample is picked somewhere in the file
+    assert not already_multi_label(_tree(trained + "pred = torch.sigmoid(output).ge(0.5)\ntop = output.topk(5, 1)"))
+    assert not already_multi_label(_tree(trained + "pred = torch.sigmoid(output).ge(0.5)\n_, p = torch.max(output, 1)"))
+    assert not already_multi_label(_tree(trained + "pred = output.argmax(1)"))
+    # a library's accuracy may count one class per sample whatever it is given
+    library = "from pytorch_lightning.metrics.functional import accuracy\n"
+    assert not already_multi_label(_tree(library + trained + "acc = accuracy(torch.sigmoid(out) > 0.5, y)"))
+    # no decision by a threshold, or no BCE: nothing says the labels are several per sample
+    assert not already_multi_label(_tree(trained))
+    assert not already_multi_label(_tree("pred = torch.sigmoid(output).ge(0.5)\nloss = F.cross_entropy(o, y)"))
 
 PRETRAINED_EVAL = """
 model = torchvision.models.resnet34(weights="IMAGENET1K_V1")

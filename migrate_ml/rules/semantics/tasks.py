@@ -8,7 +8,16 @@ Some files read like image classification but are not the migration's business:
   encoding's class axis from last to second, ``F.one_hot(masks, C).permute(0, 3, 1, 2)``
   (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
-  pixel, which is the task itself: nothing in such a file is reported or rewritten.
+  pixel, which is the task itself: nothing in such a file is reported or rewritten. So are Hugging
+  Face's dense models (``AutoModelForSemanticSegmentation``, ``SegformerForSemanticSegmentation``,
+  ``DetrForObjectDetection``) and the ``mean_iou`` metric of ``evaluate``. (A cross-entropy with
+  ``ignore_index=255``, segmentation's void label, is not enough: classifiers copy it too.)
+* **object detection**: torchvision's detection builders and box predictors
+  (``fasterrcnn_resnet50_fpn``, ``ssd300_vgg16``, ``FastRCNNPredictor``), a box-IoU loss
+  (``generalized_box_iou_loss``), or a smooth-L1 box regression beside anchors, priors or IoU
+  matching or a ``loc``/``conf`` pair (an SSD ``MultiBoxLoss``: cross-entropy over ``[N, C]``
+  per-anchor logits with hard-negative mining, and ``[N]`` class targets). One class per anchor
+  is the task: the loss stays as it is.
 * **a pretrained library model the file never trains**: a constructor is given library weights
   (``pretrained=True``, ``weights='IMAGENET1K_V1'``, ``weights=ResNet34_Weights.DEFAULT``), no call
   sets a class count (``num_classes=``/``num_labels=``/``n_classes=``), no head is replaced
@@ -33,6 +42,14 @@ Some files read like image classification but are not the migration's business:
   its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
   ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
   name its 0/1 prediction looks up are already what a per-label decision is.
+* **already multi-label** (:func:`already_multi_label`, asked by the engine of the file as written,
+  never of a rewrite, which reads the same once the rules ran): the file trains with a
+  binary cross-entropy, decides by a thresholded sigmoid (``torch.sigmoid(output).ge(0.5)``,
+  ``torch.sigmoid(logits) > t``) and has nothing of a class axis (no cross-entropy, softmax,
+  one-hot, arg-max, ``topk`` or ``max`` over a dimension), and it scores with its own code, not a
+  metrics library's (whose accuracy may default to one class per sample). The accuracy it keeps
+  the best of is computed from per-label decisions already (a precision of the thresholded labels,
+  an exact match): no rule has anything to migrate in it.
 """
 
 from __future__ import annotations
@@ -83,6 +100,20 @@ _SEGMENTATION_MODELS = re.compile(
 )
 """torchvision's segmentation builders and heads (``deeplabv3_resnet101``, ``DeepLabHead``)."""
 _SEGMENTATION_LIBRARIES = ("segmentation_models_pytorch",)
+_DENSE_MODELS = re.compile(
+    r"^\w+For(?:Semantic|Instance|Universal|Panoptic)Segmentation$|^\w+ForObjectDetection$|^\w+ForMaskGeneration$"
+    r"|^(?:fasterrcnn|maskrcnn|keypointrcnn|retinanet|fcos)_\w+$|^ssd(?:lite)?\d+_\w+$"
+    r"|^(?:FastRCNN|MaskRCNN|KeypointRCNN)Predictor$"
+)
+"""Hugging Face's segmentation and detection models, torchvision's detection builders and box
+predictors: one class per pixel, mask or box."""
+_BOX_IOU_LOSSES = frozenset({"generalized_box_iou_loss", "complete_box_iou_loss", "distance_box_iou_loss"})
+_BOX_REGRESSION = frozenset({"SmoothL1Loss", "smooth_l1_loss"})
+_ANCHOR_WORDS = frozenset({"anchor", "anchors", "prior", "priors", "iou", "ious", "nms", "dbox", "dboxes"})
+"""Words of names that match boxes to anchors: ``priors``, ``bboxIOU``, ``anchor_boxes``, ``nms``."""
+_BOX_WORDS = frozenset({"loc", "bbox", "bboxes", "box", "boxes"})
+"""Words of a detector's box outputs, which come with ``conf`` scores: ``loc_data``/``conf_data``,
+``bboxOut``/``confOut``."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,11 +124,20 @@ def is_dense_prediction(tree: ast.Module) -> bool:
         alias.asname or alias.name for node in nodes_of(tree, ast.Import) for alias in node.names
         if alias.name.split(".")[0] in _SEGMENTATION_LIBRARIES
     }
+    if any(_DENSE_MODELS.match(alias.name) for node in nodes_of(tree, ast.ImportFrom) for alias in node.names):
+        return True
+    box_regression = False
     for node in nodes_of(tree, ast.Call):
-        if _SEGMENTATION_MODELS.match(_name(node.func)) or (
+        called = _name(node.func)
+        if _SEGMENTATION_MODELS.match(called) or _DENSE_MODELS.match(called) or called in _BOX_IOU_LOSSES or (
             isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) and node.func.value.id in libraries
         ):
             return True  # its per-pixel cross-entropy and arg-max are the task
+        if isinstance(node.func, ast.Attribute) and _DENSE_MODELS.match(_name(node.func.value)):
+            return True  # `transformers.SegformerForSemanticSegmentation.from_pretrained(...)`
+        if called == "load" and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "mean_iou":
+            return True  # evaluate.load("mean_iou"): a segmentation metric
+        box_regression = box_regression or called in _BOX_REGRESSION
         if not (isinstance(node, ast.Call) and _name(node.func) in ("permute", "movedim")):
             continue
         if not (isinstance(node.func, ast.Attribute) and _of_one_hot(node.func.value)):
@@ -109,7 +149,21 @@ def is_dense_prediction(tree: ast.Module) -> bool:
                 return True
         elif None not in order and len(order) >= 4 and order[:2] == [0, len(order) - 1]:
             return True
-    return False
+    return box_regression and _matches_anchors(tree)
+
+
+def _matches_anchors(tree: ast.Module) -> bool:
+    """Whether the file's names speak of anchors, priors or IoU matching (``priors``, ``bboxIOU``),
+    or of a detector's ``conf`` scores beside its boxes (``conf_data``/``loc_data``): its box
+    regression is a detector's, not a classifier's single box."""
+    names = [alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) for alias in node.names]
+    for node in nodes_of(tree, ast.Name, ast.Attribute, ast.arg, ast.FunctionDef):
+        names.append(
+            node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+            else node.arg if isinstance(node, ast.arg) else node.name
+        )
+    words = {word for name in names for word in re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower().split("_")}
+    return bool(words & _ANCHOR_WORDS) or ("conf" in words and bool(words & _BOX_WORDS))
 
 
 def _of_one_hot(node: ast.expr) -> bool:
@@ -157,7 +211,7 @@ def untrained_pretrained_model(tree: ast.Module) -> ast.Call | None:
 def is_one_output_binary(tree: ast.Module) -> bool:
     """Whether the file trains a binary classifier whose model has one output (module docstring)."""
     calls = list(nodes_of(tree, ast.Call))
-    called = {_name(node.func) for node in calls if isinstance(node, ast.Call)}
+    called = _called_names(tree)
     if called & _CLASS_AXIS:
         return False
     if not called & _BINARY_LOSSES:
@@ -177,6 +231,62 @@ def is_one_output_binary(tree: ast.Module) -> bool:
     if not linear:
         return _squeezed_binary_logits(tree, calls) or _one_sigmoid_score(calls)
     return _out_features(max(linear, key=lambda node: (node.lineno, node.col_offset))) == 1
+
+
+@functools.lru_cache(maxsize=8)
+def _called_names(tree: ast.Module) -> frozenset[str]:
+    """The last name of every callee of the file (``c`` of ``a.b.c(...)``)."""
+    return frozenset(_name(node.func) for node in nodes_of(tree, ast.Call))
+
+
+@functools.lru_cache(maxsize=8)
+def already_multi_label(tree: ast.Module) -> bool:
+    """Whether the file trains and decides multi-label already (module docstring)."""
+    called = _called_names(tree)
+    if called & _CLASS_AXIS or not called & _BINARY_LOSSES:
+        return False
+    calls = nodes_of(tree, ast.Call)
+    if any(map(_over_a_dimension, calls)):
+        return False
+    if any(_metric_library(module) for module in _imported_modules(tree)):
+        return False  # a library's accuracy may still count one class per sample (a "multiclass" default)
+    return any(
+        isinstance(node.func, ast.Attribute) and node.func.attr in ("ge", "gt") and _of_sigmoid(node.func.value)
+        for node in calls
+    ) or any(
+        isinstance(node.ops[0], (ast.Gt, ast.GtE)) and _of_sigmoid(node.left) for node in nodes_of(tree, ast.Compare)
+    )
+
+
+def _imported_modules(tree: ast.Module):
+    for node in nodes_of(tree, ast.Import, ast.ImportFrom):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif node.module:
+            yield node.module
+
+
+def _metric_library(module: str) -> bool:
+    """``sklearn.metrics``, ``torchmetrics``, ``pytorch_lightning.metrics``, ``ignite.metrics``, ``evaluate``."""
+    parts = module.split(".")
+    return parts[0] == "evaluate" or any("metric" in part for part in parts)
+
+
+def _over_a_dimension(call: ast.AST) -> bool:
+    """``out.topk(k, 1)``, ``output.max(1)``, ``torch.max(out, dim=1)``: one class picked per sample
+    (the builtin ``max(acc, best_acc)`` is not)."""
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        return False
+    if call.func.attr == "topk":
+        return True
+    return call.func.attr in ("max", "min") and bool(call.args or call.keywords)
+
+
+def _of_sigmoid(node: ast.expr) -> bool:
+    """``torch.sigmoid(output)``, also moved or cast first: ``torch.sigmoid(output).cpu()``."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MOVES | {"data"}:
+        node = node.func.value
+    return isinstance(node, ast.Call) and _name(node.func) == "sigmoid"
 
 
 _SQUEEZES = frozenset({"squeeze", "view", "reshape", "flatten"})
