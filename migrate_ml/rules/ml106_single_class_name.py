@@ -322,21 +322,9 @@ class SingleClassNameRule(Rule):
             )
 
 
-_LABEL_FIELDS = frozenset({"classes", "labels", "label_ids", "class_ids"})
-
-
 def _index_names(target: cst.BaseExpression, iterator: cst.BaseExpression) -> set[str]:
     """The names a loop binds to indices that walk every class: all of ``range``'s, the first of
-    ``enumerate``'s (``for idx, (image, pred) in enumerate(zip(...))``: ``pred`` is an item), and
-    the keys of the label map itself (``for i in classes``) or of a record's label list
-    (``for c in example['classes']``), which name all of its classes, not a predicted one."""
-    if isinstance(iterator, cst.Name) and CLASS_NAME_MAP.match(iterator.value):
-        return _bound_names(target)
-    if isinstance(iterator, cst.Subscript) and len(iterator.slice) == 1:
-        field = iterator.slice[0].slice
-        if isinstance(field, cst.Index) and isinstance(field.value, cst.SimpleString):
-            if field.value.evaluated_value in _LABEL_FIELDS:
-                return _bound_names(target)
+    ``enumerate``'s (``for idx, (image, pred) in enumerate(zip(...))``: ``pred`` is an item)."""
     if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name)):
         return set()
     if iterator.func.value == "range":
