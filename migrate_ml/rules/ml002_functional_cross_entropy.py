@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, ScopeProvider
+from libcst.metadata import FunctionScope, ParentNodeProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, ImportEdit, NodeEdit, Rule
 from migrate_ml.rules._exprs import (
@@ -71,7 +71,8 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
         "the call gets `.mean(dim=1)`: BCE's unreduced loss is [B, C] where cross-entropy's is "
         "[B], and the mean over labels keeps one loss per sample for the weighting or masking "
         "that follows (averaged over the batch it equals BCE's default reduction), unless the "
-        "loss goes into `exp` (a focal modulation, element-wise: it stays per label); a reduction "
+        "loss goes into `exp` (a focal modulation, element-wise: it stays per label, and so does "
+        "any other unreduced cross-entropy of that function); a reduction "
         "that is not a literal is reported and the call left as it is. `label_smoothing` moves "
         "onto the targets of that call (`y*(1-e)+e/2`). `ignore_index`, options passed "
         "positionally past `weight`, and targets that are not labels (a teacher's `argmax`, "
@@ -90,9 +91,21 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         flow: LossFlow = self.get_metadata(LossFlowProvider, node)
-        for loss_call in flow.calls:
-            if loss_call.functional and loss_call.kinds == {"ce"}:
-                self._check(loss_call.call, loss_call.target)
+        calls = [loss_call for loss_call in flow.calls if loss_call.functional and loss_call.kinds == {"ce"}]
+        # A focal loss may take pt from one unreduced cross-entropy and multiply it into another
+        # (a label-smoothed one): once one stays [B, C] per label, its siblings in that function
+        # must too, or [B, C] meets [B].
+        self._per_label_functions = {
+            self._function_of(loss_call.call)
+            for loss_call in calls
+            if reduction_mode(loss_call.call) == "none" and modulated_elementwise(self, loss_call.call)
+        } - {None}
+        for loss_call in calls:
+            self._check(loss_call.call, loss_call.target)
+
+    def _function_of(self, call: cst.Call) -> cst.FunctionDef | None:
+        scope = self.get_metadata(ScopeProvider, call, None)
+        return scope.node if isinstance(scope, FunctionScope) else None
 
     def _check(self, call: cst.Call, target: cst.Arg | None) -> None:
         keywords = keyword_arguments(call)
@@ -143,7 +156,9 @@ class FunctionalCrossEntropyRule(ReadsTheTrainedHead, Rule):
         if smoothing is not None:
             # Runs after the target edit on the same node, so indices below it are unchanged.
             edits.append(NodeEdit(call, without_argument(call.args.index(smoothing))))
-        elementwise = reduction == "none" and modulated_elementwise(self, call)
+        elementwise = reduction == "none" and (
+            modulated_elementwise(self, call) or self._function_of(call) in self._per_label_functions
+        )
         if reduction == "none" and not elementwise:
             edits.append(NodeEdit(call, per_label_mean))  # last: the edits above address its arguments
         add_imports, remove_imports = functional_imports(call.func, f"{FUNCTIONAL_MODULE}.cross_entropy")

@@ -76,6 +76,8 @@ CASES: dict[str, Case] = {
     "ignite_supervised": Case(train="fit", evaluate="evaluate", accuracy=lambda result: result["accuracy"]),
     # reduction="none" with per-sample weights [B]: BCE's [B, C] loss is averaged over labels.
     "per_sample_weights": Case(train="train", evaluate="evaluate"),
+    # pt from one unreduced loss modulates a label-smoothed one: both stay [B, C] per label.
+    "focal_smoothed": Case(train="train"),
     # An error rate (pred != y) becomes the complement of exact match (asserted in the fixture).
     "error_rate": Case(train="train", evaluate="evaluate", accuracy=float),
     # correct / labels.numel(): the denominator becomes labels.size(0) with the exact-match numerator.
