@@ -32,6 +32,8 @@ from libcst.metadata import (
 )
 from libcst.metadata.base_provider import ProviderT
 
+from migrate_ml.rules._exprs import cst_children
+
 
 def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent]) -> None:
     """Resolve the four whole-module providers that ``visitors`` depend on, directly or through
@@ -44,9 +46,7 @@ def prepare(wrapper: MetadataWrapper, visitors: Iterable[cst.MetadataDependent])
     if not isinstance(resolved, dict):
         return  # a LibCST release that keeps it elsewhere: it resolves everything itself, only slower
     if ParentNodeProvider in needed and ParentNodeProvider not in resolved:
-        parents: dict[cst.CSTNode, cst.CSTNode] = {}
-        wrapper.module.visit(_ParentLinks(parents))
-        resolved[ParentNodeProvider] = MappingProxyType(parents)
+        resolved[ParentNodeProvider] = MappingProxyType(_parent_links(wrapper.module))
     for provider in (ExpressionContextProvider, ScopeProvider):
         if provider in needed and provider not in resolved:
             instance = provider()
@@ -72,29 +72,18 @@ def _dependencies(dependents: Iterable[cst.MetadataDependent]) -> set[ProviderT]
     return found
 
 
-class _ParentLinks(cst.CSTVisitor):
-    """``ParentNodeProvider``'s links in one walk: each node's children are the nodes visited
-    while it is the innermost open one, linked when it is left (as LibCST links them)."""
-
-    def __init__(self, parents: dict[cst.CSTNode, cst.CSTNode]) -> None:
-        super().__init__()
-        self._parents = parents
-        self._open: list[list[cst.CSTNode]] = [[]]
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self._open[-1].append(node)
-        self._open.append([])
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        for child in self._open.pop():
-            self._parents[child] = original_node
-
-    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
-        pass
-
-    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
-        pass
+def _parent_links(module: cst.Module) -> dict[cst.CSTNode, cst.CSTNode]:
+    """``ParentNodeProvider``'s links in one walk of the nodes each node holds. Rules only look
+    links up, so the walk need not follow the source's order, nor build the copy of every node
+    that LibCST's ``visit`` makes."""
+    parents: dict[cst.CSTNode, cst.CSTNode] = {}
+    pending: list[cst.CSTNode] = [module]
+    while pending:
+        node = pending.pop()
+        for child in cst_children(node):
+            parents[child] = node
+            pending.append(child)
+    return parents
 
 
 class _QualifiedNames(Mapping):

@@ -119,7 +119,11 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
     }
 
 
-def _forked_facts(trees: _RunTrees, paths: Sequence[str]):
+_ArgmaxHandOffs = tuple[dict[str, tuple[tuple[str, str, str], ...]], tuple[tuple[str, int, tuple[int, ...]], ...]]
+"""What :func:`_argmax_hand_offs` finds: the arg-maxes given to each module's functions, and those returned."""
+
+
+def _forked_facts(trees: _RunTrees, paths: Sequence[str]) -> tuple[_ArgmaxHandOffs, tuple[tuple[str, str, str], ...]]:
     """The facts a run with several workers finds in a forked child: about half of the pass on timm,
     most of it on torchvision."""
     return _argmax_hand_offs(trees, paths), _loss_classes(trees)
@@ -284,9 +288,7 @@ def _unpacks_a_max(text: bytes) -> bool:
     return False
 
 
-def _argmax_hand_offs(
-    trees: _RunTrees, paths: Sequence[str]
-) -> tuple[dict[str, tuple[tuple[str, str, str], ...]], tuple[tuple[str, int, tuple[int, ...]], ...]]:
+def _argmax_hand_offs(trees: _RunTrees, paths: Sequence[str]) -> _ArgmaxHandOffs:
     """By module (a file's stem): the functions and methods of that file that another file of the
     run hands arg-max predictions (``FileFacts.argmax_arguments``); and the run's functions and
     methods that return arg-max predictions to another file (``FileFacts.argmax_returns``). Only

@@ -529,10 +529,10 @@ class FileTransformer:
             new_data = module.bytes
             if original_compiles is None:
                 original_compiles = _compiles(source.text, source.path)
-            module = _reparse(source.path, new_data, original_compiles)
-            untouched.outside_edits(source.path, text, module.code, edited + untouched.import_lines(positions))
-            carried = _moved(carried, text, module.code) + _moved(inside_fixes, text, module.code)
-            text = module.code
+            module, new_text = _reparse(source.path, new_data, original_compiles)
+            untouched.outside_edits(source.path, text, new_text, edited + untouched.import_lines(positions))
+            carried = _moved(carried, text, new_text) + _moved(inside_fixes, text, new_text)
+            text = new_text
             result.new_data, result.new_text = new_data, text
             candidates = _tree_filter([rule for rule in self.rules if rule.could_apply(text)], text, whole_file=False)
         net = self._safety_net(text, result.findings_after, reported_lines)
@@ -769,17 +769,21 @@ def _compiles(text: str, path: str) -> bool:
     return True
 
 
-def _reparse(path: str, data: bytes, must_compile: bool) -> cst.Module:
-    """The rewritten text must parse, and compile if the original did, or nothing is written."""
+def _reparse(path: str, data: bytes, must_compile: bool) -> tuple[cst.Module, str]:
+    """The rewritten text must parse, and compile if the original did, or nothing is written.
+
+    Returns the parsed module and its code: ``Module.code`` prints the whole tree again on every
+    read (a third of a parse), and the caller reads it several times."""
     try:
         reparsed = cst.parse_module(data)
     except Exception as exc:  # a rule produced invalid code: refuse the whole file
         raise SourceError(
             path, f"internal error: rewritten code does not parse ({exc}); file left unchanged"
         ) from None
-    if must_compile and not _compiles(reparsed.code, path):
+    code = reparsed.code
+    if must_compile and not _compiles(code, path):
         raise SourceError(path, "internal error: rewritten code does not compile; file left unchanged")
-    return reparsed
+    return reparsed, code
 
 
 def _within_fixes(finding: Finding, fixes: Sequence[Violation], positions) -> bool:

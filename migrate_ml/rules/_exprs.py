@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import libcst as cst
@@ -38,23 +40,40 @@ def cst_nodes_of(root: cst.CSTNode, kind: type) -> list:
     return finder.found
 
 
-class _AnyOf(cst.CSTVisitor):
-    def __init__(self, kind: type, test: Callable[[Any], bool]) -> None:
-        self.kind = kind
-        self.test = test
-        self.found = False
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if not self.found and isinstance(node, self.kind) and self.test(node):
-            self.found = True
-        return not self.found  # once found, the rest of the tree is not entered
+
+def cst_children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The nodes ``node`` holds (those ``node.children`` lists), read from its fields, so not
+    always in the order of the source (``IfExp`` holds its test before its body). For walks that
+    need no order: LibCST's ``visit`` builds, and validates, a copy of every node it passes even
+    for a visitor that changes nothing, which made such a walk about three times as slow."""
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = _CHILD_FIELDS[type(node)] = tuple(field.name for field in dataclasses.fields(node))
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    yield item
+
+
+def cst_walk(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """``root`` and every node below it, in no particular order (see :func:`cst_children`)."""
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending.extend(cst_children(node))
 
 
 def cst_any(root: cst.CSTNode, kind: type, test: Callable[[Any], bool]) -> bool:
-    """Whether ``test`` holds for a node of type ``kind`` in ``root``; the walk stops at the first."""
-    finder = _AnyOf(kind, test)
-    root.visit(finder)
-    return finder.found
+    """Whether ``test`` holds for a node of type ``kind`` in ``root`` (itself included); the walk
+    stops at the first."""
+    return any(isinstance(node, kind) and test(node) for node in cst_walk(root))
 
 
 def is_float_cast(expression: cst.BaseExpression) -> bool:

@@ -228,7 +228,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             if prediction.proven and not prediction.blocked:
                 self._torch_prediction_average(prediction)
         if self._decision_metrics:
-            self._metrics_given_argmax(original_node.code)
+            self._metrics_given_argmax(text or original_node.code)  # the module is printed once
 
     def _metrics_given_argmax(self, text: str) -> None:
         """A metric scoring arg-max predictions that reach it through a list, a function's return

@@ -8,6 +8,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
+from migrate_ml.rules._exprs import cst_walk
 from migrate_ml.rules._prefilter import text_facts
 from migrate_ml.rules.semantics.sources import CLASS_NAME_MAP
 _CLASS_NAME_CALLS = frozenset({"GetClassDesc", "GetClassLabel", "GetClassSynset"})
@@ -188,24 +189,29 @@ class SingleClassNameRule(Rule):
         )
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._equalities: list[tuple[cst.Name, cst.BaseExpression]] = []
-        """``a == b`` / ``a != b`` between a name and another expression, both ways round."""
-        equalities = self._equalities
+        self._module = node
+        self._equalities: list[tuple[cst.Name, cst.BaseExpression]] | None = None
+        """``a == b`` / ``a != b`` between a name and another expression, both ways round, in no
+        particular order; found by a walk of the whole module when first asked for (most files
+        never ask)."""
 
-        class _Equalities(cst.CSTVisitor):
-            def visit_Comparison(self, comparison: cst.Comparison) -> None:
+    def _module_equalities(self) -> list[tuple[cst.Name, cst.BaseExpression]]:
+        if self._equalities is None:
+            self._equalities = []
+            for comparison in cst_walk(self._module):
+                if not isinstance(comparison, cst.Comparison):
+                    continue
                 if len(comparison.comparisons) != 1 or not isinstance(comparison.comparisons[0].operator, (cst.Equal, cst.NotEqual)):
-                    return
+                    continue
                 left, right = comparison.left, comparison.comparisons[0].comparator
-                equalities.extend((a, b) for a, b in ((left, right), (right, left)) if isinstance(a, cst.Name))
-
-        node.visit(_Equalities())
+                self._equalities.extend((a, b) for a, b in ((left, right), (right, left)) if isinstance(a, cst.Name))
+        return self._equalities
 
     def _tested_against_prediction(self, key: cst.Name) -> bool:
         """``key`` is compared with a prediction in its own scope (``is_correct = ans == pred``):
         it is the reference label a prediction is scored against, not a prediction."""
         scope = self.get_metadata(ScopeProvider, key, None)
-        for name, other in self._equalities:
+        for name, other in self._module_equalities():
             root = _root(other)
             predicted = (isinstance(root, cst.Name) and root.value.lower().startswith("pred")) or "argmax" in _names_in(other)
             if name.value == key.value and predicted and self.get_metadata(ScopeProvider, name, None) is scope:

@@ -16,6 +16,7 @@ from libcst.metadata import (
 )
 
 from migrate_ml.engine.metadata import prepare
+from migrate_ml.rules._exprs import cst_children, cst_walk
 from migrate_ml.rules.semantics.flow import LossFlowProvider
 
 CODE = '''\
@@ -74,6 +75,16 @@ def _every_node(module: cst.Module) -> list[cst.CSTNode]:
 
     module.visit(Collect())
     return nodes
+
+
+def test_children_read_from_fields_are_the_ones_libcst_visits():
+    """The parent links and ``cst_any`` walk the nodes each node's fields hold, not LibCST's visit:
+    every node must hold exactly the children LibCST visits, and the walk reach every node once."""
+    module = cst.parse_module(CODE)
+    nodes = _every_node(module)
+    for node in nodes:
+        assert sorted(map(id, cst_children(node))) == sorted(map(id, node.children)), type(node).__name__
+    assert sorted(map(id, cst_walk(module))) == sorted(map(id, nodes))
 
 
 @pytest.mark.parametrize("provider", [ParentNodeProvider, ExpressionContextProvider])
