@@ -68,8 +68,23 @@ def _merge(old: Value | None, new: Value) -> Value:
     for first, second in ((old, new), (new, old)):
         if first.meaning == CONTAINER and first.element is not None and first.element.meaning in _INDICES and second.meaning == ONE_HOT:
             return first  # labels = df["label"].values, or np.eye(C)[labels]: one class per sample either way
+    for first, second in ((old, new), (new, old)):
+        if first.meaning == CONTAINER and first.element is not None and first.element.meaning == ARGMAX == second.meaning:
+            return new  # self.preds.extend(p.cpu().numpy()), then self.preds = np.array(self.preds): the same predictions
     meaning = join(old.meaning, new.meaning)
     return new if meaning == new.meaning else Value(meaning, new.line)
+
+
+def _joined(parts: tuple[Value, ...]) -> Value:
+    """The meaning of the parts of a concatenation, an empty list a loop starts from left out
+    (``preds = np.concatenate((preds, batch_preds))`` after ``preds = []``); unknown where they differ."""
+    known = [part for part in parts if not (part.meaning == CONTAINER and part.element is None and not part.items)]
+    if not known:
+        return NOTHING
+    meaning = known[0].meaning
+    for part in known[1:]:
+        meaning = join(meaning, part.meaning)
+    return known[-1] if meaning == known[-1].meaning else Value(meaning, known[-1].line)
 
 
 class Analysis:
@@ -632,6 +647,8 @@ class Analysis:
         if row is not None:
             # np.argmax(a=probs, axis=1), torch.softmax(input=z, dim=1): the array given by keyword
             first = arguments[0] if arguments else next((self.value(k.value) for k in node.keywords if k.arg in ("a", "input")), NOTHING)
+            if qualified in tables.JOIN_FUNCTIONS and first.items:
+                first = _joined(first.items)  # np.concatenate((predictions, output)): what the parts all hold
             if first.meaning == CONTAINER and first.element is not None:
                 first = first.element
             result = tables.apply_row(row, first.meaning)

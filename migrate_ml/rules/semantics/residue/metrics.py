@@ -221,6 +221,20 @@ class MetricChecks:
                     f'evaluate.load("{first.value}") without the "multilabel" configuration expects one class per example',
                     f'evaluate.load("{first.value}", "multilabel") fed thresholded multi-hot predictions',
                 )
+        if (
+            isinstance(keywords.get("task"), ast.Constant)
+            and task_value == "multiclass"
+            and "." in qualified
+            and not qualified.startswith(_METRIC_PACKAGES)
+            and _METRIC_FUNCTION.search(name)
+        ):
+            # get_metrics(task="multiclass", ...) imported from a module of the project: its metric factory,
+            # handed the task it builds its library metrics with (a name the file binds itself is its own class)
+            return (
+                f'{name}(task="multiclass") builds metrics that score one class index per image',
+                f'pass task="multilabel" with num_labels=C if {name} hands the task to torchmetrics (threshold=THRESHOLD; '
+                "accuracy: ExactMatch), fed sigmoid probabilities and int multi-hot targets",
+            )
         return None
 
     def _check_class_metric(self, node: ast.Call) -> None:
