@@ -183,6 +183,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             func = statement.value.func
             if isinstance(func, ast.Attribute) and func.attr in _COLLECTING and isinstance(func.value, ast.Subscript):
                 self._kept_by_predicted_class(statement, func.value)
+            if isinstance(func, ast.Attribute) and func.attr == "append":
+                self._folder_class_collected(statement)
 
     def finish(self) -> list[Sink]:
         """The file-wide checks: the hand-written losses of the file, at their ``def``; a logits
