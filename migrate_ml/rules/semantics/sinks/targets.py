@@ -370,6 +370,22 @@ class TargetChecks:
             "(migrate_ml_reference.MultiLabelCsvDataset keeps them per image)",
         )
 
+    def _classes_from_dataset_labels(self, node: ast.Call, labels: ast.AST) -> None:
+        """``n_classes = len(set(test_set.targets))``: the classes kept as the distinct class indices of
+        a class-index dataset's labels (a multi-hot row per image is no hashable class)."""
+        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
+            return
+        dataset = self.analysis.index_dataset(self.analysis.value(labels.value))
+        if not dataset:
+            return
+        self.report(
+            node, "class-index-source",
+            f"the classes are taken as the distinct values of {ast.unparse(labels)}, one class index per image "
+            f"of {dataset}",
+            "with float multi-hot [N, C] labels the classes are their columns: num_classes = labels.shape[1] "
+            "(or len(classes) of the multi-label dataset)",
+        )
+
     def _rows_of_one_class(self, node: ast.Subscript) -> None:
         """``train[train["label"] == class_id]``: the rows of one class picked by the table's label
         column, which holds one class per row."""
