@@ -154,6 +154,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._call(node)
                 if node.args and isinstance(statement, ast.Assign) and self._distinct_values(node):
                     self._classes_from_dataset_labels(node, node.args[0])
+                if isinstance(node.func, ast.Attribute) and node.func.attr == "nunique" and not node.args:
+                    self._classes_from_label_column(node, node.func.value)
             elif isinstance(node, ast.Name) and node not in callees and node.id in self._loss_functions:
                 self._loss_function_use(node, node.id)  # ``criterion = edl_mse_loss``, passed as a criterion
             elif isinstance(node, ast.Compare):

@@ -10,7 +10,7 @@ import re
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources
-from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INDEX_LIST, INT, MULTI_HOT, ONE_HOT, UNKNOWN
+from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INDEX_LIST, INT, MULTI_HOT, ONE_HOT, TABLE, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import LABEL_LIKE, _argument, _is_column, _own_nodes, _unwrapped_scalar
 
 
@@ -384,6 +384,28 @@ class TargetChecks:
             f"of {dataset}",
             "with float multi-hot [N, C] labels the classes are their columns: num_classes = labels.shape[1] "
             "(or len(classes) of the multi-label dataset)",
+        )
+
+    def _classes_from_label_column(self, node: ast.Call, column: ast.AST) -> None:
+        """``CassvaImgClassifier(arch, train.label.nunique())``: the number of classes counted as the
+        distinct values of a table's label column, one class per row (in a multi-label table they are
+        label combinations). A value printed is display, left alone."""
+        statement = self._statement
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and isinstance(statement.value.func, ast.Name) and statement.value.func.id == "print":
+            return
+        if not (isinstance(column, (ast.Attribute, ast.Subscript)) and sources.is_label_key(_column_name(column))):
+            return
+        if self.analysis.value(column.value).meaning != TABLE:
+            return
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # a 0/1 column of a one-output binary classifier
+        self.report(
+            node, "class-index-source",
+            f"the number of classes is counted as the distinct values of the label column {ast.unparse(column)}, one "
+            "class per row (in a multi-label table they are label combinations)",
+            "count the label names themselves: len(classes), or the width of the multi-hot rows "
+            "(df['labels'].str.get_dummies(sep=' ').shape[1])",
         )
 
     def _rows_of_one_class(self, node: ast.Subscript) -> None:
