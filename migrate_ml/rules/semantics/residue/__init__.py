@@ -124,11 +124,14 @@ def _with_meanings(found: list[SingleLabelConstruct], tree: ast.Module, text: st
     """Add what the meaning analysis (``rules/semantics``) proves and this walk did not find, one
     construct per line; one built on a line found here is that construct."""
     lines = {construct.line for construct in found}
+    walked = frozenset(lines)
     text_lines = text.splitlines()
     added = []
     for sink in find_sinks(tree, text):
         line = sink.node.lineno  # type: ignore[attr-defined]
-        if line in lines or lines.intersection(sink.related):
+        # a target made from a reported source is fixed there; any other sink related to a line
+        # this analysis reported (the labels it collected) is a construct of its own
+        if line in lines or (lines if sink.kind in _SOURCE_REPORTS_IT else walked).intersection(sink.related):
             continue
         lines.add(line)
         source_line = text_lines[line - 1] if line <= len(text_lines) else ""

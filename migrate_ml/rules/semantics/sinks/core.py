@@ -54,6 +54,7 @@ _COLLECTING = frozenset({"append", "extend", "add"})
 """What collects into an entry of a per-class table (``per_class[pred].append(i)``)."""
 
 _CLASS_COUNTS = frozenset({"numpy.bincount", "torch.bincount", "numpy.unique", "torch.unique"})
+_DISTINCT = frozenset({"numpy.unique", "torch.unique"})
 
 
 def _is_float_cast(target: ast.AST) -> bool:
@@ -151,6 +152,10 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             if isinstance(node, ast.Call):
                 callees.add(node.func)
                 self._call(node)
+                if node.args and isinstance(statement, ast.Assign) and self._distinct_values(node):
+                    self._classes_from_dataset_labels(node, node.args[0])
+                if isinstance(node.func, ast.Attribute) and node.func.attr == "nunique" and not node.args:
+                    self._classes_from_label_column(node, node.func.value)
             elif isinstance(node, ast.Name) and node not in callees and node.id in self._loss_functions:
                 self._loss_function_use(node, node.id)  # ``criterion = edl_mse_loss``, passed as a criterion
             elif isinstance(node, ast.Compare):
@@ -183,6 +188,15 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
             func = statement.value.func
             if isinstance(func, ast.Attribute) and func.attr in _COLLECTING and isinstance(func.value, ast.Subscript):
                 self._kept_by_predicted_class(statement, func.value)
+            if isinstance(func, ast.Attribute) and func.attr == "append":
+                self._folder_class_collected(statement)
+
+    def _distinct_values(self, node: ast.Call) -> bool:
+        """``set(x)``, ``np.unique(x)``, ``torch.unique(x)``: the distinct values of ``x``."""
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "set" and not self.analysis.is_bound(func):
+            return True
+        return self.analysis.qualified(func) in _DISTINCT
 
     def finish(self) -> list[Sink]:
         """The file-wide checks: the hand-written losses of the file, at their ``def``; a logits

@@ -10,7 +10,7 @@ import re
 
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import sources
-from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INDEX_LIST, INT, MULTI_HOT, ONE_HOT, UNKNOWN
+from migrate_ml.rules.semantics.meanings import CLASS_INDEX, CONTAINER, INDEX_LIST, INT, MULTI_HOT, ONE_HOT, TABLE, UNKNOWN
 from migrate_ml.rules.semantics.sinks.common import LABEL_LIKE, _argument, _is_column, _own_nodes, _unwrapped_scalar
 
 
@@ -370,6 +370,44 @@ class TargetChecks:
             "(migrate_ml_reference.MultiLabelCsvDataset keeps them per image)",
         )
 
+    def _classes_from_dataset_labels(self, node: ast.Call, labels: ast.AST) -> None:
+        """``n_classes = len(set(test_set.targets))``: the classes kept as the distinct class indices of
+        a class-index dataset's labels (a multi-hot row per image is no hashable class)."""
+        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
+            return
+        dataset = self.analysis.index_dataset(self.analysis.value(labels.value))
+        if not dataset:
+            return
+        self.report(
+            node, "class-index-source",
+            f"the classes are taken as the distinct values of {ast.unparse(labels)}, one class index per image "
+            f"of {dataset}",
+            "with float multi-hot [N, C] labels the classes are their columns: num_classes = labels.shape[1] "
+            "(or len(classes) of the multi-label dataset)",
+        )
+
+    def _classes_from_label_column(self, node: ast.Call, column: ast.AST) -> None:
+        """``CassvaImgClassifier(arch, train.label.nunique())``: the number of classes counted as the
+        distinct values of a table's label column, one class per row (in a multi-label table they are
+        label combinations). A value printed is display, left alone."""
+        statement = self._statement
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) and isinstance(statement.value.func, ast.Name) and statement.value.func.id == "print":
+            return
+        if not (isinstance(column, (ast.Attribute, ast.Subscript)) and sources.is_label_key(_column_name(column))):
+            return
+        if self.analysis.value(column.value).meaning != TABLE:
+            return
+        facts = current_facts()
+        if facts is not None and facts.binary_run:
+            return  # a 0/1 column of a one-output binary classifier
+        self.report(
+            node, "class-index-source",
+            f"the number of classes is counted as the distinct values of the label column {ast.unparse(column)}, one "
+            "class per row (in a multi-label table they are label combinations)",
+            "count the label names themselves: len(classes), or the width of the multi-hot rows "
+            "(df['labels'].str.get_dummies(sep=' ').shape[1])",
+        )
+
     def _rows_of_one_class(self, node: ast.Subscript) -> None:
         """``train[train["label"] == class_id]``: the rows of one class picked by the table's label
         column, which holds one class per row."""
@@ -430,6 +468,69 @@ class TargetChecks:
             "keep every label of a sample as a float multi-hot [C] row: row[[table[name] for name in names]] = 1.0",
             table.lineno,
         )
+
+    def _folder_class_collected(self, statement: ast.Expr) -> None:
+        """``for name in class_names: label_id = label2id[name]`` then, for each file of that class's
+        folder, ``labels.append(label_id)`` (or a counter, ``label = 0`` before the loop over the class
+        folders and ``label += 1`` after each): every image gets the one class of the folder it sits
+        in. The label is fixed before the loop over the folder's files, so one image can never have two."""
+        call = statement.value
+        if not (
+            isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "append"
+            and len(call.args) == 1 and not call.keywords and isinstance(call.args[0], (ast.Name, ast.Subscript, ast.Call))
+            and LABEL_LIKE.search(_column_name(call.func.value))
+        ):
+            return
+        scope = self.analysis.function or self.analysis.tree
+        loops = _loops_around(scope, statement)
+        if len(loops) < 2:
+            return
+        appended = call.args[0]
+        numbered = self._class_looked_up(appended, loops)
+        if numbered is None and isinstance(appended, ast.Name):
+            numbered = _folder_counter(scope, appended.id, loops)
+        if numbered is None:
+            return
+        self.report(
+            statement, "class-index-source",
+            f"{ast.unparse(call)} gives every image of a class folder that folder's one class index (numbered at "
+            f"line {numbered}): one label per image",
+            "a multi-label dataset lists each image's labels (a CSV of image and label names): collect a float "
+            "multi-hot [C] row per image instead, row[[label2id[name] for name in names]] = 1.0",
+            numbered,
+        )
+
+    def _class_looked_up(self, appended: ast.AST, loops: list[ast.For]) -> int | None:
+        """The line where ``appended`` (or the one binding of its name in the loops) looks up the class
+        index of a loop's class name (``label2id[class_name]``, ``classes.index(c)``), that loop being an
+        outer one of the append: the same class for every file of the inner loop."""
+        lookup = appended
+        if isinstance(appended, ast.Name):
+            bindings = [
+                node for node in ast.walk(loops[0]) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For))
+                and any(t.id == appended.id for t in _bound_names(node))
+            ]
+            if len(bindings) != 1 or not isinstance(bindings[0], ast.Assign) or len(bindings[0].targets) != 1:
+                return None
+            lookup = bindings[0].value
+        if isinstance(lookup, ast.Subscript):
+            key = lookup.slice
+            if self.analysis.value(lookup).meaning != CLASS_INDEX:
+                return None
+        elif isinstance(lookup, ast.Call) and isinstance(lookup.func, ast.Attribute) and lookup.func.attr == "index" and len(lookup.args) == 1:
+            key = lookup.args[0]
+            if not sources.CLASS_LIST.match(ast.unparse(lookup.func.value)):
+                return None
+        else:
+            return None
+        if not isinstance(key, ast.Name):
+            return None
+        for loop in loops[:-1]:
+            if isinstance(loop.target, ast.Name) and loop.target.id == key.id:
+                rebound = sum(any(t.id == key.id for t in _bound_names(node)) for node in ast.walk(loop))
+                # the key changes only between class folders, not between the files of one
+                return lookup.lineno if rebound == 1 and _names_folders(loop) else None
+        return None
 
     def _class_tables(self, scope: ast.AST) -> tuple[dict[str, ast.Dict], set[str]]:
         """The names of ``scope`` whose one binding there is a table numbering class names, and those
@@ -635,3 +736,73 @@ class TargetChecks:
             f"\"{axes[0]} c -> {pattern.value.split('->', 1)[1].strip()} c\", ...)",
         )
 
+
+_FOLDER_WORDS = re.compile(r"class|dir|folder|categor|^cats?$|^cls|label", re.IGNORECASE)
+
+
+def _names_folders(loop: ast.For) -> bool:
+    """``for class_name in class_names``, ``for sub_dir in os.listdir(root)``: a loop over the classes
+    or their folders."""
+    return isinstance(loop.target, ast.Name) and bool(_FOLDER_WORDS.search(loop.target.id) or _FOLDER_WORDS.search(ast.unparse(loop.iter)))
+
+
+def _bound_names(node: ast.AST) -> list[ast.Name]:
+    """The names ``node`` binds (not those it reads in a target, ``table[label] = name``)."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)):
+        targets = [node.target]
+    else:
+        return []
+    return [leaf for target in targets for leaf in ast.walk(target) if isinstance(leaf, ast.Name) and isinstance(leaf.ctx, ast.Store)]
+
+
+def _loops_around(scope: ast.AST, statement: ast.stmt) -> list[ast.For]:
+    """The ``for`` loops of ``scope`` that hold ``statement``, outermost first (not those of nested functions)."""
+    path: list[ast.For] = []
+
+    def find(node: ast.AST) -> bool:
+        for child in ast.iter_child_nodes(node):
+            if child is statement:
+                return True
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.stmt) or isinstance(child, ast.excepthandler):
+                if isinstance(child, ast.For):
+                    path.append(child)
+                if find(child):
+                    return True
+                if isinstance(child, ast.For):
+                    path.pop()
+        return False
+
+    return path if find(scope) else []
+
+
+def _folder_counter(scope: ast.AST, name: str, loops: list[ast.For]) -> int | None:
+    """``label = 0`` before a loop over class folders and ``label += 1`` once in its body, outside the
+    loop over each folder's files that collects it: a class number per folder. The line of the count."""
+    for depth, loop in enumerate(loops[:-1]):
+        if not _names_folders(loop):
+            continue
+        inner = loops[depth + 1]
+        bindings = [
+            node for node in ast.walk(scope) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For))
+            and any(t.id == name for t in _bound_names(node))
+        ]
+        starts = [
+            node for node in bindings if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            and node.value.value == 0 and type(node.value.value) is int and node.lineno < loop.lineno
+        ]
+        steps = [
+            node for node in bindings if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add)
+            and isinstance(node.value, ast.Constant) and node.value.value == 1 and type(node.value.value) is int
+        ]
+        if len(starts) != 1 or len(steps) != 1 or len(bindings) != 2:
+            return None
+        step = steps[0]
+        in_loop, in_inner = list(ast.walk(loop)), list(ast.walk(inner))
+        if step in in_loop and step not in in_inner:
+            return step.lineno
+        return None
+    return None
