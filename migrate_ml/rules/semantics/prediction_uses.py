@@ -513,6 +513,8 @@ class PredictionUses:
             return None
         if isinstance(parent, cst.Index):
             return "it is used as an index (one class per sample)"
+        if isinstance(parent, cst.Element):
+            return self._joined_onto_empty_list(parent)
         slots = [t.target for t in parent.targets if _row_slot(t.target)] if isinstance(parent, cst.Assign) else []
         if slots and parent.value is prediction:
             # ``predictions[i:i + n] = preds.cpu().numpy()`` into ``np.zeros(size)``: the buffer was
@@ -539,6 +541,13 @@ class PredictionUses:
                 return None
             if isinstance(call.func, cst.Name) and call.func.value in ("int", "str"):
                 return f"it is converted with {call.func.value}() as one class index"
+            if qualified_names(self, call.func) & {"numpy.append"} and not any(
+                arg.keyword is not None and arg.keyword.value == "axis" for arg in call.args
+            ):
+                return (
+                    "it is added with np.append, which without axis= flattens [B, C] rows into one long vector; "
+                    "collect the rows in a list and np.concatenate them once"
+                )
             equality = qualified_names(self, call.func) & {"torch.eq", "torch.ne"}
             if equality and len(call.args) == 2:
                 label_index = 1 - call.args.index(parent)
@@ -547,6 +556,31 @@ class PredictionUses:
                 return Comparison(call, f"arg{label_index}", negated=equality == {"torch.ne"})
             if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("eq", "ne") and len(call.args) == 1:
                 return Comparison(call, "receiver", negated=call.func.attr.value == "ne")
+        return None
+
+    def _joined_onto_empty_list(self, element: cst.Element) -> str | None:
+        """``preds_all = np.concatenate((preds_all, preds))`` with ``preds_all = []`` first: NumPy
+        joins the empty list as a 1-D array, which matches class indices [B] but not [B, C] rows."""
+        parts = self.get_metadata(ParentNodeProvider, element, None)
+        arg = self.get_metadata(ParentNodeProvider, parts, None) if isinstance(parts, (cst.Tuple, cst.List)) else None
+        call = self.get_metadata(ParentNodeProvider, arg, None) if isinstance(arg, cst.Arg) else None
+        if not (isinstance(call, cst.Call) and call.args and call.args[0] is arg):
+            return None
+        if not qualified_names(self, call.func) & {"numpy.concatenate", "numpy.hstack"}:
+            return None
+        for other in parts.elements:
+            if other is element or not isinstance(other.value, cst.Name):
+                continue
+            scope = self.get_metadata(ScopeProvider, other.value, None)
+            if scope is None:
+                continue
+            for access in scope.accesses[other.value.value]:
+                if access.node is other.value and any(self._starts_empty(getattr(r, "node", None)) for r in access.referents):
+                    return (
+                        f"it is joined onto `{other.value.value}`, which starts as an empty list: NumPy reads [] as a "
+                        f"1-D array, so joining [B, C] rows onto it fails; start it as np.empty((0, num_classes)) "
+                        "or collect the rows in a list and join them once"
+                    )
         return None
 
 
