@@ -126,6 +126,9 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         self._multi_hot_rows_built = facts.has_any(("MultiLabelBinarizer", "MultilabelStratified"))
         self._batch_transforms = transform_functions(analysis.tree) if facts.has_any(("with_transform", "set_transform")) else frozenset()
         """Functions a Hugging Face dataset applies to each batch it gives (``dataset.with_transform(transform)``)."""
+        self._multi_hot_by_function: dict[ast.AST, dict[str, int]] = {}
+        self._bce_criteria_keys: frozenset[str] | None = None
+        """A function -> its parameters given to a BCE loss as targets (``_multi_hot_parameters``)."""
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
         self._multiclass_defaults = facts.has(metrics.MULTICLASS)
@@ -163,6 +166,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._rows_of_one_class(node)
                 self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
+                if self.multi_label_training:
+                    self._multi_hot_subscript(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
                 for generator in node.generators:
                     if sources.reads_pair_labels(node, generator):
@@ -317,6 +322,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                     self._loss_targets.append((criterion, node, target, False))
         if self.multi_label_training:
             self._einops_of_targets(node)
+            self._multi_hot_call(node, method, qualified)
         if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
         if method == "sum" and isinstance(func, ast.Attribute):
