@@ -128,6 +128,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         """Functions a Hugging Face dataset applies to each batch it gives (``dataset.with_transform(transform)``)."""
         self._multi_hot_by_function: dict[ast.AST, dict[str, int]] = {}
         self._bce_criteria_keys: frozenset[str] | None = None
+        self._logits_loss_named = facts.has_any(("BCEWithLogits", "binary_cross_entropy_with_logits"))
         """A function -> its parameters given to a BCE loss as targets (``_multi_hot_parameters``)."""
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
@@ -249,6 +250,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         qualified = analysis.qualified(func)
         if isinstance(func, ast.Name) and not analysis.is_bound(func):
             self._loss_class_built(node, func.id)
+            self._softmax_model_built(node, func.id)
             if func.id in self._loss_functions:
                 self._loss_function_use(node, func.id)
             for position, line in self._exp_parameters.get(func.id, {}).items():
