@@ -59,6 +59,9 @@ PASS_THROUGH_FUNCTIONS = frozenset(
     }
 )
 _JOINING_FUNCTIONS = frozenset({"cat", "concatenate", "concat", "stack", "vstack", "hstack"})
+_GATHERING_HELPER = re.compile(r"(?:^|_)(?:concat|gather)(?:_|$)")
+"""A helper named as a join across processes (``distributed_concat``, ``concat_all_gather``): it
+returns its first argument's rows from every process, with the same meaning."""
 
 NOT_MODEL_OUTPUT = re.compile(
     r"acc|loss|metric|auc|f1|iou|epoch|best|dist|sim|cost|reward|count|len|perf|val_|valid|history|map_",
@@ -273,7 +276,7 @@ class ValueTracker(ast.NodeVisitor):
             # the arg-max of one image as a Python int (``pred.argmax(dim=1).item()``) is still its class
             inner, line = self.value_of(receiver)
             return (inner, line) if inner == CLASS_INDEX else (None, 0)
-        if name in PASS_THROUGH_FUNCTIONS and node.args:
+        if (name in PASS_THROUGH_FUNCTIONS or _GATHERING_HELPER.search(name)) and node.args:
             joined = node.args[0]
             if name in _JOINING_FUNCTIONS and isinstance(joined, (ast.Tuple, ast.List)) and len(joined.elts) > 1:
                 # ``torch.cat((preds, outputs.data.cpu()))``: the batches of model outputs gathered so far

@@ -20,6 +20,7 @@ from migrate_ml.rules.semantics.residue.tables import _SOFTMAX_LAYERS, _argument
 from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, MULTI_HOT, ValueTracker
 
 _CTC_LOSSES = frozenset({"CTCLoss", "ctc_loss"})
+_CASTS = frozenset({"bool", "float", "long", "int", "byte", "cpu", "cuda", "to", "detach"})
 
 _FOLLOWED_KINDS = frozenset({"single-label-loss", "softmax-class-dim", "class-index-metric"})
 """Constructs whose value is used where it is bound (a criterion, probabilities, a metric object):
@@ -54,6 +55,9 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
             for node in nodes_of(tree, ast.Attribute, ast.Name)
         )
         """The file computes a CTC loss, which takes per-time-step log-probabilities (a sequence loss)."""
+        self.multi_hot_labels: dict[tuple[int, str], int] = {}
+        """(line of the enclosing ``def``, name) -> the line that compares the name, as a whole, with
+        a thresholded prediction (``(pred == label.bool()).all(dim=1)``): it holds multi-hot rows."""
         self.softmax_modules: dict[str, list[tuple[int, ast.Call]]] = {}
         """Local names bound to an ``nn.Softmax(...)`` module: name -> [(line, construction)]."""
         for assign in nodes_of(tree, ast.Assign):
@@ -200,3 +204,19 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
             return
         equal = all(isinstance(op, ast.Eq) for op in node.ops)
         self._check_equality(node, [node.left, *node.comparators], equal)
+        self._note_multi_hot_label(node)
+
+    def _note_multi_hot_label(self, node: ast.Compare) -> None:
+        if len(node.comparators) != 1:
+            return
+        sides = (node.left, node.comparators[0])
+        for side, other in (sides, sides[::-1]):
+            while isinstance(other, ast.Call) and isinstance(other.func, ast.Attribute) and other.func.attr in _CASTS and not other.args:
+                other = other.func.value
+            if isinstance(other, ast.Name) and self.value_of(side)[0] == MULTI_HOT and self.value_of(other)[0] is None:
+                self.multi_hot_labels.setdefault((self.scope().line, other.id), node.lineno)
+
+    def bind(self, target: ast.AST, value: object, line: int) -> None:
+        super().bind(target, value, line)
+        if isinstance(target, ast.Name):
+            self.multi_hot_labels.pop((self.scope().line, target.id), None)

@@ -376,6 +376,19 @@ class MetricChecks:
             return
         value, line = self.value_of(subject.value)
         if value not in (CLASS_INDEX, MULTI_HOT):
+            # ``label[i, j]`` is one label of one image, a number
+            label = subject.value.id if isinstance(subject.value, ast.Name) and not isinstance(subject.slice, ast.Tuple) else ""
+            compared = self.multi_hot_labels.get((self.scope().line, label))
+            if compared is not None:
+                self._report(
+                    node,
+                    "class-index-target",
+                    f"{ast.unparse(subject)} is one image's label read as one number, but {label} holds multi-hot "
+                    f"[B, C] rows (compared whole with the thresholded prediction at line {compared}): .item() raises on a row of C labels",
+                    f"a row of C labels has no one value: read it whole ({ast.unparse(subject)}.bool(), the image's labels) "
+                    "or count per label (false positives: (pred & ~label.bool()).sum())",
+                    (compared,),
+                )
             return
         self._report(
             node,

@@ -127,6 +127,10 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         self._multi_hot_rows_built = facts.has_any(("MultiLabelBinarizer", "MultilabelStratified"))
         self._batch_transforms = transform_functions(analysis.tree) if facts.has_any(("with_transform", "set_transform")) else frozenset()
         """Functions a Hugging Face dataset applies to each batch it gives (``dataset.with_transform(transform)``)."""
+        self._multi_hot_by_function: dict[ast.AST, dict[str, int]] = {}
+        self._bce_criteria_keys: frozenset[str] | None = None
+        self._logits_loss_named = facts.has_any(("BCEWithLogits", "binary_cross_entropy_with_logits"))
+        """A function -> its parameters given to a BCE loss as targets (``_multi_hot_parameters``)."""
         self._fed_cross_entropy: dict[str, tuple[str, int, int]] = {}
         """A function taking ``exp(-parameter)`` -> (parameter, exp line, line of the call giving it a cross-entropy)."""
         self._multiclass_defaults = facts.has(metrics.MULTICLASS)
@@ -168,6 +172,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._rows_of_one_class(node)
                 self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
+                if self.multi_label_training:
+                    self._multi_hot_subscript(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
                 for generator in node.generators:
                     if sources.reads_pair_labels(node, generator):
@@ -258,6 +264,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
         qualified = analysis.qualified(func)
         if isinstance(func, ast.Name) and not analysis.is_bound(func):
             self._loss_class_built(node, func.id)
+            self._softmax_model_built(node, func.id)
             if func.id in self._loss_functions:
                 self._loss_function_use(node, func.id)
             for position, line in self._exp_parameters.get(func.id, {}).items():
@@ -331,6 +338,7 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                     self._loss_targets.append((criterion, node, target, False))
         if self.multi_label_training:
             self._einops_of_targets(node)
+            self._multi_hot_call(node, method, qualified)
         if method in ("scatter_", "scatter"):
             self._scatter_one_hot(node)
         if method == "sum" and isinstance(func, ast.Attribute):

@@ -33,6 +33,25 @@ LOSS_CALLEE = re.compile(r"(^|_)(criterion|loss_fn|loss_func|lossfn|loss|criteri
 
 HEAD = re.compile(r"^(fc|fc\d|classifier|head|linear|out|output|logits?|cls_head|last_linear|final|last_layer)$")
 _FEATURES = re.compile(r"backbone|encoder|feature|stem|trunk|body", re.IGNORECASE)
+_SOFTMAX_MODEL = re.compile(r"^[A-Z]\w*[a-z0-9](?:Log)?Softmax$")
+"""A class named as a model ending in softmax (``CNNLogSoftmax``): a prefix, then ``Softmax`` (not
+torch's own ``Softmax``/``LogSoftmax`` layers, nor a ``GumbelSoftmax`` layer built as anything but the model)."""
+_LIBRARIES = frozenset({
+    "torch", "torchvision", "timm", "transformers", "lightning", "pytorch_lightning", "ignite", "torchmetrics",
+    "sklearn", "numpy", "scipy", "tensorflow", "keras", "jax", "flax", "fastai", "monai", "kornia", "mmcv",
+    "mmcls", "mmpretrain", "detectron2", "segmentation_models_pytorch", "torchaudio", "torchtext", "accelerate",
+})
+
+
+def _project_module_of(tree: ast.Module, name: str) -> str | None:
+    """The module of the project (relative, or a package that is no library) that ``name`` is imported from."""
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any((alias.asname or alias.name) == name for alias in node.names):
+            module = "." * node.level + (node.module or "")
+            if node.level or (node.module or "").split(".")[0] not in _LIBRARIES:
+                return module
+            return None
+    return None
 """Modules that compute features for a head, not the model's output."""
 
 
@@ -242,6 +261,33 @@ class LossChecks:
         return (
             isinstance(last, ast.Call) and self.analysis.qualified(last.func).endswith(("ReLU", "ReLU6"))
             and isinstance(before, ast.Call) and self.analysis.qualified(before.func).endswith("Linear")
+        )
+
+    def _softmax_model_built(self, node: ast.Call, name: str) -> None:
+        """``return CNNLogSoftmax(out_features=125)`` in ``initial_model``: a model class of another
+        module of the project, named as ending in (log-)softmax, built as the model of a file whose
+        loss applies the sigmoid itself: BCE with logits and a sigmoid threshold read its
+        probabilities as logits. Its ``forward`` is not in this file, so the name is the evidence."""
+        if not self._logits_loss_named or not _SOFTMAX_MODEL.match(name):
+            return
+        module = _project_module_of(self.analysis.tree, name)
+        if module is None:
+            return
+        function = self.analysis.function
+        statement = self._statement
+        targets = statement.targets if isinstance(statement, ast.Assign) else []
+        as_model = (function is not None and isinstance(statement, ast.Return) and "model" in function.name.lower()) or any(
+            sources.is_model_callee(self.analysis.key(target).rpartition(".")[2]) for target in targets
+        )
+        if not as_model:
+            return
+        ends = "log_softmax" if "LogSoftmax" in name else "softmax"
+        self.report(
+            node, "sigmoid-before-logits-loss",
+            f"{name} ({module}) is named as a model whose forward ends in {ends}: the BCE-with-logits loss (and any "
+            f"sigmoid threshold) of this file read its {'log-' if ends == 'log_softmax' else ''}probabilities as logits",
+            f"make the model return raw logits (drop the final {ends} of {name}.forward, or build its logits variant); "
+            "BCEWithLogitsLoss applies the sigmoid itself",
         )
 
     def _report_relu(self, node: ast.AST) -> None:
