@@ -109,7 +109,8 @@ class MixupOnClassIndicesRule(Rule):
         "mixes the label rows (`lam * y + (1 - lam) * y[index]`) is left alone. A mixing method of the "
         "class that calls it (`self.cutmix(images, targets)`) is read the same way: one that mixes the "
         "label rows, or hands back `(targets, targets[perm], lam)` for two losses weighted by lambda that "
-        "the loss rules make BCE, is left alone; one whose labels cannot be followed is reported as a "
+        "the loss rules make BCE, is left alone, and so are two losses of a criterion the file is handed "
+        "(`self.criterion`, migrated where it is built) weighed on that pair; one whose labels cannot be followed is reported as a "
         "method of the file. All are reported "
         "for a human, and so are calls of a mixup criterion helper (`mixup_criterion(criterion, "
         "out, y_a, y_b, lam)`), known by its name, by its body (a function or method of the file, "
@@ -216,6 +217,7 @@ class MixupOnClassIndicesRule(Rule):
                 # the class's own method hands back (y, y[index], lam) for two losses weighted by
                 # lambda, which stay right once they are BCE: lam * BCE(y_a) + (1 - lam) * BCE(y_b)
                 # is the BCE of the mixed rows
+                self._note_pair(node, self._method_pairs)
                 return
             if name in self._pair_mixers:
                 self.report(
@@ -270,6 +272,8 @@ class MixupOnClassIndicesRule(Rule):
             definition.name.value for definition in _functions(node) if _weighs_a_criterion_parameter(definition)
         }
         self._pairs: dict[object, set[str]] = {}
+        self._method_pairs: dict[object, set[str]] = {}
+        """The pairs handed back by the class's own mixing methods read as ``"pair"``, per scope."""
         self._mixed_one_hots = {
             call for holder in _walk(node) if isinstance(holder, (cst.FunctionDef, cst.ClassDef)) and _mixes_rows(holder)
             for call in _body_walk(holder) if isinstance(call, cst.Call) and _callee_name(call.func) == "one_hot"
@@ -294,7 +298,9 @@ class MixupOnClassIndicesRule(Rule):
         if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Add):
             return  # the whole sum is read once, from its outermost `+`
         terms = [self._weighted_loss(term) for term in _added_terms(node)]
-        if any(self._mixup_pair(left, right) for left, right in zip(terms, terms[1:])):
+        if any(
+            self._mixup_pair(left, right) and not self._of_a_method_pair(left, right) for left, right in zip(terms, terms[1:])
+        ):
             self.report(
                 node,
                 "mixup written as two losses weighted by lambda assumes class-index targets (y_a, y_b)",
@@ -342,15 +348,26 @@ class MixupOnClassIndicesRule(Rule):
             return statement.value
         return None
 
-    def _note_pair(self, call: cst.Call) -> None:
+    def _note_pair(self, call: cst.Call, pairs: dict[object, set[str]] | None = None) -> None:
         """Remember the labels' pair of ``x, y_a, y_b, lam = mix(x, y, ...)`` (all but the first
-        and the last name), in the scope that unpacks it."""
+        and the last name), in the scope that unpacks it (in ``pairs``, else ``self._pairs``)."""
         statement = self.get_metadata(ParentNodeProvider, call, None)
         if not self._unpacked_into_pair(call):
             return
         elements = statement.targets[0].target.elements
         names = {element.value.value for element in elements[1:-1] if isinstance(element.value, cst.Name)}
-        self._pairs.setdefault(self.get_metadata(ScopeProvider, call, None), set()).update(names)
+        (self._pairs if pairs is None else pairs).setdefault(self.get_metadata(ScopeProvider, call, None), set()).update(names)
+
+    def _of_a_method_pair(self, left: LossCall | cst.Call, right: LossCall | cst.Call) -> bool:
+        """Two losses of a criterion the file does not build (one passed in: ``self.criterion``),
+        weighed on the two labels that the class's own mixing method handed back unmixed in this
+        scope: the criterion is migrated where it is built, and then the two losses are the BCE of
+        the mixed rows, as for the method's call."""
+        if isinstance(left, LossCall) or isinstance(right, LossCall):
+            return False
+        pair = self._method_pairs.get(self.get_metadata(ScopeProvider, left, None), set())
+        targets = [positional_arguments(call)[-1].value for call in (left, right)]
+        return all(isinstance(target, cst.Name) and target.value in pair for target in targets)
 
     def _given_a_mixed_pair(self, call: cst.Call) -> bool:
         """A call given both labels of a mixup's pair unpacked in the same scope

@@ -38,7 +38,8 @@ class SingleClassNameRule(Rule):
         "and top-k printing becomes 'every label above the threshold, with its probability'. "
         "The output format changes, so migrate-ml reports these lines instead of rewriting them. "
         "Building a label map (`id2label[str(i)] = label`), loops and comprehensions over every "
-        "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`) and the name "
+        "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`, the map's own keys "
+        "`[classes[i] for i in classes]`, a set of class indices `[names[i] for i in sorted(rare_cls)]`) and the name "
         "of the true label (`classes[labels[idx]]`) are left alone. A lookup of each label of a batch "
         "(`inputs, classes = next(iter(loader))`, `[class_names[x] for x in classes]`) is reported "
         "as what it is: multi-hot labels are a row per image, named with `row.nonzero()`. "
@@ -69,9 +70,11 @@ class SingleClassNameRule(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._every_class: list[set[str]] = []
-        """Names bound by the enclosing ``for`` loops over ``range(...)``/``enumerate(...)``:
-        indices that walk every class, not one predicted class."""
+        self._every_class: list[dict[str, str | None]] = []
+        """Names bound by the enclosing ``for`` loops over ``range(...)``/``enumerate(...)`` or a set
+        of class indices: indices that walk every class (or distinct classes), not one predicted
+        class; mapped to the code of the one map whose own keys they walk (``for i in classes``),
+        None where they may index any map."""
         self._top_k: set[str] = set()
         """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
         self._label_items: list[set[str]] = []
@@ -90,10 +93,10 @@ class SingleClassNameRule(Rule):
         iterator = node.iter
         if self._top_k and _names_in(iterator) & self._top_k:
             self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
-            self._every_class.append(set())
+            self._every_class.append({})
             self._label_items.append(set())
             return
-        self._every_class.append(_index_names(node.target, iterator))
+        self._every_class.append(self._walked_names(node.target, iterator))
         self._label_items.append(_bound_names(node.target) if self._is_batch_labels(iterator) else set())
 
     def leave_For(self, original_node: cst.For) -> None:
@@ -103,11 +106,11 @@ class SingleClassNameRule(Rule):
     def _enter_comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp) -> None:
         # `{class_names[i]: float(probs[0][i]) for i in range(len(class_names))}` names every class;
         # the comprehension is entered before its element, so its loops are known there.
-        walked: set[str] = set()
+        walked: dict[str, str | None] = {}
         labels: set[str] = set()
         loop: cst.CompFor | None = node.for_in
         while loop is not None:
-            walked |= _index_names(loop.target, loop.iter)
+            walked |= self._walked_names(loop.target, loop.iter)
             if self._is_batch_labels(loop.iter):
                 labels |= _bound_names(loop.target)
             loop = loop.inner_for_in
@@ -155,8 +158,12 @@ class SingleClassNameRule(Rule):
         key = index.value
         as_text = isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value in ("str", "int") and len(key.args) == 1
         looked_up = key.args[0].value if as_text else key
-        if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._every_class):
-            return  # a loop over every class (print each label's probability) is already multi-label
+        if isinstance(looked_up, cst.Name) and any(
+            looked_up.value in names and names[looked_up.value] in (None, _code(owner)) for names in self._every_class
+        ):
+            # a loop over every class (print each label's probability) is already multi-label, and
+            # so is one over the map's own keys (`[classes[i] for i in classes]`, heatmap axes)
+            return
         if _names_in(looked_up) & self._top_k:
             return  # the names of a top-k reported where it is taken: one finding per construct
         root = _root(looked_up)
@@ -248,6 +255,47 @@ class SingleClassNameRule(Rule):
             return loop.iter.value
         return None
 
+    def _walked_names(self, target: cst.BaseExpression, iterator: cst.BaseExpression) -> dict[str, str | None]:
+        """The names ``target`` binds that walk classes rather than images (see ``_every_class``):
+        indices over every class (:func:`_index_names`), the members of a set of class indices
+        (``for i in sorted(rare_cls)``, ``rare_cls = {c for c, n in counts.items() if n < k}``: each
+        class once, not one per image) and the keys of a map walked itself (``for i in classes``,
+        ``for i in classes.keys()``), which index that map only. A batch's labels unpacked as
+        ``inputs, classes = next(iter(loader))`` are none of these (ML106/batch_labels_named)."""
+        walked: dict[str, str | None] = dict.fromkeys(_index_names(target, iterator))
+        if self._is_set(iterator):
+            walked |= dict.fromkeys(_bound_names(target))
+        keys = iterator
+        if isinstance(keys, cst.Call) and isinstance(keys.func, cst.Attribute) and keys.func.attr.value == "keys" and not keys.args:
+            keys = keys.func.value
+        named = keys.attr.value if isinstance(keys, cst.Attribute) else getattr(keys, "value", None)
+        if isinstance(named, str) and CLASS_NAME_MAP.match(named) and not self._is_batch_labels(keys):
+            walked |= dict.fromkeys(_bound_names(target), _code(keys))
+        return walked
+
+    def _is_set(self, iterator: cst.BaseExpression) -> bool:
+        """``rare_cls``, ``sorted(rare_cls)`` or ``list(rare_cls)`` where every binding of ``rare_cls``
+        in its scope is a set (a set comprehension, ``set(...)``, a ``{...}`` display)."""
+        while isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("sorted", "list") and len(iterator.args) == 1:
+            iterator = iterator.args[0].value
+        if not isinstance(iterator, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, iterator, None)
+        assignments = list(scope[iterator.value]) if scope is not None else []
+        values = []
+        for assignment in assignments:
+            bound = getattr(assignment, "node", None)
+            target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+            if not isinstance(statement, cst.Assign) or target.target is not bound:
+                return False
+            values.append(statement.value)
+        return bool(values) and all(
+            isinstance(value, (cst.SetComp, cst.Set))
+            or (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "set")
+            for value in values
+        )
+
     def _is_batch_labels(self, iterator: cst.BaseExpression) -> bool:
         """``classes`` bound as the second of two names unpacked from one batch: ``inputs, classes =
         next(iter(loader))`` or ``for inputs, classes in loader`` (not ``enumerate``/``zip``)."""
@@ -326,6 +374,10 @@ class SingleClassNameRule(Rule):
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
                 "use (probs > THRESHOLD).nonzero() to list the predicted labels, with probs = torch.sigmoid(logits)",
             )
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
 
 
 def _index_names(target: cst.BaseExpression, iterator: cst.BaseExpression) -> set[str]:

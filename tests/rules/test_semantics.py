@@ -275,6 +275,16 @@ def test_bce_with_thresholded_sigmoid_and_no_class_axis_is_already_multi_label()
     # no decision by a threshold, or no BCE: nothing says the labels are several per sample
     assert not already_multi_label(_tree(trained))
     assert not already_multi_label(_tree("pred = torch.sigmoid(output).ge(0.5)\nloss = F.cross_entropy(o, y)"))
+    # one image's class list one-hot encoded and summed is its multi-hot row, no class axis;
+    # evaluate's multi-label configuration scores each label on its own
+    voc = "y = F.one_hot(torch.LongTensor(classes), num_classes=20).sum(axis=0)\n"
+    assert already_multi_label(_tree(voc + trained + "pred = torch.sigmoid(output) > 0.5"))
+    scored = "import evaluate\nmetric = evaluate.load('roc_auc', 'multilabel')\n"
+    assert already_multi_label(_tree(scored + trained + "pred = torch.sigmoid(output) > 0.5"))
+    assert not already_multi_label(_tree(voc + "t = F.one_hot(y, 20)\n" + trained + "pred = torch.sigmoid(output) > 0.5"))
+    assert not already_multi_label(_tree("t = F.one_hot(y, 20).sum(1)\n" + trained + "pred = torch.sigmoid(output) > 0.5"))
+    single = "import evaluate\nmetric = evaluate.load('accuracy')\n"
+    assert not already_multi_label(_tree(scored + single + trained + "pred = torch.sigmoid(output) > 0.5"))
 
 PRETRAINED_EVAL = """
 model = torchvision.models.resnet34(weights="IMAGENET1K_V1")

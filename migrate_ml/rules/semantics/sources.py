@@ -306,6 +306,29 @@ def reads_pair_labels(comprehension: ast.ListComp | ast.GeneratorExp | ast.SetCo
     )
 
 
+def reads_pair_label(statement: ast.stmt, read: ast.Subscript, scope: ast.AST) -> bool:
+    """Whether one (path, class index) pair read as ``ds.samples[i]`` in ``statement`` has its label
+    read: ``path, label = ds.samples[i]`` with ``label`` used in ``scope`` (the enclosing function,
+    else the module) does; ``path, _ = ds.samples[i]`` with ``_`` never read there, and
+    ``ds.samples[i][0]``, read only the file's path. Anything but ``.samples``/``.imgs`` counts as read."""
+    if not (isinstance(read.value, ast.Attribute) and read.value.attr in ("samples", "imgs")):
+        return True
+    if any(
+        isinstance(node, ast.Subscript) and node.value is read and isinstance(node.slice, ast.Constant) and node.slice.value == 0
+        for node in ast.walk(statement)
+    ):
+        return False
+    if not (isinstance(statement, ast.Assign) and statement.value is read and len(statement.targets) == 1):
+        return True
+    pair = statement.targets[0]
+    label = pair.elts[-1] if isinstance(pair, (ast.Tuple, ast.List)) and len(pair.elts) == 2 else None
+    if not isinstance(label, ast.Name):
+        return True
+    return any(
+        isinstance(node, ast.Name) and node.id == label.id and isinstance(node.ctx, ast.Load) for node in ast.walk(scope)
+    )
+
+
 def _path_item(parent: ast.AST | None, pair: ast.Name) -> bool:
     """``item[0]``: the path of a (path, class index) pair."""
     return (

@@ -143,6 +143,9 @@ class Analysis:
                 self.index_datasets.add(node.name)
         self.attributes: dict[tuple[str, str], Value] = {}
         """(class, attribute) -> what ``self.attribute`` holds anywhere in the class."""
+        self.one_hot_attributes: set[tuple[str, str]] = set()
+        """(class, attribute) of a ``self.attribute`` also bound to one-hot rows (``self.labels =
+        np.eye(C)[self.labels]`` under a flag), which ``attributes`` reads as class indices still."""
         self.returns: dict[tuple[str, str], Value] = {}
         """(class or "", function) -> what the function returns."""
         self.logits_loss_names: set[str] = set()
@@ -332,6 +335,8 @@ class Analysis:
         if key.startswith("self.") and self.class_name:
             attribute = (self.class_name, key[5:])
             self.attributes[attribute] = _merge(self.attributes.get(attribute), value)
+            if value.meaning == ONE_HOT:
+                self.one_hot_attributes.add(attribute)
 
     def is_bound(self, node: ast.AST) -> bool:
         """Whether the scope the walk is in binds this name (or ``self.`` attribute) itself."""

@@ -46,8 +46,11 @@ Some files read like image classification but are not the migration's business:
   never of a rewrite, which reads the same once the rules ran): the file trains with a
   binary cross-entropy, decides by a thresholded sigmoid (``torch.sigmoid(output).ge(0.5)``,
   ``torch.sigmoid(logits) > t``) and has nothing of a class axis (no cross-entropy, softmax,
-  one-hot, arg-max, ``topk`` or ``max`` over a dimension), and it scores with its own code, not a
-  metrics library's (whose accuracy may default to one class per sample). The accuracy it keeps
+  one-hot, arg-max, ``topk`` or ``max`` over a dimension; a one-hot summed over its first axis,
+  ``F.one_hot(torch.LongTensor(class_list), C).sum(axis=0)``, is an image's multi-hot row), and it
+  scores with its own code, not a metrics library's (whose accuracy may default to one class per
+  sample; ``evaluate``'s multi-label configuration, ``evaluate.load('roc_auc', 'multilabel')``, is
+  per label). The accuracy it keeps
   the best of is computed from per-label decisions already (a precision of the thresholded labels,
   an exact match): no rule has anything to migrate in it.
 """
@@ -243,18 +246,52 @@ def _called_names(tree: ast.Module) -> frozenset[str]:
 def already_multi_label(tree: ast.Module) -> bool:
     """Whether the file trains and decides multi-label already (module docstring)."""
     called = _called_names(tree)
+    if "one_hot" in called and _every_one_hot_summed(tree):
+        called = called - {"one_hot"}
     if called & _CLASS_AXIS or not called & _BINARY_LOSSES:
         return False
     calls = nodes_of(tree, ast.Call)
     if any(map(_over_a_dimension, calls)):
         return False
-    if any(_metric_library(module) for module in _imported_modules(tree)):
+    if any(_metric_library(module) for module in _imported_modules(tree)) and not _every_metric_multilabel(tree):
         return False  # a library's accuracy may still count one class per sample (a "multiclass" default)
     return any(
         isinstance(node.func, ast.Attribute) and node.func.attr in ("ge", "gt") and _of_sigmoid(node.func.value)
         for node in calls
     ) or any(
         isinstance(node.ops[0], (ast.Gt, ast.GtE)) and _of_sigmoid(node.left) for node in nodes_of(tree, ast.Compare)
+    )
+
+
+def _every_one_hot_summed(tree: ast.Module) -> bool:
+    """Every ``one_hot`` of the file is summed over its first axis where it is taken:
+    ``F.one_hot(torch.LongTensor(class_list), num_classes=20).sum(axis=0)`` adds the one-hot rows
+    of one image's class list into its multi-hot row, the multi-label target itself, not a class
+    axis of one label per image."""
+    summed = set()
+    for node in nodes_of(tree, ast.Call):
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "sum" and _name(getattr(node.func.value, "func", None)) == "one_hot":
+            axes = [*node.args, *(keyword.value for keyword in node.keywords if keyword.arg in ("axis", "dim"))]
+            if len(axes) == 1 and len(node.args) + len(node.keywords) == 1 and isinstance(axes[0], ast.Constant) and axes[0].value == 0:
+                summed.add(id(node.func.value))
+    return all(id(node) in summed for node in nodes_of(tree, ast.Call) if _name(node.func) == "one_hot")
+
+
+def _every_metric_multilabel(tree: ast.Module) -> bool:
+    """The only metrics library is ``evaluate`` and every metric it loads is its multi-label
+    configuration (``evaluate.load('roc_auc', 'multilabel')``, ``config_name='multilabel'``): each
+    label is scored on its own."""
+    if any(_metric_library(module) and module.split(".")[0] != "evaluate" for module in _imported_modules(tree)):
+        return False
+    loads = [
+        node for node in nodes_of(tree, ast.Call)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "load" and _name(node.func.value) == "evaluate"
+    ]
+    return bool(loads) and all(
+        any(isinstance(config, ast.Constant) and config.value == "multilabel" for config in (
+            *node.args[1:2], *(keyword.value for keyword in node.keywords if keyword.arg == "config_name")
+        ))
+        for node in loads
     )
 
 

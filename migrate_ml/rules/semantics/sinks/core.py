@@ -170,7 +170,8 @@ class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
                 self._remapped_class(node)
                 self._class_number_stored(node)
                 self._rows_of_one_class(node)
-                self._dataset_labels_read(node, node.value)
+                if sources.reads_pair_label(statement, node, self.analysis.function or self.analysis.tree):
+                    self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
                 if self.multi_label_training:
                     self._multi_hot_subscript(node)

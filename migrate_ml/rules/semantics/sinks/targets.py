@@ -788,6 +788,14 @@ class TargetChecks:
             return
         if not any(LABEL_LIKE.search(ast.unparse(target)) for target in statement.targets):
             return
+        if any(
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+            and (self.analysis.class_name, node.attr) in self.analysis.one_hot_attributes
+            for term in terms for node in ast.walk(term)
+        ):
+            # the labels mixed may be one-hot rows (FMix written for `one_hot_label=True`): a mix of
+            # rows, right as it stands once they are multi-hot
+            return
         self.report(
             value, "class-index-target",
             f"{ast.unparse(value)} mixes two class indices (mixup, FMix or CutMix written for one label per image): "
