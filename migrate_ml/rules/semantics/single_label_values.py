@@ -244,6 +244,15 @@ class ValueTracker(ast.NodeVisitor):
             return None, 0
         if isinstance(node, ast.Call):
             return self.call_value(node)
+        if isinstance(node, ast.IfExp):
+            return self._either_value(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            # ``logits_a + logits_b``: outputs summed over test-time augmentations or an ensemble.
+            left, right = self.value_of(node.left), self.value_of(node.right)
+            return left if left[0] == right[0] == MODEL_OUTPUT else (None, 0)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant):
+            left, line = self.value_of(node.left)  # ``total / n_tta``: the averaged outputs
+            return (left, line) if left == MODEL_OUTPUT else (None, 0)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and _is_max_shift(node.right):
             # ``z - np.max(z)``: logits shifted for a numerically stable softmax are still logits.
             left, line = self.value_of(node.left)
@@ -251,6 +260,22 @@ class ValueTracker(ast.NodeVisitor):
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.BitAnd, ast.BitOr)):
             left, line = self.value_of(node.left)
             return (left, line) if left == MULTI_HOT else (None, 0)
+        return None, 0
+
+    def _either_value(self, node: ast.IfExp) -> tuple[object, int]:
+        """What both branches hold; or the model output of a running sum started by one branch
+        (``out if total is None else total + out``: test-time augmentation summed step by step)."""
+        body, orelse = self.value_of(node.body), self.value_of(node.orelse)
+        if body[0] == orelse[0]:
+            return body
+        for value, other in ((body, node.orelse), (orelse, node.body)):
+            if (
+                value[0] == MODEL_OUTPUT
+                and isinstance(other, ast.BinOp)
+                and isinstance(other.op, ast.Add)
+                and MODEL_OUTPUT in (self.value_of(other.left)[0], self.value_of(other.right)[0])
+            ):
+                return value
         return None, 0
 
     def call_value(self, node: ast.Call) -> tuple[object, int]:
