@@ -1,56 +1,22 @@
-"""ML104's pre-checks, on the file's text and on CPython's ``ast`` tree: a mixup constructor or a mixing
-function's name in the text, and on the syntax tree a mixup applied outside a class, one unpacked into
-three or more names, two weighted losses, a mixing function that indexes its labels.
+"""ML104's pre-checks, on the file's text and on CPython's ``ast`` tree: a mixup constructor or a called
+mixup in the text, and on the syntax tree a mixup applied outside a class or label rows mixed with their
+permutation.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 
-from migrate_ml.rules._mixup_bodies import _LOSS_WORDS, _MIX_WORDS, _mix_name
+from migrate_ml.rules._mixup_bodies import _mix_name
 from migrate_ml.rules._prefilter import TextFacts
 
 
-_MIX_TEXT = re.compile(
-    r"def (?:mixup|cutmix|fmix|snapmix)\w*\("
-    r"|\w+\s*,\s*\w+\s*,[^=\n]*=\s*[\w.]*(?:mixup|cutmix|fmix|snapmix)\w*\("
-    r"|(?:mixup|cutmix|fmix|snapmix)\w*(?:criterion|loss)\w*\(",
-    re.IGNORECASE,
-)
-"""A mixing function defined under its own name, one unpacked into three or more names
-(``x, y_a, y_b, lam = mixup_data(...)``), or a mixup criterion called: the text that lets a file
-without a loss marker through (timm's own mixup helpers are called with other names)."""
 _CONSTRUCTOR_MARKERS = ("Mixup(", "MixUp(", "CutMix(", "RandomMixup(", "RandomCutmix(")
 
 
-def _calls_a_mix_name(facts: TextFacts) -> bool:
-    """A called name holds a mixing word: each form ``_MIX_TEXT`` accepts calls one (a regex
-    without a literal to look for first is tried at every position of the file)."""
-    return any(word in name.lower() for name in facts.called for word in _MIX_WORDS)
-
-
-def _permutes_second_argument(definition: ast.FunctionDef) -> bool:
-    """The syntax-tree pre-check of ``_PairMixers``: the second argument indexed by a name or a call."""
-    if len(definition.args.args) < 2:
-        return False
-    label = definition.args.args[1].arg
-    return any(
-        isinstance(node, ast.Subscript)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == label
-        and isinstance(node.slice, (ast.Name, ast.Call))
-        for node in ast.walk(definition)
-    )
-
-
-def _weighted_name_call(term: ast.AST) -> bool:
-    """``lam * f(out, y)``: the syntax-tree pre-check of ``_weighs_a_criterion_parameter``, whose
-    ``f`` must be a parameter (a criterion given to a mixup criterion)."""
-    return isinstance(term, ast.BinOp) and isinstance(term.op, ast.Mult) and any(
-        isinstance(side, ast.Call) and isinstance(side.func, ast.Name) and len(side.args) >= 2
-        for side in (term.left, term.right)
-    )
+def _calls_a_mixup(facts: TextFacts) -> bool:
+    """A called name holds ``mixup`` (``mixup_fn(samples, targets)``, ``self.mixup(x, y)``)."""
+    return any("mixup" in name.lower() for name in facts.called)
 
 
 def _mixup_call_outside_classes(tree: ast.AST) -> bool:
@@ -62,29 +28,6 @@ def _mixup_call_outside_classes(tree: ast.AST) -> bool:
         if _mixup_call_outside_classes(node):
             return True
     return False
-
-
-def _unpacked_mix_call(node: ast.AST) -> bool:
-    """``a, b, c, ... = mix(x, y, ...)``: the form ``visit_Call`` reports wherever it is called."""
-    return (
-        isinstance(node, ast.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0], (ast.Tuple, ast.List))
-        and len(node.targets[0].elts) >= 3
-        and isinstance(node.value, ast.Call)
-        and _mix_name(_called_name(node.value))
-        and len(node.value.args) >= 2
-    )
-
-
-def _weighted_loss_call(node: ast.AST) -> bool:
-    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)):
-        return False
-    return any(
-        (isinstance(side, ast.Call) and any(word in _called_name(side).lower() for word in _LOSS_WORDS))
-        or (isinstance(side, ast.Name) and "loss" in side.id.lower())
-        for side in (node.left, node.right)
-    )
 
 
 LIBRARY_MIXERS = frozenset({"Mixup", "FastCollateMixup", "MixUp", "CutMix"})

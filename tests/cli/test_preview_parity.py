@@ -7,21 +7,25 @@ import shutil
 
 import pytest
 
-# A trainer's method applies a mixing function imported from a module outside the run (the
-# syntax-tree pre-check once left ML104 out of the first pass only: the written file had it,
-# the preview did not).
+# A trainer's method applies timm's Mixup it builds (ML104 inside a class body: its syntax-tree
+# pre-check once left it out of the first pass only, so the written file had it and the preview did not).
 MIXUP_IN_A_METHOD = """\
 import torch
-from .augmentation import Aug
+from timm.data import Mixup
 
 
 class Trainer:
+    def __init__(self, model, criterion, num_classes):
+        self.model = model
+        self.criterion = criterion
+        self.mixup_fn = Mixup(mixup_alpha=0.4, num_classes=num_classes)
+
     def train_epoch(self, loader):
         correct = 0
         for images, labels in loader:
-            images, targets_a, targets_b, lam = Aug.mixup_data(images, labels, 0.4)
+            images, targets = self.mixup_fn(images, labels)
             outputs = self.model(images)
-            loss = Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)
+            loss = self.criterion(outputs, targets)
             _, predicted = outputs.max(1)
             correct += predicted.eq(labels).sum().item()
         return correct
@@ -111,7 +115,7 @@ def test_diff_and_check_report_what_the_write_reports(project, run_cli, files, s
     assert check == diff  # the same positions too: both are in the original text
     assert check[0] == write[0] and check[1] == write[1]
     if select:
-        # the mixing call and the criterion given both labels of its pair
+        # timm's Mixup where it is built and where it is applied
         assert [code for _, code, _ in write[0]] == ["ML104"] * 2 * ("utils__trainer.py" in files)
     # the preview's positions are the original's lines of what the write reports
     for path, line in check[2]:
@@ -125,10 +129,10 @@ def test_diff_and_check_report_what_the_write_reports(project, run_cli, files, s
 def test_the_mixup_a_method_applies_is_reported_on_its_line_in_every_mode(project, run_cli):
     root = project(**{"utils__trainer.py": MIXUP_IN_A_METHOD})
     _, check_out, _ = run_cli("rewrite", "--check", "--select", "ML104", "utils/trainer.py")
-    assert check_out.splitlines()[0].startswith("utils/trainer.py:9:49: ML104 mixup_data(inputs, labels, ...) is a mixing")
+    assert check_out.splitlines()[0].startswith("utils/trainer.py:9:25: ML104 timm Mixup one-hot encodes")
     shutil.copy(root / "utils" / "trainer.py", root / "copy.py")
     _, write_out, _ = run_cli("rewrite", "copy.py")
     written = (root / "copy.py").read_text().splitlines()
-    mixing, criterion = [int(m["line"]) for m in map(_FINDING.match, write_out.splitlines()) if m and m["code"] == "ML104"]
-    assert "Aug.mixup_data(images, labels, 0.4)" in written[mixing - 1]
-    assert "Aug.mixed_criterion(self.criterion, outputs, targets_a, targets_b, lam)" in written[criterion - 1]
+    built, applied = [int(m["line"]) for m in map(_FINDING.match, write_out.splitlines()) if m and m["code"] == "ML104"]
+    assert "Mixup(mixup_alpha=0.4, num_classes=num_classes)" in written[built - 1]
+    assert "self.mixup_fn(images, labels)" in written[applied - 1]
