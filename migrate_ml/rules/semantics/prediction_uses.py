@@ -243,9 +243,28 @@ class PredictionUses:
             return  # the copy is followed to the name it is bound to
         if qualified & JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
+        if self._torchmetrics_object(func):
+            return  # `self.metric(preds, y)` with `self.metric = MulticlassAccuracy(...)`: ML022's, as above
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
         prediction.drop_flattens(flattens)
+
+    def _torchmetrics_object(self, func: cst.BaseExpression) -> bool:
+        """``func`` (``acc``, ``self.metric``) is assigned a torchmetrics construction somewhere in
+        the file, as ML022 finds the metric objects it converts (by the assigned code)."""
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            return False
+        code = cst.Module([]).code_for_node(func)
+        for call in self._calls:
+            statement = self.get_metadata(ParentNodeProvider, call, None)
+            if (
+                isinstance(statement, cst.Assign)
+                and len(statement.targets) == 1
+                and cst.Module([]).code_for_node(statement.targets[0].target) == code
+                and any(q.startswith("torchmetrics.") for q in qualified_names(self, call.func))
+            ):
+                return True
+        return False
 
     def _note_returned(self, prediction: Prediction, node: cst.CSTNode) -> None:
         """Record the key of a returned dict the prediction is a value of (after ``.cpu()``…) when
