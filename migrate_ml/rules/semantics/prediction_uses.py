@@ -30,6 +30,12 @@ _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_
 """Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
 _FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "ne", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
+_STEP_COLLECTORS = {
+    f"{stage}_step": frozenset({f"{stage}_step_end", f"{stage}_epoch_end", f"on_{hook}_batch_end"})
+    for stage, hook in (("training", "train"), ("validation", "validation"), ("test", "test"), ("predict", "predict"))
+}
+"""What Lightning hands a step's returned dict to: ``validation_epoch_end`` reads the outputs of
+``validation_step``, never those of ``training_step``."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
 _METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
 
@@ -278,9 +284,11 @@ class PredictionUses:
             return
         key = element.key.evaluated_value
         function = enclosing(self, returned, cst.FunctionDef)
+        collectors = _STEP_COLLECTORS.get(function.name.value) if function is not None else None
         readers = [
             read for read in self._keyed.get(key, [])
-            if not self._is_store(read) and enclosing(self, read, cst.FunctionDef) not in (None, function)
+            if not self._is_store(read) and (reader := enclosing(self, read, cst.FunctionDef)) not in (None, function)
+            and (collectors is None or reader.name.value in collectors)
         ]
         if readers and all(known != key for known, _ in prediction.returned_under):
             prediction.returned_under.append((key, readers[0]))
