@@ -23,7 +23,7 @@ from migrate_ml.rules.semantics.predictions import (
     strip_transparent,
 )
 from migrate_ml.rules.semantics.shapes import is_flatten, unflattened
-from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS, TENSOR_COPIES
+from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS, TENSOR_COPIES, TORCHMETRICS_TASK_METRICS
 
 _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
@@ -256,8 +256,8 @@ class PredictionUses:
         prediction.drop_flattens(flattens)
 
     def _torchmetrics_object(self, func: cst.BaseExpression) -> bool:
-        """``func`` (``acc``, ``self.metric``) is assigned a torchmetrics construction somewhere in
-        the file, as ML022 finds the metric objects it converts (by the assigned code)."""
+        """``func`` (``acc``, ``self.metric``) is assigned a multilabel torchmetrics metric, or one ML022
+        converts to one, somewhere in the file (found by the assigned code, as ML022 finds them)."""
         if not isinstance(func, (cst.Name, cst.Attribute)):
             return False
         code = cst.Module([]).code_for_node(func)
@@ -267,7 +267,7 @@ class PredictionUses:
                 isinstance(statement, cst.Assign)
                 and len(statement.targets) == 1
                 and cst.Module([]).code_for_node(statement.targets[0].target) == code
-                and any(q.startswith("torchmetrics.") for q in qualified_names(self, call.func))
+                and any(_multi_label_metric(call, q) for q in qualified_names(self, call.func))
             ):
                 return True
         return False
@@ -625,3 +625,19 @@ def _label_side(comparison: Comparison) -> cst.BaseExpression:
         assert isinstance(node.func, cst.Attribute)
         return node.func.value
     return node.args[int(position.removeprefix("arg"))].value
+
+
+def _multi_label_metric(call: cst.Call, qualified: str) -> bool:
+    """A torchmetrics construction that takes [B, C] rows after the run: a ``Multilabel*`` class,
+    ``task="multilabel"``, or a ``Multiclass*``/``task="multiclass"`` metric ML022 rewrites
+    (``Accuracy(task="binary")`` takes neither and keeps the note)."""
+    if not qualified.startswith("torchmetrics."):
+        return False
+    name = qualified.rpartition(".")[2]
+    task = next((
+        arg.value.evaluated_value for arg in call.args
+        if isinstance(arg.value, cst.SimpleString) and (arg.keyword is None or arg.keyword.value == "task")
+    ), None)
+    if name.startswith("Multilabel") or task == "multilabel":
+        return True
+    return name.removeprefix("Multiclass") in TORCHMETRICS_TASK_METRICS and (name.startswith("Multiclass") or task == "multiclass")
