@@ -13,9 +13,9 @@ from migrate_ml.rules._exprs import append_argument, method_call
 from migrate_ml.rules.semantics.flow import call_argument
 from migrate_ml.rules.semantics.prediction_provider import PredictionFlowProvider
 from migrate_ml.rules.semantics.predictions import PredictionFlow, strip_transparent
+from migrate_ml.rules.semantics.tables import TORCHMETRICS_TASK_METRICS as _TASK_METRICS
 
-# Task-dispatching classes and functions, by their last name component: True when they take a threshold.
-_TASK_METRICS = {"Accuracy": True, "F1Score": True, "Precision": True, "Recall": True, "AUROC": False, "AveragePrecision": False}
+# Task-dispatching functions, by their last name component: True when they take a threshold.
 _TASK_FUNCTIONS = {"accuracy": True, "f1_score": True, "precision": True, "recall": True, "auroc": False, "average_precision": False}
 _INTEGER_CASTS = frozenset({"int", "long", "bool"})
 _EXACT_MATCH = {

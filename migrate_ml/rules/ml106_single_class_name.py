@@ -40,7 +40,9 @@ class SingleClassNameRule(Rule):
         "Building a label map (`id2label[str(i)] = label`), loops and comprehensions over every "
         "class (`for i in range(len(probs))`, `{names[i]: p[i] for i in range(C)}`, the map's own keys "
         "`[classes[i] for i in classes]`, a set of class indices `[names[i] for i in sorted(rare_cls)]`) and the name "
-        "of the true label (`classes[labels[idx]]`) are left alone. A lookup of each label of a batch "
+        "of the true label (`classes[labels[idx]]`) are left alone, and so is a configured class (an index "
+        "bound only to a parameter's default or a value with no call, `minority_idx = num_classes - 1`, a "
+        "module constant): the same class for every image, named in a log, not a prediction. A lookup of each label of a batch "
         "(`inputs, classes = next(iter(loader))`, `[class_names[x] for x in classes]`) is reported "
         "as what it is: multi-hot labels are a row per image, named with `row.nonzero()`. "
         "A stored prediction named by its index (`self.classnames[pred]` in an error-case callback, the items of "
@@ -171,6 +173,8 @@ class SingleClassNameRule(Rule):
             return  # the image's true label (`classes[labels[idx]]`), shown beside the prediction
         if isinstance(looked_up, cst.Name) and self._tested_against_prediction(looked_up):
             return  # the reference answer (`is_correct = ans == pred`), shown beside the prediction
+        if isinstance(looked_up, cst.Name) and self._configured(looked_up):
+            return  # a class chosen by the caller or the code (`class_names[minority_idx]`), not predicted
         if isinstance(looked_up, cst.Name) and isinstance(owner, cst.Name) and self._names_its_index(owner, looked_up):
             self._report_once(
                 node,
@@ -224,6 +228,27 @@ class SingleClassNameRule(Rule):
             if name.value == key.value and predicted and self.get_metadata(ScopeProvider, name, None) is scope:
                 return True
         return False
+
+    def _configured(self, key: cst.Name) -> bool:
+        """Every binding of ``key`` in its scope is a parameter with a default (``minority_idx=None``)
+        or a value computed without a call or a subscript (``minority_idx = num_classes - 1``, a
+        module constant ``TARGET = 3``): one class the run is told about, the same for every image,
+        not a prediction, which a call (a model, an arg-max) or an item of a batch gives."""
+        bindings = self._bindings(key)
+        if not bindings:
+            return False
+        for bound in bindings:
+            if isinstance(bound, cst.Param):
+                if bound.default is None:
+                    return False
+                continue
+            target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+            if not (isinstance(statement, cst.Assign) and target.target is bound):
+                return False
+            if _calls_in(statement.value) or any(isinstance(node, cst.Subscript) for node in cst_walk(statement.value)):
+                return False
+        return True
 
     def _names_its_index(self, mapping: cst.Name, key: cst.Name) -> bool:
         """``mapping`` is built from ``enumerate(items)`` (``dict((k, v) for v, k in enumerate(items))``)

@@ -231,6 +231,28 @@ POSITIVES = {
         """,
         [(5, "per-element-accuracy")],
     ),
+    "matches of thresholded predictions counted over the images of a loader": (
+        """
+        import torch
+        def train(model, loader, THRESHOLD=0.5):
+            running_correct, running_total = 0, 0
+            for images, labels in loader:
+                predictions = (torch.sigmoid(model(images)) > THRESHOLD).float()
+                running_correct += (predictions == labels).sum().item()
+                running_total += labels.size(0)
+            return 100.0 * running_correct / running_total
+        """,
+        [(7, "per-element-accuracy")],
+    ),
+    "matches of thresholded predictions divided by the batch size": (
+        """
+        import torch
+        def score(model, x, y, THRESHOLD=0.5):
+            preds = (torch.sigmoid(model(x)) > THRESHOLD).float()
+            return (preds == y).sum().item() / len(y)
+        """,
+        [(5, "per-element-accuracy")],
+    ),
     "per-sample .item() of predictions": (
         """
         def collect(model, x, y_pred):
@@ -529,6 +551,41 @@ NEGATIVES = {
         def confused(logits):
             (values, idxs) = torch.topk(logits, k=2, dim=1)
             return values, idxs
+        """,
+    "label-wise (Hamming) accuracy: matches over a running count of labels.numel()": """
+        import torch
+        def train(model, loader, THRESHOLD=0.5):
+            running_correct = 0
+            running_total = 0
+            for images, labels in loader:
+                predictions = (torch.sigmoid(model(images)) > THRESHOLD).float()
+                running_correct += (predictions == labels).sum().item()
+                running_total += labels.numel()
+            return 100.0 * running_correct / running_total
+        """,
+    "label-wise (Hamming) accuracy: matches over B x C": """
+        import torch
+        def score(model, x, y, THRESHOLD=0.5):
+            preds = (torch.sigmoid(model(x)) > THRESHOLD).float()
+            B, C = y.shape
+            return (preds == y).float().sum() / (B * C), (preds == y).sum() / y.numel()
+        """,
+    "label-wise (Hamming) accuracy of matches bound to a name": """
+        import torch
+        def hits(model, x, y, THRESHOLD=0.5):
+            preds = torch.sigmoid(model(x)) > THRESHOLD
+            matches = preds == y
+            return matches.long().sum() / torch.numel(y)
+        """,
+    "label-wise (Hamming) accuracy kept in a metric object's counters": """
+        import torch
+        class LabelAccuracy:
+            def update(self, probs, labels, THRESHOLD=0.5):
+                preds = probs > THRESHOLD
+                self.correct += (preds == labels.bool()).sum().item()
+                self.total += labels.size(0) * labels.size(1)
+            def compute(self):
+                return self.correct / self.total
         """,
     "predict_step of a ranking module": """
         import torch

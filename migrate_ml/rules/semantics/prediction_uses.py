@@ -23,13 +23,19 @@ from migrate_ml.rules.semantics.predictions import (
     strip_transparent,
 )
 from migrate_ml.rules.semantics.shapes import is_flatten, unflattened
-from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS, TENSOR_COPIES
+from migrate_ml.rules.semantics.tables import JOIN_FUNCTIONS, JOINS, TENSOR_COPIES, TORCHMETRICS_TASK_METRICS
 
 _PREDICTION_CHAIN = frozenset({"detach", "cpu", "cuda", "to", "numpy", "clone"})
 _GATHER_METHODS = frozenset({"gather", "gather_for_metrics", "all_gather", "pad_across_processes"})
 """Distributed collection (accelerate, Lightning, torch_xla): the rows of every process, same layout."""
 _FOLLOWED_METHODS = _GATHER_METHODS | {"append", "extend", "update", "add_batch", "add", "compute", "eq", "ne", "log"}
 """Calls a prediction goes through that other code follows or reports (ML022, ML023, the gathers)."""
+_STEP_COLLECTORS = {
+    f"{stage}_step": frozenset({f"{stage}_step_end", f"{stage}_epoch_end", f"on_{hook}_batch_end"})
+    for stage, hook in (("training", "train"), ("validation", "validation"), ("test", "test"), ("predict", "predict"))
+}
+"""What Lightning hands a step's returned dict to: ``validation_epoch_end`` reads the outputs of
+``validation_step``, never those of ``training_step``."""
 _NEUTRAL_BUILTINS = frozenset({"print", "len", "int", "str", "type", "isinstance", "repr"})
 _METRIC_LIBRARIES = ("sklearn.", "torchmetrics.")
 
@@ -243,9 +249,28 @@ class PredictionUses:
             return  # the copy is followed to the name it is bound to
         if qualified & JOIN_FUNCTIONS or any(q.startswith(_METRIC_LIBRARIES) for q in qualified):
             return  # joins are followed; scikit-learn and torchmetrics calls have their own rules
+        if self._torchmetrics_object(func):
+            return  # `self.metric(preds, y)` with `self.metric = MulticlassAccuracy(...)`: ML022's, as above
         if all(call is not known for known in prediction.escapes):
             prediction.escapes.append(call)
         prediction.drop_flattens(flattens)
+
+    def _torchmetrics_object(self, func: cst.BaseExpression) -> bool:
+        """``func`` (``acc``, ``self.metric``) is assigned a multilabel torchmetrics metric, or one ML022
+        converts to one, somewhere in the file (found by the assigned code, as ML022 finds them)."""
+        if not isinstance(func, (cst.Name, cst.Attribute)):
+            return False
+        code = cst.Module([]).code_for_node(func)
+        for call in self._calls:
+            statement = self.get_metadata(ParentNodeProvider, call, None)
+            if (
+                isinstance(statement, cst.Assign)
+                and len(statement.targets) == 1
+                and cst.Module([]).code_for_node(statement.targets[0].target) == code
+                and any(_multi_label_metric(call, q) for q in qualified_names(self, call.func))
+            ):
+                return True
+        return False
 
     def _note_returned(self, prediction: Prediction, node: cst.CSTNode) -> None:
         """Record the key of a returned dict the prediction is a value of (after ``.cpu()``…) when
@@ -259,9 +284,11 @@ class PredictionUses:
             return
         key = element.key.evaluated_value
         function = enclosing(self, returned, cst.FunctionDef)
+        collectors = _STEP_COLLECTORS.get(function.name.value) if function is not None else None
         readers = [
             read for read in self._keyed.get(key, [])
-            if not self._is_store(read) and enclosing(self, read, cst.FunctionDef) not in (None, function)
+            if not self._is_store(read) and (reader := enclosing(self, read, cst.FunctionDef)) not in (None, function)
+            and (collectors is None or reader.name.value in collectors)
         ]
         if readers and all(known != key for known, _ in prediction.returned_under):
             prediction.returned_under.append((key, readers[0]))
@@ -598,3 +625,19 @@ def _label_side(comparison: Comparison) -> cst.BaseExpression:
         assert isinstance(node.func, cst.Attribute)
         return node.func.value
     return node.args[int(position.removeprefix("arg"))].value
+
+
+def _multi_label_metric(call: cst.Call, qualified: str) -> bool:
+    """A torchmetrics construction that takes [B, C] rows after the run: a ``Multilabel*`` class,
+    ``task="multilabel"``, or a ``Multiclass*``/``task="multiclass"`` metric ML022 rewrites
+    (``Accuracy(task="binary")`` takes neither and keeps the note)."""
+    if not qualified.startswith("torchmetrics."):
+        return False
+    name = qualified.rpartition(".")[2]
+    task = next((
+        arg.value.evaluated_value for arg in call.args
+        if isinstance(arg.value, cst.SimpleString) and (arg.keyword is None or arg.keyword.value == "task")
+    ), None)
+    if name.startswith("Multilabel") or task == "multilabel":
+        return True
+    return name.removeprefix("Multiclass") in TORCHMETRICS_TASK_METRICS and (name.startswith("Multiclass") or task == "multiclass")

@@ -288,3 +288,8 @@ JOINS = {
     "extend": frozenset({"numpy.array", "numpy.asarray", "numpy.stack", "numpy.vstack", "torch.stack", "torch.tensor"}),
 }
 """How a list of per-batch predictions becomes one [N, C] array: batches joined, rows stacked."""
+
+
+TORCHMETRICS_TASK_METRICS = {"Accuracy": True, "F1Score": True, "Precision": True, "Recall": True, "AUROC": False, "AveragePrecision": False}
+"""torchmetrics' task-dispatching classes that ML022 rewrites to their multilabel forms (also
+``Multiclass<name>``), by their last name component: True when they take a threshold."""

@@ -33,6 +33,22 @@ from migrate_ml.rules.semantics.single_label_values import (
 )
 
 
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _is_self_attribute(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+
+
+def _holder_key(node: ast.AST) -> str | None:
+    """``total`` or ``self.total``: a name or attribute a running count is kept in."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if _is_self_attribute(node):
+        return "self." + node.attr
+    return None
+
+
 class MetricChecks:
     """The checks of :class:`~migrate_ml.rules.semantics.residue.detector._Detector` on metrics."""
 
@@ -96,7 +112,7 @@ class MetricChecks:
                 tuple(multi_hot_lines),
             )
             return
-        if multi_hot_lines and equal and self._averaged_over_every_element(node):
+        if multi_hot_lines and equal and self._averaged_over_every_element(node) and not self._label_wise_accuracy(node):
             self._report(
                 node,
                 "per-element-accuracy",
@@ -168,6 +184,101 @@ class MetricChecks:
                     return False
                 return False
             return False
+
+    def _label_wise_accuracy(self, matches: ast.AST) -> bool:
+        """Whether the count of ``matches`` is divided by an element count, B x C, and only by one:
+        ``(preds == labels).sum() / labels.numel()``, or ``correct += ...`` over ``total += labels.numel()``.
+        That is label-wise (Hamming) accuracy, bounded by 1, a multi-label metric; a count divided by
+        the number of images is not."""
+        count = matches
+        while True:
+            parent = self.parents.get(count)
+            call = self.parents.get(parent) if isinstance(parent, ast.Attribute) and parent.value is count else None
+            if isinstance(call, ast.Call) and call.func is parent and (
+                parent.attr in PASS_THROUGH_METHODS or parent.attr in ("sum", "item", "count_nonzero")
+            ):
+                count = call
+                continue
+            break
+        if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Div) and parent.left is count:
+            return self._element_count(parent.right, parent)
+        if isinstance(parent, (ast.Assign, ast.AugAssign)) and parent.value is count:
+            targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+            holder = self._enclosing(parent, ast.ClassDef if _is_self_attribute(targets[0]) else _FUNCTIONS)
+            key = _holder_key(targets[0])
+            if holder is None or key is None or len(targets) != 1:
+                return False
+            divisions = [
+                division for division in ast.walk(holder)
+                if isinstance(division, ast.BinOp) and isinstance(division.op, ast.Div)
+                and any(_holder_key(name) == key for name in ast.walk(division.left))
+            ]
+            return bool(divisions) and all(self._element_count(division.right, holder) for division in divisions)
+        return False
+
+    def _element_count(self, node: ast.AST, where: ast.AST) -> bool:
+        """``y.numel()``, ``torch.numel(y)``, ``y.size(0) * y.size(1)``, ``B * C`` after
+        ``B, C = y.shape``, or a name or ``self.`` attribute that only accumulates those."""
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in ("numel", "nelement") and not node.args:
+                return True
+            return self.qualified(func) == "torch.numel"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            dims = {self._dimension(node.left, where), self._dimension(node.right, where)}
+            return None not in dims and len(dims) == 2
+        key = _holder_key(node)
+        if key is None:
+            return False
+        kind = ast.ClassDef if _is_self_attribute(node) else _FUNCTIONS
+        holder = where if isinstance(where, kind) else self._enclosing(where, kind)
+        if holder is None:
+            return False
+        values = [
+            statement.value for statement in ast.walk(holder)
+            if isinstance(statement, (ast.Assign, ast.AugAssign)) and any(_holder_key(target) == key for target in (
+                statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            ))
+        ]
+        counted = [value for value in values if not isinstance(value, ast.Constant)]
+        return bool(counted) and all(
+            not isinstance(value, ast.Name) and self._element_count(value, where) for value in counted
+        )
+
+    def _dimension(self, node: ast.AST, where: ast.AST) -> int | None:
+        """The dimension ``y.size(1)``, ``y.shape[1]`` or ``C`` (after ``B, C = y.shape``) reads; -1 is 1."""
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size" \
+                and len(node.args) == 1:
+            index = int_constant(node.args[0])
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape":
+            index = int_constant(node.slice)
+        elif isinstance(node, ast.Name):
+            function = where if isinstance(where, _FUNCTIONS) else self._enclosing(where, _FUNCTIONS)
+            for assign in ast.walk(function) if function is not None else ():
+                if not isinstance(assign, ast.Assign):
+                    continue
+                target, value = assign.targets[0], assign.value
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size" \
+                        and not value.args:
+                    value = value.func.value
+                elif isinstance(value, ast.Attribute) and value.attr == "shape":
+                    value = value.value
+                else:
+                    continue
+                if isinstance(target, ast.Tuple) and len(target.elts) == 2:
+                    for position, element in enumerate(target.elts):
+                        if isinstance(element, ast.Name) and element.id == node.id:
+                            return position
+            return None
+        else:
+            return None
+        return {0: 0, 1: 1, -1: 1}.get(index) if isinstance(index, int) else None
+
+    def _enclosing(self, node: ast.AST, kind) -> ast.AST | None:
+        current = self.parents.get(node)
+        while current is not None and not isinstance(current, kind):
+            current = self.parents.get(current)
+        return current
 
     def _check_eq_method(self, node: ast.Call) -> None:
         func = node.func
@@ -416,7 +527,7 @@ class MetricChecks:
         if isinstance(subject, ast.Compare):
             return  # the comparison itself is checked where it is written
         value, line = self.value_of(subject)
-        if value == MATCHES:
+        if value == MATCHES and not self._label_wise_accuracy(node):
             self._report(
                 node,
                 "per-element-accuracy",
