@@ -2,66 +2,42 @@
 
 The rule is split by idiom: the library datasets (names built, aliased, subclassed, chosen, picked from a
 registry, loaded by a named factory) are in ``_datasets_library``, a custom ``__getitem__``'s returns in
-``_datasets_getitem``, dataset classes from modules outside the run in ``_datasets_outside_run``, and
-the labels a file never reads in ``_datasets_labels_unread``. Hugging Face ``ClassLabel`` columns and
-examples picked per class index are judged here.
+``_datasets_getitem``, dataset classes from modules outside the run in ``_datasets_outside_run``, the
+labels a file never reads in ``_datasets_labels_unread``, Hugging Face ``ClassLabel`` columns in
+``_datasets_class_label``, examples picked per class index in ``_datasets_per_class``, and the text and
+syntax-tree pre-checks in ``_datasets_prechecks``. This module keeps the rule and its dispatch.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._datasets_getitem import _BUILDER_NAMES, _GETITEM_TEXT, _TENSOR_BUILDERS, GetitemReturns
-from migrate_ml.rules._datasets_labels_unread import _LABEL_USE, UnreadLabels, labels_discarded
+from migrate_ml.rules._datasets_class_label import ClassLabelColumns
+from migrate_ml.rules._datasets_getitem import _TENSOR_BUILDERS, GetitemReturns
+from migrate_ml.rules._datasets_labels_unread import _LABEL_USE, UnreadLabels
 from migrate_ml.rules._datasets_library import (
-    _CHOSEN_BY_NAME,
     _DATASET_NAMES,
     _FACTORY_NAME,
     _KERAS_DATASETS,
     _KERAS_LOADER,
     _NAMED_DATASET,
-    _REGISTRY_CALL,
     LibraryDatasets,
-    _builds_or_aliases_a_dataset,
-    _calls_a_named_factory,
-    _calls_a_registry,
-    _chosen_by_name,
-    _chosen_classes,
     _chosen_cst,
-    _imports_timm,
     _keeps_parent_items,
-    _last_name,
     _names_a_dataset_factory,
-    _registry_key,
     _registry_key_cst,
     _run_factories,
 )
-from migrate_ml.rules._datasets_outside_run import (
-    _NOT_THE_PROJECT,
-    _ONE_CLASS_WORDS,
-    OutsideRunDatasets,
-    _computes_a_loss,
-    _leaf_name,
-)
+from migrate_ml.rules._datasets_outside_run import _ONE_CLASS_WORDS, OutsideRunDatasets, _computes_a_loss, _leaf_name
+from migrate_ml.rules._datasets_per_class import PerClassPicks
+from migrate_ml.rules._datasets_prechecks import TRIGGER_WORDS, text_may_name_a_dataset, tree_builds_a_dataset
 from migrate_ml.rules._exprs import cst_any, cst_nodes_of
-from migrate_ml.rules._prefilter import nodes_of, text_facts, walk
 from migrate_ml.rules._project import current_facts
-from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS, named_class_index_dataset
-
-TRIGGER_WORDS = (
-    "ImageDataset", "__getitem__", ".features[", "ClassLabel", "range(", _CHOSEN_BY_NAME, "registry", "REGISTRY",
-    "dataset(", "data(", "loader(", "load_data",
-)
-"""What the pre-filter looks for besides the dataset names (the regular expressions below sharpen it)."""
-HF_CLASS_LABELS = frozenset({"datasets.ClassLabel", "datasets.features.ClassLabel", "datasets.features.features.ClassLabel"})
-
-_PER_CLASS_LOOP = re.compile(r"for (\w+) in range\([^)\n]*class[^)\n]*\):[\s\S]*?\b\w*label\w*\s*==\s*\1\b", re.IGNORECASE)
-"""``for i in range(num_classes): ... labels == i``: examples picked per class index."""
+from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, TIMM_DATASETS
 
 SUGGESTION = (
     "replace it with a multi-label dataset yielding (image, float multi-hot [C]) such as "
@@ -78,7 +54,7 @@ GETITEM_SUGGESTION = (
 )
 
 
-class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets, UnreadLabels, Rule):
+class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets, UnreadLabels, ClassLabelColumns, PerClassPicks, Rule):
     code = "ML101"
     name = "class-index-dataset"
     summary = (
@@ -152,78 +128,11 @@ class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets,
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        facts = text_facts(source)
-        return (
-            _builds_or_aliases_a_dataset(facts)
-            or (facts.has("ImageDataset") and facts.has("timm"))
-            or facts.has_any((".features[", "ClassLabel"))
-            or (facts.has("def __getitem__") and _GETITEM_TEXT.search(source) is not None)
-            or (
-                "range" in facts.called and "class" in facts.lower_word_text and "label" in facts.lower_word_text
-                and _PER_CLASS_LOOP.search(source) is not None
-            )
-            or _calls_a_named_factory(facts)
-            or bool(_run_factories())
-            or facts.has(_CHOSEN_BY_NAME)
-            or (facts.has("load_data") and facts.has("keras"))
-            or (_calls_a_registry(facts) and any(named_class_index_dataset(name) for _, name in _REGISTRY_CALL.findall(source)))
-            or (facts.has("DataLoader") and facts.has_any(_ONE_CLASS_WORDS))
-        )
+        return text_may_name_a_dataset(source)
 
     @classmethod
     def could_apply_tree(cls, tree: ast.Module) -> bool:
-        """A dataset is *built* (not defined, as in torchvision's own modules), or a ``__getitem__``
-        builds a tensor. Names imported under another name count by their alias."""
-        if labels_discarded(tree):
-            return False
-        datasets = set(_DATASET_NAMES) | {"ClassLabel"}
-        if _imports_timm(tree):  # timm's own modules import their datasets relatively: not parsed for them
-            datasets |= {"ImageDataset", "IterableImageDataset"}
-        for node in walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                datasets.update(alias.asname for alias in node.names if alias.asname and alias.name in _DATASET_NAMES)
-        # torchvision's own modules subclass the datasets they define or import relatively
-        # (`class CIFAR100(CIFAR10)`, `from .folder import ImageFolder`): no user's dataset there
-        own = {node.name for node in nodes_of(tree, ast.ClassDef)} | {
-            alias.asname or alias.name for node in nodes_of(tree, ast.ImportFrom) if node.level for alias in node.names
-        }
-        bases = datasets - own
-        # A dataset class of the project's own modules may feed a DataLoader, in a file that trains or
-        # predicts one class per image (`_one_class_file`): torchvision's video_utils has the loader only.
-        project = any(
-            node.level or (node.module or "").split(".")[0] not in _NOT_THE_PROJECT for node in nodes_of(tree, ast.ImportFrom)
-        ) and any(
-            (node.id if isinstance(node, ast.Name) else node.attr) in _ONE_CLASS_WORDS
-            for node in nodes_of(tree, ast.Name, ast.Attribute)
-        )
-        for node in walk(tree):
-            if isinstance(node, ast.Call) and (_last_name(node.func) in datasets or _registry_key(node)):
-                return True
-            if isinstance(node, ast.Call) and project and _last_name(node.func) == "DataLoader":
-                return True
-            if isinstance(node, ast.Subscript) and _chosen_by_name(node.value):
-                return True
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
-                _names_a_dataset_factory(node.func.id) or node.func.id in _run_factories()
-            ):
-                return True
-            if isinstance(node, ast.ClassDef) and any(_last_name(base) in bases for base in node.bases):
-                return True
-            if isinstance(node, ast.Assign) and any(_last_name(chosen) in bases for chosen in _chosen_classes(node.value)):
-                return True
-            if isinstance(node, ast.FunctionDef) and node.name == "__getitem__" and any(
-                isinstance(inner, ast.Call) and _last_name(inner.func) in _BUILDER_NAMES for inner in ast.walk(node)
-            ):
-                return True
-            if isinstance(node, ast.Attribute) and node.attr == "names" and isinstance(node.value, ast.Subscript) and (
-                isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "features"
-            ):
-                return True
-            if isinstance(node, ast.For) and _ast_per_class_loop(node):
-                return True
-            if isinstance(node, ast.Attribute) and node.attr == "load_data" and _last_name(node.value) in _KERAS_DATASETS:
-                return True
-        return False
+        return tree_builds_a_dataset(tree)
 
     def visit_Module(self, node: cst.Module) -> None:
         self._class_label_keys: set[str] = set()
@@ -382,13 +291,7 @@ class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets,
                 suggestion=GETITEM_SUGGESTION,
             )
             return
-        if qualified & HF_CLASS_LABELS:
-            self.report(
-                node,
-                "blocking: a datasets ClassLabel feature holds one class index per example",
-                suggestion="use a Sequence(ClassLabel(names=...)) column of label ids and turn it into "
-                "a float multi-hot [C] row per example before it reaches the model's labels",
-            )
+        if self._class_label_built(node, qualified):
             return
         for name in sorted(qualified & set(TIMM_DATASETS)):
             self.report(
@@ -423,70 +326,10 @@ class ClassIndexDatasetRule(LibraryDatasets, GetitemReturns, OutsideRunDatasets,
             )
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        """``ds["train"].features["labels"].names``: the class names of a datasets ClassLabel column."""
-        if not (node.attr.value == "names" and isinstance(node.value, cst.Subscript) and len(node.value.slice) == 1):
-            return
-        column = node.value
-        index = column.slice[0].slice
-        if not (isinstance(column.value, cst.Attribute) and column.value.attr.value == "features" and isinstance(index, cst.Index)):
-            return
-        key = index.value.evaluated_value if isinstance(index.value, cst.SimpleString) else None
-        if isinstance(key, str):
-            self._class_label_keys.add(key)
-        self.report(
-            node,
-            f"blocking: the datasets column {cst.Module([]).code_for_node(index.value)} is a ClassLabel: one "
-            "class index per example, which cannot express multi-label targets",
-            suggestion="use a Sequence(ClassLabel(names=...)) column of label ids and turn it into a float "
-            "multi-hot [C] row per example where it becomes the model's labels",
-        )
+        self._class_label_names(node)
 
     def leave_Assign(self, original_node: cst.Assign) -> None:
-        """``inputs["labels"] = batch["labels"]``: the ClassLabel column copied into the model's labels."""
-        value = original_node.value
-        if not (self._class_label_keys and isinstance(value, cst.Subscript) and len(value.slice) == 1):
-            return
-        index = value.slice[0].slice
-        key = index.value.evaluated_value if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString) else None
-        if key in self._class_label_keys and any(isinstance(t.target, cst.Subscript) for t in original_node.targets):
-            self.report(
-                value,
-                f"the ClassLabel column {key!r} (one class index per example) becomes the model's labels",
-                suggestion="build a float multi-hot [C] row per example here: "
-                "torch.zeros(num_classes).index_fill_(0, torch.tensor(label_ids), 1.0)",
-            )
+        self._class_label_copied(original_node)
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
-        """``np.where(labels == i)`` inside ``for i in range(num_classes)``: examples picked per class,
-        each example in exactly one class."""
-        if len(node.comparisons) != 1 or not isinstance(node.comparisons[0].operator, cst.Equal):
-            return
-        left, right = node.left, node.comparisons[0].comparator
-        if not (isinstance(left, cst.Name) and isinstance(right, cst.Name) and re.search("label|target", left.value, re.I)):
-            return
-        loop = self.get_metadata(ParentNodeProvider, node, None)
-        while loop is not None and not isinstance(loop, (cst.For, cst.FunctionDef)):
-            loop = self.get_metadata(ParentNodeProvider, loop, None)
-        if not (isinstance(loop, cst.For) and isinstance(loop.target, cst.Name) and loop.target.value == right.value):
-            return
-        iterated = cst.Module([]).code_for_node(loop.iter)
-        if iterated.startswith("range(") and "class" in iterated.lower():
-            self.report(
-                node,
-                f"examples are picked per class with {left.value} == {right.value}: each holds one class index",
-                suggestion=f"with multi-hot labels [N, C] pick class {right.value}'s examples with "
-                f"{left.value}[:, {right.value}] == 1 (an example can belong to several classes)",
-            )
-
-
-def _ast_per_class_loop(loop: ast.For) -> bool:
-    """``for i in range(num_classes)`` whose body compares a label name with ``i``."""
-    if not (isinstance(loop.target, ast.Name) and isinstance(loop.iter, ast.Call) and _last_name(loop.iter.func) == "range"):
-        return False
-    if "class" not in ast.unparse(loop.iter).lower():
-        return False
-    return any(
-        isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and "label" in node.left.id.lower()
-        and any(isinstance(c, ast.Name) and c.id == loop.target.id for c in node.comparators)
-        for statement in loop.body for node in ast.walk(statement)
-    )
+        self._picked_per_class(node)

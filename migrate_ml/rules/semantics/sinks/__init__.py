@@ -4,8 +4,8 @@ Each check looks at one statement (its own expressions, not the bodies it holds)
 walk of :mod:`summaries` has the meanings of its names, and reports what it proves.
 
 ``core`` holds the walk (:class:`Sinks`, its dispatch and file-wide checks); the checks are
-grouped by concern beside it: ``losses``, ``targets``, ``scores`` and ``metrics``, with what
-they share in ``common``.
+grouped by concern beside it: ``losses``, ``targets``, ``multi_hot_targets``, ``label_tables``,
+``dataset_labels``, ``scores`` and ``metrics``, with what they share in ``common``.
 """
 
 from __future__ import annotations

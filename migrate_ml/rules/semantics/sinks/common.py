@@ -37,6 +37,25 @@ def _unwrapped_scalar(node: ast.AST) -> ast.AST:
     return node
 
 
+_PASS_ATTRIBUTES = frozenset({"values", "data", "numpy", "cpu", "tolist", "to_numpy"})
+
+
+def _column_name(node: ast.AST) -> str:
+    """What ``train_df.label.values``, ``df["label"].to_numpy()`` or ``labels.cpu()`` is named: ``label``, ``labels``."""
+    while True:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _PASS_ATTRIBUTES:
+            node = node.func.value
+        elif isinstance(node, ast.Attribute) and node.attr in _PASS_ATTRIBUTES:
+            node = node.value
+        else:
+            break
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
 _HAND_WRITTEN = {
     hand_losses.DIRICHLET: "a Dirichlet over the classes (lgamma/digamma of alpha summed over the class dimension)",
     hand_losses.CATEGORICAL: "a categorical cross-entropy written out, -sum(y * log(p)) with no (1 - y) * log(1 - p) term",

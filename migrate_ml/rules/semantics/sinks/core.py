@@ -25,10 +25,13 @@ from migrate_ml.rules.semantics.meanings import (
     STRATIFIED_SPLITTER,
 )
 from migrate_ml.rules.semantics.sinks.common import Sink, _ADVICE, _HAND_WRITTEN, _WHY, _argument, _own_nodes
+from migrate_ml.rules.semantics.sinks.dataset_labels import DatasetLabelChecks
+from migrate_ml.rules.semantics.sinks.label_tables import LabelTableChecks, transform_functions
 from migrate_ml.rules.semantics.sinks.losses import LossChecks
 from migrate_ml.rules.semantics.sinks.metrics import MetricChecks
+from migrate_ml.rules.semantics.sinks.multi_hot_targets import MultiHotTargetChecks
 from migrate_ml.rules.semantics.sinks.scores import ScoreChecks
-from migrate_ml.rules.semantics.sinks.targets import TargetChecks, transform_functions
+from migrate_ml.rules.semantics.sinks.targets import TargetChecks
 from migrate_ml.rules.semantics.summaries import Analysis
 
 
@@ -96,7 +99,7 @@ def _wrapped_class_index(target: ast.AST, element_meaning: Callable[[ast.AST], s
     return isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES
 
 
-class Sinks(LossChecks, TargetChecks, ScoreChecks, MetricChecks):
+class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, DatasetLabelChecks, ScoreChecks, MetricChecks):
     """Runs every check on each statement the analysis walks; ``found`` collects the constructs."""
 
     def __init__(self, analysis: Analysis, text: str) -> None:
