@@ -42,6 +42,11 @@ KNOWN_LIMITATIONS = {
     "validation_step's self(x)), in the fixture's input too: the real Trainer refuses to fit it, and verify says so",
     "ML020/returned_to_epoch_end.out.py": "its LightningModule reads predictions back in validation_epoch_end, a "
     "Lightning 1.x hook that Lightning 2 removed: the real Trainer refuses to fit it, and verify says so",
+    "ML020/step_outputs_read_by_their_own_epoch_end.out.py": "its LightningModule has no configure_optimizers and "
+    "reads step outputs in training_epoch_end/validation_epoch_end, Lightning 1.x hooks that Lightning 2 removed: the "
+    "real Trainer refuses to fit it, and verify says so",
+    "ML020/prediction_fed_to_rewritten_metric_object.out.py": "imports the project's scorer from a sibling module "
+    "(from .scoring import Scorer), which is not in the fixture: importing the file fails, and verify says so",
     "ML023/predictions_collected_by_plus_equals.out.py": "its loader yields (images, labels, paths); verify's sample "
     "loader yields (images, labels)",
 }
