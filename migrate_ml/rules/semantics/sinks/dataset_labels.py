@@ -17,12 +17,17 @@ class DatasetLabelChecks:
     """The checks of :class:`~migrate_ml.rules.semantics.sinks.core.Sinks` on the labels a dataset
     or a folder of a class gives each image."""
 
+    def _class_index_dataset_of(self, labels: ast.AST) -> str:
+        """The class-index dataset whose labels ``labels`` reads (``ds.targets``, ``ds.samples``); ""
+        when it reads none."""
+        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
+            return ""
+        return self.analysis.index_dataset(self.analysis.value(labels.value))
+
     def _dataset_labels_read(self, node: ast.AST, labels: ast.AST) -> None:
         """``[s[-1] for s in dataset.samples]``, ``dataset.targets[idx]``: the class indices a
         class-index dataset keeps, read one per image (k-NN labels, per-sample weights)."""
-        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
-            return
-        dataset = self.analysis.index_dataset(self.analysis.value(labels.value))
+        dataset = self._class_index_dataset_of(labels)
         if not dataset:
             return
         self.report(
@@ -35,9 +40,7 @@ class DatasetLabelChecks:
     def _classes_from_dataset_labels(self, node: ast.Call, labels: ast.AST) -> None:
         """``n_classes = len(set(test_set.targets))``: the classes kept as the distinct class indices of
         a class-index dataset's labels (a multi-hot row per image is no hashable class)."""
-        if not (isinstance(labels, ast.Attribute) and labels.attr in sources.DATASET_LABELS):
-            return
-        dataset = self.analysis.index_dataset(self.analysis.value(labels.value))
+        dataset = self._class_index_dataset_of(labels)
         if not dataset:
             return
         self.report(
