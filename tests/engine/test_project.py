@@ -643,3 +643,26 @@ def test_a_forked_computation_that_fails_gives_no_result() -> None:
 
     assert _Forked(lambda: {"scoring": (("accuracy", "0", "train.py:8"),)}).result() == {"scoring": (("accuracy", "0", "train.py:8"),)}
     assert _Forked(lambda: 1 / 0).result() is None  # the parent then finds the facts itself
+
+
+def test_a_criterion_from_a_factory_outside_the_run_is_reported_where_built(tmp_path: Path) -> None:
+    # yukkyo/Compare-PyTorch-Catalyst-Ignite-Lightning: self.criterion = get_criterion() of
+    # share_funcs.py, which returns nn.CrossEntropyLoss(); rewritten in the same run it is fine
+    share = "from torch import nn\n\n\ndef get_criterion():\n    return nn.CrossEntropyLoss()\n"
+    module = (
+        "import pytorch_lightning as pl\nfrom share_funcs import get_criterion\n\n\n"
+        "class Module(pl.LightningModule):\n    def __init__(self, model):\n        super().__init__()\n"
+        "        self.model = model\n        self.criterion = get_criterion()\n\n"
+        "    def training_step(self, batch, batch_idx):\n        x, y = batch\n"
+        "        return self.criterion(self.model(x), y)\n\n"
+        "    def validation_step(self, batch, batch_idx):\n        x, y = batch\n"
+        "        return (self.model(x).argmax(dim=1) == y).float().mean()\n"
+    )
+    folder = _write(tmp_path / "project", {"share_funcs.py": share, "train.py": module})
+    outcomes = _run(folder, write=False)
+    assert [c.code for c in outcomes["share_funcs.py"].changes] == ["ML001"]
+    assert not any("get_criterion()" in f.message for f in outcomes["train.py"].findings)
+    [alone] = process_files([str(folder / "train.py")], Settings(), write=False)
+    [built] = [f for f in alone.findings if "get_criterion()" in f.message]
+    assert (built.code, built.line) == ("ML100", 9)
+    assert "a module this run does not include, and called on the labels (line 13)" in built.message
