@@ -57,6 +57,8 @@ class CriterionParameters:
         facts = current_facts()
         if facts is not None and facts.float_row_run:
             return  # the run's criteria are BCE and its datasets return float label rows
+        if facts is not None and facts.criteria_cast_targets and not open_call.facts:
+            return  # handed in from outside the run, whose loss classes all cast their targets themselves
         if report_not_label_rows(self, target.value):
             return  # a literal, a wrapped class index or a column: a float cast would not make it rows
         already_multi_label = open_call.proven_bce and not open_call.converted_by_run
