@@ -34,6 +34,9 @@ LOSS_CALLEE = re.compile(r"(^|_)(criterion|loss_fn|loss_func|lossfn|loss|criteri
 _CRITERION_FACTORY = re.compile(r"^(get|build|make|create|init|load|setup|define)_?\w*(criterion|loss)", re.IGNORECASE)
 """A function that builds a criterion: ``get_criterion``, ``build_loss``, ``make_loss_fn``."""
 
+_MULTI_LABEL_LOSS = re.compile(r"bce|binary|multi_?label|sigmoid|asymmetric", re.IGNORECASE)
+"""What a criterion factory's name or arguments say when it builds a per-label loss."""
+
 HEAD = re.compile(r"^(fc|fc\d|classifier|head|linear|out|output|logits?|cls_head|last_linear|final|last_layer)$")
 _FEATURES = re.compile(r"backbone|encoder|feature|stem|trunk|body", re.IGNORECASE)
 _SOFTMAX_MODEL = re.compile(r"^[A-Z]\w*[a-z0-9](?:Log)?Softmax$")
@@ -234,6 +237,8 @@ class LossChecks:
         bound = statement.targets[0]
         if not _CRITERION_FACTORY.search(call.func.id) or not LOSS_CALLEE.search(_name_of(bound)):
             return
+        if _MULTI_LABEL_LOSS.search(ast.unparse(call)):
+            return  # get_multilabel_loss(loss_type="weighted_bce"): asked for a per-label loss already
         module = _project_module_of(self.analysis.tree, call.func.id)
         facts = current_facts()
         if module is None or (facts is not None and module.rpartition(".")[2] in facts.run_modules):
