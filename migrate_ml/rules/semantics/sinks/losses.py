@@ -1,6 +1,7 @@
 """Sinks on losses: the file's hand-written loss functions and loss classes where they are used or
 built, which calls are loss calls and what their criterion and labels are, a model computing its
-own loss, a criterion a project factory outside the run builds, soft targets times a log-softmax, and a model output put through ReLU before its loss.
+own loss, a criterion a project factory outside the run builds, soft targets times a log-softmax,
+and a model output put through ReLU before its loss.
 """
 
 from __future__ import annotations
