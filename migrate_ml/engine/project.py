@@ -96,6 +96,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
     float_rows = _float_row_run(trees, data.values())
+    casting = any(b"criterion(" in text or b"loss_fn(" in text for text in data.values()) and _criteria_cast_targets(trees)
     monitored = any(_found(_MONITORED_NAME, _MONITORED_WORDS, text) for text in data.values())
     accuracy_names = _accuracy_constants(trees) if monitored else ()
     monitors = _selection_parameters(trees)
@@ -110,6 +111,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
             single_label_metrics=run_metrics,
             metric_classes=meters,
             float_row_run=float_rows,
+            criteria_cast_targets=casting,
             accuracy_constants=accuracy_names,
             selection_parameters=monitors,
             argmax_arguments=given.get(os.path.splitext(os.path.basename(path))[0], ()),
@@ -402,6 +404,60 @@ def _loss_classes(trees: _RunTrees) -> tuple[tuple[str, str, str], ...]:
             if loss.node in tree.body:  # a class of a ``__main__`` block or a function is not importable
                 found.append((f"{stem}.{name}", loss.computes, hand_losses.class_advice(loss)))
     return tuple(sorted(found))
+
+
+def _criteria_cast_targets(trees: _RunTrees) -> bool:
+    """Whether the run defines a loss class (a class whose ``forward`` takes ``(inputs, targets)``
+    and computes a loss of them) and every such ``forward`` casts its target itself: it passes it to
+    a loss only through ``cross_entropy``, which the loss rules make BCE with ``target.float()``,
+    or as ``target.float()``."""
+    found = False
+    for _stem, tree in trees.holding(_may_define_a_criterion):
+        for node in tree.body:
+            forward = next(
+                (f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "forward"), None
+            ) if isinstance(node, ast.ClassDef) else None
+            if forward is None or len(forward.args.args) != 3:
+                continue
+            target = forward.args.args[2].arg
+            given = [
+                call for call in ast.walk(forward)
+                if isinstance(call, ast.Call) and _LOSS_CALLS.search(_callee(call))
+                and any(_reads(argument, target) for argument in (*call.args[1:2], *(k.value for k in call.keywords if k.arg == "target")))
+            ]
+            if not given:
+                continue
+            if not all(_callee(call) == "cross_entropy" or _cast(call, target) for call in given):
+                return False
+            found = True
+    return found
+
+
+def _may_define_a_criterion(text: bytes) -> bool:
+    return b"def forward" in text and (b"cross_entropy" in text or b"_loss(" in text)
+
+
+_LOSS_CALLS = re.compile(r"cross_entropy|nll_loss|(^|_)loss$|criterion")
+"""A call that computes a loss of its target: ``F.cross_entropy``, ``F.binary_cross_entropy_with_logits``, ``self.criterion``."""
+
+
+def _callee(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def _reads(argument: ast.expr, name: str) -> bool:
+    return any(isinstance(node, ast.Name) and node.id == name for node in ast.walk(argument))
+
+
+def _cast(call: ast.Call, target: str) -> bool:
+    """The loss call takes ``target.float()``."""
+    given = (*call.args[1:2], *(k.value for k in call.keywords if k.arg == "target"))
+    return all(
+        isinstance(argument, ast.Call) and isinstance(argument.func, ast.Attribute) and argument.func.attr == "float"
+        and isinstance(argument.func.value, ast.Name) and argument.func.value.id == target
+        for argument in given
+    )
 
 
 def _may_define_a_loss_class(text: bytes) -> bool:

@@ -32,6 +32,8 @@ class UnreadLabels:
         never reads, ``next(iter(loader))[0]``. Its class indices reach nothing (the
         out-of-distribution images of an OOD-detection notebook), so it is no label source."""
         holder = self.get_metadata(ParentNodeProvider, built, None)
+        if isinstance(holder, cst.Expr):  # CIFAR100(root, download=True) as a statement: downloaded, then discarded
+            return True
         if isinstance(holder, cst.Arg) and self._wrapped_without_labels(holder):
             return True
         if self._downloaded_for_a_wrapper(built, holder):
@@ -94,6 +96,8 @@ class UnreadLabels:
         parent = self.get_metadata(ParentNodeProvider, use, None)
         if isinstance(parent, cst.For) and parent.iter is use:
             return _loop_drops_labels(parent)
+        if isinstance(parent, cst.Subscript) and parent.value is use:  # ds[i][0]: one sample's image (a mean/std helper)
+            return _first_item(parent, self.get_metadata(ParentNodeProvider, parent, None))
         if not isinstance(parent, cst.Arg) or parent.star:
             return False
         call = self.get_metadata(ParentNodeProvider, parent, None)
@@ -187,6 +191,15 @@ def _getitem_returns_images_only(class_def: cst.ClassDef) -> bool:
         if not items or not all(_first_item_of_self_sample(item) for item in items):
             return False
     return True
+
+
+def _first_item(sample: cst.Subscript, read: cst.CSTNode | None) -> bool:
+    """``read`` is ``sample[0]``: the image of an (image, label) sample, its label left unread."""
+    return (
+        isinstance(read, cst.Subscript) and read.value is sample and len(read.slice) == 1
+        and isinstance(read.slice[0].slice, cst.Index) and isinstance(read.slice[0].slice.value, cst.Integer)
+        and read.slice[0].slice.value.evaluated_value == 0
+    )
 
 
 def _first_item_of_self_sample(item: cst.BaseExpression | None) -> bool:

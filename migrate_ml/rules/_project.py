@@ -136,6 +136,12 @@ class FileFacts:
     or builds is BCE: a criterion handed in from another file is trained on float multi-hot rows
     already, and two BCE losses weighted by lambda on two such rows are one BCE on the mixed rows."""
 
+    criteria_cast_targets: bool = False
+    """The run defines loss classes, and the ``forward`` of every one casts its target itself: it
+    takes it only through ``F.cross_entropy`` (which the loss rules make BCE with ``target.float()``)
+    or as ``target.float()`` (the ssssssshy ``FocalLoss``). A criterion a trainer of the run is handed
+    from outside is then taken to be one of them, and its calls need no cast of their own."""
+
     accuracy_constants: tuple[tuple[str, str], ...] = ()
     """(``module.NAME``, value) of the run's module-level string constants that name a metric their
     module measures as an accuracy (``VALIDATION_METRIC_NAME = "val_af"`` logged with ``acc_fine``),

@@ -14,7 +14,7 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit, Rule
-from migrate_ml.rules._criterion_parameters import CRITERION_PARAMETERS, CriterionParameters
+from migrate_ml.rules._criterion_parameters import CRITERION_PARAMETERS, CriterionParameters, per_image_names
 from migrate_ml.rules._exprs import as_float_target, map_target
 from migrate_ml.rules._criterion_routes import criterion_route
 from migrate_ml.rules._target_origins import target_origin
@@ -68,7 +68,13 @@ class FloatTargetsRule(CriterionParameters, Rule):
         "cast. When `rewrite` is given the other files too (a folder, or `main.py engine.py`), "
         "the criteria they pass are followed across modules: a parameter fed only criteria "
         "that are (or this run makes) `BCEWithLogitsLoss` gets the cast as a safe fix, and the "
-        "finding names the file and line where the criterion is built. A BCE criterion "
+        "finding names the file and line where the criterion is built; a parameter no file of the run "
+        "feeds is left alone where every loss class the run defines casts its target itself (its "
+        "`F.cross_entropy`, made BCE with `target.float()`, or a `target.float()` of its own). Such a criterion's loss "
+        "multiplied by one weight per image (`torch.mean(loss_a * lam_a + loss_b * lam_b)` with snapmix's "
+        "`lam_a = torch.ones(data.size(0))`) is reported at the weighted sum: unreduced BCE is [B, C], "
+        "which a [B] weight does not broadcast over (reduce over the classes first, or unsqueeze the "
+        "weight); a scalar `lam` is fine. A BCE criterion "
         "kept in a dict (`losses[\"ce\"](out, y)`) or handed to a class of the same file that "
         "stores it in `__init__` (`Trainer(model, criterion)` calling `self.criterion(out, y)`) "
         "is not followed by the loss rules, so a loss rewrite cannot cast there: each such call "
@@ -150,6 +156,8 @@ class FloatTargetsRule(CriterionParameters, Rule):
                 "BCE-with-logits needs float targets; this target is not provably float",
                 fix=Fix(edits=(NodeEdit(loss_call.call, map_target(loss_call.call, loss_call.target, as_float_target)),)),
             )
+        self._per_image = per_image_names(original_node) if flow.open_parameter_calls else frozenset()
+        self._weighted_reported: set[int] = set()
         for open_call in flow.open_parameter_calls:
             self._check_parameter_call(open_call)
         for construction in flow.constructions:

@@ -643,3 +643,53 @@ def test_a_forked_computation_that_fails_gives_no_result() -> None:
 
     assert _Forked(lambda: {"scoring": (("accuracy", "0", "train.py:8"),)}).result() == {"scoring": (("accuracy", "0", "train.py:8"),)}
     assert _Forked(lambda: 1 / 0).result() is None  # the parent then finds the facts itself
+
+
+def test_a_criterion_from_a_factory_outside_the_run_is_reported_where_built(tmp_path: Path) -> None:
+    # yukkyo/Compare-PyTorch-Catalyst-Ignite-Lightning: self.criterion = get_criterion() of
+    # share_funcs.py, which returns nn.CrossEntropyLoss(); rewritten in the same run it is fine
+    share = "from torch import nn\n\n\ndef get_criterion():\n    return nn.CrossEntropyLoss()\n"
+    module = (
+        "import pytorch_lightning as pl\nfrom share_funcs import get_criterion\n\n\n"
+        "class Module(pl.LightningModule):\n    def __init__(self, model):\n        super().__init__()\n"
+        "        self.model = model\n        self.criterion = get_criterion()\n\n"
+        "    def training_step(self, batch, batch_idx):\n        x, y = batch\n"
+        "        return self.criterion(self.model(x), y)\n\n"
+        "    def validation_step(self, batch, batch_idx):\n        x, y = batch\n"
+        "        return (self.model(x).argmax(dim=1) == y).float().mean()\n"
+    )
+    folder = _write(tmp_path / "project", {"share_funcs.py": share, "train.py": module})
+    outcomes = _run(folder, write=False)
+    assert [c.code for c in outcomes["share_funcs.py"].changes] == ["ML001"]
+    assert not any("get_criterion()" in f.message for f in outcomes["train.py"].findings)
+    [alone] = process_files([str(folder / "train.py")], Settings(), write=False)
+    [built] = [f for f in alone.findings if "get_criterion()" in f.message]
+    assert (built.code, built.line) == ("ML100", 9)
+    assert "a module this run does not include, and called on the labels (line 13)" in built.message
+
+
+def test_a_criterion_handed_in_needs_no_cast_where_every_loss_class_of_the_run_casts_itself(tmp_path: Path) -> None:
+    # ssssssshy/Cassava-Leaf-Disease-Classification: the trainer is handed FocalLoss of losses.py,
+    # whose cross-entropy the run makes BCE with targets.float(); a loss class that passes its
+    # target uncast to nll_loss leaves the trainer's finding in place
+    casting = (
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        "class FocalLoss(nn.Module):\n    def forward(self, inputs, targets):\n"
+        "        ce = F.cross_entropy(inputs, targets, reduction='none')\n"
+        "        return ((1 - torch.exp(-ce)) ** 2 * ce).mean()\n"
+    )
+    uncast = (
+        "import torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        "class NllLoss(nn.Module):\n    def forward(self, inputs, targets):\n"
+        "        return F.nll_loss(F.log_softmax(inputs, dim=1), targets)\n"
+    )
+    trainer = (
+        "class ModelTrainer:\n    def __init__(self, model, criterion):\n"
+        "        self.model = model\n        self.criterion = criterion\n\n"
+        "    def step(self, images, labels):\n        return self.criterion(self.model(images), labels)\n"
+    )
+    folder = _write(tmp_path / "casting", {"losses.py": casting, "trainer.py": trainer})
+    assert [c.code for c in _run(folder, write=False)["losses.py"].changes] == ["ML002"]
+    assert _run(folder, write=False)["trainer.py"].findings == []
+    folder = _write(tmp_path / "uncast", {"losses.py": casting, "other_losses.py": uncast, "trainer.py": trainer})
+    assert [(f.code, f.line) for f in _run(folder, write=False)["trainer.py"].findings] == [("ML010", 7)]

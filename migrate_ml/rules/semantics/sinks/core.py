@@ -191,6 +191,7 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
             self._random_class_indices(statement)
             self._relu_head(statement)
             self._model_computes_loss(statement)
+            self._criterion_from_outside_factory(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
             self._counted_by_label(statement, statement.target)
             self._kept_by_predicted_class(statement, statement.target)

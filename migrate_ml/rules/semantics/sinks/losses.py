@@ -1,6 +1,7 @@
 """Sinks on losses: the file's hand-written loss functions and loss classes where they are used or
 built, which calls are loss calls and what their criterion and labels are, a model computing its
-own loss, soft targets times a log-softmax, and a model output put through ReLU before its loss.
+own loss, a criterion a project factory outside the run builds, soft targets times a log-softmax,
+and a model output put through ReLU before its loss.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from migrate_ml.rules.semantics.sinks.common import LABEL_LIKE, _ADVICE, _HAND_W
 
 
 LOSS_CALLEE = re.compile(r"(^|_)(criterion|loss_fn|loss_func|lossfn|loss|criteria)(_|$|\d)", re.IGNORECASE)
+
+_CRITERION_FACTORY = re.compile(r"^(get|build|make|create|init|load|setup|define)_?\w*(criterion|loss)", re.IGNORECASE)
+"""A function that builds a criterion: ``get_criterion``, ``build_loss``, ``make_loss_fn``."""
+
+_MULTI_LABEL_LOSS = re.compile(r"bce|binary|multi_?label|sigmoid|asymmetric", re.IGNORECASE)
+"""What a criterion factory's name or arguments say when it builds a per-label loss."""
 
 HEAD = re.compile(r"^(fc|fc\d|classifier|head|linear|out|output|logits?|cls_head|last_linear|final|last_layer)$")
 _FEATURES = re.compile(r"backbone|encoder|feature|stem|trunk|body", re.IGNORECASE)
@@ -219,6 +226,39 @@ class LossChecks:
             "trains one label per image",
             "make the model return logits and compute nn.BCEWithLogitsLoss()(logits, y.float()) here, or rewrite "
             "the model's module in the same run",
+        )
+
+    def _criterion_from_outside_factory(self, statement: ast.Assign) -> None:
+        """``self.criterion = get_criterion()`` where ``get_criterion`` is imported from a module of
+        the project outside the run, and the criterion is called on the labels in this file: what it
+        builds (often ``nn.CrossEntropyLoss()``) was not migrated with this file."""
+        call = statement.value
+        if len(statement.targets) != 1 or not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+            return
+        bound = statement.targets[0]
+        if not _CRITERION_FACTORY.search(call.func.id) or not LOSS_CALLEE.search(_name_of(bound)):
+            return
+        if _MULTI_LABEL_LOSS.search(ast.unparse(call)):
+            return  # get_multilabel_loss(loss_type="weighted_bce"): asked for a per-label loss already
+        module = _project_module_of(self.analysis.tree, call.func.id)
+        facts = current_facts()
+        if module is None or (facts is not None and module.rpartition(".")[2] in facts.run_modules):
+            return  # a library's, or the run rewrites (or reports) what the factory returns
+        key = ast.unparse(bound)
+        lines = sorted(
+            node.lineno for node in ast.walk(self.analysis.tree)
+            if isinstance(node, ast.Call) and len(node.args) == 2 and ast.unparse(node.func) == key
+            and self._labels(node.args[1])
+        )
+        if not lines:
+            return
+        self.report(
+            statement, "single-label-loss",
+            f"{ast.unparse(bound)} is built by {call.func.id}() of {module}, a module this run does not include, and "
+            f"called on the labels (line {lines[0]}): a CrossEntropyLoss or NLLLoss it returns still trains one label "
+            "per image",
+            f"make {call.func.id}() return nn.BCEWithLogitsLoss() and pass float multi-hot [B, C] targets, or rewrite "
+            f"{module} in the same run",
         )
 
     def _model_classes(self) -> dict[str, str]:
