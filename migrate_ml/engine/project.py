@@ -47,6 +47,7 @@ from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.names import imported_names
 from migrate_ml.rules.semantics.predictions import is_model_callee
+from migrate_ml.rules.semantics.residue import reported_helpers
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
@@ -95,6 +96,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
+    helpers = _reported_helpers(data, trees)
     float_rows = _float_row_run(trees, data.values())
     monitored = any(_found(_MONITORED_NAME, _MONITORED_WORDS, text) for text in data.values())
     accuracy_names = _accuracy_constants(trees) if monitored else ()
@@ -109,6 +111,10 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
             run_modules=stems,
             single_label_metrics=run_metrics,
             metric_classes=meters,
+            reported_helpers=tuple(
+                (name, methods, f"{os.path.relpath(where, os.path.dirname(path) or os.curdir)}:{line}")
+                for name, methods, where, line in helpers if where != path
+            ),
             float_row_run=float_rows,
             accuracy_constants=accuracy_names,
             selection_parameters=monitors,
@@ -218,6 +224,58 @@ def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
     for stem, tree in trees.holding(lambda text: any(w in text for w in methods) and any(w in text for w in scores)):
         found.extend(f"{stem}.{name}" for name in metrics.metric_classes(tree))
     return tuple(sorted(found))
+
+
+_RANKING_WORDS = (b"argmax", b"topk", b".max(")
+_SCORING_WORDS = (b"==", b".eq(", b"_score(", b"ccuracy")
+_RANKINGS = frozenset({"argmax", "topk", "max"})
+
+
+def _reported_helpers(data: dict[str, bytes], trees: _RunTrees) -> list[tuple[str, tuple[str, ...], str, int]]:
+    """(``stem.name``, its reported methods, path, line) of each function and class of the run that
+    the safety net reports single-label in its body (``semantics.residue.reported_helpers``) and
+    that another file of the run calls by name: each such call computes that metric. Only a file
+    naming an accuracy or a correct count, with a ranking and a comparison or score in its text, is parsed, and only
+    one whose module-level function ranks and scores (or whose class calls such a function) called
+    in another file is analysed."""
+    found = []
+    for path, text in data.items():
+        if not ((b"acc" in text or b"correct" in text) and any(w in text for w in _RANKING_WORDS) and any(w in text for w in _SCORING_WORDS)):
+            continue
+        tree = trees.tree(path)
+        if tree is None:
+            continue
+        scorers = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and _ranks_and_scores(s)}
+        names = scorers | {
+            s.name for s in tree.body if isinstance(s, ast.ClassDef) and (_ranks_and_scores(s) or any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in scorers for n in ast.walk(s)
+            ))
+        }
+        called = {name for name in names if any(other != path and name.encode() + b"(" in data[other] for other in data)}
+        if not called:
+            continue
+        try:
+            source = text.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        found.extend(
+            (f"{stem}.{name}", methods, path, line) for name, methods, line in reported_helpers(source) if name in called
+        )
+    return found
+
+
+def _ranks_and_scores(node: ast.AST) -> bool:
+    """A ranking of the classes (``argmax``, ``topk``, ``max``) and a comparison or a score in ``node``."""
+    ranks = scores = False
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare):
+            scores = scores or any(isinstance(op, (ast.Eq, ast.NotEq)) for op in sub.ops)
+            continue
+        name = sub.attr if isinstance(sub, ast.Attribute) else sub.id if isinstance(sub, ast.Name) else ""
+        ranks = ranks or name in _RANKINGS
+        scores = scores or name == "eq" or name.endswith("_score") or "ccuracy" in name
+    return ranks and scores
 
 
 _MONITORED_NAME = re.compile(rb"""\b(?:monitor|metric_for_best_model|watch_metric|score_name)['"]?\s*[=:]\s*[A-Za-z_]""")
