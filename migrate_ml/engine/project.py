@@ -229,40 +229,76 @@ def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
 _RANKING_WORDS = (b"argmax", b"topk", b".max(")
 _SCORING_WORDS = (b"==", b".eq(", b"_score(", b"ccuracy")
 _RANKINGS = frozenset({"argmax", "topk", "max"})
+_ACCURACY_TEXT = re.compile(rb"ccuracy|correct|\bacc(?:_\w+)?\b|_acc\b|prec@?1")
+"""An accuracy named (``get_accuracy``, ``n_correct``, ``acc``, ``cal_acc``, ``acc_top1``, ``prec1``),
+not ``accumulate`` or ``access``."""
+_DEF_PARAMETERS = re.compile(rb"def[ \t]+\w+[ \t]*\(([^)]*)\)")
+_SCORED_PARAMETERS = re.compile(
+    rb"(?:pred|output|\bout\b|logit|y_?hat|score)\w*[ \t]*(?:=[^,]*)?,.*?(?:label|target|\by\b|\bgt)", re.IGNORECASE | re.DOTALL
+)
+"""Parameters given predictions and then labels (``cal_acc(output, target)``, ``update(self,
+y_pred, y_true)``): what a metric helper takes (``semantics.metrics`` reads them the same way)."""
+
+
+def _takes_scores(text: bytes) -> bool:
+    return any(_SCORED_PARAMETERS.search(parameters) for parameters in _DEF_PARAMETERS.findall(text))
 
 
 def _reported_helpers(data: dict[str, bytes], trees: _RunTrees) -> list[tuple[str, tuple[str, ...], str, int]]:
     """(``stem.name``, its reported methods, path, line) of each function and class of the run that
     the safety net reports single-label in its body (``semantics.residue.reported_helpers``) and
-    that another file of the run calls by name: each such call computes that metric. Only a file
-    naming an accuracy or a correct count, with a ranking and a comparison or score in its text, is parsed, and only
-    one whose module-level function ranks and scores (or whose class calls such a function) called
-    in another file is analysed."""
+    that another file of the run imports and calls by name: each such call computes that metric.
+    Only a file naming an accuracy or a correct count, with a ranking, a comparison or score and a
+    function given predictions and labels in its text, that another file imports from (``meter
+    import``, ``import meter``), is parsed, and only one with such a function that ranks and scores
+    called there (or a class whose method given predictions does or calls one, called on an object
+    of it) is analysed."""
     found = []
     for path, text in data.items():
-        if not ((b"acc" in text or b"correct" in text) and any(w in text for w in _RANKING_WORDS) and any(w in text for w in _SCORING_WORDS)):
+        if not (any(w in text for w in _SCORING_WORDS) and (b"acc" in text or b"correct" in text)
+                and any(w in text for w in _RANKING_WORDS) and _takes_scores(text) and _ACCURACY_TEXT.search(text)):
             continue
-        tree = trees.tree(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        importers = [
+            other for other_path, other in data.items()
+            if other_path != path and (stem.encode() + b" import" in other or b"import " + stem.encode() in other)
+        ]
+        tree = trees.tree(path) if importers else None
         if tree is None:
             continue
-        scorers = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and _ranks_and_scores(s)}
-        names = scorers | {
-            s.name for s in tree.body if isinstance(s, ast.ClassDef) and (_ranks_and_scores(s) or any(
-                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in scorers for n in ast.walk(s)
-            ))
-        }
-        called = {name for name in names if any(other != path and name.encode() + b"(" in data[other] for other in data)}
+        functions = {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        scorers = {name for name, function in functions.items() if metrics.takes_predictions(function) and _ranks_and_scores(function)}
+        called = {name for name in scorers if any(name.encode() + b"(" in other for other in importers)}
+        for statement in tree.body:
+            # a class counts where its method given predictions is called on an object of it
+            given = [item for item in statement.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and metrics.takes_predictions(item)] if isinstance(statement, ast.ClassDef) else []
+            if given and any(_builds_and_calls(other, statement.name, given) for other in importers) and any(_ranks_and_scores(m) or any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in scorers for n in ast.walk(m)
+            ) for m in given):
+                called.add(statement.name)
         if not called:
             continue
         try:
             source = text.decode("utf-8")
         except UnicodeDecodeError:
             continue
-        stem = os.path.splitext(os.path.basename(path))[0]
         found.extend(
             (f"{stem}.{name}", methods, path, line) for name, methods, line in reported_helpers(source) if name in called
         )
     return found
+
+
+def _builds_and_calls(text: bytes, name: str, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
+    """``meter = AccuracyMeter()`` (or ``self.meter = ...``) and then ``meter.update(`` in ``text``:
+    an object of the class built and one of ``methods`` called on it."""
+    if name.encode() + b"(" not in text:
+        return False
+    for match in re.finditer(rb"([\w.]+)[ \t]*=[ \t]*(?:\w+\.)*" + name.encode() + rb"\(", text):
+        holder = match.group(1)
+        if any(holder + (b"(" if m.name == "__call__" else b"." + m.name.encode() + b"(") in text for m in methods):
+            return True
+    return False
 
 
 def _ranks_and_scores(node: ast.AST) -> bool:

@@ -728,12 +728,19 @@ def test_calls_of_helpers_another_file_reports_single_label_are_reported_at_each
     )
 
 
-@pytest.mark.parametrize("case", ["not-in-run", "own-function", "rewritable-argmax", "multi-label"])
+@pytest.mark.parametrize("case", ["not-in-run", "own-function", "rewritable-argmax", "multi-label", "epoch-loop"])
 def test_calls_of_helpers_the_run_does_not_report_are_left_alone(tmp_path: Path, case: str) -> None:
     helper = {
-        # ML021 rewrites an arg-max compared with the labels in the helper's own file: its callers follow
+        # an arg-max compared with the labels is ML020/ML021's to rewrite or report in the helper's own file
         "rewritable-argmax": "def top1(output, target):\n    pred = output.argmax(dim=1)\n"
                              "    return (pred == target).float().mean().item()\n",
+        # MI4People/CoVision: an epoch loop given the model and a loader builds its own multiclass F1
+        "epoch-loop": "import torch\nfrom torchmetrics.classification import F1Score\n\n\n"
+                      "def top1(model, num_classes, loader):\n"
+                      "    f1 = F1Score(task=\"multiclass\", num_classes=num_classes)\n    correct = 0\n"
+                      "    for data, target in loader:\n        _, predicted = torch.max(model(data), 1)\n"
+                      "        correct += (predicted == target).sum().item()\n        f1.update(predicted, target)\n"
+                      "    return f1.compute().item()\n",
         "multi-label": "import torch\n\n\ndef top1(output, target, threshold=0.5):\n"
                        "    pred = torch.sigmoid(output) > threshold\n    return (pred == target.bool()).all(dim=1).float().mean()\n",
     }.get(case, TOPK_METER)
@@ -745,6 +752,8 @@ def test_calls_of_helpers_the_run_does_not_report_are_left_alone(tmp_path: Path,
     )
     if case == "own-function":
         caller = caller.replace("from meters import top1\n", "") + "\n\ndef top1(output, target):\n    return 0.0\n"
+    if case == "epoch-loop":
+        caller = caller.replace("acc = top1(output, labels)", "acc = top1(model, 3, loader)")
     files = {"train.py": caller} if case == "not-in-run" else {"train.py": caller, "meters.py": helper}
     folder = _write(tmp_path / "project", files)
     outcomes = _run(folder, write=False)

@@ -38,6 +38,7 @@ from migrate_ml.rules._prefilter import model_may_end_in, nodes_of, parse_once
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import find_sinks
 from migrate_ml.rules.semantics.helpers import reads_a_parameter, single_label_helper_calls
+from migrate_ml.rules.semantics.metrics import takes_predictions
 from migrate_ml.rules.semantics.names import import_bindings, qualified_name
 from migrate_ml.rules.semantics.residue.construct import KINDS, SingleLabelConstruct
 from migrate_ml.rules.semantics.residue.detector import _Detector
@@ -203,8 +204,9 @@ _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def reported_helpers(text: str) -> list[tuple[str, tuple[str, ...], int]]:
-    """(name, methods, line) of each module-level function and class of ``text`` whose body this
-    detector reports single-label over what it is given (``cal_acc(output, target)`` comparing its
+    """(name, methods, line) of each module-level function and class of ``text`` handed predictions
+    or labels (``semantics.metrics.takes_predictions``) whose body this detector reports single-label
+    over what it is given (``cal_acc(output, target)`` comparing its
     top-k with ``target``; ``AccuracyMeter`` whose ``update`` hands its parameters to such a helper):
     the methods that hold it (none for a function) and the line of the first construct. Another
     file of the run calling one computes that metric (``FileFacts.reported_helpers``)."""
@@ -214,6 +216,8 @@ def reported_helpers(text: str) -> list[tuple[str, tuple[str, ...], int]]:
     tree = parse_once(text)
 
     def reported_in(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+        if not takes_predictions(function):
+            return 0  # an epoch loop given the model and a loader: its own metric is reported in its body
         return next((
             line for line, related in constructs
             if function.lineno < line <= (function.end_lineno or 0) and reads_a_parameter(function, {line, *related})
