@@ -47,6 +47,7 @@ from migrate_ml.rules.semantics.flow import LOSS_CLASS_WORDS, LOSS_CLASSES
 from migrate_ml.rules.semantics.meanings import ONE_HOT
 from migrate_ml.rules.semantics.names import imported_names
 from migrate_ml.rules.semantics.predictions import is_model_callee
+from migrate_ml.rules.semantics.residue import reported_helpers
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
@@ -95,6 +96,7 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
     stems = tuple(sorted({os.path.splitext(os.path.basename(path))[0] for path in python}))
     run_metrics = _single_label_metrics(trees)
     meters = _metric_classes(trees)
+    helpers = _reported_helpers(data, trees)
     float_rows = _float_row_run(trees, data.values())
     casting = any(b"criterion(" in text or b"loss_fn(" in text for text in data.values()) and _criteria_cast_targets(trees)
     monitored = any(_found(_MONITORED_NAME, _MONITORED_WORDS, text) for text in data.values())
@@ -110,6 +112,10 @@ def build_project_facts(paths: Sequence[str], settings: Settings, parallel: bool
             run_modules=stems,
             single_label_metrics=run_metrics,
             metric_classes=meters,
+            reported_helpers=tuple(
+                (name, methods, f"{os.path.relpath(where, os.path.dirname(path) or os.curdir)}:{line}")
+                for name, methods, where, line in helpers if where != path
+            ),
             float_row_run=float_rows,
             criteria_cast_targets=casting,
             accuracy_constants=accuracy_names,
@@ -220,6 +226,94 @@ def _metric_classes(trees: _RunTrees) -> tuple[str, ...]:
     for stem, tree in trees.holding(lambda text: any(w in text for w in methods) and any(w in text for w in scores)):
         found.extend(f"{stem}.{name}" for name in metrics.metric_classes(tree))
     return tuple(sorted(found))
+
+
+_RANKING_WORDS = (b"argmax", b"topk", b".max(")
+_SCORING_WORDS = (b"==", b".eq(", b"_score(", b"ccuracy")
+_RANKINGS = frozenset({"argmax", "topk", "max"})
+_ACCURACY_TEXT = re.compile(rb"ccuracy|correct|\bacc(?:_\w+)?\b|_acc\b|prec@?1")
+"""An accuracy named (``get_accuracy``, ``n_correct``, ``acc``, ``cal_acc``, ``acc_top1``, ``prec1``),
+not ``accumulate`` or ``access``."""
+_DEF_PARAMETERS = re.compile(rb"def[ \t]+\w+[ \t]*\(([^)]*)\)")
+_SCORED_PARAMETERS = re.compile(
+    rb"(?:pred|output|\bout\b|logit|y_?hat|score)\w*[ \t]*(?:=[^,]*)?,.*?(?:label|target|\by\b|\bgt)", re.IGNORECASE | re.DOTALL
+)
+"""Parameters given predictions and then labels (``cal_acc(output, target)``, ``update(self,
+y_pred, y_true)``): what a metric helper takes (``semantics.metrics`` reads them the same way)."""
+
+
+def _takes_scores(text: bytes) -> bool:
+    return any(_SCORED_PARAMETERS.search(parameters) for parameters in _DEF_PARAMETERS.findall(text))
+
+
+def _reported_helpers(data: dict[str, bytes], trees: _RunTrees) -> list[tuple[str, tuple[str, ...], str, int]]:
+    """(``stem.name``, its reported methods, path, line) of each function and class of the run that
+    the safety net reports single-label in its body (``semantics.residue.reported_helpers``) and
+    that another file of the run imports and calls by name: each such call computes that metric.
+    Only a file naming an accuracy or a correct count, with a ranking, a comparison or score and a
+    function given predictions and labels in its text, that another file imports from (``meter
+    import``, ``import meter``), is parsed, and only one with such a function that ranks and scores
+    called there (or a class whose method given predictions does or calls one, called on an object
+    of it) is analysed."""
+    found = []
+    for path, text in data.items():
+        if not (any(w in text for w in _SCORING_WORDS) and (b"acc" in text or b"correct" in text)
+                and any(w in text for w in _RANKING_WORDS) and _takes_scores(text) and _ACCURACY_TEXT.search(text)):
+            continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        importers = [
+            other for other_path, other in data.items()
+            if other_path != path and (stem.encode() + b" import" in other or b"import " + stem.encode() in other)
+        ]
+        tree = trees.tree(path) if importers else None
+        if tree is None:
+            continue
+        functions = {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        scorers = {name for name, function in functions.items() if metrics.takes_predictions(function) and _ranks_and_scores(function)}
+        called = {name for name in scorers if any(name.encode() + b"(" in other for other in importers)}
+        for statement in tree.body:
+            # a class counts where its method given predictions is called on an object of it
+            given = [item for item in statement.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and metrics.takes_predictions(item)] if isinstance(statement, ast.ClassDef) else []
+            if given and any(_builds_and_calls(other, statement.name, given) for other in importers) and any(_ranks_and_scores(m) or any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in scorers for n in ast.walk(m)
+            ) for m in given):
+                called.add(statement.name)
+        if not called:
+            continue
+        try:
+            source = text.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        found.extend(
+            (f"{stem}.{name}", methods, path, line) for name, methods, line in reported_helpers(source) if name in called
+        )
+    return found
+
+
+def _builds_and_calls(text: bytes, name: str, methods: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> bool:
+    """``meter = AccuracyMeter()`` (or ``self.meter = ...``) and then ``meter.update(`` in ``text``:
+    an object of the class built and one of ``methods`` called on it."""
+    if name.encode() + b"(" not in text:
+        return False
+    for match in re.finditer(rb"([\w.]+)[ \t]*=[ \t]*(?:\w+\.)*" + name.encode() + rb"\(", text):
+        holder = match.group(1)
+        if any(holder + (b"(" if m.name == "__call__" else b"." + m.name.encode() + b"(") in text for m in methods):
+            return True
+    return False
+
+
+def _ranks_and_scores(node: ast.AST) -> bool:
+    """A ranking of the classes (``argmax``, ``topk``, ``max``) and a comparison or a score in ``node``."""
+    ranks = scores = False
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare):
+            scores = scores or any(isinstance(op, (ast.Eq, ast.NotEq)) for op in sub.ops)
+            continue
+        name = sub.attr if isinstance(sub, ast.Attribute) else sub.id if isinstance(sub, ast.Name) else ""
+        ranks = ranks or name in _RANKINGS
+        scores = scores or name == "eq" or name.endswith("_score") or "ccuracy" in name
+    return ranks and scores
 
 
 _MONITORED_NAME = re.compile(rb"""\b(?:monitor|metric_for_best_model|watch_metric|score_name)['"]?\s*[=:]\s*[A-Za-z_]""")

@@ -113,6 +113,13 @@ class FileFacts:
     from one in any file of the run is a metric, and an arg-max given to it is scored one class per
     sample (see :meth:`is_metric_class`)."""
 
+    reported_helpers: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    """(``module.name``, the methods, ``path:line``) of the run's functions and classes whose body the
+    safety net reports single-label over what they are given (``meter.cal_acc`` comparing its top-k
+    with the labels, ``utils.AccuracyMeter`` whose ``update`` calls such a helper), module by file
+    stem, methods empty for a function, the path relative to this file's folder: each call of one in
+    this file computes that single-label metric (see :meth:`reported_helper`)."""
+
     argmax_arguments: tuple[tuple[str, str, str], ...] = ()
     """(function or ``Class.method`` of this file, parameter keyword or position with ``self`` not
     counted, ``path:line`` of the call) where another file of the run hands it arg-max predictions
@@ -177,6 +184,12 @@ class FileFacts:
 
     def is_single_label_metric(self, qualified: str) -> bool:
         return ".".join(qualified.split(".")[-2:]) in self.single_label_metrics
+
+    def reported_helper(self, qualified: str) -> tuple[tuple[str, ...], str] | None:
+        """(methods, ``path:line``) of the entry of :attr:`reported_helpers` that ``qualified``
+        (``utils.meter.cal_acc``, ``.utils.AccuracyMeter``) names, if any."""
+        key = ".".join(qualified.split(".")[-2:])
+        return next(((methods, where) for name, methods, where in self.reported_helpers if name == key), None)
 
     def is_metric_class(self, qualified: str) -> bool:
         return ".".join(qualified.split(".")[-2:]) in self.metric_classes

@@ -693,3 +693,118 @@ def test_a_criterion_handed_in_needs_no_cast_where_every_loss_class_of_the_run_c
     assert _run(folder, write=False)["trainer.py"].findings == []
     folder = _write(tmp_path / "uncast", {"losses.py": casting, "other_losses.py": uncast, "trainer.py": trainer})
     assert [(f.code, f.line) for f in _run(folder, write=False)["trainer.py"].findings] == [("ML010", 7)]
+
+
+TOPK_METER = '''import torch
+
+
+def top1(output, target, ks=(1,)):
+    _, pred = output.topk(max(ks), 1, True, True)
+    correct = pred.t().eq(target.view(1, -1).expand_as(pred.t()))
+    return [correct[:k].float().sum() * 100.0 / target.size(0) for k in ks]
+
+
+def shuffled(images, labels):
+    order = torch.randperm(images.size(0))
+    return images[order], labels[order]
+'''
+SCORE_METER = '''import torch
+from sklearn.metrics import accuracy_score
+
+
+def score(predictions, targets):
+    predictions = torch.argmax(predictions, dim=1)
+    return accuracy_score(targets, predictions)
+
+
+class ScoreMeter:
+    def __init__(self):
+        self.total = 0.0
+
+    def update(self, y_pred, y_true):
+        self.total += score(y_pred, y_true)
+'''
+HELPER_CALLER = '''import torch
+from torch import nn
+from utils.meters import top1, shuffled
+from .scores import ScoreMeter
+
+
+def train(model, loader, optimizer):
+    criterion = nn.CrossEntropyLoss()
+    meter = ScoreMeter()
+    for images, labels in loader:
+        images, labels = shuffled(images, labels)
+        output = model(images)
+        loss = criterion(output, labels)
+        prec1 = top1(output, labels)
+        meter.update(output, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return prec1
+
+
+class Evaluator:
+    def __init__(self):
+        self.meter = ScoreMeter()
+
+    def run(self, model, images, labels):
+        output = model(images)
+        self.meter.update(y_pred=output, y_true=labels)
+        return top1(output, labels)
+'''
+
+
+def test_calls_of_helpers_another_file_reports_single_label_are_reported_at_each_call(tmp_path: Path) -> None:
+    # yuehniu/modeldecomp-fl: prec1 = cal_acc(output, target)[0] with cal_acc's top-k in utils/meter.py;
+    # KevinMathewT/Cassava: running_accuracy.update(...) of an AccuracyMeter whose update calls get_accuracy
+    folder = _write(tmp_path / "project", {
+        "utils/meters.py": TOPK_METER, "scores.py": SCORE_METER, "train.py": HELPER_CALLER,
+    })
+    paths = [str(folder / name) for name in ("scores.py", "train.py", "utils/meters.py")]
+    outcomes = {Path(o.path).name: o for o in process_files(paths, Settings(), write=False, jobs=1)}
+    calls = {f.line: f.message for f in outcomes["train.py"].findings if "single-label in its body" in f.message}
+    assert sorted(calls) == [14, 15, 28, 29]
+    assert "top1() is single-label in its body (reported at utils/meters.py:6)" in calls[14]
+    assert "meter.update() scores with ScoreMeter.update(), single-label in its body (reported at scores.py:15)" in calls[15]
+    assert "self.meter.update() scores with ScoreMeter.update()" in calls[28]
+    assert "reported at utils/meters.py:6" in calls[29]
+    assert not any(f.line == 11 for f in outcomes["train.py"].findings)  # shuffled(images, labels) scores nothing
+    assert sorted((f.code, f.line) for f in outcomes["meters.py"].findings) == [("ML100", 6)]
+    facts = build_project_facts(paths, Settings())
+    assert facts[str(folder / "train.py")].reported_helpers == (
+        ("scores.ScoreMeter", ("update",), "scores.py:15"), ("meters.top1", (), "utils/meters.py:6"),
+    )
+
+
+@pytest.mark.parametrize("case", ["not-in-run", "own-function", "rewritable-argmax", "multi-label", "epoch-loop"])
+def test_calls_of_helpers_the_run_does_not_report_are_left_alone(tmp_path: Path, case: str) -> None:
+    helper = {
+        # an arg-max compared with the labels is ML020/ML021's to rewrite or report in the helper's own file
+        "rewritable-argmax": "def top1(output, target):\n    pred = output.argmax(dim=1)\n"
+                             "    return (pred == target).float().mean().item()\n",
+        # MI4People/CoVision: an epoch loop given the model and a loader builds its own multiclass F1
+        "epoch-loop": "import torch\nfrom torchmetrics.classification import F1Score\n\n\n"
+                      "def top1(model, num_classes, loader):\n"
+                      "    f1 = F1Score(task=\"multiclass\", num_classes=num_classes)\n    correct = 0\n"
+                      "    for data, target in loader:\n        _, predicted = torch.max(model(data), 1)\n"
+                      "        correct += (predicted == target).sum().item()\n        f1.update(predicted, target)\n"
+                      "    return f1.compute().item()\n",
+        "multi-label": "import torch\n\n\ndef top1(output, target, threshold=0.5):\n"
+                       "    pred = torch.sigmoid(output) > threshold\n    return (pred == target.bool()).all(dim=1).float().mean()\n",
+    }.get(case, TOPK_METER)
+    caller = (
+        "from torch import nn\nfrom meters import top1\n\n\n"
+        "def train(model, loader):\n    criterion = nn.CrossEntropyLoss()\n    for images, labels in loader:\n"
+        "        output = model(images)\n        loss = criterion(output, labels)\n        acc = top1(output, labels)\n"
+        "    return acc\n"
+    )
+    if case == "own-function":
+        caller = caller.replace("from meters import top1\n", "") + "\n\ndef top1(output, target):\n    return 0.0\n"
+    if case == "epoch-loop":
+        caller = caller.replace("acc = top1(output, labels)", "acc = top1(model, 3, loader)")
+    files = {"train.py": caller} if case == "not-in-run" else {"train.py": caller, "meters.py": helper}
+    folder = _write(tmp_path / "project", files)
+    outcomes = _run(folder, write=False)
+    assert not any("single-label in its body" in f.message for f in outcomes["train.py"].findings)

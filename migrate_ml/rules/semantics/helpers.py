@@ -63,7 +63,7 @@ def single_label_helper_calls(
             continue
         for key, function in functions.items():
             if key not in consumed and function.lineno < line <= (function.end_lineno or 0):
-                if _reads_a_parameter(function, {line, *related}):
+                if reads_a_parameter(function, {line, *related}):
                     consumed[key] = (line, *(other for other in related if other != function.lineno))
     if not consumed:
         return []
@@ -117,7 +117,8 @@ def _callee(func: ast.AST) -> tuple[bool, str] | None:
     return None
 
 
-def _reads_a_parameter(function: ast.FunctionDef | ast.AsyncFunctionDef, lines: set[int]) -> bool:
+def reads_a_parameter(function: ast.FunctionDef | ast.AsyncFunctionDef, lines: set[int]) -> bool:
+    """Whether a parameter of ``function`` is read as a value (not called, not looped over) on one of ``lines``."""
     arguments = function.args
     parameters = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)} - {"self", "cls"}
     if not parameters:

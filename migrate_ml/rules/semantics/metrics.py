@@ -250,7 +250,7 @@ def single_label_metrics(tree: ast.Module, multiclass: bool = True) -> list[Metr
     """The classes and functions with a ``"multiclass"`` default (a class by any of its methods)."""
     found = []
     for owner, function in module_functions(tree):
-        if not _takes_predictions(function):
+        if not takes_predictions(function):
             continue  # an epoch loop given the model and a loader computes its predictions itself
         by_default = (owner or function.name) in defaults
         found_by = _counted_class_comparison(function, by_default)
@@ -283,7 +283,7 @@ def metric_classes(tree: ast.Module) -> set[str]:
     files that build one are told about is the arg-max they give it, not the class."""
     found = set()
     for owner, function in module_functions(tree):
-        if owner and function.name in _METER_METHODS and _takes_predictions(function) and _scores(function):
+        if owner and function.name in _METER_METHODS and takes_predictions(function) and _scores(function):
             found.add(owner)
     return found
 
@@ -308,7 +308,7 @@ def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunction
             yield node
 
 
-def _takes_predictions(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def takes_predictions(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """A parameter named as predictions, outputs or labels: what a metric helper is handed."""
     arguments = function.args
     return any(

@@ -35,8 +35,11 @@ import ast
 from typing import TYPE_CHECKING
 
 from migrate_ml.rules._prefilter import model_may_end_in, nodes_of, parse_once
+from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics import find_sinks
-from migrate_ml.rules.semantics.helpers import single_label_helper_calls
+from migrate_ml.rules.semantics.helpers import reads_a_parameter, single_label_helper_calls
+from migrate_ml.rules.semantics.metrics import takes_predictions
+from migrate_ml.rules.semantics.names import import_bindings, qualified_name
 from migrate_ml.rules.semantics.residue.construct import KINDS, SingleLabelConstruct
 from migrate_ml.rules.semantics.residue.detector import _Detector
 from migrate_ml.rules.semantics.residue.prefilters import (
@@ -66,6 +69,7 @@ __all__ = [
     "find_single_label",
     "may_return_softmax",
     "names_a_single_label_api",
+    "reported_helpers",
 ]
 
 
@@ -95,6 +99,7 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         found = _Detector(text, tree, detector.helper_inputs).run()
     found = _with_meanings(found, tree, text)
     found = _with_helper_calls(found, tree, text)
+    found = _with_run_helper_calls(found, tree, text)
     if found and (model := untrained_pretrained_model(tree)) is not None:
         return [_pretrained_untrained(model)]
     spans = sequence_spans(tree) if found else ()
@@ -190,3 +195,117 @@ def _with_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text
             )
         )
     return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found
+
+
+_KEPT_BY_THE_RULES = frozenset({"topk-accuracy", "argmax-metric", "class-index-metric", "single-label-helper"})
+"""What a helper's body is reported for that no rule rewrites (an arg-max compared with the labels
+may be, by ML021): its callers in other files stay single-label after the run."""
+_FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def reported_helpers(text: str) -> list[tuple[str, tuple[str, ...], int]]:
+    """(name, methods, line) of each module-level function and class of ``text`` handed predictions
+    or labels (``semantics.metrics.takes_predictions``) whose body this detector reports single-label
+    over what it is given (``cal_acc(output, target)`` comparing its
+    top-k with ``target``; ``AccuracyMeter`` whose ``update`` hands its parameters to such a helper):
+    the methods that hold it (none for a function) and the line of the first construct. Another
+    file of the run calling one computes that metric (``FileFacts.reported_helpers``)."""
+    constructs = [(c.line, c.related_lines) for c in find_single_label(text) if c.kind in _KEPT_BY_THE_RULES]
+    if not constructs:
+        return []
+    tree = parse_once(text)
+
+    def reported_in(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+        if not takes_predictions(function):
+            return 0  # an epoch loop given the model and a loader: its own metric is reported in its body
+        return next((
+            line for line, related in constructs
+            if function.lineno < line <= (function.end_lineno or 0) and reads_a_parameter(function, {line, *related})
+        ), 0)
+
+    found = []
+    for statement in tree.body:
+        if isinstance(statement, _FUNCTION_NODES) and (line := reported_in(statement)):
+            found.append((statement.name, (), line))
+        elif isinstance(statement, ast.ClassDef):
+            methods = [
+                (item.name, line) for item in statement.body
+                if isinstance(item, _FUNCTION_NODES) and (item.name == "__call__" or not item.name.startswith("_"))
+                and (line := reported_in(item))
+            ]
+            if methods:
+                found.append((statement.name, tuple(name for name, _ in methods), min(line for _, line in methods)))
+    return found
+
+
+def _with_run_helper_calls(found: list[SingleLabelConstruct], tree: ast.Module, text: str) -> list[SingleLabelConstruct]:
+    """Add each call of a function, or of a method of an object built from a class, that another
+    file of the run defines and reports single-label in its body (``prec1 = cal_acc(output, target)[0]``,
+    ``running_accuracy.update(y_pred=..., y_true=...)``): the call is where this file computes that
+    metric, and the finding names where the helper is reported."""
+    facts = current_facts()
+    if facts is None or not facts.reported_helpers:
+        return found
+    imports: dict[str, str] = {}
+    for node in nodes_of(tree, ast.Import, ast.ImportFrom):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            # ``from .utils import AccuracyMeter``: the run's modules are looked up by their last names
+            imports.update({alias.asname or alias.name: ".".join(filter(None, (node.module, alias.name))) for alias in node.names})
+        else:
+            imports.update(import_bindings(node))
+
+    def helper(func: ast.AST) -> tuple[tuple[str, ...], str] | None:
+        root = func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if not (isinstance(root, ast.Name) and root.id in imports):
+            return None  # a name of this file, not the other file's helper
+        return facts.reported_helper(qualified_name(func, imports))
+
+    objects: dict[str, tuple[str, tuple[str, ...], str]] = {}
+    """``running_accuracy``/``self.acc`` -> (its class, the reported methods, where)."""
+    for node in nodes_of(tree, ast.Assign):
+        if isinstance(node.value, ast.Call) and (entry := helper(node.value.func)) is not None and entry[0]:
+            for target in node.targets:
+                key = target.id if isinstance(target, ast.Name) else _self_attribute(target)
+                if key:
+                    objects[key] = (ast.unparse(node.value.func), *entry)
+    lines = {construct.line for construct in found}
+    text_lines = text.splitlines()
+    added = []
+    for call in sorted(nodes_of(tree, ast.Call), key=lambda node: (node.lineno, node.col_offset)):
+        func = call.func
+        entry = helper(func)
+        if entry is not None and not entry[0]:
+            name, where = ast.unparse(func), entry[1]
+            message = f"{name}() is single-label in its body (reported at {where}), and so is the metric it computes here"
+        else:
+            if _self_attribute(func) in objects or isinstance(func, ast.Name):
+                key, method = func.id if isinstance(func, ast.Name) else _self_attribute(func), "__call__"
+            elif isinstance(func, ast.Attribute):
+                owner, method = func.value, func.attr
+                key = owner.id if isinstance(owner, ast.Name) else _self_attribute(owner)
+            else:
+                continue
+            built = objects.get(key) if key else None
+            if built is None or method not in built[1]:
+                continue
+            name, where = f"{built[0]}.{method}", built[2]
+            message = (f"{ast.unparse(func)}() scores with {name}(), single-label in its body (reported at {where}), "
+                       "and so is the metric it computes here")
+        if call.lineno in lines:
+            continue
+        lines.add(call.lineno)
+        source_line = text_lines[call.lineno - 1] if call.lineno <= len(text_lines) else ""
+        column = len(source_line.encode("utf-8")[: call.col_offset].decode("utf-8", errors="replace")) + 1
+        added.append(SingleLabelConstruct(
+            call.lineno, column, "single-label-helper", message,
+            f"migrate {name}() as the finding at {where} says; then give it sigmoid outputs and multi-hot [B, C] labels here",
+        ))
+    return sorted([*found, *added], key=lambda c: (c.line, c.column, c.kind)) if added else found
+
+
+def _self_attribute(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return f"self.{node.attr}"
+    return ""
