@@ -16,7 +16,7 @@ import libcst as cst
 _BEST_WORDS = frozenset({"best", "max", "highest"})
 _ACCURACY_WORDS = frozenset({"acc", "accuracy", "acc1", "top1", "prec1"})
 _QUALIFIER_WORDS = frozenset(
-    {"val", "valid", "validation", "test", "eval", "ema", "1", "model", "so", "far", "global"}
+    {"val", "valid", "validation", "test", "eval", "ema", "1", "model", "so", "far", "global", "balanced"}
 )
 _ERROR_WORDS = frozenset({"error", "err", "err1", "top1err"})
 """Top-1 error, ``1 - accuracy``: selected by its minimum."""
@@ -60,6 +60,17 @@ def _is_lowest_error(name: str, errors: bool) -> bool:
     rest = words[1:]
     return any(word in _ERROR_WORDS for word in rest) and ("top1" in rest or errors) and all(
         word in _ERROR_WORDS or word in _QUALIFIER_WORDS or word == "top1" for word in rest
+    )
+
+
+def _is_stopper(callee: str) -> bool:
+    """An early-stopping or checkpointing object called with a metric (``early_stopping(val_acc,
+    model)``, ``model_checkpoint(acc, model, optimizer)``, ``self.stopper(acc)``), not a function that
+    saves, loads or resumes one (``save_checkpoint``, ``resume_checkpoint``) or recomputes activations
+    (``checkpoint(fn, x)``)."""
+    words = _words(callee)
+    return words[-2:] in (["early", "stopping"], ["model", "checkpoint"], ["best", "checkpoint"]) or words[-1:] in (
+        ["stopper"], ["earlystopping"], ["checkpointer"]
     )
 
 

@@ -21,6 +21,7 @@ from migrate_ml.rules._accuracy_names import (
     _is_accuracy_variable,
     _is_best_accuracy,
     _is_lowest_error,
+    _is_stopper,
     _keyword,
     _leaf,
     _may_name_accuracy,
@@ -62,8 +63,9 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
         "(`val_acc > val_scores[best_epoch]`, `val_acc > state[\"best_val_acc\"]`, `score > best_score` where the score is "
         "`accuracy_score`, `valid_error < best_error` for the top-1 error of a file that predicts "
         "by arg-max), the lowest top-1 error kept by `min` (pycls's `min_top1_err = min(min_top1_err, "
-        "top1_err)`), and a `save_checkpoint(...)` given this epoch's accuracy or top-1 error "
-        "(`test_err = stats[\"top1_err\"]`). The monitored name may be reached through a constant of the file "
+        "top1_err)`), a `save_checkpoint(...)` given this epoch's accuracy or top-1 error "
+        "(`test_err = stats[\"top1_err\"]`), and an early-stopping or checkpointing object of the project called "
+        "with this epoch's accuracy (`early_stopping(balanced_acc, model, epoch)`, `model_checkpoint(val_acc, model)`). The monitored name may be reached through a constant of the file "
         "(`\"monitor\": VALIDATION_METRIC_NAME`), a parameter's string default stored on `self` "
         "(`metric_for_best_model=self.eval_metric` with `eval_metric=\"accuracy\"`) or either branch of an "
         "`if`; across the files of a run, through a constant another module logs an accuracy under "
@@ -109,6 +111,10 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
             or (facts.has_any(_SELECTION_WORDS) and any(_names_accuracy(m.group()) for m in _ACCURACY_CANDIDATE.finditer(words)))
         ):
             return True  # a selection by name or a best value kept some other way, beside an accuracy's name
+        if ("stop" in lowered or "checkpoint" in lowered) and any(map(_is_stopper, facts.called)) and any(
+            _may_name_accuracy(match.group()) for match in _ACCURACY_CANDIDATE.finditer(words)
+        ):
+            return True  # an early-stopping or checkpointing object given a value, beside an accuracy's name
         if not (any(w in lowered for w in _BEST_WORDS) and any(w in lowered for w in ("acc", "top1", "prec1"))):
             return False  # a plain substring test first: the name scan below costs ten times more
         return any(_is_best_accuracy(match.group()) for match in _CANDIDATE_NAME.finditer(words))
@@ -248,6 +254,16 @@ class BestAccuracyCheckpointRule(SelectionMonitors, Rule):
                 if name:
                     self._report_selection(node, f'{parameter}="{name}"` passed to `{callee}')
                     return
+        elif _is_stopper(callee) and node.args and node.args[0].keyword is None:
+            measured = self._measured_accuracy(node.args[0].value)
+            if measured:
+                self.report(
+                    node,
+                    f"this epoch's accuracy ({measured}) is handed to `{callee}`, which keeps the best model or stops "
+                    "training by it; multi-label exact match is a poor selection metric",
+                    suggestion="hand it validation mAP (torchmetrics MultilabelAveragePrecision), sample-F1 or the "
+                    "validation loss (with the mode that matches)",
+                )
         elif callee == "step" and isinstance(node.func, cst.Attribute) and node.args:
             scheduler = self._module.code_for_node(node.func.value)
             measured = self._measured_accuracy(node.args[0].value)

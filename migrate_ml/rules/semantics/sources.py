@@ -33,7 +33,7 @@ MODEL_CALLEE = re.compile(
 """Callables whose result is a model's output (``model(x)``, ``pl_module(imgs)``, ``self.net(x)``)."""
 CLASS_INDEX_MAP = re.compile(r"(class|label|cat\w*|cls)e?s?_?(to|2)_?(idx|id|ids|index|num)$", re.IGNORECASE)
 """``class_to_idx[name]``, ``label2id[name]``: one class index."""
-CLASS_LIST = re.compile(r"^(self\.)?(classes|class_names|labels|label_names|categories|cats|class_list|folders)$")
+CLASS_LIST = re.compile(r"^(self\.)?(classes|class_?names|labels|label_?names|categories|cats|class_?list|folders)$")
 """What an ``enumerate`` over gives class indices (``for idx, name in enumerate(self.classes)``)."""
 CLASS_NAME_MAP = re.compile(
     r"^(class_indict|class_indices|idx_to_class|idx2label|id2label|class_?names|classes|labels_map|categories"
@@ -242,6 +242,42 @@ def is_int_choice(node: ast.IfExp) -> bool:
     )
 
 
+def int_chosen(statement: ast.If) -> str:
+    """The name an ``if``/``else`` binds to a different integer in each branch, ``label =
+    torch.tensor(0)`` / ``label = torch.tensor(1)`` (an ``elif`` chain too): one of the class indices,
+    picked by the test ("" when it binds none)."""
+    choices: dict[str, set[int]] = {}
+    branches: list[list[ast.stmt]] = [statement.body]
+    orelse = statement.orelse
+    while len(orelse) == 1 and isinstance(orelse[0], ast.If):
+        branches.append(orelse[0].body)
+        orelse = orelse[0].orelse
+    branches.append(orelse)
+    for branch in branches:
+        bound = {name: number for name, number in map(_int_bound, branch) if name}
+        if not bound:
+            return ""
+        for name, number in bound.items():
+            choices.setdefault(name, set()).add(number)
+    chosen = [name for name, numbers in choices.items() if len(numbers) == len(branches)]
+    return chosen[0] if len(chosen) == 1 else ""
+
+
+def _int_bound(statement: ast.stmt) -> tuple[str, int]:
+    """``label = 1``, ``label = torch.tensor(1)``: the name and the integer it is bound to."""
+    if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)):
+        return "", 0
+    value = statement.value
+    if (
+        isinstance(value, ast.Call) and len(value.args) == 1 and isinstance(value.func, ast.Attribute)
+        and value.func.attr in ("tensor", "as_tensor") and isinstance(value.func.value, ast.Name) and value.func.value.id == "torch"
+    ):
+        value = value.args[0]
+    if isinstance(value, ast.Constant) and type(value.value) is int:
+        return statement.targets[0].id, value.value
+    return "", 0
+
+
 def returned_labels(returned: ast.AST, value_of) -> list[tuple[ast.AST, Value, str]]:
     """The labels of a ``__getitem__``'s return value, with the name each is returned under: the
     items after the first of a tuple or list (``image, label``), and the first one too when it is
@@ -269,7 +305,7 @@ def class_index_label(name: str, value: Value) -> str:
     if value.meaning == ONE_HOT:
         return "a one-hot of one class index"
     if value.meaning in (INT, TABLE_CELL) and LABEL_RETURNED.match(name):
-        if isinstance(value.node, ast.IfExp):  # 1 if name == "dog" else 0
+        if isinstance(value.node, (ast.IfExp, ast.If)):  # 1 if name == "dog" else 0
             return "one number per image (a class index), not a multi-hot row"
         # A table's cell (df.iloc[i, 1], row.label) holds what the table was built with: a number or a name.
         return "one value per image (a class index or a class name), not a multi-hot row"

@@ -58,6 +58,21 @@ def _statements(body: list[ast.stmt]):
             stack.extend(case.body)
 
 
+def _unset_beside(statement: ast.stmt, branch: list[ast.stmt]) -> bool:
+    """``target = None`` where the other branch of the ``if`` binds ``target`` to something."""
+    if not (
+        isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name)
+        and isinstance(statement.value, ast.Constant) and statement.value.value is None
+    ):
+        return False
+    name = statement.targets[0].id
+    return any(
+        isinstance(other, ast.Assign) and not (isinstance(other.value, ast.Constant) and other.value.value is None)
+        and any(isinstance(target, ast.Name) and target.id == name for target in other.targets)
+        for other in branch
+    )
+
+
 def _merge(old: Value | None, new: Value) -> Value:
     if old is None or old.meaning == UNKNOWN and not old.items and old.element is None:
         return new
@@ -245,7 +260,7 @@ class Analysis:
             self._walk_class(statement)
             return
         if isinstance(statement, ast.Assign):
-            value = self.value(statement.value)
+            value = self._passed_through(statement) or self.value(statement.value)
             evaluated = dict(self._cache)
             for target in statement.targets:
                 self.bind(target, value)
@@ -279,12 +294,41 @@ class Analysis:
                 self.value(item.context_expr)
         if self.on_statement is not None:
             self.on_statement(statement)
+        in_getitem = self.function is not None and self.function.name == "__getitem__"
         for field in ("body", "orelse", "finalbody"):
             for child in getattr(statement, field, ()):
+                if in_getitem and field == "orelse" and isinstance(statement, ast.If) and _unset_beside(child, statement.body):
+                    continue  # `else: target = None`: no label on that path, the one of the `if` is the label
                 self._statement(child)
+        if in_getitem and isinstance(statement, ast.If):
+            chosen = sources.int_chosen(statement)
+            if chosen:  # a sample's label: if "cat" in name: label = 0 / else: label = 1
+                self.bind(ast.Name(chosen, ast.Store()), Value(INT, statement.lineno, node=statement))
         for handler in getattr(statement, "handlers", ()):
             for child in handler.body:
                 self._statement(child)
+
+    def _passed_through(self, statement: ast.Assign) -> Value | None:
+        """``img, target = fmix(img, target, self.labels)`` in a ``__getitem__``: a joint augmentation
+        of the sample, handed its image and label in the order it returns them, gives the label back
+        as what it was (a mix of class indices is still one class per image), where what the call
+        returns is not known."""
+        if self.function is None or self.function.name != "__getitem__" or len(statement.targets) != 1:
+            return None
+        names, call = statement.targets[0], statement.value
+        if not (isinstance(names, ast.Tuple) and isinstance(call, ast.Call) and len(names.elts) >= 2):
+            return None
+        if len(call.args) < len(names.elts) or not all(
+            isinstance(name, ast.Name) and isinstance(argument, ast.Name) and argument.id == name.id
+            for name, argument in zip(names.elts, call.args)
+        ):
+            return None
+        items = tuple(self.value(argument) for argument in call.args[: len(names.elts)])
+        if any(item.meaning != UNKNOWN for item in self.value(call).items) or not any(
+            item.meaning in (*_INDICES, ONE_HOT) for item in items
+        ):
+            return None
+        return Value(items=items, line=statement.lineno, node=call)
 
     def _note_append(self, node: ast.AST) -> None:
         """``samples.append((path, idx))``: the list holds such elements from then on."""

@@ -16,6 +16,9 @@ _TARGET_WRAPPERS = frozenset({"Variable", "LongTensor", "IntTensor", "tensor", "
 _TARGET_TENSORS = frozenset({"LongTensor", "IntTensor", "tensor", "as_tensor"})
 _LOSS_FUNCTIONS = frozenset({"cross_entropy", "nll_loss", "log_softmax", "softmax"})
 _BINARY_FUNCTIONS = frozenset({"binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid", "logsigmoid"})
+_QUALIFIED_LABELS = re.compile(r"^(?!pred|output|logit|prob|score|pseudo|soft|teacher)[a-z]\w*_(?:labels?|targets?)$")
+"""A batch's labels named by what they label (``image_labels``, ``batch_targets``), not a model's
+predicted labels or scores, nor the pseudo-labels a model or a teacher gives (``pseudo_label``)."""
 
 
 def _config_key(node: ast.AST) -> str:
@@ -130,7 +133,7 @@ class LossChecks:
         if name == "max" and not self._takes_indices(node):
             return
         root = self.root_name(subject)
-        if not LABEL_NAME.match(root):
+        if not (LABEL_NAME.match(root) or _QUALIFIED_LABELS.match(root)):
             return
         self._report(
             node,
