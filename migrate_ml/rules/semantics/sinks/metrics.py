@@ -165,8 +165,8 @@ class MetricChecks:
         """``acc = cal_acc_from_logits(logits, y)``: an accuracy helper of the project that this run
         cannot read (imported from a module outside it), given the very scores and labels a loss of
         the same function trains on, in a file that trained one class per image. Its body is not
-        here to prove it, but an accuracy of a model's output against the class labels counts
-        matches of one class per sample. Kept only where such a loss call is found
+        here to prove it, but an accuracy of a model's output against the class labels scores the
+        top class (or top k) of each sample. Kept only where such a loss call is found
         (:meth:`_outside_helpers_given_loss_inputs`): a helper given other things (images and labels
         to augment) is no metric of the classifier."""
         func = node.func
@@ -186,8 +186,8 @@ class MetricChecks:
         self._outside_helper_calls.append((key, self._sink(
             node, "single-label-helper",
             f"{func.id}() (from {module}, not in this run) is given the model's output {ast.unparse(scores)} and the "
-            f"labels {ast.unparse(labels)} the loss trains on: an accuracy of them counts matches of one predicted "
-            "class per sample (the arg-max) with a class index",
+            f"labels {ast.unparse(labels)} the loss trains on: an accuracy of them scores each sample's top class "
+            "(its arg-max, or top k) against one class index: a single-label metric",
             metrics.HELPER_ADVICE,
         )))
 
