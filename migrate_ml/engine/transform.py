@@ -34,7 +34,7 @@ from migrate_ml.engine import bulk, metadata, untouched
 from migrate_ml.engine.source import SourceError, SourceFile
 from migrate_ml.rules import Applicability, Rule, RuleContext, Violation
 from migrate_ml.rules._prefilter import nodes_of, parse_once
-from migrate_ml.rules._project import FileFacts, facts_in_effect
+from migrate_ml.rules._project import FileFacts, facts_in_effect, original_text_in_effect
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 from migrate_ml.rules.semantics.sequences import is_token_model
@@ -451,7 +451,7 @@ class FileTransformer:
         head, tail = untouched.split_blank_tail(source)
         with_feeds = head
         head, feeds = untouched.set_form_feeds_aside(head)
-        with facts_in_effect(project):
+        with facts_in_effect(project), original_text_in_effect(head.text):
             # Setting literals aside costs a parse of its own: only for a file LibCST will parse.
             aside = bulk.set_aside(head) if self._will_parse(head) else None
             if aside is None:

@@ -16,6 +16,8 @@ import re
 import warnings
 from typing import Callable, Iterable
 
+from migrate_ml.rules._project import current_facts
+
 _WORD_OR_CALL = re.compile(r"\w+\(?")
 """A maximal run of word characters, with the ``(`` right after it when it is called."""
 _WORD = re.compile(r"\w+")
@@ -161,8 +163,13 @@ def _loss_code(facts: TextFacts) -> bool:
 
 
 def has_training_marker(source: str) -> bool:
-    """Training, evaluation or inference code: a model call, a criterion, an accuracy counter…"""
-    return text_facts(source).answer(_training_code)
+    """Training, evaluation or inference code: a model call, a criterion, an accuracy counter…,
+    or a helper that every caller in the run's other files gives a model's output
+    (``top1(output, target)`` in ``utils.py``, called from ``train.py``): its file names none."""
+    if text_facts(source).answer(_training_code):
+        return True
+    facts = current_facts()
+    return facts is not None and bool(facts.score_parameters)
 
 
 def has_loss_marker(source: str) -> bool:

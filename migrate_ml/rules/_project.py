@@ -213,6 +213,24 @@ class FileFacts:
 _CURRENT: ContextVar[FileFacts | None] = ContextVar("migrate_ml_project_facts", default=None)
 
 
+_ORIGINAL: ContextVar[str | None] = ContextVar("migrate_ml_original_text", default=None)
+
+
+def original_text() -> str | None:
+    """The text of the file being rewritten as it was before this run's fixes; None outside a
+    rewrite (``verify`` re-scanning migrated code): what the file trained before its loss was migrated."""
+    return _ORIGINAL.get()
+
+
+@contextlib.contextmanager
+def original_text_in_effect(text: str) -> Iterator[None]:
+    token = _ORIGINAL.set(text)
+    try:
+        yield
+    finally:
+        _ORIGINAL.reset(token)
+
+
 def current_facts() -> FileFacts | None:
     """The project facts of the file being rewritten; None outside a multi-file run."""
     return _CURRENT.get()

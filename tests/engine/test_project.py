@@ -60,6 +60,8 @@ PROJECT_CASES = {
     "deit_style": ("main", _deit_style),
     # the model's outputs reach an accuracy helper in utils.py
     "utils_accuracy": ("train", _utils_accuracy),
+    # the same, to a helper whose file names no training, no accuracy, no model call
+    "run_helper_top1": ("train", _utils_accuracy),
 }
 
 
@@ -249,6 +251,18 @@ def test_a_helper_called_from_a_file_not_scanned_stays_unproven(tmp_path: Path) 
     assert not outcomes["utils.py"].changed
     # the arg-max and, at its own line, the comparison built on it
     assert [(f.code, f.line) for f in outcomes["utils.py"].findings] == [("ML020", 2), ("ML100", 3)]
+
+
+def test_a_run_helper_given_something_else_than_the_model_output_is_left_alone(tmp_path: Path) -> None:
+    # top1's file has no training marker of its own: only every caller giving it a model's
+    # output makes it a classifier's metric; here the scores are a teacher's table
+    metrics = "def top1(output, target):\n    pred = output.argmax(1)\n    return (pred == target).float().mean()\n"
+    train = (
+        "from torch import nn\nfrom metrics import top1\n\ndef step(model, x, y, teacher):\n"
+        "    nn.CrossEntropyLoss()(model(x), y).backward()\n    return top1(teacher[x], y)\n"
+    )
+    outcomes = _run(_write(tmp_path / "project", {"metrics.py": metrics, "train.py": train}), write=False)
+    assert not outcomes["metrics.py"].changed and outcomes["metrics.py"].findings == []
 
 
 def test_a_criterion_passed_on_uncast_names_the_function_it_reaches(tmp_path: Path) -> None:

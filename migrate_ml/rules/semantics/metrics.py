@@ -293,11 +293,11 @@ def _scores(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     for node in ast.walk(function):
         if isinstance(node, ast.Call) and _SCORES.search(
             node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        ) and any(_root(argument) in parameters for argument in node.args):
+        ) and any(root_name(argument) in parameters for argument in node.args):
             return True
     parents = {child: parent for parent in ast.walk(function) for child in ast.iter_child_nodes(parent)}
     return any(
-        (sides := _sides(node)) is not None and all(_root(side) in parameters for side in sides) and _counted(node, parents)
+        (sides := _sides(node)) is not None and all(root_name(side) in parameters for side in sides) and _counted(node, parents)
         for node in ast.walk(function)
     )
 
@@ -317,7 +317,7 @@ def takes_predictions(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     )
 
 
-def _root(node: ast.AST) -> str:
+def root_name(node: ast.AST) -> str:
     """``pred`` of ``pred.view(-1).cpu()``, ``prediction[i]``; "" for anything else."""
     while isinstance(node, (ast.Call, ast.Attribute, ast.Subscript)):
         if isinstance(node, ast.Call):
@@ -383,7 +383,7 @@ def _counted_class_comparison(
         sides = _sides(node)
         if sides is None:
             continue
-        roots = [_root(side) for side in sides]
+        roots = [root_name(side) for side in sides]
         for prediction, label in (roots, roots[::-1]):
             if not (prediction and label and _LABEL.search(label) and not _LABEL.search(prediction)):
                 continue

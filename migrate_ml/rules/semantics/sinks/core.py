@@ -145,12 +145,21 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
         """(helper, the calling function) -> (index in ``found`` of its first call's construct there,
         lines of its other calls there)."""
         """Module-level names whose call hands data to one of the file's single-label metric helpers."""
+        self._loss_inputs: set[tuple[int, str, str]] = set()
+        """(the function, the scores' name, the target's name) of each loss call: what its loss trains on."""
+        self._outside_helper_calls: list[tuple[tuple[int, str, str], Sink]] = []
+        """A call of a project helper outside the run given scores and labels, kept where a loss of
+        its function is given the same two names (:meth:`_outside_helpers_given_loss_inputs`)."""
+        self._text = text
+        self._one_class_loss: bool | None = None
+        """Found on the first call that needs it (:meth:`_trained_one_class`)."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
+        self.found.append(self._sink(node, kind, message, suggestion, *related))
+
+    def _sink(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> Sink:
         enclosing = tuple(self.analysis.scope_lines)
-        self.found.append(
-            Sink(node, kind, message, suggestion, tuple(line for line in (*related, *enclosing) if line), enclosing)
-        )
+        return Sink(node, kind, message, suggestion, tuple(line for line in (*related, *enclosing) if line), enclosing)
 
     def __call__(self, statement: ast.stmt) -> None:
         self._statement = statement
@@ -244,6 +253,7 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
                 (line,),  # not the call's line: the cross-entropy there is a construct (and a finding) of its own
             ))
         self._metric_definitions()
+        self._outside_helpers_given_loss_inputs()
         # One criterion or several, a call of a BCE criterion that casts its targets shows what
         # the others need: integer labels left at another call are what the rewrite did not reach.
         cast = [(name, call) for name, call, _, is_cast in self._loss_targets if is_cast]
@@ -280,6 +290,8 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
         if self._is_loss_call(node):
             target = _argument(node, 1, _TARGET_KEYWORDS)
             scores = _argument(node, 0, ("input", "logits", "inputs"))
+            if scores is not None and target is not None:
+                self._loss_inputs.add((id(analysis.function), metrics.root_name(scores), metrics.root_name(target)))
             if scores is not None and target is not None and value(scores).meaning == LOG_PROB and value(target).meaning == SOFTMAX:
                 self.report(
                     node, "single-label-loss",

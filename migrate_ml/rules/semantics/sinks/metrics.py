@@ -9,9 +9,13 @@ import ast
 import re
 from dataclasses import replace
 
-from migrate_ml.rules._project import current_facts
+from migrate_ml.rules._accuracy_names import _names_accuracy
+from migrate_ml.rules._datasets_outside_run import _NOT_THE_PROJECT
+from migrate_ml.rules._project import current_facts, original_text
 from migrate_ml.rules.semantics import metrics, sources, tables
-from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORES, SOFTMAX, UNKNOWN
+from migrate_ml.rules.semantics.meanings import (
+    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, UNKNOWN,
+)
 from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
 
 
@@ -23,6 +27,41 @@ _LOGGED = frozenset({"add_data", "set_title", "title", "add_text", "log_text"})
 """Calls that write one image's prediction next to it: a table row, a plot title."""
 
 _INTEGER_TENSOR = re.compile(r"\.long\(\)|LongTensor|\.long\b|int64|\.int\(\)")
+
+
+_ONE_CLASS_LOSS = re.compile(r"CrossEntropyLoss|(?<!binary_)cross_entropy\(|NLLLoss|nll_loss\(")
+"""A loss of one class per image: a file naming one trained single-label before its migration."""
+_NOT_ONE_CLASS = re.compile(r"multi_?label|binary|hamming|exact|sample", re.IGNORECASE)
+"""Accuracies of another task by their name (``multilabel_acc``, ``binary_accuracy``)."""
+_METRIC_LIBRARIES = frozenset({"torchmetrics", "sklearn", "ignite", "evaluate", "keras", "tensorflow", "fastai", "imblearn"})
+
+
+def _outside_project_module(tree: ast.Module, name: str) -> str | None:
+    """The module of the project, not in this run, that ``name`` comes from: imported by name from
+    it, or, not imported by name at all, from the only module the file star-imports. None for a
+    library's name, the run's own modules (their helpers are read: ``FileFacts.reported_helpers``)
+    and a name the file defines."""
+    star: list[ast.ImportFrom] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return None
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.asname or alias.name.split(".")[0] for alias in node.names]
+            if name in names:
+                return _project_module(node) if isinstance(node, ast.ImportFrom) else None
+            if isinstance(node, ast.ImportFrom) and names == ["*"]:
+                star.append(node)
+    return _project_module(star[0]) if len(star) == 1 else None
+
+
+def _project_module(node: ast.ImportFrom) -> str | None:
+    dotted = node.module or ""
+    if not node.level and (not dotted or dotted.split(".")[0] in _NOT_THE_PROJECT | _METRIC_LIBRARIES):
+        return None
+    facts = current_facts()
+    if facts is not None and (dotted.rpartition(".")[2] or None) in facts.run_modules:
+        return None
+    return "." * node.level + dotted
 
 
 def _made_integer_tensor(function: ast.FunctionDef | ast.AsyncFunctionDef, item: ast.AST) -> bool:
@@ -119,6 +158,47 @@ class MetricChecks:
                 f"{ast.unparse(func)}() (another file of this run) counts matches of one predicted class per sample "
                 "with its label: a single-label metric",
             )
+        else:
+            self._outside_helper_call(node)
+
+    def _outside_helper_call(self, node: ast.Call) -> None:
+        """``acc = cal_acc_from_logits(logits, y)``: an accuracy helper of the project that this run
+        cannot read (imported from a module outside it), given the very scores and labels a loss of
+        the same function trains on, in a file that trained one class per image. Its body is not
+        here to prove it, but an accuracy of a model's output against the class labels scores the
+        top class (or top k) of each sample. Kept only where such a loss call is found
+        (:meth:`_outside_helpers_given_loss_inputs`): a helper given other things (images and labels
+        to augment) is no metric of the classifier."""
+        func = node.func
+        if not isinstance(func, ast.Name) or len(node.args) < 2 or node.keywords or self.analysis.is_bound(func):
+            return
+        if not _names_accuracy(func.id) or _NOT_ONE_CLASS.search(func.id):
+            return
+        module = _outside_project_module(self.analysis.tree, func.id)
+        if module is None or not self._trained_one_class():
+            return
+        scores, labels = node.args[:2]
+        if self.analysis.value(scores).meaning not in SCORE_MEANINGS or not self._labels(labels):
+            return
+        key = (id(self.analysis.function), metrics.root_name(scores), metrics.root_name(labels))
+        if not all(key[1:]):
+            return
+        self._outside_helper_calls.append((key, self._sink(
+            node, "single-label-helper",
+            f"{func.id}() (from {module}, not in this run) is given the model's output {ast.unparse(scores)} and the "
+            f"labels {ast.unparse(labels)} the loss trains on: an accuracy of them scores each sample's top class "
+            "(its arg-max, or top k) against one class index: a single-label metric",
+            metrics.HELPER_ADVICE,
+        )))
+
+    def _trained_one_class(self) -> bool:
+        """The file trained one class per image before this run's fixes (a cross-entropy or NLL loss)."""
+        if self._one_class_loss is None:
+            self._one_class_loss = _ONE_CLASS_LOSS.search(original_text() or self._text) is not None
+        return self._one_class_loss
+
+    def _outside_helpers_given_loss_inputs(self) -> None:
+        self.found.extend(sink for key, sink in self._outside_helper_calls if key in self._loss_inputs)
 
     def _one_vs_rest_on_indices(self, node: ast.Call, qualified: str) -> None:
         """``roc_curve(labels == i, probs[:, i])``: class ``i`` scored one-vs-rest, its binary labels
