@@ -20,6 +20,9 @@ _PREDICTION_WORDS = ("argmax", "max(", "topk", "sigmoid", "pred", *_CLASS_NAME_C
 """One of these must be in the file: a predicted index (``self.classnames[pred]`` of a metric
 callback's stored predictions), a thresholded prediction still looked up as one index, a library's call."""
 _LITERALS = (cst.Integer, cst.SimpleString)
+_NEAR_TOP_K = 8
+"""Lines within which a lookup of a top-k's indices is read with the top-k's own finding; one printed
+further down (a display section of its own) is a construct of its own and reported there."""
 _TRUE_LABEL = re.compile(r"^(?:labels?|targets?|y|ys|y_true|true_\w+|gt_?\w*|ground_truth\w*)$")
 """Where the true label lives: ``classes[labels[idx]]`` names the image's annotation, not a prediction."""
 
@@ -54,7 +57,9 @@ class SingleClassNameRule(Rule):
         "folder's single-label annotation; a key compared with a prediction (`ans == pred`) is the reference "
         "label and left alone. A list named otherwise but built of strings (`labels = [s.strip() for s in "
         "text.split(',')]`, `[\"cat\", \"dog\"]`) is reported where the meaning analysis proves its index an "
-        "arg-max there (followed through `torch.flatten`, the arrays predictions are collected in and loops over them)."
+        "arg-max there (followed through `torch.flatten`, the arrays predictions are collected in and loops over them). "
+        "The names of a top-k are read with the top-k's own finding within a few lines of it; a lookup of its "
+        "indices further down (a display section of its own) is reported where it is."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -80,8 +85,9 @@ class SingleClassNameRule(Rule):
         of class indices: indices that walk every class (or distinct classes), not one predicted
         class; mapped to the code of the one map whose own keys they walk (``for i in classes``),
         None where they may index any map."""
-        self._top_k: set[str] = set()
-        """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
+        self._top_k: dict[str, int] = {}
+        """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it,
+        with the line of that top-k's finding."""
         self._label_items: list[set[str]] = []
         """Names bound by the enclosing loops over a batch's labels (``for x in classes`` after
         ``inputs, classes = next(iter(loader))``): one true label each, not a prediction."""
@@ -92,16 +98,21 @@ class SingleClassNameRule(Rule):
         self._reported: set[tuple[int, str]] = set()
         """One finding per line and message: ``print(names[str(i)], names[str(i)])`` is one construct."""
 
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.get_metadata(PositionProvider, node).start.line
+
     def _report_once(self, node: cst.CSTNode, message: str, suggestion: str) -> None:
-        key = (self.get_metadata(PositionProvider, node).start.line, message)
+        key = (self._line(node), message)
         if key not in self._reported:
             self._reported.add(key)
             self.report(node, message, suggestion=suggestion)
 
     def visit_For(self, node: cst.For) -> None:
         iterator = node.iter
-        if self._top_k and _names_in(iterator) & self._top_k:
-            self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
+        walked = _names_in(iterator) & self._top_k.keys() if self._top_k else set()
+        if walked:
+            line = min(self._top_k[name] for name in walked)
+            self._top_k |= dict.fromkeys(_bound_names(node.target), line)  # for value, index in zip(values, indices)
             self._every_class.append({})
             self._label_items.append(set())
             return
@@ -176,8 +187,18 @@ class SingleClassNameRule(Rule):
             # a loop over every class (print each label's probability) is already multi-label, and
             # so is one over the map's own keys (`[classes[i] for i in classes]`, heatmap axes)
             return
-        if _names_in(looked_up) & self._top_k:
+        top_k = _names_in(looked_up) & self._top_k.keys()
+        if top_k and self._line(node) - min(self._top_k[name] for name in top_k) <= _NEAR_TOP_K:
             return  # the names of a top-k reported where it is taken: one finding per construct
+        if top_k and by_name:
+            self._report_once(
+                node,
+                f"one class name per top-k index: `{name}[...]` names the top-k of line "
+                f"{min(self._top_k[n] for n in top_k)}, k labels whatever their scores; a multi-label "
+                "prediction is every label above the threshold",
+                f"list every label above the threshold: [{name}[{_index_text(key)}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
+            )
+            return
         if not by_name:
             # named by what it holds: the meaning analysis, not the spelling, tells a prediction
             # from a true label
@@ -441,7 +462,7 @@ class SingleClassNameRule(Rule):
             statement = self.get_metadata(ParentNodeProvider, node, None)
             if isinstance(statement, cst.Assign):
                 for target in statement.targets:
-                    self._top_k |= _bound_names(target.target)
+                    self._top_k |= dict.fromkeys(_bound_names(target.target), self._line(node))
             self._report_once(
                 node,
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
