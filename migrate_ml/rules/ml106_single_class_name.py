@@ -9,8 +9,9 @@ from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import cst_walk
-from migrate_ml.rules._prefilter import text_facts
-from migrate_ml.rules.semantics.sources import CLASS_NAME_MAP
+from migrate_ml.rules._prefilter import parse_once, text_facts
+from migrate_ml.rules.semantics import argmax_name_lookups
+from migrate_ml.rules.semantics.sources import CLASS_NAME_MAP, STRING_METHODS
 _CLASS_NAME_CALLS = frozenset({"GetClassDesc", "GetClassLabel", "GetClassSynset"})
 """jetson-inference's ``imageNet`` methods that name one class index (``net.GetClassDesc(class_idx)``)."""
 _ONE_CLASS_CALLS = frozenset({"Classify"})
@@ -19,6 +20,9 @@ _PREDICTION_WORDS = ("argmax", "max(", "topk", "sigmoid", "pred", *_CLASS_NAME_C
 """One of these must be in the file: a predicted index (``self.classnames[pred]`` of a metric
 callback's stored predictions), a thresholded prediction still looked up as one index, a library's call."""
 _LITERALS = (cst.Integer, cst.SimpleString)
+_NEAR_TOP_K = 8
+"""Lines within which a lookup of a top-k's indices is read with the top-k's own finding; one printed
+further down (a display section of its own) is a construct of its own and reported there."""
 _TRUE_LABEL = re.compile(r"^(?:labels?|targets?|y|ys|y_true|true_\w+|gt_?\w*|ground_truth\w*)$")
 """Where the true label lives: ``classes[labels[idx]]`` names the image's annotation, not a prediction."""
 
@@ -51,7 +55,11 @@ class SingleClassNameRule(Rule):
         "and `net.GetClassDesc(class_idx)` names it. A class name looked up for its index while walking the "
         "list the map was enumerated from (`class_indices[cla]` for `cla in flower_class`) is reported as the "
         "folder's single-label annotation; a key compared with a prediction (`ans == pred`) is the reference "
-        "label and left alone."
+        "label and left alone. A list named otherwise but built of strings (`labels = [s.strip() for s in "
+        "text.split(',')]`, `[\"cat\", \"dog\"]`) is reported where the meaning analysis proves its index an "
+        "arg-max there (followed through `torch.flatten`, the arrays predictions are collected in and loops over them). "
+        "The names of a top-k are read with the top-k's own finding within a few lines of it; a lookup of its "
+        "indices further down (a display section of its own) is reported where it is."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = "print(class_indict[str(predict_cla)], predict[predict_cla].numpy())\n"
@@ -77,24 +85,34 @@ class SingleClassNameRule(Rule):
         of class indices: indices that walk every class (or distinct classes), not one predicted
         class; mapped to the code of the one map whose own keys they walk (``for i in classes``),
         None where they may index any map."""
-        self._top_k: set[str] = set()
-        """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it."""
+        self._top_k: dict[str, int] = {}
+        """Names bound to a reported top-k (``values, indices = probs.topk(5)``) or to a loop over it,
+        with the line of that top-k's finding."""
         self._label_items: list[set[str]] = []
         """Names bound by the enclosing loops over a batch's labels (``for x in classes`` after
         ``inputs, classes = next(iter(loader))``): one true label each, not a prediction."""
+        self._by_meaning: list[tuple[cst.Subscript, str, str]] = []
+        """Lookups ``names[index]`` of a list not named as a class-name map but built of strings in
+        its scope, with the names of the list and the index: reported at the end of the module
+        where the meaning analysis proves the index an arg-max and the list those strings there."""
         self._reported: set[tuple[int, str]] = set()
         """One finding per line and message: ``print(names[str(i)], names[str(i)])`` is one construct."""
 
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.get_metadata(PositionProvider, node).start.line
+
     def _report_once(self, node: cst.CSTNode, message: str, suggestion: str) -> None:
-        key = (self.get_metadata(PositionProvider, node).start.line, message)
+        key = (self._line(node), message)
         if key not in self._reported:
             self._reported.add(key)
             self.report(node, message, suggestion=suggestion)
 
     def visit_For(self, node: cst.For) -> None:
         iterator = node.iter
-        if self._top_k and _names_in(iterator) & self._top_k:
-            self._top_k |= _bound_names(node.target)  # for value, index in zip(values, indices)
+        walked = _names_in(iterator) & self._top_k.keys() if self._top_k else set()
+        if walked:
+            line = min(self._top_k[name] for name in walked)
+            self._top_k |= dict.fromkeys(_bound_names(node.target), line)  # for value, index in zip(values, indices)
             self._every_class.append({})
             self._label_items.append(set())
             return
@@ -150,7 +168,8 @@ class SingleClassNameRule(Rule):
     def visit_Subscript(self, node: cst.Subscript) -> None:
         owner = node.value
         name = owner.attr.value if isinstance(owner, cst.Attribute) else getattr(owner, "value", None)
-        if not (isinstance(name, str) and CLASS_NAME_MAP.match(name)) or len(node.slice) != 1:
+        by_name = isinstance(name, str) and bool(CLASS_NAME_MAP.match(name))
+        if not (by_name or isinstance(owner, cst.Name)) or len(node.slice) != 1:
             return
         index = node.slice[0].slice
         if not isinstance(index, cst.Index) or isinstance(index.value, _LITERALS):
@@ -160,14 +179,31 @@ class SingleClassNameRule(Rule):
         key = index.value
         as_text = isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value in ("str", "int") and len(key.args) == 1
         looked_up = key.args[0].value if as_text else key
+        if not by_name and not (isinstance(looked_up, cst.Name) and self._built_of_strings(owner)):
+            return
         if isinstance(looked_up, cst.Name) and any(
             looked_up.value in names and names[looked_up.value] in (None, _code(owner)) for names in self._every_class
         ):
             # a loop over every class (print each label's probability) is already multi-label, and
             # so is one over the map's own keys (`[classes[i] for i in classes]`, heatmap axes)
             return
-        if _names_in(looked_up) & self._top_k:
+        top_k = _names_in(looked_up) & self._top_k.keys()
+        if top_k and self._line(node) - min(self._top_k[name] for name in top_k) <= _NEAR_TOP_K:
             return  # the names of a top-k reported where it is taken: one finding per construct
+        if top_k and by_name:
+            self._report_once(
+                node,
+                f"one class name per top-k index: `{name}[...]` names the top-k of line "
+                f"{min(self._top_k[n] for n in top_k)}, k labels whatever their scores; a multi-label "
+                "prediction is every label above the threshold",
+                f"list every label above the threshold: [{name}[{_index_text(key)}] for i in (probs > THRESHOLD).nonzero().flatten().tolist()]",
+            )
+            return
+        if not by_name:
+            # named by what it holds: the meaning analysis, not the spelling, tells a prediction
+            # from a true label
+            self._by_meaning.append((node, name, looked_up.value))
+            return
         root = _root(looked_up)
         if isinstance(root, cst.Name) and _TRUE_LABEL.match(root.value):
             return  # the image's true label (`classes[labels[idx]]`), shown beside the prediction
@@ -184,20 +220,53 @@ class SingleClassNameRule(Rule):
                 "annotated with (read from an annotation file, not from one folder per class)",
             )
             return
-        i = f"{key.func.value}(i)" if as_text else "i"
         if isinstance(looked_up, cst.Name) and any(looked_up.value in names for names in self._label_items):
             self._report_once(
                 node,
                 f"one class name per image: `{name}[...]` looks up one class index of a batch's labels; "
                 "multi-hot labels are a row per image, with any number of labels",
-                f"name every label of a row: [{name}[{i}] for i in row.nonzero().flatten().tolist()]",
+                f"name every label of a row: [{name}[{_index_text(key)}] for i in row.nonzero().flatten().tolist()]",
             )
             return
+        self._report_predicted(node, name, key, looked_up)
+
+    def _report_predicted(self, node: cst.Subscript, name: str, key: cst.BaseExpression, looked_up: cst.BaseExpression) -> None:
         self._report_once(
             node,
             f"one class name per image: `{name}[...]` looks up a single predicted index",
-            f"list every label above the threshold: [{name}[{i}] for i in ({_scores_of(looked_up)} > THRESHOLD).nonzero().flatten().tolist()]",
+            f"list every label above the threshold: [{name}[{_index_text(key)}] for i in ({_scores_of(looked_up)} > THRESHOLD).nonzero().flatten().tolist()]",
         )
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        if not self._by_meaning:
+            return
+        text = original_node.code
+        try:
+            proven = argmax_name_lookups(parse_once(text), text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        for node, name, index in self._by_meaning:
+            if (self.get_metadata(PositionProvider, node).start.line, name, index) in proven:
+                key = node.slice[0].slice.value
+                self._report_predicted(node, name, key, key.args[0].value if isinstance(key, cst.Call) else key)
+
+    def _built_of_strings(self, owner: cst.BaseExpression) -> bool:
+        """``labels`` bound somewhere in its scope to a list built of strings (``[s.strip() for s in
+        text.split(",")]``, ``["cat", "dog"]``): the cheap test before the meaning analysis is asked."""
+        if not isinstance(owner, cst.Name):
+            return False
+        for bound in self._bindings(owner):
+            target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
+            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
+            value = statement.value if isinstance(statement, cst.Assign) else None
+            if isinstance(value, cst.List) and value.elements and all(isinstance(e.value, cst.SimpleString) for e in value.elements):
+                return True
+            if isinstance(value, cst.ListComp) and (
+                isinstance(value.elt, (cst.SimpleString, cst.FormattedString))
+                or (isinstance(value.elt, cst.Call) and isinstance(value.elt.func, cst.Attribute) and value.elt.func.attr.value in STRING_METHODS)
+            ):
+                return True
+        return False
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
@@ -393,12 +462,19 @@ class SingleClassNameRule(Rule):
             statement = self.get_metadata(ParentNodeProvider, node, None)
             if isinstance(statement, cst.Assign):
                 for target in statement.targets:
-                    self._top_k |= _bound_names(target.target)
+                    self._top_k |= dict.fromkeys(_bound_names(target.target), self._line(node))
             self._report_once(
                 node,
                 "top-k of the probabilities names k labels whatever their scores; a multi-label prediction is every label above the threshold",
                 "use (probs > THRESHOLD).nonzero() to list the predicted labels, with probs = torch.sigmoid(logits)",
             )
+
+
+def _index_text(key: cst.BaseExpression) -> str:
+    """``i``, or ``str(i)`` where the map is keyed by the index as text."""
+    if isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value in ("str", "int") and len(key.args) == 1:
+        return f"{key.func.value}(i)"
+    return "i"
 
 
 def _code(node: cst.CSTNode) -> str:

@@ -36,6 +36,9 @@ def test_a_row_is_a_transfer_function() -> None:
     # a suffix row matches any module spelling: pl.metrics before it became torchmetrics
     assert tables.row_for("pytorch_lightning.metrics.functional.accuracy") is not None
     assert tables.row_for("my_helpers.unrelated") is None
+    # the shape-only functions keep a value's meaning, as their methods do
+    for name in ("torch.flatten", "torch.squeeze", "torch.reshape", "numpy.ravel", "numpy.squeeze"):
+        assert tables.apply_row(tables.row_for(name), meanings.ARGMAX) == meanings.ARGMAX
 
 
 def test_values_are_followed_through_methods_and_attributes() -> None:

@@ -21,12 +21,13 @@ import ast
 from dataclasses import dataclass
 
 from migrate_ml.rules.semantics.meanings import ARGMAX, CONTAINER, PREDICTED_NAME
+from migrate_ml.rules.semantics import sources
 from migrate_ml.rules.semantics.metrics import PREDICTION_METRICS
 from migrate_ml.rules.semantics.sinks import KINDS, Sink, Sinks
 from migrate_ml.rules.semantics.sinks.common import _own_nodes
 from migrate_ml.rules.semantics.summaries import Analysis
 
-__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_hand_offs", "find_sinks", "metrics_given_argmax"]
+__all__ = ["KINDS", "ScoredArgmax", "Sink", "argmax_hand_offs", "argmax_name_lookups", "find_sinks", "metrics_given_argmax"]
 
 
 def find_sinks(tree: ast.Module, text: str) -> list[Sink]:
@@ -83,6 +84,33 @@ def metrics_given_argmax(tree: ast.Module, text: str) -> list[ScoredArgmax]:
             inside = node.lineno <= value.line <= (node.end_lineno or node.lineno)
             if value.meaning in (ARGMAX, PREDICTED_NAME) and not inside and not analysis.argmax_given_by(predictions):
                 found.append(ScoredArgmax(node, qualified.rpartition(".")[2], predictions, value.line))
+
+    analysis.run(on_statement)
+    return found
+
+
+def argmax_name_lookups(tree: ast.Module, text: str) -> set[tuple[int, str, str]]:
+    """``(line, names, index)`` for each ``names[index]`` (or ``names[str(index)]``) where ``index``
+    holds an arg-max there and ``names`` a list built of strings (:func:`sources.holds_names`):
+    the one predicted class named, whatever the list is called (``labels = [s.strip() for s in
+    text.split(",")]``; ``labels[pred]``), followed through lists the predictions are collected in
+    and loops over them."""
+    analysis = Analysis(tree, text)
+    found: set[tuple[int, str, str]] = set()
+
+    def on_statement(statement: ast.stmt) -> None:
+        for node in _own_nodes(statement):
+            if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)):
+                continue
+            index = node.slice
+            if isinstance(index, ast.Call) and isinstance(index.func, ast.Name) and index.func.id in ("str", "int") and len(index.args) == 1:
+                index = index.args[0]
+            if (
+                isinstance(index, ast.Name)
+                and analysis.value(index).meaning == ARGMAX
+                and sources.holds_names(analysis.value(node.value).node)
+            ):
+                found.add((node.lineno, node.value.id, index.id))
 
     analysis.run(on_statement)
     return found

@@ -114,6 +114,25 @@ def class_name_of(mapping: ast.AST, index: Value, line: int) -> Value | None:
     return None
 
 
+STRING_METHODS = frozenset({"strip", "rstrip", "lstrip", "lower", "upper", "title", "capitalize", "replace"})
+"""Methods of a string that give a string: what a list of names is built with."""
+
+
+def holds_names(node: ast.AST | None) -> bool:
+    """``["cat", "dog"]``, ``[name.strip() for name in text.split(",")]``: a list built of strings,
+    the names an index picks one from, whatever the list is called."""
+    if isinstance(node, ast.List):
+        return bool(node.elts) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
+    if isinstance(node, ast.ListComp):
+        element = node.elt
+        return (
+            (isinstance(element, ast.Constant) and isinstance(element.value, str))
+            or isinstance(element, ast.JoinedStr)
+            or (isinstance(element, ast.Call) and isinstance(element.func, ast.Attribute) and element.func.attr in STRING_METHODS)
+        )
+    return False
+
+
 _DATAFRAME_NAME = re.compile(r"(?:^|_)df(?:$|_)|dataframe", re.IGNORECASE)
 """How code names a pandas table whose columns it reads by name (``self.df["label"]``, ``train_df.label``)."""
 

@@ -60,6 +60,9 @@ FUNCTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
       "pandas.read_pickle", "pandas.read_json", "pandas.DataFrame"), {ANY: TABLE}),
     (("torch.cat", "torch.stack", "torch.tensor", "torch.as_tensor", "torch.from_numpy", "numpy.array",
       "numpy.asarray", "numpy.concatenate", "numpy.stack", "list"), {ANY: SAME}),
+    # shape-only functions, as their methods (``.flatten()``, ``.squeeze()``) above: the same values
+    (("torch.flatten", "torch.squeeze", "torch.unsqueeze", "torch.reshape", "torch.ravel", "numpy.ravel",
+      "numpy.squeeze", "numpy.reshape"), {ANY: SAME}),
     # scikit-learn's stratified splitters: their split(X, y) stratifies on one class label per sample
     (("sklearn.model_selection.StratifiedKFold", "sklearn.model_selection.StratifiedShuffleSplit",
       "sklearn.model_selection.RepeatedStratifiedKFold", "sklearn.model_selection.StratifiedGroupKFold"),
