@@ -1,4 +1,11 @@
-"""ML106: predict scripts that print one class name per image (REVIEW)."""
+"""ML106: predict scripts that print one class name per image (REVIEW).
+
+The loops and comprehensions that walk every class or a batch's labels are in ``_class_names_loops``,
+what a lookup's key is when it is no predicted index (the label map being built, a reference label, a
+configured class, a folder's annotation) in ``_class_names_keys``, and lists built of strings looked up
+by an arg-max the meaning analysis proves in ``_class_names_by_meaning``. This module keeps the rule and
+its dispatch.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,13 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule
-from migrate_ml.rules._exprs import cst_walk
-from migrate_ml.rules._prefilter import parse_once, text_facts
-from migrate_ml.rules.semantics import argmax_name_lookups
-from migrate_ml.rules.semantics.sources import CLASS_NAME_MAP, STRING_METHODS
+from migrate_ml.rules._class_names_by_meaning import ByMeaningLookups
+from migrate_ml.rules._class_names_keys import LookupKeys, _calls_in, _root
+from migrate_ml.rules._class_names_loops import ClassLoops, _bound_names, _code, _names_in
+from migrate_ml.rules._prefilter import text_facts
+from migrate_ml.rules.semantics.sources import CLASS_NAME_MAP
+
+
 _CLASS_NAME_CALLS = frozenset({"GetClassDesc", "GetClassLabel", "GetClassSynset"})
 """jetson-inference's ``imageNet`` methods that name one class index (``net.GetClassDesc(class_idx)``)."""
 _ONE_CLASS_CALLS = frozenset({"Classify"})
@@ -27,7 +37,7 @@ _TRUE_LABEL = re.compile(r"^(?:labels?|targets?|y|ys|y_true|true_\w+|gt_?\w*|gro
 """Where the true label lives: ``classes[labels[idx]]`` names the image's annotation, not a prediction."""
 
 
-class SingleClassNameRule(Rule):
+class SingleClassNameRule(ClassLoops, LookupKeys, ByMeaningLookups, Rule):
     code = "ML106"
     name = "single-class-name"
     summary = "Reports predict code that looks up one class name per image (class_indict[str(idx)], probs.topk(k))."
@@ -107,64 +117,6 @@ class SingleClassNameRule(Rule):
             self._reported.add(key)
             self.report(node, message, suggestion=suggestion)
 
-    def visit_For(self, node: cst.For) -> None:
-        iterator = node.iter
-        walked = _names_in(iterator) & self._top_k.keys() if self._top_k else set()
-        if walked:
-            line = min(self._top_k[name] for name in walked)
-            self._top_k |= dict.fromkeys(_bound_names(node.target), line)  # for value, index in zip(values, indices)
-            self._every_class.append({})
-            self._label_items.append(set())
-            return
-        self._every_class.append(self._walked_names(node.target, iterator))
-        self._label_items.append(_bound_names(node.target) if self._is_batch_labels(iterator) else set())
-
-    def leave_For(self, original_node: cst.For) -> None:
-        self._every_class.pop()
-        self._label_items.pop()
-
-    def _enter_comprehension(self, node: cst.ListComp | cst.SetComp | cst.DictComp | cst.GeneratorExp) -> None:
-        # `{class_names[i]: float(probs[0][i]) for i in range(len(class_names))}` names every class;
-        # the comprehension is entered before its element, so its loops are known there.
-        walked: dict[str, str | None] = {}
-        labels: set[str] = set()
-        loop: cst.CompFor | None = node.for_in
-        while loop is not None:
-            walked |= self._walked_names(loop.target, loop.iter)
-            if self._is_batch_labels(loop.iter):
-                labels |= _bound_names(loop.target)
-            loop = loop.inner_for_in
-        self._every_class.append(walked)
-        self._label_items.append(labels)
-
-    def visit_ListComp(self, node: cst.ListComp) -> None:
-        self._enter_comprehension(node)
-
-    def leave_ListComp(self, original_node: cst.ListComp) -> None:
-        self._every_class.pop()
-        self._label_items.pop()
-
-    def visit_SetComp(self, node: cst.SetComp) -> None:
-        self._enter_comprehension(node)
-
-    def leave_SetComp(self, original_node: cst.SetComp) -> None:
-        self._every_class.pop()
-        self._label_items.pop()
-
-    def visit_DictComp(self, node: cst.DictComp) -> None:
-        self._enter_comprehension(node)
-
-    def leave_DictComp(self, original_node: cst.DictComp) -> None:
-        self._every_class.pop()
-        self._label_items.pop()
-
-    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
-        self._enter_comprehension(node)
-
-    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
-        self._every_class.pop()
-        self._label_items.pop()
-
     def visit_Subscript(self, node: cst.Subscript) -> None:
         owner = node.value
         name = owner.attr.value if isinstance(owner, cst.Attribute) else getattr(owner, "value", None)
@@ -237,195 +189,6 @@ class SingleClassNameRule(Rule):
             f"list every label above the threshold: [{name}[{_index_text(key)}] for i in ({_scores_of(looked_up)} > THRESHOLD).nonzero().flatten().tolist()]",
         )
 
-    def leave_Module(self, original_node: cst.Module) -> None:
-        if not self._by_meaning:
-            return
-        text = original_node.code
-        try:
-            proven = argmax_name_lookups(parse_once(text), text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return
-        for node, name, index in self._by_meaning:
-            if (self.get_metadata(PositionProvider, node).start.line, name, index) in proven:
-                key = node.slice[0].slice.value
-                self._report_predicted(node, name, key, key.args[0].value if isinstance(key, cst.Call) else key)
-
-    def _built_of_strings(self, owner: cst.BaseExpression) -> bool:
-        """``labels`` bound somewhere in its scope to a list built of strings (``[s.strip() for s in
-        text.split(",")]``, ``["cat", "dog"]``): the cheap test before the meaning analysis is asked."""
-        if not isinstance(owner, cst.Name):
-            return False
-        for bound in self._bindings(owner):
-            target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
-            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-            value = statement.value if isinstance(statement, cst.Assign) else None
-            if isinstance(value, cst.List) and value.elements and all(isinstance(e.value, cst.SimpleString) for e in value.elements):
-                return True
-            if isinstance(value, cst.ListComp) and (
-                isinstance(value.elt, (cst.SimpleString, cst.FormattedString))
-                or (isinstance(value.elt, cst.Call) and isinstance(value.elt.func, cst.Attribute) and value.elt.func.attr.value in STRING_METHODS)
-            ):
-                return True
-        return False
-
-    def visit_Module(self, node: cst.Module) -> None:
-        self._module = node
-        self._equalities: list[tuple[cst.Name, cst.BaseExpression]] | None = None
-        """``a == b`` / ``a != b`` between a name and another expression, both ways round, in no
-        particular order; found by a walk of the whole module when first asked for (most files
-        never ask)."""
-
-    def _module_equalities(self) -> list[tuple[cst.Name, cst.BaseExpression]]:
-        if self._equalities is None:
-            self._equalities = []
-            for comparison in cst_walk(self._module):
-                if not isinstance(comparison, cst.Comparison):
-                    continue
-                if len(comparison.comparisons) != 1 or not isinstance(comparison.comparisons[0].operator, (cst.Equal, cst.NotEqual)):
-                    continue
-                left, right = comparison.left, comparison.comparisons[0].comparator
-                self._equalities.extend((a, b) for a, b in ((left, right), (right, left)) if isinstance(a, cst.Name))
-        return self._equalities
-
-    def _tested_against_prediction(self, key: cst.Name) -> bool:
-        """``key`` is compared with a prediction in its own scope (``is_correct = ans == pred``):
-        it is the reference label a prediction is scored against, not a prediction."""
-        scope = self.get_metadata(ScopeProvider, key, None)
-        for name, other in self._module_equalities():
-            root = _root(other)
-            predicted = (isinstance(root, cst.Name) and root.value.lower().startswith("pred")) or "argmax" in _names_in(other)
-            if name.value == key.value and predicted and self.get_metadata(ScopeProvider, name, None) is scope:
-                return True
-        return False
-
-    def _configured(self, key: cst.Name) -> bool:
-        """Every binding of ``key`` in its scope is a parameter with a default (``minority_idx=None``)
-        or a value computed without a call or a subscript (``minority_idx = num_classes - 1``, a
-        module constant ``TARGET = 3``): one class the run is told about, the same for every image,
-        not a prediction, which a call (a model, an arg-max) or an item of a batch gives."""
-        bindings = self._bindings(key)
-        if not bindings:
-            return False
-        for bound in bindings:
-            if isinstance(bound, cst.Param):
-                if bound.default is None:
-                    return False
-                continue
-            target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
-            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-            if not (isinstance(statement, cst.Assign) and target.target is bound):
-                return False
-            if _calls_in(statement.value) or any(isinstance(node, cst.Subscript) for node in cst_walk(statement.value)):
-                return False
-        return True
-
-    def _names_its_index(self, mapping: cst.Name, key: cst.Name) -> bool:
-        """``mapping`` is built from ``enumerate(items)`` (``dict((k, v) for v, k in enumerate(items))``)
-        and ``key`` walks the same ``items`` (``for cla in items``): a class name looked up for its
-        class index, the single-label annotation of a folder-per-class dataset."""
-        items = {self._loop_items(bound) for bound in self._bindings(key)}
-        if len(items) != 1 or None in items:
-            return False
-        (walked,) = items
-        for bound in self._bindings(mapping):
-            target = self.get_metadata(ParentNodeProvider, bound, None)
-            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-            if not isinstance(statement, cst.Assign) or not any(
-                isinstance(call.func, cst.Name) and call.func.value == "enumerate" and call.args
-                and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == walked
-                for call in _calls_in(statement.value)
-            ):
-                return False
-        return bool(self._bindings(mapping))
-
-    def _bindings(self, name: cst.Name) -> list[cst.CSTNode]:
-        scope = self.get_metadata(ScopeProvider, name, None)
-        return [getattr(a, "node", None) for a in scope[name.value]] if scope is not None else []
-
-    def _loop_items(self, bound: cst.CSTNode | None) -> str | None:
-        """The name of the list a ``for`` loop walks, where ``bound`` is that loop's whole target."""
-        loop = self.get_metadata(ParentNodeProvider, bound, None) if bound is not None else None
-        if isinstance(loop, (cst.For, cst.CompFor)) and loop.target is bound and isinstance(loop.iter, cst.Name):
-            return loop.iter.value
-        return None
-
-    def _walked_names(self, target: cst.BaseExpression, iterator: cst.BaseExpression) -> dict[str, str | None]:
-        """The names ``target`` binds that walk classes rather than images (see ``_every_class``):
-        indices over every class (:func:`_index_names`), the members of a set of class indices
-        (``for i in sorted(rare_cls)``, ``rare_cls = {c for c, n in counts.items() if n < k}``: each
-        class once, not one per image) and the keys of a map walked itself (``for i in classes``,
-        ``for i in classes.keys()``), which index that map only. A batch's labels unpacked as
-        ``inputs, classes = next(iter(loader))`` are none of these (ML106/batch_labels_named)."""
-        walked: dict[str, str | None] = dict.fromkeys(_index_names(target, iterator))
-        if self._is_set(iterator):
-            walked |= dict.fromkeys(_bound_names(target))
-        keys = iterator
-        if isinstance(keys, cst.Call) and isinstance(keys.func, cst.Attribute) and keys.func.attr.value == "keys" and not keys.args:
-            keys = keys.func.value
-        named = keys.attr.value if isinstance(keys, cst.Attribute) else getattr(keys, "value", None)
-        if isinstance(named, str) and CLASS_NAME_MAP.match(named) and not self._is_batch_labels(keys):
-            walked |= dict.fromkeys(_bound_names(target), _code(keys))
-        return walked
-
-    def _is_set(self, iterator: cst.BaseExpression) -> bool:
-        """``rare_cls``, ``sorted(rare_cls)`` or ``list(rare_cls)`` where every binding of ``rare_cls``
-        in its scope is a set (a set comprehension, ``set(...)``, a ``{...}`` display)."""
-        while isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name) and iterator.func.value in ("sorted", "list") and len(iterator.args) == 1:
-            iterator = iterator.args[0].value
-        if not isinstance(iterator, cst.Name):
-            return False
-        scope = self.get_metadata(ScopeProvider, iterator, None)
-        assignments = list(scope[iterator.value]) if scope is not None else []
-        values = []
-        for assignment in assignments:
-            bound = getattr(assignment, "node", None)
-            target = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
-            statement = self.get_metadata(ParentNodeProvider, target, None) if isinstance(target, cst.AssignTarget) else None
-            if not isinstance(statement, cst.Assign) or target.target is not bound:
-                return False
-            values.append(statement.value)
-        return bool(values) and all(
-            isinstance(value, (cst.SetComp, cst.Set))
-            or (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "set")
-            for value in values
-        )
-
-    def _is_batch_labels(self, iterator: cst.BaseExpression) -> bool:
-        """``classes`` bound as the second of two names unpacked from one batch: ``inputs, classes =
-        next(iter(loader))`` or ``for inputs, classes in loader`` (not ``enumerate``/``zip``)."""
-        if not isinstance(iterator, cst.Name):
-            return False
-        scope = self.get_metadata(ScopeProvider, iterator, None)
-        assignments = list(scope[iterator.value]) if scope is not None else []
-        if not assignments:
-            return False
-        for assignment in assignments:
-            bound = getattr(assignment, "node", None)
-            element = self.get_metadata(ParentNodeProvider, bound, None) if isinstance(bound, cst.Name) else None
-            pair = self.get_metadata(ParentNodeProvider, element, None) if isinstance(element, cst.Element) else None
-            if not (isinstance(pair, (cst.Tuple, cst.List)) and len(pair.elements) == 2 and pair.elements[1] is element):
-                return False
-            holder = self.get_metadata(ParentNodeProvider, pair, None)
-            if isinstance(holder, cst.AssignTarget):
-                statement = self.get_metadata(ParentNodeProvider, holder, None)
-                value = statement.value if isinstance(statement, cst.Assign) else None
-                if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "next"):
-                    return False
-            elif isinstance(holder, (cst.For, cst.CompFor)) and holder.target is pair:
-                if isinstance(holder.iter, cst.Call) and isinstance(holder.iter.func, cst.Name) and holder.iter.func.value in ("enumerate", "zip"):
-                    return False
-            else:
-                return False
-        return True
-
-    def _is_assigned(self, node: cst.CSTNode) -> bool:
-        parent = self.get_metadata(ParentNodeProvider, node, None)
-        while isinstance(parent, (cst.Element, cst.Tuple, cst.List, cst.StarredElement)):
-            node, parent = parent, self.get_metadata(ParentNodeProvider, parent, None)
-        if isinstance(parent, cst.AssignTarget) or (isinstance(parent, (cst.AnnAssign, cst.AugAssign)) and parent.target is node):
-            return True
-        return isinstance(parent, (cst.For, cst.CompFor)) and parent.target is node
-
     def _unpacked_in_two(self, node: cst.Call) -> bool:
         """``class_idx, confidence = net.Classify(img)``."""
         statement = self.get_metadata(ParentNodeProvider, node, None)
@@ -475,58 +238,6 @@ def _index_text(key: cst.BaseExpression) -> str:
     if isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value in ("str", "int") and len(key.args) == 1:
         return f"{key.func.value}(i)"
     return "i"
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module([]).code_for_node(node)
-
-
-def _index_names(target: cst.BaseExpression, iterator: cst.BaseExpression) -> set[str]:
-    """The names a loop binds to indices that walk every class: all of ``range``'s, the first of
-    ``enumerate``'s (``for idx, (image, pred) in enumerate(zip(...))``: ``pred`` is an item)."""
-    if not (isinstance(iterator, cst.Call) and isinstance(iterator.func, cst.Name)):
-        return set()
-    if iterator.func.value == "range":
-        return _bound_names(target)
-    if iterator.func.value == "enumerate":
-        if isinstance(target, (cst.Tuple, cst.List)) and target.elements:
-            return _bound_names(target.elements[0].value)
-        return _bound_names(target)
-    return set()
-
-
-def _root(expression: cst.BaseExpression) -> cst.BaseExpression:
-    """``labels`` in ``labels[idx].item()``, ``labels[i][0]`` or ``labels.tolist()[i]``."""
-    while True:
-        if isinstance(expression, (cst.Subscript, cst.Attribute)):
-            expression = expression.value
-        elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute):
-            expression = expression.func.value
-        elif isinstance(expression, cst.Call) and isinstance(expression.func, cst.Name) and expression.func.value == "int" and expression.args:
-            expression = expression.args[0].value
-        else:
-            return expression
-
-
-def _bound_names(target: cst.BaseExpression) -> set[str]:
-    if isinstance(target, cst.Name):
-        return {target.value}
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return {name for element in target.elements for name in _bound_names(element.value)}
-    return set()
-
-
-def _names_in(expression: cst.CSTNode) -> set[str]:
-    if isinstance(expression, cst.Name):
-        return {expression.value}
-    if isinstance(expression, cst.Attribute):
-        return _names_in(expression.value)  # `indices.shape`, not the attribute name
-    return {name for child in expression.children for name in _names_in(child)}
-
-
-def _calls_in(expression: cst.CSTNode) -> list[cst.Call]:
-    calls = [expression] if isinstance(expression, cst.Call) else []
-    return calls + [call for child in expression.children for call in _calls_in(child)]
 
 
 def _scores_of(index: cst.BaseExpression) -> str:
