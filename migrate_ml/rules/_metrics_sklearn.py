@@ -62,6 +62,26 @@ class SklearnMetrics:
         self._average_edits[key] = edit
         return edit
 
+    def _takes_rows_as_is(self, call: cst.Call) -> bool:
+        """A scikit-learn metric call that scores multi-hot rows unchanged: no binary ``average``
+        (written or by default), and no ``labels=`` or ``output_dict=`` whose class list or
+        ``report["accuracy"]`` the rows would break. accuracy_score is not one: on rows it turns
+        into subset accuracy (exact match), a different number worth its note."""
+        metric = self._sklearn_metric(call)
+        if metric is None or metric == "accuracy_score":
+            return False
+        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        if "labels" in keywords or "output_dict" in keywords:
+            return False
+        if metric not in SKLEARN_AVERAGE_DEFAULT:
+            return True
+        average = keywords.get("average")
+        if average is None:
+            return SKLEARN_AVERAGE_DEFAULT[metric] is None
+        if isinstance(average, cst.Name):
+            return average.value == "None"
+        return isinstance(average, cst.SimpleString) and average.evaluated_value != "binary"
+
     def _label_column(self, call: cst.Call) -> str | None:
         """``df.label.values`` (or ``df["label"]``) as ``y_true`` of a scikit-learn metric: the
         name of the one label column, else None."""

@@ -233,8 +233,10 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
         or a parameter (``y_true, y_pred = predict(model, loader)``; ``report(y_true, y_pred)``),
         reported at the metric unless this rule already reports or edits that call.
 
-        Where a safe fix rewrites the arg-max, the rewritten text no longer shows where the rows
-        come from: the finding is kept as a note of that fix, shared with the rule that makes it."""
+        Where a safe fix rewrites the arg-max, a metric that scores multi-hot rows as they are
+        (:meth:`_takes_rows_as_is`) needs nothing more and is not reported; any other keeps its
+        finding as a note of that fix, shared with the rule that makes it, since the rewritten text
+        no longer shows where the rows come from."""
         try:
             tree = parse_once(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -259,6 +261,10 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
             if call is None or id(call) in handled or scored.line in own_lines:
                 continue
             handled.add(id(call))
+            fix = fixes.get(scored.line)
+            rewritten = fix is not None and fix.applicability is Applicability.SAFE
+            if rewritten and self._takes_rows_as_is(call):
+                continue  # the run gives it multi-hot rows, which it scores as they are
             given = ast.get_source_segment(text, scored.predictions) or name
             if name in SINGLE_LABEL_ONLY:
                 message = (
@@ -277,8 +283,7 @@ class SklearnHfMetricsRule(LogitsProofs, NumpyPredictions, SklearnMetrics, Rule)
                     + _ON_ROWS.get(name, 'it then needs an average other than "binary" ("micro", "macro", "weighted" or "samples")')
                 )
             self.report(call, message, suggestion=suggestion)
-            fix = fixes.get(scored.line)
-            if fix is not None and fix.applicability is Applicability.SAFE:
+            if rewritten:
                 notes.setdefault(scored.line, []).append(call)
         for line, calls in notes.items():
             fix = fixes[line]
