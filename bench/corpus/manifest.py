@@ -2,7 +2,7 @@
 
 ``manifest.tsv`` has one row per file: ``repo`` (owner/name), ``commit`` (40 hex digits),
 ``path`` (inside the repository), ``kind`` (what style of code it is) and ``split``
-(``tune``, ``heldout``, ``fresh``, ``fresh2``, ``fresh3``, ``fresh4``, ``fresh5``, ``fresh6``, ``fresh7``, ``fresh8``, ``fresh9`` or ``fresh10``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
+(``tune``, ``heldout``, ``fresh``, ``fresh2``, ``fresh3``, ``fresh4``, ``fresh5``, ``fresh6``, ``fresh7``, ``fresh8``, ``fresh9``, ``fresh10`` or ``fresh11``). Materialised files live under ``<files>/<owner>+<name>/<path>``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ FRESH9 = "fresh9"
 """A ninth untouched side, collected after ``fresh8`` had been judged and then read, on the same terms."""
 FRESH10 = "fresh10"
 """A tenth untouched side, collected after ``fresh9`` had been judged and then read, on the same terms."""
-HAND_WRITTEN = (FRESH, FRESH2, FRESH3, FRESH4, FRESH5, FRESH6, FRESH7, FRESH8, FRESH9, FRESH10)
+FRESH11 = "fresh11"
+"""An eleventh untouched side, collected after ``fresh10`` had been judged and then read, on the same terms."""
+HAND_WRITTEN = (FRESH, FRESH2, FRESH3, FRESH4, FRESH5, FRESH6, FRESH7, FRESH8, FRESH9, FRESH10, FRESH11)
 """Splits whose rows are marked by hand: ``split_rule`` ignores them, and a repository on one of them
 has all its rows there."""
 SPLITS = ("tune", "heldout", *HAND_WRITTEN)
@@ -78,7 +80,7 @@ class ManifestError(ValueError):
 
 def load(path: Path = MANIFEST) -> list[Entry]:
     """Read and check the manifest: columns, commit form, split values, no duplicate rows, no repository
-    both on a hand-written split (``fresh`` to ``fresh10``) and on another split."""
+    both on a hand-written split (``fresh`` to ``fresh11``) and on another split."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         header = next(reader, None)
@@ -107,7 +109,7 @@ def load(path: Path = MANIFEST) -> list[Entry]:
 
 
 def split_rule(entries: list[Entry]) -> dict[str, str]:
-    """The split each repository outside the hand-written splits (``fresh`` to ``fresh10``) must have.
+    """The split each repository outside the hand-written splits (``fresh`` to ``fresh11``) must have.
 
     Repositories are ordered by the SHA-256 of ``owner/name`` (hex digest, as spelled in the
     manifest) and taken into ``heldout`` in that order until it holds at least a third of the
