@@ -14,9 +14,9 @@ from migrate_ml.rules._datasets_outside_run import _NOT_THE_PROJECT
 from migrate_ml.rules._project import current_facts, original_text
 from migrate_ml.rules.semantics import metrics, sources, tables
 from migrate_ml.rules.semantics.meanings import (
-    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, UNKNOWN,
+    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, THRESHOLDED, UNKNOWN,
 )
-from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
+from migrate_ml.rules.semantics.sinks.common import Sink, _argument, _unwrapped_scalar
 
 
 LOGITS_NAME = re.compile(r"logit", re.IGNORECASE)
@@ -190,6 +190,49 @@ class MetricChecks:
             "(its arg-max, or top k) against one class index: a single-label metric",
             metrics.HELPER_ADVICE,
         )))
+
+    def _report_accuracy_read(self, node: ast.Subscript) -> None:
+        """``report["accuracy"]`` of ``report = classification_report(..., output_dict=True)``: the
+        accuracy of one class per sample. On multi-hot rows the report has no "accuracy" key (it
+        holds per-label rows and micro/macro/weighted/samples averages), so the read raises a
+        KeyError once the predictions are migrated. Kept to a report of arg-max predictions, or in a
+        file that trained one class per image."""
+        key = node.slice
+        if not (isinstance(key, ast.Constant) and key.value == "accuracy" and isinstance(node.value, ast.Name)):
+            return
+        scope = self.analysis.function or self.analysis.tree
+        reports = [
+            statement.value for statement in ast.walk(scope)
+            if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.value.id for t in statement.targets)
+        ]
+        if not reports or not all(
+            isinstance(call, ast.Call) and self.analysis.qualified(call.func) == "sklearn.metrics.classification_report"
+            and any(k.arg == "output_dict" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords)
+            for call in reports
+        ):
+            return
+        predictions = [_argument(call, 1, ("y_pred",)) for call in reports]
+        if not (self._trained_one_class() or any(
+            p is not None and self.analysis.value(p).meaning in (ARGMAX, PREDICTED_NAME, THRESHOLDED) for p in predictions
+        )):
+            return
+        logged = self._logged_name(node)
+        self.report(
+            node, "class-index-metric",
+            f"{ast.unparse(node)}{logged} is classification_report's accuracy of one class per sample (line "
+            f"{reports[0].lineno}): on multi-hot rows the report has no \"accuracy\" key, and reading it raises a KeyError",
+            "score exact match with accuracy_score(y_true, y_pred) on the multi-hot rows, or read a per-label average "
+            "of the report: report[\"micro avg\"][\"f1-score\"] (or \"samples avg\")",
+            reports[0].lineno,
+        )
+
+    def _logged_name(self, node: ast.AST) -> str:
+        """`` (reported as "train_accuracy")`` where the statement logs or prints ``node`` after a string name."""
+        for call in ast.walk(self._statement) if self._statement is not None else ():
+            if (isinstance(call, ast.Call) and len(call.args) > 1 and call.args[1] is node
+                    and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)):
+                return f' (reported as "{call.args[0].value}")'
+        return ""
 
     def _trained_one_class(self) -> bool:
         """The file trained one class per image before this run's fixes (a cross-entropy or NLL loss)."""
