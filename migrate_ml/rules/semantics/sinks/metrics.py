@@ -33,6 +33,9 @@ _ONE_CLASS_LOSS = re.compile(r"CrossEntropyLoss|(?<!binary_)cross_entropy\(|NLLL
 """A loss of one class per image: a file naming one trained single-label before its migration."""
 _NOT_ONE_CLASS = re.compile(r"multi_?label|binary|hamming|exact|sample", re.IGNORECASE)
 """Accuracies of another task by their name (``multilabel_acc``, ``binary_accuracy``)."""
+_METRIC_HELPER = re.compile(r"metric|confusion|report|roc|auc|f1|precision|recall", re.IGNORECASE)
+"""A project helper named as computing metrics of what it is given (``batch_metrics``,
+``get_confusion_matrix``), whatever its result is used for."""
 _METRIC_LIBRARIES = frozenset({"torchmetrics", "sklearn", "ignite", "evaluate", "keras", "tensorflow", "fastai", "imblearn"})
 
 
@@ -172,7 +175,8 @@ class MetricChecks:
         func = node.func
         if not isinstance(func, ast.Name) or len(node.args) < 2 or node.keywords or self.analysis.is_bound(func):
             return
-        if not _names_accuracy(func.id) or _NOT_ONE_CLASS.search(func.id):
+        accuracy = _names_accuracy(func.id)
+        if not (accuracy or _METRIC_HELPER.search(func.id)) or _NOT_ONE_CLASS.search(func.id):
             return
         module = _outside_project_module(self.analysis.tree, func.id)
         if module is None or not self._trained_one_class():
@@ -183,11 +187,16 @@ class MetricChecks:
         key = (id(self.analysis.function), metrics.root_name(scores), metrics.root_name(labels))
         if not all(key[1:]):
             return
+        what = (
+            "an accuracy of them scores each sample's top class (its arg-max, or top k) against one class index"
+            if accuracy else
+            "the metrics it computes of them (accuracy, F1, a confusion matrix, a report) score each sample's top "
+            "class against one class index"
+        )
         self._outside_helper_calls.append((key, self._sink(
             node, "single-label-helper",
             f"{func.id}() (from {module}, not in this run) is given the model's output {ast.unparse(scores)} and the "
-            f"labels {ast.unparse(labels)} the loss trains on: an accuracy of them scores each sample's top class "
-            "(its arg-max, or top k) against one class index: a single-label metric",
+            f"labels {ast.unparse(labels)} the loss trains on: {what}: a single-label metric",
             metrics.HELPER_ADVICE,
         )))
 
@@ -235,9 +244,14 @@ class MetricChecks:
         return ""
 
     def _trained_one_class(self) -> bool:
-        """The file trained one class per image before this run's fixes (a cross-entropy or NLL loss)."""
+        """The file trained one class per image before this run's fixes: a cross-entropy or NLL loss,
+        or a criterion of another file of the run that this run makes BCE, passed to one of its
+        functions (``train_epoch(model, loader, criterion, ...)``)."""
         if self._one_class_loss is None:
-            self._one_class_loss = _ONE_CLASS_LOSS.search(original_text() or self._text) is not None
+            facts = current_facts()
+            self._one_class_loss = _ONE_CLASS_LOSS.search(original_text() or self._text) is not None or (
+                facts is not None and any(parameter.converted_by_run for parameter in facts.parameters)
+            )
         return self._one_class_loss
 
     def _outside_helpers_given_loss_inputs(self) -> None:
