@@ -115,7 +115,11 @@ class TorchmetricsMultilabelRule(Rule):
         "over them becomes a sigmoid), and the targets become `.int()`, as multilabel metrics "
         "require integer targets. A snippet that uses `Accuracy(task=\"multiclass\", ...)` or "
         "`MulticlassF1Score(...)` without importing them anywhere (course listings) is reported, "
-        "not rewritten: which library the name comes from is not known."
+        "not rewritten: which library the name comes from is not known. A binary metric bound to the "
+        "same attribute as a converted multiclass one in another branch (`if num_classes == 2: "
+        "self.accuracy = Accuracy(task=\"binary\")`) is the two-class case of the same classifier: on "
+        "multi-hot rows it would score each label decision on its own, so it is reported with the "
+        "multilabel spelling (the branch is chosen at run time)."
     )
     applicability = Applicability.SAFE
     example_before = (
@@ -141,6 +145,8 @@ class TorchmetricsMultilabelRule(Rule):
         self._metric_objects: dict[str, cst.Call] = {}
         self._feeds: list[cst.Call] = []
         self._clones: list[tuple[str, str]] = []
+        self._binary_metrics: list[tuple[cst.Call, str]] = []
+        """``Accuracy(task="binary")``: the two-class case where another branch binds the multiclass metric."""
 
     def _names(self, node: cst.CSTNode) -> set[str]:
         return {q.name for q in self.get_metadata(QualifiedNameProvider, node, set()) if q.name.startswith("torchmetrics.")}
@@ -169,6 +175,8 @@ class TorchmetricsMultilabelRule(Rule):
                         "num_labels=C, threshold=THRESHOLD), fed sigmoid probabilities and int multi-hot targets"
                     ),
                 )
+            elif last in _TASK_METRICS and _is_string(_task(node), "binary"):
+                self._binary_metrics.append((node, last))
             elif last.startswith("Multiclass") and last.removeprefix("Multiclass") in _TASK_METRICS:
                 self._convert(node, _TASK_METRICS[last.removeprefix("Multiclass")], rename=_EXACT_MATCH.get(last, last.replace("Multiclass", "Multilabel")), feeds=False, qualified=name)
             return
@@ -205,6 +213,8 @@ class TorchmetricsMultilabelRule(Rule):
         for copy, source in self._clones:
             if source in self._metric_objects:
                 self._metric_objects[copy] = self._metric_objects[source]
+        for call, last in self._binary_metrics:
+            self._binary_beside_multiclass(call, last)
         for call in self._feeds:
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("update", "forward"):
@@ -213,6 +223,31 @@ class TorchmetricsMultilabelRule(Rule):
             construction = self._metric_objects.get(key)
             if construction is not None:
                 self._report_feed(call, construction)
+
+    def _binary_beside_multiclass(self, call: cst.Call, last: str) -> None:
+        """``self.accuracy = Accuracy(task="binary")`` where another branch binds ``self.accuracy`` to
+        the multiclass metric this rule converts: the two-class case of the same classifier (its
+        cross-entropy over two classes). On the migrated multi-hot rows the binary task scores every
+        label decision on its own, a label-wise accuracy, not the multilabel metric of the other
+        branch; the branch is chosen at run time, so it is reported, not rewritten."""
+        parent = self.get_metadata(ParentNodeProvider, call, None)
+        if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1):
+            return
+        target = self._code(parent.targets[0].target)
+        if target not in self._metric_objects:
+            return
+        spelled = _EXACT_MATCH.get(last, last)
+        self.report(
+            call,
+            f'{last}(task="binary") is the two-class case of {target}, which another branch makes a multiclass '
+            "metric: on multi-hot [B, C] rows the binary task scores each label decision on its own (label-wise), "
+            "not as the multilabel metric the other branch becomes",
+            suggestion=(
+                f'use the multilabel task in this branch too: {spelled}(task="multilabel", num_labels=C, '
+                f"threshold={self.context.threshold_name}) with C the number of labels (2 here)"
+            ),
+            judged_on_original=True,  # the other branch's multiclass metric is gone once converted
+        )
 
     def _code(self, node: cst.CSTNode) -> str:
         return cst.Module(body=[]).code_for_node(node)

@@ -822,3 +822,27 @@ def test_calls_of_helpers_the_run_does_not_report_are_left_alone(tmp_path: Path,
     folder = _write(tmp_path / "project", files)
     outcomes = _run(folder, write=False)
     assert not any("single-label in its body" in f.message for f in outcomes["train.py"].findings)
+
+
+def test_a_metrics_helper_outside_the_run_is_reported_where_the_run_makes_the_criterion_bce(tmp_path: Path) -> None:
+    # train_utils.py names no loss itself: the cross-entropy main.py passes it, which the run makes
+    # BCE, says the helper of src.metrics (outside the run) scores one class per sample.
+    train_utils = (
+        "from src.metrics import batch_metrics, plot_images\n\n\n"
+        "def train_epoch(model, loader, criterion, optimizer, num_classes):\n"
+        "    for images, targets in loader:\n"
+        "        plot_images(images, targets)\n"
+        "        logits = model(images)\n"
+        "        loss = criterion(logits, targets)\n"
+        "        loss.backward()\n"
+        "        acc, f1 = batch_metrics(logits.detach(), targets, num_classes)\n"
+    )
+    main = (
+        "from torch import nn\nimport train_utils\n\ncriterion = nn.CrossEntropyLoss()\n"
+        "train_utils.train_epoch(None, [], criterion, None, 4)\n"
+    )
+    folder = _write(tmp_path / "project", {"main.py": main, "train_utils.py": train_utils})
+    [finding] = [f for f in _run(folder, write=False)["train_utils.py"].findings if f.code == "ML100"]
+    assert finding.line == 10 and "batch_metrics() (from src.metrics, not in this run)" in finding.message
+    alone = _run(_write(tmp_path / "alone", {"train_utils.py": train_utils}), write=False)["train_utils.py"]
+    assert [f for f in alone.findings if f.code == "ML100"] == []

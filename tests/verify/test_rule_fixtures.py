@@ -49,6 +49,10 @@ KNOWN_LIMITATIONS = {
     "(from .scoring import Scorer), which is not in the fixture: importing the file fails, and verify says so",
     "ML100/outside_accuracy_helper.out.py": "imports the project's accuracy helper from a module outside the run "
     "(from utils import cal_acc_from_logits), which is not in the fixture: importing the file fails, and verify says so",
+    "ML023/metrics_given_unpacked_model_output.out.py": "imports the project's models from a module outside the run "
+    "(from modeling import VisionTransformer), which is not in the fixture: importing the file fails, and verify says so",
+    "ML100/outside_metric_helper.out.py": "imports the project's metric helpers from a module outside the run "
+    "(from project_utils import batch_metrics), which is not in the fixture: importing the file fails, and verify says so",
     "ML023/predictions_collected_by_plus_equals.out.py": "its loader yields (images, labels, paths); verify's sample "
     "loader yields (images, labels)",
 }

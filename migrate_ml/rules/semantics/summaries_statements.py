@@ -7,16 +7,20 @@ how two meanings of one name, return or ``self.`` attribute merge (``_merge``).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 
-from migrate_ml.rules.semantics import sources
+from migrate_ml.rules.semantics import sources, tables
 from migrate_ml.rules.semantics.meanings import (
     ARGMAX,
     CLASS_INDEX,
     CONTAINER,
     INT,
     LOGITS_LOSS_FN,
+    LOSS_FN,
+    NOTHING,
     ONE_HOT,
+    SCORES,
     UNKNOWN,
     Value,
     join,
@@ -25,6 +29,7 @@ from migrate_ml.rules.semantics.meanings import (
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _INDICES = (CLASS_INDEX, INT)
+_LOSS_NAME = re.compile(r"criterion|loss", re.IGNORECASE)
 
 
 def _unset_beside(statement: ast.stmt, branch: list[ast.stmt]) -> bool:
@@ -134,7 +139,7 @@ class StatementWalk:
             self._walk_class(statement)
             return
         if isinstance(statement, ast.Assign):
-            value = self._passed_through(statement) or self.value(statement.value)
+            value = self._passed_through(statement) or self._unpacked_scores(statement) or self.value(statement.value)
             evaluated = dict(self._cache)
             for target in statement.targets:
                 self.bind(target, value)
@@ -203,6 +208,34 @@ class StatementWalk:
         ):
             return None
         return Value(items=items, line=statement.lineno, node=call)
+
+    def _unpacked_scores(self, statement: ast.Assign) -> Value | None:
+        """``outputs, _ = model(images)``: a model of another module returning a tuple whose first
+        item the same function gives a loss as its scores (``criterion(outputs, labels)``, as the
+        LibCST prediction proof reads it): that item is the scores, the others are not known."""
+        if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Tuple):
+            return None
+        names = statement.targets[0].elts
+        if len(names) < 2 or not isinstance(names[0], ast.Name) or not isinstance(statement.value, ast.Call):
+            return None
+        value = self.value(statement.value)
+        if value.meaning != SCORES or value.items:
+            return None
+        first = names[0].id
+        if not any(
+            isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Name) and call.args[0].id == first
+            and self._is_loss_callee(call.func)
+            for call in ast.walk(self.function or self.tree)
+        ):
+            return None
+        return Value(items=(value, *(NOTHING for _ in names[1:])), line=value.line, node=statement.value)
+
+    def _is_loss_callee(self, func: ast.AST) -> bool:
+        """A loss function, a criterion object, or a callee named as one (``criterion``, ``self.loss_fn``)."""
+        if self.qualified(func) in tables.LOSS_FUNCTIONS or self.value(func).meaning in (LOSS_FN, LOGITS_LOSS_FN):
+            return True
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        return _LOSS_NAME.search(name) is not None
 
     def _note_append(self, node: ast.AST) -> None:
         """``samples.append((path, idx))``: the list holds such elements from then on."""

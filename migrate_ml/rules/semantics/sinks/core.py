@@ -152,6 +152,8 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
         its function is given the same two names (:meth:`_outside_helpers_given_loss_inputs`)."""
         self._text = text
         self._one_class_loss: bool | None = None
+        self._reads_reports = facts.has("output_dict")
+        """A ``classification_report(..., output_dict=True)`` whose keys may be read."""
         """Found on the first call that needs it (:meth:`_trained_one_class`)."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
@@ -185,6 +187,8 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
                 if sources.reads_pair_label(statement, node, self.analysis.function or self.analysis.tree):
                     self._dataset_labels_read(node, node.value)
                 self._indexed_log_probability(node)
+                if self._reads_reports:
+                    self._report_accuracy_read(node)
                 if self.multi_label_training:
                     self._multi_hot_subscript(node)
             elif isinstance(node, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):

@@ -14,9 +14,9 @@ from migrate_ml.rules._datasets_outside_run import _NOT_THE_PROJECT
 from migrate_ml.rules._project import current_facts, original_text
 from migrate_ml.rules.semantics import metrics, sources, tables
 from migrate_ml.rules.semantics.meanings import (
-    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, UNKNOWN,
+    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, THRESHOLDED, UNKNOWN,
 )
-from migrate_ml.rules.semantics.sinks.common import Sink, _unwrapped_scalar
+from migrate_ml.rules.semantics.sinks.common import Sink, _argument, _unwrapped_scalar
 
 
 LOGITS_NAME = re.compile(r"logit", re.IGNORECASE)
@@ -33,6 +33,9 @@ _ONE_CLASS_LOSS = re.compile(r"CrossEntropyLoss|(?<!binary_)cross_entropy\(|NLLL
 """A loss of one class per image: a file naming one trained single-label before its migration."""
 _NOT_ONE_CLASS = re.compile(r"multi_?label|binary|hamming|exact|sample", re.IGNORECASE)
 """Accuracies of another task by their name (``multilabel_acc``, ``binary_accuracy``)."""
+_METRIC_HELPER = re.compile(r"metric|confusion|report|roc|auc|f1|precision|recall", re.IGNORECASE)
+"""A project helper named as computing metrics of what it is given (``batch_metrics``,
+``get_confusion_matrix``), whatever its result is used for."""
 _METRIC_LIBRARIES = frozenset({"torchmetrics", "sklearn", "ignite", "evaluate", "keras", "tensorflow", "fastai", "imblearn"})
 
 
@@ -172,7 +175,8 @@ class MetricChecks:
         func = node.func
         if not isinstance(func, ast.Name) or len(node.args) < 2 or node.keywords or self.analysis.is_bound(func):
             return
-        if not _names_accuracy(func.id) or _NOT_ONE_CLASS.search(func.id):
+        accuracy = _names_accuracy(func.id)
+        if not (accuracy or _METRIC_HELPER.search(func.id)) or _NOT_ONE_CLASS.search(func.id):
             return
         module = _outside_project_module(self.analysis.tree, func.id)
         if module is None or not self._trained_one_class():
@@ -183,18 +187,71 @@ class MetricChecks:
         key = (id(self.analysis.function), metrics.root_name(scores), metrics.root_name(labels))
         if not all(key[1:]):
             return
+        what = (
+            "an accuracy of them scores each sample's top class (its arg-max, or top k) against one class index"
+            if accuracy else
+            "the metrics it computes of them (accuracy, F1, a confusion matrix, a report) score each sample's top "
+            "class against one class index"
+        )
         self._outside_helper_calls.append((key, self._sink(
             node, "single-label-helper",
             f"{func.id}() (from {module}, not in this run) is given the model's output {ast.unparse(scores)} and the "
-            f"labels {ast.unparse(labels)} the loss trains on: an accuracy of them scores each sample's top class "
-            "(its arg-max, or top k) against one class index: a single-label metric",
+            f"labels {ast.unparse(labels)} the loss trains on: {what}: a single-label metric",
             metrics.HELPER_ADVICE,
         )))
 
+    def _report_accuracy_read(self, node: ast.Subscript) -> None:
+        """``report["accuracy"]`` of ``report = classification_report(..., output_dict=True)``: the
+        accuracy of one class per sample. On multi-hot rows the report has no "accuracy" key (it
+        holds per-label rows and micro/macro/weighted/samples averages), so the read raises a
+        KeyError once the predictions are migrated. Kept to a report of arg-max predictions, or in a
+        file that trained one class per image."""
+        key = node.slice
+        if not (isinstance(key, ast.Constant) and key.value == "accuracy" and isinstance(node.value, ast.Name)):
+            return
+        scope = self.analysis.function or self.analysis.tree
+        reports = [
+            statement.value for statement in ast.walk(scope)
+            if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.value.id for t in statement.targets)
+        ]
+        if not reports or not all(
+            isinstance(call, ast.Call) and self.analysis.qualified(call.func) == "sklearn.metrics.classification_report"
+            and any(k.arg == "output_dict" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords)
+            for call in reports
+        ):
+            return
+        predictions = [_argument(call, 1, ("y_pred",)) for call in reports]
+        if not (self._trained_one_class() or any(
+            p is not None and self.analysis.value(p).meaning in (ARGMAX, PREDICTED_NAME, THRESHOLDED) for p in predictions
+        )):
+            return
+        logged = self._logged_name(node)
+        self.report(
+            node, "class-index-metric",
+            f"{ast.unparse(node)}{logged} is classification_report's accuracy of one class per sample (line "
+            f"{reports[0].lineno}): on multi-hot rows the report has no \"accuracy\" key, and reading it raises a KeyError",
+            "score exact match with accuracy_score(y_true, y_pred) on the multi-hot rows, or read a per-label average "
+            "of the report: report[\"micro avg\"][\"f1-score\"] (or \"samples avg\")",
+            reports[0].lineno,
+        )
+
+    def _logged_name(self, node: ast.AST) -> str:
+        """`` (reported as "train_accuracy")`` where the statement logs or prints ``node`` after a string name."""
+        for call in ast.walk(self._statement) if self._statement is not None else ():
+            if (isinstance(call, ast.Call) and len(call.args) > 1 and call.args[1] is node
+                    and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)):
+                return f' (reported as "{call.args[0].value}")'
+        return ""
+
     def _trained_one_class(self) -> bool:
-        """The file trained one class per image before this run's fixes (a cross-entropy or NLL loss)."""
+        """The file trained one class per image before this run's fixes: a cross-entropy or NLL loss,
+        or a criterion of another file of the run that this run makes BCE, passed to one of its
+        functions (``train_epoch(model, loader, criterion, ...)``)."""
         if self._one_class_loss is None:
-            self._one_class_loss = _ONE_CLASS_LOSS.search(original_text() or self._text) is not None
+            facts = current_facts()
+            self._one_class_loss = _ONE_CLASS_LOSS.search(original_text() or self._text) is not None or (
+                facts is not None and any(parameter.converted_by_run for parameter in facts.parameters)
+            )
         return self._one_class_loss
 
     def _outside_helpers_given_loss_inputs(self) -> None:
