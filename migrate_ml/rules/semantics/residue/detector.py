@@ -171,6 +171,7 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         self._check_loss(node)
         self._note_criterion_from_outside(node)
         self._check_getattr_loss(node)
+        self._check_factory_default(node)
         self._check_argmax_on_labels(node)
         self._check_pseudo_label(node)
         self._check_softmax(node)

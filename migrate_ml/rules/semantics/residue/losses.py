@@ -9,6 +9,7 @@ import re
 
 from migrate_ml.rules._prefilter import nodes_of
 from migrate_ml.rules.semantics.residue.tables import _LOSSES, _LOSS_MODULES, _LOSS_ROOTS, _name_of
+from migrate_ml.rules.semantics.sinks.losses import _CRITERION_FACTORY
 from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, LABEL_NAME, PASS_THROUGH_METHODS, int_constant
 
 _LOSS_CALLEE = re.compile(r"criterion|loss", re.IGNORECASE)
@@ -164,6 +165,33 @@ class LossChecks:
             f"{node.func.id} builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
             f"use {_LOSSES[name]}{change}",
             related,
+        )
+
+    def _check_factory_default(self, node: ast.Call) -> None:
+        """``create_criterion(args.criterion)`` with ``--criterion`` defaulting to ``"cross_entropy"``:
+        the factory (of this file or another of the run) builds the loss the option names, a
+        single-label one whenever the option is not given. Reported at the default."""
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if not (_CRITERION_FACTORY.search(name) and len(node.args) == 1):
+            return
+        key = _config_key(node.args[0])
+        if key not in self.argument_defaults:
+            return
+        loss, option, line = self.argument_defaults[key]
+        default = next(
+            (c for c in nodes_of(self.tree, ast.Constant) if c.lineno == line and c.value == loss), None
+        )
+        if default is None or loss not in _LOSSES:
+            return
+        self._report(
+            default,
+            "single-label-loss",
+            f"{option} defaults to {loss!r}, the name of a single-label loss that {name}() builds (line "
+            f"{node.lineno}): a run without the option trains one class index per image",
+            f"default {option} to a BCE-with-logits entry of {name}() ({_LOSSES[loss]})",
+            (node.lineno,),
+            where_walked=False,
         )
 
     def _check_argmax_on_labels(self, node: ast.Call) -> None:
