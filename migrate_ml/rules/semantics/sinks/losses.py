@@ -251,13 +251,12 @@ class LossChecks:
         if module is None or (facts is not None and module.rpartition(".")[2] in facts.run_modules):
             return  # a library's, or the run rewrites (or reports) what the factory returns
         key = ast.unparse(bound)
-        lines = sorted(
-            node.lineno for node in ast.walk(self.analysis.tree)
-            if isinstance(node, ast.Call) and len(node.args) == 2 and ast.unparse(node.func) == key
-            and self._labels(node.args[1])
-        )
+        calls = [node for node in ast.walk(self.analysis.tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == key]
+        lines = sorted(node.lineno for node in calls if len(node.args) == 2 and self._labels(node.args[1]))
         if not lines:
             return
+        if built_as_class and len(lines) < len(calls):
+            return  # also called on other things (``self.loss(x, *output)`` of a VAE branch): another task's loss
         if built_as_class:
             self.report(
                 statement, "single-label-loss",
