@@ -143,6 +143,17 @@ def names_table(node: ast.AST) -> bool:
     return bool(_DATAFRAME_NAME.search(name))
 
 
+_SUBMISSION_NAME = re.compile(r"(?:^|_)(?:df|sub|submission|dataframe)(?:$|_)", re.IGNORECASE)
+"""How code names a table it writes predictions into (``test_df``, ``sample_submission``)."""
+
+
+def names_submission(node: ast.AST) -> bool:
+    """``test_df``, ``sample_sub``, ``sample_submission``: named as a table predictions are written to
+    (an attribute set on any other object, ``self.label``, is no column)."""
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return bool(_SUBMISSION_NAME.search(name))
+
+
 def table_column(key: object, line: int) -> Value:
     """``df["label"]``, ``df.label``: a table's label column, one scalar per row (a class index or
     a class name, whatever the dtype); any other column (``"path"``, a plural ``"labels"`` of

@@ -58,6 +58,12 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
         self.multi_hot_labels: dict[tuple[int, str], int] = {}
         """(line of the enclosing ``def``, name) -> the line that compares the name, as a whole, with
         a thresholded prediction (``(pred == label.bool()).all(dim=1)``): it holds multi-hot rows."""
+        self.index_labels: dict[tuple[int, str], int] = {}
+        """(line of the enclosing ``def``, name) -> the line that compares the name with an arg-max."""
+        self.outside_criterion_calls: list[tuple[ast.Call, int, str, tuple[int, ...]]] = []
+        """Calls of a criterion the file never binds: (call, its scope's line, its labels' name, enclosing lines)."""
+        self.bound_names: set[str] | None = None
+        """Every name the file binds, found on the first call of a criterion it may not bind."""
         self.softmax_modules: dict[str, list[tuple[int, ast.Call]]] = {}
         """Local names bound to an ``nn.Softmax(...)`` module: name -> [(line, construction)]."""
         for assign in nodes_of(tree, ast.Assign):
@@ -67,6 +73,7 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
 
     def run(self) -> list[SingleLabelConstruct]:
         self.visit(self.tree)
+        self._report_criteria_from_outside()
         return self._finish()
 
     # -- reporting
@@ -162,7 +169,9 @@ class _Detector(LossChecks, SoftmaxChecks, MetricChecks, PredictionChecks, Value
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         self._check_loss(node)
+        self._note_criterion_from_outside(node)
         self._check_getattr_loss(node)
+        self._check_factory_default(node)
         self._check_argmax_on_labels(node)
         self._check_pseudo_label(node)
         self._check_softmax(node)

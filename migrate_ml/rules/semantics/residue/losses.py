@@ -7,10 +7,14 @@ from __future__ import annotations
 import ast
 import re
 
+from migrate_ml.rules._prefilter import nodes_of
 from migrate_ml.rules.semantics.residue.tables import _LOSSES, _LOSS_MODULES, _LOSS_ROOTS, _name_of
+from migrate_ml.rules.semantics.sinks.losses import _CRITERION_FACTORY
 from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, LABEL_NAME, PASS_THROUGH_METHODS, int_constant
 
 _LOSS_CALLEE = re.compile(r"criterion|loss", re.IGNORECASE)
+_CRITERION_NAME = re.compile(r"^(?:criterion|loss_fn|loss_func|lossfn|criteria)$", re.IGNORECASE)
+"""How a script names the criterion an earlier cell or script built (``criterion``, ``loss_fn``)."""
 _TARGET_WRAPPERS = frozenset({"Variable", "LongTensor", "IntTensor", "tensor", "as_tensor", "from_numpy", "array"})
 """Calls that wrap a class index into a target tensor without changing it."""
 _TARGET_TENSORS = frozenset({"LongTensor", "IntTensor", "tensor", "as_tensor"})
@@ -53,6 +57,50 @@ class LossChecks:
                 "single-label-loss",
                 f"{name} is a single-label loss: softmax over classes, one class index per image",
                 f"use {_LOSSES[name]}",
+            )
+
+    def _note_criterion_from_outside(self, node: ast.Call) -> None:
+        """``loss = criterion(outputs, target_)`` in a script fragment that never binds ``criterion``
+        (an earlier cell or script builds it): what it computes is unknown here, so it is kept until
+        the walk ends and reported where the same labels are compared with an arg-max in the same
+        scope (:meth:`_report_criteria_from_outside`)."""
+        func = node.func
+        if not (isinstance(func, ast.Name) and _CRITERION_NAME.match(func.id) and len(node.args) == 2):
+            return
+        if not isinstance(node.args[1], ast.Name) or func.id in self.imports or func.id in self.defined:
+            return
+        if self.bound_names is None:
+            self.bound_names = {
+                bound.id if isinstance(bound, ast.Name) else bound.arg
+                for bound in nodes_of(self.tree, ast.Name, ast.arg)
+                if not isinstance(bound, ast.Name) or not isinstance(bound.ctx, ast.Load)
+            }
+        if func.id not in self.bound_names:
+            enclosing = tuple(scope.line for scope in self.scopes if scope.line)
+            self.outside_criterion_calls.append((node, self.scope().line, node.args[1].id, enclosing))
+
+    def _note_index_labels(self, operands: list[ast.AST], values: list[tuple[object, int]], line: int) -> None:
+        """``pred == target_`` with ``pred`` an arg-max: ``target_`` holds one class index per image."""
+        for operand, (value, _) in zip(operands, values):
+            while isinstance(operand, ast.Attribute) and operand.attr == "data":
+                operand = operand.value
+            if isinstance(operand, ast.Name) and value is None:
+                self.index_labels.setdefault((self.scope().line, operand.id), line)
+
+    def _report_criteria_from_outside(self) -> None:
+        for call, scope, labels, enclosing in self.outside_criterion_calls:
+            compared = self.index_labels.get((scope, labels))
+            if compared is None:
+                continue
+            self._report(
+                call,
+                "single-label-loss",
+                f"{ast.unparse(call.func)} is built outside this file and called on {labels}, one class index per "
+                f"image (compared with an arg-max at line {compared}): a CrossEntropyLoss there trains one label per image",
+                f"build it as nn.BCEWithLogitsLoss() where it is defined and pass float multi-hot [B, C] targets: "
+                f"{ast.unparse(call.func)}({ast.unparse(call.args[0])}, {labels}.float())",
+                (compared, *enclosing),
+                where_walked=False,
             )
 
     def _check_loss_reference(self, node: ast.Name | ast.Attribute) -> None:
@@ -117,6 +165,33 @@ class LossChecks:
             f"{node.func.id} builds {name}{origin}, a single-label loss: softmax over classes, one class index per image",
             f"use {_LOSSES[name]}{change}",
             related,
+        )
+
+    def _check_factory_default(self, node: ast.Call) -> None:
+        """``create_criterion(args.criterion)`` with ``--criterion`` defaulting to ``"cross_entropy"``:
+        the factory (of this file or another of the run) builds the loss the option names, a
+        single-label one whenever the option is not given. Reported at the default."""
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if not (_CRITERION_FACTORY.search(name) and len(node.args) == 1):
+            return
+        key = _config_key(node.args[0])
+        if key not in self.argument_defaults:
+            return
+        loss, option, line = self.argument_defaults[key]
+        default = next(
+            (c for c in nodes_of(self.tree, ast.Constant) if c.lineno == line and c.value == loss), None
+        )
+        if default is None or loss not in _LOSSES:
+            return
+        self._report(
+            default,
+            "single-label-loss",
+            f"{option} defaults to {loss!r}, the name of a single-label loss that {name}() builds (line "
+            f"{node.lineno}): a run without the option trains one class index per image",
+            f"default {option} to a BCE-with-logits entry of {name}() ({_LOSSES[loss]})",
+            (node.lineno,),
+            where_walked=False,
         )
 
     def _check_argmax_on_labels(self, node: ast.Call) -> None:

@@ -90,6 +90,7 @@ class MetricChecks:
             )
             return
         if index_lines:
+            self._note_index_labels(operands, values, node.lineno)
             self._report(
                 node,
                 "argmax-compared",

@@ -15,6 +15,7 @@ from migrate_ml.rules.semantics.residue.tables import (
     _off_the_class_axis,
     _over_the_class_axis,
 )
+from migrate_ml.rules.semantics.sources import names_submission
 from migrate_ml.rules.semantics.single_label_values import (
     CLASS_INDEX,
     LABEL_NAME,
@@ -43,11 +44,14 @@ class PredictionChecks:
         arg-max over the class axis written as a table's column is the predicted class of each
         image (a submission, out-of-fold predictions), whatever the scores were called; so is a
         name bound to one before (``pred = pred.argmax(axis=1)`` and, cells later,
-        ``sample_sub["label"] = pred``)."""
+        ``sample_sub["label"] = pred``), or set as an attribute of a table named as one
+        (``sample_submission.label = pred_labels``)."""
         target = node.targets[0] if len(node.targets) == 1 else None
         if isinstance(target, ast.Subscript) and _is_column_key(target.slice):
             key = target.slice.value if isinstance(target.slice, ast.Constant) else ""
             self._report_stored_argmax(node.value, node, ast.unparse(target), key)
+        elif isinstance(target, ast.Attribute) and names_submission(target.value):
+            self._report_stored_argmax(node.value, node, ast.unparse(target), target.attr)
 
     def _read_argmax_column(self, node: ast.Assign) -> None:
         """``preds = result_df["preds"].values``: a column this file stores an arg-max in, read back

@@ -45,6 +45,7 @@ KINDS = (
     "threshold-on-softmax",
     "model-output-relu",
     "argmax-logged",
+    "prediction-column",
     "uncast-target",
 )
 """What this analysis adds to the safety net's kinds."""
@@ -205,6 +206,7 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
             self._relu_head(statement)
             self._model_computes_loss(statement)
             self._criterion_from_outside_factory(statement)
+            self._stored_in_table(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
             self._counted_by_label(statement, statement.target)
             self._kept_by_predicted_class(statement, statement.target)

@@ -35,6 +35,9 @@ LOSS_CALLEE = re.compile(r"(^|_)(criterion|loss_fn|loss_func|lossfn|loss|criteri
 _CRITERION_FACTORY = re.compile(r"^(get|build|make|create|init|load|setup|define)_?\w*(criterion|loss)", re.IGNORECASE)
 """A function that builds a criterion: ``get_criterion``, ``build_loss``, ``make_loss_fn``."""
 
+_LOSS_CLASS = re.compile(r"^[A-Z]\w*(Loss|Criterion)$")
+"""A class named as a loss: ``GradientBoostingLoss``, ``LabelSmoothingCriterion``."""
+
 _MULTI_LABEL_LOSS = re.compile(r"bce|binary|multi_?label|sigmoid|asymmetric", re.IGNORECASE)
 """What a criterion factory's name or arguments say when it builds a per-label loss."""
 
@@ -231,12 +234,15 @@ class LossChecks:
     def _criterion_from_outside_factory(self, statement: ast.Assign) -> None:
         """``self.criterion = get_criterion()`` where ``get_criterion`` is imported from a module of
         the project outside the run, and the criterion is called on the labels in this file: what it
-        builds (often ``nn.CrossEntropyLoss()``) was not migrated with this file."""
+        builds (often ``nn.CrossEntropyLoss()``) was not migrated with this file. So is a loss class
+        of such a module (``self.criterion = GradientBoostingLoss()``): what its ``forward``
+        computes is unknown here, and a cast of its targets at the call does not migrate it."""
         call = statement.value
         if len(statement.targets) != 1 or not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
             return
         bound = statement.targets[0]
-        if not _CRITERION_FACTORY.search(call.func.id) or not LOSS_CALLEE.search(_name_of(bound)):
+        built_as_class = bool(_LOSS_CLASS.match(call.func.id))
+        if not (_CRITERION_FACTORY.search(call.func.id) or built_as_class) or not LOSS_CALLEE.search(_name_of(bound)):
             return
         if _MULTI_LABEL_LOSS.search(ast.unparse(call)):
             return  # get_multilabel_loss(loss_type="weighted_bce"): asked for a per-label loss already
@@ -245,12 +251,21 @@ class LossChecks:
         if module is None or (facts is not None and module.rpartition(".")[2] in facts.run_modules):
             return  # a library's, or the run rewrites (or reports) what the factory returns
         key = ast.unparse(bound)
-        lines = sorted(
-            node.lineno for node in ast.walk(self.analysis.tree)
-            if isinstance(node, ast.Call) and len(node.args) == 2 and ast.unparse(node.func) == key
-            and self._labels(node.args[1])
-        )
+        calls = [node for node in ast.walk(self.analysis.tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == key]
+        lines = sorted(node.lineno for node in calls if len(node.args) == 2 and self._labels(node.args[1]))
         if not lines:
+            return
+        if built_as_class and len(lines) < len(calls):
+            return  # also called on other things (``self.loss(x, *output)`` of a VAE branch): another task's loss
+        if built_as_class:
+            self.report(
+                statement, "single-label-loss",
+                f"{ast.unparse(bound)} is a {call.func.id} of {module}, a module this run does not include, called on "
+                f"the labels (line {lines[0]}): what it computes was not migrated with this file, and a softmax or a "
+                "pick of the labelled class in its forward would still train one label per image",
+                f"re-derive {call.func.id} for float multi-hot [B, C] targets (per-label BCE with logits), or rewrite "
+                f"{module} in the same run",
+            )
             return
         self.report(
             statement, "single-label-loss",

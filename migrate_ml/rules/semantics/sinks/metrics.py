@@ -14,7 +14,7 @@ from migrate_ml.rules._datasets_outside_run import _NOT_THE_PROJECT
 from migrate_ml.rules._project import current_facts, original_text
 from migrate_ml.rules.semantics import metrics, sources, tables
 from migrate_ml.rules.semantics.meanings import (
-    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, THRESHOLDED, UNKNOWN,
+    ARGMAX, CONTAINER, LOGITS, PREDICTED_NAME, SCORE_MEANINGS, SCORES, SOFTMAX, TABLE, THRESHOLDED, UNKNOWN,
 )
 from migrate_ml.rules.semantics.sinks.common import Sink, _argument, _unwrapped_scalar
 
@@ -390,6 +390,35 @@ class MetricChecks:
                         value.line,
                     )
                     return
+
+    def _stored_in_table(self, statement: ast.Assign) -> None:
+        """``test_df.label = preds``, ``info["ans"] = preds``: the predictions written as one column of
+        a table (a submission) hold one class per row, an arg-max; the thresholded rows a migration
+        gives instead are a [C] array in each cell, which ``to_csv`` writes as text."""
+        target = statement.targets[0] if len(statement.targets) == 1 else None
+        if isinstance(target, ast.Attribute):
+            table, column = target.value, repr(target.attr)
+        elif isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str):
+            table, column = target.value, repr(target.slice.value)
+        else:
+            return  # ``df[classes] = preds`` writes one column per class
+        if not (self.analysis.value(table).meaning == TABLE or sources.names_submission(table)):
+            return
+        stored = self.analysis.value(statement.value)
+        if stored.meaning == CONTAINER and stored.element is not None:
+            stored = stored.element
+        if stored.meaning not in (ARGMAX, THRESHOLDED):
+            return
+        self.report(
+            statement, "prediction-column",
+            f"the predictions {ast.unparse(statement.value)} are stored as the one column {column} of the table "
+            f"{ast.unparse(table)} (a submission or result table): one answer per image, a class index (or, "
+            "once thresholded, a row of C decisions written as text)",
+            "store every label above the threshold: one 0/1 column per class, df[class_names] = "
+            "(probs > THRESHOLD).astype(int), or the names of the labels above it joined by spaces",
+            # the arg-max is reported where it is taken; a thresholded row is what a fix wrote there
+            *((stored.line,) if stored.meaning == ARGMAX else ()),
+        )
 
     # -- comparisons and products
 
