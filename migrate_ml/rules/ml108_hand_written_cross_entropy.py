@@ -85,7 +85,9 @@ class HandWrittenCrossEntropyRule(Rule):
         "from the user's own modules; nothing is rewritten, since the class may be used elsewhere. "
         "The bi-tempered logistic loss (`bi_tempered_logistic_loss(logits, labels, t1, t2)` and "
         "`BiTemperedLogisticLoss` modules, often chosen from a config beside cross-entropy) is a "
-        "tempered softmax over competing classes: each of its calls and constructions is reported the same way. "
+        "tempered softmax over competing classes: each of its calls and constructions is reported the same way, "
+        "except a call given each score stacked beside a zero (`torch.stack([x, torch.zeros_like(x)], dim=-1)`, "
+        "the package's `bi_tempered_binary_logistic_loss`), a two-way softmax per label that is its sigmoid. "
         "An imported `LabelSmoothing...` object called only on the labels (`labels = self.label_smoothing(labels)`) "
         "is a target transform, not a loss, and is left alone."
     )

@@ -50,7 +50,9 @@ class OneHotTargetRule(Rule):
         "taken of the labels a loss call in the same function receives, or built in a "
         "`__getitem__` or collate function; `eye(C)[targets]` also in the user's own loss (a "
         "function or class named as a loss, `SymmetricCrossEntropy`, `soft_cross_entropy_loss`). "
-        "A `one_hot` used as a mask inside a model is left alone."
+        "A `one_hot` used as a mask inside a model is left alone, and so is one taken only for 1-D "
+        "targets (`if teacher.ndim == 1: teacher = torch.eye(C)[teacher]`) of a name only BCE losses "
+        "take: multi-hot [B, C] rows skip it."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
