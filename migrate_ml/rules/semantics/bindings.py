@@ -65,7 +65,8 @@ def _dominated(owner, name: cst.Name, assignments: list) -> list:
     statement (``preds = torch.argmax(outs, dim=-1)`` in the validation loop's body, read by
     ``grid_image(..., preds)`` under ``if figure is None:`` below it) is passed on every way to
     the read, so only that assignment and the bindings after it (in statements up to the
-    read's, all of that statement's when it is compound: a loop may come round) reach it; the
+    read's, all of that statement's when it is compound: a loop may come round, except the read's
+    own assignment, ``criterion = criterion.half()`` under an ``if``) reach it; the
     training loop's ``preds`` above do not. Every binding is kept where no such block is found
     before a function, lambda or class."""
     current: cst.CSTNode = name
@@ -87,9 +88,12 @@ def _dominated(owner, name: cst.Name, assignments: list) -> list:
         if plain:
             last = max(plain)
             compound = isinstance(read, cst.BaseCompoundStatement)
+            own = _statement_in(owner, name, None)
             return [
                 a for a, place in zip(assignments, places)
-                if place is not None and (last <= place < here or (place == here and compound))
+                if place is not None and (last <= place < here or (
+                    place == here and compound and _statement_in(owner, getattr(a, "node", None), None) is not own
+                ))
             ]
         if isinstance(block, cst.Module):
             return assignments

@@ -468,7 +468,9 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                     return []  # one unproven binding makes the whole name unproven
                 found.extend(passed)
             elif receiver is not None and receiver.value == expression.value:
-                continue  # criterion = criterion.cuda(): the criterion its other bindings hold
+                # criterion = criterion.cuda(): the criterion the name held before (where the
+                # earlier bindings reach this read only through it, they are found from its receiver)
+                found.extend(c for c in self._criteria_behind(receiver, depth + 1) if c not in found)
             elif receiver is not None:
                 moved = self._criteria_behind(receiver, depth + 1)  # loss = criterion.to(device)
                 if not moved:
