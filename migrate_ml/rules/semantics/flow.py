@@ -380,12 +380,8 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(statement, cst.Expr):
             return True
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
-            target = statement.targets[0].target
-            if isinstance(method.value, cst.Name) and target.value == method.value.value:
-                # criterion = criterion.cuda(): a scope's accesses of a name reach all its bindings,
-                # so the uses of the new one are those of the binding being followed
-                return True
-            return self._name_uses_followed(target, construction, followed, depth + 1, handed)
+            # criterion = criterion.cuda() too: the reads the new binding reaches are its own uses
+            return self._name_uses_followed(statement.targets[0].target, construction, followed, depth + 1, handed)
         return False
 
     def _passed_to_engine_loss(self, call: cst.Call, argument: cst.Arg) -> bool:
