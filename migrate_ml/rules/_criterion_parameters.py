@@ -10,7 +10,7 @@ import dataclasses
 import textwrap
 
 import libcst as cst
-from libcst.metadata import ParentNodeProvider, ScopeProvider
+from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Fix, NodeEdit
 from migrate_ml.rules._exprs import as_float_target, cst_nodes_of, map_target
@@ -77,13 +77,32 @@ class CriterionParameters:
             )
             return
         passed = f"; other files of this run pass it {_sources(open_call)}" if open_call.facts else ""
+        message = (
+            f"{name} is {route}, whose callers are in other files{passed}: if it is a "
+            "BCE-with-logits criterion its target must be float"
+        )
+        if self._joined_with_same_line(call, message, cast):
+            return
         self.report(
             call,
-            f"{name} is {route}, whose callers are in other files{passed}: if it is a "
-            "BCE-with-logits criterion its target must be float",
+            message,
             suggestion=f"{name}(output, target.float()) with float multi-hot targets [B, C]",
             fix=dataclasses.replace(cast, applicability=Applicability.UNSAFE),
         )
+
+    def _joined_with_same_line(self, call: cst.Call, message: str, cast: Fix) -> bool:
+        """``lam * criterion(preds, y_a) + (1 - lam) * criterion(preds, y_b)``: the second call of one
+        line gets the same finding as the first, which then names and casts both (one finding, one fix)."""
+        line = self.get_metadata(PositionProvider, call).start.line
+        for earlier in self.context.violations:
+            if (
+                earlier.code == self.code and earlier.message == message and earlier.fix is not None
+                and self.get_metadata(PositionProvider, earlier.node).start.line == line
+            ):
+                earlier.fix = dataclasses.replace(earlier.fix, edits=earlier.fix.edits + cast.edits)
+                earlier.extra_nodes = (*earlier.extra_nodes, call)
+                return True
+        return False
 
     def _check_per_sample_weight(self, call: cst.Call, name: str) -> None:
         """``torch.mean(loss_a * lam_a + loss_b * lam_b)`` where ``loss_a = criterion(out, y_a)``

@@ -14,6 +14,7 @@ from libcst.metadata import (
 
 from migrate_ml.rules._base import Applicability, Rule
 from migrate_ml.rules._exprs import chain_root, keyword_arguments, positional_arguments
+from migrate_ml.rules.semantics.bindings import assignment_of, sole_binding
 from migrate_ml.rules.semantics.flow import LOSS_CLASSES
 from migrate_ml.rules._prefilter import has_loss_marker, text_facts
 
@@ -84,7 +85,9 @@ class HandWrittenCrossEntropyRule(Rule):
         "from the user's own modules; nothing is rewritten, since the class may be used elsewhere. "
         "The bi-tempered logistic loss (`bi_tempered_logistic_loss(logits, labels, t1, t2)` and "
         "`BiTemperedLogisticLoss` modules, often chosen from a config beside cross-entropy) is a "
-        "tempered softmax over competing classes: each of its calls and constructions is reported the same way. "
+        "tempered softmax over competing classes: each of its calls and constructions is reported the same way, "
+        "except a call given each score stacked beside a zero (`torch.stack([x, torch.zeros_like(x)], dim=-1)`, "
+        "the package's `bi_tempered_binary_logistic_loss`), a two-way softmax per label that is its sigmoid. "
         "An imported `LabelSmoothing...` object called only on the labels (`labels = self.label_smoothing(labels)`) "
         "is a target transform, not a loss, and is left alone."
     )
@@ -152,6 +155,8 @@ class HandWrittenCrossEntropyRule(Rule):
             return
         callee = node.func.value if isinstance(node.func, cst.Name) else node.func.attr.value
         if callee in _BI_TEMPERED:
+            if self._binary_pairs(node):
+                return  # bi_tempered_binary_logistic_loss: one tempered sigmoid per label, already multi-label
             self.report(
                 node,
                 f"{callee} is a bi-tempered logistic loss: a tempered softmax over competing classes, "
@@ -180,6 +185,28 @@ class HandWrittenCrossEntropyRule(Rule):
 
     def visit_Module(self, node: cst.Module) -> None:
         self._module = node
+
+    def _binary_pairs(self, call: cst.Call) -> bool:
+        """The loss is given ``torch.stack([x, torch.zeros_like(x)], dim=-1)`` as its activations
+        (directly or through the name it is bound to): each score beside a zero, a two-way softmax
+        per label, which is the sigmoid of that score. The package's binary variant does this, and
+        scores every label on its own."""
+        given = next(iter(positional_arguments(call)), None) or keyword_arguments(call).get("activations")
+        activations = given.value if given is not None else None
+        if isinstance(activations, cst.Name):
+            binding = sole_binding(self, activations)
+            statement = assignment_of(self, binding)
+            activations = statement.value if statement is not None else None
+        if not (isinstance(activations, cst.Call) and self._qualified(activations.func) & {"torch.stack"} and activations.args):
+            return False
+        pair = activations.args[0].value
+        if not (isinstance(pair, (cst.List, cst.Tuple)) and len(pair.elements) == 2):
+            return False
+        score, zero = (element.value for element in pair.elements)
+        return (
+            isinstance(zero, cst.Call) and self._qualified(zero.func) & {"torch.zeros_like"} and len(zero.args) == 1
+            and zero.args[0].value.deep_equals(score)
+        )
 
     def _smooths_targets_only(self, construction: cst.Call) -> bool:
         """The object built is bound to a name or attribute and every call of it in the file takes

@@ -9,7 +9,8 @@ import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, ScopeProvider
 
 from migrate_ml.rules._base import Applicability, Rule, enclosing
-from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.flow import MULTI_LABEL_KINDS, LossFlow, LossFlowProvider
+from migrate_ml.rules.semantics.shapes import tests_one_dimensional
 from migrate_ml.rules._prefilter import has_loss_marker, nodes_of, text_facts
 from migrate_ml.rules._exprs import chain_root
 
@@ -49,7 +50,9 @@ class OneHotTargetRule(Rule):
         "taken of the labels a loss call in the same function receives, or built in a "
         "`__getitem__` or collate function; `eye(C)[targets]` also in the user's own loss (a "
         "function or class named as a loss, `SymmetricCrossEntropy`, `soft_cross_entropy_loss`). "
-        "A `one_hot` used as a mask inside a model is left alone."
+        "A `one_hot` used as a mask inside a model is left alone, and so is one taken only for 1-D "
+        "targets (`if teacher.ndim == 1: teacher = torch.eye(C)[teacher]`) of a name only BCE losses "
+        "take: multi-hot [B, C] rows skip it."
     )
     applicability = Applicability.DISPLAY_ONLY
     example_before = (
@@ -85,12 +88,16 @@ class OneHotTargetRule(Rule):
         self._loss_targets = {id(call.target): call for call in flow.calls if call.target is not None}
         self._target_roots: list[tuple[object, str]] = []
         """(scope, name) of every loss target's root name."""
+        self._root_kinds: dict[tuple[object, str], set[str]] = {}
+        """The kinds of the losses each root name is the target of."""
         for call in flow.calls:
             if call.target is None:
                 continue
             root = chain_root(call.target.value)
             if isinstance(root, cst.Name):
-                self._target_roots.append((self.get_metadata(ScopeProvider, root, None), root.value))
+                key = (self.get_metadata(ScopeProvider, root, None), root.value)
+                self._target_roots.append(key)
+                self._root_kinds.setdefault(key, set()).update(call.kinds)
 
     def visit_Call(self, node: cst.Call) -> None:
         qualified = {q.name for q in self.get_metadata(QualifiedNameProvider, node.func, set())}
@@ -111,13 +118,33 @@ class OneHotTargetRule(Rule):
         """``in_loss``: a one-hot built inside the user's own loss counts too. Only for the index
         spelling: a loss that calls ``one_hot`` is ML108's, which reports it as a whole."""
         why = self._why_a_target(node, source, in_loss)
-        if why is not None:
+        if why is not None and not self._only_for_indices(node, source):
             self.report(
                 node,
                 f"{spelled} {why}: it encodes exactly one label per image, so the model still "
                 "learns a single-label problem",
                 suggestion=SUGGESTION,
             )
+
+    def _only_for_indices(self, node: cst.BaseExpression, source: cst.BaseExpression | None) -> bool:
+        """The encoding runs only where its source is 1-D (``if teacher.ndim == 1: teacher =
+        torch.eye(C)[teacher]``, or ``... if y.dim() == 1 else y``) and the name is the target of
+        BCE losses only: [B, C] multi-hot rows skip it and reach a loss that is already
+        multi-label as they are. Under a softmax loss the encoding stays reported."""
+        root = chain_root(source) if source is not None else None
+        if not isinstance(root, cst.Name):
+            return False
+        kinds = self._root_kinds.get((self.get_metadata(ScopeProvider, root, None), root.value))
+        if not kinds or not kinds <= MULTI_LABEL_KINDS:
+            return False
+        current: cst.CSTNode = node
+        while (parent := self.get_metadata(ParentNodeProvider, current, None)) is not None:
+            if isinstance(parent, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                return False
+            if isinstance(parent, (cst.If, cst.IfExp)) and current is parent.body and tests_one_dimensional(parent.test, root.value):
+                return True
+            current = parent
+        return False
 
     def _why_a_target(self, call: cst.BaseExpression, source: cst.BaseExpression | None, in_loss: bool) -> str | None:
         scope = self.get_metadata(ScopeProvider, call, None)

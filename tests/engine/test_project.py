@@ -470,7 +470,7 @@ ROWS_MAIN = (
 )
 
 
-UNPROVEN = ["engine.py:ML010@13", "mixup.py:ML010@3", "mixup.py:ML010@3"]
+UNPROVEN = ["engine.py:ML010@13", "mixup.py:ML010@3"]
 """The criterion's targets are reported, not the mixup: its two weighted losses are the BCE of the
 mixed rows once the targets are float."""
 

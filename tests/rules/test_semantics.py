@@ -254,6 +254,15 @@ def test_segmentation_and_detection_models_losses_and_metrics_are_dense_predicti
     assert is_dense_prediction(_tree("l = nn.SmoothL1Loss()(bbox_out, bbox_t) + nn.CrossEntropyLoss()(conf_out, t)"))
 
 
+def test_per_class_iou_from_a_confusion_matrix_is_dense_prediction() -> None:
+    assert is_dense_prediction(_tree("union = hist.sum(1) + hist.sum(0) - np.diag(hist)"))
+    assert is_dense_prediction(_tree("u = cm.sum(axis=0) + cm.sum(axis=1) - torch.diag(cm)"))
+    # a confusion matrix's row sums alone, or sums of another matrix: no union, still classification
+    assert not is_dense_prediction(_tree("recall = np.diag(cm) / cm.sum(1)"))
+    assert not is_dense_prediction(_tree("u = a.sum(1) + b.sum(0) - np.diag(a)"))
+    assert not is_dense_prediction(_tree("u = cm.sum(1) + cm.sum(1) - np.diag(cm)"))
+
+
 def test_image_classification_beside_boxes_or_ignored_labels_is_not_dense_prediction() -> None:
     # one box per image regressed beside its class: an image-level classifier with a box head
     assert not is_dense_prediction(_tree("loss = ce(logits, labels) + F.smooth_l1_loss(box_pred, box)"))

@@ -36,7 +36,9 @@ def reaching_bindings(owner, name: cst.Name, assignments: list) -> list:
     ``loss_fn = nn.NLLLoss()`` then ``loss_fn = nn.CrossEntropyLoss()`` are two criteria, each
     with its own calls, and ``outputs = model(x)``, ``outputs = outputs.argmax(1)`` in a loop's
     body are two values. A read inside a function or class body, or with no binding before it
-    (in a loop, the last iteration's binding reaches it too), may see any of them."""
+    (in a loop, the last iteration's binding reaches it too), may see any of them. Where the
+    bindings are spread over nested blocks, a plain assignment earlier in a block around the
+    read hides every binding outside that block (see :func:`_dominated`)."""
     if len(assignments) < 2:
         return assignments
     statements = [_statement_in(owner, getattr(a, "node", None), None) for a in assignments]
@@ -45,7 +47,7 @@ def reaching_bindings(owner, name: cst.Name, assignments: list) -> list:
         statement is None or owner.get_metadata(ParentNodeProvider, statement, None) is not block
         for statement in statements
     ):
-        return assignments
+        return _dominated(owner, name, assignments)
     read = _statement_in(owner, name, block)
     if read is None:
         return assignments
@@ -55,6 +57,61 @@ def reaching_bindings(owner, name: cst.Name, assignments: list) -> list:
     if not before:
         return assignments
     return [a for a, statement in zip(assignments, statements) if body.index(statement) == max(before)]
+
+
+def _dominated(owner, name: cst.Name, assignments: list) -> list:
+    """The bindings that can reach ``name`` when they lie in several blocks: from the read's
+    own block outwards, the first block with a plain assignment of the name before the read's
+    statement (``preds = torch.argmax(outs, dim=-1)`` in the validation loop's body, read by
+    ``grid_image(..., preds)`` under ``if figure is None:`` below it) is passed on every way to
+    the read, so only that assignment and the bindings after it (in statements up to the
+    read's, all of that statement's when it is compound: a loop may come round, except the read's
+    own assignment, ``criterion = criterion.half()`` under an ``if``) reach it; the
+    training loop's ``preds`` above do not. Every binding is kept where no such block is found
+    before a function, lambda or class."""
+    current: cst.CSTNode = name
+    while True:
+        read = _statement_in(owner, current, None)
+        block = owner.get_metadata(ParentNodeProvider, read, None) if read is not None else None
+        if not isinstance(block, (cst.Module, cst.IndentedBlock)):
+            return assignments
+        body = list(block.body)
+        here = body.index(read)
+        places = []
+        for assignment in assignments:
+            statement = _statement_in(owner, getattr(assignment, "node", None), block)
+            places.append(body.index(statement) if statement is not None else None)
+        plain = [
+            place for assignment, place in zip(assignments, places)
+            if place is not None and place < here and _plain_assignment(owner, getattr(assignment, "node", None), body[place])
+        ]
+        if plain:
+            last = max(plain)
+            compound = isinstance(read, cst.BaseCompoundStatement)
+            own = _statement_in(owner, name, None)
+            return [
+                a for a, place in zip(assignments, places)
+                if place is not None and (last <= place < here or (
+                    place == here and compound and _statement_in(owner, getattr(a, "node", None), None) is not own
+                ))
+            ]
+        if isinstance(block, cst.Module):
+            return assignments
+        current = block
+
+
+def _plain_assignment(owner, bound: cst.CSTNode | None, statement: cst.CSTNode) -> bool:
+    """``bound`` is a target of an assignment that is ``statement`` itself (a simple statement,
+    run whenever its block is): not a walrus inside an expression, not a loop's target."""
+    current = bound
+    while current is not None and current is not statement:
+        if not isinstance(
+            current,
+            (cst.Name, cst.Element, cst.StarredElement, cst.Tuple, cst.List, cst.AssignTarget, cst.Assign, cst.AnnAssign, cst.AugAssign, cst.SimpleStatementLine),
+        ):
+            return False
+        current = owner.get_metadata(ParentNodeProvider, current, None)
+    return current is statement and isinstance(statement, cst.SimpleStatementLine)
 
 
 def _statement_in(owner, node: cst.CSTNode | None, block: cst.CSTNode | None) -> cst.CSTNode | None:

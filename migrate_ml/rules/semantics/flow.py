@@ -380,12 +380,8 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
         if isinstance(statement, cst.Expr):
             return True
         if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
-            target = statement.targets[0].target
-            if isinstance(method.value, cst.Name) and target.value == method.value.value:
-                # criterion = criterion.cuda(): a scope's accesses of a name reach all its bindings,
-                # so the uses of the new one are those of the binding being followed
-                return True
-            return self._name_uses_followed(target, construction, followed, depth + 1, handed)
+            # criterion = criterion.cuda() too: the reads the new binding reaches are its own uses
+            return self._name_uses_followed(statement.targets[0].target, construction, followed, depth + 1, handed)
         return False
 
     def _passed_to_engine_loss(self, call: cst.Call, argument: cst.Arg) -> bool:
@@ -468,7 +464,9 @@ class LossFlowProvider(BatchableMetadataProvider[LossFlow]):
                     return []  # one unproven binding makes the whole name unproven
                 found.extend(passed)
             elif receiver is not None and receiver.value == expression.value:
-                continue  # criterion = criterion.cuda(): the criterion its other bindings hold
+                # criterion = criterion.cuda(): the criterion the name held before (where the
+                # earlier bindings reach this read only through it, they are found from its receiver)
+                found.extend(c for c in self._criteria_behind(receiver, depth + 1) if c not in found)
             elif receiver is not None:
                 moved = self._criteria_behind(receiver, depth + 1)  # loss = criterion.to(device)
                 if not moved:

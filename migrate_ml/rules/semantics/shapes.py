@@ -50,3 +50,34 @@ def unflattened(expression: cst.BaseExpression) -> cst.BaseExpression:
         assert isinstance(expression, cst.Call) and isinstance(expression.func, cst.Attribute)
         expression = expression.func.value
     return expression
+
+
+def _rank_of(expression: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``t`` of ``t.ndim``, ``t.dim()``, ``t.ndimension()``, ``len(t.shape)`` or ``len(t.size())``."""
+    if isinstance(expression, cst.Attribute) and expression.attr.value == "ndim":
+        return expression.value
+    if isinstance(expression, cst.Call) and not expression.args and isinstance(expression.func, cst.Attribute):
+        return expression.func.value if expression.func.attr.value in ("dim", "ndimension") else None
+    if (
+        isinstance(expression, cst.Call) and isinstance(expression.func, cst.Name) and expression.func.value == "len"
+        and len(expression.args) == 1
+    ):
+        shape = expression.args[0].value
+        if isinstance(shape, cst.Call) and not shape.args:
+            shape = shape.func
+            return shape.value if isinstance(shape, cst.Attribute) and shape.attr.value == "size" else None
+        return shape.value if isinstance(shape, cst.Attribute) and shape.attr.value == "shape" else None
+    return None
+
+
+def tests_one_dimensional(test: cst.BaseExpression, name: str) -> bool:
+    """``test`` is ``name.ndim == 1`` (or ``name.dim() == 1``, ``len(name.shape) == 1``, either
+    side): true only for a 1-D ``name``, a batch of class indices and never its [B, C] rows."""
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and isinstance(test.comparisons[0].operator, cst.Equal)):
+        return False
+    left, right = test.left, test.comparisons[0].comparator
+    for rank, other in ((left, right), (right, left)):
+        ranked = _rank_of(rank)
+        if isinstance(ranked, cst.Name) and ranked.value == name and dim_value(other) == 1:
+            return True
+    return False

@@ -47,6 +47,35 @@ def _unset_beside(statement: ast.stmt, branch: list[ast.stmt]) -> bool:
     )
 
 
+def _rank_of(node: ast.expr) -> str | None:
+    """``t`` of ``t.ndim``, ``t.dim()``, ``t.ndimension()``, ``len(t.shape)`` or ``len(t.size())``."""
+    if isinstance(node, ast.Attribute) and node.attr == "ndim" and isinstance(node.value, ast.Name):
+        return node.value.id
+    if isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Attribute) and node.func.attr in ("dim", "ndimension"):
+        return node.func.value.id if isinstance(node.func.value, ast.Name) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" and len(node.args) == 1:
+        shape = node.args[0]
+        if isinstance(shape, ast.Call) and not shape.args and isinstance(shape.func, ast.Attribute) and shape.func.attr == "size":
+            shape = shape.func.value
+        elif isinstance(shape, ast.Attribute) and shape.attr == "shape":
+            shape = shape.value
+        else:
+            return None
+        return shape.id if isinstance(shape, ast.Name) else None
+    return None
+
+
+def _one_dimensional_name(test: ast.expr) -> str | None:
+    """The name ``test`` holds 1-D (``t.ndim == 1``, ``t.dim() == 1``, ``len(t.shape) == 1``): a
+    batch of class indices, never its [B, C] rows."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return None
+    for rank, other in ((test.left, test.comparators[0]), (test.comparators[0], test.left)):
+        if isinstance(other, ast.Constant) and other.value == 1 and not isinstance(other.value, bool):
+            return _rank_of(rank)
+    return None
+
+
 def _merge(old: Value | None, new: Value) -> Value:
     if old is None or old.meaning == UNKNOWN and not old.items and old.element is None:
         return new
@@ -174,11 +203,21 @@ class StatementWalk:
         if self.on_statement is not None:
             self.on_statement(statement)
         in_getitem = self.function is not None and self.function.name == "__getitem__"
+        encoded = _one_dimensional_name(statement.test) if isinstance(statement, ast.If) and not statement.orelse else None
+        given = self.env.get(encoded) if encoded is not None else None
+        unknown_before = encoded is not None and (given is None or given.meaning == UNKNOWN)
         for field in ("body", "orelse", "finalbody"):
             for child in getattr(statement, field, ()):
                 if in_getitem and field == "orelse" and isinstance(statement, ast.If) and _unset_beside(child, statement.body):
                     continue  # `else: target = None`: no label on that path, the one of the `if` is the label
                 self._statement(child)
+        if unknown_before and self.env.get(encoded, Value(UNKNOWN, 0)).meaning == ONE_HOT:
+            # `if teacher.ndim == 1: teacher = torch.eye(C)[teacher]`: only 1-D class indices are
+            # encoded; [B, C] rows skip the branch, so after it the name holds whatever it was given
+            if given is None:
+                self.env.pop(encoded)
+            else:
+                self.env[encoded] = given
         if in_getitem and isinstance(statement, ast.If):
             chosen = sources.int_chosen(statement)
             if chosen:  # a sample's label: if "cat" in name: label = 0 / else: label = 1

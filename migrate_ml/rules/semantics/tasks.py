@@ -10,7 +10,10 @@ Some files read like image classification but are not the migration's business:
   more axes ever applies to them. Per-pixel softmax, cross-entropy and arg-max pick one class per
   pixel, which is the task itself: nothing in such a file is reported or rewritten. So are Hugging
   Face's dense models (``AutoModelForSemanticSegmentation``, ``SegformerForSemanticSegmentation``,
-  ``DetrForObjectDetection``) and the ``mean_iou`` metric of ``evaluate``. (A cross-entropy with
+  ``DetrForObjectDetection``), the ``mean_iou`` metric of ``evaluate``, and a per-class IoU
+  computed from a confusion matrix of pixels (its union ``hist.sum(1) + hist.sum(0) -
+  np.diag(hist)``: an occupancy map's arg-max over the channels of ``[B, C, H, W]``, flattened and
+  counted into it). (A cross-entropy with
   ``ignore_index=255``, segmentation's void label, is not enough: classifiers copy it too.)
 * **object detection**: torchvision's detection builders and box predictors
   (``fasterrcnn_resnet50_fpn``, ``ssd300_vgg16``, ``FastRCNNPredictor``), a box-IoU loss
@@ -152,7 +155,27 @@ def is_dense_prediction(tree: ast.Module) -> bool:
                 return True
         elif None not in order and len(order) >= 4 and order[:2] == [0, len(order) - 1]:
             return True
-    return box_regression and _matches_anchors(tree)
+    return any(_confusion_union(node) for node in nodes_of(tree, ast.BinOp)) or (box_regression and _matches_anchors(tree))
+
+
+def _confusion_union(node: ast.BinOp) -> bool:
+    """``hist.sum(1) + hist.sum(0) - np.diag(hist)`` (either order of the sums, ``axis=``, or
+    ``torch.diag``): the union of each class's predicted and true pixels, segmentation's IoU."""
+    if not (isinstance(node.op, ast.Sub) and isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Add)):
+        return False
+    diagonal = node.right
+    if not (isinstance(diagonal, ast.Call) and _name(diagonal.func) == "diag" and len(diagonal.args) == 1):
+        return False
+    matrix = ast.dump(diagonal.args[0])
+    axes = set()
+    for total in (node.left.left, node.left.right):
+        if not (isinstance(total, ast.Call) and _name(total.func) == "sum" and isinstance(total.func, ast.Attribute)):
+            return False
+        if ast.dump(total.func.value) != matrix:
+            return False
+        given = [*total.args, *(keyword.value for keyword in total.keywords if keyword.arg in ("axis", "dim"))]
+        axes.add(_integer(given[0]) if len(given) == 1 else None)
+    return axes == {0, 1}
 
 
 def _matches_anchors(tree: ast.Module) -> bool:
