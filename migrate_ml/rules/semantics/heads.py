@@ -121,6 +121,10 @@ def _logits_head(owner, loss_call: LossCall, heads: _Heads) -> str:
     return kinds.pop() if len(kinds) == 1 else ""
 
 
+def _code(expression: cst.BaseExpression) -> str:
+    return cst.Module([]).code_for_node(strip_transparent(expression))
+
+
 def _target_is_model_output(owner, loss_call: LossCall) -> bool:
     """The target is what a model computed (``output = self.model(x_noisy, t)``), not labels."""
     values = _values(owner, loss_call.target.value) if loss_call.target is not None else None
@@ -138,8 +142,13 @@ def other_head_calls(owner, calls: Sequence[LossCall]) -> dict[LossCall, str]:
     other: dict[LossCall, str] = {}
     layered = False
     class_head = False
+    heads_of = {call: _logits_head(owner, call, heads) for call in calls}
+    # an auxiliary classifier (Inception's aux logits) is trained on the class head's own labels
+    labels = {_code(call.target.value) for call, head in heads_of.items() if head == "class" and call.target is not None}
     for call in calls:
-        head = _logits_head(owner, call, heads)
+        head = heads_of[call]
+        if head == "other" and call.target is not None and _code(call.target.value) in labels:
+            head = "class"
         if head == "other":
             layer = _self_layer(_values(owner, call.logits)[0])
             other[call] = f"its input is self.{layer}, a head other than the one forward returns"
