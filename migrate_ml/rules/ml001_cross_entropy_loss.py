@@ -23,6 +23,7 @@ from migrate_ml.rules.semantics.bindings import reads_the_same_at
 from migrate_ml.rules.semantics.flow import LossCall, LossConstruction, LossFlow, LossFlowProvider
 from migrate_ml.rules.semantics.class_index import class_index_message, is_class_index_target
 from migrate_ml.rules.semantics.class_index import index_dtype_edits, report_not_label_rows
+from migrate_ml.rules.semantics.heads import other_head_calls, per_head_states, rebound, report_prediction_input
 from migrate_ml.rules.semantics.reductions import modulated_elementwise
 from migrate_ml.rules.semantics.sequences import is_sequence_function
 from migrate_ml.rules.semantics.tasks import ReadsTheTrainedHead
@@ -194,7 +195,15 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
         "by a vocabulary, packed word targets, a loss ignoring a padding token), as "
         "is a file that only evaluates or attacks a library's pretrained model (ML100 "
         "`pretrained-untrained`), a segmentation file and a detection file (an SSD loss's cross-entropy "
-        "over per-anchor logits). A `label_smoothing` that reads a name "
+        "over per-anchor logits). A criterion also called on another output is not switched: a "
+        "second head of the module (a layer other than the one `forward` returns, beside a call on "
+        "that one) or a model's output as the target (a denoising regression) keeps cross-entropy, so "
+        "the criterion is reported, naming those calls, and nothing is edited; where its name is also "
+        "bound to another loss (`self.loss = nn.MSELoss()` in another branch), those calls are left "
+        "uncast and the class head's are converted. A call given a prediction (an arg-max, a "
+        "threshold) where the logits belong is reported and left uncast, and cross-entropy over one "
+        "head's states at a time (`logits[:, 0:3]`, logits viewed `[B, heads, states]`) is a "
+        "multi-task model already and is left alone. A `label_smoothing` that reads a name "
         "a call does not see (`cfg` in `main`, the call in `validate(args)`) is never copied there: "
         "the criterion is reported and left."
     )
@@ -249,6 +258,14 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
             return
 
         calls = flow.calls_of(construction)
+        if any(per_head_states(self, c) for c in calls):
+            return  # each head's states exclude one another: a multi-task model already
+        others = other_head_calls(self, calls)
+        if others and not rebound(self, construction):
+            self._report_shared(construction, others)
+            return
+        fed = [c for c in calls if report_prediction_input(self, c)]
+        kept = [c for c in calls if c not in others and c not in fed]
         flattened = [c for c in calls if c.target is not None and is_flattened(c.target.value)]
         if flattened:
             self.report(
@@ -319,9 +336,9 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
             edits.append(NodeEdit(call, without_argument(*dropped)))
         if smoothing is not None:
             transform = smoothed_target(smoothing.value)
-        cast, notes = cast_targets(self, calls, transform)
+        cast, notes = cast_targets(self, kept, transform)
         edits.extend(cast)
-        for loss_call in calls:
+        for loss_call in kept:
             if reduction == "none" and not modulated_elementwise(self, loss_call.call):
                 # after the target edit: that one addresses the loss call's own arguments
                 edits.append(NodeEdit(loss_call.call, per_label_mean))
@@ -342,11 +359,12 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
         if "weight" in keywords or positional:
             message += f"; {WEIGHT_NOTE}"
         message += handed_over_note(construction)
+        message += self._other_loss_note(construction, others)
         self.report(
             call,
             message,
             fix=Fix(edits=tuple(edits), add_imports=add_imports, remove_imports=remove_imports, notes=tuple(notes)),
-            extra_nodes=[c.call for c in calls],
+            extra_nodes=[c.call for c in kept],
         )
         if not construction.uses_accounted:
             self.report(
@@ -356,6 +374,33 @@ class CrossEntropyLossRule(ReadsTheTrainedHead, Rule):
                 suggestion="pass float multi-hot targets [B, C]: criterion(logits, targets.float())",
             )
 
+
+    def _line_and_code(self, loss_call: LossCall) -> str:
+        code = " ".join(cst.Module([]).code_for_node(loss_call.call).split())
+        line = self.get_metadata(PositionProvider, loss_call.call).start.line
+        return f"line {line}: {code if len(code) <= 60 else code[:57] + '...'}"
+
+    def _report_shared(self, construction: LossConstruction, others: dict[LossCall, str]) -> None:
+        """One criterion serves the class head and another output (a second head, a regression):
+        BCE would be wrong for the other, so the criterion is reported and nothing is edited."""
+        served = "; ".join(f"{self._line_and_code(c)}, where {why}" for c, why in others.items())
+        self.report(
+            construction.call,
+            f"this criterion also serves calls that are not the class head ({served}): cross-entropy stays "
+            "right there, so the shared criterion is left as it is",
+            suggestion=(
+                "construct a separate nn.BCEWithLogitsLoss() for the class head and give it float multi-hot "
+                "targets, criterion(logits, labels.float()); keep this CrossEntropyLoss for the other calls"
+            ),
+        )
+
+    def _other_loss_note(self, construction: LossConstruction, others: dict[LossCall, str]) -> str:
+        """Names the calls left as they are because they reach the other loss the criterion's name is bound to."""
+        if not others:
+            return ""
+        left = "; ".join(f"{self._line_and_code(c)}, where {why}" for c, why in others.items())
+        bound = cst.Module([]).code_for_node(construction.target) if construction.target is not None else "the criterion"
+        return f"; left as they are, since {bound} is also bound to another loss: {left}"
 
     def _unfollowed_note(self, construction: LossConstruction) -> str:
         """`` (line 21: Evaluator(model, criterion))``: where the uses it could not follow are."""

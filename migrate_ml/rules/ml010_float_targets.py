@@ -25,6 +25,7 @@ from migrate_ml.rules.semantics.flow import (
     call_argument,
 )
 from migrate_ml.rules.semantics.class_index import report_not_label_rows
+from migrate_ml.rules.semantics.heads import report_prediction_input
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules._prefilter import walk
 
@@ -139,6 +140,8 @@ class FloatTargetsRule(CriterionParameters, Rule):
                 names = {"torch.nn.functional.binary_cross_entropy_with_logits"} if loss_call.kinds == {"bce"} else set()
             if not names or not names <= TORCH_BCE or loss_call.target is None:
                 continue
+            if report_prediction_input(self, loss_call):
+                continue  # the logits belong there: a cast would present the call as migrated
             origin = target_origin(self, loss_call.target.value)
             if origin == "class-index":
                 self.report(

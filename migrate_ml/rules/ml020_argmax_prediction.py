@@ -129,6 +129,14 @@ class ArgmaxPredictionRule(ReadsTheTrainedHead, Rule):
                     # Reported on the rewritten prediction (a line the fix edits) so that the note
                     # survives the rewrite: the call itself no longer looks single-label.
                     callee = cst.Module([]).code_for_node(call.func)
+                    if id(call) in flow.loss_calls:
+                        self.report(
+                            prediction.node,
+                            f"the prediction is later given to the loss {callee}(), whose input must be the "
+                            "logits, not a prediction (after the rewrite, multi-hot boolean rows [B, C])",
+                            suggestion=f"feed the logits to {callee}() and take the prediction from the same logits",
+                        )
+                        continue
                     self.report(
                         prediction.node,
                         f"the prediction is later passed to {callee}(), which migrate-ml cannot follow: "

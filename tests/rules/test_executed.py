@@ -88,6 +88,8 @@ CASES: dict[str, Case] = {
     "flattened_predictions": Case(train="train", evaluate="evaluate", accuracy=float),
     # Labels cast to int64 (.long() of torch.from_numpy, dtype=torch.long in a helper's return) become float.
     "cast_labels": Case(train="train"),
+    # `self.loss` is MSE in the denoising branch, whose call regresses the model's output: left uncast
+    "criterion_rebound_branch": Case(train="train", model_class="TaskModule"),
     "dtype_cast_labels": Case(train="train"),
     # criterion.cpu()/.train() in place pass no targets: not "a use that could not be followed".
     "moved_criterion": Case(train="train"),

@@ -33,6 +33,7 @@ EXPECT = re.compile(r"#\s*expect:\s*(.+)$", re.MULTILINE)
 KNOWN_LIMITATIONS = {
     "ML004/soft_target.out.py": "calls mixup_fn unconditionally; verify passes mixup_fn=None (bind a callable to run it)",
     "executed/lightning_family.out.py": "fit() calls model.training_step (a LightningModule API); verify passes a plain model",
+    "executed/criterion_rebound_branch.out.py": "train() calls model.step (a method of the fixture's TaskModule); verify passes a plain model",
     "executed/lightning_torchmetrics.out.py": "fit() calls model.training_step (a LightningModule API); verify passes a plain model",
     "ML020/method_max_forms.out.py": "adds three spellings of the same count into one accumulator, so its accuracy is 3x",
     "ML001/passed_to_redefined_function_unfollowed.out.py": "its second training_loop hands the criterion on through a "

@@ -15,6 +15,7 @@ from migrate_ml.rules._exprs import module_alias
 from migrate_ml.rules._project import current_facts
 from migrate_ml.rules.semantics.bindings import reaching_bindings
 from migrate_ml.rules.semantics.flow import LossFlow, LossFlowProvider, call_argument
+from migrate_ml.rules.semantics.heads import other_head_calls
 from migrate_ml.rules.semantics.log_softmax import droppable_log_softmax, log_softmax_input, nll_options_supported
 from migrate_ml.rules.semantics.prediction_uses import PredictionUses
 from migrate_ml.rules.semantics.predictions import (
@@ -82,6 +83,7 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
         self._loss = loss
         self._loss_logits = self._loss_logit_names(loss)
         self._loss_targets = {id(c.target.value) for c in loss.calls if c.target is not None}
+        flow.loss_calls = frozenset(id(c.call) for c in loss.calls)
         # Functional nll_loss calls ML003 converts (no ignore_index, options by keyword).
         self._functional_nll = {
             id(c.call)
@@ -121,8 +123,10 @@ class PredictionFlowProvider(PredictionUses, BatchableMetadataProvider[Predictio
 
     def _loss_logit_names(self, loss: LossFlow) -> set[tuple[object, str]]:
         names = set()
+        # a second head sharing the class head's criterion (a 3-way comparison head) stays as it is
+        other_heads = {call for c in loss.constructions for call in other_head_calls(self, loss.calls_of(c))}
         for call in loss.calls:
-            if call.logits is None or "nll" in call.kinds:
+            if call.logits is None or "nll" in call.kinds or call in other_heads:
                 continue  # nll_loss reads log-probabilities: a sigmoid over them is meaningless
             logits = strip_transparent(call.logits)
             if isinstance(logits, cst.Name):

@@ -175,6 +175,8 @@ class PredictionFlow:
     with two or more arguments (metric updates, ``accuracy(output, target)``…)."""
     collapsed_targets: list[cst.CSTNode] = field(default_factory=list)
     """Arg-max over the targets (``target.argmax(1)``) that predictions are compared with."""
+    loss_calls: frozenset[int] = frozenset()
+    """The ids of the file's loss calls: a prediction given to one is where the logits belong."""
     _edits: dict = field(default_factory=dict)
     _fixes: dict = field(default_factory=dict)
 

@@ -8,6 +8,7 @@ import ast
 import re
 
 from migrate_ml.rules._prefilter import nodes_of
+from migrate_ml.rules.semantics.heads import per_head_criterion
 from migrate_ml.rules.semantics.residue.tables import _LOSSES, _LOSS_MODULES, _LOSS_ROOTS, _name_of
 from migrate_ml.rules.semantics.sinks.losses import _CRITERION_FACTORY
 from migrate_ml.rules.semantics.single_label_values import CLASS_INDEX, LABEL_NAME, PASS_THROUGH_METHODS, int_constant
@@ -51,7 +52,7 @@ class LossChecks:
 
     def _check_loss(self, node: ast.Call) -> None:
         name = self._loss_named(node.func)
-        if name:
+        if name and not self._per_head(node):
             self._report(
                 node,
                 "single-label-loss",
@@ -282,6 +283,21 @@ class LossChecks:
             "with multi-hot [B, C] targets weigh every label: alpha of shape [C] broadcast over the class axis "
             "(alpha * target + (1 - alpha) * (1 - target) for a focal loss), not indexed by the target",
         )
+
+    def _per_head(self, node: ast.Call) -> bool:
+        """A criterion built in a function (or the module) and called there on one head's states at a time
+        (``heads.per_head_criterion``): a multi-task model already."""
+        current: ast.AST = node
+        holder = self.parents.get(node)
+        while isinstance(holder, ast.Attribute) and isinstance(self.parents.get(holder), ast.Call):
+            current = self.parents.get(holder)  # ``nn.CrossEntropyLoss().to(device)``
+            if current.func is not holder:
+                return False
+            holder = self.parents.get(current)
+        if not (isinstance(holder, ast.Assign) and len(holder.targets) == 1 and isinstance(holder.targets[0], ast.Name)):
+            return False
+        scope = self._enclosing_function(holder) or self.tree
+        return per_head_criterion(scope, holder.targets[0].id)
 
     def _enclosing_function(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         while node is not None and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

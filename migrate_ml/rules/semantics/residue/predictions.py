@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 
+from migrate_ml.rules.semantics.heads import second_head_output
 from migrate_ml.rules.semantics.residue.construct import _Record
 from migrate_ml.rules.semantics.residue.tables import (
     _PROBABILITIES,
@@ -218,7 +219,22 @@ class PredictionChecks:
     def _own_logits(self, subject: ast.AST) -> bool:
         """Logits by name that are this model's: a teacher's arg-max is a distillation target,
         reported at the loss it is given to."""
-        return self.is_logits(subject) and self.predicts_a_class(subject) and "teacher" not in self.root_name(subject).lower()
+        return (
+            self.is_logits(subject)
+            and self.predicts_a_class(subject)
+            and "teacher" not in self.root_name(subject).lower()
+            and not self._second_head(subject)
+        )
+
+    def _second_head(self, subject: ast.AST) -> bool:
+        """Logits of a second head of the module (see ``heads.second_head_output``)."""
+        if not isinstance(subject, ast.Name):
+            return False
+        function = self.parents.get(subject)
+        while function is not None and not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = self.parents.get(function)
+        cls = self.parents.get(function) if function is not None else None
+        return isinstance(cls, ast.ClassDef) and second_head_output(self.tree, cls, function, subject.id)
 
     def _over_classes(self, node: ast.Call) -> bool:
         """An arg-max or index pair along axis 1 or -1 (``max``/``topk`` are checked by their own

@@ -23,6 +23,7 @@ from migrate_ml.rules.semantics.meanings import (
     SIGMOID,
     SOFTMAX,
     STRATIFIED_SPLITTER,
+    THRESHOLDED,
 )
 from migrate_ml.rules.semantics.sinks.common import Sink, _ADVICE, _HAND_WRITTEN, _WHY, _argument, _own_nodes
 from migrate_ml.rules.semantics.sinks.dataset_labels import DatasetLabelChecks
@@ -357,7 +358,8 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
             if target is not None and criterion:
                 if _is_float_cast(target):
                     self._loss_targets.append((criterion, node, target, True))
-                elif self._integer_label(target):
+                elif self._integer_label(target) and not (scores is not None and value(scores).meaning in (ARGMAX, THRESHOLDED)):
+                    # a loss given a prediction is reported for that (heads.report_prediction_input): no cast helps it
                     self._loss_targets.append((criterion, node, target, False))
         if self.multi_label_training:
             self._einops_of_targets(node)
