@@ -54,7 +54,8 @@ class DatasetLabelChecks:
     def _folder_class_collected(self, statement: ast.Expr) -> None:
         """``for name in class_names: label_id = label2id[name]`` then, for each file of that class's
         folder, ``labels.append(label_id)`` (or a counter, ``label = 0`` before the loop over the class
-        folders and ``label += 1`` after each): every image gets the one class of the folder it sits
+        folders and ``label += 1`` after each, or the folder's position, ``for idx, person in
+        enumerate(sorted(os.listdir(root)))``): every image gets the one class of the folder it sits
         in. The label is fixed before the loop over the folder's files, so one image can never have two."""
         call = statement.value
         if not (
@@ -71,6 +72,8 @@ class DatasetLabelChecks:
         numbered = self._class_looked_up(appended, loops)
         if numbered is None and isinstance(appended, ast.Name):
             numbered = _folder_counter(scope, appended.id, loops)
+        if numbered is None and isinstance(appended, ast.Name):
+            numbered = _folder_enumerated(appended.id, loops)
         if numbered is None:
             return
         self.report(
@@ -154,6 +157,24 @@ def _loops_around(scope: ast.AST, statement: ast.stmt) -> list[ast.For]:
         return False
 
     return path if find(scope) else []
+
+
+def _folder_enumerated(name: str, loops: list[ast.For]) -> int | None:
+    """``for idx, person in enumerate(sorted(os.listdir(root)))`` around the loop over each folder's
+    files, ``idx`` never rebound in it: the folder's position, one class number per folder. The line
+    of the loop."""
+    for loop in loops[:-1]:
+        target, iterated = loop.target, loop.iter
+        if not (
+            isinstance(target, ast.Tuple) and len(target.elts) == 2 and all(isinstance(t, ast.Name) for t in target.elts)
+            and target.elts[0].id == name and isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)
+            and iterated.func.id == "enumerate" and len(iterated.args) == 1
+        ):
+            continue
+        folders = _FOLDER_WORDS.search(target.elts[1].id) or _FOLDER_WORDS.search(ast.unparse(iterated.args[0]))
+        rebound = sum(any(t.id == name for t in _bound_names(node)) for node in ast.walk(loop))
+        return loop.lineno if folders and rebound == 1 else None
+    return None
 
 
 def _folder_counter(scope: ast.AST, name: str, loops: list[ast.For]) -> int | None:
