@@ -218,6 +218,7 @@ class Sinks(
                 self._kept_by_predicted_class(statement, func.value)
             if isinstance(func, ast.Attribute) and func.attr == "append":
                 self._folder_class_collected(statement)
+                self._samples_bucketed_by_label(statement)
 
     def _distinct_values(self, node: ast.Call) -> bool:
         """``set(x)``, ``np.unique(x)``, ``torch.unique(x)``: the distinct values of ``x``."""
