@@ -9,7 +9,8 @@ import re
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, ScopeProvider
 
-from migrate_ml.rules._exprs import INTEGER_DTYPES, is_float_cast, is_integer_cast, keyword_arguments
+from migrate_ml.rules._exprs import INTEGER_DTYPES, cst_nodes_of, is_float_cast, is_integer_cast, keyword_arguments
+from migrate_ml.rules.semantics.sources import NOT_LABEL_COLUMN
 from migrate_ml.rules.ml111_collate_class_indices import Words
 
 
@@ -22,6 +23,8 @@ _MULTI_HOT_WORD = re.compile(r"multi|hot|vec", re.IGNORECASE)
 _INPUT_WORD = re.compile(r"im(?:g|age)|pic|photo|pixel|^x$|^inputs?$|feature|^data$|sample|frame|transform", re.IGNORECASE)
 """How a dataset names what it returns beside the label (``image``, ``self.transform(...)``, ``x``)."""
 _GETITEM_TEXT = re.compile(r"def __getitem__[\s\S]*(?:torch\.long|int64|LongTensor|\.long\(\)|\.i?loc\[)")
+_NOT_CLASS_COLUMN = re.compile(r"(?:^|_)ids?$|name|len|size|width|height|area|count|box|coord|token|^values$", re.IGNORECASE)
+"""Integer columns that are not a class: ids, names, lengths, sizes, counts, boxes, tokens."""
 _PANDAS_ROW = frozenset({"loc", "iloc"})
 _PANDAS_CELL = frozenset({"loc", "iloc", "at", "iat"})
 
@@ -111,7 +114,36 @@ class GetitemReturns:
         words = collected.found
         if not integer or any(_MULTI_HOT_WORD.search(word) for word in words):
             return False
-        return any(_LABEL_WORD.search(word) for word in words) or self._returned_beside_input(built)
+        return (
+            any(_LABEL_WORD.search(word) for word in words)
+            or self._returned_beside_input(built)
+            or (self._table_column_cell(call.args[0].value) and not any(_NOT_CLASS_COLUMN.search(word) for word in words))
+        )
+
+    def _table_column_cell(self, cell: cst.BaseExpression) -> bool:
+        """``self.grapheme_roots[idx]``, every ``self.grapheme_roots`` of the class being a table's
+        column (``self.metadata.grapheme_root.values``): one scalar per sample whatever the column is
+        named; made an integer tensor for the sample it is a class index (one per head of a
+        multi-task table), unless the column names an id, a size or an input."""
+        if not (
+            isinstance(cell, cst.Subscript) and len(cell.slice) == 1 and isinstance(cell.slice[0].slice, cst.Index)
+            and isinstance(cell.value, cst.Attribute) and isinstance(cell.value.value, cst.Name) and cell.value.value.value == "self"
+        ):
+            return False
+        owner = self.get_metadata(ParentNodeProvider, cell, None)
+        while owner is not None and not isinstance(owner, cst.ClassDef):
+            owner = self.get_metadata(ParentNodeProvider, owner, None)
+        if owner is None:
+            return False
+        attribute = cell.value.attr.value
+        bound = [
+            statement.value
+            for statement in cst_nodes_of(owner, cst.Assign)
+            for target in statement.targets
+            if isinstance(target.target, cst.Attribute) and target.target.attr.value == attribute
+            and isinstance(target.target.value, cst.Name) and target.target.value.value == "self"
+        ]
+        return bool(bound) and all(_column_read(value) for value in bound)
 
     def _returned_beside_input(self, built: cst.BaseExpression) -> bool:
         """``return image, torch.tensor(self.df.iloc[i, 1], dtype=torch.long)``: an unnamed integer
@@ -130,6 +162,22 @@ class GetitemReturns:
         while current is not None and not isinstance(current, cst.FunctionDef):
             current = self.get_metadata(ParentNodeProvider, current, None)
         return current is not None and current.name.value == "__getitem__"
+
+
+def _column_read(value: cst.BaseExpression) -> bool:
+    """``table.grapheme_root.values`` or ``table["grapheme_root"].values``: one column of a pandas
+    table (a bare ``.values`` attribute is pandas' own), not named as an id, a size or an input."""
+    if not (isinstance(value, cst.Attribute) and value.attr.value == "values"):
+        return False
+    column = value.value
+    if isinstance(column, cst.Attribute):
+        name = column.attr.value
+    elif isinstance(column, cst.Subscript) and len(column.slice) == 1 and isinstance(column.slice[0].slice, cst.Index):
+        key = column.slice[0].slice.value
+        name = key.evaluated_value if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str) else ""
+    else:
+        return False
+    return bool(name) and not _NOT_CLASS_COLUMN.search(name) and not NOT_LABEL_COLUMN.search(name)
 
 
 def _is_integer_dtype(expression: cst.BaseExpression) -> bool:

@@ -200,6 +200,8 @@ class StillSingleLabelRule(Rule):
             return True
         if facts.has_any(_NO_TRAINING_NEEDED):
             return True  # a dataset's labels, a hand-written one-hot, a serving hook, a label encoding: no training code needed
+        if facts.has("setdefault(") and facts.has("enumerate(") and facts.has_any(("label", "target")):
+            return True  # samples grouped by their label (a sampler, a curriculum callback): no training code needed
         if facts.has("Softmax(") or (facts.has("softmax") and facts.has("def forward") and may_return_softmax(source)):
             return True
         if facts.has("softmax") and facts.has("def forward") and defines_loss_class(source):

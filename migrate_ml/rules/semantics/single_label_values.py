@@ -428,6 +428,8 @@ class ValueTracker(ast.NodeVisitor):
             return bool(MODEL_CALLEE.search(func.id)) and not SEGMENTATION_MODEL.search(func.id) and func.id not in self.defined
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             return bool(MODEL_CALLEE.search(func.attr)) and not SEGMENTATION_MODEL.search(func.attr)
+        if isinstance(func, ast.Attribute) and func.attr == "predict_proba" and isinstance(func.value, ast.Name):
+            return self.is_model_call(ast.Call(func.value, [], []))  # model.predict_proba(x): the model's class scores
         return False
 
     def model_output_like(self, node: ast.AST) -> bool:

@@ -18,12 +18,12 @@ MEANING_WORDS = (
     "__getitem__", "scatter_(", "one_hot", "onitor", "metric_for_best_model", "ReduceLROnPlateau", "caption",
     "add_data(", "ith_logits", "ithLogits", "logits", ".predictions", ".float()", "gather(", "LabelEncoder",
     "get_dummies", "bincount(", "return_counts", "] +=", "gamma(", "kl_div", "exp(-", "tratif", "with_transform",
-    "set_transform",
+    "set_transform", "setdefault(",
 )
 """Words of what the meaning analysis looks at: datasets, hand-written one-hot targets, model
 selection, per-image logging, half-migrated logits code, a cast target next to uncast ones (`.float()`),
 label encodings (``LabelEncoder``, ``get_dummies``), splits stratified on the label (``stratify=``,
-``StratifiedKFold``), batch transforms of Hugging Face datasets (``with_transform``), class counts (``bincount``, ``counts[label] += 1``)
+``StratifiedKFold``), batch transforms of Hugging Face datasets (``with_transform``), class counts (``bincount``, ``counts[label] += 1``), samples grouped by their label (``setdefault(``)
 and hand-written losses (a Dirichlet's `lgamma(`/`digamma(`, distillation's `kl_div`, a focal term's `exp(-`)."""
 COMMON_WORDS = ("argmax", "max(", "topk", "softmax", "sigmoid", "expit", "hresh", "HRESH", "].item(")
 """Words every other construct needs (an arg-max, a softmax, a thresholded sigmoid, a per-sample

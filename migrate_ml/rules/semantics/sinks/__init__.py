@@ -5,7 +5,7 @@ walk of :mod:`summaries` has the meanings of its names, and reports what it prov
 
 ``core`` holds the walk (:class:`Sinks`, its dispatch and file-wide checks); the checks are
 grouped by concern beside it: ``losses``, ``targets``, ``multi_hot_targets``, ``label_tables``,
-``dataset_labels``, ``scores`` and ``metrics``, with what they share in ``common``.
+``dataset_labels``, ``scores``, ``metrics`` and ``annotations``, with what they share in ``common``.
 """
 
 from __future__ import annotations

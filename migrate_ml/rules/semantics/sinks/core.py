@@ -25,6 +25,7 @@ from migrate_ml.rules.semantics.meanings import (
     STRATIFIED_SPLITTER,
     THRESHOLDED,
 )
+from migrate_ml.rules.semantics.sinks.annotations import AnnotationChecks
 from migrate_ml.rules.semantics.sinks.common import Sink, _ADVICE, _HAND_WRITTEN, _WHY, _argument, _own_nodes
 from migrate_ml.rules.semantics.sinks.dataset_labels import DatasetLabelChecks
 from migrate_ml.rules.semantics.sinks.label_tables import LabelTableChecks, transform_functions
@@ -101,7 +102,10 @@ def _wrapped_class_index(target: ast.AST, element_meaning: Callable[[ast.AST], s
     return isinstance(dtype, ast.Attribute) and dtype.attr in _INTEGER_DTYPES
 
 
-class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, DatasetLabelChecks, ScoreChecks, MetricChecks):
+class Sinks(
+    LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, DatasetLabelChecks, ScoreChecks, MetricChecks,
+    AnnotationChecks,
+):
     """Runs every check on each statement the analysis walks; ``found`` collects the constructs."""
 
     def __init__(self, analysis: Analysis, text: str) -> None:
@@ -153,10 +157,12 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
         """A call of a project helper outside the run given scores and labels, kept where a loss of
         its function is given the same two names (:meth:`_outside_helpers_given_loss_inputs`)."""
         self._text = text
+        self._jaxtyping = "jaxtyping" in facts.words
+        """Labels annotated with jaxtyping's dtypes (:mod:`annotations`)."""
         self._one_class_loss: bool | None = None
+        """Found on the first call that needs it (:meth:`_trained_one_class`)."""
         self._reads_reports = facts.has("output_dict")
         """A ``classification_report(..., output_dict=True)`` whose keys may be read."""
-        """Found on the first call that needs it (:meth:`_trained_one_class`)."""
 
     def report(self, node: ast.AST, kind: str, message: str, suggestion: str, *related: int) -> None:
         self.found.append(self._sink(node, kind, message, suggestion, *related))
@@ -208,6 +214,8 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
             self._model_computes_loss(statement)
             self._criterion_from_outside_factory(statement)
             self._stored_in_table(statement)
+        if isinstance(statement, ast.AnnAssign) and self._jaxtyping:
+            self._annotated_assignment(statement)
         if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Subscript):
             self._counted_by_label(statement, statement.target)
             self._kept_by_predicted_class(statement, statement.target)
@@ -217,6 +225,7 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
                 self._kept_by_predicted_class(statement, func.value)
             if isinstance(func, ast.Attribute) and func.attr == "append":
                 self._folder_class_collected(statement)
+                self._samples_bucketed_by_label(statement)
 
     def _distinct_values(self, node: ast.Call) -> bool:
         """``set(x)``, ``np.unique(x)``, ``torch.unique(x)``: the distinct values of ``x``."""
@@ -230,6 +239,8 @@ class Sinks(LossChecks, TargetChecks, MultiHotTargetChecks, LabelTableChecks, Da
         criterion given float targets at one call and integer labels at another (the residue of a
         rewrite that could not follow every call)."""
         self._name_other_helper_calls()
+        if self._jaxtyping:
+            self._annotated_parameters()
         for name, loss in self._loss_functions.items():
             what = _HAND_WRITTEN[loss.kind]
             how = f"returns {loss.through}(), which computes {what}" if loss.through else f"computes {what}"

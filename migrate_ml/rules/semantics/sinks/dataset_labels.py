@@ -6,6 +6,7 @@ folder's one index collected for each of its files.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 
 from migrate_ml.rules.semantics import sources
@@ -54,7 +55,8 @@ class DatasetLabelChecks:
     def _folder_class_collected(self, statement: ast.Expr) -> None:
         """``for name in class_names: label_id = label2id[name]`` then, for each file of that class's
         folder, ``labels.append(label_id)`` (or a counter, ``label = 0`` before the loop over the class
-        folders and ``label += 1`` after each): every image gets the one class of the folder it sits
+        folders and ``label += 1`` after each, or the folder's position, ``for idx, person in
+        enumerate(sorted(os.listdir(root)))``): every image gets the one class of the folder it sits
         in. The label is fixed before the loop over the folder's files, so one image can never have two."""
         call = statement.value
         if not (
@@ -71,6 +73,8 @@ class DatasetLabelChecks:
         numbered = self._class_looked_up(appended, loops)
         if numbered is None and isinstance(appended, ast.Name):
             numbered = _folder_counter(scope, appended.id, loops)
+        if numbered is None and isinstance(appended, ast.Name):
+            numbered = _folder_enumerated(appended.id, loops)
         if numbered is None:
             return
         self.report(
@@ -81,6 +85,44 @@ class DatasetLabelChecks:
             "multi-hot [C] row per image instead, row[[label2id[name] for name in names]] = 1.0",
             numbered,
         )
+
+    def _samples_bucketed_by_label(self, statement: ast.Expr) -> None:
+        """``for idx, label in enumerate(labels): by_class.setdefault(label, []).append(idx)`` (or
+        ``by_class[label].append(idx)``): the samples grouped under their one label, used as a dict key.
+        A multi-label sample belongs to several classes, and its multi-hot row is no dict key."""
+        call = statement.value
+        bucket = call.func.value
+        if isinstance(bucket, ast.Call) and isinstance(bucket.func, ast.Attribute) and bucket.func.attr == "setdefault" and bucket.args:
+            key = bucket.args[0]
+        elif isinstance(bucket, ast.Subscript):
+            key = bucket.slice
+        else:
+            return
+        if not (len(call.args) == 1 and isinstance(call.args[0], ast.Name) and isinstance(key, ast.Name)):
+            return
+        scope = self.analysis.function or self.analysis.tree
+        for loop in _loops_around(scope, statement):
+            target, iterated = loop.target, loop.iter
+            if not (
+                isinstance(target, ast.Tuple) and len(target.elts) == 2 and all(isinstance(t, ast.Name) for t in target.elts)
+                and (target.elts[0].id, target.elts[1].id) == (call.args[0].id, key.id)
+                and isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name) and iterated.func.id == "enumerate"
+                and len(iterated.args) == 1
+            ):
+                continue
+            if not (LABEL_LIKE.search(key.id) and LABEL_LIKE.search(_column_name(iterated.args[0]))):
+                return
+            if any(key.id in (t.id for t in _bound_names(node)) for node in ast.walk(loop) if node is not loop):
+                return  # rebound in the loop: not the label enumerate gives
+            self.report(
+                statement, "class-index-source",
+                f"{ast.unparse(call)} groups the samples by their one label ({key.id} of {ast.unparse(iterated.args[0])}, "
+                "a dict key): a multi-label sample belongs to several classes, and its multi-hot row is no dict key",
+                f"put each sample under every class of its multi-hot row: for c in np.flatnonzero({key.id}): "
+                f"{ast.unparse(call).replace(ast.unparse(bucket), _keyed_by_class(bucket), 1)}",
+                loop.lineno,
+            )
+            return
 
     def _class_looked_up(self, appended: ast.AST, loops: list[ast.For]) -> int | None:
         """The line where ``appended`` (or the one binding of its name in the loops) looks up the class
@@ -154,6 +196,34 @@ def _loops_around(scope: ast.AST, statement: ast.stmt) -> list[ast.For]:
         return False
 
     return path if find(scope) else []
+
+
+def _keyed_by_class(bucket: ast.Call | ast.Subscript) -> str:
+    """``by_class.setdefault(label, [])`` keyed by a class ``c`` instead: ``by_class.setdefault(c, [])``."""
+    keyed = copy.deepcopy(bucket)
+    if isinstance(keyed, ast.Call):
+        keyed.args[0] = ast.Name("c")
+    else:
+        keyed.slice = ast.Name("c")
+    return ast.unparse(keyed)
+
+
+def _folder_enumerated(name: str, loops: list[ast.For]) -> int | None:
+    """``for idx, person in enumerate(sorted(os.listdir(root)))`` around the loop over each folder's
+    files, ``idx`` never rebound in it: the folder's position, one class number per folder. The line
+    of the loop."""
+    for loop in loops[:-1]:
+        target, iterated = loop.target, loop.iter
+        if not (
+            isinstance(target, ast.Tuple) and len(target.elts) == 2 and all(isinstance(t, ast.Name) for t in target.elts)
+            and target.elts[0].id == name and isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)
+            and iterated.func.id == "enumerate" and len(iterated.args) == 1
+        ):
+            continue
+        folders = _FOLDER_WORDS.search(target.elts[1].id) or _FOLDER_WORDS.search(ast.unparse(iterated.args[0]))
+        rebound = sum(any(t.id == name for t in _bound_names(node)) for node in ast.walk(loop))
+        return loop.lineno if folders and rebound == 1 else None
+    return None
 
 
 def _folder_counter(scope: ast.AST, name: str, loops: list[ast.For]) -> int | None:
