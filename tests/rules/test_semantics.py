@@ -254,6 +254,17 @@ def test_segmentation_and_detection_models_losses_and_metrics_are_dense_predicti
     assert is_dense_prediction(_tree("l = nn.SmoothL1Loss()(bbox_out, bbox_t) + nn.CrossEntropyLoss()(conf_out, t)"))
 
 
+def test_a_project_segmentation_model_class_is_dense_prediction() -> None:
+    assert is_dense_prediction(_tree("model = DeeplabV3p(cfg.NUM_CLASSES, backbone='Xception')"))
+    assert is_dense_prediction(_tree("model = SemanticHighResolutionNet(config)"))
+    assert is_dense_prediction(_tree("net = UNet(n_channels=3, n_classes=4)"))
+    assert is_dense_prediction(_tree("net = AttU_Net(3, 4)"))
+    assert not is_dense_prediction(_tree("model = ResNet(BasicBlock, [2, 2, 2, 2])"))
+    assert not is_dense_prediction(_tree("model = fine_tune_net(backbone)"))
+    # a helper that segments the images a classifier is then trained on
+    assert not is_dense_prediction(_tree("images = segment_lungs(images)\nmasks = unet_mask(images)"))
+
+
 def test_per_class_iou_from_a_confusion_matrix_is_dense_prediction() -> None:
     assert is_dense_prediction(_tree("union = hist.sum(1) + hist.sum(0) - np.diag(hist)"))
     assert is_dense_prediction(_tree("u = cm.sum(axis=0) + cm.sum(axis=1) - torch.diag(cm)"))

@@ -113,6 +113,12 @@ _DENSE_MODELS = re.compile(
 )
 """Hugging Face's segmentation and detection models, torchvision's detection builders and box
 predictors: one class per pixel, mask or box."""
+_PROJECT_SEGMENTATION_MODELS = re.compile(
+    r"(?i)deeplab|pspnet|segnet|segformer|segmentation|^semantic|(?:^|_)(?:res|att|attention)?u_?net(?:\d|_|$|plus|pp)"
+)
+"""Segmentation architectures by the names projects give their own classes (``DeeplabV3p``,
+``UNet``, ``SemanticHighResolutionNet``; capitalised, so a helper such as ``segment_lungs()``
+run before a classifier does not count): one class per pixel."""
 _BOX_IOU_LOSSES = frozenset({"generalized_box_iou_loss", "complete_box_iou_loss", "distance_box_iou_loss"})
 _BOX_REGRESSION = frozenset({"SmoothL1Loss", "smooth_l1_loss"})
 _ANCHOR_WORDS = frozenset({"anchor", "anchors", "prior", "priors", "iou", "ious", "nms", "dbox", "dboxes"})
@@ -135,7 +141,12 @@ def is_dense_prediction(tree: ast.Module) -> bool:
     box_regression = False
     for node in nodes_of(tree, ast.Call):
         called = _name(node.func)
-        if _SEGMENTATION_MODELS.match(called) or _DENSE_MODELS.match(called) or called in _BOX_IOU_LOSSES or (
+        if (
+            _SEGMENTATION_MODELS.match(called)
+            or _DENSE_MODELS.match(called)
+            or (called[:1].isupper() and _PROJECT_SEGMENTATION_MODELS.search(called) is not None)
+            or called in _BOX_IOU_LOSSES
+        ) or (
             isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) and node.func.value.id in libraries
         ):
             return True  # its per-pixel cross-entropy and arg-max are the task
