@@ -11,6 +11,7 @@ from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import (
     already_multi_label,
     is_dense_prediction,
+    is_variational_autoencoder,
     is_one_output_binary,
     untrained_pretrained_model,
 )
@@ -252,6 +253,17 @@ def test_segmentation_and_detection_models_losses_and_metrics_are_dense_predicti
     assert is_dense_prediction(_tree("loss = F.smooth_l1_loss(loc_p, loc_t) + F.cross_entropy(c, t)\nm = match(priors)"))
     assert is_dense_prediction(_tree("from bbox import bboxIOU\nloss = nn.SmoothL1Loss()(a, b)"))
     assert is_dense_prediction(_tree("l = nn.SmoothL1Loss()(bbox_out, bbox_t) + nn.CrossEntropyLoss()(conf_out, t)"))
+
+
+def test_a_log_variance_exponentiated_with_no_class_axis_is_a_variational_autoencoder() -> None:
+    kl = "kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())"
+    assert is_variational_autoencoder(_tree(kl))
+    assert is_variational_autoencoder(_tree("std = torch.exp(0.5 * log_var)\nz = mu + eps * std"))
+    assert is_variational_autoencoder(_tree("std = (self.z_log_var.exp_()).mul(0.5)"))
+    # a classifier with a variance head, or a VAE's latent classified with cross-entropy
+    assert not is_variational_autoencoder(_tree(kl + "\nloss = F.cross_entropy(logits, y) + kld"))
+    assert not is_variational_autoencoder(_tree("w = torch.exp(scores)\npred = out.argmax(1)"))
+    assert not is_variational_autoencoder(_tree("scale = torch.exp(log_scale)"))
 
 
 def test_a_project_segmentation_model_class_is_dense_prediction() -> None:

@@ -45,6 +45,11 @@ Some files read like image classification but are not the migration's business:
   its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
   ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
   name its 0/1 prediction looks up are already what a per-label decision is.
+* **a variational autoencoder** (:func:`is_variational_autoencoder`): the file exponentiates a
+  log-variance (``logvar.exp()``, ``torch.exp(0.5 * log_var)``: the reparameterisation or the KL
+  term towards a standard normal) and has nothing of a class axis (no cross-entropy or NLL loss,
+  softmax, one-hot or arg-max). Its loss compares a reconstruction with the input; the labels of
+  the dataset it reads (``datasets.MNIST``) only title or colour its plots.
 * **already multi-label** (:func:`already_multi_label`, asked by the engine of the file as written,
   never of a rewrite, which reads the same once the rules ran): the file trains with a
   binary cross-entropy, decides by a thresholded sigmoid (``torch.sigmoid(output).ge(0.5)``,
@@ -274,6 +279,27 @@ def is_one_output_binary(tree: ast.Module) -> bool:
 def _called_names(tree: ast.Module) -> frozenset[str]:
     """The last name of every callee of the file (``c`` of ``a.b.c(...)``)."""
     return frozenset(_name(node.func) for node in nodes_of(tree, ast.Call))
+
+
+_LOG_VARIANCE = re.compile(r"(?i)^(?:z_)?log_?(?:var|variance|sigma2?|std)$")
+"""The names a VAE gives its log-variance (``logvar``, ``log_var``, ``z_log_var``)."""
+
+
+def is_variational_autoencoder(tree: ast.Module) -> bool:
+    """Whether the file trains a variational autoencoder rather than a classifier (module docstring)."""
+    if _called_names(tree) & _CLASS_AXIS:
+        return False
+    for node in nodes_of(tree, ast.Call):
+        if _name(node.func) not in ("exp", "exp_"):
+            continue
+        argument = node.func.value if isinstance(node.func, ast.Attribute) and not node.args else (
+            node.args[0] if node.args else None
+        )
+        if argument is not None and any(
+            _LOG_VARIANCE.match(_name(part)) for part in ast.walk(argument) if isinstance(part, (ast.Name, ast.Attribute))
+        ):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=8)
