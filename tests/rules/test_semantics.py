@@ -273,6 +273,8 @@ def test_a_project_segmentation_model_class_is_dense_prediction() -> None:
     assert is_dense_prediction(_tree("net = AttU_Net(3, 4)"))
     assert not is_dense_prediction(_tree("model = ResNet(BasicBlock, [2, 2, 2, 2])"))
     assert not is_dense_prediction(_tree("model = fine_tune_net(backbone)"))
+    # a module built for either task by its mode: its classification mode is still to migrate
+    assert not is_dense_prediction(_tree("model = Segmentation(params) if seg else Classification(params)"))
     # a helper that segments the images a classifier is then trained on
     assert not is_dense_prediction(_tree("images = segment_lungs(images)\nmasks = unet_mask(images)"))
 
