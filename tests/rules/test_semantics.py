@@ -269,8 +269,9 @@ def test_a_log_variance_exponentiated_with_no_class_axis_is_a_variational_autoen
 def test_a_project_segmentation_model_class_is_dense_prediction() -> None:
     assert is_dense_prediction(_tree("model = DeeplabV3p(cfg.NUM_CLASSES, backbone='Xception')"))
     assert is_dense_prediction(_tree("model = SemanticHighResolutionNet(config)"))
-    assert is_dense_prediction(_tree("net = UNet(n_channels=3, n_classes=4)"))
-    assert is_dense_prediction(_tree("net = AttU_Net(3, 4)"))
+    assert is_dense_prediction(_tree("net = PSPNet(n_classes=4)"))
+    # a U-Net may be a diffusion model's denoiser beside a classifier
+    assert not is_dense_prediction(_tree("denoiser = UNet(in_channels=1, out_channels=1)"))
     assert not is_dense_prediction(_tree("model = ResNet(BasicBlock, [2, 2, 2, 2])"))
     assert not is_dense_prediction(_tree("model = fine_tune_net(backbone)"))
     # a module built for either task by its mode: its classification mode is still to migrate

@@ -4,8 +4,8 @@ Some files read like image classification but are not the migration's business:
 
 * **dense prediction** (segmentation): the file builds a segmentation model (torchvision's
   ``deeplabv3_*``/``fcn_*``/``lraspp_*`` and their heads, a ``segmentation_models_pytorch`` model),
-  or a model class of the project named for a segmentation architecture (``DeeplabV3p``, ``UNet``,
-  ``SemanticHighResolutionNet``; a module named only ``Segmentation`` may hold a classification mode too),
+  or a model class of the project named for a segmentation architecture (``DeeplabV3p``, ``PSPNet``,
+  ``SemanticHighResolutionNet``; not a U-Net, which diffusion models use too; a module named only ``Segmentation`` may hold a classification mode too),
   or its targets are masks with spatial dimensions, and the file proves it by moving a one-hot
   encoding's class axis from last to second, ``F.one_hot(masks, C).permute(0, 3, 1, 2)``
   (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
@@ -120,12 +120,11 @@ _DENSE_MODELS = re.compile(
 )
 """Hugging Face's segmentation and detection models, torchvision's detection builders and box
 predictors: one class per pixel, mask or box."""
-_PROJECT_SEGMENTATION_MODELS = re.compile(
-    r"(?i)deeplab|pspnet|segnet|segformer|^semantic|(?:^|_)(?:res|att|attention)?u_?net(?:\d|_|$|plus|pp)"
-)
+_PROJECT_SEGMENTATION_MODELS = re.compile(r"(?i)deeplab|pspnet|segnet|segformer|^semantic")
 """Segmentation architectures by the names projects give their own classes (``DeeplabV3p``,
-``UNet``, ``SemanticHighResolutionNet``; capitalised, so a helper such as ``segment_lungs()``
-run before a classifier does not count): one class per pixel."""
+``PSPNet``, ``SemanticHighResolutionNet``; capitalised, so a helper such as ``segment_lungs()``
+run before a classifier does not count): one class per pixel. Not a U-Net: diffusion models
+beside a classifier are built on one too."""
 _BOX_IOU_LOSSES = frozenset({"generalized_box_iou_loss", "complete_box_iou_loss", "distance_box_iou_loss"})
 _BOX_REGRESSION = frozenset({"SmoothL1Loss", "smooth_l1_loss"})
 _ANCHOR_WORDS = frozenset({"anchor", "anchors", "prior", "priors", "iou", "ious", "nms", "dbox", "dboxes"})
