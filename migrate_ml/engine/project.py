@@ -50,7 +50,7 @@ from migrate_ml.rules.semantics.predictions import is_model_callee
 from migrate_ml.rules.semantics.residue import reported_helpers
 from migrate_ml.rules.semantics.sequences import is_token_model
 from migrate_ml.rules.semantics.summaries import Analysis
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary
+from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, is_variational_autoencoder
 from migrate_ml.rules._project import CriterionSource, FileFacts, HandOver, ParameterFact, facts_in_effect
 from migrate_ml.rules.semantics.tables import CLASS_INDEX_DATASETS, INDEX_DATASET_CALLS
 
@@ -825,7 +825,7 @@ class _Project:
         tree = self._tree(full)
         if tree is None:
             return
-        if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
+        if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree) or is_variational_autoencoder(tree):
             return  # no rule converts its criteria: it hands the run no BCE to cast for
         names = _ImportedNames(self, full, tree)
         if not names.modules and not names.functions:

@@ -38,7 +38,12 @@ from migrate_ml.rules._project import FileFacts, facts_in_effect, original_text_
 from migrate_ml.rules.semantics.residue import find_single_label
 from migrate_ml.rules.ml100_still_single_label import StillSingleLabelRule
 from migrate_ml.rules.semantics.sequences import is_token_model
-from migrate_ml.rules.semantics.tasks import already_multi_label, is_dense_prediction, is_one_output_binary
+from migrate_ml.rules.semantics.tasks import (
+    already_multi_label,
+    is_dense_prediction,
+    is_one_output_binary,
+    is_variational_autoencoder,
+)
 
 MAX_PASSES = 4
 """Fix passes per file. One is the norm; more only when a fix uncovers another."""
@@ -905,7 +910,11 @@ def _tree_filter(rules: list[type[Rule]], text: str, whole_file: bool = True) ->
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rules  # LibCST will report the problem with its position
     if whole_file and (
-        is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree) or already_multi_label(tree)
+        is_dense_prediction(tree)
+        or is_token_model(tree)
+        or is_one_output_binary(tree)
+        or is_variational_autoencoder(tree)
+        or already_multi_label(tree)
     ):
         return []
     code = _without_documentation(text, tree)

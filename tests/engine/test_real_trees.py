@@ -106,7 +106,9 @@ EVERY_RULE_SAMPLE = [
 ]
 
 
-_WHOLE_FILE_KINDS = ("is_dense_prediction", "is_token_model", "is_one_output_binary", "already_multi_label")
+_WHOLE_FILE_KINDS = (
+    "is_dense_prediction", "is_token_model", "is_one_output_binary", "is_variational_autoencoder", "already_multi_label"
+)
 """The engine's whole-file exits (a detector's ``roi_heads.py`` is dense prediction): off too, so that
 every rule still runs on the sample."""
 

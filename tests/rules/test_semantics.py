@@ -11,6 +11,7 @@ from migrate_ml.rules.semantics.summaries import Analysis
 from migrate_ml.rules.semantics.tasks import (
     already_multi_label,
     is_dense_prediction,
+    is_variational_autoencoder,
     is_one_output_binary,
     untrained_pretrained_model,
 )
@@ -252,6 +253,31 @@ def test_segmentation_and_detection_models_losses_and_metrics_are_dense_predicti
     assert is_dense_prediction(_tree("loss = F.smooth_l1_loss(loc_p, loc_t) + F.cross_entropy(c, t)\nm = match(priors)"))
     assert is_dense_prediction(_tree("from bbox import bboxIOU\nloss = nn.SmoothL1Loss()(a, b)"))
     assert is_dense_prediction(_tree("l = nn.SmoothL1Loss()(bbox_out, bbox_t) + nn.CrossEntropyLoss()(conf_out, t)"))
+
+
+def test_a_log_variance_exponentiated_with_no_class_axis_is_a_variational_autoencoder() -> None:
+    kl = "kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())"
+    assert is_variational_autoencoder(_tree(kl))
+    assert is_variational_autoencoder(_tree("std = torch.exp(0.5 * log_var)\nz = mu + eps * std"))
+    assert is_variational_autoencoder(_tree("std = (self.z_log_var.exp_()).mul(0.5)"))
+    # a classifier with a variance head, or a VAE's latent classified with cross-entropy
+    assert not is_variational_autoencoder(_tree(kl + "\nloss = F.cross_entropy(logits, y) + kld"))
+    assert not is_variational_autoencoder(_tree("w = torch.exp(scores)\npred = out.argmax(1)"))
+    assert not is_variational_autoencoder(_tree("scale = torch.exp(log_scale)"))
+
+
+def test_a_project_segmentation_model_class_is_dense_prediction() -> None:
+    assert is_dense_prediction(_tree("model = DeeplabV3p(cfg.NUM_CLASSES, backbone='Xception')"))
+    assert is_dense_prediction(_tree("model = SemanticHighResolutionNet(config)"))
+    assert is_dense_prediction(_tree("net = PSPNet(n_classes=4)"))
+    # a U-Net may be a diffusion model's denoiser beside a classifier
+    assert not is_dense_prediction(_tree("denoiser = UNet(in_channels=1, out_channels=1)"))
+    assert not is_dense_prediction(_tree("model = ResNet(BasicBlock, [2, 2, 2, 2])"))
+    assert not is_dense_prediction(_tree("model = fine_tune_net(backbone)"))
+    # a module built for either task by its mode: its classification mode is still to migrate
+    assert not is_dense_prediction(_tree("model = Segmentation(params) if seg else Classification(params)"))
+    # a helper that segments the images a classifier is then trained on
+    assert not is_dense_prediction(_tree("images = segment_lungs(images)\nmasks = unet_mask(images)"))
 
 
 def test_per_class_iou_from_a_confusion_matrix_is_dense_prediction() -> None:

@@ -501,6 +501,30 @@ class PredictionUses:
         self._collapsed_targets.extend(s for s in sources if all(s is not known for known in self._collapsed_targets))
         return "the labels it is compared with are one class index per sample (an arg-max over the targets)"
 
+    def _class_loop_index(self, other: cst.BaseExpression) -> bool:
+        """``for i in range(num_classes): (preds == i)``: the name runs over the classes, so the
+        comparison picks one class's samples, not the samples whose prediction matches their label."""
+        if not isinstance(other, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, other, None)
+        if scope is None:
+            return False
+        for access in scope.accesses[other.value]:
+            if access.node is not other or not access.referents:
+                continue
+            for referent in access.referents:
+                loop = self.get_metadata(ParentNodeProvider, getattr(referent, "node", None), None)
+                if not (
+                    isinstance(loop, cst.For)
+                    and loop.target is referent.node
+                    and isinstance(loop.iter, cst.Call)
+                    and isinstance(loop.iter.func, cst.Name)
+                    and loop.iter.func.value == "range"
+                ):
+                    return False
+            return True
+        return False
+
     def _use_of(self, prediction: cst.CSTNode) -> Comparison | str | None:
         parent = self.get_metadata(ParentNodeProvider, prediction, None)
         if self._iterated(prediction):
@@ -523,7 +547,7 @@ class PredictionUses:
         ):
             left = parent.left is prediction
             other = parent.comparisons[0].comparator if left else parent.left
-            if isinstance(other, LITERALS):
+            if isinstance(other, LITERALS) or self._class_loop_index(other):
                 return "it is compared with a class index"
             negated = isinstance(parent.comparisons[0].operator, cst.NotEqual)
             return Comparison(parent, "right" if left else "left", negated=negated)

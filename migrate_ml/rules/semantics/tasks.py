@@ -4,6 +4,8 @@ Some files read like image classification but are not the migration's business:
 
 * **dense prediction** (segmentation): the file builds a segmentation model (torchvision's
   ``deeplabv3_*``/``fcn_*``/``lraspp_*`` and their heads, a ``segmentation_models_pytorch`` model),
+  or a model class of the project named for a segmentation architecture (``DeeplabV3p``, ``PSPNet``,
+  ``SemanticHighResolutionNet``; not a U-Net, which diffusion models use too; a module named only ``Segmentation`` may hold a classification mode too),
   or its targets are masks with spatial dimensions, and the file proves it by moving a one-hot
   encoding's class axis from last to second, ``F.one_hot(masks, C).permute(0, 3, 1, 2)``
   (``[B, H, W, C]`` to ``[B, C, H, W]``, or the 3-D ``(0, 4, 1, 2, 3)``, or ``.movedim(-1, 1)``). One-hot class indices of images are ``[B, C]``: no permutation of four or
@@ -45,6 +47,11 @@ Some files read like image classification but are not the migration's business:
   its 0/1 target column is no class index. Its test script, with no loss, shows the one output by
   ``torch.sigmoid(output).item()`` (one number per image); its 2 x 2 confusion matrix and the class
   name its 0/1 prediction looks up are already what a per-label decision is.
+* **a variational autoencoder** (:func:`is_variational_autoencoder`): the file exponentiates a
+  log-variance (``logvar.exp()``, ``torch.exp(0.5 * log_var)``: the reparameterisation or the KL
+  term towards a standard normal) and has nothing of a class axis (no cross-entropy or NLL loss,
+  softmax, one-hot or arg-max). Its loss compares a reconstruction with the input; the labels of
+  the dataset it reads (``datasets.MNIST``) only title or colour its plots.
 * **already multi-label** (:func:`already_multi_label`, asked by the engine of the file as written,
   never of a rewrite, which reads the same once the rules ran): the file trains with a
   binary cross-entropy, decides by a thresholded sigmoid (``torch.sigmoid(output).ge(0.5)``,
@@ -113,6 +120,11 @@ _DENSE_MODELS = re.compile(
 )
 """Hugging Face's segmentation and detection models, torchvision's detection builders and box
 predictors: one class per pixel, mask or box."""
+_PROJECT_SEGMENTATION_MODELS = re.compile(r"(?i)deeplab|pspnet|segnet|segformer|^semantic")
+"""Segmentation architectures by the names projects give their own classes (``DeeplabV3p``,
+``PSPNet``, ``SemanticHighResolutionNet``; capitalised, so a helper such as ``segment_lungs()``
+run before a classifier does not count): one class per pixel. Not a U-Net: diffusion models
+beside a classifier are built on one too."""
 _BOX_IOU_LOSSES = frozenset({"generalized_box_iou_loss", "complete_box_iou_loss", "distance_box_iou_loss"})
 _BOX_REGRESSION = frozenset({"SmoothL1Loss", "smooth_l1_loss"})
 _ANCHOR_WORDS = frozenset({"anchor", "anchors", "prior", "priors", "iou", "ious", "nms", "dbox", "dboxes"})
@@ -135,7 +147,12 @@ def is_dense_prediction(tree: ast.Module) -> bool:
     box_regression = False
     for node in nodes_of(tree, ast.Call):
         called = _name(node.func)
-        if _SEGMENTATION_MODELS.match(called) or _DENSE_MODELS.match(called) or called in _BOX_IOU_LOSSES or (
+        if (
+            _SEGMENTATION_MODELS.match(called)
+            or _DENSE_MODELS.match(called)
+            or (called[:1].isupper() and _PROJECT_SEGMENTATION_MODELS.search(called) is not None)
+            or called in _BOX_IOU_LOSSES
+        ) or (
             isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) and node.func.value.id in libraries
         ):
             return True  # its per-pixel cross-entropy and arg-max are the task
@@ -263,6 +280,27 @@ def is_one_output_binary(tree: ast.Module) -> bool:
 def _called_names(tree: ast.Module) -> frozenset[str]:
     """The last name of every callee of the file (``c`` of ``a.b.c(...)``)."""
     return frozenset(_name(node.func) for node in nodes_of(tree, ast.Call))
+
+
+_LOG_VARIANCE = re.compile(r"(?i)^(?:z_)?log_?(?:var|variance|sigma2?|std)$")
+"""The names a VAE gives its log-variance (``logvar``, ``log_var``, ``z_log_var``)."""
+
+
+def is_variational_autoencoder(tree: ast.Module) -> bool:
+    """Whether the file trains a variational autoencoder rather than a classifier (module docstring)."""
+    if _called_names(tree) & _CLASS_AXIS:
+        return False
+    for node in nodes_of(tree, ast.Call):
+        if _name(node.func) not in ("exp", "exp_"):
+            continue
+        argument = node.func.value if isinstance(node.func, ast.Attribute) and not node.args else (
+            node.args[0] if node.args else None
+        )
+        if argument is not None and any(
+            _LOG_VARIANCE.match(_name(part)) for part in ast.walk(argument) if isinstance(part, (ast.Name, ast.Attribute))
+        ):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=8)

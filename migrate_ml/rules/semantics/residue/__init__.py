@@ -53,7 +53,12 @@ from migrate_ml.rules.semantics.residue.prefilters import (
     names_a_single_label_api,
 )
 from migrate_ml.rules.semantics.sequences import in_spans, is_token_model, sequence_spans
-from migrate_ml.rules.semantics.tasks import is_dense_prediction, is_one_output_binary, untrained_pretrained_model
+from migrate_ml.rules.semantics.tasks import (
+    is_dense_prediction,
+    is_one_output_binary,
+    is_variational_autoencoder,
+    untrained_pretrained_model,
+)
 
 if TYPE_CHECKING:
     import libcst
@@ -88,8 +93,8 @@ def find_single_label(module: libcst.Module | str) -> list[SingleLabelConstruct]
         return []
     if is_model_code_only(text) and not model_may_end_in(tree, "softmax", "Softmax"):
         return []  # the one construct model code can hold cannot be there: skip the full walk
-    if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree):
-        return []  # one class per pixel or per token, or one [B, 1] decision, is the task itself
+    if is_dense_prediction(tree) or is_token_model(tree) or is_one_output_binary(tree) or is_variational_autoencoder(tree):
+        return []  # one class per pixel or per token, one [B, 1] decision or a reconstruction is the task itself
     detector = _Detector(text, tree)
     found = detector.run()
     if detector.helper_inputs:

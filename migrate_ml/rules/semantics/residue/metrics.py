@@ -89,6 +89,17 @@ class MetricChecks:
                 tuple(index_lines),
             )
             return
+        if index_lines and self._runs_over_classes(node, operands):
+            self._report(
+                node,
+                "argmax-compared",
+                "the arg-max (one class per image) is compared with each class of a loop over the classes "
+                "(pred == i): the samples predicted as that one class",
+                "threshold sigmoid probabilities (p > THRESHOLD) and take the class's column: preds[:, i] "
+                "(and labels[:, i] for the multi-hot labels)",
+                tuple(index_lines),
+            )
+            return
         if index_lines:
             self._note_index_labels(operands, values, node.lineno)
             self._report(
@@ -122,6 +133,23 @@ class MetricChecks:
                 "reduce per image first: (preds == labels.bool()).all(dim=1) for exact match, or report F1/mAP/Hamming loss",
                 tuple(multi_hot_lines),
             )
+
+    def _runs_over_classes(self, node: ast.AST, operands: list[ast.AST]) -> bool:
+        """An operand that is the variable of an enclosing ``for i in range(...)``: one class at a time."""
+        names = {operand.id for operand in operands if isinstance(operand, ast.Name)}
+        above = self.parents.get(node)
+        while above is not None and names:
+            if (
+                isinstance(above, ast.For)
+                and isinstance(above.target, ast.Name)
+                and above.target.id in names
+                and isinstance(above.iter, ast.Call)
+                and isinstance(above.iter.func, ast.Name)
+                and above.iter.func.id == "range"
+            ):
+                return True
+            above = self.parents.get(above)
+        return False
 
     def _check_class_branches(self, node: ast.AST, values: list[tuple[object, int]]) -> None:
         """``if pred_idx[0] == 0: ... elif pred_idx[0] == 4: ...``: the predicted class index is
