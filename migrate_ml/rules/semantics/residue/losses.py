@@ -172,8 +172,7 @@ class LossChecks:
         """``create_criterion(args.criterion)`` with ``--criterion`` defaulting to ``"cross_entropy"``:
         the factory (of this file or another of the run) builds the loss the option names, a
         single-label one whenever the option is not given. Reported at the default."""
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        name = _name_of(node)
         if not (_CRITERION_FACTORY.search(name) and len(node.args) == 1):
             return
         key = _config_key(node.args[0])
